@@ -1,0 +1,832 @@
+/*
+ * batch.c — the record batch codec: Kafka's RecordBatch v2 (see batch.h, DESIGN §3).
+ *
+ * Bytes: a 61-byte big-endian header (layout in batch.h), then the records
+ * section. Uncompressed, it is records_count records back to back, each
+ *
+ *   length varint | attributes i8 | timestamp_delta varlong | offset_delta varint |
+ *   key_len varint (-1 null) | key | value_len varint (-1 null) | value |
+ *   header_count varint | headers[]: name_len varint | name | value_len varint (-1 null) | value
+ *
+ * where every varint is zigzag-encoded little-endian base-128 (at most 5 bytes for
+ * 32 bits, 10 for 64) and length counts the bytes after itself. With codec zstd
+ * the whole section is exactly one zstd frame of those bytes.
+ *
+ * Invariants kept here:
+ *  1. Nothing reads a byte before checking it lies inside the buffer: every
+ *     length is compared with the bytes left before it is used, and a record's
+ *     fields are read inside [record, record + length) only.
+ *  2. rn_batch_check reads the header and hashes once; it never walks records,
+ *     so the broker's produce path and recovery cost one CRC pass per batch.
+ *  3. Decompression never allocates more than max_uncompressed (+1 byte for the
+ *     streaming case): a frame's declared content size is checked before malloc.
+ *  4. The builder writes records straight into one buffer that grows
+ *     geometrically, with the header's 61 bytes reserved in front; finishing an
+ *     uncompressed batch hands that buffer over without copying it.
+ *  5. The CRC covers bytes 21..end, so rn_batch_stamp never re-hashes.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <isa-l/crc.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "protocol/batch.h"
+#include "protocol/errors.h"
+
+/* The smallest batch_length: a header and nothing else. */
+#define MIN_BATCH_LENGTH (RN_BATCH_HEADER_LEN - RN_BATCH_LOG_OVERHEAD)
+/* The smallest record body: attributes and five one-byte varints. */
+#define MIN_RECORD_BODY 6
+/* The smallest record: its length varint and the body. */
+#define MIN_RECORD_LEN (1 + MIN_RECORD_BODY)
+/* The smallest record header: name_len and value_len, one byte each. */
+#define MIN_HEADER_LEN           2
+#define DEFAULT_MAX_UNCOMPRESSED ((size_t)64 << 20)
+/* A whole batch stays within what batch_length and message.max.bytes can say. */
+#define MAX_BATCH_SIZE  ((size_t)INT32_MAX)
+#define BUILDER_MIN_CAP 4096
+/* ISA-L takes an int length: hash larger buffers in pieces. */
+#define CRC_CHUNK ((size_t)1 << 30)
+
+/* ---- Big-endian fields ------------------------------------------------- */
+
+static inline uint16_t get_be16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return be16toh(v);
+}
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return be32toh(v);
+}
+
+static inline uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return be64toh(v);
+}
+
+static inline void put_be16(uint8_t *p, uint16_t v)
+{
+    v = htobe16(v);
+    memcpy(p, &v, 2);
+}
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    v = htobe32(v);
+    memcpy(p, &v, 4);
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+    v = htobe64(v);
+    memcpy(p, &v, 8);
+}
+
+/* ---- Zigzag varints ---------------------------------------------------- */
+
+static inline uint32_t zigzag32(int32_t v)
+{
+    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
+}
+
+static inline uint64_t zigzag64(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline size_t uvarint_size(uint64_t v)
+{
+    return v ? (size_t)(64 - __builtin_clzll(v) + 6) / 7 : 1;
+}
+
+static inline uint8_t *put_uvarint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Read a zigzag varint of at most 5 bytes from [*pp, end). A sixth byte, bits
+ * beyond 32 in the fifth, or running into end are -RN_E_BATCH_BAD_VARINT. */
+static inline int get_varint(const uint8_t **pp, const uint8_t *end, int32_t *out)
+{
+    const uint8_t *p = *pp;
+    uint32_t v = 0;
+    for (int i = 0; i < 5; i++) {
+        if (p >= end)
+            return -RN_E_BATCH_BAD_VARINT;
+        uint8_t b = *p++;
+        if (i == 4 && b > 0x0f)
+            return -RN_E_BATCH_BAD_VARINT;
+        v |= (uint32_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = (int32_t)((v >> 1) ^ -(v & 1));
+            *pp = p;
+            return 0;
+        }
+    }
+    return -RN_E_BATCH_BAD_VARINT; /* not reached: the fifth byte has no continuation bit */
+}
+
+/* The same for a varlong of at most 10 bytes. */
+static inline int get_varlong(const uint8_t **pp, const uint8_t *end, int64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t v = 0;
+    for (int i = 0; i < 10; i++) {
+        if (p >= end)
+            return -RN_E_BATCH_BAD_VARINT;
+        uint8_t b = *p++;
+        if (i == 9 && b > 0x01)
+            return -RN_E_BATCH_BAD_VARINT;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = (int64_t)((v >> 1) ^ -(v & 1));
+            *pp = p;
+            return 0;
+        }
+    }
+    return -RN_E_BATCH_BAD_VARINT;
+}
+
+/* Read a nullable byte string (varint length, -1 = null) from [*pp, end). */
+static inline int get_bytes(const uint8_t **pp, const uint8_t *end, const uint8_t **data,
+                            int32_t *len)
+{
+    int32_t n;
+    int rc = get_varint(pp, end, &n);
+    if (rc)
+        return rc;
+    if (n < -1 || n > end - *pp)
+        return -RN_E_BATCH_BAD_RECORD;
+    *len = n;
+    if (n < 0) {
+        *data = NULL;
+    } else {
+        *data = *pp;
+        *pp += n;
+    }
+    return 0;
+}
+
+/* ---- CRC ----------------------------------------------------------------- */
+
+uint32_t rn_crc32c(const void *buf, size_t len)
+{
+    /* crc32_iscsi neither inverts its seed nor its result, so the running value
+     * chains from one piece to the next. */
+    const unsigned char *p = buf;
+    uint32_t crc = 0xFFFFFFFF;
+    while (len > 0) {
+        size_t n = len < CRC_CHUNK ? len : CRC_CHUNK;
+        crc = crc32_iscsi((unsigned char *)p, (int)n, crc);
+        p += n;
+        len -= n;
+    }
+    return crc ^ 0xFFFFFFFF;
+}
+
+/* ---- Header ------------------------------------------------------------ */
+
+static void decode_header(const uint8_t *p, rn_batch_header *h)
+{
+    h->base_offset = (int64_t)get_be64(p + RN_BATCH_OFF_BASE_OFFSET);
+    h->batch_length = (int32_t)get_be32(p + RN_BATCH_OFF_LENGTH);
+    h->partition_leader_epoch = (int32_t)get_be32(p + RN_BATCH_OFF_LEADER_EPOCH);
+    h->magic = (int8_t)p[RN_BATCH_OFF_MAGIC];
+    h->crc = get_be32(p + RN_BATCH_OFF_CRC);
+    h->attributes = (int16_t)get_be16(p + RN_BATCH_OFF_ATTRIBUTES);
+    h->last_offset_delta = (int32_t)get_be32(p + RN_BATCH_OFF_LAST_OFFSET_DELTA);
+    h->base_timestamp = (int64_t)get_be64(p + RN_BATCH_OFF_BASE_TIMESTAMP);
+    h->max_timestamp = (int64_t)get_be64(p + RN_BATCH_OFF_MAX_TIMESTAMP);
+    h->producer_id = (int64_t)get_be64(p + RN_BATCH_OFF_PRODUCER_ID);
+    h->producer_epoch = (int16_t)get_be16(p + RN_BATCH_OFF_PRODUCER_EPOCH);
+    h->base_sequence = (int32_t)get_be32(p + RN_BATCH_OFF_BASE_SEQUENCE);
+    h->records_count = (int32_t)get_be32(p + RN_BATCH_OFF_RECORDS_COUNT);
+}
+
+/* Everything but the CRC goes in; the CRC is computed over the result. */
+static void encode_header(uint8_t *p, const rn_batch_header *h)
+{
+    put_be64(p + RN_BATCH_OFF_BASE_OFFSET, (uint64_t)h->base_offset);
+    put_be32(p + RN_BATCH_OFF_LENGTH, (uint32_t)h->batch_length);
+    put_be32(p + RN_BATCH_OFF_LEADER_EPOCH, (uint32_t)h->partition_leader_epoch);
+    p[RN_BATCH_OFF_MAGIC] = (uint8_t)h->magic;
+    put_be16(p + RN_BATCH_OFF_ATTRIBUTES, (uint16_t)h->attributes);
+    put_be32(p + RN_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)h->last_offset_delta);
+    put_be64(p + RN_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)h->base_timestamp);
+    put_be64(p + RN_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)h->max_timestamp);
+    put_be64(p + RN_BATCH_OFF_PRODUCER_ID, (uint64_t)h->producer_id);
+    put_be16(p + RN_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)h->producer_epoch);
+    put_be32(p + RN_BATCH_OFF_BASE_SEQUENCE, (uint32_t)h->base_sequence);
+    put_be32(p + RN_BATCH_OFF_RECORDS_COUNT, (uint32_t)h->records_count);
+    size_t size = rn_batch_size(h);
+    put_be32(p + RN_BATCH_OFF_CRC, rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START));
+}
+
+int rn_batch_peek(const void *buf, size_t len, size_t max_len, rn_batch_header *h)
+{
+    if (len < RN_BATCH_HEADER_LEN)
+        return -RN_E_BATCH_TRUNCATED;
+    rn_batch_header hh;
+    decode_header(buf, &hh);
+    if (hh.magic != RN_BATCH_MAGIC)
+        return -RN_E_BATCH_BAD_MAGIC;
+    if (hh.batch_length < MIN_BATCH_LENGTH)
+        return -RN_E_BATCH_BAD_LENGTH;
+    if (max_len == 0)
+        max_len = MAX_BATCH_SIZE;
+    if (rn_batch_size(&hh) > max_len)
+        return -RN_E_MESSAGE_TOO_LARGE;
+    if (h)
+        *h = hh;
+    return 0;
+}
+
+/* The field rules rn_batch_check applies once the CRC matched. */
+static int check_fields(const rn_batch_header *h)
+{
+    uint16_t attr = (uint16_t)h->attributes;
+    int codec = attr & RN_BATCH_CODEC_MASK;
+    if ((attr & ~RN_BATCH_ATTR_KNOWN) ||
+        (codec != RN_BATCH_CODEC_NONE && codec != RN_BATCH_CODEC_ZSTD))
+        return -RN_E_BATCH_BAD_ATTRIBUTES;
+    bool control = attr & RN_BATCH_ATTR_CONTROL;
+    if (control && !(attr & RN_BATCH_ATTR_TRANSACTIONAL))
+        return -RN_E_BATCH_BAD_ATTRIBUTES;
+
+    /* Offsets: records_count of them, strictly increasing within
+     * [0, last_offset_delta] (equal to count - 1 unless compacted), and each
+     * record takes at least MIN_RECORD_LEN bytes when stored uncompressed. */
+    if (h->records_count < 1 || h->last_offset_delta < h->records_count - 1)
+        return -RN_E_BATCH_BAD_COUNT;
+    if (codec == RN_BATCH_CODEC_NONE && (uint64_t)h->records_count * MIN_RECORD_LEN >
+                                            (uint64_t)(h->batch_length - MIN_BATCH_LENGTH))
+        return -RN_E_BATCH_BAD_COUNT;
+
+    /* Timestamps: -1 means none. With LogAppendTime the broker's clock set
+     * max_timestamp, which need not be after the producer's base. */
+    if (h->base_timestamp < -1 || h->max_timestamp < -1)
+        return -RN_E_BATCH_BAD_TIMESTAMP;
+    if (attr & RN_BATCH_ATTR_LOG_APPEND_TIME) {
+        if (h->max_timestamp < 0)
+            return -RN_E_BATCH_BAD_TIMESTAMP;
+    } else if (h->base_timestamp == -1 ? h->max_timestamp != -1
+                                       : h->max_timestamp < h->base_timestamp) {
+        return -RN_E_BATCH_BAD_TIMESTAMP;
+    }
+
+    /* Producer: all -1 (not idempotent) or all set; a transaction marker
+     * (control batch) carries no sequence. */
+    if (h->producer_id == -1) {
+        if (h->producer_epoch != -1 || h->base_sequence != -1 ||
+            (attr & RN_BATCH_ATTR_TRANSACTIONAL))
+            return -RN_E_BATCH_BAD_PRODUCER;
+    } else if (h->producer_id < 0 || h->producer_epoch < 0 ||
+               (h->base_sequence < 0 && !(control && h->base_sequence == -1))) {
+        return -RN_E_BATCH_BAD_PRODUCER;
+    }
+    return 0;
+}
+
+int rn_batch_check(const void *buf, size_t len, size_t max_len, rn_batch_header *h)
+{
+    rn_batch_header hh;
+    int rc = rn_batch_peek(buf, len, max_len, &hh);
+    if (rc)
+        return rc;
+    size_t size = rn_batch_size(&hh);
+    if (len < size)
+        return -RN_E_BATCH_TRUNCATED;
+    /* The CRC first: a flipped bit is corruption, not a malformed field. */
+    const uint8_t *p = buf;
+    if (rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START) != hh.crc)
+        return -RN_E_BATCH_BAD_CRC;
+    rc = check_fields(&hh);
+    if (rc)
+        return rc;
+    if (h)
+        *h = hh;
+    return 0;
+}
+
+void rn_batch_stamp(void *buf, int64_t base_offset, int32_t partition_leader_epoch)
+{
+    uint8_t *p = buf;
+    put_be64(p + RN_BATCH_OFF_BASE_OFFSET, (uint64_t)base_offset);
+    put_be32(p + RN_BATCH_OFF_LEADER_EPOCH, (uint32_t)partition_leader_epoch);
+}
+
+/* ---- zstd ---------------------------------------------------------------- */
+
+/* Decompress a frame of unknown content size, growing the output up to one
+ * byte past max_out so that "exactly max_out" and "more" can be told apart. */
+static int decompress_stream(const uint8_t *src, size_t src_len, size_t max_out, uint8_t **out,
+                             size_t *out_len)
+{
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    if (!d)
+        return -ENOMEM;
+    /* Bound the window buffer zstd allocates by the output we accept. */
+    int wlog = 10;
+    while (wlog < 31 && ((size_t)1 << wlog) < max_out)
+        wlog++;
+    ZSTD_bounds wb = ZSTD_dParam_getBounds(ZSTD_d_windowLogMax);
+    if (wlog < wb.lowerBound)
+        wlog = wb.lowerBound;
+    if (wlog > wb.upperBound)
+        wlog = wb.upperBound;
+    ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, wlog);
+
+    size_t limit = max_out + 1;
+    size_t cap = src_len < limit / 4 ? src_len * 4 : limit;
+    if (cap < 4096)
+        cap = limit < 4096 ? limit : 4096;
+    int rc = -ENOMEM;
+    uint8_t *dst = malloc(cap);
+    if (!dst)
+        goto fail;
+    ZSTD_inBuffer in = {src, src_len, 0};
+    ZSTD_outBuffer o = {dst, cap, 0};
+    for (;;) {
+        size_t r = ZSTD_decompressStream(d, &o, &in);
+        if (ZSTD_isError(r)) {
+            rc = ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? -ENOMEM
+                                                                      : -RN_E_BATCH_BAD_COMPRESSION;
+            goto fail;
+        }
+        if (r == 0)
+            break; /* frame complete */
+        if (o.pos == o.size) {
+            if (cap == limit) {
+                rc = -RN_E_BATCH_BAD_COMPRESSION; /* more than max_out */
+                goto fail;
+            }
+            cap = cap > limit / 2 ? limit : cap * 2;
+            uint8_t *nd = realloc(dst, cap);
+            if (!nd) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            dst = nd;
+            o.dst = dst;
+            o.size = cap;
+        } else if (in.pos == in.size) {
+            rc = -RN_E_BATCH_BAD_COMPRESSION; /* frame cut short */
+            goto fail;
+        }
+    }
+    if (o.pos > max_out) {
+        rc = -RN_E_BATCH_BAD_COMPRESSION;
+        goto fail;
+    }
+    ZSTD_freeDCtx(d);
+    *out = dst;
+    *out_len = o.pos;
+    return 0;
+fail:
+    free(dst);
+    ZSTD_freeDCtx(d);
+    return rc;
+}
+
+/* The records section of a zstd batch must be exactly one frame that
+ * decompresses to at most max_out bytes. *out is malloc'd. */
+static int decompress_records(const uint8_t *src, size_t src_len, size_t max_out, uint8_t **out,
+                              size_t *out_len)
+{
+    if (max_out == 0)
+        max_out = DEFAULT_MAX_UNCOMPRESSED;
+    /* One frame and nothing after it: a second frame could hide a bomb past
+     * the content size the first one declares. */
+    size_t fsz = ZSTD_findFrameCompressedSize(src, src_len);
+    if (ZSTD_isError(fsz) || fsz != src_len)
+        return -RN_E_BATCH_BAD_COMPRESSION;
+    unsigned long long n = ZSTD_getFrameContentSize(src, src_len);
+    if (n == ZSTD_CONTENTSIZE_ERROR)
+        return -RN_E_BATCH_BAD_COMPRESSION;
+    if (n == ZSTD_CONTENTSIZE_UNKNOWN) /* streamed by e.g. a Kafka producer */
+        return decompress_stream(src, src_len, max_out, out, out_len);
+    if (n > max_out)
+        return -RN_E_BATCH_BAD_COMPRESSION;
+    uint8_t *dst = malloc(n ? (size_t)n : 1);
+    if (!dst)
+        return -ENOMEM;
+    size_t r = ZSTD_decompress(dst, (size_t)n, src, src_len);
+    if (ZSTD_isError(r) || r != n) {
+        free(dst);
+        return ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation
+                   ? -ENOMEM
+                   : -RN_E_BATCH_BAD_COMPRESSION;
+    }
+    *out = dst;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+/* ---- Iteration ----------------------------------------------------------- */
+
+/* Set up it over the batch at p whose header h passed rn_batch_check. */
+static int iter_start(rn_batch_iter *it, const uint8_t *p, const rn_batch_header *h,
+                      size_t max_uncompressed)
+{
+    it->h = *h;
+    it->owned = NULL;
+    it->left = h->records_count;
+    it->prev_delta = -1;
+    it->pos = p + RN_BATCH_HEADER_LEN;
+    it->end = p + rn_batch_size(h);
+    if ((h->attributes & RN_BATCH_CODEC_MASK) == RN_BATCH_CODEC_ZSTD) {
+        size_t n;
+        int rc = decompress_records(it->pos, (size_t)(it->end - it->pos), max_uncompressed,
+                                    &it->owned, &n);
+        if (rc)
+            return rc;
+        it->pos = it->owned;
+        it->end = it->owned + n;
+    }
+    return 0;
+}
+
+int rn_batch_iter_init(rn_batch_iter *it, const void *buf, size_t len, size_t max_uncompressed)
+{
+    rn_batch_header h;
+    it->owned = NULL;
+    int rc = rn_batch_check(buf, len, 0, &h);
+    if (rc)
+        return rc;
+    return iter_start(it, buf, &h, max_uncompressed);
+}
+
+int rn_record_header_next(const uint8_t **pos, const uint8_t *end, rn_record_header *hdr)
+{
+    const uint8_t *p = *pos;
+    if (p >= end)
+        return 0;
+    int rc = get_bytes(&p, end, &hdr->name, &hdr->name_len);
+    if (rc)
+        return rc;
+    if (hdr->name_len < 0) /* Kafka: a header key is never null */
+        return -RN_E_BATCH_BAD_RECORD;
+    rc = get_bytes(&p, end, &hdr->value, &hdr->value_len);
+    if (rc)
+        return rc;
+    *pos = p;
+    return 1;
+}
+
+int rn_batch_iter_next(rn_batch_iter *it, rn_record *rec)
+{
+    if (it->left <= 0)
+        return it->pos == it->end ? 0 : -RN_E_BATCH_TRAILING_BYTES;
+    const uint8_t *p = it->pos, *end = it->end;
+    if (p >= end)
+        return -RN_E_BATCH_BAD_RECORD; /* fewer records than records_count */
+
+    int32_t len;
+    int rc = get_varint(&p, end, &len);
+    if (rc)
+        return rc;
+    if (len < MIN_RECORD_BODY || len > end - p)
+        return -RN_E_BATCH_BAD_RECORD;
+    /* From here on every field is read inside the record's own bytes. */
+    const uint8_t *rend = p + len;
+    int8_t attributes = (int8_t)*p++;
+    int64_t ts_delta;
+    int32_t offset_delta;
+    if ((rc = get_varlong(&p, rend, &ts_delta)) || (rc = get_varint(&p, rend, &offset_delta)))
+        return rc;
+    if (offset_delta <= it->prev_delta || offset_delta > it->h.last_offset_delta ||
+        (it->left == 1 && offset_delta != it->h.last_offset_delta))
+        return -RN_E_BATCH_BAD_OFFSET_DELTA;
+
+    const uint8_t *key, *value;
+    int32_t key_len, value_len, n_headers;
+    if ((rc = get_bytes(&p, rend, &key, &key_len)) ||
+        (rc = get_bytes(&p, rend, &value, &value_len)) || (rc = get_varint(&p, rend, &n_headers)))
+        return rc;
+    if (n_headers < 0 || n_headers > (rend - p) / MIN_HEADER_LEN)
+        return -RN_E_BATCH_BAD_RECORD;
+    const uint8_t *headers = p;
+    for (int32_t i = 0; i < n_headers; i++) {
+        rn_record_header hdr;
+        rc = rn_record_header_next(&p, rend, &hdr);
+        if (rc != 1)
+            return rc < 0 ? rc : -RN_E_BATCH_BAD_RECORD;
+    }
+    if (p != rend)
+        return -RN_E_BATCH_BAD_RECORD; /* bytes left inside the record */
+
+    int64_t timestamp;
+    if (it->h.attributes & RN_BATCH_ATTR_LOG_APPEND_TIME)
+        timestamp = it->h.max_timestamp;
+    else if (__builtin_add_overflow(it->h.base_timestamp, ts_delta, &timestamp))
+        return -RN_E_BATCH_BAD_RECORD;
+
+    /* base_offset is the leader's stamp; wrap rather than overflow on junk. */
+    rec->offset = (int64_t)((uint64_t)it->h.base_offset + (uint64_t)offset_delta);
+    rec->timestamp = timestamp;
+    rec->offset_delta = offset_delta;
+    rec->attributes = attributes;
+    rec->key = key;
+    rec->key_len = key_len;
+    rec->value = value;
+    rec->value_len = value_len;
+    rec->n_headers = n_headers;
+    rec->headers = headers;
+    rec->headers_len = (size_t)(rend - headers);
+    it->pos = rend;
+    it->left--;
+    it->prev_delta = offset_delta;
+    return 1;
+}
+
+void rn_batch_iter_fini(rn_batch_iter *it)
+{
+    free(it->owned);
+    it->owned = NULL;
+    it->pos = it->end = NULL;
+    it->left = 0;
+}
+
+int rn_batch_verify(const void *buf, size_t len, size_t max_len, size_t max_uncompressed)
+{
+    rn_batch_header h;
+    int rc = rn_batch_check(buf, len, max_len, &h);
+    if (rc)
+        return rc;
+    rn_batch_iter it;
+    rc = iter_start(&it, buf, &h, max_uncompressed);
+    if (rc)
+        return rc;
+    rn_record rec;
+    while ((rc = rn_batch_iter_next(&it, &rec)) == 1)
+        ;
+    rn_batch_iter_fini(&it);
+    return rc;
+}
+
+/* ---- Building ------------------------------------------------------------ */
+
+struct rn_batch_builder {
+    rn_batch_builder_opts opts;
+    ZSTD_CCtx *cctx; /* kept across batches when codec is zstd */
+    uint8_t *buf;    /* header space + records; NULL until the first record */
+    size_t len;      /* bytes used, the reserved header included */
+    size_t cap;
+    size_t hint; /* size of the last finished batch: where the next buffer starts */
+    int32_t count;
+    int64_t base_timestamp, max_timestamp;
+};
+
+static bool producer_fields_valid(int64_t id, int16_t epoch, int32_t seq)
+{
+    if (id == -1)
+        return epoch == -1 && seq == -1;
+    return id >= 0 && epoch >= 0 && seq >= 0;
+}
+
+int rn_batch_builder_new(rn_batch_builder **out, const rn_batch_builder_opts *opts)
+{
+    rn_batch_builder_opts o = {
+        .codec = RN_BATCH_CODEC_NONE,
+        .zstd_level = 0,
+        .producer_id = -1,
+        .producer_epoch = -1,
+        .base_sequence = -1,
+    };
+    if (opts)
+        o = *opts;
+    if (o.codec != RN_BATCH_CODEC_NONE && o.codec != RN_BATCH_CODEC_ZSTD)
+        return -EINVAL;
+    if (o.zstd_level < ZSTD_minCLevel() || o.zstd_level > ZSTD_maxCLevel())
+        return -EINVAL;
+    if (!producer_fields_valid(o.producer_id, o.producer_epoch, o.base_sequence))
+        return -EINVAL;
+    rn_batch_builder *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->opts = o;
+    if (o.codec == RN_BATCH_CODEC_ZSTD) {
+        b->cctx = ZSTD_createCCtx();
+        if (!b->cctx) {
+            free(b);
+            return -ENOMEM;
+        }
+    }
+    rn_batch_builder_reset(b);
+    *out = b;
+    return 0;
+}
+
+void rn_batch_builder_free(rn_batch_builder *b)
+{
+    if (!b)
+        return;
+    ZSTD_freeCCtx(b->cctx);
+    free(b->buf);
+    free(b);
+}
+
+void rn_batch_builder_reset(rn_batch_builder *b)
+{
+    b->len = RN_BATCH_HEADER_LEN;
+    b->count = 0;
+    b->base_timestamp = -1;
+    b->max_timestamp = -1;
+}
+
+int32_t rn_batch_builder_count(const rn_batch_builder *b)
+{
+    return b->count;
+}
+
+size_t rn_batch_builder_size(const rn_batch_builder *b)
+{
+    return b->len;
+}
+
+static int builder_reserve(rn_batch_builder *b, size_t need)
+{
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap;
+    if (cap == 0)
+        cap = b->hint > BUILDER_MIN_CAP ? b->hint : BUILDER_MIN_CAP;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *nb = realloc(b->buf, cap);
+    if (!nb)
+        return -ENOMEM;
+    b->buf = nb;
+    b->cap = cap;
+    return 0;
+}
+
+/* Encoded size of a byte string; data NULL is null (-1). */
+static inline uint64_t bytes_size(const void *data, uint64_t len)
+{
+    return data ? uvarint_size(zigzag32((int32_t)len)) + len : 1;
+}
+
+static inline uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
+{
+    if (!data)
+        return put_uvarint(p, zigzag32(-1));
+    p = put_uvarint(p, zigzag32((int32_t)len));
+    if (len)
+        memcpy(p, data, len);
+    return p + len;
+}
+
+/* A header's value is null when value is NULL or value_len is -1. */
+static inline const void *header_value(const rn_record_header *h)
+{
+    return h->value_len < 0 ? NULL : h->value;
+}
+
+/* A header's name is never null; NULL with length 0 is the empty name. */
+static inline const void *header_name(const rn_record_header *h)
+{
+    return h->name ? (const void *)h->name : (const void *)"";
+}
+
+int rn_batch_builder_add(rn_batch_builder *b, int64_t timestamp, const void *key, size_t key_len,
+                         const void *value, size_t value_len, const rn_record_header *headers,
+                         size_t n_headers)
+{
+    if (b->count == INT32_MAX)
+        return -EINVAL;
+    /* -1 is "no timestamp", and a batch either has timestamps or has none. */
+    if (timestamp < -1 || (b->count > 0 && (timestamp == -1) != (b->base_timestamp == -1)))
+        return -EINVAL;
+    if ((key && key_len > INT32_MAX) || (value && value_len > INT32_MAX) || n_headers > INT32_MAX ||
+        (n_headers > 0 && !headers))
+        return -EINVAL;
+
+    int64_t base = b->count > 0 ? b->base_timestamp : timestamp;
+    int64_t ts_delta = timestamp - base; /* both >= 0, or both -1 */
+    int32_t offset_delta = b->count;
+
+    /* Size first, so nothing is written unless it all fits. Each term is below
+     * 2^33, so the 64-bit sum cannot wrap before it passes INT32_MAX. */
+    uint64_t body = 1 + uvarint_size(zigzag64(ts_delta)) + uvarint_size(zigzag32(offset_delta)) +
+                    bytes_size(key, key_len) + bytes_size(value, value_len) +
+                    uvarint_size(zigzag32((int32_t)n_headers));
+    for (size_t i = 0; i < n_headers; i++) {
+        const rn_record_header *h = &headers[i];
+        if (h->name_len < 0 || (!h->name && h->name_len > 0) || h->value_len < -1)
+            return -EINVAL;
+        const void *hv = header_value(h);
+        body += bytes_size(header_name(h), (uint64_t)h->name_len) +
+                bytes_size(hv, hv ? (uint64_t)h->value_len : 0);
+        if (body > INT32_MAX)
+            return -RN_E_MESSAGE_TOO_LARGE;
+    }
+    if (body > INT32_MAX)
+        return -RN_E_MESSAGE_TOO_LARGE;
+    size_t rec_len = uvarint_size(zigzag32((int32_t)body)) + (size_t)body;
+    if (rec_len > MAX_BATCH_SIZE - b->len)
+        return -RN_E_MESSAGE_TOO_LARGE;
+    int rc = builder_reserve(b, b->len + rec_len);
+    if (rc)
+        return rc;
+
+    uint8_t *p = b->buf + b->len;
+    p = put_uvarint(p, zigzag32((int32_t)body));
+    *p++ = 0; /* record attributes: unused in v2 */
+    p = put_uvarint(p, zigzag64(ts_delta));
+    p = put_uvarint(p, zigzag32(offset_delta));
+    p = put_bytes(p, key, key_len);
+    p = put_bytes(p, value, value_len);
+    p = put_uvarint(p, zigzag32((int32_t)n_headers));
+    for (size_t i = 0; i < n_headers; i++) {
+        const rn_record_header *h = &headers[i];
+        const void *hv = header_value(h);
+        p = put_bytes(p, header_name(h), (size_t)h->name_len);
+        p = put_bytes(p, hv, hv ? (size_t)h->value_len : 0);
+    }
+    b->len += rec_len;
+
+    if (b->count == 0) {
+        b->base_timestamp = timestamp;
+        b->max_timestamp = timestamp;
+    } else if (timestamp > b->max_timestamp) {
+        b->max_timestamp = timestamp;
+    }
+    b->count++;
+    return 0;
+}
+
+int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
+{
+    if (b->count == 0)
+        return -EINVAL;
+    uint8_t *batch;
+    size_t size;
+    if (b->opts.codec == RN_BATCH_CODEC_ZSTD) {
+        size_t n = b->len - RN_BATCH_HEADER_LEN;
+        size_t cap = RN_BATCH_HEADER_LEN + ZSTD_compressBound(n);
+        if (cap > MAX_BATCH_SIZE)
+            cap = MAX_BATCH_SIZE;
+        batch = malloc(cap);
+        if (!batch)
+            return -ENOMEM;
+        size_t z =
+            ZSTD_compressCCtx(b->cctx, batch + RN_BATCH_HEADER_LEN, cap - RN_BATCH_HEADER_LEN,
+                              b->buf + RN_BATCH_HEADER_LEN, n, b->opts.zstd_level);
+        if (ZSTD_isError(z)) {
+            free(batch);
+            return ZSTD_getErrorCode(z) == ZSTD_error_memory_allocation
+                       ? -ENOMEM
+                       : -RN_E_BATCH_BAD_COMPRESSION;
+        }
+        size = RN_BATCH_HEADER_LEN + z;
+    } else {
+        /* Hand the record buffer over as it is; the next batch starts a new one. */
+        batch = b->buf;
+        size = b->len;
+        b->buf = NULL;
+        b->cap = 0;
+    }
+    /* Give back the slack of geometric growth (in place for glibc). */
+    uint8_t *shrunk = realloc(batch, size);
+    if (shrunk)
+        batch = shrunk;
+
+    rn_batch_header h = {
+        .base_offset = 0,
+        .batch_length = (int32_t)(size - RN_BATCH_LOG_OVERHEAD),
+        .partition_leader_epoch = -1,
+        .magic = RN_BATCH_MAGIC,
+        .attributes = (int16_t)b->opts.codec,
+        .last_offset_delta = b->count - 1,
+        .base_timestamp = b->base_timestamp,
+        .max_timestamp = b->max_timestamp,
+        .producer_id = b->opts.producer_id,
+        .producer_epoch = b->opts.producer_epoch,
+        .base_sequence = b->opts.base_sequence,
+        .records_count = b->count,
+    };
+    encode_header(batch, &h);
+    b->hint = b->len;
+    rn_batch_builder_reset(b);
+    *out = batch;
+    *out_len = size;
+    return 0;
+}

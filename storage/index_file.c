@@ -1,0 +1,203 @@
+/*
+ * index_file.c — checksummed header + mmap'd fixed-size entries (see index_file.h).
+ *
+ * Bytes on disk (little-endian):
+ *   0  magic[8]           "RNOFFIX1" (offset index) or "RNTIMIX1" (time index)
+ *   8  u32 version = 1
+ *   12 u32 entry_size
+ *   16 i64 base_offset    of the segment it indexes
+ *   24 .. 55 zero         reserved
+ *   56 u64 XXH3-64 of bytes 0..55
+ *   64 entries
+ *
+ * Invariants:
+ *  1. Stores into the mapping happen only below file_len, and file_len grows by
+ *     fallocate (blocks reserved) before a store needs it, so a full disk is an
+ *     ENOSPC return from append, never a SIGBUS.
+ *  2. The entries are not checksummed: the segment validates them against the
+ *     log (position inside the data, offsets increasing) on recovery and
+ *     rebuilds from the log when they do not hold.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "protocol/errors.h"
+#include "storage/index_file.h"
+#include "storage/sys.h"
+
+#define GROW_CHUNK (64 * 1024)
+#define VERSION 1
+
+static size_t page_round(size_t n)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + pg - 1) / pg * pg;
+}
+
+static void make_header(uint8_t *h, const char magic[8], uint32_t entry_size, int64_t base)
+{
+    memset(h, 0, RN_INDEX_HEADER_LEN);
+    memcpy(h, magic, 8);
+    uint32_t v = htole32(VERSION), es = htole32(entry_size);
+    uint64_t b = htole64((uint64_t)base);
+    memcpy(h + 8, &v, 4);
+    memcpy(h + 12, &es, 4);
+    memcpy(h + 16, &b, 8);
+    uint64_t sum = htole64(XXH3_64bits(h, 56));
+    memcpy(h + 56, &sum, 8);
+}
+
+static int grow(rn_index_file *ix, size_t need)
+{
+    if (need <= ix->file_len)
+        return 0;
+    size_t to = page_round(need > ix->file_len + GROW_CHUNK ? need : ix->file_len + GROW_CHUNK);
+    if (to > ix->map_len)
+        to = ix->map_len;
+    if (to < need)
+        return -ENOSPC;
+    int rc = rn_sys_fallocate(ix->fd, 0, (off_t)ix->file_len, (off_t)(to - ix->file_len));
+    if (rc == -EOPNOTSUPP)
+        rc = rn_sys_ftruncate(ix->fd, (off_t)to);
+    if (rc < 0)
+        return rc;
+    ix->file_len = to;
+    return 0;
+}
+
+static bool entry_is_zero(const rn_index_file *ix, uint32_t i)
+{
+    const uint8_t *e = rn_index_file_entry(ix, i);
+    for (uint32_t k = 0; k < ix->entry_size; k++)
+        if (e[k])
+            return false;
+    return true;
+}
+
+int rn_index_file_open(rn_index_file *ix, const char *path, const char magic[8],
+                       uint32_t entry_size, int64_t base_offset, uint32_t max, bool create)
+{
+    memset(ix, 0, sizeof(*ix));
+    ix->fd = -1;
+    ix->entry_size = entry_size;
+    ix->base_offset = base_offset;
+
+    int rc;
+    int fd = rn_sys_open(path, O_RDWR | O_CREAT | (create ? O_TRUNC : 0), 0644);
+    if (fd < 0)
+        return fd;
+    ix->fd = fd;
+
+    struct stat st;
+    rc = rn_sys_fstat(fd, &st);
+    if (rc < 0)
+        goto fail;
+    uint8_t want[RN_INDEX_HEADER_LEN];
+    make_header(want, magic, entry_size, base_offset);
+
+    size_t size = (size_t)st.st_size;
+    bool fresh = size == 0;
+    if (fresh) {
+        rc = rn_sys_pwrite_all(fd, want, sizeof(want), 0);
+        if (rc < 0)
+            goto fail;
+        size = RN_INDEX_HEADER_LEN;
+    } else {
+        uint8_t have[RN_INDEX_HEADER_LEN];
+        ssize_t n = rn_sys_pread_all(fd, have, sizeof(have), 0);
+        if (n < 0) {
+            rc = (int)n;
+            goto fail;
+        }
+        if (n != RN_INDEX_HEADER_LEN || memcmp(have, want, sizeof(want)) != 0) {
+            rc = -RN_E_CORRUPT_INDEX;
+            goto fail;
+        }
+    }
+    size_t file_entries = (size - RN_INDEX_HEADER_LEN) / entry_size;
+    if (file_entries > max)
+        max = (uint32_t)file_entries;
+    ix->max = max;
+    ix->map_len = page_round(RN_INDEX_HEADER_LEN + (size_t)max * entry_size);
+    ix->file_len = size;
+    rc = rn_sys_mmap((void **)&ix->map, ix->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (rc < 0)
+        goto fail;
+    ix->n = (uint32_t)file_entries;
+    while (ix->n > 0 && entry_is_zero(ix, ix->n - 1))
+        ix->n--;
+    return fresh ? 1 : 0;
+
+fail:
+    rn_sys_close(fd);
+    ix->fd = -1;
+    return rc;
+}
+
+int rn_index_file_append(rn_index_file *ix, const void *entry)
+{
+    if (ix->n >= ix->max || ix->fd < 0)
+        return -ENOSPC;
+    size_t end = RN_INDEX_HEADER_LEN + (size_t)(ix->n + 1) * ix->entry_size;
+    int rc = grow(ix, end);
+    if (rc < 0)
+        return rc;
+    memcpy(ix->map + end - ix->entry_size, entry, ix->entry_size);
+    ix->n++;
+    return 0;
+}
+
+void rn_index_file_trim(rn_index_file *ix, uint32_t n)
+{
+    if (n >= ix->n)
+        return;
+    size_t from = RN_INDEX_HEADER_LEN + (size_t)n * ix->entry_size;
+    size_t to = RN_INDEX_HEADER_LEN + (size_t)ix->n * ix->entry_size;
+    if (to > ix->file_len)
+        to = ix->file_len;
+    if (from < to)
+        memset(ix->map + from, 0, to - from);
+    ix->n = n;
+}
+
+int rn_index_file_sync(rn_index_file *ix)
+{
+    return ix->fd < 0 ? 0 : rn_sys_fdatasync(ix->fd);
+}
+
+int rn_index_file_seal(rn_index_file *ix)
+{
+    if (ix->fd < 0)
+        return 0;
+    /* Shrinking under the mapping is safe: nobody reads past entry n. */
+    size_t len = RN_INDEX_HEADER_LEN + (size_t)ix->n * ix->entry_size;
+    int rc = rn_sys_ftruncate(ix->fd, (off_t)len);
+    if (rc == 0)
+        ix->file_len = len;
+    if (rc == 0)
+        rc = rn_sys_fdatasync(ix->fd);
+    int rc2 = rn_sys_close(ix->fd);
+    ix->fd = -1;
+    return rc < 0 ? rc : rc2;
+}
+
+int rn_index_file_close(rn_index_file *ix)
+{
+    int rc = 0;
+    if (ix->map) {
+        rc = rn_sys_munmap(ix->map, ix->map_len);
+        ix->map = NULL;
+    }
+    if (ix->fd >= 0) {
+        int rc2 = rn_sys_close(ix->fd);
+        if (rc == 0)
+            rc = rc2;
+        ix->fd = -1;
+    }
+    return rc;
+}

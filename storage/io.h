@@ -1,0 +1,68 @@
+/*
+ * io.h — one io_uring and the completion dispatch shared by storage and the reactor.
+ *
+ * Every operation is an rn_io_op embedded in its owner's struct; the SQE's
+ * user_data points at it and its callback runs when the CQE arrives, so the
+ * storage's writes and (later) the broker's sockets share one ring per reactor
+ * and one loop. Owned by one thread: nothing here is thread-safe.
+ *
+ * Callbacks never run inside a submit call: only inside rn_io_run(), so a
+ * caller may submit and then finish its own bookkeeping before anything fires.
+ */
+#ifndef RN_IO_H
+#define RN_IO_H
+
+#include <liburing.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct rn_io rn_io;
+typedef struct rn_io_op rn_io_op;
+
+/* res is the CQE result (bytes or -errno); flags the CQE flags. */
+typedef void (*rn_io_cb)(rn_io_op *op, int res, uint32_t flags);
+
+struct rn_io_op {
+    rn_io_cb cb;
+    int injected; /* a fault from the rn_sys injector, delivered instead of res */
+};
+
+/* A new ring of `entries` SQEs. Errors: -ENOMEM, -errno from io_uring_setup
+ * (-ENOSYS/-EPERM where io_uring is unavailable). The caller owns *out. */
+int rn_io_new(rn_io **out, unsigned entries);
+
+/* Free the ring. Operations still in flight are abandoned: the owner must have
+ * drained them (rn_io_inflight() == 0) first. */
+void rn_io_free(rn_io *io);
+
+/* The underlying ring, for the reactor's own socket operations. Borrowed. */
+struct io_uring *rn_io_ring(rn_io *io);
+
+/* An SQE whose user_data is op; submits queued SQEs to make room when the
+ * submission queue is full. Never NULL unless the ring is broken (then -EBUSY is
+ * delivered to op's callback on the next rn_io_run and NULL is not returned:
+ * the op gets a NOP). Borrows op until its callback runs. */
+struct io_uring_sqe *rn_io_sqe(rn_io *io, rn_io_op *op, rn_io_cb cb);
+
+/* Asynchronous pwrite of [buf, buf+len) at pos and fdatasync of fd. Both ask the
+ * rn_sys fault injector first (an injected fault completes the op with it).
+ * A short write is reported as its byte count; callers resubmit the rest.
+ * buf is borrowed until the callback. */
+void rn_io_write(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, size_t len,
+                 off_t pos);
+void rn_io_fdatasync(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd);
+
+/* A one-shot timer: cb runs with -ETIME after ms, or -ECANCELED when removed
+ * with rn_io_timer_cancel. ts is caller storage valid until the callback. */
+void rn_io_timer(rn_io *io, rn_io_op *op, rn_io_cb cb, struct __kernel_timespec *ts, uint64_t ms);
+void rn_io_timer_cancel(rn_io *io, rn_io_op *op, rn_io_op *cancel_op, rn_io_cb cancel_cb);
+
+/* Submit what is queued, wait for at least `wait` completions (0 = do not
+ * block), and run every available callback. Returns the number of callbacks run
+ * or -errno from the ring. */
+int rn_io_run(rn_io *io, unsigned wait);
+
+/* Operations submitted whose callbacks have not run yet. */
+unsigned rn_io_inflight(const rn_io *io);
+
+#endif

@@ -1,0 +1,1100 @@
+/*
+ * log.c — the partition log: append, read, flush, roll, retention, open/close.
+ *
+ * Life of an append (all on the owning reactor's thread):
+ *
+ *   rn_log_append ──▶ WRITING ──pwrite CQE──▶ WRITTEN ──in order──▶ visible
+ *      stamp offsets,    (io_uring write at      (may complete out     │
+ *      reserve [pos,     the reserved pos)        of order)            │
+ *      pos+len)                                               flush=always?
+ *                                                        no ──▶ ack (cb)
+ *                                                        yes ─▶ awaiting sync ─fdatasync CQE─▶ ack
+ *
+ * Invariants:
+ *  1. Offsets and positions are assigned at submission, in order; a batch
+ *     becomes visible (segment size and next_offset move past it) only after
+ *     it and every batch before it are written, so readers see a prefix.
+ *  2. Group commit: at most one fdatasync is in flight; it covers every batch
+ *     visible when it was submitted (sync_target), all of which lie in the
+ *     segment it syncs or in sealed (already synced) segments before it. The
+ *     appends waiting when it completes share the next one.
+ *  3. A rolled segment is sealed (truncated to size, synced, descriptors
+ *     closed) as soon as no write to it is pending and no sync uses it.
+ *  4. A failed write leaves a hole; every append after it fails too, and once
+ *     the writes in flight have drained the tail is cut back to the last
+ *     visible batch, so nothing the caller was told failed can reappear.
+ *     A failed fdatasync fails the log for good (-RN_E_LOG_FAILED): after
+ *     one, Linux gives no guarantee about what reached the disk.
+ *  5. With flush=always the high watermark is the flushed offset, so a
+ *     consumer never reads what a crash could take back.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "protocol/batch.h"
+#include "protocol/errors.h"
+#include "storage/checkpoint.h"
+#include "storage/log.h"
+#include "storage/segment.h"
+#include "storage/sys.h"
+
+#define CLEAN_MARKER "clean-shutdown"
+#define CLEAN_MAGIC "RNCLEAN1"
+
+static int64_t default_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t (*rn_log_clock_ms)(void) = default_clock_ms;
+
+enum pending_state { WRITING, WRITTEN, FAILED };
+
+/* One append between rn_log_append and its callback. */
+typedef struct pending {
+    rn_io_op op; /* first: the CQE's user_data */
+    rn_log *log;
+    rn_segment *seg;
+    uint64_t pos;
+    const uint8_t *buf;
+    size_t len, done;
+    int64_t base_offset, last_offset;
+    rn_batch_header h;
+    rn_log_append_cb cb;
+    void *arg;
+    enum pending_state state;
+    int err;
+    struct pending *next;
+} pending;
+
+typedef struct queue {
+    pending *head, *tail;
+} queue;
+
+struct rn_log {
+    rn_io *io;
+    char *dir, *name;
+    rn_log_config cfg;
+
+    rn_segment **segs; /* sorted by base offset; the last is active */
+    unsigned n_segs, cap_segs;
+
+    int64_t start_offset;
+    int64_t next_assign; /* offset the next append gets (counts writes in flight) */
+    int64_t leo;         /* after the last visible batch */
+    int64_t flushed;     /* after the last batch known to be on disk */
+    rn_segment *visible_seg;
+
+    queue writes;    /* submitted, not yet visible, in offset order */
+    queue unsynced;  /* visible, waiting for fdatasync (flush=always) */
+    pending *free_list;
+
+    bool sync_inflight;
+    rn_io_op sync_op;
+    rn_segment *sync_seg; /* referenced while the sync runs */
+    int64_t sync_target;
+
+    bool timer_armed, cancel_inflight;
+    rn_io_op timer_op, cancel_op;
+    struct __kernel_timespec timer_ts;
+
+    int failed;      /* sticky: -RN_E_LOG_FAILED after a failed fdatasync */
+    int broken;      /* a write failed; appends refused until the tail is cut */
+    rn_segment *broken_seg;
+    uint64_t broken_pos;
+
+    char errmsg[512];
+};
+
+/* ---- Small helpers ---------------------------------------------------------- */
+
+static int set_err(rn_log *log, int rc, const char *fmt, ...)
+{
+    char what[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(log->errmsg, sizeof(log->errmsg), "%s: %s: %s", log->name, what, rn_strerror(rc));
+    return rc;
+}
+
+static void q_push(queue *q, pending *p)
+{
+    p->next = NULL;
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+}
+
+static pending *q_pop(queue *q)
+{
+    pending *p = q->head;
+    if (p) {
+        q->head = p->next;
+        if (!q->head)
+            q->tail = NULL;
+    }
+    return p;
+}
+
+static pending *pending_get(rn_log *log)
+{
+    pending *p = log->free_list;
+    if (p)
+        log->free_list = p->next;
+    else
+        p = malloc(sizeof(*p));
+    if (p)
+        memset(p, 0, sizeof(*p));
+    return p;
+}
+
+static void pending_put(rn_log *log, pending *p)
+{
+    p->next = log->free_list;
+    log->free_list = p;
+}
+
+/* Hand the result to the caller and recycle the entry. The entry is off every
+ * queue first: the callback may append again. */
+static void complete(rn_log *log, pending *p, int err)
+{
+    rn_log_append_cb cb = p->cb;
+    void *arg = p->arg;
+    int64_t base = p->base_offset, last = p->last_offset;
+    pending_put(log, p);
+    cb(arg, err, err ? -1 : base, err ? -1 : last);
+}
+
+static rn_segment *active(const rn_log *log)
+{
+    return log->segs[log->n_segs - 1];
+}
+
+static int push_segment(rn_log *log, rn_segment *seg)
+{
+    if (log->n_segs == log->cap_segs) {
+        unsigned cap = log->cap_segs ? log->cap_segs * 2 : 8;
+        rn_segment **s = realloc(log->segs, cap * sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        log->segs = s;
+        log->cap_segs = cap;
+    }
+    log->segs[log->n_segs++] = seg;
+    return 0;
+}
+
+void rn_log_config_default(rn_log_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->segment_bytes = 1ull << 30;
+    c->roll_ms = 7LL * 24 * 3600 * 1000;
+    c->retention_ms = 7LL * 24 * 3600 * 1000;
+    c->retention_bytes = -1;
+    c->index_interval_bytes = 4096;
+    c->max_batch_bytes = 1 << 20;
+    c->flush = RN_FLUSH_ALWAYS;
+    c->flush_interval_ms = 1000;
+    c->preallocate_bytes = 0;
+}
+
+int rn_log_config_parse_flush(const char *s, rn_log_config *c)
+{
+    if (strcmp(s, "always") == 0) {
+        c->flush = RN_FLUSH_ALWAYS;
+        return 0;
+    }
+    if (strcmp(s, "never") == 0) {
+        c->flush = RN_FLUSH_NEVER;
+        return 0;
+    }
+    if (strncmp(s, "interval:", 9) == 0) {
+        char *end;
+        errno = 0;
+        unsigned long ms = strtoul(s + 9, &end, 10);
+        if (errno || end == s + 9 || *end || ms < 1 || ms > 3600000)
+            return -RN_E_INVALID_CONFIG;
+        c->flush = RN_FLUSH_INTERVAL;
+        c->flush_interval_ms = (uint32_t)ms;
+        return 0;
+    }
+    return -RN_E_INVALID_CONFIG;
+}
+
+const char *rn_log_config_flush_str(const rn_log_config *c, char *buf, size_t len)
+{
+    switch (c->flush) {
+    case RN_FLUSH_ALWAYS:
+        snprintf(buf, len, "always");
+        break;
+    case RN_FLUSH_NEVER:
+        snprintf(buf, len, "never");
+        break;
+    case RN_FLUSH_INTERVAL:
+        snprintf(buf, len, "interval:%" PRIu32, c->flush_interval_ms);
+        break;
+    }
+    return buf;
+}
+
+static int check_config(const rn_log_config *c)
+{
+    if (c->segment_bytes < 4096 || c->segment_bytes > UINT32_MAX ||
+        c->index_interval_bytes == 0 || c->max_batch_bytes < RN_BATCH_HEADER_LEN ||
+        (c->flush == RN_FLUSH_INTERVAL && (c->flush_interval_ms < 1 || c->flush_interval_ms > 3600000)) ||
+        c->flush > RN_FLUSH_NEVER)
+        return -EINVAL;
+    return 0;
+}
+
+/* ---- Flushing ------------------------------------------------------------- */
+
+static void advance(rn_log *log);
+static void maybe_sync(rn_log *log);
+
+/* Seal rolled segments that nothing writes or syncs any more. */
+static void seal_rolled(rn_log *log)
+{
+    for (unsigned i = 0; i + 1 < log->n_segs; i++) {
+        rn_segment *s = log->segs[i];
+        if (s->sealed || !s->rolled || s->n_pending || log->broken ||
+            (log->sync_inflight && log->sync_seg == s))
+            continue;
+        int rc = rn_segment_seal(s);
+        if (rc < 0 && !log->failed) {
+            /* The seal's fdatasync failed: what the segment holds is unknown. */
+            set_err(log, rc, "segment %020" PRId64 ": seal", s->base_offset);
+            log->failed = -RN_E_LOG_FAILED;
+        }
+    }
+}
+
+/* Acknowledge the appends that the flushed offset now covers. */
+static void ack_synced(rn_log *log)
+{
+    while (log->unsynced.head && log->unsynced.head->last_offset < log->flushed)
+        complete(log, q_pop(&log->unsynced), 0);
+}
+
+/* Fail every append still waiting for a sync (after the log failed). */
+static void fail_unsynced(rn_log *log, int err)
+{
+    pending *p;
+    while ((p = q_pop(&log->unsynced)))
+        complete(log, p, err);
+}
+
+static void sync_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, sync_op));
+    (void)flags;
+    rn_segment *seg = log->sync_seg;
+    log->sync_inflight = false;
+    log->sync_seg = NULL;
+    if (res < 0 && !log->failed) {
+        set_err(log, res, "segment %020" PRId64 ": fdatasync", seg->base_offset);
+        log->failed = -RN_E_LOG_FAILED;
+    }
+    rn_segment_unref(seg);
+    if (log->failed) {
+        fail_unsynced(log, log->failed);
+        return;
+    }
+    if (log->sync_target > log->flushed)
+        log->flushed = log->sync_target;
+    ack_synced(log);
+    maybe_sync(log);
+}
+
+/* Start an fdatasync of the segment holding the newest visible batch when
+ * there is something to make durable and none runs: the group commit. */
+static void submit_sync(rn_log *log)
+{
+    rn_segment *seg = log->visible_seg;
+    if (log->sync_inflight || log->failed || !seg || log->leo <= log->flushed)
+        return;
+    if (seg->fd < 0) {
+        /* Sealed already, which synced it and every segment before it. */
+        log->flushed = log->leo;
+        ack_synced(log);
+        return;
+    }
+    log->sync_inflight = true;
+    log->sync_seg = seg;
+    rn_segment_ref(seg);
+    log->sync_target = log->leo;
+    rn_io_fdatasync(log->io, &log->sync_op, sync_done, seg->fd);
+}
+
+static void timer_fired(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, timer_op));
+    (void)flags;
+    log->timer_armed = false;
+    if (res == -ECANCELED)
+        return;
+    submit_sync(log);
+    maybe_sync(log);
+}
+
+static void cancel_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, cancel_op));
+    (void)res;
+    (void)flags;
+    log->cancel_inflight = false;
+}
+
+/* What the flush policy asks for now. */
+static void maybe_sync(rn_log *log)
+{
+    if (log->failed)
+        return;
+    switch (log->cfg.flush) {
+    case RN_FLUSH_ALWAYS:
+        seal_rolled(log);
+        if (log->unsynced.head)
+            submit_sync(log);
+        break;
+    case RN_FLUSH_INTERVAL:
+        if (!log->timer_armed && log->leo > log->flushed) {
+            log->timer_armed = true;
+            rn_io_timer(log->io, &log->timer_op, timer_fired, &log->timer_ts,
+                        log->cfg.flush_interval_ms);
+        }
+        seal_rolled(log);
+        break;
+    case RN_FLUSH_NEVER:
+        seal_rolled(log);
+        break;
+    }
+}
+
+/* ---- Appending ------------------------------------------------------------ */
+
+/* After a failed write, once every write in flight is back: cut the tail
+ * back to the last visible batch, dropping segments made after it. */
+static int repair_tail(rn_log *log)
+{
+    rn_segment *seg = log->broken_seg;
+    while (log->n_segs > 1 && active(log) != seg) {
+        rn_segment *s = log->segs[--log->n_segs];
+        rn_segment_delete_files(s);
+        rn_segment_unref(s);
+    }
+    seg->rolled = false;
+    int rc = rn_segment_truncate(seg, seg->size, seg->next_offset);
+    if (rc < 0) {
+        set_err(log, rc, "segment %020" PRId64 ": cutting a failed write", seg->base_offset);
+        log->failed = -RN_E_LOG_FAILED;
+        return rc;
+    }
+    log->next_assign = log->leo;
+    log->broken = 0;
+    log->broken_seg = NULL;
+    return 0;
+}
+
+static void advance(rn_log *log)
+{
+    pending *p;
+    while ((p = log->writes.head) && p->state != WRITING) {
+        q_pop(&log->writes);
+        p->seg->n_pending--;
+        if (p->state == FAILED || log->broken || log->failed) {
+            if (!log->broken && !log->failed) {
+                log->broken = p->err;
+                log->broken_seg = p->seg;
+                log->broken_pos = p->pos;
+                set_err(log, p->err, "segment %020" PRId64 ": write at %" PRIu64,
+                        p->seg->base_offset, p->pos);
+            }
+            complete(log, p, log->failed ? log->failed : log->broken);
+            continue;
+        }
+        rn_segment_note_batch(p->seg, p->pos, &p->h);
+        log->leo = p->last_offset + 1;
+        log->visible_seg = p->seg;
+        if (log->cfg.flush == RN_FLUSH_ALWAYS)
+            q_push(&log->unsynced, p);
+        else
+            complete(log, p, 0);
+    }
+    if (log->broken && !log->writes.head)
+        repair_tail(log);
+    maybe_sync(log);
+}
+
+static void write_done(rn_io_op *op, int res, uint32_t flags)
+{
+    pending *p = (pending *)op;
+    rn_log *log = p->log;
+    (void)flags;
+    if (res == 0)
+        res = -EIO; /* a zero-byte write would loop forever */
+    if (res > 0 && p->done + (size_t)res < p->len) {
+        /* Short write: resubmit the rest at the right place. */
+        p->done += (size_t)res;
+        rn_io_write(log->io, &p->op, write_done, p->seg->fd, p->buf + p->done, p->len - p->done,
+                    (off_t)(p->pos + p->done));
+        return;
+    }
+    if (res < 0) {
+        p->state = FAILED;
+        p->err = res;
+    } else {
+        p->state = WRITTEN;
+    }
+    advance(log);
+}
+
+static int roll(rn_log *log, int64_t now)
+{
+    rn_segment *old = active(log), *seg;
+    int rc = rn_segment_create(&seg, log->dir, log->next_assign, &log->cfg, now);
+    if (rc < 0)
+        return set_err(log, rc, "segment %020" PRId64 ": create", log->next_assign);
+    rc = push_segment(log, seg);
+    if (rc < 0) {
+        rn_segment_delete_files(seg);
+        rn_segment_unref(seg);
+        return set_err(log, rc, "roll");
+    }
+    old->rolled = true;
+    seal_rolled(log);
+    return 0;
+}
+
+static bool needs_roll(const rn_log *log, const rn_segment *seg, size_t len, int64_t count,
+                       int64_t now)
+{
+    if (seg->end_pos == 0)
+        return false;
+    if (seg->end_pos + len > rn_segment_capacity(seg))
+        return true;
+    if (log->cfg.roll_ms > 0 && now - seg->created_ms >= log->cfg.roll_ms)
+        return true;
+    /* Relative offsets are u32 in the index. */
+    return log->next_assign + count - seg->base_offset > INT32_MAX;
+}
+
+int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
+                  rn_log_append_cb cb, void *arg)
+{
+    if (log->failed)
+        return log->failed;
+    if (log->broken)
+        return log->broken;
+    rn_batch_header h;
+    int rc = rn_batch_check(batch, len, log->cfg.max_batch_bytes, &h);
+    if (rc < 0)
+        return rc;
+    if (rn_batch_size(&h) != len)
+        return -RN_E_BATCH_BAD_LENGTH; /* exactly one batch per append */
+    int64_t count = (int64_t)h.last_offset_delta + 1;
+    int64_t now = rn_log_clock_ms();
+
+    rn_segment *seg = active(log);
+    if (needs_roll(log, seg, len, count, now)) {
+        rc = roll(log, now);
+        if (rc < 0)
+            return rc;
+        seg = active(log);
+    }
+    if (len > rn_segment_capacity(seg))
+        return -RN_E_MESSAGE_TOO_LARGE;
+    if (log->cfg.preallocate_bytes && seg->end_pos + len > seg->alloc_end) {
+        uint64_t from = seg->alloc_end > seg->end_pos ? seg->alloc_end : seg->end_pos;
+        uint64_t to = seg->end_pos + len + log->cfg.preallocate_bytes;
+        if (to > rn_segment_capacity(seg))
+            to = rn_segment_capacity(seg);
+        rc = rn_sys_fallocate(seg->fd, 0, (off_t)from, (off_t)(to - from));
+        if (rc < 0 && rc != -EOPNOTSUPP)
+            return set_err(log, rc, "segment %020" PRId64 ": fallocate", seg->base_offset);
+        seg->alloc_end = to;
+    }
+    pending *p = pending_get(log);
+    if (!p)
+        return -ENOMEM;
+    rn_batch_stamp(batch, log->next_assign, leader_epoch);
+    h.base_offset = log->next_assign;
+    h.partition_leader_epoch = leader_epoch;
+    p->log = log;
+    p->seg = seg;
+    p->pos = seg->end_pos;
+    p->buf = batch;
+    p->len = len;
+    p->h = h;
+    p->base_offset = log->next_assign;
+    p->last_offset = log->next_assign + count - 1;
+    p->cb = cb;
+    p->arg = arg;
+    p->state = WRITING;
+    seg->end_pos += len;
+    seg->n_pending++;
+    log->next_assign += count;
+    q_push(&log->writes, p);
+    rn_io_write(log->io, &p->op, write_done, seg->fd, batch, len, (off_t)p->pos);
+    return 0;
+}
+
+typedef struct sync_wait {
+    bool done;
+    int err;
+    int64_t base;
+} sync_wait;
+
+static void sync_cb(void *arg, int err, int64_t base, int64_t last)
+{
+    sync_wait *w = arg;
+    (void)last;
+    w->done = true;
+    w->err = err;
+    w->base = base;
+}
+
+int rn_log_append_sync(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
+                       int64_t *base_offset)
+{
+    sync_wait w = {0};
+    int rc = rn_log_append(log, batch, len, leader_epoch, sync_cb, &w);
+    if (rc < 0)
+        return rc;
+    while (!w.done) {
+        rc = rn_io_run(log->io, 1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+    if (w.err == 0 && base_offset)
+        *base_offset = w.base;
+    return w.err;
+}
+
+/* Run io until no append, sync or timer of this log is in flight. */
+static int drain(rn_log *log)
+{
+    if (log->timer_armed && !log->cancel_inflight) {
+        log->cancel_inflight = true;
+        rn_io_timer_cancel(log->io, &log->timer_op, &log->cancel_op, cancel_done);
+    }
+    while (log->writes.head || log->unsynced.head || log->sync_inflight || log->timer_armed ||
+           log->cancel_inflight) {
+        int rc = rn_io_run(log->io, 1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+        if (log->timer_armed && !log->cancel_inflight) {
+            log->cancel_inflight = true;
+            rn_io_timer_cancel(log->io, &log->timer_op, &log->cancel_op, cancel_done);
+        }
+    }
+    return 0;
+}
+
+int rn_log_flush_sync(rn_log *log)
+{
+    while (log->writes.head || log->unsynced.head || log->sync_inflight) {
+        int rc = rn_io_run(log->io, 1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+    if (log->failed)
+        return log->failed;
+    rn_segment *seg = active(log);
+    if (seg->fd >= 0 && log->leo > log->flushed) {
+        int rc = rn_sys_fdatasync(seg->fd);
+        if (rc < 0) {
+            set_err(log, rc, "segment %020" PRId64 ": fdatasync", seg->base_offset);
+            log->failed = -RN_E_LOG_FAILED;
+            return rc;
+        }
+    }
+    log->flushed = log->leo;
+    return 0;
+}
+
+/* ---- Reading -------------------------------------------------------------- */
+
+/* Index of the last segment whose base offset <= offset. */
+static unsigned segment_for(const rn_log *log, int64_t offset)
+{
+    unsigned lo = 0, hi = log->n_segs;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (log->segs[mid]->base_offset <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? lo - 1 : 0;
+}
+
+int rn_log_read(rn_log *log, int64_t offset, size_t max_bytes, int64_t max_offset, rn_slice *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->base_offset = out->next_offset = offset;
+    if (max_offset > log->leo)
+        max_offset = log->leo;
+    if (offset < log->start_offset || offset > max_offset)
+        return -RN_E_OFFSET_OUT_OF_RANGE;
+    if (offset == max_offset)
+        return 0;
+    rn_segment *seg = log->segs[segment_for(log, offset)];
+    if (offset >= seg->next_offset)
+        return 0; /* an empty tail segment (only when offset == leo) */
+    uint64_t pos;
+    int rc = rn_segment_find(seg, offset, &pos);
+    if (rc < 0)
+        return set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64, seg->base_offset,
+                       offset);
+    uint64_t end = pos;
+    int64_t first = -1, next = offset;
+    rn_batch_header h;
+    while (end < seg->size && next < max_offset) {
+        rc = rn_batch_peek(seg->map + end, seg->size - end, 0, &h);
+        if (rc < 0 || rn_batch_size(&h) > seg->size - end)
+            return set_err(log, -RN_E_CORRUPT_SEGMENT,
+                           "segment %020" PRId64 ": batch at %" PRIu64, seg->base_offset, end);
+        if (first >= 0 && end - pos + rn_batch_size(&h) > max_bytes)
+            break;
+        if (first < 0)
+            first = h.base_offset;
+        end += rn_batch_size(&h);
+        next = h.base_offset + h.last_offset_delta + 1;
+    }
+    out->data = seg->map + pos;
+    out->len = end - pos;
+    out->base_offset = first;
+    out->next_offset = next;
+    out->seg = seg;
+    rn_segment_ref(seg);
+    return 0;
+}
+
+void rn_slice_release(rn_slice *s)
+{
+    if (s->seg)
+        rn_segment_unref(s->seg);
+    s->seg = NULL;
+    s->data = NULL;
+    s->len = 0;
+}
+
+int64_t rn_log_offset_for_time(rn_log *log, int64_t ts)
+{
+    for (unsigned i = 0; i < log->n_segs; i++) {
+        int64_t off;
+        if (rn_segment_find_time(log->segs[i], ts, &off) == 0)
+            return off < log->start_offset ? log->start_offset : off;
+    }
+    return log->leo;
+}
+
+int64_t rn_log_start_offset(const rn_log *log)
+{
+    return log->start_offset;
+}
+
+int64_t rn_log_end_offset(const rn_log *log)
+{
+    return log->leo;
+}
+
+int64_t rn_log_flushed_offset(const rn_log *log)
+{
+    return log->flushed;
+}
+
+int64_t rn_log_high_watermark(const rn_log *log)
+{
+    return log->cfg.flush == RN_FLUSH_ALWAYS ? log->flushed : log->leo;
+}
+
+uint64_t rn_log_size_bytes(const rn_log *log)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < log->n_segs; i++)
+        n += log->segs[i]->size;
+    return n;
+}
+
+unsigned rn_log_segment_count(const rn_log *log)
+{
+    return log->n_segs;
+}
+
+const rn_log_config *rn_log_config_of(const rn_log *log)
+{
+    return &log->cfg;
+}
+
+const char *rn_log_errmsg(const rn_log *log)
+{
+    return log->errmsg;
+}
+
+const char *rn_log_name(const rn_log *log)
+{
+    return log->name;
+}
+
+int rn_log_set_config(rn_log *log, const rn_log_config *cfg)
+{
+    if (check_config(cfg) < 0)
+        return -EINVAL;
+    log->cfg = *cfg;
+    if (log->cfg.flush == RN_FLUSH_ALWAYS && log->leo > log->flushed && !log->unsynced.head)
+        submit_sync(log); /* a switch to always makes what is visible durable now */
+    maybe_sync(log);
+    return 0;
+}
+
+/* ---- Retention and rolling --------------------------------------------------- */
+
+static void drop_first(rn_log *log)
+{
+    rn_segment *s = log->segs[0];
+    memmove(log->segs, log->segs + 1, (log->n_segs - 1) * sizeof(*log->segs));
+    log->n_segs--;
+    log->start_offset = log->segs[0]->base_offset;
+    rn_segment_unref(s); /* readers holding it keep the mapping */
+}
+
+int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
+{
+    int n = 0;
+    uint64_t total = rn_log_size_bytes(log);
+    while (log->n_segs > 1) {
+        rn_segment *s = log->segs[0];
+        if (!s->sealed)
+            break; /* still being written or synced: never delete under a write */
+        int64_t age_ts = s->max_timestamp >= 0 ? s->max_timestamp : s->created_ms;
+        bool too_old = log->cfg.retention_ms >= 0 && now_ms - age_ts > log->cfg.retention_ms;
+        bool too_big = log->cfg.retention_bytes >= 0 &&
+                       total - s->size >= (uint64_t)log->cfg.retention_bytes;
+        if (!too_old && !too_big)
+            break;
+        int rc = rn_segment_delete_files(s);
+        if (rc < 0)
+            return n ? n : set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
+        total -= s->size;
+        drop_first(log);
+        n++;
+    }
+    if (n > 0) {
+        int rc = rn_sys_fsync_dir(log->dir);
+        if (rc < 0)
+            set_err(log, rc, "retention: fsync of the directory");
+    }
+    return n;
+}
+
+int rn_log_maybe_roll(rn_log *log, int64_t now_ms)
+{
+    if (log->failed)
+        return log->failed;
+    if (log->broken)
+        return 0;
+    rn_segment *seg = active(log);
+    if (seg->end_pos == 0 || log->cfg.roll_ms <= 0 || now_ms - seg->created_ms < log->cfg.roll_ms)
+        return 0;
+    return roll(log, now_ms);
+}
+
+/* ---- Opening and closing ----------------------------------------------------- */
+
+typedef struct clean_marker {
+    int64_t leo;
+    int64_t start_offset;
+    uint32_t n_segments;
+    uint32_t pad;
+} clean_marker;
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool parse_segment_name(const char *name, const char *ext, int64_t *base)
+{
+    size_t elen = strlen(ext);
+    if (strlen(name) != 20 + elen || strcmp(name + 20, ext) != 0)
+        return false;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        if (v > (INT64_MAX - (name[i] - '0')) / 10)
+            return false;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return true;
+}
+
+/* Base offsets of the .log files in dir, sorted; leftover .tmp files and
+ * indexes without a .log (half-deleted segments) are removed. */
+static int list_segments(rn_log *log, int64_t **out, unsigned *n_out)
+{
+    DIR *d = opendir(log->dir);
+    if (!d)
+        return set_err(log, -errno, "opendir");
+    int64_t *v = NULL;
+    unsigned n = 0, cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        int64_t base;
+        if (!parse_segment_name(e->d_name, ".log", &base)) {
+            size_t l = strlen(e->d_name);
+            if (l > 4 && strcmp(e->d_name + l - 4, ".tmp") == 0) {
+                char p[4096];
+                snprintf(p, sizeof(p), "%s/%s", log->dir, e->d_name);
+                rn_sys_unlink(p);
+            }
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *nv = realloc(v, cap * sizeof(*v));
+            if (!nv) {
+                rc = -ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[n++] = base;
+    }
+    closedir(d);
+    if (rc < 0) {
+        free(v);
+        return set_err(log, rc, "listing segments");
+    }
+    qsort(v, n, sizeof(*v), cmp_i64);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+static void free_log(rn_log *log)
+{
+    for (unsigned i = 0; i < log->n_segs; i++)
+        rn_segment_unref(log->segs[i]);
+    pending *p;
+    while ((p = log->free_list)) {
+        log->free_list = p->next;
+        free(p);
+    }
+    free(log->segs);
+    free(log->dir);
+    free(log->name);
+    free(log);
+}
+
+/* Delete segment files from index i on (they follow a cut or a gap). */
+static void drop_from(rn_log *log, unsigned i, rn_log_open_info *info)
+{
+    while (log->n_segs > i) {
+        rn_segment *s = log->segs[--log->n_segs];
+        rn_segment_delete_files(s);
+        rn_segment_unref(s);
+        info->n_segments_dropped++;
+    }
+}
+
+static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool clean,
+                         rn_log_open_info *info)
+{
+    uint32_t max_batch = log->cfg.max_batch_bytes;
+    for (unsigned i = 0; i < n; i++) {
+        bool last = i + 1 == n;
+        rn_segment *seg;
+        int rc = rn_segment_open(&seg, log->dir, bases[i], &log->cfg, last);
+        if (rc < 0)
+            return set_err(log, rc, "segment %020" PRId64 ": open", bases[i]);
+        seg->rolled = !last;
+        rc = push_segment(log, seg);
+        if (rc < 0) {
+            rn_segment_unref(seg);
+            return set_err(log, rc, "open");
+        }
+        bool rebuilt = false;
+        int64_t file_end;
+        if (!clean && i + 2 >= n) {
+            uint64_t dropped = 0;
+            rc = rn_segment_recover_tail(seg, max_batch, &info->bytes_scanned, &dropped,
+                                         &rebuilt);
+            info->n_scanned++;
+            info->bytes_dropped += dropped;
+            if (dropped > 0 && info->truncated_at < 0)
+                info->truncated_at = seg->next_offset;
+            file_end = seg->next_offset;
+        } else {
+            rc = rn_segment_find_end(seg, max_batch, &rebuilt);
+            file_end = seg->next_offset;
+        }
+        if (rc < 0)
+            return set_err(log, rc, "segment %020" PRId64 ": recovery", bases[i]);
+        info->n_index_rebuilt += rebuilt;
+        if (!last) {
+            rc = rn_segment_seal(seg);
+            if (rc < 0)
+                return set_err(log, rc, "segment %020" PRId64 ": seal", bases[i]);
+            if (file_end != bases[i + 1]) {
+                /* A cut or a gap: what follows cannot be served in order. */
+                if (info->truncated_at < 0)
+                    info->truncated_at = file_end;
+                drop_from(log, i + 1, info);
+                /* The segment we stopped at must take appends again. */
+                rn_segment_unref(log->segs[--log->n_segs]);
+                rc = rn_segment_open(&seg, log->dir, bases[i], &log->cfg, true);
+                if (rc == 0)
+                    rc = rn_segment_find_end(seg, max_batch, &rebuilt);
+                if (rc == 0)
+                    rc = push_segment(log, seg);
+                if (rc < 0)
+                    return set_err(log, rc, "segment %020" PRId64 ": reopen", bases[i]);
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
+                const rn_log_config *cfg, rn_log_open_info *info_out)
+{
+    rn_log_open_info info = {.truncated_at = -1};
+    if (check_config(cfg) < 0)
+        return -EINVAL;
+    rn_log *log = calloc(1, sizeof(*log));
+    if (!log)
+        return -ENOMEM;
+    log->io = io;
+    log->cfg = *cfg;
+    log->dir = strdup(dir);
+    log->name = strdup(name ? name : dir);
+    int64_t *bases = NULL;
+    unsigned n = 0;
+    int rc;
+    if (!log->dir || !log->name) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = rn_sys_mkdir(dir, 0755);
+    if (rc < 0) {
+        set_err(log, rc, "mkdir %s", dir);
+        goto fail;
+    }
+    rc = list_segments(log, &bases, &n);
+    if (rc < 0)
+        goto fail;
+
+    clean_marker m;
+    info.clean = n > 0 && rn_checkpoint_read(dir, CLEAN_MARKER, CLEAN_MAGIC, &m, sizeof(m)) == 0 &&
+                 m.n_segments == n;
+    rc = open_segments(log, bases, n, info.clean, &info);
+    if (rc < 0)
+        goto fail;
+    if (info.clean && (log->n_segs == 0 || active(log)->next_offset != m.leo)) {
+        /* The marker disagrees with the files: trust neither, verify the tail. */
+        info.clean = false;
+        if (log->n_segs > 0) {
+            uint64_t dropped = 0;
+            bool rebuilt;
+            rc = rn_segment_recover_tail(active(log), cfg->max_batch_bytes, &info.bytes_scanned,
+                                         &dropped, &rebuilt);
+            info.n_scanned++;
+            info.bytes_dropped += dropped;
+            if (rc < 0) {
+                set_err(log, rc, "recovery");
+                goto fail;
+            }
+        }
+    }
+    if (log->n_segs == 0) {
+        rn_segment *seg;
+        rc = rn_segment_create(&seg, dir, 0, cfg, rn_log_clock_ms());
+        if (rc == 0)
+            rc = push_segment(log, seg);
+        if (rc < 0) {
+            set_err(log, rc, "creating the first segment");
+            goto fail;
+        }
+    }
+    /* What recovery kept is on disk before anyone is told it exists. */
+    rn_segment *act = active(log);
+    rc = rn_sys_fdatasync(act->fd);
+    if (rc == 0)
+        rc = rn_checkpoint_remove(dir, CLEAN_MARKER);
+    if (rc < 0) {
+        set_err(log, rc, "sync after open");
+        goto fail;
+    }
+    log->start_offset = log->segs[0]->base_offset;
+    log->leo = log->next_assign = log->flushed = act->next_offset;
+    log->visible_seg = act;
+    info.n_segments = log->n_segs;
+    free(bases);
+    if (info_out)
+        *info_out = info;
+    *out = log;
+    return 0;
+
+fail:
+    free(bases);
+    if (info_out)
+        *info_out = info;
+    free_log(log);
+    return rc;
+}
+
+int rn_log_close(rn_log *log)
+{
+    int rc = drain(log);
+    if (rc == 0 && log->failed)
+        rc = log->failed;
+    if (rc == 0)
+        rc = rn_log_flush_sync(log);
+    for (unsigned i = 0; i < log->n_segs; i++) {
+        int r = rn_segment_seal(log->segs[i]);
+        if (rc == 0)
+            rc = r;
+    }
+    if (rc == 0) {
+        clean_marker m = {.leo = log->leo,
+                          .start_offset = log->start_offset,
+                          .n_segments = log->n_segs};
+        rc = rn_checkpoint_write(log->dir, CLEAN_MARKER, CLEAN_MAGIC, &m, sizeof(m));
+    }
+    free_log(log);
+    return rc;
+}
+
+void rn_log_abandon(rn_log *log)
+{
+    drain(log);
+    free_log(log);
+}
+
+int rn_log_open_info_str(const rn_log_open_info *i, char *buf, size_t len)
+{
+    return snprintf(buf, len,
+                    "clean=%s segments=%u scanned_segments=%u scanned_bytes=%" PRIu64
+                    " dropped_bytes=%" PRIu64 " truncated_at=%" PRId64
+                    " dropped_segments=%u rebuilt_indexes=%u",
+                    i->clean ? "true" : "false", i->n_segments, i->n_scanned, i->bytes_scanned,
+                    i->bytes_dropped, i->truncated_at, i->n_segments_dropped, i->n_index_rebuilt);
+}

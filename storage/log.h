@@ -1,0 +1,178 @@
+/*
+ * log.h — the partition log: the storage engine's public API (DESIGN §4).
+ *
+ * A log is a directory of segments named by their 20-digit base offset
+ * (00000000000000000000.log/.idx/.tix). Producers append record batches; the
+ * log stamps base_offset and leader epoch into them and writes them with
+ * io_uring at the known end position. Readers get borrowed slices of the
+ * segment mmap, holding a reference on the segment so retention never unmaps
+ * under them.
+ *
+ * Threading: a log is owned by one reactor thread, the owner of its rn_io;
+ * every function here must be called from that thread. Append callbacks run
+ * only inside rn_io_run() on that thread, never inside rn_log_append().
+ *
+ * Errors: 0 or a negative code: -errno from the system, -RN_E_* from
+ * protocol/errors.def. rn_log_errmsg() holds the last error with context
+ * ("orders-3: segment 00000000000000042000: …").
+ */
+#ifndef RN_LOG_H
+#define RN_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/io.h"
+
+typedef struct rn_log rn_log;
+typedef struct rn_segment rn_segment;
+
+enum rn_flush_policy {
+    RN_FLUSH_ALWAYS,   /* an acknowledgement means the batch is on disk (group commit) */
+    RN_FLUSH_INTERVAL, /* fdatasync at most every flush_interval_ms */
+    RN_FLUSH_NEVER,    /* leave it to the OS */
+};
+
+typedef struct rn_log_config {
+    uint64_t segment_bytes;        /* log.segment.bytes, default 1 GiB */
+    int64_t roll_ms;               /* log.roll.ms, default 7 days; <= 0 off */
+    int64_t retention_ms;          /* log.retention.ms, default 7 days; < 0 forever */
+    int64_t retention_bytes;       /* log.retention.bytes, default -1 (unlimited) */
+    uint32_t index_interval_bytes; /* index.interval.bytes, default 4096 */
+    uint32_t max_batch_bytes;      /* message.max.bytes, default 1 MiB */
+    enum rn_flush_policy flush;    /* log.flush, default always */
+    uint32_t flush_interval_ms;    /* for RN_FLUSH_INTERVAL */
+    uint64_t preallocate_bytes;    /* fallocate ahead of the write position; 0 off */
+} rn_log_config;
+
+/* Fill c with the defaults above. */
+void rn_log_config_default(rn_log_config *c);
+
+/* Parse a log.flush value: "always", "never" or "interval:MS" (MS 1..3600000).
+ * Errors: -RN_E_INVALID_CONFIG. */
+int rn_log_config_parse_flush(const char *s, rn_log_config *c);
+
+/* Format the flush policy of c as rn_log_config_parse_flush reads it. */
+const char *rn_log_config_flush_str(const rn_log_config *c, char *buf, size_t len);
+
+/* What opening found, for the one log line recovery prints. */
+typedef struct rn_log_open_info {
+    bool clean;              /* a valid clean-shutdown marker skipped the scan */
+    unsigned n_segments;
+    unsigned n_scanned;      /* segments whose tail was verified */
+    unsigned n_index_rebuilt;
+    uint64_t bytes_scanned;
+    uint64_t bytes_dropped;  /* non-zero bytes after the last good batch */
+    int64_t truncated_at;    /* offset where the log was cut, or -1 */
+    unsigned n_segments_dropped; /* whole segments after a bad byte */
+} rn_log_open_info;
+
+/* The open info as one logfmt fragment ("clean=false segments=3 … dropped_bytes=120"),
+ * for the one line recovery logs. Returns what snprintf returns. */
+int rn_log_open_info_str(const rn_log_open_info *info, char *buf, size_t len);
+
+/* Open (creating the directory if missing) the log in dir. name is used in
+ * messages ("orders-3"). io is borrowed for the life of the log. Runs recovery
+ * synchronously when the last shutdown was not clean, then removes the clean
+ * marker so a crash from here on is detected. info may be NULL.
+ * Errors: -errno (directory, files), -RN_E_CORRUPT_* when a file cannot be
+ * repaired, -ENOMEM. On error nothing is left open. */
+int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
+                const rn_log_config *cfg, rn_log_open_info *info);
+
+/* Wait for in-flight appends (running io), flush, seal the active segment to
+ * its real size and write the clean-shutdown marker; free the log. Slices still
+ * held stay valid until released. Returns the first error met; the log is
+ * freed regardless. */
+int rn_log_close(rn_log *log);
+
+/* Drop the log without flushing or writing the clean marker, as a crash would
+ * (in-flight appends are drained first so io has nothing pointing at it). For
+ * tests and for shutting down a failed log. */
+void rn_log_abandon(rn_log *log);
+
+/* Completion of one append. err is 0 or negative; on success base_offset and
+ * last_offset are the offsets the batch got. With flush=always it fires once
+ * the batch is on disk; otherwise once it is written to the page cache. */
+typedef void (*rn_log_append_cb)(void *arg, int err, int64_t base_offset, int64_t last_offset);
+
+/* Append one record batch. Checks it (rn_batch_check: header and CRC), stamps
+ * base_offset and leader_epoch into batch in place, and submits the write.
+ * batch is borrowed until cb runs. Returns 0 when submitted (cb will run
+ * exactly once, from rn_io_run) or a negative error, in which case cb never
+ * runs: a -RN_E_BATCH_* / -RN_E_MESSAGE_TOO_LARGE code for a bad batch,
+ * -RN_E_LOG_FAILED after an fdatasync failure, -ENOMEM. */
+int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
+                  rn_log_append_cb cb, void *arg);
+
+/* rn_log_append and run io until it completes. For tools and tests. */
+int rn_log_append_sync(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
+                       int64_t *base_offset);
+
+/* A borrowed run of whole batches from one segment's mapping. */
+typedef struct rn_slice {
+    const uint8_t *data;
+    size_t len;
+    int64_t base_offset; /* of the first batch in data */
+    int64_t next_offset; /* offset after the last batch in data */
+    rn_segment *seg;     /* reference held; NULL when len == 0 */
+} rn_slice;
+
+/* Read whole batches starting with the one that contains offset, up to
+ * max_bytes (at least one batch even when it is larger, as Kafka does), from
+ * one segment, and not past max_offset (exclusive: pass the high watermark
+ * for consumers, the log end offset for followers). An offset at max_offset
+ * gives an empty slice. The slice holds a segment reference: release it.
+ * Errors: -RN_E_OFFSET_OUT_OF_RANGE (below the log start offset or above
+ * max_offset), -RN_E_CORRUPT_INDEX / -RN_E_CORRUPT_SEGMENT (the bytes at the
+ * indexed position are not a batch). */
+int rn_log_read(rn_log *log, int64_t offset, size_t max_bytes, int64_t max_offset,
+                rn_slice *out);
+
+/* Release the slice's segment reference; the data pointer dies with it. */
+void rn_slice_release(rn_slice *s);
+
+/* The base offset of the first batch whose max_timestamp >= ts (batch
+ * granularity: a reader skips records in it older than ts), or the log end
+ * offset when no batch is that recent. */
+int64_t rn_log_offset_for_time(rn_log *log, int64_t ts);
+
+int64_t rn_log_start_offset(const rn_log *log);  /* first offset still kept */
+int64_t rn_log_end_offset(const rn_log *log);    /* leo: after the last written batch */
+int64_t rn_log_flushed_offset(const rn_log *log); /* after the last fdatasync'd batch */
+/* What consumers may read: flushed offset with flush=always (so a crash can
+ * never take back what a consumer saw), else the log end offset. */
+int64_t rn_log_high_watermark(const rn_log *log);
+uint64_t rn_log_size_bytes(const rn_log *log);
+unsigned rn_log_segment_count(const rn_log *log);
+const rn_log_config *rn_log_config_of(const rn_log *log);
+
+/* Change flush policy, roll and retention settings of an open log (AlterConfigs).
+ * segment_bytes applies from the next roll. Errors: -EINVAL. */
+int rn_log_set_config(rn_log *log, const rn_log_config *cfg);
+
+/* Wait for in-flight appends, then fdatasync everything written (running io).
+ * For flush=never/interval callers that need durability now, and for close. */
+int rn_log_flush_sync(rn_log *log);
+
+/* Delete whole segments older than retention_ms (by their largest timestamp)
+ * or beyond retention_bytes, never the active one; the log start offset moves
+ * to the first remaining segment. Readers holding a deleted segment keep its
+ * mapping until they release it. Returns the number of segments deleted or a
+ * negative error (segments deleted before it stay deleted). */
+int rn_log_enforce_retention(rn_log *log, int64_t now_ms);
+
+/* Roll now if the active segment is older than roll_ms (appends also check). */
+int rn_log_maybe_roll(rn_log *log, int64_t now_ms);
+
+/* The last error with context; "" when none. Valid until the next call. */
+const char *rn_log_errmsg(const rn_log *log);
+
+/* The log's name, as given to rn_log_open. */
+const char *rn_log_name(const rn_log *log);
+
+/* Wall clock in ms, swappable by tests so roll.ms and retention.ms are testable. */
+extern int64_t (*rn_log_clock_ms)(void);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * recovery.c — finding where a segment's data ends, trusting or verifying.
+ *
+ * After a clean shutdown the indexes are right and the data is whole, so
+ * opening walks batch headers only from the last offset-index entry to the end
+ * (rn_segment_find_end): startup of a 10 GiB log reads a few KiB per segment.
+ *
+ * After a crash the tail of a segment may hold anything: a batch cut short by
+ * the crash, pages the kernel never wrote (zeros), or garbage. Recovery
+ * (rn_segment_recover_tail) starts at the last index entry whose batch still
+ * verifies, checks every batch after it (length bounds, offsets continuing,
+ * CRC-32C) and cuts the file at the first byte that does not: the active
+ * segment is truncated there and regrown sparse, so the bytes past the cut
+ * read as zeros and can never come back as data.
+ *
+ * Invariants kept by both:
+ *  1. On return [0, size) is whole, contiguous batches; next_offset follows
+ *     the last of them; the indexes point only inside [0, size).
+ *  2. A rebuilt index is bit-for-bit what appending the same batches would
+ *     have produced (rn_segment_note_batch makes both).
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "protocol/errors.h"
+#include "storage/offset_index.h"
+#include "storage/segment.h"
+#include "storage/sys.h"
+#include "storage/time_index.h"
+
+/* Reset the segment's view to just after offset-index entry k - 1 (or to the
+ * start when k == 0), dropping later index entries, so a walk can go on from
+ * there with rn_segment_note_batch. */
+static void restart_at_entry(rn_segment *seg, uint32_t k)
+{
+    rn_index_file_trim(&seg->idx, k);
+    seg->max_timestamp = -1;
+    seg->max_ts_rel = 0;
+    if (k == 0) {
+        rn_index_file_trim(&seg->tix, 0);
+        seg->size = seg->end_pos = seg->last_index_pos = 0;
+        seg->next_offset = seg->base_offset;
+        return;
+    }
+    rn_offset_entry e = rn_offset_index_get(&seg->idx, k - 1);
+    uint32_t t = seg->tix.n;
+    while (t > 0 && rn_time_index_get(&seg->tix, t - 1).rel_offset > e.rel_offset)
+        t--;
+    rn_index_file_trim(&seg->tix, t);
+    if (t > 0) {
+        rn_time_entry te = rn_time_index_get(&seg->tix, t - 1);
+        seg->max_timestamp = te.timestamp;
+        seg->max_ts_rel = te.rel_offset;
+    }
+    seg->size = seg->end_pos = seg->last_index_pos = e.pos;
+    seg->next_offset = seg->base_offset + e.rel_offset;
+}
+
+/* Does a batch start at pos with the given base offset, whole inside the
+ * mapping (and, when verify, with a good CRC)? Fills h. */
+static bool batch_ok(const rn_segment *seg, uint64_t pos, int64_t want_base, uint32_t max_batch,
+                     bool verify, rn_batch_header *h)
+{
+    if (pos >= seg->map_len || seg->map_len - pos < RN_BATCH_HEADER_LEN)
+        return false;
+    size_t avail = seg->map_len - pos;
+    int rc = verify ? rn_batch_check(seg->map + pos, avail, max_batch, h)
+                    : rn_batch_peek(seg->map + pos, avail, max_batch, h);
+    if (rc < 0 || rn_batch_size(h) > avail)
+        return false;
+    return h->base_offset == want_base && h->last_offset_delta >= 0;
+}
+
+/* Walk batches from the current size; stops at the first that is not ok. */
+static int walk(rn_segment *seg, uint32_t max_batch, bool verify, uint64_t *scanned)
+{
+    rn_batch_header h;
+    uint64_t start = seg->size;
+    int rc = 0;
+    while (batch_ok(seg, seg->size, seg->next_offset, max_batch, verify, &h)) {
+        int r = rn_segment_note_batch(seg, seg->size, &h);
+        if (r < 0 && rc == 0)
+            rc = r; /* index full/ENOSPC: keep walking, lookups still scan */
+    }
+    if (scanned)
+        *scanned += seg->size - start;
+    return rc;
+}
+
+/* Is the last index entry (and the time index) consistent with the data? */
+static bool indexes_look_right(const rn_segment *seg, uint32_t max_batch)
+{
+    if (seg->index_fresh)
+        return false;
+    if (seg->idx.n == 0)
+        return seg->tix.n <= 1;
+    rn_offset_entry e = rn_offset_index_get(&seg->idx, seg->idx.n - 1);
+    rn_batch_header h;
+    if (!batch_ok(seg, e.pos, seg->base_offset + e.rel_offset, max_batch, false, &h))
+        return false;
+    if (seg->tix.n > 0) {
+        /* The time index never points past the batches it has seen. */
+        rn_time_entry t = rn_time_index_get(&seg->tix, seg->tix.n - 1);
+        if (t.timestamp < 0)
+            return false;
+    }
+    return true;
+}
+
+int rn_segment_find_end(rn_segment *seg, uint32_t max_batch, bool *rebuilt)
+{
+    bool ok = indexes_look_right(seg, max_batch);
+    *rebuilt = !ok;
+    restart_at_entry(seg, ok ? seg->idx.n : 0);
+    /* A rebuild reads the whole segment anyway: verify while at it. */
+    return walk(seg, max_batch, !ok, NULL);
+}
+
+/* Count non-zero bytes in [from, map_len): what a cut at `from` throws away.
+ * Holes of a sparse file are skipped with SEEK_DATA/SEEK_HOLE. */
+static uint64_t nonzero_after(const rn_segment *seg, uint64_t from)
+{
+    uint64_t n = 0, pos = from;
+    while (pos < seg->map_len) {
+        off_t data = rn_sys_lseek(seg->fd, (off_t)pos, SEEK_DATA);
+        if (data < 0)
+            break; /* -ENXIO: no data after pos */
+        off_t hole = rn_sys_lseek(seg->fd, data, SEEK_HOLE);
+        uint64_t end = hole < 0 || (uint64_t)hole > seg->map_len ? seg->map_len : (uint64_t)hole;
+        for (uint64_t i = (uint64_t)data; i < end; i++)
+            n += seg->map[i] != 0;
+        if (end <= (uint64_t)data)
+            break;
+        pos = end;
+    }
+    return n;
+}
+
+int rn_segment_recover_tail(rn_segment *seg, uint32_t max_batch, uint64_t *scanned,
+                            uint64_t *dropped, bool *rebuilt)
+{
+    /* The last index entry whose batch verifies is where trust ends. */
+    uint32_t k = seg->index_fresh ? 0 : seg->idx.n;
+    rn_batch_header h;
+    while (k > 0) {
+        rn_offset_entry e = rn_offset_index_get(&seg->idx, k - 1);
+        if (batch_ok(seg, e.pos, seg->base_offset + e.rel_offset, max_batch, true, &h))
+            break;
+        k--;
+    }
+    *rebuilt = seg->index_fresh || k < seg->idx.n;
+    restart_at_entry(seg, k);
+    int rc = walk(seg, max_batch, true, scanned);
+    (void)rc; /* an index append failing is not data loss; the cut below still matters */
+
+    uint64_t cut = seg->size;
+    *dropped = nonzero_after(seg, cut);
+    struct stat st;
+    bool longer = rn_sys_fstat(seg->fd, &st) == 0 && (uint64_t)st.st_size > cut &&
+                  (seg->rolled || seg->sealed);
+    if (*dropped > 0 || longer) {
+        int r = rn_segment_truncate(seg, cut, seg->next_offset);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}

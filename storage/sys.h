@@ -1,0 +1,96 @@
+/*
+ * sys.h — every system call the storage makes, behind one table tests can swap.
+ *
+ * As SQLite's os_unix.c aSyscall[]: storage code never calls open(), pwrite(),
+ * fdatasync() … directly, only rn_sys_*() below, which go through rn_sys (a
+ * table of function pointers) after asking the fault injector. Asynchronous
+ * io_uring writes and flushes ask the same injector before they are submitted
+ * (storage/io.c), so "fail call N" counts sync and async calls alike.
+ *
+ * Thread-safety: the table and the injector are process-global and meant to be
+ * swapped only by tests, before storage objects are used.
+ */
+#ifndef RN_SYS_H
+#define RN_SYS_H
+
+#include <fcntl.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+enum rn_sys_call {
+    RN_SYS_OPEN,
+    RN_SYS_CLOSE,
+    RN_SYS_PWRITE,
+    RN_SYS_PREAD,
+    RN_SYS_FDATASYNC,
+    RN_SYS_FTRUNCATE,
+    RN_SYS_FALLOCATE,
+    RN_SYS_RENAME,
+    RN_SYS_UNLINK,
+    RN_SYS_MMAP,
+    RN_SYS_MUNMAP,
+    RN_SYS_FSTAT,
+    RN_SYS_MKDIR,
+    RN_SYS_LSEEK,
+    RN_SYS__COUNT
+};
+
+/* Name of a call ("pwrite"), for messages and test output. */
+const char *rn_sys_name(enum rn_sys_call call);
+
+/* The table. Each entry has the libc signature but returns -errno instead of
+ * setting errno (mmap returns MAP_FAILED and sets errno, as libc does). */
+struct rn_sys {
+    int (*open)(const char *path, int flags, mode_t mode);
+    int (*close)(int fd);
+    ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t pos);
+    ssize_t (*pread)(int fd, void *buf, size_t len, off_t pos);
+    int (*fdatasync)(int fd);
+    int (*ftruncate)(int fd, off_t len);
+    int (*fallocate)(int fd, int mode, off_t pos, off_t len);
+    int (*rename)(const char *from, const char *to);
+    int (*unlink)(const char *path);
+    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+    int (*munmap)(void *addr, size_t len);
+    int (*fstat)(int fd, struct stat *st);
+    int (*mkdir)(const char *path, mode_t mode);
+    off_t (*lseek)(int fd, off_t pos, int whence);
+};
+
+/* The live table; starts as the real system calls. Tests may replace entries
+ * and must restore them (rn_sys_reset). */
+extern struct rn_sys rn_sys;
+void rn_sys_reset(void);
+
+/* Fault injector: called before every call; a negative return (an -errno)
+ * makes that call fail with it without running. NULL = no injection. */
+typedef int (*rn_sys_inject_fn)(enum rn_sys_call call, void *arg);
+void rn_sys_set_injector(rn_sys_inject_fn fn, void *arg);
+/* Ask the injector about call: 0 = go ahead, negative = fail with that. */
+int rn_sys_inject(enum rn_sys_call call);
+
+/* The wrappers storage uses. All return 0 (or a count) or -errno. */
+int rn_sys_open(const char *path, int flags, mode_t mode);
+int rn_sys_close(int fd);
+/* Writes all len bytes (loops over short writes) or fails. */
+int rn_sys_pwrite_all(int fd, const void *buf, size_t len, off_t pos);
+/* Reads up to len bytes (loops until len or EOF); returns bytes read. */
+ssize_t rn_sys_pread_all(int fd, void *buf, size_t len, off_t pos);
+int rn_sys_fdatasync(int fd);
+int rn_sys_ftruncate(int fd, off_t len);
+int rn_sys_fallocate(int fd, int mode, off_t pos, off_t len);
+int rn_sys_rename(const char *from, const char *to);
+int rn_sys_unlink(const char *path);
+/* Returns 0 and the mapping in *out, or -errno. */
+int rn_sys_mmap(void **out, size_t len, int prot, int flags, int fd, off_t off);
+int rn_sys_munmap(void *addr, size_t len);
+int rn_sys_fstat(int fd, struct stat *st);
+/* mkdir that treats an existing directory as success. */
+int rn_sys_mkdir(const char *path, mode_t mode);
+/* lseek, for SEEK_DATA/SEEK_HOLE walks of sparse files. Returns the position or -errno. */
+off_t rn_sys_lseek(int fd, off_t pos, int whence);
+/* fsync a directory so a create/rename/unlink in it is durable. */
+int rn_sys_fsync_dir(const char *dir);
+
+#endif
