@@ -12,14 +12,31 @@
  * 32 bits, 10 for 64) and length counts the bytes after itself. With codec zstd
  * the whole section is exactly one zstd frame of those bytes.
  *
+ * Rules rn_batch_check applies (after the CRC, which comes first so that a
+ * flipped bit reads as corruption rather than as a malformed field):
+ *  - attributes: no bit above 5, codec none (0) or zstd (4), control only with
+ *    transactional                                       -> BATCH_BAD_ATTRIBUTES
+ *  - records_count >= 1, last_offset_delta >= records_count - 1 (equal unless
+ *    compacted) and, uncompressed, 7 bytes a record at least -> BATCH_BAD_COUNT
+ *  - timestamps >= -1 (-1 is none); base -1 means max -1; max >= base, except
+ *    with LogAppendTime, where max is the broker's clock and >= 0 -> BATCH_BAD_TIMESTAMP
+ *  - producer_id -1 with epoch -1, sequence -1 and no transaction; or id, epoch
+ *    and sequence >= 0 (sequence -1 allowed on a control batch) -> BATCH_BAD_PRODUCER
+ * rn_batch_verify and the iterator add, per record: offset deltas strictly
+ * increasing, the last one equal to last_offset_delta (BATCH_BAD_OFFSET_DELTA);
+ * lengths >= -1 and within the record, header names not null, no byte left in
+ * a record (BATCH_BAD_RECORD); exactly records_count records
+ * (BATCH_BAD_RECORD if fewer, BATCH_TRAILING_BYTES if more).
+ *
  * Invariants kept here:
  *  1. Nothing reads a byte before checking it lies inside the buffer: every
  *     length is compared with the bytes left before it is used, and a record's
  *     fields are read inside [record, record + length) only.
  *  2. rn_batch_check reads the header and hashes once; it never walks records,
  *     so the broker's produce path and recovery cost one CRC pass per batch.
- *  3. Decompression never allocates more than max_uncompressed (+1 byte for the
- *     streaming case): a frame's declared content size is checked before malloc.
+ *  3. Decompression never allocates an output buffer larger than max_uncompressed
+ *     (+1 byte in the streaming case): a frame's declared content size is checked
+ *     before malloc, and the window zstd may allocate is capped to match.
  *  4. The builder writes records straight into one buffer that grows
  *     geometrically, with the header's 61 bytes reserved in front; finishing an
  *     uncompressed batch hands that buffer over without copying it.
@@ -412,6 +429,8 @@ static int decompress_records(const uint8_t *src, size_t src_len, size_t max_out
 {
     if (max_out == 0)
         max_out = DEFAULT_MAX_UNCOMPRESSED;
+    if (max_out > SIZE_MAX / 2) /* leaves room for the streaming path's one extra byte */
+        max_out = SIZE_MAX / 2;
     /* One frame and nothing after it: a second frame could hide a bomb past
      * the content size the first one declares. */
     size_t fsz = ZSTD_findFrameCompressedSize(src, src_len);

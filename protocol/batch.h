@@ -179,14 +179,18 @@ typedef struct rn_batch_builder_opts {
 } rn_batch_builder_opts;
 
 /* A new builder. opts may be NULL (no compression, no producer id).
- * Errors: -EINVAL (unknown codec), -ENOMEM. The caller owns *out. */
+ * Errors: -EINVAL (unknown codec, zstd_level out of range, producer fields not
+ * all -1 nor all >= 0), -ENOMEM. The caller owns *out. */
 int rn_batch_builder_new(rn_batch_builder **out, const rn_batch_builder_opts *opts);
 void rn_batch_builder_free(rn_batch_builder *b);
 
 /* Append one record. key/value may be NULL (null) with len ignored; headers may
  * be NULL when n_headers == 0. The bytes are copied. timestamp in ms.
- * Errors: -EINVAL (negative length, too many records), -ENOMEM,
- * -RN_E_MESSAGE_TOO_LARGE (the batch would pass 2 GiB). */
+ * timestamp -1 means none; a batch has timestamps on all records or on none.
+ * Errors: -EINVAL (negative length, too many records, timestamp below -1 or
+ * mixing -1 with real ones, a header with a negative name_len or value_len
+ * below -1), -ENOMEM, -RN_E_MESSAGE_TOO_LARGE (the batch would pass 2 GiB).
+ * On error the builder is unchanged. */
 int rn_batch_builder_add(rn_batch_builder *b, int64_t timestamp, const void *key, size_t key_len,
                          const void *value, size_t value_len, const rn_record_header *headers,
                          size_t n_headers);

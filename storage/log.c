@@ -360,25 +360,23 @@ static void cancel_done(rn_io_op *op, int res, uint32_t flags)
 /* What the flush policy asks for now. */
 static void maybe_sync(rn_log *log)
 {
-    if (log->failed)
+    if (!log->failed)
+        seal_rolled(log);
+    if (log->failed) {
+        /* No sync will come to acknowledge the waiting appends (a seal's
+         * fdatasync may just have failed): fail them now, or they wait forever. */
+        if (!log->sync_inflight)
+            fail_unsynced(log, log->failed);
         return;
-    switch (log->cfg.flush) {
-    case RN_FLUSH_ALWAYS:
-        seal_rolled(log);
-        if (log->unsynced.head)
-            submit_sync(log);
-        break;
-    case RN_FLUSH_INTERVAL:
-        if (!log->timer_armed && log->leo > log->flushed) {
-            log->timer_armed = true;
-            rn_io_timer(log->io, &log->timer_op, timer_fired, &log->timer_ts,
-                        log->cfg.flush_interval_ms);
-        }
-        seal_rolled(log);
-        break;
-    case RN_FLUSH_NEVER:
-        seal_rolled(log);
-        break;
+    }
+    /* Appends waiting for a sync get one whatever the policy is now: they came
+     * under flush=always, and a policy change does not take that promise back. */
+    if (log->unsynced.head)
+        submit_sync(log);
+    if (log->cfg.flush == RN_FLUSH_INTERVAL && !log->timer_armed && log->leo > log->flushed) {
+        log->timer_armed = true;
+        rn_io_timer(log->io, &log->timer_op, timer_fired, &log->timer_ts,
+                    log->cfg.flush_interval_ms);
     }
 }
 
@@ -427,7 +425,9 @@ static void advance(rn_log *log)
         rn_segment_note_batch(p->seg, p->pos, &p->h);
         log->leo = p->last_offset + 1;
         log->visible_seg = p->seg;
-        if (log->cfg.flush == RN_FLUSH_ALWAYS)
+        /* Behind an append still waiting for its sync (made under always before
+         * a policy change), a later one waits too: acks go in offset order. */
+        if (log->cfg.flush == RN_FLUSH_ALWAYS || log->unsynced.head)
             q_push(&log->unsynced, p);
         else
             complete(log, p, 0);
@@ -507,6 +507,9 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
     int64_t now = rn_log_clock_ms();
 
     rn_segment *seg = active(log);
+    /* A batch that fits neither here nor in a new segment must not roll one. */
+    if (len > log->cfg.segment_bytes && seg->end_pos + len > rn_segment_capacity(seg))
+        return -RN_E_MESSAGE_TOO_LARGE;
     if (needs_roll(log, seg, len, count, now)) {
         rc = roll(log, now);
         if (rc < 0)
@@ -768,6 +771,14 @@ static void drop_first(rn_log *log)
     memmove(log->segs, log->segs + 1, (log->n_segs - 1) * sizeof(*log->segs));
     log->n_segs--;
     log->start_offset = log->segs[0]->base_offset;
+    if (log->visible_seg == s) {
+        /* The newest visible batch is in s while the append that rolled past it
+         * is still being written. s is sealed, so all that is visible is on
+         * disk, and no sync may use s once it is freed below. */
+        log->visible_seg = NULL;
+        if (log->flushed < log->leo)
+            log->flushed = log->leo;
+    }
     rn_segment_unref(s); /* readers holding it keep the mapping */
 }
 

@@ -15,7 +15,7 @@
  * a line without one is a value with a null key. Lines go into batches of at
  * most message.max.bytes, so long input becomes several batches.
  *
- * Output (stdout), after the recovery line:
+ * Output (stdout): the recovery line (logfmt, rn_log_open_info_str), then
  *   offset  timestamp  key  value
  *   0  1732412345678  sample-1  hello
  * timestamp in ms since the epoch; null keys/values print as "(null)";
@@ -67,25 +67,14 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The one line recovery leaves, in the broker's logfmt: what opening found
+ * (clean start, or segments scanned and bytes dropped) and the offsets kept. */
 static void print_recovery(const rn_log *log, const rn_log_open_info *in)
 {
-    printf("%s: opened %u segment%s, offsets %" PRId64 "..%" PRId64 ", ", rn_log_name(log),
-           in->n_segments, in->n_segments == 1 ? "" : "s", rn_log_start_offset(log),
-           rn_log_end_offset(log));
-    if (in->clean) {
-        printf("clean shutdown: no scan\n");
-        return;
-    }
-    printf("recovery: %u segment%s scanned (%" PRIu64 " bytes), %" PRIu64 " bytes dropped",
-           in->n_scanned, in->n_scanned == 1 ? "" : "s", in->bytes_scanned, in->bytes_dropped);
-    if (in->truncated_at >= 0)
-        printf(", truncated at offset %" PRId64, in->truncated_at);
-    if (in->n_segments_dropped)
-        printf(", %u segment%s dropped", in->n_segments_dropped,
-               in->n_segments_dropped == 1 ? "" : "s");
-    if (in->n_index_rebuilt)
-        printf(", %u index%s rebuilt", in->n_index_rebuilt, in->n_index_rebuilt == 1 ? "" : "es");
-    printf("\n");
+    char buf[512];
+    rn_log_open_info_str(in, buf, sizeof(buf));
+    printf("log=%s msg=opened %s start_offset=%" PRId64 " end_offset=%" PRId64 "\n",
+           rn_log_name(log), buf, rn_log_start_offset(log), rn_log_end_offset(log));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,0 +1,225 @@
+/*
+ * broker.h — the pieces of runneld and how they hold each other (internal).
+ *
+ *   rn_broker ── config, metadata (topics), partition table, metrics, reactors
+ *     rn_reactor ── one io_uring (rn_io), listener, provided-buffer ring,
+ *                   connections, the partitions it owns
+ *       rn_conn ── socket, frame decoder, requests in flight, send queue
+ *         rn_request ── one decoded request until its response is queued
+ *
+ * A request flows: recv CQE → rn_conn_on_data → rn_frame_decoder_feed →
+ * rn_frame_request_decode → rn_dispatch → handle_<api> → (storage callbacks)
+ * → rn_request_respond → the conn's send queue → sendmsg CQE.
+ *
+ * Ownership: a partition belongs to one reactor (partition->reactor) and only
+ * that reactor's thread touches its log. There is one reactor for now; the
+ * performance issue adds one per core and hands requests for another
+ * reactor's partitions over by message.
+ *
+ * Everything here is internal to broker/: the structs are open so the handler
+ * files can share them, and nothing outside broker/ includes this header.
+ */
+#ifndef RN_BROKER_H
+#define RN_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "broker/config.h"
+#include "broker/metadata.h"
+#include "broker/metrics.h"
+#include "protocol/errors.h"
+#include "protocol/frame.h"
+#include "storage/io.h"
+#include "storage/log.h"
+
+typedef struct rn_broker rn_broker;
+typedef struct rn_reactor rn_reactor;
+typedef struct rn_conn rn_conn;
+typedef struct rn_request rn_request;
+typedef struct rn_partition rn_partition;
+typedef struct rn_fetch_wait rn_fetch_wait;
+
+/* ---- Partitions ------------------------------------------------------------ */
+
+struct rn_partition {
+    char *topic;
+    int32_t id;
+    rn_log *log;
+    rn_reactor *reactor;
+    rn_fetch_wait *waiters; /* long-polling fetches to wake on appends */
+    rn_partition_metrics m;
+    int32_t leader_epoch;
+    bool deleting;
+    unsigned n_inflight; /* appends not yet completed: delete waits for them */
+};
+
+typedef struct rn_topic_state {
+    char *name;
+    uint8_t id[16];
+    int32_t n_partitions;
+    rn_partition **parts;
+} rn_topic_state;
+
+/* The topic → partitions table, kept in step with metadata by its listener. */
+typedef struct rn_partition_table {
+    rn_topic_state **topics; /* sorted by name */
+    unsigned n_topics, cap;
+} rn_partition_table;
+
+rn_partition *rn_partition_find(rn_broker *b, const char *topic, int32_t partition);
+rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic);
+/* The metadata listener: opens/closes/reconfigures partition logs. */
+void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev);
+/* Close every partition log cleanly (shutdown). Returns the first error. */
+int rn_partitions_close_all(rn_broker *b);
+/* Wake long-polling fetches waiting on p (its high watermark moved). */
+void rn_partition_wake(rn_partition *p);
+/* Roll and retention for every partition (the reactor's tick). */
+void rn_partitions_tick(rn_broker *b, int64_t now_ms, bool retention);
+
+/* ---- Requests and responses -------------------------------------------------- */
+
+/* A response being sent: header bytes then payload slices (segment refs held). */
+typedef struct rn_out {
+    struct rn_out *next;
+    uint8_t *hdr; /* malloc'd prefix + header */
+    size_t hdr_len;
+    unsigned n_slices;
+    rn_slice *slices; /* payload, in order; released once sent */
+    size_t total, sent;
+} rn_out;
+
+struct rn_request {
+    rn_conn *conn;
+    rn_frame_request fr;
+    int api;
+    uint32_t correlation_id;
+    uint64_t start_ns;
+    int rbuf;       /* receive-ring buffer id held by the payload, or -1 */
+    void *owned;    /* decoder allocation holding the frame, or NULL */
+    int pending;    /* asynchronous parts still running (produce appends) */
+    void *state;    /* per-API state (produce results, parked fetch) */
+    struct rn_request *next; /* conn's list of requests in flight */
+    struct rn_request *prev;
+};
+
+/* Queue the response hdr (+ payload slices, ownership of the slice refs
+ * passes to the send queue) and free the request. The response's
+ * correlation_id is set here. */
+void rn_request_respond(rn_request *req, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                        unsigned n_slices);
+/* Answer with an error of the whole request (error_code + message). */
+void rn_request_fail(rn_request *req, int err, const char *msg);
+/* Drop the request without a response (acks=0, or the connection died). */
+void rn_request_free(rn_request *req);
+
+/* Run the handler of req->api. The handler responds (now or later). */
+void rn_dispatch(rn_request *req);
+
+void rn_handle_api_versions(rn_request *req);
+void rn_handle_metadata(rn_request *req);
+void rn_handle_create_topics(rn_request *req);
+void rn_handle_delete_topics(rn_request *req);
+void rn_handle_describe_topic(rn_request *req);
+void rn_handle_alter_configs(rn_request *req);
+void rn_handle_produce(rn_request *req);
+void rn_handle_fetch(rn_request *req);
+void rn_handle_list_offsets(rn_request *req);
+
+/* A parked fetch: woken by rn_partition_wake or its timer. */
+void rn_fetch_wake(rn_fetch_wait *w);
+/* Abandon a parked fetch (its connection is gone). */
+void rn_fetch_cancel(rn_fetch_wait *w);
+
+/* ---- Connections ----------------------------------------------------------- */
+
+struct rn_conn {
+    rn_reactor *r;
+    int fd;
+    uint64_t id;
+    char peer[64];
+    rn_frame_decoder dec;
+    rn_io_op recv_op, send_op, close_op;
+    bool recv_armed, recv_wanted, send_inflight, closing, dead, paused;
+    bool close_after_send;        /* a protocol error: flush the answer, then close */
+    rn_out *out_head, *out_tail;  /* send queue */
+    size_t out_bytes;             /* queued, not yet sent: backpressure */
+    struct iovec iov[64];
+    struct msghdr msg;
+    rn_request *reqs;             /* in flight */
+    unsigned n_reqs;
+    int refs;                     /* ops in flight + requests; freed at 0 once dead */
+    int64_t last_active_ms;
+    rn_conn *next, *prev;         /* reactor's list */
+    rn_conn *next_starved;        /* waiting for receive buffers */
+    bool starved;
+};
+
+/* Feed received bytes; borrowed from ring buffer bid (or -1). */
+void rn_conn_on_data(rn_conn *c, const uint8_t *data, size_t len, int bid);
+/* Close the connection (now, or once the queued answer is sent). */
+void rn_conn_close(rn_conn *c, const char *why);
+/* Start sending what is queued, if no send is in flight. */
+void rn_conn_flush(rn_conn *c);
+void rn_conn_unref(rn_conn *c);
+
+/* ---- Reactor -------------------------------------------------------------------- */
+
+struct rn_reactor {
+    rn_broker *b;
+    unsigned index;
+    rn_io *io;
+    int listen_fd;
+    rn_io_op accept_op, tick_op, signal_op;
+    struct __kernel_timespec tick_ts;
+    bool accepting, tick_armed, signal_armed;
+    /* Provided receive buffers (one group). */
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    unsigned n_bufs, buf_len;
+    uint16_t bgid;
+    int *buf_refs;
+    rn_conn *conns;
+    unsigned n_conns;
+    rn_conn *starved; /* conns whose multishot recv ended for lack of buffers */
+    uint64_t next_conn_id;
+    int signal_fd;
+    uint8_t sigbuf[128]; /* struct signalfd_siginfo */
+    bool stopping;
+    int64_t last_retention_ms;
+};
+
+int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index);
+void rn_reactor_fini(rn_reactor *r);
+/* Open the listener and start accepting. Errors: -errno with a log line. */
+int rn_reactor_listen(rn_reactor *r, const char *hostport);
+/* Run until stopped by SIGTERM/SIGINT and drained. */
+int rn_reactor_run(rn_reactor *r);
+/* Hold / return a receive buffer. */
+void rn_reactor_buf_ref(rn_reactor *r, int bid);
+void rn_reactor_buf_unref(rn_reactor *r, int bid);
+/* Re-arm recv of a conn (buffers came back, or backpressure lifted). */
+void rn_conn_arm_recv(rn_conn *c);
+int64_t rn_now_ms(void);
+uint64_t rn_now_ns(void);
+
+/* ---- The broker ---------------------------------------------------------------- */
+
+struct rn_broker {
+    rn_config cfg;
+    rn_metadata *md;
+    rn_partition_table pt;
+    rn_metrics metrics;
+    rn_reactor *reactors;
+    unsigned n_reactors;
+    rn_frame_limits limits;
+    char host[256];
+    uint16_t port;
+    bool ready; /* storage recovery done */
+};
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * config.h — runneld's configuration: Kafka-style properties, flags, defaults.
+ *
+ * One struct holds every broker setting. It starts from defaults that make a
+ * working single-node broker with no flags at all (data in ./runnel-data,
+ * native protocol on 127.0.0.1:9700, HTTP on 127.0.0.1:9780), then a
+ * properties file (`--config FILE`: `key=value` lines, `#`/`!` comments) and
+ * `--override key=value` flags are applied on top, in that order, through
+ * the same rn_config_set(). Topic-level settings (retention.ms, segment.bytes,
+ * flush, …) use the same parsers through rn_topic_config_set().
+ *
+ * Not thread-safe: built once in main() before the reactors start.
+ */
+#ifndef RN_BROKER_CONFIG_H
+#define RN_BROKER_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/log.h"
+
+typedef struct rn_config {
+    char data_dir[PATH_MAX];       /* data.dir (flag --data-dir), default ./runnel-data */
+    char listen[256];              /* listeners (flag --listen), host:port, default 127.0.0.1:9700 */
+    char http[256];                /* http.listener (flag --http), default 127.0.0.1:9780 */
+    int32_t node_id;               /* node.id, default 1 */
+    uint32_t reactors;             /* reactors (flag --reactors), default 1 (0 = number of cores) */
+    uint32_t socket_request_max_bytes; /* socket.request.max.bytes, default 100 MiB */
+    uint32_t max_connections;      /* max.connections, default 10000 */
+    int64_t connections_max_idle_ms; /* connections.max.idle.ms, default 600000 (10 min) */
+    uint64_t connection_send_budget; /* connection.send.budget.bytes, default 16 MiB */
+    bool auto_create_topics;       /* auto.create.topics.enable, default false */
+    int32_t num_partitions;        /* num.partitions (auto-created topics), default 1 */
+    int64_t retention_check_ms;    /* log.retention.check.interval.ms, default 300000 */
+    int64_t fetch_max_wait_ms;     /* fetch.max.wait.ms cap for long polls, default 30000 */
+    rn_log_config log;             /* log.* defaults every topic starts from:
+                                      log.segment.bytes, log.roll.ms, log.retention.ms,
+                                      log.retention.bytes, log.index.interval.bytes,
+                                      message.max.bytes, log.flush, log.preallocate.bytes */
+} rn_config;
+
+/* Fill c with the defaults above. */
+void rn_config_default(rn_config *c);
+
+/* Set one key from its text value. Values are validated (numbers in range,
+ * host:port well formed, booleans true/false). Errors: -RN_E_INVALID_CONFIG
+ * with a message naming the key and the problem in err (may be NULL). */
+int rn_config_set(rn_config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Apply a properties file: `key=value` or `key: value` lines; leading and
+ * trailing blanks trimmed; `#` and `!` start comment lines; blank lines
+ * skipped; a line ending in `\` continues on the next. Every key goes through
+ * rn_config_set; an unknown key or bad value is an error that names the file
+ * and line ("runnel.properties:7: log.flush: …"). Errors: -errno (cannot
+ * read), -RN_E_INVALID_CONFIG. Lines longer than 64 KiB are rejected. */
+int rn_config_load_file(rn_config *c, const char *path, char *err, size_t errlen);
+
+/* Parse "key=value" (as given to --override) and rn_config_set it. */
+int rn_config_set_kv(rn_config *c, const char *kv, char *err, size_t errlen);
+
+/* Rules that join two keys, which rn_config_set cannot check because keys come
+ * in any order: message.max.bytes <= log.segment.bytes (a batch must fit in one
+ * segment). Call once the file and every override are applied.
+ * Errors: -RN_E_INVALID_CONFIG with a message naming both keys. */
+int rn_config_check(const rn_config *c, char *err, size_t errlen);
+
+/* Topic-level settings, applied on top of the broker's log defaults:
+ * retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,
+ * flush (always | never | interval:MS), index.interval.bytes,
+ * preallocate.bytes. Errors: -RN_E_INVALID_CONFIG with a message. */
+int rn_topic_config_set(rn_log_config *lc, const char *key, const char *value, char *err,
+                        size_t errlen);
+
+/* The cross-key rules of rn_config_check for one topic's settings
+ * (max.message.bytes <= segment.bytes), after its rn_topic_config_set calls. */
+int rn_topic_config_check(const rn_log_config *lc, char *err, size_t errlen);
+
+/* Is key a topic-level setting rn_topic_config_set knows? */
+bool rn_topic_config_known(const char *key);
+
+/* Split "host:port" (IPv4 dotted quad, "localhost", or [IPv6]) into parts.
+ * Errors: -RN_E_INVALID_CONFIG. */
+int rn_config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+/* Write every setting as `key=value` lines (sorted by key) to buf, for
+ * `runneld --print-config` and the startup log. Returns what snprintf would. */
+int rn_config_dump(const rn_config *c, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,453 @@
+/*
+ * conn.c — one client connection: receive, decode, dispatch, send.
+ *
+ * Bytes arrive by multishot recv into the reactor's provided buffers and go
+ * straight into the connection's sans-I/O frame decoder (protocol/frame.c). A
+ * frame that lies whole in the buffer is decoded in place; a Produce request
+ * then keeps the buffer (a reference) until its appends complete, so produce
+ * data is written to the segment from the receive buffer, never copied. A frame
+ * split across receives is gathered by the decoder, which hands its buffer to
+ * the request (rn_frame_decoder_steal).
+ *
+ * Requests are pipelined: each is dispatched as soon as it is decoded and
+ * answers when it completes, so answers may leave out of order across
+ * partitions; the client matches them by correlation id.
+ *
+ * Responses queue as rn_out items (header bytes + payload slices of segment
+ * mmaps, whose references are held until sent) and go out with sendmsg, up to
+ * 64 iovecs at a time, one send in flight per connection.
+ *
+ * Backpressure: when the queued bytes pass connection.send.budget.bytes the
+ * connection stops being read (its recv is cancelled) until the queue drains
+ * below half, so a slow consumer cannot grow broker memory without bound.
+ *
+ * Life: refs counts the reactor's list, every op in flight and every request.
+ * rn_conn_close marks the conn dead, shuts the socket down (so in-flight ops
+ * complete) and drops the list's reference; the fd is closed and the memory
+ * freed when the last reference goes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/logfmt.h"
+
+#define MAX_REQS_IN_FLIGHT 1024
+
+static void noop_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, close_op));
+    (void)res;
+    (void)flags;
+    rn_conn_unref(c);
+}
+
+void rn_conn_unref(rn_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    rn_frame_decoder_fini(&c->dec);
+    free(c);
+}
+
+static void free_out(rn_out *o)
+{
+    for (unsigned i = 0; i < o->n_slices; i++)
+        rn_slice_release(&o->slices[i]);
+    free(o->slices);
+    free(o->hdr);
+    free(o);
+}
+
+static void cancel_recv(rn_conn *c)
+{
+    if (!c->recv_armed)
+        return;
+    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->close_op, noop_done);
+    if (!sqe)
+        return;
+    c->refs++;
+    io_uring_prep_cancel(sqe, &c->recv_op, 0);
+}
+
+void rn_conn_close(rn_conn *c, const char *why)
+{
+    if (c->dead)
+        return;
+    rn_reactor *r = c->r;
+    c->dead = true;
+    rn_logfmt(RN_DEBUG, "connection closed", "conn=%llu peer=%s reason=%s",
+              (unsigned long long)c->id, c->peer, why);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        r->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    r->n_conns--;
+    r->b->metrics.connections_active--;
+    if (c->starved) {
+        for (rn_conn **pp = &r->starved; *pp; pp = &(*pp)->next_starved) {
+            if (*pp == c) {
+                *pp = c->next_starved;
+                c->starved = false;
+                rn_conn_unref(c);
+                break;
+            }
+        }
+    }
+    shutdown(c->fd, SHUT_RDWR);
+    cancel_recv(c);
+    while (c->out_head) {
+        rn_out *o = c->out_head;
+        c->out_head = o->next;
+        free_out(o);
+    }
+    c->out_tail = NULL;
+    c->out_bytes = 0;
+    /* Parked fetches end now; produce appends finish in storage and find the
+     * connection dead (their acknowledgement is dropped, the data is kept). */
+    for (rn_request *q = c->reqs, *next; q; q = next) {
+        next = q->next;
+        if (q->api == RUNNEL__API__FETCH && q->state)
+            rn_fetch_cancel(q->state);
+    }
+    rn_conn_unref(c); /* the reactor list's reference */
+}
+
+/* ---- Receiving ------------------------------------------------------------------- */
+
+static void recv_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, recv_op));
+    rn_reactor *r = c->r;
+    bool more = flags & IORING_CQE_F_MORE;
+    if (!more)
+        c->recv_armed = false;
+    if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+        int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+        rn_reactor_buf_ref(r, bid);
+        if (!c->dead)
+            rn_conn_on_data(c, r->bufs + (size_t)bid * r->buf_len, (size_t)res, bid);
+        rn_reactor_buf_unref(r, bid);
+    } else if (res == 0) {
+        if (!c->dead && rn_frame_decoder_buffered(&c->dec) > 0)
+            rn_logfmt(RN_INFO, "peer closed mid-frame", "conn=%llu peer=%s buffered=%zu",
+                      (unsigned long long)c->id, c->peer, rn_frame_decoder_buffered(&c->dec));
+        rn_conn_close(c, "peer closed");
+    } else if (res == -ENOBUFS) {
+        if (!c->dead && !c->starved) {
+            c->starved = true;
+            c->refs++;
+            c->next_starved = r->starved;
+            r->starved = c;
+        }
+    } else if (res < 0 && res != -ECANCELED) {
+        rn_conn_close(c, rn_errname(res));
+    }
+    if (!more) {
+        if (!c->dead && !c->starved && res != -ECANCELED)
+            rn_conn_arm_recv(c);
+        rn_conn_unref(c);
+    }
+}
+
+void rn_conn_arm_recv(rn_conn *c)
+{
+    if (c->dead || c->paused || c->recv_armed || c->starved || c->close_after_send)
+        return;
+    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->recv_op, recv_done);
+    if (!sqe)
+        return;
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = c->r->bgid;
+    c->recv_armed = true;
+    c->refs++;
+}
+
+static void maybe_pause(rn_conn *c)
+{
+    if (c->paused || c->dead)
+        return;
+    if (c->out_bytes > c->r->b->cfg.connection_send_budget || c->n_reqs >= MAX_REQS_IN_FLIGHT) {
+        c->paused = true;
+        cancel_recv(c);
+    }
+}
+
+static void maybe_resume(rn_conn *c)
+{
+    if (!c->paused || c->dead)
+        return;
+    if (c->out_bytes <= c->r->b->cfg.connection_send_budget / 2 &&
+        c->n_reqs < MAX_REQS_IN_FLIGHT / 2) {
+        c->paused = false;
+        rn_conn_arm_recv(c);
+    }
+}
+
+/* An error answer for a frame that could not become a request. */
+static void answer_error(rn_conn *c, uint32_t correlation_id, int err, const char *msg)
+{
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.correlation_id = correlation_id;
+    h.error_code = (uint32_t)(err < 0 ? -err : err);
+    h.error_message = (char *)msg;
+    uint8_t *buf;
+    size_t len;
+    if (rn_frame_encode_alloc(&h.base, 0, &buf, &len) < 0)
+        return;
+    rn_out *o = calloc(1, sizeof(*o));
+    if (!o) {
+        free(buf);
+        return;
+    }
+    o->hdr = buf;
+    o->hdr_len = o->total = len;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += len;
+    rn_conn_flush(c);
+}
+
+/* The peer broke the protocol: answer, then close once the answer is out. */
+static void protocol_error(rn_conn *c, uint32_t correlation_id, int err, const char *msg)
+{
+    c->r->b->metrics.protocol_errors++;
+    rn_logfmt(RN_INFO, "protocol error, closing connection", "conn=%llu peer=%s err=%s msg=\"%s\"",
+              (unsigned long long)c->id, c->peer, rn_errname(err), msg);
+    c->close_after_send = true;
+    cancel_recv(c);
+    answer_error(c, correlation_id, err == -ENOMEM ? -RN_E_INVALID_REQUEST : err, msg);
+    if (!c->out_head)
+        rn_conn_close(c, "protocol error");
+}
+
+void rn_conn_on_data(rn_conn *c, const uint8_t *data, size_t len, int bid)
+{
+    rn_broker *b = c->r->b;
+    c->last_active_ms = rn_now_ms();
+    b->metrics.bytes_received += len;
+    while (len > 0 && !c->dead && !c->close_after_send) {
+        size_t consumed = 0;
+        rn_frame f;
+        int rc = rn_frame_decoder_feed(&c->dec, data, len, &consumed, &f);
+        if (rc < 0) {
+            protocol_error(c, 0, rc, rn_frame_decoder_errmsg(&c->dec));
+            return;
+        }
+        if (rc == 0)
+            break;
+        const uint8_t *fstart = data;
+        data += consumed;
+        len -= consumed;
+
+        rn_request *req = calloc(1, sizeof(*req));
+        if (!req) {
+            protocol_error(c, 0, -ENOMEM, "out of memory");
+            return;
+        }
+        req->conn = c;
+        req->rbuf = -1;
+        req->start_ns = rn_now_ns();
+        c->refs++;
+        char err[256] = "";
+        rc = rn_frame_request_decode(&req->fr, &f, &b->limits, err, sizeof(err));
+        req->api = req->fr.api;
+        req->correlation_id = req->fr.correlation_id;
+        req->owned = rn_frame_decoder_steal(&c->dec);
+        /* Link it before anything can answer it. */
+        req->next = c->reqs;
+        if (c->reqs)
+            c->reqs->prev = req;
+        c->reqs = req;
+        c->n_reqs++;
+        if (rc < 0) {
+            if (rn_frame_error_closes(rc)) {
+                uint32_t cid = req->fr.have_correlation_id ? req->fr.correlation_id : 0;
+                rn_request_free(req);
+                protocol_error(c, cid, rc, err);
+                return;
+            }
+            rn_request_fail(req, rc, err);
+            continue;
+        }
+        if (!req->owned && req->api == RUNNEL__API__PRODUCE && bid >= 0 &&
+            f.payload >= fstart && f.payload < fstart + consumed) {
+            req->rbuf = bid;
+            rn_reactor_buf_ref(c->r, bid);
+        }
+        rn_dispatch(req);
+    }
+    maybe_pause(c);
+}
+
+/* ---- Requests and answers ---------------------------------------------------------- */
+
+void rn_request_free(rn_request *req)
+{
+    rn_conn *c = req->conn;
+    if (req->prev)
+        req->prev->next = req->next;
+    else if (c->reqs == req)
+        c->reqs = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    c->n_reqs--;
+    rn_frame_request_fini(&req->fr);
+    free(req->owned);
+    if (req->rbuf >= 0)
+        rn_reactor_buf_unref(c->r, req->rbuf);
+    free(req);
+    maybe_resume(c);
+    rn_conn_unref(c);
+}
+
+void rn_request_respond(rn_request *req, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                        unsigned n_slices)
+{
+    rn_conn *c = req->conn;
+    rn_broker *b = c->r->b;
+    rn_metrics_observe(&b->metrics, req->api, (int)hdr->error_code, rn_now_ns() - req->start_ns);
+    hdr->correlation_id = req->correlation_id;
+    rn_out *o = NULL;
+    if (c->dead)
+        goto drop;
+    size_t payload = 0;
+    for (unsigned i = 0; i < n_slices; i++)
+        payload += slices[i].len;
+    o = calloc(1, sizeof(*o));
+    if (!o)
+        goto drop;
+    if (rn_frame_encode_alloc(&hdr->base, payload, &o->hdr, &o->hdr_len) < 0)
+        goto drop;
+    if (n_slices) {
+        o->slices = malloc(n_slices * sizeof(*o->slices));
+        if (!o->slices)
+            goto drop;
+        memcpy(o->slices, slices, n_slices * sizeof(*slices));
+        o->n_slices = n_slices;
+    }
+    o->total = o->hdr_len + payload;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += o->total;
+    rn_request_free(req);
+    rn_conn_flush(c);
+    maybe_pause(c);
+    return;
+
+drop:
+    if (o) {
+        free(o->hdr);
+        free(o);
+    }
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    if (!c->dead)
+        rn_conn_close(c, "out of memory");
+    rn_request_free(req);
+}
+
+void rn_request_fail(rn_request *req, int err, const char *msg)
+{
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.error_code = (uint32_t)(err < 0 ? -err : err);
+    h.error_message = (char *)(msg && *msg ? msg : rn_strerror(err));
+    rn_request_respond(req, &h, NULL, 0);
+}
+
+/* ---- Sending -------------------------------------------------------------------------- */
+
+static void send_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, send_op));
+    (void)flags;
+    c->send_inflight = false;
+    if (res < 0) {
+        if (!c->dead)
+            rn_conn_close(c, rn_errname(res));
+        rn_conn_unref(c);
+        return;
+    }
+    c->r->b->metrics.bytes_sent += (uint64_t)res;
+    size_t n = (size_t)res;
+    while (n > 0 && c->out_head) {
+        rn_out *o = c->out_head;
+        size_t left = o->total - o->sent;
+        if (n < left) {
+            o->sent += n;
+            c->out_bytes -= n;
+            break;
+        }
+        n -= left;
+        c->out_bytes -= left;
+        c->out_head = o->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        free_out(o);
+    }
+    if (!c->dead) {
+        if (c->close_after_send && !c->out_head)
+            rn_conn_close(c, "protocol error");
+        else {
+            maybe_resume(c);
+            rn_conn_flush(c);
+        }
+    }
+    rn_conn_unref(c);
+}
+
+void rn_conn_flush(rn_conn *c)
+{
+    if (c->send_inflight || c->dead || !c->out_head)
+        return;
+    unsigned n = 0;
+    const unsigned max = sizeof(c->iov) / sizeof(c->iov[0]);
+    for (rn_out *o = c->out_head; o && n < max; o = o->next) {
+        size_t skip = o->sent;
+        if (skip < o->hdr_len) {
+            c->iov[n].iov_base = o->hdr + skip;
+            c->iov[n].iov_len = o->hdr_len - skip;
+            n++;
+            skip = 0;
+        } else {
+            skip -= o->hdr_len;
+        }
+        for (unsigned i = 0; i < o->n_slices && n < max; i++) {
+            const rn_slice *s = &o->slices[i];
+            if (skip >= s->len) {
+                skip -= s->len;
+                continue;
+            }
+            c->iov[n].iov_base = (void *)(s->data + skip);
+            c->iov[n].iov_len = s->len - skip;
+            n++;
+            skip = 0;
+        }
+    }
+    if (n == 0)
+        return;
+    memset(&c->msg, 0, sizeof(c->msg));
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = n;
+    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->send_op, send_done);
+    if (!sqe)
+        return;
+    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    c->send_inflight = true;
+    c->refs++;
+}

@@ -1,0 +1,296 @@
+/*
+ * handle_fetch.c — Fetch: record batches from many partitions, with long-poll.
+ *
+ * Each partition is read with rn_log_read: whole batches starting at the one
+ * holding fetch_offset, up to partition_max_bytes and the request's max_bytes
+ * (at least one batch, as Kafka does, so a batch larger than the limits never
+ * stalls a consumer), and never past the high watermark for a consumer
+ * (replica_id -1) or the log end offset for a follower (DESIGN §8). The bytes
+ * are not copied: the answer's payload is the slices of the segment mmaps,
+ * whose references the send queue holds until sendmsg has taken them.
+ *
+ * Long-poll: when fewer than min_bytes are ready and max_wait_ms > 0 the fetch
+ * parks. It registers a waiter on each of its partitions; an append that moves
+ * a partition's high watermark calls rn_partition_wake, which re-runs the read
+ * of the parked fetches; a timer answers with whatever is there at
+ * max_wait_ms (capped by fetch.max.wait.ms).
+ *
+ * A parked fetch's memory lives until both its answer is out and its timer
+ * CQE has come back (cancelled or fired).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/logfmt.h"
+
+#define DEFAULT_MAX_BYTES (50u << 20)
+#define DEFAULT_PARTITION_MAX_BYTES (1u << 20)
+
+typedef struct wait_node {
+    rn_fetch_wait *w;
+    rn_partition *p;
+    struct wait_node *next, *prev;
+    bool linked;
+} wait_node;
+
+struct rn_fetch_wait {
+    rn_request *req;
+    rn_reactor *r;
+    size_t n;
+    wait_node *nodes;
+    rn_io_op timer_op, cancel_op;
+    struct __kernel_timespec ts;
+    bool timer_armed, cancel_sent, done;
+    rn_fetch_wait *ready_next; /* rn_partition_wake's list */
+    bool ready;
+};
+
+static void unlink_node(wait_node *n)
+{
+    if (!n->linked)
+        return;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        n->p->waiters = (rn_fetch_wait *)n->next; /* see link_node */
+    if (n->next)
+        n->next->prev = n->prev;
+    n->linked = false;
+    n->next = n->prev = NULL;
+}
+
+/* A partition's waiters field points at the first wait_node (stored as the
+ * opaque rn_fetch_wait pointer type the header declares). */
+static void link_node(wait_node *n)
+{
+    wait_node *head = (wait_node *)n->p->waiters;
+    n->prev = NULL;
+    n->next = head;
+    if (head)
+        head->prev = n;
+    n->p->waiters = (rn_fetch_wait *)n;
+    n->linked = true;
+}
+
+static void maybe_free(rn_fetch_wait *w)
+{
+    if (w->done && !w->timer_armed && !w->cancel_sent) {
+        free(w->nodes);
+        free(w);
+    }
+}
+
+static void cancel_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_fetch_wait *w = (rn_fetch_wait *)((char *)op - offsetof(rn_fetch_wait, cancel_op));
+    (void)res;
+    (void)flags;
+    w->cancel_sent = false;
+    maybe_free(w);
+}
+
+/* The fetch has answered (or its connection died): leave every list and stop
+ * the timer. */
+static void retire(rn_fetch_wait *w)
+{
+    w->done = true;
+    w->req = NULL;
+    for (size_t i = 0; i < w->n; i++)
+        unlink_node(&w->nodes[i]);
+    if (w->timer_armed && !w->cancel_sent) {
+        struct io_uring_sqe *sqe = rn_io_sqe(w->r->io, &w->cancel_op, cancel_done);
+        if (sqe) {
+            io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&w->timer_op, 0);
+            w->cancel_sent = true;
+        }
+    }
+    maybe_free(w);
+}
+
+/* Read every partition. Answers and returns true when there is enough (or
+ * final); otherwise releases what it read and returns false. */
+static bool try_fetch(rn_request *req, bool final)
+{
+    rn_broker *b = req->conn->r->b;
+    Runnel__FetchRequest *fr = req->fr.hdr->fetch;
+    size_t n = fr->n_partitions;
+    uint32_t max_bytes = fr->max_bytes ? fr->max_bytes : DEFAULT_MAX_BYTES;
+    Runnel__FetchPartitionResponse *resp = calloc(n ? n : 1, sizeof(*resp));
+    Runnel__FetchPartitionResponse **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    rn_slice *slices = calloc(n ? n : 1, sizeof(*slices));
+    if (!resp || !ptrs || !slices) {
+        free(resp);
+        free(ptrs);
+        free(slices);
+        rn_request_fail(req, -ENOMEM, "out of memory");
+        return true;
+    }
+    size_t total = 0;
+    bool errors = false;
+    unsigned n_slices = 0;
+    for (size_t i = 0; i < n; i++) {
+        Runnel__FetchPartition *fp = fr->partitions[i];
+        Runnel__FetchPartitionResponse *r = &resp[i];
+        runnel__fetch_partition_response__init(r);
+        ptrs[i] = r;
+        r->topic = fp->topic;
+        r->partition = fp->partition;
+        r->high_watermark = r->log_start_offset = r->log_end_offset = -1;
+        rn_partition *p = rn_partition_find(b, fp->topic, fp->partition);
+        if (!p) {
+            rn_topic_state *ts = rn_topic_state_find(b, fp->topic);
+            bool storage = ts && fp->partition >= 0 && fp->partition < ts->n_partitions;
+            r->error_code = storage ? RN_E_STORAGE_ERROR : RN_E_UNKNOWN_TOPIC;
+            errors = true;
+            continue;
+        }
+        r->high_watermark = rn_log_high_watermark(p->log);
+        r->log_start_offset = rn_log_start_offset(p->log);
+        r->log_end_offset = rn_log_end_offset(p->log);
+        if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch < p->leader_epoch) {
+            r->error_code = RN_E_FENCED_LEADER_EPOCH;
+            errors = true;
+            continue;
+        }
+        int64_t max_offset = fr->replica_id >= 0 ? r->log_end_offset : r->high_watermark;
+        if (fp->fetch_offset < r->log_start_offset || fp->fetch_offset > r->log_end_offset) {
+            r->error_code = RN_E_OFFSET_OUT_OF_RANGE;
+            errors = true;
+            continue;
+        }
+        if (total >= max_bytes)
+            continue;
+        uint32_t pmax = fp->partition_max_bytes ? fp->partition_max_bytes
+                                                : DEFAULT_PARTITION_MAX_BYTES;
+        size_t limit = pmax < max_bytes - total ? pmax : max_bytes - total;
+        rn_slice s;
+        int rc = rn_log_read(p->log, fp->fetch_offset, limit, max_offset, &s);
+        if (rc < 0) {
+            r->error_code = rc == -RN_E_OFFSET_OUT_OF_RANGE ? RN_E_OFFSET_OUT_OF_RANGE
+                                                            : RN_E_STORAGE_ERROR;
+            errors = true;
+            rn_logfmt(RN_WARN, "fetch read failed", "topic=%s partition=%d err=%s msg=\"%s\"",
+                      fp->topic, fp->partition, rn_errname(rc), rn_log_errmsg(p->log));
+            continue;
+        }
+        if (s.len == 0)
+            continue;
+        r->bytes_len = (uint32_t)s.len;
+        total += s.len;
+        p->m.bytes_out += s.len;
+        p->m.records_out += (uint64_t)(s.next_offset - s.base_offset);
+        slices[n_slices++] = s;
+    }
+    bool enough = total >= fr->min_bytes; /* min_bytes 0: answer at once */
+    if (!final && !errors && !enough && fr->max_wait_ms > 0) {
+        for (unsigned i = 0; i < n_slices; i++)
+            rn_slice_release(&slices[i]);
+        free(resp);
+        free(ptrs);
+        free(slices);
+        return false;
+    }
+    Runnel__FetchResponse fres = RUNNEL__FETCH_RESPONSE__INIT;
+    fres.n_partitions = n;
+    fres.partitions = ptrs;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_FETCH;
+    h.fetch = &fres;
+    rn_request_respond(req, &h, slices, n_slices);
+    free(resp);
+    free(ptrs);
+    free(slices);
+    return true;
+}
+
+static void timer_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_fetch_wait *w = (rn_fetch_wait *)((char *)op - offsetof(rn_fetch_wait, timer_op));
+    (void)flags;
+    w->timer_armed = false;
+    if (!w->done && res != -ECANCELED) {
+        rn_request *req = w->req;
+        req->state = NULL;
+        retire(w);
+        try_fetch(req, true);
+        return;
+    }
+    maybe_free(w);
+}
+
+void rn_fetch_wake(rn_fetch_wait *w)
+{
+    if (w->done)
+        return;
+    rn_request *req = w->req;
+    bool final = req->conn->r->stopping;
+    req->state = NULL;
+    if (try_fetch(req, final)) {
+        retire(w);
+        return;
+    }
+    req->state = w;
+}
+
+void rn_fetch_cancel(rn_fetch_wait *w)
+{
+    if (w->done)
+        return;
+    rn_request *req = w->req;
+    req->state = NULL;
+    retire(w);
+    rn_request_free(req);
+}
+
+void rn_partition_wake(rn_partition *p)
+{
+    /* Collect first: answering a fetch unlinks its nodes from this list. */
+    rn_fetch_wait *ready = NULL;
+    for (wait_node *n = (wait_node *)p->waiters; n; n = n->next) {
+        if (!n->w->ready && !n->w->done) {
+            n->w->ready = true;
+            n->w->ready_next = ready;
+            ready = n->w;
+        }
+    }
+    while (ready) {
+        rn_fetch_wait *w = ready;
+        ready = w->ready_next;
+        w->ready = false;
+        rn_fetch_wake(w);
+    }
+}
+
+void rn_handle_fetch(rn_request *req)
+{
+    rn_broker *b = req->conn->r->b;
+    Runnel__FetchRequest *fr = req->fr.hdr->fetch;
+    if (try_fetch(req, false))
+        return;
+    rn_fetch_wait *w = calloc(1, sizeof(*w));
+    if (w)
+        w->nodes = calloc(fr->n_partitions ? fr->n_partitions : 1, sizeof(*w->nodes));
+    if (!w || !w->nodes) {
+        free(w);
+        try_fetch(req, true);
+        return;
+    }
+    w->req = req;
+    w->r = req->conn->r;
+    w->n = fr->n_partitions;
+    for (size_t i = 0; i < w->n; i++) {
+        wait_node *node = &w->nodes[i];
+        node->w = w;
+        node->p = rn_partition_find(b, fr->partitions[i]->topic, fr->partitions[i]->partition);
+        if (node->p)
+            link_node(node);
+    }
+    uint64_t ms = fr->max_wait_ms;
+    if (b->cfg.fetch_max_wait_ms > 0 && ms > (uint64_t)b->cfg.fetch_max_wait_ms)
+        ms = (uint64_t)b->cfg.fetch_max_wait_ms;
+    w->timer_armed = true;
+    rn_io_timer(w->r->io, &w->timer_op, timer_done, &w->ts, ms);
+    req->state = w;
+}

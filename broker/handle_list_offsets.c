@@ -1,0 +1,95 @@
+/*
+ * handle_list_offsets.c — ListOffsets: earliest, latest, or the first offset
+ * at or after a time.
+ *
+ *   timestamp -2 → the log start offset;
+ *   timestamp -1 → the high watermark (what a consumer starting at "end" reads next);
+ *   timestamp T  → the first record whose timestamp >= T, found through the
+ *                  time index to the batch (rn_log_offset_for_time) and then by
+ *                  walking that batch's records; offset -1 when no record is
+ *                  that recent (as Kafka answers).
+ */
+#include <stdlib.h>
+
+#include "broker/broker.h"
+#include "protocol/batch.h"
+
+/* The first record at or after ts in the batch that starts at or holds
+ * offset `at`, or (-1, -1) when it has none (then: the next batch's base). */
+static int64_t exact_offset(rn_partition *p, int64_t at, int64_t ts, int64_t hw, int64_t *found_ts)
+{
+    while (at < hw) {
+        rn_slice s;
+        if (rn_log_read(p->log, at, 1, hw, &s) < 0 || s.len == 0)
+            return -1;
+        rn_batch_iter it;
+        int64_t result = -1;
+        if (rn_batch_iter_init(&it, s.data, s.len, 0) == 0) {
+            rn_record rec;
+            while (rn_batch_iter_next(&it, &rec) == 1) {
+                if (rec.offset >= at && rec.timestamp >= ts) {
+                    result = rec.offset;
+                    *found_ts = rec.timestamp;
+                    break;
+                }
+            }
+            rn_batch_iter_fini(&it);
+        }
+        int64_t next = s.next_offset;
+        rn_slice_release(&s);
+        if (result >= 0)
+            return result;
+        at = next;
+    }
+    return -1;
+}
+
+void rn_handle_list_offsets(rn_request *req)
+{
+    rn_broker *b = req->conn->r->b;
+    Runnel__ListOffsetsRequest *lr = req->fr.hdr->list_offsets;
+    size_t n = lr->n_partitions;
+    Runnel__ListOffsetsPartitionResponse *resp = calloc(n ? n : 1, sizeof(*resp));
+    Runnel__ListOffsetsPartitionResponse **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (!resp || !ptrs) {
+        free(resp);
+        free(ptrs);
+        rn_request_fail(req, -ENOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Runnel__ListOffsetsPartition *lp = lr->partitions[i];
+        Runnel__ListOffsetsPartitionResponse *r = &resp[i];
+        runnel__list_offsets_partition_response__init(r);
+        ptrs[i] = r;
+        r->topic = lp->topic;
+        r->partition = lp->partition;
+        r->offset = -1;
+        r->timestamp = -1;
+        rn_partition *p = rn_partition_find(b, lp->topic, lp->partition);
+        if (!p) {
+            rn_topic_state *ts = rn_topic_state_find(b, lp->topic);
+            bool storage = ts && lp->partition >= 0 && lp->partition < ts->n_partitions;
+            r->error_code = storage ? RN_E_STORAGE_ERROR : RN_E_UNKNOWN_TOPIC;
+            continue;
+        }
+        int64_t hw = rn_log_high_watermark(p->log);
+        if (lp->timestamp == -2) {
+            r->offset = rn_log_start_offset(p->log);
+        } else if (lp->timestamp == -1) {
+            r->offset = hw;
+        } else {
+            int64_t at = rn_log_offset_for_time(p->log, lp->timestamp);
+            r->offset = exact_offset(p, at, lp->timestamp, hw, &r->timestamp);
+        }
+    }
+    Runnel__ListOffsetsResponse lres = RUNNEL__LIST_OFFSETS_RESPONSE__INIT;
+    lres.n_partitions = n;
+    lres.partitions = ptrs;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS;
+    h.list_offsets = &lres;
+    rn_request_respond(req, &h, NULL, 0);
+    free(resp);
+    free(ptrs);
+}

@@ -1,0 +1,167 @@
+/*
+ * handle_metadata.c — ApiVersions and Metadata, and the dispatch table.
+ *
+ * Metadata answers from the state machine (broker/metadata.c), never from
+ * files: brokers (just this one until the cluster work), the controller, and
+ * for each topic asked (or all) its partitions with leader, leader epoch,
+ * replicas and ISR, which is what clients need to find leaders (DESIGN §8).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+
+void rn_dispatch(rn_request *req)
+{
+    switch (req->api) {
+    case RUNNEL__API__API_VERSIONS:
+        rn_handle_api_versions(req);
+        break;
+    case RUNNEL__API__METADATA:
+        rn_handle_metadata(req);
+        break;
+    case RUNNEL__API__CREATE_TOPICS:
+        rn_handle_create_topics(req);
+        break;
+    case RUNNEL__API__DELETE_TOPICS:
+        rn_handle_delete_topics(req);
+        break;
+    case RUNNEL__API__DESCRIBE_TOPIC:
+        rn_handle_describe_topic(req);
+        break;
+    case RUNNEL__API__ALTER_CONFIGS:
+        rn_handle_alter_configs(req);
+        break;
+    case RUNNEL__API__PRODUCE:
+        rn_handle_produce(req);
+        break;
+    case RUNNEL__API__FETCH:
+        rn_handle_fetch(req);
+        break;
+    case RUNNEL__API__LIST_OFFSETS:
+        rn_handle_list_offsets(req);
+        break;
+    default:
+        /* frame.c only lets through APIs it decodes; this is a safety net. */
+        rn_request_fail(req, -RN_E_UNKNOWN_API, NULL);
+        break;
+    }
+}
+
+void rn_handle_api_versions(rn_request *req)
+{
+    size_t n;
+    const rn_frame_api *apis = rn_frame_apis(&n);
+    Runnel__ApiVersion *v = calloc(n ? n : 1, sizeof(*v));
+    Runnel__ApiVersion **pv = calloc(n ? n : 1, sizeof(*pv));
+    if (!v || !pv) {
+        free(v);
+        free(pv);
+        rn_request_fail(req, -ENOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        runnel__api_version__init(&v[i]);
+        v[i].api = (Runnel__Api)apis[i].api;
+        v[i].min_version = apis[i].min_version;
+        v[i].max_version = apis[i].max_version;
+        pv[i] = &v[i];
+    }
+    Runnel__ApiVersionsResponse r = RUNNEL__API_VERSIONS_RESPONSE__INIT;
+    r.n_api_versions = n;
+    r.api_versions = pv;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_API_VERSIONS;
+    h.api_versions = &r;
+    rn_request_respond(req, &h, NULL, 0);
+    free(v);
+    free(pv);
+}
+
+typedef struct md_build {
+    Runnel__TopicMetadata *topics;
+    Runnel__TopicMetadata **tptrs;
+    Runnel__PartitionMetadata *parts;
+    Runnel__PartitionMetadata **pptrs;
+    size_t n_topics, n_parts;
+} md_build;
+
+static void fill_topic(md_build *m, const rn_topic_info *t, const char *name)
+{
+    Runnel__TopicMetadata *tm = &m->topics[m->n_topics];
+    runnel__topic_metadata__init(tm);
+    m->tptrs[m->n_topics++] = tm;
+    tm->name = (char *)name;
+    if (!t) {
+        tm->error_code = RN_E_UNKNOWN_TOPIC;
+        return;
+    }
+    tm->is_internal = strncmp(t->name, "__", 2) == 0;
+    tm->n_partitions = (size_t)t->n_partitions;
+    tm->partitions = m->pptrs + m->n_parts;
+    for (int32_t i = 0; i < t->n_partitions; i++) {
+        Runnel__PartitionMetadata *pm = &m->parts[m->n_parts];
+        runnel__partition_metadata__init(pm);
+        m->pptrs[m->n_parts++] = pm;
+        const rn_partition_info *pi = &t->partitions[i];
+        pm->partition = pi->partition;
+        pm->leader = pi->leader;
+        pm->leader_epoch = pi->leader_epoch;
+        pm->n_replicas = (size_t)pi->n_replicas;
+        pm->replicas = (int32_t *)pi->replicas;
+        pm->n_isr = (size_t)pi->n_isr;
+        pm->isr = (int32_t *)pi->isr;
+    }
+}
+
+void rn_handle_metadata(rn_request *req)
+{
+    rn_broker *b = req->conn->r->b;
+    Runnel__MetadataRequest *mr = req->fr.hdr->metadata;
+    size_t n_topics = mr->n_topics ? mr->n_topics : rn_metadata_topic_count(b->md);
+    size_t n_parts = 0;
+    for (size_t i = 0; i < n_topics; i++) {
+        const rn_topic_info *t = mr->n_topics ? rn_metadata_find(b->md, mr->topics[i])
+                                              : rn_metadata_topic_at(b->md, (unsigned)i);
+        if (t)
+            n_parts += (size_t)t->n_partitions;
+    }
+    md_build m = {0};
+    m.topics = calloc(n_topics ? n_topics : 1, sizeof(*m.topics));
+    m.tptrs = calloc(n_topics ? n_topics : 1, sizeof(*m.tptrs));
+    m.parts = calloc(n_parts ? n_parts : 1, sizeof(*m.parts));
+    m.pptrs = calloc(n_parts ? n_parts : 1, sizeof(*m.pptrs));
+    if (!m.topics || !m.tptrs || !m.parts || !m.pptrs) {
+        rn_request_fail(req, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n_topics; i++) {
+        if (mr->n_topics) {
+            fill_topic(&m, rn_metadata_find(b->md, mr->topics[i]), mr->topics[i]);
+        } else {
+            const rn_topic_info *t = rn_metadata_topic_at(b->md, (unsigned)i);
+            fill_topic(&m, t, t->name);
+        }
+    }
+    Runnel__Broker br = RUNNEL__BROKER__INIT;
+    Runnel__Broker *brp = &br;
+    br.node_id = b->cfg.node_id;
+    br.host = b->host;
+    br.port = b->port;
+    Runnel__MetadataResponse r = RUNNEL__METADATA_RESPONSE__INIT;
+    r.n_brokers = 1;
+    r.brokers = &brp;
+    r.controller_id = b->cfg.node_id;
+    r.cluster_id = "runnel";
+    r.n_topics = m.n_topics;
+    r.topics = m.tptrs;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_METADATA;
+    h.metadata = &r;
+    rn_request_respond(req, &h, NULL, 0);
+out:
+    free(m.topics);
+    free(m.tptrs);
+    free(m.parts);
+    free(m.pptrs);
+}

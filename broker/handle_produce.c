@@ -1,0 +1,178 @@
+/*
+ * handle_produce.c — Produce: append each record batch to its partition log.
+ *
+ * The payload holds the batches back to back in the order of the header's
+ * partitions list (protocol/frame.c checked that the lengths add up). Each
+ * batch is appended in place: the log checks its header and CRC-32C, stamps
+ * base offset and leader epoch into the bytes (the CRC does not cover them)
+ * and writes them from the receive buffer the request holds. The request
+ * answers once every append has completed: with log.flush=always that is
+ * after the shared fdatasync, so an acknowledgement means the data is on disk.
+ *
+ * acks=0 gets no answer at all (Kafka's contract); acks=1 and acks=-1 are the
+ * same on one node. A failure is reported per partition; the other partitions
+ * of the request are appended regardless.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/logfmt.h"
+
+typedef struct produce_state produce_state;
+
+typedef struct produce_part {
+    produce_state *st;
+    rn_partition *p;
+    size_t i;
+    size_t len;
+} produce_part;
+
+struct produce_state {
+    rn_request *req;
+    int acks;
+    size_t n;
+    int pending;
+    Runnel__ProducePartitionResponse *resp;
+    Runnel__ProducePartitionResponse **ptrs;
+    produce_part *parts;
+    char (*msgs)[160];
+};
+
+static void finish(produce_state *st)
+{
+    rn_request *req = st->req;
+    req->state = NULL;
+    if (st->acks == 0) {
+        rn_metrics_observe(&req->conn->r->b->metrics, req->api, 0, rn_now_ns() - req->start_ns);
+        rn_request_free(req);
+    } else {
+        Runnel__ProduceResponse pr = RUNNEL__PRODUCE_RESPONSE__INIT;
+        pr.n_partitions = st->n;
+        pr.partitions = st->ptrs;
+        Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+        h.body_case = RUNNEL__RESPONSE_HEADER__BODY_PRODUCE;
+        h.produce = &pr;
+        rn_request_respond(req, &h, NULL, 0);
+    }
+    free(st->resp);
+    free(st->ptrs);
+    free(st->parts);
+    free(st->msgs);
+    free(st);
+}
+
+/* Wire code for an append error: runnel's own codes pass through (a batch
+ * error says which field is wrong); system errors are STORAGE_ERROR. */
+static uint32_t wire_code(int err)
+{
+    if (err == -RN_E_LOG_FAILED)
+        return RN_E_STORAGE_ERROR;
+    return rn_is_rn_error(err) ? (uint32_t)-err : RN_E_STORAGE_ERROR;
+}
+
+static void set_error(produce_state *st, size_t i, int err, const char *detail)
+{
+    Runnel__ProducePartitionResponse *r = &st->resp[i];
+    r->error_code = wire_code(err);
+    if (detail && *detail)
+        snprintf(st->msgs[i], sizeof(st->msgs[i]), "%s: %s", rn_strerror(err), detail);
+    else
+        snprintf(st->msgs[i], sizeof(st->msgs[i]), "%s", rn_strerror(err));
+    r->error_message = st->msgs[i];
+}
+
+static void appended(void *arg, int err, int64_t base, int64_t last)
+{
+    produce_part *pp = arg;
+    produce_state *st = pp->st;
+    rn_partition *p = pp->p;
+    Runnel__ProducePartitionResponse *r = &st->resp[pp->i];
+    p->n_inflight--;
+    if (err) {
+        p->m.produce_errors++;
+        set_error(st, pp->i, err, p->log ? rn_log_errmsg(p->log) : NULL);
+    } else {
+        r->base_offset = base;
+        r->log_start_offset = p->log ? rn_log_start_offset(p->log) : -1;
+        p->m.bytes_in += pp->len;
+        p->m.records_in += (uint64_t)(last - base + 1);
+        p->m.batches_in++;
+        rn_partition_wake(p);
+    }
+    if (--st->pending == 0)
+        finish(st);
+}
+
+void rn_handle_produce(rn_request *req)
+{
+    rn_broker *b = req->conn->r->b;
+    Runnel__ProduceRequest *pr = req->fr.hdr->produce;
+    size_t n = pr->n_partitions;
+    produce_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        rn_request_fail(req, -ENOMEM, "out of memory");
+        return;
+    }
+    st->req = req;
+    st->acks = pr->acks;
+    st->n = n;
+    st->resp = calloc(n ? n : 1, sizeof(*st->resp));
+    st->ptrs = calloc(n ? n : 1, sizeof(*st->ptrs));
+    st->parts = calloc(n ? n : 1, sizeof(*st->parts));
+    st->msgs = calloc(n ? n : 1, sizeof(*st->msgs));
+    if (!st->resp || !st->ptrs || !st->parts || !st->msgs) {
+        free(st->resp);
+        free(st->ptrs);
+        free(st->parts);
+        free(st->msgs);
+        free(st);
+        rn_request_fail(req, -ENOMEM, "out of memory");
+        return;
+    }
+    req->state = st;
+    /* Hold the request open until the loop is done, even if every append
+     * completes synchronously (they never do: callbacks run from rn_io_run). */
+    st->pending = 1;
+    size_t off = 0;
+    uint8_t *payload = (uint8_t *)req->fr.payload;
+    for (size_t i = 0; i < n; i++) {
+        Runnel__ProducePartition *pp = pr->partitions[i];
+        Runnel__ProducePartitionResponse *r = &st->resp[i];
+        runnel__produce_partition_response__init(r);
+        st->ptrs[i] = r;
+        r->topic = pp->topic;
+        r->partition = pp->partition;
+        r->base_offset = -1;
+        r->log_append_time = -1;
+        r->log_start_offset = -1;
+        uint8_t *batch = payload + off;
+        size_t len = pp->batch_len;
+        off += len;
+
+        rn_topic_state *ts = rn_topic_state_find(b, pp->topic);
+        rn_partition *p = rn_partition_find(b, pp->topic, pp->partition);
+        if (!p) {
+            bool storage = ts && pp->partition >= 0 && pp->partition < ts->n_partitions;
+            set_error(st, i, storage ? -RN_E_STORAGE_ERROR : -RN_E_UNKNOWN_TOPIC,
+                      storage ? "partition log is not open" : NULL);
+            continue;
+        }
+        produce_part *part = &st->parts[i];
+        part->st = st;
+        part->p = p;
+        part->i = i;
+        part->len = len;
+        int rc = rn_log_append(p->log, batch, len, p->leader_epoch, appended, part);
+        if (rc < 0) {
+            p->m.produce_errors++;
+            set_error(st, i, rc, rn_is_rn_error(rc) ? NULL : rn_log_errmsg(p->log));
+            continue;
+        }
+        p->n_inflight++;
+        st->pending++;
+    }
+    if (--st->pending == 0)
+        finish(st);
+}

@@ -1,0 +1,131 @@
+/*
+ * metadata.h — cluster metadata as a log: topics, partitions, leaders, configs.
+ *
+ * Every change to metadata is a record appended to the metadata log
+ * (data-dir/__cluster_metadata-0, an ordinary rn_log with flush=always) and
+ * then applied to the in-memory state machine here; handlers read the state
+ * machine, never files (DESIGN §8: the same records later travel through a
+ * Raft quorum, libraft, instead of the local log, and every broker applies
+ * them the same way). Records are protobuf `MetadataRecord`s
+ * (protocol/metadata.proto) carried as the values of ordinary record batches;
+ * one change (a topic with its partitions) is one batch, so it applies whole
+ * or not at all.
+ *
+ * Apply is deterministic: a record that does not apply (a topic that already
+ * exists, an unknown topic id) is skipped identically at append time and on
+ * replay, so every replica of the log builds the same state.
+ *
+ * Snapshots: the whole state is written to data-dir/__cluster_metadata-0/snapshot
+ * (XXH3-checksummed, tmp → fsync → rename → fsync dir) every 1000 applied
+ * records and on close; opening loads the snapshot and replays only the
+ * records after the offset it covers. A missing or corrupt snapshot is
+ * ignored (logged) and the log is replayed from its start.
+ *
+ * Threading: owned by one reactor thread (the one that owns the metadata
+ * log's rn_io); every call from that thread. Callbacks run from rn_io_run.
+ */
+#ifndef RN_BROKER_METADATA_H
+#define RN_BROKER_METADATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/io.h"
+#include "storage/log.h"
+
+typedef struct rn_metadata rn_metadata;
+
+/* One partition of a topic. */
+typedef struct rn_partition_info {
+    int32_t partition;
+    int32_t leader;       /* node id of the leader, -1 when none */
+    int32_t leader_epoch; /* bumped on every leader change */
+    int32_t n_replicas;
+    const int32_t *replicas;
+    int32_t n_isr;
+    const int32_t *isr;
+} rn_partition_info;
+
+/* One topic. Pointers are valid until the next change is applied (callbacks
+ * and listener events say when); copy what must live longer. */
+typedef struct rn_topic_info {
+    const char *name;
+    uint8_t id[16]; /* random: a topic deleted and created again is a new topic */
+    int32_t n_partitions;
+    int16_t replication_factor;
+    const rn_partition_info *partitions; /* n_partitions, by partition number */
+    uint32_t n_configs;                  /* topic-level overrides, sorted by key */
+    const char *const *config_keys;
+    const char *const *config_values;
+} rn_topic_info;
+
+enum rn_metadata_event_type {
+    RN_MD_TOPIC_CREATED,  /* topic now exists (also for each topic found at open) */
+    RN_MD_TOPIC_DELETED,  /* topic about to be removed; info still valid in the call */
+    RN_MD_CONFIG_CHANGED, /* topic-level configs changed */
+};
+
+typedef struct rn_metadata_event {
+    enum rn_metadata_event_type type;
+    const rn_topic_info *topic;
+} rn_metadata_event;
+
+/* Told of every applied change, on the owning thread. Must not call back into
+ * rn_metadata_* mutators. */
+typedef void (*rn_metadata_listener)(void *arg, const rn_metadata_event *ev);
+
+/* Completion of a change: err 0 once the record is durable and applied, else
+ * a negative code with a message (errmsg valid during the call). */
+typedef void (*rn_metadata_cb)(void *arg, int err, const char *errmsg);
+
+/* Open the metadata log under data_dir (created if missing), load the
+ * snapshot, replay the records after it, and tell the listener about every
+ * topic (RN_MD_TOPIC_CREATED) so the broker opens their partition logs.
+ * io is borrowed for the life of md. node_id is this broker (the leader of
+ * every partition on a single node). Errors: those of rn_log_open, -ENOMEM,
+ * -RN_E_CORRUPT_FILE (a record in the log that does not decode); err gets a
+ * message. */
+int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,
+                     rn_metadata_listener listener, void *listener_arg, char *err,
+                     size_t errlen);
+
+/* Write a snapshot, close the log cleanly, free. Returns the first error. */
+int rn_metadata_close(rn_metadata *md);
+
+/* Create a topic with n_partitions (1..100000) and replication_factor (must
+ * be 1 while there is one broker; -1 = default 1), with topic-level configs
+ * (validated with rn_topic_config_set). Validation errors are returned at
+ * once and cb never runs: -RN_E_INVALID_TOPIC (name not 1..249 of
+ * [a-zA-Z0-9._-], or "." / "..", or starting with "__"), -RN_E_TOPIC_EXISTS,
+ * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_CONFIG, -RN_E_NOT_ENOUGH_REPLICAS
+ * (replication factor above the number of brokers); err gets a message.
+ * Otherwise returns 0 and cb runs once the record is durable and applied. */
+int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
+                             int16_t replication_factor, const char *const *config_keys,
+                             const char *const *config_values, size_t n_configs,
+                             rn_metadata_cb cb, void *arg, char *err, size_t errlen);
+
+/* Delete a topic. -RN_E_UNKNOWN_TOPIC at once; else 0 and cb later. */
+int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb cb, void *arg,
+                             char *err, size_t errlen);
+
+/* Set and remove topic-level configs. -RN_E_UNKNOWN_TOPIC, -RN_E_INVALID_CONFIG
+ * at once; else 0 and cb later. */
+int rn_metadata_alter_configs(rn_metadata *md, const char *topic, const char *const *set_keys,
+                              const char *const *set_values, size_t n_set,
+                              const char *const *delete_keys, size_t n_delete, rn_metadata_cb cb,
+                              void *arg, char *err, size_t errlen);
+
+/* Look-ups. Valid until the next change is applied. */
+const rn_topic_info *rn_metadata_find(const rn_metadata *md, const char *name);
+unsigned rn_metadata_topic_count(const rn_metadata *md);
+const rn_topic_info *rn_metadata_topic_at(const rn_metadata *md, unsigned i); /* sorted by name */
+
+/* Offset after the last applied record. */
+int64_t rn_metadata_applied_offset(const rn_metadata *md);
+
+/* The log configuration of a topic: defaults with its overrides applied. */
+int rn_topic_log_config(const rn_topic_info *t, const rn_log_config *defaults, rn_log_config *out);
+
+#endif

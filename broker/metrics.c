@@ -1,0 +1,171 @@
+/*
+ * metrics.c — request latency histograms and per-partition counters, rendered
+ * in the Prometheus text format (see metrics.h).
+ *
+ * Histogram buckets are stored per bucket (not cumulative) so an observation
+ * is one increment; rendering accumulates them into Prometheus' cumulative
+ * `le` buckets.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/metrics.h"
+
+const uint64_t rn_metrics_bucket_us[RN_METRICS_N_BUCKETS] = {
+    50,    100,    250,    500,     1000,    2500,    5000,     10000,
+    25000, 50000, 100000, 250000, 500000, 1000000, 5000000, UINT64_MAX};
+
+void rn_metrics_observe(rn_metrics *m, int api, int err, uint64_t dur_ns)
+{
+    if (api < 0 || api >= RN_METRICS_N_API)
+        api = 0;
+    rn_api_metrics *a = &m->api[api];
+    uint64_t us = dur_ns / 1000;
+    a->requests++;
+    if (err)
+        a->errors++;
+    a->sum_us += us;
+    unsigned i = 0;
+    while (i + 1 < RN_METRICS_N_BUCKETS && us > rn_metrics_bucket_us[i])
+        i++;
+    a->buckets[i]++;
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static void put(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf *s, const char *fmt, ...)
+{
+    if (s->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            s->oom = true;
+            return;
+        }
+        if ((size_t)n < s->cap - s->len) {
+            s->len += (size_t)n;
+            return;
+        }
+        size_t cap = (s->cap + (size_t)n) * 2;
+        char *p = realloc(s->p, cap);
+        if (!p) {
+            s->oom = true;
+            return;
+        }
+        s->p = p;
+        s->cap = cap;
+    }
+}
+
+int rn_metrics_render(rn_broker *b, char **out, size_t *len)
+{
+    sbuf s = {.cap = 4096};
+    s.p = malloc(s.cap);
+    if (!s.p)
+        return -ENOMEM;
+    s.p[0] = 0;
+    rn_metrics *m = &b->metrics;
+
+    put(&s, "# HELP runnel_connections_active Open client connections.\n"
+            "# TYPE runnel_connections_active gauge\nrunnel_connections_active %" PRIu64 "\n",
+        m->connections_active);
+    put(&s, "# TYPE runnel_connections_total counter\nrunnel_connections_total %" PRIu64 "\n",
+        m->connections_total);
+    put(&s,
+        "# TYPE runnel_connections_rejected_total counter\n"
+        "runnel_connections_rejected_total %" PRIu64 "\n",
+        m->connections_rejected);
+    put(&s, "# TYPE runnel_network_received_bytes_total counter\n"
+            "runnel_network_received_bytes_total %" PRIu64 "\n",
+        m->bytes_received);
+    put(&s, "# TYPE runnel_network_sent_bytes_total counter\n"
+            "runnel_network_sent_bytes_total %" PRIu64 "\n",
+        m->bytes_sent);
+    put(&s, "# TYPE runnel_protocol_errors_total counter\nrunnel_protocol_errors_total %" PRIu64
+            "\n",
+        m->protocol_errors);
+
+    put(&s, "# HELP runnel_request_duration_seconds Request latency by API.\n"
+            "# TYPE runnel_request_duration_seconds histogram\n");
+    for (int api = 1; api < RN_METRICS_N_API; api++) {
+        rn_api_metrics *a = &m->api[api];
+        if (!a->requests)
+            continue;
+        const char *name = rn_frame_api_name(api);
+        uint64_t cum = 0;
+        for (int i = 0; i < RN_METRICS_N_BUCKETS; i++) {
+            cum += a->buckets[i];
+            if (rn_metrics_bucket_us[i] == UINT64_MAX)
+                put(&s, "runnel_request_duration_seconds_bucket{api=\"%s\",le=\"+Inf\"} %" PRIu64
+                        "\n",
+                    name, cum);
+            else
+                put(&s, "runnel_request_duration_seconds_bucket{api=\"%s\",le=\"%g\"} %" PRIu64
+                        "\n",
+                    name, (double)rn_metrics_bucket_us[i] / 1e6, cum);
+        }
+        put(&s, "runnel_request_duration_seconds_sum{api=\"%s\"} %g\n", name,
+            (double)a->sum_us / 1e6);
+        put(&s, "runnel_request_duration_seconds_count{api=\"%s\"} %" PRIu64 "\n", name,
+            a->requests);
+        put(&s, "runnel_request_errors_total{api=\"%s\"} %" PRIu64 "\n", name, a->errors);
+    }
+
+    static const char *const fams[][2] = {
+        {"runnel_partition_bytes_in_total", "counter"},
+        {"runnel_partition_records_in_total", "counter"},
+        {"runnel_partition_bytes_out_total", "counter"},
+        {"runnel_partition_records_out_total", "counter"},
+        {"runnel_partition_produce_errors_total", "counter"},
+        {"runnel_partition_log_end_offset", "gauge"},
+        {"runnel_partition_log_start_offset", "gauge"},
+        {"runnel_partition_high_watermark", "gauge"},
+        {"runnel_partition_size_bytes", "gauge"},
+    };
+    for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+        put(&s, "# TYPE %s %s\n", fams[f][0], fams[f][1]);
+        for (unsigned t = 0; t < b->pt.n_topics; t++) {
+            rn_topic_state *ts = b->pt.topics[t];
+            for (int32_t p = 0; p < ts->n_partitions; p++) {
+                rn_partition *pa = ts->parts[p];
+                if (!pa || !pa->log)
+                    continue;
+                uint64_t v = 0;
+                switch (f) {
+                case 0: v = pa->m.bytes_in; break;
+                case 1: v = pa->m.records_in; break;
+                case 2: v = pa->m.bytes_out; break;
+                case 3: v = pa->m.records_out; break;
+                case 4: v = pa->m.produce_errors; break;
+                case 5: v = (uint64_t)rn_log_end_offset(pa->log); break;
+                case 6: v = (uint64_t)rn_log_start_offset(pa->log); break;
+                case 7: v = (uint64_t)rn_log_high_watermark(pa->log); break;
+                case 8: v = rn_log_size_bytes(pa->log); break;
+                }
+                put(&s, "%s{topic=\"%s\",partition=\"%d\"} %" PRIu64 "\n", fams[f][0], ts->name,
+                    p, v);
+            }
+        }
+    }
+    if (s.oom) {
+        free(s.p);
+        return -ENOMEM;
+    }
+    *out = s.p;
+    *len = s.len;
+    return 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * metrics.h — counters and latency histograms runneld keeps (DESIGN §6).
+ *
+ * Plain integers bumped on the owning reactor's thread; no atomics on the hot
+ * path (a later reactor-per-core change keeps one rn_metrics per reactor and
+ * sums them when rendering). Rendered in the Prometheus text format with the
+ * `runnel_` prefix by rn_metrics_render(); the HTTP gateway serves it at
+ * /metrics.
+ */
+#ifndef RN_BROKER_METRICS_H
+#define RN_BROKER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RN_METRICS_N_API 16
+#define RN_METRICS_N_BUCKETS 16
+
+/* Per partition: what came in and went out. */
+typedef struct rn_partition_metrics {
+    uint64_t bytes_in, records_in, batches_in;
+    uint64_t bytes_out, records_out;
+    uint64_t produce_errors;
+} rn_partition_metrics;
+
+typedef struct rn_api_metrics {
+    uint64_t requests, errors;
+    uint64_t buckets[RN_METRICS_N_BUCKETS]; /* cumulative at render, per bucket here */
+    uint64_t sum_us;
+} rn_api_metrics;
+
+typedef struct rn_metrics {
+    rn_api_metrics api[RN_METRICS_N_API];
+    uint64_t connections_total, connections_active, connections_rejected;
+    uint64_t bytes_received, bytes_sent;
+    uint64_t protocol_errors;
+} rn_metrics;
+
+/* Upper bounds of the latency buckets, in microseconds (the last is +Inf). */
+extern const uint64_t rn_metrics_bucket_us[RN_METRICS_N_BUCKETS];
+
+/* Count one request of api that took dur_ns and ended with err (0 or negative). */
+void rn_metrics_observe(rn_metrics *m, int api, int err, uint64_t dur_ns);
+
+struct rn_broker;
+/* Render every metric, broker-wide and per topic/partition, in the Prometheus
+ * text format into a malloc'd buffer the caller frees. Errors: -ENOMEM. */
+int rn_metrics_render(struct rn_broker *b, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,425 @@
+/*
+ * reactor.c — one io_uring loop: listener, receive-buffer ring, tick, signals.
+ *
+ * The reactor shares its rn_io with the storage of the partitions it owns, so
+ * socket completions and segment writes/fdatasyncs come back through one ring
+ * and one loop (DESIGN §6). Sockets use:
+ *   - multishot accept on the listener (SO_REUSEPORT, so the performance work
+ *     can open one listener per reactor on the same port);
+ *   - multishot recv into a provided buffer ring, registered by hand because
+ *     liburing 2.3 lacks io_uring_setup_buf_ring (posix_memalign →
+ *     io_uring_register_buf_ring → io_uring_buf_ring_init/add/advance);
+ *   - sendmsg with iovecs pointing at response headers and segment mmaps.
+ *
+ * Receive buffers are reference counted: a Produce payload that lies whole in
+ * a buffer is appended straight from it, so the buffer goes back to the ring
+ * only when the append completes. When the ring runs dry a multishot recv ends
+ * with -ENOBUFS; the connection waits on `starved` and is re-armed as soon as
+ * a buffer comes back.
+ *
+ * Shutdown (SIGTERM/SIGINT through a signalfd read on the ring): stop
+ * accepting, stop reading, let requests in flight finish (bounded by 10 s),
+ * then the caller closes partition logs (flush + clean marker).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/logfmt.h"
+
+#define BUF_COUNT 256
+#define BUF_LEN (64 * 1024)
+#define TICK_MS 200
+#define DRAIN_MS 10000
+
+int64_t rn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t rn_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- Provided buffer ring ------------------------------------------------------ */
+
+static int setup_buffers(rn_reactor *r)
+{
+    r->n_bufs = BUF_COUNT;
+    r->buf_len = BUF_LEN;
+    r->bgid = (uint16_t)r->index;
+    size_t ring_bytes = r->n_bufs * sizeof(struct io_uring_buf);
+    void *ring = NULL;
+    int rc = posix_memalign(&ring, (size_t)sysconf(_SC_PAGESIZE), ring_bytes);
+    if (rc)
+        return -rc;
+    memset(ring, 0, ring_bytes);
+    r->br = ring;
+    rc = posix_memalign((void **)&r->bufs, 4096, (size_t)r->n_bufs * r->buf_len);
+    if (rc) {
+        free(ring);
+        r->br = NULL;
+        return -rc;
+    }
+    r->buf_refs = calloc(r->n_bufs, sizeof(int));
+    if (!r->buf_refs)
+        return -ENOMEM;
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)r->br, .ring_entries = r->n_bufs, .bgid = r->bgid};
+    rc = io_uring_register_buf_ring(rn_io_ring(r->io), &reg, 0);
+    if (rc < 0)
+        return rc;
+    io_uring_buf_ring_init(r->br);
+    int mask = io_uring_buf_ring_mask(r->n_bufs);
+    for (unsigned i = 0; i < r->n_bufs; i++)
+        io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * r->buf_len, r->buf_len, (uint16_t)i,
+                              mask, (int)i);
+    io_uring_buf_ring_advance(r->br, (int)r->n_bufs);
+    return 0;
+}
+
+void rn_reactor_buf_ref(rn_reactor *r, int bid)
+{
+    r->buf_refs[bid]++;
+}
+
+void rn_reactor_buf_unref(rn_reactor *r, int bid)
+{
+    if (--r->buf_refs[bid] > 0)
+        return;
+    io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_len, r->buf_len, (uint16_t)bid,
+                          io_uring_buf_ring_mask(r->n_bufs), 0);
+    io_uring_buf_ring_advance(r->br, 1);
+    /* A buffer is back: connections that ran dry can receive again. */
+    while (r->starved) {
+        rn_conn *c = r->starved;
+        r->starved = c->next_starved;
+        c->starved = false;
+        rn_conn_arm_recv(c);
+        rn_conn_unref(c);
+    }
+}
+
+/* ---- Accept -------------------------------------------------------------------- */
+
+static void arm_accept(rn_reactor *r);
+
+static void conn_new(rn_reactor *r, int fd)
+{
+    rn_broker *b = r->b;
+    if (r->stopping || r->n_conns >= b->cfg.max_connections) {
+        b->metrics.connections_rejected++;
+        rn_logfmt(RN_WARN, "connection refused", "reason=%s",
+                  r->stopping ? "shutting_down" : "max.connections");
+        close(fd);
+        return;
+    }
+    rn_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->r = r;
+    c->fd = fd;
+    c->id = ++r->next_conn_id;
+    c->refs = 1; /* the reactor's list */
+    c->last_active_ms = rn_now_ms();
+    rn_frame_decoder_init(&c->dec, &b->limits);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->next = r->conns;
+    if (r->conns)
+        r->conns->prev = c;
+    r->conns = c;
+    r->n_conns++;
+    b->metrics.connections_total++;
+    b->metrics.connections_active++;
+    rn_logfmt(RN_DEBUG, "connection accepted", "conn=%llu peer=%s", (unsigned long long)c->id,
+              c->peer);
+    c->recv_wanted = true;
+    rn_conn_arm_recv(c);
+}
+
+static void accept_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, accept_op));
+    if (res >= 0)
+        conn_new(r, res);
+    else if (res != -ECANCELED)
+        rn_logfmt(res == -EMFILE || res == -ENFILE ? RN_WARN : RN_DEBUG, "accept failed",
+                  "err=%s", rn_errname(res));
+    if (!(flags & IORING_CQE_F_MORE)) {
+        r->accepting = false;
+        if (!r->stopping)
+            arm_accept(r);
+    }
+}
+
+static void arm_accept(rn_reactor *r)
+{
+    struct io_uring_sqe *sqe = rn_io_sqe(r->io, &r->accept_op, accept_done);
+    if (!sqe)
+        return;
+    io_uring_prep_multishot_accept(sqe, r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    r->accepting = true;
+}
+
+int rn_reactor_listen(rn_reactor *r, const char *hostport)
+{
+    char host[256];
+    uint16_t port;
+    int rc = rn_config_parse_hostport(hostport, host, sizeof(host), &port);
+    if (rc < 0)
+        return rc;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char ps[8];
+    snprintf(ps, sizeof(ps), "%u", port);
+    rc = getaddrinfo(host, ps, &hints, &ai);
+    if (rc != 0) {
+        rn_logfmt(RN_ERROR, "cannot resolve listener", "listen=%s err=\"%s\"", hostport,
+                  gai_strerror(rc));
+        return -EINVAL;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        rc = -errno;
+        close(fd);
+        goto fail;
+    }
+    freeaddrinfo(ai);
+    r->listen_fd = fd;
+    arm_accept(r);
+    return 0;
+
+fail:
+    rn_logfmt(RN_ERROR, "cannot listen", "listen=%s err=%s", hostport, rn_errname(rc));
+    freeaddrinfo(ai);
+    return rc;
+}
+
+/* ---- Tick: idle connections, rolls, retention -------------------------------------- */
+
+static void arm_tick(rn_reactor *r);
+
+static void tick_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, tick_op));
+    (void)res;
+    (void)flags;
+    r->tick_armed = false;
+    int64_t now = rn_now_ms();
+    rn_broker *b = r->b;
+    for (rn_conn *c = r->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->dead && b->cfg.connections_max_idle_ms > 0 && !c->reqs && !c->out_head &&
+            now - c->last_active_ms > b->cfg.connections_max_idle_ms)
+            rn_conn_close(c, "idle");
+    }
+    if (r->index == 0) {
+        bool retention = now - r->last_retention_ms >= b->cfg.retention_check_ms;
+        if (retention)
+            r->last_retention_ms = now;
+        rn_partitions_tick(b, now, retention);
+    }
+    if (!r->stopping)
+        arm_tick(r);
+}
+
+static void arm_tick(rn_reactor *r)
+{
+    r->tick_armed = true;
+    rn_io_timer(r->io, &r->tick_op, tick_done, &r->tick_ts, TICK_MS);
+}
+
+/* ---- Signals ------------------------------------------------------------------------- */
+
+static void arm_signal(rn_reactor *r);
+
+static void signal_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, signal_op));
+    (void)flags;
+    r->signal_armed = false;
+    if (res == (int)sizeof(struct signalfd_siginfo)) {
+        struct signalfd_siginfo si;
+        memcpy(&si, r->sigbuf, sizeof(si));
+        if (si.ssi_signo == SIGHUP) {
+            rn_logfmt(RN_INFO, "SIGHUP: nothing to reload yet", NULL);
+            arm_signal(r);
+            return;
+        }
+        rn_logfmt(RN_INFO, "shutting down", "signal=%s", si.ssi_signo == SIGTERM ? "TERM" : "INT");
+        r->stopping = true;
+        return;
+    }
+    if (!r->stopping)
+        arm_signal(r);
+}
+
+static void arm_signal(rn_reactor *r)
+{
+    struct io_uring_sqe *sqe = rn_io_sqe(r->io, &r->signal_op, signal_done);
+    if (!sqe)
+        return;
+    io_uring_prep_read(sqe, r->signal_fd, r->sigbuf, sizeof(struct signalfd_siginfo), 0);
+    r->signal_armed = true;
+}
+
+/* ---- Life cycle ------------------------------------------------------------------------ */
+
+int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index)
+{
+    memset(r, 0, sizeof(*r));
+    r->b = b;
+    r->index = index;
+    r->listen_fd = -1;
+    r->signal_fd = -1;
+    int rc = rn_io_new(&r->io, 4096);
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "io_uring unavailable", "err=%s", rn_errname(rc));
+        return rc;
+    }
+    rc = setup_buffers(r);
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "cannot register receive buffers", "err=%s", rn_errname(rc));
+        return rc;
+    }
+    if (index == 0) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        r->signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
+        if (r->signal_fd < 0)
+            return -errno;
+        arm_signal(r);
+    }
+    r->last_retention_ms = rn_now_ms();
+    return 0;
+}
+
+static void noop_cb(rn_io_op *op, int res, uint32_t flags)
+{
+    (void)op;
+    (void)res;
+    (void)flags;
+}
+
+int rn_reactor_run(rn_reactor *r)
+{
+    arm_tick(r);
+    static rn_io_op cancel_accept, cancel_tick, cancel_sig;
+    uint64_t stop_at = 0;
+    bool stop_started = false;
+    for (;;) {
+        int rc = rn_io_run(r->io, 1);
+        if (rc < 0 && rc != -EINTR) {
+            rn_logfmt(RN_ERROR, "io_uring wait failed", "err=%s", rn_errname(rc));
+            return rc;
+        }
+        if (!r->stopping)
+            continue;
+        if (!stop_started) {
+            stop_started = true;
+            stop_at = rn_now_ns() + (uint64_t)DRAIN_MS * 1000000ull;
+            /* Stop accepting and reading; requests in flight finish. */
+            if (r->accepting) {
+                struct io_uring_sqe *sqe = rn_io_sqe(r->io, &cancel_accept, noop_cb);
+                io_uring_prep_cancel(sqe, &r->accept_op, 0);
+            }
+            if (r->listen_fd >= 0) {
+                close(r->listen_fd);
+                r->listen_fd = -1;
+            }
+            for (rn_conn *c = r->conns; c; c = c->next)
+                if (!c->reqs && !c->out_head)
+                    rn_conn_close(c, "shutdown");
+        }
+        bool busy = false;
+        for (rn_conn *c = r->conns, *next; c; c = next) {
+            next = c->next;
+            if (!c->dead && !c->reqs && !c->out_head)
+                rn_conn_close(c, "shutdown");
+            else if (!c->dead)
+                busy = true;
+        }
+        if (!busy || rn_now_ns() > stop_at) {
+            for (rn_conn *c = r->conns, *next; c; c = next) {
+                next = c->next;
+                if (!c->dead)
+                    rn_conn_close(c, "shutdown");
+            }
+            break;
+        }
+    }
+    /* Let the cancellations and closes complete. */
+    if (r->tick_armed) {
+        struct io_uring_sqe *sqe = rn_io_sqe(r->io, &cancel_tick, noop_cb);
+        io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&r->tick_op, 0);
+    }
+    if (r->signal_armed) {
+        struct io_uring_sqe *sqe = rn_io_sqe(r->io, &cancel_sig, noop_cb);
+        io_uring_prep_cancel(sqe, &r->signal_op, 0);
+    }
+    uint64_t give_up = rn_now_ns() + 2000000000ull;
+    while (r->conns || r->tick_armed || r->signal_armed || r->accepting) {
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(rn_io_ring(r->io), &cqe, 1, &ts, NULL);
+        rn_io_run(r->io, 0);
+        if (rn_now_ns() > give_up)
+            break;
+    }
+    return 0;
+}
+
+void rn_reactor_fini(rn_reactor *r)
+{
+    if (r->listen_fd >= 0)
+        close(r->listen_fd);
+    if (r->signal_fd >= 0)
+        close(r->signal_fd);
+    if (r->io) {
+        if (r->br)
+            io_uring_unregister_buf_ring(rn_io_ring(r->io), r->bgid);
+        rn_io_free(r->io);
+    }
+    free(r->br);
+    free(r->bufs);
+    free(r->buf_refs);
+    memset(r, 0, sizeof(*r));
+}
