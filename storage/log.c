@@ -373,7 +373,10 @@ static void maybe_sync(rn_log *log)
      * under flush=always, and a policy change does not take that promise back. */
     if (log->unsynced.head)
         submit_sync(log);
-    if (log->cfg.flush == RN_FLUSH_INTERVAL && !log->timer_armed && log->leo > log->flushed) {
+    /* Only for what no sync in flight covers: re-arming for a sync that is about
+     * to complete would wake up an interval later with nothing to do. */
+    int64_t covered = log->sync_inflight ? log->sync_target : log->flushed;
+    if (log->cfg.flush == RN_FLUSH_INTERVAL && !log->timer_armed && log->leo > covered) {
         log->timer_armed = true;
         rn_io_timer(log->io, &log->timer_op, timer_fired, &log->timer_ts,
                     log->cfg.flush_interval_ms);
@@ -893,7 +896,8 @@ static int list_segments(rn_log *log, int64_t **out, unsigned *n_out)
         free(v);
         return set_err(log, rc, "listing segments");
     }
-    qsort(v, n, sizeof(*v), cmp_i64);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_i64); /* v is NULL for an empty directory */
     *out = v;
     *n_out = n;
     return 0;
@@ -1057,6 +1061,8 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
     log->start_offset = log->segs[0]->base_offset;
     log->leo = log->next_assign = log->flushed = act->next_offset;
     log->visible_seg = act;
+    if (n == 0)
+        info.clean = true; /* a new log: nothing to recover */
     info.n_segments = log->n_segs;
     free(bases);
     if (info_out)
