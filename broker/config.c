@@ -59,10 +59,10 @@
 
 #define MAX_FILE_BYTES (1u << 20) /* a properties file is a few KiB; 1 MiB is plenty */
 #define MAX_LINE_BYTES (64u << 10)
-#define MS_MAX (1000LL * 365 * 24 * 3600 * 1000) /* 1000 years: now + it never overflows */
-#define HOUR_MS (3600LL * 1000)
-#define MINUTE_MS (60LL * 1000)
-#define SHOW_MAX 64 /* bytes of a bad value quoted back in a message */
+#define MS_MAX         (1000LL * 365 * 24 * 3600 * 1000) /* 1000 years: now + it never overflows */
+#define HOUR_MS        (3600LL * 1000)
+#define MINUTE_MS      (60LL * 1000)
+#define SHOW_MAX       64 /* bytes of a bad value quoted back in a message */
 
 /* ---- The settings table ---------------------------------------------------- */
 
@@ -84,7 +84,7 @@ struct setting {
     const char *topic_key; /* topic-level name, or NULL for broker-only */
     const char *alias_of;  /* canonical key when this is an alias; aliases are not dumped */
     enum type type;
-    bool in_log;   /* off is into rn_log_config (c->log for the broker), else rn_config */
+    bool in_log; /* off is into rn_log_config (c->log for the broker), else rn_config */
     size_t off;
     int64_t min, max; /* range in this key's own unit */
     int64_t scale;    /* stored value = given value * scale (hours → ms); 0 means 1 */
@@ -111,8 +111,8 @@ static const struct setting settings[] = {
     {"max.connections", NULL, NULL, T_U32, CFG(max_connections, uint32_t), 1, INT32_MAX, 0, false},
     {"connections.max.idle.ms", NULL, NULL, T_I64, CFG(connections_max_idle_ms, int64_t), 1,
      INT32_MAX, 0, false},
-    {"connection.send.budget.bytes", NULL, NULL, T_U64, CFG(connection_send_budget, uint64_t),
-     4096, 1LL << 40, 0, false},
+    {"connection.send.budget.bytes", NULL, NULL, T_U64, CFG(connection_send_budget, uint64_t), 4096,
+     1LL << 40, 0, false},
     {"auto.create.topics.enable", NULL, NULL, T_BOOL, CFG(auto_create_topics, bool), 0, 1, 0,
      false},
     {"num.partitions", NULL, NULL, T_I32, CFG(num_partitions, int32_t), 1, 100000, 0, false},
@@ -144,8 +144,8 @@ static const struct setting settings[] = {
     {"log.flush", "flush", NULL, T_FLUSH, LOG(flush, enum rn_flush_policy), 0, 0, 0, false},
     {"log.flush.interval.ms", NULL, "log.flush", T_FLUSH_MS, LOG(flush_interval_ms, uint32_t), 1,
      3600000, 0, false},
-    {"log.preallocate.bytes", "preallocate.bytes", NULL, T_U64, LOG(preallocate_bytes, uint64_t),
-     0, UINT32_MAX, 0, false},
+    {"log.preallocate.bytes", "preallocate.bytes", NULL, T_U64, LOG(preallocate_bytes, uint64_t), 0,
+     UINT32_MAX, 0, false},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -183,7 +183,8 @@ static int failf(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* The value as quoted back in a message: at most SHOW_MAX bytes of it. */
-#define SHOW(v) (int)(strlen(v) > SHOW_MAX ? SHOW_MAX : strlen(v)), (v), (strlen(v) > SHOW_MAX ? "…" : "")
+#define SHOW(v)                                                                                    \
+    (int)(strlen(v) > SHOW_MAX ? SHOW_MAX : strlen(v)), (v), (strlen(v) > SHOW_MAX ? "…" : "")
 
 /* ---- Values --------------------------------------------------------------- */
 
@@ -229,9 +230,8 @@ static int set_int(const struct setting *st, const char *key, const char *v, int
         if (overflow)
             return failf(err, errlen, "%s: '%.*s%s' is out of range; expected %s", key, SHOW(v),
                          range);
-        return failf(err, errlen,
-                     "%s: '%.*s%s' is not an integer; expected %s (no unit suffixes)", key,
-                     SHOW(v), range);
+        return failf(err, errlen, "%s: '%.*s%s' is not an integer; expected %s (no unit suffixes)",
+                     key, SHOW(v), range);
     }
     if (!(st->minus_one && n == -1) && (n < st->min || n > st->max))
         return failf(err, errlen, "%s: %" PRId64 " is out of range; expected %s", key, n, range);
@@ -320,19 +320,22 @@ static int set_listener(const struct setting *st, const char *key, const char *v
     if (strncasecmp(v, scheme, strlen(scheme)) == 0) {
         hp = v + strlen(scheme);
     } else if (strstr(v, "://")) {
-        return failf(err, errlen, "%s: '%.*s%s': only %s listeners are supported; expected %shost:port",
-                     key, SHOW(v), st->type == T_LISTENER ? "PLAINTEXT" : "http", scheme);
+        return failf(err, errlen,
+                     "%s: '%.*s%s': only %s listeners are supported; expected %shost:port", key,
+                     SHOW(v), st->type == T_LISTENER ? "PLAINTEXT" : "http", scheme);
     }
     if (strchr(hp, ','))
-        return failf(err, errlen, "%s: '%.*s%s': only one listener is supported; expected host:port",
-                     key, SHOW(v));
+        return failf(err, errlen,
+                     "%s: '%.*s%s': only one listener is supported; expected host:port", key,
+                     SHOW(v));
     char host[256];
     uint16_t port;
     const char *why;
     if (parse_hostport(hp, host, sizeof(host), &port, &why) < 0)
-        return failf(err, errlen,
-                     "%s: '%.*s%s': %s; expected host:port (IPv4, localhost or [IPv6], port 1..65535)",
-                     key, SHOW(v), why);
+        return failf(
+            err, errlen,
+            "%s: '%.*s%s': %s; expected host:port (IPv4, localhost or [IPv6], port 1..65535)", key,
+            SHOW(v), why);
     if (strlen(hp) >= dstlen)
         return failf(err, errlen, "%s: value too long (at most %zu bytes)", key, dstlen - 1);
     strcpy(dst, hp);
@@ -435,6 +438,11 @@ static int apply(const struct setting *st, const char *key, const char *v, rn_co
     case T_DIR: {
         if (v[0] == '\0')
             return failf(err, errlen, "%s: empty value; expected a directory path", key);
+        /* Kafka's log.dirs may list several directories; runnel keeps one, and
+         * reading "/a,/b" as one odd path would surprise. */
+        if (st->alias_of && strchr(v, ','))
+            return failf(err, errlen, "%s: '%.*s%s': only one directory is supported", key,
+                         SHOW(v));
         if (strlen(v) >= PATH_MAX)
             return failf(err, errlen, "%s: path longer than %d bytes", key, PATH_MAX - 1);
         strcpy(field, v);
@@ -745,8 +753,8 @@ fail:
 
 /* Split one logical line (continuations already joined) into key and value,
  * unescaped, and apply it. line is line[0..n), n <= MAX_LINE_BYTES. */
-static int apply_line(rn_config *c, const char *line, size_t n, char *kbuf, char *vbuf,
-                      char *err, size_t errlen)
+static int apply_line(rn_config *c, const char *line, size_t n, char *kbuf, char *vbuf, char *err,
+                      size_t errlen)
 {
     size_t i = 0;
     while (i < n && !(line[i] == '=' || line[i] == ':' || is_blank(line[i]))) {
@@ -852,8 +860,8 @@ fail:
 
 int rn_config_load_file(rn_config *c, const char *path, char *err, size_t errlen)
 {
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     int rc = read_file(path, &text, &len, err, errlen);
     if (rc < 0)
         return rc;
@@ -863,8 +871,7 @@ int rn_config_load_file(rn_config *c, const char *path, char *err, size_t errlen
         for (const char *q = text; q < nul; q++)
             line += *q == '\n';
         free(text);
-        return failf(err, errlen, "%s:%u: NUL byte in file (is it a properties file?)", path,
-                     line);
+        return failf(err, errlen, "%s:%u: NUL byte in file (is it a properties file?)", path, line);
     }
     /* Applied to a copy so that a bad line leaves c as it was. */
     rn_config *tmp = malloc(sizeof(*tmp));

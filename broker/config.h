@@ -80,7 +80,8 @@ int rn_topic_config_check(const rn_log_config *lc, char *err, size_t errlen);
 /* Is key a topic-level setting rn_topic_config_set knows? */
 bool rn_topic_config_known(const char *key);
 
-/* Split "host:port" (IPv4 dotted quad, "localhost", or [IPv6]) into parts.
+/* Split "host:port" (IPv4 dotted quad, "localhost", or [IPv6]) into parts;
+ * an IPv6 host comes out without its brackets, ready for getaddrinfo().
  * Errors: -RN_E_INVALID_CONFIG. */
 int rn_config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 

@@ -133,7 +133,9 @@ static void recv_done(rn_io_op *op, int res, uint32_t flags)
     if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
         int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
         rn_reactor_buf_ref(r, bid);
-        if (!c->dead)
+        /* Shutting down: requests in flight finish, new ones are not read
+         * (else a pipelining client keeps the drain busy until its deadline). */
+        if (!c->dead && !r->stopping)
             rn_conn_on_data(c, r->bufs + (size_t)bid * r->buf_len, (size_t)res, bid);
         rn_reactor_buf_unref(r, bid);
     } else if (res == 0) {
@@ -160,7 +162,8 @@ static void recv_done(rn_io_op *op, int res, uint32_t flags)
 
 void rn_conn_arm_recv(rn_conn *c)
 {
-    if (c->dead || c->paused || c->recv_armed || c->starved || c->close_after_send)
+    if (c->dead || c->paused || c->recv_armed || c->starved || c->close_after_send ||
+        c->r->stopping)
         return;
     struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->recv_op, recv_done);
     if (!sqe)

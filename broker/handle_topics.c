@@ -128,7 +128,7 @@ static int validate_configs(rn_broker *b, char **keys, char **values, size_t n, 
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return rn_topic_config_check(&scratch, err, errlen);
 }
 
 void rn_handle_create_topics(rn_request *req)
@@ -143,7 +143,11 @@ void rn_handle_create_topics(rn_request *req)
     for (size_t i = 0; i < cr->n_topics; i++) {
         Runnel__NewTopic *nt = cr->topics[i];
         st->res[i].name = nt->name;
-        int32_t parts = nt->num_partitions > 0 ? nt->num_partitions : b->cfg.num_partitions;
+        /* Only 0 and -1 mean "broker default" (docs/protocol.md); any other
+         * count below 1 is refused by the range check, not silently replaced. */
+        int32_t parts = nt->num_partitions == 0 || nt->num_partitions == -1
+                            ? b->cfg.num_partitions
+                            : nt->num_partitions;
         int16_t rf = nt->replication_factor > 0 ? (int16_t)nt->replication_factor : 1;
         if (nt->replication_factor > INT16_MAX) {
             set_result(st, i, -RN_E_NOT_ENOUGH_REPLICAS, "replication factor out of range");

@@ -35,8 +35,8 @@
 
 #include "broker/logfmt.h"
 
-#define LINE_BYTES 4096 /* = PIPE_BUF on Linux: the largest write a pipe keeps whole */
-#define ELLIPSIS "…"
+#define LINE_BYTES   4096 /* = PIPE_BUF on Linux: the largest write a pipe keeps whole */
+#define ELLIPSIS     "…"
 #define ELLIPSIS_LEN (sizeof(ELLIPSIS) - 1)
 
 static atomic_int min_level = RN_INFO;
@@ -228,10 +228,10 @@ void rn_logfmt(enum rn_log_level level, const char *msg, const char *fields_fmt,
     gmtime_r(&ts.tv_sec, &tm);
     const char *name = (unsigned)level <= RN_ERROR ? level_names[level] : "error";
     /* Fits: the prefix is about 50 bytes. */
-    pos += (size_t)snprintf(line, sizeof(line),
-                            "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=",
-                            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                            tm.tm_sec, ts.tv_nsec / 1000000, name);
+    pos += (size_t)snprintf(
+        line, sizeof(line),
+        "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=", tm.tm_year + 1900, tm.tm_mon + 1,
+        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, name);
 
     /* room: what is left before the '\n' (and the NUL the formatters write). */
     bool cut;

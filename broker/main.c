@@ -160,6 +160,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (rn_config_check(&b->cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runneld: %s\n", err);
+        return 2;
+    }
     if (print) {
         char buf[8192];
         rn_config_dump(&b->cfg, buf, sizeof(buf));

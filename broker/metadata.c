@@ -124,7 +124,7 @@ enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER };
 typedef struct change {
     rn_metadata *md;
     enum change_kind kind;
-    char *name;    /* CREATE: the name it takes */
+    char *name;     /* CREATE: the name it takes */
     uint8_t id[16]; /* the topic it creates, deletes or alters */
     uint8_t *batch;
     size_t len;
@@ -156,9 +156,9 @@ struct rn_metadata {
     topic **by_name, **by_id; /* invariant 4 */
     unsigned n_topics, cap_topics;
 
-    int64_t applied;          /* offset after the last applied record */
-    int64_t snapshot_offset;  /* offset the snapshot on disk covers; -1 none */
-    uint64_t since_snapshot;  /* records applied since it */
+    int64_t applied;         /* offset after the last applied record */
+    int64_t snapshot_offset; /* offset the snapshot on disk covers; -1 none */
+    uint64_t since_snapshot; /* records applied since it */
     change *pending_head, *pending_tail;
     int failed; /* invariant 6: sticky */
     char errmsg[512];
@@ -642,8 +642,8 @@ static md_record *decode_record(rn_metadata *md, const rn_record *rec)
                  "metadata log: offset %" PRId64 ": record has no value", rec->offset);
         return NULL;
     }
-    md_record *r = runnel__metadata__metadata_record__unpack(NULL, (size_t)rec->value_len,
-                                                             rec->value);
+    md_record *r =
+        runnel__metadata__metadata_record__unpack(NULL, (size_t)rec->value_len, rec->value);
     if (!r) {
         snprintf(md->errmsg, sizeof(md->errmsg),
                  "metadata log: offset %" PRId64 ": record (%" PRId32
@@ -703,8 +703,8 @@ static int apply_batch(rn_metadata *md, const uint8_t *buf, size_t len, bool not
         n_recs++;
     }
     if (rc < 0) {
-        snprintf(md->errmsg, sizeof(md->errmsg),
-                 "metadata log: batch at offset %" PRId64 ": %s", base, rn_strerror(rc));
+        snprintf(md->errmsg, sizeof(md->errmsg), "metadata log: batch at offset %" PRId64 ": %s",
+                 base, rn_strerror(rc));
         rc = -RN_E_CORRUPT_FILE;
         goto out;
     }
@@ -909,8 +909,7 @@ static int load_snapshot(rn_metadata *md, char *why, size_t whylen)
         goto out;
     }
     if (get_le32(buf + 8) != SNAPSHOT_VERSION) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32,
-                  get_le32(buf + 8));
+        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, get_le32(buf + 8));
         goto out;
     }
     if (get_le64(buf + size - 8) != XXH3_64bits(buf, size - 8)) {
@@ -928,8 +927,7 @@ static int load_snapshot(rn_metadata *md, char *why, size_t whylen)
     }
     for (uint32_t i = 0; i < count; i++) {
         if (end - p < 4 || get_le32(p) > (uint64_t)(end - p - 4)) {
-            rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " overruns the file",
-                      i);
+            rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " overruns the file", i);
             goto out;
         }
         uint32_t len = get_le32(p);
@@ -970,8 +968,7 @@ static void maybe_snapshot(rn_metadata *md)
     if (rc < 0) {
         /* The log holds everything; try again after as many changes. */
         md->since_snapshot = 0;
-        rn_logfmt(RN_WARN, "metadata snapshot failed", "dir=%s error=%s", md->dir,
-                  rn_errname(rc));
+        rn_logfmt(RN_WARN, "metadata snapshot failed", "dir=%s error=%s", md->dir, rn_errname(rc));
     }
 }
 
@@ -985,8 +982,8 @@ static int replay(rn_metadata *md)
         rn_slice s;
         int rc = rn_log_read(md->log, md->applied, REPLAY_READ_BYTES, end, &s);
         if (rc < 0) {
-            snprintf(md->errmsg, sizeof(md->errmsg), "metadata log: reading offset %" PRId64
-                     ": %s", md->applied, rn_log_errmsg(md->log));
+            snprintf(md->errmsg, sizeof(md->errmsg), "metadata log: reading offset %" PRId64 ": %s",
+                     md->applied, rn_log_errmsg(md->log));
             return rc;
         }
         if (s.len == 0)
@@ -1031,8 +1028,7 @@ static void free_md(rn_metadata *md)
 }
 
 int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,
-                     rn_metadata_listener listener, void *listener_arg, char *err,
-                     size_t errlen)
+                     rn_metadata_listener listener, void *listener_arg, char *err, size_t errlen)
 {
     *out = NULL;
     rn_metadata *md = calloc(1, sizeof(*md));
@@ -1273,8 +1269,8 @@ static void append_done(void *arg, int err, int64_t base_offset, int64_t last_of
                      "metadata: applying offset %" PRId64 " failed (%s); the broker must "
                      "restart to rebuild its metadata",
                      base_offset, rc == -ENOMEM ? rn_strerror(rc) : md->errmsg);
-            rn_logfmt(RN_ERROR, "metadata apply failed", "offset=%" PRId64 " error=%s",
-                      base_offset, rn_errname(rc));
+            rn_logfmt(RN_ERROR, "metadata apply failed", "offset=%" PRId64 " error=%s", base_offset,
+                      rn_errname(rc));
         } else if (status < 0) {
             /* Invariant 3 makes this a should-not-happen; report, do not hide. */
             err = status;
@@ -1356,8 +1352,8 @@ static bool in_list(const char *const *keys, size_t n, const char *key)
 
 int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
                              int16_t replication_factor, const char *const *config_keys,
-                             const char *const *config_values, size_t n_configs,
-                             rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+                             const char *const *config_values, size_t n_configs, rn_metadata_cb cb,
+                             void *arg, char *err, size_t errlen)
 {
     int rc = check_failed(md, err, errlen);
     if (rc < 0)
@@ -1386,9 +1382,12 @@ int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partit
         if (rc < 0)
             return rc;
         if (in_list(config_keys, i, config_keys[i]))
-            return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config %s given twice",
-                        name, config_keys[i]);
+            return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config %s given twice", name,
+                        config_keys[i]);
     }
+    char why[256] = "";
+    if (rn_topic_config_check(&scratch, why, sizeof(why)) < 0)
+        return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", name, why);
     if (find_by_name(md, name) || pending_create(md, name))
         return fail(-RN_E_TOPIC_EXISTS, err, errlen, "topic %s already exists", name);
 
@@ -1502,10 +1501,10 @@ int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb c
     return submit(md, &e, c, err, errlen);
 }
 
-int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name,
-                              const char *const *set_keys, const char *const *set_values,
-                              size_t n_set, const char *const *delete_keys, size_t n_delete,
-                              rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const char *const *set_keys,
+                              const char *const *set_values, size_t n_set,
+                              const char *const *delete_keys, size_t n_delete, rn_metadata_cb cb,
+                              void *arg, char *err, size_t errlen)
 {
     int rc = check_failed(md, err, errlen);
     if (rc < 0)

@@ -98,9 +98,13 @@ int rn_metadata_close(rn_metadata *md);
  * (validated with rn_topic_config_set). Validation errors are returned at
  * once and cb never runs: -RN_E_INVALID_TOPIC (name not 1..249 of
  * [a-zA-Z0-9._-], or "." / "..", or starting with "__"), -RN_E_TOPIC_EXISTS,
- * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_CONFIG, -RN_E_NOT_ENOUGH_REPLICAS
- * (replication factor above the number of brokers); err gets a message.
- * Otherwise returns 0 and cb runs once the record is durable and applied. */
+ * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_CONFIG (also a key given twice),
+ * -RN_E_NOT_ENOUGH_REPLICAS (replication factor above the number of brokers),
+ * -RN_E_INVALID_REQUEST (replication factor 0 or below -1); err gets a message.
+ * Otherwise returns 0 and cb runs once the record is durable and applied.
+ * Every mutator may also fail at once with -ENOMEM, an error of rn_log_append
+ * (-RN_E_LOG_FAILED, …), or — after applying a durable change ran out of
+ * memory, so the state is behind the log — that error until restart. */
 int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
                              int16_t replication_factor, const char *const *config_keys,
                              const char *const *config_values, size_t n_configs,
@@ -111,7 +115,8 @@ int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb c
                              char *err, size_t errlen);
 
 /* Set and remove topic-level configs. -RN_E_UNKNOWN_TOPIC, -RN_E_INVALID_CONFIG
- * at once; else 0 and cb later. */
+ * (unknown key or bad value, a key given twice, nothing to do) at once; else
+ * 0 and cb later. Deleting a key that is not set is not an error. */
 int rn_metadata_alter_configs(rn_metadata *md, const char *topic, const char *const *set_keys,
                               const char *const *set_values, size_t n_set,
                               const char *const *delete_keys, size_t n_delete, rn_metadata_cb cb,
@@ -125,7 +130,9 @@ const rn_topic_info *rn_metadata_topic_at(const rn_metadata *md, unsigned i); /*
 /* Offset after the last applied record. */
 int64_t rn_metadata_applied_offset(const rn_metadata *md);
 
-/* The log configuration of a topic: defaults with its overrides applied. */
+/* The log configuration of a topic: defaults with its overrides applied.
+ * Returns 0, or the first error of rn_topic_config_set (an override this
+ * version refuses; the others are still applied). */
 int rn_topic_log_config(const rn_topic_info *t, const rn_log_config *defaults, rn_log_config *out);
 
 #endif

@@ -346,7 +346,17 @@ int rn_reactor_run(rn_reactor *r)
     uint64_t stop_at = 0;
     bool stop_started = false;
     for (;;) {
-        int rc = rn_io_run(r->io, 1);
+        int rc;
+        if (!r->stopping) {
+            rc = rn_io_run(r->io, 1);
+        } else {
+            /* Draining: wake at least every 50 ms, so the drain deadline holds
+             * even when nothing completes (the tick is no longer armed). */
+            struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
+            struct io_uring_cqe *cqe;
+            io_uring_submit_and_wait_timeout(rn_io_ring(r->io), &cqe, 1, &ts, NULL);
+            rc = rn_io_run(r->io, 0);
+        }
         if (rc < 0 && rc != -EINTR) {
             rn_logfmt(RN_ERROR, "io_uring wait failed", "err=%s", rn_errname(rc));
             return rc;
@@ -365,9 +375,18 @@ int rn_reactor_run(rn_reactor *r)
                 close(r->listen_fd);
                 r->listen_fd = -1;
             }
-            for (rn_conn *c = r->conns; c; c = c->next)
-                if (!c->reqs && !c->out_head)
-                    rn_conn_close(c, "shutdown");
+            /* Parked long polls answer now with what there is (rn_fetch_wake
+             * sees `stopping` and answers final) instead of holding the
+             * shutdown until their max_wait_ms. Idle connections are closed
+             * by the loop below. */
+            for (rn_conn *c = r->conns, *cn; c; c = cn) {
+                cn = c->next;
+                for (rn_request *q = c->reqs, *qn; q && !c->dead; q = qn) {
+                    qn = q->next;
+                    if (q->api == RUNNEL__API__FETCH && q->state)
+                        rn_fetch_wake(q->state);
+                }
+            }
         }
         bool busy = false;
         for (rn_conn *c = r->conns, *next; c; c = next) {

@@ -549,6 +549,7 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
     p->arg = arg;
     p->state = WRITING;
     seg->end_pos += len;
+    seg->last_append_ms = now;
     seg->n_pending++;
     log->next_assign += count;
     q_push(&log->writes, p);
@@ -793,7 +794,8 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
         rn_segment *s = log->segs[0];
         if (!s->sealed)
             break; /* still being written or synced: never delete under a write */
-        int64_t age_ts = s->max_timestamp >= 0 ? s->max_timestamp : s->created_ms;
+        /* Without timestamps, the age of the newest data: when it was appended. */
+        int64_t age_ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_append_ms;
         bool too_old = log->cfg.retention_ms >= 0 && now_ms - age_ts > log->cfg.retention_ms;
         bool too_big = log->cfg.retention_bytes >= 0 &&
                        total - s->size >= (uint64_t)log->cfg.retention_bytes;
@@ -919,14 +921,29 @@ static void free_log(rn_log *log)
 }
 
 /* Delete segment files from index i on (they follow a cut or a gap). */
-static void drop_from(rn_log *log, unsigned i, rn_log_open_info *info)
+/* Delete the files of segments bases[from, n), which follow a cut or a gap
+ * and have not been opened. Left on disk they would come back at the next
+ * open and, once appends after the cut reach their base offset, be served as
+ * if they continued the new data. Each .log goes last, so a failure leaves a
+ * segment the next open drops again; the directory is synced before anything
+ * is appended where they were. */
+static int drop_after(rn_log *log, const int64_t *bases, unsigned from, unsigned n,
+                      rn_log_open_info *info)
 {
-    while (log->n_segs > i) {
-        rn_segment *s = log->segs[--log->n_segs];
-        rn_segment_delete_files(s);
-        rn_segment_unref(s);
+    static const char *const exts[] = {".tix", ".idx", ".log"};
+    for (unsigned j = from; j < n; j++) {
+        for (size_t e = 0; e < 3; e++) {
+            char p[4096];
+            int rc = rn_segment_path(p, sizeof(p), log->dir, bases[j], exts[e]);
+            if (rc == 0)
+                rc = rn_sys_unlink(p);
+            if (rc < 0 && rc != -ENOENT)
+                return set_err(log, rc, "segment %020" PRId64 ": deleting after a cut", bases[j]);
+        }
         info->n_segments_dropped++;
     }
+    int rc = rn_sys_fsync_dir(log->dir);
+    return rc < 0 ? set_err(log, rc, "fsync of the directory after a cut") : 0;
 }
 
 static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool clean,
@@ -971,7 +988,9 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
                 /* A cut or a gap: what follows cannot be served in order. */
                 if (info->truncated_at < 0)
                     info->truncated_at = file_end;
-                drop_from(log, i + 1, info);
+                rc = drop_after(log, bases, i + 1, n, info);
+                if (rc < 0)
+                    return rc;
                 /* The segment we stopped at must take appends again. */
                 rn_segment_unref(log->segs[--log->n_segs]);
                 rc = rn_segment_open(&seg, log->dir, bases[i], &log->cfg, true);
@@ -1033,6 +1052,9 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
                                          &dropped, &rebuilt);
             info.n_scanned++;
             info.bytes_dropped += dropped;
+            info.n_index_rebuilt += rebuilt;
+            if (dropped > 0)
+                info.truncated_at = active(log)->next_offset;
             if (rc < 0) {
                 set_err(log, rc, "recovery");
                 goto fail;

@@ -152,7 +152,7 @@ int rn_segment_create(rn_segment **out, const char *dir, int64_t base_offset,
     rc = rn_sys_fsync_dir(dir);
     if (rc < 0)
         goto fail_after_open;
-    seg->created_ms = now_ms;
+    seg->created_ms = seg->last_append_ms = now_ms;
     *out = seg;
     return 0;
 
@@ -206,6 +206,7 @@ int rn_segment_open(rn_segment **out, const char *dir, int64_t base_offset,
     if (rc < 0)
         goto fail;
     seg->created_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    seg->last_append_ms = seg->created_ms; /* the file was last written then */
     *out = seg;
     return 0;
 

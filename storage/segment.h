@@ -32,6 +32,7 @@ struct rn_segment {
     int64_t max_timestamp;
     uint32_t max_ts_rel;      /* relative offset of the batch holding it */
     int64_t created_ms;       /* for log.roll.ms */
+    int64_t last_append_ms;   /* age for retention.ms when no batch has a timestamp */
     uint64_t last_index_pos;  /* position of the last offset-index entry (0: none) */
     uint32_t index_interval;
     rn_index_file idx, tix;

@@ -3,13 +3,18 @@
  *
  *   runnel-storage-demo --dir DIR
  *
- * What `tools/dev run` runs until the broker exists. It opens the partition
- * log DIR/demo-0 (storage/log.h), prints the line recovery leaves (clean start
- * or what a crash cost), appends one record batch — a record per stdin line,
- * or three sample records when stdin is a terminal — reads the whole log back
- * and prints one line per record, and closes the log cleanly so the next start
- * skips the scan. Run it twice and the first run's records are still there;
- * kill it mid-way and the next run says what recovery found.
+ * The storage engine by hand, without a broker: `tools/dev run` ran it
+ * before runneld existed, and it stays as the smallest end-to-end check. It
+ * opens the partition log DIR/demo-0 (storage/log.h), prints the line
+ * recovery leaves (clean start or what a crash cost), appends one record
+ * batch — a record per stdin line, or three sample records when stdin is a
+ * terminal — reads the whole log back and prints one line per record, and
+ * closes the log cleanly so the next start skips the scan. Run it twice and
+ * the first run's records are still there; kill it mid-way and the next run
+ * says what recovery found.
+ *
+ * It appends with rn_log_append_sync (flush=always, the default), so each
+ * "appended" line on stderr means the batch is on disk.
  *
  * Input: one record per line; a TAB splits KEY from VALUE ("k1<TAB>hello"),
  * a line without one is a value with a null key. Lines go into batches of at
@@ -98,7 +103,6 @@ static int flush_batch(rn_log *log, rn_batch_builder *bb)
         free(batch);
         return -1;
     }
-    /* rn_log_append_sync returns once acknowledged: on disk with flush=always. */
     fprintf(stderr, "runnel-storage-demo: appended %zu bytes at offset %" PRId64 "\n", len, base);
     free(batch);
     return 0;
@@ -293,19 +297,15 @@ int main(int argc, char **argv)
     print_recovery(log, &info);
     fflush(stdout);
 
-    int status = 1;
-    if (append_input(log) < 0 || print_log(log) < 0) {
-        /* Whatever was acknowledged is on disk; the next open verifies the rest. */
-        rn_log_abandon(log);
-        goto out;
-    }
+    /* Close cleanly even after an error: a rejected batch left the log
+     * intact, and rn_log_close writes the clean marker only when the log
+     * itself is healthy, so the next start scans exactly when it must. */
+    int status = append_input(log) < 0 || print_log(log) < 0 ? 1 : 0;
     rc = rn_log_close(log);
     if (rc < 0) {
         report(NULL, rc, "closing %s", path);
-        goto out;
+        status = 1;
     }
-    status = 0;
-out:
     rn_io_free(io);
     if (fflush(stdout) != 0 && status == 0) {
         report(NULL, -errno, "writing stdout");

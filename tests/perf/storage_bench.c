@@ -687,7 +687,7 @@ int main(int argc, char **argv)
     row(always_name, &always_n, &raw, NULL);
     row("append always, 1 appender", &always1, &raw_sync, "sync-each");
     row("read (page cache, CRC checked)", &rd, NULL, NULL);
-    row("read again (pages already mapped)", &rd2, NULL, NULL);
+    row("read again (already mapped)", &rd2, NULL, NULL);
     const result *all[] = {&raw, &raw_sync, &never, &interval, &always_n, &always1};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (all[i]->capped) {

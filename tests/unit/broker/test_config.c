@@ -81,8 +81,8 @@ static const char *set_bad(rn_config *c, const char *key, const char *value)
     err[0] = '\0';
     int rc = rn_config_set(c, key, value, err, sizeof(err));
     cr_assert_eq(rc, -RN_E_INVALID_CONFIG, "%s=%s accepted (rc %d)", key, value, rc);
-    cr_assert(strstr(err, key) != NULL, "message for %s=%s does not name the key: %s", key,
-              value, err);
+    cr_assert(strstr(err, key) != NULL, "message for %s=%s does not name the key: %s", key, value,
+              err);
     rn_config_dump(c, after, sizeof(after));
     cr_assert_str_eq(before, after, "failed %s=%s changed the config", key, value);
     return err;
@@ -178,6 +178,7 @@ Test(config, aliases)
     rn_config c = fresh();
     set_ok(&c, "log.dirs", "/data/kafka-style");
     cr_assert_str_eq(c.data_dir, "/data/kafka-style");
+    cr_assert(strstr(set_bad(&c, "log.dirs", "/a,/b"), "one directory"));
     set_ok(&c, "listen", "localhost:9701");
     cr_assert_str_eq(c.listen, "localhost:9701");
     set_ok(&c, "listeners", "PLAINTEXT://127.0.0.1:9092");
@@ -252,8 +253,20 @@ static const char *const int_keys[] = {
 // unit-suffixed and overflowing values, and says what is allowed.
 Test(config, bad_numbers_rejected_everywhere)
 {
-    const char *bad[] = {"",     "12x", "1k",  "1MB",  " 5",   "5 ",  "+5",  "0x10",
-                         "1e3", "1.5", "--1", "-",    "abc",  "99999999999999999999",
+    const char *bad[] = {"",
+                         "12x",
+                         "1k",
+                         "1MB",
+                         " 5",
+                         "5 ",
+                         "+5",
+                         "0x10",
+                         "1e3",
+                         "1.5",
+                         "--1",
+                         "-",
+                         "abc",
+                         "99999999999999999999",
                          "-99999999999999999999"};
     rn_config c = fresh();
     for (size_t k = 0; k < sizeof(int_keys) / sizeof(int_keys[0]); k++) {
@@ -281,10 +294,18 @@ Test(config, number_messages)
 Test(config, minus_one_only_where_allowed)
 {
     rn_config c = fresh();
-    const char *no[] = {"node.id",           "reactors",          "socket.request.max.bytes",
-                        "max.connections",   "num.partitions",    "log.segment.bytes",
-                        "log.roll.ms",       "message.max.bytes", "log.index.interval.bytes",
-                        "log.preallocate.bytes", "fetch.max.wait.ms", "log.flush.interval.ms"};
+    const char *no[] = {"node.id",
+                        "reactors",
+                        "socket.request.max.bytes",
+                        "max.connections",
+                        "num.partitions",
+                        "log.segment.bytes",
+                        "log.roll.ms",
+                        "message.max.bytes",
+                        "log.index.interval.bytes",
+                        "log.preallocate.bytes",
+                        "fetch.max.wait.ms",
+                        "log.flush.interval.ms"};
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
         set_bad(&c, no[i], "-1");
     set_ok(&c, "log.retention.ms", "-1");
@@ -384,10 +405,10 @@ Test(config, hostport_good)
 // Malformed host:port is refused, by the parser and by both listener keys.
 Test(config, hostport_bad)
 {
-    const char *bad[] = {"127.0.0.1", ":9700",     "host:0",      "localhost:65536",
-                         "localhost:", "localhost:x", "localhost:-1", "::1:9700",
-                         "[::1]",     "[::1:9700", "[]:9700",     "[127.0.0.1]:80",
-                         "1.2.3:80",  "256.1.1.1:80", "example.com:80", "",
+    const char *bad[] = {"127.0.0.1",       ":9700",        "host:0",         "localhost:65536",
+                         "localhost:",      "localhost:x",  "localhost:-1",   "::1:9700",
+                         "[::1]",           "[::1:9700",    "[]:9700",        "[127.0.0.1]:80",
+                         "1.2.3:80",        "256.1.1.1:80", "example.com:80", "",
                          "127.0.0.1:9700 ", "[::1]x:80"};
     rn_config c = fresh();
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -413,8 +434,9 @@ Test(config, listener_schemes)
     set_ok(&c, "listeners", "plaintext://127.0.0.1:9700");
     cr_assert_str_eq(c.listen, "127.0.0.1:9700");
     cr_assert(strstr(set_bad(&c, "listeners", "SSL://127.0.0.1:9093"), "PLAINTEXT"));
-    cr_assert(strstr(set_bad(&c, "listeners", "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://0.0.0.0:9093"),
-                     "one listener"));
+    cr_assert(
+        strstr(set_bad(&c, "listeners", "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://0.0.0.0:9093"),
+               "one listener"));
     set_bad(&c, "listeners", "PLAINTEXT://");
     set_bad(&c, "http.listener", "https://127.0.0.1:443");
 }
@@ -435,9 +457,18 @@ Test(config, flush_values)
     set_ok(&c, "log.flush", "always");
     cr_assert_eq(c.log.flush, RN_FLUSH_ALWAYS);
 
-    const char *bad[] = {"",           "sometimes",      "Always",         "interval",
-                         "interval:",  "interval:0",     "interval:3600001", "interval:5x",
-                         "interval:-5", "interval: 5",   "interval:+5",    "always ",
+    const char *bad[] = {"",
+                         "sometimes",
+                         "Always",
+                         "interval",
+                         "interval:",
+                         "interval:0",
+                         "interval:3600001",
+                         "interval:5x",
+                         "interval:-5",
+                         "interval: 5",
+                         "interval:+5",
+                         "always ",
                          "interval:99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *m = set_bad(&c, "log.flush", bad[i]);
@@ -546,7 +577,7 @@ Test(config, file_bad_value)
 Test(config, file_line_cap)
 {
     size_t cap = 64 << 10;
-    char *text = malloc(cap + 64);
+    char *text = malloc(2 * cap); /* the continuation case below writes ~90 KB */
     cr_assert_not_null(text);
     /* "data.dir=" + padding to exactly cap bytes, then a newline. */
     size_t n = (size_t)sprintf(text, "reactors=2\ndata.dir=");
@@ -703,8 +734,8 @@ Test(config, dump_sorted_and_complete)
     for (size_t i = 0; i < n_keys; i++, line = strtok_r(NULL, "\n", &save)) {
         cr_assert_not_null(line, "dump stops before %s", keys[i]);
         size_t kl = strlen(keys[i]);
-        cr_assert(strncmp(line, keys[i], kl) == 0 && line[kl] == '=', "line %zu is '%s', want %s=",
-                  i, line, keys[i]);
+        cr_assert(strncmp(line, keys[i], kl) == 0 && line[kl] == '=',
+                  "line %zu is '%s', want %s=", i, line, keys[i]);
     }
     cr_assert_null(line, "extra line '%s'", line);
 }
@@ -756,9 +787,9 @@ Test(config, topic_settings)
     char err[256] = "";
     struct {
         const char *k, *v;
-    } ok[] = {{"retention.ms", "-1"},      {"retention.bytes", "1000000"},
-              {"segment.bytes", "65536"},  {"segment.ms", "60000"},
-              {"max.message.bytes", "4096"}, {"flush", "never"},
+    } ok[] = {{"retention.ms", "-1"},          {"retention.bytes", "1000000"},
+              {"segment.bytes", "65536"},      {"segment.ms", "60000"},
+              {"max.message.bytes", "4096"},   {"flush", "never"},
               {"index.interval.bytes", "512"}, {"preallocate.bytes", "1048576"}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         cr_assert(rn_topic_config_known(ok[i].k), "%s", ok[i].k);

@@ -107,6 +107,22 @@ static int count_log_files(void)
     return n;
 }
 
+static int count_open_fds(void)
+{
+    FILE *f = popen("ls /proc/self/fd | wc -l", "r"); /* the shell inherits ours */
+    int n = -1;
+    cr_assert_eq(fscanf(f, "%d", &n), 1);
+    pclose(f);
+    return n;
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0, "stat %s", p);
+    return st.st_size;
+}
+
 /* ---- The model: batches as appended ------------------------------------------- */
 
 typedef struct tbatch {
@@ -439,6 +455,34 @@ Test(log, append_read_across_rolls)
         total += m.b[i].len;
     cr_assert_eq(rn_log_size_bytes(log), total);
     check_all_reads(log, &m, 0);
+    /* Inactive segments keep their mappings but not their descriptors. */
+    int n_fds = count_open_fds();
+    cr_assert_lt(n_fds, 40, "%d descriptors open for %u segments", n_fds,
+                 rn_log_segment_count(log));
+    cr_assert_eq(rn_log_close(log), 0);
+    model_free(&m);
+}
+
+// With a sparse index (4 KiB interval, ~80-byte batches) lookups scan many headers correctly.
+Test(log, sparse_index_lookups_scan)
+{
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_NEVER);
+    c.index_interval_bytes = 4096;
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    for (int i = 0; i < 3000; i++)
+        model_add(&m, 1 + i % 2, 1000 + 10 * i, 8);
+    acks_reset(log, 0, false);
+    append_model(log, &m, 0, 64);
+    cr_assert_gt(rn_log_segment_count(log), 10);
+    check_all_reads(log, &m, 0);
+    cr_assert_eq(rn_log_offset_for_time(log, 1000 + 12340), m.b[1234].base);
+    cr_assert_eq(rn_log_offset_for_time(log, 1000 + 12339), m.b[1234].base);
+    cr_assert_eq(rn_log_offset_for_time(log, 1000 + 12342), m.b[1235].base);
+    cr_assert_eq(rn_log_close(log), 0);
+    log = open_log(&c, NULL);
+    check_all_reads(log, &m, 0);
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
 }
@@ -499,6 +543,51 @@ Test(log, reopen_after_clean_close)
     check_all_reads(log, &m, 0);
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
+}
+
+// Rolled and closed segments are cut to their real size, with or without preallocation.
+Test(log, sealed_segments_truncated_to_size)
+{
+    for (int prealloc = 0; prealloc < 2; prealloc++) {
+        rn_log_config c;
+        small_config(&c, RN_FLUSH_ALWAYS);
+        c.preallocate_bytes = prealloc ? 8192 : 0;
+        rn_log *log = open_log(&c, NULL);
+        model m = {0};
+        model_fill(&m, 150, 1000);
+        acks_reset(log, 0, true);
+        append_model(log, &m, 0, 16);
+        cr_assert_gt(rn_log_segment_count(log), 3);
+        check_all_reads(log, &m, 0);
+        /* Each read of SIZE_MAX bytes is one whole segment: note base and size. */
+        int64_t bases[64], off = 0;
+        size_t lens[64];
+        unsigned n_segs = 0;
+        while (off < m.next) {
+            rn_slice s;
+            cr_assert_eq(rn_log_read(log, off, SIZE_MAX, INT64_MAX, &s), 0);
+            cr_assert_lt(n_segs, 64);
+            bases[n_segs] = off;
+            lens[n_segs++] = s.len;
+            off = s.next_offset;
+            rn_slice_release(&s);
+        }
+        cr_assert_eq(n_segs, rn_log_segment_count(log));
+        cr_assert_eq(rn_log_close(log), 0);
+        for (unsigned i = 0; i < n_segs; i++) {
+            char p[160];
+            snprintf(p, sizeof(p), "%s/%020lld.log", dir, (long long)bases[i]);
+            cr_assert_eq(file_size(p), (off_t)lens[i], "prealloc %d: segment %lld", prealloc,
+                         (long long)bases[i]);
+        }
+        log = open_log(&c, NULL);
+        check_all_reads(log, &m, 0);
+        rn_log_abandon(log);
+        model_free(&m);
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        cr_assert_eq(system(cmd), 0);
+    }
 }
 
 // An empty log closes and reopens clean, at offset 0, and takes appends.
@@ -921,7 +1010,64 @@ Test(log, retention_by_time)
     int first = model_find(&m, rn_log_start_offset(log));
     cr_assert_geq(first, 0);
     check_all_reads(log, &m, first);
-    /* retention_ms < 0 keeps forever. */
+    cr_assert_eq(rn_log_close(log), 0);
+
+    /* After a reopen the same ages are known (from the time indexes). */
+    log = open_log(&c, NULL);
+    int64_t start = rn_log_start_offset(log);
+    cr_assert_eq(start, m.b[first].base);
+    model_fill(&m, 200, m.b[m.n - 1].max_ts + 1);
+    acks_reset(log, m.b[m.n - 200].base, true);
+    append_model(log, &m, m.n - 200, 32);
+    cr_assert_gt(rn_log_segment_count(log), 2);
+    /* The newest timestamp of the first segment (which the appends filled up). */
+    cr_assert_eq(rn_log_read(log, start, SIZE_MAX, INT64_MAX, &s), 0);
+    int64_t seg_max = m.b[model_find(&m, s.next_offset - 1)].max_ts; /* ts grow with offsets */
+    rn_slice_release(&s);
+    rn_log_config c2 = *rn_log_config_of(log);
+    c2.retention_ms = -1; /* keep forever */
+    cr_assert_eq(rn_log_set_config(log, &c2), 0);
+    cr_assert_eq(rn_log_enforce_retention(log, INT64_MAX / 2), 0);
+    cr_assert_eq(rn_log_start_offset(log), start);
+    c2.retention_ms = 10000;
+    cr_assert_eq(rn_log_set_config(log, &c2), 0);
+    cr_assert_eq(rn_log_enforce_retention(log, seg_max + 10000), 0);
+    cr_assert_eq(rn_log_enforce_retention(log, seg_max + 10001), 1);
+    cr_assert_gt(rn_log_start_offset(log), start);
+    cr_assert_eq(rn_log_close(log), 0);
+    model_free(&m);
+}
+
+// Without record timestamps, a segment's age counts from its last append, not its creation.
+Test(log, retention_by_time_without_timestamps)
+{
+    rn_log_clock_ms = fake_clock;
+    fake_now = 1000000;
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_ALWAYS);
+    c.retention_ms = 3000;
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    int64_t no_ts[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    /* The first segment is written over 5 s of (fake) time, then rolls. */
+    int64_t last_write = 0;
+    while (rn_log_segment_count(log) == 1) {
+        tbatch *t = model_add_ts(&m, 2, no_ts, 0, 500, 1);
+        cr_assert_eq(t->max_ts, -1);
+        if (rn_log_size_bytes(log) + t->len <= c.segment_bytes)
+            last_write = fake_now;
+        append_one(log, t);
+        fake_now += 500;
+    }
+    cr_assert_geq(last_write - 1000000, 5000);
+    cr_assert_eq(rn_log_segment_count(log), 2);
+    /* Created long ago, but written to retention_ms ago: kept. */
+    cr_assert_eq(rn_log_enforce_retention(log, last_write + c.retention_ms), 0,
+                 "deleted data younger than retention_ms");
+    cr_assert_eq(rn_log_start_offset(log), 0);
+    cr_assert_eq(rn_log_enforce_retention(log, last_write + c.retention_ms + 1), 1);
+    cr_assert_gt(rn_log_start_offset(log), 0);
+    check_all_reads(log, &m, model_find(&m, rn_log_start_offset(log)));
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
 }
@@ -1126,6 +1272,39 @@ Test(log, flush_interval_timer)
     }
     rn_sys_set_injector(NULL, NULL);
     check_all_reads(log, &m, 0);
+    cr_assert_eq(rn_log_close(log), 0);
+    model_free(&m);
+}
+
+// Closing with an interval flush pending cancels the timer, flushes, and reopens clean.
+Test(log, close_with_interval_timer_armed)
+{
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_INTERVAL);
+    c.flush_interval_ms = 3600000; /* would never fire within the test */
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    model_fill(&m, 30, 1000);
+    acks_reset(log, 0, false);
+    append_model(log, &m, 0, 8);
+    cr_assert_lt(rn_log_flushed_offset(log), m.next);
+    cr_assert_gt(rn_io_inflight(io), 0, "no timer armed");
+    double t0 = now_ms();
+    cr_assert_eq(rn_log_close(log), 0);
+    cr_assert_lt(now_ms() - t0, 5000, "close waited for the timer");
+    cr_assert_eq(rn_io_inflight(io), 0, "close left an operation in flight");
+    rn_log_open_info info;
+    log = open_log(&c, &info);
+    cr_assert(info.clean);
+    cr_assert_eq(rn_log_end_offset(log), m.next);
+    check_all_reads(log, &m, 0);
+    /* flush_sync makes it durable at once, without the timer. */
+    int first = m.n;
+    model_fill(&m, 5, 2000);
+    acks_reset(log, m.b[first].base, false);
+    append_model(log, &m, first, 5);
+    cr_assert_eq(rn_log_flush_sync(log), 0);
+    cr_assert_eq(rn_log_flushed_offset(log), m.next);
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
 }

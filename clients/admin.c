@@ -1,0 +1,463 @@
+/*
+ * admin.c — rn_admin: topics, configs and offsets, as synchronous calls.
+ *
+ * Each call builds one request, sends it with rn__client_call_any (any broker
+ * can answer the topic APIs: the first open connection, else the bootstrap
+ * servers in turn) or to a partition's leader (ListOffsets), and waits at most
+ * socket.timeout.ms for the answer. Errors come back as the broker's code
+ * (-RN_E_TOPIC_EXISTS...) or the transport's (-ECONNREFUSED...), and the
+ * handle's errmsg says what was asked and what went wrong, with the broker's
+ * own message when it sent one.
+ *
+ * Results handed to the caller are single allocations (rn_admin_list_topics'
+ * names, rn_admin_describe_topic's description), so one free() releases them:
+ * the layout is computed first, then filled.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients/internal.h"
+
+struct rn_admin {
+    rn__client cl;
+};
+
+int rn_admin_new(rn_admin **out, const rn_conf *conf)
+{
+    *out = NULL;
+    rn_admin *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    int rc = rn__client_init(&a->cl, conf);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void rn_admin_free(rn_admin *a)
+{
+    if (!a)
+        return;
+    rn__client_fini(&a->cl);
+    free(a);
+}
+
+const char *rn_admin_errmsg(const rn_admin *a)
+{
+    return a->cl.errmsg;
+}
+
+/* The header's error of a whole-request answer, as a negative code with errmsg. */
+static int header_error(rn__client *cl, const rn__reply *r, const char *what)
+{
+    int err = -(int)r->hdr->error_code;
+    const char *m = r->hdr->error_message;
+    return rn__fail(cl, err, "%s: %s%s%s", what, rn_strerror(err), m && *m ? ": " : "",
+                    m && *m ? m : "");
+}
+
+static int call(rn__client *cl, Runnel__RequestHeader *h, int api, const char *what,
+                rn__reply *r)
+{
+    int rc = rn__client_call_any(cl, h, api, cl->conf->socket_timeout_ms, r);
+    if (rc < 0) {
+        char m[sizeof(cl->errmsg)];
+        snprintf(m, sizeof(m), "%s", cl->errmsg);
+        return rn__fail(cl, rc, "%s: %s", what, m);
+    }
+    if (r->hdr->error_code) {
+        rc = header_error(cl, r, what);
+        rn__reply_fini(r);
+    }
+    return rc;
+}
+
+/* ---- Topics ------------------------------------------------------------------------ */
+
+/* One topic's outcome of CreateTopics / DeleteTopics. */
+static int topic_result(rn__client *cl, size_t n, Runnel__TopicResult **res, const char *name,
+                        const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(res[i]->name, name) != 0)
+            continue;
+        if (res[i]->error_code == 0)
+            return 0;
+        int err = -(int)res[i]->error_code;
+        const char *m = res[i]->error_message;
+        return rn__fail(cl, err, "%s %s: %s%s%s", what, name, rn_strerror(err),
+                        m && *m ? ": " : "", m && *m ? m : "");
+    }
+    return rn__fail(cl, -RN_E_INVALID_REQUEST, "%s %s: the broker's answer does not name it", what,
+                    name);
+}
+
+int rn_admin_create_topic(rn_admin *a, const char *name, int32_t partitions,
+                          int16_t replication_factor, const char *const *config_keys,
+                          const char *const *config_values, size_t n_configs)
+{
+    rn__client *cl = &a->cl;
+    if (!name)
+        return rn__fail(cl, -RN_E_INVALID_TOPIC, "create topic: no name");
+    Runnel__NewTopic__ConfigsEntry *e = calloc(n_configs ? n_configs : 1, sizeof(*e));
+    Runnel__NewTopic__ConfigsEntry **ep = calloc(n_configs ? n_configs : 1, sizeof(*ep));
+    if (!e || !ep) {
+        free(e);
+        free(ep);
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n_configs; i++) {
+        runnel__new_topic__configs_entry__init(&e[i]);
+        e[i].key = (char *)config_keys[i];
+        e[i].value = (char *)config_values[i];
+        ep[i] = &e[i];
+    }
+    Runnel__NewTopic nt = RUNNEL__NEW_TOPIC__INIT;
+    Runnel__NewTopic *ntp = &nt;
+    nt.name = (char *)name;
+    nt.num_partitions = partitions > 0 ? partitions : -1;
+    nt.replication_factor = replication_factor > 0 ? replication_factor : -1;
+    nt.n_configs = n_configs;
+    nt.configs = ep;
+    Runnel__CreateTopicsRequest req = RUNNEL__CREATE_TOPICS_REQUEST__INIT;
+    req.n_topics = 1;
+    req.topics = &ntp;
+    req.timeout_ms = (uint32_t)cl->conf->socket_timeout_ms;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CREATE_TOPICS;
+    h.create_topics = &req;
+    rn__reply r;
+    char what[300];
+    snprintf(what, sizeof(what), "create topic %s", name);
+    int rc = call(cl, &h, RUNNEL__API__CREATE_TOPICS, what, &r);
+    free(e);
+    free(ep);
+    if (rc < 0)
+        return rc;
+    rc = topic_result(cl, r.hdr->create_topics->n_topics, r.hdr->create_topics->topics, name,
+                      "create topic");
+    rn__reply_fini(&r);
+    return rc;
+}
+
+int rn_admin_delete_topic(rn_admin *a, const char *name)
+{
+    rn__client *cl = &a->cl;
+    if (!name)
+        return rn__fail(cl, -RN_E_INVALID_TOPIC, "delete topic: no name");
+    char *names[1] = {(char *)name};
+    Runnel__DeleteTopicsRequest req = RUNNEL__DELETE_TOPICS_REQUEST__INIT;
+    req.n_topics = 1;
+    req.topics = names;
+    req.timeout_ms = (uint32_t)cl->conf->socket_timeout_ms;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
+    h.delete_topics = &req;
+    rn__reply r;
+    char what[300];
+    snprintf(what, sizeof(what), "delete topic %s", name);
+    int rc = call(cl, &h, RUNNEL__API__DELETE_TOPICS, what, &r);
+    if (rc < 0)
+        return rc;
+    rc = topic_result(cl, r.hdr->delete_topics->n_topics, r.hdr->delete_topics->topics, name,
+                      "delete topic");
+    rn__reply_fini(&r);
+    return rc;
+}
+
+/* A fresh Metadata answer for one topic, or for every topic when topic is NULL. */
+static int metadata(rn__client *cl, const char *topic, rn__reply *r)
+{
+    char *names[1] = {(char *)topic};
+    Runnel__MetadataRequest req = RUNNEL__METADATA_REQUEST__INIT;
+    req.n_topics = topic ? 1 : 0;
+    req.topics = names;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
+    h.metadata = &req;
+    char what[300];
+    snprintf(what, sizeof(what), "metadata%s%s", topic ? " of topic " : "", topic ? topic : "");
+    return call(cl, &h, RUNNEL__API__METADATA, what, r);
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+int rn_admin_list_topics(rn_admin *a, char ***names, size_t *n)
+{
+    rn__client *cl = &a->cl;
+    *names = NULL;
+    *n = 0;
+    rn__reply r;
+    int rc = metadata(cl, NULL, &r);
+    if (rc < 0)
+        return rc;
+    Runnel__MetadataResponse *mr = r.hdr->metadata;
+    size_t bytes = (mr->n_topics + 1) * sizeof(char *);
+    for (size_t i = 0; i < mr->n_topics; i++)
+        bytes += strlen(mr->topics[i]->name) + 1;
+    char **v = malloc(bytes);
+    if (!v) {
+        rn__reply_fini(&r);
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    }
+    char *s = (char *)(v + mr->n_topics + 1);
+    for (size_t i = 0; i < mr->n_topics; i++) {
+        size_t len = strlen(mr->topics[i]->name) + 1;
+        memcpy(s, mr->topics[i]->name, len);
+        v[i] = s;
+        s += len;
+    }
+    v[mr->n_topics] = NULL;
+    qsort(v, mr->n_topics, sizeof(*v), cmp_str);
+    *names = v;
+    *n = mr->n_topics;
+    rn__reply_fini(&r);
+    return 0;
+}
+
+int rn_admin_partition_count(rn_admin *a, const char *topic, int32_t *n)
+{
+    rn__client *cl = &a->cl;
+    *n = 0;
+    rn__reply r;
+    int rc = metadata(cl, topic, &r);
+    if (rc < 0)
+        return rc;
+    Runnel__MetadataResponse *mr = r.hdr->metadata;
+    rc = rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s: %s", topic,
+                  rn_strerror(-RN_E_UNKNOWN_TOPIC));
+    for (size_t i = 0; i < mr->n_topics; i++) {
+        if (strcmp(mr->topics[i]->name, topic) != 0)
+            continue;
+        if (mr->topics[i]->error_code) {
+            int err = -(int)mr->topics[i]->error_code;
+            rc = rn__fail(cl, err, "topic %s: %s", topic, rn_strerror(err));
+        } else {
+            *n = (int32_t)mr->topics[i]->n_partitions;
+            rc = 0;
+        }
+        break;
+    }
+    rn__reply_fini(&r);
+    return rc;
+}
+
+/* ---- Describe ------------------------------------------------------------------------- */
+
+static size_t align8(size_t x)
+{
+    return (x + 7) & ~(size_t)7;
+}
+
+static int cmp_entry(const void *x, const void *y)
+{
+    const Runnel__DescribeTopicResponse__ConfigsEntry *const *a = x, *const *b = y;
+    return strcmp((*a)->key, (*b)->key);
+}
+
+int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
+{
+    rn__client *cl = &a->cl;
+    *out = NULL;
+    Runnel__DescribeTopicRequest req = RUNNEL__DESCRIBE_TOPIC_REQUEST__INIT;
+    req.name = (char *)name;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_TOPIC;
+    h.describe_topic = &req;
+    rn__reply r;
+    char what[300];
+    snprintf(what, sizeof(what), "describe topic %s", name);
+    int rc = call(cl, &h, RUNNEL__API__DESCRIBE_TOPIC, what, &r);
+    if (rc < 0)
+        return rc;
+    Runnel__DescribeTopicResponse *dr = r.hdr->describe_topic;
+    size_t np = dr->n_partitions, nc = dr->n_configs;
+    /* Layout: desc | partitions | replica and isr ids | key ptrs | value ptrs | strings. */
+    size_t ids = 0, strs = strlen(dr->name) + 1;
+    for (size_t i = 0; i < np; i++)
+        ids += dr->partitions[i]->n_replicas + dr->partitions[i]->n_isr;
+    for (size_t i = 0; i < nc; i++)
+        strs += strlen(dr->configs[i]->key) + strlen(dr->configs[i]->value) + 2;
+    size_t off_parts = align8(sizeof(rn_topic_desc));
+    size_t off_ids = off_parts + align8(np * sizeof(rn_partition_desc));
+    size_t off_keys = off_ids + align8(ids * sizeof(int32_t));
+    size_t off_vals = off_keys + nc * sizeof(char *);
+    size_t off_strs = off_vals + nc * sizeof(char *);
+    uint8_t *block = calloc(1, off_strs + strs);
+    if (!block) {
+        rn__reply_fini(&r);
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    }
+    rn_topic_desc *d = (rn_topic_desc *)block;
+    rn_partition_desc *parts = (rn_partition_desc *)(block + off_parts);
+    int32_t *idp = (int32_t *)(block + off_ids);
+    const char **keys = (const char **)(block + off_keys);
+    const char **vals = (const char **)(block + off_vals);
+    char *s = (char *)(block + off_strs);
+    size_t len = strlen(dr->name) + 1;
+    memcpy(s, dr->name, len);
+    d->name = s;
+    s += len;
+    qsort(dr->configs, nc, sizeof(*dr->configs), cmp_entry);
+    for (size_t i = 0; i < nc; i++) {
+        len = strlen(dr->configs[i]->key) + 1;
+        memcpy(s, dr->configs[i]->key, len);
+        keys[i] = s;
+        s += len;
+        len = strlen(dr->configs[i]->value) + 1;
+        memcpy(s, dr->configs[i]->value, len);
+        vals[i] = s;
+        s += len;
+    }
+    d->n_configs = nc;
+    d->config_keys = keys;
+    d->config_values = vals;
+    for (size_t i = 0; i < np; i++) {
+        const Runnel__PartitionDescription *pd = dr->partitions[i];
+        rn_partition_desc *p = &parts[i];
+        p->partition = pd->partition;
+        p->leader = pd->leader;
+        p->leader_epoch = pd->leader_epoch;
+        p->n_replicas = pd->n_replicas;
+        p->replicas = idp;
+        if (pd->n_replicas)
+            memcpy(idp, pd->replicas, pd->n_replicas * sizeof(int32_t));
+        idp += pd->n_replicas;
+        p->n_isr = pd->n_isr;
+        p->isr = idp;
+        if (pd->n_isr)
+            memcpy(idp, pd->isr, pd->n_isr * sizeof(int32_t));
+        idp += pd->n_isr;
+        p->log_start_offset = pd->log_start_offset;
+        p->high_watermark = pd->high_watermark;
+        p->log_end_offset = pd->log_end_offset;
+        p->size_bytes = pd->size_bytes;
+    }
+    d->n_partitions = np;
+    d->partitions = parts;
+    rn__reply_fini(&r);
+    *out = d;
+    return 0;
+}
+
+void rn_admin_describe_free(rn_topic_desc *d)
+{
+    free(d);
+}
+
+/* ---- Configs ---------------------------------------------------------------------------- */
+
+int rn_admin_alter_configs(rn_admin *a, const char *topic, const char *const *set_keys,
+                           const char *const *set_values, size_t n_set,
+                           const char *const *delete_keys, size_t n_delete)
+{
+    rn__client *cl = &a->cl;
+    Runnel__AlterConfigsRequest__SetConfigsEntry *e = calloc(n_set ? n_set : 1, sizeof(*e));
+    Runnel__AlterConfigsRequest__SetConfigsEntry **ep = calloc(n_set ? n_set : 1, sizeof(*ep));
+    if (!e || !ep) {
+        free(e);
+        free(ep);
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n_set; i++) {
+        runnel__alter_configs_request__set_configs_entry__init(&e[i]);
+        e[i].key = (char *)set_keys[i];
+        e[i].value = (char *)set_values[i];
+        ep[i] = &e[i];
+    }
+    Runnel__AlterConfigsRequest req = RUNNEL__ALTER_CONFIGS_REQUEST__INIT;
+    req.topic = (char *)topic;
+    req.n_set_configs = n_set;
+    req.set_configs = ep;
+    req.n_delete_configs = n_delete;
+    req.delete_configs = (char **)delete_keys;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_ALTER_CONFIGS;
+    h.alter_configs = &req;
+    rn__reply r;
+    char what[300];
+    snprintf(what, sizeof(what), "alter configs of topic %s", topic);
+    int rc = call(cl, &h, RUNNEL__API__ALTER_CONFIGS, what, &r);
+    free(e);
+    free(ep);
+    if (rc < 0)
+        return rc;
+    rn__reply_fini(&r);
+    return 0;
+}
+
+/* ---- Offsets ------------------------------------------------------------------------------ */
+
+int rn_admin_list_offset(rn_admin *a, const char *topic, int32_t partition, int64_t timestamp,
+                         int64_t *offset)
+{
+    rn__client *cl = &a->cl;
+    *offset = -1;
+    int64_t deadline = rn__now_ms() + cl->conf->socket_timeout_ms;
+    for (;;) {
+        rn__md_topic *t;
+        int rc = rn__md_wait_topic(cl, topic, cl->conf->socket_timeout_ms, &t);
+        if (rc < 0)
+            return rc;
+        rn__conn *c;
+        rc = rn__md_leader(cl, topic, partition, &c);
+        if (rc == -RN_E_UNKNOWN_TOPIC)
+            return rn__fail(cl, rc, "topic %s has no partition %d", topic, partition);
+        if (rc == 0) {
+            Runnel__ListOffsetsPartition lp = RUNNEL__LIST_OFFSETS_PARTITION__INIT;
+            Runnel__ListOffsetsPartition *lpp = &lp;
+            lp.topic = (char *)topic;
+            lp.partition = partition;
+            lp.timestamp = timestamp;
+            Runnel__ListOffsetsRequest req = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
+            req.n_partitions = 1;
+            req.partitions = &lpp;
+            Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+            h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
+            h.list_offsets = &req;
+            rn__reply r;
+            rc = rn__client_call(cl, c, &h, NULL, 0, RUNNEL__API__LIST_OFFSETS,
+                                 cl->conf->socket_timeout_ms, &r);
+            if (rc == 0 && r.hdr->error_code) {
+                rc = header_error(cl, &r, "list offsets");
+                rn__reply_fini(&r);
+            } else if (rc == 0) {
+                Runnel__ListOffsetsResponse *lr = r.hdr->list_offsets;
+                rc = -RN_E_INVALID_REQUEST;
+                for (size_t i = 0; i < lr->n_partitions; i++) {
+                    if (lr->partitions[i]->partition != partition ||
+                        strcmp(lr->partitions[i]->topic, topic) != 0)
+                        continue;
+                    rc = -(int)lr->partitions[i]->error_code;
+                    if (rc == 0)
+                        *offset = lr->partitions[i]->offset;
+                    break;
+                }
+                rn__reply_fini(&r);
+                if (rc == 0)
+                    return 0;
+                rn__fail(cl, rc, "list offsets of %s-%d: %s", topic, partition,
+                         rc == -RN_E_INVALID_REQUEST ? "the answer does not name the partition"
+                                                     : rn_strerror(rc));
+            }
+        }
+        if (!rn__retriable(rc) || rn__now_ms() + cl->conf->retry_backoff_ms >= deadline) {
+            if (rc == -RN_E_NOT_LEADER)
+                return rn__fail(cl, rc, "list offsets of %s-%d: no leader", topic, partition);
+            return rc; /* errmsg already says what failed */
+        }
+        /* The leader moved or is unreachable: wait a little and ask again. */
+        rn__md_topic *stale = rn__md_find(cl, topic);
+        if (stale)
+            stale->err = -RN_E_NOT_LEADER; /* forces rn__md_wait_topic to refresh */
+        rn__client_poll(cl, cl->conf->retry_backoff_ms);
+    }
+}

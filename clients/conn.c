@@ -1,0 +1,746 @@
+/*
+ * conn.c — the client's connections and its poll loop.
+ *
+ * A connection (rn__conn) is one non-blocking TCP socket to one host:port,
+ * with a send buffer, a sans-I/O frame decoder (protocol/frame.c) and the list
+ * of its requests in flight. Requests are pipelined: rn__conn_send encodes
+ * the header and copies the payload to the end of the send buffer and returns;
+ * answers may come back in any order and are matched to their request by
+ * correlation id (unique per client, never 0). Nothing here knows what a
+ * request means: each carries a callback (rn__resp_cb) that gets the decoded
+ * response, or the error that ended it.
+ *
+ * States of a connection:
+ *
+ *    DOWN ──poll: requests queued, backoff over──▶ CONNECTING ──writable, SO_ERROR 0──▶ UP
+ *     ▲        (getaddrinfo, non-blocking connect)   │ refused: next address, else   │
+ *     │                                              │ fail; connect.timeout.ms:     │
+ *     └──────────── conn_fail() ◀────────────────────┴─ fail ◀── EOF, send/recv ─────┘
+ *                                                                error, bad frame,
+ *                                                                request timeout
+ *
+ * conn_fail closes the socket, drops unsent bytes and the decoder's partial
+ * frame, sets next_attempt = now + reconnect.backoff.ms, and ends every
+ * pending request with the error (their callbacks may queue new requests: the
+ * connection is already reset, so those wait for the next connect).
+ *
+ * Invariants:
+ *  1. Callbacks run only inside rn__client_poll / rn__client_fini, never inside
+ *     rn__conn_send, so a caller never re-enters itself.
+ *  2. A request is answered at most once: it is unlinked before its callback.
+ *  3. Every request has a deadline; rn__client_poll never sleeps past the
+ *     earliest one, so a synchronous wait (rn__client_call) always ends.
+ *  4. Connections are never freed before the client: handles may keep
+ *     pointers to them.
+ *  5. A response is decoded against the API of its request; a response that
+ *     does not fit (wrong body, bad frame) breaks the connection, since the
+ *     stream can no longer be trusted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clients/internal.h"
+
+#define RBUF_SIZE (256u << 10)
+
+struct rn__pending {
+    uint32_t cid;
+    int api;
+    bool no_response;
+    uint64_t end_pos; /* queued_total after its last byte */
+    int64_t deadline;
+    int timeout_ms;
+    rn__resp_cb cb;
+    void *arg;
+    rn__pending *next;
+};
+
+/* ---- Errors ------------------------------------------------------------------ */
+
+int rn__fail(rn__client *cl, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cl->errmsg, sizeof(cl->errmsg), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+const char *rn__conn_errmsg(const rn__conn *c)
+{
+    return c->errmsg;
+}
+
+size_t rn__conn_inflight(const rn__conn *c)
+{
+    return c->n_pending;
+}
+
+/* ---- Client life -------------------------------------------------------------- */
+
+int rn__client_init(rn__client *cl, const rn_conf *conf)
+{
+    memset(cl, 0, sizeof(*cl));
+    cl->conf = rn_conf_dup(conf);
+    if (!cl->conf)
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    char err[256];
+    int rc = rn__parse_servers(conf->bootstrap_servers, &cl->boot_hosts, &cl->boot_ports,
+                               &cl->n_boot, err, sizeof(err));
+    if (rc < 0) {
+        rn_conf_free(cl->conf);
+        cl->conf = NULL;
+        return rn__fail(cl, rc, "%s", rc == -ENOMEM ? "out of memory" : err);
+    }
+    cl->next_cid = 1;
+    cl->md.controller_id = -1;
+    /* Responses may be large (a Fetch of fetch.max.bytes, whose first batch can
+     * pass the limits, a Metadata of a large cluster): raise the limits that a
+     * broker keeps low for requests, and keep them finite. */
+    uint64_t max = (uint64_t)conf->fetch_max_bytes + 2ull * (uint64_t)conf->message_max_bytes +
+                   (16u << 20);
+    cl->lim.max_request = max > UINT32_MAX - 8 ? UINT32_MAX - 8 : (uint32_t)max;
+    cl->lim.max_header = 64u << 20;
+    cl->lim.max_entries = 1000000;
+    cl->lim.max_decode_mem = 256u << 20;
+    return 0;
+}
+
+static void conn_fail(rn__conn *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void rn__client_fini(rn__client *cl)
+{
+    if (!cl->conf)
+        return;
+    /* End every request; a callback may queue another (a retry), so repeat
+     * until nothing is left. Handles stop retrying once they are closing. */
+    for (int round = 0; round < 100; round++) {
+        bool any = false;
+        for (size_t i = 0; i < cl->n_conns; i++) {
+            rn__conn *c = cl->conns[i];
+            if (c->n_pending) {
+                any = true;
+                conn_fail(c, -RN_E_CLOSED, "client closed");
+            }
+        }
+        if (!any)
+            break;
+    }
+    for (size_t i = 0; i < cl->n_conns; i++) {
+        rn__conn *c = cl->conns[i];
+        if (c->fd >= 0)
+            close(c->fd);
+        for (rn__pending *p = c->head, *next; p; p = next) {
+            next = p->next;
+            free(p);
+        }
+        if (c->ai)
+            freeaddrinfo(c->ai);
+        rn_frame_decoder_fini(&c->dec);
+        free(c->out);
+        free(c->rbuf);
+        free(c->host);
+        free(c);
+    }
+    free(cl->conns);
+    for (size_t i = 0; i < cl->n_boot; i++)
+        free(cl->boot_hosts[i]);
+    free(cl->boot_hosts);
+    free(cl->boot_ports);
+    rn__md_fini(&cl->md);
+    rn_conf_free(cl->conf);
+    cl->conf = NULL;
+}
+
+/* ---- Finding connections --------------------------------------------------------- */
+
+rn__conn *rn__client_conn(rn__client *cl, const char *host, uint16_t port)
+{
+    for (size_t i = 0; i < cl->n_conns; i++)
+        if (cl->conns[i]->port == port && strcmp(cl->conns[i]->host, host) == 0)
+            return cl->conns[i];
+    rn__conn **v = realloc(cl->conns, (cl->n_conns + 1) * sizeof(*v));
+    if (!v)
+        return NULL;
+    cl->conns = v;
+    rn__conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->host = strdup(host);
+    c->rbuf = malloc(RBUF_SIZE);
+    if (!c->host || !c->rbuf) {
+        free(c->host);
+        free(c->rbuf);
+        free(c);
+        return NULL;
+    }
+    c->cl = cl;
+    c->port = port;
+    c->fd = -1;
+    c->state = RN__CONN_DOWN;
+    c->rbuf_cap = RBUF_SIZE;
+    rn_frame_decoder_init(&c->dec, &cl->lim);
+    cl->conns[cl->n_conns++] = c;
+    return c;
+}
+
+rn__conn *rn__client_conn_node(rn__client *cl, int32_t node_id)
+{
+    for (size_t i = 0; i < cl->md.n_brokers; i++)
+        if (cl->md.brokers[i].node_id == node_id)
+            return rn__client_conn(cl, cl->md.brokers[i].host, cl->md.brokers[i].port);
+    return NULL;
+}
+
+rn__conn *rn__client_conn_any(rn__client *cl)
+{
+    for (size_t i = 0; i < cl->n_conns; i++)
+        if (cl->conns[i]->state == RN__CONN_UP)
+            return cl->conns[i];
+    for (size_t i = 0; i < cl->n_conns; i++)
+        if (cl->conns[i]->state == RN__CONN_CONNECTING)
+            return cl->conns[i];
+    size_t b = cl->next_boot % cl->n_boot;
+    return rn__client_conn(cl, cl->boot_hosts[b], cl->boot_ports[b]);
+}
+
+/* ---- Failing ---------------------------------------------------------------------- */
+
+static void conn_fail(rn__conn *c, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    va_end(ap);
+    c->last_err = err;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->state = RN__CONN_DOWN;
+    c->next_attempt = rn__now_ms() + c->cl->conf->reconnect_backoff_ms;
+    if (c->ai)
+        freeaddrinfo(c->ai);
+    c->ai = c->ai_next = NULL;
+    c->out_len = c->out_off = 0;
+    c->sent_total = c->queued_total;
+    rn_frame_decoder_fini(&c->dec);
+    rn_frame_decoder_init(&c->dec, &c->cl->lim);
+    /* Detach first: callbacks may queue new requests on c. */
+    rn__pending *p = c->head;
+    c->head = c->tail = NULL;
+    c->n_pending = 0;
+    while (p) {
+        rn__pending *next = p->next;
+        p->cb(p->arg, c, err, NULL);
+        free(p);
+        p = next;
+    }
+}
+
+static void unlink_pending(rn__conn *c, rn__pending *prev, rn__pending *p)
+{
+    if (prev)
+        prev->next = p->next;
+    else
+        c->head = p->next;
+    if (c->tail == p)
+        c->tail = prev;
+    c->n_pending--;
+}
+
+/* ---- Connecting --------------------------------------------------------------------- */
+
+static bool try_addresses(rn__conn *c)
+{
+    int err = -ECONNREFUSED;
+    while (c->ai_next) {
+        struct addrinfo *ai = c->ai_next;
+        c->ai_next = ai->ai_next;
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = -errno;
+            continue;
+        }
+        int one = 1;
+        /* Requests are whole frames written at once: do not let Nagle hold the tail. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            c->fd = fd;
+            c->state = RN__CONN_UP;
+            return true;
+        }
+        if (errno == EINPROGRESS) {
+            c->fd = fd;
+            c->state = RN__CONN_CONNECTING;
+            return true;
+        }
+        err = -errno;
+        close(fd);
+    }
+    conn_fail(c, err, "cannot connect to %s:%u: %s", c->host, c->port, strerror(-err));
+    return false;
+}
+
+static void start_connect(rn__conn *c, int64_t now)
+{
+    char port[8];
+    snprintf(port, sizeof(port), "%u", c->port);
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(c->host, port, &hints, &res);
+    if (rc != 0) {
+        int err = rc == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+        conn_fail(c, err, "cannot connect to %s:%u: cannot resolve %s: %s", c->host, c->port,
+                  c->host, gai_strerror(rc));
+        return;
+    }
+    c->ai = c->ai_next = res;
+    c->connect_deadline = now + c->cl->conf->connect_timeout_ms;
+    try_addresses(c);
+}
+
+/* The socket became writable or failed while connecting. */
+static void finish_connect(rn__conn *c)
+{
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr == 0) {
+        c->state = RN__CONN_UP;
+        return;
+    }
+    close(c->fd);
+    c->fd = -1;
+    if (c->ai_next) {
+        try_addresses(c);
+        return;
+    }
+    conn_fail(c, -soerr, "cannot connect to %s:%u: %s", c->host, c->port, strerror(soerr));
+}
+
+/* ---- Sending ------------------------------------------------------------------------- */
+
+static int out_reserve(rn__conn *c, size_t need)
+{
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_cap - c->out_len >= need)
+        return 0;
+    if (c->out_off) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+        if (c->out_cap - c->out_len >= need)
+            return 0;
+    }
+    size_t cap = c->out_cap ? c->out_cap : 64 << 10;
+    while (cap - c->out_len < need)
+        cap *= 2;
+    uint8_t *p = realloc(c->out, cap);
+    if (!p)
+        return -ENOMEM;
+    c->out = p;
+    c->out_cap = cap;
+    return 0;
+}
+
+/* Requests that expect no answer are done once their bytes are written. */
+static void complete_unanswered(rn__conn *c)
+{
+    rn__pending *prev = NULL, *p = c->head;
+    while (p) {
+        rn__pending *next = p->next;
+        if (p->no_response && p->end_pos <= c->sent_total) {
+            unlink_pending(c, prev, p);
+            p->cb(p->arg, c, 0, NULL);
+            free(p);
+        } else {
+            prev = p;
+        }
+        p = next;
+    }
+}
+
+/* Write what the socket takes. Returns false when the connection failed. With
+ * may_fail false (called from rn__conn_send) an error is left for the next
+ * poll to find, so no callback runs. */
+static bool conn_flush(rn__conn *c, bool may_fail)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            c->sent_total += (uint64_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (may_fail) {
+            int err = n < 0 ? -errno : -EPIPE;
+            conn_fail(c, err, "connection to %s:%u: send failed: %s", c->host, c->port,
+                      strerror(-err));
+            return false;
+        }
+        break;
+    }
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    return true;
+}
+
+int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, size_t len,
+                  int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg)
+{
+    rn__client *cl = c->cl;
+    rn__pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    if (cl->next_cid == 0)
+        cl->next_cid = 1;
+    h->correlation_id = cl->next_cid++;
+    h->client_id = cl->conf->client_id;
+    h->api = (Runnel__Api)api;
+    size_t hl = rn_frame_encoded_len(&h->base);
+    if (len > UINT32_MAX - hl) {
+        free(p);
+        return -EMSGSIZE;
+    }
+    int rc = out_reserve(c, hl + len);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    size_t w;
+    rc = rn_frame_encode(&h->base, len, c->out + c->out_len, c->out_cap - c->out_len, &w);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    if (len)
+        memcpy(c->out + c->out_len + w, payload, len);
+    c->out_len += w + len;
+    c->queued_total += w + len;
+    p->cid = h->correlation_id;
+    p->api = api;
+    p->no_response = no_response;
+    p->end_pos = c->queued_total;
+    p->timeout_ms = timeout_ms;
+    p->deadline = rn__now_ms() + timeout_ms;
+    p->cb = cb;
+    p->arg = arg;
+    if (c->tail)
+        c->tail->next = p;
+    else
+        c->head = p;
+    c->tail = p;
+    c->n_pending++;
+    /* Start writing now: the request leaves without waiting for the next poll. */
+    if (c->state == RN__CONN_UP)
+        conn_flush(c, false);
+    return 0;
+}
+
+/* ---- Receiving ------------------------------------------------------------------------- */
+
+/* One whole response frame: decode it and hand it to its request. Returns
+ * false when the connection failed. */
+static bool dispatch(rn__conn *c, const rn_frame *f)
+{
+    rn_frame_response resp;
+    char eb[160];
+    int rc = rn_frame_response_decode(&resp, f, 0, &c->cl->lim, eb, sizeof(eb));
+    if (rc < 0) {
+        conn_fail(c, rc, "bad response from %s:%u: %s", c->host, c->port, eb);
+        return false;
+    }
+    uint32_t cid = resp.hdr->correlation_id;
+    rn__pending *prev = NULL, *p = c->head;
+    while (p && p->cid != cid) {
+        prev = p;
+        p = p->next;
+    }
+    if (!p || p->no_response) {
+        /* Nothing asked for this: a broker bug; the stream is still in sync. */
+        rn_frame_response_fini(&resp);
+        return true;
+    }
+    unlink_pending(c, prev, p);
+    int body = (int)resp.hdr->body_case;
+    if ((body == 0 && resp.hdr->error_code == 0) || (body != 0 && body != 9 + p->api)) {
+        rn_frame_response_fini(&resp);
+        snprintf(c->errmsg, sizeof(c->errmsg),
+                 "bad response from %s:%u: %s answered with body field %d", c->host, c->port,
+                 rn_frame_api_name(p->api), body);
+        p->cb(p->arg, c, -RN_E_INVALID_REQUEST, NULL);
+        free(p);
+        conn_fail(c, -RN_E_INVALID_REQUEST, "bad response from %s:%u: wrong body", c->host,
+                  c->port);
+        return false;
+    }
+    p->cb(p->arg, c, 0, &resp);
+    rn_frame_response_fini(&resp);
+    free(p);
+    return true;
+}
+
+static void conn_read(rn__conn *c)
+{
+    /* Bounded: one busy connection must not starve the others. */
+    for (int round = 0; round < 16; round++) {
+        ssize_t n = recv(c->fd, c->rbuf, c->rbuf_cap, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0) {
+            int err = -errno;
+            conn_fail(c, err, "connection to %s:%u: %s", c->host, c->port, strerror(-err));
+            return;
+        }
+        if (n == 0) {
+            conn_fail(c, -ECONNRESET, "connection to %s:%u closed by the broker", c->host,
+                      c->port);
+            return;
+        }
+        size_t off = 0;
+        while (off < (size_t)n) {
+            size_t used = 0;
+            rn_frame f;
+            int r = rn_frame_decoder_feed(&c->dec, c->rbuf + off, (size_t)n - off, &used, &f);
+            if (r < 0) {
+                conn_fail(c, r, "bad frame from %s:%u: %s", c->host, c->port,
+                          rn_frame_decoder_errmsg(&c->dec));
+                return;
+            }
+            off += used;
+            if (r == 1 && !dispatch(c, &f))
+                return;
+        }
+        if ((size_t)n < c->rbuf_cap)
+            return;
+    }
+}
+
+/* ---- Poll --------------------------------------------------------------------------------- */
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Fail the connection if a request or the connect passed its deadline. */
+static void check_deadlines(rn__conn *c, int64_t now)
+{
+    if (c->state == RN__CONN_CONNECTING && now >= c->connect_deadline) {
+        conn_fail(c, -ETIMEDOUT, "cannot connect to %s:%u: Connection timed out after %d ms",
+                  c->host, c->port, c->cl->conf->connect_timeout_ms);
+        return;
+    }
+    for (rn__pending *p = c->head; p; p = p->next) {
+        if (now >= p->deadline) {
+            if (c->state == RN__CONN_UP)
+                conn_fail(c, -RN_E_TIMEOUT, "%s request to %s:%u timed out after %d ms",
+                          rn_frame_api_name(p->api), c->host, c->port, p->timeout_ms);
+            else {
+                /* Never connected in time: say why the last attempt failed. */
+                char why[sizeof(c->errmsg)];
+                snprintf(why, sizeof(why), "%s", c->last_err ? c->errmsg : "");
+                conn_fail(c, c->last_err ? c->last_err : -RN_E_TIMEOUT,
+                          "%s request to %s:%u timed out after %d ms%s%s",
+                          rn_frame_api_name(p->api), c->host, c->port, p->timeout_ms,
+                          *why ? ": " : "", why);
+            }
+            return;
+        }
+    }
+}
+
+int rn__client_poll(rn__client *cl, int timeout_ms)
+{
+    int64_t now = rn__now_ms();
+    int64_t wake = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
+    size_t n = cl->n_conns;
+    for (size_t i = 0; i < n; i++) {
+        rn__conn *c = cl->conns[i];
+        if (c->state == RN__CONN_DOWN && c->n_pending && now >= c->next_attempt)
+            start_connect(c, now);
+        else if (c->state == RN__CONN_UP && c->out_off < c->out_len)
+            conn_flush(c, true);
+        if (c->state == RN__CONN_UP)
+            complete_unanswered(c);
+    }
+    /* Connections may have been added by callbacks above: poll what exists now. */
+    n = cl->n_conns;
+    struct pollfd stack_pfds[16];
+    struct pollfd *pfds = n <= 16 ? stack_pfds : calloc(n, sizeof(*pfds));
+    if (!pfds)
+        return -ENOMEM;
+    nfds_t nfds = 0;
+    for (size_t i = 0; i < n; i++) {
+        rn__conn *c = cl->conns[i];
+        pfds[i].fd = -1;
+        pfds[i].events = 0;
+        pfds[i].revents = 0;
+        if (c->state == RN__CONN_CONNECTING) {
+            wake = min64(wake, c->connect_deadline);
+            pfds[i].fd = c->fd;
+            pfds[i].events = POLLOUT;
+        } else if (c->state == RN__CONN_UP) {
+            pfds[i].fd = c->fd;
+            pfds[i].events = POLLIN | (c->out_off < c->out_len ? POLLOUT : 0);
+        } else if (c->n_pending) {
+            wake = min64(wake, c->next_attempt);
+        }
+        for (rn__pending *p = c->head; p; p = p->next)
+            wake = min64(wake, p->deadline);
+        nfds = (nfds_t)(i + 1);
+    }
+    int64_t wait = wake == INT64_MAX ? -1 : wake - now;
+    if (wait < 0 && wake != INT64_MAX)
+        wait = 0;
+    if (wait > INT32_MAX)
+        wait = INT32_MAX;
+    int rc = poll(pfds, nfds, (int)wait);
+    if (rc < 0 && errno != EINTR) {
+        rc = -errno;
+        if (pfds != stack_pfds)
+            free(pfds);
+        return rc;
+    }
+    for (size_t i = 0; rc > 0 && i < n; i++) {
+        rn__conn *c = cl->conns[i];
+        short re = pfds[i].revents;
+        if (!re || c->fd != pfds[i].fd)
+            continue;
+        if (c->state == RN__CONN_CONNECTING) {
+            finish_connect(c);
+            if (c->state != RN__CONN_UP)
+                continue;
+        }
+        if (c->state == RN__CONN_UP && (re & POLLOUT)) {
+            if (!conn_flush(c, true))
+                continue;
+            complete_unanswered(c);
+        }
+        if (c->state == RN__CONN_UP && (re & (POLLIN | POLLHUP | POLLERR)))
+            conn_read(c);
+        /* A connection that just came up may have requests queued. */
+        if (c->state == RN__CONN_UP && c->out_off < c->out_len && conn_flush(c, true))
+            complete_unanswered(c);
+    }
+    if (pfds != stack_pfds)
+        free(pfds);
+    now = rn__now_ms();
+    for (size_t i = 0; i < cl->n_conns; i++)
+        check_deadlines(cl->conns[i], now);
+    return 0;
+}
+
+/* ---- Synchronous calls ------------------------------------------------------------------------ */
+
+void rn__reply_fini(rn__reply *r)
+{
+    rn_frame_response_fini(&r->resp);
+    free(r->frame);
+    r->frame = NULL;
+    r->hdr = NULL;
+}
+
+typedef struct call_state {
+    rn__client *cl;
+    rn__reply *out;
+    bool done;
+    int err;
+} call_state;
+
+static void call_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
+{
+    call_state *st = arg;
+    st->done = true;
+    if (err) {
+        st->err = err;
+        rn__fail(st->cl, err, "%s", c->errmsg);
+        return;
+    }
+    /* Keep the answer past the callback: take the unpacked header (the struct
+     * may move, frame.h says) and copy the payload out of the receive buffer. */
+    rn__reply *out = st->out;
+    if (resp->payload_len) {
+        out->frame = malloc(resp->payload_len);
+        if (!out->frame) {
+            st->err = rn__fail(st->cl, -ENOMEM, "out of memory");
+            return;
+        }
+        memcpy(out->frame, resp->payload, resp->payload_len);
+    }
+    out->resp = *resp;
+    out->resp.payload = out->frame;
+    out->hdr = resp->hdr;
+    resp->hdr = NULL;
+}
+
+int rn__client_call(rn__client *cl, rn__conn *c, Runnel__RequestHeader *h, const void *payload,
+                    size_t len, int api, int timeout_ms, rn__reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    call_state st = {.cl = cl, .out = out};
+    int rc = rn__conn_send(c, h, payload, len, api, timeout_ms, false, call_cb, &st);
+    if (rc < 0)
+        return rn__fail(cl, rc, "cannot send %s request: %s", rn_frame_api_name(api),
+                        rn_strerror(rc));
+    /* The request's own deadline ends this loop (invariant 3). */
+    while (!st.done) {
+        rc = rn__client_poll(cl, -1);
+        if (rc < 0 && !st.done) {
+            /* Out of memory for the poll set: wait a little and try again;
+             * st must stay alive until the callback has run. */
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (st.err) {
+        rn__reply_fini(out);
+        return st.err;
+    }
+    return 0;
+}
+
+static bool connect_error(int err)
+{
+    return err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EHOSTUNREACH ||
+           err == -ENETUNREACH || err == -ECONNRESET || err == -EPIPE || err == -ENETDOWN;
+}
+
+int rn__client_call_any(rn__client *cl, Runnel__RequestHeader *h, int api, int timeout_ms,
+                        rn__reply *out)
+{
+    int rc = -RN_E_UNKNOWN;
+    for (size_t attempt = 0; attempt < cl->n_boot; attempt++) {
+        rn__conn *c = rn__client_conn_any(cl);
+        if (!c)
+            return rn__fail(cl, -ENOMEM, "out of memory");
+        rc = rn__client_call(cl, c, h, NULL, 0, api, timeout_ms, out);
+        if (rc == 0 || !connect_error(rc))
+            return rc;
+        cl->next_boot++;
+    }
+    return rc;
+}

@@ -1,0 +1,461 @@
+/*
+ * cli_consume.c — `runnel consume TOPIC`: read records and print them, as
+ * kcat -C does.
+ *
+ * How it fits: librunnel's consumer (rn_consumer_*) reads the chosen
+ * partitions; the admin client answers "how many partitions" and "which offset"
+ * for -o -N and s@MS; every record prints through cli_output.c (the same code
+ * `runnel replay` uses), as a kcat format (-f), JSON lines (-J), or kcat's
+ * default: [key -K] value -D.
+ *
+ * Where to start, per partition (-o, kcat's spellings):
+ *   beginning | end | N (absolute) | -N (N before the end, clamped to the log
+ *   start) | s@MS (the first record with timestamp >= MS, as Kafka's
+ *   offsetsForTimes: later records are all delivered) | e@MS (stop a
+ *   partition at its first record with timestamp >= MS; may be given with a
+ *   start: -o s@A -o e@B). `stored` needs consumer groups (-G), which this
+ *   build does not have: said so, exit 2.
+ *
+ * When to stop: -c COUNT records, -e when every partition has reached the high
+ * watermark (checked after each fetch, so records produced meanwhile count),
+ * every partition past its e@MS, ^C — else never (tail -f).
+ *
+ * Invariants:
+ *   1. The default and -f outputs write keys and values byte-exact (binary too).
+ *   2. stdout is flushed after every poll's records, so a pipe sees records as
+ *      they come, and -c never prints more than COUNT.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/errors.h"
+#include "tools/cli_common.h"
+
+#define POLL_MS 200
+
+enum start_kind { S_BEGINNING, S_END, S_ABS, S_TAIL, S_TIME };
+
+typedef struct part_state {
+    int32_t partition;
+    bool skip_before_ts; /* s@MS: still before the first record >= start_ts */
+    bool done;           /* e@MS reached */
+} part_state;
+
+static void usage(FILE *f)
+{
+    fputs("usage: runnel consume TOPIC [options]\n"
+          "\n"
+          "Read records from TOPIC (all partitions unless -p) and print them.\n"
+          "Without -e or -c it waits for new records forever, like tail -f: stop it\n"
+          "with ^C.\n"
+          "\n"
+          "options:\n"
+          "  -p, --partition N      read partition N only; repeatable\n"
+          "  -o, --offset OFFSET    where to start (default beginning):\n"
+          "                           beginning | end | N | -N (N records before the end)\n"
+          "                           s@MS  first record with timestamp >= MS (ms since epoch)\n"
+          "                           e@MS  stop at the first record with timestamp >= MS\n"
+          "                                 (with a start: -o s@A -o e@B)\n"
+          "                           stored  needs consumer groups (-G): not in this build\n"
+          "  -c, --count COUNT      exit after COUNT records\n"
+          "  -e, --exit             exit at the end of every partition\n"
+          "  -f, --format FORMAT    print with a kcat format: %s value, %S value length,\n"
+          "                         %k key, %K key length, %t topic, %p partition,\n"
+          "                         %o offset, %T timestamp (ms), %h headers (n=v,...),\n"
+          "                         %% percent; \\n \\t \\r \\0 \\xNN escapes\n"
+          "  -J, --json             one JSON object a line: topic, partition, offset, ts,\n"
+          "                         headers, key, payload (base64 and a *_encoding field\n"
+          "                         when not UTF-8)\n"
+          "  -D, --delimiter DELIM  after each value in the default output (default \\n;\n"
+          "                         -D '' writes values back to back, byte-exact)\n"
+          "  -K, --key-delimiter SEP  print the key and SEP before each value\n" CLI_CONN_HELP
+          "  -h, --help             this text\n"
+          "\n"
+          "examples:\n"
+          "  runnel consume orders -e\n"
+          "  runnel consume orders -o -10 -e -f '%p:%o %k=%s\\n'\n"
+          "  runnel consume orders -o s@1732400000000 -J | jq .payload\n"
+          "  runnel consume images -p 0 -o 42 -c 1 -D '' > photo.jpg\n",
+          f);
+}
+
+/* Parse one -o value into start (kind, value) or end_ts. Returns 0, or
+ * CLI_USAGE after saying why. */
+static int parse_offset(const char *s, enum start_kind *kind, int64_t *v, int64_t *end_ts,
+                        bool *have_start)
+{
+    int64_t n;
+    if (strncmp(s, "e@", 2) == 0) {
+        if (cli_parse_i64(s + 2, 0, INT64_MAX, &n) < 0)
+            return cli_usage("-o %s: expected e@MS (ms since the epoch)", s);
+        *end_ts = n;
+        return 0;
+    }
+    if (*have_start)
+        return cli_usage("-o %s: a start was given already (only e@MS may join it)", s);
+    *have_start = true;
+    if (!strcmp(s, "beginning") || !strcmp(s, "earliest") || !strcmp(s, "oldest")) {
+        *kind = S_BEGINNING;
+    } else if (!strcmp(s, "end") || !strcmp(s, "latest") || !strcmp(s, "newest")) {
+        *kind = S_END;
+    } else if (!strcmp(s, "stored")) {
+        return cli_usage("-o stored: committed offsets come with consumer groups (-G), which "
+                         "this build does not have yet; use beginning, end, N, -N or s@MS");
+    } else if (strncmp(s, "s@", 2) == 0) {
+        if (cli_parse_i64(s + 2, 0, INT64_MAX, &n) < 0)
+            return cli_usage("-o %s: expected s@MS (ms since the epoch)", s);
+        *kind = S_TIME;
+        *v = n;
+    } else if (s[0] == '-') {
+        if (cli_parse_i64(s + 1, 1, INT64_MAX, &n) < 0)
+            return cli_usage("-o %s: expected -N with N >= 1", s);
+        *kind = S_TAIL;
+        *v = n;
+    } else {
+        if (cli_parse_i64(s, 0, INT64_MAX, &n) < 0)
+            return cli_usage("-o %s: expected beginning, end, N, -N, s@MS or e@MS", s);
+        *kind = S_ABS;
+        *v = n;
+    }
+    return 0;
+}
+
+/* Say what an admin call failed with, with the client's context. */
+static int admin_fail(rn_admin *a, int rc, const char *what)
+{
+    const char *ctx = rn_admin_errmsg(a);
+    if (rc == -RN_E_UNKNOWN_TOPIC)
+        return cli_fail(0, "%s: no such topic or partition", what);
+    if (ctx && ctx[0])
+        return cli_fail(0, "%s: %s (%s)", what, rn_err_str(rc), ctx);
+    return cli_fail(rc, "%s", what);
+}
+
+/* The offset to assign partition p from (an offset or RN_START_*). */
+static int start_offset(rn_admin *a, const char *topic, int32_t p, enum start_kind kind,
+                        int64_t v, int64_t *out)
+{
+    int64_t first, last, off;
+    int rc;
+    switch (kind) {
+    case S_BEGINNING: *out = RN_START_BEGINNING; return 0;
+    case S_END: *out = RN_START_END; return 0;
+    case S_ABS: *out = v; return 0;
+    case S_TAIL:
+        rc = rn_admin_list_offset(a, topic, p, RN_OFFSET_EARLIEST, &first);
+        if (rc == 0)
+            rc = rn_admin_list_offset(a, topic, p, RN_OFFSET_LATEST, &last);
+        if (rc < 0) {
+            char what[300];
+            snprintf(what, sizeof(what), "offsets of %s partition %d", topic, p);
+            return admin_fail(a, rc, what);
+        }
+        *out = last - v < first ? first : last - v;
+        return 0;
+    case S_TIME:
+        rc = rn_admin_list_offset(a, topic, p, v, &off);
+        if (rc < 0) {
+            char what[300];
+            snprintf(what, sizeof(what), "offset for time %" PRId64 " in %s partition %d", v,
+                     topic, p);
+            return admin_fail(a, rc, what);
+        }
+        /* -1: nothing that recent yet; what comes next is. */
+        *out = off < 0 ? RN_START_END : off;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* -e: every partition has a known high watermark and has reached it, or is done. */
+static bool all_at_end(const rn_consumer *c, const char *topic, const part_state *ps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ps[i].done)
+            continue;
+        int64_t hw = rn_consumer_high_watermark(c, topic, ps[i].partition);
+        int64_t pos = rn_consumer_position(c, topic, ps[i].partition);
+        if (hw < 0 || pos < 0 || pos < hw)
+            return false;
+    }
+    return true;
+}
+
+static part_state *find_part(part_state *ps, size_t n, int32_t p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].partition == p)
+            return &ps[i];
+    return NULL;
+}
+
+int cli_consume(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_CONN_LONGOPTS,
+        {"partition", required_argument, NULL, 'p'},
+        {"offset", required_argument, NULL, 'o'},
+        {"count", required_argument, NULL, 'c'},
+        {"exit", no_argument, NULL, 'e'},
+        {"format", required_argument, NULL, 'f'},
+        {"json", no_argument, NULL, 'J'},
+        {"delimiter", required_argument, NULL, 'D'},
+        {"key-delimiter", required_argument, NULL, 'K'},
+        {"group", required_argument, NULL, 'G'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_conn conn;
+    cli_conn_init(&conn);
+    part_state *ps = NULL;
+    size_t n_ps = 0;
+    enum start_kind kind = S_BEGINNING;
+    int64_t start_v = 0, end_ts = -1, count = -1;
+    bool have_start = false, exit_at_end = false, json = false;
+    const char *format = NULL;
+    char *delim = NULL, *key_delim = NULL;
+    size_t delim_len = 0, key_delim_len = 0;
+    bool delim_set = false;
+    int status = CLI_USAGE;
+    cli_format *fmt = NULL;
+    rn_conf *conf = NULL;
+    rn_admin *a = NULL;
+    rn_consumer *cons = NULL;
+
+    int c;
+    while ((c = getopt_long(argc, argv, ":b:X:p:o:c:ef:JD:K:G:h", longopts, NULL)) != -1) {
+        int rc = cli_conn_opt(&conn, c, optarg);
+        if (rc < 0) {
+            status = cli_fail(rc, "options");
+            goto out;
+        }
+        if (rc == 1)
+            continue;
+        int64_t v;
+        switch (c) {
+        case 'p': {
+            if (cli_parse_i64(optarg, 0, INT32_MAX, &v) < 0) {
+                status = cli_usage("-p %s: partition must be a number from 0", optarg);
+                goto out;
+            }
+            if (find_part(ps, n_ps, (int32_t)v))
+                break;
+            part_state *np = realloc(ps, (n_ps + 1) * sizeof(*np));
+            if (!np) {
+                status = cli_fail(-ENOMEM, "options");
+                goto out;
+            }
+            ps = np;
+            ps[n_ps++] = (part_state){.partition = (int32_t)v};
+            break;
+        }
+        case 'o':
+            rc = parse_offset(optarg, &kind, &start_v, &end_ts, &have_start);
+            if (rc) {
+                status = rc;
+                goto out;
+            }
+            break;
+        case 'c':
+            if (cli_parse_i64(optarg, 1, INT64_MAX, &count) < 0) {
+                status = cli_usage("-c %s: expected a count from 1", optarg);
+                goto out;
+            }
+            break;
+        case 'e': exit_at_end = true; break;
+        case 'f': format = optarg; break;
+        case 'J': json = true; break;
+        case 'D':
+            free(delim);
+            delim = NULL;
+            if (cli_unescape(optarg, &delim, &delim_len) < 0) {
+                status = cli_usage("-D %s: bad escape", optarg);
+                goto out;
+            }
+            delim_set = true;
+            break;
+        case 'K':
+            free(key_delim);
+            key_delim = NULL;
+            if (cli_unescape(optarg, &key_delim, &key_delim_len) < 0) {
+                status = cli_usage("-K %s: bad escape", optarg);
+                goto out;
+            }
+            break;
+        case 'G':
+            status = cli_usage("-G %s: consumer groups are not in this build yet; read "
+                               "partitions directly with -p and -o",
+                               optarg);
+            goto out;
+        case 'h':
+            usage(stdout);
+            status = CLI_OK;
+            goto out;
+        default: status = cli_opt_error(c, argv); goto out;
+        }
+    }
+    if (optind >= argc) {
+        status = cli_usage("which topic?");
+        goto out;
+    }
+    if (argc - optind > 1) {
+        status = cli_usage("one topic at a time ('%s' is extra)", argv[optind + 1]);
+        goto out;
+    }
+    const char *topic = argv[optind];
+    if (json + (format != NULL) > 1) {
+        status = cli_usage("-J and -f both choose the output: pick one");
+        goto out;
+    }
+    if ((json || format) && (delim_set || key_delim)) {
+        status = cli_usage("-D and -K shape the default output; with -f put them in the format");
+        goto out;
+    }
+    if (format) {
+        char err[160] = "";
+        int rc = cli_format_compile(format, &fmt, err, sizeof(err));
+        if (rc == -EINVAL) {
+            status = cli_usage("-f: %s", err);
+            goto out;
+        }
+        if (rc < 0) {
+            status = cli_fail(rc, "format");
+            goto out;
+        }
+    } else if (!json) {
+        int rc = cli_format_default(key_delim, key_delim_len, delim_set ? delim : "\n",
+                                    delim_set ? delim_len : 1, &fmt);
+        if (rc < 0) {
+            status = cli_fail(rc, "format");
+            goto out;
+        }
+    }
+
+    status = CLI_ERROR;
+    if (cli_conn_probe(&conn) < 0)
+        goto out;
+    conf = cli_conn_conf(&conn, NULL);
+    if (!conf)
+        goto out;
+    int rc = rn_admin_new(&a, conf);
+    if (rc < 0) {
+        cli_fail(rc, "admin client");
+        goto out;
+    }
+    int32_t n_parts;
+    rc = rn_admin_partition_count(a, topic, &n_parts);
+    if (rc < 0) {
+        if (rc == -RN_E_UNKNOWN_TOPIC)
+            cli_fail(0, "topic '%s' does not exist", topic);
+        else
+            admin_fail(a, rc, "partitions");
+        goto out;
+    }
+    if (n_ps == 0) {
+        ps = calloc((size_t)n_parts, sizeof(*ps));
+        if (!ps && n_parts) {
+            cli_fail(-ENOMEM, "partitions");
+            goto out;
+        }
+        for (int32_t p = 0; p < n_parts; p++)
+            ps[p].partition = p;
+        n_ps = (size_t)n_parts;
+    }
+    rc = rn_consumer_new(&cons, conf);
+    if (rc < 0) {
+        cli_fail(rc, "consumer");
+        goto out;
+    }
+    for (size_t i = 0; i < n_ps; i++) {
+        if (ps[i].partition >= n_parts) {
+            cli_fail(0, "topic %s has %d partitions: there is no partition %d", topic, n_parts,
+                     ps[i].partition);
+            goto out;
+        }
+        int64_t off;
+        if (start_offset(a, topic, ps[i].partition, kind, start_v, &off) != 0)
+            goto out;
+        ps[i].skip_before_ts = kind == S_TIME;
+        rc = rn_consumer_assign(cons, topic, ps[i].partition, off);
+        if (rc < 0) {
+            cli_fail(0, "reading %s partition %d: %s", topic, ps[i].partition,
+                     rn_consumer_errmsg(cons)[0] ? rn_consumer_errmsg(cons) : rn_err_str(rc));
+            goto out;
+        }
+    }
+    /* The admin connection has done its part; the consumer keeps its own. */
+    rn_admin_free(a);
+    a = NULL;
+
+    cli_signals_install();
+    cli_progress progress;
+    cli_progress_init(&progress, "records", count > 0 ? (uint64_t)count : 0, true);
+    uint64_t printed = 0, bytes = 0;
+    size_t n_done = 0;
+    status = CLI_OK;
+    while (!cli_stop) {
+        if (n_ps == 0 || (n_done == n_ps))
+            break;
+        if (exit_at_end && all_at_end(cons, topic, ps, n_ps))
+            break;
+        const rn_message *msgs;
+        int n = rn_consumer_poll(cons, POLL_MS, &msgs);
+        if (n < 0) {
+            if (cli_stop)
+                break;
+            cli_progress_done(&progress);
+            const char *ctx = rn_consumer_errmsg(cons);
+            if (ctx && ctx[0])
+                cli_fail(0, "%s: %s", rn_err_str(n), ctx);
+            else
+                cli_fail(n, "reading %s", topic);
+            status = CLI_ERROR;
+            break;
+        }
+        for (int i = 0; i < n && (count < 0 || printed < (uint64_t)count); i++) {
+            const rn_message *m = &msgs[i];
+            part_state *st = find_part(ps, n_ps, m->partition);
+            if (!st || st->done)
+                continue;
+            if (st->skip_before_ts) {
+                if (m->timestamp < start_v)
+                    continue;
+                st->skip_before_ts = false;
+            }
+            if (end_ts >= 0 && m->timestamp >= end_ts) {
+                st->done = true;
+                n_done++;
+                continue;
+            }
+            int wrc = json ? cli_write_json(stdout, m) : cli_format_write(stdout, fmt, m);
+            if (wrc < 0)
+                break;
+            printed++;
+            bytes += m->value_len + m->key_len;
+        }
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            cli_progress_done(&progress);
+            status = cli_fail(-errno, "writing stdout");
+            break;
+        }
+        cli_progress_update(&progress, printed, bytes);
+        if (count > 0 && printed >= (uint64_t)count)
+            break;
+    }
+    cli_progress_done(&progress);
+out:
+    if (cons)
+        rn_consumer_close(cons);
+    if (a)
+        rn_admin_free(a);
+    rn_conf_free(conf);
+    cli_format_free(fmt);
+    free(ps);
+    free(delim);
+    free(key_delim);
+    cli_conn_fini(&conn);
+    return status;
+}
