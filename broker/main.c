@@ -188,7 +188,11 @@ int main(int argc, char **argv)
         return 1;
     }
     char lock_path[PATH_MAX + 16];
-    snprintf(lock_path, sizeof(lock_path), "%s/.lock", b->cfg.data_dir);
+    if ((size_t)snprintf(lock_path, sizeof(lock_path), "%s/.lock", b->cfg.data_dir) >=
+        sizeof(lock_path)) {
+        rn_logfmt(RN_ERROR, "data directory path too long", "dir=%s", b->cfg.data_dir);
+        return 1;
+    }
     int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
         rn_logfmt(RN_ERROR, "data directory is in use by another runneld", "dir=%s",

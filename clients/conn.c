@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,7 +410,17 @@ static bool conn_flush(rn__conn *c, bool may_fail)
 int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, size_t len,
                   int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg)
 {
+    struct iovec iov = {(void *)payload, len};
+    return rn__conn_sendv(c, h, &iov, len ? 1 : 0, api, timeout_ms, no_response, cb, arg);
+}
+
+int rn__conn_sendv(rn__conn *c, Runnel__RequestHeader *h, const struct iovec *iov, int iovcnt,
+                   int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg)
+{
     rn__client *cl = c->cl;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
     rn__pending *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
@@ -434,9 +445,12 @@ int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, si
         free(p);
         return rc;
     }
-    if (len)
-        memcpy(c->out + c->out_len + w, payload, len);
-    c->out_len += w + len;
+    c->out_len += w;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len)
+            memcpy(c->out + c->out_len, iov[i].iov_base, iov[i].iov_len);
+        c->out_len += iov[i].iov_len;
+    }
     c->queued_total += w + len;
     p->cid = h->correlation_id;
     p->api = api;

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "clients/runnel.h"
 #include "protocol/errors.h"
@@ -207,6 +208,9 @@ rn__conn *rn__client_conn_any(rn__client *cl);
  * cb never runs before this returns. Errors: -ENOMEM, -EMSGSIZE. */
 int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, size_t len,
                   int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg);
+/* rn__conn_send with the payload gathered from iovcnt pieces. */
+int rn__conn_sendv(rn__conn *c, Runnel__RequestHeader *h, const struct iovec *iov, int iovcnt,
+                   int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg);
 /* Requests sent on c and not answered yet. */
 size_t rn__conn_inflight(const rn__conn *c);
 /* What went wrong last on c ("cannot connect to 127.0.0.1:9700: Connection refused"). */

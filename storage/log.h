@@ -156,8 +156,9 @@ int rn_log_set_config(rn_log *log, const rn_log_config *cfg);
  * For flush=never/interval callers that need durability now, and for close. */
 int rn_log_flush_sync(rn_log *log);
 
-/* Delete whole segments older than retention_ms (by their largest timestamp)
- * or beyond retention_bytes, never the active one; the log start offset moves
+/* Delete whole segments older than retention_ms (by their largest timestamp,
+ * or the time of their last append when no batch has one) or beyond
+ * retention_bytes, never the active one; the log start offset moves
  * to the first remaining segment. Readers holding a deleted segment keep its
  * mapping until they release it. Returns the number of segments deleted or a
  * negative error (segments deleted before it stay deleted). */

@@ -330,8 +330,8 @@ int cli_conn_probe(const cli_conn *c)
                  c->brokers, why);
     else
         cli_fail(0, "cannot reach a broker at %s: %s (set -b HOST:PORT or RUNNEL_BROKERS)",
-                 c->brokers, last == -ETIMEDOUT ? "no answer within connect.timeout.ms"
-                                                : rn_err_str(last));
+                 c->brokers,
+                 last == -ETIMEDOUT ? "no answer within connect.timeout.ms" : rn_err_str(last));
     return last < 0 ? last : -EINVAL;
 }
 
@@ -379,11 +379,21 @@ int cli_unescape(const char *s, char **out, size_t *len)
         }
         char c = s[++i];
         switch (c) {
-        case 'n': buf[o++] = '\n'; break;
-        case 't': buf[o++] = '\t'; break;
-        case 'r': buf[o++] = '\r'; break;
-        case '0': buf[o++] = 0; break;
-        case '\\': buf[o++] = '\\'; break;
+        case 'n':
+            buf[o++] = '\n';
+            break;
+        case 't':
+            buf[o++] = '\t';
+            break;
+        case 'r':
+            buf[o++] = '\r';
+            break;
+        case '0':
+            buf[o++] = 0;
+            break;
+        case '\\':
+            buf[o++] = '\\';
+            break;
         case 'x': {
             int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
             int lo = i + 2 < n ? hexval(s[i + 2]) : -1;

@@ -25,7 +25,7 @@
 
 #include "clients/runnel.h"
 
-#define CLI_OK 0
+#define CLI_OK    0
 #define CLI_ERROR 1
 #define CLI_USAGE 2
 
@@ -60,12 +60,15 @@ typedef struct cli_conn {
 
 /* Options every networked command takes; append to a command's longopts. */
 #define CLI_CONN_LONGOPTS                                                                          \
-    {"brokers", required_argument, NULL, 'b'}, {"property", required_argument, NULL, 'X'}
+    {"brokers", required_argument, NULL, 'b'},                                                     \
+    {                                                                                              \
+        "property", required_argument, NULL, 'X'                                                   \
+    }
 
 /* Help lines for them. */
-#define CLI_CONN_HELP                                                                              \
-    "  -b, --brokers HOST:PORT,...  brokers to bootstrap from (env RUNNEL_BROKERS;\n"              \
-    "                               default " CLI_DEFAULT_BROKERS ")\n"                             \
+#define CLI_CONN_HELP                                                                                \
+    "  -b, --brokers HOST:PORT,...  brokers to bootstrap from (env RUNNEL_BROKERS;\n"                \
+    "                               default " CLI_DEFAULT_BROKERS ")\n"                              \
     "  -X KEY=VALUE                 a librunnel setting (connect.timeout.ms=2000, linger.ms=…);\n" \
     "                               repeatable\n"
 

@@ -135,15 +135,21 @@ static int admin_fail(rn_admin *a, int rc, const char *what)
 }
 
 /* The offset to assign partition p from (an offset or RN_START_*). */
-static int start_offset(rn_admin *a, const char *topic, int32_t p, enum start_kind kind,
-                        int64_t v, int64_t *out)
+static int start_offset(rn_admin *a, const char *topic, int32_t p, enum start_kind kind, int64_t v,
+                        int64_t *out)
 {
     int64_t first, last, off;
     int rc;
     switch (kind) {
-    case S_BEGINNING: *out = RN_START_BEGINNING; return 0;
-    case S_END: *out = RN_START_END; return 0;
-    case S_ABS: *out = v; return 0;
+    case S_BEGINNING:
+        *out = RN_START_BEGINNING;
+        return 0;
+    case S_END:
+        *out = RN_START_END;
+        return 0;
+    case S_ABS:
+        *out = v;
+        return 0;
     case S_TAIL:
         rc = rn_admin_list_offset(a, topic, p, RN_OFFSET_EARLIEST, &first);
         if (rc == 0)
@@ -159,8 +165,8 @@ static int start_offset(rn_admin *a, const char *topic, int32_t p, enum start_ki
         rc = rn_admin_list_offset(a, topic, p, v, &off);
         if (rc < 0) {
             char what[300];
-            snprintf(what, sizeof(what), "offset for time %" PRId64 " in %s partition %d", v,
-                     topic, p);
+            snprintf(what, sizeof(what), "offset for time %" PRId64 " in %s partition %d", v, topic,
+                     p);
             return admin_fail(a, rc, what);
         }
         /* -1: nothing that recent yet; what comes next is. */
@@ -265,9 +271,15 @@ int cli_consume(int argc, char **argv)
                 goto out;
             }
             break;
-        case 'e': exit_at_end = true; break;
-        case 'f': format = optarg; break;
-        case 'J': json = true; break;
+        case 'e':
+            exit_at_end = true;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'J':
+            json = true;
+            break;
         case 'D':
             free(delim);
             delim = NULL;
@@ -294,7 +306,9 @@ int cli_consume(int argc, char **argv)
             usage(stdout);
             status = CLI_OK;
             goto out;
-        default: status = cli_opt_error(c, argv); goto out;
+        default:
+            status = cli_opt_error(c, argv);
+            goto out;
         }
     }
     if (optind >= argc) {
@@ -375,7 +389,7 @@ int cli_consume(int argc, char **argv)
                      ps[i].partition);
             goto out;
         }
-        int64_t off;
+        int64_t off = RN_START_BEGINNING;
         if (start_offset(a, topic, ps[i].partition, kind, start_v, &off) != 0)
             goto out;
         ps[i].skip_before_ts = kind == S_TIME;

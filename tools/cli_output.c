@@ -101,11 +101,21 @@ static void put_json_utf8(FILE *f, const uint8_t *p, size_t len)
     for (size_t i = 0; i < len; i++) {
         uint8_t c = p[i];
         switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
         default:
             if (c < 0x20 || c == 0x7f)
                 fprintf(f, "\\u%04x", c);
@@ -202,8 +212,8 @@ static void put_csv_field(FILE *f, const void *p, size_t len, bool b64)
         return;
     }
     const char *s = p;
-    bool quote = len == 0 || memchr(s, ',', len) || memchr(s, '"', len) ||
-                 memchr(s, '\n', len) || memchr(s, '\r', len);
+    bool quote = len == 0 || memchr(s, ',', len) || memchr(s, '"', len) || memchr(s, '\n', len) ||
+                 memchr(s, '\r', len);
     if (!quote) {
         fwrite(s, 1, len, f);
         return;
@@ -259,7 +269,7 @@ struct cli_format {
         enum tok tok;
         char *lit; /* T_LIT: owned bytes */
         size_t lit_len;
-    } *pieces;
+    } * pieces;
 };
 
 void cli_format_free(cli_format *f)
@@ -331,16 +341,36 @@ int cli_format_compile(const char *spec, cli_format **out, char *err, size_t err
         char c = s[++i];
         enum tok t;
         switch (c) {
-        case 's': t = T_VALUE; break;
-        case 'S': t = T_VALUE_LEN; break;
-        case 'k': t = T_KEY; break;
-        case 'K': t = T_KEY_LEN; break;
-        case 't': t = T_TOPIC; break;
-        case 'p': t = T_PART; break;
-        case 'o': t = T_OFFSET; break;
-        case 'T': t = T_TS; break;
-        case 'h': t = T_HDRS; break;
-        case '%': t = T_LIT; break;
+        case 's':
+            t = T_VALUE;
+            break;
+        case 'S':
+            t = T_VALUE_LEN;
+            break;
+        case 'k':
+            t = T_KEY;
+            break;
+        case 'K':
+            t = T_KEY_LEN;
+            break;
+        case 't':
+            t = T_TOPIC;
+            break;
+        case 'p':
+            t = T_PART;
+            break;
+        case 'o':
+            t = T_OFFSET;
+            break;
+        case 'T':
+            t = T_TS;
+            break;
+        case 'h':
+            t = T_HDRS;
+            break;
+        case '%':
+            t = T_LIT;
+            break;
         default:
             snprintf(err, errlen,
                      "unknown format token %%%c (known: %%s %%S %%k %%K %%t %%p %%o %%T %%h %%%%)",
@@ -388,21 +418,35 @@ int cli_format_write(FILE *out, const cli_format *f, const rn_message *m)
     for (size_t i = 0; i < f->n; i++) {
         const struct piece *p = &f->pieces[i];
         switch (p->tok) {
-        case T_LIT: fwrite(p->lit, 1, p->lit_len, out); break;
+        case T_LIT:
+            fwrite(p->lit, 1, p->lit_len, out);
+            break;
         case T_VALUE:
             if (m->value)
                 fwrite(m->value, 1, m->value_len, out);
             break;
-        case T_VALUE_LEN: fprintf(out, "%zd", m->value ? (ssize_t)m->value_len : -1); break;
+        case T_VALUE_LEN:
+            fprintf(out, "%zd", m->value ? (ssize_t)m->value_len : -1);
+            break;
         case T_KEY:
             if (m->key)
                 fwrite(m->key, 1, m->key_len, out);
             break;
-        case T_KEY_LEN: fprintf(out, "%zd", m->key ? (ssize_t)m->key_len : -1); break;
-        case T_TOPIC: fputs(m->topic, out); break;
-        case T_PART: fprintf(out, "%" PRId32, m->partition); break;
-        case T_OFFSET: fprintf(out, "%" PRId64, m->offset); break;
-        case T_TS: fprintf(out, "%" PRId64, m->timestamp); break;
+        case T_KEY_LEN:
+            fprintf(out, "%zd", m->key ? (ssize_t)m->key_len : -1);
+            break;
+        case T_TOPIC:
+            fputs(m->topic, out);
+            break;
+        case T_PART:
+            fprintf(out, "%" PRId32, m->partition);
+            break;
+        case T_OFFSET:
+            fprintf(out, "%" PRId64, m->offset);
+            break;
+        case T_TS:
+            fprintf(out, "%" PRId64, m->timestamp);
+            break;
         case T_HDRS:
             /* kcat's %h: name=value pairs joined by commas; a null value has no '='. */
             for (size_t h = 0; h < m->n_headers; h++) {

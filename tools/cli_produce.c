@@ -95,8 +95,8 @@ static void usage(FILE *f)
           "                           keyless records stick to one partition per batch)\n"
           "      --acks 0|1|all       acknowledgement to wait for (default all)\n"
           "  -z, --compression none|zstd  compress batches (default none)\n"
-          "      --timestamp MS       record timestamp, ms since the epoch (default now)\n" CLI_CONN_HELP
-          "  -h, --help               this text\n"
+          "      --timestamp MS       record timestamp, ms since the epoch (default "
+          "now)\n" CLI_CONN_HELP "  -h, --help               this text\n"
           "\n"
           "examples:\n"
           "  echo hello | runnel produce orders\n"
@@ -113,8 +113,8 @@ static int send_record(produce_state *st, const char *rec, size_t len)
     const char *key = st->key, *value = rec;
     size_t key_len = st->key_len, value_len = len;
     if (st->key_delim) {
-        const char *sep = st->key_delim_len ? memmem(rec, len, st->key_delim, st->key_delim_len)
-                                            : NULL;
+        const char *sep =
+            st->key_delim_len ? memmem(rec, len, st->key_delim, st->key_delim_len) : NULL;
         if (sep) {
             key = rec;
             key_len = (size_t)(sep - rec);
@@ -272,7 +272,9 @@ int cli_produce(int argc, char **argv)
             continue;
         int64_t v;
         switch (c) {
-        case 'f': file = optarg; break;
+        case 'f':
+            file = optarg;
+            break;
         case 'D':
             free(delim);
             delim = NULL;
@@ -282,7 +284,9 @@ int cli_produce(int argc, char **argv)
             }
             delim_set = true;
             break;
-        case OPT_RAW: raw = true; break;
+        case OPT_RAW:
+            raw = true;
+            break;
         case 'K':
             free(st.key_delim);
             st.key_delim = NULL;
@@ -353,7 +357,9 @@ int cli_produce(int argc, char **argv)
             usage(stdout);
             status = CLI_OK;
             goto out;
-        default: status = cli_opt_error(c, argv); goto out;
+        default:
+            status = cli_opt_error(c, argv);
+            goto out;
         }
     }
     if (optind >= argc) {
@@ -425,13 +431,13 @@ int cli_produce(int argc, char **argv)
             cli_fail(0, "%" PRIu64 " of %" PRIu64 " records failed: topic %s has no partition %d",
                      st.n_failed, st.n_sent, st.topic, st.partition);
         else
-            cli_fail(0, "%" PRIu64 " of %" PRIu64 " records failed, first on partition %d: %s%s%s%s",
+            cli_fail(0,
+                     "%" PRIu64 " of %" PRIu64 " records failed, first on partition %d: %s%s%s%s",
                      st.n_failed, st.n_sent, st.first_err_partition, rn_err_str(st.first_err),
-                     ctx && ctx[0] ? " (" : "", ctx && ctx[0] ? ctx : "",
-                     ctx && ctx[0] ? ")" : "");
+                     ctx && ctx[0] ? " (" : "", ctx && ctx[0] ? ctx : "", ctx && ctx[0] ? ")" : "");
     } else if (frc < 0) {
-        cli_fail(frc, "%" PRIu64 " of %" PRIu64 " records not acknowledged",
-                 st.n_sent - st.n_acked, st.n_sent);
+        cli_fail(frc, "%" PRIu64 " of %" PRIu64 " records not acknowledged", st.n_sent - st.n_acked,
+                 st.n_sent);
     } else if (cli_stop) {
         cli_note("interrupted after %" PRIu64 " records (all acknowledged)", st.n_acked);
     } else {

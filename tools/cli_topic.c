@@ -335,14 +335,22 @@ int cli_topic(int argc, char **argv)
             del[n_del++] = optarg;
             break;
         }
-        case OPT_IF_NOT_EXISTS: if_not_exists = true; break;
-        case OPT_IF_EXISTS: if_exists = true; break;
-        case 'l': lng = true; break;
+        case OPT_IF_NOT_EXISTS:
+            if_not_exists = true;
+            break;
+        case OPT_IF_EXISTS:
+            if_exists = true;
+            break;
+        case 'l':
+            lng = true;
+            break;
         case 'h':
             usage(stdout);
             status = CLI_OK;
             goto out;
-        default: status = cli_opt_error(c, argv); goto out;
+        default:
+            status = cli_opt_error(c, argv);
+            goto out;
         }
     }
     if (optind >= argc) {

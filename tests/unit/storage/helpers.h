@@ -478,10 +478,24 @@ static int th__crash_rename(const char *from, const char *to)
     return th_crash.saved.rename(from, to);
 }
 
-/* Start recording: from here on every fdatasync marks what is durable.
- * fake_sync: skip the real fdatasyncs (see the top of the file). */
-static inline void th_crash_begin(bool fake_sync)
+/* Start recording: what the files in dir (if it exists) hold now is on disk,
+ * and from here on every fdatasync marks what is durable. fake_sync: skip
+ * the real fdatasyncs (see the top of the file). */
+static inline void th_crash_begin(const char *dir, bool fake_sync)
 {
+    th_crash.active = true;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char p[4096];
+        int fd = open(th_path(p, dir, e->d_name), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            th_crash_note_sync(fd);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (d)
+        closedir(d);
     th_crash.fake_sync = fake_sync;
     th_crash.saved = rn_sys;
     rn_sys.fdatasync = th__crash_fdatasync;
@@ -511,27 +525,30 @@ enum th_crash_mode {
     TH_CRASH_RANDOM,   /* each unsynced sector kept, dropped or garbled */
 };
 
-/* The crash: rewrite every regular file in dir so that each sector that
- * differs from its last synced image is kept, dropped or garbled per mode.
- * Call with the log abandoned (no descriptors in use). Returns the number
+/* The crash, at this very moment: write into dst (created) what a power
+ * loss now would leave of every regular file in src: each sector that
+ * differs from the file's last synced image is kept, dropped or garbled per
+ * mode. The log may keep running in src afterwards (it must not be trusted:
+ * what it does after the crash never happened for dst). Returns the number
  * of sectors changed. */
-static inline unsigned th_crash_apply(const char *dir, enum th_crash_mode mode, uint64_t seed)
+static inline unsigned th_crash_capture(const char *src, const char *dst, enum th_crash_mode mode,
+                                        uint64_t seed)
 {
-    DIR *d = opendir(dir);
+    cr_assert(mkdir(dst, 0755) == 0 || errno == EEXIST, "mkdir %s", dst);
+    DIR *d = opendir(src);
     cr_assert_not_null(d);
     struct dirent *e;
     unsigned changed = 0;
     uint64_t s = seed;
     while ((e = readdir(d))) {
         char p[4096];
-        th_path(p, dir, e->d_name);
+        th_path(p, src, e->d_name);
         struct stat st;
         if (e->d_name[0] == '.' || stat(p, &st) < 0 || !S_ISREG(st.st_mode))
             continue;
         size_t len;
         uint8_t *cur = th_read_file(p, &len);
         th_image *im = th__crash_find(st.st_dev, st.st_ino, false);
-        bool dirty = false;
         for (size_t off = 0; off < len; off += TH_SECTOR) {
             size_t n = len - off < TH_SECTOR ? len - off : TH_SECTOR;
             uint8_t old[TH_SECTOR] = {0};
@@ -547,15 +564,20 @@ static inline unsigned th_crash_apply(const char *dir, enum th_crash_mode mode, 
             else
                 for (size_t i = 0; i < n; i++)
                     cur[off + i] = (uint8_t)th_rand(&s);
-            dirty = true;
             changed++;
         }
-        if (dirty)
-            th_write_at(p, 0, cur, len);
+        th_write_file(th_path(p, dst, e->d_name), cur, len);
         free(cur);
     }
     closedir(d);
     return changed;
+}
+
+/* The crash in place: as th_crash_capture into dir itself. Call with the log
+ * abandoned or closed. */
+static inline unsigned th_crash_apply(const char *dir, enum th_crash_mode mode, uint64_t seed)
+{
+    return th_crash_capture(dir, dir, mode, seed);
 }
 
 /* The asynchronous fdatasyncs: look at the SQEs about to go to the kernel. */

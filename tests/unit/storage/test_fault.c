@@ -302,7 +302,7 @@ static void faultsim(enum rn_sys_call kind)
             char dir[4096];
             snprintf(dir, sizeof(dir), "%s/run-%zu-%u", root, e, nth);
             r.dir = dir;
-            th_crash_begin(true);
+            th_crash_begin(dir, true);
             rn_sys_set_injector(inject, &r);
             scenario(&r);
             rn_sys_set_injector(NULL, NULL);

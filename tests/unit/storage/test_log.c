@@ -1356,7 +1356,7 @@ Test(log, callbacks_never_inside_append)
     model_free(&m);
 }
 
-// Appending again from inside a callback works and keeps the order.
+/* State of the chain of appends made from callbacks. */
 static model *chain_model;
 static rn_log *chain_log;
 static int chain_next;

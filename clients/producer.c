@@ -1,0 +1,822 @@
+/*
+ * producer.c — rn_producer: batching, partitioning, pipelined Produce, retries.
+ *
+ * Life of a record:
+ *
+ *   rn_producer_send ──▶ OPEN batch of its partition (rn_batch_builder: the
+ *        │               record is encoded at once, every byte copied)
+ *        │  batch.size reached, linger.ms passed, or flush
+ *        ▼
+ *   QUEUED (a finished Kafka v2 batch, zstd when asked) ──pump: leader known,
+ *        ▲                                                 connection under
+ *        │ retriable error, backoff                        max.in.flight
+ *        │                                                      ▼
+ *        └───────────────────────────────────────────── IN FLIGHT (one Produce
+ *                                                        per leader, one batch
+ *   REPORTED ◀── answer: ok (offset = base_offset + i) │ per partition in it)
+ *             ◀── fatal error, retries or delivery.timeout.ms exhausted
+ *
+ * Reports are queued and delivered by rn_producer_poll / flush / close on the
+ * caller's thread, never inside rn_producer_send (which may itself poll while
+ * it waits for a topic's first metadata).
+ *
+ * Invariants:
+ *  1. A record is reported exactly once, and reported successful only when
+ *     the broker acknowledged its batch (acks=0: when its bytes were written,
+ *     with offset -1, as Kafka does).
+ *  2. Per partition, batches carry increasing sequence numbers (seq) and the
+ *     queue is kept in seq order, failed batches going back to their place.
+ *     While a partition retries (retrying), at most one of its batches is in
+ *     flight, so a retry cannot overtake or be overtaken (Kafka's behaviour
+ *     with max.in.flight 1). Batches of one partition otherwise pipeline on
+ *     one connection, which the broker appends in order (docs/protocol.md §4).
+ *  3. A batch is retried only for retriable errors (rn__retriable), at most
+ *     `retries` times, never past delivery.timeout.ms after its first record
+ *     was queued; errors that say the metadata is stale refresh it.
+ *  4. outstanding counts records sent and not yet reported to the callback;
+ *     the reports array always has room for all of them (reserved in send), so
+ *     an answer never needs memory to be reported.
+ *
+ * Not yet: the idempotent producer (InitProducer is reserved in the protocol);
+ * a retry after a lost answer may therefore store a batch twice.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clients/internal.h"
+#include "clients/testing.h"
+#include "protocol/batch.h"
+
+typedef struct ppart ppart;
+typedef struct ptopic ptopic;
+
+typedef struct pbatch {
+    ppart *pp;
+    uint8_t *buf;
+    size_t len;
+    int32_t n;
+    void **opaques;
+    uint64_t seq;
+    int64_t deadline; /* delivery.timeout.ms after its first record was queued */
+    int64_t retry_at;
+    int64_t attempts;
+    int last_err;
+    struct pbatch *next;
+} pbatch;
+
+struct ppart {
+    ptopic *t;
+    int32_t partition;
+    rn_batch_builder *b; /* the open batch */
+    void **opaques;
+    int32_t n_open;
+    size_t cap_open;
+    int64_t open_first;
+    pbatch *q_head, *q_tail; /* finished, not in flight, in seq order */
+    int n_inflight;
+    bool retrying;
+    uint64_t next_seq;
+};
+
+struct ptopic {
+    char *name;
+    int32_t n_parts;
+    ppart **parts; /* created on first use */
+    int32_t sticky;
+    uint32_t rr;
+};
+
+typedef struct preport {
+    int err;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    void *opaque;
+} preport;
+
+struct rn_producer;
+
+/* One Produce request in flight. */
+typedef struct preq {
+    struct rn_producer *p;
+    size_t n;
+    pbatch *batches[];
+} preq;
+
+struct rn_producer {
+    rn__client cl;
+    rn_delivery_cb cb;
+    void *cb_arg;
+    rn_batch_builder_opts bopts;
+    ptopic **topics;
+    size_t n_topics;
+    preport *reports;
+    size_t n_reports, cap_reports;
+    size_t outstanding;
+    bool flushing, closing, in_callbacks;
+    bool need_md;
+    int64_t md_retry_at;
+    uint64_t rng;
+    uint64_t n_requests, n_batches;
+};
+
+/* ---- Small helpers ---------------------------------------------------------------- */
+
+static uint32_t rnd(rn_producer *p)
+{
+    uint64_t x = p->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p->rng = x;
+    return (uint32_t)(x >> 16);
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static void report(rn_producer *p, int err, ppart *pp, int64_t offset, void *opaque)
+{
+    /* Room is reserved by rn_producer_send (invariant 4). */
+    preport *r = &p->reports[p->n_reports++];
+    r->err = err;
+    r->topic = pp->t->name;
+    r->partition = pp->partition;
+    r->offset = offset;
+    r->opaque = opaque;
+}
+
+static void free_batch(pbatch *b)
+{
+    free(b->buf);
+    free(b->opaques);
+    free(b);
+}
+
+static void fail_batch(rn_producer *p, pbatch *b, int err)
+{
+    for (int32_t i = 0; i < b->n; i++)
+        report(p, err, b->pp, -1, b->opaques[i]);
+    free_batch(b);
+}
+
+/* Put b back into its partition's queue at its seq position (invariant 2). */
+static void requeue(ppart *pp, pbatch *b)
+{
+    pbatch **pos = &pp->q_head, *prev = NULL;
+    while (*pos && (*pos)->seq < b->seq) {
+        prev = *pos;
+        pos = &(*pos)->next;
+    }
+    b->next = *pos;
+    *pos = b;
+    if (!b->next)
+        pp->q_tail = b;
+    (void)prev;
+}
+
+static void pick_sticky(rn_producer *p, ptopic *t)
+{
+    if (t->n_parts <= 1) {
+        t->sticky = 0;
+        return;
+    }
+    int32_t s = (int32_t)(rnd(p) % (uint32_t)t->n_parts);
+    if (s == t->sticky)
+        s = (s + 1) % t->n_parts;
+    t->sticky = s;
+}
+
+/* ---- Open batches --------------------------------------------------------------------- */
+
+/* Finish pp's open batch and queue it. */
+static void close_open(rn_producer *p, ppart *pp)
+{
+    if (pp->n_open == 0)
+        return;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pbatch *b = calloc(1, sizeof(*b));
+    int rc = b ? rn_batch_builder_finish(pp->b, &buf, &len) : -ENOMEM;
+    if (rc < 0) {
+        rn__fail(&p->cl, rc, "%s-%d: cannot build a batch: %s", pp->t->name, pp->partition,
+                 rn_strerror(rc));
+        rn_batch_builder_reset(pp->b);
+        for (int32_t i = 0; i < pp->n_open; i++)
+            report(p, rc, pp, -1, pp->opaques[i]);
+        pp->n_open = 0;
+        free(b);
+        return;
+    }
+    b->pp = pp;
+    b->buf = buf;
+    b->len = len;
+    b->n = pp->n_open;
+    b->opaques = pp->opaques;
+    b->seq = pp->next_seq++;
+    b->deadline = pp->open_first + p->cl.conf->delivery_timeout_ms;
+    pp->opaques = NULL;
+    pp->cap_open = 0;
+    pp->n_open = 0;
+    if (pp->q_tail)
+        pp->q_tail->next = b;
+    else
+        pp->q_head = b;
+    pp->q_tail = b;
+    /* Kafka's sticky partitioner: keyless records move on once a batch is done. */
+    if (pp->t->sticky == pp->partition)
+        pick_sticky(p, pp->t);
+}
+
+static ptopic *topic_get(rn_producer *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_topics; i++)
+        if (strcmp(p->topics[i]->name, name) == 0)
+            return p->topics[i];
+    ptopic **v = realloc(p->topics, (p->n_topics + 1) * sizeof(*v));
+    if (!v)
+        return NULL;
+    p->topics = v;
+    ptopic *t = calloc(1, sizeof(*t));
+    if (!t || !(t->name = strdup(name))) {
+        free(t);
+        return NULL;
+    }
+    t->sticky = -1;
+    p->topics[p->n_topics++] = t;
+    return t;
+}
+
+static int topic_resize(ptopic *t, int32_t n)
+{
+    if (n <= t->n_parts)
+        return 0;
+    ppart **v = realloc(t->parts, (size_t)n * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (int32_t i = t->n_parts; i < n; i++)
+        v[i] = NULL;
+    t->parts = v;
+    t->n_parts = n;
+    return 0;
+}
+
+static ppart *part_get(rn_producer *p, ptopic *t, int32_t partition)
+{
+    if (t->parts[partition])
+        return t->parts[partition];
+    ppart *pp = calloc(1, sizeof(*pp));
+    if (!pp)
+        return NULL;
+    if (rn_batch_builder_new(&pp->b, &p->bopts) < 0) {
+        free(pp);
+        return NULL;
+    }
+    pp->t = t;
+    pp->partition = partition;
+    t->parts[partition] = pp;
+    return pp;
+}
+
+/* ---- Answers -------------------------------------------------------------------------- */
+
+static void batch_done(rn_producer *p, pbatch *b, int64_t base_offset)
+{
+    ppart *pp = b->pp;
+    pp->n_inflight--;
+    /* Leave retry mode once nothing older than this batch waits. */
+    if (!pp->q_head || pp->q_head->seq > b->seq)
+        pp->retrying = false;
+    for (int32_t i = 0; i < b->n; i++)
+        report(p, 0, pp, base_offset >= 0 ? base_offset + i : -1, b->opaques[i]);
+    free_batch(b);
+}
+
+static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
+{
+    ppart *pp = b->pp;
+    const rn_conf *conf = p->cl.conf;
+    int64_t now = rn__now_ms();
+    pp->n_inflight--;
+    b->attempts++;
+    b->last_err = err;
+    if (rn__needs_metadata(err))
+        p->need_md = true;
+    if (!p->closing && rn__retriable(err) && b->attempts <= conf->retries &&
+        now + conf->retry_backoff_ms < b->deadline) {
+        b->retry_at = now + conf->retry_backoff_ms;
+        pp->retrying = true;
+        requeue(pp, b);
+        return;
+    }
+    rn__fail(&p->cl, err, "delivery to %s-%d failed after %lld attempt%s: %s", pp->t->name,
+             pp->partition, (long long)b->attempts, b->attempts == 1 ? "" : "s", msg);
+    fail_batch(p, b, err);
+}
+
+static void produce_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
+{
+    preq *rq = arg;
+    rn_producer *p = rq->p;
+    if (err == 0 && !resp) {
+        /* acks=0: written to the socket is all we will ever know. */
+        for (size_t i = 0; i < rq->n; i++)
+            batch_done(p, rq->batches[i], -1);
+    } else if (err) {
+        for (size_t i = 0; i < rq->n; i++)
+            batch_failed(p, rq->batches[i], err, rn__conn_errmsg(c));
+    } else if (resp->hdr->error_code) {
+        int e = -(int)resp->hdr->error_code;
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%s%s%s", rn_strerror(e),
+                 resp->hdr->error_message && *resp->hdr->error_message ? ": " : "",
+                 resp->hdr->error_message ? resp->hdr->error_message : "");
+        for (size_t i = 0; i < rq->n; i++)
+            batch_failed(p, rq->batches[i], e, msg);
+    } else {
+        Runnel__ProduceResponse *pr = resp->hdr->produce;
+        for (size_t i = 0; i < rq->n; i++) {
+            pbatch *b = rq->batches[i];
+            const char *topic = b->pp->t->name;
+            int32_t part = b->pp->partition;
+            Runnel__ProducePartitionResponse *r = NULL;
+            /* Answers come in request order; search only if the broker reordered. */
+            if (i < pr->n_partitions && pr->partitions[i]->partition == part &&
+                strcmp(pr->partitions[i]->topic, topic) == 0)
+                r = pr->partitions[i];
+            for (size_t k = 0; !r && k < pr->n_partitions; k++)
+                if (pr->partitions[k]->partition == part &&
+                    strcmp(pr->partitions[k]->topic, topic) == 0)
+                    r = pr->partitions[k];
+            if (!r) {
+                batch_failed(p, b, -RN_E_INVALID_REQUEST, "the broker's answer omits the partition");
+            } else if (r->error_code) {
+                int e = -(int)r->error_code;
+                char msg[300];
+                snprintf(msg, sizeof(msg), "%s%s%s", rn_strerror(e),
+                         r->error_message && *r->error_message ? ": " : "",
+                         r->error_message ? r->error_message : "");
+                batch_failed(p, b, e, msg);
+            } else {
+                batch_done(p, b, r->base_offset);
+            }
+        }
+    }
+    free(rq);
+}
+
+/* ---- Sending -------------------------------------------------------------------------- */
+
+typedef struct draft {
+    rn__conn *c;
+    size_t n, cap;
+    pbatch **b;
+} draft;
+
+static int send_draft(rn_producer *p, draft *d)
+{
+    const rn_conf *conf = p->cl.conf;
+    size_t n = d->n;
+    preq *rq = malloc(sizeof(*rq) + n * sizeof(pbatch *));
+    Runnel__ProducePartition *pps = calloc(n, sizeof(*pps));
+    Runnel__ProducePartition **ppp = calloc(n, sizeof(*ppp));
+    struct iovec *iov = calloc(n, sizeof(*iov));
+    int rc = -ENOMEM;
+    if (!rq || !pps || !ppp || !iov)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        pbatch *b = d->b[i];
+        runnel__produce_partition__init(&pps[i]);
+        pps[i].topic = b->pp->t->name;
+        pps[i].partition = b->pp->partition;
+        pps[i].batch_len = (uint32_t)b->len;
+        ppp[i] = &pps[i];
+        iov[i].iov_base = b->buf;
+        iov[i].iov_len = b->len;
+        rq->batches[i] = b;
+    }
+    rq->p = p;
+    rq->n = n;
+    Runnel__ProduceRequest req = RUNNEL__PRODUCE_REQUEST__INIT;
+    req.acks = conf->acks;
+    req.timeout_ms = (uint32_t)conf->socket_timeout_ms;
+    req.n_partitions = n;
+    req.partitions = ppp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_PRODUCE;
+    h.produce = &req;
+    rc = rn__conn_sendv(d->c, &h, iov, (int)n, RUNNEL__API__PRODUCE, conf->socket_timeout_ms,
+                        conf->acks == 0, produce_cb, rq);
+    if (rc == 0) {
+        rq = NULL; /* the callback frees it */
+        for (size_t i = 0; i < n; i++) {
+            ppart *pp = d->b[i]->pp;
+            pp->q_head = d->b[i]->next; /* it was the head */
+            if (!pp->q_head)
+                pp->q_tail = NULL;
+            d->b[i]->next = NULL;
+            pp->n_inflight++;
+        }
+        p->n_requests++;
+        p->n_batches += n;
+    }
+out:
+    free(rq);
+    free(pps);
+    free(ppp);
+    free(iov);
+    return rc;
+}
+
+/* Put the head batches of sendable partitions into one Produce per leader.
+ * Returns how many requests went out. */
+static int send_round(rn_producer *p, int64_t now)
+{
+    const rn_conf *conf = p->cl.conf;
+    draft *drafts = NULL;
+    size_t n_drafts = 0;
+    int sent = 0;
+    for (size_t ti = 0; ti < p->n_topics; ti++) {
+        ptopic *t = p->topics[ti];
+        for (int32_t pi = 0; pi < t->n_parts; pi++) {
+            ppart *pp = t->parts[pi];
+            if (!pp || !pp->q_head || pp->q_head->retry_at > now)
+                continue;
+            if (pp->retrying && pp->n_inflight > 0)
+                continue;
+            rn__conn *c;
+            if (rn__md_leader(&p->cl, t->name, pp->partition, &c) < 0) {
+                p->need_md = true;
+                continue;
+            }
+            draft *d = NULL;
+            for (size_t k = 0; k < n_drafts; k++)
+                if (drafts[k].c == c)
+                    d = &drafts[k];
+            if (!d) {
+                if (rn__conn_inflight(c) >= (size_t)conf->max_in_flight)
+                    continue;
+                draft *v = realloc(drafts, (n_drafts + 1) * sizeof(*v));
+                if (!v)
+                    continue;
+                drafts = v;
+                d = &drafts[n_drafts++];
+                memset(d, 0, sizeof(*d));
+                d->c = c;
+            }
+            if (d->n == d->cap) {
+                size_t cap = d->cap ? d->cap * 2 : 8;
+                pbatch **v = realloc(d->b, cap * sizeof(*v));
+                if (!v)
+                    continue;
+                d->b = v;
+                d->cap = cap;
+            }
+            d->b[d->n++] = pp->q_head;
+        }
+    }
+    for (size_t k = 0; k < n_drafts; k++) {
+        if (drafts[k].n && send_draft(p, &drafts[k]) == 0)
+            sent++;
+        free(drafts[k].b);
+    }
+    free(drafts);
+    return sent;
+}
+
+/* Close lingering batches, expire old ones, send what can go. */
+static void pump(rn_producer *p)
+{
+    const rn_conf *conf = p->cl.conf;
+    int64_t now = rn__now_ms();
+    for (size_t ti = 0; ti < p->n_topics; ti++) {
+        ptopic *t = p->topics[ti];
+        for (int32_t pi = 0; pi < t->n_parts; pi++) {
+            ppart *pp = t->parts[pi];
+            if (!pp)
+                continue;
+            if (pp->n_open &&
+                (p->flushing || p->closing || now - pp->open_first >= conf->linger_ms))
+                close_open(p, pp);
+            /* Expire waiting batches (in flight ones end by their request's timeout). */
+            while (pp->q_head && now >= pp->q_head->deadline) {
+                pbatch *b = pp->q_head;
+                pp->q_head = b->next;
+                if (!pp->q_head)
+                    pp->q_tail = NULL;
+                rn__fail(&p->cl, -RN_E_TIMEOUT,
+                         "delivery to %s-%d timed out after %d ms (delivery.timeout.ms)%s%s",
+                         t->name, pp->partition, conf->delivery_timeout_ms,
+                         b->last_err ? ", last error: " : "",
+                         b->last_err ? rn_errname(b->last_err) : "");
+                fail_batch(p, b, -RN_E_TIMEOUT);
+            }
+        }
+    }
+    /* Each round puts at most one batch per partition in a request; go on while
+     * connections take more (bounded by max.in.flight). */
+    for (int round = 0; round <= conf->max_in_flight; round++)
+        if (send_round(p, now) == 0)
+            break;
+    if (p->need_md && now >= p->md_retry_at) {
+        p->need_md = false;
+        p->md_retry_at = now + conf->retry_backoff_ms;
+        rn__md_refresh(&p->cl);
+    }
+}
+
+/* When pump has something to do next, absent any I/O. */
+static int64_t next_timer(rn_producer *p)
+{
+    const rn_conf *conf = p->cl.conf;
+    int64_t t = INT64_MAX;
+    for (size_t ti = 0; ti < p->n_topics; ti++) {
+        ptopic *tp = p->topics[ti];
+        for (int32_t pi = 0; pi < tp->n_parts; pi++) {
+            ppart *pp = tp->parts[pi];
+            if (!pp)
+                continue;
+            if (pp->n_open)
+                t = min64(t, p->flushing ? 0 : pp->open_first + conf->linger_ms);
+            if (pp->q_head) {
+                t = min64(t, pp->q_head->deadline);
+                if (!(pp->retrying && pp->n_inflight > 0))
+                    t = min64(t, pp->q_head->retry_at);
+            }
+        }
+    }
+    if (p->need_md)
+        t = min64(t, p->md_retry_at);
+    return t;
+}
+
+static int run_reports(rn_producer *p)
+{
+    if (p->in_callbacks)
+        return 0;
+    p->in_callbacks = true;
+    size_t i;
+    /* By index: a callback may send, which never reports but may grow the array. */
+    for (i = 0; i < p->n_reports; i++) {
+        preport r = p->reports[i];
+        p->outstanding--;
+        if (p->cb)
+            p->cb(p->cb_arg, r.err, r.topic, r.partition, r.offset, r.opaque);
+    }
+    p->n_reports = 0;
+    p->in_callbacks = false;
+    return (int)i;
+}
+
+/* ---- Public API ------------------------------------------------------------------------- */
+
+int rn_producer_new(rn_producer **out, const rn_conf *conf, rn_delivery_cb cb, void *cb_arg)
+{
+    *out = NULL;
+    rn_producer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    int rc = rn__client_init(&p->cl, conf);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    p->cb = cb;
+    p->cb_arg = cb_arg;
+    p->bopts.codec = conf->codec;
+    p->bopts.zstd_level = conf->codec == RN_BATCH_CODEC_ZSTD ? conf->compression_level : 0;
+    p->bopts.producer_id = -1;
+    p->bopts.producer_epoch = -1;
+    p->bopts.base_sequence = -1;
+    p->rng = (uint64_t)rn__wall_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+    if (!p->rng)
+        p->rng = 1;
+    /* Check the batch options once, so a bad level fails here and not per record. */
+    rn_batch_builder *b;
+    rc = rn_batch_builder_new(&b, &p->bopts);
+    if (rc < 0) {
+        rn__client_fini(&p->cl);
+        free(p);
+        return rc == -ENOMEM ? rc : -RN_E_INVALID_CONFIG;
+    }
+    rn_batch_builder_free(b);
+    *out = p;
+    return 0;
+}
+
+const char *rn_producer_errmsg(const rn_producer *p)
+{
+    return p->cl.errmsg;
+}
+
+size_t rn_producer_outstanding(const rn_producer *p)
+{
+    return p->outstanding;
+}
+
+int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const void *key,
+                     size_t key_len, const void *value, size_t value_len,
+                     const rn_header *headers, size_t n_headers, int64_t timestamp,
+                     void *opaque)
+{
+    rn__client *cl = &p->cl;
+    const rn_conf *conf = cl->conf;
+    if (!topic || !*topic)
+        return rn__fail(cl, -RN_E_INVALID_TOPIC, "send: no topic");
+    if (p->closing)
+        return rn__fail(cl, -RN_E_CLOSED, "send: the producer is closing");
+    if (p->outstanding >= (size_t)conf->queue_max_messages)
+        return rn__fail(cl, -ENOBUFS,
+                        "send: %zu records queued (queue.buffering.max.messages): poll to deliver "
+                        "some first",
+                        p->outstanding);
+    /* Upper bound of the record's encoded size: varint fields take at most 5 bytes. */
+    size_t est = (key ? key_len : 0) + (value ? value_len : 0) + 32;
+    for (size_t i = 0; i < n_headers; i++)
+        est += headers[i].name_len + (headers[i].value ? headers[i].value_len : 0) + 10;
+    if (est + RN_BATCH_HEADER_LEN > (size_t)conf->message_max_bytes ||
+        key_len > INT32_MAX || value_len > INT32_MAX)
+        return rn__fail(cl, -RN_E_MESSAGE_TOO_LARGE,
+                        "send: a record of about %zu bytes does not fit message.max.bytes (%d)",
+                        est, conf->message_max_bytes);
+    /* Invariant 4: room to report every outstanding record. */
+    if (p->cap_reports < p->outstanding + 1) {
+        size_t cap = p->cap_reports ? p->cap_reports * 2 : 1024;
+        preport *v = realloc(p->reports, cap * sizeof(*v));
+        if (!v)
+            return rn__fail(cl, -ENOMEM, "out of memory");
+        p->reports = v;
+        p->cap_reports = cap;
+    }
+    rn__md_topic *mt = rn__md_find(cl, topic);
+    if (!mt || mt->err || mt->n_parts <= 0) {
+        int rc = rn__md_wait_topic(cl, topic, conf->socket_timeout_ms, &mt);
+        if (rc < 0)
+            return rc;
+        if (mt->n_parts <= 0)
+            return rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s has no partitions", topic);
+    }
+    int32_t n = mt->n_parts;
+    ptopic *t = topic_get(p, topic);
+    if (!t || topic_resize(t, n) < 0)
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    if (partition >= 0) {
+        if (partition >= n)
+            return rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s has %d partitions, no partition %d",
+                            topic, n, partition);
+    } else if (key && conf->partitioner == RN__PARTITIONER_DEFAULT) {
+        partition = rn_partition_for_key(key, key_len, n);
+    } else if (conf->partitioner == RN__PARTITIONER_ROUNDROBIN) {
+        partition = (int32_t)(t->rr++ % (uint32_t)n);
+    } else {
+        if (t->sticky < 0 || t->sticky >= n)
+            pick_sticky(p, t);
+        partition = t->sticky;
+    }
+    ppart *pp = part_get(p, t, partition);
+    if (!pp)
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    if (pp->n_open && rn_batch_builder_size(pp->b) + est > (size_t)conf->batch_size)
+        close_open(p, pp);
+    if ((size_t)pp->n_open == pp->cap_open) {
+        size_t cap = pp->cap_open ? pp->cap_open * 2 : 64;
+        void **v = realloc(pp->opaques, cap * sizeof(*v));
+        if (!v)
+            return rn__fail(cl, -ENOMEM, "out of memory");
+        pp->opaques = v;
+        pp->cap_open = cap;
+    }
+    rn_record_header stack_hdrs[8];
+    rn_record_header *hdrs = n_headers <= 8 ? stack_hdrs : calloc(n_headers, sizeof(*hdrs));
+    if (!hdrs)
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_headers; i++) {
+        hdrs[i].name = (const uint8_t *)headers[i].name;
+        hdrs[i].name_len = (int32_t)headers[i].name_len;
+        hdrs[i].value = headers[i].value;
+        hdrs[i].value_len = headers[i].value ? (int32_t)headers[i].value_len : -1;
+    }
+    int rc = rn_batch_builder_add(pp->b, timestamp ? timestamp : rn__wall_ms(), key, key_len,
+                                  value, value_len, n_headers ? hdrs : NULL, n_headers);
+    if (hdrs != stack_hdrs)
+        free(hdrs);
+    if (rc < 0)
+        return rn__fail(cl, rc == -EINVAL ? -EINVAL : rc, "send to %s-%d: %s", topic, partition,
+                        rn_strerror(rc));
+    if (pp->n_open == 0)
+        pp->open_first = rn__now_ms();
+    pp->opaques[pp->n_open++] = opaque;
+    p->outstanding++;
+    if (rn_batch_builder_size(pp->b) >= (size_t)conf->batch_size)
+        close_open(p, pp);
+    return 0;
+}
+
+int rn_producer_poll(rn_producer *p, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : rn__now_ms() + timeout_ms;
+    for (;;) {
+        pump(p);
+        int64_t now = rn__now_ms();
+        int64_t wake = p->n_reports ? now : min64(deadline, next_timer(p));
+        int64_t wait = wake <= now ? 0 : wake - now;
+        if (wait > INT32_MAX)
+            wait = INT32_MAX;
+        int rc = rn__client_poll(&p->cl, (int)wait);
+        if (rc < 0)
+            return rn__fail(&p->cl, rc, "poll: %s", rn_strerror(rc));
+        pump(p);
+        if (p->n_reports || rn__now_ms() >= deadline)
+            break;
+    }
+    return run_reports(p);
+}
+
+int rn_producer_flush(rn_producer *p, int timeout_ms)
+{
+    if (timeout_ms < 0)
+        timeout_ms = p->cl.conf->delivery_timeout_ms;
+    int64_t deadline = rn__now_ms() + timeout_ms;
+    bool was = p->flushing;
+    p->flushing = true;
+    while (p->outstanding > 0) {
+        int64_t left = deadline - rn__now_ms();
+        if (left <= 0)
+            break;
+        int rc = rn_producer_poll(p, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (rc < 0) {
+            p->flushing = was;
+            return rc;
+        }
+        if (p->in_callbacks && p->n_reports)
+            break; /* flush from a delivery callback cannot deliver: do not spin */
+    }
+    p->flushing = was;
+    if (p->outstanding > 0)
+        return rn__fail(&p->cl, -RN_E_TIMEOUT, "flush: %zu records undelivered after %d ms",
+                        p->outstanding, timeout_ms);
+    return 0;
+}
+
+int rn_producer_close(rn_producer *p)
+{
+    if (!p)
+        return 0;
+    int rc = rn_producer_flush(p, -1);
+    p->closing = true;
+    /* Whatever is still here is reported as closed, in flight or not. */
+    for (size_t ti = 0; ti < p->n_topics; ti++) {
+        ptopic *t = p->topics[ti];
+        for (int32_t pi = 0; pi < t->n_parts; pi++) {
+            ppart *pp = t->parts[pi];
+            if (!pp)
+                continue;
+            for (int32_t i = 0; i < pp->n_open; i++)
+                report(p, -RN_E_CLOSED, pp, -1, pp->opaques[i]);
+            pp->n_open = 0;
+            while (pp->q_head) {
+                pbatch *b = pp->q_head;
+                pp->q_head = b->next;
+                fail_batch(p, b, -RN_E_CLOSED);
+            }
+        }
+    }
+    rn__client_fini(&p->cl); /* fails the requests in flight: their batches report */
+    p->in_callbacks = false;
+    run_reports(p);
+    for (size_t ti = 0; ti < p->n_topics; ti++) {
+        ptopic *t = p->topics[ti];
+        for (int32_t pi = 0; pi < t->n_parts; pi++) {
+            ppart *pp = t->parts[pi];
+            if (!pp)
+                continue;
+            rn_batch_builder_free(pp->b);
+            free(pp->opaques);
+            free(pp);
+        }
+        free(t->parts);
+        free(t->name);
+        free(t);
+    }
+    free(p->topics);
+    free(p->reports);
+    free(p);
+    return rc;
+}
+
+/* ---- Test hooks (clients/testing.h) --------------------------------------------------------- */
+
+uint64_t rn__producer_requests(const rn_producer *p)
+{
+    return p->n_requests;
+}
+
+uint64_t rn__producer_batches(const rn_producer *p)
+{
+    return p->n_batches;
+}

@@ -1,0 +1,647 @@
+/*
+ * cli_bench.c — `runnel bench produce|consume TOPIC`: throughput and latency,
+ * printed as Kafka's perf tools print them.
+ *
+ * How it fits: a program that prints figures (DESIGN §10: benchmarks are never
+ * timed assertions). `bench produce` runs P producer threads, each with its own
+ * librunnel producer (handles are single-threaded), sending N/P records of B
+ * bytes (random capital letters, null keys, as kafka-producer-perf-test);
+ * `bench consume` reads N records (default: up to the end) with one consumer.
+ *
+ * Latency:
+ *   produce  from rn_producer_send to the delivery report (the acknowledgement
+ *            with --acks 1|all), per record.
+ *   consume  the record's age when it arrives: now - its timestamp. It is the
+ *            end-to-end latency when a `bench produce` runs at the same time;
+ *            for old records it is just their age.
+ *
+ * Output (stdout): every 5 s a window line, then the total, as
+ * kafka-producer-perf-test:
+ *   N records sent, X records/sec (Y MB/sec), A ms avg latency, M ms max latency.
+ *   N records sent, X records/sec (Y MB/sec), A ms avg latency, M ms max
+ *     latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.
+ * ("received" for consume). Percentiles print with two decimals where Kafka
+ * prints whole ms: on one host most latencies are below a millisecond.
+ * --json prints only {"records","records_per_sec","mb_per_sec","latency_ms":
+ * {"avg","p50","p95","p99","p999","max"}}.
+ *
+ * Bounded: --records is at most BENCH_MAX_RECORDS (latencies are kept, 4 bytes
+ * each), and --time-limit (default 120 s) stops sending or reading early.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol/errors.h"
+#include "tools/cli_common.h"
+
+#define BENCH_MAX_RECORDS   50000000
+#define BENCH_MAX_PRODUCERS 64
+#define WINDOW_US           5000000
+
+enum { OPT_RECORDS = 256, OPT_SIZE, OPT_ACKS, OPT_PRODUCERS, OPT_THROUGHPUT, OPT_LIMIT, OPT_JSON };
+
+typedef struct bench {
+    const char *topic;
+    bool consume, json;
+    int64_t records, record_size, producers, throughput, limit_s;
+    int32_t partition;
+    int64_t start_us, deadline_us;
+    uint8_t *payload;
+    /* Live counters for window lines, shared by the threads. */
+    _Atomic uint64_t done, bytes, failed, lat_sum_us;
+    _Atomic uint32_t lat_max_us;
+    _Atomic int finished;
+    _Atomic int first_err;
+} bench;
+
+typedef struct worker {
+    bench *b;
+    pthread_t tid;
+    rn_producer *p;
+    rn_conf *conf;
+    uint64_t n_target, n_sent, n_lat;
+    float *lat_ms; /* one per acknowledged record */
+    int err;
+    bool started;
+} worker;
+
+static void note_latency(bench *b, uint32_t us)
+{
+    atomic_fetch_add(&b->lat_sum_us, us);
+    uint32_t cur = atomic_load(&b->lat_max_us);
+    while (us > cur && !atomic_compare_exchange_weak(&b->lat_max_us, &cur, us))
+        ;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reporting                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Window line every 5 s while workers run (not with --json). */
+typedef struct window {
+    int64_t at_us;
+    uint64_t done, bytes, lat_sum;
+} window;
+
+static void window_line(bench *b, window *w)
+{
+    int64_t now = cli_mono_us();
+    uint64_t done = atomic_load(&b->done), bytes = atomic_load(&b->bytes);
+    uint64_t sum = atomic_load(&b->lat_sum_us);
+    uint32_t max = atomic_exchange(&b->lat_max_us, 0);
+    uint64_t n = done - w->done;
+    double secs = (double)(now - w->at_us) / 1e6;
+    if (!b->json && n > 0)
+        printf("%" PRIu64 " records %s, %.1f records/sec (%.2f MB/sec), %.1f ms avg latency, "
+               "%.1f ms max latency.\n",
+               n, b->consume ? "received" : "sent", (double)n / secs,
+               (double)(bytes - w->bytes) / secs / (1024.0 * 1024.0),
+               (double)(sum - w->lat_sum) / (double)n / 1000.0, max / 1000.0);
+    fflush(stdout);
+    *w = (window){now, done, bytes, sum};
+}
+
+static void final_report(bench *b, float *lat, uint64_t n, uint64_t bytes, int64_t elapsed_us)
+{
+    double secs = elapsed_us > 0 ? (double)elapsed_us / 1e6 : 1e-6;
+    double rps = (double)n / secs, mbps = (double)bytes / secs / (1024.0 * 1024.0);
+    double avg = 0, max = 0, p50 = 0, p95 = 0, p99 = 0, p999 = 0;
+    if (n) {
+        qsort(lat, n, sizeof(*lat), cmp_float);
+        double sum = 0;
+        for (uint64_t i = 0; i < n; i++)
+            sum += lat[i];
+        avg = sum / (double)n;
+        max = lat[n - 1];
+        /* Kafka's index: latencies[(int)(count * pct)]. */
+        p50 = lat[(uint64_t)((double)n * 0.5)];
+        p95 = lat[(uint64_t)((double)n * 0.95)];
+        p99 = lat[(uint64_t)((double)n * 0.99)];
+        p999 = lat[(uint64_t)((double)n * 0.999)];
+    }
+    if (b->json)
+        printf("{\"records\":%" PRIu64 ",\"records_per_sec\":%.1f,\"mb_per_sec\":%.2f,"
+               "\"latency_ms\":{\"avg\":%.3f,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,"
+               "\"p999\":%.3f,\"max\":%.3f}}\n",
+               n, rps, mbps, avg, p50, p95, p99, p999, max);
+    else
+        printf("%" PRIu64 " records %s, %.1f records/sec (%.2f MB/sec), %.2f ms avg latency, "
+               "%.2f ms max latency, %.2f ms 50th, %.2f ms 95th, %.2f ms 99th, %.2f ms 99.9th.\n",
+               n, b->consume ? "received" : "sent", rps, mbps, avg, max, p50, p95, p99, p999);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Produce                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void on_delivery(void *arg, int err, const char *topic, int32_t partition, int64_t offset,
+                        void *opaque)
+{
+    (void)topic, (void)partition, (void)offset;
+    worker *w = arg;
+    bench *b = w->b;
+    if (err) {
+        atomic_fetch_add(&b->failed, 1);
+        int zero = 0;
+        atomic_compare_exchange_strong(&b->first_err, &zero, err);
+        return;
+    }
+    int64_t lat = cli_mono_us() - b->start_us - (int64_t)(uintptr_t)opaque;
+    uint32_t us = lat < 0 ? 0 : lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+    if (w->n_lat < w->n_target)
+        w->lat_ms[w->n_lat++] = (float)us / 1000.0f;
+    note_latency(b, us);
+    atomic_fetch_add(&b->done, 1);
+    atomic_fetch_add(&b->bytes, (uint64_t)b->record_size);
+}
+
+static void *produce_thread(void *arg)
+{
+    worker *w = arg;
+    bench *b = w->b;
+    /* Each worker paces itself to its share of --throughput. */
+    double per_us = b->throughput > 0 ? (double)b->throughput / (double)b->producers / 1e6 : 0;
+    for (uint64_t i = 0; i < w->n_target && !cli_stop; i++) {
+        int64_t now = cli_mono_us();
+        if (now > b->deadline_us)
+            break;
+        if (per_us > 0) {
+            int64_t due = b->start_us + (int64_t)((double)i / per_us);
+            while ((now = cli_mono_us()) < due && !cli_stop) {
+                int ms = (int)((due - now) / 1000);
+                if (ms > 0) {
+                    rn_producer_poll(w->p, ms);
+                } else {
+                    struct timespec ts = {0, (long)(due - now) * 1000};
+                    nanosleep(&ts, NULL);
+                }
+            }
+        }
+        int rc;
+        for (;;) {
+            uintptr_t sent = (uintptr_t)(cli_mono_us() - b->start_us);
+            rc = rn_producer_send(w->p, b->topic, b->partition, NULL, 0, b->payload,
+                                  (size_t)b->record_size, NULL, 0, 0, (void *)sent);
+            if (rc != -ENOBUFS || cli_stop || cli_mono_us() > b->deadline_us)
+                break;
+            rn_producer_poll(w->p, 10);
+        }
+        if (rc < 0) {
+            if (rc != -ENOBUFS)
+                w->err = rc;
+            break;
+        }
+        w->n_sent++;
+        if ((i & 63) == 0)
+            rn_producer_poll(w->p, 0);
+    }
+    /* Acknowledgements still due get what is left of the time limit, and at
+     * least a few seconds so a short limit still counts what was sent. */
+    int64_t left = (b->deadline_us - cli_mono_us()) / 1000;
+    int rc = rn_producer_flush(w->p, (int)(left < 5000 ? 5000 : left));
+    if (rc < 0 && !w->err)
+        w->err = rc;
+    atomic_fetch_add(&b->finished, 1);
+    return NULL;
+}
+
+static int bench_produce(bench *b, const cli_conn *conn, const char *acks, const char *codec)
+{
+    int status = CLI_ERROR;
+    worker *ws = calloc((size_t)b->producers, sizeof(*ws));
+    b->payload = malloc((size_t)b->record_size + 1);
+    if (!ws || !b->payload) {
+        cli_fail(-ENOMEM, "buffers");
+        goto out;
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ull; /* xorshift: the same payload every run */
+    for (int64_t i = 0; i < b->record_size; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        b->payload[i] = (uint8_t)('A' + x % 26);
+    }
+    char acks_kv[32], codec_kv[48];
+    snprintf(acks_kv, sizeof(acks_kv), "acks=%s", acks);
+    snprintf(codec_kv, sizeof(codec_kv), "compression.codec=%s", codec);
+    const char *extra[] = {acks_kv, codec_kv, NULL};
+    uint64_t per = (uint64_t)b->records / (uint64_t)b->producers;
+    uint64_t rest = (uint64_t)b->records % (uint64_t)b->producers;
+    for (int64_t i = 0; i < b->producers; i++) {
+        worker *w = &ws[i];
+        w->b = b;
+        w->n_target = per + ((uint64_t)i < rest);
+        w->lat_ms = malloc((w->n_target ? w->n_target : 1) * sizeof(float));
+        w->conf = cli_conn_conf(conn, extra);
+        if (!w->lat_ms || !w->conf) {
+            if (!w->lat_ms)
+                cli_fail(-ENOMEM, "latency buffer");
+            goto out;
+        }
+        int rc = rn_producer_new(&w->p, w->conf, on_delivery, w);
+        if (rc < 0) {
+            cli_fail(rc, "producer");
+            goto out;
+        }
+    }
+    /* Learn the topic's metadata before the clock starts: an unknown topic is
+     * one clear line, not P threads failing. */
+    rn_admin *a = NULL;
+    int32_t n_parts = 0;
+    int rc = rn_admin_new(&a, ws[0].conf);
+    if (rc == 0)
+        rc = rn_admin_partition_count(a, b->topic, &n_parts);
+    if (a)
+        rn_admin_free(a);
+    if (rc < 0) {
+        if (rc == -RN_E_UNKNOWN_TOPIC)
+            cli_fail(0, "topic '%s' does not exist (create it: runnel topic create %s)", b->topic,
+                     b->topic);
+        else
+            cli_fail(rc, "topic %s", b->topic);
+        goto out;
+    }
+    if (b->partition >= n_parts) {
+        cli_fail(0, "topic %s has %d partitions: there is no partition %d", b->topic, n_parts,
+                 b->partition);
+        goto out;
+    }
+
+    cli_signals_install();
+    b->start_us = cli_mono_us();
+    b->deadline_us = b->start_us + b->limit_s * 1000000;
+    for (int64_t i = 0; i < b->producers; i++) {
+        rc = pthread_create(&ws[i].tid, NULL, produce_thread, &ws[i]);
+        if (rc != 0) {
+            cli_stop = 1; /* the ones running stop at once */
+            cli_fail(-rc, "starting thread %" PRId64, i);
+            break;
+        }
+        ws[i].started = true;
+    }
+    int started = 0;
+    for (int64_t i = 0; i < b->producers; i++)
+        started += ws[i].started;
+    window win = {.at_us = b->start_us};
+    while (atomic_load(&b->finished) < started) {
+        usleep(50000);
+        if (cli_mono_us() - win.at_us >= WINDOW_US)
+            window_line(b, &win);
+    }
+    int64_t end_us = cli_mono_us();
+    uint64_t total = 0, sent = 0;
+    int err = 0;
+    for (int64_t i = 0; i < b->producers; i++) {
+        if (ws[i].started)
+            pthread_join(ws[i].tid, NULL);
+        total += ws[i].n_lat;
+        sent += ws[i].n_sent;
+        if (!err)
+            err = ws[i].err;
+    }
+    if (err == 0 && atomic_load(&b->failed) == 0 && sent < (uint64_t)b->records && !cli_stop)
+        cli_note("time limit of %" PRId64 " s reached after %" PRIu64 " of %" PRId64 " records",
+                 b->limit_s, sent, b->records);
+    /* All latencies into one array (the first worker's is reused when alone). */
+    float *all = ws[0].lat_ms;
+    if (b->producers > 1) {
+        all = malloc((total ? total : 1) * sizeof(float));
+        if (!all) {
+            cli_fail(-ENOMEM, "latencies");
+            goto out;
+        }
+        uint64_t at = 0;
+        for (int64_t i = 0; i < b->producers; i++) {
+            memcpy(all + at, ws[i].lat_ms, ws[i].n_lat * sizeof(float));
+            at += ws[i].n_lat;
+        }
+    }
+    final_report(b, all, total, total * (uint64_t)b->record_size, end_us - b->start_us);
+    if (all != ws[0].lat_ms)
+        free(all);
+    status = CLI_OK;
+    uint64_t failed = atomic_load(&b->failed);
+    if (failed) {
+        cli_fail(atomic_load(&b->first_err), "%" PRIu64 " records failed, the first with", failed);
+        status = CLI_ERROR;
+    } else if (err) {
+        cli_fail(err, "producing");
+        status = CLI_ERROR;
+    }
+out:
+    for (int64_t i = 0; ws && i < b->producers; i++) {
+        if (ws[i].p)
+            rn_producer_close(ws[i].p);
+        rn_conf_free(ws[i].conf);
+        free(ws[i].lat_ms);
+    }
+    free(ws);
+    free(b->payload);
+    return status;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Consume                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static bool at_end(const rn_consumer *c, const char *topic, int32_t first, int32_t n)
+{
+    for (int32_t p = first; p < first + n; p++) {
+        int64_t hw = rn_consumer_high_watermark(c, topic, p);
+        int64_t pos = rn_consumer_position(c, topic, p);
+        if (hw < 0 || pos < 0 || pos < hw)
+            return false;
+    }
+    return true;
+}
+
+static int bench_consume(bench *b, const cli_conn *conn)
+{
+    int status = CLI_ERROR;
+    rn_conf *conf = cli_conn_conf(conn, NULL);
+    rn_admin *a = NULL;
+    rn_consumer *c = NULL;
+    float *lat = NULL;
+    if (!conf)
+        goto out;
+    int32_t n_parts = 0;
+    int rc = rn_admin_new(&a, conf);
+    if (rc == 0)
+        rc = rn_admin_partition_count(a, b->topic, &n_parts);
+    if (rc < 0) {
+        if (rc == -RN_E_UNKNOWN_TOPIC)
+            cli_fail(0, "topic '%s' does not exist", b->topic);
+        else
+            cli_fail(rc, "topic %s", b->topic);
+        goto out;
+    }
+    if (b->partition >= n_parts) {
+        cli_fail(0, "topic %s has %d partitions: there is no partition %d", b->topic, n_parts,
+                 b->partition);
+        goto out;
+    }
+    rc = rn_consumer_new(&c, conf);
+    if (rc == 0)
+        rc = b->partition >= 0 ? rn_consumer_assign(c, b->topic, b->partition, RN_START_BEGINNING)
+                               : rn_consumer_assign_topic(c, b->topic, RN_START_BEGINNING);
+    if (rc < 0) {
+        cli_fail(rc, "consumer");
+        goto out;
+    }
+    int32_t first = b->partition >= 0 ? b->partition : 0;
+    int32_t n = b->partition >= 0 ? 1 : n_parts;
+    /* Without --records: until the end, and never more than the cap. */
+    uint64_t want = b->records > 0 ? (uint64_t)b->records : BENCH_MAX_RECORDS;
+    size_t cap = b->records > 0 ? (size_t)b->records : 1 << 16;
+    lat = malloc(cap * sizeof(float));
+    if (!lat) {
+        cli_fail(-ENOMEM, "latency buffer");
+        goto out;
+    }
+
+    cli_signals_install();
+    b->start_us = cli_mono_us();
+    b->deadline_us = b->start_us + b->limit_s * 1000000;
+    window win = {.at_us = b->start_us};
+    uint64_t got = 0, bytes = 0;
+    int64_t last_us = b->start_us;
+    status = CLI_OK;
+    while (got < want && !cli_stop && cli_mono_us() < b->deadline_us) {
+        if (b->records <= 0 && at_end(c, b->topic, first, n))
+            break;
+        const rn_message *msgs;
+        int k = rn_consumer_poll(c, 100, &msgs);
+        if (k < 0) {
+            cli_fail(0, "reading %s: %s", b->topic,
+                     rn_consumer_errmsg(c)[0] ? rn_consumer_errmsg(c) : rn_err_str(k));
+            status = CLI_ERROR;
+            break;
+        }
+        int64_t now_ms = cli_wall_ms();
+        for (int i = 0; i < k && got < want; i++) {
+            int64_t age = now_ms - msgs[i].timestamp;
+            if (age < 0)
+                age = 0;
+            if (got == cap) {
+                size_t ncap = cap * 2;
+                float *nl = realloc(lat, ncap * sizeof(float));
+                if (!nl) {
+                    cli_fail(-ENOMEM, "latency buffer");
+                    status = CLI_ERROR;
+                    goto out;
+                }
+                lat = nl;
+                cap = ncap;
+            }
+            lat[got++] = (float)age;
+            bytes += msgs[i].key_len + msgs[i].value_len;
+            atomic_fetch_add(&b->done, 1);
+            atomic_fetch_add(&b->bytes, msgs[i].key_len + msgs[i].value_len);
+            note_latency(b, age > UINT32_MAX / 1000 ? UINT32_MAX : (uint32_t)age * 1000);
+        }
+        if (k > 0)
+            last_us = cli_mono_us();
+        if (cli_mono_us() - win.at_us >= WINDOW_US)
+            window_line(b, &win);
+    }
+    if (status == CLI_OK && b->records > 0 && got < (uint64_t)b->records && !cli_stop) {
+        cli_fail(0, "only %" PRIu64 " of %" PRId64 " records within the %" PRId64 " s time limit",
+                 got, b->records, b->limit_s);
+        status = CLI_ERROR;
+    }
+    /* The rate is over the time records were arriving, not the final wait. */
+    final_report(b, lat, got, bytes, last_us - b->start_us);
+out:
+    free(lat);
+    if (c)
+        rn_consumer_close(c);
+    if (a)
+        rn_admin_free(a);
+    rn_conf_free(conf);
+    return status;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+    fputs("usage: runnel bench produce|consume TOPIC [options]\n"
+          "\n"
+          "Measure throughput and latency; print kafka-producer-perf-test's lines.\n"
+          "produce: latency from send to acknowledgement. consume: latency is each\n"
+          "record's age on arrival (end to end while a bench produce runs).\n"
+          "Create the topic first (runnel topic create).\n"
+          "\n"
+          "options:\n"
+          "      --records N        records to send or read (produce default 100000;\n"
+          "                         consume default: up to the end); at most 50000000\n"
+          "      --record-size B    bytes per record (produce; default 100)\n"
+          "      --acks 0|1|all     acknowledgement to wait for (produce; default all)\n"
+          "      --producers P      producer threads, each its own client (default 1)\n"
+          "      --throughput R     at most R records/sec in total (default: no limit)\n"
+          "  -z, --compression none|zstd  (produce; default none)\n"
+          "  -p, --partition N      only partition N (default: all; produce: by the\n"
+          "                         sticky partitioner)\n"
+          "      --time-limit S     stop after S seconds (default 120)\n"
+          "      --json             print one JSON object: records, records_per_sec,\n"
+          "                         mb_per_sec, latency_ms {avg, p50, p95, p99, p999, "
+          "max}\n" CLI_CONN_HELP "  -h, --help             this text\n"
+          "\n"
+          "examples:\n"
+          "  runnel bench produce bench --records 1000000 --record-size 1024 --acks 1\n"
+          "  runnel bench produce bench --producers 4 -z zstd --json\n"
+          "  runnel bench consume bench --records 1000000\n",
+          f);
+}
+
+int cli_bench(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_CONN_LONGOPTS,
+        {"records", required_argument, NULL, OPT_RECORDS},
+        {"record-size", required_argument, NULL, OPT_SIZE},
+        {"acks", required_argument, NULL, OPT_ACKS},
+        {"producers", required_argument, NULL, OPT_PRODUCERS},
+        {"throughput", required_argument, NULL, OPT_THROUGHPUT},
+        {"time-limit", required_argument, NULL, OPT_LIMIT},
+        {"compression", required_argument, NULL, 'z'},
+        {"partition", required_argument, NULL, 'p'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static bench b;
+    memset(&b, 0, sizeof(b));
+    b.records = -1;
+    b.record_size = 100;
+    b.producers = 1;
+    b.throughput = -1;
+    b.limit_s = 120;
+    b.partition = -1;
+    const char *acks = "all", *codec = "none";
+    bool producer_only = false;
+    cli_conn conn;
+    cli_conn_init(&conn);
+    int status = CLI_USAGE;
+
+    int c;
+    while ((c = getopt_long(argc, argv, ":b:X:z:p:h", longopts, NULL)) != -1) {
+        int rc = cli_conn_opt(&conn, c, optarg);
+        if (rc < 0) {
+            status = cli_fail(rc, "options");
+            goto out;
+        }
+        if (rc == 1)
+            continue;
+        int64_t v;
+        switch (c) {
+        case OPT_RECORDS:
+            if (cli_parse_i64(optarg, 1, BENCH_MAX_RECORDS, &b.records) < 0) {
+                status = cli_usage("--records %s: expected 1..%d", optarg, BENCH_MAX_RECORDS);
+                goto out;
+            }
+            break;
+        case OPT_SIZE:
+            if (cli_parse_i64(optarg, 0, 16 << 20, &b.record_size) < 0) {
+                status = cli_usage("--record-size %s: expected 0..16777216 bytes", optarg);
+                goto out;
+            }
+            producer_only = true;
+            break;
+        case OPT_ACKS:
+            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "all") &&
+                strcmp(optarg, "-1")) {
+                status = cli_usage("--acks %s: expected 0, 1 or all", optarg);
+                goto out;
+            }
+            acks = optarg;
+            producer_only = true;
+            break;
+        case OPT_PRODUCERS:
+            if (cli_parse_i64(optarg, 1, BENCH_MAX_PRODUCERS, &b.producers) < 0) {
+                status = cli_usage("--producers %s: expected 1..%d", optarg, BENCH_MAX_PRODUCERS);
+                goto out;
+            }
+            producer_only = true;
+            break;
+        case OPT_THROUGHPUT:
+            if (cli_parse_i64(optarg, -1, INT64_MAX, &b.throughput) < 0 || b.throughput == 0) {
+                status = cli_usage("--throughput %s: expected records/sec (-1: no limit)", optarg);
+                goto out;
+            }
+            producer_only = true;
+            break;
+        case OPT_LIMIT:
+            if (cli_parse_i64(optarg, 1, 86400, &b.limit_s) < 0) {
+                status = cli_usage("--time-limit %s: expected 1..86400 seconds", optarg);
+                goto out;
+            }
+            break;
+        case 'z':
+            if (strcmp(optarg, "none") && strcmp(optarg, "zstd")) {
+                status = cli_usage("-z %s: expected none or zstd", optarg);
+                goto out;
+            }
+            codec = optarg;
+            producer_only = true;
+            break;
+        case 'p':
+            if (cli_parse_i64(optarg, 0, INT32_MAX, &v) < 0) {
+                status = cli_usage("-p %s: partition must be a number from 0", optarg);
+                goto out;
+            }
+            b.partition = (int32_t)v;
+            break;
+        case OPT_JSON:
+            b.json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            status = CLI_OK;
+            goto out;
+        default:
+            status = cli_opt_error(c, argv);
+            goto out;
+        }
+    }
+    if (argc - optind != 2) {
+        status = cli_usage(argc - optind < 2 ? "expected produce|consume and a TOPIC"
+                                             : "too many arguments");
+        goto out;
+    }
+    const char *mode = argv[optind];
+    b.topic = argv[optind + 1];
+    if (!strcmp(mode, "consume")) {
+        b.consume = true;
+        if (producer_only) {
+            status = cli_usage("--record-size, --acks, --producers, --throughput and -z go "
+                               "with 'bench produce'");
+            goto out;
+        }
+    } else if (strcmp(mode, "produce") != 0) {
+        status = cli_usage("'%s': expected produce or consume", mode);
+        goto out;
+    } else if (b.records < 0) {
+        b.records = 100000;
+    }
+    status = CLI_ERROR;
+    if (cli_conn_probe(&conn) < 0)
+        goto out;
+    status = b.consume ? bench_consume(&b, &conn) : bench_produce(&b, &conn, acks, codec);
+out:
+    cli_conn_fini(&conn);
+    return status;
+}
