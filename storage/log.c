@@ -101,6 +101,7 @@ struct rn_log {
     queue writes;    /* submitted, not yet visible, in offset order */
     queue unsynced;  /* visible, waiting for fdatasync (flush=always) */
     uint64_t unsynced_bytes;
+    unsigned n_seal_inflight; /* rolled segments being synced before their seal */
     pending *free_list;
 
     bool sync_inflight;
@@ -271,13 +272,44 @@ static void advance(rn_log *log);
 static void maybe_sync(rn_log *log);
 
 /* Seal rolled segments that nothing writes or syncs any more. */
+static void seal_rolled(rn_log *log);
+
+/* The rolled segment's data is on disk: the seal itself is now quick. */
+static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_segment *s = (rn_segment *)((char *)op - offsetof(rn_segment, seal_op));
+    rn_log *log = s->seal_log;
+    (void)flags;
+    s->seal_sync_inflight = false;
+    log->n_seal_inflight--;
+    if (res < 0 && !log->failed) {
+        set_err(log, res, "segment %020" PRId64 ": fdatasync before seal", s->base_offset);
+        log->failed = -RN_E_LOG_FAILED;
+    }
+    if (res == 0)
+        s->seal_synced = true;
+    rn_segment_unref(s);
+    if (!log->failed)
+        seal_rolled(log);
+}
+
 static void seal_rolled(rn_log *log)
 {
     for (unsigned i = 0; i + 1 < log->n_segs; i++) {
         rn_segment *s = log->segs[i];
         if (s->sealed || !s->rolled || s->n_pending || log->broken ||
-            (log->sync_inflight && log->sync_seg == s))
+            (log->sync_inflight && log->sync_seg == s) || s->seal_sync_inflight)
             continue;
+        if (!s->seal_synced && s->fd >= 0) {
+            /* A roll must not stall the reactor on a segment's worth of dirty
+             * pages (flush=never): sync through the ring, seal when it is done. */
+            s->seal_sync_inflight = true;
+            s->seal_log = log;
+            log->n_seal_inflight++;
+            rn_segment_ref(s);
+            rn_io_fdatasync(log->io, &s->seal_op, seal_sync_done, s->fd);
+            continue;
+        }
         int rc = rn_segment_seal(s);
         if (rc < 0 && !log->failed) {
             /* The seal's fdatasync failed: what the segment holds is unknown. */
@@ -613,7 +645,7 @@ static int drain(rn_log *log)
         rn_io_timer_cancel(log->io, &log->timer_op, &log->cancel_op, cancel_done);
     }
     while (log->writes.head || log->unsynced.head || log->sync_inflight || log->timer_armed ||
-           log->cancel_inflight) {
+           log->cancel_inflight || log->n_seal_inflight) {
         int rc = rn_io_run(log->io, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;
@@ -813,8 +845,8 @@ static void drop_first(rn_log *log)
     log->start_offset = log->segs[0]->base_offset;
     if (log->visible_seg == s) {
         /* The newest visible batch is in s while the append that rolled past it
-         * is still being written. s is sealed, so all that is visible is on
-         * disk, and no sync may use s once it is freed below. */
+         * is still being written. What is visible is on disk (s is sealed) or
+         * deleted with s; no sync may use s once it is dropped below. */
         log->visible_seg = NULL;
         if (log->flushed < log->leo)
             log->flushed = log->leo;
@@ -828,8 +860,10 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
     uint64_t total = rn_log_size_bytes(log);
     while (log->n_segs > 1) {
         rn_segment *s = log->segs[0];
-        if (!s->sealed)
-            break; /* still being written or synced: never delete under a write */
+        if (!s->sealed && !(s->rolled && s->n_pending == 0))
+            break; /* still being written: never delete under a write (a rolled
+                      segment whose seal waits for its fdatasync may go: the
+                      sync holds a reference and the data is no longer wanted) */
         /* Without timestamps, the age of the newest data: when it was appended. */
         int64_t age_ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_append_ms;
         bool too_old = log->cfg.retention_ms >= 0 && now_ms - age_ts > log->cfg.retention_ms;

@@ -38,6 +38,9 @@ struct rn_segment {
     rn_index_file idx, tix;
     bool index_fresh;         /* an index file was missing or corrupt at open */
     unsigned n_pending;       /* appends written to this segment, not yet visible */
+    rn_io_op seal_op;         /* the asynchronous fdatasync that precedes a roll's seal */
+    rn_log *seal_log;
+    bool seal_sync_inflight, seal_synced;
     bool sealed;
     bool rolled;              /* no longer the active segment; sealed once n_pending == 0 */
     bool deleted;             /* files unlinked; freed when refs drops to 0 */

@@ -819,3 +819,167 @@ Test(api, pipelining_100_requests)
     itf_stop_clean(&B);
     itf_passed = true;
 }
+
+// Deleting a topic answers the long-polling fetches parked on it at once,
+// with UNKNOWN_TOPIC, rather than at their max_wait_ms.
+Test(api, delete_topic_answers_parked_fetch)
+{
+    it_conn *c = itf_connect(&B), *admin = itf_connect(&B);
+    itf_create(c, "doomed", 1, NULL);
+    itf_create(c, "other", 1, NULL);
+    it_fetch_part fp[2] = {{"doomed", 0, 0, 0}, {"other", 0, 0, 0}};
+    it_fetch_opts o = {.max_wait_ms = 20000, .min_bytes = 1};
+    uint32_t cid;
+    cr_assert_eq(it_fetch_send(c, fp, 2, &o, &cid), 0);
+    usleep(100 * 1000);
+    int64_t t0 = it_now_ms();
+    const char *name = "doomed";
+    it_resp r;
+    cr_assert_eq(it_delete_topics(admin, &name, 1, &r), 0);
+    cr_assert_eq(topic_err(&r, 0), 0);
+    it_resp_free(&r);
+    cr_assert_eq(it_conn_recv(c, RUNNEL__API__FETCH, &r, 25000), 0);
+    int64_t dt = it_now_ms() - t0;
+    cr_assert_lt(dt, 5000, "the parked fetch was answered %" PRId64 " ms after the delete", dt);
+    cr_assert_eq(r.hdr->correlation_id, cid);
+    cr_assert_eq(r.hdr->fetch->partitions[0]->error_code, RN_E_UNKNOWN_TOPIC);
+    cr_assert_eq(r.hdr->fetch->partitions[1]->error_code, 0);
+    it_resp_free(&r);
+    /* A produce to the surviving topic wakes nothing stale. */
+    size_t l;
+    uint8_t *b = itf_batch("o", 1, 1000, &l);
+    cr_assert_eq(itf_produce(admin, "other", 0, b, l), 0);
+    free(b);
+    it_conn_close(admin);
+    it_conn_close(c);
+    itf_stop_clean(&B);
+    itf_passed = true;
+}
+
+// A client that pipelines far more fetch answers than the connection's send
+// budget and reads nothing for a while still gets every answer, complete and
+// in order, once it reads (the broker pauses reading it, then resumes).
+Test(api, slow_reader_backpressure)
+{
+    it_conn *c = itf_connect(&B);
+    itf_create(c, "big", 1, NULL);
+    rn_batch_builder *bb;
+    cr_assert_eq(rn_batch_builder_new(&bb, NULL), 0);
+    static uint8_t value[8192];
+    memset(value, 'b', sizeof(value));
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(rn_batch_builder_add(bb, 1000, NULL, 0, value, sizeof(value), NULL, 0), 0);
+    uint8_t *b;
+    size_t l;
+    cr_assert_eq(rn_batch_builder_finish(bb, &b, &l), 0);
+    rn_batch_builder_free(bb);
+    for (int i = 0; i < 4; i++)
+        itf_produce(c, "big", 0, b, l); /* ~3.2 MiB */
+    /* 40 fetches of everything: ~130 MiB of answers, far above the 16 MiB
+     * send budget. */
+    enum { N = 40 };
+    uint32_t cids[N];
+    for (int i = 0; i < N; i++) {
+        it_fetch_part fp = {"big", 0, 0, 4u << 20};
+        it_fetch_opts o = {.max_bytes = 4u << 20};
+        cr_assert_eq(it_fetch_send(c, &fp, 1, &o, &cids[i]), 0);
+    }
+    usleep(300 * 1000);
+    cr_assert(it_broker_alive(&B));
+    for (int i = 0; i < N; i++) {
+        it_resp r;
+        int rc = it_conn_recv(c, RUNNEL__API__FETCH, &r, 15000);
+        cr_assert_eq(rc, 0, "answer %d of %d: %s", i, N, strerror(-rc));
+        cr_assert_eq(r.hdr->correlation_id, cids[i]);
+        cr_assert_eq(r.payload_len, 4 * l);
+        it_resp_free(&r);
+    }
+    /* The connection still takes requests after the pause. */
+    it_resp r;
+    cr_assert_eq(it_api_versions(c, &r), 0);
+    it_resp_free(&r);
+    free(b);
+    it_conn_close(c);
+    itf_stop_clean(&B);
+    itf_passed = true;
+}
+
+static void setup_retention(void)
+{
+    static const char *const args[] = {"--override", "log.retention.check.interval.ms=100",
+                                       NULL};
+    itf_start(&B, args);
+}
+
+// With a small segment.bytes the log rolls into many segments and a consumer
+// reads across every boundary; lowering retention.ms with AlterConfigs
+// deletes the old segments: the log start offset moves, a fetch below it is
+// OFFSET_OUT_OF_RANGE, and ListOffsets earliest follows.
+Test(api, segments_roll_and_retention, .init = setup_retention, .fini = teardown)
+{
+    it_conn *c = itf_connect(&B);
+    itf_create(c, "ret", 1, "segment.bytes=4096,max.message.bytes=2048");
+    enum { N = 60 };
+    size_t l;
+    int64_t next = 0;
+    for (int i = 0; i < N; i++) {
+        uint8_t *b = itf_batch("retention-record-padding-padding", 10, 1000 + i, &l);
+        cr_assert_eq(itf_produce(c, "ret", 0, b, l), next);
+        next += 10;
+        free(b);
+    }
+    cr_assert_gt(l * N, 4 * 4096, "expected several segments");
+    /* Read everything back, fetch after fetch. */
+    int64_t at = 0;
+    int fetches = 0;
+    while (at < next) {
+        it_fetch_part fp = {"ret", 0, at, 0};
+        it_resp r;
+        cr_assert_eq(it_fetch(c, &fp, 1, NULL, &r), 0);
+        cr_assert_eq(r.hdr->fetch->partitions[0]->error_code, 0, "fetch at %" PRId64, at);
+        const uint8_t *data;
+        size_t len;
+        it_fetch_data(&r, 0, &data, &len);
+        cr_assert_gt(len, 0, "empty fetch at %" PRId64 " below the end %" PRId64, at, next);
+        for (size_t off = 0; off < len;) {
+            rn_batch_header h;
+            cr_assert_eq(rn_batch_verify(data + off, len - off, 0, 0), 0);
+            cr_assert_eq(rn_batch_peek(data + off, len - off, 0, &h), 0);
+            cr_assert_eq(h.base_offset, at);
+            at += h.last_offset_delta + 1;
+            off += rn_batch_size(&h);
+        }
+        it_resp_free(&r);
+        fetches++;
+    }
+    cr_assert_gt(fetches, 3, "a fetch should stop at a segment end");
+
+    /* Every record is from 1970: retention.ms=1 leaves only the active segment. */
+    it_resp r;
+    cr_assert_eq(it_alter(c, "ret", "retention.ms=1", NULL, false, &r), 0);
+    cr_assert_eq(r.hdr->error_code, 0);
+    it_resp_free(&r);
+    int64_t start = 0;
+    for (int i = 0; i < 300 && start == 0; i++) {
+        usleep(10 * 1000);
+        cr_assert_eq(it_list_offsets(c, "ret", 0, -2, &start, NULL), 0);
+    }
+    cr_assert_gt(start, 0, "retention deleted nothing");
+    cr_assert_lt(start, next);
+    it_fetch_part fp = {"ret", 0, 0, 0};
+    cr_assert_eq(it_fetch(c, &fp, 1, NULL, &r), 0);
+    cr_assert_eq(r.hdr->fetch->partitions[0]->error_code, RN_E_OFFSET_OUT_OF_RANGE);
+    cr_assert_eq(r.hdr->fetch->partitions[0]->log_start_offset, start);
+    it_resp_free(&r);
+    fp.offset = start;
+    cr_assert_eq(it_fetch(c, &fp, 1, NULL, &r), 0);
+    cr_assert_eq(r.hdr->fetch->partitions[0]->error_code, 0);
+    cr_assert_gt(r.hdr->fetch->partitions[0]->bytes_len, 0);
+    it_resp_free(&r);
+    cr_assert_eq(it_describe(c, "ret", &r), 0);
+    cr_assert_eq(r.hdr->describe_topic->partitions[0]->log_start_offset, start);
+    it_resp_free(&r);
+    it_conn_close(c);
+    itf_stop_clean(&B);
+    itf_passed = true;
+}

@@ -460,3 +460,76 @@ Test(bad_input, half_frame_storm)
     itf_stop_clean(&B);
     itf_passed = true;
 }
+
+// Clients that vanish with requests in flight (pipelined produces, parked
+// long polls) leave nothing dangling: later appends wake no freed fetch and
+// the broker keeps serving.
+Test(bad_input, clients_vanish_mid_request)
+{
+    size_t l;
+    uint8_t *b = itf_batch("v", 5, 1000, &l);
+    for (int i = 0; i < 50; i++) {
+        it_conn *c = itf_connect(&B);
+        it_produce_part pp = {"target", i % 2, b, l};
+        for (int k = 0; k < 5; k++)
+            cr_assert_eq(it_produce_send(c, &pp, 1, -1, NULL), 0);
+        it_fetch_part fp[2] = {{"target", 0, 1000000, 0}, {"target", 1, 0, 0}};
+        it_fetch_opts o = {.max_wait_ms = 5000, .min_bytes = 100000000};
+        cr_assert_eq(it_fetch_send(c, fp + (i % 2), 1, &o, NULL), 0);
+        it_conn_close(c);
+    }
+    /* Park fetches, then drop their connections, then append to wake them. */
+    for (int i = 0; i < 20; i++) {
+        it_conn *c = itf_connect(&B);
+        it_fetch_part fp = {"healthy", 0, 0, 0};
+        it_fetch_opts o = {.max_wait_ms = 10000, .min_bytes = 100000000};
+        cr_assert_eq(it_fetch_send(c, &fp, 1, &o, NULL), 0);
+        usleep(5000);
+        it_conn_close(c);
+    }
+    usleep(100 * 1000);
+    free(b);
+    assert_healthy();
+    assert_healthy();
+    itf_stop_clean(&B);
+    itf_passed = true;
+}
+
+// Over a thousand long polls parked on one connection: the broker stops
+// reading it at its in-flight cap, answers them all at max_wait_ms, resumes,
+// and the connection serves again.
+Test(bad_input, many_parked_fetches_on_one_connection)
+{
+    it_conn *c = itf_connect(&B);
+    enum { N = 1500 };
+    it_fetch_part fp = {"healthy", 0, 0, 0};
+    it_fetch_opts o = {.max_wait_ms = 1000, .min_bytes = 1};
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(it_fetch_send(c, &fp, 1, &o, NULL), 0);
+    uint32_t cid;
+    Runnel__ApiVersionsRequest av = RUNNEL__API_VERSIONS_REQUEST__INIT;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__API_VERSIONS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS;
+    h.api_versions = &av;
+    cr_assert_eq(it_conn_send(c, &h, NULL, 0, &cid), 0);
+    int fetches = 0;
+    bool versions = false;
+    for (int i = 0; i < N + 1; i++) {
+        it_resp r;
+        int rc = it_conn_recv(c, 0, &r, 15000);
+        cr_assert_eq(rc, 0, "answer %d of %d: %s", i, N + 1, strerror(-rc));
+        cr_assert_eq(r.hdr->error_code, 0);
+        if (r.hdr->correlation_id == cid)
+            versions = true;
+        else
+            fetches++;
+        it_resp_free(&r);
+    }
+    cr_assert_eq(fetches, N);
+    cr_assert(versions);
+    it_conn_close(c);
+    assert_healthy();
+    itf_stop_clean(&B);
+    itf_passed = true;
+}

@@ -11,8 +11,12 @@
  *  - Small file helpers to damage a log on disk (truncate, flip, overwrite).
  *  - With TH_CRASH_LAYER defined before the include: a crash simulator in the
  *    style of SQLite's test6.c. It remembers the content of every file as of
- *    its last fdatasync and, at a "crash", drops (back to the synced bytes) or
- *    garbles (random bytes) each 512-byte sector written since. Synchronous
+ *    its last fdatasync and, at a "crash", keeps, drops (back to the synced
+ *    bytes) or garbles (random bytes) each 512-byte sector written since.
+ *    Garbling touches only the bytes that changed since the sync: the model
+ *    assumes power-safe overwrite (as SQLite does by default), since no
+ *    append-only log survives a device that corrupts synced bytes sharing a
+ *    sector with a torn write. Synchronous
  *    fdatasyncs are seen through the rn_sys table; the asynchronous ones the
  *    log submits through io_uring are seen by interposing io_uring_submit and
  *    io_uring_submit_and_wait and reading the SQEs about to be submitted.
@@ -563,7 +567,8 @@ static inline unsigned th_crash_capture(const char *src, const char *dst, enum t
                 memcpy(cur + off, old, n);
             else
                 for (size_t i = 0; i < n; i++)
-                    cur[off + i] = (uint8_t)th_rand(&s);
+                    if (cur[off + i] != old[i])
+                        cur[off + i] = (uint8_t)th_rand(&s);
             changed++;
         }
         th_write_file(th_path(p, dst, e->d_name), cur, len);

@@ -1,0 +1,458 @@
+#!/usr/bin/env bash
+# test_cli.sh — the runnel CLI end to end: real runneld, real runnel processes.
+#
+#   tests/cli/test_cli.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
+#
+# One broker on a free 127.0.0.1 port with its data under a mktemp directory in
+# /tmp (removed at the end, the broker stopped by its pid). Each test is a
+# function that returns non-zero on failure and says why on stderr; the harness
+# turns that into TAP lines so meson counts every test. Every runnel call runs
+# under `timeout`, so a hang fails the test instead of the suite.
+set -u
+
+RUNNEL=${1:?usage: test_cli.sh RUNNEL RUNNELD}
+RUNNELD=${2:?usage: test_cli.sh RUNNEL RUNNELD}
+TMP=$(mktemp -d /tmp/rn-cli-XXXXXX)
+DATA=$TMP/data
+BROKER_PID=
+N=0
+FAILED=0
+
+cleanup() {
+  if [ -n "$BROKER_PID" ]; then
+    kill -TERM "$BROKER_PID" 2>/dev/null
+    wait "$BROKER_PID" 2>/dev/null
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+port_open() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+s = socket.socket()
+s.settimeout(0.2)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+EOF
+}
+
+# Start runneld; retry with a new port if one was taken in between.
+start_broker() {
+  local try i
+  for try in 1 2 3; do
+    PORT=$(free_port)
+    HTTP_PORT=$(free_port)
+    "$RUNNELD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
+      2>>"$TMP/runneld.log" &
+    BROKER_PID=$!
+    for i in $(seq 1 100); do
+      if port_open "$PORT"; then
+        export RUNNEL_BROKERS=127.0.0.1:$PORT
+        return 0
+      fi
+      kill -0 "$BROKER_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -KILL "$BROKER_PID" 2>/dev/null
+    wait "$BROKER_PID" 2>/dev/null
+    BROKER_PID=
+  done
+  echo "runneld did not start:" >&2
+  cat "$TMP/runneld.log" >&2
+  return 1
+}
+
+# r ARGS…: runnel with a time bound.
+r() { timeout 20 "$RUNNEL" "$@"; }
+
+# expect_status WANT CMD…: run CMD, compare its exit status.
+expect_status() {
+  local want=$1 got
+  shift
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  got=$?
+  if [ "$got" != "$want" ]; then
+    echo "exit $got, wanted $want: $*" >&2
+    sed 's/^/  stderr: /' "$TMP/err" | head -5 >&2
+    return 1
+  fi
+}
+
+# same FILE_A FILE_B: byte-equal, else show the difference.
+same() {
+  if ! cmp -s "$1" "$2"; then
+    echo "differs: $1 $2" >&2
+    diff <(head -c 2000 "$1" | od -c | head -20) <(head -c 2000 "$2" | od -c | head -20) >&2
+    return 1
+  fi
+}
+
+t() {
+  local name=$1
+  shift
+  N=$((N + 1))
+  if "$@" 2>"$TMP/diag"; then
+    echo "ok $N - $name"
+  else
+    echo "not ok $N - $name"
+    sed 's/^/# /' "$TMP/diag"
+    FAILED=$((FAILED + 1))
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+
+# Bad command lines exit 2 with a hint, before any connection is tried.
+test_usage_errors() {
+  RUNNEL_BROKERS=127.0.0.1:1 expect_status 2 r || return 1
+  expect_status 2 r frobnicate || return 1
+  grep -q "unknown command" "$TMP/err" || { echo "no 'unknown command'" >&2; return 1; }
+  expect_status 2 r consume || return 1
+  expect_status 2 r consume t1 -o bogus || return 1
+  expect_status 2 r consume t1 -o stored || return 1
+  grep -q "group" "$TMP/err" || { echo "-o stored does not mention groups" >&2; return 1; }
+  expect_status 2 r consume t1 --no-such-flag || return 1
+  expect_status 2 r consume t1 -J -f '%s' || return 1
+  expect_status 2 r consume t1 -f '%q' || return 1
+  expect_status 2 r produce || return 1
+  expect_status 2 r produce t1 --acks 7 || return 1
+  expect_status 2 r produce t1 -z gzip || return 1
+  expect_status 2 r produce t1 -p || return 1
+  grep -q "needs a value" "$TMP/err" || { echo "no 'needs a value'" >&2; return 1; }
+  expect_status 2 r topic || return 1
+  expect_status 2 r topic frob x || return 1
+  expect_status 2 r topic create || return 1
+  expect_status 2 r topic alter t1 || return 1
+  expect_status 2 r replay "$DATA" || return 1
+  expect_status 2 r replay "$DATA" t1 --format xml || return 1
+  expect_status 2 r bench produce || return 1
+  expect_status 2 r bench consume t1 --acks 1 || return 1
+  grep -q "Try 'runnel" "$TMP/err" || { echo "no --help hint" >&2; return 1; }
+}
+
+# --help works on every command, exits 0, prints examples on stdout.
+test_help() {
+  local cmd
+  for cmd in "" topic produce consume replay bench; do
+    expect_status 0 r $cmd --help || return 1
+    grep -q "^examples:" "$TMP/out" || { echo "runnel $cmd --help: no examples" >&2; return 1; }
+  done
+  expect_status 0 r help consume || return 1
+  grep -q "forever" "$TMP/out" || { echo "consume --help does not say it waits forever" >&2; return 1; }
+}
+
+# No broker at the address: exit 1, one line naming it, well within the timeout.
+test_unreachable_broker() {
+  local dead t0 t1
+  dead=$(free_port)
+  t0=$(date +%s%N)
+  expect_status 1 r -b "127.0.0.1:$dead" topic list || return 1
+  t1=$(date +%s%N)
+  [ $(((t1 - t0) / 1000000)) -lt 3000 ] || { echo "took $(((t1 - t0) / 1000000)) ms" >&2; return 1; }
+  [ "$(wc -l <"$TMP/err")" -eq 1 ] || { echo "not one line:" >&2; cat "$TMP/err" >&2; return 1; }
+  grep -q "127.0.0.1:$dead" "$TMP/err" || { echo "address not named" >&2; return 1; }
+  RUNNEL_BROKERS=127.0.0.1:$dead expect_status 1 r consume t1 -e || return 1
+  grep -q "cannot reach" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  echo x | RUNNEL_BROKERS=127.0.0.1:$dead expect_status 1 r produce t1 || return 1
+  [ ! -s "$TMP/out" ] || { echo "stdout not empty" >&2; return 1; }
+}
+
+# create / list / describe (kafka-topics lines) / alter / delete.
+test_topic_admin() {
+  expect_status 0 r topic create adm -p 3 -c retention.ms=1000000 || return 1
+  grep -qx "Created topic adm." "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+  expect_status 1 r topic create adm || return 1
+  grep -q "exists" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  expect_status 0 r topic create adm --if-not-exists || return 1
+  expect_status 0 r topic list || return 1
+  grep -qx adm "$TMP/out" || { echo "adm not listed" >&2; return 1; }
+  expect_status 0 r topic describe adm || return 1
+  local tab=$'\t'
+  grep -q "^Topic: adm${tab}PartitionCount: 3${tab}ReplicationFactor: 1${tab}Configs: .*retention.ms=1000000" \
+    "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+  [ "$(grep -c "^${tab}Topic: adm${tab}Partition: [0-2]${tab}Leader: 1${tab}Replicas: 1${tab}Isr: 1${tab}LogStartOffset: 0${tab}HighWatermark: 0${tab}LogEndOffset: 0\$" "$TMP/out")" = 3 ] ||
+    { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r topic alter adm -c retention.ms=2000 || return 1
+  r topic describe adm | head -1 | grep -q "retention.ms=2000" || { echo "alter not seen" >&2; return 1; }
+  expect_status 0 r topic alter adm --delete-config retention.ms || return 1
+  ! r topic describe adm | head -1 | grep -q "retention.ms=2000" || { echo "delete-config not seen" >&2; return 1; }
+  expect_status 0 r topic delete adm || return 1
+  ! r topic list | grep -qx adm || { echo "adm still listed" >&2; return 1; }
+  expect_status 1 r topic delete adm || return 1
+  expect_status 0 r topic delete adm --if-exists || return 1
+  expect_status 1 r topic describe adm || return 1
+}
+
+# Keys (-K), headers (-H), null and empty keys through kcat's format tokens.
+test_keys_and_headers() {
+  r topic create kh -p 1 >/dev/null || return 1
+  printf 'alice:one\nbob:two:2\n:empty-key\nnokey\n' |
+    expect_status 0 r produce kh -K : -H src=cli -H trace=a,b -H flag || return 1
+  expect_status 0 r consume kh -e -f '%t %p %o %k|%s|%h|%K|%S\n' || return 1
+  cat >"$TMP/want" <<'EOF'
+kh 0 0 alice|one|src=cli,trace=a,b,flag|5|3
+kh 0 1 bob|two:2|src=cli,trace=a,b,flag|3|5
+kh 0 2 |empty-key|src=cli,trace=a,b,flag|0|9
+kh 0 3 |nokey|src=cli,trace=a,b,flag|-1|5
+EOF
+  same "$TMP/out" "$TMP/want" || return 1
+  # -k: one key for all; -K on consume prints it kcat's way.
+  printf 'v1\nv2\n' | expect_status 0 r produce kh -k fixed || return 1
+  expect_status 0 r consume kh -o 4 -e -K = || return 1
+  printf 'fixed=v1\nfixed=v2\n' >"$TMP/want"
+  same "$TMP/out" "$TMP/want"
+}
+
+# UTF-8 values come back byte for byte, as text and as JSON strings.
+test_utf8_exact() {
+  r topic create u8 -p 1 >/dev/null || return 1
+  printf 'h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x8e\x89\ttab "q" \\ \n' >"$TMP/u8"
+  expect_status 0 r produce u8 -f "$TMP/u8" || return 1
+  expect_status 0 r consume u8 -e || return 1
+  same "$TMP/out" "$TMP/u8" || return 1
+  r consume u8 -e -J | python3 -c '
+import json, sys
+want = open(sys.argv[1], "rb").read().rstrip(b"\n").decode("utf-8")
+m = json.loads(sys.stdin.readline())
+assert m["payload"] == want, (m["payload"], want)
+assert "payload_encoding" not in m
+' "$TMP/u8"
+}
+
+# Binary values (NUL, newlines, invalid UTF-8) are byte-exact: --raw in,
+# -D '' out, with and without zstd; -J marks them base64.
+test_binary_exact() {
+  r topic create bin -p 1 >/dev/null || return 1
+  head -c 100000 /dev/urandom >"$TMP/bin"
+  printf '\0\n\n\377' >>"$TMP/bin"
+  expect_status 0 r produce bin --raw -f "$TMP/bin" || return 1
+  expect_status 0 r produce bin -D '' -z zstd <"$TMP/bin" || return 1
+  expect_status 0 r consume bin -e -c 1 -D '' || return 1
+  same "$TMP/out" "$TMP/bin" || return 1
+  expect_status 0 r consume bin -o 1 -e -D '' || return 1
+  same "$TMP/out" "$TMP/bin" || return 1
+  r consume bin -e -J | python3 -c '
+import base64, json, sys
+want = open(sys.argv[1], "rb").read()
+n = 0
+for line in sys.stdin:
+    m = json.loads(line)
+    assert m["payload_encoding"] == "base64"
+    assert base64.b64decode(m["payload"]) == want
+    n += 1
+assert n == 2, n
+' "$TMP/bin"
+}
+
+# The same key always lands in the same partition, in order, across producer
+# processes; keys spread over partitions.
+test_key_partition_order() {
+  r topic create kp -p 4 >/dev/null || return 1
+  local i
+  for i in $(seq 0 299); do echo "k$((i % 10)):$i"; done | expect_status 0 r produce kp -K : || return 1
+  for i in $(seq 300 399); do echo "k$((i % 10)):$i"; done | expect_status 0 r produce kp -K : || return 1
+  r consume kp -e -J >"$TMP/kp.json" || return 1
+  python3 - "$TMP/kp.json" <<'EOF'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 400, len(recs)
+part, last = {}, {}
+for m in sorted(recs, key=lambda m: (m["partition"], m["offset"])):
+    k, v = m["key"], int(m["payload"])
+    assert part.setdefault(k, m["partition"]) == m["partition"], ("key moved", k)
+    assert v > last.get(k, -1), ("order", k, v)
+    last[k] = v
+assert len(set(part.values())) >= 2, part
+EOF
+}
+
+# -o N, -o -N (clamped), -o end, -c without -e.
+test_offsets() {
+  r topic create off -p 1 >/dev/null || return 1
+  seq 1 10 | expect_status 0 r produce off || return 1
+  expect_status 0 r consume off -o -3 -e || return 1
+  [ "$(tr '\n' ' ' <"$TMP/out")" = "8 9 10 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume off -o 5 -e || return 1
+  [ "$(tr '\n' ' ' <"$TMP/out")" = "6 7 8 9 10 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume off -o -100 -e || return 1
+  [ "$(wc -l <"$TMP/out")" -eq 10 ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume off -o end -e || return 1
+  [ ! -s "$TMP/out" ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume off -c 2 || return 1
+  [ "$(tr '\n' ' ' <"$TMP/out")" = "1 2 " ] || { cat "$TMP/out" >&2; return 1; }
+}
+
+# s@MS starts at the first record that recent, e@MS stops before the first one
+# that recent; producer timestamps default to now.
+test_time_offsets() {
+  r topic create tm -p 2 >/dev/null || return 1
+  printf 'a1\na2\na3\n' | r produce tm --timestamp 1000 || return 1
+  printf 'b1\nb2\nb3\n' | r produce tm --timestamp 2000 || return 1
+  printf 'c1\nc2\nc3\n' | r produce tm --timestamp 3000 || return 1
+  expect_status 0 r consume tm -o s@2000 -e || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ' ')" = "b1 b2 b3 c1 c2 c3 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume tm -o s@1500 -o e@2500 -e || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ' ')" = "b1 b2 b3 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume tm -o e@1001 -e || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ' ')" = "a1 a2 a3 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume tm -o s@9999999999999 -e || return 1
+  [ ! -s "$TMP/out" ] || { cat "$TMP/out" >&2; return 1; }
+  local t0 t1
+  t0=$(date +%s%3N)
+  echo now | r produce tm -p 0 || return 1
+  t1=$(date +%s%3N)
+  r consume tm -p 0 -o -1 -e -f '%T' >"$TMP/ts" || return 1
+  local ts
+  ts=$(cat "$TMP/ts")
+  [ "$ts" -ge "$t0" ] && [ "$ts" -le "$t1" ] || { echo "ts $ts not in [$t0, $t1]" >&2; return 1; }
+  expect_status 0 r consume tm -o "s@$t0" -e || return 1
+  [ "$(cat "$TMP/out")" = now ] || { cat "$TMP/out" >&2; return 1; }
+}
+
+# -e exits at the end (empty topic: at once); without it consume waits and
+# sees a record produced later.
+test_exit_at_end_and_tail() {
+  r topic create tail -p 2 >/dev/null || return 1
+  local t0 t1
+  t0=$(date +%s%N)
+  expect_status 0 r consume tail -e || return 1
+  t1=$(date +%s%N)
+  [ ! -s "$TMP/out" ] || { cat "$TMP/out" >&2; return 1; }
+  [ $(((t1 - t0) / 1000000)) -lt 5000 ] || { echo "-e took $(((t1 - t0) / 1000000)) ms" >&2; return 1; }
+  r consume tail -c 1 >"$TMP/tail" &
+  local pid=$!
+  sleep 0.5
+  kill -0 "$pid" 2>/dev/null || { echo "consume without -e exited early" >&2; return 1; }
+  echo later | r produce tail || return 1
+  wait "$pid" || { echo "tail consume failed" >&2; return 1; }
+  [ "$(cat "$TMP/tail")" = later ] || { cat "$TMP/tail" >&2; return 1; }
+}
+
+# -J: one valid JSON object per line with kcat's fields; null key is null.
+test_json_output() {
+  expect_status 0 r consume kh -e -J || return 1
+  python3 - "$TMP/out" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 6, lines
+ms = [json.loads(l) for l in lines]
+for i, m in enumerate(ms):
+    assert list(m)[:7] == ["topic", "partition", "offset", "ts", "headers", "key", "payload"], list(m)
+    assert m["topic"] == "kh" and m["partition"] == 0 and m["offset"] == i
+    assert isinstance(m["ts"], int) and m["ts"] > 0
+assert ms[0]["key"] == "alice" and ms[0]["payload"] == "one"
+assert ms[0]["headers"] == ["src", "cli", "trace", "a,b", "flag", None], ms[0]["headers"]
+assert ms[2]["key"] == "" and ms[3]["key"] is None
+EOF
+}
+
+# replay reads the segment files (broker running) and prints what consume -J
+# prints; --from/--to, csv and raw.
+test_replay_matches_consume() {
+  local topic
+  for topic in kp kh bin tm; do
+    r consume "$topic" -e -J | python3 -c '
+import json, sys
+lines = sys.stdin.read().splitlines()
+lines.sort(key=lambda l: (json.loads(l)["partition"], json.loads(l)["offset"]))
+sys.stdout.write("".join(l + "\n" for l in lines))' >"$TMP/c.json" || return 1
+    expect_status 0 r replay "$DATA" "$topic" || return 1
+    same "$TMP/out" "$TMP/c.json" || { echo "topic $topic" >&2; return 1; }
+  done
+  expect_status 0 r replay "$DATA" kh --from 1 --to 3 || return 1
+  [ "$(python3 -c 'import json,sys; print([json.loads(l)["offset"] for l in open(sys.argv[1])])' "$TMP/out")" = "[1, 2]" ] ||
+    { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r replay "$DATA" tm --from @2000 --to @3000 --format raw || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ' ')" = "b1 b2 b3 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r replay "$DATA" bin -p 0 --from 1 --format raw -D '' || return 1
+  same "$TMP/out" "$TMP/bin" || return 1
+  expect_status 0 r replay "$DATA" kh --format csv || return 1
+  python3 - "$TMP/out" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+assert rows[0] == ["topic", "partition", "offset", "timestamp", "key", "value", "headers", "encoding"], rows[0]
+assert rows[1][:6] == ["kh", "0", "0", rows[1][3], "alice", "one"], rows[1]
+assert rows[2][5] == "two:2" and rows[1][7] == "utf8"
+assert len(rows) == 7, len(rows)
+EOF
+  [ "$(sed -n 4p "$TMP/out" | cut -d, -f5)" = '""' ] || { echo "empty key not \"\"" >&2; return 1; }
+  [ "$(sed -n 5p "$TMP/out" | cut -d, -f5)" = '' ] || { echo "null key not empty" >&2; return 1; }
+}
+
+# Unknown topics and partitions are one clear line and exit 1.
+test_unknown_topic() {
+  echo x | expect_status 1 r produce nosuch || return 1
+  grep -q "does not exist" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  expect_status 1 r consume nosuch -e || return 1
+  grep -q "does not exist" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  expect_status 1 r consume off -p 7 -e || return 1
+  expect_status 1 r replay "$DATA" nosuch || return 1
+  expect_status 1 r replay "$TMP/no-such-dir" off || return 1
+  echo x | expect_status 1 r produce off -p 5 || return 1
+}
+
+# --acks 0 and 1, -p N: records land where asked.
+test_acks_and_partition() {
+  r topic create ap -p 3 >/dev/null || return 1
+  echo zero | expect_status 0 r produce ap -p 2 --acks 0 || return 1
+  echo one | expect_status 0 r produce ap -p 2 --acks 1 || return 1
+  echo all | expect_status 0 r produce ap -p 2 --acks all || return 1
+  expect_status 0 r consume ap -p 2 -e -c 3 -f '%p %s\n' || return 1
+  [ "$(tr '\n' ' ' <"$TMP/out")" = "2 zero 2 one 2 all " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume ap -p 0 -p 1 -e || return 1
+  [ ! -s "$TMP/out" ] || { cat "$TMP/out" >&2; return 1; }
+}
+
+# bench prints Kafka's line, or one JSON object with --json; bounded runs.
+test_bench() {
+  r topic create bench -p 2 >/dev/null || return 1
+  expect_status 0 r bench produce bench --records 2000 --record-size 64 || return 1
+  grep -Eq '^2000 records sent, [0-9.]+ records/sec \([0-9.]+ MB/sec\), [0-9.]+ ms avg latency, [0-9.]+ ms max latency, [0-9.]+ ms 50th, [0-9.]+ ms 95th, [0-9.]+ ms 99th, [0-9.]+ ms 99.9th\.$' \
+    "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r bench produce bench --records 1000 --producers 2 --acks 1 --json || return 1
+  python3 - "$TMP/out" <<'EOF' || return 1
+import json, sys
+m = json.loads(open(sys.argv[1]).read())
+assert m["records"] == 1000, m
+assert m["records_per_sec"] > 0 and m["mb_per_sec"] >= 0
+l = m["latency_ms"]
+assert set(l) == {"avg", "p50", "p95", "p99", "p999", "max"}, l
+assert 0 <= l["p50"] <= l["p95"] <= l["p99"] <= l["p999"] <= l["max"], l
+EOF
+  expect_status 0 r bench consume bench --json || return 1
+  python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["records"] == 3000, m' "$TMP/out" || return 1
+  expect_status 0 r bench consume bench --records 500 || return 1
+  grep -Eq '^500 records received, ' "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+}
+
+# ---------------------------------------------------------------------------
+
+start_broker || { echo "1..0 # SKIP runneld did not start"; exit 1; }
+t "usage errors exit 2" test_usage_errors
+t "--help everywhere" test_help
+t "unreachable broker: exit 1, one line, quickly" test_unreachable_broker
+t "topic create/list/describe/alter/delete" test_topic_admin
+t "keys and headers round trip" test_keys_and_headers
+t "UTF-8 values byte-exact" test_utf8_exact
+t "binary values byte-exact (raw, zstd)" test_binary_exact
+t "same key same partition, per-key order" test_key_partition_order
+t "offsets -o N, -N, end; -c" test_offsets
+t "time offsets s@MS, e@MS; default timestamps" test_time_offsets
+t "-e exits at the end; tail waits" test_exit_at_end_and_tail
+t "-J output is JSON" test_json_output
+t "replay equals consume; ranges; csv; raw" test_replay_matches_consume
+t "unknown topic or partition exits 1" test_unknown_topic
+t "acks 0/1/all and -p" test_acks_and_partition
+t "bench produce and consume" test_bench
+echo "1..$N"
+if [ "$FAILED" -ne 0 ]; then
+  echo "# runneld log:"
+  tail -20 "$TMP/runneld.log" | sed 's/^/#   /'
+fi
+exit $((FAILED > 0))
