@@ -31,6 +31,7 @@
 #include "broker/config.h"
 #include "broker/metadata.h"
 #include "broker/metrics.h"
+#include "broker/producer_state.h"
 #include "protocol/errors.h"
 #include "protocol/frame.h"
 #include "storage/io.h"
@@ -52,6 +53,7 @@ struct rn_partition {
     rn_reactor *reactor;
     rn_fetch_wait *waiters; /* long-polling fetches to wake on appends */
     rn_partition_metrics m;
+    rn_producer_state *ps; /* idempotent producers' last batches */
     int32_t leader_epoch;
     bool deleting;
     unsigned n_inflight; /* appends not yet completed: delete waits for them */
@@ -129,6 +131,7 @@ void rn_handle_alter_configs(rn_request *req);
 void rn_handle_produce(rn_request *req);
 void rn_handle_fetch(rn_request *req);
 void rn_handle_list_offsets(rn_request *req);
+void rn_handle_init_producer(rn_request *req);
 
 /* A parked fetch: woken by rn_partition_wake or its timer. */
 void rn_fetch_wake(rn_fetch_wait *w);
@@ -217,6 +220,7 @@ struct rn_broker {
     rn_reactor *reactors;
     unsigned n_reactors;
     rn_frame_limits limits;
+    rn_producer_ids producer_ids;
     char host[256];
     uint16_t port;
     bool ready; /* storage recovery done */

@@ -41,6 +41,9 @@ void rn_dispatch(rn_request *req)
     case RUNNEL__API__LIST_OFFSETS:
         rn_handle_list_offsets(req);
         break;
+    case RUNNEL__API__INIT_PRODUCER:
+        rn_handle_init_producer(req);
+        break;
     default:
         /* frame.c only lets through APIs it decodes; this is a safety net. */
         rn_request_fail(req, -RN_E_UNKNOWN_API, NULL);

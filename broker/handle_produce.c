@@ -27,6 +27,9 @@ typedef struct produce_part {
     rn_partition *p;
     size_t i;
     size_t len;
+    bool idempotent; /* recorded in the producer state as in flight */
+    int64_t producer_id;
+    int32_t base_sequence;
 } produce_part;
 
 struct produce_state {
@@ -90,6 +93,12 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
     rn_partition *p = pp->p;
     Runnel__ProducePartitionResponse *r = &st->resp[pp->i];
     p->n_inflight--;
+    if (pp->idempotent) {
+        if (err)
+            rn_producer_state_failed(p->ps, pp->producer_id, pp->base_sequence);
+        else
+            rn_producer_state_appended(p->ps, pp->producer_id, pp->base_sequence, base);
+    }
     if (err) {
         p->m.produce_errors++;
         set_error(st, pp->i, err, p->log ? rn_log_errmsg(p->log) : NULL);
@@ -164,8 +173,31 @@ void rn_handle_produce(rn_request *req)
         part->p = p;
         part->i = i;
         part->len = len;
+        /* Idempotent producer: a retry of a batch already in the log gets its
+         * first offset back instead of a second copy; a gap is refused. A
+         * header that does not even peek is left to rn_log_append to report. */
+        rn_batch_header bh;
+        if (rn_batch_peek(batch, len, 0, &bh) == 0 && bh.producer_id >= 0) {
+            int64_t dup = -1;
+            int v = rn_producer_state_check(p->ps, &bh, &dup);
+            if (v < 0) {
+                p->m.produce_errors++;
+                set_error(st, i, v, NULL);
+                continue;
+            }
+            if (v == RN_PRODUCER_DUPLICATE) {
+                r->base_offset = dup;
+                r->log_start_offset = rn_log_start_offset(p->log);
+                continue;
+            }
+            part->idempotent = true;
+            part->producer_id = bh.producer_id;
+            part->base_sequence = bh.base_sequence;
+        }
         int rc = rn_log_append(p->log, batch, len, p->leader_epoch, appended, part);
         if (rc < 0) {
+            if (part->idempotent)
+                rn_producer_state_failed(p->ps, part->producer_id, part->base_sequence);
             p->m.produce_errors++;
             set_error(st, i, rc, rn_is_rn_error(rc) ? NULL : rn_log_errmsg(p->log));
             continue;

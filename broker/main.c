@@ -200,6 +200,13 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    rc = rn_producer_ids_open(&b->producer_ids, b->cfg.data_dir);
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "producer id allocator failed to load", "dir=%s err=%s",
+                  b->cfg.data_dir, rn_errname(rc));
+        return 1;
+    }
+
     b->n_reactors = 1;
     b->reactors = calloc(1, sizeof(*b->reactors));
     if (!b->reactors || rn_reactor_init(&b->reactors[0], b, 0) < 0)

@@ -96,6 +96,7 @@ static void free_partition(rn_partition *p)
 {
     if (!p)
         return;
+    rn_producer_state_free(p->ps);
     free(p->topic);
     free(p);
 }
@@ -129,7 +130,8 @@ static void topic_created(rn_broker *b, const rn_topic_info *t)
             goto oom;
         ts->parts[i] = p;
         p->topic = strdup(t->name);
-        if (!p->topic)
+        p->ps = rn_producer_state_new();
+        if (!p->topic || !p->ps)
             goto oom;
         p->id = i;
         p->reactor = r;
@@ -149,6 +151,14 @@ static void topic_created(rn_broker *b, const rn_topic_info *t)
             continue;
         }
         log_open_line(name, &info);
+        /* Idempotent producers' recent batches, from the last two segments:
+         * bounded work however long the log is. */
+        unsigned n_segs = rn_log_segment_count(p->log);
+        int64_t from = rn_log_segment_base(p->log, n_segs > 1 ? n_segs - 2 : 0);
+        rc = rn_producer_state_rebuild(p->ps, p->log, from);
+        if (rc < 0)
+            rn_logfmt(RN_WARN, "producer state not rebuilt", "partition=%s err=%s", name,
+                      rn_errname(rc));
     }
     if (b->pt.n_topics == b->pt.cap) {
         unsigned cap = b->pt.cap ? b->pt.cap * 2 : 16;

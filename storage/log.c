@@ -809,6 +809,11 @@ unsigned rn_log_segment_count(const rn_log *log)
     return log->n_segs;
 }
 
+int64_t rn_log_segment_base(const rn_log *log, unsigned i)
+{
+    return i < log->n_segs ? log->segs[i]->base_offset : -1;
+}
+
 const rn_log_config *rn_log_config_of(const rn_log *log)
 {
     return &log->cfg;

@@ -146,6 +146,8 @@ int64_t rn_log_flushed_offset(const rn_log *log); /* after the last fdatasync'd 
 int64_t rn_log_high_watermark(const rn_log *log);
 uint64_t rn_log_size_bytes(const rn_log *log);
 unsigned rn_log_segment_count(const rn_log *log);
+/* Base offset of segment i (0 = oldest), i < rn_log_segment_count. */
+int64_t rn_log_segment_base(const rn_log *log, unsigned i);
 const rn_log_config *rn_log_config_of(const rn_log *log);
 
 /* Change flush policy, roll and retention settings of an open log (AlterConfigs).

@@ -211,7 +211,7 @@ static void *produce_thread(void *arg)
     /* Acknowledgements still due get what is left of the time limit, and at
      * least a few seconds so a short limit still counts what was sent. */
     int64_t left = (b->deadline_us - cli_mono_us()) / 1000;
-    int rc = rn_producer_flush(w->p, (int)(left < 5000 ? 5000 : left));
+    int rc = cli_producer_drain(w->p, (int)(left < 5000 ? 5000 : left));
     if (rc < 0 && !w->err)
         w->err = rc;
     atomic_fetch_add(&b->finished, 1);
@@ -341,7 +341,8 @@ static int bench_produce(bench *b, const cli_conn *conn, const char *acks, const
     }
 out:
     for (int64_t i = 0; ws && i < b->producers; i++) {
-        if (ws[i].p)
+        /* Close only drained producers: close would wait out delivery.timeout.ms. */
+        if (ws[i].p && rn_producer_outstanding(ws[i].p) == 0)
             rn_producer_close(ws[i].p);
         rn_conf_free(ws[i].conf);
         free(ws[i].lat_ms);

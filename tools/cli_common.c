@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "protocol/errors.h"
 #include "tools/cli_common.h"
 
 const char *cli_cmd = "";
@@ -193,14 +194,13 @@ fail:
     return NULL;
 }
 
-/* connect.timeout.ms as -X gives it, else librunnel's default. */
-static int connect_timeout_ms(const cli_conn *c)
+int cli_conn_prop_ms(const cli_conn *c, const char *key, int def)
 {
-    static const char key[] = "connect.timeout.ms=";
-    int64_t ms = 5000;
+    size_t kl = strlen(key);
+    int64_t ms = def;
     for (size_t i = 0; i < c->n_props; i++) {
-        if (strncmp(c->props[i], key, sizeof(key) - 1) == 0)
-            cli_parse_i64(c->props[i] + sizeof(key) - 1, 1, 600000, &ms);
+        if (strncmp(c->props[i], key, kl) == 0 && c->props[i][kl] == '=')
+            cli_parse_i64(c->props[i] + kl + 1, 1, INT32_MAX, &ms);
     }
     return (int)ms;
 }
@@ -279,7 +279,7 @@ out:
 
 int cli_conn_probe(const cli_conn *c)
 {
-    int timeout = connect_timeout_ms(c);
+    int timeout = cli_conn_prop_ms(c, "connect.timeout.ms", 5000);
     int64_t deadline = cli_mono_us() + (int64_t)timeout * 1000;
     int last = -EINVAL;
     const char *why = "no broker address";
@@ -333,6 +333,22 @@ int cli_conn_probe(const cli_conn *c)
                  c->brokers,
                  last == -ETIMEDOUT ? "no answer within connect.timeout.ms" : rn_err_str(last));
     return last < 0 ? last : -EINVAL;
+}
+
+int cli_producer_drain(rn_producer *p, int timeout_ms)
+{
+    int64_t deadline = cli_mono_us() + (int64_t)timeout_ms * 1000;
+    while (rn_producer_outstanding(p) > 0) {
+        if (cli_stop)
+            return -EINTR;
+        int64_t left = (deadline - cli_mono_us()) / 1000;
+        if (left <= 0)
+            return -RN_E_TIMEOUT;
+        int rc = rn_producer_flush(p, left < 100 ? (int)left : 100);
+        if (rc < 0 && rc != -RN_E_TIMEOUT)
+            return rc;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */

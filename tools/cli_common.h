@@ -87,12 +87,23 @@ int cli_conn_opt(cli_conn *c, int opt, const char *arg);
  * prints one line and returns NULL. The caller owns the result. */
 rn_conf *cli_conn_conf(const cli_conn *c, const char *const *extra);
 
+/* A millisecond setting as the last -X key=N gives it, else def (for the
+ * waits the CLI bounds itself: connect.timeout.ms, delivery.timeout.ms). */
+int cli_conn_prop_ms(const cli_conn *c, const char *key, int def);
+
 /* Check that at least one broker of c accepts a TCP connection within
  * connect.timeout.ms (-X, default 5000). On failure prints one line naming the
  * brokers and the reason, and returns a negative -errno. Why: a client library
  * retries an absent broker until its request timeout; a person at a terminal
  * wants to hear at once that nothing listens there. */
 int cli_conn_probe(const cli_conn *c);
+
+/* Wait for every outstanding delivery report of p, up to timeout_ms, in short
+ * rn_producer_flush slices: ^C (cli_stop) ends the wait at once, and a report
+ * that completes without the socket waking the poll (acks=0) is not left
+ * waiting for the whole timeout. Returns 0, -RN_E_TIMEOUT, -EINTR (stopped),
+ * or the producer's error. */
+int cli_producer_drain(rn_producer *p, int timeout_ms);
 
 /* ---- Parsing ------------------------------------------------------------------ */
 

@@ -419,10 +419,13 @@ int cli_produce(int argc, char **argv)
     int pumped = pump(&st, in, delim, delim_len);
     cli_progress_done(&st.progress);
 
-    /* Whatever was queued is flushed, even after an error or ^C: records that
-     * were read either reach the broker or are counted as failed. */
-    int frc = rn_producer_flush(st.p, -1);
-    cli_progress_done(&st.progress);
+    /* Whatever was queued is flushed, even after an error or a first ^C:
+     * records that were read either reach the broker or are counted as
+     * failed. A ^C during this wait stops it. */
+    bool interrupted = cli_stop;
+    cli_stop = 0;
+    int frc = cli_producer_drain(st.p, cli_conn_prop_ms(&conn, "delivery.timeout.ms", 120000));
+    interrupted |= frc == -EINTR;
     if (pumped != 0) {
         status = CLI_ERROR;
     } else if (st.n_failed) {
@@ -436,9 +439,9 @@ int cli_produce(int argc, char **argv)
                      st.n_failed, st.n_sent, st.first_err_partition, rn_err_str(st.first_err),
                      ctx && ctx[0] ? " (" : "", ctx && ctx[0] ? ctx : "", ctx && ctx[0] ? ")" : "");
     } else if (frc < 0) {
-        cli_fail(frc, "%" PRIu64 " of %" PRIu64 " records not acknowledged", st.n_sent - st.n_acked,
-                 st.n_sent);
-    } else if (cli_stop) {
+        cli_fail(frc == -EINTR ? 0 : frc, "%" PRIu64 " of %" PRIu64 " records not acknowledged%s",
+                 st.n_sent - st.n_acked, st.n_sent, frc == -EINTR ? " (interrupted)" : "");
+    } else if (interrupted) {
         cli_note("interrupted after %" PRIu64 " records (all acknowledged)", st.n_acked);
     } else {
         status = CLI_OK;
@@ -446,7 +449,10 @@ int cli_produce(int argc, char **argv)
             cli_note("%" PRIu64 " records acknowledged", st.n_acked);
     }
 out:
-    if (st.p) {
+    /* After a ^C with records still in flight, leave without closing:
+     * rn_producer_close would wait for them up to delivery.timeout.ms, and the
+     * process exits now anyway. */
+    if (st.p && rn_producer_outstanding(st.p) == 0) {
         int crc = rn_producer_close(st.p);
         if (crc < 0 && status == CLI_OK)
             status = cli_fail(crc, "closing the producer");

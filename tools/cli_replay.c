@@ -30,7 +30,9 @@
  *
  * Batches are reached by hopping headers from the start of the first segment
  * that can hold --from (segment names give base offsets): a header hop is a
- * 61-byte read, and the index files may be mid-rewrite by a live broker.
+ * 61-byte read, and the index files may be mid-rewrite by a live broker. A
+ * batch hopped over is checked for magic and length only; the CRC-32C is
+ * checked on every batch whose records are printed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -458,9 +460,11 @@ static int replay_partition(replay *r, int32_t partition)
             continue;
         if (e == SEG_BAD) {
             cli_progress_done(&r->progress);
-            cli_note("%s-%d: stopped in segment %020" PRId64 " at position %" PRIu64
-                     " (after offset %" PRId64 "): %s",
-                     r->topic, partition, segs[i], bad_pos, next - 1, rn_strerror(err));
+            char after[48] = "";
+            if (next >= 0)
+                snprintf(after, sizeof(after), " after offset %" PRId64, next - 1);
+            cli_note("%s-%d: stopped in segment %020" PRId64 " at position %" PRIu64 "%s: %s",
+                     r->topic, partition, segs[i], bad_pos, after, rn_strerror(err));
         } else if (e == SEG_STOP) {
             result = 1;
             if (err) {

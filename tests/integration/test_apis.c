@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fixture.h"
@@ -904,26 +905,26 @@ Test(api, slow_reader_backpressure)
     itf_passed = true;
 }
 
-static void setup_retention(void)
-{
-    static const char *const args[] = {"--override", "log.retention.check.interval.ms=100",
-                                       NULL};
-    itf_start(&B, args);
-}
 
 // With a small segment.bytes the log rolls into many segments and a consumer
 // reads across every boundary; lowering retention.ms with AlterConfigs
 // deletes the old segments: the log start offset moves, a fetch below it is
 // OFFSET_OUT_OF_RANGE, and ListOffsets earliest follows.
-Test(api, segments_roll_and_retention, .init = setup_retention, .fini = teardown)
+Test(api, segments_roll_and_retention)
 {
+    static const char *const args[] = {"--override", "log.retention.check.interval.ms=100",
+                                       NULL};
+    itf_start_over(&B, args);
     it_conn *c = itf_connect(&B);
     itf_create(c, "ret", 1, "segment.bytes=4096,max.message.bytes=2048");
     enum { N = 60 };
     size_t l;
     int64_t next = 0;
+    /* Records of now, so the default retention (7 days) keeps them until
+     * the test lowers it. */
+    int64_t now = (int64_t)time(NULL) * 1000;
     for (int i = 0; i < N; i++) {
-        uint8_t *b = itf_batch("retention-record-padding-padding", 10, 1000 + i, &l);
+        uint8_t *b = itf_batch("retention-record-padding-padding", 10, now + i, &l);
         cr_assert_eq(itf_produce(c, "ret", 0, b, l), next);
         next += 10;
         free(b);
@@ -954,7 +955,8 @@ Test(api, segments_roll_and_retention, .init = setup_retention, .fini = teardown
     }
     cr_assert_gt(fetches, 3, "a fetch should stop at a segment end");
 
-    /* Every record is from 1970: retention.ms=1 leaves only the active segment. */
+    /* retention.ms=1: every closed segment is too old; only the active one stays. */
+    usleep(20 * 1000);
     it_resp r;
     cr_assert_eq(it_alter(c, "ret", "retention.ms=1", NULL, false, &r), 0);
     cr_assert_eq(r.hdr->error_code, 0);

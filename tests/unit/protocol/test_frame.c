@@ -1070,10 +1070,11 @@ Test(frame, unknown_api_and_version)
     cr_assert_eq(req.api, 99);
     cr_assert(!rn_frame_error_closes(-RN_E_UNKNOWN_API));
 
+    /* A known api without its body is malformed, not unknown. */
     static const uint8_t init_producer[] = {0x08, 0x0a, 0x18, 0x09};
     cr_assert_eq(decode_raw_header(init_producer, sizeof(init_producer), NULL, 0, NULL, &req, err,
                                    sizeof(err)),
-                 -RN_E_UNKNOWN_API);
+                 -RN_E_INVALID_REQUEST);
     cr_assert(strstr(err, "INIT_PRODUCER") != NULL, "%s", err);
 
     static const uint8_t no_api[] = {0x18, 0x09};
@@ -1462,7 +1463,9 @@ Test(frame, api_table_and_names)
 {
     size_t n;
     const rn_frame_api *apis = rn_frame_apis(&n);
-    cr_assert_eq(n, 9);
+    /* Every api the table has is in Api order with no gap, up to the last one decoded. */
+    cr_assert_geq(n, 10);
+    cr_assert_leq(n, RUNNEL__API__DESCRIBE_GROUP);
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(apis[i].api, (int)i + 1);
         cr_assert_str_eq(apis[i].name, rn_frame_api_name(apis[i].api));

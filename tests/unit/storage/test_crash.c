@@ -57,7 +57,7 @@ static uint8_t *child_batch(uint64_t seed, size_t *len)
     uint64_t s = seed + 1;
     int n = 1 + (int)(seed % 4);
     for (int r = 0; r < n; r++) {
-        size_t vlen = 10 + th_rand(&s) % sizeof(val);
+        size_t vlen = 10 + th_rand(&s) % (sizeof(val) - 10);
         for (size_t i = 0; i < vlen; i++)
             val[i] = (uint8_t)th_rand(&s);
         if (rn_batch_builder_add(b, 1700000000000LL + (int64_t)seed, NULL, 0, val, vlen, NULL, 0) <
@@ -230,6 +230,11 @@ Test(crash, kill9_loses_no_acked_batch)
         free(envp);
         close(p[1]);
         acks got_acks = {0};
+        /* The clock starts at the first ack: a loaded machine may take a
+         * while to start the child (and a sanitizer build longer). */
+        int64_t t0 = now_ms();
+        while (got_acks.n == 0 && now_ms() - t0 < 20000)
+            read_acks(p[0], &got_acks, now_ms() + 50);
         int64_t run_ms = (int64_t)th_rand_range(&rnd, 50, 300);
         read_acks(p[0], &got_acks, now_ms() + run_ms);
         kill(pid, SIGKILL);
@@ -240,8 +245,7 @@ Test(crash, kill9_loses_no_acked_batch)
         close(p[0]);
         cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
                   "round %d: the child ended by itself (status 0x%x)", round, status);
-        cr_assert_gt(got_acks.n, 0, "round %d: no append was acknowledged in %" PRId64 " ms", round,
-                     run_ms);
+        cr_assert_gt(got_acks.n, 0, "round %d: no append was acknowledged", round);
         for (size_t i = 0; i < got_acks.n; i++) {
             if (all.n == all.cap) {
                 all.cap = all.cap ? all.cap * 2 : 1024;

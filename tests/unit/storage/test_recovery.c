@@ -85,6 +85,14 @@ static void fixture_init(fixture *f, unsigned n_batches, uint64_t segment_bytes,
         next = f->want.v[i].last + 1;
         free(b);
     }
+    /* A small last batch (~150 bytes): tests cut and flip it byte by byte. */
+    size_t len;
+    uint8_t *b = th_batch_new(5555, 2, 30, &len);
+    unsigned n_segs = rn_log_segment_count(log);
+    append_one(log, b, len, next);
+    cr_assert_eq(rn_log_segment_count(log), n_segs, "the last batch should not roll");
+    th_batches_push(&f->want, b, len);
+    free(b);
     rn_log_abandon(log);
 
     f->n_segs = th_list_segments(f->orig, f->bases, 256);
@@ -227,9 +235,10 @@ Test(recovery, truncated_tail_every_byte)
     fixture_fini(&f);
 }
 
-/* Flip every byte of batch bi (bar the leader epoch, which Kafka's CRC does
- * not cover by design) and check the log is cut at bi. */
-static void flip_every_byte(fixture *f, size_t bi)
+/* Flip bytes of batch bi (every header byte bar the leader epoch, which
+ * Kafka's CRC does not cover by design, and every stride-th byte of the
+ * records, and the last) and check the log is cut at bi. */
+static void flip_bytes(fixture *f, size_t bi, size_t stride)
 {
     const th_batch *b = &f->want.v[bi];
     char p[4096], what[128];
@@ -237,6 +246,8 @@ static void flip_every_byte(fixture *f, size_t bi)
     cr_assert_not_null(copy);
     for (size_t i = 0; i < b->len; i++) {
         if (i >= RN_BATCH_OFF_LEADER_EPOCH && i < RN_BATCH_OFF_MAGIC)
+            continue;
+        if (i >= RN_BATCH_HEADER_LEN && (i - RN_BATCH_HEADER_LEN) % stride && i + 1 < b->len)
             continue;
         snprintf(what, sizeof(what), "byte %zu of batch %zu (offset %" PRId64 ") flipped", i, bi,
                  b->base);
@@ -265,12 +276,13 @@ static void flip_every_byte(fixture *f, size_t bi)
     free(copy);
 }
 
-// A flipped byte anywhere in the last batch (outside the leader epoch) cuts exactly that batch.
+// A flipped byte anywhere in the last batch (every byte but the leader epoch, which the CRC does
+// not cover) cuts exactly that batch.
 Test(recovery, flipped_byte_in_last_batch)
 {
     fixture f;
     fixture_init(&f, 40, 4096, 512);
-    flip_every_byte(&f, f.want.n - 1);
+    flip_bytes(&f, f.want.n - 1, 1);
     fixture_fini(&f);
 }
 
@@ -286,9 +298,9 @@ Test(recovery, flipped_byte_in_earlier_batch)
     /* An index entry is written after bi, so trusting the last index entry
      * would skip the damaged batch: the test covers that trap. */
     cr_assert_geq(f.pos[f.want.n - 1], f.pos[bi] + f.cfg.index_interval_bytes);
-    flip_every_byte(&f, bi);
+    flip_bytes(&f, bi, 5);
     /* And the first batch of the segment: the segment becomes empty. */
-    flip_every_byte(&f, first);
+    flip_bytes(&f, first, 5);
     fixture_fini(&f);
 }
 
