@@ -123,6 +123,15 @@ void rn_conn_close(rn_conn *c, const char *why)
 
 /* ---- Receiving ------------------------------------------------------------------- */
 
+/* Is any receive buffer held by a request (and so due back to the ring)? */
+static bool buffers_out(const rn_reactor *r)
+{
+    for (unsigned i = 0; i < r->n_bufs; i++)
+        if (r->buf_refs[i] > 0)
+            return true;
+    return false;
+}
+
 static void recv_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, recv_op));
@@ -144,7 +153,10 @@ static void recv_done(rn_io_op *op, int res, uint32_t flags)
                       (unsigned long long)c->id, c->peer, rn_frame_decoder_buffered(&c->dec));
         rn_conn_close(c, "peer closed");
     } else if (res == -ENOBUFS) {
-        if (!c->dead && !c->starved) {
+        /* Wait for a buffer only if one is still out: its return wakes the
+         * starved list. When every buffer came back before this CQE was seen,
+         * no return is coming, so re-arm now (below) or the connection stalls. */
+        if (!c->dead && !c->starved && buffers_out(r)) {
             c->starved = true;
             c->refs++;
             c->next_starved = r->starved;
@@ -154,7 +166,11 @@ static void recv_done(rn_io_op *op, int res, uint32_t flags)
         rn_conn_close(c, rn_errname(res));
     }
     if (!more) {
-        if (!c->dead && !c->starved && res != -ECANCELED)
+        /* Also after -ECANCELED: a pause may have been lifted while its
+         * cancellation was in flight (rn_conn_arm_recv refused then, as
+         * recv_armed was still set). rn_conn_arm_recv itself declines for a
+         * conn that is dead, paused, closing or starved. */
+        if (!c->dead && !c->starved)
             rn_conn_arm_recv(c);
         rn_conn_unref(c);
     }

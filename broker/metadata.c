@@ -1350,15 +1350,28 @@ static bool in_list(const char *const *keys, size_t n, const char *key)
     return false;
 }
 
-int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
-                             int16_t replication_factor, const char *const *config_keys,
-                             const char *const *config_values, size_t n_configs, rn_metadata_cb cb,
-                             void *arg, char *err, size_t errlen)
+/* Internal topics (__offsets, …) are created by the broker itself: the same
+ * path as a client's topic, with the "__" prefix required instead of refused. */
+static int check_internal_name(const char *name, char *err, size_t errlen)
+{
+    size_t len;
+    if (!name || !name_chars_ok(name, &len) || strncmp(name, "__", 2) != 0)
+        return fail(-RN_E_INVALID_TOPIC, err, errlen,
+                    "internal topic name \"%.64s\": must start with \"__\" and be 1 to %d "
+                    "characters of [a-zA-Z0-9._-]",
+                    name ? name : "(null)", MAX_NAME_LEN);
+    return 0;
+}
+
+static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
+                        int16_t replication_factor, const char *const *config_keys,
+                        const char *const *config_values, size_t n_configs, bool internal,
+                        rn_metadata_cb cb, void *arg, char *err, size_t errlen)
 {
     int rc = check_failed(md, err, errlen);
     if (rc < 0)
         return rc;
-    rc = check_user_name(name, err, errlen);
+    rc = internal ? check_internal_name(name, err, errlen) : check_user_name(name, err, errlen);
     if (rc < 0)
         return rc;
     if (n_partitions < 1 || n_partitions > MAX_PARTITIONS)
@@ -1459,6 +1472,21 @@ int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partit
         return fail(rc, err, errlen, "topic %s: encoding: %s", name, rn_strerror(rc));
     }
     return submit(md, &e, c, err, errlen);
+}
+
+int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
+                             int16_t replication_factor, const char *const *config_keys,
+                             const char *const *config_values, size_t n_configs, rn_metadata_cb cb,
+                             void *arg, char *err, size_t errlen)
+{
+    return create_topic(md, name, n_partitions, replication_factor, config_keys, config_values,
+                        n_configs, false, cb, arg, err, errlen);
+}
+
+int rn_metadata_create_internal_topic(rn_metadata *md, const char *name, int32_t n_partitions,
+                                      rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+{
+    return create_topic(md, name, n_partitions, -1, NULL, NULL, 0, true, cb, arg, err, errlen);
 }
 
 int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb cb, void *arg,

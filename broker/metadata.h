@@ -110,6 +110,13 @@ int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partit
                              const char *const *config_values, size_t n_configs,
                              rn_metadata_cb cb, void *arg, char *err, size_t errlen);
 
+/* Create an internal topic (one the broker owns, such as __offsets): as
+ * rn_metadata_create_topic with the default replication factor and no
+ * configs, except that the name must start with "__" (-RN_E_INVALID_TOPIC
+ * otherwise). Clients cannot create these names. */
+int rn_metadata_create_internal_topic(rn_metadata *md, const char *name, int32_t n_partitions,
+                                      rn_metadata_cb cb, void *arg, char *err, size_t errlen);
+
 /* Delete a topic. -RN_E_UNKNOWN_TOPIC at once; else 0 and cb later. */
 int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb cb, void *arg,
                              char *err, size_t errlen);

@@ -61,8 +61,7 @@ static int header_error(rn__client *cl, const rn__reply *r, const char *what)
                     m && *m ? m : "");
 }
 
-static int call(rn__client *cl, Runnel__RequestHeader *h, int api, const char *what,
-                rn__reply *r)
+static int call(rn__client *cl, Runnel__RequestHeader *h, int api, const char *what, rn__reply *r)
 {
     int rc = rn__client_call_any(cl, h, api, cl->conf->socket_timeout_ms, r);
     if (rc < 0) {
@@ -90,8 +89,8 @@ static int topic_result(rn__client *cl, size_t n, Runnel__TopicResult **res, con
             return 0;
         int err = -(int)res[i]->error_code;
         const char *m = res[i]->error_message;
-        return rn__fail(cl, err, "%s %s: %s%s%s", what, name, rn_strerror(err),
-                        m && *m ? ": " : "", m && *m ? m : "");
+        return rn__fail(cl, err, "%s %s: %s%s%s", what, name, rn_strerror(err), m && *m ? ": " : "",
+                        m && *m ? m : "");
     }
     return rn__fail(cl, -RN_E_INVALID_REQUEST, "%s %s: the broker's answer does not name it", what,
                     name);
@@ -232,8 +231,7 @@ int rn_admin_partition_count(rn_admin *a, const char *topic, int32_t *n)
     if (rc < 0)
         return rc;
     Runnel__MetadataResponse *mr = r.hdr->metadata;
-    rc = rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s: %s", topic,
-                  rn_strerror(-RN_E_UNKNOWN_TOPIC));
+    rc = rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s: %s", topic, rn_strerror(-RN_E_UNKNOWN_TOPIC));
     for (size_t i = 0; i < mr->n_topics; i++) {
         if (strcmp(mr->topics[i]->name, topic) != 0)
             continue;

@@ -13,6 +13,9 @@
  *                                         broker's message.max.bytes)
  *   max.poll.records              500     messages one rn_consumer_poll returns at most
  *   compression.type              alias of compression.codec (Kafka's name)
+ *   enable.idempotence            true    producer ids and sequences, so a retry never
+ *                                         stores a batch twice (with acks=all only, as
+ *                                         in Kafka; the broker must know InitProducer)
  *
  * The partitioner is XXH3_64(key) % n, the same in every runnel client, so a key
  * lands on the same partition whichever client wrote it.
@@ -75,10 +78,10 @@ static const key_def keys[] = {
     {"retries", "message.send.max.retries", K_I64, F(retries), 0, INT64_MAX},
     {"retry.backoff.ms", NULL, K_INT, F(retry_backoff_ms), 0, 300000},
     {"delivery.timeout.ms", "message.timeout.ms", K_INT, F(delivery_timeout_ms), 1, INT32_MAX},
-    {"max.in.flight", "max.in.flight.requests.per.connection", K_INT, F(max_in_flight), 1,
-     1000000},
+    {"max.in.flight", "max.in.flight.requests.per.connection", K_INT, F(max_in_flight), 1, 1000000},
     {"partitioner", NULL, K_PARTITIONER, F(partitioner), 0, 0},
     {"queue.buffering.max.messages", NULL, K_INT, F(queue_max_messages), 1, INT32_MAX},
+    {"enable.idempotence", NULL, K_BOOL, F(idempotence), 0, 0},
     {"message.max.bytes", NULL, K_INT, F(message_max_bytes), 1000, 1 << 30},
     {"fetch.min.bytes", NULL, K_INT, F(fetch_min_bytes), 0, INT32_MAX},
     {"fetch.max.wait.ms", "fetch.wait.max.ms", K_INT, F(fetch_max_wait_ms), 0, 300000},
@@ -98,8 +101,7 @@ static const key_def *find_key(const char *name)
     return NULL;
 }
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt,
-                                                     ...)
+__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -165,8 +167,7 @@ int rn__parse_servers(const char *s, char ***hosts_out, uint16_t **ports_out, si
                     break;
                 }
             if (!colon || colon == p) {
-                rc = bad(err, errlen, "bootstrap.servers: \"%.*s\" is not host:port", (int)len,
-                         p);
+                rc = bad(err, errlen, "bootstrap.servers: \"%.*s\" is not host:port", (int)len, p);
                 goto fail;
             }
             const char *h = p;
@@ -240,6 +241,7 @@ rn_conf *rn_conf_new(void)
     c->max_in_flight = 5;
     c->partitioner = RN__PARTITIONER_DEFAULT;
     c->queue_max_messages = 100000;
+    c->idempotence = true;
     c->message_max_bytes = 1 << 20;
     c->fetch_min_bytes = 1;
     c->fetch_max_wait_ms = 500;
@@ -398,8 +400,8 @@ bool rn__retriable(int err)
 
 bool rn__needs_metadata(int err)
 {
-    if (err == -RN_E_NOT_LEADER || err == -RN_E_UNKNOWN_TOPIC ||
-        err == -RN_E_FENCED_LEADER_EPOCH || err == -RN_E_SHUTTING_DOWN)
+    if (err == -RN_E_NOT_LEADER || err == -RN_E_UNKNOWN_TOPIC || err == -RN_E_FENCED_LEADER_EPOCH ||
+        err == -RN_E_SHUTTING_DOWN)
         return true;
     /* Any transport failure: the broker may have moved or died. */
     return err < 0 && !rn_is_rn_error(err) && err != -ENOMEM;

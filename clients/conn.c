@@ -108,8 +108,8 @@ int rn__client_init(rn__client *cl, const rn_conf *conf)
     /* Responses may be large (a Fetch of fetch.max.bytes, whose first batch can
      * pass the limits, a Metadata of a large cluster): raise the limits that a
      * broker keeps low for requests, and keep them finite. */
-    uint64_t max = (uint64_t)conf->fetch_max_bytes + 2ull * (uint64_t)conf->message_max_bytes +
-                   (16u << 20);
+    uint64_t max =
+        (uint64_t)conf->fetch_max_bytes + 2ull * (uint64_t)conf->message_max_bytes + (16u << 20);
     cl->lim.max_request = max > UINT32_MAX - 8 ? UINT32_MAX - 8 : (uint32_t)max;
     cl->lim.max_header = 64u << 20;
     cl->lim.max_entries = 1000000;
@@ -243,6 +243,7 @@ static void conn_fail(rn__conn *c, int err, const char *fmt, ...)
     c->n_pending = 0;
     while (p) {
         rn__pending *next = p->next;
+        c->cl->n_callbacks++;
         p->cb(p->arg, c, err, NULL);
         free(p);
         p = next;
@@ -368,6 +369,7 @@ static void complete_unanswered(rn__conn *c)
         rn__pending *next = p->next;
         if (p->no_response && p->end_pos <= c->sent_total) {
             unlink_pending(c, prev, p);
+            c->cl->n_callbacks++;
             p->cb(p->arg, c, 0, NULL);
             free(p);
         } else {
@@ -383,8 +385,8 @@ static void complete_unanswered(rn__conn *c)
 static bool conn_flush(rn__conn *c, bool may_fail)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c->out_off += (size_t)n;
             c->sent_total += (uint64_t)n;
@@ -407,8 +409,8 @@ static bool conn_flush(rn__conn *c, bool may_fail)
     return true;
 }
 
-int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, size_t len,
-                  int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg)
+int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, size_t len, int api,
+                  int timeout_ms, bool no_response, rn__resp_cb cb, void *arg)
 {
     struct iovec iov = {(void *)payload, len};
     return rn__conn_sendv(c, h, &iov, len ? 1 : 0, api, timeout_ms, no_response, cb, arg);
@@ -503,12 +505,14 @@ static bool dispatch(rn__conn *c, const rn_frame *f)
         snprintf(c->errmsg, sizeof(c->errmsg),
                  "bad response from %s:%u: %s answered with body field %d", c->host, c->port,
                  rn_frame_api_name(p->api), body);
+        c->cl->n_callbacks++;
         p->cb(p->arg, c, -RN_E_INVALID_REQUEST, NULL);
         free(p);
         conn_fail(c, -RN_E_INVALID_REQUEST, "bad response from %s:%u: wrong body", c->host,
                   c->port);
         return false;
     }
+    c->cl->n_callbacks++;
     p->cb(p->arg, c, 0, &resp);
     rn_frame_response_fini(&resp);
     free(p);
@@ -530,8 +534,7 @@ static void conn_read(rn__conn *c)
             return;
         }
         if (n == 0) {
-            conn_fail(c, -ECONNRESET, "connection to %s:%u closed by the broker", c->host,
-                      c->port);
+            conn_fail(c, -ECONNRESET, "connection to %s:%u closed by the broker", c->host, c->port);
             return;
         }
         size_t off = 0;
@@ -591,6 +594,7 @@ int rn__client_poll(rn__client *cl, int timeout_ms)
 {
     int64_t now = rn__now_ms();
     int64_t wake = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
+    uint64_t callbacks = cl->n_callbacks;
     size_t n = cl->n_conns;
     for (size_t i = 0; i < n; i++) {
         rn__conn *c = cl->conns[i];
@@ -601,6 +605,10 @@ int rn__client_poll(rn__client *cl, int timeout_ms)
         if (c->state == RN__CONN_UP)
             complete_unanswered(c);
     }
+    /* A callback above may have produced what the caller waits for (an acks=0
+     * delivery, a failed request): then only look, do not sleep. */
+    if (cl->n_callbacks != callbacks)
+        wake = now;
     /* Connections may have been added by callbacks above: poll what exists now. */
     n = cl->n_conns;
     struct pollfd stack_pfds[16];
@@ -668,7 +676,8 @@ int rn__client_poll(rn__client *cl, int timeout_ms)
     return 0;
 }
 
-/* ---- Synchronous calls ------------------------------------------------------------------------ */
+/* ---- Synchronous calls ------------------------------------------------------------------------
+ */
 
 void rn__reply_fini(rn__reply *r)
 {

@@ -285,7 +285,8 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
                        ? k
                        : fr->n;
         for (size_t j = 0; i == fr->n && j < fr->n; j++)
-            if (fr->parts[j]->partition == r->partition && strcmp(fr->parts[j]->topic, r->topic) == 0)
+            if (fr->parts[j]->partition == r->partition &&
+                strcmp(fr->parts[j]->topic, r->topic) == 0)
                 i = j;
         if (i == fr->n)
             continue; /* not asked for */
@@ -381,8 +382,8 @@ out:
 
 static bool fetchable(const rn_consumer *c, const cpart *p, int64_t now)
 {
-    return !p->fetching && !p->stopped && !p->corrupt && p->fetch_pos >= 0 &&
-           p->retry_at <= now && p->buffered < (size_t)c->cl.conf->max_partition_fetch_bytes;
+    return !p->fetching && !p->stopped && !p->corrupt && p->fetch_pos >= 0 && p->retry_at <= now &&
+           p->buffered < (size_t)c->cl.conf->max_partition_fetch_bytes;
 }
 
 /* Send one Fetch per leader for every partition that wants more data. */
@@ -576,8 +577,7 @@ static int decode(rn_consumer *c)
         while (c->n_msgs < max) {
             int rc = decode_batch(c, p);
             if (rc == -ENOMEM && c->n_msgs == 0)
-                return rn__fail(&c->cl, rc, "out of memory decoding %s-%d", p->topic,
-                                p->partition);
+                return rn__fail(&c->cl, rc, "out of memory decoding %s-%d", p->topic, p->partition);
             if (rc <= 0)
                 break; /* a batch error is pending: messages so far still go out */
         }
@@ -717,8 +717,8 @@ static int resolve(rn_consumer *c, cpart **parts, int64_t *ts, size_t n)
         rn__client_poll(cl, cl->conf->retry_backoff_ms);
         for (size_t i = 0; i < n; i++) {
             rn__md_topic *t;
-            if (!ok[i] && (rc = rn__md_wait_topic(cl, parts[i]->topic,
-                                                  cl->conf->socket_timeout_ms, &t)) < 0)
+            if (!ok[i] &&
+                (rc = rn__md_wait_topic(cl, parts[i]->topic, cl->conf->socket_timeout_ms, &t)) < 0)
                 goto out;
         }
     }
@@ -783,8 +783,7 @@ static void free_part(cpart *p)
 }
 
 /* Assign partitions [first, first + n) of topic from offset. */
-static int assign_range(rn_consumer *c, const char *topic, int32_t first, int32_t n,
-                        int64_t offset)
+static int assign_range(rn_consumer *c, const char *topic, int32_t first, int32_t n, int64_t offset)
 {
     rn__client *cl = &c->cl;
     if (offset < RN_START_BEGINNING)
@@ -874,8 +873,7 @@ int rn_consumer_seek_time(rn_consumer *c, const char *topic, int32_t partition, 
         return rn__fail(&c->cl, -RN_E_UNKNOWN_TOPIC, "seek: %s-%d is not assigned", topic,
                         partition);
     if (ts_ms < 0)
-        return rn__fail(&c->cl, -EINVAL, "seek %s-%d: bad time %" PRId64, topic, partition,
-                        ts_ms);
+        return rn__fail(&c->cl, -EINVAL, "seek %s-%d: bad time %" PRId64, topic, partition, ts_ms);
     return resolve(c, &p, &ts_ms, 1);
 }
 

@@ -53,6 +53,7 @@ struct rn_conf {
     int max_in_flight;
     int partitioner;
     int queue_max_messages; /* queue.buffering.max.messages */
+    bool idempotence;       /* enable.idempotence (needs acks=all; off with acks=0/1) */
     int message_max_bytes;
     /* consumer */
     int fetch_min_bytes;
@@ -159,8 +160,8 @@ typedef struct rn__metadata {
     char **wanted; /* topics this handle uses: every refresh asks for all of them */
     size_t n_wanted;
     bool in_flight, again;
-    int64_t not_before; /* no new refresh before this (after a failure) */
-    uint64_t generation; /* bumped by each completed refresh, good or bad */
+    int64_t not_before;       /* no new refresh before this (after a failure) */
+    uint64_t generation;      /* bumped by each completed refresh, good or bad */
     uint64_t good_generation; /* generation of the last successful refresh */
     int last_err;
     char errmsg[256];
@@ -178,6 +179,7 @@ struct rn__client {
     size_t n_boot, next_boot;
     rn__metadata md;
     uint32_t next_cid;
+    uint64_t n_callbacks; /* request callbacks run so far */
     rn_frame_limits lim;
     char errmsg[512];
 };
@@ -206,8 +208,8 @@ rn__conn *rn__client_conn_any(rn__client *cl);
  * -RN_E_TIMEOUT (as Kafka's request.timeout.ms does). no_response: the peer
  * sends nothing back (Produce acks=0); cb runs once the bytes are written.
  * cb never runs before this returns. Errors: -ENOMEM, -EMSGSIZE. */
-int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, size_t len,
-                  int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg);
+int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, size_t len, int api,
+                  int timeout_ms, bool no_response, rn__resp_cb cb, void *arg);
 /* rn__conn_send with the payload gathered from iovcnt pieces. */
 int rn__conn_sendv(rn__conn *c, Runnel__RequestHeader *h, const struct iovec *iov, int iovcnt,
                    int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg);

@@ -263,8 +263,7 @@ int rn__md_wait_topic(rn__client *cl, const char *topic, int timeout_ms, rn__md_
         int64_t left = deadline - rn__now_ms();
         if (left <= 0)
             return rn__fail(cl, -RN_E_TIMEOUT, "no metadata for topic %s after %d ms%s%s", topic,
-                            timeout_ms, md->last_err ? ": " : "",
-                            md->last_err ? md->errmsg : "");
+                            timeout_ms, md->last_err ? ": " : "", md->last_err ? md->errmsg : "");
         int rc = rn__client_poll(cl, (int)left);
         if (rc < 0)
             return rn__fail(cl, rc, "poll: %s", rn_strerror(rc));

@@ -37,8 +37,16 @@
  *     the reports array always has room for all of them (reserved in send), so
  *     an answer never needs memory to be reported.
  *
- * Not yet: the idempotent producer (InitProducer is reserved in the protocol);
- * a retry after a lost answer may therefore store a batch twice.
+ *  5. Idempotence (enable.idempotence with acks=all): before its first batch
+ *     the producer asks any broker for a producer id (InitProducer). Each batch
+ *     gets the id, epoch and its partition's next sequence stamped into its
+ *     header (CRC recomputed) when it is first sent, never again, so a retry
+ *     carries the same sequence and the leader answers a retry of a batch it
+ *     already has with the first offset instead of storing it twice. A batch
+ *     that fails for good after it was sent leaves a gap in its partition's
+ *     sequences: the producer then takes a new id and restarts sequences at 0
+ *     (idem_reset). A broker without InitProducer (UNKNOWN_API) turns
+ *     idempotence off and the producer goes on without it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -64,6 +72,7 @@ typedef struct pbatch {
     int64_t retry_at;
     int64_t attempts;
     int last_err;
+    bool stamped; /* producer id and sequence written (invariant 5) */
     struct pbatch *next;
 } pbatch;
 
@@ -79,6 +88,7 @@ struct ppart {
     int n_inflight;
     bool retrying;
     uint64_t next_seq;
+    int32_t next_sequence; /* idempotence: the next batch's base_sequence */
 };
 
 struct ptopic {
@@ -98,6 +108,9 @@ typedef struct preport {
 } preport;
 
 struct rn_producer;
+
+/* Idempotence: OFF, or NEED an id → WAIT for InitProducer → READY. */
+enum idem_state { IDEM_OFF, IDEM_NEED, IDEM_WAIT, IDEM_READY };
 
 /* One Produce request in flight. */
 typedef struct preq {
@@ -119,6 +132,10 @@ struct rn_producer {
     bool flushing, closing, in_callbacks;
     bool need_md;
     int64_t md_retry_at;
+    enum idem_state idem;
+    int64_t pid;
+    int16_t epoch;
+    int64_t idem_retry_at;
     uint64_t rng;
     uint64_t n_requests, n_batches;
 };
@@ -190,6 +207,92 @@ static void pick_sticky(rn_producer *p, ptopic *t)
     if (s == t->sticky)
         s = (s + 1) % t->n_parts;
     t->sticky = s;
+}
+
+/* ---- Idempotence ---------------------------------------------------------------------- */
+
+static void put_be(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+/* Write the producer id, epoch and the partition's next sequence into b's
+ * header and recompute the CRC, which covers them. Once per batch. */
+static void stamp(rn_producer *p, pbatch *b)
+{
+    ppart *pp = b->pp;
+    uint8_t *h = b->buf;
+    put_be(h + RN_BATCH_OFF_PRODUCER_ID, (uint64_t)p->pid, 8);
+    put_be(h + RN_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)p->epoch, 2);
+    put_be(h + RN_BATCH_OFF_BASE_SEQUENCE, (uint32_t)pp->next_sequence, 4);
+    put_be(h + RN_BATCH_OFF_CRC, rn_crc32c(h + RN_BATCH_CRC_START, b->len - RN_BATCH_CRC_START), 4);
+    /* Sequences wrap to 0 after INT32_MAX, as Kafka's do. */
+    pp->next_sequence = (int32_t)(((int64_t)pp->next_sequence + b->n) % ((int64_t)INT32_MAX + 1));
+    b->stamped = true;
+}
+
+/* A sent batch failed for good: its partition's sequences have a gap the
+ * leader would refuse. Take a new producer id; batches not yet sent get new
+ * sequences from 0 under it. */
+static void idem_reset(rn_producer *p)
+{
+    if (p->idem == IDEM_OFF || p->closing)
+        return;
+    p->idem = IDEM_NEED;
+    p->idem_retry_at = 0;
+    for (size_t ti = 0; ti < p->n_topics; ti++) {
+        ptopic *t = p->topics[ti];
+        for (int32_t pi = 0; pi < t->n_parts; pi++) {
+            ppart *pp = t->parts[pi];
+            if (!pp)
+                continue;
+            pp->next_sequence = 0;
+            for (pbatch *b = pp->q_head; b; b = b->next)
+                b->stamped = false;
+        }
+    }
+}
+
+static void init_producer_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
+{
+    rn_producer *p = arg;
+    if (!err && resp->hdr->error_code)
+        err = -(int)resp->hdr->error_code;
+    if (!err) {
+        p->pid = resp->hdr->init_producer->producer_id;
+        p->epoch = (int16_t)resp->hdr->init_producer->producer_epoch;
+        p->idem = p->pid >= 0 ? IDEM_READY : IDEM_OFF;
+        return;
+    }
+    if (rn__retriable(err)) {
+        p->idem = IDEM_NEED;
+        p->idem_retry_at = rn__now_ms() + p->cl.conf->retry_backoff_ms;
+        if (rn__needs_metadata(err))
+            p->need_md = true;
+        return;
+    }
+    /* A broker that does not know InitProducer, or refuses it: go on without. */
+    rn__fail(&p->cl, err, "idempotence off: InitProducer to %s:%u failed: %s", c->host, c->port,
+             rn_strerror(err));
+    p->idem = IDEM_OFF;
+}
+
+static void init_producer(rn_producer *p, int64_t now)
+{
+    Runnel__InitProducerRequest req = RUNNEL__INIT_PRODUCER_REQUEST__INIT;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_INIT_PRODUCER;
+    h.init_producer = &req;
+    rn__conn *c = rn__client_conn_any(&p->cl);
+    if (c && rn__conn_send(c, &h, NULL, 0, RUNNEL__API__INIT_PRODUCER,
+                           p->cl.conf->socket_timeout_ms, false, init_producer_cb, p) == 0) {
+        p->idem = IDEM_WAIT;
+        return;
+    }
+    p->idem_retry_at = now + p->cl.conf->retry_backoff_ms;
 }
 
 /* ---- Open batches --------------------------------------------------------------------- */
@@ -316,6 +419,8 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
     }
     rn__fail(&p->cl, err, "delivery to %s-%d failed after %lld attempt%s: %s", pp->t->name,
              pp->partition, (long long)b->attempts, b->attempts == 1 ? "" : "s", msg);
+    if (b->stamped)
+        idem_reset(p);
     fail_batch(p, b, err);
 }
 
@@ -354,7 +459,8 @@ static void produce_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
                     strcmp(pr->partitions[k]->topic, topic) == 0)
                     r = pr->partitions[k];
             if (!r) {
-                batch_failed(p, b, -RN_E_INVALID_REQUEST, "the broker's answer omits the partition");
+                batch_failed(p, b, -RN_E_INVALID_REQUEST,
+                             "the broker's answer omits the partition");
             } else if (r->error_code) {
                 int e = -(int)r->error_code;
                 char msg[300];
@@ -441,6 +547,8 @@ static int send_round(rn_producer *p, int64_t now)
     draft *drafts = NULL;
     size_t n_drafts = 0;
     int sent = 0;
+    if (p->idem == IDEM_NEED || p->idem == IDEM_WAIT)
+        return 0; /* every batch needs the producer id first */
     for (size_t ti = 0; ti < p->n_topics; ti++) {
         ptopic *t = p->topics[ti];
         for (int32_t pi = 0; pi < t->n_parts; pi++) {
@@ -477,6 +585,8 @@ static int send_round(rn_producer *p, int64_t now)
                 d->b = v;
                 d->cap = cap;
             }
+            if (p->idem == IDEM_READY && !pp->q_head->stamped)
+                stamp(p, pp->q_head);
             d->b[d->n++] = pp->q_head;
         }
     }
@@ -514,9 +624,20 @@ static void pump(rn_producer *p)
                          t->name, pp->partition, conf->delivery_timeout_ms,
                          b->last_err ? ", last error: " : "",
                          b->last_err ? rn_errname(b->last_err) : "");
+                if (b->stamped)
+                    idem_reset(p);
                 fail_batch(p, b, -RN_E_TIMEOUT);
             }
         }
+    }
+    if (p->idem == IDEM_NEED && now >= p->idem_retry_at) {
+        bool queued = false;
+        for (size_t ti = 0; ti < p->n_topics && !queued; ti++)
+            for (int32_t pi = 0; pi < p->topics[ti]->n_parts && !queued; pi++)
+                queued = p->topics[ti]->parts[pi] &&
+                         (p->topics[ti]->parts[pi]->q_head || p->topics[ti]->parts[pi]->n_open);
+        if (queued)
+            init_producer(p, now);
     }
     /* Each round puts at most one batch per partition in a request; go on while
      * connections take more (bounded by max.in.flight). */
@@ -552,6 +673,8 @@ static int64_t next_timer(rn_producer *p)
     }
     if (p->need_md)
         t = min64(t, p->md_retry_at);
+    if (p->idem == IDEM_NEED)
+        t = min64(t, p->idem_retry_at);
     return t;
 }
 
@@ -593,6 +716,8 @@ int rn_producer_new(rn_producer **out, const rn_conf *conf, rn_delivery_cb cb, v
     p->bopts.producer_id = -1;
     p->bopts.producer_epoch = -1;
     p->bopts.base_sequence = -1;
+    /* Batches are built without producer fields; stamp() fills them at first send. */
+    p->idem = conf->idempotence && conf->acks == -1 ? IDEM_NEED : IDEM_OFF;
     p->rng = (uint64_t)rn__wall_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
     if (!p->rng)
         p->rng = 1;
@@ -620,9 +745,8 @@ size_t rn_producer_outstanding(const rn_producer *p)
 }
 
 int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const void *key,
-                     size_t key_len, const void *value, size_t value_len,
-                     const rn_header *headers, size_t n_headers, int64_t timestamp,
-                     void *opaque)
+                     size_t key_len, const void *value, size_t value_len, const rn_header *headers,
+                     size_t n_headers, int64_t timestamp, void *opaque)
 {
     rn__client *cl = &p->cl;
     const rn_conf *conf = cl->conf;
@@ -639,8 +763,8 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
     size_t est = (key ? key_len : 0) + (value ? value_len : 0) + 32;
     for (size_t i = 0; i < n_headers; i++)
         est += headers[i].name_len + (headers[i].value ? headers[i].value_len : 0) + 10;
-    if (est + RN_BATCH_HEADER_LEN > (size_t)conf->message_max_bytes ||
-        key_len > INT32_MAX || value_len > INT32_MAX)
+    if (est + RN_BATCH_HEADER_LEN > (size_t)conf->message_max_bytes || key_len > INT32_MAX ||
+        value_len > INT32_MAX)
         return rn__fail(cl, -RN_E_MESSAGE_TOO_LARGE,
                         "send: a record of about %zu bytes does not fit message.max.bytes (%d)",
                         est, conf->message_max_bytes);
@@ -701,8 +825,8 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
         hdrs[i].value = headers[i].value;
         hdrs[i].value_len = headers[i].value ? (int32_t)headers[i].value_len : -1;
     }
-    int rc = rn_batch_builder_add(pp->b, timestamp ? timestamp : rn__wall_ms(), key, key_len,
-                                  value, value_len, n_headers ? hdrs : NULL, n_headers);
+    int rc = rn_batch_builder_add(pp->b, timestamp ? timestamp : rn__wall_ms(), key, key_len, value,
+                                  value_len, n_headers ? hdrs : NULL, n_headers);
     if (hdrs != stack_hdrs)
         free(hdrs);
     if (rc < 0)
@@ -819,4 +943,9 @@ uint64_t rn__producer_requests(const rn_producer *p)
 uint64_t rn__producer_batches(const rn_producer *p)
 {
     return p->n_batches;
+}
+
+int64_t rn__producer_id(const rn_producer *p)
+{
+    return p->idem == IDEM_READY ? p->pid : -1;
 }

@@ -17,5 +17,8 @@
 uint64_t rn__producer_requests(const rn_producer *p);
 /* Record batches sent so far, over all those requests. */
 uint64_t rn__producer_batches(const rn_producer *p);
+/* The producer id the broker gave (idempotence), or -1 while it has none or
+ * idempotence is off. */
+int64_t rn__producer_id(const rn_producer *p);
 
 #endif

@@ -289,8 +289,10 @@ static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
     if (res == 0)
         s->seal_synced = true;
     rn_segment_unref(s);
-    if (!log->failed)
-        seal_rolled(log);
+    /* Not just seal_rolled: a group commit may be waiting for this segment
+     * to be on disk (submit_sync), or, if this failed, appends for a sync
+     * that will never come. */
+    maybe_sync(log);
 }
 
 static void seal_rolled(rn_log *log)
@@ -366,6 +368,13 @@ static void submit_sync(rn_log *log)
     rn_segment *seg = log->visible_seg;
     if (log->sync_inflight || log->failed || !seg || log->leo <= log->flushed)
         return;
+    /* Invariant 2: the sync covers batches in seg and in the segments before
+     * it, so those must be on disk already. A rolled segment whose own
+     * fdatasync (seal_rolled) has not completed holds batches this one would
+     * acknowledge: wait for it (seal_sync_done calls maybe_sync again). */
+    for (unsigned i = 0; i + 1 < log->n_segs && log->segs[i] != seg; i++)
+        if (!log->segs[i]->sealed && !log->segs[i]->seal_synced)
+            return;
     if (seg->fd < 0) {
         /* Sealed already, which synced it and every segment before it. */
         log->flushed = log->leo;
@@ -659,7 +668,10 @@ static int drain(rn_log *log)
 
 int rn_log_flush_sync(rn_log *log)
 {
-    while (log->writes.head || log->unsynced.head || log->sync_inflight) {
+    /* Rolled segments are synced through the ring (seal_rolled): what they
+     * hold is durable only once those syncs are done too. */
+    while (log->writes.head || log->unsynced.head || log->sync_inflight ||
+           log->n_seal_inflight) {
         int rc = rn_io_run(log->io, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;

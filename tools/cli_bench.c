@@ -181,10 +181,12 @@ static void *produce_thread(void *arg)
         if (per_us > 0) {
             int64_t due = b->start_us + (int64_t)((double)i / per_us);
             while ((now = cli_mono_us()) < due && !cli_stop) {
+                /* Poll while waiting, so delivery reports (and with them the
+                 * latency figures) are taken when they arrive, not when the
+                 * next burst of sends gets round to polling. */
                 int ms = (int)((due - now) / 1000);
-                if (ms > 0) {
-                    rn_producer_poll(w->p, ms);
-                } else {
+                rn_producer_poll(w->p, ms);
+                if (ms == 0) {
                     struct timespec ts = {0, (long)(due - now) * 1000};
                     nanosleep(&ts, NULL);
                 }
@@ -638,8 +640,8 @@ int cli_bench(int argc, char **argv)
     } else if (b.records < 0) {
         b.records = 100000;
     }
-    status = CLI_ERROR;
-    if (cli_conn_probe(&conn) < 0)
+    status = cli_conn_start(&conn);
+    if (status != CLI_OK)
         goto out;
     status = b.consume ? bench_consume(&b, &conn) : bench_produce(&b, &conn, acks, codec);
 out:

@@ -335,6 +335,18 @@ int cli_conn_probe(const cli_conn *c)
     return last < 0 ? last : -EINVAL;
 }
 
+int cli_conn_start(const cli_conn *c)
+{
+    rn_conf *conf = cli_conn_conf(c, NULL);
+    if (!conf)
+        return CLI_USAGE;
+    rn_conf_free(conf);
+    int rc = cli_conn_probe(c);
+    if (rc == -EINVAL)
+        return CLI_USAGE;
+    return rc < 0 ? CLI_ERROR : CLI_OK;
+}
+
 int cli_producer_drain(rn_producer *p, int timeout_ms)
 {
     int64_t deadline = cli_mono_us() + (int64_t)timeout_ms * 1000;

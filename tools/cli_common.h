@@ -87,6 +87,11 @@ int cli_conn_opt(cli_conn *c, int opt, const char *arg);
  * prints one line and returns NULL. The caller owns the result. */
 rn_conf *cli_conn_conf(const cli_conn *c, const char *const *extra);
 
+/* Before a command's first request: check the -X settings and the broker list
+ * (CLI_USAGE after one line when one is malformed), then cli_conn_probe
+ * (CLI_ERROR when no broker answers). CLI_OK when the command can go on. */
+int cli_conn_start(const cli_conn *c);
+
 /* A millisecond setting as the last -X key=N gives it, else def (for the
  * waits the CLI bounds itself: connect.timeout.ms, delivery.timeout.ms). */
 int cli_conn_prop_ms(const cli_conn *c, const char *key, int def);

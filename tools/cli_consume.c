@@ -348,9 +348,10 @@ int cli_consume(int argc, char **argv)
         }
     }
 
-    status = CLI_ERROR;
-    if (cli_conn_probe(&conn) < 0)
+    status = cli_conn_start(&conn);
+    if (status != CLI_OK)
         goto out;
+    status = CLI_ERROR;
     conf = cli_conn_conf(&conn, NULL);
     if (!conf)
         goto out;

@@ -396,9 +396,10 @@ int cli_produce(int argc, char **argv)
             goto out;
         }
     }
-    status = CLI_ERROR;
-    if (cli_conn_probe(&conn) < 0)
+    status = cli_conn_start(&conn);
+    if (status != CLI_OK)
         goto out;
+    status = CLI_ERROR;
     char acks_kv[32], codec_kv[48];
     snprintf(acks_kv, sizeof(acks_kv), "acks=%s", acks);
     snprintf(codec_kv, sizeof(codec_kv), "compression.codec=%s", codec);

@@ -73,11 +73,9 @@ static int kv_add(kv_list *l, const char *arg)
     return 0;
 }
 
-/* A connected admin handle, or NULL after printing why. */
+/* An admin handle (it connects on its first call), or NULL after printing why. */
 static rn_admin *admin_open(const cli_conn *conn)
 {
-    if (cli_conn_probe(conn) < 0)
-        return NULL;
     rn_conf *conf = cli_conn_conf(conn, NULL);
     if (!conf)
         return NULL;
@@ -396,6 +394,9 @@ int cli_topic(int argc, char **argv)
     }
     cli_cmd = cmd_buf;
 
+    status = cli_conn_start(&conn);
+    if (status != CLI_OK)
+        goto out;
     a = admin_open(&conn);
     if (!a) {
         status = CLI_ERROR;

@@ -61,6 +61,7 @@ int main(int argc, char **argv)
     }
 
     stats s = {0};
+    int failed = 0;
     rn_producer *p;
     int rc = rn_producer_new(&p, conf, on_delivery, &s);
     rn_conf_free(conf); /* the producer took a copy */
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
         }
         if (rc < 0) {
             fprintf(stderr, "send: %s\n", rn_producer_errmsg(p));
+            failed = 1;
             break;
         }
         /* Poll now and then without waiting: it sends ready batches and runs callbacks. */
@@ -94,5 +96,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "flush: %s\n", rn_producer_errmsg(p));
     rn_producer_close(p);
     printf("%ld delivered, %ld failed, last offset %lld\n", s.ok, s.failed, s.last_offset);
-    return s.failed ? 1 : 0;
+    return failed || s.failed ? 1 : 0;
 }

@@ -12,6 +12,10 @@ set -u
 
 RUNNEL=${1:?usage: test_cli.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_cli.sh RUNNEL RUNNELD}
+# Under the sanitizer build a report must fail the test even where exit 1 is
+# the expected outcome: give sanitizer exits their own status.
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
 TMP=$(mktemp -d /tmp/rn-cli-XXXXXX)
 DATA=$TMP/data
 BROKER_PID=
@@ -129,6 +133,8 @@ test_usage_errors() {
   expect_status 2 r topic frob x || return 1
   expect_status 2 r topic create || return 1
   expect_status 2 r topic alter t1 || return 1
+  expect_status 2 r -X no.such.key=1 topic list || return 1
+  expect_status 2 r topic list -b nonsense || return 1
   expect_status 2 r replay "$DATA" || return 1
   expect_status 2 r replay "$DATA" t1 --format xml || return 1
   expect_status 2 r bench produce || return 1

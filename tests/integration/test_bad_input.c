@@ -271,8 +271,20 @@ Test(bad_input, produce_bad_crc)
 Test(bad_input, unknown_api_keeps_connection)
 {
     it_conn *c = itf_connect(&B);
-    int apis[] = {42, RUNNEL__API__INIT_PRODUCER, RUNNEL__API__DESCRIBE_GROUP};
-    for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++) {
+    /* Numbers no Api names, and the reserved ones this build has no
+     * messages for yet (taken from the decoder's own table, so the test
+     * follows as the group APIs arrive). */
+    int apis[8] = {42, 1000};
+    size_t n_apis = 2, n_known;
+    const rn_frame_api *known = rn_frame_apis(&n_known);
+    for (int a = RUNNEL__API__INIT_PRODUCER; a <= RUNNEL__API__DESCRIBE_GROUP; a++) {
+        bool decoded = false;
+        for (size_t k = 0; k < n_known; k++)
+            decoded |= known[k].api == a;
+        if (!decoded && n_apis < 8)
+            apis[n_apis++] = a;
+    }
+    for (size_t i = 0; i < n_apis; i++) {
         Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
         h.api = (Runnel__Api)apis[i];
         uint32_t cid;

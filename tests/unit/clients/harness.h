@@ -169,9 +169,9 @@ static inline rn_conf *rt_conf(const rt_broker *b, ...)
     rn_conf *c = rn_conf_new();
     cr_assert_not_null(c);
     char err[256];
-    cr_assert_eq(rn_conf_set(c, "bootstrap.servers", b ? b->servers : "127.0.0.1:1", err,
-                             sizeof(err)),
-                 0, "%s", err);
+    cr_assert_eq(
+        rn_conf_set(c, "bootstrap.servers", b ? b->servers : "127.0.0.1:1", err, sizeof(err)), 0,
+        "%s", err);
     va_list ap;
     va_start(ap, b);
     for (;;) {

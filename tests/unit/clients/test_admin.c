@@ -93,8 +93,7 @@ Test(admin, alter_configs)
     int rc = rn_admin_alter_configs(a, "t", bad, v, 1, NULL, 0);
     cr_assert_eq(rc, -RN_E_INVALID_CONFIG, "%s", rn_err_name(rc));
     cr_assert(strstr(rn_admin_errmsg(a), "no.such.config") != NULL, "%s", rn_admin_errmsg(a));
-    cr_assert_eq(rn_admin_alter_configs(a, "t", NULL, NULL, 0, k, 1), 0, "%s",
-                 rn_admin_errmsg(a));
+    cr_assert_eq(rn_admin_alter_configs(a, "t", NULL, NULL, 0, k, 1), 0, "%s", rn_admin_errmsg(a));
 }
 
 // Offsets of an empty and of a written partition: earliest, latest, by time.

@@ -67,10 +67,18 @@ Test(conf, documented_keys_accepted)
 Test(conf, bad_input_refused)
 {
     const char *kv[][2] = {
-        {"no.such.key", "1"},         {"linger.ms", "-1"},          {"linger.ms", "12x"},
-        {"linger.ms", ""},            {"batch.size", "2000000"},    {"acks", "2"},
-        {"compression.codec", "lz4"}, {"check.crcs", "maybe"},      {"partitioner", "murmur"},
-        {"bootstrap.servers", ""},    {"bootstrap.servers", "host"}, {"bootstrap.servers", "h:0"},
+        {"no.such.key", "1"},
+        {"linger.ms", "-1"},
+        {"linger.ms", "12x"},
+        {"linger.ms", ""},
+        {"batch.size", "2000000"},
+        {"acks", "2"},
+        {"compression.codec", "lz4"},
+        {"check.crcs", "maybe"},
+        {"partitioner", "murmur"},
+        {"bootstrap.servers", ""},
+        {"bootstrap.servers", "host"},
+        {"bootstrap.servers", "h:0"},
         {"bootstrap.servers", "h:70000"},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
@@ -127,9 +135,9 @@ Test(conf, servers_split)
     char **hosts;
     uint16_t *ports;
     size_t n;
-    cr_assert_eq(rn__parse_servers(" a:1 ,[::1]:9700,b.example:65535", &hosts, &ports, &n, err,
-                                   sizeof(err)),
-                 0, "%s", err);
+    cr_assert_eq(
+        rn__parse_servers(" a:1 ,[::1]:9700,b.example:65535", &hosts, &ports, &n, err, sizeof(err)),
+        0, "%s", err);
     cr_assert_eq(n, 3);
     cr_assert_str_eq(hosts[0], "a");
     cr_assert_eq(ports[0], 1);

@@ -246,8 +246,7 @@ Test(consumer, long_poll_wakes_on_data, .timeout = 30)
     pthread_join(th, NULL);
     cr_assert_eq(n, 1, "poll: %d %s", n, rn_consumer_errmsg(c));
     cr_assert_eq(value_num(&m[0]), 0);
-    cr_assert(took < 2500, "record came after %lld ms: the fetch did not wake",
-              (long long)took);
+    cr_assert(took < 2500, "record came after %lld ms: the fetch did not wake", (long long)took);
     rn_consumer_close(c);
     rt_broker_stop(&b);
 }

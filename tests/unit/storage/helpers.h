@@ -19,7 +19,11 @@
  *    sector with a torn write. Synchronous
  *    fdatasyncs are seen through the rn_sys table; the asynchronous ones the
  *    log submits through io_uring are seen by interposing io_uring_submit and
- *    io_uring_submit_and_wait and reading the SQEs about to be submitted.
+ *    io_uring_submit_and_wait and reading the SQEs about to be submitted. A
+ *    file's content is snapshotted when its fdatasync starts and becomes the
+ *    durable image only when the fdatasync completes (for io_uring: when its
+ *    completion is in the CQ ring), so an acknowledgement given before the
+ *    sync that covers it has finished is caught.
  *    Metadata (file sizes, creates, renames, unlinks) is taken as durable at
  *    once: the model is lenient there and strict about data. Since the model
  *    decides what survives, the real fdatasyncs can be skipped (fake_sync):
@@ -375,21 +379,27 @@ static inline void th_config(rn_log_config *c, uint64_t segment_bytes, enum rn_f
 
 #define TH_SECTOR 512
 
-/* What a file held at its last fdatasync, by inode. */
+/* What a file held at its last completed fdatasync, by inode; or (pending)
+ * what it held when an io_uring fdatasync not yet completed was submitted. */
 typedef struct th_image {
     dev_t dev;
     ino_t ino;
     uint8_t *data;
     size_t len;
+    uint64_t seq;       /* order of the snapshots: an older one never wins */
+    uint64_t user_data; /* pending: the SQE's, to find its completion */
 } th_image;
 
 static struct {
     bool active;
     bool fake_sync;
     struct rn_sys saved;
-    th_image *img;
-    size_t n_img, cap_img;
-    unsigned n_syncs; /* fdatasyncs of regular files seen */
+    th_image *img, *pend;
+    size_t n_img, cap_img, n_pend, cap_pend;
+    uint64_t seq;
+    struct io_uring *ring; /* the ring whose completions are followed */
+    unsigned cq_seen;      /* CQ ring position looked at so far */
+    unsigned n_syncs;      /* fdatasyncs of regular files that completed */
 } th_crash;
 
 static inline th_image *th__crash_find(dev_t dev, ino_t ino, bool add)
@@ -417,33 +427,95 @@ static inline void th__crash_forget(dev_t dev, ino_t ino)
         free(im->data);
         *im = th_crash.img[--th_crash.n_img];
     }
+    for (size_t i = 0; i < th_crash.n_pend;) {
+        if (th_crash.pend[i].dev == dev && th_crash.pend[i].ino == ino) {
+            free(th_crash.pend[i].data);
+            th_crash.pend[i] = th_crash.pend[--th_crash.n_pend];
+        } else {
+            i++;
+        }
+    }
 }
 
-/* fd is about to be (or was just) fdatasync'd: what it holds now is durable. */
-static inline void th_crash_note_sync(int fd)
+/* Read what fd holds now into a new snapshot. */
+static inline bool th__crash_snapshot(int fd, th_image *out)
 {
     struct stat st;
-    if (!th_crash.active || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        return;
-    th_image *im = th__crash_find(st.st_dev, st.st_ino, true);
-    im->data = realloc(im->data, st.st_size ? (size_t)st.st_size : 1);
-    size_t done = 0;
-    while (done < (size_t)st.st_size) {
-        ssize_t n = pread(fd, im->data + done, (size_t)st.st_size - done, (off_t)done);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    memset(out, 0, sizeof(*out));
+    out->dev = st.st_dev;
+    out->ino = st.st_ino;
+    out->data = malloc(st.st_size ? (size_t)st.st_size : 1);
+    cr_assert_not_null(out->data);
+    while (out->len < (size_t)st.st_size) {
+        ssize_t n = pread(fd, out->data + out->len, (size_t)st.st_size - out->len, (off_t)out->len);
         if (n <= 0)
             break;
-        done += (size_t)n;
+        out->len += (size_t)n;
     }
-    im->len = done;
+    out->seq = ++th_crash.seq;
+    return true;
+}
+
+/* A completed fdatasync made snap durable (takes ownership of its data). */
+static inline void th__crash_commit(th_image *snap)
+{
+    th_image *im = th__crash_find(snap->dev, snap->ino, true);
+    if (im->data && im->seq > snap->seq) {
+        free(snap->data); /* a later sync of the file completed first */
+        return;
+    }
+    free(im->data);
+    im->data = snap->data;
+    im->len = snap->len;
+    im->seq = snap->seq;
     th_crash.n_syncs++;
+}
+
+/* Completions posted since the last look: their fdatasyncs are done. */
+static inline void th__crash_scan_cq(void)
+{
+    struct io_uring *ring = th_crash.ring;
+    if (!ring)
+        return;
+    unsigned tail = __atomic_load_n(ring->cq.ktail, __ATOMIC_ACQUIRE);
+    for (; th_crash.cq_seen != tail; th_crash.cq_seen++) {
+        struct io_uring_cqe *cqe = &ring->cq.cqes[th_crash.cq_seen & *ring->cq.kring_mask];
+        for (size_t i = 0; i < th_crash.n_pend; i++) {
+            if (th_crash.pend[i].user_data != cqe->user_data)
+                continue;
+            th_image snap = th_crash.pend[i];
+            th_crash.pend[i] = th_crash.pend[--th_crash.n_pend];
+            if (cqe->res < 0)
+                free(snap.data); /* a failed sync made nothing durable */
+            else
+                th__crash_commit(&snap);
+            break;
+        }
+    }
+}
+
+/* What fd holds now is durable (the file was synced, or exists at start). */
+static inline void th_crash_note_sync(int fd)
+{
+    th_image snap;
+    if (th_crash.active && th__crash_snapshot(fd, &snap))
+        th__crash_commit(&snap);
 }
 
 static int th__crash_fdatasync(int fd)
 {
     /* Snapshot first: the kernel persists at least what the page cache holds
-     * when the call starts. */
-    th_crash_note_sync(fd);
-    return th_crash.fake_sync ? 0 : th_crash.saved.fdatasync(fd);
+     * when the call starts; it is durable once the call returns 0. */
+    th_image snap;
+    bool ok = th__crash_snapshot(fd, &snap);
+    int rc = th_crash.fake_sync ? 0 : th_crash.saved.fdatasync(fd);
+    if (ok && rc == 0)
+        th__crash_commit(&snap);
+    else if (ok)
+        free(snap.data);
+    return rc;
 }
 
 static int th__crash_ftruncate(int fd, off_t len)
@@ -453,6 +525,10 @@ static int th__crash_ftruncate(int fd, off_t len)
         th_image *im = th__crash_find(st.st_dev, st.st_ino, false);
         if (im && im->len > (size_t)len)
             im->len = (size_t)len; /* sizes are durable at once in this model */
+        for (size_t i = 0; i < th_crash.n_pend; i++)
+            if (th_crash.pend[i].dev == st.st_dev && th_crash.pend[i].ino == st.st_ino &&
+                th_crash.pend[i].len > (size_t)len)
+                th_crash.pend[i].len = (size_t)len;
     }
     return th_crash.saved.ftruncate(fd, len);
 }
@@ -508,6 +584,7 @@ static inline void th_crash_begin(const char *dir, bool fake_sync)
     rn_sys.unlink = th__crash_unlink;
     rn_sys.rename = th__crash_rename;
     th_crash.n_syncs = 0;
+    th_crash.ring = NULL;
     th_crash.active = true;
 }
 
@@ -522,6 +599,12 @@ static inline void th_crash_end(void)
     free(th_crash.img);
     th_crash.img = NULL;
     th_crash.n_img = th_crash.cap_img = 0;
+    for (size_t i = 0; i < th_crash.n_pend; i++)
+        free(th_crash.pend[i].data);
+    free(th_crash.pend);
+    th_crash.pend = NULL;
+    th_crash.n_pend = th_crash.cap_pend = 0;
+    th_crash.ring = NULL;
 }
 
 enum th_crash_mode {
@@ -539,6 +622,7 @@ static inline unsigned th_crash_capture(const char *src, const char *dst, enum t
                                         uint64_t seed)
 {
     cr_assert(mkdir(dst, 0755) == 0 || errno == EEXIST, "mkdir %s", dst);
+    th__crash_scan_cq(); /* syncs completed by now count */
     DIR *d = opendir(src);
     cr_assert_not_null(d);
     struct dirent *e;
@@ -585,17 +669,30 @@ static inline unsigned th_crash_apply(const char *dir, enum th_crash_mode mode, 
     return th_crash_capture(dir, dir, mode, seed);
 }
 
-/* The asynchronous fdatasyncs: look at the SQEs about to go to the kernel. */
+/* The asynchronous fdatasyncs: look at the SQEs about to go to the kernel
+ * (and at the completions posted since the last look). */
 static inline void th__crash_scan_sq(struct io_uring *ring)
 {
     if (!th_crash.active)
         return;
+    if (th_crash.ring != ring) {
+        th_crash.ring = ring;
+        th_crash.cq_seen = *ring->cq.khead;
+    }
+    th__crash_scan_cq();
     struct io_uring_sq *sq = &ring->sq;
     for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
         struct io_uring_sqe *sqe = &sq->sqes[i & *sq->kring_mask];
-        if (sqe->opcode != IORING_OP_FSYNC)
+        th_image snap;
+        if (sqe->opcode != IORING_OP_FSYNC || !th__crash_snapshot(sqe->fd, &snap))
             continue;
-        th_crash_note_sync(sqe->fd);
+        snap.user_data = sqe->user_data;
+        if (th_crash.n_pend == th_crash.cap_pend) {
+            th_crash.cap_pend = th_crash.cap_pend ? th_crash.cap_pend * 2 : 16;
+            th_crash.pend = realloc(th_crash.pend, th_crash.cap_pend * sizeof(*th_crash.pend));
+            cr_assert_not_null(th_crash.pend);
+        }
+        th_crash.pend[th_crash.n_pend++] = snap;
         if (th_crash.fake_sync) {
             /* Same user_data, completes with 0; the flags field doubles as
              * the NOP's own flags on newer kernels, so clear it. */

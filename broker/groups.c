@@ -1,0 +1,1133 @@
+/*
+ * groups.c — the consumer group coordinator: members, epochs, target
+ * assignment, incremental hand-over, session timeouts (see groups.h).
+ *
+ * How it fits: handle_groups.c turns GroupHeartbeat / CommitOffsets /
+ * FetchOffsets / ListGroups / DescribeGroup requests into calls here; the
+ * reactor's tick calls rn_groups_tick; committed offsets go through
+ * broker/offsets.c into __offsets; assignments come from broker/assignor.c.
+ * The broker is reached only through rn_groups_env (topic sizes, the
+ * __offsets log), so tests drive the coordinator without sockets.
+ *
+ * A heartbeat, in order:
+ *   1. check the epoch: 0 joins (a new member, or the same id starting over
+ *      owning nothing), -1 leaves, anything else must be the member's current
+ *      or previous epoch (the previous one: the last answer was lost);
+ *   2. record subscription, owned partitions (only those that exist),
+ *      session timeout, time; a join or a changed subscription bumps the
+ *      group epoch;
+ *   3. refresh the target: a change in the subscribed topics (one appeared,
+ *      went, grew — seen through a hash of their names and sizes) bumps the
+ *      group epoch too; when the group epoch is ahead of the target's, the
+ *      assignor runs with the current target as its sticky input;
+ *   4. reconcile the member: given = (given ∩ target) ∪ (target partitions no
+ *      other member holds), where another member holds what it has been
+ *      given or says it owns; the member epoch catches up with the target
+ *      once the member owns nothing outside its target;
+ *   5. answer given, with a short heartbeat interval while the member still
+ *      has partitions to take or to drop.
+ *
+ * Invariants:
+ *   1. No partition is in the given sets of two members (step 4 only adds
+ *      what no other member holds).
+ *   2. A partition leaves a member's hands only through that member's own
+ *      heartbeat (its owned no longer lists it), its leave, or its removal.
+ *   3. group epoch >= assignment epoch >= every member epoch; a group with
+ *      epoch > assignment epoch gets a new target before anyone is answered.
+ *   4. Members and groups are kept sorted by id; topic names in partition
+ *      lists are interned (one copy per name for the coordinator's life), so
+ *      lists compare by strcmp and answers can borrow them.
+ *   5. A group without members is dropped; it lives on in listings while it
+ *      has committed offsets.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "broker/broker.h"
+#include "broker/groups.h"
+#include "broker/logfmt.h"
+#include "protocol/errors.h"
+
+/* ---- State ---------------------------------------------------------------------- */
+
+/* A sorted list of partitions whose topic names are interned. */
+typedef struct tplist {
+    rn_assign_tp *v;
+    size_t n, cap;
+} tplist;
+
+typedef struct member {
+    char *id;
+    char *client_id;
+    char *host;
+    int32_t epoch, prev_epoch;
+    char **topics; /* subscription, sorted, unique */
+    size_t n_topics;
+    uint32_t session_ms;
+    int64_t last_seen_ms;
+    tplist owned, given, target;
+} member;
+
+typedef struct group {
+    char *id;
+    int32_t epoch;
+    int32_t assignment_epoch;
+    enum rn_assignor assignor;
+    member **members; /* sorted by id */
+    size_t n_members, cap;
+    uint64_t meta_hash; /* of the subscribed topics' names and sizes behind the target */
+} group;
+
+struct rn_groups {
+    rn_groups_env env;
+    rn_offsets *offsets;
+    bool offsets_ok; /* false when loading __offsets failed */
+    group **groups;  /* sorted by id */
+    size_t n, cap;
+    char **names; /* interned topic names, sorted */
+    size_t n_names, cap_names;
+};
+
+__attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t errlen,
+                                                      const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static bool group_id_ok(const char *id)
+{
+    if (!id)
+        return false;
+    size_t n = strnlen(id, RN_GROUP_ID_MAX + 1);
+    return n >= 1 && n <= RN_GROUP_ID_MAX;
+}
+
+/* ---- Interned names and partition lists ------------------------------------------- */
+
+static const char *intern(rn_groups *g, const char *name)
+{
+    size_t lo = 0, hi = g->n_names;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(g->names[mid], name);
+        if (c == 0)
+            return g->names[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (g->n_names == g->cap_names) {
+        size_t cap = g->cap_names ? g->cap_names * 2 : 16;
+        char **v = realloc(g->names, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        g->names = v;
+        g->cap_names = cap;
+    }
+    char *s = strdup(name);
+    if (!s)
+        return NULL;
+    memmove(g->names + lo + 1, g->names + lo, (g->n_names - lo) * sizeof(*g->names));
+    g->names[lo] = s;
+    g->n_names++;
+    return s;
+}
+
+static int tp_cmp(const void *a, const void *b)
+{
+    const rn_assign_tp *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    if (c)
+        return c;
+    return x->partition < y->partition ? -1 : x->partition > y->partition;
+}
+
+static bool tpl_has(const tplist *l, const rn_assign_tp *tp)
+{
+    return l->n && bsearch(tp, l->v, l->n, sizeof(*l->v), tp_cmp) != NULL;
+}
+
+static void tpl_free(tplist *l)
+{
+    free(l->v);
+    *l = (tplist){0};
+}
+
+static int tpl_push(tplist *l, const char *topic, int32_t partition)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        rn_assign_tp *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (rn_assign_tp){topic, partition};
+    return 0;
+}
+
+/* Sort and drop duplicates. */
+static void tpl_normalize(tplist *l)
+{
+    if (l->n < 2)
+        return;
+    qsort(l->v, l->n, sizeof(*l->v), tp_cmp);
+    size_t w = 1;
+    for (size_t i = 1; i < l->n; i++)
+        if (tp_cmp(&l->v[i], &l->v[w - 1]) != 0)
+            l->v[w++] = l->v[i];
+    l->n = w;
+}
+
+static bool tpl_equal(const tplist *a, const tplist *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (tp_cmp(&a->v[i], &b->v[i]) != 0)
+            return false;
+    return true;
+}
+
+static bool tpl_subset(const tplist *a, const tplist *b)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (!tpl_has(b, &a->v[i]))
+            return false;
+    return true;
+}
+
+/* ---- Groups and members ------------------------------------------------------------- */
+
+static void member_free(member *m)
+{
+    if (!m)
+        return;
+    free(m->id);
+    free(m->client_id);
+    free(m->host);
+    for (size_t i = 0; i < m->n_topics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    tpl_free(&m->owned);
+    tpl_free(&m->given);
+    tpl_free(&m->target);
+    free(m);
+}
+
+static void group_free(group *grp)
+{
+    for (size_t i = 0; i < grp->n_members; i++)
+        member_free(grp->members[i]);
+    free(grp->members);
+    free(grp->id);
+    free(grp);
+}
+
+static size_t group_index(const rn_groups *g, const char *id, bool *found)
+{
+    size_t lo = 0, hi = g->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(g->groups[mid]->id, id);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static group *find_group(const rn_groups *g, const char *id)
+{
+    bool found;
+    size_t i = group_index(g, id, &found);
+    return found ? g->groups[i] : NULL;
+}
+
+static group *create_group(rn_groups *g, const char *id)
+{
+    bool found;
+    size_t at = group_index(g, id, &found);
+    if (found)
+        return g->groups[at];
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        group **v = realloc(g->groups, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        g->groups = v;
+        g->cap = cap;
+    }
+    group *grp = calloc(1, sizeof(*grp));
+    if (!grp || !(grp->id = strdup(id))) {
+        free(grp);
+        return NULL;
+    }
+    memmove(g->groups + at + 1, g->groups + at, (g->n - at) * sizeof(*g->groups));
+    g->groups[at] = grp;
+    g->n++;
+    return grp;
+}
+
+/* Drop a group that has no members left (invariant 5). */
+static void maybe_drop_group(rn_groups *g, group *grp)
+{
+    if (!grp || grp->n_members)
+        return;
+    bool found;
+    size_t at = group_index(g, grp->id, &found);
+    if (!found)
+        return;
+    memmove(g->groups + at, g->groups + at + 1, (g->n - at - 1) * sizeof(*g->groups));
+    g->n--;
+    group_free(grp);
+}
+
+static size_t member_index(const group *grp, const char *id, bool *found)
+{
+    size_t lo = 0, hi = grp->n_members;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(grp->members[mid]->id, id);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static member *find_member(const group *grp, const char *id)
+{
+    if (!grp || !id || !*id)
+        return NULL;
+    bool found;
+    size_t i = member_index(grp, id, &found);
+    return found ? grp->members[i] : NULL;
+}
+
+static member *add_member(group *grp, const char *id)
+{
+    bool found;
+    size_t at = member_index(grp, id, &found);
+    if (found)
+        return grp->members[at];
+    if (grp->n_members == grp->cap) {
+        size_t cap = grp->cap ? grp->cap * 2 : 8;
+        member **v = realloc(grp->members, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        grp->members = v;
+        grp->cap = cap;
+    }
+    member *m = calloc(1, sizeof(*m));
+    if (!m || !(m->id = strdup(id))) {
+        free(m);
+        return NULL;
+    }
+    memmove(grp->members + at + 1, grp->members + at, (grp->n_members - at) * sizeof(*grp->members));
+    grp->members[at] = m;
+    grp->n_members++;
+    return m;
+}
+
+/* Remove member i: its partitions are free at once; the group epoch moves. */
+static void remove_member(group *grp, size_t i, const char *why)
+{
+    member *m = grp->members[i];
+    rn_logfmt(RN_INFO, "group member removed", "group=%s member=%s reason=%s partitions=%zu",
+              grp->id, m->id, why, m->given.n);
+    memmove(grp->members + i, grp->members + i + 1, (grp->n_members - i - 1) * sizeof(*grp->members));
+    grp->n_members--;
+    member_free(m);
+    grp->epoch++;
+}
+
+/* A fresh member id: a random (version 4) UUID. */
+static int new_member_id(char *buf, size_t len)
+{
+    uint8_t r[16];
+    size_t got = 0;
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        got += (size_t)n;
+    }
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+    snprintf(buf, len,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
+    return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Replace the subscription; 1 when it changed, 0 when not, -ENOMEM. */
+static int set_subscription(member *m, const char *const *topics, size_t n)
+{
+    char **v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!topics[i] || !*topics[i])
+            continue;
+        if (!(v[k] = strdup(topics[i]))) {
+            for (size_t j = 0; j < k; j++)
+                free(v[j]);
+            free(v);
+            return -ENOMEM;
+        }
+        k++;
+    }
+    qsort(v, k, sizeof(*v), str_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (w && strcmp(v[w - 1], v[i]) == 0)
+            free(v[i]);
+        else
+            v[w++] = v[i];
+    }
+    bool same = w == m->n_topics;
+    for (size_t i = 0; same && i < w; i++)
+        same = strcmp(v[i], m->topics[i]) == 0;
+    if (same) {
+        for (size_t i = 0; i < w; i++)
+            free(v[i]);
+        free(v);
+        return 0;
+    }
+    for (size_t i = 0; i < m->n_topics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    m->topics = v;
+    m->n_topics = w;
+    return 1;
+}
+
+static int set_str(char **dst, const char *src)
+{
+    if (!src)
+        src = "";
+    if (*dst && strcmp(*dst, src) == 0)
+        return 0;
+    char *s = strdup(src);
+    if (!s)
+        return -ENOMEM;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+/* ---- Target assignment ------------------------------------------------------------------- */
+
+/* The sorted union of the members' subscriptions (borrowed strings). */
+static int subscribed_union(const group *grp, const char ***out, size_t *n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < grp->n_members; i++)
+        total += grp->members[i]->n_topics;
+    const char **v = calloc(total ? total : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < grp->n_members; i++)
+        for (size_t t = 0; t < grp->members[i]->n_topics; t++)
+            v[k++] = grp->members[i]->topics[t];
+    qsort(v, k, sizeof(*v), str_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!w || strcmp(v[w - 1], v[i]) != 0)
+            v[w++] = v[i];
+    *out = v;
+    *n = w;
+    return 0;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static int recompute(rn_groups *g, group *grp, const char **names, size_t n_names)
+{
+    rn_assign_topic *topics = calloc(n_names ? n_names : 1, sizeof(*topics));
+    rn_assign_member *ms = calloc(grp->n_members ? grp->n_members : 1, sizeof(*ms));
+    rn_assignment *out = calloc(grp->n_members ? grp->n_members : 1, sizeof(*out));
+    int rc = -ENOMEM;
+    if (!topics || !ms || !out)
+        goto done;
+    size_t nt = 0;
+    for (size_t i = 0; i < n_names; i++) {
+        int32_t np = g->env.topic_partitions(g->env.arg, names[i]);
+        if (np >= 0)
+            topics[nt++] = (rn_assign_topic){names[i], np};
+    }
+    for (size_t i = 0; i < grp->n_members; i++) {
+        member *m = grp->members[i];
+        ms[i] = (rn_assign_member){.id = m->id,
+                                   .topics = (const char *const *)m->topics,
+                                   .n_topics = m->n_topics,
+                                   .current = m->target.v,
+                                   .n_current = m->target.n};
+    }
+    rc = rn_assign(grp->assignor, topics, nt, ms, grp->n_members, out);
+    if (rc < 0)
+        goto done;
+    /* Build every new list before replacing any, so a failure changes nothing. */
+    tplist *next = calloc(grp->n_members ? grp->n_members : 1, sizeof(*next));
+    if (!next) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < grp->n_members && rc == 0; i++) {
+        for (size_t k = 0; k < out[i].n && rc == 0; k++) {
+            const char *t = intern(g, out[i].tps[k].topic);
+            rc = t ? tpl_push(&next[i], t, out[i].tps[k].partition) : -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < grp->n_members; i++) {
+        if (rc == 0) {
+            tpl_free(&grp->members[i]->target);
+            grp->members[i]->target = next[i]; /* already sorted by the assignor */
+        } else {
+            tpl_free(&next[i]);
+        }
+    }
+    free(next);
+    if (rc == 0)
+        grp->assignment_epoch = grp->epoch;
+
+done:
+    rn_assignment_free(out, grp->n_members);
+    free(out);
+    free(ms);
+    free(topics);
+    return rc;
+}
+
+/* Step 3 of a heartbeat: notice topic changes, recompute the target when the
+ * group epoch is ahead of it. */
+static int refresh_target(rn_groups *g, group *grp)
+{
+    const char **names;
+    size_t n;
+    int rc = subscribed_union(grp, &names, &n);
+    if (rc < 0)
+        return rc;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        int32_t np = g->env.topic_partitions(g->env.arg, names[i]);
+        h = fnv1a(h, names[i], strlen(names[i]) + 1);
+        h = fnv1a(h, &np, sizeof(np));
+    }
+    /* Only a change the epoch has not already announced needs a bump. */
+    if (h != grp->meta_hash && grp->epoch == grp->assignment_epoch)
+        grp->epoch++;
+    grp->meta_hash = h;
+    if (grp->epoch != grp->assignment_epoch)
+        rc = recompute(g, grp, names, n);
+    free(names);
+    return rc;
+}
+
+/* ---- Reconciliation ----------------------------------------------------------------------- */
+
+static bool held_by_other(const group *grp, const member *self, const rn_assign_tp *tp)
+{
+    for (size_t i = 0; i < grp->n_members; i++) {
+        const member *o = grp->members[i];
+        if (o != self && (tpl_has(&o->given, tp) || tpl_has(&o->owned, tp)))
+            return true;
+    }
+    return false;
+}
+
+/* Step 4: the member's new given set and epoch. */
+static int reconcile(group *grp, member *m)
+{
+    tplist next = {0};
+    for (size_t i = 0; i < m->target.n; i++) {
+        const rn_assign_tp *tp = &m->target.v[i];
+        if (tpl_has(&m->given, tp) || !held_by_other(grp, m, tp)) {
+            if (tpl_push(&next, tp->topic, tp->partition) < 0) {
+                tpl_free(&next);
+                return -ENOMEM;
+            }
+        }
+    }
+    tpl_free(&m->given);
+    m->given = next; /* a subsequence of the sorted target: sorted */
+    if (tpl_subset(&m->owned, &m->target) && m->epoch != grp->assignment_epoch) {
+        m->prev_epoch = m->epoch;
+        m->epoch = grp->assignment_epoch;
+    }
+    return 0;
+}
+
+static bool member_reconciling(const group *grp, const member *m)
+{
+    return m->epoch != grp->assignment_epoch || !tpl_equal(&m->given, &m->target) ||
+           !tpl_subset(&m->owned, &m->target);
+}
+
+static const char *group_state(const group *grp)
+{
+    if (!grp || grp->n_members == 0)
+        return "Empty";
+    if (grp->epoch != grp->assignment_epoch)
+        return "Reconciling";
+    for (size_t i = 0; i < grp->n_members; i++)
+        if (member_reconciling(grp, grp->members[i]))
+            return "Reconciling";
+    return "Stable";
+}
+
+/* Keep the partitions of owned that exist (interned), sorted. */
+static int set_owned(rn_groups *g, member *m, const rn_assign_tp *owned, size_t n)
+{
+    tplist next = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (!owned[i].topic || owned[i].partition < 0)
+            continue;
+        int32_t np = g->env.topic_partitions(g->env.arg, owned[i].topic);
+        if (owned[i].partition >= np)
+            continue;
+        const char *t = intern(g, owned[i].topic);
+        if (!t || tpl_push(&next, t, owned[i].partition) < 0) {
+            tpl_free(&next);
+            return -ENOMEM;
+        }
+    }
+    tpl_normalize(&next);
+    tpl_free(&m->owned);
+    m->owned = next;
+    return 0;
+}
+
+/* ---- Heartbeat ------------------------------------------------------------------------------- */
+
+int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_ms,
+                        rn_group_heartbeat_result *res, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (!group_id_ok(hb->group_id))
+        return fail(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
+                    RN_GROUP_ID_MAX);
+    enum rn_assignor assignor;
+    if (rn_assignor_parse(hb->assignor, &assignor) < 0)
+        return fail(-RN_E_INVALID_REQUEST, err, errlen,
+                    "assignor \"%.32s\" is not \"range\" or \"sticky\"", hb->assignor);
+    const char *mid = hb->member_id ? hb->member_id : "";
+    if (strnlen(mid, RN_GROUP_MEMBER_ID_MAX + 1) > RN_GROUP_MEMBER_ID_MAX)
+        return fail(-RN_E_INVALID_REQUEST, err, errlen, "member id longer than %d bytes",
+                    RN_GROUP_MEMBER_ID_MAX);
+    if (hb->member_epoch < -1)
+        return fail(-RN_E_INVALID_REQUEST, err, errlen, "member epoch %" PRId32 " is below -1",
+                    hb->member_epoch);
+    group *grp = find_group(g, hb->group_id);
+
+    if (hb->member_epoch == -1) {
+        bool found = false;
+        size_t i = grp && *mid ? member_index(grp, mid, &found) : 0;
+        if (found) {
+            remove_member(grp, i, "left");
+            maybe_drop_group(g, grp);
+        }
+        *res = (rn_group_heartbeat_result){.member_id = mid,
+                                           .member_epoch = -1,
+                                           .heartbeat_interval_ms = RN_GROUP_HEARTBEAT_MS};
+        return 0;
+    }
+
+    member *m;
+    bool changed = false;
+    if (hb->member_epoch > 0) {
+        m = find_member(grp, mid);
+        if (!m)
+            return fail(-RN_E_UNKNOWN_MEMBER, err, errlen,
+                        "member \"%.64s\" is not in group %s (join again with epoch 0)", mid,
+                        hb->group_id);
+        if (hb->member_epoch != m->epoch && hb->member_epoch != m->prev_epoch)
+            return fail(-RN_E_FENCED_MEMBER_EPOCH, err, errlen,
+                        "member %s: epoch %" PRId32 " is not the current %" PRId32
+                        " (join again with epoch 0)",
+                        m->id, hb->member_epoch, m->epoch);
+    } else {
+        char fresh[40];
+        if (!*mid) {
+            do {
+                int rc = new_member_id(fresh, sizeof(fresh));
+                if (rc < 0)
+                    return fail(rc, err, errlen, "getrandom: %s", rn_strerror(rc));
+            } while (find_member(grp, fresh));
+            mid = fresh;
+        }
+        bool created = !grp;
+        if (!grp && !(grp = create_group(g, hb->group_id)))
+            return fail(-ENOMEM, err, errlen, "out of memory");
+        m = find_member(grp, mid);
+        if (m) {
+            /* The same id joining again starts over: it owns nothing. */
+            tpl_free(&m->owned);
+            tpl_free(&m->given);
+            m->epoch = m->prev_epoch = 0;
+        } else if (!(m = add_member(grp, mid))) {
+            if (created)
+                maybe_drop_group(g, grp);
+            return fail(-ENOMEM, err, errlen, "out of memory");
+        }
+        if (grp->n_members == 1)
+            grp->assignor = assignor; /* the group takes its first member's */
+        changed = true;
+        rn_logfmt(RN_INFO, "group member joined", "group=%s member=%s members=%zu", grp->id,
+                  m->id, grp->n_members);
+    }
+
+    m->last_seen_ms = now_ms;
+    m->session_ms = hb->session_timeout_ms ? hb->session_timeout_ms : RN_GROUP_SESSION_TIMEOUT_MS;
+    int rc = set_str(&m->client_id, hb->client_id);
+    if (rc == 0)
+        rc = set_str(&m->host, hb->host);
+    int sub = rc == 0 ? set_subscription(m, hb->topics, hb->n_topics) : rc;
+    if (sub < 0)
+        rc = sub;
+    if (rc == 0)
+        rc = set_owned(g, m, hb->owned, hb->n_owned);
+    if (sub > 0 || changed)
+        grp->epoch++;
+    if (rc == 0)
+        rc = refresh_target(g, grp);
+    if (rc == 0)
+        rc = reconcile(grp, m);
+    if (rc < 0)
+        return fail(rc, err, errlen, "out of memory");
+
+    rn_assign_tp *a = NULL;
+    if (m->given.n) {
+        a = malloc(m->given.n * sizeof(*a));
+        if (!a)
+            return fail(-ENOMEM, err, errlen, "out of memory");
+        memcpy(a, m->given.v, m->given.n * sizeof(*a));
+    }
+    uint32_t interval = member_reconciling(grp, m) ? RN_GROUP_RECONCILE_MS : RN_GROUP_HEARTBEAT_MS;
+    /* Three heartbeats fit in a session, whatever the member asked for. */
+    if (interval > m->session_ms / 3)
+        interval = m->session_ms / 3 ? m->session_ms / 3 : 1;
+    *res = (rn_group_heartbeat_result){.member_id = m->id,
+                                       .member_epoch = m->epoch,
+                                       .heartbeat_interval_ms = interval,
+                                       .assignment = a,
+                                       .n_assignment = m->given.n};
+    return 0;
+}
+
+void rn_groups_tick(rn_groups *g, int64_t now_ms)
+{
+    if (!g)
+        return;
+    for (size_t gi = g->n; gi-- > 0;) {
+        group *grp = g->groups[gi];
+        for (size_t i = grp->n_members; i-- > 0;) {
+            member *m = grp->members[i];
+            if (now_ms - m->last_seen_ms > (int64_t)m->session_ms)
+                remove_member(grp, i, "session_timeout");
+        }
+        maybe_drop_group(g, grp);
+    }
+}
+
+/* ---- Offsets ---------------------------------------------------------------------------------- */
+
+int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
+                     int32_t member_epoch, rn_group_commit *c, size_t n, int64_t now_ms,
+                     rn_groups_cb cb, void *arg, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (!group_id_ok(group_id))
+        return fail(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
+                    RN_GROUP_ID_MAX);
+    group *grp = find_group(g, group_id);
+    if (!member_id || !*member_id) {
+        if (grp && grp->n_members)
+            return fail(-RN_E_GROUP_NOT_EMPTY, err, errlen,
+                        "group %s has %zu active member%s: stop them before an admin commit",
+                        group_id, grp->n_members, grp->n_members == 1 ? "" : "s");
+    } else {
+        member *m = find_member(grp, member_id);
+        if (!m)
+            return fail(-RN_E_UNKNOWN_MEMBER, err, errlen, "member \"%.64s\" is not in group %s",
+                        member_id, group_id);
+        if (member_epoch <= 0 || (member_epoch != m->epoch && member_epoch != m->prev_epoch))
+            return fail(-RN_E_FENCED_MEMBER_EPOCH, err, errlen,
+                        "member %s: commit with epoch %" PRId32 ", current is %" PRId32,
+                        m->id, member_epoch, m->epoch);
+    }
+    int32_t leader_epoch = 0;
+    rn_log *log = g->offsets_ok ? g->env.offsets_log(g->env.arg, &leader_epoch) : NULL;
+    if (!log)
+        return fail(-RN_E_STORAGE_ERROR, err, errlen, "%s is not available", RN_OFFSETS_TOPIC);
+    rn_offset_commit *w = calloc(n ? n : 1, sizeof(*w));
+    if (!w)
+        return fail(-ENOMEM, err, errlen, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t np = c[i].topic ? g->env.topic_partitions(g->env.arg, c[i].topic) : -1;
+        if (c[i].partition < 0 || c[i].partition >= np) {
+            c[i].error_code = RN_E_UNKNOWN_TOPIC;
+            continue;
+        }
+        c[i].error_code = 0;
+        w[k++] = (rn_offset_commit){c[i].topic, c[i].partition, c[i].offset, c[i].metadata};
+    }
+    int rc = 1;
+    if (k)
+        rc = rn_offsets_commit(g->offsets, log, leader_epoch, group_id, w, k, now_ms, cb, arg);
+    free(w);
+    if (rc < 0)
+        return fail(rc, err, errlen, "commit to %s: %s", RN_OFFSETS_TOPIC, rn_strerror(rc));
+    return rc;
+}
+
+int rn_groups_delete(rn_groups *g, const char *group_id, rn_groups_cb cb, void *arg)
+{
+    if (!group_id_ok(group_id))
+        return -RN_E_INVALID_REQUEST;
+    group *grp = find_group(g, group_id);
+    if (grp && grp->n_members)
+        return -RN_E_GROUP_NOT_EMPTY;
+    size_t n = 0;
+    if (g->offsets_ok)
+        rn_offsets_entries(g->offsets, group_id, &n);
+    if (!grp && n == 0)
+        return -RN_E_UNKNOWN_GROUP;
+    maybe_drop_group(g, grp);
+    if (n == 0)
+        return 1;
+    int32_t leader_epoch = 0;
+    rn_log *log = g->env.offsets_log(g->env.arg, &leader_epoch);
+    if (!log)
+        return -RN_E_STORAGE_ERROR;
+    int rc = rn_offsets_delete_group(g->offsets, log, leader_epoch, group_id, rn_now_ms(), cb, arg);
+    if (rc == 0)
+        rn_logfmt(RN_INFO, "group deleted", "group=%s offsets=%zu", group_id, n);
+    return rc;
+}
+
+const rn_offsets *rn_groups_offsets(const rn_groups *g)
+{
+    return g->offsets_ok ? g->offsets : NULL;
+}
+
+/* ---- Listing and describing ---------------------------------------------------------------------- */
+
+static void fill_info(const group *grp, const char *id, rn_group_info *out)
+{
+    *out = (rn_group_info){.group_id = grp ? grp->id : id,
+                           .state = group_state(grp),
+                           .group_epoch = grp ? grp->epoch : 0,
+                           .assignment_epoch = grp ? grp->assignment_epoch : 0,
+                           .assignor = rn_assignor_name(grp ? grp->assignor : RN_ASSIGNOR_STICKY),
+                           .n_members = grp ? grp->n_members : 0};
+}
+
+int rn_groups_list(rn_groups *g, rn_group_info **out, size_t *n)
+{
+    size_t no = g->offsets_ok ? rn_offsets_group_count(g->offsets) : 0;
+    rn_group_info *v = calloc(g->n + no ? g->n + no : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    size_t i = 0, j = 0, k = 0;
+    /* Merge the two sorted lists; a group in both is listed once. */
+    while (i < g->n || j < no) {
+        const char *oid = j < no ? rn_offsets_group_at(g->offsets, j) : NULL;
+        int c = i == g->n ? 1 : !oid ? -1 : strcmp(g->groups[i]->id, oid);
+        if (c <= 0) {
+            fill_info(g->groups[i++], NULL, &v[k++]);
+            if (c == 0)
+                j++;
+        } else {
+            fill_info(NULL, oid, &v[k++]);
+            j++;
+        }
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int rn_groups_describe(rn_groups *g, const char *group_id, rn_group_info *out)
+{
+    group *grp = group_id ? find_group(g, group_id) : NULL;
+    size_t n = 0;
+    if (!grp && group_id && g->offsets_ok)
+        rn_offsets_entries(g->offsets, group_id, &n);
+    if (!grp && n == 0)
+        return -RN_E_UNKNOWN_GROUP;
+    if (grp && refresh_target(g, grp) < 0)
+        rn_logfmt(RN_WARN, "group target not refreshed", "group=%s err=ENOMEM", grp->id);
+    fill_info(grp, group_id, out);
+    return 0;
+}
+
+int rn_groups_member(rn_groups *g, const char *group_id, size_t i, rn_group_member_info *out)
+{
+    group *grp = group_id ? find_group(g, group_id) : NULL;
+    if (!grp)
+        return -RN_E_UNKNOWN_GROUP;
+    if (i >= grp->n_members)
+        return -ERANGE;
+    member *m = grp->members[i];
+    *out = (rn_group_member_info){.member_id = m->id,
+                                  .client_id = m->client_id ? m->client_id : "",
+                                  .host = m->host ? m->host : "",
+                                  .member_epoch = m->epoch,
+                                  .topics = (const char *const *)m->topics,
+                                  .n_topics = m->n_topics,
+                                  .given = m->given.v,
+                                  .n_given = m->given.n,
+                                  .target = m->target.v,
+                                  .n_target = m->target.n,
+                                  .owned = m->owned.v,
+                                  .n_owned = m->owned.n,
+                                  .session_timeout_ms = m->session_ms,
+                                  .last_heartbeat_ms = m->last_seen_ms};
+    return 0;
+}
+
+const char *rn_groups_owner(rn_groups *g, const char *group_id, const char *topic,
+                            int32_t partition)
+{
+    group *grp = group_id ? find_group(g, group_id) : NULL;
+    if (!grp || !topic)
+        return NULL;
+    rn_assign_tp tp = {topic, partition};
+    for (size_t i = 0; i < grp->n_members; i++)
+        if (tpl_has(&grp->members[i]->given, &tp))
+            return grp->members[i]->id;
+    return NULL;
+}
+
+/* ---- Life cycle -------------------------------------------------------------------------------- */
+
+int rn_groups_new(rn_groups **out, const rn_groups_env *env)
+{
+    rn_groups *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->env = *env;
+    g->offsets_ok = true;
+    int rc = rn_offsets_new(&g->offsets);
+    if (rc < 0) {
+        free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+int rn_groups_load_offsets(rn_groups *g, char *err, size_t errlen)
+{
+    int32_t epoch;
+    rn_log *log = g->env.offsets_log(g->env.arg, &epoch);
+    if (!log) {
+        g->offsets_ok = false;
+        return fail(-RN_E_STORAGE_ERROR, err, errlen, "%s-0 is not open", RN_OFFSETS_TOPIC);
+    }
+    int rc = rn_offsets_load(g->offsets, log, err, errlen);
+    g->offsets_ok = rc == 0;
+    return rc;
+}
+
+void rn_groups_free(rn_groups *g)
+{
+    if (!g)
+        return;
+    if (rn_offsets_pending(g->offsets)) {
+        /* Commits in flight hold requests; let their appends finish so their
+         * callbacks run now rather than into freed memory. */
+        int32_t epoch;
+        rn_log *log = g->env.offsets_log(g->env.arg, &epoch);
+        if (log)
+            rn_log_flush_sync(log);
+    }
+    if (rn_offsets_pending(g->offsets))
+        rn_logfmt(RN_ERROR, "offset commits still in flight at shutdown; table leaked",
+                  "pending=%u", rn_offsets_pending(g->offsets));
+    else
+        rn_offsets_free(g->offsets);
+    for (size_t i = 0; i < g->n; i++)
+        group_free(g->groups[i]);
+    free(g->groups);
+    for (size_t i = 0; i < g->n_names; i++)
+        free(g->names[i]);
+    free(g->names);
+    free(g);
+}
+
+/* ---- runneld ------------------------------------------------------------------------------------ */
+
+static int32_t broker_topic_partitions(void *arg, const char *topic)
+{
+    rn_topic_state *ts = rn_topic_state_find(arg, topic);
+    return ts ? ts->n_partitions : -1;
+}
+
+static rn_log *broker_offsets_log(void *arg, int32_t *leader_epoch)
+{
+    rn_partition *p = rn_partition_find(arg, RN_OFFSETS_TOPIC, 0);
+    if (!p)
+        return NULL;
+    *leader_epoch = p->leader_epoch;
+    return p->log;
+}
+
+typedef struct sync_op {
+    bool done;
+    int err;
+    char msg[256];
+} sync_op;
+
+static void sync_done(void *arg, int err, const char *errmsg)
+{
+    sync_op *op = arg;
+    op->done = true;
+    op->err = err;
+    snprintf(op->msg, sizeof(op->msg), "%s", errmsg ? errmsg : "");
+}
+
+/* Nothing listens yet: run the ring until the metadata change is applied. */
+static int wait_sync(rn_io *io, sync_op *op)
+{
+    while (!op->done) {
+        int rc = rn_io_run(io, 1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+    return 0;
+}
+
+/* __offsets keeps offsets until they are overwritten or deleted (no time
+ * retention: an idle group must not lose its place) and acknowledges a
+ * commit only once it is on disk, whatever the broker defaults are. An
+ * operator's own setting of either key is left alone. */
+static void ensure_offsets_configs(rn_broker *b)
+{
+    static const char *const keys[] = {"retention.ms", "flush"};
+    static const char *const values[] = {"-1", "always"};
+    const rn_topic_info *t = rn_metadata_find(b->md, RN_OFFSETS_TOPIC);
+    if (!t)
+        return;
+    const char *set_k[2], *set_v[2];
+    size_t n = 0;
+    for (size_t i = 0; i < 2; i++) {
+        bool present = false;
+        for (uint32_t c = 0; c < t->n_configs; c++)
+            present |= strcmp(t->config_keys[c], keys[i]) == 0;
+        if (!present) {
+            set_k[n] = keys[i];
+            set_v[n++] = values[i];
+        }
+    }
+    if (n == 0)
+        return;
+    sync_op op = {0};
+    char err[256] = "";
+    int rc = rn_metadata_alter_configs(b->md, RN_OFFSETS_TOPIC, set_k, set_v, n, NULL, 0,
+                                       sync_done, &op, err, sizeof(err));
+    if (rc == 0)
+        rc = wait_sync(b->reactors[0].io, &op);
+    if (rc == 0)
+        rc = op.err;
+    if (rc < 0)
+        rn_logfmt(RN_WARN, "configs of internal topic not set", "topic=%s err=%s msg=\"%s\"",
+                  RN_OFFSETS_TOPIC, rn_errname(rc), op.msg[0] ? op.msg : err);
+}
+
+int rn_groups_open(rn_groups **out, rn_broker *b, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!rn_metadata_find(b->md, RN_OFFSETS_TOPIC)) {
+        sync_op op = {0};
+        int rc = rn_metadata_create_internal_topic(b->md, RN_OFFSETS_TOPIC, 1, sync_done, &op, err,
+                                                   errlen);
+        if (rc < 0)
+            return rc;
+        rc = wait_sync(b->reactors[0].io, &op);
+        if (rc < 0)
+            return fail(rc, err, errlen, "creating %s: io_uring: %s", RN_OFFSETS_TOPIC,
+                        rn_strerror(rc));
+        if (op.err)
+            return fail(op.err, err, errlen, "creating %s: %s", RN_OFFSETS_TOPIC, op.msg);
+        rn_logfmt(RN_INFO, "internal topic created", "topic=%s partitions=1", RN_OFFSETS_TOPIC);
+    }
+    ensure_offsets_configs(b);
+
+    rn_groups_env env = {broker_topic_partitions, broker_offsets_log, b};
+    rn_groups *g;
+    int rc = rn_groups_new(&g, &env);
+    if (rc < 0)
+        return fail(rc, err, errlen, "out of memory");
+    uint64_t t0 = rn_now_ns();
+    char msg[256] = "";
+    rc = rn_groups_load_offsets(g, msg, sizeof(msg));
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "committed offsets not loaded; commits will fail",
+                  "topic=%s err=%s msg=\"%s\"", RN_OFFSETS_TOPIC, rn_errname(rc), msg);
+    } else {
+        rn_offsets_stats st;
+        rn_offsets_get_stats(g->offsets, &st);
+        rn_logfmt(RN_INFO, "committed offsets loaded",
+                  "groups=%zu records=%" PRIu64 " tombstones=%" PRIu64 " skipped=%" PRIu64
+                  " ms=%.1f",
+                  rn_offsets_group_count(g->offsets), st.records, st.tombstones, st.skipped,
+                  (double)(rn_now_ns() - t0) / 1e6);
+    }
+    *out = g;
+    return 0;
+}
+
+void rn_groups_close(rn_groups *g)
+{
+    rn_groups_free(g);
+}
