@@ -153,9 +153,10 @@ static int ctx_init(ctx *c, const rn_assign_topic *topics, size_t nt,
     c->tord = calloc(nt ? nt : 1, sizeof(*c->tord));
     c->base = calloc(nt ? nt : 1, sizeof(*c->base));
     c->mord = calloc(nm ? nm : 1, sizeof(*c->mord));
-    c->sub = calloc(nm * nt ? nm * nt : 1, 1);
+    size_t cells = nm * nt > 0 ? nm * nt : 1;
+    c->sub = calloc(cells, 1);
     c->count = calloc(nm ? nm : 1, sizeof(*c->count));
-    c->tcount = calloc(nm * nt ? nm * nt : 1, sizeof(*c->tcount));
+    c->tcount = calloc(cells, sizeof(*c->tcount));
     if (!c->tord || !c->base || !c->mord || !c->sub || !c->count || !c->tcount)
         return -ENOMEM;
 

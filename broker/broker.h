@@ -29,6 +29,7 @@
 #include <sys/uio.h>
 
 #include "broker/config.h"
+#include "broker/groups.h"
 #include "broker/metadata.h"
 #include "broker/metrics.h"
 #include "broker/producer_state.h"
@@ -95,8 +96,16 @@ typedef struct rn_out {
     size_t total, sent;
 } rn_out;
 
+/* Where an in-process request's answer goes (gateways): the sink gets the
+ * response header and takes ownership of the slices' references (it must
+ * release them); it runs once, then the request is freed. */
+typedef void (*rn_request_sink)(void *arg, rn_request *req, Runnel__ResponseHeader *hdr,
+                                rn_slice *slices, unsigned n_slices);
+
 struct rn_request {
     rn_conn *conn;
+    rn_request_sink sink; /* NULL: answer on conn's socket */
+    void *sink_arg;
     rn_frame_request fr;
     int api;
     uint32_t correlation_id;
@@ -114,6 +123,17 @@ struct rn_request {
  * correlation_id is set here. */
 void rn_request_respond(rn_request *req, Runnel__ResponseHeader *hdr, rn_slice *slices,
                         unsigned n_slices);
+/* Run a request built in-process, by a gateway, through the same decoding,
+ * validation and handlers as a request from the wire: hdr is packed into a
+ * frame (payload copied after it) and decoded with the broker's limits. c is
+ * the gateway's virtual connection (rn_conn_new_virtual). The answer goes to
+ * sink (possibly before this returns, possibly much later). Returns 0, or a
+ * decoding error (-RN_E_INVALID_REQUEST, -RN_E_MESSAGE_TOO_LARGE, …) with a
+ * message in err, in which case sink never runs. */
+int rn_request_local(rn_conn *c, const Runnel__RequestHeader *hdr, const void *payload,
+                     size_t payload_len, rn_request_sink sink, void *sink_arg, char *err,
+                     size_t errlen);
+
 /* Answer with an error of the whole request (error_code + message). */
 void rn_request_fail(rn_request *req, int err, const char *msg);
 /* Drop the request without a response (acks=0, or the connection died). */
@@ -131,6 +151,11 @@ void rn_handle_alter_configs(rn_request *req);
 void rn_handle_produce(rn_request *req);
 void rn_handle_fetch(rn_request *req);
 void rn_handle_list_offsets(rn_request *req);
+void rn_handle_group_heartbeat(rn_request *req);
+void rn_handle_commit_offsets(rn_request *req);
+void rn_handle_fetch_offsets(rn_request *req);
+void rn_handle_list_groups(rn_request *req);
+void rn_handle_describe_group(rn_request *req);
 void rn_handle_init_producer(rn_request *req);
 
 /* A parked fetch: woken by rn_partition_wake or its timer. */
@@ -160,7 +185,13 @@ struct rn_conn {
     rn_conn *next, *prev;         /* reactor's list */
     rn_conn *next_starved;        /* waiting for receive buffers */
     bool starved;
+    bool is_virtual; /* in-process (gateway): no socket, not in the reactor list */
 };
+
+/* A connection with no socket, for in-process requests (gateways). It is in
+ * no reactor list; close it with rn_conn_close when the gateway's client goes
+ * (parked fetches end, answers still in flight are dropped). NULL on OOM. */
+rn_conn *rn_conn_new_virtual(rn_reactor *r, const char *peer);
 
 /* Feed received bytes; borrowed from ring buffer bid (or -1). */
 void rn_conn_on_data(rn_conn *c, const uint8_t *data, size_t len, int bid);
@@ -216,6 +247,7 @@ struct rn_broker {
     rn_config cfg;
     rn_metadata *md;
     rn_partition_table pt;
+    rn_groups *groups; /* consumer group coordinator (broker/groups.h) */
     rn_metrics metrics;
     rn_reactor *reactors;
     unsigned n_reactors;

@@ -84,6 +84,15 @@ void rn_conn_close(rn_conn *c, const char *why)
     c->dead = true;
     rn_logfmt(RN_DEBUG, "connection closed", "conn=%llu peer=%s reason=%s",
               (unsigned long long)c->id, c->peer, why);
+    if (c->is_virtual) {
+        for (rn_request *q = c->reqs, *next; q; q = next) {
+            next = q->next;
+            if (q->api == RUNNEL__API__FETCH && q->state)
+                rn_fetch_cancel(q->state);
+        }
+        rn_conn_unref(c);
+        return;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -339,6 +348,16 @@ void rn_request_respond(rn_request *req, Runnel__ResponseHeader *hdr, rn_slice *
     rn_broker *b = c->r->b;
     rn_metrics_observe(&b->metrics, req->api, (int)hdr->error_code, rn_now_ns() - req->start_ns);
     hdr->correlation_id = req->correlation_id;
+    if (req->sink) {
+        if (c->dead) {
+            for (unsigned i = 0; i < n_slices; i++)
+                rn_slice_release(&slices[i]);
+        } else {
+            req->sink(req->sink_arg, req, hdr, slices, n_slices);
+        }
+        rn_request_free(req);
+        return;
+    }
     rn_out *o = NULL;
     if (c->dead)
         goto drop;
@@ -469,4 +488,83 @@ void rn_conn_flush(rn_conn *c)
     io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
     c->send_inflight = true;
     c->refs++;
+}
+
+/* ---- In-process requests (gateways) ------------------------------------------------ */
+
+rn_conn *rn_conn_new_virtual(rn_reactor *r, const char *peer)
+{
+    rn_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->r = r;
+    c->fd = -1;
+    c->id = ++r->next_conn_id;
+    c->refs = 1;
+    c->is_virtual = true;
+    c->last_active_ms = rn_now_ms();
+    snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "local");
+    rn_frame_decoder_init(&c->dec, &r->b->limits);
+    return c;
+}
+
+int rn_request_local(rn_conn *c, const Runnel__RequestHeader *hdr, const void *payload,
+                     size_t payload_len, rn_request_sink sink, void *sink_arg, char *err,
+                     size_t errlen)
+{
+    rn_broker *b = c->r->b;
+    size_t hl = rn_frame_encoded_len(&hdr->base);
+    if (payload_len > UINT32_MAX - hl) {
+        snprintf(err, errlen, "request too large");
+        return -RN_E_REQUEST_TOO_LARGE;
+    }
+    /* One allocation holds the whole frame, so the payload outlives the
+     * caller's buffer and stays put while appends write from it. */
+    uint8_t *buf = malloc(hl + payload_len + 1);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    size_t got;
+    int rc = rn_frame_encode(&hdr->base, payload_len, buf, hl, &got);
+    if (rc < 0) {
+        free(buf);
+        snprintf(err, errlen, "cannot encode the request: %s", rn_strerror(rc));
+        return rc;
+    }
+    if (payload_len)
+        memcpy(buf + got, payload, payload_len);
+    uint32_t header_len = (uint32_t)(got - RN_FRAME_PREFIX_LEN);
+    rn_frame f = {.header = buf + RN_FRAME_PREFIX_LEN,
+                  .header_len = header_len,
+                  .payload = buf + got,
+                  .payload_len = (uint32_t)payload_len};
+    rn_request *req = calloc(1, sizeof(*req));
+    if (!req) {
+        free(buf);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = rn_frame_request_decode(&req->fr, &f, &b->limits, err, errlen);
+    if (rc < 0) {
+        free(buf);
+        free(req);
+        return rc;
+    }
+    req->conn = c;
+    req->rbuf = -1;
+    req->owned = buf;
+    req->sink = sink;
+    req->sink_arg = sink_arg;
+    req->api = req->fr.api;
+    req->correlation_id = req->fr.correlation_id;
+    req->start_ns = rn_now_ns();
+    c->refs++;
+    req->next = c->reqs;
+    if (c->reqs)
+        c->reqs->prev = req;
+    c->reqs = req;
+    c->n_reqs++;
+    rn_dispatch(req);
+    return 0;
 }

@@ -349,7 +349,8 @@ static member *add_member(group *grp, const char *id)
         free(m);
         return NULL;
     }
-    memmove(grp->members + at + 1, grp->members + at, (grp->n_members - at) * sizeof(*grp->members));
+    memmove(grp->members + at + 1, grp->members + at,
+            (grp->n_members - at) * sizeof(*grp->members));
     grp->members[at] = m;
     grp->n_members++;
     return m;
@@ -361,7 +362,8 @@ static void remove_member(group *grp, size_t i, const char *why)
     member *m = grp->members[i];
     rn_logfmt(RN_INFO, "group member removed", "group=%s member=%s reason=%s partitions=%zu",
               grp->id, m->id, why, m->given.n);
-    memmove(grp->members + i, grp->members + i + 1, (grp->n_members - i - 1) * sizeof(*grp->members));
+    memmove(grp->members + i, grp->members + i + 1,
+            (grp->n_members - i - 1) * sizeof(*grp->members));
     grp->n_members--;
     member_free(m);
     grp->epoch++;
@@ -383,8 +385,7 @@ static int new_member_id(char *buf, size_t len)
     }
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    snprintf(buf, len,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+    snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
              r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
              r[14], r[15]);
     return 0;
@@ -673,9 +674,8 @@ int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_
             remove_member(grp, i, "left");
             maybe_drop_group(g, grp);
         }
-        *res = (rn_group_heartbeat_result){.member_id = mid,
-                                           .member_epoch = -1,
-                                           .heartbeat_interval_ms = RN_GROUP_HEARTBEAT_MS};
+        *res = (rn_group_heartbeat_result){
+            .member_id = mid, .member_epoch = -1, .heartbeat_interval_ms = RN_GROUP_HEARTBEAT_MS};
         return 0;
     }
 
@@ -719,8 +719,8 @@ int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_
         if (grp->n_members == 1)
             grp->assignor = assignor; /* the group takes its first member's */
         changed = true;
-        rn_logfmt(RN_INFO, "group member joined", "group=%s member=%s members=%zu", grp->id,
-                  m->id, grp->n_members);
+        rn_logfmt(RN_INFO, "group member joined", "group=%s member=%s members=%zu", grp->id, m->id,
+                  grp->n_members);
     }
 
     m->last_seen_ms = now_ms;
@@ -776,7 +776,8 @@ void rn_groups_tick(rn_groups *g, int64_t now_ms)
     }
 }
 
-/* ---- Offsets ---------------------------------------------------------------------------------- */
+/* ---- Offsets ----------------------------------------------------------------------------------
+ */
 
 int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
                      int32_t member_epoch, rn_group_commit *c, size_t n, int64_t now_ms,
@@ -800,8 +801,8 @@ int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
                         member_id, group_id);
         if (member_epoch <= 0 || (member_epoch != m->epoch && member_epoch != m->prev_epoch))
             return fail(-RN_E_FENCED_MEMBER_EPOCH, err, errlen,
-                        "member %s: commit with epoch %" PRId32 ", current is %" PRId32,
-                        m->id, member_epoch, m->epoch);
+                        "member %s: commit with epoch %" PRId32 ", current is %" PRId32, m->id,
+                        member_epoch, m->epoch);
     }
     int32_t leader_epoch = 0;
     rn_log *log = g->offsets_ok ? g->env.offsets_log(g->env.arg, &leader_epoch) : NULL;
@@ -859,7 +860,8 @@ const rn_offsets *rn_groups_offsets(const rn_groups *g)
     return g->offsets_ok ? g->offsets : NULL;
 }
 
-/* ---- Listing and describing ---------------------------------------------------------------------- */
+/* ---- Listing and describing
+ * ---------------------------------------------------------------------- */
 
 static void fill_info(const group *grp, const char *id, rn_group_info *out)
 {
@@ -948,7 +950,8 @@ const char *rn_groups_owner(rn_groups *g, const char *group_id, const char *topi
     return NULL;
 }
 
-/* ---- Life cycle -------------------------------------------------------------------------------- */
+/* ---- Life cycle --------------------------------------------------------------------------------
+ */
 
 int rn_groups_new(rn_groups **out, const rn_groups_env *env)
 {
@@ -1005,7 +1008,8 @@ void rn_groups_free(rn_groups *g)
     free(g);
 }
 
-/* ---- runneld ------------------------------------------------------------------------------------ */
+/* ---- runneld ------------------------------------------------------------------------------------
+ */
 
 static int32_t broker_topic_partitions(void *arg, const char *topic)
 {
@@ -1073,8 +1077,8 @@ static void ensure_offsets_configs(rn_broker *b)
         return;
     sync_op op = {0};
     char err[256] = "";
-    int rc = rn_metadata_alter_configs(b->md, RN_OFFSETS_TOPIC, set_k, set_v, n, NULL, 0,
-                                       sync_done, &op, err, sizeof(err));
+    int rc = rn_metadata_alter_configs(b->md, RN_OFFSETS_TOPIC, set_k, set_v, n, NULL, 0, sync_done,
+                                       &op, err, sizeof(err));
     if (rc == 0)
         rc = wait_sync(b->reactors[0].io, &op);
     if (rc == 0)

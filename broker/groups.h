@@ -52,11 +52,11 @@
 typedef struct rn_groups rn_groups;
 struct rn_broker;
 
-#define RN_GROUP_ID_MAX 249        /* bytes of a group id */
-#define RN_GROUP_MEMBER_ID_MAX 128 /* bytes of a member id a client may choose */
+#define RN_GROUP_ID_MAX             249 /* bytes of a group id */
+#define RN_GROUP_MEMBER_ID_MAX      128 /* bytes of a member id a client may choose */
 #define RN_GROUP_SESSION_TIMEOUT_MS 10000
-#define RN_GROUP_HEARTBEAT_MS 1000 /* interval when nothing is moving */
-#define RN_GROUP_RECONCILE_MS 100  /* interval while the member has partitions to take or drop */
+#define RN_GROUP_HEARTBEAT_MS       1000 /* interval when nothing is moving */
+#define RN_GROUP_RECONCILE_MS       100 /* interval while the member has partitions to take or drop */
 
 /* What the coordinator needs from the broker, swappable by tests. */
 typedef struct rn_groups_env {

@@ -41,6 +41,21 @@ void rn_dispatch(rn_request *req)
     case RUNNEL__API__LIST_OFFSETS:
         rn_handle_list_offsets(req);
         break;
+    case RUNNEL__API__GROUP_HEARTBEAT:
+        rn_handle_group_heartbeat(req);
+        break;
+    case RUNNEL__API__COMMIT_OFFSETS:
+        rn_handle_commit_offsets(req);
+        break;
+    case RUNNEL__API__FETCH_OFFSETS:
+        rn_handle_fetch_offsets(req);
+        break;
+    case RUNNEL__API__LIST_GROUPS:
+        rn_handle_list_groups(req);
+        break;
+    case RUNNEL__API__DESCRIBE_GROUP:
+        rn_handle_describe_group(req);
+        break;
     case RUNNEL__API__INIT_PRODUCER:
         rn_handle_init_producer(req);
         break;

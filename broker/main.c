@@ -226,6 +226,13 @@ int main(int argc, char **argv)
     rn_logfmt(RN_INFO, "storage recovered", "topics=%u partitions=%u ms=%.1f", b->pt.n_topics,
               n_parts, (double)(rn_now_ns() - t0) / 1e6);
 
+    rc = rn_groups_open(&b->groups, b, err, sizeof(err));
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "group coordinator failed to open", "err=%s msg=\"%s\"",
+                  rn_errname(rc), err);
+        return 1;
+    }
+
     if (rn_reactor_listen(&b->reactors[0], b->cfg.listen) < 0)
         return 1;
     b->ready = true;
@@ -236,6 +243,8 @@ int main(int argc, char **argv)
               rn_log_config_flush_str(&b->cfg.log, flush, sizeof(flush)));
 
     rc = rn_reactor_run(&b->reactors[0]);
+    rn_groups_close(b->groups);
+    b->groups = NULL;
     int rc2 = rn_partitions_close_all(b);
     int rc3 = rn_metadata_close(b->md);
     rn_reactor_fini(&b->reactors[0]);

@@ -36,7 +36,7 @@
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 
-#define KEY_VERSION 0
+#define KEY_VERSION   0
 #define VALUE_VERSION 0
 /* Bytes a commit puts in one batch at most: far below message.max.bytes so a
  * commit never trips the log's limit, big enough that a commit of thousands
@@ -397,8 +397,8 @@ static int apply_batch(rn_offsets *o, const uint8_t *buf, size_t len)
     char group[RN_OFFSETS_MAX_NAME + 1], topic[RN_OFFSETS_MAX_NAME + 1];
     while ((r = rn_batch_iter_next(&it, &rec)) == 1) {
         int32_t partition;
-        if (rec.key_len < 0 || rn_offsets_key_decode(rec.key, (size_t)rec.key_len, group, topic,
-                                                     &partition) < 0) {
+        if (rec.key_len < 0 ||
+            rn_offsets_key_decode(rec.key, (size_t)rec.key_len, group, topic, &partition) < 0) {
             o->stats.skipped++;
             continue;
         }
@@ -451,8 +451,7 @@ int rn_offsets_load(rn_offsets *o, rn_log *log, char *err, size_t errlen)
             rc = apply_batch(o, s.data + pos, rn_batch_size(&h));
             if (rc < 0) {
                 rn_slice_release(&s);
-                return fail(rc, err, errlen, "%s: out of memory loading offsets",
-                            rn_log_name(log));
+                return fail(rc, err, errlen, "%s: out of memory loading offsets", rn_log_name(log));
             }
             pos += rn_batch_size(&h);
         }
@@ -562,8 +561,7 @@ static int write_records(rn_offsets *o, rn_log *log, int32_t leader_epoch, const
         }
         int vl = 0;
         if (!tombstone) {
-            vl = rn_offsets_value_encode(value, sizeof(value), c[i].offset, now_ms,
-                                         c[i].metadata);
+            vl = rn_offsets_value_encode(value, sizeof(value), c[i].offset, now_ms, c[i].metadata);
             if (vl < 0) {
                 rc = vl;
                 goto fail;
@@ -577,8 +575,8 @@ static int write_records(rn_offsets *o, rn_log *log, int32_t leader_epoch, const
         if (rn_batch_builder_count(bb) > 0 && rn_batch_builder_size(bb) + need > limit &&
             (rc = add_batch(w, bb)) < 0)
             goto fail;
-        rc = rn_batch_builder_add(bb, now_ms, key, (size_t)kl, tombstone ? NULL : value,
-                                  (size_t)vl, NULL, 0);
+        rc = rn_batch_builder_add(bb, now_ms, key, (size_t)kl, tombstone ? NULL : value, (size_t)vl,
+                                  NULL, 0);
         if (rc < 0)
             goto fail;
     }

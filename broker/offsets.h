@@ -44,11 +44,11 @@
 
 #include "storage/log.h"
 
-#define RN_OFFSETS_TOPIC "__offsets"
-#define RN_OFFSETS_MAX_NAME 249 /* group ids and topic names */
+#define RN_OFFSETS_TOPIC        "__offsets"
+#define RN_OFFSETS_MAX_NAME     249 /* group ids and topic names */
 #define RN_OFFSETS_MAX_METADATA 4096
-#define RN_OFFSETS_MAX_KEY (9 + 2 * RN_OFFSETS_MAX_NAME)
-#define RN_OFFSETS_MAX_VALUE (19 + RN_OFFSETS_MAX_METADATA)
+#define RN_OFFSETS_MAX_KEY      (9 + 2 * RN_OFFSETS_MAX_NAME)
+#define RN_OFFSETS_MAX_VALUE    (19 + RN_OFFSETS_MAX_METADATA)
 
 typedef struct rn_offsets rn_offsets;
 
@@ -72,9 +72,9 @@ typedef struct rn_offset_commit {
 
 /* What the table was built from, for the start-up log line and tests. */
 typedef struct rn_offsets_stats {
-    uint64_t records;    /* applied, tombstones included */
+    uint64_t records; /* applied, tombstones included */
     uint64_t tombstones;
-    uint64_t skipped;    /* records or batches that did not decode */
+    uint64_t skipped; /* records or batches that did not decode */
 } rn_offsets_stats;
 
 /* Completion of a commit or delete: err 0 once every record is durable and

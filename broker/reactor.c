@@ -252,6 +252,7 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
         if (retention)
             r->last_retention_ms = now;
         rn_partitions_tick(b, now, retention);
+        rn_groups_tick(b->groups, now);
     }
     if (!r->stopping)
         arm_tick(r);

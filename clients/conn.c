@@ -35,6 +35,10 @@
  *  5. A response is decoded against the API of its request; a response that
  *     does not fit (wrong body, bad frame) breaks the connection, since the
  *     stream can no longer be trusted.
+ *
+ * Host names are resolved with getaddrinfo when a connect starts, which may
+ * block on DNS; numeric addresses (the usual case) never do. Every address
+ * of a name is tried in turn within one connect.timeout.ms.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -256,12 +256,13 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
     if (err || resp->hdr->error_code) {
         int e = err ? err : -(int)resp->hdr->error_code;
         char msg[400];
-        if (err)
+        if (err) {
             snprintf(msg, sizeof(msg), "fetch: %s", rn__conn_errmsg(conn));
-        else
+        } else {
+            const char *m = resp->hdr->error_message ? resp->hdr->error_message : "";
             snprintf(msg, sizeof(msg), "fetch from %s:%u: %s%s%s", conn->host, conn->port,
-                     rn_strerror(e), resp->hdr->error_message ? ": " : "",
-                     resp->hdr->error_message ? resp->hdr->error_message : "");
+                     rn_strerror(e), *m ? ": " : "", m);
+        }
         for (size_t i = 0; i < fr->n; i++)
             fr->parts[i]->retry_at = now + conf->retry_backoff_ms;
         if (rn__needs_metadata(e))
@@ -426,12 +427,16 @@ out:
     free(done);
 }
 
+/* When pump has something to do next, absent any I/O: a partition's retry
+ * backoff ends, or metadata may be asked again. Past times do not count (what
+ * is due now but not sent waits for I/O), so poll never spins. */
 static int64_t next_timer(const rn_consumer *c)
 {
+    int64_t now = rn__now_ms();
     int64_t t = INT64_MAX;
     for (size_t i = 0; i < c->n_parts; i++) {
         const cpart *p = c->parts[i];
-        if (!p->fetching && !p->stopped && p->retry_at > 0)
+        if (!p->fetching && !p->stopped && p->retry_at > now)
             t = min64(t, p->retry_at);
     }
     if (c->need_md)

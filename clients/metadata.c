@@ -178,9 +178,9 @@ static void md_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
         cl->next_boot++;
     } else if (resp->hdr->error_code) {
         md->last_err = -(int)resp->hdr->error_code;
+        const char *m = resp->hdr->error_message ? resp->hdr->error_message : "";
         snprintf(md->errmsg, sizeof(md->errmsg), "metadata from %s:%u: %s%s%s", c->host, c->port,
-                 rn_strerror(md->last_err), resp->hdr->error_message ? ": " : "",
-                 resp->hdr->error_message ? resp->hdr->error_message : "");
+                 rn_strerror(md->last_err), *m ? ": " : "", m);
         md->not_before = rn__now_ms() + cl->conf->retry_backoff_ms;
     } else {
         int rc = apply(md, resp->hdr->metadata);

@@ -651,10 +651,13 @@ static void pump(rn_producer *p)
     }
 }
 
-/* When pump has something to do next, absent any I/O. */
+/* When pump has something to do next, absent any I/O. A batch ready now but
+ * not sent waits for I/O (a free in-flight slot, metadata, a producer id), so
+ * only future times count: a past one would make poll spin. */
 static int64_t next_timer(rn_producer *p)
 {
     const rn_conf *conf = p->cl.conf;
+    int64_t now = rn__now_ms();
     int64_t t = INT64_MAX;
     for (size_t ti = 0; ti < p->n_topics; ti++) {
         ptopic *tp = p->topics[ti];
@@ -666,14 +669,14 @@ static int64_t next_timer(rn_producer *p)
                 t = min64(t, p->flushing ? 0 : pp->open_first + conf->linger_ms);
             if (pp->q_head) {
                 t = min64(t, pp->q_head->deadline);
-                if (!(pp->retrying && pp->n_inflight > 0))
+                if (!(pp->retrying && pp->n_inflight > 0) && pp->q_head->retry_at > now)
                     t = min64(t, pp->q_head->retry_at);
             }
         }
     }
     if (p->need_md)
         t = min64(t, p->md_retry_at);
-    if (p->idem == IDEM_NEED)
+    if (p->idem == IDEM_NEED && p->idem_retry_at > now)
         t = min64(t, p->idem_retry_at);
     return t;
 }

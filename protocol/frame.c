@@ -112,6 +112,11 @@ static const rn_frame_api apis[] = {
     {RUNNEL__API__FETCH, "FETCH", 0, 0},
     {RUNNEL__API__LIST_OFFSETS, "LIST_OFFSETS", 0, 0},
     {RUNNEL__API__INIT_PRODUCER, "INIT_PRODUCER", 0, 0},
+    {RUNNEL__API__GROUP_HEARTBEAT, "GROUP_HEARTBEAT", 0, 0},
+    {RUNNEL__API__COMMIT_OFFSETS, "COMMIT_OFFSETS", 0, 0},
+    {RUNNEL__API__FETCH_OFFSETS, "FETCH_OFFSETS", 0, 0},
+    {RUNNEL__API__LIST_GROUPS, "LIST_GROUPS", 0, 0},
+    {RUNNEL__API__DESCRIBE_GROUP, "DESCRIBE_GROUP", 0, 0},
 };
 
 _Static_assert(BODY_FIELD(RUNNEL__API__API_VERSIONS) == RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS,
@@ -121,6 +126,12 @@ _Static_assert(BODY_FIELD(RUNNEL__API__LIST_OFFSETS) == RUNNEL__REQUEST_HEADER__
 _Static_assert(BODY_FIELD(RUNNEL__API__PRODUCE) == RUNNEL__RESPONSE_HEADER__BODY_PRODUCE,
                "response body field = 9 + api");
 _Static_assert(BODY_FIELD(RUNNEL__API__LIST_OFFSETS) == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS,
+               "response body field = 9 + api");
+_Static_assert(BODY_FIELD(RUNNEL__API__DESCRIBE_GROUP) ==
+                   RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_GROUP,
+               "request body field = 9 + api");
+_Static_assert(BODY_FIELD(RUNNEL__API__DESCRIBE_GROUP) ==
+                   RUNNEL__RESPONSE_HEADER__BODY_DESCRIBE_GROUP,
                "response body field = 9 + api");
 
 const rn_frame_api *rn_frame_apis(size_t *n)
@@ -521,6 +532,107 @@ static int check_produce(const Runnel__ProduceRequest *p, uint32_t payload_len,
     return 0;
 }
 
+/* ---- Consumer group bodies ------------------------------------------------
+ * Only what no coordinator could make sense of is refused here (and closes
+ * the connection, as any malformed frame): names out of bounds, negative
+ * partitions or offsets, impossible epochs. Whether a member or epoch is
+ * current is the coordinator's answer (broker/groups.c). */
+
+#define GROUP_ID_MAX 249    /* as topic names */
+#define MEMBER_ID_MAX 128   /* broker/groups.h RN_GROUP_MEMBER_ID_MAX */
+#define TOPIC_NAME_MAX 249
+#define OFFSET_METADATA_MAX 4096
+#define SESSION_TIMEOUT_MAX 1800000u /* 30 minutes */
+
+static int check_group_id(const char *api, const char *id, char *errbuf, size_t errlen)
+{
+    size_t n = id ? strnlen(id, GROUP_ID_MAX + 1) : 0;
+    if (n == 0 || n > GROUP_ID_MAX)
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                    "%s: group_id must be 1 to %d bytes", api, GROUP_ID_MAX);
+    return 0;
+}
+
+static int check_topic_name(const char *api, const char *t, char *errbuf, size_t errlen)
+{
+    size_t n = t ? strnlen(t, TOPIC_NAME_MAX + 1) : 0;
+    if (n == 0 || n > TOPIC_NAME_MAX)
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                    "%s: topic names must be 1 to %d bytes", api, TOPIC_NAME_MAX);
+    return 0;
+}
+
+static int check_topic_partitions(const char *api, Runnel__TopicPartitions *const *tps, size_t n,
+                                  char *errbuf, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        int r = check_topic_name(api, tps[i]->topic, errbuf, errlen);
+        if (r < 0)
+            return r;
+        for (size_t k = 0; k < tps[i]->n_partitions; k++)
+            if (tps[i]->partitions[k] < 0)
+                return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                            "%s: partition %" PRId32 " of %.64s is negative", api,
+                            tps[i]->partitions[k], tps[i]->topic);
+    }
+    return 0;
+}
+
+static int check_heartbeat(const Runnel__GroupHeartbeatRequest *h, char *errbuf, size_t errlen)
+{
+    static const char api[] = "GROUP_HEARTBEAT";
+    int r = check_group_id(api, h->group_id, errbuf, errlen);
+    if (r < 0)
+        return r;
+    size_t mlen = h->member_id ? strnlen(h->member_id, MEMBER_ID_MAX + 1) : 0;
+    if (mlen > MEMBER_ID_MAX)
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen, "%s: member_id longer than %d bytes",
+                    api, MEMBER_ID_MAX);
+    if (h->member_epoch < -1)
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                    "%s: member_epoch %" PRId32 " is not -1 (leave), 0 (join) or an epoch", api,
+                    h->member_epoch);
+    if (h->member_epoch != 0 && mlen == 0)
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                    "%s: member_epoch %" PRId32 " without a member_id (only a join, epoch 0, "
+                    "has none)",
+                    api, h->member_epoch);
+    if (h->session_timeout_ms > SESSION_TIMEOUT_MAX)
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                    "%s: session_timeout_ms %" PRIu32 " is above %u", api, h->session_timeout_ms,
+                    SESSION_TIMEOUT_MAX);
+    for (size_t i = 0; i < h->n_subscribed_topics; i++)
+        if ((r = check_topic_name(api, h->subscribed_topics[i], errbuf, errlen)) < 0)
+            return r;
+    return check_topic_partitions(api, h->owned, h->n_owned, errbuf, errlen);
+}
+
+static int check_commit(const Runnel__CommitOffsetsRequest *c, char *errbuf, size_t errlen)
+{
+    static const char api[] = "COMMIT_OFFSETS";
+    int r = check_group_id(api, c->group_id, errbuf, errlen);
+    if (r < 0)
+        return r;
+    if (c->member_id && strnlen(c->member_id, MEMBER_ID_MAX + 1) > MEMBER_ID_MAX)
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen, "%s: member_id longer than %d bytes",
+                    api, MEMBER_ID_MAX);
+    for (size_t i = 0; i < c->n_offsets; i++) {
+        const Runnel__OffsetCommit *o = c->offsets[i];
+        if ((r = check_topic_name(api, o->topic, errbuf, errlen)) < 0)
+            return r;
+        if (o->partition < 0 || o->offset < 0)
+            return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                        "%s: %.64s-%" PRId32 " offset %" PRId64
+                        ": partition and offset must not be negative",
+                        api, o->topic, o->partition, o->offset);
+        if (o->metadata && strnlen(o->metadata, OFFSET_METADATA_MAX + 1) > OFFSET_METADATA_MAX)
+            return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                        "%s: %.64s-%" PRId32 ": metadata longer than %d bytes", api, o->topic,
+                        o->partition, OFFSET_METADATA_MAX);
+    }
+    return 0;
+}
+
 static int check_request(const Runnel__RequestHeader *h, uint32_t payload_len,
                          const rn_frame_limits *l, char *errbuf, size_t errlen)
 {
@@ -569,6 +681,25 @@ static int check_request(const Runnel__RequestHeader *h, uint32_t payload_len,
                             " is not -2 (earliest), -1 (latest) or a time",
                             p->topic, p->partition, p->timestamp);
         }
+        break;
+    case RUNNEL__API__GROUP_HEARTBEAT:
+        if ((r = check_heartbeat(h->group_heartbeat, errbuf, errlen)) < 0)
+            return r;
+        break;
+    case RUNNEL__API__COMMIT_OFFSETS:
+        if ((r = check_commit(h->commit_offsets, errbuf, errlen)) < 0)
+            return r;
+        break;
+    case RUNNEL__API__FETCH_OFFSETS:
+        if ((r = check_group_id("FETCH_OFFSETS", h->fetch_offsets->group_id, errbuf, errlen)) < 0 ||
+            (r = check_topic_partitions("FETCH_OFFSETS", h->fetch_offsets->partitions,
+                                        h->fetch_offsets->n_partitions, errbuf, errlen)) < 0)
+            return r;
+        break;
+    case RUNNEL__API__DESCRIBE_GROUP:
+        if ((r = check_group_id("DESCRIBE_GROUP", h->describe_group->group_id, errbuf, errlen)) <
+            0)
+            return r;
         break;
     default:
         break;

@@ -108,6 +108,7 @@ struct rn_log {
     rn_io_op sync_op;
     rn_segment *sync_seg; /* referenced while the sync runs */
     int64_t sync_target;
+    bool sync_deferred; /* submit_sync waited for a rolled segment's fdatasync */
 
     bool timer_armed, cancel_inflight;
     rn_io_op timer_op, cancel_op;
@@ -270,6 +271,7 @@ static int check_config(const rn_log_config *c)
 
 static void advance(rn_log *log);
 static void maybe_sync(rn_log *log);
+static void submit_sync(rn_log *log);
 
 /* Seal rolled segments that nothing writes or syncs any more. */
 static void seal_rolled(rn_log *log);
@@ -293,6 +295,11 @@ static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
      * to be on disk (submit_sync), or, if this failed, appends for a sync
      * that will never come. */
     maybe_sync(log);
+    if (log->sync_deferred && !log->failed) {
+        /* A sync asked for outside maybe_sync (a switch to flush=always). */
+        log->sync_deferred = false;
+        submit_sync(log);
+    }
 }
 
 static void seal_rolled(rn_log *log)
@@ -372,9 +379,13 @@ static void submit_sync(rn_log *log)
      * it, so those must be on disk already. A rolled segment whose own
      * fdatasync (seal_rolled) has not completed holds batches this one would
      * acknowledge: wait for it (seal_sync_done calls maybe_sync again). */
-    for (unsigned i = 0; i + 1 < log->n_segs && log->segs[i] != seg; i++)
-        if (!log->segs[i]->sealed && !log->segs[i]->seal_synced)
+    for (unsigned i = 0; i + 1 < log->n_segs && log->segs[i] != seg; i++) {
+        if (!log->segs[i]->sealed && !log->segs[i]->seal_synced) {
+            log->sync_deferred = true;
             return;
+        }
+    }
+    log->sync_deferred = false;
     if (seg->fd < 0) {
         /* Sealed already, which synced it and every segment before it. */
         log->flushed = log->leo;

@@ -15,6 +15,16 @@
 static rt_broker b;
 static rn_admin *a;
 
+/* Topics the test made: the broker's internal ones ("__offsets") are skipped. */
+static size_t user_topics(char **names, size_t n, const char **out, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(names[i], "__", 2) != 0 && k < max)
+            out[k++] = names[i];
+    return k;
+}
+
 static void setup(void)
 {
     rt_broker_start(&b);
@@ -41,9 +51,13 @@ Test(admin, create_list_describe)
     char **names;
     size_t n;
     cr_assert_eq(rn_admin_list_topics(a, &names, &n), 0);
-    cr_assert_eq(n, 2);
-    cr_assert_str_eq(names[0], "alpha");
-    cr_assert_str_eq(names[1], "beta");
+    for (size_t i = 1; i < n; i++)
+        cr_assert(strcmp(names[i - 1], names[i]) < 0, "names unsorted");
+    cr_assert_null(names[n]);
+    const char *mine[4];
+    cr_assert_eq(user_topics(names, n, mine, 4), 2);
+    cr_assert_str_eq(mine[0], "alpha");
+    cr_assert_str_eq(mine[1], "beta");
     free(names);
 
     int32_t np;
@@ -139,6 +153,7 @@ Test(admin, errors_and_delete)
     char **names;
     size_t count;
     cr_assert_eq(rn_admin_list_topics(a, &names, &count), 0);
-    cr_assert_eq(count, 0);
+    const char *mine[4];
+    cr_assert_eq(user_topics(names, count, mine, 4), 0);
     free(names);
 }
