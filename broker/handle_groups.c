@@ -496,3 +496,34 @@ void rn_handle_describe_group(rn_request *req)
     rn_request_respond(req, &h, NULL, 0);
     arena_free(&a);
 }
+
+/* ---- DeleteGroup ---------------------------------------------------------------------- */
+
+static void group_deleted(void *arg, int err)
+{
+    rn_request *req = arg;
+    if (err) {
+        rn_request_fail(req, err, NULL);
+        return;
+    }
+    Runnel__DeleteGroupResponse dr = RUNNEL__DELETE_GROUP_RESPONSE__INIT;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_DELETE_GROUP;
+    h.delete_group = &dr;
+    rn_request_respond(req, &h, NULL, 0);
+}
+
+void rn_handle_delete_group(rn_request *req)
+{
+    rn_broker *b = req->conn->r->b;
+    const char *group = req->fr.hdr->delete_group->group_id;
+    if (!b->groups) {
+        rn_request_fail(req, -RN_E_STORAGE_ERROR, "the group coordinator is not running");
+        return;
+    }
+    int rc = rn_groups_delete(b->groups, group, group_deleted, req);
+    if (rc < 0)
+        rn_request_fail(req, rc, NULL);
+    else if (rc == 1)
+        group_deleted(req, 0);
+}

@@ -160,6 +160,11 @@ void rn_handle_produce(rn_request *req)
         size_t len = pp->batch_len;
         off += len;
 
+        if (strncmp(pp->topic, "__", 2) == 0) {
+            /* __offsets and friends are written by the broker only. */
+            set_error(st, i, -RN_E_INVALID_TOPIC, "internal topics are written by the broker only");
+            continue;
+        }
         rn_topic_state *ts = rn_topic_state_find(b, pp->topic);
         rn_partition *p = rn_partition_find(b, pp->topic, pp->partition);
         if (!p) {

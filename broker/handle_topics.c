@@ -207,6 +207,10 @@ void rn_handle_delete_topics(rn_request *req)
     }
     for (size_t i = 0; i < dr->n_topics; i++) {
         st->res[i].name = dr->topics[i];
+        if (strncmp(dr->topics[i], "__", 2) == 0) {
+            set_result(st, i, -RN_E_INVALID_TOPIC, "internal topics cannot be deleted");
+            continue;
+        }
         char err[256] = "";
         int rc = rn_metadata_delete_topic(b->md, dr->topics[i], topic_done, &st->ctx[i], err,
                                           sizeof(err));
@@ -333,6 +337,10 @@ void rn_handle_alter_configs(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__AlterConfigsRequest *ar = req->fr.hdr->alter_configs;
+    if (strncmp(ar->topic, "__", 2) == 0) {
+        rn_request_fail(req, -RN_E_INVALID_TOPIC, "internal topics' configs are the broker's");
+        return;
+    }
     size_t n = ar->n_set_configs;
     char **keys = calloc(n ? n : 1, sizeof(char *));
     char **vals = calloc(n ? n : 1, sizeof(char *));

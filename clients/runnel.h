@@ -161,6 +161,52 @@ int rn_admin_list_offset(rn_admin *a, const char *topic, int32_t partition, int6
 /* Partitions of a topic (from metadata). */
 int rn_admin_partition_count(rn_admin *a, const char *topic, int32_t *n);
 
+/* ---- Admin: consumer groups ---- */
+
+typedef struct rn_group_listing {
+    const char *group_id;
+    const char *state; /* "Empty", "Stable", "Reconciling" */
+    uint32_t members;
+} rn_group_listing;
+
+/* Every group the coordinator knows; *out (n entries) is freed with free(*out). */
+int rn_admin_list_groups(rn_admin *a, rn_group_listing **out, size_t *n);
+
+typedef struct rn_group_partition {
+    const char *topic;
+    int32_t partition;
+    int64_t committed_offset; /* -1: nothing committed */
+    int64_t log_end_offset;   /* the high watermark */
+    int64_t lag;              /* -1 when nothing committed */
+    const char *member_id;    /* owner, "" when none */
+    const char *client_id;    /* owner's client id, "" when none */
+    const char *host;         /* owner's address, "" when none */
+} rn_group_partition;
+
+typedef struct rn_group_desc {
+    const char *group_id;
+    const char *state;
+    int32_t group_epoch;
+    const char *assignor;
+    size_t n_members;
+    size_t n_partitions;
+    const rn_group_partition *partitions; /* sorted by topic, partition */
+} rn_group_desc;
+
+/* Describe a group: members and per-partition committed offsets and lag.
+ * Errors: -RN_E_UNKNOWN_GROUP. *out is valid until rn_admin_group_free. */
+int rn_admin_describe_group(rn_admin *a, const char *group, rn_group_desc **out);
+void rn_admin_group_free(rn_group_desc *d);
+
+/* Commit offsets for a group that has no active member (group reset): n
+ * (topic, partition, offset) triples. Errors: -RN_E_GROUP_NOT_EMPTY. */
+int rn_admin_commit_offsets(rn_admin *a, const char *group, const char *const *topics,
+                            const int32_t *partitions, const int64_t *offsets, size_t n);
+
+/* Delete a group's committed offsets (it must have no active member).
+ * Errors: -RN_E_UNKNOWN_GROUP, -RN_E_GROUP_NOT_EMPTY. */
+int rn_admin_delete_group(rn_admin *a, const char *group);
+
 /* ---- Producer ------------------------------------------------------------------ */
 
 typedef struct rn_producer rn_producer;
@@ -234,6 +280,40 @@ int rn_consumer_poll(rn_consumer *c, int timeout_ms, const rn_message **msgs);
 /* True when every assigned partition's position has reached the high
  * watermark seen in the last fetch (kcat's -e). */
 int rn_consumer_at_end(const rn_consumer *c);
+
+/* ---- Consumer groups ----
+ * With group.id set, rn_consumer_subscribe joins the group: the coordinator
+ * assigns partitions (heartbeats run inside rn_consumer_poll), a partition
+ * starts at the group's committed offset (else auto.offset.reset: earliest |
+ * latest), and positions are committed every auto.commit.interval.ms
+ * (enable.auto.commit, default true), on revoke and on close. Conf keys:
+ * group.id, enable.auto.commit, auto.commit.interval.ms (5000),
+ * session.timeout.ms (10000), heartbeat.interval.ms (1000),
+ * auto.offset.reset (earliest), partition.assignment.strategy (sticky|range). */
+
+/* Called inside rn_consumer_poll when partitions are assigned (assigned = 1)
+ * or revoked (assigned = 0), before the revoked ones' offsets are committed. */
+typedef void (*rn_rebalance_cb)(void *arg, int assigned, const char *topic, int32_t partition);
+void rn_consumer_set_rebalance_cb(rn_consumer *c, rn_rebalance_cb cb, void *arg);
+
+/* Join group.id and consume these topics. Errors: -RN_E_INVALID_CONFIG (no
+ * group.id), -EINVAL (already assigned by hand). */
+int rn_consumer_subscribe(rn_consumer *c, const char *const *topics, size_t n_topics);
+
+/* Commit the current position of every assigned partition (synchronous). */
+int rn_consumer_commit(rn_consumer *c);
+
+/* The group's committed offset of a partition (-1 none). */
+int rn_consumer_committed(rn_consumer *c, const char *topic, int32_t partition, int64_t *offset);
+
+/* Partitions currently assigned (by hand or by the group): n entries of
+ * topic/partition, valid until the next poll. */
+size_t rn_consumer_assignment(const rn_consumer *c, const char *const **topics,
+                              const int32_t **partitions);
+
+/* Leave the group at once (its partitions move to the others now), after a
+ * final commit; also done by rn_consumer_close. */
+int rn_consumer_unsubscribe(rn_consumer *c);
 
 void rn_consumer_close(rn_consumer *c);
 const char *rn_consumer_errmsg(const rn_consumer *c);

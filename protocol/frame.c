@@ -117,6 +117,7 @@ static const rn_frame_api apis[] = {
     {RUNNEL__API__FETCH_OFFSETS, "FETCH_OFFSETS", 0, 0},
     {RUNNEL__API__LIST_GROUPS, "LIST_GROUPS", 0, 0},
     {RUNNEL__API__DESCRIBE_GROUP, "DESCRIBE_GROUP", 0, 0},
+    {RUNNEL__API__DELETE_GROUP, "DELETE_GROUP", 0, 0},
 };
 
 _Static_assert(BODY_FIELD(RUNNEL__API__API_VERSIONS) == RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS,
@@ -132,6 +133,10 @@ _Static_assert(BODY_FIELD(RUNNEL__API__DESCRIBE_GROUP) ==
                "request body field = 9 + api");
 _Static_assert(BODY_FIELD(RUNNEL__API__DESCRIBE_GROUP) ==
                    RUNNEL__RESPONSE_HEADER__BODY_DESCRIBE_GROUP,
+               "response body field = 9 + api");
+_Static_assert(BODY_FIELD(RUNNEL__API__DELETE_GROUP) == RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP,
+               "request body field = 9 + api");
+_Static_assert(BODY_FIELD(RUNNEL__API__DELETE_GROUP) == RUNNEL__RESPONSE_HEADER__BODY_DELETE_GROUP,
                "response body field = 9 + api");
 
 const rn_frame_api *rn_frame_apis(size_t *n)
@@ -538,9 +543,9 @@ static int check_produce(const Runnel__ProduceRequest *p, uint32_t payload_len,
  * partitions or offsets, impossible epochs. Whether a member or epoch is
  * current is the coordinator's answer (broker/groups.c). */
 
-#define GROUP_ID_MAX 249    /* as topic names */
-#define MEMBER_ID_MAX 128   /* broker/groups.h RN_GROUP_MEMBER_ID_MAX */
-#define TOPIC_NAME_MAX 249
+#define GROUP_ID_MAX        249 /* as topic names */
+#define MEMBER_ID_MAX       128 /* broker/groups.h RN_GROUP_MEMBER_ID_MAX */
+#define TOPIC_NAME_MAX      249
 #define OFFSET_METADATA_MAX 4096
 #define SESSION_TIMEOUT_MAX 1800000u /* 30 minutes */
 
@@ -548,8 +553,8 @@ static int check_group_id(const char *api, const char *id, char *errbuf, size_t 
 {
     size_t n = id ? strnlen(id, GROUP_ID_MAX + 1) : 0;
     if (n == 0 || n > GROUP_ID_MAX)
-        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
-                    "%s: group_id must be 1 to %d bytes", api, GROUP_ID_MAX);
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen, "%s: group_id must be 1 to %d bytes",
+                    api, GROUP_ID_MAX);
     return 0;
 }
 
@@ -557,8 +562,8 @@ static int check_topic_name(const char *api, const char *t, char *errbuf, size_t
 {
     size_t n = t ? strnlen(t, TOPIC_NAME_MAX + 1) : 0;
     if (n == 0 || n > TOPIC_NAME_MAX)
-        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
-                    "%s: topic names must be 1 to %d bytes", api, TOPIC_NAME_MAX);
+        return fail(-RN_E_INVALID_REQUEST, errbuf, errlen, "%s: topic names must be 1 to %d bytes",
+                    api, TOPIC_NAME_MAX);
     return 0;
 }
 
@@ -697,8 +702,11 @@ static int check_request(const Runnel__RequestHeader *h, uint32_t payload_len,
             return r;
         break;
     case RUNNEL__API__DESCRIBE_GROUP:
-        if ((r = check_group_id("DESCRIBE_GROUP", h->describe_group->group_id, errbuf, errlen)) <
-            0)
+        if ((r = check_group_id("DESCRIBE_GROUP", h->describe_group->group_id, errbuf, errlen)) < 0)
+            return r;
+        break;
+    case RUNNEL__API__DELETE_GROUP:
+        if ((r = check_group_id("DELETE_GROUP", h->delete_group->group_id, errbuf, errlen)) < 0)
             return r;
         break;
     default:

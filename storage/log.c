@@ -1077,21 +1077,30 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
             rn_segment_unref(seg);
             return set_err(log, rc, "open");
         }
-        bool rebuilt = false;
+        bool rebuilt = false, verify = !clean && i + 2 >= n;
         int64_t file_end;
-        if (!clean && i + 2 >= n) {
+        if (!verify) {
+            rc = rn_segment_find_end(seg, max_batch, &rebuilt);
+            /* A sealed segment's file is exactly its data: seal_rolled cuts it
+             * to size once its fdatasync is done. One that is longer was never
+             * sealed, so that sync may not have completed before the crash (a
+             * roll syncs through the ring, and several can be pending): it is
+             * verified like the tail, not trusted. */
+            struct stat st;
+            verify = rc == 0 && !clean && !last && rn_sys_fstat(seg->fd, &st) == 0 &&
+                     (uint64_t)st.st_size > seg->size;
+        }
+        if (verify) {
             uint64_t dropped = 0;
-            rc = rn_segment_recover_tail(seg, max_batch, &info->bytes_scanned, &dropped,
-                                         &rebuilt);
+            bool r2 = false;
+            rc = rn_segment_recover_tail(seg, max_batch, &info->bytes_scanned, &dropped, &r2);
+            rebuilt |= r2;
             info->n_scanned++;
             info->bytes_dropped += dropped;
             if (dropped > 0 && info->truncated_at < 0)
                 info->truncated_at = seg->next_offset;
-            file_end = seg->next_offset;
-        } else {
-            rc = rn_segment_find_end(seg, max_batch, &rebuilt);
-            file_end = seg->next_offset;
         }
+        file_end = seg->next_offset;
         if (rc < 0)
             return set_err(log, rc, "segment %020" PRId64 ": recovery", bases[i]);
         info->n_index_rebuilt += rebuilt;

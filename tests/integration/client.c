@@ -234,8 +234,7 @@ int it_conn_recv(it_conn *c, int expected_api, it_resp *out, int timeout_ms)
     uint32_t hlen = get_be32(frame);
     if (hlen > frame_len - 4) {
         free(frame);
-        fprintf(stderr, "it_conn_recv: header_length %u > frame_length %u - 4\n", hlen,
-                frame_len);
+        fprintf(stderr, "it_conn_recv: header_length %u > frame_length %u - 4\n", hlen, frame_len);
         return -EPROTO;
     }
     rn_frame f = {.header = frame + 4,
@@ -274,8 +273,7 @@ int it_call(it_conn *c, Runnel__RequestHeader *h, const void *payload, size_t le
     if (rc < 0)
         return rc;
     if (out->hdr->correlation_id != cid) {
-        fprintf(stderr, "it_call: correlation id %u, expected %u\n", out->hdr->correlation_id,
-                cid);
+        fprintf(stderr, "it_call: correlation id %u, expected %u\n", out->hdr->correlation_id, cid);
         it_resp_free(out);
         return -EPROTO;
     }
@@ -538,8 +536,8 @@ int it_produce(it_conn *c, const it_produce_part *parts, size_t n, int acks, it_
     return rc;
 }
 
-int it_produce_one(it_conn *c, const char *topic, int32_t partition, const void *batch,
-                   size_t len, int acks, int64_t *base_offset)
+int it_produce_one(it_conn *c, const char *topic, int32_t partition, const void *batch, size_t len,
+                   int acks, int64_t *base_offset)
 {
     it_produce_part p = {.topic = topic, .partition = partition, .batch = batch, .len = len};
     it_resp r;
@@ -791,11 +789,61 @@ bool it_broker_alive(it_broker *b)
     return true;
 }
 
+/* A broker that answers, not merely a socket that accepts: an ApiVersions
+ * round trip. */
+static bool broker_answers(const it_broker *b)
+{
+    it_conn *c;
+    if (it_conn_open(&c, b->host, b->port, 200) < 0)
+        return false;
+    Runnel__ApiVersionsRequest body = RUNNEL__API_VERSIONS_REQUEST__INIT;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__API_VERSIONS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS;
+    h.api_versions = &body;
+    uint32_t cid;
+    it_resp r;
+    bool ok = it_conn_send(c, &h, NULL, 0, &cid) == 0 &&
+              it_conn_recv(c, RUNNEL__API__API_VERSIONS, &r, 1000) == 0;
+    if (ok) {
+        ok = r.hdr->correlation_id == cid && r.hdr->error_code == 0;
+        it_resp_free(&r);
+    }
+    it_conn_close(c);
+    return ok;
+}
+
+/* After a kill -9 the old broker's listening socket can outlive its process
+ * for a moment (the kernel tears the io_uring instance down asynchronously,
+ * and the multishot accept holds the socket): it still completes handshakes,
+ * and with SO_REUSEPORT the new broker would share the port with it. Wait
+ * until the port refuses connections before starting again. */
+static int wait_port_free(const it_broker *b, int timeout_ms)
+{
+    int64_t deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        it_conn *c;
+        int rc = it_conn_open(&c, b->host, b->port, 200);
+        if (rc == -ECONNREFUSED)
+            return 0;
+        if (rc == 0)
+            it_conn_close(c);
+        if (it_now_ms() >= deadline)
+            return -EADDRINUSE;
+        usleep(10 * 1000);
+    }
+}
+
 int it_broker_start(it_broker *b, int timeout_ms)
 {
     if (b->pid)
         return -EBUSY;
     bool first = b->port == 0;
+    if (!first) {
+        int rc = wait_port_free(b, timeout_ms);
+        if (rc < 0)
+            return rc;
+    }
     for (int attempt = 0; attempt < 5; attempt++) {
         if (first) {
             int rc = free_port(&b->port);
@@ -814,11 +862,8 @@ int it_broker_start(it_broker *b, int timeout_ms)
         while (it_now_ms() < deadline) {
             if (!it_broker_alive(b))
                 break;
-            it_conn *c;
-            if (it_conn_open(&c, b->host, b->port, 200) == 0) {
-                it_conn_close(c);
+            if (broker_answers(b))
                 return 0;
-            }
             usleep(10 * 1000);
         }
         if (b->pid) {
@@ -938,8 +983,8 @@ void it_broker_dump_log(const it_broker *b, size_t max_bytes)
     if (!log)
         return;
     size_t from = len > max_bytes ? len - max_bytes : 0;
-    fprintf(stderr, "---- %s (last %zu bytes) ----\n%s\n---- end ----\n", b->log_path,
-            len - from, log + from);
+    fprintf(stderr, "---- %s (last %zu bytes) ----\n%s\n---- end ----\n", b->log_path, len - from,
+            log + from);
     free(log);
 }
 

@@ -128,8 +128,8 @@ int it_produce_send(it_conn *c, const it_produce_part *parts, size_t n, int acks
 int it_produce(it_conn *c, const it_produce_part *parts, size_t n, int acks, it_resp *out);
 /* One batch; returns the partition's error code (0 ok) or a negative
  * transport error; *base_offset (may be NULL) gets the offset. */
-int it_produce_one(it_conn *c, const char *topic, int32_t partition, const void *batch,
-                   size_t len, int acks, int64_t *base_offset);
+int it_produce_one(it_conn *c, const char *topic, int32_t partition, const void *batch, size_t len,
+                   int acks, int64_t *base_offset);
 
 /* One partition of a Fetch request. */
 typedef struct it_fetch_part {
@@ -175,9 +175,9 @@ typedef struct it_broker {
     pid_t pid; /* 0 when not running */
     uint16_t port;
     char host[16];
-    char root[64];      /* scratch directory, removed by it_broker_destroy */
-    char data_dir[96];  /* root/data */
-    char log_path[96];  /* root/runneld.log: the child's stderr, appended on restart */
+    char root[64];           /* scratch directory, removed by it_broker_destroy */
+    char data_dir[96];       /* root/data */
+    char log_path[96];       /* root/runneld.log: the child's stderr, appended on restart */
     char *args[IT_MAX_ARGS]; /* extra arguments, owned copies */
     int n_args;
     char *env[8]; /* extra environment entries "K=V", owned copies */
@@ -190,9 +190,10 @@ typedef struct it_broker {
 int it_broker_init(it_broker *b, const char *const *args);
 /* Add "K=V" to the environment of the next starts. */
 int it_broker_setenv(it_broker *b, const char *kv);
-/* Start runneld on a free port (the same port on a restart) and wait until it
- * accepts connections (timeout_ms). Errors: -ECHILD (it exited: see its log),
- * -ETIMEDOUT, -errno. */
+/* Start runneld on a free port (the same port on a restart, once the previous
+ * process's socket is gone) and wait until it answers ApiVersions
+ * (timeout_ms). Errors: -ECHILD (it exited: see its log), -ETIMEDOUT,
+ * -EADDRINUSE (the old socket lingered), -errno. */
 int it_broker_start(it_broker *b, int timeout_ms);
 /* Send sig and reap the child within timeout_ms (then SIGKILL). *status gets
  * the wait status. Errors: -ETIMEDOUT (it had to be killed), -ESRCH (not

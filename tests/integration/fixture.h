@@ -111,8 +111,7 @@ static inline uint8_t *itf_batch(const char *tag, int n, int64_t ts, size_t *len
     return b;
 }
 
-static inline void itf_create(it_conn *c, const char *name, int32_t partitions,
-                              const char *configs)
+static inline void itf_create(it_conn *c, const char *name, int32_t partitions, const char *configs)
 {
     int rc = it_create_topic(c, name, partitions, configs);
     cr_assert_eq(rc, 0, "create topic %s: %d (%s)", name, rc,

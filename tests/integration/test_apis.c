@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +58,9 @@ static void assert_batch_stored(const uint8_t *got, size_t got_len, const uint8_
     cr_assert_eq(h.base_offset, base, "stamped base_offset %" PRId64 ", acked %" PRId64,
                  h.base_offset, base);
     cr_assert_eq(memcmp(got + RN_BATCH_OFF_LENGTH, sent + RN_BATCH_OFF_LENGTH, 4), 0);
-    cr_assert_eq(memcmp(got + RN_BATCH_OFF_MAGIC, sent + RN_BATCH_OFF_MAGIC,
-                        sent_len - RN_BATCH_OFF_MAGIC),
-                 0, "stored batch differs from the produced one");
+    cr_assert_eq(
+        memcmp(got + RN_BATCH_OFF_MAGIC, sent + RN_BATCH_OFF_MAGIC, sent_len - RN_BATCH_OFF_MAGIC),
+        0, "stored batch differs from the produced one");
 }
 
 // ApiVersions answers with every API this build decodes, each with a sane range.
@@ -167,17 +168,26 @@ Test(api, metadata_all_named_unknown)
     Runnel__MetadataResponse *m = r.hdr->metadata;
     cr_assert_eq(m->n_brokers, 1);
     cr_assert_eq(m->brokers[0]->port, B.port);
-    cr_assert_eq(m->n_topics, 2);
-    cr_assert_str_eq(m->topics[0]->name, "alpha");
-    cr_assert_eq(m->topics[0]->n_partitions, 3);
+    /* The broker's own topics (__offsets) are listed too, flagged internal. */
+    Runnel__TopicMetadata *user[4];
+    size_t n_user = 0;
+    for (size_t i = 0; i < m->n_topics; i++) {
+        Runnel__TopicMetadata *t = m->topics[i];
+        cr_assert_eq(t->is_internal, strncmp(t->name, "__", 2) == 0, "%s", t->name);
+        if (!t->is_internal && n_user < 4)
+            user[n_user++] = t;
+    }
+    cr_assert_eq(n_user, 2);
+    cr_assert_str_eq(user[0]->name, "alpha");
+    cr_assert_eq(user[0]->n_partitions, 3);
     for (size_t i = 0; i < 3; i++) {
-        Runnel__PartitionMetadata *pm = m->topics[0]->partitions[i];
+        Runnel__PartitionMetadata *pm = user[0]->partitions[i];
         cr_assert_eq(pm->partition, (int32_t)i);
         cr_assert_eq(pm->leader, m->brokers[0]->node_id);
         cr_assert_eq(pm->n_replicas, 1);
         cr_assert_eq(pm->n_isr, 1);
     }
-    cr_assert_str_eq(m->topics[1]->name, "beta");
+    cr_assert_str_eq(user[1]->name, "beta");
     it_resp_free(&r);
 
     const char *names[] = {"beta", "gamma"};
@@ -247,9 +257,9 @@ Test(api, alter_configs_and_describe)
     it_conn *c = itf_connect(&B);
     itf_create(c, "alt", 1, NULL);
     it_resp r;
-    cr_assert_eq(it_alter(c, "alt", "retention.ms=1000,segment.bytes=1048576,flush=never", NULL,
-                          false, &r),
-                 0);
+    cr_assert_eq(
+        it_alter(c, "alt", "retention.ms=1000,segment.bytes=1048576,flush=never", NULL, false, &r),
+        0);
     cr_assert_eq(r.hdr->error_code, 0, "alter: %s", r.hdr->error_message);
     it_resp_free(&r);
     cr_assert_eq(it_describe(c, "alt", &r), 0);
@@ -687,7 +697,7 @@ Test(api, list_offsets_earliest_latest_time)
     cr_assert_eq(off, 6);
     struct {
         int64_t ts, off, found;
-    } cases[] = {{0, 0, 1000}, {1000, 0, 1000}, {1500, 2, 2000}, {2000, 2, 2000},
+    } cases[] = {{0, 0, 1000},    {1000, 0, 1000}, {1500, 2, 2000}, {2000, 2, 2000},
                  {2001, 4, 3000}, {3000, 4, 3000}, {5000, -1, -1}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cr_assert_eq(it_list_offsets(c, "lo", 0, cases[i].ts, &off, &ts), 0);
@@ -905,15 +915,13 @@ Test(api, slow_reader_backpressure)
     itf_passed = true;
 }
 
-
 // With a small segment.bytes the log rolls into many segments and a consumer
 // reads across every boundary; lowering retention.ms with AlterConfigs
 // deletes the old segments: the log start offset moves, a fetch below it is
 // OFFSET_OUT_OF_RANGE, and ListOffsets earliest follows.
 Test(api, segments_roll_and_retention)
 {
-    static const char *const args[] = {"--override", "log.retention.check.interval.ms=100",
-                                       NULL};
+    static const char *const args[] = {"--override", "log.retention.check.interval.ms=100", NULL};
     itf_start_over(&B, args);
     it_conn *c = itf_connect(&B);
     itf_create(c, "ret", 1, "segment.bytes=4096,max.message.bytes=2048");
@@ -982,6 +990,75 @@ Test(api, segments_roll_and_retention)
     cr_assert_eq(r.hdr->describe_topic->partitions[0]->log_start_offset, start);
     it_resp_free(&r);
     it_conn_close(c);
+    itf_stop_clean(&B);
+    itf_passed = true;
+}
+
+// Deleting a topic while produces to it are in flight answers every produce
+// (appended, or UNKNOWN_TOPIC once the topic is gone; never appended after
+// the delete was answered) and leaves the broker serving; re-creating the
+// topic starts it empty.
+Test(api, delete_topic_during_produce)
+{
+    it_conn *p = itf_connect(&B), *admin = itf_connect(&B);
+    itf_create(admin, "racy", 2, NULL);
+    size_t l;
+    uint8_t *b = itf_batch("r", 3, 1000, &l);
+    enum { INFLIGHT = 8, BEFORE = 20, AFTER = 20 };
+    int sent = 0, answered = 0, ok = 0, gone = 0, after_delete = -1;
+    uint32_t last_cid = 0, first_after = UINT32_MAX;
+    bool delete_sent = false;
+    while (after_delete < 0 || answered < after_delete + AFTER) {
+        while (sent - answered < INFLIGHT) {
+            it_produce_part pp[2] = {{"racy", 0, b, l}, {"racy", 1, b, l}};
+            cr_assert_eq(it_produce_send(p, pp, 2, 1, &last_cid), 0);
+            sent++;
+        }
+        if (!delete_sent && answered >= BEFORE) {
+            Runnel__DeleteTopicsRequest d = RUNNEL__DELETE_TOPICS_REQUEST__INIT;
+            char *name = "racy";
+            d.n_topics = 1;
+            d.topics = &name;
+            Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+            h.api = RUNNEL__API__DELETE_TOPICS;
+            h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
+            h.delete_topics = &d;
+            cr_assert_eq(it_conn_send(admin, &h, NULL, 0, NULL), 0);
+            delete_sent = true;
+        }
+        it_resp r;
+        int rc = it_conn_recv(p, RUNNEL__API__PRODUCE, &r, IT_DEFAULT_TIMEOUT_MS);
+        cr_assert_eq(rc, 0, "produce answer %d: %s", answered, strerror(-rc));
+        bool must_be_gone = r.hdr->correlation_id >= first_after;
+        for (size_t k = 0; k < 2; k++) {
+            uint32_t e = r.hdr->produce->partitions[k]->error_code;
+            cr_assert(e == 0 || e == RN_E_UNKNOWN_TOPIC, "unexpected error %u", e);
+            cr_assert(e != 0 || !must_be_gone, "produce sent after the delete was appended");
+            if (e == 0)
+                ok++;
+            else
+                gone++;
+        }
+        it_resp_free(&r);
+        answered++;
+        struct pollfd pfd = {.fd = admin->fd, .events = POLLIN};
+        if (delete_sent && after_delete < 0 && poll(&pfd, 1, 0) == 1) {
+            /* The delete is answered: every produce sent from now on must
+             * find the topic gone. */
+            cr_assert_eq(it_conn_recv(admin, RUNNEL__API__DELETE_TOPICS, &r, 5000), 0);
+            cr_assert_eq(topic_err(&r, 0), 0);
+            it_resp_free(&r);
+            after_delete = sent;
+            first_after = last_cid + 1;
+        }
+    }
+    cr_assert_geq(gone, 2 * AFTER, "produces after the delete were appended");
+    cr_log_info("%d appended, %d after the delete", ok, gone);
+    itf_create(admin, "racy", 1, NULL);
+    cr_assert_eq(itf_produce(admin, "racy", 0, b, l), 0);
+    free(b);
+    it_conn_close(admin);
+    it_conn_close(p);
     itf_stop_clean(&B);
     itf_passed = true;
 }

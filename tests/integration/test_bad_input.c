@@ -67,8 +67,7 @@ static void assert_healthy(void)
     size_t len;
     it_fetch_data(&r, 0, &data, &len);
     cr_assert_eq(len, l);
-    cr_assert_eq(memcmp(data + RN_BATCH_OFF_MAGIC, b + RN_BATCH_OFF_MAGIC,
-                        l - RN_BATCH_OFF_MAGIC),
+    cr_assert_eq(memcmp(data + RN_BATCH_OFF_MAGIC, b + RN_BATCH_OFF_MAGIC, l - RN_BATCH_OFF_MAGIC),
                  0);
     it_resp_free(&r);
     free(b);
@@ -255,8 +254,8 @@ Test(bad_input, produce_bad_crc)
     memcpy(bad, good, l);
     put_be32(bad + RN_BATCH_OFF_LENGTH, (uint32_t)l * 2);
     int rc = it_produce_one(c, "target", 0, bad, l, 1, NULL);
-    cr_assert(rc >= RN_E_CORRUPT_BATCH && rc <= RN_E_BATCH_TRAILING_BYTES,
-              "bad length field: %d", rc);
+    cr_assert(rc >= RN_E_CORRUPT_BATCH && rc <= RN_E_BATCH_TRAILING_BYTES, "bad length field: %d",
+              rc);
     cr_assert_eq(itf_produce(c, "target", 0, good, l), 3);
     free(bad);
     free(good);
@@ -291,8 +290,7 @@ Test(bad_input, unknown_api_keeps_connection)
         cr_assert_eq(it_conn_send(c, &h, NULL, 0, &cid), 0);
         it_resp r;
         cr_assert_eq(it_conn_recv(c, 0, &r, 5000), 0, "no answer to api %d", apis[i]);
-        cr_assert_eq(r.hdr->error_code, RN_E_UNKNOWN_API, "api %d: %u", apis[i],
-                     r.hdr->error_code);
+        cr_assert_eq(r.hdr->error_code, RN_E_UNKNOWN_API, "api %d: %u", apis[i], r.hdr->error_code);
         cr_assert_eq(r.hdr->correlation_id, cid);
         it_resp_free(&r);
     }
@@ -460,8 +458,8 @@ Test(bad_input, half_frame_storm)
     long after = it_broker_rss_kib(&B);
     cr_log_info("VmRSS %ld KiB before the storm, %ld KiB after", before, after);
     cr_assert_lt(after, before + 8 * 1024,
-                 "VmRSS %ld KiB after the storm, %ld KiB before: partial frames not freed",
-                 after, before);
+                 "VmRSS %ld KiB after the storm, %ld KiB before: partial frames not freed", after,
+                 before);
     int64_t end;
     cr_assert_eq(it_list_offsets(c, "target", 0, -1, &end, NULL), 0);
     cr_assert_eq(end, 0, "a half frame was appended");
@@ -540,6 +538,43 @@ Test(bad_input, many_parked_fetches_on_one_connection)
     }
     cr_assert_eq(fetches, N);
     cr_assert(versions);
+    it_conn_close(c);
+    assert_healthy();
+    itf_stop_clean(&B);
+    itf_passed = true;
+}
+
+// A topic's own max.message.bytes is enforced per partition
+// (MESSAGE_TOO_LARGE for that entry), and a corrupt batch sent with acks=0
+// is dropped silently: no answer, nothing appended, the connection usable.
+Test(bad_input, topic_limit_and_silent_acks0_errors)
+{
+    it_conn *c = itf_connect(&B);
+    itf_create(c, "small", 1, "max.message.bytes=1000");
+    size_t lbig, lsmall;
+    uint8_t *big = itf_batch("big-record-value-padding-padding", 60, 1000, &lbig);
+    uint8_t *small = itf_batch("s", 2, 1000, &lsmall);
+    cr_assert_gt(lbig, 1000);
+    it_produce_part parts[] = {{"small", 0, big, lbig}, {"target", 0, big, lbig}};
+    it_resp r;
+    cr_assert_eq(it_produce(c, parts, 2, 1, &r), 0);
+    cr_assert_eq(r.hdr->error_code, 0);
+    cr_assert_eq(r.hdr->produce->partitions[0]->error_code, RN_E_MESSAGE_TOO_LARGE, "got %u",
+                 r.hdr->produce->partitions[0]->error_code);
+    cr_assert_eq(r.hdr->produce->partitions[1]->error_code, 0);
+    it_resp_free(&r);
+    cr_assert_eq(itf_produce(c, "small", 0, small, lsmall), 0);
+
+    small[lsmall - 1] ^= 1;
+    cr_assert_eq(it_produce_one(c, "small", 0, small, lsmall, 0, NULL), 0);
+    cr_assert_eq(it_produce_one(c, "nosuch", 0, small, lsmall, 0, NULL), 0);
+    cr_assert_eq(it_api_versions(c, &r), 0, "acks=0 errors were answered");
+    it_resp_free(&r);
+    int64_t end;
+    cr_assert_eq(it_list_offsets(c, "small", 0, -1, &end, NULL), 0);
+    cr_assert_eq(end, 2, "a corrupt acks=0 batch was appended");
+    free(big);
+    free(small);
     it_conn_close(c);
     assert_healthy();
     itf_stop_clean(&B);

@@ -44,7 +44,7 @@ static void teardown(void)
 
 TestSuite(durability, .init = setup, .fini = teardown, .timeout = 120);
 
-#define N_PARTS 2
+#define N_PARTS  2
 #define INFLIGHT 8
 
 typedef struct acked {
@@ -136,9 +136,9 @@ static size_t produce_until_gone(producer *p, int64_t kill_at_ms, int sig)
         sent s = p->q[k];
         memmove(&p->q[k], &p->q[k + 1], (size_t)(p->n_q - k - 1) * sizeof(sent));
         p->n_q--;
-        Runnel__ProducePartitionResponse *pr =
-            r.hdr->produce && r.hdr->produce->n_partitions == 1 ? r.hdr->produce->partitions[0]
-                                                                : NULL;
+        Runnel__ProducePartitionResponse *pr = r.hdr->produce && r.hdr->produce->n_partitions == 1
+                                                   ? r.hdr->produce->partitions[0]
+                                                   : NULL;
         if (r.hdr->error_code == 0 && pr && pr->error_code == 0) {
             record_ack(p, s.part, pr->base_offset, s.batch, s.len);
         } else {
@@ -169,8 +169,8 @@ static void verify_acked(const producer *p)
             it_resp r;
             cr_assert_eq(it_fetch(c, &fp, 1, &o, &r), 0);
             Runnel__FetchPartitionResponse *fr = r.hdr->fetch->partitions[0];
-            cr_assert_eq(fr->error_code, 0, "fetch %s-%d at %" PRId64 ": %u", p->topic, part,
-                         next, fr->error_code);
+            cr_assert_eq(fr->error_code, 0, "fetch %s-%d at %" PRId64 ": %u", p->topic, part, next,
+                         fr->error_code);
             hw = fr->high_watermark;
             const uint8_t *data;
             size_t len;
@@ -184,8 +184,9 @@ static void verify_acked(const producer *p)
                 cr_assert_eq(rn_batch_peek(data + off, len - off, 0, &h), 0);
                 cr_assert_eq(rn_batch_verify(data + off, len - off, 0, 0), 0,
                              "batch at offset %" PRId64 " does not verify", h.base_offset);
-                cr_assert_eq(h.base_offset, next, "gap or overlap: batch at %" PRId64
-                             ", expected %" PRId64, h.base_offset, next);
+                cr_assert_eq(h.base_offset, next,
+                             "gap or overlap: batch at %" PRId64 ", expected %" PRId64,
+                             h.base_offset, next);
                 next = h.base_offset + h.last_offset_delta + 1;
                 off += rn_batch_size(&h);
             }
@@ -223,8 +224,7 @@ static void verify_acked(const producer *p)
                          "%s-%d: no batch starts at acknowledged offset %" PRId64, p->topic, part,
                          a->base);
             cr_assert_eq(rn_batch_size(&h), a->len);
-            cr_assert_eq(memcmp(all + pos + RN_BATCH_OFF_LENGTH, a->batch + RN_BATCH_OFF_LENGTH,
-                                4),
+            cr_assert_eq(memcmp(all + pos + RN_BATCH_OFF_LENGTH, a->batch + RN_BATCH_OFF_LENGTH, 4),
                          0);
             cr_assert_eq(memcmp(all + pos + RN_BATCH_OFF_MAGIC, a->batch + RN_BATCH_OFF_MAGIC,
                                 a->len - RN_BATCH_OFF_MAGIC),
@@ -232,8 +232,8 @@ static void verify_acked(const producer *p)
                          p->topic, part, a->base);
             pos += a->len;
         }
-        cr_log_info("%s-%d: %zu acknowledged batches verified, high watermark %" PRId64,
-                    p->topic, part, n, hw);
+        cr_log_info("%s-%d: %zu acknowledged batches verified, high watermark %" PRId64, p->topic,
+                    part, n, hw);
         free(all);
     }
     it_conn_close(c);
@@ -285,8 +285,8 @@ Test(durability, kill9_keeps_every_acked_batch)
         cr_assert(it_broker_log_contains(&B, log_from, "partition=dur-0 clean=false"),
                   "round %d: restart after kill -9 did not recover dur-0", round);
         verify_acked(&p);
-        cr_log_info("round %d: killed after %" PRId64 " ms, %zu acknowledged so far", round,
-                    delay, p.n_acks);
+        cr_log_info("round %d: killed after %" PRId64 " ms, %zu acknowledged so far", round, delay,
+                    p.n_acks);
     }
     cr_assert_eq(p.n_errors, 0, "%u produce answers carried an error", p.n_errors);
     producer_free(&p);

@@ -1465,7 +1465,7 @@ Test(frame, api_table_and_names)
     const rn_frame_api *apis = rn_frame_apis(&n);
     /* Every api the table has is in Api order with no gap, up to the last one decoded. */
     cr_assert_geq(n, 10);
-    cr_assert_leq(n, RUNNEL__API__DESCRIBE_GROUP);
+    cr_assert_leq(n, RUNNEL__API__DELETE_GROUP);
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(apis[i].api, (int)i + 1);
         cr_assert_str_eq(apis[i].name, rn_frame_api_name(apis[i].api));
@@ -1477,4 +1477,103 @@ Test(frame, api_table_and_names)
     cr_assert(rn_frame_error_closes(-ENOMEM));
     cr_assert(rn_frame_error_closes(-RN_E_REQUEST_TOO_LARGE));
     cr_assert(!rn_frame_error_closes(-RN_E_UNSUPPORTED_VERSION));
+}
+
+/* Decode a request header with a group body; 0 or the error, message in err. */
+static int decode_group(Runnel__RequestHeader *h, char *err, size_t errlen)
+{
+    size_t len;
+    uint8_t *w = wire_frame(&h->base, NULL, 0, &len);
+    rn_frame_request req;
+    int r = decode_req(w, len, NULL, &req, err, errlen);
+    if (r == 0)
+        rn_frame_request_fini(&req);
+    free(w);
+    return r;
+}
+
+// Group request bodies: group ids, epochs, names, partitions, offsets and metadata are bounded.
+Test(frame, group_bodies_checked)
+{
+    char err[256];
+    Runnel__GroupHeartbeatRequest hb = RUNNEL__GROUP_HEARTBEAT_REQUEST__INIT;
+    Runnel__RequestHeader h = req_header(RUNNEL__API__GROUP_HEARTBEAT, 1);
+    h.group_heartbeat = &hb;
+    hb.group_id = "g";
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    hb.group_id = "";
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    cr_assert(strstr(err, "group_id") != NULL, "%s", err);
+    char long_id[251];
+    memset(long_id, 'g', 250);
+    long_id[250] = 0;
+    hb.group_id = long_id;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    long_id[249] = 0;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    hb.member_epoch = -2;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    hb.member_epoch = 3; /* an epoch needs a member id */
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    hb.member_id = "m";
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    hb.session_timeout_ms = 1800001;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    hb.session_timeout_ms = 0;
+    int32_t parts[] = {0, -1};
+    Runnel__TopicPartitions tp = RUNNEL__TOPIC_PARTITIONS__INIT, *tpp = &tp;
+    tp.topic = "t";
+    tp.partitions = parts;
+    tp.n_partitions = 2;
+    hb.owned = &tpp;
+    hb.n_owned = 1;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    tp.n_partitions = 1;
+    char *subs[] = {""};
+    hb.subscribed_topics = subs;
+    hb.n_subscribed_topics = 1;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    hb.n_subscribed_topics = 0;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+
+    Runnel__OffsetCommit oc = RUNNEL__OFFSET_COMMIT__INIT, *ocp = &oc;
+    oc.topic = "t";
+    oc.offset = 5;
+    Runnel__CommitOffsetsRequest co = RUNNEL__COMMIT_OFFSETS_REQUEST__INIT;
+    co.group_id = "g";
+    co.offsets = &ocp;
+    co.n_offsets = 1;
+    h = req_header(RUNNEL__API__COMMIT_OFFSETS, 2);
+    h.commit_offsets = &co;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    oc.offset = -1;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    oc.offset = 5;
+    char *md = malloc(4098);
+    memset(md, 'm', 4097);
+    md[4097] = 0;
+    oc.metadata = md;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    md[4096] = 0;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    free(md);
+
+    Runnel__FetchOffsetsRequest fo = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
+    h = req_header(RUNNEL__API__FETCH_OFFSETS, 3);
+    h.fetch_offsets = &fo;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    fo.group_id = "g";
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+
+    Runnel__DescribeGroupRequest dg = RUNNEL__DESCRIBE_GROUP_REQUEST__INIT;
+    h = req_header(RUNNEL__API__DESCRIBE_GROUP, 4);
+    h.describe_group = &dg;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    dg.group_id = "g";
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+
+    Runnel__ListGroupsRequest lg = RUNNEL__LIST_GROUPS_REQUEST__INIT;
+    h = req_header(RUNNEL__API__LIST_GROUPS, 5);
+    h.list_groups = &lg;
+    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
 }

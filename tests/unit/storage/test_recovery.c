@@ -671,6 +671,54 @@ Test(recovery, lost_tail_before_roll_drops_later_segment)
     fixture_fini(&f);
 }
 
+// A crash after quick rolls can leave an older segment unsealed (its fdatasync still running): it
+// is verified too, cut at its damaged batch, and what follows is dropped.
+Test(recovery, unsealed_older_segment_is_verified)
+{
+    fixture f;
+    fixture_init(&f, 60, 4096, 512);
+    cr_assert_geq(f.n_segs, 4);
+    int64_t old_base = f.bases[f.n_segs - 3];
+    size_t bad = 0; /* the last batch of that segment */
+    for (size_t i = 0; i < f.want.n; i++)
+        if (f.seg[i] == old_base)
+            bad = i;
+    char p[4096];
+    reset_work(&f);
+    /* As the roll left it: still sized to segment_bytes (never sealed), and
+     * its last batch garbled by a power loss before its sync completed. */
+    work_log(&f, p, old_base);
+    cr_assert_eq(truncate(p, (off_t)f.cfg.segment_bytes), 0);
+    uint64_t at = f.pos[bad] + f.want.v[bad].len - 10;
+    uint8_t v = th_byte_at(p, at) ^ 0x5a;
+    th_write_at(p, at, &v, 1);
+    rn_log_open_info info;
+    rn_log *log = open_work(&f, &info, "unsealed older segment");
+    cr_assert_eq(info.truncated_at, f.want.v[bad].base, "truncated_at %" PRId64, info.truncated_at);
+    cr_assert_eq(info.n_segments_dropped, 2);
+    expect_prefix(log, &f, bad, "unsealed older segment");
+    expect_append_continues(log, &f, bad, "unsealed older segment");
+    rn_log_abandon(log);
+    fixture_fini(&f);
+}
+
+// A sealed older segment is trusted after a crash (it was synced before its seal): startup does not
+// verify it.
+Test(recovery, sealed_older_segment_is_not_scanned)
+{
+    fixture f;
+    fixture_init(&f, 60, 4096, 512);
+    cr_assert_geq(f.n_segs, 4);
+    reset_work(&f);
+    rn_log_open_info info;
+    rn_log *log = open_work(&f, &info, "sealed older segments");
+    cr_assert_eq(info.n_scanned, 2);
+    cr_assert_eq(info.truncated_at, -1);
+    expect_prefix(log, &f, f.want.n, "sealed older segments");
+    rn_log_abandon(log);
+    fixture_fini(&f);
+}
+
 /* ---- Startup cost --------------------------------------------------------- */
 
 // Opening a cleanly closed log of many segments scans nothing; after a crash it scans at most the

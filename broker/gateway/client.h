@@ -1,0 +1,77 @@
+/*
+ * client.h — the gateway's in-process broker client (internal to broker/gateway/).
+ *
+ * An rn_gw_client is a virtual broker connection (rn_conn_new_virtual) plus
+ * the list of calls in flight on it. A call is a request built here, run
+ * through rn_request_local (the same decoding, validation and handlers as a
+ * native client's), whose answer comes back to the call's on_answer.
+ *
+ * Why a list: when the gateway's client (browser, curl) goes away, the
+ * virtual connection is closed and the broker drops every answer still in
+ * flight without telling anyone. Each call's state would leak then; the list
+ * lets rn_gw_client_close free them (drop) instead.
+ *
+ * Rules:
+ *   - on_answer may run inside rn_gw_client_call (a handler that answers at
+ *     once) or much later, from rn_io_run, possibly inside another handler's
+ *     loop. It must not call into the broker (no new request): post a NOP
+ *     (io_uring_prep_nop) and do it from there.
+ *   - Exactly one of on_answer / drop runs per successful call.
+ *
+ * Threading: the reactor's thread.
+ */
+#ifndef RN_GATEWAY_CLIENT_H
+#define RN_GATEWAY_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "broker/broker.h"
+
+typedef struct rn_gw_call rn_gw_call;
+
+/* The answer: hdr is borrowed for the call; the slices' references are the
+ * callee's (release them). */
+typedef void (*rn_gw_answer_cb)(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                                unsigned n_slices);
+/* The answer will never come (the client closed): free the call's state. */
+typedef void (*rn_gw_drop_cb)(rn_gw_call *call);
+
+/* Embed as the first member of a call's state. */
+struct rn_gw_call {
+    rn_gw_call *next, *prev;
+    struct rn_gw_client *client;
+    rn_gw_answer_cb on_answer;
+    rn_gw_drop_cb drop;
+};
+
+typedef struct rn_gw_client {
+    rn_reactor *r;
+    rn_conn *vc; /* created on the first call */
+    rn_gw_call *calls;
+    unsigned n_calls;
+    uint32_t next_correlation_id;
+    char peer[64];
+    bool closed;
+} rn_gw_client;
+
+/* Set up (no allocation yet). peer names the client in the broker's logs. */
+void rn_gw_client_init(rn_gw_client *cl, rn_reactor *r, const char *peer);
+
+/* Run hdr (its correlation id is set here) with payload (copied). Returns 0
+ * and later exactly one of on_answer/drop runs on call; or an error and
+ * neither runs: -RN_E_CLOSED (the client is closed), -ENOMEM, or the
+ * decoding errors of rn_request_local with a message in err. */
+int rn_gw_client_call(rn_gw_client *cl, Runnel__RequestHeader *hdr, const void *payload,
+                      size_t payload_len, rn_gw_call *call, rn_gw_answer_cb on_answer,
+                      rn_gw_drop_cb drop, char *err, size_t errlen);
+
+/* Parked long polls of this client answer now with what there is (the
+ * reactor is stopping). */
+void rn_gw_client_wake(rn_gw_client *cl);
+
+/* Close: the virtual connection goes (parked fetches end), every call in
+ * flight is dropped. Further calls fail with -RN_E_CLOSED. Safe to repeat. */
+void rn_gw_client_close(rn_gw_client *cl, const char *why);
+
+#endif

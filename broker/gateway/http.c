@@ -1,0 +1,1225 @@
+/*
+ * http.c — HTTP/1.1 connections of the gateway: a sans-I/O request reader on
+ * libhttp-parser, and the socket side on the reactor's io_uring.
+ *
+ * Reader (rn_http_reader). libhttp-parser calls back with pieces of the URL,
+ * header names, header values and body, split wherever the input was split.
+ * Pieces go into one arena (url, then name\0value\0 pairs) as offsets, turned
+ * into pointers when the headers end, so a realloc never leaves a dangling
+ * pointer. Limits are checked before memory is taken:
+ *   1. url + names + values <= max_header and at most RN_HTTP_MAX_HEADERS
+ *      fields, else 413 (the brief asks 413 for both limits; the arena never
+ *      grows past max_header plus a NUL per string);
+ *   2. a Content-Length above max_body is refused when the headers end, before
+ *      a byte of the body is read (413); a chunked body is counted as it comes;
+ *   3. the parser pauses itself at the end of each request (message_complete
+ *      calls http_parser_pause), so pipelined requests wait, unparsed, until
+ *      the current one is answered: answers leave in request order.
+ *   4. Content-Length together with Transfer-Encoding, bad chunk sizes, bad
+ *      characters: the parser's own errors, answered 400.
+ *
+ * Connection (rn_http_conn). Bytes arrive by multishot recv into the
+ * reactor's provided buffers (the buffer is copied into c->in and returned at
+ * once, so HTTP never holds the ring's buffers) and are pumped through the
+ * reader. Answers queue as rn_http_out chunks and leave by sendmsg, one send
+ * in flight at a time.
+ *
+ *   HTTP ──request──▶ busy ──rn_http_respond──▶ HTTP (keep-alive)
+ *     │                 │                    └─▶ close after send (Connection: close)
+ *     │                 └──rn_http_start_stream──▶ STREAM (SSE / WebSocket)
+ *     └──bad input──▶ answer 400/413, shutdown(SHUT_WR), linger (discard input
+ *                     up to RN_HTTP_LINGER_MS so the client reads the answer
+ *                     instead of a reset), close
+ *
+ * Re-entrancy: broker answers (sinks) may run inside rn_request_local or
+ * inside another handler's loop (rn_partition_wake). So nothing here calls
+ * back into the broker from a sink: the next request is parsed from a NOP
+ * completion (rn_http_conn_kick), never on the stack of the previous answer.
+ *
+ * Backpressure: reading stops while unparsed input passes
+ * RN_HTTP_MAX_PENDING_IN (a client pipelining faster than it is answered) or
+ * the queue passes connection.send.budget.bytes, and resumes at half.
+ *
+ * Life: refs counts the gateway's list, every op in flight and every pump on
+ * the stack. rn_http_conn_close marks the conn dead, runs the stream's
+ * on_close, closes the virtual broker connection (answers still in flight are
+ * dropped by the broker, never delivered), shuts the socket down and drops the
+ * list's reference; memory and fd go with the last reference, so the out
+ * queue is never freed under a sendmsg in flight.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/gateway/http.h"
+#include "broker/logfmt.h"
+
+/* ---- Reader -------------------------------------------------------------------- */
+
+static void rd_fail(rn_http_reader *rd, int status, const char *msg)
+{
+    if (rd->failed)
+        return;
+    rd->failed = true;
+    rd->status = status;
+    snprintf(rd->errmsg, sizeof(rd->errmsg), "%s", msg);
+}
+
+/* Room for n more bytes and a NUL. The arena's size is bounded by the header
+ * limit (plus one NUL per string and the decoded path), so this never grows
+ * without end. */
+static int arena_reserve(rn_http_reader *rd, size_t n)
+{
+    if (rd->arena_len + n + 1 > rd->arena_cap) {
+        size_t cap = rd->arena_cap ? rd->arena_cap : 1024;
+        while (cap < rd->arena_len + n + 1)
+            cap *= 2;
+        char *a = realloc(rd->arena, cap);
+        if (!a)
+            return -ENOMEM;
+        rd->arena = a;
+        rd->arena_cap = cap;
+    }
+    return 0;
+}
+
+/* Append s (which must not point into the arena) and a NUL that is not
+ * counted, so a string built of several pieces stays terminated. */
+static int arena_put(rn_http_reader *rd, const char *s, size_t n)
+{
+    if (arena_reserve(rd, n) < 0)
+        return -ENOMEM;
+    memcpy(rd->arena + rd->arena_len, s, n);
+    rd->arena_len += n;
+    rd->arena[rd->arena_len] = 0;
+    return 0;
+}
+
+static int count_header_bytes(rn_http_reader *rd, size_t n)
+{
+    rd->header_bytes += n;
+    if (rd->header_bytes > rd->max_header) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "request line and headers larger than %zu bytes",
+                 rd->max_header);
+        rd_fail(rd, 413, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    rn_http_reader *rd = p->data;
+    rd->in_message = true;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    rn_http_reader *rd = p->data;
+    if (count_header_bytes(rd, n) < 0)
+        return -1;
+    if (arena_put(rd, at, n) < 0) {
+        rd_fail(rd, 503, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* End the string being built (url, a name or a value): the NUL arena_put
+ * wrote stays, and the next string starts after it. */
+static void arena_end_string(rn_http_reader *rd)
+{
+    rd->arena_len++;
+}
+
+static int finish_header(rn_http_reader *rd)
+{
+    if (rd->hstate != 2)
+        return 0;
+    arena_end_string(rd);
+    if (rd->req.n_headers >= RN_HTTP_MAX_HEADERS) {
+        rd_fail(rd, 413, "too many header fields");
+        return -1;
+    }
+    /* Offsets now; pointers once the headers end (the arena may move). */
+    rn_http_header *h = &rd->req.headers[rd->req.n_headers++];
+    h->name = (const char *)(uintptr_t)rd->field_at;
+    h->value = (const char *)(uintptr_t)rd->value_at;
+    rd->hstate = 0;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    rn_http_reader *rd = p->data;
+    if (rd->hstate == 0 && rd->req.n_headers == 0 && rd->field_at == 0) {
+        /* The url ends where the first field starts. */
+        arena_end_string(rd);
+    }
+    if (finish_header(rd) < 0)
+        return -1;
+    if (count_header_bytes(rd, n) < 0)
+        return -1;
+    if (rd->hstate != 1) {
+        rd->hstate = 1;
+        rd->field_at = rd->arena_len;
+    }
+    if (arena_put(rd, at, n) < 0) {
+        rd_fail(rd, 503, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    rn_http_reader *rd = p->data;
+    if (count_header_bytes(rd, n) < 0)
+        return -1;
+    if (rd->hstate != 2) {
+        arena_end_string(rd); /* the field */
+        rd->hstate = 2;
+        rd->value_at = rd->arena_len;
+    }
+    if (arena_put(rd, at, n) < 0) {
+        rd_fail(rd, 503, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = tolower(ch);
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decode [s, s+n) into out (room for n+1). '+' stays '+' in a path.
+ * Returns -1 for a bad escape or an encoded NUL. */
+static int pct_decode(const char *s, size_t n, char *out, bool plus_is_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (s[i] == '+' && plus_is_space) {
+            out[o++] = ' ';
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = 0;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    rn_http_reader *rd = p->data;
+    if (rd->req.n_headers == 0 && rd->hstate == 0)
+        arena_end_string(rd); /* the url, when no header came */
+    if (finish_header(rd) < 0)
+        return -1;
+    /* The decoded path goes after everything else in the arena; it is never
+     * longer than the url. */
+    size_t url_len = strlen(rd->arena);
+    size_t path_at = rd->arena_len;
+    if (arena_reserve(rd, url_len + 1) < 0) {
+        rd_fail(rd, 503, "out of memory");
+        return -1;
+    }
+    rd->arena_len += url_len + 1;
+    const char *url = rd->arena;
+    rn_http_request *req = &rd->req;
+    req->url = url;
+    const char *q = strchr(url, '?');
+    size_t plen = q ? (size_t)(q - url) : url_len;
+    req->query = q ? q + 1 : "";
+    req->path = rd->arena + path_at;
+    if (pct_decode(url, plen, req->path, false) < 0) {
+        rd_fail(rd, 400, "bad percent-encoding in the path");
+        return -1;
+    }
+    for (unsigned i = 0; i < req->n_headers; i++) {
+        rn_http_header *h = &req->headers[i];
+        h->name = rd->arena + (size_t)(uintptr_t)h->name;
+        h->value = rd->arena + (size_t)(uintptr_t)h->value;
+        for (char *c = (char *)h->name; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        /* Optional whitespace around a value is not part of it. */
+        const char *v = h->value;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        char *e = (char *)v + strlen(v);
+        while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+            *--e = 0;
+        h->value = v;
+    }
+    req->method = (enum http_method)p->method;
+    req->method_name = http_method_str((enum http_method)p->method);
+    req->http_major = p->http_major;
+    req->http_minor = p->http_minor;
+    req->upgrade = p->upgrade;
+    if (p->http_major != 1) {
+        rd_fail(rd, 505, "only HTTP/1.x is spoken here");
+        return -1;
+    }
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool has_len = p->content_length != ULLONG_MAX && p->content_length > 0;
+    if (has_len && p->content_length > rd->max_body) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "request body of %llu bytes is larger than %zu bytes",
+                 (unsigned long long)p->content_length, rd->max_body);
+        rd_fail(rd, 413, msg);
+        return -1;
+    }
+    if (chunked && rd->max_body == 0) {
+        rd_fail(rd, 413, "no request body is accepted here");
+        return -1;
+    }
+    if (has_len) {
+        /* Known length within the limit: one allocation, no growth. */
+        rd->body_cap = (size_t)p->content_length + 1;
+        req->body = malloc(rd->body_cap);
+        if (!req->body) {
+            rd_fail(rd, 503, "out of memory");
+            return -1;
+        }
+    }
+    const char *expect = rn_http_header_get(req, "expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0 && (has_len || chunked))
+        rd->want_continue = true;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    rn_http_reader *rd = p->data;
+    rn_http_request *req = &rd->req;
+    if (n > rd->max_body - req->body_len) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "request body larger than %zu bytes", rd->max_body);
+        rd_fail(rd, 413, msg);
+        return -1;
+    }
+    if (req->body_len + n + 1 > rd->body_cap) {
+        size_t cap = rd->body_cap ? rd->body_cap : 4096;
+        while (cap < req->body_len + n + 1)
+            cap *= 2;
+        if (cap > rd->max_body + 1)
+            cap = rd->max_body + 1;
+        uint8_t *b = realloc(req->body, cap);
+        if (!b) {
+            rd_fail(rd, 503, "out of memory");
+            return -1;
+        }
+        req->body = b;
+        rd->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, at, n);
+    req->body_len += n;
+    req->body[req->body_len] = 0;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    rn_http_reader *rd = p->data;
+    rd->req.keep_alive = http_should_keep_alive(p) != 0;
+    rd->complete = true;
+    /* Stop here: the next pipelined request waits until this one is answered. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings reader_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void reader_reset_request(rn_http_reader *rd)
+{
+    free(rd->req.body);
+    memset(&rd->req, 0, sizeof(rd->req));
+    rd->arena_len = 0;
+    rd->header_bytes = 0;
+    rd->hstate = 0;
+    rd->field_at = rd->value_at = 0;
+    rd->body_cap = 0;
+    rd->complete = rd->want_continue = rd->in_message = false;
+    /* A big arena from one large request is not kept for a long-lived
+     * keep-alive connection. */
+    if (rd->arena_cap > 4096) {
+        free(rd->arena);
+        rd->arena = NULL;
+        rd->arena_cap = 0;
+    }
+}
+
+void rn_http_reader_init(rn_http_reader *rd, size_t max_header, size_t max_body)
+{
+    memset(rd, 0, sizeof(*rd));
+    http_parser_init(&rd->p, HTTP_REQUEST);
+    rd->p.data = rd;
+    rd->max_header = max_header;
+    rd->max_body = max_body;
+}
+
+void rn_http_reader_fini(rn_http_reader *rd)
+{
+    free(rd->req.body);
+    free(rd->arena);
+    memset(rd, 0, sizeof(*rd));
+}
+
+int rn_http_reader_feed(rn_http_reader *rd, const uint8_t *data, size_t len, size_t *used)
+{
+    *used = 0;
+    if (rd->failed)
+        return -1;
+    if (rd->complete)
+        return 1;
+    if (len == 0)
+        return 0; /* execute() with 0 bytes means EOF to the parser */
+    size_t n = http_parser_execute(&rd->p, &reader_settings, (const char *)data, len);
+    *used = n;
+    if (rd->failed)
+        return -1;
+    if (rd->complete)
+        return 1;
+    enum http_errno e = HTTP_PARSER_ERRNO(&rd->p);
+    if (e != HPE_OK) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "malformed HTTP: %s", http_errno_description(e));
+        rd_fail(rd, 400, msg);
+        return -1;
+    }
+    return 0;
+}
+
+void rn_http_reader_next(rn_http_reader *rd)
+{
+    if (rd->failed)
+        return;
+    reader_reset_request(rd);
+    http_parser_pause(&rd->p, 0);
+}
+
+bool rn_http_reader_in_message(const rn_http_reader *rd)
+{
+    return rd->in_message && !rd->complete;
+}
+
+const char *rn_http_header_get(const rn_http_request *req, const char *name)
+{
+    for (unsigned i = 0; i < req->n_headers; i++)
+        if (strcmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+int rn_http_query_get(const char *query, const char *key, char *buf, size_t len)
+{
+    size_t klen = strlen(key);
+    const char *s = query;
+    while (s && *s) {
+        const char *amp = strchr(s, '&');
+        size_t plen = amp ? (size_t)(amp - s) : strlen(s);
+        const char *eq = memchr(s, '=', plen);
+        size_t nlen = eq ? (size_t)(eq - s) : plen;
+        if (nlen == klen && memcmp(s, key, klen) == 0) {
+            const char *v = eq ? eq + 1 : s + plen;
+            size_t vlen = eq ? plen - nlen - 1 : 0;
+            if (vlen + 1 > len)
+                return -ENAMETOOLONG;
+            if (pct_decode(v, vlen, buf, true) < 0)
+                return -EINVAL;
+            return 1;
+        }
+        s = amp ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
+const char *rn_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* ---- Connection: life --------------------------------------------------------------- */
+
+static void arm_recv(rn_http_conn *c);
+static void flush(rn_http_conn *c);
+static void pump(rn_http_conn *c);
+
+void rn_http_conn_ref(rn_http_conn *c)
+{
+    c->refs++;
+}
+
+static void free_out_list(rn_http_out *o)
+{
+    while (o) {
+        rn_http_out *n = o->next;
+        free(o);
+        o = n;
+    }
+}
+
+void rn_http_conn_unref(rn_http_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    free_out_list(c->out_head);
+    free(c->in);
+    rn_http_reader_fini(&c->rd);
+    free(c);
+}
+
+static void op_unref_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, cancel_op));
+    (void)res;
+    (void)flags;
+    c->cancel_inflight = false;
+    /* A pause lifted (or a linger started) while the cancel was in flight. */
+    if (!c->dead)
+        arm_recv(c);
+    rn_http_conn_unref(c);
+}
+
+static void cancel_recv(rn_http_conn *c)
+{
+    if (!c->recv_armed || c->cancel_inflight)
+        return;
+    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->cancel_op, op_unref_done);
+    if (!sqe)
+        return;
+    c->refs++;
+    c->cancel_inflight = true;
+    io_uring_prep_cancel(sqe, &c->recv_op, 0);
+}
+
+rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
+{
+    rn_broker *b = gw->b;
+    if (gw->stopping || gw->n_conns + gw->r->n_conns >= b->cfg.max_connections) {
+        b->metrics.connections_rejected++;
+        rn_logfmt(RN_WARN, "http connection refused", "reason=%s",
+                  gw->stopping ? "shutting_down" : "max.connections");
+        close(fd);
+        return NULL;
+    }
+    rn_http_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->gw = gw;
+    c->r = gw->r;
+    c->fd = fd;
+    c->id = ++gw->next_id;
+    c->refs = 1; /* the gateway's list */
+    c->sent_boundary = true;
+    c->last_active_ms = c->last_send_ms = rn_now_ms();
+    rn_http_reader_init(&c->rd, RN_HTTP_MAX_HEADER_BYTES, gw->max_body);
+    rn_gw_client_init(&c->client, gw->r, NULL);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+    snprintf(c->client.peer, sizeof(c->client.peer), "http %s", c->peer);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->next = gw->conns;
+    if (gw->conns)
+        gw->conns->prev = c;
+    gw->conns = c;
+    gw->n_conns++;
+    gw->m.connections_total++;
+    gw->m.connections_active++;
+    rn_logfmt(RN_DEBUG, "http connection accepted", "conn=%llu peer=%s",
+              (unsigned long long)c->id, c->peer);
+    arm_recv(c);
+    return c;
+}
+
+void rn_http_conn_close(rn_http_conn *c, const char *why)
+{
+    if (c->dead)
+        return;
+    rn_gateway *gw = c->gw;
+    c->dead = true;
+    rn_logfmt(RN_DEBUG, "http connection closed", "conn=%llu peer=%s reason=%s",
+              (unsigned long long)c->id, c->peer, why);
+    if (c->stream_ops && c->stream_ops->on_close)
+        c->stream_ops->on_close(c);
+    c->stream = NULL;
+    /* Answers still in flight are dropped from here on. */
+    rn_gw_client_close(&c->client, why);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    gw->n_conns--;
+    gw->m.connections_active--;
+    shutdown(c->fd, SHUT_RDWR);
+    cancel_recv(c);
+    rn_http_conn_unref(c); /* the list's reference */
+}
+
+/* ---- Connection: receiving --------------------------------------------------------------- */
+
+static void retry_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, retry_op));
+    (void)res;
+    (void)flags;
+    c->retry_armed = false;
+    arm_recv(c);
+    rn_http_conn_unref(c);
+}
+
+/* Append received bytes to the unparsed input. */
+static int keep_input(rn_http_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->in_off > 0 && c->in_off == c->in_len)
+        c->in_off = c->in_len = 0;
+    if (c->in_len + len > c->in_cap) {
+        if (c->in_off > 0) {
+            memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+            c->in_len -= c->in_off;
+            c->in_off = 0;
+        }
+        size_t cap = c->in_cap ? c->in_cap : 4096;
+        while (cap < c->in_len + len)
+            cap *= 2;
+        uint8_t *n = realloc(c->in, cap);
+        if (!n)
+            return -ENOMEM;
+        c->in = n;
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, data, len);
+    c->in_len += len;
+    return 0;
+}
+
+static void on_input(rn_http_conn *c, const uint8_t *data, size_t len)
+{
+    c->last_active_ms = rn_now_ms();
+    c->gw->b->metrics.bytes_received += len;
+    if (c->lingering)
+        return; /* after an error answer: read and forget */
+    if (c->mode == RN_HTTP_MODE_STREAM && c->in_len == c->in_off) {
+        if (c->stream_ops && c->stream_ops->on_data)
+            c->stream_ops->on_data(c, data, len);
+        return;
+    }
+    if (keep_input(c, data, len) < 0) {
+        rn_http_conn_close(c, "out of memory");
+        return;
+    }
+    pump(c);
+}
+
+static void recv_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, recv_op));
+    rn_reactor *r = c->r;
+    bool more = flags & IORING_CQE_F_MORE;
+    if (!more)
+        c->recv_armed = false;
+    if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+        int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+        /* Hold and give back around the call: the bytes are copied (or
+         * consumed) inside it, so the buffer returns to the ring at once. */
+        rn_reactor_buf_ref(r, bid);
+        if (!c->dead)
+            on_input(c, r->bufs + (size_t)bid * r->buf_len, (size_t)res);
+        rn_reactor_buf_unref(r, bid);
+    } else if (res == 0) {
+        rn_http_conn_close(c, "peer closed");
+    } else if (res == -ENOBUFS) {
+        /* The ring ran dry (native produce requests hold buffers): try again
+         * shortly rather than spin. */
+        if (!c->dead && !c->retry_armed) {
+            c->retry_armed = true;
+            c->refs++;
+            rn_io_timer(r->io, &c->retry_op, retry_done, &c->retry_ts, 5);
+        }
+    } else if (res < 0 && res != -ECANCELED) {
+        rn_http_conn_close(c, rn_errname(res));
+    }
+    if (!more) {
+        if (!c->dead && !c->retry_armed)
+            arm_recv(c);
+        rn_http_conn_unref(c);
+    }
+}
+
+static void arm_recv(rn_http_conn *c)
+{
+    if (c->dead || c->read_paused || c->recv_armed || c->retry_armed || c->cancel_inflight)
+        return;
+    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->recv_op, recv_done);
+    if (!sqe)
+        return;
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = c->r->bgid;
+    c->recv_armed = true;
+    c->refs++;
+}
+
+static size_t send_budget(const rn_http_conn *c)
+{
+    return c->mode == RN_HTTP_MODE_STREAM ? c->gw->stream_budget
+                                          : c->gw->b->cfg.connection_send_budget;
+}
+
+/* Stop or restart reading by the bounds on unparsed input and queued output. */
+static void update_reading(rn_http_conn *c)
+{
+    if (c->dead)
+        return;
+    size_t pending = c->in_len - c->in_off;
+    size_t budget = send_budget(c);
+    if (!c->read_paused) {
+        if (pending > RN_HTTP_MAX_PENDING_IN || c->out_bytes > budget) {
+            c->read_paused = true;
+            cancel_recv(c);
+        }
+    } else if (pending <= RN_HTTP_MAX_PENDING_IN / 2 && c->out_bytes <= budget / 2) {
+        c->read_paused = false;
+        arm_recv(c);
+    }
+}
+
+/* ---- Connection: parsing and dispatch ------------------------------------------------------ */
+
+static void kick_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, kick_op));
+    (void)res;
+    (void)flags;
+    c->kick_armed = false;
+    if (!c->dead)
+        pump(c);
+    rn_http_conn_unref(c);
+}
+
+/* Parse what is pending from a fresh stack (a NOP completion). */
+static void kick(rn_http_conn *c)
+{
+    if (c->kick_armed || c->dead)
+        return;
+    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->kick_op, kick_done);
+    if (!sqe)
+        return;
+    io_uring_prep_nop(sqe);
+    c->kick_armed = true;
+    c->refs++;
+}
+
+static void answer_reader_error(rn_http_conn *c)
+{
+    rn_http_reader *rd = &c->rd;
+    c->gw->m.bad_requests++;
+    int code = rd->status == 413 ? 41301 : rd->status == 503 ? 50301 : rd->status * 100 + 1;
+    rn_logfmt(RN_DEBUG, "bad http request", "conn=%llu peer=%s status=%d msg=\"%s\"",
+              (unsigned long long)c->id, c->peer, rd->status, rd->errmsg);
+    /* The request cannot be trusted to be framed: answer, then close after a
+     * lingering read so the client sees the answer, not a reset. */
+    c->busy = true;
+    c->lingering = false;
+    c->close_after = true;
+    rn_http_respond_error(c, rd->status, code, "%s", rd->errmsg);
+}
+
+static void pump(rn_http_conn *c)
+{
+    if (c->in_pump || c->dead)
+        return;
+    c->in_pump = true;
+    c->refs++;
+    while (!c->dead && !c->busy && !c->close_after && c->mode == RN_HTTP_MODE_HTTP) {
+        size_t avail = c->in_len - c->in_off;
+        if (avail == 0)
+            break;
+        if (!rn_http_reader_in_message(&c->rd))
+            c->request_start_ms = rn_now_ms();
+        size_t used = 0;
+        int rc = rn_http_reader_feed(&c->rd, c->in + c->in_off, avail, &used);
+        c->in_off += used;
+        if (c->rd.want_continue) {
+            c->rd.want_continue = false;
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            rn_http_write(c, cont, sizeof(cont) - 1, true);
+        }
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            answer_reader_error(c);
+            break;
+        }
+        c->busy = true;
+        c->gw->m.requests_total++;
+        c->head = c->rd.req.method == HTTP_HEAD;
+        rn_rest_dispatch(c, &c->rd.req);
+        if (c->mode == RN_HTTP_MODE_STREAM) {
+            /* A stream never reads HTTP again: the request can go. */
+            rn_http_reader_fini(&c->rd);
+            rn_http_reader_init(&c->rd, 0, 0);
+        }
+    }
+    /* A stream took over: what came after the upgrade request is its. */
+    if (!c->dead && c->mode == RN_HTTP_MODE_STREAM && c->in_off < c->in_len) {
+        size_t n = c->in_len - c->in_off;
+        uint8_t *rest = c->in + c->in_off;
+        c->in_off = c->in_len;
+        if (c->stream_ops && c->stream_ops->on_data)
+            c->stream_ops->on_data(c, rest, n);
+    }
+    if (!c->dead) {
+        if (c->in_off == c->in_len) {
+            c->in_off = c->in_len = 0;
+            if (c->in_cap > 16384) {
+                free(c->in);
+                c->in = NULL;
+                c->in_cap = 0;
+            }
+        }
+        update_reading(c);
+    }
+    c->in_pump = false;
+    rn_http_conn_unref(c);
+}
+
+/* The current request is answered (or became a stream). */
+static void end_request(rn_http_conn *c, bool keep_alive)
+{
+    c->busy = false;
+    if (c->mode != RN_HTTP_MODE_HTTP)
+        return;
+    if (!keep_alive || c->close_after || c->gw->stopping) {
+        rn_http_close_after_send(c);
+        return;
+    }
+    rn_http_reader_next(&c->rd);
+    if (c->in_off < c->in_len)
+        kick(c);
+}
+
+/* ---- Connection: sending -------------------------------------------------------------------- */
+
+static void finish_close_after(rn_http_conn *c)
+{
+    if (c->out_head || c->dead)
+        return;
+    if (c->rd.failed && !c->lingering) {
+        /* Input may still be arriving (a body we refused): stop writing, keep
+         * reading and dropping it until EOF or the deadline. */
+        c->lingering = true;
+        c->linger_until_ms = rn_now_ms() + RN_HTTP_LINGER_MS;
+        shutdown(c->fd, SHUT_WR);
+        c->read_paused = false;
+        arm_recv(c);
+        return;
+    }
+    if (!c->lingering)
+        rn_http_conn_close(c, "done");
+}
+
+static void send_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, send_op));
+    (void)flags;
+    c->send_inflight = false;
+    if (res < 0) {
+        rn_http_conn_close(c, rn_errname(res));
+        rn_http_conn_unref(c);
+        return;
+    }
+    c->gw->b->metrics.bytes_sent += (uint64_t)res;
+    c->out_sent_total += (size_t)res;
+    if (res > 0)
+        c->last_send_ms = rn_now_ms();
+    size_t n = (size_t)res;
+    while (n > 0 && c->out_head) {
+        rn_http_out *o = c->out_head;
+        size_t left = o->len - o->sent;
+        if (n < left) {
+            o->sent += n;
+            c->out_bytes -= n;
+            break;
+        }
+        n -= left;
+        c->out_bytes -= left;
+        c->out_head = o->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        c->sent_boundary = o->boundary;
+        free(o);
+    }
+    if (!c->dead) {
+        size_t budget = send_budget(c);
+        if (c->mode == RN_HTTP_MODE_STREAM && c->out_bytes < budget / 2 && c->stream_ops &&
+            c->stream_ops->on_drain)
+            c->stream_ops->on_drain(c);
+        if (!c->dead) {
+            flush(c);
+            if (c->close_after)
+                finish_close_after(c);
+            else
+                update_reading(c);
+        }
+    }
+    rn_http_conn_unref(c);
+}
+
+static void flush(rn_http_conn *c)
+{
+    if (c->send_inflight || c->dead || !c->out_head)
+        return;
+    unsigned n = 0;
+    const unsigned max = sizeof(c->iov) / sizeof(c->iov[0]);
+    for (rn_http_out *o = c->out_head; o && n < max; o = o->next) {
+        c->iov[n].iov_base = o->data + o->sent;
+        c->iov[n].iov_len = o->len - o->sent;
+        n++;
+    }
+    memset(&c->msg, 0, sizeof(c->msg));
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = n;
+    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->send_op, send_done);
+    if (!sqe)
+        return;
+    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    c->send_inflight = true;
+    c->inflight_chunks = n;
+    c->refs++;
+}
+
+int rn_http_write(rn_http_conn *c, const void *data, size_t len, bool boundary)
+{
+    if (c->dead)
+        return -EPIPE;
+    if (len == 0) {
+        if (boundary)
+            rn_http_mark_boundary(c);
+        return 0;
+    }
+    rn_http_out *o = malloc(sizeof(*o) + len);
+    if (!o) {
+        rn_http_conn_close(c, "out of memory");
+        return -ENOMEM;
+    }
+    o->next = NULL;
+    o->len = len;
+    o->sent = 0;
+    o->boundary = boundary;
+    memcpy(o->data, data, len);
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += len;
+    flush(c);
+    return 0;
+}
+
+int rn_http_write_chunk(rn_http_conn *c, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0; /* a zero-length chunk would end the body */
+    char hdr[24];
+    int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+    if (c->dead)
+        return -EPIPE;
+    rn_http_out *o = malloc(sizeof(*o) + (size_t)hl + len + 2);
+    if (!o) {
+        rn_http_conn_close(c, "out of memory");
+        return -ENOMEM;
+    }
+    o->next = NULL;
+    o->len = (size_t)hl + len + 2;
+    o->sent = 0;
+    o->boundary = true;
+    memcpy(o->data, hdr, (size_t)hl);
+    memcpy(o->data + hl, data, len);
+    memcpy(o->data + hl + len, "\r\n", 2);
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += o->len;
+    flush(c);
+    return 0;
+}
+
+void rn_http_mark_boundary(rn_http_conn *c)
+{
+    if (c->out_tail)
+        c->out_tail->boundary = true;
+}
+
+void rn_http_drop_queued(rn_http_conn *c)
+{
+    /* What must stay: the chunks the sendmsg in flight points at, and the
+     * rest of a message whose start has left already (the head is partly
+     * sent, or the chunk sent last did not end a message). Those are kept up
+     * to the next boundary; everything after it goes. */
+    unsigned keep = c->send_inflight ? c->inflight_chunks : 0;
+    if (c->out_head && (c->out_head->sent > 0 || !c->sent_boundary) && keep < 1)
+        keep = 1;
+    rn_http_out *drop;
+    if (keep == 0) {
+        drop = c->out_head;
+        c->out_head = c->out_tail = NULL;
+    } else {
+        rn_http_out *o = c->out_head;
+        for (unsigned i = 0; o; o = o->next, i++)
+            if (i + 1 >= keep && o->boundary)
+                break;
+        if (!o)
+            return; /* no message ends after the part that must stay */
+        drop = o->next;
+        o->next = NULL;
+        c->out_tail = o;
+    }
+    while (drop) {
+        rn_http_out *n = drop->next;
+        c->out_bytes -= drop->len - drop->sent;
+        free(drop);
+        drop = n;
+    }
+}
+
+void rn_http_close_after_send(rn_http_conn *c)
+{
+    c->close_after = true;
+    cancel_recv(c);
+    c->read_paused = true;
+    if (!c->out_head && !c->send_inflight)
+        finish_close_after(c);
+}
+
+/* ---- Responses ------------------------------------------------------------------------------- */
+
+void rn_http_respond(rn_http_conn *c, int status, const char *content_type, const void *body,
+                     size_t len, const char *extra_headers)
+{
+    if (c->dead)
+        return;
+    rn_gateway *gw = c->gw;
+    bool keep_alive = c->rd.req.keep_alive && !c->close_after && !gw->stopping && !c->rd.failed;
+    char head[1024];
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\n"
+                      "Server: runneld\r\n"
+                      "%s%s%s"
+                      "Content-Length: %zu\r\n"
+                      "%s%s%s"
+                      "%s"
+                      "\r\n",
+                      status, rn_http_reason(status), content_type ? "Content-Type: " : "",
+                      content_type ? content_type : "", content_type ? "\r\n" : "", len,
+                      c->origin_allow[0] ? "Access-Control-Allow-Origin: " : "", c->origin_allow,
+                      c->origin_allow[0] ? "\r\nVary: Origin\r\n" : "",
+                      keep_alive ? "" : "Connection: close\r\n");
+    if (hl < 0 || (size_t)hl >= sizeof(head)) {
+        rn_http_conn_close(c, "response head too long");
+        return;
+    }
+    size_t xl = extra_headers ? strlen(extra_headers) : 0;
+    bool with_body = !c->head && status != 204 && status != 304;
+    size_t total = (size_t)hl + xl + (with_body ? len : 0);
+    rn_http_out *o = malloc(sizeof(*o) + total);
+    if (!o) {
+        rn_http_conn_close(c, "out of memory");
+        return;
+    }
+    /* extra headers go before the blank line that ends the head */
+    memcpy(o->data, head, (size_t)hl - 2);
+    if (xl)
+        memcpy(o->data + hl - 2, extra_headers, xl);
+    memcpy(o->data + hl - 2 + xl, "\r\n", 2);
+    if (with_body && len)
+        memcpy(o->data + hl + xl, body, len);
+    o->next = NULL;
+    o->len = total;
+    o->sent = 0;
+    o->boundary = true;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += total;
+    gw->m.responses[status / 100 < 6 ? status / 100 : 5]++;
+    c->origin_allow[0] = 0;
+    flush(c);
+    end_request(c, keep_alive);
+}
+
+void rn_http_respond_error(rn_http_conn *c, int status, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* JSON-escape the message by hand: it is ours or a broker message, short. */
+    char body[1200];
+    size_t o = (size_t)snprintf(body, sizeof(body), "{\"error_code\":%d,\"message\":\"", code);
+    for (const char *s = msg; *s && o < sizeof(body) - 8; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            body[o++] = '\\';
+            body[o++] = (char)ch;
+        } else if (ch < 0x20) {
+            o += (size_t)snprintf(body + o, sizeof(body) - o, "\\u%04x", ch);
+        } else {
+            body[o++] = (char)ch;
+        }
+    }
+    o += (size_t)snprintf(body + o, sizeof(body) - o, "\"}");
+    rn_http_respond(c, status, "application/json", body, o, NULL);
+}
+
+void rn_http_start_stream(rn_http_conn *c, const rn_http_stream_ops *ops, void *state,
+                          const char *head_block)
+{
+    c->mode = RN_HTTP_MODE_STREAM;
+    c->stream_ops = ops;
+    c->stream = state;
+    c->busy = false;
+    c->last_send_ms = rn_now_ms();
+    int status = head_block && strlen(head_block) > 12 ? atoi(head_block + 9) : 200;
+    c->gw->m.responses[status >= 100 && status < 600 ? status / 100 : 5]++;
+    if (head_block)
+        rn_http_write(c, head_block, strlen(head_block), true);
+    update_reading(c);
+}
+
+/* ---- Connection: timers and shutdown ------------------------------------------------------------- */
+
+bool rn_http_conn_has_room(const rn_http_conn *c)
+{
+    return c->out_bytes < c->gw->stream_budget;
+}
+
+bool rn_http_conn_stalled(const rn_http_conn *c, int64_t now_ms)
+{
+    return c->out_bytes >= c->gw->stream_budget && now_ms - c->last_send_ms > RN_HTTP_STALL_MS;
+}
+
+void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms)
+{
+    if (c->dead)
+        return;
+    if (c->lingering) {
+        if (now_ms > c->linger_until_ms)
+            rn_http_conn_close(c, "linger done");
+        return;
+    }
+    if (c->mode == RN_HTTP_MODE_STREAM) {
+        if (c->stream_ops && c->stream_ops->on_tick)
+            c->stream_ops->on_tick(c, now_ms);
+        return;
+    }
+    if (c->busy || c->close_after)
+        return;
+    if (rn_http_reader_in_message(&c->rd)) {
+        if (now_ms - c->request_start_ms > RN_HTTP_REQUEST_MS) {
+            c->busy = true;
+            c->close_after = true;
+            rn_http_respond_error(c, 408, 40801, "request not complete after %d ms",
+                                  RN_HTTP_REQUEST_MS);
+        }
+        return;
+    }
+    if (!c->out_head && now_ms - c->last_active_ms > RN_HTTP_IDLE_MS)
+        rn_http_conn_close(c, "idle");
+}
+
+void rn_http_conn_shutdown(rn_http_conn *c)
+{
+    if (c->dead)
+        return;
+    if (c->mode == RN_HTTP_MODE_STREAM) {
+        if (c->stream_ops && c->stream_ops->on_shutdown)
+            c->stream_ops->on_shutdown(c);
+        else
+            rn_http_close_after_send(c);
+        return;
+    }
+    if (!c->busy) {
+        if (c->out_head)
+            rn_http_close_after_send(c);
+        else
+            rn_http_conn_close(c, "shutdown");
+        return;
+    }
+    /* A request in flight answers first; a long poll answers now with what
+     * there is (the reactor is stopping, so the fetch is final). */
+    rn_gw_client_wake(&c->client);
+}

@@ -1,0 +1,1301 @@
+/*
+ * runnel web console — app.js (DESIGN §7). Plain ES2020, no build step, no dependencies.
+ *
+ * What it talks to (all on the broker's HTTP gateway, same origin):
+ *   GET  /topics, /topics/{t}, /topics/{t}/partitions       topic list, replicas, offsets
+ *   POST /topics/{t}[/partitions/{p}]                          produce (json.v2 embedded format)
+ *   GET  /metrics                                              polled every second: throughput
+ *                                                              sparkline and live offsets
+ *   GET  /ws                                                   live tail (one socket per partition)
+ *   GET  /topics/{t}/partitions/{p}/events?offset=N            SSE fallback for the tail
+ *   GET  /groups, /groups/{g}                                  group lag, only when offered
+ *
+ * Invariants:
+ *   1. Broker data never reaches innerHTML unescaped: every string goes through esc().
+ *   2. The tail keeps at most `limit` records in memory and in the DOM, however fast
+ *      records arrive: incoming records are queued and rendered once per animation frame,
+ *      and only the newest `limit` of a burst are turned into rows.
+ *   3. A tail resumes exactly: every stream tracks the next offset it expects, so pause
+ *      (which closes the sockets, so a paused console costs the broker nothing), resume and
+ *      reconnect start from that offset and neither skip nor repeat records. "end" is
+ *      resolved to numeric end offsets before subscribing for the same reason.
+ *   4. WebSocket is tried first; a socket that fails before it opens switches the console
+ *      to SSE for the rest of the page's life (a proxy that drops upgrades stays dropped).
+ */
+'use strict';
+
+(() => {
+    const $ = (id) => document.getElementById(id);
+
+    // ---- small helpers ------------------------------------------------------------------
+
+    const ESC = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+    function esc(s) {
+        return String(s).replace(/[&<>"']/g, (c) => ESC[c]);
+    }
+
+    const nf = new Intl.NumberFormat('en-US');
+    function fmtInt(n) {
+        return n === undefined || n === null || Number.isNaN(n) ? '–' : nf.format(n);
+    }
+
+    function fmtRate(x) {
+        if (x === undefined || x === null || Number.isNaN(x)) return '–';
+        if (x >= 1e6) return (x / 1e6).toFixed(x >= 1e7 ? 0 : 1) + 'M';
+        if (x >= 1e4) return (x / 1e3).toFixed(x >= 1e5 ? 0 : 1) + 'k';
+        if (x >= 10) return Math.round(x).toString();
+        return x === 0 ? '0' : x.toFixed(1);
+    }
+
+    function fmtBytes(x) {
+        if (x === undefined || x === null || Number.isNaN(x)) return '–';
+        const u = ['B', 'KB', 'MB', 'GB'];
+        let i = 0;
+        while (x >= 1000 && i < u.length - 1) {
+            x /= 1000;
+            i++;
+        }
+        return (x >= 100 || i === 0 ? Math.round(x) : x.toFixed(1)) + ' ' + u[i] + '/s';
+    }
+
+    function pad(n, w) {
+        return String(n).padStart(w, '0');
+    }
+
+    function fmtTime(ms) {
+        if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return '';
+        const d = new Date(ms);
+        return `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(d.getMilliseconds(), 3)}`;
+    }
+
+    function isoTime(ms) {
+        if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return '';
+        try {
+            return new Date(ms).toISOString();
+        } catch (e) {
+            return '';
+        }
+    }
+
+    function enc(s) {
+        return encodeURIComponent(s);
+    }
+
+    // fetch + JSON with the gateway's error shape ({"error_code","message"}) turned into an
+    // Error whose message a person can read.
+    async function api(method, path, body, type) {
+        const opt = { method, headers: { Accept: 'application/json' }, cache: 'no-store' };
+        if (body !== undefined) {
+            opt.headers['Content-Type'] = type || 'application/json';
+            opt.body = JSON.stringify(body);
+        }
+        const res = await fetch(path, opt);
+        const text = await res.text();
+        let data = null;
+        if (text) {
+            try {
+                data = JSON.parse(text);
+            } catch (e) {
+                data = text;
+            }
+        }
+        if (!res.ok) {
+            const msg = data && data.message ? data.message : `${res.status} ${res.statusText}`;
+            const err = new Error(msg);
+            err.status = res.status;
+            err.code = data && data.error_code;
+            throw err;
+        }
+        return data;
+    }
+
+    // ---- JSON rendering -----------------------------------------------------------------
+
+    const JSON_TOKEN =
+        /("(?:\\u[0-9a-fA-F]{4}|\\[^u]|[^\\"])*"(?:\s*:)?|\b(?:true|false|null)\b|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
+
+    // JSON text → HTML with token classes. Everything between tokens is punctuation and
+    // whitespace, escaped all the same.
+    function highlight(json) {
+        let out = '';
+        let last = 0;
+        json.replace(JSON_TOKEN, (tok, _g, at) => {
+            out += esc(json.slice(last, at));
+            let cls = 'j-num';
+            if (tok[0] === '"') cls = /:$/.test(tok) ? 'j-key' : 'j-str';
+            else if (tok === 'true' || tok === 'false' || tok === 'null') cls = 'j-lit';
+            out += `<span class="${cls}">${esc(tok)}</span>`;
+            last = at + tok.length;
+            return tok;
+        });
+        return out + esc(json.slice(last));
+    }
+
+    // JSON on one line with a space after ':' and ',' — the "pretty" form of small values.
+    function inlineJson(v) {
+        if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+        if (Array.isArray(v)) return '[' + v.map(inlineJson).join(', ') + ']';
+        const ks = Object.keys(v);
+        return ks.length
+            ? '{ ' + ks.map((k) => JSON.stringify(k) + ': ' + inlineJson(v[k])).join(', ') + ' }'
+            : '{}';
+    }
+
+    // Pretty JSON that stays dense: a value that fits in `width` columns stays on one line,
+    // larger ones break one level at a time (as prettier does), so a tail of small events is
+    // one row per record and a big document is still readable.
+    function prettyJson(v, ind, width) {
+        if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+        const flat = inlineJson(v);
+        if (flat.length + ind.length <= width || flat.length > 200000) return flat;
+        const ni = ind + '  ';
+        if (Array.isArray(v))
+            return (
+                '[\n' + v.map((x) => ni + prettyJson(x, ni, width)).join(',\n') + '\n' + ind + ']'
+            );
+        const ks = Object.keys(v);
+        return (
+            '{\n' +
+            ks.map((k) => ni + JSON.stringify(k) + ': ' + prettyJson(v[k], ni, width)).join(',\n') +
+            '\n' +
+            ind +
+            '}'
+        );
+    }
+
+    // A record value as HTML: objects, arrays and strings that hold JSON are shown as
+    // (pretty) JSON; other strings as they are; absent values as a dim "null".
+    function valueHtml(v, pretty) {
+        if (v === null || v === undefined) return '<span class="null">null</span>';
+        let obj;
+        if (typeof v === 'string') {
+            const s = v.trim();
+            const c = s[0];
+            if ((c === '{' && s.endsWith('}')) || (c === '[' && s.endsWith(']'))) {
+                try {
+                    obj = JSON.parse(s);
+                } catch (e) {
+                    obj = undefined;
+                }
+            }
+            if (obj === undefined) return esc(v);
+        } else {
+            obj = v;
+        }
+        if (typeof obj !== 'object' || obj === null) return highlight(JSON.stringify(obj));
+        return highlight(pretty ? prettyJson(obj, '', 72) : JSON.stringify(obj));
+    }
+
+    function keyText(k) {
+        if (k === null || k === undefined) return null;
+        return typeof k === 'string' ? k : JSON.stringify(k);
+    }
+
+    // Text the tail filter matches against: key and value as a person reads them.
+    function recordText(r) {
+        const k = keyText(r.key) || '';
+        const v =
+            r.value === null || r.value === undefined
+                ? ''
+                : typeof r.value === 'string'
+                  ? r.value
+                  : JSON.stringify(r.value);
+        return (k + '\u0000' + v).toLowerCase();
+    }
+
+    // ---- state --------------------------------------------------------------------------
+
+    const state = {
+        topics: [], // names from GET /topics
+        selected: null, // topic name
+        meta: null, // GET /topics/{t}
+        parts: new Map(), // partition → {beginning_offset, end_offset, …} from REST
+        metrics: null, // last parsed /metrics sample
+        groupsSupported: null, // null = unknown, then true/false
+        groups: [], // [{name, offsets:[{topic,partition,offset,lag}]}]
+    };
+
+    // ---- /metrics: sparkline and live offsets ------------------------------------------
+
+    const SPARK_N = 60;
+    const spark = { rec: [], prev: null, topicRate: new Map(), partRate: new Map() };
+
+    // Prometheus text → {t, rec, bytes, perPart: Map("topic\0p" → {rec, bytes, leo, lso, hw})}.
+    function parseMetrics(text) {
+        const perPart = new Map();
+        let rec = 0;
+        let bytes = 0;
+        const re = /^(runnel_partition_[a-z_]+)\{([^}]*)\}\s+([0-9.eE+-]+)\s*$/;
+        for (const line of text.split('\n')) {
+            if (line.charCodeAt(0) !== 114 /* r */) continue;
+            const m = re.exec(line);
+            if (!m) continue;
+            const labels = {};
+            for (const lm of m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]] = lm[2];
+            if (labels.topic === undefined || labels.partition === undefined) continue;
+            const key = labels.topic + '\u0000' + labels.partition;
+            let e = perPart.get(key);
+            if (!e) {
+                e = { topic: labels.topic, partition: Number(labels.partition) };
+                perPart.set(key, e);
+            }
+            const v = Number(m[3]);
+            switch (m[1]) {
+                case 'runnel_partition_records_in_total':
+                    e.rec = v;
+                    rec += v;
+                    break;
+                case 'runnel_partition_bytes_in_total':
+                    e.bytes = v;
+                    bytes += v;
+                    break;
+                case 'runnel_partition_log_end_offset':
+                    e.leo = v;
+                    break;
+                case 'runnel_partition_log_start_offset':
+                    e.lso = v;
+                    break;
+                case 'runnel_partition_high_watermark':
+                    e.hw = v;
+                    break;
+            }
+        }
+        return { t: performance.now(), rec, bytes, perPart };
+    }
+
+    // Counter delta per second; a counter that went down (broker restarted) counts as 0.
+    function rate(cur, prev, dt) {
+        if (cur === undefined || prev === undefined || dt <= 0) return undefined;
+        return cur >= prev ? (cur - prev) / dt : 0;
+    }
+
+    let metricsBusy = false;
+    async function pollMetrics() {
+        if (metricsBusy) return;
+        metricsBusy = true;
+        try {
+            const res = await fetch('/metrics', { cache: 'no-store' });
+            if (!res.ok) throw new Error(res.status);
+            const cur = parseMetrics(await res.text());
+            setBroker('online');
+            const prev = spark.prev;
+            if (prev) {
+                const dt = (cur.t - prev.t) / 1000;
+                const r = rate(cur.rec, prev.rec, dt);
+                const b = rate(cur.bytes, prev.bytes, dt);
+                spark.rec.push(r || 0);
+                if (spark.rec.length > SPARK_N) spark.rec.shift();
+                $('rate-rec').textContent = fmtRate(r);
+                $('rate-bytes').textContent = fmtBytes(b);
+                spark.topicRate.clear();
+                spark.partRate.clear();
+                for (const [k, e] of cur.perPart) {
+                    const p = prev.perPart.get(k);
+                    const pr = p ? rate(e.rec, p.rec, dt) : undefined;
+                    spark.partRate.set(k, pr);
+                    if (pr !== undefined)
+                        spark.topicRate.set(e.topic, (spark.topicRate.get(e.topic) || 0) + pr);
+                }
+            }
+            spark.prev = cur;
+            state.metrics = cur;
+            drawSpark();
+            renderTopicList();
+            renderParts();
+        } catch (e) {
+            setBroker('offline');
+        } finally {
+            metricsBusy = false;
+        }
+    }
+
+    function setBroker(s) {
+        const el = $('broker');
+        if (el.dataset.state === s) return;
+        el.dataset.state = s;
+        el.lastElementChild.textContent = s;
+    }
+
+    function drawSpark() {
+        const cv = $('spark');
+        const dpr = window.devicePixelRatio || 1;
+        const w = cv.clientWidth || 220;
+        const h = cv.clientHeight || 28;
+        if (cv.width !== Math.round(w * dpr) || cv.height !== Math.round(h * dpr)) {
+            cv.width = Math.round(w * dpr);
+            cv.height = Math.round(h * dpr);
+        }
+        const g = cv.getContext('2d');
+        g.setTransform(dpr, 0, 0, dpr, 0, 0);
+        g.clearRect(0, 0, w, h);
+        const css = getComputedStyle(document.documentElement);
+        const accent = css.getPropertyValue('--accent').trim() || '#0b7d88';
+        const line = css.getPropertyValue('--line').trim() || '#ccc';
+        // Baseline, so an idle broker still shows a quiet, visible chart.
+        g.strokeStyle = line;
+        g.lineWidth = 1;
+        g.beginPath();
+        g.moveTo(0, h - 0.5);
+        g.lineTo(w, h - 0.5);
+        g.stroke();
+        const data = spark.rec;
+        if (data.length < 2) return;
+        const max = Math.max(1, ...data);
+        const step = w / (SPARK_N - 1);
+        const x0 = w - (data.length - 1) * step;
+        const y = (v) => h - 2 - (v / max) * (h - 5);
+        g.beginPath();
+        g.moveTo(x0, h);
+        data.forEach((v, i) => g.lineTo(x0 + i * step, y(v)));
+        g.lineTo(w, h);
+        g.closePath();
+        g.globalAlpha = 0.18;
+        g.fillStyle = accent;
+        g.fill();
+        g.globalAlpha = 1;
+        g.beginPath();
+        data.forEach((v, i) => (i ? g.lineTo(x0 + i * step, y(v)) : g.moveTo(x0, y(v))));
+        g.strokeStyle = accent;
+        g.lineWidth = 1.5;
+        g.lineJoin = 'round';
+        g.stroke();
+        const lx = w - 0.5;
+        g.fillStyle = accent;
+        g.beginPath();
+        g.arc(lx - 1.5, y(data[data.length - 1]), 2, 0, Math.PI * 2);
+        g.fill();
+        $('spark-box').title =
+            `Records produced per second, all topics, last minute (peak ${fmtRate(max)}/s)`;
+    }
+
+    // ---- topics list --------------------------------------------------------------------
+
+    function topicStats(name) {
+        const m = state.metrics;
+        if (!m) return null;
+        let n = 0;
+        let recs = 0;
+        let any = false;
+        for (const e of m.perPart.values()) {
+            if (e.topic !== name) continue;
+            n++;
+            const end = e.hw !== undefined ? e.hw : e.leo;
+            if (end !== undefined && e.lso !== undefined) {
+                recs += Math.max(0, end - e.lso);
+                any = true;
+            }
+        }
+        return n ? { partitions: n, records: any ? recs : undefined } : null;
+    }
+
+    function visibleTopics() {
+        const f = $('topic-filter').value.trim().toLowerCase();
+        return state.topics.filter((t) => !f || t.toLowerCase().includes(f));
+    }
+
+    let lastTopicsHtml = '';
+    function renderTopicList() {
+        const ul = $('topics');
+        const list = visibleTopics();
+        let html = '';
+        for (const t of list) {
+            const st = topicStats(t);
+            const r = spark.topicRate.get(t);
+            const meta = st
+                ? `${st.partitions} partition${st.partitions === 1 ? '' : 's'} · ${fmtInt(st.records)} records`
+                : '';
+            html +=
+                `<li role="option" data-topic="${esc(t)}" aria-selected="${t === state.selected}">` +
+                `<span class="t-name" title="${esc(t)}">${esc(t)}</span>` +
+                `<span class="t-rate">${r ? fmtRate(r) + '/s' : ''}</span>` +
+                `<span class="t-meta">${meta}</span></li>`;
+        }
+        if (!list.length)
+            html = `<li class="none">${state.topics.length ? 'No topic matches.' : 'No topics yet.'}</li>`;
+        // Re-render only on change, so hovering and scrolling stay smooth at 1 Hz polling.
+        if (html !== lastTopicsHtml) {
+            ul.innerHTML = html;
+            lastTopicsHtml = html;
+        }
+        const n = state.topics.length;
+        $('topics-count').textContent = `${n} topic${n === 1 ? '' : 's'}`;
+    }
+
+    async function loadTopics() {
+        try {
+            const t = await api('GET', '/topics');
+            state.topics = Array.isArray(t) ? t.filter((x) => typeof x === 'string').sort() : [];
+            setBroker('online');
+        } catch (e) {
+            setBroker('offline');
+        }
+        renderTopicList();
+        if (!state.selected) {
+            const h = topicFromHash();
+            if (h) selectTopic(h);
+        }
+    }
+
+    function topicFromHash() {
+        const m = /^#\/topics\/(.+)$/.exec(location.hash);
+        if (!m) return null;
+        try {
+            return decodeURIComponent(m[1]);
+        } catch (e) {
+            return null;
+        }
+    }
+
+    // ---- one topic ----------------------------------------------------------------------
+
+    async function selectTopic(name) {
+        if (!name || name === state.selected) return;
+        tail.stop();
+        tail.clear();
+        state.selected = name;
+        state.meta = null;
+        state.parts = new Map();
+        if (topicFromHash() !== name) history.replaceState(null, '', '#/topics/' + enc(name));
+        $('empty').hidden = true;
+        $('topic').hidden = false;
+        $('topic-name').textContent = name;
+        $('topic-meta').textContent = '';
+        $('p-result').textContent = '';
+        renderTopicList();
+        renderParts();
+        await Promise.all([loadTopicMeta(), loadPartitions()]);
+        if (state.selected !== name) return;
+        fillPartitionSelect();
+        renderParts();
+        // A selected topic starts tailing at its end: what someone opening it wants to see.
+        tail.start();
+    }
+
+    async function loadTopicMeta() {
+        const name = state.selected;
+        try {
+            const m = await api('GET', '/topics/' + enc(name));
+            if (state.selected !== name) return;
+            state.meta = m;
+            const n = Array.isArray(m.partitions) ? m.partitions.length : 0;
+            const cfg =
+                m.configs && typeof m.configs === 'object' ? Object.keys(m.configs).length : 0;
+            let rf = 0;
+            if (n && Array.isArray(m.partitions[0].replicas)) rf = m.partitions[0].replicas.length;
+            $('topic-meta').textContent =
+                `${n} partition${n === 1 ? '' : 's'}` +
+                (rf ? ` · replication ${rf}` : '') +
+                (cfg ? ` · ${cfg} config override${cfg === 1 ? '' : 's'}` : '');
+            $('topic-meta').title = m.configs ? JSON.stringify(m.configs, null, 1) : '';
+        } catch (e) {
+            if (state.selected === name) $('topic-meta').textContent = e.message;
+        }
+    }
+
+    async function loadPartitions() {
+        const name = state.selected;
+        try {
+            const ps = await api('GET', '/topics/' + enc(name) + '/partitions');
+            if (state.selected !== name || !Array.isArray(ps)) return;
+            state.parts = new Map(ps.map((p) => [p.partition, p]));
+        } catch (e) {
+            /* offsets then come from /metrics alone */
+        }
+    }
+
+    function partitionIds() {
+        const ids = new Set();
+        if (state.meta && Array.isArray(state.meta.partitions))
+            state.meta.partitions.forEach((p) => ids.add(p.partition));
+        for (const p of state.parts.keys()) ids.add(p);
+        if (state.metrics)
+            for (const e of state.metrics.perPart.values())
+                if (e.topic === state.selected) ids.add(e.partition);
+        return [...ids].filter((p) => Number.isInteger(p)).sort((a, b) => a - b);
+    }
+
+    // Live offsets of one partition: /metrics when it has them (1 Hz), REST otherwise.
+    function offsetsOf(p) {
+        const m = state.metrics && state.metrics.perPart.get(state.selected + '\u0000' + p);
+        const r = state.parts.get(p) || {};
+        let start = r.beginning_offset;
+        let end = r.end_offset;
+        if (m) {
+            if (m.lso !== undefined) start = m.lso;
+            if (m.hw !== undefined) end = m.hw;
+            else if (m.leo !== undefined) end = m.leo;
+        }
+        return { start, end };
+    }
+
+    function renderParts() {
+        if (!state.selected) return;
+        const tb = $('parts').tBodies[0];
+        const byId = new Map();
+        if (state.meta && Array.isArray(state.meta.partitions))
+            state.meta.partitions.forEach((p) => byId.set(p.partition, p));
+        let html = '';
+        for (const p of partitionIds()) {
+            const meta = byId.get(p) || {};
+            const reps = Array.isArray(meta.replicas) ? meta.replicas : [];
+            const { start, end } = offsetsOf(p);
+            const recs =
+                start !== undefined && end !== undefined ? Math.max(0, end - start) : undefined;
+            const r = spark.partRate.get(state.selected + '\u0000' + p);
+            const isr = reps
+                .map((x) =>
+                    x.in_sync === false
+                        ? `<span class="isr-out" title="out of sync">${esc(x.broker)}</span>`
+                        : esc(x.broker),
+                )
+                .join(',');
+            html +=
+                `<tr><td class="num">${p}</td><td>${meta.leader !== undefined ? esc(meta.leader) : '–'}</td>` +
+                `<td>${reps.map((x) => esc(x.broker)).join(',') || '–'}</td><td>${isr || '–'}</td>` +
+                `<td class="num">${fmtInt(start)}</td><td class="num">${fmtInt(end)}</td><td class="num">${fmtInt(recs)}</td>` +
+                `<td class="num${r ? '' : ' muted'}">${r === undefined ? '–' : fmtRate(r)}</td></tr>`;
+        }
+        if (!html) html = '<tr><td colspan="8" class="muted">loading…</td></tr>';
+        // Compare with what was written, not with innerHTML (the browser re-serializes it).
+        if (tb.dataset.html !== html) {
+            tb.innerHTML = html;
+            tb.dataset.html = html;
+        }
+        const tr = spark.topicRate.get(state.selected);
+        $('topic-rate').textContent = tr !== undefined ? `${fmtRate(tr)} rec/s in` : '';
+        renderGroups();
+    }
+
+    function fillPartitionSelect() {
+        const sel = $('t-part');
+        const ids = partitionIds();
+        const prev = sel.value;
+        sel.innerHTML =
+            `<option value="all">all${ids.length > 1 ? ' (' + ids.length + ')' : ''}</option>` +
+            ids.map((p) => `<option value="${p}">${p}</option>`).join('');
+        if ([...sel.options].some((o) => o.value === prev)) sel.value = prev;
+    }
+
+    // ---- consumer groups (runnel extension; hidden when the gateway lacks it) ----------
+
+    function groupName(g) {
+        if (typeof g === 'string') return g;
+        return g && (g.group_id || g.group || g.name);
+    }
+
+    // Accepts the likely shapes of GET /groups/{g}: an object with an array of per-partition
+    // offsets under offsets|partitions|committed, entries carrying topic, partition and a
+    // committed offset (offset|committed_offset|current_offset) and maybe lag/log_end_offset.
+    function groupOffsets(d) {
+        if (!d || typeof d !== 'object') return [];
+        const arr = d.offsets || d.partitions || d.committed || (Array.isArray(d) ? d : []);
+        if (!Array.isArray(arr)) return [];
+        return arr
+            .map((o) => ({
+                topic: o.topic,
+                partition: o.partition,
+                offset:
+                    o.offset !== undefined
+                        ? o.offset
+                        : o.committed_offset !== undefined
+                          ? o.committed_offset
+                          : o.current_offset,
+                end: o.log_end_offset !== undefined ? o.log_end_offset : o.end_offset,
+                lag: o.lag,
+            }))
+            .filter((o) => typeof o.topic === 'string' && Number.isInteger(o.partition));
+    }
+
+    async function loadGroups() {
+        if (state.groupsSupported === false) return;
+        try {
+            const d = await api('GET', '/groups');
+            const list = Array.isArray(d) ? d : d && Array.isArray(d.groups) ? d.groups : [];
+            const out = [];
+            for (const g of list.slice(0, 50)) {
+                const name = groupName(g);
+                if (!name) continue;
+                try {
+                    const gd = await api('GET', '/groups/' + enc(name));
+                    out.push({ name, offsets: groupOffsets(gd) });
+                } catch (e) {
+                    out.push({ name, offsets: [] });
+                }
+            }
+            state.groupsSupported = true;
+            state.groups = out;
+        } catch (e) {
+            // 404/405: this gateway has no group endpoints; offsets are all the console shows.
+            if (e.status === 404 || e.status === 405 || e.status === 501)
+                state.groupsSupported = false;
+        }
+        renderGroups();
+    }
+
+    function renderGroups() {
+        const card = $('groups-card');
+        const rows = [];
+        if (state.groupsSupported && state.selected) {
+            for (const g of state.groups) {
+                for (const o of g.offsets) {
+                    if (o.topic !== state.selected) continue;
+                    const end = o.end !== undefined ? o.end : offsetsOf(o.partition).end;
+                    const lag =
+                        o.lag !== undefined
+                            ? o.lag
+                            : end !== undefined && o.offset !== undefined
+                              ? Math.max(0, end - o.offset)
+                              : undefined;
+                    rows.push(
+                        `<tr><td>${esc(g.name)}</td><td class="num">${o.partition}</td><td class="num">${fmtInt(o.offset)}</td>` +
+                            `<td class="num">${fmtInt(end)}</td><td class="num${lag > 1000 ? ' lag-hi' : ''}">${fmtInt(lag)}</td></tr>`,
+                    );
+                }
+            }
+        }
+        card.hidden = !state.groupsSupported;
+        const html =
+            rows.join('') ||
+            '<tr><td colspan="5" class="muted">no group has committed offsets here</td></tr>';
+        const tb = $('groups').tBodies[0];
+        if (tb.dataset.html !== html) {
+            tb.innerHTML = html;
+            tb.dataset.html = html;
+        }
+    }
+
+    // ---- produce ------------------------------------------------------------------------
+
+    async function produce(ev) {
+        if (ev) ev.preventDefault();
+        const topic = state.selected;
+        if (!topic) return;
+        const out = $('p-result');
+        const key = $('p-key').value;
+        const raw = $('p-value').value;
+        const partStr = $('p-part').value.trim();
+        let value;
+        try {
+            value = JSON.parse(raw);
+        } catch (e) {
+            value = raw; // not JSON: send the text as a string
+        }
+        const rec = { value };
+        if (key !== '') rec.key = key;
+        let path = '/topics/' + enc(topic);
+        if (partStr !== '') {
+            const p = Number(partStr);
+            if (!Number.isInteger(p) || p < 0) {
+                out.className = 'result err';
+                out.textContent = 'partition must be a whole number';
+                return;
+            }
+            path += '/partitions/' + p;
+        }
+        out.className = 'result dim';
+        out.textContent = 'sending…';
+        $('p-send').disabled = true;
+        try {
+            const t0 = performance.now();
+            const r = await api(
+                'POST',
+                path,
+                { records: [rec] },
+                'application/vnd.kafka.json.v2+json',
+            );
+            const ms = Math.round(performance.now() - t0);
+            const o = r && Array.isArray(r.offsets) ? r.offsets[0] : null;
+            if (o && (o.error_code || o.error)) throw new Error(o.error || 'error ' + o.error_code);
+            out.className = 'result ok';
+            out.textContent = o
+                ? `✓ partition ${o.partition} · offset ${o.offset} · ${ms} ms`
+                : `✓ sent · ${ms} ms`;
+        } catch (e) {
+            out.className = 'result err';
+            out.textContent = '✗ ' + e.message;
+        } finally {
+            $('p-send').disabled = false;
+        }
+    }
+
+    // ---- live tail ----------------------------------------------------------------------
+
+    const MAX_WS_STREAMS = 64; // "all" over WebSocket: one socket per partition
+    const MAX_SSE_STREAMS = 4; // HTTP/1.1 allows ~6 connections per host; keep 2 for the rest
+    const params = new URLSearchParams(location.search);
+    let sseOnly = params.get('transport') === 'sse';
+
+    const tail = {
+        streams: [], // {p, next, ws|es, transport, retry, timer}
+        status: 'idle', // idle | connecting | live | paused | error
+        buf: [], // received records, oldest first, at most limit
+        queue: [], // received, not rendered yet
+        received: 0,
+        rateN: 0,
+        rate: 0,
+        filter: '',
+        error: '',
+        gen: 0, // bumps on every (re)start so late events of old streams are dropped
+        rafPending: false,
+
+        limit() {
+            return Number($('t-limit').value) || 500;
+        },
+
+        // Start spec of a fresh tail from the toolbar: 'beginning' | 'end' | N | 's@MS'.
+        fromSpec() {
+            const f = $('t-from').value;
+            if (f === 'offset') {
+                const n = Number($('t-offset').value);
+                return Number.isInteger(n) && n >= 0 ? n : 'beginning';
+            }
+            if (f === 'time') {
+                const ms = new Date($('t-time').value).getTime();
+                return Number.isFinite(ms) ? 's@' + ms : 'end';
+            }
+            return f;
+        },
+
+        async start() {
+            const topic = state.selected;
+            if (!topic) return;
+            this.stop();
+            const gen = ++this.gen;
+            this.error = '';
+            this.setStatus('connecting');
+            let ids = partitionIds();
+            const sel = $('t-part').value;
+            if (sel !== 'all' && sel !== '') ids = [Number(sel)];
+            if (!ids.length) {
+                await loadTopicMeta();
+                ids = partitionIds();
+            }
+            const spec = this.fromSpec();
+            // Resolve "end" (and "beginning" for SSE) to numbers now, so a later resume or
+            // reconnect continues from exactly here (invariant 3).
+            let resolved = null;
+            if (spec === 'end' || (sseOnly && spec === 'beginning')) {
+                try {
+                    const ps = await api('GET', '/topics/' + enc(topic) + '/partitions');
+                    resolved = new Map(
+                        ps.map((p) => [
+                            p.partition,
+                            spec === 'end' ? p.end_offset : p.beginning_offset,
+                        ]),
+                    );
+                } catch (e) {
+                    resolved = null;
+                }
+            }
+            if (gen !== this.gen) return;
+            const cap = sseOnly ? MAX_SSE_STREAMS : MAX_WS_STREAMS;
+            this.capped = ids.length > cap ? ids.length : 0;
+            ids = ids.slice(0, cap);
+            this.streams = ids.map((p) => {
+                const n = resolved && resolved.get(p);
+                return { p, next: Number.isInteger(n) ? n : spec, retry: 0 };
+            });
+            for (const s of this.streams) this.open(s, gen);
+            this.render();
+        },
+
+        // Opens (or reopens) one partition's stream from s.next.
+        open(s, gen) {
+            if (sseOnly) return this.openSse(s, gen);
+            const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+            let ws;
+            try {
+                ws = new WebSocket(`${proto}//${location.host}/ws`);
+            } catch (e) {
+                return this.fallback(gen);
+            }
+            s.ws = ws;
+            s.transport = 'websocket';
+            let opened = false;
+            ws.onopen = () => {
+                if (gen !== this.gen) return ws.close();
+                opened = true;
+                s.retry = 0;
+                const msg = {
+                    op: 'subscribe',
+                    topic: state.selected,
+                    partition: s.p,
+                    offset: s.next,
+                };
+                if (this.filter) msg.filter = this.filter;
+                ws.send(JSON.stringify(msg));
+                this.setStatus('live');
+            };
+            ws.onmessage = (ev) => {
+                if (gen !== this.gen) return;
+                let m;
+                try {
+                    m = JSON.parse(ev.data);
+                } catch (e) {
+                    return;
+                }
+                if (m.type === 'records' && Array.isArray(m.records)) {
+                    for (const r of m.records) this.accept(s, r);
+                } else if (m.type === 'error') {
+                    this.fail(
+                        `${m.message || 'error'}${m.error_code ? ' (' + m.error_code + ')' : ''}`,
+                    );
+                }
+            };
+            ws.onclose = () => {
+                if (gen !== this.gen || s.ws !== ws) return;
+                s.ws = null;
+                if (!opened) return this.fallback(gen);
+                if (this.status !== 'error') this.reconnect(s, gen);
+            };
+        },
+
+        openSse(s, gen) {
+            // The SSE endpoint takes numbers: resolve a symbolic start from the last REST poll.
+            const r = state.parts.get(s.p);
+            if (r && s.next === 'end' && Number.isInteger(r.end_offset)) s.next = r.end_offset;
+            if (r && s.next === 'beginning' && Number.isInteger(r.beginning_offset))
+                s.next = r.beginning_offset;
+            let url = `/topics/${enc(state.selected)}/partitions/${s.p}/events?offset=${enc(String(s.next))}`;
+            if (this.filter) url += '&filter=' + enc(this.filter);
+            const es = new EventSource(url);
+            s.es = es;
+            s.transport = 'sse';
+            es.onopen = () => {
+                if (gen !== this.gen) return es.close();
+                this.setStatus('live');
+            };
+            es.addEventListener('record', (ev) => {
+                if (gen !== this.gen) return;
+                try {
+                    this.accept(s, JSON.parse(ev.data));
+                } catch (e) {
+                    /* a malformed event: skip it, keep the stream */
+                }
+            });
+            es.addEventListener('error', (ev) => {
+                if (gen !== this.gen) return;
+                if (ev.data) {
+                    // An event named "error" from the gateway: {"error_code","message"}.
+                    let m = {};
+                    try {
+                        m = JSON.parse(ev.data);
+                    } catch (e) {
+                        m = { message: ev.data };
+                    }
+                    es.close();
+                    return this.fail(m.message || 'error');
+                }
+                // The browser reconnects by itself (with Last-Event-ID) while CONNECTING.
+                if (es.readyState === EventSource.CLOSED)
+                    this.fail('event stream refused by the broker');
+                else this.setStatus('connecting');
+            });
+        },
+
+        // WebSocket could not be opened at all: use SSE from now on (invariant 4).
+        fallback(gen) {
+            if (gen !== this.gen || sseOnly) return;
+            sseOnly = true;
+            const next = this.streams.map((s) => s);
+            this.closeAll();
+            this.streams = next.slice(0, MAX_SSE_STREAMS);
+            for (const s of this.streams) this.openSse(s, gen);
+            this.render();
+        },
+
+        reconnect(s, gen) {
+            this.setStatus('connecting');
+            const delay = Math.min(10000, 500 * 2 ** s.retry++);
+            s.timer = setTimeout(() => {
+                if (gen === this.gen) this.open(s, gen);
+            }, delay);
+        },
+
+        accept(s, r) {
+            if (!r || typeof r !== 'object') return;
+            if (r.partition === undefined) r.partition = s.p;
+            if (Number.isInteger(r.offset)) {
+                // Drop what a reconnect replays (at-least-once on the wire, exactly once here).
+                if (Number.isInteger(s.next) && r.offset < s.next) return;
+                s.next = r.offset + 1;
+            }
+            this.received++;
+            this.rateN++;
+            this.queue.push(r);
+            const cap = this.limit();
+            if (this.queue.length > cap * 2) this.queue.splice(0, this.queue.length - cap);
+            if (!this.rafPending) {
+                this.rafPending = true;
+                requestAnimationFrame(() => this.flush());
+            }
+        },
+
+        matches(r) {
+            if (!this.filter) return true;
+            if (r._text === undefined) r._text = recordText(r);
+            return r._text.includes(this.filter.toLowerCase());
+        },
+
+        rowHtml(r, pretty, fresh) {
+            const k = keyText(r.key);
+            const hdrs =
+                Array.isArray(r.headers) && r.headers.length
+                    ? r.headers
+                          .map(
+                              (h) =>
+                                  `${h.name ?? h.key}=${typeof h.value === 'string' ? h.value : JSON.stringify(h.value)}`,
+                          )
+                          .join('  ')
+                    : '';
+            const isJson = r.value !== null && typeof r.value === 'object';
+            return (
+                `<div class="rec${fresh ? ' new' : ''}${pretty ? ' pretty' : ''}" data-p="${esc(r.partition)}" data-o="${esc(r.offset)}"${isJson ? ' data-json="1"' : ''}>` +
+                `<span class="off">${esc(r.offset)}</span><span class="part">${esc(r.partition)}</span>` +
+                `<span class="ts" title="${esc(isoTime(r.timestamp))}">${esc(fmtTime(r.timestamp))}</span>` +
+                `<span class="key" title="${k === null ? '' : esc(k)}">${k === null ? '<span class="null">null</span>' : esc(k)}</span>` +
+                `<span class="val">${valueHtml(r.value, pretty)}</span>` +
+                (hdrs ? `<span class="hdrs" title="${esc(hdrs)}">${esc(hdrs)}</span>` : '') +
+                '</div>'
+            );
+        },
+
+        // Moves queued records into the buffer and the DOM, newest on top (invariant 2).
+        flush() {
+            this.rafPending = false;
+            const cap = this.limit();
+            const q = this.queue;
+            this.queue = [];
+            if (!q.length) return;
+            for (const r of q) this.buf.push(r);
+            if (this.buf.length > cap) this.buf.splice(0, this.buf.length - cap);
+            const pretty = $('t-pretty').checked;
+            const fresh = q.filter((r) => this.matches(r)).slice(-cap);
+            if (fresh.length) {
+                let html = '';
+                // Highlight new rows only while they are few: at tens per second a flashing
+                // table is noise, not news.
+                const flashRows = this.rate < 10 && fresh.length < 10;
+                for (let i = fresh.length - 1; i >= 0; i--)
+                    html += this.rowHtml(fresh[i], pretty, flashRows);
+                const box = $('t-rows');
+                box.insertAdjacentHTML('afterbegin', html);
+                while (box.childElementCount > cap) box.lastElementChild.remove();
+            }
+            this.render();
+        },
+
+        // Rebuilds the rows from the buffer (filter, pretty or limit changed).
+        redraw() {
+            const cap = this.limit();
+            if (this.buf.length > cap) this.buf.splice(0, this.buf.length - cap);
+            const pretty = $('t-pretty').checked;
+            let html = '';
+            for (let i = this.buf.length - 1; i >= 0; i--)
+                if (this.matches(this.buf[i])) html += this.rowHtml(this.buf[i], pretty, false);
+            $('t-rows').innerHTML = html;
+            this.render();
+        },
+
+        closeAll() {
+            for (const s of this.streams) {
+                clearTimeout(s.timer);
+                if (s.ws) {
+                    const ws = s.ws;
+                    s.ws = null;
+                    ws.onclose = null;
+                    try {
+                        if (ws.readyState === WebSocket.OPEN)
+                            ws.send(JSON.stringify({ op: 'unsubscribe' }));
+                        ws.close(1000);
+                    } catch (e) {
+                        /* already closing */
+                    }
+                }
+                if (s.es) {
+                    s.es.close();
+                    s.es = null;
+                }
+            }
+        },
+
+        stop() {
+            this.gen++;
+            this.closeAll();
+            this.streams = [];
+            this.setStatus('idle');
+        },
+
+        pause() {
+            if (this.status !== 'live' && this.status !== 'connecting') return;
+            this.gen++;
+            this.closeAll();
+            this.setStatus('paused');
+        },
+
+        resume() {
+            if (this.status !== 'paused' || !this.streams.length) return this.start();
+            const gen = ++this.gen;
+            this.setStatus('connecting');
+            for (const s of this.streams) {
+                s.retry = 0;
+                this.open(s, gen);
+            }
+        },
+
+        toggle() {
+            if (!state.selected) return;
+            if (this.status === 'live' || this.status === 'connecting') this.pause();
+            else if (this.status === 'paused') this.resume();
+            else this.start();
+        },
+
+        // Restart from where the streams are when the filter changes while live: the
+        // gateway filters too, so a new filter needs new subscriptions.
+        refilter() {
+            this.filter = $('t-filter').value.trim();
+            this.redraw();
+            if (this.status === 'live' || this.status === 'connecting') {
+                const gen = ++this.gen;
+                this.closeAll();
+                for (const s of this.streams) this.open(s, gen);
+            }
+        },
+
+        clear() {
+            this.buf = [];
+            this.queue = [];
+            this.received = 0;
+            $('t-rows').innerHTML = '';
+            this.render();
+        },
+
+        fail(msg) {
+            this.error = msg;
+            this.gen++;
+            this.closeAll();
+            this.setStatus('error');
+        },
+
+        setStatus(s) {
+            this.status = s;
+            this.render();
+        },
+
+        render() {
+            const btn = $('t-toggle');
+            btn.textContent =
+                { live: 'Pause', connecting: 'Pause', paused: 'Resume' }[this.status] || 'Start';
+            const pill = $('t-status');
+            pill.dataset.state = this.status;
+            const tr = this.streams[0]
+                ? this.streams[0].transport === 'sse'
+                    ? 'sse'
+                    : 'websocket'
+                : '';
+            const np = this.streams.length;
+            const parts = np
+                ? `${np} partition${np === 1 ? '' : 's'}${this.capped ? ' of ' + this.capped : ''}`
+                : '';
+            let text;
+            switch (this.status) {
+                case 'live':
+                    text = `live · ${tr} · ${fmtInt(this.received)} rec · ${fmtRate(this.rate)}/s`;
+                    break;
+                case 'connecting':
+                    text = `connecting · ${tr || '…'}`;
+                    break;
+                case 'paused':
+                    text =
+                        'paused at ' +
+                        this.streams
+                            .map((s) => `${s.p}:${s.next}`)
+                            .slice(0, 4)
+                            .join(' ') +
+                        (np > 4 ? ' …' : '');
+                    break;
+                case 'error':
+                    text = 'error: ' + this.error;
+                    break;
+                default:
+                    text = 'idle';
+            }
+            if (pill.textContent !== text) pill.textContent = text;
+            pill.title = parts ? `${text} (${parts})` : text;
+            const shown = $('t-rows').childElementCount;
+            $('t-empty').hidden = shown > 0;
+            if (!shown) {
+                $('t-empty').innerHTML =
+                    this.status === 'idle'
+                        ? 'Press <kbd>space</kbd> to start tailing. Newest records appear on top.'
+                        : this.buf.length
+                          ? 'No record matches the filter.'
+                          : 'Waiting for records… produce one on the right, or with <code>runnel produce</code>.';
+            }
+        },
+    };
+
+    setInterval(() => {
+        tail.rate = tail.rateN;
+        tail.rateN = 0;
+        if (tail.status === 'live') tail.render();
+    }, 1000);
+
+    // ---- wiring -------------------------------------------------------------------------
+
+    function typing(el) {
+        return (
+            el &&
+            (el.tagName === 'INPUT' ||
+                el.tagName === 'TEXTAREA' ||
+                el.tagName === 'SELECT' ||
+                el.isContentEditable)
+        );
+    }
+
+    function moveTopic(d) {
+        const list = visibleTopics();
+        if (!list.length) return;
+        const i = list.indexOf(state.selected);
+        const j =
+            i < 0 ? (d > 0 ? 0 : list.length - 1) : Math.max(0, Math.min(list.length - 1, i + d));
+        selectTopic(list[j]);
+        const li = $('topics').querySelector(`li[data-topic="${CSS.escape(list[j])}"]`);
+        if (li) li.scrollIntoView({ block: 'nearest' });
+    }
+
+    function wire() {
+        $('topics').addEventListener('click', (e) => {
+            const li = e.target.closest('li[data-topic]');
+            if (li) selectTopic(li.dataset.topic);
+        });
+        $('topic-filter').addEventListener('input', renderTopicList);
+        $('topic-filter').addEventListener('keydown', (e) => {
+            if (e.key === 'Enter') {
+                const list = visibleTopics();
+                if (list.length) selectTopic(list[0]);
+                e.target.blur();
+            }
+        });
+        $('refresh').addEventListener('click', refreshAll);
+        $('produce').addEventListener('submit', produce);
+        $('p-value').addEventListener('keydown', (e) => {
+            if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) produce(e);
+        });
+        $('p-key').addEventListener('keydown', (e) => {
+            if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) produce(e);
+        });
+        $('t-toggle').addEventListener('click', () => tail.toggle());
+        $('t-clear').addEventListener('click', () => tail.clear());
+        $('t-pretty').addEventListener('change', () => tail.redraw());
+        $('t-limit').addEventListener('change', () => tail.redraw());
+        let ft = 0;
+        $('t-filter').addEventListener('input', () => {
+            clearTimeout(ft);
+            ft = setTimeout(() => tail.refilter(), 250);
+        });
+        const restartIfRunning = () => {
+            if (tail.status !== 'idle') tail.start();
+        };
+        $('t-from').addEventListener('change', () => {
+            const f = $('t-from').value;
+            $('t-offset').hidden = f !== 'offset';
+            $('t-time').hidden = f !== 'time';
+            if (f === 'offset') $('t-offset').focus();
+            else if (f === 'time') $('t-time').focus();
+            else restartIfRunning();
+        });
+        $('t-part').addEventListener('change', restartIfRunning);
+        for (const id of ['t-offset', 't-time']) {
+            $(id).addEventListener('keydown', (e) => {
+                if (e.key === 'Enter') {
+                    e.preventDefault();
+                    tail.start();
+                }
+            });
+            $(id).addEventListener('change', restartIfRunning);
+        }
+        $('t-rows').addEventListener('click', (e) => {
+            const row = e.target.closest('.rec');
+            if (row && !window.getSelection().toString()) row.classList.toggle('open');
+        });
+        $('help-open').addEventListener('click', () => $('help').showModal());
+        window.addEventListener('hashchange', () => {
+            const t = topicFromHash();
+            if (t) selectTopic(t);
+        });
+        window.addEventListener('resize', drawSpark);
+        const dark = window.matchMedia('(prefers-color-scheme: dark)');
+        if (dark.addEventListener) dark.addEventListener('change', drawSpark);
+
+        document.addEventListener('keydown', (e) => {
+            if (e.key === 'Escape') {
+                if (typing(document.activeElement)) document.activeElement.blur();
+                return;
+            }
+            if (typing(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
+            const focusOn = (id) => {
+                e.preventDefault();
+                $(id).focus();
+                if ($(id).select) $(id).select();
+            };
+            switch (e.key) {
+                case '/':
+                    return focusOn('topic-filter');
+                case 'j':
+                case 'ArrowDown':
+                    e.preventDefault();
+                    return moveTopic(1);
+                case 'k':
+                case 'ArrowUp':
+                    e.preventDefault();
+                    return moveTopic(-1);
+                case ' ':
+                    if (e.target.tagName === 'BUTTON') return;
+                    e.preventDefault();
+                    return tail.toggle();
+                case 'f':
+                    return state.selected && focusOn('t-filter');
+                case 'e':
+                    return state.selected && focusOn('p-value');
+                case 'c':
+                    return tail.clear();
+                case 't':
+                    $('t-pretty').checked = !$('t-pretty').checked;
+                    return tail.redraw();
+                case 'r':
+                    return refreshAll();
+                case '?':
+                    return $('help').showModal();
+            }
+        });
+    }
+
+    function refreshAll() {
+        loadTopics();
+        if (state.selected) {
+            loadTopicMeta().then(() => {
+                fillPartitionSelect();
+                renderParts();
+            });
+            loadPartitions().then(renderParts);
+        }
+        loadGroups();
+    }
+
+    wire();
+    tail.render();
+    loadTopics();
+    pollMetrics();
+    loadGroups();
+    setInterval(pollMetrics, 1000);
+    setInterval(loadTopics, 5000);
+    setInterval(() => {
+        if (state.selected) loadPartitions().then(renderParts);
+    }, 5000);
+    setInterval(() => {
+        if (state.groupsSupported) loadGroups();
+    }, 5000);
+    // For tests and the curious: the tail's state, read-only by convention.
+    window.runnelConsole = { state, tail };
+})();
