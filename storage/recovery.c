@@ -17,8 +17,10 @@
  * batch that verifies while a page before it never reached the disk (or
  * garbage can sit before it). Only what an fdatasync covered is known good
  * and no file records how far that went, so, as Kafka recovers whole segments
- * after its recovery point, the segments recovery looks at (the last two) are
- * verified whole. Startup after a crash thus reads at most two segments.
+ * after its recovery point, the segments recovery looks at are verified
+ * whole: the last two, and any older one that was never sealed (its file is
+ * longer than its data, see open_segments in log.c). Startup after a crash
+ * thus reads the segments written since the last completed seal, normally two.
  *
  * Invariants kept by both:
  *  1. On return [0, size) is whole, contiguous batches; next_offset follows

@@ -111,7 +111,8 @@ static void usage(FILE *f)
           "\n"
           "  create TOPIC...    -p PARTITIONS  -r REPLICAS  -c KEY=VALUE (repeatable)\n"
           "                     --if-not-exists: a topic already there is not an error\n"
-          "  list               topic names, one a line (-l: with partitions and replicas)\n"
+          "  list               topic names, one a line (-l: with partitions and replicas,\n"
+          "                     -i: with the broker's internal topics such as __offsets)\n"
           "  describe TOPIC...  partitions, leaders, replicas, ISR, offsets, configs\n"
           "  alter TOPIC...     -c KEY=VALUE to set, --delete-config KEY to reset to default\n"
           "  delete TOPIC...    --if-exists: a topic not there is not an error\n"
@@ -167,7 +168,7 @@ static int do_delete(rn_admin *a, char **names, int n, bool if_exists)
     return status;
 }
 
-static int do_list(rn_admin *a, bool lng)
+static int do_list(rn_admin *a, bool lng, bool internal)
 {
     char **names = NULL;
     size_t n = 0;
@@ -180,6 +181,9 @@ static int do_list(rn_admin *a, bool lng)
     if (lng)
         printf("%-32s %10s %8s\n", "NAME", "PARTITIONS", "REPLICAS");
     for (size_t i = 0; i < n; i++) {
+        /* The broker's own topics (__offsets) only when asked, as rpk does. */
+        if (!internal && strncmp(names[i], "__", 2) == 0)
+            continue;
         if (!lng) {
             printf("%s\n", names[i]);
             continue;
@@ -274,6 +278,7 @@ int cli_topic(int argc, char **argv)
         {"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
         {"if-exists", no_argument, NULL, OPT_IF_EXISTS},
         {"long", no_argument, NULL, 'l'},
+        {"internal", no_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -284,12 +289,13 @@ int cli_topic(int argc, char **argv)
     size_t n_del = 0;
     int64_t partitions = -1, replicas = -1;
     bool if_not_exists = false, if_exists = false, lng = false, have_p = false, have_r = false;
+    bool internal = false;
     int status = CLI_USAGE;
     rn_admin *a = NULL;
     static char cmd_buf[32];
 
     int c;
-    while ((c = getopt_long(argc, argv, ":b:X:p:r:c:lh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":b:X:p:r:c:lih", longopts, NULL)) != -1) {
         int rc = cli_conn_opt(&conn, c, optarg);
         if (rc < 0) {
             status = cli_fail(rc, "options");
@@ -341,6 +347,9 @@ int cli_topic(int argc, char **argv)
             break;
         case 'l':
             lng = true;
+            break;
+        case 'i':
+            internal = true;
             break;
         case 'h':
             usage(stdout);
@@ -407,7 +416,7 @@ int cli_topic(int argc, char **argv)
     else if (is_delete)
         status = do_delete(a, names, n, if_exists);
     else if (is_list)
-        status = do_list(a, lng);
+        status = do_list(a, lng, internal);
     else if (is_describe)
         status = do_describe(a, names, n);
     else

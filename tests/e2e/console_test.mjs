@@ -335,9 +335,50 @@ async function main() {
         await page.locator('#t-from').selectOption('beginning');
         await rowWith('written before the console opened').waitFor({ timeout: 3000 });
         await page.locator('#t-status[data-state="live"]').waitFor({ timeout: 3000 });
-        await page.locator('#t-from').selectOption('end');
-        await page.locator('#t-status[data-state="live"]').waitFor({ timeout: 3000 });
     });
+
+    await check('"from offset" on one partition starts exactly at that offset', async () => {
+        await page.locator('#t-part').selectOption('0');
+        await page.locator('#t-from').selectOption('offset');
+        await page.locator('#t-offset').fill('1');
+        await page.locator('#t-offset').press('Enter');
+        await page.locator('#t-rows .rec[data-p="0"][data-o="1"]').waitFor({ timeout: 3000 });
+        await sleep(300);
+        const rows = await page.$$eval('#t-rows .rec', (els) =>
+            els.map((e) => [e.dataset.p, Number(e.dataset.o)]),
+        );
+        if (rows.some(([p]) => p !== '0')) throw new Error('a row of another partition');
+        if (Math.min(...rows.map(([, o]) => o)) !== 1) throw new Error(`offsets ${rows}`);
+        return `${rows.length} rows`;
+    });
+
+    await check('"from time" starts at the first record at or after that time', async () => {
+        const a = 'ta' + Math.random().toString(36).slice(2, 10);
+        const b = 'tb' + Math.random().toString(36).slice(2, 10);
+        await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, {
+            records: [{ value: `before ${a}` }],
+        });
+        // The time field has whole seconds: start at the next second, produce after it.
+        const t = Math.floor(Date.now() / 1000) * 1000 + 1000;
+        await sleep(t - Date.now() + 50);
+        await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, {
+            records: [{ value: `after ${b}` }],
+        });
+        const d = new Date(t);
+        const p2 = (n) => String(n).padStart(2, '0');
+        const local = `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())}T${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
+        await page.locator('#t-from').selectOption('time');
+        await page.locator('#t-time').fill(local);
+        await page.locator('#t-time').press('Enter');
+        await rowWith(b).waitFor({ timeout: 3000 });
+        await sleep(300);
+        if ((await rowWith(a).count()) !== 0)
+            throw new Error('a record from before the start time');
+    });
+
+    await page.locator('#t-part').selectOption('all');
+    await page.locator('#t-from').selectOption('end');
+    await page.locator('#t-status[data-state="live"]').waitFor({ timeout: 3000 });
 
     // Traffic for the sparkline and the screenshot: mixed records at a varying rate until
     // the screenshot is taken.
@@ -348,18 +389,24 @@ async function main() {
             const recs = [];
             for (let j = 0; j < 1 + ((i * 7) % 5); j++) {
                 const id = 100 + i * 5 + j;
-                recs.push({
-                    key: `cust-${(id * 7) % 13}`,
-                    value:
-                        id % 9 === 0
-                            ? `plain text event ${id}`
-                            : {
-                                  id,
-                                  item: items[id % items.length],
-                                  qty: 1 + (id % 7),
-                                  paid: id % 3 !== 0,
-                              },
-                });
+                let value = {
+                    id,
+                    item: items[id % items.length],
+                    qty: 1 + (id % 7),
+                    paid: id % 3 !== 0,
+                };
+                if (id % 9 === 0) value = `plain text event ${id}`;
+                if (id % 31 === 0)
+                    value = {
+                        id,
+                        customer: { name: 'Grace', city: 'Arlington' },
+                        lines: [
+                            { sku: 'kelp-200g', qty: 3, price: 2.75 },
+                            { sku: 'miso-white', qty: 1, price: 6.1 },
+                        ],
+                        note: null,
+                    };
+                recs.push({ key: `cust-${(id * 7) % 13}`, value });
             }
             await rest(base, 'POST', `/topics/${TOPIC}`, { records: recs }).catch(() => {});
             await sleep(90);
@@ -389,6 +436,22 @@ async function main() {
     });
     producing = false;
     await traffic;
+
+    await check('the tail keeps at most the chosen number of rows, newest on top', async () => {
+        await page.locator('#t-limit').selectOption('100');
+        const recs = Array.from({ length: 150 }, (_, i) => ({
+            key: `bulk-${i}`,
+            value: { bulk: i },
+        }));
+        await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, { records: recs });
+        await rowWith('"bulk": 149').waitFor({ timeout: 3000 });
+        await sleep(200);
+        const n = await page.locator('#t-rows .rec').count();
+        const kept = await page.evaluate(() => window.runnelConsole.tail.buf.length);
+        if (n !== 100 || kept !== 100) throw new Error(`${n} rows, ${kept} kept; want 100`);
+        const top = await page.locator('#t-rows .rec').first().textContent();
+        if (!top.includes('"bulk": 149')) throw new Error(`top row: ${top}`);
+    });
 
     await check('the SSE fallback tails too (?transport=sse)', async () => {
         const p2 = await ctx.newPage();

@@ -760,6 +760,8 @@
             const topic = state.selected;
             if (!topic) return;
             this.stop();
+            // A new start position is a new view: rows of the old one would mislead.
+            this.clear();
             const gen = ++this.gen;
             this.error = '';
             this.setStatus('connecting');

@@ -1,0 +1,81 @@
+/*
+ * json.h — JSON for the gateways (internal to broker/gateway/): records to
+ * JSON and back, base64, REST Proxy error codes.
+ *
+ * Two renderings of keys, values and header values (REST Proxy v2 formats):
+ *   RN_GW_FMT_JSON    application/vnd.kafka.json.v2+json and application/json:
+ *                     bytes that parse as JSON are embedded as that JSON,
+ *                     other UTF-8 text as a JSON string, anything else as a
+ *                     base64 string (so no record is ever unrenderable);
+ *   RN_GW_FMT_BINARY  application/vnd.kafka.binary.v2+json: base64 strings.
+ * A null key or value is JSON null in both.
+ *
+ * Nothing here does I/O; all bounded by the sizes given.
+ */
+#ifndef RN_GATEWAY_JSON_H
+#define RN_GATEWAY_JSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/gateway/http.h"
+
+enum rn_gw_format { RN_GW_FMT_JSON, RN_GW_FMT_BINARY };
+
+#define RN_GW_CT_JSON_V2   "application/vnd.kafka.json.v2+json"
+#define RN_GW_CT_BINARY_V2 "application/vnd.kafka.binary.v2+json"
+#define RN_GW_CT_V2        "application/vnd.kafka.v2+json"
+
+/* ---- base64 (RFC 4648, with padding) --------------------------------------------- */
+
+/* Characters of the encoding of n bytes (without the NUL). */
+size_t rn_base64_len(size_t n);
+/* Encode n bytes into out (rn_base64_len(n) + 1 bytes, NUL-terminated). */
+void rn_base64_encode(const uint8_t *in, size_t n, char *out);
+/* Decode n characters into out (room for n / 4 * 3). Strict: length a
+ * multiple of 4, padding only at the end, no other characters.
+ * Errors: -EINVAL. */
+int rn_base64_decode(const char *in, size_t n, uint8_t *out, size_t *out_len);
+
+/* ---- Requests → bytes ----------------------------------------------------------------- */
+
+/* The bytes a key, value or header value given in a request stands for.
+ * JSON format: a string is stored as its JSON text ("\"a\"") unless
+ * raw_strings (WebSocket produce: the text itself); any other JSON as its
+ * compact text. Binary format: a base64 string. null: *out = NULL, *null = true.
+ * *out is malloc'd (caller frees). Errors: -EINVAL with a message, -ENOMEM. */
+int rn_json_bytes_of(json_t *v, enum rn_gw_format fmt, bool raw_strings, uint8_t **out,
+                     size_t *len, bool *null, char *err, size_t errlen);
+
+/* ---- Records → JSON ------------------------------------------------------------------- */
+
+/* A key, value or header value as JSON (len -1: null). New reference. */
+json_t *rn_json_of_bytes(const uint8_t *p, int32_t len, enum rn_gw_format fmt);
+
+/* Render the records of the batches in [data, data + len) whose offset is >=
+ * from and whose key or value contains filter (filter_len 0: all) as objects
+ * {"topic","partition","offset","timestamp","key","value","headers"} appended
+ * to arr. *next gets the offset after the last record looked at (from when
+ * there were none). Returns how many were appended, or a negative batch error
+ * (-RN_E_CORRUPT_BATCH and friends, -ENOMEM). */
+int rn_json_append_records(json_t *arr, const char *topic, int32_t partition, const uint8_t *data,
+                           size_t len, int64_t from, const char *filter, size_t filter_len,
+                           enum rn_gw_format fmt, int64_t *next);
+
+/* ---- Errors --------------------------------------------------------------------------- */
+
+/* HTTP status and REST Proxy error code for a runnel error (negative or
+ * positive RN_E_* / -errno). partition_known: the topic exists (so
+ * UNKNOWN_TOPIC means the partition: 40402). */
+void rn_gw_error_map(int err, bool partition_known, int *status, int *code);
+
+/* Answer with j (compact JSON; j is not consumed). */
+void rn_http_respond_json(rn_http_conn *c, int status, const char *content_type, json_t *j);
+
+/* Parse a JSON body (bounded by the reader's body limit). NULL with a message
+ * on malformed input. New reference. */
+json_t *rn_json_parse(const uint8_t *body, size_t len, char *err, size_t errlen);
+
+#endif
