@@ -1286,6 +1286,11 @@
     }
 
     wire();
+    // The hint shows the address this console was loaded from, not the default one.
+    $('create-hint').textContent = $('create-hint').textContent.replace(
+        'localhost:9780',
+        location.host,
+    );
     tail.render();
     loadTopics();
     pollMetrics();
