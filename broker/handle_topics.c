@@ -153,6 +153,11 @@ void rn_handle_create_topics(rn_request *req)
             set_result(st, i, -RN_E_NOT_ENOUGH_REPLICAS, "replication factor out of range");
             continue;
         }
+        if (nt->replication_factor < -1) {
+            set_result(st, i, -RN_E_INVALID_REQUEST,
+                       "replication factor must be positive (0 or -1: the default)");
+            continue;
+        }
         size_t nc = nt->n_configs;
         char **keys = calloc(nc ? nc : 1, sizeof(char *));
         char **vals = calloc(nc ? nc : 1, sizeof(char *));

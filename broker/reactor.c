@@ -4,8 +4,9 @@
  * The reactor shares its rn_io with the storage of the partitions it owns, so
  * socket completions and segment writes/fdatasyncs come back through one ring
  * and one loop (DESIGN §6). Sockets use:
- *   - multishot accept on the listener (SO_REUSEPORT, so the performance work
- *     can open one listener per reactor on the same port);
+ *   - multishot accept on the listener (without SO_REUSEPORT while there is
+ *     one reactor: a second broker started on the same port by mistake gets
+ *     EADDRINUSE instead of silently sharing the port's connections);
  *   - multishot recv into a provided buffer ring, registered by hand because
  *     liburing 2.3 lacks io_uring_setup_buf_ring (posix_memalign →
  *     io_uring_register_buf_ring → io_uring_buf_ring_init/add/advance);
@@ -212,8 +213,22 @@ int rn_reactor_listen(rn_reactor *r, const char *hostport)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+    /* After a kill -9 the old process's io_uring (and the listener it holds)
+     * is torn down by the kernel in the background: a restart right away may
+     * find the port still taken for a moment. Retry for a few seconds. */
+    for (int tries = 0;; tries++) {
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        rc = -errno;
+        if (rc != -EADDRINUSE || tries >= 50) {
+            close(fd);
+            goto fail;
+        }
+        if (tries == 0)
+            rn_logfmt(RN_INFO, "address in use, retrying for 5 s", "listen=%s", hostport);
+        usleep(100000);
+    }
+    if (listen(fd, 1024) < 0) {
         rc = -errno;
         close(fd);
         goto fail;

@@ -309,17 +309,21 @@ static void sim_cb(void *arg, int err, int64_t base, int64_t last)
     s->acked = true;
 }
 
-/* Append to log with up to max_inflight in flight until `count` more were
- * submitted; then capture a crash image of dir into crash_dir. */
+/* Append to log with up to max_inflight in flight, and crash (capture what
+ * the disk holds of dir into crash_dir) at a random moment: right after a
+ * round of completions that acknowledged something (where an ack that ran
+ * ahead of its fdatasync shows), or once `count` more were submitted. */
 static void sim_run(sim *sm, rn_io *io, rn_log *log, unsigned count, unsigned max_inflight,
                     const char *dir, const char *crash_dir, enum th_crash_mode mode, uint64_t *rnd)
 {
     unsigned target = sm->n + count;
     cr_assert_leq(target, SIM_MAX);
     while (sm->n < target) {
-        unsigned inflight = 0;
-        for (unsigned i = 0; i < sm->n; i++)
+        unsigned inflight = 0, acked = 0;
+        for (unsigned i = 0; i < sm->n; i++) {
             inflight += sm->s[i].submitted && !sm->s[i].done;
+            acked += sm->s[i].acked;
+        }
         while (inflight < max_inflight && sm->n < target) {
             sim_sub *s = &sm->s[sm->n++];
             s->buf = th_batch_new(sm->n * 7919, 1 + (int)th_rand_range(rnd, 0, 3),
@@ -334,6 +338,11 @@ static void sim_run(sim *sm, rn_io *io, rn_log *log, unsigned count, unsigned ma
         /* Sometimes crash with the ring's completions not even reaped. */
         if (th_rand(rnd) % 4)
             cr_assert_geq(rn_io_run(io, th_rand(rnd) % 2), 0);
+        unsigned acked_now = 0;
+        for (unsigned i = 0; i < sm->n; i++)
+            acked_now += sm->s[i].acked;
+        if (acked_now > acked && th_rand(rnd) % 8 == 0)
+            break;
     }
     th_crash_capture(dir, crash_dir, mode, th_rand(rnd));
     for (unsigned i = 0; i < sm->n; i++)
