@@ -226,6 +226,7 @@ struct rn_reactor {
     uint8_t sigbuf[128]; /* struct signalfd_siginfo */
     bool stopping;
     int64_t last_retention_ms;
+    struct rn_gateway *gw; /* HTTP gateways (broker/gateway/gateway.h), or NULL */
 };
 
 int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/gateway/gateway.h"
 #include "broker/logfmt.h"
 
 #ifndef RUNNEL_VERSION
@@ -235,6 +236,10 @@ int main(int argc, char **argv)
 
     if (rn_reactor_listen(&b->reactors[0], b->cfg.listen) < 0)
         return 1;
+    /* HTTP gateways (REST, SSE, WebSocket) after the native listener. */
+    if (rn_gateway_listen(&b->reactors[0], b->cfg.http) < 0)
+        return 1;
+    rn_logfmt(RN_INFO, "http listening", "http=%s", b->cfg.http);
     b->ready = true;
     char flush[48];
     rn_logfmt(RN_INFO, "runneld listening",

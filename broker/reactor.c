@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/gateway/gateway.h"
 #include "broker/logfmt.h"
 
 #define BUF_COUNT 256
@@ -391,6 +392,7 @@ int rn_reactor_run(rn_reactor *r)
                 close(r->listen_fd);
                 r->listen_fd = -1;
             }
+            rn_gateway_stop(r); /* HTTP: stop accepting, end streams, finish requests */
             /* Parked long polls answer now with what there is (rn_fetch_wake
              * sees `stopping` and answers final) instead of holding the
              * shutdown until their max_wait_ms. Idle connections are closed
@@ -431,7 +433,7 @@ int rn_reactor_run(rn_reactor *r)
         io_uring_prep_cancel(sqe, &r->signal_op, 0);
     }
     uint64_t give_up = rn_now_ns() + 2000000000ull;
-    while (r->conns || r->tick_armed || r->signal_armed || r->accepting) {
+    while (r->conns || r->tick_armed || r->signal_armed || r->accepting || !rn_gateway_idle(r)) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(rn_io_ring(r->io), &cqe, 1, &ts, NULL);
@@ -448,6 +450,7 @@ void rn_reactor_fini(rn_reactor *r)
         close(r->listen_fd);
     if (r->signal_fd >= 0)
         close(r->signal_fd);
+    rn_gateway_free(r);
     if (r->io) {
         if (r->br)
             io_uring_unregister_buf_ring(rn_io_ring(r->io), r->bgid);

@@ -459,3 +459,223 @@ int rn_admin_list_offset(rn_admin *a, const char *topic, int32_t partition, int6
         rn__client_poll(cl, cl->conf->retry_backoff_ms);
     }
 }
+
+/* ---- Consumer groups --------------------------------------------------------------------- */
+
+/* Group APIs go to any broker: the coordinator of every group is the broker
+ * that leads __offsets (a single node today), and it answers on any of its
+ * connections. */
+
+static size_t strsize(const char *s)
+{
+    return (s ? strlen(s) : 0) + 1;
+}
+
+/* Copy s (NULL as "") to *p and move *p past it. */
+static const char *put_str(char **p, const char *s)
+{
+    size_t len = strsize(s);
+    memcpy(*p, s ? s : "", len);
+    const char *out = *p;
+    *p += len;
+    return out;
+}
+
+int rn_admin_list_groups(rn_admin *a, rn_group_listing **out, size_t *n)
+{
+    rn__client *cl = &a->cl;
+    *out = NULL;
+    *n = 0;
+    Runnel__ListGroupsRequest req = RUNNEL__LIST_GROUPS_REQUEST__INIT;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_GROUPS;
+    h.list_groups = &req;
+    rn__reply r;
+    int rc = call(cl, &h, RUNNEL__API__LIST_GROUPS, "list groups", &r);
+    if (rc < 0)
+        return rc;
+    Runnel__ListGroupsResponse *lr = r.hdr->list_groups;
+    /* One block: the listings, then their strings. */
+    size_t strs = 0;
+    for (size_t i = 0; i < lr->n_groups; i++)
+        strs += strsize(lr->groups[i]->group_id) + strsize(lr->groups[i]->state);
+    size_t head = align8((lr->n_groups ? lr->n_groups : 1) * sizeof(rn_group_listing));
+    rn_group_listing *v = calloc(1, head + strs);
+    if (!v) {
+        rn__reply_fini(&r);
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    }
+    char *s = (char *)v + head;
+    for (size_t i = 0; i < lr->n_groups; i++) {
+        v[i].group_id = put_str(&s, lr->groups[i]->group_id);
+        v[i].state = put_str(&s, lr->groups[i]->state);
+        v[i].members = lr->groups[i]->members;
+    }
+    *out = v;
+    *n = lr->n_groups;
+    rn__reply_fini(&r);
+    return 0;
+}
+
+static int cmp_group_partition(const void *x, const void *y)
+{
+    const rn_group_partition *a = x, *b = y;
+    int c = strcmp(a->topic, b->topic);
+    if (c)
+        return c;
+    return (a->partition > b->partition) - (a->partition < b->partition);
+}
+
+/* The member of a DescribeGroup answer with this id, or NULL. */
+static const Runnel__GroupMemberDescription *find_member(const Runnel__DescribeGroupResponse *d,
+                                                         const char *id)
+{
+    if (!id || !*id)
+        return NULL;
+    for (size_t i = 0; i < d->n_members; i++)
+        if (strcmp(d->members[i]->member_id, id) == 0)
+            return d->members[i];
+    return NULL;
+}
+
+int rn_admin_describe_group(rn_admin *a, const char *group, rn_group_desc **out)
+{
+    rn__client *cl = &a->cl;
+    *out = NULL;
+    if (!group || !*group)
+        return rn__fail(cl, -RN_E_INVALID_REQUEST, "describe group: no group id");
+    Runnel__DescribeGroupRequest req = RUNNEL__DESCRIBE_GROUP_REQUEST__INIT;
+    req.group_id = (char *)group;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_GROUP;
+    h.describe_group = &req;
+    rn__reply r;
+    char what[300];
+    snprintf(what, sizeof(what), "describe group %s", group);
+    int rc = call(cl, &h, RUNNEL__API__DESCRIBE_GROUP, what, &r);
+    if (rc < 0)
+        return rc;
+    Runnel__DescribeGroupResponse *d = r.hdr->describe_group;
+    /* Layout: desc | partitions | strings (each row's owner copied with it:
+     * rows are few, and the copies keep the layout a single pass). */
+    size_t np = d->n_partitions;
+    size_t strs = strsize(d->group_id) + strsize(d->state) + strsize(d->assignor);
+    for (size_t i = 0; i < np; i++) {
+        const Runnel__GroupPartitionLag *l = d->partitions[i];
+        const Runnel__GroupMemberDescription *m = find_member(d, l->member_id);
+        strs += strsize(l->topic) + strsize(l->member_id);
+        strs += strsize(m ? m->client_id : NULL) + strsize(m ? m->host : NULL);
+    }
+    size_t off_parts = align8(sizeof(rn_group_desc));
+    size_t off_strs = off_parts + align8(np * sizeof(rn_group_partition));
+    uint8_t *block = calloc(1, off_strs + strs);
+    if (!block) {
+        rn__reply_fini(&r);
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    }
+    rn_group_desc *gd = (rn_group_desc *)block;
+    rn_group_partition *parts = (rn_group_partition *)(block + off_parts);
+    char *s = (char *)(block + off_strs);
+    gd->group_id = put_str(&s, d->group_id);
+    gd->state = put_str(&s, d->state);
+    gd->assignor = put_str(&s, d->assignor);
+    gd->group_epoch = d->group_epoch;
+    gd->n_members = d->n_members;
+    for (size_t i = 0; i < np; i++) {
+        const Runnel__GroupPartitionLag *l = d->partitions[i];
+        const Runnel__GroupMemberDescription *m = find_member(d, l->member_id);
+        rn_group_partition *p = &parts[i];
+        p->topic = put_str(&s, l->topic);
+        p->partition = l->partition;
+        p->committed_offset = l->committed_offset;
+        p->log_end_offset = l->log_end_offset;
+        p->lag = l->lag;
+        p->member_id = put_str(&s, l->member_id);
+        p->client_id = put_str(&s, m ? m->client_id : NULL);
+        p->host = put_str(&s, m ? m->host : NULL);
+    }
+    qsort(parts, np, sizeof(*parts), cmp_group_partition);
+    gd->n_partitions = np;
+    gd->partitions = parts;
+    rn__reply_fini(&r);
+    *out = gd;
+    return 0;
+}
+
+void rn_admin_group_free(rn_group_desc *d)
+{
+    free(d);
+}
+
+int rn_admin_commit_offsets(rn_admin *a, const char *group, const char *const *topics,
+                            const int32_t *partitions, const int64_t *offsets, size_t n)
+{
+    rn__client *cl = &a->cl;
+    if (!group || !*group)
+        return rn__fail(cl, -RN_E_INVALID_REQUEST, "commit offsets: no group id");
+    for (size_t i = 0; i < n; i++)
+        if (!topics[i] || partitions[i] < 0 || offsets[i] < 0)
+            return rn__fail(cl, -EINVAL, "commit offsets of group %s: entry %zu is not a topic, "
+                                         "partition >= 0 and offset >= 0", group, i);
+    Runnel__OffsetCommit *oc = calloc(n ? n : 1, sizeof(*oc));
+    Runnel__OffsetCommit **ocp = calloc(n ? n : 1, sizeof(*ocp));
+    if (!oc || !ocp) {
+        free(oc);
+        free(ocp);
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        runnel__offset_commit__init(&oc[i]);
+        oc[i].topic = (char *)topics[i];
+        oc[i].partition = partitions[i];
+        oc[i].offset = offsets[i];
+        ocp[i] = &oc[i];
+    }
+    /* No member id: an admin commit, which the coordinator allows only while
+     * the group has no member (a running consumer would overwrite it). */
+    Runnel__CommitOffsetsRequest req = RUNNEL__COMMIT_OFFSETS_REQUEST__INIT;
+    req.group_id = (char *)group;
+    req.n_offsets = n;
+    req.offsets = ocp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS;
+    h.commit_offsets = &req;
+    rn__reply r;
+    char what[300];
+    snprintf(what, sizeof(what), "commit offsets of group %s", group);
+    int rc = call(cl, &h, RUNNEL__API__COMMIT_OFFSETS, what, &r);
+    free(oc);
+    free(ocp);
+    if (rc < 0)
+        return rc;
+    Runnel__CommitOffsetsResponse *cr = r.hdr->commit_offsets;
+    for (size_t i = 0; i < cr->n_offsets && rc == 0; i++) {
+        if (!cr->offsets[i]->error_code)
+            continue;
+        int err = -(int)cr->offsets[i]->error_code;
+        rc = rn__fail(cl, err, "%s: %s-%d: %s", what, cr->offsets[i]->topic,
+                      cr->offsets[i]->partition, rn_strerror(err));
+    }
+    rn__reply_fini(&r);
+    return rc;
+}
+
+int rn_admin_delete_group(rn_admin *a, const char *group)
+{
+    rn__client *cl = &a->cl;
+    if (!group || !*group)
+        return rn__fail(cl, -RN_E_INVALID_REQUEST, "delete group: no group id");
+    Runnel__DeleteGroupRequest req = RUNNEL__DELETE_GROUP_REQUEST__INIT;
+    req.group_id = (char *)group;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP;
+    h.delete_group = &req;
+    rn__reply r;
+    char what[300];
+    snprintf(what, sizeof(what), "delete group %s", group);
+    int rc = call(cl, &h, RUNNEL__API__DELETE_GROUP, what, &r);
+    if (rc < 0)
+        return rc;
+    rn__reply_fini(&r);
+    return 0;
+}

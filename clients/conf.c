@@ -16,6 +16,11 @@
  *   enable.idempotence            true    producer ids and sequences, so a retry never
  *                                         stores a batch twice (with acks=all only, as
  *                                         in Kafka; the broker must know InitProducer)
+ *   auto.offset.reset             also takes librdkafka's spellings: smallest and
+ *                                 beginning (= earliest), largest and end (= latest)
+ *
+ * group.id is the one key whose default is "none" (NULL): an empty value sets
+ * it back to none, so a consumer without a group never sends group requests.
  *
  * The partitioner is XXH3_64(key) % n, the same in every runnel client, so a key
  * lands on the same partition whichever client wrote it.
@@ -51,7 +56,19 @@ int64_t rn__wall_ms(void)
 
 /* ---- Keys --------------------------------------------------------------------- */
 
-enum key_type { K_INT, K_I64, K_BOOL, K_STR, K_SERVERS, K_ACKS, K_CODEC, K_PARTITIONER };
+enum key_type {
+    K_INT,
+    K_I64,
+    K_BOOL,
+    K_STR,
+    K_OPT_STR, /* a string whose empty value means none (NULL) */
+    K_SERVERS,
+    K_ACKS,
+    K_CODEC,
+    K_PARTITIONER,
+    K_RESET,
+    K_ASSIGNOR
+};
 
 typedef struct key_def {
     const char *name;
@@ -89,6 +106,14 @@ static const key_def keys[] = {
     {"max.partition.fetch.bytes", NULL, K_INT, F(max_partition_fetch_bytes), 1024, 1 << 30},
     {"check.crcs", NULL, K_BOOL, F(check_crcs), 0, 0},
     {"max.poll.records", NULL, K_INT, F(max_poll_records), 1, 1000000},
+    {"group.id", NULL, K_OPT_STR, F(group_id), 0, 0},
+    {"enable.auto.commit", NULL, K_BOOL, F(enable_auto_commit), 0, 0},
+    {"auto.commit.interval.ms", NULL, K_INT, F(auto_commit_interval_ms), 1, 86400000},
+    /* The broker's bounds (protocol/frame.c): at most 30 minutes. */
+    {"session.timeout.ms", NULL, K_INT, F(session_timeout_ms), 100, 1800000},
+    {"heartbeat.interval.ms", NULL, K_INT, F(heartbeat_interval_ms), 10, 3600000},
+    {"auto.offset.reset", NULL, K_RESET, F(auto_offset_reset), 0, 0},
+    {"partition.assignment.strategy", NULL, K_ASSIGNOR, F(assignor), 0, 0},
 };
 
 #undef F
@@ -249,6 +274,13 @@ rn_conf *rn_conf_new(void)
     c->max_partition_fetch_bytes = 1048576;
     c->check_crcs = true;
     c->max_poll_records = 500;
+    c->group_id = NULL;
+    c->enable_auto_commit = true;
+    c->auto_commit_interval_ms = 5000;
+    c->session_timeout_ms = 10000;
+    c->heartbeat_interval_ms = 1000;
+    c->auto_offset_reset = RN__RESET_EARLIEST;
+    c->assignor = RN__ASSIGNOR_STICKY;
     return c;
 }
 
@@ -258,6 +290,7 @@ void rn_conf_free(rn_conf *conf)
         return;
     free(conf->bootstrap_servers);
     free(conf->client_id);
+    free(conf->group_id);
     free(conf);
 }
 
@@ -269,7 +302,8 @@ rn_conf *rn_conf_dup(const rn_conf *conf)
     *c = *conf;
     c->bootstrap_servers = strdup(conf->bootstrap_servers);
     c->client_id = strdup(conf->client_id);
-    if (!c->bootstrap_servers || !c->client_id) {
+    c->group_id = conf->group_id ? strdup(conf->group_id) : NULL;
+    if (!c->bootstrap_servers || !c->client_id || (conf->group_id && !c->group_id)) {
         rn_conf_free(c);
         return NULL;
     }
@@ -320,6 +354,13 @@ int rn_conf_set(rn_conf *conf, const char *key, const char *value, char *err, si
         return 0;
     case K_STR:
         return set_string((char **)field, value);
+    case K_OPT_STR:
+        if (!*value) {
+            free(*(char **)field);
+            *(char **)field = NULL;
+            return 0;
+        }
+        return set_string((char **)field, value);
     case K_SERVERS: {
         char **hosts;
         uint16_t *ports;
@@ -355,6 +396,23 @@ int rn_conf_set(rn_conf *conf, const char *key, const char *value, char *err, si
             *(int *)field = RN__PARTITIONER_ROUNDROBIN;
         else
             return bad(err, errlen, "partitioner: \"%s\" is not default or roundrobin", value);
+        return 0;
+    case K_RESET:
+        if (!strcmp(value, "earliest") || !strcmp(value, "smallest") || !strcmp(value, "beginning"))
+            *(int *)field = RN__RESET_EARLIEST;
+        else if (!strcmp(value, "latest") || !strcmp(value, "largest") || !strcmp(value, "end"))
+            *(int *)field = RN__RESET_LATEST;
+        else
+            return bad(err, errlen, "auto.offset.reset: \"%s\" is not earliest or latest", value);
+        return 0;
+    case K_ASSIGNOR:
+        if (!strcmp(value, "sticky"))
+            *(int *)field = RN__ASSIGNOR_STICKY;
+        else if (!strcmp(value, "range"))
+            *(int *)field = RN__ASSIGNOR_RANGE;
+        else
+            return bad(err, errlen,
+                       "partition.assignment.strategy: \"%s\" is not sticky or range", value);
         return 0;
     }
     return bad(err, errlen, "%s: unhandled type", key);

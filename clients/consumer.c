@@ -1,6 +1,6 @@
 /*
  * consumer.c — rn_consumer: assigned partitions, long-poll Fetch, prefetch,
- * verified batches decoded into rn_message arrays.
+ * verified batches decoded into rn_message arrays; consumer group membership.
  *
  * Each assigned partition (cpart) has two offsets:
  *
@@ -34,12 +34,48 @@
  *     fetch_pos are still those the request was built from.
  *  3. position only moves forward by records returned or batches skipped,
  *     or by a seek.
- *  4. OFFSET_OUT_OF_RANGE stops the partition (no automatic reset: that is
- *     the application's choice) and poll says so with the valid range, once;
- *     a seek starts it again.
+ *  4. OFFSET_OUT_OF_RANGE stops a partition assigned by hand (no automatic
+ *     reset: that is the application's choice) and poll says so with the
+ *     valid range, once; a seek starts it again. A partition the group gave
+ *     applies auto.offset.reset instead, as Kafka's consumer does.
+ *  5. A partition taken away (revoked, lost, unsubscribed) leaves parts at
+ *     once but is freed only when no message of the last poll and no Fetch
+ *     in flight can point at it (the dead list, emptied by the next poll).
+ *  6. A poll returns at most max.poll.records messages; a batch cut short
+ *     is decoded again from its start by the next poll, skipping what lies
+ *     below position.
  *
  * Offsets asked by name (beginning, end, a time) are resolved synchronously by
  * ListOffsets in assign/seek, so rn_consumer_position is exact right after.
+ *
+ * Consumer groups (group.id + rn_consumer_subscribe), KIP-848 style: the
+ * coordinator computes the assignment, the member only follows it. Each poll
+ * runs group_pump before fetching:
+ *
+ *   heartbeat (every heartbeat.interval.ms, or sooner as the coordinator
+ *   says, with what we subscribe to and what we own)
+ *     │ answer: member id, member epoch, the partitions we may consume now
+ *     ▼
+ *   reconcile:  owned − answer = revoked: stop fetching, rebalance_cb(0),
+ *                  commit their positions (enable.auto.commit), drop them,
+ *                  heartbeat at once (the coordinator gives them to the
+ *                  next member only when our heartbeat no longer owns them);
+ *               answer − owned = assigned: FetchOffsets → committed offset,
+ *                  else auto.offset.reset (ListOffsets); rebalance_cb(1).
+ *   auto-commit every auto.commit.interval.ms (asynchronous, positions that
+ *   moved); a final synchronous commit on revoke, unsubscribe and close.
+ *   UNKNOWN_MEMBER / FENCED_MEMBER_EPOCH, or no answer for a whole
+ *   session.timeout.ms: everything is lost (callback, no commit: it may be
+ *   someone else's by now) and the member joins again with epoch 0.
+ *   unsubscribe/close: commit, then leave (epoch -1) so the partitions move
+ *   at once instead of after the session timeout.
+ *
+ * Group requests are synchronous inside poll where the order matters (the
+ * commit before the heartbeat that gives a partition up, the committed
+ * offset before the first fetch) and asynchronous otherwise (heartbeats,
+ * auto-commits): poll never sleeps past the next heartbeat or commit. The
+ * coordinator is the broker that leads __offsets: a single node today, so
+ * group requests go to any connection.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -69,7 +105,42 @@ typedef struct cpart {
     bool corrupt; /* a chunk holds bytes that are not a batch: decode reports it */
     uint32_t gen;
     int64_t retry_at;
+    /* Groups: where a partition the coordinator gave starts (START_*); 0 once
+     * its position is known. Not fetched before. */
+    int start;
+    int64_t committed; /* the group's offset as this consumer last committed or read it; -1 */
+    bool dead;         /* removed from parts, waiting on the dead list (invariant 5) */
+    struct cpart *dead_next;
 } cpart;
+
+enum { START_KNOWN = 0, START_COMMITTED = 1, START_RESET = 2 };
+
+/* A (topic, partition) the coordinator gave, as its last answer listed it. */
+typedef struct gtp {
+    char *topic;
+    int32_t partition;
+} gtp;
+
+/* Membership of group.id (rn_consumer_subscribe). */
+typedef struct cgroup {
+    bool on; /* subscribed */
+    char **topics;
+    size_t n_topics;
+    char *member_id;  /* NULL until the coordinator names us */
+    int32_t epoch;    /* 0: (re)join, owning nothing */
+    uint32_t hb_gen;  /* bumped by unsubscribe: answers of older heartbeats are dropped */
+    bool hb_inflight; /* at most one heartbeat at a time */
+    int64_t hb_next;
+    int64_t last_ok; /* when the last good answer came, 0 none yet */
+    bool fenced;     /* UNKNOWN_MEMBER or FENCED_MEMBER_EPOCH: give up everything, join again */
+    bool have_answer; /* target holds an answer reconcile has not applied yet */
+    gtp *target;
+    size_t n_target;
+    bool commit_inflight; /* an auto-commit is on its way */
+    int64_t commit_next;
+    rn_rebalance_cb cb;
+    void *cb_arg;
+} cgroup;
 
 struct rn_consumer;
 
@@ -97,12 +168,20 @@ struct rn_consumer {
     int64_t fail_since; /* first transport failure of the current streak, 0 none */
     bool need_md;
     int64_t md_retry_at;
+    cpart *dead; /* removed partitions (invariant 5) */
+    cgroup grp;
+    const char **asg_topics; /* rn_consumer_assignment's arrays */
+    int32_t *asg_parts;
+    size_t asg_cap;
 };
 
 static int64_t min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
 }
+
+static void free_part(cpart *p);
+static void group_timer(const rn_consumer *c, int64_t now, int64_t *t);
 
 /* ---- Memory that messages may point into ------------------------------------------------ */
 
@@ -135,6 +214,17 @@ static void release_previous(rn_consumer *c)
         c->retired = ch->next;
         free(ch->data);
         free(ch);
+    }
+    /* Removed partitions: no message points at them any more; those with a
+     * Fetch in flight wait for its answer (invariant 5). */
+    for (cpart **pp = &c->dead; *pp;) {
+        cpart *p = *pp;
+        if (p->fetching) {
+            pp = &p->dead_next;
+            continue;
+        }
+        *pp = p->dead_next;
+        free_part(p);
     }
 }
 
@@ -302,7 +392,11 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
             p->leo = r->log_end_offset;
         if (r->error_code) {
             int e = -(int)r->error_code;
-            if (e == -RN_E_OFFSET_OUT_OF_RANGE) {
+            if (e == -RN_E_OFFSET_OUT_OF_RANGE && c->grp.on) {
+                /* A group member applies auto.offset.reset, as Kafka's does. */
+                p->start = START_RESET;
+                p->retry_at = 0;
+            } else if (e == -RN_E_OFFSET_OUT_OF_RANGE) {
                 p->stopped = true;
                 set_pending(c, e,
                             "%s-%d: offset %" PRId64 " is out of range: the log holds offsets "
@@ -383,7 +477,8 @@ out:
 
 static bool fetchable(const rn_consumer *c, const cpart *p, int64_t now)
 {
-    return !p->fetching && !p->stopped && !p->corrupt && p->fetch_pos >= 0 && p->retry_at <= now &&
+    return !p->fetching && !p->stopped && !p->corrupt && p->start == START_KNOWN &&
+           p->fetch_pos >= 0 && p->retry_at <= now &&
            p->buffered < (size_t)c->cl.conf->max_partition_fetch_bytes;
 }
 
@@ -441,6 +536,7 @@ static int64_t next_timer(const rn_consumer *c)
     }
     if (c->need_md)
         t = min64(t, c->md_retry_at);
+    group_timer(c, now, &t);
     return t;
 }
 
@@ -542,12 +638,17 @@ static int decode_batch(rn_consumer *c, cpart *p)
     }
     rn_record rec;
     size_t first = c->n_msgs;
+    bool full = false;
     while ((rc = rn_batch_iter_next(&it, &rec)) == 1) {
         if (rec.offset < p->position)
             continue; /* the fetch started at the batch holding position */
         rc = fill_msg(c, p, &rec);
         if (rc < 0)
             break;
+        if (c->n_msgs >= (size_t)conf->max_poll_records) {
+            full = true;
+            break;
+        }
     }
     rn_batch_iter_fini(&it);
     if (rc == -ENOMEM) {
@@ -558,9 +659,11 @@ static int decode_batch(rn_consumer *c, cpart *p)
         c->n_msgs = first;
         goto corrupt;
     }
-    ch->off += size;
     if (c->n_msgs > first)
         p->position = c->msgs[c->n_msgs - 1].offset + 1;
+    if (full)
+        return 1; /* the batch stays at the head: the next poll resumes at position */
+    ch->off += size;
     if (next > p->position)
         p->position = next;
     return 1;
@@ -573,7 +676,11 @@ corrupt:
     return -RN_E_CORRUPT_BATCH;
 }
 
-/* Fill c->msgs from the buffers, up to max.poll.records (whole batches). */
+/* Fill c->msgs from the buffers, up to max.poll.records. A batch cut short
+ * stays at its partition's head and is decoded again by the next poll,
+ * which skips what is below position (invariant 6): poll's bound is exact,
+ * so a slow application that takes few records at a time still polls, and
+ * heartbeats, often. */
 static int decode(rn_consumer *c)
 {
     size_t max = (size_t)c->cl.conf->max_poll_records;
@@ -598,6 +705,7 @@ static void set_position(rn_consumer *c, cpart *p, int64_t offset)
 {
     drop_buffered(c, p);
     p->position = p->fetch_pos = offset;
+    p->start = START_KNOWN; /* a seek wins over a start still pending */
     p->stopped = false;
     p->retry_at = 0;
     p->gen++;
@@ -736,6 +844,697 @@ out:
     return rc;
 }
 
+/* ---- Consumer groups ---------------------------------------------------------------------- */
+
+static cpart *new_part(rn_consumer *c, const char *topic, int32_t partition);
+
+static void gtp_free(gtp *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].topic);
+    free(v);
+}
+
+/* Take partition i out of parts; it lives on the dead list until no message
+ * or Fetch can point at it (invariant 5). */
+static void remove_part(rn_consumer *c, size_t i)
+{
+    cpart *p = c->parts[i];
+    memmove(&c->parts[i], &c->parts[i + 1], (c->n_parts - i - 1) * sizeof(*c->parts));
+    c->n_parts--;
+    drop_buffered(c, p);
+    p->gen++; /* an answer still on its way is dropped (invariant 2) */
+    p->dead = true;
+    p->dead_next = c->dead;
+    c->dead = p;
+}
+
+static int cmp_part(const void *x, const void *y)
+{
+    const cpart *a = *(const cpart *const *)x, *b = *(const cpart *const *)y;
+    int r = strcmp(a->topic, b->topic);
+    return r ? r : (a->partition > b->partition) - (a->partition < b->partition);
+}
+
+/* A request to the coordinator, synchronous, with the header's error turned
+ * into a negative code and errmsg. The coordinator of every group is the
+ * broker that leads __offsets, today the single node: any connection does. */
+static int coord_call(rn_consumer *c, Runnel__RequestHeader *h, int api, int timeout_ms,
+                      const char *what, rn__reply *r)
+{
+    rn__client *cl = &c->cl;
+    int rc = rn__client_call_any(cl, h, api, timeout_ms, r);
+    if (rc < 0) {
+        char m[sizeof(cl->errmsg)];
+        snprintf(m, sizeof(m), "%s", cl->errmsg);
+        return rn__fail(cl, rc, "group %s: %s: %s", cl->conf->group_id, what, m);
+    }
+    if (r->hdr->error_code) {
+        rc = -(int)r->hdr->error_code;
+        const char *m = r->hdr->error_message;
+        rn__fail(cl, rc, "group %s: %s: %s%s%s", cl->conf->group_id, what, rn_strerror(rc),
+                 m && *m ? ": " : "", m && *m ? m : "");
+        rn__reply_fini(r);
+    }
+    return rc;
+}
+
+/* ---- Committing ---- */
+
+/* An auto-commit in flight: copies of what it commits, so its answer can be
+ * matched after the partitions are gone. One block. */
+typedef struct commit_ctx {
+    rn_consumer *c;
+    uint32_t gen;
+    size_t n;
+    int64_t *offsets;
+    int32_t *partitions;
+    char **topics;
+} commit_ctx;
+
+/* Fill oc/ocp for parts (their positions) and a request for our membership:
+ * while subscribed our member id and epoch, else an admin commit (allowed
+ * by the coordinator only while the group has no member). */
+static void commit_build(rn_consumer *c, cpart **parts, size_t n, Runnel__OffsetCommit *oc,
+                         Runnel__OffsetCommit **ocp, Runnel__CommitOffsetsRequest *req)
+{
+    cgroup *g = &c->grp;
+    for (size_t i = 0; i < n; i++) {
+        runnel__offset_commit__init(&oc[i]);
+        oc[i].topic = parts[i]->topic;
+        oc[i].partition = parts[i]->partition;
+        oc[i].offset = parts[i]->position;
+        ocp[i] = &oc[i];
+    }
+    runnel__commit_offsets_request__init(req);
+    req->group_id = c->cl.conf->group_id;
+    req->member_id = g->on && g->member_id ? g->member_id : (char *)"";
+    req->member_epoch = g->on ? g->epoch : 0;
+    req->n_offsets = n;
+    req->offsets = ocp;
+}
+
+/* The first per-partition error of a commit answer, with errmsg; 0. */
+static int commit_errors(rn_consumer *c, const Runnel__CommitOffsetsResponse *cr)
+{
+    for (size_t i = 0; i < cr->n_offsets; i++) {
+        if (!cr->offsets[i]->error_code)
+            continue;
+        int err = -(int)cr->offsets[i]->error_code;
+        return rn__fail(&c->cl, err, "group %s: commit %s-%d: %s", c->cl.conf->group_id,
+                        cr->offsets[i]->topic, cr->offsets[i]->partition, rn_strerror(err));
+    }
+    return 0;
+}
+
+/* Wait (bounded) until no auto-commit is in flight, so a synchronous commit
+ * that follows is the last word. */
+static void commit_drain(rn_consumer *c)
+{
+    int64_t deadline = rn__now_ms() + c->cl.conf->socket_timeout_ms;
+    while (c->grp.commit_inflight && rn__now_ms() < deadline)
+        rn__client_poll(&c->cl, 50);
+}
+
+/* Commit the positions of parts and wait for the answer. */
+static int commit_sync(rn_consumer *c, cpart **parts, size_t n)
+{
+    rn__client *cl = &c->cl;
+    size_t m = 0;
+    cpart **v = malloc((n ? n : 1) * sizeof(*v));
+    Runnel__OffsetCommit *oc = calloc(n ? n : 1, sizeof(*oc));
+    Runnel__OffsetCommit **ocp = calloc(n ? n : 1, sizeof(*ocp));
+    int rc = -ENOMEM;
+    if (!v || !oc || !ocp) {
+        rn__fail(cl, rc, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (parts[i]->position >= 0 && parts[i]->start == START_KNOWN)
+            v[m++] = parts[i];
+    rc = 0;
+    if (m == 0)
+        goto out;
+    commit_drain(c);
+    Runnel__CommitOffsetsRequest req;
+    commit_build(c, v, m, oc, ocp, &req);
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS;
+    h.commit_offsets = &req;
+    rn__reply r;
+    rc = coord_call(c, &h, RUNNEL__API__COMMIT_OFFSETS, cl->conf->socket_timeout_ms, "commit", &r);
+    if (rc < 0)
+        goto out;
+    rc = commit_errors(c, r.hdr->commit_offsets);
+    /* Partitions the answer does not refuse are committed. */
+    for (size_t i = 0; i < m; i++) {
+        bool refused = false;
+        for (size_t k = 0; k < r.hdr->commit_offsets->n_offsets; k++) {
+            const Runnel__OffsetCommit *o = r.hdr->commit_offsets->offsets[k];
+            if (o->error_code && o->partition == v[i]->partition && !strcmp(o->topic, v[i]->topic))
+                refused = true;
+        }
+        if (!refused)
+            v[i]->committed = oc[i].offset;
+    }
+    rn__reply_fini(&r);
+out:
+    free(v);
+    free(oc);
+    free(ocp);
+    return rc;
+}
+
+static void commit_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp)
+{
+    (void)conn;
+    commit_ctx *x = arg;
+    rn_consumer *c = x->c;
+    cgroup *g = &c->grp;
+    if (x->gen == g->hb_gen)
+        g->commit_inflight = false;
+    if (!err && resp->hdr->error_code)
+        err = -(int)resp->hdr->error_code;
+    if (err) {
+        /* Not fatal: the next interval commits again, and a fenced member
+         * hears it from its heartbeat too. */
+        rn__fail(&c->cl, err, "group %s: auto-commit: %s", c->cl.conf->group_id, rn_strerror(err));
+        if (x->gen == g->hb_gen)
+            g->commit_next = rn__now_ms() + c->cl.conf->retry_backoff_ms;
+        free(x);
+        return;
+    }
+    const Runnel__CommitOffsetsResponse *cr = resp->hdr->commit_offsets;
+    for (size_t i = 0; i < x->n; i++) {
+        bool refused = false;
+        for (size_t k = 0; k < cr->n_offsets; k++)
+            if (cr->offsets[k]->error_code && cr->offsets[k]->partition == x->partitions[i] &&
+                !strcmp(cr->offsets[k]->topic, x->topics[i]))
+                refused = true;
+        cpart *p = refused ? NULL : find_part(c, x->topics[i], x->partitions[i]);
+        if (p && x->offsets[i] > p->committed)
+            p->committed = x->offsets[i];
+    }
+    free(x);
+}
+
+/* auto.commit: send the positions that moved since they were last committed,
+ * without waiting for the answer. */
+static void commit_async(rn_consumer *c)
+{
+    cgroup *g = &c->grp;
+    size_t n = 0, strs = 0;
+    for (size_t i = 0; i < c->n_parts; i++) {
+        cpart *p = c->parts[i];
+        if (p->start == START_KNOWN && p->position >= 0 && p->position != p->committed) {
+            n++;
+            strs += strlen(p->topic) + 1;
+        }
+    }
+    if (n == 0)
+        return;
+    size_t head = sizeof(commit_ctx) + n * (sizeof(int64_t) + sizeof(char *) + sizeof(int32_t));
+    commit_ctx *x = malloc(head + strs);
+    cpart **v = malloc(n * sizeof(*v));
+    Runnel__OffsetCommit *oc = calloc(n, sizeof(*oc));
+    Runnel__OffsetCommit **ocp = calloc(n, sizeof(*ocp));
+    if (!x || !v || !oc || !ocp)
+        goto out;
+    x->c = c;
+    x->gen = g->hb_gen;
+    x->n = n;
+    x->offsets = (int64_t *)(x + 1);
+    x->topics = (char **)(x->offsets + n);
+    x->partitions = (int32_t *)(x->topics + n);
+    char *s = (char *)(x->partitions + n);
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_parts; i++) {
+        cpart *p = c->parts[i];
+        if (p->start != START_KNOWN || p->position < 0 || p->position == p->committed)
+            continue;
+        v[k] = p;
+        x->offsets[k] = p->position;
+        x->partitions[k] = p->partition;
+        size_t len = strlen(p->topic) + 1;
+        memcpy(s, p->topic, len);
+        x->topics[k++] = s;
+        s += len;
+    }
+    Runnel__CommitOffsetsRequest req;
+    commit_build(c, v, n, oc, ocp, &req);
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS;
+    h.commit_offsets = &req;
+    rn__conn *conn = rn__client_conn_any(&c->cl);
+    if (conn && rn__conn_send(conn, &h, NULL, 0, RUNNEL__API__COMMIT_OFFSETS,
+                              c->cl.conf->socket_timeout_ms, false, commit_cb, x) == 0) {
+        x = NULL;
+        g->commit_inflight = true;
+    }
+out:
+    free(x);
+    free(v);
+    free(oc);
+    free(ocp);
+}
+
+/* ---- Starting partitions ---- */
+
+/* The group's committed offsets of parts into out[i] (-1: none). */
+static int fetch_committed(rn_consumer *c, cpart **parts, size_t n, int64_t *out)
+{
+    rn__client *cl = &c->cl;
+    Runnel__TopicPartitions *tps = calloc(n ? n : 1, sizeof(*tps));
+    Runnel__TopicPartitions **tpp = calloc(n ? n : 1, sizeof(*tpp));
+    int32_t *pv = calloc(n ? n : 1, sizeof(*pv));
+    int rc = -ENOMEM;
+    if (!tps || !tpp || !pv) {
+        rn__fail(cl, rc, "out of memory");
+        goto out;
+    }
+    /* One entry per partition: the coordinator answers each on its own. */
+    for (size_t i = 0; i < n; i++) {
+        runnel__topic_partitions__init(&tps[i]);
+        tps[i].topic = parts[i]->topic;
+        pv[i] = parts[i]->partition;
+        tps[i].partitions = &pv[i];
+        tps[i].n_partitions = 1;
+        tpp[i] = &tps[i];
+        out[i] = -1;
+    }
+    Runnel__FetchOffsetsRequest req = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
+    req.group_id = cl->conf->group_id;
+    req.n_partitions = n;
+    req.partitions = tpp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS;
+    h.fetch_offsets = &req;
+    rn__reply r;
+    rc = coord_call(c, &h, RUNNEL__API__FETCH_OFFSETS, cl->conf->socket_timeout_ms,
+                    "fetch committed offsets", &r);
+    if (rc < 0)
+        goto out;
+    const Runnel__FetchOffsetsResponse *fr = r.hdr->fetch_offsets;
+    for (size_t k = 0; k < fr->n_offsets; k++)
+        for (size_t i = 0; i < n; i++)
+            if (fr->offsets[k]->partition == parts[i]->partition &&
+                !strcmp(fr->offsets[k]->topic, parts[i]->topic))
+                out[i] = fr->offsets[k]->offset >= 0 ? fr->offsets[k]->offset : -1;
+    rn__reply_fini(&r);
+out:
+    free(tps);
+    free(tpp);
+    free(pv);
+    return rc;
+}
+
+/* Give every partition whose start is pending a position: its committed
+ * offset, else (or after OFFSET_OUT_OF_RANGE) auto.offset.reset. Failures
+ * are retried after retry.backoff.ms; a non-transient one is reported by
+ * the poll. */
+static void start_parts(rn_consumer *c)
+{
+    const rn_conf *conf = c->cl.conf;
+    int64_t now = rn__now_ms();
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_parts; i++)
+        n += c->parts[i]->start != START_KNOWN && c->parts[i]->retry_at <= now;
+    if (n == 0)
+        return;
+    cpart **v = malloc(n * sizeof(*v));
+    int64_t *off = malloc(n * sizeof(*off));
+    if (!v || !off)
+        goto out;
+    size_t m = 0;
+    for (size_t i = 0; i < c->n_parts; i++)
+        if (c->parts[i]->start == START_COMMITTED && c->parts[i]->retry_at <= now)
+            v[m++] = c->parts[i];
+    int rc = m ? fetch_committed(c, v, m, off) : 0;
+    for (size_t i = 0; i < m; i++) {
+        if (rc < 0) {
+            v[i]->retry_at = now + conf->retry_backoff_ms;
+        } else if (off[i] >= 0) {
+            set_position(c, v[i], off[i]);
+            v[i]->committed = off[i];
+        } else {
+            v[i]->start = START_RESET;
+        }
+    }
+    if (rc < 0 && !rn__retriable(rc))
+        set_pending(c, rc, "%s", c->cl.errmsg);
+    m = 0;
+    for (size_t i = 0; i < c->n_parts; i++)
+        if (c->parts[i]->start == START_RESET && c->parts[i]->retry_at <= now) {
+            v[m] = c->parts[i];
+            off[m++] = conf->auto_offset_reset == RN__RESET_LATEST ? RN_OFFSET_LATEST
+                                                                   : RN_OFFSET_EARLIEST;
+        }
+    rc = m ? resolve(c, v, off, m) : 0;
+    if (rc < 0) {
+        for (size_t i = 0; i < m; i++)
+            if (v[i]->start != START_KNOWN)
+                v[i]->retry_at = now + conf->retry_backoff_ms;
+        if (!rn__retriable(rc))
+            set_pending(c, rc, "%s", c->cl.errmsg);
+    }
+out:
+    free(v);
+    free(off);
+}
+
+/* ---- Heartbeats ---- */
+
+typedef struct hb_ctx {
+    rn_consumer *c;
+    uint32_t gen;
+} hb_ctx;
+
+static void hb_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp)
+{
+    (void)conn;
+    hb_ctx *x = arg;
+    rn_consumer *c = x->c;
+    cgroup *g = &c->grp;
+    bool stale = x->gen != g->hb_gen;
+    free(x);
+    if (stale)
+        return; /* sent before an unsubscribe: that membership is over */
+    g->hb_inflight = false;
+    const rn_conf *conf = c->cl.conf;
+    int64_t now = rn__now_ms();
+    const char *m = "";
+    if (!err && resp->hdr->error_code) {
+        err = -(int)resp->hdr->error_code;
+        m = resp->hdr->error_message ? resp->hdr->error_message : "";
+    }
+    if (err == -RN_E_UNKNOWN_MEMBER || err == -RN_E_FENCED_MEMBER_EPOCH) {
+        /* The coordinator dropped us (session timeout, restart): whatever we
+         * hold may be someone else's already. */
+        g->fenced = true;
+        g->hb_next = now;
+        return;
+    }
+    if (err) {
+        g->hb_next = now + conf->retry_backoff_ms;
+        if (!resp || rn__retriable(err)) {
+            /* Quietly again: the session timeout decides when it is too long. */
+            if (rn__needs_metadata(err))
+                c->need_md = true;
+            return;
+        }
+        set_pending(c, err, "group %s: heartbeat: %s%s%s", conf->group_id, rn_strerror(err),
+                    *m ? ": " : "", m);
+        return;
+    }
+    const Runnel__GroupHeartbeatResponse *hr = resp->hdr->group_heartbeat;
+    size_t n = 0;
+    for (size_t i = 0; i < hr->n_assignment; i++)
+        n += hr->assignment[i]->n_partitions;
+    gtp *t = calloc(n ? n : 1, sizeof(*t));
+    char *mid = hr->member_id && *hr->member_id ? strdup(hr->member_id) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; t && i < hr->n_assignment; i++)
+        for (size_t j = 0; j < hr->assignment[i]->n_partitions; j++, k++) {
+            t[k].partition = hr->assignment[i]->partitions[j];
+            if (!(t[k].topic = strdup(hr->assignment[i]->topic))) {
+                gtp_free(t, k);
+                t = NULL;
+                break;
+            }
+        }
+    if (!t || (hr->member_id && *hr->member_id && !mid)) {
+        /* Out of memory: ask again soon; the answer will be the same. */
+        free(mid);
+        gtp_free(t, t ? n : 0);
+        g->hb_next = now + conf->retry_backoff_ms;
+        return;
+    }
+    if (mid) {
+        free(g->member_id);
+        g->member_id = mid;
+    }
+    g->epoch = hr->member_epoch;
+    gtp_free(g->target, g->n_target);
+    g->target = t;
+    g->n_target = n;
+    g->have_answer = true;
+    g->last_ok = now;
+    /* The coordinator's interval is short while partitions move; ours bounds
+     * it when it is long. */
+    int64_t interval = conf->heartbeat_interval_ms;
+    if (hr->heartbeat_interval_ms > 0 && hr->heartbeat_interval_ms < interval)
+        interval = hr->heartbeat_interval_ms;
+    g->hb_next = now + interval;
+}
+
+static void send_heartbeat(rn_consumer *c, int64_t now)
+{
+    cgroup *g = &c->grp;
+    const rn_conf *conf = c->cl.conf;
+    size_t n = c->n_parts;
+    cpart **sorted = malloc((n ? n : 1) * sizeof(*sorted));
+    Runnel__TopicPartitions *tps = calloc(n ? n : 1, sizeof(*tps));
+    Runnel__TopicPartitions **tpp = calloc(n ? n : 1, sizeof(*tpp));
+    int32_t *pv = calloc(n ? n : 1, sizeof(*pv));
+    hb_ctx *x = malloc(sizeof(*x));
+    g->hb_next = now + conf->retry_backoff_ms; /* unless it is sent */
+    if (!sorted || !tps || !tpp || !pv || !x)
+        goto out;
+    /* What we own, one TopicPartitions per topic. */
+    if (n)
+        memcpy(sorted, c->parts, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_part);
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || strcmp(sorted[i]->topic, sorted[i - 1]->topic) != 0) {
+            runnel__topic_partitions__init(&tps[nt]);
+            tps[nt].topic = sorted[i]->topic;
+            tps[nt].partitions = &pv[i];
+            tpp[nt] = &tps[nt];
+            nt++;
+        }
+        pv[i] = sorted[i]->partition;
+        tps[nt - 1].n_partitions++;
+    }
+    Runnel__GroupHeartbeatRequest req = RUNNEL__GROUP_HEARTBEAT_REQUEST__INIT;
+    req.group_id = conf->group_id;
+    req.member_id = g->member_id ? g->member_id : (char *)"";
+    req.member_epoch = g->epoch;
+    req.client_id = conf->client_id;
+    req.n_subscribed_topics = g->n_topics;
+    req.subscribed_topics = g->topics;
+    req.assignor = conf->assignor == RN__ASSIGNOR_RANGE ? (char *)"range" : (char *)"sticky";
+    req.n_owned = nt;
+    req.owned = tpp;
+    req.session_timeout_ms = (uint32_t)conf->session_timeout_ms;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_GROUP_HEARTBEAT;
+    h.group_heartbeat = &req;
+    x->c = c;
+    x->gen = g->hb_gen;
+    /* An answer later than the session is worthless: we are out by then. */
+    int timeout = min64(conf->socket_timeout_ms, conf->session_timeout_ms);
+    rn__conn *conn = rn__client_conn_any(&c->cl);
+    if (conn && rn__conn_send(conn, &h, NULL, 0, RUNNEL__API__GROUP_HEARTBEAT, timeout, false,
+                              hb_cb, x) == 0) {
+        x = NULL;
+        g->hb_inflight = true;
+    }
+out:
+    free(sorted);
+    free(tps);
+    free(tpp);
+    free(pv);
+    free(x);
+}
+
+/* ---- Reconciling ---- */
+
+static bool in_target(const gtp *t, size_t n, const cpart *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].partition == p->partition && strcmp(t[i].topic, p->topic) == 0)
+            return true;
+    return false;
+}
+
+/* Give up every partition without committing (fenced, or the session is
+ * over): the coordinator may have handed them to others already. */
+static void lose_all(rn_consumer *c)
+{
+    cgroup *g = &c->grp;
+    for (size_t i = 0; g->cb && i < c->n_parts; i++)
+        g->cb(g->cb_arg, 0, c->parts[i]->topic, c->parts[i]->partition);
+    while (c->n_parts)
+        remove_part(c, c->n_parts - 1);
+    g->epoch = 0;
+    gtp_free(g->target, g->n_target);
+    g->target = NULL;
+    g->n_target = 0;
+    g->have_answer = false;
+}
+
+/* Apply the coordinator's last answer: revoke what it no longer lists
+ * (callback, commit, drop; the next heartbeat says we no longer own them),
+ * then take what it newly lists (start positions, callback). */
+static void reconcile(rn_consumer *c)
+{
+    cgroup *g = &c->grp;
+    const rn_conf *conf = c->cl.conf;
+    /* Take the answer: a heartbeat answered during a commit below brings
+     * the next one, applied by the next pump. */
+    gtp *t = g->target;
+    size_t nt = g->n_target;
+    g->target = NULL;
+    g->n_target = 0;
+    g->have_answer = false;
+
+    size_t n_rev = 0;
+    for (size_t i = 0; i < c->n_parts; i++)
+        n_rev += !in_target(t, nt, c->parts[i]);
+    if (n_rev) {
+        cpart **rev = malloc(n_rev * sizeof(*rev));
+        if (!rev) {
+            /* Try the whole answer again later rather than half of it. */
+            g->target = t;
+            g->n_target = nt;
+            g->have_answer = true;
+            return;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < c->n_parts; i++)
+            if (!in_target(t, nt, c->parts[i]))
+                rev[k++] = c->parts[i];
+        /* 1. stop fetching (nothing more is decoded for them from here), 2.
+         * tell the application, 3. commit, 4. drop: so whoever gets them
+         * next starts where we stopped. */
+        for (size_t i = 0; i < k; i++) {
+            drop_buffered(c, rev[i]);
+            rev[i]->stopped = true;
+        }
+        for (size_t i = 0; g->cb && i < k; i++)
+            g->cb(g->cb_arg, 0, rev[i]->topic, rev[i]->partition);
+        if (conf->enable_auto_commit && g->epoch > 0)
+            commit_sync(c, rev, k); /* a failure is in errmsg; the partitions go anyway */
+        for (size_t i = 0; i < k; i++)
+            for (size_t j = 0; j < c->n_parts; j++)
+                if (c->parts[j] == rev[i]) {
+                    remove_part(c, j);
+                    break;
+                }
+        free(rev);
+        g->hb_next = rn__now_ms(); /* tell the coordinator at once: someone waits for them */
+    }
+
+    size_t base = c->n_parts;
+    for (size_t i = 0; i < nt; i++) {
+        if (find_part(c, t[i].topic, t[i].partition))
+            continue;
+        cpart *p = new_part(c, t[i].topic, t[i].partition);
+        if (!p)
+            break; /* not owned: the next heartbeat's answer lists it again */
+        p->start = START_COMMITTED;
+        if (rn__md_want(&c->cl, p->topic) < 0)
+            c->need_md = true;
+    }
+    gtp_free(t, nt);
+    if (c->n_parts == base)
+        return;
+    start_parts(c);
+    for (size_t i = base; g->cb && i < c->n_parts; i++)
+        g->cb(g->cb_arg, 1, c->parts[i]->topic, c->parts[i]->partition);
+}
+
+/* The group's share of a poll, before fetching: membership, reconciling,
+ * starts, auto-commit, and the next heartbeat when it is due. */
+static void group_pump(rn_consumer *c)
+{
+    cgroup *g = &c->grp;
+    if (!g->on)
+        return;
+    const rn_conf *conf = c->cl.conf;
+    int64_t now = rn__now_ms();
+    if (g->fenced) {
+        g->fenced = false;
+        lose_all(c);
+    } else if (g->last_ok && now - g->last_ok > conf->session_timeout_ms && c->n_parts) {
+        /* No answer for a whole session: the coordinator has dropped us. */
+        lose_all(c);
+        g->hb_next = now;
+    }
+    if (g->have_answer)
+        reconcile(c);
+    start_parts(c);
+    now = rn__now_ms();
+    if (conf->enable_auto_commit && g->epoch > 0 && !g->commit_inflight && now >= g->commit_next) {
+        commit_async(c);
+        g->commit_next = now + conf->auto_commit_interval_ms;
+    }
+    if (!g->hb_inflight && now >= g->hb_next)
+        send_heartbeat(c, now);
+}
+
+/* Fold the group's next deadline into *t (only future ones: see next_timer). */
+static void group_timer(const rn_consumer *c, int64_t now, int64_t *t)
+{
+    const cgroup *g = &c->grp;
+    if (!g->on)
+        return;
+    if (!g->hb_inflight && g->hb_next > now)
+        *t = min64(*t, g->hb_next);
+    if (c->cl.conf->enable_auto_commit && g->epoch > 0 && !g->commit_inflight &&
+        g->commit_next > now)
+        *t = min64(*t, g->commit_next);
+    if (g->last_ok && c->n_parts)
+        *t = min64(*t, g->last_ok + c->cl.conf->session_timeout_ms + 1);
+    for (size_t i = 0; i < c->n_parts; i++)
+        if (c->parts[i]->start != START_KNOWN && c->parts[i]->retry_at > now)
+            *t = min64(*t, c->parts[i]->retry_at);
+}
+
+/* End the membership: revoke everything (callback, final commit), leave
+ * with epoch -1 so the partitions move at once, forget the state. */
+static int group_leave(rn_consumer *c)
+{
+    cgroup *g = &c->grp;
+    const rn_conf *conf = c->cl.conf;
+    int rc = 0;
+    for (size_t i = 0; g->cb && i < c->n_parts; i++)
+        g->cb(g->cb_arg, 0, c->parts[i]->topic, c->parts[i]->partition);
+    if (conf->enable_auto_commit && g->epoch > 0 && c->n_parts)
+        rc = commit_sync(c, c->parts, c->n_parts);
+    if (g->member_id) {
+        Runnel__GroupHeartbeatRequest req = RUNNEL__GROUP_HEARTBEAT_REQUEST__INIT;
+        req.group_id = conf->group_id;
+        req.member_id = g->member_id;
+        req.member_epoch = -1;
+        req.client_id = conf->client_id;
+        Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+        h.body_case = RUNNEL__REQUEST_HEADER__BODY_GROUP_HEARTBEAT;
+        h.group_heartbeat = &req;
+        rn__reply r;
+        /* Bounded by the session: past it the coordinator drops us anyway. */
+        int timeout = min64(conf->socket_timeout_ms, conf->session_timeout_ms);
+        int lrc = coord_call(c, &h, RUNNEL__API__GROUP_HEARTBEAT, timeout, "leave", &r);
+        if (lrc == 0)
+            rn__reply_fini(&r);
+        else if (rc == 0)
+            rc = lrc;
+    }
+    while (c->n_parts)
+        remove_part(c, c->n_parts - 1);
+    for (size_t i = 0; i < g->n_topics; i++)
+        free(g->topics[i]);
+    free(g->topics);
+    free(g->member_id);
+    gtp_free(g->target, g->n_target);
+    rn_rebalance_cb cb = g->cb;
+    void *cb_arg = g->cb_arg;
+    uint32_t gen = g->hb_gen + 1;
+    *g = (cgroup){.cb = cb, .cb_arg = cb_arg, .hb_gen = gen};
+    return rc;
+}
+
 /* ---- Public API ----------------------------------------------------------------------------- */
 
 int rn_consumer_new(rn_consumer **out, const rn_conf *conf)
@@ -772,6 +1571,7 @@ static cpart *new_part(rn_consumer *c, const char *topic, int32_t partition)
     p->partition = partition;
     p->position = p->fetch_pos = -1;
     p->hw = p->log_start = p->leo = -1;
+    p->committed = -1;
     c->parts[c->n_parts++] = p;
     return p;
 }
@@ -830,6 +1630,9 @@ int rn_consumer_assign(rn_consumer *c, const char *topic, int32_t partition, int
     rn__client *cl = &c->cl;
     if (!topic)
         return rn__fail(cl, -RN_E_INVALID_TOPIC, "assign: no topic");
+    if (c->grp.on)
+        return rn__fail(cl, -EINVAL, "assign %s-%d: the group assigns partitions (subscribed)",
+                        topic, partition);
     if (find_part(c, topic, partition))
         return rn__fail(cl, -EEXIST, "%s-%d is already assigned", topic, partition);
     rn__md_topic *t;
@@ -847,6 +1650,8 @@ int rn_consumer_assign_topic(rn_consumer *c, const char *topic, int64_t offset)
     rn__client *cl = &c->cl;
     if (!topic)
         return rn__fail(cl, -RN_E_INVALID_TOPIC, "assign: no topic");
+    if (c->grp.on)
+        return rn__fail(cl, -EINVAL, "assign %s: the group assigns partitions (subscribed)", topic);
     rn__md_topic *t;
     int rc = rn__md_wait_topic(cl, topic, cl->conf->socket_timeout_ms, &t);
     if (rc < 0)
@@ -914,10 +1719,18 @@ int rn_consumer_poll(rn_consumer *c, int timeout_ms, const rn_message **msgs)
         return take_pending(c);
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : rn__now_ms() + timeout_ms;
     for (bool polled = false;;) {
+        group_pump(c);
         pump(c);
         int n = decode(c);
         if (n != 0) {
             pump(c); /* prefetch: what was consumed frees room for the next answer */
+            /* Move bytes without waiting: requests queued by this poll
+             * (prefetch, heartbeat, auto-commit) go out now and answers
+             * that came are read, even while the buffers alone keep the
+             * application busy. The callbacks touch no returned message. */
+            int rc = rn__client_poll(&c->cl, 0);
+            if (rc < 0)
+                set_pending(c, rc, "poll: %s", rn_strerror(rc));
             *msgs = n > 0 ? c->msgs : NULL;
             return n;
         }
@@ -941,12 +1754,126 @@ void rn_consumer_close(rn_consumer *c)
 {
     if (!c)
         return;
+    if (c->grp.on)
+        group_leave(c); /* final commit and leave: partitions move at once */
     rn__client_fini(&c->cl); /* fails fetches in flight: their callbacks touch parts */
-    release_previous(c);
+    release_previous(c);     /* frees the dead list: nothing is fetching any more */
     for (size_t i = 0; i < c->n_parts; i++)
         free_part(c->parts[i]);
     free(c->parts);
     free(c->msgs);
     free(c->to_free);
+    free(c->asg_topics);
+    free(c->asg_parts);
     free(c);
+}
+
+/* ---- Public API: groups ---------------------------------------------------------------------- */
+
+void rn_consumer_set_rebalance_cb(rn_consumer *c, rn_rebalance_cb cb, void *arg)
+{
+    c->grp.cb = cb;
+    c->grp.cb_arg = arg;
+}
+
+int rn_consumer_subscribe(rn_consumer *c, const char *const *topics, size_t n_topics)
+{
+    rn__client *cl = &c->cl;
+    cgroup *g = &c->grp;
+    const char *gid = cl->conf->group_id;
+    if (!gid)
+        return rn__fail(cl, -RN_E_INVALID_CONFIG, "subscribe: no group.id set");
+    if (strlen(gid) > 249)
+        return rn__fail(cl, -RN_E_INVALID_CONFIG, "group.id is longer than 249 bytes");
+    if (!g->on && c->n_parts)
+        return rn__fail(cl, -EINVAL, "subscribe: partitions were assigned by hand");
+    if (n_topics == 0)
+        return rn__fail(cl, -EINVAL, "subscribe: no topic");
+    for (size_t i = 0; i < n_topics; i++) {
+        size_t len = topics[i] ? strlen(topics[i]) : 0;
+        if (len == 0 || len > 249)
+            return rn__fail(cl, -RN_E_INVALID_TOPIC, "subscribe: topic names are 1 to 249 bytes");
+    }
+    char **v = calloc(n_topics, sizeof(*v));
+    if (!v)
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_topics; i++) {
+        if (!(v[i] = strdup(topics[i])) || rn__md_want(cl, topics[i]) < 0) {
+            for (size_t k = 0; k <= i; k++)
+                free(v[k]);
+            free(v);
+            return rn__fail(cl, -ENOMEM, "out of memory");
+        }
+    }
+    /* A new subscription replaces the old one; the coordinator hears of it
+     * with the next heartbeat, sent by the next poll. */
+    for (size_t i = 0; i < g->n_topics; i++)
+        free(g->topics[i]);
+    free(g->topics);
+    g->topics = v;
+    g->n_topics = n_topics;
+    if (!g->on) {
+        g->on = true;
+        g->epoch = 0;
+        g->commit_next = rn__now_ms() + cl->conf->auto_commit_interval_ms;
+    }
+    g->hb_next = 0;
+    return 0;
+}
+
+int rn_consumer_unsubscribe(rn_consumer *c)
+{
+    if (!c->grp.on)
+        return 0;
+    return group_leave(c);
+}
+
+int rn_consumer_commit(rn_consumer *c)
+{
+    rn__client *cl = &c->cl;
+    if (!cl->conf->group_id)
+        return rn__fail(cl, -RN_E_INVALID_CONFIG, "commit: no group.id set");
+    if (c->grp.on && c->grp.epoch <= 0)
+        return rn__fail(cl, -RN_E_UNKNOWN_MEMBER,
+                        "commit: not a member of group %s yet (poll first)", cl->conf->group_id);
+    return commit_sync(c, c->parts, c->n_parts);
+}
+
+int rn_consumer_committed(rn_consumer *c, const char *topic, int32_t partition, int64_t *offset)
+{
+    rn__client *cl = &c->cl;
+    *offset = -1;
+    if (!cl->conf->group_id)
+        return rn__fail(cl, -RN_E_INVALID_CONFIG, "committed: no group.id set");
+    if (!topic || !*topic || partition < 0)
+        return rn__fail(cl, -EINVAL, "committed: bad topic or partition");
+    cpart p = {.topic = (char *)topic, .partition = partition};
+    cpart *pp = &p;
+    return fetch_committed(c, &pp, 1, offset);
+}
+
+size_t rn_consumer_assignment(const rn_consumer *cc, const char *const **topics,
+                              const int32_t **partitions)
+{
+    rn_consumer *c = (rn_consumer *)cc; /* the arrays are a cache, not state */
+    *topics = NULL;
+    *partitions = NULL;
+    if (c->n_parts > c->asg_cap) {
+        const char **t = realloc(c->asg_topics, c->n_parts * sizeof(*t));
+        if (t)
+            c->asg_topics = t;
+        int32_t *p = realloc(c->asg_parts, c->n_parts * sizeof(*p));
+        if (p)
+            c->asg_parts = p;
+        if (!t || !p)
+            return 0;
+        c->asg_cap = c->n_parts;
+    }
+    for (size_t i = 0; i < c->n_parts; i++) {
+        c->asg_topics[i] = c->parts[i]->topic;
+        c->asg_parts[i] = c->parts[i]->partition;
+    }
+    *topics = c->asg_topics;
+    *partitions = c->asg_parts;
+    return c->n_parts;
 }

@@ -34,6 +34,10 @@
 /* ---- Configuration (conf.c) ------------------------------------------------ */
 
 enum { RN__PARTITIONER_DEFAULT = 0, RN__PARTITIONER_ROUNDROBIN = 1 };
+/* auto.offset.reset: where a group member starts a partition with no committed offset. */
+enum { RN__RESET_EARLIEST = 0, RN__RESET_LATEST = 1 };
+/* partition.assignment.strategy: the assignor the coordinator runs (the group's first member's). */
+enum { RN__ASSIGNOR_STICKY = 0, RN__ASSIGNOR_RANGE = 1 };
 
 struct rn_conf {
     char *bootstrap_servers;
@@ -62,6 +66,14 @@ struct rn_conf {
     int max_partition_fetch_bytes;
     bool check_crcs;
     int max_poll_records;
+    /* consumer groups */
+    char *group_id; /* NULL: no group */
+    bool enable_auto_commit;
+    int auto_commit_interval_ms;
+    int session_timeout_ms;
+    int heartbeat_interval_ms;
+    int auto_offset_reset; /* RN__RESET_* */
+    int assignor;          /* RN__ASSIGNOR_* */
 };
 
 /* Split "host:port,host:port" (IPv6 as "[::1]:9700") into malloc'd arrays the

@@ -3,7 +3,7 @@
  *
  * Internal to the `runnel` binary: no other target includes it. One file per
  * subcommand (cli_topic.c, cli_produce.c, cli_consume.c, cli_replay.c,
- * cli_bench.c); runnel.c dispatches; cli_common.c holds option and error
+ * cli_bench.c, cli_group.c); runnel.c dispatches; cli_common.c holds option and error
  * helpers, the broker probe and the progress line; cli_output.c renders records
  * (kcat format strings, JSON lines, CSV) for consume and replay alike, so the
  * two print the same bytes for the same record.
@@ -185,5 +185,6 @@ int cli_produce(int argc, char **argv);
 int cli_consume(int argc, char **argv);
 int cli_replay(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_group(int argc, char **argv);
 
 #endif

@@ -13,17 +13,31 @@
  *   start) | s@MS (the first record with timestamp >= MS, as Kafka's
  *   offsetsForTimes: later records are all delivered) | e@MS (stop a
  *   partition at its first record with timestamp >= MS; may be given with a
- *   start: -o s@A -o e@B). `stored` needs consumer groups (-G), which this
- *   build does not have: said so, exit 2.
+ *   start: -o s@A -o e@B). `stored` (the group's committed offsets) goes
+ *   with -G.
+ *
+ * Group mode (-G GROUP, kcat's balanced consumer): the process joins GROUP
+ * and subscribes to TOPIC; the coordinator decides which partitions it reads
+ * (rebalance notes on stderr), each starts at the group's committed offset,
+ * else where -o beginning|end says (auto.offset.reset; default beginning).
+ * Positions are committed every auto.commit.interval.ms and on exit, so the
+ * next member starts after the last record this one printed: with -c the
+ * partitions are moved back to the first record not printed before the
+ * final commit.
  *
  * When to stop: -c COUNT records, -e when every partition has reached the high
  * watermark (checked after each fetch, so records produced meanwhile count),
- * every partition past its e@MS, ^C — else never (tail -f).
+ * every partition past its e@MS, ^C — else never (tail -f). -e in group mode:
+ * when every assigned partition has reached the end seen at start (records
+ * produced meanwhile are left to the next run), or when the group has given
+ * this member nothing for GROUP_IDLE_EXIT_MS (the others hold every
+ * partition).
  *
  * Invariants:
  *   1. The default and -f outputs write keys and values byte-exact (binary too).
  *   2. stdout is flushed after every poll's records, so a pipe sees records as
  *      they come, and -c never prints more than COUNT.
+ *   3. In group mode nothing is committed past the last record printed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,8 +49,10 @@
 #include "tools/cli_common.h"
 
 #define POLL_MS 200
+/* -e in group mode: a member given no partition for this long gives up. */
+#define GROUP_IDLE_EXIT_MS 3000
 
-enum start_kind { S_BEGINNING, S_END, S_ABS, S_TAIL, S_TIME };
+enum start_kind { S_BEGINNING, S_END, S_ABS, S_TAIL, S_TIME, S_STORED };
 
 typedef struct part_state {
     int32_t partition;
@@ -59,9 +75,15 @@ static void usage(FILE *f)
           "                           s@MS  first record with timestamp >= MS (ms since epoch)\n"
           "                           e@MS  stop at the first record with timestamp >= MS\n"
           "                                 (with a start: -o s@A -o e@B)\n"
-          "                           stored  needs consumer groups (-G): not in this build\n"
+          "                           stored  the group's committed offsets (with -G)\n"
+          "  -G, --group GROUP      join consumer group GROUP: the group shares TOPIC's\n"
+          "                         partitions among its members and remembers how far\n"
+          "                         they got; a partition starts at the committed offset,\n"
+          "                         else at -o beginning (default) or -o end. Not with -p\n"
           "  -c, --count COUNT      exit after COUNT records\n"
-          "  -e, --exit             exit at the end of every partition\n"
+          "  -e, --exit             exit at the end of every partition (with -G: of every\n"
+          "                         partition given to this member, as the end was at\n"
+          "                         start; or when the group gives it none)\n"
           "  -f, --format FORMAT    print with a kcat format: %s value, %S value length,\n"
           "                         %k key, %K key length, %t topic, %p partition,\n"
           "                         %o offset, %T timestamp (ms), %h headers (n=v,...),\n"
@@ -78,7 +100,9 @@ static void usage(FILE *f)
           "  runnel consume orders -e\n"
           "  runnel consume orders -o -10 -e -f '%p:%o %k=%s\\n'\n"
           "  runnel consume orders -o s@1732400000000 -J | jq .payload\n"
-          "  runnel consume images -p 0 -o 42 -c 1 -D '' > photo.jpg\n",
+          "  runnel consume images -p 0 -o 42 -c 1 -D '' > photo.jpg\n"
+          "  runnel consume orders -G billing -e     # read what billing has not read yet\n"
+          "  runnel consume orders -G billing -o end # new records only, in a shared group\n",
           f);
 }
 
@@ -102,8 +126,7 @@ static int parse_offset(const char *s, enum start_kind *kind, int64_t *v, int64_
     } else if (!strcmp(s, "end") || !strcmp(s, "latest") || !strcmp(s, "newest")) {
         *kind = S_END;
     } else if (!strcmp(s, "stored")) {
-        return cli_usage("-o stored: committed offsets come with consumer groups (-G), which "
-                         "this build does not have yet; use beginning, end, N, -N or s@MS");
+        *kind = S_STORED;
     } else if (strncmp(s, "s@", 2) == 0) {
         if (cli_parse_i64(s + 2, 0, INT64_MAX, &n) < 0)
             return cli_usage("-o %s: expected s@MS (ms since the epoch)", s);
@@ -161,6 +184,8 @@ static int start_offset(rn_admin *a, const char *topic, int32_t p, enum start_ki
         }
         *out = last - v < first ? first : last - v;
         return 0;
+    case S_STORED:
+        return -EINVAL; /* group mode only: the consumer finds it */
     case S_TIME:
         rc = rn_admin_list_offset(a, topic, p, v, &off);
         if (rc < 0) {

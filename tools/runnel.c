@@ -36,6 +36,7 @@ static const struct command {
     {"topic", cli_topic, "create, list, describe, alter and delete topics"},
     {"produce", cli_produce, "write records from stdin or a file"},
     {"consume", cli_consume, "read records, print them as text, a format or JSON"},
+    {"group", cli_group, "list, describe, reset and delete consumer groups"},
     {"replay", cli_replay, "read records offline from a data directory (ndjson, csv, raw)"},
     {"bench", cli_bench, "measure produce or consume throughput and latency"},
 };
@@ -61,6 +62,8 @@ static void usage(FILE *f)
           "  runnel topic create orders -p 3\n"
           "  printf 'alice:hi\\nbob:yo\\n' | runnel produce orders -K :\n"
           "  runnel consume orders -e -f '%p/%o %k=%s\\n'\n"
+          "  runnel consume orders -G billing      # one member of group billing\n"
+          "  runnel group describe billing\n"
           "  runnel -b 10.0.0.5:9700 topic list\n"
           "  runnel replay ./runnel-data orders --format ndjson | jq .payload\n",
           f);

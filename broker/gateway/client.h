@@ -51,7 +51,7 @@ typedef struct rn_gw_client {
     rn_gw_call *calls;
     unsigned n_calls;
     uint32_t next_correlation_id;
-    char peer[64];
+    char peer[96];
     bool closed;
 } rn_gw_client;
 

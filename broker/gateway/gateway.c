@@ -2,9 +2,9 @@
  * gateway.c — the gateway of one reactor: HTTP listener, connections, tick,
  * shutdown, Origin allow-list and the gateway's own metrics.
  *
- * The listener is a second socket next to the native one (DESIGN §6: the
- * same SO_REUSEPORT options, so a reactor per core can open one each), with
- * a multishot accept on the reactor's ring; every accepted socket becomes an
+ * The listener is a second socket next to the native one, opened the same
+ * way (no SO_REUSEPORT while there is one reactor, bind retried after a
+ * kill -9), with a multishot accept on the reactor's ring; every accepted socket becomes an
  * rn_http_conn (http.c). A 1 s timer on the same ring drives timeouts,
  * lingering closes, SSE heartbeats, WebSocket pings, stalled-stream
  * cut-offs and the REST Proxy consumer instances' heartbeats.
@@ -138,8 +138,22 @@ static int open_listener(const char *hostport, int *out)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+    /* As the native listener: no SO_REUSEPORT with one reactor (a second
+     * broker on the port must fail), and a few seconds of retries after a
+     * kill -9 whose io_uring still holds the old socket. */
+    for (int tries = 0;; tries++) {
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        rc = -errno;
+        if (rc != -EADDRINUSE || tries >= 50) {
+            close(fd);
+            goto fail;
+        }
+        if (tries == 0)
+            rn_logfmt(RN_INFO, "address in use, retrying for 5 s", "http=%s", hostport);
+        usleep(100000);
+    }
+    if (listen(fd, 1024) < 0) {
         rc = -errno;
         close(fd);
         goto fail;

@@ -43,7 +43,9 @@ static void call_free(produce_call *pc)
 
 static void dropped(rn_gw_call *call)
 {
-    call_free((produce_call *)call);
+    produce_call *pc = (produce_call *)call;
+    pc->cb(pc->arg, 0, 0, NULL, NULL);
+    call_free(pc);
 }
 
 static void answered(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,

@@ -25,12 +25,13 @@
 /* The outcome. status/code: the HTTP status and REST code of the whole
  * request (200/0 when it was sent and answered, even with per-record errors);
  * offsets: [{"partition","offset","error_code","error"}] in record order
- * (borrowed for the call; NULL when status is not 200). */
+ * (borrowed for the call; NULL when status is not 200). status 0: the answer
+ * will never come (the client was closed): only free arg's state. */
 typedef void (*rn_gw_produce_cb)(void *arg, int status, int code, const char *msg,
                                  json_t *offsets);
 
-/* Build and send. On success returns 0 and cb runs once with the answer —
- * or never, if cl is closed first (its state is freed then). On an error
+/* Build and send. On success returns 0 and cb runs exactly once: with the
+ * answer, or with status 0 if cl is closed first. On an error
  * before anything is sent returns a negative error, cb never runs, and
  * *status, *code, msg say what to answer. records is borrowed for the call. */
 int rn_gw_produce(rn_gateway *gw, rn_gw_client *cl, const char *topic, int32_t partition,

@@ -7,16 +7,22 @@
 #   - node + npm (apt) when missing, and playwright-core, pinned in package.json,
 #     into tests/e2e/node_modules (npm; no lock file is written).
 # Usage: run_e2e.sh RUNNELD OUT_DIR   (OUT_DIR receives console.png)
-# Exit 77 (meson: skipped) when something is missing and cannot be installed.
+# Prints TAP's "1..0 # SKIP reason" (meson: skipped) when something is missing
+# and cannot be installed (the test speaks TAP, where exit 77 would be a failure).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 runneld=${1:?usage: run_e2e.sh RUNNELD OUT_DIR}
 out=${2:?usage: run_e2e.sh RUNNELD OUT_DIR}
 
+skip() {
+    echo "e2e: $*: skipping" >&2
+    echo "1..0 # SKIP $*"
+    exit 0
+}
+
 apt_install() {
     if [ "$(id -u)" != 0 ]; then
-        echo "e2e: need $* but not root: skipping" >&2
-        exit 77
+        skip "need $* but not root"
     fi
     export DEBIAN_FRONTEND=noninteractive
     # Another apt may be running (tools/dev installs the tool chain): wait for its lock.
@@ -24,8 +30,7 @@ apt_install() {
     if ! apt-get $apt_opts install -y --no-install-recommends "$@" >&2; then
         apt-get $apt_opts update >&2
         apt-get $apt_opts install -y --no-install-recommends "$@" >&2 || {
-            echo "e2e: apt-get install $* failed: skipping" >&2
-            exit 77
+            skip "apt-get install $* failed"
         }
     fi
 }
@@ -36,8 +41,7 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install
 if [ ! -f "$here/node_modules/playwright-core/package.json" ]; then
     (cd "$here" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-package-lock \
         --no-audit --no-fund --loglevel=error >&2) || {
-        echo "e2e: npm install playwright-core failed: skipping" >&2
-        exit 77
+        skip "npm install playwright-core failed"
     }
 fi
 

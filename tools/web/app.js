@@ -742,24 +742,37 @@
             return Number($('t-limit').value) || 500;
         },
 
-        // Start spec of a fresh tail from the toolbar: 'beginning' | 'end' | N | 's@MS'.
+        // Start spec of a fresh tail from the toolbar: 'beginning' | 'end' | N | 's@MS', or
+        // null while the offset or time field is empty or incomplete.
         fromSpec() {
             const f = $('t-from').value;
             if (f === 'offset') {
-                const n = Number($('t-offset').value);
-                return Number.isInteger(n) && n >= 0 ? n : 'beginning';
+                const v = $('t-offset').value;
+                const n = Number(v);
+                return v !== '' && Number.isInteger(n) && n >= 0 ? n : null;
             }
             if (f === 'time') {
                 const ms = new Date($('t-time').value).getTime();
-                return Number.isFinite(ms) ? 's@' + ms : 'end';
+                return Number.isFinite(ms) ? 's@' + ms : null;
             }
             return f;
+        },
+
+        // What a start depends on; a change event that leaves it equal restarts nothing.
+        startKey() {
+            return `${$('t-part').value}|${this.fromSpec()}`;
+        },
+
+        // Whether the streams run (or are coming up).
+        running() {
+            return this.status === 'live' || this.status === 'connecting';
         },
 
         async start() {
             const topic = state.selected;
             if (!topic) return;
             this.stop();
+            this.key = this.startKey();
             // A new start position is a new view: rows of the old one would mislead.
             this.clear();
             const gen = ++this.gen;
@@ -772,19 +785,14 @@
                 await loadTopicMeta();
                 ids = partitionIds();
             }
-            const spec = this.fromSpec();
-            // Resolve "end" (and "beginning" for SSE) to numbers now, so a later resume or
-            // reconnect continues from exactly here (invariant 3).
+            const spec = this.fromSpec() ?? 'end';
+            // Resolve "end" to numbers now, so a later resume or reconnect continues from
+            // exactly here (invariant 3), not from a later end.
             let resolved = null;
-            if (spec === 'end' || (sseOnly && spec === 'beginning')) {
+            if (spec === 'end') {
                 try {
                     const ps = await api('GET', '/topics/' + enc(topic) + '/partitions');
-                    resolved = new Map(
-                        ps.map((p) => [
-                            p.partition,
-                            spec === 'end' ? p.end_offset : p.beginning_offset,
-                        ]),
-                    );
+                    resolved = new Map(ps.map((p) => [p.partition, p.end_offset]));
                 } catch (e) {
                     resolved = null;
                 }
@@ -838,6 +846,10 @@
                 }
                 if (m.type === 'records' && Array.isArray(m.records)) {
                     for (const r of m.records) this.accept(s, r);
+                } else if (m.type === 'subscribed') {
+                    // The gateway says where "beginning", "end" or a time landed: resume
+                    // from there even if no record arrives before a pause.
+                    if (!Number.isInteger(s.next) && Number.isInteger(m.offset)) s.next = m.offset;
                 } else if (m.type === 'error') {
                     this.fail(
                         `${m.message || 'error'}${m.error_code ? ' (' + m.error_code + ')' : ''}`,
@@ -853,11 +865,6 @@
         },
 
         openSse(s, gen) {
-            // The SSE endpoint takes numbers: resolve a symbolic start from the last REST poll.
-            const r = state.parts.get(s.p);
-            if (r && s.next === 'end' && Number.isInteger(r.end_offset)) s.next = r.end_offset;
-            if (r && s.next === 'beginning' && Number.isInteger(r.beginning_offset))
-                s.next = r.beginning_offset;
             let url = `/topics/${enc(state.selected)}/partitions/${s.p}/events?offset=${enc(String(s.next))}`;
             if (this.filter) url += '&filter=' + enc(this.filter);
             const es = new EventSource(url);
@@ -1196,8 +1203,12 @@
             clearTimeout(ft);
             ft = setTimeout(() => tail.refilter(), 250);
         });
+        // Restart a running (or paused, or failed) tail when its start changed. Browsers fire
+        // change and keydown for one Enter, and test drivers fire change on fill: the key
+        // check turns those into one restart.
         const restartIfRunning = () => {
-            if (tail.status !== 'idle') tail.start();
+            if (tail.status === 'idle' || tail.fromSpec() === null) return;
+            if (tail.key !== tail.startKey()) tail.start();
         };
         $('t-from').addEventListener('change', () => {
             const f = $('t-from').value;
@@ -1212,7 +1223,7 @@
             $(id).addEventListener('keydown', (e) => {
                 if (e.key === 'Enter') {
                     e.preventDefault();
-                    tail.start();
+                    if (!tail.running() || tail.key !== tail.startKey()) tail.start();
                 }
             });
             $(id).addEventListener('change', restartIfRunning);

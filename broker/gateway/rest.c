@@ -1,0 +1,788 @@
+/*
+ * rest.c — the REST routes (DESIGN §7), Confluent REST Proxy v2 shapes.
+ *
+ *   GET    /healthz /readyz /metrics
+ *   GET    /topics                               Metadata      → ["t1","t2"]
+ *   POST   /topics                               CreateTopics  → 201 {"name","partitions","replication_factor"}
+ *   GET    /topics/{t}                           DescribeTopic → {"name","configs","partitions":[…]}
+ *   DELETE /topics/{t}                           DeleteTopics  → 204
+ *   POST   /topics/{t}[/partitions/{p}]          Produce       → {"offsets":[…]}
+ *   GET    /topics/{t}/partitions[/{p}[/offsets]] DescribeTopic (+ beginning/end offsets)
+ *   GET    /topics/{t}/partitions/{p}/records    Fetch (stateless, ?offset=&timeout=&max_bytes=)
+ *   GET    /topics/{t}/partitions/{p}/events     SSE (sse.c)
+ *   GET    /ws                                   WebSocket (ws.c)
+ *   *      /consumers/…                          REST Proxy v2 consumer instances (consumers.c)
+ *   GET    / and assets                          the web console (tools/web, rn_web_asset)
+ *
+ * Each route builds the request a native client would send and runs it
+ * through the connection's in-process client; the answer comes back to a
+ * rest_call and is rendered as JSON. A gateway reads the metadata table only
+ * to pick partitions and to tell a missing topic from a missing partition —
+ * as a native client uses its cached metadata.
+ *
+ * Before routing: a browser's Origin must pass the allow-list (403), a
+ * shutting-down gateway answers 503, OPTIONS is a CORS preflight.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/gateway/consumers.h"
+#include "broker/gateway/json.h"
+#include "broker/gateway/produce.h"
+#include "broker/gateway/sse.h"
+#include "broker/gateway/ws.h"
+#include "broker/logfmt.h"
+#include "broker/metrics.h"
+
+#if defined(__has_include)
+#if __has_include("tools/web/assets.h")
+#include "tools/web/assets.h"
+#define HAVE_WEB_ASSETS 1
+#endif
+#endif
+#ifndef HAVE_WEB_ASSETS
+/* tools/web/ may not be built into this binary: the console is then a 404. */
+int rn_web_asset(const char *path, const uint8_t **data, size_t *len, const char **content_type);
+#endif
+#pragma weak rn_web_asset
+
+#define MAX_SEGMENTS 8
+#define MAX_RECORDS_BYTES (16u << 20)
+#define DEFAULT_RECORDS_BYTES (1u << 20)
+#define MAX_TIMEOUT_MS 30000
+
+enum rest_kind {
+    K_LIST_TOPICS,
+    K_CREATE_TOPIC,
+    K_DESCRIBE_TOPIC,
+    K_DELETE_TOPIC,
+    K_PARTITIONS,
+    K_PARTITION,
+    K_PARTITION_OFFSETS,
+    K_RECORDS,
+};
+
+typedef struct rest_call {
+    rn_gw_call call;
+    rn_http_conn *c;
+    enum rest_kind kind;
+    int32_t partition;
+    int64_t offset;
+    enum rn_gw_format fmt;
+    char topic[256];
+} rest_call;
+
+/* ---- Helpers ---------------------------------------------------------------------------- */
+
+static void respond_rn_error(rn_http_conn *c, int err, bool partition_known, const char *msg)
+{
+    int status, code;
+    rn_gw_error_map(err, partition_known, &status, &code);
+    rn_http_respond_error(c, status, code, "%s", msg && *msg ? msg : rn_strerror(err));
+}
+
+static bool topic_exists(rn_http_conn *c, const char *topic)
+{
+    return rn_metadata_find(c->gw->b->md, topic) != NULL;
+}
+
+static void call_dropped(rn_gw_call *call)
+{
+    free(call);
+}
+
+static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                        unsigned n_slices);
+
+static void send_call(rn_http_conn *c, rest_call *rc, Runnel__RequestHeader *h)
+{
+    char err[256] = "";
+    h->client_id = "runnel-gateway";
+    int rc2 = rn_gw_client_call(&c->client, h, NULL, 0, &rc->call, rest_answer, call_dropped, err,
+                                sizeof(err));
+    if (rc2 < 0) {
+        free(rc);
+        respond_rn_error(c, rc2, false, err);
+    }
+}
+
+static rest_call *call_new(rn_http_conn *c, enum rest_kind kind, const char *topic)
+{
+    rest_call *rc = calloc(1, sizeof(*rc));
+    if (!rc) {
+        rn_http_respond_error(c, 503, 50301, "out of memory");
+        return NULL;
+    }
+    rc->c = c;
+    rc->kind = kind;
+    if (topic)
+        snprintf(rc->topic, sizeof(rc->topic), "%s", topic);
+    return rc;
+}
+
+/* The format a body is in (Content-Type), or -1 when unsupported. */
+static int body_format(const char *ct)
+{
+    if (!ct || !*ct)
+        return RN_GW_FMT_JSON;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+    if (n == strlen(RN_GW_CT_BINARY_V2) && !strncasecmp(ct, RN_GW_CT_BINARY_V2, n))
+        return RN_GW_FMT_BINARY;
+    if ((n == strlen(RN_GW_CT_JSON_V2) && !strncasecmp(ct, RN_GW_CT_JSON_V2, n)) ||
+        (n == 16 && !strncasecmp(ct, "application/json", 16)) ||
+        (n == strlen(RN_GW_CT_V2) && !strncasecmp(ct, RN_GW_CT_V2, n)))
+        return RN_GW_FMT_JSON;
+    return -1;
+}
+
+/* The rendering an Accept header asks for (binary only when named). */
+static enum rn_gw_format accept_format(const char *accept)
+{
+    return accept && strstr(accept, "binary.v2") ? RN_GW_FMT_BINARY : RN_GW_FMT_JSON;
+}
+
+/* A partition number in a path segment: digits only, below 2^31. */
+static bool parse_partition(const char *s, int32_t *out)
+{
+    if (!*s || strlen(s) > 10)
+        return false;
+    long long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v > INT32_MAX)
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+static int query_i64(rn_http_conn *c, const char *name, int64_t def, int64_t min, int64_t max,
+                     int64_t *out)
+{
+    char buf[32];
+    int rc = rn_http_query_get(c->rd.req.query, name, buf, sizeof(buf));
+    if (rc == 0) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = rc > 0 ? strtoll(buf, &end, 10) : 0;
+    if (rc < 0 || errno || end == buf || *end || v < min || v > max) {
+        rn_http_respond_error(c, 422, 42201, "%s must be an integer in [%" PRId64 ", %" PRId64 "]",
+                              name, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- Answers ------------------------------------------------------------------------------ */
+
+static json_t *partition_json(const Runnel__PartitionDescription *pd, bool offsets)
+{
+    json_t *reps = json_array();
+    for (size_t r = 0; r < pd->n_replicas; r++) {
+        bool in_sync = false;
+        for (size_t k = 0; k < pd->n_isr; k++)
+            in_sync |= pd->isr[k] == pd->replicas[r];
+        json_array_append_new(reps, json_pack("{s:i,s:b,s:b}", "broker", pd->replicas[r],
+                                              "leader", pd->replicas[r] == pd->leader, "in_sync",
+                                              in_sync));
+    }
+    json_t *o = json_pack("{s:i,s:i,s:o}", "partition", pd->partition, "leader", pd->leader,
+                          "replicas", reps);
+    if (o && offsets) {
+        json_object_set_new(o, "beginning_offset", json_integer(pd->log_start_offset));
+        json_object_set_new(o, "end_offset", json_integer(pd->high_watermark));
+        json_object_set_new(o, "size_bytes", json_integer(pd->size_bytes));
+    }
+    return o;
+}
+
+static void answer_describe(rest_call *rc, Runnel__DescribeTopicResponse *d)
+{
+    rn_http_conn *c = rc->c;
+    json_t *j = NULL;
+    if (rc->kind == K_DESCRIBE_TOPIC || rc->kind == K_PARTITIONS) {
+        json_t *parts = json_array();
+        for (size_t i = 0; i < d->n_partitions; i++)
+            json_array_append_new(parts, partition_json(d->partitions[i],
+                                                        rc->kind == K_PARTITIONS));
+        if (rc->kind == K_PARTITIONS) {
+            j = parts;
+        } else {
+            json_t *cfg = json_object();
+            for (size_t i = 0; i < d->n_configs; i++)
+                json_object_set_new(cfg, d->configs[i]->key, json_string(d->configs[i]->value));
+            j = json_pack("{s:s,s:o,s:o}", "name", d->name, "configs", cfg, "partitions", parts);
+        }
+    } else {
+        const Runnel__PartitionDescription *pd = NULL;
+        for (size_t i = 0; i < d->n_partitions; i++)
+            if (d->partitions[i]->partition == rc->partition)
+                pd = d->partitions[i];
+        if (!pd) {
+            rn_http_respond_error(c, 404, 40402, "partition %d of topic '%s' not found",
+                                  rc->partition, rc->topic);
+            return;
+        }
+        if (rc->kind == K_PARTITION)
+            j = partition_json(pd, true);
+        else
+            j = json_pack("{s:I,s:I}", "beginning_offset", (json_int_t)pd->log_start_offset,
+                          "end_offset", (json_int_t)pd->high_watermark);
+    }
+    if (!j) {
+        rn_http_respond_error(c, 500, 50001, "out of memory");
+        return;
+    }
+    rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
+    json_decref(j);
+}
+
+static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *slices,
+                           unsigned n_slices)
+{
+    rn_http_conn *c = rc->c;
+    Runnel__FetchPartitionResponse *fp = fr->n_partitions ? fr->partitions[0] : NULL;
+    if (!fp) {
+        rn_http_respond_error(c, 500, 50001, "empty fetch answer");
+        return;
+    }
+    if (fp->error_code) {
+        int err = -(int)fp->error_code;
+        if (fp->error_code == RN_E_OFFSET_OUT_OF_RANGE) {
+            rn_http_respond_error(c, 422, 42201,
+                                  "offset %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]",
+                                  rc->offset, fp->log_start_offset, fp->high_watermark);
+            return;
+        }
+        respond_rn_error(c, err, topic_exists(c, rc->topic), NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    int64_t next;
+    for (unsigned i = 0; arr && i < n_slices; i++) {
+        int n = rn_json_append_records(arr, rc->topic, rc->partition, slices[i].data,
+                                       slices[i].len, rc->offset, NULL, 0, rc->fmt, &next);
+        if (n < 0) {
+            json_decref(arr);
+            rn_http_respond_error(c, 500, 50001, "cannot render records: %s", rn_strerror(n));
+            return;
+        }
+    }
+    if (!arr) {
+        rn_http_respond_error(c, 500, 50001, "out of memory");
+        return;
+    }
+    rn_http_respond_json(c, 200, rc->fmt == RN_GW_FMT_BINARY ? RN_GW_CT_BINARY_V2
+                                                             : RN_GW_CT_JSON_V2,
+                         arr);
+    json_decref(arr);
+}
+
+static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                        unsigned n_slices)
+{
+    rest_call *rc = (rest_call *)call;
+    rn_http_conn *c = rc->c;
+    bool known = topic_exists(c, rc->topic);
+    if (hdr->error_code) {
+        respond_rn_error(c, -(int)hdr->error_code,
+                         known && rc->kind != K_DESCRIBE_TOPIC && rc->kind != K_PARTITIONS,
+                         hdr->error_message);
+        goto out;
+    }
+    switch (rc->kind) {
+    case K_LIST_TOPICS: {
+        Runnel__MetadataResponse *m = hdr->metadata;
+        json_t *arr = json_array();
+        for (size_t i = 0; m && i < m->n_topics; i++)
+            if (!m->topics[i]->is_internal && !m->topics[i]->error_code)
+                json_array_append_new(arr, json_string(m->topics[i]->name));
+        rn_http_respond_json(c, 200, RN_GW_CT_V2, arr);
+        json_decref(arr);
+        break;
+    }
+    case K_CREATE_TOPIC:
+    case K_DELETE_TOPIC: {
+        Runnel__TopicResult *tr = NULL;
+        if (rc->kind == K_CREATE_TOPIC && hdr->create_topics && hdr->create_topics->n_topics)
+            tr = hdr->create_topics->topics[0];
+        if (rc->kind == K_DELETE_TOPIC && hdr->delete_topics && hdr->delete_topics->n_topics)
+            tr = hdr->delete_topics->topics[0];
+        if (!tr) {
+            rn_http_respond_error(c, 500, 50001, "empty answer");
+            break;
+        }
+        if (tr->error_code) {
+            respond_rn_error(c, -(int)tr->error_code, false, tr->error_message);
+            break;
+        }
+        if (rc->kind == K_DELETE_TOPIC) {
+            rn_http_respond(c, 204, NULL, NULL, 0, NULL);
+            break;
+        }
+        const rn_topic_info *t = rn_metadata_find(c->gw->b->md, rc->topic);
+        json_t *j = json_pack("{s:s,s:i,s:i}", "name", rc->topic, "partitions",
+                              t ? t->n_partitions : 0, "replication_factor",
+                              t ? t->replication_factor : 0);
+        rn_http_respond_json(c, 201, RN_GW_CT_V2, j);
+        json_decref(j);
+        break;
+    }
+    case K_DESCRIBE_TOPIC:
+    case K_PARTITIONS:
+    case K_PARTITION:
+    case K_PARTITION_OFFSETS:
+        if (!hdr->describe_topic)
+            rn_http_respond_error(c, 500, 50001, "empty answer");
+        else
+            answer_describe(rc, hdr->describe_topic);
+        break;
+    case K_RECORDS:
+        if (!hdr->fetch)
+            rn_http_respond_error(c, 500, 50001, "empty answer");
+        else
+            answer_records(rc, hdr->fetch, slices, n_slices);
+        break;
+    }
+out:
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    free(rc);
+}
+
+/* ---- Routes ---------------------------------------------------------------------------------- */
+
+static void get_topics(rn_http_conn *c)
+{
+    rest_call *rc = call_new(c, K_LIST_TOPICS, NULL);
+    if (!rc)
+        return;
+    Runnel__MetadataRequest mr = RUNNEL__METADATA_REQUEST__INIT;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__METADATA;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
+    h.metadata = &mr;
+    send_call(c, rc, &h);
+}
+
+static void post_topics(rn_http_conn *c, rn_http_request *req)
+{
+    if (body_format(rn_http_header_get(req, "content-type")) < 0) {
+        rn_http_respond_error(c, 415, 41501, "expected application/json");
+        return;
+    }
+    char err[256];
+    json_t *j = rn_json_parse(req->body, req->body_len, err, sizeof(err));
+    if (!j) {
+        rn_http_respond_error(c, 400, 40001, "%s", err);
+        return;
+    }
+    json_t *name = json_object_get(j, "name");
+    json_t *parts = json_object_get(j, "partitions");
+    json_t *rf = json_object_get(j, "replication_factor");
+    json_t *cfg = json_object_get(j, "configs");
+    if (!json_is_object(j) || !json_is_string(name) || (parts && !json_is_integer(parts)) ||
+        (rf && !json_is_integer(rf)) || (cfg && !json_is_null(cfg) && !json_is_object(cfg))) {
+        json_decref(j);
+        rn_http_respond_error(c, 422, 42201,
+                              "expected {\"name\": string, \"partitions\": int, "
+                              "\"replication_factor\": int, \"configs\": {string: string}}");
+        return;
+    }
+    if ((parts && (json_integer_value(parts) < -1 || json_integer_value(parts) > INT32_MAX)) ||
+        (rf && (json_integer_value(rf) < -1 || json_integer_value(rf) > INT32_MAX))) {
+        json_decref(j);
+        rn_http_respond_error(c, 422, 42201, "partitions and replication_factor must be >= 1");
+        return;
+    }
+    size_t nc = cfg && json_is_object(cfg) ? json_object_size(cfg) : 0;
+    if (nc > 64) {
+        json_decref(j);
+        rn_http_respond_error(c, 422, 42201, "at most 64 configs");
+        return;
+    }
+    Runnel__NewTopic__ConfigsEntry ce[64], *cep[64];
+    char vals[64][64];
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(cfg, key, v)
+    {
+        runnel__new_topic__configs_entry__init(&ce[k]);
+        ce[k].key = (char *)key;
+        if (json_is_string(v))
+            ce[k].value = (char *)json_string_value(v);
+        else if (json_is_integer(v)) {
+            snprintf(vals[k], sizeof(vals[k]), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            ce[k].value = vals[k];
+        } else {
+            json_decref(j);
+            rn_http_respond_error(c, 422, 42201, "config '%.64s' must be a string", key);
+            return;
+        }
+        cep[k] = &ce[k];
+        k++;
+    }
+    rest_call *rc = call_new(c, K_CREATE_TOPIC, json_string_value(name));
+    if (!rc) {
+        json_decref(j);
+        return;
+    }
+    Runnel__NewTopic nt = RUNNEL__NEW_TOPIC__INIT;
+    Runnel__NewTopic *ntp = &nt;
+    nt.name = (char *)json_string_value(name);
+    nt.num_partitions = parts ? (int32_t)json_integer_value(parts) : 0;
+    nt.replication_factor = rf ? (int32_t)json_integer_value(rf) : 0;
+    nt.n_configs = k;
+    nt.configs = cep;
+    Runnel__CreateTopicsRequest cr = RUNNEL__CREATE_TOPICS_REQUEST__INIT;
+    cr.n_topics = 1;
+    cr.topics = &ntp;
+    cr.timeout_ms = 30000;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__CREATE_TOPICS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CREATE_TOPICS;
+    h.create_topics = &cr;
+    send_call(c, rc, &h);
+    json_decref(j);
+}
+
+static void describe(rn_http_conn *c, enum rest_kind kind, const char *topic, int32_t partition)
+{
+    rest_call *rc = call_new(c, kind, topic);
+    if (!rc)
+        return;
+    rc->partition = partition;
+    Runnel__DescribeTopicRequest dr = RUNNEL__DESCRIBE_TOPIC_REQUEST__INIT;
+    dr.name = rc->topic;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__DESCRIBE_TOPIC;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_TOPIC;
+    h.describe_topic = &dr;
+    send_call(c, rc, &h);
+}
+
+static void delete_topic(rn_http_conn *c, const char *topic)
+{
+    rest_call *rc = call_new(c, K_DELETE_TOPIC, topic);
+    if (!rc)
+        return;
+    char *names[1] = {rc->topic};
+    Runnel__DeleteTopicsRequest dr = RUNNEL__DELETE_TOPICS_REQUEST__INIT;
+    dr.n_topics = 1;
+    dr.topics = names;
+    dr.timeout_ms = 30000;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__DELETE_TOPICS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
+    h.delete_topics = &dr;
+    send_call(c, rc, &h);
+}
+
+static void produce_done(void *arg, int status, int code, const char *msg, json_t *offsets)
+{
+    rn_http_conn *c = arg;
+    if (status == 0)
+        return; /* the connection is gone */
+    if (!offsets) {
+        rn_http_respond_error(c, status, code, "%s", msg);
+        return;
+    }
+    /* Every record failed: the first failure is the answer's status. */
+    int all_failed_code = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(offsets, i, o)
+    {
+        json_t *ec = json_object_get(o, "error_code");
+        if (json_is_null(ec)) {
+            all_failed_code = 0;
+            break;
+        }
+        if (!all_failed_code)
+            all_failed_code = (int)json_integer_value(ec);
+    }
+    json_t *j = json_pack("{s:O,s:n,s:n}", "offsets", offsets, "key_schema_id",
+                          "value_schema_id");
+    rn_http_respond_json(c, all_failed_code ? all_failed_code / 100 : 200, RN_GW_CT_V2, j);
+    json_decref(j);
+}
+
+static void post_records(rn_http_conn *c, rn_http_request *req, const char *topic,
+                         int32_t partition)
+{
+    int fmt = body_format(rn_http_header_get(req, "content-type"));
+    if (fmt < 0) {
+        rn_http_respond_error(c, 415, 41501,
+                              "Content-Type must be application/vnd.kafka.json.v2+json, "
+                              "application/vnd.kafka.binary.v2+json or application/json");
+        return;
+    }
+    char err[256];
+    json_t *j = rn_json_parse(req->body, req->body_len, err, sizeof(err));
+    if (!j) {
+        rn_http_respond_error(c, 400, 40001, "%s", err);
+        return;
+    }
+    int status, code;
+    char msg[512];
+    int rc = rn_gw_produce(c->gw, &c->client, topic, partition, json_object_get(j, "records"),
+                           (enum rn_gw_format)fmt, false, produce_done, c, &status, &code, msg,
+                           sizeof(msg));
+    json_decref(j);
+    if (rc < 0)
+        rn_http_respond_error(c, status, code, "%s", msg);
+}
+
+static void get_records(rn_http_conn *c, const char *topic, int32_t partition)
+{
+    char buf[32];
+    if (rn_http_query_get(c->rd.req.query, "offset", buf, sizeof(buf)) <= 0) {
+        rn_http_respond_error(c, 422, 42201, "offset is required: ?offset=N");
+        return;
+    }
+    int64_t offset, timeout, max_bytes;
+    if (query_i64(c, "offset", 0, 0, INT64_MAX, &offset) < 0 ||
+        query_i64(c, "timeout", 0, 0, MAX_TIMEOUT_MS, &timeout) < 0 ||
+        query_i64(c, "max_bytes", DEFAULT_RECORDS_BYTES, 1, MAX_RECORDS_BYTES, &max_bytes) < 0)
+        return;
+    rest_call *rc = call_new(c, K_RECORDS, topic);
+    if (!rc)
+        return;
+    rc->partition = partition;
+    rc->offset = offset;
+    rc->fmt = accept_format(rn_http_header_get(&c->rd.req, "accept"));
+    Runnel__FetchPartition fp = RUNNEL__FETCH_PARTITION__INIT;
+    Runnel__FetchPartition *fpp = &fp;
+    fp.topic = rc->topic;
+    fp.partition = partition;
+    fp.fetch_offset = offset;
+    fp.partition_max_bytes = (uint32_t)max_bytes;
+    fp.current_leader_epoch = -1;
+    Runnel__FetchRequest fr = RUNNEL__FETCH_REQUEST__INIT;
+    fr.replica_id = -1;
+    fr.max_wait_ms = (uint32_t)timeout;
+    fr.min_bytes = 1;
+    fr.max_bytes = (uint32_t)max_bytes;
+    fr.n_partitions = 1;
+    fr.partitions = &fpp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__FETCH;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH;
+    h.fetch = &fr;
+    send_call(c, rc, &h);
+}
+
+static void get_metrics(rn_http_conn *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (rn_metrics_render(c->gw->b, &buf, &len) < 0) {
+        rn_http_respond_error(c, 500, 50001, "out of memory");
+        return;
+    }
+    size_t cap = len + 1;
+    if (rn_gateway_metrics_render(c->gw, &buf, &len, &cap) < 0) {
+        free(buf);
+        rn_http_respond_error(c, 500, 50001, "out of memory");
+        return;
+    }
+    rn_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len, NULL);
+    free(buf);
+}
+
+static void get_asset(rn_http_conn *c, const char *path)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    const char *ct = NULL;
+    if (rn_web_asset && (rn_web_asset(path, &data, &len, &ct) == 0 ||
+                         (!strcmp(path, "/") && rn_web_asset("/index.html", &data, &len, &ct) == 0))) {
+        rn_http_respond(c, 200, ct ? ct : "application/octet-stream", data, len,
+                        "Cache-Control: no-cache\r\n");
+        return;
+    }
+    rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", path);
+}
+
+static void preflight(rn_http_conn *c)
+{
+    rn_http_respond(c, 204, NULL, NULL, 0,
+                    "Access-Control-Allow-Methods: GET, POST, DELETE, OPTIONS\r\n"
+                    "Access-Control-Allow-Headers: Content-Type, Accept, Last-Event-ID\r\n"
+                    "Access-Control-Max-Age: 600\r\n");
+}
+
+static void method_not_allowed(rn_http_conn *c, rn_http_request *req, const char *allow)
+{
+    char extra[96];
+    snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+    char body[160];
+    int n = snprintf(body, sizeof(body),
+                     "{\"error_code\":40501,\"message\":\"method %s not allowed here\"}",
+                     req->method_name);
+    rn_http_respond(c, 405, "application/json", body, (size_t)n, extra);
+}
+
+static void route_topics(rn_http_conn *c, rn_http_request *req, char **seg, int n)
+{
+    enum http_method m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
+    if (n == 1) {
+        if (m == HTTP_GET)
+            get_topics(c);
+        else if (m == HTTP_POST)
+            post_topics(c, req);
+        else
+            method_not_allowed(c, req, "GET, POST");
+        return;
+    }
+    const char *topic = seg[1];
+    if (n == 2) {
+        if (m == HTTP_GET)
+            describe(c, K_DESCRIBE_TOPIC, topic, -1);
+        else if (m == HTTP_DELETE)
+            delete_topic(c, topic);
+        else if (m == HTTP_POST)
+            post_records(c, req, topic, -1);
+        else
+            method_not_allowed(c, req, "GET, POST, DELETE");
+        return;
+    }
+    if (strcmp(seg[2], "partitions") != 0 || n > 5) {
+        rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", req->path);
+        return;
+    }
+    if (n == 3) {
+        if (m == HTTP_GET)
+            describe(c, K_PARTITIONS, topic, -1);
+        else
+            method_not_allowed(c, req, "GET");
+        return;
+    }
+    int32_t p;
+    if (!parse_partition(seg[3], &p)) {
+        rn_http_respond_error(c, 404, 40402, "partition '%.32s' of topic '%s' not found", seg[3],
+                              topic);
+        return;
+    }
+    if (n == 4) {
+        if (m == HTTP_GET)
+            describe(c, K_PARTITION, topic, p);
+        else if (m == HTTP_POST)
+            post_records(c, req, topic, p);
+        else
+            method_not_allowed(c, req, "GET, POST");
+        return;
+    }
+    if (m != HTTP_GET) {
+        method_not_allowed(c, req, "GET");
+        return;
+    }
+    if (!strcmp(seg[4], "offsets")) {
+        describe(c, K_PARTITION_OFFSETS, topic, p);
+    } else if (!strcmp(seg[4], "records")) {
+        get_records(c, topic, p);
+    } else if (!strcmp(seg[4], "events")) {
+        const rn_topic_info *t = rn_metadata_find(c->gw->b->md, topic);
+        if (!t)
+            rn_http_respond_error(c, 404, 40401, "topic '%s' not found", topic);
+        else if (p >= t->n_partitions)
+            rn_http_respond_error(c, 404, 40402, "partition %d of topic '%s' not found", p,
+                                  topic);
+        else
+            rn_sse_start(c, req, topic, p, accept_format(rn_http_header_get(req, "accept")));
+    } else {
+        rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", req->path);
+    }
+}
+
+void rn_rest_dispatch(rn_http_conn *c, rn_http_request *req)
+{
+    rn_gateway *gw = c->gw;
+    const char *origin = rn_http_header_get(req, "origin");
+    const char *host = rn_http_header_get(req, "host");
+    c->origin_allow[0] = 0;
+    if (!rn_http_origin_allowed(gw, origin, host)) {
+        rn_http_respond_error(c, 403, 40301, "origin '%.200s' is not allowed", origin);
+        return;
+    }
+    if (origin && gw->allowed_origins)
+        snprintf(c->origin_allow, sizeof(c->origin_allow), "%s", origin);
+    if (req->method == HTTP_OPTIONS) {
+        preflight(c);
+        return;
+    }
+    if (gw->stopping || gw->r->stopping) {
+        rn_http_respond_error(c, 503, 50301, "broker is shutting down");
+        return;
+    }
+    /* Split the decoded path; empty segments (double or trailing slashes)
+     * are skipped. The copy is bounded by the header limit. */
+    char path[RN_HTTP_MAX_HEADER_BYTES];
+    snprintf(path, sizeof(path), "%s", req->path);
+    char *seg[MAX_SEGMENTS + 1];
+    int n = 0;
+    for (char *save = NULL, *s = strtok_r(path, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+        if (n == MAX_SEGMENTS) {
+            n++;
+            break;
+        }
+        seg[n++] = s;
+    }
+    enum http_method m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
+    if (n > MAX_SEGMENTS) {
+        rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", req->path);
+        return;
+    }
+    if (n == 1 && !strcmp(seg[0], "healthz")) {
+        if (m != HTTP_GET)
+            method_not_allowed(c, req, "GET");
+        else
+            rn_http_respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+        return;
+    }
+    if (n == 1 && !strcmp(seg[0], "readyz")) {
+        if (m != HTTP_GET)
+            method_not_allowed(c, req, "GET");
+        else if (!gw->b->ready)
+            rn_http_respond_error(c, 503, 50301, "storage recovery is not done");
+        else
+            rn_http_respond(c, 200, "application/json", "{\"status\":\"ready\"}", 18, NULL);
+        return;
+    }
+    if (n == 1 && !strcmp(seg[0], "metrics")) {
+        if (m != HTTP_GET)
+            method_not_allowed(c, req, "GET");
+        else
+            get_metrics(c);
+        return;
+    }
+    if (n == 1 && !strcmp(seg[0], "ws")) {
+        rn_ws_upgrade(c, req);
+        return;
+    }
+    if (n >= 1 && !strcmp(seg[0], "topics")) {
+        route_topics(c, req, seg, n);
+        return;
+    }
+    if (n >= 1 && !strcmp(seg[0], "consumers")) {
+        rn_consumers_dispatch(gw->consumers, c, req, seg, n);
+        return;
+    }
+    if (m == HTTP_GET) {
+        get_asset(c, req->path);
+        return;
+    }
+    rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", req->path);
+}
