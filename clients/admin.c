@@ -1,5 +1,6 @@
 /*
- * admin.c — rn_admin: topics, configs and offsets, as synchronous calls.
+ * admin.c — rn_admin: topics, configs, offsets and consumer groups, as
+ * synchronous calls.
  *
  * Each call builds one request, sends it with rn__client_call_any (any broker
  * can answer the topic APIs: the first open connection, else the bootstrap
@@ -10,8 +11,14 @@
  * own message when it sent one.
  *
  * Results handed to the caller are single allocations (rn_admin_list_topics'
- * names, rn_admin_describe_topic's description), so one free() releases them:
- * the layout is computed first, then filled.
+ * names, rn_admin_describe_topic's description, rn_admin_list_groups' and
+ * rn_admin_describe_group's answers), so one free() releases them: the
+ * layout is computed first, then filled.
+ *
+ * Group calls go to any broker too (the coordinator leads __offsets: one
+ * node today). A group's lag is the coordinator's figure (high watermark
+ * minus committed offset); describe adds each owner's client id and host
+ * from the member list, so a row says who reads it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -615,8 +622,10 @@ int rn_admin_commit_offsets(rn_admin *a, const char *group, const char *const *t
         return rn__fail(cl, -RN_E_INVALID_REQUEST, "commit offsets: no group id");
     for (size_t i = 0; i < n; i++)
         if (!topics[i] || partitions[i] < 0 || offsets[i] < 0)
-            return rn__fail(cl, -EINVAL, "commit offsets of group %s: entry %zu is not a topic, "
-                                         "partition >= 0 and offset >= 0", group, i);
+            return rn__fail(cl, -EINVAL,
+                            "commit offsets of group %s: entry %zu is not a topic, "
+                            "partition >= 0 and offset >= 0",
+                            group, i);
     Runnel__OffsetCommit *oc = calloc(n ? n : 1, sizeof(*oc));
     Runnel__OffsetCommit **ocp = calloc(n ? n : 1, sizeof(*ocp));
     if (!oc || !ocp) {

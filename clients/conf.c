@@ -411,8 +411,8 @@ int rn_conf_set(rn_conf *conf, const char *key, const char *value, char *err, si
         else if (!strcmp(value, "range"))
             *(int *)field = RN__ASSIGNOR_RANGE;
         else
-            return bad(err, errlen,
-                       "partition.assignment.strategy: \"%s\" is not sticky or range", value);
+            return bad(err, errlen, "partition.assignment.strategy: \"%s\" is not sticky or range",
+                       value);
         return 0;
     }
     return bad(err, errlen, "%s: unhandled type", key);

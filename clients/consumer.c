@@ -131,8 +131,8 @@ typedef struct cgroup {
     uint32_t hb_gen;  /* bumped by unsubscribe: answers of older heartbeats are dropped */
     bool hb_inflight; /* at most one heartbeat at a time */
     int64_t hb_next;
-    int64_t last_ok; /* when the last good answer came, 0 none yet */
-    bool fenced;     /* UNKNOWN_MEMBER or FENCED_MEMBER_EPOCH: give up everything, join again */
+    int64_t last_ok;  /* when the last good answer came, 0 none yet */
+    bool fenced;      /* UNKNOWN_MEMBER or FENCED_MEMBER_EPOCH: give up everything, join again */
     bool have_answer; /* target holds an answer reconcile has not applied yet */
     gtp *target;
     size_t n_target;
@@ -1186,8 +1186,8 @@ static void start_parts(rn_consumer *c)
     for (size_t i = 0; i < c->n_parts; i++)
         if (c->parts[i]->start == START_RESET && c->parts[i]->retry_at <= now) {
             v[m] = c->parts[i];
-            off[m++] = conf->auto_offset_reset == RN__RESET_LATEST ? RN_OFFSET_LATEST
-                                                                   : RN_OFFSET_EARLIEST;
+            off[m++] =
+                conf->auto_offset_reset == RN__RESET_LATEST ? RN_OFFSET_LATEST : RN_OFFSET_EARLIEST;
         }
     rc = m ? resolve(c, v, off, m) : 0;
     if (rc < 0) {
@@ -1755,7 +1755,7 @@ void rn_consumer_close(rn_consumer *c)
     if (!c)
         return;
     if (c->grp.on)
-        group_leave(c); /* final commit and leave: partitions move at once */
+        group_leave(c);      /* final commit and leave: partitions move at once */
     rn__client_fini(&c->cl); /* fails fetches in flight: their callbacks touch parts */
     release_previous(c);     /* frees the dead list: nothing is fetching any more */
     for (size_t i = 0; i < c->n_parts; i++)

@@ -223,6 +223,200 @@ static part_state *find_part(part_state *ps, size_t n, int32_t p)
     return NULL;
 }
 
+/* ---- Group mode ------------------------------------------------------------------------ */
+
+/* Rebalance notes, gathered by the callback and printed after the poll. */
+typedef struct rebalance_note {
+    int32_t *assigned, *revoked;
+    size_t n_assigned, n_revoked, cap;
+} rebalance_note;
+
+static void on_rebalance(void *arg, int assigned, const char *topic, int32_t partition)
+{
+    rebalance_note *r = arg;
+    (void)topic; /* one topic per consume */
+    if (r->n_assigned + r->n_revoked >= r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        int32_t *a = realloc(r->assigned, cap * sizeof(*a));
+        if (a)
+            r->assigned = a;
+        int32_t *v = realloc(r->revoked, cap * sizeof(*v));
+        if (v)
+            r->revoked = v;
+        if (!a || !v)
+            return; /* a note lost to memory pressure, nothing else */
+        r->cap = cap;
+    }
+    if (assigned)
+        r->assigned[r->n_assigned++] = partition;
+    else
+        r->revoked[r->n_revoked++] = partition;
+}
+
+static void note_list(const char *topic, const char *what, const int32_t *v, size_t n)
+{
+    char buf[512];
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && len < sizeof(buf) - 16; i++)
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%d", i ? "," : "", v[i]);
+    cli_note("%s %s partition%s %s", what, topic, n == 1 ? "" : "s", buf);
+}
+
+static void note_flush(rebalance_note *r, const char *topic)
+{
+    if (r->n_revoked)
+        note_list(topic, "revoked", r->revoked, r->n_revoked);
+    if (r->n_assigned)
+        note_list(topic, "assigned", r->assigned, r->n_assigned);
+    r->n_assigned = r->n_revoked = 0;
+}
+
+/* -e in group mode: every partition given to us is at the end seen at start. */
+static bool group_at_end(rn_consumer *c, const int64_t *ends, int32_t n_parts, size_t *n_assigned)
+{
+    const char *const *topics;
+    const int32_t *parts;
+    size_t n = rn_consumer_assignment(c, &topics, &parts);
+    *n_assigned = n;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int64_t pos = rn_consumer_position(c, topics[i], parts[i]);
+        if (parts[i] >= n_parts || pos < 0 || pos < ends[parts[i]])
+            return false;
+    }
+    return true;
+}
+
+/* Consume topic as a member of group until -c, -e or ^C. Returns the exit
+ * status. */
+static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, int32_t n_parts,
+                         const char *group, enum start_kind kind, int64_t count, bool exit_at_end,
+                         bool json, const cli_format *fmt)
+{
+    char gid[300];
+    snprintf(gid, sizeof(gid), "group.id=%s", group);
+    const char *extra[] = {
+        gid, "client.id=runnel-consume",
+        kind == S_END ? "auto.offset.reset=latest" : "auto.offset.reset=earliest", NULL};
+    int status = CLI_ERROR;
+    rn_consumer *cons = NULL;
+    int64_t *ends = NULL;
+    rebalance_note notes = {0};
+    rn_conf *conf = cli_conn_conf(conn, extra);
+    if (!conf)
+        goto out;
+    /* The end as it is now, for -e: records produced later wait for the next run. */
+    ends = calloc((size_t)n_parts + 1, sizeof(*ends));
+    if (!ends) {
+        cli_fail(-ENOMEM, "partitions");
+        goto out;
+    }
+    for (int32_t p = 0; exit_at_end && p < n_parts; p++) {
+        int rc = rn_admin_list_offset(a, topic, p, RN_OFFSET_LATEST, &ends[p]);
+        if (rc < 0) {
+            char what[300];
+            snprintf(what, sizeof(what), "end of %s partition %d", topic, p);
+            admin_fail(a, rc, what);
+            goto out;
+        }
+    }
+    int rc = rn_consumer_new(&cons, conf);
+    if (rc < 0) {
+        cli_fail(rc, "consumer");
+        goto out;
+    }
+    rn_consumer_set_rebalance_cb(cons, on_rebalance, &notes);
+    const char *topics[] = {topic};
+    rc = rn_consumer_subscribe(cons, topics, 1);
+    if (rc < 0) {
+        cli_fail(0, "group %s: %s", group, rn_consumer_errmsg(cons));
+        goto out;
+    }
+    cli_signals_install();
+    cli_progress progress;
+    cli_progress_init(&progress, "records", count > 0 ? (uint64_t)count : 0, true);
+    uint64_t printed = 0, bytes = 0;
+    int64_t idle_since = 0;
+    status = CLI_OK;
+    while (!cli_stop) {
+        const rn_message *msgs;
+        int n = rn_consumer_poll(cons, POLL_MS, &msgs);
+        note_flush(&notes, topic);
+        if (n < 0) {
+            if (cli_stop)
+                break;
+            cli_progress_done(&progress);
+            const char *ctx = rn_consumer_errmsg(cons);
+            if (ctx && ctx[0])
+                cli_fail(0, "%s: %s", rn_err_str(n), ctx);
+            else
+                cli_fail(n, "reading %s", topic);
+            status = CLI_ERROR;
+            break;
+        }
+        int i = 0;
+        for (; i < n && (count < 0 || printed < (uint64_t)count); i++) {
+            int wrc =
+                json ? cli_write_json(stdout, &msgs[i]) : cli_format_write(stdout, fmt, &msgs[i]);
+            if (wrc < 0)
+                break;
+            printed++;
+            bytes += msgs[i].value_len + msgs[i].key_len;
+        }
+        /* Records returned but not printed (-c, a write error) go back, so
+         * the final commit stops at the last one printed (invariant 3). */
+        for (int k = i; k < n; k++) {
+            bool first = true;
+            for (int j = i; j < k && first; j++)
+                first = msgs[j].partition != msgs[k].partition;
+            if (first)
+                rn_consumer_seek(cons, topic, msgs[k].partition, msgs[k].offset);
+        }
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            cli_progress_done(&progress);
+            status = cli_fail(-errno, "writing stdout");
+            break;
+        }
+        cli_progress_update(&progress, printed, bytes);
+        if (count > 0 && printed >= (uint64_t)count)
+            break;
+        if (!exit_at_end)
+            continue;
+        size_t n_assigned;
+        if (group_at_end(cons, ends, n_parts, &n_assigned))
+            break;
+        int64_t now = cli_mono_us() / 1000;
+        if (n_assigned)
+            idle_since = 0;
+        else if (!idle_since)
+            idle_since = now;
+        else if (now - idle_since >= GROUP_IDLE_EXIT_MS) {
+            cli_progress_done(&progress);
+            cli_note("group %s gave this member no partition of %s within %d ms (its other "
+                     "members hold them all)",
+                     group, topic, GROUP_IDLE_EXIT_MS);
+            break;
+        }
+    }
+    cli_progress_done(&progress);
+    /* The final commit and the leave, so the partitions move at once. */
+    rc = rn_consumer_unsubscribe(cons);
+    if (rc < 0) {
+        cli_fail(0, "group %s: final commit: %s", group, rn_consumer_errmsg(cons));
+        status = CLI_ERROR;
+    }
+out:
+    if (cons)
+        rn_consumer_close(cons);
+    rn_conf_free(conf);
+    free(ends);
+    free(notes.assigned);
+    free(notes.revoked);
+    return status;
+}
+
 int cli_consume(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -255,6 +449,7 @@ int cli_consume(int argc, char **argv)
     rn_conf *conf = NULL;
     rn_admin *a = NULL;
     rn_consumer *cons = NULL;
+    const char *group = NULL;
 
     int c;
     while ((c = getopt_long(argc, argv, ":b:X:p:o:c:ef:JD:K:G:h", longopts, NULL)) != -1) {
@@ -323,10 +518,12 @@ int cli_consume(int argc, char **argv)
             }
             break;
         case 'G':
-            status = cli_usage("-G %s: consumer groups are not in this build yet; read "
-                               "partitions directly with -p and -o",
-                               optarg);
-            goto out;
+            if (!*optarg) {
+                status = cli_usage("-G: the group name must not be empty");
+                goto out;
+            }
+            group = optarg;
+            break;
         case 'h':
             usage(stdout);
             status = CLI_OK;
@@ -345,6 +542,20 @@ int cli_consume(int argc, char **argv)
         goto out;
     }
     const char *topic = argv[optind];
+    if (group && n_ps) {
+        status = cli_usage("-p and -G: the group chooses the partitions; drop one of them");
+        goto out;
+    }
+    if (group &&
+        (end_ts >= 0 || (have_start && kind != S_BEGINNING && kind != S_END && kind != S_STORED))) {
+        status = cli_usage("with -G, -o takes beginning, end or stored (where a partition "
+                           "without a committed offset starts)");
+        goto out;
+    }
+    if (!group && kind == S_STORED) {
+        status = cli_usage("-o stored: committed offsets belong to a consumer group: add -G GROUP");
+        goto out;
+    }
     if (json + (format != NULL) > 1) {
         status = cli_usage("-J and -f both choose the output: pick one");
         goto out;
@@ -392,6 +603,11 @@ int cli_consume(int argc, char **argv)
             cli_fail(0, "topic '%s' does not exist", topic);
         else
             admin_fail(a, rc, "partitions");
+        goto out;
+    }
+    if (group) {
+        status =
+            consume_group(&conn, a, topic, n_parts, group, kind, count, exit_at_end, json, fmt);
         goto out;
     }
     if (n_ps == 0) {

@@ -71,7 +71,7 @@ static void usage(FILE *f)
           "      --to-datetime T    reset: to the first record at or after T, ISO 8601:\n"
           "                         2024-05-01T12:00:00Z, 2024-05-01T14:00:00.250+02:00,\n"
           "                         2024-05-01 (no zone: local time, as Kafka's tool)\n"
-          "      --execute          reset: do it (without it, only the plan is printed)\n" CLI_CONN_HELP
+          "      --execute          reset: commit the plan (else it is only shown)\n" CLI_CONN_HELP
           "  -h, --help             this text\n"
           "\n"
           "examples:\n"
@@ -252,8 +252,8 @@ static int describe_one(rn_admin *a, const char *group, bool first)
         cli_note("consumer group '%s' has no active members", group);
     table t;
     table_init(&t, 9);
-    const char *head[] = {"GROUP",          "TOPIC", "PARTITION",   "CURRENT-OFFSET", "LOG-END-OFFSET",
-                          "LAG",            "CONSUMER-ID", "HOST", "CLIENT-ID"};
+    const char *head[] = {"GROUP", "TOPIC",       "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET",
+                          "LAG",   "CONSUMER-ID", "HOST",      "CLIENT-ID"};
     rc = table_add(&t, head);
     for (size_t i = 0; rc == 0 && i < d->n_partitions; i++) {
         const rn_group_partition *p = &d->partitions[i];
@@ -283,7 +283,7 @@ static int describe_one(rn_admin *a, const char *group, bool first)
     return status;
 }
 
-/* ---- reset ------------------------------------------------------------------------------------ */
+/* ---- reset ----------------------------------------------------------------------------------- */
 
 /* Two digits at s into *v; false when they are not digits. */
 static bool two(const char *s, int *v)
@@ -416,8 +416,9 @@ static int do_reset(rn_admin *a, const char *group, const char **topics, size_t 
         size_t members = d->n_members;
         rn_admin_group_free(d);
         if (members)
-            return cli_fail(0, "%s has %zu active member%s: stop its consumers first (they "
-                               "would commit over a reset)",
+            return cli_fail(0,
+                            "%s has %zu active member%s: stop its consumers first (they "
+                            "would commit over a reset)",
                             what, members, members == 1 ? "" : "s");
     }
     int status = CLI_ERROR;
@@ -508,7 +509,7 @@ out:
     return status;
 }
 
-/* ---- Command ---------------------------------------------------------------------------------- */
+/* ---- Command --------------------------------------------------------------------------------- */
 
 int cli_group(int argc, char **argv)
 {

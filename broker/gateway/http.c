@@ -857,7 +857,7 @@ static void end_request(rn_http_conn *c, bool keep_alive)
     c->busy = false;
     if (c->mode != RN_HTTP_MODE_HTTP)
         return;
-    if (!keep_alive || c->close_after || c->gw->stopping) {
+    if (!keep_alive || c->close_after) {
         rn_http_close_after_send(c);
         return;
     }
@@ -1070,7 +1070,11 @@ void rn_http_respond(rn_http_conn *c, int status, const char *content_type, cons
     if (c->dead)
         return;
     rn_gateway *gw = c->gw;
-    bool keep_alive = c->rd.req.keep_alive && !c->close_after && !gw->stopping && !c->rd.failed;
+    /* Shutting down: requests already received are still answered (503 by
+     * rest.c), so the connection stays open while pipelined input waits. */
+    bool pending = c->in_off < c->in_len;
+    bool keep_alive = c->rd.req.keep_alive && !c->close_after && !c->rd.failed &&
+                      (!gw->stopping || pending);
     char head[1024];
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\n"

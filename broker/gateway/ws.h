@@ -7,8 +7,10 @@
  * tests can feed it input split at every byte and compare exact output.
  * wslay does the framing: masking checks, fragmented messages joined, ping
  * answered with pong, close answered with close, protocol errors closed with
- * 1002 and oversized messages with 1009. The engine adds UTF-8 validation of
- * text messages (1007).
+ * 1002 and oversized messages with 1009 (judged when their payload starts to
+ * arrive). Violations of the frame layout itself (a fragmented or >125-byte
+ * control frame) are closed by wslay with a close frame without a code. The
+ * engine adds UTF-8 validation of text messages (1007).
  */
 #ifndef RN_GATEWAY_WS_H
 #define RN_GATEWAY_WS_H

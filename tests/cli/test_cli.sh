@@ -145,7 +145,7 @@ test_usage_errors() {
 # --help works on every command, exits 0, prints examples on stdout.
 test_help() {
   local cmd
-  for cmd in "" topic produce consume replay bench; do
+  for cmd in "" topic produce consume group replay bench; do
     expect_status 0 r $cmd --help || return 1
     grep -q "^examples:" "$TMP/out" || { echo "runnel $cmd --help: no examples" >&2; return 1; }
   done

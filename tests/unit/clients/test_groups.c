@@ -47,9 +47,9 @@ static void produce_each(const rt_broker *b, const char *topic, int per_part)
         for (int32_t part = 0; part < NPARTS; part++) {
             char v[32];
             int len = snprintf(v, sizeof(v), "%d:%d", part, i);
-            cr_assert_eq(rn_producer_send(p, topic, part, NULL, 0, v, (size_t)len, NULL, 0, 0,
-                                          NULL),
-                         0, "%s", rn_producer_errmsg(p));
+            cr_assert_eq(
+                rn_producer_send(p, topic, part, NULL, 0, v, (size_t)len, NULL, 0, 0, NULL), 0,
+                "%s", rn_producer_errmsg(p));
         }
     cr_assert_eq(rn_producer_flush(p, 20000), 0, "%s", rn_producer_errmsg(p));
     rn_producer_close(p);
@@ -59,9 +59,9 @@ static void produce_each(const rt_broker *b, const char *topic, int per_part)
 static rn_consumer *member_new(const rt_broker *b, const char *group, const char *topic,
                                const char *client_id, const char *k1, const char *v1)
 {
-    rn_conf *conf = rt_conf(b, "group.id", group, "client.id", client_id, "session.timeout.ms",
-                            SESSION_MS, "heartbeat.interval.ms", HEARTBEAT_MS, "fetch.max.wait.ms",
-                            "50", NULL);
+    rn_conf *conf =
+        rt_conf(b, "group.id", group, "client.id", client_id, "session.timeout.ms", SESSION_MS,
+                "heartbeat.interval.ms", HEARTBEAT_MS, "fetch.max.wait.ms", "50", NULL);
     char err[256];
     if (k1)
         cr_assert_eq(rn_conf_set(conf, k1, v1, err, sizeof(err)), 0, "%s", err);
@@ -170,8 +170,7 @@ static int64_t wait_balanced(rn_consumer **m, int n, seen *s, int fair, int time
             ok = ok && (!m[i] || owned_by(owner, i) >= fair);
         if (ok)
             return rt_now_ms() - t0;
-        cr_assert(rt_now_ms() - t0 < timeout_ms, "no balanced assignment within %d ms",
-                  timeout_ms);
+        cr_assert(rt_now_ms() - t0 < timeout_ms, "no balanced assignment within %d ms", timeout_ms);
     }
 }
 
@@ -276,9 +275,10 @@ Test(groups, clean_leave_hands_over_at_once, .timeout = 60)
     m[0] = NULL;
     int64_t closed = rt_now_ms() - t0;
     int64_t took = wait_balanced(m, 2, &s, NPARTS, 10000);
-    fprintf(stderr, "groups: clean leave: close took %lld ms, the survivor held all %d partitions "
-                    "%lld ms after close returned (heartbeat.interval.ms %s, session.timeout.ms "
-                    "%s)\n",
+    fprintf(stderr,
+            "groups: clean leave: close took %lld ms, the survivor held all %d partitions "
+            "%lld ms after close returned (heartbeat.interval.ms %s, session.timeout.ms "
+            "%s)\n",
             (long long)closed, NPARTS, (long long)took, HEARTBEAT_MS, SESSION_MS);
     /* About one heartbeat interval (200 ms) plus the coordinator's reconcile
      * round trips; far below the 2000 ms session timeout. */
@@ -289,8 +289,9 @@ Test(groups, clean_leave_hands_over_at_once, .timeout = 60)
                   (long long)seen_distinct(&s), NPARTS * PER);
         poll_all(m, 2, &s, 10);
     }
-    cr_assert_eq(s.total, NPARTS * PER, "%lld records returned for %d distinct: a clean hand-over "
-                                        "must not repeat any",
+    cr_assert_eq(s.total, NPARTS * PER,
+                 "%lld records returned for %d distinct: a clean hand-over "
+                 "must not repeat any",
                  (long long)s.total, NPARTS * PER);
     rn_consumer_close(m[1]);
     free(s.count);
@@ -308,10 +309,10 @@ static void victim(const rt_broker *b, const char *out_path)
     int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (fd < 0)
         _exit(2);
-    rn_conf *conf = rt_conf(b, "group.id", "g", "client.id", "victim", "session.timeout.ms",
-                            SESSION_MS, "heartbeat.interval.ms", HEARTBEAT_MS,
-                            "auto.commit.interval.ms", "300", "max.poll.records", "10",
-                            "fetch.max.wait.ms", "50", NULL);
+    rn_conf *conf =
+        rt_conf(b, "group.id", "g", "client.id", "victim", "session.timeout.ms", SESSION_MS,
+                "heartbeat.interval.ms", HEARTBEAT_MS, "auto.commit.interval.ms", "300",
+                "max.poll.records", "10", "fetch.max.wait.ms", "50", NULL);
     rn_consumer *c;
     if (rn_consumer_new(&c, conf) < 0)
         _exit(3);
@@ -460,7 +461,8 @@ Test(groups, killed_member_partitions_move, .timeout = 60)
             (long long)took, SESSION_MS, HEARTBEAT_MS);
     /* Not before the session timeout could have expired, and within it plus
      * a heartbeat, a broker tick and slack. */
-    cr_assert(took >= 1500, "moved after %lld ms: before the session could expire", (long long)took);
+    cr_assert(took >= 1500, "moved after %lld ms: before the session could expire",
+              (long long)took);
     cr_assert(took <= 2000 + 2500, "moved after %lld ms", (long long)took);
     /* The survivor reads on to the end of every partition. */
     deadline = rt_now_ms() + 30000;
@@ -522,14 +524,13 @@ Test(groups, killed_member_partitions_move, .timeout = 60)
             NPARTS * PER, (long long)victim_n, (long long)s.total, (long long)dups);
     /* The window is one auto-commit interval (300 ms) of a ~500 records/s
      * reader; without commits it would be everything the victim read. */
-    cr_assert(dups < victim_n / 2, "%lld duplicates of %lld", (long long)dups,
-              (long long)victim_n);
+    cr_assert(dups < victim_n / 2, "%lld duplicates of %lld", (long long)dups, (long long)victim_n);
     free(vcount);
     free(s.count);
     rt_broker_stop(&b);
 }
 
-/* ---- Offsets, lag, admin ---------------------------------------------------------------------- */
+/* ---- Offsets, lag, admin --------------------------------------------------------------------- */
 
 // Committed offsets and lag: with records N per partition and the member at
 // M_p, describe shows CURRENT-OFFSET M_p, LOG-END-OFFSET N, LAG N - M_p and
@@ -697,8 +698,7 @@ Test(groups, subscribe_errors, .timeout = 30)
                  -RN_E_INVALID_CONFIG);
     cr_assert_eq(rn_conf_set(conf, "partition.assignment.strategy", "round", err, sizeof(err)),
                  -RN_E_INVALID_CONFIG);
-    cr_assert_eq(rn_conf_set(conf, "partition.assignment.strategy", "range", err, sizeof(err)),
-                 0);
+    cr_assert_eq(rn_conf_set(conf, "partition.assignment.strategy", "range", err, sizeof(err)), 0);
     cr_assert_eq(rn_consumer_new(&c, conf), 0);
     cr_assert_eq(rn_consumer_assign(c, "e", 0, 0), 0, "%s", rn_consumer_errmsg(c));
     cr_assert_eq(rn_consumer_subscribe(c, topics, 1), -EINVAL);

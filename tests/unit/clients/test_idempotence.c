@@ -9,8 +9,8 @@
  * forwards whole frames both ways to runneld. Every CUT_MS it arms a cut:
  * the next answer that comes from the broker is dropped and every
  * connection closed, so each cut hits a request the broker has already
- * handled (a random cut would mostly fall between requests). runneld advertises its own address in Metadata, so the proxy
- * rewrites the broker port of Metadata answers to its own: every request of
+ * handled (a random cut would mostly fall between requests). runneld advertises its own address in
+ * Metadata, so the proxy rewrites the broker port of Metadata answers to its own: every request of
  * the producer goes through it, not only the bootstrap. It counts the
  * requests it delivered to the broker whose answer it then dropped, so the
  * test proves the retries it relies on did happen.
@@ -42,10 +42,10 @@ typedef struct fbuf {
 } fbuf;
 
 typedef struct plink {
-    int cfd, bfd;     /* client side, broker side */
-    fbuf up, down;    /* client → broker, broker → client */
-    uint64_t n_up;    /* requests delivered to the broker */
-    uint64_t n_down;  /* answers delivered to the client */
+    int cfd, bfd;    /* client side, broker side */
+    fbuf up, down;   /* client → broker, broker → client */
+    uint64_t n_up;   /* requests delivered to the broker */
+    uint64_t n_down; /* answers delivered to the client */
 } plink;
 
 typedef struct proxy {
@@ -57,9 +57,9 @@ typedef struct proxy {
     plink links[MAX_LINKS];
     int n;
     /* Statistics, read by the test while the proxy runs. */
-    _Atomic unsigned cuts;          /* rounds that closed at least one connection */
-    _Atomic uint64_t lost_answers;  /* requests the broker got whose answer was dropped */
-    _Atomic uint64_t md_rewritten;  /* Metadata answers pointed at the proxy */
+    _Atomic unsigned cuts;         /* rounds that closed at least one connection */
+    _Atomic uint64_t lost_answers; /* requests the broker got whose answer was dropped */
+    _Atomic uint64_t md_rewritten; /* Metadata answers pointed at the proxy */
 } proxy;
 
 static uint32_t be32(const uint8_t *p)
@@ -324,10 +324,10 @@ static void produce_through(const proxy *px, const char *topic, size_t n, const 
 {
     char servers[32];
     snprintf(servers, sizeof(servers), "127.0.0.1:%u", px->port);
-    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "2",
-                            "retry.backoff.ms", "20", "reconnect.backoff.ms", "20",
-                            "socket.timeout.ms", "3000", "delivery.timeout.ms", "60000",
-                            "enable.idempotence", idempotence, "partitioner", "roundrobin", NULL);
+    rn_conf *conf =
+        rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "2", "retry.backoff.ms", "20",
+                "reconnect.backoff.ms", "20", "socket.timeout.ms", "3000", "delivery.timeout.ms",
+                "60000", "enable.idempotence", idempotence, "partitioner", "roundrobin", NULL);
     rn_producer *p;
     cr_assert_eq(rn_producer_new(&p, conf, on_delivery, r), 0);
     rn_conf_free(conf);

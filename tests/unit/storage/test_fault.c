@@ -327,15 +327,13 @@ static void faultsim(enum rn_sys_call kind)
     free(root);
 }
 
-// Any one failing open() (segment, index, marker, directory sync) gives clean errors and loses no
-// acked batch.
+// Any one failing open (segment, index, marker, dir sync): clean errors, no acked batch lost.
 Test(fault, open)
 {
     faultsim(RN_SYS_OPEN);
 }
 
-// Any one failing write (sync or io_uring) gives clean errors, is cut back, and loses no acked
-// batch.
+// Any one failing write (sync or io_uring): clean errors, cut back, no acked batch lost.
 Test(fault, pwrite)
 {
     faultsim(RN_SYS_PWRITE);
@@ -353,8 +351,7 @@ Test(fault, ftruncate)
     faultsim(RN_SYS_FTRUNCATE);
 }
 
-// Any one failing fallocate (preallocation, index growth) gives clean errors and loses no acked
-// batch.
+// Any one failing fallocate (preallocation, index growth): clean errors, no acked batch lost.
 Test(fault, fallocate)
 {
     faultsim(RN_SYS_FALLOCATE);
@@ -390,8 +387,7 @@ static int fail_fdatasync(enum rn_sys_call call, void *arg)
     return 0;
 }
 
-// A failed group-commit fdatasync fails the waiting appends and every later one with
-// -RN_E_LOG_FAILED; a reopen recovers the acked data.
+// A failed group-commit fdatasync fails every waiting and later append; reopen recovers.
 Test(fault, failed_fdatasync_fails_log)
 {
     char *dir = th_tmpdir("fault");
@@ -475,8 +471,7 @@ static int append_wait(rn_io *io, rn_log *log, uint8_t *b, size_t len)
     return res;
 }
 
-// On a real 2 MiB tmpfs, appends fail with -ENOSPC, acked data stays readable, and after space is
-// freed appends work again.
+// A full 2 MiB tmpfs: -ENOSPC, acked data readable, appends work again once space is freed.
 Test(fault, enospc_on_small_tmpfs)
 {
     char *root = th_tmpdir("enospc");

@@ -191,8 +191,7 @@ static size_t first_of_last_segment(const fixture *f)
 
 /* ---- Torn and damaged tails ------------------------------------------------- */
 
-// Cutting the last segment at every byte of its last batch keeps exactly the batches before it,
-// reports the cut, and appends continue there.
+// A cut at any byte of the last batch keeps the batches before it; appends continue there.
 Test(recovery, truncated_tail_every_byte)
 {
     fixture f;
@@ -276,8 +275,7 @@ static void flip_bytes(fixture *f, size_t bi, size_t stride)
     free(copy);
 }
 
-// A flipped byte anywhere in the last batch (every byte but the leader epoch, which the CRC does
-// not cover) cuts exactly that batch.
+// A flipped byte in the last batch (bar the epoch, outside the CRC) cuts exactly that batch.
 Test(recovery, flipped_byte_in_last_batch)
 {
     fixture f;
@@ -286,8 +284,7 @@ Test(recovery, flipped_byte_in_last_batch)
     fixture_fini(&f);
 }
 
-// A flipped byte in an earlier batch of the last segment, before its last index entry, cuts there:
-// later batches are gone, not served.
+// A flipped byte before the last index entry cuts there: later batches are gone, not served.
 Test(recovery, flipped_byte_in_earlier_batch)
 {
     fixture f;
@@ -304,8 +301,7 @@ Test(recovery, flipped_byte_in_earlier_batch)
     fixture_fini(&f);
 }
 
-// Garbage after the last batch, inside the sparse tail or past the end of the file, is dropped and
-// counted; every batch stays.
+// Garbage after the last batch (sparse tail or past EOF) is dropped and counted; batches stay.
 Test(recovery, garbage_after_last_batch)
 {
     fixture f;
@@ -341,8 +337,7 @@ Test(recovery, garbage_after_last_batch)
     fixture_fini(&f);
 }
 
-// A stale copy of an earlier (CRC-valid) batch after the last batch is not taken as data: offsets
-// must continue.
+// A stale CRC-valid batch after the last one is not taken as data: offsets must continue.
 Test(recovery, stale_valid_batch_after_last_is_dropped)
 {
     fixture f;
@@ -465,8 +460,7 @@ static void index_case(enum index_damage how, bool idx, bool tix, bool clean)
     fixture_fini(&f);
 }
 
-// Missing .idx and .tix files after a clean shutdown are rebuilt bit for bit and lookups by offset
-// and time work.
+// Missing .idx/.tix after a clean close are rebuilt bit for bit; offset and time lookups work.
 Test(recovery, missing_indexes_clean)
 {
     index_case(MISSING, true, true, true);
@@ -531,8 +525,7 @@ Test(recovery, clean_close_skips_scan)
     fixture_fini(&f);
 }
 
-// A stale marker (from an earlier clean close) is not trusted: the damaged tail written since is
-// found and cut.
+// A stale clean marker is not trusted: the torn tail written since it is found and cut.
 Test(recovery, stale_clean_marker_not_trusted)
 {
     fixture f;
@@ -598,8 +591,7 @@ Test(recovery, corrupt_clean_marker_not_trusted)
 
 /* ---- Rolls ---------------------------------------------------------------- */
 
-// A crash right after a roll (old segment still sparse-sized, new one empty or index-less) loses
-// nothing and does not cut the old segment.
+// A crash right after a roll loses nothing and does not cut the old (still sparse) segment.
 Test(recovery, crash_right_after_roll)
 {
     fixture f;
@@ -640,8 +632,7 @@ Test(recovery, crash_right_after_roll)
     fixture_fini(&f);
 }
 
-// A crash that lost the old segment's last batch after the new segment got data drops the new
-// segment and appends continue in the old one.
+// A lost last batch of the old segment drops the new segment; appends continue in the old one.
 Test(recovery, lost_tail_before_roll_drops_later_segment)
 {
     fixture f;
@@ -671,8 +662,7 @@ Test(recovery, lost_tail_before_roll_drops_later_segment)
     fixture_fini(&f);
 }
 
-// A crash after quick rolls can leave an older segment unsealed (its fdatasync still running): it
-// is verified too, cut at its damaged batch, and what follows is dropped.
+// An older segment left unsealed by quick rolls is verified, cut at its damage, rest dropped.
 Test(recovery, unsealed_older_segment_is_verified)
 {
     fixture f;
@@ -702,8 +692,7 @@ Test(recovery, unsealed_older_segment_is_verified)
     fixture_fini(&f);
 }
 
-// A sealed older segment is trusted after a crash (it was synced before its seal): startup does not
-// verify it.
+// Sealed older segments (synced before their seal) are trusted after a crash: not scanned.
 Test(recovery, sealed_older_segment_is_not_scanned)
 {
     fixture f;
@@ -721,8 +710,7 @@ Test(recovery, sealed_older_segment_is_not_scanned)
 
 /* ---- Startup cost --------------------------------------------------------- */
 
-// Opening a cleanly closed log of many segments scans nothing; after a crash it scans at most the
-// last two segments.
+// A clean start of many segments scans nothing; a crash start scans only the last two.
 Test(recovery, startup_does_not_read_whole_log)
 {
     fixture f;
