@@ -73,6 +73,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "protocol/bytes.h"
 #include "broker/config.h"
 #include "broker/logfmt.h"
 #include "broker/metadata.h"
@@ -208,32 +209,6 @@ static int check_user_name(const char *name, char *err, size_t errlen)
         return fail(-RN_E_INVALID_TOPIC, err, errlen,
                     "topic %s: names starting with \"__\" are reserved for internal topics", name);
     return 0;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, 4);
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, 8);
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return le32toh(v);
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return le64toh(v);
 }
 
 /* ---- Topics ----------------------------------------------------------------- */
@@ -741,7 +716,7 @@ static size_t put_record(uint8_t *p, const md_record *r)
 {
     size_t len = protobuf_c_message_get_packed_size(&r->base);
     if (p) {
-        put_le32(p, (uint32_t)len);
+        rn_put_le32(p, (uint32_t)len);
         protobuf_c_message_pack(&r->base, p + 4);
     }
     return 4 + len;
@@ -824,15 +799,15 @@ static int write_snapshot(rn_metadata *md)
     if (!buf)
         return -ENOMEM;
     memcpy(buf, SNAPSHOT_MAGIC, 8);
-    put_le32(buf + 8, SNAPSHOT_VERSION);
-    put_le64(buf + 12, (uint64_t)md->applied);
-    put_le32(buf + 20, count);
+    rn_put_le32(buf + 8, SNAPSHOT_VERSION);
+    rn_put_le64(buf + 12, (uint64_t)md->applied);
+    rn_put_le32(buf + 20, count);
     size_t body2;
     uint32_t count2;
     rc = snapshot_walk(md, buf + SNAPSHOT_HEADER_LEN, &body2, &count2);
     if (rc < 0)
         goto out;
-    put_le64(buf + total - 8, XXH3_64bits(buf, total - 8));
+    rn_put_le64(buf + total - 8, XXH3_64bits(buf, total - 8));
 
     char path[PATH_MAX], tmp[PATH_MAX];
     if (snprintf(path, sizeof(path), "%s/%s", md->dir, SNAPSHOT_NAME) >= (int)sizeof(path) ||
@@ -908,16 +883,16 @@ static int load_snapshot(rn_metadata *md, char *why, size_t whylen)
         rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "bad magic");
         goto out;
     }
-    if (get_le32(buf + 8) != SNAPSHOT_VERSION) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, get_le32(buf + 8));
+    if (rn_get_le32(buf + 8) != SNAPSHOT_VERSION) {
+        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, rn_get_le32(buf + 8));
         goto out;
     }
-    if (get_le64(buf + size - 8) != XXH3_64bits(buf, size - 8)) {
+    if (rn_get_le64(buf + size - 8) != XXH3_64bits(buf, size - 8)) {
         rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "checksum mismatch");
         goto out;
     }
-    uint64_t offset = get_le64(buf + 12);
-    uint32_t count = get_le32(buf + 20);
+    uint64_t offset = rn_get_le64(buf + 12);
+    uint32_t count = rn_get_le32(buf + 20);
     const uint8_t *p = buf + SNAPSHOT_HEADER_LEN, *end = buf + size - SNAPSHOT_TRAILER_LEN;
     /* Every record takes at least its 4-byte length. */
     if (offset > INT64_MAX || count > (uint64_t)(end - p) / 4) {
@@ -926,11 +901,11 @@ static int load_snapshot(rn_metadata *md, char *why, size_t whylen)
         goto out;
     }
     for (uint32_t i = 0; i < count; i++) {
-        if (end - p < 4 || get_le32(p) > (uint64_t)(end - p - 4)) {
+        if (end - p < 4 || rn_get_le32(p) > (uint64_t)(end - p - 4)) {
             rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " overruns the file", i);
             goto out;
         }
-        uint32_t len = get_le32(p);
+        uint32_t len = rn_get_le32(p);
         md_record *r = runnel__metadata__metadata_record__unpack(NULL, len, p + 4);
         if (!r || r->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD__NOT_SET) {
             if (r)

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/bytes.h"
 #include "broker/offsets.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
@@ -61,45 +62,6 @@ struct rn_offsets {
 
 /* ---- Codec ------------------------------------------------------------------- */
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(p, &v, 2);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p, &v, 4);
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    v = htobe64(v);
-    memcpy(p, &v, 8);
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return be16toh(v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return be32toh(v);
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return be64toh(v);
-}
-
 static bool name_ok(const char *s)
 {
     if (!s)
@@ -117,11 +79,11 @@ int rn_offsets_key_encode(uint8_t *buf, size_t cap, const char *group, const cha
     if (cap < len)
         return -ENOBUFS;
     buf[0] = KEY_VERSION;
-    put_be16(buf + 1, (uint16_t)g);
+    rn_put_be16(buf + 1, (uint16_t)g);
     memcpy(buf + 3, group, g);
-    put_be16(buf + 3 + g, (uint16_t)t);
+    rn_put_be16(buf + 3 + g, (uint16_t)t);
     memcpy(buf + 5 + g, topic, t);
-    put_be32(buf + 5 + g + t, (uint32_t)partition);
+    rn_put_be32(buf + 5 + g + t, (uint32_t)partition);
     return (int)len;
 }
 
@@ -130,7 +92,7 @@ static bool take_name(const uint8_t **p, const uint8_t *end, char *out)
 {
     if (end - *p < 2)
         return false;
-    size_t n = get_be16(*p);
+    size_t n = rn_get_be16(*p);
     *p += 2;
     if (n < 1 || n > RN_OFFSETS_MAX_NAME || (size_t)(end - *p) < n || memchr(*p, 0, n))
         return false;
@@ -150,7 +112,7 @@ int rn_offsets_key_decode(const uint8_t *buf, size_t len, char *group, char *top
     const uint8_t *p = buf + 1, *end = buf + len;
     if (!take_name(&p, end, group) || !take_name(&p, end, topic) || end - p != 4)
         return -RN_E_CORRUPT_FILE;
-    int32_t part = (int32_t)get_be32(p);
+    int32_t part = (int32_t)rn_get_be32(p);
     if (part < 0)
         return -RN_E_CORRUPT_FILE;
     *partition = part;
@@ -166,9 +128,9 @@ int rn_offsets_value_encode(uint8_t *buf, size_t cap, int64_t offset, int64_t co
     if (cap < 19 + m)
         return -ENOBUFS;
     buf[0] = VALUE_VERSION;
-    put_be64(buf + 1, (uint64_t)offset);
-    put_be64(buf + 9, (uint64_t)commit_ms);
-    put_be16(buf + 17, (uint16_t)m);
+    rn_put_be64(buf + 1, (uint64_t)offset);
+    rn_put_be64(buf + 9, (uint64_t)commit_ms);
+    rn_put_be16(buf + 17, (uint16_t)m);
     if (m)
         memcpy(buf + 19, metadata, m);
     return (int)(19 + m);
@@ -183,12 +145,12 @@ int rn_offsets_value_decode(const uint8_t *buf, size_t len, int64_t *offset, int
         return -EPROTONOSUPPORT;
     if (len < 19)
         return -RN_E_CORRUPT_FILE;
-    size_t m = get_be16(buf + 17);
-    int64_t off = (int64_t)get_be64(buf + 1);
+    size_t m = rn_get_be16(buf + 17);
+    int64_t off = (int64_t)rn_get_be64(buf + 1);
     if (len != 19 + m || m > RN_OFFSETS_MAX_METADATA || off < 0)
         return -RN_E_CORRUPT_FILE;
     *offset = off;
-    *commit_ms = (int64_t)get_be64(buf + 9);
+    *commit_ms = (int64_t)rn_get_be64(buf + 9);
     *metadata = buf + 19;
     *metadata_len = m;
     return 0;

@@ -52,6 +52,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "protocol/bytes.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 
@@ -71,45 +72,6 @@
 #define CRC_CHUNK ((size_t)1 << 30)
 
 /* ---- Big-endian fields ------------------------------------------------- */
-
-static inline uint16_t get_be16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return be16toh(v);
-}
-
-static inline uint32_t get_be32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return be32toh(v);
-}
-
-static inline uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return be64toh(v);
-}
-
-static inline void put_be16(uint8_t *p, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(p, &v, 2);
-}
-
-static inline void put_be32(uint8_t *p, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p, &v, 4);
-}
-
-static inline void put_be64(uint8_t *p, uint64_t v)
-{
-    v = htobe64(v);
-    memcpy(p, &v, 8);
-}
 
 /* ---- Zigzag varints ---------------------------------------------------- */
 
@@ -222,38 +184,38 @@ uint32_t rn_crc32c(const void *buf, size_t len)
 
 static void decode_header(const uint8_t *p, rn_batch_header *h)
 {
-    h->base_offset = (int64_t)get_be64(p + RN_BATCH_OFF_BASE_OFFSET);
-    h->batch_length = (int32_t)get_be32(p + RN_BATCH_OFF_LENGTH);
-    h->partition_leader_epoch = (int32_t)get_be32(p + RN_BATCH_OFF_LEADER_EPOCH);
+    h->base_offset = (int64_t)rn_get_be64(p + RN_BATCH_OFF_BASE_OFFSET);
+    h->batch_length = (int32_t)rn_get_be32(p + RN_BATCH_OFF_LENGTH);
+    h->partition_leader_epoch = (int32_t)rn_get_be32(p + RN_BATCH_OFF_LEADER_EPOCH);
     h->magic = (int8_t)p[RN_BATCH_OFF_MAGIC];
-    h->crc = get_be32(p + RN_BATCH_OFF_CRC);
-    h->attributes = (int16_t)get_be16(p + RN_BATCH_OFF_ATTRIBUTES);
-    h->last_offset_delta = (int32_t)get_be32(p + RN_BATCH_OFF_LAST_OFFSET_DELTA);
-    h->base_timestamp = (int64_t)get_be64(p + RN_BATCH_OFF_BASE_TIMESTAMP);
-    h->max_timestamp = (int64_t)get_be64(p + RN_BATCH_OFF_MAX_TIMESTAMP);
-    h->producer_id = (int64_t)get_be64(p + RN_BATCH_OFF_PRODUCER_ID);
-    h->producer_epoch = (int16_t)get_be16(p + RN_BATCH_OFF_PRODUCER_EPOCH);
-    h->base_sequence = (int32_t)get_be32(p + RN_BATCH_OFF_BASE_SEQUENCE);
-    h->records_count = (int32_t)get_be32(p + RN_BATCH_OFF_RECORDS_COUNT);
+    h->crc = rn_get_be32(p + RN_BATCH_OFF_CRC);
+    h->attributes = (int16_t)rn_get_be16(p + RN_BATCH_OFF_ATTRIBUTES);
+    h->last_offset_delta = (int32_t)rn_get_be32(p + RN_BATCH_OFF_LAST_OFFSET_DELTA);
+    h->base_timestamp = (int64_t)rn_get_be64(p + RN_BATCH_OFF_BASE_TIMESTAMP);
+    h->max_timestamp = (int64_t)rn_get_be64(p + RN_BATCH_OFF_MAX_TIMESTAMP);
+    h->producer_id = (int64_t)rn_get_be64(p + RN_BATCH_OFF_PRODUCER_ID);
+    h->producer_epoch = (int16_t)rn_get_be16(p + RN_BATCH_OFF_PRODUCER_EPOCH);
+    h->base_sequence = (int32_t)rn_get_be32(p + RN_BATCH_OFF_BASE_SEQUENCE);
+    h->records_count = (int32_t)rn_get_be32(p + RN_BATCH_OFF_RECORDS_COUNT);
 }
 
 /* Everything but the CRC goes in; the CRC is computed over the result. */
 static void encode_header(uint8_t *p, const rn_batch_header *h)
 {
-    put_be64(p + RN_BATCH_OFF_BASE_OFFSET, (uint64_t)h->base_offset);
-    put_be32(p + RN_BATCH_OFF_LENGTH, (uint32_t)h->batch_length);
-    put_be32(p + RN_BATCH_OFF_LEADER_EPOCH, (uint32_t)h->partition_leader_epoch);
+    rn_put_be64(p + RN_BATCH_OFF_BASE_OFFSET, (uint64_t)h->base_offset);
+    rn_put_be32(p + RN_BATCH_OFF_LENGTH, (uint32_t)h->batch_length);
+    rn_put_be32(p + RN_BATCH_OFF_LEADER_EPOCH, (uint32_t)h->partition_leader_epoch);
     p[RN_BATCH_OFF_MAGIC] = (uint8_t)h->magic;
-    put_be16(p + RN_BATCH_OFF_ATTRIBUTES, (uint16_t)h->attributes);
-    put_be32(p + RN_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)h->last_offset_delta);
-    put_be64(p + RN_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)h->base_timestamp);
-    put_be64(p + RN_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)h->max_timestamp);
-    put_be64(p + RN_BATCH_OFF_PRODUCER_ID, (uint64_t)h->producer_id);
-    put_be16(p + RN_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)h->producer_epoch);
-    put_be32(p + RN_BATCH_OFF_BASE_SEQUENCE, (uint32_t)h->base_sequence);
-    put_be32(p + RN_BATCH_OFF_RECORDS_COUNT, (uint32_t)h->records_count);
+    rn_put_be16(p + RN_BATCH_OFF_ATTRIBUTES, (uint16_t)h->attributes);
+    rn_put_be32(p + RN_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)h->last_offset_delta);
+    rn_put_be64(p + RN_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)h->base_timestamp);
+    rn_put_be64(p + RN_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)h->max_timestamp);
+    rn_put_be64(p + RN_BATCH_OFF_PRODUCER_ID, (uint64_t)h->producer_id);
+    rn_put_be16(p + RN_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)h->producer_epoch);
+    rn_put_be32(p + RN_BATCH_OFF_BASE_SEQUENCE, (uint32_t)h->base_sequence);
+    rn_put_be32(p + RN_BATCH_OFF_RECORDS_COUNT, (uint32_t)h->records_count);
     size_t size = rn_batch_size(h);
-    put_be32(p + RN_BATCH_OFF_CRC, rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START));
+    rn_put_be32(p + RN_BATCH_OFF_CRC, rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START));
 }
 
 int rn_batch_peek(const void *buf, size_t len, size_t max_len, rn_batch_header *h)
@@ -345,8 +307,8 @@ int rn_batch_check(const void *buf, size_t len, size_t max_len, rn_batch_header 
 void rn_batch_stamp(void *buf, int64_t base_offset, int32_t partition_leader_epoch)
 {
     uint8_t *p = buf;
-    put_be64(p + RN_BATCH_OFF_BASE_OFFSET, (uint64_t)base_offset);
-    put_be32(p + RN_BATCH_OFF_LEADER_EPOCH, (uint32_t)partition_leader_epoch);
+    rn_put_be64(p + RN_BATCH_OFF_BASE_OFFSET, (uint64_t)base_offset);
+    rn_put_be32(p + RN_BATCH_OFF_LEADER_EPOCH, (uint32_t)partition_leader_epoch);
 }
 
 /* ---- zstd ---------------------------------------------------------------- */

@@ -50,23 +50,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/bytes.h"
 #include "protocol/errors.h"
 #include "protocol/frame.h"
 
 /* ---- Small helpers -------------------------------------------------------- */
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return be32toh(v);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p, &v, 4);
-}
 
 __attribute__((format(printf, 4, 5))) static int fail(int err, char *errbuf, size_t errlen,
                                                       const char *fmt, ...)
@@ -220,7 +208,7 @@ static int check_header_len(rn_frame_decoder *d, uint32_t frame_len, uint32_t he
 /* Slices of a frame whose bytes from header_length on start at p. */
 static void frame_at(rn_frame *out, const uint8_t *p, uint32_t frame_len)
 {
-    uint32_t header_len = get_be32(p);
+    uint32_t header_len = rn_get_be32(p);
     out->header = p + 4;
     out->header_len = header_len;
     out->payload = p + 4 + header_len;
@@ -263,7 +251,7 @@ int rn_frame_decoder_feed(rn_frame_decoder *d, const void *buf, size_t len, size
     if (!d->body) {
         if (d->prefix_len == 0 && len >= RN_FRAME_PREFIX_LEN) {
             /* Fast path: the prefix is whole in buf, maybe the frame too. */
-            uint32_t frame_len = get_be32(p), header_len = get_be32(p + 4);
+            uint32_t frame_len = rn_get_be32(p), header_len = rn_get_be32(p + 4);
             if ((r = check_frame_len(d, frame_len)) < 0 ||
                 (r = check_header_len(d, frame_len, header_len)) < 0)
                 return r;
@@ -286,14 +274,14 @@ int rn_frame_decoder_feed(rn_frame_decoder *d, const void *buf, size_t len, size
             d->prefix_len += (uint32_t)n;
             p += n;
             len -= n;
-            if (d->prefix_len >= 4 && (r = check_frame_len(d, get_be32(d->prefix))) < 0)
+            if (d->prefix_len >= 4 && (r = check_frame_len(d, rn_get_be32(d->prefix))) < 0)
                 return r;
             if (d->prefix_len < RN_FRAME_PREFIX_LEN) {
                 *consumed = n;
                 return 0;
             }
-            uint32_t frame_len = get_be32(d->prefix);
-            if ((r = check_header_len(d, frame_len, get_be32(d->prefix + 4))) < 0)
+            uint32_t frame_len = rn_get_be32(d->prefix);
+            if ((r = check_header_len(d, frame_len, rn_get_be32(d->prefix + 4))) < 0)
                 return r;
             if ((r = start_body(d, frame_len, d->prefix + 4)) < 0)
                 return r;
@@ -868,8 +856,8 @@ int rn_frame_encode(const ProtobufCMessage *hdr, size_t payload_len, void *buf, 
     if (cap < *out_len)
         return -ENOBUFS;
     uint8_t *p = buf;
-    put_be32(p, (uint32_t)(4 + header_len + payload_len));
-    put_be32(p + 4, (uint32_t)header_len);
+    rn_put_be32(p, (uint32_t)(4 + header_len + payload_len));
+    rn_put_be32(p + 4, (uint32_t)header_len);
     protobuf_c_message_pack(hdr, p + RN_FRAME_PREFIX_LEN);
     return 0;
 }
