@@ -1157,6 +1157,12 @@ void rn_http_start_stream(rn_http_conn *c, const rn_http_stream_ops *ops, void *
     c->stream = state;
     c->busy = false;
     c->last_send_ms = rn_now_ms();
+    /* The budget bounds what a stream may hold, kernel included: without a
+     * cap, send-buffer autotuning lets a client that stopped reading park
+     * megabytes in the kernel before the budget (our queue) even starts to
+     * fill. Linux doubles the value given. */
+    int sndbuf = (int)c->gw->stream_budget;
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     int status = head_block && strlen(head_block) > 12 ? atoi(head_block + 9) : 200;
     c->gw->m.responses[status >= 100 && status < 600 ? status / 100 : 5]++;
     if (head_block)

@@ -43,7 +43,8 @@
 #define RN_HTTP_TICK_MS          1000
 #define RN_HTTP_MAX_PENDING_IN   (256u << 10) /* unparsed input held while a request runs */
 /* Streams (SSE, WebSocket): the queue a client may have unread, capped by
- * connection.send.budget.bytes; one with a full queue that reads nothing for
+ * connection.send.budget.bytes (the socket's kernel send buffer is capped to
+ * the same size); one with a full queue that reads nothing for
  * RN_HTTP_STALL_MS is cut off (WebSocket close 1008). */
 #define RN_HTTP_STREAM_BUDGET (1u << 20)
 #define RN_HTTP_STALL_MS      3000

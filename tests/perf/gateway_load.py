@@ -14,7 +14,9 @@ received every record, in order, exactly once.
 
 Prints: records delivered, delivery latency (p50/p99/max, produce call to
 client receipt), how many stalled clients were cut off (close 1008 at their
-byte budget), and runneld's RSS before, at peak and after. A benchmark, not
+byte budget), runneld's CPU while producing, and its RSS before, at peak and
+after. The clients share the machine with the broker: on a small machine the
+Python clients' own CPU is part of the latency. A benchmark, not
 a test: it prints figures and exits 1 only when a record went missing or
 the broker failed. Bounded in time: the whole run stays under SECONDS + 40 s.
 """
@@ -57,6 +59,16 @@ def rss_kib(pid):
     except OSError:
         return 0
     return 0
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of pid so far."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
 
 
 def post(port, path, body):
@@ -122,8 +134,20 @@ def client_proc(port, n, expect, ready_q, out_q, deadline):
     out_q.put(asyncio.run(client_main(port, n, expect, ready_q, deadline)))
 
 
+def metric(port, name):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    data = c.getresponse().read().decode()
+    c.close()
+    for line in data.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 async def stalled_main(port, n, ready_q, hold_s, out_q):
-    """Subscribe, never read; report how each socket ended (close code)."""
+    """Subscribe, never read; once the broker reports the cut-offs (or hold_s
+    passes), read: each socket should end with close 1008."""
     url = "ws://127.0.0.1:%d/ws" % port
     conns = []
     for _ in range(n):
@@ -136,7 +160,9 @@ async def stalled_main(port, n, ready_q, hold_s, out_q):
                                   "offset": "end"}))
         conns.append(ws)
         ready_q.put(1)
-    await asyncio.sleep(hold_s)
+    until = time.time() + hold_s
+    while time.time() < until and metric(port, "runnel_stream_budget_closes_total") < n:
+        await asyncio.sleep(0.5)
     codes = []
     for ws in conns:
         try:
@@ -218,6 +244,7 @@ def main():
         rss_ready = rss_kib(proc.pid)
         pad = "x" * max(0, a.value_bytes - 40)
         rss_peak = rss_ready
+        cpu0 = cpu_s(proc.pid)
         t0 = time.time()
         seq = 0
         for k in range(n_calls):
@@ -235,6 +262,7 @@ def main():
             if k % 10 == 0:
                 rss_peak = max(rss_peak, rss_kib(proc.pid))
         t_prod = time.time() - t0
+        cpu_prod = cpu_s(proc.pid) - cpu0
         delivered, lats, errs = 0, [], []
         for _ in per:
             d, l, e = out_q.get(timeout=max(5, deadline - time.time() + 5))
@@ -257,6 +285,8 @@ def main():
               "max %.1f" % (len(lats), pct(lats, 50), pct(lats, 99), max(lats) if lats else 0))
         print("  stalled clients cut off with 1008: %d / %d  (others: %s)"
               % (cut, a.stalled, sorted(set(str(c) for c in codes if c != 1008)) or "-"))
+        print("  runneld CPU while producing: %.1f s over %.1f s (%.0f%% of one core)"
+              % (cpu_prod, t_prod, 100.0 * cpu_prod / t_prod))
         print("  runneld RSS MiB: idle %.1f  with %d sockets %.1f  peak %.1f  after %.1f"
               % (rss0 / 1024, a.clients + a.stalled, rss_ready / 1024, rss_peak / 1024,
                  rss_after / 1024))

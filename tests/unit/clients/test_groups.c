@@ -218,8 +218,6 @@ Test(groups, two_then_three_members_split, .timeout = 60)
     m[2] = member_new(&b, "g", "split", "m2", NULL, NULL);
     rn_consumer_set_rebalance_cb(m[2], on_rebalance, &logs[2]);
     int64_t t3 = wait_balanced(m, 3, &s, 2, 10000);
-    cr_log_info("balanced: 1 member %lld ms, 2 members %lld ms, 3 members %lld ms", (long long)t1,
-                (long long)t2, (long long)t3);
     fprintf(stderr, "groups: balanced: 1 member %lld ms, 2 members %lld ms, 3 members %lld ms\n",
             (long long)t1, (long long)t2, (long long)t3);
     /* Stable: the 2/2/2 split holds while they consume everything. */
