@@ -291,8 +291,10 @@ int rn_consumer_at_end(const rn_consumer *c);
  * session.timeout.ms (10000), heartbeat.interval.ms (1000),
  * auto.offset.reset (earliest), partition.assignment.strategy (sticky|range). */
 
-/* Called inside rn_consumer_poll when partitions are assigned (assigned = 1)
- * or revoked (assigned = 0), before the revoked ones' offsets are committed. */
+/* Called inside rn_consumer_poll (and rn_consumer_unsubscribe /
+ * rn_consumer_close, which revoke everything) when partitions are assigned
+ * (assigned = 1) or revoked (assigned = 0), before the revoked ones' offsets
+ * are committed. */
 typedef void (*rn_rebalance_cb)(void *arg, int assigned, const char *topic, int32_t partition);
 void rn_consumer_set_rebalance_cb(rn_consumer *c, rn_rebalance_cb cb, void *arg);
 
