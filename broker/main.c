@@ -236,10 +236,16 @@ int main(int argc, char **argv)
 
     if (rn_reactor_listen(&b->reactors[0], b->cfg.listen) < 0)
         return 1;
-    /* HTTP gateways (REST, SSE, WebSocket) after the native listener. */
-    if (rn_gateway_listen(&b->reactors[0], b->cfg.http) < 0)
+    /* HTTP gateways (REST, SSE, WebSocket) after the native listener. An
+     * address other than the default must be had; the default one may be
+     * taken by another broker on the machine (then: a warning, no HTTP). */
+    static rn_config defaults;
+    rn_config_default(&defaults);
+    bool http_required = strcmp(b->cfg.http, defaults.http) != 0;
+    if (rn_gateway_listen(&b->reactors[0], b->cfg.http, http_required) < 0)
         return 1;
-    rn_logfmt(RN_INFO, "http listening", "http=%s", b->cfg.http);
+    if (b->reactors[0].gw)
+        rn_logfmt(RN_INFO, "http listening", "http=%s", b->cfg.http);
     b->ready = true;
     char flush[48];
     rn_logfmt(RN_INFO, "runneld listening",

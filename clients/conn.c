@@ -36,6 +36,15 @@
  *     does not fit (wrong body, bad frame) breaks the connection, since the
  *     stream can no longer be trusted.
  *
+ * Receiving: recv() fills a 256 KiB buffer whose frames the decoder returns
+ * in place (no copy). A frame that does not fit what was received and is
+ * large (a Fetch answer of up to max.partition.fetch.bytes per partition) is
+ * instead received straight into a buffer of its own size, kept from frame to
+ * frame, and fed to the decoder whole once complete: without it the decoder
+ * would copy every byte of it once more into a fresh allocation, whose page
+ * faults cost more than the copy. That buffer and its fill level (struct rx)
+ * live behind c->rbuf, the one receive field internal.h gives a connection.
+ *
  * Host names are resolved with getaddrinfo when a connect starts, which may
  * block on DNS; numeric addresses (the usual case) never do. Every address
  * of a name is tried in turn within one connect.timeout.ms.
@@ -55,8 +64,27 @@
 #include <unistd.h>
 
 #include "clients/internal.h"
+#include "protocol/bytes.h"
 
 #define RBUF_SIZE (256u << 10)
+/* Frames at least this large that are not whole in one recv are received in
+ * place (see the top of the file); smaller ones are not worth a buffer. */
+#define BIG_FRAME (64u << 10)
+/* A big-frame buffer larger than this is freed after its frame instead of kept. */
+#define BIG_KEEP (64u << 20)
+
+/* What c->rbuf points to. */
+typedef struct rx {
+    uint8_t *frame;    /* a big frame (its 4-byte length included), or NULL */
+    size_t have, need; /* bytes of it received, its size; need 0: none in progress */
+    size_t cap;        /* size of the frame allocation */
+    uint8_t buf[];     /* RBUF_SIZE bytes (c->rbuf_cap) for recv */
+} rx;
+
+static rx *rx_of(const rn__conn *c)
+{
+    return (rx *)(void *)c->rbuf;
+}
 
 struct rn__pending {
     uint32_t cid;
@@ -154,6 +182,8 @@ void rn__client_fini(rn__client *cl)
             freeaddrinfo(c->ai);
         rn_frame_decoder_fini(&c->dec);
         free(c->out);
+        if (c->rbuf)
+            free(rx_of(c)->frame);
         free(c->rbuf);
         free(c->host);
         free(c);
@@ -183,7 +213,9 @@ rn__conn *rn__client_conn(rn__client *cl, const char *host, uint16_t port)
     if (!c)
         return NULL;
     c->host = strdup(host);
-    c->rbuf = malloc(RBUF_SIZE);
+    c->rbuf = malloc(sizeof(rx) + RBUF_SIZE);
+    if (c->rbuf)
+        memset(c->rbuf, 0, sizeof(rx));
     if (!c->host || !c->rbuf) {
         free(c->host);
         free(c->rbuf);
@@ -241,6 +273,7 @@ static void conn_fail(rn__conn *c, int err, const char *fmt, ...)
     c->sent_total = c->queued_total;
     rn_frame_decoder_fini(&c->dec);
     rn_frame_decoder_init(&c->dec, &c->cl->lim);
+    rx_of(c)->need = rx_of(c)->have = 0;
     /* Detach first: callbacks may queue new requests on c. */
     rn__pending *p = c->head;
     c->head = c->tail = NULL;
@@ -523,29 +556,109 @@ static bool dispatch(rn__conn *c, const rn_frame *f)
     return true;
 }
 
-static void conn_read(rn__conn *c)
+/* recv what the socket has, up to len bytes: > 0 bytes read, 0 nothing now
+ * (EAGAIN), -1 the connection failed (conn_fail done). */
+static ssize_t conn_recv(rn__conn *c, void *buf, size_t len)
 {
-    /* Bounded: one busy connection must not starve the others. */
-    for (int round = 0; round < 16; round++) {
-        ssize_t n = recv(c->fd, c->rbuf, c->rbuf_cap, MSG_DONTWAIT);
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);
+        if (n > 0)
+            return n;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
+            return 0;
         if (n < 0) {
             int err = -errno;
             conn_fail(c, err, "connection to %s:%u: %s", c->host, c->port, strerror(-err));
-            return;
-        }
-        if (n == 0) {
+        } else {
             conn_fail(c, -ECONNRESET, "connection to %s:%u closed by the broker", c->host, c->port);
-            return;
         }
+        return -1;
+    }
+}
+
+/* Feed a whole big frame to the decoder (it returns it in place) and dispatch
+ * it. Returns false when the connection failed. */
+static bool big_frame_done(rn__conn *c)
+{
+    rx *x = rx_of(c);
+    size_t used = 0, need = x->need;
+    rn_frame f;
+    int r = rn_frame_decoder_feed(&c->dec, x->frame, need, &used, &f);
+    x->need = x->have = 0;
+    if (r < 0) {
+        conn_fail(c, r, "bad frame from %s:%u: %s", c->host, c->port,
+                  rn_frame_decoder_errmsg(&c->dec));
+        return false;
+    }
+    /* Fed at a frame boundary with exactly one whole frame, the decoder returns
+     * it in place; anything else means the stream is out of step. */
+    if (r != 1 || used != need) {
+        conn_fail(c, -RN_E_INVALID_REQUEST, "bad frame from %s:%u: not one whole frame", c->host,
+                  c->port);
+        return false;
+    }
+    bool ok = dispatch(c, &f);
+    if (x->cap > BIG_KEEP) {
+        free(x->frame);
+        x->frame = NULL;
+        x->cap = 0;
+    }
+    return ok;
+}
+
+/* buf[0, len) starts at a frame boundary with a frame that is big and not
+ * whole in it: move it to the big-frame buffer, where the rest is received in
+ * place. False when it is not such a frame or there is no memory (then the
+ * decoder gathers it as usual). */
+static bool big_frame_start(rn__conn *c, const uint8_t *buf, size_t len)
+{
+    rx *x = rx_of(c);
+    if (len < RN_FRAME_PREFIX_LEN || rn_frame_decoder_buffered(&c->dec) != 0)
+        return false;
+    uint32_t frame_len = rn_get_be32(buf);
+    /* Larger than the limit: left to the decoder, which refuses it. */
+    if (frame_len < BIG_FRAME || frame_len > c->cl->lim.max_request || 4 + (size_t)frame_len <= len)
+        return false;
+    size_t need = 4 + (size_t)frame_len;
+    if (x->cap < need) {
+        free(x->frame);
+        x->frame = malloc(need);
+        x->cap = x->frame ? need : 0;
+        if (!x->frame)
+            return false;
+    }
+    memcpy(x->frame, buf, len);
+    x->have = len;
+    x->need = need;
+    return true;
+}
+
+static void conn_read(rn__conn *c)
+{
+    rx *x = rx_of(c);
+    /* Bounded: one busy connection must not starve the others. */
+    for (int round = 0; round < 16; round++) {
+        if (x->need) {
+            ssize_t n = conn_recv(c, x->frame + x->have, x->need - x->have);
+            if (n <= 0)
+                return;
+            x->have += (size_t)n;
+            if (x->have == x->need && !big_frame_done(c))
+                return;
+            continue;
+        }
+        ssize_t n = conn_recv(c, x->buf, c->rbuf_cap);
+        if (n <= 0)
+            return;
         size_t off = 0;
         while (off < (size_t)n) {
+            if (big_frame_start(c, x->buf + off, (size_t)n - off))
+                break;
             size_t used = 0;
             rn_frame f;
-            int r = rn_frame_decoder_feed(&c->dec, c->rbuf + off, (size_t)n - off, &used, &f);
+            int r = rn_frame_decoder_feed(&c->dec, x->buf + off, (size_t)n - off, &used, &f);
             if (r < 0) {
                 conn_fail(c, r, "bad frame from %s:%u: %s", c->host, c->port,
                           rn_frame_decoder_errmsg(&c->dec));
@@ -555,7 +668,7 @@ static void conn_read(rn__conn *c)
             if (r == 1 && !dispatch(c, &f))
                 return;
         }
-        if ((size_t)n < c->rbuf_cap)
+        if ((size_t)n < c->rbuf_cap && !x->need)
             return;
     }
 }

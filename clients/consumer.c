@@ -9,15 +9,24 @@
  *              batches already buffered (>= position).
  *
  * and a buffer of fetched bytes (chunks: the partition's slice of each Fetch
- * answer, copied out of the receive buffer, whole batches only). Flow:
+ * answer, whole batches only). A large answer spans several recv()s, so the
+ * connection's frame decoder gathers it into an allocation of its own: fetch_cb
+ * takes that allocation over (rn_frame_decoder_steal) and the chunks of every
+ * partition of the answer point into it, sharing it by reference count (a
+ * fblob): past the decoder's one copy out of the receive buffer, fetched bytes
+ * are never copied again. A small answer that came whole in the receive buffer
+ * is copied, since that buffer is reused by the next recv; so is one the
+ * connection received in place into its big-frame buffer (conn.c), into a
+ * chunk buffer recycled from the chunks of earlier polls (a few are kept), so
+ * that reading a stream does not keep faulting in fresh pages. Flow:
  *
  *   pump ──Fetch(fetch_pos) per leader──▶ broker (long-poll: fetch.min.bytes,
  *     ▲                                           fetch.max.wait.ms)
  *     │ prefetch: a partition is fetched          │ answer
  *     │ again as soon as less than                ▼
  *     │ max.partition.fetch.bytes is    chunks += whole batches, fetch_pos moves,
- *     │ buffered, so the next answer    high watermark noted
- *     │ is on its way while the                   │
+ *     │ left undecoded, so the next     high watermark noted
+ *     │ answer is on its way while the            │
  *     │ application works                         ▼
  *     └──────────────────────────── rn_consumer_poll: verify each batch
  *                                   (rn_batch_verify when check.crcs), skip
@@ -87,9 +96,18 @@
 #include "clients/internal.h"
 #include "protocol/batch.h"
 
+/* A Fetch answer's frame, taken from the decoder: the chunks cut from it
+ * share it; the last one released frees it. */
+typedef struct fblob {
+    uint8_t *mem;
+    size_t refs;
+} fblob;
+
 typedef struct chunk {
-    uint8_t *data;
+    uint8_t *data; /* into blob->mem, or an allocation of its own when blob is NULL */
     size_t len, off;
+    size_t cap; /* size of data's allocation when it is its own */
+    fblob *blob;
     struct chunk *next;
 } chunk;
 
@@ -99,7 +117,7 @@ typedef struct cpart {
     int64_t position, fetch_pos;
     int64_t hw, log_start, leo;
     chunk *head, *tail;
-    size_t buffered;
+    size_t buffered; /* bytes of the chunks not decoded yet: the sum of len - off */
     bool fetching;
     bool stopped; /* OFFSET_OUT_OF_RANGE or a fatal error: until seek */
     bool corrupt; /* a chunk holds bytes that are not a batch: decode reports it */
@@ -163,6 +181,10 @@ struct rn_consumer {
     void **to_free; /* headers arrays and zstd buffers of the last poll */
     size_t n_free, cap_free;
     chunk *retired; /* consumed or dropped chunks of the last poll */
+    /* Allocations of freed chunks, kept for the next copies (largest first). */
+    uint8_t *spare[4];
+    size_t spare_cap[4];
+    size_t n_spare;
     int pending_err;
     char pending_msg[512];
     int64_t fail_since; /* first transport failure of the current streak, 0 none */
@@ -184,6 +206,66 @@ static void free_part(cpart *p);
 static void group_timer(const rn_consumer *c, int64_t now, int64_t *t);
 
 /* ---- Memory that messages may point into ------------------------------------------------ */
+
+static void blob_release(fblob *b)
+{
+    if (b && --b->refs == 0) {
+        free(b->mem);
+        free(b);
+    }
+}
+
+static void chunk_free(chunk *ch)
+{
+    if (ch->blob)
+        blob_release(ch->blob);
+    else
+        free(ch->data);
+    free(ch);
+}
+
+/* Free ch, keeping its allocation for a later chunk when it is among the
+ * largest seen. */
+static void chunk_recycle(rn_consumer *c, chunk *ch)
+{
+    if (!ch->blob && ch->data) {
+        size_t n = c->n_spare, i = n;
+        if (n == 4 && c->spare_cap[3] < ch->cap) {
+            free(c->spare[3]);
+            n = c->n_spare = 3;
+        }
+        if (n < 4) {
+            for (i = n; i > 0 && c->spare_cap[i - 1] < ch->cap; i--) {
+                c->spare[i] = c->spare[i - 1];
+                c->spare_cap[i] = c->spare_cap[i - 1];
+            }
+            c->spare[i] = ch->data;
+            c->spare_cap[i] = ch->cap;
+            c->n_spare++;
+            ch->data = NULL;
+        }
+    }
+    chunk_free(ch);
+}
+
+/* A buffer of at least len bytes: the smallest spare that fits, else a new one. */
+static uint8_t *chunk_alloc(rn_consumer *c, size_t len, size_t *cap)
+{
+    for (size_t i = c->n_spare; i > 0; i--) {
+        if (c->spare_cap[i - 1] < len)
+            continue;
+        uint8_t *b = c->spare[i - 1];
+        *cap = c->spare_cap[i - 1];
+        for (size_t j = i; j < c->n_spare; j++) {
+            c->spare[j - 1] = c->spare[j];
+            c->spare_cap[j - 1] = c->spare_cap[j];
+        }
+        c->n_spare--;
+        return b;
+    }
+    *cap = len;
+    return malloc(len);
+}
 
 static int keep(rn_consumer *c, void *ptr)
 {
@@ -212,8 +294,7 @@ static void release_previous(rn_consumer *c)
     while (c->retired) {
         chunk *ch = c->retired;
         c->retired = ch->next;
-        free(ch->data);
-        free(ch);
+        chunk_recycle(c, ch);
     }
     /* Removed partitions: no message points at them any more; those with a
      * Fetch in flight wait for its answer (invariant 5). */
@@ -236,7 +317,7 @@ static void retire_head(rn_consumer *c, cpart *p)
     p->head = ch->next;
     if (!p->head)
         p->tail = NULL;
-    p->buffered -= ch->len;
+    p->buffered -= ch->len - ch->off;
     ch->next = c->retired;
     c->retired = ch;
 }
@@ -291,8 +372,9 @@ static cpart *find_part(rn_consumer *c, const char *topic, int32_t partition)
     return NULL;
 }
 
-/* Append the whole batches of one partition's answer; returns false on ENOMEM. */
-static bool take_data(cpart *p, const uint8_t *data, size_t len)
+/* Append the whole batches of one partition's answer: a slice of blob when
+ * there is one (no copy), else a copy. Returns false on ENOMEM. */
+static bool take_data(rn_consumer *c, cpart *p, fblob *blob, const uint8_t *data, size_t len)
 {
     size_t whole = 0;
     int64_t next = p->fetch_pos;
@@ -315,14 +397,21 @@ static bool take_data(cpart *p, const uint8_t *data, size_t len)
     if (whole == 0)
         return true;
     chunk *ch = calloc(1, sizeof(*ch));
-    uint8_t *copy = malloc(whole);
-    if (!ch || !copy) {
+    size_t cap = 0;
+    uint8_t *copy = blob || !ch ? NULL : chunk_alloc(c, whole, &cap);
+    if (!ch || (!blob && !copy)) {
         free(ch);
-        free(copy);
         return false;
     }
-    memcpy(copy, data, whole);
-    ch->data = copy;
+    ch->cap = cap;
+    if (blob) {
+        ch->data = (uint8_t *)data;
+        ch->blob = blob;
+        blob->refs++;
+    } else {
+        memcpy(copy, data, whole);
+        ch->data = copy;
+    }
     ch->len = whole;
     if (p->tail)
         p->tail->next = ch;
@@ -341,6 +430,7 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
     rn_consumer *c = fr->c;
     const rn_conf *conf = c->cl.conf;
     int64_t now = rn__now_ms();
+    fblob *blob = NULL;
     for (size_t i = 0; i < fr->n; i++)
         fr->parts[i]->fetching = false;
     if (err || resp->hdr->error_code) {
@@ -364,6 +454,19 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
         goto out;
     }
     c->fail_since = 0;
+    /* The answer is the frame the connection's decoder returned last: take its
+     * allocation when it has one (see the top of the file). The callback holds
+     * a reference until it returns, so a frame no chunk uses is freed at once;
+     * without memory for the fblob, the slices are copied as for a small answer. */
+    uint8_t *stolen = rn_frame_decoder_steal(&conn->dec);
+    if (stolen) {
+        blob = malloc(sizeof(*blob));
+        if (blob) {
+            blob->mem = stolen;
+            blob->refs = 1;
+            stolen = NULL;
+        }
+    }
     Runnel__FetchResponse *fres = resp->hdr->fetch;
     size_t off = 0;
     for (size_t k = 0; k < fres->n_partitions; k++) {
@@ -413,10 +516,12 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
             }
             continue;
         }
-        if (len && !take_data(p, data, len)) {
+        if (len && !take_data(c, p, blob, data, len)) {
             p->retry_at = now + conf->retry_backoff_ms; /* out of memory: fetch it again later */
         }
     }
+    blob_release(blob);
+    free(stolen);
 out:
     free(fr);
 }
@@ -619,6 +724,7 @@ static int decode_batch(rn_consumer *c, cpart *p)
     int64_t next = h.base_offset + h.last_offset_delta + 1;
     if ((h.attributes & RN_BATCH_ATTR_CONTROL) || next <= p->position) {
         ch->off += size;
+        p->buffered -= size;
         if (next > p->position)
             p->position = next;
         return 1;
@@ -664,6 +770,7 @@ static int decode_batch(rn_consumer *c, cpart *p)
     if (full)
         return 1; /* the batch stays at the head: the next poll resumes at position */
     ch->off += size;
+    p->buffered -= size;
     if (next > p->position)
         p->position = next;
     return 1;
@@ -1580,8 +1687,7 @@ static void free_part(cpart *p)
 {
     for (chunk *ch = p->head, *next; ch; ch = next) {
         next = ch->next;
-        free(ch->data);
-        free(ch);
+        chunk_free(ch);
     }
     free(p->topic);
     free(p);
@@ -1761,6 +1867,8 @@ void rn_consumer_close(rn_consumer *c)
     for (size_t i = 0; i < c->n_parts; i++)
         free_part(c->parts[i]);
     free(c->parts);
+    for (size_t i = 0; i < c->n_spare; i++)
+        free(c->spare[i]);
     free(c->msgs);
     free(c->to_free);
     free(c->asg_topics);

@@ -1,13 +1,1173 @@
 /*
- * consumers.c — REST Proxy v2 consumer instances (stub while the rest is built).
+ * consumers.c — REST Proxy v2 consumer instances, backed by the group
+ * coordinator through the same requests a native group consumer sends.
+ *
+ * An instance is a group member the gateway holds for an HTTP client:
+ *   POST /consumers/{g} {"name","format","auto.offset.reset","auto.commit.enable"}
+ *        → {"instance_id","base_uri"}
+ * then, under /consumers/{g}/instances/{i}: subscription (POST/GET/DELETE),
+ * assignments (GET), records (GET ?timeout=&max_bytes=), offsets (POST =
+ * commit, GET = committed), positions[/beginning|/end] (POST = seek), and
+ * DELETE to leave the group.
+ *
+ * Membership: every instance heartbeats (GroupHeartbeat) from one 100 ms
+ * timer of the gateway, at the interval the coordinator asks (1 s when
+ * stable, 100 ms while partitions move), owning exactly the partitions of
+ * its last answer — a partition taken away is dropped at once, so the
+ * coordinator can hand it on. An unknown or fenced member joins again.
+ *
+ * A records poll runs in steps, each a broker request on the instance's own
+ * in-process client:
+ *   1. FetchOffsets for partitions whose position is unknown (committed
+ *      offsets of the group);
+ *   2. ListOffsets for those still unknown (auto.offset.reset) or seeked to
+ *      the beginning or end;
+ *   3. Fetch from every position (long poll: ?timeout=, default 1000 ms),
+ *      records rendered as JSON (json.c), positions moved past them.
+ * With auto.commit.enable (default true, as in REST Proxy) positions that
+ * moved are committed on the next heartbeat turn.
+ *
+ * Positions: >= 0 the next offset to read; POS_UNKNOWN, POS_BEGINNING,
+ * POS_END are resolved by steps 1–2.
+ *
+ * Life: an instance lives until DELETE, until it is unused for
+ * INSTANCE_IDLE_MS (as consumer.instance.timeout.ms), or until shutdown.
+ * Freeing it closes its client, which drops whatever it had in flight; an
+ * HTTP request still waiting on it gets 40403 first. Instances sit in one
+ * list per gateway (a handful is the expected count, so look-ups scan it).
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "broker/gateway/consumers.h"
+#include "broker/gateway/json.h"
+#include "broker/logfmt.h"
+
+#define TIMER_MS           100
+#define INSTANCE_IDLE_MS   300000
+#define MAX_INSTANCES      1000
+#define MAX_TOPICS         100
+#define DEFAULT_POLL_MS    1000
+#define MAX_POLL_MS        30000
+#define DEFAULT_POLL_BYTES (1u << 20)
+#define MAX_POLL_BYTES     (16u << 20)
+
+#define POS_UNKNOWN   (-1)
+#define POS_BEGINNING (-2)
+#define POS_END       (-3)
+
+typedef struct cpart {
+    char *topic;
+    int32_t partition;
+    int64_t position;
+    int64_t committed; /* what auto-commit last wrote (or read), -1 none */
+} cpart;
+
+enum op_kind { OP_NONE, OP_POLL_COMMITTED, OP_POLL_RESET, OP_POLL_FETCH, OP_COMMIT, OP_COMMITTED };
+
+typedef struct cinst {
+    struct cinst *next, *prev;
+    rn_consumers *cs;
+    char group[RN_GROUP_ID_MAX + 1];
+    char name[RN_GROUP_MEMBER_ID_MAX + 1];
+    char member_id[RN_GROUP_MEMBER_ID_MAX + 1];
+    int32_t epoch;
+    enum rn_gw_format fmt;
+    bool reset_earliest, auto_commit;
+    char **topics;
+    size_t n_topics;
+    cpart *parts;
+    size_t n_parts;
+    rn_gw_client client;
+    /* heartbeat */
+    rn_gw_call hb_call;
+    bool hb_inflight, leaving;
+    int64_t next_hb_ms;
+    /* auto-commit */
+    rn_gw_call ac_call;
+    bool ac_inflight;
+    /* the HTTP request being served */
+    rn_gw_call op_call;
+    enum op_kind op;
+    rn_io_op kick_op; /* the next poll step runs from a NOP, never inside an answer */
+    bool kick_armed;
+    rn_http_conn *waiter; /* referenced while set */
+    uint32_t poll_ms, poll_bytes;
+    int64_t last_used_ms;
+    bool dead;
+    int refs; /* the list + each call in flight */
+} cinst;
 
 struct rn_consumers {
     rn_gateway *gw;
+    cinst *list;
+    unsigned n;
+    rn_io_op timer_op, cancel_op;
+    struct __kernel_timespec ts;
+    bool timer_armed, cancel_inflight, stopping;
 };
+
+static void inst_unref(cinst *in);
+
+/* ---- Helpers ------------------------------------------------------------------------------ */
+
+static void parts_free(cpart *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(p[i].topic);
+    free(p);
+}
+
+static void topics_free(char **t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(t[i]);
+    free(t);
+}
+
+static cinst *inst_find(rn_consumers *cs, const char *group, const char *name)
+{
+    for (cinst *in = cs->list; in; in = in->next)
+        if (!in->dead && !strcmp(in->group, group) && !strcmp(in->name, name))
+            return in;
+    return NULL;
+}
+
+/* Answer the waiting HTTP request (if its connection is still there) and let go of it. */
+static void finish_op(cinst *in)
+{
+    in->op = OP_NONE;
+    if (in->waiter) {
+        rn_http_conn_unref(in->waiter);
+        in->waiter = NULL;
+    }
+}
+
+static bool waiter_alive(cinst *in)
+{
+    return in->waiter && !in->waiter->dead;
+}
+
+static void op_error(cinst *in, int status, int code, const char *msg)
+{
+    if (waiter_alive(in))
+        rn_http_respond_error(in->waiter, status, code, "%s", msg);
+    finish_op(in);
+}
+
+static void op_rn_error(cinst *in, int err, const char *msg)
+{
+    int status, code;
+    rn_gw_error_map(err, true, &status, &code);
+    op_error(in, status, code, msg && *msg ? msg : rn_strerror(err));
+}
+
+/* A call dropped because the instance's client closed: give back its ref. */
+static void hb_dropped(rn_gw_call *call)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, hb_call));
+    in->hb_inflight = false;
+    inst_unref(in);
+}
+
+static void ac_dropped(rn_gw_call *call)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, ac_call));
+    in->ac_inflight = false;
+    inst_unref(in);
+}
+
+static void op_dropped(rn_gw_call *call)
+{
+    inst_unref((cinst *)((char *)call - offsetof(cinst, op_call)));
+}
+
+/* Send h; the call holds a ref until its answer (or drop) — taken first,
+ * since a handler may answer before rn_gw_client_call returns. */
+static int call_broker(cinst *in, rn_gw_call *call, Runnel__RequestHeader *h, rn_gw_answer_cb cb)
+{
+    char err[256] = "";
+    h->client_id = in->name;
+    rn_gw_drop_cb drop = call == &in->hb_call   ? hb_dropped
+                         : call == &in->ac_call ? ac_dropped
+                                                : op_dropped;
+    in->refs++;
+    int rc = rn_gw_client_call(&in->client, h, NULL, 0, call, cb, drop, err, sizeof(err));
+    if (rc < 0)
+        in->refs--;
+    return rc;
+}
+
+/* ---- Life ---------------------------------------------------------------------------------- */
+
+static void inst_unref(cinst *in)
+{
+    if (--in->refs > 0)
+        return;
+    parts_free(in->parts, in->n_parts);
+    topics_free(in->topics, in->n_topics);
+    free(in);
+}
+
+/* Leave the list; calls in flight are dropped (each gives its ref back), an
+ * HTTP request still waiting is answered 40403. */
+static void inst_destroy(cinst *in, const char *why)
+{
+    if (in->dead)
+        return;
+    rn_consumers *cs = in->cs;
+    in->dead = true;
+    in->refs++; /* held while the client's drops give theirs back */
+    if (in->waiter && !in->waiter->dead) {
+        if (cs->stopping)
+            rn_http_respond_error(in->waiter, 503, 50301, "broker is shutting down");
+        else
+            rn_http_respond_error(in->waiter, 404, 40403, "consumer instance %s was removed (%s)",
+                                  in->name, why);
+    }
+    finish_op(in);
+    rn_gw_client_close(&in->client, why);
+    if (in->prev)
+        in->prev->next = in->next;
+    else
+        cs->list = in->next;
+    if (in->next)
+        in->next->prev = in->prev;
+    cs->n--;
+    rn_logfmt(RN_INFO, "consumer instance removed", "group=%s instance=%s reason=%s", in->group,
+              in->name, why);
+    inst_unref(in); /* the list's */
+    inst_unref(in); /* ours */
+}
+
+/* ---- Heartbeats ----------------------------------------------------------------------------- */
+
+static void hb_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                      unsigned n_slices)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, hb_call));
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    in->hb_inflight = false;
+    int64_t now = rn_now_ms();
+    if (in->dead || in->leaving)
+        goto out;
+    if (hdr->error_code) {
+        /* Unknown or fenced: join again owning nothing. Others: retry. */
+        if (hdr->error_code == RN_E_UNKNOWN_MEMBER || hdr->error_code == RN_E_FENCED_MEMBER_EPOCH) {
+            in->epoch = 0;
+            parts_free(in->parts, in->n_parts);
+            in->parts = NULL;
+            in->n_parts = 0;
+        }
+        in->next_hb_ms = now + 500;
+        goto out;
+    }
+    Runnel__GroupHeartbeatResponse *r = hdr->group_heartbeat;
+    if (!r)
+        goto out;
+    snprintf(in->member_id, sizeof(in->member_id), "%s", r->member_id);
+    in->epoch = r->member_epoch;
+    in->next_hb_ms = now + (r->heartbeat_interval_ms ? r->heartbeat_interval_ms : 1000);
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_assignment; i++)
+        n += r->assignment[i]->n_partitions;
+    cpart *np = calloc(n ? n : 1, sizeof(*np));
+    if (!np)
+        goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_assignment; i++) {
+        Runnel__TopicPartitions *tp = r->assignment[i];
+        for (size_t j = 0; j < tp->n_partitions; j++) {
+            cpart *p = &np[k];
+            p->topic = strdup(tp->topic);
+            if (!p->topic) {
+                parts_free(np, k);
+                goto out;
+            }
+            p->partition = tp->partitions[j];
+            p->position = POS_UNKNOWN;
+            p->committed = -1;
+            /* Keep what we knew of a partition we still have. */
+            for (size_t o = 0; o < in->n_parts; o++)
+                if (in->parts[o].partition == p->partition &&
+                    !strcmp(in->parts[o].topic, p->topic)) {
+                    p->position = in->parts[o].position;
+                    p->committed = in->parts[o].committed;
+                }
+            k++;
+        }
+    }
+    parts_free(in->parts, in->n_parts);
+    in->parts = np;
+    in->n_parts = k;
+out:
+    inst_unref(in);
+}
+
+static void heartbeat(cinst *in, bool leave)
+{
+    if (in->hb_inflight)
+        return;
+    Runnel__TopicPartitions *tps = calloc(in->n_parts ? in->n_parts : 1, sizeof(*tps));
+    Runnel__TopicPartitions **tpp = calloc(in->n_parts ? in->n_parts : 1, sizeof(*tpp));
+    int32_t *pids = calloc(in->n_parts ? in->n_parts : 1, sizeof(*pids));
+    if (!tps || !tpp || !pids)
+        goto out;
+    /* One TopicPartitions per partition: simple, and the coordinator merges. */
+    for (size_t i = 0; i < in->n_parts; i++) {
+        runnel__topic_partitions__init(&tps[i]);
+        tps[i].topic = in->parts[i].topic;
+        pids[i] = in->parts[i].partition;
+        tps[i].n_partitions = 1;
+        tps[i].partitions = &pids[i];
+        tpp[i] = &tps[i];
+    }
+    Runnel__GroupHeartbeatRequest q = RUNNEL__GROUP_HEARTBEAT_REQUEST__INIT;
+    q.group_id = in->group;
+    q.member_id = in->member_id;
+    q.member_epoch = leave ? -1 : in->epoch;
+    q.client_id = in->name;
+    q.n_subscribed_topics = in->n_topics;
+    q.subscribed_topics = in->topics;
+    q.n_owned = leave ? 0 : in->n_parts;
+    q.owned = tpp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__GROUP_HEARTBEAT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_GROUP_HEARTBEAT;
+    h.group_heartbeat = &q;
+    /* Set before: the coordinator answers inside the call. */
+    in->hb_inflight = true;
+    if (call_broker(in, &in->hb_call, &h, hb_answer) < 0) {
+        in->hb_inflight = false;
+        in->next_hb_ms = rn_now_ms() + 1000;
+    }
+out:
+    free(tps);
+    free(tpp);
+    free(pids);
+}
+
+static void ac_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                      unsigned n_slices)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, ac_call));
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    in->ac_inflight = false;
+    if (!hdr->error_code && hdr->commit_offsets) {
+        Runnel__CommitOffsetsResponse *r = hdr->commit_offsets;
+        for (size_t i = 0; i < r->n_offsets; i++)
+            for (size_t k = 0; k < in->n_parts; k++)
+                if (!r->offsets[i]->error_code &&
+                    in->parts[k].partition == r->offsets[i]->partition &&
+                    !strcmp(in->parts[k].topic, r->offsets[i]->topic))
+                    in->parts[k].committed = r->offsets[i]->offset;
+    }
+    inst_unref(in);
+}
+
+/* Build and send a CommitOffsets of the given offsets (parallel arrays). */
+static int commit(cinst *in, rn_gw_call *call, rn_gw_answer_cb cb, char **topics, int32_t *parts,
+                  int64_t *offsets, size_t n)
+{
+    Runnel__OffsetCommit *oc = calloc(n ? n : 1, sizeof(*oc));
+    Runnel__OffsetCommit **ocp = calloc(n ? n : 1, sizeof(*ocp));
+    int rc = -ENOMEM;
+    if (oc && ocp) {
+        for (size_t i = 0; i < n; i++) {
+            runnel__offset_commit__init(&oc[i]);
+            oc[i].topic = topics[i];
+            oc[i].partition = parts[i];
+            oc[i].offset = offsets[i];
+            ocp[i] = &oc[i];
+        }
+        Runnel__CommitOffsetsRequest q = RUNNEL__COMMIT_OFFSETS_REQUEST__INIT;
+        q.group_id = in->group;
+        q.member_id = in->member_id;
+        q.member_epoch = in->epoch;
+        q.n_offsets = n;
+        q.offsets = ocp;
+        Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+        h.api = RUNNEL__API__COMMIT_OFFSETS;
+        h.body_case = RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS;
+        h.commit_offsets = &q;
+        rc = call_broker(in, call, &h, cb);
+    }
+    free(oc);
+    free(ocp);
+    return rc;
+}
+
+static void auto_commit(cinst *in)
+{
+    if (!in->auto_commit || in->ac_inflight || !in->member_id[0] || in->epoch <= 0)
+        return;
+    size_t n = 0;
+    char **t = calloc(in->n_parts ? in->n_parts : 1, sizeof(*t));
+    int32_t *p = calloc(in->n_parts ? in->n_parts : 1, sizeof(*p));
+    int64_t *o = calloc(in->n_parts ? in->n_parts : 1, sizeof(*o));
+    if (t && p && o) {
+        for (size_t i = 0; i < in->n_parts; i++) {
+            cpart *cp = &in->parts[i];
+            if (cp->position >= 0 && cp->position != cp->committed) {
+                t[n] = cp->topic;
+                p[n] = cp->partition;
+                o[n] = cp->position;
+                n++;
+            }
+        }
+        if (n) {
+            in->ac_inflight = true;
+            if (commit(in, &in->ac_call, ac_answer, t, p, o, n) < 0)
+                in->ac_inflight = false;
+        }
+    }
+    free(t);
+    free(p);
+    free(o);
+}
+
+static void arm_timer(rn_consumers *cs);
+
+static void timer_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_consumers *cs = (rn_consumers *)((char *)op - offsetof(rn_consumers, timer_op));
+    (void)res;
+    (void)flags;
+    cs->timer_armed = false;
+    if (cs->stopping)
+        return;
+    int64_t now = rn_now_ms();
+    for (cinst *in = cs->list, *next; in; in = next) {
+        next = in->next;
+        if (in->op == OP_NONE && now - in->last_used_ms > INSTANCE_IDLE_MS) {
+            heartbeat(in, true);
+            inst_destroy(in, "idle");
+            continue;
+        }
+        if (now >= in->next_hb_ms && in->n_topics) {
+            heartbeat(in, false);
+            auto_commit(in);
+        }
+    }
+    arm_timer(cs);
+}
+
+static void arm_timer(rn_consumers *cs)
+{
+    if (cs->timer_armed || cs->stopping || !cs->list)
+        return;
+    cs->timer_armed = true;
+    rn_io_timer(cs->gw->r->io, &cs->timer_op, timer_done, &cs->ts, TIMER_MS);
+}
+
+/* ---- Records poll ------------------------------------------------------------------------------
+ */
+
+static void poll_step(cinst *in);
+
+static void kick_done(rn_io_op *op, int res, uint32_t flags)
+{
+    cinst *in = (cinst *)((char *)op - offsetof(cinst, kick_op));
+    (void)res;
+    (void)flags;
+    in->kick_armed = false;
+    if (!in->dead)
+        poll_step(in);
+    inst_unref(in);
+}
+
+/* Go on with the poll from a fresh stack (client.h: answers do not send). */
+static void kick(cinst *in)
+{
+    if (in->kick_armed || in->dead)
+        return;
+    struct io_uring_sqe *sqe = rn_io_sqe(in->cs->gw->r->io, &in->kick_op, kick_done);
+    if (!sqe) {
+        op_error(in, 503, 50301, "io ring unavailable");
+        return;
+    }
+    io_uring_prep_nop(sqe);
+    in->kick_armed = true;
+    in->refs++;
+}
+
+static void poll_committed_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                                  unsigned n_slices)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    if (hdr->error_code) {
+        op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
+    } else {
+        Runnel__FetchOffsetsResponse *r = hdr->fetch_offsets;
+        for (size_t k = 0; k < in->n_parts; k++) {
+            cpart *cp = &in->parts[k];
+            if (cp->position != POS_UNKNOWN)
+                continue;
+            for (size_t i = 0; r && i < r->n_offsets; i++)
+                if (r->offsets[i]->offset >= 0 && r->offsets[i]->partition == cp->partition &&
+                    !strcmp(r->offsets[i]->topic, cp->topic)) {
+                    cp->position = cp->committed = r->offsets[i]->offset;
+                }
+            /* Nothing committed: auto.offset.reset decides. */
+            if (cp->position == POS_UNKNOWN)
+                cp->position = in->reset_earliest ? POS_BEGINNING : POS_END;
+        }
+        in->op = OP_POLL_RESET;
+        kick(in);
+    }
+    inst_unref(in);
+}
+
+static void poll_reset_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                              unsigned n_slices)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    if (hdr->error_code) {
+        op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
+    } else {
+        Runnel__ListOffsetsResponse *r = hdr->list_offsets;
+        for (size_t i = 0; r && i < r->n_partitions; i++) {
+            Runnel__ListOffsetsPartitionResponse *p = r->partitions[i];
+            for (size_t k = 0; k < in->n_parts; k++) {
+                cpart *cp = &in->parts[k];
+                if ((cp->position == POS_BEGINNING || cp->position == POS_END) &&
+                    cp->partition == p->partition && !strcmp(cp->topic, p->topic))
+                    cp->position = p->error_code ? POS_UNKNOWN : p->offset;
+            }
+        }
+        in->op = OP_POLL_FETCH;
+        kick(in);
+    }
+    inst_unref(in);
+}
+
+static int emit_record(void *arg, const rn_json_rec *r)
+{
+    rn_strbuf *out = arg;
+    if (out->len > 1)
+        rn_strbuf_put(out, ",", 1);
+    rn_strbuf_put(out, r->json, r->len);
+    return 0;
+}
+
+static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                              unsigned n_slices)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    rn_strbuf out = {0};
+    if (hdr->error_code || !hdr->fetch) {
+        op_rn_error(in, hdr->error_code ? -(int)hdr->error_code : -RN_E_UNKNOWN,
+                    hdr->error_message);
+        goto out;
+    }
+    rn_strbuf_put(&out, "[", 1);
+    Runnel__FetchResponse *fr = hdr->fetch;
+    unsigned si = 0;
+    for (size_t i = 0; i < fr->n_partitions; i++) {
+        Runnel__FetchPartitionResponse *p = fr->partitions[i];
+        cpart *cp = NULL;
+        for (size_t k = 0; k < in->n_parts; k++)
+            if (in->parts[k].partition == p->partition && !strcmp(in->parts[k].topic, p->topic))
+                cp = &in->parts[k];
+        if (p->error_code == RN_E_OFFSET_OUT_OF_RANGE && cp)
+            cp->position = in->reset_earliest ? POS_BEGINNING : POS_END;
+        if (!p->bytes_len || si >= n_slices)
+            continue;
+        rn_slice *s = &slices[si++];
+        if (!cp)
+            continue; /* taken away meanwhile: its records are not ours to hand out */
+        int64_t next = cp->position;
+        int n = rn_json_render_records(in->cs->gw->render_cache, cp->topic, cp->partition, s->data,
+                                       s->len, cp->position, NULL, 0, in->fmt, &next, emit_record,
+                                       &out);
+        if (n < 0) {
+            rn_strbuf_free(&out);
+            op_error(in, 500, 50001, "cannot render records");
+            goto out;
+        }
+        if (next > cp->position)
+            cp->position = next;
+    }
+    rn_strbuf_put(&out, "]", 1);
+    if (out.failed)
+        op_error(in, 500, 50001, "out of memory");
+    else if (waiter_alive(in)) {
+        rn_http_respond(in->waiter, 200,
+                        in->fmt == RN_GW_FMT_BINARY ? RN_GW_CT_BINARY_V2 : RN_GW_CT_JSON_V2, out.p,
+                        out.len, NULL);
+        finish_op(in);
+    } else {
+        finish_op(in);
+    }
+out:
+    rn_strbuf_free(&out);
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    inst_unref(in);
+}
+
+static void poll_step(cinst *in)
+{
+    if (in->dead)
+        return;
+    int rc = 0;
+    if (in->op == OP_POLL_COMMITTED) {
+        size_t n = 0;
+        for (size_t k = 0; k < in->n_parts; k++)
+            n += in->parts[k].position == POS_UNKNOWN;
+        if (!n) {
+            in->op = OP_POLL_RESET;
+            poll_step(in);
+            return;
+        }
+        Runnel__FetchOffsetsRequest q = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
+        q.group_id = in->group; /* every committed offset of the group: small */
+        Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+        h.api = RUNNEL__API__FETCH_OFFSETS;
+        h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS;
+        h.fetch_offsets = &q;
+        rc = call_broker(in, &in->op_call, &h, poll_committed_answer);
+    } else if (in->op == OP_POLL_RESET) {
+        size_t n = 0;
+        Runnel__ListOffsetsPartition *lp = calloc(in->n_parts ? in->n_parts : 1, sizeof(*lp));
+        Runnel__ListOffsetsPartition **lpp = calloc(in->n_parts ? in->n_parts : 1, sizeof(*lpp));
+        if (!lp || !lpp) {
+            free(lp);
+            free(lpp);
+            op_error(in, 500, 50001, "out of memory");
+            return;
+        }
+        for (size_t k = 0; k < in->n_parts; k++) {
+            cpart *cp = &in->parts[k];
+            if (cp->position != POS_BEGINNING && cp->position != POS_END)
+                continue;
+            runnel__list_offsets_partition__init(&lp[n]);
+            lp[n].topic = cp->topic;
+            lp[n].partition = cp->partition;
+            lp[n].timestamp = cp->position == POS_BEGINNING ? -2 : -1;
+            lpp[n] = &lp[n];
+            n++;
+        }
+        if (n) {
+            Runnel__ListOffsetsRequest q = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
+            q.n_partitions = n;
+            q.partitions = lpp;
+            Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+            h.api = RUNNEL__API__LIST_OFFSETS;
+            h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
+            h.list_offsets = &q;
+            rc = call_broker(in, &in->op_call, &h, poll_reset_answer);
+        }
+        free(lp);
+        free(lpp);
+        if (!n) {
+            in->op = OP_POLL_FETCH;
+            poll_step(in);
+            return;
+        }
+    } else if (in->op == OP_POLL_FETCH) {
+        size_t n = 0;
+        Runnel__FetchPartition *fp = calloc(in->n_parts ? in->n_parts : 1, sizeof(*fp));
+        Runnel__FetchPartition **fpp = calloc(in->n_parts ? in->n_parts : 1, sizeof(*fpp));
+        if (!fp || !fpp) {
+            free(fp);
+            free(fpp);
+            op_error(in, 500, 50001, "out of memory");
+            return;
+        }
+        for (size_t k = 0; k < in->n_parts; k++) {
+            cpart *cp = &in->parts[k];
+            if (cp->position < 0)
+                continue;
+            runnel__fetch_partition__init(&fp[n]);
+            fp[n].topic = cp->topic;
+            fp[n].partition = cp->partition;
+            fp[n].fetch_offset = cp->position;
+            fp[n].partition_max_bytes = in->poll_bytes;
+            fp[n].current_leader_epoch = -1;
+            fpp[n] = &fp[n];
+            n++;
+        }
+        if (!n) {
+            /* Nothing assigned (yet): an empty answer, as REST Proxy gives. */
+            free(fp);
+            free(fpp);
+            if (waiter_alive(in))
+                rn_http_respond(in->waiter, 200,
+                                in->fmt == RN_GW_FMT_BINARY ? RN_GW_CT_BINARY_V2 : RN_GW_CT_JSON_V2,
+                                "[]", 2, NULL);
+            finish_op(in);
+            return;
+        }
+        Runnel__FetchRequest q = RUNNEL__FETCH_REQUEST__INIT;
+        q.replica_id = -1;
+        q.max_wait_ms = in->poll_ms;
+        q.min_bytes = 1;
+        q.max_bytes = in->poll_bytes;
+        q.n_partitions = n;
+        q.partitions = fpp;
+        Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+        h.api = RUNNEL__API__FETCH;
+        h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH;
+        h.fetch = &q;
+        rc = call_broker(in, &in->op_call, &h, poll_fetch_answer);
+        free(fp);
+        free(fpp);
+    }
+    if (rc < 0)
+        op_rn_error(in, rc, NULL);
+}
+
+/* ---- Commits
+ * -------------------------------------------------------------------------------------- */
+
+static void commit_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                          unsigned n_slices)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    if (hdr->error_code) {
+        op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
+    } else {
+        Runnel__CommitOffsetsResponse *r = hdr->commit_offsets;
+        int bad = 0;
+        for (size_t i = 0; r && i < r->n_offsets; i++)
+            bad = bad ? bad : (int)r->offsets[i]->error_code;
+        if (bad) {
+            op_rn_error(in, -bad, "a partition of the commit is unknown");
+        } else {
+            if (waiter_alive(in))
+                rn_http_respond(in->waiter, 204, NULL, NULL, 0, NULL);
+            finish_op(in);
+        }
+    }
+    inst_unref(in);
+}
+
+static void committed_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                             unsigned n_slices)
+{
+    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    if (hdr->error_code) {
+        op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
+    } else {
+        json_t *arr = json_array();
+        Runnel__FetchOffsetsResponse *r = hdr->fetch_offsets;
+        for (size_t i = 0; r && i < r->n_offsets; i++) {
+            Runnel__OffsetCommit *o = r->offsets[i];
+            json_array_append_new(arr,
+                                  json_pack("{s:s,s:i,s:I,s:s}", "topic", o->topic, "partition",
+                                            o->partition, "offset", (json_int_t)o->offset,
+                                            "metadata", o->metadata ? o->metadata : ""));
+        }
+        json_t *j = json_pack("{s:o}", "offsets", arr);
+        if (waiter_alive(in))
+            rn_http_respond_json(in->waiter, 200, RN_GW_CT_V2, j);
+        json_decref(j);
+        finish_op(in);
+    }
+    inst_unref(in);
+}
+
+/* [{"topic","partition"[,"offset"]}] → parallel arrays (topics borrowed from j). */
+static int parse_tps(json_t *arr, bool with_offset, char ***topics, int32_t **parts,
+                     int64_t **offsets, size_t *n, char *msg, size_t msglen)
+{
+    *n = 0;
+    if (!json_is_array(arr) || json_array_size(arr) > 10000) {
+        snprintf(msg, msglen, "expected an array of {\"topic\",\"partition\"%s}",
+                 with_offset ? ",\"offset\"" : "");
+        return -EINVAL;
+    }
+    size_t m = json_array_size(arr);
+    *topics = calloc(m ? m : 1, sizeof(**topics));
+    *parts = calloc(m ? m : 1, sizeof(**parts));
+    *offsets = calloc(m ? m : 1, sizeof(**offsets));
+    if (!*topics || !*parts || !*offsets)
+        return -ENOMEM;
+    for (size_t i = 0; i < m; i++) {
+        json_t *o = json_array_get(arr, i);
+        json_t *t = json_object_get(o, "topic"), *p = json_object_get(o, "partition"),
+               *off = json_object_get(o, "offset");
+        if (!json_is_string(t) || !json_is_integer(p) || json_integer_value(p) < 0 ||
+            json_integer_value(p) > INT32_MAX ||
+            (with_offset && (!json_is_integer(off) || json_integer_value(off) < 0))) {
+            snprintf(msg, msglen, "entry %zu: expected {\"topic\",\"partition\"%s}", i,
+                     with_offset ? ",\"offset\" >= 0" : "");
+            return -EINVAL;
+        }
+        (*topics)[i] = (char *)json_string_value(t);
+        (*parts)[i] = (int32_t)json_integer_value(p);
+        (*offsets)[i] = with_offset ? json_integer_value(off) : 0;
+    }
+    *n = m;
+    return 0;
+}
+
+/* ---- Routes
+ * ------------------------------------------------------------------------------------------ */
+
+static json_t *body_json(rn_http_conn *c, rn_http_request *req, bool allow_empty)
+{
+    if (req->body_len == 0 && allow_empty)
+        return json_object();
+    char err[256];
+    json_t *j = rn_json_parse(req->body, req->body_len, err, sizeof(err));
+    if (!j)
+        rn_http_respond_error(c, 400, 40001, "%s", err);
+    return j;
+}
+
+static const char *jstr(json_t *o, const char *k, const char *def)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : def;
+}
+
+static bool valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void create_instance(rn_consumers *cs, rn_http_conn *c, rn_http_request *req,
+                            const char *group)
+{
+    json_t *j = body_json(c, req, true);
+    if (!j)
+        return;
+    static unsigned seq;
+    char gen[64];
+    snprintf(gen, sizeof(gen), "rest-consumer-%u", ++seq);
+    const char *name = jstr(j, "name", gen);
+    const char *format = jstr(j, "format", "binary");
+    const char *reset = jstr(j, "auto.offset.reset", "latest");
+    json_t *ac = json_object_get(j, "auto.commit.enable");
+    bool auto_commit =
+        !ac || (json_is_string(ac) && !strcmp(json_string_value(ac), "true")) || json_is_true(ac);
+    if (!valid_name(group, RN_GROUP_ID_MAX) || !valid_name(name, RN_GROUP_MEMBER_ID_MAX)) {
+        rn_http_respond_error(c, 422, 42201, "group and instance names: [A-Za-z0-9._-], not empty");
+    } else if (strcmp(format, "json") && strcmp(format, "binary")) {
+        rn_http_respond_error(c, 422, 42201, "format must be \"json\" or \"binary\"");
+    } else if (strcmp(reset, "earliest") && strcmp(reset, "latest") && strcmp(reset, "smallest") &&
+               strcmp(reset, "largest")) {
+        rn_http_respond_error(c, 422, 42201, "auto.offset.reset must be earliest or latest");
+    } else if (inst_find(cs, group, name)) {
+        rn_http_respond_error(c, 409, 40902, "consumer instance %s already exists in group %s",
+                              name, group);
+    } else if (cs->n >= MAX_INSTANCES) {
+        rn_http_respond_error(c, 429, 42901, "too many consumer instances (%d)", MAX_INSTANCES);
+    } else {
+        cinst *in = calloc(1, sizeof(*in));
+        if (!in) {
+            rn_http_respond_error(c, 503, 50301, "out of memory");
+            json_decref(j);
+            return;
+        }
+        in->cs = cs;
+        snprintf(in->group, sizeof(in->group), "%s", group);
+        snprintf(in->name, sizeof(in->name), "%s", name);
+        in->fmt = strcmp(format, "json") ? RN_GW_FMT_BINARY : RN_GW_FMT_JSON;
+        in->reset_earliest = !strcmp(reset, "earliest") || !strcmp(reset, "smallest");
+        in->auto_commit = auto_commit;
+        in->last_used_ms = rn_now_ms();
+        in->refs = 1;
+        char peer[96];
+        snprintf(peer, sizeof(peer), "rest-consumer %s/%s", group, name);
+        rn_gw_client_init(&in->client, cs->gw->r, peer);
+        in->next = cs->list;
+        if (cs->list)
+            cs->list->prev = in;
+        cs->list = in;
+        cs->n++;
+        const char *host = rn_http_header_get(req, "host");
+        rn_strbuf uri = {0};
+        rn_strbuf_printf(&uri, "http://%.200s/consumers/", host ? host : "localhost");
+        rn_strbuf_puts(&uri, group);
+        rn_strbuf_puts(&uri, "/instances/");
+        rn_strbuf_puts(&uri, name);
+        json_t *r = json_pack("{s:s,s:s}", "instance_id", name, "base_uri", uri.p ? uri.p : "");
+        rn_strbuf_free(&uri);
+        rn_http_respond_json(c, 200, RN_GW_CT_V2, r);
+        json_decref(r);
+        rn_logfmt(RN_INFO, "consumer instance created", "group=%s instance=%s format=%s", group,
+                  name, format);
+    }
+    json_decref(j);
+}
+
+static void subscribe(cinst *in, rn_http_conn *c, rn_http_request *req)
+{
+    json_t *j = body_json(c, req, false);
+    if (!j)
+        return;
+    json_t *t = json_object_get(j, "topics");
+    if (!json_is_array(t) || json_array_size(t) == 0 || json_array_size(t) > MAX_TOPICS) {
+        json_decref(j);
+        rn_http_respond_error(c, 422, 42201, "expected {\"topics\": [1 to %d names]}", MAX_TOPICS);
+        return;
+    }
+    size_t n = json_array_size(t);
+    char **topics = calloc(n, sizeof(*topics));
+    for (size_t i = 0; topics && i < n; i++) {
+        const char *s = json_string_value(json_array_get(t, i));
+        if (!s || !(topics[i] = strdup(s))) {
+            topics_free(topics, n);
+            json_decref(j);
+            rn_http_respond_error(c, 422, 42201, "topics must be strings");
+            return;
+        }
+    }
+    json_decref(j);
+    if (!topics) {
+        rn_http_respond_error(c, 503, 50301, "out of memory");
+        return;
+    }
+    topics_free(in->topics, in->n_topics);
+    in->topics = topics;
+    in->n_topics = n;
+    in->next_hb_ms = 0; /* heartbeat on the next timer turn */
+    arm_timer(in->cs);
+    rn_http_respond(c, 204, NULL, NULL, 0, NULL);
+}
+
+static void get_subscription(cinst *in, rn_http_conn *c)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < in->n_topics; i++)
+        json_array_append_new(arr, json_string(in->topics[i]));
+    json_t *j = json_pack("{s:o}", "topics", arr);
+    rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
+    json_decref(j);
+}
+
+static void get_assignments(cinst *in, rn_http_conn *c)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < in->n_parts; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:i}", "topic", in->parts[i].topic, "partition",
+                                             in->parts[i].partition));
+    json_t *j = json_pack("{s:o}", "partitions", arr);
+    rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
+    json_decref(j);
+}
+
+static bool start_op(cinst *in, rn_http_conn *c, enum op_kind op)
+{
+    if (in->op != OP_NONE) {
+        rn_http_respond_error(c, 409, 40903, "consumer instance %s is busy with another request",
+                              in->name);
+        return false;
+    }
+    in->op = op;
+    rn_http_conn_ref(c);
+    in->waiter = c;
+    return true;
+}
+
+static void get_records(cinst *in, rn_http_conn *c, rn_http_request *req)
+{
+    char buf[32];
+    long long timeout = DEFAULT_POLL_MS, max_bytes = DEFAULT_POLL_BYTES;
+    if (rn_http_query_get(req->query, "timeout", buf, sizeof(buf)) > 0)
+        timeout = strtoll(buf, NULL, 10);
+    if (rn_http_query_get(req->query, "max_bytes", buf, sizeof(buf)) > 0)
+        max_bytes = strtoll(buf, NULL, 10);
+    if (timeout < 0 || timeout > MAX_POLL_MS || max_bytes < 1 || max_bytes > MAX_POLL_BYTES) {
+        rn_http_respond_error(c, 422, 42201, "timeout in [0, %d] ms, max_bytes in [1, %u]",
+                              MAX_POLL_MS, MAX_POLL_BYTES);
+        return;
+    }
+    if (!start_op(in, c, OP_POLL_COMMITTED))
+        return;
+    in->poll_ms = (uint32_t)timeout;
+    in->poll_bytes = (uint32_t)max_bytes;
+    poll_step(in);
+}
+
+static void post_offsets(cinst *in, rn_http_conn *c, rn_http_request *req)
+{
+    json_t *j = body_json(c, req, true);
+    if (!j)
+        return;
+    char msg[256];
+    char **t = NULL;
+    int32_t *p = NULL;
+    int64_t *o = NULL;
+    size_t n = 0;
+    int rc = 0;
+    json_t *arr = json_object_get(j, "offsets");
+    if (arr) {
+        rc = parse_tps(arr, true, &t, &p, &o, &n, msg, sizeof(msg));
+    } else {
+        /* No body: commit every position reached so far. */
+        t = calloc(in->n_parts ? in->n_parts : 1, sizeof(*t));
+        p = calloc(in->n_parts ? in->n_parts : 1, sizeof(*p));
+        o = calloc(in->n_parts ? in->n_parts : 1, sizeof(*o));
+        rc = t && p && o ? 0 : -ENOMEM;
+        for (size_t i = 0; rc == 0 && i < in->n_parts; i++)
+            if (in->parts[i].position >= 0) {
+                t[n] = in->parts[i].topic;
+                p[n] = in->parts[i].partition;
+                o[n] = in->parts[i].position;
+                n++;
+            }
+    }
+    if (rc < 0) {
+        rn_http_respond_error(c, 422, 42201, "%s", rc == -ENOMEM ? "out of memory" : msg);
+    } else if (n == 0) {
+        rn_http_respond(c, 204, NULL, NULL, 0, NULL);
+    } else if (start_op(in, c, OP_COMMIT)) {
+        rc = commit(in, &in->op_call, commit_answer, t, p, o, n);
+        if (rc < 0)
+            op_rn_error(in, rc, NULL);
+    }
+    free(t);
+    free(p);
+    free(o);
+    json_decref(j);
+}
+
+static void get_offsets(cinst *in, rn_http_conn *c)
+{
+    if (!start_op(in, c, OP_COMMITTED))
+        return;
+    Runnel__FetchOffsetsRequest q = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
+    q.group_id = in->group;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__FETCH_OFFSETS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS;
+    h.fetch_offsets = &q;
+    int rc = call_broker(in, &in->op_call, &h, committed_answer);
+    if (rc < 0)
+        op_rn_error(in, rc, NULL);
+}
+
+static void post_positions(cinst *in, rn_http_conn *c, rn_http_request *req, const char *where)
+{
+    json_t *j = body_json(c, req, false);
+    if (!j)
+        return;
+    char msg[256];
+    char **t = NULL;
+    int32_t *p = NULL;
+    int64_t *o = NULL;
+    size_t n = 0;
+    bool seek = where == NULL;
+    int rc = parse_tps(json_object_get(j, seek ? "offsets" : "partitions"), seek, &t, &p, &o, &n,
+                       msg, sizeof(msg));
+    if (rc < 0) {
+        rn_http_respond_error(c, 422, 42201, "%s", rc == -ENOMEM ? "out of memory" : msg);
+    } else {
+        size_t i;
+        for (i = 0; i < n; i++) {
+            cpart *cp = NULL;
+            for (size_t k = 0; k < in->n_parts; k++)
+                if (in->parts[k].partition == p[i] && !strcmp(in->parts[k].topic, t[i]))
+                    cp = &in->parts[k];
+            if (!cp) {
+                rn_http_respond_error(c, 409, 40903, "%s-%d is not assigned to this instance", t[i],
+                                      p[i]);
+                break;
+            }
+            cp->position = seek ? o[i] : !strcmp(where, "beginning") ? POS_BEGINNING : POS_END;
+        }
+        if (i == n)
+            rn_http_respond(c, 204, NULL, NULL, 0, NULL);
+    }
+    free(t);
+    free(p);
+    free(o);
+    json_decref(j);
+}
+
+void rn_consumers_dispatch(rn_consumers *cs, rn_http_conn *c, rn_http_request *req, char **seg,
+                           int n)
+{
+    enum http_method m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
+    if (n == 2) {
+        if (m == HTTP_POST)
+            create_instance(cs, c, req, seg[1]);
+        else
+            rn_http_respond_error(c, 405, 40501, "POST /consumers/{group} creates an instance");
+        return;
+    }
+    if (n < 4 || strcmp(seg[2], "instances") != 0) {
+        rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", req->path);
+        return;
+    }
+    cinst *in = inst_find(cs, seg[1], seg[3]);
+    if (!in) {
+        rn_http_respond_error(c, 404, 40403, "consumer instance %.128s not found in group %.128s",
+                              seg[3], seg[1]);
+        return;
+    }
+    in->last_used_ms = rn_now_ms();
+    const char *what = n >= 5 ? seg[4] : "";
+    if (n == 4 && m == HTTP_DELETE) {
+        heartbeat(in, true); /* leave: the group rebalances now, not at the session timeout */
+        in->leaving = true;
+        inst_destroy(in, "deleted");
+        rn_http_respond(c, 204, NULL, NULL, 0, NULL);
+    } else if (n == 5 && !strcmp(what, "subscription")) {
+        if (m == HTTP_POST)
+            subscribe(in, c, req);
+        else if (m == HTTP_GET)
+            get_subscription(in, c);
+        else if (m == HTTP_DELETE) {
+            topics_free(in->topics, in->n_topics);
+            in->topics = NULL;
+            in->n_topics = 0;
+            heartbeat(in, true);
+            in->epoch = 0;
+            in->member_id[0] = 0;
+            parts_free(in->parts, in->n_parts);
+            in->parts = NULL;
+            in->n_parts = 0;
+            rn_http_respond(c, 204, NULL, NULL, 0, NULL);
+        } else
+            rn_http_respond_error(c, 405, 40501, "subscription: GET, POST or DELETE");
+    } else if (n == 5 && !strcmp(what, "assignments") && m == HTTP_GET) {
+        get_assignments(in, c);
+    } else if (n == 5 && !strcmp(what, "records") && m == HTTP_GET) {
+        get_records(in, c, req);
+    } else if (n == 5 && !strcmp(what, "offsets")) {
+        if (m == HTTP_POST)
+            post_offsets(in, c, req);
+        else if (m == HTTP_GET)
+            get_offsets(in, c);
+        else
+            rn_http_respond_error(c, 405, 40501, "offsets: GET or POST");
+    } else if (n >= 5 && !strcmp(what, "positions") && m == HTTP_POST &&
+               (n == 5 || (n == 6 && (!strcmp(seg[5], "beginning") || !strcmp(seg[5], "end"))))) {
+        post_positions(in, c, req, n == 6 ? seg[5] : NULL);
+    } else {
+        rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", req->path);
+    }
+}
+
+/* ---- The registry
+ * ----------------------------------------------------------------------------------- */
 
 int rn_consumers_new(rn_consumers **out, rn_gateway *gw)
 {
@@ -19,34 +1179,47 @@ int rn_consumers_new(rn_consumers **out, rn_gateway *gw)
     return 0;
 }
 
-void rn_consumers_free(rn_consumers *cs)
-{
-    free(cs);
-}
-
 void rn_consumers_tick(rn_consumers *cs, int64_t now_ms)
 {
-    (void)cs;
     (void)now_ms;
+    if (cs)
+        arm_timer(cs); /* instances made before the timer could run */
+}
+
+static void cancel_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_consumers *cs = (rn_consumers *)((char *)op - offsetof(rn_consumers, cancel_op));
+    (void)res;
+    (void)flags;
+    cs->cancel_inflight = false;
 }
 
 void rn_consumers_stop(rn_consumers *cs)
 {
-    (void)cs;
+    if (!cs || cs->stopping)
+        return;
+    cs->stopping = true;
+    while (cs->list)
+        inst_destroy(cs->list, "shutdown");
+    if (cs->timer_armed && !cs->cancel_inflight) {
+        struct io_uring_sqe *sqe = rn_io_sqe(cs->gw->r->io, &cs->cancel_op, cancel_done);
+        if (sqe) {
+            io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&cs->timer_op, 0);
+            cs->cancel_inflight = true;
+        }
+    }
 }
 
 bool rn_consumers_idle(const rn_consumers *cs)
 {
-    (void)cs;
-    return true;
+    return !cs || (!cs->list && !cs->timer_armed && !cs->cancel_inflight);
 }
 
-void rn_consumers_dispatch(rn_consumers *cs, rn_http_conn *c, rn_http_request *req, char **seg,
-                           int n)
+void rn_consumers_free(rn_consumers *cs)
 {
-    (void)cs;
-    (void)req;
-    (void)seg;
-    (void)n;
-    rn_http_respond_error(c, 404, 40400, "consumer instances are not available yet");
+    if (!cs)
+        return;
+    while (cs->list)
+        inst_destroy(cs->list, "gateway freed");
+    free(cs);
 }

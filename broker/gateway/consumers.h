@@ -13,8 +13,9 @@
  *   DELETE /consumers/{g}/instances/{i}                    leave the group
  *
  * An instance is a group member held by the gateway: it heartbeats
- * (GroupHeartbeat) on the gateway's tick, fetches from what it is assigned,
- * commits through CommitOffsets — the requests a native consumer sends.
+ * (GroupHeartbeat) from a 100 ms timer at the coordinator's interval,
+ * fetches from what it is assigned, commits through CommitOffsets — the
+ * requests a native consumer sends. Instances unused for 5 minutes go.
  */
 #ifndef RN_GATEWAY_CONSUMERS_H
 #define RN_GATEWAY_CONSUMERS_H

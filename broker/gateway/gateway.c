@@ -33,6 +33,7 @@
 #include "broker/gateway/consumers.h"
 #include "broker/gateway/gateway.h"
 #include "broker/gateway/http.h"
+#include "broker/gateway/json.h"
 #include "broker/logfmt.h"
 
 /* ---- Accept ---------------------------------------------------------------------- */
@@ -111,7 +112,7 @@ static void arm_tick(rn_gateway *gw)
 
 /* ---- Listen ---------------------------------------------------------------------------- */
 
-static int open_listener(const char *hostport, int *out)
+static int open_listener(const char *hostport, bool required, int *out)
 {
     char host[256];
     uint16_t port;
@@ -145,6 +146,14 @@ static int open_listener(const char *hostport, int *out)
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
         rc = -errno;
+        if (rc == -EADDRINUSE && !required) {
+            rn_logfmt(RN_WARN, "http listener address in use; running without HTTP",
+                      "http=%s hint=\"give --http HOST:PORT to serve REST, SSE and WebSocket\"",
+                      hostport);
+            close(fd);
+            freeaddrinfo(ai);
+            return 1;
+        }
         if (rc != -EADDRINUSE || tries >= 50) {
             close(fd);
             goto fail;
@@ -168,7 +177,7 @@ fail:
     return rc;
 }
 
-int rn_gateway_listen(rn_reactor *r, const char *hostport)
+int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
 {
     rn_broker *b = r->b;
     rn_gateway *gw = calloc(1, sizeof(*gw));
@@ -190,11 +199,18 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport)
         free(gw);
         return rc;
     }
-    rc = open_listener(hostport, &gw->listen_fd);
+    rc = rn_json_cache_new(&gw->render_cache, RN_GW_RENDER_CACHE_ENTRIES, RN_GW_RENDER_CACHE_BYTES);
     if (rc < 0) {
         rn_consumers_free(gw->consumers);
         free(gw);
         return rc;
+    }
+    rc = open_listener(hostport, required, &gw->listen_fd);
+    if (rc != 0) {
+        rn_json_cache_free(gw->render_cache);
+        rn_consumers_free(gw->consumers);
+        free(gw);
+        return rc < 0 ? rc : 0; /* 1: not required and in use */
     }
     r->gw = gw;
     arm_accept(gw);
@@ -287,6 +303,7 @@ void rn_gateway_free(rn_reactor *r)
     while (gw->conns)
         rn_http_conn_close(gw->conns, "gateway freed");
     rn_consumers_free(gw->consumers);
+    rn_json_cache_free(gw->render_cache);
     if (gw->listen_fd >= 0)
         close(gw->listen_fd);
     free(gw->allowed_origins);
@@ -419,6 +436,16 @@ int rn_gateway_metrics_render(const rn_gateway *gw, char **buf, size_t *len, siz
       "# TYPE runnel_stream_budget_closes_total counter\n"
       "runnel_stream_budget_closes_total %llu\n",
       (unsigned long long)m->stream_budget_closes);
+    uint64_t hits, misses;
+    rn_json_cache_stats(gw->render_cache, &hits, &misses);
+    A("# HELP runnel_stream_render_cache_hits_total Fetched batches whose JSON rendering was "
+      "reused.\n"
+      "# TYPE runnel_stream_render_cache_hits_total counter\n"
+      "runnel_stream_render_cache_hits_total %llu\n"
+      "# HELP runnel_stream_render_cache_misses_total Fetched batches rendered to JSON.\n"
+      "# TYPE runnel_stream_render_cache_misses_total counter\n"
+      "runnel_stream_render_cache_misses_total %llu\n",
+      (unsigned long long)hits, (unsigned long long)misses);
 #undef A
     return 0;
 }

@@ -25,8 +25,14 @@ struct rn_reactor;
  * "http://host:port"), create r->gw and start accepting (multishot accept on
  * r's ring). Call once, after the native listener is open. Errors: -errno of
  * socket/bind/listen, -RN_E_INVALID_CONFIG (bad host:port), -ENOMEM; each
- * with a log line. On error r->gw stays NULL. */
-int rn_gateway_listen(struct rn_reactor *r, const char *hostport);
+ * with a log line. On error r->gw stays NULL.
+ *
+ * required false (the address is only the default, nobody asked for it):
+ * an address in use is not retried and not an error — a warning says the
+ * broker runs without HTTP, 0 is returned and r->gw stays NULL. So a second
+ * broker on one machine (tests, a bench next to a dev broker) still starts
+ * when it was given only --listen. */
+int rn_gateway_listen(struct rn_reactor *r, const char *hostport, bool required);
 
 /* Take an accepted socket (ownership of fd passes to the gateway, which
  * closes it). Used by the gateway's own accept; public for tests that hand

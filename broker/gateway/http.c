@@ -469,27 +469,48 @@ int rn_http_query_get(const char *query, const char *key, char *buf, size_t len)
 const char *rn_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -498,6 +519,7 @@ const char *rn_http_reason(int status)
 static void arm_recv(rn_http_conn *c);
 static void flush(rn_http_conn *c);
 static void pump(rn_http_conn *c);
+static void kick(rn_http_conn *c);
 
 void rn_http_conn_ref(rn_http_conn *c)
 {
@@ -590,8 +612,8 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
     gw->n_conns++;
     gw->m.connections_total++;
     gw->m.connections_active++;
-    rn_logfmt(RN_DEBUG, "http connection accepted", "conn=%llu peer=%s",
-              (unsigned long long)c->id, c->peer);
+    rn_logfmt(RN_DEBUG, "http connection accepted", "conn=%llu peer=%s", (unsigned long long)c->id,
+              c->peer);
     arm_recv(c);
     return c;
 }
@@ -621,6 +643,14 @@ void rn_http_conn_close(rn_http_conn *c, const char *why)
     shutdown(c->fd, SHUT_RDWR);
     cancel_recv(c);
     rn_http_conn_unref(c); /* the list's reference */
+}
+
+void rn_http_conn_fail(rn_http_conn *c, const char *why)
+{
+    if (c->dead || c->fail_why)
+        return;
+    c->fail_why = why;
+    kick(c);
 }
 
 /* ---- Connection: receiving --------------------------------------------------------------- */
@@ -759,6 +789,8 @@ static void kick_done(rn_io_op *op, int res, uint32_t flags)
     (void)res;
     (void)flags;
     c->kick_armed = false;
+    if (c->fail_why && !c->dead)
+        rn_http_conn_close(c, c->fail_why);
     if (!c->dead)
         pump(c);
     rn_http_conn_unref(c);
@@ -810,7 +842,10 @@ static void pump(rn_http_conn *c)
         if (c->rd.want_continue) {
             c->rd.want_continue = false;
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            rn_http_write(c, cont, sizeof(cont) - 1, true);
+            if (rn_http_write(c, cont, sizeof(cont) - 1, true) < 0) {
+                rn_http_conn_close(c, "out of memory");
+                break;
+            }
         }
         if (rc == 0)
             break;
@@ -966,10 +1001,8 @@ int rn_http_write(rn_http_conn *c, const void *data, size_t len, bool boundary)
         return 0;
     }
     rn_http_out *o = malloc(sizeof(*o) + len);
-    if (!o) {
-        rn_http_conn_close(c, "out of memory");
+    if (!o)
         return -ENOMEM;
-    }
     o->next = NULL;
     o->len = len;
     o->sent = 0;
@@ -994,10 +1027,8 @@ int rn_http_write_chunk(rn_http_conn *c, const void *data, size_t len)
     if (c->dead)
         return -EPIPE;
     rn_http_out *o = malloc(sizeof(*o) + (size_t)hl + len + 2);
-    if (!o) {
-        rn_http_conn_close(c, "out of memory");
+    if (!o)
         return -ENOMEM;
-    }
     o->next = NULL;
     o->len = (size_t)hl + len + 2;
     o->sent = 0;
@@ -1073,8 +1104,10 @@ void rn_http_respond(rn_http_conn *c, int status, const char *content_type, cons
     /* Shutting down: requests already received are still answered (503 by
      * rest.c), so the connection stays open while pipelined input waits. */
     bool pending = c->in_off < c->in_len;
-    bool keep_alive = c->rd.req.keep_alive && !c->close_after && !c->rd.failed &&
-                      (!gw->stopping || pending);
+    /* An upgrade request answered in HTTP (refused): what follows it was
+     * meant for another protocol, so the connection ends here. */
+    bool keep_alive = c->rd.req.keep_alive && !c->rd.req.upgrade && !c->close_after &&
+                      !c->rd.failed && (!gw->stopping || pending);
     char head[1024];
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\n"
@@ -1165,12 +1198,15 @@ void rn_http_start_stream(rn_http_conn *c, const rn_http_stream_ops *ops, void *
     setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     int status = head_block && strlen(head_block) > 12 ? atoi(head_block + 9) : 200;
     c->gw->m.responses[status >= 100 && status < 600 ? status / 100 : 5]++;
-    if (head_block)
-        rn_http_write(c, head_block, strlen(head_block), true);
+    if (head_block && rn_http_write(c, head_block, strlen(head_block), true) < 0) {
+        rn_http_conn_fail(c, "out of memory");
+        return;
+    }
     update_reading(c);
 }
 
-/* ---- Connection: timers and shutdown ------------------------------------------------------------- */
+/* ---- Connection: timers and shutdown
+ * ------------------------------------------------------------- */
 
 bool rn_http_conn_has_room(const rn_http_conn *c)
 {

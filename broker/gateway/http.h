@@ -144,8 +144,9 @@ typedef struct rn_gateway {
     uint32_t rr; /* round-robin partition for records with neither key nor partition */
     size_t max_body;
     size_t stream_budget;
-    char *allowed_origins; /* comma-separated; NULL: same host only */
-    rn_consumers *consumers; /* REST Proxy v2 consumer instances */
+    char *allowed_origins;              /* comma-separated; NULL: same host only */
+    rn_consumers *consumers;            /* REST Proxy v2 consumer instances */
+    struct rn_json_cache *render_cache; /* rendered batches shared by tails (json.h) */
     rn_gateway_metrics m;
 } rn_gateway;
 
@@ -192,13 +193,13 @@ struct rn_http_conn {
     bool recv_armed, send_inflight, cancel_inflight, retry_armed;
     unsigned inflight_chunks; /* chunks the sendmsg in flight covers */
     bool sent_boundary;       /* the chunk sent last ended a message */
-    bool dead;        /* closed: no more reads or writes */
-    bool read_paused; /* backpressure: input or output over its bound */
-    bool busy;        /* a request is being answered; parsing waits */
-    bool close_after; /* close once the queue is sent */
-    bool lingering;   /* answered an error: discard input until EOF or the linger deadline */
+    bool dead;                /* closed: no more reads or writes */
+    bool read_paused;         /* backpressure: input or output over its bound */
+    bool busy;                /* a request is being answered; parsing waits */
+    bool close_after;         /* close once the queue is sent */
+    bool lingering; /* answered an error: discard input until EOF or the linger deadline */
     bool in_pump;
-    bool head;        /* the current request is HEAD: answer without a body */
+    bool head; /* the current request is HEAD: answer without a body */
     int mode;
     rn_http_reader rd;
     uint8_t *in; /* received, not yet parsed */
@@ -215,6 +216,7 @@ struct rn_http_conn {
     int64_t last_active_ms, request_start_ms, linger_until_ms, last_send_ms;
     rn_io_op kick_op;
     bool kick_armed;
+    const char *fail_why; /* rn_http_conn_fail: close on the next loop turn */
     rn_http_conn *next, *prev;
 };
 
@@ -237,8 +239,12 @@ bool rn_http_conn_has_room(const rn_http_conn *c);
 void rn_http_conn_ref(rn_http_conn *c);
 void rn_http_conn_unref(rn_http_conn *c);
 
-/* Close now: the queue is dropped, the stream's on_close runs. */
+/* Close now: the queue is dropped, the stream's on_close runs (so a stream
+ * must not touch its state after calling this). */
 void rn_http_conn_close(rn_http_conn *c, const char *why);
+/* Close on the next loop turn (why: a static string): safe from any
+ * callback, e.g. inside the WebSocket engine or a tail. */
+void rn_http_conn_fail(rn_http_conn *c, const char *why);
 
 /* Answer the current request: status line, standard headers (Content-Type,
  * Content-Length, CORS, Connection), extra_headers (each line ending in
@@ -258,8 +264,9 @@ void rn_http_respond_error(rn_http_conn *c, int status, int code, const char *fm
 void rn_http_start_stream(rn_http_conn *c, const rn_http_stream_ops *ops, void *state,
                           const char *head_block);
 
-/* Queue raw bytes (copied). boundary: a message ends here. Returns 0 or
- * -ENOMEM (the connection is then closed), -EPIPE when it is dead. */
+/* Queue raw bytes (copied). boundary: a message ends here. Returns 0,
+ * -ENOMEM (nothing queued: the caller closes, see rn_http_conn_fail), or
+ * -EPIPE when the connection is dead. */
 int rn_http_write(rn_http_conn *c, const void *data, size_t len, bool boundary);
 /* Queue one chunk of a chunked body: "<hex>\r\n" data "\r\n". */
 int rn_http_write_chunk(rn_http_conn *c, const void *data, size_t len);

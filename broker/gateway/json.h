@@ -46,23 +46,65 @@ int rn_base64_decode(const char *in, size_t n, uint8_t *out, size_t *out_len);
  * raw_strings (WebSocket produce: the text itself); any other JSON as its
  * compact text. Binary format: a base64 string. null: *out = NULL, *null = true.
  * *out is malloc'd (caller frees). Errors: -EINVAL with a message, -ENOMEM. */
-int rn_json_bytes_of(json_t *v, enum rn_gw_format fmt, bool raw_strings, uint8_t **out,
-                     size_t *len, bool *null, char *err, size_t errlen);
+int rn_json_bytes_of(json_t *v, enum rn_gw_format fmt, bool raw_strings, uint8_t **out, size_t *len,
+                     bool *null, char *err, size_t errlen);
 
 /* ---- Records → JSON ------------------------------------------------------------------- */
 
 /* A key, value or header value as JSON (len -1: null). New reference. */
 json_t *rn_json_of_bytes(const uint8_t *p, int32_t len, enum rn_gw_format fmt);
 
-/* Render the records of the batches in [data, data + len) whose offset is >=
- * from and whose key or value contains filter (filter_len 0: all) as objects
- * {"topic","partition","offset","timestamp","key","value","headers"} appended
- * to arr. *next gets the offset after the last record looked at (from when
- * there were none). Returns how many were appended, or a negative batch error
- * (-RN_E_CORRUPT_BATCH and friends, -ENOMEM). */
-int rn_json_append_records(json_t *arr, const char *topic, int32_t partition, const uint8_t *data,
-                           size_t len, int64_t from, const char *filter, size_t filter_len,
-                           enum rn_gw_format fmt, int64_t *next);
+/* One record rendered as compact JSON text:
+ * {"topic","partition","offset","timestamp","key","value","headers"}. */
+typedef struct rn_json_rec {
+    int64_t offset;
+    const char *json; /* not NUL-terminated */
+    size_t len;
+} rn_json_rec;
+
+/* Called per record; return <0 to stop (that value is returned). */
+typedef int (*rn_json_emit_cb)(void *arg, const rn_json_rec *rec);
+
+/* A cache of rendered batches, shared by every tail of a gateway: a thousand
+ * subscribers of one partition render each batch once, not a thousand times.
+ * Keyed by topic, partition, base offset, size, CRC and format; least
+ * recently used entries go first, and the whole stays under max_bytes. */
+typedef struct rn_json_cache rn_json_cache;
+
+#define RN_GW_RENDER_CACHE_ENTRIES 256
+#define RN_GW_RENDER_CACHE_BYTES   (8u << 20)
+
+/* Errors: -ENOMEM. */
+int rn_json_cache_new(rn_json_cache **out, size_t max_entries, size_t max_bytes);
+void rn_json_cache_free(rn_json_cache *c);
+/* Lookups that found their batch, and batches rendered (for /metrics). */
+void rn_json_cache_stats(const rn_json_cache *c, uint64_t *hits, uint64_t *misses);
+
+/* Emit the records of the batches in [data, data + len) whose offset is >=
+ * from and whose key or value contains filter (filter_len 0: all), in order.
+ * Each batch is rendered once and cached (cache NULL: render, emit, forget);
+ * an emitted text is valid until the callback returns. *next gets the offset
+ * after the last record looked at (from when there were none). Returns how
+ * many were emitted, a negative batch error (-RN_E_CORRUPT_BATCH and
+ * friends), -ENOMEM, or the callback's negative value. */
+int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t partition,
+                           const uint8_t *data, size_t len, int64_t from, const char *filter,
+                           size_t filter_len, enum rn_gw_format fmt, int64_t *next,
+                           rn_json_emit_cb emit, void *arg);
+
+/* A growable text buffer for building answers. */
+typedef struct rn_strbuf {
+    char *p;
+    size_t len, cap;
+    bool failed; /* an allocation failed: the content is incomplete */
+} rn_strbuf;
+
+void rn_strbuf_put(rn_strbuf *b, const void *s, size_t n);
+void rn_strbuf_puts(rn_strbuf *b, const char *s);
+void rn_strbuf_printf(rn_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a JSON string literal (quoted, escaped). */
+void rn_strbuf_json_string(rn_strbuf *b, const char *s);
+void rn_strbuf_free(rn_strbuf *b);
 
 /* ---- Errors --------------------------------------------------------------------------- */
 

@@ -59,8 +59,7 @@ static void answered(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sl
         int err = hdr->error_code ? -(int)hdr->error_code : -RN_E_UNKNOWN;
         rn_gw_error_map(err, true, &status, &code);
         pc->cb(pc->arg, status, code,
-               hdr->error_message && *hdr->error_message ? hdr->error_message
-                                                         : rn_strerror(err),
+               hdr->error_message && *hdr->error_message ? hdr->error_message : rn_strerror(err),
                NULL);
         call_free(pc);
         return;
@@ -85,9 +84,10 @@ static void answered(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sl
             rn_gw_error_map(err, true, &status, &code);
             json_object_set_new(o, "offset", json_null());
             json_object_set_new(o, "error_code", json_integer(code));
-            json_object_set_new(o, "error", json_string(r && r->error_message && *r->error_message
-                                                            ? r->error_message
-                                                            : rn_strerror(err)));
+            json_object_set_new(o, "error",
+                                json_string(r && r->error_message && *r->error_message
+                                                ? r->error_message
+                                                : rn_strerror(err)));
         } else {
             json_object_set_new(o, "offset", json_integer(r->base_offset + pc->rec_index[i]));
             json_object_set_new(o, "error_code", json_null());
@@ -123,8 +123,8 @@ static int record_in_parse(json_t *rec, size_t i, enum rn_gw_format fmt, bool ra
 {
     char err[160] = "";
     memset(ri, 0, sizeof(*ri));
-    int rc = rn_json_bytes_of(json_object_get(rec, "key"), fmt, raw_strings, &ri->key,
-                              &ri->key_len, &ri->key_null, err, sizeof(err));
+    int rc = rn_json_bytes_of(json_object_get(rec, "key"), fmt, raw_strings, &ri->key, &ri->key_len,
+                              &ri->key_null, err, sizeof(err));
     if (rc < 0) {
         snprintf(msg, msglen, "records[%zu].key: %s", i, err);
         return rc;
@@ -138,16 +138,16 @@ static int record_in_parse(json_t *rec, size_t i, enum rn_gw_format fmt, bool ra
     json_t *hs = json_object_get(rec, "headers");
     if (hs && !json_is_null(hs)) {
         if (!json_is_array(hs) || json_array_size(hs) > MAX_HEADERS_PER_RECORD) {
-            snprintf(msg, msglen, "records[%zu].headers: expected an array of at most %d",
-                     i, MAX_HEADERS_PER_RECORD);
+            snprintf(msg, msglen, "records[%zu].headers: expected an array of at most %d", i,
+                     MAX_HEADERS_PER_RECORD);
             return -EINVAL;
         }
         for (size_t h = 0; h < json_array_size(hs); h++) {
             json_t *ho = json_array_get(hs, h);
             json_t *name = json_object_get(ho, "name");
             if (!json_is_object(ho) || !json_is_string(name)) {
-                snprintf(msg, msglen, "records[%zu].headers[%zu]: expected {\"name\",\"value\"}",
-                         i, h);
+                snprintf(msg, msglen, "records[%zu].headers[%zu]: expected {\"name\",\"value\"}", i,
+                         h);
                 return -EINVAL;
             }
             rn_record_header *rh = &ri->headers[ri->n_headers];
@@ -252,8 +252,10 @@ int rn_gw_produce(rn_gateway *gw, rn_gw_client *cl, const char *topic, int32_t p
                 record_in_fini(&ri);
                 *status = 404;
                 *code = 40402;
-                snprintf(msg, msglen, "records[%zu].partition: partition %lld of topic '%s' "
-                         "not found", i, (long long)json_integer_value(jp), topic);
+                snprintf(msg, msglen,
+                         "records[%zu].partition: partition %lld of topic '%s' "
+                         "not found",
+                         i, (long long)json_integer_value(jp), topic);
                 rc = -RN_E_UNKNOWN_TOPIC;
                 goto fail;
             }
@@ -272,10 +274,10 @@ int rn_gw_produce(rn_gateway *gw, rn_gw_client *cl, const char *topic, int32_t p
             }
             slot_of[p] = n_slots++;
         }
-        rc = rn_batch_builder_add(bb[p], now, ri.key_null ? NULL : (ri.key ? ri.key : (uint8_t *)""),
-                                  ri.key_len,
-                                  ri.value_null ? NULL : (ri.value ? ri.value : (uint8_t *)""),
-                                  ri.value_len, ri.headers, ri.n_headers);
+        rc = rn_batch_builder_add(
+            bb[p], now, ri.key_null ? NULL : (ri.key ? ri.key : (uint8_t *)""), ri.key_len,
+            ri.value_null ? NULL : (ri.value ? ri.value : (uint8_t *)""), ri.value_len, ri.headers,
+            ri.n_headers);
         record_in_fini(&ri);
         if (rc < 0) {
             if (rc == -ENOMEM)

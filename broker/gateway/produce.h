@@ -27,8 +27,7 @@
  * offsets: [{"partition","offset","error_code","error"}] in record order
  * (borrowed for the call; NULL when status is not 200). status 0: the answer
  * will never come (the client was closed): only free arg's state. */
-typedef void (*rn_gw_produce_cb)(void *arg, int status, int code, const char *msg,
-                                 json_t *offsets);
+typedef void (*rn_gw_produce_cb)(void *arg, int status, int code, const char *msg, json_t *offsets);
 
 /* Build and send. On success returns 0 and cb runs exactly once: with the
  * answer, or with status 0 if cl is closed first. On an error

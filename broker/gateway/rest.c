@@ -3,16 +3,16 @@
  *
  *   GET    /healthz /readyz /metrics
  *   GET    /topics                               Metadata      → ["t1","t2"]
- *   POST   /topics                               CreateTopics  → 201 {"name","partitions","replication_factor"}
- *   GET    /topics/{t}                           DescribeTopic → {"name","configs","partitions":[…]}
- *   DELETE /topics/{t}                           DeleteTopics  → 204
- *   POST   /topics/{t}[/partitions/{p}]          Produce       → {"offsets":[…]}
- *   GET    /topics/{t}/partitions[/{p}[/offsets]] DescribeTopic (+ beginning/end offsets)
- *   GET    /topics/{t}/partitions/{p}/records    Fetch (stateless, ?offset=&timeout=&max_bytes=)
- *   GET    /topics/{t}/partitions/{p}/events     SSE (sse.c)
- *   GET    /ws                                   WebSocket (ws.c)
+ *   POST   /topics                               CreateTopics  → 201
+ * {"name","partitions","replication_factor"} GET    /topics/{t} DescribeTopic →
+ * {"name","configs","partitions":[…]} DELETE /topics/{t}                           DeleteTopics  →
+ * 204 POST   /topics/{t}[/partitions/{p}]          Produce       → {"offsets":[…]} GET
+ * /topics/{t}/partitions[/{p}[/offsets]] DescribeTopic (+ beginning/end offsets) GET
+ * /topics/{t}/partitions/{p}/records    Fetch (stateless, ?offset=&timeout=&max_bytes=) GET
+ * /topics/{t}/partitions/{p}/events     SSE (sse.c) GET    /ws WebSocket (ws.c)
  *   *      /consumers/…                          REST Proxy v2 consumer instances (consumers.c)
- *   GET    / and assets                          the web console (tools/web, rn_web_asset)
+ *   GET    /groups[/{g}]                         ListGroups / DescribeGroup (runnel: lag for the
+ * console) GET    / and assets                          the web console (tools/web, rn_web_asset)
  *
  * Each route builds the request a native client would send and runs it
  * through the connection's in-process client; the answer comes back to a
@@ -49,10 +49,10 @@ int rn_web_asset(const char *path, const uint8_t **data, size_t *len, const char
 #endif
 #pragma weak rn_web_asset
 
-#define MAX_SEGMENTS 8
-#define MAX_RECORDS_BYTES (16u << 20)
+#define MAX_SEGMENTS          8
+#define MAX_RECORDS_BYTES     (16u << 20)
 #define DEFAULT_RECORDS_BYTES (1u << 20)
-#define MAX_TIMEOUT_MS 30000
+#define MAX_TIMEOUT_MS        30000
 
 enum rest_kind {
     K_LIST_TOPICS,
@@ -63,6 +63,8 @@ enum rest_kind {
     K_PARTITION,
     K_PARTITION_OFFSETS,
     K_RECORDS,
+    K_LIST_GROUPS,
+    K_DESCRIBE_GROUP,
 };
 
 typedef struct rest_call {
@@ -193,9 +195,8 @@ static json_t *partition_json(const Runnel__PartitionDescription *pd, bool offse
         bool in_sync = false;
         for (size_t k = 0; k < pd->n_isr; k++)
             in_sync |= pd->isr[k] == pd->replicas[r];
-        json_array_append_new(reps, json_pack("{s:i,s:b,s:b}", "broker", pd->replicas[r],
-                                              "leader", pd->replicas[r] == pd->leader, "in_sync",
-                                              in_sync));
+        json_array_append_new(reps, json_pack("{s:i,s:b,s:b}", "broker", pd->replicas[r], "leader",
+                                              pd->replicas[r] == pd->leader, "in_sync", in_sync));
     }
     json_t *o = json_pack("{s:i,s:i,s:o}", "partition", pd->partition, "leader", pd->leader,
                           "replicas", reps);
@@ -214,8 +215,8 @@ static void answer_describe(rest_call *rc, Runnel__DescribeTopicResponse *d)
     if (rc->kind == K_DESCRIBE_TOPIC || rc->kind == K_PARTITIONS) {
         json_t *parts = json_array();
         for (size_t i = 0; i < d->n_partitions; i++)
-            json_array_append_new(parts, partition_json(d->partitions[i],
-                                                        rc->kind == K_PARTITIONS));
+            json_array_append_new(parts,
+                                  partition_json(d->partitions[i], rc->kind == K_PARTITIONS));
         if (rc->kind == K_PARTITIONS) {
             j = parts;
         } else {
@@ -248,6 +249,16 @@ static void answer_describe(rest_call *rc, Runnel__DescribeTopicResponse *d)
     json_decref(j);
 }
 
+/* Records go into a JSON array as text, comma-separated. */
+static int emit_record(void *arg, const rn_json_rec *r)
+{
+    rn_strbuf *out = arg;
+    if (out->len > 1)
+        rn_strbuf_put(out, ",", 1);
+    rn_strbuf_put(out, r->json, r->len);
+    return 0;
+}
+
 static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *slices,
                            unsigned n_slices)
 {
@@ -268,25 +279,28 @@ static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *s
         respond_rn_error(c, err, topic_exists(c, rc->topic), NULL);
         return;
     }
-    json_t *arr = json_array();
+    rn_strbuf out = {0};
+    rn_strbuf_put(&out, "[", 1);
     int64_t next;
-    for (unsigned i = 0; arr && i < n_slices; i++) {
-        int n = rn_json_append_records(arr, rc->topic, rc->partition, slices[i].data,
-                                       slices[i].len, rc->offset, NULL, 0, rc->fmt, &next);
+    for (unsigned i = 0; i < n_slices; i++) {
+        int n =
+            rn_json_render_records(NULL, rc->topic, rc->partition, slices[i].data, slices[i].len,
+                                   rc->offset, NULL, 0, rc->fmt, &next, emit_record, &out);
         if (n < 0) {
-            json_decref(arr);
+            rn_strbuf_free(&out);
             rn_http_respond_error(c, 500, 50001, "cannot render records: %s", rn_strerror(n));
             return;
         }
     }
-    if (!arr) {
+    rn_strbuf_put(&out, "]", 1);
+    if (out.failed) {
+        rn_strbuf_free(&out);
         rn_http_respond_error(c, 500, 50001, "out of memory");
         return;
     }
-    rn_http_respond_json(c, 200, rc->fmt == RN_GW_FMT_BINARY ? RN_GW_CT_BINARY_V2
-                                                             : RN_GW_CT_JSON_V2,
-                         arr);
-    json_decref(arr);
+    rn_http_respond(c, 200, rc->fmt == RN_GW_FMT_BINARY ? RN_GW_CT_BINARY_V2 : RN_GW_CT_JSON_V2,
+                    out.p, out.len, NULL);
+    rn_strbuf_free(&out);
 }
 
 static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
@@ -332,9 +346,9 @@ static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice 
             break;
         }
         const rn_topic_info *t = rn_metadata_find(c->gw->b->md, rc->topic);
-        json_t *j = json_pack("{s:s,s:i,s:i}", "name", rc->topic, "partitions",
-                              t ? t->n_partitions : 0, "replication_factor",
-                              t ? t->replication_factor : 0);
+        json_t *j =
+            json_pack("{s:s,s:i,s:i}", "name", rc->topic, "partitions", t ? t->n_partitions : 0,
+                      "replication_factor", t ? t->replication_factor : 0);
         rn_http_respond_json(c, 201, RN_GW_CT_V2, j);
         json_decref(j);
         break;
@@ -348,6 +362,57 @@ static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice 
         else
             answer_describe(rc, hdr->describe_topic);
         break;
+    case K_LIST_GROUPS: {
+        json_t *arr = json_array();
+        Runnel__ListGroupsResponse *lg = hdr->list_groups;
+        for (size_t i = 0; lg && i < lg->n_groups; i++)
+            json_array_append_new(
+                arr, json_pack("{s:s,s:s,s:i}", "group_id", lg->groups[i]->group_id, "state",
+                               lg->groups[i]->state, "members", (int)lg->groups[i]->members));
+        rn_http_respond_json(c, 200, RN_GW_CT_V2, arr);
+        json_decref(arr);
+        break;
+    }
+    case K_DESCRIBE_GROUP: {
+        Runnel__DescribeGroupResponse *d = hdr->describe_group;
+        if (!d) {
+            rn_http_respond_error(c, 500, 50001, "empty answer");
+            break;
+        }
+        json_t *members = json_array(), *parts = json_array();
+        for (size_t i = 0; i < d->n_members; i++) {
+            Runnel__GroupMemberDescription *m = d->members[i];
+            json_t *topics = json_array(), *asg = json_array();
+            for (size_t k = 0; k < m->n_subscribed_topics; k++)
+                json_array_append_new(topics, json_string(m->subscribed_topics[k]));
+            for (size_t k = 0; k < m->n_assignment; k++) {
+                json_t *ps = json_array();
+                for (size_t q = 0; q < m->assignment[k]->n_partitions; q++)
+                    json_array_append_new(ps, json_integer(m->assignment[k]->partitions[q]));
+                json_array_append_new(asg, json_pack("{s:s,s:o}", "topic", m->assignment[k]->topic,
+                                                     "partitions", ps));
+            }
+            json_array_append_new(
+                members, json_pack("{s:s,s:s,s:s,s:i,s:o,s:o}", "member_id", m->member_id,
+                                   "client_id", m->client_id, "host", m->host, "member_epoch",
+                                   m->member_epoch, "topics", topics, "assignment", asg));
+        }
+        for (size_t i = 0; i < d->n_partitions; i++) {
+            Runnel__GroupPartitionLag *l = d->partitions[i];
+            json_array_append_new(
+                parts, json_pack("{s:s,s:i,s:I,s:I,s:I,s:s?}", "topic", l->topic, "partition",
+                                 l->partition, "committed_offset", (json_int_t)l->committed_offset,
+                                 "log_end_offset", (json_int_t)l->log_end_offset, "lag",
+                                 (json_int_t)l->lag, "member_id",
+                                 l->member_id && *l->member_id ? l->member_id : NULL));
+        }
+        json_t *j = json_pack("{s:s,s:s,s:i,s:s,s:o,s:o}", "group_id", d->group_id, "state",
+                              d->state, "group_epoch", d->group_epoch, "assignor", d->assignor,
+                              "members", members, "partitions", parts);
+        rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
+        json_decref(j);
+        break;
+    }
     case K_RECORDS:
         if (!hdr->fetch)
             rn_http_respond_error(c, 500, 50001, "empty answer");
@@ -513,8 +578,7 @@ static void produce_done(void *arg, int status, int code, const char *msg, json_
         if (!all_failed_code)
             all_failed_code = (int)json_integer_value(ec);
     }
-    json_t *j = json_pack("{s:O,s:n,s:n}", "offsets", offsets, "key_schema_id",
-                          "value_schema_id");
+    json_t *j = json_pack("{s:O,s:n,s:n}", "offsets", offsets, "key_schema_id", "value_schema_id");
     rn_http_respond_json(c, all_failed_code ? all_failed_code / 100 : 200, RN_GW_CT_V2, j);
     json_decref(j);
 }
@@ -607,8 +671,9 @@ static void get_asset(rn_http_conn *c, const char *path)
     const uint8_t *data = NULL;
     size_t len = 0;
     const char *ct = NULL;
-    if (rn_web_asset && (rn_web_asset(path, &data, &len, &ct) == 0 ||
-                         (!strcmp(path, "/") && rn_web_asset("/index.html", &data, &len, &ct) == 0))) {
+    if (rn_web_asset &&
+        (rn_web_asset(path, &data, &len, &ct) == 0 ||
+         (!strcmp(path, "/") && rn_web_asset("/index.html", &data, &len, &ct) == 0))) {
         rn_http_respond(c, 200, ct ? ct : "application/octet-stream", data, len,
                         "Cache-Control: no-cache\r\n");
         return;
@@ -695,11 +760,12 @@ static void route_topics(rn_http_conn *c, rn_http_request *req, char **seg, int 
         get_records(c, topic, p);
     } else if (!strcmp(seg[4], "events")) {
         const rn_topic_info *t = rn_metadata_find(c->gw->b->md, topic);
-        if (!t)
+        if (req->method == HTTP_HEAD)
+            method_not_allowed(c, req, "GET"); /* a stream has no end to measure */
+        else if (!t)
             rn_http_respond_error(c, 404, 40401, "topic '%s' not found", topic);
         else if (p >= t->n_partitions)
-            rn_http_respond_error(c, 404, 40402, "partition %d of topic '%s' not found", p,
-                                  topic);
+            rn_http_respond_error(c, 404, 40402, "partition %d of topic '%s' not found", p, topic);
         else
             rn_sse_start(c, req, topic, p, accept_format(rn_http_header_get(req, "accept")));
     } else {
@@ -774,6 +840,30 @@ void rn_rest_dispatch(rn_http_conn *c, rn_http_request *req)
     }
     if (n >= 1 && !strcmp(seg[0], "topics")) {
         route_topics(c, req, seg, n);
+        return;
+    }
+    if (n >= 1 && n <= 2 && !strcmp(seg[0], "groups")) {
+        if (m != HTTP_GET) {
+            method_not_allowed(c, req, "GET");
+            return;
+        }
+        rest_call *rc = call_new(c, n == 1 ? K_LIST_GROUPS : K_DESCRIBE_GROUP, NULL);
+        if (!rc)
+            return;
+        Runnel__ListGroupsRequest lq = RUNNEL__LIST_GROUPS_REQUEST__INIT;
+        Runnel__DescribeGroupRequest dq = RUNNEL__DESCRIBE_GROUP_REQUEST__INIT;
+        Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+        if (n == 1) {
+            h.api = RUNNEL__API__LIST_GROUPS;
+            h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_GROUPS;
+            h.list_groups = &lq;
+        } else {
+            dq.group_id = seg[1];
+            h.api = RUNNEL__API__DESCRIBE_GROUP;
+            h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_GROUP;
+            h.describe_group = &dq;
+        }
+        send_call(c, rc, &h);
         return;
     }
     if (n >= 1 && !strcmp(seg[0], "consumers")) {

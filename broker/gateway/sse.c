@@ -40,12 +40,17 @@ typedef struct sse_stream {
     rn_tail *tail;
     int64_t last_write_ms;
     bool ended;
+    rn_strbuf out; /* the events of the answer being rendered */
 } sse_stream;
 
+/* Queue one chunk. Out of memory: the connection closes on the next loop
+ * turn (never under the caller's feet). */
 static void sse_write(sse_stream *s, const char *data, size_t len)
 {
     if (rn_http_write_chunk(s->c, data, len) == 0)
         s->last_write_ms = rn_now_ms();
+    else
+        rn_http_conn_fail(s->c, "out of memory");
 }
 
 /* End the body (last chunk) and close once it is out. */
@@ -56,8 +61,10 @@ static void sse_end(sse_stream *s)
     s->ended = true;
     rn_tail_free(s->tail);
     s->tail = NULL;
-    rn_http_write(s->c, "0\r\n\r\n", 5, true);
-    rn_http_close_after_send(s->c);
+    if (rn_http_write(s->c, "0\r\n\r\n", 5, true) < 0)
+        rn_http_conn_fail(s->c, "out of memory");
+    else
+        rn_http_close_after_send(s->c);
 }
 
 static void on_start(void *arg, int64_t offset)
@@ -68,50 +75,31 @@ static void on_start(void *arg, int64_t offset)
     sse_write(s, buf, (size_t)n);
 }
 
-static void on_records(void *arg, json_t *records, int64_t next)
+static int on_record(void *arg, const rn_json_rec *r)
+{
+    sse_stream *s = arg;
+    rn_strbuf_printf(&s->out, "id: %" PRId64 "\nevent: record\ndata: ", r->offset);
+    rn_strbuf_put(&s->out, r->json, r->len);
+    rn_strbuf_put(&s->out, "\n\n", 2);
+    return 0;
+}
+
+/* One chunk for the whole fetch answer: fewer syscalls and iovecs. */
+static void on_records_end(void *arg, size_t n, int64_t next)
 {
     sse_stream *s = arg;
     (void)next;
-    size_t n = json_array_size(records);
-    /* One chunk for the whole answer: fewer syscalls and iovecs. */
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        rn_http_conn_close(s->c, "out of memory");
+    if (s->out.failed) {
+        rn_strbuf_free(&s->out);
+        rn_http_conn_fail(s->c, "out of memory");
         return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *r = json_array_get(records, i);
-        char *txt = json_dumps(r, JSON_COMPACT);
-        if (!txt)
-            continue;
-        size_t tl = strlen(txt);
-        size_t need = len + tl + 64;
-        if (need > cap) {
-            while (cap < need)
-                cap *= 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(txt);
-                free(buf);
-                rn_http_conn_close(s->c, "out of memory");
-                return;
-            }
-            buf = nb;
-        }
-        len += (size_t)snprintf(buf + len, cap - len, "id: %" JSON_INTEGER_FORMAT
-                                "\nevent: record\ndata: ",
-                                json_integer_value(json_object_get(r, "offset")));
-        memcpy(buf + len, txt, tl);
-        len += tl;
-        memcpy(buf + len, "\n\n", 2);
-        len += 2;
-        free(txt);
     }
     s->c->gw->m.stream_messages_sent += n;
     s->c->gw->m.stream_records_sent += n;
-    sse_write(s, buf, len);
-    free(buf);
+    sse_write(s, s->out.p, s->out.len);
+    s->out.len = 0;
+    if (s->out.cap > (64u << 10))
+        rn_strbuf_free(&s->out); /* a large answer's buffer is not kept */
 }
 
 static void on_error(void *arg, int status, int code, const char *msg)
@@ -142,7 +130,8 @@ static bool has_room(void *arg)
 
 static const rn_tail_cbs tail_cbs = {
     .on_start = on_start,
-    .on_records = on_records,
+    .on_record = on_record,
+    .on_records_end = on_records_end,
     .on_error = on_error,
     .has_room = has_room,
 };
@@ -162,8 +151,7 @@ static void s_on_tick(rn_http_conn *c, int64_t now)
     if (rn_http_conn_stalled(c, now)) {
         c->gw->m.stream_budget_closes++;
         rn_logfmt(RN_INFO, "event stream cut off: send budget exceeded",
-                  "conn=%llu peer=%s queued=%zu", (unsigned long long)c->id, c->peer,
-                  c->out_bytes);
+                  "conn=%llu peer=%s queued=%zu", (unsigned long long)c->id, c->peer, c->out_bytes);
         rn_http_conn_close(c, "send budget exceeded");
         return;
     }
@@ -184,6 +172,7 @@ static void s_on_close(rn_http_conn *c)
 {
     sse_stream *s = c->stream;
     rn_tail_free(s->tail);
+    rn_strbuf_free(&s->out);
     c->gw->m.sse_active--;
     free(s);
 }
@@ -211,7 +200,11 @@ void rn_sse_start(rn_http_conn *c, rn_http_request *req, const char *topic, int3
         rn_http_respond_error(c, 422, 42201, "offset or filter too long or badly encoded");
         return;
     }
-    rn_tail_opts o = {.topic = topic, .partition = partition, .filter = filter, .fmt = fmt};
+    rn_tail_opts o = {.topic = topic,
+                      .partition = partition,
+                      .filter = filter,
+                      .fmt = fmt,
+                      .cache = c->gw->render_cache};
     const char *last = rn_http_header_get(req, "last-event-id");
     if (last && *last) {
         char *end;

@@ -45,6 +45,7 @@ struct rn_tail {
     char filter[RN_TAIL_MAX_FILTER + 1];
     size_t filter_len;
     enum rn_gw_format fmt;
+    rn_json_cache *cache;
     rn_tail_cbs cbs;
     void *arg;
     int refs;
@@ -153,8 +154,12 @@ static int send_list_offsets(rn_tail *t)
     lp[0].partition = lp[1].partition = t->partition;
     size_t n = 1;
     switch (t->start) {
-    case RN_TAIL_BEGINNING: lp[0].timestamp = -2; break;
-    case RN_TAIL_END: lp[0].timestamp = -1; break;
+    case RN_TAIL_BEGINNING:
+        lp[0].timestamp = -2;
+        break;
+    case RN_TAIL_END:
+        lp[0].timestamp = -1;
+        break;
     default:
         lp[0].timestamp = t->at;
         lp[1].timestamp = -1;
@@ -171,8 +176,8 @@ static int send_list_offsets(rn_tail *t)
     h.list_offsets = &lr;
     char err[256] = "";
     t->inflight = true;
-    int rc = rn_gw_client_call(&t->client, &h, NULL, 0, &t->call, resolved, dropped, err,
-                               sizeof(err));
+    int rc =
+        rn_gw_client_call(&t->client, &h, NULL, 0, &t->call, resolved, dropped, err, sizeof(err));
     if (rc < 0)
         t->inflight = false;
     return rc;
@@ -187,7 +192,6 @@ static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sli
     t->inflight = false;
     t->refs++;
     int status, code;
-    json_t *arr = NULL;
     if (hdr->error_code || hdr->body_case != RUNNEL__RESPONSE_HEADER__BODY_FETCH ||
         hdr->fetch->n_partitions == 0) {
         int err = hdr->error_code ? -(int)hdr->error_code : -RN_E_UNKNOWN;
@@ -207,8 +211,9 @@ static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sli
         int err = -(int)fp->error_code;
         rn_gw_error_map(err, true, &status, &code);
         if (fp->error_code == RN_E_OFFSET_OUT_OF_RANGE)
-            stop_with(t, status, code, "offset %" PRId64 " is out of range [%" PRId64 ", %" PRId64
-                      "]", t->position, fp->log_start_offset, fp->high_watermark);
+            stop_with(t, status, code,
+                      "offset %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]", t->position,
+                      fp->log_start_offset, fp->high_watermark);
         else
             stop_with(t, status, code, "%s-%d: %s", t->topic, t->partition, rn_strerror(err));
         goto out;
@@ -216,30 +221,27 @@ static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sli
     for (unsigned i = 0; i < n_slices && !t->dead; i++) {
         if (!slices[i].len)
             continue;
-        arr = json_array();
         int64_t next = t->position;
-        int n = arr ? rn_json_append_records(arr, t->topic, t->partition, slices[i].data,
-                                             slices[i].len, t->position, t->filter, t->filter_len,
-                                             t->fmt, &next)
-                    : -ENOMEM;
+        int n = rn_json_render_records(t->cache, t->topic, t->partition, slices[i].data,
+                                       slices[i].len, t->position, t->filter, t->filter_len, t->fmt,
+                                       &next, t->cbs.on_record, t->arg);
+        if (t->dead)
+            break; /* the owner closed it from a callback */
         if (n < 0) {
             rn_logfmt(RN_WARN, "tail cannot render a fetched batch",
                       "topic=%s partition=%d offset=%" PRId64 " err=%s", t->topic, t->partition,
                       t->position, rn_errname(n));
-            stop_with(t, 500, 50001, "cannot render records at offset %" PRId64 ": %s",
-                      t->position, rn_strerror(n));
+            stop_with(t, 500, 50001, "cannot render records at offset %" PRId64 ": %s", t->position,
+                      rn_strerror(n));
             goto out;
         }
         if (next > t->position)
             t->position = next;
-        if (n > 0 && t->cbs.on_records)
-            t->cbs.on_records(t->arg, arr, t->position);
-        json_decref(arr);
-        arr = NULL;
+        if (n > 0 && t->cbs.on_records_end)
+            t->cbs.on_records_end(t->arg, (size_t)n, t->position);
     }
     kick(t);
 out:
-    json_decref(arr);
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     unref(t);
@@ -268,8 +270,8 @@ static int send_fetch(rn_tail *t)
     h.fetch = &fr;
     char err[256] = "";
     t->inflight = true;
-    int rc = rn_gw_client_call(&t->client, &h, NULL, 0, &t->call, fetched, dropped, err,
-                               sizeof(err));
+    int rc =
+        rn_gw_client_call(&t->client, &h, NULL, 0, &t->call, fetched, dropped, err, sizeof(err));
     if (rc < 0)
         t->inflight = false;
     return rc;
@@ -322,6 +324,7 @@ int rn_tail_new(rn_tail **out, rn_reactor *r, const char *peer, const rn_tail_op
         memcpy(t->filter, o->filter, fl);
     t->filter_len = fl;
     t->fmt = o->fmt;
+    t->cache = o->cache;
     t->cbs = *cbs;
     t->arg = arg;
     t->refs = 1;

@@ -26,9 +26,9 @@ typedef struct rn_tail rn_tail;
 
 enum rn_tail_start { RN_TAIL_BEGINNING, RN_TAIL_END, RN_TAIL_OFFSET, RN_TAIL_TIME };
 
-#define RN_TAIL_MAX_FILTER 256
+#define RN_TAIL_MAX_FILTER  256
 #define RN_TAIL_FETCH_BYTES (256u << 10) /* per fetch answer */
-#define RN_TAIL_WAIT_MS 5000             /* long-poll time of each fetch */
+#define RN_TAIL_WAIT_MS     5000         /* long-poll time of each fetch */
 
 typedef struct rn_tail_opts {
     const char *topic; /* copied */
@@ -37,14 +37,18 @@ typedef struct rn_tail_opts {
     int64_t at;         /* the offset (RN_TAIL_OFFSET) or time in ms (RN_TAIL_TIME) */
     const char *filter; /* substring of key or value; NULL or "" for all; copied */
     enum rn_gw_format fmt;
+    rn_json_cache *cache; /* shared renderings; borrowed, must outlive the tail; may be NULL */
 } rn_tail_opts;
 
 typedef struct rn_tail_cbs {
     /* The start offset is known (before any record). */
     void (*on_start)(void *arg, int64_t offset);
-    /* Records in offset order (a JSON array, borrowed for the call, never
-     * empty); next: where the tail goes on. */
-    void (*on_records)(void *arg, json_t *records, int64_t next);
+    /* One record of a fetch answer, in offset order (borrowed for the call).
+     * Return 0; or <0 after freeing the tail (the rest is not delivered). */
+    int (*on_record)(void *arg, const rn_json_rec *rec);
+    /* The answer's records have all been handed over (n > 0 of them);
+     * next: where the tail goes on. */
+    void (*on_records_end)(void *arg, size_t n, int64_t next);
     /* The tail stopped for good (unknown topic, deleted, storage error, an
      * offset that is not there): HTTP status, REST code and a message. */
     void (*on_error)(void *arg, int status, int code, const char *msg);

@@ -45,10 +45,10 @@
 #include "broker/gateway/ws.h"
 #include "broker/logfmt.h"
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define PING_MS 30000
-#define CLOSE_LINGER_MS 2000 /* our close sent: wait this long for the peer's */
-#define CUT_LINGER_MS 10000  /* cut off: the close frame waits behind what the kernel holds */
+#define WS_GUID         "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define PING_MS         30000
+#define CLOSE_LINGER_MS 2000  /* our close sent: wait this long for the peer's */
+#define CUT_LINGER_MS   10000 /* cut off: the close frame waits behind what the kernel holds */
 
 /* ---- Engine -------------------------------------------------------------------------- */
 
@@ -325,6 +325,7 @@ typedef struct ws_session {
     json_t *sub_id; /* the subscribe message's "id", echoed in "subscribed" */
     int64_t last_ping_ms;
     int64_t close_deadline_ms; /* 0 until we sent a close */
+    rn_strbuf msg;             /* the records message being built */
 } ws_session;
 
 typedef struct ws_produce {
@@ -338,15 +339,25 @@ static int ws_write(void *arg, const uint8_t *data, size_t len)
     return rn_http_write(s->c, data, len, len == 0);
 }
 
+/* Send one JSON text message. A failure (out of memory) closes the socket on
+ * the next loop turn, so callers may go on using the session. */
+static void send_text(ws_session *s, const char *txt, size_t len)
+{
+    int rc = rn_ws_send(s->ws, true, txt, len);
+    if (rc == 0)
+        s->gw->m.stream_messages_sent++;
+    else if (rc != -EPIPE)
+        rn_http_conn_fail(s->c, "websocket send failed");
+}
+
 static void send_json(ws_session *s, json_t *j)
 {
     char *txt = json_dumps(j, JSON_COMPACT);
     if (!txt) {
-        rn_http_conn_close(s->c, "out of memory");
+        rn_http_conn_fail(s->c, "out of memory");
         return;
     }
-    if (rn_ws_send(s->ws, true, txt, strlen(txt)) == 0)
-        s->gw->m.stream_messages_sent++;
+    send_text(s, txt, strlen(txt));
     free(txt);
 }
 
@@ -378,7 +389,7 @@ static void begin_close(ws_session *s, uint16_t code, const char *reason, int64_
     if (!s->close_deadline_ms)
         s->close_deadline_ms = rn_now_ms() + linger_ms;
     if (rn_ws_close(s->ws, code, reason) < 0 && !rn_ws_close_sent(s->ws))
-        rn_http_conn_close(s->c, "websocket close failed");
+        rn_http_conn_fail(s->c, "websocket close failed");
 }
 
 /* ---- Subscription (tail callbacks) ---- */
@@ -386,8 +397,8 @@ static void begin_close(ws_session *s, uint16_t code, const char *reason, int64_
 static void tail_on_start(void *arg, int64_t offset)
 {
     ws_session *s = arg;
-    json_t *j = json_pack("{s:s,s:s,s:i,s:I}", "type", "subscribed", "topic", s->topic,
-                          "partition", s->partition, "offset", (json_int_t)offset);
+    json_t *j = json_pack("{s:s,s:s,s:i,s:I}", "type", "subscribed", "topic", s->topic, "partition",
+                          s->partition, "offset", (json_int_t)offset);
     if (!j)
         return;
     if (s->sub_id)
@@ -396,19 +407,36 @@ static void tail_on_start(void *arg, int64_t offset)
     json_decref(j);
 }
 
-static void tail_on_records(void *arg, json_t *records, int64_t next)
+/* A "records" message is built as text around the cached renderings: no
+ * JSON objects per subscriber. */
+static int tail_on_record(void *arg, const rn_json_rec *r)
 {
     ws_session *s = arg;
-    json_t *j = json_pack("{s:s,s:s,s:i,s:O,s:I}", "type", "records", "topic", s->topic,
-                          "partition", s->partition, "records", records, "next_offset",
-                          (json_int_t)next);
-    if (!j) {
-        rn_http_conn_close(s->c, "out of memory");
+    if (s->msg.len == 0) {
+        rn_strbuf_puts(&s->msg, "{\"type\":\"records\",\"topic\":");
+        rn_strbuf_json_string(&s->msg, s->topic);
+        rn_strbuf_printf(&s->msg, ",\"partition\":%d,\"records\":[", s->partition);
+    } else {
+        rn_strbuf_put(&s->msg, ",", 1);
+    }
+    rn_strbuf_put(&s->msg, r->json, r->len);
+    return 0;
+}
+
+static void tail_on_records_end(void *arg, size_t n, int64_t next)
+{
+    ws_session *s = arg;
+    rn_strbuf_printf(&s->msg, "],\"next_offset\":%" PRId64 "}", next);
+    if (s->msg.failed) {
+        rn_strbuf_free(&s->msg);
+        rn_http_conn_fail(s->c, "out of memory");
         return;
     }
-    s->gw->m.stream_records_sent += json_array_size(records);
-    send_json(s, j);
-    json_decref(j);
+    s->gw->m.stream_records_sent += n;
+    send_text(s, s->msg.p, s->msg.len);
+    s->msg.len = 0;
+    if (s->msg.cap > (64u << 10))
+        rn_strbuf_free(&s->msg);
 }
 
 static void tail_on_error(void *arg, int status, int code, const char *msg)
@@ -428,7 +456,8 @@ static bool tail_has_room(void *arg)
 
 static const rn_tail_cbs tail_cbs = {
     .on_start = tail_on_start,
-    .on_records = tail_on_records,
+    .on_record = tail_on_record,
+    .on_records_end = tail_on_records_end,
     .on_error = tail_on_error,
     .has_room = tail_has_room,
 };
@@ -455,7 +484,8 @@ static void op_subscribe(ws_session *s, json_t *m, json_t *id)
     rn_tail_opts o = {.topic = json_string_value(jt),
                       .partition = jp ? (int32_t)json_integer_value(jp) : 0,
                       .filter = json_is_string(jf) ? json_string_value(jf) : NULL,
-                      .fmt = RN_GW_FMT_JSON};
+                      .fmt = RN_GW_FMT_JSON,
+                      .cache = s->gw->render_cache};
     if (jfmt && json_is_string(jfmt) && !strcmp(json_string_value(jfmt), "binary"))
         o.fmt = RN_GW_FMT_BINARY;
     if (jo && json_is_integer(jo)) {
@@ -466,7 +496,8 @@ static void op_subscribe(ws_session *s, json_t *m, json_t *id)
         o.start = RN_TAIL_OFFSET;
         o.at = json_integer_value(jo);
     } else if (jo && !json_is_null(jo)) {
-        if (!json_is_string(jo) || rn_tail_parse_start(json_string_value(jo), &o.start, &o.at) < 0) {
+        if (!json_is_string(jo) ||
+            rn_tail_parse_start(json_string_value(jo), &o.start, &o.at) < 0) {
             send_error(s, id, 42201,
                        "subscribe: \"offset\" must be \"beginning\", \"end\", N or \"s@MS\"");
             return;
@@ -489,6 +520,7 @@ static void op_subscribe(ws_session *s, json_t *m, json_t *id)
     }
     rn_tail_free(s->tail);
     s->tail = NULL;
+    s->msg.len = 0;
     snprintf(s->topic, sizeof(s->topic), "%s", o.topic);
     s->partition = o.partition;
     json_decref(s->sub_id);
@@ -646,8 +678,8 @@ static void s_on_tick(rn_http_conn *c, int64_t now)
         /* The client stopped reading: its queue reached the budget and
          * nothing left for a while. Cut it off with 1008. */
         c->gw->m.stream_budget_closes++;
-        rn_logfmt(RN_INFO, "websocket cut off: send budget exceeded", "conn=%llu peer=%s queued=%zu",
-                  (unsigned long long)c->id, c->peer, c->out_bytes);
+        rn_logfmt(RN_INFO, "websocket cut off: send budget exceeded",
+                  "conn=%llu peer=%s queued=%zu", (unsigned long long)c->id, c->peer, c->out_bytes);
         rn_http_drop_queued(c);
         begin_close(s, RN_WS_POLICY, "send budget exceeded: client not reading", CUT_LINGER_MS);
         return;
@@ -670,6 +702,7 @@ static void s_on_close(rn_http_conn *c)
     ws_session *s = c->stream;
     rn_tail_free(s->tail);
     rn_ws_free(s->ws);
+    rn_strbuf_free(&s->msg);
     json_decref(s->sub_id);
     c->gw->m.ws_active--;
     free(s);

@@ -368,12 +368,77 @@ test_rest_native_round_trip() {
   req GET '/topics/events/partitions/0/records?offset=0' && want '[r["value"] for r in j]' '["from-rest", "from-cli"]'
 }
 
+# REST Proxy v2 consumer instances: create (409 twice), subscribe, records, commit, seek, the
+# group and its lag (/groups), delete.
+test_consumer_instances() {
+  local g=/consumers/grp1 i=/consumers/grp1/instances
+  req POST /topics -H 'Content-Type: application/json' -d '{"name":"cons","partitions":2}' && expect 201 || return 1
+  req POST /topics/cons -H "$JSONV2" -d '{"records":[{"value":"p0","partition":0},{"value":"p1","partition":1}]}'
+  expect 200 || return 1
+  req POST $g -H 'Content-Type: application/vnd.kafka.v2+json' \
+    -d '{"name":"a","format":"json","auto.offset.reset":"earliest","auto.commit.enable":"false"}'
+  expect 200 && want .instance_id '"a"' && want 'j["base_uri"].endswith("/consumers/grp1/instances/a")' true || return 1
+  req POST $g -H 'Content-Type: application/vnd.kafka.v2+json' -d '{"name":"a","format":"json"}'
+  expect 409 40902 || return 1
+  req POST $g -H 'Content-Type: application/vnd.kafka.v2+json' -d '{"name":"b","format":"avro"}'
+  expect 422 42201 || return 1
+  req GET $i/nobody/records && expect 404 40403 || return 1
+  req POST $i/a/subscription -H 'Content-Type: application/json' -d '{"topics":["cons"]}' && expect 204 || return 1
+  req GET $i/a/subscription && expect 200 && want .topics '["cons"]' || return 1
+  local k
+  for k in $(seq 1 50); do
+    req GET $i/a/assignments
+    [ "$(jq_ 'len(j["partitions"])')" = 2 ] && break
+    sleep 0.1
+  done
+  want 'sorted(p["partition"] for p in j["partitions"])' '[0, 1]' || return 1
+  req GET "$i/a/records?timeout=1000" && expect 200 || return 1
+  header_has "Content-Type: application/vnd.kafka.json.v2+json" || return 1
+  want 'sorted(r["value"] for r in j)' '["p0", "p1"]' || return 1
+  req GET "$i/a/records?timeout=0" && expect 200 && want j '[]' || return 1
+  req GET "$i/a/records?timeout=-5" && expect 422 42201 || return 1
+  # Commit what was read (no body = every position), read it back.
+  req POST $i/a/offsets && expect 204 || return 1
+  req GET $i/a/offsets && expect 200 || return 1
+  want 'sorted((o["partition"], o["offset"]) for o in j["offsets"] if o["topic"] == "cons")' '[[0, 1], [1, 1]]' || return 1
+  req POST $i/a/offsets -H 'Content-Type: application/json' -d '{"offsets":[{"topic":"cons","partition":0}]}'
+  expect 422 42201 || return 1
+  # Seek back to the beginning of partition 0: p0 again.
+  req POST $i/a/positions/beginning -H 'Content-Type: application/json' -d '{"partitions":[{"topic":"cons","partition":0}]}'
+  expect 204 || return 1
+  req GET "$i/a/records?timeout=1000" && want '[r["value"] for r in j]' '["p0"]' || return 1
+  req POST $i/a/positions -H 'Content-Type: application/json' -d '{"offsets":[{"topic":"nope","partition":0,"offset":0}]}'
+  expect 409 40903 || return 1
+  # A second instance joins: the group splits the two partitions between them.
+  req POST $g -H 'Content-Type: application/vnd.kafka.v2+json' -d '{"name":"b","format":"binary"}' && expect 200 || return 1
+  req POST $i/b/subscription -H 'Content-Type: application/json' -d '{"topics":["cons"]}' && expect 204 || return 1
+  local pa pb
+  for k in $(seq 1 100); do
+    req GET $i/a/assignments && pa=$(jq_ 'sorted(p["partition"] for p in j["partitions"])')
+    req GET $i/b/assignments && pb=$(jq_ 'sorted(p["partition"] for p in j["partitions"])')
+    [ "$pa" != "[0, 1]" ] && [ "$pb" != "[]" ] && break
+    sleep 0.1
+  done
+  [ "$(echo "$pa $pb" | tr -dc '01' | fold -w1 | sort | tr -d '\n')" = 01 ] || { echo "a=$pa b=$pb" >&2; return 1; }
+  # Committed offsets are the group's: b starts after them, so nothing old comes back.
+  req GET "$i/b/records?timeout=300" && expect 200 && want j '[]' || return 1
+  # The group as the console sees it: members, committed offsets and lag.
+  req GET /groups && expect 200 && want '[g["group_id"] for g in j if g["group_id"] == "grp1"]' '["grp1"]' || return 1
+  req GET /groups/grp1 && expect 200 && want 'len(j["members"])' 2 || return 1
+  want 'sorted((p["partition"], p["committed_offset"], p["lag"]) for p in j["partitions"] if p["topic"] == "cons")' \
+    '[[0, 1, 0], [1, 1, 0]]' || return 1
+  req GET /groups/nope && expect 404 40404 || return 1
+  req DELETE $i/a && expect 204 || return 1
+  req GET $i/a/records && expect 404 40403 || return 1
+  req DELETE $i/b && expect 204
+}
+
 # DELETE /topics/{t} is 204; the topic is then gone (404), and deleting again is 404.
 test_delete_topic() {
   req DELETE /topics/events && expect 204 || return 1
   req GET /topics/events && expect 404 40401 || return 1
   req DELETE /topics/events && expect 404 40401 || return 1
-  req GET /topics && want j '["orders"]'
+  req GET /topics && want 'sorted(j)' '["cons", "orders"]'
 }
 
 # SIGTERM: the broker stops cleanly (exit 0) with HTTP connections open.
@@ -405,6 +470,7 @@ t "routes: 404 and 405" test_routes
 t "Origin allow-list and preflight" test_origin
 t "keep-alive" test_keep_alive
 t "REST and the native CLI share the log" test_rest_native_round_trip
+t "REST Proxy v2 consumer instances" test_consumer_instances
 t "delete topic" test_delete_topic
 t "clean stop with open HTTP connections" test_clean_stop
 echo "1..$N"

@@ -2,7 +2,7 @@
 """gateway_load.py — many WebSocket tails of one topic under a steady produce rate.
 
     tests/perf/gateway_load.py RUNNELD [--clients 1000] [--stalled 10] [--seconds 20]
-                               [--rate 10] [--batch 2] [--procs 2]
+                               [--rate 4] [--batch 5] [--procs 2] [--override KEY=VALUE]
 
 Starts its own runneld (free ports, data in a mkdtemp directory under /tmp,
 removed at the end), opens CLIENTS WebSocket subscriptions to partition 0 of
@@ -131,7 +131,10 @@ async def client_main(port, n, expect, ready_q, deadline):
 
 def client_proc(port, n, expect, ready_q, out_q, deadline):
     raise_nofile()
-    out_q.put(asyncio.run(client_main(port, n, expect, ready_q, deadline)))
+    t0 = time.time()
+    done, lat, errors = asyncio.run(client_main(port, n, expect, ready_q, deadline))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out_q.put((done, lat, errors, ru.ru_utime + ru.ru_stime, time.time() - t0))
 
 
 def metric(port, name):
@@ -195,10 +198,12 @@ def main():
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--stalled", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--rate", type=float, default=10, help="produce calls per second")
-    ap.add_argument("--batch", type=int, default=2, help="records per produce call")
+    ap.add_argument("--rate", type=float, default=4, help="produce calls per second")
+    ap.add_argument("--batch", type=int, default=5, help="records per produce call")
     ap.add_argument("--value-bytes", type=int, default=1000)
     ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra runneld setting, e.g. log.flush=never")
     a = ap.parse_args()
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="rn-gw-load-", dir="/tmp")
@@ -209,7 +214,8 @@ def main():
                              "--http", "127.0.0.1:%d" % http_port,
                              # A small budget so stalled clients are cut off fast.
                              "--override", "connection.send.budget.bytes=16384",
-                             "--override", "max.connections=20000"],
+                             "--override", "max.connections=20000"] +
+                            [x for kv in a.override for x in ("--override", kv)],
                             stdout=subprocess.DEVNULL, stderr=log)
     ok = False
     children = []
@@ -263,12 +269,14 @@ def main():
                 rss_peak = max(rss_peak, rss_kib(proc.pid))
         t_prod = time.time() - t0
         cpu_prod = cpu_s(proc.pid) - cpu0
-        delivered, lats, errs = 0, [], []
+        delivered, lats, errs, ccpu, cwall = 0, [], [], [], []
         for _ in per:
-            d, l, e = out_q.get(timeout=max(5, deadline - time.time() + 5))
+            d, l, e, cpu, wall = out_q.get(timeout=max(5, deadline - time.time() + 5))
             delivered += d
             lats += l
             errs += e
+            ccpu.append(cpu)
+            cwall.append(wall)
             rss_peak = max(rss_peak, rss_kib(proc.pid))
         codes = st_q.get(timeout=60) if a.stalled else []
         for p in children:
@@ -287,6 +295,8 @@ def main():
               % (cut, a.stalled, sorted(set(str(c) for c in codes if c != 1008)) or "-"))
         print("  runneld CPU while producing: %.1f s over %.1f s (%.0f%% of one core)"
               % (cpu_prod, t_prod, 100.0 * cpu_prod / t_prod))
+        print("  client processes CPU: %s s over ~%.0f s each"
+              % (" ".join("%.1f" % x for x in ccpu), max(cwall) if cwall else 0))
         print("  runneld RSS MiB: idle %.1f  with %d sockets %.1f  peak %.1f  after %.1f"
               % (rss0 / 1024, a.clients + a.stalled, rss_ready / 1024, rss_peak / 1024,
                  rss_after / 1024))
