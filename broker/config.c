@@ -77,6 +77,7 @@ enum type {
     T_U64,
     T_FLUSH,    /* always | never | interval:MS */
     T_FLUSH_MS, /* log.flush.interval.ms: sets interval:MS */
+    T_ORIGINS,  /* http.allowed.origins: comma-separated origins or `*` */
 };
 
 struct setting {
@@ -104,6 +105,8 @@ static const struct setting settings[] = {
     {"listeners", NULL, NULL, T_LISTENER, CFG(listen, char[256]), 0, 0, 0, false},
     {"listen", NULL, "listeners", T_LISTENER, CFG(listen, char[256]), 0, 0, 0, false},
     {"http.listener", NULL, NULL, T_HTTP, CFG(http, char[256]), 0, 0, 0, false},
+    {"http.allowed.origins", NULL, NULL, T_ORIGINS, CFG(http_allowed_origins, char[1024]), 0, 0, 0,
+     false},
     {"node.id", NULL, NULL, T_I32, CFG(node_id, int32_t), 0, INT32_MAX, 0, false},
     {"reactors", NULL, NULL, T_U32, CFG(reactors, uint32_t), 0, 256, 0, false},
     {"socket.request.max.bytes", NULL, NULL, T_U32, CFG(socket_request_max_bytes, uint32_t), 1024,
@@ -435,6 +438,31 @@ static int apply(const struct setting *st, const char *key, const char *v, rn_co
     char *base = st->in_log ? (char *)lc : (char *)c;
     char *field = base + st->off;
     switch (st->type) {
+    case T_ORIGINS: {
+        /* Each entry is `*` or scheme://host[:port]: a browser's Origin header. */
+        if (strlen(v) >= sizeof(c->http_allowed_origins))
+            return failf(err, errlen, "%s: longer than %zu bytes", key,
+                         sizeof(c->http_allowed_origins) - 1);
+        for (const char *s = v; *s;) {
+            size_t n = strcspn(s, ",");
+            const char *b = s, *e = s + n;
+            while (b < e && *b == ' ')
+                b++;
+            while (e > b && e[-1] == ' ')
+                e--;
+            bool star = e - b == 1 && *b == '*';
+            const char *sep = memmem(b, (size_t)(e - b), "://", 3);
+            if (!star && (!sep || sep == b || sep + 3 >= e))
+                return failf(err, errlen,
+                             "%s: '%.*s' is not an origin (scheme://host[:port]) or '*'", key,
+                             (int)(e - b), b);
+            s += n;
+            if (*s == ',')
+                s++;
+        }
+        strcpy(field, v);
+        return 0;
+    }
     case T_DIR: {
         if (v[0] == '\0')
             return failf(err, errlen, "%s: empty value; expected a directory path", key);
@@ -954,6 +982,7 @@ int rn_config_dump(const rn_config *c, char *buf, size_t len)
         case T_DIR:
         case T_LISTENER:
         case T_HTTP:
+        case T_ORIGINS:
             put_value(&o, field);
             break;
         case T_BOOL:

@@ -25,6 +25,9 @@ typedef struct rn_config {
     char data_dir[PATH_MAX];       /* data.dir (flag --data-dir), default ./runnel-data */
     char listen[256];              /* listeners (flag --listen), host:port, default 127.0.0.1:9700 */
     char http[256];                /* http.listener (flag --http), default 127.0.0.1:9780 */
+    char http_allowed_origins[1024]; /* http.allowed.origins: browser Origins the gateway
+                                        accepts besides its own host, comma-separated
+                                        (`*` = any); default empty */
     int32_t node_id;               /* node.id, default 1 */
     uint32_t reactors;             /* reactors (flag --reactors), default 1 (0 = number of cores) */
     uint32_t socket_request_max_bytes; /* socket.request.max.bytes, default 100 MiB */

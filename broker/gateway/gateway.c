@@ -186,6 +186,13 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
     gw->r = r;
     gw->b = b;
     gw->listen_fd = -1;
+    if (b->cfg.http_allowed_origins[0]) {
+        gw->allowed_origins = strdup(b->cfg.http_allowed_origins);
+        if (!gw->allowed_origins) {
+            free(gw);
+            return -ENOMEM;
+        }
+    }
     /* A JSON body carries a batch of at most message.max.bytes, base64 (4/3)
      * plus JSON punctuation: four times that is plenty, and bounded. */
     gw->max_body = (size_t)b->cfg.log.max_batch_bytes * 4;

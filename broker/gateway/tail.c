@@ -5,11 +5,13 @@
  *   RESOLVING ──ListOffsets answer──▶ (on_start) ──▶ IDLE ◀──────────────┐
  *                                                    │ has_room()         │
  *                                                    ▼                    │
- *                                                 FETCHING ──answer──▶ on_records
- *                                                    │ error
+ *                                                 FETCHING ──answer──▶ on_record × n,
+ *                                                    │ error              on_records_end
  *                                                    ▼
  *                                                 STOPPED (on_error)
  *
+ * Rendering goes through the gateway's render cache (json.c): a thousand
+ * tails of one partition render each batch once and copy the text.
  * Every step runs from a NOP completion (kick), never on the stack of a
  * broker answer: an answer can arrive inside rn_partition_wake's loop or
  * inside rn_request_local, where sending the next request would re-enter the

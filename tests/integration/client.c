@@ -767,6 +767,18 @@ static void child_exec(it_broker *b, pid_t parent)
     argv[n++] = b->data_dir;
     argv[n++] = "--listen";
     argv[n++] = listen;
+    /* Its own HTTP port too, unless the test chose one: brokers of parallel
+     * tests (and a developer's own runneld) must not meet on 9780. */
+    bool have_http = false;
+    for (int i = 0; i < b->n_args; i++)
+        have_http |= strcmp(b->args[i], "--http") == 0;
+    char http[64];
+    uint16_t http_port;
+    if (!have_http && free_port(&http_port) == 0) {
+        snprintf(http, sizeof(http), "%s:%u", b->host, http_port);
+        argv[n++] = "--http";
+        argv[n++] = http;
+    }
     for (int i = 0; i < b->n_args; i++)
         argv[n++] = b->args[i];
     argv[n] = NULL;

@@ -713,6 +713,7 @@ Test(config, dump_sorted_and_complete)
                           "connections.max.idle.ms",
                           "data.dir",
                           "fetch.max.wait.ms",
+                          "http.allowed.origins",
                           "http.listener",
                           "listeners",
                           "log.flush",
@@ -738,6 +739,25 @@ Test(config, dump_sorted_and_complete)
                   "line %zu is '%s', want %s=", i, line, keys[i]);
     }
     cr_assert_null(line, "extra line '%s'", line);
+}
+
+// http.allowed.origins takes `*` or scheme://host[:port] entries and refuses anything else.
+Test(config, allowed_origins)
+{
+    rn_config c = fresh();
+    char err[256];
+    cr_assert_eq(rn_config_set(&c, "http.allowed.origins", "", err, sizeof(err)), 0);
+    cr_assert_eq(rn_config_set(&c, "http.allowed.origins",
+                               "http://localhost:8080, https://console.example", err, sizeof(err)),
+                 0);
+    cr_assert_str_eq(c.http_allowed_origins, "http://localhost:8080, https://console.example");
+    cr_assert_eq(rn_config_set(&c, "http.allowed.origins", "*", err, sizeof(err)), 0);
+    cr_assert_eq(rn_config_set(&c, "http.allowed.origins", "localhost:8080", err, sizeof(err)),
+                 -RN_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "http.allowed.origins") != NULL, "%s", err);
+    cr_assert_eq(rn_config_set(&c, "http.allowed.origins", "http://", err, sizeof(err)),
+                 -RN_E_INVALID_CONFIG);
+    cr_assert_str_eq(c.http_allowed_origins, "*", "a refused value leaves the old one");
 }
 
 // Dump → file → load gives the same config, odd characters included.
