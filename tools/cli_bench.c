@@ -226,7 +226,6 @@ static void *produce_thread(void *arg)
         int64_t now = cli_mono_us();
         if (now > b->deadline_us)
             break;
-        bool paced = false;
         if (per_us > 0) {
             int64_t due = b->start_us + (int64_t)((double)i / per_us);
             while ((now = cli_mono_us()) < due && !cli_stop) {
@@ -239,15 +238,14 @@ static void *produce_thread(void *arg)
                     struct timespec ts = {0, (long)(due - now) * 1000};
                     nanosleep(&ts, NULL);
                 }
-                paced = true;
             }
         }
         int rc;
-        for (;;) {
-            /* The time read above is the send time, unless we waited since. */
-            if (paced)
+        for (bool again = false;; again = true) {
+            /* The time read above (after any pacing) is the send time, unless
+             * we waited for room since. */
+            if (again)
                 now = cli_mono_us();
-            paced = true;
             uintptr_t sent = (uintptr_t)(now - b->start_us);
             rc = rn_producer_send(w->p, b->topic, b->partition, NULL, 0, b->payload,
                                   (size_t)b->record_size, NULL, 0, 0, (void *)sent);
