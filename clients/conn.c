@@ -5,9 +5,8 @@
  * with a send buffer, a sans-I/O frame decoder (protocol/frame.c) and the list
  * of its requests in flight. Requests are pipelined: rn__conn_send encodes
  * the header and copies the payload to the end of the send buffer and returns
- * (when the buffer is empty, a large request is first offered to the socket
- * straight from the caller's buffers with sendmsg, and only what the socket
- * does not take is copied);
+ * (sending a Produce straight from the batches with sendmsg was measured: it
+ * cost the client more CPU than the copy into the warm send buffer);
  * answers may come back in any order and are matched to their request by
  * correlation id (unique per client, never 0). Nothing here knows what a
  * request means: each carries a callback (rn__resp_cb) that gets the decoded
@@ -73,10 +72,8 @@
 /* Frames at least this large that are not whole in one recv are received in
  * place (see the top of the file); smaller ones are not worth a buffer. */
 #define BIG_FRAME (64u << 10)
-/* Requests with at least this much payload try the socket before the send buffer. */
-#define DIRECT_SEND_MIN (16u << 10)
 /* A big-frame buffer larger than this is freed after its frame instead of kept. */
-#define BIG_KEEP (64u << 20)
+#define BIG_KEEP (8u << 20)
 
 /* What c->rbuf points to. */
 typedef struct rx {
@@ -489,46 +486,12 @@ int rn__conn_sendv(rn__conn *c, Runnel__RequestHeader *h, const struct iovec *io
         free(p);
         return rc;
     }
-    /* Nothing waits to be written ahead of this request: hand the socket the
-     * header and the caller's buffers as they are (a Produce of record batches
-     * is then not copied into the send buffer), and copy only what it did not
-     * take. An error is left for the next poll to find, as conn_flush does. */
-    size_t sent = 0;
-    if (c->state == RN__CONN_UP && c->out_off == c->out_len && len >= DIRECT_SEND_MIN &&
-        iovcnt < 16) {
-        struct iovec v[17];
-        v[0].iov_base = c->out + c->out_len;
-        v[0].iov_len = w;
-        memcpy(v + 1, iov, (size_t)iovcnt * sizeof(*iov));
-        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)iovcnt + 1};
-        ssize_t n;
-        do
-            n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-        while (n < 0 && errno == EINTR);
-        if (n > 0)
-            sent = (size_t)n;
-    }
-    c->sent_total += sent;
-    size_t skip = 0;
-    if (sent < w) {
-        if (sent)
-            memmove(c->out + c->out_len, c->out + c->out_len + sent, w - sent);
-        c->out_len += w - sent;
-    } else {
-        skip = sent - w;
-    }
+    c->out_len += w;
     for (int i = 0; i < iovcnt; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        memcpy(c->out + c->out_len, (const uint8_t *)iov[i].iov_base + skip,
-               iov[i].iov_len - skip);
-        c->out_len += iov[i].iov_len - skip;
-        skip = 0;
+        if (iov[i].iov_len)
+            memcpy(c->out + c->out_len, iov[i].iov_base, iov[i].iov_len);
+        c->out_len += iov[i].iov_len;
     }
-    if (c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
     c->queued_total += w + len;
     p->cid = h->correlation_id;
     p->api = api;
@@ -545,7 +508,7 @@ int rn__conn_sendv(rn__conn *c, Runnel__RequestHeader *h, const struct iovec *io
     c->tail = p;
     c->n_pending++;
     /* Start writing now: the request leaves without waiting for the next poll. */
-    if (c->state == RN__CONN_UP && c->out_off < c->out_len)
+    if (c->state == RN__CONN_UP)
         conn_flush(c, false);
     return 0;
 }

@@ -96,6 +96,8 @@
 #include "clients/internal.h"
 #include "protocol/batch.h"
 
+#define SPARE_MAX (4u << 20)
+
 /* A Fetch answer's frame, taken from the decoder: the chunks cut from it
  * share it; the last one released frees it. */
 typedef struct fblob {
@@ -225,10 +227,11 @@ static void chunk_free(chunk *ch)
 }
 
 /* Free ch, keeping its allocation for a later chunk when it is among the
- * largest seen. */
+ * largest seen and not above SPARE_MAX (so a consumer holds at most
+ * 4 * SPARE_MAX bytes it does not use). */
 static void chunk_recycle(rn_consumer *c, chunk *ch)
 {
-    if (!ch->blob && ch->data) {
+    if (!ch->blob && ch->data && ch->cap <= SPARE_MAX) {
         size_t n = c->n_spare, i = n;
         if (n == 4 && c->spare_cap[3] < ch->cap) {
             free(c->spare[3]);
