@@ -233,6 +233,11 @@ int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index);
 void rn_reactor_fini(rn_reactor *r);
 /* Open the listener and start accepting. Errors: -errno with a log line. */
 int rn_reactor_listen(rn_reactor *r, const char *hostport);
+/* Open a listening TCP socket on hostport (broker/listen.c): SO_REUSEADDR,
+ * no SO_REUSEPORT. A taken port is retried for 5 s when retry_in_use, else
+ * returned as -EADDRINUSE without a log line. what names the setting in logs.
+ * Errors: -errno, -RN_E_INVALID_CONFIG, -EINVAL (cannot resolve). */
+int rn_listen_open(const char *what, const char *hostport, bool retry_in_use, int *fd);
 /* Run until stopped by SIGTERM/SIGINT and drained. */
 int rn_reactor_run(rn_reactor *r);
 /* Hold / return a receive buffer. */

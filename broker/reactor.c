@@ -4,9 +4,7 @@
  * The reactor shares its rn_io with the storage of the partitions it owns, so
  * socket completions and segment writes/fdatasyncs come back through one ring
  * and one loop (DESIGN §6). Sockets use:
- *   - multishot accept on the listener (without SO_REUSEPORT while there is
- *     one reactor: a second broker started on the same port by mistake gets
- *     EADDRINUSE instead of silently sharing the port's connections);
+ *   - multishot accept on the listener (opened by broker/listen.c);
  *   - multishot recv into a provided buffer ring, registered by hand because
  *     liburing 2.3 lacks io_uring_setup_buf_ring (posix_memalign →
  *     io_uring_register_buf_ring → io_uring_buf_ring_init/add/advance);
@@ -191,58 +189,11 @@ static void arm_accept(rn_reactor *r)
 
 int rn_reactor_listen(rn_reactor *r, const char *hostport)
 {
-    char host[256];
-    uint16_t port;
-    int rc = rn_config_parse_hostport(hostport, host, sizeof(host), &port);
+    int rc = rn_listen_open("listen", hostport, true, &r->listen_fd);
     if (rc < 0)
         return rc;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%u", port);
-    rc = getaddrinfo(host, ps, &hints, &ai);
-    if (rc != 0) {
-        rn_logfmt(RN_ERROR, "cannot resolve listener", "listen=%s err=\"%s\"", hostport,
-                  gai_strerror(rc));
-        return -EINVAL;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* After a kill -9 the old process's io_uring (and the listener it holds)
-     * is torn down by the kernel in the background: a restart right away may
-     * find the port still taken for a moment. Retry for a few seconds. */
-    for (int tries = 0;; tries++) {
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        rc = -errno;
-        if (rc != -EADDRINUSE || tries >= 50) {
-            close(fd);
-            goto fail;
-        }
-        if (tries == 0)
-            rn_logfmt(RN_INFO, "address in use, retrying for 5 s", "listen=%s", hostport);
-        usleep(100000);
-    }
-    if (listen(fd, 1024) < 0) {
-        rc = -errno;
-        close(fd);
-        goto fail;
-    }
-    freeaddrinfo(ai);
-    r->listen_fd = fd;
     arm_accept(r);
     return 0;
-
-fail:
-    rn_logfmt(RN_ERROR, "cannot listen", "listen=%s err=%s", hostport, rn_errname(rc));
-    freeaddrinfo(ai);
-    return rc;
 }
 
 /* ---- Tick: idle connections, rolls, retention -------------------------------------- */

@@ -112,68 +112,18 @@ static void arm_tick(rn_gateway *gw)
 
 /* ---- Listen ---------------------------------------------------------------------------- */
 
+/* Returns 0 with the socket in *out, 1 when the (default) port is taken and
+ * HTTP is not required, or a negative error. */
 static int open_listener(const char *hostport, bool required, int *out)
 {
-    char host[256];
-    uint16_t port;
     const char *hp = strncmp(hostport, "http://", 7) == 0 ? hostport + 7 : hostport;
-    int rc = rn_config_parse_hostport(hp, host, sizeof(host), &port);
-    if (rc < 0)
-        return rc;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%u", port);
-    rc = getaddrinfo(host, ps, &hints, &ai);
-    if (rc != 0) {
-        rn_logfmt(RN_ERROR, "cannot resolve http listener", "http=%s err=\"%s\"", hostport,
-                  gai_strerror(rc));
-        return -EINVAL;
+    int rc = rn_listen_open("http", hp, required, out);
+    if (rc == -EADDRINUSE && !required) {
+        rn_logfmt(RN_WARN, "http listener address in use; running without HTTP",
+                  "http=%s hint=\"give --http HOST:PORT to serve REST, SSE and WebSocket\"",
+                  hostport);
+        return 1;
     }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* As the native listener: no SO_REUSEPORT with one reactor (a second
-     * broker on the port must fail), and a few seconds of retries after a
-     * kill -9 whose io_uring still holds the old socket. */
-    for (int tries = 0;; tries++) {
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        rc = -errno;
-        if (rc == -EADDRINUSE && !required) {
-            rn_logfmt(RN_WARN, "http listener address in use; running without HTTP",
-                      "http=%s hint=\"give --http HOST:PORT to serve REST, SSE and WebSocket\"",
-                      hostport);
-            close(fd);
-            freeaddrinfo(ai);
-            return 1;
-        }
-        if (rc != -EADDRINUSE || tries >= 50) {
-            close(fd);
-            goto fail;
-        }
-        if (tries == 0)
-            rn_logfmt(RN_INFO, "address in use, retrying for 5 s", "http=%s", hostport);
-        usleep(100000);
-    }
-    if (listen(fd, 1024) < 0) {
-        rc = -errno;
-        close(fd);
-        goto fail;
-    }
-    freeaddrinfo(ai);
-    *out = fd;
-    return 0;
-
-fail:
-    rn_logfmt(RN_ERROR, "cannot listen for http", "http=%s err=%s", hostport, rn_errname(rc));
-    freeaddrinfo(ai);
     return rc;
 }
 
