@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "broker/sorted.h"
 #include "broker/broker.h"
 #include "broker/groups.h"
 #include "broker/logfmt.h"
@@ -237,23 +238,14 @@ static void group_free(group *grp)
     free(grp);
 }
 
+static int cmp_group_id(const void *key, const void *elem)
+{
+    return strcmp(key, (*(group *const *)elem)->id);
+}
+
 static size_t group_index(const rn_groups *g, const char *id, bool *found)
 {
-    size_t lo = 0, hi = g->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->groups[mid]->id, id);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return rn_sorted_find(g->groups, g->n, sizeof(*g->groups), id, cmp_group_id, found);
 }
 
 static group *find_group(const rn_groups *g, const char *id)
@@ -302,23 +294,15 @@ static void maybe_drop_group(rn_groups *g, group *grp)
     group_free(grp);
 }
 
+static int cmp_member_id(const void *key, const void *elem)
+{
+    return strcmp(key, (*(member *const *)elem)->id);
+}
+
 static size_t member_index(const group *grp, const char *id, bool *found)
 {
-    size_t lo = 0, hi = grp->n_members;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(grp->members[mid]->id, id);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return rn_sorted_find(grp->members, grp->n_members, sizeof(*grp->members), id, cmp_member_id,
+                          found);
 }
 
 static member *find_member(const group *grp, const char *id)

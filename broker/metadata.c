@@ -74,6 +74,7 @@
 #include <xxhash.h>
 
 #include "protocol/bytes.h"
+#include "broker/sorted.h"
 #include "broker/config.h"
 #include "broker/logfmt.h"
 #include "broker/metadata.h"
@@ -350,42 +351,26 @@ static int config_del(topic *t, const char *key)
 
 /* ---- The two indexes (invariant 4) -------------------------------------- */
 
+static int cmp_topic_name(const void *key, const void *elem)
+{
+    return strcmp(key, (*(topic *const *)elem)->name);
+}
+
+static int cmp_topic_id(const void *key, const void *elem)
+{
+    return memcmp(key, (*(topic *const *)elem)->info.id, 16);
+}
+
 static unsigned find_name_pos(const rn_metadata *md, const char *name, bool *found)
 {
-    unsigned lo = 0, hi = md->n_topics;
-    while (lo < hi) {
-        unsigned mid = lo + (hi - lo) / 2;
-        int c = strcmp(md->by_name[mid]->name, name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return (unsigned)rn_sorted_find(md->by_name, md->n_topics, sizeof(*md->by_name), name,
+                                    cmp_topic_name, found);
 }
 
 static unsigned find_id_pos(const rn_metadata *md, const uint8_t id[16], bool *found)
 {
-    unsigned lo = 0, hi = md->n_topics;
-    while (lo < hi) {
-        unsigned mid = lo + (hi - lo) / 2;
-        int c = memcmp(md->by_id[mid]->info.id, id, 16);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return (unsigned)rn_sorted_find(md->by_id, md->n_topics, sizeof(*md->by_id), id, cmp_topic_id,
+                                    found);
 }
 
 static topic *find_by_name(const rn_metadata *md, const char *name)

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "protocol/bytes.h"
+#include "broker/sorted.h"
 #include "broker/offsets.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
@@ -189,23 +190,14 @@ void rn_offsets_free(rn_offsets *o)
     free(o);
 }
 
+static int cmp_group_id(const void *key, const void *elem)
+{
+    return strcmp(key, (*(ogroup *const *)elem)->id);
+}
+
 static size_t group_index(const rn_offsets *o, const char *id, bool *found)
 {
-    size_t lo = 0, hi = o->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(o->groups[mid]->id, id);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return rn_sorted_find(o->groups, o->n, sizeof(*o->groups), id, cmp_group_id, found);
 }
 
 static size_t entry_index(const ogroup *g, const char *topic, int32_t partition, bool *found)

@@ -21,26 +21,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/sorted.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
 
+static int cmp_topic_name(const void *key, const void *elem)
+{
+    return strcmp(key, (*(rn_topic_state *const *)elem)->name);
+}
+
 static int find_index(const rn_partition_table *pt, const char *name, bool *found)
 {
-    unsigned lo = 0, hi = pt->n_topics;
-    while (lo < hi) {
-        unsigned mid = lo + (hi - lo) / 2;
-        int c = strcmp(pt->topics[mid]->name, name);
-        if (c == 0) {
-            *found = true;
-            return (int)mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return (int)lo;
+    return (int)rn_sorted_find(pt->topics, pt->n_topics, sizeof(*pt->topics), name, cmp_topic_name,
+                               found);
 }
 
 rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic)

@@ -64,7 +64,10 @@ def arun(coro):
 def test_ws_subscribe_positions():
     B.create_topic("ws1", 2)
     B.produce("ws1", [{"value": {"i": i}} for i in range(5)], partition=1)
-    t_mid = int(time.time() * 1000)
+    # Strictly after the first batch's millisecond: s@MS means timestamp >= MS,
+    # so a batch stamped in the same millisecond as t_mid would match.
+    time.sleep(0.005)
+    t_mid = int(time.time() * 1000) + 1
     time.sleep(0.02)
     B.produce("ws1", [{"value": {"i": i}} for i in range(5, 8)], partition=1)
 
