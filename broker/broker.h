@@ -11,10 +11,16 @@
  * rn_frame_request_decode → rn_dispatch → handle_<api> → (storage callbacks)
  * → rn_request_respond → the conn's send queue → sendmsg CQE.
  *
- * Ownership: a partition belongs to one reactor (partition->reactor) and only
- * that reactor's thread touches its log. There is one reactor for now; the
- * performance issue adds one per core and hands requests for another
- * reactor's partitions over by message.
+ * Threads: one reactor per core (--reactors N), each a thread with its own
+ * ring, listener (SO_REUSEPORT) and connections. A partition belongs to one
+ * reactor (partition->reactor, a hash of topic and partition; internal
+ * topics to reactor 0) and only that reactor's thread touches its log. A
+ * request on another reactor is handed over by message (broker/shard.c:
+ * IORING_OP_MSG_RING, no locks): Produce/Fetch/ListOffsets are split by
+ * owner and the answers merged; every other API runs on reactor 0, which
+ * owns metadata, the group coordinator, producer ids and the HTTP gateway.
+ * Each reactor has its own copy of the topic table (reactor 0 sends changes)
+ * and its own metrics (summed when rendered).
  *
  * Everything here is internal to broker/: the structs are open so the handler
  * files can share them, and nothing outside broker/ includes this header.
@@ -58,6 +64,11 @@ struct rn_partition {
     int32_t leader_epoch;
     bool deleting;
     unsigned n_inflight; /* appends not yet completed: delete waits for them */
+    char *del_dir;       /* delete: where reactor 0 moved the directory */
+    /* Published by the owner for other reactors (describe, lag, metrics):
+     * relaxed atomics, read with rn_partition_offsets/rn_partition_size. */
+    int64_t pub_lso, pub_hw, pub_leo;
+    uint64_t pub_size;
 };
 
 typedef struct rn_topic_state {
@@ -65,6 +76,7 @@ typedef struct rn_topic_state {
     uint8_t id[16];
     int32_t n_partitions;
     rn_partition **parts;
+    int refs; /* one per reactor table holding it (atomic) */
 } rn_topic_state;
 
 /* The topic → partitions table, kept in step with metadata by its listener. */
@@ -73,8 +85,20 @@ typedef struct rn_partition_table {
     unsigned n_topics, cap;
 } rn_partition_table;
 
+/* Look-ups in the calling reactor's own table (rn_self). */
 rn_partition *rn_partition_find(rn_broker *b, const char *topic, int32_t partition);
 rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic);
+/* The reactor that owns a partition: internal topics (__*) on 0, others by
+ * a hash of topic and partition. A pure function, so routing needs no table. */
+unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t partition);
+/* Offsets and size from any reactor: exact on the owner, else as the owner
+ * last published them (after every append and every tick). */
+void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo);
+uint64_t rn_partition_size(const rn_partition *p);
+void rn_partition_publish(rn_partition *p);
+/* Copy reactor 0's table into every other reactor's (start-up, before the
+ * threads run). Errors: -ENOMEM. */
+int rn_partitions_share(rn_broker *b);
 /* The metadata listener: opens/closes/reconfigures partition logs. */
 void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev);
 /* Close every partition log cleanly (shutdown). Returns the first error. */
@@ -82,7 +106,7 @@ int rn_partitions_close_all(rn_broker *b);
 /* Wake long-polling fetches waiting on p (its high watermark moved). */
 void rn_partition_wake(rn_partition *p);
 /* Roll and retention for every partition (the reactor's tick). */
-void rn_partitions_tick(rn_broker *b, int64_t now_ms, bool retention);
+void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
 
 /* ---- Requests and responses -------------------------------------------------- */
 
@@ -114,6 +138,9 @@ struct rn_request {
     void *owned;    /* decoder allocation holding the frame, or NULL */
     int pending;    /* asynchronous parts still running (produce appends) */
     void *state;    /* per-API state (produce results, parked fetch) */
+    void *fan;      /* handed to other reactors (broker/shard.c), or NULL */
+    bool sub;       /* a part of another reactor's request: hdr borrowed */
+    uint8_t **batches; /* sub Produce: each partition's batch (else walk payload) */
     struct rn_request *next; /* conn's list of requests in flight */
     struct rn_request *prev;
 };
@@ -161,6 +188,9 @@ void rn_handle_init_producer(rn_request *req);
 
 /* A parked fetch: woken by rn_partition_wake or its timer. */
 void rn_fetch_wake(rn_fetch_wait *w);
+/* Answer a parked fetch now with whatever there is (another reactor's part
+ * of the same fetch found data: broker/shard.c). */
+void rn_fetch_answer_now(rn_fetch_wait *w);
 /* Abandon a parked fetch (its connection is gone). */
 void rn_fetch_cancel(rn_fetch_wait *w);
 
@@ -202,6 +232,25 @@ void rn_conn_close(rn_conn *c, const char *why);
 void rn_conn_flush(rn_conn *c);
 void rn_conn_unref(rn_conn *c);
 
+/* ---- Reactors talking (broker/shard.c) -------------------------------------------- */
+
+typedef struct rn_msg rn_msg;
+typedef void (*rn_msg_fn)(rn_msg *m);
+/* A message between reactors: embed it, post it, fn runs on `to`. */
+struct rn_msg {
+    rn_io_op op;
+    rn_msg_fn fn;
+    rn_reactor *to;
+};
+/* Post m to reactor `to` from the calling reactor; fn(m) runs on `to`. */
+void rn_reactor_post(rn_reactor *to, rn_msg *m, rn_msg_fn fn);
+/* Hand req over to the reactors owning what it touches. Returns true when it
+ * did (the answer comes back by message), false to handle it here. */
+bool rn_shard_route(rn_request *req);
+
+/* The reactor whose thread is running (NULL outside reactors' threads). */
+extern __thread rn_reactor *rn_self;
+
 /* ---- Reactor -------------------------------------------------------------------- */
 
 struct rn_reactor {
@@ -227,17 +276,31 @@ struct rn_reactor {
     bool stopping;
     int64_t last_retention_ms;
     struct rn_gateway *gw; /* HTTP gateways (broker/gateway/gateway.h), or NULL */
+    rn_partition_table pt; /* this reactor's copy of the topic table */
+    rn_metrics metrics;    /* this reactor's counters (rn_metrics_render sums) */
+    rn_conn *fwd;          /* virtual connection of requests from other reactors */
+    bool drained;          /* stopping, and nothing of ours in flight */
+    rn_msg stop_msg;
+    rn_io_op cancel_accept, cancel_tick, cancel_sig;
 };
 
 int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index);
 void rn_reactor_fini(rn_reactor *r);
 /* Open the listener and start accepting. Errors: -errno with a log line. */
 int rn_reactor_listen(rn_reactor *r, const char *hostport);
+/* Start accepting on an already open listener (one of rn_listen_open_shared's). */
+void rn_reactor_listen_fd(rn_reactor *r, int fd);
+/* Run every reactor: 1..n-1 on threads of their own, 0 on the caller's. */
+int rn_reactors_run(rn_broker *b);
 /* Open a listening TCP socket on hostport (broker/listen.c): SO_REUSEADDR,
  * no SO_REUSEPORT. A taken port is retried for 5 s when retry_in_use, else
  * returned as -EADDRINUSE without a log line. what names the setting in logs.
  * Errors: -errno, -RN_E_INVALID_CONFIG, -EINVAL (cannot resolve). */
 int rn_listen_open(const char *what, const char *hostport, bool retry_in_use, int *fd);
+/* n listening sockets on hostport with SO_REUSEPORT, one per reactor; first
+ * makes sure no other process holds the port (bind without SO_REUSEPORT),
+ * retrying for 5 s like rn_listen_open. Errors as rn_listen_open. */
+int rn_listen_open_shared(const char *what, const char *hostport, unsigned n, int *fds);
 /* Run until stopped by SIGTERM/SIGINT and drained. */
 int rn_reactor_run(rn_reactor *r);
 /* Hold / return a receive buffer. */
@@ -248,16 +311,21 @@ void rn_conn_arm_recv(rn_conn *c);
 int64_t rn_now_ms(void);
 uint64_t rn_now_ns(void);
 
+/* shard.c routes with a small table per owner. */
+#define RN_MAX_REACTORS 64
+
 /* ---- The broker ---------------------------------------------------------------- */
 
 struct rn_broker {
     rn_config cfg;
     rn_metadata *md;
-    rn_partition_table pt;
     rn_groups *groups; /* consumer group coordinator (broker/groups.h) */
-    rn_metrics metrics;
     rn_reactor *reactors;
     unsigned n_reactors;
+    /* Shutdown: reactors drained, messages posted and not yet run (atomic). */
+    unsigned n_drained;
+    long msgs_inflight;
+    bool shared; /* reactor tables copied: topic changes go by message */
     rn_frame_limits limits;
     rn_producer_ids producer_ids;
     char host[256];

@@ -516,7 +516,7 @@ void rn_config_default(rn_config *c)
     snprintf(c->listen, sizeof(c->listen), "127.0.0.1:9700");
     snprintf(c->http, sizeof(c->http), "127.0.0.1:9780");
     c->node_id = 1;
-    c->reactors = 1;
+    c->reactors = 0; /* one per core */
     c->socket_request_max_bytes = 100u << 20;
     c->max_connections = 10000;
     c->connections_max_idle_ms = 600000;

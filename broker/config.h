@@ -29,7 +29,7 @@ typedef struct rn_config {
                                         accepts besides its own host, comma-separated
                                         (`*` = any); default empty */
     int32_t node_id;               /* node.id, default 1 */
-    uint32_t reactors;             /* reactors (flag --reactors), default 1 (0 = number of cores) */
+    uint32_t reactors;             /* reactors (flag --reactors), default 0 = one per core */
     uint32_t socket_request_max_bytes; /* socket.request.max.bytes, default 100 MiB */
     uint32_t max_connections;      /* max.connections, default 10000 */
     int64_t connections_max_idle_ms; /* connections.max.idle.ms, default 600000 (10 min) */

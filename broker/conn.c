@@ -100,7 +100,7 @@ void rn_conn_close(rn_conn *c, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     r->n_conns--;
-    r->b->metrics.connections_active--;
+    r->metrics.connections_active--;
     if (c->starved) {
         for (rn_conn **pp = &r->starved; *pp; pp = &(*pp)->next_starved) {
             if (*pp == c) {
@@ -251,7 +251,7 @@ static void answer_error(rn_conn *c, uint32_t correlation_id, int err, const cha
 /* The peer broke the protocol: answer, then close once the answer is out. */
 static void protocol_error(rn_conn *c, uint32_t correlation_id, int err, const char *msg)
 {
-    c->r->b->metrics.protocol_errors++;
+    c->r->metrics.protocol_errors++;
     rn_logfmt(RN_INFO, "protocol error, closing connection", "conn=%llu peer=%s err=%s msg=\"%s\"",
               (unsigned long long)c->id, c->peer, rn_errname(err), msg);
     c->close_after_send = true;
@@ -265,7 +265,7 @@ void rn_conn_on_data(rn_conn *c, const uint8_t *data, size_t len, int bid)
 {
     rn_broker *b = c->r->b;
     c->last_active_ms = rn_now_ms();
-    b->metrics.bytes_received += len;
+    c->r->metrics.bytes_received += len;
     while (len > 0 && !c->dead && !c->close_after_send) {
         size_t consumed = 0;
         rn_frame f;
@@ -332,7 +332,8 @@ void rn_request_free(rn_request *req)
     if (req->next)
         req->next->prev = req->prev;
     c->n_reqs--;
-    rn_frame_request_fini(&req->fr);
+    if (!req->sub) /* a sub-request's header is borrowed (broker/shard.c) */
+        rn_frame_request_fini(&req->fr);
     free(req->owned);
     if (req->rbuf >= 0)
         rn_reactor_buf_unref(c->r, req->rbuf);
@@ -345,8 +346,9 @@ void rn_request_respond(rn_request *req, Runnel__ResponseHeader *hdr, rn_slice *
                         unsigned n_slices)
 {
     rn_conn *c = req->conn;
-    rn_broker *b = c->r->b;
-    rn_metrics_observe(&b->metrics, req->api, (int)hdr->error_code, rn_now_ns() - req->start_ns);
+    if (!req->sub) /* counted once, by the reactor that received it */
+        rn_metrics_observe(&c->r->metrics, req->api, (int)hdr->error_code,
+                           rn_now_ns() - req->start_ns);
     hdr->correlation_id = req->correlation_id;
     if (req->sink) {
         if (c->dead) {
@@ -421,7 +423,7 @@ static void send_done(rn_io_op *op, int res, uint32_t flags)
         rn_conn_unref(c);
         return;
     }
-    c->r->b->metrics.bytes_sent += (uint64_t)res;
+    c->r->metrics.bytes_sent += (uint64_t)res;
     size_t n = (size_t)res;
     while (n > 0 && c->out_head) {
         rn_out *o = c->out_head;

@@ -234,6 +234,16 @@ void rn_fetch_wake(rn_fetch_wait *w)
     req->state = w;
 }
 
+void rn_fetch_answer_now(rn_fetch_wait *w)
+{
+    if (w->done)
+        return;
+    rn_request *req = w->req;
+    req->state = NULL;
+    retire(w);
+    try_fetch(req, true);
+}
+
 void rn_fetch_cancel(rn_fetch_wait *w)
 {
     if (w->done)
@@ -246,6 +256,7 @@ void rn_fetch_cancel(rn_fetch_wait *w)
 
 void rn_partition_wake(rn_partition *p)
 {
+    rn_partition_publish(p); /* for other reactors: describe, lag, metrics */
     /* Collect first: answering a fetch unlinks its nodes from this list. */
     rn_fetch_wait *ready = NULL;
     for (wait_node *n = (wait_node *)p->waiters; n; n = n->next) {

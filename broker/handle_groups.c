@@ -390,7 +390,11 @@ static void lag_fill(rn_broker *b, const char *group, Runnel__GroupPartitionLag 
     const rn_offset_entry *e = o ? rn_offsets_find(o, group, topic, partition) : NULL;
     rn_partition *p = rn_partition_find(b, topic, partition);
     l->committed_offset = e ? e->offset : -1;
-    l->log_end_offset = p ? rn_log_high_watermark(p->log) : -1;
+    l->log_end_offset = -1;
+    if (p) { /* lag: the owner's published high watermark */
+        int64_t lso, leo;
+        rn_partition_offsets(p, &lso, &l->log_end_offset, &leo);
+    }
     l->lag = -1;
     if (e && p)
         l->lag = l->log_end_offset > e->offset ? l->log_end_offset - e->offset : 0;

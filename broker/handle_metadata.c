@@ -13,6 +13,8 @@
 
 void rn_dispatch(rn_request *req)
 {
+    if (rn_shard_route(req)) /* another reactor's: handed over */
+        return;
     switch (req->api) {
     case RUNNEL__API__API_VERSIONS:
         rn_handle_api_versions(req);

@@ -48,7 +48,7 @@ static void finish(produce_state *st)
     rn_request *req = st->req;
     req->state = NULL;
     if (st->acks == 0) {
-        rn_metrics_observe(&req->conn->r->b->metrics, req->api, 0, rn_now_ns() - req->start_ns);
+        rn_metrics_observe(&req->conn->r->metrics, req->api, 0, rn_now_ns() - req->start_ns);
         rn_request_free(req);
     } else {
         Runnel__ProduceResponse pr = RUNNEL__PRODUCE_RESPONSE__INIT;
@@ -156,7 +156,8 @@ void rn_handle_produce(rn_request *req)
         r->base_offset = -1;
         r->log_append_time = -1;
         r->log_start_offset = -1;
-        uint8_t *batch = payload + off;
+        /* A sub-request from another reactor names its batches (shard.c). */
+        uint8_t *batch = req->batches ? req->batches[i] : payload + off;
         size_t len = pp->batch_len;
         off += len;
 

@@ -287,10 +287,10 @@ void rn_handle_describe_topic(rn_request *req)
         pd[i].isr = (int32_t *)pi->isr;
         rn_partition *p = rn_partition_find(b, t->name, pi->partition);
         if (p) {
-            pd[i].log_start_offset = rn_log_start_offset(p->log);
-            pd[i].high_watermark = rn_log_high_watermark(p->log);
-            pd[i].log_end_offset = rn_log_end_offset(p->log);
-            pd[i].size_bytes = (int64_t)rn_log_size_bytes(p->log);
+            /* Owned by any reactor: what the owner last published. */
+            rn_partition_offsets(p, &pd[i].log_start_offset, &pd[i].high_watermark,
+                                 &pd[i].log_end_offset);
+            pd[i].size_bytes = (int64_t)rn_partition_size(p);
         } else {
             pd[i].log_start_offset = pd[i].high_watermark = pd[i].log_end_offset = -1;
         }

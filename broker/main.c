@@ -175,9 +175,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "runneld: bad listener '%s'\n", b->cfg.listen);
         return 2;
     }
-    if (b->cfg.reactors > 1)
-        rn_logfmt(RN_WARN, "one reactor for now; --reactors above 1 comes with the performance work",
-                  "reactors=%u", b->cfg.reactors);
+    unsigned n_reactors = b->cfg.reactors;
+    if (n_reactors == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n_reactors = cores > 0 ? (unsigned)cores : 1;
+    }
+    if (n_reactors > RN_MAX_REACTORS) {
+        rn_logfmt(RN_WARN, "too many reactors, using the maximum", "reactors=%u max=%u",
+                  n_reactors, RN_MAX_REACTORS);
+        n_reactors = RN_MAX_REACTORS;
+    }
     b->limits = (rn_frame_limits){.max_request = b->cfg.socket_request_max_bytes,
                                   .max_message = b->cfg.log.max_batch_bytes};
 
@@ -208,10 +215,14 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    b->n_reactors = 1;
-    b->reactors = calloc(1, sizeof(*b->reactors));
-    if (!b->reactors || rn_reactor_init(&b->reactors[0], b, 0) < 0)
+    b->n_reactors = n_reactors;
+    b->reactors = calloc(n_reactors, sizeof(*b->reactors));
+    if (!b->reactors)
         return 1;
+    for (unsigned i = 0; i < n_reactors; i++)
+        if (rn_reactor_init(&b->reactors[i], b, i) < 0)
+            return 1;
+    rn_self = &b->reactors[0]; /* the main thread becomes reactor 0 */
 
     uint64_t t0 = rn_now_ns();
     rc = rn_metadata_open(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
@@ -222,9 +233,10 @@ int main(int argc, char **argv)
         return 1;
     }
     unsigned n_parts = 0;
-    for (unsigned t = 0; t < b->pt.n_topics; t++)
-        n_parts += (unsigned)b->pt.topics[t]->n_partitions;
-    rn_logfmt(RN_INFO, "storage recovered", "topics=%u partitions=%u ms=%.1f", b->pt.n_topics,
+    rn_partition_table *pt = &b->reactors[0].pt;
+    for (unsigned t = 0; t < pt->n_topics; t++)
+        n_parts += (unsigned)pt->topics[t]->n_partitions;
+    rn_logfmt(RN_INFO, "storage recovered", "topics=%u partitions=%u ms=%.1f", pt->n_topics,
               n_parts, (double)(rn_now_ns() - t0) / 1e6);
 
     rc = rn_groups_open(&b->groups, b, err, sizeof(err));
@@ -234,8 +246,22 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    if (rn_reactor_listen(&b->reactors[0], b->cfg.listen) < 0)
-        return 1;
+    if (n_reactors == 1) {
+        if (rn_reactor_listen(&b->reactors[0], b->cfg.listen) < 0)
+            return 1;
+    } else {
+        /* One SO_REUSEPORT listener per reactor; the others get their copy
+         * of the topic table before their threads start. */
+        int fds[RN_MAX_REACTORS];
+        if (rn_listen_open_shared("listen", b->cfg.listen, n_reactors, fds) < 0)
+            return 1;
+        for (unsigned i = 0; i < n_reactors; i++)
+            rn_reactor_listen_fd(&b->reactors[i], fds[i]);
+        if (rn_partitions_share(b) < 0) {
+            rn_logfmt(RN_ERROR, "out of memory sharing the topic table", NULL);
+            return 1;
+        }
+    }
     /* HTTP gateways (REST, SSE, WebSocket) after the native listener. An
      * address other than the default must be had; the default one may be
      * taken by another broker on the machine (then: a warning, no HTTP). */
@@ -249,16 +275,17 @@ int main(int argc, char **argv)
     b->ready = true;
     char flush[48];
     rn_logfmt(RN_INFO, "runneld listening",
-              "version=%s listen=%s data_dir=%s node_id=%d flush=%s", RUNNEL_VERSION,
+              "version=%s listen=%s data_dir=%s node_id=%d flush=%s reactors=%u", RUNNEL_VERSION,
               b->cfg.listen, b->cfg.data_dir, b->cfg.node_id,
-              rn_log_config_flush_str(&b->cfg.log, flush, sizeof(flush)));
+              rn_log_config_flush_str(&b->cfg.log, flush, sizeof(flush)), n_reactors);
 
-    rc = rn_reactor_run(&b->reactors[0]);
+    rc = rn_reactors_run(b);
     rn_groups_close(b->groups);
     b->groups = NULL;
     int rc2 = rn_partitions_close_all(b);
     int rc3 = rn_metadata_close(b->md);
-    rn_reactor_fini(&b->reactors[0]);
+    for (unsigned i = 0; i < n_reactors; i++)
+        rn_reactor_fini(&b->reactors[i]);
     free(b->reactors);
     close(lock_fd);
     if (rc < 0 || rc2 < 0 || rc3 < 0) {

@@ -71,6 +71,21 @@ static void put(sbuf *s, const char *fmt, ...)
     }
 }
 
+/* Every reactor's counters added up. They are bumped without atomics by
+ * their own threads; a relaxed load sees each value whole (all are aligned
+ * uint64_t), possibly a moment old. */
+static void sum_reactors(const rn_broker *b, rn_metrics *m)
+{
+    _Static_assert(sizeof(rn_metrics) % sizeof(uint64_t) == 0, "rn_metrics is all uint64_t");
+    memset(m, 0, sizeof(*m));
+    uint64_t *dst = (uint64_t *)m;
+    for (unsigned r = 0; r < b->n_reactors; r++) {
+        const uint64_t *src = (const uint64_t *)&b->reactors[r].metrics;
+        for (size_t i = 0; i < sizeof(*m) / sizeof(uint64_t); i++)
+            dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    }
+}
+
 int rn_metrics_render(rn_broker *b, char **out, size_t *len)
 {
     sbuf s = {.cap = 4096};
@@ -78,7 +93,8 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
     if (!s.p)
         return -ENOMEM;
     s.p[0] = 0;
-    rn_metrics *m = &b->metrics;
+    rn_metrics sum, *m = &sum;
+    sum_reactors(b, &sum);
 
     put(&s, "# HELP runnel_connections_active Open client connections.\n"
             "# TYPE runnel_connections_active gauge\nrunnel_connections_active %" PRIu64 "\n",
@@ -138,23 +154,26 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
     };
     for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
         put(&s, "# TYPE %s %s\n", fams[f][0], fams[f][1]);
-        for (unsigned t = 0; t < b->pt.n_topics; t++) {
-            rn_topic_state *ts = b->pt.topics[t];
+        rn_partition_table *pt = &b->reactors[0].pt; /* rendered on reactor 0 */
+        for (unsigned t = 0; t < pt->n_topics; t++) {
+            rn_topic_state *ts = pt->topics[t];
             for (int32_t p = 0; p < ts->n_partitions; p++) {
                 rn_partition *pa = ts->parts[p];
                 if (!pa || !pa->log)
                     continue;
                 uint64_t v = 0;
+                int64_t lso, hw, leo;
+                rn_partition_offsets(pa, &lso, &hw, &leo);
                 switch (f) {
                 case 0: v = pa->m.bytes_in; break;
                 case 1: v = pa->m.records_in; break;
                 case 2: v = pa->m.bytes_out; break;
                 case 3: v = pa->m.records_out; break;
                 case 4: v = pa->m.produce_errors; break;
-                case 5: v = (uint64_t)rn_log_end_offset(pa->log); break;
-                case 6: v = (uint64_t)rn_log_start_offset(pa->log); break;
-                case 7: v = (uint64_t)rn_log_high_watermark(pa->log); break;
-                case 8: v = rn_log_size_bytes(pa->log); break;
+                case 5: v = (uint64_t)leo; break;
+                case 6: v = (uint64_t)lso; break;
+                case 7: v = (uint64_t)hw; break;
+                case 8: v = rn_partition_size(pa); break;
                 }
                 put(&s, "%s{topic=\"%s\",partition=\"%d\"} %" PRIu64 "\n", fams[f][0], ts->name,
                     p, v);

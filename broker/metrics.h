@@ -2,8 +2,9 @@
  * metrics.h — counters and latency histograms runneld keeps (DESIGN §6).
  *
  * Plain integers bumped on the owning reactor's thread; no atomics on the hot
- * path (a later reactor-per-core change keeps one rn_metrics per reactor and
- * sums them when rendering). Rendered in the Prometheus text format with the
+ * path: each reactor keeps its own rn_metrics (rn_reactor.metrics) and
+ * rn_metrics_render sums them. Partition counters live in the partition and
+ * are bumped only by its owner. Rendered in the Prometheus text format with the
  * `runnel_` prefix by rn_metrics_render(); the HTTP gateway serves it at
  * /metrics.
  */

@@ -36,11 +36,19 @@ static int find_index(const rn_partition_table *pt, const char *name, bool *foun
                                found);
 }
 
+/* The calling reactor's table; the main thread (start-up, shutdown) uses
+ * reactor 0's, the authoritative one. */
+static rn_partition_table *table(rn_broker *b)
+{
+    return rn_self ? &rn_self->pt : &b->reactors[0].pt;
+}
+
 rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic)
 {
+    rn_partition_table *pt = table(b);
     bool found;
-    int i = find_index(&b->pt, topic, &found);
-    return found ? b->pt.topics[i] : NULL;
+    int i = find_index(pt, topic, &found);
+    return found ? pt->topics[i] : NULL;
 }
 
 rn_partition *rn_partition_find(rn_broker *b, const char *topic, int32_t partition)
@@ -50,6 +58,46 @@ rn_partition *rn_partition_find(rn_broker *b, const char *topic, int32_t partiti
         return NULL;
     rn_partition *p = t->parts[partition];
     return p && p->log && !p->deleting ? p : NULL;
+}
+
+unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t partition)
+{
+    if (b->n_reactors <= 1 || strncmp(topic, "__", 2) == 0)
+        return 0;
+    uint32_t h = 2166136261u; /* FNV-1a: stable across runs and builds */
+    for (const unsigned char *c = (const unsigned char *)topic; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return (h + (uint32_t)partition) % b->n_reactors;
+}
+
+void rn_partition_publish(rn_partition *p)
+{
+    if (!p->log)
+        return;
+    __atomic_store_n(&p->pub_lso, rn_log_start_offset(p->log), __ATOMIC_RELAXED);
+    __atomic_store_n(&p->pub_hw, rn_log_high_watermark(p->log), __ATOMIC_RELAXED);
+    __atomic_store_n(&p->pub_leo, rn_log_end_offset(p->log), __ATOMIC_RELAXED);
+    __atomic_store_n(&p->pub_size, rn_log_size_bytes(p->log), __ATOMIC_RELAXED);
+}
+
+void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo)
+{
+    if ((rn_self == p->reactor || !rn_self) && p->log) {
+        *lso = rn_log_start_offset(p->log);
+        *hw = rn_log_high_watermark(p->log);
+        *leo = rn_log_end_offset(p->log);
+        return;
+    }
+    *lso = __atomic_load_n(&p->pub_lso, __ATOMIC_RELAXED);
+    *hw = __atomic_load_n(&p->pub_hw, __ATOMIC_RELAXED);
+    *leo = __atomic_load_n(&p->pub_leo, __ATOMIC_RELAXED);
+}
+
+uint64_t rn_partition_size(const rn_partition *p)
+{
+    if ((rn_self == p->reactor || !rn_self) && p->log)
+        return rn_log_size_bytes(p->log);
+    return __atomic_load_n(&p->pub_size, __ATOMIC_RELAXED);
 }
 
 static int partition_dir(char *buf, size_t len, const rn_broker *b, const char *topic, int32_t p)
@@ -90,14 +138,151 @@ static void free_partition(rn_partition *p)
     if (!p)
         return;
     rn_producer_state_free(p->ps);
+    free(p->del_dir);
     free(p->topic);
     free(p);
 }
 
+static void free_topic(rn_topic_state *ts)
+{
+    for (int32_t i = 0; ts->parts && i < ts->n_partitions; i++)
+        free_partition(ts->parts[i]);
+    free(ts->parts);
+    free(ts->name);
+    free(ts);
+}
+
+/* Drop one table's reference; the last frees (every owner has closed its logs
+ * before dropping its reference). */
+static void topic_unref(rn_topic_state *ts)
+{
+    if (__atomic_sub_fetch(&ts->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free_topic(ts);
+}
+
+static int table_insert(rn_partition_table *pt, rn_topic_state *ts)
+{
+    bool found;
+    int at = find_index(pt, ts->name, &found);
+    if (found)
+        return -EEXIST;
+    if (pt->n_topics == pt->cap) {
+        unsigned cap = pt->cap ? pt->cap * 2 : 16;
+        rn_topic_state **v = realloc(pt->topics, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        pt->topics = v;
+        pt->cap = cap;
+    }
+    memmove(pt->topics + at + 1, pt->topics + at, (pt->n_topics - (unsigned)at) * sizeof(*pt->topics));
+    pt->topics[at] = ts;
+    pt->n_topics++;
+    return 0;
+}
+
+static rn_topic_state *table_remove(rn_partition_table *pt, const char *name)
+{
+    bool found;
+    int at = find_index(pt, name, &found);
+    if (!found)
+        return NULL;
+    rn_topic_state *ts = pt->topics[at];
+    memmove(pt->topics + at, pt->topics + at + 1,
+            (pt->n_topics - (unsigned)at - 1) * sizeof(*pt->topics));
+    pt->n_topics--;
+    return ts;
+}
+
+/* ---- Changes sent to the other reactors -------------------------------------------- */
+
+enum change_kind { CHANGE_ADD, CHANGE_REMOVE, CHANGE_CONFIG };
+
+typedef struct change {
+    rn_msg m;
+    enum change_kind kind;
+    rn_topic_state *ts; /* holds a reference */
+    rn_log_config lc;
+} change;
+
+static void close_partition(rn_broker *b, rn_partition *p, bool remove);
+static void apply_config(rn_reactor *r, rn_topic_state *ts, const rn_log_config *lc);
+
+static void change_run(rn_msg *m)
+{
+    change *c = (change *)m;
+    rn_reactor *r = m->to;
+    switch (c->kind) {
+    case CHANGE_ADD:
+        if (table_insert(&r->pt, c->ts) < 0) {
+            rn_logfmt(RN_ERROR, "topic not added to reactor table", "topic=%s reactor=%u",
+                      c->ts->name, r->index);
+            topic_unref(c->ts);
+        }
+        break; /* the table keeps the message's reference */
+    case CHANGE_REMOVE:
+        if (table_remove(&r->pt, c->ts->name) == c->ts)
+            topic_unref(c->ts); /* the table's reference */
+        for (int32_t i = 0; i < c->ts->n_partitions; i++) {
+            rn_partition *p = c->ts->parts[i];
+            if (p && p->reactor == r)
+                close_partition(r->b, p, true);
+        }
+        topic_unref(c->ts);
+        break;
+    case CHANGE_CONFIG:
+        apply_config(r, c->ts, &c->lc);
+        topic_unref(c->ts);
+        break;
+    }
+    free(c);
+}
+
+/* Send a change to every reactor but 0. Out of memory here would leave a
+ * reactor's table behind reactor 0's, so it is logged loudly. */
+static void broadcast(rn_broker *b, enum change_kind kind, rn_topic_state *ts,
+                      const rn_log_config *lc)
+{
+    for (unsigned i = 1; i < b->n_reactors; i++) {
+        change *c = calloc(1, sizeof(*c));
+        if (!c) {
+            rn_logfmt(RN_ERROR, "out of memory sending a topic change", "topic=%s reactor=%u",
+                      ts->name, i);
+            continue;
+        }
+        c->kind = kind;
+        c->ts = ts;
+        if (lc)
+            c->lc = *lc;
+        __atomic_add_fetch(&ts->refs, 1, __ATOMIC_RELAXED);
+        rn_reactor_post(&b->reactors[i], &c->m, change_run);
+    }
+}
+
+int rn_partitions_share(rn_broker *b)
+{
+    rn_partition_table *pt0 = &b->reactors[0].pt;
+    for (unsigned i = 1; i < b->n_reactors; i++) {
+        rn_partition_table *pt = &b->reactors[i].pt;
+        pt->topics = calloc(pt0->cap ? pt0->cap : 1, sizeof(*pt->topics));
+        if (!pt->topics)
+            return -ENOMEM;
+        pt->cap = pt0->cap;
+        pt->n_topics = pt0->n_topics;
+        for (unsigned t = 0; t < pt0->n_topics; t++) {
+            pt->topics[t] = pt0->topics[t];
+            pt0->topics[t]->refs++;
+        }
+    }
+    b->shared = true;
+    return 0;
+}
+
+/* ---- Metadata events (reactor 0, or the main thread at start-up) ------------------ */
+
 static void topic_created(rn_broker *b, const rn_topic_info *t)
 {
     bool found;
-    int at = find_index(&b->pt, t->name, &found);
+    find_index(&b->reactors[0].pt, t->name, &found);
     if (found) {
         rn_logfmt(RN_WARN, "topic already open", "topic=%s", t->name);
         return;
@@ -111,12 +296,12 @@ static void topic_created(rn_broker *b, const rn_topic_info *t)
         goto oom;
     memcpy(ts->id, t->id, 16);
     ts->n_partitions = t->n_partitions;
+    ts->refs = 1; /* reactor 0's table */
     rn_log_config lc;
     if (rn_topic_log_config(t, &b->cfg.log, &lc) < 0) {
         rn_logfmt(RN_WARN, "topic configs invalid, using defaults", "topic=%s", t->name);
         lc = b->cfg.log;
     }
-    rn_reactor *r = &b->reactors[0];
     for (int32_t i = 0; i < t->n_partitions; i++) {
         rn_partition *p = calloc(1, sizeof(*p));
         if (!p)
@@ -127,6 +312,10 @@ static void topic_created(rn_broker *b, const rn_topic_info *t)
         if (!p->topic || !p->ps)
             goto oom;
         p->id = i;
+        /* Opened here, on reactor 0's thread, but bound to the owner's ring:
+         * rn_log_open does its I/O synchronously and submits nothing, and the
+         * owner sees the partition only once the table change reaches it. */
+        rn_reactor *r = &b->reactors[rn_partition_owner(b, t->name, i)];
         p->reactor = r;
         p->leader_epoch = t->partitions ? t->partitions[i].leader_epoch : 0;
         char dir[PATH_MAX], name[320];
@@ -152,19 +341,12 @@ static void topic_created(rn_broker *b, const rn_topic_info *t)
         if (rc < 0)
             rn_logfmt(RN_WARN, "producer state not rebuilt", "partition=%s err=%s", name,
                       rn_errname(rc));
+        rn_partition_publish(p);
     }
-    if (b->pt.n_topics == b->pt.cap) {
-        unsigned cap = b->pt.cap ? b->pt.cap * 2 : 16;
-        rn_topic_state **v = realloc(b->pt.topics, cap * sizeof(*v));
-        if (!v)
-            goto oom;
-        b->pt.topics = v;
-        b->pt.cap = cap;
-    }
-    memmove(b->pt.topics + at + 1, b->pt.topics + at,
-            (b->pt.n_topics - (unsigned)at) * sizeof(*b->pt.topics));
-    b->pt.topics[at] = ts;
-    b->pt.n_topics++;
+    if (table_insert(&b->reactors[0].pt, ts) < 0)
+        goto oom;
+    if (b->shared)
+        broadcast(b, CHANGE_ADD, ts, NULL);
     return;
 
 oom:
@@ -173,14 +355,12 @@ oom:
         for (int32_t i = 0; ts->parts && i < ts->n_partitions; i++) {
             if (ts->parts[i] && ts->parts[i]->log)
                 rn_log_close(ts->parts[i]->log);
-            free_partition(ts->parts[i]);
         }
-        free(ts->parts);
-        free(ts->name);
-        free(ts);
+        free_topic(ts);
     }
 }
 
+/* On the partition's owner. */
 static void close_partition(rn_broker *b, rn_partition *p, bool remove)
 {
     /* Parked fetches on it answer now; they re-check and find it gone. */
@@ -195,10 +375,13 @@ static void close_partition(rn_broker *b, rn_partition *p, bool remove)
     }
     if (remove) {
         char dir[PATH_MAX];
-        if (partition_dir(dir, sizeof(dir), b, p->topic, p->id) == 0) {
-            int rc = remove_dir(dir);
+        const char *path = p->del_dir;
+        if (!path && partition_dir(dir, sizeof(dir), b, p->topic, p->id) == 0)
+            path = dir;
+        if (path) {
+            int rc = remove_dir(path);
             if (rc < 0)
-                rn_logfmt(RN_WARN, "partition directory not removed", "dir=%s err=%s", dir,
+                rn_logfmt(RN_WARN, "partition directory not removed", "dir=%s err=%s", path,
                           rn_errname(rc));
         }
     }
@@ -206,38 +389,58 @@ static void close_partition(rn_broker *b, rn_partition *p, bool remove)
 
 static void topic_deleted(rn_broker *b, const rn_topic_info *t)
 {
-    bool found;
-    int at = find_index(&b->pt, t->name, &found);
-    if (!found)
+    rn_topic_state *ts = table_remove(&b->reactors[0].pt, t->name);
+    if (!ts)
         return;
-    rn_topic_state *ts = b->pt.topics[at];
-    memmove(b->pt.topics + at, b->pt.topics + at + 1,
-            (b->pt.n_topics - (unsigned)at - 1) * sizeof(*b->pt.topics));
-    b->pt.n_topics--;
-    for (int32_t i = 0; i < ts->n_partitions; i++) {
-        if (ts->parts[i]) {
-            close_partition(b, ts->parts[i], true);
-            free_partition(ts->parts[i]);
+    if (b->shared) {
+        /* Owners on other threads close their logs later; move the
+         * directories aside now, so a topic created again under the same
+         * name at once never meets the old files. */
+        static unsigned long seq;
+        for (int32_t i = 0; i < ts->n_partitions; i++) {
+            rn_partition *p = ts->parts[i];
+            char dir[PATH_MAX], moved[PATH_MAX + 64];
+            if (!p || p->reactor == &b->reactors[0] ||
+                partition_dir(dir, sizeof(dir), b, p->topic, p->id) < 0)
+                continue;
+            snprintf(moved, sizeof(moved), "%s.deleted-%lld-%lu", dir, (long long)rn_now_ms(),
+                     ++seq);
+            if (rename(dir, moved) == 0)
+                p->del_dir = strdup(moved);
         }
+        broadcast(b, CHANGE_REMOVE, ts, NULL);
     }
-    free(ts->parts);
-    free(ts->name);
-    free(ts);
+    for (int32_t i = 0; i < ts->n_partitions; i++) {
+        rn_partition *p = ts->parts[i];
+        if (p && (p->reactor == &b->reactors[0] || !b->shared))
+            close_partition(b, p, true);
+    }
+    topic_unref(ts);
+}
+
+/* Apply a topic's new config to the partitions r owns. */
+static void apply_config(rn_reactor *r, rn_topic_state *ts, const rn_log_config *lc)
+{
+    for (int32_t i = 0; i < ts->n_partitions; i++) {
+        rn_partition *p = ts->parts[i];
+        if (p && p->log && (p->reactor == r || !r->b->shared) && rn_log_set_config(p->log, lc) < 0)
+            rn_logfmt(RN_WARN, "config not applied", "topic=%s partition=%d", ts->name, i);
+    }
 }
 
 static void config_changed(rn_broker *b, const rn_topic_info *t)
 {
-    rn_topic_state *ts = rn_topic_state_find(b, t->name);
-    if (!ts)
+    bool found;
+    int at = find_index(&b->reactors[0].pt, t->name, &found);
+    if (!found)
         return;
+    rn_topic_state *ts = b->reactors[0].pt.topics[at];
     rn_log_config lc;
     if (rn_topic_log_config(t, &b->cfg.log, &lc) < 0)
         return;
-    for (int32_t i = 0; i < ts->n_partitions; i++) {
-        rn_partition *p = ts->parts[i];
-        if (p && p->log && rn_log_set_config(p->log, &lc) < 0)
-            rn_logfmt(RN_WARN, "config not applied", "topic=%s partition=%d", t->name, i);
-    }
+    apply_config(&b->reactors[0], ts, &lc);
+    if (b->shared)
+        broadcast(b, CHANGE_CONFIG, ts, &lc);
 }
 
 void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev)
@@ -256,11 +459,20 @@ void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev)
     }
 }
 
+/* Shutdown, on the main thread once every reactor thread has stopped. */
 int rn_partitions_close_all(rn_broker *b)
 {
     int rc = 0;
-    for (unsigned t = 0; t < b->pt.n_topics; t++) {
-        rn_topic_state *ts = b->pt.topics[t];
+    for (unsigned i = 1; i < b->n_reactors; i++) {
+        rn_partition_table *pt = &b->reactors[i].pt;
+        for (unsigned t = 0; t < pt->n_topics; t++)
+            topic_unref(pt->topics[t]);
+        free(pt->topics);
+        memset(pt, 0, sizeof(*pt));
+    }
+    rn_partition_table *pt = &b->reactors[0].pt;
+    for (unsigned t = 0; t < pt->n_topics; t++) {
+        rn_topic_state *ts = pt->topics[t];
         for (int32_t i = 0; i < ts->n_partitions; i++) {
             rn_partition *p = ts->parts[i];
             if (p && p->log) {
@@ -269,36 +481,35 @@ int rn_partitions_close_all(rn_broker *b)
                     rc = r;
                 p->log = NULL;
             }
-            free_partition(p);
         }
-        free(ts->parts);
-        free(ts->name);
-        free(ts);
+        topic_unref(ts);
     }
-    free(b->pt.topics);
-    memset(&b->pt, 0, sizeof(b->pt));
+    free(pt->topics);
+    memset(pt, 0, sizeof(*pt));
     return rc;
 }
 
-void rn_partitions_tick(rn_broker *b, int64_t now_ms, bool retention)
+void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
 {
-    for (unsigned t = 0; t < b->pt.n_topics; t++) {
-        rn_topic_state *ts = b->pt.topics[t];
+    rn_partition_table *pt = &r->pt;
+    for (unsigned t = 0; t < pt->n_topics; t++) {
+        rn_topic_state *ts = pt->topics[t];
         for (int32_t i = 0; i < ts->n_partitions; i++) {
             rn_partition *p = ts->parts[i];
-            if (!p || !p->log)
+            if (!p || !p->log || p->reactor != r)
                 continue;
             int rc = rn_log_maybe_roll(p->log, now_ms);
             if (rc < 0)
                 rn_logfmt(RN_WARN, "roll failed", "topic=%s partition=%d err=%s", ts->name, i,
                           rn_errname(rc));
-            if (!retention)
-                continue;
-            int n = rn_log_enforce_retention(p->log, now_ms);
-            if (n > 0)
-                rn_logfmt(RN_INFO, "retention deleted segments",
-                          "topic=%s partition=%d segments=%d log_start_offset=%lld", ts->name, i,
-                          n, (long long)rn_log_start_offset(p->log));
+            if (retention) {
+                int n = rn_log_enforce_retention(p->log, now_ms);
+                if (n > 0)
+                    rn_logfmt(RN_INFO, "retention deleted segments",
+                              "topic=%s partition=%d segments=%d log_start_offset=%lld", ts->name,
+                              i, n, (long long)rn_log_start_offset(p->log));
+            }
+            rn_partition_publish(p);
         }
     }
 }

@@ -16,12 +16,22 @@
  * with -ENOBUFS; the connection waits on `starved` and is re-armed as soon as
  * a buffer comes back.
  *
- * Shutdown (SIGTERM/SIGINT through a signalfd read on the ring): stop
- * accepting, stop reading, let requests in flight finish (bounded by 10 s),
- * then the caller closes partition logs (flush + clean marker).
+ * Reactors: reactor 0 runs on the main thread and owns signals, metadata,
+ * groups and the HTTP gateway; reactors 1..N-1 run on threads of their own
+ * (rn_reactors_run). Each has its own ring, receive buffers, listener
+ * (SO_REUSEPORT), connections and tick; they talk only by message
+ * (broker/shard.c).
+ *
+ * Shutdown (SIGTERM/SIGINT through a signalfd read on reactor 0's ring,
+ * which tells the others by message): stop accepting, stop reading, let
+ * requests in flight finish (bounded by 10 s). A reactor leaves its loop only
+ * when it is idle, every reactor has drained and no message is in flight, so
+ * a request handed between reactors is never stranded. Then the main thread
+ * closes partition logs (flush + clean marker).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -124,7 +134,7 @@ static void conn_new(rn_reactor *r, int fd)
 {
     rn_broker *b = r->b;
     if (r->stopping || r->n_conns >= b->cfg.max_connections) {
-        b->metrics.connections_rejected++;
+        r->metrics.connections_rejected++;
         rn_logfmt(RN_WARN, "connection refused", "reason=%s",
                   r->stopping ? "shutting_down" : "max.connections");
         close(fd);
@@ -155,8 +165,8 @@ static void conn_new(rn_reactor *r, int fd)
         r->conns->prev = c;
     r->conns = c;
     r->n_conns++;
-    b->metrics.connections_total++;
-    b->metrics.connections_active++;
+    r->metrics.connections_total++;
+    r->metrics.connections_active++;
     rn_logfmt(RN_DEBUG, "connection accepted", "conn=%llu peer=%s", (unsigned long long)c->id,
               c->peer);
     c->recv_wanted = true;
@@ -196,6 +206,12 @@ int rn_reactor_listen(rn_reactor *r, const char *hostport)
     return 0;
 }
 
+void rn_reactor_listen_fd(rn_reactor *r, int fd)
+{
+    r->listen_fd = fd;
+    arm_accept(r);
+}
+
 /* ---- Tick: idle connections, rolls, retention -------------------------------------- */
 
 static void arm_tick(rn_reactor *r);
@@ -214,13 +230,12 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
             now - c->last_active_ms > b->cfg.connections_max_idle_ms)
             rn_conn_close(c, "idle");
     }
-    if (r->index == 0) {
-        bool retention = now - r->last_retention_ms >= b->cfg.retention_check_ms;
-        if (retention)
-            r->last_retention_ms = now;
-        rn_partitions_tick(b, now, retention);
+    bool retention = now - r->last_retention_ms >= b->cfg.retention_check_ms;
+    if (retention)
+        r->last_retention_ms = now;
+    rn_partitions_tick(r, now, retention); /* the partitions this reactor owns */
+    if (r->index == 0)
         rn_groups_tick(b->groups, now);
-    }
     if (!r->stopping)
         arm_tick(r);
 }
@@ -234,6 +249,11 @@ static void arm_tick(rn_reactor *r)
 /* ---- Signals ------------------------------------------------------------------------- */
 
 static void arm_signal(rn_reactor *r);
+
+static void stop_run(rn_msg *m)
+{
+    m->to->stopping = true;
+}
 
 static void signal_done(rn_io_op *op, int res, uint32_t flags)
 {
@@ -250,6 +270,8 @@ static void signal_done(rn_io_op *op, int res, uint32_t flags)
         }
         rn_logfmt(RN_INFO, "shutting down", "signal=%s", si.ssi_signo == SIGTERM ? "TERM" : "INT");
         r->stopping = true;
+        for (unsigned i = 1; i < r->b->n_reactors; i++)
+            rn_reactor_post(&r->b->reactors[i], &r->b->reactors[i].stop_msg, stop_run);
         return;
     }
     if (!r->stopping)
@@ -297,6 +319,9 @@ int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index)
         arm_signal(r);
     }
     r->last_retention_ms = rn_now_ms();
+    r->fwd = rn_conn_new_virtual(r, "reactor");
+    if (!r->fwd)
+        return -ENOMEM;
     return 0;
 }
 
@@ -307,10 +332,19 @@ static void noop_cb(rn_io_op *op, int res, uint32_t flags)
     (void)flags;
 }
 
+/* Requests from other reactors still running here. */
+static bool fwd_busy(const rn_reactor *r)
+{
+    return r->fwd && r->fwd->reqs;
+}
+
 int rn_reactor_run(rn_reactor *r)
 {
+    rn_broker *b = r->b;
+    rn_self = r;
     arm_tick(r);
-    static rn_io_op cancel_accept, cancel_tick, cancel_sig;
+    rn_io_op *cancel_accept = &r->cancel_accept, *cancel_tick = &r->cancel_tick,
+             *cancel_sig = &r->cancel_sig;
     uint64_t stop_at = 0;
     bool stop_started = false;
     for (;;) {
@@ -336,7 +370,7 @@ int rn_reactor_run(rn_reactor *r)
             stop_at = rn_now_ns() + (uint64_t)DRAIN_MS * 1000000ull;
             /* Stop accepting and reading; requests in flight finish. */
             if (r->accepting) {
-                struct io_uring_sqe *sqe = rn_io_sqe(r->io, &cancel_accept, noop_cb);
+                struct io_uring_sqe *sqe = rn_io_sqe(r->io, cancel_accept, noop_cb);
                 io_uring_prep_cancel(sqe, &r->accept_op, 0);
             }
             if (r->listen_fd >= 0) {
@@ -357,7 +391,14 @@ int rn_reactor_run(rn_reactor *r)
                 }
             }
         }
-        bool busy = false;
+        /* Fetches other reactors handed here, parked: answer now (again on
+         * every turn, as more may arrive while the others drain). */
+        for (rn_request *q = r->fwd ? r->fwd->reqs : NULL, *qn; q; q = qn) {
+            qn = q->next;
+            if (q->api == RUNNEL__API__FETCH && q->state)
+                rn_fetch_wake(q->state);
+        }
+        bool busy = fwd_busy(r);
         for (rn_conn *c = r->conns, *next; c; c = next) {
             next = c->next;
             if (!c->dead && !c->reqs && !c->out_head)
@@ -365,7 +406,13 @@ int rn_reactor_run(rn_reactor *r)
             else if (!c->dead)
                 busy = true;
         }
-        if (!busy || rn_now_ns() > stop_at) {
+        if (!busy && !r->drained) {
+            r->drained = true;
+            __atomic_add_fetch(&b->n_drained, 1, __ATOMIC_ACQ_REL);
+        }
+        bool all = __atomic_load_n(&b->n_drained, __ATOMIC_ACQUIRE) == b->n_reactors &&
+                   __atomic_load_n(&b->msgs_inflight, __ATOMIC_ACQUIRE) == 0;
+        if ((!busy && all) || rn_now_ns() > stop_at) {
             for (rn_conn *c = r->conns, *next; c; c = next) {
                 next = c->next;
                 if (!c->dead)
@@ -376,11 +423,11 @@ int rn_reactor_run(rn_reactor *r)
     }
     /* Let the cancellations and closes complete. */
     if (r->tick_armed) {
-        struct io_uring_sqe *sqe = rn_io_sqe(r->io, &cancel_tick, noop_cb);
+        struct io_uring_sqe *sqe = rn_io_sqe(r->io, cancel_tick, noop_cb);
         io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&r->tick_op, 0);
     }
     if (r->signal_armed) {
-        struct io_uring_sqe *sqe = rn_io_sqe(r->io, &cancel_sig, noop_cb);
+        struct io_uring_sqe *sqe = rn_io_sqe(r->io, cancel_sig, noop_cb);
         io_uring_prep_cancel(sqe, &r->signal_op, 0);
     }
     uint64_t give_up = rn_now_ns() + 2000000000ull;
@@ -395,8 +442,54 @@ int rn_reactor_run(rn_reactor *r)
     return 0;
 }
 
+static void *reactor_thread(void *arg)
+{
+    rn_reactor *r = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "reactor-%u", r->index);
+    pthread_setname_np(pthread_self(), name);
+    intptr_t rc = rn_reactor_run(r);
+    return (void *)rc;
+}
+
+int rn_reactors_run(rn_broker *b)
+{
+    pthread_t *th = calloc(b->n_reactors, sizeof(*th));
+    if (!th)
+        return -ENOMEM;
+    unsigned started = 1;
+    int rc = 0;
+    for (; started < b->n_reactors; started++) {
+        int e = pthread_create(&th[started], NULL, reactor_thread, &b->reactors[started]);
+        if (e) {
+            rn_logfmt(RN_ERROR, "cannot start reactor thread", "reactor=%u err=%s", started,
+                      rn_errname(-e));
+            rc = -e;
+            /* Stop what runs: reactor 0 tells the others on its way out. */
+            b->reactors[0].stopping = true;
+            for (unsigned i = 1; i < started; i++)
+                rn_reactor_post(&b->reactors[i], &b->reactors[i].stop_msg, stop_run);
+            /* The ones never started count as drained. */
+            __atomic_add_fetch(&b->n_drained, b->n_reactors - started, __ATOMIC_ACQ_REL);
+            break;
+        }
+    }
+    int rc0 = rn_reactor_run(&b->reactors[0]);
+    for (unsigned i = 1; i < started; i++) {
+        void *ret = NULL;
+        pthread_join(th[i], &ret);
+        if ((intptr_t)ret < 0 && rc == 0)
+            rc = (int)(intptr_t)ret;
+    }
+    free(th);
+    rn_self = &b->reactors[0]; /* the main thread closes what is left */
+    return rc0 < 0 ? rc0 : rc;
+}
+
 void rn_reactor_fini(rn_reactor *r)
 {
+    if (r->fwd)
+        rn_conn_close(r->fwd, "shutdown");
     if (r->listen_fd >= 0)
         close(r->listen_fd);
     if (r->signal_fd >= 0)

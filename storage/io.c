@@ -17,6 +17,9 @@
 #include "storage/io.h"
 #include "storage/sys.h"
 
+/* rn_io_op.injected of a cross-ring message: not counted in inflight. */
+#define MSG_MARK 1
+
 struct rn_io {
     struct io_uring ring;
     unsigned inflight;
@@ -131,6 +134,28 @@ void rn_io_timer_cancel(rn_io *io, rn_io_op *op, rn_io_op *cancel_op, rn_io_cb c
         io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)op, 0);
 }
 
+void rn_io_msg(rn_io *from, rn_io *to, rn_io_op *op, rn_io_cb cb)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&from->ring);
+    while (!sqe) {
+        int rc = io_uring_submit(&from->ring);
+        sqe = io_uring_get_sqe(&from->ring);
+        if (!sqe && rc <= 0) {
+            struct io_uring_cqe *cqe;
+            io_uring_wait_cqe(&from->ring, &cqe);
+            rn_io_run(from, 0);
+            sqe = io_uring_get_sqe(&from->ring);
+        }
+    }
+    op->cb = cb;
+    op->injected = MSG_MARK;
+    /* The target's CQE carries op as user_data and res = len = 0; the
+     * source's own CQE is skipped unless the message failed. */
+    io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 0, (uint64_t)(uintptr_t)op, 0);
+    io_uring_sqe_set_data(sqe, op);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
 int rn_io_run(rn_io *io, unsigned wait)
 {
     int rc;
@@ -151,6 +176,11 @@ int rn_io_run(rn_io *io, unsigned wait)
         io_uring_cqe_seen(&io->ring, cqe);
         if (!op)
             continue;
+        if (op->injected == MSG_MARK) {
+            op->cb(op, res, flags);
+            n++;
+            continue;
+        }
         if (!(flags & IORING_CQE_F_MORE))
             io->inflight--;
         if (op->injected < 0)

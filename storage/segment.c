@@ -399,7 +399,7 @@ int rn_segment_delete_files(rn_segment *seg)
 
 void rn_segment_unref(rn_segment *seg)
 {
-    if (!seg || --seg->refs > 0)
+    if (!seg || __atomic_sub_fetch(&seg->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     segment_free(seg);
 }

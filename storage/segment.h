@@ -108,9 +108,10 @@ int rn_segment_seal(rn_segment *seg);
 /* Unlink the segment's files (retention, truncation). Readers keep the mapping. */
 int rn_segment_delete_files(rn_segment *seg);
 
+/* Atomic: a fetch answered by another reactor releases its slices there. */
 static inline void rn_segment_ref(rn_segment *seg)
 {
-    seg->refs++;
+    __atomic_add_fetch(&seg->refs, 1, __ATOMIC_RELAXED);
 }
 /* Drop a reference; the last one unmaps, closes and frees. */
 void rn_segment_unref(rn_segment *seg);

@@ -575,7 +575,7 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
 {
     rn_broker *b = gw->b;
     if (gw->stopping || gw->n_conns + gw->r->n_conns >= b->cfg.max_connections) {
-        b->metrics.connections_rejected++;
+        gw->r->metrics.connections_rejected++;
         rn_logfmt(RN_WARN, "http connection refused", "reason=%s",
                   gw->stopping ? "shutting_down" : "max.connections");
         close(fd);
@@ -693,7 +693,7 @@ static int keep_input(rn_http_conn *c, const uint8_t *data, size_t len)
 static void on_input(rn_http_conn *c, const uint8_t *data, size_t len)
 {
     c->last_active_ms = rn_now_ms();
-    c->gw->b->metrics.bytes_received += len;
+    c->gw->r->metrics.bytes_received += len;
     if (c->lingering)
         return; /* after an error answer: read and forget */
     if (c->mode == RN_HTTP_MODE_STREAM && c->in_len == c->in_off) {
@@ -931,7 +931,7 @@ static void send_done(rn_io_op *op, int res, uint32_t flags)
         rn_http_conn_unref(c);
         return;
     }
-    c->gw->b->metrics.bytes_sent += (uint64_t)res;
+    c->gw->r->metrics.bytes_sent += (uint64_t)res;
     c->out_sent_total += (size_t)res;
     if (res > 0)
         c->last_send_ms = rn_now_ms();

@@ -98,7 +98,7 @@ Test(config, defaults)
     cr_assert_str_eq(c.listen, "127.0.0.1:9700");
     cr_assert_str_eq(c.http, "127.0.0.1:9780");
     cr_assert_eq(c.node_id, 1);
-    cr_assert_eq(c.reactors, 1);
+    cr_assert_eq(c.reactors, 0);
     cr_assert_eq(c.socket_request_max_bytes, 100u << 20);
     cr_assert_eq(c.max_connections, 10000);
     cr_assert_eq(c.connections_max_idle_ms, 600000);
@@ -565,7 +565,7 @@ Test(config, file_bad_value)
     char err[512] = "";
     cr_assert_eq(rn_config_load_file(&c, path, err, sizeof(err)), -RN_E_INVALID_CONFIG);
     cr_assert(strstr(err, "val.properties:2: log.segment.bytes: empty value"), "%s", err);
-    cr_assert_eq(c.reactors, 1);
+    cr_assert_eq(c.reactors, 0);
 
     path = write_text("nokey.properties", "=5\n");
     cr_assert_eq(rn_config_load_file(&c, path, err, sizeof(err)), -RN_E_INVALID_CONFIG);
@@ -612,7 +612,7 @@ Test(config, file_line_cap)
     path = write_file("cont.properties", text, n);
     cr_assert_eq(rn_config_load_file(&c, path, err, sizeof(err)), -RN_E_INVALID_CONFIG);
     cr_assert(strstr(err, "cont.properties:2: line longer"), "%s", err);
-    cr_assert_eq(c.reactors, 1);
+    cr_assert_eq(c.reactors, 0);
     free(text);
 }
 
@@ -660,7 +660,7 @@ Test(config, file_unreadable)
     const char *nul = write_file("nul.properties", "reactors=2\nnode.id=3\0\n", 22);
     cr_assert_eq(rn_config_load_file(&c, nul, err, sizeof(err)), -RN_E_INVALID_CONFIG);
     cr_assert(strstr(err, "nul.properties:2: NUL"), "%s", err);
-    cr_assert_eq(c.reactors, 1);
+    cr_assert_eq(c.reactors, 0);
 }
 
 // An empty file and a file of comments change nothing.
