@@ -209,6 +209,8 @@ struct rn_conn {
     size_t out_bytes;             /* queued, not yet sent: backpressure */
     struct iovec iov[64];
     struct msghdr msg;
+    bool send_zc;     /* the send in flight is zero-copy: wait for its notification */
+    rn_out *zc_hold;  /* sent, but the kernel may still read them until the notification */
     rn_request *reqs;             /* in flight */
     unsigned n_reqs;
     int refs;                     /* ops in flight + requests; freed at 0 once dead */

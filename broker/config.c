@@ -116,6 +116,8 @@ static const struct setting settings[] = {
      INT32_MAX, 0, false},
     {"connection.send.budget.bytes", NULL, NULL, T_U64, CFG(connection_send_budget, uint64_t), 4096,
      1LL << 40, 0, false},
+    {"socket.send.zerocopy.bytes", NULL, NULL, T_U64, CFG(send_zerocopy_bytes, uint64_t), 0,
+     1LL << 40, 0, false},
     {"auto.create.topics.enable", NULL, NULL, T_BOOL, CFG(auto_create_topics, bool), 0, 1, 0,
      false},
     {"num.partitions", NULL, NULL, T_I32, CFG(num_partitions, int32_t), 1, 100000, 0, false},

@@ -34,6 +34,10 @@ typedef struct rn_config {
     uint32_t max_connections;      /* max.connections, default 10000 */
     int64_t connections_max_idle_ms; /* connections.max.idle.ms, default 600000 (10 min) */
     uint64_t connection_send_budget; /* connection.send.budget.bytes, default 16 MiB */
+    /* socket.send.zerocopy.bytes: a send of at least this many bytes uses
+     * IORING_OP_SENDMSG_ZC (pages go to the NIC from the segment mmap, no copy);
+     * 0 = never. */
+    uint64_t send_zerocopy_bytes;
     bool auto_create_topics;       /* auto.create.topics.enable, default false */
     int32_t num_partitions;        /* num.partitions (auto-created topics), default 1 */
     int64_t retention_check_ms;    /* log.retention.check.interval.ms, default 300000 */

@@ -310,8 +310,8 @@ void rn_conn_on_data(rn_conn *c, const uint8_t *data, size_t len, int bid)
             rn_request_fail(req, rc, err);
             continue;
         }
-        if (!req->owned && req->api == RUNNEL__API__PRODUCE && bid >= 0 &&
-            f.payload >= fstart && f.payload < fstart + consumed) {
+        if (!req->owned && req->api == RUNNEL__API__PRODUCE && bid >= 0 && f.payload >= fstart &&
+            f.payload < fstart + consumed) {
             req->rbuf = bid;
             rn_reactor_buf_ref(c->r, bid);
         }
@@ -412,15 +412,47 @@ void rn_request_fail(rn_request *req, int err, const char *msg)
 
 /* ---- Sending -------------------------------------------------------------------------- */
 
+static void free_held(rn_conn *c)
+{
+    while (c->zc_hold) {
+        rn_out *o = c->zc_hold;
+        c->zc_hold = o->next;
+        free_out(o);
+    }
+}
+
+/* A sendmsg completes once; a zero-copy one completes with F_MORE and then
+ * again with F_NOTIF once the kernel no longer reads the pages. Until then
+ * what it sent is held (zc_hold) and no other send starts, so one
+ * notification always covers everything held. */
 static void send_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, send_op));
-    (void)flags;
-    c->send_inflight = false;
+    if (flags & IORING_CQE_F_NOTIF) {
+        free_held(c);
+        c->send_inflight = false;
+        c->send_zc = false;
+        if (!c->dead) {
+            if (c->close_after_send && !c->out_head)
+                rn_conn_close(c, "protocol error");
+            else
+                rn_conn_flush(c);
+        }
+        rn_conn_unref(c);
+        return;
+    }
+    bool notif_follows = c->send_zc && (flags & IORING_CQE_F_MORE);
+    if (!notif_follows) {
+        c->send_inflight = false;
+        c->send_zc = false;
+    }
     if (res < 0) {
         if (!c->dead)
             rn_conn_close(c, rn_errname(res));
-        rn_conn_unref(c);
+        if (!notif_follows) {
+            free_held(c);
+            rn_conn_unref(c);
+        }
         return;
     }
     c->r->metrics.bytes_sent += (uint64_t)res;
@@ -438,8 +470,19 @@ static void send_done(rn_io_op *op, int res, uint32_t flags)
         c->out_head = o->next;
         if (!c->out_head)
             c->out_tail = NULL;
-        free_out(o);
+        if (notif_follows) {
+            o->next = c->zc_hold;
+            c->zc_hold = o;
+        } else {
+            free_out(o);
+        }
     }
+    if (notif_follows) {
+        if (!c->dead)
+            maybe_resume(c);
+        return; /* the notification ends this send */
+    }
+    free_held(c);
     if (!c->dead) {
         if (c->close_after_send && !c->out_head)
             rn_conn_close(c, "protocol error");
@@ -484,10 +527,18 @@ void rn_conn_flush(rn_conn *c)
     memset(&c->msg, 0, sizeof(c->msg));
     c->msg.msg_iov = c->iov;
     c->msg.msg_iovlen = n;
+    uint64_t zc = c->r->b->cfg.send_zerocopy_bytes;
+    size_t bytes = 0;
+    for (unsigned i = 0; zc && i < n; i++)
+        bytes += c->iov[i].iov_len;
     struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->send_op, send_done);
     if (!sqe)
         return;
-    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    c->send_zc = zc && bytes >= zc;
+    if (c->send_zc)
+        io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    else
+        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
     c->send_inflight = true;
     c->refs++;
 }

@@ -25,7 +25,7 @@
 #include "broker/broker.h"
 #include "broker/logfmt.h"
 
-#define DEFAULT_MAX_BYTES (50u << 20)
+#define DEFAULT_MAX_BYTES           (50u << 20)
 #define DEFAULT_PARTITION_MAX_BYTES (1u << 20)
 
 typedef struct wait_node {
@@ -162,14 +162,14 @@ static bool try_fetch(rn_request *req, bool final)
         }
         if (total >= max_bytes)
             continue;
-        uint32_t pmax = fp->partition_max_bytes ? fp->partition_max_bytes
-                                                : DEFAULT_PARTITION_MAX_BYTES;
+        uint32_t pmax =
+            fp->partition_max_bytes ? fp->partition_max_bytes : DEFAULT_PARTITION_MAX_BYTES;
         size_t limit = pmax < max_bytes - total ? pmax : max_bytes - total;
         rn_slice s;
         int rc = rn_log_read(p->log, fp->fetch_offset, limit, max_offset, &s);
         if (rc < 0) {
-            r->error_code = rc == -RN_E_OFFSET_OUT_OF_RANGE ? RN_E_OFFSET_OUT_OF_RANGE
-                                                            : RN_E_STORAGE_ERROR;
+            r->error_code =
+                rc == -RN_E_OFFSET_OUT_OF_RANGE ? RN_E_OFFSET_OUT_OF_RANGE : RN_E_STORAGE_ERROR;
             errors = true;
             rn_logfmt(RN_WARN, "fetch read failed", "topic=%s partition=%d err=%s msg=\"%s\"",
                       fp->topic, fp->partition, rn_errname(rc), rn_log_errmsg(p->log));

@@ -23,7 +23,7 @@
 #include "broker/broker.h"
 #include "broker/logfmt.h"
 
-#define RETRIES 50      /* of 100 ms: 5 s */
+#define RETRIES 50 /* of 100 ms: 5 s */
 
 /* A socket bound to ai (not yet listening), retrying a taken address for 5 s
  * when retry_in_use. */

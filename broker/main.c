@@ -29,32 +29,32 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: runneld [options]\n"
-            "\n"
-            "A Kafka-style persistent log broker. With no options it is a working\n"
-            "single-node broker: data in ./runnel-data, the native protocol on\n"
-            "127.0.0.1:9700, HTTP on 127.0.0.1:9780.\n"
-            "\n"
-            "options:\n"
-            "  --data-dir DIR        where logs live (data.dir; default ./runnel-data)\n"
-            "  --listen HOST:PORT    native protocol listener (listeners; default 127.0.0.1:9700)\n"
-            "  --http HOST:PORT      HTTP gateway listener (http.listener; default 127.0.0.1:9780)\n"
-            "  --config FILE         Kafka-style properties file (key=value lines)\n"
-            "  --override KEY=VALUE  set any config key; repeatable; wins over --config\n"
-            "  --reactors N          reactor threads (reactors; 0 = one per core)\n"
-            "  --node-id N           this broker's id (node.id; default 1)\n"
-            "  --print-config        print the effective configuration and exit\n"
-            "  --version             print the version and exit\n"
-            "  --help                this text\n"
-            "\n"
-            "examples:\n"
-            "  runneld\n"
-            "  runneld --data-dir /var/lib/runnel --listen 0.0.0.0:9700\n"
-            "  runneld --config runnel.properties --override log.flush=interval:1000\n"
-            "\n"
-            "signals: SIGTERM/SIGINT stop gracefully (flush, clean-shutdown marker).\n"
-            "logs: logfmt on stderr; RUNNEL_LOG_LEVEL=debug|info|warn|error.\n");
+    fprintf(
+        f, "usage: runneld [options]\n"
+           "\n"
+           "A Kafka-style persistent log broker. With no options it is a working\n"
+           "single-node broker: data in ./runnel-data, the native protocol on\n"
+           "127.0.0.1:9700, HTTP on 127.0.0.1:9780.\n"
+           "\n"
+           "options:\n"
+           "  --data-dir DIR        where logs live (data.dir; default ./runnel-data)\n"
+           "  --listen HOST:PORT    native protocol listener (listeners; default 127.0.0.1:9700)\n"
+           "  --http HOST:PORT      HTTP gateway listener (http.listener; default 127.0.0.1:9780)\n"
+           "  --config FILE         Kafka-style properties file (key=value lines)\n"
+           "  --override KEY=VALUE  set any config key; repeatable; wins over --config\n"
+           "  --reactors N          reactor threads (reactors; 0 = one per core)\n"
+           "  --node-id N           this broker's id (node.id; default 1)\n"
+           "  --print-config        print the effective configuration and exit\n"
+           "  --version             print the version and exit\n"
+           "  --help                this text\n"
+           "\n"
+           "examples:\n"
+           "  runneld\n"
+           "  runneld --data-dir /var/lib/runnel --listen 0.0.0.0:9700\n"
+           "  runneld --config runnel.properties --override log.flush=interval:1000\n"
+           "\n"
+           "signals: SIGTERM/SIGINT stop gracefully (flush, clean-shutdown marker).\n"
+           "logs: logfmt on stderr; RUNNEL_LOG_LEVEL=debug|info|warn|error.\n");
 }
 
 /* mkdir -p */
@@ -85,8 +85,18 @@ static void raise_nofile(void)
     }
 }
 
-enum { OPT_DATA = 1000, OPT_LISTEN, OPT_HTTP, OPT_CONFIG, OPT_OVERRIDE, OPT_REACTORS,
-       OPT_NODE, OPT_PRINT, OPT_VERSION, OPT_HELP };
+enum {
+    OPT_DATA = 1000,
+    OPT_LISTEN,
+    OPT_HTTP,
+    OPT_CONFIG,
+    OPT_OVERRIDE,
+    OPT_REACTORS,
+    OPT_NODE,
+    OPT_PRINT,
+    OPT_VERSION,
+    OPT_HELP
+};
 
 int main(int argc, char **argv)
 {
@@ -142,19 +152,32 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         const char *key = NULL;
         switch (c) {
-        case OPT_DATA: key = "data.dir"; break;
-        case OPT_LISTEN: key = "listeners"; break;
-        case OPT_HTTP: key = "http.listener"; break;
-        case OPT_REACTORS: key = "reactors"; break;
-        case OPT_NODE: key = "node.id"; break;
-        case OPT_PRINT: print = true; break;
+        case OPT_DATA:
+            key = "data.dir";
+            break;
+        case OPT_LISTEN:
+            key = "listeners";
+            break;
+        case OPT_HTTP:
+            key = "http.listener";
+            break;
+        case OPT_REACTORS:
+            key = "reactors";
+            break;
+        case OPT_NODE:
+            key = "node.id";
+            break;
+        case OPT_PRINT:
+            print = true;
+            break;
         case OPT_OVERRIDE:
             if (rn_config_set_kv(&b->cfg, optarg, err, sizeof(err)) < 0) {
                 fprintf(stderr, "runneld: --override %s: %s\n", optarg, err);
                 return 2;
             }
             break;
-        default: break;
+        default:
+            break;
         }
         if (key && rn_config_set(&b->cfg, key, optarg, err, sizeof(err)) < 0) {
             fprintf(stderr, "runneld: %s\n", err);
@@ -181,8 +204,8 @@ int main(int argc, char **argv)
         n_reactors = cores > 0 ? (unsigned)cores : 1;
     }
     if (n_reactors > RN_MAX_REACTORS) {
-        rn_logfmt(RN_WARN, "too many reactors, using the maximum", "reactors=%u max=%u",
-                  n_reactors, RN_MAX_REACTORS);
+        rn_logfmt(RN_WARN, "too many reactors, using the maximum", "reactors=%u max=%u", n_reactors,
+                  RN_MAX_REACTORS);
         n_reactors = RN_MAX_REACTORS;
     }
     b->limits = (rn_frame_limits){.max_request = b->cfg.socket_request_max_bytes,
@@ -241,8 +264,8 @@ int main(int argc, char **argv)
 
     rc = rn_groups_open(&b->groups, b, err, sizeof(err));
     if (rc < 0) {
-        rn_logfmt(RN_ERROR, "group coordinator failed to open", "err=%s msg=\"%s\"",
-                  rn_errname(rc), err);
+        rn_logfmt(RN_ERROR, "group coordinator failed to open", "err=%s msg=\"%s\"", rn_errname(rc),
+                  err);
         return 1;
     }
 
@@ -289,8 +312,8 @@ int main(int argc, char **argv)
     free(b->reactors);
     close(lock_fd);
     if (rc < 0 || rc2 < 0 || rc3 < 0) {
-        rn_logfmt(RN_ERROR, "shutdown with errors", "run=%s close=%s metadata=%s",
-                  rn_errname(rc), rn_errname(rc2), rn_errname(rc3));
+        rn_logfmt(RN_ERROR, "shutdown with errors", "run=%s close=%s metadata=%s", rn_errname(rc),
+                  rn_errname(rc2), rn_errname(rc3));
         return 1;
     }
     rn_logfmt(RN_INFO, "runneld stopped cleanly", NULL);

@@ -17,7 +17,7 @@
 #include "broker/metrics.h"
 
 const uint64_t rn_metrics_bucket_us[RN_METRICS_N_BUCKETS] = {
-    50,    100,    250,    500,     1000,    2500,    5000,     10000,
+    50,    100,   250,    500,    1000,   2500,    5000,    10000,
     25000, 50000, 100000, 250000, 500000, 1000000, 5000000, UINT64_MAX};
 
 void rn_metrics_observe(rn_metrics *m, int api, int err, uint64_t dur_ns)
@@ -96,8 +96,9 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
     rn_metrics sum, *m = &sum;
     sum_reactors(b, &sum);
 
-    put(&s, "# HELP runnel_connections_active Open client connections.\n"
-            "# TYPE runnel_connections_active gauge\nrunnel_connections_active %" PRIu64 "\n",
+    put(&s,
+        "# HELP runnel_connections_active Open client connections.\n"
+        "# TYPE runnel_connections_active gauge\nrunnel_connections_active %" PRIu64 "\n",
         m->connections_active);
     put(&s, "# TYPE runnel_connections_total counter\nrunnel_connections_total %" PRIu64 "\n",
         m->connections_total);
@@ -105,14 +106,16 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
         "# TYPE runnel_connections_rejected_total counter\n"
         "runnel_connections_rejected_total %" PRIu64 "\n",
         m->connections_rejected);
-    put(&s, "# TYPE runnel_network_received_bytes_total counter\n"
-            "runnel_network_received_bytes_total %" PRIu64 "\n",
+    put(&s,
+        "# TYPE runnel_network_received_bytes_total counter\n"
+        "runnel_network_received_bytes_total %" PRIu64 "\n",
         m->bytes_received);
-    put(&s, "# TYPE runnel_network_sent_bytes_total counter\n"
-            "runnel_network_sent_bytes_total %" PRIu64 "\n",
+    put(&s,
+        "# TYPE runnel_network_sent_bytes_total counter\n"
+        "runnel_network_sent_bytes_total %" PRIu64 "\n",
         m->bytes_sent);
-    put(&s, "# TYPE runnel_protocol_errors_total counter\nrunnel_protocol_errors_total %" PRIu64
-            "\n",
+    put(&s,
+        "# TYPE runnel_protocol_errors_total counter\nrunnel_protocol_errors_total %" PRIu64 "\n",
         m->protocol_errors);
 
     put(&s, "# HELP runnel_request_duration_seconds Request latency by API.\n"
@@ -126,12 +129,12 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
         for (int i = 0; i < RN_METRICS_N_BUCKETS; i++) {
             cum += a->buckets[i];
             if (rn_metrics_bucket_us[i] == UINT64_MAX)
-                put(&s, "runnel_request_duration_seconds_bucket{api=\"%s\",le=\"+Inf\"} %" PRIu64
-                        "\n",
+                put(&s,
+                    "runnel_request_duration_seconds_bucket{api=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
                     name, cum);
             else
-                put(&s, "runnel_request_duration_seconds_bucket{api=\"%s\",le=\"%g\"} %" PRIu64
-                        "\n",
+                put(&s,
+                    "runnel_request_duration_seconds_bucket{api=\"%s\",le=\"%g\"} %" PRIu64 "\n",
                     name, (double)rn_metrics_bucket_us[i] / 1e6, cum);
         }
         put(&s, "runnel_request_duration_seconds_sum{api=\"%s\"} %g\n", name,
@@ -165,18 +168,36 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
                 int64_t lso, hw, leo;
                 rn_partition_offsets(pa, &lso, &hw, &leo);
                 switch (f) {
-                case 0: v = pa->m.bytes_in; break;
-                case 1: v = pa->m.records_in; break;
-                case 2: v = pa->m.bytes_out; break;
-                case 3: v = pa->m.records_out; break;
-                case 4: v = pa->m.produce_errors; break;
-                case 5: v = (uint64_t)leo; break;
-                case 6: v = (uint64_t)lso; break;
-                case 7: v = (uint64_t)hw; break;
-                case 8: v = rn_partition_size(pa); break;
+                case 0:
+                    v = pa->m.bytes_in;
+                    break;
+                case 1:
+                    v = pa->m.records_in;
+                    break;
+                case 2:
+                    v = pa->m.bytes_out;
+                    break;
+                case 3:
+                    v = pa->m.records_out;
+                    break;
+                case 4:
+                    v = pa->m.produce_errors;
+                    break;
+                case 5:
+                    v = (uint64_t)leo;
+                    break;
+                case 6:
+                    v = (uint64_t)lso;
+                    break;
+                case 7:
+                    v = (uint64_t)hw;
+                    break;
+                case 8:
+                    v = rn_partition_size(pa);
+                    break;
                 }
-                put(&s, "%s{topic=\"%s\",partition=\"%d\"} %" PRIu64 "\n", fams[f][0], ts->name,
-                    p, v);
+                put(&s, "%s{topic=\"%s\",partition=\"%d\"} %" PRIu64 "\n", fams[f][0], ts->name, p,
+                    v);
             }
         }
     }

@@ -174,7 +174,8 @@ static int table_insert(rn_partition_table *pt, rn_topic_state *ts)
         pt->topics = v;
         pt->cap = cap;
     }
-    memmove(pt->topics + at + 1, pt->topics + at, (pt->n_topics - (unsigned)at) * sizeof(*pt->topics));
+    memmove(pt->topics + at + 1, pt->topics + at,
+            (pt->n_topics - (unsigned)at) * sizeof(*pt->topics));
     pt->topics[at] = ts;
     pt->n_topics++;
     return 0;

@@ -49,9 +49,9 @@
 #include "broker/logfmt.h"
 
 #define BUF_COUNT 256
-#define BUF_LEN (64 * 1024)
-#define TICK_MS 200
-#define DRAIN_MS 10000
+#define BUF_LEN   (64 * 1024)
+#define TICK_MS   200
+#define DRAIN_MS  10000
 
 int64_t rn_now_ms(void)
 {
@@ -71,7 +71,11 @@ uint64_t rn_now_ns(void)
 
 static int setup_buffers(rn_reactor *r)
 {
+    /* About the same 16 MiB of receive buffers in all, however many
+     * reactors: a power of two each (the ring needs it), at least 64. */
     r->n_bufs = BUF_COUNT;
+    while (r->n_bufs > 64 && r->n_bufs * r->b->n_reactors > BUF_COUNT)
+        r->n_bufs /= 2;
     r->buf_len = BUF_LEN;
     r->bgid = (uint16_t)r->index;
     size_t ring_bytes = r->n_bufs * sizeof(struct io_uring_buf);
@@ -179,8 +183,8 @@ static void accept_done(rn_io_op *op, int res, uint32_t flags)
     if (res >= 0)
         conn_new(r, res);
     else if (res != -ECANCELED)
-        rn_logfmt(res == -EMFILE || res == -ENFILE ? RN_WARN : RN_DEBUG, "accept failed",
-                  "err=%s", rn_errname(res));
+        rn_logfmt(res == -EMFILE || res == -ENFILE ? RN_WARN : RN_DEBUG, "accept failed", "err=%s",
+                  rn_errname(res));
     if (!(flags & IORING_CQE_F_MORE)) {
         r->accepting = false;
         if (!r->stopping)

@@ -61,8 +61,8 @@ static void msg_arrived(rn_io_op *op, int res, uint32_t flags)
     (void)flags;
     if (res < 0) {
         /* Not delivered: this is still the sender's thread. Try again. */
-        rn_logfmt(RN_WARN, "reactor message not delivered, retrying", "to=%u err=%s",
-                  m->to->index, rn_errname(res));
+        rn_logfmt(RN_WARN, "reactor message not delivered, retrying", "to=%u err=%s", m->to->index,
+                  rn_errname(res));
         rn_io_msg(rn_self->io, m->to->io, &m->op, msg_arrived);
         return;
     }
@@ -161,10 +161,14 @@ static size_t n_parts_of(rn_request *req)
 {
     Runnel__RequestHeader *h = req->fr.hdr;
     switch (req->api) {
-    case RUNNEL__API__PRODUCE: return h->produce ? h->produce->n_partitions : 0;
-    case RUNNEL__API__FETCH: return h->fetch ? h->fetch->n_partitions : 0;
-    case RUNNEL__API__LIST_OFFSETS: return h->list_offsets ? h->list_offsets->n_partitions : 0;
-    default: return 0;
+    case RUNNEL__API__PRODUCE:
+        return h->produce ? h->produce->n_partitions : 0;
+    case RUNNEL__API__FETCH:
+        return h->fetch ? h->fetch->n_partitions : 0;
+    case RUNNEL__API__LIST_OFFSETS:
+        return h->list_offsets ? h->list_offsets->n_partitions : 0;
+    default:
+        return 0;
     }
 }
 
