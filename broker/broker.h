@@ -204,6 +204,7 @@ struct rn_conn {
     rn_frame_decoder dec;
     rn_io_op recv_op, send_op, close_op;
     bool recv_armed, recv_wanted, send_inflight, closing, dead, paused;
+    bool recv_direct; /* the recv in flight reads a big frame's rest in place */
     bool close_after_send;        /* a protocol error: flush the answer, then close */
     rn_out *out_head, *out_tail;  /* send queue */
     size_t out_bytes;             /* queued, not yet sent: backpressure */
@@ -271,6 +272,7 @@ struct rn_reactor {
     int *buf_refs;
     rn_conn *conns;
     unsigned n_conns;
+    unsigned n_live; /* socket conns not yet freed (closed ones wait for their ops) */
     rn_conn *starved; /* conns whose multishot recv ended for lack of buffers */
     uint64_t next_conn_id;
     int signal_fd;

@@ -37,6 +37,12 @@
 #include "broker/logfmt.h"
 
 #define MAX_REQS_IN_FLIGHT 1024
+/* A frame still missing this much is received in place (no copy). */
+#define DIRECT_MIN (64 * 1024)
+
+static bool conn_frame(rn_conn *c, rn_frame *f, int bid);
+static void protocol_error(rn_conn *c, uint32_t correlation_id, int err, const char *msg);
+static void maybe_pause(rn_conn *c);
 
 static void noop_done(rn_io_op *op, int res, uint32_t flags)
 {
@@ -50,6 +56,8 @@ void rn_conn_unref(rn_conn *c)
 {
     if (--c->refs > 0)
         return;
+    if (!c->is_virtual)
+        c->r->n_live--;
     if (c->fd >= 0)
         close(c->fd);
     rn_frame_decoder_fini(&c->dec);
@@ -145,6 +153,29 @@ static void recv_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, recv_op));
     rn_reactor *r = c->r;
+    if (c->recv_direct) {
+        /* A one-shot recv into the decoder's buffer (a big frame's rest). */
+        c->recv_direct = false;
+        c->recv_armed = false;
+        if (res > 0) {
+            c->last_active_ms = rn_now_ms();
+            r->metrics.bytes_received += (uint64_t)res;
+            rn_frame f;
+            int rc = rn_frame_decoder_commit(&c->dec, (size_t)res, &f);
+            if (rc < 0)
+                protocol_error(c, 0, rc, "receive overran the frame");
+            else if (rc == 1 && !c->dead && !r->stopping && conn_frame(c, &f, -1))
+                maybe_pause(c);
+        } else if (res == 0) {
+            rn_conn_close(c, "peer closed");
+        } else if (res != -ECANCELED) {
+            rn_conn_close(c, rn_errname(res));
+        }
+        if (!c->dead && !c->starved)
+            rn_conn_arm_recv(c);
+        rn_conn_unref(c);
+        return;
+    }
     bool more = flags & IORING_CQE_F_MORE;
     if (!more)
         c->recv_armed = false;
@@ -193,9 +224,21 @@ void rn_conn_arm_recv(rn_conn *c)
     struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->recv_op, recv_done);
     if (!sqe)
         return;
-    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = c->r->bgid;
+    uint8_t *dst;
+    size_t space = rn_frame_decoder_space(&c->dec, &dst);
+    if (space >= DIRECT_MIN) {
+        /* The rest of a big frame, straight where the decoder keeps it. */
+        io_uring_prep_recv(sqe, c->fd, dst, space, 0);
+        c->recv_direct = true;
+    } else {
+        /* One-shot, not multishot: a multishot recv would pull a big
+         * frame's bytes into receive buffers as fast as they arrive, and
+         * they would then be copied into the decoder; re-arming after each
+         * completion lets the rest of a big frame go in place (above). */
+        io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = c->r->bgid;
+    }
     c->recv_armed = true;
     c->refs++;
 }
@@ -261,9 +304,52 @@ static void protocol_error(rn_conn *c, uint32_t correlation_id, int err, const c
         rn_conn_close(c, "protocol error");
 }
 
-void rn_conn_on_data(rn_conn *c, const uint8_t *data, size_t len, int bid)
+/* One whole frame → a request, dispatched. bid: the receive buffer holding
+ * the frame whole (a Produce keeps it until appended), or -1. Returns false
+ * when the connection must stop reading (protocol error). */
+static bool conn_frame(rn_conn *c, rn_frame *f, int bid)
 {
     rn_broker *b = c->r->b;
+    rn_request *req = calloc(1, sizeof(*req));
+    if (!req) {
+        protocol_error(c, 0, -ENOMEM, "out of memory");
+        return false;
+    }
+    req->conn = c;
+    req->rbuf = -1;
+    req->start_ns = rn_now_ns();
+    c->refs++;
+    char err[256] = "";
+    int rc = rn_frame_request_decode(&req->fr, f, &b->limits, err, sizeof(err));
+    req->api = req->fr.api;
+    req->correlation_id = req->fr.correlation_id;
+    req->owned = rn_frame_decoder_steal(&c->dec);
+    /* Link it before anything can answer it. */
+    req->next = c->reqs;
+    if (c->reqs)
+        c->reqs->prev = req;
+    c->reqs = req;
+    c->n_reqs++;
+    if (rc < 0) {
+        if (rn_frame_error_closes(rc)) {
+            uint32_t cid = req->fr.have_correlation_id ? req->fr.correlation_id : 0;
+            rn_request_free(req);
+            protocol_error(c, cid, rc, err);
+            return false;
+        }
+        rn_request_fail(req, rc, err);
+        return true;
+    }
+    if (!req->owned && req->api == RUNNEL__API__PRODUCE && bid >= 0) {
+        req->rbuf = bid;
+        rn_reactor_buf_ref(c->r, bid);
+    }
+    rn_dispatch(req);
+    return true;
+}
+
+void rn_conn_on_data(rn_conn *c, const uint8_t *data, size_t len, int bid)
+{
     c->last_active_ms = rn_now_ms();
     c->r->metrics.bytes_received += len;
     while (len > 0 && !c->dead && !c->close_after_send) {
@@ -279,43 +365,11 @@ void rn_conn_on_data(rn_conn *c, const uint8_t *data, size_t len, int bid)
         const uint8_t *fstart = data;
         data += consumed;
         len -= consumed;
-
-        rn_request *req = calloc(1, sizeof(*req));
-        if (!req) {
-            protocol_error(c, 0, -ENOMEM, "out of memory");
+        /* A frame whole in this buffer is decoded in place (bid); a gathered
+         * one lives in the decoder's buffer, which the request takes over. */
+        bool in_buf = f.payload >= fstart && f.payload < fstart + consumed;
+        if (!conn_frame(c, &f, in_buf ? bid : -1))
             return;
-        }
-        req->conn = c;
-        req->rbuf = -1;
-        req->start_ns = rn_now_ns();
-        c->refs++;
-        char err[256] = "";
-        rc = rn_frame_request_decode(&req->fr, &f, &b->limits, err, sizeof(err));
-        req->api = req->fr.api;
-        req->correlation_id = req->fr.correlation_id;
-        req->owned = rn_frame_decoder_steal(&c->dec);
-        /* Link it before anything can answer it. */
-        req->next = c->reqs;
-        if (c->reqs)
-            c->reqs->prev = req;
-        c->reqs = req;
-        c->n_reqs++;
-        if (rc < 0) {
-            if (rn_frame_error_closes(rc)) {
-                uint32_t cid = req->fr.have_correlation_id ? req->fr.correlation_id : 0;
-                rn_request_free(req);
-                protocol_error(c, cid, rc, err);
-                return;
-            }
-            rn_request_fail(req, rc, err);
-            continue;
-        }
-        if (!req->owned && req->api == RUNNEL__API__PRODUCE && bid >= 0 && f.payload >= fstart &&
-            f.payload < fstart + consumed) {
-            req->rbuf = bid;
-            rn_reactor_buf_ref(c->r, bid);
-        }
-        rn_dispatch(req);
     }
     maybe_pause(c);
 }

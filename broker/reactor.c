@@ -151,6 +151,7 @@ static void conn_new(rn_reactor *r, int fd)
     }
     c->r = r;
     c->fd = fd;
+    r->n_live++;
     c->id = ++r->next_conn_id;
     c->refs = 1; /* the reactor's list */
     c->last_active_ms = rn_now_ms();
@@ -435,7 +436,7 @@ int rn_reactor_run(rn_reactor *r)
         io_uring_prep_cancel(sqe, &r->signal_op, 0);
     }
     uint64_t give_up = rn_now_ns() + 2000000000ull;
-    while (r->conns || r->tick_armed || r->signal_armed || r->accepting || !rn_gateway_idle(r)) {
+    while (r->n_live || r->tick_armed || r->signal_armed || r->accepting || !rn_gateway_idle(r)) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(rn_io_ring(r->io), &cqe, 1, &ts, NULL);

@@ -303,6 +303,26 @@ int rn_frame_decoder_feed(rn_frame_decoder *d, const void *buf, size_t len, size
     return 1;
 }
 
+size_t rn_frame_decoder_space(rn_frame_decoder *d, uint8_t **dst)
+{
+    if (d->err || !d->body || d->body_returned)
+        return 0;
+    *dst = d->body + d->body_len;
+    return (size_t)(d->frame_len - d->body_len);
+}
+
+int rn_frame_decoder_commit(rn_frame_decoder *d, size_t n, rn_frame *out)
+{
+    if (d->err || !d->body || d->body_returned || n > d->frame_len - d->body_len)
+        return -EINVAL;
+    d->body_len += (uint32_t)n;
+    if (d->body_len < d->frame_len)
+        return 0;
+    frame_at(out, d->body, d->frame_len);
+    d->body_returned = true;
+    return 1;
+}
+
 void *rn_frame_decoder_steal(rn_frame_decoder *d)
 {
     if (!d->body_returned)

@@ -122,6 +122,15 @@ int rn_frame_decoder_feed(rn_frame_decoder *d, const void *buf, size_t len, size
  * payload past the call (an asynchronous write) without copying it. */
 void *rn_frame_decoder_steal(rn_frame_decoder *d);
 
+/* Receiving a big frame in place: while a frame is being gathered, the bytes
+ * it still lacks go to *dst (returns how many; 0 when no frame is being
+ * gathered, or after an error). Write n <= that many there (a recv straight
+ * into the decoder's buffer, no copy), then rn_frame_decoder_commit: 1 with
+ * the frame in *out when it is complete (same lifetime as from feed), 0 when
+ * more is due, -EINVAL if n is more than was asked. */
+size_t rn_frame_decoder_space(rn_frame_decoder *d, uint8_t **dst);
+int rn_frame_decoder_commit(rn_frame_decoder *d, size_t n, rn_frame *out);
+
 /* Bytes of a partial frame held (0 at a frame boundary). A peer that closes
  * while this is non-zero cut a frame short. */
 size_t rn_frame_decoder_buffered(const rn_frame_decoder *d);

@@ -233,6 +233,7 @@ static const char *const int_keys[] = {
     "max.connections",
     "connections.max.idle.ms",
     "connection.send.budget.bytes",
+    "socket.send.zerocopy.bytes",
     "num.partitions",
     "log.retention.check.interval.ms",
     "fetch.max.wait.ms",
@@ -729,7 +730,8 @@ Test(config, dump_sorted_and_complete)
                           "node.id",
                           "num.partitions",
                           "reactors",
-                          "socket.request.max.bytes"};
+                          "socket.request.max.bytes",
+                          "socket.send.zerocopy.bytes"};
     size_t n_keys = sizeof(keys) / sizeof(keys[0]);
     char *save, *line = strtok_r(buf, "\n", &save);
     for (size_t i = 0; i < n_keys; i++, line = strtok_r(NULL, "\n", &save)) {

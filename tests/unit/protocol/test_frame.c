@@ -772,6 +772,60 @@ Test(frame, whole_frame_is_not_copied)
     free(all);
 }
 
+// The rest of a big frame can be received straight into the decoder's
+// buffer (space/commit): the frame is whole and byte-exact, committing more
+// than was asked fails, and nothing is offered between frames.
+Test(frame, receive_in_place)
+{
+    uint8_t pay[200000];
+    for (size_t i = 0; i < sizeof(pay); i++)
+        pay[i] = (uint8_t)(i * 7 + 3);
+    Runnel__ProducePartition pp = RUNNEL__PRODUCE_PARTITION__INIT, *ppp = &pp;
+    pp.topic = "t";
+    pp.batch_len = sizeof(pay);
+    Runnel__ProduceRequest pr = RUNNEL__PRODUCE_REQUEST__INIT;
+    pr.acks = 1;
+    pr.n_partitions = 1;
+    pr.partitions = &ppp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__PRODUCE;
+    h.correlation_id = 9;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_PRODUCE;
+    h.produce = &pr;
+    size_t len;
+    uint8_t *w = wire_frame(&h.base, pay, sizeof(pay), &len);
+    rn_frame_decoder d;
+    rn_frame_decoder_init(&d, NULL);
+    uint8_t *dst = NULL;
+    cr_assert_eq(rn_frame_decoder_space(&d, &dst), 0, "nothing is being gathered yet");
+    rn_frame f;
+    size_t used;
+    cr_assert_eq(rn_frame_decoder_feed(&d, w, 1000, &used, &f), 0);
+    size_t space = rn_frame_decoder_space(&d, &dst);
+    cr_assert_eq(space, len - 1000);
+    cr_assert_eq(rn_frame_decoder_commit(&d, space + 1, &f), -EINVAL);
+    /* Two receives in place, then the frame. */
+    memcpy(dst, w + 1000, 50000);
+    cr_assert_eq(rn_frame_decoder_commit(&d, 50000, &f), 0);
+    cr_assert_eq(rn_frame_decoder_space(&d, &dst), len - 51000);
+    memcpy(dst, w + 51000, len - 51000);
+    cr_assert_eq(rn_frame_decoder_commit(&d, len - 51000, &f), 1);
+    cr_assert_eq(f.payload_len, sizeof(pay));
+    cr_assert(memcmp(f.payload, pay, sizeof(pay)) == 0);
+    cr_assert_eq(rn_frame_decoder_space(&d, &dst), 0, "the returned frame is not a gap");
+    cr_assert_eq(rn_frame_decoder_commit(&d, 1, &f), -EINVAL);
+    rn_frame_request req;
+    char err[128];
+    cr_assert_eq(rn_frame_request_decode(&req, &f, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(req.correlation_id, 9);
+    rn_frame_request_fini(&req);
+    /* The decoder goes on with the next frame as usual. */
+    cr_assert_eq(rn_frame_decoder_feed(&d, w, len, &used, &f), 1);
+    cr_assert_eq(used, len);
+    rn_frame_decoder_fini(&d);
+    free(w);
+}
+
 /* ---- Prefix checks --------------------------------------------------------------- */
 
 static int feed_prefix(rn_frame_decoder *d, uint32_t frame_len, uint32_t header_len, bool bytewise)
