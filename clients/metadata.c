@@ -250,10 +250,26 @@ int rn__md_wait_topic(rn__client *cl, const char *topic, int timeout_ms, rn__md_
                 return rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s: not in the metadata answer",
                                 topic);
             }
-            /* md_cb moved next_boot on: try the next bootstrap server at once. */
-            if (++failures >= cl->n_boot || !rn__retriable(md->last_err))
+            /* md_cb moved next_boot on: the next bootstrap server is tried
+             * at once. When every one has failed: no server to connect to is
+             * an answer (a clear error within connect.timeout.ms), while a
+             * connection that dropped mid-request (a broker restarting, a
+             * proxy cutting) is retried after a back-off until the deadline,
+             * as Kafka clients do. */
+            bool unreachable = md->last_err == -ECONNREFUSED ||
+                               md->last_err == -EHOSTUNREACH || md->last_err == -ENETUNREACH;
+            ++failures;
+            if (!rn__retriable(md->last_err) || (unreachable && failures >= cl->n_boot))
                 return rn__fail(cl, md->last_err, "%s", md->errmsg);
             target = md->generation + 1;
+            if (failures % cl->n_boot == 0) {
+                int64_t until = rn__now_ms() + cl->conf->retry_backoff_ms;
+                if (until > deadline)
+                    until = deadline;
+                for (int64_t now = rn__now_ms(); now < until; now = rn__now_ms())
+                    if (rn__client_poll(cl, (int)(until - now)) < 0)
+                        break;
+            }
         }
         if (!md->in_flight) {
             md->not_before = 0;

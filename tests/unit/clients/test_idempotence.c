@@ -54,6 +54,7 @@ typedef struct proxy {
     pthread_t th;
     volatile int stop;
     bool armed; /* drop the next answer and cut everything */
+    bool arm_at_start; /* the very first answer is dropped too */
     plink links[MAX_LINKS];
     int n;
     /* Statistics, read by the test while the proxy runs. */
@@ -207,6 +208,8 @@ static void *proxy_main(void *arg)
     proxy *px = arg;
     int64_t next_cut = rt_now_ms() + CUT_MS;
     uint8_t buf[65536];
+    if (px->arm_at_start)
+        px->armed = true;
     while (!px->stop) {
         struct pollfd pfd[1 + 2 * MAX_LINKS];
         int n = 0;
@@ -268,9 +271,10 @@ static void *proxy_main(void *arg)
     return NULL;
 }
 
-static void proxy_start(proxy *px, uint16_t target)
+static void proxy_start_armed(proxy *px, uint16_t target, bool armed)
 {
     memset(px, 0, sizeof(*px));
+    px->arm_at_start = armed;
     px->target = target;
     px->lfd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert(px->lfd >= 0);
@@ -285,6 +289,11 @@ static void proxy_start(proxy *px, uint16_t target)
     px->port = ntohs(a.sin_port);
     cr_assert(listen(px->lfd, 64) == 0);
     cr_assert_eq(pthread_create(&px->th, NULL, proxy_main, px), 0);
+}
+
+static void proxy_start(proxy *px, uint16_t target)
+{
+    proxy_start_armed(px, target, false);
 }
 
 static void proxy_stop(proxy *px)
@@ -480,6 +489,41 @@ Test(idempotence, cut_connections_no_duplicates, .timeout = 60)
     logview_free(&lv);
     free(r.offset);
     free(r.partition);
+    proxy_stop(&px);
+    rt_broker_stop(&b);
+}
+
+// The connection drops while the producer waits for its first Metadata
+// answer (the broker got the request, the answer is lost): the first send
+// retries and succeeds instead of failing with "closed by the broker"
+// (it failed before the metadata wait retried dropped connections).
+Test(idempotence, first_metadata_answer_lost, .timeout = 30)
+{
+    rt_broker b;
+    rt_broker_start(&b);
+    rt_create_topic(&b, "first", 1);
+    proxy px;
+    proxy_start_armed(&px, b.port, true);
+    char servers[32];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", px.port);
+    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "retry.backoff.ms", "20",
+                            "reconnect.backoff.ms", "20", "socket.timeout.ms", "5000", NULL);
+    reports r = {0};
+    r.n = 1;
+    int64_t off = -100;
+    int32_t part = -1;
+    r.offset = &off;
+    r.partition = &part;
+    rn_producer *p;
+    cr_assert_eq(rn_producer_new(&p, conf, on_delivery, &r), 0);
+    rn_conf_free(conf);
+    int rc = rn_producer_send(p, "first", -1, NULL, 0, "v", 1, NULL, 0, 0, (void *)(uintptr_t)0);
+    cr_assert_eq(rc, 0, "first send: %s", rn_producer_errmsg(p));
+    cr_assert_eq(rn_producer_flush(p, 10000), 0, "%s", rn_producer_errmsg(p));
+    cr_assert_eq(r.done, 1);
+    cr_assert_eq(r.failed, 0);
+    cr_assert_geq(px.cuts, 1, "the proxy never cut: the test proved nothing");
+    rn_producer_close(p);
     proxy_stop(&px);
     rt_broker_stop(&b);
 }
