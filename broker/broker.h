@@ -250,6 +250,11 @@ void rn_reactor_post(rn_reactor *to, rn_msg *m, rn_msg_fn fn);
 /* Hand req over to the reactors owning what it touches. Returns true when it
  * did (the answer comes back by message), false to handle it here. */
 bool rn_shard_route(rn_request *req);
+/* A part of a split Fetch parked (again) with `ready` bytes found, fewer than
+ * min_bytes: tell its home, which answers every part at once when the parts
+ * together have min_bytes. On the owner's reactor; may answer req before it
+ * returns, so the caller must not touch req afterwards. */
+void rn_shard_fetch_parked(rn_request *req, size_t ready);
 
 /* The reactor whose thread is running (NULL outside reactors' threads). */
 extern __thread rn_reactor *rn_self;

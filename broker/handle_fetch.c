@@ -110,8 +110,9 @@ static void retire(rn_fetch_wait *w)
 }
 
 /* Read every partition. Answers and returns true when there is enough (or
- * final); otherwise releases what it read and returns false. */
-static bool try_fetch(rn_request *req, bool final)
+ * final); otherwise releases what it read, sets *ready to the bytes it found
+ * and returns false. */
+static bool try_fetch(rn_request *req, bool final, size_t *ready)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__FetchRequest *fr = req->fr.hdr->fetch;
@@ -190,6 +191,7 @@ static bool try_fetch(rn_request *req, bool final)
         free(resp);
         free(ptrs);
         free(slices);
+        *ready = total;
         return false;
     }
     Runnel__FetchResponse fres = RUNNEL__FETCH_RESPONSE__INIT;
@@ -214,7 +216,7 @@ static void timer_done(rn_io_op *op, int res, uint32_t flags)
         rn_request *req = w->req;
         req->state = NULL;
         retire(w);
-        try_fetch(req, true);
+        try_fetch(req, true, NULL);
         return;
     }
     maybe_free(w);
@@ -227,11 +229,15 @@ void rn_fetch_wake(rn_fetch_wait *w)
     rn_request *req = w->req;
     bool final = req->conn->r->stopping;
     req->state = NULL;
-    if (try_fetch(req, final)) {
+    size_t ready = 0;
+    if (try_fetch(req, final, &ready)) {
         retire(w);
         return;
     }
     req->state = w;
+    /* Last: the fetch's home may answer it from here (broker/shard.c). */
+    if (req->sub)
+        rn_shard_fetch_parked(req, ready);
 }
 
 void rn_fetch_answer_now(rn_fetch_wait *w)
@@ -241,7 +247,7 @@ void rn_fetch_answer_now(rn_fetch_wait *w)
     rn_request *req = w->req;
     req->state = NULL;
     retire(w);
-    try_fetch(req, true);
+    try_fetch(req, true, NULL);
 }
 
 void rn_fetch_cancel(rn_fetch_wait *w)
@@ -278,14 +284,15 @@ void rn_handle_fetch(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__FetchRequest *fr = req->fr.hdr->fetch;
-    if (try_fetch(req, false))
+    size_t ready = 0;
+    if (try_fetch(req, false, &ready))
         return;
     rn_fetch_wait *w = calloc(1, sizeof(*w));
     if (w)
         w->nodes = calloc(fr->n_partitions ? fr->n_partitions : 1, sizeof(*w->nodes));
     if (!w || !w->nodes) {
         free(w);
-        try_fetch(req, true);
+        try_fetch(req, true, NULL);
         return;
     }
     w->req = req;
@@ -304,4 +311,7 @@ void rn_handle_fetch(rn_request *req)
     w->timer_armed = true;
     rn_io_timer(w->r->io, &w->timer_op, timer_done, &w->ts, ms);
     req->state = w;
+    /* Last: the fetch's home may answer it from here (broker/shard.c). */
+    if (req->sub)
+        rn_shard_fetch_parked(req, ready);
 }

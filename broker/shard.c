@@ -35,7 +35,10 @@
  *   long poll  A split fetch parks on every owner; the first sub that comes
  *              back with data (or an error) makes home wake the others, so the
  *              fetch answers as soon as any owner has something, not after
- *              max_wait_ms.
+ *              max_wait_ms. A sub that parks with some bytes, fewer than
+ *              min_bytes, tells home how many (rn_shard_fetch_parked); when
+ *              the parked subs together have min_bytes, home wakes them all,
+ *              as one reactor reading every partition would have answered.
  *
  * Life of a fan (the parent's hand-over state): home holds one reference
  * until the merged answer is out; each wake message in flight holds one (the
@@ -87,8 +90,11 @@ typedef struct sub {
     fan *f;
     rn_reactor *to;
     rn_msg go, back, wake;
-    rn_request *req; /* built at home; after `go`, touched only on `to` */
-    bool back_done;  /* home only */
+    rn_msg prog;        /* fetch: parked with `ready` bytes, owner → home */
+    size_t ready;       /* atomic: written on `to`, read at home */
+    bool prog_inflight; /* atomic: `prog` posted and not yet run */
+    rn_request *req;    /* built at home; after `go`, touched only on `to` */
+    bool back_done;     /* home only */
     /* split: the parent's header, shallow, with this owner's partitions */
     Runnel__RequestHeader hdr;
     union {
@@ -111,6 +117,7 @@ struct fan {
     rn_request *parent;
     rn_reactor *home;
     bool whole, woken;
+    bool done; /* home only: the parent was answered (complete) */
     unsigned n_subs, pending;
     int refs;
     uint32_t *where_sub, *where_pos; /* split: parent partition i → sub, position */
@@ -464,6 +471,7 @@ static void complete(fan *f)
 {
     rn_request *parent = f->parent;
     parent->fan = NULL;
+    f->done = true;
     Runnel__ResponseHeader *stack[8], **resp = stack;
     if (f->n_subs > 8)
         resp = calloc(f->n_subs, sizeof(*resp));
@@ -505,29 +513,76 @@ static void fan_done_one(fan *f)
         complete(f);
 }
 
+/* A split fetch has enough: every sub still parked answers now. The caller
+ * holds a `pending` guard (a local sub may answer re-entrantly). */
+static void wake_subs(fan *f)
+{
+    f->woken = true;
+    for (unsigned i = 0; i < f->n_subs; i++) {
+        sub *t = &f->subs[i];
+        if (t->back_done)
+            continue;
+        if (t->to == f->home) {
+            if (t->req && t->req->state)
+                rn_fetch_answer_now(t->req->state);
+        } else {
+            __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+            rn_reactor_post(t->to, &t->wake, wake_run);
+        }
+    }
+}
+
 static void back_run(rn_msg *m)
 {
     sub *s = (sub *)((char *)m - offsetof(sub, back));
     fan *f = s->f;
     s->back_done = true;
     f->pending++; /* waking below may answer subs re-entrantly */
-    if (!f->whole && s->data && !f->woken && f->parent->api == RUNNEL__API__FETCH) {
-        f->woken = true;
-        for (unsigned i = 0; i < f->n_subs; i++) {
-            sub *t = &f->subs[i];
-            if (t->back_done)
-                continue;
-            if (t->to == f->home) {
-                if (t->req && t->req->state)
-                    rn_fetch_answer_now(t->req->state);
-            } else {
-                __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
-                rn_reactor_post(t->to, &t->wake, wake_run);
-            }
-        }
-    }
+    if (!f->whole && s->data && !f->woken && f->parent->api == RUNNEL__API__FETCH)
+        wake_subs(f);
     fan_done_one(f); /* s */
     fan_done_one(f); /* the guard */
+}
+
+/* At home: a sub parked with some bytes. Wake every sub when the parked ones
+ * together have min_bytes. */
+static void prog_run(rn_msg *m)
+{
+    sub *s = (sub *)((char *)m - offsetof(sub, prog));
+    fan *f = s->f;
+    /* An exchange, not a store: it reads the owner's exchange, so the
+     * `ready` it wrote before is visible below. */
+    (void)__atomic_exchange_n(&s->prog_inflight, false, __ATOMIC_ACQ_REL);
+    if (!f->done && !f->woken) {
+        size_t sum = 0;
+        for (unsigned i = 0; i < f->n_subs; i++)
+            if (!f->subs[i].back_done)
+                sum += __atomic_load_n(&f->subs[i].ready, __ATOMIC_RELAXED);
+        if (sum >= f->parent->fr.hdr->fetch->min_bytes) {
+            f->pending++;
+            wake_subs(f);
+            fan_done_one(f);
+        }
+    }
+    fan_unref(f);
+}
+
+void rn_shard_fetch_parked(rn_request *req, size_t ready)
+{
+    if (!req->sub || req->sink != sub_sink || ready == 0)
+        return;
+    sub *s = req->sink_arg;
+    fan *f = s->f;
+    if (f->whole)
+        return; /* one owner has every partition: its own min_bytes check holds */
+    __atomic_store_n(&s->ready, ready, __ATOMIC_RELAXED);
+    if (__atomic_exchange_n(&s->prog_inflight, true, __ATOMIC_ACQ_REL))
+        return; /* one is on its way and will read the latest `ready` */
+    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+    if (f->home == rn_self)
+        prog_run(&s->prog);
+    else
+        rn_reactor_post(f->home, &s->prog, prog_run);
 }
 
 /* ---- Hand-over ----------------------------------------------------------------------------- */
