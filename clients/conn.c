@@ -44,8 +44,13 @@
  * instead received straight into a buffer of its own size, kept from frame to
  * frame, and fed to the decoder whole once complete: without it the decoder
  * would copy every byte of it once more into a fresh allocation, whose page
- * faults cost more than the copy. That buffer and its fill level (struct rx)
- * live behind c->rbuf, the one receive field internal.h gives a connection.
+ * faults cost more than the copy. A response callback may take that buffer
+ * with the frame in it (rn__conn_take_frame: the consumer keeps Fetch data
+ * there instead of copying it out) and hand it back once done
+ * (rn__conn_recycle); the connection keeps BIG_SPARES such buffers, already
+ * faulted in, for the next big frames. That buffer, the spares and the fill
+ * level (struct rx) live behind c->rbuf, the one receive field internal.h
+ * gives a connection.
  *
  * Host names are resolved with getaddrinfo when a connect starts, which may
  * block on DNS; numeric addresses (the usual case) never do. Every address
@@ -75,12 +80,20 @@
 /* A big-frame buffer larger than this is freed after its frame instead of kept. */
 #define BIG_KEEP (8u << 20)
 
+/* Big-frame buffers a connection keeps for the next frames besides its own. */
+#define BIG_SPARES 2
+
 /* What c->rbuf points to. */
 typedef struct rx {
     uint8_t *frame;    /* a big frame (its 4-byte length included), or NULL */
     size_t have, need; /* bytes of it received, its size; need 0: none in progress */
     size_t cap;        /* size of the frame allocation */
-    uint8_t buf[];     /* RBUF_SIZE bytes (c->rbuf_cap) for recv */
+    bool in_dispatch;  /* frame holds the frame whose callback runs now */
+    /* Buffers handed back by rn__conn_recycle, largest first. */
+    uint8_t *spare[BIG_SPARES];
+    size_t spare_cap[BIG_SPARES];
+    size_t n_spare;
+    uint8_t buf[]; /* RBUF_SIZE bytes (c->rbuf_cap) for recv */
 } rx;
 
 static rx *rx_of(const rn__conn *c)
@@ -184,8 +197,11 @@ void rn__client_fini(rn__client *cl)
             freeaddrinfo(c->ai);
         rn_frame_decoder_fini(&c->dec);
         free(c->out);
-        if (c->rbuf)
+        if (c->rbuf) {
             free(rx_of(c)->frame);
+            for (size_t k = 0; k < rx_of(c)->n_spare; k++)
+                free(rx_of(c)->spare[k]);
+        }
         free(c->rbuf);
         free(c->host);
         free(c);
@@ -515,6 +531,48 @@ int rn__conn_sendv(rn__conn *c, Runnel__RequestHeader *h, const struct iovec *io
 
 /* ---- Receiving ------------------------------------------------------------------------- */
 
+uint8_t *rn__conn_take_frame(rn__conn *c, size_t *cap)
+{
+    rx *x = rx_of(c);
+    if (!x->in_dispatch || !x->frame)
+        return NULL;
+    uint8_t *f = x->frame;
+    *cap = x->cap;
+    x->frame = NULL;
+    x->cap = 0;
+    return f;
+}
+
+void rn__conn_recycle(rn__conn *c, uint8_t *buf, size_t cap)
+{
+    rx *x = rx_of(c);
+    if (cap > BIG_KEEP || cap < BIG_FRAME) {
+        free(buf);
+        return;
+    }
+    /* Without a frame buffer the next big frame takes this one at once. */
+    if (!x->frame && !x->need) {
+        x->frame = buf;
+        x->cap = cap;
+        return;
+    }
+    if (x->n_spare == BIG_SPARES) {
+        if (x->spare_cap[BIG_SPARES - 1] >= cap) {
+            free(buf);
+            return;
+        }
+        free(x->spare[--x->n_spare]);
+    }
+    size_t i = x->n_spare;
+    for (; i > 0 && x->spare_cap[i - 1] < cap; i--) {
+        x->spare[i] = x->spare[i - 1];
+        x->spare_cap[i] = x->spare_cap[i - 1];
+    }
+    x->spare[i] = buf;
+    x->spare_cap[i] = cap;
+    x->n_spare++;
+}
+
 /* One whole response frame: decode it and hand it to its request. Returns
  * false when the connection failed. */
 static bool dispatch(rn__conn *c, const rn_frame *f)
@@ -601,7 +659,9 @@ static bool big_frame_done(rn__conn *c)
                   c->port);
         return false;
     }
+    x->in_dispatch = true;
     bool ok = dispatch(c, &f);
+    x->in_dispatch = false;
     if (x->cap > BIG_KEEP) {
         free(x->frame);
         x->frame = NULL;
@@ -625,11 +685,26 @@ static bool big_frame_start(rn__conn *c, const uint8_t *buf, size_t len)
         return false;
     size_t need = 4 + (size_t)frame_len;
     if (x->cap < need) {
-        free(x->frame);
-        x->frame = malloc(need);
-        x->cap = x->frame ? need : 0;
-        if (!x->frame)
-            return false;
+        /* A buffer handed back is already faulted in: the smallest that fits. */
+        size_t k = x->n_spare;
+        while (k > 0 && x->spare_cap[k - 1] < need)
+            k--;
+        if (k > 0) {
+            free(x->frame);
+            x->frame = x->spare[k - 1];
+            x->cap = x->spare_cap[k - 1];
+            for (size_t j = k; j < x->n_spare; j++) {
+                x->spare[j - 1] = x->spare[j];
+                x->spare_cap[j - 1] = x->spare_cap[j];
+            }
+            x->n_spare--;
+        } else {
+            free(x->frame);
+            x->frame = malloc(need);
+            x->cap = x->frame ? need : 0;
+            if (!x->frame)
+                return false;
+        }
     }
     memcpy(x->frame, buf, len);
     x->have = len;

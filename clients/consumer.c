@@ -14,11 +14,13 @@
  * takes that allocation over (rn_frame_decoder_steal) and the chunks of every
  * partition of the answer point into it, sharing it by reference count (a
  * fblob): past the decoder's one copy out of the receive buffer, fetched bytes
- * are never copied again. A small answer that came whole in the receive buffer
- * is copied, since that buffer is reused by the next recv; so is one the
- * connection received in place into its big-frame buffer (conn.c), into a
- * chunk buffer recycled from the chunks of earlier polls (a few are kept), so
- * that reading a stream does not keep faulting in fresh pages. Flow:
+ * are never copied again. An answer the connection received in place into its
+ * big-frame buffer (conn.c) is taken the same way (rn__conn_take_frame), and
+ * the buffer goes back to the connection (rn__conn_recycle) when its last
+ * chunk is consumed, so a stream is received with no copy and no fresh pages.
+ * A small answer that came whole in the receive buffer is copied, since that
+ * buffer is reused by the next recv, into a chunk buffer recycled from the
+ * chunks of earlier polls (a few are kept). Flow:
  *
  *   pump ──Fetch(fetch_pos) per leader──▶ broker (long-poll: fetch.min.bytes,
  *     ▲                                           fetch.max.wait.ms)
@@ -51,8 +53,12 @@
  *     once but is freed only when no message of the last poll and no Fetch
  *     in flight can point at it (the dead list, emptied by the next poll).
  *  6. A poll returns at most max.poll.records messages; a batch cut short
- *     is decoded again from its start by the next poll, skipping what lies
- *     below position.
+ *     stays at its partition's head with its iterator (cpart.it), and the
+ *     next poll goes on from it: a batch is verified and walked once, not
+ *     once per poll (a 256 KiB batch of 100-byte records is ~2400 records,
+ *     five polls at the default 500). Anything that moves the head or the
+ *     position ends the iterator; then the batch is decoded again from its
+ *     start, skipping what lies below position.
  *
  * Offsets asked by name (beginning, end, a time) are resolved synchronously by
  * ListOffsets in assign/seek, so rn_consumer_position is exact right after.
@@ -103,6 +109,9 @@
 typedef struct fblob {
     uint8_t *mem;
     size_t refs;
+    rn_consumer *c;
+    rn__conn *conn; /* mem is conn's big-frame buffer (cap bytes): handed back to it */
+    size_t cap;
 } fblob;
 
 typedef struct chunk {
@@ -129,7 +138,17 @@ typedef struct cpart {
      * its position is known. Not fetched before. */
     int start;
     int64_t committed; /* the group's offset as this consumer last committed or read it; -1 */
-    bool dead;         /* removed from parts, waiting on the dead list (invariant 5) */
+    /* The head batch when a poll stopped inside it (max.poll.records): its
+     * iterator, past the records returned, so the next poll goes on from
+     * there instead of verifying and walking the batch again from its start
+     * (invariant 6). Good while it_gen and it_pos are the partition's gen and
+     * position; retire_head ends it. it.owned (a zstd batch's records, which
+     * messages point into) is held here until the batch is used up. */
+    bool it_live;
+    rn_batch_iter it;
+    uint32_t it_gen;
+    int64_t it_pos;
+    bool dead; /* removed from parts, waiting on the dead list (invariant 5) */
     struct cpart *dead_next;
 } cpart;
 
@@ -182,6 +201,10 @@ struct rn_consumer {
     size_t n_msgs, cap_msgs;
     void **to_free; /* headers arrays and zstd buffers of the last poll */
     size_t n_free, cap_free;
+    /* Iterators holding a zstd buffer (saved in a cpart, or the one decode_batch
+     * is running): to_free keeps a slot for each, so ending one never needs
+     * memory (n_free + n_it_owned <= cap_free). */
+    size_t n_it_owned;
     chunk *retired; /* consumed or dropped chunks of the last poll */
     /* Allocations of freed chunks, kept for the next copies (largest first). */
     uint8_t *spare[4];
@@ -192,7 +215,8 @@ struct rn_consumer {
     int64_t fail_since; /* first transport failure of the current streak, 0 none */
     bool need_md;
     int64_t md_retry_at;
-    cpart *dead; /* removed partitions (invariant 5) */
+    cpart *dead;  /* removed partitions (invariant 5) */
+    bool closing; /* rn_consumer_close has begun: connections are going away */
     cgroup grp;
     const char **asg_topics; /* rn_consumer_assignment's arrays */
     int32_t *asg_parts;
@@ -204,7 +228,8 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-static void free_part(cpart *p);
+static void free_part(rn_consumer *c, cpart *p);
+
 static void group_timer(const rn_consumer *c, int64_t now, int64_t *t);
 
 /* ---- Memory that messages may point into ------------------------------------------------ */
@@ -212,7 +237,11 @@ static void group_timer(const rn_consumer *c, int64_t now, int64_t *t);
 static void blob_release(fblob *b)
 {
     if (b && --b->refs == 0) {
-        free(b->mem);
+        /* Connections outlive every chunk until close (internal.h). */
+        if (b->conn && !b->c->closing)
+            rn__conn_recycle(b->conn, b->mem, b->cap);
+        else
+            free(b->mem);
         free(b);
     }
 }
@@ -270,22 +299,45 @@ static uint8_t *chunk_alloc(rn_consumer *c, size_t len, size_t *cap)
     return malloc(len);
 }
 
+/* Room in to_free for one more entry besides the slots saved iterators hold. */
+static int keep_room(rn_consumer *c)
+{
+    if (c->n_free + c->n_it_owned < c->cap_free)
+        return 0;
+    size_t cap = c->cap_free ? c->cap_free * 2 : 64;
+    void **v = realloc(c->to_free, cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    c->to_free = v;
+    c->cap_free = cap;
+    return 0;
+}
+
 static int keep(rn_consumer *c, void *ptr)
 {
     if (!ptr)
         return 0;
-    if (c->n_free == c->cap_free) {
-        size_t cap = c->cap_free ? c->cap_free * 2 : 64;
-        void **v = realloc(c->to_free, cap * sizeof(*v));
-        if (!v) {
-            free(ptr); /* only reached when no message points into it yet */
-            return -ENOMEM;
-        }
-        c->to_free = v;
-        c->cap_free = cap;
+    if (keep_room(c) < 0) {
+        free(ptr); /* only reached when no message points into it yet */
+        return -ENOMEM;
     }
     c->to_free[c->n_free++] = ptr;
     return 0;
+}
+
+/* End p's saved iterator. Its zstd buffer, which messages of the last poll
+ * may point into, goes to to_free in the slot kept for it. */
+static void it_end(rn_consumer *c, cpart *p)
+{
+    if (!p->it_live)
+        return;
+    if (p->it.owned) {
+        c->to_free[c->n_free++] = p->it.owned;
+        c->n_it_owned--;
+        p->it.owned = NULL;
+    }
+    rn_batch_iter_fini(&p->it);
+    p->it_live = false;
 }
 
 static void release_previous(rn_consumer *c)
@@ -308,7 +360,7 @@ static void release_previous(rn_consumer *c)
             continue;
         }
         *pp = p->dead_next;
-        free_part(p);
+        free_part(c, p);
     }
 }
 
@@ -316,6 +368,7 @@ static void release_previous(rn_consumer *c)
  * (invariant 1). Needs no memory, so it cannot fail halfway through a poll. */
 static void retire_head(rn_consumer *c, cpart *p)
 {
+    it_end(c, p);
     chunk *ch = p->head;
     p->head = ch->next;
     if (!p->head)
@@ -461,12 +514,19 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
      * allocation when it has one (see the top of the file). The callback holds
      * a reference until it returns, so a frame no chunk uses is freed at once;
      * without memory for the fblob, the slices are copied as for a small answer. */
+    size_t cap = 0;
     uint8_t *stolen = rn_frame_decoder_steal(&conn->dec);
+    rn__conn *from = NULL; /* the connection whose big-frame buffer it is */
+    if (!stolen && (stolen = rn__conn_take_frame(conn, &cap)))
+        from = conn;
     if (stolen) {
         blob = malloc(sizeof(*blob));
         if (blob) {
             blob->mem = stolen;
             blob->refs = 1;
+            blob->c = c;
+            blob->conn = from;
+            blob->cap = cap;
             stolen = NULL;
         }
     }
@@ -524,7 +584,10 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
         }
     }
     blob_release(blob);
-    free(stolen);
+    if (from && stolen)
+        rn__conn_recycle(from, stolen, cap);
+    else
+        free(stolen);
 out:
     free(fr);
 }
@@ -702,7 +765,9 @@ static int fill_msg(rn_consumer *c, cpart *p, const rn_record *rec)
 
 /* Decode the next batch of p's buffer into messages. Returns 1 when a batch
  * was used up, 0 when the buffer is empty, or a negative error: batch errors
- * with the partition's buffer dropped (it is fetched again from position). */
+ * with the partition's buffer dropped (it is fetched again from position).
+ * A batch is verified and walked once: when max.poll.records stops a poll
+ * inside it, its iterator is kept (cpart.it) for the next poll. */
 static int decode_batch(rn_consumer *c, cpart *p)
 {
     const rn_conf *conf = c->cl.conf;
@@ -715,35 +780,55 @@ static int decode_batch(rn_consumer *c, cpart *p)
     size_t left = ch->len - ch->off;
     int64_t at = p->position;
     rn_batch_header h;
-    int rc = rn_batch_peek(buf, left, 0, &h);
-    if (rc == 0 && rn_batch_size(&h) > left)
-        rc = -RN_E_BATCH_TRUNCATED;
-    if (rc == 0 && conf->check_crcs)
-        rc = rn_batch_verify(buf, rn_batch_size(&h), 0, 0);
-    if (rc < 0)
-        goto corrupt;
+    rn_batch_iter it;
+    int rc;
+    bool resumed = p->it_live && p->it_gen == p->gen && p->it_pos == p->position;
+    if (resumed) {
+        it = p->it;
+        h = it.h;
+        p->it_live = false;
+        p->it.owned = NULL; /* it has it now, and its slot in to_free */
+    } else {
+        it_end(c, p);
+        rc = rn_batch_peek(buf, left, 0, &h);
+        if (rc == 0 && rn_batch_size(&h) > left)
+            rc = -RN_E_BATCH_TRUNCATED;
+        /* check.crcs: every record of a batch is checked before any of it is
+         * returned. A batch decoded whole in this poll is checked by the walk
+         * below (rn_batch_iter_init checks the CRC; an error drops its
+         * messages); one that may be cut, or is skipped, by rn_batch_verify. */
+        bool whole =
+            rc == 0 && !(h.attributes & RN_BATCH_ATTR_CONTROL) &&
+            h.base_offset + h.last_offset_delta + 1 > p->position &&
+            (int64_t)h.records_count < (int64_t)conf->max_poll_records - (int64_t)c->n_msgs;
+        if (rc == 0 && conf->check_crcs && !whole)
+            rc = rn_batch_verify(buf, rn_batch_size(&h), 0, 0);
+        if (rc < 0)
+            goto corrupt;
+    }
     at = h.base_offset;
     size_t size = rn_batch_size(&h);
     int64_t next = h.base_offset + h.last_offset_delta + 1;
-    if ((h.attributes & RN_BATCH_ATTR_CONTROL) || next <= p->position) {
-        ch->off += size;
-        p->buffered -= size;
-        if (next > p->position)
-            p->position = next;
-        return 1;
-    }
-    rn_batch_iter it;
-    rc = rn_batch_iter_init(&it, buf, size, 0);
-    if (rc < 0)
-        goto corrupt;
-    /* Messages may point into the decompressed records: keep them to the next poll. */
-    if (it.owned) {
-        if (keep(c, it.owned) < 0) {
-            it.owned = NULL;
-            return -ENOMEM;
+    if (!resumed) {
+        if ((h.attributes & RN_BATCH_ATTR_CONTROL) || next <= p->position) {
+            ch->off += size;
+            p->buffered -= size;
+            if (next > p->position)
+                p->position = next;
+            return 1;
         }
-        it.owned = NULL;
-        /* it.pos/end still point into that buffer, now owned by to_free. */
+        rc = rn_batch_iter_init(&it, buf, size, 0);
+        if (rc < 0)
+            goto corrupt;
+        /* Messages may point into the decompressed records: a slot in
+         * to_free for them, taken before any message does. */
+        if (it.owned) {
+            if (keep_room(c) < 0) {
+                rn_batch_iter_fini(&it);
+                return -ENOMEM;
+            }
+            c->n_it_owned++;
+        }
     }
     rn_record rec;
     size_t first = c->n_msgs;
@@ -759,9 +844,18 @@ static int decode_batch(rn_consumer *c, cpart *p)
             break;
         }
     }
-    rn_batch_iter_fini(&it);
+    if (rc < 0 || !full) {
+        /* Done with the records, which messages (of this poll or, resumed, of
+         * the last) may point into: freed by the next poll. */
+        if (it.owned) {
+            c->n_it_owned--;
+            c->to_free[c->n_free++] = it.owned;
+            it.owned = NULL;
+        }
+        rn_batch_iter_fini(&it);
+    }
     if (rc == -ENOMEM) {
-        c->n_msgs = first; /* retry this batch on the next poll */
+        c->n_msgs = first; /* retry this batch, from its start, on the next poll */
         return rc;
     }
     if (rc < 0) {
@@ -770,8 +864,14 @@ static int decode_batch(rn_consumer *c, cpart *p)
     }
     if (c->n_msgs > first)
         p->position = c->msgs[c->n_msgs - 1].offset + 1;
-    if (full)
-        return 1; /* the batch stays at the head: the next poll resumes at position */
+    if (full) {
+        /* The batch stays at the head; the next poll resumes it at position. */
+        p->it = it;
+        p->it_live = true;
+        p->it_gen = p->gen;
+        p->it_pos = p->position;
+        return 1;
+    }
     ch->off += size;
     p->buffered -= size;
     if (next > p->position)
@@ -787,8 +887,8 @@ corrupt:
 }
 
 /* Fill c->msgs from the buffers, up to max.poll.records. A batch cut short
- * stays at its partition's head and is decoded again by the next poll,
- * which skips what is below position (invariant 6): poll's bound is exact,
+ * stays at its partition's head and the next poll resumes it (invariant 6):
+ * poll's bound is exact,
  * so a slow application that takes few records at a time still polls, and
  * heartbeats, often. */
 static int decode(rn_consumer *c)
@@ -1686,8 +1786,12 @@ static cpart *new_part(rn_consumer *c, const char *topic, int32_t partition)
     return p;
 }
 
-static void free_part(cpart *p)
+static void free_part(rn_consumer *c, cpart *p)
 {
+    /* Nothing points into the partition's buffers any more (invariant 5). */
+    if (p->it_live && p->it.owned)
+        c->n_it_owned--;
+    rn_batch_iter_fini(&p->it);
     for (chunk *ch = p->head, *next; ch; ch = next) {
         next = ch->next;
         chunk_free(ch);
@@ -1724,13 +1828,13 @@ static int assign_range(rn_consumer *c, const char *topic, int32_t first, int32_
     free(ts);
     if (rc < 0) {
         while (c->n_parts > base)
-            free_part(c->parts[--c->n_parts]);
+            free_part(c, c->parts[--c->n_parts]);
         return rc;
     }
     return 0;
 nomem:
     while (c->n_parts > base)
-        free_part(c->parts[--c->n_parts]);
+        free_part(c, c->parts[--c->n_parts]);
     return rn__fail(cl, -ENOMEM, "out of memory");
 }
 
@@ -1865,10 +1969,11 @@ void rn_consumer_close(rn_consumer *c)
         return;
     if (c->grp.on)
         group_leave(c);      /* final commit and leave: partitions move at once */
+    c->closing = true;       /* from here chunks free their frames instead of recycling them */
     rn__client_fini(&c->cl); /* fails fetches in flight: their callbacks touch parts */
     release_previous(c);     /* frees the dead list: nothing is fetching any more */
     for (size_t i = 0; i < c->n_parts; i++)
-        free_part(c->parts[i]);
+        free_part(c, c->parts[i]);
     free(c->parts);
     for (size_t i = 0; i < c->n_spare; i++)
         free(c->spare[i]);

@@ -225,6 +225,15 @@ int rn__conn_send(rn__conn *c, Runnel__RequestHeader *h, const void *payload, si
 /* rn__conn_send with the payload gathered from iovcnt pieces. */
 int rn__conn_sendv(rn__conn *c, Runnel__RequestHeader *h, const struct iovec *iov, int iovcnt,
                    int api, int timeout_ms, bool no_response, rn__resp_cb cb, void *arg);
+/* Inside the callback of a response that was received in place into c's
+ * big-frame buffer (see conn.c): take that buffer, which holds the whole
+ * frame, so resp->payload stays valid after the callback; *cap is its size.
+ * NULL when the frame lives elsewhere (then copy what must outlive the
+ * callback). Hand the buffer back with rn__conn_recycle, or free() it. */
+uint8_t *rn__conn_take_frame(rn__conn *c, size_t *cap);
+/* Give c a buffer (cap bytes, malloc'd) for its next big frames; c keeps a
+ * few, already faulted in, and frees the rest. Takes ownership of buf. */
+void rn__conn_recycle(rn__conn *c, uint8_t *buf, size_t cap);
 /* Requests sent on c and not answered yet. */
 size_t rn__conn_inflight(const rn__conn *c);
 /* What went wrong last on c ("cannot connect to 127.0.0.1:9700: Connection refused"). */

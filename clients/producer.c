@@ -33,9 +33,11 @@
  *  3. A batch is retried only for retriable errors (rn__retriable), at most
  *     `retries` times, never past delivery.timeout.ms after its first record
  *     was queued; errors that say the metadata is stale refresh it.
- *  4. outstanding counts records sent and not yet reported to the callback;
- *     the reports array always has room for all of them (reserved in send), so
- *     an answer never needs memory to be reported.
+ *  4. outstanding counts records sent and not yet reported to the callback.
+ *     Reports are queued one per batch (its records' opaques and first
+ *     offset), and the reports array always has room for one per batch open,
+ *     queued or in flight (n_slots, reserved by the send that opens a batch),
+ *     so an answer never needs memory to be reported.
  *
  *  5. Idempotence (enable.idempotence with acks=all): before its first batch
  *     the producer asks any broker for a producer id (InitProducer). Each batch
@@ -49,6 +51,7 @@
  *     idempotence off and the producer goes on without it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +87,7 @@ struct ppart {
     int32_t n_open;
     size_t cap_open;
     int64_t open_first;
+    size_t last_n;           /* records in the last batch finished */
     pbatch *q_head, *q_tail; /* finished, not in flight, in seq order */
     int n_inflight;
     bool retrying;
@@ -95,16 +99,24 @@ struct ptopic {
     char *name;
     int32_t n_parts;
     ppart **parts; /* created on first use */
+    /* The metadata's partition count, as of metadata generation md_gen (the
+     * cache entry cannot change without a new generation). */
+    int32_t md_parts;
+    uint64_t md_gen;
     int32_t sticky;
     uint32_t rr;
 };
 
+/* The outcome of a batch's records (or of an open batch's, when it could not
+ * be built or the producer closed): one entry per batch, not per record, so
+ * a 100-byte record does not pay for writing and reading back a report of
+ * its own. */
 typedef struct preport {
     int err;
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    void *opaque;
+    ppart *pp;
+    int64_t base_offset; /* record i got base_offset + i; -1: unknown */
+    int32_t n;
+    void **opaques; /* owned: n of them, freed once delivered */
 } preport;
 
 struct rn_producer;
@@ -126,8 +138,10 @@ struct rn_producer {
     rn_batch_builder_opts bopts;
     ptopic **topics;
     size_t n_topics;
+    ptopic *last; /* the topic of the last send, checked first */
     preport *reports;
     size_t n_reports, cap_reports;
+    size_t n_slots; /* report entries owed: open and finished batches, undelivered reports */
     size_t outstanding;
     bool flushing, closing, in_callbacks;
     bool need_md;
@@ -157,29 +171,39 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-static void report(rn_producer *p, int err, ppart *pp, int64_t offset, void *opaque)
+/* Queue the report of n records; takes ownership of opaques. */
+static void report(rn_producer *p, int err, ppart *pp, int64_t base_offset, int32_t n,
+                   void **opaques)
 {
-    /* Room is reserved by rn_producer_send (invariant 4). */
+    /* Room is reserved by rn_producer_send when the batch opens (invariant 4). */
     preport *r = &p->reports[p->n_reports++];
     r->err = err;
-    r->topic = pp->t->name;
-    r->partition = pp->partition;
-    r->offset = offset;
-    r->opaque = opaque;
+    r->pp = pp;
+    r->base_offset = base_offset;
+    r->n = n;
+    r->opaques = opaques;
 }
 
-static void free_batch(pbatch *b)
+/* Report b's records and free it. */
+static void end_batch(rn_producer *p, pbatch *b, int err, int64_t base_offset)
 {
+    report(p, err, b->pp, base_offset, b->n, b->opaques);
     free(b->buf);
-    free(b->opaques);
     free(b);
 }
 
 static void fail_batch(rn_producer *p, pbatch *b, int err)
 {
-    for (int32_t i = 0; i < b->n; i++)
-        report(p, err, b->pp, -1, b->opaques[i]);
-    free_batch(b);
+    end_batch(p, b, err, -1);
+}
+
+/* Report the records of pp's open batch (which could not be finished). */
+static void fail_open(rn_producer *p, ppart *pp, int err)
+{
+    report(p, err, pp, -1, pp->n_open, pp->opaques);
+    pp->opaques = NULL;
+    pp->cap_open = 0;
+    pp->n_open = 0;
 }
 
 /* Put b back into its partition's queue at its seq position (invariant 2). */
@@ -310,9 +334,7 @@ static void close_open(rn_producer *p, ppart *pp)
         rn__fail(&p->cl, rc, "%s-%d: cannot build a batch: %s", pp->t->name, pp->partition,
                  rn_strerror(rc));
         rn_batch_builder_reset(pp->b);
-        for (int32_t i = 0; i < pp->n_open; i++)
-            report(p, rc, pp, -1, pp->opaques[i]);
-        pp->n_open = 0;
+        fail_open(p, pp, rc);
         free(b);
         return;
     }
@@ -322,6 +344,7 @@ static void close_open(rn_producer *p, ppart *pp)
     b->n = pp->n_open;
     b->opaques = pp->opaques;
     b->seq = pp->next_seq++;
+    pp->last_n = (size_t)pp->n_open;
     b->deadline = pp->open_first + p->cl.conf->delivery_timeout_ms;
     pp->opaques = NULL;
     pp->cap_open = 0;
@@ -369,6 +392,30 @@ static int topic_resize(ptopic *t, int32_t n)
     return 0;
 }
 
+/* Look topic up in the metadata (waiting for it when unknown) and in the
+ * producer's topics (adding it), refresh its partition count, and make it
+ * p->last. Errors as rn__md_wait_topic, -RN_E_UNKNOWN_TOPIC, -ENOMEM. */
+static int topic_lookup(rn_producer *p, const char *topic, ptopic **out)
+{
+    rn__client *cl = &p->cl;
+    rn__md_topic *mt = rn__md_find(cl, topic);
+    if (!mt || mt->err || mt->n_parts <= 0) {
+        int rc = rn__md_wait_topic(cl, topic, cl->conf->socket_timeout_ms, &mt);
+        if (rc < 0)
+            return rc;
+        if (mt->n_parts <= 0)
+            return rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s has no partitions", topic);
+    }
+    ptopic *t = topic_get(p, topic);
+    if (!t || topic_resize(t, mt->n_parts) < 0)
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    t->md_parts = mt->n_parts;
+    t->md_gen = cl->md.generation;
+    p->last = t;
+    *out = t;
+    return 0;
+}
+
 static ppart *part_get(rn_producer *p, ptopic *t, int32_t partition)
 {
     if (t->parts[partition])
@@ -395,9 +442,7 @@ static void batch_done(rn_producer *p, pbatch *b, int64_t base_offset)
     /* Leave retry mode once nothing older than this batch waits. */
     if (!pp->q_head || pp->q_head->seq > b->seq)
         pp->retrying = false;
-    for (int32_t i = 0; i < b->n; i++)
-        report(p, 0, pp, base_offset >= 0 ? base_offset + i : -1, b->opaques[i]);
-    free_batch(b);
+    end_batch(p, b, 0, base_offset >= 0 ? base_offset : -1);
 }
 
 static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
@@ -686,17 +731,25 @@ static int run_reports(rn_producer *p)
     if (p->in_callbacks)
         return 0;
     p->in_callbacks = true;
-    size_t i;
-    /* By index: a callback may send, which never reports but may grow the array. */
-    for (i = 0; i < p->n_reports; i++) {
+    size_t n = 0;
+    /* By index: a callback may send, which may grow (move) the array. */
+    for (size_t i = 0; i < p->n_reports; i++) {
         preport r = p->reports[i];
-        p->outstanding--;
-        if (p->cb)
-            p->cb(p->cb_arg, r.err, r.topic, r.partition, r.offset, r.opaque);
+        const char *topic = r.pp->t->name;
+        int32_t part = r.pp->partition;
+        for (int32_t k = 0; k < r.n; k++) {
+            p->outstanding--;
+            if (p->cb)
+                p->cb(p->cb_arg, r.err, topic, part, r.base_offset >= 0 ? r.base_offset + k : -1,
+                      r.opaques[k]);
+        }
+        free(r.opaques);
+        p->n_slots--;
+        n += (size_t)r.n;
     }
     p->n_reports = 0;
     p->in_callbacks = false;
-    return (int)i;
+    return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 /* ---- Public API ------------------------------------------------------------------------- */
@@ -771,27 +824,15 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
         return rn__fail(cl, -RN_E_MESSAGE_TOO_LARGE,
                         "send: a record of about %zu bytes does not fit message.max.bytes (%d)",
                         est, conf->message_max_bytes);
-    /* Invariant 4: room to report every outstanding record. */
-    if (p->cap_reports < p->outstanding + 1) {
-        size_t cap = p->cap_reports ? p->cap_reports * 2 : 1024;
-        preport *v = realloc(p->reports, cap * sizeof(*v));
-        if (!v)
-            return rn__fail(cl, -ENOMEM, "out of memory");
-        p->reports = v;
-        p->cap_reports = cap;
-    }
-    rn__md_topic *mt = rn__md_find(cl, topic);
-    if (!mt || mt->err || mt->n_parts <= 0) {
-        int rc = rn__md_wait_topic(cl, topic, conf->socket_timeout_ms, &mt);
+    /* The topic of the last send, while the metadata has not changed, needs
+     * no lookup: one string compare instead of two searches. */
+    ptopic *t = p->last;
+    if (!t || t->md_gen != cl->md.generation || strcmp(t->name, topic) != 0) {
+        int rc = topic_lookup(p, topic, &t);
         if (rc < 0)
             return rc;
-        if (mt->n_parts <= 0)
-            return rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s has no partitions", topic);
     }
-    int32_t n = mt->n_parts;
-    ptopic *t = topic_get(p, topic);
-    if (!t || topic_resize(t, n) < 0)
-        return rn__fail(cl, -ENOMEM, "out of memory");
+    int32_t n = t->md_parts;
     if (partition >= 0) {
         if (partition >= n)
             return rn__fail(cl, -RN_E_UNKNOWN_TOPIC, "topic %s has %d partitions, no partition %d",
@@ -810,8 +851,19 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
         return rn__fail(cl, -ENOMEM, "out of memory");
     if (pp->n_open && rn_batch_builder_size(pp->b) + est > (size_t)conf->batch_size)
         close_open(p, pp);
+    /* Invariant 4: a record that opens a batch reserves the report entry of
+     * every record the batch will hold. */
+    if (pp->n_open == 0 && p->cap_reports < p->n_slots + 1) {
+        size_t cap = p->cap_reports ? p->cap_reports * 2 : 64;
+        preport *v = realloc(p->reports, cap * sizeof(*v));
+        if (!v)
+            return rn__fail(cl, -ENOMEM, "out of memory");
+        p->reports = v;
+        p->cap_reports = cap;
+    }
     if ((size_t)pp->n_open == pp->cap_open) {
-        size_t cap = pp->cap_open ? pp->cap_open * 2 : 64;
+        /* Start where the last batch ended, so a batch needs one allocation. */
+        size_t cap = pp->cap_open ? pp->cap_open * 2 : pp->last_n + pp->last_n / 8 + 64;
         void **v = realloc(pp->opaques, cap * sizeof(*v));
         if (!v)
             return rn__fail(cl, -ENOMEM, "out of memory");
@@ -835,8 +887,10 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
     if (rc < 0)
         return rn__fail(cl, rc == -EINVAL ? -EINVAL : rc, "send to %s-%d: %s", topic, partition,
                         rn_strerror(rc));
-    if (pp->n_open == 0)
+    if (pp->n_open == 0) {
         pp->open_first = rn__now_ms();
+        p->n_slots++;
+    }
     pp->opaques[pp->n_open++] = opaque;
     p->outstanding++;
     if (rn_batch_builder_size(pp->b) >= (size_t)conf->batch_size)
@@ -903,9 +957,8 @@ int rn_producer_close(rn_producer *p)
             ppart *pp = t->parts[pi];
             if (!pp)
                 continue;
-            for (int32_t i = 0; i < pp->n_open; i++)
-                report(p, -RN_E_CLOSED, pp, -1, pp->opaques[i]);
-            pp->n_open = 0;
+            if (pp->n_open)
+                fail_open(p, pp, -RN_E_CLOSED);
             while (pp->q_head) {
                 pbatch *b = pp->q_head;
                 pp->q_head = b->next;

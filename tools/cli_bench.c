@@ -29,11 +29,16 @@
  * each), and --time-limit (default 120 s) stops sending or reading early.
  *
  * The measuring must cost little next to what is measured (a 100-byte record
- * takes well under a microsecond to send): a clock read costs ~30 ns on a VM,
- * so the send loop reads the clock once per record, and delivery reports read
- * it once per rn_producer_poll (they all arrive at the end of the call, within
- * microseconds of one another); the shared counters behind the window lines
- * are updated every REPORT_EVERY records, not per record.
+ * takes ~150 ns to send): a clock read costs 40-50 ns on this VM (kvm-clock),
+ * so the send loop reads the clock once per CLOCK_EVERY records and after
+ * every poll (a record's send time is then at most CLOCK_EVERY sends early,
+ * a few microseconds), and passes the same instant, on the wall clock, as the
+ * record's timestamp so the producer does not read the clock again; delivery
+ * reports read it once per rn_producer_poll (they all arrive at the end of
+ * the call, within microseconds of one another); the shared counters behind
+ * the window lines are updated every REPORT_EVERY records, not per record.
+ * Latency arrays are touched before the clock starts, and sorted by radix
+ * (qsort of 3 M floats took longer than the run).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -53,6 +58,7 @@
 #define WINDOW_US           5000000
 #define REPORT_EVERY        256
 #define POLL_BYTES          (64 << 10)
+#define CLOCK_EVERY         16
 
 enum { OPT_RECORDS = 256, OPT_SIZE, OPT_ACKS, OPT_PRODUCERS, OPT_THROUGHPUT, OPT_LIMIT, OPT_JSON };
 
@@ -62,6 +68,7 @@ typedef struct bench {
     int64_t records, record_size, producers, throughput, limit_s;
     int32_t partition;
     int64_t start_us, deadline_us;
+    int64_t start_wall_us; /* the wall clock at start_us */
     uint8_t *payload;
     /* Live counters for window lines, shared by the threads. */
     _Atomic uint64_t done, bytes, failed, lat_sum_us;
@@ -110,6 +117,24 @@ static void publish(worker *w)
     w->lat_local_max = 0;
 }
 
+/* Touch every page of a latency array before the clock starts: its page
+ * faults are not what is measured. (Not memset: the compiler may turn
+ * malloc + memset into calloc, which leaves the pages untouched.) */
+static void prefault(void *p, size_t len)
+{
+    volatile uint8_t *b = p;
+    for (size_t i = 0; i < len; i += 4096)
+        b[i] = 0;
+}
+
+/* Microseconds since the epoch (cli_wall_ms has only milliseconds). */
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* rn_producer_poll, with the delivery clock to be read again. */
 static void producer_poll(worker *w, int timeout_ms)
 {
@@ -125,6 +150,39 @@ static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
+}
+
+/* Sort n latencies (all >= 0) ascending. The bits of a non-negative float
+ * order as the unsigned integer they spell, so three passes of an 11-bit
+ * radix sort do it in linear time: for millions of records qsort took longer
+ * than the run it reports on. Falls back to qsort without memory. */
+static void sort_latencies(float *lat, uint64_t n)
+{
+    uint32_t *a = (uint32_t *)(void *)lat, *tmp = n > 1 ? malloc(n * sizeof(*tmp)) : NULL;
+    if (!tmp) {
+        qsort(lat, n, sizeof(*lat), cmp_float);
+        return;
+    }
+    uint32_t *src = a, *dst = tmp;
+    for (int shift = 0; shift < 33; shift += 11) {
+        uint64_t count[2048] = {0};
+        for (uint64_t i = 0; i < n; i++)
+            count[(src[i] >> shift) & 2047]++;
+        uint64_t at = 0;
+        for (int d = 0; d < 2048; d++) {
+            uint64_t c = count[d];
+            count[d] = at;
+            at += c;
+        }
+        for (uint64_t i = 0; i < n; i++)
+            dst[count[(src[i] >> shift) & 2047]++] = src[i];
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    /* Three passes: the result is in tmp. */
+    memcpy(a, src, n * sizeof(*a));
+    free(tmp);
 }
 
 /* Window line every 5 s while workers run (not with --json). */
@@ -157,7 +215,7 @@ static void final_report(bench *b, float *lat, uint64_t n, uint64_t bytes, int64
     double rps = (double)n / secs, mbps = (double)bytes / secs / (1024.0 * 1024.0);
     double avg = 0, max = 0, p50 = 0, p95 = 0, p99 = 0, p999 = 0;
     if (n) {
-        qsort(lat, n, sizeof(*lat), cmp_float);
+        sort_latencies(lat, n);
         double sum = 0;
         for (uint64_t i = 0; i < n; i++)
             sum += lat[i];
@@ -218,8 +276,15 @@ static void *produce_thread(void *arg)
     /* Each worker paces itself to its share of --throughput. */
     double per_us = b->throughput > 0 ? (double)b->throughput / (double)b->producers / 1e6 : 0;
     uint64_t unpolled = 0;
+    /* The send time of a record, read every CLOCK_EVERY records and after
+     * anything that may wait (a poll, pacing): see the top of the file. */
+    int64_t now = 0;
+    unsigned stale = CLOCK_EVERY;
     for (uint64_t i = 0; i < w->n_target && !cli_stop; i++) {
-        int64_t now = cli_mono_us();
+        if (++stale >= CLOCK_EVERY) {
+            now = cli_mono_us();
+            stale = 0;
+        }
         if (now > b->deadline_us)
             break;
         if (per_us > 0) {
@@ -238,13 +303,15 @@ static void *produce_thread(void *arg)
         }
         int rc;
         for (bool again = false;; again = true) {
-            /* The time read above (after any pacing) is the send time, unless
-             * we waited for room since. */
+            /* The time read above is the send time, unless we waited for room
+             * since. The record's timestamp is the same instant on the wall
+             * clock, so the producer need not read the clock again. */
             if (again)
                 now = cli_mono_us();
             uintptr_t sent = (uintptr_t)(now - b->start_us);
+            int64_t ts_ms = (b->start_wall_us + (int64_t)sent) / 1000;
             rc = rn_producer_send(w->p, b->topic, b->partition, NULL, 0, b->payload,
-                                  (size_t)b->record_size, NULL, 0, 0, (void *)sent);
+                                  (size_t)b->record_size, NULL, 0, ts_ms, (void *)sent);
             if (rc != -ENOBUFS || cli_stop || cli_mono_us() > b->deadline_us)
                 break;
             producer_poll(w, 10);
@@ -261,6 +328,7 @@ static void *produce_thread(void *arg)
         if (unpolled >= POLL_BYTES || (i & 1023) == 0) {
             unpolled = 0;
             producer_poll(w, 0);
+            stale = CLOCK_EVERY; /* the poll took time: read the clock again */
         }
     }
     /* Acknowledgements still due get what is left of the time limit, and at
@@ -336,8 +404,11 @@ static int bench_produce(bench *b, const cli_conn *conn, const char *acks, const
         goto out;
     }
 
+    for (int64_t i = 0; i < b->producers; i++)
+        prefault(ws[i].lat_ms, (ws[i].n_target ? ws[i].n_target : 1) * sizeof(float));
     cli_signals_install();
     b->start_us = cli_mono_us();
+    b->start_wall_us = wall_us();
     b->deadline_us = b->start_us + b->limit_s * 1000000;
     for (int64_t i = 0; i < b->producers; i++) {
         rc = pthread_create(&ws[i].tid, NULL, produce_thread, &ws[i]);
@@ -468,6 +539,7 @@ static int bench_consume(bench *b, const cli_conn *conn)
         cli_fail(-ENOMEM, "latency buffer");
         goto out;
     }
+    prefault(lat, cap * sizeof(float));
 
     cli_signals_install();
     b->start_us = cli_mono_us();
