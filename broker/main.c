@@ -22,6 +22,7 @@
 #include "broker/broker.h"
 #include "broker/gateway/gateway.h"
 #include "broker/logfmt.h"
+#include "storage/sys.h"
 
 #ifndef RUNNEL_VERSION
 #define RUNNEL_VERSION "0.1.0"
@@ -248,6 +249,9 @@ int main(int argc, char **argv)
     rn_self = &b->reactors[0]; /* the main thread becomes reactor 0 */
 
     uint64_t t0 = rn_now_ns();
+    /* Every partition log's open syncs at the end, in one syncfs (storage/
+     * sys.c): nothing is served before the listeners open below. */
+    rn_sys_defer_begin();
     rc = rn_metadata_open(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
                           rn_partitions_on_metadata, b, err, sizeof(err));
     if (rc < 0) {
@@ -268,6 +272,12 @@ int main(int argc, char **argv)
                   err);
         return 1;
     }
+    rc = rn_sys_defer_end(b->cfg.data_dir);
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "storage not durable after recovery", "err=%s", rn_errname(rc));
+        return 1;
+    }
+    rn_logfmt(RN_INFO, "storage synced", "ms=%.1f", (double)(rn_now_ns() - t0) / 1e6);
 
     if (n_reactors == 1) {
         if (rn_reactor_listen(&b->reactors[0], b->cfg.listen) < 0)
@@ -303,10 +313,16 @@ int main(int argc, char **argv)
               rn_log_config_flush_str(&b->cfg.log, flush, sizeof(flush)), n_reactors);
 
     rc = rn_reactors_run(b);
+    /* Every reactor has stopped. Closing every log: one syncfs, then the
+     * clean-shutdown markers. */
+    rn_sys_defer_begin();
     rn_groups_close(b->groups);
     b->groups = NULL;
     int rc2 = rn_partitions_close_all(b);
     int rc3 = rn_metadata_close(b->md);
+    int rc4 = rn_sys_defer_end(b->cfg.data_dir);
+    if (rc3 == 0)
+        rc3 = rc4;
     for (unsigned i = 0; i < n_reactors; i++)
         rn_reactor_fini(&b->reactors[i]);
     free(b->reactors);

@@ -195,52 +195,43 @@ void rn_producer_state_failed(rn_producer_state *ps, int64_t producer_id, int32_
     }
 }
 
+typedef struct rebuild_ctx {
+    rn_producer_state *ps;
+    int n;
+} rebuild_ctx;
+
+static int rebuild_one(void *arg, const rn_batch_header *h)
+{
+    rebuild_ctx *c = arg;
+    if (h->producer_id < 0)
+        return 0;
+    producer *p = find_or_add(c->ps, h->producer_id, h->producer_epoch);
+    if (!p)
+        return -ENOMEM;
+    if (h->producer_epoch > p->epoch) {
+        p->epoch = h->producer_epoch;
+        p->n = p->head = 0;
+    }
+    if (h->producer_epoch == p->epoch)
+        push(p, h->base_sequence, seq_add(h->base_sequence, h->last_offset_delta), h->base_offset,
+             false);
+    c->n++;
+    return 0;
+}
+
+/* Headers only, read with pread (rn_log_walk_headers): walking rn_log_read's
+ * slices faulted the last two segments into the mapping, up to 2 GiB of RSS
+ * and about half of a restart's time. */
 int rn_producer_state_rebuild(rn_producer_state *ps, rn_log *log, int64_t from_offset)
 {
-    int64_t off = from_offset, end = rn_log_end_offset(log);
-    if (off < rn_log_start_offset(log))
-        off = rn_log_start_offset(log);
-    int n = 0;
-    while (off < end) {
-        rn_slice s;
-        int rc = rn_log_read(log, off, 1 << 20, end, &s);
-        if (rc < 0)
-            return rc;
-        if (s.len == 0)
-            break;
-        const uint8_t *d = s.data;
-        size_t left = s.len;
-        while (left >= RN_BATCH_HEADER_LEN) {
-            rn_batch_header h;
-            if (rn_batch_peek(d, left, 0, &h) < 0 || rn_batch_size(&h) > left)
-                break;
-            if (h.producer_id >= 0) {
-                producer *p = find_or_add(ps, h.producer_id, h.producer_epoch);
-                if (!p) {
-                    rn_slice_release(&s);
-                    return -ENOMEM;
-                }
-                if (h.producer_epoch > p->epoch) {
-                    p->epoch = h.producer_epoch;
-                    p->n = p->head = 0;
-                }
-                if (h.producer_epoch == p->epoch)
-                    push(p, h.base_sequence, seq_add(h.base_sequence, h.last_offset_delta),
-                         h.base_offset, false);
-                n++;
-            }
-            d += rn_batch_size(&h);
-            left -= rn_batch_size(&h);
-        }
-        off = s.next_offset;
-        rn_slice_release(&s);
-    }
-    return n;
+    rebuild_ctx c = {.ps = ps};
+    int rc = rn_log_walk_headers(log, from_offset, rebuild_one, &c);
+    return rc < 0 ? rc : c.n;
 }
 
 /* ---- Producer ids ------------------------------------------------------------------ */
 
-#define IDS_FILE "producer-ids"
+#define IDS_FILE  "producer-ids"
 #define IDS_MAGIC "RNPIDS01"
 #define IDS_BLOCK 1000
 

@@ -5,6 +5,11 @@
  * 8-byte magic, a payload of up to RN_CHECKPOINT_MAX bytes, and XXH3-64 over
  * both. Written as tmp → fdatasync → rename → fsync(dir), so a reader sees the
  * old file or the new one, never half of one.
+ *
+ * Inside a deferred-durability window (storage/sys.h) a write is queued and
+ * done by rn_sys_defer_end after its first syncfs (tmp → rename, the second
+ * syncfs making it durable): a marker never reaches the disk before the data
+ * it vouches for. Reads and removals inside the window see the queue.
  */
 #ifndef RN_CHECKPOINT_H
 #define RN_CHECKPOINT_H
@@ -14,8 +19,9 @@
 
 #define RN_CHECKPOINT_MAX 256
 
-/* Durably replace dir/name with magic + payload. Errors: -errno from the
- * syscall table (the tmp file is removed on failure). */
+/* Durably replace dir/name with magic + payload (inside a window: queue it;
+ * durable once rn_sys_defer_end returns 0). Errors: -errno from the syscall
+ * table (the tmp file is removed on failure), -ENOMEM. */
 int rn_checkpoint_write(const char *dir, const char *name, const char magic[8], const void *payload,
                         size_t len);
 
@@ -24,7 +30,8 @@ int rn_checkpoint_write(const char *dir, const char *name, const char magic[8], 
 int rn_checkpoint_read(const char *dir, const char *name, const char magic[8], void *payload,
                        size_t len);
 
-/* Remove dir/name and fsync dir; an absent file is success. */
+/* Remove dir/name (and a queued write of it) and fsync dir (inside a window:
+ * at rn_sys_defer_end); an absent file is success. */
 int rn_checkpoint_remove(const char *dir, const char *name);
 
 #endif

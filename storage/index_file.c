@@ -17,9 +17,15 @@
  *  2. The entries are not checksummed: the segment validates them against the
  *     log (position inside the data, offsets increasing) on recovery and
  *     rebuilds from the log when they do not hold.
+ *  3. No descriptor outlives a call. Entries are stores into the shared
+ *     mapping, which needs none; growing (once per GROW_CHUNK of entries: 8,192
+ *     offset entries cover 32 MiB of log), syncing and sealing reopen the file
+ *     by path. A partition then holds one descriptor (its active .log) instead
+ *     of three, and 10,000 partitions fit under a 20,000 RLIMIT_NOFILE.
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -31,7 +37,7 @@
 #include "storage/sys.h"
 
 #define GROW_CHUNK (64 * 1024)
-#define VERSION 1
+#define VERSION    1
 
 static size_t page_round(size_t n)
 {
@@ -52,6 +58,13 @@ static void make_header(uint8_t *h, const char magic[8], uint32_t entry_size, in
     memcpy(h + 56, &sum, 8);
 }
 
+/* Close fd keeping the first error: rc when it is one, else close's. */
+static int close_keep(int fd, int rc)
+{
+    int rc2 = rn_sys_close(fd);
+    return rc < 0 ? rc : rc2;
+}
+
 static int grow(rn_index_file *ix, size_t need)
 {
     if (need <= ix->file_len)
@@ -61,22 +74,65 @@ static int grow(rn_index_file *ix, size_t need)
         to = ix->map_len;
     if (to < need)
         return -ENOSPC;
-    int rc = rn_sys_fallocate(ix->fd, 0, (off_t)ix->file_len, (off_t)(to - ix->file_len));
+    int fd = rn_sys_open(ix->path, O_RDWR, 0);
+    if (fd < 0)
+        return fd;
+    int rc = rn_sys_fallocate(fd, 0, (off_t)ix->file_len, (off_t)(to - ix->file_len));
     if (rc == -EOPNOTSUPP)
-        rc = rn_sys_ftruncate(ix->fd, (off_t)to);
+        rc = rn_sys_ftruncate(fd, (off_t)to);
+    /* A failed close after a good fallocate: the blocks are reserved anyway,
+     * but say so rather than store into a file we are unsure of. */
+    rc = close_keep(fd, rc);
     if (rc < 0)
         return rc;
     ix->file_len = to;
     return 0;
 }
 
-static bool entry_is_zero(const rn_index_file *ix, uint32_t i)
+static bool all_zero(const uint8_t *p, size_t len)
 {
-    const uint8_t *e = rn_index_file_entry(ix, i);
-    for (uint32_t k = 0; k < ix->entry_size; k++)
-        if (e[k])
+    for (size_t k = 0; k < len; k++)
+        if (p[k])
             return false;
     return true;
+}
+
+/* Entries written: file_entries less the trailing all-zero ones (a chunk
+ * fallocated ahead, never written). Read with pread from the end, not through
+ * the mapping: touching it at start-up faulted in, and left in the RSS, a
+ * page of both indexes of every partition (and cost a fault each). A tail
+ * that SEEK_HOLE reports as a hole up to the end of the file reads as zeros
+ * and is skipped unread. Errors: -errno of pread. */
+static int count_entries(int fd, size_t file_entries, uint32_t es, uint32_t *out)
+{
+    size_t n = file_entries;
+    *out = 0;
+    if (n == 0)
+        return 0;
+    off_t hole = rn_sys_lseek(fd, RN_INDEX_HEADER_LEN, SEEK_HOLE);
+    if (hole >= RN_INDEX_HEADER_LEN && rn_sys_lseek(fd, hole, SEEK_DATA) == -ENXIO) {
+        size_t below = ((size_t)hole - RN_INDEX_HEADER_LEN + es - 1) / es;
+        if (below < n)
+            n = below;
+    }
+    uint8_t buf[4096];
+    size_t per = sizeof(buf) / es;
+    while (n > 0) {
+        size_t k = n < per ? n : per;
+        off_t at = RN_INDEX_HEADER_LEN + (off_t)((n - k) * es);
+        ssize_t got = rn_sys_pread_all(fd, buf, k * es, at);
+        if (got < 0)
+            return (int)got;
+        for (size_t i = (size_t)got / es; i > 0; i--) {
+            if (!all_zero(buf + (i - 1) * es, es)) {
+                *out = (uint32_t)(n - k + i);
+                return 0;
+            }
+        }
+        n -= k; /* a short read: the rest is past EOF, zeros too */
+    }
+    *out = 0;
+    return 0;
 }
 
 int rn_index_file_open(rn_index_file *ix, const char *path, const char magic[8],
@@ -86,12 +142,16 @@ int rn_index_file_open(rn_index_file *ix, const char *path, const char magic[8],
     ix->fd = -1;
     ix->entry_size = entry_size;
     ix->base_offset = base_offset;
+    ix->path = strdup(path);
+    if (!ix->path)
+        return -ENOMEM;
 
     int rc;
     int fd = rn_sys_open(path, O_RDWR | O_CREAT | (create ? O_TRUNC : 0), 0644);
-    if (fd < 0)
-        return fd;
-    ix->fd = fd;
+    if (fd < 0) {
+        rc = fd;
+        goto fail_path;
+    }
 
     struct stat st;
     rc = rn_sys_fstat(fd, &st);
@@ -122,32 +182,65 @@ int rn_index_file_open(rn_index_file *ix, const char *path, const char magic[8],
     size_t file_entries = (size - RN_INDEX_HEADER_LEN) / entry_size;
     if (file_entries > max)
         max = (uint32_t)file_entries;
+    uint32_t n_written = 0;
+    rc = count_entries(fd, file_entries, entry_size, &n_written);
+    if (rc < 0)
+        goto fail;
     ix->max = max;
     ix->map_len = page_round(RN_INDEX_HEADER_LEN + (size_t)max * entry_size);
     ix->file_len = size;
     rc = rn_sys_mmap((void **)&ix->map, ix->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (rc < 0)
         goto fail;
-    ix->n = (uint32_t)file_entries;
-    while (ix->n > 0 && entry_is_zero(ix, ix->n - 1))
-        ix->n--;
+    /* The mapping keeps the file; the descriptor is not needed (invariant 3). */
+    rc = rn_sys_close(fd);
+    if (rc < 0) {
+        rn_sys_munmap(ix->map, ix->map_len);
+        ix->map = NULL;
+        goto fail_path;
+    }
+    ix->n = n_written;
     return fresh ? 1 : 0;
 
 fail:
     rn_sys_close(fd);
-    ix->fd = -1;
+fail_path:
+    free(ix->path);
+    ix->path = NULL;
     return rc;
 }
 
 int rn_index_file_append(rn_index_file *ix, const void *entry)
 {
-    if (ix->n >= ix->max || ix->fd < 0)
+    if (ix->n >= ix->max || ix->sealed || !ix->map)
         return -ENOSPC;
     size_t end = RN_INDEX_HEADER_LEN + (size_t)(ix->n + 1) * ix->entry_size;
     int rc = grow(ix, end);
     if (rc < 0)
         return rc;
     memcpy(ix->map + end - ix->entry_size, entry, ix->entry_size);
+    ix->n++;
+    return 0;
+}
+
+int rn_index_file_append_last(rn_index_file *ix, const void *entry)
+{
+    if (ix->n >= ix->max || ix->sealed || !ix->map)
+        return -ENOSPC;
+    size_t end = RN_INDEX_HEADER_LEN + (size_t)(ix->n + 1) * ix->entry_size;
+    if (end <= ix->file_len)
+        return rn_index_file_append(ix, entry); /* room already allocated */
+    /* pwrite extends the file by just the entry (a full disk is -ENOSPC,
+     * never a fault); the shared mapping sees it, and nothing is stored
+     * through the mapping past file_len. */
+    int fd = rn_sys_open(ix->path, O_RDWR, 0);
+    if (fd < 0)
+        return fd;
+    int rc = rn_sys_pwrite_all(fd, entry, ix->entry_size, (off_t)(end - ix->entry_size));
+    rc = close_keep(fd, rc);
+    if (rc < 0)
+        return rc;
+    ix->file_len = end;
     ix->n++;
     return 0;
 }
@@ -167,23 +260,44 @@ void rn_index_file_trim(rn_index_file *ix, uint32_t n)
 
 int rn_index_file_sync(rn_index_file *ix)
 {
-    return ix->fd < 0 ? 0 : rn_sys_fdatasync(ix->fd);
+    if (ix->sealed || !ix->map)
+        return 0; /* the seal synced it */
+    int fd = rn_sys_open(ix->path, O_RDWR, 0);
+    if (fd < 0)
+        return fd;
+    return close_keep(fd, rn_sys_fdatasync(fd));
+}
+
+static int seal(rn_index_file *ix, bool lazy)
+{
+    if (ix->sealed || !ix->map)
+        return 0;
+    int fd = rn_sys_open(ix->path, O_RDWR, 0);
+    if (fd < 0)
+        return fd;
+    /* Shrinking under the mapping is safe: nobody reads past entry n. */
+    size_t len = RN_INDEX_HEADER_LEN + (size_t)ix->n * ix->entry_size;
+    int rc = rn_sys_ftruncate(fd, (off_t)len);
+    if (rc == 0)
+        ix->file_len = len;
+    if (rc == 0)
+        rc = lazy ? rn_sys_fdatasync_lazy(fd) : rn_sys_fdatasync(fd);
+    rc = close_keep(fd, rc);
+    /* Sealed only when all of it worked: a retry redoes the lot (an append
+     * in between grows the file again first, so no store can fault). */
+    if (rc == 0)
+        ix->sealed = true;
+    return rc;
 }
 
 int rn_index_file_seal(rn_index_file *ix)
 {
-    if (ix->fd < 0)
-        return 0;
-    /* Shrinking under the mapping is safe: nobody reads past entry n. */
-    size_t len = RN_INDEX_HEADER_LEN + (size_t)ix->n * ix->entry_size;
-    int rc = rn_sys_ftruncate(ix->fd, (off_t)len);
-    if (rc == 0)
-        ix->file_len = len;
-    if (rc == 0)
-        rc = rn_sys_fdatasync(ix->fd);
-    int rc2 = rn_sys_close(ix->fd);
-    ix->fd = -1;
-    return rc < 0 ? rc : rc2;
+    return seal(ix, false);
+}
+
+int rn_index_file_seal_lazy(rn_index_file *ix)
+{
+    return seal(ix, true);
 }
 
 int rn_index_file_close(rn_index_file *ix)
@@ -193,11 +307,8 @@ int rn_index_file_close(rn_index_file *ix)
         rc = rn_sys_munmap(ix->map, ix->map_len);
         ix->map = NULL;
     }
-    if (ix->fd >= 0) {
-        int rc2 = rn_sys_close(ix->fd);
-        if (rc == 0)
-            rc = rc2;
-        ix->fd = -1;
-    }
+    free(ix->path);
+    ix->path = NULL;
+    ix->fd = -1;
     return rc;
 }

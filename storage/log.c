@@ -691,7 +691,7 @@ int rn_log_flush_sync(rn_log *log)
         return log->failed;
     rn_segment *seg = active(log);
     if (seg->fd >= 0 && log->leo > log->flushed) {
-        int rc = rn_sys_fdatasync(seg->fd);
+        int rc = rn_sys_fdatasync_lazy(seg->fd);
         if (rc < 0) {
             set_err(log, rc, "segment %020" PRId64 ": fdatasync", seg->base_offset);
             log->failed = -RN_E_LOG_FAILED;
@@ -777,6 +777,30 @@ int rn_log_read(rn_log *log, int64_t offset, size_t max_bytes, int64_t max_offse
     out->next_offset = next;
     out->seg = seg;
     rn_segment_ref(seg);
+    return 0;
+}
+
+int rn_log_walk_headers(rn_log *log, int64_t from, rn_log_header_cb cb, void *arg)
+{
+    if (from < log->start_offset)
+        from = log->start_offset;
+    if (from >= log->leo)
+        return 0;
+    for (unsigned i = segment_for(log, from); i < log->n_segs; i++) {
+        rn_segment *seg = log->segs[i];
+        uint64_t pos = 0;
+        if (from > seg->base_offset) {
+            if (from >= seg->next_offset)
+                continue;
+            int rc = rn_segment_find(seg, from, &pos);
+            if (rc < 0)
+                return set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64,
+                               seg->base_offset, from);
+        }
+        int rc = rn_segment_walk_headers(seg, pos, cb, arg);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -1057,7 +1081,7 @@ static int drop_after(rn_log *log, const int64_t *bases, unsigned from, unsigned
         }
         info->n_segments_dropped++;
     }
-    int rc = rn_sys_fsync_dir(log->dir);
+    int rc = rn_sys_fsync_dir_lazy(log->dir);
     return rc < 0 ? set_err(log, rc, "fsync of the directory after a cut") : 0;
 }
 
@@ -1077,7 +1101,7 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
             rn_segment_unref(seg);
             return set_err(log, rc, "open");
         }
-        bool rebuilt = false, verify = !clean && i + 2 >= n;
+        bool rebuilt = false, verify = !clean && last;
         int64_t file_end;
         if (!verify) {
             rc = rn_segment_find_end(seg, max_batch, &rebuilt);
@@ -1200,7 +1224,7 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
     }
     /* What recovery kept is on disk before anyone is told it exists. */
     rn_segment *act = active(log);
-    rc = rn_sys_fdatasync(act->fd);
+    rc = rn_sys_fdatasync_lazy(act->fd);
     if (rc == 0)
         rc = rn_checkpoint_remove(dir, CLEAN_MARKER);
     if (rc < 0) {

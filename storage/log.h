@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/batch.h"
 #include "storage/io.h"
 
 typedef struct rn_log rn_log;
@@ -118,6 +119,17 @@ typedef struct rn_slice {
     int64_t next_offset; /* offset after the last batch in data */
     rn_segment *seg;     /* reference held; NULL when len == 0 */
 } rn_slice;
+
+/* Called by rn_log_walk_headers with each batch header; a negative return
+ * stops the walk and is returned. */
+typedef int (*rn_log_header_cb)(void *arg, const rn_batch_header *h);
+
+/* Call cb with the header of every batch from the one holding `from` to the
+ * log end offset, in order, reading the segment files with pread: no page of
+ * data is mapped, so a header-only pass (producer state after a restart) costs
+ * neither the page faults nor the RSS of touching the mapping. Errors:
+ * -RN_E_CORRUPT_SEGMENT, -RN_E_CORRUPT_INDEX, -errno, or cb's. Owner's thread. */
+int rn_log_walk_headers(rn_log *log, int64_t from, rn_log_header_cb cb, void *arg);
 
 /* Read whole batches starting with the one that contains offset, up to
  * max_bytes (at least one batch even when it is larger, as Kafka does), from

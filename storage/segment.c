@@ -59,7 +59,7 @@ static int open_indexes(rn_segment *seg, uint64_t seg_bytes, bool create)
     uint32_t cap = index_capacity(seg_bytes, seg->index_interval);
     snprintf(p, sizeof(p), "%s.idx", seg->path);
     int rc = rn_index_file_open(&seg->idx, p, RN_OFFSET_INDEX_MAGIC, RN_OFFSET_INDEX_ENTRY,
-                            seg->base_offset, cap, create);
+                                seg->base_offset, cap, create);
     if (rc == -RN_E_CORRUPT_INDEX)
         rc = rn_index_file_open(&seg->idx, p, RN_OFFSET_INDEX_MAGIC, RN_OFFSET_INDEX_ENTRY,
                                 seg->base_offset, cap, true);
@@ -148,8 +148,9 @@ int rn_segment_create(rn_segment **out, const char *dir, int64_t base_offset,
     rc = open_indexes(seg, cfg->segment_bytes, true);
     if (rc < 0)
         goto fail_after_open;
-    /* The new names must survive a crash before anything in them is acked. */
-    rc = rn_sys_fsync_dir(dir);
+    /* The new names must survive a crash before anything in them is acked
+     * (inside a deferred-durability window nothing is acked before its end). */
+    rc = rn_sys_fsync_dir_lazy(dir);
     if (rc < 0)
         goto fail_after_open;
     seg->created_ms = seg->last_append_ms = now_ms;
@@ -297,6 +298,67 @@ int rn_segment_find_time(const rn_segment *seg, int64_t ts, int64_t *offset)
     return -ENOENT;
 }
 
+/* Reading windows for rn_segment_walk_headers: a big one while batches are
+ * small (one pread covers many headers), a page once they are large (so a
+ * walk over 128 KiB batches copies 4 KiB per header, not the data). */
+#define WALK_WINDOW (64u << 10)
+#define WALK_PAGE   4096u
+
+int rn_segment_walk_headers(const rn_segment *seg, uint64_t pos, rn_segment_header_cb cb, void *arg)
+{
+    int fd = seg->fd, rc = 0;
+    if (fd < 0) {
+        char p[4096];
+        snprintf(p, sizeof(p), "%s.log", seg->path);
+        fd = rn_sys_open(p, O_RDONLY, 0);
+        if (fd < 0)
+            return fd;
+    }
+    uint8_t *buf = malloc(WALK_WINDOW);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    uint64_t start = 0, end = seg->size;
+    size_t len = 0, want = WALK_WINDOW;
+    while (pos < end) {
+        if (end - pos < RN_BATCH_HEADER_LEN) {
+            rc = -RN_E_CORRUPT_SEGMENT;
+            break;
+        }
+        if (pos < start || pos + RN_BATCH_HEADER_LEN > start + len) {
+            size_t n = end - pos < want ? (size_t)(end - pos) : want;
+            ssize_t got = rn_sys_pread_all(fd, buf, n, (off_t)pos);
+            if (got < 0) {
+                rc = (int)got;
+                break;
+            }
+            start = pos;
+            len = (size_t)got;
+            if (len < RN_BATCH_HEADER_LEN) {
+                rc = -RN_E_CORRUPT_SEGMENT; /* the file is shorter than size says */
+                break;
+            }
+        }
+        rn_batch_header h;
+        if (rn_batch_peek(buf + (pos - start), start + len - pos, 0, &h) < 0 ||
+            rn_batch_size(&h) > end - pos) {
+            rc = -RN_E_CORRUPT_SEGMENT;
+            break;
+        }
+        rc = cb(arg, &h);
+        if (rc < 0)
+            break;
+        want = rn_batch_size(&h) >= WALK_WINDOW / 4 ? WALK_PAGE : WALK_WINDOW;
+        pos += rn_batch_size(&h);
+    }
+    free(buf);
+out:
+    if (fd != seg->fd)
+        rn_sys_close(fd);
+    return rc;
+}
+
 /* ---- Changing the files --------------------------------------------------- */
 
 /* Index entries (and the time entries after them) at or past pos/next_offset go. */
@@ -354,30 +416,33 @@ int rn_segment_seal(rn_segment *seg)
 {
     if (seg->sealed)
         return 0;
-    int rc = 0;
+    /* The time index only speeds lookups: without the seal's entry a lookup
+     * scans, and recovery accepts a time index that lacks it. */
     if (seg->max_timestamp >= 0)
-        rc = rn_time_index_maybe_append(&seg->tix, seg->max_timestamp, seg->max_ts_rel);
-    if (rc == -ENOSPC)
-        rc = 0; /* the time index only speeds lookups; a scan still finds it */
+        (void)rn_time_index_append_seal(&seg->tix, seg->max_timestamp, seg->max_ts_rel);
+    /* Indexes first, the .log last: a .log cut to its size then means the
+     * whole segment is on disk — its data (synced before the seal, see
+     * seal_rolled in log.c, and again below) and both indexes — so recovery
+     * after a crash can trust a sealed segment and verify only what is not.
+     * That order needs real syncs for a rolled segment. The active one is
+     * sealed only by a clean close, where the syncs may wait for the end of
+     * a deferred-durability window (storage/sys.h): until the clean-shutdown
+     * marker is on disk, recovery verifies the last segment anyway. */
+    bool lazy = !seg->rolled;
+    int rc = lazy ? rn_index_file_seal_lazy(&seg->idx) : rn_index_file_seal(&seg->idx);
+    if (rc == 0)
+        rc = lazy ? rn_index_file_seal_lazy(&seg->tix) : rn_index_file_seal(&seg->tix);
+    if (rc < 0)
+        return rc; /* the .log stays long (not sealed): the caller may retry or fail the log */
     if (seg->fd >= 0) {
-        int r = rn_sys_ftruncate(seg->fd, (off_t)seg->size);
-        if (r == 0)
-            r = rn_sys_fdatasync(seg->fd);
+        rc = rn_sys_ftruncate(seg->fd, (off_t)seg->size);
         if (rc == 0)
-            rc = r;
-        if (r < 0)
+            rc = lazy ? rn_sys_fdatasync_lazy(seg->fd) : rn_sys_fdatasync(seg->fd);
+        if (rc < 0)
             return rc; /* keep the descriptor: the caller may retry or fail the log */
-        r = rn_sys_close(seg->fd);
+        rc = rn_sys_close(seg->fd);
         seg->fd = -1;
-        if (rc == 0)
-            rc = r;
     }
-    int r = rn_index_file_seal(&seg->idx);
-    if (rc == 0)
-        rc = r;
-    r = rn_index_file_seal(&seg->tix);
-    if (rc == 0)
-        rc = r;
     seg->sealed = true;
     return rc;
 }

@@ -20,9 +20,9 @@
 #include "storage/log.h"
 
 struct rn_segment {
-    int refs;            /* the log's own reference + readers' */
+    int refs; /* the log's own reference + readers' */
     int64_t base_offset;
-    int fd;              /* -1 once sealed: the mapping stays */
+    int fd; /* -1 once sealed: the mapping stays */
     uint8_t *map;
     size_t map_len;
     uint64_t size;       /* bytes of complete batches visible to readers */
@@ -30,21 +30,21 @@ struct rn_segment {
     uint64_t alloc_end;  /* fallocated up to here (preallocate_bytes) */
     int64_t next_offset; /* after the last visible batch */
     int64_t max_timestamp;
-    uint32_t max_ts_rel;      /* relative offset of the batch holding it */
-    int64_t created_ms;       /* for log.roll.ms */
-    int64_t last_append_ms;   /* age for retention.ms when no batch has a timestamp */
-    uint64_t last_index_pos;  /* position of the last offset-index entry (0: none) */
+    uint32_t max_ts_rel;     /* relative offset of the batch holding it */
+    int64_t created_ms;      /* for log.roll.ms */
+    int64_t last_append_ms;  /* age for retention.ms when no batch has a timestamp */
+    uint64_t last_index_pos; /* position of the last offset-index entry (0: none) */
     uint32_t index_interval;
     rn_index_file idx, tix;
-    bool index_fresh;         /* an index file was missing or corrupt at open */
-    unsigned n_pending;       /* appends written to this segment, not yet visible */
-    rn_io_op seal_op;         /* the asynchronous fdatasync that precedes a roll's seal */
+    bool index_fresh;   /* an index file was missing or corrupt at open */
+    unsigned n_pending; /* appends written to this segment, not yet visible */
+    rn_io_op seal_op;   /* the asynchronous fdatasync that precedes a roll's seal */
     rn_log *seal_log;
     bool seal_sync_inflight, seal_synced;
     bool sealed;
-    bool rolled;              /* no longer the active segment; sealed once n_pending == 0 */
-    bool deleted;             /* files unlinked; freed when refs drops to 0 */
-    char *path;               /* dir/<20 digits> without extension */
+    bool rolled;  /* no longer the active segment; sealed once n_pending == 0 */
+    bool deleted; /* files unlinked; freed when refs drops to 0 */
+    char *path;   /* dir/<20 digits> without extension */
 };
 
 /* Bytes the segment can hold: its mapping (log.segment.bytes when created). */
@@ -95,6 +95,21 @@ int rn_segment_find(const rn_segment *seg, int64_t offset, uint64_t *pos);
 /* Position of the first batch with max_timestamp >= ts, with its base offset;
  * -ENOENT when none in this segment. */
 int rn_segment_find_time(const rn_segment *seg, int64_t ts, int64_t *offset);
+
+/* Called with each batch header by rn_segment_walk_headers; a negative return
+ * stops the walk and is returned. */
+typedef int (*rn_segment_header_cb)(void *arg, const rn_batch_header *h);
+
+/* Call cb with the header of every visible batch from pos (a batch boundary,
+ * e.g. from rn_segment_find) to size, in order. Reads the file with pread, a
+ * window at a time, never through the mapping, so it maps no page of the
+ * segment: for a header-only pass (rebuilding producer state after a restart)
+ * this avoids faulting a whole segment into the caller's RSS. A sealed
+ * segment's .log is reopened by path for the walk and closed again.
+ * Errors: -RN_E_CORRUPT_SEGMENT (a header that does not parse below size),
+ * -errno (open, pread), or cb's. Same thread as the segment's owner. */
+int rn_segment_walk_headers(const rn_segment *seg, uint64_t pos, rn_segment_header_cb cb,
+                            void *arg);
 
 /* Cut the segment at pos (a batch boundary) whose first offset is next_offset:
  * data after it is zeroed (truncate, then regrow sparse when active) and

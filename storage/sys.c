@@ -5,10 +5,15 @@
  * has one error convention. The injector is asked first so a test can fail the
  * Nth call of any kind (SQLite faultsim style) and check that every path returns
  * a clean error and leaves a log that verifies.
+ *
+ * Deferred durability (rn_sys_defer_*, see sys.h): an atomic flag read by the
+ * lazy syncs, and a mutex-guarded list of actions for the end of the window.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,6 +47,11 @@ static ssize_t real_pread(int fd, void *buf, size_t len, off_t pos)
 static int real_fdatasync(int fd)
 {
     return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+static int real_syncfs(int fd)
+{
+    return syncfs(fd) < 0 ? -errno : 0;
 }
 
 static int real_ftruncate(int fd, off_t len)
@@ -100,6 +110,7 @@ static const struct rn_sys real_sys = {
     .fstat = real_fstat,
     .mkdir = real_mkdir,
     .lseek = real_lseek,
+    .syncfs = real_syncfs,
 };
 
 struct rn_sys rn_sys = real_sys;
@@ -114,7 +125,8 @@ static const char *const names[RN_SYS__COUNT] = {
     [RN_SYS_FALLOCATE] = "fallocate", [RN_SYS_RENAME] = "rename",
     [RN_SYS_UNLINK] = "unlink",       [RN_SYS_MMAP] = "mmap",
     [RN_SYS_MUNMAP] = "munmap",       [RN_SYS_FSTAT] = "fstat",
-    [RN_SYS_MKDIR] = "mkdir",       [RN_SYS_LSEEK] = "lseek",
+    [RN_SYS_MKDIR] = "mkdir",         [RN_SYS_LSEEK] = "lseek",
+    [RN_SYS_SYNCFS] = "syncfs",
 };
 
 const char *rn_sys_name(enum rn_sys_call call)
@@ -281,4 +293,97 @@ int rn_sys_fsync_dir(const char *dir)
     int rc = rn_sys_fdatasync(fd);
     int rc2 = rn_sys_close(fd);
     return rc < 0 ? rc : rc2;
+}
+
+/* ---- Deferred durability -------------------------------------------------- */
+
+typedef struct deferred {
+    int (*fn)(void *arg, int sync_rc);
+    void *arg;
+} deferred;
+
+static bool defer_on;
+static pthread_mutex_t defer_mu = PTHREAD_MUTEX_INITIALIZER;
+static deferred *defer_v;
+static size_t defer_n, defer_cap;
+
+void rn_sys_defer_begin(void)
+{
+    __atomic_store_n(&defer_on, true, __ATOMIC_RELEASE);
+}
+
+bool rn_sys_deferring(void)
+{
+    return __atomic_load_n(&defer_on, __ATOMIC_ACQUIRE);
+}
+
+int rn_sys_defer_after(int (*fn)(void *arg, int sync_rc), void *arg)
+{
+    int rc = 0;
+    pthread_mutex_lock(&defer_mu);
+    if (!rn_sys_deferring()) {
+        rc = -EINVAL;
+    } else if (defer_n == defer_cap) {
+        size_t cap = defer_cap ? defer_cap * 2 : 8;
+        deferred *v = realloc(defer_v, cap * sizeof(*v));
+        if (!v)
+            rc = -ENOMEM;
+        else {
+            defer_v = v;
+            defer_cap = cap;
+        }
+    }
+    if (rc == 0)
+        defer_v[defer_n++] = (deferred){fn, arg};
+    pthread_mutex_unlock(&defer_mu);
+    return rc;
+}
+
+static int syncfs_dir(const char *dir)
+{
+    int fd = rn_sys_open(dir, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0)
+        return fd;
+    int rc = rn_sys_inject(RN_SYS_SYNCFS);
+    if (rc == 0)
+        rc = rn_sys.syncfs(fd);
+    int rc2 = rn_sys_close(fd);
+    return rc < 0 ? rc : rc2;
+}
+
+int rn_sys_defer_end(const char *dir)
+{
+    if (!rn_sys_deferring())
+        return 0;
+    /* Closed first: the actions' own writes are covered by the second sync. */
+    pthread_mutex_lock(&defer_mu);
+    __atomic_store_n(&defer_on, false, __ATOMIC_RELEASE);
+    deferred *v = defer_v;
+    size_t n = defer_n;
+    defer_v = NULL;
+    defer_n = defer_cap = 0;
+    pthread_mutex_unlock(&defer_mu);
+
+    int rc = syncfs_dir(dir);
+    for (size_t i = 0; i < n; i++) {
+        /* After a failed sync an action still runs, to release what it
+         * holds, but is told not to write. */
+        int r = v[i].fn(v[i].arg, rc);
+        if (rc == 0 && r < 0)
+            rc = r;
+    }
+    if (rc == 0 && n > 0)
+        rc = syncfs_dir(dir);
+    free(v);
+    return rc;
+}
+
+int rn_sys_fdatasync_lazy(int fd)
+{
+    return rn_sys_deferring() ? 0 : rn_sys_fdatasync(fd);
+}
+
+int rn_sys_fsync_dir_lazy(const char *dir)
+{
+    return rn_sys_deferring() ? 0 : rn_sys_fsync_dir(dir);
 }

@@ -4,6 +4,7 @@
  * Entry bytes (little-endian): i64 timestamp | u32 rel_offset (12 bytes).
  */
 #include <endian.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "storage/time_index.h"
@@ -23,7 +24,7 @@ int64_t rn_time_index_max(const rn_index_file *ix)
     return ix->n ? rn_time_index_get(ix, ix->n - 1).timestamp : -1;
 }
 
-int rn_time_index_maybe_append(rn_index_file *ix, int64_t timestamp, uint32_t rel_offset)
+static int maybe_append(rn_index_file *ix, int64_t timestamp, uint32_t rel_offset, bool seal)
 {
     if (ix->n > 0) {
         rn_time_entry last = rn_time_index_get(ix, ix->n - 1);
@@ -35,7 +36,17 @@ int rn_time_index_maybe_append(rn_index_file *ix, int64_t timestamp, uint32_t re
     uint32_t rel_le = htole32(rel_offset);
     memcpy(e, &ts_le, 8);
     memcpy(e + 8, &rel_le, 4);
-    return rn_index_file_append(ix, e);
+    return seal ? rn_index_file_append_last(ix, e) : rn_index_file_append(ix, e);
+}
+
+int rn_time_index_maybe_append(rn_index_file *ix, int64_t timestamp, uint32_t rel_offset)
+{
+    return maybe_append(ix, timestamp, rel_offset, false);
+}
+
+int rn_time_index_append_seal(rn_index_file *ix, int64_t timestamp, uint32_t rel_offset)
+{
+    return maybe_append(ix, timestamp, rel_offset, true);
 }
 
 uint32_t rn_time_index_lookup(const rn_index_file *ix, int64_t ts)

@@ -25,6 +25,10 @@ rn_time_entry rn_time_index_get(const rn_index_file *ix, uint32_t i);
  * otherwise do nothing and return 0. Errors: those of rn_index_file_append. */
 int rn_time_index_maybe_append(rn_index_file *ix, int64_t timestamp, uint32_t rel_offset);
 
+/* The same for the seal's final entry (rn_index_file_append_last: no chunk
+ * allocated only to be freed by the seal). */
+int rn_time_index_append_seal(rn_index_file *ix, int64_t timestamp, uint32_t rel_offset);
+
 /* The relative offset where a scan for the first batch with max_timestamp >= ts
  * may start: the entry before the first entry whose timestamp >= ts, or 0. */
 uint32_t rn_time_index_lookup(const rn_index_file *ix, int64_t ts);
