@@ -257,6 +257,34 @@ static uint32_t part_error(const Runnel__ResponseHeader *r)
     return RN_E_UNKNOWN;
 }
 
+/* The owner's answer for the parent's partition i: its entry in the sub's
+ * response, or NULL when that response is missing, of another API or short
+ * (the merge then answers the partition with an error). */
+static void *owner_part(const fan *f, Runnel__ResponseHeader **resp, size_t i)
+{
+    const Runnel__ResponseHeader *r = resp[f->where_sub[i]];
+    uint32_t k = f->where_pos[i];
+    if (!r)
+        return NULL;
+    switch (f->parent->api) {
+    case RUNNEL__API__PRODUCE:
+        return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_PRODUCE && r->produce &&
+                       k < r->produce->n_partitions
+                   ? r->produce->partitions[k]
+                   : NULL;
+    case RUNNEL__API__FETCH:
+        return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_FETCH && r->fetch &&
+                       k < r->fetch->n_partitions
+                   ? r->fetch->partitions[k]
+                   : NULL;
+    default:
+        return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS && r->list_offsets &&
+                       k < r->list_offsets->n_partitions
+                   ? r->list_offsets->partitions[k]
+                   : NULL;
+    }
+}
+
 static void merge_produce(fan *f, Runnel__ResponseHeader **resp)
 {
     rn_request *parent = f->parent;
@@ -271,17 +299,12 @@ static void merge_produce(fan *f, Runnel__ResponseHeader **resp)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        Runnel__ResponseHeader *r = resp[f->where_sub[i]];
-        uint32_t k = f->where_pos[i];
-        if (r && r->body_case == RUNNEL__RESPONSE_HEADER__BODY_PRODUCE && r->produce &&
-            k < r->produce->n_partitions) {
-            ptrs[i] = r->produce->partitions[k];
+        if ((ptrs[i] = owner_part(f, resp, i)))
             continue;
-        }
         runnel__produce_partition_response__init(&fb[i]);
         fb[i].topic = pr->partitions[i]->topic;
         fb[i].partition = pr->partitions[i]->partition;
-        fb[i].error_code = part_error(r);
+        fb[i].error_code = part_error(resp[f->where_sub[i]]);
         fb[i].base_offset = fb[i].log_append_time = fb[i].log_start_offset = -1;
         ptrs[i] = &fb[i];
     }
@@ -387,9 +410,8 @@ static void merge_fetch(fan *f, Runnel__ResponseHeader **resp)
     for (size_t i = 0; i < n; i++) {
         unsigned si = f->where_sub[i];
         Runnel__ResponseHeader *r = resp[si];
-        uint32_t k = f->where_pos[i];
-        if (ok && ok[si] && k < r->fetch->n_partitions) {
-            Runnel__FetchPartitionResponse *pr = r->fetch->partitions[k];
+        Runnel__FetchPartitionResponse *pr = ok && ok[si] ? owner_part(f, resp, i) : NULL;
+        if (pr) {
             ptrs[i] = pr;
             if (src[i]) {
                 rn_slice sl = *src[i];
@@ -441,17 +463,12 @@ static void merge_list_offsets(fan *f, Runnel__ResponseHeader **resp)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        Runnel__ResponseHeader *r = resp[f->where_sub[i]];
-        uint32_t k = f->where_pos[i];
-        if (r && r->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS && r->list_offsets &&
-            k < r->list_offsets->n_partitions) {
-            ptrs[i] = r->list_offsets->partitions[k];
+        if ((ptrs[i] = owner_part(f, resp, i)))
             continue;
-        }
         runnel__list_offsets_partition_response__init(&fb[i]);
         fb[i].topic = lr->partitions[i]->topic;
         fb[i].partition = lr->partitions[i]->partition;
-        fb[i].error_code = part_error(r);
+        fb[i].error_code = part_error(resp[f->where_sub[i]]);
         fb[i].offset = fb[i].timestamp = -1;
         ptrs[i] = &fb[i];
     }

@@ -50,7 +50,7 @@
 #define CLEAN_MARKER "clean-shutdown"
 /* Most bytes of acknowledged-pending appends one fdatasync waits to gather. */
 #define GROUP_COMMIT_BYTES (8u << 20)
-#define CLEAN_MAGIC "RNCLEAN1"
+#define CLEAN_MAGIC        "RNCLEAN1"
 
 static int64_t default_clock_ms(void)
 {
@@ -91,6 +91,12 @@ struct rn_log {
 
     rn_segment **segs; /* sorted by base offset; the last is active */
     unsigned n_segs, cap_segs;
+    /* rn_log_size_bytes: the bytes of every segment but the active one, as of
+     * the segment list (count, first, active) it was summed for. Sealed sizes
+     * never change, so the sum holds until that list does. */
+    uint64_t older_bytes;
+    unsigned older_n;
+    const rn_segment *older_first, *older_active;
 
     int64_t start_offset;
     int64_t next_assign; /* offset the next append gets (counts writes in flight) */
@@ -98,8 +104,8 @@ struct rn_log {
     int64_t flushed;     /* after the last batch known to be on disk */
     rn_segment *visible_seg;
 
-    queue writes;    /* submitted, not yet visible, in offset order */
-    queue unsynced;  /* visible, waiting for fdatasync (flush=always) */
+    queue writes;   /* submitted, not yet visible, in offset order */
+    queue unsynced; /* visible, waiting for fdatasync (flush=always) */
     uint64_t unsynced_bytes;
     unsigned n_seal_inflight; /* rolled segments being synced before their seal */
     pending *free_list;
@@ -114,8 +120,8 @@ struct rn_log {
     rn_io_op timer_op, cancel_op;
     struct __kernel_timespec timer_ts;
 
-    int failed;      /* sticky: -RN_E_LOG_FAILED after a failed fdatasync */
-    int broken;      /* a write failed; appends refused until the tail is cut */
+    int failed; /* sticky: -RN_E_LOG_FAILED after a failed fdatasync */
+    int broken; /* a write failed; appends refused until the tail is cut */
     rn_segment *broken_seg;
     uint64_t broken_pos;
 
@@ -259,9 +265,10 @@ const char *rn_log_config_flush_str(const rn_log_config *c, char *buf, size_t le
 
 static int check_config(const rn_log_config *c)
 {
-    if (c->segment_bytes < 4096 || c->segment_bytes > UINT32_MAX ||
-        c->index_interval_bytes == 0 || c->max_batch_bytes < RN_BATCH_HEADER_LEN ||
-        (c->flush == RN_FLUSH_INTERVAL && (c->flush_interval_ms < 1 || c->flush_interval_ms > 3600000)) ||
+    if (c->segment_bytes < 4096 || c->segment_bytes > UINT32_MAX || c->index_interval_bytes == 0 ||
+        c->max_batch_bytes < RN_BATCH_HEADER_LEN ||
+        (c->flush == RN_FLUSH_INTERVAL &&
+         (c->flush_interval_ms < 1 || c->flush_interval_ms > 3600000)) ||
         c->flush > RN_FLUSH_NEVER)
         return -EINVAL;
     return 0;
@@ -436,8 +443,7 @@ static void maybe_sync(rn_log *log)
      * in microseconds (page cache), so wait for them and let one fdatasync
      * cover them all; a steady stream of writes cannot starve the sync past
      * GROUP_COMMIT_BYTES. */
-    if (log->unsynced.head &&
-        (!log->writes.head || log->unsynced_bytes >= GROUP_COMMIT_BYTES))
+    if (log->unsynced.head && (!log->writes.head || log->unsynced_bytes >= GROUP_COMMIT_BYTES))
         submit_sync(log);
     /* Only for what no sync in flight covers: re-arming for a sync that is about
      * to complete would wake up an interval later with nothing to do. */
@@ -499,8 +505,7 @@ static void advance(rn_log *log)
         if (log->cfg.flush == RN_FLUSH_ALWAYS || log->unsynced.head) {
             log->unsynced_bytes += p->len;
             q_push(&log->unsynced, p);
-        }
-        else
+        } else
             complete(log, p, 0);
     }
     if (log->broken && !log->writes.head)
@@ -561,8 +566,8 @@ static bool needs_roll(const rn_log *log, const rn_segment *seg, size_t len, int
     return log->next_assign + count - seg->base_offset > INT32_MAX;
 }
 
-int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
-                  rn_log_append_cb cb, void *arg)
+int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn_log_append_cb cb,
+                  void *arg)
 {
     if (log->failed)
         return log->failed;
@@ -681,8 +686,7 @@ int rn_log_flush_sync(rn_log *log)
 {
     /* Rolled segments are synced through the ring (seal_rolled): what they
      * hold is durable only once those syncs are done too. */
-    while (log->writes.head || log->unsynced.head || log->sync_inflight ||
-           log->n_seal_inflight) {
+    while (log->writes.head || log->unsynced.head || log->sync_inflight || log->n_seal_inflight) {
         int rc = rn_io_run(log->io, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;
@@ -761,8 +765,8 @@ int rn_log_read(rn_log *log, int64_t offset, size_t max_bytes, int64_t max_offse
     while (end < seg->size && next < max_offset) {
         rc = rn_batch_peek(seg->map + end, seg->size - end, 0, &h);
         if (rc < 0 || rn_batch_size(&h) > seg->size - end)
-            return set_err(log, -RN_E_CORRUPT_SEGMENT,
-                           "segment %020" PRId64 ": batch at %" PRIu64, seg->base_offset, end);
+            return set_err(log, -RN_E_CORRUPT_SEGMENT, "segment %020" PRId64 ": batch at %" PRIu64,
+                           seg->base_offset, end);
         if (first >= 0 && end - pos + rn_batch_size(&h) > max_bytes)
             break;
         if (first < 0)
@@ -794,8 +798,8 @@ int rn_log_walk_headers(rn_log *log, int64_t from, rn_log_header_cb cb, void *ar
                 continue;
             int rc = rn_segment_find(seg, from, &pos);
             if (rc < 0)
-                return set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64,
-                               seg->base_offset, from);
+                return set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64, seg->base_offset,
+                               from);
         }
         int rc = rn_segment_walk_headers(seg, pos, cb, arg);
         if (rc < 0)
@@ -845,10 +849,21 @@ int64_t rn_log_high_watermark(const rn_log *log)
 
 uint64_t rn_log_size_bytes(const rn_log *log)
 {
-    uint64_t n = 0;
-    for (unsigned i = 0; i < log->n_segs; i++)
-        n += log->segs[i]->size;
-    return n;
+    if (log->n_segs == 0)
+        return 0;
+    /* Called after every append (the owner publishes it): one addition, not
+     * a walk of every segment, unless the list changed (roll, retention). */
+    rn_log *l = (rn_log *)log; /* the cache is not part of the log's state */
+    const rn_segment *act = log->segs[log->n_segs - 1];
+    if (l->older_n != log->n_segs || l->older_first != log->segs[0] || l->older_active != act) {
+        l->older_bytes = 0;
+        for (unsigned i = 0; i + 1 < log->n_segs; i++)
+            l->older_bytes += log->segs[i]->size;
+        l->older_n = log->n_segs;
+        l->older_first = log->segs[0];
+        l->older_active = act;
+    }
+    return l->older_bytes + act->size;
 }
 
 unsigned rn_log_segment_count(const rn_log *log)
@@ -919,8 +934,8 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
         /* Without timestamps, the age of the newest data: when it was appended. */
         int64_t age_ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_append_ms;
         bool too_old = log->cfg.retention_ms >= 0 && now_ms - age_ts > log->cfg.retention_ms;
-        bool too_big = log->cfg.retention_bytes >= 0 &&
-                       total - s->size >= (uint64_t)log->cfg.retention_bytes;
+        bool too_big =
+            log->cfg.retention_bytes >= 0 && total - s->size >= (uint64_t)log->cfg.retention_bytes;
         if (!too_old && !too_big)
             break;
         int rc = rn_segment_delete_files(s);
@@ -1264,9 +1279,8 @@ int rn_log_close(rn_log *log)
             rc = r;
     }
     if (rc == 0) {
-        clean_marker m = {.leo = log->leo,
-                          .start_offset = log->start_offset,
-                          .n_segments = log->n_segs};
+        clean_marker m = {
+            .leo = log->leo, .start_offset = log->start_offset, .n_segments = log->n_segs};
         marker_to_disk(&m);
         rc = rn_checkpoint_write(log->dir, CLEAN_MARKER, CLEAN_MAGIC, &m, sizeof(m));
     }
