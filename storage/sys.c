@@ -95,25 +95,19 @@ static off_t real_lseek(int fd, off_t pos, int whence)
     return r < 0 ? -errno : r;
 }
 
-static const struct rn_sys real_sys = {
-    .open = real_open,
-    .close = real_close,
-    .pwrite = real_pwrite,
-    .pread = real_pread,
-    .fdatasync = real_fdatasync,
-    .ftruncate = real_ftruncate,
-    .fallocate = real_fallocate,
-    .rename = real_rename,
-    .unlink = real_unlink,
-    .mmap = mmap,
-    .munmap = real_munmap,
-    .fstat = real_fstat,
-    .mkdir = real_mkdir,
-    .lseek = real_lseek,
-    .syncfs = real_syncfs,
-};
+/* One initializer for both tables: C wants a constant expression for a static
+ * object, so rn_sys cannot be initialised from real_sys itself. */
+#define RN_SYS_REAL                                                                                \
+    {                                                                                              \
+        .open = real_open, .close = real_close, .pwrite = real_pwrite, .pread = real_pread,        \
+        .fdatasync = real_fdatasync, .ftruncate = real_ftruncate, .fallocate = real_fallocate,     \
+        .rename = real_rename, .unlink = real_unlink, .mmap = mmap, .munmap = real_munmap,         \
+        .fstat = real_fstat, .mkdir = real_mkdir, .lseek = real_lseek, .syncfs = real_syncfs,      \
+    }
 
-struct rn_sys rn_sys = real_sys;
+static const struct rn_sys real_sys = RN_SYS_REAL;
+
+struct rn_sys rn_sys = RN_SYS_REAL;
 
 static rn_sys_inject_fn injector;
 static void *injector_arg;
