@@ -75,8 +75,13 @@ static void assert_healthy(void)
 }
 
 /* Send raw bytes on a new connection; the broker must answer with err
- * (correlation id cid) and close the connection. */
-static void assert_rejected_and_closed(const void *bytes, size_t len, uint32_t err, uint32_t cid)
+ * (correlation id cid) and, when msg is not NULL, exactly that message, and
+ * close the connection. The message tells which check refused the input: two
+ * checks can answer the same code (a header_length past the frame and the
+ * garbage protobuf that reading it anyway would find are both
+ * INVALID_REQUEST), and only the first one keeps reads inside the frame. */
+static void assert_rejected_msg(const void *bytes, size_t len, uint32_t err, uint32_t cid,
+                                const char *msg)
 {
     it_conn *c = itf_connect(&B);
     cr_assert_eq(it_conn_send_raw(c, bytes, len, 5000), 0);
@@ -86,9 +91,17 @@ static void assert_rejected_and_closed(const void *bytes, size_t len, uint32_t e
     cr_assert_eq(r.hdr->error_code, err, "error %u (%s), want %u", r.hdr->error_code,
                  r.hdr->error_message, err);
     cr_assert_eq(r.hdr->correlation_id, cid);
+    if (msg)
+        cr_assert_str_eq(r.hdr->error_message ? r.hdr->error_message : "(none)", msg,
+                         "error message \"%s\", want \"%s\"", r.hdr->error_message, msg);
     it_resp_free(&r);
     cr_assert(it_conn_wait_closed(c, 5000), "connection left open after a protocol error");
     it_conn_close(c);
+}
+
+static void assert_rejected_and_closed(const void *bytes, size_t len, uint32_t err, uint32_t cid)
+{
+    assert_rejected_msg(bytes, len, err, cid, NULL);
 }
 
 /* The bytes of a full request frame for h + payload (malloc'd). */
@@ -147,23 +160,41 @@ Test(bad_input, truncated_frame_then_close)
 // the frame, are refused as soon as the prefix is in, and the connection closed.
 Test(bad_input, bad_frame_lengths)
 {
+    char want[128];
     for (uint32_t n = 0; n < 4; n++) {
         uint8_t p[4];
         put_be32(p, n);
-        assert_rejected_and_closed(p, 4, RN_E_INVALID_REQUEST, 0);
+        snprintf(want, sizeof(want),
+                 "frame_length %" PRIu32 " is shorter than its header_length field", n);
+        assert_rejected_msg(p, 4, RN_E_INVALID_REQUEST, 0, want);
         assert_healthy();
     }
     uint8_t big[8];
     put_be32(big, 0xFFFFFFFFu);
     put_be32(big + 4, 4);
-    assert_rejected_and_closed(big, 8, RN_E_REQUEST_TOO_LARGE, 0);
+    snprintf(want, sizeof(want),
+             "frame_length 4294967295 exceeds socket.request.max.bytes %" PRIu32,
+             (uint32_t)RN_FRAME_DEFAULT_MAX_REQUEST);
+    assert_rejected_msg(big, 8, RN_E_REQUEST_TOO_LARGE, 0, want);
     assert_healthy();
 
+    /* header_length past the end of the frame, whole in one send (the
+     * decoder's fast path) and with the rest of the frame after it: the
+     * length check must refuse it, not the protobuf decode of bytes beyond
+     * the frame that would follow without it. */
     uint8_t hl[12];
     put_be32(hl, 8);
     put_be32(hl + 4, 100);
     memset(hl + 8, 0, 4);
-    assert_rejected_and_closed(hl, 12, RN_E_INVALID_REQUEST, 0);
+    assert_rejected_msg(hl, 12, RN_E_INVALID_REQUEST, 0,
+                        "header_length 100 does not fit in frame_length 8");
+    assert_healthy();
+    /* One byte too many (header_length = frame_length - 3), with only the
+     * prefix sent: refused before the body arrives. */
+    put_be32(hl, 8);
+    put_be32(hl + 4, 5);
+    assert_rejected_msg(hl, 8, RN_E_INVALID_REQUEST, 0,
+                        "header_length 5 does not fit in frame_length 8");
     assert_healthy();
     itf_stop_clean(&B);
     itf_passed = true;

@@ -17,8 +17,13 @@
  *     flight and exit 0 promptly, leave data-dir/<topic>-<p>/clean-shutdown in
  *     every partition, and the next start must open them clean (no recovery
  *     scan), with every acknowledged batch there.
+ *
+ *   - held sync: with the fdatasyncs of runneld held by a preloaded shim
+ *     (hold_sync.c), a written batch stays above the high watermark, so a
+ *     consumer must not be served it and the produce must not be acked.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -367,5 +372,135 @@ Test(durability, sigterm_answers_parked_fetch)
                  answered);
     cr_assert_lt(took, 3000, "graceful shutdown took %" PRId64 " ms", took);
     it_conn_close(c);
+    itf_passed = true;
+}
+
+/* ---- The high watermark while a sync is held -------------------------------- */
+
+/* One byte in the hold FIFO releases the held fdatasyncs (hold_sync.c). */
+static void hold_release(int fd)
+{
+    cr_assert_eq(write(fd, "x", 1), 1, "write to the hold FIFO: %s", strerror(errno));
+}
+
+/* Drain it: fdatasyncs submitted from now on are held. */
+static void hold_start(int fd)
+{
+    char buf[16];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+/* Fetch partition 0 of topic from offset as a consumer. */
+static Runnel__FetchPartitionResponse *fetch_one(it_conn *c, const char *topic, int64_t offset,
+                                                 it_resp *r, const uint8_t **data, size_t *len)
+{
+    it_fetch_part fp = {topic, 0, offset, 0};
+    cr_assert_eq(it_fetch(c, &fp, 1, NULL, r), 0);
+    Runnel__FetchPartitionResponse *fr = r->hdr->fetch->partitions[0];
+    cr_assert_eq(fr->error_code, 0, "fetch %s at %" PRId64 ": %u", topic, offset, fr->error_code);
+    it_fetch_data(r, 0, data, len);
+    return fr;
+}
+
+// flush=always: while the fdatasync of a written batch is held, Fetch and ListOffsets report a
+// high watermark below the log end, a consumer is served nothing above it and the produce is
+// not acked; once the sync completes the produce is acked and the batch served.
+Test(durability, consumer_stops_at_high_watermark_while_sync_held)
+{
+    /* A broker of its own, with the shim that holds fdatasyncs on request. */
+    itf_stop_clean(&B);
+    it_broker_destroy(&B);
+    static const char *const args[] = {"--override", "log.flush=always", NULL};
+    cr_assert_eq(it_broker_init(&B, args), 0);
+    char fifo[160], shim[4096], env[4200];
+    snprintf(fifo, sizeof(fifo), "%s/hold-sync", B.root);
+    cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo %s: %s", fifo, strerror(errno));
+    int hold = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    cr_assert_geq(hold, 0, "open %s: %s", fifo, strerror(errno));
+    hold_release(hold); /* start-up and topic creation sync as usual */
+    ssize_t n = readlink("/proc/self/exe", shim, sizeof(shim) - 32);
+    cr_assert_gt(n, 0);
+    shim[n] = '\0';
+    char *slash = strrchr(shim, '/');
+    cr_assert_not_null(slash);
+    strcpy(slash + 1, "librn_hold_sync.so");
+    cr_assert_eq(access(shim, R_OK), 0, "%s is not built", shim);
+    snprintf(env, sizeof(env), "LD_PRELOAD=%s", shim);
+    cr_assert_eq(it_broker_setenv(&B, env), 0);
+    snprintf(env, sizeof(env), "RN_TEST_HOLD_SYNC=%s", fifo);
+    cr_assert_eq(it_broker_setenv(&B, env), 0);
+    /* The sanitizer build: a preloaded library comes before libasan. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    snprintf(env, sizeof(env), "ASAN_OPTIONS=%s%sverify_asan_link_order=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    cr_assert_eq(it_broker_setenv(&B, env), 0);
+    itf_restart(&B);
+
+    it_conn *c = itf_connect(&B), *p = itf_connect(&B);
+    itf_create(c, "held", 1, NULL);
+    size_t l1, l2;
+    uint8_t *b1 = itf_batch("synced", 2, 1000, &l1), *b2 = itf_batch("held", 5, 2000, &l2);
+    int64_t base = -1;
+    cr_assert_eq(it_produce_one(p, "held", 0, b1, l1, -1, &base), 0);
+    cr_assert_eq(base, 0);
+    it_resp r;
+    const uint8_t *data;
+    size_t len;
+    Runnel__FetchPartitionResponse *fr = fetch_one(c, "held", 0, &r, &data, &len);
+    cr_assert_eq(fr->high_watermark, 2);
+    cr_assert_eq(fr->log_end_offset, 2);
+    cr_assert_eq(len, l1);
+    it_resp_free(&r);
+
+    /* Hold, produce, and wait (bounded) until the batch is written: the log
+     * end moves past it while its fdatasync waits. */
+    hold_start(hold);
+    it_produce_part pp = {"held", 0, b2, l2};
+    uint32_t cid;
+    cr_assert_eq(it_produce_send(p, &pp, 1, -1, &cid), 0);
+    int64_t leo = 2;
+    for (int i = 0; i < 500 && leo == 2; i++) {
+        fr = fetch_one(c, "held", 2, &r, &data, &len);
+        leo = fr->log_end_offset;
+        if (leo == 2) {
+            it_resp_free(&r);
+            usleep(10 * 1000);
+        }
+    }
+    cr_assert_eq(leo, 7, "the held batch was never written (log end %" PRId64 ")", leo);
+    cr_assert_eq(fr->high_watermark, 2,
+                 "high watermark %" PRId64
+                 " while the fdatasync of [2, 7) is held (log end %" PRId64 ")",
+                 fr->high_watermark, leo);
+    cr_assert_eq(len, 0, "a consumer was served %zu bytes above the high watermark", len);
+    it_resp_free(&r);
+    int64_t latest = -1;
+    cr_assert_eq(it_list_offsets(c, "held", 0, -1, &latest, NULL), 0);
+    cr_assert_eq(latest, 2, "ListOffsets latest %" PRId64 " with the sync held", latest);
+    cr_assert_eq(it_conn_recv(p, RUNNEL__API__PRODUCE, &r, 200), -ETIMEDOUT,
+                 "the produce was acked before its fdatasync completed");
+
+    /* Release: the ack comes, and the batch is served. */
+    hold_release(hold);
+    cr_assert_eq(it_conn_recv(p, RUNNEL__API__PRODUCE, &r, 10000), 0, "no ack after the release");
+    cr_assert_eq(r.hdr->correlation_id, cid);
+    cr_assert_eq(r.hdr->error_code, 0);
+    cr_assert_eq(r.hdr->produce->partitions[0]->error_code, 0);
+    cr_assert_eq(r.hdr->produce->partitions[0]->base_offset, 2);
+    it_resp_free(&r);
+    fr = fetch_one(c, "held", 2, &r, &data, &len);
+    cr_assert_eq(fr->high_watermark, 7);
+    cr_assert_eq(fr->log_end_offset, 7);
+    cr_assert_eq(len, l2);
+    cr_assert_eq(rn_batch_verify(data, len, 0, 0), 0);
+    it_resp_free(&r);
+
+    free(b1);
+    free(b2);
+    it_conn_close(p);
+    it_conn_close(c);
+    itf_stop_clean(&B);
+    close(hold);
     itf_passed = true;
 }

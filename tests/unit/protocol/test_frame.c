@@ -9,6 +9,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -923,16 +924,26 @@ Test(frame, frame_length_max_and_max_plus_one)
     rn_frame_decoder_fini(&d);
 }
 
+/* The decoder failed with err and exactly msg, holding no body. */
+static void expect_dec_error(rn_frame_decoder *d, int got, int err, const char *msg)
+{
+    cr_assert_eq(got, err, "returned %d (%s), want %d", got, rn_frame_decoder_errmsg(d), err);
+    cr_assert_str_eq(rn_frame_decoder_errmsg(d), msg);
+    cr_assert_null(d->body, "a body was allocated for a refused frame");
+}
+
 // header_length beyond frame_length - 4 is INVALID_REQUEST; beyond the cap, TOO_LARGE.
 Test(frame, header_length_checks)
 {
     for (int bytewise = 0; bytewise < 2; bytewise++) {
         rn_frame_decoder d;
         rn_frame_decoder_init(&d, NULL);
-        cr_assert_eq(feed_prefix(&d, 100, 97, bytewise), -RN_E_INVALID_REQUEST);
+        expect_dec_error(&d, feed_prefix(&d, 100, 97, bytewise), -RN_E_INVALID_REQUEST,
+                         "header_length 97 does not fit in frame_length 100");
         rn_frame_decoder_fini(&d);
         rn_frame_decoder_init(&d, NULL);
-        cr_assert_eq(feed_prefix(&d, 4, 0xffffffffu, bytewise), -RN_E_INVALID_REQUEST);
+        expect_dec_error(&d, feed_prefix(&d, 4, 0xffffffffu, bytewise), -RN_E_INVALID_REQUEST,
+                         "header_length 4294967295 does not fit in frame_length 4");
         rn_frame_decoder_fini(&d);
         rn_frame_decoder_init(&d, NULL);
         cr_assert_eq(feed_prefix(&d, 100, 96, bytewise), 0); /* fits exactly */
@@ -940,12 +951,52 @@ Test(frame, header_length_checks)
 
         rn_frame_limits lim = {.max_header = 64};
         rn_frame_decoder_init(&d, &lim);
-        cr_assert_eq(feed_prefix(&d, 100, 65, bytewise), -RN_E_REQUEST_TOO_LARGE);
-        cr_assert_null(d.body);
+        expect_dec_error(&d, feed_prefix(&d, 100, 65, bytewise), -RN_E_REQUEST_TOO_LARGE,
+                         "header_length 65 exceeds the header limit 64");
         rn_frame_decoder_fini(&d);
         rn_frame_decoder_init(&d, &lim);
         cr_assert_eq(feed_prefix(&d, 100, 64, bytewise), 0);
         rn_frame_decoder_fini(&d);
+    }
+}
+
+// A header_length past the frame is refused even when the whole frame is in the buffer
+// (the fast path that returns slices): no frame comes out, nothing is consumed.
+Test(frame, header_length_past_whole_frame)
+{
+    /* frame_length 8: header_length (4) + 4 more bytes; header_length claims
+     * 5 (one too many) or 100; the buffer holds the frame and, in the second
+     * round, a valid frame after it, so reading past the frame would not
+     * even leave the buffer. */
+    static const uint32_t claims[] = {5, 100, 0xffffffffu};
+    for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+        for (int tail = 0; tail < 2; tail++) {
+            size_t good_len;
+            uint8_t *good = raw_frame(NULL, 0, NULL, 0, &good_len);
+            uint8_t buf[256] = {0};
+            uint32_t fl = htobe32(8), hl = htobe32(claims[i]);
+            memcpy(buf, &fl, 4);
+            memcpy(buf + 4, &hl, 4);
+            size_t len = 12;
+            if (tail) {
+                cr_assert_leq(len + good_len, sizeof(buf));
+                memcpy(buf + len, good, good_len);
+                len += good_len;
+            }
+            rn_frame_decoder d;
+            rn_frame_decoder_init(&d, NULL);
+            rn_frame f = {0};
+            size_t used = 99;
+            int r = rn_frame_decoder_feed(&d, buf, len, &used, &f);
+            char want[96];
+            snprintf(want, sizeof(want), "header_length %u does not fit in frame_length 8",
+                     claims[i]);
+            expect_dec_error(&d, r, -RN_E_INVALID_REQUEST, want);
+            cr_assert_eq(used, 0, "claim %u: %zu bytes consumed", claims[i], used);
+            cr_assert_null(f.header, "claim %u: a frame came out", claims[i]);
+            rn_frame_decoder_fini(&d);
+            free(good);
+        }
     }
 }
 

@@ -669,6 +669,32 @@ static inline unsigned th_crash_apply(const char *dir, enum th_crash_mode mode, 
     return th_crash_capture(dir, dir, mode, seed);
 }
 
+/* Is batch (len bytes as stored, the base offset stamped) whole in the
+ * durable image of the segment file in dir that holds it, i.e. covered by
+ * an fdatasync that has completed by now (reaped or not)? Fails the test
+ * when no segment file holds the batch at all. */
+static inline bool th_crash_durable(const char *dir, const void *batch, size_t len, int64_t base)
+{
+    int64_t bases[1024];
+    unsigned n = th_list_segments(dir, bases, 1024);
+    while (n > 0 && bases[n - 1] > base)
+        n--;
+    cr_assert_gt(n, 0, "no segment holds offset %" PRId64, base);
+    char p[4096];
+    th_seg_path(p, dir, bases[n - 1], ".log");
+    size_t flen;
+    uint8_t *cur = th_read_file(p, &flen);
+    const uint8_t *at = memmem(cur, flen, batch, len);
+    size_t pos = at ? (size_t)(at - cur) : SIZE_MAX;
+    free(cur);
+    cr_assert_neq(pos, SIZE_MAX, "batch %" PRId64 " is not in %s", base, p);
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0);
+    th__crash_scan_cq();
+    const th_image *im = th__crash_find(st.st_dev, st.st_ino, false);
+    return im && im->len >= pos + len && memcmp(im->data + pos, batch, len) == 0;
+}
+
 /* The asynchronous fdatasyncs: look at the SQEs about to go to the kernel
  * (and at the completions posted since the last look). */
 static inline void th__crash_scan_sq(struct io_uring *ring)

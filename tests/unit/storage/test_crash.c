@@ -19,6 +19,11 @@
  *    garbled — while the log in the original directory runs on and is
  *    discarded. The captured copy is recovered and checked, then appended to
  *    and crashed again.
+ *
+ *  - Without a crash, the same layer checks the order of things as they
+ *    happen: each flush=always ack comes after a completed fdatasync that
+ *    covers its batch, the high watermark never passes a batch no completed
+ *    fdatasync covers, and a sealed segment is wholly on disk.
  */
 #define TH_CRASH_LAYER
 #include <poll.h>
@@ -482,4 +487,191 @@ Test(crash, power_loss_flush_never)
 {
     for (uint64_t seed = 200; seed < 208; seed++)
         sim_trial(seed, RN_FLUSH_NEVER, TH_CRASH_RANDOM);
+}
+
+/* ---- Acknowledgements against completed syncs --------------------------------- */
+
+#define ACK_N 240 /* appends; 16 KiB segments: a dozen rolls */
+
+typedef struct ack_sub {
+    uint8_t *buf; /* stamped in place by the append: the bytes on disk */
+    size_t len;
+    int64_t base, last;
+    bool acked;
+} ack_sub;
+
+static struct {
+    const char *dir;
+    rn_log *log;
+    ack_sub s[ACK_N];
+    unsigned n, n_acks;
+    unsigned hw_checked; /* s[0, hw_checked) were found durable below the hw */
+    unsigned n_table_syncs;
+} ak;
+
+static bool ack_durable(const ack_sub *sub)
+{
+    return th_crash_durable(ak.dir, sub->buf, sub->len, sub->base);
+}
+
+static void ack_cb(void *arg, int err, int64_t base, int64_t last)
+{
+    ack_sub *sub = arg;
+    cr_assert_eq(err, 0, "append %" PRId64 ": %s", sub->base, rn_strerror(err));
+    cr_assert(!sub->acked, "acked twice");
+    cr_assert_eq(base, sub->base);
+    cr_assert_eq(last, sub->last);
+    sub->acked = true;
+    ak.n_acks++;
+    /* The contract of flush=always: the fdatasync that covers the batch has
+     * completed before its ack, whichever segment it is in. */
+    cr_assert(ack_durable(sub),
+              "batch %" PRId64 " acked before a completed fdatasync covered it "
+              "(%u completed syncs so far)",
+              base, th_crash.n_syncs);
+}
+
+/* Every batch below the high watermark is durable: a consumer reads only
+ * what no power loss can take back. Batches found durable stay so. */
+static void check_hw(const char *what)
+{
+    int64_t hw = rn_log_high_watermark(ak.log);
+    cr_assert_leq(hw, rn_log_end_offset(ak.log));
+    for (; ak.hw_checked < ak.n && ak.s[ak.hw_checked].last < hw; ak.hw_checked++)
+        cr_assert(ack_durable(&ak.s[ak.hw_checked]),
+                  "%s: high watermark %" PRId64 " (log end %" PRId64 ") is past batch %" PRId64
+                  ", which no completed fdatasync covers",
+                  what, hw, rn_log_end_offset(ak.log), ak.s[ak.hw_checked].base);
+}
+
+static void ack_submit(uint64_t seed, uint64_t *rnd)
+{
+    cr_assert_lt(ak.n, ACK_N);
+    ack_sub *sub = &ak.s[ak.n++];
+    sub->buf = th_batch_new(seed, 1 + (int)th_rand_range(rnd, 0, 3),
+                            (size_t)th_rand_range(rnd, 50, 600), &sub->len);
+    int rc = rn_log_append(ak.log, sub->buf, sub->len, 1, ack_cb, sub);
+    cr_assert_eq(rc, 0, "append: %s (%s)", rn_strerror(rc), rn_log_errmsg(ak.log));
+    sub->base = th_be64(sub->buf + RN_BATCH_OFF_BASE_OFFSET);
+    sub->last = sub->base + th_be32(sub->buf + RN_BATCH_OFF_LAST_OFFSET_DELTA);
+}
+
+static int (*ack_crash_fdatasync)(int fd);
+
+/* The table's fdatasync, counted: the synchronous syncs (index and segment
+ * seals); the crash layer below it records what they make durable. */
+static int ack_count_fdatasync(int fd)
+{
+    ak.n_table_syncs++;
+    return ack_crash_fdatasync(fd);
+}
+
+// flush=always across rolls: each ack comes after a completed fdatasync covering its batch,
+// the high watermark never passes an unsynced batch, and sealed segments are wholly synced.
+Test(crash, flush_always_acks_follow_completed_syncs)
+{
+    char *root = th_tmpdir("acksync");
+    rn_io *io = th_io_new();
+    char dir[4096];
+    th_path(dir, root, "log");
+    rn_log_config cfg;
+    th_config(&cfg, 16384, RN_FLUSH_ALWAYS);
+    cfg.index_interval_bytes = 256;
+    memset(&ak, 0, sizeof(ak));
+    ak.dir = dir;
+    /* Real fdatasyncs: they take time, so writes complete and more appends
+     * become visible while one is in flight, as under produce load. The
+     * crash layer sees the synchronous ones through the rn_sys table and
+     * the io_uring ones as their SQEs are submitted and their CQEs posted. */
+    th_crash_begin(dir, false);
+    ack_crash_fdatasync = rn_sys.fdatasync;
+    rn_sys.fdatasync = ack_count_fdatasync;
+    int rc = rn_log_open(&ak.log, io, dir, "acksync", &cfg, NULL);
+    cr_assert_eq(rc, 0, "open: %s", rn_strerror(rc));
+    uint64_t rnd = 4711;
+
+    /* One append, one completion: the write is back (the only operation in
+     * flight), the batch is in the log, its fdatasync not even submitted. A
+     * consumer must not see it yet. */
+    cr_assert_eq(rn_io_inflight(io), 0);
+    ack_submit(1, &rnd);
+    cr_assert_geq(rn_io_run(io, 1), 1);
+    cr_assert_eq(rn_log_end_offset(ak.log), ak.s[0].last + 1, "the write has not completed");
+    cr_assert_eq(ak.n_acks, 0);
+    cr_assert(!ack_durable(&ak.s[0]), "durable before any fdatasync ran");
+    cr_assert_eq(rn_log_high_watermark(ak.log), 0,
+                 "high watermark %" PRId64 " with nothing synced (log end %" PRId64 ")",
+                 rn_log_high_watermark(ak.log), rn_log_end_offset(ak.log));
+    rn_slice sl;
+    rc = rn_log_read(ak.log, 0, 1 << 20, rn_log_high_watermark(ak.log), &sl);
+    cr_assert_eq(rc, 0, "read at the high watermark: %s", rn_strerror(rc));
+    cr_assert_eq(sl.len, 0, "a consumer read %zu bytes above the high watermark", sl.len);
+    check_hw("one append");
+    while (ak.n_acks < 1) {
+        cr_assert_gt(rn_io_inflight(io), 0, "the first append is never acked");
+        cr_assert_geq(rn_io_run(io, 1), 0);
+        check_hw("first append");
+    }
+    cr_assert_eq(rn_log_high_watermark(ak.log), rn_log_end_offset(ak.log));
+
+    /* Bursts of appends while others wait for their sync, across rolls. */
+    while (ak.n_acks < ACK_N) {
+        /* Never an empty burst with nothing in flight. */
+        unsigned burst = (unsigned)th_rand_range(&rnd, ak.n == ak.n_acks ? 1 : 0, 12);
+        for (unsigned b = 0; b < burst && ak.n < ACK_N && ak.n - ak.n_acks < 24; b++)
+            ack_submit(ak.n + 1, &rnd);
+        cr_assert_gt(rn_io_inflight(io), 0, "%u of %u acked and nothing in flight", ak.n_acks,
+                     ak.n);
+        cr_assert_geq(rn_io_run(io, 1), 0);
+        check_hw("bursts");
+    }
+    unsigned n_segs = rn_log_segment_count(ak.log);
+    cr_assert_geq(n_segs, 8, "only %u segments: the test should cross rolls", n_segs);
+    cr_assert_eq(rn_log_high_watermark(ak.log), rn_log_end_offset(ak.log));
+    check_hw("end");
+    cr_assert_eq(ak.hw_checked, ACK_N);
+
+    /* A sealed segment is trusted by recovery without a scan: its .log and
+     * both indexes must be on disk as they are now. Wait for the seals still
+     * running through the ring first. */
+    for (int i = 0; i < 1000 && rn_io_inflight(io) > 0; i++)
+        cr_assert_geq(rn_io_run(io, 1), 0);
+    cr_assert_eq(rn_io_inflight(io), 0);
+    th__crash_scan_cq();
+    unsigned n_sealed = 0;
+    for (unsigned i = 0; i + 1 < n_segs; i++) {
+        int64_t base = rn_log_segment_base(ak.log, i);
+        static const char *const exts[] = {".log", ".idx", ".tix"};
+        for (int e = 0; e < 3; e++) {
+            char p[4096];
+            size_t len;
+            uint8_t *cur = th_read_file(th_seg_path(p, dir, base, exts[e]), &len);
+            struct stat st;
+            cr_assert_eq(stat(p, &st), 0);
+            const th_image *im = th__crash_find(st.st_dev, st.st_ino, false);
+            cr_assert(im && im->len == len && memcmp(im->data, cur, len) == 0,
+                      "sealed %s is not what its last completed fdatasync saw (%zu bytes on "
+                      "file, %zu synced)",
+                      p, len, im ? im->len : 0);
+            free(cur);
+        }
+        n_sealed++;
+    }
+    /* Counted: every sealed segment needs its .log synced (through the ring)
+     * and both indexes synced (through the table) before its seal; the acks
+     * need at least one more for the active segment. */
+    cr_assert_geq(ak.n_table_syncs, 2 * n_sealed, "%u table fdatasyncs for %u sealed segments",
+                  ak.n_table_syncs, n_sealed);
+    cr_assert_geq(th_crash.n_syncs, 3 * n_sealed + 1,
+                  "%u completed fdatasyncs for %u sealed segments", th_crash.n_syncs, n_sealed);
+    cr_log_info("%u appends, %u segments: %u completed fdatasyncs (%u through the table)", ak.n,
+                n_segs, th_crash.n_syncs, ak.n_table_syncs);
+
+    cr_assert_eq(rn_log_close(ak.log), 0);
+    th_crash_end();
+    for (unsigned i = 0; i < ak.n; i++)
+        free(ak.s[i].buf);
+    rn_io_free(io);
+    th_rmrf(root);
+    free(root);
 }

@@ -12,7 +12,10 @@
  * Every test uses its own mkdtemp directory under /tmp (removed at the end), a
  * fresh io_uring, and small segments (16 KiB) so hundreds of rolls stay fast.
  * The wall clock used for roll.ms and retention.ms is swapped for a fake one
- * where a test needs time to pass.
+ * where a test needs time to pass. Under flush=always the tests do not take
+ * the log's word that an ack is durable: they count the fdatasyncs asked of
+ * the system (rn_sys table and injector) and, with the crash layer of
+ * helpers.h, check that one covering each acked batch has completed.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -30,6 +33,11 @@
 #include "storage/io.h"
 #include "storage/log.h"
 #include "storage/sys.h"
+
+/* The crash layer, for what completed fdatasyncs made durable (flush=always
+ * tests); inert until th_crash_begin. */
+#define TH_CRASH_LAYER
+#include "helpers.h"
 
 /* ---- Fixture ------------------------------------------------------------------ */
 
@@ -133,6 +141,7 @@ typedef struct tbatch {
     int32_t epoch;
     int64_t max_ts;
     int n_acks;
+    unsigned syncs_at_submit; /* fdatasyncs asked for before it was appended */
 } tbatch;
 
 typedef struct model {
@@ -304,6 +313,47 @@ static void bad(const char *fmt, ...)
     va_end(ap);
 }
 
+/* fdatasyncs the storage asks for, counted while on: requested through the
+ * fault injector, which sees the synchronous calls and the io_uring ones
+ * before they are submitted, and table: the synchronous ones that reached
+ * the rn_sys table (index and segment seals). requested - table is what went
+ * through the ring (group commits, a rolled segment's sync before its seal). */
+static struct {
+    bool on;
+    unsigned requested, table;
+    int (*real)(int fd);
+} syncs;
+
+static int syncs_inject(enum rn_sys_call call, void *arg)
+{
+    (void)arg;
+    if (call == RN_SYS_FDATASYNC)
+        syncs.requested++;
+    return 0;
+}
+
+static int syncs_table(int fd)
+{
+    syncs.table++;
+    return syncs.real(fd);
+}
+
+static void syncs_count_begin(void)
+{
+    memset(&syncs, 0, sizeof(syncs));
+    syncs.on = true;
+    syncs.real = rn_sys.fdatasync;
+    rn_sys.fdatasync = syncs_table;
+    rn_sys_set_injector(syncs_inject, NULL);
+}
+
+static void syncs_count_end(void)
+{
+    rn_sys_set_injector(NULL, NULL);
+    rn_sys.fdatasync = syncs.real;
+    syncs.on = false;
+}
+
 static void acks_reset(rn_log *log, int64_t next_expected, bool durable)
 {
     memset(&acks, 0, sizeof(acks));
@@ -338,10 +388,23 @@ static void on_ack(void *arg, int err, int64_t base, int64_t last)
     if (acks.durable && rn_log_flushed_offset(acks.log) <= last)
         bad("ack for %lld before it is flushed (flushed %lld)", (long long)base,
             (long long)rn_log_flushed_offset(acks.log));
+    /* The log's word is not enough: an fdatasync must have been asked of the
+     * system since the batch was appended (test_crash.c checks that one
+     * covering it completed first). */
+    if (acks.durable && syncs.on && syncs.requested <= t->syncs_at_submit)
+        bad("ack for %lld under flush=always with no fdatasync since it was appended",
+            (long long)base);
+    /* And one that covers it has completed, per the crash layer, which sees
+     * the synchronous fdatasyncs through the rn_sys table and the io_uring
+     * ones as they are submitted and complete. */
+    if (acks.durable && th_crash.active && !th_crash_durable(dir, t->buf, t->len, t->base))
+        bad("ack for %lld before a completed fdatasync covered it (%u completed)", (long long)base,
+            th_crash.n_syncs);
 }
 
 static int submit(rn_log *log, tbatch *t)
 {
+    t->syncs_at_submit = syncs.requested;
     acks.in_append = true;
     int rc = rn_log_append(log, t->buf, t->len, t->epoch, on_ack, t);
     acks.in_append = false;
@@ -1203,19 +1266,82 @@ Test(log, flush_always_group_commit)
     model_free(&m);
 }
 
-// flush=always across rolls: acks stay in order and durable while segments seal behind.
+// flush=always across rolls: acks stay in order, each after an fdatasync asked for since its
+// append, and every segment is synced (data and both indexes) before its seal.
 Test(log, flush_always_across_rolls)
 {
     rn_log_config c;
     small_config(&c, RN_FLUSH_ALWAYS);
+    th_crash_begin(dir, false); /* real fdatasyncs, observed */
     rn_log *log = open_log(&c, NULL);
     model m = {0};
     model_fill(&m, 500, 1000);
     acks_reset(log, 0, true);
+    syncs_count_begin();
     append_model(log, &m, 0, 100);
-    cr_assert_gt(rn_log_segment_count(log), 10);
+    unsigned n_segs = rn_log_segment_count(log);
+    cr_assert_gt(n_segs, 10);
     cr_assert_eq(rn_log_flushed_offset(log), m.next);
+    cr_assert_eq(rn_log_high_watermark(log), m.next);
     check_all_reads(log, &m, 0);
+    cr_assert_eq(rn_log_close(log), 0);
+    syncs_count_end();
+    th_crash_end();
+    /* Every segment is sealed now. A seal syncs both indexes through the
+     * table; a rolled segment's data is synced through the ring before it,
+     * and the acks needed at least one group commit of their own. */
+    unsigned ring = syncs.requested - syncs.table;
+    cr_log_info("%d appends, %u segments: %u fdatasyncs (%u through the ring)", m.n, n_segs,
+                syncs.requested, ring);
+    cr_assert_geq(syncs.table, 2 * n_segs, "%u synchronous fdatasyncs for %u sealed segments",
+                  syncs.table, n_segs);
+    cr_assert_geq(ring, n_segs, "%u fdatasyncs through the ring for %u segments", ring, n_segs);
+    model_free(&m);
+}
+
+// flush=always: a batch written but whose fdatasync has not completed is above the high
+// watermark; a consumer reading up to it gets nothing, a follower (up to the log end) gets it.
+Test(log, flush_always_high_watermark_waits_for_sync)
+{
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_ALWAYS);
+    c.segment_bytes = 4 << 20;
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    model_add(&m, 3, 1000, 100);
+    model_add(&m, 2, 2000, 100);
+    acks_reset(log, 0, true);
+    syncs_count_begin();
+    cr_assert_eq(rn_io_inflight(io), 0);
+    for (int i = 0; i < m.n; i++) {
+        int64_t before = rn_log_end_offset(log);
+        cr_assert_eq(submit(log, &m.b[i]), 0);
+        /* One completion: the write's, the only operation in flight. Its
+         * callback makes the batch visible and asks for the fdatasync, which
+         * the next rn_io_run submits. */
+        cr_assert_eq(rn_io_inflight(io), 1);
+        cr_assert_geq(rn_io_run(io, 1), 1);
+        int64_t leo = rn_log_end_offset(log), hw = rn_log_high_watermark(log);
+        cr_assert_eq(leo, m.b[i].base + m.b[i].n, "batch %d is not visible after its write", i);
+        cr_assert_eq(acks.n_acks, i);
+        cr_assert_eq(syncs.requested, (unsigned)i + 1, "the fdatasync was not asked for");
+        cr_assert_eq(rn_log_flushed_offset(log), before);
+        cr_assert_eq(hw, before,
+                     "high watermark %lld with the sync not done: %lld is durable, log end %lld",
+                     (long long)hw, (long long)before, (long long)leo);
+        rn_slice s;
+        cr_assert_eq(rn_log_read(log, before, 1 << 20, hw, &s), 0);
+        cr_assert_eq(s.len, 0, "a consumer read %zu bytes above the high watermark", s.len);
+        cr_assert_eq(rn_log_read(log, before, 1 << 20, leo, &s), 0);
+        cr_assert_eq(s.base_offset, m.b[i].base);
+        cr_assert_eq(s.len, m.b[i].len, "a follower reads the written batch");
+        rn_slice_release(&s);
+        run_until_acked(i + 1);
+        cr_assert_str_empty(acks.bad, "%s", acks.bad);
+        cr_assert_eq(rn_log_high_watermark(log), leo);
+        cr_assert_eq(rn_log_flushed_offset(log), leo);
+    }
+    syncs_count_end();
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
 }

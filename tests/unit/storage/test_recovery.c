@@ -16,6 +16,10 @@
  *     and by time still find the right batch.
  *  5. A clean shutdown is trusted only when its marker verifies and agrees
  *     with the files; then nothing is scanned.
+ *  6. The repair is on disk, not only in what the open log serves: the file
+ *     is cut at the first bad byte before anything is appended, so an append
+ *     lands right after the last good batch and a second recovery after a
+ *     crash finds nothing left to cut.
  */
 #include "helpers.h"
 
@@ -354,6 +358,149 @@ Test(recovery, stale_valid_batch_after_last_is_dropped)
     expect_prefix(log, &f, f.want.n, "stale batch");
     expect_append_continues(log, &f, f.want.n, "stale batch");
     rn_log_abandon(log);
+    fixture_fini(&f);
+}
+
+/* ---- The repair on disk ------------------------------------------------------ */
+
+/* The .log of segment base in work is, byte for byte: the original file's
+ * [0, cut), then extra (extra_len bytes), then nothing but zeros (the sparse
+ * tail of an active segment) to its end; and no segment after it exists. */
+static void expect_segment_file(fixture *f, int64_t base, uint64_t cut, const uint8_t *extra,
+                                size_t extra_len, const char *what)
+{
+    char p[4096], q[4096];
+    size_t olen, wlen;
+    uint8_t *orig = th_read_file(th_seg_path(p, f->orig, base, ".log"), &olen);
+    uint8_t *work = th_read_file(th_seg_path(q, f->work, base, ".log"), &wlen);
+    cr_assert_geq(olen, cut);
+    cr_assert_geq(wlen, cut + extra_len, "%s: %s is %zu bytes, shorter than the cut %" PRIu64 "",
+                  what, q, wlen, cut);
+    cr_assert(memcmp(work, orig, cut) == 0, "%s: bytes before the cut changed", what);
+    cr_assert(extra_len == 0 || memcmp(work + cut, extra, extra_len) == 0,
+              "%s: the batch appended after recovery is not at the cut (%" PRIu64 ")", what, cut);
+    for (size_t i = cut + extra_len; i < wlen; i++)
+        cr_assert_eq(work[i], 0,
+                     "%s: byte %zu holds 0x%02x: the file was not cut at the first bad byte "
+                     "(%" PRIu64 ")%s",
+                     what, i, work[i], cut, extra_len ? " before the append" : "");
+    int64_t bases[256];
+    unsigned n = th_list_segments(f->work, bases, 256);
+    cr_assert(n > 0 && bases[n - 1] == base, "%s: segment %" PRId64 " is on disk after the cut",
+              what, bases[n - 1]);
+    free(orig);
+    free(work);
+}
+
+enum damage { CUT_LAST, FLIP_EARLIER, GARBAGE_AFTER, STALE_AFTER, FLIP_UNSEALED };
+
+// Recover, append, crash, recover again: on disk the segment is cut exactly at the first bad
+// byte, the new batch follows it directly, and the second recovery drops nothing.
+Test(recovery, repair_is_on_disk_and_append_follows_it)
+{
+    fixture f;
+    fixture_init(&f, 60, 4096, 512);
+    cr_assert_geq(f.n_segs, 4);
+    size_t li = f.want.n - 1, first = first_of_last_segment(&f);
+    cr_assert_lt(first + 2, li, "the last segment should hold several batches");
+    size_t old = 0; /* the last batch of the third segment from the end */
+    for (size_t i = 0; i < f.want.n; i++)
+        if (f.seg[i] == f.bases[f.n_segs - 3])
+            old = i;
+    uint64_t end = f.pos[li] + f.want.v[li].len;
+    uint8_t junk[200];
+    uint64_t s = 11;
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(th_rand(&s) | 1); /* no zero byte: each one must go */
+    char p[4096];
+    for (int how = CUT_LAST; how <= FLIP_UNSEALED; how++) {
+        static const char *const names[] = {
+            "cut in the last batch", "byte flipped earlier", "garbage after the last batch",
+            "stale valid batch after the last", "byte flipped in an unsealed older segment"};
+        const char *what = names[how];
+        size_t keep;  /* batches [0, keep) survive */
+        uint64_t cut; /* where the first bad byte is, in segment cut_seg */
+        int64_t cut_seg;
+        reset_work(&f);
+        switch (how) {
+        case CUT_LAST:
+            keep = li;
+            cut_seg = f.seg[li];
+            cut = f.pos[li];
+            cr_assert_eq(truncate(work_log(&f, p, cut_seg), (off_t)(cut + f.want.v[li].len / 2)),
+                         0);
+            break;
+        case FLIP_EARLIER: {
+            keep = first + 1;
+            cut_seg = f.seg[keep];
+            cut = f.pos[keep];
+            uint64_t at = cut + RN_BATCH_HEADER_LEN + 3;
+            uint8_t v = th_byte_at(work_log(&f, p, cut_seg), at) ^ 0x20;
+            th_write_at(p, at, &v, 1);
+            break;
+        }
+        case GARBAGE_AFTER:
+            keep = f.want.n;
+            cut_seg = f.seg[li];
+            cut = end;
+            th_write_at(work_log(&f, p, cut_seg), end + 100, junk, sizeof(junk));
+            break;
+        case STALE_AFTER:
+            keep = f.want.n;
+            cut_seg = f.seg[li];
+            cut = end;
+            th_write_at(work_log(&f, p, cut_seg), end, f.want.v[li - 1].data, f.want.v[li - 1].len);
+            break;
+        default: { /* FLIP_UNSEALED: never sealed (still long), last batch torn */
+            keep = old;
+            cut_seg = f.seg[old];
+            cut = f.pos[old];
+            work_log(&f, p, cut_seg);
+            cr_assert_eq(truncate(p, (off_t)f.cfg.segment_bytes), 0);
+            uint64_t at = cut + f.want.v[old].len - 10;
+            uint8_t v = th_byte_at(p, at) ^ 0x5a;
+            th_write_at(p, at, &v, 1);
+            break;
+        }
+        }
+        int64_t leo = keep ? f.want.v[keep - 1].last + 1 : 0;
+
+        /* Recovery: the files are repaired before anything is appended. */
+        rn_log_open_info info;
+        rn_log *log = open_work(&f, &info, what);
+        cr_assert(!info.clean, "%s", what);
+        cr_assert_eq(info.truncated_at, leo, "%s: truncated_at %" PRId64, what, info.truncated_at);
+        cr_assert_gt(info.bytes_dropped, 0, "%s", what);
+        expect_prefix(log, &f, keep, what);
+        expect_segment_file(&f, cut_seg, cut, NULL, 0, what);
+
+        /* An append, then a crash: the batch sits right at the cut. */
+        size_t len;
+        uint8_t *b = th_batch_new(4242, 3, 60, &len); /* stamped in place by the append */
+        append_one(log, b, len, leo);
+        rn_log_abandon(log);
+        expect_segment_file(&f, cut_seg, cut, b, len, what);
+
+        /* The second recovery finds nothing to cut and serves it all. */
+        log = open_work(&f, &info, what);
+        cr_assert(!info.clean, "%s", what);
+        cr_assert_eq(info.bytes_dropped, 0, "%s: a second recovery dropped %" PRIu64 " bytes", what,
+                     info.bytes_dropped);
+        cr_assert_eq(info.truncated_at, -1, "%s: cut again at %" PRId64, what, info.truncated_at);
+        cr_assert_eq(info.n_segments_dropped, 0, "%s", what);
+        th_batches want = {0}, got = {0};
+        for (size_t i = 0; i < keep; i++)
+            th_batches_push(&want, f.want.v[i].data, f.want.v[i].len);
+        th_batches_push(&want, b, len);
+        th_read_all(log, 1000, &got);
+        th_expect_batches(&got, &want, keep + 1, what);
+        cr_assert_eq(rn_log_end_offset(log), leo + 3, "%s", what);
+        rn_log_abandon(log);
+        expect_segment_file(&f, cut_seg, cut, b, len, what);
+        th_batches_free(&want);
+        th_batches_free(&got);
+        free(b);
+    }
     fixture_fini(&f);
 }
 
