@@ -572,6 +572,9 @@ static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
     rn_strbuf_put(&out, "[", 1);
     Runnel__FetchResponse *fr = hdr->fetch;
     unsigned si = 0;
+    /* One budget for the whole answer: partitions after it fills keep
+     * their positions for the next poll. */
+    rn_json_budget bud = {.max_bytes = in->poll_bytes};
     for (size_t i = 0; i < fr->n_partitions; i++) {
         Runnel__FetchPartitionResponse *p = fr->partitions[i];
         cpart *cp = NULL;
@@ -583,15 +586,28 @@ static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
         if (!p->bytes_len || si >= n_slices)
             continue;
         rn_slice *s = &slices[si++];
-        if (!cp)
-            continue; /* taken away meanwhile: its records are not ours to hand out */
+        if (!cp || bud.full)
+            continue; /* taken away meanwhile (not ours to hand out), or no room left */
         int64_t next = cp->position;
         int n = rn_json_render_records(in->cs->gw->render_cache, cp->topic, cp->partition, s->data,
-                                       s->len, cp->position, NULL, 0, in->fmt, &next, emit_record,
-                                       &out);
-        if (n < 0) {
+                                       s->len, cp->position, NULL, 0, in->fmt, &bud, &next,
+                                       emit_record, &out);
+        if (n == -RN_E_MESSAGE_TOO_LARGE) {
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "%s-%d: record at offset %" PRId64 " is larger than %u bytes as JSON; "
+                     "seek past it to go on",
+                     cp->topic, cp->partition, next, RN_GW_MAX_RECORD_JSON);
             rn_strbuf_free(&out);
-            op_error(in, 500, 50001, "cannot render records");
+            op_error(in, 422, 42202, msg);
+            goto out;
+        }
+        if (n < 0) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "%s-%d: cannot render records at offset %" PRId64 ": %s",
+                     cp->topic, cp->partition, cp->position, rn_strerror(n));
+            rn_strbuf_free(&out);
+            op_error(in, 500, 50001, msg);
             goto out;
         }
         if (next > cp->position)

@@ -172,8 +172,11 @@ json_t *rn_json_of_bytes(const uint8_t *p, int32_t len, enum rn_gw_format fmt)
             i++;
         if (i < (size_t)len) {
             uint8_t ch = p[i];
-            if (ch == '{' || ch == '[' || ch == '"' || ch == '-' || (ch >= '0' && ch <= '9') ||
-                ch == 't' || ch == 'f' || ch == 'n') {
+            /* Parsed into a tree only up to RN_GW_MAX_EMBED_JSON: a tree
+             * costs many times its text, and larger values go as text. */
+            if ((size_t)len <= RN_GW_MAX_EMBED_JSON &&
+                (ch == '{' || ch == '[' || ch == '"' || ch == '-' || (ch >= '0' && ch <= '9') ||
+                 ch == 't' || ch == 'f' || ch == 'n')) {
                 json_t *j = json_loadb((const char *)p, (size_t)len, JSON_DECODE_ANY, NULL);
                 if (j)
                     return j;
@@ -306,16 +309,15 @@ typedef struct crec {
     int32_t key_len, value_len; /* -1: null */
 } crec;
 
-/* A rendered batch. */
+/* A rendered batch: every record of it (only whole batches are kept). */
 typedef struct centry {
     char *topic;
     int32_t partition;
     int64_t base_offset, last_offset;
     uint32_t crc, size;
     int fmt;
-    bool control;
     uint64_t used; /* LRU clock */
-    size_t n_recs;
+    size_t n_recs, cap_recs;
     crec *recs;
     rn_strbuf bytes;
 } centry;
@@ -353,7 +355,7 @@ static void centry_clear(centry *e)
 
 static size_t centry_bytes(const centry *e)
 {
-    return e->bytes.cap + e->n_recs * sizeof(crec);
+    return e->bytes.cap + e->cap_recs * sizeof(crec);
 }
 
 void rn_json_cache_free(rn_json_cache *c)
@@ -370,91 +372,6 @@ void rn_json_cache_stats(const rn_json_cache *c, uint64_t *hits, uint64_t *misse
 {
     *hits = c ? c->hits : 0;
     *misses = c ? c->misses : 0;
-}
-
-/* Render every record of one whole batch into e. */
-static int centry_render(centry *e, const char *topic, int32_t partition, const uint8_t *batch,
-                         size_t size, const rn_batch_header *h, enum rn_gw_format fmt)
-{
-    memset(e, 0, sizeof(*e));
-    e->topic = strdup(topic);
-    if (!e->topic)
-        return -ENOMEM;
-    e->partition = partition;
-    e->base_offset = h->base_offset;
-    e->last_offset = h->base_offset + h->last_offset_delta;
-    e->crc = h->crc;
-    e->size = (uint32_t)size;
-    e->fmt = (int)fmt;
-    e->control = (h->attributes & RN_BATCH_ATTR_CONTROL) != 0;
-    if (e->control || h->records_count <= 0)
-        return 0;
-    rn_batch_iter it;
-    int rc = rn_batch_iter_init(&it, batch, size, 0);
-    if (rc < 0)
-        return rc;
-    e->recs = calloc((size_t)h->records_count, sizeof(*e->recs));
-    if (!e->recs) {
-        rn_batch_iter_fini(&it);
-        return -ENOMEM;
-    }
-    rn_record rec;
-    while ((rc = rn_batch_iter_next(&it, &rec)) == 1 && e->n_recs < (size_t)h->records_count) {
-        json_t *o = record_json(topic, partition, &rec, fmt);
-        char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (!txt) {
-            rc = -ENOMEM;
-            break;
-        }
-        crec *cr = &e->recs[e->n_recs++];
-        cr->offset = rec.offset;
-        cr->json_at = e->bytes.len;
-        cr->json_len = strlen(txt);
-        rn_strbuf_put(&e->bytes, txt, cr->json_len);
-        free(txt);
-        cr->key_len = rec.key ? rec.key_len : -1;
-        cr->key_at = e->bytes.len;
-        if (rec.key && rec.key_len > 0)
-            rn_strbuf_put(&e->bytes, rec.key, (size_t)rec.key_len);
-        cr->value_len = rec.value ? rec.value_len : -1;
-        cr->value_at = e->bytes.len;
-        if (rec.value && rec.value_len > 0)
-            rn_strbuf_put(&e->bytes, rec.value, (size_t)rec.value_len);
-        if (e->bytes.failed) {
-            rc = -ENOMEM;
-            break;
-        }
-    }
-    rn_batch_iter_fini(&it);
-    return rc < 0 ? rc : 0;
-}
-
-static int centry_emit(const centry *e, int64_t from, const char *filter, size_t filter_len,
-                       int64_t *next, rn_json_emit_cb emit, void *arg)
-{
-    int n = 0;
-    for (size_t i = 0; i < e->n_recs; i++) {
-        const crec *cr = &e->recs[i];
-        if (cr->offset < from)
-            continue;
-        *next = cr->offset + 1;
-        if (filter_len) {
-            const uint8_t *base = (const uint8_t *)e->bytes.p;
-            if (!contains(cr->key_len >= 0 ? base + cr->key_at : NULL, cr->key_len, filter,
-                          filter_len) &&
-                !contains(cr->value_len >= 0 ? base + cr->value_at : NULL, cr->value_len, filter,
-                          filter_len))
-                continue;
-        }
-        rn_json_rec r = {
-            .offset = cr->offset, .json = e->bytes.p + cr->json_at, .len = cr->json_len};
-        int rc = emit(arg, &r);
-        if (rc < 0)
-            return rc;
-        n++;
-    }
-    return n;
 }
 
 static centry *cache_find(rn_json_cache *c, const char *topic, int32_t partition,
@@ -486,66 +403,301 @@ static centry *cache_slot(rn_json_cache *c, size_t need_bytes)
     return &c->e[c->n];
 }
 
-int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t partition,
-                           const uint8_t *data, size_t len, int64_t from, const char *filter,
-                           size_t filter_len, enum rn_gw_format fmt, int64_t *next,
-                           rn_json_emit_cb emit, void *arg)
+static void cache_put(rn_json_cache *c, centry *tmp)
 {
-    int total = 0;
-    *next = from;
-    size_t pos = 0;
-    while (pos < len) {
-        rn_batch_header h;
-        int rc = rn_batch_peek(data + pos, len - pos, 0, &h);
-        if (rc < 0)
-            return rc;
-        size_t bsize = rn_batch_size(&h);
-        if (bsize > len - pos)
-            return -RN_E_BATCH_TRUNCATED;
-        int64_t last = h.base_offset + h.last_offset_delta;
-        if (last < from || (h.attributes & RN_BATCH_ATTR_CONTROL)) {
-            /* Wholly before the wanted offset, or no user records: skip it
-             * without decoding. */
-            if (last + 1 > *next)
-                *next = last + 1;
-            pos += bsize;
+    size_t nb = centry_bytes(tmp);
+    if (nb > c->max_bytes) {
+        centry_clear(tmp); /* a batch bigger than the whole cache is rendered, not kept */
+        return;
+    }
+    centry *e = cache_slot(c, nb);
+    *e = *tmp;
+    e->used = ++c->clock;
+    c->n++;
+    c->bytes += nb;
+    memset(tmp, 0, sizeof(*tmp));
+}
+
+/* ---- Rendering under a budget -------------------------------------------------------------------
+ *
+ * Records are decoded one at a time (rn_batch_stream: a zstd batch is
+ * decompressed as it is read, never whole) and each is rendered to text
+ * bounded by RN_GW_MAX_RECORD_JSON, so what one answer costs is its budget
+ * plus one record, whatever records_count or the compression ratio says. */
+
+/* jansson dump callback: append to a strbuf, refusing to grow past lim. */
+typedef struct bounded_out {
+    rn_strbuf *b;
+    size_t lim;
+    bool over;
+} bounded_out;
+
+static int bounded_put(const char *buf, size_t size, void *data)
+{
+    bounded_out *o = data;
+    if (o->b->len + size > o->lim) {
+        o->over = true;
+        return -1;
+    }
+    rn_strbuf_put(o->b, buf, size);
+    return o->b->failed ? -1 : 0;
+}
+
+/* Render rec into out (replacing its content). Errors: -ENOMEM,
+ * -RN_E_MESSAGE_TOO_LARGE (more than RN_GW_MAX_RECORD_JSON of text). */
+static int record_text(const char *topic, int32_t partition, const rn_record *rec,
+                       enum rn_gw_format fmt, rn_strbuf *out)
+{
+    out->len = 0;
+    out->failed = false;
+    json_t *o = record_json(topic, partition, rec, fmt);
+    if (!o)
+        return -ENOMEM;
+    bounded_out bo = {.b = out, .lim = RN_GW_MAX_RECORD_JSON};
+    int rc = json_dump_callback(o, bounded_put, &bo, JSON_COMPACT);
+    json_decref(o);
+    if (bo.over)
+        return -RN_E_MESSAGE_TOO_LARGE;
+    if (rc < 0 || out->failed)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Append one rendered record to a cache entry being built. */
+static int centry_add(centry *e, const rn_record *rec, const rn_strbuf *txt)
+{
+    if (e->n_recs == e->cap_recs) {
+        size_t cap = e->cap_recs ? e->cap_recs * 2 : 16;
+        crec *nr = realloc(e->recs, cap * sizeof(*nr));
+        if (!nr)
+            return -ENOMEM;
+        e->recs = nr;
+        e->cap_recs = cap;
+    }
+    crec *cr = &e->recs[e->n_recs++];
+    cr->offset = rec->offset;
+    cr->json_at = e->bytes.len;
+    cr->json_len = txt->len;
+    rn_strbuf_put(&e->bytes, txt->p, txt->len);
+    cr->key_len = rec->key ? rec->key_len : -1;
+    cr->key_at = e->bytes.len;
+    if (rec->key && rec->key_len > 0)
+        rn_strbuf_put(&e->bytes, rec->key, (size_t)rec->key_len);
+    cr->value_len = rec->value ? rec->value_len : -1;
+    cr->value_at = e->bytes.len;
+    if (rec->value && rec->value_len > 0)
+        rn_strbuf_put(&e->bytes, rec->value, (size_t)rec->value_len);
+    return e->bytes.failed ? -ENOMEM : 0;
+}
+
+static bool matches(const uint8_t *key, int32_t key_len, const uint8_t *value, int32_t value_len,
+                    const char *filter, size_t filter_len)
+{
+    return !filter_len || contains(key, key_len, filter, filter_len) ||
+           contains(value, value_len, filter, filter_len);
+}
+
+/* Hand one rendered record to the caller if the budget lets it through.
+ * Returns 1 emitted, 0 held back (budget full), or the callback's error. */
+static int budget_emit(rn_json_budget *bud, int64_t offset, const char *txt, size_t len,
+                       int64_t *next, rn_json_emit_cb emit, void *arg)
+{
+    /* The first record of an answer always goes (it is within the hard cap):
+     * a record larger than max_bytes must not stall the reader forever. */
+    if (bud->n > 0 && bud->used + len > bud->max_bytes) {
+        bud->full = true;
+        *next = offset;
+        return 0;
+    }
+    rn_json_rec r = {.offset = offset, .json = txt, .len = len};
+    int rc = emit(arg, &r);
+    if (rc < 0) {
+        bud->emit_rc = rc;
+        return rc;
+    }
+    bud->used += len;
+    bud->n++;
+    *next = offset + 1;
+    return 1;
+}
+
+typedef struct render_ctx {
+    rn_json_cache *cache;
+    const char *topic;
+    int32_t partition;
+    int64_t from;
+    const char *filter;
+    size_t filter_len;
+    enum rn_gw_format fmt;
+    int64_t *next;
+    rn_json_emit_cb emit;
+    void *arg;
+    rn_json_budget *bud;
+    rn_strbuf txt; /* the record being rendered */
+} render_ctx;
+
+static int emit_cached(render_ctx *x, const centry *e)
+{
+    int n = 0;
+    for (size_t i = 0; i < e->n_recs && !x->bud->full; i++) {
+        const crec *cr = &e->recs[i];
+        if (cr->offset < x->from)
+            continue;
+        const uint8_t *base = (const uint8_t *)e->bytes.p;
+        if (!matches(cr->key_len >= 0 ? base + cr->key_at : NULL, cr->key_len,
+                     cr->value_len >= 0 ? base + cr->value_at : NULL, cr->value_len, x->filter,
+                     x->filter_len)) {
+            *x->next = cr->offset + 1;
             continue;
         }
-        centry tmp, *e = cache ? cache_find(cache, topic, partition, &h, bsize, fmt) : NULL;
-        if (e) {
-            cache->hits++;
-        } else {
-            rc = centry_render(&tmp, topic, partition, data + pos, bsize, &h, fmt);
-            if (rc < 0) {
-                centry_clear(&tmp);
-                return rc;
-            }
-            e = &tmp;
-            if (cache) {
-                cache->misses++;
-                /* A batch bigger than the whole cache is rendered, not kept. */
-                size_t nb = centry_bytes(&tmp);
-                if (nb <= cache->max_bytes) {
-                    e = cache_slot(cache, nb);
-                    *e = tmp;
-                    cache->n++;
-                    cache->bytes += nb;
-                }
-            }
-        }
-        if (cache && e != &tmp)
-            e->used = ++cache->clock;
-        rc = centry_emit(e, from, filter, filter_len, next, emit, arg);
-        if (e == &tmp)
-            centry_clear(&tmp);
+        int rc = budget_emit(x->bud, cr->offset, e->bytes.p + cr->json_at, cr->json_len, x->next,
+                             x->emit, x->arg);
         if (rc < 0)
             return rc;
-        total += rc;
+        n += rc;
+    }
+    return n;
+}
+
+/* Stream one batch: decode from x->from on, render, emit under the budget;
+ * keep the rendering in the cache when the whole batch was rendered. */
+static int render_batch(render_ctx *x, const uint8_t *batch, size_t size, const rn_batch_header *h)
+{
+    rn_batch_stream s;
+    int rc = rn_batch_stream_init(&s, batch, size, RN_GW_MAX_UNCOMPRESSED, RN_GW_MAX_RECORD_JSON);
+    if (rc < 0)
+        return rc;
+    /* Only a batch read from its start can be kept whole. */
+    bool caching = x->cache && x->from <= h->base_offset;
+    centry tmp = {0};
+    if (caching) {
+        tmp.topic = strdup(x->topic);
+        if (!tmp.topic)
+            caching = false;
+        tmp.partition = x->partition;
+        tmp.base_offset = h->base_offset;
+        tmp.last_offset = h->base_offset + h->last_offset_delta;
+        tmp.crc = h->crc;
+        tmp.size = (uint32_t)size;
+        tmp.fmt = (int)x->fmt;
+    }
+    int n = 0;
+    size_t scanned0 = x->bud->scanned;
+    rn_record rec;
+    while (!x->bud->full) {
+        if (x->bud->max_scan && x->bud->scanned > x->bud->max_scan) {
+            x->bud->full = true; /* looked at enough (a filter that matches little) */
+            caching = false;
+            break;
+        }
+        rc = rn_batch_stream_next(&s, x->from, &rec);
+        x->bud->scanned = scanned0 + rn_batch_stream_consumed(&s);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            if (rc == -RN_E_MESSAGE_TOO_LARGE)
+                *x->next = rec.offset; /* names the record for the caller */
+            goto out;
+        }
+        bool want =
+            matches(rec.key, rec.key_len, rec.value, rec.value_len, x->filter, x->filter_len);
+        if (!want && !caching) {
+            *x->next = rec.offset + 1;
+            continue;
+        }
+        rc = record_text(x->topic, x->partition, &rec, x->fmt, &x->txt);
+        if (rc < 0) {
+            if (rc == -RN_E_MESSAGE_TOO_LARGE)
+                *x->next = rec.offset;
+            goto out;
+        }
+        if (caching) {
+            if (centry_add(&tmp, &rec, &x->txt) < 0 || centry_bytes(&tmp) > x->cache->max_bytes) {
+                caching = false;
+                centry_clear(&tmp);
+            }
+        }
+        if (!want) {
+            *x->next = rec.offset + 1;
+            continue;
+        }
+        rc = budget_emit(x->bud, rec.offset, x->txt.p, x->txt.len, x->next, x->emit, x->arg);
+        if (rc < 0)
+            goto out;
+        if (rc == 0)
+            caching = false; /* held back: the rendering stops short of the end */
+        n += rc;
+    }
+    rc = n;
+    if (x->cache)
+        x->cache->misses++;
+    if (caching && !x->bud->full)
+        cache_put(x->cache, &tmp);
+out:
+    centry_clear(&tmp);
+    rn_batch_stream_fini(&s);
+    return rc;
+}
+
+int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t partition,
+                           const uint8_t *data, size_t len, int64_t from, const char *filter,
+                           size_t filter_len, enum rn_gw_format fmt, rn_json_budget *bud,
+                           int64_t *next, rn_json_emit_cb emit, void *arg)
+{
+    render_ctx x = {.cache = cache,
+                    .topic = topic,
+                    .partition = partition,
+                    .from = from,
+                    .filter = filter,
+                    .filter_len = filter_len,
+                    .fmt = fmt,
+                    .next = next,
+                    .emit = emit,
+                    .arg = arg,
+                    .bud = bud};
+    int rc = 0;
+    size_t n0 = bud->n;
+    *next = from;
+    size_t pos = 0;
+    while (pos < len && !bud->full) {
+        rn_batch_header h;
+        rc = rn_batch_peek(data + pos, len - pos, 0, &h);
+        if (rc < 0)
+            break;
+        size_t bsize = rn_batch_size(&h);
+        if (bsize > len - pos) {
+            rc = -RN_E_BATCH_TRUNCATED;
+            break;
+        }
+        int64_t last = h.base_offset + h.last_offset_delta;
+        if (last >= from && !(h.attributes & RN_BATCH_ATTR_CONTROL)) {
+            centry *e = cache ? cache_find(cache, topic, partition, &h, bsize, fmt) : NULL;
+            if (e) {
+                cache->hits++;
+                e->used = ++cache->clock;
+                rc = emit_cached(&x, e);
+            } else {
+                rc = render_batch(&x, data + pos, bsize, &h);
+            }
+            if (rc < 0 || bud->full)
+                break;
+        }
+        /* Wholly before the wanted offset, a control batch, or done: go on
+         * after it. */
         if (last + 1 > *next)
             *next = last + 1;
         pos += bsize;
     }
-    return total;
+    rn_strbuf_free(&x.txt);
+    if (bud->emit_rc < 0)
+        return bud->emit_rc; /* the caller's own stop */
+    if (rc < 0 && bud->n > 0) {
+        /* Records before a bad or oversized one are good: hand them over and
+         * stop; the next answer, starting at the bad one, reports it. */
+        bud->full = true;
+        rc = 0;
+    }
+    return rc < 0 ? rc : (int)(bud->n - n0);
 }
 
 /* ---- Errors ------------------------------------------------------------------------------- */

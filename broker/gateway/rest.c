@@ -73,6 +73,7 @@ typedef struct rest_call {
     enum rest_kind kind;
     int32_t partition;
     int64_t offset;
+    size_t max_bytes; /* rendered records (K_RECORDS) */
     enum rn_gw_format fmt;
     char topic[256];
 } rest_call;
@@ -282,10 +283,21 @@ static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *s
     rn_strbuf out = {0};
     rn_strbuf_put(&out, "[", 1);
     int64_t next;
-    for (unsigned i = 0; i < n_slices; i++) {
+    /* The rendered answer stays within max_bytes (one record more only when
+     * it is the first); the client goes on from the last offset + 1. */
+    rn_json_budget bud = {.max_bytes = rc->max_bytes};
+    for (unsigned i = 0; i < n_slices && !bud.full; i++) {
         int n =
             rn_json_render_records(NULL, rc->topic, rc->partition, slices[i].data, slices[i].len,
-                                   rc->offset, NULL, 0, rc->fmt, &next, emit_record, &out);
+                                   rc->offset, NULL, 0, rc->fmt, &bud, &next, emit_record, &out);
+        if (n == -RN_E_MESSAGE_TOO_LARGE) {
+            rn_strbuf_free(&out);
+            rn_http_respond_error(c, 422, 42202,
+                                  "record at offset %" PRId64 " is larger than %u bytes as JSON; "
+                                  "read on from offset %" PRId64,
+                                  next, RN_GW_MAX_RECORD_JSON, next + 1);
+            return;
+        }
         if (n < 0) {
             rn_strbuf_free(&out);
             rn_http_respond_error(c, 500, 50001, "cannot render records: %s", rn_strerror(n));
@@ -633,6 +645,7 @@ static void get_records(rn_http_conn *c, const char *topic, int32_t partition)
     fp.partition = partition;
     fp.fetch_offset = offset;
     fp.partition_max_bytes = (uint32_t)max_bytes;
+    rc->max_bytes = (size_t)max_bytes;
     fp.current_leader_epoch = -1;
     Runnel__FetchRequest fr = RUNNEL__FETCH_REQUEST__INIT;
     fr.replica_id = -1;
