@@ -817,16 +817,22 @@ static int parse_tps(json_t *arr, bool with_offset, char ***topics, int32_t **pa
         json_t *o = json_array_get(arr, i);
         json_t *t = json_object_get(o, "topic"), *p = json_object_get(o, "partition"),
                *off = json_object_get(o, "offset");
-        if (!json_is_string(t) || !json_is_integer(p) || json_integer_value(p) < 0 ||
-            json_integer_value(p) > INT32_MAX ||
-            (with_offset && (!json_is_integer(off) || json_integer_value(off) < 0))) {
+        if (!json_is_string(t)) {
             snprintf(msg, msglen, "entry %zu: expected {\"topic\",\"partition\"%s}", i,
-                     with_offset ? ",\"offset\" >= 0" : "");
+                     with_offset ? ",\"offset\"" : "");
             return -EINVAL;
         }
+        char what[64];
+        int64_t pv, ov = 0;
+        snprintf(what, sizeof(what), "entry %zu: \"partition\"", i);
+        if (rn_json_get_int(p, what, 0, INT32_MAX, &pv, msg, msglen) < 0)
+            return -EINVAL;
+        snprintf(what, sizeof(what), "entry %zu: \"offset\"", i);
+        if (with_offset && rn_json_get_int(off, what, 0, INT64_MAX, &ov, msg, msglen) < 0)
+            return -EINVAL;
         (*topics)[i] = (char *)json_string_value(t);
-        (*parts)[i] = (int32_t)json_integer_value(p);
-        (*offsets)[i] = with_offset ? json_integer_value(off) : 0;
+        (*parts)[i] = (int32_t)pv;
+        (*offsets)[i] = ov;
     }
     *n = m;
     return 0;
@@ -1003,15 +1009,18 @@ static bool start_op(cinst *in, rn_http_conn *c, enum op_kind op)
 
 static void get_records(cinst *in, rn_http_conn *c, rn_http_request *req)
 {
-    char buf[32];
-    long long timeout = DEFAULT_POLL_MS, max_bytes = DEFAULT_POLL_BYTES;
-    if (rn_http_query_get(req->query, "timeout", buf, sizeof(buf)) > 0)
-        timeout = strtoll(buf, NULL, 10);
-    if (rn_http_query_get(req->query, "max_bytes", buf, sizeof(buf)) > 0)
-        max_bytes = strtoll(buf, NULL, 10);
-    if (timeout < 0 || timeout > MAX_POLL_MS || max_bytes < 1 || max_bytes > MAX_POLL_BYTES) {
-        rn_http_respond_error(c, 422, 42201, "timeout in [0, %d] ms, max_bytes in [1, %u]",
-                              MAX_POLL_MS, MAX_POLL_BYTES);
+    char buf[32], err[160];
+    int64_t timeout = DEFAULT_POLL_MS, max_bytes = DEFAULT_POLL_BYTES;
+    int qt = rn_http_query_get(req->query, "timeout", buf, sizeof(buf));
+    if (qt != 0 && rn_text_get_int(qt > 0 ? buf : NULL, "timeout", 0, MAX_POLL_MS, &timeout, err,
+                                   sizeof(err)) < 0) {
+        rn_http_respond_error(c, 422, 42201, "%s", err);
+        return;
+    }
+    int qb = rn_http_query_get(req->query, "max_bytes", buf, sizeof(buf));
+    if (qb != 0 && rn_text_get_int(qb > 0 ? buf : NULL, "max_bytes", 1, MAX_POLL_BYTES, &max_bytes,
+                                   err, sizeof(err)) < 0) {
+        rn_http_respond_error(c, 422, 42201, "%s", err);
         return;
     }
     if (!start_op(in, c, OP_POLL_COMMITTED))

@@ -14,6 +14,7 @@
  * 50301 not ready / shutting down.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -775,10 +776,114 @@ void rn_http_respond_json(rn_http_conn *c, int status, const char *content_type,
 
 json_t *rn_json_parse(const uint8_t *body, size_t len, char *err, size_t errlen)
 {
+    size_t ws = 0;
+    while (ws < len &&
+           (body[ws] == ' ' || body[ws] == '\t' || body[ws] == '\r' || body[ws] == '\n'))
+        ws++;
+    if (ws == len) {
+        snprintf(err, errlen, "request body is empty; expected a JSON object");
+        return NULL;
+    }
+    /* jansson reports a NUL byte as the end of input and an escaped one in
+     * terms of its own flags; say what is wrong in the user's terms. */
+    const uint8_t *nul = memchr(body, 0, len);
+    if (nul) {
+        snprintf(err, errlen, "request body is not valid JSON: NUL byte at position %zu",
+                 (size_t)(nul - body));
+        return NULL;
+    }
     json_error_t je;
     json_t *j = json_loadb((const char *)body, len, 0, &je);
-    if (!j)
-        snprintf(err, errlen, "malformed JSON: %s (line %d, column %d)", je.text, je.line,
-                 je.column);
-    return j;
+    if (j)
+        return j;
+    if (strstr(je.text, "JSON_ALLOW_NUL"))
+        snprintf(err, errlen,
+                 "request body is not valid JSON: a string holds \\u0000 (NUL), which is not "
+                 "accepted, at position %d",
+                 je.position);
+    else
+        snprintf(err, errlen, "request body is not valid JSON: %s (line %d, column %d)", je.text,
+                 je.line, je.column);
+    return NULL;
+}
+
+/* ---- Bounded integers ------------------------------------------------------------------------ */
+
+/* What a JSON value is, for a message. */
+static void describe_json(json_t *v, char *buf, size_t len)
+{
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        snprintf(buf, len, "%.17g", json_real_value(v));
+        break;
+    case JSON_STRING:
+        snprintf(buf, len, "a string");
+        break;
+    case JSON_TRUE:
+        snprintf(buf, len, "true");
+        break;
+    case JSON_FALSE:
+        snprintf(buf, len, "false");
+        break;
+    case JSON_NULL:
+        snprintf(buf, len, "null");
+        break;
+    case JSON_OBJECT:
+        snprintf(buf, len, "an object");
+        break;
+    default:
+        snprintf(buf, len, "an array");
+        break;
+    }
+}
+
+int rn_json_get_int(json_t *v, const char *what, int64_t min, int64_t max, int64_t *out, char *err,
+                    size_t errlen)
+{
+    if (v && json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    char got[48] = "nothing";
+    if (v)
+        describe_json(v, got, sizeof(got));
+    snprintf(err, errlen, "%s must be an integer in [%" PRId64 ", %" PRId64 "], got %s", what, min,
+             max, got);
+    return -EINVAL;
+}
+
+int rn_text_get_int(const char *s, const char *what, int64_t min, int64_t max, int64_t *out,
+                    char *err, size_t errlen)
+{
+    const char *p = s ? s : "";
+    bool neg = *p == '-';
+    if (neg)
+        p++;
+    /* Digits only: no sign but one '-', no space, no fraction, no hex; the
+     * magnitude is checked as it grows, so nothing wraps. */
+    uint64_t v = 0;
+    bool ok = *p != 0;
+    for (; *p && ok; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+            ok = false;
+        else
+            v = v * 10 + (uint64_t)(*p - '0');
+    }
+    int64_t x = 0;
+    if (ok && !neg && v <= (uint64_t)INT64_MAX)
+        x = (int64_t)v;
+    else if (ok && neg && v <= (uint64_t)INT64_MAX + 1)
+        x = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    else
+        ok = false;
+    if (ok && x >= min && x <= max) {
+        *out = x;
+        return 0;
+    }
+    snprintf(err, errlen, "%s must be an integer in [%" PRId64 ", %" PRId64 "], got '%.32s%s'",
+             what, min, max, s ? s : "", s && strlen(s) > 32 ? "…" : "");
+    return -EINVAL;
 }

@@ -149,8 +149,26 @@ void rn_gw_error_map(int err, bool partition_known, int *status, int *code);
 /* Answer with j (compact JSON; j is not consumed). */
 void rn_http_respond_json(rn_http_conn *c, int status, const char *content_type, json_t *j);
 
-/* Parse a JSON body (bounded by the reader's body limit). NULL with a message
- * on malformed input. New reference. */
+/* Parse a JSON body (bounded by the reader's body limit). NULL with one
+ * sentence in err on an empty body, a NUL byte, or malformed JSON. New
+ * reference. */
 json_t *rn_json_parse(const uint8_t *body, size_t len, char *err, size_t errlen);
+
+/* ---- Bounded integers ----------------------------------------------------------------------
+ *
+ * The one way a gateway reads a number someone sent: a JSON value or a text
+ * (query string, header) becomes an int64 in [min, max] or an error that
+ * says so — never a value cut to fit (a partition 4294967296 is not 0). */
+
+/* v must be a JSON integer in [min, max] (NULL: absent, an error too; a
+ * fraction, string, bool, null, object or array is not an integer).
+ * Errors: -EINVAL with "WHAT must be an integer in [MIN, MAX], got X" in err. */
+int rn_json_get_int(json_t *v, const char *what, int64_t min, int64_t max, int64_t *out, char *err,
+                    size_t errlen);
+
+/* The same for text: an optional '-' and decimal digits, nothing else (no
+ * space, '+', fraction or hex). Errors: -EINVAL with a message as above. */
+int rn_text_get_int(const char *s, const char *what, int64_t min, int64_t max, int64_t *out,
+                    char *err, size_t errlen);
 
 #endif

@@ -169,21 +169,23 @@ static bool parse_partition(const char *s, int32_t *out)
 static int query_i64(rn_http_conn *c, const char *name, int64_t def, int64_t min, int64_t max,
                      int64_t *out)
 {
-    char buf[32];
+    char buf[32], err[160];
     int rc = rn_http_query_get(c->rd.req.query, name, buf, sizeof(buf));
     if (rc == 0) {
         *out = def;
         return 0;
     }
-    char *end;
-    errno = 0;
-    long long v = rc > 0 ? strtoll(buf, &end, 10) : 0;
-    if (rc < 0 || errno || end == buf || *end || v < min || v > max) {
-        rn_http_respond_error(c, 422, 42201, "%s must be an integer in [%" PRId64 ", %" PRId64 "]",
+    if (rc < 0) {
+        rn_http_respond_error(c, 422, 42201,
+                              "%s must be an integer in [%" PRId64 ", %" PRId64 "], got a value "
+                              "too long or badly encoded",
                               name, min, max);
         return -1;
     }
-    *out = v;
+    if (rn_text_get_int(buf, name, min, max, out, err, sizeof(err)) < 0) {
+        rn_http_respond_error(c, 422, 42201, "%s", err);
+        return -1;
+    }
     return 0;
 }
 
@@ -469,18 +471,23 @@ static void post_topics(rn_http_conn *c, rn_http_request *req)
     json_t *parts = json_object_get(j, "partitions");
     json_t *rf = json_object_get(j, "replication_factor");
     json_t *cfg = json_object_get(j, "configs");
-    if (!json_is_object(j) || !json_is_string(name) || (parts && !json_is_integer(parts)) ||
-        (rf && !json_is_integer(rf)) || (cfg && !json_is_null(cfg) && !json_is_object(cfg))) {
+    if (!json_is_object(j) || !json_is_string(name) ||
+        (cfg && !json_is_null(cfg) && !json_is_object(cfg))) {
         json_decref(j);
         rn_http_respond_error(c, 422, 42201,
                               "expected {\"name\": string, \"partitions\": int, "
                               "\"replication_factor\": int, \"configs\": {string: string}}");
         return;
     }
-    if ((parts && (json_integer_value(parts) < -1 || json_integer_value(parts) > INT32_MAX)) ||
-        (rf && (json_integer_value(rf) < -1 || json_integer_value(rf) > INT32_MAX))) {
+    /* Absent or -1: the broker's default. */
+    int64_t n_parts = 0, n_rf = 0;
+    char ierr[160];
+    if ((parts &&
+         rn_json_get_int(parts, "partitions", -1, INT32_MAX, &n_parts, ierr, sizeof(ierr)) < 0) ||
+        (rf &&
+         rn_json_get_int(rf, "replication_factor", -1, INT16_MAX, &n_rf, ierr, sizeof(ierr)) < 0)) {
         json_decref(j);
-        rn_http_respond_error(c, 422, 42201, "partitions and replication_factor must be >= 1");
+        rn_http_respond_error(c, 422, 42201, "%s", ierr);
         return;
     }
     size_t nc = cfg && json_is_object(cfg) ? json_object_size(cfg) : 0;
@@ -519,8 +526,8 @@ static void post_topics(rn_http_conn *c, rn_http_request *req)
     Runnel__NewTopic nt = RUNNEL__NEW_TOPIC__INIT;
     Runnel__NewTopic *ntp = &nt;
     nt.name = (char *)json_string_value(name);
-    nt.num_partitions = parts ? (int32_t)json_integer_value(parts) : 0;
-    nt.replication_factor = rf ? (int32_t)json_integer_value(rf) : 0;
+    nt.num_partitions = (int32_t)n_parts;
+    nt.replication_factor = (int32_t)n_rf;
     nt.n_configs = k;
     nt.configs = cep;
     Runnel__CreateTopicsRequest cr = RUNNEL__CREATE_TOPICS_REQUEST__INIT;
@@ -638,6 +645,7 @@ static void get_records(rn_http_conn *c, const char *topic, int32_t partition)
         return;
     rc->partition = partition;
     rc->offset = offset;
+    rc->max_bytes = (size_t)max_bytes;
     rc->fmt = accept_format(rn_http_header_get(&c->rd.req, "accept"));
     Runnel__FetchPartition fp = RUNNEL__FETCH_PARTITION__INIT;
     Runnel__FetchPartition *fpp = &fp;
@@ -645,7 +653,6 @@ static void get_records(rn_http_conn *c, const char *topic, int32_t partition)
     fp.partition = partition;
     fp.fetch_offset = offset;
     fp.partition_max_bytes = (uint32_t)max_bytes;
-    rc->max_bytes = (size_t)max_bytes;
     fp.current_leader_epoch = -1;
     Runnel__FetchRequest fr = RUNNEL__FETCH_REQUEST__INIT;
     fr.replica_id = -1;

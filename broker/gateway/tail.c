@@ -386,11 +386,6 @@ int rn_tail_parse_start(const char *s, enum rn_tail_start *start, int64_t *at)
         num = s + 2;
         *start = RN_TAIL_TIME;
     }
-    char *end;
-    errno = 0;
-    long long v = strtoll(num, &end, 10);
-    if (errno || end == num || *end || v < 0)
-        return -EINVAL;
-    *at = v;
-    return 0;
+    char err[160];
+    return rn_text_get_int(num, "offset", 0, INT64_MAX, at, err, sizeof(err));
 }

@@ -473,8 +473,16 @@ static void op_subscribe(ws_session *s, json_t *m, json_t *id)
         send_error(s, id, 42201, "subscribe: \"topic\" must be a string");
         return;
     }
-    if (jp && !json_is_integer(jp)) {
-        send_error(s, id, 42201, "subscribe: \"partition\" must be an integer");
+    char ierr[160];
+    int64_t part = 0, at = 0;
+    if (jp && rn_json_get_int(jp, "subscribe: \"partition\"", 0, INT32_MAX, &part, ierr,
+                              sizeof(ierr)) < 0) {
+        send_error(s, id, 42201, "%s", ierr);
+        return;
+    }
+    if (jo && json_is_number(jo) &&
+        rn_json_get_int(jo, "subscribe: \"offset\"", 0, INT64_MAX, &at, ierr, sizeof(ierr)) < 0) {
+        send_error(s, id, 42201, "%s", ierr);
         return;
     }
     if (jf && !json_is_null(jf) && !json_is_string(jf)) {
@@ -482,19 +490,15 @@ static void op_subscribe(ws_session *s, json_t *m, json_t *id)
         return;
     }
     rn_tail_opts o = {.topic = json_string_value(jt),
-                      .partition = jp ? (int32_t)json_integer_value(jp) : 0,
+                      .partition = (int32_t)part,
                       .filter = json_is_string(jf) ? json_string_value(jf) : NULL,
                       .fmt = RN_GW_FMT_JSON,
                       .cache = s->gw->render_cache};
     if (jfmt && json_is_string(jfmt) && !strcmp(json_string_value(jfmt), "binary"))
         o.fmt = RN_GW_FMT_BINARY;
-    if (jo && json_is_integer(jo)) {
-        if (json_integer_value(jo) < 0) {
-            send_error(s, id, 42201, "subscribe: \"offset\" must be >= 0");
-            return;
-        }
+    if (jo && json_is_number(jo)) {
         o.start = RN_TAIL_OFFSET;
-        o.at = json_integer_value(jo);
+        o.at = at;
     } else if (jo && !json_is_null(jo)) {
         if (!json_is_string(jo) ||
             rn_tail_parse_start(json_string_value(jo), &o.start, &o.at) < 0) {
@@ -565,8 +569,12 @@ static void op_produce(ws_session *s, json_t *m, json_t *id)
         send_error(s, id, 42201, "produce: \"topic\" must be a string");
         return;
     }
-    if (jp && !json_is_null(jp) && (!json_is_integer(jp) || json_integer_value(jp) < 0)) {
-        send_error(s, id, 42201, "produce: \"partition\" must be an integer >= 0");
+    char ierr[160];
+    int64_t part = -1;
+    if (jp && !json_is_null(jp) &&
+        rn_json_get_int(jp, "produce: \"partition\"", 0, INT32_MAX, &part, ierr, sizeof(ierr)) <
+            0) {
+        send_error(s, id, 42201, "%s", ierr);
         return;
     }
     ws_produce *p = calloc(1, sizeof(*p));
@@ -578,9 +586,8 @@ static void op_produce(ws_session *s, json_t *m, json_t *id)
     p->id = id ? json_incref(id) : NULL;
     int status, code;
     char msg[512];
-    int32_t part = jp && json_is_integer(jp) ? (int32_t)json_integer_value(jp) : -1;
     /* p is freed here on error, else by produce_done (answered or dropped). */
-    int rc = rn_gw_produce(s->gw, &s->c->client, json_string_value(jt), part,
+    int rc = rn_gw_produce(s->gw, &s->c->client, json_string_value(jt), (int32_t)part,
                            json_object_get(m, "records"), RN_GW_FMT_JSON, true, produce_done, p,
                            &status, &code, msg, sizeof(msg));
     if (rc < 0) {

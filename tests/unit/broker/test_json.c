@@ -276,3 +276,100 @@ Test(json, large_json_values_go_as_text)
     json_decref(j);
     free(big);
 }
+
+/* ---- Bounded integers ------------------------------------------------------------------- */
+
+// Integers in range are read; too big, negative, fractional, strings, bools,
+// null and containers are errors that say what was expected and what came.
+Test(json, json_integers_are_bounded)
+{
+    char err[160];
+    int64_t v = 7;
+    json_t *ok = json_integer(12);
+    cr_assert_eq(rn_json_get_int(ok, "partition", 0, INT32_MAX, &v, err, sizeof(err)), 0);
+    cr_assert_eq(v, 12);
+    json_decref(ok);
+    const char *bad[] = {"4294967296", "2147483648", "-1",   "1.5", "1.0", "\"3\"",
+                         "true",       "false",      "null", "[]",  "{}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+        cr_assert_not_null(j, "%s", bad[i]);
+        v = 7;
+        cr_assert_eq(rn_json_get_int(j, "partition", 0, INT32_MAX, &v, err, sizeof(err)), -EINVAL,
+                     "%s accepted", bad[i]);
+        cr_assert_eq(v, 7, "%s: out was written", bad[i]);
+        cr_assert(strstr(err, "partition must be an integer in [0, 2147483647], got "), "%s", err);
+        json_decref(j);
+    }
+    json_t *j = json_loads("4294967296", JSON_DECODE_ANY, NULL);
+    rn_json_get_int(j, "partition", 0, INT32_MAX, &v, err, sizeof(err));
+    cr_assert(strstr(err, "got 4294967296"), "%s", err);
+    json_decref(j);
+    cr_assert_eq(rn_json_get_int(NULL, "partition", 0, 1, &v, err, sizeof(err)), -EINVAL);
+}
+
+// Text integers (query strings, headers): digits and one leading '-' only,
+// within the bounds, with nothing that wraps.
+Test(json, text_integers_are_bounded)
+{
+    char err[160];
+    int64_t v;
+    cr_assert_eq(rn_text_get_int("0", "offset", 0, INT64_MAX, &v, err, sizeof(err)), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(
+        rn_text_get_int("9223372036854775807", "offset", 0, INT64_MAX, &v, err, sizeof(err)), 0);
+    cr_assert_eq(v, INT64_MAX);
+    cr_assert_eq(rn_text_get_int("-1", "id", -1, 5, &v, err, sizeof(err)), 0);
+    cr_assert_eq(v, -1);
+    cr_assert_eq(rn_text_get_int("-9223372036854775808", "x", INT64_MIN, 0, &v, err, sizeof(err)),
+                 0);
+    cr_assert_eq(v, INT64_MIN);
+    const char *bad[] = {"",
+                         "-",
+                         "+5",
+                         " 5",
+                         "5 ",
+                         "1.5",
+                         "1e3",
+                         "0x10",
+                         "abc",
+                         "true",
+                         "-1",
+                         "99999999999999999999",
+                         "9223372036854775808",
+                         "18446744073709551617",
+                         "4294967296"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = 7;
+        cr_assert_eq(rn_text_get_int(bad[i], "max_bytes", 0, INT32_MAX, &v, err, sizeof(err)),
+                     -EINVAL, "'%s' accepted", bad[i]);
+        cr_assert_eq(v, 7);
+        cr_assert(strstr(err, "max_bytes must be an integer in [0, 2147483647], got '"), "%s", err);
+    }
+    cr_assert_eq(rn_text_get_int(NULL, "timeout", 0, 1, &v, err, sizeof(err)), -EINVAL);
+}
+
+/* ---- Bodies --------------------------------------------------------------------------------- */
+
+// An empty body, a NUL byte and an escaped NUL each get one plain sentence.
+Test(json, body_errors_are_one_sentence)
+{
+    char err[256];
+    cr_assert_null(rn_json_parse(NULL, 0, err, sizeof(err)));
+    cr_assert_str_eq(err, "request body is empty; expected a JSON object");
+    cr_assert_null(rn_json_parse((const uint8_t *)" \r\n", 3, err, sizeof(err)));
+    cr_assert_str_eq(err, "request body is empty; expected a JSON object");
+    static const uint8_t nul[] = "{\"a\":\"x\0y\"}";
+    cr_assert_null(rn_json_parse(nul, sizeof(nul) - 1, err, sizeof(err)));
+    cr_assert_str_eq(err, "request body is not valid JSON: NUL byte at position 7");
+    static const char esc[] = "{\"a\":\"x\\u0000y\"}";
+    cr_assert_null(rn_json_parse((const uint8_t *)esc, sizeof(esc) - 1, err, sizeof(err)));
+    cr_assert(strstr(err, "request body is not valid JSON: a string holds \\u0000 (NUL)"), "%s",
+              err);
+    cr_assert_null(strstr(err, "JSON_ALLOW_NUL"));
+    cr_assert_null(rn_json_parse((const uint8_t *)"{\"a\":", 5, err, sizeof(err)));
+    cr_assert(!strncmp(err, "request body is not valid JSON: ", 32), "%s", err);
+    json_t *j = rn_json_parse((const uint8_t *)"{\"a\":1}", 7, err, sizeof(err));
+    cr_assert_not_null(j);
+    json_decref(j);
+}
