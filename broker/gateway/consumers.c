@@ -574,7 +574,7 @@ static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
     unsigned si = 0;
     /* One budget for the whole answer: partitions after it fills keep
      * their positions for the next poll. */
-    rn_json_budget bud = {.max_bytes = in->poll_bytes};
+    rn_json_budget bud = {.max_bytes = in->poll_bytes, .overhead = 1 /* "," */};
     for (size_t i = 0; i < fr->n_partitions; i++) {
         Runnel__FetchPartitionResponse *p = fr->partitions[i];
         cpart *cp = NULL;

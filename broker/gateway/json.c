@@ -505,7 +505,7 @@ static int budget_emit(rn_json_budget *bud, int64_t offset, const char *txt, siz
 {
     /* The first record of an answer always goes (it is within the hard cap):
      * a record larger than max_bytes must not stall the reader forever. */
-    if (bud->n > 0 && bud->used + len > bud->max_bytes) {
+    if (bud->n > 0 && bud->used + len + bud->overhead > bud->max_bytes) {
         bud->full = true;
         *next = offset;
         return 0;
@@ -516,7 +516,7 @@ static int budget_emit(rn_json_budget *bud, int64_t offset, const char *txt, siz
         bud->emit_rc = rc;
         return rc;
     }
-    bud->used += len;
+    bud->used += len + bud->overhead;
     bud->n++;
     *next = offset + 1;
     return 1;

@@ -95,11 +95,12 @@ void rn_json_cache_stats(const rn_json_cache *c, uint64_t *hits, uint64_t *misse
  * record that would pass it is held back for the next answer, except the
  * answer's first, so a large record never stalls a reader) and max_scan
  * (bytes of records looked at from the wanted offset on, matching a filter
- * or not; 0: no bound), zeroes the rest, and passes the same budget to every
+ * or not; 0: no bound) and overhead, zeroes the rest, and passes the same budget to every
  * rn_json_render_records of the answer. full: the answer stopped at its
  * budget; go on from *next. */
 typedef struct rn_json_budget {
     size_t max_bytes, max_scan;
+    size_t overhead; /* bytes the caller adds around each record (separators, framing) */
     size_t used, scanned, n;
     bool full;
     int emit_rc; /* the callback's negative value, once it returned one */

@@ -287,7 +287,7 @@ static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *s
     int64_t next;
     /* The rendered answer stays within max_bytes (one record more only when
      * it is the first); the client goes on from the last offset + 1. */
-    rn_json_budget bud = {.max_bytes = rc->max_bytes};
+    rn_json_budget bud = {.max_bytes = rc->max_bytes, .overhead = 1 /* "," */};
     for (unsigned i = 0; i < n_slices && !bud.full; i++) {
         int n =
             rn_json_render_records(NULL, rc->topic, rc->partition, slices[i].data, slices[i].len,

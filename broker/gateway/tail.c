@@ -222,7 +222,9 @@ static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sli
     }
     /* One answer per loop turn renders at most RN_TAIL_RENDER_BYTES and looks
      * at RN_TAIL_SCAN_BYTES of records; the rest waits for the next turn. */
-    rn_json_budget bud = {.max_bytes = RN_TAIL_RENDER_BYTES, .max_scan = RN_TAIL_SCAN_BYTES};
+    rn_json_budget bud = {.max_bytes = RN_TAIL_RENDER_BYTES,
+                          .max_scan = RN_TAIL_SCAN_BYTES,
+                          .overhead = RN_TAIL_RECORD_OVERHEAD};
     for (unsigned i = 0; i < n_slices && !t->dead && !bud.full; i++) {
         if (!slices[i].len)
             continue;
