@@ -162,26 +162,70 @@ int rn_json_bytes_of(json_t *v, enum rn_gw_format fmt, bool raw_strings, uint8_t
 
 /* ---- Records → JSON --------------------------------------------------------------------- */
 
+/* Worth a parse as JSON? A cheap first-byte test (most text is not JSON),
+ * and only up to RN_GW_MAX_EMBED_JSON: a parsed tree costs many times its
+ * text, so larger values go as text. */
+static bool looks_like_json(const uint8_t *p, size_t len)
+{
+    if (len > RN_GW_MAX_EMBED_JSON)
+        return false;
+    size_t i = 0;
+    while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r'))
+        i++;
+    if (i == len)
+        return false;
+    uint8_t ch = p[i];
+    return ch == '{' || ch == '[' || ch == '"' || ch == '-' || (ch >= '0' && ch <= '9') ||
+           ch == 't' || ch == 'f' || ch == 'n';
+}
+
+bool rn_utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp;
+        if ((c & 0xe0) == 0xc0) {
+            k = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + k >= n)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + j] & 0x3f);
+        }
+        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
 json_t *rn_json_of_bytes(const uint8_t *p, int32_t len, enum rn_gw_format fmt)
 {
     if (len < 0 || !p)
         return json_null();
     if (fmt == RN_GW_FMT_JSON) {
-        /* Cheap first-byte test before a full parse: most text is not JSON. */
-        size_t i = 0;
-        while (i < (size_t)len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r'))
-            i++;
-        if (i < (size_t)len) {
-            uint8_t ch = p[i];
-            /* Parsed into a tree only up to RN_GW_MAX_EMBED_JSON: a tree
-             * costs many times its text, and larger values go as text. */
-            if ((size_t)len <= RN_GW_MAX_EMBED_JSON &&
-                (ch == '{' || ch == '[' || ch == '"' || ch == '-' || (ch >= '0' && ch <= '9') ||
-                 ch == 't' || ch == 'f' || ch == 'n')) {
-                json_t *j = json_loadb((const char *)p, (size_t)len, JSON_DECODE_ANY, NULL);
-                if (j)
-                    return j;
-            }
+        if (looks_like_json(p, (size_t)len)) {
+            json_t *j = json_loadb((const char *)p, (size_t)len, JSON_DECODE_ANY, NULL);
+            if (j)
+                return j;
         }
         json_t *s = json_stringn((const char *)p, (size_t)len);
         if (s)
@@ -200,41 +244,6 @@ json_t *rn_json_of_bytes(const uint8_t *p, int32_t len, enum rn_gw_format fmt)
 static bool contains(const uint8_t *p, int32_t len, const char *needle, size_t nlen)
 {
     return p && len >= 0 && (size_t)len >= nlen && memmem(p, (size_t)len, needle, nlen) != NULL;
-}
-
-static json_t *record_json(const char *topic, int32_t partition, const rn_record *rec,
-                           enum rn_gw_format fmt)
-{
-    json_t *o = json_object();
-    json_t *hdrs = json_array();
-    if (!o || !hdrs)
-        goto fail;
-    const uint8_t *pos = rec->headers, *end = rec->headers + rec->headers_len;
-    rn_record_header h;
-    while (rn_record_header_next(&pos, end, &h) == 1) {
-        json_t *ho = json_object();
-        if (!ho)
-            goto fail;
-        json_t *name = json_stringn((const char *)h.name, (size_t)h.name_len);
-        if (!name)
-            name = rn_json_of_bytes(h.name, h.name_len, RN_GW_FMT_BINARY);
-        json_object_set_new(ho, "name", name);
-        json_object_set_new(ho, "value", rn_json_of_bytes(h.value, h.value_len, fmt));
-        json_array_append_new(hdrs, ho);
-    }
-    json_object_set_new(o, "topic", json_string(topic));
-    json_object_set_new(o, "partition", json_integer(partition));
-    json_object_set_new(o, "offset", json_integer(rec->offset));
-    json_object_set_new(o, "timestamp", json_integer(rec->timestamp));
-    json_object_set_new(o, "key", rn_json_of_bytes(rec->key, rec->key_len, fmt));
-    json_object_set_new(o, "value", rn_json_of_bytes(rec->value, rec->value_len, fmt));
-    json_object_set_new(o, "headers", hdrs);
-    return o;
-
-fail:
-    json_decref(hdrs);
-    json_decref(o);
-    return NULL;
 }
 
 /* ---- Text buffer --------------------------------------------------------------------------- */
@@ -426,42 +435,150 @@ static void cache_put(rn_json_cache *c, centry *tmp)
  * bounded by RN_GW_MAX_RECORD_JSON, so what one answer costs is its budget
  * plus one record, whatever records_count or the compression ratio says. */
 
-/* jansson dump callback: append to a strbuf, refusing to grow past lim. */
-typedef struct bounded_out {
+/* A JSON text writer that refuses to grow past lim (RN_GW_MAX_RECORD_JSON):
+ * records are written as text directly, with no tree of JSON objects per
+ * record, in exactly the form jansson's compact dump gives (tested against
+ * it), so a record costs a pass over its bytes. */
+typedef struct jw {
     rn_strbuf *b;
     size_t lim;
     bool over;
-} bounded_out;
+} jw;
 
-static int bounded_put(const char *buf, size_t size, void *data)
+static void jw_put(jw *w, const void *s, size_t n)
 {
-    bounded_out *o = data;
-    if (o->b->len + size > o->lim) {
-        o->over = true;
-        return -1;
+    if (w->over || w->b->failed)
+        return;
+    if (w->b->len + n > w->lim) {
+        w->over = true;
+        return;
     }
-    rn_strbuf_put(o->b, buf, size);
-    return o->b->failed ? -1 : 0;
+    rn_strbuf_put(w->b, s, n);
 }
 
-/* Render rec into out (replacing its content). Errors: -ENOMEM,
- * -RN_E_MESSAGE_TOO_LARGE (more than RN_GW_MAX_RECORD_JSON of text). */
-static int record_text(const char *topic, int32_t partition, const rn_record *rec,
-                       enum rn_gw_format fmt, rn_strbuf *out)
+static int jw_dump_cb(const char *buf, size_t size, void *data)
+{
+    jw *w = data;
+    jw_put(w, buf, size);
+    return w->over || w->b->failed ? -1 : 0;
+}
+
+/* s as a JSON string literal, escaped as jansson escapes (no ASCII-only,
+ * no slash escape). */
+static void jw_string(jw *w, const uint8_t *s, size_t n)
+{
+    jw_put(w, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n && !w->over; i++) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        jw_put(w, s + run, i - run);
+        char e[8];
+        switch (c) {
+        case '"':
+            jw_put(w, "\\\"", 2);
+            break;
+        case '\\':
+            jw_put(w, "\\\\", 2);
+            break;
+        case '\b':
+            jw_put(w, "\\b", 2);
+            break;
+        case '\f':
+            jw_put(w, "\\f", 2);
+            break;
+        case '\n':
+            jw_put(w, "\\n", 2);
+            break;
+        case '\r':
+            jw_put(w, "\\r", 2);
+            break;
+        case '\t':
+            jw_put(w, "\\t", 2);
+            break;
+        default:
+            snprintf(e, sizeof(e), "\\u%04X", c);
+            jw_put(w, e, 6);
+            break;
+        }
+        run = i + 1;
+    }
+    jw_put(w, s + run, n - run);
+    jw_put(w, "\"", 1);
+}
+
+static void jw_base64(jw *w, const uint8_t *p, size_t n)
+{
+    char enc[4097];
+    jw_put(w, "\"", 1);
+    for (size_t i = 0; i < n && !w->over; i += 3072) {
+        size_t k = n - i < 3072 ? n - i : 3072;
+        rn_base64_encode(p + i, k, enc);
+        jw_put(w, enc, rn_base64_len(k));
+    }
+    jw_put(w, "\"", 1);
+}
+
+/* A key, value or header value, as rn_json_of_bytes renders it. */
+static void jw_bytes(jw *w, const uint8_t *p, int32_t len, enum rn_gw_format fmt)
+{
+    if (len < 0 || !p) {
+        jw_put(w, "null", 4);
+        return;
+    }
+    if (fmt == RN_GW_FMT_JSON) {
+        if (looks_like_json(p, (size_t)len)) {
+            json_t *j = json_loadb((const char *)p, (size_t)len, JSON_DECODE_ANY, NULL);
+            if (j) {
+                json_dump_callback(j, jw_dump_cb, w, JSON_COMPACT | JSON_ENCODE_ANY);
+                json_decref(j);
+                return;
+            }
+        }
+        if (rn_utf8_valid(p, (size_t)len)) {
+            jw_string(w, p, (size_t)len);
+            return;
+        }
+    }
+    jw_base64(w, p, (size_t)len);
+}
+
+/* Render rec into out (replacing its content) after prefix, the record's
+ * text up to its offset ({"topic":…,"partition":…,"offset":). Errors:
+ * -ENOMEM, -RN_E_MESSAGE_TOO_LARGE (more than RN_GW_MAX_RECORD_JSON). */
+static int record_text(const rn_strbuf *prefix, const rn_record *rec, enum rn_gw_format fmt,
+                       rn_strbuf *out)
 {
     out->len = 0;
     out->failed = false;
-    json_t *o = record_json(topic, partition, rec, fmt);
-    if (!o)
-        return -ENOMEM;
-    bounded_out bo = {.b = out, .lim = RN_GW_MAX_RECORD_JSON};
-    int rc = json_dump_callback(o, bounded_put, &bo, JSON_COMPACT);
-    json_decref(o);
-    if (bo.over)
+    jw w = {.b = out, .lim = RN_GW_MAX_RECORD_JSON};
+    char num[96];
+    int n = snprintf(num, sizeof(num),
+                     "%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":", rec->offset, rec->timestamp);
+    jw_put(&w, prefix->p, prefix->len);
+    jw_put(&w, num, (size_t)n);
+    jw_bytes(&w, rec->key, rec->key_len, fmt);
+    jw_put(&w, ",\"value\":", 9);
+    jw_bytes(&w, rec->value, rec->value_len, fmt);
+    jw_put(&w, ",\"headers\":[", 12);
+    const uint8_t *pos = rec->headers, *end = rec->headers + rec->headers_len;
+    rn_record_header h;
+    for (int i = 0; rn_record_header_next(&pos, end, &h) == 1 && !w.over; i++) {
+        jw_put(&w, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        /* A header name is text when it can be, else base64. */
+        if (rn_utf8_valid(h.name, (size_t)h.name_len))
+            jw_string(&w, h.name, (size_t)h.name_len);
+        else
+            jw_base64(&w, h.name, (size_t)h.name_len);
+        jw_put(&w, ",\"value\":", 9);
+        jw_bytes(&w, h.value, h.value_len, fmt);
+        jw_put(&w, "}", 1);
+    }
+    jw_put(&w, "]}", 2);
+    if (w.over)
         return -RN_E_MESSAGE_TOO_LARGE;
-    if (rc < 0 || out->failed)
-        return -ENOMEM;
-    return 0;
+    return out->failed ? -ENOMEM : 0;
 }
 
 /* Append one rendered record to a cache entry being built. */
@@ -534,7 +651,8 @@ typedef struct render_ctx {
     rn_json_emit_cb emit;
     void *arg;
     rn_json_budget *bud;
-    rn_strbuf txt; /* the record being rendered */
+    rn_strbuf prefix; /* {"topic":…,"partition":…,"offset": */
+    rn_strbuf txt;    /* the record being rendered */
 } render_ctx;
 
 static int emit_cached(render_ctx *x, const centry *e)
@@ -606,7 +724,7 @@ static int render_batch(render_ctx *x, const uint8_t *batch, size_t size, const 
             *x->next = rec.offset + 1;
             continue;
         }
-        rc = record_text(x->topic, x->partition, &rec, x->fmt, &x->txt);
+        rc = record_text(&x->prefix, &rec, x->fmt, &x->txt);
         if (rc < 0) {
             if (rc == -RN_E_MESSAGE_TOO_LARGE)
                 *x->next = rec.offset;
@@ -659,6 +777,14 @@ int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t part
     int rc = 0;
     size_t n0 = bud->n;
     *next = from;
+    rn_strbuf_puts(&x.prefix, "{\"topic\":");
+    jw pw = {.b = &x.prefix, .lim = SIZE_MAX};
+    jw_string(&pw, (const uint8_t *)topic, strlen(topic));
+    rn_strbuf_printf(&x.prefix, ",\"partition\":%d,\"offset\":", partition);
+    if (x.prefix.failed) {
+        rn_strbuf_free(&x.prefix);
+        return -ENOMEM;
+    }
     size_t pos = 0;
     while (pos < len && !bud->full) {
         rn_batch_header h;
@@ -690,6 +816,7 @@ int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t part
         pos += bsize;
     }
     rn_strbuf_free(&x.txt);
+    rn_strbuf_free(&x.prefix);
     if (bud->emit_rc < 0)
         return bud->emit_rc; /* the caller's own stop */
     if (rc < 0 && bud->n > 0) {

@@ -51,7 +51,12 @@ int rn_json_bytes_of(json_t *v, enum rn_gw_format fmt, bool raw_strings, uint8_t
 
 /* ---- Records → JSON ------------------------------------------------------------------- */
 
-/* A key, value or header value as JSON (len -1: null). New reference. */
+/* RFC 3629 UTF-8: no overlongs, no surrogates, nothing above U+10FFFF (what
+ * jansson takes as a string, and what a WebSocket text frame must be). */
+bool rn_utf8_valid(const uint8_t *s, size_t n);
+
+/* A key, value or header value as JSON (len -1: null). New reference. The
+ * renderer below writes the same text without building the tree. */
 json_t *rn_json_of_bytes(const uint8_t *p, int32_t len, enum rn_gw_format fmt);
 
 /* One record rendered as compact JSON text:

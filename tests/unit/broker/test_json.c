@@ -277,6 +277,152 @@ Test(json, large_json_values_go_as_text)
     free(big);
 }
 
+/* The rendering as it was built before, with a jansson tree per record: the
+ * direct text writer must give exactly this. */
+static char *reference_text(const char *topic, int32_t partition, const rn_record *rec,
+                            enum rn_gw_format fmt)
+{
+    json_t *o = json_object(), *hdrs = json_array();
+    const uint8_t *pos = rec->headers, *end = rec->headers + rec->headers_len;
+    rn_record_header h;
+    while (rn_record_header_next(&pos, end, &h) == 1) {
+        json_t *ho = json_object();
+        json_t *name = json_stringn((const char *)h.name, (size_t)h.name_len);
+        if (!name)
+            name = rn_json_of_bytes(h.name, h.name_len, RN_GW_FMT_BINARY);
+        json_object_set_new(ho, "name", name);
+        json_object_set_new(ho, "value", rn_json_of_bytes(h.value, h.value_len, fmt));
+        json_array_append_new(hdrs, ho);
+    }
+    json_object_set_new(o, "topic", json_string(topic));
+    json_object_set_new(o, "partition", json_integer(partition));
+    json_object_set_new(o, "offset", json_integer(rec->offset));
+    json_object_set_new(o, "timestamp", json_integer(rec->timestamp));
+    json_object_set_new(o, "key", rn_json_of_bytes(rec->key, rec->key_len, fmt));
+    json_object_set_new(o, "value", rn_json_of_bytes(rec->value, rec->value_len, fmt));
+    json_object_set_new(o, "headers", hdrs);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return txt;
+}
+
+typedef struct texts {
+    size_t n;
+    char *t[400];
+} texts;
+
+static int keep_text(void *arg, const rn_json_rec *r)
+{
+    texts *t = arg;
+    cr_assert_lt(t->n, 400);
+    t->t[t->n] = strndup(r->json, r->len);
+    t->n++;
+    return 0;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* Bytes of one of several kinds: JSON documents and scalars (some with
+ * escapes, some broken, some with an escaped NUL), UTF-8 text with control
+ * characters and quotes, invalid UTF-8, random bytes, empty. */
+static size_t some_bytes(uint8_t *out, size_t cap)
+{
+    static const char *const samples[] = {
+        "{\"a\":1,\"b\":[true,false,null],\"c\":\"x\\ny\"}",
+        "  [1, 2.5, -3e2, \"\\u00e9\\u2028\"]  ",
+        "\"just a string \\\"quoted\\\" \\\\ \\t\"",
+        "12345678901234567890",
+        "-0.0",
+        "1e400",
+        "true",
+        "nul",
+        "{\"k\": \"a\\u0000b\"}",
+        "{\"dup\":1,\"dup\":2}",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 tab\there \"q\" back\\slash \x01\x1f\x7f",
+        "\xc0\xaf overlong",
+        "\xed\xa0\x80 surrogate",
+        "\xf4\x90\x80\x80 too high",
+        "cut \xe2\x82",
+        "",
+        "{\"deep\":{\"er\":[[[[{}]]]]}}",
+    };
+    uint64_t k = rnd() % (sizeof(samples) / sizeof(samples[0]) + 2);
+    if (k < sizeof(samples) / sizeof(samples[0])) {
+        size_t n = strlen(samples[k]);
+        memcpy(out, samples[k], n);
+        return n;
+    }
+    size_t n = rnd() % cap;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)(k % 2 ? rnd() : 0x20 + rnd() % 0x60);
+    return n;
+}
+
+// The direct text writer renders every record exactly as the jansson tree
+// it replaced: JSON values re-serialised, text escaped, invalid UTF-8 and
+// binary format as base64, header names that are not UTF-8 as base64.
+Test(json, text_writer_matches_jansson)
+{
+    for (int round = 0; round < 40; round++) {
+        rn_batch_builder_opts o = {.codec = round % 2 ? RN_BATCH_CODEC_ZSTD : RN_BATCH_CODEC_NONE,
+                                   .producer_id = -1,
+                                   .producer_epoch = -1,
+                                   .base_sequence = -1};
+        rn_batch_builder *b;
+        cr_assert_eq(rn_batch_builder_new(&b, &o), 0);
+        size_t n = 1 + rnd() % 50;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t key[200], value[300], hn[3][40], hv[3][100];
+            size_t kl = some_bytes(key, sizeof(key)), vl = some_bytes(value, sizeof(value));
+            rn_record_header hs[3];
+            size_t nh = rnd() % 4;
+            for (size_t k = 0; k < nh; k++) {
+                hs[k].name = hn[k];
+                hs[k].name_len = (int32_t)some_bytes(hn[k], sizeof(hn[k]));
+                hs[k].value = hv[k];
+                hs[k].value_len = rnd() % 5 ? (int32_t)some_bytes(hv[k], sizeof(hv[k])) : -1;
+            }
+            cr_assert_eq(rn_batch_builder_add(b, 1700000000000 + (int64_t)i, rnd() % 5 ? key : NULL,
+                                              kl, rnd() % 7 ? value : NULL, vl, hs, nh),
+                         0);
+        }
+        uint8_t *batch;
+        size_t len;
+        cr_assert_eq(rn_batch_builder_finish(b, &batch, &len), 0);
+        rn_batch_builder_free(b);
+        rn_batch_stamp(batch, 1000 * round, 0);
+        const char *topic = round % 3 ? "orders" : "we\"ird\\top\x01ic";
+        for (int fmt = RN_GW_FMT_JSON; fmt <= RN_GW_FMT_BINARY; fmt++) {
+            texts got = {0};
+            rn_json_budget bud = {.max_bytes = 1u << 20};
+            int64_t next;
+            int r = rn_json_render_records(NULL, topic, 7, batch, len, 0, NULL, 0,
+                                           (enum rn_gw_format)fmt, &bud, &next, keep_text, &got);
+            cr_assert_eq(r, (int)n, "round %d: %d", round, r);
+            rn_batch_iter it;
+            cr_assert_eq(rn_batch_iter_init(&it, batch, len, 0), 0);
+            rn_record rec;
+            for (size_t i = 0; i < n; i++) {
+                cr_assert_eq(rn_batch_iter_next(&it, &rec), 1);
+                char *want = reference_text(topic, 7, &rec, (enum rn_gw_format)fmt);
+                cr_assert_str_eq(got.t[i], want, "round %d record %zu format %d", round, i, fmt);
+                free(want);
+                free(got.t[i]);
+            }
+            rn_batch_iter_fini(&it);
+        }
+        free(batch);
+    }
+}
+
 /* ---- Bounded integers ------------------------------------------------------------------- */
 
 // Integers in range are read; too big, negative, fractional, strings, bools,
