@@ -71,10 +71,11 @@ typedef struct gwb_answer {
     char tail[256];  /* its last bytes, NUL-terminated */
 } gwb_answer;
 
-/* GET path from 127.0.0.1:port with Connection: close, reading at most
- * max_body bytes of body within timeout_ms. Returns 0 or -errno. */
-static inline int gwb_get(uint16_t port, const char *path, size_t max_body, int timeout_ms,
-                          gwb_answer *a)
+/* METHOD path (with a JSON body, or NULL) to 127.0.0.1:port with
+ * Connection: close, reading at most max_body bytes of the answer's body
+ * within timeout_ms. Returns 0 or -errno. */
+static inline int gwb_request(uint16_t port, const char *method, const char *path, const char *body,
+                              size_t max_body, int timeout_ms, gwb_answer *a)
 {
     memset(a, 0, sizeof(*a));
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -87,10 +88,15 @@ static inline int gwb_get(uint16_t port, const char *path, size_t max_body, int 
         rc = -errno;
         goto out;
     }
-    char req[512];
-    int n =
-        snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n", path, port);
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     method, path, port, body ? strlen(body) : 0, body ? body : "");
+    if (n < 0 || (size_t)n >= sizeof(req)) {
+        rc = -E2BIG;
+        goto out;
+    }
     if (write(fd, req, (size_t)n) != n) {
         rc = -EIO;
         goto out;
@@ -161,6 +167,12 @@ static inline int gwb_get(uint16_t port, const char *path, size_t max_body, int 
 out:
     close(fd);
     return rc;
+}
+
+static inline int gwb_get(uint16_t port, const char *path, size_t max_body, int timeout_ms,
+                          gwb_answer *a)
+{
+    return gwb_request(port, "GET", path, NULL, max_body, timeout_ms, a);
 }
 
 #endif

@@ -112,7 +112,8 @@ static int64_t last_offset(const gwb_answer *a)
 
 // One record of ~64 MiB of zeros (~10 KB as stored): the fetch that reaches
 // it answers the records before it, then a 422 that names it and says where
-// to go on; no answer is larger than a few KB, and the broker stays up.
+// to go on; an event stream (the console's tail) sends the record before it
+// and an error event; no answer is larger than a few KB; the broker stays up.
 Test(gateway_bombs, zeros_bomb_is_a_bounded_error)
 {
     it_conn *c = itf_connect(&B);
@@ -141,6 +142,16 @@ Test(gateway_bombs, zeros_bomb_is_a_bounded_error)
     cr_assert(strstr(a.body, "record at offset 1 is larger than") &&
                   strstr(a.body, "read on from offset 2"),
               "%s", a.body);
+
+    /* The event stream (as the console's tail) sends record 0, then an
+     * error event naming the bomb, and ends. */
+    cr_assert_eq(
+        gwb_get(http_port, "/topics/zeros/partitions/0/events?offset=0", 8u << 20, 30000, &a), 0);
+    cr_assert_eq(a.status, 200);
+    cr_assert_lt(a.body_len, 4096, "stream of %zu bytes", a.body_len);
+    cr_assert(strstr(a.body, "id: 0\n") && !strstr(a.body, "id: 1\n"), "%s", a.body);
+    cr_assert(strstr(a.body, "event: error") && strstr(a.body, "record at offset 1 is larger than"),
+              "%s", a.body);
     cr_assert(it_broker_alive(&B));
     free(bomb);
     free(first);
@@ -150,7 +161,8 @@ Test(gateway_bombs, zeros_bomb_is_a_bounded_error)
 
 // A million tiny records in one zstd batch (~95 MB as JSON): each answer is
 // at most max_bytes (+ one record's slack), starts where the last stopped,
-// and a start deep inside the batch works.
+// and a start deep inside the batch works; the same for a consumer
+// instance's polls.
 Test(gateway_bombs, many_records_page_within_max_bytes)
 {
     it_conn *c = itf_connect(&B);
@@ -181,6 +193,37 @@ Test(gateway_bombs, many_records_page_within_max_bytes)
     cr_assert_eq(a.status, 200);
     cr_assert_leq(a.body_len, 65536 + 512, "answer of %zu bytes", a.body_len);
     cr_assert_eq(first_offset(&a), last + 1, "goes on where the last answer stopped");
+
+    /* A consumer instance polls the same records in answers of at most
+     * max_bytes, each going on where the last stopped. */
+    cr_assert_eq(gwb_request(http_port, "POST", "/consumers/bombs",
+                             "{\"name\":\"a\",\"format\":\"binary\","
+                             "\"auto.offset.reset\":\"earliest\"}",
+                             1 << 20, 30000, &a),
+                 0);
+    cr_assert_eq(a.status, 200, "%s", a.body);
+    cr_assert_eq(gwb_request(http_port, "POST", "/consumers/bombs/instances/a/subscription",
+                             "{\"topics\":[\"many\"]}", 1 << 20, 30000, &a),
+                 0);
+    cr_assert_eq(a.status, 204, "%s", a.body);
+    int64_t expect = 0;
+    int pages = 0;
+    for (int poll = 0; poll < 100 && pages < 3; poll++) {
+        cr_assert_eq(gwb_get(http_port,
+                             "/consumers/bombs/instances/a/records?timeout=200&max_bytes=65536",
+                             8u << 20, 30000, &a),
+                     0);
+        cr_assert_eq(a.status, 200, "%d %s", a.status, a.body);
+        cr_assert_leq(a.body_len, 65536 + 512, "poll answer of %zu bytes", a.body_len);
+        if (first_offset(&a) < 0) {
+            usleep(100 * 1000); /* not assigned yet: the instance heartbeats every 100 ms */
+            continue;
+        }
+        cr_assert_eq(first_offset(&a), expect, "poll %d", poll);
+        expect = last_offset(&a) + 1;
+        pages++;
+    }
+    cr_assert_eq(pages, 3, "three pages polled");
 
     snprintf(path, sizeof(path), "/topics/many/partitions/0/records?offset=%zu&max_bytes=4096",
              n - 10);
