@@ -2,23 +2,33 @@
  * rest.c — the REST routes (DESIGN §7), Confluent REST Proxy v2 shapes.
  *
  *   GET    /healthz /readyz /metrics
- *   GET    /topics                               Metadata      → ["t1","t2"]
- *   POST   /topics                               CreateTopics  → 201
- * {"name","partitions","replication_factor"} GET    /topics/{t} DescribeTopic →
- * {"name","configs","partitions":[…]} DELETE /topics/{t}                           DeleteTopics  →
- * 204 POST   /topics/{t}[/partitions/{p}]          Produce       → {"offsets":[…]} GET
- * /topics/{t}/partitions[/{p}[/offsets]] DescribeTopic (+ beginning/end offsets) GET
- * /topics/{t}/partitions/{p}/records    Fetch (stateless, ?offset=&timeout=&max_bytes=) GET
- * /topics/{t}/partitions/{p}/events     SSE (sse.c) GET    /ws WebSocket (ws.c)
- *   *      /consumers/…                          REST Proxy v2 consumer instances (consumers.c)
- *   GET    /groups[/{g}]                         ListGroups / DescribeGroup (runnel: lag for the
- * console) GET    / and assets                          the web console (tools/web, rn_web_asset)
+ *   GET    /topics                          Metadata      → ["t1","t2"]
+ *   POST   /topics                          CreateTopics  → 201 {"name","partitions",…}
+ *   GET    /topics/{t}                      DescribeTopic → {"name","configs","partitions":[…]}
+ *   DELETE /topics/{t}                      DeleteTopics  → 204
+ *   POST   /topics/{t}[/partitions/{p}]     Produce       → {"offsets":[…]}
+ *   GET    /topics/{t}/partitions[/{p}[/offsets]]  DescribeTopic (+ beginning/end offsets)
+ *   GET    /topics/{t}/partitions/{p}/records      Fetch (stateless, ?offset=&timeout=&max_bytes=)
+ *   GET    /topics/{t}/partitions/{p}/events       SSE (sse.c)
+ *   GET    /ws                              WebSocket (ws.c)
+ *   *      /consumers/…                     REST Proxy v2 consumer instances (consumers.c)
+ *   GET    /groups[/{g}]                    ListGroups / DescribeGroup (with lag, for the console)
+ *   GET    / and assets                     the web console (tools/web, rn_web_asset)
  *
  * Each route builds the request a native client would send and runs it
  * through the connection's in-process client; the answer comes back to a
  * rest_call and is rendered as JSON. A gateway reads the metadata table only
  * to pick partitions and to tell a missing topic from a missing partition —
  * as a native client uses its cached metadata.
+ *
+ * Records: an answer holds at most max_bytes of JSON (default 1 MiB, at most
+ * 16 MiB), except that its first record always goes (Kafka's rule, so a large
+ * record never stalls a reader); the client reads on from the last offset + 1.
+ * A record larger than 16 MiB as JSON is a 422 (42202) that names its offset.
+ * Whatever a batch claims (records_count, a zstd frame of 64 MiB), rendering
+ * costs the answer's budget, not the batch (json.c). Numbers in bodies and
+ * query strings are read with rn_json_get_int / rn_text_get_int: out of range
+ * is a 422 that says so.
  *
  * Before routing: a browser's Origin must pass the allow-list (403), a
  * shutting-down gateway answers 503, OPTIONS is a CORS preflight.
