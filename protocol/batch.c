@@ -930,8 +930,8 @@ static int stream_fill(rn_batch_stream *s, size_t need)
             s->frame_done = true;
             if (s->src_pos != s->src_len)
                 return -RN_E_BATCH_BAD_COMPRESSION;
-        } else if (!moved && s->src_pos == s->src_len) {
-            return -RN_E_BATCH_BAD_COMPRESSION; /* frame cut short */
+        } else if (!moved) {
+            return -RN_E_BATCH_BAD_COMPRESSION; /* frame cut short: no progress possible */
         }
     }
     return 0;
