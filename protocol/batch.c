@@ -868,6 +868,12 @@ int rn_batch_stream_init(rn_batch_stream *s, const void *buf, size_t len, size_t
     unsigned long long n = ZSTD_getFrameContentSize(rec, rec_len);
     if (n == ZSTD_CONTENTSIZE_ERROR || (n != ZSTD_CONTENTSIZE_UNKNOWN && n > s->max_out))
         return -RN_E_BATCH_BAD_COMPRESSION;
+    /* records_count against the bytes the frame can hold (what check_fields
+     * does for an uncompressed batch): a count that cannot fit is an error
+     * here, before anything is decompressed or allocated. */
+    unsigned long long room = n == ZSTD_CONTENTSIZE_UNKNOWN ? s->max_out : n;
+    if ((unsigned long long)h.records_count * MIN_RECORD_LEN > room)
+        return -RN_E_BATCH_BAD_COUNT;
     ZSTD_DCtx *d = ZSTD_createDCtx();
     if (!d)
         return -ENOMEM;

@@ -235,13 +235,15 @@ typedef struct rn_batch_stream {
 
 /* Start streaming the batch at buf (len >= its size): runs rn_batch_check
  * and, for zstd, checks the frame (exactly one; a declared size within
- * max_uncompressed) without decompressing. max_uncompressed bounds the
+ * max_uncompressed; records_count at most that size / 7, the smallest record)
+ * without decompressing. max_uncompressed bounds the
  * decompressed bytes of the whole batch and zstd's window (0 = 64 MiB);
  * max_record bounds one record returned (0 = 64 MiB). Allocates nothing
  * before the first record is asked for; never anything in proportion to
  * records_count. Borrows buf until rn_batch_stream_fini, which must be called
  * even after an error of rn_batch_stream_next (not after one of init).
- * Errors: those of rn_batch_check, -RN_E_BATCH_BAD_COMPRESSION, -ENOMEM. */
+ * Errors: those of rn_batch_check, -RN_E_BATCH_BAD_COMPRESSION,
+ * -RN_E_BATCH_BAD_COUNT, -ENOMEM. */
 int rn_batch_stream_init(rn_batch_stream *s, const void *buf, size_t len, size_t max_uncompressed,
                          size_t max_record);
 

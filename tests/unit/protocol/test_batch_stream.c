@@ -215,8 +215,10 @@ Test(batch_stream, many_records_from_the_middle)
     free(p);
 }
 
-// records_count = 2^31 - 1 over one real record: the stream allocates nothing
-// by the count, hands out the record and then says the rest is missing.
+// records_count = 2^31 - 1 over one real record: refused from the frame's
+// declared size before anything is decompressed or allocated; a frame that
+// declares no size is bounded by max_uncompressed instead, and then the
+// missing records are an error after the real one.
 Test(batch_stream, records_count_is_not_trusted)
 {
     size_t len;
@@ -227,13 +229,37 @@ Test(batch_stream, records_count_is_not_trusted)
     cr_assert_eq(rn_batch_check(p, len, 0, NULL), 0, "a valid header");
     rn_batch_stream s;
     rn_record r;
-    cr_assert_eq(rn_batch_stream_init(&s, p, len, 0, 0), 0);
+    cr_assert_eq(rn_batch_stream_init(&s, p, len, 0, 0), -RN_E_BATCH_BAD_COUNT);
+    free(p);
+
+    /* Three records claimed, one there, no declared size. */
+    uint8_t *q = build_same(RN_BATCH_CODEC_ZSTD, 1, 5, 'v', &len);
+    const uint8_t *frame = q + RN_BATCH_HEADER_LEN;
+    size_t flen = len - RN_BATCH_HEADER_LEN;
+    unsigned long long csize = ZSTD_getFrameContentSize(frame, flen);
+    uint8_t plain[64];
+    cr_assert_eq(ZSTD_decompress(plain, sizeof(plain), frame, flen), csize);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0);
+    uint8_t *b = calloc(1, RN_BATCH_HEADER_LEN + 256);
+    memcpy(b, q, RN_BATCH_HEADER_LEN);
+    ZSTD_outBuffer o = {b + RN_BATCH_HEADER_LEN, 256, 0};
+    ZSTD_inBuffer in = {plain, (size_t)csize, 0};
+    cr_assert_eq(ZSTD_compressStream2(cc, &o, &in, ZSTD_e_end), 0);
+    ZSTD_freeCCtx(cc);
+    len = RN_BATCH_HEADER_LEN + o.pos;
+    set_be32(b, RN_BATCH_OFF_LENGTH, (uint32_t)(len - RN_BATCH_LOG_OVERHEAD));
+    set_be32(b, RN_BATCH_OFF_RECORDS_COUNT, 3);
+    set_be32(b, RN_BATCH_OFF_LAST_OFFSET_DELTA, 2);
+    fix_crc(b, len);
+    cr_assert_eq(rn_batch_stream_init(&s, b, len, 0, 0), 0);
     cr_assert_eq(rn_batch_stream_next(&s, 0, &r), 1);
     cr_assert_eq(r.offset, 0);
     cr_assert_eq(rn_batch_stream_next(&s, 0, &r), -RN_E_BATCH_BAD_RECORD);
     cr_assert_lt(s.cap, 1u << 20);
     rn_batch_stream_fini(&s);
-    free(p);
+    free(b);
+    free(q);
 }
 
 // A frame that declares no size and holds more than max_uncompressed: the
