@@ -359,6 +359,7 @@ static size_t some_bytes(uint8_t *out, size_t cap)
     uint64_t k = rnd() % (sizeof(samples) / sizeof(samples[0]) + 2);
     if (k < sizeof(samples) / sizeof(samples[0])) {
         size_t n = strlen(samples[k]);
+        n = n < cap ? n : cap; /* cut: may leave broken UTF-8 or JSON, as wanted */
         memcpy(out, samples[k], n);
         return n;
     }
