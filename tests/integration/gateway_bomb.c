@@ -3,13 +3,14 @@
  * peak memory and the latency of an unrelated GET /topics while four REST
  * clients fetch a decompression bomb at once (issue 11 item 3).
  *
- *   build/tests/integration/gateway_bomb NATIVE_PORT HTTP_PORT PID zeros|zeros2|many [OFFSET
+ *   build/tests/integration/gateway_bomb NATIVE_PORT HTTP_PORT PID zeros|zeros2|wide|many [OFFSET
  * [MAX_BYTES]]
  *
  * Against a running runneld on 127.0.0.1 (PID: its process, for VmHWM in
  * /proc/PID/status): creates topic bomb-KIND, produces the bomb over the
  * native protocol (zeros: one record of 64 MiB - 1 KiB zeros; zeros2: two
- * of 32 MiB - 1 KiB; many: a million empty records), then runs four fetches of
+ * of 32 MiB - 1 KiB; wide: the same in a frame with a 64 MiB window; many:
+ * a million empty records), then runs four fetches of
  * /topics/bomb-KIND/partitions/0/records?offset=OFFSET[&max_bytes=] at once
  * while a fifth client times GET /topics every 20 ms. Prints VmHWM before
  * and after, each fetch's status, size and time, and the /topics latencies.
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "client.h"
 #include "protocol/errors.h"
@@ -58,6 +60,48 @@ static void *fetch_thread(void *arg)
     return NULL;
 }
 
+/* zeros2 with its records in a frame whose window is 64 MiB (zstd's
+ * windowLog 26, the most max_uncompressed allows): the decoder keeps that
+ * much history, the worst a hostile producer can make it hold. */
+static uint8_t *wide_window(size_t *len)
+{
+    size_t plen;
+    rn_batch_builder_opts o = {
+        .codec = RN_BATCH_CODEC_NONE, .producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    rn_batch_builder *b;
+    if (rn_batch_builder_new(&b, &o) < 0)
+        return NULL;
+    size_t vl = (32u << 20) - 1024;
+    uint8_t *v = calloc(1, vl), *plain = NULL, *out = NULL;
+    if (v && rn_batch_builder_add(b, 1000, NULL, 0, v, vl, NULL, 0) == 0 &&
+        rn_batch_builder_add(b, 1000, NULL, 0, v, vl, NULL, 0) == 0 &&
+        rn_batch_builder_finish(b, &plain, &plen) == 0) {
+        size_t rl = plen - RN_BATCH_HEADER_LEN;
+        size_t cap = RN_BATCH_HEADER_LEN + ZSTD_compressBound(rl);
+        out = calloc(1, cap);
+        ZSTD_CCtx *cc = ZSTD_createCCtx();
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 26);
+        size_t z = ZSTD_compress2(cc, out + RN_BATCH_HEADER_LEN, cap - RN_BATCH_HEADER_LEN,
+                                  plain + RN_BATCH_HEADER_LEN, rl);
+        ZSTD_freeCCtx(cc);
+        memcpy(out, plain, RN_BATCH_HEADER_LEN);
+        *len = RN_BATCH_HEADER_LEN + z;
+        out[RN_BATCH_OFF_ATTRIBUTES + 1] = RN_BATCH_CODEC_ZSTD;
+        uint32_t bl = (uint32_t)(*len - RN_BATCH_LOG_OVERHEAD);
+        out[RN_BATCH_OFF_LENGTH] = (uint8_t)(bl >> 24);
+        out[RN_BATCH_OFF_LENGTH + 1] = (uint8_t)(bl >> 16);
+        out[RN_BATCH_OFF_LENGTH + 2] = (uint8_t)(bl >> 8);
+        out[RN_BATCH_OFF_LENGTH + 3] = (uint8_t)bl;
+        uint32_t crc = rn_crc32c(out + RN_BATCH_CRC_START, *len - RN_BATCH_CRC_START);
+        for (int i = 0; i < 4; i++)
+            out[RN_BATCH_OFF_CRC + i] = (uint8_t)(crc >> (24 - 8 * i));
+    }
+    free(v);
+    free(plain);
+    rn_batch_builder_free(b);
+    return out;
+}
+
 static int cmp64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -68,7 +112,7 @@ int main(int argc, char **argv)
 {
     if (argc < 5) {
         fprintf(stderr,
-                "usage: %s NATIVE_PORT HTTP_PORT PID zeros|zeros2|many [OFFSET [MAX_BYTES]]\n",
+                "usage: %s NATIVE_PORT HTTP_PORT PID zeros|zeros2|wide|many [OFFSET [MAX_BYTES]]\n",
                 argv[0]);
         return 2;
     }
@@ -92,7 +136,8 @@ int main(int argc, char **argv)
     size_t len;
     /* zeros2: two zeros records of 32 MiB - 1 KiB: fetching offset 1 passes
      * over the first, decompressing through it. */
-    uint8_t *bomb = !strcmp(kind, "zeros")    ? gwb_batch(1, (64u << 20) - 1024, 0, &len)
+    uint8_t *bomb = !strcmp(kind, "wide")     ? wide_window(&len)
+                    : !strcmp(kind, "zeros")  ? gwb_batch(1, (64u << 20) - 1024, 0, &len)
                     : !strcmp(kind, "zeros2") ? gwb_batch(2, (32u << 20) - 1024, 0, &len)
                                               : gwb_batch(1000000, 0, 0, &len);
     int64_t base = -1;
