@@ -811,3 +811,225 @@ int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
     *out_len = size;
     return 0;
 }
+
+/* ---- Streaming iteration -------------------------------------------------
+ *
+ * rn_batch_iter decompresses a zstd batch whole before the first record; a
+ * reader that renders records (the HTTP gateways) cannot afford that: a
+ * 10 KB batch can hold 64 MiB. rn_batch_stream decompresses into a window
+ * that holds the record being decoded and a little more, so memory is the
+ * largest record looked at (bounded by max_record) plus zstd's own window,
+ * and the caller can stop after any record. Records below `from` are passed
+ * over by their length without being buffered whole or decoded.
+ *
+ * Each returned record is decoded by rn_batch_iter_next over exactly its own
+ * bytes in the window, so the two iterators apply the same rules. */
+
+/* Room added to the window beyond the record it must hold: each
+ * decompression call fills at least this much. */
+#define STREAM_CHUNK ((size_t)64 << 10)
+/* Enough of a record to read its attributes, timestamp and offset delta. */
+#define RECORD_PEEK (1 + 10 + 5)
+
+static int stream_error(size_t r)
+{
+    return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? -ENOMEM
+                                                                : -RN_E_BATCH_BAD_COMPRESSION;
+}
+
+int rn_batch_stream_init(rn_batch_stream *s, const void *buf, size_t len, size_t max_uncompressed,
+                         size_t max_record)
+{
+    memset(s, 0, sizeof(*s));
+    rn_batch_header h;
+    int rc = rn_batch_check(buf, len, 0, &h);
+    if (rc)
+        return rc;
+    const uint8_t *p = buf;
+    s->it.h = h;
+    s->it.left = h.records_count;
+    s->it.prev_delta = -1;
+    s->max_record = max_record ? max_record : DEFAULT_MAX_UNCOMPRESSED;
+    s->max_out = max_uncompressed ? max_uncompressed : DEFAULT_MAX_UNCOMPRESSED;
+    const uint8_t *rec = p + RN_BATCH_HEADER_LEN;
+    size_t rec_len = rn_batch_size(&h) - RN_BATCH_HEADER_LEN;
+    if ((h.attributes & RN_BATCH_CODEC_MASK) != RN_BATCH_CODEC_ZSTD) {
+        /* Uncompressed: the window is the batch itself, never written. */
+        s->win = (uint8_t *)rec;
+        s->tail = rec_len;
+        s->frame_done = true;
+        return 0;
+    }
+    /* One frame and nothing after it (as decompress_records), and a declared
+     * size within the bound before anything is allocated. */
+    size_t fsz = ZSTD_findFrameCompressedSize(rec, rec_len);
+    if (ZSTD_isError(fsz) || fsz != rec_len)
+        return -RN_E_BATCH_BAD_COMPRESSION;
+    unsigned long long n = ZSTD_getFrameContentSize(rec, rec_len);
+    if (n == ZSTD_CONTENTSIZE_ERROR || (n != ZSTD_CONTENTSIZE_UNKNOWN && n > s->max_out))
+        return -RN_E_BATCH_BAD_COMPRESSION;
+    /* records_count against the bytes the frame can hold (what check_fields
+     * does for an uncompressed batch): a count that cannot fit is an error
+     * here, before anything is decompressed or allocated. */
+    unsigned long long room = n == ZSTD_CONTENTSIZE_UNKNOWN ? s->max_out : n;
+    if ((unsigned long long)h.records_count * MIN_RECORD_LEN > room)
+        return -RN_E_BATCH_BAD_COUNT;
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    if (!d)
+        return -ENOMEM;
+    /* zstd keeps a window of history; bound it by the output we accept. */
+    int wlog = 10;
+    while (wlog < 31 && ((size_t)1 << wlog) < s->max_out)
+        wlog++;
+    ZSTD_bounds wb = ZSTD_dParam_getBounds(ZSTD_d_windowLogMax);
+    if (wlog < wb.lowerBound)
+        wlog = wb.lowerBound;
+    if (wlog > wb.upperBound)
+        wlog = wb.upperBound;
+    ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, wlog);
+    s->dctx = d;
+    s->src = rec;
+    s->src_len = rec_len;
+    return 0;
+}
+
+/* Make at least need bytes available at win + head, unless the frame ends
+ * first (the caller checks what it got). Moves the window's contents. */
+static int stream_fill(rn_batch_stream *s, size_t need)
+{
+    while (s->tail - s->head < need && !s->frame_done) {
+        size_t have = s->tail - s->head;
+        if (s->head > 0 && (s->cap - s->tail < STREAM_CHUNK || s->cap - s->head < need)) {
+            memmove(s->win, s->win + s->head, have);
+            s->head = 0;
+            s->tail = have;
+        }
+        if (s->cap - s->tail < STREAM_CHUNK / 2 || s->cap < need) {
+            size_t cap = need + STREAM_CHUNK;
+            if (cap < s->cap * 2)
+                cap = s->cap * 2;
+            if (cap > s->max_record + RECORD_PEEK + STREAM_CHUNK)
+                cap = s->max_record + RECORD_PEEK + STREAM_CHUNK;
+            if (cap < need)
+                return -RN_E_MESSAGE_TOO_LARGE; /* callers bound need first */
+            if (cap > s->cap) {
+                uint8_t *nw = realloc(s->owned_win, cap);
+                if (!nw)
+                    return -ENOMEM;
+                s->owned_win = s->win = nw;
+                s->cap = cap;
+            }
+        }
+        ZSTD_inBuffer in = {s->src, s->src_len, s->src_pos};
+        ZSTD_outBuffer o = {s->win, s->cap, s->tail};
+        size_t r = ZSTD_decompressStream(s->dctx, &o, &in);
+        if (ZSTD_isError(r))
+            return stream_error(r);
+        size_t got = o.pos - s->tail;
+        s->out_total += got;
+        if (s->out_total > s->max_out)
+            return -RN_E_BATCH_BAD_COMPRESSION; /* more than the bound */
+        s->tail = o.pos;
+        bool moved = got > 0 || in.pos > s->src_pos;
+        s->src_pos = in.pos;
+        if (r == 0) {
+            s->frame_done = true;
+            if (s->src_pos != s->src_len)
+                return -RN_E_BATCH_BAD_COMPRESSION;
+        } else if (!moved) {
+            return -RN_E_BATCH_BAD_COMPRESSION; /* frame cut short: no progress possible */
+        }
+    }
+    return 0;
+}
+
+/* Drop n bytes from the front, decompressing through them if needed. */
+static int stream_discard(rn_batch_stream *s, size_t n)
+{
+    while (n > 0) {
+        if (s->head == s->tail) {
+            int rc = stream_fill(s, n < STREAM_CHUNK ? n : STREAM_CHUNK);
+            if (rc)
+                return rc;
+            if (s->head == s->tail)
+                return -RN_E_BATCH_BAD_RECORD; /* the record runs past the end */
+        }
+        size_t take = s->tail - s->head < n ? s->tail - s->head : n;
+        s->head += take;
+        n -= take;
+    }
+    return 0;
+}
+
+int rn_batch_stream_next(rn_batch_stream *s, int64_t from, rn_record *rec)
+{
+    for (;;) {
+        int rc;
+        if (s->it.left <= 0) {
+            if ((rc = stream_fill(s, 1)))
+                return rc;
+            return s->head == s->tail ? 0 : -RN_E_BATCH_TRAILING_BYTES;
+        }
+        if ((rc = stream_fill(s, 5)))
+            return rc;
+        if (s->head == s->tail)
+            return -RN_E_BATCH_BAD_RECORD; /* fewer records than records_count */
+        const uint8_t *p = s->win + s->head;
+        int32_t len;
+        if ((rc = get_varint(&p, s->win + s->tail, &len)))
+            return rc;
+        size_t vlen = (size_t)(p - (s->win + s->head));
+        if (len < MIN_RECORD_BODY)
+            return -RN_E_BATCH_BAD_RECORD;
+        /* Peek at the offset delta to decide, before buffering the record. */
+        size_t peek = (size_t)len < RECORD_PEEK ? (size_t)len : RECORD_PEEK;
+        if ((rc = stream_fill(s, vlen + peek)))
+            return rc;
+        if (s->tail - s->head < vlen + peek)
+            return -RN_E_BATCH_BAD_RECORD;
+        const uint8_t *q = s->win + s->head + vlen + 1, *qend = s->win + s->head + vlen + peek;
+        int64_t ts_delta;
+        int32_t delta;
+        if ((rc = get_varlong(&q, qend, &ts_delta)) || (rc = get_varint(&q, qend, &delta)))
+            return rc;
+        if (delta <= s->it.prev_delta || delta > s->it.h.last_offset_delta ||
+            (s->it.left == 1 && delta != s->it.h.last_offset_delta))
+            return -RN_E_BATCH_BAD_OFFSET_DELTA;
+        int64_t offset = (int64_t)((uint64_t)s->it.h.base_offset + (uint64_t)delta);
+        if (offset < from) {
+            if ((rc = stream_discard(s, vlen + (size_t)len)))
+                return rc;
+            s->it.left--;
+            s->it.prev_delta = delta;
+            continue;
+        }
+        if ((size_t)len > s->max_record) {
+            rec->offset = offset;
+            return -RN_E_MESSAGE_TOO_LARGE;
+        }
+        if ((rc = stream_fill(s, vlen + (size_t)len)))
+            return rc;
+        if (s->tail - s->head < vlen + (size_t)len)
+            return -RN_E_BATCH_BAD_RECORD;
+        s->it.pos = s->win + s->head;
+        s->it.end = s->it.pos + vlen + (size_t)len;
+        rc = rn_batch_iter_next(&s->it, rec);
+        if (rc != 1)
+            return rc < 0 ? rc : -RN_E_BATCH_BAD_RECORD;
+        s->head += vlen + (size_t)len;
+        s->consumed += vlen + (size_t)len;
+        return 1;
+    }
+}
+
+size_t rn_batch_stream_consumed(const rn_batch_stream *s)
+{
+    return s->consumed;
+}
+
+void rn_batch_stream_fini(rn_batch_stream *s)
+{
+    ZSTD_freeDCtx(s->dctx);
+    free(s->owned_win);
+    memset(s, 0, sizeof(*s));
+}

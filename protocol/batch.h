@@ -211,4 +211,58 @@ void rn_batch_builder_reset(rn_batch_builder *b);
 /* CRC-32C (Castagnoli) as Kafka computes it, via ISA-L. */
 uint32_t rn_crc32c(const void *buf, size_t len);
 
+/* ---- Streaming iteration ------------------------------------------------ */
+
+/* A record iterator that never holds a whole decompressed batch: records are
+ * decompressed into a window as they are asked for, so memory stays at the
+ * largest record returned (at most max_record bytes) plus zstd's history
+ * window, and reading can stop after any record. Caller-allocated; fields
+ * private. This is what renders records for people (the HTTP gateways);
+ * appended separately from the iterator above, which it reuses per record. */
+typedef struct rn_batch_stream {
+    rn_batch_iter it;   /* header and counters; pos/end span one record */
+    void *dctx;         /* ZSTD_DCtx of a zstd batch, NULL when uncompressed */
+    const uint8_t *src; /* the zstd frame (borrowed) */
+    size_t src_len, src_pos;
+    uint8_t *win;       /* unread bytes are [win + head, win + tail) */
+    uint8_t *owned_win; /* win when it is ours (zstd), else NULL */
+    size_t head, tail, cap;
+    size_t max_out, out_total; /* bound on, and count of, decompressed bytes */
+    size_t max_record;
+    size_t consumed; /* bytes of the records returned */
+    _Bool frame_done;
+} rn_batch_stream;
+
+/* Start streaming the batch at buf (len >= its size): runs rn_batch_check
+ * and, for zstd, checks the frame (exactly one; a declared size within
+ * max_uncompressed; records_count at most that size / 7, the smallest record)
+ * without decompressing. max_uncompressed bounds the
+ * decompressed bytes of the whole batch and zstd's window (0 = 64 MiB);
+ * max_record bounds one record returned (0 = 64 MiB). Allocates nothing
+ * before the first record is asked for; never anything in proportion to
+ * records_count. Borrows buf until rn_batch_stream_fini, which must be called
+ * even after an error of rn_batch_stream_next (not after one of init).
+ * Errors: those of rn_batch_check, -RN_E_BATCH_BAD_COMPRESSION,
+ * -RN_E_BATCH_BAD_COUNT, -ENOMEM. */
+int rn_batch_stream_init(rn_batch_stream *s, const void *buf, size_t len, size_t max_uncompressed,
+                         size_t max_record);
+
+/* The next record whose offset is >= from into rec: 1, or 0 at the end
+ * (after checking nothing follows the last record), or a negative error.
+ * Records below from are passed over by their length, neither buffered whole
+ * nor decoded past their offset. rec borrows the stream's window: valid until
+ * the next call or fini. A record longer than max_record is
+ * -RN_E_MESSAGE_TOO_LARGE with rec->offset set to its offset (the stream
+ * cannot go on past it). Other errors: those of rn_batch_iter_next,
+ * -RN_E_BATCH_BAD_COMPRESSION (corrupt frame, or more than max_uncompressed
+ * bytes), -ENOMEM. */
+int rn_batch_stream_next(rn_batch_stream *s, int64_t from, rn_record *rec);
+
+/* Bytes of the records returned so far (as stored uncompressed): what a
+ * reader looked at, not counting records passed over below from. */
+size_t rn_batch_stream_consumed(const rn_batch_stream *s);
+
+/* Release the window and the decompression context. Safe to call twice. */
+void rn_batch_stream_fini(rn_batch_stream *s);
+
 #endif

@@ -572,6 +572,9 @@ static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
     rn_strbuf_put(&out, "[", 1);
     Runnel__FetchResponse *fr = hdr->fetch;
     unsigned si = 0;
+    /* One budget for the whole answer: partitions after it fills keep
+     * their positions for the next poll. */
+    rn_json_budget bud = {.max_bytes = in->poll_bytes, .overhead = 1 /* "," */};
     for (size_t i = 0; i < fr->n_partitions; i++) {
         Runnel__FetchPartitionResponse *p = fr->partitions[i];
         cpart *cp = NULL;
@@ -583,15 +586,28 @@ static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
         if (!p->bytes_len || si >= n_slices)
             continue;
         rn_slice *s = &slices[si++];
-        if (!cp)
-            continue; /* taken away meanwhile: its records are not ours to hand out */
+        if (!cp || bud.full)
+            continue; /* taken away meanwhile (not ours to hand out), or no room left */
         int64_t next = cp->position;
         int n = rn_json_render_records(in->cs->gw->render_cache, cp->topic, cp->partition, s->data,
-                                       s->len, cp->position, NULL, 0, in->fmt, &next, emit_record,
-                                       &out);
-        if (n < 0) {
+                                       s->len, cp->position, NULL, 0, in->fmt, &bud, &next,
+                                       emit_record, &out);
+        if (n == -RN_E_MESSAGE_TOO_LARGE) {
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "%s-%d: record at offset %" PRId64 " is larger than %u bytes as JSON; "
+                     "seek past it to go on",
+                     cp->topic, cp->partition, next, RN_GW_MAX_RECORD_JSON);
             rn_strbuf_free(&out);
-            op_error(in, 500, 50001, "cannot render records");
+            op_error(in, 422, 42202, msg);
+            goto out;
+        }
+        if (n < 0) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "%s-%d: cannot render records at offset %" PRId64 ": %s",
+                     cp->topic, cp->partition, cp->position, rn_strerror(n));
+            rn_strbuf_free(&out);
+            op_error(in, 500, 50001, msg);
             goto out;
         }
         if (next > cp->position)
@@ -801,16 +817,22 @@ static int parse_tps(json_t *arr, bool with_offset, char ***topics, int32_t **pa
         json_t *o = json_array_get(arr, i);
         json_t *t = json_object_get(o, "topic"), *p = json_object_get(o, "partition"),
                *off = json_object_get(o, "offset");
-        if (!json_is_string(t) || !json_is_integer(p) || json_integer_value(p) < 0 ||
-            json_integer_value(p) > INT32_MAX ||
-            (with_offset && (!json_is_integer(off) || json_integer_value(off) < 0))) {
+        if (!json_is_string(t)) {
             snprintf(msg, msglen, "entry %zu: expected {\"topic\",\"partition\"%s}", i,
-                     with_offset ? ",\"offset\" >= 0" : "");
+                     with_offset ? ",\"offset\"" : "");
             return -EINVAL;
         }
+        char what[64];
+        int64_t pv, ov = 0;
+        snprintf(what, sizeof(what), "entry %zu: \"partition\"", i);
+        if (rn_json_get_int(p, what, 0, INT32_MAX, &pv, msg, msglen) < 0)
+            return -EINVAL;
+        snprintf(what, sizeof(what), "entry %zu: \"offset\"", i);
+        if (with_offset && rn_json_get_int(off, what, 0, INT64_MAX, &ov, msg, msglen) < 0)
+            return -EINVAL;
         (*topics)[i] = (char *)json_string_value(t);
-        (*parts)[i] = (int32_t)json_integer_value(p);
-        (*offsets)[i] = with_offset ? json_integer_value(off) : 0;
+        (*parts)[i] = (int32_t)pv;
+        (*offsets)[i] = ov;
     }
     *n = m;
     return 0;
@@ -987,15 +1009,18 @@ static bool start_op(cinst *in, rn_http_conn *c, enum op_kind op)
 
 static void get_records(cinst *in, rn_http_conn *c, rn_http_request *req)
 {
-    char buf[32];
-    long long timeout = DEFAULT_POLL_MS, max_bytes = DEFAULT_POLL_BYTES;
-    if (rn_http_query_get(req->query, "timeout", buf, sizeof(buf)) > 0)
-        timeout = strtoll(buf, NULL, 10);
-    if (rn_http_query_get(req->query, "max_bytes", buf, sizeof(buf)) > 0)
-        max_bytes = strtoll(buf, NULL, 10);
-    if (timeout < 0 || timeout > MAX_POLL_MS || max_bytes < 1 || max_bytes > MAX_POLL_BYTES) {
-        rn_http_respond_error(c, 422, 42201, "timeout in [0, %d] ms, max_bytes in [1, %u]",
-                              MAX_POLL_MS, MAX_POLL_BYTES);
+    char buf[32], err[160];
+    int64_t timeout = DEFAULT_POLL_MS, max_bytes = DEFAULT_POLL_BYTES;
+    int qt = rn_http_query_get(req->query, "timeout", buf, sizeof(buf));
+    if (qt != 0 && rn_text_get_int(qt > 0 ? buf : NULL, "timeout", 0, MAX_POLL_MS, &timeout, err,
+                                   sizeof(err)) < 0) {
+        rn_http_respond_error(c, 422, 42201, "%s", err);
+        return;
+    }
+    int qb = rn_http_query_get(req->query, "max_bytes", buf, sizeof(buf));
+    if (qb != 0 && rn_text_get_int(qb > 0 ? buf : NULL, "max_bytes", 1, MAX_POLL_BYTES, &max_bytes,
+                                   err, sizeof(err)) < 0) {
+        rn_http_respond_error(c, 422, 42201, "%s", err);
         return;
     }
     if (!start_op(in, c, OP_POLL_COMMITTED))

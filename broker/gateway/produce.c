@@ -242,24 +242,25 @@ int rn_gw_produce(rn_gateway *gw, rn_gw_client *cl, const char *topic, int32_t p
         int32_t p = partition;
         json_t *jp = json_object_get(rec, "partition");
         if (p < 0 && jp && !json_is_null(jp)) {
-            if (!json_is_integer(jp) || json_integer_value(jp) < 0) {
+            char what[48];
+            int64_t v;
+            snprintf(what, sizeof(what), "records[%zu].partition", i);
+            if (rn_json_get_int(jp, what, 0, INT32_MAX, &v, msg, msglen) < 0) {
                 record_in_fini(&ri);
-                snprintf(msg, msglen, "records[%zu].partition: expected an integer >= 0", i);
                 rc = -EINVAL;
                 goto fail;
             }
-            if (json_integer_value(jp) >= n_parts) {
+            if (v >= n_parts) {
                 record_in_fini(&ri);
                 *status = 404;
                 *code = 40402;
                 snprintf(msg, msglen,
-                         "records[%zu].partition: partition %lld of topic '%s' "
-                         "not found",
-                         i, (long long)json_integer_value(jp), topic);
+                         "records[%zu].partition: partition %lld of topic '%s' not found", i,
+                         (long long)v, topic);
                 rc = -RN_E_UNKNOWN_TOPIC;
                 goto fail;
             }
-            p = (int32_t)json_integer_value(jp);
+            p = (int32_t)v;
         }
         if (p < 0 && !ri.key_null)
             p = (int32_t)(XXH3_64bits(ri.key_len ? ri.key : (const uint8_t *)"", ri.key_len) %

@@ -2,23 +2,33 @@
  * rest.c — the REST routes (DESIGN §7), Confluent REST Proxy v2 shapes.
  *
  *   GET    /healthz /readyz /metrics
- *   GET    /topics                               Metadata      → ["t1","t2"]
- *   POST   /topics                               CreateTopics  → 201
- * {"name","partitions","replication_factor"} GET    /topics/{t} DescribeTopic →
- * {"name","configs","partitions":[…]} DELETE /topics/{t}                           DeleteTopics  →
- * 204 POST   /topics/{t}[/partitions/{p}]          Produce       → {"offsets":[…]} GET
- * /topics/{t}/partitions[/{p}[/offsets]] DescribeTopic (+ beginning/end offsets) GET
- * /topics/{t}/partitions/{p}/records    Fetch (stateless, ?offset=&timeout=&max_bytes=) GET
- * /topics/{t}/partitions/{p}/events     SSE (sse.c) GET    /ws WebSocket (ws.c)
- *   *      /consumers/…                          REST Proxy v2 consumer instances (consumers.c)
- *   GET    /groups[/{g}]                         ListGroups / DescribeGroup (runnel: lag for the
- * console) GET    / and assets                          the web console (tools/web, rn_web_asset)
+ *   GET    /topics                          Metadata      → ["t1","t2"]
+ *   POST   /topics                          CreateTopics  → 201 {"name","partitions",…}
+ *   GET    /topics/{t}                      DescribeTopic → {"name","configs","partitions":[…]}
+ *   DELETE /topics/{t}                      DeleteTopics  → 204
+ *   POST   /topics/{t}[/partitions/{p}]     Produce       → {"offsets":[…]}
+ *   GET    /topics/{t}/partitions[/{p}[/offsets]]  DescribeTopic (+ beginning/end offsets)
+ *   GET    /topics/{t}/partitions/{p}/records      Fetch (stateless, ?offset=&timeout=&max_bytes=)
+ *   GET    /topics/{t}/partitions/{p}/events       SSE (sse.c)
+ *   GET    /ws                              WebSocket (ws.c)
+ *   *      /consumers/…                     REST Proxy v2 consumer instances (consumers.c)
+ *   GET    /groups[/{g}]                    ListGroups / DescribeGroup (with lag, for the console)
+ *   GET    / and assets                     the web console (tools/web, rn_web_asset)
  *
  * Each route builds the request a native client would send and runs it
  * through the connection's in-process client; the answer comes back to a
  * rest_call and is rendered as JSON. A gateway reads the metadata table only
  * to pick partitions and to tell a missing topic from a missing partition —
  * as a native client uses its cached metadata.
+ *
+ * Records: an answer holds at most max_bytes of JSON (default 1 MiB, at most
+ * 16 MiB), except that its first record always goes (Kafka's rule, so a large
+ * record never stalls a reader); the client reads on from the last offset + 1.
+ * A record larger than 16 MiB as JSON is a 422 (42202) that names its offset.
+ * Whatever a batch claims (records_count, a zstd frame of 64 MiB), rendering
+ * costs the answer's budget, not the batch (json.c). Numbers in bodies and
+ * query strings are read with rn_json_get_int / rn_text_get_int: out of range
+ * is a 422 that says so.
  *
  * Before routing: a browser's Origin must pass the allow-list (403), a
  * shutting-down gateway answers 503, OPTIONS is a CORS preflight.
@@ -73,6 +83,7 @@ typedef struct rest_call {
     enum rest_kind kind;
     int32_t partition;
     int64_t offset;
+    size_t max_bytes; /* rendered records (K_RECORDS) */
     enum rn_gw_format fmt;
     char topic[256];
 } rest_call;
@@ -168,21 +179,23 @@ static bool parse_partition(const char *s, int32_t *out)
 static int query_i64(rn_http_conn *c, const char *name, int64_t def, int64_t min, int64_t max,
                      int64_t *out)
 {
-    char buf[32];
+    char buf[32], err[160];
     int rc = rn_http_query_get(c->rd.req.query, name, buf, sizeof(buf));
     if (rc == 0) {
         *out = def;
         return 0;
     }
-    char *end;
-    errno = 0;
-    long long v = rc > 0 ? strtoll(buf, &end, 10) : 0;
-    if (rc < 0 || errno || end == buf || *end || v < min || v > max) {
-        rn_http_respond_error(c, 422, 42201, "%s must be an integer in [%" PRId64 ", %" PRId64 "]",
+    if (rc < 0) {
+        rn_http_respond_error(c, 422, 42201,
+                              "%s must be an integer in [%" PRId64 ", %" PRId64 "], got a value "
+                              "too long or badly encoded",
                               name, min, max);
         return -1;
     }
-    *out = v;
+    if (rn_text_get_int(buf, name, min, max, out, err, sizeof(err)) < 0) {
+        rn_http_respond_error(c, 422, 42201, "%s", err);
+        return -1;
+    }
     return 0;
 }
 
@@ -282,10 +295,21 @@ static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *s
     rn_strbuf out = {0};
     rn_strbuf_put(&out, "[", 1);
     int64_t next;
-    for (unsigned i = 0; i < n_slices; i++) {
+    /* The rendered answer stays within max_bytes (one record more only when
+     * it is the first); the client goes on from the last offset + 1. */
+    rn_json_budget bud = {.max_bytes = rc->max_bytes, .overhead = 1 /* "," */};
+    for (unsigned i = 0; i < n_slices && !bud.full; i++) {
         int n =
             rn_json_render_records(NULL, rc->topic, rc->partition, slices[i].data, slices[i].len,
-                                   rc->offset, NULL, 0, rc->fmt, &next, emit_record, &out);
+                                   rc->offset, NULL, 0, rc->fmt, &bud, &next, emit_record, &out);
+        if (n == -RN_E_MESSAGE_TOO_LARGE) {
+            rn_strbuf_free(&out);
+            rn_http_respond_error(c, 422, 42202,
+                                  "record at offset %" PRId64 " is larger than %u bytes as JSON; "
+                                  "read on from offset %" PRId64,
+                                  next, RN_GW_MAX_RECORD_JSON, next + 1);
+            return;
+        }
         if (n < 0) {
             rn_strbuf_free(&out);
             rn_http_respond_error(c, 500, 50001, "cannot render records: %s", rn_strerror(n));
@@ -457,18 +481,23 @@ static void post_topics(rn_http_conn *c, rn_http_request *req)
     json_t *parts = json_object_get(j, "partitions");
     json_t *rf = json_object_get(j, "replication_factor");
     json_t *cfg = json_object_get(j, "configs");
-    if (!json_is_object(j) || !json_is_string(name) || (parts && !json_is_integer(parts)) ||
-        (rf && !json_is_integer(rf)) || (cfg && !json_is_null(cfg) && !json_is_object(cfg))) {
+    if (!json_is_object(j) || !json_is_string(name) ||
+        (cfg && !json_is_null(cfg) && !json_is_object(cfg))) {
         json_decref(j);
         rn_http_respond_error(c, 422, 42201,
                               "expected {\"name\": string, \"partitions\": int, "
                               "\"replication_factor\": int, \"configs\": {string: string}}");
         return;
     }
-    if ((parts && (json_integer_value(parts) < -1 || json_integer_value(parts) > INT32_MAX)) ||
-        (rf && (json_integer_value(rf) < -1 || json_integer_value(rf) > INT32_MAX))) {
+    /* Absent or -1: the broker's default. */
+    int64_t n_parts = 0, n_rf = 0;
+    char ierr[160];
+    if ((parts &&
+         rn_json_get_int(parts, "partitions", -1, INT32_MAX, &n_parts, ierr, sizeof(ierr)) < 0) ||
+        (rf &&
+         rn_json_get_int(rf, "replication_factor", -1, INT16_MAX, &n_rf, ierr, sizeof(ierr)) < 0)) {
         json_decref(j);
-        rn_http_respond_error(c, 422, 42201, "partitions and replication_factor must be >= 1");
+        rn_http_respond_error(c, 422, 42201, "%s", ierr);
         return;
     }
     size_t nc = cfg && json_is_object(cfg) ? json_object_size(cfg) : 0;
@@ -507,8 +536,8 @@ static void post_topics(rn_http_conn *c, rn_http_request *req)
     Runnel__NewTopic nt = RUNNEL__NEW_TOPIC__INIT;
     Runnel__NewTopic *ntp = &nt;
     nt.name = (char *)json_string_value(name);
-    nt.num_partitions = parts ? (int32_t)json_integer_value(parts) : 0;
-    nt.replication_factor = rf ? (int32_t)json_integer_value(rf) : 0;
+    nt.num_partitions = (int32_t)n_parts;
+    nt.replication_factor = (int32_t)n_rf;
     nt.n_configs = k;
     nt.configs = cep;
     Runnel__CreateTopicsRequest cr = RUNNEL__CREATE_TOPICS_REQUEST__INIT;
@@ -626,6 +655,7 @@ static void get_records(rn_http_conn *c, const char *topic, int32_t partition)
         return;
     rc->partition = partition;
     rc->offset = offset;
+    rc->max_bytes = (size_t)max_bytes;
     rc->fmt = accept_format(rn_http_header_get(&c->rd.req, "accept"));
     Runnel__FetchPartition fp = RUNNEL__FETCH_PARTITION__INIT;
     Runnel__FetchPartition *fpp = &fp;

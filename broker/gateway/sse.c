@@ -207,11 +207,10 @@ void rn_sse_start(rn_http_conn *c, rn_http_request *req, const char *topic, int3
                       .cache = c->gw->render_cache};
     const char *last = rn_http_header_get(req, "last-event-id");
     if (last && *last) {
-        char *end;
-        errno = 0;
-        long long id = strtoll(last, &end, 10);
-        if (errno || *end || id < -1) {
-            rn_http_respond_error(c, 422, 42201, "Last-Event-ID must be an offset");
+        char err[160];
+        int64_t id;
+        if (rn_text_get_int(last, "Last-Event-ID", -1, INT64_MAX - 1, &id, err, sizeof(err)) < 0) {
+            rn_http_respond_error(c, 422, 42201, "%s", err);
             return;
         }
         o.start = RN_TAIL_OFFSET;

@@ -220,15 +220,27 @@ static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sli
             stop_with(t, status, code, "%s-%d: %s", t->topic, t->partition, rn_strerror(err));
         goto out;
     }
-    for (unsigned i = 0; i < n_slices && !t->dead; i++) {
+    /* One answer per loop turn renders at most RN_TAIL_RENDER_BYTES and looks
+     * at RN_TAIL_SCAN_BYTES of records; the rest waits for the next turn. */
+    rn_json_budget bud = {.max_bytes = RN_TAIL_RENDER_BYTES,
+                          .max_scan = RN_TAIL_SCAN_BYTES,
+                          .overhead = RN_TAIL_RECORD_OVERHEAD};
+    for (unsigned i = 0; i < n_slices && !t->dead && !bud.full; i++) {
         if (!slices[i].len)
             continue;
         int64_t next = t->position;
         int n = rn_json_render_records(t->cache, t->topic, t->partition, slices[i].data,
                                        slices[i].len, t->position, t->filter, t->filter_len, t->fmt,
-                                       &next, t->cbs.on_record, t->arg);
+                                       &bud, &next, t->cbs.on_record, t->arg);
         if (t->dead)
             break; /* the owner closed it from a callback */
+        if (n == -RN_E_MESSAGE_TOO_LARGE) {
+            stop_with(t, 422, 42202,
+                      "record at offset %" PRId64 " is larger than %u bytes as JSON; "
+                      "subscribe from offset %" PRId64 " to go on",
+                      next, RN_GW_MAX_RECORD_JSON, next + 1);
+            goto out;
+        }
         if (n < 0) {
             rn_logfmt(RN_WARN, "tail cannot render a fetched batch",
                       "topic=%s partition=%d offset=%" PRId64 " err=%s", t->topic, t->partition,
@@ -376,11 +388,6 @@ int rn_tail_parse_start(const char *s, enum rn_tail_start *start, int64_t *at)
         num = s + 2;
         *start = RN_TAIL_TIME;
     }
-    char *end;
-    errno = 0;
-    long long v = strtoll(num, &end, 10);
-    if (errno || end == num || *end || v < 0)
-        return -EINVAL;
-    *at = v;
-    return 0;
+    char err[160];
+    return rn_text_get_int(num, "offset", 0, INT64_MAX, at, err, sizeof(err));
 }

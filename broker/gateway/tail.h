@@ -26,9 +26,13 @@ typedef struct rn_tail rn_tail;
 
 enum rn_tail_start { RN_TAIL_BEGINNING, RN_TAIL_END, RN_TAIL_OFFSET, RN_TAIL_TIME };
 
-#define RN_TAIL_MAX_FILTER  256
-#define RN_TAIL_FETCH_BYTES (256u << 10) /* per fetch answer */
-#define RN_TAIL_WAIT_MS     5000         /* long-poll time of each fetch */
+#define RN_TAIL_MAX_FILTER   256
+#define RN_TAIL_FETCH_BYTES  (256u << 10) /* per fetch answer */
+#define RN_TAIL_WAIT_MS      5000         /* long-poll time of each fetch */
+#define RN_TAIL_RENDER_BYTES (1u << 20)   /* rendered text per fetch answer */
+#define RN_TAIL_SCAN_BYTES   (16u << 20)  /* records looked at per answer (filters) */
+/* Framing an owner adds per record, at most: SSE's "id: N\nevent: record\ndata: " and "\n\n". */
+#define RN_TAIL_RECORD_OVERHEAD 64
 
 typedef struct rn_tail_opts {
     const char *topic; /* copied */

@@ -91,52 +91,13 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size
     return (ssize_t)len;
 }
 
-/* RFC 3629 UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if ((c & 0xe0) == 0xc0) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + k >= n)
-            return false;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
                       void *user_data)
 {
     rn_ws *ws = user_data;
     if (a->opcode != WSLAY_TEXT_FRAME && a->opcode != WSLAY_BINARY_FRAME)
         return; /* ping: wslay queued the pong; close: wslay answers; pong: nothing */
-    if (a->opcode == WSLAY_TEXT_FRAME && !utf8_valid(a->msg, a->msg_length)) {
+    if (a->opcode == WSLAY_TEXT_FRAME && !rn_utf8_valid(a->msg, a->msg_length)) {
         static const char why[] = "text message is not valid UTF-8";
         ws->proto_err = true;
         wslay_event_queue_close(ctx, RN_WS_INVALID_DATA, (const uint8_t *)why, sizeof(why) - 1);
@@ -473,8 +434,16 @@ static void op_subscribe(ws_session *s, json_t *m, json_t *id)
         send_error(s, id, 42201, "subscribe: \"topic\" must be a string");
         return;
     }
-    if (jp && !json_is_integer(jp)) {
-        send_error(s, id, 42201, "subscribe: \"partition\" must be an integer");
+    char ierr[160];
+    int64_t part = 0, at = 0;
+    if (jp && rn_json_get_int(jp, "subscribe: \"partition\"", 0, INT32_MAX, &part, ierr,
+                              sizeof(ierr)) < 0) {
+        send_error(s, id, 42201, "%s", ierr);
+        return;
+    }
+    if (jo && json_is_number(jo) &&
+        rn_json_get_int(jo, "subscribe: \"offset\"", 0, INT64_MAX, &at, ierr, sizeof(ierr)) < 0) {
+        send_error(s, id, 42201, "%s", ierr);
         return;
     }
     if (jf && !json_is_null(jf) && !json_is_string(jf)) {
@@ -482,19 +451,15 @@ static void op_subscribe(ws_session *s, json_t *m, json_t *id)
         return;
     }
     rn_tail_opts o = {.topic = json_string_value(jt),
-                      .partition = jp ? (int32_t)json_integer_value(jp) : 0,
+                      .partition = (int32_t)part,
                       .filter = json_is_string(jf) ? json_string_value(jf) : NULL,
                       .fmt = RN_GW_FMT_JSON,
                       .cache = s->gw->render_cache};
     if (jfmt && json_is_string(jfmt) && !strcmp(json_string_value(jfmt), "binary"))
         o.fmt = RN_GW_FMT_BINARY;
-    if (jo && json_is_integer(jo)) {
-        if (json_integer_value(jo) < 0) {
-            send_error(s, id, 42201, "subscribe: \"offset\" must be >= 0");
-            return;
-        }
+    if (jo && json_is_number(jo)) {
         o.start = RN_TAIL_OFFSET;
-        o.at = json_integer_value(jo);
+        o.at = at;
     } else if (jo && !json_is_null(jo)) {
         if (!json_is_string(jo) ||
             rn_tail_parse_start(json_string_value(jo), &o.start, &o.at) < 0) {
@@ -565,8 +530,12 @@ static void op_produce(ws_session *s, json_t *m, json_t *id)
         send_error(s, id, 42201, "produce: \"topic\" must be a string");
         return;
     }
-    if (jp && !json_is_null(jp) && (!json_is_integer(jp) || json_integer_value(jp) < 0)) {
-        send_error(s, id, 42201, "produce: \"partition\" must be an integer >= 0");
+    char ierr[160];
+    int64_t part = -1;
+    if (jp && !json_is_null(jp) &&
+        rn_json_get_int(jp, "produce: \"partition\"", 0, INT32_MAX, &part, ierr, sizeof(ierr)) <
+            0) {
+        send_error(s, id, 42201, "%s", ierr);
         return;
     }
     ws_produce *p = calloc(1, sizeof(*p));
@@ -578,9 +547,8 @@ static void op_produce(ws_session *s, json_t *m, json_t *id)
     p->id = id ? json_incref(id) : NULL;
     int status, code;
     char msg[512];
-    int32_t part = jp && json_is_integer(jp) ? (int32_t)json_integer_value(jp) : -1;
     /* p is freed here on error, else by produce_done (answered or dropped). */
-    int rc = rn_gw_produce(s->gw, &s->c->client, json_string_value(jt), part,
+    int rc = rn_gw_produce(s->gw, &s->c->client, json_string_value(jt), (int32_t)part,
                            json_object_get(m, "records"), RN_GW_FMT_JSON, true, produce_done, p,
                            &status, &code, msg, sizeof(msg));
     if (rc < 0) {
