@@ -1779,7 +1779,10 @@
     function wire() {
         $('topics').addEventListener('click', (e) => {
             const li = e.target.closest('li[data-topic]');
-            if (li) selectTopic(li.dataset.topic);
+            if (!li) return;
+            setSide(false); // also when the topic tapped is the one shown
+            if (state.view !== 'topic' || li.dataset.topic !== state.selected)
+                location.hash = '#/topics/' + enc(li.dataset.topic);
         });
         $('topic-filter').addEventListener('input', renderTopicList);
         $('topic-filter').addEventListener('keydown', (e) => {
