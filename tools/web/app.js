@@ -201,7 +201,9 @@
             obj = v;
         }
         if (typeof obj !== 'object' || obj === null) return highlight(JSON.stringify(obj));
-        return highlight(pretty ? prettyJson(obj, '', 72) : JSON.stringify(obj));
+        // Narrow screens break JSON by structure at 40 columns rather than wrap it at random.
+        const width = window.innerWidth < 700 ? 40 : 72;
+        return highlight(pretty ? prettyJson(obj, '', width) : JSON.stringify(obj));
     }
 
     function keyText(k) {
