@@ -646,9 +646,37 @@ async function main() {
             null,
             { timeout: 4000 },
         );
-        await page.locator('#groups-view, #group-view').first();
         await page.goto(`${base}/#/groups`);
         await page.locator('#groups-list tbody tr', { hasText: 'e2e-group' }).waitFor({ timeout: 4000 });
+    });
+
+    await check('the groups card moves with the partitions card (same end, lag = end - committed)', async () => {
+        await page.goto(`${base}/#/topics/${TOPIC}`);
+        const grow = page.locator('#groups tbody tr', { hasText: 'e2e-group' }).first();
+        await grow.waitFor({ timeout: 4000 });
+        const r = await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, {
+            records: Array.from({ length: 5 }, (_, i) => ({ value: { lagtest: i } })),
+        });
+        const end = r.offsets[4].offset + 1;
+        // The moment the partitions card shows the new end, the groups card must too.
+        await page.waitForFunction(
+            (e) =>
+                document.querySelector('#parts tbody tr td:nth-child(6)').textContent.replace(/,/g, '') ===
+                String(e),
+            end,
+            { timeout: 4000 },
+        );
+        const cells = await page.evaluate(() => {
+            const row = [...document.querySelectorAll('#groups tbody tr')].find(
+                (tr) => tr.cells[1] && tr.cells[1].textContent === '0',
+            );
+            return row ? [...row.cells].map((c) => c.textContent.replace(/,/g, '')) : null;
+        });
+        if (!cells) throw new Error('no group row for partition 0');
+        const [, , committed, gEnd, lag] = cells;
+        if (gEnd !== String(end) || lag !== String(end - Number(committed)))
+            throw new Error(`partitions end ${end}; groups row ${cells.join(' | ')}`);
+        return `end ${end}, committed ${committed}, lag ${lag}`;
     });
 
     await check('brokers page lists the broker and its role', async () => {
