@@ -44,8 +44,9 @@
 #include "broker/groups.h"
 #include "broker/metadata.h"
 
-#define MAX_RESET_TOPICS 32
-#define MAX_CONFIG_VALUE 1024
+#define MAX_RESET_TOPICS     32
+#define MAX_RESET_PARTITIONS 100000 /* one request's plan: bounds the ListOffsets and commit */
+#define MAX_CONFIG_VALUE     1024
 
 /* ---- One-request routes ------------------------------------------------------------------ */
 
@@ -549,6 +550,8 @@ static int group_answer(reset_job *j, const Runnel__DescribeGroupResponse *d)
 
 static int topic_answer(reset_job *j, const Runnel__DescribeTopicResponse *d)
 {
+    if (d->n_partitions > MAX_RESET_PARTITIONS - j->n_rows)
+        return -E2BIG;
     for (size_t i = 0; i < d->n_partitions; i++) {
         if (j->n_rows == j->cap_rows) {
             size_t cap = j->cap_rows ? j->cap_rows * 2 : 16;
@@ -599,7 +602,7 @@ static void job_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *
         j->step = R_TOPIC;
         break;
     }
-    case R_TOPIC:
+    case R_TOPIC: {
         if (err == -RN_E_UNKNOWN_TOPIC) {
             job_error(j, 404, 40401, "topic '%s' does not exist", j->topics[j->topic_i]);
             return;
@@ -612,7 +615,13 @@ static void job_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *
             job_error(j, 500, 50001, "empty answer");
             return;
         }
-        if (topic_answer(j, hdr->describe_topic) < 0) {
+        int rc = topic_answer(j, hdr->describe_topic);
+        if (rc == -E2BIG) {
+            job_error(j, 422, 42201, "at most %d partitions in one reset: name fewer topics",
+                      MAX_RESET_PARTITIONS);
+            return;
+        }
+        if (rc < 0) {
             job_error(j, 503, 50301, "out of memory");
             return;
         }
@@ -628,6 +637,7 @@ static void job_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *
             return;
         }
         break;
+    }
     case R_TIMES: {
         if (err) {
             job_rn_error(j, err, hdr->error_message);
