@@ -730,6 +730,14 @@ async function main() {
         if (open.left < 0 || open.right > 400) throw new Error(`open drawer at ${open.left}..${open.right}`);
         await phone.locator(`#side li[data-topic="${TOPIC}"]`).click();
         await phone.waitForFunction(() => !document.body.classList.contains('side-open'), null, { timeout: 2000 });
+        // And the smallest phones still in use.
+        await phone.setViewportSize({ width: 320, height: 640 });
+        const small = await phone.evaluate(() => {
+            const bar = document.querySelector('.bar');
+            return [document.documentElement.scrollWidth, bar.scrollWidth - bar.clientWidth];
+        });
+        if (small[0] > 320 || small[1] > 0)
+            throw new Error(`at 320 px: scroll width ${small[0]}, header over by ${small[1]}`);
         await phone.close();
         return `scrollWidth ${m.doc}, drawer ${Math.round(open.right)} px`;
     });
