@@ -516,7 +516,8 @@ async function main() {
 
     await check('record times carry the date; a clipped pretty value says so', async () => {
         const big = { nonce: 'big' + Math.random().toString(36).slice(2, 8) };
-        for (let i = 0; i < 12; i++) big['field_' + i] = { index: i, words: 'lorem ipsum dolor sit amet consectetur' };
+        for (let i = 0; i < 12; i++)
+            big['field_' + i] = { index: i, words: 'lorem ipsum dolor sit amet consectetur' };
         await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, { records: [{ value: big }] });
         const row = rowWith(big.nonce).first();
         await row.waitFor({ timeout: 3000 });
@@ -611,73 +612,113 @@ async function main() {
         if (hash === '#/topics/' + MADE) throw new Error('still on its page');
     });
 
-    await check('group page: members, lag; reset refused with a member, preview, execute', async () => {
-        const v2 = 'application/vnd.kafka.v2+json';
-        const inst = '/consumers/e2e-group/instances/c1';
-        await rest(base, 'POST', '/consumers/e2e-group', { name: 'c1', format: 'json', 'auto.commit.enable': 'false' }, v2);
-        await rest(base, 'POST', inst + '/subscription', { topics: [TOPIC] }, 'application/json');
-        for (let i = 0; i < 100; i++) {
-            const a = await rest(base, 'GET', inst + '/assignments');
-            if (a.partitions.length === 2) break;
-            await sleep(50);
-        }
-        await rest(base, 'POST', inst + '/offsets', { offsets: [{ topic: TOPIC, partition: 0, offset: 1 }, { topic: TOPIC, partition: 1, offset: 1 }] }, 'application/json');
-        await page.goto(`${base}/#/groups/e2e-group`);
-        await page.locator('#g-members tbody tr', { hasText: 'c1' }).waitFor({ timeout: 4000 });
-        await page.locator('#g-lag tbody tr', { hasText: TOPIC }).first().waitFor({ timeout: 3000 });
-        await page.locator('#r-topic').selectOption(TOPIC);
-        await page.locator('#r-preview').click();
-        await page.locator('#r-result.err', { hasText: 'active member' }).waitFor({ timeout: 3000 });
-        await rest(base, 'DELETE', inst);
-        await page.locator('#r-to').selectOption('offset');
-        await page.locator('#r-offset').fill('2');
-        await page.locator('#r-preview').click();
-        await page.locator('#r-plan tbody tr').first().waitFor({ timeout: 3000 });
-        const before = await rest(base, 'GET', '/groups/e2e-group');
-        if (before.partitions.some((p) => p.committed_offset !== 1))
-            throw new Error('a preview committed');
-        await page.locator('#r-execute').click();
-        await page.locator('#r-result.ok').waitFor({ timeout: 3000 });
-        const after = await rest(base, 'GET', '/groups/e2e-group');
-        const offs = after.partitions.map((p) => p.committed_offset).join();
-        if (offs !== '2,2') throw new Error(`committed ${offs}`);
-        await page.waitForFunction(
-            () => /\b2\b/.test(document.querySelector('#g-lag tbody tr td:nth-child(3)').textContent),
-            null,
-            { timeout: 4000 },
-        );
-        await page.goto(`${base}/#/groups`);
-        await page.locator('#groups-list tbody tr', { hasText: 'e2e-group' }).waitFor({ timeout: 4000 });
-    });
-
-    await check('the groups card moves with the partitions card (same end, lag = end - committed)', async () => {
-        await page.goto(`${base}/#/topics/${TOPIC}`);
-        const grow = page.locator('#groups tbody tr', { hasText: 'e2e-group' }).first();
-        await grow.waitFor({ timeout: 4000 });
-        const r = await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, {
-            records: Array.from({ length: 5 }, (_, i) => ({ value: { lagtest: i } })),
-        });
-        const end = r.offsets[4].offset + 1;
-        // The moment the partitions card shows the new end, the groups card must too.
-        await page.waitForFunction(
-            (e) =>
-                document.querySelector('#parts tbody tr td:nth-child(6)').textContent.replace(/,/g, '') ===
-                String(e),
-            end,
-            { timeout: 4000 },
-        );
-        const cells = await page.evaluate(() => {
-            const row = [...document.querySelectorAll('#groups tbody tr')].find(
-                (tr) => tr.cells[1] && tr.cells[1].textContent === '0',
+    await check(
+        'group page: members, lag; reset refused with a member, preview, execute',
+        async () => {
+            const v2 = 'application/vnd.kafka.v2+json';
+            const inst = '/consumers/e2e-group/instances/c1';
+            await rest(
+                base,
+                'POST',
+                '/consumers/e2e-group',
+                { name: 'c1', format: 'json', 'auto.commit.enable': 'false' },
+                v2,
             );
-            return row ? [...row.cells].map((c) => c.textContent.replace(/,/g, '')) : null;
-        });
-        if (!cells) throw new Error('no group row for partition 0');
-        const [, , committed, gEnd, lag] = cells;
-        if (gEnd !== String(end) || lag !== String(end - Number(committed)))
-            throw new Error(`partitions end ${end}; groups row ${cells.join(' | ')}`);
-        return `end ${end}, committed ${committed}, lag ${lag}`;
-    });
+            await rest(
+                base,
+                'POST',
+                inst + '/subscription',
+                { topics: [TOPIC] },
+                'application/json',
+            );
+            for (let i = 0; i < 100; i++) {
+                const a = await rest(base, 'GET', inst + '/assignments');
+                if (a.partitions.length === 2) break;
+                await sleep(50);
+            }
+            await rest(
+                base,
+                'POST',
+                inst + '/offsets',
+                {
+                    offsets: [
+                        { topic: TOPIC, partition: 0, offset: 1 },
+                        { topic: TOPIC, partition: 1, offset: 1 },
+                    ],
+                },
+                'application/json',
+            );
+            await page.goto(`${base}/#/groups/e2e-group`);
+            await page.locator('#g-members tbody tr', { hasText: 'c1' }).waitFor({ timeout: 4000 });
+            await page
+                .locator('#g-lag tbody tr', { hasText: TOPIC })
+                .first()
+                .waitFor({ timeout: 3000 });
+            await page.locator('#r-topic').selectOption(TOPIC);
+            await page.locator('#r-preview').click();
+            await page
+                .locator('#r-result.err', { hasText: 'active member' })
+                .waitFor({ timeout: 3000 });
+            await rest(base, 'DELETE', inst);
+            await page.locator('#r-to').selectOption('offset');
+            await page.locator('#r-offset').fill('2');
+            await page.locator('#r-preview').click();
+            await page.locator('#r-plan tbody tr').first().waitFor({ timeout: 3000 });
+            const before = await rest(base, 'GET', '/groups/e2e-group');
+            if (before.partitions.some((p) => p.committed_offset !== 1))
+                throw new Error('a preview committed');
+            await page.locator('#r-execute').click();
+            await page.locator('#r-result.ok').waitFor({ timeout: 3000 });
+            const after = await rest(base, 'GET', '/groups/e2e-group');
+            const offs = after.partitions.map((p) => p.committed_offset).join();
+            if (offs !== '2,2') throw new Error(`committed ${offs}`);
+            await page.waitForFunction(
+                () =>
+                    /\b2\b/.test(
+                        document.querySelector('#g-lag tbody tr td:nth-child(3)').textContent,
+                    ),
+                null,
+                { timeout: 4000 },
+            );
+            await page.goto(`${base}/#/groups`);
+            await page
+                .locator('#groups-list tbody tr', { hasText: 'e2e-group' })
+                .waitFor({ timeout: 4000 });
+        },
+    );
+
+    await check(
+        'the groups card moves with the partitions card (same end, lag = end - committed)',
+        async () => {
+            await page.goto(`${base}/#/topics/${TOPIC}`);
+            const grow = page.locator('#groups tbody tr', { hasText: 'e2e-group' }).first();
+            await grow.waitFor({ timeout: 4000 });
+            const r = await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, {
+                records: Array.from({ length: 5 }, (_, i) => ({ value: { lagtest: i } })),
+            });
+            const end = r.offsets[4].offset + 1;
+            // The moment the partitions card shows the new end, the groups card must too.
+            await page.waitForFunction(
+                (e) =>
+                    document
+                        .querySelector('#parts tbody tr td:nth-child(6)')
+                        .textContent.replace(/,/g, '') === String(e),
+                end,
+                { timeout: 4000 },
+            );
+            const cells = await page.evaluate(() => {
+                const row = [...document.querySelectorAll('#groups tbody tr')].find(
+                    (tr) => tr.cells[1] && tr.cells[1].textContent === '0',
+                );
+                return row ? [...row.cells].map((c) => c.textContent.replace(/,/g, '')) : null;
+            });
+            if (!cells) throw new Error('no group row for partition 0');
+            const [, , committed, gEnd, lag] = cells;
+            if (gEnd !== String(end) || lag !== String(end - Number(committed)))
+                throw new Error(`partitions end ${end}; groups row ${cells.join(' | ')}`);
+            return `end ${end}, committed ${committed}, lag ${lag}`;
+        },
+    );
 
     await check('brokers page lists the broker and its role', async () => {
         await page.goto(`${base}/#/brokers`);
@@ -696,9 +737,20 @@ async function main() {
         await phone.goto(`${base}/#/topics/${TOPIC}`, { waitUntil: 'domcontentloaded' });
         await phone.locator('#t-status[data-state="live"]').waitFor({ timeout: 5000 });
         await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, {
-            records: [{ key: 'phone', value: { a_rather_long_key_name: 'and a value that is long enough to wrap on a phone screen, twice over at least' } }],
+            records: [
+                {
+                    key: 'phone',
+                    value: {
+                        a_rather_long_key_name:
+                            'and a value that is long enough to wrap on a phone screen, twice over at least',
+                    },
+                },
+            ],
         });
-        await phone.locator('#t-rows .rec', { hasText: 'phone' }).first().waitFor({ timeout: 3000 });
+        await phone
+            .locator('#t-rows .rec', { hasText: 'phone' })
+            .first()
+            .waitFor({ timeout: 3000 });
         const m = await phone.evaluate(() => {
             const r = (sel) => document.querySelector(sel).getBoundingClientRect();
             const bar = document.querySelector('.bar');
@@ -714,22 +766,35 @@ async function main() {
             };
         });
         const bad = [];
-        if (m.doc > 400 || m.body > 400 || m.main > 400) bad.push(`scroll width ${m.doc}/${m.body}/${m.main}`);
+        if (m.doc > 400 || m.body > 400 || m.main > 400)
+            bad.push(`scroll width ${m.doc}/${m.body}/${m.main}`);
         if (m.bar > 0) bad.push(`header overflows by ${m.bar}px`);
-        if (m.sideRight > 0 && m.sideVisible !== 'hidden') bad.push(`sidebar shown (${m.sideRight}px)`);
+        if (m.sideRight > 0 && m.sideVisible !== 'hidden')
+            bad.push(`sidebar shown (${m.sideRight}px)`);
         if (m.row > 400 || m.parts > 400) bad.push(`content past the edge: ${m.row}, ${m.parts}`);
         if (bad.length) throw new Error(bad.join('; '));
         await phone.screenshot({ path: path.join(outDir, 'console-400.png') });
         await phone.locator('#menu').click();
-        await phone.locator(`#side li[data-topic="${TOPIC}"]`).waitFor({ state: 'visible', timeout: 2000 });
+        await phone
+            .locator(`#side li[data-topic="${TOPIC}"]`)
+            .waitFor({ state: 'visible', timeout: 2000 });
         // The drawer slides in (0.15 s): wait until it is all in view.
         await phone
-            .waitForFunction(() => document.getElementById('side').getBoundingClientRect().left >= 0, null, { timeout: 2000 })
+            .waitForFunction(
+                () => document.getElementById('side').getBoundingClientRect().left >= 0,
+                null,
+                { timeout: 2000 },
+            )
             .catch(() => {});
-        const open = await phone.evaluate(() => document.getElementById('side').getBoundingClientRect());
-        if (open.left < 0 || open.right > 400) throw new Error(`open drawer at ${open.left}..${open.right}`);
+        const open = await phone.evaluate(() =>
+            document.getElementById('side').getBoundingClientRect(),
+        );
+        if (open.left < 0 || open.right > 400)
+            throw new Error(`open drawer at ${open.left}..${open.right}`);
         await phone.locator(`#side li[data-topic="${TOPIC}"]`).click();
-        await phone.waitForFunction(() => !document.body.classList.contains('side-open'), null, { timeout: 2000 });
+        await phone.waitForFunction(() => !document.body.classList.contains('side-open'), null, {
+            timeout: 2000,
+        });
         // And the smallest phones still in use.
         await phone.setViewportSize({ width: 320, height: 640 });
         const small = await phone.evaluate(() => {
@@ -751,7 +816,8 @@ async function main() {
         const text = await page.locator('#stale').textContent();
         const dim = await page.$eval('#parts tbody', (e) => Number(getComputedStyle(e).opacity));
         if (!(dim < 1)) throw new Error(`partitions table not dimmed (opacity ${dim})`);
-        if (!(await page.locator('#broker[data-state="offline"]').count())) throw new Error('status not offline');
+        if (!(await page.locator('#broker[data-state="offline"]').count()))
+            throw new Error('status not offline');
         await page.screenshot({ path: path.join(outDir, 'console-stale.png') });
         return text;
     });

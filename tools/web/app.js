@@ -621,9 +621,16 @@
                 else if (typeof v.source === 'string')
                     def = !/topic|override|dynamic/i.test(v.source);
             }
-            out.push({ name, value: value === null || value === undefined ? '' : String(value), is_default: def });
+            out.push({
+                name,
+                value: value === null || value === undefined ? '' : String(value),
+                is_default: def,
+            });
         }
-        if (ov) for (const k of ov) if (!(k in m.configs)) out.push({ name: k, value: String(m.overrides[k] ?? ''), is_default: false });
+        if (ov)
+            for (const k of ov)
+                if (!(k in m.configs))
+                    out.push({ name: k, value: String(m.overrides[k] ?? ''), is_default: false });
         return out;
     }
 
@@ -656,7 +663,9 @@
         let cfgText = '';
         if (cfgs && cfgs.length && cfgs.every((c) => c.is_default !== null)) {
             const ov = cfgs.filter((c) => !c.is_default).length;
-            cfgText = ov ? ` · ${ov} config override${ov === 1 ? '' : 's'}` : ' · no config overrides';
+            cfgText = ov
+                ? ` · ${ov} config override${ov === 1 ? '' : 's'}`
+                : ' · no config overrides';
         }
         $('topic-meta').textContent =
             `${n} partition${n === 1 ? '' : 's'}` + (rf ? ` · replication ${rf}` : '') + cfgText;
@@ -881,7 +890,10 @@
         if (state.view !== 'groups') return;
         const tb = $('groups-list').tBodies[0];
         if (state.groupsSupported === false) {
-            setHtml(tb, '<tr><td colspan="6" class="muted">this broker has no group endpoints</td></tr>');
+            setHtml(
+                tb,
+                '<tr><td colspan="6" class="muted">this broker has no group endpoints</td></tr>',
+            );
             return;
         }
         let html = '';
@@ -906,7 +918,8 @@
         setHtml(tb, html);
         const n = state.groups.length;
         $('groups-count').textContent =
-            `${n} group${n === 1 ? '' : 's'}` + (state.groupsMore ? ` (first 50 of ${state.groupsMore})` : '');
+            `${n} group${n === 1 ? '' : 's'}` +
+            (state.groupsMore ? ` (first 50 of ${state.groupsMore})` : '');
     }
 
     // ---- one group: members, lag, reset -------------------------------------------------
@@ -933,7 +946,8 @@
         } catch (e) {
             if (groupPage.name !== name) return;
             groupPage.data = null;
-            $('g-meta').textContent = e.status === 404 ? 'no such group (nothing committed, no member)' : e.message;
+            $('g-meta').textContent =
+                e.status === 404 ? 'no such group (nothing committed, no member)' : e.message;
             if (e.status !== 404) return;
         }
         renderGroupPage();
@@ -954,18 +968,21 @@
         let html = '';
         for (const m of members) {
             const asg = Array.isArray(m.assignment)
-                ? m.assignment
-                      .map((a) => `${a.topic}[${(a.partitions || []).join(',')}]`)
-                      .join(' ')
+                ? m.assignment.map((a) => `${a.topic}[${(a.partitions || []).join(',')}]`).join(' ')
                 : '';
             html +=
                 `<tr><td class="clip" title="${esc(m.member_id ?? '')}">${esc(m.member_id ?? '–')}</td><td>${esc(m.client_id || '–')}</td>` +
                 `<td>${esc(m.host || '–')}</td><td class="num">${fmtInt(m.member_epoch)}</td><td class="wrap">${esc(asg || '–')}</td></tr>`;
         }
-        setHtml($('g-members').tBodies[0], html || '<tr><td colspan="5" class="muted">no active member</td></tr>');
+        setHtml(
+            $('g-members').tBodies[0],
+            html || '<tr><td colspan="5" class="muted">no active member</td></tr>',
+        );
         html = '';
         let total = 0;
-        for (const o of offs.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition)) {
+        for (const o of offs.sort(
+            (a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition,
+        )) {
             const { end, committed, lag } = lagOf(o);
             if (lag) total += lag;
             html +=
@@ -973,8 +990,12 @@
                 `<td class="num">${committed === undefined ? '–' : fmtInt(committed)}</td><td class="num">${fmtInt(end)}</td>` +
                 `<td class="num${lag > 1000 ? ' lag-hi' : ''}">${fmtInt(lag)}</td><td class="clip" title="${esc(o.owner ?? '')}">${esc(o.owner || '–')}</td></tr>`;
         }
-        if (html) html += `<tr class="total"><td>total</td><td></td><td></td><td></td><td class="num">${fmtInt(total)}</td><td></td></tr>`;
-        setHtml($('g-lag').tBodies[0], html || '<tr><td colspan="6" class="muted">nothing committed</td></tr>');
+        if (html)
+            html += `<tr class="total"><td>total</td><td></td><td></td><td></td><td class="num">${fmtInt(total)}</td><td></td></tr>`;
+        setHtml(
+            $('g-lag').tBodies[0],
+            html || '<tr><td colspan="6" class="muted">nothing committed</td></tr>',
+        );
         // Reset: the topics the group reads or has committed, then every other topic.
         const sel = $('r-topic');
         const mine = new Set(offs.map((o) => o.topic));
@@ -1070,13 +1091,20 @@
                     `<td>${b.controller ? 'controller' : '–'}</td><td class="num">${fmtInt(b.partitions)}</td><td class="num">${fmtInt(b.leaders)}</td>` +
                     `<td><span class="dot ok"></span>online</td></tr>`;
             }
-            setHtml(tb, html || '<tr><td colspan="7" class="muted">no broker in the metadata</td></tr>');
+            setHtml(
+                tb,
+                html || '<tr><td colspan="7" class="muted">no broker in the metadata</td></tr>',
+            );
             const n = bs.length;
             $('b-meta').textContent =
                 `${n} broker${n === 1 ? '' : 's'} · ${fmtInt(d.topics)} topic${d.topics === 1 ? '' : 's'}` +
                 (d.cluster_id ? ` · cluster ${d.cluster_id}` : '');
         } catch (e) {
-            if (e.status === 404) setHtml(tb, '<tr><td colspan="7" class="muted">this broker has no /brokers endpoint</td></tr>');
+            if (e.status === 404)
+                setHtml(
+                    tb,
+                    '<tr><td colspan="7" class="muted">this broker has no /brokers endpoint</td></tr>',
+                );
             /* unreachable: the table keeps its rows, marked stale */
         }
     }
@@ -1101,7 +1129,11 @@
             out.textContent = 'a topic needs a name';
             return;
         }
-        if (!Number.isInteger(parts) || parts < 1 || (rf !== undefined && (!Number.isInteger(rf) || rf < 1))) {
+        if (
+            !Number.isInteger(parts) ||
+            parts < 1 ||
+            (rf !== undefined && (!Number.isInteger(rf) || rf < 1))
+        ) {
             out.className = 'result err';
             out.textContent = 'partitions and replication are whole numbers from 1';
             return;
@@ -1195,7 +1227,15 @@
         const all = $('cfg-all').checked;
         const known = cfgs.every((c) => c.is_default !== null);
         let html = '';
-        for (const c of cfgs.slice().sort((a, b) => (a.is_default === b.is_default ? a.name.localeCompare(b.name) : a.is_default ? 1 : -1))) {
+        for (const c of cfgs
+            .slice()
+            .sort((a, b) =>
+                a.is_default === b.is_default
+                    ? a.name.localeCompare(b.name)
+                    : a.is_default
+                      ? 1
+                      : -1,
+            )) {
             if (!all && known && c.is_default) continue;
             const src = c.is_default === null ? '' : c.is_default ? 'default' : 'topic';
             html +=
@@ -1226,7 +1266,8 @@
             if (value === null) await api('DELETE', path);
             else await api('PUT', path, { value });
             out.className = 'result ok';
-            out.textContent = value === null ? `✓ ${name} is the default again` : `✓ ${name} = ${value}`;
+            out.textContent =
+                value === null ? `✓ ${name} is the default again` : `✓ ${name} = ${value}`;
             await Promise.all([loadConfigs(), loadTopicMeta()]);
             renderConfigs();
         } catch (e) {
