@@ -1939,6 +1939,7 @@
         document.addEventListener('keydown', (e) => {
             if (e.key === 'Escape') {
                 if (typing(document.activeElement)) document.activeElement.blur();
+                setSide(false);
                 return;
             }
             if (typing(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
