@@ -129,6 +129,13 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'runnel-e2e-'));
 let server = null;
 let serverLog = '';
 let browser = null;
+let startRunneld = null; // (re)starts runneld on the same ports and data
+
+function logServer() {
+    for (const s of [server.stdout, server.stderr])
+        s.on('data', (d) => (serverLog = (serverLog + d).slice(-8000)));
+    server.once('exit', (code, sig) => (serverLog += `\n[server exited: ${code ?? sig}]`));
+}
 
 async function main() {
     const httpPort = await freePort();
@@ -139,22 +146,24 @@ async function main() {
         });
     } else {
         const nativePort = await freePort();
-        server = spawn(
-            runneld,
-            [
-                '--data-dir',
-                path.join(tmp, 'data'),
-                '--listen',
-                `127.0.0.1:${nativePort}`,
-                '--http',
-                `127.0.0.1:${httpPort}`,
-            ],
-            { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
+        startRunneld = () => {
+            server = spawn(
+                runneld,
+                [
+                    '--data-dir',
+                    path.join(tmp, 'data'),
+                    '--listen',
+                    `127.0.0.1:${nativePort}`,
+                    '--http',
+                    `127.0.0.1:${httpPort}`,
+                ],
+                { stdio: ['ignore', 'pipe', 'pipe'] },
+            );
+            logServer();
+        };
+        startRunneld();
     }
-    for (const s of [server.stdout, server.stderr])
-        s.on('data', (d) => (serverLog = (serverLog + d).slice(-8000)));
-    server.once('exit', (code, sig) => (serverLog += `\n[server exited: ${code ?? sig}]`));
+    if (process.env.E2E_MOCK) logServer();
 
     if (
         !(await check(`broker serves HTTP on ${base}`, async () => {
@@ -820,6 +829,23 @@ async function main() {
             throw new Error('status not offline');
         await page.screenshot({ path: path.join(outDir, 'console-stale.png') });
         return text;
+    });
+
+    if (!startRunneld) return;
+    await check('when it is back, the mark goes and the tail resumes over WebSocket', async () => {
+        const stopped = server;
+        if (stopped.exitCode !== 0)
+            throw new Error(`runneld exit ${stopped.exitCode ?? stopped.signalCode} on SIGTERM`);
+        startRunneld();
+        await waitHttp(base + '/topics', 15000);
+        await page.locator('#stale').waitFor({ state: 'hidden', timeout: 5000 });
+        await page.locator('#t-status[data-state="live"]').waitFor({ timeout: 8000 });
+        const st = await page.locator('#t-status').textContent();
+        if (!/websocket/.test(st)) throw new Error(`status after the restart: ${st}`);
+        const nonce = 'back' + Math.random().toString(36).slice(2, 8);
+        await rest(base, 'POST', `/topics/${TOPIC}/partitions/1`, { records: [{ value: nonce }] });
+        await rowWith(nonce).waitFor({ timeout: 3000 });
+        return st.replace(/ · \d.*$/, '');
     });
 }
 

@@ -26,8 +26,10 @@
  *      (which closes the sockets, so a paused console costs the broker nothing), resume and
  *      reconnect start from that offset and neither skip nor repeat records. "end" is
  *      resolved to numeric end offsets before subscribing for the same reason.
- *   4. WebSocket is tried first; a socket that fails before it opens switches the console
- *      to SSE for the rest of the page's life (a proxy that drops upgrades stays dropped).
+ *   4. WebSocket is tried first; a socket that fails before it opens while plain HTTP works
+ *      switches the console to SSE for the rest of the page's life (a proxy that drops
+ *      upgrades stays dropped). A broker that is down is no such proxy: its sockets are
+ *      retried, so the tail comes back over WebSocket with the broker.
  */
 'use strict';
 
@@ -353,7 +355,10 @@
         b.hidden = !stale;
         if (stale)
             b.textContent = `Broker unreachable since ${clock(offlineSince)}: the figures below are from then, and may be out of date.`;
-        else if (was === 'offline') refreshAll();
+        else if (was === 'offline') {
+            refreshAll();
+            tail.reconnectNow();
+        }
     }
 
     function drawSpark() {
@@ -1337,6 +1342,7 @@
     const MAX_SSE_STREAMS = 4; // HTTP/1.1 allows ~6 connections per host; keep 2 for the rest
     const params = new URLSearchParams(location.search);
     let sseOnly = params.get('transport') === 'sse';
+    let wsWorked = false; // a WebSocket opened once: upgrades pass, failures are outages
 
     const tail = {
         streams: [], // {p, next, ws|es, transport, retry, timer}
@@ -1438,6 +1444,7 @@
             ws.onopen = () => {
                 if (gen !== this.gen) return ws.close();
                 opened = true;
+                wsWorked = true;
                 s.retry = 0;
                 const msg = {
                     op: 'subscribe',
@@ -1472,8 +1479,22 @@
             ws.onclose = () => {
                 if (gen !== this.gen || s.ws !== ws) return;
                 s.ws = null;
-                if (!opened) return this.fallback(gen);
-                if (this.status !== 'error') this.reconnect(s, gen);
+                if (opened || wsWorked) {
+                    if (this.status !== 'error') this.reconnect(s, gen);
+                    return;
+                }
+                // Never opened: either upgrades are dropped on the way (fall back to SSE)
+                // or the broker is down (try again later). Plain HTTP tells which.
+                fetch('/healthz', { cache: 'no-store' })
+                    .then(
+                        (r) => r.ok,
+                        () => false,
+                    )
+                    .then((up) => {
+                        if (gen !== this.gen) return;
+                        if (up) this.fallback(gen);
+                        else this.reconnect(s, gen);
+                    });
             };
         },
 
@@ -1526,10 +1547,23 @@
             this.render();
         },
 
+        // The broker is back: streams waiting out a back-off reconnect at once.
+        reconnectNow() {
+            if (this.status !== 'connecting') return;
+            for (const s of this.streams) {
+                if (!s.timer || s.ws || s.es) continue;
+                clearTimeout(s.timer);
+                s.timer = 0;
+                s.retry = 0;
+                this.open(s, this.gen);
+            }
+        },
+
         reconnect(s, gen) {
             this.setStatus('connecting');
             const delay = Math.min(10000, 500 * 2 ** s.retry++);
             s.timer = setTimeout(() => {
+                s.timer = 0;
                 if (gen === this.gen) this.open(s, gen);
             }, delay);
         },
