@@ -1223,8 +1223,13 @@
         $('cfg-title').textContent = `Configs of ${state.selected}`;
         $('cfg-result').textContent = '';
         renderConfigs();
+        $('cfg-value').value = '';
         $('configs-dlg').showModal();
-        loadConfigs();
+        loadConfigs().then(() => {
+            // The value box starts at the chosen config's current value, ready to edit.
+            const c = (topicConfigs() || []).find((x) => x.name === $('cfg-key').value);
+            if (c && !$('cfg-value').value) $('cfg-value').value = c.value;
+        });
     }
 
     function renderConfigs() {
