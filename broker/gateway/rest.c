@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/gateway/admin_routes.h"
 #include "broker/gateway/consumers.h"
 #include "broker/gateway/json.h"
 #include "broker/gateway/produce.h"
@@ -868,6 +869,9 @@ void rn_rest_dispatch(rn_http_conn *c, rn_http_request *req)
         rn_ws_upgrade(c, req);
         return;
     }
+    /* /brokers, /topics/{t}/configs, /groups/{g}/reset, DELETE /groups/{g}: admin_routes.c */
+    if (rn_admin_route(c, req, seg, n))
+        return;
     if (n >= 1 && !strcmp(seg[0], "topics")) {
         route_topics(c, req, seg, n);
         return;

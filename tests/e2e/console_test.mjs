@@ -4,7 +4,10 @@
 // REST, opens the console in Debian's headless Chromium (driven by playwright-core; no
 // browser is ever downloaded), starts a tail and checks that a record produced over REST
 // shows up in the page within 1 s, then pause/resume, the filter, the produce form, the SSE
-// fallback and the sparkline; saves OUT_DIR/console.png; stops runneld by its PID.
+// fallback and the sparkline; saves OUT_DIR/console.png; then the admin pages (create,
+// configs and delete of a topic, a group's page with an offset reset, brokers), a paused
+// tail's count of new records, the page at 400 px (OUT_DIR/console-400.png), and the stale
+// marking once runneld is stopped (by its PID; OUT_DIR/console-stale.png).
 // Prints TAP. Usage: node console_test.mjs RUNNELD OUT_DIR
 //   E2E_MOCK=1     run against tests/e2e/mock_server.py instead (developing the page only)
 //   E2E_HEADFUL=1  show the browser
@@ -27,7 +30,7 @@ if (!runneld || !outDir) {
 }
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TOPIC = 'e2e-orders';
-const DEADLINE_MS = 60000; // the whole test, once dependencies are installed
+const DEADLINE_MS = 120000; // the whole test, once dependencies are installed
 
 // ---- TAP ------------------------------------------------------------------------------
 
@@ -126,6 +129,13 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'runnel-e2e-'));
 let server = null;
 let serverLog = '';
 let browser = null;
+let startRunneld = null; // (re)starts runneld on the same ports and data
+
+function logServer() {
+    for (const s of [server.stdout, server.stderr])
+        s.on('data', (d) => (serverLog = (serverLog + d).slice(-8000)));
+    server.once('exit', (code, sig) => (serverLog += `\n[server exited: ${code ?? sig}]`));
+}
 
 async function main() {
     const httpPort = await freePort();
@@ -136,22 +146,24 @@ async function main() {
         });
     } else {
         const nativePort = await freePort();
-        server = spawn(
-            runneld,
-            [
-                '--data-dir',
-                path.join(tmp, 'data'),
-                '--listen',
-                `127.0.0.1:${nativePort}`,
-                '--http',
-                `127.0.0.1:${httpPort}`,
-            ],
-            { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
+        startRunneld = () => {
+            server = spawn(
+                runneld,
+                [
+                    '--data-dir',
+                    path.join(tmp, 'data'),
+                    '--listen',
+                    `127.0.0.1:${nativePort}`,
+                    '--http',
+                    `127.0.0.1:${httpPort}`,
+                ],
+                { stdio: ['ignore', 'pipe', 'pipe'] },
+            );
+            logServer();
+        };
+        startRunneld();
     }
-    for (const s of [server.stdout, server.stderr])
-        s.on('data', (d) => (serverLog = (serverLog + d).slice(-8000)));
-    server.once('exit', (code, sig) => (serverLog += `\n[server exited: ${code ?? sig}]`));
+    if (process.env.E2E_MOCK) logServer();
 
     if (
         !(await check(`broker serves HTTP on ${base}`, async () => {
@@ -487,6 +499,353 @@ async function main() {
         const ms = Date.now() - t0;
         await p2.close();
         return `${ms} ms`;
+    });
+
+    await check('a paused tail counts the records written since the pause', async () => {
+        await page.locator('#t-part').selectOption('all');
+        await page.locator('#t-status[data-state="live"]').waitFor({ timeout: 3000 });
+        await page.locator('#t-toggle').click();
+        await page.locator('#t-status[data-state="paused"]').waitFor({ timeout: 2000 });
+        await page.locator('#t-new').waitFor({ timeout: 3000 });
+        const before = await page.locator('#t-new').textContent();
+        if (before !== '0 new') throw new Error(`right after the pause: ${before}`);
+        await rest(base, 'POST', `/topics/${TOPIC}`, {
+            records: [{ value: 'while paused 1' }, { value: 'while paused 2' }, { value: 'x' }],
+        });
+        // /metrics is polled once a second: the count follows within a few.
+        await page.waitForFunction(
+            () => document.getElementById('t-new').textContent === '3 new',
+            null,
+            { timeout: 4000 },
+        );
+        await page.locator('#t-toggle').click();
+        await page.locator('#t-status[data-state="live"]').waitFor({ timeout: 3000 });
+        if (!(await page.locator('#t-new').isHidden())) throw new Error('count shown while live');
+    });
+
+    await check('record times carry the date; a clipped pretty value says so', async () => {
+        const big = { nonce: 'big' + Math.random().toString(36).slice(2, 8) };
+        for (let i = 0; i < 12; i++)
+            big['field_' + i] = { index: i, words: 'lorem ipsum dolor sit amet consectetur' };
+        await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, { records: [{ value: big }] });
+        const row = rowWith(big.nonce).first();
+        await row.waitFor({ timeout: 3000 });
+        const ts = await row.locator('.ts').textContent();
+        if (!/^\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/.test(ts)) throw new Error(`time cell: ${ts}`);
+        const more = await row.locator('.val').getAttribute('data-more');
+        if (!/^\+\d+ lines$/.test(more || '')) throw new Error(`no clip marker: ${more}`);
+        const marker = await row
+            .locator('.val')
+            .evaluate((e) => getComputedStyle(e, '::after').content);
+        if (!/click to expand/.test(marker)) throw new Error(`marker: ${marker}`);
+        await row.click();
+        const open = await row
+            .locator('.val')
+            .evaluate((e) => getComputedStyle(e, '::after').content);
+        if (open !== 'none') throw new Error(`marker still shown when open: ${open}`);
+        return `${ts}, ${more}`;
+    });
+
+    await check('a topic without overrides says so (not "8 config overrides")', async () => {
+        await page.waitForFunction(
+            () => /no config overrides/.test(document.getElementById('topic-meta').textContent),
+            null,
+            { timeout: 3000 },
+        );
+    });
+
+    const MADE = 'e2e-made';
+    await check('create a topic from the console, with a config', async () => {
+        await page.locator('#topic-new').click();
+        await page.locator('#c-name').fill(MADE);
+        await page.locator('#c-parts').fill('3');
+        await page.locator('#c-configs').fill('retention.ms=3600000');
+        await page.locator('#c-submit').click();
+        await page.waitForFunction((t) => location.hash === '#/topics/' + t, MADE, {
+            timeout: 3000,
+        });
+        await page.locator(`#topics li[data-topic="${MADE}"]`).waitFor({ timeout: 3000 });
+        await page.waitForFunction(
+            () =>
+                /3 partitions .*1 config override$/.test(
+                    document.getElementById('topic-meta').textContent,
+                ),
+            null,
+            { timeout: 3000 },
+        );
+        const parts = await rest(base, 'GET', `/topics/${MADE}/partitions`);
+        if (parts.length !== 3) throw new Error(`${parts.length} partitions`);
+        await page.locator('#topic-new').click();
+        await page.locator('#c-name').fill(MADE);
+        await page.locator('#c-submit').click();
+        await page.locator('#c-result.err').waitFor({ timeout: 3000 });
+        const err = await page.locator('#c-result').textContent();
+        await page.keyboard.press('Escape');
+        return `twice: ${err}`;
+    });
+
+    await check('the configs dialog shows the override, resets it, sets another', async () => {
+        await page.locator('#topic-configs').click();
+        const row = page.locator('#cfg tbody tr', { hasText: 'retention.ms' });
+        await row.waitFor({ timeout: 3000 });
+        if (!/3600000\s*topic/.test(await row.textContent()))
+            throw new Error(await row.textContent());
+        await row.locator('button[data-reset]').click();
+        await page.locator('#cfg tbody td.muted', { hasText: 'no overrides' }).waitFor({
+            timeout: 3000,
+        });
+        await page.locator('#cfg-key').selectOption('segment.ms');
+        await page.locator('#cfg-value').fill('7200000');
+        await page.locator('#cfg-set').click();
+        await page.locator('#cfg tbody tr', { hasText: 'segment.ms' }).waitFor({ timeout: 3000 });
+        const cfg = await rest(base, 'GET', `/topics/${MADE}/configs`);
+        const over = cfg.filter((c) => !c.is_default).map((c) => `${c.name}=${c.value}`);
+        if (over.join() !== 'segment.ms=7200000') throw new Error(`overrides: ${over}`);
+        await page.keyboard.press('Escape');
+    });
+
+    await check('delete a topic only after typing its name', async () => {
+        await page.locator('#topic-delete').click();
+        if (!(await page.locator('#d-submit').isDisabled())) throw new Error('enabled at once');
+        await page.locator('#d-confirm').fill('e2e-mad');
+        if (!(await page.locator('#d-submit').isDisabled())) throw new Error('enabled by a typo');
+        await page.locator('#d-confirm').fill(MADE);
+        await page.locator('#d-submit').click();
+        await page.locator(`#topics li[data-topic="${MADE}"]`).waitFor({
+            state: 'detached',
+            timeout: 3000,
+        });
+        const topics = await rest(base, 'GET', '/topics');
+        if (topics.includes(MADE)) throw new Error('still listed by the broker');
+        const hash = await page.evaluate(() => location.hash);
+        if (hash === '#/topics/' + MADE) throw new Error('still on its page');
+    });
+
+    await check(
+        'group page: members, lag; reset refused with a member, preview, execute',
+        async () => {
+            const v2 = 'application/vnd.kafka.v2+json';
+            const inst = '/consumers/e2e-group/instances/c1';
+            await rest(
+                base,
+                'POST',
+                '/consumers/e2e-group',
+                { name: 'c1', format: 'json', 'auto.commit.enable': 'false' },
+                v2,
+            );
+            await rest(
+                base,
+                'POST',
+                inst + '/subscription',
+                { topics: [TOPIC] },
+                'application/json',
+            );
+            for (let i = 0; i < 100; i++) {
+                const a = await rest(base, 'GET', inst + '/assignments');
+                if (a.partitions.length === 2) break;
+                await sleep(50);
+            }
+            await rest(
+                base,
+                'POST',
+                inst + '/offsets',
+                {
+                    offsets: [
+                        { topic: TOPIC, partition: 0, offset: 1 },
+                        { topic: TOPIC, partition: 1, offset: 1 },
+                    ],
+                },
+                'application/json',
+            );
+            await page.goto(`${base}/#/groups/e2e-group`);
+            await page.locator('#g-members tbody tr', { hasText: 'c1' }).waitFor({ timeout: 4000 });
+            await page
+                .locator('#g-lag tbody tr', { hasText: TOPIC })
+                .first()
+                .waitFor({ timeout: 3000 });
+            await page.locator('#r-topic').selectOption(TOPIC);
+            await page.locator('#r-preview').click();
+            await page
+                .locator('#r-result.err', { hasText: 'active member' })
+                .waitFor({ timeout: 3000 });
+            await rest(base, 'DELETE', inst);
+            await page.locator('#r-to').selectOption('offset');
+            await page.locator('#r-offset').fill('2');
+            await page.locator('#r-preview').click();
+            await page.locator('#r-plan tbody tr').first().waitFor({ timeout: 3000 });
+            const before = await rest(base, 'GET', '/groups/e2e-group');
+            if (before.partitions.some((p) => p.committed_offset !== 1))
+                throw new Error('a preview committed');
+            await page.locator('#r-execute').click();
+            await page.locator('#r-result.ok').waitFor({ timeout: 3000 });
+            const after = await rest(base, 'GET', '/groups/e2e-group');
+            const offs = after.partitions.map((p) => p.committed_offset).join();
+            if (offs !== '2,2') throw new Error(`committed ${offs}`);
+            await page.waitForFunction(
+                () =>
+                    /\b2\b/.test(
+                        document.querySelector('#g-lag tbody tr td:nth-child(3)').textContent,
+                    ),
+                null,
+                { timeout: 4000 },
+            );
+            await page.goto(`${base}/#/groups`);
+            await page
+                .locator('#groups-list tbody tr', { hasText: 'e2e-group' })
+                .waitFor({ timeout: 4000 });
+        },
+    );
+
+    await check(
+        'the groups card moves with the partitions card (same end, lag = end - committed)',
+        async () => {
+            await page.goto(`${base}/#/topics/${TOPIC}`);
+            const grow = page.locator('#groups tbody tr', { hasText: 'e2e-group' }).first();
+            await grow.waitFor({ timeout: 4000 });
+            const r = await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, {
+                records: Array.from({ length: 5 }, (_, i) => ({ value: { lagtest: i } })),
+            });
+            const end = r.offsets[4].offset + 1;
+            // The moment the partitions card shows the new end, the groups card must too.
+            await page.waitForFunction(
+                (e) =>
+                    document
+                        .querySelector('#parts tbody tr td:nth-child(6)')
+                        .textContent.replace(/,/g, '') === String(e),
+                end,
+                { timeout: 4000 },
+            );
+            const cells = await page.evaluate(() => {
+                const row = [...document.querySelectorAll('#groups tbody tr')].find(
+                    (tr) => tr.cells[1] && tr.cells[1].textContent === '0',
+                );
+                return row ? [...row.cells].map((c) => c.textContent.replace(/,/g, '')) : null;
+            });
+            if (!cells) throw new Error('no group row for partition 0');
+            const [, , committed, gEnd, lag] = cells;
+            if (gEnd !== String(end) || lag !== String(end - Number(committed)))
+                throw new Error(`partitions end ${end}; groups row ${cells.join(' | ')}`);
+            return `end ${end}, committed ${committed}, lag ${lag}`;
+        },
+    );
+
+    await check('brokers page lists the broker and its role', async () => {
+        await page.goto(`${base}/#/brokers`);
+        const row = page.locator('#brokers tbody tr', { hasText: '127.0.0.1:' });
+        await row.waitFor({ timeout: 3000 });
+        const text = (await row.locator('td').allTextContents()).join(' | ');
+        if (!/controller/.test(text)) throw new Error(text);
+        return text;
+    });
+
+    await check('at 400 px: no sideways scroll, the topic list is a drawer', async () => {
+        const phone = await ctx.newPage();
+        await phone.setViewportSize({ width: 400, height: 800 });
+        // No slide animation (a page beside another may not be animated at all).
+        await phone.emulateMedia({ reducedMotion: 'reduce' });
+        await phone.goto(`${base}/#/topics/${TOPIC}`, { waitUntil: 'domcontentloaded' });
+        await phone.locator('#t-status[data-state="live"]').waitFor({ timeout: 5000 });
+        await rest(base, 'POST', `/topics/${TOPIC}/partitions/0`, {
+            records: [
+                {
+                    key: 'phone',
+                    value: {
+                        a_rather_long_key_name:
+                            'and a value that is long enough to wrap on a phone screen, twice over at least',
+                    },
+                },
+            ],
+        });
+        await phone
+            .locator('#t-rows .rec', { hasText: 'phone' })
+            .first()
+            .waitFor({ timeout: 3000 });
+        const m = await phone.evaluate(() => {
+            const r = (sel) => document.querySelector(sel).getBoundingClientRect();
+            const bar = document.querySelector('.bar');
+            return {
+                doc: document.documentElement.scrollWidth,
+                body: document.body.scrollWidth,
+                main: document.getElementById('main').scrollWidth,
+                bar: bar.scrollWidth - bar.clientWidth,
+                sideRight: r('#side').right,
+                sideVisible: getComputedStyle(document.getElementById('side')).visibility,
+                row: r('#t-rows .rec').right,
+                parts: r('.parts-card').right,
+            };
+        });
+        const bad = [];
+        if (m.doc > 400 || m.body > 400 || m.main > 400)
+            bad.push(`scroll width ${m.doc}/${m.body}/${m.main}`);
+        if (m.bar > 0) bad.push(`header overflows by ${m.bar}px`);
+        if (m.sideRight > 0 && m.sideVisible !== 'hidden')
+            bad.push(`sidebar shown (${m.sideRight}px)`);
+        if (m.row > 400 || m.parts > 400) bad.push(`content past the edge: ${m.row}, ${m.parts}`);
+        if (bad.length) throw new Error(bad.join('; '));
+        await phone.screenshot({ path: path.join(outDir, 'console-400.png') });
+        await phone.locator('#menu').click();
+        await phone
+            .locator(`#side li[data-topic="${TOPIC}"]`)
+            .waitFor({ state: 'visible', timeout: 2000 });
+        // The drawer slides in (0.15 s): wait until it is all in view.
+        await phone
+            .waitForFunction(
+                () => document.getElementById('side').getBoundingClientRect().left >= 0,
+                null,
+                { timeout: 2000 },
+            )
+            .catch(() => {});
+        const open = await phone.evaluate(() =>
+            document.getElementById('side').getBoundingClientRect(),
+        );
+        if (open.left < 0 || open.right > 400)
+            throw new Error(`open drawer at ${open.left}..${open.right}`);
+        await phone.locator(`#side li[data-topic="${TOPIC}"]`).click();
+        await phone.waitForFunction(() => !document.body.classList.contains('side-open'), null, {
+            timeout: 2000,
+        });
+        // And the smallest phones still in use.
+        await phone.setViewportSize({ width: 320, height: 640 });
+        const small = await phone.evaluate(() => {
+            const bar = document.querySelector('.bar');
+            return [document.documentElement.scrollWidth, bar.scrollWidth - bar.clientWidth];
+        });
+        if (small[0] > 320 || small[1] > 0)
+            throw new Error(`at 320 px: scroll width ${small[0]}, header over by ${small[1]}`);
+        await phone.close();
+        return `scrollWidth ${m.doc}, drawer ${Math.round(open.right)} px`;
+    });
+
+    await check('when the broker stops, the page marks its figures stale', async () => {
+        await page.goto(`${base}/#/topics/${TOPIC}`);
+        await page.locator('#t-status[data-state="live"]').waitFor({ timeout: 5000 });
+        if (!(await page.locator('#stale').isHidden())) throw new Error('stale while online');
+        await stopByPid(server, 5000);
+        await page.locator('#stale').waitFor({ state: 'visible', timeout: 4000 });
+        const text = await page.locator('#stale').textContent();
+        const dim = await page.$eval('#parts tbody', (e) => Number(getComputedStyle(e).opacity));
+        if (!(dim < 1)) throw new Error(`partitions table not dimmed (opacity ${dim})`);
+        if (!(await page.locator('#broker[data-state="offline"]').count()))
+            throw new Error('status not offline');
+        await page.screenshot({ path: path.join(outDir, 'console-stale.png') });
+        return text;
+    });
+
+    if (!startRunneld) return;
+    await check('when it is back, the mark goes and the tail resumes over WebSocket', async () => {
+        const stopped = server;
+        if (stopped.exitCode !== 0)
+            throw new Error(`runneld exit ${stopped.exitCode ?? stopped.signalCode} on SIGTERM`);
+        startRunneld();
+        await waitHttp(base + '/topics', 15000);
+        await page.locator('#stale').waitFor({ state: 'hidden', timeout: 5000 });
+        await page.locator('#t-status[data-state="live"]').waitFor({ timeout: 8000 });
+        const st = await page.locator('#t-status').textContent();
+        if (!/websocket/.test(st)) throw new Error(`status after the restart: ${st}`);
+        const nonce = 'back' + Math.random().toString(36).slice(2, 8);
+        await rest(base, 'POST', `/topics/${TOPIC}/partitions/1`, { records: [{ value: nonce }] });
+        await rowWith(nonce).waitFor({ timeout: 3000 });
+        return st.replace(/ · \d.*$/, '');
     });
 }
 

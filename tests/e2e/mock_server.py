@@ -7,7 +7,9 @@ the page can be worked on before or apart from broker/gateway/. Standard library
 
     python3 tests/e2e/mock_server.py --port 9781 [--groups] [--load N]
 
---groups answers GET /groups and /groups/{g} (a runnel extension) with one fake group;
+--groups answers GET /groups and /groups/{g} (a runnel extension) with one fake group,
+whose offsets POST /groups/{g}/reset moves (preview unless "execute");
+GET /brokers, GET|PUT|DELETE /topics/{t}/configs[/{name}] and DELETE /topics/{t} work too;
 --load N produces N records/s of JSON to topic "orders" so the sparkline moves.
 """
 import argparse
@@ -29,6 +31,10 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 lock = threading.Condition()
 topics = {}  # name -> [ [record, ...] per partition ]
+overrides = {}  # name -> {config: value}
+committed = {}  # (topic, p) -> offset of the fake group, once reset
+DEFAULTS = {"retention.ms": "604800000", "retention.bytes": "-1", "segment.bytes": "1073741824",
+            "segment.ms": "604800000", "max.message.bytes": "1048576", "flush": "always"}
 stats = {}  # (topic, p) -> [records_in, bytes_in]
 GROUPS = False
 
@@ -38,6 +44,7 @@ def create(name, n):
         if name in topics:
             return False
         topics[name] = [[] for _ in range(n)]
+        overrides[name] = {}
         for p in range(n):
             stats[(name, p)] = [0, 0]
         return True
@@ -114,6 +121,18 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, f.read(), TYPES.get(os.path.splitext(path)[1], "application/octet-stream"))
         if parts == ["metrics"]:
             return self.metrics()
+        if parts == ["brokers"]:
+            with lock:
+                n = sum(len(v) for v in topics.values())
+                return self.reply(200, {"cluster_id": "mock", "controller_id": 1, "topics": len(topics),
+                                        "brokers": [{"node_id": 1, "host": "127.0.0.1", "port": 9700,
+                                                     "rack": None, "controller": True,
+                                                     "partitions": n, "leaders": n}]})
+        if len(parts) == 3 and parts[0] == "topics" and parts[2] == "configs" and parts[1] in topics:
+            with lock:
+                ov = overrides[parts[1]]
+                return self.reply(200, [{"name": k, "value": ov.get(k, v), "is_default": k not in ov}
+                                        for k, v in sorted(DEFAULTS.items())])
         if parts == ["topics"]:
             with lock:
                 return self.reply(200, sorted(topics))
@@ -125,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             logs = topics[t]
             if len(parts) == 2:
-                return self.reply(200, {"name": t, "configs": {"retention.ms": "604800000"}, "partitions": [
+                return self.reply(200, {"name": t, "configs": {**DEFAULTS, **overrides[t]}, "partitions": [
                     {"partition": p, "leader": 1, "replicas": [{"broker": 1, "leader": True, "in_sync": True}]}
                     for p in range(len(logs))]})
             if len(parts) == 3 and parts[2] == "partitions":
@@ -135,12 +154,40 @@ class Handler(BaseHTTPRequestHandler):
             return self.sse(t, int(parts[3]), parse_qs(u.query))
         return self.error(404, 40400, "not found")
 
+    def do_PUT(self):
+        parts = [unquote(x) for x in urlparse(self.path).path.split("/") if x]
+        if len(parts) != 4 or parts[0] != "topics" or parts[2] != "configs" or parts[1] not in topics:
+            return self.error(404, 40400, "not found")
+        if parts[3] not in DEFAULTS:
+            return self.error(422, 42201, f"unknown topic setting '{parts[3]}'")
+        with lock:
+            overrides[parts[1]][parts[3]] = str(self.body().get("value"))
+        self.reply(204, b"")
+
+    def do_DELETE(self):
+        parts = [unquote(x) for x in urlparse(self.path).path.split("/") if x]
+        with lock:
+            if len(parts) == 2 and parts[0] == "topics" and parts[1] in topics:
+                del topics[parts[1]]
+                for k in [k for k in stats if k[0] == parts[1]]:
+                    del stats[k]
+                return self.reply(204, b"")
+            if len(parts) == 4 and parts[0] == "topics" and parts[2] == "configs" and parts[1] in topics:
+                overrides[parts[1]].pop(parts[3], None)
+                return self.reply(204, b"")
+            if len(parts) == 2 and parts[0] == "groups" and GROUPS:
+                committed.clear()
+                return self.reply(204, b"")
+        self.error(404, 40400, "not found")
+
     def do_POST(self):
         parts = [unquote(x) for x in urlparse(self.path).path.split("/") if x]
         try:
             b = self.body()
         except ValueError:
             return self.error(400, 40001, "bad JSON")
+        if len(parts) == 3 and parts[0] == "groups" and parts[2] == "reset" and GROUPS:
+            return self.reset(b)
         if parts == ["topics"]:
             if not create(b["name"], int(b.get("partitions", 1))):
                 return self.error(409, 40902, "Topic already exists")
@@ -174,13 +221,40 @@ class Handler(BaseHTTPRequestHandler):
                         lines.append(f'{fam}{{topic="{t}",partition="{p}"}} {v}')
         self.reply(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
 
+    def group_offset(self, t, p):
+        return committed.get((t, p), max(0, len(topics[t][p]) - 3 - p * 40))
+
     def groups(self, parts):
         if len(parts) == 1:
             return self.reply(200, ["billing"])
         with lock:
-            offs = [{"topic": t, "partition": p, "offset": max(0, len(log) - 3 - p * 40)}
+            offs = [{"topic": t, "partition": p, "offset": self.group_offset(t, p)}
                     for t, logs in topics.items() for p, log in enumerate(logs)]
-        return self.reply(200, {"group_id": parts[1], "state": "Stable", "offsets": offs})
+        return self.reply(200, {"group_id": parts[1], "state": "Empty", "members": [], "offsets": offs})
+
+    def reset(self, b):
+        with lock:
+            out = []
+            for t in b.get("topics") or [b.get("topic")]:
+                if t not in topics:
+                    return self.error(404, 40401, f"topic '{t}' does not exist")
+                for p, log in enumerate(topics[t]):
+                    to = b.get("to")
+                    new = {"earliest": 0, "latest": len(log)}.get(to)
+                    if to == "offset":
+                        new = min(max(0, int(b.get("offset", 0))), len(log))
+                    elif to == "datetime":
+                        ms = int(b.get("timestamp", 0))
+                        new = next((r["offset"] for r in log if r["timestamp"] >= ms), len(log))
+                    if new is None:
+                        return self.error(422, 42201, "bad \"to\"")
+                    out.append({"topic": t, "partition": p, "current_offset": self.group_offset(t, p),
+                                "new_offset": new, "log_start_offset": 0, "log_end_offset": len(log),
+                                "clamped": to == "offset" and new != int(b.get("offset", 0))})
+            if b.get("execute"):
+                for o in out:
+                    committed[(o["topic"], o["partition"])] = o["new_offset"]
+        self.reply(200, {"group_id": "billing", "executed": bool(b.get("execute")), "offsets": out})
 
     def sse(self, t, p, q):
         if p >= len(topics[t]):

@@ -9,6 +9,13 @@
  *   GET  /ws                                                   live tail (one socket per partition)
  *   GET  /topics/{t}/partitions/{p}/events?offset=N            SSE fallback for the tail
  *   GET  /groups, /groups/{g}                                  group lag, only when offered
+ *   POST /topics, DELETE /topics/{t}                           create and delete a topic
+ *   GET  /topics/{t}/configs, PUT|DELETE …/configs/{name}      configs, overrides marked
+ *   POST /groups/{g}/reset, DELETE /groups/{g}                 offset reset (preview, execute)
+ *   GET  /brokers                                              the brokers page
+ *
+ * Pages (the URL's hash): #/topics/{t}, #/groups, #/groups/{g}, #/brokers; "#/" is the
+ * topic list with nothing selected. Below 700 px the topic list is a drawer (☰).
  *
  * Invariants:
  *   1. Broker data never reaches innerHTML unescaped: every string goes through esc().
@@ -19,8 +26,10 @@
  *      (which closes the sockets, so a paused console costs the broker nothing), resume and
  *      reconnect start from that offset and neither skip nor repeat records. "end" is
  *      resolved to numeric end offsets before subscribing for the same reason.
- *   4. WebSocket is tried first; a socket that fails before it opens switches the console
- *      to SSE for the rest of the page's life (a proxy that drops upgrades stays dropped).
+ *   4. WebSocket is tried first; a socket that fails before it opens while plain HTTP works
+ *      switches the console to SSE for the rest of the page's life (a proxy that drops
+ *      upgrades stays dropped). A broker that is down is no such proxy: its sockets are
+ *      retried, so the tail comes back over WebSocket with the broker.
  */
 'use strict';
 
@@ -62,10 +71,21 @@
         return String(n).padStart(w, '0');
     }
 
+    // A record's time with its date: "12-06 14:03:22.123" this year, "2025-12-06 14:03:22"
+    // before (local time; the cell's title has the full ISO time in UTC).
     function fmtTime(ms) {
         if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return '';
         const d = new Date(ms);
-        return `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(d.getMilliseconds(), 3)}`;
+        const hms = `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}`;
+        const md = `${pad(d.getMonth() + 1, 2)}-${pad(d.getDate(), 2)}`;
+        if (d.getFullYear() !== new Date().getFullYear()) return `${d.getFullYear()}-${md} ${hms}`;
+        return `${md} ${hms}.${pad(d.getMilliseconds(), 3)}`;
+    }
+
+    // Wall-clock time of day, for "since 14:03:22".
+    function clock(ms) {
+        const d = new Date(ms);
+        return `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}`;
     }
 
     function isoTime(ms) {
@@ -183,7 +203,9 @@
             obj = v;
         }
         if (typeof obj !== 'object' || obj === null) return highlight(JSON.stringify(obj));
-        return highlight(pretty ? prettyJson(obj, '', 72) : JSON.stringify(obj));
+        // Narrow screens break JSON by structure at 40 columns rather than wrap it at random.
+        const width = window.innerWidth < 700 ? 40 : 72;
+        return highlight(pretty ? prettyJson(obj, '', width) : JSON.stringify(obj));
     }
 
     function keyText(k) {
@@ -212,7 +234,10 @@
         parts: new Map(), // partition → {beginning_offset, end_offset, …} from REST
         metrics: null, // last parsed /metrics sample
         groupsSupported: null, // null = unknown, then true/false
-        groups: [], // [{name, offsets:[{topic,partition,offset,lag}]}]
+        groups: [], // [{name, state, members, offsets:[{topic,partition,offset,lag}]}]
+        groupsMore: 0, // more groups than the 50 described
+        configs: null, // GET /topics/{t}/configs, null when the broker lacks it
+        view: 'home', // the page shown: home | topic | groups | group | brokers
     };
 
     // ---- /metrics: sparkline and live offsets ------------------------------------------
@@ -302,6 +327,9 @@
             drawSpark();
             renderTopicList();
             renderParts();
+            if (tail.status === 'paused') tail.render();
+            if (state.view === 'groups') renderGroupsList();
+            if (state.view === 'group') renderGroupPage();
         } catch (e) {
             setBroker('offline');
         } finally {
@@ -309,11 +337,28 @@
         }
     }
 
+    // Reachability, and what it means for the figures on screen: while the broker is
+    // unreachable every table shows its last known values, marked stale (greyed, with a
+    // banner that says since when), so nobody reads yesterday's lag as today's.
+    let offlineSince = 0;
     function setBroker(s) {
         const el = $('broker');
-        if (el.dataset.state === s) return;
+        const was = el.dataset.state;
+        if (was === s) return;
         el.dataset.state = s;
         el.lastElementChild.textContent = s;
+        const stale = s === 'offline';
+        if (stale && !offlineSince) offlineSince = Date.now();
+        if (!stale) offlineSince = 0;
+        document.body.classList.toggle('stale', stale);
+        const b = $('stale');
+        b.hidden = !stale;
+        if (stale)
+            b.textContent = `Broker unreachable since ${clock(offlineSince)}: the figures below are from then, and may be out of date.`;
+        else if (was === 'offline') {
+            refreshAll();
+            tail.reconnectNow();
+        }
     }
 
     function drawSpark() {
@@ -430,19 +475,86 @@
             setBroker('offline');
         }
         renderTopicList();
-        if (!state.selected) {
-            const h = topicFromHash();
-            if (h) selectTopic(h);
+        if (!state.selected && state.view === 'topic') route();
+    }
+
+    // The page the hash names: {view: 'topic'|'groups'|'group'|'brokers'|'home', name}.
+    function parseHash() {
+        const m = /^#\/(topics|groups|brokers)(?:\/(.+))?$/.exec(location.hash);
+        if (!m) return { view: 'home' };
+        let name = null;
+        try {
+            name = m[2] === undefined ? null : decodeURIComponent(m[2]);
+        } catch (e) {
+            name = null;
         }
+        if (m[1] === 'topics') return name ? { view: 'topic', name } : { view: 'home' };
+        if (m[1] === 'groups') return name ? { view: 'group', name } : { view: 'groups' };
+        return { view: 'brokers' };
     }
 
     function topicFromHash() {
-        const m = /^#\/topics\/(.+)$/.exec(location.hash);
-        if (!m) return null;
-        try {
-            return decodeURIComponent(m[1]);
-        } catch (e) {
-            return null;
+        const h = parseHash();
+        return h.view === 'topic' ? h.name : null;
+    }
+
+    const VIEWS = {
+        home: 'empty',
+        topic: 'topic',
+        groups: 'groups-view',
+        group: 'group-view',
+        brokers: 'brokers-view',
+    };
+
+    function showView(view) {
+        state.view = view;
+        for (const [v, id] of Object.entries(VIEWS)) $(id).hidden = v !== view;
+        for (const a of document.querySelectorAll('.views a')) {
+            const v = a.dataset.view;
+            const on =
+                v === view ||
+                (v === 'groups' && view === 'group') ||
+                (v === 'topics' && (view === 'topic' || view === 'home'));
+            if (on) a.setAttribute('aria-current', 'page');
+            else a.removeAttribute('aria-current');
+        }
+        setSide(false);
+    }
+
+    // The topic list as a drawer (narrow screens; CSS decides whether it is one).
+    function setSide(open) {
+        document.body.classList.toggle('side-open', open);
+        $('menu').setAttribute('aria-expanded', String(open));
+    }
+
+    // Shows the page of the current hash. Leaving a topic stops its tail (a hidden tail
+    // would cost the broker for nothing).
+    function route() {
+        const h = parseHash();
+        showView(h.view);
+        if (h.view !== 'topic' && state.selected) {
+            tail.stop();
+            tail.clear();
+            state.selected = null;
+            renderTopicList();
+        }
+        if (h.view === 'topic') {
+            if (state.topics.includes(h.name) || !state.topics.length) selectTopic(h.name);
+            else {
+                // A topic that is not (or no longer) there: say so instead of an empty page.
+                state.view = 'home';
+                $('empty').hidden = false;
+                $('topic').hidden = true;
+                $('empty').querySelector('h1').textContent = `No topic ${h.name}`;
+            }
+        } else if (h.view === 'home') {
+            $('empty').querySelector('h1').textContent = 'No topic selected';
+        } else if (h.view === 'groups') {
+            loadGroups();
+        } else if (h.view === 'group') {
+            loadGroupPage(h.name, true);
+        } else if (h.view === 'brokers') {
+            loadBrokers();
         }
     }
 
@@ -454,16 +566,16 @@
         tail.clear();
         state.selected = name;
         state.meta = null;
+        state.configs = null;
         state.parts = new Map();
         if (topicFromHash() !== name) history.replaceState(null, '', '#/topics/' + enc(name));
-        $('empty').hidden = true;
-        $('topic').hidden = false;
+        showView('topic');
         $('topic-name').textContent = name;
         $('topic-meta').textContent = '';
         $('p-result').textContent = '';
         renderTopicList();
         renderParts();
-        await Promise.all([loadTopicMeta(), loadPartitions()]);
+        await Promise.all([loadTopicMeta(), loadPartitions(), loadConfigs()]);
         if (state.selected !== name) return;
         fillPartitionSelect();
         renderParts();
@@ -477,19 +589,91 @@
             const m = await api('GET', '/topics/' + enc(name));
             if (state.selected !== name) return;
             state.meta = m;
-            const n = Array.isArray(m.partitions) ? m.partitions.length : 0;
-            const cfg =
-                m.configs && typeof m.configs === 'object' ? Object.keys(m.configs).length : 0;
-            let rf = 0;
-            if (n && Array.isArray(m.partitions[0].replicas)) rf = m.partitions[0].replicas.length;
-            $('topic-meta').textContent =
-                `${n} partition${n === 1 ? '' : 's'}` +
-                (rf ? ` · replication ${rf}` : '') +
-                (cfg ? ` · ${cfg} config override${cfg === 1 ? '' : 's'}` : '');
-            $('topic-meta').title = m.configs ? JSON.stringify(m.configs, null, 1) : '';
+            renderTopicMeta();
         } catch (e) {
             if (state.selected === name) $('topic-meta').textContent = e.message;
         }
+    }
+
+    // The topic's configs as [{name, value, is_default}], from whatever the broker says:
+    //   1. GET /topics/{t}/configs marks each one (is_default);
+    //   2. else GET /topics/{t} may say which are overrides: an "overrides" object or list,
+    //      or configs given as {value, is_default|source};
+    //   3. else the configs are plain values and nobody said which are set: null fields,
+    //      and the page claims no override count (the old "8 config overrides" for a topic
+    //      with none came from counting every effective value as one).
+    function normConfigs(m, list) {
+        if (Array.isArray(list))
+            return list
+                .filter((c) => c && typeof c.name === 'string')
+                .map((c) => ({
+                    name: c.name,
+                    value: c.value === null || c.value === undefined ? '' : String(c.value),
+                    is_default: typeof c.is_default === 'boolean' ? c.is_default : null,
+                }));
+        if (!m || !m.configs || typeof m.configs !== 'object') return null;
+        let ov = null;
+        if (Array.isArray(m.overrides)) ov = new Set(m.overrides.map(String));
+        else if (m.overrides && typeof m.overrides === 'object')
+            ov = new Set(Object.keys(m.overrides));
+        const out = [];
+        for (const [name, v] of Object.entries(m.configs)) {
+            let value = v;
+            let def = ov ? !ov.has(name) : null;
+            if (v && typeof v === 'object') {
+                value = v.value;
+                if (typeof v.is_default === 'boolean') def = v.is_default;
+                else if (typeof v.source === 'string')
+                    def = !/topic|override|dynamic/i.test(v.source);
+            }
+            out.push({
+                name,
+                value: value === null || value === undefined ? '' : String(value),
+                is_default: def,
+            });
+        }
+        if (ov)
+            for (const k of ov)
+                if (!(k in m.configs))
+                    out.push({ name: k, value: String(m.overrides[k] ?? ''), is_default: false });
+        return out;
+    }
+
+    async function loadConfigs() {
+        const name = state.selected;
+        if (!name) return;
+        let list = null;
+        try {
+            list = await api('GET', '/topics/' + enc(name) + '/configs');
+        } catch (e) {
+            list = null; /* an older broker: fall back on GET /topics/{t} */
+        }
+        if (state.selected !== name) return;
+        state.configs = list;
+        renderTopicMeta();
+        if ($('configs-dlg').open) renderConfigs();
+    }
+
+    function topicConfigs() {
+        return normConfigs(state.meta, state.configs);
+    }
+
+    function renderTopicMeta() {
+        const m = state.meta;
+        if (!m) return;
+        const n = Array.isArray(m.partitions) ? m.partitions.length : 0;
+        let rf = 0;
+        if (n && Array.isArray(m.partitions[0].replicas)) rf = m.partitions[0].replicas.length;
+        const cfgs = topicConfigs();
+        let cfgText = '';
+        if (cfgs && cfgs.length && cfgs.every((c) => c.is_default !== null)) {
+            const ov = cfgs.filter((c) => !c.is_default).length;
+            cfgText = ov
+                ? ` · ${ov} config override${ov === 1 ? '' : 's'}`
+                : ' · no config overrides';
+        }
+        $('topic-meta').textContent =
+            `${n} partition${n === 1 ? '' : 's'}` + (rf ? ` · replication ${rf}` : '') + cfgText;
     }
 
     async function loadPartitions() {
@@ -602,12 +786,37 @@
                           : o.current_offset,
                 end: o.log_end_offset !== undefined ? o.log_end_offset : o.end_offset,
                 lag: o.lag,
+                owner: o.member_id || o.consumer_id || null,
             }))
             .filter((o) => typeof o.topic === 'string' && Number.isInteger(o.partition));
     }
 
+    // The end offset of any topic's partition as of the last /metrics poll (1 Hz), so the
+    // groups' lag moves with the partitions card instead of with the 2 s group poll.
+    function liveEnd(topic, p) {
+        const m = state.metrics && state.metrics.perPart.get(topic + '\u0000' + p);
+        if (!m) return undefined;
+        return m.hw !== undefined ? m.hw : m.leo;
+    }
+
+    // Lag of one committed offset against the live end; the group's own answer otherwise.
+    function lagOf(o) {
+        const live = liveEnd(o.topic, o.partition);
+        const end = live !== undefined ? live : o.end;
+        const committed = Number.isInteger(o.offset) && o.offset >= 0 ? o.offset : undefined;
+        const lag =
+            end !== undefined && committed !== undefined
+                ? Math.max(0, end - committed)
+                : o.lag !== undefined && o.lag >= 0
+                  ? o.lag
+                  : undefined;
+        return { end, committed, lag };
+    }
+
+    let groupsBusy = false;
     async function loadGroups() {
-        if (state.groupsSupported === false) return;
+        if (state.groupsSupported === false || groupsBusy) return;
+        groupsBusy = true;
         try {
             const d = await api('GET', '/groups');
             const list = Array.isArray(d) ? d : d && Array.isArray(d.groups) ? d.groups : [];
@@ -615,21 +824,38 @@
             for (const g of list.slice(0, 50)) {
                 const name = groupName(g);
                 if (!name) continue;
+                const entry = {
+                    name,
+                    state: g.state,
+                    members: g.members,
+                    offsets: [],
+                };
                 try {
                     const gd = await api('GET', '/groups/' + enc(name));
-                    out.push({ name, offsets: groupOffsets(gd) });
+                    entry.offsets = groupOffsets(gd);
+                    if (gd && gd.state) entry.state = gd.state;
+                    if (gd && Array.isArray(gd.members)) entry.members = gd.members.length;
                 } catch (e) {
-                    out.push({ name, offsets: [] });
+                    /* listed but not described: shown without offsets */
                 }
+                out.push(entry);
             }
             state.groupsSupported = true;
-            state.groups = out;
+            state.groups = out.sort((a, b) => a.name.localeCompare(b.name));
+            state.groupsMore = list.length > 50 ? list.length : 0;
         } catch (e) {
             // 404/405: this gateway has no group endpoints; offsets are all the console shows.
             if (e.status === 404 || e.status === 405 || e.status === 501)
                 state.groupsSupported = false;
+        } finally {
+            groupsBusy = false;
         }
         renderGroups();
+        renderGroupsList();
+    }
+
+    function groupLink(name) {
+        return `<a href="#/groups/${esc(enc(name))}">${esc(name)}</a>`;
     }
 
     function renderGroups() {
@@ -639,15 +865,9 @@
             for (const g of state.groups) {
                 for (const o of g.offsets) {
                     if (o.topic !== state.selected) continue;
-                    const end = o.end !== undefined ? o.end : offsetsOf(o.partition).end;
-                    const lag =
-                        o.lag !== undefined
-                            ? o.lag
-                            : end !== undefined && o.offset !== undefined
-                              ? Math.max(0, end - o.offset)
-                              : undefined;
+                    const { end, committed, lag } = lagOf(o);
                     rows.push(
-                        `<tr><td>${esc(g.name)}</td><td class="num">${o.partition}</td><td class="num">${fmtInt(o.offset)}</td>` +
+                        `<tr><td>${groupLink(g.name)}</td><td class="num">${o.partition}</td><td class="num">${committed === undefined ? '–' : fmtInt(committed)}</td>` +
                             `<td class="num">${fmtInt(end)}</td><td class="num${lag > 1000 ? ' lag-hi' : ''}">${fmtInt(lag)}</td></tr>`,
                     );
                 }
@@ -661,6 +881,408 @@
         if (tb.dataset.html !== html) {
             tb.innerHTML = html;
             tb.dataset.html = html;
+        }
+    }
+
+    function setHtml(tb, html) {
+        if (tb.dataset.html !== html) {
+            tb.innerHTML = html;
+            tb.dataset.html = html;
+        }
+    }
+
+    function renderGroupsList() {
+        if (state.view !== 'groups') return;
+        const tb = $('groups-list').tBodies[0];
+        if (state.groupsSupported === false) {
+            setHtml(
+                tb,
+                '<tr><td colspan="6" class="muted">this broker has no group endpoints</td></tr>',
+            );
+            return;
+        }
+        let html = '';
+        for (const g of state.groups) {
+            let lag = 0;
+            let known = false;
+            const topics = new Set();
+            for (const o of g.offsets) {
+                topics.add(o.topic);
+                const l = lagOf(o).lag;
+                if (l !== undefined) {
+                    lag += l;
+                    known = true;
+                }
+            }
+            html +=
+                `<tr><td>${groupLink(g.name)}</td><td>${esc(g.state ?? '–')}</td><td class="num">${fmtInt(g.members)}</td>` +
+                `<td class="num">${fmtInt(g.offsets.length)}</td><td class="num${lag > 1000 ? ' lag-hi' : ''}">${known ? fmtInt(lag) : '–'}</td>` +
+                `<td class="wrap">${[...topics].sort().map(esc).join(', ') || '–'}</td></tr>`;
+        }
+        if (!html) html = '<tr><td colspan="6" class="muted">no consumer groups yet</td></tr>';
+        setHtml(tb, html);
+        const n = state.groups.length;
+        $('groups-count').textContent =
+            `${n} group${n === 1 ? '' : 's'}` +
+            (state.groupsMore ? ` (first 50 of ${state.groupsMore})` : '');
+    }
+
+    // ---- one group: members, lag, reset -------------------------------------------------
+
+    const groupPage = { name: null, data: null, plan: null };
+
+    async function loadGroupPage(name, fresh) {
+        if (fresh) {
+            groupPage.name = name;
+            groupPage.data = null;
+            groupPage.plan = null;
+            $('g-name').textContent = name;
+            $('g-meta').textContent = 'loading…';
+            $('r-plan').hidden = true;
+            $('r-execute').disabled = true;
+            $('r-result').textContent = '';
+            setHtml($('g-members').tBodies[0], '');
+            setHtml($('g-lag').tBodies[0], '');
+        }
+        try {
+            const d = await api('GET', '/groups/' + enc(name));
+            if (groupPage.name !== name) return;
+            groupPage.data = d;
+        } catch (e) {
+            if (groupPage.name !== name) return;
+            groupPage.data = null;
+            $('g-meta').textContent =
+                e.status === 404 ? 'no such group (nothing committed, no member)' : e.message;
+            if (e.status !== 404) return;
+        }
+        renderGroupPage();
+    }
+
+    function renderGroupPage() {
+        if (state.view !== 'group') return;
+        const d = groupPage.data;
+        const members = d && Array.isArray(d.members) ? d.members : [];
+        const offs = groupOffsets(d);
+        if (d) {
+            const nm = members.length;
+            $('g-meta').textContent =
+                `${d.state || '–'} · ${nm} member${nm === 1 ? '' : 's'}` +
+                (d.assignor ? ` · ${d.assignor}` : '') +
+                (d.group_epoch !== undefined ? ` · epoch ${d.group_epoch}` : '');
+        }
+        let html = '';
+        for (const m of members) {
+            const asg = Array.isArray(m.assignment)
+                ? m.assignment.map((a) => `${a.topic}[${(a.partitions || []).join(',')}]`).join(' ')
+                : '';
+            html +=
+                `<tr><td class="clip" title="${esc(m.member_id ?? '')}">${esc(m.member_id ?? '–')}</td><td>${esc(m.client_id || '–')}</td>` +
+                `<td>${esc(m.host || '–')}</td><td class="num">${fmtInt(m.member_epoch)}</td><td class="wrap">${esc(asg || '–')}</td></tr>`;
+        }
+        setHtml(
+            $('g-members').tBodies[0],
+            html || '<tr><td colspan="5" class="muted">no active member</td></tr>',
+        );
+        html = '';
+        let total = 0;
+        for (const o of offs.sort(
+            (a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition,
+        )) {
+            const { end, committed, lag } = lagOf(o);
+            if (lag) total += lag;
+            html +=
+                `<tr><td><a href="#/topics/${esc(enc(o.topic))}">${esc(o.topic)}</a></td><td class="num">${o.partition}</td>` +
+                `<td class="num">${committed === undefined ? '–' : fmtInt(committed)}</td><td class="num">${fmtInt(end)}</td>` +
+                `<td class="num${lag > 1000 ? ' lag-hi' : ''}">${fmtInt(lag)}</td><td class="clip" title="${esc(o.owner ?? '')}">${esc(o.owner || '–')}</td></tr>`;
+        }
+        if (html)
+            html += `<tr class="total"><td>total</td><td></td><td></td><td></td><td class="num">${fmtInt(total)}</td><td></td></tr>`;
+        setHtml(
+            $('g-lag').tBodies[0],
+            html || '<tr><td colspan="6" class="muted">nothing committed</td></tr>',
+        );
+        // Reset: the topics the group reads or has committed, then every other topic.
+        const sel = $('r-topic');
+        const mine = new Set(offs.map((o) => o.topic));
+        for (const m of members) for (const t of m.topics || []) mine.add(t);
+        const opts = [...mine].sort().concat(state.topics.filter((t) => !mine.has(t)));
+        const optHtml = opts.map((t) => `<option value="${esc(t)}">${esc(t)}</option>`).join('');
+        if (sel.dataset.html !== optHtml) {
+            const prev = sel.value;
+            sel.innerHTML = optHtml;
+            sel.dataset.html = optHtml;
+            if (opts.includes(prev)) sel.value = prev;
+        }
+        $('g-delete').disabled = members.length > 0;
+        $('g-delete').title = members.length
+            ? 'Stop its consumers first: a group with members cannot be deleted'
+            : "Forget this group's committed offsets";
+    }
+
+    // The reset request of the form; null (with a message) when incomplete.
+    function resetBody(execute) {
+        const to = $('r-to').value;
+        const body = { topics: [$('r-topic').value], to, execute };
+        if (!body.topics[0]) return null;
+        if (to === 'offset') {
+            const n = Number($('r-offset').value);
+            if ($('r-offset').value === '' || !Number.isInteger(n) || n < 0) return null;
+            body.offset = n;
+        } else if (to === 'datetime') {
+            const ms = new Date($('r-time').value).getTime();
+            if (!Number.isFinite(ms)) return null;
+            body.timestamp = ms;
+        }
+        return body;
+    }
+
+    // Preview, then execute exactly the previewed request (as `runnel group reset` without
+    // and with --execute); changing the form asks for a new preview.
+    async function resetGroup(execute) {
+        const name = groupPage.name;
+        const out = $('r-result');
+        const body = execute ? groupPage.plan && groupPage.plan.body : resetBody(false);
+        if (!body) {
+            out.className = 'result err';
+            out.textContent = execute ? 'preview first' : 'choose a topic and where to reset to';
+            return;
+        }
+        out.className = 'result dim';
+        out.textContent = execute ? 'committing…' : 'computing…';
+        $('r-execute').disabled = true;
+        try {
+            const r = await api('POST', '/groups/' + enc(name) + '/reset', { ...body, execute });
+            if (groupPage.name !== name) return;
+            const rows = Array.isArray(r && r.offsets) ? r.offsets : [];
+            let html = '';
+            for (const o of rows)
+                html +=
+                    `<tr><td>${esc(o.topic)}</td><td class="num">${o.partition}</td><td class="num">${o.current_offset >= 0 ? fmtInt(o.current_offset) : '–'}</td>` +
+                    `<td class="num changed">${fmtInt(o.new_offset)}${o.clamped ? ' <span class="dim" title="outside the log: kept within it">(clamped)</span>' : ''}</td>` +
+                    `<td class="num dim">${fmtInt(o.log_start_offset)}–${fmtInt(o.log_end_offset)}</td></tr>`;
+            setHtml($('r-plan').tBodies[0], html);
+            $('r-plan').hidden = false;
+            if (execute) {
+                groupPage.plan = null;
+                out.className = 'result ok';
+                out.textContent = `✓ committed ${rows.length} offset${rows.length === 1 ? '' : 's'}`;
+                loadGroupPage(name, false);
+                loadGroups();
+            } else {
+                groupPage.plan = { body };
+                out.className = 'result dim';
+                out.textContent = `preview: ${rows.length} partition${rows.length === 1 ? '' : 's'}; nothing changed yet`;
+                $('r-execute').disabled = false;
+            }
+        } catch (e) {
+            out.className = 'result err';
+            out.textContent = '✗ ' + e.message;
+            if (!execute) groupPage.plan = null;
+            else $('r-execute').disabled = !groupPage.plan;
+        }
+    }
+
+    // ---- brokers -------------------------------------------------------------------------
+
+    async function loadBrokers() {
+        const tb = $('brokers').tBodies[0];
+        try {
+            const d = await api('GET', '/brokers');
+            const bs = d && Array.isArray(d.brokers) ? d.brokers : [];
+            let html = '';
+            for (const b of bs) {
+                html +=
+                    `<tr><td class="num">${esc(b.node_id)}</td><td>${esc(b.host)}:${esc(b.port)}</td><td>${esc(b.rack || '–')}</td>` +
+                    `<td>${b.controller ? 'controller' : '–'}</td><td class="num">${fmtInt(b.partitions)}</td><td class="num">${fmtInt(b.leaders)}</td>` +
+                    `<td><span class="dot ok"></span>online</td></tr>`;
+            }
+            setHtml(
+                tb,
+                html || '<tr><td colspan="7" class="muted">no broker in the metadata</td></tr>',
+            );
+            const n = bs.length;
+            $('b-meta').textContent =
+                `${n} broker${n === 1 ? '' : 's'} · ${fmtInt(d.topics)} topic${d.topics === 1 ? '' : 's'}` +
+                (d.cluster_id ? ` · cluster ${d.cluster_id}` : '');
+        } catch (e) {
+            if (e.status === 404)
+                setHtml(
+                    tb,
+                    '<tr><td colspan="7" class="muted">this broker has no /brokers endpoint</td></tr>',
+                );
+            /* unreachable: the table keeps its rows, marked stale */
+        }
+    }
+
+    // ---- create, delete, configs -------------------------------------------------------
+
+    function openCreate() {
+        $('create-form').reset();
+        $('c-result').textContent = '';
+        $('create-dlg').showModal();
+        $('c-name').focus();
+    }
+
+    async function createTopic(ev) {
+        ev.preventDefault();
+        const out = $('c-result');
+        const name = $('c-name').value.trim();
+        const parts = Number($('c-parts').value || 1);
+        const rf = $('c-rf').value === '' ? undefined : Number($('c-rf').value);
+        if (!name) {
+            out.className = 'result err';
+            out.textContent = 'a topic needs a name';
+            return;
+        }
+        if (
+            !Number.isInteger(parts) ||
+            parts < 1 ||
+            (rf !== undefined && (!Number.isInteger(rf) || rf < 1))
+        ) {
+            out.className = 'result err';
+            out.textContent = 'partitions and replication are whole numbers from 1';
+            return;
+        }
+        const configs = {};
+        for (const raw of $('c-configs').value.split('\n')) {
+            const line = raw.trim();
+            if (!line || line.startsWith('#')) continue;
+            const i = line.indexOf('=');
+            if (i <= 0) {
+                out.className = 'result err';
+                out.textContent = `not key=value: ${line}`;
+                return;
+            }
+            configs[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+        }
+        const body = { name, partitions: parts };
+        if (rf !== undefined) body.replication_factor = rf;
+        if (Object.keys(configs).length) body.configs = configs;
+        out.className = 'result dim';
+        out.textContent = 'creating…';
+        $('c-submit').disabled = true;
+        try {
+            await api('POST', '/topics', body);
+            $('create-dlg').close();
+            await loadTopics();
+            location.hash = '#/topics/' + enc(name);
+        } catch (e) {
+            out.className = 'result err';
+            out.textContent = '✗ ' + e.message;
+        } finally {
+            $('c-submit').disabled = false;
+        }
+    }
+
+    // One confirmation dialog for deleting a topic or a group: the name must be typed.
+    let pendingDelete = null;
+    function openDelete(kind, name) {
+        pendingDelete = { kind, name };
+        $('d-title').textContent = `Delete ${kind} ${name}?`;
+        $('d-text').textContent =
+            kind === 'topic'
+                ? 'Every partition and every record of this topic goes, for good. Producers and consumers of it get errors.'
+                : "The group's committed offsets are forgotten: its consumers start again from their auto.offset.reset.";
+        $('d-name').textContent = name;
+        $('d-confirm').value = '';
+        $('d-submit').disabled = true;
+        $('d-result').textContent = '';
+        $('delete-dlg').showModal();
+        $('d-confirm').focus();
+    }
+
+    async function confirmDelete(ev) {
+        ev.preventDefault();
+        const p = pendingDelete;
+        if (!p || $('d-confirm').value !== p.name) return;
+        const out = $('d-result');
+        out.className = 'result dim';
+        out.textContent = 'deleting…';
+        $('d-submit').disabled = true;
+        try {
+            await api('DELETE', (p.kind === 'topic' ? '/topics/' : '/groups/') + enc(p.name));
+            $('delete-dlg').close();
+            pendingDelete = null;
+            if (p.kind === 'topic') {
+                state.topics = state.topics.filter((t) => t !== p.name);
+                location.hash = '#/';
+                loadTopics();
+            } else {
+                location.hash = '#/groups';
+                loadGroups();
+            }
+        } catch (e) {
+            out.className = 'result err';
+            out.textContent = '✗ ' + e.message;
+            $('d-submit').disabled = false;
+        }
+    }
+
+    function openConfigs() {
+        if (!state.selected) return;
+        $('cfg-title').textContent = `Configs of ${state.selected}`;
+        $('cfg-result').textContent = '';
+        renderConfigs();
+        $('cfg-value').value = '';
+        $('configs-dlg').showModal();
+        loadConfigs().then(() => {
+            // The value box starts at the chosen config's current value, ready to edit.
+            const c = (topicConfigs() || []).find((x) => x.name === $('cfg-key').value);
+            if (c && !$('cfg-value').value) $('cfg-value').value = c.value;
+        });
+    }
+
+    function renderConfigs() {
+        const cfgs = topicConfigs() || [];
+        const all = $('cfg-all').checked;
+        const known = cfgs.every((c) => c.is_default !== null);
+        let html = '';
+        for (const c of cfgs
+            .slice()
+            .sort((a, b) =>
+                a.is_default === b.is_default
+                    ? a.name.localeCompare(b.name)
+                    : a.is_default
+                      ? 1
+                      : -1,
+            )) {
+            if (!all && known && c.is_default) continue;
+            const src = c.is_default === null ? '' : c.is_default ? 'default' : 'topic';
+            html +=
+                `<tr${c.is_default ? ' class="muted-row"' : ''}><td>${esc(c.name)}</td><td class="wrap">${esc(c.value)}</td><td>${src}</td>` +
+                `<td>${c.is_default === false ? `<button class="link" data-reset="${esc(c.name)}" title="Back to the broker default">reset</button>` : ''}</td></tr>`;
+        }
+        if (!html)
+            html = `<tr><td colspan="4" class="muted">${cfgs.length ? 'no overrides: every config is the broker default' : 'no configs reported'}</td></tr>`;
+        setHtml($('cfg').tBodies[0], html);
+        const keys = cfgs.map((c) => c.name).sort();
+        const sel = $('cfg-key');
+        const optHtml = keys.map((k) => `<option value="${esc(k)}">${esc(k)}</option>`).join('');
+        if (sel.dataset.html !== optHtml) {
+            const prev = sel.value;
+            sel.innerHTML = optHtml;
+            sel.dataset.html = optHtml;
+            if (keys.includes(prev)) sel.value = prev;
+        }
+    }
+
+    async function alterConfig(name, value) {
+        const out = $('cfg-result');
+        const topic = state.selected;
+        out.className = 'result dim';
+        out.textContent = value === null ? `resetting ${name}…` : `setting ${name}…`;
+        try {
+            const path = '/topics/' + enc(topic) + '/configs/' + enc(name);
+            if (value === null) await api('DELETE', path);
+            else await api('PUT', path, { value });
+            out.className = 'result ok';
+            out.textContent =
+                value === null ? `✓ ${name} is the default again` : `✓ ${name} = ${value}`;
+            await Promise.all([loadConfigs(), loadTopicMeta()]);
+            renderConfigs();
+        } catch (e) {
+            out.className = 'result err';
+            out.textContent = '✗ ' + e.message;
         }
     }
 
@@ -720,10 +1342,12 @@
 
     // ---- live tail ----------------------------------------------------------------------
 
+    const PRETTY_LINES = 7; // lines of a pretty value shown before "click to expand"
     const MAX_WS_STREAMS = 64; // "all" over WebSocket: one socket per partition
     const MAX_SSE_STREAMS = 4; // HTTP/1.1 allows ~6 connections per host; keep 2 for the rest
     const params = new URLSearchParams(location.search);
     let sseOnly = params.get('transport') === 'sse';
+    let wsWorked = false; // a WebSocket opened once: upgrades pass, failures are outages
 
     const tail = {
         streams: [], // {p, next, ws|es, transport, retry, timer}
@@ -825,6 +1449,7 @@
             ws.onopen = () => {
                 if (gen !== this.gen) return ws.close();
                 opened = true;
+                wsWorked = true;
                 s.retry = 0;
                 const msg = {
                     op: 'subscribe',
@@ -859,8 +1484,22 @@
             ws.onclose = () => {
                 if (gen !== this.gen || s.ws !== ws) return;
                 s.ws = null;
-                if (!opened) return this.fallback(gen);
-                if (this.status !== 'error') this.reconnect(s, gen);
+                if (opened || wsWorked) {
+                    if (this.status !== 'error') this.reconnect(s, gen);
+                    return;
+                }
+                // Never opened: either upgrades are dropped on the way (fall back to SSE)
+                // or the broker is down (try again later). Plain HTTP tells which.
+                fetch('/healthz', { cache: 'no-store' })
+                    .then(
+                        (r) => r.ok,
+                        () => false,
+                    )
+                    .then((up) => {
+                        if (gen !== this.gen) return;
+                        if (up) this.fallback(gen);
+                        else this.reconnect(s, gen);
+                    });
             };
         },
 
@@ -913,10 +1552,23 @@
             this.render();
         },
 
+        // The broker is back: streams waiting out a back-off reconnect at once.
+        reconnectNow() {
+            if (this.status !== 'connecting') return;
+            for (const s of this.streams) {
+                if (!s.timer || s.ws || s.es) continue;
+                clearTimeout(s.timer);
+                s.timer = 0;
+                s.retry = 0;
+                this.open(s, this.gen);
+            }
+        },
+
         reconnect(s, gen) {
             this.setStatus('connecting');
             const delay = Math.min(10000, 500 * 2 ** s.retry++);
             s.timer = setTimeout(() => {
+                s.timer = 0;
                 if (gen === this.gen) this.open(s, gen);
             }, delay);
         },
@@ -958,12 +1610,21 @@
                           .join('  ')
                     : '';
             const isJson = r.value !== null && typeof r.value === 'object';
+            const vh = valueHtml(r.value, pretty);
+            // A pretty value taller than the row shows (7 lines, see style.css) says how much
+            // is hidden, instead of being cut with no sign.
+            let more = '';
+            if (pretty) {
+                let lines = 1;
+                for (let i = vh.indexOf('\n'); i >= 0; i = vh.indexOf('\n', i + 1)) lines++;
+                if (lines > PRETTY_LINES) more = ` data-more="+${lines - PRETTY_LINES} lines"`;
+            }
             return (
-                `<div class="rec${fresh ? ' new' : ''}${pretty ? ' pretty' : ''}" data-p="${esc(r.partition)}" data-o="${esc(r.offset)}"${isJson ? ' data-json="1"' : ''}>` +
+                `<div class="rec${fresh ? ' new' : ''}${pretty ? ' pretty' : ''}${more ? ' clipped' : ''}" data-p="${esc(r.partition)}" data-o="${esc(r.offset)}"${isJson ? ' data-json="1"' : ''}>` +
                 `<span class="off">${esc(r.offset)}</span><span class="part">${esc(r.partition)}</span>` +
                 `<span class="ts" title="${esc(isoTime(r.timestamp))}">${esc(fmtTime(r.timestamp))}</span>` +
                 `<span class="key" title="${k === null ? '' : esc(k)}">${k === null ? '<span class="null">null</span>' : esc(k)}</span>` +
-                `<span class="val">${valueHtml(r.value, pretty)}</span>` +
+                `<span class="val"${more}>${vh}</span>` +
                 (hdrs ? `<span class="hdrs" title="${esc(hdrs)}">${esc(hdrs)}</span>` : '') +
                 '</div>'
             );
@@ -1052,6 +1713,19 @@
             }
         },
 
+        // Records past each paused stream's next offset; undefined when no end is known.
+        newSincePause() {
+            let n = 0;
+            let known = false;
+            for (const s of this.streams) {
+                const end = offsetsOf(s.p).end;
+                if (!Number.isInteger(s.next) || end === undefined) continue;
+                n += Math.max(0, end - s.next);
+                known = true;
+            }
+            return known ? n : undefined;
+        },
+
         toggle() {
             if (!state.selected) return;
             if (this.status === 'live' || this.status === 'connecting') this.pause();
@@ -1130,6 +1804,17 @@
                     text = 'idle';
             }
             if (pill.textContent !== text) pill.textContent = text;
+            // Paused: how many records were written since, from the live end offsets (the
+            // sockets are closed, so this costs the broker nothing more).
+            const nc = $('t-new');
+            const n = this.status === 'paused' ? this.newSincePause() : undefined;
+            nc.hidden = n === undefined;
+            if (n !== undefined) {
+                const t = `${fmtInt(n)} new`;
+                if (nc.textContent !== t) nc.textContent = t;
+                nc.title = `${fmtInt(n)} record${n === 1 ? '' : 's'} written since the pause${this.filter ? ' (before the filter)' : ''}; resume to see them`;
+                nc.classList.toggle('some', n > 0);
+            }
             pill.title = parts ? `${text} (${parts})` : text;
             const shown = $('t-rows').childElementCount;
             $('t-empty').hidden = shown > 0;
@@ -1176,7 +1861,10 @@
     function wire() {
         $('topics').addEventListener('click', (e) => {
             const li = e.target.closest('li[data-topic]');
-            if (li) selectTopic(li.dataset.topic);
+            if (!li) return;
+            setSide(false); // also when the topic tapped is the one shown
+            if (state.view !== 'topic' || li.dataset.topic !== state.selected)
+                location.hash = '#/topics/' + enc(li.dataset.topic);
         });
         $('topic-filter').addEventListener('input', renderTopicList);
         $('topic-filter').addEventListener('keydown', (e) => {
@@ -1233,10 +1921,56 @@
             if (row && !window.getSelection().toString()) row.classList.toggle('open');
         });
         $('help-open').addEventListener('click', () => $('help').showModal());
-        window.addEventListener('hashchange', () => {
-            const t = topicFromHash();
-            if (t) selectTopic(t);
+        $('menu').addEventListener('click', () =>
+            setSide(!document.body.classList.contains('side-open')),
+        );
+        // A tap beside the open drawer closes it.
+        $('main').addEventListener('click', () => {
+            if (document.body.classList.contains('side-open')) setSide(false);
         });
+        $('topic-new').addEventListener('click', openCreate);
+        $('empty-create').addEventListener('click', openCreate);
+        $('create-form').addEventListener('submit', (e) => {
+            if (e.submitter && e.submitter.value === 'cancel') return;
+            createTopic(e);
+        });
+        $('topic-delete').addEventListener('click', () => openDelete('topic', state.selected));
+        $('g-delete').addEventListener('click', () => openDelete('group', groupPage.name));
+        $('d-confirm').addEventListener('input', () => {
+            $('d-submit').disabled = !pendingDelete || $('d-confirm').value !== pendingDelete.name;
+        });
+        $('delete-form').addEventListener('submit', (e) => {
+            if (e.submitter && e.submitter.value === 'cancel') return;
+            confirmDelete(e);
+        });
+        $('topic-configs').addEventListener('click', openConfigs);
+        $('cfg-all').addEventListener('change', renderConfigs);
+        $('cfg').addEventListener('click', (e) => {
+            const b = e.target.closest('button[data-reset]');
+            if (b) alterConfig(b.dataset.reset, null);
+        });
+        $('cfg-key').addEventListener('change', () => {
+            const c = (topicConfigs() || []).find((x) => x.name === $('cfg-key').value);
+            $('cfg-value').value = c ? c.value : '';
+        });
+        $('cfg-form').addEventListener('submit', (e) => {
+            e.preventDefault();
+            if ($('cfg-key').value) alterConfig($('cfg-key').value, $('cfg-value').value.trim());
+        });
+        $('g-reset').addEventListener('submit', (e) => {
+            e.preventDefault();
+            resetGroup(false);
+        });
+        $('r-execute').addEventListener('click', () => resetGroup(true));
+        for (const id of ['r-topic', 'r-to', 'r-offset', 'r-time'])
+            $(id).addEventListener('input', () => {
+                // A changed form is a new plan: preview it before executing.
+                groupPage.plan = null;
+                $('r-execute').disabled = true;
+                $('r-offset').hidden = $('r-to').value !== 'offset';
+                $('r-time').hidden = $('r-to').value !== 'datetime';
+            });
+        window.addEventListener('hashchange', route);
         window.addEventListener('resize', drawSpark);
         const dark = window.matchMedia('(prefers-color-scheme: dark)');
         if (dark.addEventListener) dark.addEventListener('change', drawSpark);
@@ -1244,6 +1978,7 @@
         document.addEventListener('keydown', (e) => {
             if (e.key === 'Escape') {
                 if (typing(document.activeElement)) document.activeElement.blur();
+                setSide(false);
                 return;
             }
             if (typing(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -1278,6 +2013,9 @@
                     return tail.redraw();
                 case 'r':
                     return refreshAll();
+                case 'n':
+                    e.preventDefault();
+                    return openCreate();
                 case '?':
                     return $('help').showModal();
             }
@@ -1292,8 +2030,11 @@
                 renderParts();
             });
             loadPartitions().then(renderParts);
+            loadConfigs();
         }
         loadGroups();
+        if (state.view === 'group' && groupPage.name) loadGroupPage(groupPage.name, false);
+        if (state.view === 'brokers') loadBrokers();
     }
 
     wire();
@@ -1303,7 +2044,8 @@
         location.host,
     );
     tail.render();
-    loadTopics();
+    state.view = parseHash().view;
+    loadTopics().then(route);
     pollMetrics();
     loadGroups();
     setInterval(pollMetrics, 1000);
@@ -1311,8 +2053,13 @@
     setInterval(() => {
         if (state.selected) loadPartitions().then(renderParts);
     }, 5000);
+    // Committed offsets change on commits only; the lag beside them moves with /metrics.
     setInterval(() => {
         if (state.groupsSupported) loadGroups();
+        if (state.view === 'group' && groupPage.name) loadGroupPage(groupPage.name, false);
+    }, 2000);
+    setInterval(() => {
+        if (state.view === 'brokers') loadBrokers();
     }, 5000);
     // For tests and the curious: the tail's state, read-only by convention.
     window.runnelConsole = { state, tail };
