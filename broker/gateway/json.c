@@ -14,12 +14,14 @@
  * 50301 not ready / shutting down.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/gateway/json.h"
+#include "broker/logfmt.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 
@@ -518,7 +520,20 @@ int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t part
             rc = centry_render(&tmp, topic, partition, data + pos, bsize, &h, fmt);
             if (rc < 0) {
                 centry_clear(&tmp);
-                return rc;
+                if (rc == -ENOMEM)
+                    return rc;
+                /* A batch whose records do not decode (stored by an older
+                 * runneld, which did not validate them on produce) would
+                 * fail every fetch of the partition: pass over it, as a
+                 * Kafka consumer does, and say so in the log. */
+                rn_logfmt(RN_WARN, "skipped a batch that does not decode",
+                          "topic=%s partition=%d base_offset=%" PRId64 " last_offset=%" PRId64
+                          " err=%s",
+                          topic, partition, h.base_offset, last, rn_errname(rc));
+                if (last + 1 > *next)
+                    *next = last + 1;
+                pos += bsize;
+                continue;
             }
             e = &tmp;
             if (cache) {

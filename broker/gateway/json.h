@@ -84,9 +84,13 @@ void rn_json_cache_stats(const rn_json_cache *c, uint64_t *hits, uint64_t *misse
  * from and whose key or value contains filter (filter_len 0: all), in order.
  * Each batch is rendered once and cached (cache NULL: render, emit, forget);
  * an emitted text is valid until the callback returns. *next gets the offset
- * after the last record looked at (from when there were none). Returns how
- * many were emitted, a negative batch error (-RN_E_CORRUPT_BATCH and
- * friends), -ENOMEM, or the callback's negative value. */
+ * after the last record looked at (from when there were none). A whole
+ * batch whose records do not decode (an older runneld stored it without
+ * validating them) is passed over with a log line, so one bad batch does not
+ * fail every fetch of its partition. Returns how many were emitted, a
+ * negative batch error for bytes that are not whole batches
+ * (-RN_E_BATCH_TRUNCATED and friends), -ENOMEM, or the callback's negative
+ * value. */
 int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t partition,
                            const uint8_t *data, size_t len, int64_t from, const char *filter,
                            size_t filter_len, enum rn_gw_format fmt, int64_t *next,
