@@ -495,29 +495,46 @@ __attribute__((format(printf, 4, 5))) static int bad(int rc, char *err, size_t e
     return rc;
 }
 
-/* A nullable byte string of a record (key, value, a header's name or value),
- * with the reason when it is malformed. */
-static int get_field(const uint8_t **pp, const uint8_t *end, const uint8_t **data, int32_t *len,
-                     const char *what, char *err, size_t errlen)
+/* Say why get_bytes refused the field at start (kept out of line: only
+ * malformed records get here). */
+static __attribute__((noinline)) int explain_field(int rc, const uint8_t *start, const uint8_t *end,
+                                                   const char *what, int32_t hdr, char *err,
+                                                   size_t errlen)
 {
-    const uint8_t *start = *pp;
-    int rc = get_bytes(pp, end, data, len);
-    if (rc == 0 || !err)
-        return rc;
-    /* Only on the error path: read the length again to say what it was. */
+    char name[48];
+    if (hdr >= 0)
+        snprintf(name, sizeof(name), "header %" PRId32 " %s", hdr, what);
+    else
+        snprintf(name, sizeof(name), "%s", what);
     int32_t n;
     if (rc == -RN_E_BATCH_BAD_VARINT || get_varint(&start, end, &n))
         return bad(rc, err, errlen, "%s length varint malformed or cut off by the record's end",
-                   what);
+                   name);
     return bad(rc, err, errlen,
                n < -1 ? "%s length %" PRId32 " is negative (only -1, null, is allowed)"
                       : "%s of %" PRId32 " bytes runs past the record's end",
-               what, n);
+               name, n);
+}
+
+/* A nullable byte string of a record (key, value, a header's name or value),
+ * with the reason when it is malformed: what names it, prefixed with
+ * "header <hdr> " when hdr >= 0. The reason is only formatted on failure. */
+static inline __attribute__((always_inline)) int get_field(const uint8_t **pp, const uint8_t *end,
+                                                           const uint8_t **data, int32_t *len,
+                                                           const char *what, int32_t hdr, char *err,
+                                                           size_t errlen)
+{
+    const uint8_t *start = *pp;
+    int rc = get_bytes(pp, end, data, len);
+    if (__builtin_expect(rc == 0, 1) || !err)
+        return rc;
+    return explain_field(rc, start, end, what, hdr, err, errlen);
 }
 
 /* Decode the record at it->pos into rec (rn_batch_iter_next's work), and when
  * err is not NULL say in it what is wrong with a malformed one. */
-static int next_record(rn_batch_iter *it, rn_record *rec, char *err, size_t errlen)
+static inline __attribute__((always_inline)) int next_record(rn_batch_iter *it, rn_record *rec,
+                                                             char *err, size_t errlen)
 {
     if (it->left <= 0)
         return it->pos == it->end ? 0
@@ -563,8 +580,8 @@ static int next_record(rn_batch_iter *it, rn_record *rec, char *err, size_t errl
 
     const uint8_t *key, *value;
     int32_t key_len, value_len, n_headers;
-    if ((rc = get_field(&p, rend, &key, &key_len, "key", err, errlen)) ||
-        (rc = get_field(&p, rend, &value, &value_len, "value", err, errlen)))
+    if ((rc = get_field(&p, rend, &key, &key_len, "key", -1, err, errlen)) ||
+        (rc = get_field(&p, rend, &value, &value_len, "value", -1, err, errlen)))
         return rc;
     if ((rc = get_varint(&p, rend, &n_headers)))
         return bad(rc, err, errlen, "header count varint malformed or cut off");
@@ -575,17 +592,12 @@ static int next_record(rn_batch_iter *it, rn_record *rec, char *err, size_t errl
                    n_headers);
     const uint8_t *headers = p;
     for (int32_t i = 0; i < n_headers; i++) {
-        rn_record_header hdr;
-        char what[40];
-        if (err)
-            snprintf(what, sizeof(what), "header %" PRId32 " name", i);
-        if ((rc = get_field(&p, rend, &hdr.name, &hdr.name_len, err ? what : "", err, errlen)))
+        rn_record_header hdr = {0};
+        if ((rc = get_field(&p, rend, &hdr.name, &hdr.name_len, "name", i, err, errlen)))
             return rc;
         if (hdr.name_len < 0) /* Kafka: a header key is never null */
             return bad(-RN_E_BATCH_BAD_RECORD, err, errlen, "header %" PRId32 " name is null", i);
-        if (err)
-            snprintf(what, sizeof(what), "header %" PRId32 " value", i);
-        if ((rc = get_field(&p, rend, &hdr.value, &hdr.value_len, err ? what : "", err, errlen)))
+        if ((rc = get_field(&p, rend, &hdr.value, &hdr.value_len, "value", i, err, errlen)))
             return rc;
     }
     if (p != rend)
@@ -746,7 +758,7 @@ int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_un
     int64_t latest = -1;
     int32_t i = 0;
     char why[160];
-    rn_record rec;
+    rn_record rec = {0};
     while ((rc = next_record(&it, &rec, err ? why : NULL, sizeof(why))) == 1) {
         if (create_time) {
             if (!has_ts && rec.timestamp != -1) {
