@@ -40,7 +40,8 @@
  *     length is compared with the bytes left before it is used, and a record's
  *     fields are read inside [record, record + length) only.
  *  2. rn_batch_check reads the header and hashes once; it never walks records,
- *     so the broker's produce path and recovery cost one CRC pass per batch.
+ *     so recovery costs one CRC pass per batch. rn_batch_validate (produce)
+ *     adds one pass over the records, with no allocation when uncompressed.
  *  3. Decompression never allocates an output buffer larger than max_uncompressed
  *     (+1 byte in the streaming case): a frame's declared content size is checked
  *     before malloc, and the window zstd may allocate is capped to match.

@@ -120,7 +120,8 @@ static inline size_t rn_batch_size(const rn_batch_header *h)
 
 /* Check the header fields and the CRC of the complete batch at buf (len must
  * be >= its size; bytes after it are ignored). Cheap: does not walk records, so
- * it is what recovery and the broker's produce path use. h may be NULL.
+ * it is what recovery and the log's append use (the broker's produce handler
+ * runs rn_batch_validate first). h may be NULL.
  * Errors: those of rn_batch_peek, -RN_E_BATCH_TRUNCATED, -RN_E_BATCH_BAD_CRC,
  * -RN_E_BATCH_BAD_ATTRIBUTES, -RN_E_BATCH_BAD_COUNT, -RN_E_BATCH_BAD_TIMESTAMP,
  * -RN_E_BATCH_BAD_PRODUCER. */
