@@ -109,7 +109,7 @@ typedef struct md_build {
     size_t n_topics, n_parts;
 } md_build;
 
-static void fill_topic(md_build *m, const rn_topic_info *t, const char *name)
+static void fill_topic(md_build *m, const rn_broker *b, const rn_topic_info *t, const char *name)
 {
     Runnel__TopicMetadata *tm = &m->topics[m->n_topics];
     runnel__topic_metadata__init(tm);
@@ -120,6 +120,11 @@ static void fill_topic(md_build *m, const rn_topic_info *t, const char *name)
         return;
     }
     tm->is_internal = strncmp(t->name, "__", 2) == 0;
+    /* The value handle_produce checks batches against (an override this
+     * version refuses is skipped there too). */
+    rn_log_config lc;
+    rn_topic_log_config(t, &b->cfg.log, &lc);
+    tm->max_message_bytes = lc.max_batch_bytes;
     tm->n_partitions = (size_t)t->n_partitions;
     tm->partitions = m->pptrs + m->n_parts;
     for (int32_t i = 0; i < t->n_partitions; i++) {
@@ -160,10 +165,10 @@ void rn_handle_metadata(rn_request *req)
     }
     for (size_t i = 0; i < n_topics; i++) {
         if (mr->n_topics) {
-            fill_topic(&m, rn_metadata_find(b->md, mr->topics[i]), mr->topics[i]);
+            fill_topic(&m, b, rn_metadata_find(b->md, mr->topics[i]), mr->topics[i]);
         } else {
             const rn_topic_info *t = rn_metadata_topic_at(b->md, (unsigned)i);
-            fill_topic(&m, t, t->name);
+            fill_topic(&m, b, t, t->name);
         }
     }
     Runnel__Broker br = RUNNEL__BROKER__INIT;

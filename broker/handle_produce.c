@@ -9,6 +9,13 @@
  * answers once every append has completed: with log.flush=always that is
  * after the shared fdatasync, so an acknowledgement means the data is on disk.
  *
+ * Before anything is stored, each batch is validated whole as Kafka's broker
+ * does (rn_batch_validate: header and CRC, then one pass over every record,
+ * a zstd batch decompressed under a bound), against the topic's own
+ * max.message.bytes. A batch whose records do not decode would otherwise be
+ * stored and stop every reader of the partition at it; refused, its producer
+ * gets the code and a sentence naming the record and the field.
+ *
  * acks=0 gets no answer at all (Kafka's contract); acks=1 and acks=-1 are the
  * same on one node. A failure is reported per partition; the other partitions
  * of the request are appended regardless.
@@ -40,7 +47,7 @@ struct produce_state {
     Runnel__ProducePartitionResponse *resp;
     Runnel__ProducePartitionResponse **ptrs;
     produce_part *parts;
-    char (*msgs)[160];
+    char (*msgs)[320];
 };
 
 static void finish(produce_state *st)
@@ -84,6 +91,20 @@ static void set_error(produce_state *st, size_t i, int err, const char *detail)
     else
         snprintf(st->msgs[i], sizeof(st->msgs[i]), "%s", rn_strerror(err));
     r->error_message = st->msgs[i];
+}
+
+/* Zstd records may expand to this much, or to the topic's max.message.bytes
+ * when that is larger: a batch that would be accepted uncompressed is
+ * accepted compressed. Decompression runs on the reactor, once per batch. */
+#define MAX_UNCOMPRESSED ((size_t)64 << 20)
+
+/* Validate one produced batch against its partition's topic config. */
+static int validate(rn_partition *p, const uint8_t *batch, size_t len, rn_batch_header *h,
+                    char *why, size_t why_len)
+{
+    size_t max_len = rn_log_config_of(p->log)->max_batch_bytes;
+    size_t max_unc = max_len > MAX_UNCOMPRESSED ? max_len : MAX_UNCOMPRESSED;
+    return rn_batch_validate(batch, len, max_len, max_unc, h, why, why_len);
 }
 
 static void appended(void *arg, int err, int64_t base, int64_t last)
@@ -174,16 +195,22 @@ void rn_handle_produce(rn_request *req)
                       storage ? "partition log is not open" : NULL);
             continue;
         }
+        char why[256];
+        rn_batch_header bh;
+        int vrc = validate(p, batch, len, &bh, why, sizeof(why));
+        if (vrc < 0) {
+            p->m.produce_errors++;
+            set_error(st, i, vrc, why);
+            continue;
+        }
         produce_part *part = &st->parts[i];
         part->st = st;
         part->p = p;
         part->i = i;
         part->len = len;
         /* Idempotent producer: a retry of a batch already in the log gets its
-         * first offset back instead of a second copy; a gap is refused. A
-         * header that does not even peek is left to rn_log_append to report. */
-        rn_batch_header bh;
-        if (rn_batch_peek(batch, len, 0, &bh) == 0 && bh.producer_id >= 0) {
+         * first offset back instead of a second copy; a gap is refused. */
+        if (bh.producer_id >= 0) {
             int64_t dup = -1;
             int v = rn_producer_state_check(p->ps, &bh, &dup);
             if (v < 0) {

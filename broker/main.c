@@ -209,8 +209,11 @@ int main(int argc, char **argv)
                   RN_MAX_REACTORS);
         n_reactors = RN_MAX_REACTORS;
     }
+    /* A batch is bounded by its topic's max.message.bytes, which may be above
+     * the broker's default: the frame check only keeps it within the request
+     * (handle_produce.c checks the topic's value). */
     b->limits = (rn_frame_limits){.max_request = b->cfg.socket_request_max_bytes,
-                                  .max_message = b->cfg.log.max_batch_bytes};
+                                  .max_message = b->cfg.socket_request_max_bytes};
 
     raise_nofile();
     int rc = mkdirs(b->cfg.data_dir);

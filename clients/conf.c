@@ -9,8 +9,9 @@
  *
  * Keys beyond runnel.h's list (small additions, same spirit):
  *   queue.buffering.max.messages  100000  records queued before send returns -ENOBUFS
- *   message.max.bytes             1048576 largest batch the producer builds (the
- *                                         broker's message.max.bytes)
+ *   message.max.bytes             unset   largest batch the producer builds; unset,
+ *                                         each topic's max.message.bytes as Metadata
+ *                                         says (1 MiB from a broker that does not)
  *   max.poll.records              500     messages one rn_consumer_poll returns at most
  *   compression.type              alias of compression.codec (Kafka's name)
  *   enable.idempotence            true    producer ids and sequences, so a retry never
@@ -267,7 +268,7 @@ rn_conf *rn_conf_new(void)
     c->partitioner = RN__PARTITIONER_DEFAULT;
     c->queue_max_messages = 100000;
     c->idempotence = true;
-    c->message_max_bytes = 1 << 20;
+    c->message_max_bytes = 0; /* unset: each topic's own limit (producer.c) */
     c->fetch_min_bytes = 1;
     c->fetch_max_wait_ms = 500;
     c->fetch_max_bytes = 52428800;

@@ -155,8 +155,9 @@ int rn__client_init(rn__client *cl, const rn_conf *conf)
     /* Responses may be large (a Fetch of fetch.max.bytes, whose first batch can
      * pass the limits, a Metadata of a large cluster): raise the limits that a
      * broker keeps low for requests, and keep them finite. */
-    uint64_t max =
-        (uint64_t)conf->fetch_max_bytes + 2ull * (uint64_t)conf->message_max_bytes + (16u << 20);
+    uint64_t msg = conf->message_max_bytes ? (uint64_t)conf->message_max_bytes
+                                           : (uint64_t)RN_FRAME_DEFAULT_MAX_REQUEST;
+    uint64_t max = (uint64_t)conf->fetch_max_bytes + 2ull * msg + (16u << 20);
     cl->lim.max_request = max > UINT32_MAX - 8 ? UINT32_MAX - 8 : (uint32_t)max;
     cl->lim.max_header = 64u << 20;
     cl->lim.max_entries = 1000000;

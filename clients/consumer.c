@@ -879,8 +879,28 @@ static int decode_batch(rn_consumer *c, cpart *p)
     return 1;
 
 corrupt:
-    set_pending(c, -RN_E_CORRUPT_BATCH, "%s-%d: batch at offset %" PRId64 " is corrupt: %s (%s)",
-                p->topic, p->partition, at, rn_strerror(rc), rn_errname(rc));
+    /* A batch whose header reads is one the broker stored (an older runneld
+     * took records it did not walk, or the disk rotted): fetching it again
+     * gives the same bytes, so stop at it for ever would be the only other
+     * choice. Report it and step over it, as librdkafka does; none of its
+     * records is returned (invariant 3: position moves by a batch skipped). */
+    if (rn_batch_peek(buf, left, 0, &h) == 0 && rn_batch_size(&h) <= left) {
+        size_t bsize = rn_batch_size(&h);
+        int64_t after = h.base_offset + h.last_offset_delta + 1;
+        set_pending(c, -RN_E_CORRUPT_BATCH,
+                    "%s-%d: skipped the corrupt batch at offsets %" PRId64 "..%" PRId64 " (%" PRId32
+                    " records): %s (%s)",
+                    p->topic, p->partition, h.base_offset, after - 1, h.records_count,
+                    rn_strerror(rc), rn_errname(rc));
+        ch->off += bsize;
+        p->buffered -= bsize;
+        if (after > p->position)
+            p->position = after;
+        return -RN_E_CORRUPT_BATCH;
+    }
+    /* Not even the header reads: fetched again from position. */
+    set_pending(c, rc, "%s-%d: bytes at offset %" PRId64 " are not a batch: %s (%s)", p->topic,
+                p->partition, at, rn_strerror(rc), rn_errname(rc));
     drop_buffered(c, p);
     p->fetch_pos = p->position;
     return -RN_E_CORRUPT_BATCH;

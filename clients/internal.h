@@ -156,6 +156,7 @@ typedef struct rn__md_topic {
     int err; /* -RN_E_UNKNOWN_TOPIC when the broker said so; 0 */
     int32_t n_parts;
     rn__md_part *parts;
+    uint32_t max_message_bytes; /* the topic's max.message.bytes; 0: the broker did not say */
 } rn__md_topic;
 
 typedef struct rn__md_broker {

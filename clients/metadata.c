@@ -102,6 +102,7 @@ static int apply_topic(rn__metadata *md, const Runnel__TopicMetadata *tm)
     }
     t->n_parts = n;
     t->err = tm->error_code ? -(int)tm->error_code : 0;
+    t->max_message_bytes = tm->max_message_bytes;
     for (int32_t i = 0; i < n; i++) {
         t->parts[i].leader = -1;
         t->parts[i].leader_epoch = -1;
@@ -256,8 +257,8 @@ int rn__md_wait_topic(rn__client *cl, const char *topic, int timeout_ms, rn__md_
              * connection that dropped mid-request (a broker restarting, a
              * proxy cutting) is retried after a back-off until the deadline,
              * as Kafka clients do. */
-            bool unreachable = md->last_err == -ECONNREFUSED ||
-                               md->last_err == -EHOSTUNREACH || md->last_err == -ENETUNREACH;
+            bool unreachable = md->last_err == -ECONNREFUSED || md->last_err == -EHOSTUNREACH ||
+                               md->last_err == -ENETUNREACH;
             ++failures;
             if (!rn__retriable(md->last_err) || (unreachable && failures >= cl->n_boot))
                 return rn__fail(cl, md->last_err, "%s", md->errmsg);

@@ -105,7 +105,13 @@ struct ptopic {
     uint64_t md_gen;
     int32_t sticky;
     uint32_t rr;
+    /* The largest batch, and so record, the topic takes: message.max.bytes
+     * when set, else the topic's max.message.bytes from the metadata. */
+    size_t max_batch;
 };
+
+/* A broker that does not say its topics' limit has the 1 MiB default. */
+#define DEFAULT_MAX_BATCH ((size_t)1 << 20)
 
 /* The outcome of a batch's records (or of an open batch's, when it could not
  * be built or the producer closed): one entry per batch, not per record, so
@@ -411,6 +417,9 @@ static int topic_lookup(rn_producer *p, const char *topic, ptopic **out)
         return rn__fail(cl, -ENOMEM, "out of memory");
     t->md_parts = mt->n_parts;
     t->md_gen = cl->md.generation;
+    t->max_batch = cl->conf->message_max_bytes ? (size_t)cl->conf->message_max_bytes
+                   : mt->max_message_bytes     ? (size_t)mt->max_message_bytes
+                                               : DEFAULT_MAX_BATCH;
     p->last = t;
     *out = t;
     return 0;
@@ -819,11 +828,10 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
     size_t est = (key ? key_len : 0) + (value ? value_len : 0) + 32;
     for (size_t i = 0; i < n_headers; i++)
         est += headers[i].name_len + (headers[i].value ? headers[i].value_len : 0) + 10;
-    if (est + RN_BATCH_HEADER_LEN > (size_t)conf->message_max_bytes || key_len > INT32_MAX ||
-        value_len > INT32_MAX)
+    if (key_len > INT32_MAX || value_len > INT32_MAX)
         return rn__fail(cl, -RN_E_MESSAGE_TOO_LARGE,
-                        "send: a record of about %zu bytes does not fit message.max.bytes (%d)",
-                        est, conf->message_max_bytes);
+                        "send: a record of about %zu bytes is over the 2 GiB a batch can hold",
+                        est);
     /* The topic of the last send, while the metadata has not changed, needs
      * no lookup: one string compare instead of two searches. */
     ptopic *t = p->last;
@@ -832,6 +840,12 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
         if (rc < 0)
             return rc;
     }
+    if (est + RN_BATCH_HEADER_LEN > t->max_batch)
+        return rn__fail(cl, -RN_E_MESSAGE_TOO_LARGE,
+                        "send: a record of about %zu bytes does not fit in a batch of %s's "
+                        "max.message.bytes (%zu)%s",
+                        est, topic, t->max_batch,
+                        conf->message_max_bytes ? " (message.max.bytes set on the client)" : "");
     int32_t n = t->md_parts;
     if (partition >= 0) {
         if (partition >= n)
@@ -849,7 +863,10 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
     ppart *pp = part_get(p, t, partition);
     if (!pp)
         return rn__fail(cl, -ENOMEM, "out of memory");
-    if (pp->n_open && rn_batch_builder_size(pp->b) + est > (size_t)conf->batch_size)
+    /* A batch closes at batch.size, or sooner when the topic takes less. */
+    size_t batch_max =
+        (size_t)conf->batch_size < t->max_batch ? (size_t)conf->batch_size : t->max_batch;
+    if (pp->n_open && rn_batch_builder_size(pp->b) + est > batch_max)
         close_open(p, pp);
     /* Invariant 4: a record that opens a batch reserves the report entry of
      * every record the batch will hold. */
@@ -893,7 +910,7 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
     }
     pp->opaques[pp->n_open++] = opaque;
     p->outstanding++;
-    if (rn_batch_builder_size(pp->b) >= (size_t)conf->batch_size)
+    if (rn_batch_builder_size(pp->b) >= batch_max)
         close_open(p, pp);
     return 0;
 }

@@ -155,7 +155,7 @@ int rn_admin_alter_configs(rn_admin *a, const char *topic, const char *const *se
 /* Offsets: timestamp RN_OFFSET_EARLIEST (-2), RN_OFFSET_LATEST (-1), or ms;
  * *offset is -1 when no record is that recent. */
 #define RN_OFFSET_EARLIEST (-2)
-#define RN_OFFSET_LATEST (-1)
+#define RN_OFFSET_LATEST   (-1)
 int rn_admin_list_offset(rn_admin *a, const char *topic, int32_t partition, int64_t timestamp,
                          int64_t *offset);
 /* Partitions of a topic (from metadata). */
@@ -225,9 +225,8 @@ int rn_producer_new(rn_producer **out, const rn_conf *conf, rn_delivery_cb cb, v
  * metadata lookup), -ENOBUFS (queue full: poll first), -ENOMEM. May block up to
  * socket.timeout.ms for the first metadata of a topic. */
 int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const void *key,
-                     size_t key_len, const void *value, size_t value_len,
-                     const rn_header *headers, size_t n_headers, int64_t timestamp,
-                     void *opaque);
+                     size_t key_len, const void *value, size_t value_len, const rn_header *headers,
+                     size_t n_headers, int64_t timestamp, void *opaque);
 
 /* Do I/O for up to timeout_ms (0 = no waiting): send ready batches, read
  * answers, retry, run delivery callbacks. Returns the number of callbacks run,
@@ -254,7 +253,7 @@ int rn_consumer_new(rn_consumer **out, const rn_conf *conf);
 
 /* Where to start: an offset >= 0, or one of these. */
 #define RN_START_BEGINNING (-2) /* the log start offset */
-#define RN_START_END (-1)       /* the high watermark: only new records */
+#define RN_START_END       (-1) /* the high watermark: only new records */
 
 /* Add a partition to read from `offset` (>= 0, RN_START_BEGINNING or
  * RN_START_END). Errors: -RN_E_UNKNOWN_TOPIC, -EEXIST (already assigned). */
@@ -273,8 +272,12 @@ int64_t rn_consumer_high_watermark(const rn_consumer *c, const char *topic, int3
 
 /* Wait up to timeout_ms for records. Returns the number of messages in *msgs
  * (0 on timeout), valid until the next poll; or a negative error
- * (-RN_E_CORRUPT_BATCH when a batch fails its CRC, -RN_E_OFFSET_OUT_OF_RANGE
- * with the valid range in the errmsg, network errors after retries). */
+ * (-RN_E_CORRUPT_BATCH when a batch fails its CRC or its records do not
+ * decode: none of its records is returned, the errmsg names its offsets and
+ * the next poll goes on after it, as librdkafka does; the batch error itself,
+ * e.g. -RN_E_BATCH_BAD_MAGIC, when fetched bytes are not a batch at all and
+ * the partition is fetched again; -RN_E_OFFSET_OUT_OF_RANGE with the valid
+ * range in the errmsg; network errors after retries). */
 int rn_consumer_poll(rn_consumer *c, int timeout_ms, const rn_message **msgs);
 
 /* True when every assigned partition's position has reached the high

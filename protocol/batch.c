@@ -27,13 +27,21 @@
  * lengths >= -1 and within the record, header names not null, no byte left in
  * a record (BATCH_BAD_RECORD); exactly records_count records
  * (BATCH_BAD_RECORD if fewer, BATCH_TRAILING_BYTES if more).
+ * rn_batch_validate, the broker's check of a produced batch, adds the batch
+ * being exactly the bytes sent for it and consistent timestamps: none on any
+ * record of a batch without them, else each in [0, max_timestamp] with the
+ * latest equal to max_timestamp (BATCH_BAD_TIMESTAMP); and it says in words
+ * which field of which record is wrong. A batch stored without this walk (an
+ * older runneld checked only the header) can poison a partition for every
+ * reader; with it, what the log holds decodes.
  *
  * Invariants kept here:
  *  1. Nothing reads a byte before checking it lies inside the buffer: every
  *     length is compared with the bytes left before it is used, and a record's
  *     fields are read inside [record, record + length) only.
  *  2. rn_batch_check reads the header and hashes once; it never walks records,
- *     so the broker's produce path and recovery cost one CRC pass per batch.
+ *     so recovery costs one CRC pass per batch. rn_batch_validate (produce)
+ *     adds one pass over the records, with no allocation when uncompressed.
  *  3. Decompression never allocates an output buffer larger than max_uncompressed
  *     (+1 byte in the streaming case): a frame's declared content size is checked
  *     before malloc, and the window zstd may allocate is capped to match.
@@ -44,7 +52,10 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -471,53 +482,136 @@ int rn_record_header_next(const uint8_t **pos, const uint8_t *end, rn_record_hea
     return 1;
 }
 
-int rn_batch_iter_next(rn_batch_iter *it, rn_record *rec)
+/* Say why a record is malformed: err may be NULL (the iterator's hot path,
+ * where only the code matters), so the message costs nothing unless asked. */
+__attribute__((format(printf, 4, 5))) static int bad(int rc, char *err, size_t errlen,
+                                                     const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Say why get_bytes refused the field at start (kept out of line: only
+ * malformed records get here). */
+static __attribute__((noinline)) int explain_field(int rc, const uint8_t *start, const uint8_t *end,
+                                                   const char *what, int32_t hdr, char *err,
+                                                   size_t errlen)
+{
+    char name[48];
+    if (hdr >= 0)
+        snprintf(name, sizeof(name), "header %" PRId32 " %s", hdr, what);
+    else
+        snprintf(name, sizeof(name), "%s", what);
+    int32_t n;
+    if (rc == -RN_E_BATCH_BAD_VARINT || get_varint(&start, end, &n))
+        return bad(rc, err, errlen, "%s length varint malformed or cut off by the record's end",
+                   name);
+    return bad(rc, err, errlen,
+               n < -1 ? "%s length %" PRId32 " is negative (only -1, null, is allowed)"
+                      : "%s of %" PRId32 " bytes runs past the record's end",
+               name, n);
+}
+
+/* A nullable byte string of a record (key, value, a header's name or value),
+ * with the reason when it is malformed: what names it, prefixed with
+ * "header <hdr> " when hdr >= 0. The reason is only formatted on failure. */
+static inline __attribute__((always_inline)) int get_field(const uint8_t **pp, const uint8_t *end,
+                                                           const uint8_t **data, int32_t *len,
+                                                           const char *what, int32_t hdr, char *err,
+                                                           size_t errlen)
+{
+    const uint8_t *start = *pp;
+    int rc = get_bytes(pp, end, data, len);
+    if (__builtin_expect(rc == 0, 1) || !err)
+        return rc;
+    return explain_field(rc, start, end, what, hdr, err, errlen);
+}
+
+/* Decode the record at it->pos into rec (rn_batch_iter_next's work), and when
+ * err is not NULL say in it what is wrong with a malformed one. */
+static inline __attribute__((always_inline)) int next_record(rn_batch_iter *it, rn_record *rec,
+                                                             char *err, size_t errlen)
 {
     if (it->left <= 0)
-        return it->pos == it->end ? 0 : -RN_E_BATCH_TRAILING_BYTES;
+        return it->pos == it->end ? 0
+                                  : bad(-RN_E_BATCH_TRAILING_BYTES, err, errlen,
+                                        "%td bytes after the last of %" PRId32 " records",
+                                        it->end - it->pos, it->h.records_count);
     const uint8_t *p = it->pos, *end = it->end;
-    if (p >= end)
-        return -RN_E_BATCH_BAD_RECORD; /* fewer records than records_count */
+    if (p >= end) /* fewer records than records_count */
+        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                   "missing: the records end here but records_count is %" PRId32,
+                   it->h.records_count);
 
     int32_t len;
     int rc = get_varint(&p, end, &len);
     if (rc)
-        return rc;
+        return bad(rc, err, errlen, "length varint malformed or cut off");
     if (len < MIN_RECORD_BODY || len > end - p)
-        return -RN_E_BATCH_BAD_RECORD;
+        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                   len < MIN_RECORD_BODY ? "length %" PRId32 " is below the %d-byte minimum"
+                                         : "length %" PRId32 " runs past the end of the records",
+                   len, MIN_RECORD_BODY);
     /* From here on every field is read inside the record's own bytes. */
     const uint8_t *rend = p + len;
     int8_t attributes = (int8_t)*p++;
     int64_t ts_delta;
     int32_t offset_delta;
-    if ((rc = get_varlong(&p, rend, &ts_delta)) || (rc = get_varint(&p, rend, &offset_delta)))
-        return rc;
-    if (offset_delta <= it->prev_delta || offset_delta > it->h.last_offset_delta ||
-        (it->left == 1 && offset_delta != it->h.last_offset_delta))
-        return -RN_E_BATCH_BAD_OFFSET_DELTA;
+    if ((rc = get_varlong(&p, rend, &ts_delta)))
+        return bad(rc, err, errlen, "timestamp_delta varint malformed or cut off");
+    if ((rc = get_varint(&p, rend, &offset_delta)))
+        return bad(rc, err, errlen, "offset_delta varint malformed or cut off");
+    if (offset_delta <= it->prev_delta)
+        return bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
+                   "offset_delta %" PRId32 " does not follow %" PRId32 " (deltas must increase)",
+                   offset_delta, it->prev_delta);
+    if (offset_delta > it->h.last_offset_delta)
+        return bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
+                   "offset_delta %" PRId32 " is past last_offset_delta %" PRId32, offset_delta,
+                   it->h.last_offset_delta);
+    if (it->left == 1 && offset_delta != it->h.last_offset_delta)
+        return bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
+                   "the last record's offset_delta %" PRId32 " is not last_offset_delta %" PRId32,
+                   offset_delta, it->h.last_offset_delta);
 
     const uint8_t *key, *value;
     int32_t key_len, value_len, n_headers;
-    if ((rc = get_bytes(&p, rend, &key, &key_len)) ||
-        (rc = get_bytes(&p, rend, &value, &value_len)) || (rc = get_varint(&p, rend, &n_headers)))
+    if ((rc = get_field(&p, rend, &key, &key_len, "key", -1, err, errlen)) ||
+        (rc = get_field(&p, rend, &value, &value_len, "value", -1, err, errlen)))
         return rc;
+    if ((rc = get_varint(&p, rend, &n_headers)))
+        return bad(rc, err, errlen, "header count varint malformed or cut off");
     if (n_headers < 0 || n_headers > (rend - p) / MIN_HEADER_LEN)
-        return -RN_E_BATCH_BAD_RECORD;
+        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                   n_headers < 0 ? "header count %" PRId32 " is negative"
+                                 : "header count %" PRId32 " cannot fit in the record",
+                   n_headers);
     const uint8_t *headers = p;
     for (int32_t i = 0; i < n_headers; i++) {
-        rn_record_header hdr;
-        rc = rn_record_header_next(&p, rend, &hdr);
-        if (rc != 1)
-            return rc < 0 ? rc : -RN_E_BATCH_BAD_RECORD;
+        rn_record_header hdr = {0};
+        if ((rc = get_field(&p, rend, &hdr.name, &hdr.name_len, "name", i, err, errlen)))
+            return rc;
+        if (hdr.name_len < 0) /* Kafka: a header key is never null */
+            return bad(-RN_E_BATCH_BAD_RECORD, err, errlen, "header %" PRId32 " name is null", i);
+        if ((rc = get_field(&p, rend, &hdr.value, &hdr.value_len, "value", i, err, errlen)))
+            return rc;
     }
     if (p != rend)
-        return -RN_E_BATCH_BAD_RECORD; /* bytes left inside the record */
+        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                   "%td bytes left inside the record after its headers", rend - p);
 
     int64_t timestamp;
     if (it->h.attributes & RN_BATCH_ATTR_LOG_APPEND_TIME)
         timestamp = it->h.max_timestamp;
     else if (__builtin_add_overflow(it->h.base_timestamp, ts_delta, &timestamp))
-        return -RN_E_BATCH_BAD_RECORD;
+        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                   "timestamp_delta %" PRId64 " overflows base_timestamp %" PRId64, ts_delta,
+                   it->h.base_timestamp);
 
     /* base_offset is the leader's stamp; wrap rather than overflow on junk. */
     rec->offset = (int64_t)((uint64_t)it->h.base_offset + (uint64_t)offset_delta);
@@ -535,6 +629,11 @@ int rn_batch_iter_next(rn_batch_iter *it, rn_record *rec)
     it->left--;
     it->prev_delta = offset_delta;
     return 1;
+}
+
+int rn_batch_iter_next(rn_batch_iter *it, rn_record *rec)
+{
+    return next_record(it, rec, NULL, 0);
 }
 
 void rn_batch_iter_fini(rn_batch_iter *it)
@@ -560,6 +659,144 @@ int rn_batch_verify(const void *buf, size_t len, size_t max_len, size_t max_unco
         ;
     rn_batch_iter_fini(&it);
     return rc;
+}
+
+/* ---- Validation on produce ------------------------------------------------ */
+
+/* Say what rn_batch_check found wrong with the header at p (rc its error). */
+static int explain_header(int rc, const uint8_t *p, size_t len, size_t max_len, char *err,
+                          size_t errlen)
+{
+    if (len < RN_BATCH_HEADER_LEN)
+        return bad(rc, err, errlen, "%zu bytes are shorter than the %d-byte batch header", len,
+                   RN_BATCH_HEADER_LEN);
+    rn_batch_header h;
+    decode_header(p, &h);
+    size_t size = rn_batch_size(&h);
+    switch (-rc) {
+    case RN_E_BATCH_BAD_MAGIC:
+        return bad(rc, err, errlen, "magic %d, not %d", h.magic, RN_BATCH_MAGIC);
+    case RN_E_BATCH_BAD_LENGTH:
+        return bad(rc, err, errlen, "batch_length %" PRId32 " is below the header's %d bytes",
+                   h.batch_length, MIN_BATCH_LENGTH);
+    case RN_E_MESSAGE_TOO_LARGE:
+        return bad(rc, err, errlen, "a batch of %zu bytes is larger than max.message.bytes (%zu)",
+                   size, max_len);
+    case RN_E_BATCH_TRUNCATED:
+        return bad(rc, err, errlen, "batch_length says %zu bytes but only %zu came", size, len);
+    case RN_E_BATCH_BAD_CRC:
+        return bad(rc, err, errlen, "header CRC-32C 0x%08" PRIx32 ", the bytes give 0x%08" PRIx32,
+                   h.crc, rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START));
+    case RN_E_BATCH_BAD_ATTRIBUTES:
+        return bad(rc, err, errlen, "attributes 0x%04" PRIx16 " (codec %d)", (uint16_t)h.attributes,
+                   h.attributes & RN_BATCH_CODEC_MASK);
+    case RN_E_BATCH_BAD_COUNT:
+        return bad(rc, err, errlen,
+                   "records_count %" PRId32 " with last_offset_delta %" PRId32 " in %zu bytes",
+                   h.records_count, h.last_offset_delta, size);
+    case RN_E_BATCH_BAD_TIMESTAMP:
+        return bad(rc, err, errlen, "base_timestamp %" PRId64 ", max_timestamp %" PRId64,
+                   h.base_timestamp, h.max_timestamp);
+    case RN_E_BATCH_BAD_PRODUCER:
+        return bad(rc, err, errlen,
+                   "producer_id %" PRId64 ", producer_epoch %d, base_sequence %" PRId32,
+                   h.producer_id, h.producer_epoch, h.base_sequence);
+    default:
+        return bad(rc, err, errlen, "%s", rn_strerror(rc));
+    }
+}
+
+/* Why a zstd records section failed to decompress: a declared size over the
+ * bound is named; anything else is a corrupt frame or an undeclared one that
+ * ran past the bound. */
+static int explain_zstd(int rc, const uint8_t *src, size_t src_len, size_t max_out, char *err,
+                        size_t errlen)
+{
+    if (rc == -ENOMEM)
+        return bad(rc, err, errlen, "out of memory decompressing the records");
+    size_t fsz = ZSTD_findFrameCompressedSize(src, src_len);
+    unsigned long long n = ZSTD_getFrameContentSize(src, src_len);
+    if (!ZSTD_isError(fsz) && fsz == src_len && n != ZSTD_CONTENTSIZE_ERROR &&
+        n != ZSTD_CONTENTSIZE_UNKNOWN && n > max_out)
+        return bad(rc, err, errlen,
+                   "zstd frame declares %llu bytes of records, more than the %zu allowed", n,
+                   max_out);
+    return bad(rc, err, errlen,
+               "zstd records section is corrupt, not exactly one frame, or decompresses to more "
+               "than %zu bytes",
+               max_out);
+}
+
+int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_uncompressed,
+                      rn_batch_header *h, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    const uint8_t *p = buf;
+    rn_batch_header hh;
+    int rc = rn_batch_check(buf, len, max_len, &hh);
+    if (rc)
+        return explain_header(rc, p, len, max_len ? max_len : MAX_BATCH_SIZE, err, errlen);
+    size_t size = rn_batch_size(&hh);
+    if (size != len)
+        return bad(-RN_E_BATCH_BAD_LENGTH, err, errlen,
+                   "batch_length says %zu bytes but %zu were sent for it", size, len);
+    if (max_uncompressed == 0)
+        max_uncompressed = DEFAULT_MAX_UNCOMPRESSED;
+
+    rn_batch_iter it;
+    rc = iter_start(&it, p, &hh, max_uncompressed);
+    if (rc)
+        return explain_zstd(rc, p + RN_BATCH_HEADER_LEN, size - RN_BATCH_HEADER_LEN,
+                            max_uncompressed, err, errlen);
+
+    /* Timestamps (CreateTime): none at all (base -1, every delta 0), or every
+     * record's within [0, max_timestamp] and the latest equal to it, since the
+     * time index takes max_timestamp on trust. LogAppendTime records read the
+     * broker's clock, whatever their deltas say. */
+    bool create_time = !(hh.attributes & RN_BATCH_ATTR_LOG_APPEND_TIME);
+    bool has_ts = hh.base_timestamp != -1;
+    int64_t latest = -1;
+    int32_t i = 0;
+    char why[160];
+    rn_record rec = {0};
+    while ((rc = next_record(&it, &rec, err ? why : NULL, sizeof(why))) == 1) {
+        if (create_time) {
+            if (!has_ts && rec.timestamp != -1) {
+                snprintf(why, sizeof(why),
+                         "timestamp %" PRId64 " in a batch without timestamps (base_timestamp -1)",
+                         rec.timestamp);
+                rc = -RN_E_BATCH_BAD_TIMESTAMP;
+                break;
+            }
+            if (has_ts && (rec.timestamp < 0 || rec.timestamp > hh.max_timestamp)) {
+                snprintf(why, sizeof(why),
+                         "timestamp %" PRId64 " is outside [0, max_timestamp %" PRId64 "]",
+                         rec.timestamp, hh.max_timestamp);
+                rc = -RN_E_BATCH_BAD_TIMESTAMP;
+                break;
+            }
+            if (rec.timestamp > latest)
+                latest = rec.timestamp;
+        }
+        i++;
+    }
+    rn_batch_iter_fini(&it);
+    if (rc == -ENOMEM)
+        return bad(rc, err, errlen, "out of memory");
+    if (rc < 0) {
+        if (i >= hh.records_count) /* past the last record: about the section, not a record */
+            return bad(rc, err, errlen, "records: %s", why);
+        return bad(rc, err, errlen, "record %" PRId32 " of %" PRId32 " (counted from 0): %s", i,
+                   hh.records_count, why);
+    }
+    if (create_time && has_ts && latest != hh.max_timestamp)
+        return bad(-RN_E_BATCH_BAD_TIMESTAMP, err, errlen,
+                   "max_timestamp %" PRId64 " but the latest record's timestamp is %" PRId64,
+                   hh.max_timestamp, latest);
+    if (h)
+        *h = hh;
+    return 0;
 }
 
 /* ---- Building ------------------------------------------------------------ */

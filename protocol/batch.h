@@ -25,33 +25,33 @@
 #include <stdint.h>
 
 #define RN_BATCH_HEADER_LEN 61
-#define RN_BATCH_MAGIC 2
+#define RN_BATCH_MAGIC      2
 /* batch_length counts bytes after the length field: total size = 12 + batch_length. */
 #define RN_BATCH_LOG_OVERHEAD 12
 /* First byte covered by the CRC. */
 #define RN_BATCH_CRC_START 21
 
-#define RN_BATCH_OFF_BASE_OFFSET 0
-#define RN_BATCH_OFF_LENGTH 8
-#define RN_BATCH_OFF_LEADER_EPOCH 12
-#define RN_BATCH_OFF_MAGIC 16
-#define RN_BATCH_OFF_CRC 17
-#define RN_BATCH_OFF_ATTRIBUTES 21
+#define RN_BATCH_OFF_BASE_OFFSET       0
+#define RN_BATCH_OFF_LENGTH            8
+#define RN_BATCH_OFF_LEADER_EPOCH      12
+#define RN_BATCH_OFF_MAGIC             16
+#define RN_BATCH_OFF_CRC               17
+#define RN_BATCH_OFF_ATTRIBUTES        21
 #define RN_BATCH_OFF_LAST_OFFSET_DELTA 23
-#define RN_BATCH_OFF_BASE_TIMESTAMP 27
-#define RN_BATCH_OFF_MAX_TIMESTAMP 35
-#define RN_BATCH_OFF_PRODUCER_ID 43
-#define RN_BATCH_OFF_PRODUCER_EPOCH 51
-#define RN_BATCH_OFF_BASE_SEQUENCE 53
-#define RN_BATCH_OFF_RECORDS_COUNT 57
+#define RN_BATCH_OFF_BASE_TIMESTAMP    27
+#define RN_BATCH_OFF_MAX_TIMESTAMP     35
+#define RN_BATCH_OFF_PRODUCER_ID       43
+#define RN_BATCH_OFF_PRODUCER_EPOCH    51
+#define RN_BATCH_OFF_BASE_SEQUENCE     53
+#define RN_BATCH_OFF_RECORDS_COUNT     57
 
 /* attributes bits */
-#define RN_BATCH_CODEC_MASK 0x07
-#define RN_BATCH_CODEC_NONE 0
-#define RN_BATCH_CODEC_ZSTD 4
+#define RN_BATCH_CODEC_MASK           0x07
+#define RN_BATCH_CODEC_NONE           0
+#define RN_BATCH_CODEC_ZSTD           4
 #define RN_BATCH_ATTR_LOG_APPEND_TIME 0x08
-#define RN_BATCH_ATTR_TRANSACTIONAL 0x10
-#define RN_BATCH_ATTR_CONTROL 0x20
+#define RN_BATCH_ATTR_TRANSACTIONAL   0x10
+#define RN_BATCH_ATTR_CONTROL         0x20
 /* Bits 6 (delete horizon) and above are Kafka's; runnel rejects what it does not know. */
 #define RN_BATCH_ATTR_KNOWN 0x3f
 
@@ -86,8 +86,9 @@ typedef struct rn_record_header {
  * left encoded in [headers, headers + headers_len) and decoded with
  * rn_record_header_next(); this keeps iteration allocation-free. */
 typedef struct rn_record {
-    int64_t offset;    /* base_offset + offset_delta */
-    int64_t timestamp; /* base_timestamp + timestamp_delta (or max_timestamp with LOG_APPEND_TIME) */
+    int64_t offset; /* base_offset + offset_delta */
+    int64_t
+        timestamp; /* base_timestamp + timestamp_delta (or max_timestamp with LOG_APPEND_TIME) */
     int32_t offset_delta;
     int8_t attributes;
     const uint8_t *key;
@@ -119,7 +120,8 @@ static inline size_t rn_batch_size(const rn_batch_header *h)
 
 /* Check the header fields and the CRC of the complete batch at buf (len must
  * be >= its size; bytes after it are ignored). Cheap: does not walk records, so
- * it is what recovery and the broker's produce path use. h may be NULL.
+ * it is what recovery and the log's append use (the broker's produce handler
+ * runs rn_batch_validate first). h may be NULL.
  * Errors: those of rn_batch_peek, -RN_E_BATCH_TRUNCATED, -RN_E_BATCH_BAD_CRC,
  * -RN_E_BATCH_BAD_ATTRIBUTES, -RN_E_BATCH_BAD_COUNT, -RN_E_BATCH_BAD_TIMESTAMP,
  * -RN_E_BATCH_BAD_PRODUCER. */
@@ -133,6 +135,25 @@ int rn_batch_check(const void *buf, size_t len, size_t max_len, rn_batch_header 
  * -RN_E_BATCH_BAD_OFFSET_DELTA, -RN_E_BATCH_BAD_COMPRESSION,
  * -RN_E_BATCH_TRAILING_BYTES, -ENOMEM. */
 int rn_batch_verify(const void *buf, size_t len, size_t max_len, size_t max_uncompressed);
+
+/* What the broker runs on every produced batch before it is stored, as Kafka's
+ * broker does (LogValidator): rn_batch_check, the batch exactly len bytes,
+ * then one pass over the records as rn_batch_verify walks them, plus the
+ * timestamp rules: without timestamps (base_timestamp -1) every record has
+ * none; with CreateTime each record's is in [0, max_timestamp] and the latest
+ * equals max_timestamp. A zstd batch is decompressed into a temporary buffer
+ * (freed before return) of at most max_uncompressed bytes (0 = 64 MiB); a
+ * frame declaring more is refused before any allocation. Uncompressed, the
+ * cost is one CRC pass and one pass over the varints, with no allocation.
+ * max_len bounds the batch (max.message.bytes; 0 = 2 GiB). On success *h (may
+ * be NULL) gets the header. On failure err (may be NULL) gets one sentence
+ * naming the field, and for a record its index counted from 0 ("record 3 of
+ * 5 (counted from 0): offset_delta 2 does not follow 2 (deltas must
+ * increase)"). Borrows buf. Errors: those of rn_batch_verify,
+ * -RN_E_BATCH_BAD_LENGTH (len is not the batch's size),
+ * -RN_E_BATCH_BAD_TIMESTAMP (a record's timestamp), -ENOMEM. */
+int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_uncompressed,
+                      rn_batch_header *h, char *err, size_t errlen);
 
 /* Stamp the leader's fields into a batch in place. No re-hash: the CRC does not
  * cover them. buf must hold at least RN_BATCH_HEADER_LEN bytes. */

@@ -33,6 +33,11 @@
  * this member nothing for GROUP_IDLE_EXIT_MS (the others hold every
  * partition).
  *
+ * A batch that cannot be read (stored by an older runneld that did not
+ * validate records, or damaged on disk) is named on stderr and skipped, as
+ * kcat reports a message it cannot read; the records after it still print,
+ * and the exit status is 1.
+ *
  * Invariants:
  *   1. The default and -f outputs write keys and values byte-exact (binary too).
  *   2. stdout is flushed after every poll's records, so a pipe sees records as
@@ -59,6 +64,19 @@ typedef struct part_state {
     bool skip_before_ts; /* s@MS: still before the first record >= start_ts */
     bool done;           /* e@MS reached */
 } part_state;
+
+/* A corrupt batch the consumer stepped over (one a broker stored before it
+ * validated records on produce): say which, as kcat says for a message it
+ * cannot read, and go on with the records after it; the exit status then
+ * says that something was skipped. */
+static bool skipped_batch(int err, rn_consumer *cons, cli_progress *progress)
+{
+    if (err != -RN_E_CORRUPT_BATCH)
+        return false;
+    cli_progress_done(progress);
+    cli_fail(0, "%s: %s", rn_err_str(err), rn_consumer_errmsg(cons));
+    return true;
+}
 
 static void usage(FILE *f)
 {
@@ -347,6 +365,10 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
         if (n < 0) {
             if (cli_stop)
                 break;
+            if (skipped_batch(n, cons, &progress)) {
+                status = CLI_ERROR; /* the records after it still print */
+                continue;
+            }
             cli_progress_done(&progress);
             const char *ctx = rn_consumer_errmsg(cons);
             if (ctx && ctx[0])
@@ -662,6 +684,10 @@ int cli_consume(int argc, char **argv)
         if (n < 0) {
             if (cli_stop)
                 break;
+            if (skipped_batch(n, cons, &progress)) {
+                status = CLI_ERROR; /* the records after it still print */
+                continue;
+            }
             cli_progress_done(&progress);
             const char *ctx = rn_consumer_errmsg(cons);
             if (ctx && ctx[0])

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "broker/gateway/json.h"
+#include "broker/logfmt.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 
@@ -758,6 +759,13 @@ out:
     return rc;
 }
 
+/* Errors of a batch's records, as opposed to the bytes not being whole
+ * batches, memory, a record over the hard cap, or the caller's stop. */
+static bool skippable(int rc)
+{
+    return rc != -ENOMEM && rc != -RN_E_MESSAGE_TOO_LARGE && rc != -RN_E_BATCH_TRUNCATED;
+}
+
 int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t partition,
                            const uint8_t *data, size_t len, int64_t from, const char *filter,
                            size_t filter_len, enum rn_gw_format fmt, rn_json_budget *bud,
@@ -805,6 +813,17 @@ int rn_json_render_records(rn_json_cache *cache, const char *topic, int32_t part
                 rc = emit_cached(&x, e);
             } else {
                 rc = render_batch(&x, data + pos, bsize, &h);
+            }
+            if (rc < 0 && skippable(rc) && bud->emit_rc == 0) {
+                /* A batch whose records do not decode (stored by an older
+                 * runneld, which did not validate them on produce) would
+                 * fail every fetch of the partition: pass over it, as a
+                 * Kafka consumer does, and say so in the log. */
+                rn_logfmt(RN_WARN, "skipped a batch that does not decode",
+                          "topic=%s partition=%d base_offset=%" PRId64 " last_offset=%" PRId64
+                          " err=%s",
+                          topic, partition, h.base_offset, last, rn_errname(rc));
+                rc = 0;
             }
             if (rc < 0 || bud->full)
                 break;

@@ -118,8 +118,10 @@ typedef struct rn_json_budget {
  * its start is rendered once and cached (cache NULL: render, emit, forget);
  * an emitted text is valid until the callback returns. *next gets the offset
  * after the last record looked at (from when there were none), or, when the
- * budget held a record back, that record's offset.
- * Returns how many were emitted. When the budget already let records through
+ * budget held a record back, that record's offset. A whole batch whose
+ * records do not decode (an older runneld stored it without validating them)
+ * is passed over with a log line, so one bad batch does not fail every fetch
+ * of its partition. Returns how many were emitted. When the budget already let records through
  * (bud->n > 0, this call or an earlier one of the answer), a bad or
  * oversized record ends the answer instead (bud->full, *next at it) so the
  * good ones go out; otherwise errors are: a negative batch error

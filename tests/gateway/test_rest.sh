@@ -317,11 +317,14 @@ test_limits() {
   local big
   big=$(head -c 20000 /dev/zero | tr '\0' 'x')
   req GET /healthz -H "X-Big: $big" && expect 413 41301 || return 1
-  # A batch over message.max.bytes inside an acceptable body: 413 from the broker's own check.
+  # A batch over the topic's max.message.bytes inside an acceptable body: the
+  # broker's own check refuses that partition's records: 413, 41301 per record, the limit named.
   local v
   v=$($PY -c 'import base64; print(base64.b64encode(b"v" * 100000).decode())')
   printf '{"records":[{"value":"%s"}]}' "$v" >"$TMP/mid"
-  req POST /topics/orders/partitions/0 -H "$BINV2" --data-binary @"$TMP/mid" && expect 413 41301 || return 1
+  req POST /topics/orders/partitions/0 -H "$BINV2" --data-binary @"$TMP/mid" && expect 413 || return 1
+  want 'j["offsets"][0]["error_code"]' 41301 || return 1
+  want '"max.message.bytes (65536)" in j["offsets"][0]["error"]' true || return 1
   # The broker is fine afterwards.
   req GET /healthz && expect 200
 }

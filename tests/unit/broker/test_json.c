@@ -142,8 +142,10 @@ Test(json, many_records_paged_by_the_budget)
 }
 
 // records_count = 2^31 - 1 over one real record (CRC fixed: a valid header):
-// an error before anything is decompressed or allocated by the count (the
-// renderer once called calloc(records_count, 48)).
+// found before anything is decompressed or allocated by the count (the
+// renderer once called calloc(records_count, 48)); the batch does not decode,
+// so the answer passes over it (no records, next after it) instead of failing
+// every fetch of the partition.
 Test(json, records_count_is_not_trusted)
 {
     size_t len;
@@ -156,14 +158,16 @@ Test(json, records_count_is_not_trusted)
     int64_t next;
     sink s;
     int n = render(NULL, p, len, 0, NULL, &bud, &next, &s);
-    cr_assert_eq(n, -RN_E_BATCH_BAD_COUNT, "got %d (%s)", n, rn_errname(n));
+    cr_assert_eq(n, 0, "got %d (%s)", n, rn_errname(n));
     cr_assert_eq(s.n, 0);
+    cr_assert_eq(next, (int64_t)INT32_MAX + 1);
     /* With a cache (a tail), the same. */
     rn_json_cache *c;
     cr_assert_eq(rn_json_cache_new(&c, 4, 1u << 20), 0);
     rn_json_budget bud2 = {.max_bytes = 1u << 20};
     n = render(c, p, len, 0, NULL, &bud2, &next, &s);
-    cr_assert_eq(n, -RN_E_BATCH_BAD_COUNT);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(s.n, 0);
     rn_json_cache_free(c);
     free(p);
 }
@@ -184,31 +188,37 @@ Test(json, first_record_always_goes_out)
     free(p);
 }
 
-// Good records before a bad batch go out; the answer that starts at the bad
-// batch gets its error.
-Test(json, good_records_before_a_bad_batch)
+// Good records around a batch whose records do not decode go out; the bad
+// batch is passed over (an older runneld stored it unvalidated), so the
+// partition is not broken for the records after it.
+Test(json, good_records_around_a_bad_batch)
 {
-    size_t l1, l2;
+    size_t l1, l2, l3;
     uint8_t *a = batch_of(RN_BATCH_CODEC_NONE, 0, 3, 0, 0, &l1);
     uint8_t *b = batch_of(RN_BATCH_CODEC_ZSTD, 3, 1, 5, 'v', &l2);
     set_be32(b, RN_BATCH_OFF_RECORDS_COUNT, 5); /* claims records it lacks */
     set_be32(b, RN_BATCH_OFF_LAST_OFFSET_DELTA, 4);
     set_be32(b, RN_BATCH_OFF_CRC, rn_crc32c(b + RN_BATCH_CRC_START, l2 - RN_BATCH_CRC_START));
-    uint8_t *both = malloc(l1 + l2);
-    memcpy(both, a, l1);
-    memcpy(both + l1, b, l2);
+    uint8_t *c = batch_of(RN_BATCH_CODEC_NONE, 8, 2, 0, 0, &l3);
+    uint8_t *all = malloc(l1 + l2 + l3);
+    memcpy(all, a, l1);
+    memcpy(all + l1, b, l2);
+    memcpy(all + l1 + l2, c, l3);
     rn_json_budget bud = {.max_bytes = 1u << 20};
     int64_t next;
     sink s;
-    int n = render(NULL, both, l1 + l2, 0, NULL, &bud, &next, &s);
-    cr_assert_eq(n, 3, "got %d (%s), next %lld", n, rn_errname(n), (long long)next);
-    cr_assert(bud.full);
-    cr_assert_eq(next, 3);
+    int n = render(NULL, all, l1 + l2 + l3, 0, NULL, &bud, &next, &s);
+    cr_assert_eq(n, 5, "got %d (%s), next %lld", n, rn_errname(n), (long long)next);
+    cr_assert_eq(next, 10);
+    /* From inside the bad batch: straight to the records after it. */
     rn_json_budget bud2 = {.max_bytes = 1u << 20};
-    cr_assert_eq(render(NULL, both, l1 + l2, next, NULL, &bud2, &next, &s), -RN_E_BATCH_BAD_COUNT);
+    sink s2;
+    cr_assert_eq(render(NULL, all, l1 + l2 + l3, 4, NULL, &bud2, &next, &s2), 2);
+    cr_assert_eq(s2.first, 8);
     free(a);
     free(b);
-    free(both);
+    free(c);
+    free(all);
 }
 
 // A whole batch is cached once rendered; a partial one (budget reached) is

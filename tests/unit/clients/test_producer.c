@@ -536,7 +536,8 @@ Test(producer, unknown_topic, .timeout = 30)
     rt_broker_stop(&b);
 }
 
-// A record larger than message.max.bytes is refused by send, not by the broker.
+// A record larger than the topic's max.message.bytes (the broker's 1 MiB
+// default here) is refused by send, not by the broker.
 Test(producer, record_too_large, .timeout = 30)
 {
     rt_broker b;
@@ -548,9 +549,70 @@ Test(producer, record_too_large, .timeout = 30)
     cr_assert_not_null(v);
     cr_assert_eq(rn_producer_send(p, "t", -1, NULL, 0, v, len, NULL, 0, 0, NULL),
                  -RN_E_MESSAGE_TOO_LARGE);
-    cr_assert(strstr(rn_producer_errmsg(p), "message.max.bytes") != NULL);
+    cr_assert(strstr(rn_producer_errmsg(p), "t's max.message.bytes (1048576)") != NULL, "%s",
+              rn_producer_errmsg(p));
     free(v);
     rn_producer_close(p);
+    rt_broker_stop(&b);
+}
+
+static void note_len(const rn_message *m, void *arg)
+{
+    *(size_t *)arg = m->value_len;
+}
+
+// The topic's own max.message.bytes rules, learned from Metadata: 4 MiB lets
+// a 2 MiB record through to the broker, which stores it; 1000 bytes makes
+// the producer close batches small enough and refuse a 2000-byte record.
+// message.max.bytes set on the client caps it.
+Test(producer, topic_max_message_bytes_rules, .timeout = 60)
+{
+    rt_broker b;
+    rt_broker_start(&b);
+    rn_conf *ac = rt_conf(&b, NULL);
+    rn_admin *a;
+    cr_assert_eq(rn_admin_new(&a, ac), 0);
+    const char *k[] = {"max.message.bytes"}, *big[] = {"4194304"}, *small[] = {"1000"};
+    cr_assert_eq(rn_admin_create_topic(a, "big", 1, 1, k, big, 1), 0, "%s", rn_admin_errmsg(a));
+    cr_assert_eq(rn_admin_create_topic(a, "small", 1, 1, k, small, 1), 0, "%s", rn_admin_errmsg(a));
+    rn_admin_free(a);
+    rn_conf_free(ac);
+
+    reports r;
+    reports_init(&r, 64);
+    rn_producer *p = new_producer(rt_conf(&b, NULL), &r);
+    size_t len = 2u << 20;
+    char *v = calloc(1, len);
+    cr_assert_not_null(v);
+    cr_assert_eq(rn_producer_send(p, "big", 0, NULL, 0, v, len, NULL, 0, 0, (void *)(uintptr_t)20),
+                 0, "%s", rn_producer_errmsg(p));
+    /* Twenty 100-byte records: batches of at most 1000 bytes, all stored. */
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(
+            rn_producer_send(p, "small", 0, NULL, 0, v, 100, NULL, 0, 0, (void *)(uintptr_t)i), 0,
+            "%s", rn_producer_errmsg(p));
+    cr_assert_eq(rn_producer_send(p, "small", 0, NULL, 0, v, 2000, NULL, 0, 0, NULL),
+                 -RN_E_MESSAGE_TOO_LARGE);
+    cr_assert(strstr(rn_producer_errmsg(p), "small's max.message.bytes (1000)") != NULL, "%s",
+              rn_producer_errmsg(p));
+    cr_assert_eq(rn_producer_flush(p, 20000), 0, "%s", rn_producer_errmsg(p));
+    cr_assert_eq(r.done, 21);
+    cr_assert_eq(r.failed, 0);
+    cr_assert_eq(rn_producer_close(p), 0);
+    reports_fini(&r);
+    size_t got_len = 0;
+    cr_assert_eq(consume_all(&b, "big", note_len, &got_len), 1);
+    cr_assert_eq(got_len, len);
+    cr_assert_eq(consume_all(&b, "small", note_len, &got_len), 20);
+
+    /* Capped on the client: the 2 MiB record is refused before it is sent. */
+    p = new_producer(rt_conf(&b, "message.max.bytes", "1048576", NULL), NULL);
+    cr_assert_eq(rn_producer_send(p, "big", 0, NULL, 0, v, len, NULL, 0, 0, NULL),
+                 -RN_E_MESSAGE_TOO_LARGE);
+    cr_assert(strstr(rn_producer_errmsg(p), "set on the client") != NULL, "%s",
+              rn_producer_errmsg(p));
+    rn_producer_close(p);
+    free(v);
     rt_broker_stop(&b);
 }
 
