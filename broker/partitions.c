@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "broker/sorted.h"
@@ -194,6 +195,8 @@ static rn_topic_state *table_remove(rn_partition_table *pt, const char *name)
     return ts;
 }
 
+static void storage_mark(rn_partition *p, int err);
+
 /* ---- Changes sent to the other reactors -------------------------------------------- */
 
 enum change_kind { CHANGE_ADD, CHANGE_REMOVE, CHANGE_CONFIG };
@@ -366,6 +369,8 @@ static void close_partition(rn_broker *b, rn_partition *p, bool remove)
 {
     /* Parked fetches on it answer now; they re-check and find it gone. */
     p->deleting = true;
+    if (p->storage_err)
+        storage_mark(p, 0); /* a deleted partition no longer counts as failing */
     rn_partition_wake(p);
     if (p->log) {
         int rc = remove ? (rn_log_abandon(p->log), 0) : rn_log_close(p->log);
@@ -490,9 +495,89 @@ int rn_partitions_close_all(rn_broker *b)
     return rc;
 }
 
+/* ---- Storage errors ---------------------------------------------------------------- */
+
+/* Room an append needs besides its own bytes: an index file grows by 64 KiB. */
+#define STORAGE_SLACK (64u << 10)
+
+static bool is_storage_error(int err)
+{
+    return err == -RN_E_LOG_FAILED || (err < 0 && !rn_is_rn_error(err) && err != -ENOMEM);
+}
+
+static void storage_mark(rn_partition *p, int err)
+{
+    rn_broker *b = p->reactor->b;
+    bool was_full = p->storage_err == -ENOSPC, full = err == -ENOSPC;
+    if (!p->storage_err)
+        __atomic_add_fetch(&b->parts_storage_error, 1, __ATOMIC_RELAXED);
+    if (!err)
+        __atomic_sub_fetch(&b->parts_storage_error, 1, __ATOMIC_RELAXED);
+    if (full && !was_full)
+        __atomic_add_fetch(&b->parts_disk_full, 1, __ATOMIC_RELAXED);
+    if (was_full && !full)
+        __atomic_sub_fetch(&b->parts_disk_full, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->storage_err, err, __ATOMIC_RELAXED); /* /metrics reads it */
+}
+
+void rn_partition_storage_failed(rn_partition *p, int err, size_t need)
+{
+    if (!is_storage_error(err))
+        return;
+    rn_broker *b = p->reactor->b;
+    __atomic_add_fetch(&b->storage_errors_total, 1, __ATOMIC_RELAXED);
+    if (need > p->storage_need)
+        p->storage_need = need;
+    if (p->storage_err == err)
+        return; /* one line per run of failures (and per change of cause) */
+    if (!p->storage_err)
+        p->storage_since_ms = rn_now_ms();
+    storage_mark(p, err);
+    char q[600];
+    rn_logfmt(RN_ERROR, "partition cannot write", "partition=%s-%d err=%s detail=%s%s", p->topic,
+              p->id, rn_errname(err),
+              rn_logfmt_quote(p->log ? rn_log_errmsg(p->log) : rn_strerror(err), q, sizeof(q)),
+              err == -ENOSPC ? " hint=\"free space or lower retention; produce resumes at once\""
+                             : "");
+}
+
+/* Clear the mark: one line, with what brought it back. */
+static void storage_clear(rn_partition *p, const char *how)
+{
+    rn_logfmt(RN_INFO, "partition can write again", "partition=%s-%d after_ms=%lld was=%s by=%s",
+              p->topic, p->id, (long long)(rn_now_ms() - p->storage_since_ms),
+              rn_errname(p->storage_err), how);
+    storage_mark(p, 0);
+    p->storage_need = 0;
+}
+
+void rn_partition_storage_ok(rn_partition *p)
+{
+    if (p->storage_err && p->storage_err != -RN_E_LOG_FAILED)
+        storage_clear(p, "append");
+}
+
+/* A partition out of space is marked until an append succeeds; so that
+ * /readyz does not wait for a producer, the tick also clears it once the
+ * file system has room for the append that failed. */
+static void storage_probe(rn_broker *b, rn_partition *p, int64_t *avail)
+{
+    if (p->storage_err != -ENOSPC)
+        return;
+    if (*avail < 0) {
+        struct statvfs sv;
+        *avail = statvfs(b->cfg.data_dir, &sv) == 0 ? (int64_t)(sv.f_bavail * sv.f_frsize) : 0;
+    }
+    if ((uint64_t)*avail >= p->storage_need + STORAGE_SLACK)
+        storage_clear(p, "space");
+}
+
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
 {
     rn_partition_table *pt = &r->pt;
+    /* Out of space somewhere: retention runs now, not at its next check. */
+    bool full = __atomic_load_n(&r->b->parts_disk_full, __ATOMIC_RELAXED) > 0;
+    int64_t avail = -1; /* statvfs once per tick, when needed */
     for (unsigned t = 0; t < pt->n_topics; t++) {
         rn_topic_state *ts = pt->topics[t];
         for (int32_t i = 0; i < ts->n_partitions; i++) {
@@ -503,13 +588,17 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
             if (rc < 0)
                 rn_logfmt(RN_WARN, "roll failed", "topic=%s partition=%d err=%s", ts->name, i,
                           rn_errname(rc));
-            if (retention) {
+            if (retention || full) {
                 int n = rn_log_enforce_retention(p->log, now_ms);
                 if (n > 0)
                     rn_logfmt(RN_INFO, "retention deleted segments",
                               "topic=%s partition=%d segments=%d log_start_offset=%lld", ts->name,
                               i, n, (long long)rn_log_start_offset(p->log));
+                else if (n < 0 && retention)
+                    rn_logfmt(RN_WARN, "retention failed", "topic=%s partition=%d err=%s", ts->name,
+                              i, rn_errname(n));
             }
+            storage_probe(r->b, p, &avail);
             rn_partition_publish(p);
         }
     }
