@@ -11,6 +11,14 @@
  *
  * Opening runs storage recovery synchronously; at startup this happens while
  * metadata replays, before the listener opens (DESIGN §4, §6).
+ *
+ * Storage errors: a partition whose appends fail for a storage reason (a
+ * full disk, an I/O error) is marked by the produce path: one log line when
+ * it starts and one when it ends, a count in rn_broker for /readyz and
+ * /metrics. The mark ends with the next good append or, for a full disk,
+ * when the tick sees room for the append that failed; while any partition is
+ * out of space the tick runs retention every time, so retention can relieve
+ * the disk without waiting for its next check.
  */
 #include <dirent.h>
 #include <errno.h>
