@@ -75,6 +75,13 @@ struct rn_partition {
     int storage_err;
     size_t storage_need;
     int64_t storage_since_ms;
+    /* What the log last said: "cannot write" (logged_err != 0) until the
+     * partition has written again for a while; flaps in between are counted,
+     * not logged, so a disk at the edge of full gives two lines, not dozens. */
+    int storage_logged_err;
+    int64_t storage_ok_since_ms;
+    const char *storage_cleared_by; /* "append" or "space" (static) */
+    unsigned storage_flaps;
 };
 
 typedef struct rn_topic_state {

@@ -14,8 +14,9 @@
  *
  * Storage errors: a partition whose appends fail for a storage reason (a
  * full disk, an I/O error) is marked by the produce path: one log line when
- * it starts and one when it ends, a count in rn_broker for /readyz and
- * /metrics. The mark ends with the next good append or, for a full disk,
+ * it starts and one once it has written again for a second (flaps at the
+ * edge of a full disk in between are counted, not logged), a count in
+ * rn_broker for /readyz and /metrics. The mark ends with the next good append or, for a full disk,
  * when the tick sees room for the append that failed; while any partition is
  * out of space the tick runs retention every time, so retention can relieve
  * the disk without waiting for its next check.
@@ -507,6 +508,8 @@ int rn_partitions_close_all(rn_broker *b)
 
 /* Room an append needs besides its own bytes: an index file grows by 64 KiB. */
 #define STORAGE_SLACK (64u << 10)
+/* How long a partition must write again before the log says so. */
+#define STORAGE_QUIET_MS 1000
 
 static bool is_storage_error(int err)
 {
@@ -538,9 +541,14 @@ void rn_partition_storage_failed(rn_partition *p, int err, size_t need)
         p->storage_need = need;
     if (p->storage_err == err)
         return; /* one line per run of failures (and per change of cause) */
-    if (!p->storage_err)
-        p->storage_since_ms = rn_now_ms();
     storage_mark(p, err);
+    if (p->storage_logged_err == err) {
+        p->storage_flaps++; /* failing again before "can write again" was said */
+        return;
+    }
+    if (!p->storage_logged_err)
+        p->storage_since_ms = rn_now_ms();
+    p->storage_logged_err = err;
     char q[600];
     rn_logfmt(RN_ERROR, "partition cannot write", "partition=%s-%d err=%s detail=%s%s", p->topic,
               p->id, rn_errname(err),
@@ -549,14 +557,27 @@ void rn_partition_storage_failed(rn_partition *p, int err, size_t need)
                              : "");
 }
 
-/* Clear the mark: one line, with what brought it back. */
+/* Clear the mark. The line saying so waits until the partition has stayed
+ * clear for STORAGE_QUIET_MS (storage_say_ok, from the tick). */
 static void storage_clear(rn_partition *p, const char *how)
 {
-    rn_logfmt(RN_INFO, "partition can write again", "partition=%s-%d after_ms=%lld was=%s by=%s",
-              p->topic, p->id, (long long)(rn_now_ms() - p->storage_since_ms),
-              rn_errname(p->storage_err), how);
     storage_mark(p, 0);
     p->storage_need = 0;
+    p->storage_ok_since_ms = rn_now_ms();
+    p->storage_cleared_by = how;
+}
+
+static void storage_say_ok(rn_partition *p, int64_t now_ms)
+{
+    if (!p->storage_logged_err || p->storage_err ||
+        now_ms - p->storage_ok_since_ms < STORAGE_QUIET_MS)
+        return;
+    rn_logfmt(RN_INFO, "partition can write again",
+              "partition=%s-%d after_ms=%lld was=%s by=%s flaps=%u", p->topic, p->id,
+              (long long)(p->storage_ok_since_ms - p->storage_since_ms),
+              rn_errname(p->storage_logged_err), p->storage_cleared_by, p->storage_flaps);
+    p->storage_logged_err = 0;
+    p->storage_flaps = 0;
 }
 
 void rn_partition_storage_ok(rn_partition *p)
@@ -607,6 +628,7 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
                               i, rn_errname(n));
             }
             storage_probe(r->b, p, &avail);
+            storage_say_ok(p, now_ms);
             rn_partition_publish(p);
         }
     }

@@ -302,6 +302,11 @@ Test(disk_full, full_disk_fails_fast_and_recovers)
     cr_assert_eq(http_get("/readyz", body, sizeof(body)), 200, "%s", body);
     cr_assert_eq(http_get("/metrics", body, sizeof(body)), 200);
     cr_assert_eq(metric(body, "runnel_partitions_disk_full"), 0);
+    /* One line going in; one coming out, once it has written for a second. */
+    for (int i = 0; i < 100 && count_lines("msg=\"partition can write again\"") == 0; i++) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     cr_assert_eq(count_lines("msg=\"partition cannot write\" partition=full-0 err=ENOSPC"), 1);
     cr_assert_eq(count_lines("msg=\"partition can write again\" partition=full-0"), 1);
     it_conn_close(c);
