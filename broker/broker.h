@@ -69,6 +69,19 @@ struct rn_partition {
      * relaxed atomics, read with rn_partition_offsets/rn_partition_size. */
     int64_t pub_lso, pub_hw, pub_leo;
     uint64_t pub_size;
+    /* Appends failing for a storage reason (rn_partition_storage_failed):
+     * the error (-ENOSPC, -EIO, -RN_E_LOG_FAILED) or 0, the bytes the failed
+     * append needed, and since when. Owner only. */
+    int storage_err;
+    size_t storage_need;
+    int64_t storage_since_ms;
+    /* What the log last said: "cannot write" (logged_err != 0) until the
+     * partition has written again for a while; flaps in between are counted,
+     * not logged, so a disk at the edge of full gives two lines, not dozens. */
+    int storage_logged_err;
+    int64_t storage_ok_since_ms;
+    const char *storage_cleared_by; /* "append" or "space" (static) */
+    unsigned storage_flaps;
 };
 
 typedef struct rn_topic_state {
@@ -105,8 +118,16 @@ void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev);
 int rn_partitions_close_all(rn_broker *b);
 /* Wake long-polling fetches waiting on p (its high watermark moved). */
 void rn_partition_wake(rn_partition *p);
-/* Roll and retention for every partition (the reactor's tick). */
+/* Roll and retention for every partition (the reactor's tick). While a disk
+ * is full (rn_broker.parts_disk_full), retention runs at every tick. */
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
+/* An append to p failed with err. A storage error (a system error such as
+ * -ENOSPC or -EIO, or -RN_E_LOG_FAILED) is counted, and the first of a run
+ * marks the partition (/readyz, /metrics) and logs one line; need is the
+ * failed append's size. Other errors (a bad batch) are ignored. Owner only. */
+void rn_partition_storage_failed(rn_partition *p, int err, size_t need);
+/* An append to p succeeded: clears the mark with one log line. Owner only. */
+void rn_partition_storage_ok(rn_partition *p);
 
 /* ---- Requests and responses -------------------------------------------------- */
 
@@ -340,6 +361,10 @@ struct rn_broker {
     char host[256];
     uint16_t port;
     bool ready; /* storage recovery done */
+    /* Storage errors (atomics, bumped by partition owners): failed appends,
+     * partitions that cannot write now, and those of them out of space. */
+    uint64_t storage_errors_total;
+    int parts_storage_error, parts_disk_full;
 };
 
 #endif

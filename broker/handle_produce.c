@@ -86,7 +86,11 @@ static void set_error(produce_state *st, size_t i, int err, const char *detail)
 {
     Runnel__ProducePartitionResponse *r = &st->resp[i];
     r->error_code = wire_code(err);
-    if (detail && *detail)
+    if (detail && *detail && !rn_is_rn_error(err))
+        /* The log's message names partition, segment and cause already
+         * ("orders-3: segment …: write at 4096: No space left on device"). */
+        snprintf(st->msgs[i], sizeof(st->msgs[i]), "%s", detail);
+    else if (detail && *detail)
         snprintf(st->msgs[i], sizeof(st->msgs[i]), "%s: %s", rn_strerror(err), detail);
     else
         snprintf(st->msgs[i], sizeof(st->msgs[i]), "%s", rn_strerror(err));
@@ -123,7 +127,9 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
     if (err) {
         p->m.produce_errors++;
         set_error(st, pp->i, err, p->log ? rn_log_errmsg(p->log) : NULL);
+        rn_partition_storage_failed(p, err, pp->len);
     } else {
+        rn_partition_storage_ok(p);
         r->base_offset = base;
         r->log_start_offset = p->log ? rn_log_start_offset(p->log) : -1;
         p->m.bytes_in += pp->len;
@@ -233,6 +239,7 @@ void rn_handle_produce(rn_request *req)
                 rn_producer_state_failed(p->ps, part->producer_id, part->base_sequence);
             p->m.produce_errors++;
             set_error(st, i, rc, rn_is_rn_error(rc) ? NULL : rn_log_errmsg(p->log));
+            rn_partition_storage_failed(p, rc, len);
             continue;
         }
         p->n_inflight++;

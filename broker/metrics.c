@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "broker/broker.h"
 #include "broker/metrics.h"
@@ -118,6 +119,32 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
         "# TYPE runnel_protocol_errors_total counter\nrunnel_protocol_errors_total %" PRIu64 "\n",
         m->protocol_errors);
 
+    put(&s,
+        "# HELP runnel_storage_errors_total Appends that failed for a storage reason (disk "
+        "full, I/O error).\n"
+        "# TYPE runnel_storage_errors_total counter\nrunnel_storage_errors_total %" PRIu64 "\n",
+        __atomic_load_n(&b->storage_errors_total, __ATOMIC_RELAXED));
+    put(&s,
+        "# HELP runnel_partitions_storage_error Partitions whose appends fail now for a "
+        "storage reason.\n"
+        "# TYPE runnel_partitions_storage_error gauge\nrunnel_partitions_storage_error %d\n",
+        __atomic_load_n(&b->parts_storage_error, __ATOMIC_RELAXED));
+    put(&s,
+        "# HELP runnel_partitions_disk_full Partitions whose appends fail now for want of "
+        "disk space.\n"
+        "# TYPE runnel_partitions_disk_full gauge\nrunnel_partitions_disk_full %d\n",
+        __atomic_load_n(&b->parts_disk_full, __ATOMIC_RELAXED));
+    struct statvfs sv;
+    if (statvfs(b->cfg.data_dir, &sv) == 0) {
+        put(&s,
+            "# HELP runnel_data_dir_free_bytes Bytes free for runneld on the data "
+            "directory's file system.\n"
+            "# TYPE runnel_data_dir_free_bytes gauge\nrunnel_data_dir_free_bytes %" PRIu64 "\n",
+            (uint64_t)sv.f_bavail * sv.f_frsize);
+        put(&s, "# TYPE runnel_data_dir_size_bytes gauge\nrunnel_data_dir_size_bytes %" PRIu64 "\n",
+            (uint64_t)sv.f_blocks * sv.f_frsize);
+    }
+
     put(&s, "# HELP runnel_request_duration_seconds Request latency by API.\n"
             "# TYPE runnel_request_duration_seconds histogram\n");
     for (int api = 1; api < RN_METRICS_N_API; api++) {
@@ -154,6 +181,7 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
         {"runnel_partition_log_start_offset", "gauge"},
         {"runnel_partition_high_watermark", "gauge"},
         {"runnel_partition_size_bytes", "gauge"},
+        {"runnel_partition_storage_error", "gauge"}, /* 1 while appends fail for storage */
     };
     for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
         put(&s, "# TYPE %s %s\n", fams[f][0], fams[f][1]);
@@ -194,6 +222,9 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
                     break;
                 case 8:
                     v = rn_partition_size(pa);
+                    break;
+                case 9:
+                    v = __atomic_load_n(&pa->storage_err, __ATOMIC_RELAXED) != 0;
                     break;
                 }
                 put(&s, "%s{topic=\"%s\",partition=\"%d\"} %" PRIu64 "\n", fams[f][0], ts->name, p,

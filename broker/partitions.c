@@ -11,6 +11,15 @@
  *
  * Opening runs storage recovery synchronously; at startup this happens while
  * metadata replays, before the listener opens (DESIGN §4, §6).
+ *
+ * Storage errors: a partition whose appends fail for a storage reason (a
+ * full disk, an I/O error) is marked by the produce path: one log line when
+ * it starts and one once it has written again for a second (flaps at the
+ * edge of a full disk in between are counted, not logged), a count in
+ * rn_broker for /readyz and /metrics. The mark ends with the next good append or, for a full disk,
+ * when the tick sees room for the append that failed; while any partition is
+ * out of space the tick runs retention every time, so retention can relieve
+ * the disk without waiting for its next check.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "broker/sorted.h"
@@ -194,6 +204,8 @@ static rn_topic_state *table_remove(rn_partition_table *pt, const char *name)
     return ts;
 }
 
+static void storage_mark(rn_partition *p, int err);
+
 /* ---- Changes sent to the other reactors -------------------------------------------- */
 
 enum change_kind { CHANGE_ADD, CHANGE_REMOVE, CHANGE_CONFIG };
@@ -366,6 +378,8 @@ static void close_partition(rn_broker *b, rn_partition *p, bool remove)
 {
     /* Parked fetches on it answer now; they re-check and find it gone. */
     p->deleting = true;
+    if (p->storage_err)
+        storage_mark(p, 0); /* a deleted partition no longer counts as failing */
     rn_partition_wake(p);
     if (p->log) {
         int rc = remove ? (rn_log_abandon(p->log), 0) : rn_log_close(p->log);
@@ -490,9 +504,109 @@ int rn_partitions_close_all(rn_broker *b)
     return rc;
 }
 
+/* ---- Storage errors ---------------------------------------------------------------- */
+
+/* Room an append needs besides its own bytes: an index file grows by 64 KiB. */
+#define STORAGE_SLACK (64u << 10)
+/* How long a partition must write again before the log says so. */
+#define STORAGE_QUIET_MS 1000
+
+static bool is_storage_error(int err)
+{
+    return err == -RN_E_LOG_FAILED || (err < 0 && !rn_is_rn_error(err) && err != -ENOMEM);
+}
+
+static void storage_mark(rn_partition *p, int err)
+{
+    rn_broker *b = p->reactor->b;
+    bool was_full = p->storage_err == -ENOSPC, full = err == -ENOSPC;
+    if (!p->storage_err)
+        __atomic_add_fetch(&b->parts_storage_error, 1, __ATOMIC_RELAXED);
+    if (!err)
+        __atomic_sub_fetch(&b->parts_storage_error, 1, __ATOMIC_RELAXED);
+    if (full && !was_full)
+        __atomic_add_fetch(&b->parts_disk_full, 1, __ATOMIC_RELAXED);
+    if (was_full && !full)
+        __atomic_sub_fetch(&b->parts_disk_full, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->storage_err, err, __ATOMIC_RELAXED); /* /metrics reads it */
+}
+
+void rn_partition_storage_failed(rn_partition *p, int err, size_t need)
+{
+    if (!is_storage_error(err))
+        return;
+    rn_broker *b = p->reactor->b;
+    __atomic_add_fetch(&b->storage_errors_total, 1, __ATOMIC_RELAXED);
+    if (need > p->storage_need)
+        p->storage_need = need;
+    if (p->storage_err == err)
+        return; /* one line per run of failures (and per change of cause) */
+    storage_mark(p, err);
+    if (p->storage_logged_err == err) {
+        p->storage_flaps++; /* failing again before "can write again" was said */
+        return;
+    }
+    if (!p->storage_logged_err)
+        p->storage_since_ms = rn_now_ms();
+    p->storage_logged_err = err;
+    char q[600];
+    rn_logfmt(RN_ERROR, "partition cannot write", "partition=%s-%d err=%s detail=%s%s", p->topic,
+              p->id, rn_errname(err),
+              rn_logfmt_quote(p->log ? rn_log_errmsg(p->log) : rn_strerror(err), q, sizeof(q)),
+              err == -ENOSPC ? " hint=\"free space or lower retention; produce resumes at once\""
+                             : "");
+}
+
+/* Clear the mark. The line saying so waits until the partition has stayed
+ * clear for STORAGE_QUIET_MS (storage_say_ok, from the tick). */
+static void storage_clear(rn_partition *p, const char *how)
+{
+    storage_mark(p, 0);
+    p->storage_need = 0;
+    p->storage_ok_since_ms = rn_now_ms();
+    p->storage_cleared_by = how;
+}
+
+static void storage_say_ok(rn_partition *p, int64_t now_ms)
+{
+    if (!p->storage_logged_err || p->storage_err ||
+        now_ms - p->storage_ok_since_ms < STORAGE_QUIET_MS)
+        return;
+    rn_logfmt(RN_INFO, "partition can write again",
+              "partition=%s-%d after_ms=%lld was=%s by=%s flaps=%u", p->topic, p->id,
+              (long long)(p->storage_ok_since_ms - p->storage_since_ms),
+              rn_errname(p->storage_logged_err), p->storage_cleared_by, p->storage_flaps);
+    p->storage_logged_err = 0;
+    p->storage_flaps = 0;
+}
+
+void rn_partition_storage_ok(rn_partition *p)
+{
+    if (p->storage_err && p->storage_err != -RN_E_LOG_FAILED)
+        storage_clear(p, "append");
+}
+
+/* A partition out of space is marked until an append succeeds; so that
+ * /readyz does not wait for a producer, the tick also clears it once the
+ * file system has room for the append that failed. */
+static void storage_probe(rn_broker *b, rn_partition *p, int64_t *avail)
+{
+    if (p->storage_err != -ENOSPC)
+        return;
+    if (*avail < 0) {
+        struct statvfs sv;
+        *avail = statvfs(b->cfg.data_dir, &sv) == 0 ? (int64_t)(sv.f_bavail * sv.f_frsize) : 0;
+    }
+    if ((uint64_t)*avail >= p->storage_need + STORAGE_SLACK)
+        storage_clear(p, "space");
+}
+
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
 {
     rn_partition_table *pt = &r->pt;
+    /* Out of space somewhere: retention runs now, not at its next check. */
+    bool full = __atomic_load_n(&r->b->parts_disk_full, __ATOMIC_RELAXED) > 0;
+    int64_t avail = -1; /* statvfs once per tick, when needed */
     for (unsigned t = 0; t < pt->n_topics; t++) {
         rn_topic_state *ts = pt->topics[t];
         for (int32_t i = 0; i < ts->n_partitions; i++) {
@@ -503,13 +617,18 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
             if (rc < 0)
                 rn_logfmt(RN_WARN, "roll failed", "topic=%s partition=%d err=%s", ts->name, i,
                           rn_errname(rc));
-            if (retention) {
+            if (retention || full) {
                 int n = rn_log_enforce_retention(p->log, now_ms);
                 if (n > 0)
                     rn_logfmt(RN_INFO, "retention deleted segments",
                               "topic=%s partition=%d segments=%d log_start_offset=%lld", ts->name,
                               i, n, (long long)rn_log_start_offset(p->log));
+                else if (n < 0 && retention)
+                    rn_logfmt(RN_WARN, "retention failed", "topic=%s partition=%d err=%s", ts->name,
+                              i, rn_errname(n));
             }
+            storage_probe(r->b, p, &avail);
+            storage_say_ok(p, now_ms);
             rn_partition_publish(p);
         }
     }

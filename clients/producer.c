@@ -33,6 +33,10 @@
  *  3. A batch is retried only for retriable errors (rn__retriable), at most
  *     `retries` times, never past delivery.timeout.ms after its first record
  *     was queued; errors that say the metadata is stale refresh it.
+ *     STORAGE_ERROR (a full or failing disk) is retried only for a few
+ *     backoffs after the partition's first one, so the caller hears the
+ *     cause at once; an OUT_OF_ORDER_SEQUENCE behind an earlier batch that
+ *     failed and waits for its retry is retried, as Kafka's producer does.
  *  4. outstanding counts records sent and not yet reported to the callback.
  *     Reports are queued one per batch (its records' opaques and first
  *     offset), and the reports array always has room for one per batch open,
@@ -47,8 +51,11 @@
  *     already has with the first offset instead of storing it twice. A batch
  *     that fails for good after it was sent leaves a gap in its partition's
  *     sequences: the producer then takes a new id and restarts sequences at 0
- *     (idem_reset). A broker without InitProducer (UNKNOWN_API) turns
- *     idempotence off and the producer goes on without it.
+ *     (idem_reset) — unless the leader said it did not append it
+ *     (STORAGE_ERROR) and nothing of its partition is in flight: then the
+ *     partition's sequences go back to the failed batch's (idem_gap). A
+ *     broker without InitProducer (UNKNOWN_API) turns idempotence off and
+ *     the producer goes on without it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -59,6 +66,10 @@
 
 #include "clients/internal.h"
 #include "clients/testing.h"
+
+/* STORAGE_ERROR is retried for this many retry.backoff.ms after the first of
+ * a partition's run of them (batch_failed). */
+#define STORAGE_RETRY_BACKOFFS 3
 #include "protocol/batch.h"
 
 typedef struct ppart ppart;
@@ -75,7 +86,9 @@ typedef struct pbatch {
     int64_t retry_at;
     int64_t attempts;
     int last_err;
-    bool stamped; /* producer id and sequence written (invariant 5) */
+    bool stamped;          /* producer id and sequence written (invariant 5) */
+    uint32_t idem_gen;     /* p->idem_gen when stamped */
+    int32_t base_sequence; /* the sequence stamped */
     struct pbatch *next;
 } pbatch;
 
@@ -91,6 +104,7 @@ struct ppart {
     pbatch *q_head, *q_tail; /* finished, not in flight, in seq order */
     int n_inflight;
     bool retrying;
+    int64_t storage_since; /* first STORAGE_ERROR of a run of them, 0: none */
     uint64_t next_seq;
     int32_t next_sequence; /* idempotence: the next batch's base_sequence */
 };
@@ -156,6 +170,7 @@ struct rn_producer {
     int64_t pid;
     int16_t epoch;
     int64_t idem_retry_at;
+    uint32_t idem_gen; /* bumped by idem_reset: batches stamped before are stale */
     uint64_t rng;
     uint64_t n_requests, n_batches;
 };
@@ -259,6 +274,8 @@ static void stamp(rn_producer *p, pbatch *b)
     put_be(h + RN_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)p->epoch, 2);
     put_be(h + RN_BATCH_OFF_BASE_SEQUENCE, (uint32_t)pp->next_sequence, 4);
     put_be(h + RN_BATCH_OFF_CRC, rn_crc32c(h + RN_BATCH_CRC_START, b->len - RN_BATCH_CRC_START), 4);
+    b->idem_gen = p->idem_gen;
+    b->base_sequence = pp->next_sequence;
     /* Sequences wrap to 0 after INT32_MAX, as Kafka's do. */
     pp->next_sequence = (int32_t)(((int64_t)pp->next_sequence + b->n) % ((int64_t)INT32_MAX + 1));
     b->stamped = true;
@@ -273,6 +290,7 @@ static void idem_reset(rn_producer *p)
         return;
     p->idem = IDEM_NEED;
     p->idem_retry_at = 0;
+    p->idem_gen++;
     for (size_t ti = 0; ti < p->n_topics; ti++) {
         ptopic *t = p->topics[ti];
         for (int32_t pi = 0; pi < t->n_parts; pi++) {
@@ -284,6 +302,27 @@ static void idem_reset(rn_producer *p)
                 b->stamped = false;
         }
     }
+}
+
+/* A sent batch b failed for good and the leader said it did not append it
+ * (STORAGE_ERROR: the write failed, and the leader forgot its sequence and
+ * every later one of this producer). With nothing of its partition in flight,
+ * the partition's sequences go back to b's, and queued batches are stamped
+ * again from there: no gap, so no new producer id (on a full disk, a new id
+ * per failed batch would soon need a write the disk cannot take). Otherwise
+ * the gap is real: idem_reset. */
+static void idem_gap(rn_producer *p, pbatch *b, int err)
+{
+    ppart *pp = b->pp;
+    if (!b->stamped || b->idem_gen != p->idem_gen)
+        return; /* never stamped, or under an id given up already */
+    if (err != -RN_E_STORAGE_ERROR || pp->n_inflight > 0) {
+        idem_reset(p);
+        return;
+    }
+    pp->next_sequence = b->base_sequence;
+    for (pbatch *q = pp->q_head; q; q = q->next)
+        q->stamped = false;
 }
 
 static void init_producer_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
@@ -448,6 +487,7 @@ static void batch_done(rn_producer *p, pbatch *b, int64_t base_offset)
 {
     ppart *pp = b->pp;
     pp->n_inflight--;
+    pp->storage_since = 0;
     /* Leave retry mode once nothing older than this batch waits. */
     if (!pp->q_head || pp->q_head->seq > b->seq)
         pp->retrying = false;
@@ -464,7 +504,31 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
     b->last_err = err;
     if (rn__needs_metadata(err))
         p->need_md = true;
-    if (!p->closing && rn__retriable(err) && b->attempts <= conf->retries &&
+    bool retry = rn__retriable(err);
+    if (err == -RN_E_STORAGE_ERROR) {
+        /* The leader's disk is full or failing. Retention may free space
+         * within moments, so retry briefly; but not for delivery.timeout.ms:
+         * the caller hears the cause at once, not two minutes later. The
+         * window is per partition, so a queue of batches behind a full disk
+         * fails in round trips, not in windows. */
+        if (!pp->storage_since)
+            pp->storage_since = now;
+        retry = now - pp->storage_since < STORAGE_RETRY_BACKOFFS * conf->retry_backoff_ms;
+    }
+    if (b->stamped && b->idem_gen != p->idem_gen) {
+        /* Stamped under a producer id given up since (idem_reset): its
+         * sequence means nothing to the leader now; it gets a new one. */
+        b->stamped = false;
+        retry |= err == -RN_E_OUT_OF_ORDER_SEQUENCE;
+    } else if (err == -RN_E_OUT_OF_ORDER_SEQUENCE && b->stamped && pp->q_head &&
+               pp->q_head->seq < b->seq) {
+        /* Behind an earlier batch of its partition that failed and waits for
+         * its retry: the leader never appended that one and forgot its
+         * sequence, so this one is ahead until the retry fills the gap.
+         * Kafka's producer retries it too. */
+        retry = true;
+    }
+    if (!p->closing && retry && b->attempts <= conf->retries &&
         now + conf->retry_backoff_ms < b->deadline) {
         b->retry_at = now + conf->retry_backoff_ms;
         pp->retrying = true;
@@ -473,8 +537,7 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
     }
     rn__fail(&p->cl, err, "delivery to %s-%d failed after %lld attempt%s: %s", pp->t->name,
              pp->partition, (long long)b->attempts, b->attempts == 1 ? "" : "s", msg);
-    if (b->stamped)
-        idem_reset(p);
+    idem_gap(p, b, err);
     fail_batch(p, b, err);
 }
 
@@ -678,7 +741,7 @@ static void pump(rn_producer *p)
                          t->name, pp->partition, conf->delivery_timeout_ms,
                          b->last_err ? ", last error: " : "",
                          b->last_err ? rn_errname(b->last_err) : "");
-                if (b->stamped)
+                if (b->stamped && b->idem_gen == p->idem_gen)
                     idem_reset(p);
                 fail_batch(p, b, -RN_E_TIMEOUT);
             }

@@ -27,6 +27,11 @@
  *     one, Linux gives no guarantee about what reached the disk.
  *  5. With flush=always the high watermark is the flushed offset, so a
  *     consumer never reads what a crash could take back.
+ *  6. A failed write (a full disk: -ENOSPC) moves nothing: neither the log
+ *     end nor the offsets the next append gets, so a retry of the same
+ *     batch lands where it would have. Retention may take the active
+ *     segment (rolling it first) and, with retention.bytes, rolls it at
+ *     half the limit, so a full disk can be relieved by retention alone.
  */
 #include <dirent.h>
 #include <endian.h>
@@ -51,6 +56,8 @@
 /* Most bytes of acknowledged-pending appends one fdatasync waits to gather. */
 #define GROUP_COMMIT_BYTES (8u << 20)
 #define CLEAN_MAGIC        "RNCLEAN1"
+/* Smallest segment retention.bytes makes the active segment roll at (needs_roll). */
+#define RETENTION_ROLL_MIN (1u << 20)
 
 static int64_t default_clock_ms(void)
 {
@@ -560,6 +567,15 @@ static bool needs_roll(const rn_log *log, const rn_segment *seg, size_t len, int
         return false;
     if (seg->end_pos + len > rn_segment_capacity(seg))
         return true;
+    /* retention.bytes below the segment size: retention deletes whole
+     * segments, so one active segment larger than the limit could never be
+     * trimmed and would outgrow it (and the disk). Rolling at half the limit
+     * keeps the log between retention.bytes and 1.5 times it. */
+    if (log->cfg.retention_bytes >= 0) {
+        uint64_t half = (uint64_t)log->cfg.retention_bytes / 2;
+        if (seg->end_pos + len > (half > RETENTION_ROLL_MIN ? half : RETENTION_ROLL_MIN))
+            return true;
+    }
     if (log->cfg.roll_ms > 0 && now - seg->created_ms >= log->cfg.roll_ms)
         return true;
     /* Relative offsets are u32 in the index. */
@@ -921,36 +937,60 @@ static void drop_first(rn_log *log)
     rn_segment_unref(s); /* readers holding it keep the mapping */
 }
 
+/* Whether retention wants segment s gone, total being the log's size with s. */
+static bool retention_wants(const rn_log *log, const rn_segment *s, uint64_t total, int64_t now_ms)
+{
+    /* Without timestamps, the age of the newest data: when it was appended. */
+    int64_t age_ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_append_ms;
+    bool too_old = log->cfg.retention_ms >= 0 && now_ms - age_ts > log->cfg.retention_ms;
+    bool too_big =
+        log->cfg.retention_bytes >= 0 && total - s->size >= (uint64_t)log->cfg.retention_bytes;
+    return too_old || too_big;
+}
+
 int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
 {
-    int n = 0;
+    int n = 0, rc = 0;
     uint64_t total = rn_log_size_bytes(log);
-    while (log->n_segs > 1) {
+    while (log->n_segs > 0) {
         rn_segment *s = log->segs[0];
+        if (log->n_segs == 1) {
+            /* The active segment, as Kafka does: when retention wants all of
+             * it gone, roll first so it can go. Otherwise data older than
+             * retention.ms in a large active segment could only age out
+             * once the segment filled (a 1 GiB segment on a 64 MiB disk:
+             * never). Only when it is whole and quiet: no write in flight,
+             * every batch below the high watermark (acknowledged). */
+            if (s->size == 0 || s->n_pending || log->writes.head || log->broken || log->failed ||
+                s->next_offset > rn_log_high_watermark(log) ||
+                !retention_wants(log, s, total, now_ms))
+                break;
+            rc = roll(log, now_ms);
+            if (rc < 0)
+                break; /* set_err said why; the next pass tries again */
+            continue;  /* s is now the rolled one, with nothing pending */
+        }
         if (!s->sealed && !(s->rolled && s->n_pending == 0))
             break; /* still being written: never delete under a write (a rolled
                       segment whose seal waits for its fdatasync may go: the
                       sync holds a reference and the data is no longer wanted) */
-        /* Without timestamps, the age of the newest data: when it was appended. */
-        int64_t age_ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_append_ms;
-        bool too_old = log->cfg.retention_ms >= 0 && now_ms - age_ts > log->cfg.retention_ms;
-        bool too_big =
-            log->cfg.retention_bytes >= 0 && total - s->size >= (uint64_t)log->cfg.retention_bytes;
-        if (!too_old && !too_big)
+        if (!retention_wants(log, s, total, now_ms))
             break;
-        int rc = rn_segment_delete_files(s);
-        if (rc < 0)
-            return n ? n : set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
+        rc = rn_segment_delete_files(s);
+        if (rc < 0) {
+            set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
+            break;
+        }
         total -= s->size;
         drop_first(log);
         n++;
     }
     if (n > 0) {
-        int rc = rn_sys_fsync_dir(log->dir);
-        if (rc < 0)
-            set_err(log, rc, "retention: fsync of the directory");
+        int r = rn_sys_fsync_dir(log->dir);
+        if (r < 0)
+            set_err(log, r, "retention: fsync of the directory");
     }
-    return n;
+    return n ? n : rc;
 }
 
 int rn_log_maybe_roll(rn_log *log, int64_t now_ms)

@@ -39,7 +39,8 @@ typedef struct rn_log_config {
     uint64_t segment_bytes;        /* log.segment.bytes, default 1 GiB */
     int64_t roll_ms;               /* log.roll.ms, default 7 days; <= 0 off */
     int64_t retention_ms;          /* log.retention.ms, default 7 days; < 0 forever */
-    int64_t retention_bytes;       /* log.retention.bytes, default -1 (unlimited) */
+    int64_t retention_bytes;       /* log.retention.bytes, default -1 (unlimited); when set,
+                                      the active segment rolls at half of it (>= 1 MiB) */
     uint32_t index_interval_bytes; /* index.interval.bytes, default 4096 */
     uint32_t max_batch_bytes;      /* message.max.bytes, default 1 MiB */
     enum rn_flush_policy flush;    /* log.flush, default always */
@@ -172,10 +173,16 @@ int rn_log_flush_sync(rn_log *log);
 
 /* Delete whole segments older than retention_ms (by their largest timestamp,
  * or the time of their last append when no batch has one) or beyond
- * retention_bytes, never the active one; the log start offset moves
- * to the first remaining segment. Readers holding a deleted segment keep its
- * mapping until they release it. Returns the number of segments deleted or a
- * negative error (segments deleted before it stay deleted). */
+ * retention_bytes, oldest first; the log start offset moves to the first
+ * remaining segment. As in Kafka, the active segment goes too when retention
+ * wants all of it gone and it is quiet (no write in flight, all of it below
+ * the high watermark): it is rolled first, so an empty active segment
+ * remains. (retention_bytes also makes the active segment roll at half of it
+ * on append, so size retention can trim a log whose segments are larger.)
+ * Readers holding a deleted segment keep its mapping until they release it.
+ * Returns the number of segments deleted, or a negative error when the roll
+ * or a delete failed before anything was deleted (rn_log_errmsg says which;
+ * the next call tries again). */
 int rn_log_enforce_retention(rn_log *log, int64_t now_ms);
 
 /* Roll now if the active segment is older than roll_ms (appends also check). */

@@ -854,7 +854,15 @@ void rn_rest_dispatch(rn_http_conn *c, rn_http_request *req)
             method_not_allowed(c, req, "GET");
         else if (!gw->b->ready)
             rn_http_respond_error(c, 503, 50301, "storage recovery is not done");
-        else
+        else if (__atomic_load_n(&gw->b->parts_storage_error, __ATOMIC_RELAXED) > 0) {
+            /* Appends fail somewhere (partitions.c marks and clears): not
+             * ready to take writes, though reads still work. */
+            int full = __atomic_load_n(&gw->b->parts_disk_full, __ATOMIC_RELAXED);
+            int bad = __atomic_load_n(&gw->b->parts_storage_error, __ATOMIC_RELAXED);
+            rn_http_respond_error(c, 503, 50302, "%d partition%s cannot write: %s", bad,
+                                  bad == 1 ? "" : "s",
+                                  full ? "no space left on device" : "storage error");
+        } else
             rn_http_respond(c, 200, "application/json", "{\"status\":\"ready\"}", 18, NULL);
         return;
     }

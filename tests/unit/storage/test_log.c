@@ -1019,13 +1019,16 @@ Test(log, retention_by_bytes)
     log = open_log(&c, NULL);
     cr_assert_eq(rn_log_start_offset(log), start);
     check_all_reads(log, &m, first);
-    /* retention_bytes = 0 keeps only the active segment. */
+    /* retention_bytes = 0 keeps nothing, as in Kafka: the active segment is
+     * rolled and goes too, leaving one empty segment at the log end. */
     c2.retention_bytes = 0;
     cr_assert_eq(rn_log_set_config(log, &c2), 0);
     cr_assert_gt(rn_log_enforce_retention(log, rn_log_clock_ms()), 0);
     cr_assert_eq(rn_log_segment_count(log), 1);
     cr_assert_eq(count_log_files(), 1);
     cr_assert_eq(rn_log_end_offset(log), m.next);
+    cr_assert_eq(rn_log_start_offset(log), m.next);
+    cr_assert_eq(rn_log_size_bytes(log), 0);
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
 }
@@ -1065,20 +1068,21 @@ Test(log, retention_by_time)
     cr_assert_not(seg_file_exists(0, ".log"));
     cr_assert_eq(rn_log_read(log, 0, 1, INT64_MAX, &s), -RN_E_OFFSET_OUT_OF_RANGE);
 
-    /* Far in the future everything but the active segment goes. */
+    /* Far in the future everything goes, the active segment too (as in
+     * Kafka: it is rolled first), leaving one empty segment at the end. */
     fake_now = 1LL << 40;
     int n = rn_log_enforce_retention(log, fake_now);
-    cr_assert_eq(n, (int)n0 - 2);
+    cr_assert_eq(n, (int)n0 - 1);
     cr_assert_eq(rn_log_segment_count(log), 1);
-    int first = model_find(&m, rn_log_start_offset(log));
-    cr_assert_geq(first, 0);
-    check_all_reads(log, &m, first);
+    cr_assert_eq(rn_log_start_offset(log), m.next);
+    cr_assert_eq(rn_log_end_offset(log), m.next);
+    cr_assert_eq(rn_log_read(log, m.next - 1, 1, INT64_MAX, &s), -RN_E_OFFSET_OUT_OF_RANGE);
     cr_assert_eq(rn_log_close(log), 0);
 
     /* After a reopen the same ages are known (from the time indexes). */
     log = open_log(&c, NULL);
     int64_t start = rn_log_start_offset(log);
-    cr_assert_eq(start, m.b[first].base);
+    cr_assert_eq(start, m.next);
     model_fill(&m, 200, m.b[m.n - 1].max_ts + 1);
     acks_reset(log, m.b[m.n - 200].base, true);
     append_model(log, &m, m.n - 200, 32);
@@ -1131,6 +1135,178 @@ Test(log, retention_by_time_without_timestamps)
     cr_assert_eq(rn_log_enforce_retention(log, last_write + c.retention_ms + 1), 1);
     cr_assert_gt(rn_log_start_offset(log), 0);
     check_all_reads(log, &m, model_find(&m, rn_log_start_offset(log)));
+    cr_assert_eq(rn_log_close(log), 0);
+    model_free(&m);
+}
+
+// Retention by time takes the active segment too (rolling it first): old data in a
+// large segment that never fills is deleted, and appends continue at the log end.
+Test(log, retention_takes_an_old_active_segment)
+{
+    rn_log_clock_ms = fake_clock;
+    fake_now = 2000000;
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_ALWAYS);
+    c.segment_bytes = 1 << 30; /* sparse: a 1 GiB active segment, as by default */
+    c.retention_ms = 10000;
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    model_fill(&m, 50, 1000000);
+    acks_reset(log, 0, true);
+    append_model(log, &m, 0, 16);
+    cr_assert_eq(rn_log_segment_count(log), 1);
+    int64_t newest = m.b[m.n - 1].max_ts;
+    /* Young enough: kept. */
+    cr_assert_eq(rn_log_enforce_retention(log, newest + c.retention_ms), 0);
+    cr_assert_eq(rn_log_start_offset(log), 0);
+    /* Older than retention.ms: the whole (active) segment goes. */
+    cr_assert_eq(rn_log_enforce_retention(log, newest + c.retention_ms + 1), 1, "%s",
+                 rn_log_errmsg(log));
+    cr_assert_eq(rn_log_start_offset(log), m.next);
+    cr_assert_eq(rn_log_end_offset(log), m.next);
+    cr_assert_eq(rn_log_size_bytes(log), 0);
+    cr_assert_eq(count_log_files(), 1);
+    cr_assert_not(seg_file_exists(0, ".log"));
+    cr_assert(seg_file_exists(m.next, ".log"));
+    /* An empty active segment is not rolled again. */
+    cr_assert_eq(rn_log_enforce_retention(log, INT64_MAX / 2), 0);
+    cr_assert_eq(count_log_files(), 1);
+    /* Appends go on at the log end, and survive a reopen. */
+    int from = m.n;
+    model_fill(&m, 10, fake_now);
+    acks_reset(log, m.b[from].base, true);
+    append_model(log, &m, from, 4);
+    check_all_reads(log, &m, from);
+    cr_assert_eq(rn_log_close(log), 0);
+    log = open_log(&c, NULL);
+    cr_assert_eq(rn_log_start_offset(log), m.b[from].base);
+    check_all_reads(log, &m, from);
+    cr_assert_eq(rn_log_close(log), 0);
+    model_free(&m);
+}
+
+// retention.bytes below segment.bytes rolls the active segment at half the limit, so
+// size retention keeps the log between the limit and 1.5 times it.
+Test(log, retention_bytes_rolls_the_active_segment)
+{
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_ALWAYS);
+    c.segment_bytes = 1 << 30;
+    c.retention_bytes = 4 << 20;
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    for (int i = 0; i < 1000; i++) /* ~16 MiB */
+        model_add(&m, 4, 1000 + i, 4000);
+    acks_reset(log, 0, true);
+    append_model(log, &m, 0, 16);
+    /* Segments of at most 2 MiB, not one of 16 MiB. */
+    cr_assert_geq(rn_log_segment_count(log), 8, "%u segments", rn_log_segment_count(log));
+    rn_slice s;
+    cr_assert_eq(rn_log_read(log, 0, SIZE_MAX, INT64_MAX, &s), 0);
+    cr_assert_leq(s.len, (size_t)c.retention_bytes / 2);
+    rn_slice_release(&s);
+    cr_assert_gt(rn_log_enforce_retention(log, rn_log_clock_ms()), 0);
+    uint64_t size = rn_log_size_bytes(log);
+    cr_assert_geq(size, (uint64_t)c.retention_bytes, "deleted too much: %llu",
+                  (unsigned long long)size);
+    cr_assert_leq(size, (uint64_t)c.retention_bytes * 3 / 2, "kept too much: %llu",
+                  (unsigned long long)size);
+    check_all_reads(log, &m, model_find(&m, rn_log_start_offset(log)));
+    cr_assert_eq(rn_log_close(log), 0);
+    model_free(&m);
+}
+
+/* ---- A full disk (injected) -------------------------------------------------------- */
+
+static int enospc_left; /* pwrites still to fail with -ENOSPC */
+
+static int inject_enospc(enum rn_sys_call call, void *arg)
+{
+    (void)arg;
+    if (call != RN_SYS_PWRITE || enospc_left == 0)
+        return 0;
+    enospc_left--;
+    return -ENOSPC;
+}
+
+typedef struct outcome {
+    int n_cb, err;
+    int64_t base;
+} outcome;
+
+static void outcome_cb(void *arg, int err, int64_t base, int64_t last)
+{
+    outcome *o = arg;
+    (void)last;
+    o->n_cb++;
+    o->err = err;
+    o->base = base;
+}
+
+// ENOSPC on a write: the append and those in flight behind it fail cleanly, the log
+// end and the next offsets do not move, the same batches then succeed at the same
+// offsets, and a crash recovery afterwards finds a log that verifies byte for byte.
+Test(log, enospc_moves_nothing)
+{
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_ALWAYS);
+    c.segment_bytes = 1 << 20;
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    model_fill(&m, 20, 1000);
+    acks_reset(log, 0, true);
+    append_model(log, &m, 0, 8);
+    int64_t leo = rn_log_end_offset(log);
+    uint64_t size = rn_log_size_bytes(log);
+
+    /* Three appends in flight; the first write hits a full disk. */
+    model_fill(&m, 3, 5000);
+    outcome o[3] = {0};
+    enospc_left = 1;
+    rn_sys_set_injector(inject_enospc, NULL);
+    for (int i = 0; i < 3; i++) {
+        tbatch *t = &m.b[m.n - 3 + i];
+        int rc = rn_log_append(log, t->buf, t->len, t->epoch, outcome_cb, &o[i]);
+        cr_assert_eq(rc, 0);
+    }
+    while (o[0].n_cb + o[1].n_cb + o[2].n_cb < 3)
+        cr_assert_geq(rn_io_run(io, 1), 0);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(o[i].n_cb, 1);
+        cr_assert_eq(o[i].err, -ENOSPC, "append %d: %s", i, rn_strerror(o[i].err));
+    }
+    cr_assert(strstr(rn_log_errmsg(log), "No space left on device") ||
+                  strstr(rn_log_errmsg(log), rn_strerror(-ENOSPC)),
+              "errmsg: %s", rn_log_errmsg(log));
+    cr_assert_eq(rn_log_end_offset(log), leo);
+    cr_assert_eq(rn_log_high_watermark(log), leo);
+    cr_assert_eq(rn_log_size_bytes(log), size);
+
+    /* Still full: a new append fails the same way and moves nothing. */
+    enospc_left = 1;
+    outcome again = {0};
+    tbatch *t0 = &m.b[m.n - 3];
+    cr_assert_eq(rn_log_append(log, t0->buf, t0->len, t0->epoch, outcome_cb, &again), 0);
+    while (!again.n_cb)
+        cr_assert_geq(rn_io_run(io, 1), 0);
+    cr_assert_eq(again.err, -ENOSPC);
+    cr_assert_eq(rn_log_end_offset(log), leo);
+
+    /* Room again: the same three batches get the offsets they had. */
+    rn_sys_reset();
+    acks_reset(log, leo, true);
+    append_model(log, &m, m.n - 3, 3);
+    cr_assert_eq(rn_log_end_offset(log), m.next);
+    check_all_reads(log, &m, 0);
+
+    /* A crash now, and a verifying recovery: every batch, nothing dropped. */
+    rn_log_abandon(log);
+    rn_log_open_info info;
+    log = open_log(&c, &info);
+    cr_assert_not(info.clean);
+    cr_assert_eq(info.bytes_dropped, 0);
+    cr_assert_eq(info.truncated_at, -1);
+    check_all_reads(log, &m, 0);
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
 }
