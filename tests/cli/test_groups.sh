@@ -4,7 +4,8 @@
 #
 #   tests/cli/test_groups.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
 #
-# One broker on a free 127.0.0.1 port, data under a mktemp directory in /tmp
+# One broker on a free 127.0.0.1 port with 4 reactors (so most group requests
+# reach the coordinator on reactor 0 from another reactor), data under a mktemp directory in /tmp
 # (removed at the end; the broker and every background consumer are stopped
 # by their pid). Group members started in the background use a short session
 # (2000 ms) and heartbeat (200 ms), so a killed one is noticed within seconds;
@@ -57,7 +58,7 @@ start_broker() {
     PORT=$(free_port)
     HTTP_PORT=$(free_port)
     "$RUNNELD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
-      2>>"$TMP/runneld.log" &
+      --reactors 4 2>>"$TMP/runneld.log" &
     BROKER_PID=$!
     for i in $(seq 1 100); do
       if port_open "$PORT"; then
@@ -128,19 +129,32 @@ owners() {
   r group describe "$1" 2>/dev/null | awk 'NR > 1 { print $3, $7 }'
 }
 
-# wait_owners GROUP MEMBERS PARTITIONS: until MEMBERS distinct consumers hold
-# all PARTITIONS (no '-'), at most 15 s. Prints nothing; status says.
+# state GROUP: "STATE EPOCH #MEMBERS" of the group (describe --state).
+state() {
+  r group describe "$1" --state 2>/dev/null | awk 'NR == 2 { print $3, $4, $5 }'
+}
+
+# wait_owners GROUP MEMBERS PARTITIONS: until the group is settled with
+# MEMBERS members holding all PARTITIONS, at most 15 s. Settled: Stable (every
+# member holds exactly its share of the target) with the same group epoch
+# before and after the owners were read, so the owners seen are the target of
+# that epoch and not a hand-over half done (a member that has let a partition
+# go while the next has not taken it yet, or 3/2/1 on the way to 2/2/2).
+# Prints nothing; status says.
 wait_owners() {
-  local i o
+  local i o s1 s2
   for i in $(seq 1 300); do
+    s1=$(state "$1")
     o=$(owners "$1")
-    if [ "$(echo "$o" | awk '$2 != "-"' | wc -l)" -eq "$3" ] &&
+    s2=$(state "$1")
+    if [ "$s1" = "$s2" ] && [ "$(echo "$s1" | awk '{ print $1, $3 }')" = "Stable $2" ] &&
+       [ "$(echo "$o" | awk '$2 != "-"' | wc -l)" -eq "$3" ] &&
        [ "$(echo "$o" | awk '$2 != "-" { print $2 }' | sort -u | wc -l)" -eq "$2" ]; then
       return 0
     fi
     sleep 0.05
   done
-  echo "group $1: never $2 members holding $3 partitions; last:" >&2
+  echo "group $1: never settled with $2 members holding $3 partitions; last: $s1 / $s2" >&2
   echo "$o" >&2
   return 1
 }
@@ -167,6 +181,7 @@ test_usage_errors() {
   expect_status 2 r group || return 1
   expect_status 2 r group frob || return 1
   expect_status 2 r group describe || return 1
+  expect_status 2 r group list --state || return 1
   expect_status 2 r group reset g --to-earliest || return 1
   expect_status 2 r group reset g --topic t || return 1
   expect_status 2 r group reset g --topic t --to-earliest --to-latest || return 1
@@ -255,6 +270,11 @@ test_members_split_kill_leave() {
   wait_owners gs 3 6 || return 1
   [ "$(owners gs | awk '{ print $2 }' | sort | uniq -c | awk '{ print $1 }' | sort -u)" = "2" ] ||
     { echo "not 2/2/2:" >&2; owners gs >&2; return 1; }
+  # HOST is each member's own address, also when its heartbeat reached the
+  # coordinator (reactor 0) through another reactor: it once said "reactor".
+  r group describe gs 2>/dev/null | awk 'NR > 1 { print $8 }' >"$TMP/hosts"
+  [ "$(grep -cE '^127\.0\.0\.1:[0-9]+$' "$TMP/hosts")" -eq 6 ] ||
+    { echo "HOST column:" >&2; cat "$TMP/hosts" >&2; return 1; }
   produce_parts split 6 20 b || return 1
 
   # Clean leave of m3: the others hold everything about a heartbeat later.
