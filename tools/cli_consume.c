@@ -27,7 +27,11 @@
  *
  * When to stop: -c COUNT records, -e when every partition has reached the high
  * watermark (checked after each fetch, so records produced meanwhile count),
- * every partition past its e@MS, ^C — else never (tail -f). -e in group mode:
+ * every partition past the end of its e@MS window, ^C — else never (tail -f).
+ * A partition is past the window's end at its first record with timestamp
+ * >= MS, or, once the clock has passed MS, at its high watermark: a record
+ * written later carries a later timestamp, so a window wholly in the past
+ * ends where the log ends, as kcat's does. -e in group mode:
  * when every assigned partition has reached the end seen at start (records
  * produced meanwhile are left to the next run), or when the group has given
  * this member nothing for GROUP_IDLE_EXIT_MS (the others hold every
@@ -44,6 +48,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "protocol/errors.h"
 #include "tools/cli_common.h"
@@ -57,7 +62,7 @@ enum start_kind { S_BEGINNING, S_END, S_ABS, S_TAIL, S_TIME, S_STORED };
 typedef struct part_state {
     int32_t partition;
     bool skip_before_ts; /* s@MS: still before the first record >= start_ts */
-    bool done;           /* e@MS reached */
+    bool done;           /* past the end of the e@MS window */
 } part_state;
 
 static void usage(FILE *f)
@@ -65,16 +70,17 @@ static void usage(FILE *f)
     fputs("usage: runnel consume TOPIC [options]\n"
           "\n"
           "Read records from TOPIC (all partitions unless -p) and print them.\n"
-          "Without -e or -c it waits for new records forever, like tail -f: stop it\n"
-          "with ^C.\n"
+          "Without -e, -c or -o e@MS it waits for new records forever, like tail -f:\n"
+          "stop it with ^C.\n"
           "\n"
           "options:\n"
           "  -p, --partition N      read partition N only; repeatable\n"
           "  -o, --offset OFFSET    where to start (default beginning):\n"
           "                           beginning | end | N | -N (N records before the end)\n"
           "                           s@MS  first record with timestamp >= MS (ms since epoch)\n"
-          "                           e@MS  stop at the first record with timestamp >= MS\n"
-          "                                 (with a start: -o s@A -o e@B)\n"
+          "                           e@MS  stop at the first record with timestamp >= MS, or\n"
+          "                                 at the end once MS has passed (with a start:\n"
+          "                                 -o s@A -o e@B reads the window and exits)\n"
           "                           stored  the group's committed offsets (with -G)\n"
           "  -G, --group GROUP      join consumer group GROUP: the group shares TOPIC's\n"
           "                         partitions among its members and remembers how far\n"
@@ -213,6 +219,30 @@ static bool all_at_end(const rn_consumer *c, const char *topic, const part_state
             return false;
     }
     return true;
+}
+
+/* e@MS once the clock has passed MS: a partition at its high watermark is
+ * past the window (what comes later is later). Returns how many became
+ * done. */
+static size_t window_closed(const rn_consumer *c, const char *topic, part_state *ps, size_t n,
+                            int64_t end_ts)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < end_ts)
+        return 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ps[i].done)
+            continue;
+        int64_t hw = rn_consumer_high_watermark(c, topic, ps[i].partition);
+        int64_t pos = rn_consumer_position(c, topic, ps[i].partition);
+        if (hw >= 0 && pos >= 0 && pos >= hw) {
+            ps[i].done = true;
+            k++;
+        }
+    }
+    return k;
 }
 
 static part_state *find_part(part_state *ps, size_t n, int32_t p)
@@ -653,6 +683,8 @@ int cli_consume(int argc, char **argv)
     size_t n_done = 0;
     status = CLI_OK;
     while (!cli_stop) {
+        if (end_ts >= 0)
+            n_done += window_closed(cons, topic, ps, n_ps, end_ts);
         if (n_ps == 0 || (n_done == n_ps))
             break;
         if (exit_at_end && all_at_end(cons, topic, ps, n_ps))

@@ -309,6 +309,18 @@ test_time_offsets() {
   [ "$(sort "$TMP/out" | tr '\n' ' ')" = "a1 a2 a3 " ] || { cat "$TMP/out" >&2; return 1; }
   expect_status 0 r consume tm -o s@9999999999999 -e || return 1
   [ ! -s "$TMP/out" ] || { cat "$TMP/out" >&2; return 1; }
+  # Without -e a window ends by itself: at the first record past it, or, for
+  # a partition with none (the window reaches the end of the log and lies in
+  # the past), at the end of the log. Once, it waited for ever.
+  expect_status 0 r consume tm -o s@1500 -o e@2500 || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ' ')" = "b1 b2 b3 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume tm -o s@1500 -o e@5000 || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ' ')" = "b1 b2 b3 c1 c2 c3 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume tm -p 1 -o e@5000 -f '%p\n' || return 1
+  [ "$(sort -u "$TMP/out")" = 1 ] || { cat "$TMP/out" >&2; return 1; }
+  # A window that ends a moment from now: records of the window, then exit.
+  expect_status 0 r consume tm -o "e@$(($(date +%s%3N) + 500))" || return 1
+  [ "$(wc -l <"$TMP/out")" -eq 9 ] || { cat "$TMP/out" >&2; return 1; }
   local t0 t1
   t0=$(date +%s%3N)
   echo now | r produce tm -p 0 || return 1
