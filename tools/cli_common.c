@@ -60,6 +60,17 @@ int cli_fail(int err, const char *fmt, ...)
     return CLI_ERROR;
 }
 
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("runnel: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_ERROR;
+}
+
 int cli_usage(const char *fmt, ...)
 {
     va_list ap;

@@ -152,14 +152,15 @@ static int parse_offset(const char *s, enum start_kind *kind, int64_t *v, int64_
     return 0;
 }
 
-/* Say what an admin call failed with, with the client's context. */
+/* An admin call's failure, once: the client's message says what was asked
+ * and what went wrong; what is the fallback when it has none. */
 static int admin_fail(rn_admin *a, int rc, const char *what)
 {
     const char *ctx = rn_admin_errmsg(a);
     if (rc == -RN_E_UNKNOWN_TOPIC)
         return cli_fail(0, "%s: no such topic or partition", what);
     if (ctx && ctx[0])
-        return cli_fail(0, "%s: %s (%s)", what, rn_err_str(rc), ctx);
+        return cli_fail(0, "%s", ctx);
     return cli_fail(rc, "%s", what);
 }
 
@@ -630,7 +631,7 @@ int cli_consume(int argc, char **argv)
     rc = rn_admin_partition_count(a, topic, &n_parts);
     if (rc < 0) {
         if (rc == -RN_E_UNKNOWN_TOPIC)
-            cli_fail(0, "topic '%s' does not exist", topic);
+            cli_error("topic %s does not exist", topic);
         else
             admin_fail(a, rc, "partitions");
         goto out;

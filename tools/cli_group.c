@@ -111,19 +111,21 @@ static rn_admin *admin_open(const cli_conn *conn)
     return a;
 }
 
-/* "<what>: <error> (<client context>)", the context only when it adds something. */
+/* An admin call's failure as one sentence; what names the subject ("group
+ * billing"). The client's message already names it and says what went
+ * wrong, so it goes out alone. */
 static int admin_fail(rn_admin *a, int rc, const char *what)
 {
     const char *ctx = a ? rn_admin_errmsg(a) : "";
     if (rc == -RN_E_UNKNOWN_GROUP)
-        return cli_fail(0, "%s: no such group (it has no member and nothing committed)", what);
+        return cli_error("%s does not exist (it has no member and nothing committed)", what);
     if (rc == -RN_E_GROUP_NOT_EMPTY)
-        return cli_fail(0, "%s: the group has active members: stop its consumers first", what);
-    if (ctx && ctx[0] && strstr(ctx, rn_err_str(rc)) == NULL)
-        return cli_fail(0, "%s: %s (%s)", what, rn_err_str(rc), ctx);
+        return cli_error("%s has active members: stop its consumers first", what);
+    if (rc == -RN_E_UNKNOWN_TOPIC && ctx && ctx[0])
+        return cli_error("%s: %s", what, ctx);
     if (ctx && ctx[0])
-        return cli_fail(0, "%s: %s", what, ctx);
-    return cli_fail(rc, "%s", what);
+        return cli_error("%s", ctx);
+    return cli_error("%s: %s", what, rn_err_str(rc));
 }
 
 /* ---- Tables ---------------------------------------------------------------------------------- */
@@ -480,7 +482,7 @@ static int do_reset(rn_admin *a, const char *group, const char **topics, size_t 
             char tw[300];
             snprintf(tw, sizeof(tw), "topic %s", topics[i]);
             if (rc == -RN_E_UNKNOWN_TOPIC)
-                cli_fail(0, "topic '%s' does not exist", topics[i]);
+                cli_error("topic %s does not exist", topics[i]);
             else
                 admin_fail(a, rc, tw);
             goto out;

@@ -415,6 +415,40 @@ test_unknown_topic() {
   echo x | expect_status 1 r produce off -p 5 || return 1
 }
 
+# err_is WANT: stderr is exactly the one line WANT.
+err_is() {
+  [ "$(cat "$TMP/err")" = "$1" ] || { printf 'stderr:\n%s\nwanted:\n%s\n' "$(cat "$TMP/err")" "$1" >&2; return 1; }
+}
+
+# Failures are one sentence that names its subject once (it once read "topic
+# create: creating topic orders: create topic orders: topic already exists:
+# topic orders already exists").
+test_error_sentences() {
+  r topic create errs -p 2 >/dev/null || return 1
+  expect_status 1 r topic create errs || return 1
+  err_is "runnel: topic errs already exists" || return 1
+  expect_status 1 r topic describe nosuch || return 1
+  err_is "runnel: topic nosuch does not exist" || return 1
+  expect_status 1 r topic delete nosuch || return 1
+  err_is "runnel: topic nosuch does not exist" || return 1
+  expect_status 1 r topic alter nosuch -c retention.ms=5 || return 1
+  err_is "runnel: topic nosuch does not exist" || return 1
+  expect_status 1 r topic create 'bad name!' || return 1
+  err_is 'runnel: topic name "bad name!": must be 1 to 249 characters of [a-zA-Z0-9._-], not "." or ".."' || return 1
+  echo x | expect_status 1 r produce nosuch || return 1
+  err_is "runnel: topic nosuch does not exist (create it: runnel topic create nosuch)" || return 1
+  echo x | expect_status 1 r produce errs -p 5 || return 1
+  err_is "runnel: produce: record 1: topic errs has 2 partitions, no partition 5" || return 1
+  expect_status 1 r consume nosuch -e || return 1
+  err_is "runnel: topic nosuch does not exist" || return 1
+  expect_status 1 r group describe nosuch || return 1
+  err_is "runnel: group nosuch does not exist (it has no member and nothing committed)" || return 1
+  local dead
+  dead=$(free_port)
+  expect_status 1 r -b "127.0.0.1:$dead" topic list || return 1
+  err_is "runnel: topic list: cannot reach a broker at 127.0.0.1:$dead: Connection refused (set -b HOST:PORT or RUNNEL_BROKERS)" || return 1
+}
+
 # --acks 0 and 1, -p N: records land where asked.
 test_acks_and_partition() {
   r topic create ap -p 3 >/dev/null || return 1
@@ -466,6 +500,7 @@ t "-e exits at the end; tail waits" test_exit_at_end_and_tail
 t "-J output is JSON" test_json_output
 t "replay equals consume; ranges; csv; raw" test_replay_matches_consume
 t "unknown topic or partition exits 1" test_unknown_topic
+t "errors are one sentence, subject named once" test_error_sentences
 t "acks 0/1/all and -p" test_acks_and_partition
 t "bench produce and consume" test_bench
 echo "1..$N"

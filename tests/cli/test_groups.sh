@@ -387,11 +387,13 @@ test_list_delete() {
   expect_status 0 r group list -l || return 1
   grep -Eq '^ldg +Stable +1$' "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
   expect_status 1 r group delete ldg || return 1
-  grep -q "active members" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  [ "$(cat "$TMP/err")" = "runnel: group ldg has active members: stop its consumers first" ] ||
+    { cat "$TMP/err" >&2; return 1; }
   stop_member "$m" || return 1
   expect_status 0 r group delete ldg || return 1
   expect_status 1 r group describe ldg || return 1
-  grep -q "no such group" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  [ "$(cat "$TMP/err")" = "runnel: group ldg does not exist (it has no member and nothing committed)" ] ||
+    { cat "$TMP/err" >&2; return 1; }
   expect_status 0 r group list || return 1
   ! grep -qx "ldg" "$TMP/out" || { echo "ldg still listed" >&2; return 1; }
   expect_status 1 r group delete ldg || return 1
