@@ -415,6 +415,29 @@ test_unknown_topic() {
   echo x | expect_status 1 r produce off -p 5 || return 1
 }
 
+# The README's REST claim: a json.v2 key is stored as JSON text ("carol",
+# quotes included, as Confluent's REST Proxy does), a binary.v2 key as its
+# bytes, so a binary.v2 key lands in the same partition as `produce -k`.
+test_rest_keys() {
+  r topic create rk -p 8 >/dev/null || return 1
+  local url="http://127.0.0.1:$HTTP_PORT/topics/rk" k v p_rest p_cli
+  k=$(printf carol | base64)
+  v=$(printf '{"item":"pie","qty":1}' | base64 -w0)
+  curl -s --max-time 10 -X POST "$url" -H 'Content-Type: application/vnd.kafka.binary.v2+json' \
+    -d "{\"records\":[{\"key\":\"$k\",\"value\":\"$v\"}]}" >"$TMP/rest" || return 1
+  p_rest=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["offsets"][0]["partition"])' <"$TMP/rest") ||
+    { cat "$TMP/rest" >&2; return 1; }
+  echo cli | r produce rk -k carol || return 1
+  curl -s --max-time 10 -X POST "$url" -H 'Content-Type: application/vnd.kafka.json.v2+json' \
+    -d '{"records":[{"key":"carol","value":{"item":"pie","qty":1}}]}' >"$TMP/rest" || return 1
+  expect_status 0 r consume rk -e -f '%p %K %k => %s\n' || return 1
+  p_cli=$(awk '$4 == "=>" && $5 == "cli" { print $1 }' "$TMP/out")
+  [ -n "$p_cli" ] && [ "$p_rest" = "$p_cli" ] ||
+    { echo "binary.v2 key in partition $p_rest, -k key in '$p_cli'" >&2; cat "$TMP/out" >&2; return 1; }
+  grep -qx "$p_rest 5 carol => {\"item\":\"pie\",\"qty\":1}" "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+  grep -q "^[0-7] 7 \"carol\" => {\"item\":\"pie\",\"qty\":1}\$" "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+}
+
 # err_is WANT: stderr is exactly the one line WANT.
 err_is() {
   [ "$(cat "$TMP/err")" = "$1" ] || { printf 'stderr:\n%s\nwanted:\n%s\n' "$(cat "$TMP/err")" "$1" >&2; return 1; }
@@ -501,6 +524,7 @@ t "-J output is JSON" test_json_output
 t "replay equals consume; ranges; csv; raw" test_replay_matches_consume
 t "unknown topic or partition exits 1" test_unknown_topic
 t "errors are one sentence, subject named once" test_error_sentences
+t "REST binary.v2 key = CLI -k key; json.v2 key is JSON text" test_rest_keys
 t "acks 0/1/all and -p" test_acks_and_partition
 t "bench produce and consume" test_bench
 echo "1..$N"
