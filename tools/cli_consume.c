@@ -31,7 +31,10 @@
  * A partition is past the window's end at its first record with timestamp
  * >= MS, or, once the clock has passed MS, at its high watermark: a record
  * written later carries a later timestamp, so a window wholly in the past
- * ends where the log ends, as kcat's does. -e in group mode:
+ * ends where the log ends, as kcat's does. In group mode e@MS ends each
+ * partition given to this member the same way; records past the end are not
+ * printed and the partition is moved back to the end after every poll, so
+ * the group's commit stops there and a later run reads on from it. -e in group mode:
  * when every assigned partition has reached the end seen at start (records
  * produced meanwhile are left to the next run), or when the group has given
  * this member nothing for GROUP_IDLE_EXIT_MS (the others hold every
@@ -82,6 +85,8 @@ static void usage(FILE *f)
           "                                 at the end once MS has passed (with a start:\n"
           "                                 -o s@A -o e@B reads the window and exits)\n"
           "                           stored  the group's committed offsets (with -G)\n"
+          "                         with -G: beginning, end or stored, and e@MS (the\n"
+          "                         group's commit stops at the window's end)\n"
           "  -G, --group GROUP      join consumer group GROUP: the group shares TOPIC's\n"
           "                         partitions among its members and remembers how far\n"
           "                         they got; a partition starts at the committed offset,\n"
@@ -222,15 +227,20 @@ static bool all_at_end(const rn_consumer *c, const char *topic, const part_state
     return true;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* e@MS once the clock has passed MS: a partition at its high watermark is
  * past the window (what comes later is later). Returns how many became
  * done. */
 static size_t window_closed(const rn_consumer *c, const char *topic, part_state *ps, size_t n,
                             int64_t end_ts)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < end_ts)
+    if (wall_ms() < end_ts)
         return 0;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -320,11 +330,51 @@ static bool group_at_end(rn_consumer *c, const int64_t *ends, int32_t n_parts, s
     return true;
 }
 
-/* Consume topic as a member of group until -c, -e or ^C. Returns the exit
- * status. */
+/* e@MS in group mode: stop[p] is where partition p's window ends (the first
+ * offset not to print), or -1 while it has not ended. A partition cannot be
+ * paused, so one that has ended is moved back to stop[p] after every poll:
+ * its records past the window are dropped unprinted and the commit stays at
+ * stop[p] (invariant 3). */
+static void window_mark(rn_consumer *c, const char *topic, int64_t *stop, int32_t n_parts,
+                        int64_t end_ts)
+{
+    if (wall_ms() < end_ts)
+        return;
+    const char *const *topics;
+    const int32_t *parts;
+    size_t n = rn_consumer_assignment(c, &topics, &parts);
+    for (size_t i = 0; i < n; i++) {
+        int32_t p = parts[i];
+        if (p >= n_parts || stop[p] >= 0)
+            continue;
+        int64_t hw = rn_consumer_high_watermark(c, topic, p);
+        int64_t pos = rn_consumer_position(c, topic, p);
+        if (hw >= 0 && pos >= 0 && pos >= hw)
+            stop[p] = pos;
+    }
+}
+
+/* Every partition given to this member has ended its window. */
+static bool window_all_ended(rn_consumer *c, const int64_t *stop, int32_t n_parts,
+                             size_t *n_assigned)
+{
+    const char *const *topics;
+    const int32_t *parts;
+    size_t n = rn_consumer_assignment(c, &topics, &parts);
+    *n_assigned = n;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (parts[i] >= n_parts || stop[parts[i]] < 0)
+            return false;
+    return true;
+}
+
+/* Consume topic as a member of group until -c, -e, the end of an e@MS
+ * window or ^C. Returns the exit status. */
 static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, int32_t n_parts,
                          const char *group, enum start_kind kind, int64_t count, bool exit_at_end,
-                         bool json, const cli_format *fmt)
+                         int64_t end_ts, bool json, const cli_format *fmt)
 {
     char gid[300];
     snprintf(gid, sizeof(gid), "group.id=%s", group);
@@ -333,14 +383,15 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
         kind == S_END ? "auto.offset.reset=latest" : "auto.offset.reset=earliest", NULL};
     int status = CLI_ERROR;
     rn_consumer *cons = NULL;
-    int64_t *ends = NULL;
+    int64_t *ends = NULL, *stop = NULL;
     rebalance_note notes = {0};
     rn_conf *conf = cli_conn_conf(conn, extra);
     if (!conf)
         goto out;
     /* The end as it is now, for -e: records produced later wait for the next run. */
     ends = calloc((size_t)n_parts + 1, sizeof(*ends));
-    if (!ends) {
+    stop = malloc(((size_t)n_parts + 1) * sizeof(*stop));
+    if (!ends || !stop) {
         cli_fail(-ENOMEM, "partitions");
         goto out;
     }
@@ -365,6 +416,8 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
         cli_fail(0, "group %s: %s", group, rn_consumer_errmsg(cons));
         goto out;
     }
+    for (int32_t p = 0; p <= n_parts; p++)
+        stop[p] = -1;
     cli_signals_install();
     cli_progress progress;
     cli_progress_init(&progress, "records", count > 0 ? (uint64_t)count : 0, true);
@@ -374,6 +427,11 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
     while (!cli_stop) {
         const rn_message *msgs;
         int n = rn_consumer_poll(cons, POLL_MS, &msgs);
+        /* A partition given anew starts its window over (its committed
+         * offset is where the last owner stopped). */
+        for (size_t k = 0; k < notes.n_assigned; k++)
+            if (notes.assigned[k] < n_parts)
+                stop[notes.assigned[k]] = -1;
         note_flush(&notes, topic);
         if (n < 0) {
             if (cli_stop)
@@ -388,7 +446,16 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
             break;
         }
         int i = 0;
+        bool past_only = n > 0; /* every record returned lay past a window */
         for (; i < n && (count < 0 || printed < (uint64_t)count); i++) {
+            int32_t p = msgs[i].partition;
+            if (end_ts >= 0 && p < n_parts) {
+                if (stop[p] < 0 && msgs[i].timestamp >= end_ts)
+                    stop[p] = msgs[i].offset;
+                if (stop[p] >= 0)
+                    continue; /* past the window: not printed, not committed */
+            }
+            past_only = false;
             int wrc =
                 json ? cli_write_json(stdout, &msgs[i]) : cli_format_write(stdout, fmt, &msgs[i]);
             if (wrc < 0)
@@ -405,6 +472,12 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
             if (first)
                 rn_consumer_seek(cons, topic, msgs[k].partition, msgs[k].offset);
         }
+        /* Ended windows go back to their end, so the commit stays there. */
+        for (int k = 0; end_ts >= 0 && k < i; k++) {
+            int32_t p = msgs[k].partition;
+            if (p < n_parts && stop[p] >= 0)
+                rn_consumer_seek(cons, topic, p, stop[p]);
+        }
         if (fflush(stdout) != 0 || ferror(stdout)) {
             cli_progress_done(&progress);
             status = cli_fail(-errno, "writing stdout");
@@ -413,10 +486,19 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
         cli_progress_update(&progress, printed, bytes);
         if (count > 0 && printed >= (uint64_t)count)
             break;
-        if (!exit_at_end)
+        size_t n_assigned = 0;
+        if (end_ts >= 0) {
+            window_mark(cons, topic, stop, n_parts, end_ts);
+            if (window_all_ended(cons, stop, n_parts, &n_assigned))
+                break;
+            /* Only ended partitions answered: they are fetched again at
+             * once (no pause), so wait a little instead of spinning. */
+            if (past_only)
+                nanosleep(&(struct timespec){.tv_nsec = POLL_MS / 4 * 1000000L}, NULL);
+        }
+        if (!exit_at_end && end_ts < 0)
             continue;
-        size_t n_assigned;
-        if (group_at_end(cons, ends, n_parts, &n_assigned))
+        if (exit_at_end && group_at_end(cons, ends, n_parts, &n_assigned))
             break;
         int64_t now = cli_mono_us() / 1000;
         if (n_assigned)
@@ -443,6 +525,7 @@ out:
         rn_consumer_close(cons);
     rn_conf_free(conf);
     free(ends);
+    free(stop);
     free(notes.assigned);
     free(notes.revoked);
     return status;
@@ -577,10 +660,9 @@ int cli_consume(int argc, char **argv)
         status = cli_usage("-p and -G: the group chooses the partitions; drop one of them");
         goto out;
     }
-    if (group &&
-        (end_ts >= 0 || (have_start && kind != S_BEGINNING && kind != S_END && kind != S_STORED))) {
+    if (group && have_start && kind != S_BEGINNING && kind != S_END && kind != S_STORED) {
         status = cli_usage("with -G, -o takes beginning, end or stored (where a partition "
-                           "without a committed offset starts)");
+                           "without a committed offset starts), and e@MS");
         goto out;
     }
     if (!group && kind == S_STORED) {
@@ -637,8 +719,8 @@ int cli_consume(int argc, char **argv)
         goto out;
     }
     if (group) {
-        status =
-            consume_group(&conn, a, topic, n_parts, group, kind, count, exit_at_end, json, fmt);
+        status = consume_group(&conn, a, topic, n_parts, group, kind, count, exit_at_end, end_ts,
+                               json, fmt);
         goto out;
     }
     if (n_ps == 0) {

@@ -171,6 +171,30 @@ produce_parts() {
 # Tests
 # ---------------------------------------------------------------------------
 
+# A group member with -o e@MS and no -e: it prints the records before MS,
+# exits once every partition has passed MS (a window in the past ends where
+# the log does), and commits the end of the window, so the next run starts
+# with the first record past it. Once, -G refused e@MS.
+test_group_window() {
+  r topic create gwin -p 2 >/dev/null || return 1
+  local p
+  for p in 0 1; do
+    printf "a-$p-0\na-$p-1\n" | r produce gwin -p "$p" --timestamp 1000 || return 1
+  done
+  printf 'b-0-2\nb-0-3\n' | r produce gwin -p 0 --timestamp 2000 || return 1
+  expect_status 0 r consume gwin -G gw -o e@1500 "${FAST[@]}" -f '%p %o %s\n' || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ';')" = "0 0 a-0-0;0 1 a-0-1;1 0 a-1-0;1 1 a-1-1;" ] ||
+    { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r group describe gw || return 1
+  [ "$(awk 'NR > 1 { print $3, $4, $5 }' "$TMP/out" | tr '\n' ';')" = "0 2 4;1 2 2;" ] ||
+    { cat "$TMP/out" >&2; return 1; }
+  # A window wholly in the past of every record: nothing printed, nothing moves.
+  expect_status 0 r consume gwin -G gw -o e@500 "${FAST[@]}" -f '%s\n' || return 1
+  [ ! -s "$TMP/out" ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume gwin -G gw -e "${FAST[@]}" -f '%s\n' || return 1
+  [ "$(tr '\n' ';' <"$TMP/out")" = "b-0-2;b-0-3;" ] || { cat "$TMP/out" >&2; return 1; }
+}
+
 # Group command lines that cannot work exit 2 with a hint, before any request.
 test_usage_errors() {
   expect_status 2 r consume t -G g -p 0 || return 1
@@ -428,6 +452,7 @@ t "members split, clean leave, kill -9: take-over and no loss" test_members_spli
 t "group reset: preview, --execute, refused while active" test_reset
 t "group list and delete" test_list_delete
 t "-e with no partition given exits" test_exit_without_partitions
+t "-G with -o e@MS: prints the window, commits its end, exits" test_group_window
 t "background members ran clean" test_members_log_clean
 echo "1..$N"
 if [ "$FAILED" -ne 0 ]; then
