@@ -438,8 +438,8 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
                 break;
             cli_progress_done(&progress);
             const char *ctx = rn_consumer_errmsg(cons);
-            if (ctx && ctx[0])
-                cli_fail(0, "%s: %s", rn_err_str(n), ctx);
+            if (ctx && ctx[0]) /* it names the partition and says what went wrong */
+                cli_fail(0, "%s", ctx);
             else
                 cli_fail(n, "reading %s", topic);
             status = CLI_ERROR;
@@ -779,8 +779,8 @@ int cli_consume(int argc, char **argv)
                 break;
             cli_progress_done(&progress);
             const char *ctx = rn_consumer_errmsg(cons);
-            if (ctx && ctx[0])
-                cli_fail(0, "%s: %s", rn_err_str(n), ctx);
+            if (ctx && ctx[0]) /* it names the partition and says what went wrong */
+                cli_fail(0, "%s", ctx);
             else
                 cli_fail(n, "reading %s", topic);
             status = CLI_ERROR;

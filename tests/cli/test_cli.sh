@@ -467,6 +467,10 @@ test_error_sentences() {
   err_is "runnel: topic nosuch does not exist" || return 1
   expect_status 1 r group describe nosuch || return 1
   err_is "runnel: group nosuch does not exist (it has no member and nothing committed)" || return 1
+  expect_status 1 r consume errs -p 0 -o 5 -e || return 1
+  err_is "runnel: consume: errs-0: offset 5 is out of range: the log is empty, its next offset is 0 (seek to a valid offset)" || return 1
+  expect_status 2 r consume errs -e -X session.timeout.ms=1 || return 1
+  err_is "runnel: consume: -X: session.timeout.ms: 1 is out of range [100, 1800000]" || return 1
   local dead
   dead=$(free_port)
   expect_status 1 r -b "127.0.0.1:$dead" topic list || return 1
