@@ -458,10 +458,9 @@ static int do_reset(rn_admin *a, const char *group, const char **topics, size_t 
         size_t members = d->n_members;
         rn_admin_group_free(d);
         if (members)
-            return cli_fail(0,
-                            "%s has %zu active member%s: stop its consumers first (they "
-                            "would commit over a reset)",
-                            what, members, members == 1 ? "" : "s");
+            return cli_error("%s has %zu active member%s: stop its consumers first (they "
+                             "would commit over a reset)",
+                             what, members, members == 1 ? "" : "s");
     }
     int status = CLI_ERROR;
     table t;
