@@ -161,6 +161,11 @@ struct rn_request {
     void *state;    /* per-API state (produce results, parked fetch) */
     void *fan;      /* handed to other reactors (broker/shard.c), or NULL */
     bool sub;       /* a part of another reactor's request: hdr borrowed */
+    /* A sub: the client's address, borrowed from the parent's connection
+     * (which the parent holds until every sub is back); NULL otherwise.
+     * Read it through rn_request_peer, never conn->peer, which for a sub
+     * is the reactor's virtual connection ("reactor"). */
+    const char *peer;
     uint8_t **batches; /* sub Produce: each partition's batch (else walk payload) */
     struct rn_request *next; /* conn's list of requests in flight */
     struct rn_request *prev;
@@ -181,6 +186,10 @@ void rn_request_respond(rn_request *req, Runnel__ResponseHeader *hdr, rn_slice *
 int rn_request_local(rn_conn *c, const Runnel__RequestHeader *hdr, const void *payload,
                      size_t payload_len, rn_request_sink sink, void *sink_arg, char *err,
                      size_t errlen);
+
+/* The address of the client that sent req ("host:port"), also when req is
+ * a sub-request running on another reactor. Valid while req is. */
+const char *rn_request_peer(const rn_request *req);
 
 /* Answer with an error of the whole request (error_code + message). */
 void rn_request_fail(rn_request *req, int err, const char *msg);

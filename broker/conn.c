@@ -597,6 +597,11 @@ void rn_conn_flush(rn_conn *c)
     c->refs++;
 }
 
+const char *rn_request_peer(const rn_request *req)
+{
+    return req->peer ? req->peer : req->conn->peer;
+}
+
 /* ---- In-process requests (gateways) ------------------------------------------------ */
 
 rn_conn *rn_conn_new_virtual(rn_reactor *r, const char *peer)

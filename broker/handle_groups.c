@@ -129,7 +129,7 @@ void rn_handle_group_heartbeat(rn_request *req)
                              .member_id = q->member_id,
                              .member_epoch = q->member_epoch,
                              .client_id = q->client_id,
-                             .host = req->conn->peer,
+                             .host = rn_request_peer(req),
                              .topics = (const char *const *)q->subscribed_topics,
                              .n_topics = q->n_subscribed_topics,
                              .assignor = q->assignor,

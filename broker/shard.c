@@ -617,6 +617,7 @@ static rn_request *sub_request(fan *f, sub *s)
     q->start_ns = p->start_ns;
     q->rbuf = -1;
     q->sub = true;
+    q->peer = rn_request_peer(p); /* the parent keeps its connection until we are back */
     q->batches = s->batches;
     q->fr.api = p->fr.api;
     q->fr.api_version = p->fr.api_version;

@@ -59,13 +59,42 @@ const char *rn_admin_errmsg(const rn_admin *a)
     return a->cl.errmsg;
 }
 
-/* The header's error of a whole-request answer, as a negative code with errmsg. */
+/* Does the broker's message m name subject as a word of its own? The broker
+ * writes whole sentences ("topic orders already exists"), which then need no
+ * context added. */
+static bool names_subject(const char *m, const char *subject)
+{
+    size_t n = strlen(subject);
+    if (n == 0)
+        return false;
+    for (const char *p = strstr(m, subject); p; p = strstr(p + 1, subject)) {
+        bool left = p == m || strchr(" \"'", p[-1]);
+        bool right = p[n] == 0 || strchr(" \"':,", p[n]);
+        if (left && right)
+            return true;
+    }
+    return false;
+}
+
+/* One sentence for a broker's error about subject: the broker's own message
+ * when it names the subject, else "<what>: <its message or the code's
+ * text>" (never both the code's text and a message that says the same). */
+static int broker_fail(rn__client *cl, int err, const char *what, const char *subject,
+                       const char *m)
+{
+    bool has_m = m && *m && strcmp(m, rn_strerror(err)) != 0;
+    if (has_m && subject && names_subject(m, subject))
+        return rn__fail(cl, err, "%s", m);
+    return rn__fail(cl, err, "%s: %s", what, has_m ? m : rn_strerror(err));
+}
+
+/* The header's error of a whole-request answer, as a negative code with
+ * errmsg. what ends with the request's subject ("describe group g"). */
 static int header_error(rn__client *cl, const rn__reply *r, const char *what)
 {
-    int err = -(int)r->hdr->error_code;
-    const char *m = r->hdr->error_message;
-    return rn__fail(cl, err, "%s: %s%s%s", what, rn_strerror(err), m && *m ? ": " : "",
-                    m && *m ? m : "");
+    const char *sp = strrchr(what, ' ');
+    return broker_fail(cl, -(int)r->hdr->error_code, what, sp ? sp + 1 : NULL,
+                       r->hdr->error_message);
 }
 
 static int call(rn__client *cl, Runnel__RequestHeader *h, int api, const char *what, rn__reply *r)
@@ -94,10 +123,9 @@ static int topic_result(rn__client *cl, size_t n, Runnel__TopicResult **res, con
             continue;
         if (res[i]->error_code == 0)
             return 0;
-        int err = -(int)res[i]->error_code;
-        const char *m = res[i]->error_message;
-        return rn__fail(cl, err, "%s %s: %s%s%s", what, name, rn_strerror(err), m && *m ? ": " : "",
-                        m && *m ? m : "");
+        char w[300];
+        snprintf(w, sizeof(w), "%s %s", what, name);
+        return broker_fail(cl, -(int)res[i]->error_code, w, name, res[i]->error_message);
     }
     return rn__fail(cl, -RN_E_INVALID_REQUEST, "%s %s: the broker's answer does not name it", what,
                     name);

@@ -564,10 +564,17 @@ static void fetch_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp
                 p->retry_at = 0;
             } else if (e == -RN_E_OFFSET_OUT_OF_RANGE) {
                 p->stopped = true;
-                set_pending(c, e,
-                            "%s-%d: offset %" PRId64 " is out of range: the log holds offsets "
-                            "%" PRId64 " to %" PRId64 " (seek to a valid offset)",
-                            p->topic, p->partition, p->fetch_pos, p->log_start, p->leo);
+                /* leo is the next offset to be written: the last one held is leo - 1. */
+                if (p->leo <= p->log_start)
+                    set_pending(c, e,
+                                "%s-%d: offset %" PRId64 " is out of range: the log is empty, "
+                                "its next offset is %" PRId64 " (seek to a valid offset)",
+                                p->topic, p->partition, p->fetch_pos, p->leo);
+                else
+                    set_pending(c, e,
+                                "%s-%d: offset %" PRId64 " is out of range: the log holds "
+                                "offsets %" PRId64 " to %" PRId64 " (seek to a valid offset)",
+                                p->topic, p->partition, p->fetch_pos, p->log_start, p->leo - 1);
             } else if (rn__retriable(e)) {
                 p->retry_at = now + conf->retry_backoff_ms;
                 if (rn__needs_metadata(e))

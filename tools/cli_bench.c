@@ -392,8 +392,8 @@ static int bench_produce(bench *b, const cli_conn *conn, const char *acks, const
         rn_admin_free(a);
     if (rc < 0) {
         if (rc == -RN_E_UNKNOWN_TOPIC)
-            cli_fail(0, "topic '%s' does not exist (create it: runnel topic create %s)", b->topic,
-                     b->topic);
+            cli_error("topic %s does not exist (create it: runnel topic create %s)", b->topic,
+                      b->topic);
         else
             cli_fail(rc, "topic %s", b->topic);
         goto out;
@@ -511,7 +511,7 @@ static int bench_consume(bench *b, const cli_conn *conn)
         rc = rn_admin_partition_count(a, b->topic, &n_parts);
     if (rc < 0) {
         if (rc == -RN_E_UNKNOWN_TOPIC)
-            cli_fail(0, "topic '%s' does not exist", b->topic);
+            cli_error("topic %s does not exist", b->topic);
         else
             cli_fail(rc, "topic %s", b->topic);
         goto out;

@@ -60,6 +60,17 @@ int cli_fail(int err, const char *fmt, ...)
     return CLI_ERROR;
 }
 
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("runnel: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_ERROR;
+}
+
 int cli_usage(const char *fmt, ...)
 {
     va_list ap;
@@ -161,7 +172,11 @@ static int set_prop(rn_conf *conf, const char *kv)
     key[klen] = 0;
     int rc = rn_conf_set(conf, key, eq + 1, err, sizeof(err));
     if (rc < 0) {
-        cli_fail(0, "setting %s: %s", kv, err[0] ? err : rn_err_str(rc));
+        /* librunnel's message names the key; the setting is not repeated. */
+        if (err[0] && strstr(err, key))
+            cli_fail(0, "-X: %s", err);
+        else
+            cli_fail(0, "-X %s: %s", kv, err[0] ? err : rn_err_str(rc));
         return rc;
     }
     return 0;

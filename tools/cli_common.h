@@ -42,6 +42,10 @@ void cli_signals_install(void);
 /* "runnel: <cmd>: <message>[: <rn_err_str(err)>]\n" on stderr; err 0 adds
  * nothing. Returns CLI_ERROR so callers can `return cli_fail(...)`. */
 int cli_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "runnel: <sentence>\n" on stderr, without the command: for a sentence that
+ * names what failed itself ("topic orders already exists"), where the
+ * command's name would only say it again. Returns CLI_ERROR. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "runnel: <cmd>: <message>\nTry 'runnel <cmd> --help'.\n"; returns CLI_USAGE. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The usage message for getopt's ':' (missing value) or '?' (unknown option);

@@ -27,7 +27,14 @@
  *
  * When to stop: -c COUNT records, -e when every partition has reached the high
  * watermark (checked after each fetch, so records produced meanwhile count),
- * every partition past its e@MS, ^C — else never (tail -f). -e in group mode:
+ * every partition past the end of its e@MS window, ^C — else never (tail -f).
+ * A partition is past the window's end at its first record with timestamp
+ * >= MS, or, once the clock has passed MS, at its high watermark: a record
+ * written later carries a later timestamp, so a window wholly in the past
+ * ends where the log ends, as kcat's does. In group mode e@MS ends each
+ * partition given to this member the same way; records past the end are not
+ * printed and the partition is moved back to the end after every poll, so
+ * the group's commit stops there and a later run reads on from it. -e in group mode:
  * when every assigned partition has reached the end seen at start (records
  * produced meanwhile are left to the next run), or when the group has given
  * this member nothing for GROUP_IDLE_EXIT_MS (the others hold every
@@ -49,6 +56,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "protocol/errors.h"
 #include "tools/cli_common.h"
@@ -62,7 +70,7 @@ enum start_kind { S_BEGINNING, S_END, S_ABS, S_TAIL, S_TIME, S_STORED };
 typedef struct part_state {
     int32_t partition;
     bool skip_before_ts; /* s@MS: still before the first record >= start_ts */
-    bool done;           /* e@MS reached */
+    bool done;           /* past the end of the e@MS window */
 } part_state;
 
 /* A corrupt batch the consumer stepped over (one a broker stored before it
@@ -83,17 +91,20 @@ static void usage(FILE *f)
     fputs("usage: runnel consume TOPIC [options]\n"
           "\n"
           "Read records from TOPIC (all partitions unless -p) and print them.\n"
-          "Without -e or -c it waits for new records forever, like tail -f: stop it\n"
-          "with ^C.\n"
+          "Without -e, -c or -o e@MS it waits for new records forever, like tail -f:\n"
+          "stop it with ^C.\n"
           "\n"
           "options:\n"
           "  -p, --partition N      read partition N only; repeatable\n"
           "  -o, --offset OFFSET    where to start (default beginning):\n"
           "                           beginning | end | N | -N (N records before the end)\n"
           "                           s@MS  first record with timestamp >= MS (ms since epoch)\n"
-          "                           e@MS  stop at the first record with timestamp >= MS\n"
-          "                                 (with a start: -o s@A -o e@B)\n"
+          "                           e@MS  stop at the first record with timestamp >= MS, or\n"
+          "                                 at the end once MS has passed (with a start:\n"
+          "                                 -o s@A -o e@B reads the window and exits)\n"
           "                           stored  the group's committed offsets (with -G)\n"
+          "                         with -G: beginning, end or stored, and e@MS (the\n"
+          "                         group's commit stops at the window's end)\n"
           "  -G, --group GROUP      join consumer group GROUP: the group shares TOPIC's\n"
           "                         partitions among its members and remembers how far\n"
           "                         they got; a partition starts at the committed offset,\n"
@@ -164,14 +175,15 @@ static int parse_offset(const char *s, enum start_kind *kind, int64_t *v, int64_
     return 0;
 }
 
-/* Say what an admin call failed with, with the client's context. */
+/* An admin call's failure, once: the client's message says what was asked
+ * and what went wrong; what is the fallback when it has none. */
 static int admin_fail(rn_admin *a, int rc, const char *what)
 {
     const char *ctx = rn_admin_errmsg(a);
     if (rc == -RN_E_UNKNOWN_TOPIC)
         return cli_fail(0, "%s: no such topic or partition", what);
     if (ctx && ctx[0])
-        return cli_fail(0, "%s: %s (%s)", what, rn_err_str(rc), ctx);
+        return cli_fail(0, "%s", ctx);
     return cli_fail(rc, "%s", what);
 }
 
@@ -231,6 +243,35 @@ static bool all_at_end(const rn_consumer *c, const char *topic, const part_state
             return false;
     }
     return true;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* e@MS once the clock has passed MS: a partition at its high watermark is
+ * past the window (what comes later is later). Returns how many became
+ * done. */
+static size_t window_closed(const rn_consumer *c, const char *topic, part_state *ps, size_t n,
+                            int64_t end_ts)
+{
+    if (wall_ms() < end_ts)
+        return 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ps[i].done)
+            continue;
+        int64_t hw = rn_consumer_high_watermark(c, topic, ps[i].partition);
+        int64_t pos = rn_consumer_position(c, topic, ps[i].partition);
+        if (hw >= 0 && pos >= 0 && pos >= hw) {
+            ps[i].done = true;
+            k++;
+        }
+    }
+    return k;
 }
 
 static part_state *find_part(part_state *ps, size_t n, int32_t p)
@@ -307,11 +348,51 @@ static bool group_at_end(rn_consumer *c, const int64_t *ends, int32_t n_parts, s
     return true;
 }
 
-/* Consume topic as a member of group until -c, -e or ^C. Returns the exit
- * status. */
+/* e@MS in group mode: stop[p] is where partition p's window ends (the first
+ * offset not to print), or -1 while it has not ended. A partition cannot be
+ * paused, so one that has ended is moved back to stop[p] after every poll:
+ * its records past the window are dropped unprinted and the commit stays at
+ * stop[p] (invariant 3). */
+static void window_mark(rn_consumer *c, const char *topic, int64_t *stop, int32_t n_parts,
+                        int64_t end_ts)
+{
+    if (wall_ms() < end_ts)
+        return;
+    const char *const *topics;
+    const int32_t *parts;
+    size_t n = rn_consumer_assignment(c, &topics, &parts);
+    for (size_t i = 0; i < n; i++) {
+        int32_t p = parts[i];
+        if (p >= n_parts || stop[p] >= 0)
+            continue;
+        int64_t hw = rn_consumer_high_watermark(c, topic, p);
+        int64_t pos = rn_consumer_position(c, topic, p);
+        if (hw >= 0 && pos >= 0 && pos >= hw)
+            stop[p] = pos;
+    }
+}
+
+/* Every partition given to this member has ended its window. */
+static bool window_all_ended(rn_consumer *c, const int64_t *stop, int32_t n_parts,
+                             size_t *n_assigned)
+{
+    const char *const *topics;
+    const int32_t *parts;
+    size_t n = rn_consumer_assignment(c, &topics, &parts);
+    *n_assigned = n;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (parts[i] >= n_parts || stop[parts[i]] < 0)
+            return false;
+    return true;
+}
+
+/* Consume topic as a member of group until -c, -e, the end of an e@MS
+ * window or ^C. Returns the exit status. */
 static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, int32_t n_parts,
                          const char *group, enum start_kind kind, int64_t count, bool exit_at_end,
-                         bool json, const cli_format *fmt)
+                         int64_t end_ts, bool json, const cli_format *fmt)
 {
     char gid[300];
     snprintf(gid, sizeof(gid), "group.id=%s", group);
@@ -320,14 +401,15 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
         kind == S_END ? "auto.offset.reset=latest" : "auto.offset.reset=earliest", NULL};
     int status = CLI_ERROR;
     rn_consumer *cons = NULL;
-    int64_t *ends = NULL;
+    int64_t *ends = NULL, *stop = NULL;
     rebalance_note notes = {0};
     rn_conf *conf = cli_conn_conf(conn, extra);
     if (!conf)
         goto out;
     /* The end as it is now, for -e: records produced later wait for the next run. */
     ends = calloc((size_t)n_parts + 1, sizeof(*ends));
-    if (!ends) {
+    stop = malloc(((size_t)n_parts + 1) * sizeof(*stop));
+    if (!ends || !stop) {
         cli_fail(-ENOMEM, "partitions");
         goto out;
     }
@@ -352,6 +434,8 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
         cli_fail(0, "group %s: %s", group, rn_consumer_errmsg(cons));
         goto out;
     }
+    for (int32_t p = 0; p <= n_parts; p++)
+        stop[p] = -1;
     cli_signals_install();
     cli_progress progress;
     cli_progress_init(&progress, "records", count > 0 ? (uint64_t)count : 0, true);
@@ -361,6 +445,11 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
     while (!cli_stop) {
         const rn_message *msgs;
         int n = rn_consumer_poll(cons, POLL_MS, &msgs);
+        /* A partition given anew starts its window over (its committed
+         * offset is where the last owner stopped). */
+        for (size_t k = 0; k < notes.n_assigned; k++)
+            if (notes.assigned[k] < n_parts)
+                stop[notes.assigned[k]] = -1;
         note_flush(&notes, topic);
         if (n < 0) {
             if (cli_stop)
@@ -371,15 +460,24 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
             }
             cli_progress_done(&progress);
             const char *ctx = rn_consumer_errmsg(cons);
-            if (ctx && ctx[0])
-                cli_fail(0, "%s: %s", rn_err_str(n), ctx);
+            if (ctx && ctx[0]) /* it names the partition and says what went wrong */
+                cli_fail(0, "%s", ctx);
             else
                 cli_fail(n, "reading %s", topic);
             status = CLI_ERROR;
             break;
         }
         int i = 0;
+        bool past_only = n > 0; /* every record returned lay past a window */
         for (; i < n && (count < 0 || printed < (uint64_t)count); i++) {
+            int32_t p = msgs[i].partition;
+            if (end_ts >= 0 && p < n_parts) {
+                if (stop[p] < 0 && msgs[i].timestamp >= end_ts)
+                    stop[p] = msgs[i].offset;
+                if (stop[p] >= 0)
+                    continue; /* past the window: not printed, not committed */
+            }
+            past_only = false;
             int wrc =
                 json ? cli_write_json(stdout, &msgs[i]) : cli_format_write(stdout, fmt, &msgs[i]);
             if (wrc < 0)
@@ -396,6 +494,12 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
             if (first)
                 rn_consumer_seek(cons, topic, msgs[k].partition, msgs[k].offset);
         }
+        /* Ended windows go back to their end, so the commit stays there. */
+        for (int k = 0; end_ts >= 0 && k < i; k++) {
+            int32_t p = msgs[k].partition;
+            if (p < n_parts && stop[p] >= 0)
+                rn_consumer_seek(cons, topic, p, stop[p]);
+        }
         if (fflush(stdout) != 0 || ferror(stdout)) {
             cli_progress_done(&progress);
             status = cli_fail(-errno, "writing stdout");
@@ -404,10 +508,19 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
         cli_progress_update(&progress, printed, bytes);
         if (count > 0 && printed >= (uint64_t)count)
             break;
-        if (!exit_at_end)
+        size_t n_assigned = 0;
+        if (end_ts >= 0) {
+            window_mark(cons, topic, stop, n_parts, end_ts);
+            if (window_all_ended(cons, stop, n_parts, &n_assigned))
+                break;
+            /* Only ended partitions answered: they are fetched again at
+             * once (no pause), so wait a little instead of spinning. */
+            if (past_only)
+                nanosleep(&(struct timespec){.tv_nsec = POLL_MS / 4 * 1000000L}, NULL);
+        }
+        if (!exit_at_end && end_ts < 0)
             continue;
-        size_t n_assigned;
-        if (group_at_end(cons, ends, n_parts, &n_assigned))
+        if (exit_at_end && group_at_end(cons, ends, n_parts, &n_assigned))
             break;
         int64_t now = cli_mono_us() / 1000;
         if (n_assigned)
@@ -434,6 +547,7 @@ out:
         rn_consumer_close(cons);
     rn_conf_free(conf);
     free(ends);
+    free(stop);
     free(notes.assigned);
     free(notes.revoked);
     return status;
@@ -568,10 +682,9 @@ int cli_consume(int argc, char **argv)
         status = cli_usage("-p and -G: the group chooses the partitions; drop one of them");
         goto out;
     }
-    if (group &&
-        (end_ts >= 0 || (have_start && kind != S_BEGINNING && kind != S_END && kind != S_STORED))) {
+    if (group && have_start && kind != S_BEGINNING && kind != S_END && kind != S_STORED) {
         status = cli_usage("with -G, -o takes beginning, end or stored (where a partition "
-                           "without a committed offset starts)");
+                           "without a committed offset starts), and e@MS");
         goto out;
     }
     if (!group && kind == S_STORED) {
@@ -622,14 +735,14 @@ int cli_consume(int argc, char **argv)
     rc = rn_admin_partition_count(a, topic, &n_parts);
     if (rc < 0) {
         if (rc == -RN_E_UNKNOWN_TOPIC)
-            cli_fail(0, "topic '%s' does not exist", topic);
+            cli_error("topic %s does not exist", topic);
         else
             admin_fail(a, rc, "partitions");
         goto out;
     }
     if (group) {
-        status =
-            consume_group(&conn, a, topic, n_parts, group, kind, count, exit_at_end, json, fmt);
+        status = consume_group(&conn, a, topic, n_parts, group, kind, count, exit_at_end, end_ts,
+                               json, fmt);
         goto out;
     }
     if (n_ps == 0) {
@@ -675,6 +788,8 @@ int cli_consume(int argc, char **argv)
     size_t n_done = 0;
     status = CLI_OK;
     while (!cli_stop) {
+        if (end_ts >= 0)
+            n_done += window_closed(cons, topic, ps, n_ps, end_ts);
         if (n_ps == 0 || (n_done == n_ps))
             break;
         if (exit_at_end && all_at_end(cons, topic, ps, n_ps))
@@ -690,8 +805,8 @@ int cli_consume(int argc, char **argv)
             }
             cli_progress_done(&progress);
             const char *ctx = rn_consumer_errmsg(cons);
-            if (ctx && ctx[0])
-                cli_fail(0, "%s: %s", rn_err_str(n), ctx);
+            if (ctx && ctx[0]) /* it names the partition and says what went wrong */
+                cli_fail(0, "%s", ctx);
             else
                 cli_fail(n, "reading %s", topic);
             status = CLI_ERROR;

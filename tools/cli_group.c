@@ -13,6 +13,10 @@
  *     one row per partition of every topic the group reads or has committed,
  *     "-" where there is nothing (no commit, no owner); columns padded to
  *     their widest cell. A group with no active member says so on stderr.
+ *     --state: GROUP ASSIGNMENT-STRATEGY STATE EPOCH #MEMBERS, as
+ *     --describe --state does (the epoch is the group epoch: it moves on
+ *     every join, leave and topic change, so two equal answers in a row
+ *     say nothing moved between them).
  *   group reset     the plan GROUP TOPIC PARTITION NEW-OFFSET; nothing
  *                   changes without --execute. Refused (exit 1), preview
  *                   included as in Kafka, while the group has active
@@ -39,6 +43,7 @@ enum {
     OPT_TO_OFFSET,
     OPT_TO_DATETIME,
     OPT_EXECUTE,
+    OPT_STATE,
 };
 
 enum reset_kind { R_NONE, R_EARLIEST, R_LATEST, R_OFFSET, R_DATETIME };
@@ -54,7 +59,8 @@ static void usage(FILE *f)
           "  describe GROUP...  per partition: committed offset, log end offset, lag and\n"
           "                     owner, as kafka-consumer-groups --describe prints them:\n"
           "                     GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG\n"
-          "                     CONSUMER-ID HOST CLIENT-ID ('-' where there is none)\n"
+          "                     CONSUMER-ID HOST CLIENT-ID ('-' where there is none);\n"
+          "                     --state: GROUP ASSIGNMENT-STRATEGY STATE EPOCH #MEMBERS\n"
           "  reset GROUP        move the group's committed offsets of --topic; prints the\n"
           "                     plan (GROUP TOPIC PARTITION NEW-OFFSET) and changes\n"
           "                     nothing unless --execute. Only while no consumer of the\n"
@@ -64,6 +70,8 @@ static void usage(FILE *f)
           "\n"
           "options:\n"
           "  -l, --long             list: GROUP STATE MEMBERS\n"
+          "      --state            describe: the group's state instead of its partitions\n"
+          "                         (Stable once every member holds its share)\n"
           "  -t, --topic TOPIC      reset: the topic whose offsets move (repeatable)\n"
           "      --to-earliest      reset: to the log start offset\n"
           "      --to-latest        reset: to the end (skip everything there now)\n"
@@ -78,6 +86,7 @@ static void usage(FILE *f)
           "  runnel group list\n"
           "  runnel group list -l\n"
           "  runnel group describe billing\n"
+          "  runnel group describe billing --state\n"
           "  runnel group reset billing --topic orders --to-earliest\n"
           "  runnel group reset billing --topic orders --to-datetime 2024-05-01T00:00:00Z "
           "--execute\n"
@@ -102,19 +111,21 @@ static rn_admin *admin_open(const cli_conn *conn)
     return a;
 }
 
-/* "<what>: <error> (<client context>)", the context only when it adds something. */
+/* An admin call's failure as one sentence; what names the subject ("group
+ * billing"). The client's message already names it and says what went
+ * wrong, so it goes out alone. */
 static int admin_fail(rn_admin *a, int rc, const char *what)
 {
     const char *ctx = a ? rn_admin_errmsg(a) : "";
     if (rc == -RN_E_UNKNOWN_GROUP)
-        return cli_fail(0, "%s: no such group (it has no member and nothing committed)", what);
+        return cli_error("%s does not exist (it has no member and nothing committed)", what);
     if (rc == -RN_E_GROUP_NOT_EMPTY)
-        return cli_fail(0, "%s: the group has active members: stop its consumers first", what);
-    if (ctx && ctx[0] && strstr(ctx, rn_err_str(rc)) == NULL)
-        return cli_fail(0, "%s: %s (%s)", what, rn_err_str(rc), ctx);
+        return cli_error("%s has active members: stop its consumers first", what);
+    if (rc == -RN_E_UNKNOWN_TOPIC && ctx && ctx[0])
+        return cli_error("%s: %s", what, ctx);
     if (ctx && ctx[0])
-        return cli_fail(0, "%s: %s", what, ctx);
-    return cli_fail(rc, "%s", what);
+        return cli_error("%s", ctx);
+    return cli_error("%s: %s", what, rn_err_str(rc));
 }
 
 /* ---- Tables ---------------------------------------------------------------------------------- */
@@ -240,7 +251,33 @@ static const char *str_or_dash(const char *s)
     return s && *s ? s : "-";
 }
 
-static int describe_one(rn_admin *a, const char *group, bool first)
+/* describe --state: one row of the group as a whole. */
+static int describe_state(const rn_group_desc *d, bool first)
+{
+    table t;
+    table_init(&t, 5);
+    char epoch[16], members[24];
+    snprintf(epoch, sizeof(epoch), "%" PRId32, d->group_epoch);
+    snprintf(members, sizeof(members), "%zu", d->n_members);
+    const char *head[] = {"GROUP", "ASSIGNMENT-STRATEGY", "STATE", "EPOCH", "#MEMBERS"};
+    const char *row[] = {d->group_id, str_or_dash(d->assignor), str_or_dash(d->state), epoch,
+                         members};
+    int rc = table_add(&t, head);
+    if (rc == 0)
+        rc = table_add(&t, row);
+    int status = CLI_OK;
+    if (rc < 0) {
+        status = cli_fail(rc, "group %s", d->group_id);
+    } else {
+        if (!first)
+            putchar('\n');
+        table_print(&t, stdout);
+    }
+    table_free(&t);
+    return status;
+}
+
+static int describe_one(rn_admin *a, const char *group, bool first, bool state)
 {
     rn_group_desc *d;
     char what[300];
@@ -248,6 +285,11 @@ static int describe_one(rn_admin *a, const char *group, bool first)
     int rc = rn_admin_describe_group(a, group, &d);
     if (rc < 0)
         return admin_fail(a, rc, what);
+    if (state) {
+        int st = describe_state(d, first);
+        rn_admin_group_free(d);
+        return st;
+    }
     if (d->n_members == 0)
         cli_note("consumer group '%s' has no active members", group);
     table t;
@@ -416,10 +458,9 @@ static int do_reset(rn_admin *a, const char *group, const char **topics, size_t 
         size_t members = d->n_members;
         rn_admin_group_free(d);
         if (members)
-            return cli_fail(0,
-                            "%s has %zu active member%s: stop its consumers first (they "
-                            "would commit over a reset)",
-                            what, members, members == 1 ? "" : "s");
+            return cli_error("%s has %zu active member%s: stop its consumers first (they "
+                             "would commit over a reset)",
+                             what, members, members == 1 ? "" : "s");
     }
     int status = CLI_ERROR;
     table t;
@@ -440,7 +481,7 @@ static int do_reset(rn_admin *a, const char *group, const char **topics, size_t 
             char tw[300];
             snprintf(tw, sizeof(tw), "topic %s", topics[i]);
             if (rc == -RN_E_UNKNOWN_TOPIC)
-                cli_fail(0, "topic '%s' does not exist", topics[i]);
+                cli_error("topic %s does not exist", topics[i]);
             else
                 admin_fail(a, rc, tw);
             goto out;
@@ -522,6 +563,7 @@ int cli_group(int argc, char **argv)
         {"to-offset", required_argument, NULL, OPT_TO_OFFSET},
         {"to-datetime", required_argument, NULL, OPT_TO_DATETIME},
         {"execute", no_argument, NULL, OPT_EXECUTE},
+        {"state", no_argument, NULL, OPT_STATE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -532,7 +574,7 @@ int cli_group(int argc, char **argv)
     enum reset_kind kind = R_NONE;
     int n_kinds = 0;
     int64_t reset_v = 0;
-    bool lng = false, execute = false;
+    bool lng = false, execute = false, state = false;
     int status = CLI_USAGE;
     rn_admin *a = NULL;
     static char cmd_buf[32];
@@ -589,6 +631,9 @@ int cli_group(int argc, char **argv)
         case OPT_EXECUTE:
             execute = true;
             break;
+        case OPT_STATE:
+            state = true;
+            break;
         case 'h':
             usage(stdout);
             status = CLI_OK;
@@ -615,6 +660,10 @@ int cli_group(int argc, char **argv)
     }
     if (lng && !is_list) {
         status = cli_usage("-l goes with 'group list'");
+        goto out;
+    }
+    if (state && !is_describe) {
+        status = cli_usage("--state goes with 'group describe'");
         goto out;
     }
     if (!is_reset && (n_topics || n_kinds || execute)) {
@@ -660,7 +709,7 @@ int cli_group(int argc, char **argv)
     } else if (is_describe) {
         status = CLI_OK;
         for (int i = 0; i < n; i++)
-            if (describe_one(a, names[i], i == 0) != CLI_OK)
+            if (describe_one(a, names[i], i == 0, state) != CLI_OK)
                 status = CLI_ERROR;
     } else if (is_reset) {
         status = do_reset(a, names[0], topics, n_topics, kind, reset_v, execute);

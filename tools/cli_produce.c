@@ -153,10 +153,10 @@ static int report_send_error(produce_state *st, int rc)
 {
     const char *ctx = rn_producer_errmsg(st->p);
     if (rc == -RN_E_UNKNOWN_TOPIC && st->partition < 0)
-        return cli_fail(0, "topic '%s' does not exist (create it: runnel topic create %s)",
-                        st->topic, st->topic);
-    if (ctx && ctx[0])
-        return cli_fail(0, "record %" PRIu64 ": %s (%s)", st->n_sent + 1, rn_err_str(rc), ctx);
+        return cli_error("topic %s does not exist (create it: runnel topic create %s)", st->topic,
+                         st->topic);
+    if (ctx && ctx[0]) /* the client's message says what went wrong, code included */
+        return cli_fail(0, "record %" PRIu64 ": %s", st->n_sent + 1, ctx);
     return cli_fail(rc, "record %" PRIu64, st->n_sent + 1);
 }
 
@@ -435,10 +435,8 @@ int cli_produce(int argc, char **argv)
             cli_fail(0, "%" PRIu64 " of %" PRIu64 " records failed: topic %s has no partition %d",
                      st.n_failed, st.n_sent, st.topic, st.partition);
         else
-            cli_fail(0,
-                     "%" PRIu64 " of %" PRIu64 " records failed, first on partition %d: %s%s%s%s",
-                     st.n_failed, st.n_sent, st.first_err_partition, rn_err_str(st.first_err),
-                     ctx && ctx[0] ? " (" : "", ctx && ctx[0] ? ctx : "", ctx && ctx[0] ? ")" : "");
+            cli_fail(0, "%" PRIu64 " of %" PRIu64 " records failed, the first: %s", st.n_failed,
+                     st.n_sent, ctx && ctx[0] ? ctx : rn_err_str(st.first_err));
     } else if (frc < 0) {
         cli_fail(frc == -EINTR ? 0 : frc, "%" PRIu64 " of %" PRIu64 " records not acknowledged%s",
                  st.n_sent - st.n_acked, st.n_sent, frc == -EINTR ? " (interrupted)" : "");

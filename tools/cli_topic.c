@@ -89,16 +89,18 @@ static rn_admin *admin_open(const cli_conn *conn)
     return a;
 }
 
-/* "topic X: <error> (<client context>)" */
+/* An admin call's failure as one sentence. The client's message names the
+ * topic and says what went wrong ("topic orders already exists"), so it goes
+ * out alone: the command's name or the code's text would only repeat it. */
 static void admin_fail(rn_admin *a, int rc, const char *what, const char *topic)
 {
     const char *ctx = a ? rn_admin_errmsg(a) : "";
-    if (ctx && ctx[0] && strstr(ctx, rn_err_str(rc)) == NULL)
-        cli_fail(0, "%s %s: %s (%s)", what, topic, rn_err_str(rc), ctx);
+    if (rc == -RN_E_UNKNOWN_TOPIC)
+        cli_error("topic %s does not exist", topic);
     else if (ctx && ctx[0])
-        cli_fail(0, "%s %s: %s", what, topic, ctx);
+        cli_error("%s", ctx);
     else
-        cli_fail(rc, "%s %s", what, topic);
+        cli_error("%s %s: %s", what, topic, rn_err_str(rc));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -309,6 +309,19 @@ test_time_offsets() {
   [ "$(sort "$TMP/out" | tr '\n' ' ')" = "a1 a2 a3 " ] || { cat "$TMP/out" >&2; return 1; }
   expect_status 0 r consume tm -o s@9999999999999 -e || return 1
   [ ! -s "$TMP/out" ] || { cat "$TMP/out" >&2; return 1; }
+  # Without -e a window ends by itself: at the first record past it, or, for
+  # a partition with none (the window reaches the end of the log and lies in
+  # the past), at the end of the log. Once, it waited for ever.
+  expect_status 0 r consume tm -o s@1500 -o e@2500 || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ' ')" = "b1 b2 b3 " ] || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r consume tm -o s@1500 -o e@5000 || return 1
+  [ "$(sort "$TMP/out" | tr '\n' ' ')" = "b1 b2 b3 c1 c2 c3 " ] || { cat "$TMP/out" >&2; return 1; }
+  r consume tm -p 1 -e -f '%p %s\n' >"$TMP/p1" || return 1
+  expect_status 0 r consume tm -p 1 -o e@5000 -f '%p %s\n' || return 1
+  same "$TMP/p1" "$TMP/out" || return 1
+  # A window that ends a moment from now: records of the window, then exit.
+  expect_status 0 r consume tm -o "e@$(($(date +%s%3N) + 500))" || return 1
+  [ "$(wc -l <"$TMP/out")" -eq 9 ] || { cat "$TMP/out" >&2; return 1; }
   local t0 t1
   t0=$(date +%s%3N)
   echo now | r produce tm -p 0 || return 1
@@ -403,6 +416,67 @@ test_unknown_topic() {
   echo x | expect_status 1 r produce off -p 5 || return 1
 }
 
+# The README's REST claim: a json.v2 key is stored as JSON text ("carol",
+# quotes included, as Confluent's REST Proxy does), a binary.v2 key as its
+# bytes, so a binary.v2 key lands in the same partition as `produce -k`.
+test_rest_keys() {
+  r topic create rk -p 8 >/dev/null || return 1
+  local url="http://127.0.0.1:$HTTP_PORT/topics/rk" k v p_rest p_cli
+  k=$(printf carol | base64)
+  v=$(printf '{"item":"pie","qty":1}' | base64 -w0)
+  curl -s --max-time 10 -X POST "$url" -H 'Content-Type: application/vnd.kafka.binary.v2+json' \
+    -d "{\"records\":[{\"key\":\"$k\",\"value\":\"$v\"}]}" >"$TMP/rest" || return 1
+  p_rest=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["offsets"][0]["partition"])' <"$TMP/rest") ||
+    { cat "$TMP/rest" >&2; return 1; }
+  echo cli | r produce rk -k carol || return 1
+  curl -s --max-time 10 -X POST "$url" -H 'Content-Type: application/vnd.kafka.json.v2+json' \
+    -d '{"records":[{"key":"carol","value":{"item":"pie","qty":1}}]}' >"$TMP/rest" || return 1
+  expect_status 0 r consume rk -e -f '%p %K %k => %s\n' || return 1
+  p_cli=$(awk '$4 == "=>" && $5 == "cli" { print $1 }' "$TMP/out")
+  [ -n "$p_cli" ] && [ "$p_rest" = "$p_cli" ] ||
+    { echo "binary.v2 key in partition $p_rest, -k key in '$p_cli'" >&2; cat "$TMP/out" >&2; return 1; }
+  grep -qx "$p_rest 5 carol => {\"item\":\"pie\",\"qty\":1}" "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+  grep -q "^[0-7] 7 \"carol\" => {\"item\":\"pie\",\"qty\":1}\$" "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+}
+
+# err_is WANT: stderr is exactly the one line WANT.
+err_is() {
+  [ "$(cat "$TMP/err")" = "$1" ] || { printf 'stderr:\n%s\nwanted:\n%s\n' "$(cat "$TMP/err")" "$1" >&2; return 1; }
+}
+
+# Failures are one sentence that names its subject once (it once read "topic
+# create: creating topic orders: create topic orders: topic already exists:
+# topic orders already exists").
+test_error_sentences() {
+  r topic create errs -p 2 >/dev/null || return 1
+  expect_status 1 r topic create errs || return 1
+  err_is "runnel: topic errs already exists" || return 1
+  expect_status 1 r topic describe nosuch || return 1
+  err_is "runnel: topic nosuch does not exist" || return 1
+  expect_status 1 r topic delete nosuch || return 1
+  err_is "runnel: topic nosuch does not exist" || return 1
+  expect_status 1 r topic alter nosuch -c retention.ms=5 || return 1
+  err_is "runnel: topic nosuch does not exist" || return 1
+  expect_status 1 r topic create 'bad name!' || return 1
+  err_is 'runnel: topic name "bad name!": must be 1 to 249 characters of [a-zA-Z0-9._-], not "." or ".."' || return 1
+  echo x | expect_status 1 r produce nosuch || return 1
+  err_is "runnel: topic nosuch does not exist (create it: runnel topic create nosuch)" || return 1
+  echo x | expect_status 1 r produce errs -p 5 || return 1
+  err_is "runnel: produce: record 1: topic errs has 2 partitions, no partition 5" || return 1
+  expect_status 1 r consume nosuch -e || return 1
+  err_is "runnel: topic nosuch does not exist" || return 1
+  expect_status 1 r group describe nosuch || return 1
+  err_is "runnel: group nosuch does not exist (it has no member and nothing committed)" || return 1
+  expect_status 1 r consume errs -p 0 -o 5 -e || return 1
+  err_is "runnel: consume: errs-0: offset 5 is out of range: the log is empty, its next offset is 0 (seek to a valid offset)" || return 1
+  expect_status 2 r consume errs -e -X session.timeout.ms=1 || return 1
+  err_is "runnel: consume: -X: session.timeout.ms: 1 is out of range [100, 1800000]" || return 1
+  local dead
+  dead=$(free_port)
+  expect_status 1 r -b "127.0.0.1:$dead" topic list || return 1
+  err_is "runnel: topic list: cannot reach a broker at 127.0.0.1:$dead: Connection refused (set -b HOST:PORT or RUNNEL_BROKERS)" || return 1
+}
+
 # --acks 0 and 1, -p N: records land where asked.
 test_acks_and_partition() {
   r topic create ap -p 3 >/dev/null || return 1
@@ -454,6 +528,8 @@ t "-e exits at the end; tail waits" test_exit_at_end_and_tail
 t "-J output is JSON" test_json_output
 t "replay equals consume; ranges; csv; raw" test_replay_matches_consume
 t "unknown topic or partition exits 1" test_unknown_topic
+t "errors are one sentence, subject named once" test_error_sentences
+t "REST binary.v2 key = CLI -k key; json.v2 key is JSON text" test_rest_keys
 t "acks 0/1/all and -p" test_acks_and_partition
 t "bench produce and consume" test_bench
 echo "1..$N"
