@@ -65,6 +65,7 @@ struct rn_partition {
     bool deleting;
     unsigned n_inflight; /* appends not yet completed: delete waits for them */
     char *del_dir;       /* delete: where reactor 0 moved the directory */
+    bool keep_dir;       /* delete: leave the directory to the next start's sweep */
     /* Published by the owner for other reactors (describe, lag, metrics):
      * relaxed atomics, read with rn_partition_offsets/rn_partition_size. */
     int64_t pub_lso, pub_hw, pub_leo;
@@ -107,6 +108,22 @@ int rn_partitions_close_all(rn_broker *b);
 void rn_partition_wake(rn_partition *p);
 /* Roll and retention for every partition (the reactor's tick). */
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
+/* Start-up, after rn_metadata_open opened every live topic and before any
+ * listener: remove every leftover partition directory of the data directory
+ * (*.deleted-*, and <name>-<n> that is no live topic's partition), renamed
+ * aside and synced before removal, and log one line with the count (also of
+ * the leftovers discarded while opening topics). Returns 0 or the first
+ * error (-errno, -ENOMEM); what could be removed is. */
+int rn_partitions_sweep(rn_broker *b);
+
+/* partition.metadata (broker/partitions.c): the topic id a partition
+ * directory belongs to. Reads dir/partition.metadata into id: 0, -ENOENT (no
+ * file), -RN_E_CORRUPT_FILE (not "version: 0\ntopic_id: <uuid>\n"), -errno. */
+int rn_partition_meta_read(const char *dir, uint8_t id[16]);
+/* A topic id as 8-4-4-4-12 lower-case hex, and back (-RN_E_CORRUPT_FILE). */
+#define RN_TOPIC_ID_STR_LEN 37
+void rn_topic_id_str(const uint8_t id[16], char out[RN_TOPIC_ID_STR_LEN]);
+int rn_topic_id_parse(const char *s, size_t len, uint8_t id[16]);
 
 /* ---- Requests and responses -------------------------------------------------- */
 
@@ -340,6 +357,7 @@ struct rn_broker {
     char host[256];
     uint16_t port;
     bool ready; /* storage recovery done */
+    unsigned n_discarded; /* leftover directories discarded while opening (start-up) */
 };
 
 #endif

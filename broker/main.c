@@ -225,8 +225,23 @@ int main(int argc, char **argv)
         rn_logfmt(RN_ERROR, "data directory path too long", "dir=%s", b->cfg.data_dir);
         return 1;
     }
+    /* mkdir -p succeeds on any existing path: a regular file there must be
+     * named as what it is, not blamed on another broker. */
+    struct stat dst;
+    if (stat(b->cfg.data_dir, &dst) < 0 || !S_ISDIR(dst.st_mode)) {
+        char msg[sizeof(b->cfg.data_dir) + 64];
+        snprintf(msg, sizeof(msg), "data directory %s is not a directory", b->cfg.data_dir);
+        rn_logfmt(RN_ERROR, msg, "dir=%s", b->cfg.data_dir);
+        return 1;
+    }
     int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    if (lock_fd < 0) {
+        rc = -errno;
+        rn_logfmt(RN_ERROR, "data directory lock file cannot be opened", "path=%s err=%s",
+                  lock_path, rn_errname(rc));
+        return 1;
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
         rn_logfmt(RN_ERROR, "data directory is in use by another runneld", "dir=%s",
                   b->cfg.data_dir);
         return 1;
@@ -259,6 +274,12 @@ int main(int argc, char **argv)
                   err);
         return 1;
     }
+    /* Leftovers of deletes a crash cut short, and of topics no longer
+     * live, go before anyone can create a topic of the same name. */
+    rc = rn_partitions_sweep(b);
+    if (rc < 0)
+        rn_logfmt(RN_WARN, "leftover partition directories not all removed", "err=%s",
+                  rn_errname(rc));
     unsigned n_parts = 0;
     rn_partition_table *pt = &b->reactors[0].pt;
     for (unsigned t = 0; t < pt->n_topics; t++)

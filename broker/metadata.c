@@ -83,7 +83,7 @@
 #include "protocol/errors.h"
 #include "storage/sys.h"
 
-#define MD_LOG_NAME          "__cluster_metadata-0"
+#define MD_LOG_NAME          RN_METADATA_DIR_NAME
 #define SNAPSHOT_NAME        "snapshot"
 #define SNAPSHOT_TMP_NAME    "snapshot.tmp"
 #define SNAPSHOT_MAGIC       "RNMDSNP1"

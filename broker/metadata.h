@@ -34,6 +34,9 @@
 #include "storage/io.h"
 #include "storage/log.h"
 
+/* The metadata log's directory under the data directory. */
+#define RN_METADATA_DIR_NAME "__cluster_metadata-0"
+
 typedef struct rn_metadata rn_metadata;
 
 /* One partition of a topic. */
@@ -87,8 +90,7 @@ typedef void (*rn_metadata_cb)(void *arg, int err, const char *errmsg);
  * -RN_E_CORRUPT_FILE (a record in the log that does not decode); err gets a
  * message. */
 int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,
-                     rn_metadata_listener listener, void *listener_arg, char *err,
-                     size_t errlen);
+                     rn_metadata_listener listener, void *listener_arg, char *err, size_t errlen);
 
 /* Write a snapshot, close the log cleanly, free. Returns the first error. */
 int rn_metadata_close(rn_metadata *md);
@@ -107,8 +109,8 @@ int rn_metadata_close(rn_metadata *md);
  * memory, so the state is behind the log — that error until restart. */
 int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
                              int16_t replication_factor, const char *const *config_keys,
-                             const char *const *config_values, size_t n_configs,
-                             rn_metadata_cb cb, void *arg, char *err, size_t errlen);
+                             const char *const *config_values, size_t n_configs, rn_metadata_cb cb,
+                             void *arg, char *err, size_t errlen);
 
 /* Create an internal topic (one the broker owns, such as __offsets): as
  * rn_metadata_create_topic with the default replication factor and no
