@@ -116,14 +116,10 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
  * error (-errno, -ENOMEM); what could be removed is. */
 int rn_partitions_sweep(rn_broker *b);
 
-/* partition.metadata (broker/partitions.c): the topic id a partition
- * directory belongs to. Reads dir/partition.metadata into id: 0, -ENOENT (no
- * file), -RN_E_CORRUPT_FILE (not "version: 0\ntopic_id: <uuid>\n"), -errno. */
+/* The topic id a partition directory belongs to (protocol/partition_meta.h):
+ * reads dir/partition.metadata into id. 0, -ENOENT (no file),
+ * -RN_E_CORRUPT_FILE (not the exact format), -errno. */
 int rn_partition_meta_read(const char *dir, uint8_t id[16]);
-/* A topic id as 8-4-4-4-12 lower-case hex, and back (-RN_E_CORRUPT_FILE). */
-#define RN_TOPIC_ID_STR_LEN 37
-void rn_topic_id_str(const uint8_t id[16], char out[RN_TOPIC_ID_STR_LEN]);
-int rn_topic_id_parse(const char *s, size_t len, uint8_t id[16]);
 
 /* ---- Requests and responses -------------------------------------------------- */
 

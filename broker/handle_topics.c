@@ -104,21 +104,6 @@ static void topic_done(void *arg, int err, const char *errmsg)
         state_finish(st);
 }
 
-/* Same rule metadata.c applies, for validate_only requests. */
-static bool valid_topic_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 249 || !strcmp(s, ".") || !strcmp(s, "..") || !strncmp(s, "__", 2))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static int validate_configs(rn_broker *b, char **keys, char **values, size_t n, char *err,
                             size_t errlen)
 {
@@ -145,9 +130,8 @@ void rn_handle_create_topics(rn_request *req)
         st->res[i].name = nt->name;
         /* Only 0 and -1 mean "broker default" (docs/protocol.md); any other
          * count below 1 is refused by the range check, not silently replaced. */
-        int32_t parts = nt->num_partitions == 0 || nt->num_partitions == -1
-                            ? b->cfg.num_partitions
-                            : nt->num_partitions;
+        int32_t parts = nt->num_partitions == 0 || nt->num_partitions == -1 ? b->cfg.num_partitions
+                                                                            : nt->num_partitions;
         int16_t rf = nt->replication_factor > 0 ? (int16_t)nt->replication_factor : 1;
         if (nt->replication_factor > INT16_MAX) {
             set_result(st, i, -RN_E_NOT_ENOUGH_REPLICAS, "replication factor out of range");
@@ -174,8 +158,8 @@ void rn_handle_create_topics(rn_request *req)
         char err[256] = "";
         int rc;
         if (cr->validate_only) {
-            if (!valid_topic_name(nt->name))
-                rc = -RN_E_INVALID_TOPIC;
+            if ((rc = rn_metadata_check_topic_name(nt->name, err, sizeof(err))) < 0)
+                ;
             else if (rn_metadata_find(b->md, nt->name))
                 rc = -RN_E_TOPIC_EXISTS;
             else if (parts < 1 || parts > 100000)

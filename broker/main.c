@@ -230,7 +230,7 @@ int main(int argc, char **argv)
     struct stat dst;
     if (stat(b->cfg.data_dir, &dst) < 0 || !S_ISDIR(dst.st_mode)) {
         char msg[sizeof(b->cfg.data_dir) + 64];
-        snprintf(msg, sizeof(msg), "data directory %s is not a directory", b->cfg.data_dir);
+        snprintf(msg, sizeof(msg), "data directory %.4000s is not a directory", b->cfg.data_dir);
         rn_logfmt(RN_ERROR, msg, "dir=%s", b->cfg.data_dir);
         return 1;
     }

@@ -196,7 +196,7 @@ static bool name_chars_ok(const char *name, size_t *len_out)
 
 /* Names a client may create: the "__" prefix is kept for internal topics
  * (__offsets, __cluster_metadata), which apply accepts. */
-static int check_user_name(const char *name, char *err, size_t errlen)
+int rn_metadata_check_topic_name(const char *name, char *err, size_t errlen)
 {
     size_t len;
     if (!name)
@@ -209,6 +209,12 @@ static int check_user_name(const char *name, char *err, size_t errlen)
     if (strncmp(name, "__", 2) == 0)
         return fail(-RN_E_INVALID_TOPIC, err, errlen,
                     "topic %s: names starting with \"__\" are reserved for internal topics", name);
+    /* Deleted partition directories are renamed <topic>-<p>.deleted-…
+     * (broker/partitions.c): a topic may not wear that shape. */
+    if (strstr(name, RN_DELETED_DIR_MARK))
+        return fail(-RN_E_INVALID_TOPIC, err, errlen,
+                    "topic %s: names containing \"%s\" are reserved for deleted partitions", name,
+                    RN_DELETED_DIR_MARK);
     return 0;
 }
 
@@ -869,7 +875,8 @@ static int load_snapshot(rn_metadata *md, char *why, size_t whylen)
         goto out;
     }
     if (rn_get_le32(buf + 8) != SNAPSHOT_VERSION) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, rn_get_le32(buf + 8));
+        rc =
+            fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, rn_get_le32(buf + 8));
         goto out;
     }
     if (rn_get_le64(buf + size - 8) != XXH3_64bits(buf, size - 8)) {
@@ -1331,7 +1338,8 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     int rc = check_failed(md, err, errlen);
     if (rc < 0)
         return rc;
-    rc = internal ? check_internal_name(name, err, errlen) : check_user_name(name, err, errlen);
+    rc = internal ? check_internal_name(name, err, errlen)
+                  : rn_metadata_check_topic_name(name, err, errlen);
     if (rc < 0)
         return rc;
     if (n_partitions < 1 || n_partitions > MAX_PARTITIONS)

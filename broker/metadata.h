@@ -36,6 +36,8 @@
 
 /* The metadata log's directory under the data directory. */
 #define RN_METADATA_DIR_NAME "__cluster_metadata-0"
+/* Marks a partition directory moved aside by a delete; no topic name holds it. */
+#define RN_DELETED_DIR_MARK ".deleted-"
 
 typedef struct rn_metadata rn_metadata;
 
@@ -111,6 +113,11 @@ int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partit
                              int16_t replication_factor, const char *const *config_keys,
                              const char *const *config_values, size_t n_configs, rn_metadata_cb cb,
                              void *arg, char *err, size_t errlen);
+
+/* Whether a client may create a topic of this name (the rule
+ * rn_metadata_create_topic applies): 0, or -RN_E_INVALID_TOPIC with err
+ * saying why. */
+int rn_metadata_check_topic_name(const char *name, char *err, size_t errlen);
 
 /* Create an internal topic (one the broker owns, such as __offsets): as
  * rn_metadata_create_topic with the default replication factor and no

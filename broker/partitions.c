@@ -52,11 +52,11 @@
 #include "broker/sorted.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "protocol/partition_meta.h"
 #include "storage/sys.h"
 
-#define PARTITION_META     "partition.metadata"
 #define PARTITION_META_TMP "partition.metadata.tmp"
-#define DELETED_MARK       ".deleted-"
+#define DELETED_MARK       RN_DELETED_DIR_MARK
 
 static int cmp_topic_name(const void *key, const void *elem)
 {
@@ -153,14 +153,14 @@ static int remove_dir(const char *dir)
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
-        if (!strcmp(e->d_name, PARTITION_META)) {
+        if (!strcmp(e->d_name, RN_PARTITION_META_NAME)) {
             has_meta = true;
             continue;
         }
         if (unlinkat(dirfd(d), e->d_name, 0) < 0 && rc == 0)
             rc = -errno;
     }
-    if (has_meta && unlinkat(dirfd(d), PARTITION_META, 0) < 0 && rc == 0)
+    if (has_meta && unlinkat(dirfd(d), RN_PARTITION_META_NAME, 0) < 0 && rc == 0)
         rc = -errno;
     closedir(d);
     if (rmdir(dir) < 0 && rc == 0)
@@ -170,74 +170,35 @@ static int remove_dir(const char *dir)
 
 /* ---- Whose directory (design block, 1-4) ------------------------------------- */
 
-void rn_topic_id_str(const uint8_t id[16], char out[RN_TOPIC_ID_STR_LEN])
-{
-    static const char hex[] = "0123456789abcdef";
-    char *o = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        *o++ = hex[id[i] >> 4];
-        *o++ = hex[id[i] & 15];
-    }
-    *o = 0;
-}
-
-int rn_topic_id_parse(const char *s, size_t len, uint8_t id[16])
-{
-    int n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '-' && (i == 8 || i == 13 || i == 18 || i == 23))
-            continue;
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (v < 0 || n == 32)
-            return -RN_E_CORRUPT_FILE;
-        if (n % 2 == 0)
-            id[n / 2] = (uint8_t)(v << 4);
-        else
-            id[n / 2] |= (uint8_t)v;
-        n++;
-    }
-    return n == 32 && len == 36 ? 0 : -RN_E_CORRUPT_FILE;
-}
-
 int rn_partition_meta_read(const char *dir, uint8_t id[16])
 {
     char path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/%s", dir, PARTITION_META) >= (int)sizeof(path))
+    if (snprintf(path, sizeof(path), "%s/%s", dir, RN_PARTITION_META_NAME) >= (int)sizeof(path))
         return -ENAMETOOLONG;
     int fd = rn_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return fd;
-    char buf[256];
-    ssize_t got = rn_sys_pread_all(fd, buf, sizeof(buf) - 1, 0);
+    char buf[RN_PARTITION_META_LEN + 1]; /* one more: a longer file is not ours */
+    ssize_t got = rn_sys_pread_all(fd, buf, sizeof(buf), 0);
     rn_sys_close(fd);
     if (got < 0)
         return (int)got;
-    buf[got] = 0;
-    /* Exactly the two lines written below; anything else is not ours. */
-    static const char v0[] = "version: 0\ntopic_id: ";
-    size_t l = sizeof(v0) - 1;
-    if ((size_t)got != l + 36 + 1 || memcmp(buf, v0, l) != 0 || buf[got - 1] != '\n')
-        return -RN_E_CORRUPT_FILE;
-    return rn_topic_id_parse(buf + l, 36, id);
+    return rn_partition_meta_parse(buf, (size_t)got, id);
 }
 
 /* Durably name id as dir's topic (tmp → fdatasync → rename → fsync dir; the
  * syncs are deferred inside a start-up window, like the logs' own). */
 static int partition_meta_write(const char *dir, const uint8_t id[16])
 {
-    char path[PATH_MAX], tmp[PATH_MAX], body[64], ids[RN_TOPIC_ID_STR_LEN];
-    if (snprintf(path, sizeof(path), "%s/%s", dir, PARTITION_META) >= (int)sizeof(path) ||
+    char path[PATH_MAX], tmp[PATH_MAX], body[RN_PARTITION_META_LEN];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, RN_PARTITION_META_NAME) >= (int)sizeof(path) ||
         snprintf(tmp, sizeof(tmp), "%s/%s", dir, PARTITION_META_TMP) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
-    rn_topic_id_str(id, ids);
-    int len = snprintf(body, sizeof(body), "version: 0\ntopic_id: %s\n", ids);
+    rn_partition_meta_format(id, body);
     int fd = rn_sys_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return fd;
-    int rc = rn_sys_pwrite_all(fd, body, (size_t)len, 0);
+    int rc = rn_sys_pwrite_all(fd, body, sizeof(body), 0);
     if (rc == 0)
         rc = rn_sys_fdatasync_lazy(fd);
     int rc_close = rn_sys_close(fd);
@@ -731,8 +692,10 @@ int rn_partitions_sweep(rn_broker *b)
         const char *nm = e->d_name;
         if (nm[0] == '.' || strcmp(nm, RN_METADATA_DIR_NAME) == 0)
             continue;
+        if (live_partition_dir(b, nm))
+            continue;
         bool leftover = strstr(nm, DELETED_MARK) != NULL;
-        if (!leftover && (!partition_shaped(nm) || live_partition_dir(b, nm)))
+        if (!leftover && !partition_shaped(nm))
             continue;
         struct stat st;
         if (fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
