@@ -78,6 +78,8 @@ typedef struct rn_topic_state {
     int32_t n_partitions;
     rn_partition **parts;
     int refs; /* one per reactor table holding it (atomic) */
+    int open_err;               /* first partition log that failed to open: its error, */
+    int32_t open_err_partition; /* and its number (a create then fails whole) */
 } rn_topic_state;
 
 /* The topic → partitions table, kept in step with metadata by its listener. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/logfmt.h"
 
 typedef struct topics_state topics_state;
 
@@ -104,6 +105,52 @@ static void topic_done(void *arg, int err, const char *errmsg)
         state_finish(st);
 }
 
+/* A create that applied but could not open every partition log (EMFILE,
+ * ENOSPC, …) fails whole: the topic is deleted again, which closes what did
+ * open and removes every directory, and the answer is the open's error
+ * once the delete is durable. */
+static void rolled_back(void *arg, int err, const char *errmsg)
+{
+    topic_ctx *ctx = arg;
+    topics_state *st = ctx->st;
+    size_t i = ctx->i;
+    if (err) {
+        size_t l = strlen(st->msgs[i]);
+        snprintf(st->msgs[i] + l, sizeof(st->msgs[i]) - l, "; deleting it failed: %s",
+                 errmsg && *errmsg ? errmsg : rn_strerror(err));
+    }
+    if (--st->pending == 0)
+        state_finish(st);
+}
+
+static void created(void *arg, int err, const char *errmsg)
+{
+    topic_ctx *ctx = arg;
+    topics_state *st = ctx->st;
+    size_t i = ctx->i;
+    rn_broker *b = st->req->conn->r->b;
+    const char *name = st->res[i].name;
+    rn_topic_state *ts = err == 0 ? rn_topic_state_find(b, name) : NULL;
+    if (!ts || ts->open_err == 0) {
+        topic_done(arg, err, errmsg);
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "topic %s not created: partition %d of %d failed to open: %s", name,
+             ts->open_err_partition, ts->n_partitions, rn_strerror(ts->open_err));
+    set_result(st, i,
+               ts->open_err == -EMFILE || ts->open_err == -ENFILE ? -RN_E_INVALID_PARTITIONS
+                                                                  : -RN_E_STORAGE_ERROR,
+               msg);
+    char derr[256] = "";
+    int rc = rn_metadata_delete_topic(b->md, name, rolled_back, ctx, derr, sizeof(derr));
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "topic that failed to open not deleted", "topic=%s err=%s", name,
+                  rn_errname(rc));
+        rolled_back(ctx, rc, derr);
+    }
+}
+
 static int validate_configs(rn_broker *b, char **keys, char **values, size_t n, char *err,
                             size_t errlen)
 {
@@ -171,8 +218,8 @@ void rn_handle_create_topics(rn_request *req)
             set_result(st, i, rc, err);
         } else {
             rc = rn_metadata_create_topic(b->md, nt->name, parts, rf, (const char *const *)keys,
-                                          (const char *const *)vals, nc, topic_done, &st->ctx[i],
-                                          err, sizeof(err));
+                                          (const char *const *)vals, nc, created, &st->ctx[i], err,
+                                          sizeof(err));
             if (rc < 0)
                 set_result(st, i, rc, err);
             else

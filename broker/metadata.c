@@ -126,8 +126,9 @@ enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER };
 typedef struct change {
     rn_metadata *md;
     enum change_kind kind;
-    char *name;     /* CREATE: the name it takes */
-    uint8_t id[16]; /* the topic it creates, deletes or alters */
+    char *name;           /* CREATE: the name it takes */
+    int32_t n_partitions; /* CREATE: partitions it adds (for the caps) */
+    uint8_t id[16];       /* the topic it creates, deletes or alters */
     uint8_t *batch;
     size_t len;
     rn_metadata_cb cb;
@@ -162,6 +163,8 @@ struct rn_metadata {
     int64_t snapshot_offset; /* offset the snapshot on disk covers; -1 none */
     uint64_t since_snapshot; /* records applied since it */
     change *pending_head, *pending_tail;
+    rn_metadata_limits limits;
+    bool limits_set;
     int failed; /* invariant 6: sticky */
     char errmsg[512];
 };
@@ -1330,6 +1333,51 @@ static int check_internal_name(const char *name, char *err, size_t errlen)
     return 0;
 }
 
+void rn_metadata_set_limits(rn_metadata *md, const rn_metadata_limits *l)
+{
+    md->limits = *l;
+    md->limits_set = true;
+}
+
+int64_t rn_metadata_partition_count(const rn_metadata *md)
+{
+    int64_t n = 0;
+    for (unsigned i = 0; i < md->n_topics; i++)
+        n += md->by_name[i]->info.n_partitions;
+    for (const change *c = md->pending_head; c; c = c->next)
+        if (c->kind == CHANGE_CREATE)
+            n += c->n_partitions;
+    return n;
+}
+
+/* A topic that would have topic_total partitions, adding added to the
+ * broker's: within the caps? Checked before anything is written, so a
+ * create that cannot fit leaves nothing behind. */
+static int check_limits(const rn_metadata *md, const char *name, int32_t topic_total, int32_t added,
+                        char *err, size_t errlen)
+{
+    if (!md->limits_set)
+        return 0;
+    const rn_metadata_limits *l = &md->limits;
+    if (topic_total > l->max_per_topic)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s: %" PRId32
+                    " partitions is more than max.partitions.per.topic (%" PRId32 ")",
+                    name, topic_total, l->max_per_topic);
+    int64_t have = rn_metadata_partition_count(md);
+    if (have + added > l->max_total)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s: %" PRId32 " more partitions would make %" PRId64
+                    " on this broker, more than max.partitions (%" PRId64 ")",
+                    name, added, have + added, l->max_total);
+    if (l->fit >= 0 && have + added > l->fit)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s: %" PRId32 " more partitions would make %" PRId64
+                    " on this broker; its limits hold %" PRId64 " (%s)",
+                    name, added, have + added, l->fit, l->fit_why);
+    return 0;
+}
+
 static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
                         int16_t replication_factor, const char *const *config_keys,
                         const char *const *config_values, size_t n_configs, bool internal,
@@ -1371,6 +1419,9 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
         return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", name, why);
     if (find_by_name(md, name) || pending_create(md, name))
         return fail(-RN_E_TOPIC_EXISTS, err, errlen, "topic %s already exists", name);
+    rc = check_limits(md, name, n_partitions, n_partitions, err, errlen);
+    if (rc < 0)
+        return rc;
 
     change *c = calloc(1, sizeof(*c));
     if (!c || !(c->name = strdup(name))) {
@@ -1378,6 +1429,7 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
         return fail(-ENOMEM, err, errlen, "metadata: out of memory");
     }
     c->kind = CHANGE_CREATE;
+    c->n_partitions = n_partitions;
     c->cb = cb;
     c->arg = arg;
     rc = new_topic_id(md, c->id);

@@ -104,7 +104,8 @@ int rn_metadata_close(rn_metadata *md);
  * [a-zA-Z0-9._-], or "." / "..", or starting with "__"), -RN_E_TOPIC_EXISTS,
  * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_CONFIG (also a key given twice),
  * -RN_E_NOT_ENOUGH_REPLICAS (replication factor above the number of brokers),
- * -RN_E_INVALID_REQUEST (replication factor 0 or below -1); err gets a message.
+ * -RN_E_INVALID_REQUEST (replication factor 0 or below -1), -RN_E_INVALID_PARTITIONS
+ * also when a cap of rn_metadata_set_limits would be passed; err gets a message.
  * Otherwise returns 0 and cb runs once the record is durable and applied.
  * Every mutator may also fail at once with -ENOMEM, an error of rn_log_append
  * (-RN_E_LOG_FAILED, …), or — after applying a durable change ran out of
@@ -113,6 +114,24 @@ int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partit
                              int16_t replication_factor, const char *const *config_keys,
                              const char *const *config_values, size_t n_configs, rn_metadata_cb cb,
                              void *arg, char *err, size_t errlen);
+
+/* Partition caps checked before a create is written (broker/main.c sets
+ * them from max.partitions.per.topic, max.partitions and what the
+ * descriptor and memory-map limits hold). Every count includes the changes
+ * in flight. Internal topics count towards the totals too. */
+typedef struct rn_metadata_limits {
+    int32_t max_per_topic; /* max.partitions.per.topic */
+    int64_t max_total;     /* max.partitions: every topic's partitions on this broker */
+    int64_t fit;           /* partitions the process limits hold; -1: not checked */
+    char fit_why[200];     /* the limit behind fit, for messages ("RLIMIT_NOFILE 20000 ...") */
+} rn_metadata_limits;
+
+/* Copies l; later creates are checked against it. Before this, only the
+ * protocol's range (1..100000) applies. */
+void rn_metadata_set_limits(rn_metadata *md, const rn_metadata_limits *l);
+
+/* Partitions of every topic, with the creates in flight. */
+int64_t rn_metadata_partition_count(const rn_metadata *md);
 
 /* Whether a client may create a topic of this name (the rule
  * rn_metadata_create_topic applies): 0, or -RN_E_INVALID_TOPIC with err

@@ -502,6 +502,16 @@ static void topic_created(rn_broker *b, const rn_topic_info *t)
             p->log = NULL;
             rn_logfmt(RN_ERROR, "partition log failed to open", "partition=%s err=%s", name,
                       rn_errname(rc));
+            if (ts->open_err == 0) {
+                ts->open_err = rc;
+                ts->open_err_partition = i;
+            }
+            /* A topic created now fails whole (handle_topics.c deletes it):
+             * the other partitions are not worth opening, and with EMFILE
+             * every one would fail the same way. Topics found at start-up
+             * keep what opens. */
+            if (b->ready)
+                break;
             continue;
         }
         log_open_line(name, &info);

@@ -64,7 +64,7 @@ start_broker() {
   for try in 1 2 3; do
     PORT=$(free_port)
     HTTP_PORT=$(free_port)
-    "$RUNNELD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
+    $RUNNELD --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
       "$@" 2>>"$LOG" &
     BROKER_PID=$!
     for i in $(seq 1 200); do
@@ -105,9 +105,12 @@ expect_status() {
   fi
 }
 
+# t NAME FUNC: run one test (ONLY=GLOB in the environment runs only matching
+# functions, for working on one).
 t() {
   local name=$1
   shift
+  case "$1" in ${ONLY:-*}) ;; *) return 0 ;; esac
   N=$((N + 1))
   if "$@" 2>"$TMP/diag"; then
     echo "ok $N - $name"
@@ -265,11 +268,80 @@ test_data_dir_is_file() {
   ! grep -q "in use" "$TMP/err" || { echo "blamed on another runneld" >&2; return 1; }
 }
 
+# Caps per topic and per broker refuse a create before anything is made.
+test_partition_caps() {
+  fresh
+  start_broker --override max.partitions.per.topic=50 --override max.partitions=80 || return 1
+  expect_status 1 r topic create cap1 -p 51 || return 1
+  grep -q "max.partitions.per.topic (50)" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  expect_status 0 r topic create cap2 -p 50 || return 1
+  expect_status 1 r topic create cap3 -p 40 || return 1
+  grep -q "more than max.partitions (80)" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  [ -z "$(ls "$DATA" | grep -E '^cap[13]-')" ] || { echo "refused create left directories" >&2; return 1; }
+  r topic list | grep -qx cap3 && { echo "cap3 listed" >&2; return 1; }
+  stop_broker
+}
+
+# fds PID: open descriptors of a process.
+fds() { ls "/proc/$1/fd" | wc -l; }
+
+# Under a low RLIMIT_NOFILE: start reports what the limits hold; a create
+# beyond it is refused up front; a create that runs out of descriptors while
+# opening (they went to connections) fails whole: exit 1, no topic, no
+# directory, every descriptor given back.
+test_create_fails_whole_on_emfile() {
+  fresh
+  local saved=$RUNNELD st
+  RUNNELD="prlimit --nofile=256:256 $saved"
+  start_broker --reactors 1
+  st=$?
+  RUNNELD=$saved
+  [ "$st" = 0 ] || return 1
+  grep -q 'level=warn msg="max.partitions is more than the process limits hold".*partitions_fit=64 nofile=256' "$LOG" ||
+    { echo "no limits line" >&2; grep limits "$LOG" >&2; return 1; }
+  expect_status 1 r topic create em -p 100 || return 1
+  grep -q "limits hold 64 (RLIMIT_NOFILE 256" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  local base
+  base=$(fds "$BROKER_PID")
+  # Idle connections take the descriptors the create will want.
+  python3 -c '
+import socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(int(sys.argv[2]))]
+open(sys.argv[3], "w").close()
+time.sleep(60)
+' "$PORT" 205 "$TMP/conns.ready" &
+  local holder=$! i
+  for i in $(seq 1 100); do [ -e "$TMP/conns.ready" ] && break; sleep 0.1; done
+  [ -e "$TMP/conns.ready" ] || { kill "$holder"; echo "connections not made" >&2; return 1; }
+  expect_status 1 r topic create em -p 60
+  st=$?
+  kill "$holder" 2>/dev/null
+  wait "$holder" 2>/dev/null
+  [ "$st" = 0 ] || return 1
+  grep -q "topic em not created: partition [0-9]* of 60 failed to open: Too many open files" "$TMP/err" ||
+    { cat "$TMP/err" >&2; return 1; }
+  r topic list | grep -qx em && { echo "em listed after a failed create" >&2; return 1; }
+  [ -z "$(ls "$DATA" | grep '^em-')" ] ||
+    { echo "failed create left directories:" >&2; ls "$DATA" | grep '^em-' | head -3 >&2; return 1; }
+  local now
+  for i in $(seq 1 50); do
+    now=$(fds "$BROKER_PID")
+    [ "$now" -le "$base" ] && break
+    sleep 0.1
+  done
+  [ "$now" -le "$base" ] || { echo "descriptors held: $now, $base before" >&2; return 1; }
+  # A create that fits works afterwards.
+  expect_status 0 r topic create em -p 20 || return 1
+  stop_broker
+}
+
 # ---------------------------------------------------------------------------
 
 t "committed delete's directories: removed at start, name re-created empty" test_committed_delete_leftovers
 t "directory of another topic id under a live name is discarded" test_foreign_id_discarded
 t "kill -9 during topic delete, restart, re-create: empty, no leftovers" test_kill9_during_delete
 t "data directory that is a file: clear error" test_data_dir_is_file
+t "partition caps per topic and per broker" test_partition_caps
+t "create that runs out of descriptors fails whole" test_create_fails_whole_on_emfile
 echo "1..$N"
 exit $((FAILED > 0))
