@@ -80,6 +80,7 @@ typedef struct rn_topic_state {
     int refs; /* one per reactor table holding it (atomic) */
     int open_err;               /* first partition log that failed to open: its error, */
     int32_t open_err_partition; /* and its number (a create then fails whole) */
+    bool parts_moved;           /* replaced by a larger state that owns the partitions now */
 } rn_topic_state;
 
 /* The topic → partitions table, kept in step with metadata by its listener. */

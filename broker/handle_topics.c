@@ -344,6 +344,10 @@ void rn_handle_describe_topic(rn_request *req)
     r.configs = cep;
     r.n_partitions = n;
     r.partitions = pp;
+    /* The topic's own settings, so tools show overrides as kafka-topics does
+     * (metadata keeps them sorted by key). */
+    r.n_overridden = t->n_configs;
+    r.overridden = (char **)t->config_keys;
     Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
     h.body_case = RUNNEL__RESPONSE_HEADER__BODY_DESCRIBE_TOPIC;
     h.describe_topic = &r;
@@ -369,12 +373,69 @@ static void altered(void *arg, int err, const char *errmsg)
     rn_request_respond(req, &h, NULL, 0);
 }
 
+/* Partitions added: answer, or name the first new partition that did not
+ * open (the count stays grown; the partition answers STORAGE_ERROR). */
+static void grown(void *arg, int err, const char *errmsg)
+{
+    rn_request *req = arg;
+    if (err == 0) {
+        rn_broker *b = req->conn->r->b;
+        Runnel__AlterConfigsRequest *ar = req->fr.hdr->alter_configs;
+        rn_topic_state *ts = rn_topic_state_find(b, ar->topic);
+        if (ts && ts->open_err) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "topic %s: partition %d did not open: %s", ar->topic,
+                     ts->open_err_partition, rn_strerror(ts->open_err));
+            altered(req, -RN_E_STORAGE_ERROR, msg);
+            return;
+        }
+    }
+    altered(req, err, errmsg);
+}
+
+static void add_partitions(rn_request *req, Runnel__AlterConfigsRequest *ar)
+{
+    rn_broker *b = req->conn->r->b;
+    char err[256] = "";
+    if (ar->n_set_configs || ar->n_delete_configs) {
+        rn_request_fail(req, -RN_E_INVALID_REQUEST,
+                        "partitions and configs go in separate requests");
+        return;
+    }
+    if (ar->validate_only) {
+        const rn_topic_info *t = rn_metadata_find(b->md, ar->topic);
+        if (!t) {
+            rn_request_fail(req, -RN_E_UNKNOWN_TOPIC, NULL);
+        } else if (ar->partitions <= t->n_partitions) {
+            snprintf(err, sizeof(err),
+                     "topic %s has %d partitions; the count can only grow (asked for %d)",
+                     ar->topic, t->n_partitions, ar->partitions);
+            rn_request_fail(req, -RN_E_INVALID_PARTITIONS, err);
+        } else {
+            altered(req, 0, NULL);
+        }
+        return;
+    }
+    int rc =
+        rn_metadata_add_partitions(b->md, ar->topic, ar->partitions, grown, req, err, sizeof(err));
+    if (rc < 0)
+        rn_request_fail(req, rc, err);
+}
+
 void rn_handle_alter_configs(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__AlterConfigsRequest *ar = req->fr.hdr->alter_configs;
     if (strncmp(ar->topic, "__", 2) == 0) {
         rn_request_fail(req, -RN_E_INVALID_TOPIC, "internal topics' configs are the broker's");
+        return;
+    }
+    if (ar->partitions < 0) {
+        rn_request_fail(req, -RN_E_INVALID_PARTITIONS, "partitions must be positive");
+        return;
+    }
+    if (ar->partitions > 0) {
+        add_partitions(req, ar);
         return;
     }
     size_t n = ar->n_set_configs;

@@ -109,6 +109,7 @@ typedef Runnel__Metadata__TopicRecord__ConfigsEntry md_config_entry;
 typedef Runnel__Metadata__PartitionRecord md_partition_record;
 typedef Runnel__Metadata__RemoveTopicRecord md_remove_record;
 typedef Runnel__Metadata__ConfigRecord md_config_record;
+typedef Runnel__Metadata__PartitionCountRecord md_count_record;
 
 /* One topic of the state. info is what look-ups return; its pointers point at
  * the fields below and are refreshed (sync_info) whenever those move. */
@@ -120,14 +121,15 @@ typedef struct topic {
     uint32_t cap_configs;
 } topic;
 
-enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER };
+enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER, CHANGE_GROW };
 
 /* One change between its mutator and its callback. */
 typedef struct change {
     rn_metadata *md;
     enum change_kind kind;
     char *name;           /* CREATE: the name it takes */
-    int32_t n_partitions; /* CREATE: partitions it adds (for the caps) */
+    int32_t n_partitions; /* CREATE, GROW: partitions it adds (for the caps) */
+    int32_t target;       /* GROW: the topic's new partition count */
     uint8_t id[16];       /* the topic it creates, deletes or alters */
     uint8_t *batch;
     size_t len;
@@ -575,6 +577,31 @@ static int apply_config(rn_metadata *md, const md_config_record *r, event_q *q, 
     return 0;
 }
 
+static int apply_partition_count(rn_metadata *md, const md_count_record *r, event_q *q, int *status)
+{
+    topic *t = find_by_id(md, &r->topic_id);
+    if (!t) {
+        *status = -RN_E_UNKNOWN_TOPIC;
+        return 0;
+    }
+    int32_t old = t->info.n_partitions, n = r->partitions;
+    if (n <= old || n > MAX_PARTITIONS) {
+        *status = -RN_E_INVALID_PARTITIONS;
+        return 0;
+    }
+    rn_partition_info *parts = realloc(t->parts, (size_t)n * sizeof(*parts));
+    if (!parts)
+        return -ENOMEM;
+    /* The PartitionRecords that follow fill the new ones in. */
+    for (int32_t i = old; i < n; i++)
+        parts[i] = (rn_partition_info){.partition = i, .leader = -1};
+    t->parts = parts;
+    t->info.n_partitions = n;
+    sync_info(t);
+    queue_event(q, RN_MD_PARTITIONS_ADDED, t);
+    return 0;
+}
+
 /* Apply one record. Returns 0 or -ENOMEM (the state is then behind the log);
  * *status tells whether it applied (0) or why it was skipped. q is NULL when
  * nobody is to be told (snapshot load, replay). */
@@ -591,6 +618,8 @@ static int apply_record(rn_metadata *md, const md_record *r, event_q *q, int *st
         return 0;
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_CONFIG:
         return apply_config(md, r->config, q, status);
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT:
+        return apply_partition_count(md, r->partition_count, q, status);
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER:
         /* Brokers join the state with the cluster (DESIGN §8); a single
          * node has nothing to track, and skipping is deterministic. */
@@ -1345,7 +1374,7 @@ int64_t rn_metadata_partition_count(const rn_metadata *md)
     for (unsigned i = 0; i < md->n_topics; i++)
         n += md->by_name[i]->info.n_partitions;
     for (const change *c = md->pending_head; c; c = c->next)
-        if (c->kind == CHANGE_CREATE)
+        if (c->kind == CHANGE_CREATE || c->kind == CHANGE_GROW)
             n += c->n_partitions;
     return n;
 }
@@ -1608,6 +1637,81 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
     if (rc < 0) {
         if (e.b)
             enc_fini(&e);
+        change_free(c);
+        return fail(rc, err, errlen, "topic %s: encoding: %s", topic_name, rn_strerror(rc));
+    }
+    return submit(md, &e, c, err, errlen);
+}
+
+int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t n_partitions,
+                               rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+{
+    int rc = check_failed(md, err, errlen);
+    if (rc < 0)
+        return rc;
+    topic *t = live_topic(md, topic_name);
+    if (!t)
+        return fail(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
+                    topic_name ? topic_name : "(null)");
+    /* Invariant 3: a grow in flight counts as done. */
+    int32_t have = t->info.n_partitions;
+    for (const change *c = md->pending_head; c; c = c->next)
+        if (c->kind == CHANGE_GROW && memcmp(c->id, t->info.id, 16) == 0 && c->target > have)
+            have = c->target;
+    if (n_partitions <= have)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s has %" PRId32
+                    " partitions; the count can only grow (asked for %" PRId32 ")",
+                    topic_name, have, n_partitions);
+    if (n_partitions > MAX_PARTITIONS)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s: %" PRId32 " partitions, must be at most %d", topic_name,
+                    n_partitions, MAX_PARTITIONS);
+    rc = check_limits(md, topic_name, n_partitions, n_partitions - have, err, errlen);
+    if (rc < 0)
+        return rc;
+
+    change *c = calloc(1, sizeof(*c));
+    if (!c)
+        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
+    c->kind = CHANGE_GROW;
+    memcpy(c->id, t->info.id, 16);
+    c->n_partitions = n_partitions - have;
+    c->target = n_partitions;
+    c->cb = cb;
+    c->arg = arg;
+    encoder e;
+    rc = enc_init(&e);
+    if (rc < 0) {
+        change_free(c);
+        return fail(rc, err, errlen, "metadata: out of memory");
+    }
+    md_count_record cr = RUNNEL__METADATA__PARTITION_COUNT_RECORD__INIT;
+    cr.topic_id.len = 16;
+    cr.topic_id.data = c->id;
+    cr.partitions = n_partitions;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT;
+    r.partition_count = &cr;
+    rc = enc_add(&e, &r);
+    /* One node: it leads every new partition and is its only replica. */
+    int32_t node = md->node_id;
+    for (int32_t p = have; p < n_partitions && rc == 0; p++) {
+        md_partition_record pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
+        pr.topic_id = cr.topic_id;
+        pr.partition = p;
+        pr.n_replicas = 1;
+        pr.replicas = &node;
+        pr.n_isr = 1;
+        pr.isr = &node;
+        pr.leader = node;
+        md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
+        rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
+        rp.partition = &pr;
+        rc = enc_add(&e, &rp);
+    }
+    if (rc < 0) {
+        enc_fini(&e);
         change_free(c);
         return fail(rc, err, errlen, "topic %s: encoding: %s", topic_name, rn_strerror(rc));
     }

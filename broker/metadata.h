@@ -66,9 +66,10 @@ typedef struct rn_topic_info {
 } rn_topic_info;
 
 enum rn_metadata_event_type {
-    RN_MD_TOPIC_CREATED,  /* topic now exists (also for each topic found at open) */
-    RN_MD_TOPIC_DELETED,  /* topic about to be removed; info still valid in the call */
-    RN_MD_CONFIG_CHANGED, /* topic-level configs changed */
+    RN_MD_TOPIC_CREATED,    /* topic now exists (also for each topic found at open) */
+    RN_MD_TOPIC_DELETED,    /* topic about to be removed; info still valid in the call */
+    RN_MD_CONFIG_CHANGED,   /* topic-level configs changed */
+    RN_MD_PARTITIONS_ADDED, /* the topic has more partitions (n_partitions is the new count) */
 };
 
 typedef struct rn_metadata_event {
@@ -156,6 +157,15 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic, const char *co
                               const char *const *set_values, size_t n_set,
                               const char *const *delete_keys, size_t n_delete, rn_metadata_cb cb,
                               void *arg, char *err, size_t errlen);
+
+/* Grow a topic to n_partitions (never fewer; the new ones get this node as
+ * leader and only replica). Errors at once: -RN_E_UNKNOWN_TOPIC,
+ * -RN_E_INVALID_PARTITIONS (not more than the current count, above
+ * 100000, or past a cap of rn_metadata_set_limits), err says which; else 0
+ * and cb once durable and applied (the listener has RN_MD_PARTITIONS_ADDED
+ * by then). */
+int rn_metadata_add_partitions(rn_metadata *md, const char *topic, int32_t n_partitions,
+                               rn_metadata_cb cb, void *arg, char *err, size_t errlen);
 
 /* Look-ups. Valid until the next change is applied. */
 const rn_topic_info *rn_metadata_find(const rn_metadata *md, const char *name);

@@ -7,6 +7,9 @@
  *   TOPIC_CREATED  → open (creating) data-dir/<topic>-<p> for every partition,
  *                    with the broker's log defaults and the topic's overrides;
  *   CONFIG_CHANGED → rn_log_set_config on every partition;
+ *   PARTITIONS_ADDED → open the new ones; the topic's state is replaced by
+ *                    a larger copy in every reactor's table (never grown in
+ *                    place under other reactors' readers);
  *   TOPIC_DELETED  → close the logs and remove their directories.
  *
  * Opening runs storage recovery synchronously; at startup this happens while
@@ -311,7 +314,9 @@ static void free_partition(rn_partition *p)
 
 static void free_topic(rn_topic_state *ts)
 {
-    for (int32_t i = 0; ts->parts && i < ts->n_partitions; i++)
+    /* A topic state replaced by a larger one (partitions added) gave its
+     * partitions to the new one. */
+    for (int32_t i = 0; ts->parts && !ts->parts_moved && i < ts->n_partitions; i++)
         free_partition(ts->parts[i]);
     free(ts->parts);
     free(ts->name);
@@ -362,7 +367,7 @@ static rn_topic_state *table_remove(rn_partition_table *pt, const char *name)
 
 /* ---- Changes sent to the other reactors -------------------------------------------- */
 
-enum change_kind { CHANGE_ADD, CHANGE_REMOVE, CHANGE_CONFIG };
+enum change_kind { CHANGE_ADD, CHANGE_REMOVE, CHANGE_CONFIG, CHANGE_REPLACE };
 
 typedef struct change {
     rn_msg m;
@@ -400,6 +405,20 @@ static void change_run(rn_msg *m)
         apply_config(r, c->ts, &c->lc);
         topic_unref(c->ts);
         break;
+    case CHANGE_REPLACE: {
+        /* The same topic with more partitions: swap the entry, the table
+         * keeps the message's reference and drops the old state's. */
+        bool found;
+        int at = find_index(&r->pt, c->ts->name, &found);
+        if (found) {
+            rn_topic_state *old = r->pt.topics[at];
+            r->pt.topics[at] = c->ts;
+            topic_unref(old);
+        } else {
+            topic_unref(c->ts);
+        }
+        break;
+    }
     }
     free(c);
 }
@@ -446,38 +465,23 @@ int rn_partitions_share(rn_broker *b)
 
 /* ---- Metadata events (reactor 0, or the main thread at start-up) ------------------ */
 
-static void topic_created(rn_broker *b, const rn_topic_info *t)
+/* Open (creating) partitions from..t->n_partitions-1 of ts, on reactor 0's
+ * thread. A partition whose log fails to open stays without one, its error
+ * noted in ts (open_err). Returns 0 or -ENOMEM (ts then holds what was made;
+ * the caller frees it). */
+static int open_partitions(rn_broker *b, rn_topic_state *ts, const rn_topic_info *t, int32_t from,
+                           const rn_log_config *lc_in)
 {
-    bool found;
-    find_index(&b->reactors[0].pt, t->name, &found);
-    if (found) {
-        rn_logfmt(RN_WARN, "topic already open", "topic=%s", t->name);
-        return;
-    }
-    rn_topic_state *ts = calloc(1, sizeof(*ts));
-    if (!ts)
-        goto oom;
-    ts->name = strdup(t->name);
-    ts->parts = calloc((size_t)t->n_partitions, sizeof(*ts->parts));
-    if (!ts->name || !ts->parts)
-        goto oom;
-    memcpy(ts->id, t->id, 16);
-    ts->n_partitions = t->n_partitions;
-    ts->refs = 1; /* reactor 0's table */
-    rn_log_config lc;
-    if (rn_topic_log_config(t, &b->cfg.log, &lc) < 0) {
-        rn_logfmt(RN_WARN, "topic configs invalid, using defaults", "topic=%s", t->name);
-        lc = b->cfg.log;
-    }
-    for (int32_t i = 0; i < t->n_partitions; i++) {
+    rn_log_config lc = *lc_in;
+    for (int32_t i = from; i < t->n_partitions; i++) {
         rn_partition *p = calloc(1, sizeof(*p));
         if (!p)
-            goto oom;
+            return -ENOMEM;
         ts->parts[i] = p;
         p->topic = strdup(t->name);
         p->ps = rn_producer_state_new();
         if (!p->topic || !p->ps)
-            goto oom;
+            return -ENOMEM;
         p->id = i;
         /* Opened here, on reactor 0's thread, but bound to the owner's ring:
          * rn_log_open does its I/O synchronously and submits nothing, and the
@@ -518,13 +522,41 @@ static void topic_created(rn_broker *b, const rn_topic_info *t)
         /* Idempotent producers' recent batches, from the last two segments:
          * bounded work however long the log is. */
         unsigned n_segs = rn_log_segment_count(p->log);
-        int64_t from = rn_log_segment_base(p->log, n_segs > 1 ? n_segs - 2 : 0);
-        rc = rn_producer_state_rebuild(p->ps, p->log, from);
+        int64_t seg_from = rn_log_segment_base(p->log, n_segs > 1 ? n_segs - 2 : 0);
+        rc = rn_producer_state_rebuild(p->ps, p->log, seg_from);
         if (rc < 0)
             rn_logfmt(RN_WARN, "producer state not rebuilt", "partition=%s err=%s", name,
                       rn_errname(rc));
         rn_partition_publish(p);
     }
+    return 0;
+}
+
+static void topic_created(rn_broker *b, const rn_topic_info *t)
+{
+    bool found;
+    find_index(&b->reactors[0].pt, t->name, &found);
+    if (found) {
+        rn_logfmt(RN_WARN, "topic already open", "topic=%s", t->name);
+        return;
+    }
+    rn_topic_state *ts = calloc(1, sizeof(*ts));
+    if (!ts)
+        goto oom;
+    ts->name = strdup(t->name);
+    ts->parts = calloc((size_t)t->n_partitions, sizeof(*ts->parts));
+    if (!ts->name || !ts->parts)
+        goto oom;
+    memcpy(ts->id, t->id, 16);
+    ts->n_partitions = t->n_partitions;
+    ts->refs = 1; /* reactor 0's table */
+    rn_log_config lc;
+    if (rn_topic_log_config(t, &b->cfg.log, &lc) < 0) {
+        rn_logfmt(RN_WARN, "topic configs invalid, using defaults", "topic=%s", t->name);
+        lc = b->cfg.log;
+    }
+    if (open_partitions(b, ts, t, 0, &lc) < 0)
+        goto oom;
     if (table_insert(&b->reactors[0].pt, ts) < 0)
         goto oom;
     if (b->shared)
@@ -615,6 +647,46 @@ static void topic_deleted(rn_broker *b, const rn_topic_info *t)
     topic_unref(ts);
 }
 
+/* Partitions were added to a topic. The topic state is shared by every
+ * reactor's table and read without locks, so it is not grown in place: a
+ * new state takes the old partitions and the new ones, and replaces the old
+ * in each table (other reactors by message); the old is freed, without its
+ * partitions, once no table holds it. */
+static void partitions_added(rn_broker *b, const rn_topic_info *t)
+{
+    rn_partition_table *pt = &b->reactors[0].pt;
+    bool found;
+    int at = find_index(pt, t->name, &found);
+    if (!found)
+        return;
+    rn_topic_state *old = pt->topics[at];
+    if (t->n_partitions <= old->n_partitions)
+        return;
+    rn_topic_state *ts = calloc(1, sizeof(*ts));
+    if (!ts || !(ts->name = strdup(t->name)) ||
+        !(ts->parts = calloc((size_t)t->n_partitions, sizeof(*ts->parts)))) {
+        if (ts)
+            free(ts->name);
+        free(ts);
+        rn_logfmt(RN_ERROR, "out of memory adding partitions", "topic=%s", t->name);
+        return;
+    }
+    memcpy(ts->id, old->id, 16);
+    memcpy(ts->parts, old->parts, (size_t)old->n_partitions * sizeof(*ts->parts));
+    ts->n_partitions = t->n_partitions;
+    ts->refs = 1; /* reactor 0's table */
+    rn_log_config lc;
+    if (rn_topic_log_config(t, &b->cfg.log, &lc) < 0)
+        lc = b->cfg.log;
+    if (open_partitions(b, ts, t, old->n_partitions, &lc) < 0)
+        rn_logfmt(RN_ERROR, "out of memory opening added partitions", "topic=%s", t->name);
+    old->parts_moved = true;
+    pt->topics[at] = ts;
+    if (b->shared)
+        broadcast(b, CHANGE_REPLACE, ts, NULL);
+    topic_unref(old);
+}
+
 /* Apply a topic's new config to the partitions r owns. */
 static void apply_config(rn_reactor *r, rn_topic_state *ts, const rn_log_config *lc)
 {
@@ -652,6 +724,9 @@ void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev)
         break;
     case RN_MD_CONFIG_CHANGED:
         config_changed(b, ev->topic);
+        break;
+    case RN_MD_PARTITIONS_ADDED:
+        partitions_added(b, ev->topic);
         break;
     }
 }
@@ -723,24 +798,38 @@ int rn_partitions_sweep(rn_broker *b)
             moved = v;
             cap = c2;
         }
-        /* A <name>-<n> of a dead topic is renamed first (3); one already
-         * marked is removed as it is. */
-        int r = 0;
-        moved[n] = leftover ? strdup(path) : move_aside(path, &r);
+        /* Listed first, renamed after: renaming inside the directory being
+         * read would let readdir return the new names again. */
+        moved[n] = strdup(path);
         if (!moved[n]) {
-            if (rc == 0)
-                rc = r < 0 ? r : -ENOMEM;
-            continue;
+            rc = -ENOMEM;
+            break;
         }
         n++;
     }
     closedir(d);
+    /* A <name>-<n> of a dead topic is renamed first (3); one already marked
+     * is removed as it is. */
+    for (size_t i = 0; i < n; i++) {
+        if (strstr(strrchr(moved[i], '/'), DELETED_MARK))
+            continue;
+        int r = 0;
+        char *m = move_aside(moved[i], &r);
+        if (!m) {
+            if (rc == 0)
+                rc = r;
+            moved[i][0] = 0; /* left as it is: not removed under its live-looking name */
+            continue;
+        }
+        free(moved[i]);
+        moved[i] = m;
+    }
     int r = n ? rn_sys_fsync_dir(b->cfg.data_dir) : 0;
     if (r < 0 && rc == 0)
         rc = r;
     unsigned removed = 0, failed = 0;
     for (size_t i = 0; i < n; i++) {
-        if (r == 0) {
+        if (r == 0 && moved[i][0]) {
             if (remove_dir(moved[i]) == 0)
                 removed++;
             else

@@ -171,6 +171,7 @@ static void md_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
     rn__metadata *md = &cl->md;
     md->in_flight = false;
     md->generation++;
+    md->refreshed_at = rn__now_ms();
     if (err) {
         md->last_err = err;
         snprintf(md->errmsg, sizeof(md->errmsg), "%s", rn__conn_errmsg(c));
@@ -256,8 +257,8 @@ int rn__md_wait_topic(rn__client *cl, const char *topic, int timeout_ms, rn__md_
              * connection that dropped mid-request (a broker restarting, a
              * proxy cutting) is retried after a back-off until the deadline,
              * as Kafka clients do. */
-            bool unreachable = md->last_err == -ECONNREFUSED ||
-                               md->last_err == -EHOSTUNREACH || md->last_err == -ENETUNREACH;
+            bool unreachable = md->last_err == -ECONNREFUSED || md->last_err == -EHOSTUNREACH ||
+                               md->last_err == -ENETUNREACH;
             ++failures;
             if (!rn__retriable(md->last_err) || (unreachable && failures >= cl->n_boot))
                 return rn__fail(cl, md->last_err, "%s", md->errmsg);

@@ -335,6 +335,86 @@ time.sleep(60)
   stop_broker
 }
 
+# topic alter -p adds partitions (never fewer); the new ones take records;
+# a producer that was already running learns the count from metadata.
+test_add_partitions() {
+  fresh
+  start_broker || return 1
+  r topic create ap -p 3 >/dev/null || return 1
+  expect_status 1 r topic alter ap -p 2 || return 1
+  grep -q "can only grow" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  expect_status 1 r topic alter ap -p 3 || return 1
+  expect_status 1 r topic alter nosuch -p 4 || return 1
+  # A producer started before the change, fed through a FIFO.
+  mkfifo "$TMP/feed"
+  timeout 60 "$RUNNEL" produce ap -K : -X metadata.max.age.ms=100 -X linger.ms=0 <"$TMP/feed" \
+    >/dev/null 2>"$TMP/prod.err" &
+  local prod=$!
+  exec 7>"$TMP/feed"
+  seq 1 30 | sed 's/^/a&:v/' >&7
+  sleep 0.5
+  expect_status 0 r topic alter ap -p 6 || { exec 7>&-; return 1; }
+  grep -qx "Topic ap now has 6 partitions." "$TMP/out" || { exec 7>&-; cat "$TMP/out" >&2; return 1; }
+  sleep 0.3
+  # The producer looks metadata up again (metadata.max.age.ms) when it next
+  # polls (runnel produce polls every 256 records); later records use the
+  # new partitions.
+  seq 1 300 | sed 's/^/b&:v/' >&7
+  sleep 0.5
+  seq 301 600 | sed 's/^/b&:v/' >&7
+  exec 7>&-
+  wait "$prod" || { echo "producer failed:" >&2; cat "$TMP/prod.err" >&2; return 1; }
+  r topic describe ap >"$TMP/desc" || return 1
+  grep -q "PartitionCount: 6" "$TMP/desc" || { cat "$TMP/desc" >&2; return 1; }
+  [ "$(grep -c "Partition: [3-5]" "$TMP/desc")" = 3 ] || { cat "$TMP/desc" >&2; return 1; }
+  local n
+  n=$(r consume ap -o beginning -e -f '%p\n' | grep -c '^[3-5]$')
+  [ "$n" -gt 0 ] || { echo "no record reached partitions 3-5" >&2; return 1; }
+  [ "$(r consume ap -o beginning -e -f '%p\n' | wc -l)" = 630 ] || { echo "records lost" >&2; return 1; }
+  # The new partitions survive a restart, with partition.metadata.
+  stop_broker
+  start_broker || return 1
+  r topic describe ap | grep -q "PartitionCount: 6" || { echo "count lost on restart" >&2; return 1; }
+  [ -e "$DATA/ap-5/partition.metadata" ] || { echo "ap-5 has no partition.metadata" >&2; return 1; }
+  [ "$(r consume ap -o beginning -e -f '%p\n' | wc -l)" = 630 ] || { echo "records lost on restart" >&2; return 1; }
+  # Past max.partitions.per.topic: refused.
+  expect_status 1 r topic alter ap -p 20000 || return 1
+  grep -q "max.partitions.per.topic" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
+  stop_broker
+}
+
+# describe shows the topic's overrides (kafka-topics' Configs); -a every
+# setting; REST GET /topics/{t} has "overrides" beside the full "configs".
+test_describe_overrides() {
+  fresh
+  start_broker || return 1
+  r topic create plain -p 1 >/dev/null || return 1
+  r topic create tuned -p 1 -c retention.ms=123456 >/dev/null || return 1
+  local tab=$'\t'
+  expect_status 0 r topic describe plain || return 1
+  head -1 "$TMP/out" | grep -q "${tab}Configs: \$" || { echo "plain shows configs:" >&2; head -1 "$TMP/out" >&2; return 1; }
+  expect_status 0 r topic describe tuned || return 1
+  head -1 "$TMP/out" | grep -q "${tab}Configs: retention.ms=123456\$" || { head -1 "$TMP/out" >&2; return 1; }
+  expect_status 0 r topic describe tuned -a || return 1
+  head -1 "$TMP/out" | grep -q "Configs: .*retention.ms=123456.*segment.bytes=" || { head -1 "$TMP/out" >&2; return 1; }
+  [ "$(head -1 "$TMP/out" | sed 's/.*Configs: //' | tr ',' '\n' | wc -l)" = 8 ] || { head -1 "$TMP/out" >&2; return 1; }
+  expect_status 0 r topic alter tuned --delete-config retention.ms || return 1
+  r topic describe tuned | head -1 | grep -q "${tab}Configs: \$" || { echo "override not gone" >&2; return 1; }
+  expect_status 2 r topic list -a || return 1
+  r topic alter tuned -c segment.ms=60000 >/dev/null || return 1
+  python3 - "$HTTP_PORT" <<'PY' || return 1
+import json, sys, urllib.request
+base = "http://127.0.0.1:%s/topics/" % sys.argv[1]
+plain = json.load(urllib.request.urlopen(base + "plain"))
+tuned = json.load(urllib.request.urlopen(base + "tuned"))
+assert plain["overrides"] == {}, plain["overrides"]
+assert len(plain["configs"]) == 8, plain["configs"]
+assert tuned["overrides"] == {"segment.ms": "60000"}, tuned["overrides"]
+assert tuned["configs"]["segment.ms"] == "60000", tuned["configs"]
+PY
+  stop_broker
+}
+
 # ---------------------------------------------------------------------------
 
 t "committed delete's directories: removed at start, name re-created empty" test_committed_delete_leftovers
@@ -343,5 +423,7 @@ t "kill -9 during topic delete, restart, re-create: empty, no leftovers" test_ki
 t "data directory that is a file: clear error" test_data_dir_is_file
 t "partition caps per topic and per broker" test_partition_caps
 t "create that runs out of descriptors fails whole" test_create_fails_whole_on_emfile
+t "topic alter -p adds partitions; a running producer uses them" test_add_partitions
+t "describe shows overrides; -a all; REST overrides" test_describe_overrides
 echo "1..$N"
 exit $((FAILED > 0))
