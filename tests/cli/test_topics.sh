@@ -22,12 +22,17 @@ BROKER_PID=
 N=0
 FAILED=0
 
+# stop_broker: SIGTERM; runneld must exit 0 (graceful; in the sanitizer
+# build also no leak or report).
 stop_broker() {
+  local st=0
   if [ -n "$BROKER_PID" ]; then
     kill -TERM "$BROKER_PID" 2>/dev/null
     wait "$BROKER_PID" 2>/dev/null
+    st=$?
     BROKER_PID=
   fi
+  [ "$st" = 0 ] || { echo "runneld exited with status $st" >&2; return 1; }
 }
 
 kill9_broker() {
@@ -164,11 +169,11 @@ test_committed_delete_leftovers() {
   r topic create dc -p 20 >/dev/null || return 1
   produce_keyed dc 400 || return 1
   [ "$(count dc)" = 400 ] || { echo "produced records not all seen" >&2; return 1; }
-  stop_broker
+  stop_broker || return 1
   cp -a "$DATA" "$TMP/saved"
   start_broker || return 1
   expect_status 0 r topic delete dc || return 1
-  stop_broker
+  stop_broker || return 1
   for d in "$TMP"/saved/dc-*; do cp -a "$d" "$DATA/"; done
   # Also one already moved aside, as a delete moves them before removing.
   cp -a "$TMP/saved/dc-0" "$DATA/dc-0.deleted-1-1"
@@ -189,7 +194,7 @@ test_committed_delete_leftovers() {
   [ "$n" = 0 ] || { echo "re-created topic serves $n deleted records" >&2; return 1; }
   # Every partition directory names the new topic's id.
   [ "$(ls "$DATA"/dc-*/partition.metadata | wc -l)" = 20 ] || { echo "partition.metadata missing" >&2; return 1; }
-  stop_broker
+  stop_broker || return 1
 }
 
 # A directory under a live partition's name that belongs to another topic id
@@ -199,12 +204,12 @@ test_foreign_id_discarded() {
   start_broker || return 1
   r topic create fi -p 2 >/dev/null || return 1
   produce_keyed fi 50 || return 1
-  stop_broker
+  stop_broker || return 1
   cp -a "$DATA/fi-1" "$TMP/fi-1.old"
   start_broker || return 1
   r topic delete fi >/dev/null || return 1
   r topic create fi -p 2 >/dev/null || return 1
-  stop_broker
+  stop_broker || return 1
   rm -rf "$DATA/fi-1"
   cp -a "$TMP/fi-1.old" "$DATA/fi-1"
   # Offline: replay skips the old id's directory, says so, prints nothing.
@@ -218,7 +223,7 @@ test_foreign_id_discarded() {
   grep -q 'leftover partition directory discarded.*partition=fi-1' "$LOG" ||
     { echo "no discard logged" >&2; return 1; }
   rm -rf "$TMP/fi-1.old"
-  stop_broker
+  stop_broker || return 1
 }
 
 # Real kill -9 a few ms after `topic delete` (several delays), restart,
@@ -250,7 +255,7 @@ test_kill9_during_delete() {
     [ "$n" = 0 ] || { echo "delay $delay: re-created topic serves $n deleted records" >&2; return 1; }
     n=$(ls "$DATA" | grep -c '^kd-')
     [ "$n" = 200 ] || { echo "delay $delay: $n kd-* directories, want 200" >&2; return 1; }
-    stop_broker
+    stop_broker || return 1
   done
 }
 
@@ -279,7 +284,7 @@ test_partition_caps() {
   grep -q "more than max.partitions (80)" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
   [ -z "$(ls "$DATA" | grep -E '^cap[13]-')" ] || { echo "refused create left directories" >&2; return 1; }
   r topic list | grep -qx cap3 && { echo "cap3 listed" >&2; return 1; }
-  stop_broker
+  stop_broker || return 1
 }
 
 # fds PID: open descriptors of a process.
@@ -332,7 +337,7 @@ time.sleep(60)
   [ "$now" -le "$base" ] || { echo "descriptors held: $now, $base before" >&2; return 1; }
   # A create that fits works afterwards.
   expect_status 0 r topic create em -p 20 || return 1
-  stop_broker
+  stop_broker || return 1
 }
 
 # topic alter -p adds partitions (never fewer); the new ones take records;
@@ -372,7 +377,7 @@ test_add_partitions() {
   [ "$n" -gt 0 ] || { echo "no record reached partitions 3-5" >&2; return 1; }
   [ "$(r consume ap -o beginning -e -f '%p\n' | wc -l)" = 630 ] || { echo "records lost" >&2; return 1; }
   # The new partitions survive a restart, with partition.metadata.
-  stop_broker
+  stop_broker || return 1
   start_broker || return 1
   r topic describe ap | grep -q "PartitionCount: 6" || { echo "count lost on restart" >&2; return 1; }
   [ -e "$DATA/ap-5/partition.metadata" ] || { echo "ap-5 has no partition.metadata" >&2; return 1; }
@@ -380,7 +385,7 @@ test_add_partitions() {
   # Past max.partitions.per.topic: refused.
   expect_status 1 r topic alter ap -p 20000 || return 1
   grep -q "max.partitions.per.topic" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
-  stop_broker
+  stop_broker || return 1
 }
 
 # describe shows the topic's overrides (kafka-topics' Configs); -a every
@@ -412,7 +417,7 @@ assert len(plain["configs"]) == 8, plain["configs"]
 assert tuned["overrides"] == {"segment.ms": "60000"}, tuned["overrides"]
 assert tuned["configs"]["segment.ms"] == "60000", tuned["configs"]
 PY
-  stop_broker
+  stop_broker || return 1
 }
 
 # ---------------------------------------------------------------------------

@@ -41,12 +41,15 @@ for try in $(seq 1 "$TRIES"); do
   before_dirs=$(ls "$DATA" | grep -c '^big-[0-9]*$')
   before_del=$(ls "$DATA" | grep -c '\.deleted-')
   start
-  live=$(timeout 10 "$RUNNEL" topic describe big >/dev/null 2>&1 && echo yes || echo no)
-  [ "$live" = yes ] && timeout 60 "$RUNNEL" topic delete big >/dev/null
+  # What start-up left, before anything else runs.
   after_del=$(ls "$DATA" | grep -c '\.deleted-')
+  after_dirs=$(ls "$DATA" | grep -c '^big-[0-9]*$')
+  live=$(timeout 10 "$RUNNEL" topic describe big >/dev/null 2>&1 && echo yes || echo no)
+  # Not committed: the topic is still there; delete it for good.
+  [ "$live" = yes ] && timeout 60 "$RUNNEL" topic delete big >/dev/null
   sweep=$(grep -o 'leftover partition directories removed.*removed=[0-9]*' "$TMP/log" | grep -o 'removed=[0-9]*' | head -1)
   timeout 60 "$RUNNEL" topic create big -p "$PARTS" >/dev/null || exit 1
   back=$(timeout 120 "$RUNNEL" consume big -o beginning -e -f '%s\n' | wc -l)
-  echo "try $try: kill -9 ${delay_ms} ms after delete; at kill: big-N dirs=$before_dirs *.deleted-*=$before_del; delete committed=$([ "$live" = no ] && echo yes || echo no); after restart: *.deleted-*=$after_del sweep=${sweep:-none}; re-created topic serves $back records"
+  echo "try $try: kill -9 ${delay_ms} ms after delete; at kill: big-N dirs=$before_dirs *.deleted-*=$before_del; delete committed=$([ "$live" = no ] && echo yes || echo no); after restart: big-N dirs=$after_dirs *.deleted-*=$after_del sweep=${sweep:-none}; re-created topic serves $back records"
   kill -TERM $PID; wait $PID 2>/dev/null; PID=
 done
