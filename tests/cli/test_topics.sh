@@ -382,6 +382,17 @@ test_add_partitions() {
   r topic describe ap | grep -q "PartitionCount: 6" || { echo "count lost on restart" >&2; return 1; }
   [ -e "$DATA/ap-5/partition.metadata" ] || { echo "ap-5 has no partition.metadata" >&2; return 1; }
   [ "$(r consume ap -o beginning -e -f '%p\n' | wc -l)" = 630 ] || { echo "records lost on restart" >&2; return 1; }
+  # A group member running before the change is assigned the new
+  # partitions (the coordinator sees the count change) and reads them.
+  r topic create apg -p 2 >/dev/null || return 1
+  timeout 60 "$RUNNEL" consume apg -G apg-group -c 4 -f '%p %s\n' >"$TMP/gout" 2>"$TMP/gerr" &
+  local cons=$! i
+  for i in $(seq 1 300); do grep -q "assigned" "$TMP/gerr" && break; sleep 0.1; done
+  r topic alter apg -p 4 >/dev/null || return 1
+  for i in $(seq 1 100); do grep -q "partitions 2,3\|0,1,2,3" "$TMP/gerr" && break; sleep 0.1; done
+  for p in 0 1 2 3; do echo "v$p" | r produce apg -p "$p" || return 1; done
+  wait "$cons" || { echo "group consumer failed:" >&2; cat "$TMP/gerr" >&2; return 1; }
+  [ "$(sort "$TMP/gout" | tr '\n' ' ')" = "0 v0 1 v1 2 v2 3 v3 " ] || { cat "$TMP/gout" "$TMP/gerr" >&2; return 1; }
   # Past max.partitions.per.topic: refused.
   expect_status 1 r topic alter ap -p 20000 || return 1
   grep -q "max.partitions.per.topic" "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
