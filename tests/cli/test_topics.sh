@@ -389,7 +389,7 @@ test_add_partitions() {
   local cons=$! i
   for i in $(seq 1 300); do grep -q "assigned" "$TMP/gerr" && break; sleep 0.1; done
   r topic alter apg -p 4 >/dev/null || return 1
-  for i in $(seq 1 100); do grep -q "partitions 2,3\|0,1,2,3" "$TMP/gerr" && break; sleep 0.1; done
+  for i in $(seq 1 300); do grep -q "partitions 2,3\|0,1,2,3" "$TMP/gerr" && break; sleep 0.1; done
   for p in 0 1 2 3; do echo "v$p" | r produce apg -p "$p" || return 1; done
   wait "$cons" || { echo "group consumer failed:" >&2; cat "$TMP/gerr" >&2; return 1; }
   [ "$(sort "$TMP/gout" | tr '\n' ' ')" = "0 v0 1 v1 2 v2 3 v3 " ] || { cat "$TMP/gout" "$TMP/gerr" >&2; return 1; }
