@@ -211,6 +211,9 @@ void rn_handle_create_topics(rn_request *req)
                 rc = -RN_E_TOPIC_EXISTS;
             else if (parts < 1 || parts > 100000)
                 rc = -RN_E_INVALID_PARTITIONS;
+            else if ((rc = rn_metadata_check_limits(b->md, nt->name, parts, parts, err,
+                                                    sizeof(err))) < 0)
+                ;
             else if (rf > 1)
                 rc = -RN_E_NOT_ENOUGH_REPLICAS;
             else
@@ -410,6 +413,10 @@ static void add_partitions(rn_request *req, Runnel__AlterConfigsRequest *ar)
             snprintf(err, sizeof(err),
                      "topic %s has %d partitions; the count can only grow (asked for %d)",
                      ar->topic, t->n_partitions, ar->partitions);
+            rn_request_fail(req, -RN_E_INVALID_PARTITIONS, err);
+        } else if (rn_metadata_check_limits(b->md, ar->topic, ar->partitions,
+                                            ar->partitions - t->n_partitions, err,
+                                            sizeof(err)) < 0) {
             rn_request_fail(req, -RN_E_INVALID_PARTITIONS, err);
         } else {
             altered(req, 0, NULL);

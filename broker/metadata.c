@@ -1379,11 +1379,10 @@ int64_t rn_metadata_partition_count(const rn_metadata *md)
     return n;
 }
 
-/* A topic that would have topic_total partitions, adding added to the
- * broker's: within the caps? Checked before anything is written, so a
- * create that cannot fit leaves nothing behind. */
-static int check_limits(const rn_metadata *md, const char *name, int32_t topic_total, int32_t added,
-                        char *err, size_t errlen)
+/* Checked before anything is written, so a create that cannot fit leaves
+ * nothing behind. */
+int rn_metadata_check_limits(const rn_metadata *md, const char *name, int32_t topic_total,
+                             int32_t added, char *err, size_t errlen)
 {
     if (!md->limits_set)
         return 0;
@@ -1448,7 +1447,7 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
         return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", name, why);
     if (find_by_name(md, name) || pending_create(md, name))
         return fail(-RN_E_TOPIC_EXISTS, err, errlen, "topic %s already exists", name);
-    rc = check_limits(md, name, n_partitions, n_partitions, err, errlen);
+    rc = rn_metadata_check_limits(md, name, n_partitions, n_partitions, err, errlen);
     if (rc < 0)
         return rc;
 
@@ -1667,7 +1666,7 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
         return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
                     "topic %s: %" PRId32 " partitions, must be at most %d", topic_name,
                     n_partitions, MAX_PARTITIONS);
-    rc = check_limits(md, topic_name, n_partitions, n_partitions - have, err, errlen);
+    rc = rn_metadata_check_limits(md, topic_name, n_partitions, n_partitions - have, err, errlen);
     if (rc < 0)
         return rc;
 

@@ -131,6 +131,12 @@ typedef struct rn_metadata_limits {
  * protocol's range (1..100000) applies. */
 void rn_metadata_set_limits(rn_metadata *md, const rn_metadata_limits *l);
 
+/* Whether a topic with topic_total partitions, adding added to the
+ * broker's, stays within the caps: 0, or -RN_E_INVALID_PARTITIONS with err
+ * naming the cap (validate_only requests ask this). */
+int rn_metadata_check_limits(const rn_metadata *md, const char *name, int32_t topic_total,
+                             int32_t added, char *err, size_t errlen);
+
 /* Partitions of every topic, with the creates in flight. */
 int64_t rn_metadata_partition_count(const rn_metadata *md);
 

@@ -1156,6 +1156,13 @@ Test(metadata, partition_caps)
     cr_assert_eq(add_partitions(md, "a", 11, &d, err, sizeof(err)), -RN_E_INVALID_PARTITIONS);
     cr_assert(strstr(err, "max.partitions.per.topic (10)"), "%s", err);
     cr_assert_eq(rn_metadata_partition_count(md), 8);
+    /* What validate_only requests ask: the same answers, nothing written. */
+    cr_assert_eq(rn_metadata_check_limits(md, "z", 11, 11, err, sizeof(err)),
+                 -RN_E_INVALID_PARTITIONS);
+    cr_assert_eq(rn_metadata_check_limits(md, "z", 7, 7, err, sizeof(err)), 0);
+    cr_assert_eq(rn_metadata_check_limits(md, "z", 8, 8, err, sizeof(err)),
+                 -RN_E_INVALID_PARTITIONS);
+    cr_assert_eq(rn_metadata_partition_count(md), 8);
     cr_assert_eq(rn_metadata_close(md), 0);
 }
 
