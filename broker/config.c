@@ -529,7 +529,7 @@ void rn_config_default(rn_config *c)
     c->auto_create_topics = false;
     c->num_partitions = 1;
     c->max_partitions_per_topic = 10000;
-    c->max_partitions = 100000;
+    c->max_partitions = 20000;
     c->retention_check_ms = 300000;
     c->fetch_max_wait_ms = 30000;
     rn_log_config_default(&c->log);
