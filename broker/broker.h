@@ -65,6 +65,7 @@ struct rn_partition {
     bool deleting;
     unsigned n_inflight; /* appends not yet completed: delete waits for them */
     char *del_dir;       /* delete: where reactor 0 moved the directory */
+    bool keep_dir;       /* delete: leave the directory to the next start's sweep */
     /* Published by the owner for other reactors (describe, lag, metrics):
      * relaxed atomics, read with rn_partition_offsets/rn_partition_size. */
     int64_t pub_lso, pub_hw, pub_leo;
@@ -90,6 +91,9 @@ typedef struct rn_topic_state {
     int32_t n_partitions;
     rn_partition **parts;
     int refs; /* one per reactor table holding it (atomic) */
+    int open_err;               /* first partition log that failed to open: its error, */
+    int32_t open_err_partition; /* and its number (a create then fails whole) */
+    bool parts_moved;           /* replaced by a larger state that owns the partitions now */
 } rn_topic_state;
 
 /* The topic → partitions table, kept in step with metadata by its listener. */
@@ -128,6 +132,18 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
 void rn_partition_storage_failed(rn_partition *p, int err, size_t need);
 /* An append to p succeeded: clears the mark with one log line. Owner only. */
 void rn_partition_storage_ok(rn_partition *p);
+/* Start-up, after rn_metadata_open opened every live topic and before any
+ * listener: remove every leftover partition directory of the data directory
+ * (*.deleted-*, and <name>-<n> that is no live topic's partition), renamed
+ * aside and synced before removal, and log one line with the count (also of
+ * the leftovers discarded while opening topics). Returns 0 or the first
+ * error (-errno, -ENOMEM); what could be removed is. */
+int rn_partitions_sweep(rn_broker *b);
+
+/* The topic id a partition directory belongs to (protocol/partition_meta.h):
+ * reads dir/partition.metadata into id. 0, -ENOENT (no file),
+ * -RN_E_CORRUPT_FILE (not the exact format), -errno. */
+int rn_partition_meta_read(const char *dir, uint8_t id[16]);
 
 /* ---- Requests and responses -------------------------------------------------- */
 
@@ -374,6 +390,7 @@ struct rn_broker {
      * partitions that cannot write now, and those of them out of space. */
     uint64_t storage_errors_total;
     int parts_storage_error, parts_disk_full;
+    unsigned n_discarded; /* leftover directories discarded while opening (start-up) */
 };
 
 #endif

@@ -121,6 +121,9 @@ static const struct setting settings[] = {
     {"auto.create.topics.enable", NULL, NULL, T_BOOL, CFG(auto_create_topics, bool), 0, 1, 0,
      false},
     {"num.partitions", NULL, NULL, T_I32, CFG(num_partitions, int32_t), 1, 100000, 0, false},
+    {"max.partitions.per.topic", NULL, NULL, T_I32, CFG(max_partitions_per_topic, int32_t), 1,
+     100000, 0, false},
+    {"max.partitions", NULL, NULL, T_I32, CFG(max_partitions, int32_t), 1, INT32_MAX, 0, false},
     {"log.retention.check.interval.ms", NULL, NULL, T_I64, CFG(retention_check_ms, int64_t), 1,
      INT32_MAX, 0, false},
     {"fetch.max.wait.ms", NULL, NULL, T_I64, CFG(fetch_max_wait_ms, int64_t), 0, INT32_MAX, 0,
@@ -525,6 +528,8 @@ void rn_config_default(rn_config *c)
     c->connection_send_budget = 16u << 20;
     c->auto_create_topics = false;
     c->num_partitions = 1;
+    c->max_partitions_per_topic = 10000;
+    c->max_partitions = 20000;
     c->retention_check_ms = 300000;
     c->fetch_max_wait_ms = 30000;
     rn_log_config_default(&c->log);

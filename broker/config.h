@@ -40,6 +40,13 @@ typedef struct rn_config {
     uint64_t send_zerocopy_bytes;
     bool auto_create_topics;       /* auto.create.topics.enable, default false */
     int32_t num_partitions;        /* num.partitions (auto-created topics), default 1 */
+    /* Partition caps, checked before a create writes anything (a create that
+     * cannot open every partition fails whole). At start the broker also
+     * reports what RLIMIT_NOFILE and vm.max_map_count hold (one descriptor and
+     * three mappings per partition) and warns when max.partitions is more. */
+    int32_t max_partitions_per_topic; /* max.partitions.per.topic, default 10000 */
+    int32_t max_partitions;           /* max.partitions (all topics), default 20000: what the
+                                         default vm.max_map_count (65530) holds */
     int64_t retention_check_ms;    /* log.retention.check.interval.ms, default 300000 */
     int64_t fetch_max_wait_ms;     /* fetch.max.wait.ms cap for long polls, default 30000 */
     rn_log_config log;             /* log.* defaults every topic starts from:

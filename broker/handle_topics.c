@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/logfmt.h"
 
 typedef struct topics_state topics_state;
 
@@ -104,19 +105,50 @@ static void topic_done(void *arg, int err, const char *errmsg)
         state_finish(st);
 }
 
-/* Same rule metadata.c applies, for validate_only requests. */
-static bool valid_topic_name(const char *s)
+/* A create that applied but could not open every partition log (EMFILE,
+ * ENOSPC, …) fails whole: the topic is deleted again, which closes what did
+ * open and removes every directory, and the answer is the open's error
+ * once the delete is durable. */
+static void rolled_back(void *arg, int err, const char *errmsg)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 249 || !strcmp(s, ".") || !strcmp(s, "..") || !strncmp(s, "__", 2))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
+    topic_ctx *ctx = arg;
+    topics_state *st = ctx->st;
+    size_t i = ctx->i;
+    if (err) {
+        size_t l = strlen(st->msgs[i]);
+        snprintf(st->msgs[i] + l, sizeof(st->msgs[i]) - l, "; deleting it failed: %s",
+                 errmsg && *errmsg ? errmsg : rn_strerror(err));
     }
-    return true;
+    if (--st->pending == 0)
+        state_finish(st);
+}
+
+static void created(void *arg, int err, const char *errmsg)
+{
+    topic_ctx *ctx = arg;
+    topics_state *st = ctx->st;
+    size_t i = ctx->i;
+    rn_broker *b = st->req->conn->r->b;
+    const char *name = st->res[i].name;
+    rn_topic_state *ts = err == 0 ? rn_topic_state_find(b, name) : NULL;
+    if (!ts || ts->open_err == 0) {
+        topic_done(arg, err, errmsg);
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "topic %s not created: partition %d of %d failed to open: %s", name,
+             ts->open_err_partition, ts->n_partitions, rn_strerror(ts->open_err));
+    set_result(st, i,
+               ts->open_err == -EMFILE || ts->open_err == -ENFILE ? -RN_E_INVALID_PARTITIONS
+                                                                  : -RN_E_STORAGE_ERROR,
+               msg);
+    char derr[256] = "";
+    int rc = rn_metadata_delete_topic(b->md, name, rolled_back, ctx, derr, sizeof(derr));
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "topic that failed to open not deleted", "topic=%s err=%s", name,
+                  rn_errname(rc));
+        rolled_back(ctx, rc, derr);
+    }
 }
 
 static int validate_configs(rn_broker *b, char **keys, char **values, size_t n, char *err,
@@ -145,9 +177,8 @@ void rn_handle_create_topics(rn_request *req)
         st->res[i].name = nt->name;
         /* Only 0 and -1 mean "broker default" (docs/protocol.md); any other
          * count below 1 is refused by the range check, not silently replaced. */
-        int32_t parts = nt->num_partitions == 0 || nt->num_partitions == -1
-                            ? b->cfg.num_partitions
-                            : nt->num_partitions;
+        int32_t parts = nt->num_partitions == 0 || nt->num_partitions == -1 ? b->cfg.num_partitions
+                                                                            : nt->num_partitions;
         int16_t rf = nt->replication_factor > 0 ? (int16_t)nt->replication_factor : 1;
         if (nt->replication_factor > INT16_MAX) {
             set_result(st, i, -RN_E_NOT_ENOUGH_REPLICAS, "replication factor out of range");
@@ -174,12 +205,15 @@ void rn_handle_create_topics(rn_request *req)
         char err[256] = "";
         int rc;
         if (cr->validate_only) {
-            if (!valid_topic_name(nt->name))
-                rc = -RN_E_INVALID_TOPIC;
+            if ((rc = rn_metadata_check_topic_name(nt->name, err, sizeof(err))) < 0)
+                ;
             else if (rn_metadata_find(b->md, nt->name))
                 rc = -RN_E_TOPIC_EXISTS;
             else if (parts < 1 || parts > 100000)
                 rc = -RN_E_INVALID_PARTITIONS;
+            else if ((rc = rn_metadata_check_limits(b->md, nt->name, parts, parts, err,
+                                                    sizeof(err))) < 0)
+                ;
             else if (rf > 1)
                 rc = -RN_E_NOT_ENOUGH_REPLICAS;
             else
@@ -187,8 +221,8 @@ void rn_handle_create_topics(rn_request *req)
             set_result(st, i, rc, err);
         } else {
             rc = rn_metadata_create_topic(b->md, nt->name, parts, rf, (const char *const *)keys,
-                                          (const char *const *)vals, nc, topic_done, &st->ctx[i],
-                                          err, sizeof(err));
+                                          (const char *const *)vals, nc, created, &st->ctx[i], err,
+                                          sizeof(err));
             if (rc < 0)
                 set_result(st, i, rc, err);
             else
@@ -313,6 +347,10 @@ void rn_handle_describe_topic(rn_request *req)
     r.configs = cep;
     r.n_partitions = n;
     r.partitions = pp;
+    /* The topic's own settings, so tools show overrides as kafka-topics does
+     * (metadata keeps them sorted by key). */
+    r.n_overridden = t->n_configs;
+    r.overridden = (char **)t->config_keys;
     Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
     h.body_case = RUNNEL__RESPONSE_HEADER__BODY_DESCRIBE_TOPIC;
     h.describe_topic = &r;
@@ -338,12 +376,73 @@ static void altered(void *arg, int err, const char *errmsg)
     rn_request_respond(req, &h, NULL, 0);
 }
 
+/* Partitions added: answer, or name the first new partition that did not
+ * open (the count stays grown; the partition answers STORAGE_ERROR). */
+static void grown(void *arg, int err, const char *errmsg)
+{
+    rn_request *req = arg;
+    if (err == 0) {
+        rn_broker *b = req->conn->r->b;
+        Runnel__AlterConfigsRequest *ar = req->fr.hdr->alter_configs;
+        rn_topic_state *ts = rn_topic_state_find(b, ar->topic);
+        if (ts && ts->open_err) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "topic %s: partition %d did not open: %s", ar->topic,
+                     ts->open_err_partition, rn_strerror(ts->open_err));
+            altered(req, -RN_E_STORAGE_ERROR, msg);
+            return;
+        }
+    }
+    altered(req, err, errmsg);
+}
+
+static void add_partitions(rn_request *req, Runnel__AlterConfigsRequest *ar)
+{
+    rn_broker *b = req->conn->r->b;
+    char err[256] = "";
+    if (ar->n_set_configs || ar->n_delete_configs) {
+        rn_request_fail(req, -RN_E_INVALID_REQUEST,
+                        "partitions and configs go in separate requests");
+        return;
+    }
+    if (ar->validate_only) {
+        const rn_topic_info *t = rn_metadata_find(b->md, ar->topic);
+        if (!t) {
+            rn_request_fail(req, -RN_E_UNKNOWN_TOPIC, NULL);
+        } else if (ar->partitions <= t->n_partitions) {
+            snprintf(err, sizeof(err),
+                     "topic %s has %d partitions; the count can only grow (asked for %d)",
+                     ar->topic, t->n_partitions, ar->partitions);
+            rn_request_fail(req, -RN_E_INVALID_PARTITIONS, err);
+        } else if (rn_metadata_check_limits(b->md, ar->topic, ar->partitions,
+                                            ar->partitions - t->n_partitions, err,
+                                            sizeof(err)) < 0) {
+            rn_request_fail(req, -RN_E_INVALID_PARTITIONS, err);
+        } else {
+            altered(req, 0, NULL);
+        }
+        return;
+    }
+    int rc =
+        rn_metadata_add_partitions(b->md, ar->topic, ar->partitions, grown, req, err, sizeof(err));
+    if (rc < 0)
+        rn_request_fail(req, rc, err);
+}
+
 void rn_handle_alter_configs(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__AlterConfigsRequest *ar = req->fr.hdr->alter_configs;
     if (strncmp(ar->topic, "__", 2) == 0) {
         rn_request_fail(req, -RN_E_INVALID_TOPIC, "internal topics' configs are the broker's");
+        return;
+    }
+    if (ar->partitions < 0) {
+        rn_request_fail(req, -RN_E_INVALID_PARTITIONS, "partitions must be positive");
+        return;
+    }
+    if (ar->partitions > 0) {
+        add_partitions(req, ar);
         return;
     }
     size_t n = ar->n_set_configs;

@@ -86,6 +86,59 @@ static void raise_nofile(void)
     }
 }
 
+/* What the process limits hold, reported once at start (one log line, a
+ * warning when max.partitions is more) and handed to metadata so a create
+ * that cannot fit is refused before anything is written. An open partition
+ * holds one descriptor (its active segment; inactive segments keep only
+ * their mappings) and at least three mappings (segment, offset and time
+ * index). Descriptors: 64 for the broker's own files and rings, and up to
+ * half of the rest for connections (max.connections); mappings: 1024 for
+ * libraries, stacks and rings. */
+static void check_process_limits(rn_broker *b)
+{
+    struct rlimit rl;
+    int64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                         ? (int64_t)rl.rlim_cur
+                         : INT32_MAX;
+    int64_t max_maps = -1;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        long long v;
+        if (fscanf(f, "%lld", &v) == 1 && v > 0)
+            max_maps = v;
+        fclose(f);
+    }
+    int64_t conns = b->cfg.max_connections < nofile / 2 ? b->cfg.max_connections : nofile / 2;
+    int64_t fit_fds = nofile - 64 - conns;
+    int64_t fit_maps = max_maps < 0 ? INT64_MAX : (max_maps - 1024) / 3;
+    if (fit_fds < 0)
+        fit_fds = 0;
+    if (fit_maps < 0)
+        fit_maps = 0;
+    rn_metadata_limits l = {.max_per_topic = b->cfg.max_partitions_per_topic,
+                            .max_total = b->cfg.max_partitions};
+    if (fit_fds <= fit_maps) {
+        l.fit = fit_fds;
+        snprintf(l.fit_why, sizeof(l.fit_why),
+                 "RLIMIT_NOFILE %lld: one descriptor per partition after 64 for the broker and "
+                 "%lld for connections",
+                 (long long)nofile, (long long)conns);
+    } else {
+        l.fit = fit_maps;
+        snprintf(l.fit_why, sizeof(l.fit_why),
+                 "vm.max_map_count %lld: three mappings per partition after 1024",
+                 (long long)max_maps);
+    }
+    rn_metadata_set_limits(b->md, &l);
+    bool short_ = b->cfg.max_partitions > l.fit;
+    rn_logfmt(short_ ? RN_WARN : RN_INFO,
+              short_ ? "max.partitions is more than the process limits hold" : "partition limits",
+              "max_partitions=%d max_partitions_per_topic=%d partitions_fit=%lld nofile=%lld "
+              "max_map_count=%lld",
+              b->cfg.max_partitions, b->cfg.max_partitions_per_topic, (long long)l.fit,
+              (long long)nofile, (long long)max_maps);
+}
+
 enum {
     OPT_DATA = 1000,
     OPT_LISTEN,
@@ -228,8 +281,23 @@ int main(int argc, char **argv)
         rn_logfmt(RN_ERROR, "data directory path too long", "dir=%s", b->cfg.data_dir);
         return 1;
     }
+    /* mkdir -p succeeds on any existing path: a regular file there must be
+     * named as what it is, not blamed on another broker. */
+    struct stat dst;
+    if (stat(b->cfg.data_dir, &dst) < 0 || !S_ISDIR(dst.st_mode)) {
+        char msg[sizeof(b->cfg.data_dir) + 64];
+        snprintf(msg, sizeof(msg), "data directory %.4000s is not a directory", b->cfg.data_dir);
+        rn_logfmt(RN_ERROR, msg, "dir=%s", b->cfg.data_dir);
+        return 1;
+    }
     int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    if (lock_fd < 0) {
+        rc = -errno;
+        rn_logfmt(RN_ERROR, "data directory lock file cannot be opened", "path=%s err=%s",
+                  lock_path, rn_errname(rc));
+        return 1;
+    }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
         rn_logfmt(RN_ERROR, "data directory is in use by another runneld", "dir=%s",
                   b->cfg.data_dir);
         return 1;
@@ -262,6 +330,13 @@ int main(int argc, char **argv)
                   err);
         return 1;
     }
+    check_process_limits(b);
+    /* Leftovers of deletes a crash cut short, and of topics no longer
+     * live, go before anyone can create a topic of the same name. */
+    rc = rn_partitions_sweep(b);
+    if (rc < 0)
+        rn_logfmt(RN_WARN, "leftover partition directories not all removed", "err=%s",
+                  rn_errname(rc));
     unsigned n_parts = 0;
     rn_partition_table *pt = &b->reactors[0].pt;
     for (unsigned t = 0; t < pt->n_topics; t++)

@@ -83,7 +83,7 @@
 #include "protocol/errors.h"
 #include "storage/sys.h"
 
-#define MD_LOG_NAME          "__cluster_metadata-0"
+#define MD_LOG_NAME          RN_METADATA_DIR_NAME
 #define SNAPSHOT_NAME        "snapshot"
 #define SNAPSHOT_TMP_NAME    "snapshot.tmp"
 #define SNAPSHOT_MAGIC       "RNMDSNP1"
@@ -109,6 +109,7 @@ typedef Runnel__Metadata__TopicRecord__ConfigsEntry md_config_entry;
 typedef Runnel__Metadata__PartitionRecord md_partition_record;
 typedef Runnel__Metadata__RemoveTopicRecord md_remove_record;
 typedef Runnel__Metadata__ConfigRecord md_config_record;
+typedef Runnel__Metadata__PartitionCountRecord md_count_record;
 
 /* One topic of the state. info is what look-ups return; its pointers point at
  * the fields below and are refreshed (sync_info) whenever those move. */
@@ -120,14 +121,16 @@ typedef struct topic {
     uint32_t cap_configs;
 } topic;
 
-enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER };
+enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER, CHANGE_GROW };
 
 /* One change between its mutator and its callback. */
 typedef struct change {
     rn_metadata *md;
     enum change_kind kind;
-    char *name;     /* CREATE: the name it takes */
-    uint8_t id[16]; /* the topic it creates, deletes or alters */
+    char *name;           /* CREATE: the name it takes */
+    int32_t n_partitions; /* CREATE, GROW: partitions it adds (for the caps) */
+    int32_t target;       /* GROW: the topic's new partition count */
+    uint8_t id[16];       /* the topic it creates, deletes or alters */
     uint8_t *batch;
     size_t len;
     rn_metadata_cb cb;
@@ -162,6 +165,8 @@ struct rn_metadata {
     int64_t snapshot_offset; /* offset the snapshot on disk covers; -1 none */
     uint64_t since_snapshot; /* records applied since it */
     change *pending_head, *pending_tail;
+    rn_metadata_limits limits;
+    bool limits_set;
     int failed; /* invariant 6: sticky */
     char errmsg[512];
 };
@@ -196,7 +201,7 @@ static bool name_chars_ok(const char *name, size_t *len_out)
 
 /* Names a client may create: the "__" prefix is kept for internal topics
  * (__offsets, __cluster_metadata), which apply accepts. */
-static int check_user_name(const char *name, char *err, size_t errlen)
+int rn_metadata_check_topic_name(const char *name, char *err, size_t errlen)
 {
     size_t len;
     if (!name)
@@ -209,6 +214,12 @@ static int check_user_name(const char *name, char *err, size_t errlen)
     if (strncmp(name, "__", 2) == 0)
         return fail(-RN_E_INVALID_TOPIC, err, errlen,
                     "topic %s: names starting with \"__\" are reserved for internal topics", name);
+    /* Deleted partition directories are renamed <topic>-<p>.deleted-…
+     * (broker/partitions.c): a topic may not wear that shape. */
+    if (strstr(name, RN_DELETED_DIR_MARK))
+        return fail(-RN_E_INVALID_TOPIC, err, errlen,
+                    "topic %s: names containing \"%s\" are reserved for deleted partitions", name,
+                    RN_DELETED_DIR_MARK);
     return 0;
 }
 
@@ -566,6 +577,31 @@ static int apply_config(rn_metadata *md, const md_config_record *r, event_q *q, 
     return 0;
 }
 
+static int apply_partition_count(rn_metadata *md, const md_count_record *r, event_q *q, int *status)
+{
+    topic *t = find_by_id(md, &r->topic_id);
+    if (!t) {
+        *status = -RN_E_UNKNOWN_TOPIC;
+        return 0;
+    }
+    int32_t old = t->info.n_partitions, n = r->partitions;
+    if (n <= old || n > MAX_PARTITIONS) {
+        *status = -RN_E_INVALID_PARTITIONS;
+        return 0;
+    }
+    rn_partition_info *parts = realloc(t->parts, (size_t)n * sizeof(*parts));
+    if (!parts)
+        return -ENOMEM;
+    /* The PartitionRecords that follow fill the new ones in. */
+    for (int32_t i = old; i < n; i++)
+        parts[i] = (rn_partition_info){.partition = i, .leader = -1};
+    t->parts = parts;
+    t->info.n_partitions = n;
+    sync_info(t);
+    queue_event(q, RN_MD_PARTITIONS_ADDED, t);
+    return 0;
+}
+
 /* Apply one record. Returns 0 or -ENOMEM (the state is then behind the log);
  * *status tells whether it applied (0) or why it was skipped. q is NULL when
  * nobody is to be told (snapshot load, replay). */
@@ -582,6 +618,8 @@ static int apply_record(rn_metadata *md, const md_record *r, event_q *q, int *st
         return 0;
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_CONFIG:
         return apply_config(md, r->config, q, status);
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT:
+        return apply_partition_count(md, r->partition_count, q, status);
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER:
         /* Brokers join the state with the cluster (DESIGN §8); a single
          * node has nothing to track, and skipping is deterministic. */
@@ -869,7 +907,8 @@ static int load_snapshot(rn_metadata *md, char *why, size_t whylen)
         goto out;
     }
     if (rn_get_le32(buf + 8) != SNAPSHOT_VERSION) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, rn_get_le32(buf + 8));
+        rc =
+            fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, rn_get_le32(buf + 8));
         goto out;
     }
     if (rn_get_le64(buf + size - 8) != XXH3_64bits(buf, size - 8)) {
@@ -1323,6 +1362,50 @@ static int check_internal_name(const char *name, char *err, size_t errlen)
     return 0;
 }
 
+void rn_metadata_set_limits(rn_metadata *md, const rn_metadata_limits *l)
+{
+    md->limits = *l;
+    md->limits_set = true;
+}
+
+int64_t rn_metadata_partition_count(const rn_metadata *md)
+{
+    int64_t n = 0;
+    for (unsigned i = 0; i < md->n_topics; i++)
+        n += md->by_name[i]->info.n_partitions;
+    for (const change *c = md->pending_head; c; c = c->next)
+        if (c->kind == CHANGE_CREATE || c->kind == CHANGE_GROW)
+            n += c->n_partitions;
+    return n;
+}
+
+/* Checked before anything is written, so a create that cannot fit leaves
+ * nothing behind. */
+int rn_metadata_check_limits(const rn_metadata *md, const char *name, int32_t topic_total,
+                             int32_t added, char *err, size_t errlen)
+{
+    if (!md->limits_set)
+        return 0;
+    const rn_metadata_limits *l = &md->limits;
+    if (topic_total > l->max_per_topic)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s: %" PRId32
+                    " partitions is more than max.partitions.per.topic (%" PRId32 ")",
+                    name, topic_total, l->max_per_topic);
+    int64_t have = rn_metadata_partition_count(md);
+    if (have + added > l->max_total)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s: %" PRId32 " more partitions would make %" PRId64
+                    " on this broker, more than max.partitions (%" PRId64 ")",
+                    name, added, have + added, l->max_total);
+    if (l->fit >= 0 && have + added > l->fit)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s: %" PRId32 " more partitions would make %" PRId64
+                    " on this broker; its limits hold %" PRId64 " (%s)",
+                    name, added, have + added, l->fit, l->fit_why);
+    return 0;
+}
+
 static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
                         int16_t replication_factor, const char *const *config_keys,
                         const char *const *config_values, size_t n_configs, bool internal,
@@ -1331,7 +1414,8 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     int rc = check_failed(md, err, errlen);
     if (rc < 0)
         return rc;
-    rc = internal ? check_internal_name(name, err, errlen) : check_user_name(name, err, errlen);
+    rc = internal ? check_internal_name(name, err, errlen)
+                  : rn_metadata_check_topic_name(name, err, errlen);
     if (rc < 0)
         return rc;
     if (n_partitions < 1 || n_partitions > MAX_PARTITIONS)
@@ -1363,6 +1447,9 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
         return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", name, why);
     if (find_by_name(md, name) || pending_create(md, name))
         return fail(-RN_E_TOPIC_EXISTS, err, errlen, "topic %s already exists", name);
+    rc = rn_metadata_check_limits(md, name, n_partitions, n_partitions, err, errlen);
+    if (rc < 0)
+        return rc;
 
     change *c = calloc(1, sizeof(*c));
     if (!c || !(c->name = strdup(name))) {
@@ -1370,6 +1457,7 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
         return fail(-ENOMEM, err, errlen, "metadata: out of memory");
     }
     c->kind = CHANGE_CREATE;
+    c->n_partitions = n_partitions;
     c->cb = cb;
     c->arg = arg;
     rc = new_topic_id(md, c->id);
@@ -1548,6 +1636,81 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
     if (rc < 0) {
         if (e.b)
             enc_fini(&e);
+        change_free(c);
+        return fail(rc, err, errlen, "topic %s: encoding: %s", topic_name, rn_strerror(rc));
+    }
+    return submit(md, &e, c, err, errlen);
+}
+
+int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t n_partitions,
+                               rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+{
+    int rc = check_failed(md, err, errlen);
+    if (rc < 0)
+        return rc;
+    topic *t = live_topic(md, topic_name);
+    if (!t)
+        return fail(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
+                    topic_name ? topic_name : "(null)");
+    /* Invariant 3: a grow in flight counts as done. */
+    int32_t have = t->info.n_partitions;
+    for (const change *c = md->pending_head; c; c = c->next)
+        if (c->kind == CHANGE_GROW && memcmp(c->id, t->info.id, 16) == 0 && c->target > have)
+            have = c->target;
+    if (n_partitions <= have)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s has %" PRId32
+                    " partitions; the count can only grow (asked for %" PRId32 ")",
+                    topic_name, have, n_partitions);
+    if (n_partitions > MAX_PARTITIONS)
+        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
+                    "topic %s: %" PRId32 " partitions, must be at most %d", topic_name,
+                    n_partitions, MAX_PARTITIONS);
+    rc = rn_metadata_check_limits(md, topic_name, n_partitions, n_partitions - have, err, errlen);
+    if (rc < 0)
+        return rc;
+
+    change *c = calloc(1, sizeof(*c));
+    if (!c)
+        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
+    c->kind = CHANGE_GROW;
+    memcpy(c->id, t->info.id, 16);
+    c->n_partitions = n_partitions - have;
+    c->target = n_partitions;
+    c->cb = cb;
+    c->arg = arg;
+    encoder e;
+    rc = enc_init(&e);
+    if (rc < 0) {
+        change_free(c);
+        return fail(rc, err, errlen, "metadata: out of memory");
+    }
+    md_count_record cr = RUNNEL__METADATA__PARTITION_COUNT_RECORD__INIT;
+    cr.topic_id.len = 16;
+    cr.topic_id.data = c->id;
+    cr.partitions = n_partitions;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT;
+    r.partition_count = &cr;
+    rc = enc_add(&e, &r);
+    /* One node: it leads every new partition and is its only replica. */
+    int32_t node = md->node_id;
+    for (int32_t p = have; p < n_partitions && rc == 0; p++) {
+        md_partition_record pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
+        pr.topic_id = cr.topic_id;
+        pr.partition = p;
+        pr.n_replicas = 1;
+        pr.replicas = &node;
+        pr.n_isr = 1;
+        pr.isr = &node;
+        pr.leader = node;
+        md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
+        rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
+        rp.partition = &pr;
+        rc = enc_add(&e, &rp);
+    }
+    if (rc < 0) {
+        enc_fini(&e);
         change_free(c);
         return fail(rc, err, errlen, "topic %s: encoding: %s", topic_name, rn_strerror(rc));
     }

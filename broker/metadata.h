@@ -34,6 +34,11 @@
 #include "storage/io.h"
 #include "storage/log.h"
 
+/* The metadata log's directory under the data directory. */
+#define RN_METADATA_DIR_NAME "__cluster_metadata-0"
+/* Marks a partition directory moved aside by a delete; no topic name holds it. */
+#define RN_DELETED_DIR_MARK ".deleted-"
+
 typedef struct rn_metadata rn_metadata;
 
 /* One partition of a topic. */
@@ -61,9 +66,10 @@ typedef struct rn_topic_info {
 } rn_topic_info;
 
 enum rn_metadata_event_type {
-    RN_MD_TOPIC_CREATED,  /* topic now exists (also for each topic found at open) */
-    RN_MD_TOPIC_DELETED,  /* topic about to be removed; info still valid in the call */
-    RN_MD_CONFIG_CHANGED, /* topic-level configs changed */
+    RN_MD_TOPIC_CREATED,    /* topic now exists (also for each topic found at open) */
+    RN_MD_TOPIC_DELETED,    /* topic about to be removed; info still valid in the call */
+    RN_MD_CONFIG_CHANGED,   /* topic-level configs changed */
+    RN_MD_PARTITIONS_ADDED, /* the topic has more partitions (n_partitions is the new count) */
 };
 
 typedef struct rn_metadata_event {
@@ -87,8 +93,7 @@ typedef void (*rn_metadata_cb)(void *arg, int err, const char *errmsg);
  * -RN_E_CORRUPT_FILE (a record in the log that does not decode); err gets a
  * message. */
 int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,
-                     rn_metadata_listener listener, void *listener_arg, char *err,
-                     size_t errlen);
+                     rn_metadata_listener listener, void *listener_arg, char *err, size_t errlen);
 
 /* Write a snapshot, close the log cleanly, free. Returns the first error. */
 int rn_metadata_close(rn_metadata *md);
@@ -100,15 +105,45 @@ int rn_metadata_close(rn_metadata *md);
  * [a-zA-Z0-9._-], or "." / "..", or starting with "__"), -RN_E_TOPIC_EXISTS,
  * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_CONFIG (also a key given twice),
  * -RN_E_NOT_ENOUGH_REPLICAS (replication factor above the number of brokers),
- * -RN_E_INVALID_REQUEST (replication factor 0 or below -1); err gets a message.
+ * -RN_E_INVALID_REQUEST (replication factor 0 or below -1), -RN_E_INVALID_PARTITIONS
+ * also when a cap of rn_metadata_set_limits would be passed; err gets a message.
  * Otherwise returns 0 and cb runs once the record is durable and applied.
  * Every mutator may also fail at once with -ENOMEM, an error of rn_log_append
  * (-RN_E_LOG_FAILED, …), or — after applying a durable change ran out of
  * memory, so the state is behind the log — that error until restart. */
 int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
                              int16_t replication_factor, const char *const *config_keys,
-                             const char *const *config_values, size_t n_configs,
-                             rn_metadata_cb cb, void *arg, char *err, size_t errlen);
+                             const char *const *config_values, size_t n_configs, rn_metadata_cb cb,
+                             void *arg, char *err, size_t errlen);
+
+/* Partition caps checked before a create is written (broker/main.c sets
+ * them from max.partitions.per.topic, max.partitions and what the
+ * descriptor and memory-map limits hold). Every count includes the changes
+ * in flight. Internal topics count towards the totals too. */
+typedef struct rn_metadata_limits {
+    int32_t max_per_topic; /* max.partitions.per.topic */
+    int64_t max_total;     /* max.partitions: every topic's partitions on this broker */
+    int64_t fit;           /* partitions the process limits hold; -1: not checked */
+    char fit_why[200];     /* the limit behind fit, for messages ("RLIMIT_NOFILE 20000 ...") */
+} rn_metadata_limits;
+
+/* Copies l; later creates are checked against it. Before this, only the
+ * protocol's range (1..100000) applies. */
+void rn_metadata_set_limits(rn_metadata *md, const rn_metadata_limits *l);
+
+/* Whether a topic with topic_total partitions, adding added to the
+ * broker's, stays within the caps: 0, or -RN_E_INVALID_PARTITIONS with err
+ * naming the cap (validate_only requests ask this). */
+int rn_metadata_check_limits(const rn_metadata *md, const char *name, int32_t topic_total,
+                             int32_t added, char *err, size_t errlen);
+
+/* Partitions of every topic, with the creates in flight. */
+int64_t rn_metadata_partition_count(const rn_metadata *md);
+
+/* Whether a client may create a topic of this name (the rule
+ * rn_metadata_create_topic applies): 0, or -RN_E_INVALID_TOPIC with err
+ * saying why. */
+int rn_metadata_check_topic_name(const char *name, char *err, size_t errlen);
 
 /* Create an internal topic (one the broker owns, such as __offsets): as
  * rn_metadata_create_topic with the default replication factor and no
@@ -128,6 +163,15 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic, const char *co
                               const char *const *set_values, size_t n_set,
                               const char *const *delete_keys, size_t n_delete, rn_metadata_cb cb,
                               void *arg, char *err, size_t errlen);
+
+/* Grow a topic to n_partitions (never fewer; the new ones get this node as
+ * leader and only replica). Errors at once: -RN_E_UNKNOWN_TOPIC,
+ * -RN_E_INVALID_PARTITIONS (not more than the current count, above
+ * 100000, or past a cap of rn_metadata_set_limits), err says which; else 0
+ * and cb once durable and applied (the listener has RN_MD_PARTITIONS_ADDED
+ * by then). */
+int rn_metadata_add_partitions(rn_metadata *md, const char *topic, int32_t n_partitions,
+                               rn_metadata_cb cb, void *arg, char *err, size_t errlen);
 
 /* Look-ups. Valid until the next change is applied. */
 const rn_topic_info *rn_metadata_find(const rn_metadata *md, const char *name);

@@ -7,6 +7,9 @@
  *   TOPIC_CREATED  → open (creating) data-dir/<topic>-<p> for every partition,
  *                    with the broker's log defaults and the topic's overrides;
  *   CONFIG_CHANGED → rn_log_set_config on every partition;
+ *   PARTITIONS_ADDED → open the new ones; the topic's state is replaced by
+ *                    a larger copy in every reactor's table (never grown in
+ *                    place under other reactors' readers);
  *   TOPIC_DELETED  → close the logs and remove their directories.
  *
  * Opening runs storage recovery synchronously; at startup this happens while
@@ -20,6 +23,32 @@
  * when the tick sees room for the append that failed; while any partition is
  * out of space the tick runs retention every time, so retention can relieve
  * the disk without waiting for its next check.
+ * Whose directory is it (crash-safe delete). A topic's name is reused after
+ * a delete, so a directory's name alone cannot say which topic it holds: a
+ * delete committed in the metadata log and then cut short by a crash left
+ * <topic>-<p> directories that a later topic of the same name adopted,
+ * serving the deleted records. So:
+ *  1. Every partition directory holds partition.metadata, naming the topic id
+ *     it belongs to (as Kafka's does):
+ *
+ *         version: 0
+ *         topic_id: 8d1c5f6e-0b1a-4c55-9f0e-2f6a1b7c3d4e
+ *
+ *     written tmp → fdatasync → rename → fsync(dir) into a new directory
+ *     before any segment, so a directory with data always names its topic.
+ *  2. Opening a partition adopts its directory only when the id matches.
+ *     A directory of another id (or none, outside start-up) is an old
+ *     topic's leftover: it is discarded and the partition starts empty. At
+ *     start-up a directory with no partition.metadata whose name is a live
+ *     partition is adopted and given the file (written before this rule).
+ *  3. Discarding a directory first renames it to <dir>.deleted-<ms>-<seq>
+ *     and fsyncs the data directory, then removes the files: a crash while
+ *     removing leaves a name nothing adopts, never a half-emptied directory
+ *     under a live name. A delete renames all its partitions, syncs once.
+ *  4. At start-up, after metadata is loaded and live topics are open,
+ *     rn_partitions_sweep removes every leftover: *.deleted-* directories and
+ *     <name>-<n> directories that are no live topic's partition; one log line
+ *     gives the count.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,11 +58,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker/sorted.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "protocol/partition_meta.h"
+#include "storage/sys.h"
+
+#define PARTITION_META_TMP "partition.metadata.tmp"
+#define DELETED_MARK       RN_DELETED_DIR_MARK
 
 static int cmp_topic_name(const void *key, const void *elem)
 {
@@ -116,7 +151,9 @@ static int partition_dir(char *buf, size_t len, const rn_broker *b, const char *
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* rm -r of one partition directory (flat: segment files and markers only). */
+/* rm -r of one partition directory (flat: segment files and markers only).
+ * partition.metadata goes last, so a directory cut short still names its
+ * topic. */
 static int remove_dir(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -124,15 +161,146 @@ static int remove_dir(const char *dir)
         return errno == ENOENT ? 0 : -errno;
     struct dirent *e;
     int rc = 0;
+    bool has_meta = false;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
+        if (!strcmp(e->d_name, RN_PARTITION_META_NAME)) {
+            has_meta = true;
+            continue;
+        }
         if (unlinkat(dirfd(d), e->d_name, 0) < 0 && rc == 0)
             rc = -errno;
     }
+    if (has_meta && unlinkat(dirfd(d), RN_PARTITION_META_NAME, 0) < 0 && rc == 0)
+        rc = -errno;
     closedir(d);
     if (rmdir(dir) < 0 && rc == 0)
         rc = -errno;
+    return rc;
+}
+
+/* ---- Whose directory (design block, 1-4) ------------------------------------- */
+
+int rn_partition_meta_read(const char *dir, uint8_t id[16])
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, RN_PARTITION_META_NAME) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int fd = rn_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    char buf[RN_PARTITION_META_LEN + 1]; /* one more: a longer file is not ours */
+    ssize_t got = rn_sys_pread_all(fd, buf, sizeof(buf), 0);
+    rn_sys_close(fd);
+    if (got < 0)
+        return (int)got;
+    return rn_partition_meta_parse(buf, (size_t)got, id);
+}
+
+/* Durably name id as dir's topic (tmp → fdatasync → rename → fsync dir; the
+ * syncs are deferred inside a start-up window, like the logs' own). */
+static int partition_meta_write(const char *dir, const uint8_t id[16])
+{
+    char path[PATH_MAX], tmp[PATH_MAX], body[RN_PARTITION_META_LEN];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, RN_PARTITION_META_NAME) >= (int)sizeof(path) ||
+        snprintf(tmp, sizeof(tmp), "%s/%s", dir, PARTITION_META_TMP) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    rn_partition_meta_format(id, body);
+    int fd = rn_sys_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fd;
+    int rc = rn_sys_pwrite_all(fd, body, sizeof(body), 0);
+    if (rc == 0)
+        rc = rn_sys_fdatasync_lazy(fd);
+    int rc_close = rn_sys_close(fd);
+    if (rc == 0)
+        rc = rc_close;
+    if (rc == 0)
+        rc = rn_sys_rename(tmp, path);
+    if (rc == 0)
+        rc = rn_sys_fsync_dir_lazy(dir);
+    if (rc < 0)
+        rn_sys_unlink(tmp);
+    return rc;
+}
+
+/* Rename dir aside to <dir>.deleted-<ms>-<seq> (3). Returns the new name
+ * (malloc'd) or NULL with *rc set; the caller syncs the data directory before
+ * removing anything under the new name. */
+static char *move_aside(const char *dir, int *rc)
+{
+    static unsigned long seq; /* reactor 0's thread only */
+    char moved[PATH_MAX + 64];
+    snprintf(moved, sizeof(moved), "%s%s%lld-%lu", dir, DELETED_MARK, (long long)rn_now_ms(),
+             ++seq);
+    *rc = rn_sys_rename(dir, moved);
+    if (*rc < 0)
+        return NULL;
+    char *m = strdup(moved);
+    if (!m)
+        *rc = -ENOMEM;
+    return m;
+}
+
+/* Discard one leftover directory at once: rename aside, sync the data
+ * directory, remove. */
+static int discard_dir(rn_broker *b, const char *dir)
+{
+    int rc;
+    char *moved = move_aside(dir, &rc);
+    if (!moved)
+        return rc;
+    rc = rn_sys_fsync_dir(b->cfg.data_dir);
+    if (rc == 0)
+        rc = remove_dir(moved);
+    free(moved);
+    return rc;
+}
+
+/* Make dir the directory of the topic with this id (design block, 1-3) so
+ * that rn_log_open finds either its own segments or none. adopt_legacy: a
+ * directory without partition.metadata is this topic's (start-up only).
+ * Returns 0 or -errno; *discarded counts leftovers removed. */
+static int claim_dir(rn_broker *b, const char *dir, const char *name, const uint8_t id[16],
+                     bool adopt_legacy, unsigned *discarded)
+{
+    struct stat st;
+    int rc = 0;
+    if (lstat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+        uint8_t have[16];
+        rc = rn_partition_meta_read(dir, have);
+        if (rc == 0 && memcmp(have, id, 16) == 0)
+            return 0;
+        if (rc == -ENOENT && adopt_legacy) {
+            rn_logfmt(RN_INFO, "partition directory adopted", "partition=%s reason=%s", name,
+                      "no_partition_metadata");
+            return partition_meta_write(dir, id);
+        }
+        if (rc < 0 && rc != -ENOENT && rc != -RN_E_CORRUPT_FILE)
+            return rc;
+        char ids[RN_TOPIC_ID_STR_LEN] = "none";
+        if (rc == 0)
+            rn_topic_id_str(have, ids);
+        rn_logfmt(RN_WARN, "leftover partition directory discarded", "partition=%s dir_topic_id=%s",
+                  name, ids);
+        rc = discard_dir(b, dir);
+        if (rc < 0)
+            return rc;
+        (*discarded)++;
+    } else if (errno != ENOENT) {
+        return -errno;
+    }
+    rc = rn_sys_mkdir(dir, 0755);
+    if (rc < 0 && rc != -EEXIST)
+        return rc;
+    /* The new directory's own entry in the data directory: synced with the
+     * partition.metadata file so a directory with data always has it (1). */
+    rc = partition_meta_write(dir, id);
+    if (rc == 0)
+        rc = rn_sys_fsync_dir_lazy(b->cfg.data_dir);
     return rc;
 }
 
@@ -155,7 +323,9 @@ static void free_partition(rn_partition *p)
 
 static void free_topic(rn_topic_state *ts)
 {
-    for (int32_t i = 0; ts->parts && i < ts->n_partitions; i++)
+    /* A topic state replaced by a larger one (partitions added) gave its
+     * partitions to the new one. */
+    for (int32_t i = 0; ts->parts && !ts->parts_moved && i < ts->n_partitions; i++)
         free_partition(ts->parts[i]);
     free(ts->parts);
     free(ts->name);
@@ -208,7 +378,7 @@ static void storage_mark(rn_partition *p, int err);
 
 /* ---- Changes sent to the other reactors -------------------------------------------- */
 
-enum change_kind { CHANGE_ADD, CHANGE_REMOVE, CHANGE_CONFIG };
+enum change_kind { CHANGE_ADD, CHANGE_REMOVE, CHANGE_CONFIG, CHANGE_REPLACE };
 
 typedef struct change {
     rn_msg m;
@@ -246,6 +416,20 @@ static void change_run(rn_msg *m)
         apply_config(r, c->ts, &c->lc);
         topic_unref(c->ts);
         break;
+    case CHANGE_REPLACE: {
+        /* The same topic with more partitions: swap the entry, the table
+         * keeps the message's reference and drops the old state's. */
+        bool found;
+        int at = find_index(&r->pt, c->ts->name, &found);
+        if (found) {
+            rn_topic_state *old = r->pt.topics[at];
+            r->pt.topics[at] = c->ts;
+            topic_unref(old);
+        } else {
+            topic_unref(c->ts);
+        }
+        break;
+    }
     }
     free(c);
 }
@@ -292,6 +476,73 @@ int rn_partitions_share(rn_broker *b)
 
 /* ---- Metadata events (reactor 0, or the main thread at start-up) ------------------ */
 
+/* Open (creating) partitions from..t->n_partitions-1 of ts, on reactor 0's
+ * thread. A partition whose log fails to open stays without one, its error
+ * noted in ts (open_err). Returns 0 or -ENOMEM (ts then holds what was made;
+ * the caller frees it). */
+static int open_partitions(rn_broker *b, rn_topic_state *ts, const rn_topic_info *t, int32_t from,
+                           const rn_log_config *lc_in)
+{
+    rn_log_config lc = *lc_in;
+    for (int32_t i = from; i < t->n_partitions; i++) {
+        rn_partition *p = calloc(1, sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        ts->parts[i] = p;
+        p->topic = strdup(t->name);
+        p->ps = rn_producer_state_new();
+        if (!p->topic || !p->ps)
+            return -ENOMEM;
+        p->id = i;
+        /* Opened here, on reactor 0's thread, but bound to the owner's ring:
+         * rn_log_open does its I/O synchronously and submits nothing, and the
+         * owner sees the partition only once the table change reaches it. */
+        rn_reactor *r = &b->reactors[rn_partition_owner(b, t->name, i)];
+        p->reactor = r;
+        p->leader_epoch = t->partitions ? t->partitions[i].leader_epoch : 0;
+        char dir[PATH_MAX], name[320];
+        if (partition_dir(dir, sizeof(dir), b, t->name, i) < 0)
+            continue;
+        snprintf(name, sizeof(name), "%s-%d", t->name, i);
+        rn_log_open_info info;
+        /* Before listening, a directory without partition.metadata was
+         * written by a runneld that did not write one; after, it can only be
+         * a leftover (design block, 2). */
+        int rc = claim_dir(b, dir, name, t->id, !b->ready, &b->n_discarded);
+        if (rc == 0)
+            rc = rn_log_open(&p->log, r->io, dir, name, &lc, &info);
+        if (rc < 0) {
+            /* The partition stays in the table without a log: requests for it
+             * get STORAGE_ERROR while every other partition keeps serving. */
+            p->log = NULL;
+            rn_logfmt(RN_ERROR, "partition log failed to open", "partition=%s err=%s", name,
+                      rn_errname(rc));
+            if (ts->open_err == 0) {
+                ts->open_err = rc;
+                ts->open_err_partition = i;
+            }
+            /* A topic created now fails whole (handle_topics.c deletes it):
+             * the other partitions are not worth opening, and with EMFILE
+             * every one would fail the same way. Topics found at start-up
+             * keep what opens. */
+            if (b->ready)
+                break;
+            continue;
+        }
+        log_open_line(name, &info);
+        /* Idempotent producers' recent batches, from the last two segments:
+         * bounded work however long the log is. */
+        unsigned n_segs = rn_log_segment_count(p->log);
+        int64_t seg_from = rn_log_segment_base(p->log, n_segs > 1 ? n_segs - 2 : 0);
+        rc = rn_producer_state_rebuild(p->ps, p->log, seg_from);
+        if (rc < 0)
+            rn_logfmt(RN_WARN, "producer state not rebuilt", "partition=%s err=%s", name,
+                      rn_errname(rc));
+        rn_partition_publish(p);
+    }
+    return 0;
+}
+
 static void topic_created(rn_broker *b, const rn_topic_info *t)
 {
     bool found;
@@ -315,47 +566,8 @@ static void topic_created(rn_broker *b, const rn_topic_info *t)
         rn_logfmt(RN_WARN, "topic configs invalid, using defaults", "topic=%s", t->name);
         lc = b->cfg.log;
     }
-    for (int32_t i = 0; i < t->n_partitions; i++) {
-        rn_partition *p = calloc(1, sizeof(*p));
-        if (!p)
-            goto oom;
-        ts->parts[i] = p;
-        p->topic = strdup(t->name);
-        p->ps = rn_producer_state_new();
-        if (!p->topic || !p->ps)
-            goto oom;
-        p->id = i;
-        /* Opened here, on reactor 0's thread, but bound to the owner's ring:
-         * rn_log_open does its I/O synchronously and submits nothing, and the
-         * owner sees the partition only once the table change reaches it. */
-        rn_reactor *r = &b->reactors[rn_partition_owner(b, t->name, i)];
-        p->reactor = r;
-        p->leader_epoch = t->partitions ? t->partitions[i].leader_epoch : 0;
-        char dir[PATH_MAX], name[320];
-        if (partition_dir(dir, sizeof(dir), b, t->name, i) < 0)
-            continue;
-        snprintf(name, sizeof(name), "%s-%d", t->name, i);
-        rn_log_open_info info;
-        int rc = rn_log_open(&p->log, r->io, dir, name, &lc, &info);
-        if (rc < 0) {
-            /* The partition stays in the table without a log: requests for it
-             * get STORAGE_ERROR while every other partition keeps serving. */
-            p->log = NULL;
-            rn_logfmt(RN_ERROR, "partition log failed to open", "partition=%s err=%s", name,
-                      rn_errname(rc));
-            continue;
-        }
-        log_open_line(name, &info);
-        /* Idempotent producers' recent batches, from the last two segments:
-         * bounded work however long the log is. */
-        unsigned n_segs = rn_log_segment_count(p->log);
-        int64_t from = rn_log_segment_base(p->log, n_segs > 1 ? n_segs - 2 : 0);
-        rc = rn_producer_state_rebuild(p->ps, p->log, from);
-        if (rc < 0)
-            rn_logfmt(RN_WARN, "producer state not rebuilt", "partition=%s err=%s", name,
-                      rn_errname(rc));
-        rn_partition_publish(p);
-    }
+    if (open_partitions(b, ts, t, 0, &lc) < 0)
+        goto oom;
     if (table_insert(&b->reactors[0].pt, ts) < 0)
         goto oom;
     if (b->shared)
@@ -388,7 +600,7 @@ static void close_partition(rn_broker *b, rn_partition *p, bool remove)
                       p->topic, p->id, rn_errname(rc));
         p->log = NULL;
     }
-    if (remove) {
+    if (remove && !p->keep_dir) {
         char dir[PATH_MAX];
         const char *path = p->del_dir;
         if (!path && partition_dir(dir, sizeof(dir), b, p->topic, p->id) == 0)
@@ -407,30 +619,85 @@ static void topic_deleted(rn_broker *b, const rn_topic_info *t)
     rn_topic_state *ts = table_remove(&b->reactors[0].pt, t->name);
     if (!ts)
         return;
-    if (b->shared) {
-        /* Owners on other threads close their logs later; move the
-         * directories aside now, so a topic created again under the same
-         * name at once never meets the old files. */
-        static unsigned long seq;
-        for (int32_t i = 0; i < ts->n_partitions; i++) {
-            rn_partition *p = ts->parts[i];
-            char dir[PATH_MAX], moved[PATH_MAX + 64];
-            if (!p || p->reactor == &b->reactors[0] ||
-                partition_dir(dir, sizeof(dir), b, p->topic, p->id) < 0)
-                continue;
-            snprintf(moved, sizeof(moved), "%s.deleted-%lld-%lu", dir, (long long)rn_now_ms(),
-                     ++seq);
-            if (rename(dir, moved) == 0)
-                p->del_dir = strdup(moved);
-        }
-        broadcast(b, CHANGE_REMOVE, ts, NULL);
+    /* The delete is committed. Move every directory aside and sync the data
+     * directory once before anything is removed (design block, 3): owners
+     * on other threads close their logs later, a topic created again under
+     * the same name at once never meets the old files, and a crash from
+     * here on leaves only names that nothing adopts. */
+    for (int32_t i = 0; i < ts->n_partitions; i++) {
+        rn_partition *p = ts->parts[i];
+        char dir[PATH_MAX];
+        if (!p || partition_dir(dir, sizeof(dir), b, p->topic, p->id) < 0)
+            continue;
+        int rc;
+        p->del_dir = move_aside(dir, &rc);
+        if (!p->del_dir && rc != -ENOENT)
+            rn_logfmt(RN_WARN, "partition directory not moved aside", "dir=%s err=%s", dir,
+                      rn_errname(rc));
     }
+    int rc = rn_sys_fsync_dir(b->cfg.data_dir);
+    if (rc < 0) {
+        /* Unknown what the disk holds: removing now could leave a
+         * half-emptied directory under a live name after a crash. The
+         * renamed directories are removed at the next start (design
+         * block, 4); the partition directory keeps its id either way. */
+        rn_logfmt(RN_ERROR, "data directory sync failed, deleted partitions kept until restart",
+                  "topic=%s err=%s", ts->name, rn_errname(rc));
+        for (int32_t i = 0; i < ts->n_partitions; i++)
+            if (ts->parts[i]) {
+                free(ts->parts[i]->del_dir);
+                ts->parts[i]->del_dir = NULL;
+                ts->parts[i]->keep_dir = true;
+            }
+    }
+    if (b->shared)
+        broadcast(b, CHANGE_REMOVE, ts, NULL);
     for (int32_t i = 0; i < ts->n_partitions; i++) {
         rn_partition *p = ts->parts[i];
         if (p && (p->reactor == &b->reactors[0] || !b->shared))
             close_partition(b, p, true);
     }
     topic_unref(ts);
+}
+
+/* Partitions were added to a topic. The topic state is shared by every
+ * reactor's table and read without locks, so it is not grown in place: a
+ * new state takes the old partitions and the new ones, and replaces the old
+ * in each table (other reactors by message); the old is freed, without its
+ * partitions, once no table holds it. */
+static void partitions_added(rn_broker *b, const rn_topic_info *t)
+{
+    rn_partition_table *pt = &b->reactors[0].pt;
+    bool found;
+    int at = find_index(pt, t->name, &found);
+    if (!found)
+        return;
+    rn_topic_state *old = pt->topics[at];
+    if (t->n_partitions <= old->n_partitions)
+        return;
+    rn_topic_state *ts = calloc(1, sizeof(*ts));
+    if (!ts || !(ts->name = strdup(t->name)) ||
+        !(ts->parts = calloc((size_t)t->n_partitions, sizeof(*ts->parts)))) {
+        if (ts)
+            free(ts->name);
+        free(ts);
+        rn_logfmt(RN_ERROR, "out of memory adding partitions", "topic=%s", t->name);
+        return;
+    }
+    memcpy(ts->id, old->id, 16);
+    memcpy(ts->parts, old->parts, (size_t)old->n_partitions * sizeof(*ts->parts));
+    ts->n_partitions = t->n_partitions;
+    ts->refs = 1; /* reactor 0's table */
+    rn_log_config lc;
+    if (rn_topic_log_config(t, &b->cfg.log, &lc) < 0)
+        lc = b->cfg.log;
+    if (open_partitions(b, ts, t, old->n_partitions, &lc) < 0)
+        rn_logfmt(RN_ERROR, "out of memory opening added partitions", "topic=%s", t->name);
+    old->parts_moved = true;
+    pt->topics[at] = ts;
+    if (b->shared)
+        broadcast(b, CHANGE_REPLACE, ts, NULL);
+    topic_unref(old);
 }
 
 /* Apply a topic's new config to the partitions r owns. */
@@ -471,7 +738,126 @@ void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev)
     case RN_MD_CONFIG_CHANGED:
         config_changed(b, ev->topic);
         break;
+    case RN_MD_PARTITIONS_ADDED:
+        partitions_added(b, ev->topic);
+        break;
     }
+}
+
+/* ---- Start-up sweep (design block, 4) ------------------------------------------ */
+
+/* Whether name is <topic>-<n> for a partition of a live topic. */
+static bool live_partition_dir(rn_broker *b, const char *name)
+{
+    const char *dash = strrchr(name, '-');
+    if (!dash || dash == name || !dash[1] || strlen(dash + 1) > 9)
+        return false;
+    for (const char *c = dash + 1; *c; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    char topic[256];
+    size_t tl = (size_t)(dash - name);
+    if (tl >= sizeof(topic))
+        return false;
+    memcpy(topic, name, tl);
+    topic[tl] = 0;
+    rn_topic_state *ts = rn_topic_state_find(b, topic);
+    return ts && atol(dash + 1) < ts->n_partitions;
+}
+
+/* Whether name has the shape of a partition directory: <name>-<n>. */
+static bool partition_shaped(const char *name)
+{
+    const char *dash = strrchr(name, '-');
+    if (!dash || dash == name || !dash[1])
+        return false;
+    for (const char *c = dash + 1; *c; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    return true;
+}
+
+int rn_partitions_sweep(rn_broker *b)
+{
+    DIR *d = opendir(b->cfg.data_dir);
+    if (!d)
+        return -errno;
+    char **moved = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        if (nm[0] == '.' || strcmp(nm, RN_METADATA_DIR_NAME) == 0)
+            continue;
+        if (live_partition_dir(b, nm))
+            continue;
+        bool leftover = strstr(nm, DELETED_MARK) != NULL;
+        if (!leftover && !partition_shaped(nm))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            continue; /* not a directory: not something runneld made */
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, nm) >= (int)sizeof(path))
+            continue;
+        if (n == cap) {
+            size_t c2 = cap ? cap * 2 : 64;
+            char **v = realloc(moved, c2 * sizeof(*v));
+            if (!v) {
+                rc = -ENOMEM;
+                break;
+            }
+            moved = v;
+            cap = c2;
+        }
+        /* Listed first, renamed after: renaming inside the directory being
+         * read would let readdir return the new names again. */
+        moved[n] = strdup(path);
+        if (!moved[n]) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    /* A <name>-<n> of a dead topic is renamed first (3); one already marked
+     * is removed as it is. */
+    for (size_t i = 0; i < n; i++) {
+        if (strstr(strrchr(moved[i], '/'), DELETED_MARK))
+            continue;
+        int r = 0;
+        char *m = move_aside(moved[i], &r);
+        if (!m) {
+            if (rc == 0)
+                rc = r;
+            moved[i][0] = 0; /* left as it is: not removed under its live-looking name */
+            continue;
+        }
+        free(moved[i]);
+        moved[i] = m;
+    }
+    int r = n ? rn_sys_fsync_dir(b->cfg.data_dir) : 0;
+    if (r < 0 && rc == 0)
+        rc = r;
+    unsigned removed = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0 && moved[i][0]) {
+            if (remove_dir(moved[i]) == 0)
+                removed++;
+            else
+                failed++;
+        }
+        free(moved[i]);
+    }
+    free(moved);
+    removed += b->n_discarded;
+    b->n_discarded = 0;
+    if (removed || failed || rc < 0)
+        rn_logfmt(removed || failed ? RN_WARN : RN_ERROR, "leftover partition directories removed",
+                  "removed=%u failed=%u dir=%s err=%s", removed, failed, b->cfg.data_dir,
+                  rc < 0 ? rn_errname(rc) : "none");
+    return rc;
 }
 
 /* Shutdown, on the main thread once every reactor thread has stopped. */

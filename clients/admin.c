@@ -323,7 +323,8 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
     size_t off_ids = off_parts + align8(np * sizeof(rn_partition_desc));
     size_t off_keys = off_ids + align8(ids * sizeof(int32_t));
     size_t off_vals = off_keys + nc * sizeof(char *);
-    size_t off_strs = off_vals + nc * sizeof(char *);
+    size_t off_over = off_vals + nc * sizeof(char *);
+    size_t off_strs = off_over + align8(nc * sizeof(bool));
     uint8_t *block = calloc(1, off_strs + strs);
     if (!block) {
         rn__reply_fini(&r);
@@ -350,9 +351,15 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
         vals[i] = s;
         s += len;
     }
+    bool *over = (bool *)(block + off_over);
+    for (size_t i = 0; i < nc; i++)
+        for (size_t k = 0; k < dr->n_overridden; k++)
+            if (strcmp(keys[i], dr->overridden[k]) == 0)
+                over[i] = true;
     d->n_configs = nc;
     d->config_keys = keys;
     d->config_values = vals;
+    d->config_overridden = over;
     for (size_t i = 0; i < np; i++) {
         const Runnel__PartitionDescription *pd = dr->partitions[i];
         rn_partition_desc *p = &parts[i];
@@ -384,6 +391,30 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
 void rn_admin_describe_free(rn_topic_desc *d)
 {
     free(d);
+}
+
+/* ---- Partitions ------------------------------------------------------------------------- */
+
+int rn_admin_create_partitions(rn_admin *a, const char *topic, int32_t partitions)
+{
+    rn__client *cl = &a->cl;
+    if (partitions < 1)
+        return rn__fail(cl, -RN_E_INVALID_PARTITIONS, "topic %s: partitions must be positive",
+                        topic);
+    Runnel__AlterConfigsRequest req = RUNNEL__ALTER_CONFIGS_REQUEST__INIT;
+    req.topic = (char *)topic;
+    req.partitions = partitions;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_ALTER_CONFIGS;
+    h.alter_configs = &req;
+    rn__reply r;
+    char what[300];
+    snprintf(what, sizeof(what), "add partitions to topic %s", topic);
+    int rc = call(cl, &h, RUNNEL__API__ALTER_CONFIGS, what, &r);
+    if (rc < 0)
+        return rc;
+    rn__reply_fini(&r);
+    return 0;
 }
 
 /* ---- Configs ---------------------------------------------------------------------------- */

@@ -88,6 +88,8 @@ static const key_def keys[] = {
     {"connect.timeout.ms", "socket.connection.setup.timeout.ms", K_INT, F(connect_timeout_ms), 1,
      INT32_MAX},
     {"reconnect.backoff.ms", NULL, K_INT, F(reconnect_backoff_ms), 0, 3600000},
+    {"metadata.max.age.ms", "topic.metadata.refresh.interval.ms", K_INT, F(metadata_max_age_ms), 1,
+     INT32_MAX},
     {"acks", "request.required.acks", K_ACKS, F(acks), 0, 0},
     {"linger.ms", "queue.buffering.max.ms", K_INT, F(linger_ms), 0, 900000},
     {"batch.size", NULL, K_INT, F(batch_size), 1, 1 << 20},
@@ -256,6 +258,7 @@ rn_conf *rn_conf_new(void)
     c->socket_timeout_ms = 30000;
     c->connect_timeout_ms = 5000;
     c->reconnect_backoff_ms = 100;
+    c->metadata_max_age_ms = 300000; /* Kafka's default: 5 min */
     c->acks = -1;
     c->linger_ms = 5;
     c->batch_size = 262144;

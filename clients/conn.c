@@ -789,6 +789,12 @@ int rn__client_poll(rn__client *cl, int timeout_ms)
 {
     int64_t now = rn__now_ms();
     int64_t wake = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
+    /* Kafka's metadata.max.age.ms: topics in use are looked up again now and
+     * then, so a topic's added partitions are used without an error first. */
+    rn__metadata *md = &cl->md;
+    if (md->n_wanted && md->good_generation && !md->in_flight &&
+        now - md->refreshed_at >= cl->conf->metadata_max_age_ms)
+        rn__md_refresh(cl);
     uint64_t callbacks = cl->n_callbacks;
     size_t n = cl->n_conns;
     for (size_t i = 0; i < n; i++) {

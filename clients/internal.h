@@ -45,6 +45,7 @@ struct rn_conf {
     int socket_timeout_ms;
     int connect_timeout_ms;
     int reconnect_backoff_ms;
+    int metadata_max_age_ms; /* refresh metadata at least this often (new partitions) */
     /* producer */
     int acks; /* -1, 0, 1 */
     int linger_ms;
@@ -174,6 +175,7 @@ typedef struct rn__metadata {
     size_t n_wanted;
     bool in_flight, again;
     int64_t not_before;       /* no new refresh before this (after a failure) */
+    int64_t refreshed_at;     /* when the last refresh completed (metadata.max.age.ms) */
     uint64_t generation;      /* bumped by each completed refresh, good or bad */
     uint64_t good_generation; /* generation of the last successful refresh */
     int last_err;

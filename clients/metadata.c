@@ -172,6 +172,7 @@ static void md_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
     rn__metadata *md = &cl->md;
     md->in_flight = false;
     md->generation++;
+    md->refreshed_at = rn__now_ms();
     if (err) {
         md->last_err = err;
         snprintf(md->errmsg, sizeof(md->errmsg), "%s", rn__conn_errmsg(c));

@@ -28,6 +28,7 @@
 #ifndef RUNNEL_H
 #define RUNNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,8 @@ rn_conf *rn_conf_dup(const rn_conf *conf);
  *   socket.timeout.ms          30000  request timeout
  *   connect.timeout.ms         5000
  *   reconnect.backoff.ms       100
+ *   metadata.max.age.ms        300000 (topics in use are looked up again this often,
+ *                              so partitions added to a topic get used)
  *   -- producer --
  *   acks                       all (all|-1, 1, 0)
  *   linger.ms                  5
@@ -127,6 +130,9 @@ typedef struct rn_topic_desc {
     const char *const *config_values;
     size_t n_partitions;
     const rn_partition_desc *partitions;
+    /* n_configs flags beside config_keys: true = set on the topic itself (an
+     * override), false = the broker's default. */
+    const bool *config_overridden;
 } rn_topic_desc;
 
 /* Connects lazily. Takes a copy of conf. Errors: -ENOMEM, -RN_E_INVALID_CONFIG. */
@@ -152,6 +158,11 @@ void rn_admin_describe_free(rn_topic_desc *d);
 int rn_admin_alter_configs(rn_admin *a, const char *topic, const char *const *set_keys,
                            const char *const *set_values, size_t n_set,
                            const char *const *delete_keys, size_t n_delete);
+/* Grow a topic to `partitions` partitions (Kafka's CreatePartitions); never
+ * fewer: -RN_E_INVALID_PARTITIONS (also past the broker's caps),
+ * -RN_E_UNKNOWN_TOPIC. Producers and consumers of other handles learn the new
+ * count when they next refresh metadata (metadata.max.age.ms). */
+int rn_admin_create_partitions(rn_admin *a, const char *topic, int32_t partitions);
 /* Offsets: timestamp RN_OFFSET_EARLIEST (-2), RN_OFFSET_LATEST (-1), or ms;
  * *offset is -1 when no record is that recent. */
 #define RN_OFFSET_EARLIEST (-2)

@@ -49,6 +49,8 @@
 
 #include "protocol/batch.h"
 #include "protocol/errors.h"
+#include "protocol/partition_meta.h"
+#include "metadata.pb-c.h"
 #include "tools/cli_common.h"
 
 enum { OPT_FROM = 256, OPT_TO, OPT_FORMAT };
@@ -479,6 +481,134 @@ static int replay_partition(replay *r, int32_t partition)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Which directories are the live topic's                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A name reused after a delete must not hand the old topic's files to
+ * replay: a crash can leave them until the broker's next start. The
+ * metadata log (DATA_DIR/__cluster_metadata-0, never trimmed) says which
+ * topic id the name has now; a partition directory whose partition.metadata
+ * names another id is skipped. Records are walked in order, as the broker
+ * applies them: a TopicRecord gives the name its id, a RemoveTopicRecord of
+ * that id takes it away. The walk stops at the first incomplete or bad
+ * batch, where the broker's recovery would cut. */
+#define MD_DIR_NAME "__cluster_metadata-0"
+
+static void md_walk_batch(const uint8_t *buf, size_t len, const char *topic, int *live,
+                          uint8_t id[16])
+{
+    rn_batch_iter it;
+    if (rn_batch_iter_init(&it, buf, len, 0) < 0)
+        return;
+    rn_record rec;
+    while (rn_batch_iter_next(&it, &rec) == 1) {
+        if (!rec.value || rec.value_len < 0)
+            continue;
+        Runnel__Metadata__MetadataRecord *m =
+            runnel__metadata__metadata_record__unpack(NULL, (size_t)rec.value_len, rec.value);
+        if (!m)
+            continue;
+        if (m->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC && m->topic->name &&
+            strcmp(m->topic->name, topic) == 0 && m->topic->topic_id.len == 16) {
+            memcpy(id, m->topic->topic_id.data, 16);
+            *live = 1;
+        } else if (m->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_REMOVE_TOPIC &&
+                   *live && m->remove_topic->topic_id.len == 16 &&
+                   memcmp(m->remove_topic->topic_id.data, id, 16) == 0) {
+            *live = 0;
+        }
+        runnel__metadata__metadata_record__free_unpacked(m, NULL);
+    }
+    rn_batch_iter_fini(&it);
+}
+
+/* 1 with *id set (the topic is live), 0 (the log has no live topic of that
+ * name), -ENOENT (no metadata log: a copied partition directory, read as it
+ * is), or another -errno. */
+static int live_topic_id(const char *dir, const char *topic, uint8_t id[16])
+{
+    char mdir[4096];
+    if (snprintf(mdir, sizeof(mdir), "%s/%s", dir, MD_DIR_NAME) >= (int)sizeof(mdir))
+        return -ENAMETOOLONG;
+    int64_t *segs = NULL;
+    size_t n_segs = 0;
+    int rc = list_segments(mdir, &segs, &n_segs);
+    if (rc < 0)
+        return rc == -ENOTDIR ? -ENOENT : rc;
+    int live = 0;
+    bool stop = false;
+    for (size_t i = 0; i < n_segs && !stop && rc == 0; i++) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%020" PRId64 ".log", mdir, segs[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = -errno;
+            break;
+        }
+        struct stat st;
+        void *map = MAP_FAILED;
+        size_t len = 0;
+        if (fstat(fd, &st) == 0 && st.st_size > 0) {
+            len = (size_t)st.st_size;
+            map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+        }
+        close(fd);
+        if (map == MAP_FAILED)
+            continue;
+        /* Copied out under the SIGBUS guard, as segments are (design block). */
+        size_t pos = 0;
+        while (pos + RN_BATCH_HEADER_LEN <= len) {
+            uint8_t hdr[RN_BATCH_HEADER_LEN];
+            rn_batch_header h;
+            if (guarded_copy(hdr, (const uint8_t *)map + pos, sizeof(hdr)) < 0 ||
+                all_zero(hdr, sizeof(hdr)) || rn_batch_peek(hdr, sizeof(hdr), 0, &h) < 0 ||
+                rn_batch_size(&h) > len - pos) {
+                stop = !all_zero(hdr, sizeof(hdr));
+                break;
+            }
+            size_t blen = rn_batch_size(&h);
+            uint8_t *b = malloc(blen);
+            if (!b) {
+                rc = -ENOMEM;
+                break;
+            }
+            if (guarded_copy(b, (const uint8_t *)map + pos, blen) < 0) {
+                free(b);
+                stop = true;
+                break;
+            }
+            md_walk_batch(b, blen, topic, &live, id);
+            free(b);
+            pos += blen;
+        }
+        munmap(map, len);
+    }
+    free(segs);
+    if (rc < 0)
+        return rc;
+    return live;
+}
+
+/* Whether the partition directory belongs to the live topic: its
+ * partition.metadata names live_id, or it has none (written before the
+ * file existed). */
+static bool partition_is_live(const char *dir, const char *topic, int64_t p,
+                              const uint8_t live_id[16])
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s-%" PRId64 "/%s", dir, topic, p, RN_PARTITION_META_NAME);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    char buf[RN_PARTITION_META_LEN + 1];
+    ssize_t got = pread(fd, buf, sizeof(buf), 0);
+    close(fd);
+    uint8_t id[16];
+    return got > 0 && rn_partition_meta_parse(buf, (size_t)got, id) == 0 &&
+           memcmp(id, live_id, 16) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Entry                                                                     */
 /* ------------------------------------------------------------------------ */
 
@@ -628,6 +758,33 @@ int cli_replay(int argc, char **argv)
         cli_fail(rc, "data directory %s", r.dir);
         goto out;
     }
+    /* Before the metadata log is read: it is copied under the guard too. */
+    struct sigaction sa = {.sa_handler = on_sigbus};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+    uint8_t live_id[16];
+    rc = live_topic_id(r.dir, r.topic, live_id);
+    if (rc == 0) {
+        cli_fail(0, "no topic '%s' in %s: its metadata log has no such topic (deleted?)", r.topic,
+                 r.dir);
+        goto out;
+    }
+    if (rc < 0 && rc != -ENOENT) {
+        cli_fail(rc, "metadata log of %s", r.dir);
+        goto out;
+    }
+    if (rc == 1) {
+        /* Directories left by an older topic of the same name: not this one. */
+        size_t kept = 0;
+        for (size_t i = 0; i < n_parts; i++) {
+            if (partition_is_live(r.dir, r.topic, parts[i], live_id))
+                parts[kept++] = parts[i];
+            else
+                cli_note("%s/%s-%" PRId64 ": skipped, it belongs to a deleted topic of that name",
+                         r.dir, r.topic, parts[i]);
+        }
+        n_parts = kept;
+    }
     if (n_parts == 0) {
         cli_fail(0, "no partition of topic '%s' in %s (looked for %s/%s-N)", r.topic, r.dir, r.dir,
                  r.topic);
@@ -642,9 +799,6 @@ int cli_replay(int argc, char **argv)
     if (n_want)
         qsort(want, n_want, sizeof(*want), cmp_i64);
 
-    struct sigaction sa = {.sa_handler = on_sigbus};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
     cli_signals_install();
     cli_progress_init(&r.progress, "records", 0, true);
     if (r.fmt == F_CSV)

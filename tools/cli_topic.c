@@ -8,9 +8,11 @@
  *   topic list     one name a line, sorted             (kafka-topics --list)
  *   topic describe kafka-topics --describe, plus the partition's offsets:
  *     Topic: orders<TAB>PartitionCount: 3<TAB>ReplicationFactor: 1<TAB>Configs: k=v,...
+ *       (the topic's overrides, as kafka-topics; -a: every effective setting)
  *     <TAB>Topic: orders<TAB>Partition: 0<TAB>Leader: 1<TAB>Replicas: 1<TAB>Isr: 1
  *         <TAB>LogStartOffset: 0<TAB>HighWatermark: 42<TAB>LogEndOffset: 42
- *   topic alter    "Updated config for topic orders."
+ *   topic alter    "Updated config for topic orders."; with -p N first
+ *                  "Topic orders now has N partitions."
  *   topic delete   "Deleted topic orders."
  *
  * Invariants: several names act on each in turn, and the exit status is 1 if
@@ -115,8 +117,11 @@ static void usage(FILE *f)
           "                     --if-not-exists: a topic already there is not an error\n"
           "  list               topic names, one a line (-l: with partitions and replicas,\n"
           "                     -i: with the broker's internal topics such as __offsets)\n"
-          "  describe TOPIC...  partitions, leaders, replicas, ISR, offsets, configs\n"
-          "  alter TOPIC...     -c KEY=VALUE to set, --delete-config KEY to reset to default\n"
+          "  describe TOPIC...  partitions, leaders, replicas, ISR, offsets, and the configs\n"
+          "                     set on the topic (-a, --all: every setting, defaults too)\n"
+          "  alter TOPIC...     -p PARTITIONS to add partitions (never fewer; keys then map\n"
+          "                     to other partitions), -c KEY=VALUE to set, --delete-config KEY\n"
+          "                     to reset to default\n"
           "  delete TOPIC...    --if-exists: a topic not there is not an error\n"
           "\n"
           "options:\n" CLI_CONN_HELP "  -h, --help                   this text\n"
@@ -126,6 +131,7 @@ static void usage(FILE *f)
           "  runnel topic list\n"
           "  runnel topic describe orders\n"
           "  runnel topic alter orders -c retention.ms=3600000 --delete-config segment.bytes\n"
+          "  runnel topic alter orders -p 12\n"
           "  runnel topic delete orders --if-exists\n",
           f);
 }
@@ -212,7 +218,9 @@ static void print_ids(const int32_t *ids, size_t n)
         printf(i ? ",%" PRId32 : "%" PRId32, ids[i]);
 }
 
-static int do_describe(rn_admin *a, char **names, int n)
+/* Configs: the topic's overrides, as kafka-topics prints them; with all,
+ * every effective setting, defaults included. */
+static int do_describe(rn_admin *a, char **names, int n, bool all)
 {
     int status = CLI_OK;
     for (int i = 0; i < n; i++) {
@@ -229,8 +237,13 @@ static int do_describe(rn_admin *a, char **names, int n)
                 repl = d->partitions[p].n_replicas;
         printf("Topic: %s\tPartitionCount: %zu\tReplicationFactor: %zu\tConfigs: ", d->name,
                d->n_partitions, repl);
-        for (size_t c = 0; c < d->n_configs; c++)
-            printf("%s%s=%s", c ? "," : "", d->config_keys[c], d->config_values[c]);
+        bool first = true;
+        for (size_t c = 0; c < d->n_configs; c++) {
+            if (!all && !(d->config_overridden && d->config_overridden[c]))
+                continue;
+            printf("%s%s=%s", first ? "" : ",", d->config_keys[c], d->config_values[c]);
+            first = false;
+        }
         putchar('\n');
         for (size_t p = 0; p < d->n_partitions; p++) {
             const rn_partition_desc *pd = &d->partitions[p];
@@ -248,11 +261,24 @@ static int do_describe(rn_admin *a, char **names, int n)
     return status;
 }
 
-static int do_alter(rn_admin *a, char **names, int n, const kv_list *set, const char **del,
-                    size_t n_del)
+/* -p grows each topic first (kafka-topics --alter --partitions), then -c and
+ * --delete-config apply; a topic whose growth fails is not reconfigured. */
+static int do_alter(rn_admin *a, char **names, int n, int64_t partitions, const kv_list *set,
+                    const char **del, size_t n_del)
 {
     int status = CLI_OK;
     for (int i = 0; i < n; i++) {
+        if (partitions > 0) {
+            int rc = rn_admin_create_partitions(a, names[i], (int32_t)partitions);
+            if (rc < 0) {
+                admin_fail(a, rc, "adding partitions to topic", names[i]);
+                status = CLI_ERROR;
+                continue;
+            }
+            printf("Topic %s now has %" PRId64 " partitions.\n", names[i], partitions);
+        }
+        if (set->n == 0 && n_del == 0)
+            continue;
         int rc = rn_admin_alter_configs(a, names[i], set->keys, set->values, set->n, del, n_del);
         if (rc < 0) {
             admin_fail(a, rc, "altering topic", names[i]);
@@ -281,6 +307,7 @@ int cli_topic(int argc, char **argv)
         {"if-exists", no_argument, NULL, OPT_IF_EXISTS},
         {"long", no_argument, NULL, 'l'},
         {"internal", no_argument, NULL, 'i'},
+        {"all", no_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -291,13 +318,14 @@ int cli_topic(int argc, char **argv)
     size_t n_del = 0;
     int64_t partitions = -1, replicas = -1;
     bool if_not_exists = false, if_exists = false, lng = false, have_p = false, have_r = false;
+    bool all = false;
     bool internal = false;
     int status = CLI_USAGE;
     rn_admin *a = NULL;
     static char cmd_buf[32];
 
     int c;
-    while ((c = getopt_long(argc, argv, ":b:X:p:r:c:lih", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":b:X:p:r:c:liah", longopts, NULL)) != -1) {
         int rc = cli_conn_opt(&conn, c, optarg);
         if (rc < 0) {
             status = cli_fail(rc, "options");
@@ -353,6 +381,9 @@ int cli_topic(int argc, char **argv)
         case 'i':
             internal = true;
             break;
+        case 'a':
+            all = true;
+            break;
         case 'h':
             usage(stdout);
             status = CLI_OK;
@@ -379,8 +410,9 @@ int cli_topic(int argc, char **argv)
         goto out;
     }
     /* Messages from here name the subcommand; --help hints stay at "topic". */
-    if ((have_p || have_r) && !is_create) {
-        status = cli_usage("-p and -r go with 'topic create'");
+    if ((have_p && !is_create && !is_alter) || (have_r && !is_create)) {
+        status = cli_usage(have_r ? "-r goes with 'topic create'"
+                                  : "-p goes with 'topic create' and 'topic alter'");
         goto out;
     }
     if (cfg.n && !is_create && !is_alter) {
@@ -391,6 +423,10 @@ int cli_topic(int argc, char **argv)
         status = cli_usage("--delete-config goes with 'topic alter'");
         goto out;
     }
+    if (all && !is_describe) {
+        status = cli_usage("-a goes with 'topic describe'");
+        goto out;
+    }
     if (is_list && n > 0) {
         status = cli_usage("'topic list' takes no topic names");
         goto out;
@@ -399,8 +435,9 @@ int cli_topic(int argc, char **argv)
         status = cli_usage("'topic %s' needs at least one topic name", sub);
         goto out;
     }
-    if (is_alter && cfg.n == 0 && n_del == 0) {
-        status = cli_usage("'topic alter' needs -c KEY=VALUE or --delete-config KEY");
+    if (is_alter && cfg.n == 0 && n_del == 0 && !have_p) {
+        status =
+            cli_usage("'topic alter' needs -p PARTITIONS, -c KEY=VALUE or --delete-config KEY");
         goto out;
     }
     cli_cmd = cmd_buf;
@@ -420,9 +457,9 @@ int cli_topic(int argc, char **argv)
     else if (is_list)
         status = do_list(a, lng, internal);
     else if (is_describe)
-        status = do_describe(a, names, n);
+        status = do_describe(a, names, n, all);
     else
-        status = do_alter(a, names, n, &cfg, del, n_del);
+        status = do_alter(a, names, n, partitions, &cfg, del, n_del);
 out:
     if (a)
         rn_admin_free(a);

@@ -4,7 +4,7 @@
  *   GET    /healthz /readyz /metrics
  *   GET    /topics                          Metadata      → ["t1","t2"]
  *   POST   /topics                          CreateTopics  → 201 {"name","partitions",…}
- *   GET    /topics/{t}                      DescribeTopic → {"name","configs","partitions":[…]}
+ *   GET    /topics/{t}                      DescribeTopic → {"name","configs","overrides","partitions":[…]}
  *   DELETE /topics/{t}                      DeleteTopics  → 204
  *   POST   /topics/{t}[/partitions/{p}]     Produce       → {"offsets":[…]}
  *   GET    /topics/{t}/partitions[/{p}[/offsets]]  DescribeTopic (+ beginning/end offsets)
@@ -234,10 +234,19 @@ static void answer_describe(rest_call *rc, Runnel__DescribeTopicResponse *d)
         if (rc->kind == K_PARTITIONS) {
             j = parts;
         } else {
-            json_t *cfg = json_object();
-            for (size_t i = 0; i < d->n_configs; i++)
+            /* "configs": every effective setting, as REST Proxy v2 answers;
+             * "overrides": the ones set on the topic itself (kafka-topics'
+             * Configs), the others being the broker's defaults. */
+            json_t *cfg = json_object(), *over = json_object();
+            for (size_t i = 0; i < d->n_configs; i++) {
                 json_object_set_new(cfg, d->configs[i]->key, json_string(d->configs[i]->value));
-            j = json_pack("{s:s,s:o,s:o}", "name", d->name, "configs", cfg, "partitions", parts);
+                for (size_t k = 0; k < d->n_overridden; k++)
+                    if (strcmp(d->overridden[k], d->configs[i]->key) == 0)
+                        json_object_set_new(over, d->configs[i]->key,
+                                            json_string(d->configs[i]->value));
+            }
+            j = json_pack("{s:s,s:o,s:o,s:o}", "name", d->name, "configs", cfg, "overrides", over,
+                          "partitions", parts);
         }
     } else {
         const Runnel__PartitionDescription *pd = NULL;

@@ -726,6 +726,8 @@ Test(config, dump_sorted_and_complete)
                           "log.roll.ms",
                           "log.segment.bytes",
                           "max.connections",
+                          "max.partitions",
+                          "max.partitions.per.topic",
                           "message.max.bytes",
                           "node.id",
                           "num.partitions",

@@ -1062,3 +1062,114 @@ Test(metadata, replay_skips_records_that_do_not_apply)
     cr_assert_eq(rn_metadata_applied_offset(md), 4);
     cr_assert_eq(rn_metadata_close(md), 0);
 }
+
+/* ---- Adding partitions and caps (issue 11) ---------------------------------- */
+
+static int add_partitions(rn_metadata *md, const char *name, int32_t n, done *d, char *err,
+                          size_t errlen)
+{
+    return rn_metadata_add_partitions(md, name, n, on_done, d, err, errlen);
+}
+
+// A topic grows (never shrinks): the new partitions have this node as leader,
+// the listener hears PARTITIONS_ADDED with the new count, the id and configs
+// stay, and the count survives reopening from the snapshot and from the log.
+Test(metadata, add_partitions_grows_and_replays)
+{
+    rn_metadata *md = open_md();
+    const char *k[] = {"retention.ms"}, *v[] = {"1000"};
+    create_ok(md, "g", 2, k, v, 1);
+    uint8_t id[16];
+    memcpy(id, rn_metadata_find(md, "g")->id, 16);
+    char err[512] = "";
+    done d = {0};
+    cr_assert_eq(add_partitions(md, "g", 2, &d, err, sizeof(err)), -RN_E_INVALID_PARTITIONS);
+    cr_assert(strstr(err, "only grow"), "%s", err);
+    cr_assert_eq(add_partitions(md, "g", 1, &d, err, sizeof(err)), -RN_E_INVALID_PARTITIONS);
+    cr_assert_eq(add_partitions(md, "nope", 5, &d, err, sizeof(err)), -RN_E_UNKNOWN_TOPIC);
+    cr_assert_eq(add_partitions(md, "g", 100001, &d, err, sizeof(err)), -RN_E_INVALID_PARTITIONS);
+    cr_assert_eq(d.fired, 0);
+    n_events = 0;
+    cr_assert_eq(add_partitions(md, "g", 5, &d, err, sizeof(err)), 0, "%s", err);
+    /* A second grow while the first is in flight counts from 5. */
+    done d2 = {0};
+    cr_assert_eq(add_partitions(md, "g", 5, &d2, err, sizeof(err)), -RN_E_INVALID_PARTITIONS);
+    cr_assert_eq(add_partitions(md, "g", 6, &d2, err, sizeof(err)), 0, "%s", err);
+    wait_all(&d, 1);
+    wait_all(&d2, 1);
+    cr_assert_eq(d.err, 0, "%s", d.msg);
+    cr_assert_eq(d2.err, 0, "%s", d2.msg);
+    cr_assert_eq(n_events, 2);
+    cr_assert_eq(events[0].type, RN_MD_PARTITIONS_ADDED);
+    cr_assert_eq(events[0].n_partitions, 5);
+    cr_assert_eq(events[1].n_partitions, 6);
+    for (int round = 0; round < 3; round++) {
+        const rn_topic_info *t = rn_metadata_find(md, "g");
+        cr_assert_eq(t->n_partitions, 6);
+        cr_assert_eq(memcmp(t->id, id, 16), 0);
+        cr_assert_str_eq(config_of(t, "retention.ms"), "1000");
+        for (int32_t p = 0; p < 6; p++) {
+            cr_assert_eq(t->partitions[p].partition, p);
+            cr_assert_eq(t->partitions[p].leader, NODE, "partition %d", p);
+            cr_assert_eq(t->partitions[p].n_replicas, 1);
+        }
+        cr_assert_eq(rn_metadata_close(md), 0);
+        if (round == 1) {
+            /* Last round from the log alone. */
+            char path[256];
+            snapshot_path(path, sizeof(path));
+            cr_assert_eq(unlink(path), 0);
+        }
+        md = open_md();
+    }
+    cr_assert_eq(rn_metadata_close(md), 0);
+}
+
+// The caps refuse a create or a grow at call time, counting changes in
+// flight, and say which cap.
+Test(metadata, partition_caps)
+{
+    rn_metadata *md = open_md();
+    rn_metadata_limits l = {.max_per_topic = 10, .max_total = 15, .fit = 12};
+    snprintf(l.fit_why, sizeof(l.fit_why), "RLIMIT_NOFILE test");
+    rn_metadata_set_limits(md, &l);
+    create_rejected(md, "a", 11, -1, NULL, NULL, 0, -RN_E_INVALID_PARTITIONS);
+    done d = {0};
+    char err[512] = "";
+    cr_assert_eq(
+        rn_metadata_create_topic(md, "a", 8, -1, NULL, NULL, 0, on_done, &d, err, sizeof(err)), 0,
+        "%s", err);
+    /* In flight: 8 counted. 8 + 5 > fit 12. */
+    err[0] = 0;
+    create_rejected(md, "b", 5, -1, NULL, NULL, 0, -RN_E_INVALID_PARTITIONS);
+    wait_all(&d, 1);
+    cr_assert_eq(
+        rn_metadata_create_topic(md, "b", 5, -1, NULL, NULL, 0, on_done, &d, err, sizeof(err)),
+        -RN_E_INVALID_PARTITIONS);
+    cr_assert(strstr(err, "RLIMIT_NOFILE test"), "%s", err);
+    l.fit = -1;
+    rn_metadata_set_limits(md, &l);
+    cr_assert_eq(
+        rn_metadata_create_topic(md, "b", 8, -1, NULL, NULL, 0, on_done, &d, err, sizeof(err)),
+        -RN_E_INVALID_PARTITIONS);
+    cr_assert(strstr(err, "max.partitions (15)"), "%s", err);
+    cr_assert_eq(add_partitions(md, "a", 11, &d, err, sizeof(err)), -RN_E_INVALID_PARTITIONS);
+    cr_assert(strstr(err, "max.partitions.per.topic (10)"), "%s", err);
+    cr_assert_eq(rn_metadata_partition_count(md), 8);
+    /* What validate_only requests ask: the same answers, nothing written. */
+    cr_assert_eq(rn_metadata_check_limits(md, "z", 11, 11, err, sizeof(err)),
+                 -RN_E_INVALID_PARTITIONS);
+    cr_assert_eq(rn_metadata_check_limits(md, "z", 7, 7, err, sizeof(err)), 0);
+    cr_assert_eq(rn_metadata_check_limits(md, "z", 8, 8, err, sizeof(err)),
+                 -RN_E_INVALID_PARTITIONS);
+    cr_assert_eq(rn_metadata_partition_count(md), 8);
+    cr_assert_eq(rn_metadata_close(md), 0);
+}
+
+// Names a deleted partition directory wears are refused.
+Test(metadata, deleted_mark_not_a_topic_name)
+{
+    rn_metadata *md = open_md();
+    create_rejected(md, "x.deleted-1", 1, -1, NULL, NULL, 0, -RN_E_INVALID_TOPIC);
+    cr_assert_eq(rn_metadata_close(md), 0);
+}
