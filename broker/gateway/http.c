@@ -6,7 +6,14 @@
  * header names, header values and body, split wherever the input was split.
  * Pieces go into one arena (url, then name\0value\0 pairs) as offsets, turned
  * into pointers when the headers end, so a realloc never leaves a dangling
- * pointer. Limits are checked before memory is taken:
+ * pointer. From then on the arena is sealed (headers_done): the request's
+ * url, path and headers point into it, so nothing may grow or move it, and
+ * arena_reserve refuses. That matters because the parser calls the same
+ * header callbacks again for the trailer fields after a chunked body (RFC
+ * 9112 §7.1.2): those are counted against the header limit and dropped (no
+ * handler here reads a trailer, and RFC 9110 §6.5.1 lets a recipient discard
+ * them), never stored next to the finalised headers. Limits are checked
+ * before memory is taken:
  *   1. url + names + values <= max_header and at most RN_HTTP_MAX_HEADERS
  *      fields, else 413 (the brief asks 413 for both limits; the arena never
  *      grows past max_header plus a NUL per string);
@@ -79,6 +86,8 @@ static void rd_fail(rn_http_reader *rd, int status, const char *msg)
  * without end. */
 static int arena_reserve(rn_http_reader *rd, size_t n)
 {
+    if (rd->headers_done)
+        return -EPERM; /* sealed: the request points into it */
     if (rd->arena_len + n + 1 > rd->arena_cap) {
         size_t cap = rd->arena_cap ? rd->arena_cap : 1024;
         while (cap < rd->arena_len + n + 1)
@@ -96,12 +105,21 @@ static int arena_reserve(rn_http_reader *rd, size_t n)
  * counted, so a string built of several pieces stays terminated. */
 static int arena_put(rn_http_reader *rd, const char *s, size_t n)
 {
-    if (arena_reserve(rd, n) < 0)
-        return -ENOMEM;
+    int rc = arena_reserve(rd, n);
+    if (rc < 0)
+        return rc;
     memcpy(rd->arena + rd->arena_len, s, n);
     rd->arena_len += n;
     rd->arena[rd->arena_len] = 0;
     return 0;
+}
+
+/* The arena could not take a piece: out of memory, or (a bug) sealed. */
+static int arena_fail(rn_http_reader *rd)
+{
+    rd_fail(rd, rd->headers_done ? 500 : 503,
+            rd->headers_done ? "header storage written after the headers ended" : "out of memory");
+    return -1;
 }
 
 static int count_header_bytes(rn_http_reader *rd, size_t n)
@@ -109,7 +127,7 @@ static int count_header_bytes(rn_http_reader *rd, size_t n)
     rd->header_bytes += n;
     if (rd->header_bytes > rd->max_header) {
         char msg[96];
-        snprintf(msg, sizeof(msg), "request line and headers larger than %zu bytes",
+        snprintf(msg, sizeof(msg), "request line, headers and trailer fields larger than %zu bytes",
                  rd->max_header);
         rd_fail(rd, 413, msg);
         return -1;
@@ -129,10 +147,8 @@ static int on_url(http_parser *p, const char *at, size_t n)
     rn_http_reader *rd = p->data;
     if (count_header_bytes(rd, n) < 0)
         return -1;
-    if (arena_put(rd, at, n) < 0) {
-        rd_fail(rd, 503, "out of memory");
-        return -1;
-    }
+    if (arena_put(rd, at, n) < 0)
+        return arena_fail(rd);
     return 0;
 }
 
@@ -163,6 +179,8 @@ static int finish_header(rn_http_reader *rd)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     rn_http_reader *rd = p->data;
+    if (rd->headers_done)
+        return count_header_bytes(rd, n); /* a trailer field: counted, dropped */
     if (rd->hstate == 0 && rd->req.n_headers == 0 && rd->field_at == 0) {
         /* The url ends where the first field starts. */
         arena_end_string(rd);
@@ -175,10 +193,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
         rd->hstate = 1;
         rd->field_at = rd->arena_len;
     }
-    if (arena_put(rd, at, n) < 0) {
-        rd_fail(rd, 503, "out of memory");
-        return -1;
-    }
+    if (arena_put(rd, at, n) < 0)
+        return arena_fail(rd);
     return 0;
 }
 
@@ -187,15 +203,15 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     rn_http_reader *rd = p->data;
     if (count_header_bytes(rd, n) < 0)
         return -1;
+    if (rd->headers_done)
+        return 0; /* a trailer field's value: dropped */
     if (rd->hstate != 2) {
         arena_end_string(rd); /* the field */
         rd->hstate = 2;
         rd->value_at = rd->arena_len;
     }
-    if (arena_put(rd, at, n) < 0) {
-        rd_fail(rd, 503, "out of memory");
-        return -1;
-    }
+    if (arena_put(rd, at, n) < 0)
+        return arena_fail(rd);
     return 0;
 }
 
@@ -249,6 +265,8 @@ static int on_headers_complete(http_parser *p)
         return -1;
     }
     rd->arena_len += url_len + 1;
+    /* The last growth: pointers into the arena are handed out below. */
+    rd->headers_done = true;
     const char *url = rd->arena;
     rn_http_request *req = &rd->req;
     req->url = url;
@@ -371,7 +389,7 @@ static void reader_reset_request(rn_http_reader *rd)
     rd->hstate = 0;
     rd->field_at = rd->value_at = 0;
     rd->body_cap = 0;
-    rd->complete = rd->want_continue = rd->in_message = false;
+    rd->complete = rd->want_continue = rd->in_message = rd->headers_done = false;
     /* A big arena from one large request is not kept for a long-lived
      * keep-alive connection. */
     if (rd->arena_cap > 4096) {

@@ -8,7 +8,8 @@
  *     the limits before allocating: request line + headers at most
  *     max_header bytes and RN_HTTP_MAX_HEADERS fields, a body at most
  *     max_body bytes (a Content-Length above it is refused as soon as the
- *     headers end, before any body byte is read).
+ *     headers end, before any body byte is read). Trailer fields after a
+ *     chunked body count against max_header and are dropped.
  *   - rn_http_conn: one accepted socket on the reactor's ring (multishot recv
  *     into the provided buffers, sendmsg from a queue of chunks), in one of
  *     three modes: plain HTTP (request → response, keep-alive, pipelining),
@@ -92,8 +93,9 @@ typedef struct rn_http_reader {
     size_t field_at, value_at;
     size_t body_cap;
     bool complete, want_continue, failed, in_message;
-    int status;       /* on failure: the HTTP status to answer (400, 413, 431, 505) */
-    char errmsg[128]; /* on failure: why */
+    bool headers_done; /* the arena is sealed: req points into it; trailers are dropped */
+    int status;        /* on failure: the HTTP status to answer (400, 413, 431, 505) */
+    char errmsg[128];  /* on failure: why */
 } rn_http_reader;
 
 /* max_body 0: no body is accepted at all. */

@@ -252,6 +252,123 @@ Test(gateway, http_reader_upgrade_leaves_the_rest)
     rn_http_reader_fini(&rd);
 }
 
+/* The 64 bytes of issue 11 that crashed the broker: a chunked POST with an
+ * empty body followed by two trailer fields. */
+static const char trailers64[] = "POST / HTTP/1.1\r\n"
+                                 "Transfer-Encoding: chunked\r\n"
+                                 "\r\n"
+                                 "0\r\n"
+                                 "A: 1\r\n"
+                                 "B: 2\r\n"
+                                 "\r\n"
+                                 "GET /healthz HTTP/1.1\r\n"
+                                 "Host: h\r\n"
+                                 "\r\n";
+#define TRAILERS64_LEN 64
+
+static void check_trailers64(const seen_req *r, int n)
+{
+    cr_assert_eq(n, 2, "got %d requests", n);
+    cr_assert_str_eq(r[0].line, "POST / |  | /");
+    cr_assert_str_eq(r[0].headers, "[transfer-encoding=chunked]", "trailers are not headers: %s",
+                     r[0].headers);
+    cr_assert_eq(r[0].body_len, 0);
+    cr_assert_str_eq(r[1].line, "GET /healthz |  | /healthz");
+    cr_assert_str_eq(r[1].headers, "[host=h]", "nothing of the trailers leaks into the next: %s",
+                     r[1].headers);
+}
+
+/* Feed in at every cut position, then one byte at a time; check each time. */
+static void feed_every_way(const char *in, size_t len, size_t max_body,
+                           void (*check)(const seen_req *, int))
+{
+    seen_req r[4];
+    check(r, feed_pieces(in, len, NULL, 0, max_body, r, 4));
+    for (size_t cut = 1; cut < len; cut++)
+        check(r, feed_pieces(in, len, &cut, 1, max_body, r, 4));
+    size_t *cuts = malloc(len * sizeof(*cuts));
+    cr_assert_not_null(cuts);
+    for (size_t i = 0; i < len - 1; i++)
+        cuts[i] = i + 1;
+    check(r, feed_pieces(in, len, cuts, len - 1, max_body, r, 4));
+    free(cuts);
+}
+
+// Issue 11's 64-byte request: trailer fields are dropped, never stored as headers (split anywhere).
+Test(gateway, http_reader_trailers_64_bytes)
+{
+    cr_assert_eq(strstr(trailers64, "GET") - trailers64, TRAILERS64_LEN);
+    feed_every_way(trailers64, sizeof(trailers64) - 1, 1024, check_trailers64);
+}
+
+/* A chunked POST whose trailer (X-Big) is over 1 KB, so storing it would grow
+ * (and move) the arena the request's strings point into. */
+static char *big_trailer_request(size_t big, size_t *len)
+{
+    static const char head[] = "POST /topics/t?x=1 HTTP/1.1\r\n"
+                               "Host: h\r\n"
+                               "Transfer-Encoding: chunked\r\n"
+                               "\r\n"
+                               "5\r\nhello\r\n0\r\n"
+                               "X-Big: ";
+    static const char tail[] = "\r\nX-Small: 1\r\n\r\n"
+                               "GET /metrics HTTP/1.1\r\n\r\n";
+    char *in = malloc(sizeof(head) + big + sizeof(tail));
+    cr_assert_not_null(in);
+    memcpy(in, head, sizeof(head) - 1);
+    memset(in + sizeof(head) - 1, 'b', big);
+    memcpy(in + sizeof(head) - 1 + big, tail, sizeof(tail));
+    *len = sizeof(head) - 1 + big + sizeof(tail) - 1;
+    return in;
+}
+
+static void check_big_trailer(const seen_req *r, int n)
+{
+    cr_assert_eq(n, 2, "got %d requests", n);
+    cr_assert_str_eq(r[0].line, "POST /topics/t | x=1 | /topics/t?x=1");
+    cr_assert_str_eq(r[0].headers, "[host=h][transfer-encoding=chunked]", "%s", r[0].headers);
+    cr_assert_str_eq(r[0].body, "hello");
+    cr_assert_str_eq(r[1].line, "GET /metrics |  | /metrics");
+    cr_assert_str_eq(r[1].headers, "");
+}
+
+// A trailer over 1 KB leaves the url, path and headers intact (ASan: no use after free), split
+// anywhere.
+Test(gateway, http_reader_big_trailer)
+{
+    size_t len;
+    char *in = big_trailer_request(1500, &len);
+    feed_every_way(in, len, 1024, check_big_trailer);
+    free(in);
+    in = big_trailer_request(12000, &len);
+    seen_req r[4];
+    check_big_trailer(r, feed_pieces(in, len, NULL, 0, 1024, r, 4));
+    free(in);
+}
+
+// Trailer bytes count against the header limit: a trailer past it is refused with 413.
+Test(gateway, http_reader_trailer_over_the_header_limit)
+{
+    size_t len;
+    char *in = big_trailer_request(RN_HTTP_MAX_HEADER_BYTES, &len);
+    seen_req r[4];
+    cr_assert_eq(feed_pieces(in, len, NULL, 0, 1024, r, 4), -413);
+    free(in);
+}
+
+// Many trailer fields (more than RN_HTTP_MAX_HEADERS) are dropped, not counted as headers.
+Test(gateway, http_reader_many_trailer_fields)
+{
+    char in[8192];
+    int o = sprintf(in, "POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n");
+    for (int i = 0; i < RN_HTTP_MAX_HEADERS * 2; i++)
+        o += sprintf(in + o, "T-%d: v\r\n", i);
+    sprintf(in + o, "\r\n");
+    seen_req r[1];
+    cr_assert_eq(feed_pieces(in, strlen(in), NULL, 0, 100, r, 1), 1);
+    cr_assert_str_eq(r[0].headers, "[transfer-encoding=chunked]");
+    cr_assert_str_eq(r[0].body, "x");
+}
 // Query parameters are found by exact name and percent-decoded; missing ones report 0.
 Test(gateway, http_query_get)
 {
