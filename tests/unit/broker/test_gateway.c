@@ -369,6 +369,120 @@ Test(gateway, http_reader_many_trailer_fields)
     cr_assert_str_eq(r[0].headers, "[transfer-encoding=chunked]");
     cr_assert_str_eq(r[0].body, "x");
 }
+
+/* Touch every string and byte of a complete request and check the reader's
+ * promises, so a dangling pointer or an overrun shows (under ASan) here. */
+static void touch_request(const rn_http_reader *rd)
+{
+    const rn_http_request *r = &rd->req;
+    size_t sum = strlen(r->url) + strlen(r->path) + strlen(r->query) + strlen(r->method_name);
+    cr_assert_leq(r->n_headers, RN_HTTP_MAX_HEADERS);
+    for (unsigned i = 0; i < r->n_headers; i++) {
+        for (const char *c = r->headers[i].name; *c; c++)
+            cr_assert(!(*c >= 'A' && *c <= 'Z'), "header names are lower-cased");
+        sum += strlen(r->headers[i].value);
+    }
+    cr_assert_leq(r->body_len, rd->max_body);
+    for (size_t i = 0; i < r->body_len; i++)
+        sum += r->body[i];
+    if (r->body)
+        cr_assert_eq(r->body[r->body_len], 0);
+    cr_assert_leq(strlen(r->url), rd->max_header);
+    (void)sum;
+}
+
+/* Seeds for the mutations: each a valid input the reader accepts. */
+static const char *const mutation_seeds[] = {
+    pipelined,
+    trailers64,
+    "POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+    "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x85",
+    "POST /t HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+    "GET /a%20b?c=d%26e HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+};
+
+// Seeded mutations of valid requests, split at random places: never a crash, leak or overrun.
+Test(gateway, http_reader_seeded_mutations)
+{
+    unsigned iters = 3000;
+    const char *env = getenv("RN_HTTP_MUTATIONS"); /* more by hand: RN_HTTP_MUTATIONS=1000000 */
+    if (env)
+        iters = (unsigned)strtoul(env, NULL, 10);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    uint8_t buf[4096];
+    for (unsigned it = 0; it < iters; it++) {
+#define RND() (seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17, seed)
+        const char *s = mutation_seeds[RND() % (sizeof(mutation_seeds) / sizeof(*mutation_seeds))];
+        size_t len = strlen(s);
+        memcpy(buf, s, len);
+        unsigned n_mut = 1 + (unsigned)(RND() % 4);
+        for (unsigned m = 0; m < n_mut && len > 0; m++) {
+            size_t at = RND() % len;
+            switch (RND() % 5) {
+            case 0: /* flip a byte */
+                buf[at] = (uint8_t)RND();
+                break;
+            case 1: /* drop a span */ {
+                size_t n = 1 + RND() % 8;
+                if (n > len - at)
+                    n = len - at;
+                memmove(buf + at, buf + at + n, len - at - n);
+                len -= n;
+                break;
+            }
+            case 2: /* repeat a span (pipelining, long fields) */ {
+                size_t n = 1 + RND() % 64;
+                if (n > len - at)
+                    n = len - at;
+                unsigned times = 1 + (unsigned)(RND() % 40);
+                for (unsigned k = 0; k < times && len + n <= sizeof(buf); k++) {
+                    memmove(buf + at + n, buf + at, len - at);
+                    len += n;
+                }
+                break;
+            }
+            case 3: /* a line break or separator somewhere */
+                buf[at] = (uint8_t) "\r\n:; \t0"[RND() % 7];
+                break;
+            default: /* splice in the start of another seed */ {
+                const char *o =
+                    mutation_seeds[RND() % (sizeof(mutation_seeds) / sizeof(*mutation_seeds))];
+                size_t n = strlen(o);
+                if (n > sizeof(buf) - at)
+                    n = sizeof(buf) - at;
+                memcpy(buf + at, o, n);
+                if (at + n > len)
+                    len = at + n;
+                break;
+            }
+            }
+        }
+        rn_http_reader rd;
+        rn_http_reader_init(&rd, 512 + RND() % 2048, RND() % 64);
+        size_t pos = 0;
+        int requests = 0;
+        while (pos < len && requests < 200) {
+            size_t piece = 1 + RND() % (len - pos);
+            size_t used = 0;
+            int rc = rn_http_reader_feed(&rd, buf + pos, piece, &used);
+            cr_assert_leq(used, piece);
+            pos += used;
+            if (rc < 0) {
+                cr_assert(rd.status >= 400 && rd.status < 600);
+                break;
+            }
+            if (rc == 1) {
+                touch_request(&rd);
+                requests++;
+                if (rd.req.upgrade)
+                    break;
+                rn_http_reader_next(&rd);
+            }
+        }
+        rn_http_reader_fini(&rd);
+#undef RND
+    }
+}
 // Query parameters are found by exact name and percent-decoded; missing ones report 0.
 Test(gateway, http_query_get)
 {
