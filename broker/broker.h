@@ -310,6 +310,18 @@ int rn_listen_open(const char *what, const char *hostport, bool retry_in_use, in
  * makes sure no other process holds the port (bind without SO_REUSEPORT),
  * retrying for 5 s like rn_listen_open. Errors as rn_listen_open. */
 int rn_listen_open_shared(const char *what, const char *hostport, unsigned n, int *fds);
+/* max.connections counts client connections over the whole broker, native
+ * and HTTP, every reactor (broker/listen.c). Take a slot for an accepted
+ * socket: false when the broker is at the limit (nothing taken). Give it
+ * back when that connection closes. Any reactor's thread. */
+bool rn_conn_slot_take(rn_broker *b);
+void rn_conn_slot_give(rn_broker *b);
+/* An accepted socket was refused (listener "native" or "http", reason
+ * "max.connections", "shutting_down", ...): counted in r's
+ * connections_rejected and logged, at most one line a second over the whole
+ * broker with the count since the last line, so a flood of refusals is not
+ * a flood of log lines. */
+void rn_conn_refused(rn_reactor *r, const char *listener, const char *reason);
 /* Run until stopped by SIGTERM/SIGINT and drained. */
 int rn_reactor_run(rn_reactor *r);
 /* Hold / return a receive buffer. */
@@ -340,6 +352,9 @@ struct rn_broker {
     char host[256];
     uint16_t port;
     bool ready; /* storage recovery done */
+    /* Open client connections, native and HTTP, every reactor (atomic;
+     * rn_conn_slot_take): what max.connections bounds. */
+    unsigned n_client_conns;
 };
 
 #endif

@@ -12,6 +12,15 @@
  *     is torn down by the kernel in the background, so a restart right away
  *     may find the port still taken for a moment: the caller may ask for a
  *     few seconds of retries.
+ *
+ * And one count of what the listeners let in: max.connections bounds the
+ * broker's client connections, native and HTTP together over every reactor
+ * (an atomic counter, rn_conn_slot_take), not each reactor or listener on
+ * its own, so the limit means what it says whatever --reactors is. What a
+ * listener does over the limit is its own: the native one closes the socket
+ * at once (the protocol has no way to say "busy" before a request), the HTTP
+ * one answers 503 with Retry-After and keeps a small reserve for /healthz,
+ * /readyz and /metrics (broker/gateway/http.c).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -22,6 +31,7 @@
 
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/metrics.h"
 
 #define RETRIES 50 /* of 100 ms: 5 s */
 
@@ -149,4 +159,38 @@ fail:
         close(fds[--opened]);
     freeaddrinfo(ai);
     return rc;
+}
+
+/* ---- Connection slots (max.connections) ------------------------------------------------ */
+
+bool rn_conn_slot_take(rn_broker *b)
+{
+    unsigned n = __atomic_add_fetch(&b->n_client_conns, 1, __ATOMIC_RELAXED);
+    if (n <= b->cfg.max_connections)
+        return true;
+    __atomic_sub_fetch(&b->n_client_conns, 1, __ATOMIC_RELAXED);
+    return false;
+}
+
+void rn_conn_slot_give(rn_broker *b)
+{
+    __atomic_sub_fetch(&b->n_client_conns, 1, __ATOMIC_RELAXED);
+}
+
+void rn_conn_refused(rn_reactor *r, const char *listener, const char *reason)
+{
+    /* Process-wide, like the log it guards. */
+    static int64_t last_log_ms;
+    static uint64_t unlogged;
+    r->metrics.connections_rejected++;
+    uint64_t n = __atomic_add_fetch(&unlogged, 1, __ATOMIC_RELAXED);
+    int64_t now = rn_now_ms(), last = __atomic_load_n(&last_log_ms, __ATOMIC_RELAXED);
+    if (now - last < 1000 || !__atomic_compare_exchange_n(&last_log_ms, &last, now, false,
+                                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return;
+    n = __atomic_exchange_n(&unlogged, 0, __ATOMIC_RELAXED);
+    rn_logfmt(RN_WARN, "connection refused",
+              "listener=%s reason=%s refused=%llu max_connections=%u hint=\"counted in "
+              "runnel_connections_rejected_total; one line a second at most\"",
+              listener, reason, (unsigned long long)n, r->b->cfg.max_connections);
 }

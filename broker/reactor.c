@@ -137,15 +137,16 @@ static void arm_accept(rn_reactor *r);
 static void conn_new(rn_reactor *r, int fd)
 {
     rn_broker *b = r->b;
-    if (r->stopping || r->n_conns >= b->cfg.max_connections) {
-        r->metrics.connections_rejected++;
-        rn_logfmt(RN_WARN, "connection refused", "reason=%s",
-                  r->stopping ? "shutting_down" : "max.connections");
+    /* Over max.connections the socket is closed at once: the native
+     * protocol has no way to say "busy" before the client's first request. */
+    if (r->stopping || !rn_conn_slot_take(b)) {
+        rn_conn_refused(r, "native", r->stopping ? "shutting_down" : "max.connections");
         close(fd);
         return;
     }
     rn_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        rn_conn_slot_give(b);
         close(fd);
         return;
     }

@@ -357,6 +357,16 @@ int rn_gateway_metrics_render(const rn_gateway *gw, char **buf, size_t *len, siz
       "# TYPE runnel_http_connections_active gauge\n"
       "runnel_http_connections_active %llu\n",
       (unsigned long long)m->connections_active);
+    A("# HELP runnel_http_connections_rejected_total HTTP clients answered 503 for "
+      "max.connections (also in runnel_connections_rejected_total).\n"
+      "# TYPE runnel_http_connections_rejected_total counter\n"
+      "runnel_http_connections_rejected_total %llu\n",
+      (unsigned long long)m->busy_refusals);
+    A("# HELP runnel_http_reserve_connections_active HTTP connections let in over "
+      "max.connections for /healthz, /readyz and /metrics.\n"
+      "# TYPE runnel_http_reserve_connections_active gauge\n"
+      "runnel_http_reserve_connections_active %u\n",
+      gw->n_reserve);
     A("# HELP runnel_http_requests_total HTTP requests read.\n"
       "# TYPE runnel_http_requests_total counter\n"
       "runnel_http_requests_total %llu\n",

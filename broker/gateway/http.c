@@ -589,21 +589,61 @@ static void cancel_recv(rn_http_conn *c)
     io_uring_prep_cancel(sqe, &c->recv_op, 0);
 }
 
+/* The body of the 503 for max.connections. */
+static int busy_body(const rn_gateway *gw, char *buf, size_t len)
+{
+    return snprintf(buf, len,
+                    "{\"error_code\":50302,\"message\":\"the broker has max.connections=%u "
+                    "connections open; retry later\"}",
+                    gw->b->cfg.max_connections);
+}
+
+/* Past the reserve: answer 503 on the fresh socket without a connection
+ * object. It is non-blocking and tiny (it fits any socket's send buffer).
+ * Whatever request arrived already is read and dropped first, so the close
+ * sends a FIN after the answer rather than a reset that could destroy it. */
+static void refuse_at_once(rn_gateway *gw, int fd)
+{
+    char body[160], msg[400], sink[4096];
+    int bl = busy_body(gw, body, sizeof(body));
+    int ml = snprintf(msg, sizeof(msg),
+                      "HTTP/1.1 503 Service Unavailable\r\nServer: runneld\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                      "Retry-After: %d\r\nConnection: close\r\n\r\n%s",
+                      bl, RN_HTTP_RETRY_AFTER_S, body);
+    for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ;
+    if (send(fd, msg, (size_t)ml, MSG_DONTWAIT | MSG_NOSIGNAL) == ml)
+        gw->m.responses[5]++;
+    shutdown(fd, SHUT_WR);
+    gw->m.busy_refusals++;
+    rn_conn_refused(gw->r, "http", "max.connections");
+    close(fd);
+}
+
 rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
 {
     rn_broker *b = gw->b;
-    if (gw->stopping || gw->n_conns + gw->r->n_conns >= b->cfg.max_connections) {
-        gw->r->metrics.connections_rejected++;
-        rn_logfmt(RN_WARN, "http connection refused", "reason=%s",
-                  gw->stopping ? "shutting_down" : "max.connections");
+    if (gw->stopping) {
+        rn_conn_refused(gw->r, "http", "shutting_down");
         close(fd);
+        return NULL;
+    }
+    bool reserve = !rn_conn_slot_take(b);
+    if (reserve && gw->n_reserve >= RN_HTTP_RESERVE_CONNS) {
+        refuse_at_once(gw, fd);
         return NULL;
     }
     rn_http_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        if (!reserve)
+            rn_conn_slot_give(b);
         close(fd);
         return NULL;
     }
+    c->reserve = reserve;
+    if (reserve)
+        gw->n_reserve++;
     c->gw = gw;
     c->r = gw->r;
     c->fd = fd;
@@ -657,6 +697,10 @@ void rn_http_conn_close(rn_http_conn *c, const char *why)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
     gw->n_conns--;
+    if (c->reserve)
+        gw->n_reserve--;
+    else
+        rn_conn_slot_give(gw->b);
     gw->m.connections_active--;
     shutdown(c->fd, SHUT_RDWR);
     cancel_recv(c);
@@ -842,6 +886,35 @@ static void answer_reader_error(rn_http_conn *c)
     rn_http_respond_error(c, rd->status, code, "%s", rd->errmsg);
 }
 
+/* What a reserve connection may ask: GET or HEAD of /healthz, /readyz or
+ * /metrics (slashes around the name as rest.c allows them). */
+static bool ops_request(const rn_http_request *req)
+{
+    if (req->method != HTTP_GET && req->method != HTTP_HEAD)
+        return false;
+    const char *p = req->path;
+    while (*p == '/')
+        p++;
+    size_t n = strcspn(p, "/");
+    for (const char *t = p + n; *t; t++)
+        if (*t != '/')
+            return false;
+    return (n == 7 && (!memcmp(p, "healthz", 7) || !memcmp(p, "metrics", 7))) ||
+           (n == 6 && !memcmp(p, "readyz", 6));
+}
+
+/* A reserve connection asked for something else: 503, Retry-After, close. */
+static void refuse_busy(rn_http_conn *c)
+{
+    char body[160], extra[32];
+    int bl = busy_body(c->gw, body, sizeof(body));
+    snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", RN_HTTP_RETRY_AFTER_S);
+    c->gw->m.busy_refusals++;
+    rn_conn_refused(c->r, "http", "max.connections");
+    c->close_after = true;
+    rn_http_respond(c, 503, "application/json", body, (size_t)bl, extra);
+}
+
 static void pump(rn_http_conn *c)
 {
     if (c->in_pump || c->dead)
@@ -874,6 +947,10 @@ static void pump(rn_http_conn *c)
         c->busy = true;
         c->gw->m.requests_total++;
         c->head = c->rd.req.method == HTTP_HEAD;
+        if (c->reserve && !ops_request(&c->rd.req)) {
+            refuse_busy(c);
+            break;
+        }
         rn_rest_dispatch(c, &c->rd.req);
         if (c->mode == RN_HTTP_MODE_STREAM) {
             /* A stream never reads HTTP again: the request can go. */
@@ -925,9 +1002,11 @@ static void finish_close_after(rn_http_conn *c)
 {
     if (c->out_head || c->dead)
         return;
-    if (c->rd.failed && !c->lingering) {
-        /* Input may still be arriving (a body we refused): stop writing, keep
-         * reading and dropping it until EOF or the deadline. */
+    if ((c->rd.failed || c->reserve) && !c->lingering) {
+        /* Input may still be arriving (a body we refused, requests a
+         * refused client pipelined): stop writing, keep reading and
+         * dropping it until EOF or the deadline, so the client reads the
+         * answer rather than a reset. */
         c->lingering = true;
         c->linger_until_ms = rn_now_ms() + RN_HTTP_LINGER_MS;
         shutdown(c->fd, SHUT_WR);
@@ -1252,16 +1331,17 @@ void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms)
     }
     if (c->busy || c->close_after)
         return;
+    int request_ms = c->reserve ? RN_HTTP_RESERVE_MS : RN_HTTP_REQUEST_MS;
     if (rn_http_reader_in_message(&c->rd)) {
-        if (now_ms - c->request_start_ms > RN_HTTP_REQUEST_MS) {
+        if (now_ms - c->request_start_ms > request_ms) {
             c->busy = true;
             c->close_after = true;
-            rn_http_respond_error(c, 408, 40801, "request not complete after %d ms",
-                                  RN_HTTP_REQUEST_MS);
+            rn_http_respond_error(c, 408, 40801, "request not complete after %d ms", request_ms);
         }
         return;
     }
-    if (!c->out_head && now_ms - c->last_active_ms > RN_HTTP_IDLE_MS)
+    if (!c->out_head &&
+        now_ms - c->last_active_ms > (c->reserve ? RN_HTTP_RESERVE_MS : RN_HTTP_IDLE_MS))
         rn_http_conn_close(c, "idle");
 }
 

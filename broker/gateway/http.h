@@ -43,6 +43,15 @@
 #define RN_HTTP_LINGER_MS        2000  /* after an error answer: drain input, then close */
 #define RN_HTTP_TICK_MS          1000
 #define RN_HTTP_MAX_PENDING_IN   (256u << 10) /* unparsed input held while a request runs */
+/* max.connections reached: up to RN_HTTP_RESERVE_CONNS more HTTP connections
+ * are let in, so /healthz, /readyz and /metrics still answer (probes and
+ * scrapers come on fresh connections); any other request on them gets 503
+ * with Retry-After. Past the reserve a connection gets that 503 at once,
+ * unread. A reserve connection has RN_HTTP_RESERVE_MS for its request and as
+ * idle time, so the reserve turns over even when someone tries to hold it. */
+#define RN_HTTP_RESERVE_CONNS 32
+#define RN_HTTP_RESERVE_MS    5000
+#define RN_HTTP_RETRY_AFTER_S 2
 /* Streams (SSE, WebSocket): the queue a client may have unread, capped by
  * connection.send.budget.bytes (the socket's kernel send buffer is capped to
  * the same size); one with a full queue that reads nothing for
@@ -130,7 +139,8 @@ typedef struct rn_gateway_metrics {
     uint64_t sse_active, ws_active, sse_total, ws_total;
     uint64_t stream_messages_sent, stream_records_sent;
     uint64_t stream_budget_closes;
-    uint64_t bad_requests; /* malformed HTTP or WebSocket input */
+    uint64_t bad_requests;  /* malformed HTTP or WebSocket input */
+    uint64_t busy_refusals; /* 503 for max.connections (reserve or at once) */
 } rn_gateway_metrics;
 
 typedef struct rn_gateway {
@@ -141,7 +151,8 @@ typedef struct rn_gateway {
     struct __kernel_timespec tick_ts;
     bool accepting, tick_armed, cancel_accept_inflight, cancel_tick_inflight, stopping;
     rn_http_conn *conns;
-    unsigned n_conns;
+    unsigned n_conns;   /* every connection listed, the reserve's included */
+    unsigned n_reserve; /* connections let in over max.connections */
     uint64_t next_id;
     uint32_t rr; /* round-robin partition for records with neither key nor partition */
     size_t max_body;
@@ -201,7 +212,8 @@ struct rn_http_conn {
     bool close_after;         /* close once the queue is sent */
     bool lingering; /* answered an error: discard input until EOF or the linger deadline */
     bool in_pump;
-    bool head; /* the current request is HEAD: answer without a body */
+    bool head;    /* the current request is HEAD: answer without a body */
+    bool reserve; /* let in over max.connections: health and metrics only */
     int mode;
     rn_http_reader rd;
     uint8_t *in; /* received, not yet parsed */
@@ -223,8 +235,9 @@ struct rn_http_conn {
 };
 
 /* A connection for the accepted socket fd (taken over: closed by the
- * connection), linked into gw and reading. NULL when refused (shutting down,
- * max.connections, OOM): fd is closed then. */
+ * connection), linked into gw and reading; over max.connections, one of the
+ * reserve (see RN_HTTP_RESERVE_CONNS). NULL when refused (shutting down, the
+ * reserve full too — answered 503 first —, OOM): fd is closed then. */
 rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd);
 /* Timeouts, lingering, stream ticks (called once a second by the gateway). */
 void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms);

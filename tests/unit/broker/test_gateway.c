@@ -401,6 +401,14 @@ static const char *const mutation_seeds[] = {
     "GET /a%20b?c=d%26e HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n\r\n",
 };
 
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
 // Seeded mutations of valid requests, split at random places: never a crash, leak or overrun.
 Test(gateway, http_reader_seeded_mutations)
 {
@@ -411,19 +419,19 @@ Test(gateway, http_reader_seeded_mutations)
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     uint8_t buf[4096];
     for (unsigned it = 0; it < iters; it++) {
-#define RND() (seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17, seed)
-        const char *s = mutation_seeds[RND() % (sizeof(mutation_seeds) / sizeof(*mutation_seeds))];
+        const char *s =
+            mutation_seeds[xorshift(&seed) % (sizeof(mutation_seeds) / sizeof(*mutation_seeds))];
         size_t len = strlen(s);
         memcpy(buf, s, len);
-        unsigned n_mut = 1 + (unsigned)(RND() % 4);
+        unsigned n_mut = 1 + (unsigned)(xorshift(&seed) % 4);
         for (unsigned m = 0; m < n_mut && len > 0; m++) {
-            size_t at = RND() % len;
-            switch (RND() % 5) {
+            size_t at = xorshift(&seed) % len;
+            switch (xorshift(&seed) % 5) {
             case 0: /* flip a byte */
-                buf[at] = (uint8_t)RND();
+                buf[at] = (uint8_t)xorshift(&seed);
                 break;
             case 1: /* drop a span */ {
-                size_t n = 1 + RND() % 8;
+                size_t n = 1 + xorshift(&seed) % 8;
                 if (n > len - at)
                     n = len - at;
                 memmove(buf + at, buf + at + n, len - at - n);
@@ -431,10 +439,10 @@ Test(gateway, http_reader_seeded_mutations)
                 break;
             }
             case 2: /* repeat a span (pipelining, long fields) */ {
-                size_t n = 1 + RND() % 64;
+                size_t n = 1 + xorshift(&seed) % 64;
                 if (n > len - at)
                     n = len - at;
-                unsigned times = 1 + (unsigned)(RND() % 40);
+                unsigned times = 1 + (unsigned)(xorshift(&seed) % 40);
                 for (unsigned k = 0; k < times && len + n <= sizeof(buf); k++) {
                     memmove(buf + at + n, buf + at, len - at);
                     len += n;
@@ -442,11 +450,11 @@ Test(gateway, http_reader_seeded_mutations)
                 break;
             }
             case 3: /* a line break or separator somewhere */
-                buf[at] = (uint8_t) "\r\n:; \t0"[RND() % 7];
+                buf[at] = (uint8_t) "\r\n:; \t0"[xorshift(&seed) % 7];
                 break;
             default: /* splice in the start of another seed */ {
-                const char *o =
-                    mutation_seeds[RND() % (sizeof(mutation_seeds) / sizeof(*mutation_seeds))];
+                const char *o = mutation_seeds[xorshift(&seed) %
+                                               (sizeof(mutation_seeds) / sizeof(*mutation_seeds))];
                 size_t n = strlen(o);
                 if (n > sizeof(buf) - at)
                     n = sizeof(buf) - at;
@@ -458,11 +466,11 @@ Test(gateway, http_reader_seeded_mutations)
             }
         }
         rn_http_reader rd;
-        rn_http_reader_init(&rd, 512 + RND() % 2048, RND() % 64);
+        rn_http_reader_init(&rd, 512 + xorshift(&seed) % 2048, xorshift(&seed) % 64);
         size_t pos = 0;
         int requests = 0;
         while (pos < len && requests < 200) {
-            size_t piece = 1 + RND() % (len - pos);
+            size_t piece = 1 + xorshift(&seed) % (len - pos);
             size_t used = 0;
             int rc = rn_http_reader_feed(&rd, buf + pos, piece, &used);
             cr_assert_leq(used, piece);
@@ -480,7 +488,6 @@ Test(gateway, http_reader_seeded_mutations)
             }
         }
         rn_http_reader_fini(&rd);
-#undef RND
     }
 }
 // Query parameters are found by exact name and percent-decoded; missing ones report 0.
