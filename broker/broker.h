@@ -269,6 +269,7 @@ struct rn_reactor {
     rn_io_op accept_op, tick_op, signal_op;
     struct __kernel_timespec tick_ts;
     bool accepting, tick_armed, signal_armed;
+    bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
     /* Provided receive buffers (one group). */
     struct io_uring_buf_ring *br;
     uint8_t *bufs;
@@ -322,6 +323,11 @@ void rn_conn_slot_give(rn_broker *b);
  * broker with the count since the last line, so a flood of refusals is not
  * a flood of log lines. */
 void rn_conn_refused(rn_reactor *r, const char *listener, const char *reason);
+/* accept on listen_fd failed with EMFILE/ENFILE: accept every client waiting
+ * in its queue with the spare descriptor's room and hand each to refuse
+ * (which takes the fd over: answers if it can, closes). Returns how many;
+ * 0 when the spare is not to be had (the caller waits a tick). Never blocks. */
+unsigned rn_listen_shed(int listen_fd, void (*refuse)(void *arg, int fd), void *arg);
 /* Run until stopped by SIGTERM/SIGINT and drained. */
 int rn_reactor_run(rn_reactor *r);
 /* Hold / return a receive buffer. */

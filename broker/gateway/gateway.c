@@ -40,17 +40,27 @@
 
 static void arm_accept(rn_gateway *gw);
 
+static void shed_one(void *arg, int fd)
+{
+    rn_http_refuse_at_once(arg, fd, "out_of_descriptors");
+}
+
 static void accept_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, accept_op));
-    if (res >= 0)
+    if (res >= 0) {
         rn_gateway_accept(gw->r, res);
-    else if (res != -ECANCELED)
-        rn_logfmt(res == -EMFILE || res == -ENFILE ? RN_WARN : RN_DEBUG, "http accept failed",
-                  "err=%s", rn_errname(res));
+    } else if (res == -EMFILE || res == -ENFILE) {
+        /* Out of descriptors: the waiting clients get their 503 now (see
+         * broker/listen.c); without the spare, wait a tick, not spin. */
+        if (gw->listen_fd < 0 || rn_listen_shed(gw->listen_fd, shed_one, gw) == 0)
+            gw->accept_backoff = true;
+    } else if (res != -ECANCELED) {
+        rn_logfmt(RN_DEBUG, "http accept failed", "err=%s", rn_errname(res));
+    }
     if (!(flags & IORING_CQE_F_MORE)) {
         gw->accepting = false;
-        if (!gw->stopping && !gw->r->stopping && gw->listen_fd >= 0)
+        if (!gw->stopping && !gw->r->stopping && gw->listen_fd >= 0 && !gw->accept_backoff)
             arm_accept(gw);
     }
 }
@@ -101,6 +111,11 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
         free(all);
     }
     rn_consumers_tick(gw->consumers, now);
+    if (gw->accept_backoff) {
+        gw->accept_backoff = false;
+        if (!gw->accepting && gw->listen_fd >= 0 && !gw->r->stopping)
+            arm_accept(gw);
+    }
     arm_tick(gw);
 }
 

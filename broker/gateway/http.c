@@ -602,7 +602,7 @@ static int busy_body(const rn_gateway *gw, char *buf, size_t len)
  * object. It is non-blocking and tiny (it fits any socket's send buffer).
  * Whatever request arrived already is read and dropped first, so the close
  * sends a FIN after the answer rather than a reset that could destroy it. */
-static void refuse_at_once(rn_gateway *gw, int fd)
+void rn_http_refuse_at_once(rn_gateway *gw, int fd, const char *reason)
 {
     char body[160], msg[400], sink[4096];
     int bl = busy_body(gw, body, sizeof(body));
@@ -617,7 +617,7 @@ static void refuse_at_once(rn_gateway *gw, int fd)
         gw->m.responses[5]++;
     shutdown(fd, SHUT_WR);
     gw->m.busy_refusals++;
-    rn_conn_refused(gw->r, "http", "max.connections");
+    rn_conn_refused(gw->r, "http", reason);
     close(fd);
 }
 
@@ -631,7 +631,7 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
     }
     bool reserve = !rn_conn_slot_take(b);
     if (reserve && gw->n_reserve >= RN_HTTP_RESERVE_CONNS) {
-        refuse_at_once(gw, fd);
+        rn_http_refuse_at_once(gw, fd, "max.connections");
         return NULL;
     }
     rn_http_conn *c = calloc(1, sizeof(*c));

@@ -150,6 +150,7 @@ typedef struct rn_gateway {
     rn_io_op accept_op, tick_op, cancel_accept_op, cancel_tick_op;
     struct __kernel_timespec tick_ts;
     bool accepting, tick_armed, cancel_accept_inflight, cancel_tick_inflight, stopping;
+    bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
     rn_http_conn *conns;
     unsigned n_conns;   /* every connection listed, the reserve's included */
     unsigned n_reserve; /* connections let in over max.connections */
@@ -239,6 +240,9 @@ struct rn_http_conn {
  * reserve (see RN_HTTP_RESERVE_CONNS). NULL when refused (shutting down, the
  * reserve full too — answered 503 first —, OOM): fd is closed then. */
 rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd);
+/* Answer the fresh socket fd with 503 + Retry-After at once, unread, and
+ * close it (taken over); counted as refused for reason. */
+void rn_http_refuse_at_once(rn_gateway *gw, int fd, const char *reason);
 /* Timeouts, lingering, stream ticks (called once a second by the gateway). */
 void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms);
 /* The gateway shuts down: idle connections close, streams say goodbye and

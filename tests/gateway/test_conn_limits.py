@@ -13,12 +13,18 @@ streams open:
   - a native client over the limit is closed at once and counted in
     runnel_connections_rejected_total;
   - a stream that ends frees its slot for the next client.
+And a broker whose descriptor limit (128) is far below max.connections: the
+clients it cannot take are refused at once (a spare descriptor lets it
+accept and close them) and counted, with one log line a second at most
+instead of a failed accept in a loop, and it serves again afterwards.
 By hand, the same with 11,000 SSE clients: tests/perf/conn_flood.py.
 """
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -163,6 +169,66 @@ def test_a_freed_slot_is_used_again():
     check(st == 200)
 
 
+def out_of_descriptors(runneld):
+    """A broker whose descriptor limit (128) is far below max.connections:
+    clients past what it can accept are refused at once and counted, the
+    accept does not spin, and it serves again once descriptors come free."""
+    global B
+    tmp = tempfile.mkdtemp(prefix="rn-nofile-", dir="/tmp")
+    wrapper = os.path.join(tmp, "runneld-nofile")
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/sh\nulimit -n 128 || exit 97\nexec "%s" "$@"\n' % runneld)
+    os.chmod(wrapper, 0o755)
+    B = gwtest.Broker(wrapper)
+    try:
+        B.start()
+        clients = [connect(B.port) for _ in range(200)]
+        for c in clients:
+            c.setblocking(False)
+        closed, last, deadline = set(), -1, time.time() + 15
+        while time.time() < deadline:
+            for i, c in enumerate(clients):
+                if i in closed:
+                    continue
+                try:
+                    if c.recv(1) == b"":
+                        closed.add(i)
+                except BlockingIOError:
+                    pass
+                except ConnectionResetError:
+                    closed.add(i)
+            if closed and len(closed) == last:
+                break
+            last = len(closed)
+            time.sleep(0.3)
+        check(closed, "no client was refused: they wait unanswered in the listen queue")
+        check(len(closed) < len(clients), "every client was refused")
+        for c in clients:
+            c.close()
+        deadline = time.time() + 15
+        while True:
+            try:
+                if get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            check(time.time() < deadline, "/healthz never came back")
+            time.sleep(0.1)
+        st, _, b = get("/metrics")
+        text = b.decode()
+        native = (metric(text, "runnel_connections_rejected_total") -
+                  metric(text, "runnel_http_connections_rejected_total"))
+        check(native == len(closed), (native, len(closed)))
+        check(B.stop() == 0, "runneld did not exit 0")
+        log = B.log_tail(1 << 20)
+        refused_lines = log.count('msg="connection refused"')
+        check("accept failed" not in log and 1 <= refused_lines <= 20,
+              "a log line per failed accept: %d refused lines" % refused_lines)
+    finally:
+        B.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     global B
     B = gwtest.Broker(sys.argv[1], ["--override", "max.connections=%d" % MAX])
@@ -176,6 +242,8 @@ def main():
             ("past the reserve: 503 at once; the reserve comes back", test_past_the_reserve),
             ("a stream that ends frees its slot", test_a_freed_slot_is_used_again),
             ("SIGTERM: exit 0", lambda: check(B.stop() == 0, "runneld did not exit 0")),
+            ("out of descriptors: refused at once, counted, no spin, serves after",
+             lambda: out_of_descriptors(sys.argv[1])),
         ]
         try:
             return gwtest.run(tests, B)
