@@ -2,6 +2,7 @@
 """conn_flood.py — more SSE clients than max.connections, and /healthz meanwhile.
 
     tests/perf/conn_flood.py RUNNELD [--clients 11000] [--max 10000] [--seconds 60]
+                             [--batch 500] [--probe-ms 50]
 
 Run by hand (issue 11, item 8; the suite's small version is
 tests/gateway/test_conn_limits.py). Starts its own runneld (free ports on
@@ -11,8 +12,8 @@ limit (runneld inherits it), then opens CLIENTS SSE streams on one partition
 from non-blocking sockets, a batch at a time. Every client is classified by
 what it got: a stream (200), a 503 with Retry-After, another answer, a close
 or reset with no answer, or nothing before the deadline. Meanwhile a thread
-asks /healthz on a fresh connection every 0.2 s and records how long each
-took, and /metrics is read once at the end.
+asks /healthz on a fresh connection every PROBE_MS (50) and records how
+long each took, and /metrics is read once at the end.
 
 Prints the counts, the /healthz timings (n, failures, median, p99, max) and
 the broker's own counters. Exits 1 when a client over the limit got no
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("--max", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--probe-ms", type=float, default=50)
     a = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -84,7 +86,7 @@ def main():
         c.close()
         assert r.status == 201, r.status
 
-        # /healthz every 0.2 s on a fresh connection, while the flood runs.
+        # /healthz every probe_ms on a fresh connection, while the flood runs.
         health = []  # (seconds, status or error)
         stop = threading.Event()
 
@@ -100,7 +102,7 @@ def main():
                     health.append((time.time() - t0, hr.status))
                 except OSError as e:
                     health.append((time.time() - t0, repr(e)))
-                stop.wait(0.2)
+                stop.wait(a.probe_ms / 1000)
 
         th = threading.Thread(target=prober)
         th.start()
