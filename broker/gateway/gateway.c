@@ -163,6 +163,11 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
     gw->max_body = (size_t)b->cfg.log.max_batch_bytes * 4;
     if (gw->max_body < (64u << 10))
         gw->max_body = 64u << 10;
+    gw->reserve_cap = b->cfg.max_connections / 10;
+    if (gw->reserve_cap < RN_HTTP_RESERVE_MIN)
+        gw->reserve_cap = RN_HTTP_RESERVE_MIN;
+    if (gw->reserve_cap > RN_HTTP_RESERVE_MAX)
+        gw->reserve_cap = RN_HTTP_RESERVE_MAX;
     gw->stream_budget = RN_HTTP_STREAM_BUDGET;
     if (b->cfg.connection_send_budget < gw->stream_budget)
         gw->stream_budget = (size_t)b->cfg.connection_send_budget;

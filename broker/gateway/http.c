@@ -589,6 +589,20 @@ static void cancel_recv(rn_http_conn *c)
     io_uring_prep_cancel(sqe, &c->recv_op, 0);
 }
 
+static bool ops_request(const rn_http_request *req);
+static int keep_input(rn_http_conn *c, const uint8_t *data, size_t len);
+
+/* Does data hold a whole GET or HEAD of /healthz, /readyz or /metrics? */
+static bool arrived_ops_request(const uint8_t *data, size_t len)
+{
+    rn_http_reader rd;
+    rn_http_reader_init(&rd, RN_HTTP_MAX_HEADER_BYTES, 0);
+    size_t used;
+    bool ok = rn_http_reader_feed(&rd, data, len, &used) == 1 && ops_request(&rd.req);
+    rn_http_reader_fini(&rd);
+    return ok;
+}
+
 /* The body of the 503 for max.connections. */
 static int busy_body(const rn_gateway *gw, char *buf, size_t len)
 {
@@ -629,19 +643,31 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
         close(fd);
         return NULL;
     }
-    bool reserve = !rn_conn_slot_take(b);
-    if (reserve && gw->n_reserve >= RN_HTTP_RESERVE_CONNS) {
-        rn_http_refuse_at_once(gw, fd, "max.connections");
-        return NULL;
+    bool over = !rn_conn_slot_take(b);
+    bool reserve = over && gw->n_reserve < gw->reserve_cap;
+    uint8_t first[2048];
+    ssize_t first_len = 0;
+    if (over && !reserve) {
+        /* Past the reserve (a burst of clients larger than it in one turn
+         * of the loop): a health or metrics request that has already
+         * arrived is still served, once, on a connection outside the
+         * reserve; anything else, or nothing yet, gets the 503 now. */
+        first_len = recv(fd, first, sizeof(first), MSG_DONTWAIT);
+        if (first_len <= 0 || !arrived_ops_request(first, (size_t)first_len)) {
+            rn_http_refuse_at_once(gw, fd, "max.connections");
+            return NULL;
+        }
     }
     rn_http_conn *c = calloc(1, sizeof(*c));
     if (!c) {
-        if (!reserve)
+        if (!over)
             rn_conn_slot_give(b);
         close(fd);
         return NULL;
     }
+    c->over_limit = over;
     c->reserve = reserve;
+    c->one_shot = over && !reserve;
     if (reserve)
         gw->n_reserve++;
     c->gw = gw;
@@ -672,6 +698,13 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
     gw->m.connections_active++;
     rn_logfmt(RN_DEBUG, "http connection accepted", "conn=%llu peer=%s", (unsigned long long)c->id,
               c->peer);
+    if (first_len > 0) {
+        if (keep_input(c, first, (size_t)first_len) < 0) {
+            rn_http_conn_close(c, "out of memory");
+            return NULL;
+        }
+        kick(c); /* parse it from a fresh stack */
+    }
     arm_recv(c);
     return c;
 }
@@ -699,7 +732,7 @@ void rn_http_conn_close(rn_http_conn *c, const char *why)
     gw->n_conns--;
     if (c->reserve)
         gw->n_reserve--;
-    else
+    if (!c->over_limit)
         rn_conn_slot_give(gw->b);
     gw->m.connections_active--;
     shutdown(c->fd, SHUT_RDWR);
@@ -947,7 +980,9 @@ static void pump(rn_http_conn *c)
         c->busy = true;
         c->gw->m.requests_total++;
         c->head = c->rd.req.method == HTTP_HEAD;
-        if (c->reserve && !ops_request(&c->rd.req)) {
+        if (c->one_shot)
+            c->rd.req.keep_alive = false; /* past the reserve: one answer, then close */
+        if (c->over_limit && !ops_request(&c->rd.req)) {
             refuse_busy(c);
             break;
         }
@@ -1002,7 +1037,7 @@ static void finish_close_after(rn_http_conn *c)
 {
     if (c->out_head || c->dead)
         return;
-    if ((c->rd.failed || c->reserve) && !c->lingering) {
+    if ((c->rd.failed || c->over_limit) && !c->lingering) {
         /* Input may still be arriving (a body we refused, requests a
          * refused client pipelined): stop writing, keep reading and
          * dropping it until EOF or the deadline, so the client reads the
@@ -1184,6 +1219,14 @@ void rn_http_drop_queued(rn_http_conn *c)
 void rn_http_close_after_send(rn_http_conn *c)
 {
     c->close_after = true;
+    /* A reserve connection on its way out (refused, answered, bad input)
+     * gives its place back now: what is left, sending and the lingering
+     * close, has its own time bound, and a flood of refused clients must
+     * not crowd out the probes the reserve is for. */
+    if (c->reserve) {
+        c->reserve = false;
+        c->gw->n_reserve--;
+    }
     cancel_recv(c);
     c->read_paused = true;
     if (!c->out_head && !c->send_inflight)
@@ -1331,7 +1374,7 @@ void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms)
     }
     if (c->busy || c->close_after)
         return;
-    int request_ms = c->reserve ? RN_HTTP_RESERVE_MS : RN_HTTP_REQUEST_MS;
+    int request_ms = c->over_limit ? RN_HTTP_RESERVE_MS : RN_HTTP_REQUEST_MS;
     if (rn_http_reader_in_message(&c->rd)) {
         if (now_ms - c->request_start_ms > request_ms) {
             c->busy = true;
@@ -1341,7 +1384,7 @@ void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms)
         return;
     }
     if (!c->out_head &&
-        now_ms - c->last_active_ms > (c->reserve ? RN_HTTP_RESERVE_MS : RN_HTTP_IDLE_MS))
+        now_ms - c->last_active_ms > (c->over_limit ? RN_HTTP_RESERVE_MS : RN_HTTP_IDLE_MS))
         rn_http_conn_close(c, "idle");
 }
 

@@ -43,13 +43,18 @@
 #define RN_HTTP_LINGER_MS        2000  /* after an error answer: drain input, then close */
 #define RN_HTTP_TICK_MS          1000
 #define RN_HTTP_MAX_PENDING_IN   (256u << 10) /* unparsed input held while a request runs */
-/* max.connections reached: up to RN_HTTP_RESERVE_CONNS more HTTP connections
- * are let in, so /healthz, /readyz and /metrics still answer (probes and
- * scrapers come on fresh connections); any other request on them gets 503
- * with Retry-After. Past the reserve a connection gets that 503 at once,
- * unread. A reserve connection has RN_HTTP_RESERVE_MS for its request and as
- * idle time, so the reserve turns over even when someone tries to hold it. */
-#define RN_HTTP_RESERVE_CONNS 32
+/* max.connections reached: a reserve of more HTTP connections (a tenth of
+ * max.connections, RN_HTTP_RESERVE_MIN to RN_HTTP_RESERVE_MAX) is let in, so
+ * /healthz, /readyz and /metrics still answer (probes and scrapers come on
+ * fresh connections); any other request on them gets 503 with Retry-After,
+ * and a connection leaves the reserve as soon as it is answered. Past the
+ * reserve (a burst larger than it) a connection whose health or metrics
+ * request has already arrived is served once; any other gets that 503 at
+ * once. A reserve connection has RN_HTTP_RESERVE_MS for its request and as
+ * idle time, so the reserve turns over even when someone tries to hold it.
+ * Each costs a descriptor and a few KB. */
+#define RN_HTTP_RESERVE_MIN   32
+#define RN_HTTP_RESERVE_MAX   1024
 #define RN_HTTP_RESERVE_MS    5000
 #define RN_HTTP_RETRY_AFTER_S 2
 /* Streams (SSE, WebSocket): the queue a client may have unread, capped by
@@ -152,8 +157,9 @@ typedef struct rn_gateway {
     bool accepting, tick_armed, cancel_accept_inflight, cancel_tick_inflight, stopping;
     bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
     rn_http_conn *conns;
-    unsigned n_conns;   /* every connection listed, the reserve's included */
-    unsigned n_reserve; /* connections let in over max.connections */
+    unsigned n_conns;     /* every connection listed, the reserve's included */
+    unsigned n_reserve;   /* connections let in over max.connections */
+    unsigned reserve_cap; /* RN_HTTP_RESERVE_MIN..MAX: a tenth of max.connections */
     uint64_t next_id;
     uint32_t rr; /* round-robin partition for records with neither key nor partition */
     size_t max_body;
@@ -213,8 +219,10 @@ struct rn_http_conn {
     bool close_after;         /* close once the queue is sent */
     bool lingering; /* answered an error: discard input until EOF or the linger deadline */
     bool in_pump;
-    bool head;    /* the current request is HEAD: answer without a body */
-    bool reserve; /* let in over max.connections: health and metrics only */
+    bool head;       /* the current request is HEAD: answer without a body */
+    bool over_limit; /* let in over max.connections (holds no slot): health and metrics only */
+    bool reserve;    /* over_limit and holding a place in the reserve (until refused) */
+    bool one_shot;   /* over_limit past the reserve: its health/metrics request, then close */
     int mode;
     rn_http_reader rd;
     uint8_t *in; /* received, not yet parsed */

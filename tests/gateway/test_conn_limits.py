@@ -34,7 +34,7 @@ from gwtest import Reader, check  # noqa: E402
 
 B = None
 MAX = 20
-RESERVE = 32  # RN_HTTP_RESERVE_CONNS
+RESERVE = 32  # RN_HTTP_RESERVE_MIN (a tenth of max.connections, at least 32)
 streams = []
 
 
