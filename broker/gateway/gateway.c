@@ -23,6 +23,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +191,14 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
         free(gw);
         return rc < 0 ? rc : 0; /* 1: not required and in use */
     }
+    /* Accept a client only once its first bytes are in (an HTTP client
+     * speaks first): a silent connection holds no slot, no place in the
+     * reserve and no memory, and a request that comes past the reserve is
+     * there to be read when its connection is accepted (http.c). The
+     * kernel hands over a connection still silent after this long anyway. */
+    int defer_s = RN_HTTP_RESERVE_MS / 1000;
+    if (setsockopt(gw->listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s)) < 0)
+        rn_logfmt(RN_DEBUG, "TCP_DEFER_ACCEPT not set", "err=%s", rn_errname(-errno));
     r->gw = gw;
     arm_accept(gw);
     arm_tick(gw);

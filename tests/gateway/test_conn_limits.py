@@ -147,9 +147,14 @@ def test_native_over_the_limit():
 
 
 def test_past_the_reserve():
-    # More silent clients than the reserve (RN_HTTP_RESERVE_CONNS) holds:
-    # those past it get their 503 at once, without having sent anything.
-    idle = [connect() for _ in range(RESERVE + 5)]
+    # More clients than the reserve holds, each with half a request (the
+    # listener accepts a client once its first bytes are in): those past
+    # it get their 503 at once.
+    idle = []
+    for _ in range(RESERVE + 5):
+        s = connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        idle.append(s)
     deadline = time.time() + 10
     while True:
         ready = select.select(idle, [], [], 0.2)[0]
@@ -164,6 +169,14 @@ def test_past_the_reserve():
         check(r.closed())
         answered += 1
     check(answered >= 5, "only %d of %d answered at once" % (answered, len(idle)))
+    # Past the reserve, a whole request for anything else: 503 at once; a
+    # whole /healthz or /metrics request: served.
+    st, hd, _ = get("/topics")
+    check(st == 503 and hd.get("retry-after", "").isdigit(), (st, hd))
+    st, _, b = get("/healthz")
+    check(st == 200 and json.loads(b) == {"status": "ok"}, (st, b))
+    st, _, b = get("/metrics")
+    check(st == 200 and b"runnel_http_reserve_connections_active" in b, st)
     for s in idle:
         s.close()
     deadline = time.time() + 10
@@ -261,7 +274,8 @@ def main():
             ("over the limit: 503 + Retry-After + close", test_over_the_limit_gets_503),
             ("/healthz, /readyz, /metrics still answer", test_health_and_metrics_answer),
             ("native client over the limit: closed at once, counted", test_native_over_the_limit),
-            ("past the reserve: 503 at once; the reserve comes back", test_past_the_reserve),
+            ("past the reserve: 503 at once, health still served; the reserve comes back",
+             test_past_the_reserve),
             ("a stream that ends frees its slot", test_a_freed_slot_is_used_again),
             ("SIGTERM: exit 0", lambda: check(B.stop() == 0, "runneld did not exit 0")),
             ("out of descriptors: refused at once, counted, no spin, serves after",
