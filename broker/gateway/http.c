@@ -43,6 +43,22 @@
  * back into the broker from a sink: the next request is parsed from a NOP
  * completion (rn_http_conn_kick), never on the stack of the previous answer.
  *
+ * Admission (rn_http_conn_new). A connection takes one of max.connections'
+ * slots, counted over the whole broker (broker/listen.c). At the limit:
+ *   slot free ──────────────▶ a connection like any other
+ *   reserve place free ─────▶ over_limit + reserve: GET/HEAD /healthz,
+ *                             /readyz, /metrics are served; anything else
+ *                             gets 503 + Retry-After and a lingering close;
+ *                             the place is given back once it is answered
+ *                             (rn_http_close_after_send)
+ *   reserve full, a whole ──▶ over_limit + one_shot: served once, closed
+ *   health/metrics request
+ *   already in
+ *   otherwise ──────────────▶ 503 + Retry-After written on the fresh socket,
+ *                             closed (rn_http_refuse_at_once)
+ * The listener accepts a client only once its first bytes are in
+ * (TCP_DEFER_ACCEPT, gateway.c), so silent clients hold none of this.
+ *
  * Backpressure: reading stops while unparsed input passes
  * RN_HTTP_MAX_PENDING_IN (a client pipelining faster than it is answered) or
  * the queue passes connection.send.budget.bytes, and resumes at half.
