@@ -323,6 +323,9 @@ void rn_conn_slot_give(rn_broker *b);
  * broker with the count since the last line, so a flood of refusals is not
  * a flood of log lines. */
 void rn_conn_refused(rn_reactor *r, const char *listener, const char *reason);
+/* Close a refused socket so the client sees the broker close it (input that
+ * already arrived is read first: closing over it would send a reset). */
+void rn_listen_close_refused(int fd);
 /* accept on listen_fd failed with EMFILE/ENFILE: accept every client waiting
  * in its queue with the spare descriptor's room and hand each to refuse
  * (which takes the fd over: answers if it can, closes). Returns how many;

@@ -224,6 +224,16 @@ void rn_conn_refused(rn_reactor *r, const char *listener, const char *reason)
               listener, reason, (unsigned long long)n, r->b->cfg.max_connections);
 }
 
+void rn_listen_close_refused(int fd)
+{
+    /* Unread input would make close() send a reset, and the client would
+     * report "connection reset" instead of the broker closing it. */
+    char sink[4096];
+    for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ;
+    close(fd);
+}
+
 /* ---- Out of descriptors ------------------------------------------------------------------- */
 
 unsigned rn_listen_shed(int listen_fd, void (*refuse)(void *arg, int fd), void *arg)

@@ -141,7 +141,7 @@ static void conn_new(rn_reactor *r, int fd)
      * protocol has no way to say "busy" before the client's first request. */
     if (r->stopping || !rn_conn_slot_take(b)) {
         rn_conn_refused(r, "native", r->stopping ? "shutting_down" : "max.connections");
-        close(fd);
+        rn_listen_close_refused(fd);
         return;
     }
     rn_conn *c = calloc(1, sizeof(*c));
@@ -182,7 +182,7 @@ static void conn_new(rn_reactor *r, int fd)
 static void shed_one(void *arg, int fd)
 {
     rn_conn_refused(arg, "native", "out_of_descriptors");
-    close(fd);
+    rn_listen_close_refused(fd);
 }
 
 static void accept_done(rn_io_op *op, int res, uint32_t flags)
