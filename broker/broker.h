@@ -315,6 +315,7 @@ struct rn_reactor {
     rn_io_op accept_op, tick_op, signal_op;
     struct __kernel_timespec tick_ts;
     bool accepting, tick_armed, signal_armed;
+    bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
     /* Provided receive buffers (one group). */
     struct io_uring_buf_ring *br;
     uint8_t *bufs;
@@ -356,6 +357,26 @@ int rn_listen_open(const char *what, const char *hostport, bool retry_in_use, in
  * makes sure no other process holds the port (bind without SO_REUSEPORT),
  * retrying for 5 s like rn_listen_open. Errors as rn_listen_open. */
 int rn_listen_open_shared(const char *what, const char *hostport, unsigned n, int *fds);
+/* max.connections counts client connections over the whole broker, native
+ * and HTTP, every reactor (broker/listen.c). Take a slot for an accepted
+ * socket: false when the broker is at the limit (nothing taken). Give it
+ * back when that connection closes. Any reactor's thread. */
+bool rn_conn_slot_take(rn_broker *b);
+void rn_conn_slot_give(rn_broker *b);
+/* An accepted socket was refused (listener "native" or "http", reason
+ * "max.connections", "shutting_down", ...): counted in r's
+ * connections_rejected and logged, at most one line a second over the whole
+ * broker with the count since the last line, so a flood of refusals is not
+ * a flood of log lines. */
+void rn_conn_refused(rn_reactor *r, const char *listener, const char *reason);
+/* Close a refused socket so the client sees the broker close it (input that
+ * already arrived is read first: closing over it would send a reset). */
+void rn_listen_close_refused(int fd);
+/* accept on listen_fd failed with EMFILE/ENFILE: accept every client waiting
+ * in its queue with the spare descriptor's room and hand each to refuse
+ * (which takes the fd over: answers if it can, closes). Returns how many;
+ * 0 when the spare is not to be had (the caller waits a tick). Never blocks. */
+unsigned rn_listen_shed(int listen_fd, void (*refuse)(void *arg, int fd), void *arg);
 /* Run until stopped by SIGTERM/SIGINT and drained. */
 int rn_reactor_run(rn_reactor *r);
 /* Hold / return a receive buffer. */
@@ -391,6 +412,9 @@ struct rn_broker {
     uint64_t storage_errors_total;
     int parts_storage_error, parts_disk_full;
     unsigned n_discarded; /* leftover directories discarded while opening (start-up) */
+    /* Open client connections, native and HTTP, every reactor (atomic;
+     * rn_conn_slot_take): what max.connections bounds. */
+    unsigned n_client_conns;
 };
 
 #endif

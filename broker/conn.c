@@ -108,6 +108,7 @@ void rn_conn_close(rn_conn *c, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     r->n_conns--;
+    rn_conn_slot_give(r->b);
     r->metrics.connections_active--;
     if (c->starved) {
         for (rn_conn **pp = &r->starved; *pp; pp = &(*pp)->next_starved) {

@@ -12,9 +12,29 @@
  *     is torn down by the kernel in the background, so a restart right away
  *     may find the port still taken for a moment: the caller may ask for a
  *     few seconds of retries.
+ *
+ * And one count of what the listeners let in: max.connections bounds the
+ * broker's client connections, native and HTTP together over every reactor
+ * (an atomic counter, rn_conn_slot_take), not each reactor or listener on
+ * its own, so the limit means what it says whatever --reactors is. What a
+ * listener does over the limit is its own: the native one closes the socket
+ * at once (the protocol has no way to say "busy" before a request), the HTTP
+ * one answers 503 with Retry-After and keeps a small reserve for /healthz,
+ * /readyz and /metrics (broker/gateway/http.c).
+ *
+ * Out of descriptors (accept fails with EMFILE or ENFILE, e.g. a descriptor
+ * limit below max.connections): the clients would wait in the listen queue
+ * with no answer while the accept failed and was re-armed in a loop (a
+ * warning per turn, hundreds a second). A spare descriptor is kept open for
+ * that case, as libuv and nginx do: rn_listen_shed closes it, accepts every
+ * waiting client and hands each to the listener's refusal (a close, or an
+ * HTTP 503), then takes the spare back. When even that fails, the listener
+ * waits for its reactor's next tick before accepting again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,8 +42,25 @@
 
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/metrics.h"
 
-#define RETRIES 50 /* of 100 ms: 5 s */
+#define RETRIES  50   /* of 100 ms: 5 s */
+#define SHED_MAX 4096 /* clients refused per rn_listen_shed at most */
+
+/* The spare descriptor for rn_listen_shed (process-wide; -1 while one
+ * reactor sheds or when it could not be had). */
+static int spare_fd = -1;
+
+static void spare_take(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    int none = -1;
+    if (!__atomic_compare_exchange_n(&spare_fd, &none, fd, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        close(fd);
+}
 
 /* A socket bound to ai (not yet listening), retrying a taken address for 5 s
  * when retry_in_use. */
@@ -98,6 +135,7 @@ int rn_listen_open(const char *what, const char *hostport, bool retry_in_use, in
         goto fail;
     }
     freeaddrinfo(ai);
+    spare_take();
     *out = fd;
     return 0;
 
@@ -141,6 +179,7 @@ int rn_listen_open_shared(const char *what, const char *hostport, unsigned n, in
         }
     }
     freeaddrinfo(ai);
+    spare_take();
     return 0;
 
 fail:
@@ -149,4 +188,77 @@ fail:
         close(fds[--opened]);
     freeaddrinfo(ai);
     return rc;
+}
+
+/* ---- Connection slots (max.connections) ------------------------------------------------ */
+
+bool rn_conn_slot_take(rn_broker *b)
+{
+    unsigned n = __atomic_add_fetch(&b->n_client_conns, 1, __ATOMIC_RELAXED);
+    if (n <= b->cfg.max_connections)
+        return true;
+    __atomic_sub_fetch(&b->n_client_conns, 1, __ATOMIC_RELAXED);
+    return false;
+}
+
+void rn_conn_slot_give(rn_broker *b)
+{
+    __atomic_sub_fetch(&b->n_client_conns, 1, __ATOMIC_RELAXED);
+}
+
+void rn_conn_refused(rn_reactor *r, const char *listener, const char *reason)
+{
+    /* Process-wide, like the log it guards. */
+    static int64_t last_log_ms;
+    static uint64_t unlogged;
+    r->metrics.connections_rejected++;
+    uint64_t n = __atomic_add_fetch(&unlogged, 1, __ATOMIC_RELAXED);
+    int64_t now = rn_now_ms(), last = __atomic_load_n(&last_log_ms, __ATOMIC_RELAXED);
+    if (now - last < 1000 || !__atomic_compare_exchange_n(&last_log_ms, &last, now, false,
+                                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return;
+    n = __atomic_exchange_n(&unlogged, 0, __ATOMIC_RELAXED);
+    rn_logfmt(RN_WARN, "connection refused",
+              "listener=%s reason=%s refused=%llu max_connections=%u hint=\"counted in "
+              "runnel_connections_rejected_total; one line a second at most\"",
+              listener, reason, (unsigned long long)n, r->b->cfg.max_connections);
+}
+
+void rn_listen_close_refused(int fd)
+{
+    /* Unread input would make close() send a reset, and the client would
+     * report "connection reset" instead of the broker closing it. */
+    char sink[4096];
+    for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ;
+    close(fd);
+}
+
+/* ---- Out of descriptors ------------------------------------------------------------------- */
+
+unsigned rn_listen_shed(int listen_fd, void (*refuse)(void *arg, int fd), void *arg)
+{
+    /* Another reactor's accept may have won the room the spare left last
+     * time (several reactors accept at once): take it again when a
+     * descriptor has come free since. */
+    if (__atomic_load_n(&spare_fd, __ATOMIC_ACQUIRE) < 0)
+        spare_take();
+    int spare = __atomic_exchange_n(&spare_fd, -1, __ATOMIC_ACQ_REL);
+    if (spare < 0)
+        return 0;
+    close(spare);
+    unsigned n = 0;
+    while (n < SHED_MAX) {
+        /* The listener is blocking (io_uring accepts on it): look first. */
+        struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+        if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+            break;
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0)
+            break;
+        n++;
+        refuse(arg, fd);
+    }
+    spare_take();
+    return n;
 }

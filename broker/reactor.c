@@ -137,15 +137,16 @@ static void arm_accept(rn_reactor *r);
 static void conn_new(rn_reactor *r, int fd)
 {
     rn_broker *b = r->b;
-    if (r->stopping || r->n_conns >= b->cfg.max_connections) {
-        r->metrics.connections_rejected++;
-        rn_logfmt(RN_WARN, "connection refused", "reason=%s",
-                  r->stopping ? "shutting_down" : "max.connections");
-        close(fd);
+    /* Over max.connections the socket is closed at once: the native
+     * protocol has no way to say "busy" before the client's first request. */
+    if (r->stopping || !rn_conn_slot_take(b)) {
+        rn_conn_refused(r, "native", r->stopping ? "shutting_down" : "max.connections");
+        rn_listen_close_refused(fd);
         return;
     }
     rn_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        rn_conn_slot_give(b);
         close(fd);
         return;
     }
@@ -178,17 +179,28 @@ static void conn_new(rn_reactor *r, int fd)
     rn_conn_arm_recv(c);
 }
 
+static void shed_one(void *arg, int fd)
+{
+    rn_conn_refused(arg, "native", "out_of_descriptors");
+    rn_listen_close_refused(fd);
+}
+
 static void accept_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, accept_op));
-    if (res >= 0)
+    if (res >= 0) {
         conn_new(r, res);
-    else if (res != -ECANCELED)
-        rn_logfmt(res == -EMFILE || res == -ENFILE ? RN_WARN : RN_DEBUG, "accept failed", "err=%s",
-                  rn_errname(res));
+    } else if (res == -EMFILE || res == -ENFILE) {
+        /* Clients waiting in the queue are refused now rather than left
+         * unanswered; without the spare, wait a tick instead of spinning. */
+        if (rn_listen_shed(r->listen_fd, shed_one, r) == 0)
+            r->accept_backoff = true;
+    } else if (res != -ECANCELED) {
+        rn_logfmt(RN_DEBUG, "accept failed", "err=%s", rn_errname(res));
+    }
     if (!(flags & IORING_CQE_F_MORE)) {
         r->accepting = false;
-        if (!r->stopping)
+        if (!r->stopping && !r->accept_backoff)
             arm_accept(r);
     }
 }
@@ -241,6 +253,11 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
     rn_partitions_tick(r, now, retention); /* the partitions this reactor owns */
     if (r->index == 0)
         rn_groups_tick(b->groups, now);
+    if (r->accept_backoff && !r->stopping) {
+        r->accept_backoff = false;
+        if (!r->accepting && r->listen_fd >= 0)
+            arm_accept(r);
+    }
     if (!r->stopping)
         arm_tick(r);
 }

@@ -23,6 +23,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,17 +42,27 @@
 
 static void arm_accept(rn_gateway *gw);
 
+static void shed_one(void *arg, int fd)
+{
+    rn_http_refuse_at_once(arg, fd, "out_of_descriptors");
+}
+
 static void accept_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, accept_op));
-    if (res >= 0)
+    if (res >= 0) {
         rn_gateway_accept(gw->r, res);
-    else if (res != -ECANCELED)
-        rn_logfmt(res == -EMFILE || res == -ENFILE ? RN_WARN : RN_DEBUG, "http accept failed",
-                  "err=%s", rn_errname(res));
+    } else if (res == -EMFILE || res == -ENFILE) {
+        /* Out of descriptors: the waiting clients get their 503 now (see
+         * broker/listen.c); without the spare, wait a tick, not spin. */
+        if (gw->listen_fd < 0 || rn_listen_shed(gw->listen_fd, shed_one, gw) == 0)
+            gw->accept_backoff = true;
+    } else if (res != -ECANCELED) {
+        rn_logfmt(RN_DEBUG, "http accept failed", "err=%s", rn_errname(res));
+    }
     if (!(flags & IORING_CQE_F_MORE)) {
         gw->accepting = false;
-        if (!gw->stopping && !gw->r->stopping && gw->listen_fd >= 0)
+        if (!gw->stopping && !gw->r->stopping && gw->listen_fd >= 0 && !gw->accept_backoff)
             arm_accept(gw);
     }
 }
@@ -101,6 +113,11 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
         free(all);
     }
     rn_consumers_tick(gw->consumers, now);
+    if (gw->accept_backoff) {
+        gw->accept_backoff = false;
+        if (!gw->accepting && gw->listen_fd >= 0 && !gw->r->stopping)
+            arm_accept(gw);
+    }
     arm_tick(gw);
 }
 
@@ -148,6 +165,11 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
     gw->max_body = (size_t)b->cfg.log.max_batch_bytes * 4;
     if (gw->max_body < (64u << 10))
         gw->max_body = 64u << 10;
+    gw->reserve_cap = b->cfg.max_connections / 10;
+    if (gw->reserve_cap < RN_HTTP_RESERVE_MIN)
+        gw->reserve_cap = RN_HTTP_RESERVE_MIN;
+    if (gw->reserve_cap > RN_HTTP_RESERVE_MAX)
+        gw->reserve_cap = RN_HTTP_RESERVE_MAX;
     gw->stream_budget = RN_HTTP_STREAM_BUDGET;
     if (b->cfg.connection_send_budget < gw->stream_budget)
         gw->stream_budget = (size_t)b->cfg.connection_send_budget;
@@ -169,6 +191,14 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
         free(gw);
         return rc < 0 ? rc : 0; /* 1: not required and in use */
     }
+    /* Accept a client only once its first bytes are in (an HTTP client
+     * speaks first): a silent connection holds no slot, no place in the
+     * reserve and no memory, and a request that comes past the reserve is
+     * there to be read when its connection is accepted (http.c). The
+     * kernel hands over a connection still silent after this long anyway. */
+    int defer_s = RN_HTTP_RESERVE_MS / 1000;
+    if (setsockopt(gw->listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s)) < 0)
+        rn_logfmt(RN_DEBUG, "TCP_DEFER_ACCEPT not set", "err=%s", rn_errname(-errno));
     r->gw = gw;
     arm_accept(gw);
     arm_tick(gw);
@@ -357,6 +387,16 @@ int rn_gateway_metrics_render(const rn_gateway *gw, char **buf, size_t *len, siz
       "# TYPE runnel_http_connections_active gauge\n"
       "runnel_http_connections_active %llu\n",
       (unsigned long long)m->connections_active);
+    A("# HELP runnel_http_connections_rejected_total HTTP clients answered 503 for "
+      "max.connections (also in runnel_connections_rejected_total).\n"
+      "# TYPE runnel_http_connections_rejected_total counter\n"
+      "runnel_http_connections_rejected_total %llu\n",
+      (unsigned long long)m->busy_refusals);
+    A("# HELP runnel_http_reserve_connections_active HTTP connections let in over "
+      "max.connections for /healthz, /readyz and /metrics.\n"
+      "# TYPE runnel_http_reserve_connections_active gauge\n"
+      "runnel_http_reserve_connections_active %u\n",
+      gw->n_reserve);
     A("# HELP runnel_http_requests_total HTTP requests read.\n"
       "# TYPE runnel_http_requests_total counter\n"
       "runnel_http_requests_total %llu\n",

@@ -6,7 +6,14 @@
  * header names, header values and body, split wherever the input was split.
  * Pieces go into one arena (url, then name\0value\0 pairs) as offsets, turned
  * into pointers when the headers end, so a realloc never leaves a dangling
- * pointer. Limits are checked before memory is taken:
+ * pointer. From then on the arena is sealed (headers_done): the request's
+ * url, path and headers point into it, so nothing may grow or move it, and
+ * arena_reserve refuses. That matters because the parser calls the same
+ * header callbacks again for the trailer fields after a chunked body (RFC
+ * 9112 §7.1.2): those are counted against the header limit and dropped (no
+ * handler here reads a trailer, and RFC 9110 §6.5.1 lets a recipient discard
+ * them), never stored next to the finalised headers. Limits are checked
+ * before memory is taken:
  *   1. url + names + values <= max_header and at most RN_HTTP_MAX_HEADERS
  *      fields, else 413 (the brief asks 413 for both limits; the arena never
  *      grows past max_header plus a NUL per string);
@@ -35,6 +42,22 @@
  * inside another handler's loop (rn_partition_wake). So nothing here calls
  * back into the broker from a sink: the next request is parsed from a NOP
  * completion (rn_http_conn_kick), never on the stack of the previous answer.
+ *
+ * Admission (rn_http_conn_new). A connection takes one of max.connections'
+ * slots, counted over the whole broker (broker/listen.c). At the limit:
+ *   slot free ──────────────▶ a connection like any other
+ *   reserve place free ─────▶ over_limit + reserve: GET/HEAD /healthz,
+ *                             /readyz, /metrics are served; anything else
+ *                             gets 503 + Retry-After and a lingering close;
+ *                             the place is given back once it is answered
+ *                             (rn_http_close_after_send)
+ *   reserve full, a whole ──▶ over_limit + one_shot: served once, closed
+ *   health/metrics request
+ *   already in
+ *   otherwise ──────────────▶ 503 + Retry-After written on the fresh socket,
+ *                             closed (rn_http_refuse_at_once)
+ * The listener accepts a client only once its first bytes are in
+ * (TCP_DEFER_ACCEPT, gateway.c), so silent clients hold none of this.
  *
  * Backpressure: reading stops while unparsed input passes
  * RN_HTTP_MAX_PENDING_IN (a client pipelining faster than it is answered) or
@@ -79,6 +102,8 @@ static void rd_fail(rn_http_reader *rd, int status, const char *msg)
  * without end. */
 static int arena_reserve(rn_http_reader *rd, size_t n)
 {
+    if (rd->headers_done)
+        return -EPERM; /* sealed: the request points into it */
     if (rd->arena_len + n + 1 > rd->arena_cap) {
         size_t cap = rd->arena_cap ? rd->arena_cap : 1024;
         while (cap < rd->arena_len + n + 1)
@@ -96,12 +121,21 @@ static int arena_reserve(rn_http_reader *rd, size_t n)
  * counted, so a string built of several pieces stays terminated. */
 static int arena_put(rn_http_reader *rd, const char *s, size_t n)
 {
-    if (arena_reserve(rd, n) < 0)
-        return -ENOMEM;
+    int rc = arena_reserve(rd, n);
+    if (rc < 0)
+        return rc;
     memcpy(rd->arena + rd->arena_len, s, n);
     rd->arena_len += n;
     rd->arena[rd->arena_len] = 0;
     return 0;
+}
+
+/* The arena could not take a piece: out of memory, or (a bug) sealed. */
+static int arena_fail(rn_http_reader *rd)
+{
+    rd_fail(rd, rd->headers_done ? 500 : 503,
+            rd->headers_done ? "header storage written after the headers ended" : "out of memory");
+    return -1;
 }
 
 static int count_header_bytes(rn_http_reader *rd, size_t n)
@@ -109,7 +143,7 @@ static int count_header_bytes(rn_http_reader *rd, size_t n)
     rd->header_bytes += n;
     if (rd->header_bytes > rd->max_header) {
         char msg[96];
-        snprintf(msg, sizeof(msg), "request line and headers larger than %zu bytes",
+        snprintf(msg, sizeof(msg), "request line, headers and trailer fields larger than %zu bytes",
                  rd->max_header);
         rd_fail(rd, 413, msg);
         return -1;
@@ -129,10 +163,8 @@ static int on_url(http_parser *p, const char *at, size_t n)
     rn_http_reader *rd = p->data;
     if (count_header_bytes(rd, n) < 0)
         return -1;
-    if (arena_put(rd, at, n) < 0) {
-        rd_fail(rd, 503, "out of memory");
-        return -1;
-    }
+    if (arena_put(rd, at, n) < 0)
+        return arena_fail(rd);
     return 0;
 }
 
@@ -163,6 +195,8 @@ static int finish_header(rn_http_reader *rd)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     rn_http_reader *rd = p->data;
+    if (rd->headers_done)
+        return count_header_bytes(rd, n); /* a trailer field: counted, dropped */
     if (rd->hstate == 0 && rd->req.n_headers == 0 && rd->field_at == 0) {
         /* The url ends where the first field starts. */
         arena_end_string(rd);
@@ -175,10 +209,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
         rd->hstate = 1;
         rd->field_at = rd->arena_len;
     }
-    if (arena_put(rd, at, n) < 0) {
-        rd_fail(rd, 503, "out of memory");
-        return -1;
-    }
+    if (arena_put(rd, at, n) < 0)
+        return arena_fail(rd);
     return 0;
 }
 
@@ -187,15 +219,15 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     rn_http_reader *rd = p->data;
     if (count_header_bytes(rd, n) < 0)
         return -1;
+    if (rd->headers_done)
+        return 0; /* a trailer field's value: dropped */
     if (rd->hstate != 2) {
         arena_end_string(rd); /* the field */
         rd->hstate = 2;
         rd->value_at = rd->arena_len;
     }
-    if (arena_put(rd, at, n) < 0) {
-        rd_fail(rd, 503, "out of memory");
-        return -1;
-    }
+    if (arena_put(rd, at, n) < 0)
+        return arena_fail(rd);
     return 0;
 }
 
@@ -249,6 +281,8 @@ static int on_headers_complete(http_parser *p)
         return -1;
     }
     rd->arena_len += url_len + 1;
+    /* The last growth: pointers into the arena are handed out below. */
+    rd->headers_done = true;
     const char *url = rd->arena;
     rn_http_request *req = &rd->req;
     req->url = url;
@@ -371,7 +405,7 @@ static void reader_reset_request(rn_http_reader *rd)
     rd->hstate = 0;
     rd->field_at = rd->value_at = 0;
     rd->body_cap = 0;
-    rd->complete = rd->want_continue = rd->in_message = false;
+    rd->complete = rd->want_continue = rd->in_message = rd->headers_done = false;
     /* A big arena from one large request is not kept for a long-lived
      * keep-alive connection. */
     if (rd->arena_cap > 4096) {
@@ -571,21 +605,87 @@ static void cancel_recv(rn_http_conn *c)
     io_uring_prep_cancel(sqe, &c->recv_op, 0);
 }
 
+static bool ops_request(const rn_http_request *req);
+static int keep_input(rn_http_conn *c, const uint8_t *data, size_t len);
+
+/* Does data hold a whole GET or HEAD of /healthz, /readyz or /metrics? */
+static bool arrived_ops_request(const uint8_t *data, size_t len)
+{
+    rn_http_reader rd;
+    rn_http_reader_init(&rd, RN_HTTP_MAX_HEADER_BYTES, 0);
+    size_t used;
+    bool ok = rn_http_reader_feed(&rd, data, len, &used) == 1 && ops_request(&rd.req);
+    rn_http_reader_fini(&rd);
+    return ok;
+}
+
+/* The body of the 503 for max.connections. */
+static int busy_body(const rn_gateway *gw, char *buf, size_t len)
+{
+    return snprintf(buf, len,
+                    "{\"error_code\":50302,\"message\":\"the broker has max.connections=%u "
+                    "connections open; retry later\"}",
+                    gw->b->cfg.max_connections);
+}
+
+/* Past the reserve: answer 503 on the fresh socket without a connection
+ * object. It is non-blocking and tiny (it fits any socket's send buffer).
+ * Whatever request arrived already is read and dropped first, so the close
+ * sends a FIN after the answer rather than a reset that could destroy it. */
+void rn_http_refuse_at_once(rn_gateway *gw, int fd, const char *reason)
+{
+    char body[160], msg[400], sink[4096];
+    int bl = busy_body(gw, body, sizeof(body));
+    int ml = snprintf(msg, sizeof(msg),
+                      "HTTP/1.1 503 Service Unavailable\r\nServer: runneld\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                      "Retry-After: %d\r\nConnection: close\r\n\r\n%s",
+                      bl, RN_HTTP_RETRY_AFTER_S, body);
+    for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ;
+    if (send(fd, msg, (size_t)ml, MSG_DONTWAIT | MSG_NOSIGNAL) == ml)
+        gw->m.responses[5]++;
+    shutdown(fd, SHUT_WR);
+    gw->m.busy_refusals++;
+    rn_conn_refused(gw->r, "http", reason);
+    close(fd);
+}
+
 rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
 {
     rn_broker *b = gw->b;
-    if (gw->stopping || gw->n_conns + gw->r->n_conns >= b->cfg.max_connections) {
-        gw->r->metrics.connections_rejected++;
-        rn_logfmt(RN_WARN, "http connection refused", "reason=%s",
-                  gw->stopping ? "shutting_down" : "max.connections");
+    if (gw->stopping) {
+        rn_conn_refused(gw->r, "http", "shutting_down");
         close(fd);
         return NULL;
+    }
+    bool over = !rn_conn_slot_take(b);
+    bool reserve = over && gw->n_reserve < gw->reserve_cap;
+    uint8_t first[2048];
+    ssize_t first_len = 0;
+    if (over && !reserve) {
+        /* Past the reserve (a burst of clients larger than it in one turn
+         * of the loop): a health or metrics request that has already
+         * arrived is still served, once, on a connection outside the
+         * reserve; anything else, or nothing yet, gets the 503 now. */
+        first_len = recv(fd, first, sizeof(first), MSG_DONTWAIT);
+        if (first_len <= 0 || !arrived_ops_request(first, (size_t)first_len)) {
+            rn_http_refuse_at_once(gw, fd, "max.connections");
+            return NULL;
+        }
     }
     rn_http_conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        if (!over)
+            rn_conn_slot_give(b);
         close(fd);
         return NULL;
     }
+    c->over_limit = over;
+    c->reserve = reserve;
+    c->one_shot = over && !reserve;
+    if (reserve)
+        gw->n_reserve++;
     c->gw = gw;
     c->r = gw->r;
     c->fd = fd;
@@ -614,6 +714,13 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
     gw->m.connections_active++;
     rn_logfmt(RN_DEBUG, "http connection accepted", "conn=%llu peer=%s", (unsigned long long)c->id,
               c->peer);
+    if (first_len > 0) {
+        if (keep_input(c, first, (size_t)first_len) < 0) {
+            rn_http_conn_close(c, "out of memory");
+            return NULL;
+        }
+        kick(c); /* parse it from a fresh stack */
+    }
     arm_recv(c);
     return c;
 }
@@ -639,6 +746,10 @@ void rn_http_conn_close(rn_http_conn *c, const char *why)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
     gw->n_conns--;
+    if (c->reserve)
+        gw->n_reserve--;
+    if (!c->over_limit)
+        rn_conn_slot_give(gw->b);
     gw->m.connections_active--;
     shutdown(c->fd, SHUT_RDWR);
     cancel_recv(c);
@@ -824,6 +935,35 @@ static void answer_reader_error(rn_http_conn *c)
     rn_http_respond_error(c, rd->status, code, "%s", rd->errmsg);
 }
 
+/* What a reserve connection may ask: GET or HEAD of /healthz, /readyz or
+ * /metrics (slashes around the name as rest.c allows them). */
+static bool ops_request(const rn_http_request *req)
+{
+    if (req->method != HTTP_GET && req->method != HTTP_HEAD)
+        return false;
+    const char *p = req->path;
+    while (*p == '/')
+        p++;
+    size_t n = strcspn(p, "/");
+    for (const char *t = p + n; *t; t++)
+        if (*t != '/')
+            return false;
+    return (n == 7 && (!memcmp(p, "healthz", 7) || !memcmp(p, "metrics", 7))) ||
+           (n == 6 && !memcmp(p, "readyz", 6));
+}
+
+/* A reserve connection asked for something else: 503, Retry-After, close. */
+static void refuse_busy(rn_http_conn *c)
+{
+    char body[160], extra[32];
+    int bl = busy_body(c->gw, body, sizeof(body));
+    snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", RN_HTTP_RETRY_AFTER_S);
+    c->gw->m.busy_refusals++;
+    rn_conn_refused(c->r, "http", "max.connections");
+    c->close_after = true;
+    rn_http_respond(c, 503, "application/json", body, (size_t)bl, extra);
+}
+
 static void pump(rn_http_conn *c)
 {
     if (c->in_pump || c->dead)
@@ -856,6 +996,12 @@ static void pump(rn_http_conn *c)
         c->busy = true;
         c->gw->m.requests_total++;
         c->head = c->rd.req.method == HTTP_HEAD;
+        if (c->one_shot)
+            c->rd.req.keep_alive = false; /* past the reserve: one answer, then close */
+        if (c->over_limit && !ops_request(&c->rd.req)) {
+            refuse_busy(c);
+            break;
+        }
         rn_rest_dispatch(c, &c->rd.req);
         if (c->mode == RN_HTTP_MODE_STREAM) {
             /* A stream never reads HTTP again: the request can go. */
@@ -907,9 +1053,11 @@ static void finish_close_after(rn_http_conn *c)
 {
     if (c->out_head || c->dead)
         return;
-    if (c->rd.failed && !c->lingering) {
-        /* Input may still be arriving (a body we refused): stop writing, keep
-         * reading and dropping it until EOF or the deadline. */
+    if ((c->rd.failed || c->over_limit) && !c->lingering) {
+        /* Input may still be arriving (a body we refused, requests a
+         * refused client pipelined): stop writing, keep reading and
+         * dropping it until EOF or the deadline, so the client reads the
+         * answer rather than a reset. */
         c->lingering = true;
         c->linger_until_ms = rn_now_ms() + RN_HTTP_LINGER_MS;
         shutdown(c->fd, SHUT_WR);
@@ -1087,6 +1235,14 @@ void rn_http_drop_queued(rn_http_conn *c)
 void rn_http_close_after_send(rn_http_conn *c)
 {
     c->close_after = true;
+    /* A reserve connection on its way out (refused, answered, bad input)
+     * gives its place back now: what is left, sending and the lingering
+     * close, has its own time bound, and a flood of refused clients must
+     * not crowd out the probes the reserve is for. */
+    if (c->reserve) {
+        c->reserve = false;
+        c->gw->n_reserve--;
+    }
     cancel_recv(c);
     c->read_paused = true;
     if (!c->out_head && !c->send_inflight)
@@ -1234,16 +1390,17 @@ void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms)
     }
     if (c->busy || c->close_after)
         return;
+    int request_ms = c->over_limit ? RN_HTTP_RESERVE_MS : RN_HTTP_REQUEST_MS;
     if (rn_http_reader_in_message(&c->rd)) {
-        if (now_ms - c->request_start_ms > RN_HTTP_REQUEST_MS) {
+        if (now_ms - c->request_start_ms > request_ms) {
             c->busy = true;
             c->close_after = true;
-            rn_http_respond_error(c, 408, 40801, "request not complete after %d ms",
-                                  RN_HTTP_REQUEST_MS);
+            rn_http_respond_error(c, 408, 40801, "request not complete after %d ms", request_ms);
         }
         return;
     }
-    if (!c->out_head && now_ms - c->last_active_ms > RN_HTTP_IDLE_MS)
+    if (!c->out_head &&
+        now_ms - c->last_active_ms > (c->over_limit ? RN_HTTP_RESERVE_MS : RN_HTTP_IDLE_MS))
         rn_http_conn_close(c, "idle");
 }
 

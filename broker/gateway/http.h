@@ -8,7 +8,8 @@
  *     the limits before allocating: request line + headers at most
  *     max_header bytes and RN_HTTP_MAX_HEADERS fields, a body at most
  *     max_body bytes (a Content-Length above it is refused as soon as the
- *     headers end, before any body byte is read).
+ *     headers end, before any body byte is read). Trailer fields after a
+ *     chunked body count against max_header and are dropped.
  *   - rn_http_conn: one accepted socket on the reactor's ring (multishot recv
  *     into the provided buffers, sendmsg from a queue of chunks), in one of
  *     three modes: plain HTTP (request → response, keep-alive, pipelining),
@@ -42,6 +43,20 @@
 #define RN_HTTP_LINGER_MS        2000  /* after an error answer: drain input, then close */
 #define RN_HTTP_TICK_MS          1000
 #define RN_HTTP_MAX_PENDING_IN   (256u << 10) /* unparsed input held while a request runs */
+/* max.connections reached: a reserve of more HTTP connections (a tenth of
+ * max.connections, RN_HTTP_RESERVE_MIN to RN_HTTP_RESERVE_MAX) is let in, so
+ * /healthz, /readyz and /metrics still answer (probes and scrapers come on
+ * fresh connections); any other request on them gets 503 with Retry-After,
+ * and a connection leaves the reserve as soon as it is answered. Past the
+ * reserve (a burst larger than it) a connection whose health or metrics
+ * request has already arrived is served once; any other gets that 503 at
+ * once. A reserve connection has RN_HTTP_RESERVE_MS for its request and as
+ * idle time, so the reserve turns over even when someone tries to hold it.
+ * Each costs a descriptor and a few KB. */
+#define RN_HTTP_RESERVE_MIN   32
+#define RN_HTTP_RESERVE_MAX   1024
+#define RN_HTTP_RESERVE_MS    5000
+#define RN_HTTP_RETRY_AFTER_S 2
 /* Streams (SSE, WebSocket): the queue a client may have unread, capped by
  * connection.send.budget.bytes (the socket's kernel send buffer is capped to
  * the same size); one with a full queue that reads nothing for
@@ -92,8 +107,9 @@ typedef struct rn_http_reader {
     size_t field_at, value_at;
     size_t body_cap;
     bool complete, want_continue, failed, in_message;
-    int status;       /* on failure: the HTTP status to answer (400, 413, 431, 505) */
-    char errmsg[128]; /* on failure: why */
+    bool headers_done; /* the arena is sealed: req points into it; trailers are dropped */
+    int status;        /* on failure: the HTTP status to answer (400, 413, 431, 505) */
+    char errmsg[128];  /* on failure: why */
 } rn_http_reader;
 
 /* max_body 0: no body is accepted at all. */
@@ -128,7 +144,8 @@ typedef struct rn_gateway_metrics {
     uint64_t sse_active, ws_active, sse_total, ws_total;
     uint64_t stream_messages_sent, stream_records_sent;
     uint64_t stream_budget_closes;
-    uint64_t bad_requests; /* malformed HTTP or WebSocket input */
+    uint64_t bad_requests;  /* malformed HTTP or WebSocket input */
+    uint64_t busy_refusals; /* 503 for max.connections (reserve or at once) */
 } rn_gateway_metrics;
 
 typedef struct rn_gateway {
@@ -138,8 +155,11 @@ typedef struct rn_gateway {
     rn_io_op accept_op, tick_op, cancel_accept_op, cancel_tick_op;
     struct __kernel_timespec tick_ts;
     bool accepting, tick_armed, cancel_accept_inflight, cancel_tick_inflight, stopping;
+    bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
     rn_http_conn *conns;
-    unsigned n_conns;
+    unsigned n_conns;     /* every connection listed, the reserve's included */
+    unsigned n_reserve;   /* connections let in over max.connections */
+    unsigned reserve_cap; /* RN_HTTP_RESERVE_MIN..MAX: a tenth of max.connections */
     uint64_t next_id;
     uint32_t rr; /* round-robin partition for records with neither key nor partition */
     size_t max_body;
@@ -199,7 +219,10 @@ struct rn_http_conn {
     bool close_after;         /* close once the queue is sent */
     bool lingering; /* answered an error: discard input until EOF or the linger deadline */
     bool in_pump;
-    bool head; /* the current request is HEAD: answer without a body */
+    bool head;       /* the current request is HEAD: answer without a body */
+    bool over_limit; /* let in over max.connections (holds no slot): health and metrics only */
+    bool reserve;    /* over_limit and holding a place in the reserve (until refused) */
+    bool one_shot;   /* over_limit past the reserve: its health/metrics request, then close */
     int mode;
     rn_http_reader rd;
     uint8_t *in; /* received, not yet parsed */
@@ -221,9 +244,13 @@ struct rn_http_conn {
 };
 
 /* A connection for the accepted socket fd (taken over: closed by the
- * connection), linked into gw and reading. NULL when refused (shutting down,
- * max.connections, OOM): fd is closed then. */
+ * connection), linked into gw and reading; over max.connections, one of the
+ * reserve (see RN_HTTP_RESERVE_CONNS). NULL when refused (shutting down, the
+ * reserve full too — answered 503 first —, OOM): fd is closed then. */
 rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd);
+/* Answer the fresh socket fd with 503 + Retry-After at once, unread, and
+ * close it (taken over); counted as refused for reason. */
+void rn_http_refuse_at_once(rn_gateway *gw, int fd, const char *reason);
 /* Timeouts, lingering, stream ticks (called once a second by the gateway). */
 void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms);
 /* The gateway shuts down: idle connections close, streams say goodbye and

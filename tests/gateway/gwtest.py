@@ -161,6 +161,46 @@ def raw_exchange(port, data, timeout=5, until_close=True, max_bytes=1 << 20):
     return out
 
 
+class Reader:
+    """Reads HTTP responses (Content-Length or chunked bodies) off a socket."""
+
+    def __init__(self, s):
+        self.s, self.buf = s, b""
+
+    def _more(self):
+        b = self.s.recv(65536)
+        if not b:
+            raise EOFError
+        self.buf += b
+
+    def response(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        hd = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hd[k.strip().lower()] = v.strip()
+        n = int(hd.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._more()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, hd, body
+
+    def closed(self, timeout=5):
+        """True when the server closes the connection (EOF) within timeout."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                b = self.s.recv(65536)
+                if not b:
+                    return True
+        except (socket.timeout, ConnectionResetError):
+            return False
+
+
 def check(cond, msg="check failed"):
     if not cond:
         raise AssertionError(msg)

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gwtest  # noqa: E402
-from gwtest import check  # noqa: E402
+from gwtest import Reader, check  # noqa: E402
 
 B = None
 
@@ -29,46 +29,6 @@ def connect(timeout=5):
     s = socket.create_connection(("127.0.0.1", B.http_port), timeout)
     s.settimeout(timeout)
     return s
-
-
-class Reader:
-    """Reads HTTP responses (Content-Length or chunked bodies) off a socket."""
-
-    def __init__(self, s):
-        self.s, self.buf = s, b""
-
-    def _more(self):
-        b = self.s.recv(65536)
-        if not b:
-            raise EOFError
-        self.buf += b
-
-    def response(self):
-        while b"\r\n\r\n" not in self.buf:
-            self._more()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode().split("\r\n")
-        status = int(lines[0].split()[1])
-        hd = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            hd[k.strip().lower()] = v.strip()
-        n = int(hd.get("content-length", "0"))
-        while len(self.buf) < n:
-            self._more()
-        body, self.buf = self.buf[:n], self.buf[n:]
-        return status, hd, body
-
-    def closed(self, timeout=5):
-        """True when the server closes the connection (EOF) within timeout."""
-        self.s.settimeout(timeout)
-        try:
-            while True:
-                b = self.s.recv(65536)
-                if not b:
-                    return True
-        except (socket.timeout, ConnectionResetError):
-            return False
 
 
 def http_req(method, path, body=b"", headers=""):

@@ -252,6 +252,244 @@ Test(gateway, http_reader_upgrade_leaves_the_rest)
     rn_http_reader_fini(&rd);
 }
 
+/* The 64 bytes of issue 11 that crashed the broker: a chunked POST with an
+ * empty body followed by two trailer fields. */
+static const char trailers64[] = "POST / HTTP/1.1\r\n"
+                                 "Transfer-Encoding: chunked\r\n"
+                                 "\r\n"
+                                 "0\r\n"
+                                 "A: 1\r\n"
+                                 "B: 2\r\n"
+                                 "\r\n"
+                                 "GET /healthz HTTP/1.1\r\n"
+                                 "Host: h\r\n"
+                                 "\r\n";
+#define TRAILERS64_LEN 64
+
+static void check_trailers64(const seen_req *r, int n)
+{
+    cr_assert_eq(n, 2, "got %d requests", n);
+    cr_assert_str_eq(r[0].line, "POST / |  | /");
+    cr_assert_str_eq(r[0].headers, "[transfer-encoding=chunked]", "trailers are not headers: %s",
+                     r[0].headers);
+    cr_assert_eq(r[0].body_len, 0);
+    cr_assert_str_eq(r[1].line, "GET /healthz |  | /healthz");
+    cr_assert_str_eq(r[1].headers, "[host=h]", "nothing of the trailers leaks into the next: %s",
+                     r[1].headers);
+}
+
+/* Feed in at every cut position, then one byte at a time; check each time. */
+static void feed_every_way(const char *in, size_t len, size_t max_body,
+                           void (*check)(const seen_req *, int))
+{
+    seen_req r[4];
+    check(r, feed_pieces(in, len, NULL, 0, max_body, r, 4));
+    for (size_t cut = 1; cut < len; cut++)
+        check(r, feed_pieces(in, len, &cut, 1, max_body, r, 4));
+    size_t *cuts = malloc(len * sizeof(*cuts));
+    cr_assert_not_null(cuts);
+    for (size_t i = 0; i < len - 1; i++)
+        cuts[i] = i + 1;
+    check(r, feed_pieces(in, len, cuts, len - 1, max_body, r, 4));
+    free(cuts);
+}
+
+// Issue 11's 64-byte request: trailer fields are dropped, never stored as headers (split anywhere).
+Test(gateway, http_reader_trailers_64_bytes)
+{
+    cr_assert_eq(strstr(trailers64, "GET") - trailers64, TRAILERS64_LEN);
+    feed_every_way(trailers64, sizeof(trailers64) - 1, 1024, check_trailers64);
+}
+
+/* A chunked POST whose trailer (X-Big) is over 1 KB, so storing it would grow
+ * (and move) the arena the request's strings point into. */
+static char *big_trailer_request(size_t big, size_t *len)
+{
+    static const char head[] = "POST /topics/t?x=1 HTTP/1.1\r\n"
+                               "Host: h\r\n"
+                               "Transfer-Encoding: chunked\r\n"
+                               "\r\n"
+                               "5\r\nhello\r\n0\r\n"
+                               "X-Big: ";
+    static const char tail[] = "\r\nX-Small: 1\r\n\r\n"
+                               "GET /metrics HTTP/1.1\r\n\r\n";
+    char *in = malloc(sizeof(head) + big + sizeof(tail));
+    cr_assert_not_null(in);
+    memcpy(in, head, sizeof(head) - 1);
+    memset(in + sizeof(head) - 1, 'b', big);
+    memcpy(in + sizeof(head) - 1 + big, tail, sizeof(tail));
+    *len = sizeof(head) - 1 + big + sizeof(tail) - 1;
+    return in;
+}
+
+static void check_big_trailer(const seen_req *r, int n)
+{
+    cr_assert_eq(n, 2, "got %d requests", n);
+    cr_assert_str_eq(r[0].line, "POST /topics/t | x=1 | /topics/t?x=1");
+    cr_assert_str_eq(r[0].headers, "[host=h][transfer-encoding=chunked]", "%s", r[0].headers);
+    cr_assert_str_eq(r[0].body, "hello");
+    cr_assert_str_eq(r[1].line, "GET /metrics |  | /metrics");
+    cr_assert_str_eq(r[1].headers, "");
+}
+
+// A trailer over 1 KB leaves the url, path and headers intact (ASan: no use after free), split
+// anywhere.
+Test(gateway, http_reader_big_trailer)
+{
+    size_t len;
+    char *in = big_trailer_request(1500, &len);
+    feed_every_way(in, len, 1024, check_big_trailer);
+    free(in);
+    in = big_trailer_request(12000, &len);
+    seen_req r[4];
+    check_big_trailer(r, feed_pieces(in, len, NULL, 0, 1024, r, 4));
+    free(in);
+}
+
+// Trailer bytes count against the header limit: a trailer past it is refused with 413.
+Test(gateway, http_reader_trailer_over_the_header_limit)
+{
+    size_t len;
+    char *in = big_trailer_request(RN_HTTP_MAX_HEADER_BYTES, &len);
+    seen_req r[4];
+    cr_assert_eq(feed_pieces(in, len, NULL, 0, 1024, r, 4), -413);
+    free(in);
+}
+
+// Many trailer fields (more than RN_HTTP_MAX_HEADERS) are dropped, not counted as headers.
+Test(gateway, http_reader_many_trailer_fields)
+{
+    char in[8192];
+    int o = sprintf(in, "POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n");
+    for (int i = 0; i < RN_HTTP_MAX_HEADERS * 2; i++)
+        o += sprintf(in + o, "T-%d: v\r\n", i);
+    sprintf(in + o, "\r\n");
+    seen_req r[1];
+    cr_assert_eq(feed_pieces(in, strlen(in), NULL, 0, 100, r, 1), 1);
+    cr_assert_str_eq(r[0].headers, "[transfer-encoding=chunked]");
+    cr_assert_str_eq(r[0].body, "x");
+}
+
+/* Touch every string and byte of a complete request and check the reader's
+ * promises, so a dangling pointer or an overrun shows (under ASan) here. */
+static void touch_request(const rn_http_reader *rd)
+{
+    const rn_http_request *r = &rd->req;
+    size_t sum = strlen(r->url) + strlen(r->path) + strlen(r->query) + strlen(r->method_name);
+    cr_assert_leq(r->n_headers, RN_HTTP_MAX_HEADERS);
+    for (unsigned i = 0; i < r->n_headers; i++) {
+        for (const char *c = r->headers[i].name; *c; c++)
+            cr_assert(!(*c >= 'A' && *c <= 'Z'), "header names are lower-cased");
+        sum += strlen(r->headers[i].value);
+    }
+    cr_assert_leq(r->body_len, rd->max_body);
+    for (size_t i = 0; i < r->body_len; i++)
+        sum += r->body[i];
+    if (r->body)
+        cr_assert_eq(r->body[r->body_len], 0);
+    cr_assert_leq(strlen(r->url), rd->max_header);
+    (void)sum;
+}
+
+/* Seeds for the mutations: each a valid input the reader accepts. */
+static const char *const mutation_seeds[] = {
+    pipelined,
+    trailers64,
+    "POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+    "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x85",
+    "POST /t HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+    "GET /a%20b?c=d%26e HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+};
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+// Seeded mutations of valid requests, split at random places: never a crash, leak or overrun.
+Test(gateway, http_reader_seeded_mutations)
+{
+    unsigned iters = 3000;
+    const char *env = getenv("RN_HTTP_MUTATIONS"); /* more by hand: RN_HTTP_MUTATIONS=1000000 */
+    if (env)
+        iters = (unsigned)strtoul(env, NULL, 10);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    uint8_t buf[4096];
+    for (unsigned it = 0; it < iters; it++) {
+        const char *s =
+            mutation_seeds[xorshift(&seed) % (sizeof(mutation_seeds) / sizeof(*mutation_seeds))];
+        size_t len = strlen(s);
+        memcpy(buf, s, len);
+        unsigned n_mut = 1 + (unsigned)(xorshift(&seed) % 4);
+        for (unsigned m = 0; m < n_mut && len > 0; m++) {
+            size_t at = xorshift(&seed) % len;
+            switch (xorshift(&seed) % 5) {
+            case 0: /* flip a byte */
+                buf[at] = (uint8_t)xorshift(&seed);
+                break;
+            case 1: /* drop a span */ {
+                size_t n = 1 + xorshift(&seed) % 8;
+                if (n > len - at)
+                    n = len - at;
+                memmove(buf + at, buf + at + n, len - at - n);
+                len -= n;
+                break;
+            }
+            case 2: /* repeat a span (pipelining, long fields) */ {
+                size_t n = 1 + xorshift(&seed) % 64;
+                if (n > len - at)
+                    n = len - at;
+                unsigned times = 1 + (unsigned)(xorshift(&seed) % 40);
+                for (unsigned k = 0; k < times && len + n <= sizeof(buf); k++) {
+                    memmove(buf + at + n, buf + at, len - at);
+                    len += n;
+                }
+                break;
+            }
+            case 3: /* a line break or separator somewhere */
+                buf[at] = (uint8_t) "\r\n:; \t0"[xorshift(&seed) % 7];
+                break;
+            default: /* splice in the start of another seed */ {
+                const char *o = mutation_seeds[xorshift(&seed) %
+                                               (sizeof(mutation_seeds) / sizeof(*mutation_seeds))];
+                size_t n = strlen(o);
+                if (n > sizeof(buf) - at)
+                    n = sizeof(buf) - at;
+                memcpy(buf + at, o, n);
+                if (at + n > len)
+                    len = at + n;
+                break;
+            }
+            }
+        }
+        rn_http_reader rd;
+        rn_http_reader_init(&rd, 512 + xorshift(&seed) % 2048, xorshift(&seed) % 64);
+        size_t pos = 0;
+        int requests = 0;
+        while (pos < len && requests < 200) {
+            size_t piece = 1 + xorshift(&seed) % (len - pos);
+            size_t used = 0;
+            int rc = rn_http_reader_feed(&rd, buf + pos, piece, &used);
+            cr_assert_leq(used, piece);
+            pos += used;
+            if (rc < 0) {
+                cr_assert(rd.status >= 400 && rd.status < 600);
+                break;
+            }
+            if (rc == 1) {
+                touch_request(&rd);
+                requests++;
+                if (rd.req.upgrade)
+                    break;
+                rn_http_reader_next(&rd);
+            }
+        }
+        rn_http_reader_fini(&rd);
+    }
+}
 // Query parameters are found by exact name and percent-decoded; missing ones report 0.
 Test(gateway, http_query_get)
 {
