@@ -1447,7 +1447,9 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
         return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", name, why);
     if (find_by_name(md, name) || pending_create(md, name))
         return fail(-RN_E_TOPIC_EXISTS, err, errlen, "topic %s already exists", name);
-    rc = rn_metadata_check_limits(md, name, n_partitions, n_partitions, err, errlen);
+    /* The broker's own topics (__offsets) are not held to the caps: without
+     * them it cannot serve at all, and they are a partition or a few. */
+    rc = internal ? 0 : rn_metadata_check_limits(md, name, n_partitions, n_partitions, err, errlen);
     if (rc < 0)
         return rc;
 
