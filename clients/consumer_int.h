@@ -46,8 +46,6 @@
 #include "protocol/batch.h"
 #include "protocol/group_member.h"
 
-#define SPARE_MAX (4u << 20)
-
 /* A Fetch answer's frame, taken from the decoder: the chunks cut from it
  * share it; the last one released frees it. */
 typedef struct fblob {

@@ -18,6 +18,9 @@
 
 #include "clients/consumer_int.h"
 
+/* The largest chunk allocation kept for reuse (4 are kept at most). */
+#define SPARE_MAX (4u << 20)
+
 /* ---- Memory that messages may point into ------------------------------------------------ */
 
 void rn__consumer_blob_release(fblob *b)

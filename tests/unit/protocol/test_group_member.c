@@ -55,6 +55,15 @@ static uint32_t send_hb(rn_member *m, int64_t now, rn_member_req *out)
     return rn_member_gen(m);
 }
 
+/* Send the heartbeat that is due without looking at it. */
+static uint32_t send_only(rn_member *m, int64_t now)
+{
+    rn_member_req q;
+    uint32_t gen = send_hb(m, now, &q);
+    rn_member_request_fini(&q);
+    return gen;
+}
+
 /* The partitions of topic t a request says the member owns, in order. */
 static size_t owned_of(const rn_member_req *q, int32_t *out)
 {
@@ -80,9 +89,7 @@ static rn_member joined(int64_t *now, const int32_t *parts, size_t n)
     rn_member_init(&m, &CONF);
     const char *topics[] = {"orders"};
     cr_assert_eq(rn_member_subscribe(&m, topics, 1, *now), 0);
-    rn_member_req q;
-    uint32_t gen = send_hb(&m, *now, &q);
-    rn_member_request_fini(&q);
+    uint32_t gen = send_only(&m, *now);
     answer a;
     make_answer(&a, "m-1", 1, 0, "orders", parts, n);
     cr_assert_eq(rn_member_step(&m, gen, *now, 0, &a.r), RN_MEMBER_OK);
@@ -155,8 +162,7 @@ Test(group_member, revoke_before_reassign)
 
     now += 3000;
     rn_member_req q;
-    uint32_t gen = send_hb(&m, now, &q);
-    rn_member_request_fini(&q);
+    uint32_t gen = send_only(&m, now);
     answer a;
     int32_t p02[] = {0, 2};
     make_answer(&a, "m-1", 1, 100, "orders", p02, 2);
@@ -201,8 +207,7 @@ Test(group_member, fenced_then_rejoin)
     rn_member m = joined(&now, p01, 2);
     now += 3000;
     rn_member_req q;
-    uint32_t gen = send_hb(&m, now, &q);
-    rn_member_request_fini(&q);
+    uint32_t gen = send_only(&m, now);
     cr_assert_eq(rn_member_step(&m, gen, now, -RN_E_FENCED_MEMBER_EPOCH, NULL), RN_MEMBER_FENCED);
     cr_assert(rn_member_must_lose(&m, now));
     cr_assert_not(rn_member_heartbeat_due(&m, now + 10000), "lose first (invariant 4)");
@@ -233,8 +238,7 @@ Test(group_member, unknown_member_id)
     rn_member m = joined(&now, p0, 1);
     now += 3000;
     rn_member_req q;
-    uint32_t gen = send_hb(&m, now, &q);
-    rn_member_request_fini(&q);
+    uint32_t gen = send_only(&m, now);
     cr_assert_eq(rn_member_step(&m, gen, now, -RN_E_UNKNOWN_MEMBER, NULL), RN_MEMBER_FENCED);
     cr_assert(rn_member_must_lose(&m, now));
     rn_member_lost(&m, now);
@@ -261,8 +265,7 @@ Test(group_member, leave)
     int32_t p01[] = {0, 1};
     rn_member m = joined(&now, p01, 2);
     now += 3000;
-    uint32_t gen = send_hb(&m, now, &q);
-    rn_member_request_fini(&q);
+    uint32_t gen = send_only(&m, now);
     cr_assert_eq(rn_member_leave_request(&m, &q), 1);
     cr_assert_eq(q.req.member_epoch, -1);
     cr_assert_str_eq(q.req.member_id, "m-1");
@@ -295,20 +298,17 @@ Test(group_member, heartbeat_interval_from_the_broker)
     rn_member m = joined(&now, p0, 1);
     now += 3000;
     rn_member_req q;
-    uint32_t gen = send_hb(&m, now, &q);
-    rn_member_request_fini(&q);
+    uint32_t gen = send_only(&m, now);
     answer a;
     make_answer(&a, "m-1", 1, 100, "orders", p0, 1);
     cr_assert_eq(rn_member_step(&m, gen, now, 0, &a.r), RN_MEMBER_OK);
     cr_assert_not(rn_member_heartbeat_due(&m, now + 99));
     cr_assert_eq(rn_member_next_timer(&m, now), now + 100);
-    gen = send_hb(&m, now + 100, &q);
-    rn_member_request_fini(&q);
+    gen = send_only(&m, now + 100);
     make_answer(&a, "m-1", 1, 60000, "orders", p0, 1);
     cr_assert_eq(rn_member_step(&m, gen, now + 100, 0, &a.r), RN_MEMBER_OK);
     cr_assert_eq(rn_member_next_timer(&m, now + 100), now + 100 + 3000, "ours bounds it");
-    gen = send_hb(&m, now + 3100, &q);
-    rn_member_request_fini(&q);
+    gen = send_only(&m, now + 3100);
     cr_assert_eq(rn_member_step(&m, gen, now + 3100, -RN_E_NOT_LEADER, NULL), RN_MEMBER_RETRY);
     cr_assert_not(rn_member_heartbeat_due(&m, now + 3199));
     cr_assert(rn_member_heartbeat_due(&m, now + 3200));
@@ -330,8 +330,7 @@ Test(group_member, epoch_going_backwards_is_refused)
     rn_member m = joined(&now, p01, 2);
     now += 3000;
     rn_member_req q;
-    uint32_t gen = send_hb(&m, now, &q);
-    rn_member_request_fini(&q);
+    uint32_t gen = send_only(&m, now);
     answer a;
     make_answer(&a, "m-1", 4, 0, "orders", p01, 2);
     cr_assert_eq(rn_member_step(&m, gen, now, 0, &a.r), RN_MEMBER_OK);
@@ -339,8 +338,7 @@ Test(group_member, epoch_going_backwards_is_refused)
     cr_assert_eq(rn_member_changes_take(&m, &ch), 0);
     rn_member_changes_fini(&ch);
     now += 3000;
-    gen = send_hb(&m, now, &q);
-    rn_member_request_fini(&q);
+    gen = send_only(&m, now);
     int32_t none[] = {0};
     make_answer(&a, "m-1", 3, 0, "orders", none, 0);
     cr_assert_eq(rn_member_step(&m, gen, now, 0, &a.r), RN_MEMBER_STALE);
@@ -362,9 +360,7 @@ Test(group_member, session_lost)
     int32_t p0[] = {0};
     rn_member m = joined(&now, p0, 1);
     cr_assert_eq(rn_member_next_timer(&m, now), now + 3000);
-    rn_member_req q;
-    uint32_t gen = send_hb(&m, now + 3000, &q);
-    rn_member_request_fini(&q);
+    uint32_t gen = send_only(&m, now + 3000);
     cr_assert_eq(rn_member_next_timer(&m, now + 3000), now + 10001, "the session's end");
     cr_assert_not(rn_member_must_lose(&m, now + 10000));
     cr_assert(rn_member_must_lose(&m, now + 10001));
