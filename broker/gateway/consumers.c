@@ -175,6 +175,8 @@ static void hb_dropped(rn_gw_call *call)
 {
     cinst *in = (cinst *)((char *)call - offsetof(cinst, hb_call));
     in->hb_inflight = false;
+    if (!in->hb_leave) /* no answer is coming: the machine may send again */
+        rn_member_step(&in->m, in->hb_gen, rn_now_ms(), -ECANCELED, NULL);
     inst_unref(in);
 }
 
