@@ -12,7 +12,9 @@
  *               pipelined requests matched by correlation id) and the poll loop
  *   metadata.c  brokers, topics, partitions and leaders; refresh on demand
  *   admin.c     rn_admin_*      producer.c  rn_producer_*
- *   consumer.c  rn_consumer_*
+ *   consumer.c  rn_consumer_* (with fetcher.c, decode.c and group.c: see
+ *               consumer_int.h; group membership follows the shared state
+ *               machine protocol/group_member.h)
  *
  * Callback discipline: a request's rn__resp_cb runs only inside
  * rn__client_poll (or rn__client_fini), never inside rn__conn_send, so code

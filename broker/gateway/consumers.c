@@ -10,11 +10,16 @@
  * commit, GET = committed), positions[/beginning|/end] (POST = seek), and
  * DELETE to leave the group.
  *
- * Membership: every instance heartbeats (GroupHeartbeat) from one 100 ms
- * timer of the gateway, at the interval the coordinator asks (1 s when
- * stable, 100 ms while partitions move), owning exactly the partitions of
- * its last answer — a partition taken away is dropped at once, so the
- * coordinator can hand it on. An unknown or fenced member joins again.
+ * Membership: every instance is a group member whose rules (join, epochs,
+ * the heartbeat interval, what to revoke and assign, fencing, leave) are the
+ * shared state machine of protocol/group_member.h, the same the client
+ * library's consumer follows. This file only does its I/O: heartbeats go out
+ * from one 100 ms timer of the gateway when the machine says one is due (at
+ * the interval the coordinator asks: 1 s when stable, 100 ms while
+ * partitions move), and each answer is applied at once — a partition taken
+ * away is dropped (its position with it) and the next heartbeat, due at once,
+ * says so, so the coordinator can hand it on. An unknown or fenced member
+ * drops everything and joins again.
  *
  * A records poll runs in steps, each a broker request on the instance's own
  * in-process client:
@@ -45,6 +50,7 @@
 #include "broker/gateway/consumers.h"
 #include "broker/gateway/json.h"
 #include "broker/logfmt.h"
+#include "protocol/group_member.h"
 
 #define TIMER_MS           100
 #define INSTANCE_IDLE_MS   300000
@@ -73,19 +79,18 @@ typedef struct cinst {
     rn_consumers *cs;
     char group[RN_GROUP_ID_MAX + 1];
     char name[RN_GROUP_MEMBER_ID_MAX + 1];
-    char member_id[RN_GROUP_MEMBER_ID_MAX + 1];
-    int32_t epoch;
     enum rn_gw_format fmt;
     bool reset_earliest, auto_commit;
-    char **topics;
-    size_t n_topics;
+    rn_member m; /* membership: subscription, member id, epoch, owned partitions */
     cpart *parts;
     size_t n_parts;
     rn_gw_client client;
     /* heartbeat */
     rn_gw_call hb_call;
-    bool hb_inflight, leaving;
-    int64_t next_hb_ms;
+    bool hb_inflight; /* hb_call is busy (a heartbeat or a leave) */
+    bool leaving;
+    bool hb_leave;   /* ... and it is a leave, whose answer is nobody's business */
+    uint32_t hb_gen; /* the membership generation the heartbeat in flight was sent under */
     /* auto-commit */
     rn_gw_call ac_call;
     bool ac_inflight;
@@ -170,6 +175,8 @@ static void hb_dropped(rn_gw_call *call)
 {
     cinst *in = (cinst *)((char *)call - offsetof(cinst, hb_call));
     in->hb_inflight = false;
+    if (!in->hb_leave) /* no answer is coming: the machine may send again */
+        rn_member_step(&in->m, in->hb_gen, rn_now_ms(), -ECANCELED, NULL);
     inst_unref(in);
 }
 
@@ -208,7 +215,7 @@ static void inst_unref(cinst *in)
     if (--in->refs > 0)
         return;
     parts_free(in->parts, in->n_parts);
-    topics_free(in->topics, in->n_topics);
+    rn_member_fini(&in->m);
     free(in);
 }
 
@@ -245,6 +252,58 @@ static void inst_destroy(cinst *in, const char *why)
 
 /* ---- Heartbeats ----------------------------------------------------------------------------- */
 
+/* Apply the coordinator's last answer: drop what it took away (its position
+ * too: whoever gets it next starts from the group's committed offset), add
+ * what it gave with an unknown position, keep the rest as it is. */
+static void apply_changes(cinst *in, int64_t now)
+{
+    rn_member_changes ch;
+    if (rn_member_changes_take(&in->m, &ch) < 0)
+        return; /* out of memory: the whole answer waits for the next one */
+    for (size_t i = 0; i < ch.n_revoke; i++) {
+        for (size_t k = 0; k < in->n_parts; k++) {
+            if (in->parts[k].partition != ch.revoke[i].partition ||
+                strcmp(in->parts[k].topic, ch.revoke[i].topic) != 0)
+                continue;
+            free(in->parts[k].topic);
+            memmove(&in->parts[k], &in->parts[k + 1], (in->n_parts - k - 1) * sizeof(*in->parts));
+            in->n_parts--;
+            break;
+        }
+        rn_member_revoked(&in->m, ch.revoke[i].topic, ch.revoke[i].partition, now);
+    }
+    if (ch.n_assign) {
+        cpart *np = realloc(in->parts, (in->n_parts + ch.n_assign) * sizeof(*np));
+        if (np)
+            in->parts = np;
+        for (size_t i = 0; np && i < ch.n_assign; i++) {
+            cpart *p = &in->parts[in->n_parts];
+            /* Not owned when it cannot be kept: the next answer lists it again. */
+            if (!(p->topic = strdup(ch.assign[i].topic)))
+                break;
+            if (rn_member_assigned(&in->m, ch.assign[i].topic, ch.assign[i].partition) < 0) {
+                free(p->topic);
+                break;
+            }
+            p->partition = ch.assign[i].partition;
+            p->position = POS_UNKNOWN;
+            p->committed = -1;
+            in->n_parts++;
+        }
+    }
+    rn_member_changes_fini(&ch);
+}
+
+/* Unknown, fenced or out of session: join again owning nothing, committing
+ * nothing (the partitions may be someone else's by now). */
+static void lose_all(cinst *in, int64_t now)
+{
+    parts_free(in->parts, in->n_parts);
+    in->parts = NULL;
+    in->n_parts = 0;
+    rn_member_lost(&in->m, now);
+}
+
 static void hb_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                       unsigned n_slices)
 {
@@ -253,57 +312,16 @@ static void hb_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *s
         rn_slice_release(&slices[i]);
     in->hb_inflight = false;
     int64_t now = rn_now_ms();
-    if (in->dead || in->leaving)
+    if (in->dead || in->leaving || in->hb_leave)
         goto out;
-    if (hdr->error_code) {
-        /* Unknown or fenced: join again owning nothing. Others: retry. */
-        if (hdr->error_code == RN_E_UNKNOWN_MEMBER || hdr->error_code == RN_E_FENCED_MEMBER_EPOCH) {
-            in->epoch = 0;
-            parts_free(in->parts, in->n_parts);
-            in->parts = NULL;
-            in->n_parts = 0;
-        }
-        in->next_hb_ms = now + 500;
+    int err = hdr->error_code ? -(int)hdr->error_code : 0;
+    int rc = rn_member_step(&in->m, in->hb_gen, now, err, hdr->group_heartbeat);
+    if (rc == RN_MEMBER_FENCED) {
+        lose_all(in, now);
         goto out;
     }
-    Runnel__GroupHeartbeatResponse *r = hdr->group_heartbeat;
-    if (!r)
-        goto out;
-    snprintf(in->member_id, sizeof(in->member_id), "%s", r->member_id);
-    in->epoch = r->member_epoch;
-    in->next_hb_ms = now + (r->heartbeat_interval_ms ? r->heartbeat_interval_ms : 1000);
-    size_t n = 0;
-    for (size_t i = 0; i < r->n_assignment; i++)
-        n += r->assignment[i]->n_partitions;
-    cpart *np = calloc(n ? n : 1, sizeof(*np));
-    if (!np)
-        goto out;
-    size_t k = 0;
-    for (size_t i = 0; i < r->n_assignment; i++) {
-        Runnel__TopicPartitions *tp = r->assignment[i];
-        for (size_t j = 0; j < tp->n_partitions; j++) {
-            cpart *p = &np[k];
-            p->topic = strdup(tp->topic);
-            if (!p->topic) {
-                parts_free(np, k);
-                goto out;
-            }
-            p->partition = tp->partitions[j];
-            p->position = POS_UNKNOWN;
-            p->committed = -1;
-            /* Keep what we knew of a partition we still have. */
-            for (size_t o = 0; o < in->n_parts; o++)
-                if (in->parts[o].partition == p->partition &&
-                    !strcmp(in->parts[o].topic, p->topic)) {
-                    p->position = in->parts[o].position;
-                    p->committed = in->parts[o].committed;
-                }
-            k++;
-        }
-    }
-    parts_free(in->parts, in->n_parts);
-    in->parts = np;
-    in->n_parts = k;
+    if (rc == RN_MEMBER_OK)
+        apply_changes(in, now);
 out:
     inst_unref(in);
 }
@@ -312,45 +330,35 @@ static void heartbeat(cinst *in, bool leave)
 {
     if (in->hb_inflight)
         return;
-    Runnel__TopicPartitions *tps = calloc(in->n_parts ? in->n_parts : 1, sizeof(*tps));
-    Runnel__TopicPartitions **tpp = calloc(in->n_parts ? in->n_parts : 1, sizeof(*tpp));
-    int32_t *pids = calloc(in->n_parts ? in->n_parts : 1, sizeof(*pids));
-    if (!tps || !tpp || !pids)
-        goto out;
-    /* One TopicPartitions per partition: simple, and the coordinator merges. */
-    for (size_t i = 0; i < in->n_parts; i++) {
-        runnel__topic_partitions__init(&tps[i]);
-        tps[i].topic = in->parts[i].topic;
-        pids[i] = in->parts[i].partition;
-        tps[i].n_partitions = 1;
-        tps[i].partitions = &pids[i];
-        tpp[i] = &tps[i];
+    rn_member_req mr;
+    /* 1: a request to send; 0: nothing to leave; < 0: out of memory. */
+    int rc = leave ? rn_member_leave_request(&in->m, &mr) : rn_member_request(&in->m, &mr) == 0;
+    if (rc <= 0) {
+        /* Nothing to leave, or out of memory (the next one waits the backoff). */
+        rn_member_request_fini(&mr);
+        if (!leave)
+            rn_member_sent(&in->m, rn_now_ms(), false);
+        return;
     }
-    Runnel__GroupHeartbeatRequest q = RUNNEL__GROUP_HEARTBEAT_REQUEST__INIT;
-    q.group_id = in->group;
-    q.member_id = in->member_id;
-    q.member_epoch = leave ? -1 : in->epoch;
-    q.client_id = in->name;
-    q.n_subscribed_topics = in->n_topics;
-    q.subscribed_topics = in->topics;
-    q.n_owned = leave ? 0 : in->n_parts;
-    q.owned = tpp;
+    mr.req.group_id = in->group;
+    mr.req.client_id = in->name;
     Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
     h.api = RUNNEL__API__GROUP_HEARTBEAT;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_GROUP_HEARTBEAT;
-    h.group_heartbeat = &q;
+    h.group_heartbeat = &mr.req;
     /* Set before: the coordinator answers inside the call. */
     in->hb_inflight = true;
+    in->hb_leave = leave;
+    in->hb_gen = rn_member_gen(&in->m);
+    if (!leave)
+        rn_member_sent(&in->m, rn_now_ms(), true);
     if (call_broker(in, &in->hb_call, &h, hb_answer) < 0) {
         in->hb_inflight = false;
-        in->next_hb_ms = rn_now_ms() + 1000;
+        if (!leave) /* not sent: retried after the backoff */
+            rn_member_step(&in->m, in->hb_gen, rn_now_ms(), -EIO, NULL);
     }
-out:
-    free(tps);
-    free(tpp);
-    free(pids);
+    rn_member_request_fini(&mr);
 }
-
 static void ac_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                       unsigned n_slices)
 {
@@ -387,8 +395,8 @@ static int commit(cinst *in, rn_gw_call *call, rn_gw_answer_cb cb, char **topics
         }
         Runnel__CommitOffsetsRequest q = RUNNEL__COMMIT_OFFSETS_REQUEST__INIT;
         q.group_id = in->group;
-        q.member_id = in->member_id;
-        q.member_epoch = in->epoch;
+        q.member_id = (char *)rn_member_id(&in->m);
+        q.member_epoch = rn_member_epoch(&in->m);
         q.n_offsets = n;
         q.offsets = ocp;
         Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
@@ -404,7 +412,8 @@ static int commit(cinst *in, rn_gw_call *call, rn_gw_answer_cb cb, char **topics
 
 static void auto_commit(cinst *in)
 {
-    if (!in->auto_commit || in->ac_inflight || !in->member_id[0] || in->epoch <= 0)
+    if (!in->auto_commit || in->ac_inflight || !rn_member_id(&in->m)[0] ||
+        rn_member_epoch(&in->m) <= 0)
         return;
     size_t n = 0;
     char **t = calloc(in->n_parts ? in->n_parts : 1, sizeof(*t));
@@ -449,7 +458,9 @@ static void timer_done(rn_io_op *op, int res, uint32_t flags)
             inst_destroy(in, "idle");
             continue;
         }
-        if (now >= in->next_hb_ms && in->n_topics) {
+        if (rn_member_must_lose(&in->m, now))
+            lose_all(in, now); /* no answer for a whole session */
+        if (!in->hb_inflight && rn_member_heartbeat_due(&in->m, now)) {
             heartbeat(in, false);
             auto_commit(in);
         }
@@ -914,6 +925,15 @@ static void create_instance(rn_consumers *cs, rn_http_conn *c, rn_http_request *
         in->auto_commit = auto_commit;
         in->last_used_ms = rn_now_ms();
         in->refs = 1;
+        rn_member_conf mc = {
+            /* The coordinator's interval as it asks (no bound of ours); its
+             * stable one when it names none. */
+            .max_interval_ms = INT32_MAX,
+            .default_interval_ms = RN_GROUP_HEARTBEAT_MS,
+            .session_timeout_ms = RN_GROUP_SESSION_TIMEOUT_MS,
+            .retry_backoff_ms = 500,
+        };
+        rn_member_init(&in->m, &mc);
         char peer[96];
         snprintf(peer, sizeof(peer), "rest-consumer %s/%s", group, name);
         rn_gw_client_init(&in->client, cs->gw->r, peer);
@@ -965,10 +985,13 @@ static void subscribe(cinst *in, rn_http_conn *c, rn_http_request *req)
         rn_http_respond_error(c, 503, 50301, "out of memory");
         return;
     }
-    topics_free(in->topics, in->n_topics);
-    in->topics = topics;
-    in->n_topics = n;
-    in->next_hb_ms = 0; /* heartbeat on the next timer turn */
+    /* The machine copies them; the heartbeat is due on the next timer turn. */
+    int rc = rn_member_subscribe(&in->m, (const char *const *)topics, n, rn_now_ms());
+    topics_free(topics, n);
+    if (rc < 0) {
+        rn_http_respond_error(c, 503, 50301, "out of memory");
+        return;
+    }
     arm_timer(in->cs);
     rn_http_respond(c, 204, NULL, NULL, 0, NULL);
 }
@@ -976,8 +999,10 @@ static void subscribe(cinst *in, rn_http_conn *c, rn_http_request *req)
 static void get_subscription(cinst *in, rn_http_conn *c)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; i < in->n_topics; i++)
-        json_array_append_new(arr, json_string(in->topics[i]));
+    size_t n;
+    const char *const *topics = rn_member_topics(&in->m, &n);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(topics[i]));
     json_t *j = json_pack("{s:o}", "topics", arr);
     rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
     json_decref(j);
@@ -1160,12 +1185,8 @@ void rn_consumers_dispatch(rn_consumers *cs, rn_http_conn *c, rn_http_request *r
         else if (m == HTTP_GET)
             get_subscription(in, c);
         else if (m == HTTP_DELETE) {
-            topics_free(in->topics, in->n_topics);
-            in->topics = NULL;
-            in->n_topics = 0;
             heartbeat(in, true);
-            in->epoch = 0;
-            in->member_id[0] = 0;
+            rn_member_unsubscribe(&in->m); /* answers to earlier heartbeats are stale now */
             parts_free(in->parts, in->n_parts);
             in->parts = NULL;
             in->n_parts = 0;
