@@ -616,7 +616,8 @@ static int on_fetch_resp(rn_raft *r, const rn_raft_msg *m)
         uint8_t *copy = malloc(m->snapshot_len ? m->snapshot_len : 1);
         if (!copy)
             return -ENOMEM;
-        memcpy(copy, m->snapshot_data, m->snapshot_len);
+        if (m->snapshot_len)
+            memcpy(copy, m->snapshot_data, m->snapshot_len);
         log_truncate(r, r->log_start);
         free(r->snap_data);
         r->snap_data = copy;
@@ -863,7 +864,8 @@ int rn_raft_new(const rn_raft_config *cfg, rn_raft **out, char *err, size_t errl
         r->snap_data = malloc(s->len ? s->len : 1);
         if (!r->snap_data)
             goto fail_nomem;
-        memcpy(r->snap_data, s->data, s->len);
+        if (s->len)
+            memcpy(r->snap_data, s->data, s->len);
         r->snap_len = s->len;
         r->snap_end = r->log_start = s->end_offset;
         r->snap_epoch = r->start_epoch = s->epoch;
@@ -1066,7 +1068,8 @@ int rn_raft_compact(rn_raft *r, int64_t end_offset, const void *data, size_t len
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)
         return -ENOMEM;
-    memcpy(copy, data, len);
+    if (len)
+        memcpy(copy, data, len);
     free(r->snap_data);
     r->snap_data = copy;
     r->snap_len = len;

@@ -297,6 +297,61 @@ Test(raft, follower_truncates_on_diverging_epoch)
     rn_raft_free(f);
 }
 
+// The leader's largest epoch below ours may end past our own end (our tail
+// is of a later epoch it never had): the follower truncates to its own end
+// of that epoch, not to its log end — which would change nothing and fetch
+// the same answer forever (found by the simulator, seed 5945 with 5 voters).
+Test(raft, follower_truncates_a_tail_of_a_later_epoch)
+{
+    int32_t le[] = {1, 1, 2, 2};
+    int32_t fe[] = {1, 1, 3};
+    rn_raft *l = node(1, le, 4, 3, RN_RAFT_NONE, RN_RAFT_NONE, 0);
+    rn_raft *f = node(2, fe, 3, 3, RN_RAFT_NONE, RN_RAFT_NONE, 0);
+    taken t;
+    take(f, &t);
+    done(f, &t);
+    rn_raft_tick(l, 100);
+    take(l, &t);
+    done(l, &t);
+    rn_raft_msg g = {.type = RN_RAFT_MSG_VOTE_RESP,
+                     .from = 3,
+                     .to = 1,
+                     .epoch = 3,
+                     .leader_id = RN_RAFT_NONE,
+                     .pre_vote = true,
+                     .granted = true,
+                     .candidate_epoch = 4};
+    cr_assert_eq(rn_raft_step(l, &g), 0);
+    take(l, &t);
+    done(l, &t);
+    g.epoch = 4;
+    g.pre_vote = false;
+    cr_assert_eq(rn_raft_step(l, &g), 0);
+    cr_assert_eq(rn_raft_role_of(l), RN_RAFT_LEADER);
+    relay(l, f, 2); /* BeginQuorumEpoch */
+
+    /* Fetch (3, 3): the leader has no epoch 3; its epoch 2 ends at 4. */
+    taken ft;
+    take(f, &ft);
+    const rn_raft_msg *q = find(&ft, RN_RAFT_MSG_FETCH_REQ, 1);
+    cr_assert(q && q->fetch_offset == 3 && q->last_fetched_epoch == 3);
+    cr_assert_eq(rn_raft_step(l, q), 0);
+    done(f, &ft);
+    taken lt;
+    take(l, &lt);
+    const rn_raft_msg *resp = find(&lt, RN_RAFT_MSG_FETCH_RESP, 2);
+    cr_assert(resp && resp->diverging_epoch == 2 && resp->diverging_end_offset == 3);
+    cr_assert_eq(rn_raft_step(f, resp), 0, "%s", rn_raft_errmsg(f));
+    done(l, &lt);
+    take(f, &ft);
+    cr_assert_eq(ft.rd.truncate_to, 2, "our epoch <= 2 ends at 2");
+    q = find(&ft, RN_RAFT_MSG_FETCH_REQ, 1);
+    cr_assert(q && q->fetch_offset == 2 && q->last_fetched_epoch == 1);
+    done(f, &ft);
+    rn_raft_free(l);
+    rn_raft_free(f);
+}
+
 /* Make node 1 (of 3) leader of epoch `epoch + 1` by feeding it grants. */
 static void elect(rn_raft *l, int64_t now)
 {
