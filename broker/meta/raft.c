@@ -118,6 +118,7 @@ struct rn_raft {
     uint8_t *snap_data;
     size_t snap_len;
     bool snap_install; /* hand the snapshot to the caller in the next ready */
+    bool ready_short;  /* the last ready held back entries and messages (no memory) */
 
     /* Timers (absolute ms; 0 = unset). */
     int64_t election_deadline;
@@ -127,7 +128,6 @@ struct rn_raft {
     int64_t retry_at;        /* candidate/leader/resigned: resend requests */
     int64_t leader_since;
     int64_t epoch_start_offset; /* leader: offset of its LEADER_CHANGE entry */
-    int32_t fetch_target;       /* unattached observer: voter asked */
     bool fetch_snapshot;        /* follower: fetch a snapshot instead of entries */
     int64_t want_snap_end;
     int32_t want_snap_epoch;
@@ -304,7 +304,6 @@ static void become_unattached(rn_raft *r, int32_t epoch)
     r->role = RN_RAFT_UNATTACHED;
     r->election_deadline = r->now + random_timeout(r);
     r->fetch_snapshot = false;
-    r->fetch_target = RN_RAFT_NONE;
     r->next_fetch_at = r->now; /* an observer looks for the leader at once */
 }
 
@@ -339,17 +338,11 @@ static void send_vote_requests(rn_raft *r, bool pre_vote)
     }
 }
 
-static int count_granted(const rn_raft *r, int *rejected)
+static int count_granted(const rn_raft *r)
 {
-    int g = 0, rej = 0;
-    for (int i = 0; i < r->n_voters; i++) {
-        if (r->peers[i].granted)
-            g++;
-        else if (r->peers[i].answered)
-            rej++;
-    }
-    if (rejected)
-        *rejected = rej;
+    int g = 0;
+    for (int i = 0; i < r->n_voters; i++)
+        g += r->peers[i].granted;
     return g;
 }
 
@@ -364,7 +357,7 @@ static void become_candidate(rn_raft *r)
     r->peers[self].granted = r->peers[self].answered = true;
     r->election_deadline = r->now + random_timeout(r);
     r->retry_at = r->now + r->retry_backoff_ms;
-    if (count_granted(r, NULL) >= majority(r)) {
+    if (count_granted(r) >= majority(r)) {
         become_leader(r);
         return;
     }
@@ -378,7 +371,7 @@ static void become_prospective(rn_raft *r)
     int self = voter_index(r, r->id);
     r->peers[self].granted = r->peers[self].answered = true;
     r->election_deadline = r->now + random_timeout(r);
-    if (count_granted(r, NULL) >= majority(r)) {
+    if (count_granted(r) >= majority(r)) {
         become_candidate(r);
         return;
     }
@@ -728,6 +721,8 @@ static void on_vote_req(rn_raft *r, const rn_raft_msg *q)
         return;
     if (r->role != RN_RAFT_UNATTACHED && r->role != RN_RAFT_PROSPECTIVE)
         return; /* a leader, follower, candidate or resigned leader of this epoch */
+    if (r->st.leader_id != RN_RAFT_NONE)
+        return; /* the epoch has a leader already */
     bool free_vote = r->st.voted_for == RN_RAFT_NONE || r->st.voted_for == q->from ||
                      (r->unsafe & RN_RAFT_UNSAFE_DOUBLE_VOTE);
     if (!free_vote || !ok)
@@ -751,14 +746,14 @@ static void on_vote_resp(rn_raft *r, const rn_raft_msg *m)
         }
         r->peers[vi].answered = true;
         r->peers[vi].granted |= m->granted;
-        if (count_granted(r, NULL) >= majority(r))
+        if (count_granted(r) >= majority(r))
             become_candidate(r);
         return;
     }
     if (!m->pre_vote && r->role == RN_RAFT_CANDIDATE && m->candidate_epoch == r->st.epoch) {
         r->peers[vi].answered = true;
         r->peers[vi].granted |= m->granted;
-        if (count_granted(r, NULL) >= majority(r))
+        if (count_granted(r) >= majority(r))
             become_leader(r);
     }
 }
@@ -1152,14 +1147,27 @@ void rn_raft_ready_get(rn_raft *r, rn_raft_ready *rd)
         n_fetch += m->n_entries;
     }
     rn_raft_entry *v = view_at(r, n_new + n_com + n_fetch);
-    if (!v) {
-        /* Out of memory: hand out state and messages without entries; the
-         * log stays unstable and is offered again next time. */
-        n_new = n_com = 0;
-        for (int i = 0; i < r->n_out; i++)
-            r->out[i].n_entries = 0;
-        n_fetch = 0;
-    } else {
+    r->ready_short = !v && n_new + n_com + n_fetch > 0;
+    if (r->ready_short) {
+        /* Out of memory: hand out only the quorum state. Entries and
+         * messages wait for the next ready (a message must not leave before
+         * the entries it reports are synced). */
+        rd->n_entries = rd->n_committed = 0;
+        rd->n_msgs = 0;
+        rd->snapshot = NULL;
+        rd->truncate_to = -1;
+        return;
+    }
+    for (int i = 0; i < r->n_out; i++) {
+        rn_raft_msg *m = &r->out[i];
+        if (m->type == RN_RAFT_MSG_FETCH_SNAPSHOT_RESP && !m->error) {
+            m->snapshot_end_offset = r->snap_end;
+            m->snapshot_epoch = r->snap_epoch;
+            m->snapshot_data = r->snap_data;
+            m->snapshot_len = r->snap_len;
+        }
+    }
+    if (v) {
         fill(r, v, from, n_new);
         fill(r, v + n_new, c_from, n_com);
         int64_t at = n_new + n_com;
@@ -1169,12 +1177,6 @@ void rn_raft_ready_get(rn_raft *r, rn_raft_ready *rd)
                 fill(r, v + at, m->fetch_offset, m->n_entries);
                 m->entries = v + at;
                 at += m->n_entries;
-            }
-            if (m->type == RN_RAFT_MSG_FETCH_SNAPSHOT_RESP && !m->error) {
-                m->snapshot_end_offset = r->snap_end;
-                m->snapshot_epoch = r->snap_epoch;
-                m->snapshot_data = r->snap_data;
-                m->snapshot_len = r->snap_len;
             }
         }
         rd->entries = v;
@@ -1189,6 +1191,10 @@ void rn_raft_ready_get(rn_raft *r, rn_raft_ready *rd)
 void rn_raft_advance(rn_raft *r, const rn_raft_ready *rd)
 {
     r->st_dirty = false;
+    if (r->ready_short) {
+        r->ready_short = false;
+        return; /* only the state was handed out */
+    }
     r->snap_install = false;
     r->truncate_to = -1;
     if (rd->n_entries > 0)

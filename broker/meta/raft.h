@@ -20,6 +20,13 @@
  * Entries are abstract: (offset, epoch, kind, opaque bytes), one entry per
  * offset. The caller maps an entry to one record batch of its log
  * (`__cluster_metadata-0`), stamping `epoch` into partition_leader_epoch.
+ * The core keeps the log since the last snapshot in memory (the metadata
+ * log is kept short by snapshots: rn_raft_compact); the caller's log is the
+ * durable copy it is restored from at start.
+ *
+ * Fetches are answered at once (no long poll yet): a caught-up follower
+ * polls every retry_backoff_ms, and fetches again at once after a response
+ * that carried entries.
  *
  * The caller's loop (one thread; nothing here is thread-safe):
  *
@@ -230,11 +237,15 @@ typedef struct rn_raft_ready {
 int rn_raft_new(const rn_raft_config *cfg, rn_raft **out, char *err, size_t errlen);
 void rn_raft_free(rn_raft *r);
 
-/* Feed a message addressed to this node (borrowed for the call). Messages
- * from the past, duplicated or reordered are expected and handled. 0, or
- * -EINVAL for a malformed message (wrong `to`, unknown type, entries not
- * contiguous), or -EIO when the leader asks to truncate committed entries
- * (a broken quorum: the node refuses and says so in rn_raft_errmsg). */
+/* Feed a message addressed to this node (borrowed for the call); the time
+ * is that of the last rn_raft_tick. Messages from the past, duplicated or
+ * reordered are expected and ignored or answered. Returns 0, or:
+ *   -EINVAL  a malformed message (wrong `to`, unknown type, entries that do
+ *            not follow our log);
+ *   -EIO     the leader asks us to truncate committed entries, or names a
+ *            divergence that is none (a broken quorum: the node refuses);
+ *   -ENOMEM  entries could not be copied (the fetch is simply retried).
+ * The reason is in rn_raft_errmsg. Whatever the result, take a ready after. */
 int rn_raft_step(rn_raft *r, const rn_raft_msg *m);
 
 /* Advance the clock to now_ms (never backwards): fires election, fetch,
@@ -259,7 +270,8 @@ int rn_raft_resign(rn_raft *r);
 int rn_raft_compact(rn_raft *r, int64_t end_offset, const void *data, size_t len);
 
 bool rn_raft_has_ready(const rn_raft *r);
-/* Fill rd (pointers valid until rn_raft_advance). */
+/* Fill rd (pointers valid until rn_raft_advance). Out of memory, the ready
+ * holds only the quorum state and the rest comes in the next one. */
 void rn_raft_ready_get(rn_raft *r, rn_raft_ready *rd);
 /* Everything in rd has been done: persisted, sent, applied. */
 void rn_raft_advance(rn_raft *r, const rn_raft_ready *rd);

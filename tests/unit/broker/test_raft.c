@@ -525,3 +525,90 @@ Test(raft, bad_restored_log_is_refused)
     ents[1].epoch = 2;
     cr_assert_eq(rn_raft_new(&cfg, &r, err, sizeof err), -EINVAL);
 }
+
+// A follower behind the leader's log start is sent to the snapshot, installs
+// it (the ready hands it over, with the log to restart at its end) and goes
+// on fetching from there.
+Test(raft, far_behind_follower_installs_the_snapshot)
+{
+    int32_t epochs[] = {1, 1, 1, 1, 1, 1};
+    rn_raft *l = node(1, epochs, 6, 1, RN_RAFT_NONE, RN_RAFT_NONE, 0);
+    elect(l, 100); /* epoch 2, LEADER_CHANGE at 6 */
+    taken t;
+    take(l, &t);
+    done(l, &t);
+    fetch_at(l, 2, 7, 2); /* node 2 holds it all: committed up to 7 */
+    cr_assert_eq(rn_raft_hw(l), 7);
+    take(l, &t); /* apply */
+    cr_assert_eq(t.rd.n_committed, 0, "applied by fetch_at's ready already");
+    done(l, &t);
+    cr_assert_eq(rn_raft_compact(l, 8, "snap", 4), -EINVAL, "beyond what was applied");
+    cr_assert_eq(rn_raft_compact(l, 5, "snap", 4), 0);
+    cr_assert_eq(rn_raft_log_start(l), 5);
+    take(l, &t);
+    cr_assert_eq(t.rd.log_start, 5, "the caller may delete below");
+    done(l, &t);
+
+    rn_raft *f = node(3, NULL, 0, 2, RN_RAFT_NONE, 1, 0); /* empty, follows 1 */
+    relay(f, l, 1);                                       /* Fetch (0, 0) */
+    taken lt;
+    take(l, &lt);
+    const rn_raft_msg *resp = find(&lt, RN_RAFT_MSG_FETCH_RESP, 3);
+    cr_assert(resp && resp->snapshot_end_offset == 5 && resp->snapshot_epoch == 1);
+    cr_assert_eq(rn_raft_step(f, resp), 0);
+    done(l, &lt);
+    taken ft;
+    take(f, &ft);
+    const rn_raft_msg *q = find(&ft, RN_RAFT_MSG_FETCH_SNAPSHOT_REQ, 1);
+    cr_assert(q && q->snapshot_end_offset == 5);
+    cr_assert_eq(rn_raft_step(l, q), 0);
+    done(f, &ft);
+    relay(l, f, 3); /* the snapshot itself */
+    take(f, &ft);
+    cr_assert(ft.rd.snapshot && ft.rd.snapshot->end_offset == 5 && ft.rd.snapshot->len == 4);
+    cr_assert(!memcmp(ft.rd.snapshot->data, "snap", 4));
+    q = find(&ft, RN_RAFT_MSG_FETCH_REQ, 1);
+    cr_assert(q && q->fetch_offset == 5 && q->last_fetched_epoch == 1);
+    cr_assert_eq(rn_raft_step(l, q), 0);
+    done(f, &ft);
+    relay(l, f, 3); /* entries 5 and 6 */
+    cr_assert_eq(rn_raft_log_end(f), 7);
+    cr_assert_eq(rn_raft_hw(f), 7);
+    rn_raft_free(l);
+    rn_raft_free(f);
+}
+
+// An observer replicates but never votes, and its fetches do not commit.
+Test(raft, observer_neither_votes_nor_commits)
+{
+    rn_raft *l = node(1, NULL, 0, 1, RN_RAFT_NONE, RN_RAFT_NONE, 0);
+    elect(l, 100); /* epoch 2, LEADER_CHANGE at 0 */
+    taken t;
+    take(l, &t);
+    done(l, &t);
+    fetch_at(l, 4, 1, 2); /* node 4 is no voter */
+    cr_assert_eq(rn_raft_hw(l), 0, "an observer's copy does not count");
+    fetch_at(l, 3, 1, 2);
+    cr_assert_eq(rn_raft_hw(l), 1);
+
+    rn_raft *o = node(4, NULL, 0, 2, RN_RAFT_NONE, 1, 0);
+    cr_assert(!rn_raft_is_voter(o));
+    take(o, &t);
+    done(o, &t);
+    rn_raft_msg q = vote_req(2, 4, 3, false, 5, 2);
+    cr_assert_eq(rn_raft_step(o, &q), 0);
+    take(o, &t);
+    const rn_raft_msg *resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 2);
+    cr_assert(resp && !resp->granted && resp->error == RN_RAFT_ERR_NOT_VOTER);
+    done(o, &t);
+    /* It never stands for election, however long it hears nothing. */
+    for (int64_t now = 0; now < 5000; now += 50) {
+        rn_raft_tick(o, now);
+        cr_assert_neq(rn_raft_role_of(o), RN_RAFT_PROSPECTIVE);
+        cr_assert_neq(rn_raft_role_of(o), RN_RAFT_CANDIDATE);
+        take(o, &t);
+        done(o, &t);
+    }
+    rn_raft_free(l);
+    rn_raft_free(o);
+}
