@@ -612,3 +612,43 @@ Test(raft, observer_neither_votes_nor_commits)
     rn_raft_free(l);
     rn_raft_free(o);
 }
+
+// A quorum of one (a single broker) elects itself after one election timeout
+// and commits its proposals once they are synced.
+Test(raft, single_voter_elects_itself_and_commits)
+{
+    static const int32_t one[] = {7};
+    rn_raft_config cfg = {.node_id = 7,
+                          .voters = one,
+                          .n_voters = 1,
+                          .election_timeout_ms = 100,
+                          .fetch_timeout_ms = 200,
+                          .retry_backoff_ms = 20,
+                          .max_fetch_entries = 8,
+                          .rand = zero_rand};
+    rn_raft *r;
+    char err[128];
+    cr_assert_eq(rn_raft_new(&cfg, &r, err, sizeof err), 0, "%s", err);
+    rn_raft_tick(r, 99);
+    cr_assert_eq(rn_raft_role_of(r), RN_RAFT_UNATTACHED);
+    rn_raft_tick(r, 100);
+    cr_assert_eq(rn_raft_role_of(r), RN_RAFT_LEADER);
+    cr_assert_eq(rn_raft_epoch(r), 1);
+    int64_t off;
+    cr_assert_eq(rn_raft_propose(r, "abc", 3, &off), 0);
+    cr_assert_eq(off, 1, "after the LEADER_CHANGE entry");
+    taken t;
+    take(r, &t);
+    cr_assert(t.rd.state_changed && t.rd.state.epoch == 1 && t.rd.state.leader_id == 7);
+    cr_assert_eq(t.rd.n_entries, 2);
+    cr_assert_eq(t.rd.hw, 0, "nothing is committed before it is synced");
+    done(r, &t);
+    take(r, &t);
+    cr_assert_eq(t.rd.hw, 2);
+    cr_assert_eq(t.rd.n_committed, 2);
+    cr_assert_eq(t.rd.committed[1].len, 3);
+    cr_assert(!memcmp(t.rd.committed[1].data, "abc", 3));
+    done(r, &t);
+    cr_assert(!rn_raft_has_ready(r));
+    rn_raft_free(r);
+}

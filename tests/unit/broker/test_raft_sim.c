@@ -21,8 +21,8 @@
  *  - log matching: every entry written anywhere is hashed with its whole
  *    prefix (a chain hash); one (offset, epoch) must always have one chain;
  *  - committed entries never change: the first node to apply offset o fixes
- *    its chain; every other application must agree, and no node truncates an
- *    entry that is committed;
+ *    its chain; every other application must agree; no node truncates below
+ *    its own high watermark, which never goes down;
  *  - leader completeness: every leader of the epoch in which the last entry
  *    was committed, or of a later one, holds that entry;
  *  - equal applied state at equal offsets (a running hash of the applied
@@ -154,6 +154,7 @@ typedef struct node {
     /* volatile */
     uint64_t sm;
     int64_t applied;
+    int64_t hw;      /* the last hw its core reported: never goes down */
     int crash_stage; /* armed: crash inside the next ready at this stage (1..4) */
     rn_raft_role role;
     int32_t epoch;
@@ -394,9 +395,12 @@ static void disk_truncate(sim *s, node *n, int64_t to)
         to = n->start;
     }
     if (to < n->start + n->n) {
-        dentry *d = &n->log[to - n->start];
-        if (to < s->max_committed && s->committed[to] == d->chain)
-            violate(s, "n%d: truncates committed entry at offset %" PRId64, n->id, to);
+        /* Below its own high watermark a node never truncates. (Above it, a
+         * follower of a deposed leader may still drop an entry a newer
+         * leader has committed since: the majority keeps it.) */
+        if (to < n->hw)
+            violate(s, "n%d truncates to %" PRId64 ", below its high watermark %" PRId64, n->id, to,
+                    n->hw);
         s->st.truncations++;
         trace(s, T_TRUNC, n->id, 0, to, n->start + n->n, 0, 0);
     }
@@ -479,7 +483,7 @@ static void node_start(sim *s, node *n)
     }
     n->up = true;
     n->sm = n->snap_sm;
-    n->applied = n->snap_end;
+    n->applied = n->hw = n->snap_end;
     n->crash_stage = 0;
     n->role = rn_raft_role_of(n->r);
     n->epoch = rn_raft_epoch(n->r);
@@ -605,6 +609,10 @@ static void drain(sim *s, node *n)
         rn_raft_ready rd;
         rn_raft_ready_get(n->r, &rd);
         int stage = n->crash_stage;
+        if (rd.hw < n->hw)
+            violate(s, "n%d's high watermark goes down from %" PRId64 " to %" PRId64, n->id, n->hw,
+                    rd.hw);
+        n->hw = rd.hw;
         if (rd.state_changed) {
             if (rd.state.epoch < n->dstate.epoch)
                 violate(s, "n%d stores epoch %d after %d", n->id, rd.state.epoch, n->dstate.epoch);
