@@ -7,7 +7,7 @@
  * of what the caller has synced; log_start = the first entry held (entries
  * below are covered by the snapshot).
  *
- * Invariants (the simulator checks 1-5 from the outside after every step):
+ * Invariants (test_raft_sim.c checks 1-6 from the outside after every step):
  *  1. At most one leader per epoch: a voter votes at most once per epoch
  *     (voted_for is durable before the grant leaves: ready order), and a
  *     leader needs a majority of grants.
@@ -28,28 +28,53 @@
  *     fetch offset reported survives a crash.
  *  7. Observers (not in the voter list) fetch and apply but never vote, are
  *     never asked, and do not count for commit or check-quorum.
+ *  8. A pre-vote changes no durable state: only a majority of pre-votes
+ *     bumps the epoch, so a partitioned voter rejoining cannot depose a
+ *     healthy leader.
  *
- * Roles and the functions that move between them:
+ * Roles and the functions that move between them (voters; observers only
+ * ever go Unattached <-> Follower):
  *
- *                 timeout (voter): become_prospective
- *   Unattached ------------------------------------------> Prospective
- *     ^  |  BeginQuorumEpoch / learn leader: become_follower   |  majority of pre-votes
- *     |  v                                                     v  become_candidate
- *   Follower --- fetch timeout: become_prospective ---->   Candidate
- *     ^                                                        | majority of votes
- *     |  higher epoch seen anywhere: become_unattached         v  become_leader
- *     +----------------------------------------------------- Leader
- *                                                              | check-quorum fails or
- *                                                              v rn_raft_resign: become_resigned
- *                                 election timeout:         Resigned
- *                                 become_prospective  <--------+
+ *              election timeout: become_prospective
+ *   Unattached ------------------------------------> Prospective <--+ election timeout:
+ *     |   ^                                           |  |  |        | a new round
+ *     |   | EndQuorumEpoch from our leader:           |  |  +--------+
+ *     |   | become_unattached (the preferred          |  |
+ *     |   | successor's timer fires at once)          |  | majority of pre-votes:
+ *     |   |                                           |  v become_candidate (epoch+1,
+ *     |   |    pre-vote refused by a voter that       | Candidate       votes for itself)
+ *     |   |    hears from a live leader:              |  |  |
+ *     |   |    become_follower                        |  |  | election timeout:
+ *     |   |   +---------------------------------------+  |  +-> become_prospective
+ *     v   |   v                                          | majority of votes:
+ *   Follower ---- fetch timeout: become_prospective -->  v become_leader (LEADER_CHANGE
+ *     ^                                               Leader             entry, Begin-
+ *     |  BeginQuorumEpoch, or any message naming the    |                QuorumEpoch)
+ *     |  leader of a newer epoch: become_follower;      | no majority fetched within the
+ *     |  a newer epoch without a leader:                | fetch timeout (check quorum), or
+ *     |  become_unattached (observe_epoch, from any     | rn_raft_resign: become_resigned
+ *     |  role)                                          v (EndQuorumEpoch, preferred
+ *     +------------------------------------------ Resigned   successors first)
+ *                                                       | election timeout:
+ *                                                       +-> become_prospective
  *
- * Prospective -> Prospective on election timeout (a new round); Candidate ->
- * Prospective on election timeout (KIP-996: no epoch bumped without a
- * pre-vote majority); any role -> Unattached or Follower on a message with a
- * higher epoch (observe_epoch). Observers move only between Unattached and
- * Follower: unattached, they ask a random voter who leads (a Fetch answered
- * NOT_LEADER with the leader it knows).
+ * A node restarting (rn_raft_new) resumes from its stored quorum state: as
+ * Follower of the stored leader, as Resigned if the stored leader is itself,
+ * else Unattached (keeping its stored vote).
+ *
+ * Fetch validation (check_fetch, KIP-595): the leader looks up the largest
+ * epoch E' <= the follower's last_fetched_epoch in its own log and where it
+ * ends. If E' is that epoch and the fetch offset is not past its end, the
+ * follower's log is a prefix of the leader's: send entries. Otherwise answer
+ * "diverging (E', end)"; the follower truncates to the smaller of that end
+ * and its own end of E' (on_fetch_resp) and fetches again, so a long
+ * divergence is undone round by round. Below the log start, the answer is the
+ * snapshot to fetch (FetchSnapshot), which replaces the follower's whole log.
+ *
+ * Pre-vote (KIP-996): changes no state anywhere; a voter grants it only if
+ * the candidate's log is at least as up to date and it has not heard from a
+ * leader within the fetch timeout (heard_leader_at: a message from the leader
+ * itself, not merely being told who leads).
  *
  * Memory: the core holds the log since the last snapshot (one malloc per
  * entry for its bytes, freed on truncation and compaction) and the latest
