@@ -29,7 +29,8 @@
  *    entries, carried across snapshots).
  *
  * Runs: the CI budget below. RAFT_SIM_SEED=N replays seed N and prints every
- * event (RAFT_SIM_VOTERS=3|5, RAFT_SIM_PLANT=flags to replay a planted bug);
+ * event (RAFT_SIM_VOTERS=3|5, RAFT_SIM_PLANT=flags to replay a planted bug,
+ * RAFT_SIM_STORMY=1 for the hunting profile: the failure line prints them);
  * RAFT_SIM_SEEDS=N changes the budget; RAFT_SIM_HUNT=flags searches for the
  * first seed that catches a planted bug (RAFT_SIM_NO_ENFORCE=1 turns the
  * durable-vote checks off so the invariants must catch it alone;
@@ -244,6 +245,9 @@ static void print_tev(const sim *s, const tev *t)
         break;
     case T_ONEWAY:
         fprintf(stderr, "->n%d blocked", t->peer);
+        break;
+    case T_COMMIT:
+        fprintf(stderr, " hw=%" PRId64 " epoch=%" PRId64, t->a, t->b);
         break;
     case T_PHASE:
         fprintf(stderr, " %s", t->a ? "healed" : "chaos");
@@ -612,6 +616,8 @@ static void drain(sim *s, node *n)
         if (rd.hw < n->hw)
             violate(s, "n%d's high watermark goes down from %" PRId64 " to %" PRId64, n->id, n->hw,
                     rd.hw);
+        if (rd.hw > n->hw)
+            trace(s, T_COMMIT, n->id, 0, rd.hw, rn_raft_epoch(n->r), 0, 0);
         n->hw = rd.hw;
         if (rd.state_changed) {
             if (rd.state.epoch < n->dstate.epoch)
@@ -1000,8 +1006,15 @@ static int run_seed(uint64_t seed, const run_opts *o, stats *total, uint64_t *st
                 ", t=%" PRId64 " ms: %s\n",
                 seed, o->voters, o->plant, s->steps, s->now, s->violation);
         print_trace(s, o->verbose ? 0 : o->tail ? (uint64_t)o->tail : TRACE_TAIL);
-        fprintf(stderr, "raft_sim: replay with RAFT_SIM_SEED=%" PRIu64 " RAFT_SIM_VOTERS=%d%s\n",
-                seed, o->voters, o->plant ? " RAFT_SIM_PLANT=<flags>" : "");
+        fprintf(stderr, "raft_sim: replay with RAFT_SIM_SEED=%" PRIu64 " RAFT_SIM_VOTERS=%d", seed,
+                o->voters);
+        if (o->plant)
+            fprintf(stderr, " RAFT_SIM_PLANT=%u", o->plant);
+        if (o->stormy)
+            fprintf(stderr, " RAFT_SIM_STORMY=1");
+        if (!o->enforce)
+            fprintf(stderr, " RAFT_SIM_NO_ENFORCE=1");
+        fputc('\n', stderr);
     }
     if (total) {
         s->st.seeds = 1;
@@ -1136,6 +1149,7 @@ Test(raft_sim, replay_one_seed, .timeout = 600)
     run_opts o = {.voters = (int)env_u64("RAFT_SIM_VOTERS", 3),
                   .plant = (unsigned)env_u64("RAFT_SIM_PLANT", 0),
                   .enforce = !getenv("RAFT_SIM_NO_ENFORCE"),
+                  .stormy = getenv("RAFT_SIM_STORMY") != NULL,
                   .verbose = true};
     stats t = {0};
     int bad = run_seed(strtoull(v, NULL, 0), &o, &t, NULL);
