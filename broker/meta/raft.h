@@ -215,7 +215,8 @@ typedef struct rn_raft_config {
     unsigned unsafe_test_flags; /* RN_RAFT_UNSAFE_*, tests only */
 } rn_raft_config;
 
-/* What the node must do next; see the loop at the top of this file. */
+/* What the node must do next; see the loop at the top of this file. An
+ * array with a count of 0 may be NULL. */
 typedef struct rn_raft_ready {
     bool state_changed;
     rn_raft_quorum_state state;       /* persist and sync first when state_changed */

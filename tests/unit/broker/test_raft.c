@@ -73,7 +73,8 @@ static void take(rn_raft *r, taken *t)
         return;
     rn_raft_ready_get(r, &t->rd);
     cr_assert_leq(t->rd.n_msgs, 32);
-    memcpy(t->msgs, t->rd.msgs, (size_t)t->rd.n_msgs * sizeof t->msgs[0]);
+    if (t->rd.n_msgs) /* msgs may be NULL when there are none */
+        memcpy(t->msgs, t->rd.msgs, (size_t)t->rd.n_msgs * sizeof t->msgs[0]);
     t->n_msgs = t->rd.n_msgs;
 }
 
