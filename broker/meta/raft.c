@@ -1235,6 +1235,24 @@ void rn_raft_advance(rn_raft *r, const rn_raft_ready *rd)
     maybe_commit(r); /* the leader's own entries are durable now */
 }
 
+int rn_raft_voters_status(const rn_raft *r, rn_raft_voter_status out[RN_RAFT_MAX_VOTERS])
+{
+    if (r->role != RN_RAFT_LEADER)
+        return 0;
+    for (int i = 0; i < r->n_voters; i++) {
+        const progress *p = &r->peers[i];
+        bool self = r->voters[i] == r->id;
+        out[i] = (rn_raft_voter_status){
+            .id = r->voters[i],
+            .match = self ? leo(r) : p->match,
+            .last_fetch_ms = self         ? r->now
+                             : p->fetched ? p->last_fetch_ms
+                                          : -1,
+        };
+    }
+    return r->n_voters;
+}
+
 rn_raft_role rn_raft_role_of(const rn_raft *r)
 {
     return r->role;

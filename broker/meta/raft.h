@@ -253,10 +253,12 @@ int rn_raft_step(rn_raft *r, const rn_raft_msg *m);
  * retry and check-quorum timers. */
 void rn_raft_tick(rn_raft *r, int64_t now_ms);
 
-/* Leader only: append one entry of `len` bytes (copied) in the current epoch.
- * Its offset in *offset; it is committed once rn_raft_ready reports a hw above
- * it. -RN_E_NOT_LEADER when not leader (rn_raft_leader says who is), -EINVAL
- * for len > UINT32_MAX, -ENOMEM. */
+/* Leader only: append one entry of `len` bytes (copied) in the current epoch
+ * (rn_raft_epoch). Its offset in *offset. It is committed when a ready's
+ * `committed` holds an entry at that offset with that epoch; if the offset
+ * commits with another epoch, leadership was lost and the proposal with it.
+ * -RN_E_NOT_LEADER when not leader (rn_raft_leader says who is), -EINVAL for
+ * len > UINT32_MAX, -ENOMEM. */
 int rn_raft_propose(rn_raft *r, const void *data, size_t len, int64_t *offset);
 
 /* Leader only: step down gracefully (EndQuorumEpoch to the voters, most
@@ -276,6 +278,16 @@ bool rn_raft_has_ready(const rn_raft *r);
 void rn_raft_ready_get(rn_raft *r, rn_raft_ready *rd);
 /* Everything in rd has been done: persisted, sent, applied. */
 void rn_raft_advance(rn_raft *r, const rn_raft_ready *rd);
+
+/* A voter as the leader sees it (for status and lag metrics). */
+typedef struct rn_raft_voter_status {
+    int32_t id;
+    int64_t match;         /* its highest fetch offset in this epoch (leo for the leader) */
+    int64_t last_fetch_ms; /* when it last fetched in this epoch, -1 never */
+} rn_raft_voter_status;
+
+/* Leader only: fill out[0..n_voters) and return n_voters; 0 when not leader. */
+int rn_raft_voters_status(const rn_raft *r, rn_raft_voter_status out[RN_RAFT_MAX_VOTERS]);
 
 rn_raft_role rn_raft_role_of(const rn_raft *r);
 int32_t rn_raft_epoch(const rn_raft *r);

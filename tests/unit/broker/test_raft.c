@@ -403,8 +403,13 @@ Test(raft, leader_resigns_under_check_quorum)
     done(l, &t);
     rn_raft_tick(l, 299);
     cr_assert_eq(rn_raft_role_of(l), RN_RAFT_LEADER, "2 of 3 fetched within the timeout");
+    rn_raft_voter_status vs[RN_RAFT_MAX_VOTERS];
+    cr_assert_eq(rn_raft_voters_status(l, vs), 3);
+    cr_assert(vs[1].id == 2 && vs[1].last_fetch_ms == 150 && vs[1].match == 0);
+    cr_assert(vs[2].id == 3 && vs[2].last_fetch_ms == -1);
     rn_raft_tick(l, 350);
     cr_assert_eq(rn_raft_role_of(l), RN_RAFT_RESIGNED);
+    cr_assert_eq(rn_raft_voters_status(l, vs), 0, "only a leader reports");
     cr_assert_eq(rn_raft_epoch(l), 2, "resigning does not change the epoch");
     take(l, &t);
     const rn_raft_msg *end = find(&t, RN_RAFT_MSG_END_EPOCH_REQ, 3);
