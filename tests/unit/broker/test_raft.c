@@ -658,3 +658,89 @@ Test(raft, single_voter_elects_itself_and_commits)
     cr_assert(!rn_raft_has_ready(r));
     rn_raft_free(r);
 }
+
+// EndQuorumEpoch: the resigning leader's preferred successor stands at once
+// (no pre-vote wait for its fetch timeout), the others back off by their place.
+Test(raft, end_quorum_epoch_lets_the_preferred_successor_stand_first)
+{
+    rn_raft *first = node(2, NULL, 0, 3, RN_RAFT_NONE, 1, 0);
+    rn_raft *second = node(3, NULL, 0, 3, RN_RAFT_NONE, 1, 0);
+    rn_raft *v[2] = {first, second};
+    taken t;
+    for (int i = 0; i < 2; i++) {
+        take(v[i], &t);
+        done(v[i], &t);
+        rn_raft_msg end = {.type = RN_RAFT_MSG_END_EPOCH_REQ,
+                           .from = 1,
+                           .to = 2 + i,
+                           .epoch = 3,
+                           .leader_id = 1,
+                           .preferred = {2, 3},
+                           .n_preferred = 2};
+        rn_raft_tick(v[i], 10);
+        cr_assert_eq(rn_raft_step(v[i], &end), 0);
+        cr_assert_eq(rn_raft_role_of(v[i]), RN_RAFT_UNATTACHED);
+        take(v[i], &t);
+        cr_assert(t.rd.state_changed && t.rd.state.leader_id == RN_RAFT_NONE);
+        cr_assert(find(&t, RN_RAFT_MSG_END_EPOCH_RESP, 1));
+        done(v[i], &t);
+    }
+    rn_raft_tick(first, 10);
+    cr_assert_eq(rn_raft_role_of(first), RN_RAFT_PROSPECTIVE);
+    rn_raft_tick(second, 10);
+    cr_assert_eq(rn_raft_role_of(second), RN_RAFT_UNATTACHED);
+    /* The successor's pre-vote is granted by the other voter: no leader is
+     * alive any more. */
+    take(first, &t);
+    const rn_raft_msg *pv = find(&t, RN_RAFT_MSG_VOTE_REQ, 3);
+    cr_assert(pv && pv->pre_vote);
+    cr_assert_eq(rn_raft_step(second, pv), 0);
+    done(first, &t);
+    take(second, &t);
+    const rn_raft_msg *resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 2);
+    cr_assert(resp && resp->granted);
+    cr_assert_eq(rn_raft_step(first, resp), 0);
+    done(second, &t);
+    cr_assert_eq(rn_raft_role_of(first), RN_RAFT_CANDIDATE);
+    cr_assert_eq(rn_raft_epoch(first), 4);
+    rn_raft_free(first);
+    rn_raft_free(second);
+}
+
+// A response from a deposed leader of an older epoch changes nothing.
+Test(raft, stale_fetch_response_is_ignored)
+{
+    int32_t epochs[] = {1, 1};
+    rn_raft *f = node(2, epochs, 2, 5, RN_RAFT_NONE, 1, 0);
+    taken t;
+    take(f, &t);
+    done(f, &t);
+    static const uint8_t x[] = "y";
+    rn_raft_entry e = {2, 4, RN_RAFT_ENTRY_DATA, 1, x};
+    rn_raft_msg old = {.type = RN_RAFT_MSG_FETCH_RESP,
+                       .from = 3,
+                       .to = 2,
+                       .epoch = 4,
+                       .leader_id = 3,
+                       .fetch_offset = 2,
+                       .last_fetched_epoch = 1,
+                       .hw = 3,
+                       .diverging_epoch = -1,
+                       .snapshot_end_offset = -1,
+                       .entries = &e,
+                       .n_entries = 1};
+    cr_assert_eq(rn_raft_step(f, &old), 0);
+    cr_assert_eq(rn_raft_log_end(f), 2);
+    cr_assert_eq(rn_raft_hw(f), 0);
+    cr_assert_eq(rn_raft_epoch(f), 5);
+    cr_assert_eq(rn_raft_leader(f), 1);
+    /* The same answer from our own leader, but to a position we no longer
+     * hold (a duplicate), is ignored too. */
+    old.from = 1;
+    old.epoch = 5;
+    old.leader_id = 1;
+    old.fetch_offset = 1;
+    cr_assert_eq(rn_raft_step(f, &old), 0);
+    cr_assert_eq(rn_raft_log_end(f), 2);
+    rn_raft_free(f);
+}
