@@ -15,7 +15,7 @@
  * ring, listener (SO_REUSEPORT) and connections. A partition belongs to one
  * reactor (partition->reactor, a hash of topic and partition; internal
  * topics to reactor 0) and only that reactor's thread touches its log. A
- * request on another reactor is handed over by message (broker/shard.c:
+ * request on another reactor is handed over by message (broker/net/shard.c:
  * IORING_OP_MSG_RING, no locks): Produce/Fetch/ListOffsets are split by
  * owner and the answers merged; every other API runs on reactor 0, which
  * owns metadata, the group coordinator, producer ids and the HTTP gateway.
@@ -35,10 +35,10 @@
 #include <sys/uio.h>
 
 #include "broker/config.h"
-#include "broker/groups.h"
-#include "broker/metadata.h"
+#include "broker/coord/groups.h"
+#include "broker/meta/metadata.h"
 #include "broker/metrics.h"
-#include "broker/producer_state.h"
+#include "broker/part/producer_state.h"
 #include "protocol/errors.h"
 #include "protocol/frame.h"
 #include "storage/io.h"
@@ -175,7 +175,7 @@ struct rn_request {
     void *owned;    /* decoder allocation holding the frame, or NULL */
     int pending;    /* asynchronous parts still running (produce appends) */
     void *state;    /* per-API state (produce results, parked fetch) */
-    void *fan;      /* handed to other reactors (broker/shard.c), or NULL */
+    void *fan;      /* handed to other reactors (broker/net/shard.c), or NULL */
     bool sub;       /* a part of another reactor's request: hdr borrowed */
     /* A sub: the client's address, borrowed from the parent's connection
      * (which the parent holds until every sub is back); NULL otherwise.
@@ -235,7 +235,7 @@ void rn_handle_init_producer(rn_request *req);
 /* A parked fetch: woken by rn_partition_wake or its timer. */
 void rn_fetch_wake(rn_fetch_wait *w);
 /* Answer a parked fetch now with whatever there is (another reactor's part
- * of the same fetch found data: broker/shard.c). */
+ * of the same fetch found data: broker/net/shard.c). */
 void rn_fetch_answer_now(rn_fetch_wait *w);
 /* Abandon a parked fetch (its connection is gone). */
 void rn_fetch_cancel(rn_fetch_wait *w);
@@ -281,7 +281,7 @@ void rn_conn_close(rn_conn *c, const char *why);
 void rn_conn_flush(rn_conn *c);
 void rn_conn_unref(rn_conn *c);
 
-/* ---- Reactors talking (broker/shard.c) -------------------------------------------- */
+/* ---- Reactors talking (broker/net/shard.c) -------------------------------------------- */
 
 typedef struct rn_msg rn_msg;
 typedef void (*rn_msg_fn)(rn_msg *m);
@@ -348,7 +348,7 @@ int rn_reactor_listen(rn_reactor *r, const char *hostport);
 void rn_reactor_listen_fd(rn_reactor *r, int fd);
 /* Run every reactor: 1..n-1 on threads of their own, 0 on the caller's. */
 int rn_reactors_run(rn_broker *b);
-/* Open a listening TCP socket on hostport (broker/listen.c): SO_REUSEADDR,
+/* Open a listening TCP socket on hostport (broker/net/listen.c): SO_REUSEADDR,
  * no SO_REUSEPORT. A taken port is retried for 5 s when retry_in_use, else
  * returned as -EADDRINUSE without a log line. what names the setting in logs.
  * Errors: -errno, -RN_E_INVALID_CONFIG, -EINVAL (cannot resolve). */
@@ -358,7 +358,7 @@ int rn_listen_open(const char *what, const char *hostport, bool retry_in_use, in
  * retrying for 5 s like rn_listen_open. Errors as rn_listen_open. */
 int rn_listen_open_shared(const char *what, const char *hostport, unsigned n, int *fds);
 /* max.connections counts client connections over the whole broker, native
- * and HTTP, every reactor (broker/listen.c). Take a slot for an accepted
+ * and HTTP, every reactor (broker/net/listen.c). Take a slot for an accepted
  * socket: false when the broker is at the limit (nothing taken). Give it
  * back when that connection closes. Any reactor's thread. */
 bool rn_conn_slot_take(rn_broker *b);
@@ -395,7 +395,7 @@ uint64_t rn_now_ns(void);
 struct rn_broker {
     rn_config cfg;
     rn_metadata *md;
-    rn_groups *groups; /* consumer group coordinator (broker/groups.h) */
+    rn_groups *groups; /* consumer group coordinator (broker/coord/groups.h) */
     rn_reactor *reactors;
     unsigned n_reactors;
     /* Shutdown: reactors drained, messages posted and not yet run (atomic). */

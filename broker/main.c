@@ -3,7 +3,7 @@
  *
  * Start-up order matters for durability: the data directory is locked (one
  * broker per directory), the metadata log is replayed and every partition log
- * recovered (broker/partitions.c opens them from the metadata listener) — all
+ * recovered (broker/part/partitions.c opens them from the metadata listener) — all
  * before the listener opens, so no client ever sees a half-recovered log.
  * SIGTERM/SIGINT: stop accepting, finish requests in flight, then close every
  * log (flush, seal, clean-shutdown marker) and exit 0.
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
     }
     /* A batch is bounded by its topic's max.message.bytes, which may be above
      * the broker's default: the frame check only keeps it within the request
-     * (handle_produce.c checks the topic's value). */
+     * (api/produce.c checks the topic's value). */
     b->limits = (rn_frame_limits){.max_request = b->cfg.socket_request_max_bytes,
                                   .max_message = b->cfg.socket_request_max_bytes};
 

@@ -41,8 +41,8 @@
 
 #include "broker/gateway/admin_routes.h"
 #include "broker/gateway/json.h"
-#include "broker/groups.h"
-#include "broker/metadata.h"
+#include "broker/coord/groups.h"
+#include "broker/meta/metadata.h"
 
 #define MAX_RESET_TOPICS     32
 #define MAX_RESET_PARTITIONS 100000 /* one request's plan: bounds the ListOffsets and commit */

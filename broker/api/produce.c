@@ -1,5 +1,5 @@
 /*
- * handle_produce.c — Produce: append each record batch to its partition log.
+ * api/produce.c — Produce: append each record batch to its partition log.
  *
  * The payload holds the batches back to back in the order of the header's
  * partitions list (protocol/frame.c checked that the lengths add up). Each

@@ -1,7 +1,7 @@
 /*
- * handle_init_producer.c — InitProducer: a producer id for an idempotent producer.
+ * api/init_producer.c — InitProducer: a producer id for an idempotent producer.
  *
- * Ids come from the broker's allocator (broker/producer_state.c), which
+ * Ids come from the broker's allocator (broker/part/producer_state.c), which
  * persists blocks of ids before handing any out, so an id is never reused
  * across restarts; the epoch is 0 (epochs bump with transactional ids, which
  * runnel does not have yet). Sequences then start at 0 per partition.

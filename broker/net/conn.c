@@ -387,7 +387,7 @@ void rn_request_free(rn_request *req)
     if (req->next)
         req->next->prev = req->prev;
     c->n_reqs--;
-    if (!req->sub) /* a sub-request's header is borrowed (broker/shard.c) */
+    if (!req->sub) /* a sub-request's header is borrowed (broker/net/shard.c) */
         rn_frame_request_fini(&req->fr);
     free(req->owned);
     if (req->rbuf >= 0)

@@ -1,7 +1,7 @@
 /*
- * handle_metadata.c — ApiVersions and Metadata, and the dispatch table.
+ * api/metadata.c — ApiVersions and Metadata, and the dispatch table.
  *
- * Metadata answers from the state machine (broker/metadata.c), never from
+ * Metadata answers from the state machine (broker/meta/metadata.c), never from
  * files: brokers (just this one until the cluster work), the controller, and
  * for each topic asked (or all) its partitions with leader, leader epoch,
  * replicas and ISR, which is what clients need to find leaders (DESIGN §8).

@@ -1,5 +1,5 @@
 /*
- * handle_list_offsets.c — ListOffsets: earliest, latest, or the first offset
+ * api/list_offsets.c — ListOffsets: earliest, latest, or the first offset
  * at or after a time.
  *
  *   timestamp -2 → the log start offset;
