@@ -20,8 +20,13 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/coord/groups.h"
 #include "broker/gateway/gateway.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 #include "storage/sys.h"
 
 #ifndef RUNNEL_VERSION

@@ -9,7 +9,10 @@
  * file in api/; the handler answers, now or later, through rn_request_respond
  * or rn_request_fail.
  */
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/net/conn.h"
+#include "broker/net/shard.h"
 
 void rn_dispatch(rn_request *req)
 {

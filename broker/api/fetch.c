@@ -22,8 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/net/shard.h"
+#include "broker/part/partitions.h"
 
 #define DEFAULT_MAX_BYTES           (50u << 20)
 #define DEFAULT_PARTITION_MAX_BYTES (1u << 20)

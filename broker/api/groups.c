@@ -23,7 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/coord/groups.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 
 /* ---- Scratch memory of one answer ------------------------------------------------------- */
 

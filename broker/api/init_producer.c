@@ -6,7 +6,10 @@
  * across restarts; the epoch is 0 (epochs bump with transactional ids, which
  * runnel does not have yet). Sequences then start at 0 per partition.
  */
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 
 void rn_handle_init_producer(rn_request *req)
 {

@@ -9,7 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 
 void rn_handle_api_versions(rn_request *req)
 {

@@ -12,8 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 
 typedef struct topics_state topics_state;
 

@@ -48,10 +48,13 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "broker/sorted.h"
 #include "broker/broker.h"
 #include "broker/coord/groups.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
+#include "broker/sorted.h"
 #include "protocol/errors.h"
 
 /* ---- State ---------------------------------------------------------------------- */

@@ -42,9 +42,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/coord/groups.h"
 #include "broker/gateway/consumers.h"
 #include "broker/gateway/json.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 
 #define TIMER_MS           100
 #define INSTANCE_IDLE_MS   300000

@@ -37,6 +37,8 @@
 #include "broker/gateway/http.h"
 #include "broker/gateway/json.h"
 #include "broker/logfmt.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
 
 /* ---- Accept ---------------------------------------------------------------------- */
 

@@ -85,6 +85,9 @@
 
 #include "broker/gateway/http.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
 
 /* ---- Reader -------------------------------------------------------------------- */
 

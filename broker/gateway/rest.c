@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/coord/groups.h"
 #include "broker/gateway/admin_routes.h"
 #include "broker/gateway/consumers.h"
 #include "broker/gateway/json.h"
@@ -46,7 +47,10 @@
 #include "broker/gateway/sse.h"
 #include "broker/gateway/ws.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
 #include "broker/metrics.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 
 #if defined(__has_include)
 #if __has_include("broker/gateway/console/assets.h")

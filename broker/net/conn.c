@@ -33,8 +33,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/metrics.h"
+#include "broker/net/conn.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
 
 #define MAX_REQS_IN_FLIGHT 1024
 /* A frame still missing this much is received in place (no copy). */

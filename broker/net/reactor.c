@@ -44,9 +44,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/coord/groups.h"
 #include "broker/gateway/gateway.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 
 #define BUF_COUNT 256
 #define BUF_LEN   (64 * 1024)

@@ -50,8 +50,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/metrics.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/net/shard.h"
+#include "broker/part/partitions.h"
 #include "protocol/bytes.h"
 
 __thread rn_reactor *rn_self;

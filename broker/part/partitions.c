@@ -61,9 +61,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/sorted.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
+#include "broker/sorted.h"
 #include "protocol/partition_meta.h"
 #include "storage/sys.h"
 
