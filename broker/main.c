@@ -3,7 +3,7 @@
  *
  * Start-up order matters for durability: the data directory is locked (one
  * broker per directory), the metadata log is replayed and every partition log
- * recovered (broker/partitions.c opens them from the metadata listener) — all
+ * recovered (broker/part/partitions.c opens them from the metadata listener) — all
  * before the listener opens, so no client ever sees a half-recovered log.
  * SIGTERM/SIGINT: stop accepting, finish requests in flight, then close every
  * log (flush, seal, clean-shutdown marker) and exit 0.
@@ -20,8 +20,13 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/coord/groups.h"
 #include "broker/gateway/gateway.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 #include "storage/sys.h"
 
 #ifndef RUNNEL_VERSION
@@ -264,7 +269,7 @@ int main(int argc, char **argv)
     }
     /* A batch is bounded by its topic's max.message.bytes, which may be above
      * the broker's default: the frame check only keeps it within the request
-     * (handle_produce.c checks the topic's value). */
+     * (api/produce.c checks the topic's value). */
     b->limits = (rn_frame_limits){.max_request = b->cfg.socket_request_max_bytes,
                                   .max_message = b->cfg.socket_request_max_bytes};
 

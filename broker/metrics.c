@@ -16,6 +16,8 @@
 
 #include "broker/broker.h"
 #include "broker/metrics.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 
 const uint64_t rn_metrics_bucket_us[RN_METRICS_N_BUCKETS] = {
     50,    100,   250,    500,    1000,   2500,    5000,    10000,

@@ -549,10 +549,10 @@ static int check_produce(const Runnel__ProduceRequest *p, uint32_t payload_len,
  * Only what no coordinator could make sense of is refused here (and closes
  * the connection, as any malformed frame): names out of bounds, negative
  * partitions or offsets, impossible epochs. Whether a member or epoch is
- * current is the coordinator's answer (broker/groups.c). */
+ * current is the coordinator's answer (broker/coord/groups.c). */
 
 #define GROUP_ID_MAX        249 /* as topic names */
-#define MEMBER_ID_MAX       128 /* broker/groups.h RN_GROUP_MEMBER_ID_MAX */
+#define MEMBER_ID_MAX       128 /* broker/coord/groups.h RN_GROUP_MEMBER_ID_MAX */
 #define TOPIC_NAME_MAX      249
 #define OFFSET_METADATA_MAX 4096
 #define SESSION_TIMEOUT_MAX 1800000u /* 30 minutes */

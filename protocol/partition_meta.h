@@ -4,7 +4,7 @@
  *
  * Topic names are reused after a delete; topic ids never are. The broker
  * adopts a partition directory only when this file names the live topic id
- * (broker/partitions.c), and `runnel replay` skips directories of another
+ * (broker/part/partitions.c), and `runnel replay` skips directories of another
  * id. The bytes, exactly (ASCII, 58 bytes):
  *
  *     version: 0\n

@@ -67,7 +67,7 @@ unsigned rn_io_inflight(const rn_io *io);
 
 /* Hand op to another ring (IORING_OP_MSG_RING): cb runs on the thread that
  * runs `to`, with res 0, as if op had completed there. This is how reactors
- * talk (broker/shard.c): no lock, no queue of our own, the kernel orders it.
+ * talk (broker/net/shard.c): no lock, no queue of our own, the kernel orders it.
  * The kernel posts nothing on `from` when the message is delivered; if it
  * cannot deliver (the target's completion queue overflowed and memory ran
  * out), cb runs on `from` with a negative res and the caller may post again.

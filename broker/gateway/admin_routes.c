@@ -39,10 +39,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/coord/groups.h"
 #include "broker/gateway/admin_routes.h"
 #include "broker/gateway/json.h"
-#include "broker/groups.h"
-#include "broker/metadata.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 
 #define MAX_RESET_TOPICS     32
 #define MAX_RESET_PARTITIONS 100000 /* one request's plan: bounds the ListOffsets and commit */

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/gateway/client.h"
+#include "broker/net/conn.h"
 
 void rn_gw_client_init(rn_gw_client *cl, rn_reactor *r, const char *peer)
 {

@@ -47,9 +47,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/coord/groups.h"
 #include "broker/gateway/consumers.h"
 #include "broker/gateway/json.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 #include "protocol/group_member.h"
 
 #define TIMER_MS           100

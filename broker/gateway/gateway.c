@@ -37,6 +37,8 @@
 #include "broker/gateway/http.h"
 #include "broker/gateway/json.h"
 #include "broker/logfmt.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
 
 /* ---- Accept ---------------------------------------------------------------------- */
 
@@ -54,7 +56,7 @@ static void accept_done(rn_io_op *op, int res, uint32_t flags)
         rn_gateway_accept(gw->r, res);
     } else if (res == -EMFILE || res == -ENFILE) {
         /* Out of descriptors: the waiting clients get their 503 now (see
-         * broker/listen.c); without the spare, wait a tick, not spin. */
+         * broker/net/listen.c); without the spare, wait a tick, not spin. */
         if (gw->listen_fd < 0 || rn_listen_shed(gw->listen_fd, shed_one, gw) == 0)
             gw->accept_backoff = true;
     } else if (res != -ECANCELED) {

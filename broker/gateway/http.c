@@ -44,7 +44,7 @@
  * completion (rn_http_conn_kick), never on the stack of the previous answer.
  *
  * Admission (rn_http_conn_new). A connection takes one of max.connections'
- * slots, counted over the whole broker (broker/listen.c). At the limit:
+ * slots, counted over the whole broker (broker/net/listen.c). At the limit:
  *   slot free ──────────────▶ a connection like any other
  *   reserve place free ─────▶ over_limit + reserve: GET/HEAD /healthz,
  *                             /readyz, /metrics are served; anything else
@@ -85,6 +85,9 @@
 
 #include "broker/gateway/http.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
 
 /* ---- Reader -------------------------------------------------------------------- */
 

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "broker/gateway/produce.h"
+#include "broker/meta/metadata.h"
 #include "protocol/batch.h"
 
 #define MAX_HEADERS_PER_RECORD 64

@@ -13,7 +13,7 @@
  *   GET    /ws                              WebSocket (ws.c)
  *   *      /consumers/…                     REST Proxy v2 consumer instances (consumers.c)
  *   GET    /groups[/{g}]                    ListGroups / DescribeGroup (with lag, for the console)
- *   GET    / and assets                     the web console (tools/web, rn_web_asset)
+ *   GET    / and assets                     the web console (broker/gateway/console, rn_web_asset)
  *
  * Each route builds the request a native client would send and runs it
  * through the connection's in-process client; the answer comes back to a
@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/coord/groups.h"
 #include "broker/gateway/admin_routes.h"
 #include "broker/gateway/consumers.h"
 #include "broker/gateway/json.h"
@@ -46,16 +47,19 @@
 #include "broker/gateway/sse.h"
 #include "broker/gateway/ws.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
 #include "broker/metrics.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 
 #if defined(__has_include)
-#if __has_include("tools/web/assets.h")
-#include "tools/web/assets.h"
+#if __has_include("broker/gateway/console/assets.h")
+#include "broker/gateway/console/assets.h"
 #define HAVE_WEB_ASSETS 1
 #endif
 #endif
 #ifndef HAVE_WEB_ASSETS
-/* tools/web/ may not be built into this binary: the console is then a 404. */
+/* broker/gateway/console/ may not be built into this binary: the console is then a 404. */
 int rn_web_asset(const char *path, const uint8_t **data, size_t *len, const char **content_type);
 #endif
 #pragma weak rn_web_asset

@@ -32,6 +32,7 @@
 #include "broker/gateway/sse.h"
 #include "broker/gateway/tail.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
 
 #define HEARTBEAT_MS 15000
 

@@ -35,6 +35,7 @@
 
 #include "broker/gateway/tail.h"
 #include "broker/logfmt.h"
+#include "broker/net/reactor.h"
 
 struct rn_tail {
     rn_gw_call call;

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const webDir = path.join(here, '..', '..', 'tools', 'web');
+const webDir = path.join(here, '..', '..', 'broker', 'gateway', 'console');
 const { chromium } = createRequire(import.meta.url)('playwright-core');
 
 const [runneld, outDir] = process.argv.slice(2);
@@ -172,7 +172,7 @@ async function main() {
     )
         return;
 
-    await check('the console assets are the files of tools/web, byte for byte', async () => {
+    await check('the console assets are the files of its folder, byte for byte', async () => {
         const assets = [
             ['/', 'index.html', 'text/html'],
             ['/index.html', 'index.html', 'text/html'],
@@ -187,7 +187,7 @@ async function main() {
             if (!ct.includes(type)) throw new Error(`${url}: content-type ${ct}, want ${type}`);
             const got = Buffer.from(await r.arrayBuffer());
             if (!got.equals(readFileSync(path.join(webDir, file))))
-                throw new Error(`${url} differs from tools/web/${file}`);
+                throw new Error(`${url} differs from broker/gateway/console/${file}`);
         }
         const r = await fetch(base + '/no-such-asset.js');
         if (r.status !== 404) throw new Error(`unknown asset: HTTP ${r.status}, want 404`);

@@ -2,8 +2,8 @@
 """mock_server.py — a stand-in for runneld's HTTP gateway, for developing the web console.
 
 Not shipped and not what the e2e test checks (that runs the real broker): it serves
-tools/web/ and fakes the JSON API the console uses (DESIGN §7) with in-memory topics, so
-the page can be worked on before or apart from broker/gateway/. Standard library only.
+broker/gateway/console/ and fakes the JSON API the console uses (DESIGN §7) with in-memory
+topics, so the page can be worked on before or apart from broker/gateway/. Standard library only.
 
     python3 tests/e2e/mock_server.py --port 9781 [--groups] [--load N]
 
@@ -24,7 +24,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
-WEB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "web")
+WEB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                   "broker", "gateway", "console")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

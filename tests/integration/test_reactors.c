@@ -1,6 +1,6 @@
 /*
  * test_reactors.c — runneld with several reactors: requests handed between
- * partition owners (broker/shard.c), against real processes.
+ * partition owners (broker/net/shard.c), against real processes.
  *
  * With --reactors N a connection lands on whichever reactor the kernel's
  * SO_REUSEPORT hash picks, and each partition belongs to one reactor
@@ -81,7 +81,7 @@ typedef struct tp {
     int32_t partition;
 } tp;
 
-/* The reactor owning a partition, as rn_partition_owner (broker/partitions.c)
+/* The reactor owning a partition, as rn_partition_owner (broker/part/partitions.c)
  * computes it: FNV-1a of the topic name, plus the partition, mod NR. */
 static unsigned owner_of(const char *topic, int32_t partition)
 {
@@ -577,7 +577,7 @@ Test(reactors, produce_split_acks0)
 
 #define NLP 12 /* partitions of "lim" */
 
-/* Bytes of the Fetch entry a single reactor reads (handle_fetch.c): nothing
+/* Bytes of the Fetch entry a single reactor reads (api/fetch.c): nothing
  * once max_bytes is reached, else whole batches up to the smaller of
  * partition_max_bytes and what is left of max_bytes, at least one. */
 static size_t model_take(int avail, size_t l, uint32_t pmax, uint32_t max, size_t total)

@@ -1,5 +1,5 @@
 /*
- * test_assignor.c — range and sticky partition assignors (broker/assignor.c).
+ * test_assignor.c — range and sticky partition assignors (broker/coord/assignor.c).
  *
  * The assignors are pure functions, so every test builds topics and members
  * in arrays, runs rn_assign, and checks the answer against what must hold
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/assignor.h"
+#include "broker/coord/assignor.h"
 
 #define MAX_MEMBERS 128
 

@@ -1,5 +1,5 @@
 /*
- * test_groups.c — the consumer group coordinator (broker/groups.c).
+ * test_groups.c — the consumer group coordinator (broker/coord/groups.c).
  *
  * The coordinator is driven without sockets: a fake environment answers the
  * topic sizes (a table the tests edit to create or grow topics) and hands
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/groups.h"
+#include "broker/coord/groups.h"
 #include "broker/logfmt.h"
 #include "protocol/errors.h"
 #include "storage/io.h"

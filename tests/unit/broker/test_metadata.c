@@ -1,5 +1,5 @@
 /*
- * test_metadata.c — the metadata log and state machine (broker/metadata.c).
+ * test_metadata.c — the metadata log and state machine (broker/meta/metadata.c).
  *
  * Every test has its own rn_io and a mkdtemp directory, and drives the
  * asynchronous appends with rn_io_run(io, 1) until the callbacks it waits for
@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "broker/metadata.h"
+#include "broker/meta/metadata.h"
 #include "metadata.pb-c.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"

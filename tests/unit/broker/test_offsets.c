@@ -1,5 +1,5 @@
 /*
- * test_offsets.c — committed offsets as records of __offsets (broker/offsets.c).
+ * test_offsets.c — committed offsets as records of __offsets (broker/coord/offsets.c).
  *
  * Every test has its own rn_io and an rn_log in a mkdtemp directory, as the
  * broker's __offsets-0 would be. Commits run asynchronously: the tests drive
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/offsets.h"
+#include "broker/coord/offsets.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 #include "storage/io.h"

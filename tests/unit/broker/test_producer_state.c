@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker/producer_state.h"
+#include "broker/part/producer_state.h"
 #include "protocol/errors.h"
 #include "storage/io.h"
 #include "storage/log.h"

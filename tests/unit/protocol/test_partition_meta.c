@@ -1,6 +1,6 @@
 /*
  * test_partition_meta.c — partition.metadata: the exact bytes, the round
- * trip, and every torn or foreign file refused (broker/partitions.c adopts a
+ * trip, and every torn or foreign file refused (broker/part/partitions.c adopts a
  * directory only on an exact match, so a lenient parse would adopt another
  * topic's data).
  */

@@ -3,10 +3,10 @@
  *
  * The lookup is the only thing between an HTTP path and bytes baked into runneld, so the
  * tests pin what it must and must not find: every console file under "/" + its name with
- * the right content type and exactly the bytes of tools/web/, "/" as index.html, query
+ * the right content type and exactly the bytes of broker/gateway/console/, "/" as index.html, query
  * strings ignored, and nothing else — no traversal, no case folding, no prefix matches.
  */
-#include "tools/web/assets.h"
+#include "broker/gateway/console/assets.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

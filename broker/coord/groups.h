@@ -3,10 +3,10 @@
  *
  * Members heartbeat (GroupHeartbeat) with what they subscribe to and what
  * they own; the coordinator keeps, per group, the members, the group epoch,
- * the target assignment computed by the group's assignor (broker/assignor.h)
+ * the target assignment computed by the group's assignor (broker/coord/assignor.h)
  * and what each member has been given, and answers each heartbeat with the
  * partitions that member may consume now. Committed offsets live in
- * broker/offsets.h (records of __offsets); the coordinator checks who may
+ * broker/coord/offsets.h (records of __offsets); the coordinator checks who may
  * commit and owns the table.
  *
  * Words:
@@ -45,8 +45,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/assignor.h"
-#include "broker/offsets.h"
+#include "broker/coord/assignor.h"
+#include "broker/coord/offsets.h"
 #include "storage/log.h"
 
 typedef struct rn_groups rn_groups;

@@ -33,8 +33,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/metrics.h"
+#include "broker/net/conn.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
 
 #define MAX_REQS_IN_FLIGHT 1024
 /* A frame still missing this much is received in place (no copy). */
@@ -387,7 +392,7 @@ void rn_request_free(rn_request *req)
     if (req->next)
         req->next->prev = req->prev;
     c->n_reqs--;
-    if (!req->sub) /* a sub-request's header is borrowed (broker/shard.c) */
+    if (!req->sub) /* a sub-request's header is borrowed (broker/net/shard.c) */
         rn_frame_request_fini(&req->fr);
     free(req->owned);
     if (req->rbuf >= 0)

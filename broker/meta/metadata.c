@@ -77,7 +77,7 @@
 #include "broker/sorted.h"
 #include "broker/config.h"
 #include "broker/logfmt.h"
-#include "broker/metadata.h"
+#include "broker/meta/metadata.h"
 #include "metadata.pb-c.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
@@ -215,7 +215,7 @@ int rn_metadata_check_topic_name(const char *name, char *err, size_t errlen)
         return fail(-RN_E_INVALID_TOPIC, err, errlen,
                     "topic %s: names starting with \"__\" are reserved for internal topics", name);
     /* Deleted partition directories are renamed <topic>-<p>.deleted-…
-     * (broker/partitions.c): a topic may not wear that shape. */
+     * (broker/part/partitions.c): a topic may not wear that shape. */
     if (strstr(name, RN_DELETED_DIR_MARK))
         return fail(-RN_E_INVALID_TOPIC, err, errlen,
                     "topic %s: names containing \"%s\" are reserved for deleted partitions", name,

@@ -2,7 +2,7 @@
  * assignor.h — partition assignors of consumer groups: range and sticky (DESIGN §6).
  *
  * Pure functions: no I/O, no clock, no global state. The group coordinator
- * (broker/groups.c) calls rn_assign() whenever the group epoch moves (a
+ * (broker/coord/groups.c) calls rn_assign() whenever the group epoch moves (a
  * member joined, left, changed its subscription, or a subscribed topic
  * appeared, vanished or grew) to compute the group's target assignment.
  *

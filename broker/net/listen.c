@@ -43,6 +43,8 @@
 #include "broker/broker.h"
 #include "broker/logfmt.h"
 #include "broker/metrics.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
 
 #define RETRIES  50   /* of 100 ms: 5 s */
 #define SHED_MAX 4096 /* clients refused per rn_listen_shed at most */

@@ -1,7 +1,7 @@
 /*
  * offsets.c — committed offsets as records of __offsets (formats in offsets.h).
  *
- * How it fits: the group coordinator (broker/groups.c) owns one rn_offsets
+ * How it fits: the group coordinator (broker/coord/groups.c) owns one rn_offsets
  * table. At start it replays the __offsets partition into the table; a
  * CommitOffsets request becomes rn_offsets_commit (one or more record
  * batches appended to the log); FetchOffsets and DescribeGroup read the
@@ -34,7 +34,7 @@
 
 #include "protocol/bytes.h"
 #include "broker/sorted.h"
-#include "broker/offsets.h"
+#include "broker/coord/offsets.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 

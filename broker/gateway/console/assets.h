@@ -1,9 +1,9 @@
 /*
  * assets.h — the web console's files, compiled into runneld (DESIGN §7).
  *
- * tools/web/embed.py turns tools/web/{index.html,app.js,style.css,favicon.svg} into
- * web_assets.c at build time, so the broker serves the console without any file on disk
- * and a binary always carries the console it was built with. The HTTP gateway
+ * broker/gateway/console/embed.py turns the folder's index.html, app.js, style.css and
+ * favicon.svg into web_assets.c at build time, so the broker serves the console without any
+ * file on disk and a binary always carries the console it was built with. The HTTP gateway
  * (broker/gateway/) calls rn_web_asset() for GET requests that are not API paths.
  */
 #ifndef RN_WEB_ASSETS_H

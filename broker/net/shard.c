@@ -50,8 +50,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/metrics.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/net/shard.h"
+#include "broker/part/partitions.h"
 #include "protocol/bytes.h"
 
 __thread rn_reactor *rn_self;
@@ -325,7 +331,7 @@ static void merge_produce(fan *f, Runnel__ResponseHeader **resp)
 }
 
 /* A sub's fetch answer lines up with its slices: one slice per partition
- * with bytes, of exactly that length (handle_fetch.c reads one slice per
+ * with bytes, of exactly that length (api/fetch.c reads one slice per
  * partition). Anything else is refused rather than sent garbled. */
 static bool fetch_lines_up(const Runnel__ResponseHeader *r, const sub *s)
 {
@@ -344,7 +350,7 @@ static bool fetch_lines_up(const Runnel__ResponseHeader *r, const sub *s)
 }
 
 /* How much of a slice of whole batches fits a fetch's max_bytes, as
- * handle_fetch.c would have read it: nothing once `total` reached max, else at
+ * api/fetch.c would have read it: nothing once `total` reached max, else at
  * least one batch, then more while they fit. */
 static size_t fit_batches(const uint8_t *data, size_t len, size_t total, size_t max)
 {

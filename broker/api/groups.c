@@ -1,6 +1,6 @@
 /*
- * handle_groups.c — GroupHeartbeat, CommitOffsets, FetchOffsets, ListGroups,
- * DescribeGroup: the wire side of the group coordinator (broker/groups.h).
+ * api/groups.c — GroupHeartbeat, CommitOffsets, FetchOffsets, ListGroups,
+ * DescribeGroup: the wire side of the group coordinator (broker/coord/groups.h).
  *
  * Each handler turns the protobuf request into a call on b->groups and the
  * answer back into protobuf; no group logic lives here. Everything answers
@@ -23,7 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/coord/groups.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 
 /* ---- Scratch memory of one answer ------------------------------------------------------- */
 

@@ -1,7 +1,7 @@
 /*
  * assignor.c — range and sticky partition assignors (see assignor.h).
  *
- * How it fits: broker/groups.c hands the group's members (ids, subscriptions,
+ * How it fits: broker/coord/groups.c hands the group's members (ids, subscriptions,
  * current target assignment) and the subscribed topics that exist to
  * rn_assign() and stores the result as the group's new target assignment.
  * Nothing here knows about epochs, revocation or the wire.
@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/assignor.h"
+#include "broker/coord/assignor.h"
 
 typedef struct keyed {
     const char *key;

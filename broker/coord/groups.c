@@ -2,10 +2,10 @@
  * groups.c — the consumer group coordinator: members, epochs, target
  * assignment, incremental hand-over, session timeouts (see groups.h).
  *
- * How it fits: handle_groups.c turns GroupHeartbeat / CommitOffsets /
+ * How it fits: api/groups.c turns GroupHeartbeat / CommitOffsets /
  * FetchOffsets / ListGroups / DescribeGroup requests into calls here; the
  * reactor's tick calls rn_groups_tick; committed offsets go through
- * broker/offsets.c into __offsets; assignments come from broker/assignor.c.
+ * broker/coord/offsets.c into __offsets; assignments come from broker/coord/assignor.c.
  * The broker is reached only through rn_groups_env (topic sizes, the
  * __offsets log), so tests drive the coordinator without sockets.
  *
@@ -48,10 +48,13 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "broker/sorted.h"
 #include "broker/broker.h"
-#include "broker/groups.h"
+#include "broker/coord/groups.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
+#include "broker/sorted.h"
 #include "protocol/errors.h"
 
 /* ---- State ---------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /*
- * handle_metadata.c — ApiVersions and Metadata, and the dispatch table.
+ * api/metadata.c — ApiVersions and Metadata.
  *
- * Metadata answers from the state machine (broker/metadata.c), never from
+ * Metadata answers from the state machine (broker/meta/metadata.c), never from
  * files: brokers (just this one until the cluster work), the controller, and
  * for each topic asked (or all) its partitions with leader, leader epoch,
  * replicas and ISR, which is what clients need to find leaders (DESIGN §8).
@@ -9,67 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
-
-void rn_dispatch(rn_request *req)
-{
-    if (rn_shard_route(req)) /* another reactor's: handed over */
-        return;
-    switch (req->api) {
-    case RUNNEL__API__API_VERSIONS:
-        rn_handle_api_versions(req);
-        break;
-    case RUNNEL__API__METADATA:
-        rn_handle_metadata(req);
-        break;
-    case RUNNEL__API__CREATE_TOPICS:
-        rn_handle_create_topics(req);
-        break;
-    case RUNNEL__API__DELETE_TOPICS:
-        rn_handle_delete_topics(req);
-        break;
-    case RUNNEL__API__DESCRIBE_TOPIC:
-        rn_handle_describe_topic(req);
-        break;
-    case RUNNEL__API__ALTER_CONFIGS:
-        rn_handle_alter_configs(req);
-        break;
-    case RUNNEL__API__PRODUCE:
-        rn_handle_produce(req);
-        break;
-    case RUNNEL__API__FETCH:
-        rn_handle_fetch(req);
-        break;
-    case RUNNEL__API__LIST_OFFSETS:
-        rn_handle_list_offsets(req);
-        break;
-    case RUNNEL__API__GROUP_HEARTBEAT:
-        rn_handle_group_heartbeat(req);
-        break;
-    case RUNNEL__API__COMMIT_OFFSETS:
-        rn_handle_commit_offsets(req);
-        break;
-    case RUNNEL__API__FETCH_OFFSETS:
-        rn_handle_fetch_offsets(req);
-        break;
-    case RUNNEL__API__LIST_GROUPS:
-        rn_handle_list_groups(req);
-        break;
-    case RUNNEL__API__DESCRIBE_GROUP:
-        rn_handle_describe_group(req);
-        break;
-    case RUNNEL__API__DELETE_GROUP:
-        rn_handle_delete_group(req);
-        break;
-    case RUNNEL__API__INIT_PRODUCER:
-        rn_handle_init_producer(req);
-        break;
-    default:
-        /* frame.c only lets through APIs it decodes; this is a safety net. */
-        rn_request_fail(req, -RN_E_UNKNOWN_API, NULL);
-        break;
-    }
-}
+#include "broker/meta/metadata.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 
 void rn_handle_api_versions(rn_request *req)
 {

@@ -1,9 +1,9 @@
 /*
- * handle_topics.c — CreateTopics, DeleteTopics, DescribeTopic, AlterConfigs.
+ * api/topics.c — CreateTopics, DeleteTopics, DescribeTopic, AlterConfigs.
  *
- * Changes go through the metadata log (broker/metadata.c): the handler asks
+ * Changes go through the metadata log (broker/meta/metadata.c): the handler asks
  * for the change, and answers when the record is durable and applied, at
- * which point the partition table (broker/partitions.c) has already opened
+ * which point the partition table (broker/part/partitions.c) has already opened
  * or removed the logs. A request naming several topics answers once all of
  * them are done, with a result per topic.
  */
@@ -12,8 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 
 typedef struct topics_state topics_state;
 

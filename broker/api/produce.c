@@ -1,5 +1,5 @@
 /*
- * handle_produce.c — Produce: append each record batch to its partition log.
+ * api/produce.c — Produce: append each record batch to its partition log.
  *
  * The payload holds the batches back to back in the order of the header's
  * partitions list (protocol/frame.c checked that the lengths add up). Each
@@ -24,8 +24,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/metrics.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 
 typedef struct produce_state produce_state;
 

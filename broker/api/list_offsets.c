@@ -1,5 +1,5 @@
 /*
- * handle_list_offsets.c — ListOffsets: earliest, latest, or the first offset
+ * api/list_offsets.c — ListOffsets: earliest, latest, or the first offset
  * at or after a time.
  *
  *   timestamp -2 → the log start offset;
@@ -11,7 +11,11 @@
  */
 #include <stdlib.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 #include "protocol/batch.h"
 
 /* The first record at or after ts in the batch that starts at or holds

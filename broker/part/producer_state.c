@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/producer_state.h"
+#include "broker/part/producer_state.h"
 #include "protocol/errors.h"
 #include "storage/checkpoint.h"
 

@@ -4,7 +4,7 @@
  * The reactor shares its rn_io with the storage of the partitions it owns, so
  * socket completions and segment writes/fdatasyncs come back through one ring
  * and one loop (DESIGN §6). Sockets use:
- *   - multishot accept on the listener (opened by broker/listen.c);
+ *   - multishot accept on the listener (opened by broker/net/listen.c);
  *   - multishot recv into a provided buffer ring, registered by hand because
  *     liburing 2.3 lacks io_uring_setup_buf_ring (posix_memalign →
  *     io_uring_register_buf_ring → io_uring_buf_ring_init/add/advance);
@@ -20,7 +20,7 @@
  * groups and the HTTP gateway; reactors 1..N-1 run on threads of their own
  * (rn_reactors_run). Each has its own ring, receive buffers, listener
  * (SO_REUSEPORT), connections and tick; they talk only by message
- * (broker/shard.c).
+ * (broker/net/shard.c).
  *
  * Shutdown (SIGTERM/SIGINT through a signalfd read on reactor 0's ring,
  * which tells the others by message): stop accepting, stop reading, let
@@ -44,9 +44,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/coord/groups.h"
 #include "broker/gateway/gateway.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
+#include "broker/net/listen.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
 
 #define BUF_COUNT 256
 #define BUF_LEN   (64 * 1024)

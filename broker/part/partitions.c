@@ -61,9 +61,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/sorted.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/net/reactor.h"
+#include "broker/part/partitions.h"
+#include "broker/sorted.h"
 #include "protocol/partition_meta.h"
 #include "storage/sys.h"
 
@@ -521,7 +524,7 @@ static int open_partitions(rn_broker *b, rn_topic_state *ts, const rn_topic_info
                 ts->open_err = rc;
                 ts->open_err_partition = i;
             }
-            /* A topic created now fails whole (handle_topics.c deletes it):
+            /* A topic created now fails whole (api/topics.c deletes it):
              * the other partitions are not worth opening, and with EMFILE
              * every one would fail the same way. Topics found at start-up
              * keep what opens. */

@@ -1,12 +1,15 @@
 /*
- * handle_init_producer.c — InitProducer: a producer id for an idempotent producer.
+ * api/init_producer.c — InitProducer: a producer id for an idempotent producer.
  *
- * Ids come from the broker's allocator (broker/producer_state.c), which
+ * Ids come from the broker's allocator (broker/part/producer_state.c), which
  * persists blocks of ids before handing any out, so an id is never reused
  * across restarts; the epoch is 0 (epochs bump with transactional ids, which
  * runnel does not have yet). Sequences then start at 0 per partition.
  */
+#include "broker/api/api.h"
 #include "broker/broker.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
 
 void rn_handle_init_producer(rn_request *req)
 {

@@ -1,5 +1,5 @@
 /*
- * handle_fetch.c — Fetch: record batches from many partitions, with long-poll.
+ * api/fetch.c — Fetch: record batches from many partitions, with long-poll.
  *
  * Each partition is read with rn_log_read: whole batches starting at the one
  * holding fetch_offset, up to partition_max_bytes and the request's max_bytes
@@ -22,8 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/logfmt.h"
+#include "broker/net/conn.h"
+#include "broker/net/reactor.h"
+#include "broker/net/shard.h"
+#include "broker/part/partitions.h"
 
 #define DEFAULT_MAX_BYTES           (50u << 20)
 #define DEFAULT_PARTITION_MAX_BYTES (1u << 20)
@@ -235,7 +240,7 @@ void rn_fetch_wake(rn_fetch_wait *w)
         return;
     }
     req->state = w;
-    /* Last: the fetch's home may answer it from here (broker/shard.c). */
+    /* Last: the fetch's home may answer it from here (broker/net/shard.c). */
     if (req->sub)
         rn_shard_fetch_parked(req, ready);
 }
@@ -311,7 +316,7 @@ void rn_handle_fetch(rn_request *req)
     w->timer_armed = true;
     rn_io_timer(w->r->io, &w->timer_op, timer_done, &w->ts, ms);
     req->state = w;
-    /* Last: the fetch's home may answer it from here (broker/shard.c). */
+    /* Last: the fetch's home may answer it from here (broker/net/shard.c). */
     if (req->sub)
         rn_shard_fetch_parked(req, ready);
 }

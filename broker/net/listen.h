@@ -1,0 +1,42 @@
+/*
+ * net/listen.h — the listening sockets of runneld, native and HTTP, and the
+ * max.connections count over the whole broker (net/listen.c).
+ */
+#ifndef RN_BROKER_NET_LISTEN_H
+#define RN_BROKER_NET_LISTEN_H
+
+#include <stdbool.h>
+
+#include "broker/broker.h"
+
+/* Open a listening TCP socket on hostport SO_REUSEADDR,
+ * no SO_REUSEPORT. A taken port is retried for 5 s when retry_in_use, else
+ * returned as -EADDRINUSE without a log line. what names the setting in logs.
+ * Errors: -errno, -RN_E_INVALID_CONFIG, -EINVAL (cannot resolve). */
+int rn_listen_open(const char *what, const char *hostport, bool retry_in_use, int *fd);
+/* n listening sockets on hostport with SO_REUSEPORT, one per reactor; first
+ * makes sure no other process holds the port (bind without SO_REUSEPORT),
+ * retrying for 5 s like rn_listen_open. Errors as rn_listen_open. */
+int rn_listen_open_shared(const char *what, const char *hostport, unsigned n, int *fds);
+/* max.connections counts client connections over the whole broker, native
+ * and HTTP, every reactor (broker/net/listen.c). Take a slot for an accepted
+ * socket: false when the broker is at the limit (nothing taken). Give it
+ * back when that connection closes. Any reactor's thread. */
+bool rn_conn_slot_take(rn_broker *b);
+void rn_conn_slot_give(rn_broker *b);
+/* An accepted socket was refused (listener "native" or "http", reason
+ * "max.connections", "shutting_down", ...): counted in r's
+ * connections_rejected and logged, at most one line a second over the whole
+ * broker with the count since the last line, so a flood of refusals is not
+ * a flood of log lines. */
+void rn_conn_refused(rn_reactor *r, const char *listener, const char *reason);
+/* Close a refused socket so the client sees the broker close it (input that
+ * already arrived is read first: closing over it would send a reset). */
+void rn_listen_close_refused(int fd);
+/* accept on listen_fd failed with EMFILE/ENFILE: accept every client waiting
+ * in its queue with the spare descriptor's room and hand each to refuse
+ * (which takes the fd over: answers if it can, closes). Returns how many;
+ * 0 when the spare is not to be had (the caller waits a tick). Never blocks. */
+unsigned rn_listen_shed(int listen_fd, void (*refuse)(void *arg, int fd), void *arg);
+
+#endif

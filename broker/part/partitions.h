@@ -1,0 +1,115 @@
+/*
+ * part/partitions.h — partitions: the topic → partition-log table each reactor keeps, and
+ * what a partition's owner does with its log (open, roll, retention, storage errors).
+ *
+ * Implemented by part/partitions.c, except rn_partition_wake, which walks the fetch
+ * waiters parked by api/fetch.c. A partition belongs to one reactor (rn_partition_owner)
+ * and only that reactor's thread touches its log; other reactors read what the owner
+ * published (rn_partition_offsets, rn_partition_size).
+ */
+#ifndef RN_BROKER_PART_PARTITIONS_H
+#define RN_BROKER_PART_PARTITIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+#include "broker/meta/metadata.h"
+#include "broker/metrics.h"
+#include "broker/part/producer_state.h"
+#include "storage/log.h"
+
+struct rn_partition {
+    char *topic;
+    int32_t id;
+    rn_log *log;
+    rn_reactor *reactor;
+    rn_fetch_wait *waiters; /* long-polling fetches to wake on appends */
+    rn_partition_metrics m;
+    rn_producer_state *ps; /* idempotent producers' last batches */
+    int32_t leader_epoch;
+    bool deleting;
+    unsigned n_inflight; /* appends not yet completed: delete waits for them */
+    char *del_dir;       /* delete: where reactor 0 moved the directory */
+    bool keep_dir;       /* delete: leave the directory to the next start's sweep */
+    /* Published by the owner for other reactors (describe, lag, metrics):
+     * relaxed atomics, read with rn_partition_offsets/rn_partition_size. */
+    int64_t pub_lso, pub_hw, pub_leo;
+    uint64_t pub_size;
+    /* Appends failing for a storage reason (rn_partition_storage_failed):
+     * the error (-ENOSPC, -EIO, -RN_E_LOG_FAILED) or 0, the bytes the failed
+     * append needed, and since when. Owner only. */
+    int storage_err;
+    size_t storage_need;
+    int64_t storage_since_ms;
+    /* What the log last said: "cannot write" (logged_err != 0) until the
+     * partition has written again for a while; flaps in between are counted,
+     * not logged, so a disk at the edge of full gives two lines, not dozens. */
+    int storage_logged_err;
+    int64_t storage_ok_since_ms;
+    const char *storage_cleared_by; /* "append" or "space" (static) */
+    unsigned storage_flaps;
+};
+
+typedef struct rn_topic_state {
+    char *name;
+    uint8_t id[16];
+    int32_t n_partitions;
+    rn_partition **parts;
+    int refs;                   /* one per reactor table holding it (atomic) */
+    int open_err;               /* first partition log that failed to open: its error, */
+    int32_t open_err_partition; /* and its number (a create then fails whole) */
+    bool parts_moved;           /* replaced by a larger state that owns the partitions now */
+} rn_topic_state;
+
+/* The topic → partitions table, kept in step with metadata by its listener. */
+typedef struct rn_partition_table {
+    rn_topic_state **topics; /* sorted by name */
+    unsigned n_topics, cap;
+} rn_partition_table;
+
+/* Look-ups in the calling reactor's own table (rn_self). */
+rn_partition *rn_partition_find(rn_broker *b, const char *topic, int32_t partition);
+rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic);
+/* The reactor that owns a partition: internal topics (__*) on 0, others by
+ * a hash of topic and partition. A pure function, so routing needs no table. */
+unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t partition);
+/* Offsets and size from any reactor: exact on the owner, else as the owner
+ * last published them (after every append and every tick). */
+void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo);
+uint64_t rn_partition_size(const rn_partition *p);
+void rn_partition_publish(rn_partition *p);
+/* Copy reactor 0's table into every other reactor's (start-up, before the
+ * threads run). Errors: -ENOMEM. */
+int rn_partitions_share(rn_broker *b);
+/* The metadata listener: opens/closes/reconfigures partition logs. */
+void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev);
+/* Close every partition log cleanly (shutdown). Returns the first error. */
+int rn_partitions_close_all(rn_broker *b);
+/* Wake long-polling fetches waiting on p (its high watermark moved). */
+void rn_partition_wake(rn_partition *p);
+/* Roll and retention for every partition (the reactor's tick). While a disk
+ * is full (rn_broker.parts_disk_full), retention runs at every tick. */
+void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
+/* An append to p failed with err. A storage error (a system error such as
+ * -ENOSPC or -EIO, or -RN_E_LOG_FAILED) is counted, and the first of a run
+ * marks the partition (/readyz, /metrics) and logs one line; need is the
+ * failed append's size. Other errors (a bad batch) are ignored. Owner only. */
+void rn_partition_storage_failed(rn_partition *p, int err, size_t need);
+/* An append to p succeeded: clears the mark with one log line. Owner only. */
+void rn_partition_storage_ok(rn_partition *p);
+/* Start-up, after rn_metadata_open opened every live topic and before any
+ * listener: remove every leftover partition directory of the data directory
+ * (*.deleted-*, and <name>-<n> that is no live topic's partition), renamed
+ * aside and synced before removal, and log one line with the count (also of
+ * the leftovers discarded while opening topics). Returns 0 or the first
+ * error (-errno, -ENOMEM); what could be removed is. */
+int rn_partitions_sweep(rn_broker *b);
+
+/* The topic id a partition directory belongs to (protocol/partition_meta.h):
+ * reads dir/partition.metadata into id. 0, -ENOENT (no file),
+ * -RN_E_CORRUPT_FILE (not the exact format), -errno. */
+int rn_partition_meta_read(const char *dir, uint8_t id[16]);
+
+#endif
