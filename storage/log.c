@@ -48,6 +48,7 @@
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 #include "storage/checkpoint.h"
+#include "storage/leader_epoch.h"
 #include "storage/log.h"
 #include "storage/segment.h"
 #include "storage/sys.h"
@@ -126,6 +127,9 @@ struct rn_log {
     bool timer_armed, cancel_inflight;
     rn_io_op timer_op, cancel_op;
     struct __kernel_timespec timer_ts;
+
+    rn_leader_epochs *epochs; /* leader-epoch-checkpoint (storage/leader_epoch.h), held */
+    bool epochs_dropped;      /* open removed the file: rebuild it from every batch */
 
     int failed; /* sticky: -RN_E_LOG_FAILED after a failed fdatasync */
     int broken; /* a write failed; appends refused until the tail is cut */
@@ -285,6 +289,8 @@ static int check_config(const rn_log_config *c)
 
 static void advance(rn_log *log);
 static void maybe_sync(rn_log *log);
+static int list_segments(rn_log *log, int64_t **out, unsigned *n_out);
+static int finish_truncate_fully(rn_log *log);
 static void submit_sync(rn_log *log);
 
 /* Seal rolled segments that nothing writes or syncs any more. */
@@ -333,7 +339,17 @@ static void seal_rolled(rn_log *log)
             rn_io_fdatasync(log->io, &s->seal_op, seal_sync_done, s->fd);
             continue;
         }
-        int rc = rn_segment_seal(s);
+        /* A sealed segment is trusted by recovery, epochs included: the
+         * checkpoint must hold its epochs first. If it cannot be written,
+         * the segment stays unsealed (recovery verifies it) and the next
+         * pass tries again. */
+        int rc = rn_leader_epochs_flush(log->epochs);
+        if (rc < 0) {
+            set_err(log, rc, "segment %020" PRId64 ": leader-epoch checkpoint before seal",
+                    s->base_offset);
+            continue;
+        }
+        rc = rn_segment_seal(s);
         if (rc < 0 && !log->failed) {
             /* The seal's fdatasync failed: what the segment holds is unknown. */
             set_err(log, rc, "segment %020" PRId64 ": seal", s->base_offset);
@@ -623,6 +639,16 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
     pending *p = pending_get(log);
     if (!p)
         return -ENOMEM;
+    if (leader_epoch >= 0 && leader_epoch != rn_leader_epochs_latest(log->epochs)) {
+        /* A new epoch (a leader change): in memory now, on disk before the
+         * segment holding it is sealed (see "Leader epochs" below). */
+        rc = rn_leader_epochs_assign(log->epochs, leader_epoch, log->next_assign);
+        if (rc < 0) {
+            pending_put(log, p);
+            return set_err(log, rc, "leader epoch %" PRId32 " at offset %" PRId64, leader_epoch,
+                           log->next_assign);
+        }
+    }
     rn_batch_stamp(batch, log->next_assign, leader_epoch);
     h.base_offset = log->next_assign;
     h.partition_leader_epoch = leader_epoch;
@@ -897,6 +923,20 @@ const rn_log_config *rn_log_config_of(const rn_log *log)
     return &log->cfg;
 }
 
+void rn_log_end_offset_for_epoch(const rn_log *log, int32_t epoch, int32_t *out_epoch,
+                                 int64_t *out_end_offset)
+{
+    rn_leader_epochs_end_offset_for(log->epochs, epoch, log->leo, out_epoch, out_end_offset);
+    /* Entries past the end: a checkpoint write a truncation could not make. */
+    if (*out_end_offset > log->leo)
+        *out_end_offset = log->leo;
+}
+
+const struct rn_leader_epochs *rn_log_leader_epochs(const rn_log *log)
+{
+    return log->epochs;
+}
+
 const char *rn_log_errmsg(const rn_log *log)
 {
     return log->errmsg;
@@ -989,6 +1029,12 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
         int r = rn_sys_fsync_dir(log->dir);
         if (r < 0)
             set_err(log, r, "retention: fsync of the directory");
+        /* Epochs that started before the new log start collapse into one.
+         * In memory; written with the next seal or close. A file that runs
+         * behind has entries below the start, which open clamps. */
+        r = rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
+        if (r < 0)
+            set_err(log, r, "retention: leader epochs");
     }
     return n ? n : rc;
 }
@@ -1003,6 +1049,331 @@ int rn_log_maybe_roll(rn_log *log, int64_t now_ms)
     if (seg->end_pos == 0 || log->cfg.roll_ms <= 0 || now_ms - seg->created_ms < log->cfg.roll_ms)
         return 0;
     return roll(log, now_ms);
+}
+
+/* ---- Truncation ----------------------------------------------------------------
+ *
+ * rn_log_truncate_to(offset) cuts the log back to the start of the batch
+ * holding offset (Kafka's LogSegment.truncateTo drops that whole batch too;
+ * runnel then ends the log where the data ends, never leaving a gap). Each
+ * step is ordered so that a crash at any point recovers to the old log or
+ * to the truncated one, nothing in between:
+ *
+ *   1. cut the .log of the segment holding offset at the batch's position
+ *      and fdatasync it — the point of no return. Before it, nothing on
+ *      disk changed. After it, recovery finishes the rest by itself: the cut
+ *      segment no longer reaches the next segment's base offset, a "cut or
+ *      gap" that open_segments answers by deleting every later segment;
+ *   2. zero the index entries past the cut (an index that still points past
+ *      the data is rebuilt at open anyway: only speed depends on this);
+ *   3. delete the later segments' files, fsync the directory;
+ *   4. reopen the cut segment as the active one (sparse-regrown, mapped);
+ *   5. move the log end, the flushed offset (so the high watermark) back,
+ *      then drop the leader epochs that start at or past the new end and
+ *      write their checkpoint (a crash before that leaves entries past the
+ *      log end, which open drops: the checkpoint may run behind a cut).
+ *
+ * Readers: deleted segments keep their mapping until their last reference
+ * goes (as with retention). The cut segment is cut in place only when no
+ * reader holds it; otherwise its kept bytes are copied into a new file that
+ * replaces it by rename (step 1 then is tmp → fdatasync → rename → fsync
+ * dir), so a reader's mapping keeps the old inode, whose bytes are neither
+ * cut (no SIGBUS) nor overwritten by later appends.
+ *
+ * rn_log_truncate_fully(offset) (Kafka's truncateFullyAndStartAt) deletes
+ * every segment and starts an empty log at offset. Deleting files one by
+ * one is not atomic, so it is journalled: a durable "truncate-fully" marker
+ * naming offset first; then the segment files and the epoch checkpoint are
+ * deleted and an empty segment is created at offset; the marker goes last.
+ * An open that finds the marker does it all again before anything else.
+ */
+
+#define TRUNC_MARKER "truncate-fully"
+#define TRUNC_MAGIC  "RNTRUNC1"
+
+/* Run io until no append, sync or seal of this log is in flight; the
+ * callbacks of those appends run meanwhile. Returns the log's failure. */
+static int quiesce(rn_log *log)
+{
+    while (log->writes.head || log->unsynced.head || log->sync_inflight || log->n_seal_inflight) {
+        int rc = rn_io_run(log->io, 1);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+    return log->failed ? log->failed : log->broken;
+}
+
+/* Step 1 with a reader on seg: the first len bytes into a new file that
+ * replaces seg's .log by rename. Errors leave the old file in place. */
+static int replace_with_prefix(rn_segment *seg, uint64_t len)
+{
+    char path[4096], tmp[4096];
+    if (snprintf(path, sizeof(path), "%s.log", seg->path) >= (int)sizeof(path) ||
+        snprintf(tmp, sizeof(tmp), "%s.log.tmp", seg->path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    int fd = rn_sys_open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fd;
+    /* [0, len) is below size: written, so the mapping never faults here. */
+    int rc = len ? rn_sys_pwrite_all(fd, seg->map, len, 0) : 0;
+    if (rc == 0)
+        rc = rn_sys_fdatasync(fd);
+    int rc_close = rn_sys_close(fd);
+    if (rc == 0)
+        rc = rc_close;
+    if (rc == 0)
+        rc = rn_sys_rename(tmp, path);
+    if (rc < 0) {
+        rn_sys_unlink(tmp);
+        return rc;
+    }
+    return 0; /* the caller syncs the directory */
+}
+
+/* Step 1 without readers: ftruncate the .log at pos and fdatasync it.
+ * *cut says whether the ftruncate happened (the point of no return). */
+static int cut_in_place(rn_segment *seg, uint64_t pos, bool *cut)
+{
+    int fd = seg->fd;
+    if (fd < 0) {
+        char path[4096];
+        if (snprintf(path, sizeof(path), "%s.log", seg->path) >= (int)sizeof(path))
+            return -ENAMETOOLONG;
+        fd = rn_sys_open(path, O_RDWR | O_CLOEXEC, 0);
+        if (fd < 0)
+            return fd;
+    }
+    int rc = rn_sys_ftruncate(fd, (off_t)pos);
+    *cut = rc == 0;
+    if (rc == 0)
+        rc = rn_sys_fdatasync(fd);
+    if (fd != seg->fd) {
+        int r = rn_sys_close(fd);
+        if (rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+int rn_log_truncate_to(rn_log *log, int64_t offset, int64_t *new_end)
+{
+    if (offset < 0)
+        return -EINVAL;
+    int rc = quiesce(log);
+    if (rc < 0)
+        return rc;
+    if (offset >= log->leo) {
+        /* Nothing to cut, but as Kafka does: an epoch this log assigned and
+         * then never wrote a batch for may sit at the end; it goes. */
+        if (new_end)
+            *new_end = log->leo;
+        rc = rn_leader_epochs_truncate_from_end(log->epochs, log->leo);
+        if (rc >= 0)
+            rc = rn_leader_epochs_flush(log->epochs);
+        return rc < 0 ? set_err(log, rc, "truncation: leader-epoch checkpoint") : 0;
+    }
+    if (offset < log->start_offset) {
+        rc = rn_log_truncate_fully(log, offset);
+        if (rc == 0 && new_end)
+            *new_end = offset;
+        return rc;
+    }
+    unsigned i = segment_for(log, offset);
+    rn_segment *seg = log->segs[i];
+    uint64_t pos = 0;
+    int64_t end = seg->base_offset;
+    if (offset > seg->base_offset) {
+        rc = rn_segment_find(seg, offset, &pos);
+        rn_batch_header h;
+        if (rc == 0 &&
+            (rn_batch_peek(seg->map + pos, seg->size - pos, 0, &h) < 0 || h.base_offset > offset))
+            rc = -RN_E_CORRUPT_INDEX;
+        if (rc < 0)
+            return set_err(log, rc, "truncation: segment %020" PRId64 ": offset %" PRId64,
+                           seg->base_offset, offset);
+        end = h.base_offset;
+    }
+
+    /* 1. The cut. */
+    bool readers = __atomic_load_n(&seg->refs, __ATOMIC_ACQUIRE) > 1, cut = false;
+    if (readers) {
+        rc = replace_with_prefix(seg, pos);
+        cut = rc == 0;
+        if (rc == 0)
+            rc = rn_sys_fsync_dir(log->dir);
+    } else {
+        rc = cut_in_place(seg, pos, &cut);
+    }
+    if (rc < 0 && !cut)
+        return set_err(log, rc, "truncation: segment %020" PRId64 ": cut at %" PRIu64,
+                       seg->base_offset, pos); /* nothing changed */
+    int err = rc;
+    /* From here on the log must reach the truncated state; a step that
+     * fails fails the log (the next open finishes the truncation). */
+    /* 2. Index entries past the cut. */
+    rn_segment_trim_indexes(seg, pos, end);
+    /* 3. Later segments. */
+    bool deleted = false;
+    while (log->n_segs > i + 1) {
+        rn_segment *s = log->segs[--log->n_segs];
+        rc = rn_segment_delete_files(s);
+        if (rc < 0 && err == 0)
+            err = rc;
+        deleted = true;
+        if (log->visible_seg == s)
+            log->visible_seg = NULL;
+        rn_segment_unref(s); /* readers holding it keep the mapping */
+    }
+    if (deleted) {
+        rc = rn_sys_fsync_dir(log->dir);
+        if (rc < 0 && err == 0)
+            err = rc;
+    }
+    /* 4. The cut segment, reopened for appends. */
+    rn_segment *fresh = NULL;
+    bool rebuilt;
+    rc = rn_segment_open(&fresh, log->dir, seg->base_offset, &log->cfg, true);
+    if (rc == 0)
+        rc = rn_segment_find_end(fresh, log->cfg.max_batch_bytes, &rebuilt);
+    if (rc == 0 && fresh->next_offset != end)
+        rc = -RN_E_CORRUPT_SEGMENT; /* the file does not end where it was cut */
+    if (rc < 0) {
+        rn_segment_unref(fresh);
+        if (err == 0)
+            err = rc;
+    } else {
+        log->segs[i] = fresh;
+        rn_segment_unref(seg); /* readers holding it keep the mapping */
+        seg = fresh;
+    }
+    seg->rolled = false;
+    /* 5. The offsets, then the epochs. */
+    log->leo = log->next_assign = log->flushed = end;
+    log->visible_seg = seg;
+    log->older_n = 0; /* the size cache: the segment list changed */
+    if (err < 0) {
+        set_err(log, err, "truncation to %" PRId64 " after the cut (a reopen finishes it)", end);
+        log->failed = -RN_E_LOG_FAILED;
+        return err;
+    }
+    if (new_end)
+        *new_end = end;
+    rc = rn_leader_epochs_truncate_from_end(log->epochs, end);
+    if (rc >= 0)
+        rc = rn_leader_epochs_flush(log->epochs);
+    return rc < 0 ? set_err(log, rc, "truncation: leader-epoch checkpoint") : 0;
+}
+
+/* Delete every segment's files and the epoch checkpoint in dir, then create
+ * an empty segment at offset (returned in *out when out is not NULL). The
+ * journalled part of rn_log_truncate_fully, run again by an open that finds
+ * its marker. */
+static int truncate_fully_files(rn_log *log, int64_t offset, rn_segment **out)
+{
+    int64_t *bases = NULL;
+    unsigned n = 0;
+    int rc = list_segments(log, &bases, &n);
+    if (rc < 0)
+        return rc;
+    static const char *const exts[] = {".tix", ".idx", ".log"};
+    for (unsigned j = 0; j < n && rc == 0; j++) {
+        for (size_t e = 0; e < 3 && rc == 0; e++) {
+            char p[4096];
+            rc = rn_segment_path(p, sizeof(p), log->dir, bases[j], exts[e]);
+            if (rc == 0)
+                rc = rn_sys_unlink(p);
+            if (rc == -ENOENT)
+                rc = 0;
+        }
+    }
+    free(bases);
+    if (rc < 0)
+        return set_err(log, rc, "truncate-fully: deleting segments");
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/%s", log->dir, RN_LEADER_EPOCH_FILE);
+    rc = rn_sys_unlink(p);
+    if (rc < 0 && rc != -ENOENT)
+        return set_err(log, rc, "truncate-fully: deleting %s", RN_LEADER_EPOCH_FILE);
+    rn_segment *seg;
+    rc = rn_segment_create(&seg, log->dir, offset, &log->cfg, rn_log_clock_ms());
+    if (rc < 0)
+        return set_err(log, rc, "truncate-fully: segment %020" PRId64 ": create", offset);
+    rc = rn_sys_fsync_dir(log->dir);
+    if (rc < 0) {
+        rn_segment_unref(seg);
+        return set_err(log, rc, "truncate-fully: fsync of the directory");
+    }
+    if (out)
+        *out = seg;
+    else
+        rn_segment_unref(seg);
+    return 0;
+}
+
+/* At open: a truncate-fully that a crash interrupted is done again. */
+static int finish_truncate_fully(rn_log *log)
+{
+    int64_t m;
+    int rc = rn_checkpoint_read(log->dir, TRUNC_MARKER, TRUNC_MAGIC, &m, sizeof(m));
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return set_err(log, rc, "reading the %s marker", TRUNC_MARKER);
+    int64_t offset = (int64_t)le64toh((uint64_t)m);
+    if (offset < 0)
+        return set_err(log, -RN_E_CORRUPT_FILE, "the %s marker", TRUNC_MARKER);
+    rc = truncate_fully_files(log, offset, NULL);
+    if (rc < 0)
+        return rc;
+    rc = rn_checkpoint_remove(log->dir, TRUNC_MARKER);
+    return rc < 0 ? set_err(log, rc, "removing the %s marker", TRUNC_MARKER) : 0;
+}
+
+int rn_log_truncate_fully(rn_log *log, int64_t offset)
+{
+    if (offset < 0)
+        return -EINVAL;
+    int rc = quiesce(log);
+    if (rc < 0)
+        return rc;
+    int64_t m = (int64_t)htole64((uint64_t)offset);
+    rc = rn_checkpoint_write(log->dir, TRUNC_MARKER, TRUNC_MAGIC, &m, sizeof(m));
+    if (rc < 0)
+        return set_err(log, rc, "truncate-fully: writing the marker"); /* nothing changed */
+    /* Past the point of no return: the next open finishes what fails here. */
+    rn_segment *seg = NULL;
+    rc = truncate_fully_files(log, offset, &seg);
+    while (log->n_segs > 0) {
+        rn_segment *s = log->segs[--log->n_segs];
+        s->deleted = true;
+        rn_segment_unref(s); /* readers holding it keep the mapping */
+    }
+    log->visible_seg = NULL;
+    if (rc == 0)
+        rc = push_segment(log, seg);
+    if (rc < 0) {
+        rn_segment_unref(seg);
+        log->failed = -RN_E_LOG_FAILED;
+        return rc;
+    }
+    log->start_offset = log->leo = log->next_assign = log->flushed = offset;
+    log->visible_seg = seg;
+    log->older_n = 0;
+    rc = rn_leader_epochs_clear(log->epochs);
+    if (rc >= 0)
+        rc = rn_leader_epochs_write(log->epochs);
+    if (rc < 0) {
+        log->failed = -RN_E_LOG_FAILED;
+        return set_err(log, rc, "truncate-fully: leader-epoch checkpoint");
+    }
+    rc = rn_checkpoint_remove(log->dir, TRUNC_MARKER);
+    if (rc < 0) {
+        /* The marker stays: the next open empties the log again. Nothing may
+         * be appended that it would throw away. */
+        log->failed = -RN_E_LOG_FAILED;
+        return set_err(log, rc, "truncate-fully: removing the marker");
+    }
+    return 0;
 }
 
 /* ---- Opening and closing ----------------------------------------------------- */
@@ -1108,6 +1479,7 @@ static void free_log(rn_log *log)
         log->free_list = p->next;
         free(p);
     }
+    rn_leader_epochs_free(log->epochs);
     free(log->segs);
     free(log->dir);
     free(log->name);
@@ -1183,6 +1555,20 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
         if (rc < 0)
             return set_err(log, rc, "segment %020" PRId64 ": recovery", bases[i]);
         info->n_index_rebuilt += rebuilt;
+        if (verify && !last && !log->epochs_dropped) {
+            /* A rolled segment that was never sealed: its epochs may be
+             * missing from the checkpoint, and once sealed below it would be
+             * trusted. Without the file the epochs are rebuilt from every
+             * batch header (open_epochs), also after a crash from here on. */
+            char p[4096];
+            snprintf(p, sizeof(p), "%s/%s", log->dir, RN_LEADER_EPOCH_FILE);
+            rc = rn_sys_unlink(p);
+            if (rc == 0)
+                rc = rn_sys_fsync_dir_lazy(log->dir);
+            if (rc < 0 && rc != -ENOENT)
+                return set_err(log, rc, "removing %s", RN_LEADER_EPOCH_FILE);
+            log->epochs_dropped = true;
+        }
         if (!last) {
             rc = rn_segment_seal(seg);
             if (rc < 0)
@@ -1210,6 +1596,68 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
     return 0;
 }
 
+/* ---- Leader epochs ------------------------------------------------------------
+ *
+ * Kafka writes its leader-epoch checkpoint (synced) at every new epoch,
+ * before the batch. runnel keeps the cache in memory (held) and writes the
+ * file when it matters, so an append never waits for it and flush=never
+ * stays free of syncs:
+ *
+ *  1. Before a segment is sealed (seal_rolled), and at close before the
+ *     clean marker: a segment recovery trusts (sealed, or every segment
+ *     after a clean close) has its epochs in the file.
+ *  2. After a crash, the segments recovery verifies are the last one and
+ *     rolled ones never sealed. The last one's epochs are re-derived from
+ *     its batch headers at open (entries from its base on dropped, then one
+ *     assign per batch). If a rolled unsealed segment is verified, open
+ *     removes the file before sealing it and rebuilds the file from every
+ *     batch header: a crash in between finds no file and rebuilds again.
+ *  3. A truncation writes the file after the cut; a crash in between leaves
+ *     entries past the log end, which open drops. Retention trims memory;
+ *     a file behind it has entries below the log start, which open clamps.
+ */
+
+static int assign_cb(void *arg, const rn_batch_header *h)
+{
+    int rc = rn_leader_epochs_assign(arg, h->partition_leader_epoch, h->base_offset);
+    return rc < 0 ? rc : 0;
+}
+
+/* Load the leader-epoch checkpoint and make it agree with the recovered log
+ * (rules above). A missing file for a log that holds batches, or a corrupt
+ * one, is rebuilt from the batch headers (a header-only pass: pread,
+ * nothing mapped) and the open info says so. */
+static int open_epochs(rn_log *log, rn_log_open_info *info)
+{
+    int rc = rn_leader_epochs_open(&log->epochs, log->dir);
+    if (rc < 0 && rc != -RN_E_CORRUPT_FILE)
+        return set_err(log, rc, "leader-epoch checkpoint");
+    rn_leader_epochs_hold(log->epochs, true);
+    bool rebuild = rc == -RN_E_CORRUPT_FILE || log->epochs_dropped ||
+                   (rc == 1 && log->leo > log->start_offset);
+    int64_t from = log->start_offset;
+    if (rebuild) {
+        rn_leader_epochs_clear(log->epochs);
+        info->epochs_rebuilt = true;
+    } else if (!info->clean) {
+        from = active(log)->base_offset; /* rule 2: what recovery verified */
+        rn_leader_epochs_truncate_from_end(log->epochs, from);
+    } else {
+        from = log->leo; /* nothing to walk */
+    }
+    if (from < log->leo) {
+        rc = rn_log_walk_headers(log, from, assign_cb, log->epochs);
+        if (rc < 0)
+            return set_err(log, rc, "rebuilding the leader epochs");
+    }
+    rn_leader_epochs_truncate_from_end(log->epochs, log->leo);
+    rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
+    /* A rebuild writes even an empty cache: the file then says "no epochs"
+     * and the next open does not walk again. */
+    rc = rebuild ? rn_leader_epochs_write(log->epochs) : rn_leader_epochs_flush(log->epochs);
+    return rc < 0 ? set_err(log, rc, "writing the leader-epoch checkpoint") : 0;
+}
+
 int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
                 const rn_log_config *cfg, rn_log_open_info *info_out)
 {
@@ -1235,6 +1683,9 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
         set_err(log, rc, "mkdir %s", dir);
         goto fail;
     }
+    rc = finish_truncate_fully(log);
+    if (rc < 0)
+        goto fail;
     rc = list_segments(log, &bases, &n);
     if (rc < 0)
         goto fail;
@@ -1289,6 +1740,9 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
     log->start_offset = log->segs[0]->base_offset;
     log->leo = log->next_assign = log->flushed = act->next_offset;
     log->visible_seg = act;
+    rc = open_epochs(log, &info);
+    if (rc < 0)
+        goto fail;
     if (n == 0)
         info.clean = true; /* a new log: nothing to recover */
     info.n_segments = log->n_segs;
@@ -1313,6 +1767,8 @@ int rn_log_close(rn_log *log)
         rc = log->failed;
     if (rc == 0)
         rc = rn_log_flush_sync(log);
+    if (rc == 0)
+        rc = rn_leader_epochs_flush(log->epochs); /* before any seal or the marker */
     for (unsigned i = 0; i < log->n_segs; i++) {
         int r = rn_segment_seal(log->segs[i]);
         if (rc == 0)
@@ -1339,7 +1795,8 @@ int rn_log_open_info_str(const rn_log_open_info *i, char *buf, size_t len)
     return snprintf(buf, len,
                     "clean=%s segments=%u scanned_segments=%u scanned_bytes=%" PRIu64
                     " dropped_bytes=%" PRIu64 " truncated_at=%" PRId64
-                    " dropped_segments=%u rebuilt_indexes=%u",
+                    " dropped_segments=%u rebuilt_indexes=%u%s",
                     i->clean ? "true" : "false", i->n_segments, i->n_scanned, i->bytes_scanned,
-                    i->bytes_dropped, i->truncated_at, i->n_segments_dropped, i->n_index_rebuilt);
+                    i->bytes_dropped, i->truncated_at, i->n_segments_dropped, i->n_index_rebuilt,
+                    i->epochs_rebuilt ? " rebuilt_leader_epochs=true" : "");
 }
