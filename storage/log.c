@@ -33,7 +33,6 @@
  *     segment (rolling it first) and, with retention.bytes, rolls it at
  *     half the limit, so a full disk can be relieved by retention alone.
  */
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -50,6 +49,7 @@
 #include "storage/checkpoint.h"
 #include "storage/leader_epoch.h"
 #include "storage/log.h"
+#include "storage/log_dir.h"
 #include "storage/segment.h"
 #include "storage/sys.h"
 
@@ -1402,72 +1402,25 @@ static void marker_from_disk(clean_marker *m)
     m->n_segments = le32toh(m->n_segments);
 }
 
-static int cmp_i64(const void *a, const void *b)
+/* rn_log_dir_list's other names: a .tmp left by a write a crash cut short
+ * (a checkpoint's, a copy-on-truncate's) goes. */
+static void remove_tmp(void *arg, const char *name)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static bool parse_segment_name(const char *name, const char *ext, int64_t *base)
-{
-    size_t elen = strlen(ext);
-    if (strlen(name) != 20 + elen || strcmp(name + 20, ext) != 0)
-        return false;
-    int64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return false;
-        if (v > (INT64_MAX - (name[i] - '0')) / 10)
-            return false;
-        v = v * 10 + (name[i] - '0');
+    const rn_log *log = arg;
+    size_t l = strlen(name);
+    if (l > 4 && strcmp(name + l - 4, ".tmp") == 0) {
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", log->dir, name);
+        rn_sys_unlink(p);
     }
-    *base = v;
-    return true;
 }
 
-/* Base offsets of the .log files in dir, sorted; leftover .tmp files and
- * indexes without a .log (half-deleted segments) are removed. */
+/* Base offsets of the .log files in dir, sorted (storage/log_dir.h);
+ * leftover .tmp files are removed. */
 static int list_segments(rn_log *log, int64_t **out, unsigned *n_out)
 {
-    DIR *d = opendir(log->dir);
-    if (!d)
-        return set_err(log, -errno, "opendir");
-    int64_t *v = NULL;
-    unsigned n = 0, cap = 0;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d))) {
-        int64_t base;
-        if (!parse_segment_name(e->d_name, ".log", &base)) {
-            size_t l = strlen(e->d_name);
-            if (l > 4 && strcmp(e->d_name + l - 4, ".tmp") == 0) {
-                char p[4096];
-                snprintf(p, sizeof(p), "%s/%s", log->dir, e->d_name);
-                rn_sys_unlink(p);
-            }
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *nv = realloc(v, cap * sizeof(*v));
-            if (!nv) {
-                rc = -ENOMEM;
-                break;
-            }
-            v = nv;
-        }
-        v[n++] = base;
-    }
-    closedir(d);
-    if (rc < 0) {
-        free(v);
-        return set_err(log, rc, "listing segments");
-    }
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_i64); /* v is NULL for an empty directory */
-    *out = v;
-    *n_out = n;
-    return 0;
+    int rc = rn_log_dir_list(log->dir, out, n_out, remove_tmp, log);
+    return rc < 0 ? set_err(log, rc, "listing segments") : 0;
 }
 
 static void free_log(rn_log *log)
