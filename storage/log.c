@@ -1489,10 +1489,15 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
              * to size once its fdatasync is done. One that is longer was never
              * sealed, so that sync may not have completed before the crash (a
              * roll syncs through the ring, and several can be pending): it is
-             * verified like the tail, not trusted. */
+             * verified like the tail, not trusted. Nor is one whose batches
+             * filled it exactly: its sparse file (segment.bytes long) is then
+             * as long as its data, as if sealed, while its fdatasync may
+             * never have run. A sealed segment that large is rare (a roll
+             * comes when the next batch does not fit) and only costs a
+             * verification after a crash. */
             struct stat st;
             verify = rc == 0 && !clean && !last && rn_sys_fstat(seg->fd, &st) == 0 &&
-                     (uint64_t)st.st_size > seg->size;
+                     ((uint64_t)st.st_size > seg->size || seg->size >= log->cfg.segment_bytes);
         }
         if (verify) {
             uint64_t dropped = 0;

@@ -386,3 +386,95 @@ Test(leader_epoch, log_rebuilds_missing_or_corrupt_file)
     th_rmrf(dir);
     free(dir);
 }
+
+/* ---- Power loss while epochs change ------------------------------------------- */
+
+/* The entries the batches of the log say (one per change of
+ * partition_leader_epoch) must be exactly the cache's. */
+static void expect_epochs_match_log(rn_log *log, const char *what)
+{
+    th_batches got = {0};
+    th_read_all(log, 1 << 20, &got);
+    const rn_leader_epochs *c = rn_log_leader_epochs(log);
+    unsigned k = 0;
+    int32_t last = -1;
+    for (size_t i = 0; i < got.n; i++) {
+        int32_t e = th_be32(got.v[i].data + RN_BATCH_OFF_LEADER_EPOCH);
+        if (e == last)
+            continue;
+        cr_assert_lt(k, rn_leader_epochs_count(c), "%s: epoch %d at %" PRId64 " missing", what, e,
+                     got.v[i].base);
+        rn_leader_epoch_entry x = rn_leader_epochs_get(c, k++);
+        cr_assert(x.epoch == e && x.start_offset == got.v[i].base,
+                  "%s: entry %u is (%d, %" PRId64 "), the log says (%d, %" PRId64 ")", what, k - 1,
+                  x.epoch, x.start_offset, e, got.v[i].base);
+        last = e;
+    }
+    cr_assert_eq(rn_leader_epochs_count(c), k, "%s: %u entries, the batches say %u", what,
+                 rn_leader_epochs_count(c), k);
+    th_batches_free(&got);
+}
+
+static void noop_cb(void *arg, int err, int64_t base, int64_t last)
+{
+    (void)base;
+    (void)last;
+    *(int *)arg += err == 0;
+}
+
+// Power loss at random moments while epochs change across rolls (flush=always and never): the
+// recovered log's epochs are exactly those its batches carry, and the next append adds to them.
+Test(leader_epoch, power_loss_keeps_epochs_consistent)
+{
+    unsigned trials = 0;
+    for (uint64_t seed = 1; seed <= 16; seed++) {
+        char *root = th_tmpdir("epochpl");
+        char dir[4096], crash_dir[4096];
+        th_path(dir, root, "log");
+        th_path(crash_dir, root, "crash");
+        rn_io *io = th_io_new();
+        rn_log_config cfg;
+        th_config(&cfg, 4096, seed % 2 ? RN_FLUSH_ALWAYS : RN_FLUSH_NEVER);
+        uint64_t rnd = seed * 7919;
+        th_crash_begin(dir, false);
+        rn_log *log;
+        cr_assert_eq(rn_log_open(&log, io, dir, "pl", &cfg, NULL), 0);
+        unsigned n = (unsigned)th_rand_range(&rnd, 5, 60);
+        uint8_t *bufs[64];
+        int acked = 0;
+        int32_t epoch = 0;
+        for (unsigned i = 0; i < n; i++) {
+            if (th_rand(&rnd) % 5 == 0)
+                epoch += 1 + (int32_t)(th_rand(&rnd) % 3);
+            size_t len;
+            bufs[i] = th_batch_new(seed * 1000 + i, 1 + (int)(th_rand(&rnd) % 3), 150, &len);
+            cr_assert_eq(rn_log_append(log, bufs[i], len, epoch, noop_cb, &acked), 0);
+            if (th_rand(&rnd) % 3)
+                rn_io_run(io, 0);
+        }
+        th_crash_capture(dir, crash_dir, TH_CRASH_RANDOM, seed);
+        rn_log_abandon(log);
+        th_crash_end();
+        for (unsigned i = 0; i < n; i++)
+            free(bufs[i]);
+        char what[64];
+        snprintf(what, sizeof(what), "seed %" PRIu64, seed);
+        int orc = rn_log_open(&log, io, crash_dir, "pl", &cfg, NULL);
+        cr_assert_eq(orc, 0, "%s: recovery: %s", what, rn_strerror(orc));
+        expect_epochs_match_log(log, what);
+        size_t len;
+        uint8_t *b = th_batch_new(99, 2, 50, &len);
+        cr_assert_eq(rn_log_append_sync(log, b, len, epoch + 5, NULL), 0);
+        free(b);
+        expect_epochs_match_log(log, what);
+        cr_assert_eq(rn_log_close(log), 0);
+        cr_assert_eq(rn_log_open(&log, io, crash_dir, "pl", &cfg, NULL), 0);
+        expect_epochs_match_log(log, what);
+        rn_log_abandon(log);
+        rn_io_free(io);
+        th_rmrf(root);
+        free(root);
+        trials++;
+    }
+    cr_log_info("%u power losses", trials);
+}
