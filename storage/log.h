@@ -78,7 +78,10 @@ int rn_log_open_info_str(const rn_log_open_info *info, char *buf, size_t len);
 /* Open (creating the directory if missing) the log in dir. name is used in
  * messages ("orders-3"). io is borrowed for the life of the log. Runs recovery
  * synchronously when the last shutdown was not clean, then removes the clean
- * marker so a crash from here on is detected. info may be NULL.
+ * marker so a crash from here on is detected. Loads the leader-epoch
+ * checkpoint (storage/leader_epoch.h) and makes it agree with the recovered
+ * log, rebuilding it from the batch headers when missing or corrupt
+ * (info->epochs_rebuilt). info may be NULL.
  * Errors: -errno (directory, files), -RN_E_CORRUPT_* when a file cannot be
  * repaired, -ENOMEM. On error nothing is left open. */
 int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
@@ -102,6 +105,9 @@ typedef void (*rn_log_append_cb)(void *arg, int err, int64_t base_offset, int64_
 
 /* Append one record batch. Checks it (rn_batch_check: header and CRC), stamps
  * base_offset and leader_epoch into batch in place, and submits the write.
+ * A leader_epoch >= 0 that differs from the latest one in the leader-epoch
+ * cache adds an entry (epoch, base_offset) there; the checkpoint file gets
+ * it before the segment holding the batch is sealed, or at close.
  * batch is borrowed until cb runs. Returns 0 when submitted (cb will run
  * exactly once, from rn_io_run) or a negative error, in which case cb never
  * runs: a -RN_E_BATCH_* / -RN_E_MESSAGE_TOO_LARGE code for a bad batch,
@@ -180,6 +186,7 @@ int rn_log_flush_sync(rn_log *log);
  * remains. (retention_bytes also makes the active segment roll at half of it
  * on append, so size retention can trim a log whose segments are larger.)
  * Readers holding a deleted segment keep its mapping until they release it.
+ * The first leader-epoch entry is clamped to the new log start.
  * Returns the number of segments deleted, or a negative error when the roll
  * or a delete failed before anything was deleted (rn_log_errmsg says which;
  * the next call tries again). */

@@ -364,3 +364,35 @@ Test(truncate, crash_every_step_fully)
 {
     crash_every_step(FULLY);
 }
+
+static void count_cb(void *arg, int err, int64_t base, int64_t last)
+{
+    (void)base;
+    (void)last;
+    cr_assert_eq(err, 0, "an append in flight failed: %s", rn_strerror(err));
+    (*(int *)arg)++;
+}
+
+// Appends still in flight when a truncation starts complete (acked) first; then the cut applies.
+Test(truncate, waits_for_appends_in_flight)
+{
+    fixture f;
+    setup(&f, "truncw");
+    int acked = 0;
+    uint8_t *b[6];
+    for (int i = 0; i < 6; i++) {
+        size_t len;
+        b[i] = th_batch_new(500 + (uint64_t)i, 2, 100, &len);
+        cr_assert_eq(rn_log_append(f.log, b[i], len, 6, count_cb, &acked), 0);
+    }
+    int64_t end;
+    cr_assert_eq(rn_log_truncate_to(f.log, 40, &end), 0, "%s", rn_log_errmsg(f.log));
+    cr_assert_eq(acked, 6, "every append in flight was acked before the cut");
+    cr_assert_leq(end, 40);
+    cr_assert_eq(rn_log_end_offset(f.log), end);
+    cr_assert_eq(rn_log_high_watermark(f.log), end);
+    append_and_verify(f.log, 600, 6, "after waiting");
+    for (int i = 0; i < 6; i++)
+        free(b[i]);
+    teardown(&f);
+}
