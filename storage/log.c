@@ -1338,8 +1338,15 @@ int rn_log_truncate_fully(rn_log *log, int64_t offset)
         return rc;
     int64_t m = (int64_t)htole64((uint64_t)offset);
     rc = rn_checkpoint_write(log->dir, TRUNC_MARKER, TRUNC_MAGIC, &m, sizeof(m));
-    if (rc < 0)
-        return set_err(log, rc, "truncate-fully: writing the marker"); /* nothing changed */
+    if (rc < 0) {
+        /* The marker may be in place all the same (its directory sync
+         * failed after the rename): then the next open would empty the log,
+         * taking whatever is appended meanwhile. Take it back; if even that
+         * fails, append nothing more (a reopen decides, old or empty). */
+        if (rn_checkpoint_remove(log->dir, TRUNC_MARKER) < 0)
+            log->failed = -RN_E_LOG_FAILED;
+        return set_err(log, rc, "truncate-fully: writing the marker");
+    }
     /* Past the point of no return: the next open finishes what fails here. */
     rn_segment *seg = NULL;
     rc = truncate_fully_files(log, offset, &seg);

@@ -229,8 +229,9 @@ int rn_log_truncate_to(rn_log *log, int64_t offset, int64_t *new_end);
  * it returns 0. Waits for appends in flight as rn_log_truncate_to does.
  * Leader epochs are cleared. Readers keep the mappings they hold.
  * Errors: -EINVAL (offset < 0), the log's failure, -errno of the marker's
- * write (the log is unchanged), or of a later step (the log fails, the next
- * open completes it). Owner's thread. */
+ * write (the log is unchanged; unless taking a half-written marker back
+ * failed too, which fails the log), or of a later step (the log fails, the
+ * next open completes it). Owner's thread. */
 int rn_log_truncate_fully(rn_log *log, int64_t offset);
 
 /* OffsetsForLeaderEpoch for this log: the end offset of epoch as

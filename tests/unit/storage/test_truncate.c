@@ -269,6 +269,7 @@ Test(truncate, fully_and_start_at)
 typedef struct crash_at {
     unsigned nth, count;
     bool fired;
+    bool only; /* only call nth fails (a fault), not every call from it on (a death) */
 } crash_at;
 
 /* The process "dies" at call nth: it and every call after it fail. */
@@ -276,7 +277,8 @@ static int die_at(enum rn_sys_call call, void *arg)
 {
     crash_at *c = arg;
     (void)call;
-    if (++c->count >= c->nth) {
+    ++c->count;
+    if (c->count == c->nth || (!c->only && c->count > c->nth)) {
         c->fired = true;
         return -EIO;
     }
@@ -293,7 +295,7 @@ static int no_fdatasync(int fd)
 
 /* One crash point: set up, truncate with call nth dying, crash, recover, check.
  * Returns whether the crash fired (else the truncation completed). */
-static bool crash_once(enum op op, unsigned nth, unsigned *n_old, unsigned *n_new)
+static bool crash_once(enum op op, unsigned nth, bool only, unsigned *n_old, unsigned *n_new)
 {
     fixture f;
     setup_as(&f, "truncc", true);
@@ -303,8 +305,8 @@ static bool crash_once(enum op op, unsigned nth, unsigned *n_old, unsigned *n_ne
     if (op == CUT_WITH_READER)
         cr_assert_eq(rn_log_read(f.log, want_end, 1 << 20, rn_log_end_offset(f.log), &reader), 0);
     char what[96];
-    snprintf(what, sizeof(what), "op %d, crash at call %u", op, nth);
-    crash_at ca = {.nth = nth};
+    snprintf(what, sizeof(what), "op %d, %s at call %u", op, only ? "one fault" : "crash", nth);
+    crash_at ca = {.nth = nth, .only = only};
     rn_sys_set_injector(die_at, &ca);
     int rc = op == FULLY ? rn_log_truncate_fully(f.log, target)
                          : rn_log_truncate_to(f.log, target, NULL);
@@ -314,6 +316,21 @@ static bool crash_once(enum op op, unsigned nth, unsigned *n_old, unsigned *n_ne
     if (!ca.fired)
         cr_assert_eq(rc, 0, "%s: %s", what, rn_strerror(rc));
     bool completed = rc == 0;
+    /* After a single fault the log either works (the fault came before the
+     * cut, or was harmless) or refuses appends until a reopen finishes the
+     * truncation: never anything else. */
+    uint8_t *extra = NULL;
+    size_t extra_len = 0;
+    if (only) {
+        extra = th_batch_new(777, 1, 30, &extra_len);
+        int arc = rn_log_append_sync(f.log, extra, extra_len, 12, NULL);
+        cr_assert(arc == 0 || arc == -RN_E_LOG_FAILED, "%s: then an append: %s", what,
+                  rn_strerror(arc));
+        if (arc != 0) {
+            free(extra);
+            extra = NULL;
+        }
+    }
     rn_log_abandon(f.log);
     f.log = NULL;
     rn_slice_release(&reader);
@@ -326,6 +343,15 @@ static bool crash_once(enum op op, unsigned nth, unsigned *n_old, unsigned *n_ne
     f.log = open_log(&f, &info);
     th_batches got = {0};
     th_read_all(f.log, 1 << 20, &got);
+    expect_epochs_match(f.log, &got, what);
+    if (extra) {
+        /* The append that followed the fault (acked: durable) ends the log. */
+        cr_assert(got.n > 0 && got.v[got.n - 1].len == extra_len &&
+                      memcmp(got.v[got.n - 1].data, extra, extra_len) == 0,
+                  "%s: the append after the fault is lost", what);
+        free(got.v[--got.n].data);
+        free(extra);
+    }
     bool is_old = got.n == f.old.n;
     if (is_old) {
         th_expect_batches(&got, &f.old, f.old.n, what);
@@ -344,7 +370,6 @@ static bool crash_once(enum op op, unsigned nth, unsigned *n_old, unsigned *n_ne
     }
     if (completed)
         cr_assert(!is_old, "%s: a completed truncation did not survive the crash", what);
-    expect_epochs_match(f.log, &got, what);
     th_batches_free(&got);
     append_and_verify(f.log, 9000 + nth, 12, what);
     teardown(&f);
@@ -352,21 +377,25 @@ static bool crash_once(enum op op, unsigned nth, unsigned *n_old, unsigned *n_ne
     return ca.fired;
 }
 
+/* Crash (every call from N on fails), then a single fault (only call N
+ * fails, the run goes on), for N = 1, 2, … until no call N is made. */
 static void crash_every_step(enum op op)
 {
-    unsigned n_old = 0, n_new = 0, nth;
-    for (nth = 1;; nth++) {
-        cr_assert_lt(nth, 200, "the truncation never ends");
-        if (!crash_once(op, nth, &n_old, &n_new))
-            break;
+    for (int only = 0; only < 2; only++) {
+        unsigned n_old = 0, n_new = 0, nth;
+        for (nth = 1;; nth++) {
+            cr_assert_lt(nth, 200, "the truncation never ends");
+            if (!crash_once(op, nth, only, &n_old, &n_new))
+                break;
+        }
+        cr_log_info("op %d, %s: %u points: %u recovered old, %u truncated", op,
+                    only ? "single faults" : "crashes", nth - 1, n_old, n_new);
+        cr_assert_gt(n_old, 0);
+        cr_assert_gt(n_new, 1);
     }
-    cr_log_info("op %d: %u crash points: %u recovered old, %u truncated", op, nth - 1, n_old,
-                n_new);
-    cr_assert_gt(n_old, 0);
-    cr_assert_gt(n_new, 1);
 }
 
-// A crash at each call of a truncation in an older segment: old log or truncated, never a mix.
+// A crash (or one fault) at each call of a truncation in an older segment: old or truncated.
 Test(truncate, crash_every_step_older_segment)
 {
     crash_every_step(CUT_OLDER);
