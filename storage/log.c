@@ -50,6 +50,7 @@
 #include "storage/leader_epoch.h"
 #include "storage/log.h"
 #include "storage/log_dir.h"
+#include "storage/log_impl.h"
 #include "storage/segment.h"
 #include "storage/sys.h"
 
@@ -69,79 +70,9 @@ static int64_t default_clock_ms(void)
 
 int64_t (*rn_log_clock_ms)(void) = default_clock_ms;
 
-enum pending_state { WRITING, WRITTEN, FAILED };
-
-/* One append between rn_log_append and its callback. */
-typedef struct pending {
-    rn_io_op op; /* first: the CQE's user_data */
-    rn_log *log;
-    rn_segment *seg;
-    uint64_t pos;
-    const uint8_t *buf;
-    size_t len, done;
-    int64_t base_offset, last_offset;
-    rn_batch_header h;
-    rn_log_append_cb cb;
-    void *arg;
-    enum pending_state state;
-    int err;
-    struct pending *next;
-} pending;
-
-typedef struct queue {
-    pending *head, *tail;
-} queue;
-
-struct rn_log {
-    rn_io *io;
-    char *dir, *name;
-    rn_log_config cfg;
-
-    rn_segment **segs; /* sorted by base offset; the last is active */
-    unsigned n_segs, cap_segs;
-    /* rn_log_size_bytes: the bytes of every segment but the active one, as of
-     * the segment list (count, first, active) it was summed for. Sealed sizes
-     * never change, so the sum holds until that list does. */
-    uint64_t older_bytes;
-    unsigned older_n;
-    const rn_segment *older_first, *older_active;
-
-    int64_t start_offset;
-    int64_t next_assign; /* offset the next append gets (counts writes in flight) */
-    int64_t leo;         /* after the last visible batch */
-    int64_t flushed;     /* after the last batch known to be on disk */
-    rn_segment *visible_seg;
-
-    queue writes;   /* submitted, not yet visible, in offset order */
-    queue unsynced; /* visible, waiting for fdatasync (flush=always) */
-    uint64_t unsynced_bytes;
-    unsigned n_seal_inflight; /* rolled segments being synced before their seal */
-    pending *free_list;
-
-    bool sync_inflight;
-    rn_io_op sync_op;
-    rn_segment *sync_seg; /* referenced while the sync runs */
-    int64_t sync_target;
-    bool sync_deferred; /* submit_sync waited for a rolled segment's fdatasync */
-
-    bool timer_armed, cancel_inflight;
-    rn_io_op timer_op, cancel_op;
-    struct __kernel_timespec timer_ts;
-
-    rn_leader_epochs *epochs; /* leader-epoch-checkpoint (storage/leader_epoch.h), held */
-    bool epochs_dropped;      /* open removed the file: rebuild it from every batch */
-
-    int failed; /* sticky: -RN_E_LOG_FAILED after a failed fdatasync */
-    int broken; /* a write failed; appends refused until the tail is cut */
-    rn_segment *broken_seg;
-    uint64_t broken_pos;
-
-    char errmsg[512];
-};
-
 /* ---- Small helpers ---------------------------------------------------------- */
 
-static int set_err(rn_log *log, int rc, const char *fmt, ...)
+int rn__log_set_err(rn_log *log, int rc, const char *fmt, ...)
 {
     char what[384];
     va_list ap;
@@ -207,7 +138,7 @@ static rn_segment *active(const rn_log *log)
     return log->segs[log->n_segs - 1];
 }
 
-static int push_segment(rn_log *log, rn_segment *seg)
+int rn__log_push_segment(rn_log *log, rn_segment *seg)
 {
     if (log->n_segs == log->cap_segs) {
         unsigned cap = log->cap_segs ? log->cap_segs * 2 : 8;
@@ -289,8 +220,6 @@ static int check_config(const rn_log_config *c)
 
 static void advance(rn_log *log);
 static void maybe_sync(rn_log *log);
-static int list_segments(rn_log *log, int64_t **out, unsigned *n_out);
-static int finish_truncate_fully(rn_log *log);
 static void submit_sync(rn_log *log);
 
 /* Seal rolled segments that nothing writes or syncs any more. */
@@ -305,7 +234,7 @@ static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
     s->seal_sync_inflight = false;
     log->n_seal_inflight--;
     if (res < 0 && !log->failed) {
-        set_err(log, res, "segment %020" PRId64 ": fdatasync before seal", s->base_offset);
+        rn__log_set_err(log, res, "segment %020" PRId64 ": fdatasync before seal", s->base_offset);
         log->failed = -RN_E_LOG_FAILED;
     }
     if (res == 0)
@@ -345,14 +274,14 @@ static void seal_rolled(rn_log *log)
          * pass tries again. */
         int rc = rn_leader_epochs_flush(log->epochs);
         if (rc < 0) {
-            set_err(log, rc, "segment %020" PRId64 ": leader-epoch checkpoint before seal",
-                    s->base_offset);
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": leader-epoch checkpoint before seal",
+                            s->base_offset);
             continue;
         }
         rc = rn_segment_seal(s);
         if (rc < 0 && !log->failed) {
             /* The seal's fdatasync failed: what the segment holds is unknown. */
-            set_err(log, rc, "segment %020" PRId64 ": seal", s->base_offset);
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": seal", s->base_offset);
             log->failed = -RN_E_LOG_FAILED;
         }
     }
@@ -384,7 +313,7 @@ static void sync_done(rn_io_op *op, int res, uint32_t flags)
     log->sync_inflight = false;
     log->sync_seg = NULL;
     if (res < 0 && !log->failed) {
-        set_err(log, res, "segment %020" PRId64 ": fdatasync", seg->base_offset);
+        rn__log_set_err(log, res, "segment %020" PRId64 ": fdatasync", seg->base_offset);
         log->failed = -RN_E_LOG_FAILED;
     }
     rn_segment_unref(seg);
@@ -493,7 +422,8 @@ static int repair_tail(rn_log *log)
     seg->rolled = false;
     int rc = rn_segment_truncate(seg, seg->size, seg->next_offset);
     if (rc < 0) {
-        set_err(log, rc, "segment %020" PRId64 ": cutting a failed write", seg->base_offset);
+        rn__log_set_err(log, rc, "segment %020" PRId64 ": cutting a failed write",
+                        seg->base_offset);
         log->failed = -RN_E_LOG_FAILED;
         return rc;
     }
@@ -514,8 +444,8 @@ static void advance(rn_log *log)
                 log->broken = p->err;
                 log->broken_seg = p->seg;
                 log->broken_pos = p->pos;
-                set_err(log, p->err, "segment %020" PRId64 ": write at %" PRIu64,
-                        p->seg->base_offset, p->pos);
+                rn__log_set_err(log, p->err, "segment %020" PRId64 ": write at %" PRIu64,
+                                p->seg->base_offset, p->pos);
             }
             complete(log, p, log->failed ? log->failed : log->broken);
             continue;
@@ -564,12 +494,12 @@ static int roll(rn_log *log, int64_t now)
     rn_segment *old = active(log), *seg;
     int rc = rn_segment_create(&seg, log->dir, log->next_assign, &log->cfg, now);
     if (rc < 0)
-        return set_err(log, rc, "segment %020" PRId64 ": create", log->next_assign);
-    rc = push_segment(log, seg);
+        return rn__log_set_err(log, rc, "segment %020" PRId64 ": create", log->next_assign);
+    rc = rn__log_push_segment(log, seg);
     if (rc < 0) {
         rn_segment_delete_files(seg);
         rn_segment_unref(seg);
-        return set_err(log, rc, "roll");
+        return rn__log_set_err(log, rc, "roll");
     }
     old->rolled = true;
     seal_rolled(log);
@@ -633,7 +563,7 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
             to = rn_segment_capacity(seg);
         rc = rn_sys_fallocate(seg->fd, 0, (off_t)from, (off_t)(to - from));
         if (rc < 0 && rc != -EOPNOTSUPP)
-            return set_err(log, rc, "segment %020" PRId64 ": fallocate", seg->base_offset);
+            return rn__log_set_err(log, rc, "segment %020" PRId64 ": fallocate", seg->base_offset);
         seg->alloc_end = to;
     }
     pending *p = pending_get(log);
@@ -645,8 +575,8 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
         rc = rn_leader_epochs_assign(log->epochs, leader_epoch, log->next_assign);
         if (rc < 0) {
             pending_put(log, p);
-            return set_err(log, rc, "leader epoch %" PRId32 " at offset %" PRId64, leader_epoch,
-                           log->next_assign);
+            return rn__log_set_err(log, rc, "leader epoch %" PRId32 " at offset %" PRId64,
+                                   leader_epoch, log->next_assign);
         }
     }
     rn_batch_stamp(batch, log->next_assign, leader_epoch);
@@ -739,7 +669,7 @@ int rn_log_flush_sync(rn_log *log)
     if (seg->fd >= 0 && log->leo > log->flushed) {
         int rc = rn_sys_fdatasync_lazy(seg->fd);
         if (rc < 0) {
-            set_err(log, rc, "segment %020" PRId64 ": fdatasync", seg->base_offset);
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": fdatasync", seg->base_offset);
             log->failed = -RN_E_LOG_FAILED;
             return rc;
         }
@@ -769,8 +699,7 @@ static void populate(const uint8_t *p, size_t len)
     madvise((void *)start, (uintptr_t)p + len - start, MADV_POPULATE_READ);
 }
 
-/* Index of the last segment whose base offset <= offset. */
-static unsigned segment_for(const rn_log *log, int64_t offset)
+unsigned rn__log_segment_for(const rn_log *log, int64_t offset)
 {
     unsigned lo = 0, hi = log->n_segs;
     while (lo < hi) {
@@ -793,22 +722,23 @@ int rn_log_read(rn_log *log, int64_t offset, size_t max_bytes, int64_t max_offse
         return -RN_E_OFFSET_OUT_OF_RANGE;
     if (offset == max_offset)
         return 0;
-    rn_segment *seg = log->segs[segment_for(log, offset)];
+    rn_segment *seg = log->segs[rn__log_segment_for(log, offset)];
     if (offset >= seg->next_offset)
         return 0; /* an empty tail segment (only when offset == leo) */
     uint64_t pos;
     int rc = rn_segment_find(seg, offset, &pos);
     if (rc < 0)
-        return set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64, seg->base_offset,
-                       offset);
+        return rn__log_set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64, seg->base_offset,
+                               offset);
     uint64_t end = pos;
     int64_t first = -1, next = offset;
     rn_batch_header h;
     while (end < seg->size && next < max_offset) {
         rc = rn_batch_peek(seg->map + end, seg->size - end, 0, &h);
         if (rc < 0 || rn_batch_size(&h) > seg->size - end)
-            return set_err(log, -RN_E_CORRUPT_SEGMENT, "segment %020" PRId64 ": batch at %" PRIu64,
-                           seg->base_offset, end);
+            return rn__log_set_err(log, -RN_E_CORRUPT_SEGMENT,
+                                   "segment %020" PRId64 ": batch at %" PRIu64, seg->base_offset,
+                                   end);
         if (first >= 0 && end - pos + rn_batch_size(&h) > max_bytes)
             break;
         if (first < 0)
@@ -832,7 +762,7 @@ int rn_log_walk_headers(rn_log *log, int64_t from, rn_log_header_cb cb, void *ar
         from = log->start_offset;
     if (from >= log->leo)
         return 0;
-    for (unsigned i = segment_for(log, from); i < log->n_segs; i++) {
+    for (unsigned i = rn__log_segment_for(log, from); i < log->n_segs; i++) {
         rn_segment *seg = log->segs[i];
         uint64_t pos = 0;
         if (from > seg->base_offset) {
@@ -840,8 +770,8 @@ int rn_log_walk_headers(rn_log *log, int64_t from, rn_log_header_cb cb, void *ar
                 continue;
             int rc = rn_segment_find(seg, from, &pos);
             if (rc < 0)
-                return set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64, seg->base_offset,
-                               from);
+                return rn__log_set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64,
+                                       seg->base_offset, from);
         }
         int rc = rn_segment_walk_headers(seg, pos, cb, arg);
         if (rc < 0)
@@ -1018,7 +948,7 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
             break;
         rc = rn_segment_delete_files(s);
         if (rc < 0) {
-            set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
             break;
         }
         total -= s->size;
@@ -1028,13 +958,13 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
     if (n > 0) {
         int r = rn_sys_fsync_dir(log->dir);
         if (r < 0)
-            set_err(log, r, "retention: fsync of the directory");
+            rn__log_set_err(log, r, "retention: fsync of the directory");
         /* Epochs that started before the new log start collapse into one.
          * In memory; written with the next seal or close. A file that runs
          * behind has entries below the start, which open clamps. */
         r = rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
         if (r < 0)
-            set_err(log, r, "retention: leader epochs");
+            rn__log_set_err(log, r, "retention: leader epochs");
     }
     return n ? n : rc;
 }
@@ -1049,338 +979,6 @@ int rn_log_maybe_roll(rn_log *log, int64_t now_ms)
     if (seg->end_pos == 0 || log->cfg.roll_ms <= 0 || now_ms - seg->created_ms < log->cfg.roll_ms)
         return 0;
     return roll(log, now_ms);
-}
-
-/* ---- Truncation ----------------------------------------------------------------
- *
- * rn_log_truncate_to(offset) cuts the log back to the start of the batch
- * holding offset (Kafka's LogSegment.truncateTo drops that whole batch too;
- * runnel then ends the log where the data ends, never leaving a gap). Each
- * step is ordered so that a crash at any point recovers to the old log or
- * to the truncated one, nothing in between:
- *
- *   1. cut the .log of the segment holding offset at the batch's position
- *      and fdatasync it — the point of no return. Before it, nothing on
- *      disk changed. After it, recovery finishes the rest by itself: the cut
- *      segment no longer reaches the next segment's base offset, a "cut or
- *      gap" that open_segments answers by deleting every later segment;
- *   2. zero the index entries past the cut (an index that still points past
- *      the data is rebuilt at open anyway: only speed depends on this);
- *   3. delete the later segments' files, fsync the directory;
- *   4. reopen the cut segment as the active one (sparse-regrown, mapped);
- *   5. move the log end, the flushed offset (so the high watermark) back,
- *      then drop the leader epochs that start at or past the new end and
- *      write their checkpoint (a crash before that leaves entries past the
- *      log end, which open drops: the checkpoint may run behind a cut).
- *
- * Readers: deleted segments keep their mapping until their last reference
- * goes (as with retention). The cut segment is cut in place only when no
- * reader holds it; otherwise its kept bytes are copied into a new file that
- * replaces it by rename (step 1 then is tmp → fdatasync → rename → fsync
- * dir), so a reader's mapping keeps the old inode, whose bytes are neither
- * cut (no SIGBUS) nor overwritten by later appends.
- *
- * rn_log_truncate_fully(offset) (Kafka's truncateFullyAndStartAt) deletes
- * every segment and starts an empty log at offset. Deleting files one by
- * one is not atomic, so it is journalled: a durable "truncate-fully" marker
- * naming offset first; then the segment files and the epoch checkpoint are
- * deleted and an empty segment is created at offset; the marker goes last.
- * An open that finds the marker does it all again before anything else.
- */
-
-#define TRUNC_MARKER "truncate-fully"
-#define TRUNC_MAGIC  "RNTRUNC1"
-
-/* Run io until no append, sync or seal of this log is in flight; the
- * callbacks of those appends run meanwhile. Returns the log's failure. */
-static int quiesce(rn_log *log)
-{
-    while (log->writes.head || log->unsynced.head || log->sync_inflight || log->n_seal_inflight) {
-        int rc = rn_io_run(log->io, 1);
-        if (rc < 0 && rc != -EINTR)
-            return rc;
-    }
-    return log->failed ? log->failed : log->broken;
-}
-
-/* Step 1 with a reader on seg: the first len bytes into a new file that
- * replaces seg's .log by rename. Errors leave the old file in place. */
-static int replace_with_prefix(rn_segment *seg, uint64_t len)
-{
-    char path[4096], tmp[4096];
-    if (snprintf(path, sizeof(path), "%s.log", seg->path) >= (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s.log.tmp", seg->path) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    int fd = rn_sys_open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return fd;
-    /* [0, len) is below size: written, so the mapping never faults here. */
-    int rc = len ? rn_sys_pwrite_all(fd, seg->map, len, 0) : 0;
-    if (rc == 0)
-        rc = rn_sys_fdatasync(fd);
-    int rc_close = rn_sys_close(fd);
-    if (rc == 0)
-        rc = rc_close;
-    if (rc == 0)
-        rc = rn_sys_rename(tmp, path);
-    if (rc < 0) {
-        rn_sys_unlink(tmp);
-        return rc;
-    }
-    return 0; /* the caller syncs the directory */
-}
-
-/* Step 1 without readers: ftruncate the .log at pos and fdatasync it.
- * *cut says whether the ftruncate happened (the point of no return). */
-static int cut_in_place(rn_segment *seg, uint64_t pos, bool *cut)
-{
-    int fd = seg->fd;
-    if (fd < 0) {
-        char path[4096];
-        if (snprintf(path, sizeof(path), "%s.log", seg->path) >= (int)sizeof(path))
-            return -ENAMETOOLONG;
-        fd = rn_sys_open(path, O_RDWR | O_CLOEXEC, 0);
-        if (fd < 0)
-            return fd;
-    }
-    int rc = rn_sys_ftruncate(fd, (off_t)pos);
-    *cut = rc == 0;
-    if (rc == 0)
-        rc = rn_sys_fdatasync(fd);
-    if (fd != seg->fd) {
-        int r = rn_sys_close(fd);
-        if (rc == 0)
-            rc = r;
-    }
-    return rc;
-}
-
-int rn_log_truncate_to(rn_log *log, int64_t offset, int64_t *new_end)
-{
-    if (offset < 0)
-        return -EINVAL;
-    int rc = quiesce(log);
-    if (rc < 0)
-        return rc;
-    if (offset >= log->leo) {
-        /* Nothing to cut, but as Kafka does: an epoch this log assigned and
-         * then never wrote a batch for may sit at the end; it goes. */
-        if (new_end)
-            *new_end = log->leo;
-        rc = rn_leader_epochs_truncate_from_end(log->epochs, log->leo);
-        if (rc >= 0)
-            rc = rn_leader_epochs_flush(log->epochs);
-        return rc < 0 ? set_err(log, rc, "truncation: leader-epoch checkpoint") : 0;
-    }
-    if (offset < log->start_offset) {
-        rc = rn_log_truncate_fully(log, offset);
-        if (rc == 0 && new_end)
-            *new_end = offset;
-        return rc;
-    }
-    unsigned i = segment_for(log, offset);
-    rn_segment *seg = log->segs[i];
-    uint64_t pos = 0;
-    int64_t end = seg->base_offset;
-    if (offset > seg->base_offset) {
-        rc = rn_segment_find(seg, offset, &pos);
-        rn_batch_header h;
-        if (rc == 0 &&
-            (rn_batch_peek(seg->map + pos, seg->size - pos, 0, &h) < 0 || h.base_offset > offset))
-            rc = -RN_E_CORRUPT_INDEX;
-        if (rc < 0)
-            return set_err(log, rc, "truncation: segment %020" PRId64 ": offset %" PRId64,
-                           seg->base_offset, offset);
-        end = h.base_offset;
-    }
-
-    /* 1. The cut. */
-    bool readers = __atomic_load_n(&seg->refs, __ATOMIC_ACQUIRE) > 1, cut = false;
-    if (readers) {
-        rc = replace_with_prefix(seg, pos);
-        cut = rc == 0;
-        if (rc == 0)
-            rc = rn_sys_fsync_dir(log->dir);
-    } else {
-        rc = cut_in_place(seg, pos, &cut);
-    }
-    if (rc < 0 && !cut)
-        return set_err(log, rc, "truncation: segment %020" PRId64 ": cut at %" PRIu64,
-                       seg->base_offset, pos); /* nothing changed */
-    int err = rc;
-    /* From here on the log must reach the truncated state; a step that
-     * fails fails the log (the next open finishes the truncation). */
-    /* 2. Index entries past the cut. */
-    rn_segment_trim_indexes(seg, pos, end);
-    /* 3. Later segments. */
-    bool deleted = false;
-    while (log->n_segs > i + 1) {
-        rn_segment *s = log->segs[--log->n_segs];
-        rc = rn_segment_delete_files(s);
-        if (rc < 0 && err == 0)
-            err = rc;
-        deleted = true;
-        if (log->visible_seg == s)
-            log->visible_seg = NULL;
-        rn_segment_unref(s); /* readers holding it keep the mapping */
-    }
-    if (deleted) {
-        rc = rn_sys_fsync_dir(log->dir);
-        if (rc < 0 && err == 0)
-            err = rc;
-    }
-    /* 4. The cut segment, reopened for appends. */
-    rn_segment *fresh = NULL;
-    bool rebuilt;
-    rc = rn_segment_open(&fresh, log->dir, seg->base_offset, &log->cfg, true);
-    if (rc == 0)
-        rc = rn_segment_find_end(fresh, log->cfg.max_batch_bytes, &rebuilt);
-    if (rc == 0 && fresh->next_offset != end)
-        rc = -RN_E_CORRUPT_SEGMENT; /* the file does not end where it was cut */
-    if (rc < 0) {
-        rn_segment_unref(fresh);
-        if (err == 0)
-            err = rc;
-    } else {
-        log->segs[i] = fresh;
-        rn_segment_unref(seg); /* readers holding it keep the mapping */
-        seg = fresh;
-    }
-    seg->rolled = false;
-    /* 5. The offsets, then the epochs. */
-    log->leo = log->next_assign = log->flushed = end;
-    log->visible_seg = seg;
-    log->older_n = 0; /* the size cache: the segment list changed */
-    if (err < 0) {
-        set_err(log, err, "truncation to %" PRId64 " after the cut (a reopen finishes it)", end);
-        log->failed = -RN_E_LOG_FAILED;
-        return err;
-    }
-    if (new_end)
-        *new_end = end;
-    rc = rn_leader_epochs_truncate_from_end(log->epochs, end);
-    if (rc >= 0)
-        rc = rn_leader_epochs_flush(log->epochs);
-    return rc < 0 ? set_err(log, rc, "truncation: leader-epoch checkpoint") : 0;
-}
-
-/* Delete every segment's files and the epoch checkpoint in dir, then create
- * an empty segment at offset (returned in *out when out is not NULL). The
- * journalled part of rn_log_truncate_fully, run again by an open that finds
- * its marker. */
-static int truncate_fully_files(rn_log *log, int64_t offset, rn_segment **out)
-{
-    int64_t *bases = NULL;
-    unsigned n = 0;
-    int rc = list_segments(log, &bases, &n);
-    if (rc < 0)
-        return rc;
-    static const char *const exts[] = {".tix", ".idx", ".log"};
-    for (unsigned j = 0; j < n && rc == 0; j++) {
-        for (size_t e = 0; e < 3 && rc == 0; e++) {
-            char p[4096];
-            rc = rn_segment_path(p, sizeof(p), log->dir, bases[j], exts[e]);
-            if (rc == 0)
-                rc = rn_sys_unlink(p);
-            if (rc == -ENOENT)
-                rc = 0;
-        }
-    }
-    free(bases);
-    if (rc < 0)
-        return set_err(log, rc, "truncate-fully: deleting segments");
-    char p[4096];
-    snprintf(p, sizeof(p), "%s/%s", log->dir, RN_LEADER_EPOCH_FILE);
-    rc = rn_sys_unlink(p);
-    if (rc < 0 && rc != -ENOENT)
-        return set_err(log, rc, "truncate-fully: deleting %s", RN_LEADER_EPOCH_FILE);
-    rn_segment *seg;
-    rc = rn_segment_create(&seg, log->dir, offset, &log->cfg, rn_log_clock_ms());
-    if (rc < 0)
-        return set_err(log, rc, "truncate-fully: segment %020" PRId64 ": create", offset);
-    rc = rn_sys_fsync_dir(log->dir);
-    if (rc < 0) {
-        rn_segment_unref(seg);
-        return set_err(log, rc, "truncate-fully: fsync of the directory");
-    }
-    if (out)
-        *out = seg;
-    else
-        rn_segment_unref(seg);
-    return 0;
-}
-
-/* At open: a truncate-fully that a crash interrupted is done again. */
-static int finish_truncate_fully(rn_log *log)
-{
-    int64_t m;
-    int rc = rn_checkpoint_read(log->dir, TRUNC_MARKER, TRUNC_MAGIC, &m, sizeof(m));
-    if (rc == -ENOENT)
-        return 0;
-    if (rc < 0)
-        return set_err(log, rc, "reading the %s marker", TRUNC_MARKER);
-    int64_t offset = (int64_t)le64toh((uint64_t)m);
-    if (offset < 0)
-        return set_err(log, -RN_E_CORRUPT_FILE, "the %s marker", TRUNC_MARKER);
-    rc = truncate_fully_files(log, offset, NULL);
-    if (rc < 0)
-        return rc;
-    rc = rn_checkpoint_remove(log->dir, TRUNC_MARKER);
-    return rc < 0 ? set_err(log, rc, "removing the %s marker", TRUNC_MARKER) : 0;
-}
-
-int rn_log_truncate_fully(rn_log *log, int64_t offset)
-{
-    if (offset < 0)
-        return -EINVAL;
-    int rc = quiesce(log);
-    if (rc < 0)
-        return rc;
-    int64_t m = (int64_t)htole64((uint64_t)offset);
-    rc = rn_checkpoint_write(log->dir, TRUNC_MARKER, TRUNC_MAGIC, &m, sizeof(m));
-    if (rc < 0) {
-        /* The marker may be in place all the same (its directory sync
-         * failed after the rename): then the next open would empty the log,
-         * taking whatever is appended meanwhile. Take it back; if even that
-         * fails, append nothing more (a reopen decides, old or empty). */
-        if (rn_checkpoint_remove(log->dir, TRUNC_MARKER) < 0)
-            log->failed = -RN_E_LOG_FAILED;
-        return set_err(log, rc, "truncate-fully: writing the marker");
-    }
-    /* Past the point of no return: the next open finishes what fails here. */
-    rn_segment *seg = NULL;
-    rc = truncate_fully_files(log, offset, &seg);
-    while (log->n_segs > 0) {
-        rn_segment *s = log->segs[--log->n_segs];
-        s->deleted = true;
-        rn_segment_unref(s); /* readers holding it keep the mapping */
-    }
-    log->visible_seg = NULL;
-    if (rc == 0)
-        rc = push_segment(log, seg);
-    if (rc < 0) {
-        rn_segment_unref(seg);
-        log->failed = -RN_E_LOG_FAILED;
-        return rc;
-    }
-    log->start_offset = log->leo = log->next_assign = log->flushed = offset;
-    log->visible_seg = seg;
-    log->older_n = 0;
-    rc = rn_leader_epochs_clear(log->epochs);
-    if (rc >= 0)
-        rc = rn_leader_epochs_write(log->epochs);
-    if (rc < 0) {
-        log->failed = -RN_E_LOG_FAILED;
-        return set_err(log, rc, "truncate-fully: leader-epoch checkpoint");
-    }
-    rc = rn_checkpoint_remove(log->dir, TRUNC_MARKER);
-    if (rc < 0) {
-        /* The marker stays: the next open empties the log again. Nothing may
-         * be appended that it would throw away. */
-        log->failed = -RN_E_LOG_FAILED;
-        return set_err(log, rc, "truncate-fully: removing the marker");
-    }
-    return 0;
 }
 
 /* ---- Opening and closing ----------------------------------------------------- */
@@ -1422,12 +1020,10 @@ static void remove_tmp(void *arg, const char *name)
     }
 }
 
-/* Base offsets of the .log files in dir, sorted (storage/log_dir.h);
- * leftover .tmp files are removed. */
-static int list_segments(rn_log *log, int64_t **out, unsigned *n_out)
+int rn__log_list_segments(rn_log *log, int64_t **out, unsigned *n_out)
 {
     int rc = rn_log_dir_list(log->dir, out, n_out, remove_tmp, log);
-    return rc < 0 ? set_err(log, rc, "listing segments") : 0;
+    return rc < 0 ? rn__log_set_err(log, rc, "listing segments") : 0;
 }
 
 static void free_log(rn_log *log)
@@ -1464,12 +1060,13 @@ static int drop_after(rn_log *log, const int64_t *bases, unsigned from, unsigned
             if (rc == 0)
                 rc = rn_sys_unlink(p);
             if (rc < 0 && rc != -ENOENT)
-                return set_err(log, rc, "segment %020" PRId64 ": deleting after a cut", bases[j]);
+                return rn__log_set_err(log, rc, "segment %020" PRId64 ": deleting after a cut",
+                                       bases[j]);
         }
         info->n_segments_dropped++;
     }
     int rc = rn_sys_fsync_dir_lazy(log->dir);
-    return rc < 0 ? set_err(log, rc, "fsync of the directory after a cut") : 0;
+    return rc < 0 ? rn__log_set_err(log, rc, "fsync of the directory after a cut") : 0;
 }
 
 static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool clean,
@@ -1481,12 +1078,12 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
         rn_segment *seg;
         int rc = rn_segment_open(&seg, log->dir, bases[i], &log->cfg, last);
         if (rc < 0)
-            return set_err(log, rc, "segment %020" PRId64 ": open", bases[i]);
+            return rn__log_set_err(log, rc, "segment %020" PRId64 ": open", bases[i]);
         seg->rolled = !last;
-        rc = push_segment(log, seg);
+        rc = rn__log_push_segment(log, seg);
         if (rc < 0) {
             rn_segment_unref(seg);
-            return set_err(log, rc, "open");
+            return rn__log_set_err(log, rc, "open");
         }
         bool rebuilt = false, verify = !clean && last;
         int64_t file_end;
@@ -1518,7 +1115,7 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
         }
         file_end = seg->next_offset;
         if (rc < 0)
-            return set_err(log, rc, "segment %020" PRId64 ": recovery", bases[i]);
+            return rn__log_set_err(log, rc, "segment %020" PRId64 ": recovery", bases[i]);
         info->n_index_rebuilt += rebuilt;
         if (verify && !last && !log->epochs_dropped) {
             /* A rolled segment that was never sealed: its epochs may be
@@ -1531,13 +1128,13 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
             if (rc == 0)
                 rc = rn_sys_fsync_dir_lazy(log->dir);
             if (rc < 0 && rc != -ENOENT)
-                return set_err(log, rc, "removing %s", RN_LEADER_EPOCH_FILE);
+                return rn__log_set_err(log, rc, "removing %s", RN_LEADER_EPOCH_FILE);
             log->epochs_dropped = true;
         }
         if (!last) {
             rc = rn_segment_seal(seg);
             if (rc < 0)
-                return set_err(log, rc, "segment %020" PRId64 ": seal", bases[i]);
+                return rn__log_set_err(log, rc, "segment %020" PRId64 ": seal", bases[i]);
             if (file_end != bases[i + 1]) {
                 /* A cut or a gap: what follows cannot be served in order. */
                 if (info->truncated_at < 0)
@@ -1551,9 +1148,9 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
                 if (rc == 0)
                     rc = rn_segment_find_end(seg, max_batch, &rebuilt);
                 if (rc == 0)
-                    rc = push_segment(log, seg);
+                    rc = rn__log_push_segment(log, seg);
                 if (rc < 0)
-                    return set_err(log, rc, "segment %020" PRId64 ": reopen", bases[i]);
+                    return rn__log_set_err(log, rc, "segment %020" PRId64 ": reopen", bases[i]);
                 break;
             }
         }
@@ -1596,7 +1193,7 @@ static int open_epochs(rn_log *log, rn_log_open_info *info)
 {
     int rc = rn_leader_epochs_open(&log->epochs, log->dir);
     if (rc < 0 && rc != -RN_E_CORRUPT_FILE)
-        return set_err(log, rc, "leader-epoch checkpoint");
+        return rn__log_set_err(log, rc, "leader-epoch checkpoint");
     rn_leader_epochs_hold(log->epochs, true);
     bool rebuild = rc == -RN_E_CORRUPT_FILE || log->epochs_dropped ||
                    (rc == 1 && log->leo > log->start_offset);
@@ -1613,14 +1210,14 @@ static int open_epochs(rn_log *log, rn_log_open_info *info)
     if (from < log->leo) {
         rc = rn_log_walk_headers(log, from, assign_cb, log->epochs);
         if (rc < 0)
-            return set_err(log, rc, "rebuilding the leader epochs");
+            return rn__log_set_err(log, rc, "rebuilding the leader epochs");
     }
     rn_leader_epochs_truncate_from_end(log->epochs, log->leo);
     rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
     /* A rebuild writes even an empty cache: the file then says "no epochs"
      * and the next open does not walk again. */
     rc = rebuild ? rn_leader_epochs_write(log->epochs) : rn_leader_epochs_flush(log->epochs);
-    return rc < 0 ? set_err(log, rc, "writing the leader-epoch checkpoint") : 0;
+    return rc < 0 ? rn__log_set_err(log, rc, "writing the leader-epoch checkpoint") : 0;
 }
 
 int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
@@ -1645,13 +1242,13 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
     }
     rc = rn_sys_mkdir(dir, 0755);
     if (rc < 0) {
-        set_err(log, rc, "mkdir %s", dir);
+        rn__log_set_err(log, rc, "mkdir %s", dir);
         goto fail;
     }
-    rc = finish_truncate_fully(log);
+    rc = rn__log_finish_truncate_fully(log);
     if (rc < 0)
         goto fail;
-    rc = list_segments(log, &bases, &n);
+    rc = rn__log_list_segments(log, &bases, &n);
     if (rc < 0)
         goto fail;
 
@@ -1678,7 +1275,7 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
             if (dropped > 0)
                 info.truncated_at = active(log)->next_offset;
             if (rc < 0) {
-                set_err(log, rc, "recovery");
+                rn__log_set_err(log, rc, "recovery");
                 goto fail;
             }
         }
@@ -1687,9 +1284,9 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
         rn_segment *seg;
         rc = rn_segment_create(&seg, dir, 0, cfg, rn_log_clock_ms());
         if (rc == 0)
-            rc = push_segment(log, seg);
+            rc = rn__log_push_segment(log, seg);
         if (rc < 0) {
-            set_err(log, rc, "creating the first segment");
+            rn__log_set_err(log, rc, "creating the first segment");
             goto fail;
         }
     }
@@ -1699,7 +1296,7 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
     if (rc == 0)
         rc = rn_checkpoint_remove(dir, CLEAN_MARKER);
     if (rc < 0) {
-        set_err(log, rc, "sync after open");
+        rn__log_set_err(log, rc, "sync after open");
         goto fail;
     }
     log->start_offset = log->segs[0]->base_offset;
