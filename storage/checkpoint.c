@@ -70,7 +70,8 @@ static int write_file(const char *dir, const char *path, const char *tmp, const 
     char old[PATH_MAX];
     if (old_path(old, sizeof(old), path) == 0)
         (void)rn_sys_rename(old, tmp); /* -ENOENT (none) or a failure: a new file then */
-    int fd = rn_sys_open(tmp, O_WRONLY | O_CREAT, 0644);
+    /* O_RDWR: the crash tests snapshot a file through its fdatasync's descriptor. */
+    int fd = rn_sys_open(tmp, O_RDWR | O_CREAT, 0644);
     if (fd < 0)
         return fd;
     /* Overwritten, then cut to length: no O_TRUNC, which would free the block. */

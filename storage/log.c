@@ -33,7 +33,6 @@
  *     segment (rolling it first) and, with retention.bytes, rolls it at
  *     half the limit, so a full disk can be relieved by retention alone.
  */
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -48,7 +47,10 @@
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 #include "storage/checkpoint.h"
+#include "storage/leader_epoch.h"
 #include "storage/log.h"
+#include "storage/log_dir.h"
+#include "storage/log_impl.h"
 #include "storage/segment.h"
 #include "storage/sys.h"
 
@@ -68,76 +70,9 @@ static int64_t default_clock_ms(void)
 
 int64_t (*rn_log_clock_ms)(void) = default_clock_ms;
 
-enum pending_state { WRITING, WRITTEN, FAILED };
-
-/* One append between rn_log_append and its callback. */
-typedef struct pending {
-    rn_io_op op; /* first: the CQE's user_data */
-    rn_log *log;
-    rn_segment *seg;
-    uint64_t pos;
-    const uint8_t *buf;
-    size_t len, done;
-    int64_t base_offset, last_offset;
-    rn_batch_header h;
-    rn_log_append_cb cb;
-    void *arg;
-    enum pending_state state;
-    int err;
-    struct pending *next;
-} pending;
-
-typedef struct queue {
-    pending *head, *tail;
-} queue;
-
-struct rn_log {
-    rn_io *io;
-    char *dir, *name;
-    rn_log_config cfg;
-
-    rn_segment **segs; /* sorted by base offset; the last is active */
-    unsigned n_segs, cap_segs;
-    /* rn_log_size_bytes: the bytes of every segment but the active one, as of
-     * the segment list (count, first, active) it was summed for. Sealed sizes
-     * never change, so the sum holds until that list does. */
-    uint64_t older_bytes;
-    unsigned older_n;
-    const rn_segment *older_first, *older_active;
-
-    int64_t start_offset;
-    int64_t next_assign; /* offset the next append gets (counts writes in flight) */
-    int64_t leo;         /* after the last visible batch */
-    int64_t flushed;     /* after the last batch known to be on disk */
-    rn_segment *visible_seg;
-
-    queue writes;   /* submitted, not yet visible, in offset order */
-    queue unsynced; /* visible, waiting for fdatasync (flush=always) */
-    uint64_t unsynced_bytes;
-    unsigned n_seal_inflight; /* rolled segments being synced before their seal */
-    pending *free_list;
-
-    bool sync_inflight;
-    rn_io_op sync_op;
-    rn_segment *sync_seg; /* referenced while the sync runs */
-    int64_t sync_target;
-    bool sync_deferred; /* submit_sync waited for a rolled segment's fdatasync */
-
-    bool timer_armed, cancel_inflight;
-    rn_io_op timer_op, cancel_op;
-    struct __kernel_timespec timer_ts;
-
-    int failed; /* sticky: -RN_E_LOG_FAILED after a failed fdatasync */
-    int broken; /* a write failed; appends refused until the tail is cut */
-    rn_segment *broken_seg;
-    uint64_t broken_pos;
-
-    char errmsg[512];
-};
-
 /* ---- Small helpers ---------------------------------------------------------- */
 
-static int set_err(rn_log *log, int rc, const char *fmt, ...)
+int rn__log_set_err(rn_log *log, int rc, const char *fmt, ...)
 {
     char what[384];
     va_list ap;
@@ -203,7 +138,7 @@ static rn_segment *active(const rn_log *log)
     return log->segs[log->n_segs - 1];
 }
 
-static int push_segment(rn_log *log, rn_segment *seg)
+int rn__log_push_segment(rn_log *log, rn_segment *seg)
 {
     if (log->n_segs == log->cap_segs) {
         unsigned cap = log->cap_segs ? log->cap_segs * 2 : 8;
@@ -299,7 +234,7 @@ static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
     s->seal_sync_inflight = false;
     log->n_seal_inflight--;
     if (res < 0 && !log->failed) {
-        set_err(log, res, "segment %020" PRId64 ": fdatasync before seal", s->base_offset);
+        rn__log_set_err(log, res, "segment %020" PRId64 ": fdatasync before seal", s->base_offset);
         log->failed = -RN_E_LOG_FAILED;
     }
     if (res == 0)
@@ -333,10 +268,20 @@ static void seal_rolled(rn_log *log)
             rn_io_fdatasync(log->io, &s->seal_op, seal_sync_done, s->fd);
             continue;
         }
-        int rc = rn_segment_seal(s);
+        /* A sealed segment is trusted by recovery, epochs included: the
+         * checkpoint must hold its epochs first. If it cannot be written,
+         * the segment stays unsealed (recovery verifies it) and the next
+         * pass tries again. */
+        int rc = rn_leader_epochs_flush(log->epochs);
+        if (rc < 0) {
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": leader-epoch checkpoint before seal",
+                            s->base_offset);
+            continue;
+        }
+        rc = rn_segment_seal(s);
         if (rc < 0 && !log->failed) {
             /* The seal's fdatasync failed: what the segment holds is unknown. */
-            set_err(log, rc, "segment %020" PRId64 ": seal", s->base_offset);
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": seal", s->base_offset);
             log->failed = -RN_E_LOG_FAILED;
         }
     }
@@ -368,7 +313,7 @@ static void sync_done(rn_io_op *op, int res, uint32_t flags)
     log->sync_inflight = false;
     log->sync_seg = NULL;
     if (res < 0 && !log->failed) {
-        set_err(log, res, "segment %020" PRId64 ": fdatasync", seg->base_offset);
+        rn__log_set_err(log, res, "segment %020" PRId64 ": fdatasync", seg->base_offset);
         log->failed = -RN_E_LOG_FAILED;
     }
     rn_segment_unref(seg);
@@ -477,7 +422,8 @@ static int repair_tail(rn_log *log)
     seg->rolled = false;
     int rc = rn_segment_truncate(seg, seg->size, seg->next_offset);
     if (rc < 0) {
-        set_err(log, rc, "segment %020" PRId64 ": cutting a failed write", seg->base_offset);
+        rn__log_set_err(log, rc, "segment %020" PRId64 ": cutting a failed write",
+                        seg->base_offset);
         log->failed = -RN_E_LOG_FAILED;
         return rc;
     }
@@ -498,8 +444,8 @@ static void advance(rn_log *log)
                 log->broken = p->err;
                 log->broken_seg = p->seg;
                 log->broken_pos = p->pos;
-                set_err(log, p->err, "segment %020" PRId64 ": write at %" PRIu64,
-                        p->seg->base_offset, p->pos);
+                rn__log_set_err(log, p->err, "segment %020" PRId64 ": write at %" PRIu64,
+                                p->seg->base_offset, p->pos);
             }
             complete(log, p, log->failed ? log->failed : log->broken);
             continue;
@@ -548,12 +494,12 @@ static int roll(rn_log *log, int64_t now)
     rn_segment *old = active(log), *seg;
     int rc = rn_segment_create(&seg, log->dir, log->next_assign, &log->cfg, now);
     if (rc < 0)
-        return set_err(log, rc, "segment %020" PRId64 ": create", log->next_assign);
-    rc = push_segment(log, seg);
+        return rn__log_set_err(log, rc, "segment %020" PRId64 ": create", log->next_assign);
+    rc = rn__log_push_segment(log, seg);
     if (rc < 0) {
         rn_segment_delete_files(seg);
         rn_segment_unref(seg);
-        return set_err(log, rc, "roll");
+        return rn__log_set_err(log, rc, "roll");
     }
     old->rolled = true;
     seal_rolled(log);
@@ -617,12 +563,22 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
             to = rn_segment_capacity(seg);
         rc = rn_sys_fallocate(seg->fd, 0, (off_t)from, (off_t)(to - from));
         if (rc < 0 && rc != -EOPNOTSUPP)
-            return set_err(log, rc, "segment %020" PRId64 ": fallocate", seg->base_offset);
+            return rn__log_set_err(log, rc, "segment %020" PRId64 ": fallocate", seg->base_offset);
         seg->alloc_end = to;
     }
     pending *p = pending_get(log);
     if (!p)
         return -ENOMEM;
+    if (leader_epoch >= 0 && leader_epoch != rn_leader_epochs_latest(log->epochs)) {
+        /* A new epoch (a leader change): in memory now, on disk before the
+         * segment holding it is sealed (see "Leader epochs" below). */
+        rc = rn_leader_epochs_assign(log->epochs, leader_epoch, log->next_assign);
+        if (rc < 0) {
+            pending_put(log, p);
+            return rn__log_set_err(log, rc, "leader epoch %" PRId32 " at offset %" PRId64,
+                                   leader_epoch, log->next_assign);
+        }
+    }
     rn_batch_stamp(batch, log->next_assign, leader_epoch);
     h.base_offset = log->next_assign;
     h.partition_leader_epoch = leader_epoch;
@@ -713,7 +669,7 @@ int rn_log_flush_sync(rn_log *log)
     if (seg->fd >= 0 && log->leo > log->flushed) {
         int rc = rn_sys_fdatasync_lazy(seg->fd);
         if (rc < 0) {
-            set_err(log, rc, "segment %020" PRId64 ": fdatasync", seg->base_offset);
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": fdatasync", seg->base_offset);
             log->failed = -RN_E_LOG_FAILED;
             return rc;
         }
@@ -743,8 +699,7 @@ static void populate(const uint8_t *p, size_t len)
     madvise((void *)start, (uintptr_t)p + len - start, MADV_POPULATE_READ);
 }
 
-/* Index of the last segment whose base offset <= offset. */
-static unsigned segment_for(const rn_log *log, int64_t offset)
+unsigned rn__log_segment_for(const rn_log *log, int64_t offset)
 {
     unsigned lo = 0, hi = log->n_segs;
     while (lo < hi) {
@@ -767,22 +722,23 @@ int rn_log_read(rn_log *log, int64_t offset, size_t max_bytes, int64_t max_offse
         return -RN_E_OFFSET_OUT_OF_RANGE;
     if (offset == max_offset)
         return 0;
-    rn_segment *seg = log->segs[segment_for(log, offset)];
+    rn_segment *seg = log->segs[rn__log_segment_for(log, offset)];
     if (offset >= seg->next_offset)
         return 0; /* an empty tail segment (only when offset == leo) */
     uint64_t pos;
     int rc = rn_segment_find(seg, offset, &pos);
     if (rc < 0)
-        return set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64, seg->base_offset,
-                       offset);
+        return rn__log_set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64, seg->base_offset,
+                               offset);
     uint64_t end = pos;
     int64_t first = -1, next = offset;
     rn_batch_header h;
     while (end < seg->size && next < max_offset) {
         rc = rn_batch_peek(seg->map + end, seg->size - end, 0, &h);
         if (rc < 0 || rn_batch_size(&h) > seg->size - end)
-            return set_err(log, -RN_E_CORRUPT_SEGMENT, "segment %020" PRId64 ": batch at %" PRIu64,
-                           seg->base_offset, end);
+            return rn__log_set_err(log, -RN_E_CORRUPT_SEGMENT,
+                                   "segment %020" PRId64 ": batch at %" PRIu64, seg->base_offset,
+                                   end);
         if (first >= 0 && end - pos + rn_batch_size(&h) > max_bytes)
             break;
         if (first < 0)
@@ -806,7 +762,7 @@ int rn_log_walk_headers(rn_log *log, int64_t from, rn_log_header_cb cb, void *ar
         from = log->start_offset;
     if (from >= log->leo)
         return 0;
-    for (unsigned i = segment_for(log, from); i < log->n_segs; i++) {
+    for (unsigned i = rn__log_segment_for(log, from); i < log->n_segs; i++) {
         rn_segment *seg = log->segs[i];
         uint64_t pos = 0;
         if (from > seg->base_offset) {
@@ -814,8 +770,8 @@ int rn_log_walk_headers(rn_log *log, int64_t from, rn_log_header_cb cb, void *ar
                 continue;
             int rc = rn_segment_find(seg, from, &pos);
             if (rc < 0)
-                return set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64, seg->base_offset,
-                               from);
+                return rn__log_set_err(log, rc, "segment %020" PRId64 ": offset %" PRId64,
+                                       seg->base_offset, from);
         }
         int rc = rn_segment_walk_headers(seg, pos, cb, arg);
         if (rc < 0)
@@ -895,6 +851,20 @@ int64_t rn_log_segment_base(const rn_log *log, unsigned i)
 const rn_log_config *rn_log_config_of(const rn_log *log)
 {
     return &log->cfg;
+}
+
+void rn_log_end_offset_for_epoch(const rn_log *log, int32_t epoch, int32_t *out_epoch,
+                                 int64_t *out_end_offset)
+{
+    rn_leader_epochs_end_offset_for(log->epochs, epoch, log->leo, out_epoch, out_end_offset);
+    /* Entries past the end: a checkpoint write a truncation could not make. */
+    if (*out_end_offset > log->leo)
+        *out_end_offset = log->leo;
+}
+
+const struct rn_leader_epochs *rn_log_leader_epochs(const rn_log *log)
+{
+    return log->epochs;
 }
 
 const char *rn_log_errmsg(const rn_log *log)
@@ -978,7 +948,7 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
             break;
         rc = rn_segment_delete_files(s);
         if (rc < 0) {
-            set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
             break;
         }
         total -= s->size;
@@ -988,7 +958,13 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
     if (n > 0) {
         int r = rn_sys_fsync_dir(log->dir);
         if (r < 0)
-            set_err(log, r, "retention: fsync of the directory");
+            rn__log_set_err(log, r, "retention: fsync of the directory");
+        /* Epochs that started before the new log start collapse into one.
+         * In memory; written with the next seal or close. A file that runs
+         * behind has entries below the start, which open clamps. */
+        r = rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
+        if (r < 0)
+            rn__log_set_err(log, r, "retention: leader epochs");
     }
     return n ? n : rc;
 }
@@ -1031,72 +1007,23 @@ static void marker_from_disk(clean_marker *m)
     m->n_segments = le32toh(m->n_segments);
 }
 
-static int cmp_i64(const void *a, const void *b)
+/* rn_log_dir_list's other names: a .tmp left by a write a crash cut short
+ * (a checkpoint's, a copy-on-truncate's) goes. */
+static void remove_tmp(void *arg, const char *name)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
+    const rn_log *log = arg;
+    size_t l = strlen(name);
+    if (l > 4 && strcmp(name + l - 4, ".tmp") == 0) {
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", log->dir, name);
+        rn_sys_unlink(p);
+    }
 }
 
-static bool parse_segment_name(const char *name, const char *ext, int64_t *base)
+int rn__log_list_segments(rn_log *log, int64_t **out, unsigned *n_out)
 {
-    size_t elen = strlen(ext);
-    if (strlen(name) != 20 + elen || strcmp(name + 20, ext) != 0)
-        return false;
-    int64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return false;
-        if (v > (INT64_MAX - (name[i] - '0')) / 10)
-            return false;
-        v = v * 10 + (name[i] - '0');
-    }
-    *base = v;
-    return true;
-}
-
-/* Base offsets of the .log files in dir, sorted; leftover .tmp files and
- * indexes without a .log (half-deleted segments) are removed. */
-static int list_segments(rn_log *log, int64_t **out, unsigned *n_out)
-{
-    DIR *d = opendir(log->dir);
-    if (!d)
-        return set_err(log, -errno, "opendir");
-    int64_t *v = NULL;
-    unsigned n = 0, cap = 0;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d))) {
-        int64_t base;
-        if (!parse_segment_name(e->d_name, ".log", &base)) {
-            size_t l = strlen(e->d_name);
-            if (l > 4 && strcmp(e->d_name + l - 4, ".tmp") == 0) {
-                char p[4096];
-                snprintf(p, sizeof(p), "%s/%s", log->dir, e->d_name);
-                rn_sys_unlink(p);
-            }
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *nv = realloc(v, cap * sizeof(*v));
-            if (!nv) {
-                rc = -ENOMEM;
-                break;
-            }
-            v = nv;
-        }
-        v[n++] = base;
-    }
-    closedir(d);
-    if (rc < 0) {
-        free(v);
-        return set_err(log, rc, "listing segments");
-    }
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_i64); /* v is NULL for an empty directory */
-    *out = v;
-    *n_out = n;
-    return 0;
+    int rc = rn_log_dir_list(log->dir, out, n_out, remove_tmp, log);
+    return rc < 0 ? rn__log_set_err(log, rc, "listing segments") : 0;
 }
 
 static void free_log(rn_log *log)
@@ -1108,6 +1035,7 @@ static void free_log(rn_log *log)
         log->free_list = p->next;
         free(p);
     }
+    rn_leader_epochs_free(log->epochs);
     free(log->segs);
     free(log->dir);
     free(log->name);
@@ -1132,12 +1060,13 @@ static int drop_after(rn_log *log, const int64_t *bases, unsigned from, unsigned
             if (rc == 0)
                 rc = rn_sys_unlink(p);
             if (rc < 0 && rc != -ENOENT)
-                return set_err(log, rc, "segment %020" PRId64 ": deleting after a cut", bases[j]);
+                return rn__log_set_err(log, rc, "segment %020" PRId64 ": deleting after a cut",
+                                       bases[j]);
         }
         info->n_segments_dropped++;
     }
     int rc = rn_sys_fsync_dir_lazy(log->dir);
-    return rc < 0 ? set_err(log, rc, "fsync of the directory after a cut") : 0;
+    return rc < 0 ? rn__log_set_err(log, rc, "fsync of the directory after a cut") : 0;
 }
 
 static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool clean,
@@ -1149,12 +1078,12 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
         rn_segment *seg;
         int rc = rn_segment_open(&seg, log->dir, bases[i], &log->cfg, last);
         if (rc < 0)
-            return set_err(log, rc, "segment %020" PRId64 ": open", bases[i]);
+            return rn__log_set_err(log, rc, "segment %020" PRId64 ": open", bases[i]);
         seg->rolled = !last;
-        rc = push_segment(log, seg);
+        rc = rn__log_push_segment(log, seg);
         if (rc < 0) {
             rn_segment_unref(seg);
-            return set_err(log, rc, "open");
+            return rn__log_set_err(log, rc, "open");
         }
         bool rebuilt = false, verify = !clean && last;
         int64_t file_end;
@@ -1164,10 +1093,15 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
              * to size once its fdatasync is done. One that is longer was never
              * sealed, so that sync may not have completed before the crash (a
              * roll syncs through the ring, and several can be pending): it is
-             * verified like the tail, not trusted. */
+             * verified like the tail, not trusted. Nor is one whose batches
+             * filled it exactly: its sparse file (segment.bytes long) is then
+             * as long as its data, as if sealed, while its fdatasync may
+             * never have run. A sealed segment that large is rare (a roll
+             * comes when the next batch does not fit) and only costs a
+             * verification after a crash. */
             struct stat st;
             verify = rc == 0 && !clean && !last && rn_sys_fstat(seg->fd, &st) == 0 &&
-                     (uint64_t)st.st_size > seg->size;
+                     ((uint64_t)st.st_size > seg->size || seg->size >= log->cfg.segment_bytes);
         }
         if (verify) {
             uint64_t dropped = 0;
@@ -1181,12 +1115,26 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
         }
         file_end = seg->next_offset;
         if (rc < 0)
-            return set_err(log, rc, "segment %020" PRId64 ": recovery", bases[i]);
+            return rn__log_set_err(log, rc, "segment %020" PRId64 ": recovery", bases[i]);
         info->n_index_rebuilt += rebuilt;
+        if (verify && !last && !log->epochs_dropped) {
+            /* A rolled segment that was never sealed: its epochs may be
+             * missing from the checkpoint, and once sealed below it would be
+             * trusted. Without the file the epochs are rebuilt from every
+             * batch header (open_epochs), also after a crash from here on. */
+            char p[4096];
+            snprintf(p, sizeof(p), "%s/%s", log->dir, RN_LEADER_EPOCH_FILE);
+            rc = rn_sys_unlink(p);
+            if (rc == 0)
+                rc = rn_sys_fsync_dir_lazy(log->dir);
+            if (rc < 0 && rc != -ENOENT)
+                return rn__log_set_err(log, rc, "removing %s", RN_LEADER_EPOCH_FILE);
+            log->epochs_dropped = true;
+        }
         if (!last) {
             rc = rn_segment_seal(seg);
             if (rc < 0)
-                return set_err(log, rc, "segment %020" PRId64 ": seal", bases[i]);
+                return rn__log_set_err(log, rc, "segment %020" PRId64 ": seal", bases[i]);
             if (file_end != bases[i + 1]) {
                 /* A cut or a gap: what follows cannot be served in order. */
                 if (info->truncated_at < 0)
@@ -1200,14 +1148,76 @@ static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool cle
                 if (rc == 0)
                     rc = rn_segment_find_end(seg, max_batch, &rebuilt);
                 if (rc == 0)
-                    rc = push_segment(log, seg);
+                    rc = rn__log_push_segment(log, seg);
                 if (rc < 0)
-                    return set_err(log, rc, "segment %020" PRId64 ": reopen", bases[i]);
+                    return rn__log_set_err(log, rc, "segment %020" PRId64 ": reopen", bases[i]);
                 break;
             }
         }
     }
     return 0;
+}
+
+/* ---- Leader epochs ------------------------------------------------------------
+ *
+ * Kafka writes its leader-epoch checkpoint (synced) at every new epoch,
+ * before the batch. runnel keeps the cache in memory (held) and writes the
+ * file when it matters, so an append never waits for it and flush=never
+ * stays free of syncs:
+ *
+ *  1. Before a segment is sealed (seal_rolled), and at close before the
+ *     clean marker: a segment recovery trusts (sealed, or every segment
+ *     after a clean close) has its epochs in the file.
+ *  2. After a crash, the segments recovery verifies are the last one and
+ *     rolled ones never sealed. The last one's epochs are re-derived from
+ *     its batch headers at open (entries from its base on dropped, then one
+ *     assign per batch). If a rolled unsealed segment is verified, open
+ *     removes the file before sealing it and rebuilds the file from every
+ *     batch header: a crash in between finds no file and rebuilds again.
+ *  3. A truncation writes the file after the cut; a crash in between leaves
+ *     entries past the log end, which open drops. Retention trims memory;
+ *     a file behind it has entries below the log start, which open clamps.
+ */
+
+static int assign_cb(void *arg, const rn_batch_header *h)
+{
+    int rc = rn_leader_epochs_assign(arg, h->partition_leader_epoch, h->base_offset);
+    return rc < 0 ? rc : 0;
+}
+
+/* Load the leader-epoch checkpoint and make it agree with the recovered log
+ * (rules above). A missing file for a log that holds batches, or a corrupt
+ * one, is rebuilt from the batch headers (a header-only pass: pread,
+ * nothing mapped) and the open info says so. */
+static int open_epochs(rn_log *log, rn_log_open_info *info)
+{
+    int rc = rn_leader_epochs_open(&log->epochs, log->dir);
+    if (rc < 0 && rc != -RN_E_CORRUPT_FILE)
+        return rn__log_set_err(log, rc, "leader-epoch checkpoint");
+    rn_leader_epochs_hold(log->epochs, true);
+    bool rebuild = rc == -RN_E_CORRUPT_FILE || log->epochs_dropped ||
+                   (rc == 1 && log->leo > log->start_offset);
+    int64_t from = log->start_offset;
+    if (rebuild) {
+        rn_leader_epochs_clear(log->epochs);
+        info->epochs_rebuilt = true;
+    } else if (!info->clean) {
+        from = active(log)->base_offset; /* rule 2: what recovery verified */
+        rn_leader_epochs_truncate_from_end(log->epochs, from);
+    } else {
+        from = log->leo; /* nothing to walk */
+    }
+    if (from < log->leo) {
+        rc = rn_log_walk_headers(log, from, assign_cb, log->epochs);
+        if (rc < 0)
+            return rn__log_set_err(log, rc, "rebuilding the leader epochs");
+    }
+    rn_leader_epochs_truncate_from_end(log->epochs, log->leo);
+    rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
+    /* A rebuild writes even an empty cache: the file then says "no epochs"
+     * and the next open does not walk again. */
+    rc = rebuild ? rn_leader_epochs_write(log->epochs) : rn_leader_epochs_flush(log->epochs);
+    return rc < 0 ? rn__log_set_err(log, rc, "writing the leader-epoch checkpoint") : 0;
 }
 
 int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
@@ -1232,10 +1242,13 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
     }
     rc = rn_sys_mkdir(dir, 0755);
     if (rc < 0) {
-        set_err(log, rc, "mkdir %s", dir);
+        rn__log_set_err(log, rc, "mkdir %s", dir);
         goto fail;
     }
-    rc = list_segments(log, &bases, &n);
+    rc = rn__log_finish_truncate_fully(log);
+    if (rc < 0)
+        goto fail;
+    rc = rn__log_list_segments(log, &bases, &n);
     if (rc < 0)
         goto fail;
 
@@ -1262,7 +1275,7 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
             if (dropped > 0)
                 info.truncated_at = active(log)->next_offset;
             if (rc < 0) {
-                set_err(log, rc, "recovery");
+                rn__log_set_err(log, rc, "recovery");
                 goto fail;
             }
         }
@@ -1271,9 +1284,9 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
         rn_segment *seg;
         rc = rn_segment_create(&seg, dir, 0, cfg, rn_log_clock_ms());
         if (rc == 0)
-            rc = push_segment(log, seg);
+            rc = rn__log_push_segment(log, seg);
         if (rc < 0) {
-            set_err(log, rc, "creating the first segment");
+            rn__log_set_err(log, rc, "creating the first segment");
             goto fail;
         }
     }
@@ -1283,12 +1296,15 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
     if (rc == 0)
         rc = rn_checkpoint_remove(dir, CLEAN_MARKER);
     if (rc < 0) {
-        set_err(log, rc, "sync after open");
+        rn__log_set_err(log, rc, "sync after open");
         goto fail;
     }
     log->start_offset = log->segs[0]->base_offset;
     log->leo = log->next_assign = log->flushed = act->next_offset;
     log->visible_seg = act;
+    rc = open_epochs(log, &info);
+    if (rc < 0)
+        goto fail;
     if (n == 0)
         info.clean = true; /* a new log: nothing to recover */
     info.n_segments = log->n_segs;
@@ -1313,6 +1329,8 @@ int rn_log_close(rn_log *log)
         rc = log->failed;
     if (rc == 0)
         rc = rn_log_flush_sync(log);
+    if (rc == 0)
+        rc = rn_leader_epochs_flush(log->epochs); /* before any seal or the marker */
     for (unsigned i = 0; i < log->n_segs; i++) {
         int r = rn_segment_seal(log->segs[i]);
         if (rc == 0)
@@ -1339,7 +1357,8 @@ int rn_log_open_info_str(const rn_log_open_info *i, char *buf, size_t len)
     return snprintf(buf, len,
                     "clean=%s segments=%u scanned_segments=%u scanned_bytes=%" PRIu64
                     " dropped_bytes=%" PRIu64 " truncated_at=%" PRId64
-                    " dropped_segments=%u rebuilt_indexes=%u",
+                    " dropped_segments=%u rebuilt_indexes=%u%s",
                     i->clean ? "true" : "false", i->n_segments, i->n_scanned, i->bytes_scanned,
-                    i->bytes_dropped, i->truncated_at, i->n_segments_dropped, i->n_index_rebuilt);
+                    i->bytes_dropped, i->truncated_at, i->n_segments_dropped, i->n_index_rebuilt,
+                    i->epochs_rebuilt ? " rebuilt_leader_epochs=true" : "");
 }

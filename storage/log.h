@@ -60,14 +60,15 @@ const char *rn_log_config_flush_str(const rn_log_config *c, char *buf, size_t le
 
 /* What opening found, for the one log line recovery prints. */
 typedef struct rn_log_open_info {
-    bool clean;              /* a valid clean-shutdown marker skipped the scan */
+    bool clean; /* a valid clean-shutdown marker skipped the scan */
     unsigned n_segments;
-    unsigned n_scanned;      /* segments whose tail was verified */
+    unsigned n_scanned; /* segments whose tail was verified */
     unsigned n_index_rebuilt;
     uint64_t bytes_scanned;
-    uint64_t bytes_dropped;  /* non-zero bytes after the last good batch */
-    int64_t truncated_at;    /* offset where the log was cut, or -1 */
+    uint64_t bytes_dropped;      /* non-zero bytes after the last good batch */
+    int64_t truncated_at;        /* offset where the log was cut, or -1 */
     unsigned n_segments_dropped; /* whole segments after a bad byte */
+    bool epochs_rebuilt;         /* leader-epoch-checkpoint was missing or corrupt: rebuilt */
 } rn_log_open_info;
 
 /* The open info as one logfmt fragment ("clean=false segments=3 … dropped_bytes=120"),
@@ -77,7 +78,10 @@ int rn_log_open_info_str(const rn_log_open_info *info, char *buf, size_t len);
 /* Open (creating the directory if missing) the log in dir. name is used in
  * messages ("orders-3"). io is borrowed for the life of the log. Runs recovery
  * synchronously when the last shutdown was not clean, then removes the clean
- * marker so a crash from here on is detected. info may be NULL.
+ * marker so a crash from here on is detected. Loads the leader-epoch
+ * checkpoint (storage/leader_epoch.h) and makes it agree with the recovered
+ * log, rebuilding it from the batch headers when missing or corrupt
+ * (info->epochs_rebuilt). info may be NULL.
  * Errors: -errno (directory, files), -RN_E_CORRUPT_* when a file cannot be
  * repaired, -ENOMEM. On error nothing is left open. */
 int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
@@ -101,12 +105,15 @@ typedef void (*rn_log_append_cb)(void *arg, int err, int64_t base_offset, int64_
 
 /* Append one record batch. Checks it (rn_batch_check: header and CRC), stamps
  * base_offset and leader_epoch into batch in place, and submits the write.
+ * A leader_epoch >= 0 that differs from the latest one in the leader-epoch
+ * cache adds an entry (epoch, base_offset) there; the checkpoint file gets
+ * it before the segment holding the batch is sealed, or at close.
  * batch is borrowed until cb runs. Returns 0 when submitted (cb will run
  * exactly once, from rn_io_run) or a negative error, in which case cb never
  * runs: a -RN_E_BATCH_* / -RN_E_MESSAGE_TOO_LARGE code for a bad batch,
  * -RN_E_LOG_FAILED after an fdatasync failure, -ENOMEM. */
-int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
-                  rn_log_append_cb cb, void *arg);
+int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn_log_append_cb cb,
+                  void *arg);
 
 /* rn_log_append and run io until it completes. For tools and tests. */
 int rn_log_append_sync(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
@@ -140,8 +147,7 @@ int rn_log_walk_headers(rn_log *log, int64_t from, rn_log_header_cb cb, void *ar
  * Errors: -RN_E_OFFSET_OUT_OF_RANGE (below the log start offset or above
  * max_offset), -RN_E_CORRUPT_INDEX / -RN_E_CORRUPT_SEGMENT (the bytes at the
  * indexed position are not a batch). */
-int rn_log_read(rn_log *log, int64_t offset, size_t max_bytes, int64_t max_offset,
-                rn_slice *out);
+int rn_log_read(rn_log *log, int64_t offset, size_t max_bytes, int64_t max_offset, rn_slice *out);
 
 /* Release the slice's segment reference; the data pointer dies with it. */
 void rn_slice_release(rn_slice *s);
@@ -151,8 +157,8 @@ void rn_slice_release(rn_slice *s);
  * offset when no batch is that recent. */
 int64_t rn_log_offset_for_time(rn_log *log, int64_t ts);
 
-int64_t rn_log_start_offset(const rn_log *log);  /* first offset still kept */
-int64_t rn_log_end_offset(const rn_log *log);    /* leo: after the last written batch */
+int64_t rn_log_start_offset(const rn_log *log);   /* first offset still kept */
+int64_t rn_log_end_offset(const rn_log *log);     /* leo: after the last written batch */
 int64_t rn_log_flushed_offset(const rn_log *log); /* after the last fdatasync'd batch */
 /* What consumers may read: flushed offset with flush=always (so a crash can
  * never take back what a consumer saw), else the log end offset. */
@@ -180,10 +186,63 @@ int rn_log_flush_sync(rn_log *log);
  * remains. (retention_bytes also makes the active segment roll at half of it
  * on append, so size retention can trim a log whose segments are larger.)
  * Readers holding a deleted segment keep its mapping until they release it.
+ * The first leader-epoch entry is clamped to the new log start.
  * Returns the number of segments deleted, or a negative error when the roll
  * or a delete failed before anything was deleted (rn_log_errmsg says which;
  * the next call tries again). */
 int rn_log_enforce_retention(rn_log *log, int64_t now_ms);
+
+/* Truncate the log to offset, as a follower does after OffsetsForLeaderEpoch
+ * (KIP-101/279): every batch at or above offset goes. An offset inside a
+ * batch takes that whole batch (as Kafka's LogSegment.truncateTo): the log
+ * then ends at the batch's base offset, below offset, and *new_end (may be
+ * NULL) says where. Segments after it are deleted, the one holding it is cut
+ * and reopened for appends, the log end offset, the flushed offset and so the
+ * high watermark move back to the new end, and leader epochs starting at or
+ * past it are dropped (rn_log_leader_epochs). offset >= the log end: nothing
+ * is cut (epochs past the end still go); offset below the log start: as
+ * rn_log_truncate_fully(offset).
+ *
+ * Synchronous and durable: it first waits for the appends in flight (running
+ * io, so their callbacks run inside this call), and the cut is on disk
+ * before it returns; a crash at any point recovers to the old log or the
+ * truncated one, never a mix (the order of the steps is at the top of the
+ * truncation code in log.c). Readers holding slices keep their bytes: a
+ * segment a reader holds is replaced by a copy of its kept bytes rather than
+ * cut under the reader's mapping.
+ *
+ * Errors: -EINVAL (offset < 0); the log's failure (-RN_E_LOG_FAILED, or a
+ * failed write's error) when it cannot take appends; -RN_E_CORRUPT_INDEX when
+ * the batch holding offset cannot be found; -errno of a step. An error before
+ * the cut leaves the log as it was; one after it fails the log
+ * (-RN_E_LOG_FAILED from then on) and the next rn_log_open finishes the
+ * truncation. An error writing only the leader-epoch checkpoint leaves a
+ * truncated log with stale epochs past its end, which appends and the next
+ * open drop. Owner's thread. */
+int rn_log_truncate_to(rn_log *log, int64_t offset, int64_t *new_end);
+
+/* Delete every segment and start an empty log at offset (log start = log end
+ * = offset): Kafka's truncateFullyAndStartAt, for a follower whose log end is
+ * below the leader's log start, or whose whole log diverged. Journalled by a
+ * small durable marker, so a crash at any point recovers to the old log or
+ * the empty one (an open that finds the marker completes it); durable when
+ * it returns 0. Waits for appends in flight as rn_log_truncate_to does.
+ * Leader epochs are cleared. Readers keep the mappings they hold.
+ * Errors: -EINVAL (offset < 0), the log's failure, -errno of the marker's
+ * write (the log is unchanged; unless taking a half-written marker back
+ * failed too, which fails the log), or of a later step (the log fails, the
+ * next open completes it). Owner's thread. */
+int rn_log_truncate_fully(rn_log *log, int64_t offset);
+
+/* OffsetsForLeaderEpoch for this log: the end offset of epoch as
+ * rn_leader_epochs_end_offset_for answers it (storage/leader_epoch.h), never
+ * past the log end offset. */
+void rn_log_end_offset_for_epoch(const rn_log *log, int32_t epoch, int32_t *out_epoch,
+                                 int64_t *out_end_offset);
+
+/* The log's leader-epoch cache (read-only; valid while the log is open).
+ * Appends with a new epoch add an entry; truncation and retention trim it. */
+const struct rn_leader_epochs *rn_log_leader_epochs(const rn_log *log);
 
 /* Roll now if the active segment is older than roll_ms (appends also check). */
 int rn_log_maybe_roll(rn_log *log, int64_t now_ms);

@@ -361,8 +361,7 @@ out:
 
 /* ---- Changing the files --------------------------------------------------- */
 
-/* Index entries (and the time entries after them) at or past pos/next_offset go. */
-static void trim_indexes(rn_segment *seg, uint64_t pos, int64_t next_offset)
+void rn_segment_trim_indexes(rn_segment *seg, uint64_t pos, int64_t next_offset)
 {
     uint32_t n = seg->idx.n;
     while (n > 0 && rn_offset_index_get(&seg->idx, n - 1).pos >= pos)
@@ -380,7 +379,7 @@ int rn_segment_truncate(rn_segment *seg, uint64_t pos, int64_t next_offset)
 {
     if (seg->fd < 0)
         return -EBADF;
-    trim_indexes(seg, pos, next_offset);
+    rn_segment_trim_indexes(seg, pos, next_offset);
     /* Cut, then (for the active segment) regrow sparse: the tail reads as zeros,
      * which is the end of data, so nothing past pos can come back. */
     int rc = rn_sys_ftruncate(seg->fd, (off_t)pos);

@@ -116,6 +116,11 @@ int rn_segment_walk_headers(const rn_segment *seg, uint64_t pos, rn_segment_head
  * index entries at or after it are dropped. */
 int rn_segment_truncate(rn_segment *seg, uint64_t pos, int64_t next_offset);
 
+/* Drop the index entries (offset and time) at or past pos / next_offset,
+ * zeroing them in the mapped files; the data is not touched. For a cut made
+ * on the .log by other means (rn_log_truncate_to). */
+void rn_segment_trim_indexes(rn_segment *seg, uint64_t pos, int64_t next_offset);
+
 /* Seal: final time index entry, indexes and .log shrunk to size and synced,
  * descriptors closed. The mapping stays for readers. */
 int rn_segment_seal(rn_segment *seg);

@@ -7,18 +7,18 @@
  * batch codec of protocol/batch.h, and prints through cli_output.c, so
  * `replay --format ndjson` prints what `consume -J` prints for the same
  * records. storage/log.h is not used: it opens a log to write (recovery,
- * truncation, clean markers), and replay must never change a byte.
- *
- * Reading while a broker writes (the point of "offline, safe"):
- *   - Each .log is mapped read-only at its size when opened. The active
- *     segment is sparse-preallocated, so its tail is zeros: an all-zero header
- *     is the end of the data, not an error.
- *   - A batch is first copied out of the mapping into a private buffer, then
- *     checked (length, CRC-32C) and decoded from the copy: the broker can
- *     append, seal (truncate to size) or, after a crash, cut and rewrite a tail
- *     under us, and we still decode only bytes that verified together.
- *   - The copies run under a SIGBUS guard: a file truncated below our mapping
- *     (seal, recovery) faults on touch, which ends that segment like its end.
+ * truncation, clean markers), and replay must never change a byte. The
+ * partition directory is read with storage/log_dir.h, the read-only half
+ * the log's own open shares: the same list of segments, and a walk that is
+ * safe while a broker writes (the point of "offline, safe"):
+ *   - Each .log is read with pread up to its size when opened, never mapped:
+ *     a file cut under us (a seal, recovery) cannot fault, it just ends. The
+ *     active segment is sparse-preallocated, so its tail is zeros: an
+ *     all-zero header is the end of the data, not an error.
+ *   - A batch is copied into a private buffer, then checked (length,
+ *     CRC-32C) and decoded from the copy: the broker can append, seal or,
+ *     after a crash, cut and rewrite a tail under us, and we still decode
+ *     only bytes that verified together.
  *   - The walk of a partition stops at the first incomplete or bad batch
  *     (what recovery would cut), with one note on stderr for a bad one.
  *
@@ -36,21 +36,16 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "protocol/batch.h"
 #include "protocol/errors.h"
-#include "protocol/partition_meta.h"
 #include "metadata.pb-c.h"
+#include "protocol/partition_meta.h"
+#include "storage/log_dir.h"
 #include "tools/cli_common.h"
 
 enum { OPT_FROM = 256, OPT_TO, OPT_FORMAT };
@@ -76,36 +71,6 @@ typedef struct replay {
     cli_progress progress;
     bool out_failed;
 } replay;
-
-/* ------------------------------------------------------------------------ */
-/* SIGBUS guard                                                              */
-/* ------------------------------------------------------------------------ */
-
-static sigjmp_buf bus_env;
-static volatile sig_atomic_t bus_armed;
-
-static void on_sigbus(int sig)
-{
-    if (bus_armed)
-        siglongjmp(bus_env, 1);
-    /* A fault outside a guarded copy is a real bug: die of it. */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* memcpy from a mapping; -EFAULT when the file was truncated under it. Only a
- * plain copy runs guarded, so a jump leaves no lock or allocation behind. */
-static int guarded_copy(void *dst, const void *src, size_t len)
-{
-    if (sigsetjmp(bus_env, 1)) {
-        bus_armed = 0;
-        return -EFAULT;
-    }
-    bus_armed = 1;
-    memcpy(dst, src, len);
-    bus_armed = 0;
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Directories                                                               */
@@ -165,42 +130,6 @@ static int list_partitions(const char *dir, const char *topic, int64_t **out, si
     return 0;
 }
 
-/* Base offsets of the "<20 digits>.log" files in a partition directory, sorted. */
-static int list_segments(const char *pdir, int64_t **out, size_t *n)
-{
-    DIR *d = opendir(pdir);
-    if (!d)
-        return -errno;
-    size_t cnt = 0, cap = 0;
-    int64_t *v = NULL;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d))) {
-        if (strlen(e->d_name) != 24 || strcmp(e->d_name + 20, ".log") || !all_digits(e->d_name, 20))
-            continue;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *nv = realloc(v, cap * sizeof(*nv));
-            if (!nv) {
-                rc = -ENOMEM;
-                break;
-            }
-            v = nv;
-        }
-        v[cnt++] = strtoll(e->d_name, NULL, 10);
-    }
-    closedir(d);
-    if (rc < 0) {
-        free(v);
-        return rc;
-    }
-    if (cnt)
-        qsort(v, cnt, sizeof(*v), cmp_i64);
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Walking one partition                                                     */
 /* ------------------------------------------------------------------------ */
@@ -212,14 +141,6 @@ enum seg_end {
     SEG_BAD,     /* an incomplete or bad batch: stop this partition */
     SEG_PART_END /* --to reached for this partition */
 };
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
-}
 
 /* Print one record; false when the output failed. */
 static bool emit(replay *r, const rn_message *m)
@@ -327,45 +248,23 @@ static enum seg_end print_batch(replay *r, int32_t partition, size_t len, bool *
     return end;
 }
 
-/* Walk the batches of one mapped segment from position 0. *next is the offset
- * expected next in the partition (-1 unknown), *at_offset where a bad batch
- * sits. */
-static enum seg_end walk_segment(replay *r, int32_t partition, const uint8_t *map, size_t len,
-                                 int64_t *next, bool *skipping_ts, int *err, uint64_t *bad_pos)
+/* Walk the batches of one segment from position 0 (storage/log_dir.h).
+ * rd->next_offset is the offset expected next in the partition (-1
+ * unknown); *bad_pos gets where a bad batch sits. */
+static enum seg_end walk_segment(replay *r, int32_t partition, rn_segment_reader *rd,
+                                 bool *skipping_ts, int *err, uint64_t *bad_pos)
 {
-    size_t pos = 0;
-    uint8_t hdr[RN_BATCH_HEADER_LEN];
     while (!cli_stop) {
-        *bad_pos = pos;
-        if (len - pos < RN_BATCH_HEADER_LEN) {
-            /* A few stray non-zero bytes at EOF are a torn header. */
-            if (pos < len && guarded_copy(hdr, map + pos, len - pos) == 0 &&
-                !all_zero(hdr, len - pos)) {
-                *err = -RN_E_BATCH_TRUNCATED;
-                return SEG_BAD;
-            }
-            return SEG_END;
-        }
-        if (guarded_copy(hdr, map + pos, sizeof(hdr)) < 0)
-            return SEG_END; /* truncated under us: that was its end */
-        if (all_zero(hdr, sizeof(hdr)))
-            return SEG_END;
+        *bad_pos = rd->pos;
         rn_batch_header h;
-        int rc = rn_batch_peek(hdr, sizeof(hdr), 0, &h);
+        int rc = rn_segment_reader_peek(rd, &h);
+        if (rc == 0)
+            return SEG_END;
         if (rc < 0) {
             *err = rc;
             return SEG_BAD;
         }
         size_t size = rn_batch_size(&h);
-        if (size > len - pos) {
-            *err = -RN_E_BATCH_TRUNCATED;
-            return SEG_BAD;
-        }
-        if (*next >= 0 && h.base_offset < *next) {
-            /* Offsets going back: stale bytes past what a crash cut. */
-            *err = -RN_E_CORRUPT_SEGMENT;
-            return SEG_BAD;
-        }
         int64_t last = h.base_offset + h.last_offset_delta;
         if (r->to.set && !r->to.is_time && h.base_offset >= r->to.v)
             return SEG_PART_END;
@@ -382,16 +281,16 @@ static enum seg_end walk_segment(replay *r, int32_t partition, const uint8_t *ma
                 r->buf = nb;
                 r->buf_cap = size;
             }
-            if (guarded_copy(r->buf, map + pos, size) < 0) {
-                *err = -RN_E_BATCH_TRUNCATED;
+            rc = rn_segment_reader_read(rd, &h, r->buf);
+            if (rc < 0) {
+                *err = rc;
                 return SEG_BAD;
             }
             enum seg_end e = print_batch(r, partition, size, skipping_ts, err);
             if (e != SEG_END)
                 return e;
         }
-        *next = last + 1;
-        pos += size;
+        rn_segment_reader_advance(rd, &h);
     }
     return SEG_STOP;
 }
@@ -404,8 +303,8 @@ static int replay_partition(replay *r, int32_t partition)
     if (snprintf(pdir, sizeof(pdir), "%s/%s-%d", r->dir, r->topic, partition) >= (int)sizeof(pdir))
         return -ENAMETOOLONG;
     int64_t *segs = NULL;
-    size_t n_segs = 0;
-    int rc = list_segments(pdir, &segs, &n_segs);
+    unsigned n_segs = 0;
+    int rc = rn_log_dir_list(pdir, &segs, &n_segs, NULL, NULL);
     if (rc < 0) {
         cli_fail(rc, "%s", pdir);
         return rc;
@@ -422,42 +321,29 @@ static int replay_partition(replay *r, int32_t partition)
     for (size_t i = first; i < n_segs && !cli_stop; i++) {
         char path[4200];
         snprintf(path, sizeof(path), "%s/%020" PRId64 ".log", pdir, segs[i]);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            if (errno == ENOENT)
-                continue; /* retention deleted it since the listing */
-            result = -errno;
+        rn_segment_reader rd;
+        rc = rn_segment_reader_open(&rd, pdir, segs[i]);
+        if (rc == -ENOENT)
+            continue; /* retention deleted it since the listing */
+        if (rc < 0) {
+            result = rc;
             cli_fail(result, "%s", path);
             break;
         }
-        struct stat st;
-        if (fstat(fd, &st) < 0) {
-            result = -errno;
-            cli_fail(result, "%s", path);
-            close(fd);
-            break;
-        }
-        if (st.st_size == 0) {
-            close(fd);
+        if (rd.limit == 0) {
+            rn_segment_reader_close(&rd);
             continue;
         }
         if (next >= 0 && segs[i] != next)
             cli_note("%s-%d: segment %020" PRId64 " does not follow offset %" PRId64
                      " (files missing?): going on from it",
                      r->topic, partition, segs[i], next - 1);
-        size_t len = (size_t)st.st_size;
-        void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-        int merr = errno;
-        close(fd); /* the mapping keeps the file */
-        if (map == MAP_FAILED) {
-            result = -merr;
-            cli_fail(result, "mapping %s", path);
-            break;
-        }
+        rd.next_offset = next;
         int err = 0;
         uint64_t bad_pos = 0;
-        enum seg_end e = walk_segment(r, partition, map, len, &next, &skipping_ts, &err, &bad_pos);
-        munmap(map, len);
+        enum seg_end e = walk_segment(r, partition, &rd, &skipping_ts, &err, &bad_pos);
+        next = rd.next_offset;
+        rn_segment_reader_close(&rd);
         if (e == SEG_END)
             continue;
         if (e == SEG_BAD) {

@@ -891,3 +891,92 @@ Test(recovery, startup_does_not_read_whole_log)
     (void)p;
     fixture_fini(&f);
 }
+
+/* The stored length of a batch built by th_batch_new. */
+static size_t rn_batch_size_of(const uint8_t *b)
+{
+    return 12 + (size_t)th_be32(b + RN_BATCH_OFF_LENGTH);
+}
+
+/* A batch of exactly len bytes (one record, its value sized to fit). */
+static uint8_t *batch_of_size(uint64_t seed, size_t want)
+{
+    for (size_t v = 0; v < want; v++) {
+        size_t len;
+        uint8_t *b = th_batch_new(seed, 1, v, &len);
+        if (len == want)
+            return b;
+        free(b);
+        if (len > want)
+            break;
+    }
+    for (size_t v = 0; v < want; v++) {
+        size_t len;
+        uint8_t *b = th_batch_new(seed, 2, v, &len);
+        if (len == want)
+            return b;
+        free(b);
+        if (len > want)
+            break;
+    }
+    cr_assert_fail("no batch of %zu bytes", want);
+    return NULL;
+}
+
+static void ack_count(void *arg, int err, int64_t base, int64_t last)
+{
+    (void)base;
+    (void)last;
+    cr_assert_eq(err, 0);
+    (*(int *)arg)++;
+}
+
+// A rolled segment whose batches fill it exactly and whose seal a crash cut short has a file
+// exactly as long as its data, like a sealed one: it must still be verified, not trusted.
+Test(recovery, exactly_full_unsealed_segment_is_verified)
+{
+    char *root = th_tmpdir("exactfull");
+    char dir[4096], copy[4096], p[4096];
+    th_path(dir, root, "log");
+    th_path(copy, root, "crashed");
+    rn_io *io = th_io_new();
+    rn_log_config cfg;
+    th_config(&cfg, 4096, RN_FLUSH_NEVER);
+    rn_log *log;
+    cr_assert_eq(rn_log_open(&log, io, dir, "full", &cfg, NULL), 0);
+    int acked = 0;
+    uint8_t *b[9];
+    for (int i = 0; i < 7; i++)
+        b[i] = batch_of_size((uint64_t)i, 500);
+    b[7] = batch_of_size(7, 4096 - 7 * 500); /* the segment is now exactly full */
+    b[8] = batch_of_size(8, 300);            /* rolls */
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(rn_log_append(log, b[i], rn_batch_size_of(b[i]), 1, ack_count, &acked), 0);
+        while (acked < i + 1)
+            cr_assert_geq(rn_io_run(io, 1), 0);
+    }
+    cr_assert_eq(rn_log_segment_count(log), 1);
+    cr_assert_eq(rn_log_append(log, b[8], rn_batch_size_of(b[8]), 1, ack_count, &acked), 0);
+    cr_assert_eq(rn_log_segment_count(log), 2, "the ninth batch rolls");
+    /* The power goes now: the roll's fdatasync of segment 0 has not even been
+     * submitted. The disk holds what the page cache holds, except the first
+     * sector of segment 0, which never got there. */
+    th_copy_dir(dir, copy);
+    uint8_t zero[512] = {0};
+    th_write_at(th_seg_path(p, copy, 0, ".log"), 0, zero, sizeof(zero));
+    cr_assert_eq(th_file_size(p), 4096, "the file is exactly as long as its data");
+    rn_log_abandon(log);
+    rn_log_open_info info;
+    cr_assert_eq(rn_log_open(&log, io, copy, "full", &cfg, &info), 0);
+    th_batches got = {0};
+    th_read_all(log, 1 << 20, &got); /* before the fix: CORRUPT_INDEX at offset 0 */
+    cr_assert_eq(got.n, 0, "%zu batches served from a segment whose first sector is lost", got.n);
+    cr_assert_eq(rn_log_end_offset(log), 0);
+    th_batches_free(&got);
+    rn_log_abandon(log);
+    for (int i = 0; i < 9; i++)
+        free(b[i]);
+    rn_io_free(io);
+    th_rmrf(root);
+    free(root);
+}

@@ -1,0 +1,108 @@
+/*
+ * log_impl.h — the partition log's state, internal to storage/: shared by
+ * log.c (append, read, flush, roll, retention, open/close) and
+ * log_truncate.c (truncation). Nothing outside storage/ includes it.
+ * Same thread rules as log.h: the owning reactor only.
+ */
+#ifndef RN_LOG_IMPL_H
+#define RN_LOG_IMPL_H
+
+#include <linux/time_types.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/batch.h"
+#include "storage/io.h"
+#include "storage/leader_epoch.h"
+#include "storage/log.h"
+#include "storage/segment.h"
+
+enum pending_state { WRITING, WRITTEN, FAILED };
+
+/* One append between rn_log_append and its callback. */
+typedef struct pending {
+    rn_io_op op; /* first: the CQE's user_data */
+    rn_log *log;
+    rn_segment *seg;
+    uint64_t pos;
+    const uint8_t *buf;
+    size_t len, done;
+    int64_t base_offset, last_offset;
+    rn_batch_header h;
+    rn_log_append_cb cb;
+    void *arg;
+    enum pending_state state;
+    int err;
+    struct pending *next;
+} pending;
+
+typedef struct queue {
+    pending *head, *tail;
+} queue;
+
+struct rn_log {
+    rn_io *io;
+    char *dir, *name;
+    rn_log_config cfg;
+
+    rn_segment **segs; /* sorted by base offset; the last is active */
+    unsigned n_segs, cap_segs;
+    /* rn_log_size_bytes: the bytes of every segment but the active one, as of
+     * the segment list (count, first, active) it was summed for. Sealed sizes
+     * never change, so the sum holds until that list does. */
+    uint64_t older_bytes;
+    unsigned older_n;
+    const rn_segment *older_first, *older_active;
+
+    int64_t start_offset;
+    int64_t next_assign; /* offset the next append gets (counts writes in flight) */
+    int64_t leo;         /* after the last visible batch */
+    int64_t flushed;     /* after the last batch known to be on disk */
+    rn_segment *visible_seg;
+
+    queue writes;   /* submitted, not yet visible, in offset order */
+    queue unsynced; /* visible, waiting for fdatasync (flush=always) */
+    uint64_t unsynced_bytes;
+    unsigned n_seal_inflight; /* rolled segments being synced before their seal */
+    pending *free_list;
+
+    bool sync_inflight;
+    rn_io_op sync_op;
+    rn_segment *sync_seg; /* referenced while the sync runs */
+    int64_t sync_target;
+    bool sync_deferred; /* submit_sync waited for a rolled segment's fdatasync */
+
+    bool timer_armed, cancel_inflight;
+    rn_io_op timer_op, cancel_op;
+    struct __kernel_timespec timer_ts;
+
+    rn_leader_epochs *epochs; /* leader-epoch-checkpoint (storage/leader_epoch.h), held */
+    bool epochs_dropped;      /* open removed the file: rebuild it from every batch */
+
+    int failed; /* sticky: -RN_E_LOG_FAILED after a failed fdatasync */
+    int broken; /* a write failed; appends refused until the tail is cut */
+    rn_segment *broken_seg;
+    uint64_t broken_pos;
+
+    char errmsg[512];
+};
+
+/* Set the log's error message ("<name>: <what>: <error>") and return rc. */
+int rn__log_set_err(rn_log *log, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Append seg to the segment list. Errors: -ENOMEM. */
+int rn__log_push_segment(rn_log *log, rn_segment *seg);
+
+/* Index of the last segment whose base offset <= offset (0 when none). */
+unsigned rn__log_segment_for(const rn_log *log, int64_t offset);
+
+/* Base offsets of the .log files in the log's directory, sorted
+ * (storage/log_dir.h); leftover .tmp files are removed. *out is malloc'd. */
+int rn__log_list_segments(rn_log *log, int64_t **out, unsigned *n_out);
+
+/* At open, before listing: finish a truncate-fully a crash interrupted
+ * (log_truncate.c). */
+int rn__log_finish_truncate_fully(rn_log *log);
+
+#endif
