@@ -36,10 +36,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "protocol/batch.h"
 #include "protocol/errors.h"
@@ -417,39 +419,30 @@ static int live_topic_id(const char *dir, const char *topic, uint8_t id[16])
     if (snprintf(mdir, sizeof(mdir), "%s/%s", dir, MD_DIR_NAME) >= (int)sizeof(mdir))
         return -ENAMETOOLONG;
     int64_t *segs = NULL;
-    size_t n_segs = 0;
-    int rc = list_segments(mdir, &segs, &n_segs);
+    unsigned n_segs = 0;
+    int rc = rn_log_dir_list(mdir, &segs, &n_segs, NULL, NULL);
     if (rc < 0)
         return rc == -ENOTDIR ? -ENOENT : rc;
     int live = 0;
     bool stop = false;
-    for (size_t i = 0; i < n_segs && !stop && rc == 0; i++) {
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/%020" PRId64 ".log", mdir, segs[i]);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            rc = -errno;
-            break;
-        }
-        struct stat st;
-        void *map = MAP_FAILED;
-        size_t len = 0;
-        if (fstat(fd, &st) == 0 && st.st_size > 0) {
-            len = (size_t)st.st_size;
-            map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-        }
-        close(fd);
-        if (map == MAP_FAILED)
+    int64_t next = -1;
+    for (unsigned i = 0; i < n_segs && !stop && rc == 0; i++) {
+        rn_segment_reader rd;
+        rc = rn_segment_reader_open(&rd, mdir, segs[i]);
+        if (rc == -ENOENT) { /* removed since the listing */
+            rc = 0;
             continue;
-        /* Copied out under the SIGBUS guard, as segments are (design block). */
-        size_t pos = 0;
-        while (pos + RN_BATCH_HEADER_LEN <= len) {
-            uint8_t hdr[RN_BATCH_HEADER_LEN];
+        }
+        if (rc < 0)
+            break;
+        rd.next_offset = next;
+        for (;;) {
             rn_batch_header h;
-            if (guarded_copy(hdr, (const uint8_t *)map + pos, sizeof(hdr)) < 0 ||
-                all_zero(hdr, sizeof(hdr)) || rn_batch_peek(hdr, sizeof(hdr), 0, &h) < 0 ||
-                rn_batch_size(&h) > len - pos) {
-                stop = !all_zero(hdr, sizeof(hdr));
+            int prc = rn_segment_reader_peek(&rd, &h);
+            if (prc == 0)
+                break;
+            if (prc < 0) {
+                stop = true; /* a torn tail: what follows is not the log */
                 break;
             }
             size_t blen = rn_batch_size(&h);
@@ -458,16 +451,17 @@ static int live_topic_id(const char *dir, const char *topic, uint8_t id[16])
                 rc = -ENOMEM;
                 break;
             }
-            if (guarded_copy(b, (const uint8_t *)map + pos, blen) < 0) {
+            if (rn_segment_reader_read(&rd, &h, b) < 0) {
                 free(b);
                 stop = true;
                 break;
             }
             md_walk_batch(b, blen, topic, &live, id);
             free(b);
-            pos += blen;
+            rn_segment_reader_advance(&rd, &h);
         }
-        munmap(map, len);
+        next = rd.next_offset;
+        rn_segment_reader_close(&rd);
     }
     free(segs);
     if (rc < 0)
@@ -644,10 +638,6 @@ int cli_replay(int argc, char **argv)
         cli_fail(rc, "data directory %s", r.dir);
         goto out;
     }
-    /* Before the metadata log is read: it is copied under the guard too. */
-    struct sigaction sa = {.sa_handler = on_sigbus};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
     uint8_t live_id[16];
     rc = live_topic_id(r.dir, r.topic, live_id);
     if (rc == 0) {
