@@ -162,6 +162,7 @@ static void conn_new(rn_reactor *r, int fd)
     c->id = ++r->next_conn_id;
     c->refs = 1; /* the reactor's list */
     c->last_active_ms = rn_now_ms();
+    rn_sendq_init(&c->sq);
     rn_frame_decoder_init(&c->dec, &b->limits);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -249,7 +250,7 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
     rn_broker *b = r->b;
     for (rn_conn *c = r->conns, *next; c; c = next) {
         next = c->next;
-        if (!c->dead && b->cfg.connections_max_idle_ms > 0 && !c->reqs && !c->out_head &&
+        if (!c->dead && b->cfg.connections_max_idle_ms > 0 && !c->reqs && !c->sq.head &&
             now - c->last_active_ms > b->cfg.connections_max_idle_ms)
             rn_conn_close(c, "idle");
     }
@@ -429,7 +430,7 @@ int rn_reactor_run(rn_reactor *r)
         bool busy = fwd_busy(r);
         for (rn_conn *c = r->conns, *next; c; c = next) {
             next = c->next;
-            if (!c->dead && !c->reqs && !c->out_head)
+            if (!c->dead && !c->reqs && !c->sq.head)
                 rn_conn_close(c, "shutdown");
             else if (!c->dead)
                 busy = true;
