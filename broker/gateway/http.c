@@ -690,16 +690,8 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
     c->last_active_ms = c->last_send_ms = rn_now_ms();
     rn_http_reader_init(&c->rd, RN_HTTP_MAX_HEADER_BYTES, gw->max_body);
     rn_gw_client_init(&c->client, gw->r, NULL);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+    rn_listen_accepted(fd, c->peer, sizeof(c->peer));
     snprintf(c->client.peer, sizeof(c->client.peer), "http %s", c->peer);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->next = gw->conns;
     if (gw->conns)
         gw->conns->prev = c;

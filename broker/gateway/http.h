@@ -33,6 +33,7 @@
 
 #include "broker/broker.h"
 #include "broker/gateway/client.h"
+#include "broker/net/listen.h"
 #include "broker/net/sendq.h"
 
 /* ---- Limits and timings ------------------------------------------------------ */
@@ -152,11 +153,10 @@ typedef struct rn_gateway_metrics {
 typedef struct rn_gateway {
     rn_reactor *r;
     rn_broker *b;
-    int listen_fd;
-    rn_io_op accept_op, tick_op, cancel_accept_op, cancel_tick_op;
+    rn_acceptor acc; /* the HTTP listener (broker/net/listen.h) */
+    rn_io_op tick_op, cancel_tick_op;
     struct __kernel_timespec tick_ts;
-    bool accepting, tick_armed, cancel_accept_inflight, cancel_tick_inflight, stopping;
-    bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
+    bool tick_armed, cancel_tick_inflight, stopping;
     rn_http_conn *conns;
     unsigned n_conns;     /* every connection listed, the reserve's included */
     unsigned n_reserve;   /* connections let in over max.connections */

@@ -138,10 +138,9 @@ void rn_reactor_buf_unref(rn_reactor *r, int bid)
 
 /* ---- Accept -------------------------------------------------------------------- */
 
-static void arm_accept(rn_reactor *r);
-
-static void conn_new(rn_reactor *r, int fd)
+static void conn_new(void *arg, int fd)
 {
+    rn_reactor *r = arg;
     rn_broker *b = r->b;
     /* Over max.connections the socket is closed at once: the native
      * protocol has no way to say "busy" before the client's first request. */
@@ -164,15 +163,7 @@ static void conn_new(rn_reactor *r, int fd)
     c->last_active_ms = rn_now_ms();
     rn_sendq_init(&c->sq);
     rn_frame_decoder_init(&c->dec, &b->limits);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    rn_listen_accepted(fd, c->peer, sizeof(c->peer));
     c->next = r->conns;
     if (r->conns)
         r->conns->prev = c;
@@ -192,48 +183,19 @@ static void shed_one(void *arg, int fd)
     rn_listen_close_refused(fd);
 }
 
-static void accept_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, accept_op));
-    if (res >= 0) {
-        conn_new(r, res);
-    } else if (res == -EMFILE || res == -ENFILE) {
-        /* Clients waiting in the queue are refused now rather than left
-         * unanswered; without the spare, wait a tick instead of spinning. */
-        if (rn_listen_shed(r->listen_fd, shed_one, r) == 0)
-            r->accept_backoff = true;
-    } else if (res != -ECANCELED) {
-        rn_logfmt(RN_DEBUG, "accept failed", "err=%s", rn_errname(res));
-    }
-    if (!(flags & IORING_CQE_F_MORE)) {
-        r->accepting = false;
-        if (!r->stopping && !r->accept_backoff)
-            arm_accept(r);
-    }
-}
-
-static void arm_accept(rn_reactor *r)
-{
-    struct io_uring_sqe *sqe = rn_io_sqe(r->io, &r->accept_op, accept_done);
-    if (!sqe)
-        return;
-    io_uring_prep_multishot_accept(sqe, r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    r->accepting = true;
-}
-
 int rn_reactor_listen(rn_reactor *r, const char *hostport)
 {
-    int rc = rn_listen_open("listen", hostport, true, &r->listen_fd);
+    int fd;
+    int rc = rn_listen_open("listen", hostport, true, &fd);
     if (rc < 0)
         return rc;
-    arm_accept(r);
+    rn_acceptor_start(&r->acc, r->io, fd);
     return 0;
 }
 
 void rn_reactor_listen_fd(rn_reactor *r, int fd)
 {
-    r->listen_fd = fd;
-    arm_accept(r);
+    rn_acceptor_start(&r->acc, r->io, fd);
 }
 
 /* ---- Tick: idle connections, rolls, retention -------------------------------------- */
@@ -260,11 +222,8 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
     rn_partitions_tick(r, now, retention); /* the partitions this reactor owns */
     if (r->index == 0)
         rn_groups_tick(b->groups, now);
-    if (r->accept_backoff && !r->stopping) {
-        r->accept_backoff = false;
-        if (!r->accepting && r->listen_fd >= 0)
-            arm_accept(r);
-    }
+    if (!r->stopping)
+        rn_acceptor_tick(&r->acc);
     if (!r->stopping)
         arm_tick(r);
 }
@@ -323,7 +282,7 @@ int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index)
     memset(r, 0, sizeof(*r));
     r->b = b;
     r->index = index;
-    r->listen_fd = -1;
+    rn_acceptor_init(&r->acc, "native", conn_new, shed_one, r);
     r->signal_fd = -1;
     int rc = rn_io_new(&r->io, 4096);
     if (rc < 0) {
@@ -372,8 +331,7 @@ int rn_reactor_run(rn_reactor *r)
     rn_broker *b = r->b;
     rn_self = r;
     arm_tick(r);
-    rn_io_op *cancel_accept = &r->cancel_accept, *cancel_tick = &r->cancel_tick,
-             *cancel_sig = &r->cancel_sig;
+    rn_io_op *cancel_tick = &r->cancel_tick, *cancel_sig = &r->cancel_sig;
     uint64_t stop_at = 0;
     bool stop_started = false;
     for (;;) {
@@ -398,14 +356,7 @@ int rn_reactor_run(rn_reactor *r)
             stop_started = true;
             stop_at = rn_now_ns() + (uint64_t)DRAIN_MS * 1000000ull;
             /* Stop accepting and reading; requests in flight finish. */
-            if (r->accepting) {
-                struct io_uring_sqe *sqe = rn_io_sqe(r->io, cancel_accept, noop_cb);
-                io_uring_prep_cancel(sqe, &r->accept_op, 0);
-            }
-            if (r->listen_fd >= 0) {
-                close(r->listen_fd);
-                r->listen_fd = -1;
-            }
+            rn_acceptor_stop(&r->acc);
             rn_gateway_stop(r); /* HTTP: stop accepting, end streams, finish requests */
             /* Parked long polls answer now with what there is (rn_fetch_wake
              * sees `stopping` and answers final) instead of holding the
@@ -460,7 +411,8 @@ int rn_reactor_run(rn_reactor *r)
         io_uring_prep_cancel(sqe, &r->signal_op, 0);
     }
     uint64_t give_up = rn_now_ns() + 2000000000ull;
-    while (r->n_live || r->tick_armed || r->signal_armed || r->accepting || !rn_gateway_idle(r)) {
+    while (r->n_live || r->tick_armed || r->signal_armed || !rn_acceptor_idle(&r->acc) ||
+           !rn_gateway_idle(r)) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(rn_io_ring(r->io), &cqe, 1, &ts, NULL);
@@ -519,8 +471,7 @@ void rn_reactor_fini(rn_reactor *r)
 {
     if (r->fwd)
         rn_conn_close(r->fwd, "shutdown");
-    if (r->listen_fd >= 0)
-        close(r->listen_fd);
+    rn_acceptor_fini(&r->acc);
     if (r->signal_fd >= 0)
         close(r->signal_fd);
     rn_gateway_free(r);

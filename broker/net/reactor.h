@@ -11,6 +11,7 @@
 
 #include "broker/broker.h"
 #include "broker/metrics.h"
+#include "broker/net/listen.h"
 #include "broker/part/partitions.h"
 #include "storage/io.h"
 
@@ -36,11 +37,10 @@ struct rn_reactor {
     rn_broker *b;
     unsigned index;
     rn_io *io;
-    int listen_fd;
-    rn_io_op accept_op, tick_op, signal_op;
+    rn_acceptor acc; /* the native listener (broker/net/listen.h) */
+    rn_io_op tick_op, signal_op;
     struct __kernel_timespec tick_ts;
-    bool accepting, tick_armed, signal_armed;
-    bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
+    bool tick_armed, signal_armed;
     /* Provided receive buffers (one group). */
     struct io_uring_buf_ring *br;
     uint8_t *bufs;
@@ -62,7 +62,7 @@ struct rn_reactor {
     rn_conn *fwd;          /* virtual connection of requests from other reactors */
     bool drained;          /* stopping, and nothing of ours in flight */
     rn_msg stop_msg;
-    rn_io_op cancel_accept, cancel_tick, cancel_sig;
+    rn_io_op cancel_tick, cancel_sig;
 };
 
 int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index);
