@@ -243,6 +243,11 @@ static void stop_run(rn_msg *m)
     m->to->stopping = true;
 }
 
+int rn_reactor_call(rn_reactor *r, rn_call_fn fn, void *arg)
+{
+    return rn_inbox_post(&r->inbox, fn, arg);
+}
+
 static void signal_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, signal_op));
@@ -284,7 +289,13 @@ int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index)
     r->index = index;
     rn_acceptor_init(&r->acc, "native", conn_new, shed_one, r);
     r->signal_fd = -1;
-    int rc = rn_io_new(&r->io, 4096);
+    r->inbox.efd = -1;
+    int rc = rn_inbox_init(&r->inbox);
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "cannot make the reactor's inbox", "err=%s", rn_errname(rc));
+        return rc;
+    }
+    rc = rn_io_new(&r->io, 4096);
     if (rc < 0) {
         rn_logfmt(RN_ERROR, "io_uring unavailable", "err=%s", rn_errname(rc));
         return rc;
@@ -331,6 +342,7 @@ int rn_reactor_run(rn_reactor *r)
     rn_broker *b = r->b;
     rn_self = r;
     arm_tick(r);
+    rn_inbox_start(&r->inbox, r->io);
     rn_io_op *cancel_tick = &r->cancel_tick, *cancel_sig = &r->cancel_sig;
     uint64_t stop_at = 0;
     bool stop_started = false;
@@ -357,7 +369,8 @@ int rn_reactor_run(rn_reactor *r)
             stop_at = rn_now_ns() + (uint64_t)DRAIN_MS * 1000000ull;
             /* Stop accepting and reading; requests in flight finish. */
             rn_acceptor_stop(&r->acc);
-            rn_gateway_stop(r); /* HTTP: stop accepting, end streams, finish requests */
+            rn_inbox_close(&r->inbox); /* calls posted until now run; later ones fail */
+            rn_gateway_stop(r);        /* HTTP: stop accepting, end streams, finish requests */
             /* Parked long polls answer now with what there is (rn_fetch_wake
              * sees `stopping` and answers final) instead of holding the
              * shutdown until their max_wait_ms. Idle connections are closed
@@ -412,7 +425,7 @@ int rn_reactor_run(rn_reactor *r)
     }
     uint64_t give_up = rn_now_ns() + 2000000000ull;
     while (r->n_live || r->tick_armed || r->signal_armed || !rn_acceptor_idle(&r->acc) ||
-           !rn_gateway_idle(r)) {
+           !rn_inbox_idle(&r->inbox) || !rn_gateway_idle(r)) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(rn_io_ring(r->io), &cqe, 1, &ts, NULL);
@@ -475,6 +488,7 @@ void rn_reactor_fini(rn_reactor *r)
     if (r->signal_fd >= 0)
         close(r->signal_fd);
     rn_gateway_free(r);
+    rn_inbox_fini(&r->inbox);
     if (r->io) {
         if (r->br)
             io_uring_unregister_buf_ring(rn_io_ring(r->io), r->bgid);

@@ -11,6 +11,7 @@
 
 #include "broker/broker.h"
 #include "broker/metrics.h"
+#include "broker/net/inbox.h"
 #include "broker/net/listen.h"
 #include "broker/part/partitions.h"
 #include "storage/io.h"
@@ -25,8 +26,14 @@ struct rn_msg {
     rn_msg_fn fn;
     rn_reactor *to;
 };
-/* Post m to reactor `to` from the calling reactor; fn(m) runs on `to`. */
+/* Post m to reactor `to` from the calling reactor; fn(m) runs on `to`.
+ * A reactor's thread only (it sends on the caller's own ring). */
 void rn_reactor_post(rn_reactor *to, rn_msg *m, rn_msg_fn fn);
+/* Any thread (a reactor's or not): fn(arg) runs once on r's thread, after the
+ * calls this thread made to r before (net/inbox.h). Never inside this call.
+ * Returns 0; -ESHUTDOWN when r is stopping (fn never runs); -ENOMEM. r must
+ * outlive the call (reactors are freed after their threads are joined). */
+int rn_reactor_call(rn_reactor *r, rn_call_fn fn, void *arg);
 
 /* The reactor whose thread is running (NULL outside reactors' threads). */
 extern __thread rn_reactor *rn_self;
@@ -62,6 +69,7 @@ struct rn_reactor {
     rn_conn *fwd;          /* virtual connection of requests from other reactors */
     bool drained;          /* stopping, and nothing of ours in flight */
     rn_msg stop_msg;
+    rn_inbox inbox; /* calls from any thread (rn_reactor_call) */
     rn_io_op cancel_tick, cancel_sig;
 };
 
