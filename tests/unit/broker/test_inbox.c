@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "broker/net/inbox.h"
 
@@ -23,7 +24,7 @@ TestSuite(inbox, .timeout = 60);
 typedef struct reactor {
     rn_io *io;
     rn_inbox in;
-    pthread_t th, self; /* self: as the reactor's thread sees itself */
+    pthread_t th, self;    /* self: as the reactor's thread sees itself */
     atomic_bool close_now; /* set by a call: close the inbox */
     atomic_bool closed;
     /* written on the reactor's thread only */
