@@ -261,94 +261,48 @@ static void *owner_part(const fan *f, Runnel__ResponseHeader **resp, size_t i)
 
 /* ---- The partitioned APIs ------------------------------------------------------------------ */
 
-static size_t produce_n_parts(const Runnel__RequestHeader *h)
-{
-    return h->produce ? h->produce->n_partitions : 0;
-}
+/* The accessors every partitioned API needs are the same code over its own
+ * protobuf names: field is the request and response body's field (produce),
+ * Part the request's partition type (ProducePartition), BODY the response's
+ * body case (PRODUCE). */
+#define PARTITIONED_ACCESSORS(field, Part, BODY)                                                   \
+    static size_t field##_n_parts(const Runnel__RequestHeader *h)                                  \
+    {                                                                                              \
+        return h->field ? h->field->n_partitions : 0;                                              \
+    }                                                                                              \
+    static void *field##_part_at(const Runnel__RequestHeader *h, size_t i, const char **topic,     \
+                                 int32_t *partition)                                               \
+    {                                                                                              \
+        *topic = h->field->partitions[i]->topic;                                                   \
+        *partition = h->field->partitions[i]->partition;                                           \
+        return h->field->partitions[i];                                                            \
+    }                                                                                              \
+    static void field##_narrow(sub *s, const Runnel__RequestHeader *h)                             \
+    {                                                                                              \
+        s->body.field = *h->field;                                                                 \
+        s->body.field.partitions = (Runnel__##Part **)s->parts;                                    \
+        s->body.field.n_partitions = s->n_parts;                                                   \
+        s->hdr.field = &s->body.field;                                                             \
+    }                                                                                              \
+    static void *field##_answer_at(const Runnel__ResponseHeader *r, uint32_t k)                    \
+    {                                                                                              \
+        return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_##BODY && r->field &&                 \
+                       k < r->field->n_partitions                                                  \
+                   ? r->field->partitions[k]                                                       \
+                   : NULL;                                                                         \
+    }
 
-static void *produce_part_at(const Runnel__RequestHeader *h, size_t i, const char **topic,
-                             int32_t *partition)
-{
-    *topic = h->produce->partitions[i]->topic;
-    *partition = h->produce->partitions[i]->partition;
-    return h->produce->partitions[i];
-}
+PARTITIONED_ACCESSORS(produce, ProducePartition, PRODUCE)
+PARTITIONED_ACCESSORS(fetch, FetchPartition, FETCH)
+PARTITIONED_ACCESSORS(list_offsets, ListOffsetsPartition, LIST_OFFSETS)
 
-static void produce_narrow(sub *s, const Runnel__RequestHeader *h)
+/* A Produce sub always answers: acks=0 gets no answer from a handler, and
+ * home must hear from every owner. */
+static void produce_narrow_acked(sub *s, const Runnel__RequestHeader *h)
 {
-    s->body.produce = *h->produce;
-    /* acks=0 gets no answer from a handler; the sub must answer home. */
+    produce_narrow(s, h);
     if (s->body.produce.acks == 0)
         s->body.produce.acks = 1;
-    s->body.produce.partitions = (Runnel__ProducePartition **)s->parts;
-    s->body.produce.n_partitions = s->n_parts;
-    s->hdr.produce = &s->body.produce;
-}
-
-static void *produce_answer_at(const Runnel__ResponseHeader *r, uint32_t k)
-{
-    return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_PRODUCE && r->produce &&
-                   k < r->produce->n_partitions
-               ? r->produce->partitions[k]
-               : NULL;
-}
-
-static size_t fetch_n_parts(const Runnel__RequestHeader *h)
-{
-    return h->fetch ? h->fetch->n_partitions : 0;
-}
-
-static void *fetch_part_at(const Runnel__RequestHeader *h, size_t i, const char **topic,
-                           int32_t *partition)
-{
-    *topic = h->fetch->partitions[i]->topic;
-    *partition = h->fetch->partitions[i]->partition;
-    return h->fetch->partitions[i];
-}
-
-static void fetch_narrow(sub *s, const Runnel__RequestHeader *h)
-{
-    s->body.fetch = *h->fetch;
-    s->body.fetch.partitions = (Runnel__FetchPartition **)s->parts;
-    s->body.fetch.n_partitions = s->n_parts;
-    s->hdr.fetch = &s->body.fetch;
-}
-
-static void *fetch_answer_at(const Runnel__ResponseHeader *r, uint32_t k)
-{
-    return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_FETCH && r->fetch &&
-                   k < r->fetch->n_partitions
-               ? r->fetch->partitions[k]
-               : NULL;
-}
-
-static size_t list_offsets_n_parts(const Runnel__RequestHeader *h)
-{
-    return h->list_offsets ? h->list_offsets->n_partitions : 0;
-}
-
-static void *list_offsets_part_at(const Runnel__RequestHeader *h, size_t i, const char **topic,
-                                  int32_t *partition)
-{
-    *topic = h->list_offsets->partitions[i]->topic;
-    *partition = h->list_offsets->partitions[i]->partition;
-    return h->list_offsets->partitions[i];
-}
-
-static void list_offsets_narrow(sub *s, const Runnel__RequestHeader *h)
-{
-    s->body.list_offsets = *h->list_offsets;
-    s->body.list_offsets.partitions = (Runnel__ListOffsetsPartition **)s->parts;
-    s->body.list_offsets.n_partitions = s->n_parts;
-    s->hdr.list_offsets = &s->body.list_offsets;
-}
-
-static void *list_offsets_answer_at(const Runnel__ResponseHeader *r, uint32_t k)
-{
-    return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS && r->list_offsets &&
-                   k < r->list_offsets->n_partitions
-               ? r->list_offsets->partitions[k]
-               : NULL;
 }
 
 static void merge_produce(fan *f, Runnel__ResponseHeader **resp)
@@ -670,7 +624,7 @@ static const partitioned_api partitioned_apis[] = {
     {.api = RUNNEL__API__PRODUCE,
      .n_parts = produce_n_parts,
      .part_at = produce_part_at,
-     .narrow = produce_narrow,
+     .narrow = produce_narrow_acked,
      .answer_at = produce_answer_at,
      .merge = merge_produce,
      .split_always = true,
