@@ -42,40 +42,15 @@
 
 /* ---- Accept ---------------------------------------------------------------------- */
 
-static void arm_accept(rn_gateway *gw);
-
 static void shed_one(void *arg, int fd)
 {
     rn_http_refuse_at_once(arg, fd, "out_of_descriptors");
 }
 
-static void accept_done(rn_io_op *op, int res, uint32_t flags)
+static void accept_one(void *arg, int fd)
 {
-    rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, accept_op));
-    if (res >= 0) {
-        rn_gateway_accept(gw->r, res);
-    } else if (res == -EMFILE || res == -ENFILE) {
-        /* Out of descriptors: the waiting clients get their 503 now (see
-         * broker/net/listen.c); without the spare, wait a tick, not spin. */
-        if (gw->listen_fd < 0 || rn_listen_shed(gw->listen_fd, shed_one, gw) == 0)
-            gw->accept_backoff = true;
-    } else if (res != -ECANCELED) {
-        rn_logfmt(RN_DEBUG, "http accept failed", "err=%s", rn_errname(res));
-    }
-    if (!(flags & IORING_CQE_F_MORE)) {
-        gw->accepting = false;
-        if (!gw->stopping && !gw->r->stopping && gw->listen_fd >= 0 && !gw->accept_backoff)
-            arm_accept(gw);
-    }
-}
-
-static void arm_accept(rn_gateway *gw)
-{
-    struct io_uring_sqe *sqe = rn_io_sqe(gw->r->io, &gw->accept_op, accept_done);
-    if (!sqe)
-        return;
-    io_uring_prep_multishot_accept(sqe, gw->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    gw->accepting = true;
+    rn_gateway *gw = arg;
+    rn_gateway_accept(gw->r, fd);
 }
 
 void rn_gateway_accept(rn_reactor *r, int fd)
@@ -115,11 +90,8 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
         free(all);
     }
     rn_consumers_tick(gw->consumers, now);
-    if (gw->accept_backoff) {
-        gw->accept_backoff = false;
-        if (!gw->accepting && gw->listen_fd >= 0 && !gw->r->stopping)
-            arm_accept(gw);
-    }
+    if (!gw->r->stopping)
+        rn_acceptor_tick(&gw->acc);
     arm_tick(gw);
 }
 
@@ -154,7 +126,7 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
         return -ENOMEM;
     gw->r = r;
     gw->b = b;
-    gw->listen_fd = -1;
+    rn_acceptor_init(&gw->acc, "http", accept_one, shed_one, gw);
     if (b->cfg.http_allowed_origins[0]) {
         gw->allowed_origins = strdup(b->cfg.http_allowed_origins);
         if (!gw->allowed_origins) {
@@ -186,7 +158,8 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
         free(gw);
         return rc;
     }
-    rc = open_listener(hostport, required, &gw->listen_fd);
+    int fd = -1;
+    rc = open_listener(hostport, required, &fd);
     if (rc != 0) {
         rn_json_cache_free(gw->render_cache);
         rn_consumers_free(gw->consumers);
@@ -199,23 +172,15 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
      * there to be read when its connection is accepted (http.c). The
      * kernel hands over a connection still silent after this long anyway. */
     int defer_s = RN_HTTP_RESERVE_MS / 1000;
-    if (setsockopt(gw->listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s)) < 0)
+    if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s)) < 0)
         rn_logfmt(RN_DEBUG, "TCP_DEFER_ACCEPT not set", "err=%s", rn_errname(-errno));
     r->gw = gw;
-    arm_accept(gw);
+    rn_acceptor_start(&gw->acc, r->io, fd);
     arm_tick(gw);
     return 0;
 }
 
 /* ---- Shutdown ----------------------------------------------------------------------------- */
-
-static void cancel_accept_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, cancel_accept_op));
-    (void)res;
-    (void)flags;
-    gw->cancel_accept_inflight = false;
-}
 
 static void cancel_tick_done(rn_io_op *op, int res, uint32_t flags)
 {
@@ -231,17 +196,7 @@ void rn_gateway_stop(rn_reactor *r)
     if (!gw || gw->stopping)
         return;
     gw->stopping = true;
-    if (gw->accepting && !gw->cancel_accept_inflight) {
-        struct io_uring_sqe *sqe = rn_io_sqe(r->io, &gw->cancel_accept_op, cancel_accept_done);
-        if (sqe) {
-            io_uring_prep_cancel(sqe, &gw->accept_op, 0);
-            gw->cancel_accept_inflight = true;
-        }
-    }
-    if (gw->listen_fd >= 0) {
-        close(gw->listen_fd);
-        gw->listen_fd = -1;
-    }
+    rn_acceptor_stop(&gw->acc);
     if (gw->tick_armed && !gw->cancel_tick_inflight) {
         struct io_uring_sqe *sqe = rn_io_sqe(r->io, &gw->cancel_tick_op, cancel_tick_done);
         if (sqe) {
@@ -280,7 +235,7 @@ bool rn_gateway_idle(rn_reactor *r)
          * connection still answering keeps the loop turning. */
         return false;
     }
-    return !gw->conns && !gw->accepting && !gw->tick_armed && !gw->cancel_accept_inflight &&
+    return !gw->conns && rn_acceptor_idle(&gw->acc) && !gw->tick_armed &&
            !gw->cancel_tick_inflight && rn_consumers_idle(gw->consumers);
 }
 
@@ -293,8 +248,7 @@ void rn_gateway_free(rn_reactor *r)
         rn_http_conn_close(gw->conns, "gateway freed");
     rn_consumers_free(gw->consumers);
     rn_json_cache_free(gw->render_cache);
-    if (gw->listen_fd >= 0)
-        close(gw->listen_fd);
+    rn_acceptor_fini(&gw->acc);
     free(gw->allowed_origins);
     free(gw);
     r->gw = NULL;

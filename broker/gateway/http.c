@@ -28,7 +28,8 @@
  * Connection (rn_http_conn). Bytes arrive by multishot recv into the
  * reactor's provided buffers (the buffer is copied into c->in and returned at
  * once, so HTTP never holds the ring's buffers) and are pumped through the
- * reader. Answers queue as rn_http_out chunks and leave by sendmsg, one send
+ * reader. Answers queue in the send queue shared with native connections
+ * (net/sendq.c) and leave by sendmsg, one send
  * in flight at a time.
  *
  *   HTTP ──request──▶ busy ──rn_http_respond──▶ HTTP (keep-alive)
@@ -563,22 +564,13 @@ void rn_http_conn_ref(rn_http_conn *c)
     c->refs++;
 }
 
-static void free_out_list(rn_http_out *o)
-{
-    while (o) {
-        rn_http_out *n = o->next;
-        free(o);
-        o = n;
-    }
-}
-
 void rn_http_conn_unref(rn_http_conn *c)
 {
     if (--c->refs > 0)
         return;
     if (c->fd >= 0)
         close(c->fd);
-    free_out_list(c->out_head);
+    rn_sendq_fini(&c->sq);
     free(c->in);
     rn_http_reader_fini(&c->rd);
     free(c);
@@ -694,20 +686,12 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
     c->fd = fd;
     c->id = ++gw->next_id;
     c->refs = 1; /* the gateway's list */
-    c->sent_boundary = true;
+    rn_sendq_init(&c->sq);
     c->last_active_ms = c->last_send_ms = rn_now_ms();
     rn_http_reader_init(&c->rd, RN_HTTP_MAX_HEADER_BYTES, gw->max_body);
     rn_gw_client_init(&c->client, gw->r, NULL);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+    rn_listen_accepted(fd, c->peer, sizeof(c->peer));
     snprintf(c->client.peer, sizeof(c->client.peer), "http %s", c->peer);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->next = gw->conns;
     if (gw->conns)
         gw->conns->prev = c;
@@ -885,11 +869,11 @@ static void update_reading(rn_http_conn *c)
     size_t pending = c->in_len - c->in_off;
     size_t budget = send_budget(c);
     if (!c->read_paused) {
-        if (pending > RN_HTTP_MAX_PENDING_IN || c->out_bytes > budget) {
+        if (pending > RN_HTTP_MAX_PENDING_IN || rn_sendq_over(&c->sq, budget)) {
             c->read_paused = true;
             cancel_recv(c);
         }
-    } else if (pending <= RN_HTTP_MAX_PENDING_IN / 2 && c->out_bytes <= budget / 2) {
+    } else if (pending <= RN_HTTP_MAX_PENDING_IN / 2 && rn_sendq_drained(&c->sq, budget)) {
         c->read_paused = false;
         arm_recv(c);
     }
@@ -1054,7 +1038,7 @@ static void end_request(rn_http_conn *c, bool keep_alive)
 
 static void finish_close_after(rn_http_conn *c)
 {
-    if (c->out_head || c->dead)
+    if (c->sq.head || c->dead)
         return;
     if ((c->rd.failed || c->over_limit) && !c->lingering) {
         /* Input may still be arriving (a body we refused, requests a
@@ -1075,8 +1059,7 @@ static void finish_close_after(rn_http_conn *c)
 static void send_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, send_op));
-    (void)flags;
-    c->send_inflight = false;
+    rn_sendq_complete(&c->sq, res, flags); /* never zero-copy: always over */
     if (res < 0) {
         rn_http_conn_close(c, rn_errname(res));
         rn_http_conn_unref(c);
@@ -1086,26 +1069,9 @@ static void send_done(rn_io_op *op, int res, uint32_t flags)
     c->out_sent_total += (size_t)res;
     if (res > 0)
         c->last_send_ms = rn_now_ms();
-    size_t n = (size_t)res;
-    while (n > 0 && c->out_head) {
-        rn_http_out *o = c->out_head;
-        size_t left = o->len - o->sent;
-        if (n < left) {
-            o->sent += n;
-            c->out_bytes -= n;
-            break;
-        }
-        n -= left;
-        c->out_bytes -= left;
-        c->out_head = o->next;
-        if (!c->out_head)
-            c->out_tail = NULL;
-        c->sent_boundary = o->boundary;
-        free(o);
-    }
     if (!c->dead) {
         size_t budget = send_budget(c);
-        if (c->mode == RN_HTTP_MODE_STREAM && c->out_bytes < budget / 2 && c->stream_ops &&
+        if (c->mode == RN_HTTP_MODE_STREAM && c->sq.bytes < budget / 2 && c->stream_ops &&
             c->stream_ops->on_drain)
             c->stream_ops->on_drain(c);
         if (!c->dead) {
@@ -1121,25 +1087,18 @@ static void send_done(rn_io_op *op, int res, uint32_t flags)
 
 static void flush(rn_http_conn *c)
 {
-    if (c->send_inflight || c->dead || !c->out_head)
+    if (c->dead)
         return;
-    unsigned n = 0;
-    const unsigned max = sizeof(c->iov) / sizeof(c->iov[0]);
-    for (rn_http_out *o = c->out_head; o && n < max; o = o->next) {
-        c->iov[n].iov_base = o->data + o->sent;
-        c->iov[n].iov_len = o->len - o->sent;
-        n++;
-    }
-    memset(&c->msg, 0, sizeof(c->msg));
-    c->msg.msg_iov = c->iov;
-    c->msg.msg_iovlen = n;
-    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->send_op, send_done);
-    if (!sqe)
-        return;
-    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-    c->send_inflight = true;
-    c->inflight_chunks = n;
-    c->refs++;
+    if (rn_sendq_start(&c->sq, c->r->io, &c->send_op, send_done, c->fd, 0))
+        c->refs++;
+}
+
+/* Queue o (ownership passes) and start sending. */
+static void queue(rn_http_conn *c, rn_out *o, bool boundary)
+{
+    o->boundary = boundary;
+    rn_sendq_push(&c->sq, o);
+    flush(c);
 }
 
 int rn_http_write(rn_http_conn *c, const void *data, size_t len, bool boundary)
@@ -1151,21 +1110,11 @@ int rn_http_write(rn_http_conn *c, const void *data, size_t len, bool boundary)
             rn_http_mark_boundary(c);
         return 0;
     }
-    rn_http_out *o = malloc(sizeof(*o) + len);
+    rn_out *o = rn_out_new(len);
     if (!o)
         return -ENOMEM;
-    o->next = NULL;
-    o->len = len;
-    o->sent = 0;
-    o->boundary = boundary;
     memcpy(o->data, data, len);
-    if (c->out_tail)
-        c->out_tail->next = o;
-    else
-        c->out_head = o;
-    c->out_tail = o;
-    c->out_bytes += len;
-    flush(c);
+    queue(c, o, boundary);
     return 0;
 }
 
@@ -1177,62 +1126,24 @@ int rn_http_write_chunk(rn_http_conn *c, const void *data, size_t len)
     int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
     if (c->dead)
         return -EPIPE;
-    rn_http_out *o = malloc(sizeof(*o) + (size_t)hl + len + 2);
+    rn_out *o = rn_out_new((size_t)hl + len + 2);
     if (!o)
         return -ENOMEM;
-    o->next = NULL;
-    o->len = (size_t)hl + len + 2;
-    o->sent = 0;
-    o->boundary = true;
     memcpy(o->data, hdr, (size_t)hl);
     memcpy(o->data + hl, data, len);
     memcpy(o->data + hl + len, "\r\n", 2);
-    if (c->out_tail)
-        c->out_tail->next = o;
-    else
-        c->out_head = o;
-    c->out_tail = o;
-    c->out_bytes += o->len;
-    flush(c);
+    queue(c, o, true);
     return 0;
 }
 
 void rn_http_mark_boundary(rn_http_conn *c)
 {
-    if (c->out_tail)
-        c->out_tail->boundary = true;
+    rn_sendq_mark_boundary(&c->sq);
 }
 
 void rn_http_drop_queued(rn_http_conn *c)
 {
-    /* What must stay: the chunks the sendmsg in flight points at, and the
-     * rest of a message whose start has left already (the head is partly
-     * sent, or the chunk sent last did not end a message). Those are kept up
-     * to the next boundary; everything after it goes. */
-    unsigned keep = c->send_inflight ? c->inflight_chunks : 0;
-    if (c->out_head && (c->out_head->sent > 0 || !c->sent_boundary) && keep < 1)
-        keep = 1;
-    rn_http_out *drop;
-    if (keep == 0) {
-        drop = c->out_head;
-        c->out_head = c->out_tail = NULL;
-    } else {
-        rn_http_out *o = c->out_head;
-        for (unsigned i = 0; o; o = o->next, i++)
-            if (i + 1 >= keep && o->boundary)
-                break;
-        if (!o)
-            return; /* no message ends after the part that must stay */
-        drop = o->next;
-        o->next = NULL;
-        c->out_tail = o;
-    }
-    while (drop) {
-        rn_http_out *n = drop->next;
-        c->out_bytes -= drop->len - drop->sent;
-        free(drop);
-        drop = n;
-    }
+    rn_sendq_drop(&c->sq, true);
 }
 
 void rn_http_close_after_send(rn_http_conn *c)
@@ -1248,7 +1159,7 @@ void rn_http_close_after_send(rn_http_conn *c)
     }
     cancel_recv(c);
     c->read_paused = true;
-    if (!c->out_head && !c->send_inflight)
+    if (!c->sq.head && !c->sq.inflight)
         finish_close_after(c);
 }
 
@@ -1288,7 +1199,7 @@ void rn_http_respond(rn_http_conn *c, int status, const char *content_type, cons
     size_t xl = extra_headers ? strlen(extra_headers) : 0;
     bool with_body = !c->head && status != 204 && status != 304;
     size_t total = (size_t)hl + xl + (with_body ? len : 0);
-    rn_http_out *o = malloc(sizeof(*o) + total);
+    rn_out *o = rn_out_new(total);
     if (!o) {
         rn_http_conn_close(c, "out of memory");
         return;
@@ -1300,19 +1211,9 @@ void rn_http_respond(rn_http_conn *c, int status, const char *content_type, cons
     memcpy(o->data + hl - 2 + xl, "\r\n", 2);
     if (with_body && len)
         memcpy(o->data + hl + xl, body, len);
-    o->next = NULL;
-    o->len = total;
-    o->sent = 0;
-    o->boundary = true;
-    if (c->out_tail)
-        c->out_tail->next = o;
-    else
-        c->out_head = o;
-    c->out_tail = o;
-    c->out_bytes += total;
     gw->m.responses[status / 100 < 6 ? status / 100 : 5]++;
     c->origin_allow[0] = 0;
-    flush(c);
+    queue(c, o, true);
     end_request(c, keep_alive);
 }
 
@@ -1369,12 +1270,12 @@ void rn_http_start_stream(rn_http_conn *c, const rn_http_stream_ops *ops, void *
 
 bool rn_http_conn_has_room(const rn_http_conn *c)
 {
-    return c->out_bytes < c->gw->stream_budget;
+    return c->sq.bytes < c->gw->stream_budget;
 }
 
 bool rn_http_conn_stalled(const rn_http_conn *c, int64_t now_ms)
 {
-    return c->out_bytes >= c->gw->stream_budget && now_ms - c->last_send_ms > RN_HTTP_STALL_MS;
+    return c->sq.bytes >= c->gw->stream_budget && now_ms - c->last_send_ms > RN_HTTP_STALL_MS;
 }
 
 void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms)
@@ -1402,7 +1303,7 @@ void rn_http_conn_tick(rn_http_conn *c, int64_t now_ms)
         }
         return;
     }
-    if (!c->out_head &&
+    if (!c->sq.head &&
         now_ms - c->last_active_ms > (c->over_limit ? RN_HTTP_RESERVE_MS : RN_HTTP_IDLE_MS))
         rn_http_conn_close(c, "idle");
 }
@@ -1419,7 +1320,7 @@ void rn_http_conn_shutdown(rn_http_conn *c)
         return;
     }
     if (!c->busy) {
-        if (c->out_head)
+        if (c->sq.head)
             rn_http_close_after_send(c);
         else
             rn_http_conn_close(c, "shutdown");

@@ -33,6 +33,8 @@
 
 #include "broker/broker.h"
 #include "broker/gateway/client.h"
+#include "broker/net/listen.h"
+#include "broker/net/sendq.h"
 
 /* ---- Limits and timings ------------------------------------------------------ */
 
@@ -151,11 +153,10 @@ typedef struct rn_gateway_metrics {
 typedef struct rn_gateway {
     rn_reactor *r;
     rn_broker *b;
-    int listen_fd;
-    rn_io_op accept_op, tick_op, cancel_accept_op, cancel_tick_op;
+    rn_acceptor acc; /* the HTTP listener (broker/net/listen.h) */
+    rn_io_op tick_op, cancel_tick_op;
     struct __kernel_timespec tick_ts;
-    bool accepting, tick_armed, cancel_accept_inflight, cancel_tick_inflight, stopping;
-    bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
+    bool tick_armed, cancel_tick_inflight, stopping;
     rn_http_conn *conns;
     unsigned n_conns;     /* every connection listed, the reserve's included */
     unsigned n_reserve;   /* connections let in over max.connections */
@@ -191,16 +192,6 @@ typedef struct rn_http_stream_ops {
     void (*on_shutdown)(rn_http_conn *c);
 } rn_http_stream_ops;
 
-/* One chunk of output. boundary: a message (HTTP response, WebSocket frame
- * sequence, SSE event) ends with this chunk, so the queue after it may be
- * dropped without cutting a message in two. */
-typedef struct rn_http_out {
-    struct rn_http_out *next;
-    size_t len, sent;
-    bool boundary;
-    uint8_t data[];
-} rn_http_out;
-
 struct rn_http_conn {
     rn_gateway *gw;
     rn_reactor *r;
@@ -210,14 +201,12 @@ struct rn_http_conn {
     int refs; /* the gateway's list + each op in flight + each pump on the stack */
     rn_io_op recv_op, send_op, cancel_op, retry_op;
     struct __kernel_timespec retry_ts;
-    bool recv_armed, send_inflight, cancel_inflight, retry_armed;
-    unsigned inflight_chunks; /* chunks the sendmsg in flight covers */
-    bool sent_boundary;       /* the chunk sent last ended a message */
-    bool dead;                /* closed: no more reads or writes */
-    bool read_paused;         /* backpressure: input or output over its bound */
-    bool busy;                /* a request is being answered; parsing waits */
-    bool close_after;         /* close once the queue is sent */
-    bool lingering; /* answered an error: discard input until EOF or the linger deadline */
+    bool recv_armed, cancel_inflight, retry_armed;
+    bool dead;        /* closed: no more reads or writes */
+    bool read_paused; /* backpressure: input or output over its bound */
+    bool busy;        /* a request is being answered; parsing waits */
+    bool close_after; /* close once the queue is sent */
+    bool lingering;   /* answered an error: discard input until EOF or the linger deadline */
     bool in_pump;
     bool head;       /* the current request is HEAD: answer without a body */
     bool over_limit; /* let in over max.connections (holds no slot): health and metrics only */
@@ -227,12 +216,12 @@ struct rn_http_conn {
     rn_http_reader rd;
     uint8_t *in; /* received, not yet parsed */
     size_t in_len, in_off, in_cap;
-    rn_http_out *out_head, *out_tail;
-    size_t out_bytes;
+    /* Output (net/sendq.h); each item a boundary when a message (HTTP
+     * response, WebSocket frame sequence, SSE event) ends with it, so the
+     * queue after it may be dropped without cutting a message in two. */
+    rn_sendq sq;
     size_t out_sent_total; /* bytes ever sent: stall detection */
-    struct iovec iov[64];
-    struct msghdr msg;
-    rn_gw_client client; /* this connection's requests to the broker */
+    rn_gw_client client;   /* this connection's requests to the broker */
     const rn_http_stream_ops *stream_ops;
     void *stream;
     char origin_allow[256]; /* Access-Control-Allow-Origin for this request, or "" */

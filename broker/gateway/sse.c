@@ -152,7 +152,7 @@ static void s_on_tick(rn_http_conn *c, int64_t now)
     if (rn_http_conn_stalled(c, now)) {
         c->gw->m.stream_budget_closes++;
         rn_logfmt(RN_INFO, "event stream cut off: send budget exceeded",
-                  "conn=%llu peer=%s queued=%zu", (unsigned long long)c->id, c->peer, c->out_bytes);
+                  "conn=%llu peer=%s queued=%zu", (unsigned long long)c->id, c->peer, c->sq.bytes);
         rn_http_conn_close(c, "send budget exceeded");
         return;
     }

@@ -649,7 +649,7 @@ static void s_on_tick(rn_http_conn *c, int64_t now)
          * nothing left for a while. Cut it off with 1008. */
         c->gw->m.stream_budget_closes++;
         rn_logfmt(RN_INFO, "websocket cut off: send budget exceeded",
-                  "conn=%llu peer=%s queued=%zu", (unsigned long long)c->id, c->peer, c->out_bytes);
+                  "conn=%llu peer=%s queued=%zu", (unsigned long long)c->id, c->peer, c->sq.bytes);
         rn_http_drop_queued(c);
         begin_close(s, RN_WS_POLICY, "send budget exceeded: client not reading", CUT_LINGER_MS);
         return;

@@ -66,16 +66,8 @@ void rn_conn_unref(rn_conn *c)
     if (c->fd >= 0)
         close(c->fd);
     rn_frame_decoder_fini(&c->dec);
+    rn_sendq_fini(&c->sq);
     free(c);
-}
-
-static void free_out(rn_out *o)
-{
-    for (unsigned i = 0; i < o->n_slices; i++)
-        rn_slice_release(&o->slices[i]);
-    free(o->slices);
-    free(o->hdr);
-    free(o);
 }
 
 static void cancel_recv(rn_conn *c)
@@ -127,13 +119,7 @@ void rn_conn_close(rn_conn *c, const char *why)
     }
     shutdown(c->fd, SHUT_RDWR);
     cancel_recv(c);
-    while (c->out_head) {
-        rn_out *o = c->out_head;
-        c->out_head = o->next;
-        free_out(o);
-    }
-    c->out_tail = NULL;
-    c->out_bytes = 0;
+    rn_sendq_drop(&c->sq, false);
     /* Parked fetches end now; produce appends finish in storage and find the
      * connection dead (their acknowledgement is dropped, the data is kept). */
     for (rn_request *q = c->reqs, *next; q; q = next) {
@@ -253,7 +239,8 @@ static void maybe_pause(rn_conn *c)
 {
     if (c->paused || c->dead)
         return;
-    if (c->out_bytes > c->r->b->cfg.connection_send_budget || c->n_reqs >= MAX_REQS_IN_FLIGHT) {
+    if (rn_sendq_over(&c->sq, c->r->b->cfg.connection_send_budget) ||
+        c->n_reqs >= MAX_REQS_IN_FLIGHT) {
         c->paused = true;
         cancel_recv(c);
     }
@@ -263,7 +250,7 @@ static void maybe_resume(rn_conn *c)
 {
     if (!c->paused || c->dead)
         return;
-    if (c->out_bytes <= c->r->b->cfg.connection_send_budget / 2 &&
+    if (rn_sendq_drained(&c->sq, c->r->b->cfg.connection_send_budget) &&
         c->n_reqs < MAX_REQS_IN_FLIGHT / 2) {
         c->paused = false;
         rn_conn_arm_recv(c);
@@ -281,19 +268,14 @@ static void answer_error(rn_conn *c, uint32_t correlation_id, int err, const cha
     size_t len;
     if (rn_frame_encode_alloc(&h.base, 0, &buf, &len) < 0)
         return;
-    rn_out *o = calloc(1, sizeof(*o));
+    rn_out *o = rn_out_new(0);
     if (!o) {
         free(buf);
         return;
     }
     o->hdr = buf;
-    o->hdr_len = o->total = len;
-    if (c->out_tail)
-        c->out_tail->next = o;
-    else
-        c->out_head = o;
-    c->out_tail = o;
-    c->out_bytes += len;
+    o->hdr_len = len;
+    rn_sendq_push(&c->sq, o);
     rn_conn_flush(c);
 }
 
@@ -306,7 +288,7 @@ static void protocol_error(rn_conn *c, uint32_t correlation_id, int err, const c
     c->close_after_send = true;
     cancel_recv(c);
     answer_error(c, correlation_id, err == -ENOMEM ? -RN_E_INVALID_REQUEST : err, msg);
-    if (!c->out_head)
+    if (!c->sq.head)
         rn_conn_close(c, "protocol error");
 }
 
@@ -426,7 +408,7 @@ void rn_request_respond(rn_request *req, Runnel__ResponseHeader *hdr, rn_slice *
     size_t payload = 0;
     for (unsigned i = 0; i < n_slices; i++)
         payload += slices[i].len;
-    o = calloc(1, sizeof(*o));
+    o = rn_out_new(0);
     if (!o)
         goto drop;
     if (rn_frame_encode_alloc(&hdr->base, payload, &o->hdr, &o->hdr_len) < 0)
@@ -438,23 +420,15 @@ void rn_request_respond(rn_request *req, Runnel__ResponseHeader *hdr, rn_slice *
         memcpy(o->slices, slices, n_slices * sizeof(*slices));
         o->n_slices = n_slices;
     }
-    o->total = o->hdr_len + payload;
-    if (c->out_tail)
-        c->out_tail->next = o;
-    else
-        c->out_head = o;
-    c->out_tail = o;
-    c->out_bytes += o->total;
+    rn_sendq_push(&c->sq, o);
     rn_request_free(req);
     rn_conn_flush(c);
     maybe_pause(c);
     return;
 
 drop:
-    if (o) {
-        free(o->hdr);
-        free(o);
-    }
+    if (o)
+        rn_out_free(o); /* its slices are not attached yet */
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     if (!c->dead)
@@ -472,135 +446,40 @@ void rn_request_fail(rn_request *req, int err, const char *msg)
 
 /* ---- Sending -------------------------------------------------------------------------- */
 
-static void free_held(rn_conn *c)
-{
-    while (c->zc_hold) {
-        rn_out *o = c->zc_hold;
-        c->zc_hold = o->next;
-        free_out(o);
-    }
-}
-
-/* A sendmsg completes once; a zero-copy one completes with F_MORE and then
- * again with F_NOTIF once the kernel no longer reads the pages. Until then
- * what it sent is held (zc_hold) and no other send starts, so one
- * notification always covers everything held. */
+/* A send completed, or its zero-copy notification came (net/sendq.c keeps
+ * what a zero-copy send covered until then; no other send starts before). */
 static void send_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, send_op));
-    if (flags & IORING_CQE_F_NOTIF) {
-        free_held(c);
-        c->send_inflight = false;
-        c->send_zc = false;
-        if (!c->dead) {
-            if (c->close_after_send && !c->out_head)
-                rn_conn_close(c, "protocol error");
-            else
-                rn_conn_flush(c);
-        }
-        rn_conn_unref(c);
-        return;
-    }
-    bool notif_follows = c->send_zc && (flags & IORING_CQE_F_MORE);
-    if (!notif_follows) {
-        c->send_inflight = false;
-        c->send_zc = false;
-    }
-    if (res < 0) {
+    bool notif = flags & IORING_CQE_F_NOTIF;
+    bool over = rn_sendq_complete(&c->sq, res, flags);
+    if (!notif && res >= 0)
+        c->r->metrics.bytes_sent += (uint64_t)res;
+    if (!notif && res < 0) {
         if (!c->dead)
             rn_conn_close(c, rn_errname(res));
-        if (!notif_follows) {
-            free_held(c);
-            rn_conn_unref(c);
-        }
-        return;
-    }
-    c->r->metrics.bytes_sent += (uint64_t)res;
-    size_t n = (size_t)res;
-    while (n > 0 && c->out_head) {
-        rn_out *o = c->out_head;
-        size_t left = o->total - o->sent;
-        if (n < left) {
-            o->sent += n;
-            c->out_bytes -= n;
-            break;
-        }
-        n -= left;
-        c->out_bytes -= left;
-        c->out_head = o->next;
-        if (!c->out_head)
-            c->out_tail = NULL;
-        if (notif_follows) {
-            o->next = c->zc_hold;
-            c->zc_hold = o;
-        } else {
-            free_out(o);
-        }
-    }
-    if (notif_follows) {
-        if (!c->dead)
-            maybe_resume(c);
-        return; /* the notification ends this send */
-    }
-    free_held(c);
-    if (!c->dead) {
-        if (c->close_after_send && !c->out_head)
+    } else if (!c->dead) {
+        if (!over) {
+            maybe_resume(c); /* the notification ends this send */
+        } else if (c->close_after_send && !c->sq.head) {
             rn_conn_close(c, "protocol error");
-        else {
-            maybe_resume(c);
+        } else {
+            if (!notif)
+                maybe_resume(c);
             rn_conn_flush(c);
         }
     }
-    rn_conn_unref(c);
+    if (over)
+        rn_conn_unref(c);
 }
 
 void rn_conn_flush(rn_conn *c)
 {
-    if (c->send_inflight || c->dead || !c->out_head)
+    if (c->dead)
         return;
-    unsigned n = 0;
-    const unsigned max = sizeof(c->iov) / sizeof(c->iov[0]);
-    for (rn_out *o = c->out_head; o && n < max; o = o->next) {
-        size_t skip = o->sent;
-        if (skip < o->hdr_len) {
-            c->iov[n].iov_base = o->hdr + skip;
-            c->iov[n].iov_len = o->hdr_len - skip;
-            n++;
-            skip = 0;
-        } else {
-            skip -= o->hdr_len;
-        }
-        for (unsigned i = 0; i < o->n_slices && n < max; i++) {
-            const rn_slice *s = &o->slices[i];
-            if (skip >= s->len) {
-                skip -= s->len;
-                continue;
-            }
-            c->iov[n].iov_base = (void *)(s->data + skip);
-            c->iov[n].iov_len = s->len - skip;
-            n++;
-            skip = 0;
-        }
-    }
-    if (n == 0)
-        return;
-    memset(&c->msg, 0, sizeof(c->msg));
-    c->msg.msg_iov = c->iov;
-    c->msg.msg_iovlen = n;
-    uint64_t zc = c->r->b->cfg.send_zerocopy_bytes;
-    size_t bytes = 0;
-    for (unsigned i = 0; zc && i < n; i++)
-        bytes += c->iov[i].iov_len;
-    struct io_uring_sqe *sqe = rn_io_sqe(c->r->io, &c->send_op, send_done);
-    if (!sqe)
-        return;
-    c->send_zc = zc && bytes >= zc;
-    if (c->send_zc)
-        io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-    else
-        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-    c->send_inflight = true;
-    c->refs++;
+    if (rn_sendq_start(&c->sq, c->r->io, &c->send_op, send_done, c->fd,
+                       c->r->b->cfg.send_zerocopy_bytes))
+        c->refs++;
 }
 
 const char *rn_request_peer(const rn_request *req)
@@ -621,6 +500,7 @@ rn_conn *rn_conn_new_virtual(rn_reactor *r, const char *peer)
     c->refs = 1;
     c->is_virtual = true;
     c->last_active_ms = rn_now_ms();
+    rn_sendq_init(&c->sq);
     snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "local");
     rn_frame_decoder_init(&c->dec, &r->b->limits);
     return c;

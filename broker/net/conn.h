@@ -18,21 +18,12 @@
 #include <sys/uio.h>
 
 #include "broker/broker.h"
+#include "broker/net/sendq.h"
 #include "protocol/frame.h"
 #include "storage/io.h"
 #include "storage/log.h"
 
 /* ---- Requests and responses -------------------------------------------------- */
-
-/* A response being sent: header bytes then payload slices (segment refs held). */
-typedef struct rn_out {
-    struct rn_out *next;
-    uint8_t *hdr; /* malloc'd prefix + header */
-    size_t hdr_len;
-    unsigned n_slices;
-    rn_slice *slices; /* payload, in order; released once sent */
-    size_t total, sent;
-} rn_out;
 
 /* Where an in-process request's answer goes (gateways): the sink gets the
  * response header and takes ownership of the slices' references (it must
@@ -98,16 +89,11 @@ struct rn_conn {
     char peer[64];
     rn_frame_decoder dec;
     rn_io_op recv_op, send_op, close_op;
-    bool recv_armed, recv_wanted, send_inflight, closing, dead, paused;
-    bool recv_direct;            /* the recv in flight reads a big frame's rest in place */
-    bool close_after_send;       /* a protocol error: flush the answer, then close */
-    rn_out *out_head, *out_tail; /* send queue */
-    size_t out_bytes;            /* queued, not yet sent: backpressure */
-    struct iovec iov[64];
-    struct msghdr msg;
-    bool send_zc;     /* the send in flight is zero-copy: wait for its notification */
-    rn_out *zc_hold;  /* sent, but the kernel may still read them until the notification */
-    rn_request *reqs; /* in flight */
+    bool recv_armed, recv_wanted, closing, dead, paused;
+    bool recv_direct;      /* the recv in flight reads a big frame's rest in place */
+    bool close_after_send; /* a protocol error: flush the answer, then close */
+    rn_sendq sq;           /* answers queued and being sent (net/sendq.h) */
+    rn_request *reqs;      /* in flight */
     unsigned n_reqs;
     int refs; /* ops in flight + requests; freed at 0 once dead */
     int64_t last_active_ms;

@@ -30,9 +30,16 @@
  * waiting client and hands each to the listener's refusal (a close, or an
  * HTTP 503), then takes the spare back. When even that fails, the listener
  * waits for its reactor's next tick before accepting again.
+ *
+ * The accept loop itself (rn_acceptor: multishot accept, shedding, backing
+ * off, re-arming when the kernel ends the multishot, cancelling at shutdown)
+ * is the same for both listeners and lives here too; what differs is what
+ * each does with an accepted socket (on_fd) and with a refused one.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -263,4 +270,115 @@ unsigned rn_listen_shed(int listen_fd, void (*refuse)(void *arg, int fd), void *
     }
     spare_take();
     return n;
+}
+
+void rn_listen_accepted(int fd, char *peer, size_t peer_len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(peer, peer_len, "%s:%s", host, port);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* ---- Acceptor ---------------------------------------------------------------------------- */
+
+static void acceptor_arm(rn_acceptor *a);
+
+static void accept_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_acceptor *a = (rn_acceptor *)((char *)op - offsetof(rn_acceptor, op));
+    if (res >= 0) {
+        a->on_fd(a->arg, res);
+    } else if (res == -EMFILE || res == -ENFILE) {
+        /* Clients waiting in the queue are refused now rather than left
+         * unanswered; without the spare, wait a tick instead of spinning. */
+        if (a->fd < 0 || rn_listen_shed(a->fd, a->refuse, a->arg) == 0)
+            a->backoff = true;
+    } else if (res != -ECANCELED) {
+        rn_logfmt(RN_DEBUG, "accept failed", "listener=%s err=%s", a->listener, rn_errname(res));
+    }
+    if (!(flags & IORING_CQE_F_MORE)) {
+        a->armed = false;
+        if (!a->stopped && a->fd >= 0 && !a->backoff)
+            acceptor_arm(a);
+    }
+}
+
+static void acceptor_arm(rn_acceptor *a)
+{
+    struct io_uring_sqe *sqe = rn_io_sqe(a->io, &a->op, accept_done);
+    if (!sqe)
+        return;
+    io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
+    a->armed = true;
+}
+
+void rn_acceptor_init(rn_acceptor *a, const char *listener, void (*on_fd)(void *arg, int fd),
+                      void (*refuse)(void *arg, int fd), void *arg)
+{
+    memset(a, 0, sizeof(*a));
+    a->fd = -1;
+    a->listener = listener;
+    a->on_fd = on_fd;
+    a->refuse = refuse;
+    a->arg = arg;
+}
+
+void rn_acceptor_start(rn_acceptor *a, rn_io *io, int fd)
+{
+    a->io = io;
+    a->fd = fd;
+    acceptor_arm(a);
+}
+
+void rn_acceptor_tick(rn_acceptor *a)
+{
+    if (!a->backoff || a->stopped)
+        return;
+    a->backoff = false;
+    if (!a->armed && a->fd >= 0)
+        acceptor_arm(a);
+}
+
+static void cancel_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_acceptor *a = (rn_acceptor *)((char *)op - offsetof(rn_acceptor, cancel_op));
+    (void)res;
+    (void)flags;
+    a->cancelling = false;
+}
+
+void rn_acceptor_stop(rn_acceptor *a)
+{
+    if (a->stopped)
+        return;
+    a->stopped = true;
+    if (a->armed && !a->cancelling) {
+        struct io_uring_sqe *sqe = rn_io_sqe(a->io, &a->cancel_op, cancel_done);
+        if (sqe) {
+            io_uring_prep_cancel(sqe, &a->op, 0);
+            a->cancelling = true;
+        }
+    }
+    if (a->fd >= 0) {
+        close(a->fd);
+        a->fd = -1;
+    }
+}
+
+bool rn_acceptor_idle(const rn_acceptor *a)
+{
+    return !a->armed && !a->cancelling;
+}
+
+void rn_acceptor_fini(rn_acceptor *a)
+{
+    if (a->fd >= 0)
+        close(a->fd);
+    a->fd = -1;
 }

@@ -138,10 +138,9 @@ void rn_reactor_buf_unref(rn_reactor *r, int bid)
 
 /* ---- Accept -------------------------------------------------------------------- */
 
-static void arm_accept(rn_reactor *r);
-
-static void conn_new(rn_reactor *r, int fd)
+static void conn_new(void *arg, int fd)
 {
+    rn_reactor *r = arg;
     rn_broker *b = r->b;
     /* Over max.connections the socket is closed at once: the native
      * protocol has no way to say "busy" before the client's first request. */
@@ -162,16 +161,9 @@ static void conn_new(rn_reactor *r, int fd)
     c->id = ++r->next_conn_id;
     c->refs = 1; /* the reactor's list */
     c->last_active_ms = rn_now_ms();
+    rn_sendq_init(&c->sq);
     rn_frame_decoder_init(&c->dec, &b->limits);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    rn_listen_accepted(fd, c->peer, sizeof(c->peer));
     c->next = r->conns;
     if (r->conns)
         r->conns->prev = c;
@@ -191,48 +183,19 @@ static void shed_one(void *arg, int fd)
     rn_listen_close_refused(fd);
 }
 
-static void accept_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, accept_op));
-    if (res >= 0) {
-        conn_new(r, res);
-    } else if (res == -EMFILE || res == -ENFILE) {
-        /* Clients waiting in the queue are refused now rather than left
-         * unanswered; without the spare, wait a tick instead of spinning. */
-        if (rn_listen_shed(r->listen_fd, shed_one, r) == 0)
-            r->accept_backoff = true;
-    } else if (res != -ECANCELED) {
-        rn_logfmt(RN_DEBUG, "accept failed", "err=%s", rn_errname(res));
-    }
-    if (!(flags & IORING_CQE_F_MORE)) {
-        r->accepting = false;
-        if (!r->stopping && !r->accept_backoff)
-            arm_accept(r);
-    }
-}
-
-static void arm_accept(rn_reactor *r)
-{
-    struct io_uring_sqe *sqe = rn_io_sqe(r->io, &r->accept_op, accept_done);
-    if (!sqe)
-        return;
-    io_uring_prep_multishot_accept(sqe, r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    r->accepting = true;
-}
-
 int rn_reactor_listen(rn_reactor *r, const char *hostport)
 {
-    int rc = rn_listen_open("listen", hostport, true, &r->listen_fd);
+    int fd;
+    int rc = rn_listen_open("listen", hostport, true, &fd);
     if (rc < 0)
         return rc;
-    arm_accept(r);
+    rn_acceptor_start(&r->acc, r->io, fd);
     return 0;
 }
 
 void rn_reactor_listen_fd(rn_reactor *r, int fd)
 {
-    r->listen_fd = fd;
-    arm_accept(r);
+    rn_acceptor_start(&r->acc, r->io, fd);
 }
 
 /* ---- Tick: idle connections, rolls, retention -------------------------------------- */
@@ -249,7 +212,7 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
     rn_broker *b = r->b;
     for (rn_conn *c = r->conns, *next; c; c = next) {
         next = c->next;
-        if (!c->dead && b->cfg.connections_max_idle_ms > 0 && !c->reqs && !c->out_head &&
+        if (!c->dead && b->cfg.connections_max_idle_ms > 0 && !c->reqs && !c->sq.head &&
             now - c->last_active_ms > b->cfg.connections_max_idle_ms)
             rn_conn_close(c, "idle");
     }
@@ -259,11 +222,8 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
     rn_partitions_tick(r, now, retention); /* the partitions this reactor owns */
     if (r->index == 0)
         rn_groups_tick(b->groups, now);
-    if (r->accept_backoff && !r->stopping) {
-        r->accept_backoff = false;
-        if (!r->accepting && r->listen_fd >= 0)
-            arm_accept(r);
-    }
+    if (!r->stopping)
+        rn_acceptor_tick(&r->acc);
     if (!r->stopping)
         arm_tick(r);
 }
@@ -281,6 +241,11 @@ static void arm_signal(rn_reactor *r);
 static void stop_run(rn_msg *m)
 {
     m->to->stopping = true;
+}
+
+int rn_reactor_call(rn_reactor *r, rn_call_fn fn, void *arg)
+{
+    return rn_inbox_post(&r->inbox, fn, arg);
 }
 
 static void signal_done(rn_io_op *op, int res, uint32_t flags)
@@ -322,9 +287,15 @@ int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index)
     memset(r, 0, sizeof(*r));
     r->b = b;
     r->index = index;
-    r->listen_fd = -1;
+    rn_acceptor_init(&r->acc, "native", conn_new, shed_one, r);
     r->signal_fd = -1;
-    int rc = rn_io_new(&r->io, 4096);
+    r->inbox.efd = -1;
+    int rc = rn_inbox_init(&r->inbox);
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "cannot make the reactor's inbox", "err=%s", rn_errname(rc));
+        return rc;
+    }
+    rc = rn_io_new(&r->io, 4096);
     if (rc < 0) {
         rn_logfmt(RN_ERROR, "io_uring unavailable", "err=%s", rn_errname(rc));
         return rc;
@@ -371,8 +342,8 @@ int rn_reactor_run(rn_reactor *r)
     rn_broker *b = r->b;
     rn_self = r;
     arm_tick(r);
-    rn_io_op *cancel_accept = &r->cancel_accept, *cancel_tick = &r->cancel_tick,
-             *cancel_sig = &r->cancel_sig;
+    rn_inbox_start(&r->inbox, r->io);
+    rn_io_op *cancel_tick = &r->cancel_tick, *cancel_sig = &r->cancel_sig;
     uint64_t stop_at = 0;
     bool stop_started = false;
     for (;;) {
@@ -397,15 +368,9 @@ int rn_reactor_run(rn_reactor *r)
             stop_started = true;
             stop_at = rn_now_ns() + (uint64_t)DRAIN_MS * 1000000ull;
             /* Stop accepting and reading; requests in flight finish. */
-            if (r->accepting) {
-                struct io_uring_sqe *sqe = rn_io_sqe(r->io, cancel_accept, noop_cb);
-                io_uring_prep_cancel(sqe, &r->accept_op, 0);
-            }
-            if (r->listen_fd >= 0) {
-                close(r->listen_fd);
-                r->listen_fd = -1;
-            }
-            rn_gateway_stop(r); /* HTTP: stop accepting, end streams, finish requests */
+            rn_acceptor_stop(&r->acc);
+            rn_inbox_close(&r->inbox); /* calls posted until now run; later ones fail */
+            rn_gateway_stop(r);        /* HTTP: stop accepting, end streams, finish requests */
             /* Parked long polls answer now with what there is (rn_fetch_wake
              * sees `stopping` and answers final) instead of holding the
              * shutdown until their max_wait_ms. Idle connections are closed
@@ -429,7 +394,7 @@ int rn_reactor_run(rn_reactor *r)
         bool busy = fwd_busy(r);
         for (rn_conn *c = r->conns, *next; c; c = next) {
             next = c->next;
-            if (!c->dead && !c->reqs && !c->out_head)
+            if (!c->dead && !c->reqs && !c->sq.head)
                 rn_conn_close(c, "shutdown");
             else if (!c->dead)
                 busy = true;
@@ -459,7 +424,8 @@ int rn_reactor_run(rn_reactor *r)
         io_uring_prep_cancel(sqe, &r->signal_op, 0);
     }
     uint64_t give_up = rn_now_ns() + 2000000000ull;
-    while (r->n_live || r->tick_armed || r->signal_armed || r->accepting || !rn_gateway_idle(r)) {
+    while (r->n_live || r->tick_armed || r->signal_armed || !rn_acceptor_idle(&r->acc) ||
+           !rn_inbox_idle(&r->inbox) || !rn_gateway_idle(r)) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(rn_io_ring(r->io), &cqe, 1, &ts, NULL);
@@ -518,11 +484,11 @@ void rn_reactor_fini(rn_reactor *r)
 {
     if (r->fwd)
         rn_conn_close(r->fwd, "shutdown");
-    if (r->listen_fd >= 0)
-        close(r->listen_fd);
+    rn_acceptor_fini(&r->acc);
     if (r->signal_fd >= 0)
         close(r->signal_fd);
     rn_gateway_free(r);
+    rn_inbox_fini(&r->inbox);
     if (r->io) {
         if (r->br)
             io_uring_unregister_buf_ring(rn_io_ring(r->io), r->bgid);

@@ -11,6 +11,8 @@
 
 #include "broker/broker.h"
 #include "broker/metrics.h"
+#include "broker/net/inbox.h"
+#include "broker/net/listen.h"
 #include "broker/part/partitions.h"
 #include "storage/io.h"
 
@@ -24,8 +26,14 @@ struct rn_msg {
     rn_msg_fn fn;
     rn_reactor *to;
 };
-/* Post m to reactor `to` from the calling reactor; fn(m) runs on `to`. */
+/* Post m to reactor `to` from the calling reactor; fn(m) runs on `to`.
+ * A reactor's thread only (it sends on the caller's own ring). */
 void rn_reactor_post(rn_reactor *to, rn_msg *m, rn_msg_fn fn);
+/* Any thread (a reactor's or not): fn(arg) runs once on r's thread, after the
+ * calls this thread made to r before (net/inbox.h). Never inside this call.
+ * Returns 0; -ESHUTDOWN when r is stopping (fn never runs); -ENOMEM. r must
+ * outlive the call (reactors are freed after their threads are joined). */
+int rn_reactor_call(rn_reactor *r, rn_call_fn fn, void *arg);
 
 /* The reactor whose thread is running (NULL outside reactors' threads). */
 extern __thread rn_reactor *rn_self;
@@ -36,11 +44,10 @@ struct rn_reactor {
     rn_broker *b;
     unsigned index;
     rn_io *io;
-    int listen_fd;
-    rn_io_op accept_op, tick_op, signal_op;
+    rn_acceptor acc; /* the native listener (broker/net/listen.h) */
+    rn_io_op tick_op, signal_op;
     struct __kernel_timespec tick_ts;
-    bool accepting, tick_armed, signal_armed;
-    bool accept_backoff; /* out of descriptors: the tick re-arms the accept */
+    bool tick_armed, signal_armed;
     /* Provided receive buffers (one group). */
     struct io_uring_buf_ring *br;
     uint8_t *bufs;
@@ -62,7 +69,8 @@ struct rn_reactor {
     rn_conn *fwd;          /* virtual connection of requests from other reactors */
     bool drained;          /* stopping, and nothing of ours in flight */
     rn_msg stop_msg;
-    rn_io_op cancel_accept, cancel_tick, cancel_sig;
+    rn_inbox inbox; /* calls from any thread (rn_reactor_call) */
+    rn_io_op cancel_tick, cancel_sig;
 };
 
 int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index);

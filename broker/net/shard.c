@@ -15,7 +15,8 @@
  *   routing    rn_shard_route runs before every handler. ApiVersions runs
  *              where it lands. Produce, Fetch and ListOffsets go to the owners
  *              of their partitions (rn_partition_owner, a pure hash, so no
- *              table is read to route): all local → handled here, all on one
+ *              table is read to route; how each API splits and merges is
+ *              one entry of partitioned_apis): all local → handled here, all on one
  *              other reactor → forwarded whole, else split into one
  *              sub-request per owner. Every other API is forwarded whole to
  *              reactor 0 (metadata, groups, producer ids live there).
@@ -119,8 +120,29 @@ typedef struct sub {
     bool data; /* fetch: bytes or an error came back: wake the other owners */
 } sub;
 
+/* A partitioned API: how its requests split by owner and its answers merge.
+ * Adding one to the hand-over is one entry in partitioned_apis (below) and
+ * its request body in sub's union. */
+typedef struct partitioned_api {
+    int api;
+    /* The request's partitions: how many, and the i-th (its topic, number). */
+    size_t (*n_parts)(const Runnel__RequestHeader *h);
+    void *(*part_at)(const Runnel__RequestHeader *h, size_t i, const char **topic,
+                     int32_t *partition);
+    /* s->hdr (a shallow copy of h) gets a body holding only s->parts. */
+    void (*narrow)(sub *s, const Runnel__RequestHeader *h);
+    /* Entry k of an owner's answer r, or NULL when r is of another API or short. */
+    void *(*answer_at)(const Runnel__ResponseHeader *r, uint32_t k);
+    /* Every owner answered: one answer for the parent, in its partition order. */
+    void (*merge)(fan *f, Runnel__ResponseHeader **resp);
+    bool split_always; /* never forwarded whole (a Produce's subs carry its batches) */
+    bool batches;      /* each partition's batch is carved from the payload for its sub */
+    bool wake_on_data; /* a long poll: the first owner with data wakes the others */
+} partitioned_api;
+
 struct fan {
     rn_request *parent;
+    const partitioned_api *pa; /* split: the parent's API; NULL when whole */
     rn_reactor *home;
     bool whole, woken;
     bool done; /* home only: the parent was answered (complete) */
@@ -148,41 +170,6 @@ static void fan_unref(fan *f)
     free(f->where_sub);
     free(f->where_pos);
     free(f);
-}
-
-/* A partition of a data request: its message, topic and number. */
-static void *part_at(rn_request *req, size_t i, const char **topic, int32_t *partition)
-{
-    Runnel__RequestHeader *h = req->fr.hdr;
-    switch (req->api) {
-    case RUNNEL__API__PRODUCE:
-        *topic = h->produce->partitions[i]->topic;
-        *partition = h->produce->partitions[i]->partition;
-        return h->produce->partitions[i];
-    case RUNNEL__API__FETCH:
-        *topic = h->fetch->partitions[i]->topic;
-        *partition = h->fetch->partitions[i]->partition;
-        return h->fetch->partitions[i];
-    default:
-        *topic = h->list_offsets->partitions[i]->topic;
-        *partition = h->list_offsets->partitions[i]->partition;
-        return h->list_offsets->partitions[i];
-    }
-}
-
-static size_t n_parts_of(rn_request *req)
-{
-    Runnel__RequestHeader *h = req->fr.hdr;
-    switch (req->api) {
-    case RUNNEL__API__PRODUCE:
-        return h->produce ? h->produce->n_partitions : 0;
-    case RUNNEL__API__FETCH:
-        return h->fetch ? h->fetch->n_partitions : 0;
-    case RUNNEL__API__LIST_OFFSETS:
-        return h->list_offsets ? h->list_offsets->n_partitions : 0;
-    default:
-        return 0;
-    }
 }
 
 /* ---- On the owner ------------------------------------------------------------------------ */
@@ -269,26 +256,53 @@ static uint32_t part_error(const Runnel__ResponseHeader *r)
 static void *owner_part(const fan *f, Runnel__ResponseHeader **resp, size_t i)
 {
     const Runnel__ResponseHeader *r = resp[f->where_sub[i]];
-    uint32_t k = f->where_pos[i];
-    if (!r)
-        return NULL;
-    switch (f->parent->api) {
-    case RUNNEL__API__PRODUCE:
-        return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_PRODUCE && r->produce &&
-                       k < r->produce->n_partitions
-                   ? r->produce->partitions[k]
-                   : NULL;
-    case RUNNEL__API__FETCH:
-        return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_FETCH && r->fetch &&
-                       k < r->fetch->n_partitions
-                   ? r->fetch->partitions[k]
-                   : NULL;
-    default:
-        return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS && r->list_offsets &&
-                       k < r->list_offsets->n_partitions
-                   ? r->list_offsets->partitions[k]
-                   : NULL;
+    return r ? f->pa->answer_at(r, f->where_pos[i]) : NULL;
+}
+
+/* ---- The partitioned APIs ------------------------------------------------------------------ */
+
+/* The accessors every partitioned API needs are the same code over its own
+ * protobuf names: field is the request and response body's field (produce),
+ * Part the request's partition type (ProducePartition), BODY the response's
+ * body case (PRODUCE). */
+#define PARTITIONED_ACCESSORS(field, Part, BODY)                                                   \
+    static size_t field##_n_parts(const Runnel__RequestHeader *h)                                  \
+    {                                                                                              \
+        return h->field ? h->field->n_partitions : 0;                                              \
+    }                                                                                              \
+    static void *field##_part_at(const Runnel__RequestHeader *h, size_t i, const char **topic,     \
+                                 int32_t *partition)                                               \
+    {                                                                                              \
+        *topic = h->field->partitions[i]->topic;                                                   \
+        *partition = h->field->partitions[i]->partition;                                           \
+        return h->field->partitions[i];                                                            \
+    }                                                                                              \
+    static void field##_narrow(sub *s, const Runnel__RequestHeader *h)                             \
+    {                                                                                              \
+        s->body.field = *h->field;                                                                 \
+        s->body.field.partitions = (Runnel__##Part **)s->parts;                                    \
+        s->body.field.n_partitions = s->n_parts;                                                   \
+        s->hdr.field = &s->body.field;                                                             \
+    }                                                                                              \
+    static void *field##_answer_at(const Runnel__ResponseHeader *r, uint32_t k)                    \
+    {                                                                                              \
+        return r->body_case == RUNNEL__RESPONSE_HEADER__BODY_##BODY && r->field &&                 \
+                       k < r->field->n_partitions                                                  \
+                   ? r->field->partitions[k]                                                       \
+                   : NULL;                                                                         \
     }
+
+PARTITIONED_ACCESSORS(produce, ProducePartition, PRODUCE)
+PARTITIONED_ACCESSORS(fetch, FetchPartition, FETCH)
+PARTITIONED_ACCESSORS(list_offsets, ListOffsetsPartition, LIST_OFFSETS)
+
+/* A Produce sub always answers: acks=0 gets no answer from a handler, and
+ * home must hear from every owner. */
+static void produce_narrow_acked(sub *s, const Runnel__RequestHeader *h)
+{
+    produce_narrow(s, h);
+    if (s->body.produce.acks == 0)
+        s->body.produce.acks = 1;
 }
 
 static void merge_produce(fan *f, Runnel__ResponseHeader **resp)
@@ -515,12 +529,8 @@ static void complete(fan *f)
             s->slices = NULL;
             s->n_slices = 0;
         }
-    } else if (parent->api == RUNNEL__API__PRODUCE) {
-        merge_produce(f, resp);
-    } else if (parent->api == RUNNEL__API__FETCH) {
-        merge_fetch(f, resp);
     } else {
-        merge_list_offsets(f, resp);
+        f->pa->merge(f, resp);
     }
     for (unsigned i = 0; i < f->n_subs; i++)
         if (resp[i])
@@ -561,7 +571,7 @@ static void back_run(rn_msg *m)
     fan *f = s->f;
     s->back_done = true;
     f->pending++; /* waking below may answer subs re-entrantly */
-    if (!f->whole && s->data && !f->woken && f->parent->api == RUNNEL__API__FETCH)
+    if (!f->whole && s->data && !f->woken && f->pa->wake_on_data)
         wake_subs(f);
     fan_done_one(f); /* s */
     fan_done_one(f); /* the guard */
@@ -606,6 +616,41 @@ void rn_shard_fetch_parked(rn_request *req, size_t ready)
         prog_run(&s->prog);
     else
         rn_reactor_post(f->home, &s->prog, prog_run);
+}
+
+/* ---- The table ------------------------------------------------------------------------------ */
+
+static const partitioned_api partitioned_apis[] = {
+    {.api = RUNNEL__API__PRODUCE,
+     .n_parts = produce_n_parts,
+     .part_at = produce_part_at,
+     .narrow = produce_narrow_acked,
+     .answer_at = produce_answer_at,
+     .merge = merge_produce,
+     .split_always = true,
+     .batches = true},
+    {.api = RUNNEL__API__FETCH,
+     .n_parts = fetch_n_parts,
+     .part_at = fetch_part_at,
+     .narrow = fetch_narrow,
+     .answer_at = fetch_answer_at,
+     .merge = merge_fetch,
+     .wake_on_data = true},
+    {.api = RUNNEL__API__LIST_OFFSETS,
+     .n_parts = list_offsets_n_parts,
+     .part_at = list_offsets_part_at,
+     .narrow = list_offsets_narrow,
+     .answer_at = list_offsets_answer_at,
+     .merge = merge_list_offsets},
+};
+
+/* The entry of a partitioned API, or NULL (the API runs on reactor 0). */
+static const partitioned_api *partitioned_api_of(int api)
+{
+    for (size_t i = 0; i < sizeof(partitioned_apis) / sizeof(partitioned_apis[0]); i++)
+        if (partitioned_apis[i].api == api)
+            return &partitioned_apis[i];
+    return NULL;
 }
 
 /* ---- Hand-over ----------------------------------------------------------------------------- */
@@ -694,7 +739,7 @@ oom:
     return true;
 }
 
-static bool split(rn_request *req, const unsigned *owner, size_t n)
+static bool split(rn_request *req, const partitioned_api *pa, const unsigned *owner, size_t n)
 {
     rn_broker *b = req->conn->r->b;
     /* One sub per distinct owner, in order of first appearance. */
@@ -708,6 +753,7 @@ static bool split(rn_request *req, const unsigned *owner, size_t n)
     fan *f = fan_new(req, n_subs);
     if (!f)
         goto oom;
+    f->pa = pa;
     f->where_sub = calloc(n, sizeof(*f->where_sub));
     f->where_pos = calloc(n, sizeof(*f->where_pos));
     if (!f->where_sub || !f->where_pos)
@@ -724,43 +770,21 @@ static bool split(rn_request *req, const unsigned *owner, size_t n)
         s->parts = calloc(s->n_parts, sizeof(*s->parts));
         if (!s->parts)
             goto oom_fan;
-        if (req->api == RUNNEL__API__PRODUCE) {
+        if (pa->batches) {
             s->batches = calloc(s->n_parts, sizeof(*s->batches));
             if (!s->batches)
                 goto oom_fan;
         }
         s->hdr = *h;
-        switch (req->api) {
-        case RUNNEL__API__PRODUCE:
-            s->body.produce = *h->produce;
-            /* acks=0 gets no answer from a handler; the sub must answer home. */
-            if (s->body.produce.acks == 0)
-                s->body.produce.acks = 1;
-            s->body.produce.partitions = (Runnel__ProducePartition **)s->parts;
-            s->body.produce.n_partitions = s->n_parts;
-            s->hdr.produce = &s->body.produce;
-            break;
-        case RUNNEL__API__FETCH:
-            s->body.fetch = *h->fetch;
-            s->body.fetch.partitions = (Runnel__FetchPartition **)s->parts;
-            s->body.fetch.n_partitions = s->n_parts;
-            s->hdr.fetch = &s->body.fetch;
-            break;
-        default:
-            s->body.list_offsets = *h->list_offsets;
-            s->body.list_offsets.partitions = (Runnel__ListOffsetsPartition **)s->parts;
-            s->body.list_offsets.n_partitions = s->n_parts;
-            s->hdr.list_offsets = &s->body.list_offsets;
-            break;
-        }
+        pa->narrow(s, h);
     }
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         sub *s = &f->subs[f->where_sub[i]];
         const char *topic;
         int32_t partition;
-        s->parts[f->where_pos[i]] = part_at(req, i, &topic, &partition);
-        if (req->api == RUNNEL__API__PRODUCE) {
+        s->parts[f->where_pos[i]] = pa->part_at(h, i, &topic, &partition);
+        if (pa->batches) {
             /* frame.c checked that the batch lengths add up to the payload. */
             s->batches[f->where_pos[i]] = (uint8_t *)req->fr.payload + off;
             off += h->produce->partitions[i]->batch_len;
@@ -792,17 +816,13 @@ bool rn_shard_route(rn_request *req)
     rn_broker *b = self->b;
     if (b->n_reactors <= 1 || req->sub || !req->fr.hdr)
         return false;
-    switch (req->api) {
-    case RUNNEL__API__API_VERSIONS:
+    if (req->api == RUNNEL__API__API_VERSIONS)
         return false;
-    case RUNNEL__API__PRODUCE:
-    case RUNNEL__API__FETCH:
-    case RUNNEL__API__LIST_OFFSETS:
-        break;
-    default:
+    const partitioned_api *pa = partitioned_api_of(req->api);
+    if (!pa)
         return self->index == 0 ? false : forward_whole(req, &b->reactors[0]);
-    }
-    size_t n = n_parts_of(req);
+    Runnel__RequestHeader *h = req->fr.hdr;
+    size_t n = pa->n_parts(h);
     if (n == 0)
         return false;
     unsigned stack[64], *owner = n <= 64 ? stack : malloc(n * sizeof(*owner));
@@ -814,17 +834,17 @@ bool rn_shard_route(rn_request *req)
     for (size_t i = 0; i < n; i++) {
         const char *topic;
         int32_t partition;
-        part_at(req, i, &topic, &partition);
+        pa->part_at(h, i, &topic, &partition);
         owner[i] = rn_partition_owner(b, topic, partition);
         same = same && owner[i] == owner[0];
     }
     bool handed;
     if (same && owner[0] == self->index)
         handed = false;
-    else if (same && req->api != RUNNEL__API__PRODUCE)
+    else if (same && !pa->split_always)
         handed = forward_whole(req, &b->reactors[owner[0]]);
     else
-        handed = split(req, owner, n);
+        handed = split(req, pa, owner, n);
     if (owner != stack)
         free(owner);
     return handed;
