@@ -152,7 +152,7 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
             errors = true;
             continue;
         }
-        r->high_watermark = rn_log_high_watermark(p->log);
+        r->high_watermark = rn_partition_high_watermark(p);
         r->log_start_offset = rn_log_start_offset(p->log);
         r->log_end_offset = rn_log_end_offset(p->log);
         if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch < p->leader_epoch) {

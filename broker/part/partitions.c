@@ -123,16 +123,27 @@ void rn_partition_publish(rn_partition *p)
     if (!p->log)
         return;
     __atomic_store_n(&p->pub_lso, rn_log_start_offset(p->log), __ATOMIC_RELAXED);
-    __atomic_store_n(&p->pub_hw, rn_log_high_watermark(p->log), __ATOMIC_RELAXED);
+    __atomic_store_n(&p->pub_hw, rn_partition_high_watermark(p), __ATOMIC_RELAXED);
     __atomic_store_n(&p->pub_leo, rn_log_end_offset(p->log), __ATOMIC_RELAXED);
     __atomic_store_n(&p->pub_size, rn_log_size_bytes(p->log), __ATOMIC_RELAXED);
+}
+
+/* The one rule for what consumers may read (DESIGN §4): today the log's
+ * flushed offset with flush=always, else its end; with replication, the
+ * minimum over the ISR (DESIGN §8). Every reader of a high watermark comes
+ * here, directly or through the published copy. */
+int64_t rn_partition_high_watermark(const rn_partition *p)
+{
+    if ((rn_self == p->reactor || !rn_self) && p->log)
+        return rn_log_high_watermark(p->log);
+    return __atomic_load_n(&p->pub_hw, __ATOMIC_RELAXED);
 }
 
 void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo)
 {
     if ((rn_self == p->reactor || !rn_self) && p->log) {
         *lso = rn_log_start_offset(p->log);
-        *hw = rn_log_high_watermark(p->log);
+        *hw = rn_partition_high_watermark(p);
         *leo = rn_log_end_offset(p->log);
         return;
     }

@@ -75,6 +75,11 @@ rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic);
 /* The reactor that owns a partition: internal topics (__*) on 0, others by
  * a hash of topic and partition. A pure function, so routing needs no table. */
 unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t partition);
+/* The partition's high watermark: what consumers may read up to, and what
+ * acks=all waits for. Exact on the owner, else as last published. Every
+ * reader (Fetch, ListOffsets, describe, lag, metrics, gateway) goes through
+ * this or rn_partition_offsets, never the log's own offsets. */
+int64_t rn_partition_high_watermark(const rn_partition *p);
 /* Offsets and size from any reactor: exact on the owner, else as the owner
  * last published them (after every append and every tick). */
 void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo);
