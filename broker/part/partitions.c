@@ -139,6 +139,13 @@ int64_t rn_partition_high_watermark(const rn_partition *p)
     return __atomic_load_n(&p->pub_hw, __ATOMIC_RELAXED);
 }
 
+void rn_partition_wake(rn_partition *p)
+{
+    rn_partition_publish(p); /* for other reactors: describe, lag, metrics */
+    rn_waiters_wake(&p->fetch_waiters, RN_WAKE_MOVED);
+    rn_waiters_wake(&p->produce_waiters, RN_WAKE_MOVED);
+}
+
 void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo)
 {
     if ((rn_self == p->reactor || !rn_self) && p->log) {
@@ -602,11 +609,14 @@ oom:
 /* On the partition's owner. */
 static void close_partition(rn_broker *b, rn_partition *p, bool remove)
 {
-    /* Parked fetches on it answer now; they re-check and find it gone. */
+    /* Parked fetches on it answer now (they re-check and find it gone);
+     * parked produces answer that the partition went away. */
     p->deleting = true;
     if (p->storage_err)
         storage_mark(p, 0); /* a deleted partition no longer counts as failing */
-    rn_partition_wake(p);
+    rn_partition_publish(p);
+    rn_waiters_wake(&p->fetch_waiters, RN_WAKE_CLOSED);
+    rn_waiters_wake(&p->produce_waiters, RN_WAKE_CLOSED);
     if (p->log) {
         int rc = remove ? (rn_log_abandon(p->log), 0) : rn_log_close(p->log);
         if (rc < 0)
@@ -1027,6 +1037,7 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
                     rn_logfmt(RN_WARN, "retention failed", "topic=%s partition=%d err=%s", ts->name,
                               i, rn_errname(n));
             }
+            rn_waiters_expire(&p->produce_waiters, now_ms);
             storage_probe(r->b, p, &avail);
             storage_say_ok(p, now_ms);
             rn_partition_publish(p);

@@ -2,8 +2,7 @@
  * part/partitions.h — partitions: the topic → partition-log table each reactor keeps, and
  * what a partition's owner does with its log (open, roll, retention, storage errors).
  *
- * Implemented by part/partitions.c, except rn_partition_wake, which walks the fetch
- * waiters parked by api/fetch.c. A partition belongs to one reactor (rn_partition_owner)
+ * Implemented by part/partitions.c. A partition belongs to one reactor (rn_partition_owner)
  * and only that reactor's thread touches its log; other reactors read what the owner
  * published (rn_partition_offsets, rn_partition_size).
  */
@@ -18,6 +17,7 @@
 #include "broker/meta/metadata.h"
 #include "broker/metrics.h"
 #include "broker/part/producer_state.h"
+#include "broker/part/waiters.h"
 #include "storage/log.h"
 
 struct rn_partition {
@@ -25,7 +25,10 @@ struct rn_partition {
     int32_t id;
     rn_log *log;
     rn_reactor *reactor;
-    rn_fetch_wait *waiters; /* long-polling fetches to wake on appends */
+    /* Parked requests (part/waiters.h), woken when the high watermark moves:
+     * long-polling fetches (api/fetch.c) and acks=all produces waiting for
+     * the high watermark to pass their batch (api/produce.c). */
+    rn_waiter_queue fetch_waiters, produce_waiters;
     rn_partition_metrics m;
     rn_producer_state *ps; /* idempotent producers' last batches */
     int32_t leader_epoch;
@@ -92,9 +95,11 @@ int rn_partitions_share(rn_broker *b);
 void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev);
 /* Close every partition log cleanly (shutdown). Returns the first error. */
 int rn_partitions_close_all(rn_broker *b);
-/* Wake long-polling fetches waiting on p (its high watermark moved). */
+/* p's log moved (an append completed, its high watermark may have moved):
+ * publish its offsets and wake its parked fetches and produces. Owner only. */
 void rn_partition_wake(rn_partition *p);
-/* Roll and retention for every partition (the reactor's tick). While a disk
+/* Roll, retention and the parked produces' timeouts for every partition
+ * (the reactor's tick). While a disk
  * is full (rn_broker.parts_disk_full), retention runs at every tick. */
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
 /* An append to p failed with err. A storage error (a system error such as
