@@ -141,9 +141,12 @@ static void acks_woken(rn_waiter *wt, rn_wake_why why)
     } else if (why == RN_WAKE_TIMEOUT) {
         set_error(st, pp->i, -RN_E_TIMEOUT,
                   "the high watermark did not reach the batch within the request's timeout_ms");
-    } else {
+    } else if (pp->p->deleting) {
         set_error(st, pp->i, -RN_E_UNKNOWN_TOPIC,
-                  "the partition was closed while the batch waited for acks=all");
+                  "the partition was deleted while the batch waited for acks=all");
+    } else {
+        set_error(st, pp->i, -RN_E_SHUTTING_DOWN,
+                  "the broker stopped while the batch waited for acks=all");
     }
     if (--st->pending == 0)
         finish(st);

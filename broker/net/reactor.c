@@ -406,6 +406,7 @@ int rn_reactor_run(rn_reactor *r)
                 r->listen_fd = -1;
             }
             rn_gateway_stop(r); /* HTTP: stop accepting, end streams, finish requests */
+            rn_partitions_stopping(r);
             /* Parked long polls answer now with what there is (rn_fetch_wake
              * sees `stopping` and answers final) instead of holding the
              * shutdown until their max_wait_ms. Idle connections are closed

@@ -1011,6 +1011,19 @@ static void storage_probe(rn_broker *b, rn_partition *p, int64_t *avail)
         storage_clear(p, "space");
 }
 
+void rn_partitions_stopping(rn_reactor *r)
+{
+    rn_partition_table *pt = &r->pt;
+    for (unsigned t = 0; t < pt->n_topics; t++) {
+        rn_topic_state *ts = pt->topics[t];
+        for (int32_t i = 0; i < ts->n_partitions; i++) {
+            rn_partition *p = ts->parts[i];
+            if (p && p->reactor == r)
+                rn_waiters_wake(&p->produce_waiters, RN_WAKE_CLOSED);
+        }
+    }
+}
+
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
 {
     rn_partition_table *pt = &r->pt;

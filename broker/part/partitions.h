@@ -102,6 +102,10 @@ void rn_partition_wake(rn_partition *p);
  * (the reactor's tick). While a disk
  * is full (rn_broker.parts_disk_full), retention runs at every tick. */
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
+/* The reactor is stopping (net/reactor.c): produces parked on its partitions answer now
+ * (their appends are done; only the wait for the high watermark ends), so
+ * the drain does not wait for their timeout_ms. */
+void rn_partitions_stopping(rn_reactor *r);
 /* An append to p failed with err. A storage error (a system error such as
  * -ENOSPC or -EIO, or -RN_E_LOG_FAILED) is counted, and the first of a run
  * marks the partition (/readyz, /metrics) and logs one line; need is the
