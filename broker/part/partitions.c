@@ -118,24 +118,31 @@ unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t parti
     return (h + (uint32_t)partition) % b->n_reactors;
 }
 
+/* The one rule for what consumers may read (DESIGN §4): today the log's
+ * flushed offset with flush=always, else its end; with replication, the
+ * minimum over the ISR (DESIGN §8). Computed from the log, so only where the
+ * log may be read: the owner, or reactor 0 while it opens the partition. */
+static int64_t hw_rule(const rn_partition *p)
+{
+    return rn_log_high_watermark(p->log);
+}
+
 void rn_partition_publish(rn_partition *p)
 {
     if (!p->log)
         return;
     __atomic_store_n(&p->pub_lso, rn_log_start_offset(p->log), __ATOMIC_RELAXED);
-    __atomic_store_n(&p->pub_hw, rn_partition_high_watermark(p), __ATOMIC_RELAXED);
+    __atomic_store_n(&p->pub_hw, hw_rule(p), __ATOMIC_RELAXED);
     __atomic_store_n(&p->pub_leo, rn_log_end_offset(p->log), __ATOMIC_RELAXED);
     __atomic_store_n(&p->pub_size, rn_log_size_bytes(p->log), __ATOMIC_RELAXED);
 }
 
-/* The one rule for what consumers may read (DESIGN §4): today the log's
- * flushed offset with flush=always, else its end; with replication, the
- * minimum over the ISR (DESIGN §8). Every reader of a high watermark comes
- * here, directly or through the published copy. */
+/* Every reader of a high watermark comes here, directly or through
+ * rn_partition_offsets: the rule on the owner, its published copy elsewhere. */
 int64_t rn_partition_high_watermark(const rn_partition *p)
 {
     if ((rn_self == p->reactor || !rn_self) && p->log)
-        return rn_log_high_watermark(p->log);
+        return hw_rule(p);
     return __atomic_load_n(&p->pub_hw, __ATOMIC_RELAXED);
 }
 
