@@ -12,9 +12,9 @@
  * Long-poll: when fewer than min_bytes are ready and max_wait_ms > 0 the fetch
  * parks. It parks a waiter on each of its partitions' fetch_waiters queue
  * (part/waiters.h); an append that moves a partition's high watermark calls
- * rn_partition_wake, which re-runs the read of the parked fetches (as does
- * the partition's close, which they find gone); a timer answers with whatever is there at
- * max_wait_ms (capped by fetch.max.wait.ms).
+ * rn_partition_wake, which re-runs the read of the parked fetches, oldest
+ * first (as does the partition's close: they find it gone); a timer answers
+ * with whatever is there at max_wait_ms (capped by fetch.max.wait.ms).
  *
  * A parked fetch's memory lives until both its answer is out and its timer
  * CQE has come back (cancelled or fired).
@@ -248,7 +248,6 @@ static void node_woken(rn_waiter *wt, rn_wake_why why)
 {
     wait_node *n = (wait_node *)((char *)wt - offsetof(wait_node, wt));
     rn_fetch_wait *w = n->w;
-    (void)why;
     if (w->done)
         return;
     rn_waiter_queue *q = &n->p->fetch_waiters;
