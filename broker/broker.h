@@ -46,7 +46,6 @@ typedef struct rn_reactor rn_reactor;
 typedef struct rn_conn rn_conn;
 typedef struct rn_request rn_request;
 typedef struct rn_partition rn_partition;
-typedef struct rn_fetch_wait rn_fetch_wait;
 
 /* Clocks, any thread (net/reactor.c): wall-clock milliseconds
  * (CLOCK_REALTIME) and monotonic nanoseconds (latencies). */

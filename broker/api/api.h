@@ -31,7 +31,11 @@ void rn_handle_describe_group(rn_request *req);
 void rn_handle_delete_group(rn_request *req);
 void rn_handle_init_producer(rn_request *req);
 
-/* A parked fetch: woken by rn_partition_wake or its timer. */
+/* A parked fetch (api/fetch.c): its waiters sit on its partitions'
+ * fetch_waiters queues (part/waiters.h), woken by rn_partition_wake; or its
+ * timer answers. */
+typedef struct rn_fetch_wait rn_fetch_wait;
+
 void rn_fetch_wake(rn_fetch_wait *w);
 /* Answer a parked fetch now with whatever there is (another reactor's part
  * of the same fetch found data: broker/net/shard.c). */

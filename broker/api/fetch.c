@@ -10,10 +10,11 @@
  * whose references the send queue holds until sendmsg has taken them.
  *
  * Long-poll: when fewer than min_bytes are ready and max_wait_ms > 0 the fetch
- * parks. It registers a waiter on each of its partitions; an append that moves
- * a partition's high watermark calls rn_partition_wake, which re-runs the read
- * of the parked fetches; a timer answers with whatever is there at
- * max_wait_ms (capped by fetch.max.wait.ms).
+ * parks. It parks a waiter on each of its partitions' fetch_waiters queue
+ * (part/waiters.h); an append that moves a partition's high watermark calls
+ * rn_partition_wake, which re-runs the read of the parked fetches, oldest
+ * first (as does the partition's close: they find it gone); a timer answers
+ * with whatever is there at max_wait_ms (capped by fetch.max.wait.ms).
  *
  * A parked fetch's memory lives until both its answer is out and its timer
  * CQE has come back (cancelled or fired).
@@ -34,10 +35,9 @@
 #define DEFAULT_PARTITION_MAX_BYTES (1u << 20)
 
 typedef struct wait_node {
+    rn_waiter wt; /* on its partition's fetch_waiters */
     rn_fetch_wait *w;
     rn_partition *p;
-    struct wait_node *next, *prev;
-    bool linked;
 } wait_node;
 
 struct rn_fetch_wait {
@@ -48,36 +48,13 @@ struct rn_fetch_wait {
     rn_io_op timer_op, cancel_op;
     struct __kernel_timespec ts;
     bool timer_armed, cancel_sent, done;
-    rn_fetch_wait *ready_next; /* rn_partition_wake's list */
-    bool ready;
+    /* The last wake that re-ran this fetch: a fetch naming one partition
+     * twice has two nodes on its queue and is re-run once per wake. */
+    const rn_waiter_queue *woken_q;
+    uint64_t woken_n;
 };
 
-static void unlink_node(wait_node *n)
-{
-    if (!n->linked)
-        return;
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        n->p->waiters = (rn_fetch_wait *)n->next; /* see link_node */
-    if (n->next)
-        n->next->prev = n->prev;
-    n->linked = false;
-    n->next = n->prev = NULL;
-}
-
-/* A partition's waiters field points at the first wait_node (stored as the
- * opaque rn_fetch_wait pointer type the header declares). */
-static void link_node(wait_node *n)
-{
-    wait_node *head = (wait_node *)n->p->waiters;
-    n->prev = NULL;
-    n->next = head;
-    if (head)
-        head->prev = n;
-    n->p->waiters = (rn_fetch_wait *)n;
-    n->linked = true;
-}
+static void node_woken(rn_waiter *wt, rn_wake_why why);
 
 static void maybe_free(rn_fetch_wait *w)
 {
@@ -103,7 +80,7 @@ static void retire(rn_fetch_wait *w)
     w->done = true;
     w->req = NULL;
     for (size_t i = 0; i < w->n; i++)
-        unlink_node(&w->nodes[i]);
+        rn_waiter_leave(&w->nodes[i].wt);
     if (w->timer_armed && !w->cancel_sent) {
         struct io_uring_sqe *sqe = rn_io_sqe(w->r->io, &w->cancel_op, cancel_done);
         if (sqe) {
@@ -152,7 +129,7 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
             errors = true;
             continue;
         }
-        r->high_watermark = rn_log_high_watermark(p->log);
+        r->high_watermark = rn_partition_high_watermark(p);
         r->log_start_offset = rn_log_start_offset(p->log);
         r->log_end_offset = rn_log_end_offset(p->log);
         if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch < p->leader_epoch) {
@@ -265,24 +242,20 @@ void rn_fetch_cancel(rn_fetch_wait *w)
     rn_request_free(req);
 }
 
-void rn_partition_wake(rn_partition *p)
+/* The partition's high watermark moved, or the partition is closing: re-run
+ * the read (a closed partition is found gone and answered with its error). */
+static void node_woken(rn_waiter *wt, rn_wake_why why)
 {
-    rn_partition_publish(p); /* for other reactors: describe, lag, metrics */
-    /* Collect first: answering a fetch unlinks its nodes from this list. */
-    rn_fetch_wait *ready = NULL;
-    for (wait_node *n = (wait_node *)p->waiters; n; n = n->next) {
-        if (!n->w->ready && !n->w->done) {
-            n->w->ready = true;
-            n->w->ready_next = ready;
-            ready = n->w;
-        }
-    }
-    while (ready) {
-        rn_fetch_wait *w = ready;
-        ready = w->ready_next;
-        w->ready = false;
-        rn_fetch_wake(w);
-    }
+    wait_node *n = (wait_node *)((char *)wt - offsetof(wait_node, wt));
+    rn_fetch_wait *w = n->w;
+    if (w->done)
+        return;
+    rn_waiter_queue *q = &n->p->fetch_waiters;
+    if (why == RN_WAKE_MOVED && w->woken_q == q && w->woken_n == q->wakes)
+        return; /* already re-run by this wake through another node */
+    w->woken_q = q;
+    w->woken_n = q->wakes;
+    rn_fetch_wake(w);
 }
 
 void rn_handle_fetch(rn_request *req)
@@ -306,9 +279,10 @@ void rn_handle_fetch(rn_request *req)
     for (size_t i = 0; i < w->n; i++) {
         wait_node *node = &w->nodes[i];
         node->w = w;
+        rn_waiter_init(&node->wt, node_woken);
         node->p = rn_partition_find(b, fr->partitions[i]->topic, fr->partitions[i]->partition);
         if (node->p)
-            link_node(node);
+            rn_waiter_park(&node->p->fetch_waiters, &node->wt, -1); /* its own timer */
     }
     uint64_t ms = fr->max_wait_ms;
     if (b->cfg.fetch_max_wait_ms > 0 && ms > (uint64_t)b->cfg.fetch_max_wait_ms)

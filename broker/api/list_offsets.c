@@ -77,7 +77,7 @@ void rn_handle_list_offsets(rn_request *req)
             r->error_code = storage ? RN_E_STORAGE_ERROR : RN_E_UNKNOWN_TOPIC;
             continue;
         }
-        int64_t hw = rn_log_high_watermark(p->log);
+        int64_t hw = rn_partition_high_watermark(p);
         if (lp->timestamp == -2) {
             r->offset = rn_log_start_offset(p->log);
         } else if (lp->timestamp == -1) {

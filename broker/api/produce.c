@@ -16,9 +16,19 @@
  * stored and stop every reader of the partition at it; refused, its producer
  * gets the code and a sentence naming the record and the field.
  *
- * acks=0 gets no answer at all (Kafka's contract); acks=1 and acks=-1 are the
- * same on one node. A failure is reported per partition; the other partitions
- * of the request are appended regardless.
+ * acks=0 gets no answer at all (Kafka's contract); acks=1 answers once the
+ * append completed. acks=-1 (all) answers once the partition's high
+ * watermark (rn_partition_high_watermark) has passed the batch: a batch the
+ * high watermark does not cover when its append completes parks on the
+ * partition's produce_waiters queue (part/waiters.h, Kafka's DelayedProduce)
+ * until an append or a replica moves it, the request's timeout_ms passes
+ * (REQUEST_TIMED_OUT, the data kept, as Kafka) or the partition closes. On
+ * one node the high watermark is the flushed offset with flush=always, which
+ * the log moves before it completes the append, else the log end: so today
+ * nothing parks and acks=-1 answers as acks=1; with replication the high
+ * watermark is the ISR's minimum (DESIGN §8) and the queue does the waiting.
+ * A failure is reported per partition; the other partitions of the request
+ * are appended regardless.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +52,8 @@ typedef struct produce_part {
     bool idempotent; /* recorded in the producer state as in flight */
     int64_t producer_id;
     int32_t base_sequence;
+    rn_waiter wt;    /* acks=-1: parked on p->produce_waiters */
+    int64_t need_hw; /* acks=-1: the high watermark that covers the batch */
 } produce_part;
 
 struct produce_state {
@@ -116,6 +128,30 @@ static int validate(rn_partition *p, const uint8_t *batch, size_t len, rn_batch_
     return rn_batch_validate(batch, len, max_len, max_unc, h, why, why_len);
 }
 
+/* A parked acks=-1 batch: the high watermark moved, the request timed out or
+ * the partition is closing. */
+static void acks_woken(rn_waiter *wt, rn_wake_why why)
+{
+    produce_part *pp = (produce_part *)((char *)wt - offsetof(produce_part, wt));
+    produce_state *st = pp->st;
+    if (why == RN_WAKE_MOVED) {
+        if (rn_partition_high_watermark(pp->p) < pp->need_hw)
+            return; /* stays parked */
+        rn_waiter_leave(wt);
+    } else if (why == RN_WAKE_TIMEOUT) {
+        set_error(st, pp->i, -RN_E_TIMEOUT,
+                  "the high watermark did not reach the batch within the request's timeout_ms");
+    } else if (pp->p->deleting) {
+        set_error(st, pp->i, -RN_E_UNKNOWN_TOPIC,
+                  "the partition was deleted while the batch waited for acks=all");
+    } else {
+        set_error(st, pp->i, -RN_E_SHUTTING_DOWN,
+                  "the broker stopped while the batch waited for acks=all");
+    }
+    if (--st->pending == 0)
+        finish(st);
+}
+
 static void appended(void *arg, int err, int64_t base, int64_t last)
 {
     produce_part *pp = arg;
@@ -141,6 +177,13 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
         p->m.records_in += (uint64_t)(last - base + 1);
         p->m.batches_in++;
         rn_partition_wake(p);
+        if (st->acks == -1 && p->log && !p->deleting && rn_partition_high_watermark(p) <= last) {
+            /* acks=all and the high watermark is short of the batch: wait. */
+            pp->need_hw = last + 1;
+            uint32_t t = st->req->fr.hdr->produce->timeout_ms;
+            rn_waiter_park(&p->produce_waiters, &pp->wt, t > 0 ? rn_now_ms() + t : -1);
+            return;
+        }
     }
     if (--st->pending == 0)
         finish(st);
@@ -219,6 +262,7 @@ void rn_handle_produce(rn_request *req)
         part->p = p;
         part->i = i;
         part->len = len;
+        rn_waiter_init(&part->wt, acks_woken);
         /* Idempotent producer: a retry of a batch already in the log gets its
          * first offset back instead of a second copy; a gap is refused. */
         if (bh.producer_id >= 0) {

@@ -371,6 +371,7 @@ int rn_reactor_run(rn_reactor *r)
             rn_acceptor_stop(&r->acc);
             rn_inbox_close(&r->inbox); /* calls posted until now run; later ones fail */
             rn_gateway_stop(r);        /* HTTP: stop accepting, end streams, finish requests */
+            rn_partitions_stopping(r);
             /* Parked long polls answer now with what there is (rn_fetch_wake
              * sees `stopping` and answers final) instead of holding the
              * shutdown until their max_wait_ms. Idle connections are closed

@@ -118,21 +118,46 @@ unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t parti
     return (h + (uint32_t)partition) % b->n_reactors;
 }
 
+/* The one rule for what consumers may read (DESIGN §4): today the log's
+ * flushed offset with flush=always, else its end; with replication, the
+ * minimum over the ISR (DESIGN §8). Computed from the log, so only where the
+ * log may be read: the owner, or reactor 0 while it opens the partition. */
+static int64_t hw_rule(const rn_partition *p)
+{
+    return rn_log_high_watermark(p->log);
+}
+
 void rn_partition_publish(rn_partition *p)
 {
     if (!p->log)
         return;
     __atomic_store_n(&p->pub_lso, rn_log_start_offset(p->log), __ATOMIC_RELAXED);
-    __atomic_store_n(&p->pub_hw, rn_log_high_watermark(p->log), __ATOMIC_RELAXED);
+    __atomic_store_n(&p->pub_hw, hw_rule(p), __ATOMIC_RELAXED);
     __atomic_store_n(&p->pub_leo, rn_log_end_offset(p->log), __ATOMIC_RELAXED);
     __atomic_store_n(&p->pub_size, rn_log_size_bytes(p->log), __ATOMIC_RELAXED);
+}
+
+/* Every reader of a high watermark comes here, directly or through
+ * rn_partition_offsets: the rule on the owner, its published copy elsewhere. */
+int64_t rn_partition_high_watermark(const rn_partition *p)
+{
+    if ((rn_self == p->reactor || !rn_self) && p->log)
+        return hw_rule(p);
+    return __atomic_load_n(&p->pub_hw, __ATOMIC_RELAXED);
+}
+
+void rn_partition_wake(rn_partition *p)
+{
+    rn_partition_publish(p); /* for other reactors: describe, lag, metrics */
+    rn_waiters_wake(&p->fetch_waiters, RN_WAKE_MOVED);
+    rn_waiters_wake(&p->produce_waiters, RN_WAKE_MOVED);
 }
 
 void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo)
 {
     if ((rn_self == p->reactor || !rn_self) && p->log) {
         *lso = rn_log_start_offset(p->log);
-        *hw = rn_log_high_watermark(p->log);
+        *hw = rn_partition_high_watermark(p);
         *leo = rn_log_end_offset(p->log);
         return;
     }
@@ -591,11 +616,14 @@ oom:
 /* On the partition's owner. */
 static void close_partition(rn_broker *b, rn_partition *p, bool remove)
 {
-    /* Parked fetches on it answer now; they re-check and find it gone. */
+    /* Parked fetches on it answer now (they re-check and find it gone);
+     * parked produces answer that the partition went away. */
     p->deleting = true;
     if (p->storage_err)
         storage_mark(p, 0); /* a deleted partition no longer counts as failing */
-    rn_partition_wake(p);
+    rn_partition_publish(p);
+    rn_waiters_wake(&p->fetch_waiters, RN_WAKE_CLOSED);
+    rn_waiters_wake(&p->produce_waiters, RN_WAKE_CLOSED);
     if (p->log) {
         int rc = remove ? (rn_log_abandon(p->log), 0) : rn_log_close(p->log);
         if (rc < 0)
@@ -990,6 +1018,19 @@ static void storage_probe(rn_broker *b, rn_partition *p, int64_t *avail)
         storage_clear(p, "space");
 }
 
+void rn_partitions_stopping(rn_reactor *r)
+{
+    rn_partition_table *pt = &r->pt;
+    for (unsigned t = 0; t < pt->n_topics; t++) {
+        rn_topic_state *ts = pt->topics[t];
+        for (int32_t i = 0; i < ts->n_partitions; i++) {
+            rn_partition *p = ts->parts[i];
+            if (p && p->reactor == r)
+                rn_waiters_wake(&p->produce_waiters, RN_WAKE_CLOSED);
+        }
+    }
+}
+
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
 {
     rn_partition_table *pt = &r->pt;
@@ -1016,6 +1057,7 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
                     rn_logfmt(RN_WARN, "retention failed", "topic=%s partition=%d err=%s", ts->name,
                               i, rn_errname(n));
             }
+            rn_waiters_expire(&p->produce_waiters, now_ms);
             storage_probe(r->b, p, &avail);
             storage_say_ok(p, now_ms);
             rn_partition_publish(p);

@@ -2,8 +2,7 @@
  * part/partitions.h — partitions: the topic → partition-log table each reactor keeps, and
  * what a partition's owner does with its log (open, roll, retention, storage errors).
  *
- * Implemented by part/partitions.c, except rn_partition_wake, which walks the fetch
- * waiters parked by api/fetch.c. A partition belongs to one reactor (rn_partition_owner)
+ * Implemented by part/partitions.c. A partition belongs to one reactor (rn_partition_owner)
  * and only that reactor's thread touches its log; other reactors read what the owner
  * published (rn_partition_offsets, rn_partition_size).
  */
@@ -18,6 +17,7 @@
 #include "broker/meta/metadata.h"
 #include "broker/metrics.h"
 #include "broker/part/producer_state.h"
+#include "broker/part/waiters.h"
 #include "storage/log.h"
 
 struct rn_partition {
@@ -25,7 +25,10 @@ struct rn_partition {
     int32_t id;
     rn_log *log;
     rn_reactor *reactor;
-    rn_fetch_wait *waiters; /* long-polling fetches to wake on appends */
+    /* Parked requests (part/waiters.h), woken when the high watermark moves:
+     * long-polling fetches (api/fetch.c) and acks=all produces waiting for
+     * the high watermark to pass their batch (api/produce.c). */
+    rn_waiter_queue fetch_waiters, produce_waiters;
     rn_partition_metrics m;
     rn_producer_state *ps; /* idempotent producers' last batches */
     int32_t leader_epoch;
@@ -75,6 +78,11 @@ rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic);
 /* The reactor that owns a partition: internal topics (__*) on 0, others by
  * a hash of topic and partition. A pure function, so routing needs no table. */
 unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t partition);
+/* The partition's high watermark: what consumers may read up to, and what
+ * acks=all waits for. Exact on the owner, else as last published. Every
+ * reader (Fetch, ListOffsets, describe, lag, metrics, gateway) goes through
+ * this or rn_partition_offsets, never the log's own offsets. */
+int64_t rn_partition_high_watermark(const rn_partition *p);
 /* Offsets and size from any reactor: exact on the owner, else as the owner
  * last published them (after every append and every tick). */
 void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo);
@@ -87,11 +95,17 @@ int rn_partitions_share(rn_broker *b);
 void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev);
 /* Close every partition log cleanly (shutdown). Returns the first error. */
 int rn_partitions_close_all(rn_broker *b);
-/* Wake long-polling fetches waiting on p (its high watermark moved). */
+/* p's log moved (an append completed, its high watermark may have moved):
+ * publish its offsets and wake its parked fetches and produces. Owner only. */
 void rn_partition_wake(rn_partition *p);
-/* Roll and retention for every partition (the reactor's tick). While a disk
+/* Roll, retention and the parked produces' timeouts for every partition
+ * (the reactor's tick). While a disk
  * is full (rn_broker.parts_disk_full), retention runs at every tick. */
 void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention);
+/* The reactor is stopping (net/reactor.c): produces parked on its partitions answer now
+ * (their appends are done; only the wait for the high watermark ends), so
+ * the drain does not wait for their timeout_ms. */
+void rn_partitions_stopping(rn_reactor *r);
 /* An append to p failed with err. A storage error (a system error such as
  * -ENOSPC or -EIO, or -RN_E_LOG_FAILED) is counted, and the first of a run
  * marks the partition (/readyz, /metrics) and logs one line; need is the

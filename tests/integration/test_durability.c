@@ -478,6 +478,15 @@ Test(durability, consumer_stops_at_high_watermark_while_sync_held)
     int64_t latest = -1;
     cr_assert_eq(it_list_offsets(c, "held", 0, -1, &latest, NULL), 0);
     cr_assert_eq(latest, 2, "ListOffsets latest %" PRId64 " with the sync held", latest);
+    /* DescribeTopic (what `topic describe`, lag and the gateway show) too. */
+    cr_assert_eq(it_describe(c, "held", &r), 0);
+    cr_assert_eq(r.hdr->error_code, 0);
+    cr_assert_eq(r.hdr->describe_topic->n_partitions, 1);
+    cr_assert_eq(r.hdr->describe_topic->partitions[0]->high_watermark, 2,
+                 "DescribeTopic high watermark %" PRId64 " with the sync held",
+                 r.hdr->describe_topic->partitions[0]->high_watermark);
+    cr_assert_eq(r.hdr->describe_topic->partitions[0]->log_end_offset, 7);
+    it_resp_free(&r);
     cr_assert_eq(it_conn_recv(p, RUNNEL__API__PRODUCE, &r, 200), -ETIMEDOUT,
                  "the produce was acked before its fdatasync completed");
 
