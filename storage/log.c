@@ -137,6 +137,7 @@ struct rn_log {
 
 /* ---- Small helpers ---------------------------------------------------------- */
 
+static int set_err(rn_log *log, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int set_err(rn_log *log, int rc, const char *fmt, ...)
 {
     char what[384];

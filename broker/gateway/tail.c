@@ -358,11 +358,6 @@ void rn_tail_resume(rn_tail *t)
         kick(t);
 }
 
-int64_t rn_tail_position(const rn_tail *t)
-{
-    return t->position;
-}
-
 void rn_tail_free(rn_tail *t)
 {
     if (!t || t->dead)
