@@ -564,15 +564,6 @@ static void poll_reset_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
     inst_unref(in);
 }
 
-static int emit_record(void *arg, const rn_json_rec *r)
-{
-    rn_strbuf *out = arg;
-    if (out->len > 1)
-        rn_strbuf_put(out, ",", 1);
-    rn_strbuf_put(out, r->json, r->len);
-    return 0;
-}
-
 static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                               unsigned n_slices)
 {
@@ -605,7 +596,7 @@ static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
         int64_t next = cp->position;
         int n = rn_json_render_records(in->cs->gw->render_cache, cp->topic, cp->partition, s->data,
                                        s->len, cp->position, NULL, 0, in->fmt, &bud, &next,
-                                       emit_record, &out);
+                                       rn_json_emit_to_array, &out);
         if (n == -RN_E_MESSAGE_TOO_LARGE) {
             char msg[256];
             snprintf(msg, sizeof(msg),
