@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "protocol/batch.h"
+#include "protocol/container_of.h"
 #include "protocol/errors.h"
 #include "storage/checkpoint.h"
 #include "storage/log.h"
@@ -294,7 +295,7 @@ static void seal_rolled(rn_log *log);
 /* The rolled segment's data is on disk: the seal itself is now quick. */
 static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_segment *s = (rn_segment *)((char *)op - offsetof(rn_segment, seal_op));
+    rn_segment *s = RN_CONTAINER_OF(op, rn_segment, seal_op);
     rn_log *log = s->seal_log;
     (void)flags;
     s->seal_sync_inflight = false;
@@ -363,7 +364,7 @@ static void fail_unsynced(rn_log *log, int err)
 
 static void sync_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, sync_op));
+    rn_log *log = RN_CONTAINER_OF(op, rn_log, sync_op);
     (void)flags;
     rn_segment *seg = log->sync_seg;
     log->sync_inflight = false;
@@ -416,7 +417,7 @@ static void submit_sync(rn_log *log)
 
 static void timer_fired(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, timer_op));
+    rn_log *log = RN_CONTAINER_OF(op, rn_log, timer_op);
     (void)flags;
     log->timer_armed = false;
     if (res == -ECANCELED)
@@ -427,7 +428,7 @@ static void timer_fired(rn_io_op *op, int res, uint32_t flags)
 
 static void cancel_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, cancel_op));
+    rn_log *log = RN_CONTAINER_OF(op, rn_log, cancel_op);
     (void)res;
     (void)flags;
     log->cancel_inflight = false;

@@ -39,6 +39,7 @@
 #include "broker/logfmt.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 /* ---- Accept ---------------------------------------------------------------------- */
 
@@ -51,7 +52,7 @@ static void shed_one(void *arg, int fd)
 
 static void accept_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, accept_op));
+    rn_gateway *gw = RN_CONTAINER_OF(op, rn_gateway, accept_op);
     if (res >= 0) {
         rn_gateway_accept(gw->r, res);
     } else if (res == -EMFILE || res == -ENFILE) {
@@ -93,7 +94,7 @@ static void arm_tick(rn_gateway *gw);
 
 static void tick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, tick_op));
+    rn_gateway *gw = RN_CONTAINER_OF(op, rn_gateway, tick_op);
     (void)res;
     (void)flags;
     gw->tick_armed = false;
@@ -211,7 +212,7 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
 
 static void cancel_accept_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, cancel_accept_op));
+    rn_gateway *gw = RN_CONTAINER_OF(op, rn_gateway, cancel_accept_op);
     (void)res;
     (void)flags;
     gw->cancel_accept_inflight = false;
@@ -219,7 +220,7 @@ static void cancel_accept_done(rn_io_op *op, int res, uint32_t flags)
 
 static void cancel_tick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, cancel_tick_op));
+    rn_gateway *gw = RN_CONTAINER_OF(op, rn_gateway, cancel_tick_op);
     (void)res;
     (void)flags;
     gw->cancel_tick_inflight = false;

@@ -88,6 +88,7 @@
 #include "broker/net/conn.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 /* ---- Reader -------------------------------------------------------------------- */
 
@@ -586,7 +587,7 @@ void rn_http_conn_unref(rn_http_conn *c)
 
 static void op_unref_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, cancel_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, cancel_op);
     (void)res;
     (void)flags;
     c->cancel_inflight = false;
@@ -771,7 +772,7 @@ void rn_http_conn_fail(rn_http_conn *c, const char *why)
 
 static void retry_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, retry_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, retry_op);
     (void)res;
     (void)flags;
     c->retry_armed = false;
@@ -824,7 +825,7 @@ static void on_input(rn_http_conn *c, const uint8_t *data, size_t len)
 
 static void recv_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, recv_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, recv_op);
     rn_reactor *r = c->r;
     bool more = flags & IORING_CQE_F_MORE;
     if (!more)
@@ -899,7 +900,7 @@ static void update_reading(rn_http_conn *c)
 
 static void kick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, kick_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, kick_op);
     (void)res;
     (void)flags;
     c->kick_armed = false;
@@ -1074,7 +1075,7 @@ static void finish_close_after(rn_http_conn *c)
 
 static void send_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, send_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, send_op);
     (void)flags;
     c->send_inflight = false;
     if (res < 0) {
