@@ -52,8 +52,8 @@ typedef struct rn_partition rn_partition;
 int64_t rn_now_ms(void);
 uint64_t rn_now_ns(void);
 
-/* Reactors in one broker: shard.c routes with a small table per owner. */
-#define RN_MAX_REACTORS 64
+/* RN_MAX_REACTORS (reactors in one broker) is in config.h, which bounds the
+ * `reactors` setting with it. */
 
 /* ---- The broker ---------------------------------------------------------------- */
 

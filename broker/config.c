@@ -108,7 +108,7 @@ static const struct setting settings[] = {
     {"http.allowed.origins", NULL, NULL, T_ORIGINS, CFG(http_allowed_origins, char[1024]), 0, 0, 0,
      false},
     {"node.id", NULL, NULL, T_I32, CFG(node_id, int32_t), 0, INT32_MAX, 0, false},
-    {"reactors", NULL, NULL, T_U32, CFG(reactors, uint32_t), 0, 256, 0, false},
+    {"reactors", NULL, NULL, T_U32, CFG(reactors, uint32_t), 0, RN_MAX_REACTORS, 0, false},
     {"socket.request.max.bytes", NULL, NULL, T_U32, CFG(socket_request_max_bytes, uint32_t), 1024,
      INT32_MAX, 0, false},
     {"max.connections", NULL, NULL, T_U32, CFG(max_connections, uint32_t), 1, INT32_MAX, 0, false},

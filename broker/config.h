@@ -21,6 +21,11 @@
 
 #include "storage/log.h"
 
+/* Reactors in one broker: shard.c routes with a small table per owner. The
+ * `reactors` setting is bounded by it; reactors=0 (one per core) is clamped
+ * to it in main(). */
+#define RN_MAX_REACTORS 64
+
 typedef struct rn_config {
     char data_dir[PATH_MAX];       /* data.dir (flag --data-dir), default ./runnel-data */
     char listen[256];              /* listeners (flag --listen), host:port, default 127.0.0.1:9700 */

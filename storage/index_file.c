@@ -258,16 +258,6 @@ void rn_index_file_trim(rn_index_file *ix, uint32_t n)
     ix->n = n;
 }
 
-int rn_index_file_sync(rn_index_file *ix)
-{
-    if (ix->sealed || !ix->map)
-        return 0; /* the seal synced it */
-    int fd = rn_sys_open(ix->path, O_RDWR, 0);
-    if (fd < 0)
-        return fd;
-    return close_keep(fd, rn_sys_fdatasync(fd));
-}
-
 static int seal(rn_index_file *ix, bool lazy)
 {
     if (ix->sealed || !ix->map)

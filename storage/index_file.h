@@ -63,9 +63,6 @@ static inline const uint8_t *rn_index_file_entry(const rn_index_file *ix, uint32
 /* Forget entries from n on, zeroing them so a crash cannot resurrect them. */
 void rn_index_file_trim(rn_index_file *ix, uint32_t n);
 
-/* fdatasync the entries written so far (reopening the file). Errors: -errno. */
-int rn_index_file_sync(rn_index_file *ix);
-
 /* Shrink the file to its entries and sync it; appends are refused from then
  * on and the mapping stays for lookups. Errors: -errno (the index remains
  * usable, and a later seal may retry). */

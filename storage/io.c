@@ -9,6 +9,13 @@
  *  3. A fault injected by the rn_sys injector turns the op into a NOP whose
  *     completion delivers the fault, so the owner sees it through the same
  *     completion path a real -EIO or -ENOSPC takes.
+ *  4. No callback runs inside rn_io_sqe / rn_io_msg (io.h's promise, which
+ *     owners rely on to finish their bookkeeping after submitting). Making room
+ *     in a full submission queue submits, and when the kernel refuses because
+ *     its completion queue is full, moves the waiting CQEs into `backlog`
+ *     without dispatching them. rn_io_run dispatches the backlog first, then the
+ *     ops refused outright (`refused`, `refused_msg`), then the ring, so
+ *     completions keep their order.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,9 +27,21 @@
 /* rn_io_op.injected of a cross-ring message: not counted in inflight. */
 #define MSG_MARK 1
 
+/* A completion taken off the ring to make room, dispatched by rn_io_run. */
+typedef struct {
+    rn_io_op *op;
+    int res;
+    uint32_t flags;
+} backlog_cqe;
+
 struct rn_io {
     struct io_uring ring;
     unsigned inflight;
+    backlog_cqe *backlog; /* [backlog_head, backlog_len) wait for rn_io_run */
+    size_t backlog_head, backlog_len, backlog_cap;
+    rn_io_op *refused, *refused_msg; /* FIFO heads through next_local; *_tail below */
+    rn_io_op *refused_tail, *refused_msg_tail;
+    struct io_uring_sqe scratch; /* handed out for a refused op; never submitted */
 };
 
 int rn_io_new(rn_io **out, unsigned entries)
@@ -44,6 +63,7 @@ void rn_io_free(rn_io *io)
     if (!io)
         return;
     io_uring_queue_exit(&io->ring);
+    free(io->backlog);
     free(io);
 }
 
@@ -57,30 +77,95 @@ unsigned rn_io_inflight(const rn_io *io)
     return io->inflight;
 }
 
-struct io_uring_sqe *rn_io_sqe(rn_io *io, rn_io_op *op, rn_io_cb cb)
+/* Move every CQE waiting on the ring to the backlog, dispatching none.
+ * Returns how many moved, or -ENOMEM when the backlog cannot grow. */
+static int reap_to_backlog(rn_io *io)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
-    while (!sqe) {
+    int n = 0;
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&io->ring, &cqe) == 0) {
+        if (io->backlog_len == io->backlog_cap) {
+            size_t cap = io->backlog_cap ? io->backlog_cap * 2 : 64;
+            backlog_cqe *b = realloc(io->backlog, cap * sizeof(*b));
+            if (!b)
+                return n ? n : -ENOMEM;
+            io->backlog = b;
+            io->backlog_cap = cap;
+        }
+        io->backlog[io->backlog_len++] =
+            (backlog_cqe){io_uring_cqe_get_data(cqe), cqe->res, cqe->flags};
+        io_uring_cqe_seen(&io->ring, cqe);
+        n++;
+    }
+    return n;
+}
+
+/* A free SQE, making room as invariant 4 says. NULL with *err set when nothing
+ * can make room; no callback runs in here either way. */
+static struct io_uring_sqe *get_sqe(rn_io *io, int *err)
+{
+    struct io_uring_sqe *sqe;
+    while (!(sqe = io_uring_get_sqe(&io->ring))) {
         /* Queue full: push what is queued to the kernel to make room. */
         int rc = io_uring_submit(&io->ring);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-            break;
-        sqe = io_uring_get_sqe(&io->ring);
-        if (!sqe && rc <= 0) {
-            /* The kernel takes nothing until completions are reaped. */
+        if (rc > 0)
+            continue;
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            *err = rc;
+            return NULL;
+        }
+        /* The kernel took nothing: its completion queue is full. Take the
+         * completions off it (their callbacks wait for rn_io_run). */
+        int moved = reap_to_backlog(io);
+        if (moved < 0) {
+            *err = moved;
+            return NULL;
+        }
+        if (moved == 0) {
+            if (io->inflight == 0) {
+                *err = rc < 0 ? rc : -EBUSY; /* nothing will ever complete */
+                return NULL;
+            }
             struct io_uring_cqe *cqe;
-            io_uring_wait_cqe(&io->ring, &cqe);
-            rn_io_run(io, 0);
-            sqe = io_uring_get_sqe(&io->ring);
+            rc = io_uring_wait_cqe(&io->ring, &cqe); /* waits; dispatches nothing */
+            if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+                *err = rc;
+                return NULL;
+            }
         }
     }
+    return sqe;
+}
+
+static void push_refused(rn_io_op **head, rn_io_op **tail, rn_io_op *op)
+{
+    op->next_local = NULL;
+    if (*tail)
+        (*tail)->next_local = op;
+    else
+        *head = op;
+    *tail = op;
+}
+
+/* The scratch SQE, cleared, for a caller whose op was refused. */
+static struct io_uring_sqe *scratch(rn_io *io)
+{
+    memset(&io->scratch, 0, sizeof(io->scratch));
+    return &io->scratch;
+}
+
+struct io_uring_sqe *rn_io_sqe(rn_io *io, rn_io_op *op, rn_io_cb cb)
+{
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(io, &err);
     op->cb = cb;
     op->injected = 0;
     io->inflight++;
     if (!sqe) {
-        /* Unreachable in practice; documented contract: op still completes. */
-        op->injected = -EBUSY;
-        return NULL;
+        /* Completes in the next rn_io_run with err, never here (io.h). */
+        op->injected = err;
+        push_refused(&io->refused, &io->refused_tail, op);
+        return scratch(io);
     }
     io_uring_sqe_set_data(sqe, op);
     return sqe;
@@ -97,8 +182,6 @@ void rn_io_write(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, 
                  off_t pos)
 {
     struct io_uring_sqe *sqe = rn_io_sqe(io, op, cb);
-    if (!sqe)
-        return;
     int fault = rn_sys_inject(RN_SYS_PWRITE);
     if (fault < 0)
         prep_injected(sqe, op, fault);
@@ -109,8 +192,6 @@ void rn_io_write(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, 
 void rn_io_fdatasync(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd)
 {
     struct io_uring_sqe *sqe = rn_io_sqe(io, op, cb);
-    if (!sqe)
-        return;
     int fault = rn_sys_inject(RN_SYS_FDATASYNC);
     if (fault < 0)
         prep_injected(sqe, op, fault);
@@ -122,33 +203,26 @@ void rn_io_timer(rn_io *io, rn_io_op *op, rn_io_cb cb, struct __kernel_timespec 
 {
     ts->tv_sec = (long long)(ms / 1000);
     ts->tv_nsec = (long long)(ms % 1000) * 1000000;
-    struct io_uring_sqe *sqe = rn_io_sqe(io, op, cb);
-    if (sqe)
-        io_uring_prep_timeout(sqe, ts, 0, 0);
+    io_uring_prep_timeout(rn_io_sqe(io, op, cb), ts, 0, 0);
 }
 
 void rn_io_timer_cancel(rn_io *io, rn_io_op *op, rn_io_op *cancel_op, rn_io_cb cancel_cb)
 {
-    struct io_uring_sqe *sqe = rn_io_sqe(io, cancel_op, cancel_cb);
-    if (sqe)
-        io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)op, 0);
+    io_uring_prep_timeout_remove(rn_io_sqe(io, cancel_op, cancel_cb), (uint64_t)(uintptr_t)op, 0);
 }
 
 void rn_io_msg(rn_io *from, rn_io *to, rn_io_op *op, rn_io_cb cb)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&from->ring);
-    while (!sqe) {
-        int rc = io_uring_submit(&from->ring);
-        sqe = io_uring_get_sqe(&from->ring);
-        if (!sqe && rc <= 0) {
-            struct io_uring_cqe *cqe;
-            io_uring_wait_cqe(&from->ring, &cqe);
-            rn_io_run(from, 0);
-            sqe = io_uring_get_sqe(&from->ring);
-        }
-    }
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(from, &err);
     op->cb = cb;
     op->injected = MSG_MARK;
+    if (!sqe) {
+        /* Undeliverable: cb runs on `from` with err in the next rn_io_run. */
+        op->injected = err;
+        push_refused(&from->refused_msg, &from->refused_msg_tail, op);
+        return;
+    }
     /* The target's CQE carries op as user_data and res = len = 0; the
      * source's own CQE is skipped unless the message failed. */
     io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 0, (uint64_t)(uintptr_t)op, 0);
@@ -156,37 +230,73 @@ void rn_io_msg(rn_io *from, rn_io *to, rn_io_op *op, rn_io_cb cb)
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
+/* Run one completion's callback; returns 1 if one ran. */
+static int dispatch(rn_io *io, rn_io_op *op, int res, uint32_t flags)
+{
+    if (!op)
+        return 0;
+    if (op->injected == MSG_MARK) {
+        op->cb(op, res, flags);
+        return 1;
+    }
+    if (!(flags & IORING_CQE_F_MORE))
+        io->inflight--;
+    if (op->injected < 0)
+        res = op->injected;
+    op->cb(op, res, flags);
+    return 1;
+}
+
 int rn_io_run(rn_io *io, unsigned wait)
 {
     int rc;
+    if (io->backlog_head < io->backlog_len || io->refused || io->refused_msg)
+        wait = 0; /* callbacks are ready to run: do not block for more */
     if (wait)
         rc = io_uring_submit_and_wait(&io->ring, wait);
     else
         rc = io_uring_submit(&io->ring);
+    int ring_err = 0;
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY)
-        return rc;
+        ring_err = rc; /* still run what completed here: refused ops learn why */
 
     int n = 0;
-    struct io_uring_cqe *cqe;
-    /* Dispatch one CQE at a time: a callback may submit and even wait. */
-    while (io_uring_peek_cqe(&io->ring, &cqe) == 0) {
+    /* Ops refused a slot first (their order is no one's business). Detach each
+     * list before running it: an op refused again waits for the next run. */
+    rn_io_op *refused = io->refused;
+    io->refused = io->refused_tail = NULL;
+    while (refused) {
+        rn_io_op *op = refused;
+        refused = op->next_local;
+        n += dispatch(io, op, op->injected, 0);
+    }
+    rn_io_op *refused_msg = io->refused_msg;
+    io->refused_msg = io->refused_msg_tail = NULL;
+    while (refused_msg) {
+        rn_io_op *op = refused_msg;
+        refused_msg = op->next_local;
+        op->cb(op, op->injected, 0);
+        n++;
+    }
+
+    /* Dispatch one completion at a time: a callback may submit and even wait.
+     * The backlog always goes before the ring, whose CQEs came later; a
+     * callback's submit may add to the backlog, so it is read by index. */
+    for (;;) {
+        if (io->backlog_head < io->backlog_len) {
+            backlog_cqe c = io->backlog[io->backlog_head++];
+            n += dispatch(io, c.op, c.res, c.flags);
+            continue;
+        }
+        io->backlog_head = io->backlog_len = 0;
+        struct io_uring_cqe *cqe;
+        if (ring_err || io_uring_peek_cqe(&io->ring, &cqe) != 0)
+            break;
         rn_io_op *op = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         uint32_t flags = cqe->flags;
         io_uring_cqe_seen(&io->ring, cqe);
-        if (!op)
-            continue;
-        if (op->injected == MSG_MARK) {
-            op->cb(op, res, flags);
-            n++;
-            continue;
-        }
-        if (!(flags & IORING_CQE_F_MORE))
-            io->inflight--;
-        if (op->injected < 0)
-            res = op->injected;
-        op->cb(op, res, flags);
-        n++;
+        n += dispatch(io, op, res, flags);
     }
-    return n;
+    return ring_err ? ring_err : n;
 }

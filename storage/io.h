@@ -24,7 +24,8 @@ typedef void (*rn_io_cb)(rn_io_op *op, int res, uint32_t flags);
 
 struct rn_io_op {
     rn_io_cb cb;
-    int injected; /* a fault from the rn_sys injector, delivered instead of res */
+    int injected;         /* a fault from the rn_sys injector, delivered instead of res */
+    rn_io_op *next_local; /* private to io.c: the list of ops completed without the kernel */
 };
 
 /* A new ring of `entries` SQEs. Errors: -ENOMEM, -errno from io_uring_setup
@@ -38,10 +39,14 @@ void rn_io_free(rn_io *io);
 /* The underlying ring, for the reactor's own socket operations. Borrowed. */
 struct io_uring *rn_io_ring(rn_io *io);
 
-/* An SQE whose user_data is op; submits queued SQEs to make room when the
- * submission queue is full. Never NULL unless the ring is broken (then -EBUSY is
- * delivered to op's callback on the next rn_io_run and NULL is not returned:
- * the op gets a NOP). Borrows op until its callback runs. */
+/* An SQE whose user_data is op, for the caller to prepare. Never NULL. When the
+ * submission queue is full it submits what is queued to make room; if the kernel
+ * takes nothing because its completion queue is full, the completions waiting
+ * there are moved to a private backlog (their callbacks run in the next
+ * rn_io_run, in order), never run here. If even that cannot make room (the ring
+ * is broken, or the backlog cannot grow), the SQE returned is a scratch one that
+ * is never submitted and op's callback runs in the next rn_io_run with the error
+ * (-EBUSY, -ENOMEM or the ring's -errno). Borrows op until its callback runs. */
 struct io_uring_sqe *rn_io_sqe(rn_io *io, rn_io_op *op, rn_io_cb cb);
 
 /* Asynchronous pwrite of [buf, buf+len) at pos and fdatasync of fd. Both ask the
@@ -58,8 +63,10 @@ void rn_io_timer(rn_io *io, rn_io_op *op, rn_io_cb cb, struct __kernel_timespec 
 void rn_io_timer_cancel(rn_io *io, rn_io_op *op, rn_io_op *cancel_op, rn_io_cb cancel_cb);
 
 /* Submit what is queued, wait for at least `wait` completions (0 = do not
- * block), and run every available callback. Returns the number of callbacks run
- * or -errno from the ring. */
+ * block; it does not block either while completions taken off the ring are
+ * waiting), and run every available callback. Returns the number of callbacks
+ * run, or -errno from the ring (after running the callbacks of ops that
+ * completed without it, such as those rn_io_sqe could not place). */
 int rn_io_run(rn_io *io, unsigned wait);
 
 /* Operations submitted whose callbacks have not run yet. */

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "protocol/batch.h"
+#include "protocol/container_of.h"
 #include "protocol/errors.h"
 #include "storage/checkpoint.h"
 #include "storage/leader_epoch.h"
@@ -228,7 +229,7 @@ static void seal_rolled(rn_log *log);
 /* The rolled segment's data is on disk: the seal itself is now quick. */
 static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_segment *s = (rn_segment *)((char *)op - offsetof(rn_segment, seal_op));
+    rn_segment *s = RN_CONTAINER_OF(op, rn_segment, seal_op);
     rn_log *log = s->seal_log;
     (void)flags;
     s->seal_sync_inflight = false;
@@ -307,7 +308,7 @@ static void fail_unsynced(rn_log *log, int err)
 
 static void sync_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, sync_op));
+    rn_log *log = RN_CONTAINER_OF(op, rn_log, sync_op);
     (void)flags;
     rn_segment *seg = log->sync_seg;
     log->sync_inflight = false;
@@ -360,7 +361,7 @@ static void submit_sync(rn_log *log)
 
 static void timer_fired(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, timer_op));
+    rn_log *log = RN_CONTAINER_OF(op, rn_log, timer_op);
     (void)flags;
     log->timer_armed = false;
     if (res == -ECANCELED)
@@ -371,7 +372,7 @@ static void timer_fired(rn_io_op *op, int res, uint32_t flags)
 
 static void cancel_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_log *log = (rn_log *)((char *)op - offsetof(rn_log, cancel_op));
+    rn_log *log = RN_CONTAINER_OF(op, rn_log, cancel_op);
     (void)res;
     (void)flags;
     log->cancel_inflight = false;

@@ -40,6 +40,8 @@ cli_conn cli_global_conn;
 /* Messages and signals                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* format(printf, 1, 0): fmt is checked at the callers, which are printf-like. */
+static void vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static void vmsg(const char *fmt, va_list ap)
 {
     fputs("runnel: ", stderr);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/base64.h"
 #include "tools/cli_common.h"
 
 /* ------------------------------------------------------------------------ */
@@ -67,26 +68,12 @@ bool cli_utf8_valid(const void *buf, size_t len)
 
 static void put_base64(FILE *f, const uint8_t *p, size_t len)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        putc(tbl[v >> 18], f);
-        putc(tbl[v >> 12 & 63], f);
-        putc(tbl[v >> 6 & 63], f);
-        putc(tbl[v & 63], f);
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        putc(tbl[v >> 18], f);
-        putc(tbl[v >> 12 & 63], f);
-        fputs("==", f);
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        putc(tbl[v >> 18], f);
-        putc(tbl[v >> 12 & 63], f);
-        putc(tbl[v >> 6 & 63], f);
-        putc('=', f);
+    /* In chunks of whole 3-byte groups, so the padding only comes at the end. */
+    char enc[4 * 256 + 1];
+    for (size_t i = 0; i < len; i += 3 * 256) {
+        size_t k = len - i < 3 * 256 ? len - i : 3 * 256;
+        rn_base64_encode(p + i, k, enc);
+        fwrite(enc, 1, rn_base64_len(k), f);
     }
 }
 

@@ -45,6 +45,7 @@
 #include "broker/meta/metadata.h"
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 #define MAX_RESET_TOPICS     32
 #define MAX_RESET_PARTITIONS 100000 /* one request's plan: bounds the ListOffsets and commit */
@@ -349,7 +350,7 @@ static void job_step(reset_job *j);
 
 static void kick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    reset_job *j = (reset_job *)((char *)op - offsetof(reset_job, kick_op));
+    reset_job *j = RN_CONTAINER_OF(op, reset_job, kick_op);
     (void)res;
     (void)flags;
     if (j->c->dead)

@@ -53,6 +53,7 @@
 #include "broker/logfmt.h"
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 #include "protocol/group_member.h"
 
 #define TIMER_MS           100
@@ -176,7 +177,7 @@ static void op_rn_error(cinst *in, int err, const char *msg)
 /* A call dropped because the instance's client closed: give back its ref. */
 static void hb_dropped(rn_gw_call *call)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, hb_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, hb_call);
     in->hb_inflight = false;
     if (!in->hb_leave) /* no answer is coming: the machine may send again */
         rn_member_step(&in->m, in->hb_gen, rn_now_ms(), -ECANCELED, NULL);
@@ -185,14 +186,14 @@ static void hb_dropped(rn_gw_call *call)
 
 static void ac_dropped(rn_gw_call *call)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, ac_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, ac_call);
     in->ac_inflight = false;
     inst_unref(in);
 }
 
 static void op_dropped(rn_gw_call *call)
 {
-    inst_unref((cinst *)((char *)call - offsetof(cinst, op_call)));
+    inst_unref(RN_CONTAINER_OF(call, cinst, op_call));
 }
 
 /* Send h; the call holds a ref until its answer (or drop) — taken first,
@@ -310,7 +311,7 @@ static void lose_all(cinst *in, int64_t now)
 static void hb_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                       unsigned n_slices)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, hb_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, hb_call);
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     in->hb_inflight = false;
@@ -365,7 +366,7 @@ static void heartbeat(cinst *in, bool leave)
 static void ac_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                       unsigned n_slices)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, ac_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, ac_call);
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     in->ac_inflight = false;
@@ -447,7 +448,7 @@ static void arm_timer(rn_consumers *cs);
 
 static void timer_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_consumers *cs = (rn_consumers *)((char *)op - offsetof(rn_consumers, timer_op));
+    rn_consumers *cs = RN_CONTAINER_OF(op, rn_consumers, timer_op);
     (void)res;
     (void)flags;
     cs->timer_armed = false;
@@ -486,7 +487,7 @@ static void poll_step(cinst *in);
 
 static void kick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    cinst *in = (cinst *)((char *)op - offsetof(cinst, kick_op));
+    cinst *in = RN_CONTAINER_OF(op, cinst, kick_op);
     (void)res;
     (void)flags;
     in->kick_armed = false;
@@ -513,7 +514,7 @@ static void kick(cinst *in)
 static void poll_committed_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                                   unsigned n_slices)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     if (hdr->error_code) {
@@ -542,7 +543,7 @@ static void poll_committed_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr,
 static void poll_reset_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                               unsigned n_slices)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     if (hdr->error_code) {
@@ -564,19 +565,10 @@ static void poll_reset_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
     inst_unref(in);
 }
 
-static int emit_record(void *arg, const rn_json_rec *r)
-{
-    rn_strbuf *out = arg;
-    if (out->len > 1)
-        rn_strbuf_put(out, ",", 1);
-    rn_strbuf_put(out, r->json, r->len);
-    return 0;
-}
-
 static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                               unsigned n_slices)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
     rn_strbuf out = {0};
     if (hdr->error_code || !hdr->fetch) {
         op_rn_error(in, hdr->error_code ? -(int)hdr->error_code : -RN_E_UNKNOWN,
@@ -605,7 +597,7 @@ static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
         int64_t next = cp->position;
         int n = rn_json_render_records(in->cs->gw->render_cache, cp->topic, cp->partition, s->data,
                                        s->len, cp->position, NULL, 0, in->fmt, &bud, &next,
-                                       emit_record, &out);
+                                       rn_json_emit_to_array, &out);
         if (n == -RN_E_MESSAGE_TOO_LARGE) {
             char msg[256];
             snprintf(msg, sizeof(msg),
@@ -763,7 +755,7 @@ static void poll_step(cinst *in)
 static void commit_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                           unsigned n_slices)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     if (hdr->error_code) {
@@ -787,7 +779,7 @@ static void commit_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
 static void committed_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                              unsigned n_slices)
 {
-    cinst *in = (cinst *)((char *)call - offsetof(cinst, op_call));
+    cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     if (hdr->error_code) {
@@ -1237,7 +1229,7 @@ void rn_consumers_tick(rn_consumers *cs, int64_t now_ms)
 
 static void cancel_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_consumers *cs = (rn_consumers *)((char *)op - offsetof(rn_consumers, cancel_op));
+    rn_consumers *cs = RN_CONTAINER_OF(op, rn_consumers, cancel_op);
     (void)res;
     (void)flags;
     cs->cancel_inflight = false;

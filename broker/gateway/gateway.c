@@ -39,6 +39,7 @@
 #include "broker/logfmt.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 /* ---- Accept ---------------------------------------------------------------------- */
 
@@ -68,7 +69,7 @@ static void arm_tick(rn_gateway *gw);
 
 static void tick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, tick_op));
+    rn_gateway *gw = RN_CONTAINER_OF(op, rn_gateway, tick_op);
     (void)res;
     (void)flags;
     gw->tick_armed = false;
@@ -184,7 +185,7 @@ int rn_gateway_listen(rn_reactor *r, const char *hostport, bool required)
 
 static void cancel_tick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_gateway *gw = (rn_gateway *)((char *)op - offsetof(rn_gateway, cancel_tick_op));
+    rn_gateway *gw = RN_CONTAINER_OF(op, rn_gateway, cancel_tick_op);
     (void)res;
     (void)flags;
     gw->cancel_tick_inflight = false;

@@ -89,6 +89,7 @@
 #include "broker/net/conn.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 /* ---- Reader -------------------------------------------------------------------- */
 
@@ -578,7 +579,7 @@ void rn_http_conn_unref(rn_http_conn *c)
 
 static void op_unref_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, cancel_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, cancel_op);
     (void)res;
     (void)flags;
     c->cancel_inflight = false;
@@ -755,7 +756,7 @@ void rn_http_conn_fail(rn_http_conn *c, const char *why)
 
 static void retry_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, retry_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, retry_op);
     (void)res;
     (void)flags;
     c->retry_armed = false;
@@ -808,7 +809,7 @@ static void on_input(rn_http_conn *c, const uint8_t *data, size_t len)
 
 static void recv_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, recv_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, recv_op);
     rn_reactor *r = c->r;
     bool more = flags & IORING_CQE_F_MORE;
     if (!more)
@@ -883,7 +884,7 @@ static void update_reading(rn_http_conn *c)
 
 static void kick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, kick_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, kick_op);
     (void)res;
     (void)flags;
     c->kick_armed = false;
@@ -1058,7 +1059,7 @@ static void finish_close_after(rn_http_conn *c)
 
 static void send_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_http_conn *c = (rn_http_conn *)((char *)op - offsetof(rn_http_conn, send_op));
+    rn_http_conn *c = RN_CONTAINER_OF(op, rn_http_conn, send_op);
     rn_sendq_complete(&c->sq, res, flags); /* never zero-copy: always over */
     if (res < 0) {
         rn_http_conn_close(c, rn_errname(res));

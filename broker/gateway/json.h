@@ -28,17 +28,6 @@ enum rn_gw_format { RN_GW_FMT_JSON, RN_GW_FMT_BINARY };
 #define RN_GW_CT_BINARY_V2 "application/vnd.kafka.binary.v2+json"
 #define RN_GW_CT_V2        "application/vnd.kafka.v2+json"
 
-/* ---- base64 (RFC 4648, with padding) --------------------------------------------- */
-
-/* Characters of the encoding of n bytes (without the NUL). */
-size_t rn_base64_len(size_t n);
-/* Encode n bytes into out (rn_base64_len(n) + 1 bytes, NUL-terminated). */
-void rn_base64_encode(const uint8_t *in, size_t n, char *out);
-/* Decode n characters into out (room for n / 4 * 3). Strict: length a
- * multiple of 4, padding only at the end, no other characters.
- * Errors: -EINVAL. */
-int rn_base64_decode(const char *in, size_t n, uint8_t *out, size_t *out_len);
-
 /* ---- Requests → bytes ----------------------------------------------------------------- */
 
 /* The bytes a key, value or header value given in a request stands for.
@@ -143,6 +132,12 @@ typedef struct rn_strbuf {
 void rn_strbuf_put(rn_strbuf *b, const void *s, size_t n);
 void rn_strbuf_puts(rn_strbuf *b, const char *s);
 void rn_strbuf_printf(rn_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* An rn_json_emit_cb that appends each record's JSON text to the rn_strbuf
+ * arg, comma-separated: the caller has put the "[" (so a buffer longer than 1
+ * already holds a record) and puts the "]". Never fails (an allocation failure
+ * is rn_strbuf.failed). Used by the REST records and consumer-records answers. */
+int rn_json_emit_to_array(void *arg, const rn_json_rec *rec);
 /* s as a JSON string literal (quoted, escaped). */
 void rn_strbuf_json_string(rn_strbuf *b, const char *s);
 void rn_strbuf_free(rn_strbuf *b);

@@ -276,16 +276,6 @@ static void answer_describe(rest_call *rc, Runnel__DescribeTopicResponse *d)
     json_decref(j);
 }
 
-/* Records go into a JSON array as text, comma-separated. */
-static int emit_record(void *arg, const rn_json_rec *r)
-{
-    rn_strbuf *out = arg;
-    if (out->len > 1)
-        rn_strbuf_put(out, ",", 1);
-    rn_strbuf_put(out, r->json, r->len);
-    return 0;
-}
-
 static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *slices,
                            unsigned n_slices)
 {
@@ -313,9 +303,9 @@ static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *s
      * it is the first); the client goes on from the last offset + 1. */
     rn_json_budget bud = {.max_bytes = rc->max_bytes, .overhead = 1 /* "," */};
     for (unsigned i = 0; i < n_slices && !bud.full; i++) {
-        int n =
-            rn_json_render_records(NULL, rc->topic, rc->partition, slices[i].data, slices[i].len,
-                                   rc->offset, NULL, 0, rc->fmt, &bud, &next, emit_record, &out);
+        int n = rn_json_render_records(NULL, rc->topic, rc->partition, slices[i].data,
+                                       slices[i].len, rc->offset, NULL, 0, rc->fmt, &bud, &next,
+                                       rn_json_emit_to_array, &out);
         if (n == -RN_E_MESSAGE_TOO_LARGE) {
             rn_strbuf_free(&out);
             rn_http_respond_error(c, 422, 42202,

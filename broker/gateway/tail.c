@@ -36,6 +36,7 @@
 #include "broker/gateway/tail.h"
 #include "broker/logfmt.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 struct rn_tail {
     rn_gw_call call;
@@ -68,7 +69,7 @@ static void unref(rn_tail *t)
 
 static void kick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_tail *t = (rn_tail *)((char *)op - offsetof(rn_tail, kick_op));
+    rn_tail *t = RN_CONTAINER_OF(op, rn_tail, kick_op);
     (void)res;
     (void)flags;
     t->kick_armed = false;
@@ -107,7 +108,7 @@ static void stop_with(rn_tail *t, int status, int code, const char *fmt, ...)
 
 static void dropped(rn_gw_call *call)
 {
-    rn_tail *t = (rn_tail *)((char *)call - offsetof(rn_tail, call));
+    rn_tail *t = RN_CONTAINER_OF(call, rn_tail, call);
     t->inflight = false;
 }
 
@@ -116,7 +117,7 @@ static void dropped(rn_gw_call *call)
 static void resolved(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                      unsigned n_slices)
 {
-    rn_tail *t = (rn_tail *)((char *)call - offsetof(rn_tail, call));
+    rn_tail *t = RN_CONTAINER_OF(call, rn_tail, call);
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     t->inflight = false;
@@ -191,7 +192,7 @@ static int send_list_offsets(rn_tail *t)
 static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                     unsigned n_slices)
 {
-    rn_tail *t = (rn_tail *)((char *)call - offsetof(rn_tail, call));
+    rn_tail *t = RN_CONTAINER_OF(call, rn_tail, call);
     t->inflight = false;
     t->refs++;
     int status, code;
@@ -356,11 +357,6 @@ void rn_tail_resume(rn_tail *t)
 {
     if (t && !t->dead && !t->inflight)
         kick(t);
-}
-
-int64_t rn_tail_position(const rn_tail *t)
-{
-    return t->position;
 }
 
 void rn_tail_free(rn_tail *t)

@@ -68,9 +68,6 @@ int rn_tail_new(rn_tail **out, rn_reactor *r, const char *peer, const rn_tail_op
 /* The owner has room again: fetch if idle. */
 void rn_tail_resume(rn_tail *t);
 
-/* The offset the next record will have (after the last one handed over). */
-int64_t rn_tail_position(const rn_tail *t);
-
 /* Stop: no callback runs after this returns. NULL-safe. */
 void rn_tail_free(rn_tail *t);
 

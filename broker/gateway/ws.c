@@ -46,6 +46,7 @@
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
 #include "broker/net/conn.h"
+#include "protocol/base64.h"
 
 #define WS_GUID         "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define PING_MS         30000

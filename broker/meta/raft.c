@@ -172,6 +172,7 @@ struct rn_raft {
 
 /* ---------------------------------------------------------------- helpers */
 
+static void set_err(rn_raft *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_err(rn_raft *r, const char *fmt, ...)
 {
     va_list ap;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "broker/gateway/json.h"
+#include "protocol/base64.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1166,7 +1166,7 @@ Test(reactors, delete_then_create_same_name)
             it_resp_free(&r);
         }
         cr_assert_eq(it_describe(c[round + 3], name, &r), 0);
-        cr_assert_eq(r.hdr->describe_topic->n_partitions, n_parts);
+        cr_assert_eq(r.hdr->describe_topic->n_partitions, (size_t)n_parts);
         for (int p = 0; p < n_parts; p++) {
             cr_assert_eq(r.hdr->describe_topic->partitions[p]->log_end_offset, 0);
             cr_assert_eq(r.hdr->describe_topic->partitions[p]->size_bytes, 0);

@@ -114,6 +114,7 @@ typedef struct bench {
     "                     [--batch-bytes B (65536)] [--max-seconds S (30)]\n"                      \
     "                     [--appenders N (8)] [--preallocate-mib N (0)]\n"
 
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die_usage(const char *fmt, ...)
 {
     va_list ap;
@@ -127,6 +128,8 @@ static void die_usage(const char *fmt, ...)
 
 /* Print "storage_bench: <what>: <error>" (and the log's context when there is
  * one) and return -1, so failures read `return fail(...)`. */
+static int fail(const rn_log *log, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(const rn_log *log, int err, const char *fmt, ...)
 {
     va_list ap;

@@ -334,10 +334,14 @@ Test(config, ranges)
     set_bad(&c, "socket.request.max.bytes", "2147483648");
     cr_assert_eq(c.socket_request_max_bytes, 2147483647u);
 
+    /* The bound is RN_MAX_REACTORS, the reactors one broker can route to. */
+    char max_reactors[16], above_max[16];
+    snprintf(max_reactors, sizeof(max_reactors), "%d", RN_MAX_REACTORS);
+    snprintf(above_max, sizeof(above_max), "%d", RN_MAX_REACTORS + 1);
     set_ok(&c, "reactors", "0");
-    set_ok(&c, "reactors", "256");
-    set_bad(&c, "reactors", "257");
-    cr_assert_eq(c.reactors, 256);
+    set_ok(&c, "reactors", max_reactors);
+    set_bad(&c, "reactors", above_max);
+    cr_assert_eq(c.reactors, RN_MAX_REACTORS);
 
     set_bad(&c, "num.partitions", "0");
     set_bad(&c, "max.connections", "0");

@@ -217,7 +217,8 @@ Test(frame, round_trip_api_versions)
     rn_frame_response resp;
     w = resp_round_trip(&rh, RUNNEL__API__API_VERSIONS, NULL, 0, &resp);
     cr_assert_eq(resp.hdr->api_versions->n_api_versions, n_apis);
-    cr_assert_eq(resp.hdr->api_versions->api_versions[n_apis - 1]->api, apis[n_apis - 1].api);
+    cr_assert_eq((int)resp.hdr->api_versions->api_versions[n_apis - 1]->api,
+                 (int)apis[n_apis - 1].api);
     cr_assert_eq(resp.hdr->api_versions->api_versions[0]->max_version, 3);
     rn_frame_response_fini(&resp);
     free(w);

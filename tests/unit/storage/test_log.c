@@ -303,6 +303,7 @@ static struct {
     char bad[256];
 } acks;
 
+static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void bad(const char *fmt, ...)
 {
     if (acks.bad[0])

@@ -15,6 +15,7 @@
 #include "broker/gateway/http.h"
 #include "broker/gateway/json.h"
 #include "broker/gateway/ws.h"
+#include "protocol/base64.h"
 
 TestSuite(gateway, .timeout = 60);
 

@@ -267,6 +267,7 @@ static void trace(sim *s, int kind, int nd, int peer, int64_t a, int64_t b, int6
         print_tev(s, t);
 }
 
+static void violate(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void violate(sim *s, const char *fmt, ...)
 {
     if (s->violation[0])
