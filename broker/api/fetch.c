@@ -30,6 +30,7 @@
 #include "broker/net/reactor.h"
 #include "broker/net/shard.h"
 #include "broker/part/partitions.h"
+#include "protocol/container_of.h"
 
 #define DEFAULT_MAX_BYTES           (50u << 20)
 #define DEFAULT_PARTITION_MAX_BYTES (1u << 20)
@@ -66,7 +67,7 @@ static void maybe_free(rn_fetch_wait *w)
 
 static void cancel_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_fetch_wait *w = (rn_fetch_wait *)((char *)op - offsetof(rn_fetch_wait, cancel_op));
+    rn_fetch_wait *w = RN_CONTAINER_OF(op, rn_fetch_wait, cancel_op);
     (void)res;
     (void)flags;
     w->cancel_sent = false;
@@ -191,7 +192,7 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
 
 static void timer_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_fetch_wait *w = (rn_fetch_wait *)((char *)op - offsetof(rn_fetch_wait, timer_op));
+    rn_fetch_wait *w = RN_CONTAINER_OF(op, rn_fetch_wait, timer_op);
     (void)flags;
     w->timer_armed = false;
     if (!w->done && res != -ECANCELED) {
@@ -246,7 +247,7 @@ void rn_fetch_cancel(rn_fetch_wait *w)
  * the read (a closed partition is found gone and answered with its error). */
 static void node_woken(rn_waiter *wt, rn_wake_why why)
 {
-    wait_node *n = (wait_node *)((char *)wt - offsetof(wait_node, wt));
+    wait_node *n = RN_CONTAINER_OF(wt, wait_node, wt);
     rn_fetch_wait *w = n->w;
     if (w->done)
         return;

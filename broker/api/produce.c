@@ -41,6 +41,7 @@
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
+#include "protocol/container_of.h"
 
 typedef struct produce_state produce_state;
 
@@ -132,7 +133,7 @@ static int validate(rn_partition *p, const uint8_t *batch, size_t len, rn_batch_
  * the partition is closing. */
 static void acks_woken(rn_waiter *wt, rn_wake_why why)
 {
-    produce_part *pp = (produce_part *)((char *)wt - offsetof(produce_part, wt));
+    produce_part *pp = RN_CONTAINER_OF(wt, produce_part, wt);
     produce_state *st = pp->st;
     if (why == RN_WAKE_MOVED) {
         if (rn_partition_high_watermark(pp->p) < pp->need_hw)

@@ -40,6 +40,7 @@
 #include "broker/net/conn.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 #define MAX_REQS_IN_FLIGHT 1024
 /* A frame still missing this much is received in place (no copy). */
@@ -51,7 +52,7 @@ static void maybe_pause(rn_conn *c);
 
 static void noop_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, close_op));
+    rn_conn *c = RN_CONTAINER_OF(op, rn_conn, close_op);
     (void)res;
     (void)flags;
     rn_conn_unref(c);
@@ -143,7 +144,7 @@ static bool buffers_out(const rn_reactor *r)
 
 static void recv_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, recv_op));
+    rn_conn *c = RN_CONTAINER_OF(op, rn_conn, recv_op);
     rn_reactor *r = c->r;
     if (c->recv_direct) {
         /* A one-shot recv into the decoder's buffer (a big frame's rest). */
@@ -450,7 +451,7 @@ void rn_request_fail(rn_request *req, int err, const char *msg)
  * what a zero-copy send covered until then; no other send starts before). */
 static void send_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_conn *c = (rn_conn *)((char *)op - offsetof(rn_conn, send_op));
+    rn_conn *c = RN_CONTAINER_OF(op, rn_conn, send_op);
     bool notif = flags & IORING_CQE_F_NOTIF;
     bool over = rn_sendq_complete(&c->sq, res, flags);
     if (!notif && res >= 0)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "broker/net/inbox.h"
+#include "protocol/container_of.h"
 
 struct rn_call {
     struct rn_call *next;
@@ -51,7 +52,7 @@ static void arm(rn_inbox *in);
 
 static void read_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_inbox *in = (rn_inbox *)((char *)op - offsetof(rn_inbox, read_op));
+    rn_inbox *in = RN_CONTAINER_OF(op, rn_inbox, read_op);
     (void)flags;
     in->armed = false;
     run_all(take_all(in, false));

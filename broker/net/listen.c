@@ -52,6 +52,7 @@
 #include "broker/metrics.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 #define RETRIES  50   /* of 100 ms: 5 s */
 #define SHED_MAX 4096 /* clients refused per rn_listen_shed at most */
@@ -291,7 +292,7 @@ static void acceptor_arm(rn_acceptor *a);
 
 static void accept_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_acceptor *a = (rn_acceptor *)((char *)op - offsetof(rn_acceptor, op));
+    rn_acceptor *a = RN_CONTAINER_OF(op, rn_acceptor, op);
     if (res >= 0) {
         a->on_fd(a->arg, res);
     } else if (res == -EMFILE || res == -ENFILE) {
@@ -347,7 +348,7 @@ void rn_acceptor_tick(rn_acceptor *a)
 
 static void cancel_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_acceptor *a = (rn_acceptor *)((char *)op - offsetof(rn_acceptor, cancel_op));
+    rn_acceptor *a = RN_CONTAINER_OF(op, rn_acceptor, cancel_op);
     (void)res;
     (void)flags;
     a->cancelling = false;

@@ -53,6 +53,7 @@
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
+#include "protocol/container_of.h"
 
 #define BUF_COUNT 256
 #define BUF_LEN   (64 * 1024)
@@ -204,7 +205,7 @@ static void arm_tick(rn_reactor *r);
 
 static void tick_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, tick_op));
+    rn_reactor *r = RN_CONTAINER_OF(op, rn_reactor, tick_op);
     (void)res;
     (void)flags;
     r->tick_armed = false;
@@ -250,7 +251,7 @@ int rn_reactor_call(rn_reactor *r, rn_call_fn fn, void *arg)
 
 static void signal_done(rn_io_op *op, int res, uint32_t flags)
 {
-    rn_reactor *r = (rn_reactor *)((char *)op - offsetof(rn_reactor, signal_op));
+    rn_reactor *r = RN_CONTAINER_OF(op, rn_reactor, signal_op);
     (void)flags;
     r->signal_armed = false;
     if (res == (int)sizeof(struct signalfd_siginfo)) {

@@ -60,6 +60,7 @@
 #include "broker/net/shard.h"
 #include "broker/part/partitions.h"
 #include "protocol/bytes.h"
+#include "protocol/container_of.h"
 
 __thread rn_reactor *rn_self;
 
@@ -211,7 +212,7 @@ static void sub_sink(void *arg, rn_request *req, Runnel__ResponseHeader *hdr, rn
 
 static void go_run(rn_msg *m)
 {
-    sub *s = (sub *)((char *)m - offsetof(sub, go));
+    sub *s = RN_CONTAINER_OF(m, sub, go);
     rn_reactor *r = m->to ? m->to : s->to;
     rn_request *q = s->req;
     rn_conn *c = r->fwd;
@@ -227,7 +228,7 @@ static void go_run(rn_msg *m)
 
 static void wake_run(rn_msg *m)
 {
-    sub *s = (sub *)((char *)m - offsetof(sub, wake));
+    sub *s = RN_CONTAINER_OF(m, sub, wake);
     if (s->req && s->req->api == RUNNEL__API__FETCH && s->req->state)
         rn_fetch_answer_now(s->req->state);
     fan_unref(s->f);
@@ -567,7 +568,7 @@ static void wake_subs(fan *f)
 
 static void back_run(rn_msg *m)
 {
-    sub *s = (sub *)((char *)m - offsetof(sub, back));
+    sub *s = RN_CONTAINER_OF(m, sub, back);
     fan *f = s->f;
     s->back_done = true;
     f->pending++; /* waking below may answer subs re-entrantly */
@@ -581,7 +582,7 @@ static void back_run(rn_msg *m)
  * together have min_bytes. */
 static void prog_run(rn_msg *m)
 {
-    sub *s = (sub *)((char *)m - offsetof(sub, prog));
+    sub *s = RN_CONTAINER_OF(m, sub, prog);
     fan *f = s->f;
     /* An exchange, not a store: it reads the owner's exchange, so the
      * `ready` it wrote before is visible below. */
