@@ -137,12 +137,6 @@ __attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t 
     return rc;
 }
 
-/* The rule lives in protocol/topic_name.c; kept here as the facade's name. */
-int rn_metadata_check_topic_name(const char *name, char *err, size_t errlen)
-{
-    return rn_topic_name_check(name, false, err, errlen);
-}
-
 /* ---- Apply (invariants 1, 2) ------------------------------------------------- */
 
 static void flush_events(event_q *q)

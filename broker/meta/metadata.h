@@ -84,8 +84,8 @@ int rn_metadata_close(rn_metadata *md);
 /* Create a topic with n_partitions (1..100000) and replication_factor (must
  * be 1 while there is one broker; -1 = default 1), with topic-level configs
  * (validated with rn_topic_config_set). Validation errors are returned at
- * once and cb never runs: -RN_E_INVALID_TOPIC (name not 1..249 of
- * [a-zA-Z0-9._-], or "." / "..", or starting with "__"), -RN_E_TOPIC_EXISTS,
+ * once and cb never runs: -RN_E_INVALID_TOPIC (a name
+ * rn_topic_name_check(name, false) refuses: protocol/topic_name.h), -RN_E_TOPIC_EXISTS,
  * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_CONFIG (also a key given twice),
  * -RN_E_NOT_ENOUGH_REPLICAS (replication factor above the number of brokers),
  * -RN_E_INVALID_REQUEST (replication factor 0 or below -1), -RN_E_INVALID_PARTITIONS
@@ -122,11 +122,6 @@ int rn_metadata_check_limits(const rn_metadata *md, const char *name, int32_t to
 
 /* Partitions of every topic, with the creates in flight. */
 int64_t rn_metadata_partition_count(const rn_metadata *md);
-
-/* Whether a client may create a topic of this name (the rule
- * rn_metadata_create_topic applies): 0, or -RN_E_INVALID_TOPIC with err
- * saying why. */
-int rn_metadata_check_topic_name(const char *name, char *err, size_t errlen);
 
 /* Create an internal topic (one the broker owns, such as __offsets): as
  * rn_metadata_create_topic with the default replication factor and no
