@@ -30,36 +30,25 @@ bool rn_topic_name_valid(const char *name)
     return len > 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 }
 
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int rn_topic_name_check(const char *name, bool allow_internal, char *err, size_t errlen)
 {
     if (!name)
-        return fail(-RN_E_INVALID_TOPIC, err, errlen, "topic name missing");
+        return rn_errf(-RN_E_INVALID_TOPIC, err, errlen, "topic name missing");
     if (!rn_topic_name_valid(name))
-        return fail(-RN_E_INVALID_TOPIC, err, errlen,
-                    "topic name \"%.64s%s\": must be 1 to %d characters of [a-zA-Z0-9._-], "
-                    "not \".\" or \"..\"",
-                    name, strlen(name) > 64 ? "…" : "", RN_TOPIC_NAME_MAX);
+        return rn_errf(-RN_E_INVALID_TOPIC, err, errlen,
+                       "topic name \"%.64s%s\": must be 1 to %d characters of [a-zA-Z0-9._-], "
+                       "not \".\" or \"..\"",
+                       name, strlen(name) > 64 ? "…" : "", RN_TOPIC_NAME_MAX);
     if (!allow_internal && rn_topic_is_internal(name))
-        return fail(-RN_E_INVALID_TOPIC, err, errlen,
-                    "topic %s: names starting with \"__\" are reserved for internal topics", name);
+        return rn_errf(-RN_E_INVALID_TOPIC, err, errlen,
+                       "topic %s: names starting with \"__\" are reserved for internal topics",
+                       name);
     if (allow_internal && !rn_topic_is_internal(name))
-        return fail(-RN_E_INVALID_TOPIC, err, errlen,
-                    "internal topic name \"%.64s\": must start with \"__\"", name);
+        return rn_errf(-RN_E_INVALID_TOPIC, err, errlen,
+                       "internal topic name \"%.64s\": must start with \"__\"", name);
     if (strstr(name, RN_TOPIC_DELETED_MARK))
-        return fail(-RN_E_INVALID_TOPIC, err, errlen,
-                    "topic %s: names containing \"%s\" are reserved for deleted partitions", name,
-                    RN_TOPIC_DELETED_MARK);
+        return rn_errf(-RN_E_INVALID_TOPIC, err, errlen,
+                       "topic %s: names containing \"%s\" are reserved for deleted partitions",
+                       name, RN_TOPIC_DELETED_MARK);
     return 0;
 }

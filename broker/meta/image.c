@@ -27,17 +27,9 @@
 
 #include "broker/meta/image.h"
 #include "broker/sorted.h"
-#include "metadata.pb-c.h"
+#include "broker/meta/records.h"
 #include "protocol/errors.h"
 #include "protocol/topic_name.h"
-
-typedef Runnel__Metadata__MetadataRecord md_record;
-typedef Runnel__Metadata__TopicRecord md_topic_record;
-typedef Runnel__Metadata__TopicRecord__ConfigsEntry md_config_entry;
-typedef Runnel__Metadata__PartitionRecord md_partition_record;
-typedef Runnel__Metadata__RemoveTopicRecord md_remove_record;
-typedef Runnel__Metadata__ConfigRecord md_config_record;
-typedef Runnel__Metadata__PartitionCountRecord md_count_record;
 
 /* One topic. info is what look-ups return; its pointers point at the fields
  * below and are refreshed (sync_info) whenever those move (invariant 4). */

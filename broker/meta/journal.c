@@ -53,18 +53,6 @@ typedef struct entry {
     void *arg;
 } entry;
 
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int rn_journal_new(rn_journal **out, const rn_journal_backend *ops, void *be)
 {
     *out = calloc(1, sizeof(**out));
@@ -95,10 +83,10 @@ int rn_journal_submit(rn_journal *j, const rn_journal_rec *recs, size_t n, rn_jo
                       void *arg, char *err, size_t errlen)
 {
     if (n == 0)
-        return fail(-EINVAL, err, errlen, "metadata journal: a change without records");
+        return rn_errf(-EINVAL, err, errlen, "metadata journal: a change without records");
     entry *e = calloc(1, sizeof(*e));
     if (!e)
-        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     e->j = j;
     e->cb = cb;
     e->arg = arg;
@@ -112,15 +100,15 @@ int rn_journal_submit(rn_journal *j, const rn_journal_rec *recs, size_t n, rn_jo
     rn_batch_builder_free(b);
     if (rc < 0) {
         free(e);
-        return fail(rc, err, errlen, "metadata: encoding the change: %s", rn_strerror(rc));
+        return rn_errf(rc, err, errlen, "metadata: encoding the change: %s", rn_strerror(rc));
     }
     rc = j->ops->append(j->be, e->batch, e->len, entry_done, e);
     if (rc < 0) {
         const char *ctx = j->ops->errmsg(j->be);
         free(e->batch);
         free(e);
-        return fail(rc, err, errlen, "metadata log: append: %s%s%s", rn_strerror(rc),
-                    ctx[0] ? ": " : "", ctx);
+        return rn_errf(rc, err, errlen, "metadata log: append: %s%s%s", rn_strerror(rc),
+                       ctx[0] ? ": " : "", ctx);
     }
     return 0;
 }
@@ -134,8 +122,8 @@ int rn_journal_replay(rn_journal *j, int64_t from, rn_journal_replay_fn fn, void
         rn_slice s;
         rc = j->ops->read(j->be, next, REPLAY_READ_BYTES, end, &s);
         if (rc < 0) {
-            fail(rc, err, errlen, "metadata log: reading offset %" PRId64 ": %s", next,
-                 j->ops->errmsg(j->be));
+            rn_errf(rc, err, errlen, "metadata log: reading offset %" PRId64 ": %s", next,
+                    j->ops->errmsg(j->be));
             break;
         }
         if (s.len == 0)
@@ -147,8 +135,8 @@ int rn_journal_replay(rn_journal *j, int64_t from, rn_journal_replay_fn fn, void
             if (rc == 0 && rn_batch_size(&h) > s.len - pos)
                 rc = -RN_E_BATCH_TRUNCATED;
             if (rc < 0) {
-                fail(rc, err, errlen, "metadata log: batch after offset %" PRId64 ": %s", next,
-                     rn_strerror(rc));
+                rn_errf(rc, err, errlen, "metadata log: batch after offset %" PRId64 ": %s", next,
+                        rn_strerror(rc));
                 rc = -RN_E_CORRUPT_FILE;
                 break;
             }
@@ -276,11 +264,11 @@ int rn_journal_open_local(rn_journal **out, rn_io *io, const char *dir, const ch
     rn_log_open_info info;
     int rc = rn_log_open(&log, io, dir, name, &lc, &info);
     if (rc < 0)
-        return fail(rc, err, errlen, "metadata log %s: open: %s", dir, rn_strerror(rc));
+        return rn_errf(rc, err, errlen, "metadata log %s: open: %s", dir, rn_strerror(rc));
     rc = rn_journal_new(out, &local_ops, log);
     if (rc < 0) {
         rn_log_close(log);
-        return fail(rc, err, errlen, "metadata: out of memory");
+        return rn_errf(rc, err, errlen, "metadata: out of memory");
     }
     return 0;
 }

@@ -56,7 +56,7 @@
 #include "broker/meta/journal.h"
 #include "broker/meta/metadata.h"
 #include "broker/meta/snapshot.h"
-#include "metadata.pb-c.h"
+#include "broker/meta/records.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 #include "protocol/topic_name.h"
@@ -67,14 +67,6 @@
 #define MAX_PARTITIONS RN_IMAGE_MAX_PARTITIONS
 /* A single node is the only broker; the cluster issue replaces this. */
 #define N_BROKERS 1
-
-typedef Runnel__Metadata__MetadataRecord md_record;
-typedef Runnel__Metadata__TopicRecord md_topic_record;
-typedef Runnel__Metadata__TopicRecord__ConfigsEntry md_config_entry;
-typedef Runnel__Metadata__PartitionRecord md_partition_record;
-typedef Runnel__Metadata__RemoveTopicRecord md_remove_record;
-typedef Runnel__Metadata__ConfigRecord md_config_record;
-typedef Runnel__Metadata__PartitionCountRecord md_count_record;
 
 enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER, CHANGE_GROW };
 
@@ -122,20 +114,6 @@ struct rn_metadata {
     int failed; /* invariant 5: sticky */
     char errmsg[512];
 };
-
-/* ---- Small helpers -------------------------------------------------------- */
-
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* ---- Apply (invariants 1, 2) ------------------------------------------------- */
 
@@ -360,7 +338,7 @@ int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t
     rn_metadata *md = calloc(1, sizeof(*md));
     if (!md || rn_image_new(&md->image) < 0) {
         free(md);
-        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     }
     md->io = io;
     md->node_id = node_id;
@@ -371,13 +349,13 @@ int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t
     md->dir = malloc(dlen);
     if (!md->dir) {
         free_md(md);
-        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     }
     snprintf(md->dir, dlen, "%s/%s", data_dir, MD_LOG_NAME);
 
     int rc = rn_sys_mkdir(data_dir, 0755);
     if (rc < 0) {
-        fail(rc, err, errlen, "metadata: mkdir %s: %s", data_dir, rn_strerror(rc));
+        rn_errf(rc, err, errlen, "metadata: mkdir %s: %s", data_dir, rn_strerror(rc));
         free_md(md);
         return rc;
     }
@@ -401,7 +379,7 @@ int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t
         rc = -RN_E_CORRUPT_FILE;
     }
     if (rc == -ENOMEM) {
-        fail(rc, err, errlen, "metadata: out of memory loading the snapshot");
+        rn_errf(rc, err, errlen, "metadata: out of memory loading the snapshot");
         goto fail;
     }
     if (rc < 0) {
@@ -418,7 +396,7 @@ int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t
     md->since_snapshot = 0;
     rc = replay(md);
     if (rc < 0) {
-        fail(rc, err, errlen, "%s", md->errmsg);
+        rn_errf(rc, err, errlen, "%s", md->errmsg);
         goto fail;
     }
     maybe_snapshot(md);
@@ -480,6 +458,20 @@ static void change_free(change *c)
 {
     free(c->name);
     free(c);
+}
+
+/* A change of kind to topic id (NULL: filled in later), for cb. */
+static change *change_new(enum change_kind kind, const uint8_t *id, rn_metadata_cb cb, void *arg)
+{
+    change *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->kind = kind;
+    if (id)
+        memcpy(c->id, id, 16);
+    c->cb = cb;
+    c->arg = arg;
+    return c;
 }
 
 static bool pending_create(const rn_metadata *md, const char *name)
@@ -546,10 +538,9 @@ typedef struct encoder {
     size_t n, cap_ends;
 } encoder;
 
-static int enc_init(encoder *e)
+static void enc_init(encoder *e)
 {
     memset(e, 0, sizeof(*e));
-    return 0;
 }
 
 static void enc_fini(encoder *e)
@@ -583,6 +574,30 @@ static int enc_add(encoder *e, const md_record *r)
     e->len += len;
     e->ends[e->n++] = e->len;
     return 0;
+}
+
+/* PartitionRecords for partitions [from, to) of topic id. One node: it
+ * leads every partition and is its only replica. */
+static int enc_assign(encoder *e, uint8_t id[16], int32_t from, int32_t to, int32_t node)
+{
+    int rc = 0;
+    for (int32_t p = from; p < to && rc == 0; p++) {
+        md_partition_record pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
+        pr.topic_id.len = 16;
+        pr.topic_id.data = id;
+        pr.partition = p;
+        pr.n_replicas = 1;
+        pr.replicas = &node;
+        pr.n_isr = 1;
+        pr.isr = &node;
+        pr.leader = node;
+        pr.leader_epoch = 0;
+        md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
+        rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
+        rp.partition = &pr;
+        rc = enc_add(e, &rp);
+    }
+    return rc;
 }
 
 /* The journal says the change committed (or failed): apply it, tell, call
@@ -625,15 +640,22 @@ static void committed(void *arg, int err, int64_t base_offset, const uint8_t *ba
         cb(cb_arg, err, msg);
 }
 
-/* Submit the encoder's records as one change. Takes ownership of c (freed
- * on error) and finishes e. */
-static int submit(rn_metadata *md, encoder *e, change *c, char *err, size_t errlen)
+/* Submit the encoder's records as one change, unless encoding them failed
+ * (enc_rc < 0). Takes ownership of c (freed on error) and finishes e. */
+static int submit(rn_metadata *md, encoder *e, change *c, int enc_rc, const char *topic_name,
+                  char *err, size_t errlen)
 {
+    if (enc_rc < 0) {
+        enc_fini(e);
+        change_free(c);
+        return rn_errf(enc_rc, err, errlen, "topic %s: encoding: %s", topic_name,
+                       rn_strerror(enc_rc));
+    }
     rn_journal_rec *recs = malloc((e->n ? e->n : 1) * sizeof(*recs));
     if (!recs) {
         enc_fini(e);
         change_free(c);
-        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     }
     for (size_t i = 0; i < e->n; i++) {
         size_t begin = i ? e->ends[i - 1] : 0;
@@ -659,10 +681,10 @@ static int submit(rn_metadata *md, encoder *e, change *c, char *err, size_t errl
 static int check_failed(const rn_metadata *md, char *err, size_t errlen)
 {
     if (md->failed)
-        return fail(md->failed, err, errlen,
-                    "metadata: state is behind the metadata log after an error (%s); restart "
-                    "the broker",
-                    rn_strerror(md->failed));
+        return rn_errf(md->failed, err, errlen,
+                       "metadata: state is behind the metadata log after an error (%s); restart "
+                       "the broker",
+                       rn_strerror(md->failed));
     return 0;
 }
 
@@ -671,13 +693,13 @@ static int check_config(rn_log_config *scratch, const char *topic_name, const ch
                         const char *value, char *err, size_t errlen)
 {
     if (!key || !value)
-        return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config key or value missing",
-                    topic_name);
+        return rn_errf(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config key or value missing",
+                       topic_name);
     char why[256] = "";
     int rc = rn_topic_config_set(scratch, key, value, why, sizeof(why));
     if (rc < 0)
-        return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", topic_name,
-                    why[0] ? why : rn_strerror(rc));
+        return rn_errf(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", topic_name,
+                       why[0] ? why : rn_strerror(rc));
     return 0;
 }
 
@@ -687,6 +709,21 @@ static bool in_list(const char *const *keys, size_t n, const char *key)
         if (keys[i] && strcmp(keys[i], key) == 0)
             return true;
     return false;
+}
+
+/* Validate n key=value pairs on scratch; a key given twice is an error. */
+static int check_configs(rn_log_config *scratch, const char *topic_name, const char *const *keys,
+                         const char *const *values, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_config(scratch, topic_name, keys[i], values[i], err, errlen);
+        if (rc < 0)
+            return rc;
+        if (in_list(keys, i, keys[i]))
+            return rn_errf(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config %s given twice",
+                           topic_name, keys[i]);
+    }
+    return 0;
 }
 
 void rn_metadata_set_limits(rn_metadata *md, const rn_metadata_limits *l)
@@ -713,21 +750,21 @@ int rn_metadata_check_limits(const rn_metadata *md, const char *name, int32_t to
         return 0;
     const rn_metadata_limits *l = &md->limits;
     if (topic_total > l->max_per_topic)
-        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
-                    "topic %s: %" PRId32
-                    " partitions is more than max.partitions.per.topic (%" PRId32 ")",
-                    name, topic_total, l->max_per_topic);
+        return rn_errf(-RN_E_INVALID_PARTITIONS, err, errlen,
+                       "topic %s: %" PRId32
+                       " partitions is more than max.partitions.per.topic (%" PRId32 ")",
+                       name, topic_total, l->max_per_topic);
     int64_t have = rn_metadata_partition_count(md);
     if (have + added > l->max_total)
-        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
-                    "topic %s: %" PRId32 " more partitions would make %" PRId64
-                    " on this broker, more than max.partitions (%" PRId64 ")",
-                    name, added, have + added, l->max_total);
+        return rn_errf(-RN_E_INVALID_PARTITIONS, err, errlen,
+                       "topic %s: %" PRId32 " more partitions would make %" PRId64
+                       " on this broker, more than max.partitions (%" PRId64 ")",
+                       name, added, have + added, l->max_total);
     if (l->fit >= 0 && have + added > l->fit)
-        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
-                    "topic %s: %" PRId32 " more partitions would make %" PRId64
-                    " on this broker; its limits hold %" PRId64 " (%s)",
-                    name, added, have + added, l->fit, l->fit_why);
+        return rn_errf(-RN_E_INVALID_PARTITIONS, err, errlen,
+                       "topic %s: %" PRId32 " more partitions would make %" PRId64
+                       " on this broker; its limits hold %" PRId64 " (%s)",
+                       name, added, have + added, l->fit, l->fit_why);
     return 0;
 }
 
@@ -746,64 +783,57 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     if (rc < 0)
         return rc;
     if (n_partitions < 1 || n_partitions > MAX_PARTITIONS)
-        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
-                    "topic %s: %" PRId32 " partitions, must be 1 to %d", name, n_partitions,
-                    MAX_PARTITIONS);
+        return rn_errf(-RN_E_INVALID_PARTITIONS, err, errlen,
+                       "topic %s: %" PRId32 " partitions, must be 1 to %d", name, n_partitions,
+                       MAX_PARTITIONS);
     if (replication_factor == -1)
         replication_factor = 1;
     if (replication_factor < 1)
-        return fail(-RN_E_INVALID_REQUEST, err, errlen,
-                    "topic %s: replication factor %d, must be at least 1 (or -1 for the default)",
-                    name, replication_factor);
+        return rn_errf(
+            -RN_E_INVALID_REQUEST, err, errlen,
+            "topic %s: replication factor %d, must be at least 1 (or -1 for the default)", name,
+            replication_factor);
     if (replication_factor > N_BROKERS)
-        return fail(-RN_E_NOT_ENOUGH_REPLICAS, err, errlen,
-                    "topic %s: replication factor %d is larger than the %d available broker%s",
-                    name, replication_factor, N_BROKERS, N_BROKERS == 1 ? "" : "s");
+        return rn_errf(-RN_E_NOT_ENOUGH_REPLICAS, err, errlen,
+                       "topic %s: replication factor %d is larger than the %d available broker%s",
+                       name, replication_factor, N_BROKERS, N_BROKERS == 1 ? "" : "s");
     rn_log_config scratch;
     rn_log_config_default(&scratch);
-    for (size_t i = 0; i < n_configs; i++) {
-        rc = check_config(&scratch, name, config_keys[i], config_values[i], err, errlen);
-        if (rc < 0)
-            return rc;
-        if (in_list(config_keys, i, config_keys[i]))
-            return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config %s given twice", name,
-                        config_keys[i]);
-    }
+    rc = check_configs(&scratch, name, config_keys, config_values, n_configs, err, errlen);
+    if (rc < 0)
+        return rc;
     char why[256] = "";
     if (rn_topic_config_check(&scratch, why, sizeof(why)) < 0)
-        return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", name, why);
+        return rn_errf(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: %s", name, why);
     if (rn_image_find(md->image, name) || pending_create(md, name))
-        return fail(-RN_E_TOPIC_EXISTS, err, errlen, "topic %s already exists", name);
+        return rn_errf(-RN_E_TOPIC_EXISTS, err, errlen, "topic %s already exists", name);
     /* The broker's own topics (__offsets) are not held to the caps: without
      * them it cannot serve at all, and they are a partition or a few. */
     rc = internal ? 0 : rn_metadata_check_limits(md, name, n_partitions, n_partitions, err, errlen);
     if (rc < 0)
         return rc;
 
-    change *c = calloc(1, sizeof(*c));
+    change *c = change_new(CHANGE_CREATE, NULL, cb, arg);
     if (!c || !(c->name = strdup(name))) {
         free(c);
-        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     }
-    c->kind = CHANGE_CREATE;
     c->n_partitions = n_partitions;
-    c->cb = cb;
-    c->arg = arg;
     rc = new_topic_id(md, c->id);
     if (rc < 0) {
         change_free(c);
-        return fail(rc, err, errlen, "metadata: getrandom: %s", rn_strerror(rc));
+        return rn_errf(rc, err, errlen, "metadata: getrandom: %s", rn_strerror(rc));
     }
 
     encoder e;
     md_config_entry *entries = calloc(n_configs ? n_configs : 1, sizeof(*entries));
     md_config_entry **ptrs = calloc(n_configs ? n_configs : 1, sizeof(*ptrs));
-    rc = entries && ptrs ? enc_init(&e) : -ENOMEM;
-    if (rc < 0) {
+    enc_init(&e);
+    if (!entries || !ptrs) {
         free(entries);
         free(ptrs);
         change_free(c);
-        return fail(rc, err, errlen, "metadata: out of memory");
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     }
     for (size_t i = 0; i < n_configs; i++) {
         runnel__metadata__topic_record__configs_entry__init(&entries[i]);
@@ -826,29 +856,9 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     free(entries);
     free(ptrs);
 
-    /* One node: it leads every partition and is its only replica. */
-    int32_t node = md->node_id;
-    for (int32_t p = 0; p < n_partitions && rc == 0; p++) {
-        md_partition_record pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
-        pr.topic_id = tr.topic_id;
-        pr.partition = p;
-        pr.n_replicas = 1;
-        pr.replicas = &node;
-        pr.n_isr = 1;
-        pr.isr = &node;
-        pr.leader = node;
-        pr.leader_epoch = 0;
-        md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
-        rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
-        rp.partition = &pr;
-        rc = enc_add(&e, &rp);
-    }
-    if (rc < 0) {
-        enc_fini(&e);
-        change_free(c);
-        return fail(rc, err, errlen, "topic %s: encoding: %s", name, rn_strerror(rc));
-    }
-    return submit(md, &e, c, err, errlen);
+    if (rc == 0)
+        rc = enc_assign(&e, c->id, 0, n_partitions, md->node_id);
+    return submit(md, &e, c, rc, name, err, errlen);
 }
 
 int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
@@ -874,22 +884,13 @@ int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb c
         return rc;
     const rn_topic_info *t = live_topic(md, name);
     if (!t)
-        return fail(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
-                    name ? name : "(null)");
-    change *c = calloc(1, sizeof(*c));
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
+                       name ? name : "(null)");
+    change *c = change_new(CHANGE_DELETE, t->id, cb, arg);
     if (!c)
-        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
-    c->kind = CHANGE_DELETE;
-    memcpy(c->id, t->id, 16);
-    c->cb = cb;
-    c->arg = arg;
-
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     encoder e;
-    rc = enc_init(&e);
-    if (rc < 0) {
-        change_free(c);
-        return fail(rc, err, errlen, "metadata: out of memory");
-    }
+    enc_init(&e);
     md_remove_record rr = RUNNEL__METADATA__REMOVE_TOPIC_RECORD__INIT;
     rr.topic_id.len = 16;
     rr.topic_id.data = c->id;
@@ -898,12 +899,7 @@ int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb c
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_REMOVE_TOPIC;
     r.remove_topic = &rr;
     rc = enc_add(&e, &r);
-    if (rc < 0) {
-        enc_fini(&e);
-        change_free(c);
-        return fail(rc, err, errlen, "topic %s: encoding: %s", name, rn_strerror(rc));
-    }
-    return submit(md, &e, c, err, errlen);
+    return submit(md, &e, c, rc, name, err, errlen);
 }
 
 int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const char *const *set_keys,
@@ -916,40 +912,31 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
         return rc;
     const rn_topic_info *t = live_topic(md, topic_name);
     if (!t)
-        return fail(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
-                    topic_name ? topic_name : "(null)");
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
+                       topic_name ? topic_name : "(null)");
     if (n_set + n_delete == 0)
-        return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: no config to set or delete",
-                    topic_name);
+        return rn_errf(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: no config to set or delete",
+                       topic_name);
     rn_log_config scratch;
     rn_log_config_default(&scratch);
-    for (size_t i = 0; i < n_set; i++) {
-        rc = check_config(&scratch, topic_name, set_keys[i], set_values[i], err, errlen);
-        if (rc < 0)
-            return rc;
-        if (in_list(set_keys, i, set_keys[i]))
-            return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config %s given twice",
-                        topic_name, set_keys[i]);
-    }
+    rc = check_configs(&scratch, topic_name, set_keys, set_values, n_set, err, errlen);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < n_delete; i++) {
         const char *k = delete_keys[i];
         if (!k || !rn_topic_config_known(k))
-            return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: unknown config %s",
-                        topic_name, k ? k : "(null)");
+            return rn_errf(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: unknown config %s",
+                           topic_name, k ? k : "(null)");
         if (in_list(delete_keys, i, k) || in_list(set_keys, n_set, k))
-            return fail(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config %s given twice",
-                        topic_name, k);
+            return rn_errf(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: config %s given twice",
+                           topic_name, k);
     }
 
-    change *c = calloc(1, sizeof(*c));
+    change *c = change_new(CHANGE_ALTER, t->id, cb, arg);
     if (!c)
-        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
-    c->kind = CHANGE_ALTER;
-    memcpy(c->id, t->id, 16);
-    c->cb = cb;
-    c->arg = arg;
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     encoder e;
-    rc = enc_init(&e);
+    enc_init(&e);
     for (size_t i = 0; i < n_set + n_delete && rc == 0; i++) {
         md_config_record cr = RUNNEL__METADATA__CONFIG_RECORD__INIT;
         cr.topic_id.len = 16;
@@ -962,12 +949,7 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
         r.config = &cr;
         rc = enc_add(&e, &r);
     }
-    if (rc < 0) {
-        enc_fini(&e);
-        change_free(c);
-        return fail(rc, err, errlen, "topic %s: encoding: %s", topic_name, rn_strerror(rc));
-    }
-    return submit(md, &e, c, err, errlen);
+    return submit(md, &e, c, rc, topic_name, err, errlen);
 }
 
 int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t n_partitions,
@@ -978,41 +960,33 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
         return rc;
     const rn_topic_info *t = live_topic(md, topic_name);
     if (!t)
-        return fail(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
-                    topic_name ? topic_name : "(null)");
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
+                       topic_name ? topic_name : "(null)");
     /* Invariant 3: a grow in flight counts as done. */
     int32_t have = t->n_partitions;
     for (const change *c = md->pending_head; c; c = c->next)
         if (c->kind == CHANGE_GROW && memcmp(c->id, t->id, 16) == 0 && c->target > have)
             have = c->target;
     if (n_partitions <= have)
-        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
-                    "topic %s has %" PRId32
-                    " partitions; the count can only grow (asked for %" PRId32 ")",
-                    topic_name, have, n_partitions);
+        return rn_errf(-RN_E_INVALID_PARTITIONS, err, errlen,
+                       "topic %s has %" PRId32
+                       " partitions; the count can only grow (asked for %" PRId32 ")",
+                       topic_name, have, n_partitions);
     if (n_partitions > MAX_PARTITIONS)
-        return fail(-RN_E_INVALID_PARTITIONS, err, errlen,
-                    "topic %s: %" PRId32 " partitions, must be at most %d", topic_name,
-                    n_partitions, MAX_PARTITIONS);
+        return rn_errf(-RN_E_INVALID_PARTITIONS, err, errlen,
+                       "topic %s: %" PRId32 " partitions, must be at most %d", topic_name,
+                       n_partitions, MAX_PARTITIONS);
     rc = rn_metadata_check_limits(md, topic_name, n_partitions, n_partitions - have, err, errlen);
     if (rc < 0)
         return rc;
 
-    change *c = calloc(1, sizeof(*c));
+    change *c = change_new(CHANGE_GROW, t->id, cb, arg);
     if (!c)
-        return fail(-ENOMEM, err, errlen, "metadata: out of memory");
-    c->kind = CHANGE_GROW;
-    memcpy(c->id, t->id, 16);
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     c->n_partitions = n_partitions - have;
     c->target = n_partitions;
-    c->cb = cb;
-    c->arg = arg;
     encoder e;
-    rc = enc_init(&e);
-    if (rc < 0) {
-        change_free(c);
-        return fail(rc, err, errlen, "metadata: out of memory");
-    }
+    enc_init(&e);
     md_count_record cr = RUNNEL__METADATA__PARTITION_COUNT_RECORD__INIT;
     cr.topic_id.len = 16;
     cr.topic_id.data = c->id;
@@ -1021,28 +995,9 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT;
     r.partition_count = &cr;
     rc = enc_add(&e, &r);
-    /* One node: it leads every new partition and is its only replica. */
-    int32_t node = md->node_id;
-    for (int32_t p = have; p < n_partitions && rc == 0; p++) {
-        md_partition_record pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
-        pr.topic_id = cr.topic_id;
-        pr.partition = p;
-        pr.n_replicas = 1;
-        pr.replicas = &node;
-        pr.n_isr = 1;
-        pr.isr = &node;
-        pr.leader = node;
-        md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
-        rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
-        rp.partition = &pr;
-        rc = enc_add(&e, &rp);
-    }
-    if (rc < 0) {
-        enc_fini(&e);
-        change_free(c);
-        return fail(rc, err, errlen, "topic %s: encoding: %s", topic_name, rn_strerror(rc));
-    }
-    return submit(md, &e, c, err, errlen);
+    if (rc == 0)
+        rc = enc_assign(&e, c->id, have, n_partitions, md->node_id);
+    return submit(md, &e, c, rc, topic_name, err, errlen);
 }
 
 /* ---- Look-ups ---------------------------------------------------------------- */

@@ -35,7 +35,7 @@
 #include <xxhash.h>
 
 #include "broker/meta/snapshot.h"
-#include "metadata.pb-c.h"
+#include "broker/meta/records.h"
 #include "protocol/bytes.h"
 #include "protocol/errors.h"
 #include "storage/sys.h"
@@ -48,23 +48,6 @@
 #define SNAPSHOT_TRAILER_LEN 8
 /* A larger file is not ours: refuse it before allocating its size. */
 #define SNAPSHOT_MAX_BYTES ((uint64_t)1 << 32)
-
-typedef Runnel__Metadata__MetadataRecord md_record;
-typedef Runnel__Metadata__TopicRecord md_topic_record;
-typedef Runnel__Metadata__TopicRecord__ConfigsEntry md_config_entry;
-typedef Runnel__Metadata__PartitionRecord md_partition_record;
-
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* Write [u32 len | packed r] at p (when p is not NULL); returns the bytes. */
 static size_t put_record(uint8_t *p, const md_record *r)
@@ -207,7 +190,7 @@ int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *
         goto out;
     uint64_t size = (uint64_t)st.st_size;
     if (size < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN || size > SNAPSHOT_MAX_BYTES) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "size %" PRIu64 " out of range", size);
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "size %" PRIu64 " out of range", size);
         goto out;
     }
     buf = malloc(size);
@@ -221,20 +204,20 @@ int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *
         goto out;
     }
     if ((uint64_t)got != size) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "short read");
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "short read");
         goto out;
     }
     if (memcmp(buf, SNAPSHOT_MAGIC, 8) != 0) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "bad magic");
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "bad magic");
         goto out;
     }
     if (rn_get_le32(buf + 8) != SNAPSHOT_VERSION) {
-        rc =
-            fail(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, rn_get_le32(buf + 8));
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32,
+                     rn_get_le32(buf + 8));
         goto out;
     }
     if (rn_get_le64(buf + size - 8) != XXH3_64bits(buf, size - 8)) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "checksum mismatch");
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "checksum mismatch");
         goto out;
     }
     uint64_t offset = rn_get_le64(buf + 12);
@@ -242,13 +225,14 @@ int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *
     const uint8_t *p = buf + SNAPSHOT_HEADER_LEN, *end = buf + size - SNAPSHOT_TRAILER_LEN;
     /* Every record takes at least its 4-byte length. */
     if (offset > INT64_MAX || count > (uint64_t)(end - p) / 4) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen,
-                  "offset %" PRIu64 " or count %" PRIu32 " out of range", offset, count);
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen,
+                     "offset %" PRIu64 " or count %" PRIu32 " out of range", offset, count);
         goto out;
     }
     for (uint32_t i = 0; i < count; i++) {
         if (end - p < 4 || rn_get_le32(p) > (uint64_t)(end - p - 4)) {
-            rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " overruns the file", i);
+            rc =
+                rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " overruns the file", i);
             goto out;
         }
         uint32_t len = rn_get_le32(p);
@@ -256,7 +240,7 @@ int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *
         if (!r || r->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD__NOT_SET) {
             if (r)
                 runnel__metadata__metadata_record__free_unpacked(r, NULL);
-            rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " does not decode", i);
+            rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " does not decode", i);
             goto out;
         }
         int status;
@@ -267,8 +251,8 @@ int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *
         p += 4 + len;
     }
     if (p != end) {
-        rc = fail(-RN_E_CORRUPT_FILE, why, whylen, "%zu bytes after the last record",
-                  (size_t)(end - p));
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "%zu bytes after the last record",
+                     (size_t)(end - p));
         goto out;
     }
     *offset_out = (int64_t)offset;
