@@ -14,6 +14,10 @@
  * this node, an rn_log with flush=always: committed = durable here. A Raft
  * backend (broker/meta/raft.h drives it) will say committed = on a majority;
  * it plugs in through rn_journal_backend without the callers changing.
+ * What a Raft backend adds beyond this interface: batches committed that
+ * this node did not submit (a follower's) reach the image through the same
+ * path as rn_journal_replay's (read from the committed offset), so the
+ * facade applies every batch in one order whoever proposed it.
  *
  * Threading: owned by one reactor thread; callbacks run from rn_io_run on
  * it (never inside rn_journal_submit).

@@ -726,6 +726,21 @@ static int check_configs(rn_log_config *scratch, const char *topic_name, const c
     return 0;
 }
 
+/* The topic a delete, alter or grow names: the image usable, the topic
+ * live (invariant 3). */
+static int check_target(const rn_metadata *md, const char *name, const rn_topic_info **t, char *err,
+                        size_t errlen)
+{
+    int rc = check_failed(md, err, errlen);
+    if (rc < 0)
+        return rc;
+    *t = live_topic(md, name);
+    if (!*t)
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
+                       name ? name : "(null)");
+    return 0;
+}
+
 void rn_metadata_set_limits(rn_metadata *md, const rn_metadata_limits *l)
 {
     md->limits = *l;
@@ -879,13 +894,10 @@ int rn_metadata_create_internal_topic(rn_metadata *md, const char *name, int32_t
 int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb cb, void *arg,
                              char *err, size_t errlen)
 {
-    int rc = check_failed(md, err, errlen);
+    const rn_topic_info *t;
+    int rc = check_target(md, name, &t, err, errlen);
     if (rc < 0)
         return rc;
-    const rn_topic_info *t = live_topic(md, name);
-    if (!t)
-        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
-                       name ? name : "(null)");
     change *c = change_new(CHANGE_DELETE, t->id, cb, arg);
     if (!c)
         return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
@@ -907,13 +919,10 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
                               const char *const *delete_keys, size_t n_delete, rn_metadata_cb cb,
                               void *arg, char *err, size_t errlen)
 {
-    int rc = check_failed(md, err, errlen);
+    const rn_topic_info *t;
+    int rc = check_target(md, topic_name, &t, err, errlen);
     if (rc < 0)
         return rc;
-    const rn_topic_info *t = live_topic(md, topic_name);
-    if (!t)
-        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
-                       topic_name ? topic_name : "(null)");
     if (n_set + n_delete == 0)
         return rn_errf(-RN_E_INVALID_CONFIG, err, errlen, "topic %s: no config to set or delete",
                        topic_name);
@@ -955,13 +964,10 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
 int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t n_partitions,
                                rn_metadata_cb cb, void *arg, char *err, size_t errlen)
 {
-    int rc = check_failed(md, err, errlen);
+    const rn_topic_info *t;
+    int rc = check_target(md, topic_name, &t, err, errlen);
     if (rc < 0)
         return rc;
-    const rn_topic_info *t = live_topic(md, topic_name);
-    if (!t)
-        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s does not exist",
-                       topic_name ? topic_name : "(null)");
     /* Invariant 3: a grow in flight counts as done. */
     int32_t have = t->n_partitions;
     for (const change *c = md->pending_head; c; c = c->next)
