@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "clients/consumer_int.h"
+#include "protocol/topic_name.h"
 
 /* ---- Consumer groups ---------------------------------------------------------------------- */
 
@@ -674,8 +675,9 @@ int rn_consumer_subscribe(rn_consumer *c, const char *const *topics, size_t n_to
         return rn__fail(cl, -EINVAL, "subscribe: no topic");
     for (size_t i = 0; i < n_topics; i++) {
         size_t len = topics[i] ? strlen(topics[i]) : 0;
-        if (len == 0 || len > 249)
-            return rn__fail(cl, -RN_E_INVALID_TOPIC, "subscribe: topic names are 1 to 249 bytes");
+        if (len == 0 || len > RN_TOPIC_NAME_MAX)
+            return rn__fail(cl, -RN_E_INVALID_TOPIC, "subscribe: topic names are 1 to %d bytes",
+                            RN_TOPIC_NAME_MAX);
     }
     for (size_t i = 0; i < n_topics; i++)
         if (rn__md_want(cl, topics[i]) < 0)

@@ -4,6 +4,8 @@
  * System errors (-errno) fall through to strerrordesc_np()/strerrorname_np(),
  * which return static strings and so are thread-safe, unlike strerror().
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "protocol/errors.h"
@@ -40,4 +42,15 @@ const char *rn_errname(int err)
     }
     const char *s = err < 1000 ? strerrorname_np(err) : NULL;
     return s ? s : "UNKNOWN";
+}
+
+int rn_errf(int rc, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

@@ -53,6 +53,7 @@
 #include "protocol/bytes.h"
 #include "protocol/errors.h"
 #include "protocol/frame.h"
+#include "protocol/topic_name.h"
 
 /* ---- Small helpers -------------------------------------------------------- */
 
@@ -551,9 +552,8 @@ static int check_produce(const Runnel__ProduceRequest *p, uint32_t payload_len,
  * partitions or offsets, impossible epochs. Whether a member or epoch is
  * current is the coordinator's answer (broker/coord/groups.c). */
 
-#define GROUP_ID_MAX        249 /* as topic names */
-#define MEMBER_ID_MAX       128 /* broker/coord/groups.h RN_GROUP_MEMBER_ID_MAX */
-#define TOPIC_NAME_MAX      249
+#define GROUP_ID_MAX        RN_TOPIC_NAME_MAX /* as topic names */
+#define MEMBER_ID_MAX       128               /* broker/coord/groups.h RN_GROUP_MEMBER_ID_MAX */
 #define OFFSET_METADATA_MAX 4096
 #define SESSION_TIMEOUT_MAX 1800000u /* 30 minutes */
 
@@ -568,10 +568,10 @@ static int check_group_id(const char *api, const char *id, char *errbuf, size_t 
 
 static int check_topic_name(const char *api, const char *t, char *errbuf, size_t errlen)
 {
-    size_t n = t ? strnlen(t, TOPIC_NAME_MAX + 1) : 0;
-    if (n == 0 || n > TOPIC_NAME_MAX)
+    size_t n = t ? strnlen(t, RN_TOPIC_NAME_MAX + 1) : 0;
+    if (n == 0 || n > RN_TOPIC_NAME_MAX)
         return fail(-RN_E_INVALID_REQUEST, errbuf, errlen, "%s: topic names must be 1 to %d bytes",
-                    api, TOPIC_NAME_MAX);
+                    api, RN_TOPIC_NAME_MAX);
     return 0;
 }
 

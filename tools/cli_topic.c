@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "protocol/errors.h"
+#include "protocol/topic_name.h"
 #include "tools/cli_common.h"
 
 enum { OPT_IF_NOT_EXISTS = 256, OPT_IF_EXISTS, OPT_DELETE_CONFIG };
@@ -190,7 +191,7 @@ static int do_list(rn_admin *a, bool lng, bool internal)
         printf("%-32s %10s %8s\n", "NAME", "PARTITIONS", "REPLICAS");
     for (size_t i = 0; i < n; i++) {
         /* The broker's own topics (__offsets) only when asked, as rpk does. */
-        if (!internal && strncmp(names[i], "__", 2) == 0)
+        if (!internal && rn_topic_is_internal(names[i]))
             continue;
         if (!lng) {
             printf("%s\n", names[i]);

@@ -14,6 +14,7 @@
 #include "broker/meta/metadata.h"
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
+#include "protocol/topic_name.h"
 
 void rn_handle_api_versions(rn_request *req)
 {
@@ -63,7 +64,7 @@ static void fill_topic(md_build *m, const rn_broker *b, const rn_topic_info *t, 
         tm->error_code = RN_E_UNKNOWN_TOPIC;
         return;
     }
-    tm->is_internal = strncmp(t->name, "__", 2) == 0;
+    tm->is_internal = rn_topic_is_internal(t->name);
     /* The value handle_produce checks batches against (an override this
      * version refuses is skipped there too). */
     rn_log_config lc;

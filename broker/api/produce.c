@@ -42,6 +42,7 @@
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
 #include "protocol/container_of.h"
+#include "protocol/topic_name.h"
 
 typedef struct produce_state produce_state;
 
@@ -237,7 +238,7 @@ void rn_handle_produce(rn_request *req)
         size_t len = pp->batch_len;
         off += len;
 
-        if (strncmp(pp->topic, "__", 2) == 0) {
+        if (rn_topic_is_internal(pp->topic)) {
             /* __offsets and friends are written by the broker only. */
             set_error(st, i, -RN_E_INVALID_TOPIC, "internal topics are written by the broker only");
             continue;

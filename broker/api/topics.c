@@ -19,6 +19,7 @@
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
+#include "protocol/topic_name.h"
 
 typedef struct topics_state topics_state;
 
@@ -210,7 +211,7 @@ void rn_handle_create_topics(rn_request *req)
         char err[256] = "";
         int rc;
         if (cr->validate_only) {
-            if ((rc = rn_metadata_check_topic_name(nt->name, err, sizeof(err))) < 0)
+            if ((rc = rn_topic_name_check(nt->name, false, err, sizeof(err))) < 0)
                 ;
             else if (rn_metadata_find(b->md, nt->name))
                 rc = -RN_E_TOPIC_EXISTS;
@@ -251,7 +252,7 @@ void rn_handle_delete_topics(rn_request *req)
     }
     for (size_t i = 0; i < dr->n_topics; i++) {
         st->res[i].name = dr->topics[i];
-        if (strncmp(dr->topics[i], "__", 2) == 0) {
+        if (rn_topic_is_internal(dr->topics[i])) {
             set_result(st, i, -RN_E_INVALID_TOPIC, "internal topics cannot be deleted");
             continue;
         }
@@ -438,7 +439,7 @@ void rn_handle_alter_configs(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__AlterConfigsRequest *ar = req->fr.hdr->alter_configs;
-    if (strncmp(ar->topic, "__", 2) == 0) {
+    if (rn_topic_is_internal(ar->topic)) {
         rn_request_fail(req, -RN_E_INVALID_TOPIC, "internal topics' configs are the broker's");
         return;
     }

@@ -1,12 +1,15 @@
 /*
  * metadata.h — cluster metadata as a log: topics, partitions, leaders, configs.
+ * The facade the rest of the broker calls; behind it (broker/meta/): the
+ * image (image.h, pure apply), snapshots (snapshot.h), the journal
+ * (journal.h) and, here, the validated mutations.
  *
- * Every change to metadata is a record appended to the metadata log
- * (data-dir/__cluster_metadata-0, an ordinary rn_log with flush=always) and
- * then applied to the in-memory state machine here; handlers read the state
- * machine, never files (DESIGN §8: the same records later travel through a
- * Raft quorum, libraft, instead of the local log, and every broker applies
- * them the same way). Records are protobuf `MetadataRecord`s
+ * Every change to metadata is a record submitted to the metadata journal
+ * (today the local log data-dir/__cluster_metadata-0, an ordinary rn_log
+ * with flush=always) and, once committed, applied to the in-memory image;
+ * handlers read the image, never files (DESIGN §8: the same records later
+ * travel through a Raft quorum instead of the local log, and every broker
+ * applies them the same way). Records are protobuf `MetadataRecord`s
  * (protocol/metadata.proto) carried as the values of ordinary record batches;
  * one change (a topic with its partitions) is one batch, so it applies whole
  * or not at all.
@@ -31,39 +34,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/meta/image.h"
+#include "protocol/topic_name.h"
 #include "storage/io.h"
 #include "storage/log.h"
 
 /* The metadata log's directory under the data directory. */
 #define RN_METADATA_DIR_NAME "__cluster_metadata-0"
 /* Marks a partition directory moved aside by a delete; no topic name holds it. */
-#define RN_DELETED_DIR_MARK ".deleted-"
+#define RN_DELETED_DIR_MARK RN_TOPIC_DELETED_MARK
 
 typedef struct rn_metadata rn_metadata;
 
-/* One partition of a topic. */
-typedef struct rn_partition_info {
-    int32_t partition;
-    int32_t leader;       /* node id of the leader, -1 when none */
-    int32_t leader_epoch; /* bumped on every leader change */
-    int32_t n_replicas;
-    const int32_t *replicas;
-    int32_t n_isr;
-    const int32_t *isr;
-} rn_partition_info;
-
-/* One topic. Pointers are valid until the next change is applied (callbacks
- * and listener events say when); copy what must live longer. */
-typedef struct rn_topic_info {
-    const char *name;
-    uint8_t id[16]; /* random: a topic deleted and created again is a new topic */
-    int32_t n_partitions;
-    int16_t replication_factor;
-    const rn_partition_info *partitions; /* n_partitions, by partition number */
-    uint32_t n_configs;                  /* topic-level overrides, sorted by key */
-    const char *const *config_keys;
-    const char *const *config_values;
-} rn_topic_info;
+/* rn_partition_info and rn_topic_info: broker/meta/image.h. */
 
 enum rn_metadata_event_type {
     RN_MD_TOPIC_CREATED,    /* topic now exists (also for each topic found at open) */
@@ -101,8 +84,8 @@ int rn_metadata_close(rn_metadata *md);
 /* Create a topic with n_partitions (1..100000) and replication_factor (must
  * be 1 while there is one broker; -1 = default 1), with topic-level configs
  * (validated with rn_topic_config_set). Validation errors are returned at
- * once and cb never runs: -RN_E_INVALID_TOPIC (name not 1..249 of
- * [a-zA-Z0-9._-], or "." / "..", or starting with "__"), -RN_E_TOPIC_EXISTS,
+ * once and cb never runs: -RN_E_INVALID_TOPIC (a name
+ * rn_topic_name_check(name, false) refuses: protocol/topic_name.h), -RN_E_TOPIC_EXISTS,
  * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_CONFIG (also a key given twice),
  * -RN_E_NOT_ENOUGH_REPLICAS (replication factor above the number of brokers),
  * -RN_E_INVALID_REQUEST (replication factor 0 or below -1), -RN_E_INVALID_PARTITIONS
@@ -139,11 +122,6 @@ int rn_metadata_check_limits(const rn_metadata *md, const char *name, int32_t to
 
 /* Partitions of every topic, with the creates in flight. */
 int64_t rn_metadata_partition_count(const rn_metadata *md);
-
-/* Whether a client may create a topic of this name (the rule
- * rn_metadata_create_topic applies): 0, or -RN_E_INVALID_TOPIC with err
- * saying why. */
-int rn_metadata_check_topic_name(const char *name, char *err, size_t errlen);
 
 /* Create an internal topic (one the broker owns, such as __offsets): as
  * rn_metadata_create_topic with the default replication factor and no

@@ -68,6 +68,7 @@
 #include "broker/part/partitions.h"
 #include "broker/sorted.h"
 #include "protocol/partition_meta.h"
+#include "protocol/topic_name.h"
 #include "storage/sys.h"
 
 #define PARTITION_META_TMP "partition.metadata.tmp"
@@ -110,7 +111,7 @@ rn_partition *rn_partition_find(rn_broker *b, const char *topic, int32_t partiti
 
 unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t partition)
 {
-    if (b->n_reactors <= 1 || strncmp(topic, "__", 2) == 0)
+    if (b->n_reactors <= 1 || rn_topic_is_internal(topic))
         return 0;
     uint32_t h = 2166136261u; /* FNV-1a: stable across runs and builds */
     for (const unsigned char *c = (const unsigned char *)topic; *c; c++)

@@ -1,0 +1,516 @@
+/*
+ * image.c — the metadata image and its pure apply (see image.h, DESIGN §8).
+ *
+ * How it fits: the facade (metadata.c) hands every committed record to
+ * rn_image_apply, in log order: from the snapshot (snapshot.c), on replay of
+ * the journal, and as each change commits. The image knows nothing of logs,
+ * files, reactors or listeners.
+ *
+ * Invariants:
+ *  1. Nothing mutates the image except rn_image_apply (and rn_image_clear).
+ *  2. rn_image_apply depends only on the image and the record: a record that
+ *     does not fit (a name already taken, an unknown topic id, a partition
+ *     out of range, a malformed field) is skipped and changes nothing, so
+ *     every replica skips it the same way. Records name topics by id, so a
+ *     record for a deleted topic never touches a later topic of that name.
+ *  3. by_name and by_id hold the same topics, each sorted by its key, so
+ *     look-ups are binary searches; every topic's configs are sorted by key.
+ *  4. Every rn_topic_info handed out points into its topic (sync_info keeps
+ *     it so whenever an array moves); a topic's info lives until the record
+ *     that removes it.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/meta/image.h"
+#include "broker/sorted.h"
+#include "broker/meta/records.h"
+#include "protocol/errors.h"
+#include "protocol/topic_name.h"
+
+/* One topic. info is what look-ups return; its pointers point at the fields
+ * below and are refreshed (sync_info) whenever those move (invariant 4). */
+typedef struct topic {
+    rn_topic_info info;
+    char *name;
+    rn_partition_info *parts; /* n_partitions; replicas and isr share one block each */
+    char **keys, **values;    /* info.n_configs, sorted by key */
+    uint32_t cap_configs;
+} topic;
+
+struct rn_image {
+    topic **by_name, **by_id; /* invariant 3 */
+    unsigned n_topics, cap_topics;
+};
+
+static void set_effect(rn_image_effect *eff, enum rn_image_effect_type type, topic *t)
+{
+    eff->type = type;
+    eff->topic = t ? &t->info : NULL;
+}
+
+/* ---- Topics (invariant 4) ------------------------------------------------- */
+
+static void sync_info(topic *t)
+{
+    t->info.name = t->name;
+    t->info.partitions = t->parts;
+    t->info.config_keys = (const char *const *)t->keys;
+    t->info.config_values = (const char *const *)t->values;
+}
+
+static void topic_free(topic *t)
+{
+    if (!t)
+        return;
+    if (t->parts)
+        for (int32_t i = 0; i < t->info.n_partitions; i++)
+            free((void *)t->parts[i].replicas);
+    for (uint32_t i = 0; i < t->info.n_configs; i++) {
+        free(t->keys[i]);
+        free(t->values[i]);
+    }
+    free(t->keys);
+    free(t->values);
+    free(t->parts);
+    free(t->name);
+    free(t);
+}
+
+/* A topic whose partitions have no assignment yet (leader -1): the
+ * PartitionRecords that follow fill them in. */
+static topic *topic_new(const char *name, const uint8_t id[16], int32_t n_partitions, int16_t rf)
+{
+    topic *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->name = strdup(name);
+    t->parts = calloc((size_t)n_partitions, sizeof(*t->parts));
+    t->info.n_partitions = n_partitions;
+    if (!t->name || !t->parts) {
+        free(t->parts);
+        t->parts = NULL;
+        topic_free(t);
+        return NULL;
+    }
+    memcpy(t->info.id, id, 16);
+    t->info.replication_factor = rf;
+    for (int32_t i = 0; i < n_partitions; i++) {
+        t->parts[i].partition = i;
+        t->parts[i].leader = -1;
+    }
+    sync_info(t);
+    return t;
+}
+
+/* Index of key in t's configs, or where it would go (*found false). */
+static uint32_t config_find(const topic *t, const char *key, bool *found)
+{
+    uint32_t lo = 0, hi = t->info.n_configs;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->keys[mid], key);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+/* Set key=value. Returns 1 when the configs changed, 0 when the value was
+ * already that, -ENOMEM. */
+static int config_put(topic *t, const char *key, const char *value)
+{
+    bool found;
+    uint32_t i = config_find(t, key, &found);
+    if (found) {
+        if (strcmp(t->values[i], value) == 0)
+            return 0;
+        char *v = strdup(value);
+        if (!v)
+            return -ENOMEM;
+        free(t->values[i]);
+        t->values[i] = v;
+        return 1;
+    }
+    if (t->info.n_configs == t->cap_configs) {
+        uint32_t cap = t->cap_configs ? t->cap_configs * 2 : 4;
+        /* info must never point at a freed array, even when the second
+         * realloc fails. */
+        char **k = realloc(t->keys, cap * sizeof(*k));
+        if (!k)
+            return -ENOMEM;
+        t->keys = k;
+        sync_info(t);
+        char **v = realloc(t->values, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        t->values = v;
+        sync_info(t);
+        t->cap_configs = cap;
+    }
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    uint32_t n = t->info.n_configs;
+    memmove(t->keys + i + 1, t->keys + i, (n - i) * sizeof(*t->keys));
+    memmove(t->values + i + 1, t->values + i, (n - i) * sizeof(*t->values));
+    t->keys[i] = k;
+    t->values[i] = v;
+    t->info.n_configs = n + 1;
+    sync_info(t);
+    return 1;
+}
+
+/* Remove key. Returns 1 when it was set, 0 when it was not. */
+static int config_del(topic *t, const char *key)
+{
+    bool found;
+    uint32_t i = config_find(t, key, &found);
+    if (!found)
+        return 0;
+    free(t->keys[i]);
+    free(t->values[i]);
+    uint32_t n = --t->info.n_configs;
+    memmove(t->keys + i, t->keys + i + 1, (n - i) * sizeof(*t->keys));
+    memmove(t->values + i, t->values + i + 1, (n - i) * sizeof(*t->values));
+    return 1;
+}
+
+/* ---- The two indexes (invariant 4) -------------------------------------- */
+
+static int cmp_topic_name(const void *key, const void *elem)
+{
+    return strcmp(key, (*(topic *const *)elem)->name);
+}
+
+static int cmp_topic_id(const void *key, const void *elem)
+{
+    return memcmp(key, (*(topic *const *)elem)->info.id, 16);
+}
+
+static unsigned find_name_pos(const rn_image *img, const char *name, bool *found)
+{
+    return (unsigned)rn_sorted_find(img->by_name, img->n_topics, sizeof(*img->by_name), name,
+                                    cmp_topic_name, found);
+}
+
+static unsigned find_id_pos(const rn_image *img, const uint8_t id[16], bool *found)
+{
+    return (unsigned)rn_sorted_find(img->by_id, img->n_topics, sizeof(*img->by_id), id,
+                                    cmp_topic_id, found);
+}
+
+static topic *find_by_name(const rn_image *img, const char *name)
+{
+    bool found;
+    unsigned i = find_name_pos(img, name, &found);
+    return found ? img->by_name[i] : NULL;
+}
+
+static topic *find_by_id(const rn_image *img, const ProtobufCBinaryData *id)
+{
+    if (id->len != 16)
+        return NULL;
+    bool found;
+    unsigned i = find_id_pos(img, id->data, &found);
+    return found ? img->by_id[i] : NULL;
+}
+
+/* Insert t, whose name and id are both free. */
+static int insert_topic(rn_image *img, topic *t)
+{
+    if (img->n_topics == img->cap_topics) {
+        unsigned cap = img->cap_topics ? img->cap_topics * 2 : 16;
+        topic **a = realloc(img->by_name, cap * sizeof(*a));
+        if (!a)
+            return -ENOMEM;
+        img->by_name = a;
+        topic **b = realloc(img->by_id, cap * sizeof(*b));
+        if (!b)
+            return -ENOMEM;
+        img->by_id = b;
+        img->cap_topics = cap;
+    }
+    bool found;
+    unsigned n = img->n_topics;
+    unsigned i = find_name_pos(img, t->name, &found);
+    memmove(img->by_name + i + 1, img->by_name + i, (n - i) * sizeof(*img->by_name));
+    img->by_name[i] = t;
+    unsigned j = find_id_pos(img, t->info.id, &found);
+    memmove(img->by_id + j + 1, img->by_id + j, (n - j) * sizeof(*img->by_id));
+    img->by_id[j] = t;
+    img->n_topics = n + 1;
+    return 0;
+}
+
+static void remove_topic(rn_image *img, topic *t)
+{
+    bool found;
+    unsigned n = img->n_topics - 1;
+    unsigned i = find_name_pos(img, t->name, &found);
+    memmove(img->by_name + i, img->by_name + i + 1, (n - i) * sizeof(*img->by_name));
+    unsigned j = find_id_pos(img, t->info.id, &found);
+    memmove(img->by_id + j, img->by_id + j + 1, (n - j) * sizeof(*img->by_id));
+    img->n_topics = n;
+    topic_free(t);
+}
+
+void rn_image_clear(rn_image *img)
+{
+    for (unsigned i = 0; i < img->n_topics; i++)
+        topic_free(img->by_name[i]);
+    img->n_topics = 0;
+}
+
+/* ---- Apply (invariants 1, 2) ---- */
+
+static int apply_topic(rn_image *img, const md_topic_record *r, rn_image_effect *eff, int *status)
+{
+    const char *name = r->name ? r->name : "";
+    if (r->topic_id.len != 16 || r->replication_factor < 1 || r->replication_factor > INT16_MAX) {
+        *status = -RN_E_INVALID_REQUEST;
+        return 0;
+    }
+    if (!rn_topic_name_valid(name)) {
+        *status = -RN_E_INVALID_TOPIC;
+        return 0;
+    }
+    if (r->partitions < 1 || r->partitions > RN_IMAGE_MAX_PARTITIONS) {
+        *status = -RN_E_INVALID_PARTITIONS;
+        return 0;
+    }
+    if (find_by_name(img, name) || find_by_id(img, &r->topic_id)) {
+        *status = -RN_E_TOPIC_EXISTS;
+        return 0;
+    }
+    topic *t = topic_new(name, r->topic_id.data, r->partitions, (int16_t)r->replication_factor);
+    if (!t)
+        return -ENOMEM;
+    /* Later entries win, as a protobuf map's do. */
+    for (size_t i = 0; i < r->n_configs; i++) {
+        const md_config_entry *e = r->configs[i];
+        if (config_put(t, e->key ? e->key : "", e->value ? e->value : "") < 0) {
+            topic_free(t);
+            return -ENOMEM;
+        }
+    }
+    if (insert_topic(img, t) < 0) {
+        topic_free(t);
+        return -ENOMEM;
+    }
+    set_effect(eff, RN_IMAGE_TOPIC_CREATED, t);
+    return 0;
+}
+
+static int apply_partition(rn_image *img, const md_partition_record *r, int *status)
+{
+    topic *t = find_by_id(img, &r->topic_id);
+    if (!t || r->partition < 0 || r->partition >= t->info.n_partitions) {
+        *status = -RN_E_UNKNOWN_TOPIC;
+        return 0;
+    }
+    /* Bounded by the batch size already; this keeps the int32 counts honest. */
+    if (r->n_replicas > INT32_MAX / 2 || r->n_isr > INT32_MAX / 2) {
+        *status = -RN_E_INVALID_REQUEST;
+        return 0;
+    }
+    int32_t *nodes = NULL;
+    size_t n = r->n_replicas + r->n_isr;
+    if (n) {
+        nodes = malloc(n * sizeof(*nodes));
+        if (!nodes)
+            return -ENOMEM;
+        if (r->n_replicas)
+            memcpy(nodes, r->replicas, r->n_replicas * sizeof(*nodes));
+        if (r->n_isr)
+            memcpy(nodes + r->n_replicas, r->isr, r->n_isr * sizeof(*nodes));
+    }
+    rn_partition_info *p = &t->parts[r->partition];
+    free((void *)p->replicas);
+    p->leader = r->leader;
+    p->leader_epoch = r->leader_epoch;
+    p->n_replicas = (int32_t)r->n_replicas;
+    p->replicas = nodes;
+    p->n_isr = (int32_t)r->n_isr;
+    p->isr = nodes ? nodes + r->n_replicas : NULL;
+    return 0;
+}
+
+static void apply_remove(rn_image *img, const md_remove_record *r, rn_image_effect *eff,
+                         int *status)
+{
+    topic *t = find_by_id(img, &r->topic_id);
+    if (!t) {
+        *status = -RN_E_UNKNOWN_TOPIC;
+        return;
+    }
+    remove_topic(img, t);
+    set_effect(eff, RN_IMAGE_TOPIC_REMOVED, NULL);
+}
+
+static int apply_config(rn_image *img, const md_config_record *r, rn_image_effect *eff, int *status)
+{
+    topic *t = find_by_id(img, &r->topic_id);
+    const char *key = r->key ? r->key : "";
+    if (!t || !*key) {
+        *status = t ? -RN_E_INVALID_CONFIG : -RN_E_UNKNOWN_TOPIC;
+        return 0;
+    }
+    int rc = r->remove ? config_del(t, key) : config_put(t, key, r->value ? r->value : "");
+    if (rc < 0)
+        return rc;
+    if (rc > 0)
+        set_effect(eff, RN_IMAGE_CONFIG_CHANGED, t);
+    return 0;
+}
+
+static int apply_partition_count(rn_image *img, const md_count_record *r, rn_image_effect *eff,
+                                 int *status)
+{
+    topic *t = find_by_id(img, &r->topic_id);
+    if (!t) {
+        *status = -RN_E_UNKNOWN_TOPIC;
+        return 0;
+    }
+    int32_t old = t->info.n_partitions, n = r->partitions;
+    if (n <= old || n > RN_IMAGE_MAX_PARTITIONS) {
+        *status = -RN_E_INVALID_PARTITIONS;
+        return 0;
+    }
+    rn_partition_info *parts = realloc(t->parts, (size_t)n * sizeof(*parts));
+    if (!parts)
+        return -ENOMEM;
+    /* The PartitionRecords that follow fill the new ones in. */
+    for (int32_t i = old; i < n; i++)
+        parts[i] = (rn_partition_info){.partition = i, .leader = -1};
+    t->parts = parts;
+    t->info.n_partitions = n;
+    sync_info(t);
+    set_effect(eff, RN_IMAGE_PARTITIONS_ADDED, t);
+    return 0;
+}
+
+int rn_image_apply(rn_image *img, const md_record *r, rn_image_effect *eff, int *status)
+{
+    rn_image_effect none;
+    if (!eff)
+        eff = &none;
+    eff->type = RN_IMAGE_NONE;
+    eff->topic = NULL;
+    *status = 0;
+    switch (r->record_case) {
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC:
+        return apply_topic(img, r->topic, eff, status);
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION:
+        return apply_partition(img, r->partition, status);
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_REMOVE_TOPIC:
+        apply_remove(img, r->remove_topic, eff, status);
+        return 0;
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_CONFIG:
+        return apply_config(img, r->config, eff, status);
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT:
+        return apply_partition_count(img, r->partition_count, eff, status);
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER:
+        /* Brokers join the state with the cluster (DESIGN §8); a single
+         * node has nothing to track, and skipping is deterministic. */
+        return 0;
+    default:
+        /* The caller's decoder refuses these (a record it cannot read is
+         * corruption, never skipped); an image given one skips it. */
+        *status = -RN_E_CORRUPT_FILE;
+        return 0;
+    }
+}
+
+/* ---- Life and look-ups ------------------------------------------------------ */
+
+int rn_image_new(rn_image **out)
+{
+    *out = calloc(1, sizeof(**out));
+    return *out ? 0 : -ENOMEM;
+}
+
+void rn_image_free(rn_image *img)
+{
+    if (!img)
+        return;
+    rn_image_clear(img);
+    free(img->by_name);
+    free(img->by_id);
+    free(img);
+}
+
+const rn_topic_info *rn_image_find(const rn_image *img, const char *name)
+{
+    topic *t = name ? find_by_name(img, name) : NULL;
+    return t ? &t->info : NULL;
+}
+
+const rn_topic_info *rn_image_find_id(const rn_image *img, const uint8_t *id, size_t id_len)
+{
+    ProtobufCBinaryData b = {.len = id_len, .data = (uint8_t *)id};
+    topic *t = find_by_id(img, &b);
+    return t ? &t->info : NULL;
+}
+
+unsigned rn_image_topic_count(const rn_image *img)
+{
+    return img->n_topics;
+}
+
+const rn_topic_info *rn_image_topic_at(const rn_image *img, unsigned i)
+{
+    return i < img->n_topics ? &img->by_name[i]->info : NULL;
+}
+
+int64_t rn_image_partition_count(const rn_image *img)
+{
+    int64_t n = 0;
+    for (unsigned i = 0; i < img->n_topics; i++)
+        n += img->by_name[i]->info.n_partitions;
+    return n;
+}
+
+static bool nodes_equal(const int32_t *a, const int32_t *b, int32_t n)
+{
+    return n == 0 || memcmp(a, b, (size_t)n * sizeof(*a)) == 0;
+}
+
+bool rn_image_equal(const rn_image *a, const rn_image *b)
+{
+    if (a->n_topics != b->n_topics)
+        return false;
+    for (unsigned i = 0; i < a->n_topics; i++) {
+        const rn_topic_info *x = &a->by_name[i]->info, *y = &b->by_name[i]->info;
+        if (strcmp(x->name, y->name) != 0 || memcmp(x->id, y->id, 16) != 0 ||
+            x->n_partitions != y->n_partitions || x->replication_factor != y->replication_factor ||
+            x->n_configs != y->n_configs)
+            return false;
+        for (uint32_t c = 0; c < x->n_configs; c++)
+            if (strcmp(x->config_keys[c], y->config_keys[c]) != 0 ||
+                strcmp(x->config_values[c], y->config_values[c]) != 0)
+                return false;
+        for (int32_t p = 0; p < x->n_partitions; p++) {
+            const rn_partition_info *u = &x->partitions[p], *v = &y->partitions[p];
+            if (u->partition != v->partition || u->leader != v->leader ||
+                u->leader_epoch != v->leader_epoch || u->n_replicas != v->n_replicas ||
+                u->n_isr != v->n_isr || !nodes_equal(u->replicas, v->replicas, u->n_replicas) ||
+                !nodes_equal(u->isr, v->isr, u->n_isr))
+                return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,99 @@
+/*
+ * image.h — the metadata image: the cluster state every broker builds from
+ * the metadata log (DESIGN §8; Kafka's MetadataImage).
+ *
+ * The image holds topics (name, id, replication factor, topic-level
+ * configs) and their partitions (leader, epoch, replicas, ISR). It changes
+ * only through rn_image_apply, one MetadataRecord (protocol/metadata.proto)
+ * at a time, and applying is a pure function of the image and the record:
+ * no I/O, no clock, no randomness, no callbacks. So every broker that
+ * applies the same records in the same order holds the same image, whether
+ * the records come from the local log, a snapshot or (later) a Raft quorum.
+ *
+ * What applying changed is returned to the caller as an effect (a topic
+ * created, its configs changed, partitions added); the caller tells its
+ * listeners after a whole batch, never the image.
+ *
+ * Threading: none inside; the owner serialises every call.
+ */
+#ifndef RN_BROKER_META_IMAGE_H
+#define RN_BROKER_META_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The largest topic a record may describe (the protocol's range). */
+#define RN_IMAGE_MAX_PARTITIONS 100000
+
+struct Runnel__Metadata__MetadataRecord;
+
+typedef struct rn_image rn_image;
+
+/* One partition of a topic. */
+typedef struct rn_partition_info {
+    int32_t partition;
+    int32_t leader;       /* node id of the leader, -1 when none */
+    int32_t leader_epoch; /* bumped on every leader change */
+    int32_t n_replicas;
+    const int32_t *replicas;
+    int32_t n_isr;
+    const int32_t *isr;
+} rn_partition_info;
+
+/* One topic. Pointers are valid until the next record is applied; copy what
+ * must live longer. */
+typedef struct rn_topic_info {
+    const char *name;
+    uint8_t id[16]; /* random: a topic deleted and created again is a new topic */
+    int32_t n_partitions;
+    int16_t replication_factor;
+    const rn_partition_info *partitions; /* n_partitions, by partition number */
+    uint32_t n_configs;                  /* topic-level overrides, sorted by key */
+    const char *const *config_keys;
+    const char *const *config_values;
+} rn_topic_info;
+
+/* What one applied record did, for the caller's listeners. */
+enum rn_image_effect_type {
+    RN_IMAGE_NONE,
+    RN_IMAGE_TOPIC_CREATED,
+    RN_IMAGE_CONFIG_CHANGED,
+    RN_IMAGE_PARTITIONS_ADDED,
+    RN_IMAGE_TOPIC_REMOVED, /* topic is NULL: it is gone (look it up before applying) */
+};
+
+typedef struct rn_image_effect {
+    enum rn_image_effect_type type;
+    const rn_topic_info *topic;
+} rn_image_effect;
+
+/* An empty image. -ENOMEM. */
+int rn_image_new(rn_image **out);
+void rn_image_free(rn_image *img);
+/* Back to empty. */
+void rn_image_clear(rn_image *img);
+
+/* Apply one record. Returns 0, or -ENOMEM: the image then holds part of the
+ * record's change and no longer matches the log (the caller must stop using
+ * it). *status is 0 when the record applied, else why it was skipped (a
+ * name or id already taken: -RN_E_TOPIC_EXISTS; an unknown topic id:
+ * -RN_E_UNKNOWN_TOPIC; a malformed field: -RN_E_INVALID_TOPIC,
+ * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_REQUEST, -RN_E_INVALID_CONFIG;
+ * a kind this version does not know: -RN_E_CORRUPT_FILE). A skipped record
+ * changes nothing. effect may be NULL. */
+int rn_image_apply(rn_image *img, const struct Runnel__Metadata__MetadataRecord *r,
+                   rn_image_effect *effect, int *status);
+
+/* Look-ups. Valid until the next apply. */
+const rn_topic_info *rn_image_find(const rn_image *img, const char *name);
+const rn_topic_info *rn_image_find_id(const rn_image *img, const uint8_t *id, size_t id_len);
+unsigned rn_image_topic_count(const rn_image *img);
+const rn_topic_info *rn_image_topic_at(const rn_image *img, unsigned i); /* sorted by name */
+/* Partitions of every topic. */
+int64_t rn_image_partition_count(const rn_image *img);
+
+/* Whether two images hold the same topics, ids, partitions and configs. */
+bool rn_image_equal(const rn_image *a, const rn_image *b);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * records.h — short names for the metadata log's records
+ * (protocol/metadata.proto), shared by the parts of broker/meta/ that read or
+ * write them (image.c, snapshot.c, metadata.c). Internal to broker/meta/.
+ */
+#ifndef RN_BROKER_META_RECORDS_H
+#define RN_BROKER_META_RECORDS_H
+
+#include "metadata.pb-c.h"
+
+typedef Runnel__Metadata__MetadataRecord md_record;
+typedef Runnel__Metadata__TopicRecord md_topic_record;
+typedef Runnel__Metadata__TopicRecord__ConfigsEntry md_config_entry;
+typedef Runnel__Metadata__PartitionRecord md_partition_record;
+typedef Runnel__Metadata__RemoveTopicRecord md_remove_record;
+typedef Runnel__Metadata__ConfigRecord md_config_record;
+typedef Runnel__Metadata__PartitionCountRecord md_count_record;
+
+#endif
