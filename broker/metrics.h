@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RN_METRICS_N_API 16
+#define RN_METRICS_N_API     16
 #define RN_METRICS_N_BUCKETS 16
 
 /* Per partition: what came in and went out. */

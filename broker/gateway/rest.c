@@ -4,7 +4,8 @@
  *   GET    /healthz /readyz /metrics
  *   GET    /topics                          Metadata      → ["t1","t2"]
  *   POST   /topics                          CreateTopics  → 201 {"name","partitions",…}
- *   GET    /topics/{t}                      DescribeTopic → {"name","configs","overrides","partitions":[…]}
+ *   GET    /topics/{t}                      DescribeTopic → {"name","configs","overrides",
+ *                                                            "partitions":[…]}
  *   DELETE /topics/{t}                      DeleteTopics  → 204
  *   POST   /topics/{t}[/partitions/{p}]     Produce       → {"offsets":[…]}
  *   GET    /topics/{t}/partitions[/{p}[/offsets]]  DescribeTopic (+ beginning/end offsets)

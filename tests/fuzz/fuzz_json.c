@@ -70,8 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(text, data, size);
         text[size] = '\0';
         int64_t out;
-        if (rn_text_get_int(text, "offset", -2, INT64_MAX, &out, err, sizeof(err)) == 0 &&
-            out < -2)
+        if (rn_text_get_int(text, "offset", -2, INT64_MAX, &out, err, sizeof(err)) == 0 && out < -2)
             abort();
         uint8_t dec[64];
         size_t dec_len = 0;

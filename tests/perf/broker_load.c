@@ -146,25 +146,47 @@ int main(int argc, char **argv)
     long partitions = 1, records = 1000000, record_size = 1024, batch_bytes = 65536, acks = 1,
          inflight = 32;
     double seconds = 30;
-    static const struct option opts[] = {
-        {"broker", required_argument, NULL, 'b'},  {"topic", required_argument, NULL, 't'},
-        {"partitions", required_argument, NULL, 'p'}, {"records", required_argument, NULL, 'n'},
-        {"record-size", required_argument, NULL, 's'}, {"batch-bytes", required_argument, NULL, 'B'},
-        {"acks", required_argument, NULL, 'a'},   {"inflight", required_argument, NULL, 'w'},
-        {"seconds", required_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'},
-        {0}};
+    static const struct option opts[] = {{"broker", required_argument, NULL, 'b'},
+                                         {"topic", required_argument, NULL, 't'},
+                                         {"partitions", required_argument, NULL, 'p'},
+                                         {"records", required_argument, NULL, 'n'},
+                                         {"record-size", required_argument, NULL, 's'},
+                                         {"batch-bytes", required_argument, NULL, 'B'},
+                                         {"acks", required_argument, NULL, 'a'},
+                                         {"inflight", required_argument, NULL, 'w'},
+                                         {"seconds", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'b': broker = optarg; break;
-        case 't': topic = optarg; break;
-        case 'p': partitions = atol(optarg); break;
-        case 'n': records = atol(optarg); break;
-        case 's': record_size = atol(optarg); break;
-        case 'B': batch_bytes = atol(optarg); break;
-        case 'a': acks = atol(optarg); break;
-        case 'w': inflight = atol(optarg); break;
-        case 'S': seconds = atof(optarg); break;
+        case 'b':
+            broker = optarg;
+            break;
+        case 't':
+            topic = optarg;
+            break;
+        case 'p':
+            partitions = atol(optarg);
+            break;
+        case 'n':
+            records = atol(optarg);
+            break;
+        case 's':
+            record_size = atol(optarg);
+            break;
+        case 'B':
+            batch_bytes = atol(optarg);
+            break;
+        case 'a':
+            acks = atol(optarg);
+            break;
+        case 'w':
+            inflight = atol(optarg);
+            break;
+        case 'S':
+            seconds = atof(optarg);
+            break;
         default:
             fprintf(stderr, "usage: broker_load --broker HOST:PORT [--topic T] [--partitions P] "
                             "[--records N] [--record-size B] [--batch-bytes K] [--acks 1|-1] "
@@ -270,7 +292,8 @@ int main(int argc, char **argv)
         if (r->error_code || r->produce->partitions[0]->error_code) {
             if (errors++ == 0)
                 fprintf(stderr, "broker_load: produce error: %s\n",
-                        r->error_code ? r->error_message : r->produce->partitions[0]->error_message);
+                        r->error_code ? r->error_message
+                                      : r->produce->partitions[0]->error_message);
         }
         lat[acked++] = now_s() - sent_at[r->correlation_id & 0xffff];
         rn_frame_response_fini(&resp);
@@ -370,8 +393,8 @@ int main(int argc, char **argv)
     }
     double fetch_s = now_s() - f0;
     printf("fetch:   %ld records, %.1f MB in %.2f s: %.0f records/s, %.1f MB/s, bad batches %ld\n",
-           fetched_records, (double)fetched_bytes / 1e6, fetch_s,
-           (double)fetched_records / fetch_s, (double)fetched_bytes / 1e6 / fetch_s, bad);
+           fetched_records, (double)fetched_bytes / 1e6, fetch_s, (double)fetched_records / fetch_s,
+           (double)fetched_bytes / 1e6 / fetch_s, bad);
     printf("{\"produce_records_per_sec\":%.0f,\"produce_mbps\":%.1f,\"produce_p50_ms\":%.3f,"
            "\"produce_p99_ms\":%.3f,\"fetch_records_per_sec\":%.0f,\"fetch_mbps\":%.1f,"
            "\"errors\":%ld,\"bad_batches\":%ld}\n",

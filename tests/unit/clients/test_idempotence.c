@@ -53,7 +53,7 @@ typedef struct proxy {
     uint16_t port, target;
     pthread_t th;
     volatile int stop;
-    bool armed; /* drop the next answer and cut everything */
+    bool armed;        /* drop the next answer and cut everything */
     bool arm_at_start; /* the very first answer is dropped too */
     plink links[MAX_LINKS];
     int n;

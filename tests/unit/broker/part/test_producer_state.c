@@ -146,8 +146,10 @@ Test(producer_state, rebuild_from_log)
     rn_log *log;
     cr_assert_eq(rn_log_open(&log, io, dir, "ps", &c, NULL), 0);
     for (int i = 0; i < 4; i++) {
-        rn_batch_builder_opts o = {.codec = RN_BATCH_CODEC_NONE, .producer_id = 42,
-                                   .producer_epoch = 0, .base_sequence = i * 2};
+        rn_batch_builder_opts o = {.codec = RN_BATCH_CODEC_NONE,
+                                   .producer_id = 42,
+                                   .producer_epoch = 0,
+                                   .base_sequence = i * 2};
         rn_batch_builder *bb;
         cr_assert_eq(rn_batch_builder_new(&bb, &o), 0);
         cr_assert_eq(rn_batch_builder_add(bb, 1000, "k", 1, "v1", 2, NULL, 0), 0);
