@@ -193,9 +193,9 @@ static int open_snappy(rn_codec_reader *r)
             total += u;
             if (total > r->max_out)
                 return fail(r,
-                            "snappy frame declares more than %llu bytes of records, more than the "
-                            "%zu allowed",
-                            (unsigned long long)total - 1, r->max_out);
+                            "snappy (xerial) blocks 0..%zu declare %llu bytes of records, more "
+                            "than the %zu allowed",
+                            i, (unsigned long long)total, r->max_out);
             pos += (size_t)blen;
         }
         r->declared = total;
@@ -296,6 +296,8 @@ static int read_gzip(rn_codec_reader *r, uint8_t *dst, size_t cap, size_t *got)
         } else if (zr == Z_OK || zr == Z_BUF_ERROR) {
             if (r->z.avail_in == 0 && r->src_pos == r->src_len && r->z.avail_out > 0)
                 return fail(r, "gzip stream is cut short");
+            if (r->z.avail_in == avail_in && r->z.avail_out == avail_out)
+                return fail(r, "gzip stream makes no progress");
         } else {
             return fail(r, "gzip stream is corrupt (%s)", r->z.msg ? r->z.msg : "inflate failed");
         }
