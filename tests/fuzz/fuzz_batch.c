@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (src == 0) {
             rn_record rec;
             int n = 0;
-            while ((src = rn_batch_stream_next(&s, 0, &rec)) == 1)
+            while ((src = rn_batch_stream_next(&s, INT64_MIN, &rec)) == 1)
                 n++;
             rn_batch_stream_fini(&s);
             if (vrc == 0 && (src != 0 || n != h.records_count))
