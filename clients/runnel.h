@@ -60,7 +60,7 @@ rn_conf *rn_conf_dup(const rn_conf *conf);
  *   acks                       all (all|-1, 1, 0)
  *   linger.ms                  5
  *   batch.size                 262144 bytes per partition batch (<= 1 MiB)
- *   compression.codec          none (none|zstd)
+ *   compression.codec          none (none|gzip|snappy|lz4|zstd; zstd's level below)
  *   compression.level          3
  *   retries                    2147483647 (bounded by delivery.timeout.ms)
  *   retry.backoff.ms           100

@@ -691,9 +691,9 @@ int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_un
 
 struct rn_batch_builder {
     rn_batch_builder_opts opts;
-    ZSTD_CCtx *cctx; /* kept across batches when codec is zstd */
-    uint8_t *buf;    /* header space + records; NULL until the first record */
-    size_t len;      /* bytes used, the reserved header included */
+    rn_codec_writer *cw; /* kept across batches when compressing */
+    uint8_t *buf;        /* header space + records; NULL until the first record */
+    size_t len;          /* bytes used, the reserved header included */
     size_t cap;
     size_t hint; /* size of the last finished batch: where the next buffer starts */
     int32_t count;
@@ -718,7 +718,7 @@ int rn_batch_builder_new(rn_batch_builder **out, const rn_batch_builder_opts *op
     };
     if (opts)
         o = *opts;
-    if (o.codec != RN_BATCH_CODEC_NONE && o.codec != RN_BATCH_CODEC_ZSTD)
+    if (o.codec < RN_BATCH_CODEC_NONE || o.codec > RN_BATCH_CODEC_ZSTD)
         return -EINVAL;
     if (o.zstd_level < ZSTD_minCLevel() || o.zstd_level > ZSTD_maxCLevel())
         return -EINVAL;
@@ -728,11 +728,11 @@ int rn_batch_builder_new(rn_batch_builder **out, const rn_batch_builder_opts *op
     if (!b)
         return -ENOMEM;
     b->opts = o;
-    if (o.codec == RN_BATCH_CODEC_ZSTD) {
-        b->cctx = ZSTD_createCCtx();
-        if (!b->cctx) {
+    if (o.codec != RN_BATCH_CODEC_NONE) {
+        int rc = rn_codec_writer_new(&b->cw, o.codec, o.zstd_level);
+        if (rc) {
             free(b);
-            return -ENOMEM;
+            return rc;
         }
     }
     rn_batch_builder_reset(b);
@@ -744,7 +744,7 @@ void rn_batch_builder_free(rn_batch_builder *b)
 {
     if (!b)
         return;
-    ZSTD_freeCCtx(b->cctx);
+    rn_codec_writer_free(b->cw);
     free(b->buf);
     free(b);
 }
@@ -885,22 +885,21 @@ int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
         return -EINVAL;
     uint8_t *batch;
     size_t size;
-    if (b->opts.codec == RN_BATCH_CODEC_ZSTD) {
+    if (b->opts.codec != RN_BATCH_CODEC_NONE) {
         size_t n = b->len - RN_BATCH_HEADER_LEN;
-        size_t cap = RN_BATCH_HEADER_LEN + ZSTD_compressBound(n);
+        size_t cap = RN_BATCH_HEADER_LEN + rn_codec_compress_bound(b->cw, n);
         if (cap > MAX_BATCH_SIZE)
             cap = MAX_BATCH_SIZE;
         batch = malloc(cap);
         if (!batch)
             return -ENOMEM;
-        size_t z =
-            ZSTD_compressCCtx(b->cctx, batch + RN_BATCH_HEADER_LEN, cap - RN_BATCH_HEADER_LEN,
-                              b->buf + RN_BATCH_HEADER_LEN, n, b->opts.zstd_level);
-        if (ZSTD_isError(z)) {
+        size_t z;
+        int rc =
+            rn_codec_writer_compress(b->cw, b->buf + RN_BATCH_HEADER_LEN, n,
+                                     batch + RN_BATCH_HEADER_LEN, cap - RN_BATCH_HEADER_LEN, &z);
+        if (rc) {
             free(batch);
-            return ZSTD_getErrorCode(z) == ZSTD_error_memory_allocation
-                       ? -ENOMEM
-                       : -RN_E_BATCH_BAD_COMPRESSION;
+            return rc;
         }
         size = RN_BATCH_HEADER_LEN + z;
     } else {

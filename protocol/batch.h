@@ -197,8 +197,8 @@ int rn_record_header_next(const uint8_t **pos, const uint8_t *end, rn_record_hea
 typedef struct rn_batch_builder rn_batch_builder;
 
 typedef struct rn_batch_builder_opts {
-    int codec;              /* RN_BATCH_CODEC_NONE or RN_BATCH_CODEC_ZSTD */
-    int zstd_level;         /* 0 = zstd default (3) */
+    int codec;              /* RN_BATCH_CODEC_NONE .. _ZSTD (written as codec.h says) */
+    int zstd_level;         /* 0 = zstd default (3); other codecs use their defaults */
     int64_t producer_id;    /* -1 when not idempotent */
     int16_t producer_epoch; /* -1 when not idempotent */
     int32_t base_sequence;  /* -1 when not idempotent */

@@ -542,3 +542,136 @@ fail:
     rn_codec_reader_free(r);
     return rc;
 }
+
+/* ---- Writing ----------------------------------------------------------------- */
+
+struct rn_codec_writer {
+    int codec, level;
+    ZSTD_CCtx *zc;
+    z_stream z;
+    bool z_open;
+};
+
+int rn_codec_parse(const char *name)
+{
+    for (int c = RN_BATCH_CODEC_NONE; c <= RN_BATCH_CODEC_ZSTD; c++)
+        if (!strcmp(name, rn_codec_name(c)))
+            return c;
+    return -EINVAL;
+}
+
+int rn_codec_writer_new(rn_codec_writer **out, int codec, int level)
+{
+    if (codec < RN_BATCH_CODEC_GZIP || codec > RN_BATCH_CODEC_ZSTD)
+        return -EINVAL;
+    rn_codec_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->codec = codec;
+    w->level = level;
+    int rc = -ENOMEM;
+    switch (codec) {
+    case RN_BATCH_CODEC_GZIP:
+        /* 15 + 16: the gzip wrapper; level 6 is GZIPOutputStream's. */
+        if (deflateInit2(&w->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                         Z_DEFAULT_STRATEGY) != Z_OK)
+            goto fail;
+        w->z_open = true;
+        break;
+    case RN_BATCH_CODEC_ZSTD:
+        w->zc = ZSTD_createCCtx();
+        if (!w->zc)
+            goto fail;
+        break;
+    default:
+        break;
+    }
+    *out = w;
+    return 0;
+fail:
+    rn_codec_writer_free(w);
+    return rc;
+}
+
+static LZ4F_preferences_t lz4_prefs(size_t n)
+{
+    LZ4F_preferences_t p;
+    memset(&p, 0, sizeof(p));
+    p.frameInfo.blockSizeID = LZ4F_max64KB;
+    p.frameInfo.blockMode = LZ4F_blockIndependent;
+    p.frameInfo.contentSize = n;
+    return p;
+}
+
+size_t rn_codec_compress_bound(const rn_codec_writer *w, size_t n)
+{
+    switch (w->codec) {
+    case RN_BATCH_CODEC_GZIP:
+        /* deflateBound takes a uLong; the gzip wrapper adds 18 bytes. */
+        return deflateBound((z_streamp)&w->z, (uLong)n) + 18;
+    case RN_BATCH_CODEC_SNAPPY:
+        return snappy_max_compressed_length(n);
+    case RN_BATCH_CODEC_LZ4: {
+        LZ4F_preferences_t p = lz4_prefs(n);
+        return LZ4F_compressFrameBound(n, &p);
+    }
+    default:
+        return ZSTD_compressBound(n);
+    }
+}
+
+int rn_codec_writer_compress(rn_codec_writer *w, const void *src, size_t n, void *dst, size_t cap,
+                             size_t *out_len)
+{
+    switch (w->codec) {
+    case RN_BATCH_CODEC_GZIP: {
+        if (n > UINT_MAX || cap > UINT_MAX || deflateReset(&w->z) != Z_OK)
+            return -RN_E_BATCH_BAD_COMPRESSION;
+        w->z.next_in = (Bytef *)src;
+        w->z.avail_in = (uInt)n;
+        w->z.next_out = dst;
+        w->z.avail_out = (uInt)cap;
+        int zr = deflate(&w->z, Z_FINISH);
+        if (zr == Z_MEM_ERROR)
+            return -ENOMEM;
+        if (zr != Z_STREAM_END)
+            return -RN_E_BATCH_BAD_COMPRESSION;
+        *out_len = cap - w->z.avail_out;
+        return 0;
+    }
+    case RN_BATCH_CODEC_SNAPPY: {
+        size_t len = cap;
+        if (snappy_compress(src, n, dst, &len) != SNAPPY_OK)
+            return -RN_E_BATCH_BAD_COMPRESSION;
+        *out_len = len;
+        return 0;
+    }
+    case RN_BATCH_CODEC_LZ4: {
+        LZ4F_preferences_t p = lz4_prefs(n);
+        size_t z = LZ4F_compressFrame(dst, cap, src, n, &p);
+        if (LZ4F_isError(z))
+            return -RN_E_BATCH_BAD_COMPRESSION;
+        *out_len = z;
+        return 0;
+    }
+    default: {
+        size_t z = ZSTD_compressCCtx(w->zc, dst, cap, src, n, w->level);
+        if (ZSTD_isError(z))
+            return ZSTD_getErrorCode(z) == ZSTD_error_memory_allocation
+                       ? -ENOMEM
+                       : -RN_E_BATCH_BAD_COMPRESSION;
+        *out_len = z;
+        return 0;
+    }
+    }
+}
+
+void rn_codec_writer_free(rn_codec_writer *w)
+{
+    if (!w)
+        return;
+    if (w->z_open)
+        deflateEnd(&w->z);
+    ZSTD_freeCCtx(w->zc);
+    free(w);
+}

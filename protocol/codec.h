@@ -71,4 +71,33 @@ void rn_codec_reader_free(rn_codec_reader *r);
 int rn_codec_decompress(int codec, const void *src, size_t src_len, size_t max_out, uint8_t **out,
                         size_t *out_len, char *err, size_t errlen);
 
+/* ---- Writing ---------------------------------------------------------------
+ *
+ * What Kafka's clients write, so any of them reads it back: gzip with zlib's
+ * gzip wrapper (as GZIPOutputStream), snappy as one raw block (as librdkafka;
+ * Java's reader takes it too), lz4 as one frame of independent 64 KiB blocks
+ * with the content size declared (as librdkafka; Kafka's Java reader wants
+ * independent blocks), zstd as one frame. */
+
+/* The codec by its name ("none", "gzip", "snappy", "lz4", "zstd"), or -EINVAL. */
+int rn_codec_parse(const char *name);
+
+typedef struct rn_codec_writer rn_codec_writer;
+
+/* A compressor for codec 1..4, reused across batches. level is the zstd
+ * level (0 = zstd's default) and ignored by the other codecs, which use
+ * their libraries' defaults. Errors: -EINVAL, -ENOMEM. The caller owns *out. */
+int rn_codec_writer_new(rn_codec_writer **out, int codec, int level);
+
+/* The most bytes rn_codec_writer_compress writes for n bytes of input. */
+size_t rn_codec_compress_bound(const rn_codec_writer *w, size_t n);
+
+/* Compress src (n bytes) into dst (cap >= rn_codec_compress_bound(w, n));
+ * *out_len gets the compressed size. Errors: -ENOMEM,
+ * -RN_E_BATCH_BAD_COMPRESSION (the library failed). Borrows src and dst. */
+int rn_codec_writer_compress(rn_codec_writer *w, const void *src, size_t n, void *dst, size_t cap,
+                             size_t *out_len);
+
+void rn_codec_writer_free(rn_codec_writer *w);
+
 #endif

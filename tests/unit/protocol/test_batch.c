@@ -574,7 +574,9 @@ Test(batch, builder_rejects_bad_arguments)
 {
     rn_batch_builder *b;
     rn_batch_builder_opts o = {
-        .codec = 1, .producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+        .codec = 5, .producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    cr_assert_eq(rn_batch_builder_new(&b, &o), -EINVAL);
+    o.codec = -1;
     cr_assert_eq(rn_batch_builder_new(&b, &o), -EINVAL);
     o.codec = RN_BATCH_CODEC_ZSTD;
     o.zstd_level = 1000;
