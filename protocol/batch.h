@@ -262,9 +262,11 @@ typedef struct rn_batch_stream {
  * max_uncompressed; records_count at most that size / 7, the smallest record)
  * without decompressing. max_uncompressed bounds the
  * decompressed bytes of the whole batch and the codec's window (0 = 64 MiB);
- * max_record bounds one record returned (0 = 64 MiB). Allocates nothing
- * before the first record is asked for; never anything in proportion to
- * records_count. Borrows buf until rn_batch_stream_fini, which must be called
+ * max_record bounds one record returned (0 = 64 MiB). Allocates no window
+ * before the first record is asked for (only the codec's reader); never
+ * anything in proportion to records_count. A raw snappy block, which has no
+ * streaming decoder, is held whole: at most its declared size, checked
+ * against max_uncompressed first. Borrows buf until rn_batch_stream_fini, which must be called
  * even after an error of rn_batch_stream_next (not after one of init).
  * Errors: those of rn_batch_check, -RN_E_BATCH_BAD_COMPRESSION,
  * -RN_E_BATCH_BAD_COUNT, -ENOMEM. */

@@ -215,6 +215,9 @@ int rn_codec_reader_new(rn_codec_reader **out, int codec, const void *src, size_
 {
     if (codec < RN_BATCH_CODEC_GZIP || codec > RN_BATCH_CODEC_ZSTD)
         return -EINVAL;
+    /* Room for the one byte past the bound that tells "more" apart. */
+    if (max_out > SIZE_MAX / 2)
+        max_out = SIZE_MAX / 2;
     rn_codec_reader *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;

@@ -756,3 +756,28 @@ Test(codec, builder_writes_every_codec)
     cr_assert_eq(rn_codec_parse("none"), RN_BATCH_CODEC_NONE);
     cr_assert_eq(rn_codec_parse("brotli"), -EINVAL);
 }
+
+// A bound of SIZE_MAX (no bound, in effect) reads like any other: the one
+// byte past the bound the readers keep room for must not wrap to zero (it
+// did, and the stream then spun on zero-byte reads).
+Test(codec, bound_of_size_max_does_not_wrap, .timeout = 30)
+{
+    size_t plen;
+    uint8_t *plain = plain_batch(30, 50, &plen);
+    for (int v = 0; v < N_VARIANTS; v++) {
+        size_t zlen;
+        uint8_t *z = compressed_batch(v, plain, plen, &zlen);
+        cr_assert_eq(rn_batch_verify(z, zlen, 0, SIZE_MAX), 0, "%s", variant_name[v]);
+        rn_batch_stream s;
+        rn_record r;
+        cr_assert_eq(rn_batch_stream_init(&s, z, zlen, SIZE_MAX, 0), 0);
+        int n = 0, rc;
+        while ((rc = rn_batch_stream_next(&s, 0, &r)) == 1)
+            n++;
+        cr_assert_eq(rc, 0, "%s: %s", variant_name[v], rn_errname(rc));
+        cr_assert_eq(n, 30);
+        rn_batch_stream_fini(&s);
+        free(z);
+    }
+    free(plain);
+}
