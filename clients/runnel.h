@@ -4,7 +4,7 @@
  * Three handles, all opaque, all built from one rn_conf:
  *   rn_admin     topics and configs (synchronous calls with a timeout);
  *   rn_producer  batches records per partition (linger.ms, batch.size),
- *                compresses with zstd, partitions by key (XXH3_64(key) %
+ *                compresses (gzip, snappy, lz4 or zstd), partitions by key (XXH3_64(key) %
  *                partitions; keyless records stick to one partition per batch),
  *                retries with backoff, reports each record's offset;
  *   rn_consumer  reads assigned partitions from an offset or a time,
