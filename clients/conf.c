@@ -38,6 +38,7 @@
 
 #include "clients/internal.h"
 #include "protocol/batch.h"
+#include "protocol/codec.h"
 
 /* ---- Time --------------------------------------------------------------------- */
 
@@ -386,12 +387,9 @@ int rn_conf_set(rn_conf *conf, const char *key, const char *value, char *err, si
             return bad(err, errlen, "acks: \"%s\" is not all, -1, 1 or 0", value);
         return 0;
     case K_CODEC:
-        if (!strcmp(value, "none"))
-            *(int *)field = RN_BATCH_CODEC_NONE;
-        else if (!strcmp(value, "zstd"))
-            *(int *)field = RN_BATCH_CODEC_ZSTD;
-        else
-            return bad(err, errlen, "%s: \"%s\" is not none or zstd", k->name, value);
+        if ((*(int *)field = rn_codec_parse(value)) < 0)
+            return bad(err, errlen, "%s: \"%s\" is not none, gzip, snappy, lz4 or zstd", k->name,
+                       value);
         return 0;
     case K_PARTITIONER:
         if (!strcmp(value, "default"))

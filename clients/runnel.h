@@ -4,7 +4,7 @@
  * Three handles, all opaque, all built from one rn_conf:
  *   rn_admin     topics and configs (synchronous calls with a timeout);
  *   rn_producer  batches records per partition (linger.ms, batch.size),
- *                compresses with zstd, partitions by key (XXH3_64(key) %
+ *                compresses (gzip, snappy, lz4 or zstd), partitions by key (XXH3_64(key) %
  *                partitions; keyless records stick to one partition per batch),
  *                retries with backoff, reports each record's offset;
  *   rn_consumer  reads assigned partitions from an offset or a time,
@@ -60,7 +60,7 @@ rn_conf *rn_conf_dup(const rn_conf *conf);
  *   acks                       all (all|-1, 1, 0)
  *   linger.ms                  5
  *   batch.size                 262144 bytes per partition batch (<= 1 MiB)
- *   compression.codec          none (none|zstd)
+ *   compression.codec          none (none|gzip|snappy|lz4|zstd; zstd's level below)
  *   compression.level          3
  *   retries                    2147483647 (bounded by delivery.timeout.ms)
  *   retry.backoff.ms           100

@@ -9,12 +9,14 @@
  *   header_count varint | headers[]: name_len varint | name | value_len varint (-1 null) | value
  *
  * where every varint is zigzag-encoded little-endian base-128 (at most 5 bytes for
- * 32 bits, 10 for 64) and length counts the bytes after itself. With codec zstd
- * the whole section is exactly one zstd frame of those bytes.
+ * 32 bits, 10 for 64) and length counts the bytes after itself. With a codec
+ * (gzip 1, snappy 2, lz4 3, zstd 4) the whole section is those bytes
+ * compressed as the producer wrote them; protocol/codec.c reads all four
+ * (snappy raw or in snappy-java's framing) under one bound.
  *
  * Rules rn_batch_check applies (after the CRC, which comes first so that a
  * flipped bit reads as corruption rather than as a malformed field):
- *  - attributes: no bit above 5, codec none (0) or zstd (4), control only with
+ *  - attributes: no bit above 5, codec 0..4 (none, gzip, snappy, lz4, zstd), control only with
  *    transactional                                       -> BATCH_BAD_ATTRIBUTES
  *  - records_count >= 1, last_offset_delta >= records_count - 1 (equal unless
  *    compacted) and, uncompressed, 7 bytes a record at least -> BATCH_BAD_COUNT
@@ -44,7 +46,8 @@
  *     adds one pass over the records, with no allocation when uncompressed.
  *  3. Decompression never allocates an output buffer larger than max_uncompressed
  *     (+1 byte in the streaming case): a frame's declared content size is checked
- *     before malloc, and the window zstd may allocate is capped to match.
+ *     before malloc, and the window a codec may allocate is capped to match
+ *     (protocol/codec.c keeps these bounds for all four codecs).
  *  4. The builder writes records straight into one buffer that grows
  *     geometrically, with the header's 61 bytes reserved in front; finishing an
  *     uncompressed batch hands that buffer over without copying it.
@@ -65,6 +68,7 @@
 
 #include "protocol/bytes.h"
 #include "protocol/batch.h"
+#include "protocol/codec.h"
 #include "protocol/errors.h"
 
 /* The smallest batch_length: a header and nothing else. */
@@ -253,8 +257,7 @@ static int check_fields(const rn_batch_header *h)
 {
     uint16_t attr = (uint16_t)h->attributes;
     int codec = attr & RN_BATCH_CODEC_MASK;
-    if ((attr & ~RN_BATCH_ATTR_KNOWN) ||
-        (codec != RN_BATCH_CODEC_NONE && codec != RN_BATCH_CODEC_ZSTD))
+    if ((attr & ~RN_BATCH_ATTR_KNOWN) || codec > RN_BATCH_CODEC_ZSTD)
         return -RN_E_BATCH_BAD_ATTRIBUTES;
     bool control = attr & RN_BATCH_ATTR_CONTROL;
     if (control && !(attr & RN_BATCH_ATTR_TRANSACTIONAL))
@@ -322,120 +325,24 @@ void rn_batch_stamp(void *buf, int64_t base_offset, int32_t partition_leader_epo
     rn_put_be32(p + RN_BATCH_OFF_LEADER_EPOCH, (uint32_t)partition_leader_epoch);
 }
 
-/* ---- zstd ---------------------------------------------------------------- */
+/* ---- Decompression -------------------------------------------------------- */
 
-/* Decompress a frame of unknown content size, growing the output up to one
- * byte past max_out so that "exactly max_out" and "more" can be told apart. */
-static int decompress_stream(const uint8_t *src, size_t src_len, size_t max_out, uint8_t **out,
-                             size_t *out_len)
-{
-    ZSTD_DCtx *d = ZSTD_createDCtx();
-    if (!d)
-        return -ENOMEM;
-    /* Bound the window buffer zstd allocates by the output we accept. */
-    int wlog = 10;
-    while (wlog < 31 && ((size_t)1 << wlog) < max_out)
-        wlog++;
-    ZSTD_bounds wb = ZSTD_dParam_getBounds(ZSTD_d_windowLogMax);
-    if (wlog < wb.lowerBound)
-        wlog = wb.lowerBound;
-    if (wlog > wb.upperBound)
-        wlog = wb.upperBound;
-    ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, wlog);
-
-    size_t limit = max_out + 1;
-    size_t cap = src_len < limit / 4 ? src_len * 4 : limit;
-    if (cap < 4096)
-        cap = limit < 4096 ? limit : 4096;
-    int rc = -ENOMEM;
-    uint8_t *dst = malloc(cap);
-    if (!dst)
-        goto fail;
-    ZSTD_inBuffer in = {src, src_len, 0};
-    ZSTD_outBuffer o = {dst, cap, 0};
-    for (;;) {
-        size_t r = ZSTD_decompressStream(d, &o, &in);
-        if (ZSTD_isError(r)) {
-            rc = ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? -ENOMEM
-                                                                      : -RN_E_BATCH_BAD_COMPRESSION;
-            goto fail;
-        }
-        if (r == 0)
-            break; /* frame complete */
-        if (o.pos == o.size) {
-            if (cap == limit) {
-                rc = -RN_E_BATCH_BAD_COMPRESSION; /* more than max_out */
-                goto fail;
-            }
-            cap = cap > limit / 2 ? limit : cap * 2;
-            uint8_t *nd = realloc(dst, cap);
-            if (!nd) {
-                rc = -ENOMEM;
-                goto fail;
-            }
-            dst = nd;
-            o.dst = dst;
-            o.size = cap;
-        } else if (in.pos == in.size) {
-            rc = -RN_E_BATCH_BAD_COMPRESSION; /* frame cut short */
-            goto fail;
-        }
-    }
-    if (o.pos > max_out) {
-        rc = -RN_E_BATCH_BAD_COMPRESSION;
-        goto fail;
-    }
-    ZSTD_freeDCtx(d);
-    *out = dst;
-    *out_len = o.pos;
-    return 0;
-fail:
-    free(dst);
-    ZSTD_freeDCtx(d);
-    return rc;
-}
-
-/* The records section of a zstd batch must be exactly one frame that
- * decompresses to at most max_out bytes. *out is malloc'd. */
-static int decompress_records(const uint8_t *src, size_t src_len, size_t max_out, uint8_t **out,
-                              size_t *out_len)
+/* The records section of a compressed batch (codec 1..4), decompressed
+ * whole through protocol/codec.c into *out (malloc'd), at most max_out
+ * bytes (0 = 64 MiB). err (may be NULL) says why it failed. */
+static int decompress_records(int codec, const uint8_t *src, size_t src_len, size_t max_out,
+                              uint8_t **out, size_t *out_len, char *err, size_t errlen)
 {
     if (max_out == 0)
         max_out = DEFAULT_MAX_UNCOMPRESSED;
-    if (max_out > SIZE_MAX / 2) /* leaves room for the streaming path's one extra byte */
-        max_out = SIZE_MAX / 2;
-    /* One frame and nothing after it: a second frame could hide a bomb past
-     * the content size the first one declares. */
-    size_t fsz = ZSTD_findFrameCompressedSize(src, src_len);
-    if (ZSTD_isError(fsz) || fsz != src_len)
-        return -RN_E_BATCH_BAD_COMPRESSION;
-    unsigned long long n = ZSTD_getFrameContentSize(src, src_len);
-    if (n == ZSTD_CONTENTSIZE_ERROR)
-        return -RN_E_BATCH_BAD_COMPRESSION;
-    if (n == ZSTD_CONTENTSIZE_UNKNOWN) /* streamed by e.g. a Kafka producer */
-        return decompress_stream(src, src_len, max_out, out, out_len);
-    if (n > max_out)
-        return -RN_E_BATCH_BAD_COMPRESSION;
-    uint8_t *dst = malloc(n ? (size_t)n : 1);
-    if (!dst)
-        return -ENOMEM;
-    size_t r = ZSTD_decompress(dst, (size_t)n, src, src_len);
-    if (ZSTD_isError(r) || r != n) {
-        free(dst);
-        return ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation
-                   ? -ENOMEM
-                   : -RN_E_BATCH_BAD_COMPRESSION;
-    }
-    *out = dst;
-    *out_len = (size_t)n;
-    return 0;
+    return rn_codec_decompress(codec, src, src_len, max_out, out, out_len, err, errlen);
 }
 
 /* ---- Iteration ----------------------------------------------------------- */
 
 /* Set up it over the batch at p whose header h passed rn_batch_check. */
 static int iter_start(rn_batch_iter *it, const uint8_t *p, const rn_batch_header *h,
-                      size_t max_uncompressed)
+                      size_t max_uncompressed, char *err, size_t errlen)
 {
     it->h = *h;
     it->owned = NULL;
@@ -443,10 +350,11 @@ static int iter_start(rn_batch_iter *it, const uint8_t *p, const rn_batch_header
     it->prev_delta = -1;
     it->pos = p + RN_BATCH_HEADER_LEN;
     it->end = p + rn_batch_size(h);
-    if ((h->attributes & RN_BATCH_CODEC_MASK) == RN_BATCH_CODEC_ZSTD) {
+    int codec = h->attributes & RN_BATCH_CODEC_MASK;
+    if (codec != RN_BATCH_CODEC_NONE) {
         size_t n;
-        int rc = decompress_records(it->pos, (size_t)(it->end - it->pos), max_uncompressed,
-                                    &it->owned, &n);
+        int rc = decompress_records(codec, it->pos, (size_t)(it->end - it->pos), max_uncompressed,
+                                    &it->owned, &n, err, errlen);
         if (rc)
             return rc;
         it->pos = it->owned;
@@ -462,7 +370,7 @@ int rn_batch_iter_init(rn_batch_iter *it, const void *buf, size_t len, size_t ma
     int rc = rn_batch_check(buf, len, 0, &h);
     if (rc)
         return rc;
-    return iter_start(it, buf, &h, max_uncompressed);
+    return iter_start(it, buf, &h, max_uncompressed, NULL, 0);
 }
 
 int rn_record_header_next(const uint8_t **pos, const uint8_t *end, rn_record_header *hdr)
@@ -651,7 +559,7 @@ int rn_batch_verify(const void *buf, size_t len, size_t max_len, size_t max_unco
     if (rc)
         return rc;
     rn_batch_iter it;
-    rc = iter_start(&it, buf, &h, max_uncompressed);
+    rc = iter_start(&it, buf, &h, max_uncompressed, NULL, 0);
     if (rc)
         return rc;
     rn_record rec;
@@ -706,27 +614,6 @@ static int explain_header(int rc, const uint8_t *p, size_t len, size_t max_len, 
     }
 }
 
-/* Why a zstd records section failed to decompress: a declared size over the
- * bound is named; anything else is a corrupt frame or an undeclared one that
- * ran past the bound. */
-static int explain_zstd(int rc, const uint8_t *src, size_t src_len, size_t max_out, char *err,
-                        size_t errlen)
-{
-    if (rc == -ENOMEM)
-        return bad(rc, err, errlen, "out of memory decompressing the records");
-    size_t fsz = ZSTD_findFrameCompressedSize(src, src_len);
-    unsigned long long n = ZSTD_getFrameContentSize(src, src_len);
-    if (!ZSTD_isError(fsz) && fsz == src_len && n != ZSTD_CONTENTSIZE_ERROR &&
-        n != ZSTD_CONTENTSIZE_UNKNOWN && n > max_out)
-        return bad(rc, err, errlen,
-                   "zstd frame declares %llu bytes of records, more than the %zu allowed", n,
-                   max_out);
-    return bad(rc, err, errlen,
-               "zstd records section is corrupt, not exactly one frame, or decompresses to more "
-               "than %zu bytes",
-               max_out);
-}
-
 int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_uncompressed,
                       rn_batch_header *h, char *err, size_t errlen)
 {
@@ -745,10 +632,11 @@ int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_un
         max_uncompressed = DEFAULT_MAX_UNCOMPRESSED;
 
     rn_batch_iter it;
-    rc = iter_start(&it, p, &hh, max_uncompressed);
+    char cwhy[192] = "";
+    rc = iter_start(&it, p, &hh, max_uncompressed, cwhy, sizeof(cwhy));
     if (rc)
-        return explain_zstd(rc, p + RN_BATCH_HEADER_LEN, size - RN_BATCH_HEADER_LEN,
-                            max_uncompressed, err, errlen);
+        return bad(rc, err, errlen, "%s",
+                   rc == -ENOMEM ? "out of memory decompressing the records" : cwhy);
 
     /* Timestamps (CreateTime): none at all (base -1, every delta 0), or every
      * record's within [0, max_timestamp] and the latest equal to it, since the
@@ -803,9 +691,9 @@ int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_un
 
 struct rn_batch_builder {
     rn_batch_builder_opts opts;
-    ZSTD_CCtx *cctx; /* kept across batches when codec is zstd */
-    uint8_t *buf;    /* header space + records; NULL until the first record */
-    size_t len;      /* bytes used, the reserved header included */
+    rn_codec_writer *cw; /* kept across batches when compressing */
+    uint8_t *buf;        /* header space + records; NULL until the first record */
+    size_t len;          /* bytes used, the reserved header included */
     size_t cap;
     size_t hint; /* size of the last finished batch: where the next buffer starts */
     int32_t count;
@@ -830,7 +718,7 @@ int rn_batch_builder_new(rn_batch_builder **out, const rn_batch_builder_opts *op
     };
     if (opts)
         o = *opts;
-    if (o.codec != RN_BATCH_CODEC_NONE && o.codec != RN_BATCH_CODEC_ZSTD)
+    if (o.codec < RN_BATCH_CODEC_NONE || o.codec > RN_BATCH_CODEC_ZSTD)
         return -EINVAL;
     if (o.zstd_level < ZSTD_minCLevel() || o.zstd_level > ZSTD_maxCLevel())
         return -EINVAL;
@@ -840,11 +728,11 @@ int rn_batch_builder_new(rn_batch_builder **out, const rn_batch_builder_opts *op
     if (!b)
         return -ENOMEM;
     b->opts = o;
-    if (o.codec == RN_BATCH_CODEC_ZSTD) {
-        b->cctx = ZSTD_createCCtx();
-        if (!b->cctx) {
+    if (o.codec != RN_BATCH_CODEC_NONE) {
+        int rc = rn_codec_writer_new(&b->cw, o.codec, o.zstd_level);
+        if (rc) {
             free(b);
-            return -ENOMEM;
+            return rc;
         }
     }
     rn_batch_builder_reset(b);
@@ -856,7 +744,7 @@ void rn_batch_builder_free(rn_batch_builder *b)
 {
     if (!b)
         return;
-    ZSTD_freeCCtx(b->cctx);
+    rn_codec_writer_free(b->cw);
     free(b->buf);
     free(b);
 }
@@ -997,22 +885,21 @@ int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
         return -EINVAL;
     uint8_t *batch;
     size_t size;
-    if (b->opts.codec == RN_BATCH_CODEC_ZSTD) {
+    if (b->opts.codec != RN_BATCH_CODEC_NONE) {
         size_t n = b->len - RN_BATCH_HEADER_LEN;
-        size_t cap = RN_BATCH_HEADER_LEN + ZSTD_compressBound(n);
+        size_t cap = RN_BATCH_HEADER_LEN + rn_codec_compress_bound(b->cw, n);
         if (cap > MAX_BATCH_SIZE)
             cap = MAX_BATCH_SIZE;
         batch = malloc(cap);
         if (!batch)
             return -ENOMEM;
-        size_t z =
-            ZSTD_compressCCtx(b->cctx, batch + RN_BATCH_HEADER_LEN, cap - RN_BATCH_HEADER_LEN,
-                              b->buf + RN_BATCH_HEADER_LEN, n, b->opts.zstd_level);
-        if (ZSTD_isError(z)) {
+        size_t z;
+        int rc =
+            rn_codec_writer_compress(b->cw, b->buf + RN_BATCH_HEADER_LEN, n,
+                                     batch + RN_BATCH_HEADER_LEN, cap - RN_BATCH_HEADER_LEN, &z);
+        if (rc) {
             free(batch);
-            return ZSTD_getErrorCode(z) == ZSTD_error_memory_allocation
-                       ? -ENOMEM
-                       : -RN_E_BATCH_BAD_COMPRESSION;
+            return rc;
         }
         size = RN_BATCH_HEADER_LEN + z;
     } else {
@@ -1051,11 +938,11 @@ int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
 
 /* ---- Streaming iteration -------------------------------------------------
  *
- * rn_batch_iter decompresses a zstd batch whole before the first record; a
+ * rn_batch_iter decompresses a batch whole before the first record; a
  * reader that renders records (the HTTP gateways) cannot afford that: a
  * 10 KB batch can hold 64 MiB. rn_batch_stream decompresses into a window
  * that holds the record being decoded and a little more, so memory is the
- * largest record looked at (bounded by max_record) plus zstd's own window,
+ * largest record looked at (bounded by max_record) plus the codec's own state,
  * and the caller can stop after any record. Records below `from` are passed
  * over by their length without being buffered whole or decoded.
  *
@@ -1067,12 +954,6 @@ int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
 #define STREAM_CHUNK ((size_t)64 << 10)
 /* Enough of a record to read its attributes, timestamp and offset delta. */
 #define RECORD_PEEK (1 + 10 + 5)
-
-static int stream_error(size_t r)
-{
-    return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? -ENOMEM
-                                                                : -RN_E_BATCH_BAD_COMPRESSION;
-}
 
 int rn_batch_stream_init(rn_batch_stream *s, const void *buf, size_t len, size_t max_uncompressed,
                          size_t max_record)
@@ -1090,43 +971,29 @@ int rn_batch_stream_init(rn_batch_stream *s, const void *buf, size_t len, size_t
     s->max_out = max_uncompressed ? max_uncompressed : DEFAULT_MAX_UNCOMPRESSED;
     const uint8_t *rec = p + RN_BATCH_HEADER_LEN;
     size_t rec_len = rn_batch_size(&h) - RN_BATCH_HEADER_LEN;
-    if ((h.attributes & RN_BATCH_CODEC_MASK) != RN_BATCH_CODEC_ZSTD) {
+    int codec = h.attributes & RN_BATCH_CODEC_MASK;
+    if (codec == RN_BATCH_CODEC_NONE) {
         /* Uncompressed: the window is the batch itself, never written. */
         s->win = (uint8_t *)rec;
         s->tail = rec_len;
         s->frame_done = true;
         return 0;
     }
-    /* One frame and nothing after it (as decompress_records), and a declared
-     * size within the bound before anything is allocated. */
-    size_t fsz = ZSTD_findFrameCompressedSize(rec, rec_len);
-    if (ZSTD_isError(fsz) || fsz != rec_len)
-        return -RN_E_BATCH_BAD_COMPRESSION;
-    unsigned long long n = ZSTD_getFrameContentSize(rec, rec_len);
-    if (n == ZSTD_CONTENTSIZE_ERROR || (n != ZSTD_CONTENTSIZE_UNKNOWN && n > s->max_out))
-        return -RN_E_BATCH_BAD_COMPRESSION;
+    /* The frame's header (and a declared size within the bound) is checked
+     * before anything is decompressed or any window allocated. */
+    rc = rn_codec_reader_new(&s->dec, codec, rec, rec_len, s->max_out, NULL, 0);
+    if (rc)
+        return rc;
     /* records_count against the bytes the frame can hold (what check_fields
      * does for an uncompressed batch): a count that cannot fit is an error
      * here, before anything is decompressed or allocated. */
-    unsigned long long room = n == ZSTD_CONTENTSIZE_UNKNOWN ? s->max_out : n;
-    if ((unsigned long long)h.records_count * MIN_RECORD_LEN > room)
+    uint64_t n = rn_codec_reader_declared(s->dec);
+    uint64_t room = n == RN_CODEC_SIZE_UNKNOWN ? s->max_out : n;
+    if ((uint64_t)h.records_count * MIN_RECORD_LEN > room) {
+        rn_codec_reader_free(s->dec);
+        s->dec = NULL;
         return -RN_E_BATCH_BAD_COUNT;
-    ZSTD_DCtx *d = ZSTD_createDCtx();
-    if (!d)
-        return -ENOMEM;
-    /* zstd keeps a window of history; bound it by the output we accept. */
-    int wlog = 10;
-    while (wlog < 31 && ((size_t)1 << wlog) < s->max_out)
-        wlog++;
-    ZSTD_bounds wb = ZSTD_dParam_getBounds(ZSTD_d_windowLogMax);
-    if (wlog < wb.lowerBound)
-        wlog = wb.lowerBound;
-    if (wlog > wb.upperBound)
-        wlog = wb.upperBound;
-    ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, wlog);
-    s->dctx = d;
-    s->src = rec;
-    s->src_len = rec_len;
+    }
     return 0;
 }
 
@@ -1157,25 +1024,16 @@ static int stream_fill(rn_batch_stream *s, size_t need)
                 s->cap = cap;
             }
         }
-        ZSTD_inBuffer in = {s->src, s->src_len, s->src_pos};
-        ZSTD_outBuffer o = {s->win, s->cap, s->tail};
-        size_t r = ZSTD_decompressStream(s->dctx, &o, &in);
-        if (ZSTD_isError(r))
-            return stream_error(r);
-        size_t got = o.pos - s->tail;
+        /* The reader makes progress on every call and stops one byte past
+         * max_out (BAD_COMPRESSION), so this loop ends. */
+        size_t got;
+        bool done = false;
+        int rc = rn_codec_reader_read(s->dec, s->win + s->tail, s->cap - s->tail, &got, &done);
+        if (rc)
+            return rc;
+        s->tail += got;
         s->out_total += got;
-        if (s->out_total > s->max_out)
-            return -RN_E_BATCH_BAD_COMPRESSION; /* more than the bound */
-        s->tail = o.pos;
-        bool moved = got > 0 || in.pos > s->src_pos;
-        s->src_pos = in.pos;
-        if (r == 0) {
-            s->frame_done = true;
-            if (s->src_pos != s->src_len)
-                return -RN_E_BATCH_BAD_COMPRESSION;
-        } else if (!moved) {
-            return -RN_E_BATCH_BAD_COMPRESSION; /* frame cut short: no progress possible */
-        }
+        s->frame_done = done;
     }
     return 0;
 }
@@ -1266,7 +1124,7 @@ size_t rn_batch_stream_consumed(const rn_batch_stream *s)
 
 void rn_batch_stream_fini(rn_batch_stream *s)
 {
-    ZSTD_freeDCtx(s->dctx);
+    rn_codec_reader_free(s->dec);
     free(s->owned_win);
     memset(s, 0, sizeof(*s));
 }

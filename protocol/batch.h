@@ -12,7 +12,8 @@
  *   17 crc u32               21 attributes i16     23 last_offset_delta i32
  *   27 base_timestamp i64    35 max_timestamp i64  43 producer_id i64
  *   51 producer_epoch i16    53 base_sequence i32  57 records_count i32
- *   61 records (zigzag varints; with codec zstd, one zstd frame of them)
+ *   61 records (zigzag varints; with a codec, compressed as protocol/codec.h says:
+ *      gzip, snappy (raw or xerial-framed), lz4 frame or zstd frame)
  *
  * Nothing here does I/O or keeps global state; every function is thread-safe on
  * distinct arguments. Errors are -RN_E_* codes from protocol/errors.def and
@@ -48,6 +49,9 @@
 /* attributes bits */
 #define RN_BATCH_CODEC_MASK           0x07
 #define RN_BATCH_CODEC_NONE           0
+#define RN_BATCH_CODEC_GZIP           1
+#define RN_BATCH_CODEC_SNAPPY         2 /* raw block or snappy-java's xerial framing */
+#define RN_BATCH_CODEC_LZ4            3 /* one LZ4 frame */
 #define RN_BATCH_CODEC_ZSTD           4
 #define RN_BATCH_ATTR_LOG_APPEND_TIME 0x08
 #define RN_BATCH_ATTR_TRANSACTIONAL   0x10
@@ -128,7 +132,7 @@ static inline size_t rn_batch_size(const rn_batch_header *h)
 int rn_batch_check(const void *buf, size_t len, size_t max_len, rn_batch_header *h);
 
 /* rn_batch_check plus a walk of every record: each varint and length bounded,
- * records_count and last_offset_delta matching, no trailing bytes. A zstd batch
+ * records_count and last_offset_delta matching, no trailing bytes. A compressed batch
  * is decompressed into a temporary buffer (freed before return), bounded by
  * max_uncompressed (0 = 64 MiB). This is what a consumer client runs.
  * Errors: those of rn_batch_check, -RN_E_BATCH_BAD_RECORD, -RN_E_BATCH_BAD_VARINT,
@@ -141,7 +145,7 @@ int rn_batch_verify(const void *buf, size_t len, size_t max_len, size_t max_unco
  * then one pass over the records as rn_batch_verify walks them, plus the
  * timestamp rules: without timestamps (base_timestamp -1) every record has
  * none; with CreateTime each record's is in [0, max_timestamp] and the latest
- * equals max_timestamp. A zstd batch is decompressed into a temporary buffer
+ * equals max_timestamp. A compressed batch is decompressed into a temporary buffer
  * (freed before return) of at most max_uncompressed bytes (0 = 64 MiB); a
  * frame declaring more is refused before any allocation. Uncompressed, the
  * cost is one CRC pass and one pass over the varints, with no allocation.
@@ -163,13 +167,14 @@ void rn_batch_stamp(void *buf, int64_t base_offset, int32_t partition_leader_epo
 typedef struct rn_batch_iter {
     rn_batch_header h;
     const uint8_t *pos, *end;
-    uint8_t *owned; /* decompressed records of a zstd batch, or NULL */
+    uint8_t *owned; /* decompressed records of a compressed batch, or NULL */
     int32_t left;
     int32_t prev_delta; /* offset_delta of the record returned last; -1 before the first */
 } rn_batch_iter;
 
 /* Start iterating the batch at buf (len >= its size). Runs rn_batch_check, then
- * for zstd decompresses the records (bounded by max_uncompressed, 0 = 64 MiB).
+ * for a compressed batch decompresses the records (bounded by max_uncompressed,
+ * 0 = 64 MiB).
  * Borrows buf until rn_batch_iter_fini. On error the iterator needs no fini.
  * Errors: those of rn_batch_check, -RN_E_BATCH_BAD_COMPRESSION, -ENOMEM. */
 int rn_batch_iter_init(rn_batch_iter *it, const void *buf, size_t len, size_t max_uncompressed);
@@ -192,8 +197,8 @@ int rn_record_header_next(const uint8_t **pos, const uint8_t *end, rn_record_hea
 typedef struct rn_batch_builder rn_batch_builder;
 
 typedef struct rn_batch_builder_opts {
-    int codec;              /* RN_BATCH_CODEC_NONE or RN_BATCH_CODEC_ZSTD */
-    int zstd_level;         /* 0 = zstd default (3) */
+    int codec;              /* RN_BATCH_CODEC_NONE .. _ZSTD (written as codec.h says) */
+    int zstd_level;         /* 0 = zstd default (3); other codecs use their defaults */
     int64_t producer_id;    /* -1 when not idempotent */
     int16_t producer_epoch; /* -1 when not idempotent */
     int32_t base_sequence;  /* -1 when not idempotent */
@@ -236,17 +241,15 @@ uint32_t rn_crc32c(const void *buf, size_t len);
 
 /* A record iterator that never holds a whole decompressed batch: records are
  * decompressed into a window as they are asked for, so memory stays at the
- * largest record returned (at most max_record bytes) plus zstd's history
+ * largest record returned (at most max_record bytes) plus the codec's history
  * window, and reading can stop after any record. Caller-allocated; fields
  * private. This is what renders records for people (the HTTP gateways);
  * appended separately from the iterator above, which it reuses per record. */
 typedef struct rn_batch_stream {
-    rn_batch_iter it;   /* header and counters; pos/end span one record */
-    void *dctx;         /* ZSTD_DCtx of a zstd batch, NULL when uncompressed */
-    const uint8_t *src; /* the zstd frame (borrowed) */
-    size_t src_len, src_pos;
-    uint8_t *win;       /* unread bytes are [win + head, win + tail) */
-    uint8_t *owned_win; /* win when it is ours (zstd), else NULL */
+    rn_batch_iter it;            /* header and counters; pos/end span one record */
+    struct rn_codec_reader *dec; /* decompressor of a compressed batch, else NULL */
+    uint8_t *win;                /* unread bytes are [win + head, win + tail) */
+    uint8_t *owned_win;          /* win when it is ours (compressed), else NULL */
     size_t head, tail, cap;
     size_t max_out, out_total; /* bound on, and count of, decompressed bytes */
     size_t max_record;
@@ -255,13 +258,15 @@ typedef struct rn_batch_stream {
 } rn_batch_stream;
 
 /* Start streaming the batch at buf (len >= its size): runs rn_batch_check
- * and, for zstd, checks the frame (exactly one; a declared size within
+ * and, compressed, checks the frame (protocol/codec.h: a declared size within
  * max_uncompressed; records_count at most that size / 7, the smallest record)
  * without decompressing. max_uncompressed bounds the
- * decompressed bytes of the whole batch and zstd's window (0 = 64 MiB);
- * max_record bounds one record returned (0 = 64 MiB). Allocates nothing
- * before the first record is asked for; never anything in proportion to
- * records_count. Borrows buf until rn_batch_stream_fini, which must be called
+ * decompressed bytes of the whole batch and the codec's window (0 = 64 MiB);
+ * max_record bounds one record returned (0 = 64 MiB). Allocates no window
+ * before the first record is asked for (only the codec's reader); never
+ * anything in proportion to records_count. A raw snappy block, which has no
+ * streaming decoder, is held whole: at most its declared size, checked
+ * against max_uncompressed first. Borrows buf until rn_batch_stream_fini, which must be called
  * even after an error of rn_batch_stream_next (not after one of init).
  * Errors: those of rn_batch_check, -RN_E_BATCH_BAD_COMPRESSION,
  * -RN_E_BATCH_BAD_COUNT, -ENOMEM. */

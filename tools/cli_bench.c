@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "protocol/codec.h"
 #include "protocol/errors.h"
 #include "tools/cli_common.h"
 
@@ -635,7 +636,7 @@ static void usage(FILE *f)
           "      --acks 0|1|all     acknowledgement to wait for (produce; default all)\n"
           "      --producers P      producer threads, each its own client (default 1)\n"
           "      --throughput R     at most R records/sec in total (default: no limit)\n"
-          "  -z, --compression none|zstd  (produce; default none)\n"
+          "  -z, --compression CODEC  none|gzip|snappy|lz4|zstd (produce; default none)\n"
           "  -p, --partition N      only partition N (default: all; produce: by the\n"
           "                         sticky partitioner)\n"
           "      --time-limit S     stop after S seconds (default 120)\n"
@@ -734,8 +735,8 @@ int cli_bench(int argc, char **argv)
             }
             break;
         case 'z':
-            if (strcmp(optarg, "none") && strcmp(optarg, "zstd")) {
-                status = cli_usage("-z %s: expected none or zstd", optarg);
+            if (rn_codec_parse(optarg) < 0) {
+                status = cli_usage("-z %s: expected none, gzip, snappy, lz4 or zstd", optarg);
                 goto out;
             }
             codec = optarg;

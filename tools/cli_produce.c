@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "protocol/codec.h"
 #include "protocol/errors.h"
 #include "tools/cli_common.h"
 
@@ -94,7 +95,7 @@ static void usage(FILE *f)
           "  -p, --partition N        write to partition N (default: by key hash;\n"
           "                           keyless records stick to one partition per batch)\n"
           "      --acks 0|1|all       acknowledgement to wait for (default all)\n"
-          "  -z, --compression none|zstd  compress batches (default none)\n"
+          "  -z, --compression CODEC  none|gzip|snappy|lz4|zstd (default none)\n"
           "      --timestamp MS       record timestamp, ms since the epoch (default "
           "now)\n" CLI_CONN_HELP "  -h, --help               this text\n"
           "\n"
@@ -341,8 +342,8 @@ int cli_produce(int argc, char **argv)
             acks = optarg;
             break;
         case 'z':
-            if (strcmp(optarg, "none") && strcmp(optarg, "zstd")) {
-                status = cli_usage("-z %s: expected none or zstd", optarg);
+            if (rn_codec_parse(optarg) < 0) {
+                status = cli_usage("-z %s: expected none, gzip, snappy, lz4 or zstd", optarg);
                 goto out;
             }
             codec = optarg;

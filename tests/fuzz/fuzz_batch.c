@@ -6,9 +6,10 @@
  * A random input almost never carries a valid CRC-32C, which would stop every
  * run at the header check; so when the input is long enough to hold a header,
  * the target writes the right CRC into a copy first and the records parser is
- * reached. Then it runs the header check, the full verify (zstd included, under
- * a small decompression bound) and the record iterator, and checks that they
- * agree: an iterator that stops early on a batch verify accepted is a bug.
+ * reached. Then it runs the header check, the full verify (every codec: gzip,
+ * snappy raw and xerial, lz4, zstd, under a small decompression bound), the
+ * record iterator and the streaming iterator, and checks that they agree: an
+ * iterator that stops early on a batch verify accepted is a bug.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +55,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* A batch verify accepts must iterate to its end, record by record. */
             if (vrc == 0 && (irc != 0 || n != h.records_count))
                 abort();
+        }
+        /* The gateways' streaming reader (every codec decompressed a piece at
+         * a time) must agree with verify too. */
+        rn_batch_stream s;
+        int src = rn_batch_stream_init(&s, buf, size, FUZZ_MAX_UNCOMPRESSED, 0);
+        if (src == 0) {
+            rn_record rec;
+            int n = 0;
+            while ((src = rn_batch_stream_next(&s, INT64_MIN, &rec)) == 1)
+                n++;
+            rn_batch_stream_fini(&s);
+            if (vrc == 0 && (src != 0 || n != h.records_count))
+                abort();
+        } else if (vrc == 0) {
+            abort();
         }
     }
     free(buf);

@@ -73,7 +73,7 @@ Test(conf, bad_input_refused)
         {"linger.ms", ""},
         {"batch.size", "2000000"},
         {"acks", "2"},
-        {"compression.codec", "lz4"},
+        {"compression.codec", "brotli"},
         {"check.crcs", "maybe"},
         {"partitioner", "murmur"},
         {"bootstrap.servers", ""},

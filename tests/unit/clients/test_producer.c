@@ -321,6 +321,22 @@ Test(producer, zstd_round_trip_exact, .timeout = 30)
     round_trip("zstd");
 }
 
+// And gzip, snappy and lz4, the other codecs Kafka's clients write.
+Test(producer, gzip_round_trip_exact, .timeout = 30)
+{
+    round_trip("gzip");
+}
+
+Test(producer, snappy_round_trip_exact, .timeout = 30)
+{
+    round_trip("snappy");
+}
+
+Test(producer, lz4_round_trip_exact, .timeout = 30)
+{
+    round_trip("lz4");
+}
+
 typedef struct seq_check {
     size_t next;
 } seq_check;
