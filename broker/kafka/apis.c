@@ -159,29 +159,14 @@ static void answer_unsupported(rn_kreq *req)
 
 /* ---- ApiVersions ---------------------------------------------------------------------- */
 
-static int api_versions(rn_kreq *req)
+void rn_kafka_api_versions_write(rn_kwriter *w, int32_t correlation_id, int16_t version)
 {
-    int16_t v = req->h.api_version;
-    if (v > 3) {
-        /* Kafka's rule: a version it does not know is answered in v0 with
-         * UNSUPPORTED_VERSION and the list, and the client downgrades. */
-        v = 0;
-    } else if (v >= 3) {
-        rn_kreader *rd = &req->body;
-        (void)rn_kread_compact_string(rd, false); /* client_software_name */
-        (void)rn_kread_compact_string(rd, false); /* client_software_version */
-        rn_kread_tags(rd);
-        if (rd->err)
-            return rd->err;
-    }
+    /* Kafka's rule: a version it does not know is answered in v0 with
+     * UNSUPPORTED_VERSION and the list, and the client downgrades. */
+    int16_t v = version > 3 || version < 0 ? 0 : version;
     bool flex = v >= 3;
-    rn_kout *o = begin(req, false); /* response header v0, always */
-    if (!o) {
-        finish(req, o);
-        return 0;
-    }
-    rn_kwriter *w = &o->w;
-    rn_kwrite_i16(w, req->h.api_version > 3 ? RN_KAFKA_UNSUPPORTED_VERSION : 0);
+    rn_kafka_response_begin(w, correlation_id, false); /* header v0, always */
+    rn_kwrite_i16(w, v != version ? RN_KAFKA_UNSUPPORTED_VERSION : 0);
     rn_kwrite_array(w, flex, (int32_t)N_SUPPORTED);
     for (size_t i = 0; i < N_SUPPORTED; i++) {
         rn_kwrite_i16(w, supported[i].key);
@@ -192,58 +177,54 @@ static int api_versions(rn_kreq *req)
     if (v >= 1)
         rn_kwrite_i32(w, 0); /* throttle_time_ms */
     rn_kwrite_tags(w, flex);
-    finish(req, o);
+    rn_kafka_response_end(w, 0);
+}
+
+static int api_versions(rn_kreq *req)
+{
+    if (req->h.api_version == 3) {
+        rn_kreader *rd = &req->body;
+        (void)rn_kread_compact_string(rd, false); /* client_software_name */
+        (void)rn_kread_compact_string(rd, false); /* client_software_version */
+        rn_kread_tags(rd);
+        if (rd->err)
+            return rd->err;
+    }
+    rn_kout *o = rn_kout_new();
+    if (o)
+        rn_kafka_api_versions_write(&o->w, req->h.correlation_id, req->h.api_version);
+    rn_kreq_answer(req, o);
     return 0;
 }
 
 /* ---- Metadata ------------------------------------------------------------------------- */
 
-static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
-                            unsigned n_slices)
+void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v, int32_t node_id,
+                             const char *host, uint16_t port, const Runnel__MetadataResponse *mr,
+                             bool no_topics)
 {
-    rn_kreq *req = (rn_kreq *)call;
-    kctx *x = req->ctx;
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
-    rn_broker *b = rn_kreq_broker(req);
-    int16_t v = req->h.api_version;
-    Runnel__MetadataResponse *mr =
-        hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata : NULL;
-    rn_kout *o = begin(req, false);
-    if (!o) {
-        finish(req, o);
-        return;
-    }
-    rn_kwriter *w = &o->w;
+    rn_kafka_response_begin(w, correlation_id, false);
     if (v >= 3)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
-    /* One broker: this one, at the Kafka listener's address. A wildcard or
-     * a name is advertised as 127.0.0.1 (clients resolve "localhost" to ::1
-     * first on some systems). */
-    char host[256];
-    uint16_t port;
-    if (rn_config_parse_hostport(b->cfg.kafka, host, sizeof(host), &port) < 0 || !host[0] ||
-        strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    rn_kwrite_array(w, false, 1);
-    rn_kwrite_i32(w, b->cfg.node_id);
+        rn_kwrite_i32(w, 0);      /* throttle_time_ms */
+    rn_kwrite_array(w, false, 1); /* one broker: this one */
+    rn_kwrite_i32(w, node_id);
     rn_kwrite_str(w, false, host);
-    rn_kwrite_i32(w, rn_kreq_port(req));
+    rn_kwrite_i32(w, port);
     rn_kwrite_str(w, false, NULL); /* rack */
     if (v >= 2)
         rn_kwrite_str(w, false,
                       mr && mr->cluster_id && *mr->cluster_id ? mr->cluster_id : "runnel");
-    rn_kwrite_i32(w, mr ? mr->controller_id : b->cfg.node_id);
-    size_t n = mr && !x->list_none ? mr->n_topics : 0;
+    rn_kwrite_i32(w, mr ? mr->controller_id : node_id);
+    size_t n = mr && !no_topics ? mr->n_topics : 0;
     rn_kwrite_array(w, false, (int32_t)n);
     for (size_t i = 0; i < n; i++) {
-        Runnel__TopicMetadata *t = mr->topics[i];
+        const Runnel__TopicMetadata *t = mr->topics[i];
         rn_kwrite_i16(w, rn_kafka_error((int)t->error_code));
         rn_kwrite_str(w, false, t->name);
         rn_kwrite_i8(w, t->is_internal);
         rn_kwrite_array(w, false, (int32_t)t->n_partitions);
         for (size_t j = 0; j < t->n_partitions; j++) {
-            Runnel__PartitionMetadata *p = t->partitions[j];
+            const Runnel__PartitionMetadata *p = t->partitions[j];
             rn_kwrite_i16(w, rn_kafka_error((int)p->error_code));
             rn_kwrite_i32(w, p->partition);
             rn_kwrite_i32(w, p->leader);
@@ -263,7 +244,32 @@ static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sl
     }
     if (v >= 8)
         rn_kwrite_i32(w, NO_AUTH_OPS); /* cluster_authorized_operations */
-    finish(req, o);
+    rn_kafka_response_end(w, 0);
+}
+
+static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                            unsigned n_slices)
+{
+    rn_kreq *req = (rn_kreq *)call;
+    kctx *x = req->ctx;
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    rn_broker *b = rn_kreq_broker(req);
+    /* A wildcard or a name is advertised as 127.0.0.1 (clients resolve
+     * "localhost" to ::1 first on some systems). */
+    char host[256];
+    uint16_t port;
+    if (rn_config_parse_hostport(b->cfg.kafka, host, sizeof(host), &port) < 0 || !host[0] ||
+        strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    rn_kout *o = rn_kout_new();
+    if (o)
+        rn_kafka_metadata_write(
+            &o->w, req->h.correlation_id, req->h.api_version, b->cfg.node_id, host,
+            rn_kreq_port(req),
+            hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata : NULL,
+            x->list_none);
+    rn_kreq_answer(req, o);
 }
 
 static int metadata(rn_kreq *req)

@@ -91,6 +91,15 @@ int rn_kreq_call(rn_kreq *req, Runnel__RequestHeader *hdr, const void *payload, 
 rn_broker *rn_kreq_broker(const rn_kreq *req);
 uint16_t rn_kreq_port(const rn_kreq *req);
 
+/* The sans-I/O renderers (apis.c), for the listener and for golden-byte
+ * tests: a whole response frame into w. ApiVersions at a version above 3 is
+ * the v0 answer with UNSUPPORTED_VERSION. Metadata: mr may be NULL (no
+ * topics, node_id as controller); no_topics leaves mr's topics out. */
+void rn_kafka_api_versions_write(rn_kwriter *w, int32_t correlation_id, int16_t version);
+void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t version,
+                             int32_t node_id, const char *host, uint16_t port,
+                             const Runnel__MetadataResponse *mr, bool no_topics);
+
 /* An answer holding only a writer. NULL on OOM. */
 rn_kout *rn_kout_new(void);
 void rn_kout_free(rn_kout *o);
