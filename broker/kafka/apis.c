@@ -138,7 +138,7 @@ static rn_kout *begin(rn_kreq *req, bool flexible)
 static void finish(rn_kreq *req, rn_kout *o)
 {
     if (!o) {
-        rn_kreq_answer(req, NULL); /* closes: out of memory */
+        rn_kreq_oom(req);
         return;
     }
     size_t extra = 0; /* fetch data spliced in from the segments */
@@ -191,8 +191,11 @@ static int api_versions(rn_kreq *req)
             return rd->err;
     }
     rn_kout *o = rn_kout_new();
-    if (o)
-        rn_kafka_api_versions_write(&o->w, req->h.correlation_id, req->h.api_version);
+    if (!o) {
+        rn_kreq_oom(req);
+        return 0;
+    }
+    rn_kafka_api_versions_write(&o->w, req->h.correlation_id, req->h.api_version);
     rn_kreq_answer(req, o);
     return 0;
 }
@@ -259,16 +262,19 @@ static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sl
      * "localhost" to ::1 first on some systems). */
     char host[256];
     uint16_t port;
-    if (rn_config_parse_hostport(b->cfg.kafka, host, sizeof(host), &port) < 0 || !host[0] ||
+    if (!b || rn_config_parse_hostport(b->cfg.kafka, host, sizeof(host), &port) < 0 || !host[0] ||
         strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
     rn_kout *o = rn_kout_new();
-    if (o)
-        rn_kafka_metadata_write(
-            &o->w, req->h.correlation_id, req->h.api_version, b->cfg.node_id, host,
-            rn_kreq_port(req),
-            hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata : NULL,
-            x->list_none);
+    if (!o) {
+        rn_kreq_oom(req);
+        return;
+    }
+    rn_kafka_metadata_write(&o->w, req->h.correlation_id, req->h.api_version,
+                            b ? b->cfg.node_id : 1, host, rn_kreq_port(req),
+                            hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata
+                                                                                     : NULL,
+                            x->list_none);
     rn_kreq_answer(req, o);
 }
 

@@ -162,6 +162,11 @@ static void pump(rn_kconn *c)
 void rn_kreq_answer(rn_kreq *req, rn_kout *out)
 {
     rn_kconn *c = req->c;
+    if (!c) { /* rn_kafka_dry_run: keep it for the caller */
+        req->out = out;
+        req->done = true;
+        return;
+    }
     if (out && out->w.oom) {
         rn_kout_free(out);
         req->done = true;
@@ -174,14 +179,21 @@ void rn_kreq_answer(rn_kreq *req, rn_kout *out)
         pump(c);
 }
 
+void rn_kreq_oom(rn_kreq *req)
+{
+    req->done = true;
+    if (req->c)
+        conn_close(req->c, "out of memory");
+}
+
 rn_broker *rn_kreq_broker(const rn_kreq *req)
 {
-    return req->c->r->b;
+    return req->c ? req->c->r->b : NULL;
 }
 
 uint16_t rn_kreq_port(const rn_kreq *req)
 {
-    return req->c->k->port;
+    return req->c ? req->c->k->port : 0;
 }
 
 /* ---- Connection life ------------------------------------------------------------------- */
@@ -616,11 +628,39 @@ void rn_kafka_free(rn_reactor *r)
 int rn_kreq_call(rn_kreq *req, Runnel__RequestHeader *hdr, const void *payload, size_t len,
                  rn_gw_answer_cb on_answer)
 {
+    if (!req->c)
+        return -RN_E_CLOSED; /* rn_kafka_dry_run: no broker behind */
     char err[256];
     int rc = rn_gw_client_call(&req->c->cl, hdr, payload, len, &req->call, on_answer, drop_call,
                                err, sizeof(err));
     if (rc < 0)
         rn_logfmt(RN_DEBUG, "kafka: native request refused", "conn=%llu err=%s msg=\"%s\"",
                   (unsigned long long)req->c->id, rn_errname(rc), err);
+    return rc;
+}
+
+/* ---- Without a broker (fuzzing, tests) ------------------------------------------------------ */
+
+int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len)
+{
+    if (answer_len)
+        *answer_len = 0;
+    rn_kreq *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    q->frame = malloc(len ? len : 1);
+    if (!q->frame) {
+        free(q);
+        return -ENOMEM;
+    }
+    memcpy(q->frame, body, len);
+    q->frame_len = len;
+    rn_kreader_init(&q->body, q->frame, len);
+    int rc = rn_kafka_header_parse(&q->body, &q->h);
+    if (rc == 0)
+        rc = rn_kafka_dispatch(q);
+    if (rc == 0 && q->done && q->out && answer_len)
+        *answer_len = out_total(q->out);
+    req_free(q);
     return rc;
 }

@@ -81,6 +81,10 @@ int rn_kafka_dispatch(rn_kreq *req);
  * none (acks=0). Answers leave in request order. */
 void rn_kreq_answer(rn_kreq *req, rn_kout *out);
 
+/* No memory for req's answer: the connection is closed (a Kafka client
+ * reconnects and retries), since a missing answer would stall its order. */
+void rn_kreq_oom(rn_kreq *req);
+
 /* Run hdr (+ payload, copied) on the connection's in-process client; the
  * answer comes to on_answer (req->call is the call). Returns 0, or the
  * errors of rn_gw_client_call (then on_answer never runs). */
@@ -99,6 +103,14 @@ void rn_kafka_api_versions_write(rn_kwriter *w, int32_t correlation_id, int16_t 
 void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t version,
                              int32_t node_id, const char *host, uint16_t port,
                              const Runnel__MetadataResponse *mr, bool no_topics);
+
+/* Parse one request body (the frame after its size) and run it with no
+ * broker behind: every body parser and answer renderer runs, native calls
+ * fail as if the connection had closed (each partition answered with an
+ * error). For the fuzz target. Returns 0 with the answer's length in
+ * *answer_len (0: none, acks=0), or the parse error (-RN_E_INVALID_REQUEST,
+ * -ENOMEM). */
+int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len);
 
 /* An answer holding only a writer. NULL on OOM. */
 rn_kout *rn_kout_new(void);

@@ -373,3 +373,127 @@ Test(kafka_codec, error_table)
     cr_assert_eq(rn_kafka_error(-RN_E_STORAGE_ERROR), 56);
     cr_assert_eq(rn_kafka_error(-ENOSPC), -1);
 }
+
+/* A request body (after the size) from hex. */
+static int dry(const char *hex, size_t *answer)
+{
+    uint8_t buf[1024];
+    size_t n = unhex(hex, buf);
+    return rn_kafka_dry_run(buf, n, answer);
+}
+
+// Body parsers run with no broker: each partition is answered (with an error), none is lost.
+Test(kafka_codec, dry_run_bodies)
+{
+    size_t len = 0;
+    /* Fetch v4: one topic "t", one partition at offset 5. */
+    cr_assert_eq(dry("00010004"
+                     "00000008"
+                     "0004"
+                     "6b636174"
+                     "ffffffff"
+                     "00000064"
+                     "00000001"
+                     "000003e8"
+                     "00"
+                     "00000001"
+                     "0001"
+                     "74"
+                     "00000001"
+                     "00000000"
+                     "0000000000000005"
+                     "00000064",
+                     &len),
+                 0);
+    /* throttle, topics(1): "t", partitions(1): index, error, hw, lso, aborted [], records 0 */
+    cr_assert_eq(len, 4 + 4 + 4 + 4 + 3 + 4 + 4 + 2 + 8 + 8 + 4 + 4);
+    /* ListOffsets v1: two partitions, earliest and latest. */
+    cr_assert_eq(dry("00020001"
+                     "00000009"
+                     "0000"
+                     "ffffffff"
+                     "00000001"
+                     "0001"
+                     "74"
+                     "00000002"
+                     "00000000"
+                     "fffffffffffffffe"
+                     "00000001"
+                     "ffffffffffffffff",
+                     &len),
+                 0);
+    cr_assert_eq(len, 4 + 4 + 4 + 3 + 4 + 2 * (4 + 2 + 8 + 8));
+    /* Metadata v1 for no topic at all ([]): brokers only. */
+    cr_assert_eq(dry("00030001"
+                     "0000000a"
+                     "0000"
+                     "00000000",
+                     &len),
+                 0);
+    cr_assert_gt(len, 0);
+    /* Produce v3 acks=0: no answer at all. */
+    cr_assert_eq(dry("00000003"
+                     "0000000b"
+                     "0000"
+                     "ffff"
+                     "0000"
+                     "00000064"
+                     "00000001"
+                     "0001"
+                     "74"
+                     "00000001"
+                     "00000000"
+                     "ffffffff",
+                     &len),
+                 0);
+    cr_assert_eq(len, 0);
+    /* An API the listener does not speak: correlation id + UNSUPPORTED_VERSION. */
+    cr_assert_eq(dry("000b0000"
+                     "0000000c"
+                     "0000",
+                     &len),
+                 0);
+    cr_assert_eq(len, 4 + 4 + 2);
+}
+
+// A body whose array count outruns the frame is refused (the listener closes), not allocated.
+Test(kafka_codec, dry_run_refuses_hostile_bodies)
+{
+    size_t len = 0;
+    cr_assert_eq(dry("00030001"
+                     "0000000d"
+                     "0000"
+                     "7fffffff",
+                     &len),
+                 -RN_E_INVALID_REQUEST);
+    cr_assert_eq(dry("00010004"
+                     "0000000e"
+                     "0000"
+                     "ffffffff"
+                     "00000064"
+                     "00000001"
+                     "000003e8"
+                     "00"
+                     "00000001"
+                     "0001"
+                     "74"
+                     "0fffffff",
+                     &len),
+                 -RN_E_INVALID_REQUEST);
+    /* Produce: a partition's records length past the end. */
+    cr_assert_eq(dry("00000003"
+                     "0000000f"
+                     "0000"
+                     "ffff"
+                     "ffff"
+                     "00000064"
+                     "00000001"
+                     "0001"
+                     "74"
+                     "00000001"
+                     "00000000"
+                     "00100000"
+                     "00",
+                     &len),
+                 -RN_E_INVALID_REQUEST);
+}
