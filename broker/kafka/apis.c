@@ -5,7 +5,7 @@
  *   ApiVersions  v0–v3  answered here (it is about this listener's versions);
  *                       v3 comes with request header v2 and is answered with
  *                       response header v0, as every ApiVersions is
- *   Metadata     v1–v8  → native Metadata; this node leads every partition,
+ *   Metadata     v0–v8  → native Metadata; this node leads every partition,
  *                       advertised at the Kafka listener's address
  *   Produce      v3–v8  → native Produce; each partition's records field is
  *                       cut into its RecordBatch v2 batches, passed as they are
@@ -41,7 +41,7 @@ static const struct {
     int16_t key, min, max;
 } supported[] = {
     {RN_KAFKA_PRODUCE, 3, 8},  {RN_KAFKA_FETCH, 4, 11},       {RN_KAFKA_LIST_OFFSETS, 1, 5},
-    {RN_KAFKA_METADATA, 1, 8}, {RN_KAFKA_API_VERSIONS, 0, 3},
+    {RN_KAFKA_METADATA, 0, 8}, {RN_KAFKA_API_VERSIONS, 0, 3},
 };
 #define N_SUPPORTED (sizeof(supported) / sizeof(supported[0]))
 
@@ -213,18 +213,21 @@ void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v, i
     rn_kwrite_i32(w, node_id);
     rn_kwrite_str(w, false, host);
     rn_kwrite_i32(w, port);
-    rn_kwrite_str(w, false, NULL); /* rack */
+    if (v >= 1)
+        rn_kwrite_str(w, false, NULL); /* rack */
     if (v >= 2)
         rn_kwrite_str(w, false,
                       mr && mr->cluster_id && *mr->cluster_id ? mr->cluster_id : "runnel");
-    rn_kwrite_i32(w, mr ? mr->controller_id : node_id);
+    if (v >= 1)
+        rn_kwrite_i32(w, mr ? mr->controller_id : node_id);
     size_t n = mr && !no_topics ? mr->n_topics : 0;
     rn_kwrite_array(w, false, (int32_t)n);
     for (size_t i = 0; i < n; i++) {
         const Runnel__TopicMetadata *t = mr->topics[i];
         rn_kwrite_i16(w, rn_kafka_error((int)t->error_code));
         rn_kwrite_str(w, false, t->name);
-        rn_kwrite_i8(w, t->is_internal);
+        if (v >= 1)
+            rn_kwrite_i8(w, t->is_internal);
         rn_kwrite_array(w, false, (int32_t)t->n_partitions);
         for (size_t j = 0; j < t->n_partitions; j++) {
             const Runnel__PartitionMetadata *p = t->partitions[j];
@@ -285,7 +288,8 @@ static int metadata(rn_kreq *req)
     kctx *x = ctx_new(req);
     if (!x)
         return -ENOMEM;
-    int32_t n = rn_kread_array(rd, false, true, 2);
+    /* v0: an empty array means every topic (there is no null). */
+    int32_t n = rn_kread_array(rd, false, v >= 1, 2);
     char **names = n > 0 ? ctx_alloc(x, (size_t)n * sizeof(*names)) : NULL;
     if (n > 0 && !names)
         return -ENOMEM;
@@ -303,7 +307,7 @@ static int metadata(rn_kreq *req)
     if (rd->err)
         return rd->err;
     /* Kafka: null = every topic, [] = none; native: empty = every topic. */
-    x->list_none = n == 0;
+    x->list_none = n == 0 && v >= 1;
     Runnel__MetadataRequest mr = RUNNEL__METADATA_REQUEST__INIT;
     mr.n_topics = n > 0 ? (size_t)n : 0;
     mr.topics = names;

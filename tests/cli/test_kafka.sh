@@ -192,7 +192,7 @@ r = call(18, 99, 8, flexible=True)
 cid, err, n = struct.unpack(">ihi", r[:10])
 assert (cid, err) == (8, 35) and n >= 5, r.hex()
 keys = {struct.unpack(">hhh", r[10 + 6 * i:16 + 6 * i]) for i in range(n)}
-assert (18, 0, 3) in keys and (0, 3, 8) in keys, keys
+assert (18, 0, 3) in keys and (0, 3, 8) in keys and (3, 0, 8) in keys, keys
 r = call(3, 1, 9, struct.pack(">i", 0))  # Metadata, no topics: still answered
 assert struct.unpack(">i", r[:4])[0] == 9, r.hex()
 # A negative frame size: the connection is closed, the broker stays up.
@@ -200,6 +200,32 @@ s.sendall(struct.pack(">i", -5))
 s.settimeout(5)
 assert s.recv(1) == b""
 EOF
+}
+
+# kafka-python (Debian's python3-kafka 2.0.2), versions left to its own
+# probe (ApiVersions v0 pipelined with a Metadata v0), produces and reads
+# back by offset.
+test_kafka_python() {
+  r topic create py -p 1 >/dev/null || return 1
+  /usr/bin/python3 - "$KPORT" <<'PY' || return 1
+import sys
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+bs = "127.0.0.1:" + sys.argv[1]
+p = KafkaProducer(bootstrap_servers=bs, acks="all")
+for i in range(20):
+    p.send("py", key=b"k%d" % i, value=b"v%d" % i).get(timeout=10)
+p.close()
+c = KafkaConsumer(bootstrap_servers=bs, group_id=None, enable_auto_commit=False,
+                  consumer_timeout_ms=3000)
+tp = TopicPartition("py", 0)
+c.assign([tp])
+c.seek_to_beginning(tp)
+got = [(m.offset, m.key, m.value) for m in c]
+assert got == [(i, b"k%d" % i, b"v%d" % i) for i in range(20)], got
+assert c.end_offsets([tp])[tp] == 20 and c.beginning_offsets([tp])[tp] == 0
+c.close()
+PY
+  r consume py -o beginning -e -f '%k=%s\n' | tr '\n' ' ' | grep -q '^k0=v0 k1=v1 .*k19=v19 $' || return 1
 }
 
 # SIGTERM with Kafka connections open: a clean exit (0).
@@ -212,6 +238,12 @@ NEEDS_KCAT=1 t "kcat -L: brokers at 127.0.0.1:KPORT, leaders, unknown topic" tes
 NEEDS_KCAT=1 t "kcat -P acks=all 100 keyed records, kcat -C reads them byte for byte" test_kcat_roundtrip
 NEEDS_KCAT=1 t "runnel consume reads kcat's records; kcat reads runnel's; -o -N and s@" test_cross
 NEEDS_KCAT=1 t "acks=0 (no answer) and acks=1 produce" test_acks
+if /usr/bin/python3 -c 'import kafka' 2>/dev/null; then
+  t "kafka-python producer and consumer (20 records, offsets)" test_kafka_python
+else
+  N=$((N + 1))
+  echo "ok $N - kafka-python # SKIP python3-kafka is not installed"
+fi
 t "unsupported API/version: UNSUPPORTED_VERSION, connection stays; bad frame closes" test_unsupported
 t "graceful stop with the Kafka listener" test_stop
 echo "1..$N"

@@ -107,7 +107,7 @@ Test(kafka_codec, api_versions_v3_golden)
                      "00000003000800" /* Produce 3..8, tags */
                      "00010004000b00" /* Fetch 4..11 */
                      "00020001000500" /* ListOffsets 1..5 */
-                     "00030001000800" /* Metadata 1..8 */
+                     "00030000000800" /* Metadata 0..8 */
                      "00120000000300" /* ApiVersions 0..3 */
                      "00000000"       /* throttle_time_ms */
                      "00");           /* tags */
@@ -127,7 +127,7 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
                      "000000030008"
                      "00010004000b"
                      "000200010005"
-                     "000300010008"
+                     "000300000008"
                      "001200000003");
     rn_kwriter_fini(&w);
 }
