@@ -12,6 +12,9 @@
  *   Fetch        v4–v11 → native Fetch (no fetch sessions: session id 0);
  *                       batches go out as slices of the segment mappings
  *   ListOffsets  v1–v5  → native ListOffsets (-2 earliest, -1 latest, time)
+ *   CreateTopics v2–v4  → native CreateTopics (partitions, replication factor,
+ *                       configs; manual assignments are INVALID_REQUEST)
+ *   DeleteTopics v1–v3  → native DeleteTopics
  *
  * Any other API, or a version outside these ranges, is answered with
  * response header v0 and an i16 UNSUPPORTED_VERSION (ApiVersions with the
@@ -40,8 +43,9 @@
 static const struct {
     int16_t key, min, max;
 } supported[] = {
-    {RN_KAFKA_PRODUCE, 3, 8},  {RN_KAFKA_FETCH, 4, 11},       {RN_KAFKA_LIST_OFFSETS, 1, 5},
-    {RN_KAFKA_METADATA, 0, 8}, {RN_KAFKA_API_VERSIONS, 0, 3},
+    {RN_KAFKA_PRODUCE, 3, 8},       {RN_KAFKA_FETCH, 4, 11},       {RN_KAFKA_LIST_OFFSETS, 1, 5},
+    {RN_KAFKA_METADATA, 0, 8},      {RN_KAFKA_API_VERSIONS, 0, 3}, {RN_KAFKA_CREATE_TOPICS, 2, 4},
+    {RN_KAFKA_DELETE_TOPICS, 1, 3},
 };
 #define N_SUPPORTED (sizeof(supported) / sizeof(supported[0]))
 
@@ -819,6 +823,184 @@ static int list_offsets(rn_kreq *req)
     return 0;
 }
 
+/* ---- CreateTopics, DeleteTopics ---------------------------------------------------------- */
+
+/* Both answer [name, error_code (, error_message for CreateTopics)] per topic
+ * in request order; the native answer lists the same topics in that order. */
+static void topics_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                          unsigned n_slices)
+{
+    rn_kreq *req = (rn_kreq *)call;
+    kctx *x = req->ctx;
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    bool create = req->h.api_key == RN_KAFKA_CREATE_TOPICS;
+    Runnel__TopicResult **res = NULL;
+    size_t n_res = 0;
+    if (create && hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_CREATE_TOPICS) {
+        res = hdr->create_topics->topics;
+        n_res = hdr->create_topics->n_topics;
+    } else if (!create && hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_DELETE_TOPICS) {
+        res = hdr->delete_topics->topics;
+        n_res = hdr->delete_topics->n_topics;
+    }
+    int16_t whole = rn_kafka_error((int)hdr->error_code);
+    rn_kout *o = begin(req, false);
+    if (!o) {
+        finish(req, o);
+        return;
+    }
+    rn_kwriter *w = &o->w;
+    rn_kwrite_i32(w, 0); /* throttle_time_ms */
+    rn_kwrite_array(w, false, (int32_t)x->n_topics);
+    for (size_t i = 0; i < x->n_topics; i++) {
+        const Runnel__TopicResult *r = i < n_res ? res[i] : NULL;
+        int16_t err = x->parts[i].error ? x->parts[i].error
+                      : r               ? rn_kafka_error((int)r->error_code)
+                      : whole           ? whole
+                                        : RN_KAFKA_UNKNOWN_SERVER_ERROR;
+        rn_kwrite_str(w, false, x->topics[i].name);
+        rn_kwrite_i16(w, err);
+        if (create) /* error_message, v1+ */
+            rn_kwrite_str(w, false,
+                          err && r && r->error_message && *r->error_message  ? r->error_message
+                          : err && hdr->error_message && *hdr->error_message ? hdr->error_message
+                                                                             : NULL);
+    }
+    finish(req, o);
+}
+
+static int create_topics(rn_kreq *req)
+{
+    rn_kreader *rd = &req->body;
+    kctx *x = ctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    int32_t nt = rn_kread_array(rd, false, false, 2 + 4 + 2 + 4 + 4);
+    if (rd->err)
+        return rd->err;
+    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
+    x->parts = ctx_alloc(x, (size_t)nt * sizeof(*x->parts)); /* per topic: its own error */
+    Runnel__NewTopic *nts = ctx_alloc(x, (size_t)nt * sizeof(*nts));
+    Runnel__NewTopic **ptrs = ctx_alloc(x, (size_t)nt * sizeof(*ptrs));
+    if (!x->topics || !x->parts || !nts || !ptrs)
+        return -ENOMEM;
+    for (int32_t t = 0; t < nt; t++) {
+        ktopic *kt = &x->topics[x->n_topics++];
+        if (!(kt->name = ctx_str(x, rn_kread_string(rd, false))))
+            return -ENOMEM;
+        runnel__new_topic__init(&nts[t]);
+        ptrs[t] = &nts[t];
+        nts[t].name = kt->name;
+        nts[t].num_partitions = rn_kread_i32(rd);
+        nts[t].replication_factor = rn_kread_i16(rd);
+        int32_t na = rn_kread_array(rd, false, false, 8);
+        for (int32_t a = 0; a < na && !rd->err; a++) {
+            (void)rn_kread_i32(rd);
+            int32_t nb = rn_kread_array(rd, false, false, 4);
+            rn_kread_skip(rd, (size_t)nb * 4);
+        }
+        if (na > 0) /* manual assignments: runnel places replicas itself */
+            x->parts[t].error = RN_KAFKA_INVALID_REQUEST;
+        int32_t nc = rn_kread_array(rd, false, false, 4);
+        if (rd->err)
+            return rd->err;
+        Runnel__NewTopic__ConfigsEntry *ce = ctx_alloc(x, (size_t)nc * sizeof(*ce));
+        Runnel__NewTopic__ConfigsEntry **cp = ctx_alloc(x, (size_t)nc * sizeof(*cp));
+        if (!ce || !cp)
+            return -ENOMEM;
+        for (int32_t c = 0; c < nc && !rd->err; c++) {
+            runnel__new_topic__configs_entry__init(&ce[c]);
+            cp[c] = &ce[c];
+            ce[c].key = ctx_str(x, rn_kread_string(rd, false));
+            ce[c].value = ctx_str(x, rn_kread_string(rd, true));
+            if (!ce[c].key || !ce[c].value)
+                return -ENOMEM;
+        }
+        nts[t].n_configs = (size_t)nc;
+        nts[t].configs = cp;
+    }
+    int32_t timeout_ms = rn_kread_i32(rd);
+    bool validate_only = rn_kread_i8(rd) != 0;
+    if (rd->err)
+        return rd->err;
+    /* The native answer lists its topics in request order, which
+     * topics_answer relies on: a topic refused here (manual assignments)
+     * fails the whole request below rather than leave a gap. */
+    Runnel__NewTopic **send = ctx_alloc(x, (size_t)nt * sizeof(*send));
+    if (!send)
+        return -ENOMEM;
+    size_t n_send = 0;
+    for (int32_t t = 0; t < nt; t++)
+        if (!x->parts[t].error)
+            send[n_send++] = ptrs[t];
+    Runnel__CreateTopicsRequest cr = RUNNEL__CREATE_TOPICS_REQUEST__INIT;
+    cr.n_topics = n_send;
+    cr.topics = send;
+    cr.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
+    cr.validate_only = validate_only;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__CREATE_TOPICS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CREATE_TOPICS;
+    h.create_topics = &cr;
+    if (n_send != (size_t)nt) {
+        /* Nothing is created: each refused topic says why, the others
+         * INVALID_REQUEST (the request as a whole was not run). */
+        for (int32_t t = 0; t < nt; t++)
+            if (!x->parts[t].error)
+                x->parts[t].error = RN_KAFKA_INVALID_REQUEST;
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        topics_answer(&req->call, &eh, NULL, 0);
+        return 0;
+    }
+    int rc = rn_kreq_call(req, &h, NULL, 0, topics_answer);
+    if (rc < 0) {
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        topics_answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
+}
+
+static int delete_topics(rn_kreq *req)
+{
+    rn_kreader *rd = &req->body;
+    kctx *x = ctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    int32_t nt = rn_kread_array(rd, false, false, 2);
+    if (rd->err)
+        return rd->err;
+    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
+    x->parts = ctx_alloc(x, (size_t)nt * sizeof(*x->parts));
+    char **names = ctx_alloc(x, (size_t)nt * sizeof(*names));
+    if (!x->topics || !x->parts || !names)
+        return -ENOMEM;
+    for (int32_t t = 0; t < nt; t++) {
+        ktopic *kt = &x->topics[x->n_topics++];
+        if (!(kt->name = names[t] = ctx_str(x, rn_kread_string(rd, false))))
+            return -ENOMEM;
+    }
+    int32_t timeout_ms = rn_kread_i32(rd);
+    if (rd->err)
+        return rd->err;
+    Runnel__DeleteTopicsRequest dr = RUNNEL__DELETE_TOPICS_REQUEST__INIT;
+    dr.n_topics = (size_t)nt;
+    dr.topics = names;
+    dr.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__DELETE_TOPICS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
+    h.delete_topics = &dr;
+    int rc = rn_kreq_call(req, &h, NULL, 0, topics_answer);
+    if (rc < 0) {
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        topics_answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
+}
+
 /* ---- Dispatch ------------------------------------------------------------------------------ */
 
 int rn_kafka_dispatch(rn_kreq *req)
@@ -841,6 +1023,10 @@ int rn_kafka_dispatch(rn_kreq *req)
         return fetch(req);
     case RN_KAFKA_LIST_OFFSETS:
         return list_offsets(req);
+    case RN_KAFKA_CREATE_TOPICS:
+        return create_topics(req);
+    case RN_KAFKA_DELETE_TOPICS:
+        return delete_topics(req);
     default:
         answer_unsupported(req);
         return 0;

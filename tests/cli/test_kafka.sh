@@ -228,6 +228,36 @@ PY
   r consume py -o beginning -e -f '%k=%s\n' | tr '\n' ' ' | grep -q '^k0=v0 k1=v1 .*k19=v19 $' || return 1
 }
 
+# CreateTopics / DeleteTopics through kafka-python's admin client: created
+# with partitions and a config, visible to kcat/runnel; an existing name is
+# TOPIC_ALREADY_EXISTS; deleted, it is gone.
+test_admin() {
+  /usr/bin/python3 - "$KPORT" <<'PY' || return 1
+import sys
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+a = KafkaAdminClient(bootstrap_servers="127.0.0.1:" + sys.argv[1])
+a.create_topics([NewTopic("adm", 4, 1, topic_configs={"retention.ms": "60000"})])
+try:
+    a.create_topics([NewTopic("adm", 1, 1)])
+    raise SystemExit("second create succeeded")
+except TopicAlreadyExistsError:
+    pass
+a.close()
+PY
+  r topic describe adm >"$TMP/desc" || return 1
+  grep -q 'retention.ms=60000' "$TMP/desc" || { cat "$TMP/desc" >&2; return 1; }
+  [ "$(grep -c 'Partition:' "$TMP/desc")" = 4 ] || { cat "$TMP/desc" >&2; return 1; }
+  /usr/bin/python3 - "$KPORT" <<'PY' || return 1
+import sys
+from kafka.admin import KafkaAdminClient
+a = KafkaAdminClient(bootstrap_servers="127.0.0.1:" + sys.argv[1])
+a.delete_topics(["adm"])
+a.close()
+PY
+  ! r topic describe adm >/dev/null 2>&1 || { echo "adm still there" >&2; return 1; }
+}
+
 # SIGTERM with Kafka connections open: a clean exit (0).
 test_stop() {
   stop_broker
@@ -240,9 +270,11 @@ NEEDS_KCAT=1 t "runnel consume reads kcat's records; kcat reads runnel's; -o -N 
 NEEDS_KCAT=1 t "acks=0 (no answer) and acks=1 produce" test_acks
 if /usr/bin/python3 -c 'import kafka' 2>/dev/null; then
   t "kafka-python producer and consumer (20 records, offsets)" test_kafka_python
+  t "kafka-python admin: CreateTopics (partitions, configs, exists), DeleteTopics" test_admin
 else
-  N=$((N + 1))
-  echo "ok $N - kafka-python # SKIP python3-kafka is not installed"
+  N=$((N + 2))
+  echo "ok $((N - 1)) - kafka-python # SKIP python3-kafka is not installed"
+  echo "ok $N - kafka-python admin # SKIP python3-kafka is not installed"
 fi
 t "unsupported API/version: UNSUPPORTED_VERSION, connection stays; bad frame closes" test_unsupported
 t "graceful stop with the Kafka listener" test_stop

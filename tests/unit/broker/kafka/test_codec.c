@@ -100,15 +100,17 @@ Test(kafka_codec, api_versions_v3_golden)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_api_versions_write(&w, 1, 3);
-    expect_bytes(&w, "0000002f"
+    expect_bytes(&w, "0000003d"
                      "00000001"       /* correlation id; no header tags */
                      "0000"           /* error_code */
-                     "06"             /* compact array: 5 entries */
+                     "08"             /* compact array: 7 entries */
                      "00000003000800" /* Produce 3..8, tags */
                      "00010004000b00" /* Fetch 4..11 */
                      "00020001000500" /* ListOffsets 1..5 */
                      "00030000000800" /* Metadata 0..8 */
                      "00120000000300" /* ApiVersions 0..3 */
+                     "00130002000400" /* CreateTopics 2..4 */
+                     "00140001000300" /* DeleteTopics 1..3 */
                      "00000000"       /* throttle_time_ms */
                      "00");           /* tags */
     rn_kwriter_fini(&w);
@@ -120,15 +122,17 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_api_versions_write(&w, 9, 7);
-    expect_bytes(&w, "00000028"
+    expect_bytes(&w, "00000034"
                      "00000009"
                      "0023"     /* UNSUPPORTED_VERSION */
-                     "00000005" /* i32 count */
+                     "00000007" /* i32 count */
                      "000000030008"
                      "00010004000b"
                      "000200010005"
                      "000300000008"
-                     "001200000003");
+                     "001200000003"
+                     "001300020004"
+                     "001400010003");
     rn_kwriter_fini(&w);
 }
 
