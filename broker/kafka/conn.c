@@ -13,6 +13,8 @@
  * acks=0, its silence) marks it done, and done requests leave from the head
  * into the send queue.
  *
+ * Idle: a 1 s timer closes connections idle for connections.max.idle.ms.
+ *
  * Backpressure: with more than connection.send.budget.bytes queued, or 256
  * requests in flight, the connection is not read until that halves.
  *
@@ -46,8 +48,9 @@ typedef struct rn_kafka {
     rn_reactor *r;
     int listen_fd;
     uint16_t port;
-    rn_io_op accept_op, cancel_op;
-    bool accepting, cancel_inflight, stopping;
+    rn_io_op accept_op, cancel_op, tick_op, cancel_tick_op;
+    struct __kernel_timespec tick_ts;
+    bool accepting, cancel_inflight, stopping, tick_armed, cancel_tick_inflight;
     rn_kconn *conns;
     unsigned n_conns, n_live;
 } rn_kafka;
@@ -361,6 +364,7 @@ static void recv_done(rn_io_op *op, int res, uint32_t flags)
     c->recv_armed = false;
     if (!c->dead) {
         if (res > 0) {
+            c->last_active_ms = rn_now_ms();
             c->rlen += (size_t)res;
             c->r->metrics.bytes_received += (uint64_t)res;
             on_data(c);
@@ -410,6 +414,7 @@ static void send_done(rn_io_op *op, int res, uint32_t flags)
         return;
     }
     c->r->metrics.bytes_sent += (uint64_t)res;
+    c->last_active_ms = rn_now_ms();
     size_t n = (size_t)res;
     while (n > 0 && c->out_head) {
         rn_kout *o = c->out_head;
@@ -493,6 +498,7 @@ static void conn_new(rn_kafka *k, int fd)
     c->fd = fd;
     c->id = ++r->next_conn_id;
     c->refs = 1;
+    c->last_active_ms = rn_now_ms();
     k->n_live++;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -548,6 +554,38 @@ static void arm_accept(rn_kafka *k)
     k->accepting = true;
 }
 
+/* ---- Tick: idle connections ------------------------------------------------------------ */
+
+#define TICK_MS 1000
+
+static void arm_tick(rn_kafka *k);
+
+/* connections.max.idle.ms, as for native connections: one with nothing in
+ * flight and nothing to send for that long is closed (a Kafka client
+ * reconnects when it needs to), so silent clients do not hold slots. */
+static void tick_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_kafka *k = (rn_kafka *)((char *)op - offsetof(rn_kafka, tick_op));
+    (void)res;
+    (void)flags;
+    k->tick_armed = false;
+    if (k->stopping)
+        return;
+    int64_t now = rn_now_ms(), idle = k->r->b->cfg.connections_max_idle_ms;
+    for (rn_kconn *c = k->conns, *next; c; c = next) {
+        next = c->next;
+        if (idle > 0 && !c->q_head && !c->out_head && now - c->last_active_ms > idle)
+            conn_close(c, "idle");
+    }
+    arm_tick(k);
+}
+
+static void arm_tick(rn_kafka *k)
+{
+    k->tick_armed = true;
+    rn_io_timer(k->r->io, &k->tick_op, tick_done, &k->tick_ts, TICK_MS);
+}
+
 int rn_kafka_listen(rn_reactor *r, const char *hostport)
 {
     rn_kafka *k = calloc(1, sizeof(*k));
@@ -566,6 +604,7 @@ int rn_kafka_listen(rn_reactor *r, const char *hostport)
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
     r->kafka = k;
     arm_accept(k);
+    arm_tick(k);
     return 0;
 }
 
@@ -582,6 +621,14 @@ static void cancel_done(rn_io_op *op, int res, uint32_t flags)
     (void)res;
     (void)flags;
     k->cancel_inflight = false;
+}
+
+static void cancel_tick_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_kafka *k = (rn_kafka *)((char *)op - offsetof(rn_kafka, cancel_tick_op));
+    (void)res;
+    (void)flags;
+    k->cancel_tick_inflight = false;
 }
 
 void rn_kafka_stop(rn_reactor *r)
@@ -601,6 +648,13 @@ void rn_kafka_stop(rn_reactor *r)
         close(k->listen_fd);
         k->listen_fd = -1;
     }
+    if (k->tick_armed && !k->cancel_tick_inflight) {
+        struct io_uring_sqe *sqe = rn_io_sqe(r->io, &k->cancel_tick_op, cancel_tick_done);
+        if (sqe) {
+            io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&k->tick_op, 0);
+            k->cancel_tick_inflight = true;
+        }
+    }
     while (k->conns)
         conn_close(k->conns, "shutdown");
 }
@@ -608,7 +662,8 @@ void rn_kafka_stop(rn_reactor *r)
 bool rn_kafka_idle(rn_reactor *r)
 {
     rn_kafka *k = r ? r->kafka : NULL;
-    return !k || (!k->n_live && !k->accepting && !k->cancel_inflight);
+    return !k || (!k->n_live && !k->accepting && !k->cancel_inflight && !k->tick_armed &&
+                  !k->cancel_tick_inflight);
 }
 
 void rn_kafka_free(rn_reactor *r)

@@ -69,6 +69,7 @@ struct rn_kconn {
     struct iovec iov[64];
     struct msghdr msg;
     int refs;
+    int64_t last_active_ms; /* last byte received or sent */
     rn_kconn *next, *prev;
 };
 

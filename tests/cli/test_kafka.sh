@@ -66,7 +66,7 @@ start_broker() {
     HTTP_PORT=$(free_port)
     KPORT=$(free_port)
     $RUNNELD --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
-      --kafka "127.0.0.1:$KPORT" --reactors 2 "$@" 2>>"$LOG" &
+      --kafka "127.0.0.1:$KPORT" --reactors 2 "$@" >>"$LOG" 2>&1 &
     BROKER_PID=$!
     for i in $(seq 1 200); do
       if port_open "$KPORT"; then
@@ -263,6 +263,23 @@ test_stop() {
   stop_broker
 }
 
+# connections.max.idle.ms closes an idle Kafka connection (after it was
+# answered), as it does a native one.
+test_idle() {
+  stop_broker || return 1 # the suite's broker, when this test runs alone (ONLY=)
+  start_broker --override connections.max.idle.ms=300 || return 1
+  python3 - "$KPORT" <<'PY' || return 1
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+m = struct.pack(">hhih", 18, 0, 1, 4) + b"test"
+s.sendall(struct.pack(">i", len(m)) + m)
+n = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+assert struct.unpack(">i", s.recv(n, socket.MSG_WAITALL)[:4])[0] == 1
+assert s.recv(1) == b"", "idle connection not closed"
+PY
+  stop_broker
+}
+
 start_broker || exit 1
 NEEDS_KCAT=1 t "kcat -L: brokers at 127.0.0.1:KPORT, leaders, unknown topic" test_list
 NEEDS_KCAT=1 t "kcat -P acks=all 100 keyed records, kcat -C reads them byte for byte" test_kcat_roundtrip
@@ -278,5 +295,6 @@ else
 fi
 t "unsupported API/version: UNSUPPORTED_VERSION, connection stays; bad frame closes" test_unsupported
 t "graceful stop with the Kafka listener" test_stop
+t "connections.max.idle.ms closes an idle Kafka connection" test_idle
 echo "1..$N"
 exit $((FAILED > 0))
