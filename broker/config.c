@@ -70,6 +70,7 @@ enum type {
     T_DIR,      /* data.dir: non-empty path */
     T_LISTENER, /* listeners: host:port or PLAINTEXT://host:port */
     T_HTTP,     /* http.listener: host:port or http://host:port */
+    T_KAFKA,    /* kafka.listener: host:port or PLAINTEXT://host:port; empty = off */
     T_BOOL,
     T_I32,
     T_U32,
@@ -105,6 +106,7 @@ static const struct setting settings[] = {
     {"listeners", NULL, NULL, T_LISTENER, CFG(listen, char[256]), 0, 0, 0, false},
     {"listen", NULL, "listeners", T_LISTENER, CFG(listen, char[256]), 0, 0, 0, false},
     {"http.listener", NULL, NULL, T_HTTP, CFG(http, char[256]), 0, 0, 0, false},
+    {"kafka.listener", NULL, NULL, T_KAFKA, CFG(kafka, char[256]), 0, 0, 0, false},
     {"http.allowed.origins", NULL, NULL, T_ORIGINS, CFG(http_allowed_origins, char[1024]), 0, 0, 0,
      false},
     {"node.id", NULL, NULL, T_I32, CFG(node_id, int32_t), 0, INT32_MAX, 0, false},
@@ -323,14 +325,14 @@ int rn_config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t
 static int set_listener(const struct setting *st, const char *key, const char *v, char *dst,
                         size_t dstlen, char *err, size_t errlen)
 {
-    const char *scheme = st->type == T_LISTENER ? "PLAINTEXT://" : "http://";
+    const char *scheme = st->type == T_HTTP ? "http://" : "PLAINTEXT://";
     const char *hp = v;
     if (strncasecmp(v, scheme, strlen(scheme)) == 0) {
         hp = v + strlen(scheme);
     } else if (strstr(v, "://")) {
         return failf(err, errlen,
                      "%s: '%.*s%s': only %s listeners are supported; expected %shost:port", key,
-                     SHOW(v), st->type == T_LISTENER ? "PLAINTEXT" : "http", scheme);
+                     SHOW(v), st->type == T_HTTP ? "http" : "PLAINTEXT", scheme);
     }
     if (strchr(hp, ','))
         return failf(err, errlen,
@@ -481,6 +483,12 @@ static int apply(const struct setting *st, const char *key, const char *v, rn_co
         strcpy(field, v);
         return 0;
     }
+    case T_KAFKA:
+        if (v[0] == '\0') { /* off */
+            field[0] = '\0';
+            return 0;
+        }
+        /* fall through */
     case T_LISTENER:
     case T_HTTP:
         return set_listener(st, key, v, field, sizeof(c->listen), err, errlen);
@@ -989,6 +997,7 @@ int rn_config_dump(const rn_config *c, char *buf, size_t len)
         case T_DIR:
         case T_LISTENER:
         case T_HTTP:
+        case T_KAFKA:
         case T_ORIGINS:
             put_value(&o, field);
             break;

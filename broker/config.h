@@ -30,6 +30,8 @@ typedef struct rn_config {
     char data_dir[PATH_MAX];       /* data.dir (flag --data-dir), default ./runnel-data */
     char listen[256];              /* listeners (flag --listen), host:port, default 127.0.0.1:9700 */
     char http[256];                /* http.listener (flag --http), default 127.0.0.1:9780 */
+    char kafka[256];               /* kafka.listener (flag --kafka), host:port of the Kafka-
+                                      protocol listener; default empty = off */
     char http_allowed_origins[1024]; /* http.allowed.origins: browser Origins the gateway
                                         accepts besides its own host, comma-separated
                                         (`*` = any); default empty */

@@ -22,6 +22,7 @@
 #include "broker/broker.h"
 #include "broker/coord/groups.h"
 #include "broker/gateway/gateway.h"
+#include "broker/kafka/kafka.h"
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
 #include "broker/net/listen.h"
@@ -46,6 +47,7 @@ static void usage(FILE *f)
            "  --data-dir DIR        where logs live (data.dir; default ./runnel-data)\n"
            "  --listen HOST:PORT    native protocol listener (listeners; default 127.0.0.1:9700)\n"
            "  --http HOST:PORT      HTTP gateway listener (http.listener; default 127.0.0.1:9780)\n"
+           "  --kafka HOST:PORT     Kafka-protocol listener (kafka.listener; default off)\n"
            "  --config FILE         Kafka-style properties file (key=value lines)\n"
            "  --override KEY=VALUE  set any config key; repeatable; wins over --config\n"
            "  --reactors N          reactor threads (reactors; 0 = one per core)\n"
@@ -148,6 +150,7 @@ enum {
     OPT_DATA = 1000,
     OPT_LISTEN,
     OPT_HTTP,
+    OPT_KAFKA,
     OPT_CONFIG,
     OPT_OVERRIDE,
     OPT_REACTORS,
@@ -163,6 +166,7 @@ int main(int argc, char **argv)
         {"data-dir", required_argument, NULL, OPT_DATA},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"http", required_argument, NULL, OPT_HTTP},
+        {"kafka", required_argument, NULL, OPT_KAFKA},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"override", required_argument, NULL, OPT_OVERRIDE},
         {"reactors", required_argument, NULL, OPT_REACTORS},
@@ -219,6 +223,9 @@ int main(int argc, char **argv)
             break;
         case OPT_HTTP:
             key = "http.listener";
+            break;
+        case OPT_KAFKA:
+            key = "kafka.listener";
             break;
         case OPT_REACTORS:
             key = "reactors";
@@ -388,6 +395,14 @@ int main(int argc, char **argv)
         return 1;
     if (b->reactors[0].gw)
         rn_logfmt(RN_INFO, "http listening", "http=%s", b->cfg.http);
+    /* The Kafka-protocol listener (off unless asked for), on reactor 0 like
+     * the gateway: its requests take the in-process path to every reactor. */
+    if (b->cfg.kafka[0]) {
+        if (rn_kafka_listen(&b->reactors[0], b->cfg.kafka) < 0)
+            return 1;
+        rn_logfmt(RN_INFO, "kafka listening", "kafka=%s port=%u", b->cfg.kafka,
+                  rn_kafka_port(&b->reactors[0]));
+    }
     b->ready = true;
     char flush[48];
     rn_logfmt(RN_INFO, "runneld listening",

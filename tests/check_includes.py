@@ -11,7 +11,7 @@ the direction DESIGN §2 gives:
 
     protocol <- storage <- broker        protocol <- clients <- tools
 
-and, inside broker/, api/ and gateway/ -> part/, coord/, meta/ (never the other way), a
+and, inside broker/, api/, gateway/ and kafka/ -> part/, coord/, meta/ (never the other way), a
 gateway never touching storage directly, and meta/raft knowing nothing of the rest. Only
 quoted includes are read: system headers (<...>) are no part of the layout. An include is
 placed by its path from the repository root ("broker/part/partitions.h"); a bare name is
@@ -44,9 +44,9 @@ ALLOWED = {
 TOOLS_STORAGE_OK = {"tools/cli_replay.c"}
 
 # Inside broker/: the parts that hold the state never reach up into the parts that
-# serve requests; api/ and gateway/ use part/, coord/ and meta/ through their headers.
+# serve requests; api/, gateway/ and kafka/ (the Kafka listener) use part/, coord/ and meta/ through their headers.
 LOWER_PARTS = ("part", "coord", "meta")
-UPPER_PARTS = ("api", "gateway")
+UPPER_PARTS = ("api", "gateway", "kafka")
 RAFT_WHY = " (DESIGN §2: meta/raft knows nothing of the rest)"
 
 
@@ -90,9 +90,9 @@ def rule_broken(includer, target):
     if src_top != "broker":
         return None
     src_part = broker_part(includer)
-    if src_part == "gateway" and dst_top == "storage":
-        return ("broker/gateway/ never includes storage/"
-                " (DESIGN §2: a gateway never touches storage directly)")
+    if src_part in ("gateway", "kafka") and dst_top == "storage":
+        return ("broker/%s/ never includes storage/"
+                " (DESIGN §2: a gateway never touches storage directly)" % src_part)
     if is_raft(includer):
         if dst_top == "broker" and not is_raft(target):
             return "broker/meta/raft includes nothing of broker/ but itself" + RAFT_WHY
@@ -169,6 +169,8 @@ PLANTS = [
      "broker/coord/ never includes broker/gateway/"),
     ("broker/meta/metadata.h", "broker/api/api.h", "broker/meta/ never includes broker/api/"),
     ("broker/gateway/json.c", "storage/log.h", "broker/gateway/ never includes storage/"),
+    ("broker/kafka/apis.c", "storage/log.h", "broker/kafka/ never includes storage/"),
+    ("broker/part/partitions.c", "broker/kafka/conn.h", "broker/part/ never includes broker/kafka/"),
     ("broker/meta/raft.c", "broker/broker.h", "meta/raft includes nothing of broker/"),
     ("broker/meta/raft.h", "storage/log.h", "meta/raft includes only itself and protocol/"),
     ("broker/net/conn.c", "nowhere.h", "cannot tell which folder"),
@@ -181,6 +183,7 @@ KEPT = [
     ("broker/meta/raft.c", "protocol/errors.h"),
     ("broker/api/produce.c", "broker/part/partitions.h"),
     ("broker/gateway/rest.c", "broker/coord/groups.h"),
+    ("broker/kafka/apis.c", "broker/gateway/client.h"),
 ]
 
 

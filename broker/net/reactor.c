@@ -48,6 +48,7 @@
 #include "broker/broker.h"
 #include "broker/coord/groups.h"
 #include "broker/gateway/gateway.h"
+#include "broker/kafka/kafka.h"
 #include "broker/logfmt.h"
 #include "broker/net/conn.h"
 #include "broker/net/listen.h"
@@ -372,6 +373,7 @@ int rn_reactor_run(rn_reactor *r)
             rn_acceptor_stop(&r->acc);
             rn_inbox_close(&r->inbox); /* calls posted until now run; later ones fail */
             rn_gateway_stop(r);        /* HTTP: stop accepting, end streams, finish requests */
+            rn_kafka_stop(r);          /* Kafka: stop accepting, close connections */
             rn_partitions_stopping(r);
             /* Parked long polls answer now with what there is (rn_fetch_wake
              * sees `stopping` and answers final) instead of holding the
@@ -427,7 +429,7 @@ int rn_reactor_run(rn_reactor *r)
     }
     uint64_t give_up = rn_now_ns() + 2000000000ull;
     while (r->n_live || r->tick_armed || r->signal_armed || !rn_acceptor_idle(&r->acc) ||
-           !rn_inbox_idle(&r->inbox) || !rn_gateway_idle(r)) {
+           !rn_inbox_idle(&r->inbox) || !rn_gateway_idle(r) || !rn_kafka_idle(r)) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(rn_io_ring(r->io), &cqe, 1, &ts, NULL);
@@ -490,6 +492,7 @@ void rn_reactor_fini(rn_reactor *r)
     if (r->signal_fd >= 0)
         close(r->signal_fd);
     rn_gateway_free(r);
+    rn_kafka_free(r);
     rn_inbox_fini(&r->inbox);
     if (r->io) {
         if (r->br)

@@ -64,6 +64,7 @@ struct rn_reactor {
     bool stopping;
     int64_t last_retention_ms;
     struct rn_gateway *gw; /* HTTP gateways (broker/gateway/gateway.h), or NULL */
+    struct rn_kafka *kafka; /* Kafka-protocol listener (broker/kafka/kafka.h), or NULL */
     rn_partition_table pt; /* this reactor's copy of the topic table */
     rn_metrics metrics;    /* this reactor's counters (rn_metrics_render sums) */
     rn_conn *fwd;          /* virtual connection of requests from other reactors */

@@ -720,6 +720,7 @@ Test(config, dump_sorted_and_complete)
                           "fetch.max.wait.ms",
                           "http.allowed.origins",
                           "http.listener",
+                          "kafka.listener",
                           "listeners",
                           "log.flush",
                           "log.index.interval.bytes",
@@ -747,6 +748,27 @@ Test(config, dump_sorted_and_complete)
                   "line %zu is '%s', want %s=", i, line, keys[i]);
     }
     cr_assert_null(line, "extra line '%s'", line);
+}
+
+// kafka.listener: off (empty) by default, host:port or PLAINTEXT://host:port, nothing else.
+Test(config, kafka_listener)
+{
+    rn_config c;
+    rn_config_default(&c);
+    cr_assert_str_eq(c.kafka, "");
+    char err[256];
+    cr_assert_eq(rn_config_set(&c, "kafka.listener", "127.0.0.1:9092", err, sizeof(err)), 0);
+    cr_assert_str_eq(c.kafka, "127.0.0.1:9092");
+    cr_assert_eq(rn_config_set(&c, "kafka.listener", "PLAINTEXT://[::1]:9093", err, sizeof(err)),
+                 0);
+    cr_assert_str_eq(c.kafka, "[::1]:9093");
+    cr_assert_eq(rn_config_set(&c, "kafka.listener", "SASL_SSL://h:1", err, sizeof(err)),
+                 -RN_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "kafka.listener"), "%s", err);
+    cr_assert_eq(rn_config_set(&c, "kafka.listener", "127.0.0.1:0", err, sizeof(err)),
+                 -RN_E_INVALID_CONFIG);
+    cr_assert_eq(rn_config_set(&c, "kafka.listener", "", err, sizeof(err)), 0);
+    cr_assert_str_eq(c.kafka, "");
 }
 
 // http.allowed.origins takes `*` or scheme://host[:port] entries and refuses anything else.

@@ -1,0 +1,1034 @@
+/*
+ * apis.c — the Kafka APIs the listener speaks, each mapped onto the native
+ * request a runnel client would send (see kafka.h; docs/kafka.md).
+ *
+ *   ApiVersions  v0–v3  answered here (it is about this listener's versions);
+ *                       v3 comes with request header v2 and is answered with
+ *                       response header v0, as every ApiVersions is
+ *   Metadata     v0–v8  → native Metadata; this node leads every partition,
+ *                       advertised at the Kafka listener's address
+ *   Produce      v3–v8  → native Produce; each partition's records field is
+ *                       cut into its RecordBatch v2 batches, passed as they are
+ *   Fetch        v4–v11 → native Fetch (no fetch sessions: session id 0);
+ *                       batches go out as slices of the segment mappings
+ *   ListOffsets  v1–v5  → native ListOffsets (-2 earliest, -1 latest, time)
+ *   CreateTopics v2–v4  → native CreateTopics (partitions, replication factor,
+ *                       configs; manual assignments are INVALID_REQUEST)
+ *   DeleteTopics v1–v3  → native DeleteTopics
+ *
+ * Any other API, or a version outside these ranges, is answered with
+ * response header v0 and an i16 UNSUPPORTED_VERSION (ApiVersions with the
+ * whole v0 body, so a client can downgrade), never with a closed connection.
+ * A request whose body does not parse is a broken client: the connection is
+ * closed, as Kafka's broker does.
+ *
+ * Every request parses its whole body before anything runs, with the reader's
+ * bounds checks (codec.c); the strings the native request needs are copied
+ * into the request's own allocations (ctx), freed with it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/config.h"
+#include "broker/kafka/conn.h"
+#include "broker/logfmt.h"
+#include "protocol/batch.h"
+
+#define RN_KAFKA_INVALID_REQUIRED_ACKS 21
+#define NO_AUTH_OPS                    INT32_MIN /* authorized operations not asked for */
+
+/* The API versions this listener answers (what ApiVersions advertises). */
+static const struct {
+    int16_t key, min, max;
+} supported[] = {
+    {RN_KAFKA_PRODUCE, 3, 8},       {RN_KAFKA_FETCH, 4, 11},       {RN_KAFKA_LIST_OFFSETS, 1, 5},
+    {RN_KAFKA_METADATA, 0, 8},      {RN_KAFKA_API_VERSIONS, 0, 3}, {RN_KAFKA_CREATE_TOPICS, 2, 4},
+    {RN_KAFKA_DELETE_TOPICS, 1, 3},
+};
+#define N_SUPPORTED (sizeof(supported) / sizeof(supported[0]))
+
+static bool version_ok(int16_t key, int16_t v)
+{
+    for (size_t i = 0; i < N_SUPPORTED; i++)
+        if (supported[i].key == key)
+            return v >= supported[i].min && v <= supported[i].max;
+    return false;
+}
+
+/* ---- The request's own memory ------------------------------------------------------ */
+
+/* What one request keeps while its native call runs: the strings and arrays
+ * the native header points at, and what the answer needs from the request. */
+typedef struct kpart {
+    int32_t partition;
+    int16_t error;   /* set before the call: this partition was not sent */
+    size_t first, n; /* native entries (Produce: one per batch) */
+} kpart;
+
+typedef struct ktopic {
+    char *name;
+    size_t first, n; /* kparts */
+} ktopic;
+
+typedef struct kctx {
+    void **allocs;
+    size_t n_allocs, cap_allocs;
+    ktopic *topics;
+    size_t n_topics;
+    kpart *parts;
+    size_t n_parts;
+    int16_t acks;
+    bool list_none; /* Metadata asked for no topic at all */
+} kctx;
+
+static void ctx_free(void *p)
+{
+    kctx *x = p;
+    if (!x)
+        return;
+    for (size_t i = 0; i < x->n_allocs; i++)
+        free(x->allocs[i]);
+    free(x->allocs);
+    free(x);
+}
+
+static void *ctx_alloc(kctx *x, size_t n)
+{
+    if (x->n_allocs == x->cap_allocs) {
+        size_t cap = x->cap_allocs ? x->cap_allocs * 2 : 16;
+        void **a = realloc(x->allocs, cap * sizeof(*a));
+        if (!a)
+            return NULL;
+        x->allocs = a;
+        x->cap_allocs = cap;
+    }
+    void *p = calloc(1, n ? n : 1);
+    if (p)
+        x->allocs[x->n_allocs++] = p;
+    return p;
+}
+
+static char *ctx_str(kctx *x, rn_kstr s)
+{
+    size_t n = s.len > 0 ? (size_t)s.len : 0;
+    char *p = ctx_alloc(x, n + 1);
+    if (p && n)
+        memcpy(p, s.data, n);
+    return p;
+}
+
+static kctx *ctx_new(rn_kreq *req)
+{
+    kctx *x = calloc(1, sizeof(*x));
+    if (x) {
+        req->ctx = x;
+        req->ctx_free = ctx_free;
+    }
+    return x;
+}
+
+/* ---- Answers --------------------------------------------------------------------- */
+
+static rn_kout *begin(rn_kreq *req, bool flexible)
+{
+    rn_kout *o = rn_kout_new();
+    if (o)
+        rn_kafka_response_begin(&o->w, req->h.correlation_id, flexible);
+    return o;
+}
+
+static void finish(rn_kreq *req, rn_kout *o)
+{
+    if (!o) {
+        rn_kreq_oom(req);
+        return;
+    }
+    size_t extra = 0; /* fetch data spliced in from the segments */
+    for (unsigned i = 0; i < o->n_pieces; i++)
+        if (o->pieces[i].ext)
+            extra += o->pieces[i].len;
+    rn_kafka_response_end(&o->w, extra);
+    rn_kreq_answer(req, o);
+}
+
+static void answer_unsupported(rn_kreq *req)
+{
+    rn_kout *o = begin(req, false);
+    if (o)
+        rn_kwrite_i16(&o->w, RN_KAFKA_UNSUPPORTED_VERSION);
+    finish(req, o);
+}
+
+/* ---- ApiVersions ---------------------------------------------------------------------- */
+
+void rn_kafka_api_versions_write(rn_kwriter *w, int32_t correlation_id, int16_t version)
+{
+    /* Kafka's rule: a version it does not know is answered in v0 with
+     * UNSUPPORTED_VERSION and the list, and the client downgrades. */
+    int16_t v = version > 3 || version < 0 ? 0 : version;
+    bool flex = v >= 3;
+    rn_kafka_response_begin(w, correlation_id, false); /* header v0, always */
+    rn_kwrite_i16(w, v != version ? RN_KAFKA_UNSUPPORTED_VERSION : 0);
+    rn_kwrite_array(w, flex, (int32_t)N_SUPPORTED);
+    for (size_t i = 0; i < N_SUPPORTED; i++) {
+        rn_kwrite_i16(w, supported[i].key);
+        rn_kwrite_i16(w, supported[i].min);
+        rn_kwrite_i16(w, supported[i].max);
+        rn_kwrite_tags(w, flex);
+    }
+    if (v >= 1)
+        rn_kwrite_i32(w, 0); /* throttle_time_ms */
+    rn_kwrite_tags(w, flex);
+    rn_kafka_response_end(w, 0);
+}
+
+static int api_versions(rn_kreq *req)
+{
+    if (req->h.api_version == 3) {
+        rn_kreader *rd = &req->body;
+        (void)rn_kread_compact_string(rd, false); /* client_software_name */
+        (void)rn_kread_compact_string(rd, false); /* client_software_version */
+        rn_kread_tags(rd);
+        if (rd->err)
+            return rd->err;
+    }
+    rn_kout *o = rn_kout_new();
+    if (!o) {
+        rn_kreq_oom(req);
+        return 0;
+    }
+    rn_kafka_api_versions_write(&o->w, req->h.correlation_id, req->h.api_version);
+    rn_kreq_answer(req, o);
+    return 0;
+}
+
+/* ---- Metadata ------------------------------------------------------------------------- */
+
+void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v, int32_t node_id,
+                             const char *host, uint16_t port, const Runnel__MetadataResponse *mr,
+                             bool no_topics)
+{
+    rn_kafka_response_begin(w, correlation_id, false);
+    if (v >= 3)
+        rn_kwrite_i32(w, 0);      /* throttle_time_ms */
+    rn_kwrite_array(w, false, 1); /* one broker: this one */
+    rn_kwrite_i32(w, node_id);
+    rn_kwrite_str(w, false, host);
+    rn_kwrite_i32(w, port);
+    if (v >= 1)
+        rn_kwrite_str(w, false, NULL); /* rack */
+    if (v >= 2)
+        rn_kwrite_str(w, false,
+                      mr && mr->cluster_id && *mr->cluster_id ? mr->cluster_id : "runnel");
+    if (v >= 1)
+        rn_kwrite_i32(w, mr ? mr->controller_id : node_id);
+    size_t n = mr && !no_topics ? mr->n_topics : 0;
+    rn_kwrite_array(w, false, (int32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const Runnel__TopicMetadata *t = mr->topics[i];
+        rn_kwrite_i16(w, rn_kafka_error((int)t->error_code));
+        rn_kwrite_str(w, false, t->name);
+        if (v >= 1)
+            rn_kwrite_i8(w, t->is_internal);
+        rn_kwrite_array(w, false, (int32_t)t->n_partitions);
+        for (size_t j = 0; j < t->n_partitions; j++) {
+            const Runnel__PartitionMetadata *p = t->partitions[j];
+            rn_kwrite_i16(w, rn_kafka_error((int)p->error_code));
+            rn_kwrite_i32(w, p->partition);
+            rn_kwrite_i32(w, p->leader);
+            if (v >= 7)
+                rn_kwrite_i32(w, p->leader_epoch);
+            rn_kwrite_array(w, false, (int32_t)p->n_replicas);
+            for (size_t k = 0; k < p->n_replicas; k++)
+                rn_kwrite_i32(w, p->replicas[k]);
+            rn_kwrite_array(w, false, (int32_t)p->n_isr);
+            for (size_t k = 0; k < p->n_isr; k++)
+                rn_kwrite_i32(w, p->isr[k]);
+            if (v >= 5)
+                rn_kwrite_array(w, false, 0); /* offline replicas */
+        }
+        if (v >= 8)
+            rn_kwrite_i32(w, NO_AUTH_OPS);
+    }
+    if (v >= 8)
+        rn_kwrite_i32(w, NO_AUTH_OPS); /* cluster_authorized_operations */
+    rn_kafka_response_end(w, 0);
+}
+
+static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                            unsigned n_slices)
+{
+    rn_kreq *req = (rn_kreq *)call;
+    kctx *x = req->ctx;
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    rn_broker *b = rn_kreq_broker(req);
+    /* A wildcard or a name is advertised as 127.0.0.1 (clients resolve
+     * "localhost" to ::1 first on some systems). */
+    char host[256];
+    uint16_t port;
+    if (!b || rn_config_parse_hostport(b->cfg.kafka, host, sizeof(host), &port) < 0 || !host[0] ||
+        strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    rn_kout *o = rn_kout_new();
+    if (!o) {
+        rn_kreq_oom(req);
+        return;
+    }
+    rn_kafka_metadata_write(&o->w, req->h.correlation_id, req->h.api_version,
+                            b ? b->cfg.node_id : 1, host, rn_kreq_port(req),
+                            hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata
+                                                                                     : NULL,
+                            x->list_none);
+    rn_kreq_answer(req, o);
+}
+
+static int metadata(rn_kreq *req)
+{
+    rn_kreader *rd = &req->body;
+    int16_t v = req->h.api_version;
+    kctx *x = ctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    /* v0: an empty array means every topic (there is no null). */
+    int32_t n = rn_kread_array(rd, false, v >= 1, 2);
+    char **names = n > 0 ? ctx_alloc(x, (size_t)n * sizeof(*names)) : NULL;
+    if (n > 0 && !names)
+        return -ENOMEM;
+    for (int32_t i = 0; i < n && !rd->err; i++) {
+        rn_kstr s = rn_kread_string(rd, false);
+        if (!rd->err && !(names[i] = ctx_str(x, s)))
+            return -ENOMEM;
+    }
+    if (v >= 4)
+        (void)rn_kread_i8(rd); /* allow_auto_topic_creation: the broker's setting decides */
+    if (v >= 8) {
+        (void)rn_kread_i8(rd); /* include_cluster_authorized_operations */
+        (void)rn_kread_i8(rd); /* include_topic_authorized_operations */
+    }
+    if (rd->err)
+        return rd->err;
+    /* Kafka: null = every topic, [] = none; native: empty = every topic. */
+    x->list_none = n == 0 && v >= 1;
+    Runnel__MetadataRequest mr = RUNNEL__METADATA_REQUEST__INIT;
+    mr.n_topics = n > 0 ? (size_t)n : 0;
+    mr.topics = names;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__METADATA;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
+    h.metadata = &mr;
+    int rc = rn_kreq_call(req, &h, NULL, 0, metadata_answer);
+    if (rc < 0) {
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        metadata_answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
+}
+
+/* ---- Produce ---------------------------------------------------------------------------- */
+
+static void produce_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                           unsigned n_slices)
+{
+    rn_kreq *req = (rn_kreq *)call;
+    kctx *x = req->ctx;
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    if (x->acks == 0) {
+        rn_kreq_answer(req, NULL); /* acks=0: no answer at all */
+        return;
+    }
+    int16_t v = req->h.api_version;
+    Runnel__ProduceResponse *pr =
+        hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_PRODUCE ? hdr->produce : NULL;
+    int16_t whole = rn_kafka_error((int)hdr->error_code);
+    rn_kout *o = begin(req, false);
+    if (!o) {
+        finish(req, o);
+        return;
+    }
+    rn_kwriter *w = &o->w;
+    rn_kwrite_array(w, false, (int32_t)x->n_topics);
+    for (size_t t = 0; t < x->n_topics; t++) {
+        ktopic *kt = &x->topics[t];
+        rn_kwrite_str(w, false, kt->name);
+        rn_kwrite_array(w, false, (int32_t)kt->n);
+        for (size_t j = 0; j < kt->n; j++) {
+            kpart *kp = &x->parts[kt->first + j];
+            int16_t err = kp->error;
+            int64_t base = -1, log_start = -1;
+            const char *msg = NULL;
+            /* Batches of one partition: the first one's offset; the first error. */
+            for (size_t k = 0; k < kp->n && !err; k++) {
+                size_t at = kp->first + k;
+                if (!pr || at >= pr->n_partitions) {
+                    err = whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR;
+                    break;
+                }
+                Runnel__ProducePartitionResponse *r = pr->partitions[at];
+                if (r->error_code) {
+                    err = rn_kafka_error((int)r->error_code);
+                    msg = r->error_message && *r->error_message ? r->error_message : NULL;
+                    break;
+                }
+                if (k == 0)
+                    base = r->base_offset;
+                log_start = r->log_start_offset;
+            }
+            if (!err && kp->n == 0 && whole)
+                err = whole;
+            rn_kwrite_i32(w, kp->partition);
+            rn_kwrite_i16(w, err);
+            rn_kwrite_i64(w, err ? -1 : base);
+            rn_kwrite_i64(w, -1); /* log_append_time_ms: CreateTime */
+            if (v >= 5)
+                rn_kwrite_i64(w, log_start);
+            if (v >= 8) {
+                rn_kwrite_array(w, false, 0); /* record_errors */
+                rn_kwrite_str(w, false, err ? msg : NULL);
+            }
+        }
+    }
+    rn_kwrite_i32(w, 0); /* throttle_time_ms */
+    finish(req, o);
+}
+
+static int produce(rn_kreq *req)
+{
+    rn_kreader *rd = &req->body;
+    kctx *x = ctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    (void)rn_kread_string(rd, true); /* transactional_id: transactions are not supported */
+    x->acks = rn_kread_i16(rd);
+    int32_t timeout_ms = rn_kread_i32(rd);
+    int32_t nt = rn_kread_array(rd, false, false, 6);
+    if (rd->err)
+        return rd->err;
+    /* First pass: count, so every array is sized once (the counts are
+     * bounded by the bytes, codec.c). */
+    size_t mark = rd->pos, n_parts = 0, n_batches = 0, payload_len = 0;
+    for (int32_t t = 0; t < nt && !rd->err; t++) {
+        (void)rn_kread_string(rd, false);
+        int32_t np = rn_kread_array(rd, false, false, 8);
+        for (int32_t p = 0; p < np && !rd->err; p++) {
+            (void)rn_kread_i32(rd);
+            rn_kstr rec = rn_kread_bytes(rd, true);
+            n_parts++;
+            /* Batches: 12 bytes of offset and length, then batch_length. */
+            for (size_t off = 0; rec.len > 0 && off + 12 <= (size_t)rec.len;) {
+                const uint8_t *q = rec.data + off + 8;
+                uint32_t bl =
+                    (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
+                if (bl > (size_t)rec.len - off - 12)
+                    break;
+                n_batches++;
+                off += 12 + bl;
+            }
+            payload_len += rec.len > 0 ? (size_t)rec.len : 0;
+        }
+    }
+    if (rd->err)
+        return rd->err;
+    rd->pos = mark;
+    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
+    x->parts = ctx_alloc(x, n_parts * sizeof(*x->parts));
+    Runnel__ProducePartition *pp = ctx_alloc(x, n_batches * sizeof(*pp));
+    Runnel__ProducePartition **ptrs = ctx_alloc(x, n_batches * sizeof(*ptrs));
+    uint8_t *payload = ctx_alloc(x, payload_len);
+    if (!x->topics || !x->parts || !pp || !ptrs || !payload)
+        return -ENOMEM;
+    size_t nb = 0, plen = 0;
+    for (int32_t t = 0; t < nt; t++) {
+        ktopic *kt = &x->topics[x->n_topics++];
+        kt->name = ctx_str(x, rn_kread_string(rd, false));
+        if (!kt->name)
+            return -ENOMEM;
+        kt->first = x->n_parts;
+        int32_t np = rn_kread_array(rd, false, false, 8);
+        for (int32_t p = 0; p < np; p++) {
+            kpart *kp = &x->parts[x->n_parts++];
+            kt->n++;
+            kp->partition = rn_kread_i32(rd);
+            rn_kstr rec = rn_kread_bytes(rd, true);
+            kp->first = nb;
+            if (rec.len < RN_BATCH_HEADER_LEN) {
+                kp->error = RN_KAFKA_CORRUPT_MESSAGE; /* null or shorter than one batch */
+                continue;
+            }
+            size_t off = 0, first_nb = nb, first_plen = plen;
+            while (off < (size_t)rec.len) {
+                const uint8_t *q = rec.data + off;
+                size_t left = (size_t)rec.len - off;
+                uint32_t bl = left >= 12 ? ((uint32_t)q[8] << 24 | (uint32_t)q[9] << 16 |
+                                            (uint32_t)q[10] << 8 | q[11])
+                                         : 0;
+                if (left < RN_BATCH_HEADER_LEN || bl > left - 12 ||
+                    12 + (size_t)bl < RN_BATCH_HEADER_LEN) {
+                    /* A cut batch: nothing of this partition is written. */
+                    kp->error = RN_KAFKA_CORRUPT_MESSAGE;
+                    nb = first_nb;
+                    plen = first_plen;
+                    break;
+                }
+                size_t len = 12 + (size_t)bl;
+                runnel__produce_partition__init(&pp[nb]);
+                pp[nb].topic = kt->name;
+                pp[nb].partition = kp->partition;
+                pp[nb].batch_len = (uint32_t)len;
+                ptrs[nb] = &pp[nb];
+                memcpy(payload + plen, q, len);
+                plen += len;
+                nb++;
+                off += len;
+            }
+            kp->n = kp->error ? 0 : nb - kp->first;
+        }
+    }
+    if (rd->err)
+        return rd->err;
+    if (x->acks != 0 && x->acks != 1 && x->acks != -1) {
+        for (size_t i = 0; i < x->n_parts; i++)
+            x->parts[i].error = RN_KAFKA_INVALID_REQUIRED_ACKS;
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        x->acks = 1; /* answered (with the error) */
+        produce_answer(&req->call, &eh, NULL, 0);
+        return 0;
+    }
+    Runnel__ProduceRequest pr = RUNNEL__PRODUCE_REQUEST__INIT;
+    /* acks=0 runs as acks=1 and its answer is dropped here: the native
+     * handler sends nothing back for acks=0, and this request must know
+     * when it is done to keep the connection's answers in order. */
+    pr.acks = x->acks == 0 ? 1 : x->acks;
+    pr.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
+    pr.n_partitions = nb;
+    pr.partitions = ptrs;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__PRODUCE;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_PRODUCE;
+    h.produce = &pr;
+    int rc = nb ? rn_kreq_call(req, &h, payload, plen, produce_answer) : -RN_E_INVALID_REQUEST;
+    if (rc < 0) {
+        /* Refused whole (too large, …): every partition gets the code. */
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        for (size_t i = 0; i < x->n_parts && nb; i++)
+            if (!x->parts[i].error)
+                x->parts[i].error = rn_kafka_error(rc);
+        produce_answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
+}
+
+/* ---- Fetch ------------------------------------------------------------------------------- */
+
+/* Splice payload bytes [off, off + len) of the native answer (its slices back
+ * to back) into o. */
+static int splice_payload(rn_kout *o, size_t *cut, size_t off, size_t len)
+{
+    size_t base = 0;
+    for (unsigned i = 0; i < o->n_slices && len > 0; i++) {
+        const rn_slice *s = &o->slices[i];
+        if (off < base + s->len) {
+            size_t in = off - base;
+            size_t take = s->len - in < len ? s->len - in : len;
+            if (rn_kout_splice(o, cut, s->data + in, take) < 0)
+                return -ENOMEM;
+            off += take;
+            len -= take;
+        }
+        base += s->len;
+    }
+    return len ? -EINVAL : 0;
+}
+
+static void fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                         unsigned n_slices)
+{
+    rn_kreq *req = (rn_kreq *)call;
+    kctx *x = req->ctx;
+    int16_t v = req->h.api_version;
+    rn_kout *o = begin(req, false);
+    if (!o) {
+        for (unsigned i = 0; i < n_slices; i++)
+            rn_slice_release(&slices[i]);
+        finish(req, o);
+        return;
+    }
+    /* The answer holds the references until it is sent. */
+    if (n_slices) {
+        o->slices = malloc(n_slices * sizeof(*slices));
+        if (!o->slices) {
+            for (unsigned i = 0; i < n_slices; i++)
+                rn_slice_release(&slices[i]);
+            o->w.oom = true;
+            finish(req, o);
+            return;
+        }
+        memcpy(o->slices, slices, n_slices * sizeof(*slices));
+        o->n_slices = n_slices;
+    }
+    Runnel__FetchResponse *fr =
+        hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_FETCH ? hdr->fetch : NULL;
+    int16_t whole = rn_kafka_error((int)hdr->error_code);
+    rn_kwriter *w = &o->w;
+    rn_kwrite_i32(w, 0); /* throttle_time_ms */
+    if (v >= 7) {
+        rn_kwrite_i16(w, 0); /* error_code */
+        rn_kwrite_i32(w, 0); /* session_id: no fetch sessions */
+    }
+    size_t cut = 0, at = 0, payload_off = 0;
+    rn_kwrite_array(w, false, (int32_t)x->n_topics);
+    for (size_t t = 0; t < x->n_topics; t++) {
+        ktopic *kt = &x->topics[t];
+        rn_kwrite_str(w, false, kt->name);
+        rn_kwrite_array(w, false, (int32_t)kt->n);
+        for (size_t j = 0; j < kt->n; j++, at++) {
+            kpart *kp = &x->parts[kt->first + j];
+            Runnel__FetchPartitionResponse *r =
+                fr && at < fr->n_partitions ? fr->partitions[at] : NULL;
+            int16_t err = r ? rn_kafka_error((int)r->error_code)
+                            : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR);
+            int64_t hw = r ? r->high_watermark : -1;
+            rn_kwrite_i32(w, kp->partition);
+            rn_kwrite_i16(w, err);
+            rn_kwrite_i64(w, hw);
+            rn_kwrite_i64(w, hw); /* last_stable_offset: no transactions */
+            if (v >= 5)
+                rn_kwrite_i64(w, r ? r->log_start_offset : -1);
+            rn_kwrite_array(w, false, 0); /* aborted_transactions */
+            if (v >= 11)
+                rn_kwrite_i32(w, -1); /* preferred_read_replica */
+            uint32_t len = r ? r->bytes_len : 0;
+            rn_kwrite_i32(w, (int32_t)len);
+            if (len) {
+                if (splice_payload(o, &cut, payload_off, len) < 0)
+                    o->w.oom = true;
+                payload_off += len;
+            }
+        }
+    }
+    if (rn_kout_finish(o, cut) < 0)
+        o->w.oom = true;
+    finish(req, o);
+}
+
+static int fetch(rn_kreq *req)
+{
+    rn_kreader *rd = &req->body;
+    int16_t v = req->h.api_version;
+    kctx *x = ctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    (void)rn_kread_i32(rd); /* replica_id: a consumer's, whatever it says */
+    int32_t max_wait = rn_kread_i32(rd);
+    int32_t min_bytes = rn_kread_i32(rd);
+    int32_t max_bytes = rn_kread_i32(rd);
+    int8_t isolation = rn_kread_i8(rd);
+    if (v >= 7) {
+        (void)rn_kread_i32(rd); /* session_id */
+        (void)rn_kread_i32(rd); /* session_epoch */
+    }
+    int32_t nt = rn_kread_array(rd, false, false, 6);
+    if (rd->err)
+        return rd->err;
+    size_t mark = rd->pos, n_parts = 0;
+    size_t per = 4 + (v >= 9 ? 4 : 0) + 8 + (v >= 5 ? 8 : 0) + 4;
+    for (int32_t t = 0; t < nt && !rd->err; t++) {
+        (void)rn_kread_string(rd, false);
+        int32_t np = rn_kread_array(rd, false, false, per);
+        rn_kread_skip(rd, (size_t)np * per);
+        n_parts += (size_t)np;
+    }
+    if (rd->err)
+        return rd->err;
+    rd->pos = mark;
+    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
+    x->parts = ctx_alloc(x, n_parts * sizeof(*x->parts));
+    Runnel__FetchPartition *fp = ctx_alloc(x, n_parts * sizeof(*fp));
+    Runnel__FetchPartition **ptrs = ctx_alloc(x, n_parts * sizeof(*ptrs));
+    if (!x->topics || !x->parts || !fp || !ptrs)
+        return -ENOMEM;
+    for (int32_t t = 0; t < nt; t++) {
+        ktopic *kt = &x->topics[x->n_topics++];
+        kt->name = ctx_str(x, rn_kread_string(rd, false));
+        if (!kt->name)
+            return -ENOMEM;
+        kt->first = x->n_parts;
+        int32_t np = rn_kread_array(rd, false, false, per);
+        for (int32_t p = 0; p < np; p++) {
+            size_t i = x->n_parts++;
+            kt->n++;
+            runnel__fetch_partition__init(&fp[i]);
+            ptrs[i] = &fp[i];
+            fp[i].topic = kt->name;
+            fp[i].partition = x->parts[i].partition = rn_kread_i32(rd);
+            fp[i].current_leader_epoch = v >= 9 ? rn_kread_i32(rd) : -1;
+            fp[i].fetch_offset = rn_kread_i64(rd);
+            if (v >= 5)
+                (void)rn_kread_i64(rd); /* log_start_offset: a follower's */
+            int32_t pmax = rn_kread_i32(rd);
+            fp[i].partition_max_bytes = pmax > 0 ? (uint32_t)pmax : 1;
+        }
+    }
+    if (v >= 7) {
+        int32_t nf = rn_kread_array(rd, false, false, 6);
+        for (int32_t f = 0; f < nf && !rd->err; f++) {
+            (void)rn_kread_string(rd, false);
+            int32_t np = rn_kread_array(rd, false, false, 4);
+            rn_kread_skip(rd, (size_t)np * 4);
+        }
+    }
+    if (v >= 11)
+        (void)rn_kread_string(rd, false); /* rack_id */
+    if (rd->err)
+        return rd->err;
+    Runnel__FetchRequest fr = RUNNEL__FETCH_REQUEST__INIT;
+    fr.replica_id = -1;
+    fr.max_wait_ms = max_wait > 0 ? (uint32_t)max_wait : 0;
+    fr.min_bytes = min_bytes > 0 ? (uint32_t)min_bytes : 0;
+    fr.max_bytes = max_bytes > 0 ? (uint32_t)max_bytes : 1;
+    fr.isolation = isolation == 1 ? RUNNEL__ISOLATION_LEVEL__READ_COMMITTED
+                                  : RUNNEL__ISOLATION_LEVEL__READ_UNCOMMITTED;
+    fr.n_partitions = x->n_parts;
+    fr.partitions = ptrs;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__FETCH;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH;
+    h.fetch = &fr;
+    int rc = rn_kreq_call(req, &h, NULL, 0, fetch_answer);
+    if (rc < 0) {
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        fetch_answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
+}
+
+/* ---- ListOffsets -------------------------------------------------------------------------- */
+
+static void list_offsets_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                                unsigned n_slices)
+{
+    rn_kreq *req = (rn_kreq *)call;
+    kctx *x = req->ctx;
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    int16_t v = req->h.api_version;
+    Runnel__ListOffsetsResponse *lr =
+        hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS ? hdr->list_offsets : NULL;
+    int16_t whole = rn_kafka_error((int)hdr->error_code);
+    rn_kout *o = begin(req, false);
+    if (!o) {
+        finish(req, o);
+        return;
+    }
+    rn_kwriter *w = &o->w;
+    if (v >= 2)
+        rn_kwrite_i32(w, 0); /* throttle_time_ms */
+    size_t at = 0;
+    rn_kwrite_array(w, false, (int32_t)x->n_topics);
+    for (size_t t = 0; t < x->n_topics; t++) {
+        ktopic *kt = &x->topics[t];
+        rn_kwrite_str(w, false, kt->name);
+        rn_kwrite_array(w, false, (int32_t)kt->n);
+        for (size_t j = 0; j < kt->n; j++, at++) {
+            Runnel__ListOffsetsPartitionResponse *r =
+                lr && at < lr->n_partitions ? lr->partitions[at] : NULL;
+            rn_kwrite_i32(w, x->parts[kt->first + j].partition);
+            rn_kwrite_i16(w, r ? rn_kafka_error((int)r->error_code)
+                               : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR));
+            rn_kwrite_i64(w, r ? r->timestamp : -1);
+            rn_kwrite_i64(w, r ? r->offset : -1);
+            if (v >= 4)
+                rn_kwrite_i32(w, -1); /* leader_epoch: not known here */
+        }
+    }
+    finish(req, o);
+}
+
+static int list_offsets(rn_kreq *req)
+{
+    rn_kreader *rd = &req->body;
+    int16_t v = req->h.api_version;
+    kctx *x = ctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    (void)rn_kread_i32(rd); /* replica_id */
+    int8_t isolation = v >= 2 ? rn_kread_i8(rd) : 0;
+    int32_t nt = rn_kread_array(rd, false, false, 6);
+    if (rd->err)
+        return rd->err;
+    size_t per = 4 + (v >= 4 ? 4 : 0) + 8;
+    size_t mark = rd->pos, n_parts = 0;
+    for (int32_t t = 0; t < nt && !rd->err; t++) {
+        (void)rn_kread_string(rd, false);
+        int32_t np = rn_kread_array(rd, false, false, per);
+        rn_kread_skip(rd, (size_t)np * per);
+        n_parts += (size_t)np;
+    }
+    if (rd->err)
+        return rd->err;
+    rd->pos = mark;
+    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
+    x->parts = ctx_alloc(x, n_parts * sizeof(*x->parts));
+    Runnel__ListOffsetsPartition *lp = ctx_alloc(x, n_parts * sizeof(*lp));
+    Runnel__ListOffsetsPartition **ptrs = ctx_alloc(x, n_parts * sizeof(*ptrs));
+    if (!x->topics || !x->parts || !lp || !ptrs)
+        return -ENOMEM;
+    bool bad_ts = false;
+    for (int32_t t = 0; t < nt; t++) {
+        ktopic *kt = &x->topics[x->n_topics++];
+        kt->name = ctx_str(x, rn_kread_string(rd, false));
+        if (!kt->name)
+            return -ENOMEM;
+        kt->first = x->n_parts;
+        int32_t np = rn_kread_array(rd, false, false, per);
+        for (int32_t p = 0; p < np; p++) {
+            size_t i = x->n_parts++;
+            kt->n++;
+            runnel__list_offsets_partition__init(&lp[i]);
+            ptrs[i] = &lp[i];
+            lp[i].topic = kt->name;
+            lp[i].partition = x->parts[i].partition = rn_kread_i32(rd);
+            if (v >= 4)
+                (void)rn_kread_i32(rd); /* current_leader_epoch */
+            lp[i].timestamp = rn_kread_i64(rd);
+            if (lp[i].timestamp < -2)
+                bad_ts = true;
+        }
+    }
+    if (rd->err)
+        return rd->err;
+    Runnel__ListOffsetsRequest lr = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
+    lr.isolation = isolation == 1 ? RUNNEL__ISOLATION_LEVEL__READ_COMMITTED
+                                  : RUNNEL__ISOLATION_LEVEL__READ_UNCOMMITTED;
+    lr.n_partitions = x->n_parts;
+    lr.partitions = ptrs;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__LIST_OFFSETS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
+    h.list_offsets = &lr;
+    /* A timestamp below -2 (Kafka's -3 max-timestamp, KIP-734) is not
+     * supported: the whole request is answered INVALID_REQUEST. */
+    int rc = bad_ts ? -RN_E_INVALID_REQUEST : rn_kreq_call(req, &h, NULL, 0, list_offsets_answer);
+    if (rc < 0) {
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        list_offsets_answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
+}
+
+/* ---- CreateTopics, DeleteTopics ---------------------------------------------------------- */
+
+/* Both answer [name, error_code (, error_message for CreateTopics)] per topic
+ * in request order; the native answer lists the same topics in that order. */
+static void topics_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                          unsigned n_slices)
+{
+    rn_kreq *req = (rn_kreq *)call;
+    kctx *x = req->ctx;
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    bool create = req->h.api_key == RN_KAFKA_CREATE_TOPICS;
+    Runnel__TopicResult **res = NULL;
+    size_t n_res = 0;
+    if (create && hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_CREATE_TOPICS) {
+        res = hdr->create_topics->topics;
+        n_res = hdr->create_topics->n_topics;
+    } else if (!create && hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_DELETE_TOPICS) {
+        res = hdr->delete_topics->topics;
+        n_res = hdr->delete_topics->n_topics;
+    }
+    int16_t whole = rn_kafka_error((int)hdr->error_code);
+    rn_kout *o = begin(req, false);
+    if (!o) {
+        finish(req, o);
+        return;
+    }
+    rn_kwriter *w = &o->w;
+    rn_kwrite_i32(w, 0); /* throttle_time_ms */
+    rn_kwrite_array(w, false, (int32_t)x->n_topics);
+    for (size_t i = 0; i < x->n_topics; i++) {
+        const Runnel__TopicResult *r = i < n_res ? res[i] : NULL;
+        int16_t err = x->parts[i].error ? x->parts[i].error
+                      : r               ? rn_kafka_error((int)r->error_code)
+                      : whole           ? whole
+                                        : RN_KAFKA_UNKNOWN_SERVER_ERROR;
+        rn_kwrite_str(w, false, x->topics[i].name);
+        rn_kwrite_i16(w, err);
+        if (create) /* error_message, v1+ */
+            rn_kwrite_str(w, false,
+                          err && r && r->error_message && *r->error_message  ? r->error_message
+                          : err && hdr->error_message && *hdr->error_message ? hdr->error_message
+                                                                             : NULL);
+    }
+    finish(req, o);
+}
+
+static int create_topics(rn_kreq *req)
+{
+    rn_kreader *rd = &req->body;
+    kctx *x = ctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    int32_t nt = rn_kread_array(rd, false, false, 2 + 4 + 2 + 4 + 4);
+    if (rd->err)
+        return rd->err;
+    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
+    x->parts = ctx_alloc(x, (size_t)nt * sizeof(*x->parts)); /* per topic: its own error */
+    Runnel__NewTopic *nts = ctx_alloc(x, (size_t)nt * sizeof(*nts));
+    Runnel__NewTopic **ptrs = ctx_alloc(x, (size_t)nt * sizeof(*ptrs));
+    if (!x->topics || !x->parts || !nts || !ptrs)
+        return -ENOMEM;
+    for (int32_t t = 0; t < nt; t++) {
+        ktopic *kt = &x->topics[x->n_topics++];
+        if (!(kt->name = ctx_str(x, rn_kread_string(rd, false))))
+            return -ENOMEM;
+        runnel__new_topic__init(&nts[t]);
+        ptrs[t] = &nts[t];
+        nts[t].name = kt->name;
+        nts[t].num_partitions = rn_kread_i32(rd);
+        nts[t].replication_factor = rn_kread_i16(rd);
+        int32_t na = rn_kread_array(rd, false, false, 8);
+        for (int32_t a = 0; a < na && !rd->err; a++) {
+            (void)rn_kread_i32(rd);
+            int32_t nb = rn_kread_array(rd, false, false, 4);
+            rn_kread_skip(rd, (size_t)nb * 4);
+        }
+        if (na > 0) /* manual assignments: runnel places replicas itself */
+            x->parts[t].error = RN_KAFKA_INVALID_REQUEST;
+        int32_t nc = rn_kread_array(rd, false, false, 4);
+        if (rd->err)
+            return rd->err;
+        Runnel__NewTopic__ConfigsEntry *ce = ctx_alloc(x, (size_t)nc * sizeof(*ce));
+        Runnel__NewTopic__ConfigsEntry **cp = ctx_alloc(x, (size_t)nc * sizeof(*cp));
+        if (!ce || !cp)
+            return -ENOMEM;
+        for (int32_t c = 0; c < nc && !rd->err; c++) {
+            runnel__new_topic__configs_entry__init(&ce[c]);
+            cp[c] = &ce[c];
+            ce[c].key = ctx_str(x, rn_kread_string(rd, false));
+            ce[c].value = ctx_str(x, rn_kread_string(rd, true));
+            if (!ce[c].key || !ce[c].value)
+                return -ENOMEM;
+        }
+        nts[t].n_configs = (size_t)nc;
+        nts[t].configs = cp;
+    }
+    int32_t timeout_ms = rn_kread_i32(rd);
+    bool validate_only = rn_kread_i8(rd) != 0;
+    if (rd->err)
+        return rd->err;
+    /* The native answer lists its topics in request order, which
+     * topics_answer relies on: a topic refused here (manual assignments)
+     * fails the whole request below rather than leave a gap. */
+    Runnel__NewTopic **send = ctx_alloc(x, (size_t)nt * sizeof(*send));
+    if (!send)
+        return -ENOMEM;
+    size_t n_send = 0;
+    for (int32_t t = 0; t < nt; t++)
+        if (!x->parts[t].error)
+            send[n_send++] = ptrs[t];
+    Runnel__CreateTopicsRequest cr = RUNNEL__CREATE_TOPICS_REQUEST__INIT;
+    cr.n_topics = n_send;
+    cr.topics = send;
+    cr.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
+    cr.validate_only = validate_only;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__CREATE_TOPICS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CREATE_TOPICS;
+    h.create_topics = &cr;
+    if (n_send != (size_t)nt) {
+        /* Nothing is created: each refused topic says why, the others
+         * INVALID_REQUEST (the request as a whole was not run). */
+        for (int32_t t = 0; t < nt; t++)
+            if (!x->parts[t].error)
+                x->parts[t].error = RN_KAFKA_INVALID_REQUEST;
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        topics_answer(&req->call, &eh, NULL, 0);
+        return 0;
+    }
+    int rc = rn_kreq_call(req, &h, NULL, 0, topics_answer);
+    if (rc < 0) {
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        topics_answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
+}
+
+static int delete_topics(rn_kreq *req)
+{
+    rn_kreader *rd = &req->body;
+    kctx *x = ctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    int32_t nt = rn_kread_array(rd, false, false, 2);
+    if (rd->err)
+        return rd->err;
+    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
+    x->parts = ctx_alloc(x, (size_t)nt * sizeof(*x->parts));
+    char **names = ctx_alloc(x, (size_t)nt * sizeof(*names));
+    if (!x->topics || !x->parts || !names)
+        return -ENOMEM;
+    for (int32_t t = 0; t < nt; t++) {
+        ktopic *kt = &x->topics[x->n_topics++];
+        if (!(kt->name = names[t] = ctx_str(x, rn_kread_string(rd, false))))
+            return -ENOMEM;
+    }
+    int32_t timeout_ms = rn_kread_i32(rd);
+    if (rd->err)
+        return rd->err;
+    Runnel__DeleteTopicsRequest dr = RUNNEL__DELETE_TOPICS_REQUEST__INIT;
+    dr.n_topics = (size_t)nt;
+    dr.topics = names;
+    dr.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__DELETE_TOPICS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
+    h.delete_topics = &dr;
+    int rc = rn_kreq_call(req, &h, NULL, 0, topics_answer);
+    if (rc < 0) {
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        topics_answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
+}
+
+/* ---- Dispatch ------------------------------------------------------------------------------ */
+
+int rn_kafka_dispatch(rn_kreq *req)
+{
+    int16_t key = req->h.api_key;
+    if (key == RN_KAFKA_API_VERSIONS)
+        return api_versions(req);
+    if (!version_ok(key, req->h.api_version)) {
+        rn_logfmt(RN_DEBUG, "kafka: unsupported API or version", "api_key=%d api_version=%d", key,
+                  req->h.api_version);
+        answer_unsupported(req);
+        return 0;
+    }
+    switch (key) {
+    case RN_KAFKA_METADATA:
+        return metadata(req);
+    case RN_KAFKA_PRODUCE:
+        return produce(req);
+    case RN_KAFKA_FETCH:
+        return fetch(req);
+    case RN_KAFKA_LIST_OFFSETS:
+        return list_offsets(req);
+    case RN_KAFKA_CREATE_TOPICS:
+        return create_topics(req);
+    case RN_KAFKA_DELETE_TOPICS:
+        return delete_topics(req);
+    default:
+        answer_unsupported(req);
+        return 0;
+    }
+}
