@@ -1,6 +1,7 @@
 /*
- * conn.c — the Kafka listener of reactor 0 and its connections: accept,
- * receive, cut frames, queue answers in request order, send.
+ * conn.c — the Kafka listener of reactor 0 and its connections: accept
+ * (rn_acceptor, the loop the other listeners share), receive, cut frames,
+ * queue answers in request order, send.
  *
  * Receiving: a one-shot recv into the connection's own buffer (not the
  * reactor's provided ring: a Kafka request is copied once into its own
@@ -13,7 +14,8 @@
  * acks=0, its silence) marks it done, and done requests leave from the head
  * into the send queue.
  *
- * Idle: a 1 s timer closes connections idle for connections.max.idle.ms.
+ * Idle: a 1 s timer closes connections idle for connections.max.idle.ms; it
+ * is also the tick on which an accept that ran out of descriptors resumes.
  *
  * Backpressure: with more than connection.send.budget.bytes queued, or 256
  * requests in flight, the connection is not read until that halves.
@@ -26,9 +28,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +46,11 @@
 
 typedef struct rn_kafka {
     rn_reactor *r;
-    int listen_fd;
+    rn_acceptor acc; /* the Kafka listener (broker/net/listen.h) */
     uint16_t port;
-    rn_io_op accept_op, cancel_op, tick_op, cancel_tick_op;
+    rn_io_op tick_op, cancel_tick_op;
     struct __kernel_timespec tick_ts;
-    bool accepting, cancel_inflight, stopping, tick_armed, cancel_tick_inflight;
+    bool stopping, tick_armed, cancel_tick_inflight;
     rn_kconn *conns;
     unsigned n_conns, n_live;
 } rn_kafka;
@@ -476,10 +476,9 @@ static void flush(rn_kconn *c)
 
 /* ---- Accept ------------------------------------------------------------------------------ */
 
-static void arm_accept(rn_kafka *k);
-
-static void conn_new(rn_kafka *k, int fd)
+static void conn_new(void *arg, int fd)
 {
+    rn_kafka *k = arg;
     rn_reactor *r = k->r;
     if (k->stopping || r->stopping || !rn_conn_slot_take(r->b)) {
         rn_conn_refused(r, "kafka",
@@ -500,18 +499,10 @@ static void conn_new(rn_kafka *k, int fd)
     c->refs = 1;
     c->last_active_ms = rn_now_ms();
     k->n_live++;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
-                    NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+    rn_listen_accepted(fd, c->peer, sizeof(c->peer));
     char vpeer[96];
     snprintf(vpeer, sizeof(vpeer), "kafka:%s", c->peer);
     rn_gw_client_init(&c->cl, r, vpeer);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->next = k->conns;
     if (k->conns)
         k->conns->prev = c;
@@ -527,31 +518,6 @@ static void shed_one(void *arg, int fd)
     rn_kafka *k = arg;
     rn_conn_refused(k->r, "kafka", "out_of_descriptors");
     rn_listen_close_refused(fd);
-}
-
-static void accept_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_kafka *k = (rn_kafka *)((char *)op - offsetof(rn_kafka, accept_op));
-    if (res >= 0)
-        conn_new(k, res);
-    else if ((res == -EMFILE || res == -ENFILE) && k->listen_fd >= 0)
-        rn_listen_shed(k->listen_fd, shed_one, k);
-    else if (res != -ECANCELED)
-        rn_logfmt(RN_DEBUG, "kafka accept failed", "err=%s", rn_errname(res));
-    if (!(flags & IORING_CQE_F_MORE)) {
-        k->accepting = false;
-        if (!k->stopping && !k->r->stopping && k->listen_fd >= 0)
-            arm_accept(k);
-    }
-}
-
-static void arm_accept(rn_kafka *k)
-{
-    struct io_uring_sqe *sqe = rn_io_sqe(k->r->io, &k->accept_op, accept_done);
-    if (!sqe)
-        return;
-    io_uring_prep_multishot_accept(sqe, k->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    k->accepting = true;
 }
 
 /* ---- Tick: idle connections ------------------------------------------------------------ */
@@ -571,6 +537,7 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
     k->tick_armed = false;
     if (k->stopping)
         return;
+    rn_acceptor_tick(&k->acc);
     int64_t now = rn_now_ms(), idle = k->r->b->cfg.connections_max_idle_ms;
     for (rn_kconn *c = k->conns, *next; c; c = next) {
         next = c->next;
@@ -592,18 +559,20 @@ int rn_kafka_listen(rn_reactor *r, const char *hostport)
     if (!k)
         return -ENOMEM;
     k->r = r;
-    int rc = rn_listen_open("kafka", hostport, true, &k->listen_fd);
+    rn_acceptor_init(&k->acc, "kafka", conn_new, shed_one, k);
+    int fd;
+    int rc = rn_listen_open("kafka", hostport, true, &fd);
     if (rc < 0) {
         free(k);
         return rc;
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    if (getsockname(k->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         k->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
     r->kafka = k;
-    arm_accept(k);
+    rn_acceptor_start(&k->acc, r->io, fd);
     arm_tick(k);
     return 0;
 }
@@ -614,14 +583,6 @@ uint16_t rn_kafka_port(const rn_reactor *r)
 }
 
 /* ---- Shutdown ------------------------------------------------------------------------------ */
-
-static void cancel_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_kafka *k = (rn_kafka *)((char *)op - offsetof(rn_kafka, cancel_op));
-    (void)res;
-    (void)flags;
-    k->cancel_inflight = false;
-}
 
 static void cancel_tick_done(rn_io_op *op, int res, uint32_t flags)
 {
@@ -637,17 +598,7 @@ void rn_kafka_stop(rn_reactor *r)
     if (!k || k->stopping)
         return;
     k->stopping = true;
-    if (k->accepting) {
-        struct io_uring_sqe *sqe = rn_io_sqe(r->io, &k->cancel_op, cancel_done);
-        if (sqe) {
-            io_uring_prep_cancel(sqe, &k->accept_op, 0);
-            k->cancel_inflight = true;
-        }
-    }
-    if (k->listen_fd >= 0) {
-        close(k->listen_fd);
-        k->listen_fd = -1;
-    }
+    rn_acceptor_stop(&k->acc);
     if (k->tick_armed && !k->cancel_tick_inflight) {
         struct io_uring_sqe *sqe = rn_io_sqe(r->io, &k->cancel_tick_op, cancel_tick_done);
         if (sqe) {
@@ -662,8 +613,8 @@ void rn_kafka_stop(rn_reactor *r)
 bool rn_kafka_idle(rn_reactor *r)
 {
     rn_kafka *k = r ? r->kafka : NULL;
-    return !k || (!k->n_live && !k->accepting && !k->cancel_inflight && !k->tick_armed &&
-                  !k->cancel_tick_inflight);
+    return !k ||
+           (!k->n_live && rn_acceptor_idle(&k->acc) && !k->tick_armed && !k->cancel_tick_inflight);
 }
 
 void rn_kafka_free(rn_reactor *r)
@@ -673,8 +624,7 @@ void rn_kafka_free(rn_reactor *r)
         return;
     while (k->conns)
         conn_close(k->conns, "freed");
-    if (k->listen_fd >= 0)
-        close(k->listen_fd);
+    rn_acceptor_fini(&k->acc);
     free(k);
     r->kafka = NULL;
 }

@@ -1,7 +1,7 @@
 /*
- * listen.c — the listening sockets of runneld (native protocol and HTTP).
+ * listen.c — the listening sockets of runneld (native protocol, HTTP, Kafka).
  *
- * One way to open them, so both listeners behave alike:
+ * One way to open them, so all listeners behave alike:
  *   - one reactor: no SO_REUSEPORT, so a second broker started on the same
  *     port by mistake gets EADDRINUSE instead of silently sharing the port's
  *     connections;
@@ -33,7 +33,7 @@
  *
  * The accept loop itself (rn_acceptor: multishot accept, shedding, backing
  * off, re-arming when the kernel ends the multishot, cancelling at shutdown)
- * is the same for both listeners and lives here too; what differs is what
+ * is the same for every listener and lives here too; what differs is what
  * each does with an accepted socket (on_fd) and with a refused one.
  */
 #include <errno.h>

@@ -26,7 +26,7 @@ int rn_listen_open_shared(const char *what, const char *hostport, unsigned n, in
  * back when that connection closes. Any reactor's thread. */
 bool rn_conn_slot_take(rn_broker *b);
 void rn_conn_slot_give(rn_broker *b);
-/* An accepted socket was refused (listener "native" or "http", reason
+/* An accepted socket was refused (listener "native", "http" or "kafka", reason
  * "max.connections", "shutting_down", ...): counted in r's
  * connections_rejected and logged, at most one line a second over the whole
  * broker with the count since the last line, so a flood of refusals is not
@@ -44,7 +44,7 @@ unsigned rn_listen_shed(int listen_fd, void (*refuse)(void *arg, int fd), void *
  * ("host:port", "?:?" when unknown) written to peer. */
 void rn_listen_accepted(int fd, char *peer, size_t peer_len);
 
-/* ---- Acceptor: the accept loop both listeners share --------------------------- */
+/* ---- Acceptor: the accept loop every listener shares ------------------------- */
 
 /* A multishot accept on a listening socket of one reactor's ring. Each
  * accepted socket goes to on_fd (which takes it over: it takes a slot with
@@ -59,7 +59,7 @@ typedef struct rn_acceptor {
     bool cancelling; /* its cancellation is in flight */
     bool backoff;    /* out of descriptors: rn_acceptor_tick re-arms */
     bool stopped;
-    const char *listener; /* "native" or "http", for logs */
+    const char *listener; /* "native", "http" or "kafka", for logs */
     void (*on_fd)(void *arg, int fd);
     void (*refuse)(void *arg, int fd);
     void *arg;
