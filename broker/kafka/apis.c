@@ -129,22 +129,67 @@ static kctx *ctx_new(rn_kreq *req)
     return x;
 }
 
+/* Room for nt topics and n_parts partitions (what the answer lists back). */
+static bool ctx_tables(kctx *x, size_t nt, size_t n_parts)
+{
+    x->topics = ctx_alloc(x, nt * sizeof(*x->topics));
+    x->parts = ctx_alloc(x, n_parts * sizeof(*x->parts));
+    return x->topics && x->parts;
+}
+
+/* The next topic of the request: its name read, its partitions to follow.
+ * NULL when out of memory. */
+static ktopic *read_topic(kctx *x, rn_kreader *rd)
+{
+    ktopic *kt = &x->topics[x->n_topics++];
+    kt->name = ctx_str(x, rn_kread_string(rd, false));
+    kt->first = x->n_parts;
+    return kt->name ? kt : NULL;
+}
+
+/* First pass over nt topics whose partitions are per bytes each: how many
+ * partitions, so every array is sized once (the counts are bounded by the
+ * bytes, codec.c). The reader is left where it was. */
+static int count_parts(rn_kreader *rd, int32_t nt, size_t per, size_t *n_parts)
+{
+    size_t mark = rd->pos, n = 0;
+    for (int32_t t = 0; t < nt && !rd->err; t++) {
+        (void)rn_kread_string(rd, false);
+        int32_t np = rn_kread_array(rd, false, false, per);
+        rn_kread_skip(rd, (size_t)np * per);
+        n += (size_t)np;
+    }
+    if (rd->err)
+        return rd->err;
+    rd->pos = mark;
+    *n_parts = n;
+    return 0;
+}
+
 /* ---- Answers --------------------------------------------------------------------- */
 
+/* The native answer's slices, for the answers that copy what they need. */
+static void release(rn_slice *slices, unsigned n_slices)
+{
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+}
+
+/* An answer's writer with its header written; NULL when out of memory, the
+ * request then already answered (the connection closes). */
 static rn_kout *begin(rn_kreq *req, bool flexible)
 {
     rn_kout *o = rn_kout_new();
-    if (o)
-        rn_kafka_response_begin(&o->w, req->h.correlation_id, flexible);
+    if (!o) {
+        rn_kreq_oom(req);
+        return NULL;
+    }
+    rn_kafka_response_begin(&o->w, req->h.correlation_id, flexible);
     return o;
 }
 
 static void finish(rn_kreq *req, rn_kout *o)
 {
-    if (!o) {
-        rn_kreq_oom(req);
-        return;
-    }
     size_t extra = 0; /* fetch data spliced in from the segments */
     for (unsigned i = 0; i < o->n_pieces; i++)
         if (o->pieces[i].ext)
@@ -156,9 +201,26 @@ static void finish(rn_kreq *req, rn_kout *o)
 static void answer_unsupported(rn_kreq *req)
 {
     rn_kout *o = begin(req, false);
-    if (o)
-        rn_kwrite_i16(&o->w, RN_KAFKA_UNSUPPORTED_VERSION);
+    if (!o)
+        return;
+    rn_kwrite_i16(&o->w, RN_KAFKA_UNSUPPORTED_VERSION);
     finish(req, o);
+}
+
+/* Run h in-process; answer is called with the native answer, or at once
+ * with the error when the call cannot start (rc < 0 is such an error
+ * found before the call: it is not made). */
+static int call_native(rn_kreq *req, int rc, Runnel__RequestHeader *h, const void *payload,
+                       size_t len, rn_gw_answer_cb answer)
+{
+    if (rc >= 0)
+        rc = rn_kreq_call(req, h, payload, len, answer);
+    if (rc < 0) {
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = (uint32_t)-rc;
+        answer(&req->call, &eh, NULL, 0);
+    }
+    return 0;
 }
 
 /* ---- ApiVersions ---------------------------------------------------------------------- */
@@ -262,8 +324,7 @@ static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sl
 {
     rn_kreq *req = (rn_kreq *)call;
     kctx *x = req->ctx;
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
+    release(slices, n_slices);
     rn_broker *b = rn_kreq_broker(req);
     /* A wildcard or a name is advertised as 127.0.0.1 (clients resolve
      * "localhost" to ::1 first on some systems). */
@@ -319,13 +380,7 @@ static int metadata(rn_kreq *req)
     h.api = RUNNEL__API__METADATA;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
     h.metadata = &mr;
-    int rc = rn_kreq_call(req, &h, NULL, 0, metadata_answer);
-    if (rc < 0) {
-        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
-        eh.error_code = (uint32_t)-rc;
-        metadata_answer(&req->call, &eh, NULL, 0);
-    }
-    return 0;
+    return call_native(req, 0, &h, NULL, 0, metadata_answer);
 }
 
 /* ---- Produce ---------------------------------------------------------------------------- */
@@ -335,8 +390,7 @@ static void produce_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sli
 {
     rn_kreq *req = (rn_kreq *)call;
     kctx *x = req->ctx;
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
+    release(slices, n_slices);
     if (x->acks == 0) {
         rn_kreq_answer(req, NULL); /* acks=0: no answer at all */
         return;
@@ -346,10 +400,8 @@ static void produce_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sli
         hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_PRODUCE ? hdr->produce : NULL;
     int16_t whole = rn_kafka_error((int)hdr->error_code);
     rn_kout *o = begin(req, false);
-    if (!o) {
-        finish(req, o);
+    if (!o)
         return;
-    }
     rn_kwriter *w = &o->w;
     rn_kwrite_array(w, false, (int32_t)x->n_topics);
     for (size_t t = 0; t < x->n_topics; t++) {
@@ -434,20 +486,16 @@ static int produce(rn_kreq *req)
     if (rd->err)
         return rd->err;
     rd->pos = mark;
-    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
-    x->parts = ctx_alloc(x, n_parts * sizeof(*x->parts));
     Runnel__ProducePartition *pp = ctx_alloc(x, n_batches * sizeof(*pp));
     Runnel__ProducePartition **ptrs = ctx_alloc(x, n_batches * sizeof(*ptrs));
     uint8_t *payload = ctx_alloc(x, payload_len);
-    if (!x->topics || !x->parts || !pp || !ptrs || !payload)
+    if (!ctx_tables(x, (size_t)nt, n_parts) || !pp || !ptrs || !payload)
         return -ENOMEM;
     size_t nb = 0, plen = 0;
     for (int32_t t = 0; t < nt; t++) {
-        ktopic *kt = &x->topics[x->n_topics++];
-        kt->name = ctx_str(x, rn_kread_string(rd, false));
-        if (!kt->name)
+        ktopic *kt = read_topic(x, rd);
+        if (!kt)
             return -ENOMEM;
-        kt->first = x->n_parts;
         int32_t np = rn_kread_array(rd, false, false, 8);
         for (int32_t p = 0; p < np; p++) {
             kpart *kp = &x->parts[x->n_parts++];
@@ -553,17 +601,14 @@ static void fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice
     int16_t v = req->h.api_version;
     rn_kout *o = begin(req, false);
     if (!o) {
-        for (unsigned i = 0; i < n_slices; i++)
-            rn_slice_release(&slices[i]);
-        finish(req, o);
+        release(slices, n_slices);
         return;
     }
     /* The answer holds the references until it is sent. */
     if (n_slices) {
         o->slices = malloc(n_slices * sizeof(*slices));
         if (!o->slices) {
-            for (unsigned i = 0; i < n_slices; i++)
-                rn_slice_release(&slices[i]);
+            release(slices, n_slices);
             o->w.oom = true;
             finish(req, o);
             return;
@@ -635,29 +680,18 @@ static int fetch(rn_kreq *req)
     int32_t nt = rn_kread_array(rd, false, false, 6);
     if (rd->err)
         return rd->err;
-    size_t mark = rd->pos, n_parts = 0;
-    size_t per = 4 + (v >= 9 ? 4 : 0) + 8 + (v >= 5 ? 8 : 0) + 4;
-    for (int32_t t = 0; t < nt && !rd->err; t++) {
-        (void)rn_kread_string(rd, false);
-        int32_t np = rn_kread_array(rd, false, false, per);
-        rn_kread_skip(rd, (size_t)np * per);
-        n_parts += (size_t)np;
-    }
-    if (rd->err)
-        return rd->err;
-    rd->pos = mark;
-    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
-    x->parts = ctx_alloc(x, n_parts * sizeof(*x->parts));
+    size_t n_parts, per = 4 + (v >= 9 ? 4 : 0) + 8 + (v >= 5 ? 8 : 0) + 4;
+    int rc = count_parts(rd, nt, per, &n_parts);
+    if (rc < 0)
+        return rc;
     Runnel__FetchPartition *fp = ctx_alloc(x, n_parts * sizeof(*fp));
     Runnel__FetchPartition **ptrs = ctx_alloc(x, n_parts * sizeof(*ptrs));
-    if (!x->topics || !x->parts || !fp || !ptrs)
+    if (!ctx_tables(x, (size_t)nt, n_parts) || !fp || !ptrs)
         return -ENOMEM;
     for (int32_t t = 0; t < nt; t++) {
-        ktopic *kt = &x->topics[x->n_topics++];
-        kt->name = ctx_str(x, rn_kread_string(rd, false));
-        if (!kt->name)
+        ktopic *kt = read_topic(x, rd);
+        if (!kt)
             return -ENOMEM;
-        kt->first = x->n_parts;
         int32_t np = rn_kread_array(rd, false, false, per);
         for (int32_t p = 0; p < np; p++) {
             size_t i = x->n_parts++;
@@ -699,13 +733,7 @@ static int fetch(rn_kreq *req)
     h.api = RUNNEL__API__FETCH;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH;
     h.fetch = &fr;
-    int rc = rn_kreq_call(req, &h, NULL, 0, fetch_answer);
-    if (rc < 0) {
-        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
-        eh.error_code = (uint32_t)-rc;
-        fetch_answer(&req->call, &eh, NULL, 0);
-    }
-    return 0;
+    return call_native(req, 0, &h, NULL, 0, fetch_answer);
 }
 
 /* ---- ListOffsets -------------------------------------------------------------------------- */
@@ -715,17 +743,14 @@ static void list_offsets_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, r
 {
     rn_kreq *req = (rn_kreq *)call;
     kctx *x = req->ctx;
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
+    release(slices, n_slices);
     int16_t v = req->h.api_version;
     Runnel__ListOffsetsResponse *lr =
         hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS ? hdr->list_offsets : NULL;
     int16_t whole = rn_kafka_error((int)hdr->error_code);
     rn_kout *o = begin(req, false);
-    if (!o) {
-        finish(req, o);
+    if (!o)
         return;
-    }
     rn_kwriter *w = &o->w;
     if (v >= 2)
         rn_kwrite_i32(w, 0); /* throttle_time_ms */
@@ -762,30 +787,19 @@ static int list_offsets(rn_kreq *req)
     int32_t nt = rn_kread_array(rd, false, false, 6);
     if (rd->err)
         return rd->err;
-    size_t per = 4 + (v >= 4 ? 4 : 0) + 8;
-    size_t mark = rd->pos, n_parts = 0;
-    for (int32_t t = 0; t < nt && !rd->err; t++) {
-        (void)rn_kread_string(rd, false);
-        int32_t np = rn_kread_array(rd, false, false, per);
-        rn_kread_skip(rd, (size_t)np * per);
-        n_parts += (size_t)np;
-    }
-    if (rd->err)
-        return rd->err;
-    rd->pos = mark;
-    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
-    x->parts = ctx_alloc(x, n_parts * sizeof(*x->parts));
+    size_t n_parts, per = 4 + (v >= 4 ? 4 : 0) + 8;
+    int rc = count_parts(rd, nt, per, &n_parts);
+    if (rc < 0)
+        return rc;
     Runnel__ListOffsetsPartition *lp = ctx_alloc(x, n_parts * sizeof(*lp));
     Runnel__ListOffsetsPartition **ptrs = ctx_alloc(x, n_parts * sizeof(*ptrs));
-    if (!x->topics || !x->parts || !lp || !ptrs)
+    if (!ctx_tables(x, (size_t)nt, n_parts) || !lp || !ptrs)
         return -ENOMEM;
     bool bad_ts = false;
     for (int32_t t = 0; t < nt; t++) {
-        ktopic *kt = &x->topics[x->n_topics++];
-        kt->name = ctx_str(x, rn_kread_string(rd, false));
-        if (!kt->name)
+        ktopic *kt = read_topic(x, rd);
+        if (!kt)
             return -ENOMEM;
-        kt->first = x->n_parts;
         int32_t np = rn_kread_array(rd, false, false, per);
         for (int32_t p = 0; p < np; p++) {
             size_t i = x->n_parts++;
@@ -814,13 +828,7 @@ static int list_offsets(rn_kreq *req)
     h.list_offsets = &lr;
     /* A timestamp below -2 (Kafka's -3 max-timestamp, KIP-734) is not
      * supported: the whole request is answered INVALID_REQUEST. */
-    int rc = bad_ts ? -RN_E_INVALID_REQUEST : rn_kreq_call(req, &h, NULL, 0, list_offsets_answer);
-    if (rc < 0) {
-        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
-        eh.error_code = (uint32_t)-rc;
-        list_offsets_answer(&req->call, &eh, NULL, 0);
-    }
-    return 0;
+    return call_native(req, bad_ts ? -RN_E_INVALID_REQUEST : 0, &h, NULL, 0, list_offsets_answer);
 }
 
 /* ---- CreateTopics, DeleteTopics ---------------------------------------------------------- */
@@ -832,8 +840,7 @@ static void topics_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
 {
     rn_kreq *req = (rn_kreq *)call;
     kctx *x = req->ctx;
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
+    release(slices, n_slices);
     bool create = req->h.api_key == RN_KAFKA_CREATE_TOPICS;
     Runnel__TopicResult **res = NULL;
     size_t n_res = 0;
@@ -846,10 +853,8 @@ static void topics_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
     }
     int16_t whole = rn_kafka_error((int)hdr->error_code);
     rn_kout *o = begin(req, false);
-    if (!o) {
-        finish(req, o);
+    if (!o)
         return;
-    }
     rn_kwriter *w = &o->w;
     rn_kwrite_i32(w, 0); /* throttle_time_ms */
     rn_kwrite_array(w, false, (int32_t)x->n_topics);
@@ -879,15 +884,14 @@ static int create_topics(rn_kreq *req)
     int32_t nt = rn_kread_array(rd, false, false, 2 + 4 + 2 + 4 + 4);
     if (rd->err)
         return rd->err;
-    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
-    x->parts = ctx_alloc(x, (size_t)nt * sizeof(*x->parts)); /* per topic: its own error */
     Runnel__NewTopic *nts = ctx_alloc(x, (size_t)nt * sizeof(*nts));
     Runnel__NewTopic **ptrs = ctx_alloc(x, (size_t)nt * sizeof(*ptrs));
-    if (!x->topics || !x->parts || !nts || !ptrs)
+    /* parts: one per topic, for its own error */
+    if (!ctx_tables(x, (size_t)nt, (size_t)nt) || !nts || !ptrs)
         return -ENOMEM;
     for (int32_t t = 0; t < nt; t++) {
-        ktopic *kt = &x->topics[x->n_topics++];
-        if (!(kt->name = ctx_str(x, rn_kread_string(rd, false))))
+        ktopic *kt = read_topic(x, rd);
+        if (!kt)
             return -ENOMEM;
         runnel__new_topic__init(&nts[t]);
         ptrs[t] = &nts[t];
@@ -953,13 +957,7 @@ static int create_topics(rn_kreq *req)
         topics_answer(&req->call, &eh, NULL, 0);
         return 0;
     }
-    int rc = rn_kreq_call(req, &h, NULL, 0, topics_answer);
-    if (rc < 0) {
-        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
-        eh.error_code = (uint32_t)-rc;
-        topics_answer(&req->call, &eh, NULL, 0);
-    }
-    return 0;
+    return call_native(req, 0, &h, NULL, 0, topics_answer);
 }
 
 static int delete_topics(rn_kreq *req)
@@ -971,15 +969,14 @@ static int delete_topics(rn_kreq *req)
     int32_t nt = rn_kread_array(rd, false, false, 2);
     if (rd->err)
         return rd->err;
-    x->topics = ctx_alloc(x, (size_t)nt * sizeof(*x->topics));
-    x->parts = ctx_alloc(x, (size_t)nt * sizeof(*x->parts));
     char **names = ctx_alloc(x, (size_t)nt * sizeof(*names));
-    if (!x->topics || !x->parts || !names)
+    if (!ctx_tables(x, (size_t)nt, (size_t)nt) || !names)
         return -ENOMEM;
     for (int32_t t = 0; t < nt; t++) {
-        ktopic *kt = &x->topics[x->n_topics++];
-        if (!(kt->name = names[t] = ctx_str(x, rn_kread_string(rd, false))))
+        ktopic *kt = read_topic(x, rd);
+        if (!kt)
             return -ENOMEM;
+        names[t] = kt->name;
     }
     int32_t timeout_ms = rn_kread_i32(rd);
     if (rd->err)
@@ -992,13 +989,7 @@ static int delete_topics(rn_kreq *req)
     h.api = RUNNEL__API__DELETE_TOPICS;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
     h.delete_topics = &dr;
-    int rc = rn_kreq_call(req, &h, NULL, 0, topics_answer);
-    if (rc < 0) {
-        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
-        eh.error_code = (uint32_t)-rc;
-        topics_answer(&req->call, &eh, NULL, 0);
-    }
-    return 0;
+    return call_native(req, 0, &h, NULL, 0, topics_answer);
 }
 
 /* ---- Dispatch ------------------------------------------------------------------------------ */
