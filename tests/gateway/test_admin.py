@@ -92,6 +92,10 @@ def seed_group():
     """Topic r (2 partitions, 10 + 4 records) and group g committed at 6 / 2."""
     B.create_topic("r", 2)
     B.produce("r", [{"value": i} for i in range(10)], partition=0)
+    # t_mid must be later than partition 0's timestamps, not the same millisecond:
+    # a reset to a time finds the first record at or after it (on a fast machine
+    # the produce and this line share a millisecond, and partition 0 resets to 0).
+    time.sleep(0.05)
     t_mid = int(time.time() * 1000)
     time.sleep(0.05)
     B.produce("r", [{"value": i} for i in range(4)], partition=1)
