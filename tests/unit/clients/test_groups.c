@@ -447,10 +447,12 @@ Test(groups, killed_member_partitions_move, .timeout = 60)
             "groups: kill -9: the survivor held the dead member's partitions %lld ms after the "
             "kill (session.timeout.ms %s, heartbeat.interval.ms %s, broker tick 200 ms)\n",
             (long long)took, SESSION_MS, HEARTBEAT_MS);
-    /* Not before the session timeout could have expired. How soon after it is
-     * printed above, not asserted: a loaded CI machine stretches it (the take-over
-     * loop's own 15 s deadline is the liveness bound). */
-    cr_assert(took >= 1500, "moved after %lld ms: before the session could expire",
+    /* The session, not the closed connection, ends the membership: a broker
+     * that evicted on close would move them within a tick (200 ms). The session
+     * runs from the victim's last heartbeat, which on a loaded machine can be
+     * well before the kill (seen: 998 ms), so the bound is loose; how soon after
+     * is printed, not asserted (the loop's 15 s deadline is the liveness bound). */
+    cr_assert(took >= 500, "moved after %lld ms: on the close, not at the session's end",
               (long long)took);
     /* What the victim committed. Read after the take-over, not right after the
      * kill: a commit the victim sent just before it died may still sit in the
@@ -526,8 +528,13 @@ Test(groups, killed_member_partitions_move, .timeout = 60)
             "read twice (the victim's uncommitted window)\n",
             NPARTS * PER, (long long)victim_n, (long long)s.total, (long long)dups);
     /* The window is one auto-commit interval (300 ms) of a ~500 records/s
-     * reader; without commits it would be everything the victim read. */
-    cr_assert(dups < victim_n / 2, "%lld duplicates of %lld", (long long)dups, (long long)victim_n);
+     * reader; without commits it would be everything the victim read. A victim
+     * starved by a loaded machine reads a handful in all (seen: 8, none
+     * committed past): the per-record check above still holds, this one only
+     * means something over a real run. */
+    if (victim_n >= 200)
+        cr_assert(dups < victim_n / 2, "%lld duplicates of %lld", (long long)dups,
+                  (long long)victim_n);
     free(vcount);
     free(s.count);
     rt_broker_stop(&b);
