@@ -364,19 +364,19 @@ int cli_conn_start(const cli_conn *c)
     return rc < 0 ? CLI_ERROR : CLI_OK;
 }
 
-rn_admin *cli_admin_open(const cli_conn *c)
+int cli_admin_start(const cli_conn *c, rn_admin **out)
 {
+    int status = cli_conn_start(c);
+    if (status != CLI_OK)
+        return status;
     rn_conf *conf = cli_conn_conf(c, NULL);
     if (!conf)
-        return NULL;
-    rn_admin *a = NULL;
-    int rc = rn_admin_new(&a, conf);
+        return CLI_ERROR;
+    int rc = rn_admin_new(out, conf);
     rn_conf_free(conf);
-    if (rc < 0) {
-        cli_fail(rc, "admin client");
-        return NULL;
-    }
-    return a;
+    if (rc < 0)
+        return cli_fail(rc, "admin client");
+    return CLI_OK;
 }
 
 int cli_producer_drain(rn_producer *p, int timeout_ms)

@@ -114,9 +114,9 @@ int cli_conn_probe(const cli_conn *c);
  * or the producer's error. */
 int cli_producer_drain(rn_producer *p, int timeout_ms);
 
-/* An admin handle from c (it connects on its first call), or NULL after
- * printing why. The caller owns it (rn_admin_free). */
-rn_admin *cli_admin_open(const cli_conn *c);
+/* cli_conn_start, then an admin handle from c in *out (the caller owns it:
+ * rn_admin_free). CLI_OK, or the status to exit with after one line. */
+int cli_admin_start(const cli_conn *c, rn_admin **out);
 
 /* ---- Parsing ------------------------------------------------------------------ */
 

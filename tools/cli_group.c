@@ -671,14 +671,9 @@ int cli_group(int argc, char **argv)
     snprintf(cmd_buf, sizeof(cmd_buf), "group %s", sub);
     cli_cmd = cmd_buf;
 
-    status = cli_conn_start(&conn);
+    status = cli_admin_start(&conn, &a);
     if (status != CLI_OK)
         goto out;
-    a = cli_admin_open(&conn);
-    if (!a) {
-        status = CLI_ERROR;
-        goto out;
-    }
     if (is_list) {
         status = do_list(a, lng);
     } else if (is_describe) {

@@ -419,14 +419,9 @@ int cli_topic(int argc, char **argv)
     }
     cli_cmd = cmd_buf;
 
-    status = cli_conn_start(&conn);
+    status = cli_admin_start(&conn, &a);
     if (status != CLI_OK)
         goto out;
-    a = cli_admin_open(&conn);
-    if (!a) {
-        status = CLI_ERROR;
-        goto out;
-    }
     if (is_create)
         status = do_create(a, names, n, partitions, replicas, &cfg, if_not_exists);
     else if (is_delete)
