@@ -27,7 +27,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,10 +189,7 @@ void rn_offsets_free(rn_offsets *o)
     free(o);
 }
 
-static int cmp_group_id(const void *key, const void *elem)
-{
-    return strcmp(key, (*(ogroup *const *)elem)->id);
-}
+RN_SORTED_CMP_STR(cmp_group_id, ogroup, id)
 
 static size_t group_index(const rn_offsets *o, const char *id, bool *found)
 {
@@ -368,18 +364,6 @@ done:
     return rc;
 }
 
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int rn_offsets_load(rn_offsets *o, rn_log *log, char *err, size_t errlen)
 {
     int64_t off = rn_log_start_offset(log), end = rn_log_end_offset(log);
@@ -387,8 +371,8 @@ int rn_offsets_load(rn_offsets *o, rn_log *log, char *err, size_t errlen)
         rn_slice s;
         int rc = rn_log_read(log, off, 1u << 20, end, &s);
         if (rc < 0)
-            return fail(rc, err, errlen, "%s: read at offset %" PRId64 ": %s", rn_log_name(log),
-                        off, rn_log_errmsg(log));
+            return rn_errf(rc, err, errlen, "%s: read at offset %" PRId64 ": %s", rn_log_name(log),
+                           off, rn_log_errmsg(log));
         if (s.len == 0)
             break;
         size_t pos = 0;
@@ -398,14 +382,15 @@ int rn_offsets_load(rn_offsets *o, rn_log *log, char *err, size_t errlen)
                 rn_batch_size(&h) > s.len - pos) {
                 /* rn_log_read returns whole batches: this is corruption. */
                 rn_slice_release(&s);
-                return fail(-RN_E_CORRUPT_SEGMENT, err, errlen,
-                            "%s: batch at offset %" PRId64 " does not decode", rn_log_name(log),
-                            off);
+                return rn_errf(-RN_E_CORRUPT_SEGMENT, err, errlen,
+                               "%s: batch at offset %" PRId64 " does not decode", rn_log_name(log),
+                               off);
             }
             rc = apply_batch(o, s.data + pos, rn_batch_size(&h));
             if (rc < 0) {
                 rn_slice_release(&s);
-                return fail(rc, err, errlen, "%s: out of memory loading offsets", rn_log_name(log));
+                return rn_errf(rc, err, errlen, "%s: out of memory loading offsets",
+                               rn_log_name(log));
             }
             pos += rn_batch_size(&h);
         }
