@@ -196,25 +196,26 @@ static size_t group_index(const rn_offsets *o, const char *id, bool *found)
     return rn_sorted_find(o->groups, o->n, sizeof(*o->groups), id, cmp_group_id, found);
 }
 
+typedef struct entry_key {
+    const char *topic;
+    int32_t partition;
+} entry_key;
+
+/* A group's entries sort by topic, then partition. */
+static int cmp_entry(const void *key, const void *elem)
+{
+    const entry_key *k = key;
+    const rn_offset_entry *e = elem;
+    int c = strcmp(k->topic, e->topic);
+    if (c == 0)
+        c = k->partition < e->partition ? -1 : k->partition > e->partition;
+    return c;
+}
+
 static size_t entry_index(const ogroup *g, const char *topic, int32_t partition, bool *found)
 {
-    size_t lo = 0, hi = g->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->e[mid].topic, topic);
-        if (c == 0)
-            c = g->e[mid].partition < partition ? -1 : g->e[mid].partition > partition;
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    entry_key k = {topic, partition};
+    return rn_sorted_find(g->e, g->n, sizeof(*g->e), &k, cmp_entry, found);
 }
 
 static ogroup *find_group(const rn_offsets *o, const char *id)
