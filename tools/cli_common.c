@@ -438,6 +438,16 @@ int cli_one_topic(int argc, char **argv, const char **topic)
     return CLI_OK;
 }
 
+int cli_strv_push(const char ***v, size_t *n, const char *s)
+{
+    const char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+    if (!nv)
+        return cli_fail(-ENOMEM, "options");
+    *v = nv;
+    nv[(*n)++] = s;
+    return CLI_OK;
+}
+
 int cli_opt_unescape(const char *flag, const char *arg, char **out, size_t *len)
 {
     free(*out);

@@ -139,6 +139,10 @@ int cli_getopt(int argc, char **argv, const char *optstring, const struct option
  * only one. CLI_OK, or CLI_USAGE after the message (none, or more than one). */
 int cli_one_topic(int argc, char **argv, const char **topic);
 
+/* Append s (borrowed: an argv string) to the array *v of *n, for a
+ * repeatable option. CLI_OK, or CLI_ERROR after one line (out of memory). */
+int cli_strv_push(const char ***v, size_t *n, const char *s);
+
 /* The value of option flag ("-D") through cli_unescape into *out (which is
  * freed first: the last one given wins). CLI_OK, or CLI_USAGE after
  * "<flag> <arg>: bad escape". */

@@ -569,16 +569,11 @@ int cli_group(int argc, char **argv)
         case 'l':
             lng = true;
             break;
-        case 't': {
-            const char **t = realloc(topics, (n_topics + 1) * sizeof(*t));
-            if (!t) {
-                status = cli_fail(-ENOMEM, "options");
+        case 't':
+            status = cli_strv_push(&topics, &n_topics, optarg);
+            if (status != CLI_OK)
                 goto out;
-            }
-            topics = t;
-            topics[n_topics++] = optarg;
             break;
-        }
         case OPT_EARLIEST:
             kind = R_EARLIEST;
             n_kinds++;

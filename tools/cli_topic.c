@@ -338,16 +338,11 @@ int cli_topic(int argc, char **argv)
             }
             break;
         }
-        case OPT_DELETE_CONFIG: {
-            const char **d = realloc(del, (n_del + 1) * sizeof(*d));
-            if (!d) {
-                status = cli_fail(-ENOMEM, "options");
+        case OPT_DELETE_CONFIG:
+            status = cli_strv_push(&del, &n_del, optarg);
+            if (status != CLI_OK)
                 goto out;
-            }
-            del = d;
-            del[n_del++] = optarg;
             break;
-        }
         case OPT_IF_NOT_EXISTS:
             if_not_exists = true;
             break;
