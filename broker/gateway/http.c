@@ -51,7 +51,6 @@
  * queue is never freed under a sendmsg in flight.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
