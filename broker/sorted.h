@@ -8,9 +8,19 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* cmp(key, elem) < 0, 0, > 0 as key sorts before, at, after elem. */
 typedef int (*rn_sorted_cmp)(const void *key, const void *elem);
+
+/* Defines `static int name(const void *key, const void *elem)`, the cmp of an
+ * array of pointers to type sorted by their string member field (groups by
+ * id, topics by name): key is the string. */
+#define RN_SORTED_CMP_STR(name, type, field)                                                       \
+    static int name(const void *key, const void *elem)                                             \
+    {                                                                                              \
+        return strcmp(key, (*(type *const *)elem)->field);                                         \
+    }
 
 /* In the array of n elements of size bytes at base, sorted by cmp: the index
  * of the element equal to key (*found = true), or where key would be inserted

@@ -21,6 +21,7 @@
  * from the member list, so a row says who reads it.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +98,15 @@ static int header_error(rn__client *cl, const rn__reply *r, const char *what)
                        r->hdr->error_message);
 }
 
-static int call(rn__client *cl, Runnel__RequestHeader *h, int api, const char *what, rn__reply *r)
+/* Send h (body_case and its body set) as api and wait for the answer in *r.
+ * On failure a negative code with errmsg "<what>: …", what formatted from fmt
+ * (it ends with the request's subject: "describe group g"), and nothing in
+ * *r to release. */
+__attribute__((format(printf, 5, 0))) static int
+vcall(rn__client *cl, Runnel__RequestHeader *h, int api, rn__reply *r, const char *fmt, va_list ap)
 {
+    char what[300];
+    vsnprintf(what, sizeof(what), fmt, ap);
     int rc = rn__client_call_any(cl, h, api, cl->conf->socket_timeout_ms, r);
     if (rc < 0) {
         char m[sizeof(cl->errmsg)];
@@ -110,6 +118,31 @@ static int call(rn__client *cl, Runnel__RequestHeader *h, int api, const char *w
         rn__reply_fini(r);
     }
     return rc;
+}
+
+__attribute__((format(printf, 5, 6))) static int call(rn__client *cl, Runnel__RequestHeader *h,
+                                                      int api, rn__reply *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vcall(cl, h, api, r, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* call for a request whose answer says no more than that it was done. */
+__attribute__((format(printf, 4, 5))) static int call_done(rn__client *cl, Runnel__RequestHeader *h,
+                                                           int api, const char *fmt, ...)
+{
+    rn__reply r;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vcall(cl, h, api, &r, fmt, ap);
+    va_end(ap);
+    if (rc < 0)
+        return rc;
+    rn__reply_fini(&r);
+    return 0;
 }
 
 /* ---- Topics ------------------------------------------------------------------------ */
@@ -166,9 +199,7 @@ int rn_admin_create_topic(rn_admin *a, const char *name, int32_t partitions,
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_CREATE_TOPICS;
     h.create_topics = &req;
     rn__reply r;
-    char what[300];
-    snprintf(what, sizeof(what), "create topic %s", name);
-    int rc = call(cl, &h, RUNNEL__API__CREATE_TOPICS, what, &r);
+    int rc = call(cl, &h, RUNNEL__API__CREATE_TOPICS, &r, "create topic %s", name);
     free(e);
     free(ep);
     if (rc < 0)
@@ -193,9 +224,7 @@ int rn_admin_delete_topic(rn_admin *a, const char *name)
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
     h.delete_topics = &req;
     rn__reply r;
-    char what[300];
-    snprintf(what, sizeof(what), "delete topic %s", name);
-    int rc = call(cl, &h, RUNNEL__API__DELETE_TOPICS, what, &r);
+    int rc = call(cl, &h, RUNNEL__API__DELETE_TOPICS, &r, "delete topic %s", name);
     if (rc < 0)
         return rc;
     rc = topic_result(cl, r.hdr->delete_topics->n_topics, r.hdr->delete_topics->topics, name,
@@ -214,9 +243,8 @@ static int metadata(rn__client *cl, const char *topic, rn__reply *r)
     Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
     h.metadata = &req;
-    char what[300];
-    snprintf(what, sizeof(what), "metadata%s%s", topic ? " of topic " : "", topic ? topic : "");
-    return call(cl, &h, RUNNEL__API__METADATA, what, r);
+    return call(cl, &h, RUNNEL__API__METADATA, r, "metadata%s%s", topic ? " of topic " : "",
+                topic ? topic : "");
 }
 
 static int cmp_str(const void *x, const void *y)
@@ -306,9 +334,7 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_TOPIC;
     h.describe_topic = &req;
     rn__reply r;
-    char what[300];
-    snprintf(what, sizeof(what), "describe topic %s", name);
-    int rc = call(cl, &h, RUNNEL__API__DESCRIBE_TOPIC, what, &r);
+    int rc = call(cl, &h, RUNNEL__API__DESCRIBE_TOPIC, &r, "describe topic %s", name);
     if (rc < 0)
         return rc;
     Runnel__DescribeTopicResponse *dr = r.hdr->describe_topic;
@@ -407,14 +433,7 @@ int rn_admin_create_partitions(rn_admin *a, const char *topic, int32_t partition
     Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_ALTER_CONFIGS;
     h.alter_configs = &req;
-    rn__reply r;
-    char what[300];
-    snprintf(what, sizeof(what), "add partitions to topic %s", topic);
-    int rc = call(cl, &h, RUNNEL__API__ALTER_CONFIGS, what, &r);
-    if (rc < 0)
-        return rc;
-    rn__reply_fini(&r);
-    return 0;
+    return call_done(cl, &h, RUNNEL__API__ALTER_CONFIGS, "add partitions to topic %s", topic);
 }
 
 /* ---- Configs ---------------------------------------------------------------------------- */
@@ -446,16 +465,10 @@ int rn_admin_alter_configs(rn_admin *a, const char *topic, const char *const *se
     Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_ALTER_CONFIGS;
     h.alter_configs = &req;
-    rn__reply r;
-    char what[300];
-    snprintf(what, sizeof(what), "alter configs of topic %s", topic);
-    int rc = call(cl, &h, RUNNEL__API__ALTER_CONFIGS, what, &r);
+    int rc = call_done(cl, &h, RUNNEL__API__ALTER_CONFIGS, "alter configs of topic %s", topic);
     free(e);
     free(ep);
-    if (rc < 0)
-        return rc;
-    rn__reply_fini(&r);
-    return 0;
+    return rc;
 }
 
 /* ---- Offsets ------------------------------------------------------------------------------ */
@@ -557,7 +570,7 @@ int rn_admin_list_groups(rn_admin *a, rn_group_listing **out, size_t *n)
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_GROUPS;
     h.list_groups = &req;
     rn__reply r;
-    int rc = call(cl, &h, RUNNEL__API__LIST_GROUPS, "list groups", &r);
+    int rc = call(cl, &h, RUNNEL__API__LIST_GROUPS, &r, "list groups");
     if (rc < 0)
         return rc;
     Runnel__ListGroupsResponse *lr = r.hdr->list_groups;
@@ -616,9 +629,7 @@ int rn_admin_describe_group(rn_admin *a, const char *group, rn_group_desc **out)
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_GROUP;
     h.describe_group = &req;
     rn__reply r;
-    char what[300];
-    snprintf(what, sizeof(what), "describe group %s", group);
-    int rc = call(cl, &h, RUNNEL__API__DESCRIBE_GROUP, what, &r);
+    int rc = call(cl, &h, RUNNEL__API__DESCRIBE_GROUP, &r, "describe group %s", group);
     if (rc < 0)
         return rc;
     Runnel__DescribeGroupResponse *d = r.hdr->describe_group;
@@ -711,7 +722,7 @@ int rn_admin_commit_offsets(rn_admin *a, const char *group, const char *const *t
     rn__reply r;
     char what[300];
     snprintf(what, sizeof(what), "commit offsets of group %s", group);
-    int rc = call(cl, &h, RUNNEL__API__COMMIT_OFFSETS, what, &r);
+    int rc = call(cl, &h, RUNNEL__API__COMMIT_OFFSETS, &r, "%s", what);
     free(oc);
     free(ocp);
     if (rc < 0)
@@ -738,12 +749,5 @@ int rn_admin_delete_group(rn_admin *a, const char *group)
     Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP;
     h.delete_group = &req;
-    rn__reply r;
-    char what[300];
-    snprintf(what, sizeof(what), "delete group %s", group);
-    int rc = call(cl, &h, RUNNEL__API__DELETE_GROUP, what, &r);
-    if (rc < 0)
-        return rc;
-    rn__reply_fini(&r);
-    return 0;
+    return call_done(cl, &h, RUNNEL__API__DELETE_GROUP, "delete group %s", group);
 }

@@ -281,6 +281,28 @@ static void stamp(rn_producer *p, pbatch *b)
     b->stamped = true;
 }
 
+/* Every partition p keeps state for, topic by topic: with part_iter it = {0},
+ * `for (ppart *pp; (pp = next_part(p, &it));)`, it.t the partition's topic.
+ * Topics and partitions added meanwhile are visited too. */
+typedef struct part_iter {
+    size_t ti;
+    int32_t pi;
+    ptopic *t;
+} part_iter;
+
+static ppart *next_part(const rn_producer *p, part_iter *it)
+{
+    for (; it->ti < p->n_topics; it->ti++, it->pi = 0) {
+        it->t = p->topics[it->ti];
+        while (it->pi < it->t->n_parts) {
+            ppart *pp = it->t->parts[it->pi++];
+            if (pp)
+                return pp;
+        }
+    }
+    return NULL;
+}
+
 /* A sent batch failed for good: its partition's sequences have a gap the
  * leader would refuse. Take a new producer id; batches not yet sent get new
  * sequences from 0 under it. */
@@ -291,16 +313,11 @@ static void idem_reset(rn_producer *p)
     p->idem = IDEM_NEED;
     p->idem_retry_at = 0;
     p->idem_gen++;
-    for (size_t ti = 0; ti < p->n_topics; ti++) {
-        ptopic *t = p->topics[ti];
-        for (int32_t pi = 0; pi < t->n_parts; pi++) {
-            ppart *pp = t->parts[pi];
-            if (!pp)
-                continue;
-            pp->next_sequence = 0;
-            for (pbatch *b = pp->q_head; b; b = b->next)
-                b->stamped = false;
-        }
+    part_iter it = {0};
+    for (ppart *pp; (pp = next_part(p, &it));) {
+        pp->next_sequence = 0;
+        for (pbatch *b = pp->q_head; b; b = b->next)
+            b->stamped = false;
     }
 }
 
@@ -721,38 +738,31 @@ static void pump(rn_producer *p)
 {
     const rn_conf *conf = p->cl.conf;
     int64_t now = rn__now_ms();
-    for (size_t ti = 0; ti < p->n_topics; ti++) {
-        ptopic *t = p->topics[ti];
-        for (int32_t pi = 0; pi < t->n_parts; pi++) {
-            ppart *pp = t->parts[pi];
-            if (!pp)
-                continue;
-            if (pp->n_open &&
-                (p->flushing || p->closing || now - pp->open_first >= conf->linger_ms))
-                close_open(p, pp);
-            /* Expire waiting batches (in flight ones end by their request's timeout). */
-            while (pp->q_head && now >= pp->q_head->deadline) {
-                pbatch *b = pp->q_head;
-                pp->q_head = b->next;
-                if (!pp->q_head)
-                    pp->q_tail = NULL;
-                rn__fail(&p->cl, -RN_E_TIMEOUT,
-                         "delivery to %s-%d timed out after %d ms (delivery.timeout.ms)%s%s",
-                         t->name, pp->partition, conf->delivery_timeout_ms,
-                         b->last_err ? ", last error: " : "",
-                         b->last_err ? rn_errname(b->last_err) : "");
-                if (b->stamped && b->idem_gen == p->idem_gen)
-                    idem_reset(p);
-                fail_batch(p, b, -RN_E_TIMEOUT);
-            }
+    part_iter it = {0};
+    for (ppart *pp; (pp = next_part(p, &it));) {
+        if (pp->n_open && (p->flushing || p->closing || now - pp->open_first >= conf->linger_ms))
+            close_open(p, pp);
+        /* Expire waiting batches (in flight ones end by their request's timeout). */
+        while (pp->q_head && now >= pp->q_head->deadline) {
+            pbatch *b = pp->q_head;
+            pp->q_head = b->next;
+            if (!pp->q_head)
+                pp->q_tail = NULL;
+            rn__fail(&p->cl, -RN_E_TIMEOUT,
+                     "delivery to %s-%d timed out after %d ms (delivery.timeout.ms)%s%s",
+                     it.t->name, pp->partition, conf->delivery_timeout_ms,
+                     b->last_err ? ", last error: " : "",
+                     b->last_err ? rn_errname(b->last_err) : "");
+            if (b->stamped && b->idem_gen == p->idem_gen)
+                idem_reset(p);
+            fail_batch(p, b, -RN_E_TIMEOUT);
         }
     }
     if (p->idem == IDEM_NEED && now >= p->idem_retry_at) {
         bool queued = false;
-        for (size_t ti = 0; ti < p->n_topics && !queued; ti++)
-            for (int32_t pi = 0; pi < p->topics[ti]->n_parts && !queued; pi++)
-                queued = p->topics[ti]->parts[pi] &&
-                         (p->topics[ti]->parts[pi]->q_head || p->topics[ti]->parts[pi]->n_open);
+        it = (part_iter){0};
+        for (ppart *pp; !queued && (pp = next_part(p, &it));)
+            queued = pp->q_head || pp->n_open;
         if (queued)
             init_producer(p, now);
     }
@@ -776,19 +786,14 @@ static int64_t next_timer(rn_producer *p)
     const rn_conf *conf = p->cl.conf;
     int64_t now = rn__now_ms();
     int64_t t = INT64_MAX;
-    for (size_t ti = 0; ti < p->n_topics; ti++) {
-        ptopic *tp = p->topics[ti];
-        for (int32_t pi = 0; pi < tp->n_parts; pi++) {
-            ppart *pp = tp->parts[pi];
-            if (!pp)
-                continue;
-            if (pp->n_open)
-                t = min64(t, p->flushing ? 0 : pp->open_first + conf->linger_ms);
-            if (pp->q_head) {
-                t = min64(t, pp->q_head->deadline);
-                if (!(pp->retrying && pp->n_inflight > 0) && pp->q_head->retry_at > now)
-                    t = min64(t, pp->q_head->retry_at);
-            }
+    part_iter it = {0};
+    for (ppart *pp; (pp = next_part(p, &it));) {
+        if (pp->n_open)
+            t = min64(t, p->flushing ? 0 : pp->open_first + conf->linger_ms);
+        if (pp->q_head) {
+            t = min64(t, pp->q_head->deadline);
+            if (!(pp->retrying && pp->n_inflight > 0) && pp->q_head->retry_at > now)
+                t = min64(t, pp->q_head->retry_at);
         }
     }
     if (p->need_md)
@@ -1031,19 +1036,14 @@ int rn_producer_close(rn_producer *p)
     int rc = rn_producer_flush(p, -1);
     p->closing = true;
     /* Whatever is still here is reported as closed, in flight or not. */
-    for (size_t ti = 0; ti < p->n_topics; ti++) {
-        ptopic *t = p->topics[ti];
-        for (int32_t pi = 0; pi < t->n_parts; pi++) {
-            ppart *pp = t->parts[pi];
-            if (!pp)
-                continue;
-            if (pp->n_open)
-                fail_open(p, pp, -RN_E_CLOSED);
-            while (pp->q_head) {
-                pbatch *b = pp->q_head;
-                pp->q_head = b->next;
-                fail_batch(p, b, -RN_E_CLOSED);
-            }
+    part_iter it = {0};
+    for (ppart *pp; (pp = next_part(p, &it));) {
+        if (pp->n_open)
+            fail_open(p, pp, -RN_E_CLOSED);
+        while (pp->q_head) {
+            pbatch *b = pp->q_head;
+            pp->q_head = b->next;
+            fail_batch(p, b, -RN_E_CLOSED);
         }
     }
     rn__client_fini(&p->cl); /* fails the requests in flight: their batches report */

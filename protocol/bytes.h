@@ -13,69 +13,29 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline uint16_t rn_get_be16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return be16toh(v);
-}
+/* rn_get_<order><bits>(p) reads and rn_put_<order><bits>(p, v) writes one
+ * integer of that width at p: one macro makes each pair, so the ten
+ * functions cannot drift apart. Defined: rn_get_be16/32/64, rn_put_be16/32/64,
+ * rn_get_le32/64, rn_put_le32/64. */
+#define RN_BYTES_DEFINE(order, bits)                                                               \
+    static inline uint##bits##_t rn_get_##order##bits(const uint8_t *p)                            \
+    {                                                                                              \
+        uint##bits##_t v;                                                                          \
+        memcpy(&v, p, sizeof(v));                                                                  \
+        return order##bits##toh(v);                                                                \
+    }                                                                                              \
+    static inline void rn_put_##order##bits(uint8_t *p, uint##bits##_t v)                          \
+    {                                                                                              \
+        v = hto##order##bits(v);                                                                   \
+        memcpy(p, &v, sizeof(v));                                                                  \
+    }
 
-static inline uint32_t rn_get_be32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return be32toh(v);
-}
+RN_BYTES_DEFINE(be, 16)
+RN_BYTES_DEFINE(be, 32)
+RN_BYTES_DEFINE(be, 64)
+RN_BYTES_DEFINE(le, 32)
+RN_BYTES_DEFINE(le, 64)
 
-static inline uint64_t rn_get_be64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return be64toh(v);
-}
-
-static inline void rn_put_be16(uint8_t *p, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(p, &v, 2);
-}
-
-static inline void rn_put_be32(uint8_t *p, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p, &v, 4);
-}
-
-static inline void rn_put_be64(uint8_t *p, uint64_t v)
-{
-    v = htobe64(v);
-    memcpy(p, &v, 8);
-}
-
-static inline uint32_t rn_get_le32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return le32toh(v);
-}
-
-static inline uint64_t rn_get_le64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return le64toh(v);
-}
-
-static inline void rn_put_le32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, 4);
-}
-
-static inline void rn_put_le64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, 8);
-}
+#undef RN_BYTES_DEFINE
 
 #endif

@@ -364,6 +364,21 @@ int cli_conn_start(const cli_conn *c)
     return rc < 0 ? CLI_ERROR : CLI_OK;
 }
 
+int cli_admin_start(const cli_conn *c, rn_admin **out)
+{
+    int status = cli_conn_start(c);
+    if (status != CLI_OK)
+        return status;
+    rn_conf *conf = cli_conn_conf(c, NULL);
+    if (!conf)
+        return CLI_ERROR;
+    int rc = rn_admin_new(out, conf);
+    rn_conf_free(conf);
+    if (rc < 0)
+        return cli_fail(rc, "admin client");
+    return CLI_OK;
+}
+
 int cli_producer_drain(rn_producer *p, int timeout_ms)
 {
     int64_t deadline = cli_mono_us() + (int64_t)timeout_ms * 1000;
@@ -383,6 +398,64 @@ int cli_producer_drain(rn_producer *p, int timeout_ms)
 /* ------------------------------------------------------------------------ */
 /* Parsing                                                                   */
 /* ------------------------------------------------------------------------ */
+
+int cli_getopt(int argc, char **argv, const char *optstring, const struct option *longopts,
+               cli_conn *conn, void (*usage)(FILE *), int *status)
+{
+    for (;;) {
+        int c = getopt_long(argc, argv, optstring, longopts, NULL);
+        if (c == -1)
+            return -1;
+        if (conn) {
+            int rc = cli_conn_opt(conn, c, optarg);
+            if (rc < 0) {
+                *status = cli_fail(rc, "options");
+                return CLI_OPT_EXIT;
+            }
+            if (rc == 1)
+                continue;
+        }
+        if (c == 'h') {
+            usage(stdout);
+            *status = CLI_OK;
+            return CLI_OPT_EXIT;
+        }
+        if (c == ':' || c == '?') {
+            *status = cli_opt_error(c, argv);
+            return CLI_OPT_EXIT;
+        }
+        return c;
+    }
+}
+
+int cli_one_topic(int argc, char **argv, const char **topic)
+{
+    if (optind >= argc)
+        return cli_usage("which topic?");
+    if (argc - optind > 1)
+        return cli_usage("one topic at a time ('%s' is extra)", argv[optind + 1]);
+    *topic = argv[optind];
+    return CLI_OK;
+}
+
+int cli_strv_push(const char ***v, size_t *n, const char *s)
+{
+    const char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+    if (!nv)
+        return cli_fail(-ENOMEM, "options");
+    *v = nv;
+    nv[(*n)++] = s;
+    return CLI_OK;
+}
+
+int cli_opt_unescape(const char *flag, const char *arg, char **out, size_t *len)
+{
+    free(*out);
+    *out = NULL;
+    if (cli_unescape(arg, out, len) < 0)
+        return cli_usage("%s %s: bad escape", flag, arg);
+    return CLI_OK;
+}
 
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {

@@ -114,7 +114,39 @@ int cli_conn_probe(const cli_conn *c);
  * or the producer's error. */
 int cli_producer_drain(rn_producer *p, int timeout_ms);
 
+/* cli_conn_start, then an admin handle from c in *out (the caller owns it:
+ * rn_admin_free). CLI_OK, or the status to exit with after one line. */
+int cli_admin_start(const cli_conn *c, rn_admin **out);
+
 /* ---- Parsing ------------------------------------------------------------------ */
+
+struct option;
+
+/* What cli_getopt returns when the command is to end at once with *status. */
+#define CLI_OPT_EXIT (-2)
+
+/* The next option of a command line (getopt_long over optstring, which starts
+ * with ':', and longopts), taking itself what every command takes alike:
+ * -b and -X into conn (when conn is not NULL), -h/--help (usage(stdout),
+ * status CLI_OK) and a missing value or an unknown option (the usage
+ * message, status CLI_USAGE). Returns the option for the command, -1 at the
+ * end of the options, or CLI_OPT_EXIT with *status set (also after printing
+ * why when memory ran out: CLI_ERROR). */
+int cli_getopt(int argc, char **argv, const char *optstring, const struct option *longopts,
+               cli_conn *conn, void (*usage)(FILE *), int *status);
+
+/* The operands of a command that reads or writes one topic: *topic is the
+ * only one. CLI_OK, or CLI_USAGE after the message (none, or more than one). */
+int cli_one_topic(int argc, char **argv, const char **topic);
+
+/* Append s (borrowed: an argv string) to the array *v of *n, for a
+ * repeatable option. CLI_OK, or CLI_ERROR after one line (out of memory). */
+int cli_strv_push(const char ***v, size_t *n, const char *s);
+
+/* The value of option flag ("-D") through cli_unescape into *out (which is
+ * freed first: the last one given wins). CLI_OK, or CLI_USAGE after
+ * "<flag> <arg>: bad escape". */
+int cli_opt_unescape(const char *flag, const char *arg, char **out, size_t *len);
 
 /* Whole-string decimal integer in [min, max]. Errors: -EINVAL, -ERANGE. */
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

@@ -73,17 +73,45 @@ typedef struct part_state {
     bool done;           /* past the end of the e@MS window */
 } part_state;
 
-/* A corrupt batch the consumer stepped over (one a broker stored before it
- * validated records on produce): say which, as kcat says for a message it
- * cannot read, and go on with the records after it; the exit status then
- * says that something was skipped. */
-static bool skipped_batch(int err, rn_consumer *cons, cli_progress *progress)
+/* A failed poll (err < 0). A corrupt batch the consumer stepped over (one a
+ * broker stored before it validated records on produce): say which, as kcat
+ * says for a message it cannot read, and go on with the records after it
+ * (returns true); the exit status then says that something was skipped.
+ * Anything else ends the loop (false): quietly after ^C, else with one line
+ * naming what failed and status CLI_ERROR. */
+static bool poll_failed(int err, rn_consumer *cons, const char *topic, cli_progress *progress,
+                        int *status)
 {
-    if (err != -RN_E_CORRUPT_BATCH)
+    if (cli_stop)
         return false;
     cli_progress_done(progress);
-    cli_fail(0, "%s: %s", rn_err_str(err), rn_consumer_errmsg(cons));
-    return true;
+    if (err == -RN_E_CORRUPT_BATCH) {
+        cli_fail(0, "%s: %s", rn_err_str(err), rn_consumer_errmsg(cons));
+        *status = CLI_ERROR; /* the records after it still print */
+        return true;
+    }
+    const char *ctx = rn_consumer_errmsg(cons);
+    if (ctx && ctx[0]) /* it names the partition and says what went wrong */
+        cli_fail(0, "%s", ctx);
+    else
+        cli_fail(err, "reading %s", topic);
+    *status = CLI_ERROR;
+    return false;
+}
+
+/* After a poll's records went out: flush stdout and redraw the progress
+ * line. True when the loop is to end: count records are out, or the write
+ * failed (one line, status CLI_ERROR). */
+static bool output_done(cli_progress *progress, uint64_t printed, uint64_t bytes, int64_t count,
+                        int *status)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_progress_done(progress);
+        *status = cli_fail(-errno, "writing stdout");
+        return true;
+    }
+    cli_progress_update(progress, printed, bytes);
+    return count > 0 && printed >= (uint64_t)count;
 }
 
 static void usage(FILE *f)
@@ -452,19 +480,8 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
                 stop[notes.assigned[k]] = -1;
         note_flush(&notes, topic);
         if (n < 0) {
-            if (cli_stop)
-                break;
-            if (skipped_batch(n, cons, &progress)) {
-                status = CLI_ERROR; /* the records after it still print */
+            if (poll_failed(n, cons, topic, &progress, &status))
                 continue;
-            }
-            cli_progress_done(&progress);
-            const char *ctx = rn_consumer_errmsg(cons);
-            if (ctx && ctx[0]) /* it names the partition and says what went wrong */
-                cli_fail(0, "%s", ctx);
-            else
-                cli_fail(n, "reading %s", topic);
-            status = CLI_ERROR;
             break;
         }
         int i = 0;
@@ -500,13 +517,7 @@ static int consume_group(const cli_conn *conn, rn_admin *a, const char *topic, i
             if (p < n_parts && stop[p] >= 0)
                 rn_consumer_seek(cons, topic, p, stop[p]);
         }
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            cli_progress_done(&progress);
-            status = cli_fail(-errno, "writing stdout");
-            break;
-        }
-        cli_progress_update(&progress, printed, bytes);
-        if (count > 0 && printed >= (uint64_t)count)
+        if (output_done(&progress, printed, bytes, count, &status))
             break;
         size_t n_assigned = 0;
         if (end_ts >= 0) {
@@ -588,14 +599,8 @@ int cli_consume(int argc, char **argv)
     const char *group = NULL;
 
     int c;
-    while ((c = getopt_long(argc, argv, ":b:X:p:o:c:ef:JD:K:G:h", longopts, NULL)) != -1) {
-        int rc = cli_conn_opt(&conn, c, optarg);
-        if (rc < 0) {
-            status = cli_fail(rc, "options");
-            goto out;
-        }
-        if (rc == 1)
-            continue;
+    while ((c = cli_getopt(argc, argv, ":b:X:p:o:c:ef:JD:K:G:h", longopts, &conn, usage,
+                           &status)) != -1) {
         int64_t v;
         switch (c) {
         case 'p': {
@@ -615,11 +620,9 @@ int cli_consume(int argc, char **argv)
             break;
         }
         case 'o':
-            rc = parse_offset(optarg, &kind, &start_v, &end_ts, &have_start);
-            if (rc) {
-                status = rc;
+            status = parse_offset(optarg, &kind, &start_v, &end_ts, &have_start);
+            if (status != CLI_OK)
                 goto out;
-            }
             break;
         case 'c':
             if (cli_parse_i64(optarg, 1, INT64_MAX, &count) < 0) {
@@ -637,21 +640,15 @@ int cli_consume(int argc, char **argv)
             json = true;
             break;
         case 'D':
-            free(delim);
-            delim = NULL;
-            if (cli_unescape(optarg, &delim, &delim_len) < 0) {
-                status = cli_usage("-D %s: bad escape", optarg);
+            status = cli_opt_unescape("-D", optarg, &delim, &delim_len);
+            if (status != CLI_OK)
                 goto out;
-            }
             delim_set = true;
             break;
         case 'K':
-            free(key_delim);
-            key_delim = NULL;
-            if (cli_unescape(optarg, &key_delim, &key_delim_len) < 0) {
-                status = cli_usage("-K %s: bad escape", optarg);
+            status = cli_opt_unescape("-K", optarg, &key_delim, &key_delim_len);
+            if (status != CLI_OK)
                 goto out;
-            }
             break;
         case 'G':
             if (!*optarg) {
@@ -660,24 +657,17 @@ int cli_consume(int argc, char **argv)
             }
             group = optarg;
             break;
-        case 'h':
-            usage(stdout);
-            status = CLI_OK;
+        case CLI_OPT_EXIT:
             goto out;
         default:
             status = cli_opt_error(c, argv);
             goto out;
         }
     }
-    if (optind >= argc) {
-        status = cli_usage("which topic?");
+    const char *topic = NULL;
+    status = cli_one_topic(argc, argv, &topic);
+    if (status != CLI_OK)
         goto out;
-    }
-    if (argc - optind > 1) {
-        status = cli_usage("one topic at a time ('%s' is extra)", argv[optind + 1]);
-        goto out;
-    }
-    const char *topic = argv[optind];
     if (group && n_ps) {
         status = cli_usage("-p and -G: the group chooses the partitions; drop one of them");
         goto out;
@@ -797,19 +787,8 @@ int cli_consume(int argc, char **argv)
         const rn_message *msgs;
         int n = rn_consumer_poll(cons, POLL_MS, &msgs);
         if (n < 0) {
-            if (cli_stop)
-                break;
-            if (skipped_batch(n, cons, &progress)) {
-                status = CLI_ERROR; /* the records after it still print */
+            if (poll_failed(n, cons, topic, &progress, &status))
                 continue;
-            }
-            cli_progress_done(&progress);
-            const char *ctx = rn_consumer_errmsg(cons);
-            if (ctx && ctx[0]) /* it names the partition and says what went wrong */
-                cli_fail(0, "%s", ctx);
-            else
-                cli_fail(n, "reading %s", topic);
-            status = CLI_ERROR;
             break;
         }
         for (int i = 0; i < n && (count < 0 || printed < (uint64_t)count); i++) {
@@ -833,13 +812,7 @@ int cli_consume(int argc, char **argv)
             printed++;
             bytes += m->value_len + m->key_len;
         }
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            cli_progress_done(&progress);
-            status = cli_fail(-errno, "writing stdout");
-            break;
-        }
-        cli_progress_update(&progress, printed, bytes);
-        if (count > 0 && printed >= (uint64_t)count)
+        if (output_done(&progress, printed, bytes, count, &status))
             break;
     }
     cli_progress_done(&progress);

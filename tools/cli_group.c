@@ -95,22 +95,6 @@ static void usage(FILE *f)
           f);
 }
 
-/* An admin handle, or NULL after printing why. */
-static rn_admin *admin_open(const cli_conn *conn)
-{
-    rn_conf *conf = cli_conn_conf(conn, NULL);
-    if (!conf)
-        return NULL;
-    rn_admin *a = NULL;
-    int rc = rn_admin_new(&a, conf);
-    rn_conf_free(conf);
-    if (rc < 0) {
-        cli_fail(rc, "admin client");
-        return NULL;
-    }
-    return a;
-}
-
 /* An admin call's failure as one sentence; what names the subject ("group
  * billing"). The client's message already names it and says what went
  * wrong, so it goes out alone. */
@@ -580,28 +564,16 @@ int cli_group(int argc, char **argv)
     static char cmd_buf[32];
 
     int c;
-    while ((c = getopt_long(argc, argv, ":b:X:lt:h", longopts, NULL)) != -1) {
-        int rc = cli_conn_opt(&conn, c, optarg);
-        if (rc < 0) {
-            status = cli_fail(rc, "options");
-            goto out;
-        }
-        if (rc == 1)
-            continue;
+    while ((c = cli_getopt(argc, argv, ":b:X:lt:h", longopts, &conn, usage, &status)) != -1) {
         switch (c) {
         case 'l':
             lng = true;
             break;
-        case 't': {
-            const char **t = realloc(topics, (n_topics + 1) * sizeof(*t));
-            if (!t) {
-                status = cli_fail(-ENOMEM, "options");
+        case 't':
+            status = cli_strv_push(&topics, &n_topics, optarg);
+            if (status != CLI_OK)
                 goto out;
-            }
-            topics = t;
-            topics[n_topics++] = optarg;
             break;
-        }
         case OPT_EARLIEST:
             kind = R_EARLIEST;
             n_kinds++;
@@ -634,9 +606,7 @@ int cli_group(int argc, char **argv)
         case OPT_STATE:
             state = true;
             break;
-        case 'h':
-            usage(stdout);
-            status = CLI_OK;
+        case CLI_OPT_EXIT:
             goto out;
         default:
             status = cli_opt_error(c, argv);
@@ -696,14 +666,9 @@ int cli_group(int argc, char **argv)
     snprintf(cmd_buf, sizeof(cmd_buf), "group %s", sub);
     cli_cmd = cmd_buf;
 
-    status = cli_conn_start(&conn);
+    status = cli_admin_start(&conn, &a);
     if (status != CLI_OK)
         goto out;
-    a = admin_open(&conn);
-    if (!a) {
-        status = CLI_ERROR;
-        goto out;
-    }
     if (is_list) {
         status = do_list(a, lng);
     } else if (is_describe) {

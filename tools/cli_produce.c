@@ -263,26 +263,17 @@ int cli_produce(int argc, char **argv)
     rn_conf *conf = NULL;
 
     int c;
-    while ((c = getopt_long(argc, argv, ":b:X:f:D:K:k:H:p:z:h", longopts, NULL)) != -1) {
-        int rc = cli_conn_opt(&conn, c, optarg);
-        if (rc < 0) {
-            status = cli_fail(rc, "options");
-            goto out;
-        }
-        if (rc == 1)
-            continue;
+    while ((c = cli_getopt(argc, argv, ":b:X:f:D:K:k:H:p:z:h", longopts, &conn, usage, &status)) !=
+           -1) {
         int64_t v;
         switch (c) {
         case 'f':
             file = optarg;
             break;
         case 'D':
-            free(delim);
-            delim = NULL;
-            if (cli_unescape(optarg, &delim, &delim_len) < 0) {
-                status = cli_usage("-D %s: bad escape", optarg);
+            status = cli_opt_unescape("-D", optarg, &delim, &delim_len);
+            if (status != CLI_OK)
                 goto out;
-            }
             delim_set = true;
             break;
         case OPT_RAW:
@@ -354,24 +345,16 @@ int cli_produce(int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            usage(stdout);
-            status = CLI_OK;
+        case CLI_OPT_EXIT:
             goto out;
         default:
             status = cli_opt_error(c, argv);
             goto out;
         }
     }
-    if (optind >= argc) {
-        status = cli_usage("which topic?");
+    status = cli_one_topic(argc, argv, &st.topic);
+    if (status != CLI_OK)
         goto out;
-    }
-    if (argc - optind > 1) {
-        status = cli_usage("one topic at a time ('%s' is extra)", argv[optind + 1]);
-        goto out;
-    }
-    st.topic = argv[optind];
     if (st.key && st.key_delim) {
         status = cli_usage("-k and -K both set the key: pick one");
         goto out;

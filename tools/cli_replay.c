@@ -551,7 +551,7 @@ int cli_replay(int argc, char **argv)
     int status = CLI_USAGE;
 
     int c;
-    while ((c = getopt_long(argc, argv, ":p:D:c:h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":p:D:c:h", longopts, NULL, usage, &status)) != -1) {
         int64_t v;
         switch (c) {
         case 'p': {
@@ -593,12 +593,9 @@ int cli_replay(int argc, char **argv)
             }
             break;
         case 'D':
-            free(delim);
-            delim = NULL;
-            if (cli_unescape(optarg, &delim, &delim_len) < 0) {
-                status = cli_usage("-D %s: bad escape", optarg);
+            status = cli_opt_unescape("-D", optarg, &delim, &delim_len);
+            if (status != CLI_OK)
                 goto out;
-            }
             delim_set = true;
             break;
         case 'c':
@@ -607,9 +604,7 @@ int cli_replay(int argc, char **argv)
                 goto out;
             }
             break;
-        case 'h':
-            usage(stdout);
-            status = CLI_OK;
+        case CLI_OPT_EXIT:
             goto out;
         default:
             status = cli_opt_error(c, argv);

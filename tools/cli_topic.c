@@ -76,22 +76,6 @@ static int kv_add(kv_list *l, const char *arg)
     return 0;
 }
 
-/* An admin handle (it connects on its first call), or NULL after printing why. */
-static rn_admin *admin_open(const cli_conn *conn)
-{
-    rn_conf *conf = cli_conn_conf(conn, NULL);
-    if (!conf)
-        return NULL;
-    rn_admin *a = NULL;
-    int rc = rn_admin_new(&a, conf);
-    rn_conf_free(conf);
-    if (rc < 0) {
-        cli_fail(rc, "admin client");
-        return NULL;
-    }
-    return a;
-}
-
 /* An admin call's failure as one sentence. The client's message names the
  * topic and says what went wrong ("topic orders already exists"), so it goes
  * out alone: the command's name or the code's text would only repeat it. */
@@ -326,14 +310,7 @@ int cli_topic(int argc, char **argv)
     static char cmd_buf[32];
 
     int c;
-    while ((c = getopt_long(argc, argv, ":b:X:p:r:c:liah", longopts, NULL)) != -1) {
-        int rc = cli_conn_opt(&conn, c, optarg);
-        if (rc < 0) {
-            status = cli_fail(rc, "options");
-            goto out;
-        }
-        if (rc == 1)
-            continue;
+    while ((c = cli_getopt(argc, argv, ":b:X:p:r:c:liah", longopts, &conn, usage, &status)) != -1) {
         switch (c) {
         case 'p':
             if (cli_parse_i64(optarg, 1, INT32_MAX, &partitions) < 0) {
@@ -349,8 +326,8 @@ int cli_topic(int argc, char **argv)
             }
             have_r = true;
             break;
-        case 'c':
-            rc = kv_add(&cfg, optarg);
+        case 'c': {
+            int rc = kv_add(&cfg, optarg);
             if (rc == -EINVAL) {
                 status = cli_usage("-c %s: expected KEY=VALUE", optarg);
                 goto out;
@@ -360,16 +337,12 @@ int cli_topic(int argc, char **argv)
                 goto out;
             }
             break;
-        case OPT_DELETE_CONFIG: {
-            const char **d = realloc(del, (n_del + 1) * sizeof(*d));
-            if (!d) {
-                status = cli_fail(-ENOMEM, "options");
-                goto out;
-            }
-            del = d;
-            del[n_del++] = optarg;
-            break;
         }
+        case OPT_DELETE_CONFIG:
+            status = cli_strv_push(&del, &n_del, optarg);
+            if (status != CLI_OK)
+                goto out;
+            break;
         case OPT_IF_NOT_EXISTS:
             if_not_exists = true;
             break;
@@ -385,9 +358,7 @@ int cli_topic(int argc, char **argv)
         case 'a':
             all = true;
             break;
-        case 'h':
-            usage(stdout);
-            status = CLI_OK;
+        case CLI_OPT_EXIT:
             goto out;
         default:
             status = cli_opt_error(c, argv);
@@ -443,14 +414,9 @@ int cli_topic(int argc, char **argv)
     }
     cli_cmd = cmd_buf;
 
-    status = cli_conn_start(&conn);
+    status = cli_admin_start(&conn, &a);
     if (status != CLI_OK)
         goto out;
-    a = admin_open(&conn);
-    if (!a) {
-        status = CLI_ERROR;
-        goto out;
-    }
     if (is_create)
         status = do_create(a, names, n, partitions, replicas, &cfg, if_not_exists);
     else if (is_delete)

@@ -42,7 +42,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,18 +95,6 @@ struct rn_groups {
     char **names; /* interned topic names, sorted */
     size_t n_names, cap_names;
 };
-
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static bool group_id_ok(const char *id)
 {
@@ -241,10 +228,7 @@ static void group_free(group *grp)
     free(grp);
 }
 
-static int cmp_group_id(const void *key, const void *elem)
-{
-    return strcmp(key, (*(group *const *)elem)->id);
-}
+RN_SORTED_CMP_STR(cmp_group_id, group, id)
 
 static size_t group_index(const rn_groups *g, const char *id, bool *found)
 {
@@ -297,10 +281,7 @@ static void maybe_drop_group(rn_groups *g, group *grp)
     group_free(grp);
 }
 
-static int cmp_member_id(const void *key, const void *elem)
-{
-    return strcmp(key, (*(member *const *)elem)->id);
-}
+RN_SORTED_CMP_STR(cmp_member_id, member, id)
 
 static size_t member_index(const group *grp, const char *id, bool *found)
 {
@@ -639,19 +620,19 @@ int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_
     if (err && errlen)
         err[0] = 0;
     if (!group_id_ok(hb->group_id))
-        return fail(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
-                    RN_GROUP_ID_MAX);
+        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
+                       RN_GROUP_ID_MAX);
     enum rn_assignor assignor;
     if (rn_assignor_parse(hb->assignor, &assignor) < 0)
-        return fail(-RN_E_INVALID_REQUEST, err, errlen,
-                    "assignor \"%.32s\" is not \"range\" or \"sticky\"", hb->assignor);
+        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
+                       "assignor \"%.32s\" is not \"range\" or \"sticky\"", hb->assignor);
     const char *mid = hb->member_id ? hb->member_id : "";
     if (strnlen(mid, RN_GROUP_MEMBER_ID_MAX + 1) > RN_GROUP_MEMBER_ID_MAX)
-        return fail(-RN_E_INVALID_REQUEST, err, errlen, "member id longer than %d bytes",
-                    RN_GROUP_MEMBER_ID_MAX);
+        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "member id longer than %d bytes",
+                       RN_GROUP_MEMBER_ID_MAX);
     if (hb->member_epoch < -1)
-        return fail(-RN_E_INVALID_REQUEST, err, errlen, "member epoch %" PRId32 " is below -1",
-                    hb->member_epoch);
+        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "member epoch %" PRId32 " is below -1",
+                       hb->member_epoch);
     group *grp = find_group(g, hb->group_id);
 
     if (hb->member_epoch == -1) {
@@ -671,27 +652,27 @@ int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_
     if (hb->member_epoch > 0) {
         m = find_member(grp, mid);
         if (!m)
-            return fail(-RN_E_UNKNOWN_MEMBER, err, errlen,
-                        "member \"%.64s\" is not in group %s (join again with epoch 0)", mid,
-                        hb->group_id);
+            return rn_errf(-RN_E_UNKNOWN_MEMBER, err, errlen,
+                           "member \"%.64s\" is not in group %s (join again with epoch 0)", mid,
+                           hb->group_id);
         if (hb->member_epoch != m->epoch && hb->member_epoch != m->prev_epoch)
-            return fail(-RN_E_FENCED_MEMBER_EPOCH, err, errlen,
-                        "member %s: epoch %" PRId32 " is not the current %" PRId32
-                        " (join again with epoch 0)",
-                        m->id, hb->member_epoch, m->epoch);
+            return rn_errf(-RN_E_FENCED_MEMBER_EPOCH, err, errlen,
+                           "member %s: epoch %" PRId32 " is not the current %" PRId32
+                           " (join again with epoch 0)",
+                           m->id, hb->member_epoch, m->epoch);
     } else {
         char fresh[40];
         if (!*mid) {
             do {
                 int rc = new_member_id(fresh, sizeof(fresh));
                 if (rc < 0)
-                    return fail(rc, err, errlen, "getrandom: %s", rn_strerror(rc));
+                    return rn_errf(rc, err, errlen, "getrandom: %s", rn_strerror(rc));
             } while (find_member(grp, fresh));
             mid = fresh;
         }
         bool created = !grp;
         if (!grp && !(grp = create_group(g, hb->group_id)))
-            return fail(-ENOMEM, err, errlen, "out of memory");
+            return rn_errf(-ENOMEM, err, errlen, "out of memory");
         m = find_member(grp, mid);
         if (m) {
             /* The same id joining again starts over: it owns nothing. */
@@ -701,7 +682,7 @@ int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_
         } else if (!(m = add_member(grp, mid))) {
             if (created)
                 maybe_drop_group(g, grp);
-            return fail(-ENOMEM, err, errlen, "out of memory");
+            return rn_errf(-ENOMEM, err, errlen, "out of memory");
         }
         if (grp->n_members == 1)
             grp->assignor = assignor; /* the group takes its first member's */
@@ -727,13 +708,13 @@ int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_
     if (rc == 0)
         rc = reconcile(grp, m);
     if (rc < 0)
-        return fail(rc, err, errlen, "out of memory");
+        return rn_errf(rc, err, errlen, "out of memory");
 
     rn_assign_tp *a = NULL;
     if (m->given.n) {
         a = malloc(m->given.n * sizeof(*a));
         if (!a)
-            return fail(-ENOMEM, err, errlen, "out of memory");
+            return rn_errf(-ENOMEM, err, errlen, "out of memory");
         memcpy(a, m->given.v, m->given.n * sizeof(*a));
     }
     uint32_t interval = member_reconciling(grp, m) ? RN_GROUP_RECONCILE_MS : RN_GROUP_HEARTBEAT_MS;
@@ -773,31 +754,31 @@ int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
     if (err && errlen)
         err[0] = 0;
     if (!group_id_ok(group_id))
-        return fail(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
-                    RN_GROUP_ID_MAX);
+        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
+                       RN_GROUP_ID_MAX);
     group *grp = find_group(g, group_id);
     if (!member_id || !*member_id) {
         if (grp && grp->n_members)
-            return fail(-RN_E_GROUP_NOT_EMPTY, err, errlen,
-                        "group %s has %zu active member%s: stop them before an admin commit",
-                        group_id, grp->n_members, grp->n_members == 1 ? "" : "s");
+            return rn_errf(-RN_E_GROUP_NOT_EMPTY, err, errlen,
+                           "group %s has %zu active member%s: stop them before an admin commit",
+                           group_id, grp->n_members, grp->n_members == 1 ? "" : "s");
     } else {
         member *m = find_member(grp, member_id);
         if (!m)
-            return fail(-RN_E_UNKNOWN_MEMBER, err, errlen, "member \"%.64s\" is not in group %s",
-                        member_id, group_id);
+            return rn_errf(-RN_E_UNKNOWN_MEMBER, err, errlen, "member \"%.64s\" is not in group %s",
+                           member_id, group_id);
         if (member_epoch <= 0 || (member_epoch != m->epoch && member_epoch != m->prev_epoch))
-            return fail(-RN_E_FENCED_MEMBER_EPOCH, err, errlen,
-                        "member %s: commit with epoch %" PRId32 ", current is %" PRId32, m->id,
-                        member_epoch, m->epoch);
+            return rn_errf(-RN_E_FENCED_MEMBER_EPOCH, err, errlen,
+                           "member %s: commit with epoch %" PRId32 ", current is %" PRId32, m->id,
+                           member_epoch, m->epoch);
     }
     int32_t leader_epoch = 0;
     rn_log *log = g->offsets_ok ? g->env.offsets_log(g->env.arg, &leader_epoch) : NULL;
     if (!log)
-        return fail(-RN_E_STORAGE_ERROR, err, errlen, "%s is not available", RN_OFFSETS_TOPIC);
+        return rn_errf(-RN_E_STORAGE_ERROR, err, errlen, "%s is not available", RN_OFFSETS_TOPIC);
     rn_offset_commit *w = calloc(n ? n : 1, sizeof(*w));
     if (!w)
-        return fail(-ENOMEM, err, errlen, "out of memory");
+        return rn_errf(-ENOMEM, err, errlen, "out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t np = c[i].topic ? g->env.topic_partitions(g->env.arg, c[i].topic) : -1;
@@ -813,7 +794,7 @@ int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
         rc = rn_offsets_commit(g->offsets, log, leader_epoch, group_id, w, k, now_ms, cb, arg);
     free(w);
     if (rc < 0)
-        return fail(rc, err, errlen, "commit to %s: %s", RN_OFFSETS_TOPIC, rn_strerror(rc));
+        return rn_errf(rc, err, errlen, "commit to %s: %s", RN_OFFSETS_TOPIC, rn_strerror(rc));
     return rc;
 }
 
@@ -962,7 +943,7 @@ int rn_groups_load_offsets(rn_groups *g, char *err, size_t errlen)
     rn_log *log = g->env.offsets_log(g->env.arg, &epoch);
     if (!log) {
         g->offsets_ok = false;
-        return fail(-RN_E_STORAGE_ERROR, err, errlen, "%s-0 is not open", RN_OFFSETS_TOPIC);
+        return rn_errf(-RN_E_STORAGE_ERROR, err, errlen, "%s-0 is not open", RN_OFFSETS_TOPIC);
     }
     int rc = rn_offsets_load(g->offsets, log, err, errlen);
     g->offsets_ok = rc == 0;
@@ -1086,10 +1067,10 @@ int rn_groups_open(rn_groups **out, rn_broker *b, char *err, size_t errlen)
             return rc;
         rc = wait_sync(b->reactors[0].io, &op);
         if (rc < 0)
-            return fail(rc, err, errlen, "creating %s: io_uring: %s", RN_OFFSETS_TOPIC,
-                        rn_strerror(rc));
+            return rn_errf(rc, err, errlen, "creating %s: io_uring: %s", RN_OFFSETS_TOPIC,
+                           rn_strerror(rc));
         if (op.err)
-            return fail(op.err, err, errlen, "creating %s: %s", RN_OFFSETS_TOPIC, op.msg);
+            return rn_errf(op.err, err, errlen, "creating %s: %s", RN_OFFSETS_TOPIC, op.msg);
         rn_logfmt(RN_INFO, "internal topic created", "topic=%s partitions=1", RN_OFFSETS_TOPIC);
     }
     ensure_offsets_configs(b);
@@ -1098,7 +1079,7 @@ int rn_groups_open(rn_groups **out, rn_broker *b, char *err, size_t errlen)
     rn_groups *g;
     int rc = rn_groups_new(&g, &env);
     if (rc < 0)
-        return fail(rc, err, errlen, "out of memory");
+        return rn_errf(rc, err, errlen, "out of memory");
     uint64_t t0 = rn_now_ns();
     char msg[256] = "";
     rc = rn_groups_load_offsets(g, msg, sizeof(msg));

@@ -27,7 +27,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,35 +189,33 @@ void rn_offsets_free(rn_offsets *o)
     free(o);
 }
 
-static int cmp_group_id(const void *key, const void *elem)
-{
-    return strcmp(key, (*(ogroup *const *)elem)->id);
-}
+RN_SORTED_CMP_STR(cmp_group_id, ogroup, id)
 
 static size_t group_index(const rn_offsets *o, const char *id, bool *found)
 {
     return rn_sorted_find(o->groups, o->n, sizeof(*o->groups), id, cmp_group_id, found);
 }
 
+typedef struct entry_key {
+    const char *topic;
+    int32_t partition;
+} entry_key;
+
+/* A group's entries sort by topic, then partition. */
+static int cmp_entry(const void *key, const void *elem)
+{
+    const entry_key *k = key;
+    const rn_offset_entry *e = elem;
+    int c = strcmp(k->topic, e->topic);
+    if (c == 0)
+        c = k->partition < e->partition ? -1 : k->partition > e->partition;
+    return c;
+}
+
 static size_t entry_index(const ogroup *g, const char *topic, int32_t partition, bool *found)
 {
-    size_t lo = 0, hi = g->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->e[mid].topic, topic);
-        if (c == 0)
-            c = g->e[mid].partition < partition ? -1 : g->e[mid].partition > partition;
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    entry_key k = {topic, partition};
+    return rn_sorted_find(g->e, g->n, sizeof(*g->e), &k, cmp_entry, found);
 }
 
 static ogroup *find_group(const rn_offsets *o, const char *id)
@@ -368,18 +365,6 @@ done:
     return rc;
 }
 
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int rn_offsets_load(rn_offsets *o, rn_log *log, char *err, size_t errlen)
 {
     int64_t off = rn_log_start_offset(log), end = rn_log_end_offset(log);
@@ -387,8 +372,8 @@ int rn_offsets_load(rn_offsets *o, rn_log *log, char *err, size_t errlen)
         rn_slice s;
         int rc = rn_log_read(log, off, 1u << 20, end, &s);
         if (rc < 0)
-            return fail(rc, err, errlen, "%s: read at offset %" PRId64 ": %s", rn_log_name(log),
-                        off, rn_log_errmsg(log));
+            return rn_errf(rc, err, errlen, "%s: read at offset %" PRId64 ": %s", rn_log_name(log),
+                           off, rn_log_errmsg(log));
         if (s.len == 0)
             break;
         size_t pos = 0;
@@ -398,14 +383,15 @@ int rn_offsets_load(rn_offsets *o, rn_log *log, char *err, size_t errlen)
                 rn_batch_size(&h) > s.len - pos) {
                 /* rn_log_read returns whole batches: this is corruption. */
                 rn_slice_release(&s);
-                return fail(-RN_E_CORRUPT_SEGMENT, err, errlen,
-                            "%s: batch at offset %" PRId64 " does not decode", rn_log_name(log),
-                            off);
+                return rn_errf(-RN_E_CORRUPT_SEGMENT, err, errlen,
+                               "%s: batch at offset %" PRId64 " does not decode", rn_log_name(log),
+                               off);
             }
             rc = apply_batch(o, s.data + pos, rn_batch_size(&h));
             if (rc < 0) {
                 rn_slice_release(&s);
-                return fail(rc, err, errlen, "%s: out of memory loading offsets", rn_log_name(log));
+                return rn_errf(rc, err, errlen, "%s: out of memory loading offsets",
+                               rn_log_name(log));
             }
             pos += rn_batch_size(&h);
         }

@@ -1,6 +1,9 @@
 /*
- * consumers.c — REST Proxy v2 consumer instances, backed by the group
- * coordinator through the same requests a native group consumer sends.
+ * consumers.c — a REST Proxy v2 consumer instance as a group member: its
+ * membership, its life, and the broker requests of a records poll or a
+ * commit, backed by the group coordinator through the same requests a
+ * native group consumer sends. The HTTP routes that drive it are
+ * consumer_routes.c; consumer_instance.h is the seam between the two.
  *
  * An instance is a group member the gateway holds for an HTTP client:
  *   POST /consumers/{g} {"name","format","auto.offset.reset","auto.commit.enable"}
@@ -48,6 +51,7 @@
 #include <string.h>
 
 #include "broker/coord/groups.h"
+#include "broker/gateway/consumer_instance.h"
 #include "broker/gateway/consumers.h"
 #include "broker/gateway/json.h"
 #include "broker/logfmt.h"
@@ -56,68 +60,8 @@
 #include "protocol/container_of.h"
 #include "protocol/group_member.h"
 
-#define TIMER_MS           100
-#define INSTANCE_IDLE_MS   300000
-#define MAX_INSTANCES      1000
-#define MAX_TOPICS         100
-#define DEFAULT_POLL_MS    1000
-#define MAX_POLL_MS        30000
-#define DEFAULT_POLL_BYTES (1u << 20)
-#define MAX_POLL_BYTES     (16u << 20)
-
-#define POS_UNKNOWN   (-1)
-#define POS_BEGINNING (-2)
-#define POS_END       (-3)
-
-typedef struct cpart {
-    char *topic;
-    int32_t partition;
-    int64_t position;
-    int64_t committed; /* what auto-commit last wrote (or read), -1 none */
-} cpart;
-
-enum op_kind { OP_NONE, OP_POLL_COMMITTED, OP_POLL_RESET, OP_POLL_FETCH, OP_COMMIT, OP_COMMITTED };
-
-typedef struct cinst {
-    struct cinst *next, *prev;
-    rn_consumers *cs;
-    char group[RN_GROUP_ID_MAX + 1];
-    char name[RN_GROUP_MEMBER_ID_MAX + 1];
-    enum rn_gw_format fmt;
-    bool reset_earliest, auto_commit;
-    rn_member m; /* membership: subscription, member id, epoch, owned partitions */
-    cpart *parts;
-    size_t n_parts;
-    rn_gw_client client;
-    /* heartbeat */
-    rn_gw_call hb_call;
-    bool hb_inflight; /* hb_call is busy (a heartbeat or a leave) */
-    bool leaving;
-    bool hb_leave;   /* ... and it is a leave, whose answer is nobody's business */
-    uint32_t hb_gen; /* the membership generation the heartbeat in flight was sent under */
-    /* auto-commit */
-    rn_gw_call ac_call;
-    bool ac_inflight;
-    /* the HTTP request being served */
-    rn_gw_call op_call;
-    enum op_kind op;
-    rn_io_op kick_op; /* the next poll step runs from a NOP, never inside an answer */
-    bool kick_armed;
-    rn_http_conn *waiter; /* referenced while set */
-    uint32_t poll_ms, poll_bytes;
-    int64_t last_used_ms;
-    bool dead;
-    int refs; /* the list + each call in flight */
-} cinst;
-
-struct rn_consumers {
-    rn_gateway *gw;
-    cinst *list;
-    unsigned n;
-    rn_io_op timer_op, cancel_op;
-    struct __kernel_timespec ts;
-    bool timer_armed, cancel_inflight, stopping;
-};
+#define TIMER_MS         100
+#define INSTANCE_IDLE_MS 300000
 
 static void inst_unref(cinst *in);
 
@@ -130,14 +74,7 @@ static void parts_free(cpart *p, size_t n)
     free(p);
 }
 
-static void topics_free(char **t, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(t[i]);
-    free(t);
-}
-
-static cinst *inst_find(rn_consumers *cs, const char *group, const char *name)
+cinst *rn__cinst_find(rn_consumers *cs, const char *group, const char *name)
 {
     for (cinst *in = cs->list; in; in = in->next)
         if (!in->dead && !strcmp(in->group, group) && !strcmp(in->name, name))
@@ -172,6 +109,20 @@ static void op_rn_error(cinst *in, int err, const char *msg)
     int status, code;
     rn_gw_error_map(err, true, &status, &code);
     op_error(in, status, code, msg && *msg ? msg : rn_strerror(err));
+}
+
+/* What every answer of an operation but the fetch starts with: its slices
+ * go (only a fetch carries records), and a broker error is the waiter's
+ * answer. True when the answer carries none and the handler goes on. */
+static bool op_answer_ok(cinst *in, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                         unsigned n_slices)
+{
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    if (!hdr->error_code)
+        return true;
+    op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
+    return false;
 }
 
 /* A call dropped because the instance's client closed: give back its ref. */
@@ -210,6 +161,24 @@ static int call_broker(cinst *in, rn_gw_call *call, Runnel__RequestHeader *h, rn
     if (rc < 0)
         in->refs--;
     return rc;
+}
+
+/* Ask for the group's committed offsets (every one of them: small); cb gets the answer. */
+static int fetch_committed(cinst *in, rn_gw_answer_cb cb)
+{
+    Runnel__FetchOffsetsRequest q = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
+    q.group_id = in->group;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__FETCH_OFFSETS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS;
+    h.fetch_offsets = &q;
+    return call_broker(in, &in->op_call, &h, cb);
+}
+
+/* The content type of a records answer. */
+static const char *records_ct(const cinst *in)
+{
+    return in->fmt == RN_GW_FMT_BINARY ? RN_GW_CT_BINARY_V2 : RN_GW_CT_JSON_V2;
 }
 
 /* ---- Life ---------------------------------------------------------------------------------- */
@@ -515,11 +484,7 @@ static void poll_committed_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr,
                                   unsigned n_slices)
 {
     cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
-    if (hdr->error_code) {
-        op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
-    } else {
+    if (op_answer_ok(in, hdr, slices, n_slices)) {
         Runnel__FetchOffsetsResponse *r = hdr->fetch_offsets;
         for (size_t k = 0; k < in->n_parts; k++) {
             cpart *cp = &in->parts[k];
@@ -544,11 +509,7 @@ static void poll_reset_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
                               unsigned n_slices)
 {
     cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
-    if (hdr->error_code) {
-        op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
-    } else {
+    if (op_answer_ok(in, hdr, slices, n_slices)) {
         Runnel__ListOffsetsResponse *r = hdr->list_offsets;
         for (size_t i = 0; r && i < r->n_partitions; i++) {
             Runnel__ListOffsetsPartitionResponse *p = r->partitions[i];
@@ -623,9 +584,7 @@ static void poll_fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
     if (out.failed)
         op_error(in, 500, 50001, "out of memory");
     else if (waiter_alive(in)) {
-        rn_http_respond(in->waiter, 200,
-                        in->fmt == RN_GW_FMT_BINARY ? RN_GW_CT_BINARY_V2 : RN_GW_CT_JSON_V2, out.p,
-                        out.len, NULL);
+        rn_http_respond(in->waiter, 200, records_ct(in), out.p, out.len, NULL);
         finish_op(in);
     } else {
         finish_op(in);
@@ -651,13 +610,7 @@ static void poll_step(cinst *in)
             poll_step(in);
             return;
         }
-        Runnel__FetchOffsetsRequest q = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
-        q.group_id = in->group; /* every committed offset of the group: small */
-        Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-        h.api = RUNNEL__API__FETCH_OFFSETS;
-        h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS;
-        h.fetch_offsets = &q;
-        rc = call_broker(in, &in->op_call, &h, poll_committed_answer);
+        rc = fetch_committed(in, poll_committed_answer);
     } else if (in->op == OP_POLL_RESET) {
         size_t n = 0;
         Runnel__ListOffsetsPartition *lp = calloc(in->n_parts ? in->n_parts : 1, sizeof(*lp));
@@ -724,9 +677,7 @@ static void poll_step(cinst *in)
             free(fp);
             free(fpp);
             if (waiter_alive(in))
-                rn_http_respond(in->waiter, 200,
-                                in->fmt == RN_GW_FMT_BINARY ? RN_GW_CT_BINARY_V2 : RN_GW_CT_JSON_V2,
-                                "[]", 2, NULL);
+                rn_http_respond(in->waiter, 200, records_ct(in), "[]", 2, NULL);
             finish_op(in);
             return;
         }
@@ -756,11 +707,7 @@ static void commit_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
                           unsigned n_slices)
 {
     cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
-    if (hdr->error_code) {
-        op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
-    } else {
+    if (op_answer_ok(in, hdr, slices, n_slices)) {
         Runnel__CommitOffsetsResponse *r = hdr->commit_offsets;
         int bad = 0;
         for (size_t i = 0; r && i < r->n_offsets; i++)
@@ -780,11 +727,7 @@ static void committed_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_s
                              unsigned n_slices)
 {
     cinst *in = RN_CONTAINER_OF(call, cinst, op_call);
-    for (unsigned i = 0; i < n_slices; i++)
-        rn_slice_release(&slices[i]);
-    if (hdr->error_code) {
-        op_rn_error(in, -(int)hdr->error_code, hdr->error_message);
-    } else {
+    if (op_answer_ok(in, hdr, slices, n_slices)) {
         json_t *arr = json_array();
         Runnel__FetchOffsetsResponse *r = hdr->fetch_offsets;
         for (size_t i = 0; r && i < r->n_offsets; i++) {
@@ -802,219 +745,69 @@ static void committed_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_s
     }
     inst_unref(in);
 }
+/* ---- What the routes start (consumer_instance.h) ------------------------------------------- */
 
-/* [{"topic","partition"[,"offset"]}] → parallel arrays (topics borrowed from j). */
-static int parse_tps(json_t *arr, bool with_offset, char ***topics, int32_t **parts,
-                     int64_t **offsets, size_t *n, char *msg, size_t msglen)
+cinst *rn__cinst_new(rn_consumers *cs, const char *group, const char *name, enum rn_gw_format fmt,
+                     bool reset_earliest, bool auto_commit)
 {
-    *n = 0;
-    if (!json_is_array(arr) || json_array_size(arr) > 10000) {
-        snprintf(msg, msglen, "expected an array of {\"topic\",\"partition\"%s}",
-                 with_offset ? ",\"offset\"" : "");
-        return -EINVAL;
-    }
-    size_t m = json_array_size(arr);
-    *topics = calloc(m ? m : 1, sizeof(**topics));
-    *parts = calloc(m ? m : 1, sizeof(**parts));
-    *offsets = calloc(m ? m : 1, sizeof(**offsets));
-    if (!*topics || !*parts || !*offsets)
-        return -ENOMEM;
-    for (size_t i = 0; i < m; i++) {
-        json_t *o = json_array_get(arr, i);
-        json_t *t = json_object_get(o, "topic"), *p = json_object_get(o, "partition"),
-               *off = json_object_get(o, "offset");
-        if (!json_is_string(t)) {
-            snprintf(msg, msglen, "entry %zu: expected {\"topic\",\"partition\"%s}", i,
-                     with_offset ? ",\"offset\"" : "");
-            return -EINVAL;
-        }
-        char what[64];
-        int64_t pv, ov = 0;
-        snprintf(what, sizeof(what), "entry %zu: \"partition\"", i);
-        if (rn_json_get_int(p, what, 0, INT32_MAX, &pv, msg, msglen) < 0)
-            return -EINVAL;
-        snprintf(what, sizeof(what), "entry %zu: \"offset\"", i);
-        if (with_offset && rn_json_get_int(off, what, 0, INT64_MAX, &ov, msg, msglen) < 0)
-            return -EINVAL;
-        (*topics)[i] = (char *)json_string_value(t);
-        (*parts)[i] = (int32_t)pv;
-        (*offsets)[i] = ov;
-    }
-    *n = m;
+    cinst *in = calloc(1, sizeof(*in));
+    if (!in)
+        return NULL;
+    in->cs = cs;
+    snprintf(in->group, sizeof(in->group), "%s", group);
+    snprintf(in->name, sizeof(in->name), "%s", name);
+    in->fmt = fmt;
+    in->reset_earliest = reset_earliest;
+    in->auto_commit = auto_commit;
+    in->last_used_ms = rn_now_ms();
+    in->refs = 1;
+    rn_member_conf mc = {
+        /* The coordinator's interval as it asks (no bound of ours); its
+         * stable one when it names none. */
+        .max_interval_ms = INT32_MAX,
+        .default_interval_ms = RN_GROUP_HEARTBEAT_MS,
+        .session_timeout_ms = RN_GROUP_SESSION_TIMEOUT_MS,
+        .retry_backoff_ms = 500,
+    };
+    rn_member_init(&in->m, &mc);
+    char peer[96];
+    snprintf(peer, sizeof(peer), "rest-consumer %s/%s", group, name);
+    rn_gw_client_init(&in->client, cs->gw->r, peer);
+    in->next = cs->list;
+    if (cs->list)
+        cs->list->prev = in;
+    cs->list = in;
+    cs->n++;
+    return in;
+}
+
+void rn__cinst_leave(cinst *in)
+{
+    heartbeat(in, true); /* leave: the group rebalances now, not at the session timeout */
+    in->leaving = true;
+    inst_destroy(in, "deleted");
+}
+
+int rn__cinst_subscribe(cinst *in, const char *const *topics, size_t n)
+{
+    /* The machine copies them; the heartbeat is due on the next timer turn. */
+    int rc = rn_member_subscribe(&in->m, topics, n, rn_now_ms());
+    if (rc < 0)
+        return rc;
+    arm_timer(in->cs);
     return 0;
 }
 
-/* ---- Routes
- * ------------------------------------------------------------------------------------------ */
-
-static json_t *body_json(rn_http_conn *c, rn_http_request *req, bool allow_empty)
+void rn__cinst_unsubscribe(cinst *in)
 {
-    if (req->body_len == 0 && allow_empty)
-        return json_object();
-    char err[256];
-    json_t *j = rn_json_parse(req->body, req->body_len, err, sizeof(err));
-    if (!j)
-        rn_http_respond_error(c, 400, 40001, "%s", err);
-    return j;
+    heartbeat(in, true);
+    rn_member_unsubscribe(&in->m); /* answers to earlier heartbeats are stale now */
+    parts_free(in->parts, in->n_parts);
+    in->parts = NULL;
+    in->n_parts = 0;
 }
 
-static const char *jstr(json_t *o, const char *k, const char *def)
-{
-    json_t *v = json_object_get(o, k);
-    return json_is_string(v) ? json_string_value(v) : def;
-}
-
-static bool valid_name(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-'))
-            return false;
-    }
-    return true;
-}
-
-static void create_instance(rn_consumers *cs, rn_http_conn *c, rn_http_request *req,
-                            const char *group)
-{
-    json_t *j = body_json(c, req, true);
-    if (!j)
-        return;
-    static unsigned seq;
-    char gen[64];
-    snprintf(gen, sizeof(gen), "rest-consumer-%u", ++seq);
-    const char *name = jstr(j, "name", gen);
-    const char *format = jstr(j, "format", "binary");
-    const char *reset = jstr(j, "auto.offset.reset", "latest");
-    json_t *ac = json_object_get(j, "auto.commit.enable");
-    bool auto_commit =
-        !ac || (json_is_string(ac) && !strcmp(json_string_value(ac), "true")) || json_is_true(ac);
-    if (!valid_name(group, RN_GROUP_ID_MAX) || !valid_name(name, RN_GROUP_MEMBER_ID_MAX)) {
-        rn_http_respond_error(c, 422, 42201, "group and instance names: [A-Za-z0-9._-], not empty");
-    } else if (strcmp(format, "json") && strcmp(format, "binary")) {
-        rn_http_respond_error(c, 422, 42201, "format must be \"json\" or \"binary\"");
-    } else if (strcmp(reset, "earliest") && strcmp(reset, "latest") && strcmp(reset, "smallest") &&
-               strcmp(reset, "largest")) {
-        rn_http_respond_error(c, 422, 42201, "auto.offset.reset must be earliest or latest");
-    } else if (inst_find(cs, group, name)) {
-        rn_http_respond_error(c, 409, 40902, "consumer instance %s already exists in group %s",
-                              name, group);
-    } else if (cs->n >= MAX_INSTANCES) {
-        rn_http_respond_error(c, 429, 42901, "too many consumer instances (%d)", MAX_INSTANCES);
-    } else {
-        cinst *in = calloc(1, sizeof(*in));
-        if (!in) {
-            rn_http_respond_error(c, 503, 50301, "out of memory");
-            json_decref(j);
-            return;
-        }
-        in->cs = cs;
-        snprintf(in->group, sizeof(in->group), "%s", group);
-        snprintf(in->name, sizeof(in->name), "%s", name);
-        in->fmt = strcmp(format, "json") ? RN_GW_FMT_BINARY : RN_GW_FMT_JSON;
-        in->reset_earliest = !strcmp(reset, "earliest") || !strcmp(reset, "smallest");
-        in->auto_commit = auto_commit;
-        in->last_used_ms = rn_now_ms();
-        in->refs = 1;
-        rn_member_conf mc = {
-            /* The coordinator's interval as it asks (no bound of ours); its
-             * stable one when it names none. */
-            .max_interval_ms = INT32_MAX,
-            .default_interval_ms = RN_GROUP_HEARTBEAT_MS,
-            .session_timeout_ms = RN_GROUP_SESSION_TIMEOUT_MS,
-            .retry_backoff_ms = 500,
-        };
-        rn_member_init(&in->m, &mc);
-        char peer[96];
-        snprintf(peer, sizeof(peer), "rest-consumer %s/%s", group, name);
-        rn_gw_client_init(&in->client, cs->gw->r, peer);
-        in->next = cs->list;
-        if (cs->list)
-            cs->list->prev = in;
-        cs->list = in;
-        cs->n++;
-        const char *host = rn_http_header_get(req, "host");
-        rn_strbuf uri = {0};
-        rn_strbuf_printf(&uri, "http://%.200s/consumers/", host ? host : "localhost");
-        rn_strbuf_puts(&uri, group);
-        rn_strbuf_puts(&uri, "/instances/");
-        rn_strbuf_puts(&uri, name);
-        json_t *r = json_pack("{s:s,s:s}", "instance_id", name, "base_uri", uri.p ? uri.p : "");
-        rn_strbuf_free(&uri);
-        rn_http_respond_json(c, 200, RN_GW_CT_V2, r);
-        json_decref(r);
-        rn_logfmt(RN_INFO, "consumer instance created", "group=%s instance=%s format=%s", group,
-                  name, format);
-    }
-    json_decref(j);
-}
-
-static void subscribe(cinst *in, rn_http_conn *c, rn_http_request *req)
-{
-    json_t *j = body_json(c, req, false);
-    if (!j)
-        return;
-    json_t *t = json_object_get(j, "topics");
-    if (!json_is_array(t) || json_array_size(t) == 0 || json_array_size(t) > MAX_TOPICS) {
-        json_decref(j);
-        rn_http_respond_error(c, 422, 42201, "expected {\"topics\": [1 to %d names]}", MAX_TOPICS);
-        return;
-    }
-    size_t n = json_array_size(t);
-    char **topics = calloc(n, sizeof(*topics));
-    for (size_t i = 0; topics && i < n; i++) {
-        const char *s = json_string_value(json_array_get(t, i));
-        if (!s || !(topics[i] = strdup(s))) {
-            topics_free(topics, n);
-            json_decref(j);
-            rn_http_respond_error(c, 422, 42201, "topics must be strings");
-            return;
-        }
-    }
-    json_decref(j);
-    if (!topics) {
-        rn_http_respond_error(c, 503, 50301, "out of memory");
-        return;
-    }
-    /* The machine copies them; the heartbeat is due on the next timer turn. */
-    int rc = rn_member_subscribe(&in->m, (const char *const *)topics, n, rn_now_ms());
-    topics_free(topics, n);
-    if (rc < 0) {
-        rn_http_respond_error(c, 503, 50301, "out of memory");
-        return;
-    }
-    arm_timer(in->cs);
-    rn_http_respond(c, 204, NULL, NULL, 0, NULL);
-}
-
-static void get_subscription(cinst *in, rn_http_conn *c)
-{
-    json_t *arr = json_array();
-    size_t n;
-    const char *const *topics = rn_member_topics(&in->m, &n);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_string(topics[i]));
-    json_t *j = json_pack("{s:o}", "topics", arr);
-    rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
-    json_decref(j);
-}
-
-static void get_assignments(cinst *in, rn_http_conn *c)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < in->n_parts; i++)
-        json_array_append_new(arr, json_pack("{s:s,s:i}", "topic", in->parts[i].topic, "partition",
-                                             in->parts[i].partition));
-    json_t *j = json_pack("{s:o}", "partitions", arr);
-    rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
-    json_decref(j);
-}
-
-static bool start_op(cinst *in, rn_http_conn *c, enum op_kind op)
+bool rn__cinst_start_op(cinst *in, rn_http_conn *c, enum op_kind op)
 {
     if (in->op != OP_NONE) {
         rn_http_respond_error(c, 409, 40903, "consumer instance %s is busy with another request",
@@ -1027,184 +820,25 @@ static bool start_op(cinst *in, rn_http_conn *c, enum op_kind op)
     return true;
 }
 
-static void get_records(cinst *in, rn_http_conn *c, rn_http_request *req)
+void rn__cinst_poll(cinst *in, uint32_t poll_ms, uint32_t poll_bytes)
 {
-    char buf[32], err[160];
-    int64_t timeout = DEFAULT_POLL_MS, max_bytes = DEFAULT_POLL_BYTES;
-    int qt = rn_http_query_get(req->query, "timeout", buf, sizeof(buf));
-    if (qt != 0 && rn_text_get_int(qt > 0 ? buf : NULL, "timeout", 0, MAX_POLL_MS, &timeout, err,
-                                   sizeof(err)) < 0) {
-        rn_http_respond_error(c, 422, 42201, "%s", err);
-        return;
-    }
-    int qb = rn_http_query_get(req->query, "max_bytes", buf, sizeof(buf));
-    if (qb != 0 && rn_text_get_int(qb > 0 ? buf : NULL, "max_bytes", 1, MAX_POLL_BYTES, &max_bytes,
-                                   err, sizeof(err)) < 0) {
-        rn_http_respond_error(c, 422, 42201, "%s", err);
-        return;
-    }
-    if (!start_op(in, c, OP_POLL_COMMITTED))
-        return;
-    in->poll_ms = (uint32_t)timeout;
-    in->poll_bytes = (uint32_t)max_bytes;
+    in->poll_ms = poll_ms;
+    in->poll_bytes = poll_bytes;
     poll_step(in);
 }
 
-static void post_offsets(cinst *in, rn_http_conn *c, rn_http_request *req)
+void rn__cinst_commit(cinst *in, char **topics, int32_t *parts, int64_t *offsets, size_t n)
 {
-    json_t *j = body_json(c, req, true);
-    if (!j)
-        return;
-    char msg[256];
-    char **t = NULL;
-    int32_t *p = NULL;
-    int64_t *o = NULL;
-    size_t n = 0;
-    int rc = 0;
-    json_t *arr = json_object_get(j, "offsets");
-    if (arr) {
-        rc = parse_tps(arr, true, &t, &p, &o, &n, msg, sizeof(msg));
-    } else {
-        /* No body: commit every position reached so far. */
-        t = calloc(in->n_parts ? in->n_parts : 1, sizeof(*t));
-        p = calloc(in->n_parts ? in->n_parts : 1, sizeof(*p));
-        o = calloc(in->n_parts ? in->n_parts : 1, sizeof(*o));
-        rc = t && p && o ? 0 : -ENOMEM;
-        for (size_t i = 0; rc == 0 && i < in->n_parts; i++)
-            if (in->parts[i].position >= 0) {
-                t[n] = in->parts[i].topic;
-                p[n] = in->parts[i].partition;
-                o[n] = in->parts[i].position;
-                n++;
-            }
-    }
-    if (rc < 0) {
-        rn_http_respond_error(c, 422, 42201, "%s", rc == -ENOMEM ? "out of memory" : msg);
-    } else if (n == 0) {
-        rn_http_respond(c, 204, NULL, NULL, 0, NULL);
-    } else if (start_op(in, c, OP_COMMIT)) {
-        rc = commit(in, &in->op_call, commit_answer, t, p, o, n);
-        if (rc < 0)
-            op_rn_error(in, rc, NULL);
-    }
-    free(t);
-    free(p);
-    free(o);
-    json_decref(j);
-}
-
-static void get_offsets(cinst *in, rn_http_conn *c)
-{
-    if (!start_op(in, c, OP_COMMITTED))
-        return;
-    Runnel__FetchOffsetsRequest q = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
-    q.group_id = in->group;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__FETCH_OFFSETS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS;
-    h.fetch_offsets = &q;
-    int rc = call_broker(in, &in->op_call, &h, committed_answer);
+    int rc = commit(in, &in->op_call, commit_answer, topics, parts, offsets, n);
     if (rc < 0)
         op_rn_error(in, rc, NULL);
 }
 
-static void post_positions(cinst *in, rn_http_conn *c, rn_http_request *req, const char *where)
+void rn__cinst_committed(cinst *in)
 {
-    json_t *j = body_json(c, req, false);
-    if (!j)
-        return;
-    char msg[256];
-    char **t = NULL;
-    int32_t *p = NULL;
-    int64_t *o = NULL;
-    size_t n = 0;
-    bool seek = where == NULL;
-    int rc = parse_tps(json_object_get(j, seek ? "offsets" : "partitions"), seek, &t, &p, &o, &n,
-                       msg, sizeof(msg));
-    if (rc < 0) {
-        rn_http_respond_error(c, 422, 42201, "%s", rc == -ENOMEM ? "out of memory" : msg);
-    } else {
-        size_t i;
-        for (i = 0; i < n; i++) {
-            cpart *cp = NULL;
-            for (size_t k = 0; k < in->n_parts; k++)
-                if (in->parts[k].partition == p[i] && !strcmp(in->parts[k].topic, t[i]))
-                    cp = &in->parts[k];
-            if (!cp) {
-                rn_http_respond_error(c, 409, 40903, "%s-%d is not assigned to this instance", t[i],
-                                      p[i]);
-                break;
-            }
-            cp->position = seek ? o[i] : !strcmp(where, "beginning") ? POS_BEGINNING : POS_END;
-        }
-        if (i == n)
-            rn_http_respond(c, 204, NULL, NULL, 0, NULL);
-    }
-    free(t);
-    free(p);
-    free(o);
-    json_decref(j);
-}
-
-void rn_consumers_dispatch(rn_consumers *cs, rn_http_conn *c, rn_http_request *req, char **seg,
-                           int n)
-{
-    enum http_method m = req->method == HTTP_HEAD ? HTTP_GET : req->method;
-    if (n == 2) {
-        if (m == HTTP_POST)
-            create_instance(cs, c, req, seg[1]);
-        else
-            rn_http_respond_error(c, 405, 40501, "POST /consumers/{group} creates an instance");
-        return;
-    }
-    if (n < 4 || strcmp(seg[2], "instances") != 0) {
-        rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", req->path);
-        return;
-    }
-    cinst *in = inst_find(cs, seg[1], seg[3]);
-    if (!in) {
-        rn_http_respond_error(c, 404, 40403, "consumer instance %.128s not found in group %.128s",
-                              seg[3], seg[1]);
-        return;
-    }
-    in->last_used_ms = rn_now_ms();
-    const char *what = n >= 5 ? seg[4] : "";
-    if (n == 4 && m == HTTP_DELETE) {
-        heartbeat(in, true); /* leave: the group rebalances now, not at the session timeout */
-        in->leaving = true;
-        inst_destroy(in, "deleted");
-        rn_http_respond(c, 204, NULL, NULL, 0, NULL);
-    } else if (n == 5 && !strcmp(what, "subscription")) {
-        if (m == HTTP_POST)
-            subscribe(in, c, req);
-        else if (m == HTTP_GET)
-            get_subscription(in, c);
-        else if (m == HTTP_DELETE) {
-            heartbeat(in, true);
-            rn_member_unsubscribe(&in->m); /* answers to earlier heartbeats are stale now */
-            parts_free(in->parts, in->n_parts);
-            in->parts = NULL;
-            in->n_parts = 0;
-            rn_http_respond(c, 204, NULL, NULL, 0, NULL);
-        } else
-            rn_http_respond_error(c, 405, 40501, "subscription: GET, POST or DELETE");
-    } else if (n == 5 && !strcmp(what, "assignments") && m == HTTP_GET) {
-        get_assignments(in, c);
-    } else if (n == 5 && !strcmp(what, "records") && m == HTTP_GET) {
-        get_records(in, c, req);
-    } else if (n == 5 && !strcmp(what, "offsets")) {
-        if (m == HTTP_POST)
-            post_offsets(in, c, req);
-        else if (m == HTTP_GET)
-            get_offsets(in, c);
-        else
-            rn_http_respond_error(c, 405, 40501, "offsets: GET or POST");
-    } else if (n >= 5 && !strcmp(what, "positions") && m == HTTP_POST &&
-               (n == 5 || (n == 6 && (!strcmp(seg[5], "beginning") || !strcmp(seg[5], "end"))))) {
-        post_positions(in, c, req, n == 6 ? seg[5] : NULL);
-    } else {
-        rn_http_respond_error(c, 404, 40400, "no such endpoint: %.200s", req->path);
-    }
+    int rc = fetch_committed(in, committed_answer);
+    if (rc < 0)
+        op_rn_error(in, rc, NULL);
 }
 
 /* ---- The registry

@@ -16,6 +16,10 @@
  * (GroupHeartbeat) from a 100 ms timer at the coordinator's interval,
  * fetches from what it is assigned, commits through CommitOffsets — the
  * requests a native consumer sends. Instances unused for 5 minutes go.
+ *
+ * Two files: consumer_routes.c answers the routes (rn_consumers_dispatch),
+ * consumers.c is the instance and the registry (the rest of this header);
+ * consumer_instance.h is what they share.
  */
 #ifndef RN_GATEWAY_CONSUMERS_H
 #define RN_GATEWAY_CONSUMERS_H

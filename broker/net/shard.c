@@ -134,8 +134,15 @@ typedef struct partitioned_api {
     void (*narrow)(sub *s, const Runnel__RequestHeader *h);
     /* Entry k of an owner's answer r, or NULL when r is of another API or short. */
     void *(*answer_at)(const Runnel__ResponseHeader *r, uint32_t k);
-    /* Every owner answered: one answer for the parent, in its partition order. */
+    /* Every owner answered: one answer for the parent, in its partition order
+     * (merge_entries for an answer that is one entry a partition and no more). */
     void (*merge)(fan *f, Runnel__ResponseHeader **resp);
+    /* merge_entries: the answer's entry for the parent's partition i that no
+     * owner gave, entry_size bytes at entry, filled with error err. */
+    size_t entry_size;
+    void (*missing)(void *entry, const Runnel__RequestHeader *h, size_t i, uint32_t err);
+    /* merge_entries: send the parent the n entries (or, acks=0, nothing). */
+    void (*respond)(fan *f, void **entries, size_t n);
     bool split_always; /* never forwarded whole (a Produce's subs carry its batches) */
     bool batches;      /* each partition's batch is carved from the payload for its sub */
     bool wake_on_data; /* a long poll: the first owner with data wakes the others */
@@ -306,13 +313,77 @@ static void produce_narrow_acked(sub *s, const Runnel__RequestHeader *h)
         s->body.produce.acks = 1;
 }
 
-static void merge_produce(fan *f, Runnel__ResponseHeader **resp)
+static void produce_missing(void *entry, const Runnel__RequestHeader *h, size_t i, uint32_t err)
+{
+    Runnel__ProducePartitionResponse *e = entry;
+    runnel__produce_partition_response__init(e);
+    e->topic = h->produce->partitions[i]->topic;
+    e->partition = h->produce->partitions[i]->partition;
+    e->error_code = err;
+    e->base_offset = e->log_append_time = e->log_start_offset = -1;
+}
+
+static void produce_respond(fan *f, void **entries, size_t n)
 {
     rn_request *parent = f->parent;
-    Runnel__ProduceRequest *pr = parent->fr.hdr->produce;
-    size_t n = pr->n_partitions;
-    Runnel__ProducePartitionResponse **ptrs = calloc(n, sizeof(*ptrs));
-    Runnel__ProducePartitionResponse *fb = calloc(n, sizeof(*fb));
+    if (parent->fr.hdr->produce->acks == 0) {
+        rn_metrics_observe(&f->home->metrics, parent->api, 0, rn_now_ns() - parent->start_ns);
+        rn_request_free(parent);
+        return;
+    }
+    Runnel__ProduceResponse body = RUNNEL__PRODUCE_RESPONSE__INIT;
+    body.n_partitions = n;
+    body.partitions = (Runnel__ProducePartitionResponse **)entries;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_PRODUCE;
+    h.produce = &body;
+    rn_request_respond(parent, &h, NULL, 0);
+}
+
+static void list_offsets_missing(void *entry, const Runnel__RequestHeader *h, size_t i,
+                                 uint32_t err)
+{
+    Runnel__ListOffsetsPartitionResponse *e = entry;
+    runnel__list_offsets_partition_response__init(e);
+    e->topic = h->list_offsets->partitions[i]->topic;
+    e->partition = h->list_offsets->partitions[i]->partition;
+    e->error_code = err;
+    e->offset = e->timestamp = -1;
+}
+
+static void list_offsets_respond(fan *f, void **entries, size_t n)
+{
+    Runnel__ListOffsetsResponse body = RUNNEL__LIST_OFFSETS_RESPONSE__INIT;
+    body.n_partitions = n;
+    body.partitions = (Runnel__ListOffsetsPartitionResponse **)entries;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS;
+    h.list_offsets = &body;
+    rn_request_respond(f->parent, &h, NULL, 0);
+}
+
+static void fetch_missing(void *entry, const Runnel__RequestHeader *h, size_t i, uint32_t err)
+{
+    Runnel__FetchPartitionResponse *e = entry;
+    runnel__fetch_partition_response__init(e);
+    e->topic = h->fetch->partitions[i]->topic;
+    e->partition = h->fetch->partitions[i]->partition;
+    e->error_code = err;
+    e->high_watermark = e->log_start_offset = e->log_end_offset = -1;
+}
+
+/* The merge of an answer that is one entry a partition and nothing more
+ * (Produce, ListOffsets): each partition's entry from its owner's answer,
+ * or where that lacks it pa->missing's error entry, then pa->respond. The
+ * entries go as void * (protobuf-c reads its repeated messages through
+ * generic pointers itself; sub.parts does the same for requests). */
+static void merge_entries(fan *f, Runnel__ResponseHeader **resp)
+{
+    rn_request *parent = f->parent;
+    const partitioned_api *pa = f->pa;
+    size_t n = pa->n_parts(parent->fr.hdr);
+    void **ptrs = calloc(n, sizeof(*ptrs));
+    char *fb = calloc(n, pa->entry_size);
     if (!ptrs || !fb) {
         free(ptrs);
         free(fb);
@@ -322,25 +393,10 @@ static void merge_produce(fan *f, Runnel__ResponseHeader **resp)
     for (size_t i = 0; i < n; i++) {
         if ((ptrs[i] = owner_part(f, resp, i)))
             continue;
-        runnel__produce_partition_response__init(&fb[i]);
-        fb[i].topic = pr->partitions[i]->topic;
-        fb[i].partition = pr->partitions[i]->partition;
-        fb[i].error_code = part_error(resp[f->where_sub[i]]);
-        fb[i].base_offset = fb[i].log_append_time = fb[i].log_start_offset = -1;
-        ptrs[i] = &fb[i];
+        ptrs[i] = fb + i * pa->entry_size;
+        pa->missing(ptrs[i], parent->fr.hdr, i, part_error(resp[f->where_sub[i]]));
     }
-    if (pr->acks == 0) {
-        rn_metrics_observe(&f->home->metrics, parent->api, 0, rn_now_ns() - parent->start_ns);
-        rn_request_free(parent);
-    } else {
-        Runnel__ProduceResponse body = RUNNEL__PRODUCE_RESPONSE__INIT;
-        body.n_partitions = n;
-        body.partitions = ptrs;
-        Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
-        h.body_case = RUNNEL__RESPONSE_HEADER__BODY_PRODUCE;
-        h.produce = &body;
-        rn_request_respond(parent, &h, NULL, 0);
-    }
+    pa->respond(f, ptrs, n);
     free(ptrs);
     free(fb);
 }
@@ -449,11 +505,7 @@ static void merge_fetch(fan *f, Runnel__ResponseHeader **resp)
             }
             continue;
         }
-        runnel__fetch_partition_response__init(&fb[i]);
-        fb[i].topic = fr->partitions[i]->topic;
-        fb[i].partition = fr->partitions[i]->partition;
-        fb[i].error_code = part_error(r);
-        fb[i].high_watermark = fb[i].log_start_offset = fb[i].log_end_offset = -1;
+        fetch_missing(&fb[i], parent->fr.hdr, i, part_error(r));
         ptrs[i] = &fb[i];
     }
     Runnel__FetchResponse body = RUNNEL__FETCH_RESPONSE__INIT;
@@ -468,40 +520,6 @@ static void merge_fetch(fan *f, Runnel__ResponseHeader **resp)
     free(ptrs);
     free(fb);
     free(slices);
-}
-
-static void merge_list_offsets(fan *f, Runnel__ResponseHeader **resp)
-{
-    rn_request *parent = f->parent;
-    Runnel__ListOffsetsRequest *lr = parent->fr.hdr->list_offsets;
-    size_t n = lr->n_partitions;
-    Runnel__ListOffsetsPartitionResponse **ptrs = calloc(n, sizeof(*ptrs));
-    Runnel__ListOffsetsPartitionResponse *fb = calloc(n, sizeof(*fb));
-    if (!ptrs || !fb) {
-        free(ptrs);
-        free(fb);
-        rn_request_fail(parent, -ENOMEM, "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((ptrs[i] = owner_part(f, resp, i)))
-            continue;
-        runnel__list_offsets_partition_response__init(&fb[i]);
-        fb[i].topic = lr->partitions[i]->topic;
-        fb[i].partition = lr->partitions[i]->partition;
-        fb[i].error_code = part_error(resp[f->where_sub[i]]);
-        fb[i].offset = fb[i].timestamp = -1;
-        ptrs[i] = &fb[i];
-    }
-    Runnel__ListOffsetsResponse body = RUNNEL__LIST_OFFSETS_RESPONSE__INIT;
-    body.n_partitions = n;
-    body.partitions = ptrs;
-    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
-    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS;
-    h.list_offsets = &body;
-    rn_request_respond(parent, &h, NULL, 0);
-    free(ptrs);
-    free(fb);
 }
 
 /* Every owner has answered: one response for the parent. */
@@ -627,7 +645,10 @@ static const partitioned_api partitioned_apis[] = {
      .part_at = produce_part_at,
      .narrow = produce_narrow_acked,
      .answer_at = produce_answer_at,
-     .merge = merge_produce,
+     .merge = merge_entries,
+     .entry_size = sizeof(Runnel__ProducePartitionResponse),
+     .missing = produce_missing,
+     .respond = produce_respond,
      .split_always = true,
      .batches = true},
     {.api = RUNNEL__API__FETCH,
@@ -642,7 +663,10 @@ static const partitioned_api partitioned_apis[] = {
      .part_at = list_offsets_part_at,
      .narrow = list_offsets_narrow,
      .answer_at = list_offsets_answer_at,
-     .merge = merge_list_offsets},
+     .merge = merge_entries,
+     .entry_size = sizeof(Runnel__ListOffsetsPartitionResponse),
+     .missing = list_offsets_missing,
+     .respond = list_offsets_respond},
 };
 
 /* The entry of a partitioned API, or NULL (the API runs on reactor 0). */
