@@ -12,21 +12,12 @@
  * batch.c's window. Before the streaming, a 64 MiB bomb cost 64 MiB here.
  * Under AddressSanitizer, whose allocator must not be bypassed, the hook is
  * off and only the bound's assertions are skipped (the errors still are
- * checked).
+ * checked). Batches: batch_helpers.h.
  */
-#include <criterion/criterion.h>
-#include <endian.h>
 #include <malloc.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <zstd.h>
 
-#include "protocol/batch.h"
-#include "protocol/errors.h"
-
-#define E(x) (-RN_E_##x)
+#include "batch_helpers.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COUNTING 0
@@ -121,50 +112,6 @@ static void expect_bounded(size_t most, const char *what)
 }
 
 /* ---- Batches ---------------------------------------------------------------- */
-
-static void set_be16(uint8_t *p, int off, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(p + off, &v, 2);
-}
-
-static void set_be32(uint8_t *p, int off, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p + off, &v, 4);
-}
-
-static void set_be64(uint8_t *p, int off, uint64_t v)
-{
-    v = htobe64(v);
-    memcpy(p + off, &v, 8);
-}
-
-/* A batch around a records section (as given: compressed or not), with
- * timestamps 1000, no producer, and a correct CRC. */
-static uint8_t *make_batch(const void *records, size_t rlen, int codec, int32_t count,
-                           int32_t last_offset_delta, size_t *len)
-{
-    size_t size = RN_BATCH_HEADER_LEN + rlen;
-    uint8_t *p = calloc(1, size);
-    cr_assert_not_null(p);
-    set_be32(p, RN_BATCH_OFF_LENGTH, (uint32_t)(size - RN_BATCH_LOG_OVERHEAD));
-    set_be32(p, RN_BATCH_OFF_LEADER_EPOCH, UINT32_MAX);
-    p[RN_BATCH_OFF_MAGIC] = RN_BATCH_MAGIC;
-    set_be16(p, RN_BATCH_OFF_ATTRIBUTES, (uint16_t)codec);
-    set_be32(p, RN_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)last_offset_delta);
-    set_be64(p, RN_BATCH_OFF_BASE_TIMESTAMP, 1000);
-    set_be64(p, RN_BATCH_OFF_MAX_TIMESTAMP, 1000);
-    set_be64(p, RN_BATCH_OFF_PRODUCER_ID, UINT64_MAX);
-    set_be16(p, RN_BATCH_OFF_PRODUCER_EPOCH, UINT16_MAX);
-    set_be32(p, RN_BATCH_OFF_BASE_SEQUENCE, UINT32_MAX);
-    set_be32(p, RN_BATCH_OFF_RECORDS_COUNT, (uint32_t)count);
-    if (rlen)
-        memcpy(p + RN_BATCH_HEADER_LEN, records, rlen);
-    set_be32(p, RN_BATCH_OFF_CRC, rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START));
-    *len = size;
-    return p;
-}
 
 /* A zstd compressor with a 128 KiB window (so its decoder's window is small
  * too), with or without the content size in the frame header. */
