@@ -460,6 +460,19 @@ static inline void model_fill(model *m, int n_batches, int64_t ts0)
     }
 }
 
+/* The opening most tests share: a log opened with c, n_batches random
+ * batches from ts0 on added to m and appended with window appends in flight,
+ * their acks checked (durable: each acked batch flushed). */
+static inline rn_log *open_filled(const rn_log_config *c, model *m, int n_batches, int64_t ts0,
+                                  bool durable, int window)
+{
+    rn_log *log = open_log(c, NULL);
+    model_fill(m, n_batches, ts0);
+    acks_reset(log, 0, durable);
+    append_model(log, m, 0, window);
+    return log;
+}
+
 /* ---- Reading every offset ---------------------------------------------------- */
 
 /* Read at every batch boundary and every offset inside every batch, each with

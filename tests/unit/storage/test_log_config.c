@@ -124,11 +124,8 @@ Test(log_config, set_config_never_to_always_flushes)
 {
     rn_log_config c;
     small_config(&c, RN_FLUSH_NEVER);
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 30, 1000);
-    acks_reset(log, 0, false);
-    append_model(log, &m, 0, 8);
+    rn_log *log = open_filled(&c, &m, 30, 1000, false, 8);
     cr_assert_eq(rn_log_flushed_offset(log), 0);
     rn_log_config c2 = c;
     c2.flush = RN_FLUSH_ALWAYS;

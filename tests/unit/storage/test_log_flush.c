@@ -191,11 +191,8 @@ Test(log_flush, close_with_interval_timer_armed)
     rn_log_config c;
     small_config(&c, RN_FLUSH_INTERVAL);
     c.flush_interval_ms = 3600000; /* would never fire within the test */
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 30, 1000);
-    acks_reset(log, 0, false);
-    append_model(log, &m, 0, 8);
+    rn_log *log = open_filled(&c, &m, 30, 1000, false, 8);
     cr_assert_lt(rn_log_flushed_offset(log), m.next);
     cr_assert_gt(rn_io_inflight(io), 0, "no timer armed");
     double t0 = now_ms();

@@ -14,11 +14,8 @@ Test(log_read, append_read_across_rolls)
 {
     rn_log_config c;
     small_config(&c, RN_FLUSH_NEVER);
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 4000, 1700000000000);
-    acks_reset(log, 0, false);
-    append_model(log, &m, 0, 64);
+    rn_log *log = open_filled(&c, &m, 4000, 1700000000000, false, 64);
     cr_assert_eq(rn_log_end_offset(log), m.next);
     cr_assert_eq(rn_log_start_offset(log), 0);
     cr_assert_geq(rn_log_segment_count(log), 150, "only %u segments", rn_log_segment_count(log));
@@ -65,11 +62,8 @@ Test(log_read, reopen_after_clean_close)
 {
     rn_log_config c;
     small_config(&c, RN_FLUSH_ALWAYS);
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 600, 1700000000000);
-    acks_reset(log, 0, true);
-    append_model(log, &m, 0, 128);
+    rn_log *log = open_filled(&c, &m, 600, 1700000000000, true, 128);
     unsigned n_segs = rn_log_segment_count(log);
     uint64_t size = rn_log_size_bytes(log);
     cr_assert_gt(n_segs, 10);
@@ -196,11 +190,8 @@ Test(log_read, read_bounded_by_max_bytes)
     rn_log_config c;
     small_config(&c, RN_FLUSH_NEVER);
     c.segment_bytes = 1 << 20; /* one segment: bounds are not cut by a roll */
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 40, 1000);
-    acks_reset(log, 0, false);
-    append_model(log, &m, 0, 8);
+    rn_log *log = open_filled(&c, &m, 40, 1000, false, 8);
     cr_assert_eq(rn_log_segment_count(log), 1);
     for (int i = 0; i + 2 < m.n; i++) {
         size_t two = m.b[i].len + m.b[i + 1].len;
@@ -236,11 +227,8 @@ Test(log_read, read_bounded_by_max_offset)
     rn_log_config c;
     small_config(&c, RN_FLUSH_NEVER);
     c.segment_bytes = 1 << 20;
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 30, 1000);
-    acks_reset(log, 0, false);
-    append_model(log, &m, 0, 8);
+    rn_log *log = open_filled(&c, &m, 30, 1000, false, 8);
     for (int i = 0; i < m.n; i++) {
         for (int j = i + 1; j <= m.n; j++) {
             int64_t max = j < m.n ? m.b[j].base : m.next;
@@ -267,11 +255,8 @@ Test(log_read, read_out_of_range)
 {
     rn_log_config c;
     small_config(&c, RN_FLUSH_ALWAYS);
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 100, 1000);
-    acks_reset(log, 0, true);
-    append_model(log, &m, 0, 16);
+    rn_log *log = open_filled(&c, &m, 100, 1000, true, 16);
     int64_t leo = rn_log_end_offset(log);
     cr_assert_eq(leo, m.next);
     rn_slice s;
@@ -324,6 +309,16 @@ Test(log_read, stamped_offsets_and_epoch_in_read_bytes)
 
 /* ---- Timestamps ------------------------------------------------------------------- */
 
+/* What offset-for-time must answer, by brute force: the base of the first
+ * batch whose newest timestamp is at or after ts, else the log end. */
+static int64_t model_offset_for_time(const model *m, int64_t ts)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->b[i].max_ts >= ts)
+            return m->b[i].base;
+    return m->next;
+}
+
 // offset_for_time at, between and beyond batch timestamps, across many segments.
 Test(log_read, offset_for_time_across_segments)
 {
@@ -371,29 +366,15 @@ Test(log_read, offset_for_time_unordered_matches_brute_force)
     append_model(log, &m, 0, 32);
     cr_assert_gt(rn_log_segment_count(log), 8);
     int64_t hi = 1000000 + 50000 + 60 * 800;
-    for (int64_t ts = 999000; ts <= hi + 100; ts += 37) {
-        int64_t want = m.next;
-        for (int i = 0; i < m.n; i++) {
-            if (m.b[i].max_ts >= ts) {
-                want = m.b[i].base;
-                break;
-            }
-        }
-        cr_assert_eq(rn_log_offset_for_time(log, ts), want, "ts %lld", (long long)ts);
-    }
+    for (int64_t ts = 999000; ts <= hi + 100; ts += 37)
+        cr_assert_eq(rn_log_offset_for_time(log, ts), model_offset_for_time(&m, ts), "ts %lld",
+                     (long long)ts);
     /* The same answers after a clean reopen (time indexes from disk). */
     cr_assert_eq(rn_log_close(log), 0);
     log = open_log(&c, NULL);
-    for (int64_t ts = 999000; ts <= hi + 100; ts += 101) {
-        int64_t want = m.next;
-        for (int i = 0; i < m.n; i++) {
-            if (m.b[i].max_ts >= ts) {
-                want = m.b[i].base;
-                break;
-            }
-        }
-        cr_assert_eq(rn_log_offset_for_time(log, ts), want, "after reopen, ts %lld", (long long)ts);
-    }
+    for (int64_t ts = 999000; ts <= hi + 100; ts += 101)
+        cr_assert_eq(rn_log_offset_for_time(log, ts), model_offset_for_time(&m, ts),
+                     "after reopen, ts %lld", (long long)ts);
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
 }

@@ -92,11 +92,8 @@ Test(log_retention, retention_by_bytes)
 {
     rn_log_config c;
     small_config(&c, RN_FLUSH_ALWAYS);
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 400, 1000);
-    acks_reset(log, 0, true);
-    append_model(log, &m, 0, 64);
+    rn_log *log = open_filled(&c, &m, 400, 1000, true, 64);
     unsigned n0 = rn_log_segment_count(log);
     cr_assert_gt(n0, 8);
     /* Nothing to do while unlimited. */
@@ -270,11 +267,8 @@ Test(log_retention, retention_takes_an_old_active_segment)
     small_config(&c, RN_FLUSH_ALWAYS);
     c.segment_bytes = 1 << 30; /* sparse: a 1 GiB active segment, as by default */
     c.retention_ms = 10000;
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 50, 1000000);
-    acks_reset(log, 0, true);
-    append_model(log, &m, 0, 16);
+    rn_log *log = open_filled(&c, &m, 50, 1000000, true, 16);
     cr_assert_eq(rn_log_segment_count(log), 1);
     int64_t newest = m.b[m.n - 1].max_ts;
     /* Young enough: kept. */
@@ -372,11 +366,8 @@ Test(log_retention, enospc_moves_nothing)
     rn_log_config c;
     small_config(&c, RN_FLUSH_ALWAYS);
     c.segment_bytes = 1 << 20;
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 20, 1000);
-    acks_reset(log, 0, true);
-    append_model(log, &m, 0, 8);
+    rn_log *log = open_filled(&c, &m, 20, 1000, true, 8);
     int64_t leo = rn_log_end_offset(log);
     uint64_t size = rn_log_size_bytes(log);
 
@@ -437,11 +428,8 @@ Test(log_retention, slice_survives_retention)
 {
     rn_log_config c;
     small_config(&c, RN_FLUSH_ALWAYS);
-    rn_log *log = open_log(&c, NULL);
     model m = {0};
-    model_fill(&m, 200, 1000);
-    acks_reset(log, 0, true);
-    append_model(log, &m, 0, 32);
+    rn_log *log = open_filled(&c, &m, 200, 1000, true, 32);
     cr_assert_gt(rn_log_segment_count(log), 3);
 
     rn_slice held[3];
