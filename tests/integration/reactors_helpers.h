@@ -121,6 +121,16 @@ static inline void close_conns(it_conn **c, int n)
         it_conn_close(c[i]);
 }
 
+/* How most tests end: their connections closed, the broker stopped with
+ * SIGTERM and exiting 0 (itf_stop_clean), and the test marked passed (so
+ * the fixture removes its files). */
+static inline void finish_clean(it_conn **c, int n)
+{
+    close_conns(c, n);
+    itf_stop_clean(&B);
+    itf_passed = true;
+}
+
 /* A batch of n records of vlen bytes each (filled with `fill`). */
 static inline uint8_t *big_batch(char fill, int n, size_t vlen, int64_t ts, size_t *len)
 {

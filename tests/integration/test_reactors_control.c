@@ -91,9 +91,7 @@ Test(reactors_control, control_apis_from_every_connection)
         it_resp_free(&r);
     }
     free(b);
-    close_conns(c, NC);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    finish_clean(c, NC);
 }
 
 // DeleteTopics then CreateTopics of the same name at once (from different
@@ -182,9 +180,7 @@ Test(reactors_control, delete_then_create_same_name)
     }
     cr_assert_eq(left, 0, "%d deleted partition directories left behind", left);
     cr_assert_eq(count_dirs(B.data_dir, "phoenix-", NULL), n_parts);
-    close_conns(c, NC);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    finish_clean(c, NC);
 }
 
 // AlterConfigs from one connection reaches every owner before its answer:
@@ -238,9 +234,7 @@ Test(reactors_control, alter_configs_reaches_every_owner)
         next++;
     }
     free(b);
-    close_conns(c, NC);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    finish_clean(c, NC);
 }
 /* ---- Errors mixed into split requests ------------------------------------------------- */
 

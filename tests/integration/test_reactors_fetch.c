@@ -452,9 +452,7 @@ Test(reactors_fetch, list_offsets_across_owners)
         }
         it_resp_free(&r);
     }
-    close_conns(c, NC);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    finish_clean(c, NC);
 }
 
 // A client pipelining split fetches whose answers (~150 MiB) far exceed the

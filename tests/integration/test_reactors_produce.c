@@ -158,9 +158,7 @@ Test(reactors_produce, produce_split_offsets_and_read_back)
 
     for (int p = 0; p < NTP; p++)
         plog_free(&pl[p]);
-    close_conns(c, NC);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    finish_clean(c, NC);
 }
 
 // acks=0 Produce split across owners: no answer comes back (the next frame
@@ -242,9 +240,7 @@ Test(reactors_produce, produce_split_acks0)
     assert_everyone_reads(c, NC, parts, pl);
     for (int p = 0; p < NTP; p++)
         plog_free(&pl[p]);
-    close_conns(c, NC);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    finish_clean(c, NC);
 }
 
 /* A batch of n records of an idempotent producer. */
@@ -363,9 +359,7 @@ Test(reactors_produce, idempotent_retries_across_owners)
         free(b1[p]);
         free(b9[p]);
     }
-    close_conns(c, NC);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    finish_clean(c, NC);
 }
 
 /* ---- Pipelining, deletes and departures across owners ------------------------------ */

@@ -461,33 +461,47 @@ static int decode_group(Runnel__RequestHeader *h, char *err, size_t errlen)
     return r;
 }
 
+/* The reason decode_group gave last (expect_group). */
+static char group_err[256];
+
+/* decode_group of h must give want (0, or -RN_E_INVALID_REQUEST); line is
+ * the caller's, for the message. */
+static void expect_group(Runnel__RequestHeader *h, int want, int line)
+{
+    group_err[0] = '\0';
+    int rc = decode_group(h, group_err, sizeof(group_err));
+    cr_assert_eq(rc, want, "line %d: got %s, want %s (%s)", line, rn_errname(rc), rn_errname(want),
+                 group_err);
+}
+#define GROUP_OK(h)      expect_group(h, 0, __LINE__)
+#define GROUP_REFUSED(h) expect_group(h, -RN_E_INVALID_REQUEST, __LINE__)
+
 // Group request bodies: group ids, epochs, names, partitions, offsets and metadata are bounded.
 Test(frame_codec, group_bodies_checked)
 {
-    char err[256];
     Runnel__GroupHeartbeatRequest hb = RUNNEL__GROUP_HEARTBEAT_REQUEST__INIT;
     Runnel__RequestHeader h = req_header(RUNNEL__API__GROUP_HEARTBEAT, 1);
     h.group_heartbeat = &hb;
     hb.group_id = "g";
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
     hb.group_id = "";
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
-    cr_assert(strstr(err, "group_id") != NULL, "%s", err);
+    GROUP_REFUSED(&h);
+    cr_assert(strstr(group_err, "group_id") != NULL, "%s", group_err);
     char long_id[251];
     memset(long_id, 'g', 250);
     long_id[250] = 0;
     hb.group_id = long_id;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     long_id[249] = 0;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
     hb.member_epoch = -2;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     hb.member_epoch = 3; /* an epoch needs a member id */
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     hb.member_id = "m";
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
     hb.session_timeout_ms = 1800001;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     hb.session_timeout_ms = 0;
     int32_t parts[] = {0, -1};
     Runnel__TopicPartitions tp = RUNNEL__TOPIC_PARTITIONS__INIT, *tpp = &tp;
@@ -496,14 +510,14 @@ Test(frame_codec, group_bodies_checked)
     tp.n_partitions = 2;
     hb.owned = &tpp;
     hb.n_owned = 1;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     tp.n_partitions = 1;
     char *subs[] = {""};
     hb.subscribed_topics = subs;
     hb.n_subscribed_topics = 1;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     hb.n_subscribed_topics = 0;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
 
     Runnel__OffsetCommit oc = RUNNEL__OFFSET_COMMIT__INIT, *ocp = &oc;
     oc.topic = "t";
@@ -514,35 +528,35 @@ Test(frame_codec, group_bodies_checked)
     co.n_offsets = 1;
     h = req_header(RUNNEL__API__COMMIT_OFFSETS, 2);
     h.commit_offsets = &co;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
     oc.offset = -1;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     oc.offset = 5;
     char *md = malloc(4098);
     memset(md, 'm', 4097);
     md[4097] = 0;
     oc.metadata = md;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     md[4096] = 0;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
     free(md);
 
     Runnel__FetchOffsetsRequest fo = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
     h = req_header(RUNNEL__API__FETCH_OFFSETS, 3);
     h.fetch_offsets = &fo;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     fo.group_id = "g";
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
 
     Runnel__DescribeGroupRequest dg = RUNNEL__DESCRIBE_GROUP_REQUEST__INIT;
     h = req_header(RUNNEL__API__DESCRIBE_GROUP, 4);
     h.describe_group = &dg;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), -RN_E_INVALID_REQUEST);
+    GROUP_REFUSED(&h);
     dg.group_id = "g";
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
 
     Runnel__ListGroupsRequest lg = RUNNEL__LIST_GROUPS_REQUEST__INIT;
     h = req_header(RUNNEL__API__LIST_GROUPS, 5);
     h.list_groups = &lg;
-    cr_assert_eq(decode_group(&h, err, sizeof(err)), 0, "%s", err);
+    GROUP_OK(&h);
 }
