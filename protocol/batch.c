@@ -1181,6 +1181,9 @@ void rn_batch_stream_fini(rn_batch_stream *s)
 /* Longest record held whole in the window while validating; longer ones are
  * walked as they stream past (walk_large). */
 #define VALIDATE_RECORD_MAX ((size_t)256 << 10)
+/* The window allocated for it up front (it grows to VALIDATE_RECORD_MAX +
+ * RECORD_PEEK + STREAM_CHUNK only for a record that needs it). */
+#define VALIDATE_WINDOW ((size_t)256 << 10)
 
 /* Read the rest of the frame through the window, keeping nothing: what is
  * left to check for compression faults once a record error is known. */
@@ -1442,6 +1445,16 @@ static int validate_compressed(const uint8_t *p, const rn_batch_header *h, size_
         *whole = true;
         return rc;
     }
+    /* The window at its working size from the start: each decompression call
+     * then fills up to VALIDATE_WINDOW bytes, which keeps the per-call cost
+     * (zlib copies its 32 KiB history after every call) near the one-shot's. */
+    s.owned_win = s.win = malloc(VALIDATE_WINDOW);
+    if (!s.win) {
+        rn_batch_stream_fini(&s);
+        *whole = true;
+        return -ENOMEM;
+    }
+    s.cap = VALIDATE_WINDOW;
     rn_record rec;
     while ((rc = validate_next(&s, &rec, why, whylen)) == 1) {
         if ((rc = check_timestamp(tr, rec.timestamp, why, whylen)))
