@@ -145,10 +145,14 @@ int rn_batch_verify(const void *buf, size_t len, size_t max_len, size_t max_unco
  * then one pass over the records as rn_batch_verify walks them, plus the
  * timestamp rules: without timestamps (base_timestamp -1) every record has
  * none; with CreateTime each record's is in [0, max_timestamp] and the latest
- * equals max_timestamp. A compressed batch is decompressed into a temporary buffer
- * (freed before return) of at most max_uncompressed bytes (0 = 64 MiB); a
- * frame declaring more is refused before any allocation. Uncompressed, the
- * cost is one CRC pass and one pass over the varints, with no allocation.
+ * equals max_timestamp. A compressed batch is streamed through a window of
+ * at most about 320 KiB (plus the codec's own state, which for zstd is the
+ * frame's window, itself capped by max_uncompressed), never decompressed
+ * whole; at most max_uncompressed bytes (0 = 64 MiB) are read through it and
+ * a frame declaring more is refused before anything is decompressed. A
+ * fault of the compression (corrupt, too large, a size that lies) is reported
+ * before a record's, as if the section were decompressed first. Uncompressed,
+ * the cost is one CRC pass and one pass over the varints, with no allocation.
  * max_len bounds the batch (max.message.bytes; 0 = 2 GiB). On success *h (may
  * be NULL) gets the header. On failure err (may be NULL) gets one sentence
  * naming the field, and for a record its index counted from 0 ("record 3 of

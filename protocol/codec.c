@@ -465,6 +465,18 @@ int rn_codec_reader_read(rn_codec_reader *r, void *dst, size_t cap, size_t *got,
         return rc;
     }
     r->out_total += *got;
+    /* A frame that declares its size must give exactly that: the checks live
+     * here, not in a caller, so the one-shot path and a streaming reader
+     * (batch.c's validation and gateway iterators) refuse a lying frame with
+     * the same words. */
+    if (r->declared != RN_CODEC_SIZE_UNKNOWN) {
+        if (r->done && r->out_total != r->declared)
+            return fail(r, "%s records section decompresses to %zu bytes, not the %llu it declares",
+                        rn_codec_name(r->codec), r->out_total, (unsigned long long)r->declared);
+        if (r->out_total > r->declared)
+            return fail(r, "%s records section decompresses to more than %zu bytes",
+                        rn_codec_name(r->codec), (size_t)r->declared);
+    }
     if (r->out_total > r->max_out)
         return fail(r, "%s records section decompresses to more than %zu bytes",
                     rn_codec_name(r->codec), r->max_out);
@@ -508,12 +520,8 @@ int rn_codec_decompress(int codec, const void *src, size_t src_len, size_t max_o
     }
     while (!done) {
         if (len == cap) {
-            if (cap == limit || declared != RN_CODEC_SIZE_UNKNOWN) {
-                rc = fail(r, "%s records section decompresses to more than %zu bytes",
-                          rn_codec_name(codec),
-                          declared != RN_CODEC_SIZE_UNKNOWN ? (size_t)declared : max_out);
-                goto fail;
-            }
+            /* Full: the size is unknown and below the bound (the reader
+             * fails one byte past the declared size or past max_out). */
             size_t ncap = cap > limit / 2 ? limit : cap * 2;
             uint8_t *nd = realloc(dst, ncap);
             if (!nd) {
@@ -528,11 +536,6 @@ int rn_codec_decompress(int codec, const void *src, size_t src_len, size_t max_o
         if (rc)
             goto fail;
         len += got;
-    }
-    if (declared != RN_CODEC_SIZE_UNKNOWN && len != declared) {
-        rc = fail(r, "%s records section decompresses to %zu bytes, not the %llu it declares",
-                  rn_codec_name(codec), len, (unsigned long long)declared);
-        goto fail;
     }
     rn_codec_reader_free(r);
     *out = dst;

@@ -1,5 +1,7 @@
 /*
- * log.c — the partition log: append, read, flush, roll, retention, open/close.
+ * log.c — the partition log: append, read, flush, roll, open/close. Retention
+ * (deleting old segments, moving the log start offset) is log_retention.c,
+ * truncation log_truncate.c; all three share the state in storage/log_impl.h.
  *
  * Life of an append (all on the owning reactor's thread):
  *
@@ -490,7 +492,7 @@ static void write_done(rn_io_op *op, int res, uint32_t flags)
     advance(log);
 }
 
-static int roll(rn_log *log, int64_t now)
+int rn__log_roll(rn_log *log, int64_t now)
 {
     rn_segment *old = active(log), *seg;
     int rc = rn_segment_create(&seg, log->dir, log->next_assign, &log->cfg, now);
@@ -550,7 +552,7 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
     if (len > log->cfg.segment_bytes && seg->end_pos + len > rn_segment_capacity(seg))
         return -RN_E_MESSAGE_TOO_LARGE;
     if (needs_roll(log, seg, len, count, now)) {
-        rc = roll(log, now);
+        rc = rn__log_roll(log, now);
         if (rc < 0)
             return rc;
         seg = active(log);
@@ -889,86 +891,7 @@ int rn_log_set_config(rn_log *log, const rn_log_config *cfg)
     return 0;
 }
 
-/* ---- Retention and rolling --------------------------------------------------- */
-
-static void drop_first(rn_log *log)
-{
-    rn_segment *s = log->segs[0];
-    memmove(log->segs, log->segs + 1, (log->n_segs - 1) * sizeof(*log->segs));
-    log->n_segs--;
-    log->start_offset = log->segs[0]->base_offset;
-    if (log->visible_seg == s) {
-        /* The newest visible batch is in s while the append that rolled past it
-         * is still being written. What is visible is on disk (s is sealed) or
-         * deleted with s; no sync may use s once it is dropped below. */
-        log->visible_seg = NULL;
-        if (log->flushed < log->leo)
-            log->flushed = log->leo;
-    }
-    rn_segment_unref(s); /* readers holding it keep the mapping */
-}
-
-/* Whether retention wants segment s gone, total being the log's size with s. */
-static bool retention_wants(const rn_log *log, const rn_segment *s, uint64_t total, int64_t now_ms)
-{
-    /* Without timestamps, the age of the newest data: when it was appended. */
-    int64_t age_ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_append_ms;
-    bool too_old = log->cfg.retention_ms >= 0 && now_ms - age_ts > log->cfg.retention_ms;
-    bool too_big =
-        log->cfg.retention_bytes >= 0 && total - s->size >= (uint64_t)log->cfg.retention_bytes;
-    return too_old || too_big;
-}
-
-int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
-{
-    int n = 0, rc = 0;
-    uint64_t total = rn_log_size_bytes(log);
-    while (log->n_segs > 0) {
-        rn_segment *s = log->segs[0];
-        if (log->n_segs == 1) {
-            /* The active segment, as Kafka does: when retention wants all of
-             * it gone, roll first so it can go. Otherwise data older than
-             * retention.ms in a large active segment could only age out
-             * once the segment filled (a 1 GiB segment on a 64 MiB disk:
-             * never). Only when it is whole and quiet: no write in flight,
-             * every batch below the high watermark (acknowledged). */
-            if (s->size == 0 || s->n_pending || log->writes.head || log->broken || log->failed ||
-                s->next_offset > rn_log_high_watermark(log) ||
-                !retention_wants(log, s, total, now_ms))
-                break;
-            rc = roll(log, now_ms);
-            if (rc < 0)
-                break; /* set_err said why; the next pass tries again */
-            continue;  /* s is now the rolled one, with nothing pending */
-        }
-        if (!s->sealed && !(s->rolled && s->n_pending == 0))
-            break; /* still being written: never delete under a write (a rolled
-                      segment whose seal waits for its fdatasync may go: the
-                      sync holds a reference and the data is no longer wanted) */
-        if (!retention_wants(log, s, total, now_ms))
-            break;
-        rc = rn_segment_delete_files(s);
-        if (rc < 0) {
-            rn__log_set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
-            break;
-        }
-        total -= s->size;
-        drop_first(log);
-        n++;
-    }
-    if (n > 0) {
-        int r = rn_sys_fsync_dir(log->dir);
-        if (r < 0)
-            rn__log_set_err(log, r, "retention: fsync of the directory");
-        /* Epochs that started before the new log start collapse into one.
-         * In memory; written with the next seal or close. A file that runs
-         * behind has entries below the start, which open clamps. */
-        r = rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
-        if (r < 0)
-            rn__log_set_err(log, r, "retention: leader epochs");
-    }
-    return n ? n : rc;
-}
+/* ---- Rolling ------------------------------------------------------------------ */
 
 int rn_log_maybe_roll(rn_log *log, int64_t now_ms)
 {
@@ -979,7 +902,7 @@ int rn_log_maybe_roll(rn_log *log, int64_t now_ms)
     rn_segment *seg = active(log);
     if (seg->end_pos == 0 || log->cfg.roll_ms <= 0 || now_ms - seg->created_ms < log->cfg.roll_ms)
         return 0;
-    return roll(log, now_ms);
+    return rn__log_roll(log, now_ms);
 }
 
 /* ---- Opening and closing ----------------------------------------------------- */

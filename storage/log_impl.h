@@ -1,7 +1,7 @@
 /*
  * log_impl.h — the partition log's state, internal to storage/: shared by
- * log.c (append, read, flush, roll, retention, open/close) and
- * log_truncate.c (truncation). Nothing outside storage/ includes it.
+ * log.c (append, read, flush, roll, open/close), log_retention.c
+ * (retention) and log_truncate.c (truncation). Nothing outside storage/ includes it.
  * Same thread rules as log.h: the owning reactor only.
  */
 #ifndef RN_LOG_IMPL_H
@@ -93,6 +93,11 @@ int rn__log_set_err(rn_log *log, int rc, const char *fmt, ...)
 
 /* Append seg to the segment list. Errors: -ENOMEM. */
 int rn__log_push_segment(rn_log *log, rn_segment *seg);
+
+/* Roll: create a new active segment at the next offset (created at now, ms)
+ * and seal the old one once nothing writes or syncs it. Errors: those of
+ * rn_segment_create, -ENOMEM; rn_log_errmsg says which. */
+int rn__log_roll(rn_log *log, int64_t now);
 
 /* Index of the last segment whose base offset <= offset (0 when none). */
 unsigned rn__log_segment_for(const rn_log *log, int64_t offset);
