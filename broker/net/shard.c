@@ -491,6 +491,7 @@ static void merge_list_offsets(fan *f, Runnel__ResponseHeader **resp)
         fb[i].partition = lr->partitions[i]->partition;
         fb[i].error_code = part_error(resp[f->where_sub[i]]);
         fb[i].offset = fb[i].timestamp = -1;
+        fb[i].leader_epoch = -1;
         ptrs[i] = &fb[i];
     }
     Runnel__ListOffsetsResponse body = RUNNEL__LIST_OFFSETS_RESPONSE__INIT;
