@@ -652,7 +652,7 @@ int rn_kreq_call_as(rn_kreq *req, rn_gw_call *call, Runnel__RequestHeader *hdr, 
 
 /* ---- Without a broker (fuzzing, tests) ------------------------------------------------------ */
 
-int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len)
+static int dry_run(const void *body, size_t len, size_t *answer_len, rn_kwriter *copy)
 {
     if (answer_len)
         *answer_len = 0;
@@ -672,6 +672,22 @@ int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len)
         rc = rn_kafka_dispatch(q);
     if (rc == 0 && q->done && q->out && answer_len)
         *answer_len = out_total(q->out);
+    if (rc == 0 && q->done && q->out && copy) {
+        /* With no broker there is no fetch data: the writer holds it all. */
+        rn_kwrite_raw(copy, q->out->w.buf, q->out->w.len);
+        if (copy->oom)
+            rc = -ENOMEM;
+    }
     req_free(q);
     return rc;
+}
+
+int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len)
+{
+    return dry_run(body, len, answer_len, NULL);
+}
+
+int rn_kafka_dry_run_copy(const void *body, size_t len, rn_kwriter *answer)
+{
+    return dry_run(body, len, NULL, answer);
 }

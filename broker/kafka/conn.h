@@ -129,6 +129,9 @@ void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t vers
  * *answer_len (0: none, acks=0), or the parse error (-RN_E_INVALID_REQUEST,
  * -ENOMEM). */
 int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len);
+/* The same, with the answer's bytes appended to answer (nothing for none),
+ * for golden-byte tests. */
+int rn_kafka_dry_run_copy(const void *body, size_t len, rn_kwriter *answer);
 
 /* An answer holding only a writer. NULL on OOM. */
 rn_kout *rn_kout_new(void);
