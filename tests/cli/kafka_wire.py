@@ -100,3 +100,26 @@ class Conn:
         _, err, pid, epoch = struct.unpack(">ihqh", r[:16])
         assert err == 0, err
         return pid, epoch
+
+    def batches(self, topic, partition, max_bytes=1 << 20):
+        """Fetch v4 from offset 0: each stored batch's (base_offset, count,
+        producer_id, producer_epoch, base_sequence), from its header."""
+        body = (struct.pack(">iiiib", -1, 100, 1, max_bytes, 0) + struct.pack(">i", 1) +
+                s16(topic) + struct.pack(">iiqi", 1, partition, 0, max_bytes))
+        r = self.call(1, 4, body)
+        at = 4 + 4 + 2 + len(topic) + 4 + 4
+        err, = struct.unpack(">h", r[at:at + 2])
+        assert err == 0, err
+        at += 2 + 8 + 8 + 4  # high watermark, last stable offset, aborted (empty)
+        n, = struct.unpack(">i", r[at:at + 4])
+        rec = r[at + 4:at + 4 + n]
+        out = []
+        pos = 0
+        while pos + 61 <= len(rec):
+            base, blen = struct.unpack(">qi", rec[pos:pos + 12])
+            h = rec[pos:pos + 61]
+            last_delta, = struct.unpack(">i", h[23:27])
+            pid, epoch, seq = struct.unpack(">qhi", h[43:57])
+            out.append((base, last_delta + 1, pid, epoch, seq))
+            pos += 12 + blen
+        return out

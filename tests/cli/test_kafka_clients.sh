@@ -65,12 +65,16 @@ port_open() {
   $PY -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
 }
 
+# start_broker [ARGS]: on free ports; with KEEP_PORTS=1, on the ports of
+# the last start (a restart, which clients must find at the same address).
 start_broker() {
   local try i
   for try in 1 2 3; do
-    PORT=$(free_port)
-    HTTP_PORT=$(free_port)
-    KPORT=$(free_port)
+    if [ "${KEEP_PORTS:-0}" != 1 ]; then
+      PORT=$(free_port)
+      HTTP_PORT=$(free_port)
+      KPORT=$(free_port)
+    fi
     $RUNNELD --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
       --kafka "127.0.0.1:$KPORT" --reactors 2 "$@" >>"$LOG" 2>&1 &
     BROKER_PID=$!
@@ -174,14 +178,10 @@ assert sorted(k for _, _, k, _ in got) == sorted(b"k%d" % i for i in range(200))
 for part in (0, 1):
     offs = [o for p_, o, _, _ in got if p_ == part]
     assert offs == list(range(100)), (part, offs[:5], len(offs))
-# The first stored batch of partition 0 carries a producer id (raw Fetch v4).
-w = Conn(sys.argv[1])
-body = struct.pack(">iiiib", -1, 100, 1, 1 << 20, 0) + struct.pack(">i", 1) + s16("ck") + \
-    struct.pack(">iiqi", 1, 0, 0, 1 << 20)
-r = w.call(1, 4, body)
-at = 4 + 4 + 2 + 2 + 4 + 4 + 2 + 8 + 8 + 4 + 4  # up to the records
-pid = struct.unpack(">q", r[at + 43:at + 51])[0]
-assert pid >= 0, pid
+# The stored batches carry one producer id and sequences without a gap.
+bs_ = Conn(sys.argv[1]).batches("ck", 0)
+assert len({b[2] for b in bs_}) == 1 and bs_[0][2] >= 0, bs_
+assert [b[4] for b in bs_] == [b[0] for b in bs_], bs_  # sequence = offset here
 PY
 }
 
@@ -317,6 +317,67 @@ assert any("Unsupported SASL mechanism" in e for e in errs), errs
 PY
 }
 
+# kcat (librdkafka) with enable.idempotence=true and lz4: 1000 records over
+# three partitions, each stored once.
+test_kcat_idempotent() {
+  command -v kcat >/dev/null || return 1
+  r topic create kci -p 3 >/dev/null || return 1
+  seq 1 1000 | timeout 60 kcat -b "127.0.0.1:$KPORT" -P -t kci -X enable.idempotence=true -z lz4 ||
+    return 1
+  timeout 60 kcat -b "127.0.0.1:$KPORT" -C -t kci -e -q -o beginning | sort -n >"$TMP/kci" || return 1
+  seq 1 1000 | cmp - "$TMP/kci" || return 1
+}
+
+# An idempotent producer (confluent-kafka) across a broker restart (SIGTERM,
+# then a new runneld on the same ports and data): librdkafka reconnects and
+# goes on with its producer id and sequences, which the broker rebuilt from
+# its segments; every record is stored once, in order.
+test_idempotent_restart() {
+  r topic create rs -p 1 >/dev/null || return 1
+  rm -f "$TMP/phase1" "$TMP/restarted"
+  timeout 120 $PY - "$KPORT" "$TMP" >"$TMP/rs.out" 2>&1 <<'PY' &
+import os, sys, time
+from confluent_kafka import Producer
+bs, tmp = "127.0.0.1:" + sys.argv[1], sys.argv[2]
+errs = []
+p = Producer({"bootstrap.servers": bs, "enable.idempotence": True, "linger.ms": 5,
+              "message.timeout.ms": 60000, "reconnect.backoff.max.ms": 500})
+def send(lo, hi):
+    for i in range(lo, hi):
+        p.produce("rs", value=b"%d" % i, partition=0, on_delivery=lambda e, m: e and errs.append(e))
+    assert p.flush(60) == 0 and not errs, errs
+send(0, 100)
+open(os.path.join(tmp, "phase1"), "w").close()
+deadline = time.time() + 60
+while not os.path.exists(os.path.join(tmp, "restarted")):
+    assert time.time() < deadline, "no restart"
+    p.poll(0.05)
+send(100, 200)
+print("done")
+PY
+  local pypid=$! i
+  for i in $(seq 1 600); do
+    [ -e "$TMP/phase1" ] && break
+    kill -0 $pypid 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -e "$TMP/phase1" ] || { cat "$TMP/rs.out" >&2; wait $pypid; return 1; }
+  stop_broker || return 1
+  KEEP_PORTS=1 start_broker --override log.segment.bytes=67108864 || return 1
+  touch "$TMP/restarted"
+  wait $pypid || { cat "$TMP/rs.out" >&2; return 1; }
+  seq 0 199 >"$TMP/rs.want"
+  r consume rs -o beginning -e -f '%s\n' | cmp - "$TMP/rs.want" || return 1
+  # One producer id before and after the restart, its sequence unbroken.
+  py <<'PY'
+import sys
+from kafka_wire import Conn
+bs = Conn(sys.argv[1]).batches("rs", 0)
+assert len({b[2] for b in bs}) == 1 and bs[0][2] >= 0, bs
+assert all(b[4] == b[0] for b in bs), bs
+PY
+}
+
 # kafkajs: an idempotent producer (InitProducerId, sequences); the records
 # read back by runnel consume byte for byte.
 test_kafkajs_produce() {
@@ -369,6 +430,9 @@ SKIP_WHY=$CK_WHY t "confluent-kafka AdminClient: create_partitions, describe_con
 SKIP_WHY=$KP_WHY t "kafka-python admin: create_partitions, describe_configs" test_kafka_python_admin
 t "OffsetsForLeaderEpoch; current leader epoch in Fetch, ListOffsets (KIP-320)" test_leader_epochs
 SKIP_WHY=$CK_WHY t "SaslHandshake/SaslAuthenticate: UNSUPPORTED_SASL_MECHANISM, still open" test_sasl
+if command -v kcat >/dev/null; then KC_WHY=; else KC_WHY="kcat is not installed"; fi
+SKIP_WHY=$KC_WHY t "kcat -X enable.idempotence=true -z lz4: 1000 records once each" test_kcat_idempotent
+SKIP_WHY=$CK_WHY t "idempotent producer across a broker restart: 200 records once, in order" test_idempotent_restart
 JS_WHY=$(kafkajs_why)
 SKIP_WHY=$JS_WHY t "kafkajs idempotent producer; runnel consume reads it byte for byte" test_kafkajs_produce
 if [ -z "$JS_WHY" ] && ! advertises 10; then JS_WHY="the broker has no group APIs (FindCoordinator)"; fi
