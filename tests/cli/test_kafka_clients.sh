@@ -8,7 +8,8 @@
 #     told "Unsupported SASL mechanism";
 #   - kafka-python 2.0.2: describe_configs, create_partitions;
 #   - kafkajs 2.2.4 (npm, into tests/kafkajs/node_modules): an idempotent
-#     producer; its consumer group when the broker has the group APIs;
+#     producer, its admin client; its consumer group when the broker has the
+#     group APIs;
 #   - tests/cli/kafka_wire.py: a retried batch gets its first offset, a gap
 #     OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch INVALID_PRODUCER_EPOCH;
 #     OffsetsForLeaderEpoch, and KIP-320's current leader epoch in Fetch,
@@ -387,6 +388,14 @@ test_kafkajs_produce() {
   r consume js -o beginning -e -f '%k=%s\n' | cmp - "$TMP/js.want" || return 1
 }
 
+# kafkajs's admin client: CreateTopics with a config, CreatePartitions,
+# DescribeConfigs, Metadata.
+test_kafkajs_admin() {
+  timeout 60 node "$JSDIR/clients.mjs" "$KPORT" jsadm admin | grep -qx 'retention.ms=7200000 partitions=3' ||
+    return 1
+  [ "$(r topic describe jsadm | grep -c 'Partition:')" = 3 ] || return 1
+}
+
 # kafkajs's consumer is a consumer group (FindCoordinator, JoinGroup, …).
 test_kafkajs_consume() {
   timeout 90 node "$JSDIR/clients.mjs" "$KPORT" js consume | sort >"$TMP/js.got" || return 1
@@ -435,6 +444,7 @@ SKIP_WHY=$KC_WHY t "kcat -X enable.idempotence=true -z lz4: 1000 records once ea
 SKIP_WHY=$CK_WHY t "idempotent producer across a broker restart: 200 records once, in order" test_idempotent_restart
 JS_WHY=$(kafkajs_why)
 SKIP_WHY=$JS_WHY t "kafkajs idempotent producer; runnel consume reads it byte for byte" test_kafkajs_produce
+SKIP_WHY=$JS_WHY t "kafkajs admin: createTopics, createPartitions, describeConfigs" test_kafkajs_admin
 if [ -z "$JS_WHY" ] && ! advertises 10; then JS_WHY="the broker has no group APIs (FindCoordinator)"; fi
 SKIP_WHY=$JS_WHY t "kafkajs consumer group reads them back" test_kafkajs_consume
 stop_broker || { echo "not ok $((N + 1)) - clean stop"; exit 1; }

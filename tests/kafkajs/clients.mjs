@@ -4,6 +4,9 @@
 //            keyed records to TOPIC partition 0 and prints "produced N"
 //   consume  a consumer group reads them back from the beginning and prints
 //            each as key=value (needs the group APIs: FindCoordinator, …)
+//   admin    creates TOPIC with 1 partition, grows it to 3 (CreatePartitions),
+//            reads its retention.ms and the partition count back
+//            (DescribeConfigs, Metadata) and prints "retention.ms=V partitions=N"
 // Exits non-zero on any error; every wait is bounded.
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
@@ -56,8 +59,21 @@ async function consume() {
   for (const g of got) console.log(g);
 }
 
+async function admin() {
+  const a = kafka.admin();
+  await a.connect();
+  await a.createTopics({ topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '7200000' }] }] });
+  await a.createPartitions({ topicPartitions: [{ topic, count: 3 }] });
+  const d = await a.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: topic, configNames: ['retention.ms'] }] });
+  const r = d.resources[0];
+  if (r.errorCode !== 0) throw new Error(`describeConfigs error ${r.errorCode}`);
+  const md = await a.fetchTopicMetadata({ topics: [topic] });
+  await a.disconnect();
+  console.log(`retention.ms=${r.configEntries[0].configValue} partitions=${md.topics[0].partitions.length}`);
+}
+
 try {
-  await (mode === 'produce' ? produce() : consume());
+  await ({ produce, consume, admin }[mode])();
   process.exit(0);
 } catch (e) {
   console.error(`kafkajs ${mode}: ${e.stack || e}`);
