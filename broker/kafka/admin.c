@@ -1,5 +1,5 @@
 /*
- * admin.c — Kafka's CreatePartitions (API 37, v0–v1) and DescribeConfigs
+ * admin.c — Kafka's CreatePartitions (API 37, v0–v2; v2 flexible) and DescribeConfigs
  * (API 32, v0–v2), mapped onto the native AlterConfigs (partitions) and
  * DescribeTopic, one native call per topic, and the broker's own settings.
  *
@@ -133,14 +133,16 @@ static void assemble(actx *x)
         return;
     }
     rn_kwriter *w = &o->w;
-    rn_kafka_response_begin(w, req->h.correlation_id, false);
+    bool fx = req->h.flexible;
+    rn_kafka_response_begin(w, req->h.correlation_id, fx);
     rn_kwrite_i32(w, 0); /* throttle_time_ms */
-    rn_kwrite_array(w, false, (int32_t)x->n_items);
+    rn_kwrite_array(w, fx, (int32_t)x->n_items);
     for (size_t i = 0; i < x->n_items; i++) {
         if (x->items[i].out.oom)
             w->oom = true;
         rn_kwrite_raw(w, x->items[i].out.buf, x->items[i].out.len);
     }
+    rn_kwrite_tags(w, fx);
     rn_kafka_response_end(w, 0);
     rn_kreq_answer(req, o);
 }
@@ -175,9 +177,11 @@ static void release(rn_slice *slices, unsigned n_slices)
 
 static void partitions_result(aitem *it, int16_t err, const char *msg)
 {
-    rn_kwrite_str(&it->out, false, it->name);
+    bool fx = it->x->req->h.flexible;
+    rn_kwrite_str(&it->out, fx, it->name);
     rn_kwrite_i16(&it->out, err);
-    rn_kwrite_str(&it->out, false, err && msg && *msg ? msg : NULL);
+    rn_kwrite_str(&it->out, fx, err && msg && *msg ? msg : NULL);
+    rn_kwrite_tags(&it->out, fx);
 }
 
 static void partitions_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
@@ -192,7 +196,8 @@ static void partitions_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_
 int rn_kafka_create_partitions(rn_kreq *req)
 {
     rn_kreader *rd = &req->body;
-    int32_t nt = rn_kread_array(rd, false, false, 2 + 4 + 4);
+    bool fx = req->h.flexible;
+    int32_t nt = rn_kread_array(rd, fx, false, fx ? 1 + 4 + 1 + 1 : 2 + 4 + 4);
     if (rd->err)
         return rd->err;
     actx *x = actx_new(req, (size_t)nt);
@@ -202,13 +207,17 @@ int rn_kafka_create_partitions(rn_kreq *req)
         aitem *it = &x->items[x->n_items++];
         it->x = x;
         rn_kwriter_init(&it->out);
-        rn_kstr name = rn_kread_string(rd, false);
+        rn_kstr name = rn_kread_str(rd, fx, false);
         it->count = rn_kread_i32(rd);
-        int32_t na = rn_kread_array(rd, false, true, 4);
+        int32_t na = rn_kread_array(rd, fx, true, fx ? 2 : 4);
         for (int32_t a = 0; a < na && !rd->err; a++) {
-            int32_t nb = rn_kread_array(rd, false, false, 4);
+            int32_t nb = rn_kread_array(rd, fx, false, 4);
             rn_kread_skip(rd, (size_t)nb * 4);
+            if (fx)
+                rn_kread_tags(rd);
         }
+        if (fx)
+            rn_kread_tags(rd);
         if (rd->err)
             return rd->err;
         if (!(it->name = dup_str(name)))
@@ -218,6 +227,8 @@ int rn_kafka_create_partitions(rn_kreq *req)
     }
     (void)rn_kread_i32(rd); /* timeout_ms: the native call has its own */
     x->validate_only = rn_kread_i8(rd) != 0;
+    if (fx)
+        rn_kread_tags(rd);
     if (rd->err)
         return rd->err;
     x->pending = 1;

@@ -1,5 +1,7 @@
 /*
- * epochs.c — Kafka's OffsetsForLeaderEpoch (API 23, v0–v3): where a leader
+ * epochs.c — Kafka's OffsetsForLeaderEpoch (API 23, v0–v4; v4 flexible:
+ * compact strings and arrays, tagged fields after each partition, each
+ * topic and the whole, response header v1): where a leader
  * epoch ended in a partition's log, so a consumer that saw records of an
  * older leader can tell whether the log was truncated under it (KIP-101,
  * KIP-320).
@@ -62,6 +64,7 @@ static void epochs_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
     int16_t v = req->h.api_version;
+    bool fx = req->h.flexible;
     const Runnel__ListOffsetsResponse *lr =
         hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS ? hdr->list_offsets : NULL;
     int16_t whole = rn_kafka_error((int)hdr->error_code);
@@ -71,14 +74,14 @@ static void epochs_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
         return;
     }
     rn_kwriter *w = &o->w;
-    rn_kafka_response_begin(w, req->h.correlation_id, false);
+    rn_kafka_response_begin(w, req->h.correlation_id, fx);
     if (v >= 2)
         rn_kwrite_i32(w, 0); /* throttle_time_ms */
-    rn_kwrite_array(w, false, (int32_t)x->n_topics);
+    rn_kwrite_array(w, fx, (int32_t)x->n_topics);
     for (size_t t = 0; t < x->n_topics; t++) {
         const etopic *et = &x->topics[t];
-        rn_kwrite_str(w, false, et->name);
-        rn_kwrite_array(w, false, (int32_t)et->n);
+        rn_kwrite_str(w, fx, et->name);
+        rn_kwrite_array(w, fx, (int32_t)et->n);
         for (size_t j = 0; j < et->n; j++) {
             size_t at = et->first + j;
             const Runnel__ListOffsetsPartitionResponse *r =
@@ -90,29 +93,50 @@ static void epochs_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
             if (v >= 1)
                 rn_kwrite_i32(w, r && !err ? r->leader_epoch : -1);
             rn_kwrite_i64(w, r && !err ? r->offset : -1);
+            rn_kwrite_tags(w, fx);
         }
+        rn_kwrite_tags(w, fx);
     }
+    rn_kwrite_tags(w, fx);
     rn_kafka_response_end(w, 0);
     rn_kreq_answer(req, o);
+}
+
+/* One partition of the request: partition, v2+ current_leader_epoch,
+ * leader_epoch, and its tagged fields when flexible. */
+static void read_partition(rn_kreader *rd, int16_t v, bool fx, int32_t *partition, int32_t *current,
+                           int32_t *epoch)
+{
+    *partition = rn_kread_i32(rd);
+    *current = v >= 2 ? rn_kread_i32(rd) : -1; /* KIP-320: -1 not to check */
+    *epoch = rn_kread_i32(rd);
+    if (fx)
+        rn_kread_tags(rd);
 }
 
 int rn_kafka_offsets_for_leader_epoch(rn_kreq *req)
 {
     rn_kreader *rd = &req->body;
     int16_t v = req->h.api_version;
+    bool fx = req->h.flexible;
     if (v >= 3)
         (void)rn_kread_i32(rd); /* replica_id: a consumer's, whatever it says */
-    int32_t nt = rn_kread_array(rd, false, false, 2 + 4);
+    int32_t nt = rn_kread_array(rd, fx, false, fx ? 1 + 1 + 1 : 2 + 4);
     if (rd->err)
         return rd->err;
     /* First pass: how many partitions (each array count is bounded by the
      * bytes left, codec.c), so every table is sized once. */
-    size_t per = 4 + (v >= 2 ? 4 : 0) + 4, n_parts = 0, mark = rd->pos;
+    size_t per = 4 + (v >= 2 ? 4 : 0) + 4 + (fx ? 1 : 0), n_parts = 0, mark = rd->pos;
     for (int32_t t = 0; t < nt && !rd->err; t++) {
-        (void)rn_kread_string(rd, false);
-        int32_t np = rn_kread_array(rd, false, false, per);
-        rn_kread_skip(rd, (size_t)np * per);
-        n_parts += (size_t)np;
+        (void)rn_kread_str(rd, fx, false);
+        int32_t np = rn_kread_array(rd, fx, false, per);
+        for (int32_t p = 0; p < np && !rd->err; p++) {
+            int32_t a, b, c;
+            read_partition(rd, v, fx, &a, &b, &c);
+        }
+        if (fx)
+            rn_kread_tags(rd);
+        n_parts += np > 0 ? (size_t)np : 0;
     }
     if (rd->err)
         return rd->err;
@@ -129,30 +153,31 @@ int rn_kafka_offsets_for_leader_epoch(rn_kreq *req)
     if (!x->topics || !x->parts || !x->ptrs || !x->eqs)
         return -ENOMEM;
     for (int32_t t = 0; t < nt; t++) {
-        rn_kstr name = rn_kread_string(rd, false);
+        rn_kstr name = rn_kread_str(rd, fx, false);
         etopic *et = &x->topics[x->n_topics++];
         if (!(et->name = malloc((size_t)name.len + 1)))
             return -ENOMEM;
         memcpy(et->name, name.data, (size_t)name.len);
         et->name[name.len] = '\0';
         et->first = x->n_parts;
-        int32_t np = rn_kread_array(rd, false, false, per);
+        int32_t np = rn_kread_array(rd, fx, false, per);
         for (int32_t p = 0; p < np; p++) {
             Runnel__ListOffsetsPartition *lp = &x->parts[x->n_parts];
+            Runnel__LeaderEpochQuery *eq = &x->eqs[x->n_parts];
             runnel__list_offsets_partition__init(lp);
+            runnel__leader_epoch_query__init(eq);
             x->ptrs[x->n_parts++] = lp;
             et->n++;
             lp->topic = et->name;
-            lp->partition = rn_kread_i32(rd);
-            Runnel__LeaderEpochQuery *eq = &x->eqs[x->n_parts - 1];
-            runnel__leader_epoch_query__init(eq);
-            eq->current_leader_epoch =
-                v >= 2 ? rn_kread_i32(rd) : -1; /* KIP-320: -1 not to check */
-            eq->end_offset = true;
-            eq->epoch = rn_kread_i32(rd);
             lp->epochs = eq;
+            eq->end_offset = true;
+            read_partition(rd, v, fx, &lp->partition, &eq->current_leader_epoch, &eq->epoch);
         }
+        if (fx)
+            rn_kread_tags(rd);
     }
+    if (fx)
+        rn_kread_tags(rd);
     if (rd->err)
         return rd->err;
     Runnel__ListOffsetsRequest lr = RUNNEL__LIST_OFFSETS_REQUEST__INIT;

@@ -66,11 +66,12 @@ class Conn:
         self.s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
         self.cid = 0
 
-    def call(self, key, ver, body=b""):
-        """Send one request (header v1) and return the response body after the
-        correlation id (which is checked)."""
+    def call(self, key, ver, body=b"", flexible=False):
+        """Send one request (header v1, or v2 with empty tags for a flexible
+        version) and return the response body after the correlation id
+        (which is checked; a flexible answer's header tags stay in front)."""
         self.cid += 1
-        m = struct.pack(">hhi", key, ver, self.cid) + s16("wire") + body
+        m = struct.pack(">hhi", key, ver, self.cid) + s16("wire") + (b"\0" if flexible else b"") + body
         self.s.sendall(struct.pack(">i", len(m)) + m)
         n = struct.unpack(">i", self._recv(4))[0]
         r = self._recv(n)

@@ -272,6 +272,11 @@ assert ofle(1, 0)[0] == 75, ofle(1, 0)             # UNKNOWN_LEADER_EPOCH
 assert ofle(-1, 0, ver=0) == (0, 7)
 assert ofle(-1, 0, ver=1) == (0, 0, 7)
 assert ofle(-1, 0, topic="nosuch")[0] == 3
+# v4, flexible: compact arrays and strings, tagged fields, response header v1.
+body = struct.pack(">i", -1) + b"\x02\x03ep\x02" + struct.pack(">iii", 0, -1, 0) + b"\0\0\0"
+r = c.call(23, 4, body, flexible=True)
+assert r == b"\0" + struct.pack(">i", 0) + b"\x02\x03ep\x02" + struct.pack(">hiiq", 0, 0, 0, 7) + \
+    b"\0\0\0", r.hex()
 assert ofle(-1, 0, part=9)[0] == 3
 def lo(cur, ts):
     body = struct.pack(">ib", -1, 0) + struct.pack(">i", 1) + s16("ep") + \

@@ -174,6 +174,50 @@ Test(kafka_admin, offsets_for_leader_epoch_malformed)
                  -RN_E_INVALID_REQUEST);
 }
 
+// OffsetsForLeaderEpoch v4 is flexible: compact arrays and strings, tags per partition, per
+// topic and at the end, response header v1.
+Test(kafka_admin, offsets_for_leader_epoch_v4_flexible)
+{
+    golden(HDR("0017", "0004", "00000015") "00"       /* header tags */
+                                           "ffffffff" /* replica_id */
+                                           "02"       /* compact: 1 topic */
+                                           "0274"     /* compact "t" */
+                                           "02"       /* 1 partition */
+                                           "00000000"
+                                           "ffffffff"
+                                           "00000000"
+                                           "00" /* partition tags */
+                                           "00" /* topic tags */
+                                           "00",
+           "00000022"
+           "00000015"
+           "00"
+           "00000000"
+           "02"
+           "0274"
+           "02"
+           "ffff"
+           "00000000"
+           "ffffffff"
+           "ffffffffffffffff"
+           "00"
+           "00"
+           "00");
+    /* A tagged field whose size runs past the frame. */
+    cr_assert_eq(run(HDR("0017", "0004", "00000016") "00"
+                                                     "ffffffff"
+                                                     "02"
+                                                     "0274"
+                                                     "02"
+                                                     "00000000"
+                                                     "ffffffff"
+                                                     "00000000"
+                                                     "01"
+                                                     "00"
+                                                     "7f"),
+                 -RN_E_INVALID_REQUEST);
+}
+
 /* ---- CreatePartitions (37) ---------------------------------------------------------- */
 
 // CreatePartitions v1: a grow goes to the broker (none here); manual assignments and a count
@@ -216,6 +260,32 @@ Test(kafka_admin, create_partitions_results)
            "0025"
            "0024"
            "74686520706172746974696f6e20636f756e74206d75737420626520706f736974697665");
+}
+
+// CreatePartitions v2 is flexible: compact names and nullable assignments, tags, response
+// header v1; a count of 0 answered with its reason as a compact string.
+Test(kafka_admin, create_partitions_v2_flexible)
+{
+    golden(HDR("0025", "0002", "00000017") "00"
+                                           "02" /* 1 topic */
+                                           "0263"
+                                           "00000000"
+                                           "00" /* assignments: null */
+                                           "00" /* topic tags */
+                                           "00007530"
+                                           "00"
+                                           "00",
+           "00000035"
+           "00000017"
+           "00"
+           "00000000"
+           "02"
+           "0263"
+           "0025"
+           "25"
+           "74686520706172746974696f6e20636f756e74206d75737420626520706f736974697665"
+           "00"
+           "00");
 }
 
 // Assignments whose broker list outruns the frame, or a missing validate_only: refused.
@@ -337,6 +407,24 @@ Test(kafka_admin, sasl_refused)
            "5341534c206973206e6f7420656e61626c6564206f6e2074686973206c697374656e6572"
            "00000000"
            "0000000000000000");
+}
+
+// SaslAuthenticate v2 is flexible: compact bytes in; compact message, empty compact bytes,
+// session lifetime and tags out, response header v1.
+Test(kafka_admin, sasl_authenticate_v2_flexible)
+{
+    golden(HDR("0024", "0002", "00000018") "00"
+                                           "04616263"
+                                           "00",
+           "00000036"
+           "00000018"
+           "00"
+           "0021"
+           "25"
+           "5341534c206973206e6f7420656e61626c6564206f6e2074686973206c697374656e6572"
+           "01"
+           "0000000000000000"
+           "00");
 }
 
 // SASL bodies cut short: refused.

@@ -112,11 +112,11 @@ Test(kafka_codec, api_versions_v3_golden)
                      "00130002000400" /* CreateTopics 2..4 */
                      "00140001000300" /* DeleteTopics 1..3 */
                      "00160000000200" /* InitProducerId 0..2 */
-                     "00170000000300" /* OffsetsForLeaderEpoch 0..3 */
-                     "00250000000100" /* CreatePartitions 0..1 */
+                     "00170000000400" /* OffsetsForLeaderEpoch 0..4 */
+                     "00250000000200" /* CreatePartitions 0..2 */
                      "00200000000200" /* DescribeConfigs 0..2 */
                      "00110000000100" /* SaslHandshake 0..1 */
-                     "00240000000100" /* SaslAuthenticate 0..1 */
+                     "00240000000200" /* SaslAuthenticate 0..2 */
                      "00000000"       /* throttle_time_ms */
                      "00");           /* tags */
     rn_kwriter_fini(&w);
@@ -140,11 +140,11 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
                      "001300020004"
                      "001400010003"
                      "001600000002"
-                     "001700000003"
-                     "002500000001"
+                     "001700000004"
+                     "002500000002"
                      "002000000002"
                      "001100000001"
-                     "002400000001");
+                     "002400000002");
     rn_kwriter_fini(&w);
 }
 
