@@ -451,6 +451,7 @@ bool rn__retriable(int err)
     case -RN_E_STORAGE_ERROR:
     case -RN_E_NOT_ENOUGH_REPLICAS:
     case -RN_E_FENCED_LEADER_EPOCH:
+    case -RN_E_UNKNOWN_LEADER_EPOCH:
     case -RN_E_SHUTTING_DOWN:
         return true;
     default:
@@ -461,7 +462,7 @@ bool rn__retriable(int err)
 bool rn__needs_metadata(int err)
 {
     if (err == -RN_E_NOT_LEADER || err == -RN_E_UNKNOWN_TOPIC || err == -RN_E_FENCED_LEADER_EPOCH ||
-        err == -RN_E_SHUTTING_DOWN)
+        err == -RN_E_UNKNOWN_LEADER_EPOCH || err == -RN_E_SHUTTING_DOWN)
         return true;
     /* Any transport failure: the broker may have moved or died. */
     return err < 0 && !rn_is_rn_error(err) && err != -ENOMEM;

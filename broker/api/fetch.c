@@ -133,8 +133,9 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
         r->high_watermark = rn_partition_high_watermark(p);
         r->log_start_offset = rn_log_start_offset(p->log);
         r->log_end_offset = rn_log_end_offset(p->log);
-        if (fp->current_leader_epoch >= 0 && fp->current_leader_epoch < p->leader_epoch) {
-            r->error_code = RN_E_FENCED_LEADER_EPOCH;
+        int erc = rn_partition_check_epoch(p, fp->current_leader_epoch);
+        if (erc < 0) {
+            r->error_code = (uint32_t)-erc;
             errors = true;
             continue;
         }

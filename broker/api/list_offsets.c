@@ -7,7 +7,15 @@
  *   timestamp T  → the first record whose timestamp >= T, found through the
  *                  time index to the batch (rn_log_offset_for_time) and then by
  *                  walking that batch's records; offset -1 when no record is
- *                  that recent (as Kafka answers).
+ *                  that recent (as Kafka answers);
+ *   epochs.end_offset, epoch E (Kafka's OffsetsForLeaderEpoch, in place of a
+ *                  timestamp) → the end offset of epoch E from the log's
+ *                  leader-epoch cache (rn_log_end_offset_for_epoch) and the
+ *                  largest epoch <= E it knows.
+ *
+ * Every answer carries the leader epoch of its offset (Kafka's ListOffsets
+ * v4+), from the leader-epoch cache. A current_leader_epoch that is not the
+ * partition's is FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH (KIP-320).
  */
 #include <stdlib.h>
 
@@ -17,6 +25,22 @@
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
 #include "protocol/batch.h"
+#include "storage/leader_epoch.h"
+
+/* The leader epoch that wrote offset: the last cache entry starting at or
+ * before it (-1 for an empty cache or an offset before every entry). */
+static int32_t epoch_of(const rn_leader_epochs *c, int64_t offset)
+{
+    int32_t epoch = RN_EPOCH_UNDEFINED;
+    unsigned n = c ? rn_leader_epochs_count(c) : 0;
+    for (unsigned i = 0; i < n; i++) {
+        rn_leader_epoch_entry e = rn_leader_epochs_get(c, i);
+        if (e.start_offset > offset)
+            break;
+        epoch = e.epoch;
+    }
+    return epoch;
+}
 
 /* The first record at or after ts in the batch that starts at or holds
  * offset `at`, or (-1, -1) when it has none (then: the next batch's base). */
@@ -70,6 +94,7 @@ void rn_handle_list_offsets(rn_request *req)
         r->partition = lp->partition;
         r->offset = -1;
         r->timestamp = -1;
+        r->leader_epoch = RN_EPOCH_UNDEFINED;
         rn_partition *p = rn_partition_find(b, lp->topic, lp->partition);
         if (!p) {
             rn_topic_state *ts = rn_topic_state_find(b, lp->topic);
@@ -77,7 +102,16 @@ void rn_handle_list_offsets(rn_request *req)
             r->error_code = storage ? RN_E_STORAGE_ERROR : RN_E_UNKNOWN_TOPIC;
             continue;
         }
+        int erc = lp->epochs ? rn_partition_check_epoch(p, lp->epochs->current_leader_epoch) : 0;
+        if (erc < 0) {
+            r->error_code = (uint32_t)-erc;
+            continue;
+        }
         int64_t hw = rn_partition_high_watermark(p);
+        if (lp->epochs && lp->epochs->end_offset) {
+            rn_log_end_offset_for_epoch(p->log, lp->epochs->epoch, &r->leader_epoch, &r->offset);
+            continue;
+        }
         if (lp->timestamp == -2) {
             r->offset = rn_log_start_offset(p->log);
         } else if (lp->timestamp == -1) {
@@ -86,6 +120,10 @@ void rn_handle_list_offsets(rn_request *req)
             int64_t at = rn_log_offset_for_time(p->log, lp->timestamp);
             r->offset = exact_offset(p, at, lp->timestamp, hw, &r->timestamp);
         }
+        if (r->offset >= 0) /* the log end: the epoch of its last batch */
+            r->leader_epoch =
+                epoch_of(rn_log_leader_epochs(p->log),
+                         r->offset > 0 && r->offset == hw ? r->offset - 1 : r->offset);
     }
     Runnel__ListOffsetsResponse lres = RUNNEL__LIST_OFFSETS_RESPONSE__INIT;
     lres.n_partitions = n;

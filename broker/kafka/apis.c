@@ -15,6 +15,9 @@
  *   CreateTopics v2–v4  → native CreateTopics (partitions, replication factor,
  *                       configs; manual assignments are INVALID_REQUEST)
  *   DeleteTopics v1–v3  → native DeleteTopics
+ *   InitProducerId v0–v2, OffsetsForLeaderEpoch v0–v4, CreatePartitions
+ *   v0–v2, DescribeConfigs v0–v2, SaslHandshake v0–v1, SaslAuthenticate v0–v2:
+ *                       producer.c, epochs.c, admin.c, sasl.c
  *
  * Any other API, or a version outside these ranges, is answered with
  * response header v0 and an i16 UNSUPPORTED_VERSION (ApiVersions with the
@@ -43,9 +46,19 @@
 static const struct {
     int16_t key, min, max;
 } supported[] = {
-    {RN_KAFKA_PRODUCE, 3, 8},       {RN_KAFKA_FETCH, 4, 11},       {RN_KAFKA_LIST_OFFSETS, 1, 5},
-    {RN_KAFKA_METADATA, 0, 8},      {RN_KAFKA_API_VERSIONS, 0, 3}, {RN_KAFKA_CREATE_TOPICS, 2, 4},
+    {RN_KAFKA_PRODUCE, 3, 8},
+    {RN_KAFKA_FETCH, 4, 11},
+    {RN_KAFKA_LIST_OFFSETS, 1, 5},
+    {RN_KAFKA_METADATA, 0, 8},
+    {RN_KAFKA_API_VERSIONS, 0, 3},
+    {RN_KAFKA_CREATE_TOPICS, 2, 4},
     {RN_KAFKA_DELETE_TOPICS, 1, 3},
+    {RN_KAFKA_INIT_PRODUCER_ID, 0, 2},
+    {RN_KAFKA_OFFSETS_FOR_LEADER_EPOCH, 0, 4},
+    {RN_KAFKA_CREATE_PARTITIONS, 0, 2},
+    {RN_KAFKA_DESCRIBE_CONFIGS, 0, 2},
+    {RN_KAFKA_SASL_HANDSHAKE, 0, 1},
+    {RN_KAFKA_SASL_AUTHENTICATE, 0, 2},
 };
 #define N_SUPPORTED (sizeof(supported) / sizeof(supported[0]))
 
@@ -769,7 +782,7 @@ static void list_offsets_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, r
             rn_kwrite_i64(w, r ? r->timestamp : -1);
             rn_kwrite_i64(w, r ? r->offset : -1);
             if (v >= 4)
-                rn_kwrite_i32(w, -1); /* leader_epoch: not known here */
+                rn_kwrite_i32(w, r ? r->leader_epoch : -1);
         }
     }
     finish(req, o);
@@ -792,8 +805,9 @@ static int list_offsets(rn_kreq *req)
     if (rc < 0)
         return rc;
     Runnel__ListOffsetsPartition *lp = ctx_alloc(x, n_parts * sizeof(*lp));
+    Runnel__LeaderEpochQuery *eq = ctx_alloc(x, n_parts * sizeof(*eq));
     Runnel__ListOffsetsPartition **ptrs = ctx_alloc(x, n_parts * sizeof(*ptrs));
-    if (!ctx_tables(x, (size_t)nt, n_parts) || !lp || !ptrs)
+    if (!ctx_tables(x, (size_t)nt, n_parts) || !lp || !eq || !ptrs)
         return -ENOMEM;
     bool bad_ts = false;
     for (int32_t t = 0; t < nt; t++) {
@@ -808,8 +822,11 @@ static int list_offsets(rn_kreq *req)
             ptrs[i] = &lp[i];
             lp[i].topic = kt->name;
             lp[i].partition = x->parts[i].partition = rn_kread_i32(rd);
-            if (v >= 4)
-                (void)rn_kread_i32(rd); /* current_leader_epoch */
+            if (v >= 4) { /* KIP-320: -1 not to check */
+                runnel__leader_epoch_query__init(&eq[i]);
+                eq[i].current_leader_epoch = rn_kread_i32(rd);
+                lp[i].epochs = &eq[i];
+            }
             lp[i].timestamp = rn_kread_i64(rd);
             if (lp[i].timestamp < -2)
                 bad_ts = true;
@@ -1018,6 +1035,17 @@ int rn_kafka_dispatch(rn_kreq *req)
         return create_topics(req);
     case RN_KAFKA_DELETE_TOPICS:
         return delete_topics(req);
+    case RN_KAFKA_INIT_PRODUCER_ID:
+        return rn_kafka_init_producer_id(req);
+    case RN_KAFKA_OFFSETS_FOR_LEADER_EPOCH:
+        return rn_kafka_offsets_for_leader_epoch(req);
+    case RN_KAFKA_CREATE_PARTITIONS:
+        return rn_kafka_create_partitions(req);
+    case RN_KAFKA_DESCRIBE_CONFIGS:
+        return rn_kafka_describe_configs(req);
+    case RN_KAFKA_SASL_HANDSHAKE:
+    case RN_KAFKA_SASL_AUTHENTICATE:
+        return rn_kafka_sasl(req);
     default:
         answer_unsupported(req);
         return 0;

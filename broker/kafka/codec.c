@@ -34,6 +34,8 @@ int16_t rn_kafka_error(int rn_code)
         return RN_KAFKA_OFFSET_OUT_OF_RANGE;
     case RN_E_FENCED_LEADER_EPOCH:
         return RN_KAFKA_FENCED_LEADER_EPOCH;
+    case RN_E_UNKNOWN_LEADER_EPOCH:
+        return RN_KAFKA_UNKNOWN_LEADER_EPOCH;
     case RN_E_NOT_ENOUGH_REPLICAS:
         return RN_KAFKA_NOT_ENOUGH_REPLICAS;
     case RN_E_TOPIC_EXISTS:

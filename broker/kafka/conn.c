@@ -633,11 +633,17 @@ void rn_kafka_free(rn_reactor *r)
 int rn_kreq_call(rn_kreq *req, Runnel__RequestHeader *hdr, const void *payload, size_t len,
                  rn_gw_answer_cb on_answer)
 {
+    return rn_kreq_call_as(req, &req->call, hdr, payload, len, on_answer);
+}
+
+int rn_kreq_call_as(rn_kreq *req, rn_gw_call *call, Runnel__RequestHeader *hdr, const void *payload,
+                    size_t len, rn_gw_answer_cb on_answer)
+{
     if (!req->c)
         return -RN_E_CLOSED; /* rn_kafka_dry_run: no broker behind */
     char err[256];
-    int rc = rn_gw_client_call(&req->c->cl, hdr, payload, len, &req->call, on_answer, drop_call,
-                               err, sizeof(err));
+    int rc = rn_gw_client_call(&req->c->cl, hdr, payload, len, call, on_answer, drop_call, err,
+                               sizeof(err));
     if (rc < 0)
         rn_logfmt(RN_DEBUG, "kafka: native request refused", "conn=%llu err=%s msg=\"%s\"",
                   (unsigned long long)req->c->id, rn_errname(rc), err);
@@ -646,7 +652,7 @@ int rn_kreq_call(rn_kreq *req, Runnel__RequestHeader *hdr, const void *payload, 
 
 /* ---- Without a broker (fuzzing, tests) ------------------------------------------------------ */
 
-int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len)
+static int dry_run(const void *body, size_t len, size_t *answer_len, rn_kwriter *copy)
 {
     if (answer_len)
         *answer_len = 0;
@@ -666,6 +672,22 @@ int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len)
         rc = rn_kafka_dispatch(q);
     if (rc == 0 && q->done && q->out && answer_len)
         *answer_len = out_total(q->out);
+    if (rc == 0 && q->done && q->out && copy) {
+        /* With no broker there is no fetch data: the writer holds it all. */
+        rn_kwrite_raw(copy, q->out->w.buf, q->out->w.len);
+        if (copy->oom)
+            rc = -ENOMEM;
+    }
     req_free(q);
     return rc;
+}
+
+int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len)
+{
+    return dry_run(body, len, answer_len, NULL);
+}
+
+int rn_kafka_dry_run_copy(const void *body, size_t len, rn_kwriter *answer)
+{
+    return dry_run(body, len, NULL, answer);
 }

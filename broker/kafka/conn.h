@@ -92,6 +92,23 @@ void rn_kreq_oom(rn_kreq *req);
 int rn_kreq_call(rn_kreq *req, Runnel__RequestHeader *hdr, const void *payload, size_t len,
                  rn_gw_answer_cb on_answer);
 
+/* rn_kreq_call with a call of the API's own, for a request that makes
+ * several native calls at once (one per topic): call is the first member of
+ * a struct the API keeps in req->ctx (freed with the request; when the
+ * connection closes first, the answers never come and nothing else runs). */
+int rn_kreq_call_as(rn_kreq *req, rn_gw_call *call, Runnel__RequestHeader *hdr, const void *payload,
+                    size_t len, rn_gw_answer_cb on_answer);
+
+/* The APIs of broker/kafka/ outside apis.c, called by rn_kafka_dispatch with
+ * a supported version (the same contract): InitProducerId (producer.c),
+ * OffsetsForLeaderEpoch (epochs.c), CreatePartitions and DescribeConfigs
+ * (admin.c), SaslHandshake and SaslAuthenticate (sasl.c). */
+int rn_kafka_init_producer_id(rn_kreq *req);
+int rn_kafka_offsets_for_leader_epoch(rn_kreq *req);
+int rn_kafka_create_partitions(rn_kreq *req);
+int rn_kafka_describe_configs(rn_kreq *req);
+int rn_kafka_sasl(rn_kreq *req);
+
 /* The broker and the port Metadata advertises. */
 rn_broker *rn_kreq_broker(const rn_kreq *req);
 uint16_t rn_kreq_port(const rn_kreq *req);
@@ -112,6 +129,9 @@ void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t vers
  * *answer_len (0: none, acks=0), or the parse error (-RN_E_INVALID_REQUEST,
  * -ENOMEM). */
 int rn_kafka_dry_run(const void *body, size_t len, size_t *answer_len);
+/* The same, with the answer's bytes appended to answer (nothing for none),
+ * for golden-byte tests. */
+int rn_kafka_dry_run_copy(const void *body, size_t len, rn_kwriter *answer);
 
 /* An answer holding only a writer. NULL on OOM. */
 rn_kout *rn_kout_new(void);

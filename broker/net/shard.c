@@ -349,6 +349,7 @@ static void list_offsets_missing(void *entry, const Runnel__RequestHeader *h, si
     e->partition = h->list_offsets->partitions[i]->partition;
     e->error_code = err;
     e->offset = e->timestamp = -1;
+    e->leader_epoch = -1;
 }
 
 static void list_offsets_respond(fan *f, void **entries, size_t n)

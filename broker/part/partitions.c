@@ -174,6 +174,14 @@ uint64_t rn_partition_size(const rn_partition *p)
     return __atomic_load_n(&p->pub_size, __ATOMIC_RELAXED);
 }
 
+int rn_partition_check_epoch(const rn_partition *p, int32_t current_leader_epoch)
+{
+    if (current_leader_epoch < 0 || current_leader_epoch == p->leader_epoch)
+        return 0;
+    return current_leader_epoch < p->leader_epoch ? -RN_E_FENCED_LEADER_EPOCH
+                                                  : -RN_E_UNKNOWN_LEADER_EPOCH;
+}
+
 static int partition_dir(char *buf, size_t len, const rn_broker *b, const char *topic, int32_t p)
 {
     int n = snprintf(buf, len, "%s/%s-%d", b->cfg.data_dir, topic, p);

@@ -87,6 +87,11 @@ int64_t rn_partition_high_watermark(const rn_partition *p);
  * last published them (after every append and every tick). */
 void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo);
 uint64_t rn_partition_size(const rn_partition *p);
+/* A client's current leader epoch against p's (KIP-320): 0 when it matches
+ * or is negative (not to check), -RN_E_FENCED_LEADER_EPOCH when older (the
+ * client missed a leader change), -RN_E_UNKNOWN_LEADER_EPOCH when newer
+ * (this broker has not heard of it yet: the client retries). */
+int rn_partition_check_epoch(const rn_partition *p, int32_t current_leader_epoch);
 void rn_partition_publish(rn_partition *p);
 /* Copy reactor 0's table into every other reactor's (start-up, before the
  * threads run). Errors: -ENOMEM. */

@@ -7,7 +7,9 @@
  * size, checked against a 1 MiB limit before anything is sized by it); each
  * frame body runs through rn_kafka_dry_run: the request header, the body
  * parser of its API and version (ApiVersions, Metadata, Produce, Fetch,
- * ListOffsets), and the renderer of the answer, with no broker behind (every
+ * ListOffsets, CreateTopics, DeleteTopics, InitProducerId,
+ * OffsetsForLeaderEpoch, CreatePartitions, DescribeConfigs, SaslHandshake,
+ * SaslAuthenticate), and the renderer of the answer, with no broker behind (every
  * native call fails as on a closed connection). Nothing may crash, leak or
  * read out of bounds; errors are expected.
  */

@@ -100,10 +100,10 @@ Test(kafka_codec, api_versions_v3_golden)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_api_versions_write(&w, 1, 3);
-    expect_bytes(&w, "0000003d"
+    expect_bytes(&w, "00000067"
                      "00000001"       /* correlation id; no header tags */
                      "0000"           /* error_code */
-                     "08"             /* compact array: 7 entries */
+                     "0e"             /* compact array: 13 entries */
                      "00000003000800" /* Produce 3..8, tags */
                      "00010004000b00" /* Fetch 4..11 */
                      "00020001000500" /* ListOffsets 1..5 */
@@ -111,6 +111,12 @@ Test(kafka_codec, api_versions_v3_golden)
                      "00120000000300" /* ApiVersions 0..3 */
                      "00130002000400" /* CreateTopics 2..4 */
                      "00140001000300" /* DeleteTopics 1..3 */
+                     "00160000000200" /* InitProducerId 0..2 */
+                     "00170000000400" /* OffsetsForLeaderEpoch 0..4 */
+                     "00250000000200" /* CreatePartitions 0..2 */
+                     "00200000000200" /* DescribeConfigs 0..2 */
+                     "00110000000100" /* SaslHandshake 0..1 */
+                     "00240000000200" /* SaslAuthenticate 0..2 */
                      "00000000"       /* throttle_time_ms */
                      "00");           /* tags */
     rn_kwriter_fini(&w);
@@ -122,17 +128,23 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_api_versions_write(&w, 9, 7);
-    expect_bytes(&w, "00000034"
+    expect_bytes(&w, "00000058"
                      "00000009"
                      "0023"     /* UNSUPPORTED_VERSION */
-                     "00000007" /* i32 count */
+                     "0000000d" /* i32 count */
                      "000000030008"
                      "00010004000b"
                      "000200010005"
                      "000300000008"
                      "001200000003"
                      "001300020004"
-                     "001400010003");
+                     "001400010003"
+                     "001600000002"
+                     "001700000004"
+                     "002500000002"
+                     "002000000002"
+                     "001100000001"
+                     "002400000002");
     rn_kwriter_fini(&w);
 }
 
