@@ -33,6 +33,7 @@
 
 #include "broker/config.h"
 #include "broker/kafka/conn.h"
+#include "broker/kafka/groups.h"
 #include "broker/logfmt.h"
 #include "protocol/batch.h"
 
@@ -43,9 +44,24 @@
 static const struct {
     int16_t key, min, max;
 } supported[] = {
-    {RN_KAFKA_PRODUCE, 3, 8},       {RN_KAFKA_FETCH, 4, 11},       {RN_KAFKA_LIST_OFFSETS, 1, 5},
-    {RN_KAFKA_METADATA, 0, 8},      {RN_KAFKA_API_VERSIONS, 0, 3}, {RN_KAFKA_CREATE_TOPICS, 2, 4},
+    {RN_KAFKA_PRODUCE, 3, 8},
+    {RN_KAFKA_FETCH, 4, 11},
+    {RN_KAFKA_LIST_OFFSETS, 1, 5},
+    {RN_KAFKA_METADATA, 0, 8},
+    {RN_KAFKA_API_VERSIONS, 0, 3},
+    {RN_KAFKA_CREATE_TOPICS, 2, 4},
     {RN_KAFKA_DELETE_TOPICS, 1, 3},
+    /* consumer groups: broker/kafka/groups.c */
+    {RN_KAFKA_FIND_COORDINATOR, 0, 4},
+    {RN_KAFKA_JOIN_GROUP, 0, 5},
+    {RN_KAFKA_SYNC_GROUP, 0, 3},
+    {RN_KAFKA_HEARTBEAT, 0, 3},
+    {RN_KAFKA_LEAVE_GROUP, 0, 3},
+    {RN_KAFKA_OFFSET_COMMIT, 0, 7},
+    {RN_KAFKA_OFFSET_FETCH, 0, 5},
+    {RN_KAFKA_LIST_GROUPS, 0, 2},
+    {RN_KAFKA_DESCRIBE_GROUPS, 0, 4},
+    {RN_KAFKA_DELETE_GROUPS, 0, 1},
 };
 #define N_SUPPORTED (sizeof(supported) / sizeof(supported[0]))
 
@@ -1018,6 +1034,26 @@ int rn_kafka_dispatch(rn_kreq *req)
         return create_topics(req);
     case RN_KAFKA_DELETE_TOPICS:
         return delete_topics(req);
+    case RN_KAFKA_FIND_COORDINATOR:
+        return rn_kafka_find_coordinator(req);
+    case RN_KAFKA_JOIN_GROUP:
+        return rn_kafka_join_group(req);
+    case RN_KAFKA_SYNC_GROUP:
+        return rn_kafka_sync_group(req);
+    case RN_KAFKA_HEARTBEAT:
+        return rn_kafka_heartbeat(req);
+    case RN_KAFKA_LEAVE_GROUP:
+        return rn_kafka_leave_group(req);
+    case RN_KAFKA_OFFSET_COMMIT:
+        return rn_kafka_offset_commit(req);
+    case RN_KAFKA_OFFSET_FETCH:
+        return rn_kafka_offset_fetch(req);
+    case RN_KAFKA_LIST_GROUPS:
+        return rn_kafka_list_groups(req);
+    case RN_KAFKA_DESCRIBE_GROUPS:
+        return rn_kafka_describe_groups(req);
+    case RN_KAFKA_DELETE_GROUPS:
+        return rn_kafka_delete_groups(req);
     default:
         answer_unsupported(req);
         return 0;

@@ -100,10 +100,10 @@ Test(kafka_codec, api_versions_v3_golden)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_api_versions_write(&w, 1, 3);
-    expect_bytes(&w, "0000003d"
+    expect_bytes(&w, "00000083"
                      "00000001"       /* correlation id; no header tags */
                      "0000"           /* error_code */
-                     "08"             /* compact array: 7 entries */
+                     "12"             /* compact array: 17 entries */
                      "00000003000800" /* Produce 3..8, tags */
                      "00010004000b00" /* Fetch 4..11 */
                      "00020001000500" /* ListOffsets 1..5 */
@@ -111,6 +111,16 @@ Test(kafka_codec, api_versions_v3_golden)
                      "00120000000300" /* ApiVersions 0..3 */
                      "00130002000400" /* CreateTopics 2..4 */
                      "00140001000300" /* DeleteTopics 1..3 */
+                     "000a0000000400" /* FindCoordinator 0..4 */
+                     "000b0000000500" /* JoinGroup 0..5 */
+                     "000e0000000300" /* SyncGroup 0..3 */
+                     "000c0000000300" /* Heartbeat 0..3 */
+                     "000d0000000300" /* LeaveGroup 0..3 */
+                     "00080000000700" /* OffsetCommit 0..7 */
+                     "00090000000500" /* OffsetFetch 0..5 */
+                     "00100000000200" /* ListGroups 0..2 */
+                     "000f0000000400" /* DescribeGroups 0..4 */
+                     "002a0000000100" /* DeleteGroups 0..1 */
                      "00000000"       /* throttle_time_ms */
                      "00");           /* tags */
     rn_kwriter_fini(&w);
@@ -122,17 +132,27 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_api_versions_write(&w, 9, 7);
-    expect_bytes(&w, "00000034"
+    expect_bytes(&w, "00000070"
                      "00000009"
                      "0023"     /* UNSUPPORTED_VERSION */
-                     "00000007" /* i32 count */
+                     "00000011" /* i32 count */
                      "000000030008"
                      "00010004000b"
                      "000200010005"
                      "000300000008"
                      "001200000003"
                      "001300020004"
-                     "001400010003");
+                     "001400010003"
+                     "000a00000004"
+                     "000b00000005"
+                     "000e00000003"
+                     "000c00000003"
+                     "000d00000003"
+                     "000800000007"
+                     "000900000005"
+                     "001000000002"
+                     "000f00000004"
+                     "002a00000001");
     rn_kwriter_fini(&w);
 }
 
@@ -451,10 +471,12 @@ Test(kafka_codec, dry_run_bodies)
                      &len),
                  0);
     cr_assert_eq(len, 0);
-    /* An API the listener does not speak: correlation id + UNSUPPORTED_VERSION. */
-    cr_assert_eq(dry("000b0000"
+    /* A version the listener does not speak (JoinGroup v99, flexible header):
+     * correlation id + UNSUPPORTED_VERSION. */
+    cr_assert_eq(dry("000b0063"
                      "0000000c"
-                     "0000",
+                     "0000"
+                     "00",
                      &len),
                  0);
     cr_assert_eq(len, 4 + 4 + 2);
