@@ -944,10 +944,14 @@ int rn_classic_commit_check(rn_classic *cg, const char *group_id, const char *me
     cmember *m = find_member(g, member_id, NULL);
     if (!m)
         return -RN_E_UNKNOWN_MEMBER;
-    if (g->state == PREPARING)
-        return -RN_E_REBALANCE_IN_PROGRESS;
     if (generation != g->generation)
         return -RN_E_ILLEGAL_GENERATION;
+    /* As Kafka: a member of the current generation may still commit while
+     * the group prepares a rebalance (it commits what it consumed before
+     * giving its partitions up, and learns of the rebalance from its
+     * heartbeat), but not between the new generation and its assignment. */
+    if (g->state == COMPLETING)
+        return -RN_E_REBALANCE_IN_PROGRESS;
     m->last_seen_ms = now_ms;
     return 0;
 }

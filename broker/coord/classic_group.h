@@ -139,7 +139,9 @@ int rn_classic_leave(rn_classic *cg, const char *group_id, const char *member_id
 /* May this OffsetCommit go ahead? member_id "" with generation -1 is an
  * admin commit: allowed while the group has no members. Otherwise 0 (and the
  * commit counts as a heartbeat), -RN_E_UNKNOWN_MEMBER,
- * -RN_E_ILLEGAL_GENERATION, -RN_E_REBALANCE_IN_PROGRESS, or
+ * -RN_E_ILLEGAL_GENERATION, -RN_E_REBALANCE_IN_PROGRESS (the new generation
+ * waits for its assignment; while a rebalance is only being prepared, the
+ * current generation may still commit, as in Kafka), or
  * -RN_E_GROUP_NOT_EMPTY (an admin commit to a group with members). */
 int rn_classic_commit_check(rn_classic *cg, const char *group_id, const char *member_id,
                             int32_t generation, int64_t now_ms);

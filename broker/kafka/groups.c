@@ -348,7 +348,15 @@ int rn_kafka_join_group(rn_kreq *req)
     j.protocols = p;
     j.n_protocols = (size_t)np;
     j.client_id = gstr(x, req->h.client_id);
-    j.host = req->c ? req->c->peer : "";
+    /* Kafka shows a member's host as "/" and its address (no port). */
+    char host[80] = "";
+    if (req->c) {
+        snprintf(host, sizeof(host), "/%s", req->c->peer);
+        char *colon = strrchr(host, ':');
+        if (colon && colon != host + 1)
+            *colon = 0;
+    }
+    j.host = host;
     j.require_member_id = v >= 4;
     x->w.cb = join_answer;
     rn_groups *g = coordinator(req);
