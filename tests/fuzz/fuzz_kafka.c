@@ -7,9 +7,12 @@
  * size, checked against a 1 MiB limit before anything is sized by it); each
  * frame body runs through rn_kafka_dry_run: the request header, the body
  * parser of its API and version (ApiVersions, Metadata, Produce, Fetch,
- * ListOffsets), and the renderer of the answer, with no broker behind (every
- * native call fails as on a closed connection). Nothing may crash, leak or
- * read out of bounds; errors are expected.
+ * ListOffsets, CreateTopics, DeleteTopics, and the group APIs: FindCoordinator,
+ * JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+ * ListGroups, DescribeGroups, DeleteGroups), and the renderer of the
+ * answer, with no broker behind (every native call fails as on a closed
+ * connection; every group API answers COORDINATOR_NOT_AVAILABLE). Nothing
+ * may crash, leak or read out of bounds; errors are expected.
  */
 #include <stdint.h>
 #include <stdlib.h>
