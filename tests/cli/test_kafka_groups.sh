@@ -324,9 +324,43 @@ test_classic_or_native() {
   grep -qi 'another protocol\|classic' "$TMP/nk" || { cat "$TMP/nk" >&2; return 1; }
 }
 
-# SIGTERM with group members connected: a clean exit (0).
+# SIGTERM while a JoinGroup waits for the rebalance (a second member joined,
+# the first has not joined again): a clean exit (0), the waiting request
+# dropped with its connection.
 test_stop() {
-  stop_broker
+  $PY - "$KPORT" <<'PY' &
+import socket, struct, sys, time
+port = int(sys.argv[1])
+def join(s, member, cid):
+    p = struct.pack(">h", 5) + b"range" + struct.pack(">i", 0)
+    body = (struct.pack(">h", 4) + b"pend" + struct.pack(">i", 10000) +
+            struct.pack(">h", len(member)) + member + struct.pack(">h", 8) + b"consumer" +
+            struct.pack(">i", 1) + p)
+    m = struct.pack(">hhih", 11, 0, cid, 1) + b"t" + body  # JoinGroup v0
+    s.sendall(struct.pack(">i", len(m)) + m)
+a = socket.create_connection(("127.0.0.1", port), timeout=30)
+join(a, b"", 1)
+n = struct.unpack(">i", a.recv(4, socket.MSG_WAITALL))[0]
+r = a.recv(n, socket.MSG_WAITALL)
+assert struct.unpack(">hi", r[4:10]) == (0, 1), r.hex()  # no error, generation 1
+b = socket.create_connection(("127.0.0.1", port), timeout=30)
+join(b, b"", 2)  # waits: the first member has to join again
+b.settimeout(30)
+try:
+    b.recv(1)  # the broker's stop closes the connection
+except OSError:
+    pass
+PY
+  local joiner=$!
+  local i
+  for i in $(seq 1 120); do
+    grep -q 'classic group rebalancing.*group=pend.*members=2' "$LOG" && break
+    sleep 0.25
+  done
+  grep -q 'classic group rebalancing.*group=pend.*members=2' "$LOG" ||
+    { echo "second member never joined" >&2; return 1; }
+  stop_broker || return 1
+  wait "$joiner" || { echo "raw joiner failed" >&2; return 1; }
 }
 
 start_broker || exit 1
@@ -335,6 +369,6 @@ t "two kcat -G members: each record once, offsets resume" kcat test_two_members
 t "a killed member is evicted after its session timeout" kcat test_member_killed
 t "kafka-python group consumer, commit, describe, delete" py test_kafka_python
 t "a group is classic or native" kcat test_classic_or_native
-t "clean stop" none test_stop
+t "clean stop with a JoinGroup waiting" none test_stop
 echo "1..$N"
 [ "$FAILED" = 0 ]
