@@ -66,6 +66,10 @@ typedef struct cmember {
     uint8_t *assignment;
     size_t assignment_len;
     bool has_assignment;
+    char **topics; /* subscription, as the caller read it */
+    size_t n_topics;
+    rn_assign_tp *tps; /* assignment, as the caller read it; topic names owned */
+    size_t n_tps;
 } cmember;
 
 typedef struct pending_id {
@@ -377,8 +381,49 @@ static void wait_on(rn_classic *cg, cmember *m, rn_classic_waiter *w, bool sync)
 
 /* ---- Members -------------------------------------------------------------------------- */
 
+static void strs_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void tps_free(rn_assign_tp *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)v[i].topic);
+    free(v);
+}
+
+/* Deep copies (topic names too); NULL when out of memory. */
+static char **strs_dup(const char *const *v, size_t n)
+{
+    char **out = calloc(n ? n : 1, sizeof(*out));
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = dup_or_empty(v[i]))) {
+            strs_free(out, i);
+            return NULL;
+        }
+    return out;
+}
+
+static rn_assign_tp *tps_dup(const rn_assign_tp *v, size_t n)
+{
+    rn_assign_tp *out = calloc(n ? n : 1, sizeof(*out));
+    for (size_t i = 0; out && i < n; i++) {
+        out[i].partition = v[i].partition;
+        if (!(out[i].topic = dup_or_empty(v[i].topic))) {
+            tps_free(out, i);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 static void member_free(cmember *m)
 {
+    strs_free(m->topics, m->n_topics);
+    tps_free(m->tps, m->n_tps);
     free(m->id);
     free(m->client_id);
     free(m->host);
@@ -606,6 +651,9 @@ static void complete_join(rn_classic *cg, cgroup *g, int64_t now_ms)
         m->assignment = NULL;
         m->assignment_len = 0;
         m->has_assignment = false;
+        tps_free(m->tps, m->n_tps);
+        m->tps = NULL;
+        m->n_tps = 0;
         m->last_seen_ms = now_ms;
     }
     rn_logfmt(RN_INFO, "classic group generation",
@@ -689,12 +737,18 @@ static int member_update(cmember *m, const rn_classic_join_req *j, int64_t now_m
         free(host);
         return -ENOMEM;
     }
-    int changed = set_protocols(m, j->protocols, j->n_protocols);
+    char **topics = strs_dup(j->topics, j->n_topics);
+    int changed = topics ? set_protocols(m, j->protocols, j->n_protocols) : -ENOMEM;
     if (changed < 0) {
+        if (topics)
+            strs_free(topics, j->n_topics);
         free(cid);
         free(host);
         return changed;
     }
+    strs_free(m->topics, m->n_topics);
+    m->topics = topics;
+    m->n_topics = j->n_topics;
     free(m->client_id);
     free(m->host);
     m->client_id = cid;
@@ -858,22 +912,32 @@ static void do_sync(rn_classic *cg, const char *group_id, const char *member_id,
         return;
     /* The leader's assignments: every member gets its own, or none. Copy
      * all first so that running out of memory changes nothing. */
-    uint8_t **copies = calloc(g->n_members ? g->n_members : 1, sizeof(*copies));
-    size_t *lens = calloc(g->n_members ? g->n_members : 1, sizeof(*lens));
-    bool ok = copies && lens;
+    size_t nm = g->n_members ? g->n_members : 1;
+    uint8_t **copies = calloc(nm, sizeof(*copies));
+    size_t *lens = calloc(nm, sizeof(*lens));
+    rn_assign_tp **tps = calloc(nm, sizeof(*tps));
+    size_t *n_tps = calloc(nm, sizeof(*n_tps));
+    bool ok = copies && lens && tps && n_tps;
     for (size_t i = 0; ok && i < g->n_members; i++) {
         const rn_classic_assignment *a = NULL;
         for (size_t k = 0; k < n_asg; k++)
             if (asg[k].member_id && strcmp(asg[k].member_id, g->members[i]->id) == 0)
                 a = &asg[k];
         lens[i] = a ? a->len : 0;
-        ok = (copies[i] = dup_bytes(a ? a->data : NULL, lens[i])) != NULL;
+        n_tps[i] = a ? a->n_tps : 0;
+        ok = (copies[i] = dup_bytes(a ? a->data : NULL, lens[i])) != NULL &&
+             (tps[i] = tps_dup(a ? a->tps : NULL, n_tps[i])) != NULL;
     }
     if (!ok) {
-        for (size_t i = 0; copies && i < g->n_members; i++)
+        for (size_t i = 0; copies && tps && n_tps && i < g->n_members; i++) {
             free(copies[i]);
+            if (tps[i])
+                tps_free(tps[i], n_tps[i]);
+        }
         free(copies);
         free(lens);
+        free(tps);
+        free(n_tps);
         answer_error(cg, w, -ENOMEM, member_id);
         return;
     }
@@ -883,9 +947,14 @@ static void do_sync(rn_classic *cg, const char *group_id, const char *member_id,
         o->assignment = copies[i];
         o->assignment_len = lens[i];
         o->has_assignment = true;
+        tps_free(o->tps, o->n_tps);
+        o->tps = tps[i];
+        o->n_tps = n_tps[i];
     }
     free(copies);
     free(lens);
+    free(tps);
+    free(n_tps);
     g->state = STABLE;
     rn_logfmt(RN_INFO, "classic group stable", "group=%s generation=%d members=%zu", g->id,
               g->generation, g->n_members);
@@ -1062,9 +1131,26 @@ int rn_classic_member(const rn_classic *cg, const char *group_id, size_t i,
                                     .meta_len = p ? p->len : 0,
                                     .assignment = m->has_assignment ? m->assignment : NULL,
                                     .assignment_len = m->has_assignment ? m->assignment_len : 0,
+                                    .topics = (const char *const *)m->topics,
+                                    .n_topics = m->n_topics,
+                                    .tps = m->tps,
+                                    .n_tps = m->n_tps,
                                     .session_timeout_ms = m->session_ms,
                                     .last_heartbeat_ms = m->last_seen_ms};
     return 0;
+}
+
+const char *rn_classic_owner(const rn_classic *cg, const char *group_id, const char *topic,
+                             int32_t partition)
+{
+    const cgroup *g = find_group(cg, group_id);
+    for (size_t i = 0; g && topic && i < g->n_members; i++) {
+        const cmember *m = g->members[i];
+        for (size_t k = 0; k < m->n_tps; k++)
+            if (m->tps[k].partition == partition && strcmp(m->tps[k].topic, topic) == 0)
+                return m->id;
+    }
+    return NULL;
 }
 
 /* ---- Life cycle ----------------------------------------------------------------------------- */

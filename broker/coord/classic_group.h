@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/coord/assignor.h"
+
 typedef struct rn_classic rn_classic;
 
 #define RN_CLASSIC_SESSION_MIN_MS 1000   /* Kafka: group.min.session.timeout.ms */
@@ -60,6 +62,10 @@ typedef struct rn_classic_join {
     /* JoinGroup v4+: a new member first gets MEMBER_ID_REQUIRED and its id,
      * and is a member only once it joins with that id (KIP-394). */
     bool require_member_id;
+    /* The subscription, when the caller could read it from the metadata
+     * (protocol type "consumer"); only shown by describe. May be empty. */
+    const char *const *topics;
+    size_t n_topics;
 } rn_classic_join_req;
 
 /* One member's assignment in the leader's SyncGroup, borrowed for the call. */
@@ -67,6 +73,10 @@ typedef struct rn_classic_assignment {
     const char *member_id;
     const uint8_t *data;
     size_t len;
+    /* The partitions in data, when the caller could read them (protocol
+     * type "consumer"); shown by describe and rn_classic_owner. May be empty. */
+    const rn_assign_tp *tps;
+    size_t n_tps;
 } rn_classic_assignment;
 
 typedef struct rn_classic_member_meta {
@@ -181,6 +191,10 @@ typedef struct rn_classic_member_info {
     size_t meta_len;
     const uint8_t *assignment; /* NULL before the leader's sync */
     size_t assignment_len;
+    const char *const *topics; /* subscription as read at join (may be empty) */
+    size_t n_topics;
+    const rn_assign_tp *tps; /* assignment as read at sync (may be empty) */
+    size_t n_tps;
     int32_t session_timeout_ms;
     int64_t last_heartbeat_ms;
 } rn_classic_member_info;
@@ -194,5 +208,10 @@ int rn_classic_describe(const rn_classic *cg, const char *group_id, rn_classic_g
 /* Member i (in join order): -RN_E_UNKNOWN_GROUP, -ERANGE. */
 int rn_classic_member(const rn_classic *cg, const char *group_id, size_t i,
                       rn_classic_member_info *out);
+
+/* The member whose current assignment (as read at sync) holds (topic,
+ * partition), or NULL. */
+const char *rn_classic_owner(const rn_classic *cg, const char *group_id, const char *topic,
+                             int32_t partition);
 
 #endif

@@ -999,11 +999,18 @@ int rn_groups_member(rn_groups *g, const char *group_id, size_t i, rn_group_memb
             return rc;
         rn_classic_group_info ci;
         rn_classic_describe(g->classic, group_id, &ci);
-        /* The assignment is the leader's opaque bytes: not shown here. */
+        /* The subscription and assignment as the Kafka layer read them from
+         * the consumer protocol's bytes (empty for other protocol types). */
         *out = (rn_group_member_info){.member_id = cm.member_id,
                                       .client_id = cm.client_id,
                                       .host = cm.host,
                                       .member_epoch = ci.generation,
+                                      .topics = cm.topics,
+                                      .n_topics = cm.n_topics,
+                                      .given = cm.tps,
+                                      .n_given = cm.n_tps,
+                                      .target = cm.tps,
+                                      .n_target = cm.n_tps,
                                       .session_timeout_ms = (uint32_t)cm.session_timeout_ms,
                                       .last_heartbeat_ms = cm.last_heartbeat_ms};
         return 0;
@@ -1034,6 +1041,8 @@ const char *rn_groups_owner(rn_groups *g, const char *group_id, const char *topi
                             int32_t partition)
 {
     group *grp = group_id ? find_group(g, group_id) : NULL;
+    if (!grp && group_id)
+        return rn_classic_owner(g->classic, group_id, topic, partition);
     if (!grp || !topic)
         return NULL;
     rn_assign_tp tp = {topic, partition};

@@ -175,6 +175,67 @@ static void finish(rn_kreq *req, rn_kout *o)
     rn_kreq_answer(req, o);
 }
 
+/* ---- The consumer protocol's bytes --------------------------------------------------- */
+
+/* The member metadata and assignments of protocol type "consumer" are
+ * Kafka's ConsumerProtocol structs; the broker passes them on untouched,
+ * and reads them only so that runnel's own describe can show what each
+ * member subscribes to and owns. Bytes that do not parse are shown as
+ * nothing, never refused (they are the clients' business).
+ *   Subscription: i16 version, [string topic], bytes user_data, (v1+ owned
+ *                 partitions, v2+ generation, v3+ rack)
+ *   Assignment:   i16 version, [string topic, [i32 partition]], bytes user_data */
+
+static size_t read_subscription(gctx *x, const uint8_t *p, size_t len, const char *const **out)
+{
+    rn_kreader rd;
+    rn_kreader_init(&rd, p, len);
+    (void)rn_kread_i16(&rd);
+    int32_t n = rn_kread_array(&rd, false, false, 2);
+    if (rd.err || n <= 0)
+        return 0;
+    const char **v = galloc(x, (size_t)n * sizeof(*v));
+    for (int32_t i = 0; v && i < n; i++) {
+        rn_kstr t = rn_kread_string(&rd, false);
+        if (rd.err || !(v[i] = gstr(x, t)))
+            return 0;
+    }
+    *out = v;
+    return v ? (size_t)n : 0;
+}
+
+static size_t read_assignment(gctx *x, const uint8_t *p, size_t len, const rn_assign_tp **out)
+{
+    rn_kreader rd;
+    rn_kreader_init(&rd, p, len);
+    (void)rn_kread_i16(&rd);
+    int32_t nt = rn_kread_array(&rd, false, false, 6);
+    size_t mark = rd.pos, total = 0;
+    for (int32_t t = 0; t < nt && !rd.err; t++) { /* count, then fill */
+        (void)rn_kread_string(&rd, false);
+        int32_t np = rn_kread_array(&rd, false, false, 4);
+        rn_kread_skip(&rd, (size_t)np * 4);
+        total += (size_t)np;
+    }
+    if (rd.err || total == 0)
+        return 0;
+    rn_assign_tp *v = galloc(x, total * sizeof(*v));
+    if (!v)
+        return 0;
+    rd.pos = mark;
+    size_t k = 0;
+    for (int32_t t = 0; t < nt; t++) {
+        const char *topic = gstr(x, rn_kread_string(&rd, false));
+        if (!topic)
+            return 0;
+        int32_t np = rn_kread_array(&rd, false, false, 4);
+        for (int32_t i = 0; i < np; i++)
+            v[k++] = (rn_assign_tp){topic, rn_kread_i32(&rd)};
+    }
+    *out = v;
+    return k;
+}
+
 /* ---- FindCoordinator ------------------------------------------------------------------- */
 
 /* The address clients are told, as Metadata tells it (apis.c): a wildcard or
@@ -358,6 +419,8 @@ int rn_kafka_join_group(rn_kreq *req)
     }
     j.host = host;
     j.require_member_id = v >= 4;
+    if (strcmp(j.protocol_type, "consumer") == 0 && np > 0)
+        j.n_topics = read_subscription(x, p[0].meta, p[0].meta_len, &j.topics);
     x->w.cb = join_answer;
     rn_groups *g = coordinator(req);
     if (!g) {
@@ -435,6 +498,11 @@ int rn_kafka_sync_group(rn_kreq *req)
         answer_now(x, -RN_E_SHUTTING_DOWN, member);
         return 0;
     }
+    rn_classic_group_info gi;
+    if (rn_classic_describe(rn_groups_classic(g), group, &gi) == 0 &&
+        strcmp(gi.protocol_type, "consumer") == 0)
+        for (int32_t i = 0; i < na; i++)
+            a[i].n_tps = read_assignment(x, a[i].data, a[i].len, &a[i].tps);
     rn_classic_sync(rn_groups_classic(g), group, member, generation, ptype, pname, a, (size_t)na,
                     rn_now_ms(), &x->w);
     return 0;

@@ -219,6 +219,11 @@ test_two_members() {
   wait_stable kg 2 || return 1
   produce_keys gt 1 200 || return 1
   wait_lines 200 "$TMP/m1" "$TMP/m2" || return 1
+  # runnel's own describe shows who owns each partition: two members, two
+  # partitions each (the range assignor the kcat leader ran).
+  r group describe kg >"$TMP/live" || return 1
+  [ "$(awk '$1 == "kg" && $2 == "gt" && $7 ~ /^rdkafka-/ { print $7 }' "$TMP/live" | sort | uniq -c |
+      awk '{ print $1 }' | tr '\n' ' ')" = "2 2 " ] || { cat "$TMP/live" >&2; return 1; }
   stop_clients
   [ "$(cat "$TMP/m1" "$TMP/m2" | wc -l)" = 200 ] || { echo "duplicates" >&2; return 1; }
   [ "$(cat "$TMP/m1" "$TMP/m2" | sort -u | wc -l)" = 200 ] || { echo "duplicates" >&2; return 1; }

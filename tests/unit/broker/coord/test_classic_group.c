@@ -102,7 +102,9 @@ static req *join_full(const char *member, const char *type, const char *proto, c
                              .n_protocols = 1,
                              .session_timeout_ms = 10000,
                              .rebalance_timeout_ms = 30000,
-                             .require_member_id = v4};
+                             .require_member_id = v4,
+                             .topics = (const char *const[]){"t"},
+                             .n_topics = 1};
     rn_classic_join(cg, &j, now, &r->w);
     return r;
 }
@@ -127,7 +129,7 @@ static void stable_one(char *id, size_t len)
     cr_assert_eq(j->calls, 1);
     cr_assert_eq(j->err, 0);
     snprintf(id, len, "%s", j->member_id);
-    rn_classic_assignment a = {id, (const uint8_t *)"A", 1};
+    rn_classic_assignment a = {.member_id = id, .data = (const uint8_t *)"A", .len = 1};
     req *s = do_sync(id, 1, &a, 1, 0);
     cr_assert_eq(s->calls, 1);
     cr_assert_str_eq(s->assignment, "A");
@@ -190,8 +192,15 @@ Test(classic_group, two_members_rebalance_and_sync)
     req *sb = do_sync(b_id, 2, NULL, 0, 13);
     cr_assert_eq(sb->calls, 0, "the follower waits for the leader's assignment");
     cr_assert_eq(rn_classic_heartbeat(cg, "g", b_id, 2, 13), 0);
-    rn_classic_assignment asg[] = {{a_id, (const uint8_t *)"parts-a", 7},
-                                   {b_id, (const uint8_t *)"parts-b", 7}};
+    /* The caller read the consumer protocol's partitions out of the bytes. */
+    rn_assign_tp tps_a[] = {{"t", 0}, {"t", 1}}, tps_b[] = {{"t", 2}};
+    rn_classic_assignment asg[] = {
+        {.member_id = a_id, .data = (const uint8_t *)"parts-a", .len = 7, .tps = tps_a, .n_tps = 2},
+        {.member_id = b_id,
+         .data = (const uint8_t *)"parts-b",
+         .len = 7,
+         .tps = tps_b,
+         .n_tps = 1}};
     req *sa = do_sync(a_id, 2, asg, 2, 14);
     cr_assert_eq(sa->calls, 1);
     cr_assert_eq(sb->calls, 1);
@@ -202,6 +211,18 @@ Test(classic_group, two_members_rebalance_and_sync)
     cr_assert_str_eq(gi.state, "Stable");
     cr_assert_eq(gi.n_members, 2);
     cr_assert_eq(gi.generation, 2);
+    /* Who owns what, for runnel's own describe. */
+    cr_assert_str_eq(rn_classic_owner(cg, "g", "t", 1), a_id);
+    cr_assert_str_eq(rn_classic_owner(cg, "g", "t", 2), b_id);
+    cr_assert_null(rn_classic_owner(cg, "g", "t", 3));
+    rn_classic_member_info mi;
+    cr_assert_eq(rn_classic_member(cg, "g", 1, &mi), 0);
+    cr_assert_str_eq(mi.member_id, b_id);
+    cr_assert_eq(mi.n_topics, 1);
+    cr_assert_str_eq(mi.topics[0], "t");
+    cr_assert_eq(mi.n_tps, 1);
+    cr_assert_str_eq(mi.tps[0].topic, "t");
+    cr_assert_eq(mi.tps[0].partition, 2);
     /* A SyncGroup after the fact (lost answer) gets the same bytes at once. */
     req *again = do_sync(b_id, 2, NULL, 0, 15);
     cr_assert_eq(again->calls, 1);
@@ -248,8 +269,8 @@ Test(classic_group, session_timeout_evicts)
     cr_assert_eq(jb->generation, 2);
     char b_id[200];
     snprintf(b_id, sizeof(b_id), "%s", jb->member_id);
-    rn_classic_assignment asg[] = {{a_id, (const uint8_t *)"a", 1},
-                                   {b_id, (const uint8_t *)"b", 1}};
+    rn_classic_assignment asg[] = {{.member_id = a_id, .data = (const uint8_t *)"a", .len = 1},
+                                   {.member_id = b_id, .data = (const uint8_t *)"b", .len = 1}};
     req *sb = do_sync(b_id, 2, NULL, 0, 0);
     req *sa = do_sync(a_id, 2, asg, 2, 0);
     cr_assert_eq(sb->calls, 1);
