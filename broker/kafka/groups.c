@@ -602,8 +602,9 @@ int rn_kafka_leave_group(rn_kreq *req)
     if (!o)
         return 0;
     rn_kwriter *w = &o->w;
-    rn_kwrite_i32(w, 0);                /* throttle_time_ms */
-    rn_kwrite_i16(w, g ? 0 : codes[0]); /* the request as a whole */
+    rn_kwrite_i32(w, 0); /* throttle_time_ms */
+    /* The request as a whole (v3 may name no member at all). */
+    rn_kwrite_i16(w, g ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE);
     rn_kwrite_array(w, flex, n);
     for (int32_t i = 0; i < n; i++) {
         rn_kwrite_str(w, flex, members[i]);

@@ -268,6 +268,22 @@ Test(kafka_groups, sync_heartbeat_leave_golden)
                             "00026d32ffff000f");
 }
 
+// LeaveGroup v3 naming no member: answered with the request's own error and an empty list
+// (found by fuzz_kafka: the top-level code was read from the empty per-member list).
+Test(kafka_groups, leave_group_v3_no_members)
+{
+    expect_answer("000d0003"
+                  "00000010"
+                  "000163"
+                  "000167"
+                  "00000000",
+                  "0000000e"
+                  "00000010"
+                  "00000000"
+                  "000f"
+                  "00000000");
+}
+
 /* ---- OffsetCommit, OffsetFetch ------------------------------------------------------------ */
 
 #define COMMIT_V7                                                                                  \
