@@ -134,7 +134,7 @@ member() {
 wait_stable() {
   local group=$1 want=$2 i
   for i in $(seq 1 120); do
-    if $PY - "$KPORT" "$group" "$want" <<'PY' 2>/dev/null; then
+    if timeout 10 $PY - "$KPORT" "$group" "$want" <<'PY' 2>/dev/null; then
 import socket, struct, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 g = sys.argv[2].encode()
@@ -271,7 +271,7 @@ test_member_killed() {
 test_kafka_python() {
   r topic create gp -p 2 >/dev/null || return 1
   produce_keys gp 1 30 || return 1
-  $PY - "$KPORT" <<'PY' || return 1
+  timeout 60 $PY - "$KPORT" <<'PY' || return 1
 import sys
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -298,7 +298,7 @@ PY
   r group describe pyg >"$TMP/pdesc" || return 1
   [ "$(awk '$1 == "pyg" && $2 == "gp" { s += $4; l += $6 } END { print s "/" l }' "$TMP/pdesc")" = 30/0 ] ||
     { cat "$TMP/pdesc" >&2; return 1; }
-  $PY - "$KPORT" <<'PY' || return 1
+  timeout 60 $PY - "$KPORT" <<'PY' || return 1
 import sys
 from kafka.admin import KafkaAdminClient
 a = KafkaAdminClient(bootstrap_servers="127.0.0.1:" + sys.argv[1])
@@ -333,7 +333,7 @@ test_classic_or_native() {
 # the first has not joined again): a clean exit (0), the waiting request
 # dropped with its connection.
 test_stop() {
-  $PY - "$KPORT" <<'PY' &
+  timeout 60 $PY - "$KPORT" <<'PY' &
 import socket, struct, sys, time
 port = int(sys.argv[1])
 def join(s, member, cid):
