@@ -39,6 +39,10 @@
  *      lists compare by strcmp and answers can borrow them.
  *   5. A group without members is dropped; it lives on in listings while it
  *      has committed offsets.
+ *   6. A group id is native or classic (Kafka's JoinGroup/SyncGroup, kept in
+ *      broker/coord/classic_group.c), never both at once: while one kind has
+ *      members, the other kind's join gets INCONSISTENT_GROUP_PROTOCOL. Both
+ *      kinds commit into the same offsets table.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -48,6 +52,7 @@
 #include <sys/random.h>
 
 #include "broker/broker.h"
+#include "broker/coord/classic_group.h"
 #include "broker/coord/groups.h"
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
@@ -94,6 +99,7 @@ struct rn_groups {
     size_t n, cap;
     char **names; /* interned topic names, sorted */
     size_t n_names, cap_names;
+    rn_classic *classic; /* the classic (Kafka client-side) groups */
 };
 
 static bool group_id_ok(const char *id)
@@ -633,6 +639,9 @@ int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_
     if (hb->member_epoch < -1)
         return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "member epoch %" PRId32 " is below -1",
                        hb->member_epoch);
+    if (hb->member_epoch != -1 && rn_classic_active(g->classic, hb->group_id))
+        return rn_errf(-RN_E_INCONSISTENT_GROUP_PROTOCOL, err, errlen,
+                       "group %s is a classic (Kafka JoinGroup) group with members", hb->group_id);
     group *grp = find_group(g, hb->group_id);
 
     if (hb->member_epoch == -1) {
@@ -733,6 +742,7 @@ void rn_groups_tick(rn_groups *g, int64_t now_ms)
 {
     if (!g)
         return;
+    rn_classic_tick(g->classic, now_ms);
     for (size_t gi = g->n; gi-- > 0;) {
         group *grp = g->groups[gi];
         for (size_t i = grp->n_members; i-- > 0;) {
@@ -747,6 +757,9 @@ void rn_groups_tick(rn_groups *g, int64_t now_ms)
 /* ---- Offsets ----------------------------------------------------------------------------------
  */
 
+static int write_commit(rn_groups *g, const char *group_id, rn_group_commit *c, size_t n,
+                        int64_t now_ms, rn_groups_cb cb, void *arg, char *err, size_t errlen);
+
 int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
                      int32_t member_epoch, rn_group_commit *c, size_t n, int64_t now_ms,
                      rn_groups_cb cb, void *arg, char *err, size_t errlen)
@@ -758,6 +771,10 @@ int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
                        RN_GROUP_ID_MAX);
     group *grp = find_group(g, group_id);
     if (!member_id || !*member_id) {
+        if (rn_classic_active(g->classic, group_id))
+            return rn_errf(-RN_E_GROUP_NOT_EMPTY, err, errlen,
+                           "classic group %s has active members: stop them before an admin commit",
+                           group_id);
         if (grp && grp->n_members)
             return rn_errf(-RN_E_GROUP_NOT_EMPTY, err, errlen,
                            "group %s has %zu active member%s: stop them before an admin commit",
@@ -772,6 +789,36 @@ int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
                            "member %s: commit with epoch %" PRId32 ", current is %" PRId32, m->id,
                            member_epoch, m->epoch);
     }
+    return write_commit(g, group_id, c, n, now_ms, cb, arg, err, errlen);
+}
+
+int rn_groups_classic_commit(rn_groups *g, const char *group_id, const char *member_id,
+                             int32_t generation, rn_group_commit *c, size_t n, int64_t now_ms,
+                             rn_groups_cb cb, void *arg, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (!group_id_ok(group_id))
+        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
+                       RN_GROUP_ID_MAX);
+    group *grp = find_group(g, group_id);
+    bool admin = (!member_id || !*member_id) && generation < 0;
+    if (grp && grp->n_members)
+        return rn_errf(admin ? -RN_E_GROUP_NOT_EMPTY : -RN_E_INCONSISTENT_GROUP_PROTOCOL, err,
+                       errlen, "group %s is a native group with %zu member%s", group_id,
+                       grp->n_members, grp->n_members == 1 ? "" : "s");
+    int rc = rn_classic_commit_check(g->classic, group_id, member_id, generation, now_ms);
+    if (rc < 0)
+        return rn_errf(rc, err, errlen, "group %s, member \"%.64s\", generation %" PRId32 ": %s",
+                       group_id, member_id ? member_id : "", generation, rn_strerror(rc));
+    return write_commit(g, group_id, c, n, now_ms, cb, arg, err, errlen);
+}
+
+/* Write the offsets of an allowed commit (the part native and classic
+ * commits share). */
+static int write_commit(rn_groups *g, const char *group_id, rn_group_commit *c, size_t n,
+                        int64_t now_ms, rn_groups_cb cb, void *arg, char *err, size_t errlen)
+{
     int32_t leader_epoch = 0;
     rn_log *log = g->offsets_ok ? g->env.offsets_log(g->env.arg, &leader_epoch) : NULL;
     if (!log)
@@ -803,7 +850,7 @@ int rn_groups_delete(rn_groups *g, const char *group_id, rn_groups_cb cb, void *
     if (!group_id_ok(group_id))
         return -RN_E_INVALID_REQUEST;
     group *grp = find_group(g, group_id);
-    if (grp && grp->n_members)
+    if ((grp && grp->n_members) || rn_classic_forget(g->classic, group_id) < 0)
         return -RN_E_GROUP_NOT_EMPTY;
     size_t n = 0;
     if (g->offsets_ok)
@@ -841,10 +888,32 @@ static void fill_info(const group *grp, const char *id, rn_group_info *out)
                            .n_members = grp ? grp->n_members : 0};
 }
 
+static void fill_classic(const rn_classic_group_info *ci, rn_group_info *out)
+{
+    *out = (rn_group_info){.group_id = ci->group_id,
+                           .state = ci->state,
+                           .group_epoch = ci->generation,
+                           .assignment_epoch = ci->generation,
+                           .assignor = ci->protocol_name,
+                           .n_members = ci->n_members,
+                           .classic = true,
+                           .protocol_type = ci->protocol_type};
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+    const rn_group_info *x = a, *y = b;
+    int c = strcmp(x->group_id, y->group_id);
+    if (c)
+        return c;
+    return (y->n_members > 0) - (x->n_members > 0); /* the one with members first */
+}
+
 int rn_groups_list(rn_groups *g, rn_group_info **out, size_t *n)
 {
     size_t no = g->offsets_ok ? rn_offsets_group_count(g->offsets) : 0;
-    rn_group_info *v = calloc(g->n + no ? g->n + no : 1, sizeof(*v));
+    size_t nc = rn_classic_count(g->classic);
+    rn_group_info *v = calloc(g->n + no + nc ? g->n + no + nc : 1, sizeof(*v));
     if (!v)
         return -ENOMEM;
     size_t i = 0, j = 0, k = 0;
@@ -861,6 +930,21 @@ int rn_groups_list(rn_groups *g, rn_group_info **out, size_t *n)
             j++;
         }
     }
+    /* Classic groups (invariant 6: a native group of the same id has no
+     * members then, so the listing with members wins). */
+    if (nc) {
+        for (size_t c = 0; c < nc; c++) {
+            rn_classic_group_info ci;
+            if (rn_classic_group_at(g->classic, c, &ci) == 0)
+                fill_classic(&ci, &v[k++]);
+        }
+        qsort(v, k, sizeof(*v), cmp_info);
+        size_t w = 0;
+        for (size_t r = 0; r < k; r++)
+            if (!w || strcmp(v[w - 1].group_id, v[r].group_id) != 0)
+                v[w++] = v[r];
+        k = w;
+    }
     *out = v;
     *n = k;
     return 0;
@@ -869,6 +953,12 @@ int rn_groups_list(rn_groups *g, rn_group_info **out, size_t *n)
 int rn_groups_describe(rn_groups *g, const char *group_id, rn_group_info *out)
 {
     group *grp = group_id ? find_group(g, group_id) : NULL;
+    rn_classic_group_info ci;
+    if ((!grp || !grp->n_members) && group_id &&
+        rn_classic_describe(g->classic, group_id, &ci) == 0) {
+        fill_classic(&ci, out);
+        return 0;
+    }
     size_t n = 0;
     if (!grp && group_id && g->offsets_ok)
         rn_offsets_entries(g->offsets, group_id, &n);
@@ -883,6 +973,29 @@ int rn_groups_describe(rn_groups *g, const char *group_id, rn_group_info *out)
 int rn_groups_member(rn_groups *g, const char *group_id, size_t i, rn_group_member_info *out)
 {
     group *grp = group_id ? find_group(g, group_id) : NULL;
+    rn_classic_member_info cm;
+    if (!grp && group_id) {
+        int rc = rn_classic_member(g->classic, group_id, i, &cm);
+        if (rc < 0)
+            return rc;
+        rn_classic_group_info ci;
+        rn_classic_describe(g->classic, group_id, &ci);
+        /* The subscription and assignment as the Kafka layer read them from
+         * the consumer protocol's bytes (empty for other protocol types). */
+        *out = (rn_group_member_info){.member_id = cm.member_id,
+                                      .client_id = cm.client_id,
+                                      .host = cm.host,
+                                      .member_epoch = ci.generation,
+                                      .topics = cm.topics,
+                                      .n_topics = cm.n_topics,
+                                      .given = cm.tps,
+                                      .n_given = cm.n_tps,
+                                      .target = cm.tps,
+                                      .n_target = cm.n_tps,
+                                      .session_timeout_ms = (uint32_t)cm.session_timeout_ms,
+                                      .last_heartbeat_ms = cm.last_heartbeat_ms};
+        return 0;
+    }
     if (!grp)
         return -RN_E_UNKNOWN_GROUP;
     if (i >= grp->n_members)
@@ -909,6 +1022,8 @@ const char *rn_groups_owner(rn_groups *g, const char *group_id, const char *topi
                             int32_t partition)
 {
     group *grp = group_id ? find_group(g, group_id) : NULL;
+    if (!grp && group_id)
+        return rn_classic_owner(g->classic, group_id, topic, partition);
     if (!grp || !topic)
         return NULL;
     rn_assign_tp tp = {topic, partition};
@@ -921,6 +1036,17 @@ const char *rn_groups_owner(rn_groups *g, const char *group_id, const char *topi
 /* ---- Life cycle --------------------------------------------------------------------------------
  */
 
+static bool native_active(void *arg, const char *group_id)
+{
+    const group *grp = find_group(arg, group_id);
+    return grp && grp->n_members;
+}
+
+rn_classic *rn_groups_classic(rn_groups *g)
+{
+    return g ? g->classic : NULL;
+}
+
 int rn_groups_new(rn_groups **out, const rn_groups_env *env)
 {
     rn_groups *g = calloc(1, sizeof(*g));
@@ -928,8 +1054,15 @@ int rn_groups_new(rn_groups **out, const rn_groups_env *env)
         return -ENOMEM;
     g->env = *env;
     g->offsets_ok = true;
-    int rc = rn_offsets_new(&g->offsets);
+    rn_classic_env cenv = {native_active, g};
+    int rc = rn_classic_new(&g->classic, &cenv);
     if (rc < 0) {
+        free(g);
+        return rc;
+    }
+    rc = rn_offsets_new(&g->offsets);
+    if (rc < 0) {
+        rn_classic_free(g->classic);
         free(g);
         return rc;
     }
@@ -967,6 +1100,7 @@ void rn_groups_free(rn_groups *g)
                   "pending=%u", rn_offsets_pending(g->offsets));
     else
         rn_offsets_free(g->offsets);
+    rn_classic_free(g->classic);
     for (size_t i = 0; i < g->n; i++)
         group_free(g->groups[i]);
     free(g->groups);

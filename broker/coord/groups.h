@@ -93,7 +93,8 @@ int rn_groups_open(rn_groups **out, struct rn_broker *b, char *err, size_t errle
 /* Drain commits in flight and free (before the partition logs close). */
 void rn_groups_close(rn_groups *g);
 
-/* Remove members whose session timed out (they are logged). g may be NULL
+/* Remove members whose session timed out (they are logged), native and
+ * classic; classic rebalance deadlines too (waiters may be answered). g may be NULL
  * (the tick can fire before the coordinator opens). */
 void rn_groups_tick(rn_groups *g, int64_t now_ms);
 
@@ -131,6 +132,7 @@ typedef struct rn_group_heartbeat_result {
  * not know with member_epoch > 0: -RN_E_UNKNOWN_MEMBER; an epoch that is
  * neither the member's current nor its previous one: -RN_E_FENCED_MEMBER_EPOCH
  * (the member must join again with epoch 0 and its id, owning nothing);
+ * a join to a classic group with members: -RN_E_INCONSISTENT_GROUP_PROTOCOL;
  * -ENOMEM, or the error of getrandom. err gets a message. A leave of a member
  * the group does not know succeeds. */
 int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_ms,
@@ -165,6 +167,19 @@ int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
                      int32_t member_epoch, rn_group_commit *c, size_t n, int64_t now_ms,
                      rn_groups_cb cb, void *arg, char *err, size_t errlen);
 
+/* Commit offsets for a classic (Kafka JoinGroup) group: member_id "" with
+ * generation -1 is an admin commit (the group must have no members), else
+ * the member and generation are checked by rn_classic_commit_check (the
+ * commit counts as its heartbeat). Errors as rn_groups_commit, plus
+ * -RN_E_ILLEGAL_GENERATION, -RN_E_REBALANCE_IN_PROGRESS, and
+ * -RN_E_INCONSISTENT_GROUP_PROTOCOL (a native group of that id has members). */
+int rn_groups_classic_commit(rn_groups *g, const char *group_id, const char *member_id,
+                             int32_t generation, rn_group_commit *c, size_t n, int64_t now_ms,
+                             rn_groups_cb cb, void *arg, char *err, size_t errlen);
+
+/* The classic groups (borrowed; lives as long as g). NULL when g is. */
+struct rn_classic *rn_groups_classic(rn_groups *g);
+
 /* Delete a group: its committed offsets are tombstoned, its state dropped.
  * Returns 0 and cb runs once the tombstones are durable; 1 when done at once
  * (nothing was committed; cb never runs); or a negative error:
@@ -182,8 +197,10 @@ typedef struct rn_group_info {
     const char *state; /* "Empty", "Stable", "Reconciling" */
     int32_t group_epoch;
     int32_t assignment_epoch;
-    const char *assignor; /* "sticky" or "range" */
+    const char *assignor; /* "sticky" or "range"; a classic group's protocol name */
     size_t n_members;
+    bool classic;              /* a classic (Kafka JoinGroup) group: epochs are its generation */
+    const char *protocol_type; /* classic only ("consumer", ...); NULL otherwise */
 } rn_group_info;
 
 typedef struct rn_group_member_info {

@@ -36,6 +36,7 @@
 
 #include "broker/config.h"
 #include "broker/kafka/conn.h"
+#include "broker/kafka/groups.h"
 #include "broker/logfmt.h"
 #include "protocol/batch.h"
 
@@ -59,6 +60,17 @@ static const struct {
     {RN_KAFKA_DESCRIBE_CONFIGS, 0, 2},
     {RN_KAFKA_SASL_HANDSHAKE, 0, 1},
     {RN_KAFKA_SASL_AUTHENTICATE, 0, 2},
+    /* consumer groups: broker/kafka/groups.c */
+    {RN_KAFKA_FIND_COORDINATOR, 0, 4},
+    {RN_KAFKA_JOIN_GROUP, 0, 5},
+    {RN_KAFKA_SYNC_GROUP, 0, 3},
+    {RN_KAFKA_HEARTBEAT, 0, 3},
+    {RN_KAFKA_LEAVE_GROUP, 0, 3},
+    {RN_KAFKA_OFFSET_COMMIT, 0, 7},
+    {RN_KAFKA_OFFSET_FETCH, 0, 5},
+    {RN_KAFKA_LIST_GROUPS, 0, 2},
+    {RN_KAFKA_DESCRIBE_GROUPS, 0, 4},
+    {RN_KAFKA_DELETE_GROUPS, 0, 1},
 };
 #define N_SUPPORTED (sizeof(supported) / sizeof(supported[0]))
 
@@ -1046,6 +1058,26 @@ int rn_kafka_dispatch(rn_kreq *req)
     case RN_KAFKA_SASL_HANDSHAKE:
     case RN_KAFKA_SASL_AUTHENTICATE:
         return rn_kafka_sasl(req);
+    case RN_KAFKA_FIND_COORDINATOR:
+        return rn_kafka_find_coordinator(req);
+    case RN_KAFKA_JOIN_GROUP:
+        return rn_kafka_join_group(req);
+    case RN_KAFKA_SYNC_GROUP:
+        return rn_kafka_sync_group(req);
+    case RN_KAFKA_HEARTBEAT:
+        return rn_kafka_heartbeat(req);
+    case RN_KAFKA_LEAVE_GROUP:
+        return rn_kafka_leave_group(req);
+    case RN_KAFKA_OFFSET_COMMIT:
+        return rn_kafka_offset_commit(req);
+    case RN_KAFKA_OFFSET_FETCH:
+        return rn_kafka_offset_fetch(req);
+    case RN_KAFKA_LIST_GROUPS:
+        return rn_kafka_list_groups(req);
+    case RN_KAFKA_DESCRIBE_GROUPS:
+        return rn_kafka_describe_groups(req);
+    case RN_KAFKA_DELETE_GROUPS:
+        return rn_kafka_delete_groups(req);
     default:
         answer_unsupported(req);
         return 0;

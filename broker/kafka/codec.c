@@ -78,6 +78,19 @@ int16_t rn_kafka_error(int rn_code)
         return RN_KAFKA_GROUP_ID_NOT_FOUND;
     case RN_E_GROUP_NOT_EMPTY:
         return RN_KAFKA_NON_EMPTY_GROUP;
+    case RN_E_UNKNOWN_MEMBER:
+        return RN_KAFKA_UNKNOWN_MEMBER_ID;
+    case RN_E_FENCED_MEMBER_EPOCH:
+    case RN_E_ILLEGAL_GENERATION:
+        return RN_KAFKA_ILLEGAL_GENERATION;
+    case RN_E_INCONSISTENT_GROUP_PROTOCOL:
+        return RN_KAFKA_INCONSISTENT_GROUP_PROTOCOL;
+    case RN_E_REBALANCE_IN_PROGRESS:
+        return RN_KAFKA_REBALANCE_IN_PROGRESS;
+    case RN_E_MEMBER_ID_REQUIRED:
+        return RN_KAFKA_MEMBER_ID_REQUIRED;
+    case RN_E_INVALID_SESSION_TIMEOUT:
+        return RN_KAFKA_INVALID_SESSION_TIMEOUT;
     default:
         break;
     }

@@ -173,7 +173,7 @@ test_acks() {
   k -C -t acks -e -q -o beginning | tr '\n' ' ' | grep -qx 'zero one ' || return 1
 }
 
-# An API the listener does not speak (JoinGroup) gets UNSUPPORTED_VERSION (35)
+# A version the listener does not speak (JoinGroup v99) gets UNSUPPORTED_VERSION (35)
 # with its correlation id, and the connection stays open for the next
 # request; ApiVersions at an unknown version gets the v0 list with error 35.
 test_unsupported() {
@@ -186,7 +186,7 @@ def call(key, ver, cid, body=b"", flexible=False):
     s.sendall(struct.pack(">i", len(m)) + m)
     n = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
     return s.recv(n, socket.MSG_WAITALL)
-r = call(11, 0, 7)
+r = call(11, 99, 7, flexible=True)
 assert r == struct.pack(">ih", 7, 35), r.hex()
 r = call(18, 99, 8, flexible=True)
 cid, err, n = struct.unpack(">ihi", r[:10])

@@ -9,9 +9,12 @@
  * parser of its API and version (ApiVersions, Metadata, Produce, Fetch,
  * ListOffsets, CreateTopics, DeleteTopics, InitProducerId,
  * OffsetsForLeaderEpoch, CreatePartitions, DescribeConfigs, SaslHandshake,
- * SaslAuthenticate), and the renderer of the answer, with no broker behind (every
- * native call fails as on a closed connection). Nothing may crash, leak or
- * read out of bounds; errors are expected.
+ * SaslAuthenticate, and the group APIs: FindCoordinator, JoinGroup, SyncGroup,
+ * Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
+ * DeleteGroups), and the renderer of the answer, with no broker behind (every
+ * native call fails as on a closed connection; every group API answers
+ * COORDINATOR_NOT_AVAILABLE). Nothing may crash, leak or read out of bounds;
+ * errors are expected.
  */
 #include <stdint.h>
 #include <stdlib.h>

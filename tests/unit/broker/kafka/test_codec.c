@@ -100,10 +100,10 @@ Test(kafka_codec, api_versions_v3_golden)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_api_versions_write(&w, 1, 3);
-    expect_bytes(&w, "00000067"
+    expect_bytes(&w, "000000ad"
                      "00000001"       /* correlation id; no header tags */
                      "0000"           /* error_code */
-                     "0e"             /* compact array: 13 entries */
+                     "18"             /* compact array: 23 entries */
                      "00000003000800" /* Produce 3..8, tags */
                      "00010004000b00" /* Fetch 4..11 */
                      "00020001000500" /* ListOffsets 1..5 */
@@ -117,6 +117,16 @@ Test(kafka_codec, api_versions_v3_golden)
                      "00200000000200" /* DescribeConfigs 0..2 */
                      "00110000000100" /* SaslHandshake 0..1 */
                      "00240000000200" /* SaslAuthenticate 0..2 */
+                     "000a0000000400" /* FindCoordinator 0..4 */
+                     "000b0000000500" /* JoinGroup 0..5 */
+                     "000e0000000300" /* SyncGroup 0..3 */
+                     "000c0000000300" /* Heartbeat 0..3 */
+                     "000d0000000300" /* LeaveGroup 0..3 */
+                     "00080000000700" /* OffsetCommit 0..7 */
+                     "00090000000500" /* OffsetFetch 0..5 */
+                     "00100000000200" /* ListGroups 0..2 */
+                     "000f0000000400" /* DescribeGroups 0..4 */
+                     "002a0000000100" /* DeleteGroups 0..1 */
                      "00000000"       /* throttle_time_ms */
                      "00");           /* tags */
     rn_kwriter_fini(&w);
@@ -128,10 +138,10 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_api_versions_write(&w, 9, 7);
-    expect_bytes(&w, "00000058"
+    expect_bytes(&w, "00000094"
                      "00000009"
                      "0023"     /* UNSUPPORTED_VERSION */
-                     "0000000d" /* i32 count */
+                     "00000017" /* i32 count */
                      "000000030008"
                      "00010004000b"
                      "000200010005"
@@ -144,7 +154,17 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
                      "002500000002"
                      "002000000002"
                      "001100000001"
-                     "002400000002");
+                     "002400000002"
+                     "000a00000004"
+                     "000b00000005"
+                     "000e00000003"
+                     "000c00000003"
+                     "000d00000003"
+                     "000800000007"
+                     "000900000005"
+                     "001000000002"
+                     "000f00000004"
+                     "002a00000001");
     rn_kwriter_fini(&w);
 }
 
@@ -463,10 +483,12 @@ Test(kafka_codec, dry_run_bodies)
                      &len),
                  0);
     cr_assert_eq(len, 0);
-    /* An API the listener does not speak: correlation id + UNSUPPORTED_VERSION. */
-    cr_assert_eq(dry("000b0000"
+    /* A version the listener does not speak (JoinGroup v99, flexible header):
+     * correlation id + UNSUPPORTED_VERSION. */
+    cr_assert_eq(dry("000b0063"
                      "0000000c"
-                     "0000",
+                     "0000"
+                     "00",
                      &len),
                  0);
     cr_assert_eq(len, 4 + 4 + 2);

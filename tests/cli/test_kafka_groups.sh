@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# test_kafka_groups.sh — Kafka consumer groups (the classic JoinGroup /
+# SyncGroup protocol, broker/kafka/groups.c, broker/coord/classic_group.c)
+# with unmodified clients against runneld's --kafka listener:
+#   - two `kcat -G` members share a topic: every record is consumed exactly
+#     once across them; their committed offsets resume a later consumer,
+#     also after a broker restart;
+#   - a member killed with SIGKILL is evicted after its session timeout and
+#     the other member takes its partitions;
+#   - kafka-python's KafkaConsumer with a group_id: DescribeGroups shows the
+#     member and its decoded assignment, commit() lands in __offsets where
+#     `runnel group describe` reads it, delete_consumer_groups removes it;
+#   - a group is classic or native: a native `runnel consume -G` member and a
+#     kcat member cannot share a group id (INCONSISTENT_GROUP_PROTOCOL).
+#
+#   tests/cli/test_kafka_groups.sh RUNNEL RUNNELD   (meson passes both; prints TAP)
+#
+# Without kcat or python3-kafka the tests needing them are skipped with a
+# TAP "# SKIP" line. The broker runs on free 127.0.0.1 ports with data under
+# a mktemp directory (removed at the end) and is stopped by its pid; every
+# foreground client runs under `timeout`, background members are stopped by
+# pid, and every wait is a bounded loop on a condition, never a bare sleep.
+set -u
+
+RUNNEL=${1:?usage: test_kafka_groups.sh RUNNEL RUNNELD}
+RUNNELD=${2:?usage: test_kafka_groups.sh RUNNEL RUNNELD}
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
+TMP=$(mktemp -d /tmp/rn-kgroups-XXXXXX)
+DATA=$TMP/data
+LOG=$TMP/runneld.log
+BROKER_PID=
+N=0
+FAILED=0
+KCAT=$(command -v kcat || true)
+PY=/usr/bin/python3
+HAVE_PYKAFKA=0
+$PY -c 'import kafka' 2>/dev/null && HAVE_PYKAFKA=1
+CLIENT_PIDS=()
+
+stop_broker() {
+  local st=0
+  if [ -n "$BROKER_PID" ]; then
+    kill -TERM "$BROKER_PID" 2>/dev/null
+    wait "$BROKER_PID" 2>/dev/null
+    st=$?
+    BROKER_PID=
+  fi
+  [ "$st" = 0 ] || { echo "runneld exited with status $st" >&2; return 1; }
+}
+
+# Stop the clients this script started (by pid) and wait for them.
+stop_clients() {
+  local p
+  for p in "${CLIENT_PIDS[@]}"; do
+    kill -TERM "$p" 2>/dev/null
+  done
+  for p in "${CLIENT_PIDS[@]}"; do
+    wait "$p" 2>/dev/null
+  done
+  CLIENT_PIDS=()
+}
+
+cleanup() {
+  local p
+  for p in "${CLIENT_PIDS[@]}"; do
+    kill -KILL "$p" 2>/dev/null
+  done
+  if [ -n "$BROKER_PID" ]; then
+    kill -KILL "$BROKER_PID" 2>/dev/null
+    wait "$BROKER_PID" 2>/dev/null
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+port_open() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+s = socket.socket()
+s.settimeout(0.2)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+EOF
+}
+
+start_broker() {
+  local try i
+  for try in 1 2 3; do
+    PORT=$(free_port)
+    HTTP_PORT=$(free_port)
+    KPORT=$(free_port)
+    $RUNNELD --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
+      --kafka "127.0.0.1:$KPORT" --reactors 2 "$@" >>"$LOG" 2>&1 &
+    BROKER_PID=$!
+    for i in $(seq 1 200); do
+      if port_open "$KPORT"; then
+        export RUNNEL_BROKERS=127.0.0.1:$PORT
+        return 0
+      fi
+      kill -0 "$BROKER_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -KILL "$BROKER_PID" 2>/dev/null
+    wait "$BROKER_PID" 2>/dev/null
+    BROKER_PID=
+  done
+  echo "runneld did not start:" >&2
+  tail -20 "$LOG" >&2
+  return 1
+}
+
+r() { timeout 30 "$RUNNEL" "$@"; }
+k() { timeout 30 "$KCAT" -b "127.0.0.1:$KPORT" "$@"; }
+
+# A kcat group member in the background: output (one key a line, unbuffered)
+# to $2. Short session timeout so a killed member is evicted quickly. Not
+# under `timeout`, so that $! is kcat itself (a SIGKILL must reach it); every
+# member is stopped by pid at the end of its test, or by the exit trap.
+member() {
+  local group=$1 out=$2 topic=$3
+  "$KCAT" -b "127.0.0.1:$KPORT" -G "$group" "$topic" -q -u -f '%k\n' \
+    -X auto.offset.reset=earliest -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 \
+    >"$out" 2>"$out.err" &
+  CLIENT_PIDS+=($!)
+  LAST_PID=$!
+}
+
+# Wait (bounded) until the group is Stable with $2 members, as
+# DescribeGroups says (kafka-python's admin client, or a raw request).
+wait_stable() {
+  local group=$1 want=$2 i
+  for i in $(seq 1 120); do
+    if timeout 10 $PY - "$KPORT" "$group" "$want" <<'PY' 2>/dev/null; then
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+g = sys.argv[2].encode()
+body = struct.pack(">i", 1) + struct.pack(">h", len(g)) + g
+m = struct.pack(">hhih", 15, 0, 1, 1) + b"t" + body  # DescribeGroups v0
+s.sendall(struct.pack(">i", len(m)) + m)
+n = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+r = s.recv(n, socket.MSG_WAITALL)
+pos = 4 + 4  # correlation id, group count
+err, = struct.unpack(">h", r[pos:pos + 2]); pos += 2
+def rs():
+    global pos
+    l, = struct.unpack(">h", r[pos:pos + 2]); pos += 2
+    v = r[pos:pos + l]; pos += l
+    return v.decode()
+gid, state = rs(), rs()
+ptype, proto = rs(), rs()
+nm, = struct.unpack(">i", r[pos:pos + 4])
+sys.exit(0 if err == 0 and state == "Stable" and nm == int(sys.argv[3]) else 1)
+PY
+      return 0
+    fi
+    sleep 0.25
+  done
+  echo "group $group never Stable with $want members" >&2
+  return 1
+}
+
+# Wait (bounded) until the files hold $1 lines together.
+wait_lines() {
+  local want=$1 i
+  shift
+  for i in $(seq 1 240); do
+    [ "$(cat "$@" | wc -l)" -ge "$want" ] && return 0
+    sleep 0.25
+  done
+  echo "only $(cat "$@" | wc -l) of $want records consumed" >&2
+  return 1
+}
+
+produce_keys() { # topic from to
+  seq "$2" "$3" | sed 's/^/k/; s/$/:v/' | k -P -t "$1" -K: || return 1
+}
+
+t() {
+  local name=$1 needs=$2
+  shift 2
+  case "$1" in ${ONLY:-*}) ;; *) return 0 ;; esac
+  N=$((N + 1))
+  if [[ $needs == *kcat* ]] && [ -z "$KCAT" ]; then
+    echo "ok $N - $name # SKIP kcat is not installed (tools/dev installs it)"
+    return 0
+  fi
+  if [[ $needs == *py* ]] && [ "$HAVE_PYKAFKA" = 0 ]; then
+    echo "ok $N - $name # SKIP python3-kafka is not installed (tools/dev installs it)"
+    return 0
+  fi
+  if "$@" 2>"$TMP/diag"; then
+    echo "ok $N - $name"
+  else
+    echo "not ok $N - $name"
+    sed 's/^/# /' "$TMP/diag"
+    echo "# runneld log:"
+    tail -15 "$LOG" | sed 's/^/#   /'
+    FAILED=$((FAILED + 1))
+  fi
+  stop_clients
+}
+
+# ---------------------------------------------------------------------------
+
+# Two kcat -G members on a 4-partition topic: 200 records produced once the
+# group is Stable are consumed once each across the two, each member gets
+# some; after both stop (committing on close), 50 more records go to a new
+# member, which starts at the committed offsets and gets exactly those 50;
+# after a broker restart a member gets nothing more (the commits are in
+# __offsets).
+test_two_members() {
+  r topic create gt -p 4 >/dev/null || return 1
+  member kg "$TMP/m1" gt
+  member kg "$TMP/m2" gt
+  wait_stable kg 2 || return 1
+  produce_keys gt 1 200 || return 1
+  wait_lines 200 "$TMP/m1" "$TMP/m2" || return 1
+  # runnel's own describe shows who owns each partition: two members, two
+  # partitions each (the range assignor the kcat leader ran).
+  r group describe kg >"$TMP/live" || return 1
+  [ "$(awk '$1 == "kg" && $2 == "gt" && $7 ~ /^rdkafka-/ { print $7 }' "$TMP/live" | sort | uniq -c |
+      awk '{ print $1 }' | tr '\n' ' ')" = "2 2 " ] || { cat "$TMP/live" >&2; return 1; }
+  stop_clients
+  [ "$(cat "$TMP/m1" "$TMP/m2" | wc -l)" = 200 ] || { echo "duplicates" >&2; return 1; }
+  [ "$(cat "$TMP/m1" "$TMP/m2" | sort -u | wc -l)" = 200 ] || { echo "duplicates" >&2; return 1; }
+  seq 1 200 | sed 's/^/k/' | sort >"$TMP/want"
+  cat "$TMP/m1" "$TMP/m2" | sort | cmp -s - "$TMP/want" || { echo "wrong records" >&2; return 1; }
+  [ -s "$TMP/m1" ] && [ -s "$TMP/m2" ] || { echo "one member got nothing" >&2; return 1; }
+  # The commits are what runnel's own CLI shows for the group.
+  r group describe kg >"$TMP/desc" || return 1
+  [ "$(awk '$1 == "kg" && $2 == "gt" { s += $4 } END { print s }' "$TMP/desc")" = 200 ] ||
+    { cat "$TMP/desc" >&2; return 1; }
+  produce_keys gt 201 250 || return 1
+  timeout 60 "$KCAT" -b "127.0.0.1:$KPORT" -G kg gt -q -e -f '%k\n' -X auto.offset.reset=earliest \
+    >"$TMP/m3" 2>"$TMP/m3.err" || { cat "$TMP/m3.err" >&2; return 1; }
+  seq 201 250 | sed 's/^/k/' | sort >"$TMP/want3"
+  sort "$TMP/m3" | cmp -s - "$TMP/want3" || { echo "resumed wrong:" >&2; cat "$TMP/m3" >&2; return 1; }
+  stop_broker || return 1
+  start_broker || return 1
+  timeout 60 "$KCAT" -b "127.0.0.1:$KPORT" -G kg gt -q -e -f '%k\n' -X auto.offset.reset=earliest \
+    >"$TMP/m4" 2>"$TMP/m4.err" || { cat "$TMP/m4.err" >&2; return 1; }
+  [ ! -s "$TMP/m4" ] || { echo "after restart, consumed again:" >&2; cat "$TMP/m4" >&2; return 1; }
+}
+
+# A member killed with SIGKILL (no LeaveGroup) is evicted once its session
+# timeout (6 s) passes; the survivor then gets every partition and every
+# record produced after the kill.
+test_member_killed() {
+  r topic create gk -p 4 >/dev/null || return 1
+  member kk "$TMP/k1" gk
+  member kk "$TMP/k2" gk
+  local victim=$LAST_PID
+  wait_stable kk 2 || return 1
+  kill -KILL "$victim"
+  wait "$victim" 2>/dev/null
+  produce_keys gk 1 100 || return 1
+  wait_lines 100 "$TMP/k1" || return 1
+  sort "$TMP/k1" | cmp -s - <(seq 1 100 | sed 's/^/k/' | sort) || { echo "survivor got:" >&2; sort "$TMP/k1" | head >&2; return 1; }
+  grep -q 'classic group member removed.*group=kk.*reason=session_timeout' "$LOG" ||
+    { echo "no session timeout logged" >&2; return 1; }
+}
+
+# kafka-python: a KafkaConsumer with a group_id consumes everything, shows
+# up in DescribeGroups (Stable, the consumer protocol, its assignment decoded
+# by kafka-python), commits; the commit is what runnel group describe shows;
+# then delete_consumer_groups removes the group.
+test_kafka_python() {
+  r topic create gp -p 2 >/dev/null || return 1
+  produce_keys gp 1 30 || return 1
+  timeout 60 $PY - "$KPORT" <<'PY' || return 1
+import sys
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+bs = "127.0.0.1:" + sys.argv[1]
+c = KafkaConsumer("gp", bootstrap_servers=bs, group_id="pyg", auto_offset_reset="earliest",
+                  enable_auto_commit=False, consumer_timeout_ms=3000)
+keys = sorted(m.key for m in c)
+assert keys == sorted(b"k%d" % i for i in range(1, 31)), keys
+a = KafkaAdminClient(bootstrap_servers=bs)
+(d,) = a.describe_consumer_groups(["pyg"])
+assert d.state == "Stable" and d.protocol_type == "consumer", d
+assert len(d.members) == 1 and d.members[0].client_host == "/127.0.0.1", d
+asg = d.members[0].member_assignment.assignment
+assert [(t, sorted(p)) for t, p in asg] == [("gp", [0, 1])], asg
+c.commit()
+ends = c.end_offsets([TopicPartition("gp", 0), TopicPartition("gp", 1)])
+for tp, end in ends.items():
+    assert c.committed(tp) == end, (tp, c.committed(tp), end)
+assert ("pyg", "consumer") in a.list_consumer_groups(), a.list_consumer_groups()
+offs = a.list_consumer_group_offsets("pyg")
+assert sum(o.offset for o in offs.values()) == 30, offs
+c.close()
+PY
+  r group describe pyg >"$TMP/pdesc" || return 1
+  [ "$(awk '$1 == "pyg" && $2 == "gp" { s += $4; l += $6 } END { print s "/" l }' "$TMP/pdesc")" = 30/0 ] ||
+    { cat "$TMP/pdesc" >&2; return 1; }
+  timeout 60 $PY - "$KPORT" <<'PY' || return 1
+import sys
+from kafka.admin import KafkaAdminClient
+a = KafkaAdminClient(bootstrap_servers="127.0.0.1:" + sys.argv[1])
+res = dict(a.delete_consumer_groups(["pyg", "nosuchgroup"]))
+assert res["pyg"].errno == 0 and res["nosuchgroup"].errno == 69, res  # GROUP_ID_NOT_FOUND
+PY
+  ! r group list | grep -qx pyg || { echo "pyg still listed" >&2; return 1; }
+}
+
+# A group id is classic or native: with a native member in group ng, kcat's
+# JoinGroup is refused with INCONSISTENT_GROUP_PROTOCOL; with a kcat member
+# in group kn, a native `runnel consume -G kn` is refused.
+test_classic_or_native() {
+  r topic create gx -p 2 >/dev/null || return 1
+  timeout 120 "$RUNNEL" consume gx -G ng >"$TMP/native" 2>&1 &
+  CLIENT_PIDS+=($!)
+  local i
+  for i in $(seq 1 120); do
+    r group list 2>/dev/null | grep -qx ng && break
+    sleep 0.25
+  done
+  timeout 10 "$KCAT" -b "127.0.0.1:$KPORT" -G ng gx -q -e >"$TMP/kn.out" 2>"$TMP/kn.err"
+  grep -qi 'inconsistent group protocol' "$TMP/kn.err" || { cat "$TMP/kn.err" >&2; return 1; }
+  stop_clients
+  member kn "$TMP/kx" gx
+  wait_stable kn 1 || return 1
+  ! timeout 20 "$RUNNEL" consume gx -G kn -e >"$TMP/nk" 2>&1 || { echo "native joined" >&2; return 1; }
+  grep -qi 'another protocol\|classic' "$TMP/nk" || { cat "$TMP/nk" >&2; return 1; }
+}
+
+# SIGTERM while a JoinGroup waits for the rebalance (a second member joined,
+# the first has not joined again): a clean exit (0), the waiting request
+# dropped with its connection.
+test_stop() {
+  timeout 60 $PY - "$KPORT" <<'PY' &
+import socket, struct, sys, time
+port = int(sys.argv[1])
+def join(s, member, cid):
+    p = struct.pack(">h", 5) + b"range" + struct.pack(">i", 0)
+    body = (struct.pack(">h", 4) + b"pend" + struct.pack(">i", 10000) +
+            struct.pack(">h", len(member)) + member + struct.pack(">h", 8) + b"consumer" +
+            struct.pack(">i", 1) + p)
+    m = struct.pack(">hhih", 11, 0, cid, 1) + b"t" + body  # JoinGroup v0
+    s.sendall(struct.pack(">i", len(m)) + m)
+a = socket.create_connection(("127.0.0.1", port), timeout=30)
+join(a, b"", 1)
+n = struct.unpack(">i", a.recv(4, socket.MSG_WAITALL))[0]
+r = a.recv(n, socket.MSG_WAITALL)
+assert struct.unpack(">hi", r[4:10]) == (0, 1), r.hex()  # no error, generation 1
+b = socket.create_connection(("127.0.0.1", port), timeout=30)
+join(b, b"", 2)  # waits: the first member has to join again
+b.settimeout(30)
+try:
+    b.recv(1)  # the broker's stop closes the connection
+except OSError:
+    pass
+PY
+  local joiner=$!
+  local i
+  for i in $(seq 1 120); do
+    grep -q 'classic group rebalancing.*group=pend.*members=2' "$LOG" && break
+    sleep 0.25
+  done
+  grep -q 'classic group rebalancing.*group=pend.*members=2' "$LOG" ||
+    { echo "second member never joined" >&2; return 1; }
+  stop_broker || return 1
+  wait "$joiner" || { echo "raw joiner failed" >&2; return 1; }
+}
+
+start_broker || exit 1
+echo "TAP version 13"
+t "two kcat -G members: each record once, offsets resume" kcat test_two_members
+t "a killed member is evicted after its session timeout" kcat test_member_killed
+t "kafka-python group consumer, commit, describe, delete" py test_kafka_python
+t "a group is classic or native" kcat test_classic_or_native
+t "clean stop with a JoinGroup waiting" none test_stop
+echo "1..$N"
+[ "$FAILED" = 0 ]
