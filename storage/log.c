@@ -863,6 +863,22 @@ void rn_log_end_offset_for_epoch(const rn_log *log, int32_t epoch, int32_t *out_
         *out_end_offset = log->leo;
 }
 
+int rn_log_assign_epoch(rn_log *log, int32_t epoch)
+{
+    if (log->failed)
+        return log->failed;
+    int32_t latest = rn_leader_epochs_latest(log->epochs);
+    if (epoch < 0 || epoch < latest)
+        return -EINVAL;
+    if (epoch == latest)
+        return 0; /* told again: it is there already */
+    int rc = rn_leader_epochs_assign(log->epochs, epoch, log->next_assign);
+    if (rc < 0)
+        return rn__log_set_err(log, rc, "leader epoch %" PRId32 " at offset %" PRId64, epoch,
+                               log->next_assign);
+    return 0;
+}
+
 const struct rn_leader_epochs *rn_log_leader_epochs(const rn_log *log)
 {
     return log->epochs;

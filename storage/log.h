@@ -240,6 +240,17 @@ int rn_log_truncate_fully(rn_log *log, int64_t offset);
 void rn_log_end_offset_for_epoch(const rn_log *log, int32_t epoch, int32_t *out_epoch,
                                  int64_t *out_end_offset);
 
+/* This log's broker became the partition's leader in epoch: record that
+ * the epoch starts at the log end (where its first batch will land), as
+ * Kafka's new leader does, so OffsetsForLeaderEpoch answers a follower that
+ * knows this epoch before anything was written in it. Entries of epochs
+ * >= epoch or starting at or past the log end go (rn_leader_epochs_assign);
+ * the latest epoch again changes nothing; an older one is refused. In memory now, on disk with
+ * the log's next epoch write (as an append's new epoch is).
+ * Errors: -EINVAL (epoch < 0 or below the latest), the log's failure,
+ * -ENOMEM. Owner's thread. */
+int rn_log_assign_epoch(rn_log *log, int32_t epoch);
+
 /* The log's leader-epoch cache (read-only; valid while the log is open).
  * Appends with a new epoch add an entry; truncation and retention trim it. */
 const struct rn_leader_epochs *rn_log_leader_epochs(const rn_log *log);

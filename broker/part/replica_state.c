@@ -283,6 +283,12 @@ bool rn_replica_state_in_isr(const rn_replica_state *rs, int32_t replica_id)
     return k >= 0 && rs->r[k].in_isr;
 }
 
+bool rn_replica_state_has_follower(const rn_replica_state *rs, int32_t replica_id)
+{
+    int k = find(rs, replica_id);
+    return k >= 0 && (unsigned)k != rs->self;
+}
+
 int64_t rn_replica_state_replica_leo(const rn_replica_state *rs, int32_t replica_id)
 {
     int k = find(rs, replica_id);

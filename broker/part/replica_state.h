@@ -107,6 +107,8 @@ bool rn_replica_state_isr_enough(const rn_replica_state *rs);
 unsigned rn_replica_state_isr_count(const rn_replica_state *rs);
 int32_t rn_replica_state_isr_member(const rn_replica_state *rs, unsigned i);
 bool rn_replica_state_in_isr(const rn_replica_state *rs, int32_t replica_id);
+/* replica_id is one of the partition's replicas other than the leader. */
+bool rn_replica_state_has_follower(const rn_replica_state *rs, int32_t replica_id);
 /* A replica's last known log end offset (-1 unknown), for describe and lag. */
 int64_t rn_replica_state_replica_leo(const rn_replica_state *rs, int32_t replica_id);
 /* A proposal is outstanding. */
