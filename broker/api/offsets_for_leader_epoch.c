@@ -57,7 +57,9 @@ void rn_handle_offsets_for_leader_epoch(rn_request *req)
             r->error_code = (uint32_t)-rc;
             continue;
         }
-        rn_log_end_offset_for_epoch(p->log, ep->leader_epoch, &r->leader_epoch, &r->end_offset);
+        if (rn_log_end_offset_for_epoch(p->log, ep->leader_epoch, &r->leader_epoch,
+                                        &r->end_offset) < 0)
+            r->error_code = RN_E_STORAGE_ERROR; /* the checkpoint could not be read */
     }
     Runnel__OffsetsForLeaderEpochResponse eres = RUNNEL__OFFSETS_FOR_LEADER_EPOCH_RESPONSE__INIT;
     eres.n_partitions = n;

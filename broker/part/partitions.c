@@ -655,6 +655,10 @@ static int open_partitions(rn_broker *b, rn_topic_state *ts, const rn_topic_info
                            const rn_log_config *lc_in)
 {
     rn_log_config lc = *lc_in;
+    /* A partition's leader epochs are needed when it is written in a new
+     * epoch or a follower asks: read at that moment, not for every one of
+     * (perhaps 100,000) partitions at start-up. */
+    lc.lazy_epochs = true;
     for (int32_t i = from; i < t->n_partitions; i++) {
         rn_partition *p = calloc(1, sizeof(*p));
         if (!p)

@@ -258,9 +258,14 @@ static void on_epochs(void *arg, int err, const rn_frame_response *resp, const c
             continue;
         }
         rn_log *log = fo->p->log;
-        rn_truncation t = rn_truncation_step(rn_log_leader_epochs(log), rn_log_end_offset(log),
-                                             rn_partition_high_watermark(fo->p), pr->leader_epoch,
-                                             pr->end_offset);
+        const rn_leader_epochs *own = rn_log_leader_epochs(log);
+        if (!own) {
+            say(f, fo, -RN_E_STORAGE_ERROR, rn_log_errmsg(log));
+            continue; /* the next round tries again */
+        }
+        rn_truncation t =
+            rn_truncation_step(own, rn_log_end_offset(log), rn_partition_high_watermark(fo->p),
+                               pr->leader_epoch, pr->end_offset);
         int rc = cut(f, fo, t.offset);
         if (rc < 0)
             continue; /* errmsg says; the next round tries again */
@@ -458,6 +463,10 @@ static int ask_epochs(rn_replica_fetcher *f, int timeout_ms)
         if (fo->st != TRUNCATE || fo->inflight)
             continue;
         const rn_leader_epochs *c = rn_log_leader_epochs(fo->p->log);
+        if (!c) {
+            say(f, fo, -RN_E_STORAGE_ERROR, rn_log_errmsg(fo->p->log));
+            continue;
+        }
         int32_t ask = rn_truncation_epoch_to_ask(c);
         if (ask == RN_EPOCH_UNDEFINED) {
             /* No epochs: an empty log has nothing to cut; one written
