@@ -299,8 +299,10 @@ int rn_partition_follower_fetched(rn_partition *p, int32_t replica_id, int64_t f
         return 0;
     if (p->role != RN_ROLE_LEADER)
         return -RN_E_NOT_LEADER;
-    int rc = rn_replica_state_on_fetch(p->rs, replica_id, fetch_offset, rn_log_end_offset(p->log),
-                                       now_ms);
+    int64_t leo = rn_log_end_offset(p->log);
+    if (fetch_offset > leo)
+        return 0; /* not a log end this leader can vouch for: the read says OUT_OF_RANGE */
+    int rc = rn_replica_state_on_fetch(p->rs, replica_id, fetch_offset, leo, now_ms);
     if (rc < 0)
         return -RN_E_NOT_LEADER;
     if (rc > 0)

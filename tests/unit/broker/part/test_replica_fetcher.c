@@ -633,3 +633,25 @@ Test(replica_fetcher, min_insync_gates_acks_all_and_hw)
     part_close(a);
     part_close(b);
 }
+
+/* A fetch offset past the leader's log end is no log end the leader can
+ * vouch for (a follower that has not truncated yet): it is not recorded,
+ * so it neither counts toward the high watermark nor gets the follower
+ * proposed into the ISR. */
+Test(replica_fetcher, offset_past_leader_end_not_recorded)
+{
+    rn_partition *a = part_open("a");
+    static const int32_t only_a[] = {1};
+    rn_replica_config cfg = {.lag_time_max_ms = 30000, .min_insync = 1};
+    cr_assert_eq(rn_partition_become_leader(a, 1, 1, both, 2, only_a, 1, &cfg, on_propose, NULL),
+                 0);
+    produce(a, 3, -1, NULL);
+    cr_assert_eq(rn_partition_follower_fetched(a, 2, 100, 1000), 0);
+    cr_assert_eq(n_proposals, 0);
+    cr_assert_eq(rn_replica_state_replica_leo(a->rs, 2), -1);
+    cr_assert_eq(rn_partition_follower_fetched(a, 2, 9, 1001), 0);
+    cr_assert_eq(n_proposals, 1, "at the leader's end: proposed into the ISR");
+    cr_assert_eq(rn_replica_state_replica_leo(a->rs, 2), 9);
+    cr_assert_eq(rn_partition_follower_fetched(a, 3, 9, 1002), -RN_E_NOT_LEADER, "not a replica");
+    part_close(a);
+}
