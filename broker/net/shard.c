@@ -13,8 +13,8 @@
  *              is visible to the function.
  *
  *   routing    rn_shard_route runs before every handler. ApiVersions runs
- *              where it lands. Produce, Fetch and ListOffsets go to the owners
- *              of their partitions (rn_partition_owner, a pure hash, so no
+ *              where it lands. Produce, Fetch, ListOffsets and
+ *              OffsetsForLeaderEpoch go to the owners of their partitions (rn_partition_owner, a pure hash, so no
  *              table is read to route; how each API splits and merges is
  *              one entry of partitioned_apis): all local → handled here, all on one
  *              other reactor → forwarded whole, else split into one
