@@ -107,6 +107,7 @@ static const rn_frame_api apis[] = {
     {RUNNEL__API__LIST_GROUPS, "LIST_GROUPS", 0, 0},
     {RUNNEL__API__DESCRIBE_GROUP, "DESCRIBE_GROUP", 0, 0},
     {RUNNEL__API__DELETE_GROUP, "DELETE_GROUP", 0, 0},
+    {RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH, "OFFSETS_FOR_LEADER_EPOCH", 0, 0},
 };
 
 _Static_assert(BODY_FIELD(RUNNEL__API__API_VERSIONS) == RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS,
@@ -126,6 +127,12 @@ _Static_assert(BODY_FIELD(RUNNEL__API__DESCRIBE_GROUP) ==
 _Static_assert(BODY_FIELD(RUNNEL__API__DELETE_GROUP) == RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP,
                "request body field = 9 + api");
 _Static_assert(BODY_FIELD(RUNNEL__API__DELETE_GROUP) == RUNNEL__RESPONSE_HEADER__BODY_DELETE_GROUP,
+               "response body field = 9 + api");
+_Static_assert(BODY_FIELD(RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH) ==
+                   RUNNEL__REQUEST_HEADER__BODY_OFFSETS_FOR_LEADER_EPOCH,
+               "request body field = 9 + api");
+_Static_assert(BODY_FIELD(RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH) ==
+                   RUNNEL__RESPONSE_HEADER__BODY_OFFSETS_FOR_LEADER_EPOCH,
                "response body field = 9 + api");
 
 const rn_frame_api *rn_frame_apis(size_t *n)
@@ -682,6 +689,13 @@ static int check_request(const Runnel__RequestHeader *h, uint32_t payload_len,
                         h->fetch->replica_id);
         if ((r = check_isolation(h->fetch->isolation, errbuf, errlen)) < 0)
             return r;
+        break;
+    case RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH:
+        if (h->offsets_for_leader_epoch->replica_id < -1)
+            return fail(-RN_E_INVALID_REQUEST, errbuf, errlen,
+                        "offsets for leader epoch replica_id %" PRId32
+                        " is neither -1 nor a node id",
+                        h->offsets_for_leader_epoch->replica_id);
         break;
     case RUNNEL__API__LIST_OFFSETS:
         if ((r = check_isolation(h->list_offsets->isolation, errbuf, errlen)) < 0)

@@ -275,7 +275,7 @@ static void seal_rolled(rn_log *log)
          * checkpoint must hold its epochs first. If it cannot be written,
          * the segment stays unsealed (recovery verifies it) and the next
          * pass tries again. */
-        int rc = rn_leader_epochs_flush(log->epochs);
+        int rc = log->epochs ? rn_leader_epochs_flush(log->epochs) : 0; /* unread: unchanged */
         if (rc < 0) {
             rn__log_set_err(log, rc, "segment %020" PRId64 ": leader-epoch checkpoint before seal",
                             s->base_offset);
@@ -572,6 +572,10 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
     pending *p = pending_get(log);
     if (!p)
         return -ENOMEM;
+    if (leader_epoch >= 0 && (rc = rn__log_epochs_load(log)) < 0) {
+        pending_put(log, p);
+        return rc;
+    }
     if (leader_epoch >= 0 && leader_epoch != rn_leader_epochs_latest(log->epochs)) {
         /* A new epoch (a leader change): in memory now, on disk before the
          * segment holding it is sealed (see "Leader epochs" below). */
@@ -856,18 +860,43 @@ const rn_log_config *rn_log_config_of(const rn_log *log)
     return &log->cfg;
 }
 
-void rn_log_end_offset_for_epoch(const rn_log *log, int32_t epoch, int32_t *out_epoch,
-                                 int64_t *out_end_offset)
+int rn_log_end_offset_for_epoch(rn_log *log, int32_t epoch, int32_t *out_epoch,
+                                int64_t *out_end_offset)
 {
+    *out_epoch = RN_EPOCH_UNDEFINED;
+    *out_end_offset = RN_EPOCH_OFFSET_UNDEFINED;
+    int rc = rn__log_epochs_load(log);
+    if (rc < 0)
+        return rc;
     rn_leader_epochs_end_offset_for(log->epochs, epoch, log->leo, out_epoch, out_end_offset);
     /* Entries past the end: a checkpoint write a truncation could not make. */
     if (*out_end_offset > log->leo)
         *out_end_offset = log->leo;
+    return 0;
 }
 
-const struct rn_leader_epochs *rn_log_leader_epochs(const rn_log *log)
+int rn_log_assign_epoch(rn_log *log, int32_t epoch)
 {
-    return log->epochs;
+    if (log->failed)
+        return log->failed;
+    int rc = rn__log_epochs_load(log);
+    if (rc < 0)
+        return rc;
+    int32_t latest = rn_leader_epochs_latest(log->epochs);
+    if (epoch < 0 || epoch < latest)
+        return -EINVAL;
+    if (epoch == latest)
+        return 0; /* told again: it is there already */
+    rc = rn_leader_epochs_assign(log->epochs, epoch, log->next_assign);
+    if (rc < 0)
+        return rn__log_set_err(log, rc, "leader epoch %" PRId32 " at offset %" PRId64, epoch,
+                               log->next_assign);
+    return 0;
+}
+
+const struct rn_leader_epochs *rn_log_leader_epochs(rn_log *log)
+{
+    return rn__log_epochs_load(log) < 0 ? NULL : log->epochs;
 }
 
 const char *rn_log_errmsg(const rn_log *log)
@@ -1144,6 +1173,22 @@ static int open_epochs(rn_log *log, rn_log_open_info *info)
     return rc < 0 ? rn__log_set_err(log, rc, "writing the leader-epoch checkpoint") : 0;
 }
 
+/* The cache, read now if a lazy open left it unread: as open_epochs does
+ * after a clean shutdown (the log has only grown by appends without an
+ * epoch since, or been cut, and the clamps to its ends cover both). */
+int rn__log_epochs_load(rn_log *log)
+{
+    if (log->epochs)
+        return 0;
+    rn_log_open_info info = {.clean = true, .truncated_at = -1};
+    int rc = open_epochs(log, &info);
+    if (rc < 0) {
+        rn_leader_epochs_free(log->epochs);
+        log->epochs = NULL;
+    }
+    return rc;
+}
+
 int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
                 const rn_log_config *cfg, rn_log_open_info *info_out)
 {
@@ -1226,7 +1271,10 @@ int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
     log->start_offset = log->segs[0]->base_offset;
     log->leo = log->next_assign = log->flushed = act->next_offset;
     log->visible_seg = act;
-    rc = open_epochs(log, &info);
+    /* After a clean shutdown the checkpoint agrees with the log as it is:
+     * with lazy_epochs it waits for its first use (epochs_load). */
+    bool lazy = cfg->lazy_epochs && (info.clean || n == 0) && !log->epochs_dropped;
+    rc = lazy ? 0 : open_epochs(log, &info);
     if (rc < 0)
         goto fail;
     if (n == 0)
@@ -1254,7 +1302,8 @@ int rn_log_close(rn_log *log)
     if (rc == 0)
         rc = rn_log_flush_sync(log);
     if (rc == 0)
-        rc = rn_leader_epochs_flush(log->epochs); /* before any seal or the marker */
+        rc = log->epochs ? rn_leader_epochs_flush(log->epochs)
+                         : 0; /* before any seal or the marker */
     for (unsigned i = 0; i < log->n_segs; i++) {
         int r = rn_segment_seal(log->segs[i]);
         if (rc == 0)

@@ -46,6 +46,10 @@ typedef struct rn_log_config {
     enum rn_flush_policy flush;    /* log.flush, default always */
     uint32_t flush_interval_ms;    /* for RN_FLUSH_INTERVAL */
     uint64_t preallocate_bytes;    /* fallocate ahead of the write position; 0 off */
+    bool lazy_epochs;              /* open only: after a clean shutdown, read the leader-epoch
+                                      checkpoint at its first use, not at open (default
+                                      false; the broker sets it: 100k idle partitions
+                                      then open without 100k file reads) */
 } rn_log_config;
 
 /* Fill c with the defaults above. */
@@ -236,13 +240,29 @@ int rn_log_truncate_fully(rn_log *log, int64_t offset);
 
 /* OffsetsForLeaderEpoch for this log: the end offset of epoch as
  * rn_leader_epochs_end_offset_for answers it (storage/leader_epoch.h), never
- * past the log end offset. */
-void rn_log_end_offset_for_epoch(const rn_log *log, int32_t epoch, int32_t *out_epoch,
-                                 int64_t *out_end_offset);
+ * past the log end offset. Returns 0, or the error of loading a lazy
+ * checkpoint (rn_log_leader_epochs; the answer is then UNDEFINED). */
+int rn_log_end_offset_for_epoch(rn_log *log, int32_t epoch, int32_t *out_epoch,
+                                int64_t *out_end_offset);
+
+/* This log's broker became the partition's leader in epoch: record that
+ * the epoch starts at the log end (where its first batch will land), as
+ * Kafka's new leader does, so OffsetsForLeaderEpoch answers a follower that
+ * knows this epoch before anything was written in it. Entries of epochs
+ * >= epoch or starting at or past the log end go (rn_leader_epochs_assign);
+ * the latest epoch again changes nothing; an older one is refused. In memory now, on disk with
+ * the log's next epoch write (as an append's new epoch is).
+ * Errors: -EINVAL (epoch < 0 or below the latest), the log's failure,
+ * -ENOMEM. Owner's thread. */
+int rn_log_assign_epoch(rn_log *log, int32_t epoch);
 
 /* The log's leader-epoch cache (read-only; valid while the log is open).
- * Appends with a new epoch add an entry; truncation and retention trim it. */
-const struct rn_leader_epochs *rn_log_leader_epochs(const rn_log *log);
+ * Appends with a new epoch add an entry; truncation and retention trim it.
+ * With cfg.lazy_epochs the checkpoint is read here the first time anything
+ * needs it (as open would: a missing or corrupt file is rebuilt from the
+ * batch headers); NULL when that fails (rn_log_errmsg says why; the next
+ * call tries again). Owner's thread. */
+const struct rn_leader_epochs *rn_log_leader_epochs(rn_log *log);
 
 /* Roll now if the active segment is older than roll_ms (appends also check). */
 int rn_log_maybe_roll(rn_log *log, int64_t now_ms);

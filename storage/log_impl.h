@@ -76,7 +76,8 @@ struct rn_log {
     rn_io_op timer_op, cancel_op;
     struct __kernel_timespec timer_ts;
 
-    rn_leader_epochs *epochs; /* leader-epoch-checkpoint (storage/leader_epoch.h), held */
+    rn_leader_epochs *epochs; /* leader-epoch-checkpoint (storage/leader_epoch.h), held;
+                                 NULL: not read yet (cfg.lazy_epochs, rn__log_epochs_load) */
     bool epochs_dropped;      /* open removed the file: rebuild it from every batch */
 
     int failed; /* sticky: -RN_E_LOG_FAILED after a failed fdatasync */
@@ -87,6 +88,9 @@ struct rn_log {
     char errmsg[512];
 };
 
+/* Read a checkpoint a lazy open left unread (log.c); 0 or the error, the
+ * cache still unread then. */
+int rn__log_epochs_load(rn_log *log);
 /* Set the log's error message ("<name>: <what>: <error>") and return rc. */
 int rn__log_set_err(rn_log *log, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -112,7 +112,8 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
         /* Epochs that started before the new log start collapse into one.
          * In memory; written with the next seal or close. A file that runs
          * behind has entries below the start, which open clamps. */
-        r = rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
+        /* An unread (lazy) checkpoint is clamped when it is read. */
+        r = log->epochs ? rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset) : 0;
         if (r < 0)
             rn__log_set_err(log, r, "retention: leader epochs");
     }

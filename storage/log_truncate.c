@@ -127,6 +127,8 @@ int rn_log_truncate_to(rn_log *log, int64_t offset, int64_t *new_end)
     if (offset < 0)
         return -EINVAL;
     int rc = quiesce(log);
+    if (rc == 0)
+        rc = rn__log_epochs_load(log); /* a lazy checkpoint: before anything is cut */
     if (rc < 0)
         return rc;
     if (offset >= log->leo) {
@@ -302,6 +304,8 @@ int rn_log_truncate_fully(rn_log *log, int64_t offset)
     if (offset < 0)
         return -EINVAL;
     int rc = quiesce(log);
+    if (rc == 0)
+        rc = rn__log_epochs_load(log); /* a lazy checkpoint: before anything is cut */
     if (rc < 0)
         return rc;
     int64_t m = (int64_t)htole64((uint64_t)offset);

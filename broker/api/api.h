@@ -23,6 +23,7 @@ void rn_handle_alter_configs(rn_request *req);
 void rn_handle_produce(rn_request *req);
 void rn_handle_fetch(rn_request *req);
 void rn_handle_list_offsets(rn_request *req);
+void rn_handle_offsets_for_leader_epoch(rn_request *req);
 void rn_handle_group_heartbeat(rn_request *req);
 void rn_handle_commit_offsets(rn_request *req);
 void rn_handle_fetch_offsets(rn_request *req);

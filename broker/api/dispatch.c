@@ -46,6 +46,9 @@ void rn_dispatch(rn_request *req)
     case RUNNEL__API__LIST_OFFSETS:
         rn_handle_list_offsets(req);
         break;
+    case RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH:
+        rn_handle_offsets_for_leader_epoch(req);
+        break;
     case RUNNEL__API__GROUP_HEARTBEAT:
         rn_handle_group_heartbeat(req);
         break;

@@ -16,6 +16,13 @@
  * first (as does the partition's close: they find it gone); a timer answers
  * with whatever is there at max_wait_ms (capped by fetch.max.wait.ms).
  *
+ * Replication (DESIGN §8): a consumer reads only from the partition's
+ * leader and a follower (replica_id >= 0) only from the leader that lists
+ * it, else NOT_LEADER; a current_leader_epoch older or newer than the
+ * partition's is fenced (KIP-320). A follower's fetch offset is its log end:
+ * on arrival it goes into the leader's follower table, which may move the
+ * high watermark (and so wake parked consumers and acks=all produces).
+ *
  * A parked fetch's memory lives until both its answer is out and its timer
  * CQE has come back (cancelled or fired).
  */
@@ -133,9 +140,14 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
         r->high_watermark = rn_partition_high_watermark(p);
         r->log_start_offset = rn_log_start_offset(p->log);
         r->log_end_offset = rn_log_end_offset(p->log);
-        int erc = rn_partition_check_epoch(p, fp->current_leader_epoch);
-        if (erc < 0) {
-            r->error_code = (uint32_t)-erc;
+        /* KIP-320 fencing, then who may read here: a consumer reads from
+         * the leader, a follower from the leader that counts it. */
+        int rc = rn_partition_check_epoch(p, fp->current_leader_epoch);
+        if (rc == 0)
+            rc = fr->replica_id >= 0 ? rn_partition_check_replica(p, fr->replica_id)
+                                     : rn_partition_check_leader(p);
+        if (rc < 0) {
+            r->error_code = (uint32_t)-rc;
             errors = true;
             continue;
         }
@@ -151,7 +163,7 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
             fp->partition_max_bytes ? fp->partition_max_bytes : DEFAULT_PARTITION_MAX_BYTES;
         size_t limit = pmax < max_bytes - total ? pmax : max_bytes - total;
         rn_slice s;
-        int rc = rn_log_read(p->log, fp->fetch_offset, limit, max_offset, &s);
+        rc = rn_log_read(p->log, fp->fetch_offset, limit, max_offset, &s);
         if (rc < 0) {
             r->error_code =
                 rc == -RN_E_OFFSET_OUT_OF_RANGE ? RN_E_OFFSET_OUT_OF_RANGE : RN_E_STORAGE_ERROR;
@@ -265,6 +277,19 @@ void rn_handle_fetch(rn_request *req)
     rn_broker *b = req->conn->r->b;
     Runnel__FetchRequest *fr = req->fr.hdr->fetch;
     size_t ready = 0;
+    if (fr->replica_id >= 0) {
+        /* A follower's fetch offset is its log end: the leader's follower
+         * table takes it once, on arrival, before anything of this fetch is
+         * parked (the high watermark moving wakes parked requests). Errors
+         * are the read's to report. */
+        int64_t now = rn_now_ms();
+        for (size_t i = 0; i < fr->n_partitions; i++) {
+            Runnel__FetchPartition *fp = fr->partitions[i];
+            rn_partition *p = rn_partition_find(b, fp->topic, fp->partition);
+            if (p && rn_partition_check_epoch(p, fp->current_leader_epoch) == 0)
+                rn_partition_follower_fetched(p, fr->replica_id, fp->fetch_offset, now);
+        }
+    }
     if (try_fetch(req, false, &ready))
         return;
     rn_fetch_wait *w = calloc(1, sizeof(*w));

@@ -27,6 +27,12 @@
  * the log moves before it completes the append, else the log end: so today
  * nothing parks and acks=-1 answers as acks=1; with replication the high
  * watermark is the ISR's minimum (DESIGN §8) and the queue does the waiting.
+ * Replicated (DESIGN §8): a broker that does not lead the partition answers
+ * NOT_LEADER; a current_leader_epoch other than the partition's is fenced
+ * (KIP-320); acks=-1 with fewer in-sync replicas than min.insync.replicas is
+ * refused before the append (NOT_ENOUGH_REPLICAS), and a parked batch whose
+ * ISR falls below it answers NOT_ENOUGH_REPLICAS_AFTER_APPEND; a leader
+ * that becomes a follower answers its parked batches NOT_LEADER.
  * A failure is reported per partition; the other partitions of the request
  * are appended regardless.
  */
@@ -137,8 +143,13 @@ static void acks_woken(rn_waiter *wt, rn_wake_why why)
     produce_part *pp = RN_CONTAINER_OF(wt, produce_part, wt);
     produce_state *st = pp->st;
     if (why == RN_WAKE_MOVED) {
-        if (rn_partition_high_watermark(pp->p) < pp->need_hw)
-            return; /* stays parked */
+        if (rn_partition_high_watermark(pp->p) < pp->need_hw) {
+            if (rn_partition_isr_enough(pp->p))
+                return; /* stays parked */
+            set_error(st, pp->i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                      "the in-sync replicas fell below min.insync.replicas while the batch "
+                      "waited for acks=all");
+        }
         rn_waiter_leave(wt);
     } else if (why == RN_WAKE_TIMEOUT) {
         set_error(st, pp->i, -RN_E_TIMEOUT,
@@ -146,6 +157,9 @@ static void acks_woken(rn_waiter *wt, rn_wake_why why)
     } else if (pp->p->deleting) {
         set_error(st, pp->i, -RN_E_UNKNOWN_TOPIC,
                   "the partition was deleted while the batch waited for acks=all");
+    } else if (rn_partition_check_leader(pp->p) < 0) {
+        set_error(st, pp->i, -RN_E_NOT_LEADER,
+                  "this broker stopped leading the partition while the batch waited for acks=all");
     } else {
         set_error(st, pp->i, -RN_E_SHUTTING_DOWN,
                   "the broker stopped while the batch waited for acks=all");
@@ -179,7 +193,14 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
         p->m.records_in += (uint64_t)(last - base + 1);
         p->m.batches_in++;
         rn_partition_wake(p);
-        if (st->acks == -1 && p->log && !p->deleting && rn_partition_high_watermark(p) <= last) {
+        if (st->acks == -1 && p->log && !p->deleting && rn_partition_high_watermark(p) <= last &&
+            !rn_partition_isr_enough(p)) {
+            /* Appended, but the ISR shrank below min.insync.replicas
+             * meanwhile: the batch is not safe, and will not be until the
+             * controller grows the ISR (Kafka answers the same). */
+            set_error(st, pp->i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND, NULL);
+        } else if (st->acks == -1 && p->log && !p->deleting &&
+                   rn_partition_high_watermark(p) <= last) {
             /* acks=all and the high watermark is short of the batch: wait. */
             pp->need_hw = last + 1;
             uint32_t t = st->req->fr.hdr->produce->timeout_ms;
@@ -249,6 +270,24 @@ void rn_handle_produce(rn_request *req)
             bool storage = ts && pp->partition >= 0 && pp->partition < ts->n_partitions;
             set_error(st, i, storage ? -RN_E_STORAGE_ERROR : -RN_E_UNKNOWN_TOPIC,
                       storage ? "partition log is not open" : NULL);
+            continue;
+        }
+        /* Replication (DESIGN §8): only the leader appends, in the epoch
+         * the producer knows (KIP-320, when it says), and acks=all only
+         * while the ISR holds min.insync.replicas (checked before the
+         * append, as Kafka does). */
+        int32_t epoch = pp->leader_epoch_check_case ==
+                                RUNNEL__PRODUCE_PARTITION__LEADER_EPOCH_CHECK_CURRENT_LEADER_EPOCH
+                            ? pp->current_leader_epoch
+                            : -1;
+        int crc = rn_partition_check_leader(p);
+        if (crc == 0)
+            crc = rn_partition_check_epoch(p, epoch < 0 ? -1 : epoch);
+        if (crc == 0 && st->acks == -1)
+            crc = rn_partition_check_min_isr(p);
+        if (crc < 0) {
+            p->m.produce_errors++;
+            set_error(st, i, crc, NULL);
             continue;
         }
         char why[256];

@@ -13,8 +13,8 @@
  *              is visible to the function.
  *
  *   routing    rn_shard_route runs before every handler. ApiVersions runs
- *              where it lands. Produce, Fetch and ListOffsets go to the owners
- *              of their partitions (rn_partition_owner, a pure hash, so no
+ *              where it lands. Produce, Fetch, ListOffsets and
+ *              OffsetsForLeaderEpoch go to the owners of their partitions (rn_partition_owner, a pure hash, so no
  *              table is read to route; how each API splits and merges is
  *              one entry of partitioned_apis): all local → handled here, all on one
  *              other reactor → forwarded whole, else split into one
@@ -109,6 +109,7 @@ typedef struct sub {
         Runnel__ProduceRequest produce;
         Runnel__FetchRequest fetch;
         Runnel__ListOffsetsRequest list_offsets;
+        Runnel__OffsetsForLeaderEpochRequest offsets_for_leader_epoch;
     } body;
     void **parts;
     size_t n_parts;
@@ -303,6 +304,8 @@ static void *owner_part(const fan *f, Runnel__ResponseHeader **resp, size_t i)
 PARTITIONED_ACCESSORS(produce, ProducePartition, PRODUCE)
 PARTITIONED_ACCESSORS(fetch, FetchPartition, FETCH)
 PARTITIONED_ACCESSORS(list_offsets, ListOffsetsPartition, LIST_OFFSETS)
+PARTITIONED_ACCESSORS(offsets_for_leader_epoch, OffsetsForLeaderEpochPartition,
+                      OFFSETS_FOR_LEADER_EPOCH)
 
 /* A Produce sub always answers: acks=0 gets no answer from a handler, and
  * home must hear from every owner. */
@@ -523,6 +526,41 @@ static void merge_fetch(fan *f, Runnel__ResponseHeader **resp)
     free(slices);
 }
 
+static void merge_offsets_for_leader_epoch(fan *f, Runnel__ResponseHeader **resp)
+{
+    rn_request *parent = f->parent;
+    Runnel__OffsetsForLeaderEpochRequest *er = parent->fr.hdr->offsets_for_leader_epoch;
+    size_t n = er->n_partitions;
+    Runnel__OffsetsForLeaderEpochPartitionResponse **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    Runnel__OffsetsForLeaderEpochPartitionResponse *fb = calloc(n ? n : 1, sizeof(*fb));
+    if (!ptrs || !fb) {
+        free(ptrs);
+        free(fb);
+        rn_request_fail(parent, -ENOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((ptrs[i] = owner_part(f, resp, i)))
+            continue;
+        runnel__offsets_for_leader_epoch_partition_response__init(&fb[i]);
+        fb[i].topic = er->partitions[i]->topic;
+        fb[i].partition = er->partitions[i]->partition;
+        fb[i].error_code = part_error(resp[f->where_sub[i]]);
+        fb[i].leader_epoch = -1;
+        fb[i].end_offset = -1;
+        ptrs[i] = &fb[i];
+    }
+    Runnel__OffsetsForLeaderEpochResponse body = RUNNEL__OFFSETS_FOR_LEADER_EPOCH_RESPONSE__INIT;
+    body.n_partitions = n;
+    body.partitions = ptrs;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_OFFSETS_FOR_LEADER_EPOCH;
+    h.offsets_for_leader_epoch = &body;
+    rn_request_respond(parent, &h, NULL, 0);
+    free(ptrs);
+    free(fb);
+}
+
 /* Every owner has answered: one response for the parent. */
 static void complete(fan *f)
 {
@@ -668,6 +706,12 @@ static const partitioned_api partitioned_apis[] = {
      .entry_size = sizeof(Runnel__ListOffsetsPartitionResponse),
      .missing = list_offsets_missing,
      .respond = list_offsets_respond},
+    {.api = RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH,
+     .n_parts = offsets_for_leader_epoch_n_parts,
+     .part_at = offsets_for_leader_epoch_part_at,
+     .narrow = offsets_for_leader_epoch_narrow,
+     .answer_at = offsets_for_leader_epoch_answer_at,
+     .merge = merge_offsets_for_leader_epoch},
 };
 
 /* The entry of a partitioned API, or NULL (the API runs on reactor 0). */

@@ -119,13 +119,25 @@ unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t parti
     return (h + (uint32_t)partition) % b->n_reactors;
 }
 
-/* The one rule for what consumers may read (DESIGN §4): today the log's
- * flushed offset with flush=always, else its end; with replication, the
- * minimum over the ISR (DESIGN §8). Computed from the log, so only where the
- * log may be read: the owner, or reactor 0 while it opens the partition. */
+/* The one rule for what consumers may read (DESIGN §4, §8): on a single
+ * node the log's flushed offset with flush=always, else its end; on a
+ * leader the minimum over the ISR (part/replica_state.h), which counts the
+ * leader's own log by that same single-node rule; on a follower what the
+ * leader last said, capped by its own log. Computed from the log, so only
+ * where the log may be read: the owner, or reactor 0 while it opens the
+ * partition. */
 static int64_t hw_rule(const rn_partition *p)
 {
-    return rn_log_high_watermark(p->log);
+    int64_t local = rn_log_high_watermark(p->log);
+    switch (p->role) {
+    case RN_ROLE_LEADER:
+        return rn_replica_state_hw(p->rs);
+    case RN_ROLE_FOLLOWER:
+        return p->follower_hw < local ? p->follower_hw : local;
+    case RN_ROLE_LOCAL:
+        break;
+    }
+    return local;
 }
 
 void rn_partition_publish(rn_partition *p)
@@ -149,6 +161,8 @@ int64_t rn_partition_high_watermark(const rn_partition *p)
 
 void rn_partition_wake(rn_partition *p)
 {
+    if (p->rs && p->log)
+        rn_replica_state_leader_moved(p->rs, rn_log_high_watermark(p->log));
     rn_partition_publish(p); /* for other reactors: describe, lag, metrics */
     rn_waiters_wake(&p->fetch_waiters, RN_WAKE_MOVED);
     rn_waiters_wake(&p->produce_waiters, RN_WAKE_MOVED);
@@ -167,19 +181,140 @@ void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int6
     *leo = __atomic_load_n(&p->pub_leo, __ATOMIC_RELAXED);
 }
 
+/* ---- Replication roles (DESIGN §8) ------------------------------------------------ */
+
+int rn_partition_become_leader(rn_partition *p, int32_t self_id, int32_t leader_epoch,
+                               const int32_t *replicas, unsigned n_replicas, const int32_t *isr,
+                               unsigned n_isr, const rn_replica_config *cfg, rn_isr_propose_cb *cb,
+                               void *arg)
+{
+    if (!p->log)
+        return -RN_E_STORAGE_ERROR;
+    if (leader_epoch < p->leader_epoch)
+        return -RN_E_FENCED_LEADER_EPOCH;
+    /* What p let consumers see so far is where the ISR's minimum starts:
+     * it never moves back (a follower's last heard, a single node's own). */
+    int64_t hw = hw_rule(p);
+    int64_t leo = rn_log_high_watermark(p->log);
+    if (hw > leo)
+        hw = leo;
+    rn_replica_state *rs = NULL;
+    int rc = rn_replica_state_new(&rs, self_id, leader_epoch, replicas, n_replicas, isr, n_isr, leo,
+                                  hw, rn_log_end_offset(p->log), rn_now_ms(), cfg, cb, arg);
+    if (rc < 0)
+        return rc;
+    rc = rn_log_assign_epoch(p->log, leader_epoch);
+    if (rc < 0) {
+        rn_replica_state_free(rs);
+        return rc;
+    }
+    rn_replica_state_free(p->rs);
+    p->rs = rs;
+    p->role = RN_ROLE_LEADER;
+    p->leader_epoch = leader_epoch;
+    p->leader_id = self_id;
+    rn_partition_wake(p);
+    return 0;
+}
+
+int rn_partition_become_follower(rn_partition *p, int32_t leader_epoch, int32_t leader_id)
+{
+    if (leader_epoch < p->leader_epoch)
+        return -RN_E_FENCED_LEADER_EPOCH;
+    if (p->role != RN_ROLE_FOLLOWER)
+        p->follower_hw = p->log ? hw_rule(p) : 0;
+    rn_replica_state_free(p->rs);
+    p->rs = NULL;
+    p->role = RN_ROLE_FOLLOWER;
+    p->leader_epoch = leader_epoch;
+    p->leader_id = leader_id;
+    rn_partition_publish(p);
+    /* acks=all produces answer NOT_LEADER (acks_woken sees the role);
+     * parked fetches re-run and find it too. */
+    rn_waiters_wake(&p->produce_waiters, RN_WAKE_CLOSED);
+    rn_waiters_wake(&p->fetch_waiters, RN_WAKE_MOVED);
+    return 0;
+}
+
+int rn_partition_isr_committed(rn_partition *p, const int32_t *isr, unsigned n)
+{
+    if (p->role != RN_ROLE_LEADER)
+        return -RN_E_NOT_LEADER;
+    int rc = rn_replica_state_set_isr(p->rs, isr, n);
+    if (rc < 0)
+        return rc;
+    /* Parked acks=all produces re-check: the high watermark may have moved,
+     * or the ISR fallen below min.insync.replicas. */
+    rn_partition_wake(p);
+    return 0;
+}
+
+void rn_partition_follower_hw(rn_partition *p, int64_t leader_hw)
+{
+    if (p->role != RN_ROLE_FOLLOWER)
+        return;
+    p->follower_hw = leader_hw;
+    rn_partition_publish(p);
+}
+
+int rn_partition_check_epoch(const rn_partition *p, int32_t epoch)
+{
+    if (epoch < 0)
+        return 0;
+    if (epoch < p->leader_epoch)
+        return -RN_E_FENCED_LEADER_EPOCH;
+    if (epoch > p->leader_epoch)
+        return -RN_E_UNKNOWN_LEADER_EPOCH;
+    return 0;
+}
+
+int rn_partition_check_leader(const rn_partition *p)
+{
+    return p->role == RN_ROLE_FOLLOWER ? -RN_E_NOT_LEADER : 0;
+}
+
+int rn_partition_check_replica(const rn_partition *p, int32_t replica_id)
+{
+    if (p->role == RN_ROLE_LOCAL)
+        return 0;
+    if (p->role != RN_ROLE_LEADER || !rn_replica_state_has_follower(p->rs, replica_id))
+        return -RN_E_NOT_LEADER;
+    return 0;
+}
+
+bool rn_partition_isr_enough(const rn_partition *p)
+{
+    return !p->rs || rn_replica_state_isr_enough(p->rs);
+}
+
+int rn_partition_check_min_isr(const rn_partition *p)
+{
+    return rn_partition_isr_enough(p) ? 0 : -RN_E_NOT_ENOUGH_REPLICAS;
+}
+
+int rn_partition_follower_fetched(rn_partition *p, int32_t replica_id, int64_t fetch_offset,
+                                  int64_t now_ms)
+{
+    if (p->role == RN_ROLE_LOCAL)
+        return 0;
+    if (p->role != RN_ROLE_LEADER)
+        return -RN_E_NOT_LEADER;
+    int64_t leo = rn_log_end_offset(p->log);
+    if (fetch_offset > leo)
+        return 0; /* not a log end this leader can vouch for: the read says OUT_OF_RANGE */
+    int rc = rn_replica_state_on_fetch(p->rs, replica_id, fetch_offset, leo, now_ms);
+    if (rc < 0)
+        return -RN_E_NOT_LEADER;
+    if (rc > 0)
+        rn_partition_wake(p);
+    return 0;
+}
+
 uint64_t rn_partition_size(const rn_partition *p)
 {
     if ((rn_self == p->reactor || !rn_self) && p->log)
         return rn_log_size_bytes(p->log);
     return __atomic_load_n(&p->pub_size, __ATOMIC_RELAXED);
-}
-
-int rn_partition_check_epoch(const rn_partition *p, int32_t current_leader_epoch)
-{
-    if (current_leader_epoch < 0 || current_leader_epoch == p->leader_epoch)
-        return 0;
-    return current_leader_epoch < p->leader_epoch ? -RN_E_FENCED_LEADER_EPOCH
-                                                  : -RN_E_UNKNOWN_LEADER_EPOCH;
 }
 
 static int partition_dir(char *buf, size_t len, const rn_broker *b, const char *topic, int32_t p)
@@ -353,6 +488,7 @@ static void free_partition(rn_partition *p)
     if (!p)
         return;
     rn_producer_state_free(p->ps);
+    rn_replica_state_free(p->rs);
     free(p->del_dir);
     free(p->topic);
     free(p);
@@ -521,6 +657,10 @@ static int open_partitions(rn_broker *b, rn_topic_state *ts, const rn_topic_info
                            const rn_log_config *lc_in)
 {
     rn_log_config lc = *lc_in;
+    /* A partition's leader epochs are needed when it is written in a new
+     * epoch or a follower asks: read at that moment, not for every one of
+     * (perhaps 100,000) partitions at start-up. */
+    lc.lazy_epochs = true;
     for (int32_t i = from; i < t->n_partitions; i++) {
         rn_partition *p = calloc(1, sizeof(*p));
         if (!p)
@@ -1066,6 +1206,8 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
                     rn_logfmt(RN_WARN, "retention failed", "topic=%s partition=%d err=%s", ts->name,
                               i, rn_errname(n));
             }
+            if (p->rs)
+                rn_replica_state_tick(p->rs, now_ms); /* ISR shrink proposals */
             rn_waiters_expire(&p->produce_waiters, now_ms);
             storage_probe(r->b, p, &avail);
             storage_say_ok(p, now_ms);

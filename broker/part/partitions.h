@@ -17,8 +17,19 @@
 #include "broker/meta/metadata.h"
 #include "broker/metrics.h"
 #include "broker/part/producer_state.h"
+#include "broker/part/replica_state.h"
 #include "broker/part/waiters.h"
 #include "storage/log.h"
+
+/* A partition's replication role (DESIGN §8), set by the controller through
+ * rn_partition_become_leader / rn_partition_become_follower. A partition no
+ * controller has spoken for is RN_ROLE_LOCAL: the single-node broker, which
+ * serves it as leader with the log's own high watermark, as before. */
+typedef enum rn_part_role {
+    RN_ROLE_LOCAL,
+    RN_ROLE_LEADER,
+    RN_ROLE_FOLLOWER,
+} rn_part_role;
 
 struct rn_partition {
     char *topic;
@@ -32,6 +43,13 @@ struct rn_partition {
     rn_partition_metrics m;
     rn_producer_state *ps; /* idempotent producers' last batches */
     int32_t leader_epoch;
+    /* Replication (owner only): the role; the leader's follower table
+     * (RN_ROLE_LEADER); the leader a follower fetches from and the high
+     * watermark it last heard (RN_ROLE_FOLLOWER). */
+    rn_part_role role;
+    rn_replica_state *rs;
+    int32_t leader_id;
+    int64_t follower_hw;
     bool deleting;
     unsigned n_inflight; /* appends not yet completed: delete waits for them */
     char *del_dir;       /* delete: where reactor 0 moved the directory */
@@ -83,15 +101,66 @@ unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t parti
  * reader (Fetch, ListOffsets, describe, lag, metrics, gateway) goes through
  * this or rn_partition_offsets, never the log's own offsets. */
 int64_t rn_partition_high_watermark(const rn_partition *p);
+
+/* ---- Replication (DESIGN §8): the calls the controller makes, and the checks
+ * the APIs make. Owner only. ---- */
+
+/* This broker (self_id) leads p from leader_epoch with replicas[0..n) and
+ * the committed isr[0..n_isr) (cfg: replica.lag.time.max.ms and
+ * min.insync.replicas). The epoch is recorded at the log end
+ * (rn_log_assign_epoch); the high watermark starts from what p had and
+ * then follows the ISR; followers' fetches feed it. ISR changes the leader
+ * wants go to cb(arg, isr, n), for the controller to commit and hand back
+ * with rn_partition_isr_committed. Parked fetches re-check.
+ * Errors: -RN_E_FENCED_LEADER_EPOCH (leader_epoch older than p's),
+ * -EINVAL (the tables, see rn_replica_state_new), the log's error, -ENOMEM;
+ * p is unchanged then. */
+int rn_partition_become_leader(rn_partition *p, int32_t self_id, int32_t leader_epoch,
+                               const int32_t *replicas, unsigned n_replicas, const int32_t *isr,
+                               unsigned n_isr, const rn_replica_config *cfg, rn_isr_propose_cb *cb,
+                               void *arg);
+/* This broker follows leader_id from leader_epoch: produces and consumer
+ * fetches get NOT_LEADER from now on, produces parked for acks=all answer
+ * NOT_LEADER (their batches may still be replicated, or truncated by the
+ * new leader), and the replica fetcher (part/replica_fetcher.h) takes the
+ * log. Errors: -RN_E_FENCED_LEADER_EPOCH (older than p's). */
+int rn_partition_become_follower(rn_partition *p, int32_t leader_epoch, int32_t leader_id);
+/* The controller committed isr[0..n) for p (the leader's proposal, or its
+ * own change): the high watermark may move and parked produces re-check.
+ * Errors: -RN_E_NOT_LEADER (p is not led here), -EINVAL (a bad ISR). */
+int rn_partition_isr_committed(rn_partition *p, const int32_t *isr, unsigned n);
+/* A follower heard the leader's high watermark: its own is that, capped by
+ * its log. */
+void rn_partition_follower_hw(rn_partition *p, int64_t leader_hw);
+
+/* KIP-320: a request's current leader epoch against p's. epoch < 0: not
+ * checked. 0, -RN_E_FENCED_LEADER_EPOCH (older), -RN_E_UNKNOWN_LEADER_EPOCH
+ * (newer: this broker has not heard of it yet). */
+int rn_partition_check_epoch(const rn_partition *p, int32_t epoch);
+/* Produce, consumer fetches, OffsetsForLeaderEpoch: 0 when p is served here
+ * as leader (RN_ROLE_LEADER or RN_ROLE_LOCAL), else -RN_E_NOT_LEADER. */
+int rn_partition_check_leader(const rn_partition *p);
+/* A follower's fetch (replica_id >= 0): 0 when p is led here and replica_id
+ * is one of its followers (or p is RN_ROLE_LOCAL), else -RN_E_NOT_LEADER. */
+int rn_partition_check_replica(const rn_partition *p, int32_t replica_id);
+/* acks=all, before the append (Kafka's rule): 0, or -RN_E_NOT_ENOUGH_REPLICAS
+ * when the ISR is smaller than min.insync.replicas. */
+int rn_partition_check_min_isr(const rn_partition *p);
+/* Whether the ISR still holds min.insync.replicas (true when not replicated). */
+bool rn_partition_isr_enough(const rn_partition *p);
+/* A follower's fetch from fetch_offset arrived at now_ms (api/fetch.c, before
+ * it reads): recorded in the leader's follower table; when the high
+ * watermark moves, parked fetches and produces are woken (call it where no
+ * fetch of the caller's is parked mid-read). RN_ROLE_LOCAL: nothing, 0.
+ * Errors: -RN_E_NOT_LEADER (a follower here, or replica_id is not one of
+ * p's followers). */
+int rn_partition_follower_fetched(rn_partition *p, int32_t replica_id, int64_t fetch_offset,
+                                  int64_t now_ms);
+
 /* Offsets and size from any reactor: exact on the owner, else as the owner
  * last published them (after every append and every tick). */
 void rn_partition_offsets(const rn_partition *p, int64_t *lso, int64_t *hw, int64_t *leo);
 uint64_t rn_partition_size(const rn_partition *p);
-/* A client's current leader epoch against p's (KIP-320): 0 when it matches
- * or is negative (not to check), -RN_E_FENCED_LEADER_EPOCH when older (the
- * client missed a leader change), -RN_E_UNKNOWN_LEADER_EPOCH when newer
- * (this broker has not heard of it yet: the client retries). */
-int rn_partition_check_epoch(const rn_partition *p, int32_t current_leader_epoch);
 void rn_partition_publish(rn_partition *p);
 /* Copy reactor 0's table into every other reactor's (start-up, before the
  * threads run). Errors: -ENOMEM. */

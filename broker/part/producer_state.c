@@ -205,7 +205,17 @@ static int rebuild_one(void *arg, const rn_batch_header *h)
     rebuild_ctx *c = arg;
     if (h->producer_id < 0)
         return 0;
-    producer *p = find_or_add(c->ps, h->producer_id, h->producer_epoch);
+    int rc = rn_producer_state_replicated(c->ps, h);
+    if (rc == 0)
+        c->n++;
+    return rc;
+}
+
+int rn_producer_state_replicated(rn_producer_state *ps, const rn_batch_header *h)
+{
+    if (h->producer_id < 0)
+        return 0;
+    producer *p = find_or_add(ps, h->producer_id, h->producer_epoch);
     if (!p)
         return -ENOMEM;
     if (h->producer_epoch > p->epoch) {
@@ -215,7 +225,6 @@ static int rebuild_one(void *arg, const rn_batch_header *h)
     if (h->producer_epoch == p->epoch)
         push(p, h->base_sequence, seq_add(h->base_sequence, h->last_offset_delta), h->base_offset,
              false);
-    c->n++;
     return 0;
 }
 

@@ -57,6 +57,10 @@ void rn_producer_state_appended(rn_producer_state *ps, int64_t producer_id, int3
  * the retry is taken as new. */
 void rn_producer_state_failed(rn_producer_state *ps, int64_t producer_id, int32_t base_sequence);
 
+/* A follower appended h (base_offset set) as the leader wrote it: remember
+ * it as rebuild does, without judging it (the leader did), so a follower
+ * elected leader answers retries exactly once. 0, or -ENOMEM. */
+int rn_producer_state_replicated(rn_producer_state *ps, const rn_batch_header *h);
 /* Rebuild from the batches of log from from_offset to its end (headers only).
  * Returns the number of idempotent batches seen, or a negative error. */
 int rn_producer_state_rebuild(rn_producer_state *ps, rn_log *log, int64_t from_offset);

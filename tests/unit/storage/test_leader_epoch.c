@@ -387,6 +387,90 @@ Test(leader_epoch, log_rebuilds_missing_or_corrupt_file)
     free(dir);
 }
 
+static rn_log *open_lazy(rn_io *io, const char *dir, rn_log_open_info *info)
+{
+    rn_log_config cfg;
+    th_config(&cfg, 4096, RN_FLUSH_ALWAYS);
+    cfg.lazy_epochs = true;
+    rn_log *log;
+    int rc = rn_log_open(&log, io, dir, "epochs", &cfg, info);
+    cr_assert_eq(rc, 0, "open: %s", rn_strerror(rc));
+    return log;
+}
+
+// lazy_epochs: after a clean shutdown the checkpoint is not read at open (a
+// garbage file is left as it is and not reported), an open and close that
+// never use it leave it untouched, and its first use reads it as open would
+// (here: rebuilt from the batch headers and written back).
+Test(leader_epoch, lazy_open_reads_checkpoint_at_first_use)
+{
+    char *dir = th_tmpdir("lazyepoch");
+    rn_io *io = th_io_new();
+    rn_log *log = open_log(io, dir, NULL);
+    int64_t b0 = append_epoch(log, 1, 2);
+    append_epoch(log, 2, 2);
+    int64_t b1 = append_epoch(log, 3, 5);
+    rn_leader_epoch_entry want[] = {{2, b0}, {5, b1}};
+    cr_assert_eq(rn_log_close(log), 0);
+    char p[4096];
+    th_path(p, dir, RN_LEADER_EPOCH_FILE);
+    th_write_file(p, "garbage", 7);
+
+    rn_log_open_info info;
+    log = open_lazy(io, dir, &info);
+    cr_assert(info.clean && !info.epochs_rebuilt, "not read at open");
+    cr_assert_eq(rn_log_close(log), 0);
+    size_t len;
+    uint8_t *bytes = th_read_file(p, &len);
+    cr_assert(len == 7 && memcmp(bytes, "garbage", 7) == 0, "an unused checkpoint is untouched");
+    free(bytes);
+
+    log = open_lazy(io, dir, &info);
+    expect_entries(rn_log_leader_epochs(log), want, 2, "read at first use");
+    int64_t b2 = append_epoch(log, 4, 9);
+    cr_assert_eq(rn_log_close(log), 0);
+    rn_leader_epoch_entry want2[] = {{2, b0}, {5, b1}, {9, b2}};
+    log = open_log(io, dir, &info);
+    cr_assert(!info.epochs_rebuilt, "the first use wrote the file back");
+    expect_entries(rn_log_leader_epochs(log), want2, 3, "eager reopen");
+    cr_assert_eq(rn_log_close(log), 0);
+
+    /* A new epoch's first append is a first use too, and end_offset_for. */
+    log = open_lazy(io, dir, NULL);
+    int32_t e;
+    int64_t end;
+    cr_assert_eq(rn_log_end_offset_for_epoch(log, 5, &e, &end), 0);
+    cr_assert_eq(e, 5);
+    cr_assert_eq(end, b2);
+    cr_assert_eq(rn_log_close(log), 0);
+    rn_io_free(io);
+    th_rmrf(dir);
+    free(dir);
+}
+
+// lazy_epochs does not apply after a crash: recovery needs the epochs at
+// open (the last segment's are re-derived from its headers).
+Test(leader_epoch, lazy_ignored_after_crash)
+{
+    char *dir = th_tmpdir("lazycrash");
+    rn_io *io = th_io_new();
+    rn_log *log = open_log(io, dir, NULL);
+    append_epoch(log, 1, 2);
+    rn_log_abandon(log);
+    char p[4096];
+    th_path(p, dir, RN_LEADER_EPOCH_FILE);
+    th_write_file(p, "garbage", 7);
+    rn_log_open_info info;
+    log = open_lazy(io, dir, &info);
+    cr_assert(!info.clean);
+    cr_assert(info.epochs_rebuilt, "read (and rebuilt) at open");
+    cr_assert_eq(rn_leader_epochs_count(rn_log_leader_epochs(log)), 1);
+    cr_assert_eq(rn_log_close(log), 0);
+    rn_io_free(io);
+    th_rmrf(dir);
+    free(dir);
+}
+
 /* ---- Power loss while epochs change ------------------------------------------- */
 
 /* The entries the batches of the log say (one per change of

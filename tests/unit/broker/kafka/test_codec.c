@@ -406,6 +406,9 @@ Test(kafka_codec, error_table)
     cr_assert_eq(rn_kafka_error(-RN_E_UNSUPPORTED_VERSION), 35);
     cr_assert_eq(rn_kafka_error(-RN_E_INVALID_REQUEST), 42);
     cr_assert_eq(rn_kafka_error(-RN_E_FENCED_LEADER_EPOCH), 74);
+    cr_assert_eq(rn_kafka_error(-RN_E_UNKNOWN_LEADER_EPOCH), 75);
+    cr_assert_eq(rn_kafka_error(-RN_E_NOT_ENOUGH_REPLICAS), 19);
+    cr_assert_eq(rn_kafka_error(-RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND), 20);
     cr_assert_eq(rn_kafka_error(-RN_E_STORAGE_ERROR), 56);
     cr_assert_eq(rn_kafka_error(-ENOSPC), -1);
 }

@@ -1,0 +1,657 @@
+/*
+ * test_replica_fetcher.c — replication end to end in one process, driven
+ * through the seam the controller will use (rn_partition_become_leader /
+ * _follower / _isr_committed): two brokers' copies of one partition, each on
+ * its own log, a follower's fetcher (part/replica_fetcher.c) and a real
+ * peer link (net/peer.c) over a transport this test can cut and heal.
+ *
+ * The far end of the link is a small in-memory leader: it decodes each
+ * request frame and answers Fetch and OffsetsForLeaderEpoch for the
+ * partition it serves with the same partition calls api/fetch.c and
+ * api/offsets_for_leader_epoch.c make (epoch fencing, replica check, the
+ * follower's fetch into the follower table, reads up to the log end), and
+ * encodes the answer as a frame. Every loop is bounded in rounds.
+ *
+ * What it proves: a follower converges to a byte-identical log; the
+ * leader's high watermark is the ISR's minimum and waits for the follower;
+ * a cut link stops the high watermark and a healed one resumes; after a
+ * leader change, a deposed leader's divergent tail is truncated (multi-round
+ * KIP-101/279 over the real OffsetsForLeaderEpoch answer) and the replicas
+ * end identical; stale and future epochs are fenced; producer state follows
+ * the leader's.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/part/partitions.h"
+#include "broker/part/replica_fetcher.h"
+#include "protocol/batch.h"
+#include "protocol/bytes.h"
+#include "protocol/frame.h"
+#include "storage/leader_epoch.h"
+
+#define ROUNDS 200
+
+static rn_io *io;
+static char root[64];
+
+/* ---- Partitions without a broker ---------------------------------------------------------- */
+
+static rn_partition *part_open(const char *name)
+{
+    rn_partition *p = calloc(1, sizeof(*p));
+    cr_assert_not_null(p);
+    p->topic = strdup("t");
+    p->ps = rn_producer_state_new();
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/%s", root, name);
+    rn_log_config c;
+    rn_log_config_default(&c);
+    c.flush = RN_FLUSH_NEVER; /* durability is not under test; speed on a loaded machine is */
+    c.lazy_epochs = true;     /* as the broker opens partitions */
+    cr_assert_eq(rn_log_open(&p->log, io, dir, name, &c, NULL), 0);
+    return p;
+}
+
+static void part_close(rn_partition *p)
+{
+    rn_log_abandon(p->log);
+    rn_producer_state_free(p->ps);
+    rn_replica_state_free(p->rs);
+    free(p->topic);
+    free(p);
+}
+
+static unsigned n_proposals;
+static void on_propose(void *arg, const int32_t *isr, unsigned n)
+{
+    (void)arg;
+    (void)isr;
+    (void)n;
+    n_proposals++;
+}
+
+static const int32_t both[] = {1, 2};
+
+static void lead(rn_partition *p, int32_t self, int32_t epoch, int min_isr)
+{
+    rn_replica_config cfg = {.lag_time_max_ms = 30000, .min_insync = min_isr};
+    cr_assert_eq(
+        rn_partition_become_leader(p, self, epoch, both, 2, both, 2, &cfg, on_propose, NULL), 0);
+}
+
+/* Produce n batches of 3 records to p (its leader), as the produce path
+ * appends them: with p's leader epoch. producer_id >= 0: idempotent. */
+static void produce(rn_partition *p, int n, int64_t producer_id, int32_t *seq)
+{
+    rn_batch_builder_opts o = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    for (int i = 0; i < n; i++) {
+        if (producer_id >= 0) {
+            o.producer_id = producer_id;
+            o.producer_epoch = 0;
+            o.base_sequence = *seq;
+            *seq += 3;
+        }
+        rn_batch_builder *b;
+        cr_assert_eq(rn_batch_builder_new(&b, &o), 0);
+        for (int k = 0; k < 3; k++) {
+            char v[32];
+            int len =
+                snprintf(v, sizeof(v), "%s-%d-%d-%d", rn_log_name(p->log), p->leader_epoch, i, k);
+            cr_assert_eq(rn_batch_builder_add(b, 1000 + i, NULL, 0, v, (size_t)len, NULL, 0), 0);
+        }
+        uint8_t *batch;
+        size_t len;
+        cr_assert_eq(rn_batch_builder_finish(b, &batch, &len), 0);
+        rn_batch_builder_free(b);
+        int64_t base;
+        cr_assert_eq(rn_log_append_sync(p->log, batch, len, p->leader_epoch, &base), 0);
+        free(batch);
+        rn_partition_wake(p);
+    }
+}
+
+/* The whole log's bytes. */
+static uint8_t *log_bytes(rn_partition *p, size_t *len)
+{
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *buf = malloc(cap);
+    int64_t at = rn_log_start_offset(p->log), end = rn_log_end_offset(p->log);
+    while (at < end) {
+        rn_slice s;
+        cr_assert_eq(rn_log_read(p->log, at, 1 << 20, end, &s), 0);
+        cr_assert_gt(s.len, 0);
+        cr_assert_leq(n + s.len, cap);
+        memcpy(buf + n, s.data, s.len);
+        n += s.len;
+        at = s.next_offset;
+        rn_slice_release(&s);
+    }
+    *len = n;
+    return buf;
+}
+
+static void assert_identical(rn_partition *a, rn_partition *b)
+{
+    cr_assert_eq(rn_log_end_offset(a->log), rn_log_end_offset(b->log));
+    size_t la, lb;
+    uint8_t *ba = log_bytes(a, &la), *bb = log_bytes(b, &lb);
+    cr_assert_eq(la, lb);
+    cr_assert(memcmp(ba, bb, la) == 0, "replicas differ");
+    free(ba);
+    free(bb);
+    const rn_leader_epochs *ea = rn_log_leader_epochs(a->log), *eb = rn_log_leader_epochs(b->log);
+    /* Same epochs for the records both hold (a new leader's own, still
+     * empty, epoch may be only in its cache). */
+    unsigned n = rn_leader_epochs_count(eb);
+    for (unsigned i = 0; i < n; i++) {
+        rn_leader_epoch_entry x = rn_leader_epochs_get(ea, i), y = rn_leader_epochs_get(eb, i);
+        if (y.start_offset >= rn_log_end_offset(b->log))
+            break;
+        cr_assert_eq(x.epoch, y.epoch);
+        cr_assert_eq(x.start_offset, y.start_offset);
+    }
+}
+
+/* ---- The in-memory leader at the far end of the link -------------------------------------- */
+
+typedef struct mlink {
+    rn_partition *serves;
+    bool cut;
+    uint8_t in[1 << 16];
+    size_t in_len;
+    uint8_t *out;
+    size_t out_len, out_cap;
+    int64_t now_ms;
+    unsigned fenced, unknown, epoch_asks;
+} mlink;
+
+static void out_put(mlink *l, const void *b, size_t n)
+{
+    if (l->out_len + n > l->out_cap) {
+        l->out_cap = (l->out_len + n) * 2;
+        l->out = realloc(l->out, l->out_cap);
+        cr_assert_not_null(l->out);
+    }
+    memcpy(l->out + l->out_len, b, n);
+    l->out_len += n;
+}
+
+static void respond(mlink *l, Runnel__ResponseHeader *h, const void *payload, size_t payload_len)
+{
+    uint8_t *frame;
+    size_t len;
+    cr_assert_eq(rn_frame_encode_alloc(&h->base, payload_len, &frame, &len), 0);
+    out_put(l, frame, len);
+    if (payload_len)
+        out_put(l, payload, payload_len);
+    free(frame);
+}
+
+static uint32_t leader_checks(mlink *l, int32_t replica_id, int32_t epoch, const char *topic,
+                              int32_t partition)
+{
+    rn_partition *p = l->serves;
+    if (strcmp(topic, p->topic) != 0 || partition != p->id)
+        return RN_E_UNKNOWN_TOPIC;
+    int rc = rn_partition_check_epoch(p, epoch);
+    if (rc == 0)
+        rc = replica_id >= 0 ? rn_partition_check_replica(p, replica_id)
+                             : rn_partition_check_leader(p);
+    if (rc == -RN_E_FENCED_LEADER_EPOCH)
+        l->fenced++;
+    if (rc == -RN_E_UNKNOWN_LEADER_EPOCH)
+        l->unknown++;
+    return rc < 0 ? (uint32_t)-rc : 0;
+}
+
+static void serve_fetch(mlink *l, Runnel__RequestHeader *hdr)
+{
+    Runnel__FetchRequest *fr = hdr->fetch;
+    rn_partition *p = l->serves;
+    size_t n = fr->n_partitions;
+    Runnel__FetchPartitionResponse *resp = calloc(n, sizeof(*resp));
+    Runnel__FetchPartitionResponse **ptrs = calloc(n, sizeof(*ptrs));
+    uint8_t *payload = NULL;
+    size_t payload_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        Runnel__FetchPartition *fp = fr->partitions[i];
+        Runnel__FetchPartitionResponse *r = &resp[i];
+        runnel__fetch_partition_response__init(r);
+        ptrs[i] = r;
+        r->topic = fp->topic;
+        r->partition = fp->partition;
+        r->error_code =
+            leader_checks(l, fr->replica_id, fp->current_leader_epoch, fp->topic, fp->partition);
+        if (r->error_code)
+            continue;
+        /* As api/fetch.c: the follower's offset into the table first. */
+        cr_assert_eq(rn_partition_follower_fetched(p, fr->replica_id, fp->fetch_offset, l->now_ms),
+                     0);
+        r->high_watermark = rn_partition_high_watermark(p);
+        r->log_start_offset = rn_log_start_offset(p->log);
+        r->log_end_offset = rn_log_end_offset(p->log);
+        if (fp->fetch_offset < r->log_start_offset || fp->fetch_offset > r->log_end_offset) {
+            r->error_code = RN_E_OFFSET_OUT_OF_RANGE;
+            continue;
+        }
+        rn_slice s;
+        cr_assert_eq(
+            rn_log_read(p->log, fp->fetch_offset, fp->partition_max_bytes, r->log_end_offset, &s),
+            0);
+        if (s.len) {
+            payload = realloc(payload, payload_len + s.len);
+            memcpy(payload + payload_len, s.data, s.len);
+            payload_len += s.len;
+            r->bytes_len = (uint32_t)s.len;
+            rn_slice_release(&s);
+        }
+    }
+    Runnel__FetchResponse body = RUNNEL__FETCH_RESPONSE__INIT;
+    body.n_partitions = n;
+    body.partitions = ptrs;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.correlation_id = hdr->correlation_id;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_FETCH;
+    h.fetch = &body;
+    respond(l, &h, payload, payload_len);
+    free(payload);
+    free(resp);
+    free(ptrs);
+}
+
+static void serve_epochs(mlink *l, Runnel__RequestHeader *hdr)
+{
+    Runnel__OffsetsForLeaderEpochRequest *er = hdr->offsets_for_leader_epoch;
+    size_t n = er->n_partitions;
+    l->epoch_asks++;
+    Runnel__OffsetsForLeaderEpochPartitionResponse *resp = calloc(n, sizeof(*resp));
+    Runnel__OffsetsForLeaderEpochPartitionResponse **ptrs = calloc(n, sizeof(*ptrs));
+    for (size_t i = 0; i < n; i++) {
+        Runnel__OffsetsForLeaderEpochPartition *ep = er->partitions[i];
+        Runnel__OffsetsForLeaderEpochPartitionResponse *r = &resp[i];
+        runnel__offsets_for_leader_epoch_partition_response__init(r);
+        ptrs[i] = r;
+        r->topic = ep->topic;
+        r->partition = ep->partition;
+        r->leader_epoch = -1;
+        r->end_offset = -1;
+        r->error_code = leader_checks(l, -1, ep->current_leader_epoch, ep->topic, ep->partition);
+        if (!r->error_code)
+            cr_assert_eq(rn_log_end_offset_for_epoch(l->serves->log, ep->leader_epoch,
+                                                     &r->leader_epoch, &r->end_offset),
+                         0);
+    }
+    Runnel__OffsetsForLeaderEpochResponse body = RUNNEL__OFFSETS_FOR_LEADER_EPOCH_RESPONSE__INIT;
+    body.n_partitions = n;
+    body.partitions = ptrs;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.correlation_id = hdr->correlation_id;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_OFFSETS_FOR_LEADER_EPOCH;
+    h.offsets_for_leader_epoch = &body;
+    respond(l, &h, NULL, 0);
+    free(resp);
+    free(ptrs);
+}
+
+/* Answer every whole request frame received so far. */
+static void serve(mlink *l)
+{
+    while (l->in_len >= 8) {
+        uint32_t frame_len = rn_get_be32(l->in), header_len = rn_get_be32(l->in + 4);
+        if (l->in_len < 4 + (size_t)frame_len)
+            return;
+        rn_frame f = {.header = l->in + 8,
+                      .header_len = header_len,
+                      .payload = l->in + 8 + header_len,
+                      .payload_len = frame_len - 4 - header_len};
+        rn_frame_request req;
+        char err[256];
+        cr_assert_eq(rn_frame_request_decode(&req, &f, NULL, err, sizeof(err)), 0, "%s", err);
+        if (req.api == RUNNEL__API__FETCH)
+            serve_fetch(l, req.hdr);
+        else if (req.api == RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH)
+            serve_epochs(l, req.hdr);
+        else
+            cr_assert_fail("unexpected api %d", req.api);
+        rn_frame_request_fini(&req);
+        size_t used = 4 + (size_t)frame_len;
+        memmove(l->in, l->in + used, l->in_len - used);
+        l->in_len -= used;
+    }
+}
+
+static int t_connect(void *ctx, const char *host, const char *port, int timeout_ms)
+{
+    mlink *l = ctx;
+    (void)host;
+    (void)port;
+    (void)timeout_ms;
+    if (l->cut)
+        return -ECONNREFUSED;
+    l->in_len = l->out_len = 0;
+    return 42;
+}
+
+static int t_send(void *ctx, int fd, const void *buf, size_t len)
+{
+    mlink *l = ctx;
+    (void)fd;
+    if (l->cut)
+        return -EPIPE;
+    cr_assert_leq(l->in_len + len, sizeof(l->in));
+    memcpy(l->in + l->in_len, buf, len);
+    l->in_len += len;
+    serve(l);
+    return 0;
+}
+
+static ssize_t t_recv(void *ctx, int fd, void *buf, size_t len, int timeout_ms)
+{
+    mlink *l = ctx;
+    (void)fd;
+    (void)timeout_ms;
+    if (l->cut)
+        return -ECONNRESET;
+    if (l->out_len == 0)
+        return -EAGAIN;
+    size_t n = l->out_len < len ? l->out_len : len;
+    memcpy(buf, l->out, n);
+    memmove(l->out, l->out + n, l->out_len - n);
+    l->out_len -= n;
+    return (ssize_t)n;
+}
+
+static void t_close(void *ctx, int fd)
+{
+    (void)ctx;
+    (void)fd;
+}
+
+static const rn_peer_transport mem_transport = {
+    .connect = t_connect, .send = t_send, .recv = t_recv, .close = t_close};
+
+/* A follower's fetcher to the broker serving l->serves. */
+typedef struct side {
+    mlink l;
+    rn_peer *peer;
+    rn_replica_fetcher *f;
+} side;
+
+static void side_open(side *s, int32_t self, rn_partition *leader, rn_partition *follower)
+{
+    memset(s, 0, sizeof(*s));
+    s->l.serves = leader;
+    s->l.now_ms = 1000;
+    cr_assert_eq(rn_peer_new(&s->peer, "127.0.0.1:1", &mem_transport, &s->l), 0);
+    rn_replica_fetcher_config cfg;
+    rn_replica_fetcher_config_default(&cfg);
+    cfg.self_id = self;
+    cfg.part_bytes = 4096; /* several rounds per catch-up */
+    cr_assert_eq(rn_replica_fetcher_new(&s->f, s->peer, &cfg), 0);
+    cr_assert_eq(rn_replica_fetcher_add(s->f, follower), 0);
+}
+
+static void side_close(side *s)
+{
+    cr_assert_eq(rn_replica_fetcher_busy(s->f), 0);
+    rn_replica_fetcher_free(s->f);
+    rn_peer_free(s->peer);
+    free(s->l.out);
+}
+
+/* Rounds (and the follower log's appends) until follower ends where leader
+ * does and a last round has told the leader so. */
+static void catch_up(side *s, rn_partition *leader, rn_partition *follower)
+{
+    int i;
+    for (i = 0; i < ROUNDS; i++) {
+        int rc = rn_replica_fetcher_run_once(s->f, 5000);
+        cr_assert_geq(rc, 0, "round %d: %s", i, rn_replica_fetcher_errmsg(s->f));
+        while (rn_replica_fetcher_busy(s->f))
+            cr_assert_geq(rn_io_run(io, 1), 0);
+        if (rn_log_end_offset(follower->log) == rn_log_end_offset(leader->log) &&
+            rn_partition_high_watermark(leader) == rn_log_end_offset(leader->log))
+            break;
+    }
+    cr_assert_lt(i, ROUNDS, "no convergence: %s", rn_replica_fetcher_errmsg(s->f));
+    /* One more round carries the leader's high watermark to the follower. */
+    cr_assert_geq(rn_replica_fetcher_run_once(s->f, 5000), 0);
+}
+
+static void setup(void)
+{
+    snprintf(root, sizeof(root), "/tmp/rn-repl-XXXXXX");
+    cr_assert_not_null(mkdtemp(root));
+    cr_assert_eq(rn_io_new(&io, 256), 0);
+    n_proposals = 0;
+}
+
+static void teardown(void)
+{
+    rn_io_free(io);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(replica_fetcher, .init = setup, .fini = teardown, .timeout = 120);
+
+/* A follower copies the leader byte for byte; the leader's high watermark
+ * waits for it (min over the ISR) and then reaches the log end; the
+ * follower learns it; idempotent producer state arrives with the batches. */
+Test(replica_fetcher, follower_converges_and_hw_follows)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 1, 2);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    int32_t seq = 0;
+    produce(a, 40, 7, &seq);
+    cr_assert_eq(rn_log_end_offset(a->log), 120);
+    cr_assert_eq(rn_partition_high_watermark(a), 0, "the follower has not fetched");
+    side s;
+    side_open(&s, 2, a, b);
+    catch_up(&s, a, b);
+    assert_identical(a, b);
+    cr_assert_eq(rn_partition_high_watermark(a), 120);
+    cr_assert_eq(rn_partition_high_watermark(b), 120);
+    cr_assert_eq(rn_producer_state_count(b->ps), 1, "the producer came with its batches");
+    side_close(&s);
+    part_close(a);
+    part_close(b);
+}
+
+/* Cut the link: the follower's rounds fail, the leader keeps appending but
+ * its high watermark stays (the ISR still holds the follower); healed, the
+ * follower catches up and the high watermark moves to the end. */
+Test(replica_fetcher, cut_link_stops_hw_heal_resumes)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 1, 1);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    side s;
+    side_open(&s, 2, a, b);
+    produce(a, 10, -1, NULL);
+    catch_up(&s, a, b);
+    cr_assert_eq(rn_partition_high_watermark(a), 30);
+    s.l.cut = true;
+    produce(a, 10, -1, NULL);
+    for (int i = 0; i < 3; i++)
+        cr_assert_lt(rn_replica_fetcher_run_once(s.f, 1000), 0, "a cut link fails the round");
+    cr_assert_neq(rn_replica_fetcher_errmsg(s.f)[0], '\0');
+    cr_assert_eq(rn_partition_high_watermark(a), 30, "not past what the follower has");
+    cr_assert_eq(rn_log_end_offset(b->log), 30);
+    s.l.cut = false;
+    catch_up(&s, a, b);
+    assert_identical(a, b);
+    cr_assert_eq(rn_partition_high_watermark(a), 60);
+    side_close(&s);
+    part_close(a);
+    part_close(b);
+}
+
+/* The classic divergence: leader a writes a tail in epoch 1 that b never
+ * gets; b is elected in epoch 2 and writes its own; a rejoins as b's
+ * follower: a's epoch-1 tail goes (cut where epoch 1 ends on b, one
+ * OffsetsForLeaderEpoch round) and a ends identical to b. */
+Test(replica_fetcher, divergent_tail_truncated_after_leader_change)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 1, 1);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    side ab; /* b follows a */
+    side_open(&ab, 2, a, b);
+    produce(a, 5, -1, NULL);
+    catch_up(&ab, a, b);
+    produce(a, 4, -1, NULL); /* a's tail in epoch 1: never replicated */
+    cr_assert_eq(rn_log_end_offset(a->log), 27);
+
+    lead(b, 2, 2, 1);
+    produce(b, 2, -1, NULL);
+    cr_assert_eq(rn_partition_become_follower(a, 2, 2), 0);
+    side ba; /* a follows b */
+    side_open(&ba, 1, b, a);
+    catch_up(&ba, b, a);
+    assert_identical(a, b);
+    cr_assert_eq(rn_log_end_offset(a->log), 21, "15 shared + 6 of b's epoch 2");
+    cr_assert_eq(ba.l.epoch_asks, 1);
+    side_close(&ab);
+    side_close(&ba);
+    part_close(a);
+    part_close(b);
+}
+
+/* KIP-279's case: each side led an epoch the other never saw. In sync at
+ * 15 (epoch 1); b leads epoch 2 and writes; a leads epoch 3 and writes; b
+ * leads epoch 4 and writes; a follows b. a asks about 3, b answers epoch 2,
+ * which a does not have: a cuts at its epoch 3's start and asks about 1;
+ * only then is it done. Two rounds, and identical logs. */
+Test(replica_fetcher, multi_round_truncation)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 1, 1);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    side ab;
+    side_open(&ab, 2, a, b);
+    produce(a, 5, -1, NULL);
+    catch_up(&ab, a, b);
+    lead(b, 2, 2, 1);
+    produce(b, 2, -1, NULL);
+    lead(a, 1, 3, 1);
+    produce(a, 3, -1, NULL);
+    lead(b, 2, 4, 1);
+    produce(b, 2, -1, NULL);
+    cr_assert_eq(rn_log_end_offset(a->log), 24);
+    cr_assert_eq(rn_log_end_offset(b->log), 27);
+    cr_assert_eq(rn_partition_become_follower(a, 4, 2), 0);
+    side ba;
+    side_open(&ba, 1, b, a);
+    catch_up(&ba, b, a);
+    assert_identical(a, b);
+    cr_assert_eq(ba.l.epoch_asks, 2);
+    side_close(&ab);
+    side_close(&ba);
+    part_close(a);
+    part_close(b);
+}
+
+/* KIP-320: a follower behind on epochs is fenced and parks until it is
+ * given the new one; one ahead gets UNKNOWN_LEADER_EPOCH and retries; a
+ * broker that follows answers NOT_LEADER to a consumer and to another
+ * follower, and a replica that is not the partition's is refused. */
+Test(replica_fetcher, epochs_fenced_and_roles_checked)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 5, 1);
+    cr_assert_eq(rn_partition_become_follower(b, 4, 1), 0);
+    side s;
+    side_open(&s, 2, a, b);
+    produce(a, 2, -1, NULL);
+    for (int i = 0; i < 5 && s.l.fenced == 0; i++)
+        cr_assert_geq(rn_replica_fetcher_run_once(s.f, 1000), 0);
+    cr_assert_eq(s.l.fenced, 1);
+    cr_assert_eq(rn_replica_fetcher_run_once(s.f, 1000), 0, "parked: nothing asked");
+    cr_assert_eq(s.l.fenced, 1);
+    cr_assert_eq(rn_partition_become_follower(b, 6, 1), 0); /* ahead of the leader */
+    for (int i = 0; i < 5 && s.l.unknown == 0; i++)
+        cr_assert_geq(rn_replica_fetcher_run_once(s.f, 1000), 0);
+    cr_assert_eq(s.l.unknown, 1);
+    cr_assert_eq(rn_log_end_offset(b->log), 0);
+    cr_assert_eq(rn_partition_become_follower(b, 4, 1), -RN_E_FENCED_LEADER_EPOCH,
+                 "an epoch never goes back");
+    lead(a, 1, 6, 1); /* the leader hears of epoch 6 */
+    catch_up(&s, a, b);
+    assert_identical(a, b);
+
+    cr_assert_eq(rn_partition_check_leader(b), -RN_E_NOT_LEADER);
+    cr_assert_eq(rn_partition_check_replica(b, 1), -RN_E_NOT_LEADER);
+    cr_assert_eq(rn_partition_check_replica(a, 2), 0);
+    cr_assert_eq(rn_partition_check_replica(a, 1), -RN_E_NOT_LEADER, "the leader itself");
+    cr_assert_eq(rn_partition_check_replica(a, 9), -RN_E_NOT_LEADER, "not a replica");
+    cr_assert_eq(rn_partition_check_epoch(a, 5), -RN_E_FENCED_LEADER_EPOCH);
+    cr_assert_eq(rn_partition_check_epoch(a, 7), -RN_E_UNKNOWN_LEADER_EPOCH);
+    cr_assert_eq(rn_partition_check_epoch(a, -1), 0);
+    side_close(&s);
+    part_close(a);
+    part_close(b);
+}
+
+/* min.insync.replicas: with the follower out of the ISR (the controller
+ * committed the shrink) acks=all is refused before the append and the high
+ * watermark stays; when the ISR grows back it moves. */
+Test(replica_fetcher, min_insync_gates_acks_all_and_hw)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 1, 2);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    cr_assert_eq(rn_partition_check_min_isr(a), 0);
+    static const int32_t only_a[] = {1};
+    cr_assert_eq(rn_partition_isr_committed(a, only_a, 1), 0);
+    cr_assert_eq(rn_partition_check_min_isr(a), -RN_E_NOT_ENOUGH_REPLICAS);
+    cr_assert_not(rn_partition_isr_enough(a));
+    produce(a, 3, -1, NULL);
+    cr_assert_eq(rn_partition_high_watermark(a), 0);
+    side s;
+    side_open(&s, 2, a, b);
+    for (int i = 0; i < ROUNDS && rn_log_end_offset(b->log) < 9; i++) {
+        cr_assert_geq(rn_replica_fetcher_run_once(s.f, 1000), 0);
+        while (rn_replica_fetcher_busy(s.f))
+            cr_assert_geq(rn_io_run(io, 1), 0);
+    }
+    cr_assert_geq(rn_replica_fetcher_run_once(s.f, 1000), 0);
+    cr_assert_eq(rn_log_end_offset(b->log), 9);
+    cr_assert_eq(rn_partition_high_watermark(a), 0, "ISR 1 < min.insync.replicas 2");
+    cr_assert_geq(n_proposals, 1, "caught up: the leader proposed it back");
+    cr_assert_eq(rn_partition_isr_committed(a, both, 2), 0);
+    cr_assert_eq(rn_partition_high_watermark(a), 9);
+    cr_assert_eq(rn_partition_isr_committed(b, both, 2), -RN_E_NOT_LEADER);
+    side_close(&s);
+    part_close(a);
+    part_close(b);
+}
+
+/* A fetch offset past the leader's log end is no log end the leader can
+ * vouch for (a follower that has not truncated yet): it is not recorded,
+ * so it neither counts toward the high watermark nor gets the follower
+ * proposed into the ISR. */
+Test(replica_fetcher, offset_past_leader_end_not_recorded)
+{
+    rn_partition *a = part_open("a");
+    static const int32_t only_a[] = {1};
+    rn_replica_config cfg = {.lag_time_max_ms = 30000, .min_insync = 1};
+    cr_assert_eq(rn_partition_become_leader(a, 1, 1, both, 2, only_a, 1, &cfg, on_propose, NULL),
+                 0);
+    produce(a, 3, -1, NULL);
+    cr_assert_eq(rn_partition_follower_fetched(a, 2, 100, 1000), 0);
+    cr_assert_eq(n_proposals, 0);
+    cr_assert_eq(rn_replica_state_replica_leo(a->rs, 2), -1);
+    cr_assert_eq(rn_partition_follower_fetched(a, 2, 9, 1001), 0);
+    cr_assert_eq(n_proposals, 1, "at the leader's end: proposed into the ISR");
+    cr_assert_eq(rn_replica_state_replica_leo(a->rs, 2), 9);
+    cr_assert_eq(rn_partition_follower_fetched(a, 3, 9, 1002), -RN_E_NOT_LEADER, "not a replica");
+    part_close(a);
+}
