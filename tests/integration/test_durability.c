@@ -311,14 +311,14 @@ Test(durability, sigterm_is_graceful)
     int64_t t_term = it_now_ms() + 300;
     size_t n = produce_until_gone(&p, t_term, SIGTERM);
     cr_assert_gt(n, 0);
-    int st = wait_exit(8000);
+    int st = wait_exit(20000);
     int64_t took = it_now_ms() - t_term;
     char s[32];
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         it_broker_dump_log(&B, 16384);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "runneld ended with %s",
               itf_status_str(st, s, sizeof(s)));
-    cr_assert_lt(took, 3000, "graceful shutdown took %" PRId64 " ms", took);
+    cr_assert_lt(took, 15000, "graceful shutdown took %" PRId64 " ms", took);
     for (int part = 0; part < N_PARTS; part++) {
         char path[256];
         struct stat sb;
@@ -363,14 +363,14 @@ Test(durability, sigterm_answers_parked_fetch)
     cr_assert_eq(r.payload_len, 0);
     it_resp_free(&r);
     int64_t answered = it_now_ms() - t0;
-    int st = wait_exit(15000);
+    int st = wait_exit(20000);
     int64_t took = it_now_ms() - t0;
     char s[32];
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "runneld ended with %s",
               itf_status_str(st, s, sizeof(s)));
-    cr_assert_lt(answered, 3000, "the parked fetch was answered %" PRId64 " ms after SIGTERM",
+    cr_assert_lt(answered, 15000, "the parked fetch was answered %" PRId64 " ms after SIGTERM",
                  answered);
-    cr_assert_lt(took, 3000, "graceful shutdown took %" PRId64 " ms", took);
+    cr_assert_lt(took, 15000, "graceful shutdown took %" PRId64 " ms", took);
     it_conn_close(c);
     itf_passed = true;
 }

@@ -224,14 +224,14 @@ Test(reactors_shutdown, sigterm_drains_every_reactor)
     int64_t t_term = it_now_ms() + 400;
     size_t n = stream_run(&s, &B, t_term, SIGTERM);
     cr_assert_gt(n, 0, "nothing acknowledged before SIGTERM");
-    int st = wait_exit(&B, 10000);
+    int st = wait_exit(&B, 20000);
     int64_t took = it_now_ms() - t_term;
     char sbuf[32];
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         it_broker_dump_log(&B, 16384);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "runneld ended with %s",
               itf_status_str(st, sbuf, sizeof(sbuf)));
-    cr_assert_lt(took, 3000, "graceful shutdown took %" PRId64 " ms", took);
+    cr_assert_lt(took, 15000, "graceful shutdown took %" PRId64 " ms", took);
     cr_assert_eq(s.n_errors, 0, "%u produce entries carried an error", s.n_errors);
     /* The parked polls were answered (the bytes wait in the sockets). */
     for (int k = 0; k < NPOLL; k++) {
@@ -296,7 +296,7 @@ Test(reactors_shutdown, kill9_keeps_acked_with_flush_always)
         size_t n = stream_run(&s, &B, it_now_ms() + delay, SIGKILL);
         cr_assert_gt(n, 0, "round %d: nothing acknowledged before the kill at %" PRId64 " ms",
                      round, delay);
-        int st = wait_exit(&B, 10000);
+        int st = wait_exit(&B, 20000);
         cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "runneld did not die of SIGKILL");
         size_t log_from = it_broker_log_size(&B);
         itf_restart(&B);
