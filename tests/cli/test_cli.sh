@@ -6,85 +6,13 @@
 # One broker on a free 127.0.0.1 port with its data under a mktemp directory in
 # /tmp (removed at the end, the broker stopped by its pid). Each test is a
 # function that returns non-zero on failure and says why on stderr; the harness
-# turns that into TAP lines so meson counts every test. Every runnel call runs
+# (tests/cli/lib.sh, with the broker's start and stop) turns that into TAP
+# lines so meson counts every test. Every runnel call runs
 # under `timeout`, so a hang fails the test instead of the suite.
-set -u
-
 RUNNEL=${1:?usage: test_cli.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_cli.sh RUNNEL RUNNELD}
-# Under the sanitizer build a report must fail the test even where exit 1 is
-# the expected outcome: give sanitizer exits their own status.
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
-TMP=$(mktemp -d /tmp/rn-cli-XXXXXX)
-DATA=$TMP/data
-BROKER_PID=
-N=0
-FAILED=0
-
-cleanup() {
-  if [ -n "$BROKER_PID" ]; then
-    kill -TERM "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-port_open() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-s = socket.socket()
-s.settimeout(0.2)
-sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
-EOF
-}
-
-# Start runneld; retry with a new port if one was taken in between.
-start_broker() {
-  local try i
-  for try in 1 2 3; do
-    PORT=$(free_port)
-    HTTP_PORT=$(free_port)
-    "$RUNNELD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
-      2>>"$TMP/runneld.log" &
-    BROKER_PID=$!
-    for i in $(seq 1 100); do
-      if port_open "$PORT"; then
-        export RUNNEL_BROKERS=127.0.0.1:$PORT
-        return 0
-      fi
-      kill -0 "$BROKER_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    BROKER_PID=
-  done
-  echo "runneld did not start:" >&2
-  cat "$TMP/runneld.log" >&2
-  return 1
-}
-
-# r ARGS…: runnel with a time bound.
-r() { timeout 20 "$RUNNEL" "$@"; }
-
-# expect_status WANT CMD…: run CMD, compare its exit status.
-expect_status() {
-  local want=$1 got
-  shift
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  got=$?
-  if [ "$got" != "$want" ]; then
-    echo "exit $got, wanted $want: $*" >&2
-    sed 's/^/  stderr: /' "$TMP/err" | head -5 >&2
-    return 1
-  fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" cli
+RN_TIMEOUT=20
 
 # same FILE_A FILE_B: byte-equal, else show the difference.
 same() {
@@ -92,19 +20,6 @@ same() {
     echo "differs: $1 $2" >&2
     diff <(head -c 2000 "$1" | od -c | head -20) <(head -c 2000 "$2" | od -c | head -20) >&2
     return 1
-  fi
-}
-
-t() {
-  local name=$1
-  shift
-  N=$((N + 1))
-  if "$@" 2>"$TMP/diag"; then
-    echo "ok $N - $name"
-  else
-    echo "not ok $N - $name"
-    sed 's/^/# /' "$TMP/diag"
-    FAILED=$((FAILED + 1))
   fi
 }
 
@@ -594,9 +509,4 @@ t "errors are one sentence, subject named once" test_error_sentences
 t "REST binary.v2 key = CLI -k key; json.v2 key is JSON text" test_rest_keys
 t "acks 0/1/all and -p" test_acks_and_partition
 t "bench produce and consume" test_bench
-echo "1..$N"
-if [ "$FAILED" -ne 0 ]; then
-  echo "# runneld log:"
-  tail -20 "$TMP/runneld.log" | sed 's/^/#   /'
-fi
-exit $((FAILED > 0))
+finish

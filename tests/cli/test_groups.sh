@@ -10,102 +10,29 @@
 # by their pid). Group members started in the background use a short session
 # (2000 ms) and heartbeat (200 ms), so a killed one is noticed within seconds;
 # the take-over times are printed as TAP comments.
-set -u
-
 RUNNEL=${1:?usage: test_groups.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_groups.sh RUNNEL RUNNELD}
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
-TMP=$(mktemp -d /tmp/rn-cli-groups-XXXXXX)
-DATA=$TMP/data
-BROKER_PID=
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" cli-groups
+RN_TIMEOUT=20
 MEMBER_PIDS=()
-N=0
-FAILED=0
 FAST=(-X session.timeout.ms=2000 -X heartbeat.interval.ms=200 -X auto.commit.interval.ms=300
       -X fetch.max.wait.ms=100)
 
-cleanup() {
+# At exit, every background member first, then lib.sh's broker.
+rn_cleanup() {
   local p
   for p in "${MEMBER_PIDS[@]}"; do
     kill -KILL "$p" 2>/dev/null
     wait "$p" 2>/dev/null
   done
-  if [ -n "$BROKER_PID" ]; then
-    kill -TERM "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-port_open() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-s = socket.socket()
-s.settimeout(0.2)
-sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
-EOF
-}
-
-start_broker() {
-  local try i
-  for try in 1 2 3; do
-    PORT=$(free_port)
-    HTTP_PORT=$(free_port)
-    "$RUNNELD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
-      --reactors 4 2>>"$TMP/runneld.log" &
-    BROKER_PID=$!
-    for i in $(seq 1 100); do
-      if port_open "$PORT"; then
-        export RUNNEL_BROKERS=127.0.0.1:$PORT
-        return 0
-      fi
-      kill -0 "$BROKER_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    BROKER_PID=
-  done
-  echo "runneld did not start:" >&2
-  cat "$TMP/runneld.log" >&2
-  return 1
-}
-
-r() { timeout 20 "$RUNNEL" "$@"; }
-
-expect_status() {
-  local want=$1 got
-  shift
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  got=$?
-  if [ "$got" -ne "$want" ]; then
-    echo "exit $got, want $want: $*" >&2
-    sed 's/^/  stderr: /' "$TMP/err" | head -5 >&2
-    return 1
-  fi
+# A passing test's take-over times ("TIMING …" on its stderr) as TAP comments.
+t_ok_extra() {
+  grep '^TIMING' "$TMP/diag" | sed 's/^TIMING /# /'
 }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-t() {
-  local name=$1
-  shift
-  N=$((N + 1))
-  if "$@" 2>"$TMP/diag"; then
-    echo "ok $N - $name"
-    grep '^TIMING' "$TMP/diag" | sed 's/^TIMING /# /'
-  else
-    echo "not ok $N - $name"
-    sed 's/^/# /' "$TMP/diag"
-    FAILED=$((FAILED + 1))
-  fi
-}
 
 # member GROUP TOPIC OUT: a background `consume -G` printing "partition offset value".
 member() {
@@ -444,7 +371,7 @@ test_members_log_clean() {
 
 # ---------------------------------------------------------------------------
 
-start_broker || { echo "1..0 # SKIP runneld did not start"; exit 1; }
+start_broker --reactors 4 || { echo "1..0 # SKIP runneld did not start"; exit 1; }
 t "group usage errors exit 2" test_usage_errors
 t "group and consume --help" test_help
 t "consume -G -c commits what it printed; describe lag; resume" test_lag_and_resume
@@ -454,11 +381,8 @@ t "group list and delete" test_list_delete
 t "-e with no partition given exits" test_exit_without_partitions
 t "-G with -o e@MS: prints the window, commits its end, exits" test_group_window
 t "background members ran clean" test_members_log_clean
-echo "1..$N"
 if [ "$FAILED" -ne 0 ]; then
-  echo "# runneld log:"
-  tail -20 "$TMP/runneld.log" | sed 's/^/#   /'
   echo "# members log:"
   tail -20 "$TMP/members.log" 2>/dev/null | sed 's/^/#   /'
 fi
-exit $((FAILED > 0))
+finish

@@ -9,123 +9,15 @@
 # Each test starts its own runneld on free 127.0.0.1 ports with data under a
 # mktemp directory (removed at the end) and stops it by its pid. Every runnel
 # call runs under `timeout`.
-set -u
-
 RUNNEL=${1:?usage: test_topics.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_topics.sh RUNNEL RUNNELD}
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
-TMP=$(mktemp -d /tmp/rn-topics-XXXXXX)
-DATA=$TMP/data
-LOG=$TMP/runneld.log
-BROKER_PID=
-N=0
-FAILED=0
-
-# stop_broker: SIGTERM; runneld must exit 0 (graceful; in the sanitizer
-# build also no leak or report).
-stop_broker() {
-  local st=0
-  if [ -n "$BROKER_PID" ]; then
-    kill -TERM "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    st=$?
-    BROKER_PID=
-  fi
-  [ "$st" = 0 ] || { echo "runneld exited with status $st" >&2; return 1; }
-}
-
-kill9_broker() {
-  if [ -n "$BROKER_PID" ]; then
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    BROKER_PID=
-  fi
-}
-
-cleanup() {
-  kill9_broker
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-port_open() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-s = socket.socket()
-s.settimeout(0.2)
-sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
-EOF
-}
-
-# start_broker [RUNNELD ARGS…]: runneld on $DATA; retry with new ports if one
-# was taken in between. Its log is appended to $LOG.
-start_broker() {
-  local try i
-  for try in 1 2 3; do
-    PORT=$(free_port)
-    HTTP_PORT=$(free_port)
-    $RUNNELD --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
-      "$@" 2>>"$LOG" &
-    BROKER_PID=$!
-    for i in $(seq 1 200); do
-      if port_open "$PORT"; then
-        export RUNNEL_BROKERS=127.0.0.1:$PORT
-        return 0
-      fi
-      kill -0 "$BROKER_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    BROKER_PID=
-  done
-  echo "runneld did not start:" >&2
-  tail -20 "$LOG" >&2
-  return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" topics
 
 # fresh: no broker, an empty data directory and log.
 fresh() {
   kill9_broker
   rm -rf "$DATA"
   : >"$LOG"
-}
-
-r() { timeout 30 "$RUNNEL" "$@"; }
-
-expect_status() {
-  local want=$1 got
-  shift
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  got=$?
-  if [ "$got" != "$want" ]; then
-    echo "exit $got, wanted $want: $*" >&2
-    sed 's/^/  stderr: /' "$TMP/err" | head -5 >&2
-    return 1
-  fi
-}
-
-# t NAME FUNC: run one test (ONLY=GLOB in the environment runs only matching
-# functions, for working on one).
-t() {
-  local name=$1
-  shift
-  case "$1" in ${ONLY:-*}) ;; *) return 0 ;; esac
-  N=$((N + 1))
-  if "$@" 2>"$TMP/diag"; then
-    echo "ok $N - $name"
-  else
-    echo "not ok $N - $name"
-    sed 's/^/# /' "$TMP/diag"
-    echo "# runneld log:"
-    tail -15 "$LOG" | sed 's/^/#   /'
-    FAILED=$((FAILED + 1))
-  fi
 }
 
 # produce_keyed TOPIC COUNT: COUNT keyed records, spread over the partitions.
@@ -296,11 +188,11 @@ fds() { ls "/proc/$1/fd" | wc -l; }
 # directory, every descriptor given back.
 test_create_fails_whole_on_emfile() {
   fresh
-  local saved=$RUNNELD st
-  RUNNELD="prlimit --nofile=256:256 $saved"
+  local st
+  RUNNELD_WRAP=(prlimit --nofile=256:256)
   start_broker --reactors 1
   st=$?
-  RUNNELD=$saved
+  RUNNELD_WRAP=()
   [ "$st" = 0 ] || return 1
   grep -q 'level=warn msg="max.partitions is more than the process limits hold".*partitions_fit=64 nofile=256' "$LOG" ||
     { echo "no limits line" >&2; grep limits "$LOG" >&2; return 1; }
@@ -441,5 +333,4 @@ t "partition caps per topic and per broker" test_partition_caps
 t "create that runs out of descriptors fails whole" test_create_fails_whole_on_emfile
 t "topic alter -p adds partitions; a running producer uses them" test_add_partitions
 t "describe shows overrides; -a all; REST overrides" test_describe_overrides
-echo "1..$N"
-exit $((FAILED > 0))
+finish

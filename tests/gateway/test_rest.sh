@@ -11,57 +11,12 @@
 # Every curl runs with --max-time, so a hang fails a test, not the suite.
 # With RUNNEL_CLI, records produced over REST are read back by the native CLI
 # (same handlers, same partitioner).
-set -u
-
 RUNNELD=${1:?usage: test_rest.sh RUNNELD [RUNNEL_CLI]}
 RUNNEL=${2:-}
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
-TMP=$(mktemp -d /tmp/rn-gw-rest-XXXXXX)
-BROKER_PID=
-N=0
-FAILED=0
+. "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh" gw-rest
 
-cleanup() {
-  if [ -n "$BROKER_PID" ]; then
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-start_broker() {
-  local try i
-  for try in 1 2 3; do
-    PORT=$(free_port)
-    HTTP_PORT=$(free_port)
-    "$RUNNELD" --data-dir "$TMP/data" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
-      --override message.max.bytes=65536 2>>"$TMP/runneld.log" &
-    BROKER_PID=$!
-    for i in $(seq 1 200); do
-      if curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz"; then
-        BASE=http://127.0.0.1:$HTTP_PORT
-        export RUNNEL_BROKERS=127.0.0.1:$PORT
-        return 0
-      fi
-      kill -0 "$BROKER_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    BROKER_PID=
-  done
-  echo "runneld did not start:" >&2
-  cat "$TMP/runneld.log" >&2
-  return 1
-}
+# The broker is up once the gateway answers /healthz.
+broker_ready() { curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz"; }
 
 # req METHOD PATH [curl args…]: body in $TMP/body, status in $STATUS, headers in $TMP/hdr.
 req() {
@@ -118,20 +73,6 @@ header_has() {
   if ! grep -qi "^$1" "$TMP/hdr"; then
     echo "no '$1' header in: $(tr -d '\r' <"$TMP/hdr" | head -10)" >&2
     return 1
-  fi
-}
-
-t() {
-  local name=$1
-  shift
-  N=$((N + 1))
-  if "$@" 2>"$TMP/diag"; then
-    echo "ok $N - $name"
-  else
-    echo "not ok $N - $name"
-    sed 's/^/# /' "$TMP/diag"
-    tail -5 "$TMP/runneld.log" | sed 's/^/# runneld: /'
-    FAILED=$((FAILED + 1))
   fi
 }
 
@@ -457,7 +398,8 @@ test_clean_stop() {
   grep -q "http listening" "$TMP/runneld.log" && grep -q "stopped cleanly" "$TMP/runneld.log"
 }
 
-start_broker || { echo "1..0 # SKIP runneld did not start"; exit 1; }
+start_broker --override message.max.bytes=65536 || { echo "1..0 # SKIP runneld did not start"; exit 1; }
+BASE=http://127.0.0.1:$HTTP_PORT
 t "health and readiness" test_health
 t "metrics in Prometheus text" test_metrics
 t "create topic: 201, 409, 400, 415, 422" test_create_topic
@@ -476,5 +418,4 @@ t "REST and the native CLI share the log" test_rest_native_round_trip
 t "REST Proxy v2 consumer instances" test_consumer_instances
 t "delete topic" test_delete_topic
 t "clean stop with open HTTP connections" test_clean_stop
-echo "1..$N"
-[ "$FAILED" = 0 ]
+finish

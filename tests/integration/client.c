@@ -137,21 +137,24 @@ void it_conn_close(it_conn *c)
     free(c);
 }
 
-int it_conn_send_raw(it_conn *c, const void *buf, size_t len, int timeout_ms)
+/* Send (out) or receive exactly len bytes by the deadline, waiting in poll
+ * whenever the socket would block. A peer that closes while we receive is
+ * -ECONNRESET. */
+static int move_exact(it_conn *c, uint8_t *p, size_t len, bool out, int64_t deadline)
 {
-    const uint8_t *p = buf;
-    int64_t deadline = it_now_ms() + timeout_ms;
     while (len > 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        ssize_t n = out ? send(c->fd, p, len, MSG_NOSIGNAL) : recv(c->fd, p, len, 0);
         if (n > 0) {
             p += n;
             len -= (size_t)n;
             continue;
         }
+        if (n == 0 && !out)
+            return -ECONNRESET;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = wait_fd(c->fd, POLLOUT, deadline);
+            int rc = wait_fd(c->fd, out ? POLLOUT : POLLIN, deadline);
             if (rc < 0)
                 return rc;
             continue;
@@ -159,6 +162,12 @@ int it_conn_send_raw(it_conn *c, const void *buf, size_t len, int timeout_ms)
         return -errno;
     }
     return 0;
+}
+
+int it_conn_send_raw(it_conn *c, const void *buf, size_t len, int timeout_ms)
+{
+    /* move_exact only reads from the buffer when it sends. */
+    return move_exact(c, (uint8_t *)buf, len, true, it_now_ms() + timeout_ms);
 }
 
 int it_conn_send(it_conn *c, Runnel__RequestHeader *h, const void *payload, size_t len,
@@ -187,27 +196,7 @@ int it_conn_send(it_conn *c, Runnel__RequestHeader *h, const void *payload, size
 
 static int recv_exact(it_conn *c, void *buf, size_t len, int64_t deadline)
 {
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = recv(c->fd, p, len, 0);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n == 0)
-            return -ECONNRESET;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int rc = wait_fd(c->fd, POLLIN, deadline);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
-        return -errno;
-    }
-    return 0;
+    return move_exact(c, buf, len, false, deadline);
 }
 
 int it_conn_recv(it_conn *c, int expected_api, it_resp *out, int timeout_ms)
@@ -336,11 +325,8 @@ int it_api_versions(it_conn *c, it_resp *out)
 {
     Runnel__ApiVersionsRequest body = RUNNEL__API_VERSIONS_REQUEST__INIT;
     body.client_software_name = "runnel-integration";
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__API_VERSIONS;
+    IT_REQUEST(h, API_VERSIONS, api_versions, &body);
     h.client_id = "it";
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS;
-    h.api_versions = &body;
     return it_call(c, &h, NULL, 0, out);
 }
 
@@ -349,10 +335,7 @@ int it_metadata(it_conn *c, const char *const *topics, size_t n, it_resp *out)
     Runnel__MetadataRequest body = RUNNEL__METADATA_REQUEST__INIT;
     body.n_topics = n;
     body.topics = (char **)topics;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__METADATA;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
-    h.metadata = &body;
+    IT_REQUEST(h, METADATA, metadata, &body);
     return it_call(c, &h, NULL, 0, out);
 }
 
@@ -390,10 +373,7 @@ int it_create_topics(it_conn *c, const it_topic_spec *topics, size_t n, bool val
     body.topics = ntp;
     body.timeout_ms = 5000;
     body.validate_only = validate_only;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__CREATE_TOPICS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CREATE_TOPICS;
-    h.create_topics = &body;
+    IT_REQUEST(h, CREATE_TOPICS, create_topics, &body);
     rc = it_call(c, &h, NULL, 0, out);
 out:
     for (size_t i = 0; kv && i < n; i++)
@@ -429,10 +409,7 @@ int it_delete_topics(it_conn *c, const char *const *names, size_t n, it_resp *ou
     body.n_topics = n;
     body.topics = (char **)names;
     body.timeout_ms = 5000;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__DELETE_TOPICS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
-    h.delete_topics = &body;
+    IT_REQUEST(h, DELETE_TOPICS, delete_topics, &body);
     return it_call(c, &h, NULL, 0, out);
 }
 
@@ -440,10 +417,7 @@ int it_describe(it_conn *c, const char *name, it_resp *out)
 {
     Runnel__DescribeTopicRequest body = RUNNEL__DESCRIBE_TOPIC_REQUEST__INIT;
     body.name = (char *)name;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__DESCRIBE_TOPIC;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_TOPIC;
-    h.describe_topic = &body;
+    IT_REQUEST(h, DESCRIBE_TOPIC, describe_topic, &body);
     return it_call(c, &h, NULL, 0, out);
 }
 
@@ -472,10 +446,7 @@ int it_alter(it_conn *c, const char *topic, const char *set, const char *del, bo
     body.n_delete_configs = dk.n;
     body.delete_configs = dk.keys;
     body.validate_only = validate_only;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__ALTER_CONFIGS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_ALTER_CONFIGS;
-    h.alter_configs = &body;
+    IT_REQUEST(h, ALTER_CONFIGS, alter_configs, &body);
     rc = it_call(c, &h, NULL, 0, out);
 out:
     free(sk.buf);
@@ -509,10 +480,7 @@ int it_produce_send(it_conn *c, const it_produce_part *parts, size_t n, int acks
     body.timeout_ms = 5000;
     body.n_partitions = n;
     body.partitions = ppp;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__PRODUCE;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_PRODUCE;
-    h.produce = &body;
+    IT_REQUEST(h, PRODUCE, produce, &body);
     rc = it_conn_send(c, &h, payload, total, cid);
 out:
     free(pp);
@@ -583,10 +551,7 @@ int it_fetch_send(it_conn *c, const it_fetch_part *parts, size_t n, const it_fet
     }
     body.n_partitions = n;
     body.partitions = fpp;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__FETCH;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH;
-    h.fetch = &body;
+    IT_REQUEST(h, FETCH, fetch, &body);
     rc = it_conn_send(c, &h, NULL, 0, cid);
 out:
     free(fp);
@@ -632,10 +597,7 @@ int it_list_offsets(it_conn *c, const char *topic, int32_t partition, int64_t ti
     Runnel__ListOffsetsRequest body = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
     body.n_partitions = 1;
     body.partitions = &lpp;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__LIST_OFFSETS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
-    h.list_offsets = &body;
+    IT_REQUEST(h, LIST_OFFSETS, list_offsets, &body);
     it_resp r;
     int rc = it_call(c, &h, NULL, 0, &r);
     if (rc < 0)
@@ -809,10 +771,7 @@ static bool broker_answers(const it_broker *b)
     if (it_conn_open(&c, b->host, b->port, 200) < 0)
         return false;
     Runnel__ApiVersionsRequest body = RUNNEL__API_VERSIONS_REQUEST__INIT;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__API_VERSIONS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS;
-    h.api_versions = &body;
+    IT_REQUEST(h, API_VERSIONS, api_versions, &body);
     uint32_t cid;
     it_resp r;
     bool ok = it_conn_send(c, &h, NULL, 0, &cid) == 0 &&

@@ -82,6 +82,14 @@ int it_conn_send(it_conn *c, Runnel__RequestHeader *h, const void *payload, size
  * cleanly), -EPROTO (the frame did not decode), -ENOMEM. */
 int it_conn_recv(it_conn *c, int expected_api, it_resp *out, int timeout_ms);
 
+/* Declare h, a request header of API (the suffix of its RUNNEL__API__ name,
+ * which its body case shares) whose body is in oneof member `member`. */
+#define IT_REQUEST(h, API, member, body)                                                           \
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;                                        \
+    h.api = RUNNEL__API__##API;                                                                    \
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_##API;                                              \
+    h.member = (body)
+
 /* Send h and wait for its answer (checks the correlation id). */
 int it_call(it_conn *c, Runnel__RequestHeader *h, const void *payload, size_t len, it_resp *out);
 

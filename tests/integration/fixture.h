@@ -6,16 +6,26 @@
  * which sends SIGTERM and asserts exit status 0: a broker that crashes,
  * hangs on shutdown, or (in the sanitizer build) leaks or trips ASan/UBSan
  * fails the test that ran it. On any failure the tail of the broker's log is
- * printed, so the reason is in the test output.
+ * printed, so the reason is in the test output. itf_pass ends a test that got
+ * through (close, clean stop, passed); itf_bounce restarts the broker under a
+ * test. Tests that also talk to the HTTP listener or run the runnel CLI share
+ * ITF_HTTP_SUITE, itf_http_get and itf_run_cli instead of each keeping a copy.
  */
 #ifndef RN_IT_FIXTURE_H
 #define RN_IT_FIXTURE_H
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "protocol/batch.h"
@@ -83,6 +93,25 @@ static inline void itf_stop_clean(it_broker *b)
               itf_status_str(st, s, sizeof(s)));
 }
 
+/* The end of a test that got this far: close c (may be NULL), stop the
+ * broker cleanly (itf_stop_clean) and mark the test passed. */
+static inline void itf_pass(it_broker *b, it_conn *c)
+{
+    it_conn_close(c);
+    itf_stop_clean(b);
+    itf_passed = true;
+}
+
+/* Close c, stop the broker cleanly, start it again on the same data and port,
+ * and return a new connection to it: what survives a restart. */
+static inline it_conn *itf_bounce(it_broker *b, it_conn *c)
+{
+    it_conn_close(c);
+    itf_stop_clean(b);
+    itf_restart(b);
+    return itf_connect(b);
+}
+
 /* Replace the suite's broker with a fresh one started with args: for the
  * few tests that need other flags. (A Criterion test-level .init runs after
  * the suite's, not instead of it.) */
@@ -137,5 +166,136 @@ static inline const char *itf_config(const Runnel__DescribeTopicResponse *d, con
             return d->configs[i]->value;
     return NULL;
 }
+
+/* ---- The HTTP listener, files and the runnel CLI ----------------------------- */
+
+/* A free 127.0.0.1 port: bound, read and closed again (the broker that is
+ * given it binds it a moment later). */
+static inline uint16_t itf_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* itf_start with an HTTP listener on a free port, which it returns. */
+static inline uint16_t itf_start_http(it_broker *b)
+{
+    uint16_t port = itf_free_port();
+    char http[32];
+    snprintf(http, sizeof(http), "127.0.0.1:%u", port);
+    const char *args[] = {"--http", http, NULL};
+    itf_start(b, args); /* it_broker_init copies the arguments */
+    return port;
+}
+
+/* Define the suite `name` (tests time out after timeout_s) whose every test
+ * gets a fresh broker B with an HTTP listener on http_port. */
+#define ITF_HTTP_SUITE(name, timeout_s)                                                            \
+    static it_broker B;                                                                            \
+    static uint16_t http_port;                                                                     \
+    static void itf_http_setup(void)                                                               \
+    {                                                                                              \
+        http_port = itf_start_http(&B);                                                            \
+    }                                                                                              \
+    static void itf_http_teardown(void)                                                            \
+    {                                                                                              \
+        itf_teardown(&B);                                                                          \
+    }                                                                                              \
+    TestSuite(name, .init = itf_http_setup, .fini = itf_http_teardown, .timeout = (timeout_s))
+
+/* GET path from the HTTP listener on port: the status, and the body in *body
+ * (malloc'd, NUL-terminated). Reads until the broker closes (Connection:
+ * close), at most 10 s per read. */
+static inline int itf_http_get(uint16_t port, const char *path, char **body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
+                 strerror(errno));
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    for (;;) {
+        if (len + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            cr_assert_not_null(buf);
+        }
+        ssize_t got = read(fd, buf + len, cap - 1 - len);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    buf[len] = '\0';
+    int status = 0;
+    cr_assert_eq(sscanf(buf, "HTTP/1.1 %d", &status), 1, "no status line: %.200s", buf);
+    char *start = strstr(buf, "\r\n\r\n");
+    *body = strdup(start ? start + 4 : "");
+    free(buf);
+    return status;
+}
+
+/* The whole file at path (malloc'd, NUL-terminated); its size in *len when
+ * len is not NULL. */
+static inline char *itf_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_not_null(s);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return s;
+}
+
+static inline size_t itf_count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+#ifdef IT_RUNNEL
+/* Run `runnel ARGS -b <b's address>` (a shell line, under timeout 60) with
+ * stdin from in_path (NULL: /dev/null), stdout and stderr to files in b's
+ * scratch directory; return its exit status, and the outputs (malloc'd) in
+ * *out and *err. IT_RUNNEL is the CLI meson built with this tree. */
+static inline int itf_run_cli(const it_broker *b, const char *args, const char *in_path, char **out,
+                              char **err)
+{
+    char outp[160], errp[160], cmd[1024];
+    snprintf(outp, sizeof(outp), "%s/cli.out", b->root);
+    snprintf(errp, sizeof(errp), "%s/cli.err", b->root);
+    snprintf(cmd, sizeof(cmd), "timeout 60 %s %s -b 127.0.0.1:%u <%s >%s 2>%s", IT_RUNNEL, args,
+             b->port, in_path ? in_path : "/dev/null", outp, errp);
+    int st = system(cmd);
+    cr_assert(st != -1 && WIFEXITED(st), "%s: status 0x%x", cmd, st);
+    *out = itf_slurp(outp, NULL);
+    *err = itf_slurp(errp, NULL);
+    return WEXITSTATUS(st);
+}
+#endif
 
 #endif

@@ -86,9 +86,7 @@ Test(api, api_versions_lists_every_api)
         cr_assert(found, "ApiVersions lacks %s", apis[i].name);
     }
     it_resp_free(&r);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // CreateTopics answers each topic on its own: created, exists, bad name, bad
@@ -152,9 +150,7 @@ Test(api, create_topics_outcomes)
         snprintf(dir, sizeof(dir), "%s/orders-%d", B.data_dir, p);
         cr_assert_eq(stat(dir, &st), 0, "%s missing", dir);
     }
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // Metadata describes every topic, only the named ones, and flags unknown names.
@@ -201,9 +197,7 @@ Test(api, metadata_all_named_unknown)
     cr_assert_eq(m->topics[1]->error_code, RN_E_UNKNOWN_TOPIC);
     cr_assert_eq(m->topics[1]->n_partitions, 0);
     it_resp_free(&r);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // DescribeTopic reports effective configs (overrides and defaults) and each
@@ -244,9 +238,7 @@ Test(api, describe_topic_configs_and_offsets)
     it_resp_free(&r);
     free(b1);
     free(b2);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // AlterConfigs sets and deletes keys incrementally, rejects unknown keys and
@@ -302,21 +294,16 @@ Test(api, alter_configs_and_describe)
     uint8_t *b = itf_batch("a", 2, 1000, &l);
     cr_assert_eq(itf_produce(c, "alt", 0, b, l), 0);
     free(b);
-    it_conn_close(c);
 
     /* Configs are metadata: they survive a restart. */
-    itf_stop_clean(&B);
-    itf_restart(&B);
-    c = itf_connect(&B);
+    c = itf_bounce(&B, c);
     cr_assert_eq(it_describe(c, "alt", &r), 0);
     cr_assert_str_eq(itf_config(r.hdr->describe_topic, "retention.ms"), "604800000");
     cr_assert_str_eq(itf_config(r.hdr->describe_topic, "segment.bytes"), "1048576");
     cr_assert_str_eq(itf_config(r.hdr->describe_topic, "flush"), "interval:250");
     cr_assert_eq(r.hdr->describe_topic->partitions[0]->log_end_offset, 2);
     it_resp_free(&r);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // Produce with acks=1 and acks=-1 answers with offsets; acks=0 sends no answer
@@ -360,9 +347,7 @@ Test(api, produce_acks)
     assert_batch_stored(data + l, l, b, l, 12);
     it_resp_free(&r);
     free(b);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // One Produce request may carry batches for several partitions; each gets
@@ -407,9 +392,7 @@ Test(api, produce_multi_partition)
     free(b0);
     free(b1);
     free(b2);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // A Fetch of many partitions returns each partition's batches, byte for
@@ -469,9 +452,7 @@ Test(api, fetch_many_partitions)
         free(b[p][0]);
         free(b[p][1]);
     }
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // max_bytes and partition_max_bytes bound the answer to whole batches, but
@@ -524,9 +505,7 @@ Test(api, fetch_max_bytes)
     cr_assert_eq(r.payload_len, 3 * l);
     it_resp_free(&r);
     free(b);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // A long-polling Fetch (min_bytes=1, max_wait_ms=2000) answers as soon as
@@ -559,9 +538,7 @@ Test(api, fetch_long_poll_wakes_on_produce)
     it_resp_free(&r);
     free(b);
     it_conn_close(p);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // A long poll with nothing arriving answers empty once max_wait_ms passed,
@@ -585,9 +562,7 @@ Test(api, fetch_long_poll_times_out_empty)
     it_resp_free(&r);
     cr_assert_eq(it_api_versions(c, &r), 0);
     it_resp_free(&r);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // While a producer keeps appends in flight, no Fetch ever returns a record
@@ -644,9 +619,7 @@ Test(api, fetch_reads_up_to_high_watermark)
     it_resp_free(&r);
     free(b);
     it_conn_close(p);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // A Fetch past the log end (or below its start) is OFFSET_OUT_OF_RANGE with
@@ -672,9 +645,7 @@ Test(api, fetch_out_of_range)
     cr_assert_eq(pr[2]->error_code, RN_E_OFFSET_OUT_OF_RANGE);
     it_resp_free(&r);
     free(b);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // ListOffsets: -2 is the log start, -1 the high watermark, a time is the
@@ -707,9 +678,7 @@ Test(api, list_offsets_earliest_latest_time)
     }
     cr_assert_eq(it_list_offsets(c, "lo", 3, -1, &off, &ts), RN_E_UNKNOWN_TOPIC);
     cr_assert_eq(it_list_offsets(c, "nolo", 0, -1, &off, &ts), RN_E_UNKNOWN_TOPIC);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // DeleteTopics removes the topic and its files: produce then gets
@@ -743,18 +712,13 @@ Test(api, delete_topics_then_produce)
     itf_create(c, "gone", 1, NULL);
     cr_assert_eq(itf_produce(c, "gone", 0, b, l), 0, "a re-created topic starts empty");
     free(b);
-    it_conn_close(c);
 
     /* And after a restart the deleted partition 1 does not come back. */
-    itf_stop_clean(&B);
-    itf_restart(&B);
-    c = itf_connect(&B);
+    c = itf_bounce(&B, c);
     cr_assert_eq(it_metadata(c, names, 1, &r), 0);
     cr_assert_eq(r.hdr->metadata->topics[0]->n_partitions, 1);
     it_resp_free(&r);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // 100 requests of every kind sent before reading anything all get answered,
@@ -826,9 +790,7 @@ Test(api, pipelining_100_requests)
         it_resp_free(&r);
     }
     free(b);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // Deleting a topic answers the long-polling fetches parked on it at once,
@@ -862,9 +824,7 @@ Test(api, delete_topic_answers_parked_fetch)
     cr_assert_eq(itf_produce(admin, "other", 0, b, l), 0);
     free(b);
     it_conn_close(admin);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // A client that pipelines far more fetch answers than the connection's send
@@ -910,9 +870,7 @@ Test(api, slow_reader_backpressure)
     cr_assert_eq(it_api_versions(c, &r), 0);
     it_resp_free(&r);
     free(b);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // With a small segment.bytes the log rolls into many segments and a consumer
@@ -999,9 +957,7 @@ Test(api, segments_roll_and_retention)
     cr_assert_eq(it_describe(c, "ret", &r), 0);
     cr_assert_eq(r.hdr->describe_topic->partitions[0]->log_start_offset, start);
     it_resp_free(&r);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // Deleting a topic while produces to it are in flight answers every produce
@@ -1029,10 +985,7 @@ Test(api, delete_topic_during_produce)
             char *name = "racy";
             d.n_topics = 1;
             d.topics = &name;
-            Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-            h.api = RUNNEL__API__DELETE_TOPICS;
-            h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
-            h.delete_topics = &d;
+            IT_REQUEST(h, DELETE_TOPICS, delete_topics, &d);
             cr_assert_eq(it_conn_send(admin, &h, NULL, 0, NULL), 0);
             delete_sent = true;
         }
@@ -1068,7 +1021,5 @@ Test(api, delete_topic_during_produce)
     cr_assert_eq(itf_produce(admin, "racy", 0, b, l), 0);
     free(b);
     it_conn_close(admin);
-    it_conn_close(p);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, p);
 }

@@ -74,6 +74,15 @@ static void assert_healthy(void)
     it_conn_close(c);
 }
 
+/* The end of a test: close c (may be NULL), prove a fresh client is still
+ * served, and stop gracefully. */
+static void pass_healthy(it_conn *c)
+{
+    it_conn_close(c);
+    assert_healthy();
+    itf_pass(&B, NULL);
+}
+
 /* Send raw bytes on a new connection; the broker must answer with err
  * (correlation id cid) and, when msg is not NULL, exactly that message, and
  * close the connection. The message tells which check refused the input: two
@@ -119,23 +128,39 @@ static uint8_t *frame_of(Runnel__RequestHeader *h, const void *payload, size_t l
     return buf;
 }
 
+/* A Produce request of one batch of batch_len bytes to target-0, its
+ * messages linked to each other inside q (so q must stay where it is). */
+typedef struct produce_req {
+    Runnel__ProducePartition pp, *ppp;
+    Runnel__ProduceRequest pr;
+    Runnel__RequestHeader h;
+} produce_req;
+
+static void produce_req_init(produce_req *q, size_t batch_len, int32_t acks, uint32_t cid)
+{
+    runnel__produce_partition__init(&q->pp);
+    q->pp.topic = "target";
+    q->pp.batch_len = (uint32_t)batch_len;
+    q->ppp = &q->pp;
+    runnel__produce_request__init(&q->pr);
+    q->pr.acks = acks;
+    q->pr.n_partitions = 1;
+    q->pr.partitions = &q->ppp;
+    runnel__request_header__init(&q->h);
+    q->h.api = RUNNEL__API__PRODUCE;
+    q->h.correlation_id = cid;
+    q->h.body_case = RUNNEL__REQUEST_HEADER__BODY_PRODUCE;
+    q->h.produce = &q->pr;
+}
+
 // A connection that sends part of a frame and closes leaves the broker serving.
 Test(bad_input, truncated_frame_then_close)
 {
     size_t l, fl;
     uint8_t *b = itf_batch("t", 20, 1000, &l);
-    Runnel__ProducePartition pp = RUNNEL__PRODUCE_PARTITION__INIT, *ppp = &pp;
-    pp.topic = "target";
-    pp.batch_len = (uint32_t)l;
-    Runnel__ProduceRequest pr = RUNNEL__PRODUCE_REQUEST__INIT;
-    pr.acks = 1;
-    pr.n_partitions = 1;
-    pr.partitions = &ppp;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__PRODUCE;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_PRODUCE;
-    h.produce = &pr;
-    uint8_t *f = frame_of(&h, b, l, &fl);
+    produce_req q;
+    produce_req_init(&q, l, 1, 0);
+    uint8_t *f = frame_of(&q.h, b, l, &fl);
     /* Cut at several places: inside the prefix, the header, the payload. */
     size_t cuts[] = {2, 6, 12, fl / 2, fl - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
@@ -152,8 +177,7 @@ Test(bad_input, truncated_frame_then_close)
     it_conn_close(c);
     free(f);
     free(b);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, NULL);
 }
 
 // frame_length 0, 1, 2, 3 and 0xFFFFFFFF, and a header_length past the end of
@@ -195,9 +219,7 @@ Test(bad_input, bad_frame_lengths)
     put_be32(hl + 4, 5);
     assert_rejected_msg(hl, 8, RN_E_INVALID_REQUEST, 0,
                         "header_length 5 does not fit in frame_length 8");
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(NULL);
 }
 
 // A header that is not protobuf, or has no API or body, or a body of another
@@ -228,32 +250,20 @@ Test(bad_input, garbage_protobuf)
     /* acks out of range. */
     size_t l;
     uint8_t *b = itf_batch("a", 1, 1000, &l);
-    Runnel__ProducePartition pp = RUNNEL__PRODUCE_PARTITION__INIT, *ppp = &pp;
-    pp.topic = "target";
-    pp.batch_len = (uint32_t)l;
-    Runnel__ProduceRequest pr = RUNNEL__PRODUCE_REQUEST__INIT;
-    pr.acks = 5;
-    pr.n_partitions = 1;
-    pr.partitions = &ppp;
-    Runnel__RequestHeader ph = RUNNEL__REQUEST_HEADER__INIT;
-    ph.api = RUNNEL__API__PRODUCE;
-    ph.correlation_id = 78;
-    ph.body_case = RUNNEL__REQUEST_HEADER__BODY_PRODUCE;
-    ph.produce = &pr;
-    g = frame_of(&ph, b, l, &fl);
+    produce_req q;
+    produce_req_init(&q, l, 5, 78);
+    g = frame_of(&q.h, b, l, &fl);
     assert_rejected_and_closed(g, fl, RN_E_INVALID_REQUEST, 78);
     free(g);
 
     /* batch_len not adding up to the payload. */
-    pr.acks = 1;
-    pp.batch_len = (uint32_t)l + 10;
-    g = frame_of(&ph, b, l, &fl);
+    q.pr.acks = 1;
+    q.pp.batch_len = (uint32_t)l + 10;
+    g = frame_of(&q.h, b, l, &fl);
     assert_rejected_and_closed(g, fl, RN_E_INVALID_REQUEST, 78);
     free(g);
     free(b);
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(NULL);
 }
 
 // A batch with a wrong CRC is refused for its partition only (BATCH_BAD_CRC),
@@ -290,10 +300,7 @@ Test(bad_input, produce_bad_crc)
     cr_assert_eq(itf_produce(c, "target", 0, good, l), 3);
     free(bad);
     free(good);
-    it_conn_close(c);
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(c);
 }
 
 // An unknown or reserved API, or an unsupported version, is answered with
@@ -326,11 +333,8 @@ Test(bad_input, unknown_api_keeps_connection)
         it_resp_free(&r);
     }
     Runnel__MetadataRequest m = RUNNEL__METADATA_REQUEST__INIT;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__METADATA;
+    IT_REQUEST(h, METADATA, metadata, &m);
     h.api_version = 9;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
-    h.metadata = &m;
     it_resp r;
     cr_assert_eq(it_call(c, &h, NULL, 0, &r), 0);
     cr_assert_eq(r.hdr->error_code, RN_E_UNSUPPORTED_VERSION);
@@ -339,10 +343,7 @@ Test(bad_input, unknown_api_keeps_connection)
     cr_assert_eq(it_api_versions(c, &r), 0);
     cr_assert_eq(r.hdr->error_code, 0);
     it_resp_free(&r);
-    it_conn_close(c);
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(c);
 }
 
 // A batch over the topic's max.message.bytes (the broker's message.max.bytes
@@ -374,10 +375,7 @@ Test(bad_input, oversize_batch_keeps_connection)
     cr_assert_eq(it_api_versions(c, &r), 0);
     it_resp_free(&r);
     free(b);
-    it_conn_close(c);
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(c);
 }
 
 // Produce to an unknown topic or a partition the topic does not have is
@@ -411,10 +409,7 @@ Test(bad_input, unknown_topic_partition_and_beyond_end)
     int64_t off;
     cr_assert_eq(it_list_offsets(c, "nosuch", 0, -1, &off, NULL), RN_E_UNKNOWN_TOPIC);
     free(b);
-    it_conn_close(c);
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(c);
 }
 
 /* Open n connections, send each the first half of frame f, then drop them
@@ -451,18 +446,9 @@ Test(bad_input, half_frame_storm)
 {
     size_t l, fl;
     uint8_t *b = itf_batch("storm-0123456789abcdef0123456789abcdef", 600, 1000, &l);
-    Runnel__ProducePartition pp = RUNNEL__PRODUCE_PARTITION__INIT, *ppp = &pp;
-    pp.topic = "target";
-    pp.batch_len = (uint32_t)l;
-    Runnel__ProduceRequest pr = RUNNEL__PRODUCE_REQUEST__INIT;
-    pr.acks = 1;
-    pr.n_partitions = 1;
-    pr.partitions = &ppp;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__PRODUCE;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_PRODUCE;
-    h.produce = &pr;
-    uint8_t *f = frame_of(&h, b, l, &fl);
+    produce_req q;
+    produce_req_init(&q, l, 1, 0);
+    uint8_t *f = frame_of(&q.h, b, l, &fl);
     cr_assert_gt(fl, 16 * 1024, "the frame should span receive segments");
 
     /* In the sanitizer build freed memory sits in ASan's quarantine (256 MiB
@@ -505,9 +491,7 @@ Test(bad_input, half_frame_storm)
     it_conn_close(c);
     free(f);
     free(b);
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(NULL);
 }
 
 // Clients that vanish with requests in flight (pipelined produces, parked
@@ -539,9 +523,7 @@ Test(bad_input, clients_vanish_mid_request)
     usleep(100 * 1000);
     free(b);
     assert_healthy();
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(NULL);
 }
 
 // Over a thousand long polls parked on one connection: the broker stops
@@ -557,10 +539,7 @@ Test(bad_input, many_parked_fetches_on_one_connection)
         cr_assert_eq(it_fetch_send(c, &fp, 1, &o, NULL), 0);
     uint32_t cid;
     Runnel__ApiVersionsRequest av = RUNNEL__API_VERSIONS_REQUEST__INIT;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__API_VERSIONS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS;
-    h.api_versions = &av;
+    IT_REQUEST(h, API_VERSIONS, api_versions, &av);
     cr_assert_eq(it_conn_send(c, &h, NULL, 0, &cid), 0);
     int fetches = 0;
     bool versions = false;
@@ -577,10 +556,7 @@ Test(bad_input, many_parked_fetches_on_one_connection)
     }
     cr_assert_eq(fetches, N);
     cr_assert(versions);
-    it_conn_close(c);
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(c);
 }
 
 // A topic's own max.message.bytes is enforced per partition
@@ -614,8 +590,5 @@ Test(bad_input, topic_limit_and_silent_acks0_errors)
     cr_assert_eq(end, 2, "a corrupt acks=0 batch was appended");
     free(big);
     free(small);
-    it_conn_close(c);
-    assert_healthy();
-    itf_stop_clean(&B);
-    itf_passed = true;
+    pass_healthy(c);
 }

@@ -27,116 +27,16 @@
 
 #include "fixture.h"
 
-static it_broker B;
-static uint16_t http_port;
-static char http_arg[32];
+ITF_HTTP_SUITE(codecs, 120);
 
-static uint16_t pick_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static void setup(void)
-{
-    http_port = pick_port();
-    snprintf(http_arg, sizeof(http_arg), "127.0.0.1:%u", http_port);
-    const char *args[] = {"--http", http_arg, NULL};
-    itf_start(&B, args);
-}
-
-static void teardown(void)
-{
-    itf_teardown(&B);
-}
-
-TestSuite(codecs, .init = setup, .fini = teardown, .timeout = 120);
-
-/* ---- Helpers (as test_validation.c's) ------------------------------------- */
-
-static int http_get(const char *path, char **body)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons(http_port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
-                 strerror(errno));
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    cr_assert_eq(write(fd, req, (size_t)n), n);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    for (;;) {
-        if (len + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            cr_assert_not_null(buf);
-        }
-        ssize_t got = read(fd, buf + len, cap - 1 - len);
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-    }
-    close(fd);
-    buf[len] = '\0';
-    int status = 0;
-    cr_assert_eq(sscanf(buf, "HTTP/1.1 %d", &status), 1, "no status line: %.200s", buf);
-    char *start = strstr(buf, "\r\n\r\n");
-    *body = strdup(start ? start + 4 : "");
-    free(buf);
-    return status;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_not_null(s);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return s;
-}
-
-/* Run `runnel ARGS`; its exit status, stdout and stderr (malloc'd). */
-static int run_cli(const char *args, char **out, char **err)
-{
-    char outp[160], errp[160], cmd[1024];
-    snprintf(outp, sizeof(outp), "%s/cli.out", B.root);
-    snprintf(errp, sizeof(errp), "%s/cli.err", B.root);
-    snprintf(cmd, sizeof(cmd), "timeout 60 %s %s -b 127.0.0.1:%u </dev/null >%s 2>%s", IT_RUNNEL,
-             args, B.port, outp, errp);
-    int st = system(cmd);
-    cr_assert(st != -1 && WIFEXITED(st), "%s: status 0x%x", cmd, st);
-    *out = slurp(outp, NULL);
-    *err = slurp(errp, NULL);
-    return WEXITSTATUS(st);
-}
+/* ---- Helpers -------------------------------------------------------------- */
 
 /* The golden batch of python3-kafka for codec name (malloc'd). */
 static uint8_t *golden(const char *name, size_t *len)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/kafka_python_%s.bin", GOLDEN_DIR, name);
-    return (uint8_t *)slurp(path, len);
+    return (uint8_t *)itf_slurp(path, len);
 }
 
 /* The gzip golden batch's records recompressed as one raw snappy block, the
@@ -166,14 +66,6 @@ static uint8_t *raw_snappy_batch(size_t *len)
     cr_assert_eq(rn_batch_verify(p, size, 0, 0), 0);
     *len = size;
     return p;
-}
-
-static size_t count_lines(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* ---- Tests -------------------------------------------------------------------- */
@@ -209,9 +101,9 @@ Test(codecs, kafka_client_batches_produced_consumed_and_fetched_over_rest)
 
         char args[128], *out, *err;
         snprintf(args, sizeof(args), "consume %s -e -o beginning", topic);
-        int st = run_cli(args, &out, &err);
+        int st = itf_run_cli(&B, args, NULL, &out, &err);
         cr_assert_eq(st, 0, "%s: consume exit %d: %s", names[i], st, err);
-        cr_assert_eq(count_lines(out), 20, "%s: %s", names[i], out);
+        cr_assert_eq(itf_count_lines(out), 20, "%s: %s", names[i], out);
         cr_assert(!strncmp(out, "value-0 value-0 ", 16), "%s: %.40s", names[i], out);
         cr_assert(strstr(out, "value-19 value-19 value-19"), "%s", names[i]);
         free(out);
@@ -219,14 +111,12 @@ Test(codecs, kafka_client_batches_produced_consumed_and_fetched_over_rest)
 
         char path[128], *body;
         snprintf(path, sizeof(path), "/topics/%s/partitions/0/records?offset=0", topic);
-        int status = http_get(path, &body);
+        int status = itf_http_get(http_port, path, &body);
         cr_assert_eq(status, 200, "%s: %.300s", names[i], body);
         cr_assert(strstr(body, "key-19") && strstr(body, "value-19 value-19") &&
                       strstr(body, "value-0 value-0"),
                   "%s: %.300s", names[i], body);
         free(body);
     }
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }

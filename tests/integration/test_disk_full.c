@@ -309,9 +309,7 @@ Test(disk_full, full_disk_fails_fast_and_recovers)
     }
     cr_assert_eq(count_lines("msg=\"partition cannot write\" partition=full-0 err=ENOSPC"), 1);
     cr_assert_eq(count_lines("msg=\"partition can write again\" partition=full-0"), 1);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // retention.bytes with 1 GiB segments frees a full disk: three disks' worth of data lands.
@@ -345,7 +343,5 @@ Test(disk_full, retention_frees_a_full_disk)
     cr_assert_eq(it_list_offsets(c, "trim", 0, -2, &start, NULL), 0);
     cr_assert_gt(start, 0, "retention deleted nothing");
     free(b);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }

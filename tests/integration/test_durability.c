@@ -295,8 +295,7 @@ Test(durability, kill9_keeps_every_acked_batch)
     }
     cr_assert_eq(p.n_errors, 0, "%u produce answers carried an error", p.n_errors);
     producer_free(&p);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, NULL);
 }
 
 // SIGTERM while producing: runneld finishes what is in flight, exits 0
@@ -338,8 +337,7 @@ Test(durability, sigterm_is_graceful)
     verify_acked(&p);
     cr_assert_eq(p.n_errors, 0, "%u produce answers carried an error", p.n_errors);
     producer_free(&p);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, NULL);
 }
 
 // SIGTERM answers a parked long-poll Fetch at once (empty, no error) instead

@@ -24,36 +24,7 @@
 #include "fixture.h"
 #include "gw_bomb.h"
 
-static it_broker B;
-static uint16_t http_port;
-
-static uint16_t pick_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof(sa);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static void setup(void)
-{
-    http_port = pick_port();
-    char http[64];
-    snprintf(http, sizeof(http), "127.0.0.1:%u", http_port);
-    const char *args[] = {"--http", http, NULL};
-    itf_start(&B, args);
-}
-
-static void teardown(void)
-{
-    itf_teardown(&B);
-}
-
-TestSuite(gateway_bombs, .init = setup, .fini = teardown, .timeout = 180);
+ITF_HTTP_SUITE(gateway_bombs, 180);
 
 /* Store batch after the partition's first batch (first_len bytes at offset
  * 0): produced if the broker takes it, else written into the segment while

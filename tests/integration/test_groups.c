@@ -65,10 +65,7 @@ static int heartbeat(it_conn *c, const char *group, gm *m, const char *topic)
     body.owned = m->n ? &op : NULL;
     body.n_owned = m->n ? 1 : 0;
     body.session_timeout_ms = m->session_ms;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__GROUP_HEARTBEAT;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_GROUP_HEARTBEAT;
-    h.group_heartbeat = &body;
+    IT_REQUEST(h, GROUP_HEARTBEAT, group_heartbeat, &body);
     it_resp r;
     int rc = it_call(c, &h, NULL, 0, &r);
     if (rc < 0)
@@ -128,10 +125,7 @@ static int commit(it_conn *c, const char *group, const gm *m, const char *topic,
     body.member_epoch = m ? m->epoch : 0;
     body.offsets = &ocp;
     body.n_offsets = 1;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__COMMIT_OFFSETS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS;
-    h.commit_offsets = &body;
+    IT_REQUEST(h, COMMIT_OFFSETS, commit_offsets, &body);
     it_resp r;
     int rc = it_call(c, &h, NULL, 0, &r);
     if (rc < 0)
@@ -156,10 +150,7 @@ static int64_t fetch_offset(it_conn *c, const char *group, const char *topic, in
     body.group_id = (char *)group;
     body.partitions = &tpp;
     body.n_partitions = 1;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__FETCH_OFFSETS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS;
-    h.fetch_offsets = &body;
+    IT_REQUEST(h, FETCH_OFFSETS, fetch_offsets, &body);
     it_resp r;
     cr_assert_eq(it_call(c, &h, NULL, 0, &r), 0);
     cr_assert_eq(r.hdr->error_code, 0, "fetch offsets: %s", r.hdr->error_message);
@@ -173,20 +164,14 @@ static int describe(it_conn *c, const char *group, it_resp *r)
 {
     Runnel__DescribeGroupRequest body = RUNNEL__DESCRIBE_GROUP_REQUEST__INIT;
     body.group_id = (char *)group;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__DESCRIBE_GROUP;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_GROUP;
-    h.describe_group = &body;
+    IT_REQUEST(h, DESCRIBE_GROUP, describe_group, &body);
     return it_call(c, &h, NULL, 0, r);
 }
 
 static Runnel__ListGroupsResponse *list_groups(it_conn *c, it_resp *r)
 {
     Runnel__ListGroupsRequest body = RUNNEL__LIST_GROUPS_REQUEST__INIT;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__LIST_GROUPS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_GROUPS;
-    h.list_groups = &body;
+    IT_REQUEST(h, LIST_GROUPS, list_groups, &body);
     cr_assert_eq(it_call(c, &h, NULL, 0, r), 0);
     cr_assert_eq(r->hdr->error_code, 0);
     return r->hdr->list_groups;
@@ -242,9 +227,7 @@ Test(groups, two_members_split_then_leave)
     heartbeat_ok(c, "g", &b, "t");
     heartbeat_ok(c, "g", &a, "t");
     cr_assert_eq(a.n, 4, "the leaver's partitions were not handed over at once");
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // Commits, fetches, lag and admin commits; committed offsets survive a restart.
@@ -287,11 +270,8 @@ Test(groups, offsets_lag_and_restart)
     a.epoch = -1;
     heartbeat_ok(c, "g", &a, "t");
     cr_assert_eq(commit(c, "g", NULL, "t", 1, 0), 0);
-    it_conn_close(c);
 
-    itf_stop_clean(&B);
-    itf_restart(&B);
-    c = itf_connect(&B);
+    c = itf_bounce(&B, c);
     cr_assert_eq(fetch_offset(c, "g", "t", 0), 4);
     cr_assert_eq(fetch_offset(c, "g", "t", 1), 0);
     Runnel__ListGroupsResponse *l = list_groups(c, &r);
@@ -301,9 +281,7 @@ Test(groups, offsets_lag_and_restart)
     cr_assert_eq(describe(c, "g", &r), 0);
     cr_assert_eq(r.hdr->describe_group->partitions[0]->lag, 6);
     it_resp_free(&r);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // A member that goes silent loses its partitions after its session timeout, not before.
@@ -336,9 +314,7 @@ Test(groups, silent_member_times_out)
     fprintf(stderr, "takeover after a silent member: %" PRId64 " ms (session 1000 ms)\n", took);
     /* a's next heartbeat is refused: it has to join again. */
     cr_assert_eq(heartbeat(c, "g", &a, "t"), RN_E_UNKNOWN_MEMBER);
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }
 
 // A malformed group request closes the connection; an unknown group is an answer, not an error.
@@ -355,7 +331,5 @@ Test(groups, malformed_and_unknown)
     gm bad = {.epoch = 3};
     cr_assert_eq(heartbeat(c, "", &bad, "t"), RN_E_INVALID_REQUEST);
     cr_assert(it_conn_wait_closed(c, 5000), "connection left open after a malformed request");
-    it_conn_close(c);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, c);
 }

@@ -94,22 +94,16 @@ static int send_api_versions(rn_peer *p, outcome *o)
 {
     Runnel__ApiVersionsRequest body = RUNNEL__API_VERSIONS_REQUEST__INIT;
     body.client_software_name = "runnel-peer-test";
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__API_VERSIONS;
+    IT_REQUEST(h, API_VERSIONS, api_versions, &body);
     h.client_id = "peer";
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS;
-    h.api_versions = &body;
     return rn_peer_send(p, &h, NULL, 0, on_answer, o);
 }
 
 static int send_metadata(rn_peer *p, outcome *o)
 {
     Runnel__MetadataRequest body = RUNNEL__METADATA_REQUEST__INIT;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__METADATA;
+    IT_REQUEST(h, METADATA, metadata, &body);
     h.client_id = "peer";
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
-    h.metadata = &body;
     return rn_peer_send(p, &h, NULL, 0, on_answer, o);
 }
 

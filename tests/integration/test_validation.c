@@ -33,36 +33,7 @@
 
 #include "fixture.h"
 
-static it_broker B;
-static uint16_t http_port;
-static char http_arg[32];
-
-static uint16_t pick_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static void setup(void)
-{
-    http_port = pick_port();
-    snprintf(http_arg, sizeof(http_arg), "127.0.0.1:%u", http_port);
-    const char *args[] = {"--http", http_arg, NULL};
-    itf_start(&B, args);
-}
-
-static void teardown(void)
-{
-    itf_teardown(&B);
-}
-
-TestSuite(validation, .init = setup, .fini = teardown, .timeout = 120);
+ITF_HTTP_SUITE(validation, 120);
 
 /* ---- Helpers ----------------------------------------------------------------------------- */
 
@@ -129,85 +100,6 @@ static uint32_t produce_answer(it_conn *c, const char *topic, const uint8_t *b, 
     snprintf(msg, msg_len, "%s", pr->error_message ? pr->error_message : "");
     it_resp_free(&r);
     return code;
-}
-
-/* GET path from the HTTP listener: the status, and the body in *body
- * (malloc'd, NUL-terminated). */
-static int http_get(const char *path, char **body)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons(http_port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
-                 strerror(errno));
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    cr_assert_eq(write(fd, req, (size_t)n), n);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    for (;;) {
-        if (len + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            cr_assert_not_null(buf);
-        }
-        ssize_t got = read(fd, buf + len, cap - 1 - len);
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-    }
-    close(fd);
-    buf[len] = '\0';
-    int status = 0;
-    cr_assert_eq(sscanf(buf, "HTTP/1.1 %d", &status), 1, "no status line: %.200s", buf);
-    char *start = strstr(buf, "\r\n\r\n");
-    *body = strdup(start ? start + 4 : "");
-    free(buf);
-    return status;
-}
-
-/* Run `runnel ARGS` (a shell line) with stdin from in_path (may be NULL),
- * stdout and stderr to files in the broker's scratch directory; return its
- * exit status, and the outputs (malloc'd) in *out and *err. */
-static int run_cli(const char *args, const char *in_path, char **out, char **err)
-{
-    char outp[160], errp[160], cmd[1024];
-    snprintf(outp, sizeof(outp), "%s/cli.out", B.root);
-    snprintf(errp, sizeof(errp), "%s/cli.err", B.root);
-    snprintf(cmd, sizeof(cmd), "timeout 60 %s %s -b 127.0.0.1:%u <%s >%s 2>%s", IT_RUNNEL, args,
-             B.port, in_path ? in_path : "/dev/null", outp, errp);
-    int st = system(cmd);
-    cr_assert(st != -1 && WIFEXITED(st), "%s: status 0x%x", cmd, st);
-    const char *paths[] = {outp, errp};
-    char **dst[] = {out, err};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(paths[i], "rb");
-        cr_assert_not_null(f);
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        char *s = malloc((size_t)n + 1);
-        cr_assert_not_null(s);
-        cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-        s[n] = '\0';
-        fclose(f);
-        *dst[i] = s;
-    }
-    return WEXITSTATUS(st);
-}
-
-static size_t count_lines(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* ---- Tests ------------------------------------------------------------------------------- */
@@ -296,20 +188,19 @@ Test(validation, poisoned_batch_refused_good_records_served)
     it_conn_close(c);
 
     char *out, *err;
-    int st = run_cli("consume v -e -o beginning", NULL, &out, &err);
+    int st = itf_run_cli(&B, "consume v -e -o beginning", NULL, &out, &err);
     cr_assert_eq(st, 0, "consume exit %d: %s", st, err);
-    cr_assert_eq(count_lines(out), 10, "%s", out);
+    cr_assert_eq(itf_count_lines(out), 10, "%s", out);
     cr_assert(strstr(out, "good-0\n") && strstr(out, "more-4\n"), "%s", out);
     free(out);
     free(err);
 
     char *body;
-    int status = http_get("/topics/v/partitions/0/records?offset=0", &body);
+    int status = itf_http_get(http_port, "/topics/v/partitions/0/records?offset=0", &body);
     cr_assert_eq(status, 200, "%s", body);
     cr_assert(strstr(body, "good-0") && strstr(body, "more-4"), "%s", body);
     free(body);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, NULL);
 }
 
 // A poisoned batch already in a partition (as an older runneld stored it:
@@ -345,25 +236,24 @@ Test(validation, stored_poisoned_batch_is_skipped_by_readers)
     it_conn_close(c);
 
     char *out, *err;
-    int st = run_cli("consume old -e -o beginning", NULL, &out, &err);
+    int st = itf_run_cli(&B, "consume old -e -o beginning", NULL, &out, &err);
     cr_assert_eq(st, 1, "consume exit %d: %s", st, err);
-    cr_assert_eq(count_lines(out), 6, "%s", out);
+    cr_assert_eq(itf_count_lines(out), 6, "%s", out);
     cr_assert(strstr(out, "a-0\na-1\na-2\nb-0\nb-1\nb-2\n"), "%s", out);
     cr_assert(strstr(err, "skipped the corrupt batch at offsets 3..5 (3 records)"), "%s", err);
     free(out);
     free(err);
 
     char *body;
-    int status = http_get("/topics/old/partitions/0/records?offset=0", &body);
+    int status = itf_http_get(http_port, "/topics/old/partitions/0/records?offset=0", &body);
     cr_assert_eq(status, 200, "%s", body);
     cr_assert(strstr(body, "a-0") && strstr(body, "b-2"), "%s", body);
     free(body);
-    status = http_get("/topics/old/partitions/0/records?offset=4", &body);
+    status = itf_http_get(http_port, "/topics/old/partitions/0/records?offset=4", &body);
     cr_assert_eq(status, 200, "%s", body);
     cr_assert(strstr(body, "b-0") && !strstr(body, "a-2"), "%s", body);
     free(body);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, NULL);
 }
 
 // A topic's max.message.bytes rules, above and below the broker's 1 MiB
@@ -404,11 +294,11 @@ Test(validation, topic_max_message_bytes_rules)
     cr_assert_eq(fclose(f), 0);
 
     char *out, *err;
-    int st = run_cli("produce big", in_path, &out, &err);
+    int st = itf_run_cli(&B, "produce big", in_path, &out, &err);
     cr_assert_eq(st, 0, "produce exit %d: %s", st, err);
     free(out);
     free(err);
-    st = run_cli("consume big -e -o 1", NULL, &out, &err);
+    st = itf_run_cli(&B, "consume big -e -o 1", NULL, &out, &err);
     cr_assert_eq(st, 0, "consume exit %d: %s", st, err);
     cr_assert_eq(strlen(out), vlen + 1);
     cr_assert(memcmp(out, v, vlen + 1) == 0);
@@ -420,12 +310,11 @@ Test(validation, topic_max_message_bytes_rules)
     v[2000] = '\n';
     cr_assert_eq(fwrite(v, 1, 2001, f), 2001u);
     cr_assert_eq(fclose(f), 0);
-    st = run_cli("produce small", in_path, &out, &err);
+    st = itf_run_cli(&B, "produce small", in_path, &out, &err);
     cr_assert_eq(st, 1, "produce exit %d: %s", st, err);
     cr_assert(strstr(err, "small's max.message.bytes (1000)"), "%s", err);
     free(out);
     free(err);
     free(v);
-    itf_stop_clean(&B);
-    itf_passed = true;
+    itf_pass(&B, NULL);
 }

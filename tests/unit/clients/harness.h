@@ -185,15 +185,29 @@ static inline rn_conf *rt_conf(const rt_broker *b, ...)
     return c;
 }
 
-static inline void rt_create_topic(const rt_broker *b, const char *topic, int32_t partitions)
+/* An admin client of b; the caller frees it with rn_admin_free. */
+static inline rn_admin *rt_admin(const rt_broker *b)
 {
     rn_conf *c = rt_conf(b, NULL);
     rn_admin *a;
     cr_assert_eq(rn_admin_new(&a, c), 0);
+    rn_conf_free(c);
+    return a;
+}
+
+static inline void rt_create_topic(const rt_broker *b, const char *topic, int32_t partitions)
+{
+    rn_admin *a = rt_admin(b);
     int rc = rn_admin_create_topic(a, topic, partitions, 1, NULL, NULL, 0);
     cr_assert_eq(rc, 0, "create %s: %s", topic, rn_admin_errmsg(a));
     rn_admin_free(a);
-    rn_conf_free(c);
+}
+
+/* rt_broker_start, then topic with that many partitions. */
+static inline void rt_broker_with_topic(rt_broker *b, const char *topic, int32_t partitions)
+{
+    rt_broker_start(b);
+    rt_create_topic(b, topic, partitions);
 }
 
 #endif

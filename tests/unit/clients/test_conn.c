@@ -87,6 +87,49 @@ static void poll_until_done(rn__client *cl, answer *a, size_t n)
     cr_assert_fail("requests still unanswered after 10 s");
 }
 
+/* One test's scripted broker, and a client with one connection to it. */
+typedef struct rig {
+    fb b;
+    rn__client cl;
+    rn__conn *c;
+} rig;
+
+static void rig_start(rig *g, fb_handler script, void *arg)
+{
+    fb_start(&g->b, script, arg);
+    client_new(&g->cl, g->b.port);
+    g->c = rn__client_conn(&g->cl, "127.0.0.1", g->b.port);
+    cr_assert_not_null(g->c);
+}
+
+static void rig_stop(rig *g)
+{
+    rn__client_fini(&g->cl);
+    fb_stop(&g->b);
+}
+
+/* One request on g's connection, polled until answered. */
+static void call_av(rig *g, answer *a)
+{
+    send_av(g->c, a, 10000);
+    poll_until_done(&g->cl, a, 1);
+}
+
+/* Two requests sent together (the first with timeout_ms) both fail with err,
+ * the connection is down, and its errmsg contains why (NULL: not checked). */
+static void two_requests_fail(rig *g, int timeout_ms, int err, const char *why)
+{
+    answer a[2];
+    send_av(g->c, &a[0], timeout_ms);
+    send_av(g->c, &a[1], 10000);
+    poll_until_done(&g->cl, a, 2);
+    cr_assert_eq(a[0].err, err, "err %d", a[0].err);
+    cr_assert_eq(a[1].err, err, "err %d", a[1].err);
+    cr_assert_eq(g->c->state, RN__CONN_DOWN);
+    if (why)
+        cr_assert_not_null(strstr(rn__conn_errmsg(g->c), why), "errmsg: %s", rn__conn_errmsg(g->c));
+}
+
 /* ---- Scripts of the broker ------------------------------------------------------------- */
 
 /* Collect `want` requests, then answer them last first, each with "answer <cid>". */
@@ -117,19 +160,15 @@ static int answer_reversed(fb *b, int fd, const Runnel__RequestHeader *h, void *
 Test(clients_conn, pipelined_answers_matched_by_correlation_id)
 {
     reverse r = {.want = 5};
-    fb b;
-    fb_start(&b, answer_reversed, &r);
-    rn__client cl;
-    client_new(&cl, b.port);
-    rn__conn *c = rn__client_conn(&cl, "127.0.0.1", b.port);
-    cr_assert_not_null(c);
+    rig g;
+    rig_start(&g, answer_reversed, &r);
     answer a[5];
     uint32_t cid[5];
     for (int i = 0; i < 5; i++)
-        cid[i] = send_av(c, &a[i], 10000);
+        cid[i] = send_av(g.c, &a[i], 10000);
     cr_assert_eq(n_answers, 0, "a callback ran inside rn__conn_send");
-    cr_assert_eq(rn__conn_inflight(c), 5);
-    poll_until_done(&cl, a, 5);
+    cr_assert_eq(rn__conn_inflight(g.c), 5);
+    poll_until_done(&g.cl, a, 5);
     for (int i = 0; i < 5; i++) {
         char want[32];
         snprintf(want, sizeof(want), "answer %u", cid[i]);
@@ -138,10 +177,9 @@ Test(clients_conn, pipelined_answers_matched_by_correlation_id)
         cr_assert_str_eq(a[i].msg, want);
         cr_assert_eq(a[i].order, (unsigned)(5 - i), "answers not handled in arrival order");
     }
-    cr_assert_eq(rn__conn_inflight(c), 0);
-    cr_assert_eq(fb_accepts(&b), 1);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    cr_assert_eq(rn__conn_inflight(g.c), 0);
+    cr_assert_eq(fb_accepts(&g.b), 1);
+    rig_stop(&g);
 }
 
 /* Answer with a correlation id nobody used first, then the real answer. */
@@ -159,23 +197,17 @@ static int answer_stranger_first(fb *b, int fd, const Runnel__RequestHeader *h, 
  * connection. */
 Test(clients_conn, unknown_correlation_id_is_dropped)
 {
-    fb b;
-    fb_start(&b, answer_stranger_first, NULL);
-    rn__client cl;
-    client_new(&cl, b.port);
-    rn__conn *c = rn__client_conn(&cl, "127.0.0.1", b.port);
+    rig g;
+    rig_start(&g, answer_stranger_first, NULL);
     answer a[2];
-    send_av(c, &a[0], 10000);
-    poll_until_done(&cl, a, 1);
+    call_av(&g, &a[0]);
     cr_assert_eq(a[0].err, 0);
     cr_assert_str_eq(a[0].msg, "mine");
-    cr_assert_eq(c->state, RN__CONN_UP);
-    send_av(c, &a[1], 10000);
-    poll_until_done(&cl, a + 1, 1);
+    cr_assert_eq(g.c->state, RN__CONN_UP);
+    call_av(&g, &a[1]);
     cr_assert_eq(a[1].err, 0);
-    cr_assert_eq(fb_accepts(&b), 1);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    cr_assert_eq(fb_accepts(&g.b), 1);
+    rig_stop(&g);
 }
 
 /* Answer with the prefix of a frame of 4 GiB - 16 bytes, and nothing else. */
@@ -194,21 +226,10 @@ static int answer_huge_frame(fb *b, int fd, const Runnel__RequestHeader *h, void
  * -RN_E_REQUEST_TOO_LARGE and the connection is closed. */
 Test(clients_conn, frame_over_the_limit_fails_the_connection)
 {
-    fb b;
-    fb_start(&b, answer_huge_frame, NULL);
-    rn__client cl;
-    client_new(&cl, b.port);
-    rn__conn *c = rn__client_conn(&cl, "127.0.0.1", b.port);
-    answer a[2];
-    send_av(c, &a[0], 10000);
-    send_av(c, &a[1], 10000);
-    poll_until_done(&cl, a, 2);
-    cr_assert_eq(a[0].err, -RN_E_REQUEST_TOO_LARGE);
-    cr_assert_eq(a[1].err, -RN_E_REQUEST_TOO_LARGE);
-    cr_assert_eq(c->state, RN__CONN_DOWN);
-    cr_assert_not_null(strstr(rn__conn_errmsg(c), "bad frame"), "errmsg: %s", rn__conn_errmsg(c));
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    rig g;
+    rig_start(&g, answer_huge_frame, NULL);
+    two_requests_fail(&g, 10000, -RN_E_REQUEST_TOO_LARGE, "bad frame");
+    rig_stop(&g);
 }
 
 /* The first connection gets half a frame and is closed; later ones are answered. */
@@ -238,28 +259,22 @@ static int answer_half_then_close(fb *b, int fd, const Runnel__RequestHeader *h,
  * reconnects after the back-off and is answered on a new connection. */
 Test(clients_conn, peer_closes_mid_frame_then_reconnect)
 {
-    fb b;
-    fb_start(&b, answer_half_then_close, NULL);
-    rn__client cl;
-    client_new(&cl, b.port);
-    rn__conn *c = rn__client_conn(&cl, "127.0.0.1", b.port);
+    rig g;
+    rig_start(&g, answer_half_then_close, NULL);
     answer a[2];
-    send_av(c, &a[0], 10000);
-    poll_until_done(&cl, a, 1);
+    call_av(&g, &a[0]);
     cr_assert_eq(a[0].err, -ECONNRESET, "err %d", a[0].err);
     cr_assert_eq(a[0].cid, 0);
-    cr_assert_not_null(strstr(rn__conn_errmsg(c), "closed by the broker"), "errmsg: %s",
-                       rn__conn_errmsg(c));
-    cr_assert_eq(c->state, RN__CONN_DOWN);
+    cr_assert_not_null(strstr(rn__conn_errmsg(g.c), "closed by the broker"), "errmsg: %s",
+                       rn__conn_errmsg(g.c));
+    cr_assert_eq(g.c->state, RN__CONN_DOWN);
 
-    send_av(c, &a[1], 10000);
-    poll_until_done(&cl, a + 1, 1);
+    call_av(&g, &a[1]);
     cr_assert_eq(a[1].err, 0);
     cr_assert_str_eq(a[1].msg, "again");
-    cr_assert_eq(c->state, RN__CONN_UP);
-    cr_assert_eq(fb_accepts(&b), 2);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    cr_assert_eq(g.c->state, RN__CONN_UP);
+    cr_assert_eq(fb_accepts(&g.b), 2);
+    rig_stop(&g);
 }
 
 /* Answer an ApiVersions request with a Metadata body. */
@@ -277,20 +292,10 @@ static int answer_wrong_body(fb *b, int fd, const Runnel__RequestHeader *h, void
  * trusted), failing the request behind it too. */
 Test(clients_conn, wrong_body_fails_the_connection)
 {
-    fb b;
-    fb_start(&b, answer_wrong_body, NULL);
-    rn__client cl;
-    client_new(&cl, b.port);
-    rn__conn *c = rn__client_conn(&cl, "127.0.0.1", b.port);
-    answer a[2];
-    send_av(c, &a[0], 10000);
-    send_av(c, &a[1], 10000);
-    poll_until_done(&cl, a, 2);
-    cr_assert_eq(a[0].err, -RN_E_INVALID_REQUEST);
-    cr_assert_eq(a[1].err, -RN_E_INVALID_REQUEST);
-    cr_assert_eq(c->state, RN__CONN_DOWN);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    rig g;
+    rig_start(&g, answer_wrong_body, NULL);
+    two_requests_fail(&g, 10000, -RN_E_INVALID_REQUEST, NULL);
+    rig_stop(&g);
 }
 
 static int answer_nothing(fb *b, int fd, const Runnel__RequestHeader *h, void *arg)
@@ -306,20 +311,10 @@ static int answer_nothing(fb *b, int fd, const Runnel__RequestHeader *h, void *a
  * connection down, failing the one sent with it (Kafka's request.timeout.ms). */
 Test(clients_conn, request_timeout_fails_the_connection)
 {
-    fb b;
-    fb_start(&b, answer_nothing, NULL);
-    rn__client cl;
-    client_new(&cl, b.port);
-    rn__conn *c = rn__client_conn(&cl, "127.0.0.1", b.port);
-    answer a[2];
-    send_av(c, &a[0], 100);
-    send_av(c, &a[1], 10000);
-    poll_until_done(&cl, a, 2);
-    cr_assert_eq(a[0].err, -RN_E_TIMEOUT);
-    cr_assert_eq(a[1].err, -RN_E_TIMEOUT);
-    cr_assert_not_null(strstr(rn__conn_errmsg(c), "timed out"), "errmsg: %s", rn__conn_errmsg(c));
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    rig g;
+    rig_start(&g, answer_nothing, NULL);
+    two_requests_fail(&g, 100, -RN_E_TIMEOUT, "timed out");
+    rig_stop(&g);
 }
 
 /* Nobody listening: the request fails with -ECONNREFUSED and says where. */
@@ -340,18 +335,15 @@ Test(clients_conn, connection_refused)
 /* rn__client_fini ends requests still pending with -RN_E_CLOSED. */
 Test(clients_conn, fini_fails_pending_with_closed)
 {
-    fb b;
-    fb_start(&b, answer_nothing, NULL);
-    rn__client cl;
-    client_new(&cl, b.port);
-    rn__conn *c = rn__client_conn(&cl, "127.0.0.1", b.port);
+    rig g;
+    rig_start(&g, answer_nothing, NULL);
     answer a;
-    send_av(c, &a, 10000);
-    for (int i = 0; i < 20 && fb_requests(&b) == 0; i++)
-        rn__client_poll(&cl, 10);
+    send_av(g.c, &a, 10000);
+    for (int i = 0; i < 20 && fb_requests(&g.b) == 0; i++)
+        rn__client_poll(&g.cl, 10);
     cr_assert_not(a.done);
-    rn__client_fini(&cl);
+    rn__client_fini(&g.cl);
     cr_assert(a.done);
     cr_assert_eq(a.err, -RN_E_CLOSED);
-    fb_stop(&b);
+    fb_stop(&g.b);
 }

@@ -202,8 +202,7 @@ static void on_rebalance(void *arg, int assigned, const char *topic, int32_t par
 Test(groups, two_then_three_members_split, .timeout = 60)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "split", NPARTS);
+    rt_broker_with_topic(&b, "split", NPARTS);
     produce_each(&b, "split", 50);
     seen s;
     seen_init(&s, 50);
@@ -254,8 +253,7 @@ Test(groups, clean_leave_hands_over_at_once, .timeout = 60)
 {
     enum { PER = 400 };
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "leave", NPARTS);
+    rt_broker_with_topic(&b, "leave", NPARTS);
     produce_each(&b, "leave", PER);
     seen s;
     seen_init(&s, PER);
@@ -384,8 +382,7 @@ Test(groups, killed_member_partitions_move, .timeout = 60)
 {
     enum { PER = 1500 };
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "kill", NPARTS);
+    rt_broker_with_topic(&b, "kill", NPARTS);
     produce_each(&b, "kill", PER);
     char out_path[128];
     snprintf(out_path, sizeof(out_path), "%s/victim.out", b.dir);
@@ -397,10 +394,7 @@ Test(groups, killed_member_partitions_move, .timeout = 60)
         victim(&b, out_path); /* never returns */
         _exit(0);
     }
-    rn_admin *a;
-    rn_conf *aconf = rt_conf(&b, NULL);
-    cr_assert_eq(rn_admin_new(&a, aconf), 0);
-    rn_conf_free(aconf);
+    rn_admin *a = rt_admin(&b);
     /* The victim first, alone with every partition, then the survivor. */
     wait_sole_owner(a, "g");
     seen s;
@@ -549,8 +543,7 @@ Test(groups, commit_and_lag_in_describe, .timeout = 60)
 {
     enum { PER = 100 };
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "lag", NPARTS);
+    rt_broker_with_topic(&b, "lag", NPARTS);
     produce_each(&b, "lag", PER);
     rn_consumer *m[1];
     m[0] = member_new(&b, "lagg", "lag", "lag-client", "enable.auto.commit", "false");
@@ -566,10 +559,7 @@ Test(groups, commit_and_lag_in_describe, .timeout = 60)
     cr_assert_eq(rn_consumer_committed(m[0], "lag", 3, &off), 0);
     cr_assert_eq(off, 35);
 
-    rn_conf *aconf = rt_conf(&b, NULL);
-    rn_admin *a;
-    cr_assert_eq(rn_admin_new(&a, aconf), 0);
-    rn_conf_free(aconf);
+    rn_admin *a = rt_admin(&b);
     rn_group_desc *d;
     cr_assert_eq(rn_admin_describe_group(a, "lagg", &d), 0, "%s", rn_admin_errmsg(a));
     cr_assert_str_eq(d->group_id, "lagg");
@@ -640,8 +630,7 @@ Test(groups, resume_from_commit_and_reset_policy, .timeout = 60)
 {
     enum { PER = 200 };
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "res", NPARTS);
+    rt_broker_with_topic(&b, "res", NPARTS);
     produce_each(&b, "res", PER);
     rn_consumer *m[1];
     m[0] = member_new(&b, "r", "res", "r1", "max.poll.records", "50");
@@ -692,8 +681,7 @@ Test(groups, resume_from_commit_and_reset_policy, .timeout = 60)
 Test(groups, subscribe_errors, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "e", 2);
+    rt_broker_with_topic(&b, "e", 2);
     const char *topics[] = {"e"};
     rn_conf *conf = rt_conf(&b, NULL);
     rn_consumer *c;

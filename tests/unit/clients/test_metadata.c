@@ -136,6 +136,20 @@ static void start(fb *b, picture *pic, rn__client *cl, const char *max_age)
     client_new(cl, servers, max_age);
 }
 
+/* Wait (at most 5 s) until the cache knows topic name, which must exist. */
+static rn__md_topic *wait_topic(rn__client *cl, const char *name)
+{
+    rn__md_topic *t;
+    cr_assert_eq(rn__md_wait_topic(cl, name, 5000, &t), 0, "%s", cl->errmsg);
+    return t;
+}
+
+static void stop(fb *b, rn__client *cl)
+{
+    rn__client_fini(cl);
+    fb_stop(b);
+}
+
 /* Poll until the cache completed a refresh after generation gen (bounded: 10 s). */
 static void poll_refreshed(rn__client *cl, uint64_t gen)
 {
@@ -157,8 +171,7 @@ Test(clients_metadata, wait_topic_then_leader_lookup)
     rn__client cl;
     start(&b, &pic, &cl, NULL);
     set_topic(&b, &pic, 0, "orders", 3, 1);
-    rn__md_topic *t;
-    cr_assert_eq(rn__md_wait_topic(&cl, "orders", 5000, &t), 0, "%s", cl.errmsg);
+    rn__md_topic *t = wait_topic(&cl, "orders");
     cr_assert_str_eq(t->name, "orders");
     cr_assert_eq(t->n_parts, 3);
     cr_assert_eq(t->err, 0);
@@ -180,8 +193,7 @@ Test(clients_metadata, wait_topic_then_leader_lookup)
     unsigned asked = md_requests(&b, &pic);
     cr_assert_eq(rn__md_wait_topic(&cl, "orders", 5000, &t), 0);
     cr_assert_eq(md_requests(&b, &pic), asked);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }
 
 /* A partition without a leader, or whose leader is a node the answer does
@@ -197,14 +209,12 @@ Test(clients_metadata, no_leader_is_not_leader)
     pic.topics[0].leader[1] = -1;
     pic.topics[0].leader[2] = 7;
     fb_unlock(&b);
-    rn__md_topic *t;
-    cr_assert_eq(rn__md_wait_topic(&cl, "t", 5000, &t), 0, "%s", cl.errmsg);
+    wait_topic(&cl, "t");
     rn__conn *c;
     cr_assert_eq(rn__md_leader(&cl, "t", 0, &c), 0);
     cr_assert_eq(rn__md_leader(&cl, "t", 1, &c), -RN_E_NOT_LEADER);
     cr_assert_eq(rn__md_leader(&cl, "t", 2, &c), -RN_E_NOT_LEADER);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }
 
 /* A topic the broker does not have is -RN_E_UNKNOWN_TOPIC with the topic
@@ -225,11 +235,10 @@ Test(clients_metadata, unknown_topic_then_created)
     cr_assert(rn__needs_metadata(-RN_E_UNKNOWN_TOPIC));
 
     set_topic(&b, &pic, 0, "later", 2, 1);
-    cr_assert_eq(rn__md_wait_topic(&cl, "later", 5000, &t), 0, "%s", cl.errmsg);
+    t = wait_topic(&cl, "later");
     cr_assert_eq(t->n_parts, 2);
     cr_assert_eq(rn__md_leader(&cl, "later", 1, &c), 0);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }
 
 /* NOT_LEADER says the cache is stale: the refresh it calls for replaces the
@@ -241,8 +250,7 @@ Test(clients_metadata, not_leader_refresh_sees_new_leader)
     rn__client cl;
     start(&b, &pic, &cl, NULL);
     set_topic(&b, &pic, 0, "t", 2, -1);
-    rn__md_topic *t;
-    cr_assert_eq(rn__md_wait_topic(&cl, "t", 5000, &t), 0, "%s", cl.errmsg);
+    wait_topic(&cl, "t");
     rn__conn *c;
     int err = rn__md_leader(&cl, "t", 0, &c);
     cr_assert_eq(err, -RN_E_NOT_LEADER);
@@ -255,8 +263,7 @@ Test(clients_metadata, not_leader_refresh_sees_new_leader)
     cr_assert_eq(cl.md.good_generation, cl.md.generation);
     cr_assert_eq(rn__md_leader(&cl, "t", 0, &c), 0);
     cr_assert_eq(c->port, b.port);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }
 
 /* A burst of refresh requests while one is in flight costs two Metadata
@@ -278,8 +285,7 @@ Test(clients_metadata, refreshes_are_coalesced)
         cr_assert_eq(rn__client_poll(&cl, 5), 0);
     cr_assert_eq(md_requests(&b, &pic), 2);
     cr_assert_eq(cl.md.generation, gen + 2);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }
 
 /* With metadata.max.age.ms, polling alone refreshes the topics in use: a
@@ -292,8 +298,7 @@ Test(clients_metadata, max_age_sees_partitions_added)
     rn__client cl;
     start(&b, &pic, &cl, "50");
     set_topic(&b, &pic, 0, "grows", 2, 1);
-    rn__md_topic *t;
-    cr_assert_eq(rn__md_wait_topic(&cl, "grows", 5000, &t), 0, "%s", cl.errmsg);
+    rn__md_topic *t = wait_topic(&cl, "grows");
     cr_assert_eq(t->n_parts, 2);
     rn__conn *c;
     cr_assert_eq(rn__md_leader(&cl, "grows", 4, &c), -RN_E_UNKNOWN_TOPIC);
@@ -304,8 +309,7 @@ Test(clients_metadata, max_age_sees_partitions_added)
     t = rn__md_find(&cl, "grows");
     cr_assert_eq(t->n_parts, 5, "partitions added were not seen within 10 s");
     cr_assert_eq(rn__md_leader(&cl, "grows", 4, &c), 0);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }
 
 /* Without max age (the default 5 minutes), polling does not ask again. */
@@ -316,14 +320,12 @@ Test(clients_metadata, no_refresh_before_max_age)
     rn__client cl;
     start(&b, &pic, &cl, NULL);
     set_topic(&b, &pic, 0, "t", 1, 1);
-    rn__md_topic *t;
-    cr_assert_eq(rn__md_wait_topic(&cl, "t", 5000, &t), 0, "%s", cl.errmsg);
+    wait_topic(&cl, "t");
     unsigned asked = md_requests(&b, &pic);
     for (int i = 0; i < 20; i++)
         cr_assert_eq(rn__client_poll(&cl, 5), 0);
     cr_assert_eq(md_requests(&b, &pic), asked);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }
 
 /* A hostile partition id (a million) does not make the cache allocate a
@@ -338,14 +340,12 @@ Test(clients_metadata, hostile_partition_id_is_bounded)
     fb_lock(&b);
     pic.topics[0].part_id[1] = 1000000;
     fb_unlock(&b);
-    rn__md_topic *t;
-    cr_assert_eq(rn__md_wait_topic(&cl, "t", 5000, &t), 0, "%s", cl.errmsg);
+    rn__md_topic *t = wait_topic(&cl, "t");
     cr_assert_leq(t->n_parts, 2);
     rn__conn *c;
     cr_assert_eq(rn__md_leader(&cl, "t", 0, &c), 0);
     cr_assert_eq(rn__md_leader(&cl, "t", 1000000, &c), -RN_E_UNKNOWN_TOPIC);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }
 
 /* When no bootstrap server can be reached, waiting ends with the transport
@@ -379,6 +379,5 @@ Test(clients_metadata, next_bootstrap_server_is_tried)
     rn__md_topic *t;
     cr_assert_eq(rn__md_wait_topic(&cl, "t", 10000, &t), 0, "%s", cl.errmsg);
     cr_assert_eq(t->n_parts, 1);
-    rn__client_fini(&cl);
-    fb_stop(&b);
+    stop(&b, &cl);
 }

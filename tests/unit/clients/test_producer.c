@@ -69,6 +69,13 @@ static void on_delivery(void *arg, int err, const char *topic, int32_t partition
     r->last_ms = rt_now_ms();
 }
 
+/* The end of a test: its reports freed, its broker stopped. */
+static void finish(rt_broker *b, reports *r)
+{
+    reports_fini(r);
+    rt_broker_stop(b);
+}
+
 /* ---- Reading back -------------------------------------------------------------------- */
 
 /* Calls visit for every record of topic, from the beginning to the end. */
@@ -114,19 +121,25 @@ static void send_value(rn_producer *p, const char *topic, size_t i, const char *
     cr_assert_eq(rc, 0, "send %zu: %s", i, rn_producer_errmsg(p));
 }
 
+/* send_value for i in [from, to). */
+static void send_values(rn_producer *p, const char *topic, size_t from, size_t to,
+                        const char *prefix)
+{
+    for (size_t i = from; i < to; i++)
+        send_value(p, topic, i, prefix);
+}
+
 /* ---- Batching ---------------------------------------------------------------------------- */
 
 // Many small records sent within linger.ms go out as a few Produce requests, in order.
 Test(producer, many_small_records_few_requests, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "t", 1);
+    rt_broker_with_topic(&b, "t", 1);
     reports r;
     reports_init(&r, 2000);
     rn_producer *p = new_producer(rt_conf(&b, "linger.ms", "200", NULL), &r);
-    for (size_t i = 0; i < 2000; i++)
-        send_value(p, "t", i, "value-");
+    send_values(p, "t", 0, 2000, "value-");
     cr_assert_eq(rn_producer_flush(p, 10000), 0, "%s", rn_producer_errmsg(p));
     cr_assert_eq(r.done, 2000);
     cr_assert_eq(r.failed, 0);
@@ -137,16 +150,14 @@ Test(producer, many_small_records_few_requests, .timeout = 30)
     cr_assert(reqs >= 1 && reqs <= 5, "%llu requests for 2000 records", (unsigned long long)reqs);
     cr_assert_eq(rn_producer_outstanding(p), 0);
     cr_assert_eq(rn_producer_close(p), 0);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 // A lone record waits linger.ms before it is sent, then is delivered promptly.
 Test(producer, linger_respected, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "t", 1);
+    rt_broker_with_topic(&b, "t", 1);
     reports r;
     reports_init(&r, 1);
     rn_producer *p = new_producer(rt_conf(&b, "linger.ms", "400", NULL), &r);
@@ -163,16 +174,14 @@ Test(producer, linger_respected, .timeout = 30)
     int64_t took = r.last_ms - t0;
     cr_assert(took >= 395 && took < 3000, "delivered after %lld ms", (long long)took);
     rn_producer_close(p);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 // A batch that reaches batch.size is sent at once, without waiting for linger.ms.
 Test(producer, full_batch_sent_before_linger, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "t", 1);
+    rt_broker_with_topic(&b, "t", 1);
     reports r;
     reports_init(&r, 100);
     rn_producer *p =
@@ -193,8 +202,7 @@ Test(producer, full_batch_sent_before_linger, .timeout = 30)
     cr_assert_eq(rn_producer_flush(p, 5000), 0);
     cr_assert_eq(r.done, 100);
     rn_producer_close(p);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 /* ---- Round trips ------------------------------------------------------------------------- */
@@ -258,8 +266,7 @@ static void check_rec(const rn_message *m, void *arg)
 static void round_trip(const char *codec)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "rt", 4);
+    rt_broker_with_topic(&b, "rt", 4);
     static uint8_t bin[256], big[100000];
     for (size_t i = 0; i < sizeof(bin); i++)
         bin[i] = (uint8_t)i;
@@ -305,8 +312,7 @@ static void round_trip(const char *codec)
     rt_check ck = {recs, n, &r, 0};
     cr_assert_eq(consume_all(&b, "rt", check_rec, &ck), n);
     cr_assert_eq(ck.matched, n);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 // Keys, values and headers (binary, empty, null) come back byte-exact with their timestamps.
@@ -358,8 +364,7 @@ static void check_seq(const rn_message *m, void *arg)
 Test(producer, zstd_compresses_on_disk, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "z", 1);
+    rt_broker_with_topic(&b, "z", 1);
     reports r;
     reports_init(&r, 3000);
     rn_producer *p = new_producer(rt_conf(&b, "compression.codec", "zstd", NULL), &r);
@@ -377,20 +382,16 @@ Test(producer, zstd_compresses_on_disk, .timeout = 30)
     cr_assert_eq(rn_producer_flush(p, 10000), 0);
     cr_assert_eq(r.failed, 0);
     rn_producer_close(p);
-    rn_conf *conf = rt_conf(&b, NULL);
-    rn_admin *a;
-    cr_assert_eq(rn_admin_new(&a, conf), 0);
+    rn_admin *a = rt_admin(&b);
     rn_topic_desc *d;
     cr_assert_eq(rn_admin_describe_topic(a, "z", &d), 0, "%s", rn_admin_errmsg(a));
     cr_assert(d->partitions[0].size_bytes > 0 && (size_t)d->partitions[0].size_bytes < raw / 5,
               "%lld bytes on disk for %zu raw", (long long)d->partitions[0].size_bytes, raw);
     rn_admin_describe_free(d);
     rn_admin_free(a);
-    rn_conf_free(conf);
     seq_check s = {0};
     cr_assert_eq(consume_all(&b, "z", check_seq, &s), 3000);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 typedef struct count_parts {
@@ -407,21 +408,18 @@ static void count_part(const rn_message *m, void *arg)
 Test(producer, roundrobin_even, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "rr", 4);
+    rt_broker_with_topic(&b, "rr", 4);
     reports r;
     reports_init(&r, 400);
     rn_producer *p = new_producer(rt_conf(&b, "partitioner", "roundrobin", NULL), &r);
-    for (size_t i = 0; i < 400; i++)
-        send_value(p, "rr", i, "v");
+    send_values(p, "rr", 0, 400, "v");
     cr_assert_eq(rn_producer_close(p), 0);
     cr_assert_eq(r.done, 400);
     count_parts c = {{0}};
     cr_assert_eq(consume_all(&b, "rr", count_part, &c), 400);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(c.per[i], 100, "partition %d has %zu", i, c.per[i]);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 static void count_any(const rn_message *m, void *arg)
@@ -434,13 +432,11 @@ static void count_any(const rn_message *m, void *arg)
 Test(producer, acks_zero, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "a0", 1);
+    rt_broker_with_topic(&b, "a0", 1);
     reports r;
     reports_init(&r, 50);
     rn_producer *p = new_producer(rt_conf(&b, "acks", "0", NULL), &r);
-    for (size_t i = 0; i < 50; i++)
-        send_value(p, "a0", i, "v");
+    send_values(p, "a0", 0, 50, "v");
     cr_assert_eq(rn_producer_close(p), 0);
     cr_assert_eq(r.done, 50);
     cr_assert_eq(r.failed, 0);
@@ -455,8 +451,7 @@ Test(producer, acks_zero, .timeout = 30)
             rt_sleep_ms(20);
     }
     cr_assert_eq(n, 50);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 /* The batch headers of partition 0 of topic in b's data directory, read
@@ -491,8 +486,7 @@ static size_t read_batch_headers(const rt_broker *b, const char *topic, int64_t 
 Test(producer, idempotent_batches_carry_sequences, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "i", 1);
+    rt_broker_with_topic(&b, "i", 1);
     rt_create_topic(&b, "plain", 1);
     reports r;
     reports_init(&r, 30);
@@ -518,15 +512,13 @@ Test(producer, idempotent_batches_carry_sequences, .timeout = 30)
     reports_fini(&r);
     reports_init(&r, 5);
     p = new_producer(rt_conf(&b, "enable.idempotence", "false", NULL), &r);
-    for (size_t i = 0; i < 5; i++)
-        send_value(p, "plain", i, "v");
+    send_values(p, "plain", 0, 5, "v");
     cr_assert_eq(rn_producer_close(p), 0);
     n = read_batch_headers(&b, "plain", pids, seqs, counts, 8);
     cr_assert_eq(n, 1);
     cr_assert_eq(pids[0], -1);
     cr_assert_eq(seqs[0], -1);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 /* ---- Errors ------------------------------------------------------------------------------- */
@@ -548,8 +540,7 @@ Test(producer, unknown_topic, .timeout = 30)
     cr_assert_eq(rn_producer_outstanding(p), 0);
     cr_assert_eq(rn_producer_close(p), 0);
     cr_assert_eq(r.done, 0);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 // A record larger than the topic's max.message.bytes (the broker's 1 MiB
@@ -557,8 +548,7 @@ Test(producer, unknown_topic, .timeout = 30)
 Test(producer, record_too_large, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "t", 1);
+    rt_broker_with_topic(&b, "t", 1);
     rn_producer *p = new_producer(rt_conf(&b, NULL), NULL);
     size_t len = 2u << 20;
     char *v = calloc(1, len);
@@ -585,14 +575,11 @@ Test(producer, topic_max_message_bytes_rules, .timeout = 60)
 {
     rt_broker b;
     rt_broker_start(&b);
-    rn_conf *ac = rt_conf(&b, NULL);
-    rn_admin *a;
-    cr_assert_eq(rn_admin_new(&a, ac), 0);
+    rn_admin *a = rt_admin(&b);
     const char *k[] = {"max.message.bytes"}, *big[] = {"4194304"}, *small[] = {"1000"};
     cr_assert_eq(rn_admin_create_topic(a, "big", 1, 1, k, big, 1), 0, "%s", rn_admin_errmsg(a));
     cr_assert_eq(rn_admin_create_topic(a, "small", 1, 1, k, small, 1), 0, "%s", rn_admin_errmsg(a));
     rn_admin_free(a);
-    rn_conf_free(ac);
 
     reports r;
     reports_init(&r, 64);
@@ -710,8 +697,7 @@ Test(producer, connect_timeout, .timeout = 30)
 Test(producer, delivery_timeout_reports_failure, .timeout = 30)
 {
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "t", 1);
+    rt_broker_with_topic(&b, "t", 1);
     reports r;
     reports_init(&r, 20);
     rn_producer *p = new_producer(rt_conf(&b, "delivery.timeout.ms", "1000", "retry.backoff.ms",
@@ -721,8 +707,7 @@ Test(producer, delivery_timeout_reports_failure, .timeout = 30)
     cr_assert_eq(rn_producer_flush(p, 5000), 0); /* metadata and connection are up */
     rt_broker_kill(&b, SIGKILL);
     int64_t t0 = rt_now_ms();
-    for (size_t i = 1; i < 20; i++)
-        send_value(p, "t", i, "v");
+    send_values(p, "t", 1, 20, "v");
     cr_assert_eq(rn_producer_flush(p, 10000), 0); /* every record reported */
     int64_t took = rt_now_ms() - t0;
     cr_assert(took >= 900 && took < 5000, "reports after %lld ms", (long long)took);
@@ -734,8 +719,7 @@ Test(producer, delivery_timeout_reports_failure, .timeout = 30)
     }
     cr_assert(strstr(rn_producer_errmsg(p), "t-0") != NULL, "%s", rn_producer_errmsg(p));
     rn_producer_close(p);
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }
 
 /* ---- Crash ------------------------------------------------------------------------------------
@@ -761,8 +745,7 @@ Test(producer, broker_killed_and_restarted, .timeout = 60)
 {
     enum { N = 20000 };
     rt_broker b;
-    rt_broker_start(&b);
-    rt_create_topic(&b, "k", 2);
+    rt_broker_with_topic(&b, "k", 2);
     reports r;
     reports_init(&r, N);
     rn_producer *p = new_producer(rt_conf(&b, "linger.ms", "2", "retry.backoff.ms", "50",
@@ -815,6 +798,5 @@ Test(producer, broker_killed_and_restarted, .timeout = 60)
             free(k.by_offset[pi][o]);
         free(k.by_offset[pi]);
     }
-    reports_fini(&r);
-    rt_broker_stop(&b);
+    finish(&b, &r);
 }

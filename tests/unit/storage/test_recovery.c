@@ -184,6 +184,23 @@ static void expect_append_continues(rn_log *log, fixture *f, size_t keep, const 
     free(b);
 }
 
+/* What recovery must leave: exactly want[0, keep), and an append after it. */
+static void expect_recovered(rn_log *log, fixture *f, size_t keep, const char *what)
+{
+    expect_prefix(log, f, keep, what);
+    expect_append_continues(log, f, keep, what);
+}
+
+/* A fresh working copy, opened and closed cleanly once: it has a clean
+ * marker now. */
+static void reset_and_close_cleanly(fixture *f)
+{
+    reset_work(f);
+    rn_log_open_info info;
+    rn_log *log = open_work(f, &info, "first open");
+    cr_assert_eq(rn_log_close(log), 0);
+}
+
 /* Index of the first batch of the last segment. */
 static size_t first_of_last_segment(const fixture *f)
 {
@@ -224,8 +241,7 @@ Test(recovery, truncated_tail_every_byte)
                      what, info.bytes_dropped, dropped);
         cr_assert_eq(info.truncated_at, dropped ? last->base : -1, "%s: truncated_at %" PRId64,
                      what, info.truncated_at);
-        expect_prefix(log, &f, keep, what);
-        expect_append_continues(log, &f, keep, what);
+        expect_recovered(log, &f, keep, what);
         cr_assert_eq(rn_log_close(log), 0, "%s: close", what);
         if (cut % 16 == 0) {
             /* The repair is on disk: a clean reopen sees the same log. */
@@ -272,8 +288,7 @@ static void flip_bytes(fixture *f, size_t bi, size_t stride)
                      what, info.bytes_dropped, dropped);
         cr_assert_eq(info.truncated_at, b->base, "%s: truncated_at %" PRId64, what,
                      info.truncated_at);
-        expect_prefix(log, f, bi, what);
-        expect_append_continues(log, f, bi, what);
+        expect_recovered(log, f, bi, what);
         rn_log_abandon(log);
     }
     free(copy);
@@ -329,8 +344,7 @@ Test(recovery, garbage_after_last_batch)
         cr_assert(!info.clean);
         cr_assert_eq(info.bytes_dropped, th_count_nonzero(junk, sizeof(junk)), "%s", what);
         cr_assert_eq(info.truncated_at, leo, "%s", what);
-        expect_prefix(log, &f, f.want.n, what);
-        expect_append_continues(log, &f, f.want.n, what);
+        expect_recovered(log, &f, f.want.n, what);
         cr_assert_eq(rn_log_close(log), 0);
         /* The garbage is gone for good. */
         log = open_work(&f, &info, what);
@@ -355,8 +369,7 @@ Test(recovery, stale_valid_batch_after_last_is_dropped)
     rn_log *log = open_work(&f, &info, "stale batch");
     cr_assert_eq(info.bytes_dropped, th_count_nonzero(old->data, old->len));
     cr_assert_eq(info.truncated_at, f.want.v[li].last + 1);
-    expect_prefix(log, &f, f.want.n, "stale batch");
-    expect_append_continues(log, &f, f.want.n, "stale batch");
+    expect_recovered(log, &f, f.want.n, "stale batch");
     rn_log_abandon(log);
     fixture_fini(&f);
 }
@@ -677,10 +690,9 @@ Test(recovery, stale_clean_marker_not_trusted)
 {
     fixture f;
     fixture_init(&f, 30, 4096, 512);
-    reset_work(&f);
+    reset_and_close_cleanly(&f);
     rn_log_open_info info;
-    rn_log *log = open_work(&f, &info, "first open");
-    cr_assert_eq(rn_log_close(log), 0);
+    rn_log *log;
     char mp[4096], p[4096];
     size_t mlen;
     uint8_t *marker = th_read_file(th_path(mp, f.work, "clean-shutdown"), &mlen);
@@ -703,8 +715,7 @@ Test(recovery, stale_clean_marker_not_trusted)
     cr_assert(!info.clean, "a stale marker was trusted");
     cr_assert_eq(info.bytes_dropped, th_count_nonzero(b, len / 2));
     cr_assert_eq(info.truncated_at, leo);
-    expect_prefix(log, &f, f.want.n, "stale marker");
-    expect_append_continues(log, &f, f.want.n, "stale marker");
+    expect_recovered(log, &f, f.want.n, "stale marker");
     rn_log_abandon(log);
     free(b);
     free(marker);
@@ -716,10 +727,9 @@ Test(recovery, corrupt_clean_marker_not_trusted)
 {
     fixture f;
     fixture_init(&f, 30, 4096, 512);
-    reset_work(&f);
+    reset_and_close_cleanly(&f);
     rn_log_open_info info;
-    rn_log *log = open_work(&f, &info, "first open");
-    cr_assert_eq(rn_log_close(log), 0);
+    rn_log *log;
     char mp[4096], p[4096];
     th_path(mp, f.work, "clean-shutdown");
     uint8_t v = th_byte_at(mp, 14) ^ 0x01; /* inside the payload */
@@ -730,8 +740,7 @@ Test(recovery, corrupt_clean_marker_not_trusted)
     log = open_work(&f, &info, "corrupt marker");
     cr_assert(!info.clean, "a corrupt marker was trusted");
     cr_assert_eq(info.truncated_at, f.want.v[li].base);
-    expect_prefix(log, &f, li, "corrupt marker");
-    expect_append_continues(log, &f, li, "corrupt marker");
+    expect_recovered(log, &f, li, "corrupt marker");
     rn_log_abandon(log);
     fixture_fini(&f);
 }
@@ -769,8 +778,7 @@ Test(recovery, crash_right_after_roll)
         cr_assert_eq(info.n_segments_dropped, 0, "%s", what);
         cr_assert_eq(info.bytes_dropped, 0, "%s", what);
         cr_assert_eq(info.truncated_at, -1, "%s", what);
-        expect_prefix(log, &f, first, what);
-        expect_append_continues(log, &f, first, what);
+        expect_recovered(log, &f, first, what);
         cr_assert_eq(rn_log_close(log), 0);
         uint64_t prev_size = f.pos[first - 1] + f.want.v[first - 1].len;
         cr_assert_eq(th_file_size(work_log(&f, p, prev_base)), prev_size,
@@ -799,8 +807,7 @@ Test(recovery, lost_tail_before_roll_drops_later_segment)
     cr_assert_eq(info.n_segments_dropped, 1);
     cr_assert_geq(info.bytes_dropped, th_count_nonzero(junk, f.want.v[lost].len));
     cr_assert(!th_exists(work_log(&f, p, f.bases[f.n_segs - 1])), "the later segment is deleted");
-    expect_prefix(log, &f, lost, "lost tail");
-    expect_append_continues(log, &f, lost, "lost tail");
+    expect_recovered(log, &f, lost, "lost tail");
     cr_assert_eq(rn_log_close(log), 0);
     log = open_work(&f, &info, "lost tail, reopened");
     cr_assert(info.clean);
@@ -833,8 +840,7 @@ Test(recovery, unsealed_older_segment_is_verified)
     rn_log *log = open_work(&f, &info, "unsealed older segment");
     cr_assert_eq(info.truncated_at, f.want.v[bad].base, "truncated_at %" PRId64, info.truncated_at);
     cr_assert_eq(info.n_segments_dropped, 2);
-    expect_prefix(log, &f, bad, "unsealed older segment");
-    expect_append_continues(log, &f, bad, "unsealed older segment");
+    expect_recovered(log, &f, bad, "unsealed older segment");
     rn_log_abandon(log);
     fixture_fini(&f);
 }

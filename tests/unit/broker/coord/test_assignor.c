@@ -120,7 +120,26 @@ static rn_assign_tp *copy_tps(const rn_assignment *a)
     return v;
 }
 
+/* Run assignor a for two members and check each one's partitions exactly
+ * ("topic-p" joined by spaces). */
+static void expect_two(enum rn_assignor a, const rn_assign_topic *t, size_t nt,
+                       const rn_assign_member *m, const char *want0, const char *want1)
+{
+    rn_assignment out[2];
+    run(a, t, nt, m, 2, out);
+    char buf[256];
+    cr_assert_str_eq(str(&out[0], buf, sizeof(buf)), want0);
+    cr_assert_str_eq(str(&out[1], buf, sizeof(buf)), want1);
+    rn_assignment_free(out, 2);
+}
+
 static const char *const ONLY_T[] = {"t"};
+
+/* A member `name` subscribed to topic t alone. */
+#define ON_T(name)                                                                                 \
+    {                                                                                              \
+        .id = (name), .topics = ONLY_T, .n_topics = 1                                              \
+    }
 
 /* ---- Range ------------------------------------------------------------------------ */
 
@@ -129,14 +148,8 @@ static const char *const ONLY_T[] = {"t"};
 Test(assignor, range_contiguous_in_member_id_order)
 {
     rn_assign_topic t[] = {{"t", 5}};
-    rn_assign_member m[] = {{.id = "b", .topics = ONLY_T, .n_topics = 1},
-                            {.id = "a", .topics = ONLY_T, .n_topics = 1}};
-    rn_assignment out[2];
-    run(RN_ASSIGNOR_RANGE, t, 1, m, 2, out);
-    char buf[256];
-    cr_assert_str_eq(str(&out[1], buf, sizeof(buf)), "t-0 t-1 t-2");
-    cr_assert_str_eq(str(&out[0], buf, sizeof(buf)), "t-3 t-4");
-    rn_assignment_free(out, 2);
+    rn_assign_member m[] = {ON_T("b"), ON_T("a")};
+    expect_two(RN_ASSIGNOR_RANGE, t, 1, m, "t-3 t-4", "t-0 t-1 t-2");
 }
 
 // Range works per topic: with two 3-partition topics the first member gets the extra of each.
@@ -146,12 +159,7 @@ Test(assignor, range_is_per_topic)
     rn_assign_topic t[] = {{"y", 3}, {"x", 3}};
     rn_assign_member m[] = {{.id = "m1", .topics = both, .n_topics = 2},
                             {.id = "m2", .topics = both, .n_topics = 2}};
-    rn_assignment out[2];
-    run(RN_ASSIGNOR_RANGE, t, 2, m, 2, out);
-    char buf[256];
-    cr_assert_str_eq(str(&out[0], buf, sizeof(buf)), "x-0 x-1 y-0 y-1");
-    cr_assert_str_eq(str(&out[1], buf, sizeof(buf)), "x-2 y-2");
-    rn_assignment_free(out, 2);
+    expect_two(RN_ASSIGNOR_RANGE, t, 2, m, "x-0 x-1 y-0 y-1", "x-2 y-2");
 }
 
 // Range gives a topic only to its subscribers; an unsubscribed topic is left alone.
@@ -161,12 +169,7 @@ Test(assignor, range_different_subscriptions)
     rn_assign_topic t[] = {{"t1", 4}, {"t2", 2}, {"unused", 3}};
     rn_assign_member m[] = {{.id = "a", .topics = a_sub, .n_topics = 1},
                             {.id = "b", .topics = b_sub, .n_topics = 2}};
-    rn_assignment out[2];
-    run(RN_ASSIGNOR_RANGE, t, 3, m, 2, out);
-    char buf[256];
-    cr_assert_str_eq(str(&out[0], buf, sizeof(buf)), "t1-0 t1-1");
-    cr_assert_str_eq(str(&out[1], buf, sizeof(buf)), "t1-2 t1-3 t2-0 t2-1");
-    rn_assignment_free(out, 2);
+    expect_two(RN_ASSIGNOR_RANGE, t, 3, m, "t1-0 t1-1", "t1-2 t1-3 t2-0 t2-1");
 }
 
 /* ---- Sticky: balance ---------------------------------------------------------------- */
@@ -194,13 +197,8 @@ Test(assignor, sticky_different_subscriptions)
     rn_assign_topic t[] = {{"t1", 4}, {"t2", 4}};
     rn_assign_member m[] = {{.id = "a", .topics = a_sub, .n_topics = 1},
                             {.id = "b", .topics = b_sub, .n_topics = 2}};
-    rn_assignment out[2];
-    run(RN_ASSIGNOR_STICKY, t, 2, m, 2, out);
-    char buf[256];
     /* b alone can take t2, so a ends up with all of t1: 4 and 4. */
-    cr_assert_str_eq(str(&out[0], buf, sizeof(buf)), "t1-0 t1-1 t1-2 t1-3");
-    cr_assert_str_eq(str(&out[1], buf, sizeof(buf)), "t2-0 t2-1 t2-2 t2-3");
-    rn_assignment_free(out, 2);
+    expect_two(RN_ASSIGNOR_STICKY, t, 2, m, "t1-0 t1-1 t1-2 t1-3", "t2-0 t2-1 t2-2 t2-3");
 }
 
 // Topics of 0, 1 and many partitions: nothing, exactly one holder, an even spread overall.
@@ -235,7 +233,7 @@ Test(assignor, empty_subscriptions_and_no_members)
     rn_assign_topic t[] = {{"t", 3}};
     rn_assign_member m[] = {{.id = "a", .topics = ghost, .n_topics = 1},
                             {.id = "b", .topics = NULL, .n_topics = 0},
-                            {.id = "c", .topics = ONLY_T, .n_topics = 1}};
+                            ON_T("c")};
     rn_assignment out[3];
     run(RN_ASSIGNOR_STICKY, t, 1, m, 3, out);
     cr_assert_eq(out[0].n, 0);
@@ -252,9 +250,7 @@ Test(assignor, empty_subscriptions_and_no_members)
 Test(assignor, sticky_join_moves_the_minimum)
 {
     rn_assign_topic t[] = {{"t", 12}};
-    rn_assign_member m[3] = {{.id = "a", .topics = ONLY_T, .n_topics = 1},
-                             {.id = "b", .topics = ONLY_T, .n_topics = 1},
-                             {.id = "c", .topics = ONLY_T, .n_topics = 1}};
+    rn_assign_member m[3] = {ON_T("a"), ON_T("b"), ON_T("c")};
     rn_assignment before[2], after[3];
     run(RN_ASSIGNOR_STICKY, t, 1, m, 2, before);
     cr_assert_eq(before[0].n, 6);
@@ -282,9 +278,7 @@ Test(assignor, sticky_join_moves_the_minimum)
 Test(assignor, sticky_leave_keeps_survivors)
 {
     rn_assign_topic t[] = {{"t", 9}};
-    rn_assign_member m[3] = {{.id = "a", .topics = ONLY_T, .n_topics = 1},
-                             {.id = "b", .topics = ONLY_T, .n_topics = 1},
-                             {.id = "c", .topics = ONLY_T, .n_topics = 1}};
+    rn_assign_member m[3] = {ON_T("a"), ON_T("b"), ON_T("c")};
     rn_assignment before[3], after[2];
     run(RN_ASSIGNOR_STICKY, t, 1, m, 3, before);
     rn_assign_tp *cur_a = copy_tps(&before[0]), *cur_c = copy_tps(&before[2]);
@@ -391,8 +385,7 @@ Test(assignor, sticky_large_group)
 Test(assignor, invalid_input)
 {
     rn_assign_topic t[] = {{"t", 2}}, dup_t[] = {{"t", 1}, {"t", 2}}, neg[] = {{"t", -1}};
-    rn_assign_member m[] = {{.id = "a", .topics = ONLY_T, .n_topics = 1},
-                            {.id = "a", .topics = ONLY_T, .n_topics = 1}};
+    rn_assign_member m[] = {ON_T("a"), ON_T("a")};
     rn_assignment out[2];
     cr_assert_eq(rn_assign(RN_ASSIGNOR_STICKY, t, 1, m, 2, out), -EINVAL);
     cr_assert_null(out[0].tps);

@@ -28,18 +28,38 @@ static void id_of(unsigned k, uint8_t id[16])
     id[15] = 0xA5;
 }
 
+/* Topic k's id as a record field, its bytes in id (which must outlive it). */
+static ProtobufCBinaryData topic_id(unsigned k, uint8_t id[16])
+{
+    id_of(k, id);
+    return (ProtobufCBinaryData){.len = 16, .data = id};
+}
+
+/* Apply r (its effect in eff, may be NULL) and return the record's status. */
+static int apply(rn_image *img, const md_record *r, rn_image_effect *eff)
+{
+    int status;
+    cr_assert_eq(rn_image_apply(img, r, eff, &status), 0);
+    return status;
+}
+
+/* Declare r, a metadata record of CASE (the suffix of its record_case name)
+ * whose body is in member `member`. */
+#define MD_RECORD(r, CASE, member, body)                                                           \
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;                                         \
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_##CASE;                              \
+    r.member = (body)
+
 static int apply_topic(rn_image *img, const char *name, unsigned k, int32_t parts, const char *ck,
                        const char *cv, rn_image_effect *eff)
 {
     uint8_t id[16];
-    id_of(k, id);
     Runnel__Metadata__TopicRecord__ConfigsEntry e =
         RUNNEL__METADATA__TOPIC_RECORD__CONFIGS_ENTRY__INIT;
     Runnel__Metadata__TopicRecord__ConfigsEntry *ep = &e;
     Runnel__Metadata__TopicRecord tr = RUNNEL__METADATA__TOPIC_RECORD__INIT;
     tr.name = (char *)name;
-    tr.topic_id.len = 16;
-    tr.topic_id.data = id;
+    tr.topic_id = topic_id(k, id);
     tr.partitions = parts;
     tr.replication_factor = 1;
     if (ck) {
@@ -48,22 +68,16 @@ static int apply_topic(rn_image *img, const char *name, unsigned k, int32_t part
         tr.n_configs = 1;
         tr.configs = &ep;
     }
-    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC;
-    r.topic = &tr;
-    int status;
-    cr_assert_eq(rn_image_apply(img, &r, eff, &status), 0);
-    return status;
+    MD_RECORD(r, TOPIC, topic, &tr);
+    return apply(img, &r, eff);
 }
 
 static int apply_partition(rn_image *img, unsigned k, int32_t p, int32_t leader, int32_t epoch)
 {
     uint8_t id[16];
-    id_of(k, id);
     int32_t nodes[2] = {leader, leader + 1};
     Runnel__Metadata__PartitionRecord pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
-    pr.topic_id.len = 16;
-    pr.topic_id.data = id;
+    pr.topic_id = topic_id(k, id);
     pr.partition = p;
     pr.leader = leader;
     pr.leader_epoch = epoch;
@@ -71,62 +85,40 @@ static int apply_partition(rn_image *img, unsigned k, int32_t p, int32_t leader,
     pr.replicas = nodes;
     pr.n_isr = 1;
     pr.isr = nodes;
-    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
-    r.partition = &pr;
-    int status;
-    cr_assert_eq(rn_image_apply(img, &r, NULL, &status), 0);
-    return status;
+    MD_RECORD(r, PARTITION, partition, &pr);
+    return apply(img, &r, NULL);
 }
 
 static int apply_config(rn_image *img, unsigned k, const char *key, const char *value, bool remove,
                         rn_image_effect *eff)
 {
     uint8_t id[16];
-    id_of(k, id);
     Runnel__Metadata__ConfigRecord cr = RUNNEL__METADATA__CONFIG_RECORD__INIT;
-    cr.topic_id.len = 16;
-    cr.topic_id.data = id;
+    cr.topic_id = topic_id(k, id);
     cr.key = (char *)key;
     cr.value = (char *)value;
     cr.remove = remove;
-    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_CONFIG;
-    r.config = &cr;
-    int status;
-    cr_assert_eq(rn_image_apply(img, &r, eff, &status), 0);
-    return status;
+    MD_RECORD(r, CONFIG, config, &cr);
+    return apply(img, &r, eff);
 }
 
 static int apply_count(rn_image *img, unsigned k, int32_t n, rn_image_effect *eff)
 {
     uint8_t id[16];
-    id_of(k, id);
     Runnel__Metadata__PartitionCountRecord cr = RUNNEL__METADATA__PARTITION_COUNT_RECORD__INIT;
-    cr.topic_id.len = 16;
-    cr.topic_id.data = id;
+    cr.topic_id = topic_id(k, id);
     cr.partitions = n;
-    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT;
-    r.partition_count = &cr;
-    int status;
-    cr_assert_eq(rn_image_apply(img, &r, eff, &status), 0);
-    return status;
+    MD_RECORD(r, PARTITION_COUNT, partition_count, &cr);
+    return apply(img, &r, eff);
 }
 
 static int apply_remove(rn_image *img, unsigned k, rn_image_effect *eff)
 {
     uint8_t id[16];
-    id_of(k, id);
     Runnel__Metadata__RemoveTopicRecord rr = RUNNEL__METADATA__REMOVE_TOPIC_RECORD__INIT;
-    rr.topic_id.len = 16;
-    rr.topic_id.data = id;
-    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_REMOVE_TOPIC;
-    r.remove_topic = &rr;
-    int status;
-    cr_assert_eq(rn_image_apply(img, &r, eff, &status), 0);
-    return status;
+    rr.topic_id = topic_id(k, id);
+    MD_RECORD(r, REMOVE_TOPIC, remove_topic, &rr);
+    return apply(img, &r, eff);
 }
 
 static rn_image *new_image(void)

@@ -93,6 +93,14 @@ static const rn_raft_msg *find(const taken *t, int type, int32_t to)
     return NULL;
 }
 
+/* Take r's ready and advance past it, for a ready the test does not look at. */
+static void drain(rn_raft *r)
+{
+    taken t;
+    take(r, &t);
+    done(r, &t);
+}
+
 static rn_raft_msg vote_req(int32_t from, int32_t to, int32_t epoch, bool pre, int64_t last_offset,
                             int32_t last_epoch)
 {
@@ -109,6 +117,44 @@ static rn_raft_msg vote_req(int32_t from, int32_t to, int32_t epoch, bool pre, i
     return m;
 }
 
+/* Step vote request q into v and return whether v's answer to `to` grants
+ * it (an answer must come). */
+static bool vote_granted(rn_raft *v, const rn_raft_msg *q, int32_t to)
+{
+    cr_assert_eq(rn_raft_step(v, q), 0);
+    taken t;
+    take(v, &t);
+    const rn_raft_msg *resp = find(&t, RN_RAFT_MSG_VOTE_RESP, to);
+    cr_assert_not_null(resp, "no vote answer to %d", to);
+    bool granted = resp->granted;
+    done(v, &t);
+    return granted;
+}
+
+/* Make node 1 (of 3) leader of the epoch after its own by feeding it the
+ * grants of voter (a pre-vote, then the vote). */
+static void elect(rn_raft *l, int64_t now, int32_t voter)
+{
+    drain(l);
+    rn_raft_tick(l, now);
+    drain(l);
+    int32_t e = rn_raft_epoch(l);
+    rn_raft_msg g = {.type = RN_RAFT_MSG_VOTE_RESP,
+                     .from = voter,
+                     .to = 1,
+                     .epoch = e,
+                     .leader_id = RN_RAFT_NONE,
+                     .pre_vote = true,
+                     .granted = true,
+                     .candidate_epoch = e + 1};
+    cr_assert_eq(rn_raft_step(l, &g), 0);
+    drain(l);
+    g.epoch = g.candidate_epoch = e + 1;
+    g.pre_vote = false;
+    cr_assert_eq(rn_raft_step(l, &g), 0);
+    cr_assert_eq(rn_raft_role_of(l), RN_RAFT_LEADER);
+}
+
 // A vote is refused to a candidate whose log is behind ours: shorter in the
 // same last epoch, or with an older last epoch however long.
 Test(raft, vote_refused_to_stale_log)
@@ -116,30 +162,21 @@ Test(raft, vote_refused_to_stale_log)
     int32_t epochs[] = {1, 1, 2};
     rn_raft *r = node(1, epochs, 3, 2, RN_RAFT_NONE, RN_RAFT_NONE, 0);
     taken t;
-    take(r, &t);
-    done(r, &t);
+    drain(r);
 
     rn_raft_msg q = vote_req(2, 1, 3, false, 2, 2); /* same last epoch, shorter */
-    cr_assert_eq(rn_raft_step(r, &q), 0);
-    take(r, &t);
-    const rn_raft_msg *resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 2);
-    cr_assert(resp && !resp->granted);
-    done(r, &t);
+    cr_assert_not(vote_granted(r, &q, 2));
 
     q = vote_req(3, 1, 3, false, 10, 1); /* longer but an older last epoch */
     cr_assert_eq(rn_raft_step(r, &q), 0);
     take(r, &t);
-    resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 3);
+    const rn_raft_msg *resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 3);
     cr_assert(resp && !resp->granted);
     cr_assert_eq(t.rd.state.voted_for, RN_RAFT_NONE);
     done(r, &t);
 
     q = vote_req(3, 1, 3, false, 3, 2); /* as up to date: granted */
-    cr_assert_eq(rn_raft_step(r, &q), 0);
-    take(r, &t);
-    resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 3);
-    cr_assert(resp && resp->granted);
-    done(r, &t);
+    cr_assert(vote_granted(r, &q, 3));
     rn_raft_free(r);
 }
 
@@ -148,8 +185,7 @@ Test(raft, prevote_does_not_bump_epoch)
 {
     rn_raft *r = node(1, NULL, 0, 4, RN_RAFT_NONE, RN_RAFT_NONE, 0);
     taken t;
-    take(r, &t);
-    done(r, &t);
+    drain(r);
     rn_raft_tick(r, 100); /* the election timeout */
     cr_assert_eq(rn_raft_role_of(r), RN_RAFT_PROSPECTIVE);
     cr_assert_eq(rn_raft_epoch(r), 4);
@@ -161,8 +197,7 @@ Test(raft, prevote_does_not_bump_epoch)
 
     /* The voter side: grants, stays in its epoch, stores nothing. */
     rn_raft *v = node(2, NULL, 0, 4, RN_RAFT_NONE, RN_RAFT_NONE, 0);
-    take(v, &t);
-    done(v, &t);
+    drain(v);
     rn_raft_msg q = vote_req(1, 2, 5, true, 0, 0);
     cr_assert_eq(rn_raft_step(v, &q), 0);
     take(v, &t);
@@ -203,24 +238,14 @@ Test(raft, prevote_refused_while_leader_alive)
                       .diverging_epoch = -1,
                       .snapshot_end_offset = -1};
     cr_assert_eq(rn_raft_step(v, &fr), 0);
-    take(v, &t);
-    done(v, &t);
+    drain(v);
 
     rn_raft_msg q = vote_req(1, 2, 5, true, 0, 0);
-    cr_assert_eq(rn_raft_step(v, &q), 0);
-    take(v, &t);
-    const rn_raft_msg *resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 1);
-    cr_assert(resp && !resp->granted);
-    done(v, &t);
+    cr_assert_not(vote_granted(v, &q, 1));
 
     rn_raft_tick(v, 250);
-    take(v, &t);
-    done(v, &t);
-    cr_assert_eq(rn_raft_step(v, &q), 0);
-    take(v, &t);
-    resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 1);
-    cr_assert(resp && resp->granted);
-    done(v, &t);
+    drain(v);
+    cr_assert(vote_granted(v, &q, 1));
     rn_raft_free(v);
 }
 
@@ -246,28 +271,9 @@ Test(raft, follower_truncates_on_diverging_epoch)
     int32_t fe[] = {1, 1, 2, 2, 2, 4};
     rn_raft *l = node(1, le, 4, 4, RN_RAFT_NONE, RN_RAFT_NONE, 0);
     rn_raft *f = node(2, fe, 6, 4, RN_RAFT_NONE, RN_RAFT_NONE, 0);
-    taken t;
-    take(f, &t);
-    done(f, &t);
+    drain(f);
     /* Elect 1 in epoch 5 with node 3's vote. */
-    rn_raft_tick(l, 100);
-    take(l, &t);
-    done(l, &t);
-    rn_raft_msg g = {.type = RN_RAFT_MSG_VOTE_RESP,
-                     .from = 3,
-                     .to = 1,
-                     .epoch = 4,
-                     .leader_id = RN_RAFT_NONE,
-                     .pre_vote = true,
-                     .granted = true,
-                     .candidate_epoch = 5};
-    cr_assert_eq(rn_raft_step(l, &g), 0);
-    take(l, &t);
-    done(l, &t);
-    g.epoch = 5;
-    g.pre_vote = false;
-    cr_assert_eq(rn_raft_step(l, &g), 0);
-    cr_assert_eq(rn_raft_role_of(l), RN_RAFT_LEADER);
+    elect(l, 100, 3);
     cr_assert_eq(rn_raft_log_end(l), 5); /* its LEADER_CHANGE entry */
 
     /* BeginQuorumEpoch makes 2 a follower that fetches (6, 4). */
@@ -308,27 +314,8 @@ Test(raft, follower_truncates_a_tail_of_a_later_epoch)
     int32_t fe[] = {1, 1, 3};
     rn_raft *l = node(1, le, 4, 3, RN_RAFT_NONE, RN_RAFT_NONE, 0);
     rn_raft *f = node(2, fe, 3, 3, RN_RAFT_NONE, RN_RAFT_NONE, 0);
-    taken t;
-    take(f, &t);
-    done(f, &t);
-    rn_raft_tick(l, 100);
-    take(l, &t);
-    done(l, &t);
-    rn_raft_msg g = {.type = RN_RAFT_MSG_VOTE_RESP,
-                     .from = 3,
-                     .to = 1,
-                     .epoch = 3,
-                     .leader_id = RN_RAFT_NONE,
-                     .pre_vote = true,
-                     .granted = true,
-                     .candidate_epoch = 4};
-    cr_assert_eq(rn_raft_step(l, &g), 0);
-    take(l, &t);
-    done(l, &t);
-    g.epoch = 4;
-    g.pre_vote = false;
-    cr_assert_eq(rn_raft_step(l, &g), 0);
-    cr_assert_eq(rn_raft_role_of(l), RN_RAFT_LEADER);
+    drain(f);
+    elect(l, 100, 3);
     relay(l, f, 2); /* BeginQuorumEpoch */
 
     /* Fetch (3, 3): the leader has no epoch 3; its epoch 2 ends at 4. */
@@ -353,42 +340,14 @@ Test(raft, follower_truncates_a_tail_of_a_later_epoch)
     rn_raft_free(f);
 }
 
-/* Make node 1 (of 3) leader of epoch `epoch + 1` by feeding it grants. */
-static void elect(rn_raft *l, int64_t now)
-{
-    taken t;
-    take(l, &t);
-    done(l, &t);
-    rn_raft_tick(l, now);
-    take(l, &t);
-    done(l, &t);
-    int32_t e = rn_raft_epoch(l);
-    rn_raft_msg g = {.type = RN_RAFT_MSG_VOTE_RESP,
-                     .from = 2,
-                     .to = 1,
-                     .epoch = e,
-                     .leader_id = RN_RAFT_NONE,
-                     .pre_vote = true,
-                     .granted = true,
-                     .candidate_epoch = e + 1};
-    cr_assert_eq(rn_raft_step(l, &g), 0);
-    take(l, &t);
-    done(l, &t);
-    g.epoch = g.candidate_epoch = e + 1;
-    g.pre_vote = false;
-    cr_assert_eq(rn_raft_step(l, &g), 0);
-    cr_assert_eq(rn_raft_role_of(l), RN_RAFT_LEADER);
-}
-
 // A leader that no majority fetches from within the fetch timeout resigns and
 // tells the voters (EndQuorumEpoch).
 Test(raft, leader_resigns_under_check_quorum)
 {
     rn_raft *l = node(1, NULL, 0, 1, RN_RAFT_NONE, RN_RAFT_NONE, 0);
-    elect(l, 100);
+    elect(l, 100, 2);
     taken t;
-    take(l, &t);
-    done(l, &t);
+    drain(l);
     /* Node 2 keeps fetching until 150; node 3 never does. */
     rn_raft_msg f = {.type = RN_RAFT_MSG_FETCH_REQ,
                      .from = 2,
@@ -399,8 +358,7 @@ Test(raft, leader_resigns_under_check_quorum)
                      .last_fetched_epoch = 0};
     rn_raft_tick(l, 150);
     cr_assert_eq(rn_raft_step(l, &f), 0);
-    take(l, &t);
-    done(l, &t);
+    drain(l);
     rn_raft_tick(l, 299);
     cr_assert_eq(rn_raft_role_of(l), RN_RAFT_LEADER, "2 of 3 fetched within the timeout");
     rn_raft_voter_status vs[RN_RAFT_MAX_VOTERS];
@@ -428,8 +386,7 @@ Test(raft, durable_state_precedes_vote_response)
 {
     rn_raft *v = node(1, NULL, 0, 1, RN_RAFT_NONE, RN_RAFT_NONE, 0);
     taken t;
-    take(v, &t);
-    done(v, &t);
+    drain(v);
     rn_raft_msg q = vote_req(2, 1, 2, false, 0, 0);
     cr_assert_eq(rn_raft_step(v, &q), 0);
     take(v, &t);
@@ -442,22 +399,13 @@ Test(raft, durable_state_precedes_vote_response)
     done(v, &t);
 
     q = vote_req(3, 1, 2, false, 5, 1);
-    cr_assert_eq(rn_raft_step(v, &q), 0);
-    take(v, &t);
-    resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 3);
-    cr_assert(resp && !resp->granted);
-    done(v, &t);
+    cr_assert_not(vote_granted(v, &q, 3));
     rn_raft_free(v);
 
     /* Restarted from what was stored: still refuses 3 in epoch 2. */
     v = node(1, NULL, 0, stored.epoch, stored.voted_for, stored.leader_id, 0);
-    take(v, &t);
-    done(v, &t);
-    cr_assert_eq(rn_raft_step(v, &q), 0);
-    take(v, &t);
-    resp = find(&t, RN_RAFT_MSG_VOTE_RESP, 3);
-    cr_assert(resp && !resp->granted);
-    done(v, &t);
+    drain(v);
+    cr_assert_not(vote_granted(v, &q, 3));
     rn_raft_free(v);
 }
 
@@ -471,9 +419,7 @@ static void fetch_at(rn_raft *l, int32_t from, int64_t off, int32_t last_epoch)
                      .fetch_offset = off,
                      .last_fetched_epoch = last_epoch};
     cr_assert_eq(rn_raft_step(l, &f), 0);
-    taken t;
-    take(l, &t);
-    done(l, &t);
+    drain(l);
 }
 
 // A new leader does not commit an entry of an older epoch because a majority
@@ -485,10 +431,8 @@ Test(raft, commit_needs_an_entry_of_the_current_epoch)
     for (int plant = 0; plant < 2; plant++) {
         rn_raft *l = node(1, epochs, 2, 3, RN_RAFT_NONE, RN_RAFT_NONE,
                           plant ? RN_RAFT_UNSAFE_COMMIT_OLD_EPOCH : 0);
-        elect(l, 100); /* epoch 4, LEADER_CHANGE at offset 2 */
-        taken t;
-        take(l, &t);
-        done(l, &t);
+        elect(l, 100, 2); /* epoch 4, LEADER_CHANGE at offset 2 */
+        drain(l);
         fetch_at(l, 2, 2, 2); /* 2 holds offsets 0 and 1 (epochs 1, 2) */
         cr_assert_eq(rn_raft_hw(l), plant ? 2 : 0);
         fetch_at(l, 2, 3, 4); /* and now the epoch-4 entry */
@@ -539,10 +483,9 @@ Test(raft, far_behind_follower_installs_the_snapshot)
 {
     int32_t epochs[] = {1, 1, 1, 1, 1, 1};
     rn_raft *l = node(1, epochs, 6, 1, RN_RAFT_NONE, RN_RAFT_NONE, 0);
-    elect(l, 100); /* epoch 2, LEADER_CHANGE at 6 */
+    elect(l, 100, 2); /* epoch 2, LEADER_CHANGE at 6 */
     taken t;
-    take(l, &t);
-    done(l, &t);
+    drain(l);
     fetch_at(l, 2, 7, 2); /* node 2 holds it all: committed up to 7 */
     cr_assert_eq(rn_raft_hw(l), 7);
     take(l, &t); /* apply */
@@ -588,10 +531,9 @@ Test(raft, far_behind_follower_installs_the_snapshot)
 Test(raft, observer_neither_votes_nor_commits)
 {
     rn_raft *l = node(1, NULL, 0, 1, RN_RAFT_NONE, RN_RAFT_NONE, 0);
-    elect(l, 100); /* epoch 2, LEADER_CHANGE at 0 */
+    elect(l, 100, 2); /* epoch 2, LEADER_CHANGE at 0 */
     taken t;
-    take(l, &t);
-    done(l, &t);
+    drain(l);
     fetch_at(l, 4, 1, 2); /* node 4 is no voter */
     cr_assert_eq(rn_raft_hw(l), 0, "an observer's copy does not count");
     fetch_at(l, 3, 1, 2);
@@ -599,8 +541,7 @@ Test(raft, observer_neither_votes_nor_commits)
 
     rn_raft *o = node(4, NULL, 0, 2, RN_RAFT_NONE, 1, 0);
     cr_assert(!rn_raft_is_voter(o));
-    take(o, &t);
-    done(o, &t);
+    drain(o);
     rn_raft_msg q = vote_req(2, 4, 3, false, 5, 2);
     cr_assert_eq(rn_raft_step(o, &q), 0);
     take(o, &t);
@@ -612,8 +553,7 @@ Test(raft, observer_neither_votes_nor_commits)
         rn_raft_tick(o, now);
         cr_assert_neq(rn_raft_role_of(o), RN_RAFT_PROSPECTIVE);
         cr_assert_neq(rn_raft_role_of(o), RN_RAFT_CANDIDATE);
-        take(o, &t);
-        done(o, &t);
+        drain(o);
     }
     rn_raft_free(l);
     rn_raft_free(o);
@@ -668,8 +608,7 @@ Test(raft, end_quorum_epoch_lets_the_preferred_successor_stand_first)
     rn_raft *v[2] = {first, second};
     taken t;
     for (int i = 0; i < 2; i++) {
-        take(v[i], &t);
-        done(v[i], &t);
+        drain(v[i]);
         rn_raft_msg end = {.type = RN_RAFT_MSG_END_EPOCH_REQ,
                            .from = 1,
                            .to = 2 + i,
@@ -712,9 +651,7 @@ Test(raft, stale_fetch_response_is_ignored)
 {
     int32_t epochs[] = {1, 1};
     rn_raft *f = node(2, epochs, 2, 5, RN_RAFT_NONE, 1, 0);
-    taken t;
-    take(f, &t);
-    done(f, &t);
+    drain(f);
     static const uint8_t x[] = "y";
     rn_raft_entry e = {2, 4, RN_RAFT_ENTRY_DATA, 1, x};
     rn_raft_msg old = {.type = RN_RAFT_MSG_FETCH_RESP,
