@@ -81,7 +81,8 @@ typedef struct ptopic ptopic;
 
 typedef struct pbatch {
     ppart *pp;
-    uint8_t *buf;
+    uint8_t *buf;   /* recycled into pp's builder when the batch ends */
+    size_t buf_cap; /* buf's capacity (rn_batch_builder_finish_reusable) */
     size_t len;
     int32_t n;
     void **opaques;
@@ -218,7 +219,9 @@ static void report(rn_producer *p, int err, ppart *pp, int64_t base_offset, int3
 static void end_batch(rn_producer *p, pbatch *b, int err, int64_t base_offset)
 {
     report(p, err, b->pp, base_offset, b->n, b->opaques, b->mem);
-    free(b->buf);
+    /* The partition's next batch is built in this buffer: no allocation per
+     * batch once the pipeline is full. */
+    rn_batch_builder_recycle(b->pp->b, b->buf, b->buf_cap);
     free(b);
 }
 
@@ -382,9 +385,9 @@ static void close_open(rn_producer *p, ppart *pp)
     if (pp->n_open == 0)
         return;
     uint8_t *buf = NULL;
-    size_t len = 0;
+    size_t len = 0, cap = 0;
     pbatch *b = calloc(1, sizeof(*b));
-    int rc = b ? rn_batch_builder_finish(pp->b, &buf, &len) : -ENOMEM;
+    int rc = b ? rn_batch_builder_finish_reusable(pp->b, &buf, &len, &cap) : -ENOMEM;
     if (rc < 0) {
         rn__fail(&p->cl, rc, "%s-%d: cannot build a batch: %s", pp->t->name, pp->partition,
                  rn_strerror(rc));
@@ -395,6 +398,7 @@ static void close_open(rn_producer *p, ppart *pp)
     }
     b->pp = pp;
     b->buf = buf;
+    b->buf_cap = cap;
     b->len = len;
     b->n = pp->n_open;
     b->mem = pp->open_bytes;
