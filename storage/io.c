@@ -16,13 +16,8 @@
  *     without dispatching them. rn_io_run dispatches the backlog first, then the
  *     ops refused outright (`refused`, `refused_msg`), then the ring, so
  *     completions keep their order.
- *  5. An op done by the caller (rn_io_write_now) counts in inflight like a
- *     submitted one and waits in `done` (FIFO, through next_local) with its
- *     result in res_now; rn_io_run runs it with the refused ops, before the
- *     ring, and does not block while any wait.
  */
 #include <errno.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,7 +41,6 @@ struct rn_io {
     size_t backlog_head, backlog_len, backlog_cap;
     rn_io_op *refused, *refused_msg; /* FIFO heads through next_local; *_tail below */
     rn_io_op *refused_tail, *refused_msg_tail;
-    rn_io_op *done, *done_tail;  /* done by rn_io_write_now, callbacks not run yet */
     struct io_uring_sqe scratch; /* handed out for a refused op; never submitted */
 };
 
@@ -195,19 +189,6 @@ void rn_io_write(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, 
         io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)pos);
 }
 
-void rn_io_write_now(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, size_t len,
-                     off_t pos)
-{
-    op->cb = cb;
-    op->injected = 0;
-    io->inflight++;
-    int fault = rn_sys_inject(RN_SYS_PWRITE);
-    ssize_t n = fault < 0 ? fault : rn_sys.pwrite(fd, buf, len, pos);
-    /* A CQE's res is an int: a write of more than 2 GiB reports a short one. */
-    op->res_now = n > INT32_MAX ? INT32_MAX : (int)n;
-    push_refused(&io->done, &io->done_tail, op);
-}
-
 void rn_io_fdatasync(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd)
 {
     struct io_uring_sqe *sqe = rn_io_sqe(io, op, cb);
@@ -269,7 +250,7 @@ static int dispatch(rn_io *io, rn_io_op *op, int res, uint32_t flags)
 int rn_io_run(rn_io *io, unsigned wait)
 {
     int rc;
-    if (io->backlog_head < io->backlog_len || io->refused || io->refused_msg || io->done)
+    if (io->backlog_head < io->backlog_len || io->refused || io->refused_msg)
         wait = 0; /* callbacks are ready to run: do not block for more */
     if (wait)
         rc = io_uring_submit_and_wait(&io->ring, wait);
@@ -288,14 +269,6 @@ int rn_io_run(rn_io *io, unsigned wait)
         rn_io_op *op = refused;
         refused = op->next_local;
         n += dispatch(io, op, op->injected, 0);
-    }
-    /* Writes done by their caller, in the order they were done. */
-    rn_io_op *done = io->done;
-    io->done = io->done_tail = NULL;
-    while (done) {
-        rn_io_op *op = done;
-        done = op->next_local;
-        n += dispatch(io, op, op->res_now, 0);
     }
     rn_io_op *refused_msg = io->refused_msg;
     io->refused_msg = io->refused_msg_tail = NULL;

@@ -25,7 +25,6 @@ typedef void (*rn_io_cb)(rn_io_op *op, int res, uint32_t flags);
 struct rn_io_op {
     rn_io_cb cb;
     int injected;         /* a fault from the rn_sys injector, delivered instead of res */
-    int res_now;          /* private to io.c: the result of an op done by rn_io_write_now */
     rn_io_op *next_local; /* private to io.c: the list of ops completed without the kernel */
 };
 
@@ -58,27 +57,16 @@ void rn_io_write(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, 
                  off_t pos);
 void rn_io_fdatasync(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd);
 
-/* The same pwrite, done now on the calling thread (rn_sys.pwrite, after the
- * injector), its result delivered to cb in the next rn_io_run like any
- * completion's: never inside this call. For appends to the page cache: an
- * io_uring write of a buffered file that cannot be done without blocking
- * (ext4) goes to an io-wq worker, one file's writes one at a time, and on a
- * busy machine each waits for that second thread to get a CPU; the caller is
- * on a CPU already (docs/benchmarks.md, "Where the produce tail came from").
- * May block for what a buffered write blocks on (memory, a page lock). */
-void rn_io_write_now(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, size_t len,
-                     off_t pos);
-
 /* A one-shot timer: cb runs with -ETIME after ms, or -ECANCELED when removed
  * with rn_io_timer_cancel. ts is caller storage valid until the callback. */
 void rn_io_timer(rn_io *io, rn_io_op *op, rn_io_cb cb, struct __kernel_timespec *ts, uint64_t ms);
 void rn_io_timer_cancel(rn_io *io, rn_io_op *op, rn_io_op *cancel_op, rn_io_cb cancel_cb);
 
 /* Submit what is queued, wait for at least `wait` completions (0 = do not
- * block; it does not block either while completions taken off the ring or
- * done by rn_io_write_now are waiting), and run every available callback. Returns the number of
- * callbacks run, or -errno from the ring (after running the callbacks of ops that completed without
- * it, such as those rn_io_sqe could not place). */
+ * block; it does not block either while completions taken off the ring are
+ * waiting), and run every available callback. Returns the number of callbacks
+ * run, or -errno from the ring (after running the callbacks of ops that
+ * completed without it, such as those rn_io_sqe could not place). */
 int rn_io_run(rn_io *io, unsigned wait);
 
 /* Operations submitted whose callbacks have not run yet. */

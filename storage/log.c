@@ -3,9 +3,9 @@
  *
  * Life of an append (all on the owning reactor's thread):
  *
- *   rn_log_append ──▶ WRITING ──pwrite done──▶ WRITTEN ──in order──▶ visible
- *      stamp offsets,    (pwrite at the          (reported by         │
- *      reserve [pos,     reserved pos, now)       rn_io_run)           │
+ *   rn_log_append ──▶ WRITING ──pwrite CQE──▶ WRITTEN ──in order──▶ visible
+ *      stamp offsets,    (io_uring write at      (may complete out     │
+ *      reserve [pos,     the reserved pos)        of order)            │
  *      pos+len)                                               flush=always?
  *                                                        no ──▶ ack (cb)
  *                                                        yes ─▶ awaiting sync ─fdatasync CQE─▶ ack
@@ -35,7 +35,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,10 +58,7 @@
 #define CLEAN_MARKER "clean-shutdown"
 /* Most bytes of acknowledged-pending appends one fdatasync waits to gather. */
 #define GROUP_COMMIT_BYTES (8u << 20)
-/* Written-not-yet-flushing bytes that start writeback (start_writeback). */
-#define WRITEBACK_BYTES (1u << 20)
-#define PAGE_BYTES      4096u
-#define CLEAN_MAGIC     "RNCLEAN1"
+#define CLEAN_MAGIC        "RNCLEAN1"
 /* Smallest segment retention.bytes makes the active segment roll at (needs_roll). */
 #define RETENTION_ROLL_MIN (1u << 20)
 
@@ -382,68 +378,6 @@ static void cancel_done(rn_io_op *op, int res, uint32_t flags)
     log->cancel_inflight = false;
 }
 
-/* ---- Early writeback --------------------------------------------------------
- *
- * Without it the page cache holds everything written since the last flush,
- * and the flush (the interval's fdatasync, or the kernel's own writeback, or
- * another process's syncfs) writes it in one burst: hundreds of MB queued on
- * the disk at once. ext4 allocates a delayed-allocation file's blocks at
- * writeback, holding the inode's i_data_sem, and reads a block group's bitmap
- * when the file grows into a new group; behind such a burst that read waits
- * hundreds of milliseconds, and every append to the file waits with it (its
- * own delalloc reservation needs the same lock). Measured, with the stacks:
- * docs/benchmarks.md, "Where the produce tail came from".
- *
- * So every WRITEBACK_BYTES of visible data the log starts writeback of it
- * (sync_file_range SYNC_FILE_RANGE_WRITE, through the ring: it may block, and
- * it is never waited for): the disk gets a steady stream, the allocations
- * happen a MiB at a time with a short queue ahead of them, and the flush
- * finds almost nothing left to write. The range ends at a page boundary
- * below the tail, so writeback never locks the page the next append writes
- * into. Durability is unchanged: this starts writes, fdatasync still decides
- * what is on disk (its error reporting covers pages this wrote back, so a
- * failure here is left for the fdatasync to report). Not for flush=always,
- * whose group commit syncs at once anyway. */
-
-static void start_writeback(rn_log *log);
-
-static void writeback_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_log *log = RN_CONTAINER_OF(op, rn_log, wb_op);
-    (void)res; /* see above: the next fdatasync reports a failed writeback */
-    (void)flags;
-    log->wb_inflight = false;
-    log->wb_pos = log->wb_end;
-    start_writeback(log);
-}
-
-static void start_writeback(rn_log *log)
-{
-    rn_segment *seg = log->visible_seg;
-    if (log->wb_inflight || log->failed || log->cfg.flush == RN_FLUSH_ALWAYS || !seg || seg->fd < 0)
-        return;
-    if (seg != log->wb_seg) {
-        /* A new segment (the rolled one is synced before its seal). wb_seg
-         * stays referenced until the next one or free_log, so the comparison
-         * never meets a freed segment's address reused. */
-        if (log->wb_seg)
-            rn_segment_unref(log->wb_seg);
-        rn_segment_ref(seg);
-        log->wb_seg = seg;
-        log->wb_pos = 0;
-    }
-    uint64_t end = seg->size / PAGE_BYTES * PAGE_BYTES;
-    if (log->wb_pos > end)
-        log->wb_pos = end; /* cut back by a truncation */
-    if (end < log->wb_pos + WRITEBACK_BYTES)
-        return;
-    log->wb_inflight = true;
-    log->wb_end = end;
-    struct io_uring_sqe *sqe = rn_io_sqe(log->io, &log->wb_op, writeback_done);
-    io_uring_prep_sync_file_range(sqe, seg->fd, (unsigned)(end - log->wb_pos), log->wb_pos,
-                                  SYNC_FILE_RANGE_WRITE);
-}
-
 /* What the flush policy asks for now. */
 static void maybe_sync(rn_log *log)
 {
@@ -531,7 +465,6 @@ static void advance(rn_log *log)
     if (log->broken && !log->writes.head)
         repair_tail(log);
     maybe_sync(log);
-    start_writeback(log);
 }
 
 static void write_done(rn_io_op *op, int res, uint32_t flags)
@@ -544,8 +477,8 @@ static void write_done(rn_io_op *op, int res, uint32_t flags)
     if (res > 0 && p->done + (size_t)res < p->len) {
         /* Short write: resubmit the rest at the right place. */
         p->done += (size_t)res;
-        rn_io_write_now(log->io, &p->op, write_done, p->seg->fd, p->buf + p->done, p->len - p->done,
-                        (off_t)(p->pos + p->done));
+        rn_io_write(log->io, &p->op, write_done, p->seg->fd, p->buf + p->done, p->len - p->done,
+                    (off_t)(p->pos + p->done));
         return;
     }
     if (res < 0) {
@@ -666,11 +599,7 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
     seg->n_pending++;
     log->next_assign += count;
     q_push(&log->writes, p);
-    /* Into the page cache now, on this thread: through the ring, ext4 hands a
-     * buffered write to an io-wq worker, and each append then waits for that
-     * thread to get a CPU (io.h, rn_io_write_now). write_done still runs from
-     * rn_io_run, never in here. */
-    rn_io_write_now(log->io, &p->op, write_done, seg->fd, batch, len, (off_t)p->pos);
+    rn_io_write(log->io, &p->op, write_done, seg->fd, batch, len, (off_t)p->pos);
     return 0;
 }
 
@@ -706,7 +635,7 @@ int rn_log_append_sync(rn_log *log, void *batch, size_t len, int32_t leader_epoc
     return w.err;
 }
 
-/* Run io until no append, sync, writeback or timer of this log is in flight. */
+/* Run io until no append, sync or timer of this log is in flight. */
 static int drain(rn_log *log)
 {
     if (log->timer_armed && !log->cancel_inflight) {
@@ -714,7 +643,7 @@ static int drain(rn_log *log)
         rn_io_timer_cancel(log->io, &log->timer_op, &log->cancel_op, cancel_done);
     }
     while (log->writes.head || log->unsynced.head || log->sync_inflight || log->timer_armed ||
-           log->cancel_inflight || log->n_seal_inflight || log->wb_inflight) {
+           log->cancel_inflight || log->n_seal_inflight) {
         int rc = rn_io_run(log->io, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;
@@ -1100,8 +1029,6 @@ int rn__log_list_segments(rn_log *log, int64_t **out, unsigned *n_out)
 
 static void free_log(rn_log *log)
 {
-    if (log->wb_seg)
-        rn_segment_unref(log->wb_seg);
     for (unsigned i = 0; i < log->n_segs; i++)
         rn_segment_unref(log->segs[i]);
     pending *p;

@@ -72,13 +72,6 @@ struct rn_log {
     int64_t sync_target;
     bool sync_deferred; /* submit_sync waited for a rolled segment's fdatasync */
 
-    /* Early writeback (log.c, start_writeback): one sync_file_range at a time,
-     * of whole pages of wb_seg below the tail page, from wb_pos. */
-    bool wb_inflight;
-    rn_io_op wb_op;
-    rn_segment *wb_seg; /* referenced until the next one or free_log */
-    uint64_t wb_pos, wb_end;
-
     bool timer_armed, cancel_inflight;
     rn_io_op timer_op, cancel_op;
     struct __kernel_timespec timer_ts;

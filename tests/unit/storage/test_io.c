@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "storage/io.h"
-#include "storage/sys.h"
 
 #define N_OPS 2000
 
@@ -156,64 +155,5 @@ Test(io, broken_ring_still_gives_an_sqe_and_completes_the_op)
     cr_assert_eq(broken_res, -EBADF);
     cr_assert_eq(n_in_submit, 0);
     cr_assert_eq(rn_io_inflight(io), 4, "the four queued NOPs never reached the kernel");
-    rn_io_free(io);
-}
-
-static int n_now, now_res[3], now_order[3];
-static bool in_write_now;
-
-static void now_done(rn_io_op *op, int res, uint32_t flags)
-{
-    (void)flags;
-    if (in_write_now)
-        n_in_submit++;
-    int idx = ((nop_op *)op)->idx;
-    now_order[n_now++] = idx;
-    now_res[idx] = res;
-}
-
-static int fail_pwrite_once(enum rn_sys_call call, void *arg)
-{
-    int *left = arg;
-    return call == RN_SYS_PWRITE && (*left)-- == 0 ? -ENOSPC : 0;
-}
-
-// rn_io_write_now writes before it returns, yet reports like a ring op: the
-// callback runs in the next rn_io_run (not inside the call), in the order the
-// writes were done, with the byte count or the injected fault, and counts in
-// rn_io_inflight until then.
-Test(io, write_now_writes_at_once_and_reports_later)
-{
-    n_in_submit = 0;
-    rn_io *io = new_ring();
-    char path[] = "/tmp/rn-test-io-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    unlink(path);
-    int skip = 1; /* the second write fails */
-    rn_sys_set_injector(fail_pwrite_once, &skip);
-    nop_op ops[3] = {{.idx = 0}, {.idx = 1}, {.idx = 2}};
-    in_write_now = true;
-    rn_io_write_now(io, &ops[0].op, now_done, fd, "hello", 5, 0);
-    rn_io_write_now(io, &ops[1].op, now_done, fd, "XXXXX", 5, 5);
-    rn_io_write_now(io, &ops[2].op, now_done, fd, "world", 5, 5);
-    in_write_now = false;
-    rn_sys_set_injector(NULL, NULL);
-    char buf[16] = {0};
-    cr_assert_eq(pread(fd, buf, sizeof(buf), 0), 10, "not written when the calls returned");
-    cr_assert_str_eq(buf, "helloworld");
-    cr_assert_eq(n_now, 0, "a callback ran inside rn_io_write_now");
-    cr_assert_eq(rn_io_inflight(io), 3);
-    /* Nothing is on the ring: rn_io_run(io, 1) must not block for it. */
-    cr_assert_eq(rn_io_run(io, 1), 3);
-    cr_assert_eq(n_in_submit, 0);
-    cr_assert_eq(n_now, 3);
-    for (int i = 0; i < 3; i++)
-        cr_assert_eq(now_order[i], i);
-    cr_assert_eq(now_res[0], 5);
-    cr_assert_eq(now_res[1], -ENOSPC);
-    cr_assert_eq(now_res[2], 5);
-    cr_assert_eq(rn_io_inflight(io), 0);
-    close(fd);
     rn_io_free(io);
 }

@@ -19,14 +19,12 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1942,87 +1940,4 @@ Test(log, flush_config_strings)
     }
     cr_assert_eq(rn_log_config_parse_flush("always", &c), 0);
     cr_assert_str_eq(rn_log_config_flush_str(&c, buf, sizeof(buf)), "always");
-}
-
-/* ---- The produce tail: appends on the reactor, writeback started early --------- */
-
-/* cachestat(2) (Linux 6.5): how many of a file range's pages are dirty. Defined
- * here: the build's kernel headers predate it. */
-struct th_cachestat_range {
-    uint64_t off, len;
-};
-struct th_cachestat {
-    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-};
-#define TH_NR_CACHESTAT 451
-
-// An append is in the file (the page cache) when rn_log_append returns: it is
-// not handed to an io-wq worker to be copied later (docs/benchmarks.md, "Where
-// the produce tail came from"); its callback still waits for rn_io_run.
-Test(log, append_is_in_the_file_when_append_returns)
-{
-    rn_log_config c;
-    small_config(&c, RN_FLUSH_NEVER);
-    rn_log *log = open_log(&c, NULL);
-    model m = {0};
-    tbatch *t = model_add(&m, 3, 1000, 40);
-    acks_reset(log, 0, false);
-    cr_assert_eq(submit(log, t), 0);
-    cr_assert_eq(acks.n_acks, 0, "the callback ran inside rn_log_append");
-    char p[160];
-    snprintf(p, sizeof(p), "%s/%020d.log", dir, 0);
-    int fd = open(p, O_RDONLY);
-    cr_assert_geq(fd, 0, "open %s", p);
-    uint8_t *got = malloc(t->len);
-    cr_assert_eq(pread(fd, got, t->len, 0), (ssize_t)t->len, "the batch is not in the file yet");
-    cr_assert_eq(memcmp(got, t->buf, t->len), 0); /* stamped in place before the write */
-    free(got);
-    close(fd);
-    run_until_acked(1);
-    cr_assert_str_empty(acks.bad, "%s", acks.bad);
-    cr_assert_eq(rn_log_close(log), 0);
-    model_free(&m);
-}
-
-// With flush=never (and interval) the log starts writeback of every MiB it has
-// written, so the page cache never piles up what one flush then writes in a
-// burst: once the writes are done and nothing is in flight, the pages below
-// the last MiB boundary are no longer dirty. (Without it they stay dirty until
-// the kernel's 30 s expiry: dirty_expire_centisecs.)
-Test(log, writeback_starts_every_mib)
-{
-    rn_log_config c;
-    small_config(&c, RN_FLUSH_NEVER);
-    c.segment_bytes = 64u << 20;
-    rn_log *log = open_log(&c, NULL);
-    model m = {0};
-    for (int i = 0; i < 48; i++)
-        model_add(&m, 64, 1000 + i * 64, 1000); /* ~66 KiB each, ~3 MiB in all */
-    acks_reset(log, 0, false);
-    append_model(log, &m, 0, 8);
-    cr_assert_str_empty(acks.bad, "%s", acks.bad);
-    /* The writeback in flight completes (bounded: it only starts writes). */
-    for (int i = 0; i < 1000 && rn_io_inflight(io) > 0; i++)
-        cr_assert_geq(rn_io_run(io, 1), 0);
-    cr_assert_eq(rn_io_inflight(io), 0);
-    char p[160];
-    snprintf(p, sizeof(p), "%s/%020d.log", dir, 0);
-    int fd = open(p, O_RDONLY);
-    cr_assert_geq(fd, 0);
-    struct th_cachestat_range r = {0, 2u << 20};
-    struct th_cachestat cs;
-    memset(&cs, 0, sizeof(cs));
-    long rc = syscall(TH_NR_CACHESTAT, fd, &r, &cs, 0);
-    close(fd);
-    if (rc < 0 && errno == ENOSYS) {
-        cr_log_warn("cachestat(2) is not in this kernel: cannot see dirty pages; skipped");
-        cr_assert_eq(rn_log_close(log), 0);
-        model_free(&m);
-        return;
-    }
-    cr_assert_eq(rc, 0, "cachestat: %s", strerror(errno));
-    cr_assert_eq(cs.nr_dirty, 0, "%llu of the first 2 MiB's %llu cached pages still dirty",
-                 (unsigned long long)cs.nr_dirty, (unsigned long long)cs.nr_cache);
-    cr_assert_eq(rn_log_close(log), 0);
-    model_free(&m);
 }
