@@ -9,6 +9,10 @@
  *
  * Keys beyond runnel.h's list (small additions, same spirit):
  *   queue.buffering.max.messages  100000  records queued before send returns -ENOBUFS
+ *   buffer.memory                 33554432  bytes of records queued or in flight (each
+ *                                         counted at its encoded size's upper bound)
+ *                                         before send returns -ENOBUFS; Kafka's name
+ *                                         and default
  *   message.max.bytes             unset   largest batch the producer builds; unset,
  *                                         each topic's max.message.bytes as Metadata
  *                                         says (1 MiB from a broker that does not)
@@ -102,6 +106,7 @@ static const key_def keys[] = {
     {"max.in.flight", "max.in.flight.requests.per.connection", K_INT, F(max_in_flight), 1, 1000000},
     {"partitioner", NULL, K_PARTITIONER, F(partitioner), 0, 0},
     {"queue.buffering.max.messages", NULL, K_INT, F(queue_max_messages), 1, INT32_MAX},
+    {"buffer.memory", NULL, K_I64, F(buffer_memory), 1, INT64_MAX},
     {"enable.idempotence", NULL, K_BOOL, F(idempotence), 0, 0},
     {"message.max.bytes", NULL, K_INT, F(message_max_bytes), 1000, 1 << 30},
     {"fetch.min.bytes", NULL, K_INT, F(fetch_min_bytes), 0, INT32_MAX},
@@ -271,6 +276,7 @@ rn_conf *rn_conf_new(void)
     c->max_in_flight = 5;
     c->partitioner = RN__PARTITIONER_DEFAULT;
     c->queue_max_messages = 100000;
+    c->buffer_memory = 33554432; /* Kafka's 32 MiB */
     c->idempotence = true;
     c->message_max_bytes = 0; /* unset: each topic's own limit (producer.c) */
     c->fetch_min_bytes = 1;

@@ -60,6 +60,7 @@ struct rn_conf {
     int max_in_flight;
     int partitioner;
     int queue_max_messages; /* queue.buffering.max.messages */
+    int64_t buffer_memory;  /* buffer.memory: bytes of records queued or in flight */
     bool idempotence;       /* enable.idempotence (needs acks=all; off with acks=0/1) */
     int message_max_bytes;
     /* consumer */

@@ -37,7 +37,11 @@
  *     backoffs after the partition's first one, so the caller hears the
  *     cause at once; an OUT_OF_ORDER_SEQUENCE behind an earlier batch that
  *     failed and waits for its retry is retried, as Kafka's producer does.
- *  4. outstanding counts records sent and not yet reported to the callback.
+ *  4. outstanding counts records sent and not yet reported to the callback,
+ *     queued_bytes their sizes (each record's upper bound `est`, summed per
+ *     open batch in open_bytes, per batch in mem, per report in mem): send
+ *     refuses with -ENOBUFS past queue.buffering.max.messages records or
+ *     buffer.memory bytes, and the bytes come back when the report runs.
  *     Reports are queued one per batch (its records' opaques and first
  *     offset), and the reports array always has room for one per batch open,
  *     queued or in flight (n_slots, reserved by the send that opens a batch),
@@ -77,11 +81,13 @@ typedef struct ptopic ptopic;
 
 typedef struct pbatch {
     ppart *pp;
-    uint8_t *buf;
+    uint8_t *buf;   /* recycled into pp's builder when the batch ends */
+    size_t buf_cap; /* buf's capacity (rn_batch_builder_finish_reusable) */
     size_t len;
     int32_t n;
     void **opaques;
     uint64_t seq;
+    size_t mem;       /* its records' share of queued_bytes (invariant 4) */
     int64_t deadline; /* delivery.timeout.ms after its first record was queued */
     int64_t retry_at;
     int64_t attempts;
@@ -96,6 +102,7 @@ struct ppart {
     ptopic *t;
     int32_t partition;
     rn_batch_builder *b; /* the open batch */
+    size_t open_bytes;   /* its records' share of queued_bytes (invariant 4) */
     void **opaques;
     int32_t n_open;
     size_t cap_open;
@@ -137,6 +144,7 @@ typedef struct preport {
     int64_t base_offset; /* record i got base_offset + i; -1: unknown */
     int32_t n;
     void **opaques; /* owned: n of them, freed once delivered */
+    size_t mem;     /* the records' share of queued_bytes (invariant 4) */
 } preport;
 
 struct rn_producer;
@@ -163,6 +171,7 @@ struct rn_producer {
     size_t n_reports, cap_reports;
     size_t n_slots; /* report entries owed: open and finished batches, undelivered reports */
     size_t outstanding;
+    size_t queued_bytes; /* invariant 4 */
     bool flushing, closing, in_callbacks;
     bool need_md;
     int64_t md_retry_at;
@@ -194,7 +203,7 @@ static int64_t min64(int64_t a, int64_t b)
 
 /* Queue the report of n records; takes ownership of opaques. */
 static void report(rn_producer *p, int err, ppart *pp, int64_t base_offset, int32_t n,
-                   void **opaques)
+                   void **opaques, size_t mem)
 {
     /* Room is reserved by rn_producer_send when the batch opens (invariant 4). */
     preport *r = &p->reports[p->n_reports++];
@@ -203,13 +212,16 @@ static void report(rn_producer *p, int err, ppart *pp, int64_t base_offset, int3
     r->base_offset = base_offset;
     r->n = n;
     r->opaques = opaques;
+    r->mem = mem;
 }
 
 /* Report b's records and free it. */
 static void end_batch(rn_producer *p, pbatch *b, int err, int64_t base_offset)
 {
-    report(p, err, b->pp, base_offset, b->n, b->opaques);
-    free(b->buf);
+    report(p, err, b->pp, base_offset, b->n, b->opaques, b->mem);
+    /* The partition's next batch is built in this buffer: no allocation per
+     * batch once the pipeline is full. */
+    rn_batch_builder_recycle(b->pp->b, b->buf, b->buf_cap);
     free(b);
 }
 
@@ -221,7 +233,8 @@ static void fail_batch(rn_producer *p, pbatch *b, int err)
 /* Report the records of pp's open batch (which could not be finished). */
 static void fail_open(rn_producer *p, ppart *pp, int err)
 {
-    report(p, err, pp, -1, pp->n_open, pp->opaques);
+    report(p, err, pp, -1, pp->n_open, pp->opaques, pp->open_bytes);
+    pp->open_bytes = 0;
     pp->opaques = NULL;
     pp->cap_open = 0;
     pp->n_open = 0;
@@ -389,9 +402,9 @@ static void close_open(rn_producer *p, ppart *pp)
     if (pp->n_open == 0)
         return;
     uint8_t *buf = NULL;
-    size_t len = 0;
+    size_t len = 0, cap = 0;
     pbatch *b = calloc(1, sizeof(*b));
-    int rc = b ? rn_batch_builder_finish(pp->b, &buf, &len) : -ENOMEM;
+    int rc = b ? rn_batch_builder_finish_reusable(pp->b, &buf, &len, &cap) : -ENOMEM;
     if (rc < 0) {
         rn__fail(&p->cl, rc, "%s-%d: cannot build a batch: %s", pp->t->name, pp->partition,
                  rn_strerror(rc));
@@ -402,8 +415,11 @@ static void close_open(rn_producer *p, ppart *pp)
     }
     b->pp = pp;
     b->buf = buf;
+    b->buf_cap = cap;
     b->len = len;
     b->n = pp->n_open;
+    b->mem = pp->open_bytes;
+    pp->open_bytes = 0;
     b->opaques = pp->opaques;
     b->seq = pp->next_seq++;
     pp->last_n = (size_t)pp->n_open;
@@ -821,6 +837,7 @@ static int run_reports(rn_producer *p)
                       r.opaques[k]);
         }
         free(r.opaques);
+        p->queued_bytes -= r.mem;
         p->n_slots--;
         n += (size_t)r.n;
     }
@@ -900,6 +917,15 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
         return rn__fail(cl, -RN_E_MESSAGE_TOO_LARGE,
                         "send: a record of about %zu bytes is over the 2 GiB a batch can hold",
                         est);
+    if (est > (uint64_t)conf->buffer_memory)
+        return rn__fail(cl, -RN_E_MESSAGE_TOO_LARGE,
+                        "send: a record of about %zu bytes is over buffer.memory (%lld)", est,
+                        (long long)conf->buffer_memory);
+    if (p->queued_bytes + est > (uint64_t)conf->buffer_memory)
+        return rn__fail(cl, -ENOBUFS,
+                        "send: %zu bytes of records queued (buffer.memory %lld): poll to "
+                        "deliver some first",
+                        p->queued_bytes, (long long)conf->buffer_memory);
     /* The topic of the last send, while the metadata has not changed, needs
      * no lookup: one string compare instead of two searches. */
     ptopic *t = p->last;
@@ -978,6 +1004,8 @@ int rn_producer_send(rn_producer *p, const char *topic, int32_t partition, const
     }
     pp->opaques[pp->n_open++] = opaque;
     p->outstanding++;
+    pp->open_bytes += est;
+    p->queued_bytes += est;
     if (rn_batch_builder_size(pp->b) >= batch_max)
         close_open(p, pp);
     return 0;

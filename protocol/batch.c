@@ -715,7 +715,9 @@ struct rn_batch_builder {
     uint8_t *buf;        /* header space + records; NULL until the first record */
     size_t len;          /* bytes used, the reserved header included */
     size_t cap;
-    size_t hint; /* size of the last finished batch: where the next buffer starts */
+    size_t hint;    /* size of the last finished batch: where the next buffer starts */
+    uint8_t *spare; /* a finished batch's buffer given back (rn_batch_builder_recycle) */
+    size_t spare_cap;
     int32_t count;
     int64_t base_timestamp, max_timestamp;
 };
@@ -766,6 +768,7 @@ void rn_batch_builder_free(rn_batch_builder *b)
         return;
     rn_codec_writer_free(b->cw);
     free(b->buf);
+    free(b->spare);
     free(b);
 }
 
@@ -792,8 +795,17 @@ static int builder_reserve(rn_batch_builder *b, size_t need)
     if (need <= b->cap)
         return 0;
     size_t cap = b->cap;
-    if (cap == 0)
+    if (cap == 0) {
         cap = b->hint > BUILDER_MIN_CAP ? b->hint : BUILDER_MIN_CAP;
+        if (!b->buf && b->spare && b->spare_cap >= need) {
+            /* A recycled batch buffer: no allocation for this batch. */
+            b->buf = b->spare;
+            b->cap = b->spare_cap;
+            b->spare = NULL;
+            b->spare_cap = 0;
+            return 0;
+        }
+    }
     while (cap < need)
         cap *= 2;
     uint8_t *nb = realloc(b->buf, cap);
@@ -899,40 +911,56 @@ int rn_batch_builder_add(rn_batch_builder *b, int64_t timestamp, const void *key
     return 0;
 }
 
-int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
+/* Finish into a buffer the caller takes, its capacity in *out_cap; shrink:
+ * give back the slack of geometric growth first. */
+static int builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len, size_t *out_cap,
+                          bool shrink)
 {
     if (b->count == 0)
         return -EINVAL;
     uint8_t *batch;
-    size_t size;
+    size_t size, batch_cap;
     if (b->opts.codec != RN_BATCH_CODEC_NONE) {
         size_t n = b->len - RN_BATCH_HEADER_LEN;
         size_t cap = RN_BATCH_HEADER_LEN + rn_codec_compress_bound(b->cw, n);
         if (cap > MAX_BATCH_SIZE)
             cap = MAX_BATCH_SIZE;
-        batch = malloc(cap);
-        if (!batch)
-            return -ENOMEM;
+        if (b->spare && b->spare_cap >= cap) {
+            batch = b->spare; /* recycled: no allocation */
+            cap = b->spare_cap;
+            b->spare = NULL;
+            b->spare_cap = 0;
+        } else {
+            batch = malloc(cap);
+            if (!batch)
+                return -ENOMEM;
+        }
         size_t z;
         int rc =
             rn_codec_writer_compress(b->cw, b->buf + RN_BATCH_HEADER_LEN, n,
                                      batch + RN_BATCH_HEADER_LEN, cap - RN_BATCH_HEADER_LEN, &z);
         if (rc) {
-            free(batch);
+            rn_batch_builder_recycle(b, batch, cap);
             return rc;
         }
         size = RN_BATCH_HEADER_LEN + z;
+        batch_cap = cap;
     } else {
-        /* Hand the record buffer over as it is; the next batch starts a new one. */
+        /* Hand the record buffer over as it is; the next batch starts a new one
+         * (or a recycled one). */
         batch = b->buf;
         size = b->len;
+        batch_cap = b->cap;
         b->buf = NULL;
         b->cap = 0;
     }
-    /* Give back the slack of geometric growth (in place for glibc). */
-    uint8_t *shrunk = realloc(batch, size);
-    if (shrunk)
-        batch = shrunk;
+    if (shrink) {
+        /* Give back the slack of geometric growth (in place for glibc). */
+        uint8_t *shrunk = realloc(batch, size);
+        if (shrunk)
+            batch = shrunk;
+        batch_cap = size;
+    }
 
     rn_batch_header h = {
         .base_offset = 0,
@@ -953,7 +981,35 @@ int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
     rn_batch_builder_reset(b);
     *out = batch;
     *out_len = size;
+    if (out_cap)
+        *out_cap = batch_cap;
     return 0;
+}
+
+int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
+{
+    return builder_finish(b, out, out_len, NULL, true);
+}
+
+int rn_batch_builder_finish_reusable(rn_batch_builder *b, uint8_t **out, size_t *out_len,
+                                     size_t *out_cap)
+{
+    return builder_finish(b, out, out_len, out_cap, false);
+}
+
+void rn_batch_builder_recycle(rn_batch_builder *b, uint8_t *buf, size_t cap)
+{
+    if (!buf)
+        return;
+    /* One spare is enough for a builder that finishes one batch at a time;
+     * keep the larger, which fits the most batches. */
+    if (b->spare && b->spare_cap >= cap) {
+        free(buf);
+        return;
+    }
+    free(b->spare);
+    b->spare = buf;
+    b->spare_cap = cap;
 }
 
 /* ---- Streaming iteration -------------------------------------------------

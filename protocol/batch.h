@@ -235,6 +235,19 @@ size_t rn_batch_builder_size(const rn_batch_builder *b);
  * can be reused. Errors: -EINVAL (no records), -ENOMEM, -RN_E_BATCH_BAD_COMPRESSION. */
 int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len);
 
+/* The same, for a caller that hands the buffer back when done with it
+ * (rn_batch_builder_recycle): no shrinking to size, and the buffer's capacity
+ * in *out_cap. The producer builds batch after batch this way without an
+ * allocation per batch. */
+int rn_batch_builder_finish_reusable(rn_batch_builder *b, uint8_t **out, size_t *out_len,
+                                     size_t *out_cap);
+
+/* Give back a buffer a finish of this builder handed out, cap its capacity
+ * (*out_cap): the next batch is built (or compressed) into it instead of a new
+ * allocation. Takes ownership; the builder keeps one (the larger) and frees
+ * the other. buf NULL does nothing. */
+void rn_batch_builder_recycle(rn_batch_builder *b, uint8_t *buf, size_t cap);
+
 /* Forget the records added so far; keeps options and buffers. */
 void rn_batch_builder_reset(rn_batch_builder *b);
 

@@ -9,8 +9,16 @@
  * `bench consume` reads N records (default: up to the end) with one consumer.
  *
  * Latency:
- *   produce  from rn_producer_send to the delivery report (the acknowledgement
- *            with --acks 1|all), per record.
+ *   produce  to the delivery report (the acknowledgement with --acks 1|all),
+ *            per record, from
+ *            - with --throughput R (open loop): the record's scheduled send
+ *              time. Each worker follows a schedule fixed in advance (record i
+ *              due at start + i / its share of R); a worker that falls behind
+ *              (queue full, a slow poll) sends at once until it catches up, and
+ *              the records it sent late count their wait. No coordinated
+ *              omission: a broker that stalls cannot slow the load down and
+ *              hide the stall (bench_stats.h). Output says so.
+ *            - without (closed loop, as fast as it goes): rn_producer_send.
  *   consume  the record's age when it arrives: now - its timestamp. It is the
  *            end-to-end latency when a `bench produce` runs at the same time;
  *            for old records it is just their age.
@@ -22,8 +30,12 @@
  *     latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.
  * ("received" for consume). Percentiles print with two decimals where Kafka
  * prints whole ms: on one host most latencies are below a millisecond.
+ * Produce prints one more line before the total, saying where latency is
+ * measured from ("Latency: open loop, measured from each record's scheduled
+ * send time at R records/sec: …50th, …99th, …99.9th, …max.").
  * --json prints only {"records","records_per_sec","mb_per_sec","latency_ms":
- * {"avg","p50","p95","p99","p999","max"}}.
+ * {"avg","p50","p95","p99","p999","max"}}, and for produce "latency_from"
+ * (the same words) and with --throughput "throughput_target".
  *
  * Bounded: --records is at most BENCH_MAX_RECORDS (latencies are kept, 4 bytes
  * each), and --time-limit (default 120 s) stops sending or reading early.
@@ -38,7 +50,7 @@
  * the call, within microseconds of one another); the shared counters behind
  * the window lines are updated every REPORT_EVERY records, not per record.
  * Latency arrays are touched before the clock starts, and sorted by radix
- * (qsort of 3 M floats took longer than the run).
+ * (qsort of 3 M floats took longer than the run; bench_stats.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -52,6 +64,7 @@
 
 #include "protocol/codec.h"
 #include "protocol/errors.h"
+#include "tools/bench_stats.h"
 #include "tools/cli_common.h"
 
 #define BENCH_MAX_RECORDS   50000000
@@ -147,45 +160,6 @@ static void producer_poll(worker *w, int timeout_ms)
 /* Reporting                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sort n latencies (all >= 0) ascending. The bits of a non-negative float
- * order as the unsigned integer they spell, so three passes of an 11-bit
- * radix sort do it in linear time: for millions of records qsort took longer
- * than the run it reports on. Falls back to qsort without memory. */
-static void sort_latencies(float *lat, uint64_t n)
-{
-    uint32_t *a = (uint32_t *)(void *)lat, *tmp = n > 1 ? malloc(n * sizeof(*tmp)) : NULL;
-    if (!tmp) {
-        qsort(lat, n, sizeof(*lat), cmp_float);
-        return;
-    }
-    uint32_t *src = a, *dst = tmp;
-    for (int shift = 0; shift < 33; shift += 11) {
-        uint64_t count[2048] = {0};
-        for (uint64_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & 2047]++;
-        uint64_t at = 0;
-        for (int d = 0; d < 2048; d++) {
-            uint64_t c = count[d];
-            count[d] = at;
-            at += c;
-        }
-        for (uint64_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 2047]++] = src[i];
-        uint32_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    /* Three passes: the result is in tmp. */
-    memcpy(a, src, n * sizeof(*a));
-    free(tmp);
-}
-
 /* Window line every 5 s while workers run (not with --json). */
 typedef struct window {
     int64_t at_us;
@@ -216,27 +190,43 @@ static void final_report(bench *b, float *lat, uint64_t n, uint64_t bytes, int64
     double rps = (double)n / secs, mbps = (double)bytes / secs / (1024.0 * 1024.0);
     double avg = 0, max = 0, p50 = 0, p95 = 0, p99 = 0, p999 = 0;
     if (n) {
-        sort_latencies(lat, n);
+        bench_sort_latencies(lat, n);
         double sum = 0;
         for (uint64_t i = 0; i < n; i++)
             sum += lat[i];
         avg = sum / (double)n;
         max = lat[n - 1];
-        /* Kafka's index: latencies[(int)(count * pct)]. */
-        p50 = lat[(uint64_t)((double)n * 0.5)];
-        p95 = lat[(uint64_t)((double)n * 0.95)];
-        p99 = lat[(uint64_t)((double)n * 0.99)];
-        p999 = lat[(uint64_t)((double)n * 0.999)];
+        p50 = bench_percentile(lat, n, 0.5);
+        p95 = bench_percentile(lat, n, 0.95);
+        p99 = bench_percentile(lat, n, 0.99);
+        p999 = bench_percentile(lat, n, 0.999);
     }
-    if (b->json)
+    /* Where each latency starts, said with the figures (produce only). */
+    const char *from = b->consume          ? NULL
+                       : b->throughput > 0 ? "open loop, measured from each record's scheduled "
+                                             "send time"
+                                           : "closed loop, measured from each record's send";
+    if (b->json) {
         printf("{\"records\":%" PRIu64 ",\"records_per_sec\":%.1f,\"mb_per_sec\":%.2f,"
                "\"latency_ms\":{\"avg\":%.3f,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,"
-               "\"p999\":%.3f,\"max\":%.3f}}\n",
+               "\"p999\":%.3f,\"max\":%.3f}",
                n, rps, mbps, avg, p50, p95, p99, p999, max);
-    else
-        printf("%" PRIu64 " records %s, %.1f records/sec (%.2f MB/sec), %.2f ms avg latency, "
-               "%.2f ms max latency, %.2f ms 50th, %.2f ms 95th, %.2f ms 99th, %.2f ms 99.9th.\n",
-               n, b->consume ? "received" : "sent", rps, mbps, avg, max, p50, p95, p99, p999);
+        if (from)
+            printf(",\"latency_from\":\"%s\"", from);
+        if (b->throughput > 0)
+            printf(",\"throughput_target\":%" PRId64, b->throughput);
+        printf("}\n");
+        return;
+    }
+    if (from && b->throughput > 0)
+        printf("Latency: %s at %" PRId64 " records/sec: %.2f ms 50th, %.2f ms 99th, %.2f ms "
+               "99.9th, %.2f ms max.\n",
+               from, b->throughput, p50, p99, p999, max);
+    else if (from)
+        printf("Latency: %s (no --throughput).\n", from);
+    printf("%" PRIu64 " records %s, %.1f records/sec (%.2f MB/sec), %.2f ms avg latency, "
+           "%.2f ms max latency, %.2f ms 50th, %.2f ms 95th, %.2f ms 99th, %.2f ms 99.9th.\n",
+           n, b->consume ? "received" : "sent", rps, mbps, avg, max, p50, p95, p99, p999);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -259,8 +249,9 @@ static void on_delivery(void *arg, int err, const char *topic, int32_t partition
         w->now_us = cli_mono_us();
         w->now_valid = !w->draining;
     }
-    int64_t lat = w->now_us - b->start_us - (int64_t)(uintptr_t)opaque;
-    uint32_t us = lat < 0 ? 0 : lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+    /* opaque: the record's origin (its due time in open loop, its send time
+     * in closed loop), in microseconds from the start. */
+    uint32_t us = bench_latency_us(b->start_us + (int64_t)(uintptr_t)opaque, w->now_us);
     if (w->n_lat < w->n_target)
         w->lat_ms[w->n_lat++] = (float)us / 1000.0f;
     w->lat_local_us += us;
@@ -274,8 +265,12 @@ static void *produce_thread(void *arg)
 {
     worker *w = arg;
     bench *b = w->b;
-    /* Each worker paces itself to its share of --throughput. */
-    double per_us = b->throughput > 0 ? (double)b->throughput / (double)b->producers / 1e6 : 0;
+    /* Open loop with --throughput: each worker keeps its share of the rate on
+     * a schedule fixed in advance, and a record's latency counts from its due
+     * time even when the worker sends it late (bench_stats.h). */
+    bool open_loop = b->throughput > 0;
+    bench_schedule sched = {b->start_us,
+                            open_loop ? (double)b->throughput / (double)b->producers : 1};
     uint64_t unpolled = 0;
     /* The send time of a record, read every CLOCK_EVERY records and after
      * anything that may wait (a poll, pacing): see the top of the file. */
@@ -288,18 +283,24 @@ static void *produce_thread(void *arg)
         }
         if (now > b->deadline_us)
             break;
-        if (per_us > 0) {
-            int64_t due = b->start_us + (int64_t)((double)i / per_us);
-            while ((now = cli_mono_us()) < due && !cli_stop) {
+        int64_t due = 0;
+        if (open_loop) {
+            due = bench_due_us(&sched, i);
+            /* Ahead of the schedule: wait for the due time. Behind it: send at
+             * once, with no wait, until the worker has caught up. */
+            while (now < due && !cli_stop) {
                 /* Poll while waiting, so delivery reports (and with them the
                  * latency figures) are taken when they arrive, not when the
                  * next burst of sends gets round to polling. */
                 int ms = (int)((due - now) / 1000);
                 producer_poll(w, ms);
-                if (ms == 0) {
+                now = cli_mono_us();
+                if (ms == 0 && now < due) {
                     struct timespec ts = {0, (long)(due - now) * 1000};
                     nanosleep(&ts, NULL);
+                    now = cli_mono_us();
                 }
+                stale = 0;
             }
         }
         int rc;
@@ -311,8 +312,11 @@ static void *produce_thread(void *arg)
                 now = cli_mono_us();
             uintptr_t sent = (uintptr_t)(now - b->start_us);
             int64_t ts_ms = (b->start_wall_us + (int64_t)sent) / 1000;
+            /* The latency's origin: the due time in open loop (a wait for room
+             * in the queue counts), the send in closed loop. */
+            uintptr_t origin = open_loop ? (uintptr_t)(due - b->start_us) : sent;
             rc = rn_producer_send(w->p, b->topic, b->partition, NULL, 0, b->payload,
-                                  (size_t)b->record_size, NULL, 0, ts_ms, (void *)sent);
+                                  (size_t)b->record_size, NULL, 0, ts_ms, (void *)origin);
             if (rc != -ENOBUFS || cli_stop || cli_mono_us() > b->deadline_us)
                 break;
             producer_poll(w, 10);
@@ -625,8 +629,11 @@ static void usage(FILE *f)
     fputs("usage: runnel bench produce|consume TOPIC [options]\n"
           "\n"
           "Measure throughput and latency; print kafka-producer-perf-test's lines.\n"
-          "produce: latency from send to acknowledgement. consume: latency is each\n"
-          "record's age on arrival (end to end while a bench produce runs).\n"
+          "produce: latency to the acknowledgement; with --throughput it is open\n"
+          "loop, measured from each record's scheduled send time (a record sent late\n"
+          "because the producer was held up counts its wait: no coordinated\n"
+          "omission); without, from the send. consume: latency is each record's age\n"
+          "on arrival (end to end while a bench produce runs).\n"
           "Create the topic first (runnel topic create).\n"
           "\n"
           "options:\n"
@@ -635,7 +642,8 @@ static void usage(FILE *f)
           "      --record-size B    bytes per record (produce; default 100)\n"
           "      --acks 0|1|all     acknowledgement to wait for (produce; default all)\n"
           "      --producers P      producer threads, each its own client (default 1)\n"
-          "      --throughput R     at most R records/sec in total (default: no limit)\n"
+          "      --throughput R     send R records/sec in total on a fixed schedule\n"
+          "                         (open loop; default: as fast as it goes)\n"
           "  -z, --compression CODEC  none|gzip|snappy|lz4|zstd (produce; default none)\n"
           "  -p, --partition N      only partition N (default: all; produce: by the\n"
           "                         sticky partitioner)\n"

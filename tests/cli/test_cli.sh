@@ -480,8 +480,17 @@ l = m["latency_ms"]
 assert set(l) == {"avg", "p50", "p95", "p99", "p999", "max"}, l
 assert 0 <= l["p50"] <= l["p95"] <= l["p99"] <= l["p999"] <= l["max"], l
 EOF
+  # --throughput is open loop and says so, in the text and in the JSON.
+  expect_status 0 r bench produce bench --records 500 --throughput 5000 --acks 1 || return 1
+  grep -q "^Latency: open loop, measured from each record's scheduled send time at 5000 records/sec: " \
+    "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+  grep -Eq '^500 records sent, ' "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
+  expect_status 0 r bench produce bench --records 500 --throughput 5000 --acks 1 --json || return 1
+  python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["latency_from"] == "open loop, measured from each record'"'"'s scheduled send time" and m["throughput_target"] == 5000, m' "$TMP/out" || return 1
+  expect_status 0 r bench produce --help || return 1
+  tr '\n' ' ' < "$TMP/out" | grep -q "open *loop, measured from each record's scheduled send time" || { cat "$TMP/out" >&2; return 1; }
   expect_status 0 r bench consume bench --json || return 1
-  python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["records"] == 3000, m' "$TMP/out" || return 1
+  python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["records"] == 4000, m' "$TMP/out" || return 1
   expect_status 0 r bench consume bench --records 500 || return 1
   grep -Eq '^500 records received, ' "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
 }

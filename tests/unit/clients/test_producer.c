@@ -562,6 +562,55 @@ Test(producer, record_too_large, .timeout = 30)
     rt_broker_stop(&b);
 }
 
+// The queue is bounded by bytes too (buffer.memory, Kafka's name): with 64 KiB
+// and 1000-byte records held back by linger.ms, send refuses with -ENOBUFS and
+// says why once about 64 are queued, long before queue.buffering.max.messages;
+// the bytes come back as the records are delivered. A record larger than
+// buffer.memory can never be queued: MESSAGE_TOO_LARGE.
+Test(producer, queue_bounded_by_buffer_memory, .timeout = 30)
+{
+    rt_broker b;
+    rt_broker_start(&b);
+    rt_create_topic(&b, "t", 1);
+    reports r;
+    reports_init(&r, 200);
+    rn_producer *p =
+        new_producer(rt_conf(&b, "buffer.memory", "65536", "linger.ms", "60000", NULL), &r);
+    char v[1000];
+    memset(v, 'x', sizeof(v));
+    size_t sent = 0;
+    int rc = 0;
+    while (sent < 200) {
+        rc =
+            rn_producer_send(p, "t", 0, NULL, 0, v, sizeof(v), NULL, 0, 0, (void *)(uintptr_t)sent);
+        if (rc < 0)
+            break;
+        sent++;
+    }
+    cr_assert_eq(rc, -ENOBUFS, "send %zu: %s", sent, rn_producer_errmsg(p));
+    cr_assert(sent >= 50 && sent <= 65, "%zu records of 1000 bytes queued in 64 KiB", sent);
+    cr_assert(strstr(rn_producer_errmsg(p), "buffer.memory 65536") != NULL, "%s",
+              rn_producer_errmsg(p));
+    cr_assert_eq(rn_producer_flush(p, 10000), 0, "%s", rn_producer_errmsg(p));
+    cr_assert_eq(r.done, sent);
+    cr_assert_eq(r.failed, 0);
+    /* Delivered: the room is back. */
+    for (size_t i = 0; i < 40; i++, sent++)
+        cr_assert_eq(
+            rn_producer_send(p, "t", 0, NULL, 0, v, sizeof(v), NULL, 0, 0, (void *)(uintptr_t)sent),
+            0, "send %zu after the flush: %s", sent, rn_producer_errmsg(p));
+    char *big = calloc(1, 70000);
+    cr_assert_not_null(big);
+    cr_assert_eq(rn_producer_send(p, "t", 0, NULL, 0, big, 70000, NULL, 0, 0, NULL),
+                 -RN_E_MESSAGE_TOO_LARGE);
+    free(big);
+    cr_assert_eq(rn_producer_flush(p, 10000), 0, "%s", rn_producer_errmsg(p));
+    cr_assert_eq(r.done, sent);
+    cr_assert_eq(rn_producer_close(p), 0);
+    reports_fini(&r);
+    rt_broker_stop(&b);
+}
+
 static void note_len(const rn_message *m, void *arg)
 {
     *(size_t *)arg = m->value_len;
