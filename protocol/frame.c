@@ -107,6 +107,7 @@ static const rn_frame_api apis[] = {
     {RUNNEL__API__LIST_GROUPS, "LIST_GROUPS", 0, 0},
     {RUNNEL__API__DESCRIBE_GROUP, "DESCRIBE_GROUP", 0, 0},
     {RUNNEL__API__DELETE_GROUP, "DELETE_GROUP", 0, 0},
+    {RUNNEL__API__CLUSTER_STATUS, "CLUSTER_STATUS", 0, 0},
 };
 
 _Static_assert(BODY_FIELD(RUNNEL__API__API_VERSIONS) == RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS,
@@ -126,6 +127,13 @@ _Static_assert(BODY_FIELD(RUNNEL__API__DESCRIBE_GROUP) ==
 _Static_assert(BODY_FIELD(RUNNEL__API__DELETE_GROUP) == RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP,
                "request body field = 9 + api");
 _Static_assert(BODY_FIELD(RUNNEL__API__DELETE_GROUP) == RUNNEL__RESPONSE_HEADER__BODY_DELETE_GROUP,
+               "response body field = 9 + api");
+
+_Static_assert(BODY_FIELD(RUNNEL__API__CLUSTER_STATUS) ==
+                   RUNNEL__REQUEST_HEADER__BODY_CLUSTER_STATUS,
+               "request body field = 9 + api");
+_Static_assert(BODY_FIELD(RUNNEL__API__CLUSTER_STATUS) ==
+                   RUNNEL__RESPONSE_HEADER__BODY_CLUSTER_STATUS,
                "response body field = 9 + api");
 
 const rn_frame_api *rn_frame_apis(size_t *n)

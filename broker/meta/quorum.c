@@ -75,6 +75,7 @@
 #define RECONNECT_MS        100
 #define POLL_MS             10
 #define CONTROL_RETRY_MS    1000
+#define RESEND_MS           3000 /* a proposal not seen committed goes to the leader again */
 
 enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3 };
 enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
@@ -295,11 +296,16 @@ typedef struct proposal {
     size_t len;
 } proposal;
 
-/* A forwarded or proposed token still waiting to be seen committed. */
+/* One of this broker's proposals until it is seen committed: sent again
+ * to each new leader (invariant 3). */
 typedef struct waiting {
     struct waiting *next;
     uint64_t token;
     int64_t deadline;
+    int32_t sent_to, sent_epoch; /* -1: not sent yet */
+    int64_t sent_at;
+    uint8_t *entry; /* envelope + batch */
+    size_t len;
 } waiting;
 
 struct rn_quorum {
@@ -798,6 +804,7 @@ static void waiting_remove(rn_quorum *q, uint64_t token)
         if ((*pp)->token == token) {
             waiting *w = *pp;
             *pp = w->next;
+            free(w->entry);
             free(w);
             return;
         }
@@ -870,16 +877,10 @@ static int drain_ready(rn_quorum *q, int64_t now)
 
 /* ---- Frames in ---------------------------------------------------------------- */
 
-static void propose_entry(rn_quorum *q, const uint8_t *entry, size_t len, int32_t origin,
-                          uint64_t token)
+static int propose_entry(rn_quorum *q, const uint8_t *entry, size_t len)
 {
     int64_t off;
-    int rc = rn_raft_propose(q->raft, entry, len, &off);
-    if (rc < 0 && origin == q->cfg.node_id) {
-        waiting_remove(q, token);
-        post_delivery(q, -1, origin, token, rc, NULL, 0);
-    }
-    /* A forwarded proposal that fails here times out at its origin. */
+    return rn_raft_propose(q->raft, entry, len, &off);
 }
 
 static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now)
@@ -916,7 +917,9 @@ static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, 
         put_u32(&h, (uint32_t)origin);
         put_u64(&h, token);
         memcpy(e + ENV_HDR, r.p + r.pos, blen);
-        propose_entry(q, e, ENV_HDR + blen, origin, token);
+        /* One that fails here (no longer leader) is sent again by its
+         * origin to the next leader. */
+        propose_entry(q, e, ENV_HDR + blen);
         free(e);
     } else if (kind == FRAME_HEARTBEAT) {
         int32_t node = get_i32(&r);
@@ -980,72 +983,73 @@ static int link_read(rn_quorum *q, int i, int64_t now)
 
 /* ---- The thread ------------------------------------------------------------- */
 
+/* Proposals in from the owner; every one still waiting goes to the leader
+ * of the current epoch unless it already went there (invariant 3). A
+ * proposal that reached an old leader may commit besides the copy sent
+ * again: the copy is then skipped by the image (a topic that exists, one
+ * already deleted), and the origin is answered by the first. */
 static void take_proposals(rn_quorum *q, int64_t now)
 {
     pthread_mutex_lock(&q->lock);
     proposal *p = q->props;
     q->props = q->props_tail = NULL;
     pthread_mutex_unlock(&q->lock);
-    proposal *keep = NULL, **keep_tail = &keep;
+    waiting **tail = &q->waiting;
+    while (*tail)
+        tail = &(*tail)->next;
     while (p) {
         proposal *next = p->next;
-        int32_t leader = rn_raft_leader(q->raft);
-        p->next = NULL;
-        if (leader == q->cfg.node_id && rn_raft_role_of(q->raft) == RN_RAFT_LEADER) {
-            waiting *w = malloc(sizeof(*w));
-            if (w) {
-                *w = (waiting){q->waiting, p->token, p->at + RN_QUORUM_PROPOSE_TIMEOUT_MS};
-                q->waiting = w;
-            }
-            propose_entry(q, p->entry, p->len, q->cfg.node_id, p->token);
+        waiting *w = malloc(sizeof(*w));
+        if (!w) {
+            post_delivery(q, -1, q->cfg.node_id, p->token, -ENOMEM, NULL, 0);
             free(p->entry);
-            free(p);
-        } else if (leader != RN_RAFT_NONE && leader != q->cfg.node_id) {
-            buf b = {0};
-            put_u8(&b, FRAME_FORWARD);
-            put_u32(&b, (uint32_t)q->cfg.node_id);
-            put_u64(&b, p->token);
-            buf_put(&b, p->entry + ENV_HDR, p->len - ENV_HDR);
-            send_frame(q, leader, &b, now);
-            free(b.p);
-            waiting *w = malloc(sizeof(*w));
-            if (w) {
-                *w = (waiting){q->waiting, p->token, p->at + RN_QUORUM_PROPOSE_TIMEOUT_MS};
-                q->waiting = w;
-            }
-            free(p->entry);
-            free(p);
-        } else if (now - p->at > RN_QUORUM_PROPOSE_TIMEOUT_MS) {
-            post_delivery(q, -1, q->cfg.node_id, p->token, -RN_E_TIMEOUT, NULL, 0);
-            free(p->entry);
-            free(p);
         } else {
-            *keep_tail = p; /* no leader yet: wait for one */
-            keep_tail = &p->next;
+            *w = (waiting){.token = p->token,
+                           .deadline = p->at + RN_QUORUM_PROPOSE_TIMEOUT_MS,
+                           .sent_to = -1,
+                           .sent_epoch = -1,
+                           .entry = p->entry,
+                           .len = p->len};
+            *tail = w;
+            tail = &w->next;
         }
+        free(p);
         p = next;
     }
-    if (keep) {
-        /* Back in front of what came meanwhile, in their order. */
-        proposal *last = keep;
-        while (last->next)
-            last = last->next;
-        pthread_mutex_lock(&q->lock);
-        last->next = q->props;
-        if (!q->props)
-            q->props_tail = last;
-        q->props = keep;
-        pthread_mutex_unlock(&q->lock);
-    }
+    int32_t leader = rn_raft_leader(q->raft), epoch = rn_raft_epoch(q->raft);
+    bool lead = leader == q->cfg.node_id && rn_raft_role_of(q->raft) == RN_RAFT_LEADER;
     for (waiting **pp = &q->waiting; *pp;) {
         waiting *w = *pp;
         if (now > w->deadline) {
             *pp = w->next;
             post_delivery(q, -1, q->cfg.node_id, w->token, -ETIMEDOUT, NULL, 0);
+            free(w->entry);
             free(w);
-        } else {
-            pp = &w->next;
+            continue;
         }
+        pp = &w->next;
+        /* Again to the same leader after a while too: a link cut just
+         * after the send loses it without a word. */
+        if (leader == RN_RAFT_NONE ||
+            (w->sent_to == leader && w->sent_epoch == epoch && now - w->sent_at < RESEND_MS))
+            continue;
+        if (lead) {
+            if (propose_entry(q, w->entry, w->len) < 0)
+                continue;
+        } else if (leader != q->cfg.node_id) {
+            buf b = {0};
+            put_u8(&b, FRAME_FORWARD);
+            put_u32(&b, (uint32_t)q->cfg.node_id);
+            put_u64(&b, w->token);
+            buf_put(&b, w->entry + ENV_HDR, w->len - ENV_HDR);
+            send_frame(q, leader, &b, now);
+            free(b.p);
+        } else {
+            continue; /* named leader of this epoch but not leading yet */
+        }
+        w->sent_to = leader;
+        w->sent_epoch = epoch;
+        w->sent_at = now;
     }
 }
 
@@ -1400,6 +1404,7 @@ void rn_quorum_free(rn_quorum *q)
     }
     for (waiting *w = q->waiting; w;) {
         waiting *n = w->next;
+        free(w->entry);
         free(w);
         w = n;
     }
