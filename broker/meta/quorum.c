@@ -780,6 +780,7 @@ typedef struct delivery {
 } delivery;
 
 static void deliver_run(void *arg);
+static void qj_detach(struct qjournal *j);
 
 static void post_delivery(rn_quorum *q, int64_t offset, int32_t origin, uint64_t token, int err,
                           const uint8_t *batch, size_t len)
@@ -1383,6 +1384,8 @@ void rn_quorum_free(rn_quorum *q)
         }
         pthread_join(q->thread, NULL);
     }
+    if (q->qj)
+        qj_detach(q->qj); /* the journal outlives the quorum (closed with the metadata) */
     while (q->n_links)
         link_close(q, q->n_links - 1);
     if (q->listen_fd >= 0)
@@ -1439,7 +1442,6 @@ typedef struct qjournal {
     pend *pending;
     uint64_t next_token;
     int64_t applied; /* offset after the last entry delivered here */
-    bool closed;
     char err[256];
 } qjournal;
 
@@ -1447,9 +1449,7 @@ static void deliver_run(void *arg)
 {
     delivery *d = arg;
     qjournal *j = d->q->qj;
-    rn_logfmt(RN_DEBUG, "metadata entry delivered", "offset=%" PRId64 " len=%zu err=%d", d->offset,
-              d->len, d->err);
-    if (!j || j->closed) {
+    if (!j) {
         free(d);
         return;
     }
@@ -1548,10 +1548,14 @@ static int qj_flush(void *be)
     return 0;
 }
 
+static void qj_detach(qjournal *j)
+{
+    j->q = NULL;
+}
+
 static int qj_close(void *be)
 {
     qjournal *j = be;
-    j->closed = true;
     snprintf(j->err, sizeof(j->err), "the broker is stopping");
     while (j->pending) {
         pend *p = j->pending;
@@ -1559,8 +1563,10 @@ static int qj_close(void *be)
         p->done(p->arg, -ESHUTDOWN, -1);
         free(p);
     }
-    /* j stays for deliveries still queued (deliver_run checks closed); the
-     * quorum frees nothing of it: one small leak at exit. */
+    /* Deliveries still queued find no journal (deliver_run). */
+    if (j->q)
+        j->q->qj = NULL;
+    free(j);
     return 0;
 }
 

@@ -200,8 +200,8 @@ Test(frame, round_trip_api_versions)
 
     size_t n_apis;
     const rn_frame_api *apis = rn_frame_apis(&n_apis);
-    Runnel__ApiVersion v[16], *vp[16];
-    cr_assert_leq(n_apis, 16);
+    Runnel__ApiVersion v[32], *vp[32];
+    cr_assert_leq(n_apis, 32);
     for (size_t i = 0; i < n_apis; i++) {
         v[i] = (Runnel__ApiVersion)RUNNEL__API_VERSION__INIT;
         v[i].api = apis[i].api;
@@ -1569,11 +1569,16 @@ Test(frame, api_table_and_names)
 {
     size_t n;
     const rn_frame_api *apis = rn_frame_apis(&n);
-    /* Every api the table has is in Api order with no gap, up to the last one decoded. */
+    /* Every api the table has is in Api order (numbers are given out to
+     * branches of work, so one may be missing for a while), the first ten
+     * without a gap. */
     cr_assert_geq(n, 10);
-    cr_assert_leq(n, RUNNEL__API__DELETE_GROUP);
+    cr_assert_leq(n, RUNNEL__API__CLUSTER_STATUS);
     for (size_t i = 0; i < n; i++) {
-        cr_assert_eq(apis[i].api, (int)i + 1);
+        if (i < 10)
+            cr_assert_eq(apis[i].api, (int)i + 1);
+        else
+            cr_assert_gt(apis[i].api, apis[i - 1].api);
         cr_assert_str_eq(apis[i].name, rn_frame_api_name(apis[i].api));
         cr_assert_leq(apis[i].min_version, apis[i].max_version);
     }
