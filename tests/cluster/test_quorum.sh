@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# test_quorum.sh — the metadata quorum between three real runneld processes
+# on 127.0.0.1 (DESIGN §8, issue 13 item 3): one leader is elected and every
+# broker agrees on it; a topic created through a follower reaches all three;
+# kill -9 of the leader gives a new leader, the metadata survives, and the
+# old one restarts and catches up; a broker silent past
+# broker.session.timeout.ms is fenced, and unfenced when it speaks again.
+#
+#   tests/cluster/test_quorum.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
+#
+# Ports are free ones chosen here; data lives under a mktemp directory
+# (removed at the end); every process is stopped by its pid. Nothing sleeps
+# to synchronise: every wait polls a condition with a bound (WAIT_S), and
+# times are printed as TAP comments, never asserted.
+set -u
+
+RUNNEL=${1:?usage: test_quorum.sh RUNNEL RUNNELD}
+RUNNELD=${2:?usage: test_quorum.sh RUNNEL RUNNELD}
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
+TMP=$(mktemp -d /tmp/rn-cluster-XXXXXX)
+WAIT_S=${RUNNEL_CLUSTER_WAIT_S:-60}
+# Short timeouts keep the test quick; the bounds above are generous for a
+# loaded machine. Safety never depends on them, only how soon things move.
+TIMING=(--override controller.quorum.election.timeout.ms=500
+  --override controller.quorum.fetch.timeout.ms=1000
+  --override broker.heartbeat.interval.ms=300
+  --override broker.session.timeout.ms=2000)
+N=0
+FAILED=0
+declare -a PID PORT HTTP CTL
+
+ok() {
+  N=$((N + 1))
+  echo "ok $N - $1"
+}
+not_ok() {
+  N=$((N + 1))
+  FAILED=$((FAILED + 1))
+  echo "not ok $N - $1"
+  for i in 1 2 3; do
+    [ -f "$TMP/n$i.log" ] && { echo "# --- n$i.log (tail)"; tail -n 15 "$TMP/n$i.log" | sed 's/^/# /'; }
+  done
+}
+
+cleanup() {
+  for i in 1 2 3; do
+    if [ -n "${PID[$i]:-}" ]; then
+      kill -CONT "${PID[$i]}" 2>/dev/null
+      kill -KILL "${PID[$i]}" 2>/dev/null
+      wait "${PID[$i]}" 2>/dev/null
+    fi
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+now_ms() {
+  date +%s%3N
+}
+
+rn() { # rn NODE ARGS…: the CLI against node NODE, bounded
+  local i=$1
+  shift
+  timeout 10 "$RUNNEL" -b "127.0.0.1:${PORT[$i]}" "$@"
+}
+
+voters() {
+  echo "1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
+}
+
+start_node() { # start_node I: runneld I on its ports (chosen once) and data dir
+  local i=$1
+  "$RUNNELD" --data-dir "$TMP/n$i" --listen "127.0.0.1:${PORT[$i]}" \
+    --http "127.0.0.1:${HTTP[$i]}" --node-id "$i" --reactors 1 \
+    --override "controller.listener=127.0.0.1:${CTL[$i]}" \
+    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n$i.log" &
+  PID[$i]=$!
+}
+
+stop_node() { # SIGTERM; graceful exit must be 0
+  local i=$1 st
+  kill -TERM "${PID[$i]}" 2>/dev/null
+  wait "${PID[$i]}" 2>/dev/null
+  st=$?
+  PID[$i]=
+  return $st
+}
+
+field() { # field NODE KEY: a key of `cluster status` on NODE ("" when it does not answer)
+  rn "$1" cluster status 2>/dev/null | awk -v k="$2:" '$1 == k { print $2 }'
+}
+
+broker_state() { # broker_state NODE ID: active | fenced | "" as NODE shows broker ID
+  rn "$1" cluster status 2>/dev/null | awk -v id="$2" '
+    $1 == "BROKER" { t = 1; next }
+    t && $1 == id { print $4 }'
+}
+
+# wait_for SECONDS CMD…: poll CMD every 0.1 s until it succeeds; 1 at the bound.
+wait_for() {
+  local end=$(($(date +%s) + $1))
+  shift
+  while ! "$@"; do
+    [ "$(date +%s)" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
+
+# Every live node names the same controller (not "-") in the same epoch,
+# and (optionally) it is not $1. Sets LEADER and EPOCH.
+agree() {
+  local not=${1:-0} i l e first_l= first_e=
+  for i in 1 2 3; do
+    [ -n "${PID[$i]:-}" ] || continue
+    l=$(field "$i" controller)
+    e=$(field "$i" epoch)
+    [ -n "$l" ] && [ "$l" != "-" ] || return 1
+    [ "$l" != "$not" ] || return 1
+    if [ -z "$first_l" ]; then
+      first_l=$l
+      first_e=$e
+    elif [ "$l" != "$first_l" ] || [ "$e" != "$first_e" ]; then
+      return 1
+    fi
+  done
+  LEADER=$first_l
+  EPOCH=$first_e
+}
+
+has_topic() { # has_topic NODE TOPIC
+  rn "$1" topic list 2>/dev/null | grep -qx "$2"
+}
+
+all_have_topic() {
+  local i
+  for i in 1 2 3; do
+    [ -n "${PID[$i]:-}" ] || continue
+    has_topic "$i" "$1" || return 1
+  done
+}
+
+all_see_state() { # all_see_state ID STATE: every live node shows broker ID in STATE
+  local i
+  for i in 1 2 3; do
+    [ -n "${PID[$i]:-}" ] || continue
+    [ "$(broker_state "$i" "$1")" = "$2" ] || return 1
+  done
+}
+
+registered_all() { # NODE lists three active brokers
+  [ "$(rn "$1" cluster status 2>/dev/null | awk '$1=="BROKER"{t=1;next} t && $4=="active"' |
+    wc -l)" = 3 ]
+}
+
+echo "1..9"
+for i in 1 2 3; do
+  PORT[$i]=$(free_port)
+  HTTP[$i]=$(free_port)
+  CTL[$i]=$(free_port)
+done
+
+# 1. Three brokers elect one leader, and all three say so.
+t0=$(now_ms)
+for i in 1 2 3; do start_node "$i"; done
+if wait_for "$WAIT_S" agree; then
+  echo "# first leader: node $LEADER, epoch $EPOCH, $(($(now_ms) - t0)) ms after start"
+  ok "three runneld elect one leader that every broker names"
+else
+  not_ok "three runneld elect one leader that every broker names"
+fi
+
+# 2. cluster status agrees on every broker: the same controller and epoch,
+#    three voters, three registered active brokers.
+if wait_for "$WAIT_S" registered_all 1 && wait_for "$WAIT_S" registered_all 2 &&
+  wait_for "$WAIT_S" registered_all 3 && agree &&
+  [ "$(rn 1 cluster status | grep -c '^[0-9].*127.0.0.1')" -ge 6 ]; then
+  ok "cluster status agrees on every broker: controller $LEADER, epoch $EPOCH, 3 active brokers"
+else
+  not_ok "cluster status agrees on every broker"
+fi
+
+# 3. A topic created through a follower appears on all three.
+FOLLOWER=$((LEADER % 3 + 1))
+if rn "$FOLLOWER" topic create via-follower -p 3 >/dev/null &&
+  wait_for "$WAIT_S" all_have_topic via-follower; then
+  ok "a topic created through follower $FOLLOWER appears on all three"
+else
+  not_ok "a topic created through follower $FOLLOWER appears on all three"
+fi
+
+# 4. kill -9 of the leader: the other two agree on a new leader within the bound.
+OLD=$LEADER
+kill -KILL "${PID[$OLD]}"
+wait "${PID[$OLD]}" 2>/dev/null
+PID[$OLD]=
+t0=$(now_ms)
+if wait_for "$WAIT_S" agree "$OLD"; then
+  echo "# new leader: node $LEADER, epoch $EPOCH, $(($(now_ms) - t0)) ms after kill -9 of node $OLD"
+  ok "kill -9 of leader $OLD: a new leader ($LEADER) within ${WAIT_S} s"
+else
+  not_ok "kill -9 of leader $OLD: a new leader within ${WAIT_S} s"
+fi
+
+# 5. The metadata survives, and changes go on with two of three.
+if all_have_topic via-follower && rn "$LEADER" topic create after-kill -p 1 >/dev/null &&
+  wait_for "$WAIT_S" all_have_topic after-kill; then
+  ok "metadata survives the kill; a topic created after it reaches both survivors"
+else
+  not_ok "metadata survives the kill; a topic created after it reaches both survivors"
+fi
+
+# 6. The old leader restarts and catches up: both topics, the same leader.
+start_node "$OLD"
+if wait_for "$WAIT_S" has_topic "$OLD" after-kill && has_topic "$OLD" via-follower &&
+  wait_for "$WAIT_S" agree; then
+  ok "node $OLD restarts, catches up (both topics) and follows leader $LEADER"
+else
+  not_ok "node $OLD restarts, catches up and follows the leader"
+fi
+
+# 7. A broker silent past broker.session.timeout.ms (SIGSTOP: alive but
+#    mute) is fenced by the controller; every live broker shows it.
+wait_for "$WAIT_S" agree
+QUIET=$((LEADER % 3 + 1))
+kill -STOP "${PID[$QUIET]}"
+t0=$(now_ms)
+SAVED=${PID[$QUIET]}
+PID[$QUIET]= # not asked while stopped
+if wait_for "$WAIT_S" all_see_state "$QUIET" fenced; then
+  echo "# broker $QUIET fenced $(($(now_ms) - t0)) ms after SIGSTOP (session 2000 ms)"
+  ok "broker $QUIET stopped past the session timeout is shown fenced"
+else
+  not_ok "broker $QUIET stopped past the session timeout is shown fenced"
+fi
+
+# 8. It comes back (SIGCONT): unfenced on every broker, itself included.
+PID[$QUIET]=$SAVED
+kill -CONT "${PID[$QUIET]}"
+if wait_for "$WAIT_S" all_see_state "$QUIET" active; then
+  ok "broker $QUIET back: unfenced on every broker"
+else
+  not_ok "broker $QUIET back: unfenced on every broker"
+fi
+
+# 9. Every broker stops gracefully (exit 0).
+st=0
+for i in 1 2 3; do
+  stop_node "$i" || { st=1; echo "# node $i exited badly"; }
+done
+if [ "$st" = 0 ]; then
+  ok "all three stop gracefully"
+else
+  not_ok "all three stop gracefully"
+fi
+
+[ "$FAILED" = 0 ]
