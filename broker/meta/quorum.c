@@ -266,6 +266,25 @@ static int decode_msg(rd *r, rn_raft_msg *m, rn_raft_entry **ents)
     return 0;
 }
 
+int rn_quorum_msg_encode(const rn_raft_msg *m, uint8_t **out, size_t *len)
+{
+    buf b = {0};
+    encode_msg(&b, m);
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
+int rn_quorum_msg_decode(const uint8_t *p, size_t len, rn_raft_msg *m, rn_raft_entry **ents)
+{
+    rd r = {p, len, 0, false};
+    return decode_msg(&r, m, ents);
+}
+
 /* ---- State ----------------------------------------------------------------- */
 
 typedef struct link {

@@ -106,4 +106,16 @@ typedef struct rn_quorum_status {
 /* Any thread: a copy of the latest status. */
 void rn_quorum_status_get(rn_quorum *q, rn_quorum_status *st);
 
+/* The wire form of one Raft message (a RAFT frame's body after its kind
+ * byte; quorum.c's header). Exposed for tests. Encode: 0 and *out (malloc'd)
+ * or -ENOMEM. Decode: 0 with m's pointers into p and *ents (malloc'd, the
+ * caller frees) holding the entries; -EINVAL for bytes that are not exactly
+ * one message (short, trailing bytes, counts past what the bytes can hold,
+ * checked before anything is allocated), -ENOMEM. */
+struct rn_raft_msg;
+struct rn_raft_entry;
+int rn_quorum_msg_encode(const struct rn_raft_msg *m, uint8_t **out, size_t *len);
+int rn_quorum_msg_decode(const uint8_t *p, size_t len, struct rn_raft_msg *m,
+                         struct rn_raft_entry **ents);
+
 #endif
