@@ -69,13 +69,18 @@
 #include "storage/log.h"
 #include "storage/sys.h"
 
-#define RN_QUORUM_MAX_FRAME (64u << 20)
-#define MAX_LINKS           64
-#define LINK_MAX_OUT        (256u << 20) /* a link this far behind is cut */
-#define RECONNECT_MS        100
-#define POLL_MS             10
-#define CONTROL_RETRY_MS    1000
-#define RESEND_MS           3000 /* a proposal not seen committed goes to the leader again */
+/* A frame holds at most FETCH_ENTRIES entries of at most 12 MiB (the log's
+ * max batch) each. */
+#define RN_QUORUM_MAX_FRAME (128u << 20)
+#define FETCH_ENTRIES       8
+/* One change's batch, as the local journal allows (journal.c). */
+#define MAX_CHANGE_BYTES ((size_t)8 << 20)
+#define MAX_LINKS        64
+#define LINK_MAX_OUT     (256u << 20) /* a link this far behind is cut */
+#define RECONNECT_MS     100
+#define POLL_MS          10
+#define CONTROL_RETRY_MS 1000
+#define RESEND_MS        3000 /* a proposal not seen committed goes to the leader again */
 
 enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3 };
 enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
@@ -924,7 +929,7 @@ static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, 
     } else if (kind == FRAME_FORWARD) {
         int32_t origin = get_i32(&r);
         uint64_t token = get_n(&r, 8);
-        if (r.bad || r.pos == r.len)
+        if (r.bad || r.pos == r.len || r.len - r.pos > MAX_CHANGE_BYTES)
             return;
         l->node = origin;
         /* Re-envelope with the origin's node and token. */
@@ -1098,7 +1103,7 @@ static void publish_status(rn_quorum *q, int64_t now)
 {
     rn_quorum_status st = {0};
     st.node_id = q->cfg.node_id;
-    st.role = rn_raft_role_name(rn_raft_role_of(q->raft));
+    st.role = rn_raft_is_voter(q->raft) ? rn_raft_role_name(rn_raft_role_of(q->raft)) : "observer";
     st.epoch = rn_raft_epoch(q->raft);
     st.leader = rn_raft_leader(q->raft);
     st.hw = rn_raft_hw(q->raft);
@@ -1333,7 +1338,7 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
         .election_timeout_ms = q->cfg.election_timeout_ms,
         .fetch_timeout_ms = q->cfg.fetch_timeout_ms,
         .retry_backoff_ms = 20,
-        .max_fetch_entries = 256,
+        .max_fetch_entries = FETCH_ENTRIES,
         .rand = q_rand,
         .rand_ctx = q,
         .now_ms = mono_ms(),
@@ -1510,6 +1515,13 @@ static int qj_append(void *be, void *batch, size_t len,
 {
     qjournal *j = be;
     rn_quorum *q = j->q;
+    if (!q)
+        return -ESHUTDOWN;
+    if (len > MAX_CHANGE_BYTES) {
+        snprintf(j->err, sizeof(j->err), "a change of %zu bytes (at most %zu)", len,
+                 MAX_CHANGE_BYTES);
+        return -RN_E_MESSAGE_TOO_LARGE;
+    }
     pend *p = malloc(sizeof(*p));
     proposal *pr = malloc(sizeof(*pr));
     uint8_t *e = malloc(ENV_HDR + len);

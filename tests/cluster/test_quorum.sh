@@ -4,7 +4,8 @@
 # broker agrees on it; a topic created through a follower reaches all three;
 # kill -9 of the leader gives a new leader, the metadata survives, and the
 # old one restarts and catches up; a broker silent past
-# broker.session.timeout.ms is fenced, and unfenced when it speaks again.
+# broker.session.timeout.ms is fenced, and unfenced when it speaks again; a
+# fourth, broker-only node (an observer) follows the log and forwards.
 #
 #   tests/cluster/test_quorum.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
 #
@@ -38,13 +39,13 @@ not_ok() {
   N=$((N + 1))
   FAILED=$((FAILED + 1))
   echo "not ok $N - $1"
-  for i in 1 2 3; do
+  for i in 1 2 3 4; do
     [ -f "$TMP/n$i.log" ] && { echo "# --- n$i.log (tail)"; tail -n 15 "$TMP/n$i.log" | sed 's/^/# /'; }
   done
 }
 
 cleanup() {
-  for i in 1 2 3; do
+  for i in 1 2 3 4; do
     if [ -n "${PID[$i]:-}" ]; then
       kill -CONT "${PID[$i]}" 2>/dev/null
       kill -KILL "${PID[$i]}" 2>/dev/null
@@ -80,6 +81,13 @@ start_node() { # start_node I: runneld I on its ports (chosen once) and data dir
     --override "controller.listener=127.0.0.1:${CTL[$i]}" \
     --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n$i.log" &
   PID[$i]=$!
+}
+
+start_observer() { # node 4: process.roles=broker, no controller listener
+  "$RUNNELD" --data-dir "$TMP/n4" --listen "127.0.0.1:${PORT[4]}" \
+    --http "127.0.0.1:${HTTP[4]}" --node-id 4 --reactors 1 --override process.roles=broker \
+    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n4.log" &
+  PID[4]=$!
 }
 
 stop_node() { # SIGTERM; graceful exit must be 0
@@ -157,8 +165,8 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..9"
-for i in 1 2 3; do
+echo "1..10"
+for i in 1 2 3 4; do
   PORT[$i]=$(free_port)
   HTTP[$i]=$(free_port)
   CTL[$i]=$(free_port)
@@ -247,15 +255,29 @@ else
   not_ok "broker $QUIET back: unfenced on every broker"
 fi
 
-# 9. Every broker stops gracefully (exit 0).
+# 9. A broker-only node (an observer of the quorum) catches up, registers,
+#    and a topic created through it reaches the voters.
+start_observer
+observer_registered() { [ "$(broker_state "$LEADER" 4)" = active ]; }
+voters_have() { has_topic 1 "$1" && has_topic 2 "$1" && has_topic 3 "$1"; }
+if wait_for "$WAIT_S" has_topic 4 after-kill && has_topic 4 via-follower &&
+  [ "$(field 4 role)" = observer ] && wait_for "$WAIT_S" agree &&
+  wait_for "$WAIT_S" observer_registered &&
+  rn 4 topic create via-observer -p 1 >/dev/null && wait_for "$WAIT_S" voters_have via-observer; then
+  ok "a broker-only node observes the log, registers, and forwards a topic create"
+else
+  not_ok "a broker-only node observes the log, registers, and forwards a topic create"
+fi
+
+# 10. Every broker stops gracefully (exit 0).
 st=0
-for i in 1 2 3; do
+for i in 4 1 2 3; do
   stop_node "$i" || { st=1; echo "# node $i exited badly"; }
 done
 if [ "$st" = 0 ]; then
-  ok "all three stop gracefully"
+  ok "all four stop gracefully"
 else
-  not_ok "all three stop gracefully"
+  not_ok "all four stop gracefully"
 fi
 
 [ "$FAILED" = 0 ]
