@@ -297,6 +297,7 @@ typedef struct link {
     int32_t node;  /* the node at the other end, -1 until it speaks (inbound) */
     bool outbound; /* we dialled it (voters[node]) */
     bool connecting;
+    bool dead; /* failed: closed by the next sweep, never used again */
     buf in, out;
     size_t out_pos;
 } link_t;
@@ -545,13 +546,29 @@ static int log_load(rn_quorum *q, loaded *out)
 
 /* ---- Links ------------------------------------------------------------------ */
 
-static void link_close(rn_quorum *q, int i)
+/* Close now: only where no index into links is held (the sweep, the end). */
+static void link_close_now(rn_quorum *q, int i)
 {
     link_t *l = &q->links[i];
     close(l->fd);
     free(l->in.p);
     free(l->out.p);
     q->links[i] = q->links[--q->n_links];
+}
+
+/* A failed link is only marked: links are found by index while frames are
+ * handled, and closing moves the last one into the hole. The loop sweeps
+ * the dead ones before it polls again. */
+static void link_close(rn_quorum *q, int i)
+{
+    q->links[i].dead = true;
+}
+
+static void links_sweep(rn_quorum *q)
+{
+    for (int i = q->n_links - 1; i >= 0; i--)
+        if (q->links[i].dead)
+            link_close_now(q, i);
 }
 
 static int link_add(rn_quorum *q, int fd, int32_t node, bool outbound, bool connecting)
@@ -581,7 +598,7 @@ static int link_to(rn_quorum *q, int32_t node, int64_t now)
 {
     int found = -1;
     for (int i = 0; i < q->n_links; i++)
-        if (q->links[i].node == node) {
+        if (q->links[i].node == node && !q->links[i].dead) {
             if (q->links[i].outbound)
                 return i;
             found = i;
@@ -614,7 +631,7 @@ static int link_to(rn_quorum *q, int32_t node, int64_t now)
 static int link_flush(rn_quorum *q, int i)
 {
     link_t *l = &q->links[i];
-    if (l->connecting)
+    if (l->connecting || l->dead)
         return 0;
     while (l->out_pos < l->out.len) {
         ssize_t n = send(l->fd, l->out.p + l->out_pos, l->out.len - l->out_pos,
@@ -916,6 +933,7 @@ static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, 
         rn_raft_msg m;
         rn_raft_entry *ents;
         if (decode_msg(&r, &m, &ents) < 0 || m.to != q->cfg.node_id) {
+            free(ents);
             rn_logfmt(RN_WARN, "metadata quorum: bad frame dropped", "node=%d", l->node);
             return;
         }
@@ -996,10 +1014,11 @@ static int link_read(rn_quorum *q, int i, int64_t now)
         if (l->in.len - pos - 4 < flen)
             break;
         handle_frame(q, l, l->in.p + pos + 4, flen, now);
-        l = &q->links[i]; /* handle_frame never closes links; re-read for clarity */
         pos += 4 + flen;
         if (drain_ready(q, now) < 0)
             return -2;
+        if (l->dead) /* a send on it failed meanwhile */
+            return -1;
     }
     memmove(l->in.p, l->in.p + pos, l->in.len - pos);
     l->in.len -= pos;
@@ -1167,6 +1186,7 @@ static void *quorum_main(void *arg)
             publish_status(q, now);
             last_status = now;
         }
+        links_sweep(q);
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = q->wake_fd, .events = POLLIN};
         if (q->listen_fd >= 0)
@@ -1197,7 +1217,7 @@ static void *quorum_main(void *arg)
         /* Links from the end: closing one moves the last into its place. */
         for (int i = nl - 1; i >= 0; i--) {
             short re = pfd[base + i].revents;
-            if (!re)
+            if (!re || q->links[i].dead)
                 continue;
             link_t *l = &q->links[i];
             if (l->connecting && (re & (POLLOUT | POLLERR | POLLHUP))) {
@@ -1411,7 +1431,7 @@ void rn_quorum_free(rn_quorum *q)
     if (q->qj)
         qj_detach(q->qj); /* the journal outlives the quorum (closed with the metadata) */
     while (q->n_links)
-        link_close(q, q->n_links - 1);
+        link_close_now(q, q->n_links - 1);
     if (q->listen_fd >= 0)
         close(q->listen_fd);
     if (q->wake_fd >= 0)
