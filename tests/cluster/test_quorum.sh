@@ -165,7 +165,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..10"
+echo "1..11"
 for i in 1 2 3 4; do
   PORT[$i]=$(free_port)
   HTTP[$i]=$(free_port)
@@ -199,6 +199,29 @@ if rn "$FOLLOWER" topic create via-follower -p 3 >/dev/null &&
   ok "a topic created through follower $FOLLOWER appears on all three"
 else
   not_ok "a topic created through follower $FOLLOWER appears on all three"
+fi
+
+# 3b. The same name created through all three brokers at once: exactly one
+#     create succeeds, the others are told it exists, and every broker holds
+#     the winner's partition count (each broker validates against its own
+#     image; the log's order decides, applied the same way everywhere).
+for i in 1 2 3; do
+  (rn "$i" topic create race -p "$i" >"$TMP/race$i.out" 2>&1; echo $? >"$TMP/race$i.rc") &
+done
+wait_race() { [ -s "$TMP/race1.rc" ] && [ -s "$TMP/race2.rc" ] && [ -s "$TMP/race3.rc" ]; }
+race_parts() { rn "$1" topic describe race 2>/dev/null | awk -F'PartitionCount: ' 'NF > 1 { split($2, a, "\t"); print a[1]; exit }'; }
+if wait_for "$WAIT_S" wait_race; then
+  wins=$(cat "$TMP"/race?.rc | grep -cx 0)
+  winner=$(grep -lx 0 "$TMP"/race?.rc | sed 's/.*race\([0-9]\).rc/\1/')
+  exists=$(cat "$TMP"/race?.out | grep -c "already exists")
+  same() { [ "$(race_parts 1)" = "$winner" ] && [ "$(race_parts 2)" = "$winner" ] && [ "$(race_parts 3)" = "$winner" ]; }
+  if [ "$wins" = 1 ] && [ "$exists" = 2 ] && wait_for "$WAIT_S" same; then
+    ok "one name created through three brokers at once: one wins ($winner partitions) everywhere"
+  else
+    not_ok "one name created through three brokers at once (wins=$wins exists=$exists winner=$winner)"
+  fi
+else
+  not_ok "one name created through three brokers at once: the creates did not end"
 fi
 
 # 4. kill -9 of the leader: the other two agree on a new leader within the bound.
