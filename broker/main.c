@@ -78,7 +78,8 @@ static int post_reactor0(void *ctx, void (*fn)(void *arg), void *arg)
  * arrive through it), the quorum thread started, and reactor 0's ring run
  * until this broker has applied what the cluster had committed when it
  * found the leader, so what follows (the sweep, __offsets) sees the
- * cluster's topics. Returns 0, 1 when there are no voters, or -1 (logged). */
+ * cluster's topics. Returns 0, 1 when there are no voters, 2 when a signal
+ * stopped the wait, or -1 (logged). */
 static int open_cluster(rn_broker *b)
 {
     rn_voter voters[RN_MAX_VOTERS];
@@ -123,9 +124,9 @@ static int open_cluster(rn_broker *b)
     while (!rn_quorum_caught_up(b->quorum)) {
         /* The reactors block these for their signalfd: look for them here. */
         struct timespec zero = {0, 0};
-        if (sigtimedwait(&stop_sigs, NULL, &zero) > 0) {
+        if (b->reactors[0].stopping || sigtimedwait(&stop_sigs, NULL, &zero) > 0) {
             rn_logfmt(RN_WARN, "stopped while waiting for the metadata quorum", NULL);
-            return -1;
+            return 2;
         }
         rc = rn_io_run(b->reactors[0].io, 1);
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
@@ -414,6 +415,12 @@ int main(int argc, char **argv)
     rc = open_cluster(b);
     if (rc < 0)
         return 1;
+    if (rc == 2) { /* SIGTERM before the quorum formed: nothing is served yet */
+        rn_quorum_free(b->quorum);
+        rn_metadata_close(b->md);
+        rn_sys_defer_end(b->cfg.data_dir);
+        return 0;
+    }
     if (rc == 1) /* no voters: a single node, its metadata log local */
         rc = rn_metadata_open(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
                               rn_partitions_on_metadata, b, err, sizeof(err));

@@ -165,12 +165,23 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..11"
+echo "1..13"
 for i in 1 2 3 4; do
   PORT[$i]=$(free_port)
   HTTP[$i]=$(free_port)
   CTL[$i]=$(free_port)
 done
+
+# 0. One voter alone cannot form the quorum and waits before listening;
+#    SIGTERM still stops it at once, cleanly.
+start_node 1
+waiting_logged() { grep -q "waiting for the metadata quorum" "$TMP/n1.log"; }
+if wait_for "$WAIT_S" waiting_logged && stop_node 1; then
+  ok "a lone voter waits for the quorum, and SIGTERM stops it cleanly"
+else
+  not_ok "a lone voter waits for the quorum, and SIGTERM stops it cleanly"
+fi
+rm -rf "$TMP/n1"
 
 # 1. Three brokers elect one leader, and all three say so.
 t0=$(now_ms)
@@ -222,6 +233,20 @@ if wait_for "$WAIT_S" wait_race; then
   fi
 else
   not_ok "one name created through three brokers at once: the creates did not end"
+fi
+
+# 3c. Metadata lists every registered broker: a record produced through a
+#     broker that does not lead the partition reaches its leader (the
+#     topic's creator here, until replication places partitions), and is
+#     read back through a third.
+LEAD_P=$FOLLOWER
+OTHER=$((FOLLOWER % 3 + 1))
+THIRD=$((OTHER % 3 + 1))
+if printf 'routed\n' | rn "$OTHER" produce via-follower -p 0 >/dev/null 2>"$TMP/produce.err" &&
+  [ "$(rn "$THIRD" consume via-follower -p 0 -e -f '%s\n' 2>/dev/null)" = routed ]; then
+  ok "a record produced through broker $OTHER reaches leader $LEAD_P and reads back through $THIRD"
+else
+  not_ok "a record produced through broker $OTHER reaches leader $LEAD_P and reads back through $THIRD ($(cat "$TMP/produce.err"))"
 fi
 
 # 4. kill -9 of the leader: the other two agree on a new leader within the bound.
