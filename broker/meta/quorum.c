@@ -96,7 +96,7 @@ typedef struct buf {
 
 static void buf_put(buf *b, const void *d, size_t n)
 {
-    if (b->oom)
+    if (b->oom || n == 0) /* n == 0 may come with d == NULL */
         return;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
@@ -1020,8 +1020,10 @@ static int link_read(rn_quorum *q, int i, int64_t now)
         if (l->dead) /* a send on it failed meanwhile */
             return -1;
     }
-    memmove(l->in.p, l->in.p + pos, l->in.len - pos);
-    l->in.len -= pos;
+    if (pos) {
+        memmove(l->in.p, l->in.p + pos, l->in.len - pos);
+        l->in.len -= pos;
+    }
     return 0;
 }
 

@@ -30,6 +30,8 @@ TIMING=(--override controller.quorum.election.timeout.ms=500
 N=0
 FAILED=0
 declare -a PID PORT HTTP CTL
+LEADER=1 # until agree() sets them (a failed step must not end the script)
+EPOCH=0
 
 ok() {
   N=$((N + 1))
