@@ -167,7 +167,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..13"
+echo "1..14"
 for i in 1 2 3 4; do
   PORT[$i]=$(free_port)
   HTTP[$i]=$(free_port)
@@ -182,6 +182,21 @@ if wait_for "$WAIT_S" waiting_logged && stop_node 1; then
   ok "a lone voter waits for the quorum, and SIGTERM stops it cleanly"
 else
   not_ok "a lone voter waits for the quorum, and SIGTERM stops it cleanly"
+fi
+
+# 0b. A quorum-state file that does not parse is refused at start with a
+#     message naming it (a vote must never be forgotten silently).
+printf 'epoch=banana\n' >"$TMP/n1/__cluster_metadata-0/quorum-state"
+: >"$TMP/n1.log"
+timeout 30 "$RUNNELD" --data-dir "$TMP/n1" --listen "127.0.0.1:${PORT[1]}" \
+  --http "127.0.0.1:${HTTP[1]}" --node-id 1 --reactors 1 \
+  --override "controller.listener=127.0.0.1:${CTL[1]}" \
+  --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n1.log"
+st=$?
+if [ "$st" = 1 ] && grep -q "quorum-state" "$TMP/n1.log"; then
+  ok "a corrupt quorum-state file stops the start with a message naming it"
+else
+  not_ok "a corrupt quorum-state file stops the start with a message naming it (exit $st)"
 fi
 rm -rf "$TMP/n1"
 
