@@ -16,7 +16,9 @@ EXTRA=("$@")
 TMP=$(mktemp -d /tmp/rn-failover-XXXXXX)
 declare -a PID PORT CTL
 cleanup() {
-  for i in 1 2 3; do [ -n "${PID[$i]:-}" ] && kill -KILL "${PID[$i]}" 2>/dev/null; done
+  for i in 1 2 3; do
+    if [ -n "${PID[$i]:-}" ]; then kill -KILL "${PID[$i]}" 2>/dev/null; fi
+  done
   wait 2>/dev/null
   rm -rf "$TMP"
 }
@@ -27,7 +29,7 @@ V="1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
 start() {
   "$RUNNELD" --data-dir "$TMP/n$1" --listen "127.0.0.1:${PORT[$1]}" --http "127.0.0.1:$(free_port)" \
     --node-id "$1" --reactors 1 --override "controller.listener=127.0.0.1:${CTL[$1]}" \
-    --override "controller.quorum.voters=$V" "${EXTRA[@]}" 2>>"$TMP/n$1.log" &
+    --override "controller.quorum.voters=$V" "${EXTRA[@]}" >/dev/null 2>>"$TMP/n$1.log" &
   PID[$1]=$!
 }
 leader_of() { timeout 5 "$RUNNEL" -b "127.0.0.1:${PORT[$1]}" cluster status 2>/dev/null | awk '$1=="controller:"{print $2}'; }
