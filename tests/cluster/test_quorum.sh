@@ -167,7 +167,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..14"
+echo "1..15"
 for i in 1 2 3 4; do
   PORT[$i]=$(free_port)
   HTTP[$i]=$(free_port)
@@ -309,6 +309,22 @@ if wait_for "$WAIT_S" all_see_state "$QUIET" fenced; then
   ok "broker $QUIET stopped past the session timeout is shown fenced"
 else
   not_ok "broker $QUIET stopped past the session timeout is shown fenced"
+fi
+
+# 7b. /metrics: the controller says it is active and counts the fenced
+#     broker; another broker says it is not the controller.
+metric() { # metric NODE NAME: the value, "" when absent
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+OTHER_LIVE=$((QUIET % 3 + 1))
+[ "$OTHER_LIVE" = "$LEADER" ] && OTHER_LIVE=$((OTHER_LIVE % 3 + 1))
+if [ "$(metric "$LEADER" runnel_controller_active)" = 1 ] &&
+  [ "$(metric "$LEADER" runnel_brokers_fenced)" = 1 ] &&
+  [ "$(metric "$LEADER" runnel_controller_epoch)" = "$EPOCH" ] &&
+  { [ "$OTHER_LIVE" = "$QUIET" ] || [ "$(metric "$OTHER_LIVE" runnel_controller_active)" = 0 ]; }; then
+  ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced"
+else
+  not_ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced"
 fi
 
 # 8. It comes back (SIGCONT): unfenced on every broker, itself included.
