@@ -60,6 +60,7 @@ uint64_t rn_now_ns(void);
 struct rn_broker {
     rn_config cfg;
     struct rn_metadata *md;   /* meta/metadata.h */
+    struct rn_quorum *quorum; /* meta/quorum.h; NULL on a single node (no voters) */
     struct rn_groups *groups; /* consumer group coordinator (coord/groups.h) */
     rn_reactor *reactors;
     unsigned n_reactors;

@@ -79,6 +79,9 @@ enum type {
     T_FLUSH,    /* always | never | interval:MS */
     T_FLUSH_MS, /* log.flush.interval.ms: sets interval:MS */
     T_ORIGINS,  /* http.allowed.origins: comma-separated origins or `*` */
+    T_ROLES,    /* process.roles: broker and/or controller, comma-separated */
+    T_HOSTPORT, /* controller.listener, advertised.listener: host:port; empty = none */
+    T_VOTERS,   /* controller.quorum.voters: ID@HOST:PORT,...; empty = none */
 };
 
 struct setting {
@@ -130,6 +133,22 @@ static const struct setting settings[] = {
      INT32_MAX, 0, false},
     {"fetch.max.wait.ms", NULL, NULL, T_I64, CFG(fetch_max_wait_ms, int64_t), 0, INT32_MAX, 0,
      false},
+    /* The cluster; Kafka's names and defaults. */
+    {"process.roles", NULL, NULL, T_ROLES, CFG(process_roles, char[64]), 0, 0, 0, false},
+    {"controller.listener", NULL, NULL, T_HOSTPORT, CFG(controller_listener, char[256]), 0, 0, 0,
+     false},
+    {"controller.quorum.voters", NULL, NULL, T_VOTERS, CFG(quorum_voters, char[1024]), 0, 0, 0,
+     false},
+    {"advertised.listener", NULL, NULL, T_HOSTPORT, CFG(advertised_listener, char[256]), 0, 0, 0,
+     false},
+    {"broker.session.timeout.ms", NULL, NULL, T_I64, CFG(broker_session_timeout_ms, int64_t), 100,
+     INT32_MAX, 0, false},
+    {"broker.heartbeat.interval.ms", NULL, NULL, T_I64, CFG(broker_heartbeat_interval_ms, int64_t),
+     10, INT32_MAX, 0, false},
+    {"controller.quorum.election.timeout.ms", NULL, NULL, T_I64,
+     CFG(quorum_election_timeout_ms, int64_t), 10, INT32_MAX, 0, false},
+    {"controller.quorum.fetch.timeout.ms", NULL, NULL, T_I64, CFG(quorum_fetch_timeout_ms, int64_t),
+     10, INT32_MAX, 0, false},
 
     /* Log defaults; the topic names are Kafka's topic-level config names. A
      * segment's positions are u32, hence the 4 GiB - 1 cap. */
@@ -483,6 +502,54 @@ static int apply(const struct setting *st, const char *key, const char *v, rn_co
         strcpy(field, v);
         return 0;
     }
+    case T_ROLES: {
+        bool broker = false, controller = false;
+        for (const char *s = v; *s || s == v;) {
+            size_t n = strcspn(s, ",");
+            bool *seen = n == 6 && strncmp(s, "broker", 6) == 0         ? &broker
+                         : n == 10 && strncmp(s, "controller", 10) == 0 ? &controller
+                                                                        : NULL;
+            if (!seen)
+                return failf(err, errlen,
+                             "%s: '%.*s%s': expected broker, controller or broker,controller", key,
+                             SHOW(v));
+            if (*seen)
+                return failf(err, errlen, "%s: '%.*s%s': a role is named twice", key, SHOW(v));
+            *seen = true;
+            s += n;
+            if (*s == ',' && !*++s)
+                return failf(err, errlen, "%s: '%.*s%s': empty role after ','", key, SHOW(v));
+        }
+        snprintf(field, sizeof(c->process_roles), "%s%s%s", broker ? "broker" : "",
+                 broker && controller ? "," : "", controller ? "controller" : "");
+        return 0;
+    }
+    case T_HOSTPORT: {
+        char host[256];
+        uint16_t port;
+        const char *why;
+        if (v[0] && parse_hostport(v, host, sizeof(host), &port, &why) < 0)
+            return failf(err, errlen,
+                         "%s: '%.*s%s': %s; expected host:port (IPv4, localhost or [IPv6], port "
+                         "1..65535)",
+                         key, SHOW(v), why);
+        if (strlen(v) >= sizeof(c->controller_listener))
+            return failf(err, errlen, "%s: value too long (at most %zu bytes)", key,
+                         sizeof(c->controller_listener) - 1);
+        strcpy(field, v);
+        return 0;
+    }
+    case T_VOTERS: {
+        rn_voter vs[RN_MAX_VOTERS];
+        if (strlen(v) >= sizeof(c->quorum_voters))
+            return failf(err, errlen, "%s: value too long (at most %zu bytes)", key,
+                         sizeof(c->quorum_voters) - 1);
+        char why[300];
+        if (rn_config_parse_voters(v, vs, RN_MAX_VOTERS, why, sizeof(why)) < 0)
+            return failf(err, errlen, "%s: %s", key, why);
+        strcpy(field, v);
+        return 0;
+    }
     case T_KAFKA:
         if (v[0] == '\0') { /* off */
             field[0] = '\0';
@@ -540,6 +607,11 @@ void rn_config_default(rn_config *c)
     c->max_partitions = 20000;
     c->retention_check_ms = 300000;
     c->fetch_max_wait_ms = 30000;
+    snprintf(c->process_roles, sizeof(c->process_roles), "broker,controller");
+    c->broker_session_timeout_ms = 9000;
+    c->broker_heartbeat_interval_ms = 2000;
+    c->quorum_election_timeout_ms = 1000;
+    c->quorum_fetch_timeout_ms = 2000;
     rn_log_config_default(&c->log);
 }
 
@@ -618,9 +690,126 @@ static int check_log(const rn_log_config *lc, const char *max_key, const char *s
     return 0;
 }
 
+int rn_config_parse_voters(const char *s, rn_voter *out, int max, char *err, size_t errlen)
+{
+    int n = 0;
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        char item[300];
+        if (len == 0 || len >= sizeof(item))
+            return failf(err, errlen, "%s voter entry; expected ID@HOST:PORT,...",
+                         len ? "an over-long" : "an empty");
+        memcpy(item, s, len);
+        item[len] = 0;
+        char *at = strchr(item, '@');
+        if (!at)
+            return failf(err, errlen, "'%.*s%s': missing '@'; expected ID@HOST:PORT", SHOW(item));
+        *at = 0;
+        int64_t id;
+        bool overflow;
+        if (parse_int(item, &id, &overflow) < 0 || id < 0 || id > INT32_MAX)
+            return failf(err, errlen, "'%.*s%s': the id must be an integer from 0 to %d",
+                         SHOW(item), INT32_MAX);
+        if (n == max)
+            return failf(err, errlen, "more than %d voters", max);
+        const char *why;
+        if (parse_hostport(at + 1, out[n].host, sizeof(out[n].host), &out[n].port, &why) < 0)
+            return failf(err, errlen, "voter %" PRId64 ": '%.*s%s': %s", id, SHOW(at + 1), why);
+        for (int i = 0; i < n; i++)
+            if (out[i].id == id)
+                return failf(err, errlen, "voter %" PRId64 " is listed twice", id);
+        out[n++].id = (int32_t)id;
+        s += len;
+        if (*s == ',' && !*++s)
+            return failf(err, errlen, "an empty voter entry after ','; expected ID@HOST:PORT");
+    }
+    return n;
+}
+
+bool rn_config_has_role(const rn_config *c, const char *role)
+{
+    size_t n = strlen(role);
+    for (const char *s = c->process_roles; *s;) {
+        size_t len = strcspn(s, ",");
+        if (len == n && strncmp(s, role, n) == 0)
+            return true;
+        s += len + (s[len] == ',');
+    }
+    return false;
+}
+
+static int check_cluster(const rn_config *c, char *err, size_t errlen)
+{
+    rn_voter vs[RN_MAX_VOTERS];
+    int n = rn_config_parse_voters(c->quorum_voters, vs, RN_MAX_VOTERS, err, errlen);
+    if (n < 0)
+        return n;
+    bool controller = rn_config_has_role(c, "controller");
+    if (!rn_config_has_role(c, "broker"))
+        return failf(err, errlen,
+                     "process.roles=%s: a controller-only node is not supported yet; use "
+                     "broker,controller",
+                     c->process_roles);
+    if (n == 0) {
+        if (!controller)
+            return failf(err, errlen,
+                         "process.roles=%s needs controller.quorum.voters (the controllers to "
+                         "reach)",
+                         c->process_roles);
+        if (c->controller_listener[0])
+            return failf(err, errlen,
+                         "controller.listener is set but controller.quorum.voters is empty");
+        return 0;
+    }
+    const rn_voter *self = NULL;
+    for (int i = 0; i < n; i++)
+        if (vs[i].id == c->node_id)
+            self = &vs[i];
+    if (controller && !self)
+        return failf(err, errlen,
+                     "node.id %d has the controller role but is not in controller.quorum.voters",
+                     c->node_id);
+    if (!controller && self)
+        return failf(err, errlen,
+                     "node.id %d is in controller.quorum.voters but process.roles=%s lacks "
+                     "controller",
+                     c->node_id, c->process_roles);
+    if (controller) {
+        char host[256];
+        uint16_t port;
+        if (!c->controller_listener[0])
+            return failf(err, errlen,
+                         "controller.listener must be set on a controller (voter %d is %s:%u)",
+                         c->node_id, self->host, self->port);
+        rn_config_parse_hostport(c->controller_listener, host, sizeof(host), &port);
+        if (port != self->port)
+            return failf(err, errlen,
+                         "controller.listener %s and this node's entry in "
+                         "controller.quorum.voters (%d@%s:%u) name different ports",
+                         c->controller_listener, c->node_id, self->host, self->port);
+        if (strcmp(c->controller_listener, c->listen) == 0 ||
+            strcmp(c->controller_listener, c->http) == 0 ||
+            strcmp(c->controller_listener, c->kafka) == 0)
+            return failf(err, errlen, "controller.listener %s is also another listener",
+                         c->controller_listener);
+    }
+    if (c->broker_heartbeat_interval_ms >= c->broker_session_timeout_ms)
+        return failf(err, errlen,
+                     "broker.heartbeat.interval.ms (%" PRId64
+                     ") must be below broker.session.timeout.ms (%" PRId64 ")",
+                     c->broker_heartbeat_interval_ms, c->broker_session_timeout_ms);
+    if (c->quorum_fetch_timeout_ms <= c->quorum_election_timeout_ms)
+        return failf(err, errlen,
+                     "controller.quorum.fetch.timeout.ms (%" PRId64
+                     ") must be above controller.quorum.election.timeout.ms (%" PRId64 ")",
+                     c->quorum_fetch_timeout_ms, c->quorum_election_timeout_ms);
+    return 0;
+}
+
 int rn_config_check(const rn_config *c, char *err, size_t errlen)
 {
-    return check_log(&c->log, "message.max.bytes", "log.segment.bytes", err, errlen);
+    int rc = check_log(&c->log, "message.max.bytes", "log.segment.bytes", err, errlen);
+    return rc < 0 ? rc : check_cluster(c, err, errlen);
 }
 
 int rn_topic_config_check(const rn_log_config *lc, char *err, size_t errlen)
@@ -999,6 +1188,9 @@ int rn_config_dump(const rn_config *c, char *buf, size_t len)
         case T_HTTP:
         case T_KAFKA:
         case T_ORIGINS:
+        case T_ROLES:
+        case T_HOSTPORT:
+        case T_VOTERS:
             put_value(&o, field);
             break;
         case T_BOOL:

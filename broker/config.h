@@ -27,26 +27,26 @@
 #define RN_MAX_REACTORS 64
 
 typedef struct rn_config {
-    char data_dir[PATH_MAX];       /* data.dir (flag --data-dir), default ./runnel-data */
-    char listen[256];              /* listeners (flag --listen), host:port, default 127.0.0.1:9700 */
-    char http[256];                /* http.listener (flag --http), default 127.0.0.1:9780 */
-    char kafka[256];               /* kafka.listener (flag --kafka), host:port of the Kafka-
-                                      protocol listener; default empty = off */
-    char http_allowed_origins[1024]; /* http.allowed.origins: browser Origins the gateway
-                                        accepts besides its own host, comma-separated
-                                        (`*` = any); default empty */
-    int32_t node_id;               /* node.id, default 1 */
-    uint32_t reactors;             /* reactors (flag --reactors), default 0 = one per core */
+    char data_dir[PATH_MAX]; /* data.dir (flag --data-dir), default ./runnel-data */
+    char listen[256];        /* listeners (flag --listen), host:port, default 127.0.0.1:9700 */
+    char http[256];          /* http.listener (flag --http), default 127.0.0.1:9780 */
+    char kafka[256];         /* kafka.listener (flag --kafka), host:port of the Kafka-
+                                protocol listener; default empty = off */
+    char http_allowed_origins[1024];   /* http.allowed.origins: browser Origins the gateway
+                                          accepts besides its own host, comma-separated
+                                          (`*` = any); default empty */
+    int32_t node_id;                   /* node.id, default 1 */
+    uint32_t reactors;                 /* reactors (flag --reactors), default 0 = one per core */
     uint32_t socket_request_max_bytes; /* socket.request.max.bytes, default 100 MiB */
-    uint32_t max_connections;      /* max.connections, default 10000 */
-    int64_t connections_max_idle_ms; /* connections.max.idle.ms, default 600000 (10 min) */
-    uint64_t connection_send_budget; /* connection.send.budget.bytes, default 16 MiB */
+    uint32_t max_connections;          /* max.connections, default 10000 */
+    int64_t connections_max_idle_ms;   /* connections.max.idle.ms, default 600000 (10 min) */
+    uint64_t connection_send_budget;   /* connection.send.budget.bytes, default 16 MiB */
     /* socket.send.zerocopy.bytes: a send of at least this many bytes uses
      * IORING_OP_SENDMSG_ZC (pages go to the NIC from the segment mmap, no copy);
      * 0 = never. */
     uint64_t send_zerocopy_bytes;
-    bool auto_create_topics;       /* auto.create.topics.enable, default false */
-    int32_t num_partitions;        /* num.partitions (auto-created topics), default 1 */
+    bool auto_create_topics; /* auto.create.topics.enable, default false */
+    int32_t num_partitions;  /* num.partitions (auto-created topics), default 1 */
     /* Partition caps, checked before a create writes anything (a create that
      * cannot open every partition fails whole). At start the broker also
      * reports what RLIMIT_NOFILE and vm.max_map_count hold (one descriptor and
@@ -54,13 +54,45 @@ typedef struct rn_config {
     int32_t max_partitions_per_topic; /* max.partitions.per.topic, default 10000 */
     int32_t max_partitions;           /* max.partitions (all topics), default 20000: what the
                                          default vm.max_map_count (65530) holds */
-    int64_t retention_check_ms;    /* log.retention.check.interval.ms, default 300000 */
-    int64_t fetch_max_wait_ms;     /* fetch.max.wait.ms cap for long polls, default 30000 */
-    rn_log_config log;             /* log.* defaults every topic starts from:
-                                      log.segment.bytes, log.roll.ms, log.retention.ms,
-                                      log.retention.bytes, log.index.interval.bytes,
-                                      message.max.bytes, log.flush, log.preallocate.bytes */
+    int64_t retention_check_ms;       /* log.retention.check.interval.ms, default 300000 */
+    int64_t fetch_max_wait_ms;        /* fetch.max.wait.ms cap for long polls, default 30000 */
+    rn_log_config log;                /* log.* defaults every topic starts from:
+                                         log.segment.bytes, log.roll.ms, log.retention.ms,
+                                         log.retention.bytes, log.index.interval.bytes,
+                                         message.max.bytes, log.flush, log.preallocate.bytes */
+
+    /* The cluster (DESIGN §8). With no voters the broker is a single node
+     * exactly as before: its metadata log is local and nothing below is used. */
+    char process_roles[64];               /* process.roles: "broker", "controller" or both,
+                                             comma-separated; default broker,controller */
+    char controller_listener[256];        /* controller.listener: host:port of the Raft
+                                             listener; empty = none (single node) */
+    char quorum_voters[1024];             /* controller.quorum.voters: ID@HOST:PORT,...; empty =
+                                             single node */
+    char advertised_listener[256];        /* advertised.listener: host:port other brokers and
+                                             clients are told; empty = listeners */
+    int64_t broker_session_timeout_ms;    /* broker.session.timeout.ms, default 9000 */
+    int64_t broker_heartbeat_interval_ms; /* broker.heartbeat.interval.ms, default 2000 */
+    int64_t quorum_election_timeout_ms;   /* controller.quorum.election.timeout.ms, 1000 */
+    int64_t quorum_fetch_timeout_ms;      /* controller.quorum.fetch.timeout.ms, 2000 */
 } rn_config;
+
+/* One voter of controller.quorum.voters. */
+typedef struct rn_voter {
+    int32_t id;
+    char host[256];
+    uint16_t port;
+} rn_voter;
+
+#define RN_MAX_VOTERS 16
+
+/* Parse controller.quorum.voters ("ID@HOST:PORT,..."; empty = none) into
+ * out[0..max). Returns how many, or -RN_E_INVALID_CONFIG with err naming the
+ * entry and the problem (a bad id or host:port, an id twice, more than max). */
+int rn_config_parse_voters(const char *s, rn_voter *out, int max, char *err, size_t errlen);
+
+/* Whether process.roles holds role ("broker" or "controller"). */
+bool rn_config_has_role(const rn_config *c, const char *role);
 
 /* Fill c with the defaults above. */
 void rn_config_default(rn_config *c);
@@ -83,8 +115,11 @@ int rn_config_set_kv(rn_config *c, const char *kv, char *err, size_t errlen);
 
 /* Rules that join two keys, which rn_config_set cannot check because keys come
  * in any order: message.max.bytes <= log.segment.bytes (a batch must fit in one
- * segment). Call once the file and every override are applied.
- * Errors: -RN_E_INVALID_CONFIG with a message naming both keys. */
+ * segment); the cluster keys agree (a controller is a voter with a
+ * controller.listener, a voter's own entry names its controller.listener, a
+ * broker-only node has voters to reach, the heartbeat is shorter than the
+ * session, the fetch timeout longer than the election timeout). Call once the file and every
+ * override are applied. Errors: -RN_E_INVALID_CONFIG with a message naming both keys. */
 int rn_config_check(const rn_config *c, char *err, size_t errlen);
 
 /* Topic-level settings, applied on top of the broker's log defaults:

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #include "broker/kafka/kafka.h"
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
+#include "broker/meta/quorum.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
@@ -63,6 +66,80 @@ static void usage(FILE *f)
            "\n"
            "signals: SIGTERM/SIGINT stop gracefully (flush, clean-shutdown marker).\n"
            "logs: logfmt on stderr; RUNNEL_LOG_LEVEL=debug|info|warn|error.\n");
+}
+
+static int post_reactor0(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    return rn_reactor_call(ctx, fn, arg);
+}
+
+/* The metadata quorum (DESIGN §8), when controller.quorum.voters is set:
+ * the facade over it, reactor 0's inbox started early (committed batches
+ * arrive through it), the quorum thread started, and reactor 0's ring run
+ * until this broker has applied what the cluster had committed when it
+ * found the leader, so what follows (the sweep, __offsets) sees the
+ * cluster's topics. Returns 0, 1 when there are no voters, 2 when a signal
+ * stopped the wait, or -1 (logged). */
+static int open_cluster(rn_broker *b)
+{
+    rn_voter voters[RN_MAX_VOTERS];
+    char err[512] = "";
+    int n = rn_config_parse_voters(b->cfg.quorum_voters, voters, RN_MAX_VOTERS, err, sizeof(err));
+    if (n <= 0)
+        return n == 0 ? 1 : -1;
+    char dir[PATH_MAX + 64];
+    snprintf(dir, sizeof(dir), "%s/%s", b->cfg.data_dir, RN_METADATA_DIR_NAME);
+    rn_quorum_config qc = {
+        .node_id = b->cfg.node_id,
+        .voters = voters,
+        .n_voters = n,
+        .listener = b->cfg.controller_listener,
+        .dir = dir,
+        .advertised = b->cfg.advertised_listener[0] ? b->cfg.advertised_listener : b->cfg.listen,
+        .session_timeout_ms = b->cfg.broker_session_timeout_ms,
+        .heartbeat_interval_ms = b->cfg.broker_heartbeat_interval_ms,
+        .election_timeout_ms = b->cfg.quorum_election_timeout_ms,
+        .fetch_timeout_ms = b->cfg.quorum_fetch_timeout_ms,
+        .post = post_reactor0,
+        .post_ctx = &b->reactors[0],
+    };
+    int rc = rn_quorum_new(&b->quorum, &qc, err, sizeof(err));
+    if (rc == 0)
+        rc = rn_metadata_open_cluster(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
+                                      b->quorum, rn_partitions_on_metadata, b, err, sizeof(err));
+    if (rc == 0) {
+        rn_inbox_start(&b->reactors[0].inbox, b->reactors[0].io);
+        rc = rn_quorum_start(b->quorum, err, sizeof(err));
+    }
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "metadata quorum failed to start", "err=%s msg=\"%s\"", rn_errname(rc),
+                  err);
+        return -1;
+    }
+    rn_logfmt(RN_INFO, "waiting for the metadata quorum", "voters=%s", b->cfg.quorum_voters);
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    while (!rn_quorum_caught_up(b->quorum)) {
+        /* The reactors block these for their signalfd: look for them here. */
+        struct timespec zero = {0, 0};
+        if (b->reactors[0].stopping || sigtimedwait(&stop_sigs, NULL, &zero) > 0) {
+            rn_logfmt(RN_WARN, "stopped while waiting for the metadata quorum", NULL);
+            return 2;
+        }
+        rc = rn_io_run(b->reactors[0].io, 1);
+        if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+            rn_logfmt(RN_ERROR, "io_uring failed while waiting for the quorum", "err=%s",
+                      rn_errname(rc));
+            return -1;
+        }
+    }
+    rn_quorum_status st;
+    rn_quorum_status_get(b->quorum, &st);
+    rn_logfmt(RN_INFO, "metadata caught up", "leader=%d epoch=%d applied=%" PRId64, st.leader,
+              st.epoch, st.applied);
+    return 0;
 }
 
 /* mkdir -p */
@@ -335,8 +412,18 @@ int main(int argc, char **argv)
     /* Every partition log's open syncs at the end, in one syncfs (storage/
      * sys.c): nothing is served before the listeners open below. */
     rn_sys_defer_begin();
-    rc = rn_metadata_open(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
-                          rn_partitions_on_metadata, b, err, sizeof(err));
+    rc = open_cluster(b);
+    if (rc < 0)
+        return 1;
+    if (rc == 2) { /* SIGTERM before the quorum formed: nothing is served yet */
+        rn_quorum_free(b->quorum);
+        rn_metadata_close(b->md);
+        rn_sys_defer_end(b->cfg.data_dir);
+        return 0;
+    }
+    if (rc == 1) /* no voters: a single node, its metadata log local */
+        rc = rn_metadata_open(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
+                              rn_partitions_on_metadata, b, err, sizeof(err));
     if (rc < 0) {
         rn_logfmt(RN_ERROR, "metadata log failed to open", "err=%s msg=\"%s\"", rn_errname(rc),
                   err);
@@ -411,6 +498,10 @@ int main(int argc, char **argv)
               rn_log_config_flush_str(&b->cfg.log, flush, sizeof(flush)), n_reactors);
 
     rc = rn_reactors_run(b);
+    /* The quorum first: its posts to the stopped reactors are dropped, and
+     * as leader it resigns so the others elect at once. */
+    rn_quorum_free(b->quorum);
+    b->quorum = NULL;
     /* Every reactor has stopped. Closing every log: one syncfs, then the
      * clean-shutdown markers. */
     rn_sys_defer_begin();

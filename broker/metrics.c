@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 
 #include "broker/broker.h"
+#include "broker/meta/quorum.h"
 #include "broker/metrics.h"
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
@@ -136,6 +137,34 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
         "disk space.\n"
         "# TYPE runnel_partitions_disk_full gauge\nrunnel_partitions_disk_full %d\n",
         __atomic_load_n(&b->parts_disk_full, __ATOMIC_RELAXED));
+    if (b->quorum) { /* the metadata quorum (DESIGN §8) */
+        rn_quorum_status *st = malloc(sizeof(*st));
+        if (st) {
+            rn_quorum_status_get(b->quorum, st);
+            int fenced = 0;
+            for (int i = 0; i < st->n_brokers; i++)
+                fenced += st->brokers[i].fenced;
+            put(&s,
+                "# HELP runnel_controller_active 1 on the active controller (the metadata "
+                "quorum's leader).\n"
+                "# TYPE runnel_controller_active gauge\nrunnel_controller_active %d\n"
+                "# HELP runnel_controller_epoch The metadata quorum's epoch.\n"
+                "# TYPE runnel_controller_epoch gauge\nrunnel_controller_epoch %d\n"
+                "# HELP runnel_metadata_high_watermark The metadata log's commit offset.\n"
+                "# TYPE runnel_metadata_high_watermark gauge\nrunnel_metadata_high_watermark "
+                "%" PRId64 "\n"
+                "# HELP runnel_metadata_applied_offset Metadata log entries applied here.\n"
+                "# TYPE runnel_metadata_applied_offset gauge\nrunnel_metadata_applied_offset "
+                "%" PRId64 "\n"
+                "# HELP runnel_brokers_registered Brokers registered with the controller.\n"
+                "# TYPE runnel_brokers_registered gauge\nrunnel_brokers_registered %d\n"
+                "# HELP runnel_brokers_fenced Registered brokers fenced for a missed session.\n"
+                "# TYPE runnel_brokers_fenced gauge\nrunnel_brokers_fenced %d\n",
+                st->leader == st->node_id && st->leader >= 0, st->epoch, st->hw, st->applied,
+                st->n_brokers, fenced);
+            free(st);
+        }
+    }
     struct statvfs sv;
     if (statvfs(b->cfg.data_dir, &sv) == 0) {
         put(&s,

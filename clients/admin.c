@@ -596,6 +596,67 @@ int rn_admin_list_groups(rn_admin *a, rn_group_listing **out, size_t *n)
     return 0;
 }
 
+int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out)
+{
+    rn__client *cl = &a->cl;
+    *out = NULL;
+    Runnel__ClusterStatusRequest req = RUNNEL__CLUSTER_STATUS_REQUEST__INIT;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CLUSTER_STATUS;
+    h.cluster_status = &req;
+    rn__reply r;
+    int rc = call(cl, &h, RUNNEL__API__CLUSTER_STATUS, "cluster status", &r);
+    if (rc < 0)
+        return rc;
+    const Runnel__ClusterStatusResponse *cr = r.hdr->cluster_status;
+    /* One block: the status, the voters, the brokers, then their strings. */
+    size_t strs = strsize(cr->role);
+    for (size_t i = 0; i < cr->n_voters; i++)
+        strs += strsize(cr->voters[i]->endpoint);
+    for (size_t i = 0; i < cr->n_brokers; i++)
+        strs += strsize(cr->brokers[i]->endpoint);
+    size_t head = align8(sizeof(rn_cluster_status));
+    size_t vsz = align8(cr->n_voters * sizeof(rn_cluster_voter));
+    size_t bsz = align8(cr->n_brokers * sizeof(rn_cluster_broker));
+    char *blk = calloc(1, head + vsz + bsz + strs);
+    if (!blk) {
+        rn__reply_fini(&r);
+        return rn__fail(cl, -ENOMEM, "out of memory");
+    }
+    rn_cluster_status *st = (rn_cluster_status *)blk;
+    rn_cluster_voter *vs = (rn_cluster_voter *)(blk + head);
+    rn_cluster_broker *bs = (rn_cluster_broker *)(blk + head + vsz);
+    char *s = blk + head + vsz + bsz;
+    st->node_id = cr->node_id;
+    st->role = put_str(&s, cr->role);
+    st->leader_id = cr->leader_id;
+    st->epoch = cr->epoch;
+    st->high_watermark = cr->high_watermark;
+    st->log_end_offset = cr->log_end_offset;
+    st->applied_offset = cr->applied_offset;
+    st->clustered = cr->clustered;
+    for (size_t i = 0; i < cr->n_voters; i++) {
+        vs[i].id = cr->voters[i]->id;
+        vs[i].endpoint = put_str(&s, cr->voters[i]->endpoint);
+        vs[i].match_offset = cr->voters[i]->match_offset;
+        vs[i].last_fetch_ms = cr->voters[i]->last_fetch_ms;
+    }
+    for (size_t i = 0; i < cr->n_brokers; i++) {
+        bs[i].id = cr->brokers[i]->id;
+        bs[i].endpoint = put_str(&s, cr->brokers[i]->endpoint);
+        bs[i].epoch = cr->brokers[i]->epoch;
+        bs[i].fenced = cr->brokers[i]->fenced;
+        bs[i].last_heartbeat_ms = cr->brokers[i]->last_heartbeat_ms;
+    }
+    st->n_voters = cr->n_voters;
+    st->voters = vs;
+    st->n_brokers = cr->n_brokers;
+    st->brokers = bs;
+    *out = st;
+    rn__reply_fini(&r);
+    return 0;
+}
+
 static int cmp_group_partition(const void *x, const void *y)
 {
     const rn_group_partition *a = x, *b = y;

@@ -172,6 +172,42 @@ int rn_admin_list_offset(rn_admin *a, const char *topic, int32_t partition, int6
 /* Partitions of a topic (from metadata). */
 int rn_admin_partition_count(rn_admin *a, const char *topic, int32_t *n);
 
+/* ---- Admin: the cluster ---- */
+
+typedef struct rn_cluster_voter {
+    int32_t id;
+    const char *endpoint;  /* its controller listener */
+    int64_t match_offset;  /* the leader's view: its fetch offset; -1 unknown */
+    int64_t last_fetch_ms; /* the leader's view: ms since it fetched; -1 unknown */
+} rn_cluster_voter;
+
+typedef struct rn_cluster_broker {
+    int32_t id;
+    const char *endpoint; /* its advertised native listener */
+    int64_t epoch;        /* the offset of its registration record */
+    int fenced;
+    int64_t last_heartbeat_ms; /* the active controller's view; -1 elsewhere */
+} rn_cluster_broker;
+
+typedef struct rn_cluster_status {
+    int32_t node_id;   /* the broker that answered */
+    const char *role;  /* its quorum role: leader, follower, candidate, ... */
+    int32_t leader_id; /* the active controller, -1 when none is known */
+    int32_t epoch;
+    int64_t high_watermark; /* the metadata log's commit offset */
+    int64_t log_end_offset;
+    int64_t applied_offset;
+    int clustered; /* 0: a single node */
+    size_t n_voters;
+    const rn_cluster_voter *voters;
+    size_t n_brokers;
+    const rn_cluster_broker *brokers;
+} rn_cluster_status;
+
+/* The metadata quorum as the broker the admin client talks to sees it;
+ * *out is one block, freed with free(*out). */
+int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out);
+
 /* ---- Admin: consumer groups ---- */
 
 typedef struct rn_group_listing {

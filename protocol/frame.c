@@ -108,6 +108,7 @@ static const rn_frame_api apis[] = {
     {RUNNEL__API__DESCRIBE_GROUP, "DESCRIBE_GROUP", 0, 0},
     {RUNNEL__API__DELETE_GROUP, "DELETE_GROUP", 0, 0},
     {RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH, "OFFSETS_FOR_LEADER_EPOCH", 0, 0},
+    {RUNNEL__API__CLUSTER_STATUS, "CLUSTER_STATUS", 0, 0},
 };
 
 _Static_assert(BODY_FIELD(RUNNEL__API__API_VERSIONS) == RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS,
@@ -133,6 +134,13 @@ _Static_assert(BODY_FIELD(RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH) ==
                "request body field = 9 + api");
 _Static_assert(BODY_FIELD(RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH) ==
                    RUNNEL__RESPONSE_HEADER__BODY_OFFSETS_FOR_LEADER_EPOCH,
+               "response body field = 9 + api");
+
+_Static_assert(BODY_FIELD(RUNNEL__API__CLUSTER_STATUS) ==
+                   RUNNEL__REQUEST_HEADER__BODY_CLUSTER_STATUS,
+               "request body field = 9 + api");
+_Static_assert(BODY_FIELD(RUNNEL__API__CLUSTER_STATUS) ==
+                   RUNNEL__RESPONSE_HEADER__BODY_CLUSTER_STATUS,
                "response body field = 9 + api");
 
 const rn_frame_api *rn_frame_apis(size_t *n)

@@ -222,5 +222,6 @@ int cli_consume(int argc, char **argv);
 int cli_replay(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_group(int argc, char **argv);
+int cli_cluster(int argc, char **argv);
 
 #endif

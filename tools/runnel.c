@@ -37,6 +37,7 @@ static const struct command {
     {"produce", cli_produce, "write records from stdin or a file"},
     {"consume", cli_consume, "read records, print them as text, a format or JSON"},
     {"group", cli_group, "list, describe, reset and delete consumer groups"},
+    {"cluster", cli_cluster, "the metadata quorum and the brokers (status)"},
     {"replay", cli_replay, "read records offline from a data directory (ndjson, csv, raw)"},
     {"bench", cli_bench, "measure produce or consume throughput and latency"},
 };

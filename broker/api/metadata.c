@@ -2,7 +2,8 @@
  * api/metadata.c — ApiVersions and Metadata.
  *
  * Metadata answers from the state machine (broker/meta/metadata.c), never from
- * files: brokers (just this one until the cluster work), the controller, and
+ * files: brokers (this one alone, or in a cluster every registered broker not
+ * fenced, from the metadata quorum), the controller, and
  * for each topic asked (or all) its partitions with leader, leader epoch,
  * replicas and ISR, which is what clients need to find leaders (DESIGN §8).
  */
@@ -12,6 +13,7 @@
 #include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/meta/metadata.h"
+#include "broker/meta/quorum.h"
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
 #include "protocol/topic_name.h"
@@ -116,15 +118,45 @@ void rn_handle_metadata(rn_request *req)
             fill_topic(&m, b, t, t->name);
         }
     }
+    Runnel__MetadataResponse r = RUNNEL__METADATA_RESPONSE__INIT;
     Runnel__Broker br = RUNNEL__BROKER__INIT;
     Runnel__Broker *brp = &br;
     br.node_id = b->cfg.node_id;
     br.host = b->host;
     br.port = b->port;
-    Runnel__MetadataResponse r = RUNNEL__METADATA_RESPONSE__INIT;
     r.n_brokers = 1;
     r.brokers = &brp;
     r.controller_id = b->cfg.node_id;
+    /* In a cluster: every registered broker that is not fenced (as Kafka
+     * lists the live ones), so clients reach a partition's leader. */
+    static const size_t MAXB =
+        sizeof(((rn_quorum_status *)0)->brokers) / sizeof(((rn_quorum_status *)0)->brokers[0]);
+    rn_quorum_status *st = b->quorum ? malloc(sizeof(*st)) : NULL;
+    Runnel__Broker *cb = st ? calloc(MAXB, sizeof(*cb)) : NULL;
+    Runnel__Broker **cbp = st ? calloc(MAXB, sizeof(*cbp)) : NULL;
+    char(*hosts)[256] = st ? calloc(MAXB, sizeof(*hosts)) : NULL;
+    if (st && cb && cbp && hosts) {
+        rn_quorum_status_get(b->quorum, st);
+        size_t n = 0;
+        for (int i = 0; i < st->n_brokers; i++) {
+            const rn_quorum_broker *qb = &st->brokers[i];
+            uint16_t port;
+            if (qb->fenced ||
+                rn_config_parse_hostport(qb->endpoint, hosts[n], sizeof(hosts[n]), &port) < 0)
+                continue;
+            runnel__broker__init(&cb[n]);
+            cb[n].node_id = qb->id;
+            cb[n].host = hosts[n];
+            cb[n].port = port;
+            cbp[n] = &cb[n];
+            n++;
+        }
+        if (n) {
+            r.n_brokers = n;
+            r.brokers = cbp;
+        }
+        r.controller_id = st->leader;
+    }
     r.cluster_id = "runnel";
     r.n_topics = m.n_topics;
     r.topics = m.tptrs;
@@ -132,6 +164,10 @@ void rn_handle_metadata(rn_request *req)
     h.body_case = RUNNEL__RESPONSE_HEADER__BODY_METADATA;
     h.metadata = &r;
     rn_request_respond(req, &h, NULL, 0);
+    free(st);
+    free(cb);
+    free(cbp);
+    free(hosts);
 out:
     free(m.topics);
     free(m.tptrs);

@@ -1203,9 +1203,11 @@ int rn_groups_open(rn_groups **out, rn_broker *b, char *err, size_t errlen)
         if (rc < 0)
             return rn_errf(rc, err, errlen, "creating %s: io_uring: %s", RN_OFFSETS_TOPIC,
                            rn_strerror(rc));
-        if (op.err)
+        /* In a cluster another broker may have created it meanwhile. */
+        if (op.err && !(op.err == -RN_E_TOPIC_EXISTS && rn_metadata_find(b->md, RN_OFFSETS_TOPIC)))
             return rn_errf(op.err, err, errlen, "creating %s: %s", RN_OFFSETS_TOPIC, op.msg);
-        rn_logfmt(RN_INFO, "internal topic created", "topic=%s partitions=1", RN_OFFSETS_TOPIC);
+        if (!op.err)
+            rn_logfmt(RN_INFO, "internal topic created", "topic=%s partitions=1", RN_OFFSETS_TOPIC);
     }
     ensure_offsets_configs(b);
 

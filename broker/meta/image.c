@@ -424,6 +424,7 @@ int rn_image_apply(rn_image *img, const md_record *r, rn_image_effect *eff, int 
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT:
         return apply_partition_count(img, r->partition_count, eff, status);
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER:
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE:
         /* Brokers join the state with the cluster (DESIGN §8); a single
          * node has nothing to track, and skipping is deterministic. */
         return 0;

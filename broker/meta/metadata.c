@@ -40,6 +40,11 @@
  *  6. A snapshot is written every SNAPSHOT_EVERY applied records and on
  *     close, never while md->failed; a snapshot that does not load, or
  *     covers an offset outside the log, is ignored and the log replayed.
+ *  7. In a cluster (rn_metadata_open_cluster) the journal is the quorum's:
+ *     every committed batch arrives once per process life, in log order,
+ *     stamped with its entry's offset (one entry, one offset, so records
+ *     are never skipped by offset), and the image starts empty and is
+ *     rebuilt from the whole log at every start (no snapshot of its own).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -55,6 +60,7 @@
 #include "broker/meta/image.h"
 #include "broker/meta/journal.h"
 #include "broker/meta/metadata.h"
+#include "broker/meta/quorum.h"
 #include "broker/meta/snapshot.h"
 #include "broker/meta/records.h"
 #include "protocol/batch.h"
@@ -112,6 +118,8 @@ struct rn_metadata {
     rn_metadata_limits limits;
     bool limits_set;
     int failed; /* invariant 5: sticky */
+    /* Invariant 7: the journal is the metadata quorum's (quorum.h). */
+    bool cluster;
     char errmsg[512];
 };
 
@@ -225,7 +233,7 @@ static int apply_batch(rn_metadata *md, const uint8_t *buf, size_t len, bool not
     }
     rn_record rec;
     while ((rc = rn_batch_iter_next(&it, &rec)) == 1) {
-        if (rec.offset < md->applied)
+        if (!md->cluster && rec.offset < md->applied)
             continue;
         if (n_recs == n) {
             rc = -RN_E_BATCH_BAD_COUNT; /* the iterator checks this; belt and braces */
@@ -261,7 +269,7 @@ static int apply_batch(rn_metadata *md, const uint8_t *buf, size_t len, bool not
     }
     if (tell)
         flush_events(&q);
-    int64_t next = base + it.h.last_offset_delta + 1;
+    int64_t next = md->cluster ? base + 1 : base + it.h.last_offset_delta + 1;
     if (next > md->applied)
         md->applied = next;
     md->since_snapshot += n_recs;
@@ -291,7 +299,7 @@ static int write_snapshot(rn_metadata *md)
 
 static void maybe_snapshot(rn_metadata *md)
 {
-    if (md->failed || md->since_snapshot < SNAPSHOT_EVERY)
+    if (md->cluster || md->failed || md->since_snapshot < SNAPSHOT_EVERY)
         return;
     int rc = write_snapshot(md);
     if (rc < 0) {
@@ -419,11 +427,58 @@ fail:
     return rc;
 }
 
+/* A batch the quorum committed that this broker did not submit. */
+static void apply_foreign(void *arg, int64_t offset, const uint8_t *batch, size_t len)
+{
+    rn_metadata *md = arg;
+    if (md->failed)
+        return;
+    int status;
+    int rc = apply_batch(md, batch, len, true, &status);
+    if (rc < 0) {
+        md->failed = rc; /* invariant 5 */
+        rn_logfmt(RN_ERROR, "metadata apply failed", "offset=%" PRId64 " error=%s", offset,
+                  rn_errname(rc));
+    }
+}
+
+int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,
+                             struct rn_quorum *q, rn_metadata_listener listener, void *listener_arg,
+                             char *err, size_t errlen)
+{
+    *out = NULL;
+    rn_metadata *md = calloc(1, sizeof(*md));
+    if (!md || rn_image_new(&md->image) < 0) {
+        free(md);
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
+    }
+    md->io = io;
+    md->node_id = node_id;
+    md->listener = listener;
+    md->listener_arg = listener_arg;
+    md->snapshot_offset = -1;
+    md->cluster = true;
+    size_t dlen = strlen(data_dir) + 1 + sizeof(MD_LOG_NAME);
+    md->dir = malloc(dlen);
+    if (!md->dir) {
+        free_md(md);
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
+    }
+    snprintf(md->dir, dlen, "%s/%s", data_dir, MD_LOG_NAME);
+    int rc = rn_quorum_journal_new(q, apply_foreign, md, &md->journal);
+    if (rc < 0) {
+        free_md(md);
+        return rn_errf(rc, err, errlen, "metadata: out of memory");
+    }
+    *out = md;
+    return 0;
+}
+
 int rn_metadata_close(rn_metadata *md)
 {
     /* Let the changes in flight land (and apply) so the snapshot has them. */
     int rc = rn_journal_flush(md->journal);
-    if (!md->failed && md->applied != md->snapshot_offset) {
+    if (!md->cluster && !md->failed && md->applied != md->snapshot_offset) {
         int r = write_snapshot(md);
         if (r < 0)
             rn_logfmt(RN_WARN, "metadata snapshot failed", "dir=%s error=%s", md->dir,

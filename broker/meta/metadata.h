@@ -78,6 +78,16 @@ typedef void (*rn_metadata_cb)(void *arg, int err, const char *errmsg);
 int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,
                      rn_metadata_listener listener, void *listener_arg, char *err, size_t errlen);
 
+/* The same facade over the metadata quorum (broker/meta/quorum.h), before
+ * rn_quorum_start: the image starts empty and fills as the quorum's committed
+ * batches arrive (posted to the owning thread), whoever proposed them;
+ * changes made here are proposed through the quorum (forwarded to the active
+ * controller when this broker does not lead). -ENOMEM. */
+struct rn_quorum;
+int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,
+                             struct rn_quorum *q, rn_metadata_listener listener, void *listener_arg,
+                             char *err, size_t errlen);
+
 /* Write a snapshot, close the log cleanly, free. Returns the first error. */
 int rn_metadata_close(rn_metadata *md);
 

@@ -344,7 +344,8 @@ int rn_reactor_run(rn_reactor *r)
     rn_broker *b = r->b;
     rn_self = r;
     arm_tick(r);
-    rn_inbox_start(&r->inbox, r->io);
+    if (!r->inbox.io) /* reactor 0 of a cluster starts it early (main.c) */
+        rn_inbox_start(&r->inbox, r->io);
     rn_io_op *cancel_tick = &r->cancel_tick, *cancel_sig = &r->cancel_sig;
     uint64_t stop_at = 0;
     bool stop_started = false;

@@ -713,9 +713,16 @@ Test(config, dump_sorted_and_complete)
     char buf[8192];
     int n = rn_config_dump(&c, buf, sizeof(buf));
     cr_assert_eq((size_t)n, strlen(buf));
-    const char *keys[] = {"auto.create.topics.enable",
+    const char *keys[] = {"advertised.listener",
+                          "auto.create.topics.enable",
+                          "broker.heartbeat.interval.ms",
+                          "broker.session.timeout.ms",
                           "connection.send.budget.bytes",
                           "connections.max.idle.ms",
+                          "controller.listener",
+                          "controller.quorum.election.timeout.ms",
+                          "controller.quorum.fetch.timeout.ms",
+                          "controller.quorum.voters",
                           "data.dir",
                           "fetch.max.wait.ms",
                           "http.allowed.origins",
@@ -736,6 +743,7 @@ Test(config, dump_sorted_and_complete)
                           "message.max.bytes",
                           "node.id",
                           "num.partitions",
+                          "process.roles",
                           "reactors",
                           "socket.request.max.bytes",
                           "socket.send.zerocopy.bytes"};
@@ -883,4 +891,120 @@ Test(config, topic_settings_bad)
     cr_assert_eq(rn_topic_config_set(&lc, "segment.bytes", "4096", err, sizeof(err)), 0);
     cr_assert_eq(rn_topic_config_check(&lc, err, sizeof(err)), -RN_E_INVALID_CONFIG);
     cr_assert(strstr(err, "max.message.bytes") && strstr(err, "segment.bytes"), "%s", err);
+}
+
+/* ---- The cluster keys (DESIGN §8) ------------------------------------------- */
+
+// No voters: a single node with Kafka's defaults, exactly as before.
+Test(config, cluster_defaults)
+{
+    rn_config c = fresh();
+    cr_assert_str_eq(c.process_roles, "broker,controller");
+    cr_assert_str_eq(c.quorum_voters, "");
+    cr_assert_str_eq(c.controller_listener, "");
+    cr_assert_str_eq(c.advertised_listener, "");
+    cr_assert_eq(c.broker_session_timeout_ms, 9000);
+    cr_assert_eq(c.broker_heartbeat_interval_ms, 2000);
+    cr_assert_eq(c.quorum_election_timeout_ms, 1000);
+    cr_assert_eq(c.quorum_fetch_timeout_ms, 2000);
+    cr_assert(rn_config_has_role(&c, "broker"));
+    cr_assert(rn_config_has_role(&c, "controller"));
+}
+
+Test(config, cluster_voters_parse)
+{
+    rn_voter v[RN_MAX_VOTERS];
+    char err[256];
+    int n = rn_config_parse_voters("1@127.0.0.1:9710,2@localhost:9711,3@[::1]:9712", v,
+                                   RN_MAX_VOTERS, err, sizeof(err));
+    cr_assert_eq(n, 3, "%s", err);
+    cr_assert_eq(v[0].id, 1);
+    cr_assert_str_eq(v[0].host, "127.0.0.1");
+    cr_assert_eq(v[0].port, 9710);
+    cr_assert_str_eq(v[1].host, "localhost");
+    cr_assert_str_eq(v[2].host, "::1");
+    cr_assert_eq(v[2].port, 9712);
+    cr_assert_eq(rn_config_parse_voters("", v, RN_MAX_VOTERS, err, sizeof(err)), 0);
+
+    static const char *const bad[] = {
+        "1@127.0.0.1",
+        "x@127.0.0.1:1",
+        "1127.0.0.1:1",
+        "-1@127.0.0.1:1",
+        "1@127.0.0.1:1,",
+        ",1@127.0.0.1:1",
+        "1@a.b:1",
+        "1@127.0.0.1:70000",
+        "1@1.1.1.1:1,1@1.1.1.1:2",
+        "1@127.0.0.1:1,,2@127.0.0.1:2",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(rn_config_parse_voters(bad[i], v, RN_MAX_VOTERS, err, sizeof(err)),
+                     -RN_E_INVALID_CONFIG, "%s accepted", bad[i]);
+    cr_assert_eq(
+        rn_config_parse_voters("1@1.1.1.1:1,2@1.1.1.1:2,3@1.1.1.1:3", v, 2, err, sizeof(err)),
+        -RN_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "more than 2"), "%s", err);
+}
+
+Test(config, cluster_keys_set_and_checked)
+{
+    rn_config c = fresh();
+    set_ok(&c, "node.id", "2");
+    set_ok(&c, "process.roles", "controller,broker");
+    cr_assert_str_eq(c.process_roles, "broker,controller");
+    set_ok(&c, "controller.listener", "127.0.0.1:9711");
+    set_ok(&c, "controller.quorum.voters", "1@127.0.0.1:9710,2@127.0.0.1:9711,3@127.0.0.1:9712");
+    set_ok(&c, "advertised.listener", "localhost:9701");
+    set_ok(&c, "broker.session.timeout.ms", "3000");
+    set_ok(&c, "broker.heartbeat.interval.ms", "500");
+    set_ok(&c, "controller.quorum.election.timeout.ms", "300");
+    set_ok(&c, "controller.quorum.fetch.timeout.ms", "600");
+    char err[256] = "";
+    cr_assert_eq(rn_config_check(&c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.broker_session_timeout_ms, 3000);
+    char dump[8192];
+    rn_config_dump(&c, dump, sizeof(dump));
+    cr_assert(strstr(dump, "controller.quorum.voters=1@127.0.0.1:9710,2@127.0.0.1:9711,"));
+    cr_assert(strstr(dump, "process.roles=broker,controller\n"));
+
+    rn_config bad = c;
+    set_bad(&bad, "process.roles", "");
+    set_bad(&bad, "process.roles", "broker,broker");
+    set_bad(&bad, "process.roles", "broker,");
+    set_bad(&bad, "process.roles", "observer");
+    set_bad(&bad, "controller.listener", "nohost");
+    set_bad(&bad, "advertised.listener", "127.0.0.1:0");
+    set_bad(&bad, "controller.quorum.voters", "1@127.0.0.1:9710,1@127.0.0.1:9711");
+    set_bad(&bad, "broker.session.timeout.ms", "0");
+
+    /* Cross-key rules. */
+    bad = c;
+    set_ok(&bad, "node.id", "4"); /* a controller not among the voters */
+    cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "node.id 4"), "%s", err);
+    bad = c;
+    set_ok(&bad, "controller.listener", "");
+    cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "controller.listener"), "%s", err);
+    bad = c;
+    set_ok(&bad, "controller.listener", "127.0.0.1:9799"); /* not this voter's port */
+    cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+    bad = c;
+    set_ok(&bad, "broker.heartbeat.interval.ms", "3000");
+    cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "broker.heartbeat.interval.ms"), "%s", err);
+    bad = c;
+    set_ok(&bad, "controller.quorum.fetch.timeout.ms", "300");
+    cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+    bad = c;
+    set_ok(&bad, "process.roles", "broker"); /* listed as a voter without the role */
+    cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+    bad = fresh();
+    set_ok(&bad, "process.roles", "broker"); /* nothing to reach */
+    cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+    cr_assert(strstr(err, "controller.quorum.voters"), "%s", err);
+    bad = fresh();
+    set_ok(&bad, "controller.listener", "127.0.0.1:9710"); /* without voters */
+    cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
 }

@@ -1,0 +1,1665 @@
+/*
+ * quorum.c — the metadata quorum between processes (see quorum.h).
+ *
+ * The quorum thread's loop:
+ *
+ *     tick the core ─▶ proposals in (own: propose or forward to the leader)
+ *        ▲            ─▶ heartbeat the leader; as leader, fence the silent
+ *        │            ─▶ drain readies: state file, log, send, committed out
+ *        └── poll(listener, links, wake eventfd; 10 ms) ◀── frames in: step
+ *
+ * Wire (the controller listener; one framing for every link, both ways):
+ *
+ *     u32 length of what follows | u8 kind | body          (little-endian)
+ *     kind 1 RAFT      an rn_raft_msg, field by field (encode_msg below)
+ *     kind 2 FORWARD   i32 origin | u64 token | batch bytes  (to the leader)
+ *     kind 3 HEARTBEAT i32 node | i64 incarnation | u16 n | endpoint[n]
+ *
+ * A link is just a byte stream of frames: a node connects to every other
+ * voter (and answers on whichever link a node last spoke from, so a broker
+ * that is no voter gets its answers), frames are never answered by
+ * position, and a lost link loses messages, which Raft retries. Frames are
+ * bounded (RN_QUORUM_MAX_FRAME) before anything is allocated for them.
+ *
+ * Entries (Raft's opaque bytes) carry an envelope: u8 kind | i32 origin |
+ * u64 token | payload. ENV_BATCH's payload is a journal batch (the metadata
+ * facade's change); ENV_CONTROL's is one packed MetadataRecord the
+ * controller writes itself (broker registration, fencing), applied here.
+ * On disk each entry is one record batch of one record whose value is
+ * u8 raft kind | entry bytes, at the entry's offset, its epoch stamped.
+ *
+ * Invariants:
+ *  1. The quorum state is durable (tmp, fsync, rename, fsync dir) and the
+ *     entries of a ready are appended with flush=always before any message
+ *     of that ready is sent (raft.h's loop).
+ *  2. Committed entries leave in log order, once each per process life;
+ *     a restart re-applies the whole log from offset 0 (no compaction yet),
+ *     so the image is rebuilt the same way every time.
+ *  3. A proposal is answered once: committed (its callback, from the entry),
+ *     or failed (not leader long enough, timed out). A proposal that fails
+ *     by timeout and commits later is applied as anyone else's would be.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/meta/quorum.h"
+#include "broker/meta/raft.h"
+#include "broker/meta/records.h"
+#include "protocol/batch.h"
+#include "protocol/errors.h"
+#include "storage/io.h"
+#include "storage/log.h"
+#include "storage/sys.h"
+
+/* A frame holds at most FETCH_ENTRIES entries of at most 12 MiB (the log's
+ * max batch) each. */
+#define RN_QUORUM_MAX_FRAME (128u << 20)
+#define FETCH_ENTRIES       8
+/* One change's batch, as the local journal allows (journal.c). */
+#define MAX_CHANGE_BYTES ((size_t)8 << 20)
+#define MAX_LINKS        64
+#define LINK_MAX_OUT     (256u << 20) /* a link this far behind is cut */
+#define RECONNECT_MS     100
+#define POLL_MS          10
+#define CONTROL_RETRY_MS 1000
+#define RESEND_MS        3000 /* a proposal not seen committed goes to the leader again */
+
+enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3 };
+enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
+#define ENV_HDR 13 /* u8 kind, i32 origin, u64 token */
+
+/* ---- Byte buffers ------------------------------------------------------------ */
+
+typedef struct buf {
+    uint8_t *p;
+    size_t len, cap;
+    bool oom;
+} buf;
+
+static void buf_put(buf *b, const void *d, size_t n)
+{
+    if (b->oom || n == 0) /* n == 0 may come with d == NULL */
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+static void put_u8(buf *b, uint8_t v)
+{
+    buf_put(b, &v, 1);
+}
+static void put_u16(buf *b, uint16_t v)
+{
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    buf_put(b, x, 2);
+}
+static void put_u32(buf *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    buf_put(b, x, 4);
+}
+static void put_u64(buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    buf_put(b, x, 8);
+}
+
+/* A bounds-checked reader: a read past the end sets bad and yields zeros. */
+typedef struct rd {
+    const uint8_t *p;
+    size_t len, pos;
+    bool bad;
+} rd;
+
+static const uint8_t *take(rd *r, size_t n)
+{
+    if (r->bad || r->len - r->pos < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->pos;
+    r->pos += n;
+    return p;
+}
+static uint64_t get_n(rd *r, int n)
+{
+    const uint8_t *p = take(r, (size_t)n);
+    uint64_t v = 0;
+    for (int i = 0; p && i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+#define get_u8(r)  ((uint8_t)get_n(r, 1))
+#define get_i16(r) ((int16_t)get_n(r, 2))
+#define get_u16(r) ((uint16_t)get_n(r, 2))
+#define get_i32(r) ((int32_t)get_n(r, 4))
+#define get_u32(r) ((uint32_t)get_n(r, 4))
+#define get_i64(r) ((int64_t)get_n(r, 8))
+
+/* ---- Raft messages on the wire --------------------------------------------- */
+
+static void encode_msg(buf *b, const rn_raft_msg *m)
+{
+    put_u8(b, m->type);
+    put_u16(b, (uint16_t)m->error);
+    put_u32(b, (uint32_t)m->from);
+    put_u32(b, (uint32_t)m->to);
+    put_u32(b, (uint32_t)m->epoch);
+    put_u32(b, (uint32_t)m->leader_id);
+    put_u8(b, m->pre_vote);
+    put_u8(b, m->granted);
+    put_u32(b, (uint32_t)m->candidate_epoch);
+    put_u64(b, (uint64_t)m->last_offset);
+    put_u32(b, (uint32_t)m->last_epoch);
+    put_u64(b, (uint64_t)m->fetch_offset);
+    put_u32(b, (uint32_t)m->last_fetched_epoch);
+    put_u64(b, (uint64_t)m->hw);
+    put_u64(b, (uint64_t)m->log_start);
+    put_u32(b, (uint32_t)m->diverging_epoch);
+    put_u64(b, (uint64_t)m->diverging_end_offset);
+    put_u64(b, (uint64_t)m->snapshot_end_offset);
+    put_u32(b, (uint32_t)m->snapshot_epoch);
+    put_u32(b, (uint32_t)m->n_preferred);
+    for (int i = 0; i < m->n_preferred; i++)
+        put_u32(b, (uint32_t)m->preferred[i]);
+    put_u32(b, (uint32_t)m->n_entries);
+    for (int i = 0; i < m->n_entries; i++) {
+        const rn_raft_entry *e = &m->entries[i];
+        put_u64(b, (uint64_t)e->offset);
+        put_u32(b, (uint32_t)e->epoch);
+        put_u8(b, e->kind);
+        put_u32(b, e->len);
+        buf_put(b, e->data, e->len);
+    }
+    put_u32(b, (uint32_t)m->snapshot_len);
+    buf_put(b, m->snapshot_data, m->snapshot_len);
+}
+
+/* Decode into m; entries into *ents (malloc'd, caller frees; data points
+ * into the frame). -EINVAL for a frame that does not parse. */
+static int decode_msg(rd *r, rn_raft_msg *m, rn_raft_entry **ents)
+{
+    memset(m, 0, sizeof(*m));
+    *ents = NULL;
+    m->type = get_u8(r);
+    m->error = get_i16(r);
+    m->from = get_i32(r);
+    m->to = get_i32(r);
+    m->epoch = get_i32(r);
+    m->leader_id = get_i32(r);
+    m->pre_vote = get_u8(r) != 0;
+    m->granted = get_u8(r) != 0;
+    m->candidate_epoch = get_i32(r);
+    m->last_offset = get_i64(r);
+    m->last_epoch = get_i32(r);
+    m->fetch_offset = get_i64(r);
+    m->last_fetched_epoch = get_i32(r);
+    m->hw = get_i64(r);
+    m->log_start = get_i64(r);
+    m->diverging_epoch = get_i32(r);
+    m->diverging_end_offset = get_i64(r);
+    m->snapshot_end_offset = get_i64(r);
+    m->snapshot_epoch = get_i32(r);
+    uint32_t np = get_u32(r);
+    if (r->bad || np > RN_RAFT_MAX_VOTERS)
+        return -EINVAL;
+    m->n_preferred = (int)np;
+    for (uint32_t i = 0; i < np; i++)
+        m->preferred[i] = get_i32(r);
+    uint32_t ne = get_u32(r);
+    /* Each entry takes at least 17 bytes: bound the count by what is left
+     * before allocating for it. */
+    if (r->bad || ne > (r->len - r->pos) / 17)
+        return -EINVAL;
+    if (ne) {
+        *ents = calloc(ne, sizeof(**ents));
+        if (!*ents)
+            return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < ne; i++) {
+        rn_raft_entry *e = &(*ents)[i];
+        e->offset = get_i64(r);
+        e->epoch = get_i32(r);
+        e->kind = get_u8(r);
+        e->len = get_u32(r);
+        e->data = take(r, e->len);
+    }
+    m->entries = *ents;
+    m->n_entries = (int)ne;
+    uint32_t sl = get_u32(r);
+    m->snapshot_data = take(r, sl);
+    m->snapshot_len = sl;
+    if (r->bad || r->pos != r->len) {
+        free(*ents);
+        *ents = NULL;
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int rn_quorum_msg_encode(const rn_raft_msg *m, uint8_t **out, size_t *len)
+{
+    buf b = {0};
+    encode_msg(&b, m);
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
+int rn_quorum_msg_decode(const uint8_t *p, size_t len, rn_raft_msg *m, rn_raft_entry **ents)
+{
+    rd r = {p, len, 0, false};
+    return decode_msg(&r, m, ents);
+}
+
+/* ---- State ----------------------------------------------------------------- */
+
+typedef struct link {
+    int fd;
+    int32_t node;  /* the node at the other end, -1 until it speaks (inbound) */
+    bool outbound; /* we dialled it (voters[node]) */
+    bool connecting;
+    bool dead; /* failed: closed by the next sweep, never used again */
+    buf in, out;
+    size_t out_pos;
+} link_t;
+
+typedef struct ctl_broker {
+    int32_t id;
+    char endpoint[256];
+    int64_t incarnation;
+    int64_t epoch;
+    bool fenced;
+    bool registered;
+    int64_t last_hb;   /* leader's clock */
+    int64_t last_prop; /* when the leader last proposed a record for it */
+} ctl_broker;
+
+typedef struct proposal {
+    struct proposal *next;
+    uint64_t token;
+    int64_t at;     /* when it was handed to the quorum thread */
+    uint8_t *entry; /* envelope + batch */
+    size_t len;
+} proposal;
+
+/* One of this broker's proposals until it is seen committed: sent again
+ * to each new leader (invariant 3). */
+typedef struct waiting {
+    struct waiting *next;
+    uint64_t token;
+    int64_t deadline;
+    int32_t sent_to, sent_epoch; /* -1: not sent yet */
+    int64_t sent_at;
+    uint8_t *entry; /* envelope + batch */
+    size_t len;
+} waiting;
+
+struct rn_quorum {
+    rn_quorum_config cfg;
+    rn_voter voters[RN_MAX_VOTERS];
+    char listener[256], dir[4096], advertised[256];
+    int64_t incarnation;
+
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    int wake_fd;
+
+    /* Owned by the quorum thread. */
+    rn_io *io;
+    rn_log *log;
+    rn_raft *raft;
+    int listen_fd;
+    link_t links[MAX_LINKS];
+    int n_links;
+    int64_t next_connect[RN_MAX_VOTERS];
+    int64_t last_hb_sent;
+    int32_t last_leader_seen;
+    rn_raft_role last_role;
+    int32_t last_epoch_seen;
+    ctl_broker brokers[64];
+    int n_brokers;
+    waiting *waiting;
+    uint64_t rand_state;
+    int64_t applied; /* offset after the last committed entry handed out */
+
+    /* Under lock: proposals from the owner, the status copy. */
+    pthread_mutex_t lock;
+    pthread_cond_t started_cond;
+    bool start_done;
+    int start_rc;
+    char start_err[512];
+    proposal *props, *props_tail;
+    rn_quorum_status status;
+
+    /* The owner's side (its thread): the journal backend. */
+    struct qjournal *qj;
+    int64_t catch_up_target; /* atomic: -1 until known */
+    bool owner_caught_up;    /* atomic: set once rn_quorum_caught_up said yes */
+    unsigned n_publish;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t q_rand(void *ctx)
+{
+    rn_quorum *q = ctx;
+    uint64_t x = q->rand_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    q->rand_state = x;
+    return x;
+}
+
+/* ---- The quorum-state file (invariant 1) ----------------------------------- */
+
+static int state_write(rn_quorum *q, const rn_raft_quorum_state *s)
+{
+    char path[4200], tmp[4210], text[96];
+    snprintf(path, sizeof(path), "%s/quorum-state", q->dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int n = snprintf(text, sizeof(text), "epoch=%d voted_for=%d leader=%d\n", s->epoch,
+                     s->voted_for, s->leader_id);
+    int fd = rn_sys_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fd;
+    int rc = rn_sys_pwrite_all(fd, text, (size_t)n, 0);
+    if (rc == 0)
+        rc = rn_sys_fdatasync(fd);
+    rn_sys_close(fd);
+    if (rc == 0)
+        rc = rn_sys_rename(tmp, path);
+    if (rc == 0)
+        rc = rn_sys_fsync_dir(q->dir);
+    return rc;
+}
+
+/* 0 and *s (epoch 0, nobody, when there is no file), or -RN_E_CORRUPT_FILE. */
+static int state_read(rn_quorum *q, rn_raft_quorum_state *s)
+{
+    char path[4200], text[128] = "";
+    snprintf(path, sizeof(path), "%s/quorum-state", q->dir);
+    *s = (rn_raft_quorum_state){0, RN_RAFT_NONE, RN_RAFT_NONE};
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    if (sscanf(text, "epoch=%d voted_for=%d leader=%d", &s->epoch, &s->voted_for, &s->leader_id) !=
+            3 ||
+        s->epoch < 0)
+        return -RN_E_CORRUPT_FILE;
+    return 0;
+}
+
+/* ---- The log ------------------------------------------------------------------ */
+
+static int log_append_entry(rn_quorum *q, const rn_raft_entry *e)
+{
+    buf v = {0};
+    put_u8(&v, e->kind);
+    buf_put(&v, e->data, e->len);
+    if (v.oom)
+        return -ENOMEM;
+    rn_batch_builder *b;
+    int rc = rn_batch_builder_new(&b, NULL);
+    if (rc < 0) {
+        free(v.p);
+        return rc;
+    }
+    rc = rn_batch_builder_add(b, rn_log_clock_ms(), NULL, 0, v.p, v.len, NULL, 0);
+    uint8_t *batch = NULL;
+    size_t len = 0;
+    if (rc == 0)
+        rc = rn_batch_builder_finish(b, &batch, &len);
+    rn_batch_builder_free(b);
+    free(v.p);
+    if (rc < 0)
+        return rc;
+    int64_t base;
+    rc = rn_log_append_sync(q->log, batch, len, e->epoch, &base);
+    free(batch);
+    if (rc == 0 && base != e->offset)
+        rc = -EIO; /* the log and the core disagree: never go on */
+    return rc;
+}
+
+typedef struct loaded {
+    rn_raft_entry *e;
+    int64_t n, cap;
+} loaded;
+
+/* Read the whole log back as entries (data copied). */
+static int log_load(rn_quorum *q, loaded *out)
+{
+    int64_t end = rn_log_end_offset(q->log), next = rn_log_start_offset(q->log);
+    while (next < end) {
+        rn_slice s;
+        int rc = rn_log_read(q->log, next, 1u << 20, end, &s);
+        if (rc < 0)
+            return rc;
+        if (s.len == 0) {
+            rn_slice_release(&s);
+            break;
+        }
+        size_t pos = 0;
+        while (pos < s.len) {
+            rn_batch_header h;
+            rc = rn_batch_peek(s.data + pos, s.len - pos, 0, &h);
+            if (rc == 0 && rn_batch_size(&h) > s.len - pos)
+                rc = -RN_E_BATCH_TRUNCATED;
+            rn_batch_iter it;
+            if (rc == 0)
+                rc = rn_batch_iter_init(&it, s.data + pos, rn_batch_size(&h), 0);
+            if (rc < 0) {
+                rn_slice_release(&s);
+                return -RN_E_CORRUPT_FILE;
+            }
+            rn_record rec;
+            while ((rc = rn_batch_iter_next(&it, &rec)) == 1) {
+                if (rec.offset < next)
+                    continue;
+                if (rec.value_len < 1 || rec.offset != next) {
+                    rc = -RN_E_CORRUPT_FILE;
+                    break;
+                }
+                if (out->n == out->cap) {
+                    int64_t cap = out->cap ? out->cap * 2 : 64;
+                    rn_raft_entry *ne = realloc(out->e, (size_t)cap * sizeof(*ne));
+                    if (!ne) {
+                        rc = -ENOMEM;
+                        break;
+                    }
+                    out->e = ne;
+                    out->cap = cap;
+                }
+                uint8_t *d = malloc((size_t)rec.value_len);
+                if (!d) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                memcpy(d, rec.value + 1, (size_t)rec.value_len - 1);
+                out->e[out->n++] = (rn_raft_entry){.offset = rec.offset,
+                                                   .epoch = h.partition_leader_epoch,
+                                                   .kind = rec.value[0],
+                                                   .len = (uint32_t)rec.value_len - 1,
+                                                   .data = d};
+                next = rec.offset + 1;
+            }
+            rn_batch_iter_fini(&it);
+            if (rc < 0) {
+                rn_slice_release(&s);
+                return rc == -ENOMEM ? rc : -RN_E_CORRUPT_FILE;
+            }
+            pos += rn_batch_size(&h);
+        }
+        rn_slice_release(&s);
+    }
+    return 0;
+}
+
+/* ---- Links ------------------------------------------------------------------ */
+
+/* Close now: only where no index into links is held (the sweep, the end). */
+static void link_close_now(rn_quorum *q, int i)
+{
+    link_t *l = &q->links[i];
+    close(l->fd);
+    free(l->in.p);
+    free(l->out.p);
+    q->links[i] = q->links[--q->n_links];
+}
+
+/* A failed link is only marked: links are found by index while frames are
+ * handled, and closing moves the last one into the hole. The loop sweeps
+ * the dead ones before it polls again. */
+static void link_close(rn_quorum *q, int i)
+{
+    q->links[i].dead = true;
+}
+
+static void links_sweep(rn_quorum *q)
+{
+    for (int i = q->n_links - 1; i >= 0; i--)
+        if (q->links[i].dead)
+            link_close_now(q, i);
+}
+
+static int link_add(rn_quorum *q, int fd, int32_t node, bool outbound, bool connecting)
+{
+    if (q->n_links == MAX_LINKS) {
+        close(fd);
+        return -EMFILE;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    q->links[q->n_links++] =
+        (link_t){.fd = fd, .node = node, .outbound = outbound, .connecting = connecting};
+    return q->n_links - 1;
+}
+
+static const rn_voter *voter_of(rn_quorum *q, int32_t id)
+{
+    for (int i = 0; i < q->cfg.n_voters; i++)
+        if (q->voters[i].id == id)
+            return &q->voters[i];
+    return NULL;
+}
+
+/* The link to node: one we dialled, else the last one it spoke on; dial a
+ * voter when there is none. -1 when none can be had now. */
+static int link_to(rn_quorum *q, int32_t node, int64_t now)
+{
+    int found = -1;
+    for (int i = 0; i < q->n_links; i++)
+        if (q->links[i].node == node && !q->links[i].dead) {
+            if (q->links[i].outbound)
+                return i;
+            found = i;
+        }
+    const rn_voter *v = voter_of(q, node);
+    if (!v)
+        return found;
+    int vi = (int)(v - q->voters);
+    if (now < q->next_connect[vi])
+        return found;
+    q->next_connect[vi] = now + RECONNECT_MS;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", v->port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(v->host, port, &hints, &ai) != 0)
+        return found;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (fd < 0)
+        return found;
+    if (rc < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return found;
+    }
+    return link_add(q, fd, node, true, rc < 0);
+}
+
+/* Write what the link holds; -1 when the link failed (closed). */
+static int link_flush(rn_quorum *q, int i)
+{
+    link_t *l = &q->links[i];
+    if (l->connecting || l->dead)
+        return 0;
+    while (l->out_pos < l->out.len) {
+        ssize_t n = send(l->fd, l->out.p + l->out_pos, l->out.len - l->out_pos,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return 0;
+            link_close(q, i);
+            return -1;
+        }
+        l->out_pos += (size_t)n;
+    }
+    l->out.len = l->out_pos = 0;
+    return 0;
+}
+
+static void send_frame(rn_quorum *q, int32_t node, const buf *body, int64_t now)
+{
+    if (body->oom || body->len + 4 > RN_QUORUM_MAX_FRAME)
+        return; /* dropped: Raft retries */
+    int i = link_to(q, node, now);
+    if (i < 0)
+        return;
+    link_t *l = &q->links[i];
+    if (l->out.len - l->out_pos > LINK_MAX_OUT) {
+        link_close(q, i);
+        return;
+    }
+    put_u32(&l->out, (uint32_t)body->len);
+    buf_put(&l->out, body->p, body->len);
+    if (l->out.oom) {
+        link_close(q, i);
+        return;
+    }
+    link_flush(q, i);
+}
+
+/* ---- Controller: brokers (records applied here, decisions as leader) --------- */
+
+static ctl_broker *broker_find(rn_quorum *q, int32_t id, bool add)
+{
+    for (int i = 0; i < q->n_brokers; i++)
+        if (q->brokers[i].id == id)
+            return &q->brokers[i];
+    if (!add || q->n_brokers == (int)(sizeof(q->brokers) / sizeof(q->brokers[0])))
+        return NULL;
+    ctl_broker *b = &q->brokers[q->n_brokers++];
+    *b = (ctl_broker){.id = id, .last_hb = mono_ms()};
+    return b;
+}
+
+static void apply_control(rn_quorum *q, int64_t offset, const uint8_t *p, size_t len)
+{
+    md_record *r = runnel__metadata__metadata_record__unpack(NULL, len, p);
+    if (!r) {
+        rn_logfmt(RN_WARN, "metadata control record does not decode", "offset=%" PRId64, offset);
+        return;
+    }
+    if (r->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER && r->broker) {
+        ctl_broker *b = broker_find(q, r->broker->node_id, true);
+        if (b) {
+            snprintf(b->endpoint, sizeof(b->endpoint), "%s:%u", r->broker->host, r->broker->port);
+            b->incarnation = r->broker->incarnation;
+            b->epoch = offset;
+            b->fenced = r->broker->fenced;
+            b->registered = true;
+            rn_logfmt(RN_INFO, "broker registered", "node=%d endpoint=%s epoch=%" PRId64, b->id,
+                      b->endpoint, offset);
+        }
+    } else if (r->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE &&
+               r->broker_fence) {
+        ctl_broker *b = broker_find(q, r->broker_fence->node_id, false);
+        if (b && b->fenced != r->broker_fence->fenced) {
+            b->fenced = r->broker_fence->fenced;
+            rn_logfmt(RN_INFO, b->fenced ? "broker fenced" : "broker unfenced",
+                      "node=%d offset=%" PRId64, b->id, offset);
+        }
+    }
+    runnel__metadata__metadata_record__free_unpacked(r, NULL);
+}
+
+/* Leader only: propose one control record (invariant: only the leader
+ * writes them, so brokers agree on what the log says). */
+static void propose_control(rn_quorum *q, const md_record *r)
+{
+    size_t n = runnel__metadata__metadata_record__get_packed_size(r);
+    uint8_t *e = malloc(ENV_HDR + n);
+    if (!e)
+        return;
+    e[0] = ENV_CONTROL;
+    memset(e + 1, 0, ENV_HDR - 1);
+    runnel__metadata__metadata_record__pack(r, e + ENV_HDR);
+    int64_t off;
+    int rc = rn_raft_propose(q->raft, e, ENV_HDR + n, &off);
+    free(e);
+    if (rc < 0)
+        rn_logfmt(RN_WARN, "controller record not proposed", "err=%s", rn_errname(rc));
+}
+
+static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const char *endpoint,
+                         int64_t now)
+{
+    ctl_broker *b = broker_find(q, node, true);
+    if (!b)
+        return;
+    b->last_hb = now;
+    if (rn_raft_role_of(q->raft) != RN_RAFT_LEADER || now - b->last_prop < CONTROL_RETRY_MS)
+        return;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    if (!b->registered || b->incarnation != incarnation || strcmp(b->endpoint, endpoint) != 0) {
+        Runnel__Metadata__BrokerRecord br = RUNNEL__METADATA__BROKER_RECORD__INIT;
+        char host[256];
+        const char *colon = strrchr(endpoint, ':');
+        if (!colon || (size_t)(colon - endpoint) >= sizeof(host))
+            return;
+        memcpy(host, endpoint, (size_t)(colon - endpoint));
+        host[colon - endpoint] = 0;
+        br.node_id = node;
+        br.host = host;
+        br.port = (uint32_t)atoi(colon + 1);
+        br.incarnation = incarnation;
+        br.fenced = false;
+        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER;
+        r.broker = &br;
+        b->last_prop = now;
+        propose_control(q, &r);
+    } else if (b->fenced) {
+        Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
+        fr.node_id = node;
+        fr.fenced = false;
+        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
+        r.broker_fence = &fr;
+        b->last_prop = now;
+        propose_control(q, &r);
+    }
+}
+
+static void controller_tick(rn_quorum *q, int64_t now)
+{
+    rn_raft_role role = rn_raft_role_of(q->raft);
+    if (role == RN_RAFT_LEADER &&
+        (q->last_role != RN_RAFT_LEADER || q->last_epoch_seen != rn_raft_epoch(q->raft))) {
+        /* A new controller gives every broker a whole session to find it. */
+        for (int i = 0; i < q->n_brokers; i++)
+            q->brokers[i].last_hb = now;
+        rn_logfmt(RN_INFO, "active controller", "node=%d epoch=%d", q->cfg.node_id,
+                  rn_raft_epoch(q->raft));
+    }
+    if (rn_raft_leader(q->raft) != q->last_leader_seen && rn_raft_leader(q->raft) != RN_RAFT_NONE)
+        rn_logfmt(RN_INFO, "quorum leader", "leader=%d epoch=%d role=%s", rn_raft_leader(q->raft),
+                  rn_raft_epoch(q->raft), rn_raft_role_name(role));
+    q->last_role = role;
+    q->last_epoch_seen = rn_raft_epoch(q->raft);
+    q->last_leader_seen = rn_raft_leader(q->raft);
+    if (role != RN_RAFT_LEADER)
+        return;
+    for (int i = 0; i < q->n_brokers; i++) {
+        ctl_broker *b = &q->brokers[i];
+        if (!b->registered || b->fenced || now - b->last_hb <= q->cfg.session_timeout_ms ||
+            now - b->last_prop < CONTROL_RETRY_MS)
+            continue;
+        md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+        Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
+        fr.node_id = b->id;
+        fr.fenced = true;
+        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
+        r.broker_fence = &fr;
+        b->last_prop = now;
+        rn_logfmt(RN_INFO, "broker session expired", "node=%d silent_ms=%" PRId64, b->id,
+                  now - b->last_hb);
+        propose_control(q, &r);
+    }
+}
+
+/* ---- Committed entries out (invariant 2) ------------------------------------- */
+
+typedef struct delivery {
+    rn_quorum *q;
+    int64_t offset;
+    int32_t origin;
+    uint64_t token;
+    int err; /* < 0: the proposal `token` failed (no batch) */
+    size_t len;
+    uint8_t batch[]; /* len bytes; len 0: only progress */
+} delivery;
+
+static void deliver_run(void *arg);
+static void qj_detach(struct qjournal *j);
+
+static void post_delivery(rn_quorum *q, int64_t offset, int32_t origin, uint64_t token, int err,
+                          const uint8_t *batch, size_t len)
+{
+    delivery *d = malloc(sizeof(*d) + len);
+    if (!d) {
+        rn_logfmt(RN_ERROR, "out of memory handing over a metadata entry", "offset=%" PRId64,
+                  offset);
+        return;
+    }
+    *d = (delivery){
+        .q = q, .offset = offset, .origin = origin, .token = token, .err = err, .len = len};
+    if (len)
+        memcpy(d->batch, batch, len);
+    if (q->cfg.post(q->cfg.post_ctx, deliver_run, d) < 0)
+        free(d);
+}
+
+static void waiting_remove(rn_quorum *q, uint64_t token)
+{
+    for (waiting **pp = &q->waiting; *pp; pp = &(*pp)->next)
+        if ((*pp)->token == token) {
+            waiting *w = *pp;
+            *pp = w->next;
+            free(w->entry);
+            free(w);
+            return;
+        }
+}
+
+static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
+{
+    q->applied = e->offset + 1;
+    if (e->kind != RN_RAFT_ENTRY_DATA || e->len < ENV_HDR) {
+        post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+        return;
+    }
+    rd r = {e->data, e->len, 0, false};
+    uint8_t kind = get_u8(&r);
+    int32_t origin = get_i32(&r);
+    uint64_t token = get_n(&r, 8);
+    if (kind == ENV_CONTROL) {
+        apply_control(q, e->offset, e->data + ENV_HDR, e->len - ENV_HDR);
+        post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+        return;
+    }
+    if (origin == q->cfg.node_id)
+        waiting_remove(q, token);
+    post_delivery(q, e->offset, origin, token, 0, e->data + ENV_HDR, e->len - ENV_HDR);
+}
+
+/* ---- Readies ------------------------------------------------------------------ */
+
+static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
+{
+    buf b = {0};
+    put_u8(&b, FRAME_RAFT);
+    encode_msg(&b, m);
+    send_frame(q, m->to, &b, now);
+    free(b.p);
+}
+
+/* Invariant 1: state, then log, then messages, then commits. A failure of
+ * the disk stops the node: a vote or fetch position it cannot make
+ * durable must never be reported. */
+static int drain_ready(rn_quorum *q, int64_t now)
+{
+    while (rn_raft_has_ready(q->raft)) {
+        rn_raft_ready rdy;
+        rn_raft_ready_get(q->raft, &rdy);
+        int rc = 0;
+        if (rdy.state_changed)
+            rc = state_write(q, &rdy.state);
+        if (rc == 0 && rdy.snapshot)
+            rc = -ENOTSUP; /* nothing compacts the metadata log yet */
+        if (rc == 0 && rdy.truncate_to >= 0 && rdy.truncate_to < rn_log_end_offset(q->log)) {
+            int64_t new_end;
+            rc = rn_log_truncate_to(q->log, rdy.truncate_to, &new_end);
+        }
+        for (int64_t i = 0; rc == 0 && i < rdy.n_entries; i++)
+            rc = log_append_entry(q, &rdy.entries[i]);
+        if (rc < 0) {
+            rn_logfmt(RN_ERROR, "metadata quorum: disk failed, the quorum stops here", "err=%s",
+                      rn_errname(rc));
+            return rc;
+        }
+        for (int i = 0; i < rdy.n_msgs; i++)
+            send_msg(q, &rdy.msgs[i], now);
+        for (int64_t i = 0; i < rdy.n_committed; i++)
+            committed_entry(q, &rdy.committed[i]);
+        rn_raft_advance(q->raft, &rdy);
+    }
+    return 0;
+}
+
+/* ---- Frames in ---------------------------------------------------------------- */
+
+static int propose_entry(rn_quorum *q, const uint8_t *entry, size_t len)
+{
+    int64_t off;
+    return rn_raft_propose(q->raft, entry, len, &off);
+}
+
+static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now)
+{
+    rd r = {p, len, 0, false};
+    uint8_t kind = get_u8(&r);
+    if (kind == FRAME_RAFT) {
+        rn_raft_msg m;
+        rn_raft_entry *ents;
+        if (decode_msg(&r, &m, &ents) < 0 || m.to != q->cfg.node_id) {
+            free(ents);
+            rn_logfmt(RN_WARN, "metadata quorum: bad frame dropped", "node=%d", l->node);
+            return;
+        }
+        l->node = m.from;
+        int rc = rn_raft_step(q->raft, &m);
+        if (rc < 0 && rc != -ENOMEM)
+            rn_logfmt(RN_WARN, "metadata quorum: message refused",
+                      "from=%d type=%s err=%s why=\"%s\"", m.from, rn_raft_msg_type_name(m.type),
+                      rn_errname(rc), rn_raft_errmsg(q->raft));
+        free(ents);
+    } else if (kind == FRAME_FORWARD) {
+        int32_t origin = get_i32(&r);
+        uint64_t token = get_n(&r, 8);
+        if (r.bad || r.pos == r.len || r.len - r.pos > MAX_CHANGE_BYTES)
+            return;
+        l->node = origin;
+        /* Re-envelope with the origin's node and token. */
+        size_t blen = r.len - r.pos;
+        uint8_t *e = malloc(ENV_HDR + blen);
+        if (!e)
+            return;
+        buf h = {.p = e, .cap = ENV_HDR + blen};
+        put_u8(&h, ENV_BATCH);
+        put_u32(&h, (uint32_t)origin);
+        put_u64(&h, token);
+        memcpy(e + ENV_HDR, r.p + r.pos, blen);
+        /* One that fails here (no longer leader) is sent again by its
+         * origin to the next leader. */
+        propose_entry(q, e, ENV_HDR + blen);
+        free(e);
+    } else if (kind == FRAME_HEARTBEAT) {
+        int32_t node = get_i32(&r);
+        int64_t inc = get_i64(&r);
+        uint16_t n = get_u16(&r);
+        const uint8_t *ep = take(&r, n);
+        if (r.bad || n >= 256)
+            return;
+        char endpoint[256];
+        memcpy(endpoint, ep, n);
+        endpoint[n] = 0;
+        l->node = node;
+        on_heartbeat(q, node, inc, endpoint, now);
+    }
+}
+
+/* Read what the link has; frames out of it. -1 when it closed. */
+static int link_read(rn_quorum *q, int i, int64_t now)
+{
+    link_t *l = &q->links[i];
+    uint8_t tmp[65536];
+    for (;;) {
+        ssize_t n = recv(l->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            link_close(q, i);
+            return -1;
+        }
+        buf_put(&l->in, tmp, (size_t)n);
+        if (l->in.oom) {
+            link_close(q, i);
+            return -1;
+        }
+        if ((size_t)n < sizeof(tmp))
+            break;
+    }
+    size_t pos = 0;
+    while (l->in.len - pos >= 4) {
+        rd r = {l->in.p + pos, 4, 0, false};
+        uint32_t flen = get_u32(&r);
+        if (flen == 0 || flen > RN_QUORUM_MAX_FRAME) {
+            rn_logfmt(RN_WARN, "metadata quorum: oversized frame, link cut", "len=%u", flen);
+            link_close(q, i);
+            return -1;
+        }
+        if (l->in.len - pos - 4 < flen)
+            break;
+        handle_frame(q, l, l->in.p + pos + 4, flen, now);
+        pos += 4 + flen;
+        if (drain_ready(q, now) < 0)
+            return -2;
+        if (l->dead) /* a send on it failed meanwhile */
+            return -1;
+    }
+    if (pos) {
+        memmove(l->in.p, l->in.p + pos, l->in.len - pos);
+        l->in.len -= pos;
+    }
+    return 0;
+}
+
+/* ---- The thread ------------------------------------------------------------- */
+
+/* Proposals in from the owner; every one still waiting goes to the leader
+ * of the current epoch unless it already went there (invariant 3). A
+ * proposal that reached an old leader may commit besides the copy sent
+ * again: the copy is then skipped by the image (a topic that exists, one
+ * already deleted), and the origin is answered by the first. */
+static void take_proposals(rn_quorum *q, int64_t now)
+{
+    pthread_mutex_lock(&q->lock);
+    proposal *p = q->props;
+    q->props = q->props_tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    waiting **tail = &q->waiting;
+    while (*tail)
+        tail = &(*tail)->next;
+    while (p) {
+        proposal *next = p->next;
+        waiting *w = malloc(sizeof(*w));
+        if (!w) {
+            post_delivery(q, -1, q->cfg.node_id, p->token, -ENOMEM, NULL, 0);
+            free(p->entry);
+        } else {
+            *w = (waiting){.token = p->token,
+                           .deadline = p->at + RN_QUORUM_PROPOSE_TIMEOUT_MS,
+                           .sent_to = -1,
+                           .sent_epoch = -1,
+                           .entry = p->entry,
+                           .len = p->len};
+            *tail = w;
+            tail = &w->next;
+        }
+        free(p);
+        p = next;
+    }
+    int32_t leader = rn_raft_leader(q->raft), epoch = rn_raft_epoch(q->raft);
+    bool lead = leader == q->cfg.node_id && rn_raft_role_of(q->raft) == RN_RAFT_LEADER;
+    for (waiting **pp = &q->waiting; *pp;) {
+        waiting *w = *pp;
+        if (now > w->deadline) {
+            *pp = w->next;
+            post_delivery(q, -1, q->cfg.node_id, w->token, -ETIMEDOUT, NULL, 0);
+            free(w->entry);
+            free(w);
+            continue;
+        }
+        pp = &w->next;
+        /* Again to the same leader after a while too: a link cut just
+         * after the send loses it without a word. */
+        if (leader == RN_RAFT_NONE ||
+            (w->sent_to == leader && w->sent_epoch == epoch && now - w->sent_at < RESEND_MS))
+            continue;
+        if (lead) {
+            if (propose_entry(q, w->entry, w->len) < 0)
+                continue;
+        } else if (leader != q->cfg.node_id) {
+            buf b = {0};
+            put_u8(&b, FRAME_FORWARD);
+            put_u32(&b, (uint32_t)q->cfg.node_id);
+            put_u64(&b, w->token);
+            buf_put(&b, w->entry + ENV_HDR, w->len - ENV_HDR);
+            send_frame(q, leader, &b, now);
+            free(b.p);
+        } else {
+            continue; /* named leader of this epoch but not leading yet */
+        }
+        w->sent_to = leader;
+        w->sent_epoch = epoch;
+        w->sent_at = now;
+    }
+}
+
+static void heartbeat(rn_quorum *q, int64_t now)
+{
+    int32_t leader = rn_raft_leader(q->raft);
+    if (leader == RN_RAFT_NONE || now - q->last_hb_sent < q->cfg.heartbeat_interval_ms)
+        return;
+    q->last_hb_sent = now;
+    if (leader == q->cfg.node_id) {
+        on_heartbeat(q, q->cfg.node_id, q->incarnation, q->advertised, now);
+        return;
+    }
+    buf b = {0};
+    size_t n = strlen(q->advertised);
+    put_u8(&b, FRAME_HEARTBEAT);
+    put_u32(&b, (uint32_t)q->cfg.node_id);
+    put_u64(&b, (uint64_t)q->incarnation);
+    put_u16(&b, (uint16_t)n);
+    buf_put(&b, q->advertised, n);
+    send_frame(q, leader, &b, now);
+    free(b.p);
+}
+
+static void publish_status(rn_quorum *q, int64_t now)
+{
+    rn_quorum_status st = {0};
+    st.node_id = q->cfg.node_id;
+    st.role = rn_raft_is_voter(q->raft) ? rn_raft_role_name(rn_raft_role_of(q->raft)) : "observer";
+    st.epoch = rn_raft_epoch(q->raft);
+    st.leader = rn_raft_leader(q->raft);
+    st.hw = rn_raft_hw(q->raft);
+    st.log_end = rn_raft_log_end(q->raft);
+    st.applied = q->applied;
+    rn_raft_voter_status vs[RN_RAFT_MAX_VOTERS];
+    int nvs = rn_raft_voters_status(q->raft, vs);
+    st.n_voters = q->cfg.n_voters;
+    for (int i = 0; i < q->cfg.n_voters; i++) {
+        rn_quorum_voter *v = &st.voters[i];
+        v->id = q->voters[i].id;
+        snprintf(v->endpoint, sizeof(v->endpoint), "%s:%u", q->voters[i].host, q->voters[i].port);
+        v->match = v->last_fetch_ms = -1;
+        for (int j = 0; j < nvs; j++)
+            if (vs[j].id == v->id) {
+                v->match = vs[j].match;
+                v->last_fetch_ms = vs[j].last_fetch_ms < 0 ? -1 : now - vs[j].last_fetch_ms;
+            }
+    }
+    bool leader = rn_raft_role_of(q->raft) == RN_RAFT_LEADER;
+    for (int i = 0; i < q->n_brokers; i++) {
+        const ctl_broker *b = &q->brokers[i];
+        if (!b->registered)
+            continue;
+        rn_quorum_broker *o = &st.brokers[st.n_brokers++];
+        o->id = b->id;
+        snprintf(o->endpoint, sizeof(o->endpoint), "%s", b->endpoint);
+        o->epoch = b->epoch;
+        o->fenced = b->fenced;
+        o->last_heartbeat_ms = leader ? now - b->last_hb : -1;
+    }
+    /* The catch-up target: what was committed when the leader was first known. */
+    if (__atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE) < 0 && st.leader != RN_RAFT_NONE &&
+        st.hw > 0) {
+        __atomic_store_n(&q->catch_up_target, st.hw, __ATOMIC_RELEASE);
+        post_delivery(q, -1, -1, 0, 0, NULL, 0); /* wakes an owner waiting for it */
+    }
+    /* An owner waiting in rn_quorum_caught_up's loop wakes now and then to
+     * see its signals. */
+    if (!__atomic_load_n(&q->owner_caught_up, __ATOMIC_ACQUIRE) && ++q->n_publish % 4 == 0)
+        post_delivery(q, -1, -1, 0, 0, NULL, 0);
+    pthread_mutex_lock(&q->lock);
+    q->status = st;
+    pthread_mutex_unlock(&q->lock);
+}
+
+static void *quorum_main(void *arg)
+{
+    rn_quorum *q = arg;
+    struct pollfd pfd[MAX_LINKS + 2];
+    int64_t last_status = 0;
+    while (!atomic_load(&q->stop)) {
+        int64_t now = mono_ms();
+        rn_raft_tick(q->raft, now);
+        take_proposals(q, now);
+        controller_tick(q, now);
+        heartbeat(q, now);
+        if (drain_ready(q, now) < 0)
+            break;
+        if (now - last_status >= 50) {
+            publish_status(q, now);
+            last_status = now;
+        }
+        links_sweep(q);
+        int n = 0;
+        pfd[n++] = (struct pollfd){.fd = q->wake_fd, .events = POLLIN};
+        if (q->listen_fd >= 0)
+            pfd[n++] = (struct pollfd){.fd = q->listen_fd, .events = POLLIN};
+        int base = n;
+        for (int i = 0; i < q->n_links; i++) {
+            link_t *l = &q->links[i];
+            short ev = POLLIN;
+            if (l->connecting || l->out_pos < l->out.len)
+                ev |= POLLOUT;
+            pfd[n++] = (struct pollfd){.fd = l->fd, .events = ev};
+        }
+        int nl = q->n_links;
+        if (poll(pfd, (nfds_t)n, POLL_MS) < 0)
+            continue;
+        now = mono_ms();
+        if (pfd[0].revents & POLLIN) {
+            uint64_t v;
+            if (read(q->wake_fd, &v, sizeof(v)) < 0) {
+                /* a spurious wake-up: nothing to read */
+            }
+        }
+        if (q->listen_fd >= 0 && (pfd[1].revents & POLLIN)) {
+            int fd = accept4(q->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0)
+                link_add(q, fd, -1, false, false);
+        }
+        /* Links from the end: closing one moves the last into its place. */
+        for (int i = nl - 1; i >= 0; i--) {
+            short re = pfd[base + i].revents;
+            if (!re || q->links[i].dead)
+                continue;
+            link_t *l = &q->links[i];
+            if (l->connecting && (re & (POLLOUT | POLLERR | POLLHUP))) {
+                int soerr = 0;
+                socklen_t sl = sizeof(soerr);
+                getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+                if (soerr || (re & (POLLERR | POLLHUP))) {
+                    link_close(q, i);
+                    continue;
+                }
+                l->connecting = false;
+            }
+            if ((re & POLLOUT) && link_flush(q, i) < 0)
+                continue;
+            if (re & (POLLIN | POLLERR | POLLHUP)) {
+                int rc = link_read(q, i, now);
+                if (rc == -2)
+                    goto out;
+            }
+        }
+    }
+out:
+    if (rn_raft_role_of(q->raft) == RN_RAFT_LEADER && rn_raft_resign(q->raft) == 0) {
+        /* EndQuorumEpoch goes out so the others elect at once. */
+        int64_t now = mono_ms();
+        drain_ready(q, now);
+        for (int i = q->n_links - 1; i >= 0; i--)
+            link_flush(q, i);
+    }
+    return NULL;
+}
+
+/* ---- Life ------------------------------------------------------------------ */
+
+int rn_quorum_new(rn_quorum **out, const rn_quorum_config *cfg, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->n_voters < 1 || cfg->n_voters > RN_MAX_VOTERS || !cfg->post)
+        return rn_errf(-EINVAL, err, errlen, "metadata quorum: %d voters", cfg->n_voters);
+    rn_quorum *q = calloc(1, sizeof(*q));
+    if (!q)
+        return rn_errf(-ENOMEM, err, errlen, "metadata quorum: out of memory");
+    q->cfg = *cfg;
+    memcpy(q->voters, cfg->voters, (size_t)cfg->n_voters * sizeof(*q->voters));
+    q->cfg.voters = q->voters;
+    snprintf(q->listener, sizeof(q->listener), "%s", cfg->listener ? cfg->listener : "");
+    snprintf(q->dir, sizeof(q->dir), "%s", cfg->dir);
+    snprintf(q->advertised, sizeof(q->advertised), "%s", cfg->advertised);
+    q->cfg.listener = q->listener;
+    q->cfg.dir = q->dir;
+    q->cfg.advertised = q->advertised;
+    q->listen_fd = q->wake_fd = -1;
+    q->last_leader_seen = RN_RAFT_NONE;
+    q->catch_up_target = -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    q->incarnation = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->started_cond, NULL);
+    *out = q;
+    return 0;
+}
+
+static int bind_listener(rn_quorum *q, char *err, size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    if (rn_config_parse_hostport(q->listener, host, sizeof(host), &port) < 0)
+        return rn_errf(-EINVAL, err, errlen, "controller.listener %s: not host:port", q->listener);
+    char ports[8];
+    snprintf(ports, sizeof(ports), "%u", port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    if (getaddrinfo(host, ports, &hints, &ai) != 0)
+        return rn_errf(-EINVAL, err, errlen, "controller.listener %s: cannot resolve", q->listener);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, rc = 0;
+    if (fd < 0)
+        rc = -errno;
+    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+             bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0)
+        rc = -errno;
+    freeaddrinfo(ai);
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        return rn_errf(rc, err, errlen, "controller.listener %s: %s", q->listener, rn_strerror(rc));
+    }
+    q->listen_fd = fd;
+    return 0;
+}
+
+/* On the quorum thread: its ring must be its own (single issuer). */
+static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
+{
+    int rc = rn_sys_mkdir(q->dir, 0755);
+    if (rc < 0 && rc != -EEXIST)
+        return rn_errf(rc, err, errlen, "metadata quorum: mkdir %s: %s", q->dir, rn_strerror(rc));
+    rc = rn_io_new(&q->io, 64);
+    if (rc < 0)
+        return rn_errf(rc, err, errlen, "metadata quorum: io_uring: %s", rn_strerror(rc));
+    rn_log_config lc;
+    rn_log_config_default(&lc);
+    lc.segment_bytes = 16u << 20;
+    lc.max_batch_bytes = 12u << 20;
+    lc.flush = RN_FLUSH_ALWAYS; /* invariant 1 */
+    lc.roll_ms = 0;
+    lc.retention_ms = -1;
+    lc.retention_bytes = -1;
+    rn_log_open_info info;
+    rc = rn_log_open(&q->log, q->io, q->dir, RN_METADATA_DIR_NAME, &lc, &info);
+    if (rc < 0)
+        return rn_errf(rc, err, errlen, "metadata log %s: open: %s", q->dir, rn_strerror(rc));
+    rn_raft_quorum_state st;
+    rc = state_read(q, &st);
+    if (rc < 0)
+        return rn_errf(rc, err, errlen, "metadata quorum: %s/quorum-state: %s", q->dir,
+                       rn_strerror(rc));
+    loaded ld = {0};
+    rc = log_load(q, &ld);
+    if (rc < 0) {
+        for (int64_t i = 0; i < ld.n; i++)
+            free((void *)ld.e[i].data);
+        free(ld.e);
+        return rn_errf(rc, err, errlen, "metadata log %s: reading back: %s", q->dir,
+                       rn_strerror(rc));
+    }
+    int32_t ids[RN_RAFT_MAX_VOTERS];
+    for (int i = 0; i < q->cfg.n_voters; i++)
+        ids[i] = q->voters[i].id;
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed) || seed == 0)
+        seed = (uint64_t)mono_ms() * 2654435761u + (uint64_t)q->cfg.node_id + 1;
+    q->rand_state = seed;
+    rn_raft_config rc_ = {
+        .node_id = q->cfg.node_id,
+        .voters = ids,
+        .n_voters = q->cfg.n_voters,
+        .election_timeout_ms = q->cfg.election_timeout_ms,
+        .fetch_timeout_ms = q->cfg.fetch_timeout_ms,
+        .retry_backoff_ms = 20,
+        .max_fetch_entries = FETCH_ENTRIES,
+        .rand = q_rand,
+        .rand_ctx = q,
+        .now_ms = mono_ms(),
+        .state = &st,
+        .entries = ld.e,
+        .n_entries = ld.n,
+    };
+    char rerr[256] = "";
+    rc = rn_raft_new(&rc_, &q->raft, rerr, sizeof(rerr));
+    for (int64_t i = 0; i < ld.n; i++)
+        free((void *)ld.e[i].data);
+    free(ld.e);
+    if (rc < 0)
+        return rn_errf(rc, err, errlen, "metadata quorum: %s", rerr);
+    rn_logfmt(RN_INFO, "metadata quorum opened",
+              "node=%d voters=%d epoch=%d voted_for=%d log_end=%" PRId64, q->cfg.node_id,
+              q->cfg.n_voters, st.epoch, st.voted_for, rn_log_end_offset(q->log));
+    if (q->listener[0] && (rc = bind_listener(q, err, errlen)) < 0)
+        return rc;
+    return 0;
+}
+
+static void *thread_main(void *arg)
+{
+    rn_quorum *q = arg;
+    char err[512] = "";
+    int rc = open_on_thread(q, err, sizeof(err));
+    pthread_mutex_lock(&q->lock);
+    q->start_rc = rc;
+    snprintf(q->start_err, sizeof(q->start_err), "%s", err);
+    q->start_done = true;
+    pthread_cond_broadcast(&q->started_cond);
+    pthread_mutex_unlock(&q->lock);
+    if (rc == 0)
+        quorum_main(q);
+    return NULL;
+}
+
+int rn_quorum_start(rn_quorum *q, char *err, size_t errlen)
+{
+    q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->wake_fd < 0)
+        return rn_errf(-errno, err, errlen, "metadata quorum: eventfd: %s", strerror(errno));
+    int rc = pthread_create(&q->thread, NULL, thread_main, q);
+    if (rc != 0)
+        return rn_errf(-rc, err, errlen, "metadata quorum: thread: %s", strerror(rc));
+    q->started = true;
+    pthread_mutex_lock(&q->lock);
+    while (!q->start_done)
+        pthread_cond_wait(&q->started_cond, &q->lock);
+    rc = q->start_rc;
+    pthread_mutex_unlock(&q->lock);
+    if (rc < 0)
+        return rn_errf(rc, err, errlen, "%s", q->start_err);
+    return 0;
+}
+
+void rn_quorum_free(rn_quorum *q)
+{
+    if (!q)
+        return;
+    if (q->started) {
+        atomic_store(&q->stop, true);
+        uint64_t one = 1;
+        if (write(q->wake_fd, &one, sizeof(one)) < 0) {
+            /* the thread polls every POLL_MS anyway */
+        }
+        pthread_join(q->thread, NULL);
+    }
+    if (q->qj)
+        qj_detach(q->qj); /* the journal outlives the quorum (closed with the metadata) */
+    while (q->n_links)
+        link_close_now(q, q->n_links - 1);
+    if (q->listen_fd >= 0)
+        close(q->listen_fd);
+    if (q->wake_fd >= 0)
+        close(q->wake_fd);
+    /* The thread has ended: its ring and log are closed here, where no
+     * other thread submits any more. */
+    rn_raft_free(q->raft);
+    if (q->log)
+        rn_log_close(q->log);
+    if (q->io)
+        rn_io_free(q->io);
+    for (proposal *p = q->props; p;) {
+        proposal *n = p->next;
+        free(p->entry);
+        free(p);
+        p = n;
+    }
+    for (waiting *w = q->waiting; w;) {
+        waiting *n = w->next;
+        free(w->entry);
+        free(w);
+        w = n;
+    }
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->started_cond);
+    free(q);
+}
+
+void rn_quorum_status_get(rn_quorum *q, rn_quorum_status *st)
+{
+    pthread_mutex_lock(&q->lock);
+    *st = q->status;
+    pthread_mutex_unlock(&q->lock);
+    if (!st->role)
+        st->role = "starting";
+}
+
+/* ---- The journal backend (the owner's thread) -------------------------------- */
+
+typedef struct pend {
+    struct pend *next;
+    uint64_t token;
+    void *batch; /* the journal's, alive until done: stamped with its offset */
+    void (*done)(void *arg, int err, int64_t base_offset);
+    void *arg;
+} pend;
+
+typedef struct qjournal {
+    rn_quorum *q;
+    rn_quorum_apply_fn apply;
+    void *apply_arg;
+    pend *pending;
+    uint64_t next_token;
+    int64_t applied; /* offset after the last entry delivered here */
+    char err[256];
+} qjournal;
+
+static void deliver_run(void *arg)
+{
+    delivery *d = arg;
+    qjournal *j = d->q->qj;
+    if (!j) {
+        free(d);
+        return;
+    }
+    if (d->offset >= 0 && d->offset + 1 > j->applied)
+        j->applied = d->offset + 1;
+    pend *p = NULL;
+    if (d->origin == d->q->cfg.node_id)
+        for (pend **pp = &j->pending; *pp; pp = &(*pp)->next)
+            if ((*pp)->token == d->token) {
+                p = *pp;
+                *pp = p->next;
+                break;
+            }
+    if (d->err < 0 || (p && d->len == 0)) {
+        if (p) {
+            snprintf(j->err, sizeof(j->err), "%s",
+                     d->err == -ETIMEDOUT ? "not committed in time (the controller changed?)"
+                                          : "no active controller");
+            p->done(p->arg, d->err, -1);
+            free(p);
+        }
+    } else if (d->len) {
+        /* Offsets are the metadata log's: one entry, one offset. */
+        rn_batch_stamp(d->batch, d->offset, 0);
+        if (p) {
+            rn_batch_stamp(p->batch, d->offset, 0);
+            /* The batch as committed: stamped with its entry's offset. */
+            p->done(p->arg, 0, d->offset);
+            free(p);
+        } else {
+            j->apply(j->apply_arg, d->offset, d->batch, d->len);
+        }
+    }
+    free(d);
+}
+
+static int qj_append(void *be, void *batch, size_t len,
+                     void (*done)(void *arg, int err, int64_t base_offset), void *arg)
+{
+    qjournal *j = be;
+    rn_quorum *q = j->q;
+    if (!q)
+        return -ESHUTDOWN;
+    if (len > MAX_CHANGE_BYTES) {
+        snprintf(j->err, sizeof(j->err), "a change of %zu bytes (at most %zu)", len,
+                 MAX_CHANGE_BYTES);
+        return -RN_E_MESSAGE_TOO_LARGE;
+    }
+    pend *p = malloc(sizeof(*p));
+    proposal *pr = malloc(sizeof(*pr));
+    uint8_t *e = malloc(ENV_HDR + len);
+    if (!p || !pr || !e) {
+        free(p);
+        free(pr);
+        free(e);
+        return -ENOMEM;
+    }
+    uint64_t token = ++j->next_token;
+    buf h = {.p = e, .cap = ENV_HDR + len};
+    put_u8(&h, ENV_BATCH);
+    put_u32(&h, (uint32_t)q->cfg.node_id);
+    put_u64(&h, token);
+    memcpy(e + ENV_HDR, batch, len);
+    *p = (pend){j->pending, token, batch, done, arg};
+    j->pending = p;
+    *pr = (proposal){NULL, token, mono_ms(), e, ENV_HDR + len};
+    pthread_mutex_lock(&q->lock);
+    if (q->props_tail)
+        q->props_tail->next = pr;
+    else
+        q->props = pr;
+    q->props_tail = pr;
+    pthread_mutex_unlock(&q->lock);
+    uint64_t one = 1;
+    if (q->wake_fd >= 0 && write(q->wake_fd, &one, sizeof(one)) < 0) {
+        /* the thread polls every POLL_MS anyway */
+    }
+    return 0;
+}
+
+static int qj_read(void *be, int64_t offset, size_t max_bytes, int64_t max_offset, rn_slice *out)
+{
+    (void)be, (void)offset, (void)max_bytes, (void)max_offset;
+    memset(out, 0, sizeof(*out));
+    return 0; /* committed batches come by delivery, never by replay */
+}
+
+static int64_t qj_start(void *be)
+{
+    (void)be;
+    return 0;
+}
+
+static int64_t qj_end(void *be)
+{
+    (void)be;
+    return 0; /* rn_journal_replay has nothing to read */
+}
+
+static int qj_flush(void *be)
+{
+    (void)be;
+    return 0;
+}
+
+static void qj_detach(qjournal *j)
+{
+    j->q = NULL;
+}
+
+static int qj_close(void *be)
+{
+    qjournal *j = be;
+    snprintf(j->err, sizeof(j->err), "the broker is stopping");
+    while (j->pending) {
+        pend *p = j->pending;
+        j->pending = p->next;
+        p->done(p->arg, -ESHUTDOWN, -1);
+        free(p);
+    }
+    /* Deliveries still queued find no journal (deliver_run). */
+    if (j->q)
+        j->q->qj = NULL;
+    free(j);
+    return 0;
+}
+
+static const char *qj_errmsg(void *be)
+{
+    return ((qjournal *)be)->err;
+}
+
+static const rn_journal_backend qj_ops = {
+    .append = qj_append,
+    .read = qj_read,
+    .start_offset = qj_start,
+    .end_offset = qj_end,
+    .flush = qj_flush,
+    .close = qj_close,
+    .errmsg = qj_errmsg,
+};
+
+int rn_quorum_journal_new(rn_quorum *q, rn_quorum_apply_fn apply, void *arg, rn_journal **out)
+{
+    qjournal *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    j->q = q;
+    j->apply = apply;
+    j->apply_arg = arg;
+    int rc = rn_journal_new(out, &qj_ops, j);
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
+    q->qj = j;
+    return 0;
+}
+
+bool rn_quorum_caught_up(rn_quorum *q)
+{
+    int64_t t = __atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE);
+    bool yes = t >= 0 && q->qj && q->qj->applied >= t;
+    if (yes)
+        __atomic_store_n(&q->owner_caught_up, true, __ATOMIC_RELEASE);
+    return yes;
+}

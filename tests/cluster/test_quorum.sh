@@ -1,0 +1,364 @@
+#!/usr/bin/env bash
+# test_quorum.sh — the metadata quorum between three real runneld processes
+# on 127.0.0.1 (DESIGN §8, issue 13 item 3): one leader is elected and every
+# broker agrees on it; a topic created through a follower reaches all three;
+# kill -9 of the leader gives a new leader, the metadata survives, and the
+# old one restarts and catches up; a broker silent past
+# broker.session.timeout.ms is fenced, and unfenced when it speaks again; a
+# fourth, broker-only node (an observer) follows the log and forwards.
+#
+#   tests/cluster/test_quorum.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
+#
+# Ports are free ones chosen here; data lives under a mktemp directory
+# (removed at the end); every process is stopped by its pid. Nothing sleeps
+# to synchronise: every wait polls a condition with a bound (WAIT_S), and
+# times are printed as TAP comments, never asserted.
+set -u
+
+RUNNEL=${1:?usage: test_quorum.sh RUNNEL RUNNELD}
+RUNNELD=${2:?usage: test_quorum.sh RUNNEL RUNNELD}
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
+TMP=$(mktemp -d /tmp/rn-cluster-XXXXXX)
+WAIT_S=${RUNNEL_CLUSTER_WAIT_S:-60}
+# Short timeouts keep the test quick; the bounds above are generous for a
+# loaded machine. Safety never depends on them, only how soon things move.
+TIMING=(--override controller.quorum.election.timeout.ms=500
+  --override controller.quorum.fetch.timeout.ms=1000
+  --override broker.heartbeat.interval.ms=300
+  --override broker.session.timeout.ms=2000)
+N=0
+FAILED=0
+declare -a PID PORT HTTP CTL
+LEADER=1 # until agree() sets them (a failed step must not end the script)
+EPOCH=0
+
+ok() {
+  N=$((N + 1))
+  echo "ok $N - $1"
+}
+not_ok() {
+  N=$((N + 1))
+  FAILED=$((FAILED + 1))
+  echo "not ok $N - $1"
+  for i in 1 2 3 4; do
+    [ -f "$TMP/n$i.log" ] && { echo "# --- n$i.log (tail)"; tail -n 15 "$TMP/n$i.log" | sed 's/^/# /'; }
+  done
+}
+
+cleanup() {
+  for i in 1 2 3 4; do
+    if [ -n "${PID[$i]:-}" ]; then
+      kill -CONT "${PID[$i]}" 2>/dev/null
+      kill -KILL "${PID[$i]}" 2>/dev/null
+      wait "${PID[$i]}" 2>/dev/null
+    fi
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+now_ms() {
+  date +%s%3N
+}
+
+rn() { # rn NODE ARGS…: the CLI against node NODE, bounded
+  local i=$1
+  shift
+  timeout 10 "$RUNNEL" -b "127.0.0.1:${PORT[$i]}" "$@"
+}
+
+voters() {
+  echo "1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
+}
+
+start_node() { # start_node I: runneld I on its ports (chosen once) and data dir
+  local i=$1
+  "$RUNNELD" --data-dir "$TMP/n$i" --listen "127.0.0.1:${PORT[$i]}" \
+    --http "127.0.0.1:${HTTP[$i]}" --node-id "$i" --reactors 1 \
+    --override "controller.listener=127.0.0.1:${CTL[$i]}" \
+    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n$i.log" &
+  PID[$i]=$!
+}
+
+start_observer() { # node 4: process.roles=broker, no controller listener
+  "$RUNNELD" --data-dir "$TMP/n4" --listen "127.0.0.1:${PORT[4]}" \
+    --http "127.0.0.1:${HTTP[4]}" --node-id 4 --reactors 1 --override process.roles=broker \
+    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n4.log" &
+  PID[4]=$!
+}
+
+stop_node() { # SIGTERM; graceful exit must be 0
+  local i=$1 st
+  kill -TERM "${PID[$i]}" 2>/dev/null
+  wait "${PID[$i]}" 2>/dev/null
+  st=$?
+  PID[$i]=
+  return $st
+}
+
+field() { # field NODE KEY: a key of `cluster status` on NODE ("" when it does not answer)
+  rn "$1" cluster status 2>/dev/null | awk -v k="$2:" '$1 == k { print $2 }'
+}
+
+broker_state() { # broker_state NODE ID: active | fenced | "" as NODE shows broker ID
+  rn "$1" cluster status 2>/dev/null | awk -v id="$2" '
+    $1 == "BROKER" { t = 1; next }
+    t && $1 == id { print $4 }'
+}
+
+# wait_for SECONDS CMD…: poll CMD every 0.1 s until it succeeds; 1 at the bound.
+wait_for() {
+  local end=$(($(date +%s) + $1))
+  shift
+  while ! "$@"; do
+    [ "$(date +%s)" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
+
+# Every live node names the same controller (not "-") in the same epoch,
+# and (optionally) it is not $1. Sets LEADER and EPOCH.
+agree() {
+  local not=${1:-0} i l e first_l= first_e=
+  for i in 1 2 3; do
+    [ -n "${PID[$i]:-}" ] || continue
+    l=$(field "$i" controller)
+    e=$(field "$i" epoch)
+    [ -n "$l" ] && [ "$l" != "-" ] || return 1
+    [ "$l" != "$not" ] || return 1
+    if [ -z "$first_l" ]; then
+      first_l=$l
+      first_e=$e
+    elif [ "$l" != "$first_l" ] || [ "$e" != "$first_e" ]; then
+      return 1
+    fi
+  done
+  LEADER=$first_l
+  EPOCH=$first_e
+}
+
+has_topic() { # has_topic NODE TOPIC
+  rn "$1" topic list 2>/dev/null | grep -qx "$2"
+}
+
+all_have_topic() {
+  local i
+  for i in 1 2 3; do
+    [ -n "${PID[$i]:-}" ] || continue
+    has_topic "$i" "$1" || return 1
+  done
+}
+
+all_see_state() { # all_see_state ID STATE: every live node shows broker ID in STATE
+  local i
+  for i in 1 2 3; do
+    [ -n "${PID[$i]:-}" ] || continue
+    [ "$(broker_state "$i" "$1")" = "$2" ] || return 1
+  done
+}
+
+registered_all() { # NODE lists three active brokers
+  [ "$(rn "$1" cluster status 2>/dev/null | awk '$1=="BROKER"{t=1;next} t && $4=="active"' |
+    wc -l)" = 3 ]
+}
+
+echo "1..15"
+for i in 1 2 3 4; do
+  PORT[$i]=$(free_port)
+  HTTP[$i]=$(free_port)
+  CTL[$i]=$(free_port)
+done
+
+# 0. One voter alone cannot form the quorum and waits before listening;
+#    SIGTERM still stops it at once, cleanly.
+start_node 1
+waiting_logged() { grep -q "waiting for the metadata quorum" "$TMP/n1.log"; }
+if wait_for "$WAIT_S" waiting_logged && stop_node 1; then
+  ok "a lone voter waits for the quorum, and SIGTERM stops it cleanly"
+else
+  not_ok "a lone voter waits for the quorum, and SIGTERM stops it cleanly"
+fi
+
+# 0b. A quorum-state file that does not parse is refused at start with a
+#     message naming it (a vote must never be forgotten silently).
+printf 'epoch=banana\n' >"$TMP/n1/__cluster_metadata-0/quorum-state"
+: >"$TMP/n1.log"
+timeout 30 "$RUNNELD" --data-dir "$TMP/n1" --listen "127.0.0.1:${PORT[1]}" \
+  --http "127.0.0.1:${HTTP[1]}" --node-id 1 --reactors 1 \
+  --override "controller.listener=127.0.0.1:${CTL[1]}" \
+  --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n1.log"
+st=$?
+if [ "$st" = 1 ] && grep -q "quorum-state" "$TMP/n1.log"; then
+  ok "a corrupt quorum-state file stops the start with a message naming it"
+else
+  not_ok "a corrupt quorum-state file stops the start with a message naming it (exit $st)"
+fi
+rm -rf "$TMP/n1"
+
+# 1. Three brokers elect one leader, and all three say so.
+t0=$(now_ms)
+for i in 1 2 3; do start_node "$i"; done
+if wait_for "$WAIT_S" agree; then
+  echo "# first leader: node $LEADER, epoch $EPOCH, $(($(now_ms) - t0)) ms after start"
+  ok "three runneld elect one leader that every broker names"
+else
+  not_ok "three runneld elect one leader that every broker names"
+fi
+
+# 2. cluster status agrees on every broker: the same controller and epoch,
+#    three voters, three registered active brokers.
+if wait_for "$WAIT_S" registered_all 1 && wait_for "$WAIT_S" registered_all 2 &&
+  wait_for "$WAIT_S" registered_all 3 && agree &&
+  [ "$(rn 1 cluster status | grep -c '^[0-9].*127.0.0.1')" -ge 6 ]; then
+  ok "cluster status agrees on every broker: controller $LEADER, epoch $EPOCH, 3 active brokers"
+else
+  not_ok "cluster status agrees on every broker"
+fi
+
+# 3. A topic created through a follower appears on all three.
+FOLLOWER=$((LEADER % 3 + 1))
+if rn "$FOLLOWER" topic create via-follower -p 3 >/dev/null &&
+  wait_for "$WAIT_S" all_have_topic via-follower; then
+  ok "a topic created through follower $FOLLOWER appears on all three"
+else
+  not_ok "a topic created through follower $FOLLOWER appears on all three"
+fi
+
+# 3b. The same name created through all three brokers at once: exactly one
+#     create succeeds, the others are told it exists, and every broker holds
+#     the winner's partition count (each broker validates against its own
+#     image; the log's order decides, applied the same way everywhere).
+for i in 1 2 3; do
+  (rn "$i" topic create race -p "$i" >"$TMP/race$i.out" 2>&1; echo $? >"$TMP/race$i.rc") &
+done
+wait_race() { [ -s "$TMP/race1.rc" ] && [ -s "$TMP/race2.rc" ] && [ -s "$TMP/race3.rc" ]; }
+race_parts() { rn "$1" topic describe race 2>/dev/null | awk -F'PartitionCount: ' 'NF > 1 { split($2, a, "\t"); print a[1]; exit }'; }
+if wait_for "$WAIT_S" wait_race; then
+  wins=$(cat "$TMP"/race?.rc | grep -cx 0)
+  winner=$(grep -lx 0 "$TMP"/race?.rc | sed 's/.*race\([0-9]\).rc/\1/')
+  exists=$(cat "$TMP"/race?.out | grep -c "already exists")
+  same() { [ "$(race_parts 1)" = "$winner" ] && [ "$(race_parts 2)" = "$winner" ] && [ "$(race_parts 3)" = "$winner" ]; }
+  if [ "$wins" = 1 ] && [ "$exists" = 2 ] && wait_for "$WAIT_S" same; then
+    ok "one name created through three brokers at once: one wins ($winner partitions) everywhere"
+  else
+    not_ok "one name created through three brokers at once (wins=$wins exists=$exists winner=$winner)"
+  fi
+else
+  not_ok "one name created through three brokers at once: the creates did not end"
+fi
+
+# 3c. Metadata lists every registered broker: a record produced through a
+#     broker that does not lead the partition reaches its leader (the
+#     topic's creator here, until replication places partitions), and is
+#     read back through a third.
+LEAD_P=$FOLLOWER
+OTHER=$((FOLLOWER % 3 + 1))
+THIRD=$((OTHER % 3 + 1))
+if printf 'routed\n' | rn "$OTHER" produce via-follower -p 0 >/dev/null 2>"$TMP/produce.err" &&
+  [ "$(rn "$THIRD" consume via-follower -p 0 -e -f '%s\n' 2>/dev/null)" = routed ]; then
+  ok "a record produced through broker $OTHER reaches leader $LEAD_P and reads back through $THIRD"
+else
+  not_ok "a record produced through broker $OTHER reaches leader $LEAD_P and reads back through $THIRD ($(cat "$TMP/produce.err"))"
+fi
+
+# 4. kill -9 of the leader: the other two agree on a new leader within the bound.
+OLD=$LEADER
+kill -KILL "${PID[$OLD]}"
+wait "${PID[$OLD]}" 2>/dev/null
+PID[$OLD]=
+t0=$(now_ms)
+if wait_for "$WAIT_S" agree "$OLD"; then
+  echo "# new leader: node $LEADER, epoch $EPOCH, $(($(now_ms) - t0)) ms after kill -9 of node $OLD"
+  ok "kill -9 of leader $OLD: a new leader ($LEADER) within ${WAIT_S} s"
+else
+  not_ok "kill -9 of leader $OLD: a new leader within ${WAIT_S} s"
+fi
+
+# 5. The metadata survives, and changes go on with two of three.
+if all_have_topic via-follower && rn "$LEADER" topic create after-kill -p 1 >/dev/null &&
+  wait_for "$WAIT_S" all_have_topic after-kill; then
+  ok "metadata survives the kill; a topic created after it reaches both survivors"
+else
+  not_ok "metadata survives the kill; a topic created after it reaches both survivors"
+fi
+
+# 6. The old leader restarts and catches up: both topics, the same leader.
+start_node "$OLD"
+if wait_for "$WAIT_S" has_topic "$OLD" after-kill && has_topic "$OLD" via-follower &&
+  wait_for "$WAIT_S" agree; then
+  ok "node $OLD restarts, catches up (both topics) and follows leader $LEADER"
+else
+  not_ok "node $OLD restarts, catches up and follows the leader"
+fi
+
+# 7. A broker silent past broker.session.timeout.ms (SIGSTOP: alive but
+#    mute) is fenced by the controller; every live broker shows it.
+wait_for "$WAIT_S" agree
+QUIET=$((LEADER % 3 + 1))
+kill -STOP "${PID[$QUIET]}"
+t0=$(now_ms)
+SAVED=${PID[$QUIET]}
+PID[$QUIET]= # not asked while stopped
+if wait_for "$WAIT_S" all_see_state "$QUIET" fenced; then
+  echo "# broker $QUIET fenced $(($(now_ms) - t0)) ms after SIGSTOP (session 2000 ms)"
+  ok "broker $QUIET stopped past the session timeout is shown fenced"
+else
+  not_ok "broker $QUIET stopped past the session timeout is shown fenced"
+fi
+
+# 7b. /metrics: the controller says it is active and counts the fenced
+#     broker; another broker says it is not the controller.
+metric() { # metric NODE NAME: the value, "" when absent
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+OTHER_LIVE=$((QUIET % 3 + 1))
+[ "$OTHER_LIVE" = "$LEADER" ] && OTHER_LIVE=$((OTHER_LIVE % 3 + 1))
+if [ "$(metric "$LEADER" runnel_controller_active)" = 1 ] &&
+  [ "$(metric "$LEADER" runnel_brokers_fenced)" = 1 ] &&
+  [ "$(metric "$LEADER" runnel_controller_epoch)" = "$EPOCH" ] &&
+  { [ "$OTHER_LIVE" = "$QUIET" ] || [ "$(metric "$OTHER_LIVE" runnel_controller_active)" = 0 ]; }; then
+  ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced"
+else
+  not_ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced"
+fi
+
+# 8. It comes back (SIGCONT): unfenced on every broker, itself included.
+PID[$QUIET]=$SAVED
+kill -CONT "${PID[$QUIET]}"
+if wait_for "$WAIT_S" all_see_state "$QUIET" active; then
+  ok "broker $QUIET back: unfenced on every broker"
+else
+  not_ok "broker $QUIET back: unfenced on every broker"
+fi
+
+# 9. A broker-only node (an observer of the quorum) catches up, registers,
+#    and a topic created through it reaches the voters.
+start_observer
+observer_registered() { [ "$(broker_state "$LEADER" 4)" = active ]; }
+voters_have() { has_topic 1 "$1" && has_topic 2 "$1" && has_topic 3 "$1"; }
+if wait_for "$WAIT_S" has_topic 4 after-kill && has_topic 4 via-follower &&
+  [ "$(field 4 role)" = observer ] && wait_for "$WAIT_S" agree &&
+  wait_for "$WAIT_S" observer_registered &&
+  rn 4 topic create via-observer -p 1 >/dev/null && wait_for "$WAIT_S" voters_have via-observer; then
+  ok "a broker-only node observes the log, registers, and forwards a topic create"
+else
+  not_ok "a broker-only node observes the log, registers, and forwards a topic create"
+fi
+
+# 10. Every broker stops gracefully (exit 0).
+st=0
+for i in 4 1 2 3; do
+  stop_node "$i" || { st=1; echo "# node $i exited badly"; }
+done
+if [ "$st" = 0 ]; then
+  ok "all four stop gracefully"
+else
+  not_ok "all four stop gracefully"
+fi
+
+[ "$FAILED" = 0 ]

@@ -1,0 +1,153 @@
+/*
+ * cli_cluster.c — `runnel cluster status`: the metadata quorum and the
+ * brokers as the broker asked sees them (DESIGN §8; ClusterStatus).
+ *
+ * Output (stdout; key: value lines a script can grep, then two tables):
+ *
+ *     node: 2                    the broker that answered
+ *     role: follower             its quorum role
+ *     controller: 1              the active controller (quorum leader), - when none
+ *     epoch: 3
+ *     high-watermark: 17         the metadata log's commit offset
+ *     log-end-offset: 17
+ *     applied-offset: 17
+ *     VOTER  ENDPOINT          MATCH-OFFSET  LAST-FETCH-MS
+ *     BROKER ENDPOINT          EPOCH  STATE    LAST-HEARTBEAT-MS
+ *
+ * Fetch positions and heartbeat ages are the controller's to know: "-"
+ * when asked elsewhere. STATE is "fenced" or "active". -b names the broker
+ * to ask (the first of the list that answers).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients/runnel.h"
+#include "tools/cli_common.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: runnel cluster status [options]\n"
+          "\n"
+          "The metadata quorum as the broker asked sees it: its role, the active\n"
+          "controller, the epoch, the metadata log's high watermark, the voters and every\n"
+          "registered broker with its epoch and whether it is fenced.\n"
+          "\n"
+          "options:\n" CLI_CONN_HELP "  -h, --help                   this text\n"
+          "\n"
+          "examples:\n"
+          "  runnel cluster status\n"
+          "  runnel -b 127.0.0.1:9701 cluster status\n",
+          f);
+}
+
+static void num_or_dash(char *buf, size_t len, int64_t v)
+{
+    if (v < 0)
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, "%" PRId64, v);
+}
+
+static int print_status(const rn_cluster_status *st)
+{
+    char ctl[16];
+    num_or_dash(ctl, sizeof(ctl), st->leader_id);
+    printf("node: %d\nrole: %s\ncontroller: %s\nepoch: %d\nhigh-watermark: %" PRId64
+           "\nlog-end-offset: %" PRId64 "\napplied-offset: %" PRId64 "\nclustered: %s\n",
+           st->node_id, st->role, ctl, st->epoch, st->high_watermark, st->log_end_offset,
+           st->applied_offset, st->clustered ? "true" : "false");
+    if (st->n_voters) {
+        printf("%-6s %-24s %-13s %s\n", "VOTER", "ENDPOINT", "MATCH-OFFSET", "LAST-FETCH-MS");
+        for (size_t i = 0; i < st->n_voters; i++) {
+            char m[24], f[24];
+            num_or_dash(m, sizeof(m), st->voters[i].match_offset);
+            num_or_dash(f, sizeof(f), st->voters[i].last_fetch_ms);
+            printf("%-6d %-24s %-13s %s\n", st->voters[i].id, st->voters[i].endpoint, m, f);
+        }
+    }
+    printf("%-6s %-24s %-6s %-7s %s\n", "BROKER", "ENDPOINT", "EPOCH", "STATE",
+           "LAST-HEARTBEAT-MS");
+    for (size_t i = 0; i < st->n_brokers; i++) {
+        char hb[24];
+        num_or_dash(hb, sizeof(hb), st->brokers[i].last_heartbeat_ms);
+        printf("%-6d %-24s %-6" PRId64 " %-7s %s\n", st->brokers[i].id, st->brokers[i].endpoint,
+               st->brokers[i].epoch, st->brokers[i].fenced ? "fenced" : "active", hb);
+    }
+    return CLI_OK;
+}
+
+int cli_cluster(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_CONN_LONGOPTS,
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_conn conn;
+    cli_conn_init(&conn);
+    int status = CLI_USAGE;
+    rn_admin *a = NULL;
+    rn_conf *conf = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, ":b:X:h", longopts, NULL)) != -1) {
+        int rc = cli_conn_opt(&conn, c, optarg);
+        if (rc < 0) {
+            status = cli_fail(rc, "options");
+            goto out;
+        }
+        if (rc == 1)
+            continue;
+        if (c == 'h') {
+            usage(stdout);
+            status = CLI_OK;
+            goto out;
+        }
+        status = cli_opt_error(c, argv);
+        goto out;
+    }
+    if (optind >= argc) {
+        status = cli_usage("which one: status?");
+        goto out;
+    }
+    const char *sub = argv[optind++];
+    if (strcmp(sub, "status") != 0) {
+        status = cli_usage("unknown subcommand '%s' (status)", sub);
+        goto out;
+    }
+    if (optind < argc) {
+        status = cli_usage("'cluster status' takes no arguments ('%s' is extra)", argv[optind]);
+        goto out;
+    }
+    cli_cmd = "cluster status";
+    status = cli_conn_start(&conn);
+    if (status != CLI_OK)
+        goto out;
+    conf = cli_conn_conf(&conn, NULL);
+    if (!conf) {
+        status = CLI_ERROR;
+        goto out;
+    }
+    int rc = rn_admin_new(&a, conf);
+    if (rc < 0) {
+        status = cli_fail(rc, "admin client");
+        goto out;
+    }
+    rn_cluster_status *st;
+    rc = rn_admin_cluster_status(a, &st);
+    if (rc < 0) {
+        const char *ctx = rn_admin_errmsg(a);
+        status = ctx && ctx[0] ? cli_error("%s", ctx) : cli_fail(rc, "cluster status");
+        goto out;
+    }
+    status = print_status(st);
+    free(st);
+out:
+    rn_admin_free(a);
+    rn_conf_free(conf);
+    cli_conn_fini(&conn);
+    return status;
+}
