@@ -605,7 +605,7 @@ int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out)
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_CLUSTER_STATUS;
     h.cluster_status = &req;
     rn__reply r;
-    int rc = call(cl, &h, RUNNEL__API__CLUSTER_STATUS, "cluster status", &r);
+    int rc = call(cl, &h, RUNNEL__API__CLUSTER_STATUS, &r, "cluster status");
     if (rc < 0)
         return rc;
     const Runnel__ClusterStatusResponse *cr = r.hdr->cluster_status;
