@@ -70,26 +70,9 @@ static int write_file(const char *dir, const char *path, const char *tmp, const 
     char old[PATH_MAX];
     if (old_path(old, sizeof(old), path) == 0)
         (void)rn_sys_rename(old, tmp); /* -ENOENT (none) or a failure: a new file then */
-    /* O_RDWR: the crash tests snapshot a file through its fdatasync's descriptor. */
-    int fd = rn_sys_open(tmp, O_RDWR | O_CREAT, 0644);
-    if (fd < 0)
-        return fd;
     /* Overwritten, then cut to length: no O_TRUNC, which would free the block. */
-    int rc = rn_sys_pwrite_all(fd, buf, len, 0);
-    if (rc == 0)
-        rc = rn_sys_ftruncate(fd, (off_t)len);
-    if (rc == 0 && sync)
-        rc = rn_sys_fdatasync(fd);
-    int rc_close = rn_sys_close(fd);
-    if (rc == 0)
-        rc = rc_close;
-    if (rc == 0)
-        rc = rn_sys_rename(tmp, path);
-    if (rc < 0) {
-        rn_sys_unlink(tmp);
-        return rc;
-    }
-    return sync ? rn_sys_fsync_dir(dir) : 0;
+    return rn_sys_replace_file(tmp, path, dir, buf, len,
+                               RN_REPLACE_REUSE_TMP | (sync ? 0 : RN_REPLACE_NO_SYNC));
 }
 
 /* rn_sys_defer_end's action: the data is synced (sync_rc == 0), so the

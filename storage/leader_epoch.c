@@ -150,27 +150,8 @@ int rn_leader_epochs_write(rn_leader_epochs *c)
         free(buf);
         return rc;
     }
-    /* O_RDWR, not O_WRONLY: the crash tests snapshot a file through the
-     * descriptor its fdatasync is given. */
-    int fd = rn_sys_open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        free(buf);
-        return fd;
-    }
-    rc = rn_sys_pwrite_all(fd, buf, (size_t)len, 0);
+    rc = rn_sys_replace_file(tmp, path, c->dir, buf, (size_t)len, RN_REPLACE_LAZY);
     free(buf);
-    if (rc == 0)
-        rc = rn_sys_fdatasync_lazy(fd);
-    int rc_close = rn_sys_close(fd);
-    if (rc == 0)
-        rc = rc_close;
-    if (rc == 0)
-        rc = rn_sys_rename(tmp, path);
-    if (rc < 0) {
-        rn_sys_unlink(tmp);
-        return rc;
-    }
-    rc = rn_sys_fsync_dir_lazy(c->dir);
     if (rc == 0)
         c->dirty = false;
     return rc;

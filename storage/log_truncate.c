@@ -78,23 +78,9 @@ static int replace_with_prefix(rn_segment *seg, uint64_t len)
     if (snprintf(path, sizeof(path), "%s.log", seg->path) >= (int)sizeof(path) ||
         snprintf(tmp, sizeof(tmp), "%s.log.tmp", seg->path) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
-    int fd = rn_sys_open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return fd;
-    /* [0, len) is below size: written, so the mapping never faults here. */
-    int rc = len ? rn_sys_pwrite_all(fd, seg->map, len, 0) : 0;
-    if (rc == 0)
-        rc = rn_sys_fdatasync(fd);
-    int rc_close = rn_sys_close(fd);
-    if (rc == 0)
-        rc = rc_close;
-    if (rc == 0)
-        rc = rn_sys_rename(tmp, path);
-    if (rc < 0) {
-        rn_sys_unlink(tmp);
-        return rc;
-    }
-    return 0; /* the caller syncs the directory */
+    /* [0, len) is below size: written, so the mapping never faults here.
+     * The caller syncs the directory. */
+    return rn_sys_replace_file(tmp, path, NULL, seg->map, len, RN_REPLACE_NO_DIR_SYNC);
 }
 
 /* Step 1 without readers: ftruncate the .log at pos and fdatasync it.

@@ -381,3 +381,34 @@ int rn_sys_fsync_dir_lazy(const char *dir)
 {
     return rn_sys_deferring() ? 0 : rn_sys_fsync_dir(dir);
 }
+
+int rn_sys_replace_file(const char *tmp, const char *path, const char *dir, const void *buf,
+                        size_t len, unsigned flags)
+{
+    bool sync = !(flags & RN_REPLACE_NO_SYNC), lazy = flags & RN_REPLACE_LAZY;
+    bool reuse = flags & RN_REPLACE_REUSE_TMP;
+    /* O_RDWR, not O_WRONLY: the crash tests snapshot a file through the
+     * descriptor its fdatasync is given. */
+    int fd = rn_sys_open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | (reuse ? 0 : O_TRUNC), 0644);
+    if (fd < 0) {
+        rn_sys_unlink(tmp); /* a set-aside inode it could not reuse, or nothing */
+        return fd;
+    }
+    int rc = len ? rn_sys_pwrite_all(fd, buf, len, 0) : 0;
+    if (rc == 0 && reuse)
+        rc = rn_sys_ftruncate(fd, (off_t)len);
+    if (rc == 0 && sync)
+        rc = lazy ? rn_sys_fdatasync_lazy(fd) : rn_sys_fdatasync(fd);
+    int rc_close = rn_sys_close(fd);
+    if (rc == 0)
+        rc = rc_close;
+    if (rc == 0)
+        rc = rn_sys_rename(tmp, path);
+    if (rc < 0) {
+        rn_sys_unlink(tmp);
+        return rc;
+    }
+    if (!sync || (flags & RN_REPLACE_NO_DIR_SYNC))
+        return 0;
+    return lazy ? rn_sys_fsync_dir_lazy(dir) : rn_sys_fsync_dir(dir);
+}

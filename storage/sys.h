@@ -96,6 +96,23 @@ off_t rn_sys_lseek(int fd, off_t pos, int whence);
 /* fsync a directory so a create/rename/unlink in it is durable. */
 int rn_sys_fsync_dir(const char *dir);
 
+/* Durable replace, the one copy of the rule every small file of runnel
+ * follows (snapshots, checkpoints, leader epochs, partition.metadata, the
+ * quorum state, a truncated segment's prefix): write buf to tmp, fdatasync
+ * it, close, rename it over path, fsync dir. A reader sees the old file or
+ * the new one, never a part. On a failure before the rename tmp is removed.
+ * flags: */
+enum {
+    RN_REPLACE_LAZY = 1 << 0,        /* the _lazy syncs (deferred in a start-up window) */
+    RN_REPLACE_NO_SYNC = 1 << 1,     /* no sync at all: the caller makes it durable */
+    RN_REPLACE_NO_DIR_SYNC = 1 << 2, /* the caller fsyncs the directory */
+    /* tmp may be an old inode set aside for reuse: overwritten and cut to
+     * len instead of O_TRUNC, which would give its blocks back first. */
+    RN_REPLACE_REUSE_TMP = 1 << 3,
+};
+int rn_sys_replace_file(const char *tmp, const char *path, const char *dir, const void *buf,
+                        size_t len, unsigned flags);
+
 /* ---- Deferred durability: one syncfs instead of thousands of fsyncs -------
  *
  * Opening or closing a partition log costs a few fdatasyncs (segment, both

@@ -401,22 +401,12 @@ static uint64_t q_rand(void *ctx)
 static int state_write(rn_quorum *q, const rn_raft_quorum_state *s)
 {
     char path[4200], tmp[4210], text[96];
-    snprintf(path, sizeof(path), "%s/quorum-state", q->dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (snprintf(path, sizeof(path), "%s/quorum-state", q->dir) >= (int)sizeof(path) ||
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
     int n = snprintf(text, sizeof(text), "epoch=%d voted_for=%d leader=%d\n", s->epoch,
                      s->voted_for, s->leader_id);
-    int fd = rn_sys_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return fd;
-    int rc = rn_sys_pwrite_all(fd, text, (size_t)n, 0);
-    if (rc == 0)
-        rc = rn_sys_fdatasync(fd);
-    rn_sys_close(fd);
-    if (rc == 0)
-        rc = rn_sys_rename(tmp, path);
-    if (rc == 0)
-        rc = rn_sys_fsync_dir(q->dir);
-    return rc;
+    return rn_sys_replace_file(tmp, path, q->dir, text, (size_t)n, 0);
 }
 
 /* 0 and *s (epoch 0, nobody, when there is no file), or -RN_E_CORRUPT_FILE. */

@@ -151,24 +151,7 @@ int rn_snapshot_write(const rn_image *img, int64_t offset, const char *dir)
         rc = -ENAMETOOLONG;
         goto out;
     }
-    int fd = rn_sys_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = fd;
-        goto out;
-    }
-    rc = rn_sys_pwrite_all(fd, buf, total, 0);
-    if (rc == 0)
-        rc = rn_sys_fdatasync(fd);
-    int rc_close = rn_sys_close(fd);
-    if (rc == 0)
-        rc = rc_close;
-    if (rc == 0)
-        rc = rn_sys_rename(tmp, path);
-    if (rc < 0) {
-        rn_sys_unlink(tmp);
-        goto out;
-    }
-    rc = rn_sys_fsync_dir(dir);
+    rc = rn_sys_replace_file(tmp, path, dir, buf, total, 0);
 
 out:
     free(buf);

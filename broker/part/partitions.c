@@ -379,22 +379,7 @@ static int partition_meta_write(const char *dir, const uint8_t id[16])
         snprintf(tmp, sizeof(tmp), "%s/%s", dir, PARTITION_META_TMP) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
     rn_partition_meta_format(id, body);
-    int fd = rn_sys_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return fd;
-    int rc = rn_sys_pwrite_all(fd, body, sizeof(body), 0);
-    if (rc == 0)
-        rc = rn_sys_fdatasync_lazy(fd);
-    int rc_close = rn_sys_close(fd);
-    if (rc == 0)
-        rc = rc_close;
-    if (rc == 0)
-        rc = rn_sys_rename(tmp, path);
-    if (rc == 0)
-        rc = rn_sys_fsync_dir_lazy(dir);
-    if (rc < 0)
-        rn_sys_unlink(tmp);
-    return rc;
+    return rn_sys_replace_file(tmp, path, dir, body, sizeof(body), RN_REPLACE_LAZY);
 }
 
 /* Rename dir aside to <dir>.deleted-<ms>-<seq> (3). Returns the new name
