@@ -12,6 +12,12 @@ Draws, with Debian's python3-matplotlib (Agg backend, no display needed):
   latency.png     produce latency p50 / p99 / p99.9 at half of each
                   configuration's peak (runnel, NATS; redis-benchmark cannot
                   pace), log scale, with the 1 ms target.
+  fixed-latency.png
+                  produce latency p50 / p99 / p99.9 at issue 16's fixed loads
+                  (100 B at 200 k/s, 1 KiB at 150 k/s, 1 KiB at half of runnel's
+                  peak), runnel and NATS JetStream side by side per load, open
+                  loop on both (from each record's scheduled send time), log
+                  scale, with the 5 ms target at half of peak.
 It picks rows by the "system", "op", "size", "producers", "partitions" and
 "acks" fields tests/perf/run records in each row's "raw"; a missing row is
 left out of the chart rather than failing it.
@@ -23,6 +29,7 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {"runnel": "#1f77b4", "redis": "#d62728", "nats": "#2ca02c"}
@@ -168,12 +175,75 @@ def latency(rows, machine, path):
     ax.set_xticks(range(len(picks)))
     ax.set_xticklabels([p[0] for p in picks], fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("ms, send to acknowledgement (log scale)")
+    ax.set_ylabel("ms, scheduled send to acknowledgement (log scale)")
     ax.legend(fontsize=8, title="bars: p50 / p99 / p99.9", title_fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("Produce latency at half of each configuration's peak throughput\n"
                  "%s, %s cores, %s" % (machine.get("cpu", "?"), machine.get("cores", "?"),
                                        machine.get("date", "")), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fixed_latency(rows, machine, path):
+    """Issue 16's fixed loads: per load a group of runnel's and NATS's
+    p50 / p99 / p99.9 bars."""
+    loads = []
+    for r in rows:
+        raw = r.get("raw", {})
+        if raw.get("op") == "fixed" and raw.get("load") not in [l for l, _ in loads]:
+            loads.append((raw["load"], raw))
+    if not loads:
+        return
+    systems = (("runnel", "runnel"), ("nats", "NATS JS"))
+    pcts = (("p50", 1.0), ("p99", 0.65), ("p999", 0.35))
+    fig, ax = plt.subplots(figsize=(max(7, 3.2 * len(loads)), 5.5))
+    width = 0.8 / (len(systems) * len(pcts))
+    for j, (load, first) in enumerate(loads):
+        for si, (system, _) in enumerate(systems):
+            r = find(rows, op="fixed", load=load, system=system)
+            if not r or not r.get("latency_ms"):
+                continue
+            for pi, (pct, alpha) in enumerate(pcts):
+                v = r["latency_ms"].get(pct)
+                if not v:
+                    continue
+                x = j - 0.4 + width * (si * len(pcts) + pi + 0.5)
+                ax.bar([x], [v], width, color=COLORS[system], alpha=alpha, edgecolor="black",
+                       linewidth=0.5)
+                ax.annotate("%.0f" % v if v >= 100 else "%.3g" % v, (x, v), ha="center",
+                            va="bottom", fontsize=6, xytext=(0, 2), textcoords="offset points")
+    labels = []
+    for load, raw in loads:
+        label = "%s at %s records/s%s" % (label_size(raw["size"]), short(raw["rate"]),
+                                          "\n(half of runnel's peak)"
+                                          if load.endswith("half") else "")
+        # A system that could not take the load: its bars are its queue.
+        for system, name in systems:
+            r = find(rows, op="fixed", load=load, system=system)
+            if r and r.get("records_per_sec") and r["records_per_sec"] < 0.97 * raw["rate"]:
+                label += "\n%s fell behind: reached %s/s" % (name, short(r["records_per_sec"]))
+        labels.append(label)
+    ax.set_xticks(range(len(loads)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.axhline(5.0, color="black", linestyle="--", linewidth=1)
+    ax.annotate("5 ms target (p99 at half of peak)", (-0.45, 5.0), fontsize=7, va="bottom")
+    handles = [matplotlib.patches.Patch(color=COLORS[s], label=n) for s, n in systems]
+    handles += [matplotlib.patches.Patch(facecolor="grey", alpha=a, label={"p999": "p99.9"}.get(
+        p, p)) for p, a in pcts]
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * 10)  # room for the legend above the bars
+    ax.legend(handles=handles, fontsize=8, loc="upper left", ncol=5,
+              title="bars per system: p50 / p99 / p99.9", title_fontsize=8)
+    ax.set_ylabel("ms, scheduled send to acknowledgement (log scale)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("Produce latency at fixed loads, open loop, one partition / one stream\n"
+                 "runnel acks=1, flush=interval:1000, linger.ms=1; NATS JetStream file store, "
+                 "default sync\n%s, %s cores, %s" % (machine.get("cpu", "?"),
+                                                     machine.get("cores", "?"),
+                                                     machine.get("date", "")), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -188,6 +258,7 @@ def main():
     os.makedirs(sys.argv[2], exist_ok=True)
     throughput(res["rows"], res["machine"], os.path.join(sys.argv[2], "throughput.png"))
     latency(res["rows"], res["machine"], os.path.join(sys.argv[2], "latency.png"))
+    fixed_latency(res["rows"], res["machine"], os.path.join(sys.argv[2], "fixed-latency.png"))
     return 0
 
 

@@ -13,8 +13,14 @@
  *   ("_INBOX.<thread>.<seq>"), keeping up to W publishes unacknowledged: the
  *   pipelined asynchronous publish of the NATS clients. JetStream answers each
  *   stored message with {"stream":S,"seq":N} on its inbox; the latency of a
- *   message is from writing its PUB to reading its acknowledgement. --rate
- *   paces the total to R messages/s (for latency at a given load).
+ *   message is from writing its PUB to reading its acknowledgement.
+ *   --rate R paces the total to R messages/s on a schedule fixed in advance
+ *   (open loop, as `runnel bench --throughput`): message i of a thread is due
+ *   at start + i / (R / P), and its latency counts from that due time, not
+ *   from when it was written, so a publish held back by a slow server (the
+ *   window full, the socket full, the thread late) is charged the wait;
+ *   without it a stall would pause the clock and hide the tail (coordinated
+ *   omission).
  * consume: creates a durable pull consumer (deliver all, ack none; named after
  *   the process, so every run starts from the first message) and pulls
  *   N messages with two MSG.NEXT requests of B messages outstanding, so the
@@ -344,7 +350,10 @@ static void *produce_thread(void *arg)
                c.out_len - c.out_pos < OUT_FLUSH) {
             out_printf(&c, "PUB %s _INBOX.%d.%lld %ld\r\n", subject, p->id, p->sent, size);
             out_add(&c, payload, (size_t)size + 2); /* payload then CRLF */
-            sent_at[p->sent & (cap - 1)] = now;
+            /* Open loop: the origin is the due time (never after now: only
+             * messages already due pass `allowed`). */
+            sent_at[p->sent & (cap - 1)] =
+                my_rate > 0 ? p->start_ns + (uint64_t)((double)p->sent / my_rate * 1e9) : now;
             p->sent++;
         }
         int rc = out_flush(&c);
@@ -567,6 +576,7 @@ static int usage(int rc)
     fprintf(rc ? stderr : stdout,
             "usage: nats_load produce --server H:P --stream S [--size B] [--producers P]\n"
             "                 [--window W] [--seconds T] [--records N] [--rate R]\n"
+            "  --rate R: open loop; latency from each message's scheduled send time\n"
             "       nats_load consume --server H:P --stream S --records N [--batch B]\n"
             "                 [--seconds T]\n");
     return rc;
