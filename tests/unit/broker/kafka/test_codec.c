@@ -220,7 +220,8 @@ Test(kafka_codec, metadata_v7_golden)
     mr.topics = tms;
     rn_kwriter w;
     rn_kwriter_init(&w);
-    rn_kafka_metadata_write(&w, 2, 7, 1, "127.0.0.1", 9092, &mr, false);
+    rn_kafka_broker self = {1, "127.0.0.1", 9092};
+    rn_kafka_metadata_write(&w, 2, 7, &self, 1, &mr, false);
     expect_bytes(&w, "00000067"
                      "00000002"
                      "00000000" /* throttle_time_ms */

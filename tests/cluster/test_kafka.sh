@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# test_kafka.sh — the Kafka-protocol listener on a three-broker cluster (issue
+# 15, "on one broker and on a cluster"): each broker's registration carries
+# its Kafka listener, so `kcat -L` on any broker lists all three at their
+# Kafka ports, the real leader of every partition and the active controller;
+# a topic created through broker 1 is produced with kcat bootstrapped at
+# broker 3 and consumed with kcat bootstrapped at broker 2, every record
+# once; a Fetch sent to a broker that does not lead the partition is
+# answered NOT_LEADER_OR_FOLLOWER (6), so clients go to the leader.
+#
+#   tests/cluster/test_kafka.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
+#
+# Ports are free ones chosen here; data lives under a mktemp directory
+# (removed at the end); every process is stopped by its pid; every wait
+# polls a condition with a bound (WAIT_S). Without kcat: skipped.
+set -u
+
+RUNNEL=${1:?usage: test_kafka.sh RUNNEL RUNNELD}
+RUNNELD=${2:?usage: test_kafka.sh RUNNEL RUNNELD}
+KCAT=$(command -v kcat || true)
+if [ -z "$KCAT" ]; then
+  echo "1..0 # SKIP kcat is not installed (tools/dev installs it)"
+  exit 0
+fi
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
+TMP=$(mktemp -d /tmp/rn-cluster-kafka-XXXXXX)
+WAIT_S=${RUNNEL_CLUSTER_WAIT_S:-60}
+TIMING=(--override controller.quorum.election.timeout.ms=500
+  --override controller.quorum.fetch.timeout.ms=1000
+  --override broker.heartbeat.interval.ms=300
+  --override broker.session.timeout.ms=2000)
+N=0
+FAILED=0
+declare -a PID PORT HTTP CTL KPORT
+
+ok() {
+  N=$((N + 1))
+  echo "ok $N - $1"
+}
+not_ok() {
+  N=$((N + 1))
+  FAILED=$((FAILED + 1))
+  echo "not ok $N - $1"
+  for i in 1 2 3; do
+    [ -f "$TMP/n$i.log" ] && { echo "# --- n$i.log (tail)"; tail -n 15 "$TMP/n$i.log" | sed 's/^/# /'; }
+  done
+}
+
+cleanup() {
+  for i in 1 2 3; do
+    if [ -n "${PID[$i]:-}" ]; then
+      kill -KILL "${PID[$i]}" 2>/dev/null
+      wait "${PID[$i]}" 2>/dev/null
+    fi
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+rn() { # rn NODE ARGS…: the CLI against node NODE, bounded
+  local i=$1
+  shift
+  timeout 10 "$RUNNEL" -b "127.0.0.1:${PORT[$i]}" "$@"
+}
+
+kc() { # kc NODE ARGS…: kcat bootstrapped at NODE's Kafka listener, bounded
+  local i=$1
+  shift
+  timeout 30 "$KCAT" -b "127.0.0.1:${KPORT[$i]}" "$@"
+}
+
+field() { # field NODE KEY: a key of `cluster status` on NODE
+  rn "$1" cluster status 2>/dev/null | awk -v k="$2:" '$1 == k { print $2 }'
+}
+
+# kcat -L on NODE lists exactly brokers 1, 2, 3 at their Kafka ports, and
+# the one it marks controller is the active controller ($CONTROLLER).
+lists_all() {
+  local i=$1 out j
+  out=$(kc "$i" -L -m 5 2>/dev/null) || return 1
+  echo "$out" >"$TMP/list$i.out"
+  echo "$out" | grep -q '^ 3 brokers:' || return 1
+  for j in 1 2 3; do
+    echo "$out" | grep -Eq "^  broker $j at 127\.0\.0\.1:${KPORT[$j]}( |\$)" || return 1
+  done
+  echo "$out" | grep -Eq "^  broker $CONTROLLER at [^ ]+ \(controller\)\$"
+}
+
+for i in 1 2 3; do
+  PORT[$i]=$(free_port)
+  HTTP[$i]=$(free_port)
+  CTL[$i]=$(free_port)
+  KPORT[$i]=$(free_port)
+done
+VOTERS="1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
+for i in 1 2 3; do
+  "$RUNNELD" --data-dir "$TMP/n$i" --listen "127.0.0.1:${PORT[$i]}" \
+    --http "127.0.0.1:${HTTP[$i]}" --kafka "127.0.0.1:${KPORT[$i]}" --node-id "$i" --reactors 1 \
+    --override "controller.listener=127.0.0.1:${CTL[$i]}" \
+    --override "controller.quorum.voters=$VOTERS" "${TIMING[@]}" 2>>"$TMP/n$i.log" &
+  PID[$i]=$!
+done
+
+echo "1..5"
+
+# wait_for SECONDS CMD…: poll CMD every 0.1 s until it succeeds; 1 at the bound.
+wait_for() {
+  local end=$(($(date +%s) + $1))
+  shift
+  while ! "$@"; do
+    [ "$(date +%s)" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
+
+has_controller() {
+  CONTROLLER=$(field 1 controller)
+  [ -n "$CONTROLLER" ] && [ "$CONTROLLER" != "-" ]
+}
+
+# 1. kcat -L on every broker: all three at their Kafka ports, the controller.
+CONTROLLER=0
+if wait_for "$WAIT_S" has_controller && wait_for "$WAIT_S" lists_all 1 &&
+  wait_for "$WAIT_S" lists_all 2 && wait_for "$WAIT_S" lists_all 3; then
+  ok "kcat -L on each broker lists brokers 1, 2, 3 at their Kafka ports, controller $CONTROLLER"
+  sed 's/^/# /' "$TMP/list2.out"
+else
+  not_ok "kcat -L on each broker lists brokers 1, 2, 3 at their Kafka ports"
+  for i in 1 2 3; do [ -f "$TMP/list$i.out" ] && sed "s/^/# n$i: /" "$TMP/list$i.out"; done
+fi
+
+# 2. A topic created through broker 1 (it leads its partitions): kcat -L on
+# broker 3 names leader 1 for each of them.
+leaders_one() {
+  local out
+  out=$(kc 3 -L -t kc -m 5 2>/dev/null) || return 1
+  echo "$out" >"$TMP/topic.out"
+  [ "$(echo "$out" | grep -c 'partition [0-9]*, leader 1,')" = 3 ]
+}
+if rn 1 topic create kc -p 3 >/dev/null && wait_for "$WAIT_S" leaders_one; then
+  ok "topic kc created through broker 1: kcat -L on broker 3 shows leader 1 for its 3 partitions"
+else
+  not_ok "topic kc created through broker 1: kcat -L on broker 3 shows leader 1 for its 3 partitions"
+  [ -f "$TMP/topic.out" ] && sed 's/^/# /' "$TMP/topic.out"
+fi
+
+# 3. A Fetch to broker 2, which does not lead kc-0: NOT_LEADER_OR_FOLLOWER.
+fetch_error() { # fetch_error KPORT: the error code of a Fetch v4 for kc-0
+  python3 - "$1" <<'EOF'
+import socket, struct, sys
+topic = b"kc"
+body = struct.pack(">iiiib", -1, 0, 0, 1 << 20, 0)                # replica, wait, min, max, isolation
+body += struct.pack(">i", 1) + struct.pack(">h", len(topic)) + topic
+body += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, 1 << 20)  # partition 0 at offset 0
+hdr = struct.pack(">hhi", 1, 4, 7) + struct.pack(">h", 4) + b"test"  # Fetch v4, corr 7
+req = hdr + body
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(struct.pack(">i", len(req)) + req)
+def read(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            sys.exit("connection closed")
+        b += c
+    return b
+size = struct.unpack(">i", read(4))[0]
+r = read(size)
+corr, throttle, nt = struct.unpack(">iii", r[:12])
+tl = struct.unpack(">h", r[12:14])[0]
+p = 14 + tl
+n_parts, part, err = struct.unpack(">iih", r[p:p + 10])
+assert corr == 7 and nt == 1 and r[14:p] == topic and n_parts == 1 and part == 0, r[:p + 10]
+print(err)
+EOF
+}
+e2=$(fetch_error "${KPORT[2]}" 2>"$TMP/fetch.err")
+e1=$(fetch_error "${KPORT[1]}" 2>>"$TMP/fetch.err")
+if [ "$e2" = 6 ] && [ "$e1" = 0 ]; then
+  ok "Fetch kc-0 on broker 2 answers NOT_LEADER_OR_FOLLOWER (6); on its leader 1, no error"
+else
+  not_ok "Fetch kc-0 on broker 2 answers NOT_LEADER_OR_FOLLOWER (6) (got '$e2'); on leader 1 '$e1'"
+  sed 's/^/# /' "$TMP/fetch.err"
+fi
+
+# 4. Produce with kcat bootstrapped at broker 3 (it sends to the leader).
+RECORDS=200
+seq 1 "$RECORDS" | sed 's/^/rec-/' >"$TMP/sent"
+if kc 3 -P -t kc -X acks=all -X message.timeout.ms=20000 <"$TMP/sent" 2>"$TMP/produce.err"; then
+  ok "kcat -P bootstrapped at broker 3: $RECORDS records acked"
+else
+  not_ok "kcat -P bootstrapped at broker 3: $RECORDS records acked"
+  sed 's/^/# /' "$TMP/produce.err"
+fi
+
+# 5. Consume with kcat bootstrapped at broker 2: every record, once.
+kc 2 -C -t kc -o beginning -e -q -f '%s\n' >"$TMP/got" 2>"$TMP/consume.err"
+if [ "$(wc -l <"$TMP/got")" = "$RECORDS" ] && diff <(sort "$TMP/sent") <(sort "$TMP/got") >/dev/null; then
+  ok "kcat -C bootstrapped at broker 2 reads the $RECORDS records, each once"
+else
+  not_ok "kcat -C bootstrapped at broker 2 reads the $RECORDS records, each once (got $(wc -l <"$TMP/got"))"
+  sed 's/^/# /' "$TMP/consume.err" | tail -n 10
+fi
+
+for i in 1 2 3; do
+  kill -TERM "${PID[$i]}" 2>/dev/null
+  wait "${PID[$i]}" 2>/dev/null
+  st=$?
+  PID[$i]=
+  [ "$st" = 0 ] || { echo "# runneld $i exited $st"; FAILED=$((FAILED + 1)); }
+done
+[ "$FAILED" = 0 ]
