@@ -21,6 +21,9 @@
  *   v0–v2, DescribeConfigs v0–v2, SaslHandshake v0–v1, SaslAuthenticate v0–v2:
  *                       producer.c, epochs.c, admin.c, sasl.c
  *
+ * On a cluster, Produce, Fetch and ListOffsets for a partition the metadata
+ * says another broker leads are NOT_LEADER_OR_FOLLOWER (led_elsewhere).
+ *
  * Any other API, or a version outside these ranges, is answered with
  * response header v0 and an i16 UNSUPPORTED_VERSION (ApiVersions with the
  * whole v0 body, so a client can downgrade), never with a closed connection.
@@ -889,9 +892,13 @@ static void list_offsets_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, r
         for (size_t j = 0; j < kt->n; j++, at++) {
             Runnel__ListOffsetsPartitionResponse *r =
                 lr && at < lr->n_partitions ? lr->partitions[at] : NULL;
-            rn_kwrite_i32(w, x->parts[kt->first + j].partition);
-            rn_kwrite_i16(w, r ? rn_kafka_error((int)r->error_code)
-                               : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR));
+            const kpart *kp = &x->parts[kt->first + j];
+            if (kp->error) /* led elsewhere: not this broker's offsets to give */
+                r = NULL;
+            rn_kwrite_i32(w, kp->partition);
+            rn_kwrite_i16(w, kp->error ? kp->error
+                             : r       ? rn_kafka_error((int)r->error_code)
+                                       : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR));
             rn_kwrite_i64(w, r ? r->timestamp : -1);
             rn_kwrite_i64(w, r ? r->offset : -1);
             if (v >= 4)
@@ -943,6 +950,8 @@ static int list_offsets(rn_kreq *req)
             lp[i].timestamp = rn_kread_i64(rd);
             if (lp[i].timestamp < -2)
                 bad_ts = true;
+            if (!rd->err && led_elsewhere(req, kt->name, lp[i].partition))
+                x->parts[i].error = RN_KAFKA_NOT_LEADER_OR_FOLLOWER; /* asked, answer replaced */
         }
     }
     if (rd->err)

@@ -5,8 +5,9 @@
 # Kafka ports, the real leader of every partition and the active controller;
 # a topic created through broker 1 is produced with kcat bootstrapped at
 # broker 3 and consumed with kcat bootstrapped at broker 2, every record
-# once; a Fetch sent to a broker that does not lead the partition is
-# answered NOT_LEADER_OR_FOLLOWER (6), so clients go to the leader.
+# once; a Fetch, Produce or ListOffsets sent to a broker that does not lead
+# the partition is answered NOT_LEADER_OR_FOLLOWER (6), so clients go to
+# the leader (and nothing is written on the wrong broker).
 #
 #   tests/cluster/test_kafka.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
 #
@@ -106,7 +107,7 @@ for i in 1 2 3; do
   PID[$i]=$!
 done
 
-echo "1..5"
+echo "1..7"
 
 # wait_for SECONDS CMD…: poll CMD every 0.1 s until it succeeds; 1 at the bound.
 wait_for() {
@@ -149,17 +150,27 @@ else
   [ -f "$TMP/topic.out" ] && sed 's/^/# /' "$TMP/topic.out"
 fi
 
-# 3. A Fetch to broker 2, which does not lead kc-0: NOT_LEADER_OR_FOLLOWER.
-fetch_error() { # fetch_error KPORT: the error code of a Fetch v4 for kc-0
-  python3 - "$1" <<'EOF'
+# 3. Fetch, Produce and ListOffsets to broker 2, which does not lead kc-0:
+# NOT_LEADER_OR_FOLLOWER; to the leader, broker 1: no error (Fetch,
+# ListOffsets) and CORRUPT_MESSAGE (2) for the Produce's null records (it
+# got as far as the records, so the leader check let it through).
+kerror() { # kerror fetch|produce|offsets KPORT: the error code kc-0 is answered with
+  python3 - "$1" "$2" <<'EOF'
 import socket, struct, sys
+api, port = sys.argv[1], int(sys.argv[2])
 topic = b"kc"
-body = struct.pack(">iiiib", -1, 0, 0, 1 << 20, 0)                # replica, wait, min, max, isolation
-body += struct.pack(">i", 1) + struct.pack(">h", len(topic)) + topic
-body += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, 1 << 20)  # partition 0 at offset 0
-hdr = struct.pack(">hhi", 1, 4, 7) + struct.pack(">h", 4) + b"test"  # Fetch v4, corr 7
-req = hdr + body
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+tp = struct.pack(">i", 1) + struct.pack(">h", len(topic)) + topic + struct.pack(">i", 1)
+if api == "fetch":      # Fetch v4: replica, wait, min, max, isolation; partition 0 at 0
+    key, ver = 1, 4
+    body = struct.pack(">iiiib", -1, 0, 0, 1 << 20, 0) + tp + struct.pack(">iqi", 0, 0, 1 << 20)
+elif api == "produce":  # Produce v3: no transactional id, acks 1, null records
+    key, ver = 0, 3
+    body = struct.pack(">hhi", -1, 1, 5000) + tp + struct.pack(">ii", 0, -1)
+else:                   # ListOffsets v1: latest offset of partition 0
+    key, ver = 2, 1
+    body = struct.pack(">i", -1) + tp + struct.pack(">iq", 0, -1)
+req = struct.pack(">hhi", key, ver, 7) + struct.pack(">h", 4) + b"test" + body
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
 s.sendall(struct.pack(">i", len(req)) + req)
 def read(n):
     b = b""
@@ -169,24 +180,28 @@ def read(n):
             sys.exit("connection closed")
         b += c
     return b
-size = struct.unpack(">i", read(4))[0]
-r = read(size)
-corr, throttle, nt = struct.unpack(">iii", r[:12])
-tl = struct.unpack(">h", r[12:14])[0]
-p = 14 + tl
-n_parts, part, err = struct.unpack(">iih", r[p:p + 10])
-assert corr == 7 and nt == 1 and r[14:p] == topic and n_parts == 1 and part == 0, r[:p + 10]
+r = read(struct.unpack(">i", read(4))[0])
+p = 8 if api == "fetch" else 4   # correlation id (and Fetch's throttle_time_ms)
+corr, nt = struct.unpack(">i", r[:4])[0], struct.unpack(">i", r[p:p + 4])[0]
+tl = struct.unpack(">h", r[p + 4:p + 6])[0]
+q = p + 6 + tl
+n_parts, part, err = struct.unpack(">iih", r[q:q + 10])
+assert corr == 7 and nt == 1 and r[p + 6:q] == topic and n_parts == 1 and part == 0, r[:q + 10]
 print(err)
 EOF
 }
-e2=$(fetch_error "${KPORT[2]}" 2>"$TMP/fetch.err")
-e1=$(fetch_error "${KPORT[1]}" 2>>"$TMP/fetch.err")
-if [ "$e2" = 6 ] && [ "$e1" = 0 ]; then
-  ok "Fetch kc-0 on broker 2 answers NOT_LEADER_OR_FOLLOWER (6); on its leader 1, no error"
-else
-  not_ok "Fetch kc-0 on broker 2 answers NOT_LEADER_OR_FOLLOWER (6) (got '$e2'); on leader 1 '$e1'"
-  sed 's/^/# /' "$TMP/fetch.err"
-fi
+for api in fetch produce offsets; do
+  e2=$(kerror "$api" "${KPORT[2]}" 2>"$TMP/$api.err")
+  e1=$(kerror "$api" "${KPORT[1]}" 2>>"$TMP/$api.err")
+  want1=0
+  [ "$api" = produce ] && want1=2
+  if [ "$e2" = 6 ] && [ "$e1" = "$want1" ]; then
+    ok "$api kc-0 on broker 2 answers NOT_LEADER_OR_FOLLOWER (6); on its leader 1, $want1"
+  else
+    not_ok "$api kc-0 on broker 2 answers NOT_LEADER_OR_FOLLOWER (6) (got '$e2'); on leader 1 $want1 (got '$e1')"
+    sed 's/^/# /' "$TMP/$api.err"
+  fi
+done
 
 # 4. Produce with kcat bootstrapped at broker 3 (it sends to the leader).
 RECORDS=200
