@@ -80,9 +80,12 @@ field() { # field NODE KEY: a key of `cluster status` on NODE
 }
 
 # kcat -L on NODE lists exactly brokers 1, 2, 3 at their Kafka ports, and
-# the one it marks controller is the active controller ($CONTROLLER).
+# the one it marks controller is the active controller as NODE's `cluster
+# status` names it (read each time: an election may move it on a slow run).
 lists_all() {
   local i=$1 out j
+  CONTROLLER=$(field "$i" controller)
+  [ -n "$CONTROLLER" ] && [ "$CONTROLLER" != "-" ] || return 1
   out=$(kc "$i" -L -m 5 2>/dev/null) || return 1
   echo "$out" >"$TMP/list$i.out"
   echo "$out" | grep -q '^ 3 brokers:' || return 1
@@ -119,14 +122,9 @@ wait_for() {
   done
 }
 
-has_controller() {
-  CONTROLLER=$(field 1 controller)
-  [ -n "$CONTROLLER" ] && [ "$CONTROLLER" != "-" ]
-}
-
 # 1. kcat -L on every broker: all three at their Kafka ports, the controller.
 CONTROLLER=0
-if wait_for "$WAIT_S" has_controller && wait_for "$WAIT_S" lists_all 1 &&
+if wait_for "$WAIT_S" lists_all 1 &&
   wait_for "$WAIT_S" lists_all 2 && wait_for "$WAIT_S" lists_all 3; then
   ok "kcat -L on each broker lists brokers 1, 2, 3 at their Kafka ports, controller $CONTROLLER"
   sed 's/^/# /' "$TMP/list2.out"
@@ -136,17 +134,19 @@ else
 fi
 
 # 2. A topic created through broker 1 (it leads its partitions): kcat -L on
-# broker 3 names leader 1 for each of them.
-leaders_one() {
+# each broker names leader 1 for each of them (so all three know the topic
+# before anything below asks them about it).
+leaders_one() { # leaders_one NODE
   local out
-  out=$(kc 3 -L -t kc -m 5 2>/dev/null) || return 1
+  out=$(kc "$1" -L -t kc -m 5 2>/dev/null) || return 1
   echo "$out" >"$TMP/topic.out"
   [ "$(echo "$out" | grep -c 'partition [0-9]*, leader 1,')" = 3 ]
 }
-if rn 1 topic create kc -p 3 >/dev/null && wait_for "$WAIT_S" leaders_one; then
-  ok "topic kc created through broker 1: kcat -L on broker 3 shows leader 1 for its 3 partitions"
+if rn 1 topic create kc -p 3 >/dev/null && wait_for "$WAIT_S" leaders_one 3 &&
+  wait_for "$WAIT_S" leaders_one 2 && wait_for "$WAIT_S" leaders_one 1; then
+  ok "topic kc created through broker 1: kcat -L on brokers 3, 2, 1 shows leader 1 for its 3 partitions"
 else
-  not_ok "topic kc created through broker 1: kcat -L on broker 3 shows leader 1 for its 3 partitions"
+  not_ok "topic kc created through broker 1: kcat -L on brokers 3, 2, 1 shows leader 1 for its 3 partitions"
   [ -f "$TMP/topic.out" ] && sed 's/^/# /' "$TMP/topic.out"
 fi
 
