@@ -89,6 +89,11 @@ static int open_cluster(rn_broker *b)
         return n == 0 ? 1 : -1;
     char dir[PATH_MAX + 64];
     snprintf(dir, sizeof(dir), "%s/%s", b->cfg.data_dir, RN_METADATA_DIR_NAME);
+    /* The Kafka listener goes into this broker's registration, so Kafka
+     * Metadata on any broker can list it. */
+    char kafka_ep[256] = "";
+    if (b->cfg.kafka[0])
+        (void)rn_kafka_advertised(b->cfg.kafka, kafka_ep, sizeof(kafka_ep));
     rn_quorum_config qc = {
         .node_id = b->cfg.node_id,
         .voters = voters,
@@ -96,6 +101,7 @@ static int open_cluster(rn_broker *b)
         .listener = b->cfg.controller_listener,
         .dir = dir,
         .advertised = b->cfg.advertised_listener[0] ? b->cfg.advertised_listener : b->cfg.listen,
+        .kafka_advertised = kafka_ep,
         .session_timeout_ms = b->cfg.broker_session_timeout_ms,
         .heartbeat_interval_ms = b->cfg.broker_heartbeat_interval_ms,
         .election_timeout_ms = b->cfg.quorum_election_timeout_ms,

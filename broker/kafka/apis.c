@@ -5,8 +5,10 @@
  *   ApiVersions  v0–v3  answered here (it is about this listener's versions);
  *                       v3 comes with request header v2 and is answered with
  *                       response header v0, as every ApiVersions is
- *   Metadata     v0–v8  → native Metadata; this node leads every partition,
- *                       advertised at the Kafka listener's address
+ *   Metadata     v0–v8  → native Metadata for topics and leaders; brokers:
+ *                       this one alone, or in a cluster every registered,
+ *                       unfenced broker with a Kafka listener (its
+ *                       registration carries it), at that listener's address
  *   Produce      v3–v8  → native Produce; each partition's records field is
  *                       cut into its RecordBatch v2 batches, passed as they are
  *   Fetch        v4–v11 → native Fetch (no fetch sessions: session id 0);
@@ -18,6 +20,9 @@
  *   InitProducerId v0–v2, OffsetsForLeaderEpoch v0–v4, CreatePartitions
  *   v0–v2, DescribeConfigs v0–v2, SaslHandshake v0–v1, SaslAuthenticate v0–v2:
  *                       producer.c, epochs.c, admin.c, sasl.c
+ *
+ * On a cluster, Produce, Fetch and ListOffsets for a partition the metadata
+ * says another broker leads are NOT_LEADER_OR_FOLLOWER (led_elsewhere).
  *
  * Any other API, or a version outside these ranges, is answered with
  * response header v0 and an i16 UNSUPPORTED_VERSION (ApiVersions with the
@@ -37,7 +42,10 @@
 #include "broker/config.h"
 #include "broker/kafka/conn.h"
 #include "broker/kafka/groups.h"
+#include "broker/kafka/kafka.h"
 #include "broker/logfmt.h"
+#include "broker/meta/metadata.h"
+#include "broker/meta/quorum.h"
 #include "protocol/batch.h"
 
 #define RN_KAFKA_INVALID_REQUIRED_ACKS 21
@@ -293,24 +301,49 @@ static int api_versions(rn_kreq *req)
 
 /* ---- Metadata ------------------------------------------------------------------------- */
 
-void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v, int32_t node_id,
-                             const char *host, uint16_t port, const Runnel__MetadataResponse *mr,
-                             bool no_topics)
+int rn_kafka_advertised(const char *hostport, char *out, size_t len)
+{
+    char host[256];
+    uint16_t port;
+    if (len)
+        out[0] = 0;
+    if (rn_config_parse_hostport(hostport, host, sizeof(host), &port) < 0)
+        return -EINVAL;
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0 ||
+        strcmp(host, "::") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    snprintf(out, len, "%s:%u", host, port);
+    return 0;
+}
+
+static bool listed(const rn_kafka_broker *brokers, size_t n, int32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (brokers[i].node_id == id)
+            return true;
+    return false;
+}
+
+void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v,
+                             const rn_kafka_broker *brokers, size_t n_brokers,
+                             const Runnel__MetadataResponse *mr, bool no_topics)
 {
     rn_kafka_response_begin(w, correlation_id, false);
     if (v >= 3)
-        rn_kwrite_i32(w, 0);      /* throttle_time_ms */
-    rn_kwrite_array(w, false, 1); /* one broker: this one */
-    rn_kwrite_i32(w, node_id);
-    rn_kwrite_str(w, false, host);
-    rn_kwrite_i32(w, port);
-    if (v >= 1)
-        rn_kwrite_str(w, false, NULL); /* rack */
+        rn_kwrite_i32(w, 0); /* throttle_time_ms */
+    rn_kwrite_array(w, false, (int32_t)n_brokers);
+    for (size_t i = 0; i < n_brokers; i++) {
+        rn_kwrite_i32(w, brokers[i].node_id);
+        rn_kwrite_str(w, false, brokers[i].host);
+        rn_kwrite_i32(w, brokers[i].port);
+        if (v >= 1)
+            rn_kwrite_str(w, false, NULL); /* rack */
+    }
     if (v >= 2)
         rn_kwrite_str(w, false,
                       mr && mr->cluster_id && *mr->cluster_id ? mr->cluster_id : "runnel");
     if (v >= 1)
-        rn_kwrite_i32(w, mr ? mr->controller_id : node_id);
+        rn_kwrite_i32(w, mr ? mr->controller_id : n_brokers ? brokers[0].node_id : -1);
     size_t n = mr && !no_topics ? mr->n_topics : 0;
     rn_kwrite_array(w, false, (int32_t)n);
     for (size_t i = 0; i < n; i++) {
@@ -322,9 +355,13 @@ void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v, i
         rn_kwrite_array(w, false, (int32_t)t->n_partitions);
         for (size_t j = 0; j < t->n_partitions; j++) {
             const Runnel__PartitionMetadata *p = t->partitions[j];
-            rn_kwrite_i16(w, rn_kafka_error((int)p->error_code));
+            /* A leader clients cannot be sent to (fenced, or no Kafka
+             * listener): what Kafka answers, so they ask again later. */
+            bool away = !p->error_code && !listed(brokers, n_brokers, p->leader);
+            rn_kwrite_i16(w, away ? RN_KAFKA_LEADER_NOT_AVAILABLE
+                                  : rn_kafka_error((int)p->error_code));
             rn_kwrite_i32(w, p->partition);
-            rn_kwrite_i32(w, p->leader);
+            rn_kwrite_i32(w, away ? -1 : p->leader);
             if (v >= 7)
                 rn_kwrite_i32(w, p->leader_epoch);
             rn_kwrite_array(w, false, (int32_t)p->n_replicas);
@@ -351,24 +388,54 @@ static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sl
     kctx *x = req->ctx;
     release(slices, n_slices);
     rn_broker *b = rn_kreq_broker(req);
-    /* A wildcard or a name is advertised as 127.0.0.1 (clients resolve
-     * "localhost" to ::1 first on some systems). */
-    char host[256];
+    /* This broker alone, at its listener's address and bound port ... */
+    char self[300], host[256];
     uint16_t port;
-    if (!b || rn_config_parse_hostport(b->cfg.kafka, host, sizeof(host), &port) < 0 || !host[0] ||
-        strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "::") == 0)
+    if (!b || rn_kafka_advertised(b->cfg.kafka, self, sizeof(self)) < 0 ||
+        rn_config_parse_hostport(self, host, sizeof(host), &port) < 0)
         snprintf(host, sizeof(host), "127.0.0.1");
+    rn_kafka_broker one = {b ? b->cfg.node_id : 1, host, rn_kreq_port(req)};
+    const rn_kafka_broker *list = &one;
+    size_t n = 1;
+    /* ... or, in a cluster, every registered broker that is not fenced and
+     * has a Kafka listener (its registration says where), so a client
+     * reaches each partition's leader. None yet (the quorum catching up):
+     * this one alone, the client asks again. */
+    enum { MAXB = sizeof(((rn_quorum_status *)0)->brokers) / sizeof(rn_quorum_broker) };
+    rn_quorum_status *st = b && b->quorum ? malloc(sizeof(*st)) : NULL;
+    rn_kafka_broker *kb = st ? calloc(MAXB, sizeof(*kb)) : NULL;
+    char(*hosts)[256] = st ? calloc(MAXB, sizeof(*hosts)) : NULL;
+    if (st && kb && hosts) {
+        rn_quorum_status_get(b->quorum, st);
+        size_t k = 0;
+        for (int i = 0; i < st->n_brokers && k < MAXB; i++) {
+            const rn_quorum_broker *qb = &st->brokers[i];
+            if (qb->fenced || !qb->kafka[0] ||
+                rn_config_parse_hostport(qb->kafka, hosts[k], sizeof(hosts[k]), &kb[k].port) < 0)
+                continue;
+            kb[k].node_id = qb->id;
+            kb[k].host = hosts[k];
+            k++;
+        }
+        if (k) {
+            list = kb;
+            n = k;
+        }
+    }
     rn_kout *o = rn_kout_new();
     if (!o) {
         rn_kreq_oom(req);
-        return;
+        goto out;
     }
-    rn_kafka_metadata_write(&o->w, req->h.correlation_id, req->h.api_version,
-                            b ? b->cfg.node_id : 1, host, rn_kreq_port(req),
+    rn_kafka_metadata_write(&o->w, req->h.correlation_id, req->h.api_version, list, n,
                             hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata
                                                                                      : NULL,
                             x->list_none);
     rn_kreq_answer(req, o);
+out:
+    free(st);
+    free(kb);
+    free(hosts);
 }
 
 static int metadata(rn_kreq *req)
@@ -406,6 +473,27 @@ static int metadata(rn_kreq *req)
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
     h.metadata = &mr;
     return call_native(req, 0, &h, NULL, 0, metadata_answer);
+}
+
+/* ---- Leaders ---------------------------------------------------------------------------- */
+
+/* Whether the metadata names another broker as the partition's leader. In
+ * a cluster every broker keeps a local log for every partition (no
+ * replication yet), so the native handlers would serve any of them: the
+ * Kafka door answers NOT_LEADER_OR_FOLLOWER itself, which makes a client
+ * refresh its metadata and go to the leader, and nothing is written where
+ * it does not belong. A topic or partition the metadata does not know is
+ * left to the native handler (UNKNOWN_TOPIC_OR_PARTITION). Reactor 0, the
+ * Kafka listener's, owns the metadata. */
+static bool led_elsewhere(rn_kreq *req, const char *topic, int32_t partition)
+{
+    rn_broker *b = rn_kreq_broker(req);
+    if (!b || !b->quorum || !b->md)
+        return false;
+    const rn_topic_info *t = rn_metadata_find(b->md, topic);
+    if (!t || partition < 0 || partition >= t->n_partitions)
+        return false;
+    return t->partitions[partition].leader != b->cfg.node_id;
 }
 
 /* ---- Produce ---------------------------------------------------------------------------- */
@@ -528,6 +616,10 @@ static int produce(rn_kreq *req)
             kp->partition = rn_kread_i32(rd);
             rn_kstr rec = rn_kread_bytes(rd, true);
             kp->first = nb;
+            if (!rd->err && led_elsewhere(req, kt->name, kp->partition)) {
+                kp->error = RN_KAFKA_NOT_LEADER_OR_FOLLOWER;
+                continue;
+            }
             if (rec.len < RN_BATCH_HEADER_LEN) {
                 kp->error = RN_KAFKA_CORRUPT_MESSAGE; /* null or shorter than one batch */
                 continue;
@@ -660,19 +752,24 @@ static void fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice
             kpart *kp = &x->parts[kt->first + j];
             Runnel__FetchPartitionResponse *r =
                 fr && at < fr->n_partitions ? fr->partitions[at] : NULL;
-            int16_t err = r ? rn_kafka_error((int)r->error_code)
-                            : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR);
-            int64_t hw = r ? r->high_watermark : -1;
+            int16_t err = kp->error ? kp->error
+                          : r       ? rn_kafka_error((int)r->error_code)
+                                    : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR);
+            int64_t hw = r && !kp->error ? r->high_watermark : -1;
             rn_kwrite_i32(w, kp->partition);
             rn_kwrite_i16(w, err);
             rn_kwrite_i64(w, hw);
             rn_kwrite_i64(w, hw); /* last_stable_offset: no transactions */
             if (v >= 5)
-                rn_kwrite_i64(w, r ? r->log_start_offset : -1);
+                rn_kwrite_i64(w, r && !kp->error ? r->log_start_offset : -1);
             rn_kwrite_array(w, false, 0); /* aborted_transactions */
             if (v >= 11)
                 rn_kwrite_i32(w, -1); /* preferred_read_replica */
             uint32_t len = r ? r->bytes_len : 0;
+            if (kp->error) { /* sent only as a stand-in (fetch): its bytes, if any, skipped */
+                payload_off += len;
+                len = 0;
+            }
             rn_kwrite_i32(w, (int32_t)len);
             if (len) {
                 if (splice_payload(o, &cut, payload_off, len) < 0)
@@ -731,6 +828,13 @@ static int fetch(rn_kreq *req)
                 (void)rn_kread_i64(rd); /* log_start_offset: a follower's */
             int32_t pmax = rn_kread_i32(rd);
             fp[i].partition_max_bytes = pmax > 0 ? (uint32_t)pmax : 1;
+            if (!rd->err && led_elsewhere(req, kt->name, fp[i].partition)) {
+                /* Kept in the native request so the answers stay in step,
+                 * at an offset no log has: answered at once, never parked. */
+                x->parts[i].error = RN_KAFKA_NOT_LEADER_OR_FOLLOWER;
+                fp[i].fetch_offset = -1;
+                fp[i].current_leader_epoch = -1;
+            }
         }
     }
     if (v >= 7) {
@@ -788,9 +892,13 @@ static void list_offsets_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, r
         for (size_t j = 0; j < kt->n; j++, at++) {
             Runnel__ListOffsetsPartitionResponse *r =
                 lr && at < lr->n_partitions ? lr->partitions[at] : NULL;
-            rn_kwrite_i32(w, x->parts[kt->first + j].partition);
-            rn_kwrite_i16(w, r ? rn_kafka_error((int)r->error_code)
-                               : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR));
+            const kpart *kp = &x->parts[kt->first + j];
+            if (kp->error) /* led elsewhere: not this broker's offsets to give */
+                r = NULL;
+            rn_kwrite_i32(w, kp->partition);
+            rn_kwrite_i16(w, kp->error ? kp->error
+                             : r       ? rn_kafka_error((int)r->error_code)
+                                       : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR));
             rn_kwrite_i64(w, r ? r->timestamp : -1);
             rn_kwrite_i64(w, r ? r->offset : -1);
             if (v >= 4)
@@ -842,6 +950,8 @@ static int list_offsets(rn_kreq *req)
             lp[i].timestamp = rn_kread_i64(rd);
             if (lp[i].timestamp < -2)
                 bad_ts = true;
+            if (!rd->err && led_elsewhere(req, kt->name, lp[i].partition))
+                x->parts[i].error = RN_KAFKA_NOT_LEADER_OR_FOLLOWER; /* asked, answer replaced */
         }
     }
     if (rd->err)

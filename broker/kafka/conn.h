@@ -113,13 +113,24 @@ int rn_kafka_sasl(rn_kreq *req);
 rn_broker *rn_kreq_broker(const rn_kreq *req);
 uint16_t rn_kreq_port(const rn_kreq *req);
 
+/* One broker as Kafka Metadata lists it: its Kafka listener. */
+typedef struct rn_kafka_broker {
+    int32_t node_id;
+    const char *host;
+    uint16_t port;
+} rn_kafka_broker;
+
 /* The sans-I/O renderers (apis.c), for the listener and for golden-byte
  * tests: a whole response frame into w. ApiVersions at a version above 3 is
- * the v0 answer with UNSUPPORTED_VERSION. Metadata: mr may be NULL (no
- * topics, node_id as controller); no_topics leaves mr's topics out. */
+ * the v0 answer with UNSUPPORTED_VERSION. Metadata: the brokers listed
+ * (brokers[0]'s node_id is the controller when mr is NULL); mr may be NULL
+ * (no topics); no_topics leaves mr's topics out. A partition whose leader is
+ * not among brokers (fenced, or without a Kafka listener) is answered
+ * LEADER_NOT_AVAILABLE with leader -1, as Kafka answers for a leader it
+ * cannot hand out: clients refresh metadata and retry. */
 void rn_kafka_api_versions_write(rn_kwriter *w, int32_t correlation_id, int16_t version);
 void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t version,
-                             int32_t node_id, const char *host, uint16_t port,
+                             const rn_kafka_broker *brokers, size_t n_brokers,
                              const Runnel__MetadataResponse *mr, bool no_topics);
 
 /* Parse one request body (the frame after its size) and run it with no

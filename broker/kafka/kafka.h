@@ -20,6 +20,7 @@
 #define RN_BROKER_KAFKA_KAFKA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct rn_reactor;
@@ -28,6 +29,12 @@ struct rn_reactor;
  * Errors: -errno of socket/bind/listen, -RN_E_INVALID_CONFIG, -ENOMEM, each
  * with a log line; r->kafka stays NULL then. */
 int rn_kafka_listen(struct rn_reactor *r, const char *hostport);
+
+/* The address the Kafka listener at hostport (kafka.listener) is advertised
+ * at, "host:port" into out: a wildcard or a name becomes 127.0.0.1 (clients
+ * resolve "localhost" to ::1 first on some systems). 0, or -EINVAL for a
+ * hostport that does not parse (out is then ""). */
+int rn_kafka_advertised(const char *hostport, char *out, size_t len);
 
 /* The port the listener is bound to (0 when there is none). */
 uint16_t rn_kafka_port(const struct rn_reactor *r);

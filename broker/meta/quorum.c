@@ -14,6 +14,7 @@
  *     kind 1 RAFT      an rn_raft_msg, field by field (encode_msg below)
  *     kind 2 FORWARD   i32 origin | u64 token | batch bytes  (to the leader)
  *     kind 3 HEARTBEAT i32 node | i64 incarnation | u16 n | endpoint[n]
+ *                      [| u16 k | kafka endpoint[k]]  (absent from older brokers)
  *
  * A link is just a byte stream of frames: a node connects to every other
  * voter (and answers on whichever link a node last spoke from, so a broker
@@ -305,6 +306,7 @@ typedef struct link {
 typedef struct ctl_broker {
     int32_t id;
     char endpoint[256];
+    char kafka[256]; /* its Kafka listener, "" = none */
     int64_t incarnation;
     int64_t epoch;
     bool fenced;
@@ -336,7 +338,7 @@ typedef struct waiting {
 struct rn_quorum {
     rn_quorum_config cfg;
     rn_voter voters[RN_MAX_VOTERS];
-    char listener[256], dir[4096], advertised[256];
+    char listener[256], dir[4096], advertised[256], kafka_advertised[256];
     int64_t incarnation;
 
     pthread_t thread;
@@ -686,6 +688,8 @@ static void apply_control(rn_quorum *q, int64_t offset, const uint8_t *p, size_t
         ctl_broker *b = broker_find(q, r->broker->node_id, true);
         if (b) {
             snprintf(b->endpoint, sizeof(b->endpoint), "%s:%u", r->broker->host, r->broker->port);
+            snprintf(b->kafka, sizeof(b->kafka), "%s",
+                     r->broker->kafka_endpoint ? r->broker->kafka_endpoint : "");
             b->incarnation = r->broker->incarnation;
             b->epoch = offset;
             b->fenced = r->broker->fenced;
@@ -724,7 +728,7 @@ static void propose_control(rn_quorum *q, const md_record *r)
 }
 
 static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const char *endpoint,
-                         int64_t now)
+                         const char *kafka, int64_t now)
 {
     ctl_broker *b = broker_find(q, node, true);
     if (!b)
@@ -733,7 +737,8 @@ static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const 
     if (rn_raft_role_of(q->raft) != RN_RAFT_LEADER || now - b->last_prop < CONTROL_RETRY_MS)
         return;
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    if (!b->registered || b->incarnation != incarnation || strcmp(b->endpoint, endpoint) != 0) {
+    if (!b->registered || b->incarnation != incarnation || strcmp(b->endpoint, endpoint) != 0 ||
+        strcmp(b->kafka, kafka) != 0) {
         Runnel__Metadata__BrokerRecord br = RUNNEL__METADATA__BROKER_RECORD__INIT;
         char host[256];
         const char *colon = strrchr(endpoint, ':');
@@ -745,6 +750,7 @@ static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const 
         br.host = host;
         br.port = (uint32_t)atoi(colon + 1);
         br.incarnation = incarnation;
+        br.kafka_endpoint = (char *)kafka;
         br.fenced = false;
         r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER;
         r.broker = &br;
@@ -961,11 +967,19 @@ static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, 
         const uint8_t *ep = take(&r, n);
         if (r.bad || n >= 256)
             return;
-        char endpoint[256];
+        char endpoint[256], kafka[256] = "";
         memcpy(endpoint, ep, n);
         endpoint[n] = 0;
+        if (r.pos < r.len) { /* the Kafka endpoint (brokers that know of it) */
+            uint16_t k = get_u16(&r);
+            const uint8_t *kp = take(&r, k);
+            if (r.bad || k >= sizeof(kafka))
+                return;
+            memcpy(kafka, kp, k);
+            kafka[k] = 0;
+        }
         l->node = node;
-        on_heartbeat(q, node, inc, endpoint, now);
+        on_heartbeat(q, node, inc, endpoint, kafka, now);
     }
 }
 
@@ -1096,7 +1110,7 @@ static void heartbeat(rn_quorum *q, int64_t now)
         return;
     q->last_hb_sent = now;
     if (leader == q->cfg.node_id) {
-        on_heartbeat(q, q->cfg.node_id, q->incarnation, q->advertised, now);
+        on_heartbeat(q, q->cfg.node_id, q->incarnation, q->advertised, q->kafka_advertised, now);
         return;
     }
     buf b = {0};
@@ -1106,6 +1120,9 @@ static void heartbeat(rn_quorum *q, int64_t now)
     put_u64(&b, (uint64_t)q->incarnation);
     put_u16(&b, (uint16_t)n);
     buf_put(&b, q->advertised, n);
+    size_t k = strlen(q->kafka_advertised);
+    put_u16(&b, (uint16_t)k);
+    buf_put(&b, q->kafka_advertised, k);
     send_frame(q, leader, &b, now);
     free(b.p);
 }
@@ -1142,6 +1159,7 @@ static void publish_status(rn_quorum *q, int64_t now)
         rn_quorum_broker *o = &st.brokers[st.n_brokers++];
         o->id = b->id;
         snprintf(o->endpoint, sizeof(o->endpoint), "%s", b->endpoint);
+        snprintf(o->kafka, sizeof(o->kafka), "%s", b->kafka);
         o->epoch = b->epoch;
         o->fenced = b->fenced;
         o->last_heartbeat_ms = leader ? now - b->last_hb : -1;
@@ -1258,9 +1276,12 @@ int rn_quorum_new(rn_quorum **out, const rn_quorum_config *cfg, char *err, size_
     snprintf(q->listener, sizeof(q->listener), "%s", cfg->listener ? cfg->listener : "");
     snprintf(q->dir, sizeof(q->dir), "%s", cfg->dir);
     snprintf(q->advertised, sizeof(q->advertised), "%s", cfg->advertised);
+    snprintf(q->kafka_advertised, sizeof(q->kafka_advertised), "%s",
+             cfg->kafka_advertised ? cfg->kafka_advertised : "");
     q->cfg.listener = q->listener;
     q->cfg.dir = q->dir;
     q->cfg.advertised = q->advertised;
+    q->cfg.kafka_advertised = q->kafka_advertised;
     q->listen_fd = q->wake_fd = -1;
     q->last_leader_seen = RN_RAFT_NONE;
     q->catch_up_target = -1;

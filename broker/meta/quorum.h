@@ -46,9 +46,10 @@ typedef struct rn_quorum_config {
     int32_t node_id;
     const rn_voter *voters; /* copied */
     int n_voters;
-    const char *listener;   /* controller.listener; "" for a broker that is no voter */
-    const char *dir;        /* the metadata log's directory (data-dir/__cluster_metadata-0) */
-    const char *advertised; /* host:port of this broker's native listener */
+    const char *listener;         /* controller.listener; "" for a broker that is no voter */
+    const char *dir;              /* the metadata log's directory (data-dir/__cluster_metadata-0) */
+    const char *advertised;       /* host:port of this broker's native listener */
+    const char *kafka_advertised; /* host:port of its Kafka listener; NULL or "" = none */
     int64_t session_timeout_ms, heartbeat_interval_ms;
     int64_t election_timeout_ms, fetch_timeout_ms;
     rn_quorum_post_fn post;
@@ -80,7 +81,8 @@ bool rn_quorum_caught_up(rn_quorum *q);
 typedef struct rn_quorum_broker {
     int32_t id;
     char endpoint[256];
-    int64_t epoch; /* the offset of its registration record */
+    char kafka[256]; /* its Kafka listener's host:port, "" = none */
+    int64_t epoch;   /* the offset of its registration record */
     bool fenced;
     int64_t last_heartbeat_ms; /* ms since its last heartbeat (the leader's view), -1 unknown */
 } rn_quorum_broker;

@@ -220,7 +220,8 @@ Test(kafka_codec, metadata_v7_golden)
     mr.topics = tms;
     rn_kwriter w;
     rn_kwriter_init(&w);
-    rn_kafka_metadata_write(&w, 2, 7, 1, "127.0.0.1", 9092, &mr, false);
+    rn_kafka_broker self = {1, "127.0.0.1", 9092};
+    rn_kafka_metadata_write(&w, 2, 7, &self, 1, &mr, false);
     expect_bytes(&w, "00000067"
                      "00000002"
                      "00000000" /* throttle_time_ms */
@@ -251,6 +252,70 @@ Test(kafka_codec, metadata_v7_golden)
                      "000175"
                      "00"
                      "00000000"); /* "u": UNKNOWN_TOPIC_OR_PARTITION */
+    rn_kwriter_fini(&w);
+}
+
+// Metadata v1 on a cluster: the brokers listed (their Kafka listeners), the
+// active controller, and a partition whose leader is not among them (fenced,
+// or without a Kafka listener) answered LEADER_NOT_AVAILABLE with leader -1.
+Test(kafka_codec, metadata_v1_cluster_golden)
+{
+    int32_t r3[] = {3}, r2[] = {2};
+    Runnel__PartitionMetadata p0 = RUNNEL__PARTITION_METADATA__INIT;
+    p0.partition = 0;
+    p0.leader = 3;
+    p0.n_replicas = p0.n_isr = 1;
+    p0.replicas = p0.isr = r3;
+    Runnel__PartitionMetadata p1 = RUNNEL__PARTITION_METADATA__INIT;
+    p1.partition = 1;
+    p1.leader = 2;
+    p1.n_replicas = p1.n_isr = 1;
+    p1.replicas = p1.isr = r2;
+    Runnel__PartitionMetadata *pms[] = {&p0, &p1};
+    Runnel__TopicMetadata tm = RUNNEL__TOPIC_METADATA__INIT;
+    tm.name = "t";
+    tm.n_partitions = 2;
+    tm.partitions = pms;
+    Runnel__TopicMetadata *tms[] = {&tm};
+    Runnel__MetadataResponse mr = RUNNEL__METADATA_RESPONSE__INIT;
+    mr.controller_id = 3;
+    mr.n_topics = 1;
+    mr.topics = tms;
+    rn_kafka_broker brokers[] = {{1, "h1", 9092}, {3, "h3", 9094}};
+    rn_kwriter w;
+    rn_kwriter_init(&w);
+    rn_kafka_metadata_write(&w, 9, 1, brokers, 2, &mr, false);
+    expect_bytes(&w, "0000006a"
+                     "00000009"
+                     "00000002" /* brokers: 2 */
+                     "00000001"
+                     "00026831"
+                     "00002384"
+                     "ffff" /* 1 "h1" 9092, rack null */
+                     "00000003"
+                     "00026833"
+                     "00002386"
+                     "ffff"     /* 3 "h3" 9094 */
+                     "00000003" /* controller 3 */
+                     "00000001" /* topics: 1 */
+                     "0000"
+                     "000174"
+                     "00"
+                     "00000002" /* "t": 2 partitions */
+                     "0000"
+                     "00000000"
+                     "00000003" /* p0: no error, leader 3 */
+                     "00000001"
+                     "00000003"
+                     "00000001"
+                     "00000003" /* replicas [3], isr [3] */
+                     "0005"
+                     "00000001"
+                     "ffffffff" /* p1: LEADER_NOT_AVAILABLE, leader -1 */
+                     "00000001"
+                     "00000002"
+                     "00000001"
+                     "00000002"); /* replicas [2], isr [2] */
     rn_kwriter_fini(&w);
 }
 
