@@ -662,6 +662,14 @@ static int open_partitions(rn_broker *b, rn_topic_state *ts, const rn_topic_info
         rn_reactor *r = &b->reactors[rn_partition_owner(b, t->name, i)];
         p->reactor = r;
         p->leader_epoch = t->partitions ? t->partitions[i].leader_epoch : 0;
+        /* In a cluster, a partition led by another broker is not served
+         * here: every door (native, gateways, Kafka) then answers NOT_LEADER
+         * through rn_partition_check_leader, instead of appending to a local
+         * copy no one reads (acknowledged, then lost). */
+        if (b->quorum && t->partitions && t->partitions[i].leader != b->cfg.node_id) {
+            p->role = RN_ROLE_FOLLOWER;
+            p->leader_id = t->partitions[i].leader;
+        }
         char dir[PATH_MAX], name[320];
         if (partition_dir(dir, sizeof(dir), b, t->name, i) < 0)
             continue;

@@ -59,8 +59,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+free_ports() { # free_ports N: N distinct free ports, all held open while chosen
+  python3 -c 'import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
 
 rn() { # rn NODE ARGS…: the CLI against node NODE, bounded
@@ -95,11 +99,14 @@ lists_all() {
   echo "$out" | grep -Eq "^  broker $CONTROLLER at [^ ]+ \(controller\)\$"
 }
 
+# One call for every port: ports picked one at a time may repeat (seen: a
+# controller listener on the port another node's listener had).
+read -r -a PORTS <<<"$(free_ports 12)"
 for i in 1 2 3; do
-  PORT[$i]=$(free_port)
-  HTTP[$i]=$(free_port)
-  CTL[$i]=$(free_port)
-  KPORT[$i]=$(free_port)
+  PORT[$i]=${PORTS[$(((i - 1) * 4 + 0))]}
+  HTTP[$i]=${PORTS[$(((i - 1) * 4 + 1))]}
+  CTL[$i]=${PORTS[$(((i - 1) * 4 + 2))]}
+  KPORT[$i]=${PORTS[$(((i - 1) * 4 + 3))]}
 done
 VOTERS="1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
 for i in 1 2 3; do

@@ -58,8 +58,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+free_ports() { # free_ports N: N distinct free ports, all held open while chosen
+  python3 -c 'import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
 
 now_ms() {
@@ -167,11 +171,14 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..15"
+echo "1..16"
+# One call for every port: ports picked one at a time may repeat (seen: a
+# controller listener on the port another node's listener had).
+read -r -a PORTS <<<"$(free_ports 12)"
 for i in 1 2 3 4; do
-  PORT[$i]=$(free_port)
-  HTTP[$i]=$(free_port)
-  CTL[$i]=$(free_port)
+  PORT[$i]=${PORTS[$(((i - 1) * 3 + 0))]}
+  HTTP[$i]=${PORTS[$(((i - 1) * 3 + 1))]}
+  CTL[$i]=${PORTS[$(((i - 1) * 3 + 2))]}
 done
 
 # 0. One voter alone cannot form the quorum and waits before listening;
@@ -264,6 +271,21 @@ if printf 'routed\n' | rn "$OTHER" produce via-follower -p 0 >/dev/null 2>"$TMP/
   ok "a record produced through broker $OTHER reaches leader $LEAD_P and reads back through $THIRD"
 else
   not_ok "a record produced through broker $OTHER reaches leader $LEAD_P and reads back through $THIRD ($(cat "$TMP/produce.err"))"
+fi
+
+# 3d. A broker that does not lead a partition does not write it: a REST
+#     produce to partition 0 through broker $OTHER's gateway answers 503
+#     (NOT_LEADER) instead of appending to a local copy no one reads, and the
+#     leader still holds the one record above.
+code=$(timeout 10 curl -s -o "$TMP/rest.out" -w '%{http_code}' -X POST \
+  -H 'Content-Type: application/vnd.kafka.json.v2+json' \
+  -d '{"records":[{"value":"lost?"}]}' \
+  "http://127.0.0.1:${HTTP[$OTHER]}/topics/via-follower/partitions/0")
+if [ "$code" = 503 ] && grep -qi "leader" "$TMP/rest.out" &&
+  [ "$(rn "$LEAD_P" consume via-follower -p 0 -e -f '%s\n' 2>/dev/null)" = routed ]; then
+  ok "a produce through broker $OTHER's gateway to a partition $LEAD_P leads is refused (503, not leader)"
+else
+  not_ok "a produce through broker $OTHER's gateway to a partition $LEAD_P leads is refused (got $code: $(head -c 200 "$TMP/rest.out"))"
 fi
 
 # 4. kill -9 of the leader: the other two agree on a new leader within the bound.
