@@ -7,11 +7,9 @@
  *   timestamp T  → the first record whose timestamp >= T, found through the
  *                  time index to the batch (rn_log_offset_for_time) and then by
  *                  walking that batch's records; offset -1 when no record is
- *                  that recent (as Kafka answers);
- *   epochs.end_offset, epoch E (Kafka's OffsetsForLeaderEpoch, in place of a
- *                  timestamp) → the end offset of epoch E from the log's
- *                  leader-epoch cache (rn_log_end_offset_for_epoch) and the
- *                  largest epoch <= E it knows.
+ *                  that recent (as Kafka answers).
+ * Where a leader epoch ends is OffsetsForLeaderEpoch's question
+ * (api/offsets_for_leader_epoch.c), Kafka's clients' included.
  *
  * Every answer carries the leader epoch of its offset (Kafka's ListOffsets
  * v4+), from the leader-epoch cache. A current_leader_epoch that is not the
@@ -108,10 +106,6 @@ void rn_handle_list_offsets(rn_request *req)
             continue;
         }
         int64_t hw = rn_partition_high_watermark(p);
-        if (lp->epochs && lp->epochs->end_offset) {
-            rn_log_end_offset_for_epoch(p->log, lp->epochs->epoch, &r->leader_epoch, &r->offset);
-            continue;
-        }
         if (lp->timestamp == -2) {
             r->offset = rn_log_start_offset(p->log);
         } else if (lp->timestamp == -1) {
