@@ -127,6 +127,37 @@ static char *gstr(gctx *x, rn_kstr s)
     return p;
 }
 
+/* The next string of the request, copied (gstr). */
+static char *gread(gctx *x, rn_kreader *rd, bool flex)
+{
+    return gstr(x, rn_kread_str(rd, flex, false));
+}
+
+/* The end of a request body: its tagged fields when flexible; then the
+ * reader's error, if any bound was crossed on the way (0 when none). */
+static int read_end(rn_kreader *rd, bool flex)
+{
+    if (flex)
+        rn_kread_tags(rd);
+    return rd->err;
+}
+
+/* An array of strings (group ids): its count in *n, copies in *out. */
+static int read_names(gctx *x, rn_kreader *rd, bool flex, char ***out, int32_t *n)
+{
+    *n = rn_kread_array(rd, flex, false, flex ? 1 : 2);
+    if (rd->err)
+        return rd->err;
+    char **v = galloc(x, (size_t)*n * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (int32_t i = 0; i < *n && !rd->err; i++)
+        if (!(v[i] = gread(x, rd, flex)))
+            return -ENOMEM;
+    *out = v;
+    return 0;
+}
+
 /* Kafka's code for rc; "no coordinator here" (no broker behind, shutting
  * down) is COORDINATOR_NOT_AVAILABLE, which clients retry. */
 static int16_t code_of(int rc)
@@ -138,6 +169,13 @@ static rn_groups *coordinator(rn_kreq *req)
 {
     rn_broker *b = rn_kreq_broker(req);
     return b ? b->groups : NULL;
+}
+
+/* The classic (JoinGroup) side of the coordinator, NULL without one. */
+static rn_classic *classic_coordinator(rn_kreq *req)
+{
+    rn_groups *g = coordinator(req);
+    return g ? rn_groups_classic(g) : NULL;
 }
 
 /* ---- Writing ----------------------------------------------------------------------------- */
@@ -157,7 +195,10 @@ static rn_kstr read_bytes(rn_kreader *rd, bool flex)
     return flex ? rn_kread_compact_bytes(rd, false) : rn_kread_bytes(rd, false);
 }
 
-static rn_kout *begin(rn_kreq *req)
+/* An answer's start: the response header, then throttle_time_ms (0: no
+ * quotas) from API version throttle_from on. NULL (the request answered
+ * out of memory) when there is no memory for it. */
+static rn_kout *begin(rn_kreq *req, int16_t throttle_from)
 {
     rn_kout *o = rn_kout_new();
     if (!o) {
@@ -165,6 +206,8 @@ static rn_kout *begin(rn_kreq *req)
         return NULL;
     }
     rn_kafka_response_begin(&o->w, req->h.correlation_id, req->h.flexible);
+    if (req->h.api_version >= throttle_from)
+        rn_kwrite_i32(&o->w, 0); /* throttle_time_ms */
     return o;
 }
 
@@ -293,9 +336,7 @@ int rn_kafka_find_coordinator(rn_kreq *req)
         for (int32_t i = 0; i < n_keys; i++)
             keys[i] = rn_kread_compact_string(rd, false);
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     /* Groups only: runnel has no transactions, so no transaction coordinator. */
     int16_t err = key_type != 0 ? RN_KAFKA_COORDINATOR_NOT_AVAILABLE : 0;
@@ -303,12 +344,10 @@ int rn_kafka_find_coordinator(rn_kreq *req)
     char host[256];
     advertised(req, &node, host, sizeof(host));
     int32_t port = rn_kreq_port(req);
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 1);
     if (!o)
         return 0;
     rn_kwriter *w = &o->w;
-    if (v >= 1)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
     if (v <= 3) {
         coordinator_fields(w, flex, v, err, node, host, port);
     } else {
@@ -335,12 +374,10 @@ static void join_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
     rn_kreq *req = x->req;
     int16_t v = req->h.api_version;
     bool flex = req->h.flexible;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 2);
     if (!o)
         return;
     rn_kwriter *w = &o->w;
-    if (v >= 2)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
     rn_kwrite_i16(w, code_of(a->err));
     rn_kwrite_i32(w, a->generation);
     if (v >= 7)
@@ -359,12 +396,23 @@ static void join_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
     finish(req, o);
 }
 
-/* Answer a waiter-shaped request at once with an error (no coordinator). */
-static void answer_now(gctx *x, int err, const char *member_id)
+/* A JoinGroup or SyncGroup waits for the rebalance with answer as its
+ * waiter's callback: the classic coordinator to call; or, without one, NULL
+ * and the request answered at once (COORDINATOR_NOT_AVAILABLE). */
+static rn_classic *waiting_on(gctx *x,
+                              void (*answer)(rn_classic_waiter *, const rn_classic_answer *),
+                              const char *member_id)
 {
-    rn_classic_answer a = {
-        .err = err, .generation = -1, .leader_id = "", .member_id = member_id ? member_id : ""};
-    x->w.cb(&x->w, &a);
+    x->w.cb = answer;
+    rn_classic *cg = classic_coordinator(x->req);
+    if (!cg) {
+        rn_classic_answer a = {.err = -RN_E_SHUTTING_DOWN,
+                               .generation = -1,
+                               .leader_id = "",
+                               .member_id = member_id ? member_id : ""};
+        x->w.cb(&x->w, &a);
+    }
+    return cg;
 }
 
 int rn_kafka_join_group(rn_kreq *req)
@@ -376,13 +424,13 @@ int rn_kafka_join_group(rn_kreq *req)
     if (!x)
         return -ENOMEM;
     rn_classic_join_req j = {0};
-    j.group_id = gstr(x, rn_kread_str(rd, flex, false));
+    j.group_id = gread(x, rd, flex);
     j.session_timeout_ms = rn_kread_i32(rd);
     j.rebalance_timeout_ms = v >= 1 ? rn_kread_i32(rd) : -1;
-    j.member_id = gstr(x, rn_kread_str(rd, flex, false));
+    j.member_id = gread(x, rd, flex);
     if (v >= 5)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id: taken as dynamic */
-    j.protocol_type = gstr(x, rn_kread_str(rd, flex, false));
+    j.protocol_type = gread(x, rd, flex);
     int32_t np = rn_kread_array(rd, flex, false, flex ? 2 : 6);
     if (rd->err)
         return rd->err;
@@ -392,7 +440,7 @@ int rn_kafka_join_group(rn_kreq *req)
     if (!p)
         return -ENOMEM;
     for (int32_t i = 0; i < np && !rd->err; i++) {
-        if (!(p[i].name = gstr(x, rn_kread_str(rd, flex, false))))
+        if (!(p[i].name = gread(x, rd, flex)))
             return -ENOMEM;
         rn_kstr m = read_bytes(rd, flex);
         p[i].meta = m.data;
@@ -402,9 +450,7 @@ int rn_kafka_join_group(rn_kreq *req)
     }
     if (v >= 8)
         (void)rn_kread_str(rd, flex, true); /* reason */
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     j.protocols = p;
     j.n_protocols = (size_t)np;
@@ -421,13 +467,9 @@ int rn_kafka_join_group(rn_kreq *req)
     j.require_member_id = v >= 4;
     if (strcmp(j.protocol_type, "consumer") == 0 && np > 0)
         j.n_topics = read_subscription(x, p[0].meta, p[0].meta_len, &j.topics);
-    x->w.cb = join_answer;
-    rn_groups *g = coordinator(req);
-    if (!g) {
-        answer_now(x, -RN_E_SHUTTING_DOWN, j.member_id);
-        return 0;
-    }
-    rn_classic_join(rn_groups_classic(g), &j, rn_now_ms(), &x->w);
+    rn_classic *cg = waiting_on(x, join_answer, j.member_id);
+    if (cg)
+        rn_classic_join(cg, &j, rn_now_ms(), &x->w);
     return 0;
 }
 
@@ -439,12 +481,10 @@ static void sync_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
     rn_kreq *req = x->req;
     int16_t v = req->h.api_version;
     bool flex = req->h.flexible;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 1);
     if (!o)
         return;
     rn_kwriter *w = &o->w;
-    if (v >= 1)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
     rn_kwrite_i16(w, code_of(a->err));
     if (v >= 5) {
         rn_kwrite_str(w, flex, a->protocol_type);
@@ -462,9 +502,9 @@ int rn_kafka_sync_group(rn_kreq *req)
     gctx *x = gctx_new(req);
     if (!x)
         return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t generation = rn_kread_i32(rd);
-    char *member = gstr(x, rn_kread_str(rd, flex, false));
+    char *member = gread(x, rd, flex);
     if (v >= 3)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id */
     char *ptype = NULL, *pname = NULL;
@@ -480,7 +520,7 @@ int rn_kafka_sync_group(rn_kreq *req)
     if (!group || !member || !a)
         return -ENOMEM;
     for (int32_t i = 0; i < na && !rd->err; i++) {
-        if (!(a[i].member_id = gstr(x, rn_kread_str(rd, flex, false))))
+        if (!(a[i].member_id = gread(x, rd, flex)))
             return -ENOMEM;
         rn_kstr b = read_bytes(rd, flex);
         a[i].data = b.data;
@@ -488,23 +528,16 @@ int rn_kafka_sync_group(rn_kreq *req)
         if (flex)
             rn_kread_tags(rd);
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
-    x->w.cb = sync_answer;
-    rn_groups *g = coordinator(req);
-    if (!g) {
-        answer_now(x, -RN_E_SHUTTING_DOWN, member);
+    rn_classic *cg = waiting_on(x, sync_answer, member);
+    if (!cg)
         return 0;
-    }
     rn_classic_group_info gi;
-    if (rn_classic_describe(rn_groups_classic(g), group, &gi) == 0 &&
-        strcmp(gi.protocol_type, "consumer") == 0)
+    if (rn_classic_describe(cg, group, &gi) == 0 && strcmp(gi.protocol_type, "consumer") == 0)
         for (int32_t i = 0; i < na; i++)
             a[i].n_tps = read_assignment(x, a[i].data, a[i].len, &a[i].tps);
-    rn_classic_sync(rn_groups_classic(g), group, member, generation, ptype, pname, a, (size_t)na,
-                    rn_now_ms(), &x->w);
+    rn_classic_sync(cg, group, member, generation, ptype, pname, a, (size_t)na, rn_now_ms(), &x->w);
     return 0;
 }
 
@@ -513,11 +546,9 @@ int rn_kafka_sync_group(rn_kreq *req)
 /* An answer of throttle_time_ms (v >= from) and an error code. */
 static void answer_code(rn_kreq *req, int16_t throttle_from, int16_t code)
 {
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, throttle_from);
     if (!o)
         return;
-    if (req->h.api_version >= throttle_from)
-        rn_kwrite_i32(&o->w, 0);
     rn_kwrite_i16(&o->w, code);
     finish(req, o);
 }
@@ -529,20 +560,18 @@ int rn_kafka_heartbeat(rn_kreq *req)
     gctx *x = gctx_new(req);
     if (!x)
         return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t generation = rn_kread_i32(rd);
-    char *member = gstr(x, rn_kread_str(rd, flex, false));
+    char *member = gread(x, rd, flex);
     if (req->h.api_version >= 3)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id */
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     if (!group || !member)
         return -ENOMEM;
-    rn_groups *g = coordinator(req);
-    int rc = g ? rn_classic_heartbeat(rn_groups_classic(g), group, member, generation, rn_now_ms())
-               : -RN_E_SHUTTING_DOWN;
+    rn_classic *cg = classic_coordinator(req);
+    int rc =
+        cg ? rn_classic_heartbeat(cg, group, member, generation, rn_now_ms()) : -RN_E_SHUTTING_DOWN;
     answer_code(req, 1, code_of(rc));
     return 0;
 }
@@ -555,12 +584,12 @@ int rn_kafka_leave_group(rn_kreq *req)
     gctx *x = gctx_new(req);
     if (!x)
         return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t n = 1;
     char **members;
     if (v <= 2) {
         members = galloc(x, sizeof(*members));
-        if (!members || !(members[0] = gstr(x, rn_kread_str(rd, flex, false))))
+        if (!members || !(members[0] = gread(x, rd, flex)))
             return -ENOMEM;
     } else {
         n = rn_kread_array(rd, flex, false, flex ? 2 : 4);
@@ -570,7 +599,7 @@ int rn_kafka_leave_group(rn_kreq *req)
         if (!members)
             return -ENOMEM;
         for (int32_t i = 0; i < n && !rd->err; i++) {
-            if (!(members[i] = gstr(x, rn_kread_str(rd, flex, false))))
+            if (!(members[i] = gread(x, rd, flex)))
                 return -ENOMEM;
             (void)rn_kread_str(rd, flex, true); /* group_instance_id */
             if (v >= 5)
@@ -579,32 +608,28 @@ int rn_kafka_leave_group(rn_kreq *req)
                 rn_kread_tags(rd);
         }
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     if (!group)
         return -ENOMEM;
-    rn_groups *g = coordinator(req);
+    rn_classic *cg = classic_coordinator(req);
     int16_t *codes = galloc(x, (size_t)n * sizeof(*codes));
     if (!codes)
         return -ENOMEM;
     for (int32_t i = 0; i < n; i++) {
-        int rc = g ? rn_classic_leave(rn_groups_classic(g), group, members[i], rn_now_ms())
-                   : -RN_E_SHUTTING_DOWN;
+        int rc = cg ? rn_classic_leave(cg, group, members[i], rn_now_ms()) : -RN_E_SHUTTING_DOWN;
         codes[i] = code_of(rc);
     }
     if (v <= 2) {
         answer_code(req, 1, codes[0]);
         return 0;
     }
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 0);
     if (!o)
         return 0;
     rn_kwriter *w = &o->w;
-    rn_kwrite_i32(w, 0); /* throttle_time_ms */
     /* The request as a whole (v3 may name no member at all). */
-    rn_kwrite_i16(w, g ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE);
+    rn_kwrite_i16(w, cg ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE);
     rn_kwrite_array(w, flex, n);
     for (int32_t i = 0; i < n; i++) {
         rn_kwrite_str(w, flex, members[i]);
@@ -622,12 +647,10 @@ static void commit_answer(rn_kreq *req, int err)
 {
     gctx *x = req->ctx;
     bool flex = req->h.flexible;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 3);
     if (!o)
         return;
     rn_kwriter *w = &o->w;
-    if (req->h.api_version >= 3)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
     rn_kwrite_array(w, flex, (int32_t)x->n_topics);
     for (size_t t = 0; t < x->n_topics; t++) {
         const ctopic *ct = &x->topics[t];
@@ -664,12 +687,12 @@ int rn_kafka_offset_commit(rn_kreq *req)
     gctx *x = gctx_new(req);
     if (!x)
         return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t generation = -1;
     char *member = "";
     if (v >= 1) {
         generation = rn_kread_i32(rd);
-        member = gstr(x, rn_kread_str(rd, flex, false));
+        member = gread(x, rd, flex);
     }
     if (v >= 7)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id */
@@ -689,7 +712,7 @@ int rn_kafka_offset_commit(rn_kreq *req)
     size_t total = 0;
     for (int32_t t = 0; t < nt && !rd->err; t++) {
         ctopic *ct = &x->topics[x->n_topics++];
-        if (!(ct->name = gstr(x, rn_kread_str(rd, flex, false))))
+        if (!(ct->name = gread(x, rd, flex)))
             return -ENOMEM;
         int32_t np = rn_kread_array(rd, flex, false, per);
         if (rd->err)
@@ -717,9 +740,7 @@ int rn_kafka_offset_commit(rn_kreq *req)
         if (flex)
             rn_kread_tags(rd);
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     x->commits = galloc(x, total * sizeof(*x->commits));
     if (!x->commits)
@@ -777,7 +798,7 @@ int rn_kafka_offset_fetch(rn_kreq *req)
     gctx *x = gctx_new(req);
     if (!x)
         return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t nt = rn_kread_array(rd, flex, v >= 2, flex ? 2 : 6);
     if (rd->err)
         return rd->err;
@@ -788,7 +809,7 @@ int rn_kafka_offset_fetch(rn_kreq *req)
     if (!topics || !pids)
         return -ENOMEM;
     for (int32_t t = 0; t < nt && !rd->err; t++) {
-        if (!(topics[t].name = gstr(x, rn_kread_str(rd, flex, false))))
+        if (!(topics[t].name = gread(x, rd, flex)))
             return -ENOMEM;
         int32_t np = rn_kread_array(rd, flex, false, 4);
         if (rd->err)
@@ -803,20 +824,16 @@ int rn_kafka_offset_fetch(rn_kreq *req)
     }
     if (v >= 7)
         (void)rn_kread_i8(rd); /* require_stable: no transactions, always stable */
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
 
     rn_groups *g = coordinator(req);
     const rn_offsets *offs = g ? rn_groups_offsets(g) : NULL;
     int16_t top = offs ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 3);
     if (!o)
         return 0;
     rn_kwriter *w = &o->w;
-    if (v >= 3)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
     if (nt >= 0) {
         rn_kwrite_array(w, flex, nt);
         for (int32_t t = 0; t < nt; t++) {
@@ -867,22 +884,18 @@ int rn_kafka_list_groups(rn_kreq *req)
         for (int32_t i = 0; i < n && !rd->err; i++)
             (void)rn_kread_compact_string(rd, false);
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     rn_groups *g = coordinator(req);
     rn_group_info *gi = NULL;
     size_t n = 0;
     int rc = g ? rn_groups_list(g, &gi, &n) : -RN_E_SHUTTING_DOWN;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 1);
     if (!o) {
         free(gi);
         return 0;
     }
     rn_kwriter *w = &o->w;
-    if (v >= 1)
-        rn_kwrite_i32(w, 0);
     rn_kwrite_i16(w, rc < 0 ? (rc == -ENOMEM ? RN_KAFKA_UNKNOWN_SERVER_ERROR
                                              : RN_KAFKA_COORDINATOR_NOT_AVAILABLE)
                             : 0);
@@ -955,27 +968,19 @@ int rn_kafka_describe_groups(rn_kreq *req)
     gctx *x = gctx_new(req);
     if (!x)
         return -ENOMEM;
-    int32_t n = rn_kread_array(rd, flex, false, flex ? 1 : 2);
-    if (rd->err)
-        return rd->err;
-    char **ids = galloc(x, (size_t)n * sizeof(*ids));
-    if (!ids)
-        return -ENOMEM;
-    for (int32_t i = 0; i < n && !rd->err; i++)
-        if (!(ids[i] = gstr(x, rn_kread_str(rd, flex, false))))
-            return -ENOMEM;
+    char **ids;
+    int32_t n;
+    int rc = read_names(x, rd, flex, &ids, &n);
+    if (rc < 0)
+        return rc;
     if (v >= 3)
         (void)rn_kread_i8(rd); /* include_authorized_operations */
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     rn_groups *g = coordinator(req);
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 1);
     if (!o)
         return 0;
-    if (v >= 1)
-        rn_kwrite_i32(&o->w, 0);
     rn_kwrite_array(&o->w, flex, n);
     for (int32_t i = 0; i < n; i++)
         describe_one(&o->w, flex, v, g, ids[i]);
@@ -987,11 +992,10 @@ static void delete_answer(rn_kreq *req, const int16_t *errs)
 {
     gctx *x = req->ctx;
     bool flex = req->h.flexible;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 0);
     if (!o)
         return;
     rn_kwriter *w = &o->w;
-    rn_kwrite_i32(w, 0); /* throttle_time_ms */
     rn_kwrite_array(w, flex, (int32_t)x->n_names);
     for (size_t i = 0; i < x->n_names; i++) {
         rn_kwrite_str(w, flex, x->names[i]);
@@ -1030,18 +1034,11 @@ int rn_kafka_delete_groups(rn_kreq *req)
     gctx *x = gctx_new(req);
     if (!x)
         return -ENOMEM;
-    int32_t n = rn_kread_array(rd, flex, false, flex ? 1 : 2);
-    if (rd->err)
-        return rd->err;
-    x->names = galloc(x, (size_t)n * sizeof(*x->names));
-    if (!x->names)
-        return -ENOMEM;
-    for (int32_t i = 0; i < n && !rd->err; i++)
-        if (!(x->names[i] = gstr(x, rn_kread_str(rd, flex, false))))
-            return -ENOMEM;
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    int32_t n;
+    int rc = read_names(x, rd, flex, &x->names, &n);
+    if (rc < 0)
+        return rc;
+    if (read_end(rd, flex) < 0)
         return rd->err;
     x->n_names = (size_t)n;
     op *p = calloc(1, sizeof(*p));
