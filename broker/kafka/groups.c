@@ -178,6 +178,20 @@ static rn_classic *classic_coordinator(rn_kreq *req)
     return g ? rn_groups_classic(g) : NULL;
 }
 
+/* A group API's parser and handler, given the request's context, reader,
+ * version and flexibility. */
+typedef int group_api(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex);
+
+/* Every group API but ListGroups starts here: the request's context, then
+ * the API itself. */
+static int with_context(rn_kreq *req, group_api *api)
+{
+    gctx *x = gctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    return api(req, x, &req->body, req->h.api_version, req->h.flexible);
+}
+
 /* ---- Writing ----------------------------------------------------------------------------- */
 
 static void write_bytes(rn_kwriter *w, bool flex, const uint8_t *p, size_t n)
@@ -198,6 +212,21 @@ static rn_kstr read_bytes(rn_kreader *rd, bool flex)
 /* An answer's start: the response header, then throttle_time_ms (0: no
  * quotas) from API version throttle_from on. NULL (the request answered
  * out of memory) when there is no memory for it. */
+/* An array entry of a name (copied) and bytes (borrowed from the request):
+ * JoinGroup's protocols, SyncGroup's assignments. -ENOMEM or 0. */
+static int read_named_bytes(gctx *x, rn_kreader *rd, bool flex, const char **name,
+                            const uint8_t **data, size_t *len)
+{
+    if (!(*name = gread(x, rd, flex)))
+        return -ENOMEM;
+    rn_kstr b = read_bytes(rd, flex);
+    *data = b.data;
+    *len = b.len > 0 ? (size_t)b.len : 0;
+    if (flex)
+        rn_kread_tags(rd);
+    return 0;
+}
+
 static rn_kout *begin(rn_kreq *req, int16_t throttle_from)
 {
     rn_kout *o = rn_kout_new();
@@ -307,14 +336,8 @@ static void coordinator_fields(rn_kwriter *w, bool flex, int16_t v, int16_t err,
     rn_kwrite_i32(w, err ? -1 : port);
 }
 
-int rn_kafka_find_coordinator(rn_kreq *req)
+static int find_coordinator(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     int8_t key_type = 0;
     rn_kstr *keys;
     int32_t n_keys = 1;
@@ -366,6 +389,11 @@ int rn_kafka_find_coordinator(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_find_coordinator(rn_kreq *req)
+{
+    return with_context(req, find_coordinator);
+}
+
 /* ---- JoinGroup ---------------------------------------------------------------------------- */
 
 static void join_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
@@ -415,14 +443,8 @@ static rn_classic *waiting_on(gctx *x,
     return cg;
 }
 
-int rn_kafka_join_group(rn_kreq *req)
+static int join_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     rn_classic_join_req j = {0};
     j.group_id = gread(x, rd, flex);
     j.session_timeout_ms = rn_kread_i32(rd);
@@ -439,15 +461,9 @@ int rn_kafka_join_group(rn_kreq *req)
     rn_classic_protocol *p = galloc(x, (size_t)np * sizeof(*p));
     if (!p)
         return -ENOMEM;
-    for (int32_t i = 0; i < np && !rd->err; i++) {
-        if (!(p[i].name = gread(x, rd, flex)))
+    for (int32_t i = 0; i < np && !rd->err; i++)
+        if (read_named_bytes(x, rd, flex, &p[i].name, &p[i].meta, &p[i].meta_len) < 0)
             return -ENOMEM;
-        rn_kstr m = read_bytes(rd, flex);
-        p[i].meta = m.data;
-        p[i].meta_len = m.len > 0 ? (size_t)m.len : 0;
-        if (flex)
-            rn_kread_tags(rd);
-    }
     if (v >= 8)
         (void)rn_kread_str(rd, flex, true); /* reason */
     if (read_end(rd, flex) < 0)
@@ -473,6 +489,11 @@ int rn_kafka_join_group(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_join_group(rn_kreq *req)
+{
+    return with_context(req, join_group);
+}
+
 /* ---- SyncGroup ------------------------------------------------------------------------------ */
 
 static void sync_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
@@ -494,14 +515,8 @@ static void sync_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
     finish(req, o);
 }
 
-int rn_kafka_sync_group(rn_kreq *req)
+static int sync_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     char *group = gread(x, rd, flex);
     int32_t generation = rn_kread_i32(rd);
     char *member = gread(x, rd, flex);
@@ -519,15 +534,9 @@ int rn_kafka_sync_group(rn_kreq *req)
     rn_classic_assignment *a = galloc(x, (size_t)na * sizeof(*a));
     if (!group || !member || !a)
         return -ENOMEM;
-    for (int32_t i = 0; i < na && !rd->err; i++) {
-        if (!(a[i].member_id = gread(x, rd, flex)))
+    for (int32_t i = 0; i < na && !rd->err; i++)
+        if (read_named_bytes(x, rd, flex, &a[i].member_id, &a[i].data, &a[i].len) < 0)
             return -ENOMEM;
-        rn_kstr b = read_bytes(rd, flex);
-        a[i].data = b.data;
-        a[i].len = b.len > 0 ? (size_t)b.len : 0;
-        if (flex)
-            rn_kread_tags(rd);
-    }
     if (read_end(rd, flex) < 0)
         return rd->err;
     rn_classic *cg = waiting_on(x, sync_answer, member);
@@ -539,6 +548,11 @@ int rn_kafka_sync_group(rn_kreq *req)
             a[i].n_tps = read_assignment(x, a[i].data, a[i].len, &a[i].tps);
     rn_classic_sync(cg, group, member, generation, ptype, pname, a, (size_t)na, rn_now_ms(), &x->w);
     return 0;
+}
+
+int rn_kafka_sync_group(rn_kreq *req)
+{
+    return with_context(req, sync_group);
 }
 
 /* ---- Heartbeat and LeaveGroup ------------------------------------------------------------ */
@@ -553,17 +567,12 @@ static void answer_code(rn_kreq *req, int16_t throttle_from, int16_t code)
     finish(req, o);
 }
 
-int rn_kafka_heartbeat(rn_kreq *req)
+static int heartbeat(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     char *group = gread(x, rd, flex);
     int32_t generation = rn_kread_i32(rd);
     char *member = gread(x, rd, flex);
-    if (req->h.api_version >= 3)
+    if (v >= 3)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id */
     if (read_end(rd, flex) < 0)
         return rd->err;
@@ -576,14 +585,13 @@ int rn_kafka_heartbeat(rn_kreq *req)
     return 0;
 }
 
-int rn_kafka_leave_group(rn_kreq *req)
+int rn_kafka_heartbeat(rn_kreq *req)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
+    return with_context(req, heartbeat);
+}
+
+static int leave_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
+{
     char *group = gread(x, rd, flex);
     int32_t n = 1;
     char **members;
@@ -641,6 +649,11 @@ int rn_kafka_leave_group(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_leave_group(rn_kreq *req)
+{
+    return with_context(req, leave_group);
+}
+
 /* ---- OffsetCommit --------------------------------------------------------------------------- */
 
 static void commit_answer(rn_kreq *req, int err)
@@ -679,14 +692,8 @@ static void commit_done(void *arg, int err)
     free(p);
 }
 
-int rn_kafka_offset_commit(rn_kreq *req)
+static int offset_commit(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     char *group = gread(x, rd, flex);
     int32_t generation = -1;
     char *member = "";
@@ -776,6 +783,11 @@ int rn_kafka_offset_commit(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_offset_commit(rn_kreq *req)
+{
+    return with_context(req, offset_commit);
+}
+
 /* ---- OffsetFetch ---------------------------------------------------------------------------- */
 
 static void fetch_partition(rn_kwriter *w, bool flex, int16_t v, int32_t partition,
@@ -790,14 +802,8 @@ static void fetch_partition(rn_kwriter *w, bool flex, int16_t v, int32_t partiti
     rn_kwrite_tags(w, flex);
 }
 
-int rn_kafka_offset_fetch(rn_kreq *req)
+static int offset_fetch(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     char *group = gread(x, rd, flex);
     int32_t nt = rn_kread_array(rd, flex, v >= 2, flex ? 2 : 6);
     if (rd->err)
@@ -870,6 +876,11 @@ int rn_kafka_offset_fetch(rn_kreq *req)
         rn_kwrite_i16(w, top);
     finish(req, o);
     return 0;
+}
+
+int rn_kafka_offset_fetch(rn_kreq *req)
+{
+    return with_context(req, offset_fetch);
 }
 
 /* ---- ListGroups, DescribeGroups, DeleteGroups ---------------------------------------------- */
@@ -960,14 +971,8 @@ static void describe_one(rn_kwriter *w, bool flex, int16_t v, rn_groups *g, cons
     rn_kwrite_tags(w, flex);
 }
 
-int rn_kafka_describe_groups(rn_kreq *req)
+static int describe_groups(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     char **ids;
     int32_t n;
     int rc = read_names(x, rd, flex, &ids, &n);
@@ -986,6 +991,11 @@ int rn_kafka_describe_groups(rn_kreq *req)
         describe_one(&o->w, flex, v, g, ids[i]);
     finish(req, o);
     return 0;
+}
+
+int rn_kafka_describe_groups(rn_kreq *req)
+{
+    return with_context(req, describe_groups);
 }
 
 static void delete_answer(rn_kreq *req, const int16_t *errs)
@@ -1027,13 +1037,9 @@ static void delete_done(void *arg, int err)
     free(p);
 }
 
-int rn_kafka_delete_groups(rn_kreq *req)
+static int delete_groups(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
+    (void)v;
     int32_t n;
     int rc = read_names(x, rd, flex, &x->names, &n);
     if (rc < 0)
@@ -1083,4 +1089,9 @@ int rn_kafka_delete_groups(rn_kreq *req)
     *self = (delete_one){p, 0};
     delete_done(self, 0);
     return 0;
+}
+
+int rn_kafka_delete_groups(rn_kreq *req)
+{
+    return with_context(req, delete_groups);
 }
