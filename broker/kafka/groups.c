@@ -396,17 +396,9 @@ int rn_kafka_find_coordinator(rn_kreq *req)
 
 /* ---- JoinGroup ---------------------------------------------------------------------------- */
 
-static void join_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
+/* JoinGroup's answer after its error code. */
+static void join_fields(rn_kwriter *w, int16_t v, bool flex, const rn_classic_answer *a)
 {
-    gctx *x = (gctx *)wt;
-    rn_kreq *req = x->req;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    rn_kout *o = begin(req, 2);
-    if (!o)
-        return;
-    rn_kwriter *w = &o->w;
-    rn_kwrite_i16(w, code_of(a->err));
     rn_kwrite_i32(w, a->generation);
     if (v >= 7)
         rn_kwrite_str(w, flex, a->protocol_type);
@@ -421,17 +413,31 @@ static void join_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
         write_bytes(w, flex, a->members[i].meta, a->members[i].meta_len);
         rn_kwrite_tags(w, flex);
     }
+}
+
+static void sync_fields(rn_kwriter *w, int16_t v, bool flex, const rn_classic_answer *a);
+
+/* The waiter's callback of a JoinGroup or SyncGroup: throttle_time_ms (from
+ * v2 and v1), the error code, then the API's own fields. */
+static void waiter_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
+{
+    gctx *x = (gctx *)wt;
+    rn_kreq *req = x->req;
+    bool join = req->h.api_key == RN_KAFKA_JOIN_GROUP;
+    rn_kout *o = begin(req, join ? 2 : 1);
+    if (!o)
+        return;
+    rn_kwrite_i16(&o->w, code_of(a->err));
+    (join ? join_fields : sync_fields)(&o->w, req->h.api_version, req->h.flexible, a);
     finish(req, o);
 }
 
-/* A JoinGroup or SyncGroup waits for the rebalance with answer as its
- * waiter's callback: the classic coordinator to call; or, without one, NULL
- * and the request answered at once (COORDINATOR_NOT_AVAILABLE). */
-static rn_classic *waiting_on(gctx *x,
-                              void (*answer)(rn_classic_waiter *, const rn_classic_answer *),
-                              const char *member_id)
+/* A JoinGroup or SyncGroup waits for the rebalance (waiter_answer answers):
+ * the classic coordinator to call; or, without one, NULL and the request
+ * answered at once (COORDINATOR_NOT_AVAILABLE). */
+static rn_classic *waiting_on(gctx *x, const char *member_id)
 {
-    x->w.cb = answer;
+    x->w.cb = waiter_answer;
     rn_classic *cg = classic_coordinator(x->req);
     if (!cg) {
         rn_classic_answer a = {.err = -RN_E_SHUTTING_DOWN,
@@ -483,7 +489,7 @@ static int join_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool fle
     j.require_member_id = v >= 4;
     if (strcmp(j.protocol_type, "consumer") == 0 && np > 0)
         j.n_topics = read_subscription(x, p[0].meta, p[0].meta_len, &j.topics);
-    rn_classic *cg = waiting_on(x, join_answer, j.member_id);
+    rn_classic *cg = waiting_on(x, j.member_id);
     if (cg)
         rn_classic_join(cg, &j, rn_now_ms(), &x->w);
     return 0;
@@ -496,23 +502,14 @@ int rn_kafka_join_group(rn_kreq *req)
 
 /* ---- SyncGroup ------------------------------------------------------------------------------ */
 
-static void sync_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
+/* SyncGroup's answer after its error code. */
+static void sync_fields(rn_kwriter *w, int16_t v, bool flex, const rn_classic_answer *a)
 {
-    gctx *x = (gctx *)wt;
-    rn_kreq *req = x->req;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    rn_kout *o = begin(req, 1);
-    if (!o)
-        return;
-    rn_kwriter *w = &o->w;
-    rn_kwrite_i16(w, code_of(a->err));
     if (v >= 5) {
         rn_kwrite_str(w, flex, a->protocol_type);
         rn_kwrite_str(w, flex, a->protocol_name);
     }
     write_bytes(w, flex, a->assignment, a->err ? 0 : a->assignment_len);
-    finish(req, o);
 }
 
 static int sync_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
@@ -539,7 +536,7 @@ static int sync_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool fle
             return -ENOMEM;
     if (read_end(rd, flex) < 0)
         return rd->err;
-    rn_classic *cg = waiting_on(x, sync_answer, member);
+    rn_classic *cg = waiting_on(x, member);
     if (!cg)
         return 0;
     rn_classic_group_info gi;
