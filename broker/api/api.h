@@ -33,6 +33,12 @@ void rn_handle_describe_group(rn_request *req);
 void rn_handle_delete_group(rn_request *req);
 void rn_handle_init_producer(rn_request *req);
 
+/* The answers of a request answered partition by partition (api/answers.c):
+ * n messages of descriptor d, initialised, and the table of pointers to
+ * them that the response lists, in one block that free(table) frees. NULL
+ * when out of memory, with req answered so. */
+void *rn_api_answers(rn_request *req, const ProtobufCMessageDescriptor *d, size_t n);
+
 /* A parked fetch (api/fetch.c): its waiters sit on its partitions'
  * fetch_waiters queues (part/waiters.h), woken by rn_partition_wake; or its
  * timer answers. */

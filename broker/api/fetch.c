@@ -129,11 +129,10 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
         r->topic = fp->topic;
         r->partition = fp->partition;
         r->high_watermark = r->log_start_offset = r->log_end_offset = -1;
-        rn_partition *p = rn_partition_find(b, fp->topic, fp->partition);
+        int lrc;
+        rn_partition *p = rn_partition_lookup(b, fp->topic, fp->partition, -1, &lrc);
         if (!p) {
-            rn_topic_state *ts = rn_topic_state_find(b, fp->topic);
-            bool storage = ts && fp->partition >= 0 && fp->partition < ts->n_partitions;
-            r->error_code = storage ? RN_E_STORAGE_ERROR : RN_E_UNKNOWN_TOPIC;
+            r->error_code = (uint32_t)-lrc;
             errors = true;
             continue;
         }

@@ -7,11 +7,9 @@
  *   timestamp T  → the first record whose timestamp >= T, found through the
  *                  time index to the batch (rn_log_offset_for_time) and then by
  *                  walking that batch's records; offset -1 when no record is
- *                  that recent (as Kafka answers);
- *   epochs.end_offset, epoch E (Kafka's OffsetsForLeaderEpoch, in place of a
- *                  timestamp) → the end offset of epoch E from the log's
- *                  leader-epoch cache (rn_log_end_offset_for_epoch) and the
- *                  largest epoch <= E it knows.
+ *                  that recent (as Kafka answers).
+ * Where a leader epoch ends is OffsetsForLeaderEpoch's question
+ * (api/offsets_for_leader_epoch.c), Kafka's clients' included.
  *
  * Every answer carries the leader epoch of its offset (Kafka's ListOffsets
  * v4+), from the leader-epoch cache. A current_leader_epoch that is not the
@@ -77,41 +75,26 @@ void rn_handle_list_offsets(rn_request *req)
     rn_broker *b = req->conn->r->b;
     Runnel__ListOffsetsRequest *lr = req->fr.hdr->list_offsets;
     size_t n = lr->n_partitions;
-    Runnel__ListOffsetsPartitionResponse *resp = calloc(n ? n : 1, sizeof(*resp));
-    Runnel__ListOffsetsPartitionResponse **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    if (!resp || !ptrs) {
-        free(resp);
-        free(ptrs);
-        rn_request_fail(req, -ENOMEM, "out of memory");
+    Runnel__ListOffsetsPartitionResponse **ptrs =
+        rn_api_answers(req, &runnel__list_offsets_partition_response__descriptor, n);
+    if (!ptrs)
         return;
-    }
     for (size_t i = 0; i < n; i++) {
         Runnel__ListOffsetsPartition *lp = lr->partitions[i];
-        Runnel__ListOffsetsPartitionResponse *r = &resp[i];
-        runnel__list_offsets_partition_response__init(r);
-        ptrs[i] = r;
+        Runnel__ListOffsetsPartitionResponse *r = ptrs[i];
         r->topic = lp->topic;
         r->partition = lp->partition;
         r->offset = -1;
         r->timestamp = -1;
         r->leader_epoch = RN_EPOCH_UNDEFINED;
-        rn_partition *p = rn_partition_find(b, lp->topic, lp->partition);
+        int rc;
+        rn_partition *p = rn_partition_lookup(
+            b, lp->topic, lp->partition, lp->epochs ? lp->epochs->current_leader_epoch : -1, &rc);
         if (!p) {
-            rn_topic_state *ts = rn_topic_state_find(b, lp->topic);
-            bool storage = ts && lp->partition >= 0 && lp->partition < ts->n_partitions;
-            r->error_code = storage ? RN_E_STORAGE_ERROR : RN_E_UNKNOWN_TOPIC;
-            continue;
-        }
-        int erc = lp->epochs ? rn_partition_check_epoch(p, lp->epochs->current_leader_epoch) : 0;
-        if (erc < 0) {
-            r->error_code = (uint32_t)-erc;
+            r->error_code = (uint32_t)-rc;
             continue;
         }
         int64_t hw = rn_partition_high_watermark(p);
-        if (lp->epochs && lp->epochs->end_offset) {
-            rn_log_end_offset_for_epoch(p->log, lp->epochs->epoch, &r->leader_epoch, &r->offset);
-            continue;
-        }
         if (lp->timestamp == -2) {
             r->offset = rn_log_start_offset(p->log);
         } else if (lp->timestamp == -1) {
@@ -132,6 +115,5 @@ void rn_handle_list_offsets(rn_request *req)
     h.body_case = RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS;
     h.list_offsets = &lres;
     rn_request_respond(req, &h, NULL, 0);
-    free(resp);
     free(ptrs);
 }

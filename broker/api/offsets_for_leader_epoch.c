@@ -26,32 +26,21 @@ void rn_handle_offsets_for_leader_epoch(rn_request *req)
     rn_broker *b = req->conn->r->b;
     Runnel__OffsetsForLeaderEpochRequest *er = req->fr.hdr->offsets_for_leader_epoch;
     size_t n = er->n_partitions;
-    Runnel__OffsetsForLeaderEpochPartitionResponse *resp = calloc(n ? n : 1, sizeof(*resp));
-    Runnel__OffsetsForLeaderEpochPartitionResponse **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    if (!resp || !ptrs) {
-        free(resp);
-        free(ptrs);
-        rn_request_fail(req, -ENOMEM, "out of memory");
+    Runnel__OffsetsForLeaderEpochPartitionResponse **ptrs =
+        rn_api_answers(req, &runnel__offsets_for_leader_epoch_partition_response__descriptor, n);
+    if (!ptrs)
         return;
-    }
     for (size_t i = 0; i < n; i++) {
         Runnel__OffsetsForLeaderEpochPartition *ep = er->partitions[i];
-        Runnel__OffsetsForLeaderEpochPartitionResponse *r = &resp[i];
-        runnel__offsets_for_leader_epoch_partition_response__init(r);
-        ptrs[i] = r;
+        Runnel__OffsetsForLeaderEpochPartitionResponse *r = ptrs[i];
         r->topic = ep->topic;
         r->partition = ep->partition;
         r->leader_epoch = RN_EPOCH_UNDEFINED;
         r->end_offset = RN_EPOCH_OFFSET_UNDEFINED;
-        rn_partition *p = rn_partition_find(b, ep->topic, ep->partition);
-        if (!p) {
-            rn_topic_state *ts = rn_topic_state_find(b, ep->topic);
-            bool storage = ts && ep->partition >= 0 && ep->partition < ts->n_partitions;
-            r->error_code = storage ? RN_E_STORAGE_ERROR : RN_E_UNKNOWN_TOPIC;
-            continue;
-        }
-        int rc = rn_partition_check_epoch(p, ep->current_leader_epoch);
-        if (rc == 0)
+        int rc;
+        rn_partition *p =
+            rn_partition_lookup(b, ep->topic, ep->partition, ep->current_leader_epoch, &rc);
+        if (p)
             rc = rn_partition_check_leader(p);
         if (rc < 0) {
             r->error_code = (uint32_t)-rc;
@@ -68,6 +57,5 @@ void rn_handle_offsets_for_leader_epoch(rn_request *req)
     h.body_case = RUNNEL__RESPONSE_HEADER__BODY_OFFSETS_FOR_LEADER_EPOCH;
     h.offsets_for_leader_epoch = &eres;
     rn_request_respond(req, &h, NULL, 0);
-    free(resp);
     free(ptrs);
 }

@@ -264,12 +264,10 @@ void rn_handle_produce(rn_request *req)
             set_error(st, i, -RN_E_INVALID_TOPIC, "internal topics are written by the broker only");
             continue;
         }
-        rn_topic_state *ts = rn_topic_state_find(b, pp->topic);
-        rn_partition *p = rn_partition_find(b, pp->topic, pp->partition);
+        int lrc;
+        rn_partition *p = rn_partition_lookup(b, pp->topic, pp->partition, -1, &lrc);
         if (!p) {
-            bool storage = ts && pp->partition >= 0 && pp->partition < ts->n_partitions;
-            set_error(st, i, storage ? -RN_E_STORAGE_ERROR : -RN_E_UNKNOWN_TOPIC,
-                      storage ? "partition log is not open" : NULL);
+            set_error(st, i, lrc, lrc == -RN_E_STORAGE_ERROR ? "partition log is not open" : NULL);
             continue;
         }
         /* Replication (DESIGN §8): only the leader appends, in the epoch

@@ -37,9 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "broker/coord/classic_group.h"
+#include "broker/coord/member_id.h"
 #include "broker/logfmt.h"
 #include "broker/sorted.h"
 #include "protocol/errors.h"
@@ -141,22 +141,14 @@ static cgroup *create_group(rn_classic *cg, const char *id)
     size_t at = rn_sorted_find(cg->groups, cg->n, sizeof(*cg->groups), id, cmp_group, &found);
     if (found)
         return cg->groups[at];
-    if (cg->n == cg->cap) {
-        size_t cap = cg->cap ? cg->cap * 2 : 16;
-        cgroup **v = realloc(cg->groups, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        cg->groups = v;
-        cg->cap = cap;
-    }
+    if (rn_array_reserve(&cg->groups, cg->n, &cg->cap, sizeof(*cg->groups), 16) < 0)
+        return NULL;
     cgroup *g = calloc(1, sizeof(*g));
     if (!g || !(g->id = strdup(id))) {
         free(g);
         return NULL;
     }
-    memmove(cg->groups + at + 1, cg->groups + at, (cg->n - at) * sizeof(*cg->groups));
-    cg->groups[at] = g;
-    cg->n++;
+    rn_array_insert(cg->groups, cg->n++, sizeof(*cg->groups), at, &g);
     return g;
 }
 
@@ -462,14 +454,8 @@ static int set_protocols(cmember *m, const rn_classic_protocol *p, size_t n)
 
 static cmember *add_member(cgroup *g, const char *id)
 {
-    if (g->n_members == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 8;
-        cmember **v = realloc(g->members, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        g->members = v;
-        g->cap = cap;
-    }
+    if (rn_array_reserve(&g->members, g->n_members, &g->cap, sizeof(*g->members), 8) < 0)
+        return NULL;
     cmember *m = calloc(1, sizeof(*m));
     if (!m || !(m->id = strdup(id))) {
         free(m);
@@ -676,27 +662,11 @@ static void try_complete_join(rn_classic *cg, cgroup *g, int64_t now_ms)
 
 /* ---- JoinGroup ---------------------------------------------------------------------------- */
 
+/* Kafka's form of a member id: the client id (or "member"), a dash, a
+ * UUID (coord/member_id.h). */
 static int new_member_id(const char *client_id, char *buf, size_t len)
 {
-    uint8_t r[16];
-    size_t got = 0;
-    while (got < sizeof(r)) {
-        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        got += (size_t)n;
-    }
-    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
-    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    /* Kafka's form: client id, a dash, a UUID (the client id capped so the
-     * whole id stays short). */
-    snprintf(buf, len, "%.64s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             client_id && *client_id ? client_id : "member", r[0], r[1], r[2], r[3], r[4], r[5],
-             r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
-    return 0;
+    return rn_member_id_new(client_id && *client_id ? client_id : "member", buf, len);
 }
 
 static bool take_pending(cgroup *g, const char *id)
@@ -712,14 +682,8 @@ static bool take_pending(cgroup *g, const char *id)
 
 static int add_pending(cgroup *g, const char *id, int64_t until_ms)
 {
-    if (g->n_pending == g->cap_pending) {
-        size_t cap = g->cap_pending ? g->cap_pending * 2 : 4;
-        pending_id *v = realloc(g->pending, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        g->pending = v;
-        g->cap_pending = cap;
-    }
+    if (rn_array_reserve(&g->pending, g->n_pending, &g->cap_pending, sizeof(*g->pending), 4) < 0)
+        return -ENOMEM;
     char *s = strdup(id);
     if (!s)
         return -ENOMEM;

@@ -49,11 +49,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "broker/broker.h"
 #include "broker/coord/classic_group.h"
 #include "broker/coord/groups.h"
+#include "broker/coord/member_id.h"
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
 #include "broker/net/reactor.h"
@@ -125,20 +125,12 @@ static const char *intern(rn_groups *g, const char *name)
         else
             hi = mid;
     }
-    if (g->n_names == g->cap_names) {
-        size_t cap = g->cap_names ? g->cap_names * 2 : 16;
-        char **v = realloc(g->names, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        g->names = v;
-        g->cap_names = cap;
-    }
+    if (rn_array_reserve(&g->names, g->n_names, &g->cap_names, sizeof(*g->names), 16) < 0)
+        return NULL;
     char *s = strdup(name);
     if (!s)
         return NULL;
-    memmove(g->names + lo + 1, g->names + lo, (g->n_names - lo) * sizeof(*g->names));
-    g->names[lo] = s;
-    g->n_names++;
+    rn_array_insert(g->names, g->n_names++, sizeof(*g->names), lo, &s);
     return s;
 }
 
@@ -164,14 +156,8 @@ static void tpl_free(tplist *l)
 
 static int tpl_push(tplist *l, const char *topic, int32_t partition)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        rn_assign_tp *v = realloc(l->v, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    if (rn_array_reserve(&l->v, l->n, &l->cap, sizeof(*l->v), 8) < 0)
+        return -ENOMEM;
     l->v[l->n++] = (rn_assign_tp){topic, partition};
     return 0;
 }
@@ -254,22 +240,14 @@ static group *create_group(rn_groups *g, const char *id)
     size_t at = group_index(g, id, &found);
     if (found)
         return g->groups[at];
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 16;
-        group **v = realloc(g->groups, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        g->groups = v;
-        g->cap = cap;
-    }
+    if (rn_array_reserve(&g->groups, g->n, &g->cap, sizeof(*g->groups), 16) < 0)
+        return NULL;
     group *grp = calloc(1, sizeof(*grp));
     if (!grp || !(grp->id = strdup(id))) {
         free(grp);
         return NULL;
     }
-    memmove(g->groups + at + 1, g->groups + at, (g->n - at) * sizeof(*g->groups));
-    g->groups[at] = grp;
-    g->n++;
+    rn_array_insert(g->groups, g->n++, sizeof(*g->groups), at, &grp);
     return grp;
 }
 
@@ -310,23 +288,14 @@ static member *add_member(group *grp, const char *id)
     size_t at = member_index(grp, id, &found);
     if (found)
         return grp->members[at];
-    if (grp->n_members == grp->cap) {
-        size_t cap = grp->cap ? grp->cap * 2 : 8;
-        member **v = realloc(grp->members, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        grp->members = v;
-        grp->cap = cap;
-    }
+    if (rn_array_reserve(&grp->members, grp->n_members, &grp->cap, sizeof(*grp->members), 8) < 0)
+        return NULL;
     member *m = calloc(1, sizeof(*m));
     if (!m || !(m->id = strdup(id))) {
         free(m);
         return NULL;
     }
-    memmove(grp->members + at + 1, grp->members + at,
-            (grp->n_members - at) * sizeof(*grp->members));
-    grp->members[at] = m;
-    grp->n_members++;
+    rn_array_insert(grp->members, grp->n_members++, sizeof(*grp->members), at, &m);
     return m;
 }
 
@@ -341,28 +310,6 @@ static void remove_member(group *grp, size_t i, const char *why)
     grp->n_members--;
     member_free(m);
     grp->epoch++;
-}
-
-/* A fresh member id: a random (version 4) UUID. */
-static int new_member_id(char *buf, size_t len)
-{
-    uint8_t r[16];
-    size_t got = 0;
-    while (got < sizeof(r)) {
-        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        got += (size_t)n;
-    }
-    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
-    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-             r[14], r[15]);
-    return 0;
 }
 
 static int str_cmp(const void *a, const void *b)
@@ -673,7 +620,7 @@ int rn_groups_heartbeat(rn_groups *g, const rn_group_heartbeat *hb, int64_t now_
         char fresh[40];
         if (!*mid) {
             do {
-                int rc = new_member_id(fresh, sizeof(fresh));
+                int rc = rn_member_id_new(NULL, fresh, sizeof(fresh));
                 if (rc < 0)
                     return rn_errf(rc, err, errlen, "getrandom: %s", rn_strerror(rc));
             } while (find_member(grp, fresh));
@@ -760,16 +707,27 @@ void rn_groups_tick(rn_groups *g, int64_t now_ms)
 static int write_commit(rn_groups *g, const char *group_id, rn_group_commit *c, size_t n,
                         int64_t now_ms, rn_groups_cb cb, void *arg, char *err, size_t errlen);
 
-int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
-                     int32_t member_epoch, rn_group_commit *c, size_t n, int64_t now_ms,
-                     rn_groups_cb cb, void *arg, char *err, size_t errlen)
+/* What every commit checks first (err cleared): the group id; then the
+ * group, NULL when it has no native members' state. */
+static int commit_group(rn_groups *g, const char *group_id, group **grp, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = 0;
     if (!group_id_ok(group_id))
         return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
                        RN_GROUP_ID_MAX);
-    group *grp = find_group(g, group_id);
+    *grp = find_group(g, group_id);
+    return 0;
+}
+
+int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
+                     int32_t member_epoch, rn_group_commit *c, size_t n, int64_t now_ms,
+                     rn_groups_cb cb, void *arg, char *err, size_t errlen)
+{
+    group *grp;
+    int rc = commit_group(g, group_id, &grp, err, errlen);
+    if (rc < 0)
+        return rc;
     if (!member_id || !*member_id) {
         if (rn_classic_active(g->classic, group_id))
             return rn_errf(-RN_E_GROUP_NOT_EMPTY, err, errlen,
@@ -796,18 +754,16 @@ int rn_groups_classic_commit(rn_groups *g, const char *group_id, const char *mem
                              int32_t generation, rn_group_commit *c, size_t n, int64_t now_ms,
                              rn_groups_cb cb, void *arg, char *err, size_t errlen)
 {
-    if (err && errlen)
-        err[0] = 0;
-    if (!group_id_ok(group_id))
-        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "group id must be 1 to %d bytes",
-                       RN_GROUP_ID_MAX);
-    group *grp = find_group(g, group_id);
+    group *grp;
+    int rc = commit_group(g, group_id, &grp, err, errlen);
+    if (rc < 0)
+        return rc;
     bool admin = (!member_id || !*member_id) && generation < 0;
     if (grp && grp->n_members)
         return rn_errf(admin ? -RN_E_GROUP_NOT_EMPTY : -RN_E_INCONSISTENT_GROUP_PROTOCOL, err,
                        errlen, "group %s is a native group with %zu member%s", group_id,
                        grp->n_members, grp->n_members == 1 ? "" : "s");
-    int rc = rn_classic_commit_check(g->classic, group_id, member_id, generation, now_ms);
+    rc = rn_classic_commit_check(g->classic, group_id, member_id, generation, now_ms);
     if (rc < 0)
         return rn_errf(rc, err, errlen, "group %s, member \"%.64s\", generation %" PRId32 ": %s",
                        group_id, member_id ? member_id : "", generation, rn_strerror(rc));

@@ -12,15 +12,18 @@
  *             [error_code i16, partition i32, v1+ leader_epoch i32,
  *             end_offset i64]]
  *
- * It becomes a native ListOffsets whose partitions ask for an epoch's end
- * offset (LeaderEpochQuery, broker/api/list_offsets.c), so partition ownership
- * across reactors is the native path's: the owner answers from its log's
- * leader-epoch cache (rn_log_end_offset_for_epoch: the start of the next
- * epoch it knows, the log end offset for the latest, (-1, -1) for an epoch
- * newer than any). current_leader_epoch (v2+, -1 not to check) is checked
- * against the partition's: older FENCED_LEADER_EPOCH (74), newer
- * UNKNOWN_LEADER_EPOCH (75). The native answer lists the partitions in
- * request order, which the answer below relies on.
+ * It becomes the native OffsetsForLeaderEpoch (API 17,
+ * broker/api/offsets_for_leader_epoch.c), the one copy of the rule that
+ * followers use too, so partition ownership across reactors is the native
+ * path's: the owner answers from its log's leader-epoch cache
+ * (rn_log_end_offset_for_epoch: the start of the next epoch it knows, the
+ * log end offset for the latest, (-1, -1) for an epoch newer than any).
+ * current_leader_epoch (v2+, -1 not to check) is checked against the
+ * partition's: older FENCED_LEADER_EPOCH (74), newer UNKNOWN_LEADER_EPOCH
+ * (75). As in Kafka, only the leader answers (NOT_LEADER_OR_FOLLOWER on a
+ * follower). The request goes as a consumer's (replica_id -1) whatever
+ * Kafka's replica_id says. The native answer lists the partitions in request order,
+ * which the answer below relies on.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,9 +39,8 @@ typedef struct etopic {
 typedef struct ectx {
     etopic *topics;
     size_t n_topics;
-    Runnel__ListOffsetsPartition *parts;
-    Runnel__LeaderEpochQuery *eqs;
-    Runnel__ListOffsetsPartition **ptrs;
+    Runnel__OffsetsForLeaderEpochPartition *parts;
+    Runnel__OffsetsForLeaderEpochPartition **ptrs;
     size_t n_parts;
 } ectx;
 
@@ -51,7 +53,6 @@ static void ectx_free(void *p)
         free(x->topics[i].name);
     free(x->topics);
     free(x->parts);
-    free(x->eqs);
     free(x->ptrs);
     free(x);
 }
@@ -65,8 +66,10 @@ static void epochs_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
         rn_slice_release(&slices[i]);
     int16_t v = req->h.api_version;
     bool fx = req->h.flexible;
-    const Runnel__ListOffsetsResponse *lr =
-        hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS ? hdr->list_offsets : NULL;
+    const Runnel__OffsetsForLeaderEpochResponse *er =
+        hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_OFFSETS_FOR_LEADER_EPOCH
+            ? hdr->offsets_for_leader_epoch
+            : NULL;
     int16_t whole = rn_kafka_error((int)hdr->error_code);
     rn_kout *o = rn_kout_new();
     if (!o) {
@@ -84,15 +87,15 @@ static void epochs_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
         rn_kwrite_array(w, fx, (int32_t)et->n);
         for (size_t j = 0; j < et->n; j++) {
             size_t at = et->first + j;
-            const Runnel__ListOffsetsPartitionResponse *r =
-                lr && at < lr->n_partitions ? lr->partitions[at] : NULL;
+            const Runnel__OffsetsForLeaderEpochPartitionResponse *r =
+                er && at < er->n_partitions ? er->partitions[at] : NULL;
             int16_t err = r ? rn_kafka_error((int)r->error_code)
                             : (whole ? whole : RN_KAFKA_UNKNOWN_SERVER_ERROR);
             rn_kwrite_i16(w, err);
             rn_kwrite_i32(w, x->parts[at].partition);
             if (v >= 1)
                 rn_kwrite_i32(w, r && !err ? r->leader_epoch : -1);
-            rn_kwrite_i64(w, r && !err ? r->offset : -1);
+            rn_kwrite_i64(w, r && !err ? r->end_offset : -1);
             rn_kwrite_tags(w, fx);
         }
         rn_kwrite_tags(w, fx);
@@ -149,8 +152,7 @@ int rn_kafka_offsets_for_leader_epoch(rn_kreq *req)
     x->topics = calloc((size_t)nt + 1, sizeof(*x->topics));
     x->parts = calloc(n_parts + 1, sizeof(*x->parts));
     x->ptrs = calloc(n_parts + 1, sizeof(*x->ptrs));
-    x->eqs = calloc(n_parts + 1, sizeof(*x->eqs));
-    if (!x->topics || !x->parts || !x->ptrs || !x->eqs)
+    if (!x->topics || !x->parts || !x->ptrs)
         return -ENOMEM;
     for (int32_t t = 0; t < nt; t++) {
         rn_kstr name = rn_kread_str(rd, fx, false);
@@ -162,16 +164,12 @@ int rn_kafka_offsets_for_leader_epoch(rn_kreq *req)
         et->first = x->n_parts;
         int32_t np = rn_kread_array(rd, fx, false, per);
         for (int32_t p = 0; p < np; p++) {
-            Runnel__ListOffsetsPartition *lp = &x->parts[x->n_parts];
-            Runnel__LeaderEpochQuery *eq = &x->eqs[x->n_parts];
-            runnel__list_offsets_partition__init(lp);
-            runnel__leader_epoch_query__init(eq);
-            x->ptrs[x->n_parts++] = lp;
+            Runnel__OffsetsForLeaderEpochPartition *ep = &x->parts[x->n_parts];
+            runnel__offsets_for_leader_epoch_partition__init(ep);
+            x->ptrs[x->n_parts++] = ep;
             et->n++;
-            lp->topic = et->name;
-            lp->epochs = eq;
-            eq->end_offset = true;
-            read_partition(rd, v, fx, &lp->partition, &eq->current_leader_epoch, &eq->epoch);
+            ep->topic = et->name;
+            read_partition(rd, v, fx, &ep->partition, &ep->current_leader_epoch, &ep->leader_epoch);
         }
         if (fx)
             rn_kread_tags(rd);
@@ -180,13 +178,14 @@ int rn_kafka_offsets_for_leader_epoch(rn_kreq *req)
         rn_kread_tags(rd);
     if (rd->err)
         return rd->err;
-    Runnel__ListOffsetsRequest lr = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
-    lr.n_partitions = x->n_parts;
-    lr.partitions = x->ptrs;
+    Runnel__OffsetsForLeaderEpochRequest er = RUNNEL__OFFSETS_FOR_LEADER_EPOCH_REQUEST__INIT;
+    er.replica_id = -1;
+    er.n_partitions = x->n_parts;
+    er.partitions = x->ptrs;
     Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__LIST_OFFSETS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
-    h.list_offsets = &lr;
+    h.api = RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_OFFSETS_FOR_LEADER_EPOCH;
+    h.offsets_for_leader_epoch = &er;
     int rc = rn_kreq_call(req, &h, NULL, 0, epochs_answer);
     if (rc < 0) {
         Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;

@@ -127,6 +127,37 @@ static char *gstr(gctx *x, rn_kstr s)
     return p;
 }
 
+/* The next string of the request, copied (gstr). */
+static char *gread(gctx *x, rn_kreader *rd, bool flex)
+{
+    return gstr(x, rn_kread_str(rd, flex, false));
+}
+
+/* The end of a request body: its tagged fields when flexible; then the
+ * reader's error, if any bound was crossed on the way (0 when none). */
+static int read_end(rn_kreader *rd, bool flex)
+{
+    if (flex)
+        rn_kread_tags(rd);
+    return rd->err;
+}
+
+/* An array of strings (group ids): its count in *n, copies in *out. */
+static int read_names(gctx *x, rn_kreader *rd, bool flex, char ***out, int32_t *n)
+{
+    *n = rn_kread_array(rd, flex, false, flex ? 1 : 2);
+    if (rd->err)
+        return rd->err;
+    char **v = galloc(x, (size_t)*n * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (int32_t i = 0; i < *n && !rd->err; i++)
+        if (!(v[i] = gread(x, rd, flex)))
+            return -ENOMEM;
+    *out = v;
+    return 0;
+}
+
 /* Kafka's code for rc; "no coordinator here" (no broker behind, shutting
  * down) is COORDINATOR_NOT_AVAILABLE, which clients retry. */
 static int16_t code_of(int rc)
@@ -138,6 +169,27 @@ static rn_groups *coordinator(rn_kreq *req)
 {
     rn_broker *b = rn_kreq_broker(req);
     return b ? b->groups : NULL;
+}
+
+/* The classic (JoinGroup) side of the coordinator, NULL without one. */
+static rn_classic *classic_coordinator(rn_kreq *req)
+{
+    rn_groups *g = coordinator(req);
+    return g ? rn_groups_classic(g) : NULL;
+}
+
+/* A group API's parser and handler, given the request's context, reader,
+ * version and flexibility. */
+typedef int group_api(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex);
+
+/* Every group API but ListGroups starts here: the request's context, then
+ * the API itself. */
+static int with_context(rn_kreq *req, group_api *api)
+{
+    gctx *x = gctx_new(req);
+    if (!x)
+        return -ENOMEM;
+    return api(req, x, &req->body, req->h.api_version, req->h.flexible);
 }
 
 /* ---- Writing ----------------------------------------------------------------------------- */
@@ -157,7 +209,25 @@ static rn_kstr read_bytes(rn_kreader *rd, bool flex)
     return flex ? rn_kread_compact_bytes(rd, false) : rn_kread_bytes(rd, false);
 }
 
-static rn_kout *begin(rn_kreq *req)
+/* An answer's start: the response header, then throttle_time_ms (0: no
+ * quotas) from API version throttle_from on. NULL (the request answered
+ * out of memory) when there is no memory for it. */
+/* An array entry of a name (copied) and bytes (borrowed from the request):
+ * JoinGroup's protocols, SyncGroup's assignments. -ENOMEM or 0. */
+static int read_named_bytes(gctx *x, rn_kreader *rd, bool flex, const char **name,
+                            const uint8_t **data, size_t *len)
+{
+    if (!(*name = gread(x, rd, flex)))
+        return -ENOMEM;
+    rn_kstr b = read_bytes(rd, flex);
+    *data = b.data;
+    *len = b.len > 0 ? (size_t)b.len : 0;
+    if (flex)
+        rn_kread_tags(rd);
+    return 0;
+}
+
+static rn_kout *begin(rn_kreq *req, int16_t throttle_from)
 {
     rn_kout *o = rn_kout_new();
     if (!o) {
@@ -165,6 +235,8 @@ static rn_kout *begin(rn_kreq *req)
         return NULL;
     }
     rn_kafka_response_begin(&o->w, req->h.correlation_id, req->h.flexible);
+    if (req->h.api_version >= throttle_from)
+        rn_kwrite_i32(&o->w, 0); /* throttle_time_ms */
     return o;
 }
 
@@ -264,14 +336,8 @@ static void coordinator_fields(rn_kwriter *w, bool flex, int16_t v, int16_t err,
     rn_kwrite_i32(w, err ? -1 : port);
 }
 
-int rn_kafka_find_coordinator(rn_kreq *req)
+static int find_coordinator(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     int8_t key_type = 0;
     rn_kstr *keys;
     int32_t n_keys = 1;
@@ -293,9 +359,7 @@ int rn_kafka_find_coordinator(rn_kreq *req)
         for (int32_t i = 0; i < n_keys; i++)
             keys[i] = rn_kread_compact_string(rd, false);
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     /* Groups only: runnel has no transactions, so no transaction coordinator. */
     int16_t err = key_type != 0 ? RN_KAFKA_COORDINATOR_NOT_AVAILABLE : 0;
@@ -303,12 +367,10 @@ int rn_kafka_find_coordinator(rn_kreq *req)
     char host[256];
     advertised(req, &node, host, sizeof(host));
     int32_t port = rn_kreq_port(req);
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 1);
     if (!o)
         return 0;
     rn_kwriter *w = &o->w;
-    if (v >= 1)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
     if (v <= 3) {
         coordinator_fields(w, flex, v, err, node, host, port);
     } else {
@@ -327,21 +389,16 @@ int rn_kafka_find_coordinator(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_find_coordinator(rn_kreq *req)
+{
+    return with_context(req, find_coordinator);
+}
+
 /* ---- JoinGroup ---------------------------------------------------------------------------- */
 
-static void join_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
+/* JoinGroup's answer after its error code. */
+static void join_fields(rn_kwriter *w, int16_t v, bool flex, const rn_classic_answer *a)
 {
-    gctx *x = (gctx *)wt;
-    rn_kreq *req = x->req;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    rn_kout *o = begin(req);
-    if (!o)
-        return;
-    rn_kwriter *w = &o->w;
-    if (v >= 2)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
-    rn_kwrite_i16(w, code_of(a->err));
     rn_kwrite_i32(w, a->generation);
     if (v >= 7)
         rn_kwrite_str(w, flex, a->protocol_type);
@@ -356,33 +413,52 @@ static void join_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
         write_bytes(w, flex, a->members[i].meta, a->members[i].meta_len);
         rn_kwrite_tags(w, flex);
     }
+}
+
+static void sync_fields(rn_kwriter *w, int16_t v, bool flex, const rn_classic_answer *a);
+
+/* The waiter's callback of a JoinGroup or SyncGroup: throttle_time_ms (from
+ * v2 and v1), the error code, then the API's own fields. */
+static void waiter_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
+{
+    gctx *x = (gctx *)wt;
+    rn_kreq *req = x->req;
+    bool join = req->h.api_key == RN_KAFKA_JOIN_GROUP;
+    rn_kout *o = begin(req, join ? 2 : 1);
+    if (!o)
+        return;
+    rn_kwrite_i16(&o->w, code_of(a->err));
+    (join ? join_fields : sync_fields)(&o->w, req->h.api_version, req->h.flexible, a);
     finish(req, o);
 }
 
-/* Answer a waiter-shaped request at once with an error (no coordinator). */
-static void answer_now(gctx *x, int err, const char *member_id)
+/* A JoinGroup or SyncGroup waits for the rebalance (waiter_answer answers):
+ * the classic coordinator to call; or, without one, NULL and the request
+ * answered at once (COORDINATOR_NOT_AVAILABLE). */
+static rn_classic *waiting_on(gctx *x, const char *member_id)
 {
-    rn_classic_answer a = {
-        .err = err, .generation = -1, .leader_id = "", .member_id = member_id ? member_id : ""};
-    x->w.cb(&x->w, &a);
+    x->w.cb = waiter_answer;
+    rn_classic *cg = classic_coordinator(x->req);
+    if (!cg) {
+        rn_classic_answer a = {.err = -RN_E_SHUTTING_DOWN,
+                               .generation = -1,
+                               .leader_id = "",
+                               .member_id = member_id ? member_id : ""};
+        x->w.cb(&x->w, &a);
+    }
+    return cg;
 }
 
-int rn_kafka_join_group(rn_kreq *req)
+static int join_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
     rn_classic_join_req j = {0};
-    j.group_id = gstr(x, rn_kread_str(rd, flex, false));
+    j.group_id = gread(x, rd, flex);
     j.session_timeout_ms = rn_kread_i32(rd);
     j.rebalance_timeout_ms = v >= 1 ? rn_kread_i32(rd) : -1;
-    j.member_id = gstr(x, rn_kread_str(rd, flex, false));
+    j.member_id = gread(x, rd, flex);
     if (v >= 5)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id: taken as dynamic */
-    j.protocol_type = gstr(x, rn_kread_str(rd, flex, false));
+    j.protocol_type = gread(x, rd, flex);
     int32_t np = rn_kread_array(rd, flex, false, flex ? 2 : 6);
     if (rd->err)
         return rd->err;
@@ -391,20 +467,12 @@ int rn_kafka_join_group(rn_kreq *req)
     rn_classic_protocol *p = galloc(x, (size_t)np * sizeof(*p));
     if (!p)
         return -ENOMEM;
-    for (int32_t i = 0; i < np && !rd->err; i++) {
-        if (!(p[i].name = gstr(x, rn_kread_str(rd, flex, false))))
+    for (int32_t i = 0; i < np && !rd->err; i++)
+        if (read_named_bytes(x, rd, flex, &p[i].name, &p[i].meta, &p[i].meta_len) < 0)
             return -ENOMEM;
-        rn_kstr m = read_bytes(rd, flex);
-        p[i].meta = m.data;
-        p[i].meta_len = m.len > 0 ? (size_t)m.len : 0;
-        if (flex)
-            rn_kread_tags(rd);
-    }
     if (v >= 8)
         (void)rn_kread_str(rd, flex, true); /* reason */
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     j.protocols = p;
     j.n_protocols = (size_t)np;
@@ -421,50 +489,34 @@ int rn_kafka_join_group(rn_kreq *req)
     j.require_member_id = v >= 4;
     if (strcmp(j.protocol_type, "consumer") == 0 && np > 0)
         j.n_topics = read_subscription(x, p[0].meta, p[0].meta_len, &j.topics);
-    x->w.cb = join_answer;
-    rn_groups *g = coordinator(req);
-    if (!g) {
-        answer_now(x, -RN_E_SHUTTING_DOWN, j.member_id);
-        return 0;
-    }
-    rn_classic_join(rn_groups_classic(g), &j, rn_now_ms(), &x->w);
+    rn_classic *cg = waiting_on(x, j.member_id);
+    if (cg)
+        rn_classic_join(cg, &j, rn_now_ms(), &x->w);
     return 0;
+}
+
+int rn_kafka_join_group(rn_kreq *req)
+{
+    return with_context(req, join_group);
 }
 
 /* ---- SyncGroup ------------------------------------------------------------------------------ */
 
-static void sync_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
+/* SyncGroup's answer after its error code. */
+static void sync_fields(rn_kwriter *w, int16_t v, bool flex, const rn_classic_answer *a)
 {
-    gctx *x = (gctx *)wt;
-    rn_kreq *req = x->req;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    rn_kout *o = begin(req);
-    if (!o)
-        return;
-    rn_kwriter *w = &o->w;
-    if (v >= 1)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
-    rn_kwrite_i16(w, code_of(a->err));
     if (v >= 5) {
         rn_kwrite_str(w, flex, a->protocol_type);
         rn_kwrite_str(w, flex, a->protocol_name);
     }
     write_bytes(w, flex, a->assignment, a->err ? 0 : a->assignment_len);
-    finish(req, o);
 }
 
-int rn_kafka_sync_group(rn_kreq *req)
+static int sync_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t generation = rn_kread_i32(rd);
-    char *member = gstr(x, rn_kread_str(rd, flex, false));
+    char *member = gread(x, rd, flex);
     if (v >= 3)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id */
     char *ptype = NULL, *pname = NULL;
@@ -479,33 +531,25 @@ int rn_kafka_sync_group(rn_kreq *req)
     rn_classic_assignment *a = galloc(x, (size_t)na * sizeof(*a));
     if (!group || !member || !a)
         return -ENOMEM;
-    for (int32_t i = 0; i < na && !rd->err; i++) {
-        if (!(a[i].member_id = gstr(x, rn_kread_str(rd, flex, false))))
+    for (int32_t i = 0; i < na && !rd->err; i++)
+        if (read_named_bytes(x, rd, flex, &a[i].member_id, &a[i].data, &a[i].len) < 0)
             return -ENOMEM;
-        rn_kstr b = read_bytes(rd, flex);
-        a[i].data = b.data;
-        a[i].len = b.len > 0 ? (size_t)b.len : 0;
-        if (flex)
-            rn_kread_tags(rd);
-    }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
-    x->w.cb = sync_answer;
-    rn_groups *g = coordinator(req);
-    if (!g) {
-        answer_now(x, -RN_E_SHUTTING_DOWN, member);
+    rn_classic *cg = waiting_on(x, member);
+    if (!cg)
         return 0;
-    }
     rn_classic_group_info gi;
-    if (rn_classic_describe(rn_groups_classic(g), group, &gi) == 0 &&
-        strcmp(gi.protocol_type, "consumer") == 0)
+    if (rn_classic_describe(cg, group, &gi) == 0 && strcmp(gi.protocol_type, "consumer") == 0)
         for (int32_t i = 0; i < na; i++)
             a[i].n_tps = read_assignment(x, a[i].data, a[i].len, &a[i].tps);
-    rn_classic_sync(rn_groups_classic(g), group, member, generation, ptype, pname, a, (size_t)na,
-                    rn_now_ms(), &x->w);
+    rn_classic_sync(cg, group, member, generation, ptype, pname, a, (size_t)na, rn_now_ms(), &x->w);
     return 0;
+}
+
+int rn_kafka_sync_group(rn_kreq *req)
+{
+    return with_context(req, sync_group);
 }
 
 /* ---- Heartbeat and LeaveGroup ------------------------------------------------------------ */
@@ -513,54 +557,44 @@ int rn_kafka_sync_group(rn_kreq *req)
 /* An answer of throttle_time_ms (v >= from) and an error code. */
 static void answer_code(rn_kreq *req, int16_t throttle_from, int16_t code)
 {
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, throttle_from);
     if (!o)
         return;
-    if (req->h.api_version >= throttle_from)
-        rn_kwrite_i32(&o->w, 0);
     rn_kwrite_i16(&o->w, code);
     finish(req, o);
 }
 
-int rn_kafka_heartbeat(rn_kreq *req)
+static int heartbeat(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t generation = rn_kread_i32(rd);
-    char *member = gstr(x, rn_kread_str(rd, flex, false));
-    if (req->h.api_version >= 3)
+    char *member = gread(x, rd, flex);
+    if (v >= 3)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id */
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     if (!group || !member)
         return -ENOMEM;
-    rn_groups *g = coordinator(req);
-    int rc = g ? rn_classic_heartbeat(rn_groups_classic(g), group, member, generation, rn_now_ms())
-               : -RN_E_SHUTTING_DOWN;
+    rn_classic *cg = classic_coordinator(req);
+    int rc =
+        cg ? rn_classic_heartbeat(cg, group, member, generation, rn_now_ms()) : -RN_E_SHUTTING_DOWN;
     answer_code(req, 1, code_of(rc));
     return 0;
 }
 
-int rn_kafka_leave_group(rn_kreq *req)
+int rn_kafka_heartbeat(rn_kreq *req)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    return with_context(req, heartbeat);
+}
+
+static int leave_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
+{
+    char *group = gread(x, rd, flex);
     int32_t n = 1;
     char **members;
     if (v <= 2) {
         members = galloc(x, sizeof(*members));
-        if (!members || !(members[0] = gstr(x, rn_kread_str(rd, flex, false))))
+        if (!members || !(members[0] = gread(x, rd, flex)))
             return -ENOMEM;
     } else {
         n = rn_kread_array(rd, flex, false, flex ? 2 : 4);
@@ -570,7 +604,7 @@ int rn_kafka_leave_group(rn_kreq *req)
         if (!members)
             return -ENOMEM;
         for (int32_t i = 0; i < n && !rd->err; i++) {
-            if (!(members[i] = gstr(x, rn_kread_str(rd, flex, false))))
+            if (!(members[i] = gread(x, rd, flex)))
                 return -ENOMEM;
             (void)rn_kread_str(rd, flex, true); /* group_instance_id */
             if (v >= 5)
@@ -579,32 +613,28 @@ int rn_kafka_leave_group(rn_kreq *req)
                 rn_kread_tags(rd);
         }
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     if (!group)
         return -ENOMEM;
-    rn_groups *g = coordinator(req);
+    rn_classic *cg = classic_coordinator(req);
     int16_t *codes = galloc(x, (size_t)n * sizeof(*codes));
     if (!codes)
         return -ENOMEM;
     for (int32_t i = 0; i < n; i++) {
-        int rc = g ? rn_classic_leave(rn_groups_classic(g), group, members[i], rn_now_ms())
-                   : -RN_E_SHUTTING_DOWN;
+        int rc = cg ? rn_classic_leave(cg, group, members[i], rn_now_ms()) : -RN_E_SHUTTING_DOWN;
         codes[i] = code_of(rc);
     }
     if (v <= 2) {
         answer_code(req, 1, codes[0]);
         return 0;
     }
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 0);
     if (!o)
         return 0;
     rn_kwriter *w = &o->w;
-    rn_kwrite_i32(w, 0); /* throttle_time_ms */
     /* The request as a whole (v3 may name no member at all). */
-    rn_kwrite_i16(w, g ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE);
+    rn_kwrite_i16(w, cg ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE);
     rn_kwrite_array(w, flex, n);
     for (int32_t i = 0; i < n; i++) {
         rn_kwrite_str(w, flex, members[i]);
@@ -616,18 +646,21 @@ int rn_kafka_leave_group(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_leave_group(rn_kreq *req)
+{
+    return with_context(req, leave_group);
+}
+
 /* ---- OffsetCommit --------------------------------------------------------------------------- */
 
 static void commit_answer(rn_kreq *req, int err)
 {
     gctx *x = req->ctx;
     bool flex = req->h.flexible;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 3);
     if (!o)
         return;
     rn_kwriter *w = &o->w;
-    if (req->h.api_version >= 3)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
     rn_kwrite_array(w, flex, (int32_t)x->n_topics);
     for (size_t t = 0; t < x->n_topics; t++) {
         const ctopic *ct = &x->topics[t];
@@ -656,20 +689,14 @@ static void commit_done(void *arg, int err)
     free(p);
 }
 
-int rn_kafka_offset_commit(rn_kreq *req)
+static int offset_commit(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t generation = -1;
     char *member = "";
     if (v >= 1) {
         generation = rn_kread_i32(rd);
-        member = gstr(x, rn_kread_str(rd, flex, false));
+        member = gread(x, rd, flex);
     }
     if (v >= 7)
         (void)rn_kread_str(rd, flex, true); /* group_instance_id */
@@ -689,7 +716,7 @@ int rn_kafka_offset_commit(rn_kreq *req)
     size_t total = 0;
     for (int32_t t = 0; t < nt && !rd->err; t++) {
         ctopic *ct = &x->topics[x->n_topics++];
-        if (!(ct->name = gstr(x, rn_kread_str(rd, flex, false))))
+        if (!(ct->name = gread(x, rd, flex)))
             return -ENOMEM;
         int32_t np = rn_kread_array(rd, flex, false, per);
         if (rd->err)
@@ -717,9 +744,7 @@ int rn_kafka_offset_commit(rn_kreq *req)
         if (flex)
             rn_kread_tags(rd);
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     x->commits = galloc(x, total * sizeof(*x->commits));
     if (!x->commits)
@@ -755,6 +780,11 @@ int rn_kafka_offset_commit(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_offset_commit(rn_kreq *req)
+{
+    return with_context(req, offset_commit);
+}
+
 /* ---- OffsetFetch ---------------------------------------------------------------------------- */
 
 static void fetch_partition(rn_kwriter *w, bool flex, int16_t v, int32_t partition,
@@ -769,15 +799,9 @@ static void fetch_partition(rn_kwriter *w, bool flex, int16_t v, int32_t partiti
     rn_kwrite_tags(w, flex);
 }
 
-int rn_kafka_offset_fetch(rn_kreq *req)
+static int offset_fetch(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
-    char *group = gstr(x, rn_kread_str(rd, flex, false));
+    char *group = gread(x, rd, flex);
     int32_t nt = rn_kread_array(rd, flex, v >= 2, flex ? 2 : 6);
     if (rd->err)
         return rd->err;
@@ -788,7 +812,7 @@ int rn_kafka_offset_fetch(rn_kreq *req)
     if (!topics || !pids)
         return -ENOMEM;
     for (int32_t t = 0; t < nt && !rd->err; t++) {
-        if (!(topics[t].name = gstr(x, rn_kread_str(rd, flex, false))))
+        if (!(topics[t].name = gread(x, rd, flex)))
             return -ENOMEM;
         int32_t np = rn_kread_array(rd, flex, false, 4);
         if (rd->err)
@@ -803,20 +827,16 @@ int rn_kafka_offset_fetch(rn_kreq *req)
     }
     if (v >= 7)
         (void)rn_kread_i8(rd); /* require_stable: no transactions, always stable */
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
 
     rn_groups *g = coordinator(req);
     const rn_offsets *offs = g ? rn_groups_offsets(g) : NULL;
     int16_t top = offs ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 3);
     if (!o)
         return 0;
     rn_kwriter *w = &o->w;
-    if (v >= 3)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
     if (nt >= 0) {
         rn_kwrite_array(w, flex, nt);
         for (int32_t t = 0; t < nt; t++) {
@@ -855,6 +875,11 @@ int rn_kafka_offset_fetch(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_offset_fetch(rn_kreq *req)
+{
+    return with_context(req, offset_fetch);
+}
+
 /* ---- ListGroups, DescribeGroups, DeleteGroups ---------------------------------------------- */
 
 int rn_kafka_list_groups(rn_kreq *req)
@@ -867,22 +892,18 @@ int rn_kafka_list_groups(rn_kreq *req)
         for (int32_t i = 0; i < n && !rd->err; i++)
             (void)rn_kread_compact_string(rd, false);
     }
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     rn_groups *g = coordinator(req);
     rn_group_info *gi = NULL;
     size_t n = 0;
     int rc = g ? rn_groups_list(g, &gi, &n) : -RN_E_SHUTTING_DOWN;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 1);
     if (!o) {
         free(gi);
         return 0;
     }
     rn_kwriter *w = &o->w;
-    if (v >= 1)
-        rn_kwrite_i32(w, 0);
     rn_kwrite_i16(w, rc < 0 ? (rc == -ENOMEM ? RN_KAFKA_UNKNOWN_SERVER_ERROR
                                              : RN_KAFKA_COORDINATOR_NOT_AVAILABLE)
                             : 0);
@@ -947,35 +968,21 @@ static void describe_one(rn_kwriter *w, bool flex, int16_t v, rn_groups *g, cons
     rn_kwrite_tags(w, flex);
 }
 
-int rn_kafka_describe_groups(rn_kreq *req)
+static int describe_groups(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
-    int32_t n = rn_kread_array(rd, flex, false, flex ? 1 : 2);
-    if (rd->err)
-        return rd->err;
-    char **ids = galloc(x, (size_t)n * sizeof(*ids));
-    if (!ids)
-        return -ENOMEM;
-    for (int32_t i = 0; i < n && !rd->err; i++)
-        if (!(ids[i] = gstr(x, rn_kread_str(rd, flex, false))))
-            return -ENOMEM;
+    char **ids;
+    int32_t n;
+    int rc = read_names(x, rd, flex, &ids, &n);
+    if (rc < 0)
+        return rc;
     if (v >= 3)
         (void)rn_kread_i8(rd); /* include_authorized_operations */
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    if (read_end(rd, flex) < 0)
         return rd->err;
     rn_groups *g = coordinator(req);
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 1);
     if (!o)
         return 0;
-    if (v >= 1)
-        rn_kwrite_i32(&o->w, 0);
     rn_kwrite_array(&o->w, flex, n);
     for (int32_t i = 0; i < n; i++)
         describe_one(&o->w, flex, v, g, ids[i]);
@@ -983,15 +990,19 @@ int rn_kafka_describe_groups(rn_kreq *req)
     return 0;
 }
 
+int rn_kafka_describe_groups(rn_kreq *req)
+{
+    return with_context(req, describe_groups);
+}
+
 static void delete_answer(rn_kreq *req, const int16_t *errs)
 {
     gctx *x = req->ctx;
     bool flex = req->h.flexible;
-    rn_kout *o = begin(req);
+    rn_kout *o = begin(req, 0);
     if (!o)
         return;
     rn_kwriter *w = &o->w;
-    rn_kwrite_i32(w, 0); /* throttle_time_ms */
     rn_kwrite_array(w, flex, (int32_t)x->n_names);
     for (size_t i = 0; i < x->n_names; i++) {
         rn_kwrite_str(w, flex, x->names[i]);
@@ -1023,25 +1034,14 @@ static void delete_done(void *arg, int err)
     free(p);
 }
 
-int rn_kafka_delete_groups(rn_kreq *req)
+static int delete_groups(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex)
 {
-    rn_kreader *rd = &req->body;
-    bool flex = req->h.flexible;
-    gctx *x = gctx_new(req);
-    if (!x)
-        return -ENOMEM;
-    int32_t n = rn_kread_array(rd, flex, false, flex ? 1 : 2);
-    if (rd->err)
-        return rd->err;
-    x->names = galloc(x, (size_t)n * sizeof(*x->names));
-    if (!x->names)
-        return -ENOMEM;
-    for (int32_t i = 0; i < n && !rd->err; i++)
-        if (!(x->names[i] = gstr(x, rn_kread_str(rd, flex, false))))
-            return -ENOMEM;
-    if (flex)
-        rn_kread_tags(rd);
-    if (rd->err)
+    (void)v;
+    int32_t n;
+    int rc = read_names(x, rd, flex, &x->names, &n);
+    if (rc < 0)
+        return rc;
+    if (read_end(rd, flex) < 0)
         return rd->err;
     x->n_names = (size_t)n;
     op *p = calloc(1, sizeof(*p));
@@ -1086,4 +1086,9 @@ int rn_kafka_delete_groups(rn_kreq *req)
     *self = (delete_one){p, 0};
     delete_done(self, 0);
     return 0;
+}
+
+int rn_kafka_delete_groups(rn_kreq *req)
+{
+    return with_context(req, delete_groups);
 }

@@ -109,6 +109,20 @@ rn_partition *rn_partition_find(rn_broker *b, const char *topic, int32_t partiti
     return p && p->log && !p->deleting ? p : NULL;
 }
 
+rn_partition *rn_partition_lookup(rn_broker *b, const char *topic, int32_t partition,
+                                  int32_t current_leader_epoch, int *rc)
+{
+    rn_partition *p = rn_partition_find(b, topic, partition);
+    if (!p) {
+        rn_topic_state *ts = rn_topic_state_find(b, topic);
+        bool storage = ts && partition >= 0 && partition < ts->n_partitions;
+        *rc = storage ? -RN_E_STORAGE_ERROR : -RN_E_UNKNOWN_TOPIC;
+        return NULL;
+    }
+    *rc = rn_partition_check_epoch(p, current_leader_epoch);
+    return *rc < 0 ? NULL : p;
+}
+
 unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t partition)
 {
     if (b->n_reactors <= 1 || rn_topic_is_internal(topic))

@@ -93,6 +93,14 @@ typedef struct rn_partition_table {
 /* Look-ups in the calling reactor's own table (rn_self). */
 rn_partition *rn_partition_find(rn_broker *b, const char *topic, int32_t partition);
 rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic);
+/* rn_partition_find for a request that names a partition, with the one
+ * answer every partitioned API gives (produce, fetch, list offsets, offsets
+ * for leader epoch): NULL with *rc -RN_E_STORAGE_ERROR when the metadata has
+ * the partition but its log is not open here, -RN_E_UNKNOWN_TOPIC when it
+ * has no such partition, and rn_partition_check_epoch's error for a
+ * current_leader_epoch (-1 not to check) other than the partition's. */
+rn_partition *rn_partition_lookup(rn_broker *b, const char *topic, int32_t partition,
+                                  int32_t current_leader_epoch, int *rc);
 /* The reactor that owns a partition: internal topics (__*) on 0, others by
  * a hash of topic and partition. A pure function, so routing needs no table. */
 unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t partition);

@@ -71,6 +71,8 @@ typedef struct round {
     rn_replica_fetcher *f;
     followed **asked; /* in the request's partition order */
     size_t n_asked;
+    void *parts; /* the request's partitions (Fetch's or OffsetsForLeaderEpoch's) */
+    void *pp;    /* and the table of pointers to them */
     bool done;
     int err;
     int moved;
@@ -232,22 +234,53 @@ static void partition_error(rn_replica_fetcher *f, followed *fo, uint32_t code)
      * rest: the next round asks again. */
 }
 
-static void on_epochs(void *arg, int err, const rn_frame_response *resp, const char *errmsg)
+/* A round and its tables for up to f->n partitions of part_size bytes. */
+static int round_open(round *r, rn_replica_fetcher *f, size_t part_size)
 {
-    round *r = arg;
+    *r = (round){.f = f};
+    r->asked = calloc(f->n, sizeof(*r->asked));
+    r->parts = calloc(f->n, part_size);
+    r->pp = calloc(f->n, sizeof(void *));
+    return r->asked && r->parts && r->pp ? 0 : -ENOMEM;
+}
+
+static void round_close(round *r)
+{
+    free(r->asked);
+    free(r->parts);
+    free(r->pp);
+}
+
+/* The start of each answer's callback: the round is over, and a failed
+ * exchange or an answer that does not list the partitions asked (n, in
+ * order) fails it (false). */
+static bool round_answered(round *r, int err, const char *errmsg, const void *body, size_t n,
+                           const char *api)
+{
     rn_replica_fetcher *f = r->f;
     r->done = true;
     if (err < 0) {
         r->err = err;
         snprintf(f->errmsg, sizeof(f->errmsg), "%s", errmsg ? errmsg : rn_strerror(err));
-        return;
+        return false;
     }
-    Runnel__OffsetsForLeaderEpochResponse *er = resp->hdr->offsets_for_leader_epoch;
-    if (!er || er->n_partitions != r->n_asked) {
+    if (!body || n != r->n_asked) {
         r->err = -RN_E_INVALID_REQUEST;
-        say(f, NULL, r->err, "OffsetsForLeaderEpoch answer does not match the question");
-        return;
+        snprintf(f->errmsg, sizeof(f->errmsg), "%s answer does not match the question: %s", api,
+                 rn_strerror(r->err));
+        return false;
     }
+    return true;
+}
+
+static void on_epochs(void *arg, int err, const rn_frame_response *resp, const char *errmsg)
+{
+    round *r = arg;
+    rn_replica_fetcher *f = r->f;
+    Runnel__OffsetsForLeaderEpochResponse *er =
+        err < 0 ? NULL : resp->hdr->offsets_for_leader_epoch;
+    if (!round_answered(r, err, errmsg, er, er ? er->n_partitions : 0, "OffsetsForLeaderEpoch"))
+        return;
     for (size_t i = 0; i < r->n_asked; i++) {
         followed *fo = r->asked[i];
         const Runnel__OffsetsForLeaderEpochPartitionResponse *pr = er->partitions[i];
@@ -372,18 +405,9 @@ static void on_fetch(void *arg, int err, const rn_frame_response *resp, const ch
 {
     round *r = arg;
     rn_replica_fetcher *f = r->f;
-    r->done = true;
-    if (err < 0) {
-        r->err = err;
-        snprintf(f->errmsg, sizeof(f->errmsg), "%s", errmsg ? errmsg : rn_strerror(err));
+    Runnel__FetchResponse *fr = err < 0 ? NULL : resp->hdr->fetch;
+    if (!round_answered(r, err, errmsg, fr, fr ? fr->n_partitions : 0, "Fetch"))
         return;
-    }
-    Runnel__FetchResponse *fr = resp->hdr->fetch;
-    if (!fr || fr->n_partitions != r->n_asked) {
-        r->err = -RN_E_INVALID_REQUEST;
-        say(f, NULL, r->err, "Fetch answer does not match the question");
-        return;
-    }
     size_t off = 0;
     for (size_t i = 0; i < r->n_asked; i++) {
         followed *fo = r->asked[i];
@@ -449,15 +473,11 @@ static int exchange(rn_replica_fetcher *f, Runnel__RequestHeader *hdr, rn_peer_c
 
 static int ask_epochs(rn_replica_fetcher *f, int timeout_ms)
 {
-    round r = {.f = f};
-    r.asked = calloc(f->n, sizeof(*r.asked));
-    Runnel__OffsetsForLeaderEpochPartition *parts = calloc(f->n, sizeof(*parts));
-    Runnel__OffsetsForLeaderEpochPartition **pp = calloc(f->n, sizeof(*pp));
-    int moved = 0, rc = 0;
-    if (!r.asked || !parts || !pp) {
-        rc = -ENOMEM;
+    round r;
+    int moved = 0, rc = round_open(&r, f, sizeof(Runnel__OffsetsForLeaderEpochPartition));
+    if (rc < 0)
         goto out;
-    }
+    Runnel__OffsetsForLeaderEpochPartition *parts = r.parts, **pp = r.pp;
     for (unsigned i = 0; i < f->n; i++) {
         followed *fo = f->v[i];
         if (fo->st != TRUNCATE || fo->inflight)
@@ -503,23 +523,17 @@ static int ask_epochs(rn_replica_fetcher *f, int timeout_ms)
     if (rc > 0)
         moved += rc;
 out:
-    free(r.asked);
-    free(parts);
-    free(pp);
+    round_close(&r);
     return rc < 0 ? rc : moved;
 }
 
 static int fetch(rn_replica_fetcher *f, int timeout_ms)
 {
-    round r = {.f = f};
-    r.asked = calloc(f->n, sizeof(*r.asked));
-    Runnel__FetchPartition *parts = calloc(f->n, sizeof(*parts));
-    Runnel__FetchPartition **pp = calloc(f->n, sizeof(*pp));
-    int rc = 0;
-    if (!r.asked || !parts || !pp) {
-        rc = -ENOMEM;
+    round r;
+    int rc = round_open(&r, f, sizeof(Runnel__FetchPartition));
+    if (rc < 0)
         goto out;
-    }
+    Runnel__FetchPartition *parts = r.parts, **pp = r.pp;
     for (unsigned i = 0; i < f->n; i++) {
         followed *fo = f->v[i];
         if (fo->st != FETCH || fo->inflight)
@@ -549,9 +563,7 @@ static int fetch(rn_replica_fetcher *f, int timeout_ms)
     h.fetch = &req;
     rc = exchange(f, &h, on_fetch, &r, timeout_ms);
 out:
-    free(r.asked);
-    free(parts);
-    free(pp);
+    round_close(&r);
     return rc;
 }
 
