@@ -1063,13 +1063,13 @@ static int delete_groups(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool 
             continue;
         }
         *d = (delete_one){p, i};
-        int rc = rn_groups_delete(g, x->names[i], delete_done, d);
-        if (rc == 0) {
+        int drc = rn_groups_delete(g, x->names[i], delete_done, d);
+        if (drc == 0) {
             p->pending++;
             continue;
         }
         free(d);
-        p->errs[i] = rc < 0 ? rn_kafka_error(rc) : 0;
+        p->errs[i] = drc < 0 ? rn_kafka_error(drc) : 0;
     }
     x->op = p;
     delete_one *self = malloc(sizeof(*self));
