@@ -20,9 +20,13 @@
 #   broker_ready   succeeds once the broker answers (default: $PORT accepts)
 #   t_skip         prints a reason to skip the current test, or nothing
 #   t_ok_extra     runs after an ok line (e.g. prints timings from $TMP/diag)
+#   t_done         runs after each test that ran, passed or not (e.g. stops
+#                  the clients it left in the background)
 #   rn_cleanup     runs at exit before the broker is killed
 # and variables: RN_TIMEOUT (seconds for each `r` call, default 30),
-# RUNNELD_WRAP=(CMD…) to start runneld under CMD.
+# RUNNELD_WRAP=(CMD…) to start runneld under CMD, KEEP_PORTS=1 for one
+# start_broker on the ports of the last (a restart clients must find at the
+# same address; broker_extra sees it too).
 set -u
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
@@ -44,6 +48,7 @@ broker_extra() { BROKER_EXTRA=(); }
 broker_ready() { port_open "$PORT"; }
 t_skip() { :; }
 t_ok_extra() { :; }
+t_done() { :; }
 rn_cleanup() { :; }
 
 # kill9_broker: SIGKILL and reap the broker, if one runs.
@@ -96,8 +101,10 @@ EOF
 start_broker() {
   local try i
   for try in 1 2 3; do
-    PORT=$(free_port)
-    HTTP_PORT=$(free_port)
+    if [ "${KEEP_PORTS:-0}" != 1 ]; then
+      PORT=$(free_port)
+      HTTP_PORT=$(free_port)
+    fi
     broker_extra
     "${RUNNELD_WRAP[@]}" "$RUNNELD" --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
       "${BROKER_EXTRA[@]}" "$@" >>"$LOG" 2>&1 &
@@ -156,6 +163,7 @@ t() {
     tail -15 "$LOG" | sed 's/^/#   /'
     FAILED=$((FAILED + 1))
   fi
+  t_done
 }
 
 # finish: the TAP plan; exit 1 if a test failed.

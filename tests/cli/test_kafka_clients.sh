@@ -21,104 +21,25 @@
 # "# SKIP", not a failure. The broker runs on free 127.0.0.1 ports with data
 # under a mktemp directory (removed at the end), with two reactors, and is
 # stopped by its pid. Every client call runs under `timeout`.
-set -u
-
 RUNNEL=${1:?usage: test_kafka_clients.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_kafka_clients.sh RUNNEL RUNNELD}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" kclients
 HERE=$(cd "$(dirname "$0")" && pwd)
 JSDIR=$(cd "$HERE/../kafkajs" && pwd)
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
 export PYTHONPATH=$HERE${PYTHONPATH:+:$PYTHONPATH}
-PY=/usr/bin/python3
-TMP=$(mktemp -d /tmp/rn-kclients-XXXXXX)
-DATA=$TMP/data
-LOG=$TMP/runneld.log
-BROKER_PID=
-N=0
-FAILED=0
 
-cleanup() {
-  if [ -n "$BROKER_PID" ]; then
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-  fi
-  rm -rf "$TMP"
+# The broker also listens for Kafka clients on $KPORT (kept with
+# KEEP_PORTS=1), with two reactors, and is up once that port accepts.
+broker_extra() {
+  [ "${KEEP_PORTS:-0}" = 1 ] || KPORT=$(free_port)
+  BROKER_EXTRA=(--kafka "127.0.0.1:$KPORT" --reactors 2)
 }
-trap cleanup EXIT
+broker_ready() { port_open "$KPORT"; }
 
-stop_broker() {
-  local st=0
-  if [ -n "$BROKER_PID" ]; then
-    kill -TERM "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    st=$?
-    BROKER_PID=
-  fi
-  [ "$st" = 0 ] || { echo "runneld exited with status $st" >&2; return 1; }
-}
-
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-port_open() {
-  $PY -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
-}
-
-# start_broker [ARGS]: on free ports; with KEEP_PORTS=1, on the ports of
-# the last start (a restart, which clients must find at the same address).
-start_broker() {
-  local try i
-  for try in 1 2 3; do
-    if [ "${KEEP_PORTS:-0}" != 1 ]; then
-      PORT=$(free_port)
-      HTTP_PORT=$(free_port)
-      KPORT=$(free_port)
-    fi
-    $RUNNELD --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
-      --kafka "127.0.0.1:$KPORT" --reactors 2 "$@" >>"$LOG" 2>&1 &
-    BROKER_PID=$!
-    for i in $(seq 1 200); do
-      if port_open "$KPORT"; then
-        export RUNNEL_BROKERS=127.0.0.1:$PORT
-        return 0
-      fi
-      kill -0 "$BROKER_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    BROKER_PID=
-  done
-  echo "runneld did not start:" >&2
-  tail -20 "$LOG" >&2
-  return 1
-}
-
-r() { timeout 30 "$RUNNEL" "$@"; }
 py() { timeout 60 $PY - "$KPORT" "$@"; }
 
-# t NAME FUNC: one TAP line. SKIP_WHY set: skipped with that reason.
-t() {
-  local name=$1
-  shift
-  case "$1" in ${ONLY:-*}) ;; *) return 0 ;; esac
-  N=$((N + 1))
-  if [ -n "${SKIP_WHY:-}" ]; then
-    echo "ok $N - $name # SKIP $SKIP_WHY"
-    return 0
-  fi
-  if "$@" 2>"$TMP/diag"; then
-    echo "ok $N - $name"
-  else
-    echo "not ok $N - $name"
-    sed 's/^/# /' "$TMP/diag"
-    echo "# runneld log:"
-    tail -15 "$LOG" | sed 's/^/#   /'
-    FAILED=$((FAILED + 1))
-  fi
-}
+# SKIP_WHY=REASON t …: skipped with that reason.
+t_skip() { echo "${SKIP_WHY:-}"; }
 
 # ---------------------------------------------------------------------------
 
@@ -453,5 +374,4 @@ SKIP_WHY=$JS_WHY t "kafkajs admin: createTopics, createPartitions, describeConfi
 if [ -z "$JS_WHY" ] && ! advertises 10; then JS_WHY="the broker has no group APIs (FindCoordinator)"; fi
 SKIP_WHY=$JS_WHY t "kafkajs consumer group reads them back" test_kafkajs_consume
 stop_broker || { echo "not ok $((N + 1)) - clean stop"; exit 1; }
-echo "1..$N"
-exit $((FAILED > 0))
+finish

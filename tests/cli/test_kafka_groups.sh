@@ -20,34 +20,21 @@
 # a mktemp directory (removed at the end) and is stopped by its pid; every
 # foreground client runs under `timeout`, background members are stopped by
 # pid, and every wait is a bounded loop on a condition, never a bare sleep.
-set -u
-
 RUNNEL=${1:?usage: test_kafka_groups.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_kafka_groups.sh RUNNEL RUNNELD}
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
-TMP=$(mktemp -d /tmp/rn-kgroups-XXXXXX)
-DATA=$TMP/data
-LOG=$TMP/runneld.log
-BROKER_PID=
-N=0
-FAILED=0
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" kgroups
 KCAT=$(command -v kcat || true)
-PY=/usr/bin/python3
 HAVE_PYKAFKA=0
 $PY -c 'import kafka' 2>/dev/null && HAVE_PYKAFKA=1
 CLIENT_PIDS=()
 
-stop_broker() {
-  local st=0
-  if [ -n "$BROKER_PID" ]; then
-    kill -TERM "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    st=$?
-    BROKER_PID=
-  fi
-  [ "$st" = 0 ] || { echo "runneld exited with status $st" >&2; return 1; }
+# The broker also listens for Kafka clients on $KPORT, with two reactors, and
+# is up once that port accepts.
+broker_extra() {
+  KPORT=$(free_port)
+  BROKER_EXTRA=(--kafka "127.0.0.1:$KPORT" --reactors 2)
 }
+broker_ready() { port_open "$KPORT"; }
 
 # Stop the clients this script started (by pid) and wait for them.
 stop_clients() {
@@ -61,59 +48,14 @@ stop_clients() {
   CLIENT_PIDS=()
 }
 
-cleanup() {
+# At exit, before the broker: SIGKILL the clients still running.
+rn_cleanup() {
   local p
   for p in "${CLIENT_PIDS[@]}"; do
     kill -KILL "$p" 2>/dev/null
   done
-  if [ -n "$BROKER_PID" ]; then
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-port_open() {
-  python3 - "$1" <<'EOF'
-import socket, sys
-s = socket.socket()
-s.settimeout(0.2)
-sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
-EOF
-}
-
-start_broker() {
-  local try i
-  for try in 1 2 3; do
-    PORT=$(free_port)
-    HTTP_PORT=$(free_port)
-    KPORT=$(free_port)
-    $RUNNELD --data-dir "$DATA" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP_PORT" \
-      --kafka "127.0.0.1:$KPORT" --reactors 2 "$@" >>"$LOG" 2>&1 &
-    BROKER_PID=$!
-    for i in $(seq 1 200); do
-      if port_open "$KPORT"; then
-        export RUNNEL_BROKERS=127.0.0.1:$PORT
-        return 0
-      fi
-      kill -0 "$BROKER_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$BROKER_PID" 2>/dev/null
-    wait "$BROKER_PID" 2>/dev/null
-    BROKER_PID=
-  done
-  echo "runneld did not start:" >&2
-  tail -20 "$LOG" >&2
-  return 1
-}
-
-r() { timeout 30 "$RUNNEL" "$@"; }
 k() { timeout 30 "$KCAT" -b "127.0.0.1:$KPORT" "$@"; }
 
 # A kcat group member in the background: output (one key a line, unbuffered)
@@ -179,30 +121,15 @@ produce_keys() { # topic from to
   seq "$2" "$3" | sed 's/^/k/; s/$/:v/' | k -P -t "$1" -K: || return 1
 }
 
-t() {
-  local name=$1 needs=$2
-  shift 2
-  case "$1" in ${ONLY:-*}) ;; *) return 0 ;; esac
-  N=$((N + 1))
-  if [[ $needs == *kcat* ]] && [ -z "$KCAT" ]; then
-    echo "ok $N - $name # SKIP kcat is not installed (tools/dev installs it)"
-    return 0
+# NEEDS=kcat|py t …: skipped, not failed, without that client.
+t_skip() {
+  if [[ ${NEEDS:-} == *kcat* ]] && [ -z "$KCAT" ]; then
+    echo "kcat is not installed (tools/dev installs it)"
+  elif [[ ${NEEDS:-} == *py* ]] && [ "$HAVE_PYKAFKA" = 0 ]; then
+    echo "python3-kafka is not installed (tools/dev installs it)"
   fi
-  if [[ $needs == *py* ]] && [ "$HAVE_PYKAFKA" = 0 ]; then
-    echo "ok $N - $name # SKIP python3-kafka is not installed (tools/dev installs it)"
-    return 0
-  fi
-  if "$@" 2>"$TMP/diag"; then
-    echo "ok $N - $name"
-  else
-    echo "not ok $N - $name"
-    sed 's/^/# /' "$TMP/diag"
-    echo "# runneld log:"
-    tail -15 "$LOG" | sed 's/^/#   /'
-    FAILED=$((FAILED + 1))
-  fi
-  stop_clients
 }
+t_done() { stop_clients; }
 
 # ---------------------------------------------------------------------------
 
@@ -370,10 +297,9 @@ PY
 
 start_broker || exit 1
 echo "TAP version 13"
-t "two kcat -G members: each record once, offsets resume" kcat test_two_members
-t "a killed member is evicted after its session timeout" kcat test_member_killed
-t "kafka-python group consumer, commit, describe, delete" py test_kafka_python
-t "a group is classic or native" kcat test_classic_or_native
-t "clean stop with a JoinGroup waiting" none test_stop
-echo "1..$N"
-[ "$FAILED" = 0 ]
+NEEDS=kcat t "two kcat -G members: each record once, offsets resume" test_two_members
+NEEDS=kcat t "a killed member is evicted after its session timeout" test_member_killed
+NEEDS=py t "kafka-python group consumer, commit, describe, delete" test_kafka_python
+NEEDS=kcat t "a group is classic or native" test_classic_or_native
+t "clean stop with a JoinGroup waiting" test_stop
+finish
