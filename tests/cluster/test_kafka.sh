@@ -23,64 +23,12 @@ if [ -z "$KCAT" ]; then
   echo "1..0 # SKIP kcat is not installed (tools/dev installs it)"
   exit 0
 fi
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
-TMP=$(mktemp -d /tmp/rn-cluster-kafka-XXXXXX)
-WAIT_S=${RUNNEL_CLUSTER_WAIT_S:-60}
-TIMING=(--override controller.quorum.election.timeout.ms=500
-  --override controller.quorum.fetch.timeout.ms=1000
-  --override broker.heartbeat.interval.ms=300
-  --override broker.session.timeout.ms=2000)
-N=0
-FAILED=0
-declare -a PID PORT HTTP CTL KPORT
-
-ok() {
-  N=$((N + 1))
-  echo "ok $N - $1"
-}
-not_ok() {
-  N=$((N + 1))
-  FAILED=$((FAILED + 1))
-  echo "not ok $N - $1"
-  for i in 1 2 3; do
-    [ -f "$TMP/n$i.log" ] && { echo "# --- n$i.log (tail)"; tail -n 15 "$TMP/n$i.log" | sed 's/^/# /'; }
-  done
-}
-
-cleanup() {
-  for i in 1 2 3; do
-    if [ -n "${PID[$i]:-}" ]; then
-      kill -KILL "${PID[$i]}" 2>/dev/null
-      wait "${PID[$i]}" 2>/dev/null
-    fi
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_ports() { # free_ports N: N distinct free ports, all held open while chosen
-  python3 -c 'import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
-
-rn() { # rn NODE ARGS…: the CLI against node NODE, bounded
-  local i=$1
-  shift
-  timeout 10 "$RUNNEL" -b "127.0.0.1:${PORT[$i]}" "$@"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" cluster-kafka
 
 kc() { # kc NODE ARGS…: kcat bootstrapped at NODE's Kafka listener, bounded
   local i=$1
   shift
   timeout 30 "$KCAT" -b "127.0.0.1:${KPORT[$i]}" "$@"
-}
-
-field() { # field NODE KEY: a key of `cluster status` on NODE
-  rn "$1" cluster status 2>/dev/null | awk -v k="$2:" '$1 == k { print $2 }'
 }
 
 # kcat -L on NODE lists exactly brokers 1, 2, 3 at their Kafka ports, and
@@ -108,26 +56,9 @@ for i in 1 2 3; do
   CTL[$i]=${PORTS[$(((i - 1) * 4 + 2))]}
   KPORT[$i]=${PORTS[$(((i - 1) * 4 + 3))]}
 done
-VOTERS="1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
-for i in 1 2 3; do
-  "$RUNNELD" --data-dir "$TMP/n$i" --listen "127.0.0.1:${PORT[$i]}" \
-    --http "127.0.0.1:${HTTP[$i]}" --kafka "127.0.0.1:${KPORT[$i]}" --node-id "$i" --reactors 1 \
-    --override "controller.listener=127.0.0.1:${CTL[$i]}" \
-    --override "controller.quorum.voters=$VOTERS" "${TIMING[@]}" 2>>"$TMP/n$i.log" &
-  PID[$i]=$!
-done
+for i in 1 2 3; do start_node "$i"; done
 
 echo "1..7"
-
-# wait_for SECONDS CMD…: poll CMD every 0.1 s until it succeeds; 1 at the bound.
-wait_for() {
-  local end=$(($(date +%s) + $1))
-  shift
-  while ! "$@"; do
-    [ "$(date +%s)" -ge "$end" ] && return 1
-    sleep 0.1
-  done
-}
 
 # 1. kcat -L on every broker: all three at their Kafka ports, the controller.
 CONTROLLER=0
@@ -230,10 +161,8 @@ else
 fi
 
 for i in 1 2 3; do
-  kill -TERM "${PID[$i]}" 2>/dev/null
-  wait "${PID[$i]}" 2>/dev/null
+  stop_node "$i"
   st=$?
-  PID[$i]=
   [ "$st" = 0 ] || { echo "# runneld $i exited $st"; FAILED=$((FAILED + 1)); }
 done
 [ "$FAILED" = 0 ]

@@ -17,77 +17,9 @@ set -u
 
 RUNNEL=${1:?usage: test_quorum.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_quorum.sh RUNNEL RUNNELD}
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
-TMP=$(mktemp -d /tmp/rn-cluster-XXXXXX)
-WAIT_S=${RUNNEL_CLUSTER_WAIT_S:-60}
-# Short timeouts keep the test quick; the bounds above are generous for a
-# loaded machine. Safety never depends on them, only how soon things move.
-TIMING=(--override controller.quorum.election.timeout.ms=500
-  --override controller.quorum.fetch.timeout.ms=1000
-  --override broker.heartbeat.interval.ms=300
-  --override broker.session.timeout.ms=2000)
-N=0
-FAILED=0
-declare -a PID PORT HTTP CTL
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" cluster
 LEADER=1 # until agree() sets them (a failed step must not end the script)
 EPOCH=0
-
-ok() {
-  N=$((N + 1))
-  echo "ok $N - $1"
-}
-not_ok() {
-  N=$((N + 1))
-  FAILED=$((FAILED + 1))
-  echo "not ok $N - $1"
-  for i in 1 2 3 4; do
-    [ -f "$TMP/n$i.log" ] && { echo "# --- n$i.log (tail)"; tail -n 15 "$TMP/n$i.log" | sed 's/^/# /'; }
-  done
-}
-
-cleanup() {
-  for i in 1 2 3 4; do
-    if [ -n "${PID[$i]:-}" ]; then
-      kill -CONT "${PID[$i]}" 2>/dev/null
-      kill -KILL "${PID[$i]}" 2>/dev/null
-      wait "${PID[$i]}" 2>/dev/null
-    fi
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_ports() { # free_ports N: N distinct free ports, all held open while chosen
-  python3 -c 'import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
-
-now_ms() {
-  date +%s%3N
-}
-
-rn() { # rn NODE ARGS…: the CLI against node NODE, bounded
-  local i=$1
-  shift
-  timeout 10 "$RUNNEL" -b "127.0.0.1:${PORT[$i]}" "$@"
-}
-
-voters() {
-  echo "1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
-}
-
-start_node() { # start_node I: runneld I on its ports (chosen once) and data dir
-  local i=$1
-  "$RUNNELD" --data-dir "$TMP/n$i" --listen "127.0.0.1:${PORT[$i]}" \
-    --http "127.0.0.1:${HTTP[$i]}" --node-id "$i" --reactors 1 \
-    --override "controller.listener=127.0.0.1:${CTL[$i]}" \
-    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n$i.log" &
-  PID[$i]=$!
-}
 
 start_observer() { # node 4: process.roles=broker, no controller listener
   "$RUNNELD" --data-dir "$TMP/n4" --listen "127.0.0.1:${PORT[4]}" \
@@ -96,33 +28,10 @@ start_observer() { # node 4: process.roles=broker, no controller listener
   PID[4]=$!
 }
 
-stop_node() { # SIGTERM; graceful exit must be 0
-  local i=$1 st
-  kill -TERM "${PID[$i]}" 2>/dev/null
-  wait "${PID[$i]}" 2>/dev/null
-  st=$?
-  PID[$i]=
-  return $st
-}
-
-field() { # field NODE KEY: a key of `cluster status` on NODE ("" when it does not answer)
-  rn "$1" cluster status 2>/dev/null | awk -v k="$2:" '$1 == k { print $2 }'
-}
-
 broker_state() { # broker_state NODE ID: active | fenced | "" as NODE shows broker ID
   rn "$1" cluster status 2>/dev/null | awk -v id="$2" '
     $1 == "BROKER" { t = 1; next }
     t && $1 == id { print $4 }'
-}
-
-# wait_for SECONDS CMD…: poll CMD every 0.1 s until it succeeds; 1 at the bound.
-wait_for() {
-  local end=$(($(date +%s) + $1))
-  shift
-  while ! "$@"; do
-    [ "$(date +%s)" -ge "$end" ] && return 1
-    sleep 0.1
-  done
 }
 
 # Every live node names the same controller (not "-") in the same epoch,

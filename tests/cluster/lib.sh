@@ -1,0 +1,114 @@
+# lib.sh — what the three-node cluster tests share, sourced by
+# tests/cluster/test_quorum.sh and tests/cluster/test_kafka.sh (not run by
+# itself):
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" NAME
+#
+# It makes a mktemp directory /tmp/rn-NAME-XXXXXX ($TMP; node I keeps its
+# data in $TMP/nI and its stderr in $TMP/nI.log), removed at exit together
+# with every node still running (SIGKILL by its pid in $PID[I], never by
+# name; a SIGSTOPped one is continued first). Sanitizer reports get exit
+# status 86. Nodes 1-3 are voters; a script may run a node 4.
+#
+# The script sets PORT[I], HTTP[I], CTL[I] (and KPORT[I] for a Kafka
+# listener) from one free_ports call, then start_node I. TAP lines come from
+# `ok NAME` / `not_ok NAME` (numbered in $N; not_ok adds the end of each
+# node's log); every wait is wait_for with a bound (WAIT_S seconds, from
+# RUNNEL_CLUSTER_WAIT_S, default 60).
+set -u
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
+TMP=$(mktemp -d "/tmp/rn-${1:?lib.sh needs a name}-XXXXXX")
+WAIT_S=${RUNNEL_CLUSTER_WAIT_S:-60}
+# Short timeouts keep the tests quick; the bounds above are generous for a
+# loaded machine. Safety never depends on them, only how soon things move.
+TIMING=(--override controller.quorum.election.timeout.ms=500
+  --override controller.quorum.fetch.timeout.ms=1000
+  --override broker.heartbeat.interval.ms=300
+  --override broker.session.timeout.ms=2000)
+N=0
+FAILED=0
+declare -a PID PORT HTTP CTL KPORT
+
+ok() {
+  N=$((N + 1))
+  echo "ok $N - $1"
+}
+not_ok() {
+  N=$((N + 1))
+  FAILED=$((FAILED + 1))
+  echo "not ok $N - $1"
+  for i in 1 2 3 4; do
+    [ -f "$TMP/n$i.log" ] && { echo "# --- n$i.log (tail)"; tail -n 15 "$TMP/n$i.log" | sed 's/^/# /'; }
+  done
+}
+
+cleanup() {
+  for i in 1 2 3 4; do
+    if [ -n "${PID[$i]:-}" ]; then
+      kill -CONT "${PID[$i]}" 2>/dev/null
+      kill -KILL "${PID[$i]}" 2>/dev/null
+      wait "${PID[$i]}" 2>/dev/null
+    fi
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_ports() { # free_ports N: N distinct free ports, all held open while chosen
+  python3 -c 'import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+now_ms() {
+  date +%s%3N
+}
+
+rn() { # rn NODE ARGS…: the CLI against node NODE, bounded
+  local i=$1
+  shift
+  timeout 10 "$RUNNEL" -b "127.0.0.1:${PORT[$i]}" "$@"
+}
+
+field() { # field NODE KEY: a key of `cluster status` on NODE ("" when it does not answer)
+  rn "$1" cluster status 2>/dev/null | awk -v k="$2:" '$1 == k { print $2 }'
+}
+
+voters() {
+  echo "1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
+}
+
+# start_node I: voter I on its ports (chosen once) and data dir, with a
+# Kafka listener when KPORT[I] is set.
+start_node() {
+  local i=$1 kafka=()
+  [ -n "${KPORT[$i]:-}" ] && kafka=(--kafka "127.0.0.1:${KPORT[$i]}")
+  "$RUNNELD" --data-dir "$TMP/n$i" --listen "127.0.0.1:${PORT[$i]}" \
+    --http "127.0.0.1:${HTTP[$i]}" "${kafka[@]}" --node-id "$i" --reactors 1 \
+    --override "controller.listener=127.0.0.1:${CTL[$i]}" \
+    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n$i.log" &
+  PID[$i]=$!
+}
+
+stop_node() { # SIGTERM; graceful exit must be 0
+  local i=$1 st
+  kill -TERM "${PID[$i]}" 2>/dev/null
+  wait "${PID[$i]}" 2>/dev/null
+  st=$?
+  PID[$i]=
+  return $st
+}
+
+# wait_for SECONDS CMD…: poll CMD every 0.1 s until it succeeds; 1 at the bound.
+wait_for() {
+  local end=$(($(date +%s) + $1))
+  shift
+  while ! "$@"; do
+    [ "$(date +%s)" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
