@@ -90,6 +90,8 @@ void rn_handle_list_offsets(rn_request *req)
         int rc;
         rn_partition *p = rn_partition_lookup(
             b, lp->topic, lp->partition, lp->epochs ? lp->epochs->current_leader_epoch : -1, &rc);
+        if (p && (rc = rn_partition_check_leader(p)) < 0)
+            p = NULL; /* led by another broker: NOT_LEADER, as Fetch and Produce */
         if (!p) {
             r->error_code = (uint32_t)-rc;
             continue;

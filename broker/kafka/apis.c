@@ -21,8 +21,11 @@
  *   v0–v2, DescribeConfigs v0–v2, SaslHandshake v0–v1, SaslAuthenticate v0–v2:
  *                       producer.c, epochs.c, admin.c, sasl.c
  *
- * On a cluster, Produce, Fetch and ListOffsets for a partition the metadata
- * says another broker leads are NOT_LEADER_OR_FOLLOWER (led_elsewhere).
+ * On a cluster, Produce, Fetch and ListOffsets for a partition another
+ * broker leads are NOT_LEADER_OR_FOLLOWER: Fetch and ListOffsets from the
+ * native handlers (the partition's role, one rule for every door); Produce
+ * also here first (led_elsewhere), because its batches are checked in this
+ * door before any native call and the leader's answer comes first.
  *
  * Any other API, or a version outside these ranges, is answered with
  * response header v0 and an i16 UNSUPPORTED_VERSION (ApiVersions with the
@@ -477,14 +480,13 @@ static int metadata(rn_kreq *req)
 
 /* ---- Leaders ---------------------------------------------------------------------------- */
 
-/* Whether the metadata names another broker as the partition's leader. In
- * a cluster every broker keeps a local log for every partition (no
- * replication yet), so the native handlers would serve any of them: the
- * Kafka door answers NOT_LEADER_OR_FOLLOWER itself, which makes a client
- * refresh its metadata and go to the leader, and nothing is written where
- * it does not belong. A topic or partition the metadata does not know is
- * left to the native handler (UNKNOWN_TOPIC_OR_PARTITION). Reactor 0, the
- * Kafka listener's, owns the metadata. */
+/* Whether the metadata names another broker as the partition's leader.
+ * The native handlers answer NOT_LEADER for such a partition (its role);
+ * Produce asks here too only because this door checks each batch before
+ * the native call, and a client must hear "not the leader" first, not
+ * that its batch is malformed. A topic or partition the metadata does not
+ * know is left to the native handler (UNKNOWN_TOPIC_OR_PARTITION). Reactor
+ * 0, the Kafka listener's, owns the metadata. */
 static bool led_elsewhere(rn_kreq *req, const char *topic, int32_t partition)
 {
     rn_broker *b = rn_kreq_broker(req);
@@ -828,13 +830,6 @@ static int fetch(rn_kreq *req)
                 (void)rn_kread_i64(rd); /* log_start_offset: a follower's */
             int32_t pmax = rn_kread_i32(rd);
             fp[i].partition_max_bytes = pmax > 0 ? (uint32_t)pmax : 1;
-            if (!rd->err && led_elsewhere(req, kt->name, fp[i].partition)) {
-                /* Kept in the native request so the answers stay in step,
-                 * at an offset no log has: answered at once, never parked. */
-                x->parts[i].error = RN_KAFKA_NOT_LEADER_OR_FOLLOWER;
-                fp[i].fetch_offset = -1;
-                fp[i].current_leader_epoch = -1;
-            }
         }
     }
     if (v >= 7) {
@@ -950,8 +945,6 @@ static int list_offsets(rn_kreq *req)
             lp[i].timestamp = rn_kread_i64(rd);
             if (lp[i].timestamp < -2)
                 bad_ts = true;
-            if (!rd->err && led_elsewhere(req, kt->name, lp[i].partition))
-                x->parts[i].error = RN_KAFKA_NOT_LEADER_OR_FOLLOWER; /* asked, answer replaced */
         }
     }
     if (rd->err)
