@@ -861,7 +861,24 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
     uint64_t token = get_n(&r, 8);
     if (kind == ENV_CONTROL) {
         apply_control(q, e->offset, e->data + ENV_HDR, e->len - ENV_HDR);
-        post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+        /* The image tracks brokers too (elections are derived from these
+         * records as they apply): hand it the record as a one-record batch,
+         * as every other metadata change travels. */
+        uint8_t *batch = NULL;
+        size_t blen = 0;
+        rn_batch_builder *bb = NULL;
+        if (rn_batch_builder_new(&bb, NULL) == 0 &&
+            rn_batch_builder_add(bb, -1, NULL, 0, e->data + ENV_HDR, e->len - ENV_HDR, NULL, 0) ==
+                0 &&
+            rn_batch_builder_finish(bb, &batch, &blen) == 0) {
+            post_delivery(q, e->offset, -1, 0, 0, batch, blen);
+        } else {
+            rn_logfmt(RN_ERROR, "out of memory handing over a metadata entry", "offset=%" PRId64,
+                      e->offset);
+            post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+        }
+        rn_batch_builder_free(bb);
+        free(batch);
         return;
     }
     if (origin == q->cfg.node_id)
