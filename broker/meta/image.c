@@ -436,7 +436,22 @@ static bool has_node(const int32_t *v, int32_t n, int32_t id)
     return false;
 }
 
-/* A leader's ISR proposal (AlterPartition). */
+static broker *broker_get(const rn_image *img, int32_t id)
+{
+    for (unsigned i = 0; i < img->n_brokers; i++)
+        if (img->brokers[i].info.id == id)
+            return &img->brokers[i];
+    return NULL;
+}
+
+static bool broker_live(const rn_image *img, int32_t id)
+{
+    const broker *b = broker_get(img, id);
+    return b && !b->info.fenced;
+}
+
+/* A leader's ISR proposal (AlterPartition), or the controller's
+ * preferred-leader election (elect). */
 static void apply_change(rn_image *img, const md_change_record *r, rn_image_effect *eff,
                          int *status)
 {
@@ -450,9 +465,12 @@ static void apply_change(rn_image *img, const md_change_record *r, rn_image_effe
         *status = -RN_E_FENCED_LEADER_EPOCH;
         return;
     }
-    /* The ISR: non-empty, no duplicates, replicas only, with the leader. */
+    /* The ISR: non-empty, no duplicates, replicas only, with the leader
+     * (the new one when the change elects: a live broker). */
+    int32_t leader = r->elect ? r->leader : p->leader;
     bool ok = r->n_isr > 0 && r->n_isr <= (size_t)p->n_replicas &&
-              has_node(r->isr, (int32_t)r->n_isr, p->leader);
+              has_node(r->isr, (int32_t)r->n_isr, leader) &&
+              (!r->elect || broker_live(img, leader));
     for (size_t i = 0; ok && i < r->n_isr; i++)
         ok = has_node(p->replicas, p->n_replicas, r->isr[i]) &&
              !has_node(r->isr, (int32_t)i, r->isr[i]);
@@ -464,23 +482,13 @@ static void apply_change(rn_image *img, const md_change_record *r, rn_image_effe
     memcpy(isr, r->isr, r->n_isr * sizeof(*isr));
     p->isr = isr;
     p->n_isr = (int32_t)r->n_isr;
+    if (r->elect && leader != p->leader) {
+        p->leader = leader;
+        p->leader_epoch++;
+    }
     p->partition_epoch++;
     set_effect(eff, RN_IMAGE_PARTITION_CHANGED, t);
     eff->partition = r->partition;
-}
-
-static broker *broker_get(const rn_image *img, int32_t id)
-{
-    for (unsigned i = 0; i < img->n_brokers; i++)
-        if (img->brokers[i].info.id == id)
-            return &img->brokers[i];
-    return NULL;
-}
-
-static bool broker_live(const rn_image *img, int32_t id)
-{
-    const broker *b = broker_get(img, id);
-    return b && !b->info.fenced;
 }
 
 /* id is gone (fenced, or restarted and maybe missing unsynced writes): it

@@ -1121,9 +1121,11 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
     return submit(md, &e, c, rc, topic_name, err, errlen);
 }
 
-int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+/* Propose a PartitionChangeRecord: isr[0..n_isr) and, when elect, leader. */
+static int propose_change(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
                           int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
-                          size_t n_isr, rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+                          size_t n_isr, bool elect, int32_t leader, rn_metadata_cb cb, void *arg,
+                          char *err, size_t errlen)
 {
     int rc = check_failed(md, err, errlen);
     if (rc < 0)
@@ -1133,6 +1135,8 @@ int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t p
         return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "partition %d of an unknown topic",
                        partition);
     const rn_partition_info *p = &t->partitions[partition];
+    if (!elect)
+        leader = p->leader;
     /* The image checks all of this again when the record applies; here it
      * is checked against what this broker sees, for a clear error now. */
     bool ok = n_isr > 0 && n_isr <= (size_t)p->n_replicas;
@@ -1143,13 +1147,13 @@ int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t p
             replica |= p->replicas[j] == isr[i];
         for (size_t j = 0; j < i; j++)
             dup |= isr[j] == isr[i];
-        has_leader |= isr[i] == p->leader;
+        has_leader |= isr[i] == leader;
         ok = replica && !dup;
     }
     if (!ok || !has_leader)
         return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
                        "%s-%d: an ISR must be distinct replicas with the leader (%d)", t->name,
-                       partition, p->leader);
+                       partition, leader);
     change *c = change_new(CHANGE_ALTER, topic_id, cb, arg);
     if (!c)
         return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
@@ -1163,11 +1167,34 @@ int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t p
     cr.partition_epoch = partition_epoch;
     cr.n_isr = n_isr;
     cr.isr = (int32_t *)isr;
+    cr.elect = elect;
+    cr.leader = elect ? leader : 0;
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE;
     r.partition_change = &cr;
     rc = enc_add(&e, &r);
     return submit(md, &e, c, rc, t->name, err, errlen);
+}
+
+int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+                          int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
+                          size_t n_isr, rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+{
+    return propose_change(md, topic_id, partition, leader_epoch, partition_epoch, isr, n_isr, false,
+                          -1, cb, arg, err, errlen);
+}
+
+int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+                             int32_t leader_epoch, int32_t partition_epoch, int32_t leader,
+                             rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+{
+    const rn_topic_info *t = rn_image_find_id(md->image, topic_id, 16);
+    if (!t || partition < 0 || partition >= t->n_partitions)
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "partition %d of an unknown topic",
+                       partition);
+    const rn_partition_info *p = &t->partitions[partition];
+    return propose_change(md, topic_id, partition, leader_epoch, partition_epoch, p->isr,
+                          (size_t)p->n_isr, true, leader, cb, arg, err, errlen);
 }
 
 void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf)
@@ -1207,6 +1234,11 @@ unsigned rn_metadata_topic_count(const rn_metadata *md)
 const rn_topic_info *rn_metadata_topic_at(const rn_metadata *md, unsigned i)
 {
     return rn_image_topic_at(md->image, i);
+}
+
+const rn_image *rn_metadata_image(const rn_metadata *md)
+{
+    return md->image;
 }
 
 int64_t rn_metadata_applied_offset(const rn_metadata *md)

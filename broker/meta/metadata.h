@@ -177,6 +177,13 @@ int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t p
                           int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
                           size_t n_isr, rn_metadata_cb cb, void *arg, char *err, size_t errlen);
 
+/* The controller's preferred-leader election: leader (a live broker in the
+ * partition's ISR) leads from leader epoch + 1, the ISR unchanged. Owner's
+ * thread; errors and cb as rn_metadata_alter_isr. */
+int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+                             int32_t leader_epoch, int32_t partition_epoch, int32_t leader,
+                             rn_metadata_cb cb, void *arg, char *err, size_t errlen);
+
 /* default.replication.factor for creates that ask for -1 (1 until set). */
 void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf);
 
@@ -190,6 +197,9 @@ const rn_broker_info *rn_metadata_broker_at(const rn_metadata *md, unsigned i);
 const rn_topic_info *rn_metadata_find(const rn_metadata *md, const char *name);
 unsigned rn_metadata_topic_count(const rn_metadata *md);
 const rn_topic_info *rn_metadata_topic_at(const rn_metadata *md, unsigned i); /* sorted by name */
+
+/* The image itself, for pure decisions over it (placement.h). */
+const rn_image *rn_metadata_image(const rn_metadata *md);
 
 /* Offset after the last applied record. */
 int64_t rn_metadata_applied_offset(const rn_metadata *md);

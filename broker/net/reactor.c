@@ -54,6 +54,7 @@
 #include "broker/gateway/gateway.h"
 #include "broker/kafka/kafka.h"
 #include "broker/logfmt.h"
+#include "broker/meta/controller.h"
 #include "broker/meta/metadata.h"
 #include "broker/meta/quorum.h"
 #include "broker/net/conn.h"
@@ -235,6 +236,8 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
     rn_partitions_tick(r, now, retention); /* the partitions this reactor owns */
     if (r->index == 0)
         rn_groups_tick(b->groups, now);
+    if (r->index == 0 && b->controller && !r->stopping && !r->leaving)
+        rn_controller_tick(b->controller, now);
     if (r->leaving && !r->stopping && (rn_quorum_left(b->quorum) || now >= r->leave_until_ms)) {
         rn_logfmt(RN_INFO,
                   rn_quorum_left(b->quorum) ? "left the cluster: leaderships moved"

@@ -266,3 +266,52 @@ Test(elections, snapshot_keeps_brokers_and_epochs)
     rn_image_free(back);
     rn_image_free(img);
 }
+
+static int elect(rn_image *img, int32_t le, int32_t pe, const int32_t *isr, size_t n,
+                 int32_t leader)
+{
+    Runnel__Metadata__PartitionChangeRecord cr = RUNNEL__METADATA__PARTITION_CHANGE_RECORD__INIT;
+    cr.topic_id = (ProtobufCBinaryData){16, tid};
+    cr.partition = 0;
+    cr.leader_epoch = le;
+    cr.partition_epoch = pe;
+    cr.n_isr = n;
+    cr.isr = (int32_t *)isr;
+    cr.elect = true;
+    cr.leader = leader;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE;
+    r.partition_change = &cr;
+    return apply(img, &r, NULL);
+}
+
+Test(elections, preferred_leader_returns_once_in_sync)
+{
+    rn_image *img = cluster3();
+    cr_assert_eq(rn_placement_preferred(img, part(img)), -1, "already led by its preferred");
+    cr_assert_eq(fence(img, 1, true), 0); /* 2 leads, ISR {2,3} */
+    cr_assert_eq(rn_placement_preferred(img, part(img)), -1, "1 is fenced");
+    cr_assert_eq(fence(img, 1, false), 0);
+    cr_assert_eq(part(img)->leader, 2, "coming back does not take leadership");
+    cr_assert_eq(rn_placement_preferred(img, part(img)), -1, "1 is not in the ISR yet");
+    const rn_partition_info *p = part(img);
+    int32_t le = p->leader_epoch, pe = p->partition_epoch;
+    /* Electing 1 while it is outside the ISR is refused. */
+    int32_t isr23[2] = {2, 3};
+    cr_assert_eq(elect(img, le, pe, isr23, 2, 1), -RN_E_INVALID_REQUEST);
+    int32_t all[3] = {2, 3, 1};
+    cr_assert_eq(alter(img, le, pe, all, 3, NULL), 0); /* 2 says 1 caught up */
+    cr_assert_eq(rn_placement_preferred(img, part(img)), 1);
+    p = part(img);
+    cr_assert_eq(elect(img, p->leader_epoch, p->partition_epoch, p->isr, (size_t)p->n_isr, 1), 0);
+    p = part(img);
+    cr_assert_eq(p->leader, 1);
+    cr_assert_eq(p->leader_epoch, le + 1);
+    cr_assert_eq(rn_placement_preferred(img, p), -1);
+    /* A fenced broker is never elected, even by a record that names it. */
+    cr_assert_eq(fence(img, 3, true), 0);
+    p = part(img);
+    cr_assert_eq(elect(img, p->leader_epoch, p->partition_epoch, p->isr, (size_t)p->n_isr, 3),
+                 -RN_E_INVALID_REQUEST);
+    rn_image_free(img);
+}
