@@ -80,7 +80,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..19"
+echo "1..20"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -208,6 +208,17 @@ if wait_for "$WAIT_S" agree "$OLD"; then
   ok "kill -9 of leader $OLD: a new leader ($LEADER) within ${WAIT_S} s"
 else
   not_ok "kill -9 of leader $OLD: a new leader within ${WAIT_S} s"
+fi
+
+# 4b. The killed broker's sockets closed with it: the new controller fences
+#     it as unreachable (no link, two heartbeats missed), not after a whole
+#     session of silence, so its partitions move in about a second.
+unreachable() { grep -q "msg=\"broker unreachable\" node=$OLD " "$TMP/n$LEADER.log"; }
+if wait_for "$WAIT_S" unreachable; then
+  ok "the new controller $LEADER fences killed broker $OLD as unreachable (its links closed)"
+else
+  not_ok "the new controller $LEADER fences killed broker $OLD as unreachable (its links closed)"
+  grep -E 'unreachable|session expired' "$TMP/n$LEADER.log" | sed 's/^/# /'
 fi
 
 # 5. The metadata survives, and changes go on with two of three.
