@@ -80,7 +80,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..20"
+echo "1..21"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -118,7 +118,13 @@ rm -rf "$TMP/n1"
 
 # 1. Three brokers elect one leader, and all three say so.
 t0=$(now_ms)
-for i in 1 2 3; do start_node "$i"; done
+# Node 3 joins once 1 and 2 have formed the quorum (two of three), as in a
+# rolling start: the first of them creates __offsets meanwhile (check 2b).
+start_node 1
+start_node 2
+formed() { grep -q 'metadata caught up' "$TMP/n1.log" || grep -q 'metadata caught up' "$TMP/n2.log"; }
+wait_for "$WAIT_S" formed
+start_node 3
 if wait_for "$WAIT_S" agree; then
   echo "# first leader: node $LEADER, epoch $EPOCH, $(($(now_ms) - t0)) ms after start"
   ok "three runneld elect one leader that every broker names"
@@ -134,6 +140,19 @@ if wait_for "$WAIT_S" registered_all 1 && wait_for "$WAIT_S" registered_all 2 &&
   ok "cluster status agrees on every broker: controller $LEADER, epoch $EPOCH, 3 active brokers"
 else
   not_ok "cluster status agrees on every broker"
+fi
+
+# 2b. The group offsets topic, created while node 3 was not up yet, waited
+#     for the three voters: three replicas, all in sync.
+offsets_rf3() {
+  rn 1 topic describe __offsets 2>/dev/null >"$TMP/offsets.out" &&
+    grep -qE 'Replicas: [0-9]+,[0-9]+,[0-9]+[[:space:]]+Isr: [0-9]+,[0-9]+,[0-9]+' "$TMP/offsets.out"
+}
+if wait_for "$WAIT_S" offsets_rf3; then
+  ok "__offsets has three replicas, all in sync"
+else
+  not_ok "__offsets has three replicas, all in sync"
+  sed 's/^/# /' "$TMP/offsets.out"
 fi
 
 # 3. A topic created through a follower appears on all three.
