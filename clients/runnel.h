@@ -121,6 +121,10 @@ typedef struct rn_partition_desc {
     int64_t high_watermark;
     int64_t log_end_offset;
     int64_t size_bytes;
+    /* A replica move in progress (rn_admin_move_partition): the replicas it
+     * ends with; n_target 0 when none. */
+    size_t n_target;
+    const int32_t *target;
 } rn_partition_desc;
 
 typedef struct rn_topic_desc {
@@ -154,6 +158,16 @@ int rn_admin_list_topics(rn_admin *a, char ***names, size_t *n);
 /* Describe one topic; *out is valid until rn_admin_describe_free. */
 int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out);
 void rn_admin_describe_free(rn_topic_desc *d);
+/* Move a partition's replicas to brokers[0..n) (Kafka's partition
+ * reassignment; the first becomes the preferred leader): the new replicas
+ * catch up as followers and the move completes once all are in sync; until
+ * then rn_partition_desc.target shows it. Returns 0 once the move is
+ * accepted, not finished. Naming the current brokers cancels a move.
+ * Errors: -RN_E_UNKNOWN_TOPIC, -RN_E_INVALID_REQUEST (a broker named twice,
+ * unknown, or fenced), -RN_E_FENCED_LEADER_EPOCH (the partition changed
+ * meanwhile: ask again), connection errors. */
+int rn_admin_move_partition(rn_admin *a, const char *topic, int32_t partition,
+                            const int32_t *brokers, size_t n);
 /* Set and delete topic-level configs (incremental). */
 int rn_admin_alter_configs(rn_admin *a, const char *topic, const char *const *set_keys,
                            const char *const *set_values, size_t n_set,

@@ -21,26 +21,33 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clients/runnel.h"
 #include "tools/cli_common.h"
+#include "tools/cli_move.h"
 
 static void usage(FILE *f)
 {
-    fputs("usage: runnel cluster status [options]\n"
+    fputs("usage: runnel cluster status|drain [options]\n"
           "\n"
           "The metadata quorum as the broker asked sees it: its role, the active\n"
           "controller, the epoch, the metadata log's high watermark, the voters and every\n"
           "registered broker with its epoch and whether it is fenced.\n"
           "\n"
+          "  drain BROKER   move every replica off BROKER (before removing it): each goes\n"
+          "                 to the live broker with the fewest replicas; the moves complete\n"
+          "                 as the new replicas catch up (runnel topic describe)\n"
+          "\n"
           "options:\n" CLI_CONN_HELP "  -h, --help                   this text\n"
           "\n"
           "examples:\n"
           "  runnel cluster status\n"
-          "  runnel -b 127.0.0.1:9701 cluster status\n",
+          "  runnel -b 127.0.0.1:9701 cluster status\n"
+          "  runnel cluster drain 3\n",
           f);
 }
 
@@ -114,15 +121,20 @@ int cli_cluster(int argc, char **argv)
         goto out;
     }
     const char *sub = argv[optind++];
-    if (strcmp(sub, "status") != 0) {
-        status = cli_usage("unknown subcommand '%s' (status)", sub);
+    bool drain = strcmp(sub, "drain") == 0;
+    if (strcmp(sub, "status") != 0 && !drain) {
+        status = cli_usage("unknown subcommand '%s' (status, drain)", sub);
         goto out;
     }
-    if (optind < argc) {
+    if (drain && optind + 1 != argc) {
+        status = cli_usage("'cluster drain' takes one broker id");
+        goto out;
+    }
+    if (!drain && optind < argc) {
         status = cli_usage("'cluster status' takes no arguments ('%s' is extra)", argv[optind]);
         goto out;
     }
-    cli_cmd = "cluster status";
+    cli_cmd = drain ? "cluster drain" : "cluster status";
     status = cli_conn_start(&conn);
     if (status != CLI_OK)
         goto out;
@@ -134,6 +146,10 @@ int cli_cluster(int argc, char **argv)
     int rc = rn_admin_new(&a, conf);
     if (rc < 0) {
         status = cli_fail(rc, "admin client");
+        goto out;
+    }
+    if (drain) {
+        status = cli_drain_broker(a, argv[optind]);
         goto out;
     }
     rn_cluster_status *st;

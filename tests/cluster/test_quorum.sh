@@ -80,7 +80,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..21"
+echo "1..24"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -261,6 +261,9 @@ fi
 #    mute) is fenced by the controller; every live broker shows it.
 wait_for "$WAIT_S" agree
 QUIET=$((LEADER % 3 + 1))
+# Active first: the broker killed in 4 was fenced as unreachable, and is
+# unfenced once its heartbeats reach the controller again.
+wait_for "$WAIT_S" all_see_state "$QUIET" active
 kill -STOP "${PID[$QUIET]}"
 t0=$(now_ms)
 SAVED=${PID[$QUIET]}
@@ -333,6 +336,53 @@ else
   not_ok "a topic with -r 3: three replicas per partition, in sync, leaders spread"
   sed 's/^/# /' "$TMP/plan1"
 fi
+# 9c. Moving replicas (runnel topic move): a move to a broker outside the
+#     ISR stays under way (describe shows the adding and removing replicas)
+#     until the new one catches up, and naming the old replicas (all in
+#     sync) ends it at once; a move to replicas already in sync completes at
+#     once, a leaving leader handing over; bad targets are refused with the
+#     reason.
+row() { # row PARTITION: "replicas isr leader adding removing" of elect-PARTITION on node 1
+  rn 1 topic describe elect 2>/dev/null | awk -v p="$1" -F'\t' '
+    { delete f; for (i = 1; i <= NF; i++) { split($i, kv, ": "); f[kv[1]] = kv[2] } }
+    f["Partition"] == p { print f["Replicas"], f["Isr"], f["Leader"], (f["AddingReplicas"] == "" ? "-" : f["AddingReplicas"]), (f["RemovingReplicas"] == "" ? "-" : f["RemovingReplicas"]); exit }'
+}
+read -r R1 I1 L1 _ _ <<<"$(row 1)"
+OUT=$(printf '1\n2\n3\n4\n' | grep -vxF -f <(echo "$R1" | tr ',' '\n') | head -n 1)
+KEEP=$(echo "$R1" | cut -d, -f2,3)
+moving() { read -r r _ _ a m <<<"$(row 1)"; [ "$a" = "$OUT" ] && [ "$m" = "${R1%%,*}" ]; }
+cancelled() { read -r r _ _ a _ <<<"$(row 1)"; [ "$r" = "$R1" ] && [ "$a" = - ]; }
+if rn 1 topic move elect 1 "$OUT,$KEEP" >"$TMP/move.out" 2>&1 && wait_for "$WAIT_S" moving &&
+  rn 2 topic move elect 1 "$R1" >>"$TMP/move.out" 2>&1 && wait_for "$WAIT_S" cancelled; then
+  ok "elect-1 moving from $R1 to $OUT,$KEEP: under way until $OUT catches up; moved back to $R1 at once"
+else
+  not_ok "elect-1 moving from $R1 to $OUT,$KEEP: under way until $OUT catches up; moved back to $R1 at once"
+  sed 's/^/# /' "$TMP/move.out"
+  echo "# row: $(row 1)"
+fi
+read -r R2 I2 L2 _ _ <<<"$(row 2)"
+X=$(echo "$I2" | tr ',' '\n' | grep -vx "$L2" | sed -n 1p)
+Y=$(echo "$I2" | tr ',' '\n' | grep -vx "$L2" | sed -n 2p)
+done_at_once() { read -r r i l a _ <<<"$(row 2)"; [ "$r" = "$X,$Y" ] && [ "$a" = - ] && [ "$l" = "$X" ]; }
+if [ -n "$Y" ] && rn 3 topic move elect 2 "$X,$Y" >"$TMP/move2.out" 2>&1 &&
+  wait_for "$WAIT_S" done_at_once; then
+  ok "elect-2 moved off its leader $L2 to in-sync $X,$Y: done at once, $X leads"
+else
+  not_ok "elect-2 moved off its leader $L2 to in-sync $X,$Y: done at once, $X leads (ISR $I2)"
+  sed 's/^/# /' "$TMP/move2.out"
+  echo "# row: $(row 2)"
+fi
+bad1=$(rn 1 topic move elect 0 1,1 2>&1)
+bad2=$(rn 1 topic move elect 0 2,9 2>&1)
+bad3=$(rn 1 topic move elect 0 two 2>&1)
+if echo "$bad1" | grep -q 'named twice' && echo "$bad2" | grep -q 'broker 9 is not registered' &&
+  echo "$bad3" | grep -q 'expected broker ids'; then
+  ok "bad moves are refused with the reason (a broker twice, an unknown broker, not a list)"
+else
+  not_ok "bad moves are refused with the reason"
+  printf '# %s\n' "$bad1" "$bad2" "$bad3"
+fi
+
 GONE=$(awk '$2 >= 1 && $2 <= 3 {print $2; exit}' "$TMP/plan1") # a voter (start_node restarts it)
 GONE=${GONE:-1}
 STAY=$((GONE % 3 + 1))
