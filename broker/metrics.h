@@ -22,6 +22,10 @@ typedef struct rn_partition_metrics {
     uint64_t bytes_in, records_in, batches_in;
     uint64_t bytes_out, records_out;
     uint64_t produce_errors;
+    /* A follower's lag behind its leader (rn_metrics_replica_lag): offsets,
+     * shown while replica_following is set. */
+    uint64_t replica_lag;
+    uint64_t replica_following;
 } rn_partition_metrics;
 
 typedef struct rn_api_metrics {
@@ -35,6 +39,7 @@ typedef struct rn_metrics {
     uint64_t connections_total, connections_active, connections_rejected;
     uint64_t bytes_received, bytes_sent;
     uint64_t protocol_errors;
+    uint64_t isr_shrinks, isr_expands; /* rn_metrics_isr_shrink / _expand */
 } rn_metrics;
 
 /* Upper bounds of the latency buckets, in microseconds (the last is +Inf). */
@@ -42,6 +47,24 @@ extern const uint64_t rn_metrics_bucket_us[RN_METRICS_N_BUCKETS];
 
 /* Count one request of api that took dur_ns and ended with err (0 or negative). */
 void rn_metrics_observe(rn_metrics *m, int api, int err, uint64_t dur_ns);
+
+/* Replication's counters (DESIGN §8), bumped on the reactor that owns the
+ * partition, with that reactor's metrics (&r->metrics), by the broker that
+ * leads it, once per ISR change of that partition that the controller has
+ * committed (the leader's AlterPartition, or its equivalent, applied): a
+ * shrink when followers left the ISR, an expand when one joined. Rendered as
+ * runnel_isr_shrinks_total and runnel_isr_expands_total (Kafka's
+ * IsrShrinksPerSec and IsrExpandsPerSec, as counters). */
+void rn_metrics_isr_shrink(rn_metrics *m);
+void rn_metrics_isr_expand(rn_metrics *m);
+
+/* A follower's lag on one partition it replicates (pa->m, on the reactor that
+ * owns the partition, after each fetch from the leader): lag offsets (the
+ * leader's log end offset minus this replica's), shown as
+ * runnel_partition_replica_lag{topic,partition}. lag < 0: this broker no
+ * longer follows the partition (it leads it, or is no replica); the series
+ * disappears. */
+void rn_metrics_replica_lag(rn_partition_metrics *m, int64_t lag);
 
 struct rn_broker;
 /* Render every metric, broker-wide and per topic/partition, in the Prometheus
