@@ -5,7 +5,9 @@
 # kill -9 of the leader gives a new leader, the metadata survives, and the
 # old one restarts and catches up; a broker silent past
 # broker.session.timeout.ms is fenced, and unfenced when it speaks again; a
-# fourth, broker-only node (an observer) follows the log and forwards.
+# fourth, broker-only node (an observer) follows the log and forwards;
+# cluster status, /metrics and GET /cluster count and list offline and
+# under-replicated partitions, and agree with each other.
 #
 #   tests/cluster/test_quorum.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
 #
@@ -80,7 +82,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..16"
+echo "1..19"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -227,10 +229,37 @@ else
   not_ok "node $OLD restarts, catches up and follows the leader"
 fi
 
-# 7. A broker silent past broker.session.timeout.ms (SIGSTOP: alive but
-#    mute) is fenced by the controller; every live broker shows it.
+# 6b. A healthy cluster: every broker counts the same partitions, none
+#     offline or under-replicated, and lists none.
+health_line() { # NODE: "partitions under-replicated offline" as NODE's cluster status says
+  rn "$1" cluster status 2>/dev/null | awk '
+    $1 == "partitions:" { p = $2 } $1 == "under-replicated:" { u = $2 } $1 == "offline:" { o = $2 }
+    END { print p, u, o }'
+}
 wait_for "$WAIT_S" agree
 QUIET=$((LEADER % 3 + 1))
+healthy_everywhere() {
+  local i first=
+  for i in 1 2 3; do
+    local h
+    h=$(health_line "$i")
+    case $h in *" 0 0") ;; *) return 1 ;; esac
+    [ -z "$first" ] && first=$h
+    [ "$h" = "$first" ] || return 1
+  done
+  ! rn 1 cluster status | grep -qE '^(OFFLINE|UNDER-REPLICATED) '
+}
+# Partitions QUIET leads (today the creator leads all of a topic's
+# partitions; with placement, some of them): what will go offline below.
+if rn "$QUIET" topic create on-quiet -p 3 >/dev/null && wait_for "$WAIT_S" all_have_topic on-quiet &&
+  wait_for "$WAIT_S" healthy_everywhere; then
+  ok "healthy: every broker counts the same partitions ($(health_line 1)), none offline or under-replicated"
+else
+  not_ok "healthy: every broker counts the same partitions, none offline or under-replicated ($(health_line 1) / $(health_line 2) / $(health_line 3))"
+fi
+
+# 7. A broker silent past broker.session.timeout.ms (SIGSTOP: alive but
+#    mute) is fenced by the controller; every live broker shows it.
 kill -STOP "${PID[$QUIET]}"
 t0=$(now_ms)
 SAVED=${PID[$QUIET]}
@@ -242,20 +271,58 @@ else
   not_ok "broker $QUIET stopped past the session timeout is shown fenced"
 fi
 
+# 7a. The fenced broker's partitions are offline: `cluster status` on the
+#     controller counts them as its GET /cluster partition table (Metadata)
+#     does when read independently here (leader = the fenced broker or -1;
+#     under-replicated = ISR shorter than replicas), there are some (the
+#     topic created through it), and the OFFLINE table lists on-quiet.
+expected_health() { # NODE FENCED: "partitions under-replicated offline" from NODE's GET /cluster
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/cluster" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+fenced = int(sys.argv[1])
+ps = [p for t in j["topics"] for p in t["partitions"]]
+assert j["partitions_listed"] == len(ps)
+off = [p for p in ps if p["leader"] in (-1, fenced)]
+under = [p for p in ps if len(p["isr"]) < len(p["replicas"])]
+assert all(p["offline"] == (p in off) and p["under_replicated"] == (p in under) for p in ps)
+assert j["offline_count"] == len(off) and j["under_replicated_count"] == len(under)
+print(len(ps), len(under), len(off))' "$2" 2>/dev/null
+}
+EXPECTED=
+offline_shown() {
+  EXPECTED=$(expected_health "$LEADER" "$QUIET")
+  [ -n "$EXPECTED" ] && [ "${EXPECTED##* }" -gt 0 ] && [ "$(health_line "$LEADER")" = "$EXPECTED" ]
+}
+if wait_for "$WAIT_S" offline_shown &&
+  rn "$LEADER" cluster status | awk '$1 == "OFFLINE" { t = 1; next } t && $1 == "on-quiet" { f = 1 } END { exit !f }'; then
+  ok "fenced broker $QUIET: cluster status on $LEADER shows its partitions offline as GET /cluster does ($EXPECTED)"
+else
+  not_ok "fenced broker $QUIET: cluster status shows its partitions offline (/cluster: '$EXPECTED', status: '$(health_line "$LEADER")')"
+fi
+
 # 7b. /metrics: the controller says it is active and counts the fenced
-#     broker; another broker says it is not the controller.
+#     broker and the offline partitions; another broker says it is not the
+#     controller.
 metric() { # metric NODE NAME: the value, "" when absent
   timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+role_metric() { # role_metric NODE: the role whose runnel_quorum_role is 1
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/metrics" |
+    awk -F'"' '/^runnel_quorum_role\{/ && $NF ~ / 1$/ { print $2 }'
 }
 OTHER_LIVE=$((QUIET % 3 + 1))
 [ "$OTHER_LIVE" = "$LEADER" ] && OTHER_LIVE=$((OTHER_LIVE % 3 + 1))
 if [ "$(metric "$LEADER" runnel_controller_active)" = 1 ] &&
   [ "$(metric "$LEADER" runnel_brokers_fenced)" = 1 ] &&
   [ "$(metric "$LEADER" runnel_controller_epoch)" = "$EPOCH" ] &&
-  { [ "$OTHER_LIVE" = "$QUIET" ] || [ "$(metric "$OTHER_LIVE" runnel_controller_active)" = 0 ]; }; then
-  ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced"
+  [ "$(metric "$LEADER" runnel_cluster_offline_partitions)" = "${EXPECTED##* }" ] &&
+  [ "$(role_metric "$LEADER")" = leader ] && [ "$(metric "$LEADER" runnel_quorum_voter)" = 1 ] &&
+  { [ "$OTHER_LIVE" = "$QUIET" ] || { [ "$(metric "$OTHER_LIVE" runnel_controller_active)" = 0 ] &&
+    [ "$(role_metric "$OTHER_LIVE")" = follower ]; }; }; then
+  ok "/metrics: the controller is active (role leader), epoch $EPOCH, one broker fenced, ${EXPECTED##* } partitions offline"
 else
-  not_ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced"
+  not_ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced, ${EXPECTED##* } offline (got $(metric "$LEADER" runnel_cluster_offline_partitions), role $(role_metric "$LEADER"))"
 fi
 
 # 8. It comes back (SIGCONT): unfenced on every broker, itself included.
@@ -265,6 +332,19 @@ if wait_for "$WAIT_S" all_see_state "$QUIET" active; then
   ok "broker $QUIET back: unfenced on every broker"
 else
   not_ok "broker $QUIET back: unfenced on every broker"
+fi
+
+# 8b. ... and nothing is offline any more, on any broker.
+none_offline() {
+  local i
+  for i in 1 2 3; do
+    case $(health_line "$i") in *" 0") ;; *) return 1 ;; esac
+  done
+}
+if wait_for "$WAIT_S" none_offline; then
+  ok "broker $QUIET back: no partition offline on any broker"
+else
+  not_ok "broker $QUIET back: no partition offline ($(health_line 1) / $(health_line 2) / $(health_line 3))"
 fi
 
 # 9. A broker-only node (an observer of the quorum) catches up, registers,
