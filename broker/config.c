@@ -149,6 +149,10 @@ static const struct setting settings[] = {
      CFG(quorum_election_timeout_ms, int64_t), 10, INT32_MAX, 0, false},
     {"controller.quorum.fetch.timeout.ms", NULL, NULL, T_I64, CFG(quorum_fetch_timeout_ms, int64_t),
      10, INT32_MAX, 0, false},
+    {"auto.leader.rebalance.enable", NULL, NULL, T_BOOL, CFG(auto_leader_rebalance, bool), 0, 1, 0,
+     false},
+    {"leader.imbalance.check.interval.seconds", NULL, NULL, T_I64,
+     CFG(leader_imbalance_check_ms, int64_t), 1, INT32_MAX / 1000, 1000, false},
 
     /* Log defaults; the topic names are Kafka's topic-level config names. A
      * segment's positions are u32, hence the 4 GiB - 1 cap. */
@@ -612,6 +616,8 @@ void rn_config_default(rn_config *c)
     c->broker_heartbeat_interval_ms = 2000;
     c->quorum_election_timeout_ms = 1000;
     c->quorum_fetch_timeout_ms = 2000;
+    c->auto_leader_rebalance = true;
+    c->leader_imbalance_check_ms = 300000;
     rn_log_config_default(&c->log);
 }
 
@@ -1201,7 +1207,9 @@ int rn_config_dump(const rn_config *c, char *buf, size_t len)
             put_value(&o, rn_log_config_flush_str(&c->log, num, sizeof(num)));
             break;
         default:
-            snprintf(num, sizeof(num), "%" PRId64, load(field, st->type));
+            /* A scaled key (…seconds stored in ms) shows what it was given. */
+            snprintf(num, sizeof(num), "%" PRId64,
+                     load(field, st->type) / (st->scale ? st->scale : 1));
             put_value(&o, num);
             break;
         }

@@ -715,6 +715,7 @@ Test(config, dump_sorted_and_complete)
     cr_assert_eq((size_t)n, strlen(buf));
     const char *keys[] = {"advertised.listener",
                           "auto.create.topics.enable",
+                          "auto.leader.rebalance.enable",
                           "broker.heartbeat.interval.ms",
                           "broker.session.timeout.ms",
                           "connection.send.budget.bytes",
@@ -728,6 +729,7 @@ Test(config, dump_sorted_and_complete)
                           "http.allowed.origins",
                           "http.listener",
                           "kafka.listener",
+                          "leader.imbalance.check.interval.seconds",
                           "listeners",
                           "log.flush",
                           "log.index.interval.bytes",
@@ -1007,4 +1009,21 @@ Test(config, cluster_keys_set_and_checked)
     bad = fresh();
     set_ok(&bad, "controller.listener", "127.0.0.1:9710"); /* without voters */
     cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+}
+
+Test(config, leader_rebalance_keys)
+{
+    rn_config c = fresh();
+    cr_assert(c.auto_leader_rebalance);
+    cr_assert_eq(c.leader_imbalance_check_ms, 300000);
+    set_ok(&c, "leader.imbalance.check.interval.seconds", "5");
+    cr_assert_eq(c.leader_imbalance_check_ms, 5000);
+    set_ok(&c, "auto.leader.rebalance.enable", "false");
+    cr_assert(!c.auto_leader_rebalance);
+    set_bad(&c, "leader.imbalance.check.interval.seconds", "0");
+    set_bad(&c, "leader.imbalance.check.interval.seconds", "-1");
+    set_bad(&c, "leader.imbalance.check.interval.seconds", "5s");
+    set_bad(&c, "leader.imbalance.check.interval.seconds", "99999999999");
+    set_bad(&c, "auto.leader.rebalance.enable", "maybe");
+    cr_assert_eq(c.leader_imbalance_check_ms, 5000, "a refused value changes nothing");
 }
