@@ -205,7 +205,8 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
     /* Partition health from the metadata image (partition_health.h): this
      * runs on reactor 0, the image's owner. */
     rn_health *hl = malloc(sizeof(*hl));
-    if (hl && rn_health_scan_broker(b, hl, 0) == 0)
+    if (hl) {
+        rn_health_scan_metadata(hl, b->md, b->cfg.node_id, 0);
         put(&s,
             "# HELP runnel_under_replicated_partitions Partitions this broker leads whose ISR is "
             "smaller than their replicas.\n"
@@ -222,8 +223,9 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
             "# HELP runnel_cluster_partitions Partitions in the metadata image.\n"
             "# TYPE runnel_cluster_partitions gauge\nrunnel_cluster_partitions %" PRId64 "\n",
             hl->n_under_replicated_led, hl->n_under_replicated, hl->n_offline, hl->n_partitions);
-    else
+    } else {
         s.oom = true;
+    }
     free(hl);
     put(&s,
         "# HELP runnel_isr_shrinks_total ISR shrinks of partitions this broker leads.\n"

@@ -2,17 +2,12 @@
  * partition_health.c — under-replicated and offline partitions (see
  * partition_health.h for the rules and who calls this).
  *
- * The scan is linear in partitions and fenced brokers (at most 64: the
- * quorum status's broker table), and stops listing, never counting, at the
+ * The scan is linear in partitions and fenced brokers (at most
+ * RN_MAX_BROKERS), and stops listing, never counting, at the
  * cap, so a 100,000-partition cluster answers in one pass with whole counts
  * and bounded lists.
  */
-#include <errno.h>
-#include <stdlib.h>
-
-#include "broker/broker.h"
 #include "broker/meta/metadata.h"
-#include "broker/meta/quorum.h"
 #include "broker/partition_health.h"
 
 static bool is_fenced(int32_t id, const int32_t *fenced, size_t n_fenced)
@@ -69,31 +64,16 @@ static const rn_topic_info *md_topic_at(const void *arg, unsigned i)
     return rn_metadata_topic_at(arg, i);
 }
 
-void rn_health_scan_metadata(rn_health *h, const rn_metadata *md, int32_t self,
-                             const int32_t *fenced, size_t n_fenced, size_t max_listed)
+void rn_health_scan_metadata(rn_health *h, const rn_metadata *md, int32_t self, size_t max_listed)
 {
-    rn_health_scan(h, md_topic_at, md, rn_metadata_topic_count(md), self, fenced, n_fenced,
-                   max_listed);
-}
-
-int rn_health_scan_broker(rn_broker *b, rn_health *h, size_t max_listed)
-{
-    int32_t fenced[64];
+    int32_t fenced[RN_MAX_BROKERS];
     size_t n_fenced = 0;
-    if (!b->md) { /* not open yet (or a test's bare broker): nothing to classify */
-        rn_health_scan(h, md_topic_at, NULL, 0, b->cfg.node_id, NULL, 0, max_listed);
-        return 0;
+    unsigned n = md ? rn_metadata_broker_count(md) : 0;
+    for (unsigned i = 0; i < n && n_fenced < RN_MAX_BROKERS; i++) {
+        const rn_broker_info *bi = rn_metadata_broker_at(md, i);
+        if (bi && bi->fenced)
+            fenced[n_fenced++] = bi->id;
     }
-    if (b->quorum) {
-        rn_quorum_status *st = malloc(sizeof(*st));
-        if (!st)
-            return -ENOMEM;
-        rn_quorum_status_get(b->quorum, st);
-        for (int i = 0; i < st->n_brokers && n_fenced < sizeof(fenced) / sizeof(fenced[0]); i++)
-            if (st->brokers[i].fenced)
-                fenced[n_fenced++] = st->brokers[i].id;
-        free(st);
-    }
-    rn_health_scan_metadata(h, b->md, b->cfg.node_id, fenced, n_fenced, max_listed);
-    return 0;
+    rn_health_scan(h, md_topic_at, md, md ? rn_metadata_topic_count(md) : 0, self, fenced, n_fenced,
+                   max_listed);
 }

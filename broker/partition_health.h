@@ -11,10 +11,12 @@
  *   offline           no leader (-1), or its leader is a fenced broker.
  *
  * A partition can be both (its last ISR member died with the leadership).
- * Only the image's fields are read (leader, replicas, isr) and the set of
- * fenced brokers, so the answer is whatever the controller last committed:
- * with RF=1 today, a fenced broker's partitions are offline and none is
- * under-replicated; with replication they show ISR changes as they commit.
+ * Only the image's fields are read (leader, replicas, isr, and its brokers'
+ * fenced flags), so the answer is whatever the controller last committed:
+ * applying a fence elects a new leader from the ISR and drops the fenced
+ * broker from ISRs (image.h), so a fenced broker's RF=1 partitions show
+ * offline (no leader) and its RF=3 ones under-replicated; ISR changes by
+ * the replication code show as they commit.
  *
  * Pure: no clock, no I/O, no allocation. The owner of the image (reactor 0)
  * calls it; the image's pointers it returns are valid until the next record
@@ -65,14 +67,11 @@ void rn_health_scan(rn_health *h, const rn_topic_info *(*topic_at)(const void *a
                     size_t n_fenced, size_t max_listed);
 
 struct rn_metadata;
-/* rn_health_scan over every topic of md's image (sorted by name). */
+/* rn_health_scan over every topic of md's image (sorted by name), with the
+ * brokers the same image holds fenced (none on a single node): partitions
+ * and fencing from one applied state, never two. The image's owner only
+ * (reactor 0). */
 void rn_health_scan_metadata(rn_health *h, const struct rn_metadata *md, int32_t self,
-                             const int32_t *fenced, size_t n_fenced, size_t max_listed);
-
-struct rn_broker;
-/* rn_health_scan over the broker's metadata image, with the fenced brokers of
- * its quorum status (none on a single node). Reactor 0 only (the image's
- * owner). -ENOMEM (the quorum status copy). */
-int rn_health_scan_broker(struct rn_broker *b, rn_health *h, size_t max_listed);
+                             size_t max_listed);
 
 #endif

@@ -10,8 +10,7 @@
  *
  * Partition health (under-replicated, offline) comes from the image on
  * reactor 0, where this handler runs (shard.c forwards every unpartitioned
- * API there), classified by partition_health.c against the fenced brokers of
- * the same status copy: counts whole, lists bounded.
+ * API there), classified by partition_health.c: counts whole, lists bounded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,11 +102,6 @@ void rn_handle_cluster_status(rn_request *req)
     r.n_brokers = (size_t)st->n_brokers;
     r.brokers = bp;
 
-    int32_t fenced[MAXB];
-    size_t n_fenced = 0;
-    for (int i = 0; i < st->n_brokers; i++)
-        if (st->brokers[i].fenced)
-            fenced[n_fenced++] = st->brokers[i].id;
     rn_health *hl = malloc(sizeof(*hl));
     enum { MAXL = RN_HEALTH_MAX_LISTED };
     Runnel__ClusterPartition *cps = calloc(2 * MAXL, sizeof(*cps));
@@ -122,7 +116,7 @@ void rn_handle_cluster_status(rn_request *req)
         rn_request_fail(req, -ENOMEM, "out of memory");
         return;
     }
-    rn_health_scan_metadata(hl, b->md, b->cfg.node_id, fenced, n_fenced, MAXL);
+    rn_health_scan_metadata(hl, b->md, b->cfg.node_id, MAXL);
     r.partitions = hl->n_partitions;
     r.under_replicated_count = hl->n_under_replicated;
     r.offline_count = hl->n_offline;

@@ -82,7 +82,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..19"
+echo "1..23"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -230,7 +230,7 @@ else
 fi
 
 # 6b. A healthy cluster: every broker counts the same partitions, none
-#     offline or under-replicated, and lists none.
+#     offline, and agrees with GET /cluster's partition table.
 health_line() { # NODE: "partitions under-replicated offline" as NODE's cluster status says
   rn "$1" cluster status 2>/dev/null | awk '
     $1 == "partitions:" { p = $2 } $1 == "under-replicated:" { u = $2 } $1 == "offline:" { o = $2 }
@@ -238,24 +238,41 @@ health_line() { # NODE: "partitions under-replicated offline" as NODE's cluster 
 }
 wait_for "$WAIT_S" agree
 QUIET=$((LEADER % 3 + 1))
+expected_health() { # NODE FENCED: "partitions under-replicated offline" from NODE's GET /cluster
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/cluster" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+fenced = int(sys.argv[1])
+ps = [p for t in j["topics"] for p in t["partitions"]]
+assert j["partitions_listed"] == len(ps)
+off = [p for p in ps if p["leader"] in (-1, fenced)]
+under = [p for p in ps if len(p["isr"]) < len(p["replicas"])]
+assert all(p["offline"] == (p in off) and p["under_replicated"] == (p in under) for p in ps)
+assert j["offline_count"] == len(off) and j["under_replicated_count"] == len(under)
+print(len(ps), len(under), len(off))' "$2" 2>/dev/null
+}
+# No broker fenced (-2 is no broker's id): nothing offline; the
+# under-replicated count is whatever the ISRs say (an earlier restart may
+# have left some short until replication catches them up), the same on
+# every broker and as /cluster's table has it.
 healthy_everywhere() {
-  local i first=
+  local i h first=
   for i in 1 2 3; do
-    local h
     h=$(health_line "$i")
-    case $h in *" 0 0") ;; *) return 1 ;; esac
+    case $h in *" 0") ;; *) return 1 ;; esac
+    [ "$h" = "$(expected_health "$i" -2)" ] || return 1
     [ -z "$first" ] && first=$h
     [ "$h" = "$first" ] || return 1
   done
-  ! rn 1 cluster status | grep -qE '^(OFFLINE|UNDER-REPLICATED) '
+  ! rn 1 cluster status | grep -q '^OFFLINE '
 }
 # Partitions QUIET leads (today the creator leads all of a topic's
 # partitions; with placement, some of them): what will go offline below.
 if rn "$QUIET" topic create on-quiet -p 3 >/dev/null && wait_for "$WAIT_S" all_have_topic on-quiet &&
   wait_for "$WAIT_S" healthy_everywhere; then
-  ok "healthy: every broker counts the same partitions ($(health_line 1)), none offline or under-replicated"
+  ok "healthy: every broker counts the same partitions ($(health_line 1)), none offline"
 else
-  not_ok "healthy: every broker counts the same partitions, none offline or under-replicated ($(health_line 1) / $(health_line 2) / $(health_line 3))"
+  not_ok "healthy: every broker counts the same partitions, none offline ($(health_line 1) / $(health_line 2) / $(health_line 3))"
 fi
 
 # 7. A broker silent past broker.session.timeout.ms (SIGSTOP: alive but
@@ -276,19 +293,6 @@ fi
 #     does when read independently here (leader = the fenced broker or -1;
 #     under-replicated = ISR shorter than replicas), there are some (the
 #     topic created through it), and the OFFLINE table lists on-quiet.
-expected_health() { # NODE FENCED: "partitions under-replicated offline" from NODE's GET /cluster
-  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/cluster" | python3 -c '
-import json, sys
-j = json.load(sys.stdin)
-fenced = int(sys.argv[1])
-ps = [p for t in j["topics"] for p in t["partitions"]]
-assert j["partitions_listed"] == len(ps)
-off = [p for p in ps if p["leader"] in (-1, fenced)]
-under = [p for p in ps if len(p["isr"]) < len(p["replicas"])]
-assert all(p["offline"] == (p in off) and p["under_replicated"] == (p in under) for p in ps)
-assert j["offline_count"] == len(off) and j["under_replicated_count"] == len(under)
-print(len(ps), len(under), len(off))' "$2" 2>/dev/null
-}
 EXPECTED=
 offline_shown() {
   EXPECTED=$(expected_health "$LEADER" "$QUIET")
@@ -403,6 +407,39 @@ else
   not_ok "SIGTERM of broker $GONE: fenced first, its leaderships moved to ISR members, exit 0 (exit $st)"
   grep -E 'leav|left' "$TMP/n$GONE.log" | sed 's/^/# /'
   sed 's/^/# /' "$TMP/plan2" 2>/dev/null
+fi
+# 9c. With broker $GONE gone from every ISR, its RF=3 partitions are
+#     under-replicated: cluster status on $STAY counts and lists them as
+#     GET /cluster's partition table does, /metrics says so cluster-wide,
+#     and the per-broker gauge (partitions each leads) sums to the same.
+urp_shown() {
+  EXPECTED=$(expected_health "$STAY" "$GONE")
+  [ -n "$EXPECTED" ] && [ "$(echo "$EXPECTED" | awk '{print $2}')" -ge 1 ] &&
+    [ "$(health_line "$STAY")" = "$EXPECTED" ]
+}
+led_sum() {
+  local i sum=0 v
+  for i in 1 2 3 4; do
+    [ -n "${PID[$i]:-}" ] || continue
+    v=$(metric "$i" runnel_under_replicated_partitions)
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+# elect's partitions with $GONE among their replicas (placement decides how many).
+WITH_GONE=$(awk -v g="$GONE" '{ n = split($4, r, ","); for (k = 1; k <= n; k++) if (r[k] == g) c++ } END { print c + 0 }' "$TMP/plan1")
+urp_everywhere() { # every view agrees (each broker's image may trail by a moment)
+  urp_shown &&
+    rn "$STAY" cluster status | awk -v want="$WITH_GONE" '$1 == "UNDER-REPLICATED" { t = 1; next }
+      $1 == "OFFLINE" { t = 0 } t && $1 == "elect" { n++ } END { exit n != want || want == 0 }' &&
+    [ "$(metric "$STAY" runnel_cluster_under_replicated_partitions)" = "$(echo "$EXPECTED" | awk '{print $2}')" ] &&
+    [ "$(led_sum)" = "$(echo "$EXPECTED" | awk '{print $2}')" ]
+}
+if wait_for "$WAIT_S" urp_everywhere; then
+  ok "broker $GONE out of the ISRs: under-replicated partitions ($WITH_GONE of elect) counted and listed alike by cluster status, /cluster and /metrics ($EXPECTED)"
+else
+  not_ok "broker $GONE out of the ISRs: under-replicated partitions (/cluster: '$EXPECTED', status: '$(health_line "$STAY")', led sum $(led_sum))"
+  rn "$STAY" cluster status | sed 's/^/# /'
 fi
 start_node "$GONE"
 back() { [ "$(broker_state "$STAY" "$GONE")" = active ]; }
