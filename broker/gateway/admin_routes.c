@@ -276,17 +276,17 @@ static void delete_group(rn_http_conn *c, const char *group)
 /* GET /cluster: what `runnel cluster status` shows (ClusterStatus: the
  * quorum, the brokers, partition health) and every topic's partitions with
  * leader, replicas and ISR (Metadata), each flagged under_replicated and
- * offline by partition_health.h's rule against the fenced brokers that
- * ClusterStatus names. Both requests go out at once (the in-process client
- * keeps several in flight); the answer is written when both are back, or
- * nothing when the client left (both dropped). At most
- * MAX_CLUSTER_PARTITIONS partitions are listed ("partitions_listed" says
- * how many, the counts stay whole). */
+ * offline by partition_health.h's rule against the brokers the metadata
+ * image holds fenced (the gateway runs on reactor 0, the image's owner).
+ * Both requests go out at once (the in-process client keeps several in
+ * flight); the answer is written when both are back, or nothing when the
+ * client left (both dropped). At most MAX_CLUSTER_PARTITIONS partitions are
+ * listed ("partitions_listed" says how many; the counts stay whole). */
 
 #define MAX_CLUSTER_PARTITIONS 2000
 
 typedef struct cluster_job {
-    rn_gw_call status_call, md_call; /* each first in its own sense: container_of */
+    rn_gw_call status_call, md_call; /* RN_CONTAINER_OF finds the job from either */
     rn_http_conn *c;
     int pending;
     json_t *status, *topics;
@@ -389,13 +389,15 @@ static void cluster_finish(cluster_job *j)
         rn_http_respond_error(c, 500, 50001, "out of memory");
         goto out;
     }
-    int32_t fenced[64];
+    /* Fenced as the image has it: the rule's other input, from the same
+     * applied state as ClusterStatus's counts (partition_health.h). */
+    const rn_metadata *md = c->gw->b->md;
+    int32_t fenced[RN_MAX_BROKERS];
     size_t n_fenced = 0;
-    json_t *brokers = json_object_get(j->status, "brokers");
-    for (size_t i = 0; i < json_array_size(brokers) && n_fenced < 64; i++) {
-        json_t *br = json_array_get(brokers, i);
-        if (json_is_true(json_object_get(br, "fenced")))
-            fenced[n_fenced++] = (int32_t)json_integer_value(json_object_get(br, "id"));
+    for (unsigned i = 0; md && i < rn_metadata_broker_count(md) && n_fenced < RN_MAX_BROKERS; i++) {
+        const rn_broker_info *bi = rn_metadata_broker_at(md, i);
+        if (bi && bi->fenced)
+            fenced[n_fenced++] = bi->id;
     }
     for (size_t t = 0; t < json_array_size(j->topics); t++) {
         json_t *parts = json_object_get(json_array_get(j->topics, t), "partitions");
