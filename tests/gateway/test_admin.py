@@ -71,6 +71,22 @@ def test_cluster():
     check(all(t["partition_count"] == len(t["partitions"]) for t in j["topics"]), j["topics"])
     st, _, _ = B.request("DELETE", "/cluster")
     check(st == 405, st)
+    # /metrics counts the same partitions; nothing unhealthy, no ISR change,
+    # no follower lag on a single node.
+    st, _, body = B.request("GET", "/metrics")
+    check(st == 200, st)
+    m = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            m[k] = v
+    want = {"runnel_cluster_partitions": str(n), "runnel_cluster_offline_partitions": "0",
+            "runnel_cluster_under_replicated_partitions": "0",
+            "runnel_under_replicated_partitions": "0", "runnel_isr_shrinks_total": "0",
+            "runnel_isr_expands_total": "0"}
+    check(all(m.get(k) == v for k, v in want.items()),
+          {k: m.get(k) for k in want})
+    check(not any(k.startswith("runnel_partition_replica_lag{") for k in m), m.keys())
 
 
 def test_client_leaves_mid_cluster():
