@@ -266,9 +266,10 @@ healthy_everywhere() {
   done
   ! rn 1 cluster status | grep -q '^OFFLINE '
 }
-# Partitions QUIET leads (today the creator leads all of a topic's
-# partitions; with placement, some of them): what will go offline below.
-if rn "$QUIET" topic create on-quiet -p 3 >/dev/null && wait_for "$WAIT_S" all_have_topic on-quiet &&
+# Placement deals partitions round robin over the live brokers, so QUIET
+# leads a third of these 63 (RF=1): 21 or more go offline below, more than
+# cluster status lists (20), which it then says.
+if rn "$QUIET" topic create on-quiet -p 63 >/dev/null && wait_for "$WAIT_S" all_have_topic on-quiet &&
   wait_for "$WAIT_S" healthy_everywhere; then
   ok "healthy: every broker counts the same partitions ($(health_line 1)), none offline"
 else
@@ -291,15 +292,25 @@ fi
 # 7a. The fenced broker's partitions are offline: `cluster status` on the
 #     controller counts them as its GET /cluster partition table (Metadata)
 #     does when read independently here (leader = the fenced broker or -1;
-#     under-replicated = ISR shorter than replicas), there are some (the
-#     topic created through it), and the OFFLINE table lists on-quiet.
+#     under-replicated = ISR shorter than replicas), there are some (its
+#     share of on-quiet), and the OFFLINE table lists 20 and says how many
+#     more.
 EXPECTED=
 offline_shown() {
   EXPECTED=$(expected_health "$LEADER" "$QUIET")
   [ -n "$EXPECTED" ] && [ "${EXPECTED##* }" -gt 0 ] && [ "$(health_line "$LEADER")" = "$EXPECTED" ]
 }
-if wait_for "$WAIT_S" offline_shown &&
-  rn "$LEADER" cluster status | awk '$1 == "OFFLINE" { t = 1; next } t && $1 == "on-quiet" { f = 1 } END { exit !f }'; then
+# The OFFLINE table: 20 rows of on-quiet and others, then "... and N more".
+listed_right() {
+  local off=${EXPECTED##* }
+  rn "$LEADER" cluster status | awk -v off="$off" '
+    $1 == "OFFLINE" { t = 1; next }
+    t && $1 == "on-quiet" { q++ }
+    t && $1 != "..." { rows++ }
+    t && $0 == "... and " (off - 20) " more" { more = 1 }
+    END { exit !(off > 20 && rows == 20 && q > 0 && more) }'
+}
+if wait_for "$WAIT_S" offline_shown && listed_right; then
   ok "fenced broker $QUIET: cluster status on $LEADER shows its partitions offline as GET /cluster does ($EXPECTED)"
 else
   not_ok "fenced broker $QUIET: cluster status shows its partitions offline (/cluster: '$EXPECTED', status: '$(health_line "$LEADER")')"
