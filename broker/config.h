@@ -72,9 +72,9 @@ typedef struct rn_config {
     char advertised_listener[256];        /* advertised.listener: host:port other brokers and
                                              clients are told; empty = listeners */
     int64_t broker_session_timeout_ms;    /* broker.session.timeout.ms, default 9000 */
-    int64_t broker_heartbeat_interval_ms; /* broker.heartbeat.interval.ms, default 2000 */
-    int64_t quorum_election_timeout_ms;   /* controller.quorum.election.timeout.ms, 1000 */
-    int64_t quorum_fetch_timeout_ms;      /* controller.quorum.fetch.timeout.ms, 2000 */
+    int64_t broker_heartbeat_interval_ms; /* broker.heartbeat.interval.ms, default 500 */
+    int64_t quorum_election_timeout_ms;   /* controller.quorum.election.timeout.ms, 500 */
+    int64_t quorum_fetch_timeout_ms;      /* controller.quorum.fetch.timeout.ms, 1000 */
     bool auto_leader_rebalance;           /* auto.leader.rebalance.enable, default true */
     int64_t leader_imbalance_check_ms;    /* leader.imbalance.check.interval.seconds (300) */
 } rn_config;

@@ -592,6 +592,19 @@ static const rn_voter *voter_of(rn_quorum *q, int32_t id)
     return NULL;
 }
 
+/* node's listener refused a connection: no process of it is there. When it
+ * was our leader, campaign now rather than a fetch timeout later (the
+ * survivors all see the refusal, so their pre-votes agree). */
+static void refused(rn_quorum *q, int32_t node)
+{
+    if (node == rn_raft_leader(q->raft) && node != q->cfg.node_id &&
+        rn_raft_role_of(q->raft) == RN_RAFT_FOLLOWER) {
+        rn_logfmt(RN_INFO, "quorum leader unreachable", "leader=%d epoch=%d", node,
+                  rn_raft_epoch(q->raft));
+        rn_raft_leader_unreachable(q->raft);
+    }
+}
+
 /* The link to node: one we dialled, else the last one it spoke on; dial a
  * voter when there is none. -1 when none can be had now. */
 static int link_to(rn_quorum *q, int32_t node, int64_t now)
@@ -621,6 +634,8 @@ static int link_to(rn_quorum *q, int32_t node, int64_t now)
     if (fd < 0)
         return found;
     if (rc < 0 && errno != EINPROGRESS) {
+        if (errno == ECONNREFUSED)
+            refused(q, node);
         close(fd);
         return found;
     }
@@ -794,6 +809,15 @@ static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const 
     }
 }
 
+/* Whether a link to node is open (connected, in either direction). */
+static bool has_link(const rn_quorum *q, int32_t node)
+{
+    for (int i = 0; i < q->n_links; i++)
+        if (q->links[i].node == node && !q->links[i].dead && !q->links[i].connecting)
+            return true;
+    return false;
+}
+
 static void controller_tick(rn_quorum *q, int64_t now)
 {
     rn_raft_role role = rn_raft_role_of(q->raft);
@@ -815,8 +839,17 @@ static void controller_tick(rn_quorum *q, int64_t now)
         return;
     for (int i = 0; i < q->n_brokers; i++) {
         ctl_broker *b = &q->brokers[i];
-        if (!b->registered || b->fenced || now - b->last_hb <= q->cfg.session_timeout_ms ||
-            now - b->last_prop < CONTROL_RETRY_MS)
+        if (!b->registered || b->fenced || now - b->last_prop < CONTROL_RETRY_MS ||
+            b->id == q->cfg.node_id)
+            continue;
+        /* A broker is fenced after a session of silence (a hung process, a
+         * network cut that drops packets), or after two missed heartbeats
+         * once no link to it is open: a killed process's sockets close at
+         * once, so its leaderships move in about a second instead of a
+         * whole session (DESIGN §8's failover bound). */
+        int64_t silent = now - b->last_hb;
+        bool gone = silent > 2 * q->cfg.heartbeat_interval_ms && !has_link(q, b->id);
+        if (silent <= q->cfg.session_timeout_ms && !gone)
             continue;
         md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
         Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
@@ -825,8 +858,8 @@ static void controller_tick(rn_quorum *q, int64_t now)
         r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
         r.broker_fence = &fr;
         b->last_prop = now;
-        rn_logfmt(RN_INFO, "broker session expired", "node=%d silent_ms=%" PRId64, b->id,
-                  now - b->last_hb);
+        rn_logfmt(RN_INFO, gone ? "broker unreachable" : "broker session expired",
+                  "node=%d silent_ms=%" PRId64, b->id, silent);
         propose_control(q, &r);
     }
 }
@@ -1292,6 +1325,8 @@ static void *quorum_main(void *arg)
                 socklen_t sl = sizeof(soerr);
                 getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
                 if (soerr || (re & (POLLERR | POLLHUP))) {
+                    if (soerr == ECONNREFUSED && l->outbound)
+                        refused(q, l->node);
                     link_close(q, i);
                     continue;
                 }

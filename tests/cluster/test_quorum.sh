@@ -82,7 +82,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..23"
+echo "1..25"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -120,7 +120,13 @@ rm -rf "$TMP/n1"
 
 # 1. Three brokers elect one leader, and all three say so.
 t0=$(now_ms)
-for i in 1 2 3; do start_node "$i"; done
+# Node 3 joins once 1 and 2 have formed the quorum (two of three), as in a
+# rolling start: the first of them creates __offsets meanwhile (check 2b).
+start_node 1
+start_node 2
+formed() { grep -q 'metadata caught up' "$TMP/n1.log" || grep -q 'metadata caught up' "$TMP/n2.log"; }
+wait_for "$WAIT_S" formed
+start_node 3
 if wait_for "$WAIT_S" agree; then
   echo "# first leader: node $LEADER, epoch $EPOCH, $(($(now_ms) - t0)) ms after start"
   ok "three runneld elect one leader that every broker names"
@@ -136,6 +142,19 @@ if wait_for "$WAIT_S" registered_all 1 && wait_for "$WAIT_S" registered_all 2 &&
   ok "cluster status agrees on every broker: controller $LEADER, epoch $EPOCH, 3 active brokers"
 else
   not_ok "cluster status agrees on every broker"
+fi
+
+# 2b. The group offsets topic, created while node 3 was not up yet, waited
+#     for the three voters: three replicas, all in sync.
+offsets_rf3() {
+  rn 1 topic describe __offsets 2>/dev/null >"$TMP/offsets.out" &&
+    grep -qE 'Replicas: [0-9]+,[0-9]+,[0-9]+[[:space:]]+Isr: [0-9]+,[0-9]+,[0-9]+' "$TMP/offsets.out"
+}
+if wait_for "$WAIT_S" offsets_rf3; then
+  ok "__offsets has three replicas, all in sync"
+else
+  not_ok "__offsets has three replicas, all in sync"
+  sed 's/^/# /' "$TMP/offsets.out"
 fi
 
 # 3. A topic created through a follower appears on all three.
@@ -212,6 +231,17 @@ else
   not_ok "kill -9 of leader $OLD: a new leader within ${WAIT_S} s"
 fi
 
+# 4b. The killed broker's sockets closed with it: the new controller fences
+#     it as unreachable (no link, two heartbeats missed), not after a whole
+#     session of silence, so its partitions move in about a second.
+unreachable() { grep -q "msg=\"broker unreachable\" node=$OLD " "$TMP/n$LEADER.log"; }
+if wait_for "$WAIT_S" unreachable; then
+  ok "the new controller $LEADER fences killed broker $OLD as unreachable (its links closed)"
+else
+  not_ok "the new controller $LEADER fences killed broker $OLD as unreachable (its links closed)"
+  grep -E 'unreachable|session expired' "$TMP/n$LEADER.log" | sed 's/^/# /'
+fi
+
 # 5. The metadata survives, and changes go on with two of three.
 if all_have_topic via-follower && rn "$LEADER" topic create after-kill -p 1 >/dev/null &&
   wait_for "$WAIT_S" all_have_topic after-kill; then
@@ -237,7 +267,15 @@ health_line() { # NODE: "partitions under-replicated offline" as NODE's cluster 
     END { print p, u, o }'
 }
 wait_for "$WAIT_S" agree
-QUIET=$((LEADER % 3 + 1))
+# The broker to fence: neither the leader nor node $OLD, restarted just now
+# (a broker placement does not count yet would lead none of on-quiet).
+QUIET=$((6 - LEADER - OLD))
+[ "$QUIET" -ge 1 ] && [ "$QUIET" -le 3 ] && [ "$QUIET" != "$LEADER" ] || QUIET=$((LEADER % 3 + 1))
+in_placement() { # QUIET is among the live brokers QUIET's own metadata lists
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$QUIET]}/brokers" |
+    python3 -c 'import json, sys; sys.exit(int(sys.argv[1]) not in [b["node_id"] for b in json.load(sys.stdin)["brokers"]])' "$QUIET" 2>/dev/null
+}
+wait_for "$WAIT_S" in_placement
 expected_health() { # NODE FENCED: "partitions under-replicated offline" from NODE's GET /cluster
   timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/cluster" | python3 -c '
 import json, sys
@@ -314,6 +352,11 @@ if wait_for "$WAIT_S" offline_shown && listed_right; then
   ok "fenced broker $QUIET: cluster status on $LEADER shows its partitions offline as GET /cluster does ($EXPECTED)"
 else
   not_ok "fenced broker $QUIET: cluster status shows its partitions offline (/cluster: '$EXPECTED', status: '$(health_line "$LEADER")')"
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$LEADER]}/cluster" | python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["topics"]:
+    print("#", t["name"], "leaders", " ".join(str(p["leader"]) for p in t["partitions"]))'
+  rn "$LEADER" cluster status | sed 's/^/# /'
 fi
 
 # 7b. /metrics: the controller says it is active and counts the fenced
