@@ -660,16 +660,26 @@ int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out)
     if (rc < 0)
         return rc;
     const Runnel__ClusterStatusResponse *cr = r.hdr->cluster_status;
-    /* One block: the status, the voters, the brokers, then their strings. */
-    size_t strs = strsize(cr->role);
+    /* One block: the status, the voters, the brokers, the listed
+     * partitions, their replica and ISR ids, then the strings. */
+    size_t strs = strsize(cr->role), n_parts = cr->n_under_replicated + cr->n_offline, n_ids = 0;
     for (size_t i = 0; i < cr->n_voters; i++)
         strs += strsize(cr->voters[i]->endpoint);
     for (size_t i = 0; i < cr->n_brokers; i++)
         strs += strsize(cr->brokers[i]->endpoint);
+    for (size_t i = 0; i < n_parts; i++) {
+        const Runnel__ClusterPartition *cp = i < cr->n_under_replicated
+                                                 ? cr->under_replicated[i]
+                                                 : cr->offline[i - cr->n_under_replicated];
+        strs += strsize(cp->topic);
+        n_ids += cp->n_replicas + cp->n_isr;
+    }
     size_t head = align8(sizeof(rn_cluster_status));
     size_t vsz = align8(cr->n_voters * sizeof(rn_cluster_voter));
     size_t bsz = align8(cr->n_brokers * sizeof(rn_cluster_broker));
-    char *blk = calloc(1, head + vsz + bsz + strs);
+    size_t psz = align8(n_parts * sizeof(rn_cluster_partition));
+    size_t isz = align8(n_ids * sizeof(int32_t));
+    char *blk = calloc(1, head + vsz + bsz + psz + isz + strs);
     if (!blk) {
         rn__reply_fini(&r);
         return rn__fail(cl, -ENOMEM, "out of memory");
@@ -677,7 +687,9 @@ int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out)
     rn_cluster_status *st = (rn_cluster_status *)blk;
     rn_cluster_voter *vs = (rn_cluster_voter *)(blk + head);
     rn_cluster_broker *bs = (rn_cluster_broker *)(blk + head + vsz);
-    char *s = blk + head + vsz + bsz;
+    rn_cluster_partition *ps = (rn_cluster_partition *)(blk + head + vsz + bsz);
+    int32_t *ids = (int32_t *)(blk + head + vsz + bsz + psz);
+    char *s = blk + head + vsz + bsz + psz + isz;
     st->node_id = cr->node_id;
     st->role = put_str(&s, cr->role);
     st->leader_id = cr->leader_id;
@@ -703,6 +715,30 @@ int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out)
     st->voters = vs;
     st->n_brokers = cr->n_brokers;
     st->brokers = bs;
+    for (size_t i = 0; i < n_parts; i++) {
+        const Runnel__ClusterPartition *cp = i < cr->n_under_replicated
+                                                 ? cr->under_replicated[i]
+                                                 : cr->offline[i - cr->n_under_replicated];
+        ps[i].topic = put_str(&s, cp->topic);
+        ps[i].partition = cp->partition;
+        ps[i].leader = cp->leader;
+        ps[i].leader_epoch = cp->leader_epoch;
+        ps[i].n_replicas = cp->n_replicas;
+        ps[i].replicas = ids;
+        for (size_t k = 0; k < cp->n_replicas; k++)
+            *ids++ = cp->replicas[k];
+        ps[i].n_isr = cp->n_isr;
+        ps[i].isr = ids;
+        for (size_t k = 0; k < cp->n_isr; k++)
+            *ids++ = cp->isr[k];
+    }
+    st->partitions = cr->partitions;
+    st->under_replicated_count = cr->under_replicated_count;
+    st->offline_count = cr->offline_count;
+    st->n_under_replicated = cr->n_under_replicated;
+    st->under_replicated = ps;
+    st->n_offline = cr->n_offline;
+    st->offline = ps + cr->n_under_replicated;
     *out = st;
     rn__reply_fini(&r);
     return 0;

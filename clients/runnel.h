@@ -203,6 +203,17 @@ typedef struct rn_cluster_broker {
     int64_t last_heartbeat_ms; /* the active controller's view; -1 elsewhere */
 } rn_cluster_broker;
 
+typedef struct rn_cluster_partition {
+    const char *topic;
+    int32_t partition;
+    int32_t leader; /* -1 when none */
+    int32_t leader_epoch;
+    size_t n_replicas;
+    const int32_t *replicas;
+    size_t n_isr;
+    const int32_t *isr;
+} rn_cluster_partition;
+
 typedef struct rn_cluster_status {
     int32_t node_id;   /* the broker that answered */
     const char *role;  /* its quorum role: leader, follower, candidate, ... */
@@ -216,6 +227,15 @@ typedef struct rn_cluster_status {
     const rn_cluster_voter *voters;
     size_t n_brokers;
     const rn_cluster_broker *brokers;
+    /* Partition health from the answering broker's image: under-replicated =
+     * ISR smaller than the replicas; offline = no leader or a fenced one.
+     * The counts are whole; the lists hold the first ones (at most 100). */
+    int64_t partitions;
+    int64_t under_replicated_count, offline_count;
+    size_t n_under_replicated;
+    const rn_cluster_partition *under_replicated;
+    size_t n_offline;
+    const rn_cluster_partition *offline;
 } rn_cluster_status;
 
 /* The metadata quorum as the broker the admin client talks to sees it;
