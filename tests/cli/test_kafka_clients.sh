@@ -7,6 +7,8 @@
 #     describe_configs (topic and broker, with config sources), a SASL client
 #     told "Unsupported SASL mechanism";
 #   - kafka-python 2.0.2: describe_configs, create_partitions;
+#   - auto.create.topics.enable: off by default (Metadata creates nothing);
+#     on, Metadata naming an unknown topic creates it with num.partitions;
 #   - tests/cli/kafka_wire.py: a retried batch gets its first offset, a gap
 #     OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch INVALID_PRODUCER_EPOCH;
 #     OffsetsForLeaderEpoch, and KIP-320's current leader epoch in Fetch,
@@ -302,6 +304,64 @@ assert all(b[4] == b[0] for b in bs), bs
 PY
 }
 
+# Metadata v1 (may create) or v4 with allow_auto_topic_creation ALLOW for
+# one topic: prints "ERROR N" (N partitions in the answer).
+metadata_of() {
+  py "$@" <<'PY'
+import struct, sys
+from kafka_wire import Conn, s16
+topic, ver, allow = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+body = struct.pack(">i", 1) + s16(topic) + (struct.pack(">b", allow) if ver >= 4 else b"")
+r = Conn(sys.argv[1]).call(3, ver, body)
+at = 4 if ver >= 3 else 0
+n = struct.unpack(">i", r[at:at + 4])[0]
+at += 4
+for _ in range(n):  # node_id, host, port, rack
+    at += 4
+    at += 2 + struct.unpack(">h", r[at:at + 2])[0] + 4
+    k = struct.unpack(">h", r[at:at + 2])[0]
+    at += 2 + (k if k > 0 else 0)
+if ver >= 2:  # cluster_id
+    k = struct.unpack(">h", r[at:at + 2])[0]
+    at += 2 + (k if k > 0 else 0)
+at += 4  # controller_id
+assert struct.unpack(">i", r[at:at + 4])[0] == 1
+at += 4
+err, k = struct.unpack(">hh", r[at:at + 4])
+at += 4 + k + 1  # name, is_internal
+print(err, struct.unpack(">i", r[at:at + 4])[0])
+PY
+}
+
+# auto.create.topics.enable is off by default: Metadata for an unknown topic
+# answers UNKNOWN_TOPIC_OR_PARTITION (3) and creates nothing.
+test_no_auto_create() {
+  [ "$(metadata_of noauto 1 1)" = "3 0" ] || return 1
+  expect_status 1 r topic describe noauto || return 1
+}
+
+# With auto.create.topics.enable=true (a restart with it and num.partitions=3),
+# as Kafka: Metadata naming an unknown topic creates it with num.partitions;
+# kcat -P to a new topic works; v4's allow_auto_topic_creation=false and an
+# invalid name (INVALID_TOPIC_EXCEPTION, 17) create nothing.
+test_auto_create() {
+  stop_broker || return 1
+  KEEP_PORTS=1 start_broker --override log.segment.bytes=67108864 \
+    --override auto.create.topics.enable=true --override num.partitions=3 || return 1
+  [ "$(metadata_of auto1 1 1)" = "0 3" ] || { metadata_of auto1 1 1 >&2; return 1; }
+  [ "$(r topic describe auto1 | grep -c 'Partition:')" = 3 ] || return 1
+  [ "$(metadata_of auto2 4 0)" = "3 0" ] || return 1
+  expect_status 1 r topic describe auto2 || return 1
+  [ "$(metadata_of auto3 4 1)" = "0 3" ] || return 1
+  [ "$(metadata_of 'bad name!' 1 1)" = "17 0" ] || { metadata_of 'bad name!' 1 1 >&2; return 1; }
+  if command -v kcat >/dev/null; then
+    seq 1 30 | timeout 60 kcat -b "127.0.0.1:$KPORT" -P -t kcatauto || return 1
+    [ "$(r consume kcatauto -o beginning -e | sort -n | tr '\n' ' ')" = "$(seq 1 30 | tr '\n' ' ')" ] ||
+      return 1
+    [ "$(r topic describe kcatauto | grep -c 'Partition:')" = 3 ] || return 1
+  fi
+}
+
 start_broker --override log.segment.bytes=67108864 || exit 1
 t "InitProducerId + Kafka batches: retry same offset, gap 45, old epoch 47" test_idempotence_wire
 if $PY -c 'import confluent_kafka' 2>/dev/null; then CK_WHY=; else CK_WHY="python3-confluent-kafka is not installed"; fi
@@ -314,5 +374,7 @@ SKIP_WHY=$CK_WHY t "SaslHandshake/SaslAuthenticate: UNSUPPORTED_SASL_MECHANISM, 
 if command -v kcat >/dev/null; then KC_WHY=; else KC_WHY="kcat is not installed"; fi
 SKIP_WHY=$KC_WHY t "kcat -X enable.idempotence=true -z lz4: 1000 records once each" test_kcat_idempotent
 SKIP_WHY=$CK_WHY t "idempotent producer across a broker restart: 200 records once, in order" test_idempotent_restart
+t "auto.create.topics.enable off (the default): Metadata creates nothing" test_no_auto_create
+t "auto.create.topics.enable=true: Metadata creates with num.partitions, kcat -P, v4 allow=false" test_auto_create
 stop_broker || { echo "not ok $((N + 1)) - clean stop"; exit 1; }
 finish

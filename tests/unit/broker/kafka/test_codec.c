@@ -221,7 +221,7 @@ Test(kafka_codec, metadata_v7_golden)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_broker self = {1, "127.0.0.1", 9092};
-    rn_kafka_metadata_write(&w, 2, 7, &self, 1, &mr, false);
+    rn_kafka_metadata_write(&w, 2, 7, &self, 1, &mr, false, NULL);
     expect_bytes(&w, "00000067"
                      "00000002"
                      "00000000" /* throttle_time_ms */
@@ -284,7 +284,7 @@ Test(kafka_codec, metadata_v1_cluster_golden)
     rn_kafka_broker brokers[] = {{1, "h1", 9092}, {3, "h3", 9094}};
     rn_kwriter w;
     rn_kwriter_init(&w);
-    rn_kafka_metadata_write(&w, 9, 1, brokers, 2, &mr, false);
+    rn_kafka_metadata_write(&w, 9, 1, brokers, 2, &mr, false, NULL);
     expect_bytes(&w, "0000006a"
                      "00000009"
                      "00000002" /* brokers: 2 */
