@@ -123,7 +123,7 @@ Test(kafka_codec, api_versions_v3_golden)
                      "000c0000000300" /* Heartbeat 0..3 */
                      "000d0000000300" /* LeaveGroup 0..3 */
                      "00080000000700" /* OffsetCommit 0..7 */
-                     "00090000000500" /* OffsetFetch 0..5 */
+                     "00090000000700" /* OffsetFetch 0..7 */
                      "00100000000200" /* ListGroups 0..2 */
                      "000f0000000400" /* DescribeGroups 0..4 */
                      "002a0000000100" /* DeleteGroups 0..1 */
@@ -161,7 +161,7 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
                      "000c00000003"
                      "000d00000003"
                      "000800000007"
-                     "000900000005"
+                     "000900000007"
                      "001000000002"
                      "000f00000004"
                      "002a00000001");
