@@ -21,7 +21,7 @@
  *   CreateTopics v2–v4  → native CreateTopics (partitions, replication factor,
  *                       configs; manual assignments are INVALID_REQUEST)
  *   DeleteTopics v1–v3  → native DeleteTopics
- *   InitProducerId v0–v2, OffsetsForLeaderEpoch v0–v4, CreatePartitions
+ *   InitProducerId v0–v4, OffsetsForLeaderEpoch v0–v4, CreatePartitions
  *   v0–v2, DescribeConfigs v0–v2, SaslHandshake v0–v1, SaslAuthenticate v0–v2:
  *                       producer.c, epochs.c, admin.c, sasl.c
  *
@@ -69,7 +69,7 @@ static const struct {
     {RN_KAFKA_API_VERSIONS, 0, 3},
     {RN_KAFKA_CREATE_TOPICS, 2, 4},
     {RN_KAFKA_DELETE_TOPICS, 1, 3},
-    {RN_KAFKA_INIT_PRODUCER_ID, 0, 2},
+    {RN_KAFKA_INIT_PRODUCER_ID, 0, 4},
     {RN_KAFKA_OFFSETS_FOR_LEADER_EPOCH, 0, 4},
     {RN_KAFKA_CREATE_PARTITIONS, 0, 2},
     {RN_KAFKA_DESCRIBE_CONFIGS, 0, 2},

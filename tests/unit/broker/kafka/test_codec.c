@@ -111,7 +111,7 @@ Test(kafka_codec, api_versions_v3_golden)
                      "00120000000300" /* ApiVersions 0..3 */
                      "00130002000400" /* CreateTopics 2..4 */
                      "00140001000300" /* DeleteTopics 1..3 */
-                     "00160000000200" /* InitProducerId 0..2 */
+                     "00160000000400" /* InitProducerId 0..4 */
                      "00170000000400" /* OffsetsForLeaderEpoch 0..4 */
                      "00250000000200" /* CreatePartitions 0..2 */
                      "00200000000200" /* DescribeConfigs 0..2 */
@@ -149,7 +149,7 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
                      "001200000003"
                      "001300020004"
                      "001400010003"
-                     "001600000002"
+                     "001600000004"
                      "001700000004"
                      "002500000002"
                      "002000000002"
