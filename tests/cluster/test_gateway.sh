@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# test_gateway.sh — every broker's REST/SSE/WebSocket gateway serves every
+# partition (issue 13 item 5, DESIGN §7/§8): on three brokers, a topic created
+# through broker 1 (it leads it) is produced over REST through brokers 2 and
+# 3, read back over REST through broker 3 byte for byte, tailed over SSE on
+# broker 2 and over WebSocket on broker 3 (new records arrive), a group
+# reset previewed on broker 2 shows the leader's offsets; then broker 1 is
+# killed (kill -9 by pid) and a REST produce and read on broker 2 answer a
+# clear 503 naming the leader instead of hanging.
+#
+#   tests/cluster/test_gateway.sh RUNNEL RUNNELD    (meson passes both; prints TAP)
+#
+# Ports are free ones chosen here; data lives under a mktemp directory
+# (removed at the end); every process is stopped by its pid; every wait polls
+# a condition with a bound (WAIT_S); every curl has --max-time.
+set -u
+
+RUNNEL=${1:?usage: test_gateway.sh RUNNEL RUNNELD}
+RUNNELD=${2:?usage: test_gateway.sh RUNNEL RUNNELD}
+PY=/usr/bin/python3
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" cluster-gateway
+
+read -r -a PORTS <<<"$(free_ports 9)"
+for i in 1 2 3; do
+  PORT[$i]=${PORTS[$(((i - 1) * 3 + 0))]}
+  HTTP[$i]=${PORTS[$(((i - 1) * 3 + 1))]}
+  CTL[$i]=${PORTS[$(((i - 1) * 3 + 2))]}
+done
+for i in 1 2 3; do start_node "$i"; done
+
+echo "1..8"
+
+h() { # h NODE PATH: the URL of PATH on NODE's gateway
+  echo "http://127.0.0.1:${HTTP[$1]}$2"
+}
+CT_BIN='Content-Type: application/vnd.kafka.binary.v2+json'
+ACC_BIN='Accept: application/vnd.kafka.binary.v2+json'
+
+# Every broker knows topic gw with broker 1 as its partition's leader.
+leader_one() { # leader_one NODE
+  rn "$1" topic describe gw 2>/dev/null | grep -Eq 'Partition: 0[[:space:]]+Leader: 1[[:space:]]'
+}
+
+# 1. The topic, created through broker 1 (so led there), known everywhere.
+if wait_for "$WAIT_S" sh -c "'$RUNNEL' -b 127.0.0.1:${PORT[1]} cluster status 2>/dev/null | grep -Eq '^controller: [123]'" &&
+  rn 1 topic create gw -p 1 >/dev/null &&
+  wait_for "$WAIT_S" leader_one 1 && wait_for "$WAIT_S" leader_one 2 && wait_for "$WAIT_S" leader_one 3; then
+  ok "topic gw created through broker 1, which leads gw-0 on every broker's view"
+else
+  not_ok "topic gw created through broker 1, which leads gw-0 on every broker's view"
+fi
+
+# 2. REST produce on brokers 2 and 3 (not leaders): binary values, including
+# bytes that are not text, acknowledged with consecutive offsets.
+V1=$(printf 'one\000\001\377' | base64 -w0)
+V2=$(printf '\x80two\x00' | base64 -w0)
+V3=$(printf 'three' | base64 -w0)
+p2=$(curl -s --max-time 40 -X POST -H "$CT_BIN" "$(h 2 /topics/gw/partitions/0)" \
+  -d "{\"records\":[{\"value\":\"$V1\"},{\"value\":\"$V2\"}]}")
+p3=$(curl -s --max-time 40 -X POST -H "$CT_BIN" "$(h 3 /topics/gw/partitions/0)" \
+  -d "{\"records\":[{\"value\":\"$V3\"}]}")
+if echo "$p2" | grep -q '"offset": *0' && echo "$p2" | grep -q '"offset": *1' &&
+  echo "$p3" | grep -q '"offset": *2'; then
+  ok "REST produce through brokers 2 and 3 lands on the leader at offsets 0, 1, 2"
+else
+  not_ok "REST produce through brokers 2 and 3 lands on the leader at offsets 0, 1, 2"
+  echo "# broker 2: $p2"
+  echo "# broker 3: $p3"
+fi
+
+# 3. REST consume on broker 3: the three values, byte for byte, in order.
+got=$(curl -s --max-time 40 -H "$ACC_BIN" "$(h 3 '/topics/gw/partitions/0/records?offset=0&timeout=1000')")
+vals=$(echo "$got" | $PY -c 'import json,sys; print(" ".join(r["value"] for r in json.load(sys.stdin)))' 2>/dev/null)
+if [ "$vals" = "$V1 $V2 $V3" ]; then
+  ok "REST consume through broker 3 returns the records byte for byte"
+else
+  not_ok "REST consume through broker 3 returns the records byte for byte"
+  echo "# got: $got"
+fi
+
+# 4. SSE on broker 2 from offset 0: the three records, then one produced
+# afterwards through broker 3.
+curl -s -N --max-time 60 "$(h 2 '/topics/gw/partitions/0/events?offset=0')" >"$TMP/sse.out" 2>/dev/null &
+SSE=$!
+sse_has() { [ "$(grep -c '^id: ' "$TMP/sse.out" 2>/dev/null)" -ge "$1" ]; }
+wait_for "$WAIT_S" sse_has 3
+V4=$(printf 'four' | base64 -w0)
+curl -s --max-time 40 -X POST -H "$CT_BIN" "$(h 3 /topics/gw/partitions/0)" \
+  -d "{\"records\":[{\"value\":\"$V4\"}]}" >/dev/null
+if wait_for "$WAIT_S" sse_has 4 && grep -q '^id: 3$' "$TMP/sse.out"; then
+  ok "SSE tail on broker 2 sees the old records and a new one (offset 3)"
+else
+  not_ok "SSE tail on broker 2 sees the old records and a new one (offset 3)"
+  sed 's/^/# sse: /' "$TMP/sse.out" | head -20
+fi
+kill "$SSE" 2>/dev/null
+wait "$SSE" 2>/dev/null
+
+# 5. WebSocket on broker 3: subscribe at offset 4, produce through broker 2,
+# the record arrives in a "records" frame.
+cat >"$TMP/ws.py" <<'EOF'
+import asyncio, json, sys, urllib.request
+import websockets
+port, prod_port = sys.argv[1], sys.argv[2]
+async def main():
+    async with websockets.connect("ws://127.0.0.1:%s/ws" % port, open_timeout=10) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "topic": "gw", "partition": 0, "offset": 4}))
+        m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        assert m["type"] == "subscribed", m
+        req = urllib.request.Request("http://127.0.0.1:%s/topics/gw/partitions/0" % prod_port,
+            data=json.dumps({"records": [{"value": "five"}]}).encode(),
+            headers={"Content-Type": "application/vnd.kafka.json.v2+json"}, method="POST")
+        urllib.request.urlopen(req, timeout=40).read()
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if m["type"] == "records":
+                r = m["records"][0]
+                print(r["offset"], json.dumps(r["value"]))
+                return
+            assert m["type"] != "error", m
+asyncio.run(main())
+EOF
+ws=$(timeout 60 $PY "$TMP/ws.py" "${HTTP[3]}" "${HTTP[2]}" 2>&1)
+if [ "$ws" = '4 "five"' ]; then
+  ok "WebSocket tail on broker 3 sees a record produced through broker 2"
+else
+  not_ok "WebSocket tail on broker 3 sees a record produced through broker 2"
+  echo "$ws" | sed 's/^/# ws: /' | tail -5
+fi
+
+# 6. Group reset preview on broker 2: the leader's log end (5), not the
+# empty local copy's.
+rs=$(curl -s --max-time 40 -X POST -H 'Content-Type: application/json' "$(h 2 /groups/gr/reset)" \
+  -d '{"topics":["gw"],"to":"latest"}')
+if echo "$rs" | $PY -c 'import json,sys
+j = json.load(sys.stdin)
+o = j["offsets"][0]
+sys.exit(0 if (o["log_end_offset"], o["new_offset"], o["log_start_offset"], j["executed"]) == (5, 5, 0, False) else 1)' 2>/dev/null; then
+  ok "group reset preview on broker 2 shows the leader's offsets (log end 5)"
+else
+  not_ok "group reset preview on broker 2 shows the leader's offsets (log end 5)"
+  echo "# reset: $rs"
+fi
+
+# 7. The leader killed: a REST produce through broker 2 is answered 503,
+# naming broker 1, well within curl's bound (no hang).
+kill -KILL "${PID[1]}"
+wait "${PID[1]}" 2>/dev/null
+PID[1]=
+st=$(curl -s --max-time 60 -o "$TMP/dead.out" -w '%{http_code}' -X POST -H "$CT_BIN" \
+  "$(h 2 /topics/gw/partitions/0)" -d "{\"records\":[{\"value\":\"$V3\"}]}")
+body=$(cat "$TMP/dead.out" 2>/dev/null)
+# A produce to a dead leader is answered per record (REST Proxy's shape): 200 with
+# error_code 50301 in the record's entry, or 503 for the whole request.
+if { [ "$st" = 503 ] || { [ "$st" = 200 ] && echo "$body" | grep -q '"error_code": *50301'; }; } &&
+  echo "$body" | grep -q 'broker 1'; then
+  ok "leader killed: REST produce through broker 2 answers 503 naming broker 1"
+  echo "# $st $body"
+else
+  not_ok "leader killed: REST produce through broker 2 answers 503 naming broker 1"
+  echo "# status $st: $body"
+fi
+
+# 8. And a REST read through broker 3: 503 naming broker 1.
+st=$(curl -s --max-time 60 -o "$TMP/dead2.out" -w '%{http_code}' \
+  "$(h 3 '/topics/gw/partitions/0/records?offset=0&timeout=1000')")
+body=$(cat "$TMP/dead2.out" 2>/dev/null)
+if [ "$st" = 503 ] && echo "$body" | grep -q 'broker 1'; then
+  ok "leader killed: REST read through broker 3 answers 503 naming broker 1"
+  echo "# $body"
+else
+  not_ok "leader killed: REST read through broker 3 answers 503 naming broker 1"
+  echo "# status $st: $body"
+fi
+
+for i in 2 3; do
+  stop_node "$i" || { FAILED=$((FAILED + 1)); echo "# node $i did not stop cleanly"; }
+done
+exit $((FAILED > 0))
