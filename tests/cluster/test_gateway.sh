@@ -6,7 +6,9 @@
 # broker 2 and over WebSocket on broker 3 (new records arrive), a group
 # reset previewed on broker 2 shows the leader's offsets; then broker 1 is
 # killed (kill -9 by pid) and a REST produce and read on broker 2 answer a
-# clear 503 naming the leader instead of hanging.
+# clear 503 naming the leader instead of hanging, while an SSE tail on broker 2
+# waits; broker 1 restarted, a new record reaches that tail: every offset
+# once, none missing, none twice.
 #
 #   tests/cluster/test_gateway.sh RUNNEL RUNNELD    (meson passes both; prints TAP)
 #
@@ -28,7 +30,7 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do start_node "$i"; done
 
-echo "1..8"
+echo "1..9"
 
 h() { # h NODE PATH: the URL of PATH on NODE's gateway
   echo "http://127.0.0.1:${HTTP[$1]}$2"
@@ -143,7 +145,12 @@ else
 fi
 
 # 7. The leader killed: a REST produce through broker 2 is answered 503,
-# naming broker 1, well within curl's bound (no hang).
+# naming broker 1, well within curl's bound (no hang). An SSE tail on broker
+# 2 that has seen offsets 0-4 stays open meanwhile (check 9).
+curl -s -N --max-time 120 "$(h 2 '/topics/gw/partitions/0/events?offset=0')" >"$TMP/sse2.out" 2>/dev/null &
+SSE2=$!
+sse2_has() { [ "$(grep -c '^id: ' "$TMP/sse2.out" 2>/dev/null)" -ge "$1" ]; }
+wait_for "$WAIT_S" sse2_has 5
 kill -KILL "${PID[1]}"
 wait "${PID[1]}" 2>/dev/null
 PID[1]=
@@ -173,7 +180,24 @@ else
   echo "# status $st: $body"
 fi
 
-for i in 2 3; do
+# 9. Broker 1 back (same data, same ports): a record produced through broker
+# 3 reaches the tail that waited through the outage; its ids are 0..5, once each.
+start_node 1
+produce_six() {
+  curl -s --max-time 20 -X POST -H "$CT_BIN" "$(h 3 /topics/gw/partitions/0)" \
+    -d "{\"records\":[{\"value\":\"$V3\"}]}" | grep -q '"offset": *5'
+}
+if wait_for "$WAIT_S" produce_six && wait_for "$WAIT_S" sse2_has 6 &&
+  [ "$(grep '^id: ' "$TMP/sse2.out" | tr -d '\r' | tr '\n' ' ')" = "id: 0 id: 1 id: 2 id: 3 id: 4 id: 5 " ]; then
+  ok "SSE tail on broker 2 follows the leader back: offsets 0-5, once each"
+else
+  not_ok "SSE tail on broker 2 follows the leader back: offsets 0-5, once each"
+  sed 's/^/# sse: /' "$TMP/sse2.out" | head -30
+fi
+kill "$SSE2" 2>/dev/null
+wait "$SSE2" 2>/dev/null
+
+for i in 1 2 3; do
   stop_node "$i" || { FAILED=$((FAILED + 1)); echo "# node $i did not stop cleanly"; }
 done
 exit $((FAILED > 0))
