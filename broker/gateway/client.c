@@ -89,7 +89,7 @@ int rn_gw_client_call(rn_gw_client *cl, Runnel__RequestHeader *hdr, const void *
     }
     hdr->correlation_id = ++cl->next_correlation_id;
     call->routed = NULL;
-    if (cl->r->b->quorum && rn_gw_route_api(hdr->api)) {
+    if (cl->route && cl->r->b->quorum && rn_gw_route_api(hdr->api)) {
         int rc = route_call(cl, hdr, payload, payload_len, call, on_answer, drop, err, errlen);
         if (rc != 1)
             return rc; /* routed (0), or refused */

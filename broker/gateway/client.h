@@ -18,15 +18,13 @@
  *     (io_uring_prep_nop) and do it from there.
  *   - Exactly one of on_answer / drop runs per successful call.
  *
- * Routing (DESIGN §7/§8): in a cluster, a Produce, Fetch or ListOffsets
- * naming partitions led by other brokers is split by leader (route.h): the
- * local part runs here, the others go to their leaders through the
- * forwarder's links (forward.h), and the caller gets one merged answer, as
- * if this broker had served every partition. Routing is decided from the
- * metadata image at the call, so a moved leader is followed by the next
- * call. A leader that cannot be reached answers the call with an error of
- * its own (a -errno, -RN_E_TIMEOUT or -RN_E_NOT_LEADER with a message
- * naming the broker), which the gateway maps to 503.
+ * Routing (DESIGN §7/§8), for a client with `route` set: in a cluster, a Produce, Fetch or
+ * ListOffsets naming partitions led by other brokers is split by leader (route.h): the local part
+ * runs here, the others go to their leaders through the forwarder's links (forward.h), and the
+ * caller gets one merged answer, as if this broker had served every partition. Routing is decided
+ * from the metadata image at the call, so a moved leader is followed by the next call. A leader
+ * that cannot be reached answers the call with an error of its own (a -errno, -RN_E_TIMEOUT or
+ * -RN_E_NOT_LEADER with a message naming the broker), which the gateway maps to 503.
  *
  * Threading: the reactor's thread.
  */
@@ -64,6 +62,10 @@ typedef struct rn_gw_client {
     uint32_t next_correlation_id;
     char peer[96];
     bool closed;
+    /* Split calls by leader and forward (see "Routing" above): set by the
+     * HTTP gateways after init. Off by default: the Kafka door shares this
+     * client and must answer NOT_LEADER_OR_FOLLOWER, as Kafka clients expect. */
+    bool route;
 } rn_gw_client;
 
 /* Set up (no allocation yet). peer names the client in the broker's logs. */

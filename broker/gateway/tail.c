@@ -398,6 +398,7 @@ int rn_tail_new(rn_tail **out, rn_reactor *r, const char *peer, const rn_tail_op
         return -ENOMEM;
     t->r = r;
     rn_gw_client_init(&t->client, r, peer);
+    t->client.route = true; /* partitions led elsewhere go to their leaders */
     snprintf(t->topic, sizeof(t->topic), "%s", o->topic);
     t->partition = o->partition;
     t->start = o->start;
