@@ -8,6 +8,7 @@
  *     └─ past its deadline: end it (-RN_E_TIMEOUT)
  *     └─ resolve the leader's endpoint; a new endpoint: a new peer
  *     └─ inside the retry pause of a failed connect: end it with that failure
+ *     └─ nothing in flight: a poll that returns at once notices a closed link
  *     └─ rn_peer_send: in flight, or ended with the send's failure
  *   in flight: rn_peer_poll (answers end their jobs in peer_answered)
  *     └─ a job past its deadline: rn_peer_cut ends every job of the link
@@ -241,6 +242,13 @@ static void send_job(fwd_link *l, rn_gw_fwd_job *j)
     if (!h) {
         end_job(l, j, -RN_E_INVALID_REQUEST, "cannot encode the request");
         return;
+    }
+    if (!l->n_inflight) {
+        /* Nothing is awaited, so nothing has read the socket since the last
+         * answer: a leader that closed meanwhile (restarted, moved) would
+         * fail this request on a dead connection. A poll that returns at
+         * once notices the close, and the send below connects anew. */
+        rn_peer_poll(l->peer, 0);
     }
     uint64_t before = rn_peer_connects(l->peer);
     l->connect_until_ns = j->deadline_ns;

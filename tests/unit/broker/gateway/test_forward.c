@@ -26,13 +26,14 @@ TestSuite(forward, .timeout = 60);
 
 /* ---- A fake leader ------------------------------------------------------------------------ */
 
-enum mode { GOOD, OVERSIZED, GARBAGE, CLOSE, SILENT };
+enum mode { GOOD, OVERSIZED, GARBAGE, CLOSE, SILENT, ANSWER_THEN_CLOSE };
 
 typedef struct fake {
     int lfd, port;
     enum mode mode;
     pthread_t th;
-    int conns; /* accepted so far */
+    int conns;  /* accepted so far */
+    int closed; /* connections closed so far */
 } fake;
 
 static int read_full(int fd, void *buf, size_t len)
@@ -109,6 +110,9 @@ static void *fake_main(void *arg)
         while (read_request(fd, &cid, &api) == 0) {
             if (f->mode == GOOD || f->mode == OVERSIZED) {
                 answer(fd, cid, f->mode);
+            } else if (f->mode == ANSWER_THEN_CLOSE) {
+                answer(fd, cid, GOOD);
+                break;
             } else if (f->mode == GARBAGE) {
                 /* A frame length below the minimum: no frame at all. */
                 const uint8_t junk[8] = {0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef};
@@ -119,6 +123,7 @@ static void *fake_main(void *arg)
             } /* SILENT: read on, answer nothing */
         }
         close(fd);
+        __atomic_add_fetch(&f->closed, 1, __ATOMIC_SEQ_CST);
     }
 }
 
@@ -391,6 +396,28 @@ Test(forward, queue_is_bounded)
     cr_assert_eq(E.n, accepted);
     for (int i = 0; i < E.n; i++)
         cr_assert_eq(E.done[i]->err, -RN_E_SHUTTING_DOWN, "%d", E.done[i]->err);
+    fake_stop(&f);
+    ends_reset();
+}
+
+/* A leader that closed the connection after its last answer (a restart):
+ * the next job goes out on a new connection instead of failing on the dead
+ * one. */
+Test(forward, closed_idle_link_reconnects)
+{
+    fake f;
+    rn_gw_fwd *fw = fwd_for(&f, ANSWER_THEN_CLOSE);
+    for (int i = 1; i <= 3; i++) {
+        submit_ok(fw, job(7, 10000, 1024));
+        wait_ends(i);
+        cr_assert_eq(E.done[i - 1]->err, 0, "job %d: %s", i, E.done[i - 1]->errmsg);
+        /* Bounded wait until the fake has closed that connection. */
+        for (int k = 0; k < 3000 && __atomic_load_n(&f.closed, __ATOMIC_SEQ_CST) < i; k++)
+            usleep(1000);
+        cr_assert_eq(__atomic_load_n(&f.closed, __ATOMIC_SEQ_CST), i);
+    }
+    cr_assert_eq(rn_gw_fwd_connects(fw, 7), 3);
+    rn_gw_fwd_free(fw);
     fake_stop(&f);
     ends_reset();
 }
