@@ -242,7 +242,8 @@ int rn_gw_route_sub(const rn_gw_route *rt, size_t k, const Runnel__RequestHeader
         for (size_t j = 0; j < n; j++) {
             size_t i = pt->idx[j];
             ptrs[j] = h->produce->partitions[i];
-            memcpy(sub_payload + at, (const uint8_t *)payload + pos[i], pos[i + 1] - pos[i]);
+            if (pos[i + 1] > pos[i])
+                memcpy(sub_payload + at, (const uint8_t *)payload + pos[i], pos[i + 1] - pos[i]);
             at += pos[i + 1] - pos[i];
         }
         pr.n_partitions = n;
@@ -397,7 +398,8 @@ int rn_gw_route_take_local(rn_gw_route *rt, size_t k, const Runnel__ResponseHead
     runnel__response_header__pack(hdr, buf);
     pt->hdr = runnel__response_header__unpack(NULL, len, buf);
     free(buf);
-    memcpy(pt->slices, slices, n_slices * sizeof(*slices));
+    if (n_slices)
+        memcpy(pt->slices, slices, n_slices * sizeof(*slices));
     pt->n_slices = n_slices;
     pt->done = true;
     if (!pt->hdr) {
