@@ -3,8 +3,10 @@
 # partition (issue 13 item 5, DESIGN §7/§8): on three brokers, a topic created
 # through broker 1 (it leads it) is produced over REST through brokers 2 and
 # 3, read back over REST through broker 3 byte for byte, tailed over SSE on
-# broker 2 and over WebSocket on broker 3 (new records arrive), a group
-# reset previewed on broker 2 shows the leader's offsets; then broker 1 is
+# broker 2 and over WebSocket on broker 3 (new records arrive); a consumer
+# instance on broker 3 reads topics led by brokers 1 and 2 in one fetch (split
+# by leader, merged); a group reset previewed on broker 2 shows the leaders'
+# offsets; then broker 1 is
 # killed (kill -9 by pid) and a REST produce and read on broker 2 answer a
 # clear 503 naming the leader instead of hanging, while an SSE tail on broker 2
 # waits; broker 1 restarted, a new record reaches that tail: every offset
@@ -30,7 +32,7 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do start_node "$i"; done
 
-echo "1..9"
+echo "1..10"
 
 h() { # h NODE PATH: the URL of PATH on NODE's gateway
   echo "http://127.0.0.1:${HTTP[$1]}$2"
@@ -130,23 +132,67 @@ else
   echo "$ws" | sed 's/^/# ws: /' | tail -5
 fi
 
-# 6. Group reset preview on broker 2: the leader's log end (5), not the
-# empty local copy's.
+# 6. A second topic, created through broker 2 (led there), two records
+# produced through broker 1; a consumer instance on broker 3 subscribed to
+# both topics fetches from two leaders at once (one request split by leader,
+# answers merged): all seven records, each once.
+leader_two() { rn "$1" topic describe gw2 2>/dev/null | grep -Eq 'Partition: 0[[:space:]]+Leader: 2[[:space:]]'; }
+rn 2 topic create gw2 -p 1 >/dev/null
+wait_for "$WAIT_S" leader_two 1 && wait_for "$WAIT_S" leader_two 3
+V6=$(printf 'six' | base64 -w0)
+V7=$(printf 'seven' | base64 -w0)
+curl -s --max-time 40 -X POST -H "$CT_BIN" "$(h 1 /topics/gw2/partitions/0)" \
+  -d "{\"records\":[{\"value\":\"$V6\"},{\"value\":\"$V7\"}]}" >/dev/null
+CI="$(h 3 /consumers/cg/instances/c1)"
+curl -s --max-time 20 -X POST -H 'Content-Type: application/vnd.kafka.v2+json' "$(h 3 /consumers/cg)" \
+  -d '{"name":"c1","format":"binary","auto.offset.reset":"earliest","auto.commit.enable":"false"}' >/dev/null
+curl -s --max-time 20 -X POST -H 'Content-Type: application/vnd.kafka.v2+json' "$CI/subscription" \
+  -d '{"topics":["gw","gw2"]}' >/dev/null
+: >"$TMP/ci.out"
+ci_all() {
+  curl -s --max-time 20 -H "$ACC_BIN" "$CI/records?timeout=1000" >>"$TMP/ci.out"
+  echo >>"$TMP/ci.out"
+  [ "$($PY -c 'import json,sys
+got = set()
+for line in open(sys.argv[1]):
+    if line.strip().startswith("["):
+        for r in json.loads(line):
+            got.add((r["topic"], r["offset"], r["value"]))
+print(len(got))' "$TMP/ci.out" 2>/dev/null)" = 7 ]
+}
+if wait_for "$WAIT_S" ci_all &&
+  $PY -c 'import json,sys
+recs = []
+for line in open(sys.argv[1]):
+    if line.strip().startswith("["):
+        recs += [(r["topic"], r["offset"], r["value"]) for r in json.loads(line)]
+want = {("gw", i, v) for i, v in enumerate(sys.argv[2:7])} | {("gw2", 0, sys.argv[7]), ("gw2", 1, sys.argv[8])}
+sys.exit(0 if len(recs) == 7 and set(recs) == want else 1)' "$TMP/ci.out" "$V1" "$V2" "$V3" "$V4" \
+  "$(printf '"five"' | base64 -w0)" "$V6" "$V7"; then
+  ok "consumer instance on broker 3 fetches gw (leader 1) and gw2 (leader 2): seven records once each"
+else
+  not_ok "consumer instance on broker 3 fetches gw (leader 1) and gw2 (leader 2): seven records once each"
+  sed 's/^/# ci: /' "$TMP/ci.out" | head -10
+fi
+curl -s --max-time 20 -X DELETE "$CI" >/dev/null
+
+# 7. Group reset preview on broker 2 over both topics (one partition led
+# here, one by broker 1): each leader's offsets, not the local copies'.
 rs=$(curl -s --max-time 40 -X POST -H 'Content-Type: application/json' "$(h 2 /groups/gr/reset)" \
-  -d '{"topics":["gw"],"to":"latest"}')
+  -d '{"topics":["gw","gw2"],"to":"latest"}')
 if echo "$rs" | $PY -c 'import json,sys
 j = json.load(sys.stdin)
-o = j["offsets"][0]
-sys.exit(0 if (o["log_end_offset"], o["new_offset"], o["log_start_offset"], j["executed"]) == (5, 5, 0, False) else 1)' 2>/dev/null; then
-  ok "group reset preview on broker 2 shows the leader's offsets (log end 5)"
+got = {o["topic"]: (o["log_start_offset"], o["log_end_offset"], o["new_offset"]) for o in j["offsets"]}
+sys.exit(0 if got == {"gw": (0, 5, 5), "gw2": (0, 2, 2)} and j["executed"] is False else 1)' 2>/dev/null; then
+  ok "group reset preview on broker 2 shows each leader's offsets (gw log end 5, gw2 2)"
 else
-  not_ok "group reset preview on broker 2 shows the leader's offsets (log end 5)"
+  not_ok "group reset preview on broker 2 shows each leader's offsets (gw log end 5, gw2 2)"
   echo "# reset: $rs"
 fi
 
-# 7. The leader killed: a REST produce through broker 2 is answered 503,
+# 8. The leader killed: a REST produce through broker 2 is answered 503,
 # naming broker 1, well within curl's bound (no hang). An SSE tail on broker
-# 2 that has seen offsets 0-4 stays open meanwhile (check 9).
+# 2 that has seen offsets 0-4 stays open meanwhile (check 10).
 curl -s -N --max-time 120 "$(h 2 '/topics/gw/partitions/0/events?offset=0')" >"$TMP/sse2.out" 2>/dev/null &
 SSE2=$!
 sse2_has() { [ "$(grep -c '^id: ' "$TMP/sse2.out" 2>/dev/null)" -ge "$1" ]; }
@@ -168,7 +214,7 @@ else
   echo "# status $st: $body"
 fi
 
-# 8. And a REST read through broker 3: 503 naming broker 1.
+# 9. And a REST read through broker 3: 503 naming broker 1.
 st=$(curl -s --max-time 60 -o "$TMP/dead2.out" -w '%{http_code}' \
   "$(h 3 '/topics/gw/partitions/0/records?offset=0&timeout=1000')")
 body=$(cat "$TMP/dead2.out" 2>/dev/null)
@@ -180,7 +226,7 @@ else
   echo "# status $st: $body"
 fi
 
-# 9. Broker 1 back (same data, same ports): a record produced through broker
+# 10. Broker 1 back (same data, same ports): a record produced through broker
 # 3 reaches the tail that waited through the outage; its ids are 0..5, once each.
 start_node 1
 produce_six() {
