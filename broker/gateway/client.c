@@ -403,14 +403,18 @@ static int32_t leader_of(void *arg, const char *topic, int32_t partition)
     return l < 0 ? RN_GW_ROUTE_NONE : l;
 }
 
-/* How long a leader may take: the request's own wait, and 5 s more. */
+/* How long a leader may take: the request's own wait (a Produce's timeout, a
+ * Fetch's long poll, 10 s for the rest), and RN_GW_FWD_GRACE_MS more for the
+ * way there and back; past it the link is cut (forward.h) and the client gets
+ * a 503 saying so. */
 static uint64_t job_deadline(const Runnel__RequestHeader *h)
 {
     uint64_t ms = 10000;
     if (h->api == RUNNEL__API__PRODUCE && h->produce)
-        ms = (h->produce->timeout_ms ? h->produce->timeout_ms : 30000) + 5000ull;
+        ms = (h->produce->timeout_ms ? h->produce->timeout_ms : 30000) +
+             (uint64_t)RN_GW_FWD_GRACE_MS;
     else if (h->api == RUNNEL__API__FETCH && h->fetch)
-        ms = h->fetch->max_wait_ms + 5000ull;
+        ms = h->fetch->max_wait_ms + (uint64_t)RN_GW_FWD_GRACE_MS;
     return rn_now_ns() + ms * 1000000ull;
 }
 

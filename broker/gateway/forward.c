@@ -57,6 +57,7 @@ typedef struct fwd_link {
     rn_gw_fwd_job *inflight; /* sent, unanswered (in any order) */
     unsigned n_inflight;
     uint64_t connect_until_ns; /* the deadline of the job being sent */
+    uint64_t resolved_ns;      /* when hostport was last looked up */
     uint64_t retry_at_ns;      /* a connect failed: until then, fail at once */
     int retry_err;
     char retry_msg[320];
@@ -202,9 +203,15 @@ static void peer_answered(void *arg, int err, const rn_frame_response *resp, con
 static int ensure_peer(fwd_link *l, char *err, size_t errlen)
 {
     char hp[272];
+    uint64_t now = rn_now_ns();
+    /* A link whose last connect did not fail, looked up lately, needs no
+     * look-up (the quorum's broker list is a large copy). */
+    if (l->peer && l->retry_at_ns == 0 && now - l->resolved_ns < ms_ns(RN_GW_FWD_RESOLVE_MS))
+        return 0;
     int rc = l->f->resolve(l->f->arg, l->broker, hp, sizeof(hp), err, errlen);
     if (rc < 0)
         return rc;
+    l->resolved_ns = now;
     if (l->peer && !strcmp(hp, l->hostport))
         return 0;
     if (l->peer) {
@@ -261,6 +268,8 @@ static void send_job(fwd_link *l, rn_gw_fwd_job *j)
     uint64_t after = rn_peer_connects(l->peer);
     if (after != before)
         __atomic_store_n(&l->connects, after, __ATOMIC_RELAXED);
+    if (rc == 0)
+        l->retry_at_ns = 0; /* the leader is reachable again */
     if (rc < 0) {
         unlink_inflight(l, j);
         snprintf(err, sizeof(err), "%s", rn_peer_errmsg(l->peer));

@@ -44,6 +44,12 @@
 #define RN_GW_FWD_MAX_INFLIGHT 256
 #define RN_GW_FWD_CONNECT_MS   3000
 #define RN_GW_FWD_RETRY_MS     200
+/* Beyond a request's own timeout, what a job's deadline allows for the way to
+ * the leader and back (client.c). */
+#define RN_GW_FWD_GRACE_MS 2000
+/* How long a leader's resolved endpoint is trusted before it is looked up
+ * again (a failed link looks it up at once). */
+#define RN_GW_FWD_RESOLVE_MS 1000
 
 typedef struct rn_gw_fwd rn_gw_fwd;
 typedef struct rn_gw_fwd_job rn_gw_fwd_job;
