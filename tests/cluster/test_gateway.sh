@@ -46,8 +46,10 @@ leader_one() { # leader_one NODE
 }
 
 # 1. The topic, created through broker 1 (so led there), known everywhere.
+# One replica (-r 1): the leader's death leaves the partition without a
+# leader, which is what checks 8 and 9 are about.
 if wait_for "$WAIT_S" sh -c "'$RUNNEL' -b 127.0.0.1:${PORT[1]} cluster status 2>/dev/null | grep -Eq '^controller: [123]'" &&
-  rn 1 topic create gw -p 1 >/dev/null &&
+  rn 1 topic create gw -p 1 -r 1 >/dev/null &&
   wait_for "$WAIT_S" leader_one 1 && wait_for "$WAIT_S" leader_one 2 && wait_for "$WAIT_S" leader_one 3; then
   ok "topic gw created through broker 1, which leads gw-0 on every broker's view"
 else
@@ -137,7 +139,7 @@ fi
 # both topics fetches from two leaders at once (one request split by leader,
 # answers merged): all seven records, each once.
 leader_two() { rn "$1" topic describe gw2 2>/dev/null | grep -Eq 'Partition: 0[[:space:]]+Leader: 2[[:space:]]'; }
-rn 2 topic create gw2 -p 1 >/dev/null
+rn 2 topic create gw2 -p 1 -r 1 >/dev/null
 wait_for "$WAIT_S" leader_two 1 && wait_for "$WAIT_S" leader_two 3
 V6=$(printf 'six' | base64 -w0)
 V7=$(printf 'seven' | base64 -w0)
@@ -200,29 +202,35 @@ wait_for "$WAIT_S" sse2_has 5
 kill -KILL "${PID[1]}"
 wait "${PID[1]}" 2>/dev/null
 PID[1]=
+t0=$(now_ms)
 st=$(curl -s --max-time 60 -o "$TMP/dead.out" -w '%{http_code}' -X POST -H "$CT_BIN" \
   "$(h 2 /topics/gw/partitions/0)" -d "{\"records\":[{\"value\":\"$V3\"}]}")
+t1=$(now_ms)
 body=$(cat "$TMP/dead.out" 2>/dev/null)
+# The message names the leader that cannot be reached, or (once the
+# controller has fenced it, on a slow run) says the partition has no leader.
 # A produce to a dead leader is answered per record (REST Proxy's shape): 200 with
 # error_code 50301 in the record's entry, or 503 for the whole request.
 if { [ "$st" = 503 ] || { [ "$st" = 200 ] && echo "$body" | grep -q '"error_code": *50301'; }; } &&
-  echo "$body" | grep -q 'broker 1'; then
-  ok "leader killed: REST produce through broker 2 answers 503 naming broker 1"
-  echo "# $st $body"
+  echo "$body" | grep -Eq 'broker 1|no leader'; then
+  ok "leader killed: REST produce through broker 2 answers 503 naming broker 1 (or no leader)"
+  echo "# $st in $((t1 - t0)) ms: $body"
 else
-  not_ok "leader killed: REST produce through broker 2 answers 503 naming broker 1"
+  not_ok "leader killed: REST produce through broker 2 answers 503 naming broker 1 (or no leader)"
   echo "# status $st: $body"
 fi
 
 # 9. And a REST read through broker 3: 503 naming broker 1.
+t0=$(now_ms)
 st=$(curl -s --max-time 60 -o "$TMP/dead2.out" -w '%{http_code}' \
   "$(h 3 '/topics/gw/partitions/0/records?offset=0&timeout=1000')")
+t1=$(now_ms)
 body=$(cat "$TMP/dead2.out" 2>/dev/null)
-if [ "$st" = 503 ] && echo "$body" | grep -q 'broker 1'; then
-  ok "leader killed: REST read through broker 3 answers 503 naming broker 1"
-  echo "# $body"
+if [ "$st" = 503 ] && echo "$body" | grep -Eq 'broker 1|no leader'; then
+  ok "leader killed: REST read through broker 3 answers 503 naming broker 1 (or no leader)"
+  echo "# 503 in $((t1 - t0)) ms: $body"
 else
-  not_ok "leader killed: REST read through broker 3 answers 503 naming broker 1"
+  not_ok "leader killed: REST read through broker 3 answers 503 naming broker 1 (or no leader)"
   echo "# status $st: $body"
 fi
 
