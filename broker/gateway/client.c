@@ -69,6 +69,7 @@ static int route_call(rn_gw_client *cl, Runnel__RequestHeader *hdr, const void *
                       size_t payload_len, rn_gw_call *call, rn_gw_answer_cb on_answer,
                       rn_gw_drop_cb drop, char *err, size_t errlen);
 static void detach(rn_gw_call *call);
+static void drop_local_refs(struct rn_gw_routed *ro);
 static void fail_routed_now(rn_gw_call *call);
 static bool routed_woken(const rn_gw_call *call);
 
@@ -168,6 +169,8 @@ void rn_gw_client_close(rn_gw_client *cl, const char *why)
         detach(call);
         call->drop(call);
     }
+    while (cl->lingering)
+        drop_local_refs(cl->lingering);
 }
 
 /* ---- Routing by leader (invariants 3 and 4) ----------------------------------------------- */
@@ -182,10 +185,15 @@ typedef struct rn_gw_routed {
     rn_gw_call *call; /* NULL once delivered or dropped */
     rn_gw_client *cl;
     rn_reactor *r;
-    size_t pending; /* parts without an end yet */
-    int refs;       /* atomic */
+    size_t pending;       /* parts without an end yet */
+    size_t local_pending; /* local parts sent, not answered (each holds a ref) */
+    int refs;             /* atomic */
     bool reactor_ref;
-    bool woken; /* its remote parts were failed for the shutdown */
+    bool woken;         /* its remote parts were failed for the shutdown */
+    bool issuing;       /* route_call is still sending parts */
+    bool lingers;       /* answered early, on cl->lingering until its local parts end */
+    uint32_t min_bytes; /* a Fetch's: what answers it early */
+    struct rn_gw_routed *next_linger, *prev_linger;
     routed_sub *subs;
 } rn_gw_routed;
 
@@ -223,7 +231,33 @@ static void drop_reactor_ref(rn_gw_routed *ro)
     ro_unref(ro);
 }
 
-/* Every part has ended: the merged answer to the caller. */
+static void unlinger(rn_gw_routed *ro)
+{
+    if (!ro->lingers)
+        return;
+    ro->lingers = false;
+    if (ro->prev_linger)
+        ro->prev_linger->next_linger = ro->next_linger;
+    else
+        ro->cl->lingering = ro->next_linger;
+    if (ro->next_linger)
+        ro->next_linger->prev_linger = ro->prev_linger;
+    ro->next_linger = ro->prev_linger = NULL;
+}
+
+/* The local parts will never answer (the virtual connection closed): their
+ * references go. */
+static void drop_local_refs(rn_gw_routed *ro)
+{
+    size_t n = ro->local_pending;
+    ro->local_pending = 0;
+    unlinger(ro);
+    while (n--)
+        ro_unref(ro); /* the reactor's or a job's keeps it until the last */
+}
+
+/* Every part has ended (or, for a Fetch, one has brought records: an
+ * early answer, see maybe_early): the merged answer to the caller. */
 static void deliver(rn_gw_routed *ro)
 {
     rn_gw_call *call = ro->call;
@@ -246,10 +280,44 @@ static void deliver(rn_gw_routed *ro)
     drop_reactor_ref(ro);
 }
 
+/* A Fetch split by leader answers as soon as one part brought records (as
+ * one broker's fetch answers once min_bytes are there), instead of waiting
+ * for an idle leader's long poll: the parts still out answer nothing (their
+ * entries say no error, no bytes) and their answers are dropped when they
+ * come. Local parts still parked keep the route on cl->lingering until they
+ * answer or the client closes. */
+static bool maybe_early(rn_gw_routed *ro)
+{
+    if (ro->rt.api != RUNNEL__API__FETCH || ro->issuing || !ro->reactor_ref || !ro->pending)
+        return false;
+    uint64_t bytes = 0;
+    for (size_t k = 0; k < ro->rt.n_parts; k++) {
+        const rn_gw_route_part *pt = &ro->rt.parts[k];
+        if (!pt->done || pt->err < 0)
+            continue;
+        for (unsigned i = 0; i < pt->n_slices; i++)
+            bytes += pt->slices[i].len;
+    }
+    if (bytes == 0 || bytes < ro->min_bytes)
+        return false;
+    if (ro->local_pending) {
+        ro->lingers = true;
+        ro->prev_linger = NULL;
+        ro->next_linger = ro->cl->lingering;
+        if (ro->cl->lingering)
+            ro->cl->lingering->prev_linger = ro;
+        ro->cl->lingering = ro;
+    }
+    deliver(ro);
+    return true;
+}
+
 static void part_done(rn_gw_routed *ro)
 {
     if (--ro->pending == 0)
         deliver(ro);
+    else
+        maybe_early(ro);
 }
 
 static void detach(rn_gw_call *call)
@@ -259,7 +327,13 @@ static void detach(rn_gw_call *call)
         return;
     call->routed = NULL;
     ro->call = NULL;
+    /* The client closed its virtual connection first (rn_gw_client_close):
+     * local parts will not answer. */
+    size_t n = ro->local_pending;
+    ro->local_pending = 0;
     drop_reactor_ref(ro);
+    while (n--)
+        ro_unref(ro);
 }
 
 static bool routed_woken(const rn_gw_call *call)
@@ -291,13 +365,18 @@ static void local_sink(void *arg, rn_request *req, Runnel__ResponseHeader *hdr, 
     routed_sub *sub = arg;
     rn_gw_routed *ro = sub->ro;
     (void)req;
-    if (ro->rt.parts[sub->k].done) { /* failed meanwhile (shutdown) */
+    ro->local_pending--;
+    if (ro->rt.parts[sub->k].done || !ro->reactor_ref) {
+        /* Failed meanwhile (shutdown), or the call was answered early. */
         for (unsigned i = 0; i < n_slices; i++)
             rn_slice_release(&slices[i]);
-        return;
+    } else {
+        rn_gw_route_take_local(&ro->rt, sub->k, hdr, slices, n_slices);
+        part_done(ro);
     }
-    rn_gw_route_take_local(&ro->rt, sub->k, hdr, slices, n_slices);
-    part_done(ro);
+    if (!ro->local_pending)
+        unlinger(ro);
+    ro_unref(ro); /* this part's */
 }
 
 /* A job came back to the reactor of its call. */
@@ -432,8 +511,16 @@ static int send_local(void *arg, Runnel__RequestHeader *sub, const void *payload
     rn_gw_routed *ro = sc->ro;
     ro->subs[sc->k].ro = ro;
     ro->subs[sc->k].k = sc->k;
-    return rn_request_local(ro->cl->vc, sub, payload, payload_len, local_sink, &ro->subs[sc->k],
-                            sc->err, sc->errlen);
+    /* Counted before the call: the answer may come inside it. */
+    ro->local_pending++;
+    __atomic_add_fetch(&ro->refs, 1, __ATOMIC_ACQ_REL);
+    int rc = rn_request_local(ro->cl->vc, sub, payload, payload_len, local_sink, &ro->subs[sc->k],
+                              sc->err, sc->errlen);
+    if (rc < 0) {
+        ro->local_pending--;
+        __atomic_sub_fetch(&ro->refs, 1, __ATOMIC_ACQ_REL); /* the issuing ref keeps it */
+    }
+    return rc;
 }
 
 static int send_remote(void *arg, Runnel__RequestHeader *sub, const void *payload,
@@ -512,6 +599,8 @@ static int route_call(rn_gw_client *cl, Runnel__RequestHeader *hdr, const void *
     ro->refs = 1;
     ro->reactor_ref = true;
     ro->pending = ro->rt.n_parts;
+    if (hdr->api == RUNNEL__API__FETCH && hdr->fetch)
+        ro->min_bytes = hdr->fetch->min_bytes;
     call->client = cl;
     call->on_answer = on_answer;
     call->drop = drop;
@@ -525,7 +614,10 @@ static int route_call(rn_gw_client *cl, Runnel__RequestHeader *hdr, const void *
     /* Every part is sent before any can complete the call: pending counts
      * them all, so an answer inside rn_request_local only counts down. */
     size_t n_parts = ro->rt.n_parts;
-    for (size_t k = 0; k < n_parts; k++) { /* ro may be gone after the last part */
+    /* A reference of the loop's own: an answer inside it may deliver. */
+    ro->issuing = true;
+    __atomic_add_fetch(&ro->refs, 1, __ATOMIC_ACQ_REL);
+    for (size_t k = 0; k < n_parts; k++) {
         rn_gw_route_part *pt = &ro->rt.parts[k];
         char perr[320] = "";
         send_ctx sc = {.ro = ro, .k = k, .err = perr, .errlen = sizeof(perr)};
@@ -551,5 +643,8 @@ static int route_call(rn_gw_client *cl, Runnel__RequestHeader *hdr, const void *
             part_done(ro);
         }
     }
+    ro->issuing = false;
+    maybe_early(ro);
+    ro_unref(ro);
     return 0;
 }

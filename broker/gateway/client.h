@@ -66,6 +66,7 @@ typedef struct rn_gw_client {
      * HTTP gateways after init. Off by default: the Kafka door shares this
      * client and must answer NOT_LEADER_OR_FOLLOWER, as Kafka clients expect. */
     bool route;
+    struct rn_gw_routed *lingering; /* client.c's: answered early, local parts still out */
 } rn_gw_client;
 
 /* Set up (no allocation yet). peer names the client in the broker's logs. */

@@ -513,11 +513,15 @@ int rn_gw_route_merge(rn_gw_route *rt, Runnel__ResponseHeader **out, rn_slice **
     *n_slices = 0;
     size_t failed = 0;
     for (size_t k = 0; k < rt->n_parts; k++)
-        failed += rt->parts[k].err < 0;
+        failed += rt->parts[k].err < 0 || !rt->parts[k].done;
     if (failed == rt->n_parts) {
         /* Rule 3: every part failed: the first failure, whole. */
-        rt->out.error_code = (uint32_t)-rt->parts[0].err;
-        rt->out.error_message = rt->parts[0].errmsg ? rt->parts[0].errmsg : "";
+        size_t f = 0;
+        while (f + 1 < rt->n_parts && rt->parts[f].err >= 0)
+            f++;
+        rt->out.error_code =
+            rt->parts[f].err < 0 ? (uint32_t)-rt->parts[f].err : (uint32_t)RN_E_TIMEOUT;
+        rt->out.error_message = rt->parts[f].errmsg ? rt->parts[f].errmsg : "";
         return 0;
     }
     size_t n = rt->n_req ? rt->n_req : 1;
@@ -537,8 +541,8 @@ int rn_gw_route_merge(rn_gw_route *rt, Runnel__ResponseHeader **out, rn_slice **
         rn_gw_route_part *pt = &rt->parts[k];
         for (size_t j = 0; j < pt->n; j++) {
             size_t i = pt->idx[j];
-            if (pt->err < 0) {
-                rt->ptrs[i] = synth_entry(rt, i, pt);
+            if (pt->err < 0 || !pt->done) {
+                rt->ptrs[i] = synth_entry(rt, i, pt); /* not done: no error, nothing */
             } else {
                 const char *t;
                 int32_t p;
@@ -562,7 +566,7 @@ int rn_gw_route_merge(rn_gw_route *rt, Runnel__ResponseHeader **out, rn_slice **
         for (size_t i = 0; i < rt->n_req; i++) {
             rn_gw_route_part *pt = &rt->parts[part_of[i]];
             Runnel__FetchPartitionResponse *e = rt->ptrs[i];
-            if (pt->err < 0 || !e->bytes_len)
+            if (pt->err < 0 || !pt->done || !e->bytes_len)
                 continue;
             rt->out_slices[m++] = pt->slices[next[part_of[i]]];
             pt->slices[next[part_of[i]]++].seg = NULL; /* handed on (invariant 3) */

@@ -122,7 +122,11 @@ int rn_gw_route_take_packed(rn_gw_route *rt, size_t k, const uint8_t *hdr_bytes,
  * rn_strerror's). */
 void rn_gw_route_fail(rn_gw_route *rt, size_t k, int err, const char *msg);
 
-/* Every part done: the merged answer. *out and the slices are valid until
+/* The merged answer, once every part is done; for a Fetch also earlier
+ * (client.c answers as soon as one part brought records): a part not done
+ * yet gives its partitions entries with no error and no bytes. If no part
+ * answered well, the first part's failure as a whole-request error.
+ * *out and the slices are valid until
  * fini; the slices' references pass to the caller (release each).
  * Errors: -ENOMEM. */
 int rn_gw_route_merge(rn_gw_route *rt, Runnel__ResponseHeader **out, rn_slice **slices,

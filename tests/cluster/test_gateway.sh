@@ -32,7 +32,7 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do start_node "$i"; done
 
-echo "1..10"
+echo "1..11"
 
 h() { # h NODE PATH: the URL of PATH on NODE's gateway
   echo "http://127.0.0.1:${HTTP[$1]}$2"
@@ -47,7 +47,7 @@ leader_one() { # leader_one NODE
 
 # 1. The topic, created through broker 1 (so led there), known everywhere.
 # One replica (-r 1): the leader's death leaves the partition without a
-# leader, which is what checks 8 and 9 are about.
+# leader, which is what checks 9 and 10 are about.
 if wait_for "$WAIT_S" sh -c "'$RUNNEL' -b 127.0.0.1:${PORT[1]} cluster status 2>/dev/null | grep -Eq '^controller: [123]'" &&
   rn 1 topic create gw -p 1 -r 1 >/dev/null &&
   wait_for "$WAIT_S" leader_one 1 && wait_for "$WAIT_S" leader_one 2 && wait_for "$WAIT_S" leader_one 3; then
@@ -176,25 +176,41 @@ else
   not_ok "consumer instance on broker 3 fetches gw (leader 1) and gw2 (leader 2): seven records once each"
   sed 's/^/# ci: /' "$TMP/ci.out" | head -10
 fi
+# 7. One more record, on gw2 only; a poll that may wait 30 s answers with it as
+# soon as gw2's leader has, not after gw's leader's idle long poll (a fetch
+# split by leader answers early once a part brings records). The 20 s bound
+# is far above a normal answer and below the 30 s an idle part would hold it.
+V8=$(printf 'eight' | base64 -w0)
+curl -s --max-time 40 -X POST -H "$CT_BIN" "$(h 1 /topics/gw2/partitions/0)" \
+  -d "{\"records\":[{\"value\":\"$V8\"}]}" >/dev/null
+early=$(curl -s --max-time 20 -H "$ACC_BIN" "$CI/records?timeout=30000")
+if echo "$early" | $PY -c 'import json,sys
+r = json.load(sys.stdin)
+sys.exit(0 if [(x["topic"], x["offset"], x["value"]) for x in r] == [("gw2", 2, sys.argv[1])] else 1)' "$V8" 2>/dev/null; then
+  ok "a poll over two leaders answers with gw2's new record without waiting for gw's idle leader"
+else
+  not_ok "a poll over two leaders answers with gw2's new record without waiting for gw's idle leader"
+  echo "# got: $early"
+fi
 curl -s --max-time 20 -X DELETE "$CI" >/dev/null
 
-# 7. Group reset preview on broker 2 over both topics (one partition led
+# 8. Group reset preview on broker 2 over both topics (one partition led
 # here, one by broker 1): each leader's offsets, not the local copies'.
 rs=$(curl -s --max-time 40 -X POST -H 'Content-Type: application/json' "$(h 2 /groups/gr/reset)" \
   -d '{"topics":["gw","gw2"],"to":"latest"}')
 if echo "$rs" | $PY -c 'import json,sys
 j = json.load(sys.stdin)
 got = {o["topic"]: (o["log_start_offset"], o["log_end_offset"], o["new_offset"]) for o in j["offsets"]}
-sys.exit(0 if got == {"gw": (0, 5, 5), "gw2": (0, 2, 2)} and j["executed"] is False else 1)' 2>/dev/null; then
-  ok "group reset preview on broker 2 shows each leader's offsets (gw log end 5, gw2 2)"
+sys.exit(0 if got == {"gw": (0, 5, 5), "gw2": (0, 3, 3)} and j["executed"] is False else 1)' 2>/dev/null; then
+  ok "group reset preview on broker 2 shows each leader's offsets (gw log end 5, gw2 3)"
 else
-  not_ok "group reset preview on broker 2 shows each leader's offsets (gw log end 5, gw2 2)"
+  not_ok "group reset preview on broker 2 shows each leader's offsets (gw log end 5, gw2 3)"
   echo "# reset: $rs"
 fi
 
-# 8. The leader killed: a REST produce through broker 2 is answered 503,
+# 9. The leader killed: a REST produce through broker 2 is answered 503,
 # naming broker 1, well within curl's bound (no hang). An SSE tail on broker
-# 2 that has seen offsets 0-4 stays open meanwhile (check 10).
+# 2 that has seen offsets 0-4 stays open meanwhile (check 11).
 curl -s -N --max-time 120 "$(h 2 '/topics/gw/partitions/0/events?offset=0')" >"$TMP/sse2.out" 2>/dev/null &
 SSE2=$!
 sse2_has() { [ "$(grep -c '^id: ' "$TMP/sse2.out" 2>/dev/null)" -ge "$1" ]; }
@@ -220,7 +236,7 @@ else
   echo "# status $st: $body"
 fi
 
-# 9. And a REST read through broker 3: 503 naming broker 1.
+# 10. And a REST read through broker 3: 503 naming broker 1.
 t0=$(now_ms)
 st=$(curl -s --max-time 60 -o "$TMP/dead2.out" -w '%{http_code}' \
   "$(h 3 '/topics/gw/partitions/0/records?offset=0&timeout=1000')")
@@ -234,7 +250,7 @@ else
   echo "# status $st: $body"
 fi
 
-# 10. Broker 1 back (same data, same ports): a record produced through broker
+# 11. Broker 1 back (same data, same ports): a record produced through broker
 # 3 reaches the tail that waited through the outage; its ids are 0..5, once each.
 start_node 1
 produce_six() {

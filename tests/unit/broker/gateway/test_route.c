@@ -442,3 +442,61 @@ Test(route, fetch_slices_merge_and_bounds)
         rn_gw_route_fini(&rt);
     }
 }
+
+/* A Fetch answered early (one part brought records, another is still out):
+ * the part still out gives its partitions entries with no error and no
+ * bytes, and only the answered part's bytes are handed on. */
+Test(route, fetch_merge_with_a_part_still_out)
+{
+    Runnel__FetchPartition fp[2], *fpp[2];
+    int32_t ps[] = {1, 2};
+    for (int i = 0; i < 2; i++) {
+        runnel__fetch_partition__init(&fp[i]);
+        fp[i].topic = "t";
+        fp[i].partition = ps[i];
+        fpp[i] = &fp[i];
+    }
+    Runnel__FetchRequest fr = RUNNEL__FETCH_REQUEST__INIT;
+    fr.n_partitions = 2;
+    fr.partitions = fpp;
+    Runnel__RequestHeader rh = RUNNEL__REQUEST_HEADER__INIT;
+    rh.api = RUNNEL__API__FETCH;
+    rh.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH;
+    rh.fetch = &fr;
+    Runnel__FetchPartitionResponse e = RUNNEL__FETCH_PARTITION_RESPONSE__INIT, *ep = &e;
+    e.topic = "t";
+    e.partition = 2;
+    e.bytes_len = 3;
+    e.high_watermark = 9;
+    Runnel__FetchResponse r = RUNNEL__FETCH_RESPONSE__INIT;
+    r.n_partitions = 1;
+    r.partitions = &ep;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_FETCH;
+    h.fetch = &r;
+    uint8_t hb[128];
+    size_t hl = runnel__response_header__pack(&h, hb);
+
+    rn_gw_route rt;
+    cr_assert_eq(rn_gw_route_plan(&rt, &rh, lead, NULL), 0);
+    uint8_t *pl = malloc(3);
+    memcpy(pl, "abc", 3);
+    cr_assert_eq(rn_gw_route_take_packed(&rt, part_of_leader(&rt, 2), hb, hl, pl, 3), 0);
+    cr_assert_not(rt.parts[part_of_leader(&rt, 1)].done);
+    Runnel__ResponseHeader *out;
+    rn_slice *sl;
+    unsigned nsl;
+    cr_assert_eq(rn_gw_route_merge(&rt, &out, &sl, &nsl), 0);
+    cr_assert_eq(out->error_code, 0);
+    cr_assert_eq(out->fetch->n_partitions, 2);
+    Runnel__FetchPartitionResponse *p1 = out->fetch->partitions[0], *p2 = out->fetch->partitions[1];
+    cr_assert_eq(p1->partition, 1);
+    cr_assert_eq(p1->error_code, 0);
+    cr_assert_eq(p1->bytes_len, 0);
+    cr_assert_eq(p2->partition, 2);
+    cr_assert_eq(p2->bytes_len, 3);
+    cr_assert_eq(p2->high_watermark, 9);
+    cr_assert_eq(nsl, 1);
+    cr_assert_arr_eq(sl[0].data, "abc", 3);
+    rn_gw_route_fini(&rt);
+}
