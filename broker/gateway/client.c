@@ -191,7 +191,7 @@ typedef struct rn_gw_routed {
     bool reactor_ref;
     bool woken;         /* its remote parts were failed for the shutdown */
     bool issuing;       /* route_call is still sending parts */
-    bool lingers;       /* answered early, on cl->lingering until its local parts end */
+    bool lingers;       /* answered early, on cl->lingering until its parts end */
     uint32_t min_bytes; /* a Fetch's: what answers it early */
     struct rn_gw_routed *next_linger, *prev_linger;
     routed_sub *subs;
@@ -229,6 +229,15 @@ static void drop_reactor_ref(rn_gw_routed *ro)
      * reference may go on a link thread). */
     release_part_slices(ro);
     ro_unref(ro);
+}
+
+/* Every part has an answer or failure (none out any more). */
+static bool all_ended(const rn_gw_routed *ro)
+{
+    for (size_t k = 0; k < ro->rt.n_parts; k++)
+        if (!ro->rt.parts[k].done)
+            return false;
+    return true;
 }
 
 static void unlinger(rn_gw_routed *ro)
@@ -300,7 +309,10 @@ static bool maybe_early(rn_gw_routed *ro)
     }
     if (bytes == 0 || bytes < ro->min_bytes)
         return false;
-    if (ro->local_pending) {
+    {
+        /* Some part is out (pending > 0): on the list until all have ended,
+         * so the client's next fetches do not park another long poll at
+         * the same leaders (see no_wait in route_call). */
         ro->lingers = true;
         ro->prev_linger = NULL;
         ro->next_linger = ro->cl->lingering;
@@ -370,11 +382,13 @@ static void local_sink(void *arg, rn_request *req, Runnel__ResponseHeader *hdr, 
         /* Failed meanwhile (shutdown), or the call was answered early. */
         for (unsigned i = 0; i < n_slices; i++)
             rn_slice_release(&slices[i]);
+        if (!ro->rt.parts[sub->k].done)
+            rn_gw_route_fail(&ro->rt, sub->k, -ECANCELED, "answered without it");
     } else {
         rn_gw_route_take_local(&ro->rt, sub->k, hdr, slices, n_slices);
         part_done(ro);
     }
-    if (!ro->local_pending)
+    if (ro->lingers && all_ended(ro))
         unlinger(ro);
     ro_unref(ro); /* this part's */
 }
@@ -394,6 +408,8 @@ static void job_arrived(void *arg)
         }
         if (ro->reactor_ref)
             part_done(ro);
+        else if (ro->lingers && all_ended(ro))
+            unlinger(ro); /* answered early; its last part is back */
     }
     rn_gw_fwd_job_free(j);
     ro_unref(ro);
@@ -611,6 +627,17 @@ static int route_call(rn_gw_client *cl, Runnel__RequestHeader *hdr, const void *
         cl->calls->prev = call;
     cl->calls = call;
     cl->n_calls++;
+    /* At most one long poll per leader per client: a leader that still holds
+     * a part of an early-answered fetch of this client (cl->lingering) gets
+     * this fetch's part without a wait (it answers with what it has). Else
+     * a client polling fast, with records on one leader only, would park a
+     * new long poll at every other leader per poll. */
+    if (hdr->api == RUNNEL__API__FETCH)
+        for (size_t k = 0; k < ro->rt.n_parts; k++)
+            for (rn_gw_routed *o = cl->lingering; o; o = o->next_linger)
+                for (size_t q = 0; q < o->rt.n_parts; q++)
+                    if (!o->rt.parts[q].done && o->rt.parts[q].leader == ro->rt.parts[k].leader)
+                        ro->rt.parts[k].no_wait = true;
     /* Every part is sent before any can complete the call: pending counts
      * them all, so an answer inside rn_request_local only counts down. */
     size_t n_parts = ro->rt.n_parts;

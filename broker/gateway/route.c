@@ -258,6 +258,8 @@ int rn_gw_route_sub(const rn_gw_route *rt, size_t k, const Runnel__RequestHeader
             ptrs[j] = h->fetch->partitions[pt->idx[j]];
         fr.n_partitions = n;
         fr.partitions = (Runnel__FetchPartition **)ptrs;
+        if (pt->no_wait)
+            fr.max_wait_ms = 0;
         sub.fetch = &fr;
         rc = fn(arg, &sub, payload, payload_len);
         goto out;

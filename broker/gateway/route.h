@@ -52,6 +52,7 @@ typedef int32_t (*rn_gw_leader_fn)(void *arg, const char *topic, int32_t partiti
 
 typedef struct rn_gw_route_part {
     int32_t leader; /* RN_GW_ROUTE_LOCAL, RN_GW_ROUTE_NONE or a broker id */
+    bool no_wait;   /* a Fetch's sub-request goes with max_wait_ms 0 (set by the caller) */
     size_t n;       /* partitions of the request it carries */
     size_t *idx;    /* their indexes in the request, ascending (owned) */
     /* The answer, once done: */
