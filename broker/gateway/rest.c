@@ -277,6 +277,37 @@ static void answer_describe(rest_call *rc, Runnel__DescribeTopicResponse *d)
     json_decref(j);
 }
 
+static void answer_offsets(rest_call *rc, const Runnel__ListOffsetsResponse *lr)
+{
+    rn_http_conn *c = rc->c;
+    if (!lr || lr->n_partitions != 2) {
+        rn_http_respond_error(c, 500, 50001, "empty answer");
+        return;
+    }
+    uint32_t ec = lr->partitions[0]->error_code ? lr->partitions[0]->error_code
+                                                : lr->partitions[1]->error_code;
+    if (ec == RN_E_UNKNOWN_TOPIC) {
+        if (topic_exists(c, rc->topic))
+            rn_http_respond_error(c, 404, 40402, "partition %d of topic '%s' not found",
+                                  rc->partition, rc->topic);
+        else
+            rn_http_respond_error(c, 404, 40401, "topic '%s' not found", rc->topic);
+        return;
+    }
+    if (ec) {
+        respond_rn_error(c, -(int)ec, true, NULL);
+        return;
+    }
+    json_t *j = json_pack("{s:I,s:I}", "beginning_offset", (json_int_t)lr->partitions[0]->offset,
+                          "end_offset", (json_int_t)lr->partitions[1]->offset);
+    if (!j) {
+        rn_http_respond_error(c, 500, 50001, "out of memory");
+        return;
+    }
+    rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
+    json_decref(j);
+}
+
 static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *slices,
                            unsigned n_slices)
 {
@@ -382,10 +413,12 @@ static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice 
         json_decref(j);
         break;
     }
+    case K_PARTITION_OFFSETS:
+        answer_offsets(rc, hdr->list_offsets);
+        break;
     case K_DESCRIBE_TOPIC:
     case K_PARTITIONS:
     case K_PARTITION:
-    case K_PARTITION_OFFSETS:
         if (!hdr->describe_topic)
             rn_http_respond_error(c, 500, 50001, "empty answer");
         else
@@ -569,6 +602,33 @@ static void describe(rn_http_conn *c, enum rest_kind kind, const char *topic, in
     h.api = RUNNEL__API__DESCRIBE_TOPIC;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_TOPIC;
     h.describe_topic = &dr;
+    send_call(c, rc, &h);
+}
+
+/* GET …/partitions/{p}/offsets: ListOffsets earliest and latest, which in a
+ * cluster the client asks of the partition's leader (a follower's own copy
+ * can be behind or empty). */
+static void partition_offsets(rn_http_conn *c, const char *topic, int32_t partition)
+{
+    rest_call *rc = call_new(c, K_PARTITION_OFFSETS, topic);
+    if (!rc)
+        return;
+    rc->partition = partition;
+    Runnel__ListOffsetsPartition lp[2];
+    Runnel__ListOffsetsPartition *lpp[2] = {&lp[0], &lp[1]};
+    for (int i = 0; i < 2; i++) {
+        runnel__list_offsets_partition__init(&lp[i]);
+        lp[i].topic = rc->topic;
+        lp[i].partition = partition;
+        lp[i].timestamp = i ? -1 : -2;
+    }
+    Runnel__ListOffsetsRequest lr = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
+    lr.n_partitions = 2;
+    lr.partitions = lpp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__LIST_OFFSETS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
+    h.list_offsets = &lr;
     send_call(c, rc, &h);
 }
 
@@ -790,7 +850,7 @@ static void route_topics(rn_http_conn *c, rn_http_request *req, char **seg, int 
         return;
     }
     if (!strcmp(seg[4], "offsets")) {
-        describe(c, K_PARTITION_OFFSETS, topic, p);
+        partition_offsets(c, topic, p);
     } else if (!strcmp(seg[4], "records")) {
         get_records(c, topic, p);
     } else if (!strcmp(seg[4], "events")) {

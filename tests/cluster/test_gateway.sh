@@ -77,11 +77,17 @@ fi
 # 3. REST consume on broker 3: the three values, byte for byte, in order.
 got=$(curl -s --max-time 40 -H "$ACC_BIN" "$(h 3 '/topics/gw/partitions/0/records?offset=0&timeout=1000')")
 vals=$(echo "$got" | $PY -c 'import json,sys; print(" ".join(r["value"] for r in json.load(sys.stdin)))' 2>/dev/null)
-if [ "$vals" = "$V1 $V2 $V3" ]; then
-  ok "REST consume through broker 3 returns the records byte for byte"
+# And the partition's offsets there are the leader's (0 and 3), not the
+# empty local copy's.
+offs=$(curl -s --max-time 40 "$(h 3 /topics/gw/partitions/0/offsets)")
+if [ "$vals" = "$V1 $V2 $V3" ] && echo "$offs" | $PY -c 'import json,sys
+j = json.load(sys.stdin)
+sys.exit(0 if (j["beginning_offset"], j["end_offset"]) == (0, 3) else 1)' 2>/dev/null; then
+  ok "REST consume through broker 3 returns the records byte for byte; offsets 0..3"
 else
-  not_ok "REST consume through broker 3 returns the records byte for byte"
+  not_ok "REST consume through broker 3 returns the records byte for byte; offsets 0..3"
   echo "# got: $got"
+  echo "# offsets: $offs"
 fi
 
 # 4. SSE on broker 2 from offset 0: the three records, then one produced
