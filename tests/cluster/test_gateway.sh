@@ -79,15 +79,23 @@ got=$(curl -s --max-time 40 -H "$ACC_BIN" "$(h 3 '/topics/gw/partitions/0/record
 vals=$(echo "$got" | $PY -c 'import json,sys; print(" ".join(r["value"] for r in json.load(sys.stdin)))' 2>/dev/null)
 # And the partition's offsets there are the leader's (0 and 3), not the
 # empty local copy's.
+# The same in the partition listing and the partition's own route.
 offs=$(curl -s --max-time 40 "$(h 3 /topics/gw/partitions/0/offsets)")
-if [ "$vals" = "$V1 $V2 $V3" ] && echo "$offs" | $PY -c 'import json,sys
-j = json.load(sys.stdin)
-sys.exit(0 if (j["beginning_offset"], j["end_offset"]) == (0, 3) else 1)' 2>/dev/null; then
+plist=$(curl -s --max-time 40 "$(h 3 /topics/gw/partitions)")
+pone=$(curl -s --max-time 40 "$(h 3 /topics/gw/partitions/0)")
+if [ "$vals" = "$V1 $V2 $V3" ] && $PY -c 'import json,sys
+a, b, c = (json.loads(x) for x in sys.argv[1:4])
+ok = (a["beginning_offset"], a["end_offset"]) == (0, 3)
+ok = ok and len(b) == 1 and (b[0]["beginning_offset"], b[0]["end_offset"]) == (0, 3)
+ok = ok and (c["beginning_offset"], c["end_offset"], c["leader"]) == (0, 3, 1)
+sys.exit(0 if ok else 1)' "$offs" "$plist" "$pone" 2>/dev/null; then
   ok "REST consume through broker 3 returns the records byte for byte; offsets 0..3"
 else
   not_ok "REST consume through broker 3 returns the records byte for byte; offsets 0..3"
   echo "# got: $got"
   echo "# offsets: $offs"
+  echo "# partitions: $plist"
+  echo "# partition 0: $pone"
 fi
 
 # 4. SSE on broker 2 from offset 0: the three records, then one produced
