@@ -513,6 +513,8 @@ int main(int argc, char **argv)
               rn_log_config_flush_str(&b->cfg.log, flush, sizeof(flush)), n_reactors);
 
     rc = rn_reactors_run(b);
+    /* The gateways' leader links (they read the quorum's broker list). */
+    rn_gateway_forward_stop(b);
     /* The quorum first: its posts to the stopped reactors are dropped, and
      * as leader it resigns so the others elect at once. */
     rn_quorum_free(b->quorum);
