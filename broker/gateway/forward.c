@@ -419,7 +419,7 @@ int rn_gw_fwd_submit(rn_gw_fwd *f, rn_gw_fwd_job *j, char *err, size_t errlen)
         snprintf(err, errlen, "the broker is shutting down");
         return -ESHUTDOWN;
     }
-    fwd_link *l;
+    fwd_link *l = NULL;
     int rc = link_for(f, j->broker, &l, err, errlen);
     if (rc < 0) {
         pthread_mutex_unlock(&f->lock);
