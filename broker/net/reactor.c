@@ -297,9 +297,15 @@ int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index)
         rn_logfmt(RN_ERROR, "cannot make the reactor's inbox", "err=%s", rn_errname(rc));
         return rc;
     }
-    rc = rn_io_new(&r->io, 4096);
+    rc = rn_io_new_single(&r->io, 4096);
     if (rc < 0) {
         rn_logfmt(RN_ERROR, "io_uring unavailable", "err=%s", rn_errname(rc));
+        return rc;
+    }
+    /* Reactor 0 runs on this thread; the others bind their rings to their
+     * own threads as they start (reactor_thread). */
+    if (index == 0 && (rc = rn_io_enable(r->io)) < 0) {
+        rn_logfmt(RN_ERROR, "cannot enable the ring", "err=%s", rn_errname(rc));
         return rc;
     }
     rc = setup_buffers(r);
@@ -447,7 +453,22 @@ static void *reactor_thread(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "reactor-%u", r->index);
     pthread_setname_np(pthread_self(), name);
-    intptr_t rc = rn_reactor_run(r);
+    intptr_t rc = rn_io_enable(r->io);
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "cannot enable the ring", "reactor=%u err=%s", r->index,
+                  rn_errname((int)rc));
+        return (void *)rc;
+    }
+    rc = rn_reactor_run(r);
+    /* The main thread closes this reactor's logs once every reactor has
+     * stopped: hand it a ring it may use. */
+    int rc2 = rn_io_retire(r->io);
+    if (rc2 < 0) {
+        rn_logfmt(RN_ERROR, "cannot retire the ring", "reactor=%u err=%s", r->index,
+                  rn_errname(rc2));
+        if (rc == 0)
+            rc = rc2;
+    }
     return (void *)rc;
 }
 
