@@ -29,6 +29,13 @@
 #include "storage/io.h"
 #include "storage/sys.h"
 
+/* liburing 2.3 predates it (kernel 6.3). */
+#ifndef IORING_FEAT_REG_REG_RING
+#define FEAT_REG_REG_RING (1U << 13)
+#else
+#define FEAT_REG_REG_RING IORING_FEAT_REG_REG_RING
+#endif
+
 /* rn_io_op.injected of a cross-ring message: not counted in inflight. */
 #define MSG_MARK 1
 
@@ -84,11 +91,23 @@ int rn_io_new_single(rn_io **out, unsigned entries)
     unsigned flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                      IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
     int rc = io_uring_queue_init(entries, &io->ring, flags);
+    if (rc == 0 && !(io->ring.features & FEAT_REG_REG_RING)) {
+        /* A precaution: before 6.3 a MSG_RING to a DEFER_TASKRUN ring was
+         * posted straight to its CQ rather than as task work for the ring's
+         * thread, and whether that wakes the thread waiting in it was not
+         * tested here (a message between reactors must not wait for the
+         * next tick). 6.3 is also the first kernel with
+         * IORING_FEAT_REG_REG_RING, so below it: a plain ring (Debian 12's
+         * 6.1 included). */
+        io_uring_queue_exit(&io->ring);
+        rc = -EINVAL;
+    }
     if (rc == 0) {
         io->single = true;
         pthread_mutex_init(&io->early_lock, NULL);
     } else if (rc == -EINVAL) {
-        /* A kernel before 6.1 knows neither flag: a ring any thread may use. */
+        /* Before 6.1 the kernel knows neither flag; before 6.3 see above:
+         * a ring any thread may use. */
         rc = io_uring_queue_init(entries, &io->ring, 0);
     }
     if (rc < 0) {

@@ -38,9 +38,9 @@ int rn_io_new(rn_io **out, unsigned entries);
  * in one batch, instead of interrupting it for each one. It starts disabled:
  * SQEs may be prepared (and buffers registered) on any thread, but nothing is
  * submitted until the owning thread calls rn_io_enable; other rings' messages
- * to it fail (and are retried) until then. A kernel without these flags gets a
- * plain ring, for which rn_io_enable and rn_io_retire do nothing. Errors as
- * rn_io_new. */
+ * to it are kept (rn_io_msg) and run first in its first rn_io_run. A kernel
+ * before 6.3 gets a plain ring (io.c says why), for which rn_io_enable and
+ * rn_io_retire do nothing. Errors as rn_io_new. */
 int rn_io_new_single(rn_io **out, unsigned entries);
 
 /* Bind a ring from rn_io_new_single to the calling thread and start it.

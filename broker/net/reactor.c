@@ -16,6 +16,11 @@
  * with -ENOBUFS; the connection waits on `starved` and is re-armed as soon as
  * a buffer comes back.
  *
+ * Each ring is for its reactor's thread alone (storage/io.h rn_io_new_single:
+ * SINGLE_ISSUER | DEFER_TASKRUN on kernels from 6.3): created disabled here,
+ * enabled by the thread that runs it, retired when that thread leaves so
+ * the main thread can close the logs bound to it.
+ *
  * Reactors: reactor 0 runs on the main thread and owns signals, metadata,
  * groups and the HTTP gateway; reactors 1..N-1 run on threads of their own
  * (rn_reactors_run). Each has its own ring, receive buffers, listener
