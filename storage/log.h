@@ -45,7 +45,9 @@ typedef struct rn_log_config {
     uint32_t max_batch_bytes;      /* message.max.bytes, default 1 MiB */
     enum rn_flush_policy flush;    /* log.flush, default always */
     uint32_t flush_interval_ms;    /* for RN_FLUSH_INTERVAL */
-    uint64_t preallocate_bytes;    /* fallocate ahead of the write position; 0 off */
+    uint64_t preallocate_bytes;    /* fallocate ahead of the write position, at most this far
+                                      and no further than the segment holds (storage/log.c
+                                      prealloc_ahead); 0 off. Default 64 MiB */
     bool lazy_epochs;              /* open only: after a clean shutdown, read the leader-epoch
                                       checkpoint at its first use, not at open (default
                                       false; the broker sets it: 100k idle partitions
