@@ -153,6 +153,7 @@ static int open_cluster(rn_broker *b)
     rn_quorum_status_get(b->quorum, &st);
     rn_logfmt(RN_INFO, "metadata caught up", "leader=%d epoch=%d applied=%" PRId64, st.leader,
               st.epoch, st.applied);
+    rn_metadata_caught_up(b->md); /* the partitions of the state it ends in open now */
     return 0;
 }
 

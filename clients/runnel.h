@@ -164,8 +164,7 @@ void rn_admin_describe_free(rn_topic_desc *d);
  * then rn_partition_desc.target shows it. Returns 0 once the move is
  * accepted, not finished. Naming the current brokers cancels a move.
  * Errors: -RN_E_UNKNOWN_TOPIC, -RN_E_INVALID_REQUEST (a broker named twice,
- * unknown, or fenced), -RN_E_FENCED_LEADER_EPOCH (the partition changed
- * meanwhile: ask again), connection errors. */
+ * unknown, or fenced), connection errors. */
 int rn_admin_move_partition(rn_admin *a, const char *topic, int32_t partition,
                             const int32_t *brokers, size_t n);
 /* Set and delete topic-level configs (incremental). */

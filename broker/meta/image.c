@@ -555,7 +555,7 @@ static int apply_reassign(rn_image *img, const md_reassign_record *r, rn_image_e
         return 0;
     }
     rn_partition_info *p = &t->parts[r->partition];
-    if (r->partition_epoch != p->partition_epoch) {
+    if (r->partition_epoch >= 0 && r->partition_epoch != p->partition_epoch) {
         *status = -RN_E_FENCED_LEADER_EPOCH;
         return 0;
     }

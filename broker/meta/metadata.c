@@ -121,6 +121,9 @@ struct rn_metadata {
     int failed;         /* invariant 5: sticky */
     /* Invariant 7: the journal is the metadata quorum's (quorum.h). */
     bool cluster;
+    /* Cluster, until rn_metadata_caught_up: the log is replayed from its
+     * start, and the listener hears only the state it ends in. */
+    bool replaying;
     char errmsg[512];
 };
 
@@ -447,7 +450,7 @@ static void apply_foreign(void *arg, int64_t offset, const uint8_t *batch, size_
     if (md->failed)
         return;
     int status;
-    int rc = apply_batch(md, batch, len, true, &status);
+    int rc = apply_batch(md, batch, len, !md->replaying, &status);
     if (rc < 0) {
         md->failed = rc; /* invariant 5 */
         rn_logfmt(RN_ERROR, "metadata apply failed", "offset=%" PRId64 " error=%s", offset,
@@ -472,6 +475,7 @@ int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir,
     md->snapshot_offset = -1;
     md->default_rf = 1;
     md->cluster = true;
+    md->replaying = true;
     size_t dlen = strlen(data_dir) + 1 + sizeof(MD_LOG_NAME);
     md->dir = malloc(dlen);
     if (!md->dir) {
@@ -1206,8 +1210,8 @@ int rn_metadata_reassign(rn_metadata *md, const char *topic_name, int32_t partit
     if (rc < 0)
         return rc;
     if (partition < 0 || partition >= t->n_partitions)
-        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s has no partition %d",
-                       topic_name, partition);
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s has no partition %d", topic_name,
+                       partition);
     if (n < 1 || n > RN_MAX_BROKERS)
         return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
                        "%s-%d: a move needs 1 to %d target replicas, not %zu", topic_name,
@@ -1217,16 +1221,15 @@ int rn_metadata_reassign(rn_metadata *md, const char *topic_name, int32_t partit
         for (size_t j = 0; j < i; j++)
             if (target[j] == target[i])
                 return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
-                               "%s-%d: broker %d is named twice", topic_name, partition,
-                               target[i]);
+                               "%s-%d: broker %d is named twice", topic_name, partition, target[i]);
         const rn_broker_info *b = rn_image_broker(md->image, target[i]);
         bool replica = false;
         for (int32_t j = 0; j < p->n_replicas; j++)
             replica |= p->replicas[j] == target[i];
         /* A new replica must be a live broker; one it has may be down. */
         if (!b || (!replica && b->fenced))
-            return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "%s-%d: broker %d is %s",
-                           topic_name, partition, target[i], b ? "fenced" : "not registered");
+            return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "%s-%d: broker %d is %s", topic_name,
+                           partition, target[i], b ? "fenced" : "not registered");
     }
     change *c = change_new(CHANGE_ALTER, t->id, cb, arg);
     if (!c)
@@ -1237,7 +1240,10 @@ int rn_metadata_reassign(rn_metadata *md, const char *topic_name, int32_t partit
     rr.topic_id.len = 16;
     rr.topic_id.data = c->id;
     rr.partition = partition;
-    rr.partition_epoch = p->partition_epoch;
+    /* Absolute: it applies on top of whatever committed meanwhile (an ISR
+     * change, a move decided on another broker), as Kafka's controller
+     * applies a reassignment to the partition as it finds it. */
+    rr.partition_epoch = -1;
     rr.n_target_replicas = n;
     rr.target_replicas = (int32_t *)target;
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
@@ -1284,6 +1290,20 @@ unsigned rn_metadata_topic_count(const rn_metadata *md)
 const rn_topic_info *rn_metadata_topic_at(const rn_metadata *md, unsigned i)
 {
     return rn_image_topic_at(md->image, i);
+}
+
+void rn_metadata_caught_up(rn_metadata *md)
+{
+    if (!md->replaying)
+        return;
+    md->replaying = false;
+    if (!md->listener)
+        return;
+    for (unsigned i = 0; i < rn_image_topic_count(md->image); i++) {
+        rn_metadata_event ev = {
+            .type = RN_MD_TOPIC_CREATED, .topic = rn_image_topic_at(md->image, i), .partition = -1};
+        md->listener(md->listener_arg, &ev);
+    }
 }
 
 const rn_image *rn_metadata_image(const rn_metadata *md)

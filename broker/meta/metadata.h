@@ -92,6 +92,14 @@ int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir,
                              struct rn_quorum *q, rn_metadata_listener listener, void *listener_arg,
                              char *err, size_t errlen);
 
+/* Cluster: the quorum has caught up (rn_quorum_caught_up). Until then the
+ * replayed log's batches change the image without telling the listener,
+ * which would otherwise act on states long gone (open a partition of a
+ * topic deleted since, under a name a later topic took, and discard that
+ * topic's directory as a leftover); now it hears RN_MD_TOPIC_CREATED for
+ * every topic of the state the log ends in, and every change after. */
+void rn_metadata_caught_up(rn_metadata *md);
+
 /* Write a snapshot, close the log cleanly, free. Returns the first error. */
 int rn_metadata_close(rn_metadata *md);
 
@@ -193,8 +201,7 @@ int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_
  * -RN_E_UNKNOWN_TOPIC (no such topic or partition), -RN_E_INVALID_REQUEST
  * (no target, more than RN_MAX_BROKERS, a broker named twice, one not
  * registered, a new replica on a fenced broker). Otherwise 0 and cb later:
- * 0 once applied, -RN_E_FENCED_LEADER_EPOCH when the partition changed
- * meanwhile (ask again). */
+ * 0 once applied (on top of whatever committed meanwhile). */
 int rn_metadata_reassign(rn_metadata *md, const char *topic, int32_t partition,
                          const int32_t *target, size_t n, rn_metadata_cb cb, void *arg, char *err,
                          size_t errlen);

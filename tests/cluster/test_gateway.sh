@@ -45,11 +45,28 @@ leader_one() { # leader_one NODE
   rn "$1" topic describe gw 2>/dev/null | grep -Eq 'Partition: 0[[:space:]]+Leader: 1[[:space:]]'
 }
 
-# 1. The topic, created through broker 1 (so led there), known everywhere.
+# create_led_by NAME NODE: topic NAME with one partition and one replica, on
+# broker NODE. The controller places replicas by the topic's random id, so
+# a topic placed elsewhere is deleted and created again (1 in 3 lands on
+# NODE each time; 40 tries miss with odds below 1 in 10^7).
+create_led_by() {
+  local name=$1 node=$2 try l
+  for try in $(seq 1 40); do
+    rn "$node" topic create "$name" -p 1 -r 1 >/dev/null 2>&1 || return 1
+    l=$(rn "$node" topic describe "$name" 2>/dev/null | sed -n 's/.*Partition: 0[[:space:]]*Leader: \([0-9-]*\).*/\1/p')
+    [ "$l" = "$node" ] && return 0
+    rn "$node" topic delete "$name" >/dev/null 2>&1 || return 1
+    gone() { ! rn "$node" topic describe "$name" >/dev/null 2>&1; }
+    wait_for "$WAIT_S" gone || return 1
+  done
+  return 1
+}
+
+# 1. The topic, on broker 1 (led there), known everywhere.
 # One replica (-r 1): the leader's death leaves the partition without a
 # leader, which is what checks 9 and 10 are about.
 if wait_for "$WAIT_S" sh -c "'$RUNNEL' -b 127.0.0.1:${PORT[1]} cluster status 2>/dev/null | grep -Eq '^controller: [123]'" &&
-  rn 1 topic create gw -p 1 -r 1 >/dev/null &&
+  create_led_by gw 1 &&
   wait_for "$WAIT_S" leader_one 1 && wait_for "$WAIT_S" leader_one 2 && wait_for "$WAIT_S" leader_one 3; then
   ok "topic gw created through broker 1, which leads gw-0 on every broker's view"
 else
@@ -153,7 +170,7 @@ fi
 # both topics fetches from two leaders at once (one request split by leader,
 # answers merged): all seven records, each once.
 leader_two() { rn "$1" topic describe gw2 2>/dev/null | grep -Eq 'Partition: 0[[:space:]]+Leader: 2[[:space:]]'; }
-rn 2 topic create gw2 -p 1 -r 1 >/dev/null
+create_led_by gw2 2
 wait_for "$WAIT_S" leader_two 1 && wait_for "$WAIT_S" leader_two 3
 V6=$(printf 'six' | base64 -w0)
 V7=$(printf 'seven' | base64 -w0)

@@ -82,7 +82,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..28"
+echo "1..29"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -559,6 +559,31 @@ if wait_for "$WAIT_S" back; then
   ok "broker $GONE restarted: registered and active again"
 else
   not_ok "broker $GONE restarted: registered and active again"
+fi
+
+# 9d. A topic deleted and created again under its name, then a restart: the
+#     broker replays the metadata log from its start, and must open only
+#     the state it ends in. (It opened the deleted topic's partition first,
+#     found the new topic's directory under that name, and discarded it as
+#     a leftover: the new topic's records were gone.)
+if rn 1 topic create again -p 1 -r 3 >/dev/null && rn 1 topic delete again >/dev/null &&
+  rn 1 topic create again -p 1 -r 3 >/dev/null; then
+  AG=$(rn 1 topic describe again 2>/dev/null | sed -n 's/.*Partition: 0[[:space:]]*Leader: \([0-9]*\).*/\1/p')
+  [ -n "${PID[$AG]:-}" ] || AG=1
+  printf 'kept\n' | rn "$AG" produce again -p 0 >/dev/null 2>&1
+  kill -KILL "${PID[$AG]}"
+  wait "${PID[$AG]}" 2>/dev/null
+  PID[$AG]=
+  if [ "$AG" = 4 ]; then start_observer; else start_node "$AG"; fi
+  kept() { rn "$AG" topic describe again 2>/dev/null | grep -q 'LogEndOffset: 1'; }
+  if wait_for "$WAIT_S" kept && ! grep -q 'leftover partition directory discarded" partition=again-0' "$TMP/n$AG.log"; then
+    ok "topic deleted and created again, broker $AG restarted: the new topic's record is kept"
+  else
+    not_ok "topic deleted and created again, broker $AG restarted: the new topic's record is kept"
+    grep -E 'again-0' "$TMP/n$AG.log" | sed 's/^/# /'
+  fi
+else
+  not_ok "topic deleted and created again, broker restarted: the new topic's record is kept (create/delete failed)"
 fi
 
 # 10. Every broker stops gracefully (exit 0).
