@@ -3,7 +3,8 @@
 (issue 14 item 3).
 
     checker.py HISTORY [--replicas DIR,DIR,... --partition-dir NAME [--hw N]]...
-    checker.py --replicas-only --replicas DIR,DIR --partition-dir NAME [--hw N]
+    checker.py --replicas DIR,DIR --partition-dir NAME [--hw N]
+    checker.py --epochs FILE
 
 HISTORY is what tests/cluster/workload.c writes: one JSON object a line, each with
 "type" (invoke | ok | fail | info), "f" (send | poll | commit | committed | assign |
@@ -40,6 +41,12 @@ lines around it):
                       commits, or reads of it, where the later read began after the
                       earlier ended
     replica_mismatch  replicas whose segment bytes differ below the high watermark
+    two_leaders       one quorum epoch with two different leaders named (--epochs)
+    epoch_backwards   a broker that named an epoch, then a lower one (--epochs): an
+                      epoch reused or forgotten
+
+--epochs FILE holds "T NODE EPOCH LEADER" lines, samples of `runnel cluster status`
+on every broker during a run (LEADER "-" when none is known).
 
 The replica check walks each DIR/NAME/*.log itself (RecordBatch v2 headers, DESIGN
 §3; independent of storage/ on purpose: a checker must not share the code it judges)
@@ -55,7 +62,8 @@ import struct
 import sys
 
 KINDS = ["lost", "unseen", "vanished", "duplicate", "offset_conflict", "phantom",
-         "poll_skip", "poll_backwards", "commit_backwards", "replica_mismatch"]
+         "poll_skip", "poll_backwards", "commit_backwards", "replica_mismatch", "two_leaders",
+         "epoch_backwards"]
 
 
 class Result:
@@ -330,6 +338,39 @@ def check_replicas(dirs, name, hw, res):
     res.stats.setdefault("replica_ranges", []).append(f"{name} [{lo}, {limit})")
 
 
+# ---- The quorum's epochs ----------------------------------------------------------------
+
+def check_epochs(path, res):
+    leaders = {}  # epoch -> {leader: first line}
+    last = {}     # node -> (epoch, line)
+    n_samples = 0
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) != 4:
+                continue  # a sample cut short by a stopped broker
+            _t, node, epoch, leader = parts
+            try:
+                epoch = int(epoch)
+            except ValueError:
+                continue
+            n_samples += 1
+            if leader != "-":
+                seen = leaders.setdefault(epoch, {})
+                seen.setdefault(leader, n)
+                if len(seen) == 2 and leader == list(seen)[1]:
+                    res.add("two_leaders", f"epoch {epoch} has leaders " + " and ".join(
+                        f"{l} ({path} line {ln})" for l, ln in seen.items()))
+            prev = last.get(node)
+            if prev is not None and epoch < prev[0]:
+                res.add("epoch_backwards", f"node {node} named epoch {epoch} ({path} line {n}) "
+                        f"after epoch {prev[0]} (line {prev[1]})")
+            if prev is None or epoch >= prev[0]:
+                last[node] = (epoch, n)
+    res.stats["epoch_samples"] = n_samples
+    res.stats["epochs_seen"] = len(leaders)
+
+
 # ---- Report --------------------------------------------------------------------------
 
 def report(res, history_path, out):
@@ -372,9 +413,10 @@ def main(argv):
                     help="the partition's directory name (topic-partition), one per --replicas")
     ap.add_argument("--hw", action="append", default=[],
                     help="high watermark per --replicas (default: smallest log end)")
+    ap.add_argument("--epochs", help="T NODE EPOCH LEADER samples of cluster status")
     a = ap.parse_args(argv)
-    if not a.history and not a.replicas:
-        ap.error("give a history, replicas, or both")
+    if not a.history and not a.replicas and not a.epochs:
+        ap.error("give a history, replicas, epochs, or some of them")
     if len(a.partition_dir) != len(a.replicas) or len(a.hw) > len(a.replicas):
         ap.error("each --replicas needs its --partition-dir (and at most one --hw)")
     res = Result()
@@ -384,6 +426,8 @@ def main(argv):
         for i, dirs in enumerate(a.replicas):
             hw = int(a.hw[i]) if i < len(a.hw) and a.hw[i] != "-" else None
             check_replicas([d for d in dirs.split(",") if d], a.partition_dir[i], hw, res)
+        if a.epochs:
+            check_epochs(a.epochs, res)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"checker: {exc}", file=sys.stderr)
         return 2

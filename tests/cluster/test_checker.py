@@ -155,7 +155,7 @@ def write_replica(root, name, batches, zeros=0):
 
 
 def main():
-    print("1..18")
+    print("1..21")
     with tempfile.TemporaryDirectory(prefix="rn-checker-") as tmp:
         # A clean history passes, with its figures.
         h, _ = clean()
@@ -286,6 +286,25 @@ def main():
         rc, out = run_checker(["--replicas", dirs + "," + os.path.join(tmp, "r5"),
                                "--partition-dir", "t-0", "--hw", "4"])
         tap(rc == 0, "a difference at or above the high watermark is not a mismatch", out)
+
+        # Epochs: samples that agree pass; two leaders in one epoch, and a
+        # broker going back to an older epoch, fail.
+        ep = os.path.join(tmp, "epochs.txt")
+        good = ["1 1 1 2", "1 2 1 2", "1 3 1 -", "2 1 2 -", "2 2 2 3", "3 3 2 3", "4 3 5 1"]
+        with open(ep, "w") as f:
+            f.write("\n".join(good) + "\n")
+        rc, out = run_checker(["--epochs", ep])
+        tap(rc == 0 and count(out, "epochs_seen") == 3, "agreeing epoch samples pass", out)
+        with open(ep, "w") as f:
+            f.write("\n".join(good + ["5 1 2 1"]) + "\n")
+        rc, out = run_checker(["--epochs", ep])
+        tap(rc == 1 and count(out, "two_leaders") == 1 and count(out, "epoch_backwards") == 0,
+            "two leaders named in epoch 2 are two_leaders", out)
+        with open(ep, "w") as f:
+            f.write("\n".join(good + ["5 3 4 1"]) + "\n")
+        rc, out = run_checker(["--epochs", ep])
+        tap(rc == 1 and count(out, "epoch_backwards") == 1 and count(out, "two_leaders") == 0,
+            "a broker naming epoch 4 after epoch 5 is epoch_backwards", out)
     return 1 if FAILED else 0
 
 
