@@ -51,7 +51,10 @@ on every broker during a run (LEADER "-" when none is known).
 The replica check walks each DIR/NAME/*.log itself (RecordBatch v2 headers, DESIGN
 §3; independent of storage/ on purpose: a checker must not share the code it judges)
 and compares the raw bytes of every batch whose last offset is below the high
-watermark (--hw, else the smallest log end among the replicas).
+watermark (--hw, else the smallest log end among the replicas). --mask-timestamps
+leaves out each batch's CRC and its two timestamps (bytes 17-20 and 27-42): the
+metadata log's voters each build their own batch of an entry with their own clock
+(broker/meta/quorum.c, log_append_entry), so only the rest of the batch can agree there.
 
 Exit status: 0 clean, 1 at least one anomaly, 2 usage or unreadable input.
 """
@@ -298,7 +301,12 @@ def read_batches(pdir):
     return out
 
 
-def check_replicas(dirs, name, hw, res):
+def masked(b):
+    """A batch without its CRC and timestamps (see --mask-timestamps)."""
+    return b[:17] + b[21:27] + b[43:]
+
+
+def check_replicas(dirs, name, hw, res, mask=False):
     reps = []
     for d in dirs:
         pdir = os.path.join(d, name)
@@ -325,9 +333,13 @@ def check_replicas(dirs, name, hw, res):
                 res.add("replica_mismatch", f"{name}: batch at offset {base} is in "
                         f"{ref_dir if a else pdir} but not in {pdir if a else ref_dir}")
                 break
-            if a[2] != b[2]:
-                k = next(i for i in range(min(len(a[2]), len(b[2])) + 1)
-                         if i == min(len(a[2]), len(b[2])) or a[2][i] != b[2][i])
+            x, y = (masked(a[2]), masked(b[2])) if mask else (a[2], b[2])
+            if x != y:
+                k = next(i for i in range(min(len(x), len(y)) + 1)
+                         if i == min(len(x), len(y)) or x[i] != y[i])
+                if mask:
+                    k += 4 if k >= 17 else 0
+                    k += 16 if k >= 27 else 0
                 res.add("replica_mismatch", f"{name}: batch at offset {base} differs between "
                         f"{ref_dir} and {pdir} first at byte {k} of the batch "
                         f"({len(a[2])} and {len(b[2])} bytes)")
@@ -414,6 +426,8 @@ def main(argv):
     ap.add_argument("--hw", action="append", default=[],
                     help="high watermark per --replicas (default: smallest log end)")
     ap.add_argument("--epochs", help="T NODE EPOCH LEADER samples of cluster status")
+    ap.add_argument("--mask-timestamps", action="store_true",
+                    help="compare replicas without each batch's CRC and timestamps")
     a = ap.parse_args(argv)
     if not a.history and not a.replicas and not a.epochs:
         ap.error("give a history, replicas, epochs, or some of them")
@@ -425,7 +439,8 @@ def main(argv):
             check_history(load_history(a.history), res)
         for i, dirs in enumerate(a.replicas):
             hw = int(a.hw[i]) if i < len(a.hw) and a.hw[i] != "-" else None
-            check_replicas([d for d in dirs.split(",") if d], a.partition_dir[i], hw, res)
+            check_replicas([d for d in dirs.split(",") if d], a.partition_dir[i], hw, res,
+                           a.mask_timestamps)
         if a.epochs:
             check_epochs(a.epochs, res)
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -18,7 +18,9 @@
 #
 # For the fault suite (tests/cluster/run, netns.sh) a node may live in a
 # network namespace: HOST[I] is its address (default 127.0.0.1), NS[I] its
-# namespace (default none), CLIENT_NS the namespace rn() runs the CLI in,
+# namespace (default none), BIND[I] the address it binds when that is not
+# HOST[I] (a proxy then listens on HOST[I]: it advertises HOST[I] and
+# keeps the ports), CLIENT_NS the namespace rn() runs the CLI in,
 # NODE_ARGS extra runneld arguments for every node, and CLEANUP_HOOKS
 # functions the exit trap runs after the nodes are killed, before $TMP goes.
 set -u
@@ -35,7 +37,7 @@ TIMING=(--override controller.quorum.election.timeout.ms=500
   --override broker.session.timeout.ms=2000)
 N=0
 FAILED=0
-declare -a PID PORT HTTP CTL KPORT HOST NS
+declare -a PID PORT HTTP CTL KPORT HOST NS BIND
 CLIENT_NS=
 NODE_ARGS=()
 CLEANUP_HOOKS=()
@@ -112,13 +114,15 @@ voters() {
 # Kafka listener when KPORT[I] is set.
 # In a namespace, `ip netns exec` execs runneld, so $! is runneld's own pid.
 start_node() {
-  local i=$1 kafka=() h=${HOST[$i]:-127.0.0.1} pre=()
+  local i=$1
+  local kafka=() h=${BIND[$i]:-${HOST[$i]:-127.0.0.1}} pre=() adv=()
   [ -n "${KPORT[$i]:-}" ] && kafka=(--kafka "$h:${KPORT[$i]}")
   [ -n "${NS[$i]:-}" ] && pre=(ip netns exec "${NS[$i]}")
+  [ -n "${BIND[$i]:-}" ] && adv=(--override "advertised.listener=${HOST[$i]}:${PORT[$i]}")
   "${pre[@]}" "$RUNNELD" --data-dir "$TMP/n$i" --listen "$h:${PORT[$i]}" \
     --http "$h:${HTTP[$i]}" "${kafka[@]}" --node-id "$i" --reactors 1 \
     --override "controller.listener=$h:${CTL[$i]}" \
-    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" "${NODE_ARGS[@]}" \
+    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" "${adv[@]}" "${NODE_ARGS[@]}" \
     2>>"$TMP/n$i.log" &
   PID[$i]=$!
 }

@@ -139,8 +139,8 @@ def expect(tmp, name, h, kind, n=1, neighbour=None, also=None):
     tap(good, f"{name}: reported as {n} {kind}", out)
 
 
-def batch(base, lod, payload, epoch=1):
-    body = struct.pack(">ibIhiqqqhii", epoch, 2, 0, 0, lod, 0, 0, -1, -1, -1, lod + 1)
+def batch(base, lod, payload, epoch=1, ts=0, crc=0):
+    body = struct.pack(">ibIhiqqqhii", epoch, 2, crc, 0, lod, ts, ts, -1, -1, -1, lod + 1)
     body += payload
     return struct.pack(">qi", base, len(body)) + body
 
@@ -155,7 +155,7 @@ def write_replica(root, name, batches, zeros=0):
 
 
 def main():
-    print("1..21")
+    print("1..23")
     with tempfile.TemporaryDirectory(prefix="rn-checker-") as tmp:
         # A clean history passes, with its figures.
         h, _ = clean()
@@ -286,6 +286,23 @@ def main():
         rc, out = run_checker(["--replicas", dirs + "," + os.path.join(tmp, "r5"),
                                "--partition-dir", "t-0", "--hw", "4"])
         tap(rc == 0, "a difference at or above the high watermark is not a mismatch", out)
+
+        # Timestamps and CRC: a difference there alone fails the byte check,
+        # and passes with --mask-timestamps; a payload difference fails both.
+        stamped = [batch(0, 2, b"abc", ts=111, crc=0x05000000), batch(3, 0, b"d", ts=222, crc=6),
+                   batch(4, 4, b"efghi", ts=333, crc=7)]
+        write_replica(os.path.join(tmp, "r6"), "t-0", stamped)
+        pair = dirs.split(",")[0] + "," + os.path.join(tmp, "r6")
+        rc, out = run_checker(["--replicas", pair, "--partition-dir", "t-0"])
+        rc2, out2 = run_checker(["--replicas", pair, "--partition-dir", "t-0",
+                                 "--mask-timestamps"])
+        tap(rc == 1 and "first at byte 17" in out and rc2 == 0,
+            "batches differing only in CRC and timestamps: a mismatch, unless masked",
+            out + out2)
+        rc, out = run_checker(["--replicas", dirs + "," + os.path.join(tmp, "r4"),
+                               "--partition-dir", "t-0", "--mask-timestamps"])
+        tap(rc == 1 and count(out, "replica_mismatch") == 1,
+            "with --mask-timestamps a flipped payload byte is still a mismatch", out)
 
         # Epochs: samples that agree pass; two leaders in one epoch, and a
         # broker going back to an older epoch, fail.
