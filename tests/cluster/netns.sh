@@ -9,15 +9,15 @@
 # meet ($NETP holds the shell's pid). Ports inside a namespace are fixed
 # (9700 native, 9780 HTTP, 9790 controller): nothing else listens there.
 #
-# Faults, all undone by heal (or by deleting the namespaces at exit):
-#   cut A B          A and B cannot reach each other (nftables drops in A, both ways)
-#   cut_oneway A B   what A sends to B is dropped, B to A still arrives
-#   isolate I        I cut from every other broker, clients still reach it
-#   isolate_all I    I cut from brokers and clients
-#   split "1" "2 3"  every pair across the two sides cut (minority/majority)
-#   heal             every drop rule removed
-#   pause I / resume I   SIGSTOP / SIGCONT by pid
-#   crash I          kill -9 by pid, reaped
+# Faults, all undone by net_heal (or by deleting the namespaces at exit):
+#   net_cut A B          A and B cannot reach each other (nftables drops in A, both ways)
+#   net_cut_oneway A B   what A sends to B is dropped, B to A still arrives
+#   net_isolate I        I cut from every other broker, clients still reach it
+#   net_isolate_all I    I cut from brokers and clients
+#   net_split "1" "2 3"  every pair across the two sides cut (minority/majority)
+#   net_heal             every drop rule removed
+#   node_pause I, node_resume I   SIGSTOP / SIGCONT by pid
+#   node_crash I         kill -9 by pid, reaped
 # Drops, not rejects: a cut link looks like a dead network (TCP retransmits
 # into silence), not like a closed port.
 #
@@ -127,36 +127,36 @@ nft_in() { # nft_in I ARGS…: nft inside broker I's namespace
   ip netns exec "$ns" nft "$@"
 }
 
-cut_oneway() { # cut_oneway A B: packets from A to B are dropped (at B)
+net_cut_oneway() { # net_cut_oneway A B: packets from A to B are dropped (at B)
   nft_in "$2" add rule inet rnfault input ip saddr "$(net_ip "$1")" drop
 }
 
-cut() { # cut A B: both ways, dropped in A's namespace
+net_cut() { # net_cut A B: both ways, dropped in A's namespace
   nft_in "$1" add rule inet rnfault input ip saddr "$(net_ip "$2")" drop &&
     nft_in "$1" add rule inet rnfault output ip daddr "$(net_ip "$2")" drop
 }
 
-split() { # split "A…" "B…": every pair across the sides cut
+net_split() { # net_split "A…" "B…": every pair across the sides cut
   local a b
   for a in $1; do
     for b in $2; do
-      cut "$a" "$b" || return 1
+      net_cut "$a" "$b" || return 1
     done
   done
 }
 
-isolate() { # isolate I: from every other broker (of 1..3); clients still reach it
+net_isolate() { # net_isolate I: from every other broker (of 1..3); clients still reach it
   local j
   for j in 1 2 3; do
-    [ "$j" = "$1" ] || cut "$1" "$j" || return 1
+    [ "$j" = "$1" ] || net_cut "$1" "$j" || return 1
   done
 }
 
-isolate_all() { # isolate_all I: from brokers and clients
-  isolate "$1" && cut "$1" c
+net_isolate_all() { # net_isolate_all I: from brokers and clients
+  net_isolate "$1" && net_cut "$1" c
 }
 
-heal() {
+net_heal() {
   local i
   for i in 1 2 3 c; do
     nft_in "$i" flush chain inet rnfault input 2>/dev/null
@@ -169,10 +169,10 @@ net_rules() { # net_rules I: the drop rules in force in I's namespace (for logs)
   nft_in "$1" list chain inet rnfault input 2>/dev/null | grep -c drop
 }
 
-pause() { kill -STOP "${PID[$1]}"; }
-resume() { kill -CONT "${PID[$1]}"; }
+node_pause() { kill -STOP "${PID[$1]}"; }
+node_resume() { kill -CONT "${PID[$1]}"; }
 
-crash() { # crash I: kill -9, reaped; PID[I] emptied
+node_crash() { # node_crash I: kill -9, reaped; PID[I] emptied
   [ -n "${PID[$1]:-}" ] || return 0
   kill -CONT "${PID[$1]}" 2>/dev/null
   kill -KILL "${PID[$1]}" 2>/dev/null
