@@ -39,7 +39,8 @@ lines around it):
     poll_backwards    a consumer session returned an offset at or below one it had returned
     commit_backwards  a group's committed offset of a partition moved back: one proc's
                       commits, or reads of it, where the later read began after the
-                      earlier ended
+                      earlier ended (a read of -1, nothing committed, after one that
+                      saw an offset counts: the group forgot it)
     replica_mismatch  replicas whose segment bytes differ below the high watermark
     two_leaders       one quorum epoch with two different leaders named (--epochs)
     epoch_backwards   a broker that named an epoch, then a lower one (--epochs): an
@@ -254,7 +255,9 @@ def check_commits(events, res):
             continue
         if e["type"] == "invoke":
             invokes[(e["proc"], e.get("id"))] = e["t"]
-        elif e["type"] == "ok" and e["offset"] >= 0:
+        elif e["type"] == "ok":
+            # -1 (nothing committed) counts too: read after a commit was
+            # seen, it means the group's offsets were forgotten.
             start = invokes.get((e["proc"], e.get("id")), e["t"])
             reads.setdefault((e["group"], e["partition"]), []).append(
                 (start, e["t"], e["offset"], e["_n"]))

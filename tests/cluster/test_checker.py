@@ -155,7 +155,7 @@ def write_replica(root, name, batches, zeros=0):
 
 
 def main():
-    print("1..23")
+    print("1..24")
     with tempfile.TemporaryDirectory(prefix="rn-checker-") as tmp:
         # A clean history passes, with its figures.
         h, _ = clean()
@@ -258,6 +258,10 @@ def main():
         h, recs = clean()
         h.committed("g1", "grp", 0, 1)
         expect(tmp, "commit_backwards_read", h, "commit_backwards")
+        # ... and a committed offset read as -1 (none) after one was read: forgotten.
+        h, recs = clean()
+        h.committed("g1", "grp", 0, -1)
+        expect(tmp, "commit_forgotten", h, "commit_backwards")
 
         # Replicas: equal bytes pass; a flipped byte below the high watermark,
         # a missing batch, and a replica short of the high watermark fail.
