@@ -15,6 +15,14 @@
 # `ok NAME` / `not_ok NAME` (numbered in $N; not_ok adds the end of each
 # node's log); every wait is wait_for with a bound (WAIT_S seconds, from
 # RUNNEL_CLUSTER_WAIT_S, default 60).
+#
+# For the fault suite (tests/cluster/run, netns.sh) a node may live in a
+# network namespace: HOST[I] is its address (default 127.0.0.1), NS[I] its
+# namespace (default none), BIND[I] the address it binds when that is not
+# HOST[I] (a proxy then listens on HOST[I]: it advertises HOST[I] and
+# keeps the ports), CLIENT_NS the namespace rn() runs the CLI in,
+# NODE_ARGS extra runneld arguments for every node, and CLEANUP_HOOKS
+# functions the exit trap runs after the nodes are killed, before $TMP goes.
 set -u
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
@@ -29,7 +37,10 @@ TIMING=(--override controller.quorum.election.timeout.ms=500
   --override broker.session.timeout.ms=2000)
 N=0
 FAILED=0
-declare -a PID PORT HTTP CTL KPORT
+declare -a PID PORT HTTP CTL KPORT HOST NS BIND
+CLIENT_NS=
+NODE_ARGS=()
+CLEANUP_HOOKS=()
 
 ok() {
   N=$((N + 1))
@@ -52,6 +63,8 @@ cleanup() {
       wait "${PID[$i]}" 2>/dev/null
     fi
   done
+  local h
+  for h in "${CLEANUP_HOOKS[@]}"; do "$h"; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -68,10 +81,21 @@ now_ms() {
   date +%s%3N
 }
 
+# in_ns NS CMD…: CMD inside network namespace NS ("" = here).
+in_ns() {
+  local ns=$1
+  shift
+  if [ -n "$ns" ]; then
+    ip netns exec "$ns" "$@"
+  else
+    "$@"
+  fi
+}
+
 rn() { # rn NODE ARGS…: the CLI against node NODE, bounded
   local i=$1
   shift
-  timeout 10 "$RUNNEL" -b "127.0.0.1:${PORT[$i]}" "$@"
+  in_ns "$CLIENT_NS" timeout 10 "$RUNNEL" -b "${HOST[$i]:-127.0.0.1}:${PORT[$i]}" "$@"
 }
 
 field() { # field NODE KEY: a key of `cluster status` on NODE ("" when it does not answer)
@@ -79,18 +103,27 @@ field() { # field NODE KEY: a key of `cluster status` on NODE ("" when it does n
 }
 
 voters() {
-  echo "1@127.0.0.1:${CTL[1]},2@127.0.0.1:${CTL[2]},3@127.0.0.1:${CTL[3]}"
+  local i s=
+  for i in 1 2 3; do
+    s="$s${s:+,}$i@${HOST[$i]:-127.0.0.1}:${CTL[$i]}"
+  done
+  echo "$s"
 }
 
 # start_node I: voter I on its ports (chosen once) and data dir, with a
 # Kafka listener when KPORT[I] is set.
+# In a namespace, `ip netns exec` execs runneld, so $! is runneld's own pid.
 start_node() {
-  local i=$1 kafka=()
-  [ -n "${KPORT[$i]:-}" ] && kafka=(--kafka "127.0.0.1:${KPORT[$i]}")
-  "$RUNNELD" --data-dir "$TMP/n$i" --listen "127.0.0.1:${PORT[$i]}" \
-    --http "127.0.0.1:${HTTP[$i]}" "${kafka[@]}" --node-id "$i" --reactors 1 \
-    --override "controller.listener=127.0.0.1:${CTL[$i]}" \
-    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" 2>>"$TMP/n$i.log" &
+  local i=$1
+  local kafka=() h=${BIND[$i]:-${HOST[$i]:-127.0.0.1}} pre=() adv=()
+  [ -n "${KPORT[$i]:-}" ] && kafka=(--kafka "$h:${KPORT[$i]}")
+  [ -n "${NS[$i]:-}" ] && pre=(ip netns exec "${NS[$i]}")
+  [ -n "${BIND[$i]:-}" ] && adv=(--override "advertised.listener=${HOST[$i]}:${PORT[$i]}")
+  "${pre[@]}" "$RUNNELD" --data-dir "$TMP/n$i" --listen "$h:${PORT[$i]}" \
+    --http "$h:${HTTP[$i]}" "${kafka[@]}" --node-id "$i" --reactors 1 \
+    --override "controller.listener=$h:${CTL[$i]}" \
+    --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" "${adv[@]}" "${NODE_ARGS[@]}" \
+    2>>"$TMP/n$i.log" &
   PID[$i]=$!
 }
 
