@@ -453,7 +453,10 @@ static int log_append_entry(rn_quorum *q, const rn_raft_entry *e)
         free(v.p);
         return rc;
     }
-    rc = rn_batch_builder_add(b, rn_log_clock_ms(), NULL, 0, v.p, v.len, NULL, 0);
+    /* No timestamp: the entry's bytes alone decide the batch's, so every
+     * voter's copy of the metadata log is byte-identical (a local clock
+     * made each voter's batches, and their CRCs, differ). */
+    rc = rn_batch_builder_add(b, -1, NULL, 0, v.p, v.len, NULL, 0);
     uint8_t *batch = NULL;
     size_t len = 0;
     if (rc == 0)
