@@ -149,6 +149,18 @@ static const struct setting settings[] = {
      CFG(quorum_election_timeout_ms, int64_t), 10, INT32_MAX, 0, false},
     {"controller.quorum.fetch.timeout.ms", NULL, NULL, T_I64, CFG(quorum_fetch_timeout_ms, int64_t),
      10, INT32_MAX, 0, false},
+    /* Data replication; Kafka's names and defaults. */
+    {"min.insync.replicas", NULL, NULL, T_I32, CFG(min_insync_replicas, int32_t), 1, 16, 0, false},
+    {"default.replication.factor", NULL, NULL, T_I32, CFG(default_replication_factor, int32_t), 1,
+     16, 0, false},
+    {"replica.lag.time.max.ms", NULL, NULL, T_I64, CFG(replica_lag_time_max_ms, int64_t), 1,
+     INT32_MAX, 0, false},
+    {"replica.fetch.max.bytes", NULL, NULL, T_U32, CFG(replica_fetch_max_bytes, uint32_t), 1024,
+     INT32_MAX, 0, false},
+    {"replica.fetch.response.max.bytes", NULL, NULL, T_U32,
+     CFG(replica_fetch_response_max_bytes, uint32_t), 1024, INT32_MAX, 0, false},
+    {"replica.fetch.wait.max.ms", NULL, NULL, T_U32, CFG(replica_fetch_wait_max_ms, uint32_t), 0,
+     INT32_MAX, 0, false},
 
     /* Log defaults; the topic names are Kafka's topic-level config names. A
      * segment's positions are u32, hence the 4 GiB - 1 cap. */
@@ -612,6 +624,12 @@ void rn_config_default(rn_config *c)
     c->broker_heartbeat_interval_ms = 2000;
     c->quorum_election_timeout_ms = 1000;
     c->quorum_fetch_timeout_ms = 2000;
+    c->min_insync_replicas = 1;
+    c->default_replication_factor = 1;
+    c->replica_lag_time_max_ms = 30000;
+    c->replica_fetch_max_bytes = 1u << 20;
+    c->replica_fetch_response_max_bytes = 10u << 20;
+    c->replica_fetch_wait_max_ms = 500;
     rn_log_config_default(&c->log);
 }
 
