@@ -145,6 +145,22 @@ static int find(const rn_replica_fetcher *f, const rn_partition *p)
 
 int rn_replica_fetcher_add(rn_replica_fetcher *f, rn_partition *p)
 {
+    return rn_replica_fetcher_add_named(f, p, p->topic, p->id);
+}
+
+void rn_replica_fetcher_set_peer(rn_replica_fetcher *f, rn_peer *peer)
+{
+    f->peer = peer;
+}
+
+unsigned rn_replica_fetcher_count(const rn_replica_fetcher *f)
+{
+    return f->n;
+}
+
+int rn_replica_fetcher_add_named(rn_replica_fetcher *f, rn_partition *p, const char *topic,
+                                 int32_t partition)
+{
     if (find(f, p) >= 0)
         return -EEXIST;
     if (f->n == f->cap) {
@@ -158,13 +174,13 @@ int rn_replica_fetcher_add(rn_replica_fetcher *f, rn_partition *p)
     followed *fo = calloc(1, sizeof(*fo));
     if (!fo)
         return -ENOMEM;
-    fo->topic = strdup(p->topic);
+    fo->topic = strdup(topic);
     if (!fo->topic) {
         free(fo);
         return -ENOMEM;
     }
     fo->p = p;
-    fo->id = p->id;
+    fo->id = partition;
     fo->epoch = -1;
     fo->st = TRUNCATE;
     f->v[f->n++] = fo;

@@ -87,6 +87,16 @@ void rn_replica_fetcher_free(rn_replica_fetcher *f);
  * truncating. p->topic and p->id are copied here (the caller's thread must
  * be allowed to read them). Errors: -EEXIST (already followed), -ENOMEM. */
 int rn_replica_fetcher_add(rn_replica_fetcher *f, rn_partition *p);
+/* rn_replica_fetcher_add for a thread that may not read p: topic and
+ * partition name it (topic copied). */
+int rn_replica_fetcher_add_named(rn_replica_fetcher *f, rn_partition *p, const char *topic,
+                                 int32_t partition);
+/* Talk to the leader over peer from the next round on (borrowed as in _new;
+ * the old peer is the caller's to free, with no request of f waiting on it
+ * between rounds). */
+void rn_replica_fetcher_set_peer(rn_replica_fetcher *f, rn_peer *peer);
+/* Partitions followed. */
+unsigned rn_replica_fetcher_count(const rn_replica_fetcher *f);
 /* Stop following p. Errors: -ENOENT, -EBUSY (appends in flight: run io
  * and try again). */
 int rn_replica_fetcher_remove(rn_replica_fetcher *f, rn_partition *p);
