@@ -41,6 +41,7 @@
 
 #define FAILED_WAIT_MS 100
 #define IDLE_WAIT_MS   50
+#define PARK_RETRY_MS  1000 /* a leader that said NOT_LEADER is asked again after this */
 #define ERR_LOG_MS     5000 /* the same failure is logged again at most this often */
 
 typedef struct cmd {
@@ -186,6 +187,7 @@ static void *thread_main(void *arg)
     cfg.idle = kick;
     cfg.idle_ctx = ft;
     cfg.stop = &ft->stop;
+    cfg.park_retry_ms = PARK_RETRY_MS;
     rn_replica_fetcher *f = NULL;
     rn_peer *peer = NULL;
     char have_ep[256] = "", last_err[512] = "";

@@ -8,6 +8,7 @@
  *      |                                                        |
  *      +--(epoch changed; a batch not at the log end)-----------+
  *   FETCH --(FENCED_LEADER_EPOCH / NOT_LEADER)--> PARKED --(epoch changed)--> TRUNCATE
+ *                                                    \--(cfg.park_retry_ms passed)--/
  *
  * One request is in flight per fetcher at a time: a round sends one request
  * and waits for its answer. A partition is touched only inside work handed
@@ -67,6 +68,7 @@ struct followed {
     int32_t id;
     int32_t epoch; /* the p->leader_epoch the state is for; -1: none yet */
     enum fstate st;
+    int64_t parked_ms; /* when it parked (mono_ms) */
     /* Left by prepare() for this round: whether to ask, and what. */
     bool ready;
     int32_t ask;       /* TRUNCATE: the epoch to ask the leader about */
@@ -283,8 +285,10 @@ static int cut(rn_replica_fetcher *f, followed *fo, rn_partition *p, int64_t off
 static void partition_error(rn_replica_fetcher *f, followed *fo, uint32_t code)
 {
     say(f, fo, -(int)code, "leader answered");
-    if (code == RN_E_FENCED_LEADER_EPOCH || code == RN_E_NOT_LEADER)
+    if (code == RN_E_FENCED_LEADER_EPOCH || code == RN_E_NOT_LEADER) {
         fo->st = PARKED; /* until the controller names the next epoch */
+        fo->parked_ms = mono_ms();
+    }
     /* UNKNOWN_LEADER_EPOCH (the leader is behind the controller) and the
      * rest: the next round asks again. */
 }
@@ -674,6 +678,11 @@ static void prepare(void *arg, rn_partition *p)
     }
     if (__atomic_exchange_n(&fo->failed, 0, __ATOMIC_ACQ_REL))
         fo->st = TRUNCATE; /* an append failed (appended) */
+    /* A leader that said NOT_LEADER may only have been behind its own
+     * metadata: ask again after a while, from the truncation step. */
+    if (fo->st == PARKED && f->cfg.park_retry_ms > 0 &&
+        mono_ms() - fo->parked_ms >= f->cfg.park_retry_ms)
+        fo->st = TRUNCATE;
     if (fo->epoch != p->leader_epoch) {
         /* A new leader epoch: our tail may be a deposed leader's. */
         fo->epoch = p->leader_epoch;

@@ -71,6 +71,10 @@ typedef struct rn_replica_fetcher_config {
     /* When set, a wait for the leader ends early once *stop is nonzero
      * (read atomically): the round fails with -ECANCELED. */
     const int *stop;
+    /* A partition parked on FENCED_LEADER_EPOCH or NOT_LEADER asks again
+     * after this long even when its epoch did not change (a leader behind
+     * its own metadata); 0: only after an epoch change. */
+    int park_retry_ms;
 } rn_replica_fetcher_config;
 
 void rn_replica_fetcher_config_default(rn_replica_fetcher_config *c);
