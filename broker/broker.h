@@ -59,9 +59,11 @@ uint64_t rn_now_ns(void);
 
 struct rn_broker {
     rn_config cfg;
-    struct rn_metadata *md;   /* meta/metadata.h */
-    struct rn_quorum *quorum; /* meta/quorum.h; NULL on a single node (no voters) */
-    struct rn_groups *groups; /* consumer group coordinator (coord/groups.h) */
+    struct rn_metadata *md;       /* meta/metadata.h */
+    struct rn_quorum *quorum;     /* meta/quorum.h; NULL on a single node (no voters) */
+    struct rn_groups *groups;     /* consumer group coordinator (coord/groups.h) */
+    struct rn_fetchers *fetchers; /* follower fetcher threads (part/fetchers.h); NULL on a
+                                     single node */
     rn_reactor *reactors;
     unsigned n_reactors;
     /* Shutdown: reactors drained, messages posted and not yet run (atomic). */

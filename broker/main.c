@@ -30,6 +30,7 @@
 #include "broker/meta/quorum.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
+#include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
 #include "storage/sys.h"
 
@@ -110,6 +111,10 @@ static int open_cluster(rn_broker *b)
         .post_ctx = &b->reactors[0],
     };
     int rc = rn_quorum_new(&b->quorum, &qc, err, sizeof(err));
+    /* The follower fetchers before metadata: the first topics applied
+     * already hand partitions to them (part/roles.c). */
+    if (rc == 0)
+        rc = rn_fetchers_new(&b->fetchers, b);
     if (rc == 0)
         rc = rn_metadata_open_cluster(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
                                       b->quorum, rn_partitions_on_metadata, b, err, sizeof(err));
@@ -422,6 +427,9 @@ int main(int argc, char **argv)
     if (rc < 0)
         return 1;
     if (rc == 2) { /* SIGTERM before the quorum formed: nothing is served yet */
+        /* The fetcher threads are not joined: one may wait for work it
+         * handed to a reactor that never runs now. They touch nothing
+         * that goes below, and the process exits. */
         rn_quorum_free(b->quorum);
         rn_metadata_close(b->md);
         rn_sys_defer_end(b->cfg.data_dir);
@@ -504,7 +512,11 @@ int main(int argc, char **argv)
               rn_log_config_flush_str(&b->cfg.log, flush, sizeof(flush)), n_reactors);
 
     rc = rn_reactors_run(b);
-    /* The quorum first: its posts to the stopped reactors are dropped, and
+    /* The fetcher threads first: the reactors they hand work to have
+     * stopped (a stop ends their waits for leaders within 200 ms). */
+    rn_fetchers_free(b->fetchers);
+    b->fetchers = NULL;
+    /* The quorum next: its posts to the stopped reactors are dropped, and
      * as leader it resigns so the others elect at once. */
     rn_quorum_free(b->quorum);
     b->quorum = NULL;
