@@ -27,6 +27,7 @@
 #include "broker/kafka/kafka.h"
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
+#include "broker/meta/controller.h"
 #include "broker/meta/quorum.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
@@ -118,6 +119,13 @@ static int open_cluster(rn_broker *b)
     if (rc == 0)
         rc = rn_metadata_open_cluster(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
                                       b->quorum, rn_partitions_on_metadata, b, err, sizeof(err));
+    if (rc == 0) {
+        rn_controller_config cc = {.auto_rebalance = b->cfg.auto_leader_rebalance,
+                                   .interval_ms = b->cfg.leader_imbalance_check_ms};
+        rc = rn_controller_new(&b->controller, b->md, b->quorum, &cc);
+        if (rc < 0)
+            snprintf(err, sizeof(err), "out of memory");
+    }
     if (rc == 0) {
         rn_inbox_start(&b->reactors[0].inbox, b->reactors[0].io);
         rc = rn_quorum_start(b->quorum, err, sizeof(err));
@@ -432,6 +440,7 @@ int main(int argc, char **argv)
          * that goes below, and the process exits. */
         rn_quorum_free(b->quorum);
         rn_metadata_close(b->md);
+        rn_controller_free(b->controller); /* after: closing answers its proposals */
         rn_sys_defer_end(b->cfg.data_dir);
         return 0;
     }
@@ -444,6 +453,7 @@ int main(int argc, char **argv)
         return 1;
     }
     check_process_limits(b);
+    rn_metadata_set_default_rf(b->md, (int16_t)b->cfg.default_replication_factor);
     /* Leftovers of deletes a crash cut short, and of topics no longer
      * live, go before anyone can create a topic of the same name. */
     rc = rn_partitions_sweep(b);
@@ -527,6 +537,8 @@ int main(int argc, char **argv)
     b->groups = NULL;
     int rc2 = rn_partitions_close_all(b);
     int rc3 = rn_metadata_close(b->md);
+    rn_controller_free(b->controller); /* after: closing answers its proposals */
+    b->controller = NULL;
     int rc4 = rn_sys_defer_end(b->cfg.data_dir);
     if (rc3 == 0)
         rc3 = rc4;

@@ -232,8 +232,9 @@ static int do_describe(rn_admin *a, char **names, int n, bool all)
         putchar('\n');
         for (size_t p = 0; p < d->n_partitions; p++) {
             const rn_partition_desc *pd = &d->partitions[p];
-            printf("\tTopic: %s\tPartition: %" PRId32 "\tLeader: %" PRId32 "\tReplicas: ", d->name,
-                   pd->partition, pd->leader);
+            printf("\tTopic: %s\tPartition: %" PRId32 "\tLeader: %" PRId32
+                   "\tLeaderEpoch: %" PRId32 "\tReplicas: ",
+                   d->name, pd->partition, pd->leader, pd->leader_epoch);
             print_ids(pd->replicas, pd->n_replicas);
             fputs("\tIsr: ", stdout);
             print_ids(pd->isr, pd->n_isr);

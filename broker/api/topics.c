@@ -185,8 +185,8 @@ void rn_handle_create_topics(rn_request *req)
          * count below 1 is refused by the range check, not silently replaced. */
         int32_t parts = nt->num_partitions == 0 || nt->num_partitions == -1 ? b->cfg.num_partitions
                                                                             : nt->num_partitions;
-        int16_t rf = nt->replication_factor > 0 ? (int16_t)nt->replication_factor
-                                                : (int16_t)b->cfg.default_replication_factor;
+        /* 0 and -1: default.replication.factor, which metadata applies. */
+        int16_t rf = nt->replication_factor > 0 ? (int16_t)nt->replication_factor : -1;
         if (nt->replication_factor > INT16_MAX) {
             set_result(st, i, -RN_E_NOT_ENOUGH_REPLICAS, "replication factor out of range");
             continue;

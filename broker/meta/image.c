@@ -18,10 +18,17 @@
  *  4. Every rn_topic_info handed out points into its topic (sync_info keeps
  *     it so whenever an array moves); a topic's info lives until the record
  *     that removes it.
+ *  5. A partition's replicas and ISR share one block with room for as many
+ *     ISR members as replicas, so ISR changes (a subset of the replicas)
+ *     are made in place and never allocate: an election applies whole.
+ *  6. Elections are derived while applying broker records (image.h), from
+ *     the image alone, so every broker derives the same leaders and ISRs;
+ *     a partition's leader is always a member of its ISR or -1.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,9 +48,18 @@ typedef struct topic {
     uint32_t cap_configs;
 } topic;
 
+/* One broker: info's strings are the two below (heap, so moving the
+ * struct in the sorted array keeps them valid). */
+typedef struct broker {
+    rn_broker_info info;
+    char *endpoint, *kafka;
+} broker;
+
 struct rn_image {
     topic **by_name, **by_id; /* invariant 3 */
     unsigned n_topics, cap_topics;
+    broker *brokers; /* sorted by id */
+    unsigned n_brokers, cap_brokers;
 };
 
 static void set_effect(rn_image_effect *eff, enum rn_image_effect_type type, topic *t)
@@ -273,6 +289,11 @@ void rn_image_clear(rn_image *img)
     for (unsigned i = 0; i < img->n_topics; i++)
         topic_free(img->by_name[i]);
     img->n_topics = 0;
+    for (unsigned i = 0; i < img->n_brokers; i++) {
+        free(img->brokers[i].endpoint);
+        free(img->brokers[i].kafka);
+    }
+    img->n_brokers = 0;
 }
 
 /* ---- Apply (invariants 1, 2) ---- */
@@ -323,12 +344,13 @@ static int apply_partition(rn_image *img, const md_partition_record *r, int *sta
         return 0;
     }
     /* Bounded by the batch size already; this keeps the int32 counts honest. */
-    if (r->n_replicas > INT32_MAX / 2 || r->n_isr > INT32_MAX / 2) {
+    if (r->n_replicas > INT32_MAX / 4 || r->n_isr > INT32_MAX / 4) {
         *status = -RN_E_INVALID_REQUEST;
         return 0;
     }
     int32_t *nodes = NULL;
-    size_t n = r->n_replicas + r->n_isr;
+    /* Invariant 5: room for an ISR as large as the replicas. */
+    size_t n = r->n_replicas + (r->n_isr > r->n_replicas ? r->n_isr : r->n_replicas);
     if (n) {
         nodes = malloc(n * sizeof(*nodes));
         if (!nodes)
@@ -342,6 +364,7 @@ static int apply_partition(rn_image *img, const md_partition_record *r, int *sta
     free((void *)p->replicas);
     p->leader = r->leader;
     p->leader_epoch = r->leader_epoch;
+    p->partition_epoch = r->partition_epoch;
     p->n_replicas = (int32_t)r->n_replicas;
     p->replicas = nodes;
     p->n_isr = (int32_t)r->n_isr;
@@ -403,6 +426,192 @@ static int apply_partition_count(rn_image *img, const md_count_record *r, rn_ima
     return 0;
 }
 
+/* ---- Partition changes and elections (invariants 5, 6) ------------------------ */
+
+static bool has_node(const int32_t *v, int32_t n, int32_t id)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (v[i] == id)
+            return true;
+    return false;
+}
+
+static broker *broker_get(const rn_image *img, int32_t id)
+{
+    for (unsigned i = 0; i < img->n_brokers; i++)
+        if (img->brokers[i].info.id == id)
+            return &img->brokers[i];
+    return NULL;
+}
+
+static bool broker_live(const rn_image *img, int32_t id)
+{
+    const broker *b = broker_get(img, id);
+    return b && !b->info.fenced;
+}
+
+/* A leader's ISR proposal (AlterPartition), or the controller's
+ * preferred-leader election (elect). */
+static void apply_change(rn_image *img, const md_change_record *r, rn_image_effect *eff,
+                         int *status)
+{
+    topic *t = find_by_id(img, &r->topic_id);
+    if (!t || r->partition < 0 || r->partition >= t->info.n_partitions) {
+        *status = -RN_E_UNKNOWN_TOPIC;
+        return;
+    }
+    rn_partition_info *p = &t->parts[r->partition];
+    if (r->leader_epoch != p->leader_epoch || r->partition_epoch != p->partition_epoch) {
+        *status = -RN_E_FENCED_LEADER_EPOCH;
+        return;
+    }
+    /* The ISR: non-empty, no duplicates, replicas only, with the leader
+     * (the new one when the change elects: a live broker). */
+    int32_t leader = r->elect ? r->leader : p->leader;
+    bool ok = r->n_isr > 0 && r->n_isr <= (size_t)p->n_replicas &&
+              has_node(r->isr, (int32_t)r->n_isr, leader) &&
+              (!r->elect || broker_live(img, leader));
+    for (size_t i = 0; ok && i < r->n_isr; i++)
+        ok = has_node(p->replicas, p->n_replicas, r->isr[i]) &&
+             !has_node(r->isr, (int32_t)i, r->isr[i]);
+    if (!ok) {
+        *status = -RN_E_INVALID_REQUEST;
+        return;
+    }
+    int32_t *isr = (int32_t *)p->replicas + p->n_replicas; /* invariant 5 */
+    memcpy(isr, r->isr, r->n_isr * sizeof(*isr));
+    p->isr = isr;
+    p->n_isr = (int32_t)r->n_isr;
+    if (r->elect && leader != p->leader) {
+        p->leader = leader;
+        p->leader_epoch++;
+    }
+    p->partition_epoch++;
+    set_effect(eff, RN_IMAGE_PARTITION_CHANGED, t);
+    eff->partition = r->partition;
+}
+
+/* id is gone (fenced, or restarted and maybe missing unsynced writes): it
+ * leaves every ISR it is not the last member of, and its leaderships move to
+ * the first live member left. */
+static void elect_without(rn_image *img, int32_t id)
+{
+    for (unsigned i = 0; i < img->n_topics; i++) {
+        topic *t = img->by_name[i];
+        for (int32_t k = 0; k < t->info.n_partitions; k++) {
+            rn_partition_info *p = &t->parts[k];
+            bool changed = false;
+            if (p->n_isr > 1 && has_node(p->isr, p->n_isr, id)) {
+                int32_t *isr = (int32_t *)p->isr, n = 0;
+                for (int32_t j = 0; j < p->n_isr; j++)
+                    if (isr[j] != id)
+                        isr[n++] = isr[j];
+                p->n_isr = n;
+                changed = true;
+            }
+            if (p->leader == id) {
+                p->leader = -1;
+                for (int32_t j = 0; j < p->n_isr; j++)
+                    if (p->isr[j] != id && broker_live(img, p->isr[j])) {
+                        p->leader = p->isr[j];
+                        break;
+                    }
+                p->leader_epoch++;
+                changed = true;
+            }
+            if (changed)
+                p->partition_epoch++;
+        }
+    }
+}
+
+/* id is live: it leads every leaderless partition whose ISR holds it. */
+static void elect_with(rn_image *img, int32_t id)
+{
+    for (unsigned i = 0; i < img->n_topics; i++) {
+        topic *t = img->by_name[i];
+        for (int32_t k = 0; k < t->info.n_partitions; k++) {
+            rn_partition_info *p = &t->parts[k];
+            if (p->leader == -1 && p->n_replicas > 0 && has_node(p->isr, p->n_isr, id)) {
+                p->leader = id;
+                p->leader_epoch++;
+                p->partition_epoch++;
+            }
+        }
+    }
+}
+
+static int set_str(char **dst, const char *src)
+{
+    char *c = strdup(src ? src : "");
+    if (!c)
+        return -ENOMEM;
+    free(*dst);
+    *dst = c;
+    return 0;
+}
+
+static int apply_broker(rn_image *img, const md_broker_record *r, rn_image_effect *eff, int *status)
+{
+    if (r->node_id < 0) {
+        *status = -RN_E_INVALID_REQUEST;
+        return 0;
+    }
+    broker *b = broker_get(img, r->node_id);
+    bool restarted = b && b->info.epoch != r->incarnation && !b->info.fenced;
+    if (!b) {
+        if (img->n_brokers == img->cap_brokers) {
+            unsigned cap = img->cap_brokers ? img->cap_brokers * 2 : 8;
+            broker *v = realloc(img->brokers, cap * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            img->brokers = v;
+            img->cap_brokers = cap;
+        }
+        unsigned at = 0;
+        while (at < img->n_brokers && img->brokers[at].info.id < r->node_id)
+            at++;
+        memmove(img->brokers + at + 1, img->brokers + at,
+                (img->n_brokers - at) * sizeof(*img->brokers));
+        b = &img->brokers[at];
+        *b = (broker){.info = {.id = r->node_id, .fenced = true}};
+        img->n_brokers++;
+    }
+    char hp[300];
+    snprintf(hp, sizeof(hp), "%s:%u", r->host ? r->host : "", r->port);
+    if (set_str(&b->endpoint, hp) < 0 || set_str(&b->kafka, r->kafka_endpoint) < 0)
+        return -ENOMEM;
+    b->info.endpoint = b->endpoint;
+    b->info.kafka = b->kafka;
+    b->info.epoch = r->incarnation;
+    bool was_fenced = b->info.fenced;
+    b->info.fenced = r->fenced;
+    /* A new incarnation of a live broker: its old self is gone first. */
+    if (restarted || (!was_fenced && r->fenced))
+        elect_without(img, r->node_id);
+    if (!r->fenced)
+        elect_with(img, r->node_id);
+    set_effect(eff, RN_IMAGE_BROKERS_CHANGED, NULL);
+    return 0;
+}
+
+static void apply_fence(rn_image *img, const md_fence_record *r, rn_image_effect *eff, int *status)
+{
+    broker *b = broker_get(img, r->node_id);
+    if (!b) {
+        *status = -RN_E_INVALID_REQUEST;
+        return;
+    }
+    if (b->info.fenced == r->fenced)
+        return;
+    b->info.fenced = r->fenced;
+    if (r->fenced)
+        elect_without(img, r->node_id);
+    else
+        elect_with(img, r->node_id);
+    set_effect(eff, RN_IMAGE_BROKERS_CHANGED, NULL);
+}
+
 int rn_image_apply(rn_image *img, const md_record *r, rn_image_effect *eff, int *status)
 {
     rn_image_effect none;
@@ -410,6 +619,7 @@ int rn_image_apply(rn_image *img, const md_record *r, rn_image_effect *eff, int 
         eff = &none;
     eff->type = RN_IMAGE_NONE;
     eff->topic = NULL;
+    eff->partition = -1;
     *status = 0;
     switch (r->record_case) {
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC:
@@ -423,10 +633,13 @@ int rn_image_apply(rn_image *img, const md_record *r, rn_image_effect *eff, int 
         return apply_config(img, r->config, eff, status);
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT:
         return apply_partition_count(img, r->partition_count, eff, status);
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE:
+        apply_change(img, r->partition_change, eff, status);
+        return 0;
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER:
+        return apply_broker(img, r->broker, eff, status);
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE:
-        /* Brokers join the state with the cluster (DESIGN §8); a single
-         * node has nothing to track, and skipping is deterministic. */
+        apply_fence(img, r->broker_fence, eff, status);
         return 0;
     default:
         /* The caller's decoder refuses these (a record it cannot read is
@@ -451,6 +664,7 @@ void rn_image_free(rn_image *img)
     rn_image_clear(img);
     free(img->by_name);
     free(img->by_id);
+    free(img->brokers);
     free(img);
 }
 
@@ -477,6 +691,22 @@ const rn_topic_info *rn_image_topic_at(const rn_image *img, unsigned i)
     return i < img->n_topics ? &img->by_name[i]->info : NULL;
 }
 
+unsigned rn_image_broker_count(const rn_image *img)
+{
+    return img->n_brokers;
+}
+
+const rn_broker_info *rn_image_broker_at(const rn_image *img, unsigned i)
+{
+    return i < img->n_brokers ? &img->brokers[i].info : NULL;
+}
+
+const rn_broker_info *rn_image_broker(const rn_image *img, int32_t id)
+{
+    broker *b = broker_get(img, id);
+    return b ? &b->info : NULL;
+}
+
 int64_t rn_image_partition_count(const rn_image *img)
 {
     int64_t n = 0;
@@ -492,8 +722,14 @@ static bool nodes_equal(const int32_t *a, const int32_t *b, int32_t n)
 
 bool rn_image_equal(const rn_image *a, const rn_image *b)
 {
-    if (a->n_topics != b->n_topics)
+    if (a->n_topics != b->n_topics || a->n_brokers != b->n_brokers)
         return false;
+    for (unsigned i = 0; i < a->n_brokers; i++) {
+        const rn_broker_info *x = &a->brokers[i].info, *y = &b->brokers[i].info;
+        if (x->id != y->id || x->epoch != y->epoch || x->fenced != y->fenced ||
+            strcmp(x->endpoint, y->endpoint) != 0 || strcmp(x->kafka, y->kafka) != 0)
+            return false;
+    }
     for (unsigned i = 0; i < a->n_topics; i++) {
         const rn_topic_info *x = &a->by_name[i]->info, *y = &b->by_name[i]->info;
         if (strcmp(x->name, y->name) != 0 || memcmp(x->id, y->id, 16) != 0 ||
@@ -507,8 +743,9 @@ bool rn_image_equal(const rn_image *a, const rn_image *b)
         for (int32_t p = 0; p < x->n_partitions; p++) {
             const rn_partition_info *u = &x->partitions[p], *v = &y->partitions[p];
             if (u->partition != v->partition || u->leader != v->leader ||
-                u->leader_epoch != v->leader_epoch || u->n_replicas != v->n_replicas ||
-                u->n_isr != v->n_isr || !nodes_equal(u->replicas, v->replicas, u->n_replicas) ||
+                u->leader_epoch != v->leader_epoch || u->partition_epoch != v->partition_epoch ||
+                u->n_replicas != v->n_replicas || u->n_isr != v->n_isr ||
+                !nodes_equal(u->replicas, v->replicas, u->n_replicas) ||
                 !nodes_equal(u->isr, v->isr, u->n_isr))
                 return false;
         }

@@ -25,6 +25,8 @@
 
 /* The largest topic a record may describe (the protocol's range). */
 #define RN_IMAGE_MAX_PARTITIONS 100000
+/* Replica placement looks at up to this many live brokers. */
+#define RN_MAX_BROKERS 64
 
 struct Runnel__Metadata__MetadataRecord;
 
@@ -33,8 +35,9 @@ typedef struct rn_image rn_image;
 /* One partition of a topic. */
 typedef struct rn_partition_info {
     int32_t partition;
-    int32_t leader;       /* node id of the leader, -1 when none */
-    int32_t leader_epoch; /* bumped on every leader change */
+    int32_t leader;          /* node id of the leader, -1 when none */
+    int32_t leader_epoch;    /* bumped on every leader change */
+    int32_t partition_epoch; /* bumped on every change of leader, ISR or replicas */
     int32_t n_replicas;
     const int32_t *replicas;
     int32_t n_isr;
@@ -54,18 +57,32 @@ typedef struct rn_topic_info {
     const char *const *config_values;
 } rn_topic_info;
 
+/* A broker of the cluster, as its BrokerRecords and BrokerFenceRecords say
+ * (none on a single node). */
+typedef struct rn_broker_info {
+    int32_t id;
+    const char *endpoint; /* host:port of its native listener */
+    const char *kafka;    /* host:port of its Kafka listener, "" = none */
+    int64_t epoch;        /* its incarnation: a restart is a new one */
+    bool fenced;
+} rn_broker_info;
+
 /* What one applied record did, for the caller's listeners. */
 enum rn_image_effect_type {
     RN_IMAGE_NONE,
     RN_IMAGE_TOPIC_CREATED,
     RN_IMAGE_CONFIG_CHANGED,
     RN_IMAGE_PARTITIONS_ADDED,
-    RN_IMAGE_TOPIC_REMOVED, /* topic is NULL: it is gone (look it up before applying) */
+    RN_IMAGE_TOPIC_REMOVED,     /* topic is NULL: it is gone (look it up before applying) */
+    RN_IMAGE_PARTITION_CHANGED, /* topic's partition `partition`: leader, epochs or ISR */
+    RN_IMAGE_BROKERS_CHANGED,   /* topic NULL: a broker registered, was fenced or came back;
+                                 * the leaders and ISRs of any partition may have changed */
 };
 
 typedef struct rn_image_effect {
     enum rn_image_effect_type type;
     const rn_topic_info *topic;
+    int32_t partition; /* RN_IMAGE_PARTITION_CHANGED */
 } rn_image_effect;
 
 /* An empty image. -ENOMEM. */
@@ -80,8 +97,18 @@ void rn_image_clear(rn_image *img);
  * name or id already taken: -RN_E_TOPIC_EXISTS; an unknown topic id:
  * -RN_E_UNKNOWN_TOPIC; a malformed field: -RN_E_INVALID_TOPIC,
  * -RN_E_INVALID_PARTITIONS, -RN_E_INVALID_REQUEST, -RN_E_INVALID_CONFIG;
- * a kind this version does not know: -RN_E_CORRUPT_FILE). A skipped record
- * changes nothing. effect may be NULL. */
+ * a kind this version does not know: -RN_E_CORRUPT_FILE; a partition
+ * change whose expected epochs are not the partition's:
+ * -RN_E_FENCED_LEADER_EPOCH). A skipped record changes nothing. effect may
+ * be NULL.
+ *
+ * Elections are part of applying (DESIGN §8, KIP-631/966): a broker fenced
+ * (BrokerFenceRecord, or a BrokerRecord of a new incarnation: a restarted
+ * process may have lost unsynced writes) leaves every ISR it is in unless it
+ * is the last member, and each partition it led moves to the first other
+ * unfenced ISR member (leader epoch + 1), or to no leader (-1) when there is
+ * none; a broker unfenced (or registered) becomes the leader of every
+ * leaderless partition whose ISR holds it. Unclean election never happens. */
 int rn_image_apply(rn_image *img, const struct Runnel__Metadata__MetadataRecord *r,
                    rn_image_effect *effect, int *status);
 
@@ -93,7 +120,13 @@ const rn_topic_info *rn_image_topic_at(const rn_image *img, unsigned i); /* sort
 /* Partitions of every topic. */
 int64_t rn_image_partition_count(const rn_image *img);
 
-/* Whether two images hold the same topics, ids, partitions and configs. */
+/* Brokers, sorted by id. Valid until the next apply. */
+unsigned rn_image_broker_count(const rn_image *img);
+const rn_broker_info *rn_image_broker_at(const rn_image *img, unsigned i);
+const rn_broker_info *rn_image_broker(const rn_image *img, int32_t id); /* NULL: unknown */
+
+/* Whether two images hold the same topics, ids, partitions, configs and
+ * brokers. */
 bool rn_image_equal(const rn_image *a, const rn_image *b);
 
 #endif

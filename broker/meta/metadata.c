@@ -60,6 +60,7 @@
 #include "broker/meta/image.h"
 #include "broker/meta/journal.h"
 #include "broker/meta/metadata.h"
+#include "broker/meta/placement.h"
 #include "broker/meta/quorum.h"
 #include "broker/meta/snapshot.h"
 #include "broker/meta/records.h"
@@ -71,8 +72,6 @@
 #define MD_LOG_NAME    RN_METADATA_DIR_NAME
 #define SNAPSHOT_EVERY 1000
 #define MAX_PARTITIONS RN_IMAGE_MAX_PARTITIONS
-/* A single node is the only broker; the cluster issue replaces this. */
-#define N_BROKERS 1
 
 enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER, CHANGE_GROW };
 
@@ -93,6 +92,7 @@ typedef struct change {
 typedef struct event {
     enum rn_metadata_event_type type;
     const rn_topic_info *t;
+    int32_t partition;
 } event;
 
 typedef struct event_q {
@@ -117,7 +117,8 @@ struct rn_metadata {
     change *pending_head, *pending_tail;
     rn_metadata_limits limits;
     bool limits_set;
-    int failed; /* invariant 5: sticky */
+    int16_t default_rf; /* default.replication.factor */
+    int failed;         /* invariant 5: sticky */
     /* Invariant 7: the journal is the metadata quorum's (quorum.h). */
     bool cluster;
     char errmsg[512];
@@ -129,7 +130,8 @@ static void flush_events(event_q *q)
 {
     rn_metadata *md = q->md;
     for (size_t i = 0; i < q->n; i++) {
-        rn_metadata_event ev = {.type = q->ev[i].type, .topic = q->ev[i].t};
+        rn_metadata_event ev = {
+            .type = q->ev[i].type, .topic = q->ev[i].t, .partition = q->ev[i].partition};
         md->listener(md->listener_arg, &ev);
     }
     q->n = 0;
@@ -150,14 +152,23 @@ static void queue_event(event_q *q, const rn_image_effect *eff)
     case RN_IMAGE_PARTITIONS_ADDED:
         type = RN_MD_PARTITIONS_ADDED;
         break;
+    case RN_IMAGE_PARTITION_CHANGED:
+        type = RN_MD_PARTITION_CHANGED;
+        break;
+    case RN_IMAGE_BROKERS_CHANGED:
+        type = RN_MD_BROKERS_CHANGED;
+        break;
     default:
         return;
     }
     for (size_t i = 0; i < q->n; i++)
-        if (q->ev[i].t == eff->topic)
+        if (q->ev[i].t == eff->topic &&
+            (type != RN_MD_PARTITION_CHANGED ||
+             (q->ev[i].type == type && q->ev[i].partition == eff->partition)))
             return;
     q->ev[q->n].type = type;
     q->ev[q->n].t = eff->topic;
+    q->ev[q->n].partition = eff->partition;
     q->n++;
 }
 
@@ -173,7 +184,7 @@ static void tell_removal(rn_metadata *md, event_q *q, const md_record *r)
     if (!t)
         return;
     flush_events(q);
-    rn_metadata_event ev = {.type = RN_MD_TOPIC_DELETED, .topic = t};
+    rn_metadata_event ev = {.type = RN_MD_TOPIC_DELETED, .topic = t, .partition = -1};
     md->listener(md->listener_arg, &ev);
 }
 
@@ -353,6 +364,7 @@ int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t
     md->listener = listener;
     md->listener_arg = listener_arg;
     md->snapshot_offset = -1;
+    md->default_rf = 1;
     size_t dlen = strlen(data_dir) + 1 + sizeof(MD_LOG_NAME);
     md->dir = malloc(dlen);
     if (!md->dir) {
@@ -415,7 +427,8 @@ int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t
     if (listener)
         for (unsigned i = 0; i < n; i++) {
             rn_metadata_event ev = {.type = RN_MD_TOPIC_CREATED,
-                                    .topic = rn_image_topic_at(md->image, i)};
+                                    .topic = rn_image_topic_at(md->image, i),
+                                    .partition = -1};
             listener(listener_arg, &ev);
         }
     *out = md;
@@ -457,6 +470,7 @@ int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir,
     md->listener = listener;
     md->listener_arg = listener_arg;
     md->snapshot_offset = -1;
+    md->default_rf = 1;
     md->cluster = true;
     size_t dlen = strlen(data_dir) + 1 + sizeof(MD_LOG_NAME);
     md->dir = malloc(dlen);
@@ -631,21 +645,65 @@ static int enc_add(encoder *e, const md_record *r)
     return 0;
 }
 
-/* PartitionRecords for partitions [from, to) of topic id. One node: it
- * leads every partition and is its only replica. */
-static int enc_assign(encoder *e, uint8_t id[16], int32_t from, int32_t to, int32_t node)
+/* The brokers new replicas may go to: the unfenced ones in a cluster, this
+ * node alone otherwise. Returns how many (at most cap). */
+static int live_nodes(const rn_metadata *md, int32_t *out, int cap)
+{
+    if (!md->cluster) {
+        out[0] = md->node_id;
+        return 1;
+    }
+    int n = 0;
+    for (unsigned i = 0; i < rn_image_broker_count(md->image) && n < cap; i++) {
+        const rn_broker_info *b = rn_image_broker_at(md->image, i);
+        if (!b->fenced)
+            out[n++] = b->id;
+    }
+    return n;
+}
+
+/* The replication factor a create asks for, resolved against the live
+ * brokers: -1 is default.replication.factor (internal topics: up to 3, as
+ * Kafka's offsets.topic.replication.factor, but never more than are live).
+ * Errors with err set: -RN_E_INVALID_REQUEST, -RN_E_NOT_ENOUGH_REPLICAS. */
+static int resolve_rf(const rn_metadata *md, const char *name, int rf, bool internal, int n_live,
+                      char *err, size_t errlen)
+{
+    if (rf == -1)
+        rf = internal ? (n_live < 3 ? (n_live > 0 ? n_live : 1) : 3) : md->default_rf;
+    if (rf < 1)
+        return rn_errf(
+            -RN_E_INVALID_REQUEST, err, errlen,
+            "topic %s: replication factor %d, must be at least 1 (or -1 for the default)", name,
+            rf);
+    if (rf > n_live)
+        return rn_errf(-RN_E_NOT_ENOUGH_REPLICAS, err, errlen,
+                       "topic %s: replication factor %d is larger than the %d available broker%s",
+                       name, rf, n_live, n_live == 1 ? "" : "s");
+    return rf;
+}
+
+/* PartitionRecords for partitions [from, to) of topic id, rf replicas each
+ * over live[0..n_live) (placement.h); the first replica leads and all are
+ * in sync. */
+static int enc_assign(encoder *e, uint8_t id[16], int32_t from, int32_t to, const int32_t *live,
+                      int n_live, int rf)
 {
     int rc = 0;
+    int32_t replicas[RN_MAX_BROKERS];
     for (int32_t p = from; p < to && rc == 0; p++) {
+        rc = rn_placement_assign(live, n_live, rf, id, p, replicas);
+        if (rc < 0)
+            break;
         md_partition_record pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
         pr.topic_id.len = 16;
         pr.topic_id.data = id;
         pr.partition = p;
-        pr.n_replicas = 1;
-        pr.replicas = &node;
-        pr.n_isr = 1;
-        pr.isr = &node;
-        pr.leader = node;
+        pr.n_replicas = (size_t)rf;
+        pr.replicas = replicas;
+        pr.n_isr = (size_t)rf;
+        pr.isr = replicas;
+        pr.leader = replicas[0];
         pr.leader_epoch = 0;
         md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
         rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
@@ -856,17 +914,12 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
         return rn_errf(-RN_E_INVALID_PARTITIONS, err, errlen,
                        "topic %s: %" PRId32 " partitions, must be 1 to %d", name, n_partitions,
                        MAX_PARTITIONS);
-    if (replication_factor == -1)
-        replication_factor = 1;
-    if (replication_factor < 1)
-        return rn_errf(
-            -RN_E_INVALID_REQUEST, err, errlen,
-            "topic %s: replication factor %d, must be at least 1 (or -1 for the default)", name,
-            replication_factor);
-    if (replication_factor > N_BROKERS)
-        return rn_errf(-RN_E_NOT_ENOUGH_REPLICAS, err, errlen,
-                       "topic %s: replication factor %d is larger than the %d available broker%s",
-                       name, replication_factor, N_BROKERS, N_BROKERS == 1 ? "" : "s");
+    int32_t live[RN_MAX_BROKERS];
+    int n_live = live_nodes(md, live, RN_MAX_BROKERS);
+    rc = resolve_rf(md, name, replication_factor, internal, n_live, err, errlen);
+    if (rc < 0)
+        return rc;
+    replication_factor = (int16_t)rc;
     rn_log_config scratch;
     rn_log_config_default(&scratch);
     rc = check_configs(&scratch, name, config_keys, config_values, n_configs, err, errlen);
@@ -927,7 +980,7 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     free(ptrs);
 
     if (rc == 0)
-        rc = enc_assign(&e, c->id, 0, n_partitions, md->node_id);
+        rc = enc_assign(&e, c->id, 0, n_partitions, live, n_live, replication_factor);
     return submit(md, &e, c, rc, name, err, errlen);
 }
 
@@ -1040,6 +1093,13 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
     rc = rn_metadata_check_limits(md, topic_name, n_partitions, n_partitions - have, err, errlen);
     if (rc < 0)
         return rc;
+    int32_t live[RN_MAX_BROKERS];
+    int n_live = live_nodes(md, live, RN_MAX_BROKERS);
+    int rf = t->replication_factor;
+    if (rf > n_live)
+        return rn_errf(-RN_E_NOT_ENOUGH_REPLICAS, err, errlen,
+                       "topic %s: replication factor %d is larger than the %d available broker%s",
+                       topic_name, rf, n_live, n_live == 1 ? "" : "s");
 
     change *c = change_new(CHANGE_GROW, t->id, cb, arg);
     if (!c)
@@ -1057,8 +1117,104 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
     r.partition_count = &cr;
     rc = enc_add(&e, &r);
     if (rc == 0)
-        rc = enc_assign(&e, c->id, have, n_partitions, md->node_id);
+        rc = enc_assign(&e, c->id, have, n_partitions, live, n_live, rf);
     return submit(md, &e, c, rc, topic_name, err, errlen);
+}
+
+/* Propose a PartitionChangeRecord: isr[0..n_isr) and, when elect, leader. */
+static int propose_change(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+                          int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
+                          size_t n_isr, bool elect, int32_t leader, rn_metadata_cb cb, void *arg,
+                          char *err, size_t errlen)
+{
+    int rc = check_failed(md, err, errlen);
+    if (rc < 0)
+        return rc;
+    const rn_topic_info *t = rn_image_find_id(md->image, topic_id, 16);
+    if (!t || partition < 0 || partition >= t->n_partitions)
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "partition %d of an unknown topic",
+                       partition);
+    const rn_partition_info *p = &t->partitions[partition];
+    if (!elect)
+        leader = p->leader;
+    /* The image checks all of this again when the record applies; here it
+     * is checked against what this broker sees, for a clear error now. */
+    bool ok = n_isr > 0 && n_isr <= (size_t)p->n_replicas;
+    bool has_leader = false;
+    for (size_t i = 0; ok && i < n_isr; i++) {
+        bool replica = false, dup = false;
+        for (int32_t j = 0; j < p->n_replicas; j++)
+            replica |= p->replicas[j] == isr[i];
+        for (size_t j = 0; j < i; j++)
+            dup |= isr[j] == isr[i];
+        has_leader |= isr[i] == leader;
+        ok = replica && !dup;
+    }
+    if (!ok || !has_leader)
+        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
+                       "%s-%d: an ISR must be distinct replicas with the leader (%d)", t->name,
+                       partition, leader);
+    change *c = change_new(CHANGE_ALTER, topic_id, cb, arg);
+    if (!c)
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
+    encoder e;
+    enc_init(&e);
+    md_change_record cr = RUNNEL__METADATA__PARTITION_CHANGE_RECORD__INIT;
+    cr.topic_id.len = 16;
+    cr.topic_id.data = c->id;
+    cr.partition = partition;
+    cr.leader_epoch = leader_epoch;
+    cr.partition_epoch = partition_epoch;
+    cr.n_isr = n_isr;
+    cr.isr = (int32_t *)isr;
+    cr.elect = elect;
+    cr.leader = elect ? leader : 0;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE;
+    r.partition_change = &cr;
+    rc = enc_add(&e, &r);
+    return submit(md, &e, c, rc, t->name, err, errlen);
+}
+
+int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+                          int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
+                          size_t n_isr, rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+{
+    return propose_change(md, topic_id, partition, leader_epoch, partition_epoch, isr, n_isr, false,
+                          -1, cb, arg, err, errlen);
+}
+
+int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+                             int32_t leader_epoch, int32_t partition_epoch, int32_t leader,
+                             rn_metadata_cb cb, void *arg, char *err, size_t errlen)
+{
+    const rn_topic_info *t = rn_image_find_id(md->image, topic_id, 16);
+    if (!t || partition < 0 || partition >= t->n_partitions)
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "partition %d of an unknown topic",
+                       partition);
+    const rn_partition_info *p = &t->partitions[partition];
+    return propose_change(md, topic_id, partition, leader_epoch, partition_epoch, p->isr,
+                          (size_t)p->n_isr, true, leader, cb, arg, err, errlen);
+}
+
+void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf)
+{
+    md->default_rf = rf;
+}
+
+const rn_broker_info *rn_metadata_broker(const rn_metadata *md, int32_t id)
+{
+    return rn_image_broker(md->image, id);
+}
+
+unsigned rn_metadata_broker_count(const rn_metadata *md)
+{
+    return rn_image_broker_count(md->image);
+}
+
+const rn_broker_info *rn_metadata_broker_at(const rn_metadata *md, unsigned i)
+{
+    return rn_image_broker_at(md->image, i);
 }
 
 /* ---- Look-ups ---------------------------------------------------------------- */
@@ -1078,6 +1234,11 @@ unsigned rn_metadata_topic_count(const rn_metadata *md)
 const rn_topic_info *rn_metadata_topic_at(const rn_metadata *md, unsigned i)
 {
     return rn_image_topic_at(md->image, i);
+}
+
+const rn_image *rn_metadata_image(const rn_metadata *md)
+{
+    return md->image;
 }
 
 int64_t rn_metadata_applied_offset(const rn_metadata *md)

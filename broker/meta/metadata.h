@@ -49,15 +49,19 @@ typedef struct rn_metadata rn_metadata;
 /* rn_partition_info and rn_topic_info: broker/meta/image.h. */
 
 enum rn_metadata_event_type {
-    RN_MD_TOPIC_CREATED,    /* topic now exists (also for each topic found at open) */
-    RN_MD_TOPIC_DELETED,    /* topic about to be removed; info still valid in the call */
-    RN_MD_CONFIG_CHANGED,   /* topic-level configs changed */
-    RN_MD_PARTITIONS_ADDED, /* the topic has more partitions (n_partitions is the new count) */
+    RN_MD_TOPIC_CREATED,     /* topic now exists (also for each topic found at open) */
+    RN_MD_TOPIC_DELETED,     /* topic about to be removed; info still valid in the call */
+    RN_MD_CONFIG_CHANGED,    /* topic-level configs changed */
+    RN_MD_PARTITIONS_ADDED,  /* the topic has more partitions (n_partitions is the new count) */
+    RN_MD_PARTITION_CHANGED, /* partition `partition` of the topic: leader, epochs, ISR */
+    RN_MD_BROKERS_CHANGED,   /* topic NULL: a broker registered, was fenced or came back;
+                              * leaderships and ISRs may have moved: re-check every partition */
 };
 
 typedef struct rn_metadata_event {
     enum rn_metadata_event_type type;
     const rn_topic_info *topic;
+    int32_t partition; /* RN_MD_PARTITION_CHANGED; else -1 */
 } rn_metadata_event;
 
 /* Told of every applied change, on the owning thread. Must not call back into
@@ -91,8 +95,9 @@ int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir,
 /* Write a snapshot, close the log cleanly, free. Returns the first error. */
 int rn_metadata_close(rn_metadata *md);
 
-/* Create a topic with n_partitions (1..100000) and replication_factor (must
- * be 1 while there is one broker; -1 = default 1), with topic-level configs
+/* Create a topic with n_partitions (1..100000) and replication_factor
+ * replicas per partition (-1 = default.replication.factor), placed over the
+ * unfenced brokers (placement.h; a single node: itself), with topic-level configs
  * (validated with rn_topic_config_set). Validation errors are returned at
  * once and cb never runs: -RN_E_INVALID_TOPIC (a name
  * rn_topic_name_check(name, false) refuses: protocol/topic_name.h), -RN_E_TOPIC_EXISTS,
@@ -161,10 +166,40 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic, const char *co
 int rn_metadata_add_partitions(rn_metadata *md, const char *topic, int32_t n_partitions,
                                rn_metadata_cb cb, void *arg, char *err, size_t errlen);
 
+/* A leader's ISR change for a partition (Kafka's AlterPartition), with the
+ * leader epoch and partition epoch it saw. Owner's thread. Errors at once:
+ * -RN_E_UNKNOWN_TOPIC, -RN_E_INVALID_REQUEST (isr empty, with duplicates, not
+ * a subset of the replicas, or without the current leader). Otherwise 0 and
+ * cb later: 0 once applied (the listener has RN_MD_PARTITION_CHANGED by
+ * then); -RN_E_FENCED_LEADER_EPOCH when the partition's epochs moved on
+ * meanwhile (nothing changed: re-read the image, retry if still wanted). */
+int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+                          int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
+                          size_t n_isr, rn_metadata_cb cb, void *arg, char *err, size_t errlen);
+
+/* The controller's preferred-leader election: leader (a live broker in the
+ * partition's ISR) leads from leader epoch + 1, the ISR unchanged. Owner's
+ * thread; errors and cb as rn_metadata_alter_isr. */
+int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
+                             int32_t leader_epoch, int32_t partition_epoch, int32_t leader,
+                             rn_metadata_cb cb, void *arg, char *err, size_t errlen);
+
+/* default.replication.factor for creates that ask for -1 (1 until set). */
+void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf);
+
+/* The cluster's brokers (image.h; none on a single node), sorted by id.
+ * Valid until the next change is applied. */
+const rn_broker_info *rn_metadata_broker(const rn_metadata *md, int32_t id); /* NULL: unknown */
+unsigned rn_metadata_broker_count(const rn_metadata *md);
+const rn_broker_info *rn_metadata_broker_at(const rn_metadata *md, unsigned i);
+
 /* Look-ups. Valid until the next change is applied. */
 const rn_topic_info *rn_metadata_find(const rn_metadata *md, const char *name);
 unsigned rn_metadata_topic_count(const rn_metadata *md);
 const rn_topic_info *rn_metadata_topic_at(const rn_metadata *md, unsigned i); /* sorted by name */
+
+/* The image itself, for pure decisions over it (placement.h). */
+const rn_image *rn_metadata_image(const rn_metadata *md);
 
 /* Offset after the last applied record. */
 int64_t rn_metadata_applied_offset(const rn_metadata *md);

@@ -14,7 +14,8 @@
  *     kind 1 RAFT      an rn_raft_msg, field by field (encode_msg below)
  *     kind 2 FORWARD   i32 origin | u64 token | batch bytes  (to the leader)
  *     kind 3 HEARTBEAT i32 node | i64 incarnation | u16 n | endpoint[n]
- *                      [| u16 k | kafka endpoint[k]]  (absent from older brokers)
+ *                      [| u16 k | kafka endpoint[k] [| u8 flags]]  (absent from
+ *                      older brokers; flags bit 0: leaving, rn_quorum_leave)
  *
  * A link is just a byte stream of frames: a node connects to every other
  * voter (and answers on whichever link a node last spoke from, so a broker
@@ -25,7 +26,9 @@
  * Entries (Raft's opaque bytes) carry an envelope: u8 kind | i32 origin |
  * u64 token | payload. ENV_BATCH's payload is a journal batch (the metadata
  * facade's change); ENV_CONTROL's is one packed MetadataRecord the
- * controller writes itself (broker registration, fencing), applied here.
+ * controller writes itself (broker registration, fencing), applied here and
+ * handed to the facade as a one-record batch (the image derives elections
+ * from them).
  * On disk each entry is one record batch of one record whose value is
  * u8 raft kind | entry bytes, at the entry's offset, its epoch stamped.
  *
@@ -84,6 +87,8 @@
 #define RESEND_MS        3000 /* a proposal not seen committed goes to the leader again */
 
 enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3 };
+/* A heartbeat's flags (after the Kafka endpoint; absent from older brokers). */
+enum { HB_LEAVING = 1 };
 enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
 #define ENV_HDR 13 /* u8 kind, i32 origin, u64 token */
 
@@ -377,6 +382,9 @@ struct rn_quorum {
     struct qjournal *qj;
     int64_t catch_up_target; /* atomic: -1 until known */
     bool owner_caught_up;    /* atomic: set once rn_quorum_caught_up said yes */
+    bool leaving;            /* atomic: rn_quorum_leave was called (controlled shutdown) */
+    bool left;               /* atomic: the fence of this broker, asked by leaving, committed */
+    bool leave_said;         /* quorum thread: a heartbeat has said "leaving" */
     unsigned n_publish;
 };
 
@@ -705,6 +713,9 @@ static void apply_control(rn_quorum *q, int64_t offset, const uint8_t *p, size_t
             rn_logfmt(RN_INFO, b->fenced ? "broker fenced" : "broker unfenced",
                       "node=%d offset=%" PRId64, b->id, offset);
         }
+        if (b && b->id == q->cfg.node_id && b->fenced &&
+            __atomic_load_n(&q->leaving, __ATOMIC_ACQUIRE))
+            __atomic_store_n(&q->left, true, __ATOMIC_RELEASE);
     }
     runnel__metadata__metadata_record__free_unpacked(r, NULL);
 }
@@ -728,7 +739,7 @@ static void propose_control(rn_quorum *q, const md_record *r)
 }
 
 static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const char *endpoint,
-                         const char *kafka, int64_t now)
+                         const char *kafka, bool leaving, int64_t now)
 {
     ctl_broker *b = broker_find(q, node, true);
     if (!b)
@@ -737,6 +748,22 @@ static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const 
     if (rn_raft_role_of(q->raft) != RN_RAFT_LEADER || now - b->last_prop < CONTROL_RETRY_MS)
         return;
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    if (leaving) {
+        /* Controlled shutdown (Kafka's): fence it now, so its leaderships
+         * move while it still answers, instead of after a session of
+         * silence; and never unfence it while it says it is leaving. */
+        if (!b->registered || b->fenced || b->incarnation != incarnation)
+            return;
+        Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
+        fr.node_id = node;
+        fr.fenced = true;
+        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
+        r.broker_fence = &fr;
+        b->last_prop = now;
+        rn_logfmt(RN_INFO, "broker leaving: fencing it", "node=%d", node);
+        propose_control(q, &r);
+        return;
+    }
     if (!b->registered || b->incarnation != incarnation || strcmp(b->endpoint, endpoint) != 0 ||
         strcmp(b->kafka, kafka) != 0) {
         Runnel__Metadata__BrokerRecord br = RUNNEL__METADATA__BROKER_RECORD__INIT;
@@ -767,6 +794,15 @@ static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const 
     }
 }
 
+/* Whether a link to node is open (connected, in either direction). */
+static bool has_link(const rn_quorum *q, int32_t node)
+{
+    for (int i = 0; i < q->n_links; i++)
+        if (q->links[i].node == node && !q->links[i].dead && !q->links[i].connecting)
+            return true;
+    return false;
+}
+
 static void controller_tick(rn_quorum *q, int64_t now)
 {
     rn_raft_role role = rn_raft_role_of(q->raft);
@@ -788,8 +824,17 @@ static void controller_tick(rn_quorum *q, int64_t now)
         return;
     for (int i = 0; i < q->n_brokers; i++) {
         ctl_broker *b = &q->brokers[i];
-        if (!b->registered || b->fenced || now - b->last_hb <= q->cfg.session_timeout_ms ||
-            now - b->last_prop < CONTROL_RETRY_MS)
+        if (!b->registered || b->fenced || now - b->last_prop < CONTROL_RETRY_MS ||
+            b->id == q->cfg.node_id)
+            continue;
+        /* A broker is fenced after a session of silence (a hung process, a
+         * network cut that drops packets), or after two missed heartbeats
+         * once no link to it is open: a killed process's sockets close at
+         * once, so its leaderships move in about a second instead of a
+         * whole session (DESIGN §8's failover bound). */
+        int64_t silent = now - b->last_hb;
+        bool gone = silent > 2 * q->cfg.heartbeat_interval_ms && !has_link(q, b->id);
+        if (silent <= q->cfg.session_timeout_ms && !gone)
             continue;
         md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
         Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
@@ -798,8 +843,8 @@ static void controller_tick(rn_quorum *q, int64_t now)
         r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
         r.broker_fence = &fr;
         b->last_prop = now;
-        rn_logfmt(RN_INFO, "broker session expired", "node=%d silent_ms=%" PRId64, b->id,
-                  now - b->last_hb);
+        rn_logfmt(RN_INFO, gone ? "broker unreachable" : "broker session expired",
+                  "node=%d silent_ms=%" PRId64, b->id, silent);
         propose_control(q, &r);
     }
 }
@@ -861,7 +906,24 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
     uint64_t token = get_n(&r, 8);
     if (kind == ENV_CONTROL) {
         apply_control(q, e->offset, e->data + ENV_HDR, e->len - ENV_HDR);
-        post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+        /* The image tracks brokers too (elections are derived from these
+         * records as they apply): hand it the record as a one-record batch,
+         * as every other metadata change travels. */
+        uint8_t *batch = NULL;
+        size_t blen = 0;
+        rn_batch_builder *bb = NULL;
+        if (rn_batch_builder_new(&bb, NULL) == 0 &&
+            rn_batch_builder_add(bb, -1, NULL, 0, e->data + ENV_HDR, e->len - ENV_HDR, NULL, 0) ==
+                0 &&
+            rn_batch_builder_finish(bb, &batch, &blen) == 0) {
+            post_delivery(q, e->offset, -1, 0, 0, batch, blen);
+        } else {
+            rn_logfmt(RN_ERROR, "out of memory handing over a metadata entry", "offset=%" PRId64,
+                      e->offset);
+            post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+        }
+        rn_batch_builder_free(bb);
+        free(batch);
         return;
     }
     if (origin == q->cfg.node_id)
@@ -978,8 +1040,15 @@ static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, 
             memcpy(kafka, kp, k);
             kafka[k] = 0;
         }
+        bool leaving = false;
+        if (r.pos < r.len) { /* flags (brokers that know of them) */
+            uint8_t flags = get_u8(&r);
+            if (r.bad)
+                return;
+            leaving = flags & HB_LEAVING;
+        }
         l->node = node;
-        on_heartbeat(q, node, inc, endpoint, kafka, now);
+        on_heartbeat(q, node, inc, endpoint, kafka, leaving, now);
     }
 }
 
@@ -1106,11 +1175,16 @@ static void take_proposals(rn_quorum *q, int64_t now)
 static void heartbeat(rn_quorum *q, int64_t now)
 {
     int32_t leader = rn_raft_leader(q->raft);
-    if (leader == RN_RAFT_NONE || now - q->last_hb_sent < q->cfg.heartbeat_interval_ms)
+    bool leaving = __atomic_load_n(&q->leaving, __ATOMIC_ACQUIRE);
+    /* Leaving: say so at once, and again until the fence commits. */
+    int64_t every = leaving ? CONTROL_RETRY_MS : q->cfg.heartbeat_interval_ms;
+    if (leader == RN_RAFT_NONE || (now - q->last_hb_sent < every && !(leaving && !q->leave_said)))
         return;
+    q->leave_said = leaving;
     q->last_hb_sent = now;
     if (leader == q->cfg.node_id) {
-        on_heartbeat(q, q->cfg.node_id, q->incarnation, q->advertised, q->kafka_advertised, now);
+        on_heartbeat(q, q->cfg.node_id, q->incarnation, q->advertised, q->kafka_advertised, leaving,
+                     now);
         return;
     }
     buf b = {0};
@@ -1123,6 +1197,7 @@ static void heartbeat(rn_quorum *q, int64_t now)
     size_t k = strlen(q->kafka_advertised);
     put_u16(&b, (uint16_t)k);
     buf_put(&b, q->kafka_advertised, k);
+    put_u8(&b, leaving ? HB_LEAVING : 0);
     send_frame(q, leader, &b, now);
     free(b.p);
 }
@@ -1427,6 +1502,21 @@ int rn_quorum_start(rn_quorum *q, char *err, size_t errlen)
     if (rc < 0)
         return rn_errf(rc, err, errlen, "%s", q->start_err);
     return 0;
+}
+
+void rn_quorum_leave(rn_quorum *q)
+{
+    if (__atomic_exchange_n(&q->leaving, true, __ATOMIC_ACQ_REL))
+        return;
+    uint64_t one = 1;
+    if (write(q->wake_fd, &one, sizeof(one)) < 0) {
+        /* the thread polls every POLL_MS anyway */
+    }
+}
+
+bool rn_quorum_left(rn_quorum *q)
+{
+    return __atomic_load_n(&q->left, __ATOMIC_ACQUIRE);
 }
 
 void rn_quorum_free(rn_quorum *q)

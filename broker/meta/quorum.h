@@ -78,6 +78,14 @@ int rn_quorum_journal_new(rn_quorum *q, rn_quorum_apply_fn apply, void *arg, rn_
  * an owner waiting on its ring for it wakes to check its signals. */
 bool rn_quorum_caught_up(rn_quorum *q);
 
+/* Controlled shutdown (Kafka's): ask the active controller to fence this
+ * broker now, so its partitions get new leaders while it still answers
+ * (NOT_LEADER sends clients to them) rather than after
+ * broker.session.timeout.ms of silence. Any thread; heartbeats say so until
+ * the fence commits. rn_quorum_left: it has committed (the broker may stop). */
+void rn_quorum_leave(rn_quorum *q);
+bool rn_quorum_left(rn_quorum *q);
+
 typedef struct rn_quorum_broker {
     int32_t id;
     char endpoint[256];

@@ -109,12 +109,34 @@ static int snapshot_walk(const rn_image *img, uint8_t *out, size_t *len, uint32_
             pr.isr = (int32_t *)pi->isr;
             pr.leader = pi->leader;
             pr.leader_epoch = pi->leader_epoch;
+            pr.partition_epoch = pi->partition_epoch;
             md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
             rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
             rp.partition = &pr;
             pos += put_record(out ? out + pos : NULL, &rp);
             n++;
         }
+    }
+    /* Brokers last: applying them replays no election, since every
+     * partition above already holds the leaders and ISRs those made. */
+    for (unsigned i = 0; i < rn_image_broker_count(img); i++) {
+        const rn_broker_info *b = rn_image_broker_at(img, i);
+        char host[256];
+        const char *colon = strrchr(b->endpoint, ':');
+        size_t hl = colon ? (size_t)(colon - b->endpoint) : strlen(b->endpoint);
+        snprintf(host, sizeof(host), "%.*s", (int)hl, b->endpoint);
+        Runnel__Metadata__BrokerRecord br = RUNNEL__METADATA__BROKER_RECORD__INIT;
+        br.node_id = b->id;
+        br.host = host;
+        br.port = colon ? (uint32_t)strtoul(colon + 1, NULL, 10) : 0;
+        br.fenced = b->fenced;
+        br.incarnation = b->epoch;
+        br.kafka_endpoint = (char *)b->kafka;
+        md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER;
+        r.broker = &br;
+        pos += put_record(out ? out + pos : NULL, &r);
+        n++;
     }
     if (n > UINT32_MAX || pos > SNAPSHOT_MAX_BYTES)
         return -EFBIG;

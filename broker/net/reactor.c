@@ -27,7 +27,11 @@
  * requests in flight finish (bounded by 10 s). A reactor leaves its loop only
  * when it is idle, every reactor has drained and no message is in flight, so
  * a request handed between reactors is never stranded. Then the main thread
- * closes partition logs (flush + clean marker).
+ * closes partition logs (flush + clean marker). In a cluster with another
+ * live broker, a first signal leaves first (controlled shutdown,
+ * rn_quorum_leave): the controller fences this broker, so its leaderships
+ * move while it still answers, and the stop follows once that committed
+ * (at most LEAVE_MS; a second signal stops at once).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +54,9 @@
 #include "broker/gateway/gateway.h"
 #include "broker/kafka/kafka.h"
 #include "broker/logfmt.h"
+#include "broker/meta/controller.h"
+#include "broker/meta/metadata.h"
+#include "broker/meta/quorum.h"
 #include "broker/net/conn.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
@@ -60,6 +67,9 @@
 #define BUF_LEN   (64 * 1024)
 #define TICK_MS   200
 #define DRAIN_MS  10000
+/* Controlled shutdown: how long leaderships may take to move before the
+ * broker stops anyway (the controller commits a fence in milliseconds). */
+#define LEAVE_MS 5000
 
 int64_t rn_now_ms(void)
 {
@@ -204,6 +214,8 @@ void rn_reactor_listen_fd(rn_reactor *r, int fd)
 
 static void arm_tick(rn_reactor *r);
 
+static void begin_stop(rn_reactor *r);
+
 static void tick_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_reactor *r = RN_CONTAINER_OF(op, rn_reactor, tick_op);
@@ -224,6 +236,15 @@ static void tick_done(rn_io_op *op, int res, uint32_t flags)
     rn_partitions_tick(r, now, retention); /* the partitions this reactor owns */
     if (r->index == 0)
         rn_groups_tick(b->groups, now);
+    if (r->index == 0 && b->controller && !r->stopping && !r->leaving)
+        rn_controller_tick(b->controller, now);
+    if (r->leaving && !r->stopping && (rn_quorum_left(b->quorum) || now >= r->leave_until_ms)) {
+        rn_logfmt(RN_INFO,
+                  rn_quorum_left(b->quorum) ? "left the cluster: leaderships moved"
+                                            : "leaving the cluster timed out",
+                  NULL);
+        begin_stop(r);
+    }
     if (!r->stopping)
         rn_acceptor_tick(&r->acc);
     if (!r->stopping)
@@ -245,6 +266,30 @@ static void stop_run(rn_msg *m)
     m->to->stopping = true;
 }
 
+/* Reactor 0: stop every reactor (each drains what is in flight). */
+static void begin_stop(rn_reactor *r)
+{
+    if (r->stopping)
+        return;
+    r->stopping = true;
+    for (unsigned i = 1; i < r->b->n_reactors; i++)
+        rn_reactor_post(&r->b->reactors[i], &r->b->reactors[i].stop_msg, stop_run);
+}
+
+/* In a cluster, whether another broker is live to take this one's
+ * leaderships (the metadata image, reactor 0's). */
+static bool others_live(rn_broker *b)
+{
+    if (!b->quorum || !b->md)
+        return false;
+    for (unsigned i = 0; i < rn_metadata_broker_count(b->md); i++) {
+        const rn_broker_info *x = rn_metadata_broker_at(b->md, i);
+        if (x->id != b->cfg.node_id && !x->fenced)
+            return true;
+    }
+    return false;
+}
+
 int rn_reactor_call(rn_reactor *r, rn_call_fn fn, void *arg)
 {
     return rn_inbox_post(&r->inbox, fn, arg);
@@ -264,9 +309,18 @@ static void signal_done(rn_io_op *op, int res, uint32_t flags)
             return;
         }
         rn_logfmt(RN_INFO, "shutting down", "signal=%s", si.ssi_signo == SIGTERM ? "TERM" : "INT");
-        r->stopping = true;
-        for (unsigned i = 1; i < r->b->n_reactors; i++)
-            rn_reactor_post(&r->b->reactors[i], &r->b->reactors[i].stop_msg, stop_run);
+        if (!r->leaving && others_live(r->b)) {
+            /* Controlled shutdown: leaderships move first (the tick checks
+             * when); a second signal stops at once. */
+            r->leaving = true;
+            r->leave_until_ms = rn_now_ms() + LEAVE_MS;
+            rn_quorum_leave(r->b->quorum);
+            rn_logfmt(RN_INFO, "leaving the cluster: moving leaderships first", "max_wait_ms=%d",
+                      LEAVE_MS);
+            arm_signal(r);
+            return;
+        }
+        begin_stop(r);
         return;
     }
     if (!r->stopping)

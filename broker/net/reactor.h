@@ -62,13 +62,15 @@ struct rn_reactor {
     int signal_fd;
     uint8_t sigbuf[128]; /* struct signalfd_siginfo */
     bool stopping;
+    bool leaving;           /* reactor 0: controlled shutdown under way (rn_quorum_leave) */
+    int64_t leave_until_ms; /* then stop anyway */
     int64_t last_retention_ms;
-    struct rn_gateway *gw; /* HTTP gateways (broker/gateway/gateway.h), or NULL */
+    struct rn_gateway *gw;  /* HTTP gateways (broker/gateway/gateway.h), or NULL */
     struct rn_kafka *kafka; /* Kafka-protocol listener (broker/kafka/kafka.h), or NULL */
-    rn_partition_table pt; /* this reactor's copy of the topic table */
-    rn_metrics metrics;    /* this reactor's counters (rn_metrics_render sums) */
-    rn_conn *fwd;          /* virtual connection of requests from other reactors */
-    bool drained;          /* stopping, and nothing of ours in flight */
+    rn_partition_table pt;  /* this reactor's copy of the topic table */
+    rn_metrics metrics;     /* this reactor's counters (rn_metrics_render sums) */
+    rn_conn *fwd;           /* virtual connection of requests from other reactors */
+    bool drained;           /* stopping, and nothing of ours in flight */
     rn_msg stop_msg;
     rn_inbox inbox; /* calls from any thread (rn_reactor_call) */
     rn_io_op cancel_tick, cancel_sig;

@@ -45,7 +45,6 @@
 
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
-#include "broker/meta/quorum.h"
 #include "broker/net/reactor.h"
 #include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
@@ -295,17 +294,15 @@ static void role_run(void *arg)
 /* ---- Reactor 0
  * ------------------------------------------------------------------------------------ */
 
-/* The native endpoint of broker id, "" when unknown. */
-static void endpoint_of(rn_broker *b, const rn_quorum_status *st, int32_t id, char *buf, size_t len)
+/* The native endpoint of broker id, "" when unknown (every broker applies
+ * the same broker records, so every one knows every leader's). */
+static void endpoint_of(rn_broker *b, int32_t id, char *buf, size_t len)
 {
-    buf[0] = 0;
-    (void)b;
-    for (int i = 0; st && i < st->n_brokers; i++)
-        if (st->brokers[i].id == id)
-            snprintf(buf, len, "%s", st->brokers[i].endpoint);
+    const rn_broker_info *bi = rn_metadata_broker(b->md, id);
+    snprintf(buf, len, "%s", bi && bi->endpoint ? bi->endpoint : "");
 }
 
-static void reconcile(rn_broker *b, const rn_topic_info *t, int32_t i, const rn_quorum_status *st)
+static void reconcile(rn_broker *b, const rn_topic_info *t, int32_t i)
 {
     if (!t->partitions || i < 0 || i >= t->n_partitions)
         return;
@@ -329,7 +326,7 @@ static void reconcile(rn_broker *b, const rn_topic_info *t, int32_t i, const rn_
     m->n_isr = pi->n_isr > RN_REPLICAS_MAX ? RN_REPLICAS_MAX : (unsigned)pi->n_isr;
     memcpy(m->isr, pi->isr, m->n_isr * sizeof(*m->isr));
     if (pi->leader >= 0 && pi->leader != b->cfg.node_id)
-        endpoint_of(b, st, pi->leader, m->endpoint, sizeof(m->endpoint));
+        endpoint_of(b, pi->leader, m->endpoint, sizeof(m->endpoint));
     unsigned owner = rn_partition_owner(b, t->name, i);
     if (!b->shared || (owner == 0 && rn_self == &b->reactors[0])) {
         /* Start-up (the other reactors' threads do not run yet) or our own. */
@@ -340,34 +337,30 @@ static void reconcile(rn_broker *b, const rn_topic_info *t, int32_t i, const rn_
         role_msg_free(m); /* stopping */
 }
 
-static void reconcile_topic(rn_broker *b, const rn_topic_info *t, const rn_quorum_status *st)
+static void reconcile_topic(rn_broker *b, const rn_topic_info *t)
 {
     for (int32_t i = 0; t && i < t->n_partitions; i++)
-        reconcile(b, t, i, st);
+        reconcile(b, t, i);
 }
 
 void rn_roles_on_metadata(rn_broker *b, const rn_metadata_event *ev)
 {
     if (!b->quorum)
         return;
-    rn_quorum_status *st = malloc(sizeof(*st));
-    if (st)
-        rn_quorum_status_get(b->quorum, st);
     switch (ev->type) {
     case RN_MD_TOPIC_CREATED:
     case RN_MD_PARTITIONS_ADDED:
-        reconcile_topic(b, ev->topic, st);
+        reconcile_topic(b, ev->topic);
         break;
     case RN_MD_PARTITION_CHANGED:
-        reconcile(b, ev->topic, ev->partition, st);
+        reconcile(b, ev->topic, ev->partition);
         break;
     case RN_MD_BROKERS_CHANGED:
         for (unsigned i = 0, n = rn_metadata_topic_count(b->md); i < n; i++)
-            reconcile_topic(b, rn_metadata_topic_at(b->md, i), st);
+            reconcile_topic(b, rn_metadata_topic_at(b->md, i));
         break;
     case RN_MD_TOPIC_DELETED:
     case RN_MD_CONFIG_CHANGED:
         break;
     }
-    free(st);
 }

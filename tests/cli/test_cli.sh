@@ -97,7 +97,7 @@ test_topic_admin() {
   local tab=$'\t'
   grep -q "^Topic: adm${tab}PartitionCount: 3${tab}ReplicationFactor: 1${tab}Configs: .*retention.ms=1000000" \
     "$TMP/out" || { cat "$TMP/out" >&2; return 1; }
-  [ "$(grep -c "^${tab}Topic: adm${tab}Partition: [0-2]${tab}Leader: 1${tab}Replicas: 1${tab}Isr: 1${tab}LogStartOffset: 0${tab}HighWatermark: 0${tab}LogEndOffset: 0\$" "$TMP/out")" = 3 ] ||
+  [ "$(grep -c "^${tab}Topic: adm${tab}Partition: [0-2]${tab}Leader: 1${tab}LeaderEpoch: 0${tab}Replicas: 1${tab}Isr: 1${tab}LogStartOffset: 0${tab}HighWatermark: 0${tab}LogEndOffset: 0\$" "$TMP/out")" = 3 ] ||
     { cat "$TMP/out" >&2; return 1; }
   expect_status 0 r topic alter adm -c retention.ms=2000 || return 1
   r topic describe adm | head -1 | grep -q "retention.ms=2000" || { echo "alter not seen" >&2; return 1; }

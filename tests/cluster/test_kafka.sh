@@ -71,25 +71,38 @@ else
   for i in 1 2 3; do [ -f "$TMP/list$i.out" ] && sed "s/^/# n$i: /" "$TMP/list$i.out"; done
 fi
 
-# 2. A topic created through broker 1 (it leads its partitions): kcat -L on
-# each broker names leader 1 for each of them (so all three know the topic
+# 2. A topic created through broker 1, placed by the controller: its three
+# partitions are led by the three brokers (placement spreads leaders), and
+# kcat -L on each broker names the same leaders (so all three know the topic
 # before anything below asks them about it).
-leaders_one() { # leaders_one NODE
+leaders_of() { # leaders_of NODE: "p0 p1 p2" leaders as NODE's Kafka Metadata says
   local out
   out=$(kc "$1" -L -t kc -m 5 2>/dev/null) || return 1
-  echo "$out" >"$TMP/topic.out"
-  [ "$(echo "$out" | grep -c 'partition [0-9]*, leader 1,')" = 3 ]
+  echo "$out" >"$TMP/topic$1.out"
+  for p in 0 1 2; do
+    echo "$out" | sed -n "s/.*partition $p, leader \([0-9]*\),.*/\1/p"
+  done | tr '\n' ' '
 }
-if rn 1 topic create kc -p 3 >/dev/null && wait_for "$WAIT_S" leaders_one 3 &&
-  wait_for "$WAIT_S" leaders_one 2 && wait_for "$WAIT_S" leaders_one 1; then
-  ok "topic kc created through broker 1: kcat -L on brokers 3, 2, 1 shows leader 1 for its 3 partitions"
+agreed() { # agreed: every broker names the same three distinct leaders
+  local a b c
+  a=$(leaders_of 1) && b=$(leaders_of 2) && c=$(leaders_of 3) || return 1
+  [ "$a" = "$b" ] && [ "$b" = "$c" ] || return 1
+  [ "$(echo "$a" | tr ' ' '\n' | grep -c .)" = 3 ] || return 1
+  [ "$(echo "$a" | tr ' ' '\n' | grep . | sort -u | wc -l)" = 3 ] || return 1
+  echo "$a" >"$TMP/leaders"
+}
+if rn 1 topic create kc -p 3 >/dev/null && wait_for "$WAIT_S" agreed; then
+  ok "topic kc created through broker 1: kcat -L on brokers 1, 2, 3 names the same leaders, one partition each ($(cat "$TMP/leaders"))"
 else
-  not_ok "topic kc created through broker 1: kcat -L on brokers 3, 2, 1 shows leader 1 for its 3 partitions"
-  [ -f "$TMP/topic.out" ] && sed 's/^/# /' "$TMP/topic.out"
+  not_ok "topic kc created through broker 1: kcat -L on brokers 1, 2, 3 names the same leaders, one partition each"
+  for i in 1 2 3; do [ -f "$TMP/topic$i.out" ] && sed "s/^/# n$i: /" "$TMP/topic$i.out"; done
 fi
+L0=$(awk '{print $1}' "$TMP/leaders" 2>/dev/null)
+L0=${L0:-1}
+N0=$((L0 % 3 + 1))
 
-# 3. Fetch, Produce and ListOffsets to broker 2, which does not lead kc-0:
-# NOT_LEADER_OR_FOLLOWER; to the leader, broker 1: no error (Fetch,
+# 3. Fetch, Produce and ListOffsets to a broker that does not lead kc-0:
+# NOT_LEADER_OR_FOLLOWER; to its leader: no error (Fetch,
 # ListOffsets) and CORRUPT_MESSAGE (2) for the Produce's null records (it
 # got as far as the records, so the leader check let it through).
 kerror() { # kerror fetch|produce|offsets KPORT: the error code kc-0 is answered with
@@ -129,14 +142,14 @@ print(err)
 EOF
 }
 for api in fetch produce offsets; do
-  e2=$(kerror "$api" "${KPORT[2]}" 2>"$TMP/$api.err")
-  e1=$(kerror "$api" "${KPORT[1]}" 2>>"$TMP/$api.err")
+  e2=$(kerror "$api" "${KPORT[$N0]}" 2>"$TMP/$api.err")
+  e1=$(kerror "$api" "${KPORT[$L0]}" 2>>"$TMP/$api.err")
   want1=0
   [ "$api" = produce ] && want1=2
   if [ "$e2" = 6 ] && [ "$e1" = "$want1" ]; then
-    ok "$api kc-0 on broker 2 answers NOT_LEADER_OR_FOLLOWER (6); on its leader 1, $want1"
+    ok "$api kc-0 on broker $N0 answers NOT_LEADER_OR_FOLLOWER (6); on its leader $L0, $want1"
   else
-    not_ok "$api kc-0 on broker 2 answers NOT_LEADER_OR_FOLLOWER (6) (got '$e2'); on leader 1 $want1 (got '$e1')"
+    not_ok "$api kc-0 on broker $N0 answers NOT_LEADER_OR_FOLLOWER (6) (got '$e2'); on leader $L0 $want1 (got '$e1')"
     sed 's/^/# /' "$TMP/$api.err"
   fi
 done

@@ -80,7 +80,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..16"
+echo "1..20"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -169,11 +169,11 @@ else
 fi
 
 # 3c. Metadata lists every registered broker: a record produced through a
-#     broker that does not lead the partition reaches its leader (the
-#     topic's creator here, until replication places partitions), and is
-#     read back through a third.
-LEAD_P=$FOLLOWER
-OTHER=$((FOLLOWER % 3 + 1))
+#     broker that does not lead the partition reaches its leader (where the
+#     controller placed it), and is read back through a third.
+LEAD_P=$(rn 1 topic describe via-follower 2>/dev/null | sed -n 's/.*Partition: 0\tLeader: \([0-9]*\).*/\1/p')
+LEAD_P=${LEAD_P:-1}
+OTHER=$((LEAD_P % 3 + 1))
 THIRD=$((OTHER % 3 + 1))
 if printf 'routed\n' | rn "$OTHER" produce via-follower -p 0 >/dev/null 2>"$TMP/produce.err" &&
   [ "$(rn "$THIRD" consume via-follower -p 0 -e -f '%s\n' 2>/dev/null)" = routed ]; then
@@ -208,6 +208,17 @@ if wait_for "$WAIT_S" agree "$OLD"; then
   ok "kill -9 of leader $OLD: a new leader ($LEADER) within ${WAIT_S} s"
 else
   not_ok "kill -9 of leader $OLD: a new leader within ${WAIT_S} s"
+fi
+
+# 4b. The killed broker's sockets closed with it: the new controller fences
+#     it as unreachable (no link, two heartbeats missed), not after a whole
+#     session of silence, so its partitions move in about a second.
+unreachable() { grep -q "msg=\"broker unreachable\" node=$OLD " "$TMP/n$LEADER.log"; }
+if wait_for "$WAIT_S" unreachable; then
+  ok "the new controller $LEADER fences killed broker $OLD as unreachable (its links closed)"
+else
+  not_ok "the new controller $LEADER fences killed broker $OLD as unreachable (its links closed)"
+  grep -E 'unreachable|session expired' "$TMP/n$LEADER.log" | sed 's/^/# /'
 fi
 
 # 5. The metadata survives, and changes go on with two of three.
@@ -279,6 +290,57 @@ if wait_for "$WAIT_S" has_topic 4 after-kill && has_topic 4 via-follower &&
   ok "a broker-only node observes the log, registers, and forwards a topic create"
 else
   not_ok "a broker-only node observes the log, registers, and forwards a topic create"
+fi
+
+# 9b. Replica placement and elections: a topic with -r 3 gets three replicas
+#     per partition, its leaders spread over the brokers, every replica in
+#     sync. SIGTERM of a broker is a controlled shutdown: the controller
+#     fences it first, so on the others no partition is led by it and it is
+#     in no ISR before it exits (0); restarted, it registers again.
+plan() { # plan NODE: "partition leader epoch replicas isr" lines of topic elect
+  rn "$1" topic describe elect 2>/dev/null |
+    sed -n 's/.*Partition: \([0-9]*\)\tLeader: \([-0-9]*\)\tLeaderEpoch: \([0-9]*\)\tReplicas: \([0-9,]*\)\tIsr: \([0-9,]*\).*/\1 \2 \3 \4 \5/p'
+}
+placed() {
+  plan 1 >"$TMP/plan1" && [ "$(wc -l <"$TMP/plan1")" = 3 ] || return 1
+  plan 2 | cmp -s - "$TMP/plan1" && plan 3 | cmp -s - "$TMP/plan1" || return 1
+  [ "$(awk '{print $2}' "$TMP/plan1" | sort -u | wc -l)" = 3 ] || return 1
+  ! awk '{ if (split($4, r, ",") != 3 || split($5, i, ",") != 3) exit 1 }' "$TMP/plan1" && return 1
+  return 0
+}
+if rn 2 topic create elect -p 3 -r 3 >/dev/null && wait_for "$WAIT_S" placed; then
+  ok "a topic with -r 3: three replicas per partition, in sync, leaders $(awk '{print $2}' "$TMP/plan1" | tr '\n' ' ')spread, the same on every broker"
+else
+  not_ok "a topic with -r 3: three replicas per partition, in sync, leaders spread"
+  sed 's/^/# /' "$TMP/plan1"
+fi
+GONE=$(awk '$2 >= 1 && $2 <= 3 {print $2; exit}' "$TMP/plan1") # a voter (start_node restarts it)
+GONE=${GONE:-1}
+STAY=$((GONE % 3 + 1))
+moved_off() { # no partition led by $GONE, and $GONE in no ISR, on $STAY
+  plan "$STAY" >"$TMP/plan2" && [ "$(wc -l <"$TMP/plan2")" = 3 ] || return 1
+  ! awk -v g="$GONE" '{ if ($2 == g || $2 == -1) exit 1; n = split($5, i, ","); for (k = 1; k <= n; k++) if (i[k] == g) exit 1 }' "$TMP/plan2" && return 1
+  return 0
+}
+kill -TERM "${PID[$GONE]}"
+wait "${PID[$GONE]}" 2>/dev/null
+st=$?
+PID[$GONE]=
+if [ "$st" = 0 ] && grep -q 'left the cluster: leaderships moved' "$TMP/n$GONE.log" &&
+  wait_for "$WAIT_S" moved_off; then
+  ok "SIGTERM of broker $GONE: fenced first, its leaderships moved to ISR members, exit 0"
+  sed 's/^/# after: /' "$TMP/plan2"
+else
+  not_ok "SIGTERM of broker $GONE: fenced first, its leaderships moved to ISR members, exit 0 (exit $st)"
+  grep -E 'leav|left' "$TMP/n$GONE.log" | sed 's/^/# /'
+  sed 's/^/# /' "$TMP/plan2" 2>/dev/null
+fi
+start_node "$GONE"
+back() { [ "$(broker_state "$STAY" "$GONE")" = active ]; }
+if wait_for "$WAIT_S" back; then
+  ok "broker $GONE restarted: registered and active again"
+else
+  not_ok "broker $GONE restarted: registered and active again"
 fi
 
 # 10. Every broker stops gracefully (exit 0).

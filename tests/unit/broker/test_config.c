@@ -721,6 +721,7 @@ Test(config, dump_sorted_and_complete)
     cr_assert_eq((size_t)n, strlen(buf));
     const char *keys[] = {"advertised.listener",
                           "auto.create.topics.enable",
+                          "auto.leader.rebalance.enable",
                           "broker.heartbeat.interval.ms",
                           "broker.session.timeout.ms",
                           "connection.send.budget.bytes",
@@ -735,6 +736,7 @@ Test(config, dump_sorted_and_complete)
                           "http.allowed.origins",
                           "http.listener",
                           "kafka.listener",
+                          "leader.imbalance.check.interval.seconds",
                           "listeners",
                           "log.flush",
                           "log.index.interval.bytes",
@@ -907,7 +909,7 @@ Test(config, topic_settings_bad)
 
 /* ---- The cluster keys (DESIGN §8) ------------------------------------------- */
 
-// No voters: a single node with Kafka's defaults, exactly as before.
+// No voters: a single node. The cluster timings are shorter than Kafka's (config.c says why).
 Test(config, cluster_defaults)
 {
     rn_config c = fresh();
@@ -916,9 +918,9 @@ Test(config, cluster_defaults)
     cr_assert_str_eq(c.controller_listener, "");
     cr_assert_str_eq(c.advertised_listener, "");
     cr_assert_eq(c.broker_session_timeout_ms, 9000);
-    cr_assert_eq(c.broker_heartbeat_interval_ms, 2000);
-    cr_assert_eq(c.quorum_election_timeout_ms, 1000);
-    cr_assert_eq(c.quorum_fetch_timeout_ms, 2000);
+    cr_assert_eq(c.broker_heartbeat_interval_ms, 500);
+    cr_assert_eq(c.quorum_election_timeout_ms, 500);
+    cr_assert_eq(c.quorum_fetch_timeout_ms, 1000);
     cr_assert(rn_config_has_role(&c, "broker"));
     cr_assert(rn_config_has_role(&c, "controller"));
 }
@@ -1057,4 +1059,21 @@ Test(config, cluster_keys_set_and_checked)
     bad = fresh();
     set_ok(&bad, "controller.listener", "127.0.0.1:9710"); /* without voters */
     cr_assert_eq(rn_config_check(&bad, err, sizeof(err)), -RN_E_INVALID_CONFIG);
+}
+
+Test(config, leader_rebalance_keys)
+{
+    rn_config c = fresh();
+    cr_assert(c.auto_leader_rebalance);
+    cr_assert_eq(c.leader_imbalance_check_ms, 300000);
+    set_ok(&c, "leader.imbalance.check.interval.seconds", "5");
+    cr_assert_eq(c.leader_imbalance_check_ms, 5000);
+    set_ok(&c, "auto.leader.rebalance.enable", "false");
+    cr_assert(!c.auto_leader_rebalance);
+    set_bad(&c, "leader.imbalance.check.interval.seconds", "0");
+    set_bad(&c, "leader.imbalance.check.interval.seconds", "-1");
+    set_bad(&c, "leader.imbalance.check.interval.seconds", "5s");
+    set_bad(&c, "leader.imbalance.check.interval.seconds", "99999999999");
+    set_bad(&c, "auto.leader.rebalance.enable", "maybe");
+    cr_assert_eq(c.leader_imbalance_check_ms, 5000, "a refused value changes nothing");
 }

@@ -1,0 +1,317 @@
+/*
+ * test_elections.c — the controller's decisions the image derives
+ * (broker/meta/image.h, placement.h): replica placement, brokers registered
+ * and fenced, leaders moving to ISR members and never elsewhere, ISR changes
+ * applied only with the epochs they were proposed against, and a snapshot of
+ * all of it loading back into an equal image.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/meta/image.h"
+#include "broker/meta/placement.h"
+#include "broker/meta/snapshot.h"
+#include "metadata.pb-c.h"
+#include "protocol/errors.h"
+
+typedef Runnel__Metadata__MetadataRecord md_record;
+
+static uint8_t tid[16] = {7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+static int apply(rn_image *img, md_record *r, rn_image_effect *eff)
+{
+    int status;
+    cr_assert_eq(rn_image_apply(img, r, eff, &status), 0);
+    return status;
+}
+
+static int broker_rec(rn_image *img, int32_t id, int64_t incarnation, bool fenced)
+{
+    Runnel__Metadata__BrokerRecord br = RUNNEL__METADATA__BROKER_RECORD__INIT;
+    br.node_id = id;
+    br.host = "127.0.0.1";
+    br.port = (uint32_t)(9700 + id);
+    br.incarnation = incarnation;
+    br.fenced = fenced;
+    br.kafka_endpoint = "";
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER;
+    r.broker = &br;
+    rn_image_effect eff;
+    int st = apply(img, &r, &eff);
+    if (st == 0)
+        cr_assert_eq(eff.type, RN_IMAGE_BROKERS_CHANGED);
+    return st;
+}
+
+static int fence(rn_image *img, int32_t id, bool fenced)
+{
+    Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
+    fr.node_id = id;
+    fr.fenced = fenced;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
+    r.broker_fence = &fr;
+    return apply(img, &r, NULL);
+}
+
+/* Topic "t" with one partition on replicas[0..n), the first leading. */
+static void topic3(rn_image *img, const int32_t *replicas, int n)
+{
+    Runnel__Metadata__TopicRecord tr = RUNNEL__METADATA__TOPIC_RECORD__INIT;
+    tr.name = "t";
+    tr.topic_id = (ProtobufCBinaryData){16, tid};
+    tr.partitions = 1;
+    tr.replication_factor = n;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC;
+    r.topic = &tr;
+    cr_assert_eq(apply(img, &r, NULL), 0);
+    Runnel__Metadata__PartitionRecord pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
+    pr.topic_id = tr.topic_id;
+    pr.partition = 0;
+    pr.n_replicas = pr.n_isr = (size_t)n;
+    pr.replicas = pr.isr = (int32_t *)replicas;
+    pr.leader = replicas[0];
+    md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
+    rp.partition = &pr;
+    cr_assert_eq(apply(img, &rp, NULL), 0);
+}
+
+static int alter(rn_image *img, int32_t le, int32_t pe, const int32_t *isr, size_t n,
+                 rn_image_effect *eff)
+{
+    Runnel__Metadata__PartitionChangeRecord cr = RUNNEL__METADATA__PARTITION_CHANGE_RECORD__INIT;
+    cr.topic_id = (ProtobufCBinaryData){16, tid};
+    cr.partition = 0;
+    cr.leader_epoch = le;
+    cr.partition_epoch = pe;
+    cr.n_isr = n;
+    cr.isr = (int32_t *)isr;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE;
+    r.partition_change = &cr;
+    return apply(img, &r, eff);
+}
+
+static const rn_partition_info *part(rn_image *img)
+{
+    const rn_topic_info *t = rn_image_find(img, "t");
+    cr_assert_not_null(t);
+    return &t->partitions[0];
+}
+
+static void isr_is(rn_image *img, const int32_t *want, int n)
+{
+    const rn_partition_info *p = part(img);
+    cr_assert_eq(p->n_isr, n, "ISR has %d members, want %d", p->n_isr, n);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(p->isr[i], want[i]);
+}
+
+static rn_image *cluster3(void)
+{
+    rn_image *img;
+    cr_assert_eq(rn_image_new(&img), 0);
+    for (int32_t id = 1; id <= 3; id++)
+        cr_assert_eq(broker_rec(img, id, 100 + id, false), 0);
+    int32_t reps[3] = {1, 2, 3};
+    topic3(img, reps, 3);
+    return img;
+}
+
+Test(placement, spreads_leaders_and_replicas)
+{
+    int32_t live[3] = {1, 2, 3}, r[3];
+    int leads[4] = {0};
+    for (int32_t p = 0; p < 30; p++) {
+        cr_assert_eq(rn_placement_assign(live, 3, 3, tid, p, r), 0);
+        cr_assert(r[0] != r[1] && r[1] != r[2] && r[0] != r[2], "replicas must be distinct");
+        leads[r[0]]++;
+    }
+    cr_assert(leads[1] == 10 && leads[2] == 10 && leads[3] == 10, "leaders %d/%d/%d", leads[1],
+              leads[2], leads[3]);
+    cr_assert_eq(rn_placement_assign(live, 3, 4, tid, 0, r), -EINVAL);
+    cr_assert_eq(rn_placement_assign(live, 3, 0, tid, 0, r), -EINVAL);
+    cr_assert_eq(rn_placement_assign(live, 3, 1, tid, -1, r), -EINVAL);
+}
+
+Test(elections, brokers_register_sorted)
+{
+    rn_image *img;
+    cr_assert_eq(rn_image_new(&img), 0);
+    cr_assert_eq(broker_rec(img, 3, 1, false), 0);
+    cr_assert_eq(broker_rec(img, 1, 1, false), 0);
+    cr_assert_eq(broker_rec(img, 2, 1, true), 0);
+    cr_assert_eq(rn_image_broker_count(img), 3);
+    for (unsigned i = 0; i < 3; i++)
+        cr_assert_eq(rn_image_broker_at(img, i)->id, (int32_t)i + 1);
+    cr_assert_str_eq(rn_image_broker(img, 3)->endpoint, "127.0.0.1:9703");
+    cr_assert(rn_image_broker(img, 2)->fenced);
+    cr_assert_null(rn_image_broker(img, 4));
+    cr_assert_eq(fence(img, 4, true), -RN_E_INVALID_REQUEST, "an unknown broker is skipped");
+    rn_image_free(img);
+}
+
+Test(elections, fenced_leader_moves_to_next_isr_member)
+{
+    rn_image *img = cluster3();
+    const rn_partition_info *p = part(img);
+    cr_assert_eq(p->leader, 1);
+    int32_t le = p->leader_epoch, pe = p->partition_epoch;
+    cr_assert_eq(fence(img, 1, true), 0);
+    p = part(img);
+    cr_assert_eq(p->leader, 2);
+    cr_assert_eq(p->leader_epoch, le + 1);
+    cr_assert_eq(p->partition_epoch, pe + 1);
+    int32_t want[2] = {2, 3};
+    isr_is(img, want, 2);
+    /* A follower fenced leaves the ISR, the leader stays. */
+    cr_assert_eq(fence(img, 3, true), 0);
+    p = part(img);
+    cr_assert_eq(p->leader, 2);
+    cr_assert_eq(p->leader_epoch, le + 1);
+    int32_t want2[1] = {2};
+    isr_is(img, want2, 1);
+    /* The last ISR member stays in it and the partition has no leader:
+     * broker 1 or 3 may have missed records, so neither is elected. */
+    cr_assert_eq(fence(img, 2, true), 0);
+    p = part(img);
+    cr_assert_eq(p->leader, -1);
+    isr_is(img, want2, 1);
+    cr_assert_eq(fence(img, 1, false), 0);
+    cr_assert_eq(part(img)->leader, -1, "1 is not in the ISR: no unclean election");
+    cr_assert_eq(fence(img, 2, false), 0);
+    cr_assert_eq(part(img)->leader, 2, "the last ISR member is back and leads");
+    cr_assert_eq(part(img)->leader_epoch, le + 3);
+    rn_image_free(img);
+}
+
+Test(elections, restarted_leader_loses_leadership)
+{
+    rn_image *img = cluster3();
+    int32_t le = part(img)->leader_epoch;
+    /* Same incarnation again (a re-registration): nothing moves. */
+    cr_assert_eq(broker_rec(img, 1, 101, false), 0);
+    cr_assert_eq(part(img)->leader, 1);
+    /* A new incarnation may have lost unsynced writes. */
+    cr_assert_eq(broker_rec(img, 1, 999, false), 0);
+    cr_assert_eq(part(img)->leader, 2);
+    cr_assert_eq(part(img)->leader_epoch, le + 1);
+    int32_t want[2] = {2, 3};
+    isr_is(img, want, 2);
+    rn_image_free(img);
+}
+
+Test(elections, isr_change_needs_current_epochs)
+{
+    rn_image *img = cluster3();
+    const rn_partition_info *p = part(img);
+    int32_t le = p->leader_epoch, pe = p->partition_epoch;
+    int32_t shrink[2] = {1, 3};
+    rn_image_effect eff;
+    cr_assert_eq(alter(img, le, pe, shrink, 2, &eff), 0);
+    cr_assert_eq(eff.type, RN_IMAGE_PARTITION_CHANGED);
+    cr_assert_eq(eff.partition, 0);
+    isr_is(img, shrink, 2);
+    cr_assert_eq(part(img)->partition_epoch, pe + 1);
+    cr_assert_eq(part(img)->leader_epoch, le, "an ISR change keeps the leader epoch");
+    /* The same proposal again is stale. */
+    int32_t all[3] = {1, 2, 3};
+    cr_assert_eq(alter(img, le, pe, all, 3, NULL), -RN_E_FENCED_LEADER_EPOCH);
+    cr_assert_eq(alter(img, le, pe + 1, all, 3, NULL), 0);
+    isr_is(img, all, 3);
+    /* Malformed: without the leader, duplicates, a non-replica, empty. */
+    int32_t noleader[2] = {2, 3}, dup[2] = {1, 1}, stranger[2] = {1, 9};
+    pe = part(img)->partition_epoch;
+    cr_assert_eq(alter(img, le, pe, noleader, 2, NULL), -RN_E_INVALID_REQUEST);
+    cr_assert_eq(alter(img, le, pe, dup, 2, NULL), -RN_E_INVALID_REQUEST);
+    cr_assert_eq(alter(img, le, pe, stranger, 2, NULL), -RN_E_INVALID_REQUEST);
+    cr_assert_eq(alter(img, le, pe, all, 0, NULL), -RN_E_INVALID_REQUEST);
+    isr_is(img, all, 3);
+    /* A deposed leader's late proposal changes nothing. */
+    cr_assert_eq(fence(img, 1, true), 0);
+    cr_assert_eq(alter(img, le, pe, shrink, 2, NULL), -RN_E_FENCED_LEADER_EPOCH);
+    rn_image_free(img);
+}
+
+static int rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+Test(elections, snapshot_keeps_brokers_and_epochs)
+{
+    rn_image *img = cluster3();
+    cr_assert_eq(fence(img, 1, true), 0);
+    cr_assert_eq(fence(img, 3, true), 0);
+    char dir[] = "/tmp/rn_elect_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(rn_snapshot_write(img, 42, dir), 0);
+    rn_image *back;
+    cr_assert_eq(rn_image_new(&back), 0);
+    int64_t off = -1;
+    char why[256] = "";
+    cr_assert_eq(rn_snapshot_load(back, dir, &off, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(off, 42);
+    cr_assert(rn_image_equal(img, back), "the loaded image differs (an election replayed?)");
+    nftw(dir, rm, 8, FTW_DEPTH | FTW_PHYS);
+    rn_image_free(back);
+    rn_image_free(img);
+}
+
+static int elect(rn_image *img, int32_t le, int32_t pe, const int32_t *isr, size_t n,
+                 int32_t leader)
+{
+    Runnel__Metadata__PartitionChangeRecord cr = RUNNEL__METADATA__PARTITION_CHANGE_RECORD__INIT;
+    cr.topic_id = (ProtobufCBinaryData){16, tid};
+    cr.partition = 0;
+    cr.leader_epoch = le;
+    cr.partition_epoch = pe;
+    cr.n_isr = n;
+    cr.isr = (int32_t *)isr;
+    cr.elect = true;
+    cr.leader = leader;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE;
+    r.partition_change = &cr;
+    return apply(img, &r, NULL);
+}
+
+Test(elections, preferred_leader_returns_once_in_sync)
+{
+    rn_image *img = cluster3();
+    cr_assert_eq(rn_placement_preferred(img, part(img)), -1, "already led by its preferred");
+    cr_assert_eq(fence(img, 1, true), 0); /* 2 leads, ISR {2,3} */
+    cr_assert_eq(rn_placement_preferred(img, part(img)), -1, "1 is fenced");
+    cr_assert_eq(fence(img, 1, false), 0);
+    cr_assert_eq(part(img)->leader, 2, "coming back does not take leadership");
+    cr_assert_eq(rn_placement_preferred(img, part(img)), -1, "1 is not in the ISR yet");
+    const rn_partition_info *p = part(img);
+    int32_t le = p->leader_epoch, pe = p->partition_epoch;
+    /* Electing 1 while it is outside the ISR is refused. */
+    int32_t isr23[2] = {2, 3};
+    cr_assert_eq(elect(img, le, pe, isr23, 2, 1), -RN_E_INVALID_REQUEST);
+    int32_t all[3] = {2, 3, 1};
+    cr_assert_eq(alter(img, le, pe, all, 3, NULL), 0); /* 2 says 1 caught up */
+    cr_assert_eq(rn_placement_preferred(img, part(img)), 1);
+    p = part(img);
+    cr_assert_eq(elect(img, p->leader_epoch, p->partition_epoch, p->isr, (size_t)p->n_isr, 1), 0);
+    p = part(img);
+    cr_assert_eq(p->leader, 1);
+    cr_assert_eq(p->leader_epoch, le + 1);
+    cr_assert_eq(rn_placement_preferred(img, p), -1);
+    /* A fenced broker is never elected, even by a record that names it. */
+    cr_assert_eq(fence(img, 3, true), 0);
+    p = part(img);
+    cr_assert_eq(elect(img, p->leader_epoch, p->partition_epoch, p->isr, (size_t)p->n_isr, 3),
+                 -RN_E_INVALID_REQUEST);
+    rn_image_free(img);
+}
