@@ -412,6 +412,9 @@ int main(int argc, char **argv)
     }
 
     rc = rn_producer_ids_open(&b->producer_ids, b->cfg.data_dir);
+    /* In a cluster, ids of this broker's own (part/producer_state.h). */
+    if (rc == 0 && b->cfg.quorum_voters[0])
+        rn_producer_ids_set_node(&b->producer_ids, b->cfg.node_id);
     if (rc < 0) {
         rn_logfmt(RN_ERROR, "producer id allocator failed to load", "dir=%s err=%s",
                   b->cfg.data_dir, rn_errname(rc));
