@@ -136,11 +136,48 @@ static void isr_done(void *arg, int err, const char *errmsg)
     isr_back_to_owner(m);
 }
 
+/* Whether the proposal adds a broker that may not join an ISR: one fenced
+ * or unknown to metadata (Kafka's KIP-841 rule: a fenced or shutting-down
+ * broker's fetches do not bring it back; it joins once it is live). */
+static bool adds_ineligible(rn_broker *b, const isr_msg *m, int32_t *who)
+{
+    const rn_topic_info *t = NULL;
+    for (unsigned i = 0, n = rn_metadata_topic_count(b->md); i < n && !t; i++) {
+        const rn_topic_info *x = rn_metadata_topic_at(b->md, i);
+        if (memcmp(x->id, m->topic_id, 16) == 0)
+            t = x;
+    }
+    if (!t || !t->partitions || m->partition >= t->n_partitions)
+        return false; /* the controller says UNKNOWN_TOPIC */
+    const rn_partition_info *pi = &t->partitions[m->partition];
+    for (unsigned i = 0; i < m->n_isr; i++) {
+        bool member = false;
+        for (int32_t k = 0; k < pi->n_isr; k++)
+            member |= pi->isr[k] == m->isr[i];
+        const rn_broker_info *bi = rn_metadata_broker(b->md, m->isr[i]);
+        if (!member && (!bi || bi->fenced)) {
+            *who = m->isr[i];
+            return true;
+        }
+    }
+    return false;
+}
+
 /* On reactor 0: ask the controller. */
 static void isr_propose_run(void *arg)
 {
     isr_msg *m = arg;
     char err[256] = "";
+    int32_t who;
+    if (adds_ineligible(m->b, m, &who)) {
+        rn_logfmt(RN_DEBUG, "isr expansion not proposed: broker fenced",
+                  "partition=%s-%d broker=%d", m->topic, m->partition, who);
+        isr_back_to_owner(m);
+        return;
+    }
+    rn_logfmt(RN_INFO, "isr change proposed",
+              "partition=%s-%d leader_epoch=%d partition_epoch=%d isr_size=%u", m->topic,
+              m->partition, m->leader_epoch, m->partition_epoch, m->n_isr);
     int rc =
         rn_metadata_alter_isr(m->b->md, m->topic_id, m->partition, m->leader_epoch,
                               m->partition_epoch, m->isr, m->n_isr, isr_done, m, err, sizeof(err));
@@ -169,8 +206,6 @@ static void isr_propose(void *arg, const int32_t *isr, unsigned n)
     m->partition_epoch = p->partition_epoch;
     memcpy(m->isr, isr, n * sizeof(*isr));
     m->n_isr = n;
-    rn_logfmt(RN_INFO, "isr change proposed", "partition=%s-%d leader_epoch=%d isr_size=%u",
-              p->topic, p->id, p->leader_epoch, n);
     if (rn_reactor_call(&b->reactors[0], isr_propose_run, m) < 0) {
         isr_msg_free(m);
         if (p->rs)
