@@ -119,14 +119,14 @@ for i in range(int(sys.argv[1]), int(sys.argv[2]) + 1):
 }
 
 # exactly NODE N: consuming $T from NODE gives exactly 1..N, in order (with
-# $EXTRA, a record produced between, after record $EXTRA_AFTER)
+# $EXTRA set, the acks=1 record $EXTRA after record $EXTRA_AFTER may be
+# there or not: it reached the followers only if one had a fetch parked)
 exactly() {
   timeout 60 "$RUNNEL" -b "127.0.0.1:${PORT[$1]}" consume "$T" -e -f '%s\n' >"$TMP/got" 2>/dev/null
-  if [ -n "${EXTRA:-}" ]; then
-    { seq 1 "$EXTRA_AFTER"; echo "$EXTRA"; seq $((EXTRA_AFTER + 1)) "$2"; } >"$TMP/want"
-  else
-    seq 1 "$2" >"$TMP/want"
-  fi
+  seq 1 "$2" >"$TMP/want"
+  cmp -s "$TMP/want" "$TMP/got" && return 0
+  [ -n "${EXTRA:-}" ] || return 1
+  { seq 1 "$EXTRA_AFTER"; echo "$EXTRA"; seq $((EXTRA_AFTER + 1)) "$2"; } >"$TMP/want"
   cmp -s "$TMP/want" "$TMP/got"
 }
 
@@ -240,7 +240,8 @@ fi
 # leader, back as a follower, truncates them away. A stopped follower may
 # have a fetch parked at the leader, which an append answers (and which it
 # reads once it runs again): one record (80000) first takes those, so the 50
-# after it reach no follower. Two of three voters stopped: no one is fenced.
+# after it reach no follower (80000 itself may or may not survive: acks=1).
+# Two of three voters stopped: no one is fenced.
 OLD=$LEADER
 FOLLOWERS=()
 for i in 1 2 3; do [ "$i" != "$OLD" ] && FOLLOWERS+=("$i"); done
@@ -269,7 +270,7 @@ else
   not_ok "new leader after the divergent leader died ($(describe "${FOLLOWERS[0]}"))"
 fi
 start_node "$OLD"
-MIN=20101
+MIN=20100
 if wait_for "$WAIT_S" same_copies 1 2 3 && ! grep -aq '900[0-9][0-9]' "$TMP/c$OLD"; then
   ok "the returning leader $OLD truncated its divergent tail: three identical copies"
 else
