@@ -78,8 +78,9 @@ typedef struct rn_config {
     bool auto_leader_rebalance;           /* auto.leader.rebalance.enable, default true */
     int64_t leader_imbalance_check_ms;    /* leader.imbalance.check.interval.seconds (300) */
     /* Data replication (DESIGN §8), Kafka's names and defaults. */
-    int32_t min_insync_replicas;               /* min.insync.replicas: acks=all needs this many in
-                                                  the ISR, else NOT_ENOUGH_REPLICAS; default 1 */
+    /* min.insync.replicas (acks=all needs this many in the ISR, else
+     * NOT_ENOUGH_REPLICAS; default 1) is log.min_insync_replicas: a topic
+     * may override it like the log.* keys. */
     int32_t default_replication_factor;        /* default.replication.factor: topics created without
                                                   one (replication_factor -1); default 1 */
     int64_t replica_lag_time_max_ms;           /* replica.lag.time.max.ms: an ISR member not caught

@@ -167,6 +167,7 @@ void rn_log_config_default(rn_log_config *c)
     c->flush = RN_FLUSH_ALWAYS;
     c->flush_interval_ms = 1000;
     c->preallocate_bytes = 0;
+    c->min_insync_replicas = 1;
 }
 
 int rn_log_config_parse_flush(const char *s, rn_log_config *c)

@@ -46,6 +46,9 @@ typedef struct rn_log_config {
     enum rn_flush_policy flush;    /* log.flush, default always */
     uint32_t flush_interval_ms;    /* for RN_FLUSH_INTERVAL */
     uint64_t preallocate_bytes;    /* fallocate ahead of the write position; 0 off */
+    int32_t min_insync_replicas;   /* min.insync.replicas, default 1: not storage's own; kept
+                                      here because topic-level overrides travel in this
+                                      struct (the broker's replication reads it) */
     bool lazy_epochs;              /* open only: after a clean shutdown, read the leader-epoch
                                       checkpoint at its first use, not at open (default
                                       false; the broker sets it: 100k idle partitions

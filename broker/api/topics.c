@@ -271,7 +271,7 @@ void rn_handle_delete_topics(rn_request *req)
 
 /* ---- DescribeTopic ------------------------------------------------------------ */
 
-#define N_EFFECTIVE 8
+#define N_EFFECTIVE 9
 
 /* Every topic-level setting with its effective value. */
 static void effective_configs(const rn_log_config *lc, char keys[N_EFFECTIVE][32],
@@ -289,6 +289,7 @@ static void effective_configs(const rn_log_config *lc, char keys[N_EFFECTIVE][32
     KV("flush", "%s", flush);
     KV("index.interval.bytes", "%" PRIu32, lc->index_interval_bytes);
     KV("max.message.bytes", "%" PRIu32, lc->max_batch_bytes);
+    KV("min.insync.replicas", "%" PRId32, lc->min_insync_replicas);
     KV("preallocate.bytes", "%" PRIu64, lc->preallocate_bytes);
     KV("retention.bytes", "%" PRId64, lc->retention_bytes);
     KV("retention.ms", "%" PRId64, lc->retention_ms);

@@ -945,8 +945,18 @@ static void apply_config(rn_reactor *r, rn_topic_state *ts, const rn_log_config 
 {
     for (int32_t i = 0; i < ts->n_partitions; i++) {
         rn_partition *p = ts->parts[i];
-        if (p && p->log && (p->reactor == r || !r->b->shared) && rn_log_set_config(p->log, lc) < 0)
+        if (!p || !p->log || (p->reactor != r && r->b->shared))
+            continue;
+        if (rn_log_set_config(p->log, lc) < 0)
             rn_logfmt(RN_WARN, "config not applied", "topic=%s partition=%d", ts->name, i);
+        /* A leader's min.insync.replicas (topic-level): the high watermark
+         * may move, parked acks=all produces re-check. */
+        if (p->rs) {
+            rn_replica_config rc = {.lag_time_max_ms = r->b->cfg.replica_lag_time_max_ms,
+                                    .min_insync = lc->min_insync_replicas};
+            rn_replica_state_set_config(p->rs, &rc);
+            rn_partition_wake(p);
+        }
     }
 }
 

@@ -252,7 +252,7 @@ static void role_apply(rn_broker *b, rn_partition *p, const role_msg *m)
         if (p->role != RN_ROLE_LEADER || p->leader_epoch != m->leader_epoch ||
             !same_set(p->replicas, p->n_replicas, m->replicas, m->n_replicas)) {
             rn_replica_config cfg = {.lag_time_max_ms = b->cfg.replica_lag_time_max_ms,
-                                     .min_insync = b->cfg.min_insync_replicas};
+                                     .min_insync = m->lc.min_insync_replicas};
             rc = rn_partition_become_leader(p, self, m->leader_epoch, m->replicas, m->n_replicas,
                                             m->isr, m->n_isr, &cfg, isr_propose, p);
             if (rc == 0) {

@@ -20,7 +20,6 @@ set -u
 RUNNEL=${1:?usage: test_replication.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_replication.sh RUNNEL RUNNELD}
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" repl
-TIMING+=(--override min.insync.replicas=2)
 T=r
 BROKERS=
 
@@ -161,8 +160,9 @@ else
   not_ok "an RF=1 topic created and produced to"
 fi
 
-# 1. RF=3, min.insync.replicas=2: acks=all lands on all three, identically.
-rn 1 topic create "$T" -p 1 -r 3 >/dev/null 2>&1
+# 1. RF=3, min.insync.replicas=2 (the topic's own): acks=all lands on all
+# three, identically.
+rn 1 topic create "$T" -p 1 -r 3 -c min.insync.replicas=2 >/dev/null 2>&1
 if wait_for "$WAIT_S" isr_is 1,2,3 && wait_for "$WAIT_S" leader_is_live; then
   ok "topic $T: three replicas, all in sync, leader $LEADER"
 else
@@ -193,6 +193,20 @@ if produce_seq 301 400; then
 else
   not_ok "acks=all produce goes on with follower $F killed"
 fi
+# The topic's min.insync.replicas raised to 3 with two in sync: acks=all is
+# refused (NOT_ENOUGH_REPLICAS, retried until the delivery timeout), acks=1
+# is not; lowered back, acks=all goes on.
+configured() { rn "$LEADER" topic describe "$T" 2>/dev/null | grep -q "min.insync.replicas=$1"; }
+rn "$LEADER" topic alter "$T" -c min.insync.replicas=3 >/dev/null 2>&1
+if wait_for "$WAIT_S" configured 3 &&
+  ! echo 401 | timeout 60 "$RUNNEL" -b "$BROKERS" -X delivery.timeout.ms=2000 produce "$T" -p 0 \
+    2>"$TMP/nem.log" && grep -q "not enough in-sync replicas" "$TMP/nem.log"; then
+  ok "min.insync.replicas=3 on the topic, ISR of 2: acks=all refused"
+else
+  not_ok "min.insync.replicas=3 on the topic, ISR of 2: acks=all refused ($(cat "$TMP/nem.log"))"
+fi
+rn "$LEADER" topic alter "$T" -c min.insync.replicas=2 >/dev/null 2>&1
+wait_for "$WAIT_S" configured 2
 start_node "$F"
 MIN=400
 if wait_for "$WAIT_S" same_copies "$LEADER" "$F" && wait_for "$WAIT_S" isr_is 1,2,3; then

@@ -862,7 +862,8 @@ Test(config, topic_settings)
     } ok[] = {{"retention.ms", "-1"},          {"retention.bytes", "1000000"},
               {"segment.bytes", "65536"},      {"segment.ms", "60000"},
               {"max.message.bytes", "4096"},   {"flush", "never"},
-              {"index.interval.bytes", "512"}, {"preallocate.bytes", "1048576"}};
+              {"index.interval.bytes", "512"}, {"preallocate.bytes", "1048576"},
+              {"min.insync.replicas", "2"}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         cr_assert(rn_topic_config_known(ok[i].k), "%s", ok[i].k);
         cr_assert_eq(rn_topic_config_set(&lc, ok[i].k, ok[i].v, err, sizeof(err)), 0, "%s: %s",
@@ -876,6 +877,7 @@ Test(config, topic_settings)
     cr_assert_eq(lc.flush, RN_FLUSH_NEVER);
     cr_assert_eq(lc.index_interval_bytes, 512);
     cr_assert_eq(lc.preallocate_bytes, 1048576);
+    cr_assert_eq(lc.min_insync_replicas, 2);
     cr_assert_eq(rn_topic_config_check(&lc, err, sizeof(err)), 0, "%s", err);
 }
 
@@ -930,7 +932,7 @@ Test(config, cluster_defaults)
 Test(config, replication_keys)
 {
     rn_config c = fresh();
-    cr_assert_eq(c.min_insync_replicas, 1);
+    cr_assert_eq(c.log.min_insync_replicas, 1);
     cr_assert_eq(c.default_replication_factor, 1);
     cr_assert_eq(c.replica_lag_time_max_ms, 30000);
     cr_assert_eq(c.replica_fetch_max_bytes, 1u << 20);
@@ -942,7 +944,7 @@ Test(config, replication_keys)
     set_ok(&c, "replica.fetch.max.bytes", "65536");
     set_ok(&c, "replica.fetch.response.max.bytes", "1048576");
     set_ok(&c, "replica.fetch.wait.max.ms", "100");
-    cr_assert_eq(c.min_insync_replicas, 2);
+    cr_assert_eq(c.log.min_insync_replicas, 2);
     cr_assert_eq(c.default_replication_factor, 3);
     cr_assert_eq(c.replica_lag_time_max_ms, 10000);
     cr_assert_eq(c.replica_fetch_max_bytes, 65536);
@@ -959,7 +961,7 @@ Test(config, replication_keys)
     set_bad(&c, "replica.fetch.response.max.bytes", "1023");
     set_bad(&c, "replica.fetch.wait.max.ms", "-1");
     set_bad(&c, "replica.fetch.wait.max.ms", "2147483648");
-    cr_assert_eq(c.min_insync_replicas, 2, "a refused value leaves the field as it was");
+    cr_assert_eq(c.log.min_insync_replicas, 2, "a refused value leaves the field as it was");
     cr_assert_eq(c.replica_fetch_wait_max_ms, 100);
 }
 
