@@ -19,6 +19,7 @@
 #include "broker/metrics.h"
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
+#include "broker/partition_health.h"
 
 const uint64_t rn_metrics_bucket_us[RN_METRICS_N_BUCKETS] = {
     50,    100,   250,    500,    1000,   2500,    5000,    10000,
@@ -38,6 +39,24 @@ void rn_metrics_observe(rn_metrics *m, int api, int err, uint64_t dur_ns)
     while (i + 1 < RN_METRICS_N_BUCKETS && us > rn_metrics_bucket_us[i])
         i++;
     a->buckets[i]++;
+}
+
+void rn_metrics_isr_shrink(rn_metrics *m)
+{
+    m->isr_shrinks++;
+}
+
+void rn_metrics_isr_expand(rn_metrics *m)
+{
+    m->isr_expands++;
+}
+
+void rn_metrics_replica_lag(rn_partition_metrics *m, int64_t lag)
+{
+    /* Two plain stores read by the renderer on reactor 0 without a lock: a
+     * render between them shows the old lag once, never a torn value. */
+    m->replica_lag = lag < 0 ? 0 : (uint64_t)lag;
+    m->replica_following = lag >= 0;
 }
 
 typedef struct sbuf {
@@ -162,9 +181,58 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
                 "# TYPE runnel_brokers_fenced gauge\nrunnel_brokers_fenced %d\n",
                 st->leader == st->node_id && st->leader >= 0, st->epoch, st->hw, st->applied,
                 st->n_brokers, fenced);
+            /* Every role with 0 or 1, so a change of role is a change of
+             * value, not a series that vanishes (observer: a broker-only
+             * node that replicates the log without voting). */
+            static const char *const roles[] = {"leader",      "follower",   "candidate",
+                                                "prospective", "unattached", "resigned",
+                                                "observer"};
+            put(&s, "# HELP runnel_quorum_role This broker's role in the metadata quorum (1 on "
+                    "the current one).\n"
+                    "# TYPE runnel_quorum_role gauge\n");
+            for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+                put(&s, "runnel_quorum_role{role=\"%s\"} %d\n", roles[i],
+                    st->role && !strcmp(st->role, roles[i]));
+            put(&s,
+                "# HELP runnel_quorum_voter 1 when this broker is a voter of the metadata quorum, "
+                "0 "
+                "for an observer.\n"
+                "# TYPE runnel_quorum_voter gauge\nrunnel_quorum_voter %d\n",
+                !(st->role && !strcmp(st->role, "observer")));
             free(st);
         }
     }
+    /* Partition health from the metadata image (partition_health.h): this
+     * runs on reactor 0, the image's owner. */
+    rn_health *hl = malloc(sizeof(*hl));
+    if (hl) {
+        rn_health_scan_metadata(hl, b->md, b->cfg.node_id, 0);
+        put(&s,
+            "# HELP runnel_under_replicated_partitions Partitions this broker leads whose ISR is "
+            "smaller than their replicas.\n"
+            "# TYPE runnel_under_replicated_partitions gauge\n"
+            "runnel_under_replicated_partitions %" PRId64 "\n"
+            "# HELP runnel_cluster_under_replicated_partitions Partitions of the whole cluster "
+            "whose ISR is smaller than their replicas (this broker's metadata image).\n"
+            "# TYPE runnel_cluster_under_replicated_partitions gauge\n"
+            "runnel_cluster_under_replicated_partitions %" PRId64 "\n"
+            "# HELP runnel_cluster_offline_partitions Partitions with no leader or a fenced one "
+            "(this broker's metadata image).\n"
+            "# TYPE runnel_cluster_offline_partitions gauge\n"
+            "runnel_cluster_offline_partitions %" PRId64 "\n"
+            "# HELP runnel_cluster_partitions Partitions in the metadata image.\n"
+            "# TYPE runnel_cluster_partitions gauge\nrunnel_cluster_partitions %" PRId64 "\n",
+            hl->n_under_replicated_led, hl->n_under_replicated, hl->n_offline, hl->n_partitions);
+    } else {
+        s.oom = true;
+    }
+    free(hl);
+    put(&s,
+        "# HELP runnel_isr_shrinks_total ISR shrinks of partitions this broker leads.\n"
+        "# TYPE runnel_isr_shrinks_total counter\nrunnel_isr_shrinks_total %" PRIu64 "\n"
+        "# HELP runnel_isr_expands_total ISR expansions of partitions this broker leads.\n"
+        "# TYPE runnel_isr_expands_total counter\nrunnel_isr_expands_total %" PRIu64 "\n",
+        m->isr_shrinks, m->isr_expands);
     struct statvfs sv;
     if (statvfs(b->cfg.data_dir, &sv) == 0) {
         put(&s,
@@ -261,6 +329,19 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
                 put(&s, "%s{topic=\"%s\",partition=\"%d\"} %" PRIu64 "\n", fams[f][0], ts->name, p,
                     v);
             }
+        }
+    }
+    put(&s, "# HELP runnel_partition_replica_lag Offsets this follower is behind the "
+            "partition's leader.\n"
+            "# TYPE runnel_partition_replica_lag gauge\n");
+    rn_partition_table *pt = &b->reactors[0].pt;
+    for (unsigned t = 0; t < pt->n_topics; t++) {
+        rn_topic_state *ts = pt->topics[t];
+        for (int32_t p = 0; p < ts->n_partitions; p++) {
+            rn_partition *pa = ts->parts[p];
+            if (pa && __atomic_load_n(&pa->m.replica_following, __ATOMIC_RELAXED))
+                put(&s, "runnel_partition_replica_lag{topic=\"%s\",partition=\"%d\"} %" PRIu64 "\n",
+                    ts->name, p, __atomic_load_n(&pa->m.replica_lag, __ATOMIC_RELAXED));
         }
     }
     if (s.oom) {

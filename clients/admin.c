@@ -342,7 +342,8 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
     /* Layout: desc | partitions | replica and isr ids | key ptrs | value ptrs | strings. */
     size_t ids = 0, strs = strlen(dr->name) + 1;
     for (size_t i = 0; i < np; i++)
-        ids += dr->partitions[i]->n_replicas + dr->partitions[i]->n_isr;
+        ids += dr->partitions[i]->n_replicas + dr->partitions[i]->n_isr +
+               dr->partitions[i]->n_target_replicas;
     for (size_t i = 0; i < nc; i++)
         strs += strlen(dr->configs[i]->key) + strlen(dr->configs[i]->value) + 2;
     size_t off_parts = align8(sizeof(rn_topic_desc));
@@ -402,6 +403,11 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
         if (pd->n_isr)
             memcpy(idp, pd->isr, pd->n_isr * sizeof(int32_t));
         idp += pd->n_isr;
+        p->n_target = pd->n_target_replicas;
+        p->target = idp;
+        if (pd->n_target_replicas)
+            memcpy(idp, pd->target_replicas, pd->n_target_replicas * sizeof(int32_t));
+        idp += pd->n_target_replicas;
         p->log_start_offset = pd->log_start_offset;
         p->high_watermark = pd->high_watermark;
         p->log_end_offset = pd->log_end_offset;
@@ -420,6 +426,51 @@ void rn_admin_describe_free(rn_topic_desc *d)
 }
 
 /* ---- Partitions ------------------------------------------------------------------------- */
+
+int rn_admin_move_partition(rn_admin *a, const char *topic, int32_t partition,
+                            const int32_t *brokers, size_t n)
+{
+    rn__client *cl = &a->cl;
+    if (!topic)
+        return rn__fail(cl, -RN_E_INVALID_TOPIC, "move partition: no topic");
+    if (n == 0 || !brokers)
+        return rn__fail(cl, -RN_E_INVALID_REQUEST, "move %s-%d: no broker to move it to", topic,
+                        partition);
+    Runnel__PartitionReassignment m = RUNNEL__PARTITION_REASSIGNMENT__INIT;
+    m.topic = (char *)topic;
+    m.partition = partition;
+    m.n_replicas = n;
+    m.replicas = (int32_t *)brokers;
+    Runnel__PartitionReassignment *mp = &m;
+    Runnel__ReassignPartitionsRequest req = RUNNEL__REASSIGN_PARTITIONS_REQUEST__INIT;
+    req.n_reassignments = 1;
+    req.reassignments = &mp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_REASSIGN_PARTITIONS;
+    h.reassign_partitions = &req;
+    rn__reply r;
+    int rc = call(cl, &h, RUNNEL__API__REASSIGN_PARTITIONS, &r, "move %s-%d", topic, partition);
+    if (rc < 0)
+        return rc;
+    Runnel__ReassignPartitionsResponse *rr = r.hdr->reassign_partitions;
+    rc = 1; /* not named yet */
+    for (size_t i = 0; i < rr->n_results; i++) {
+        const Runnel__PartitionReassignmentResult *res = rr->results[i];
+        if (strcmp(res->topic, topic) != 0 || res->partition != partition)
+            continue;
+        char w[300];
+        snprintf(w, sizeof(w), "move %s-%d", topic, partition);
+        rc = res->error_code == 0
+                 ? 0
+                 : broker_fail(cl, -(int)res->error_code, w, topic, res->error_message);
+        break;
+    }
+    if (rc == 1)
+        rc = rn__fail(cl, -RN_E_INVALID_REQUEST, "move %s-%d: the broker's answer does not name it",
+                      topic, partition);
+    rn__reply_fini(&r);
+    return rc;
+}
 
 int rn_admin_create_partitions(rn_admin *a, const char *topic, int32_t partitions)
 {
@@ -609,16 +660,26 @@ int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out)
     if (rc < 0)
         return rc;
     const Runnel__ClusterStatusResponse *cr = r.hdr->cluster_status;
-    /* One block: the status, the voters, the brokers, then their strings. */
-    size_t strs = strsize(cr->role);
+    /* One block: the status, the voters, the brokers, the listed
+     * partitions, their replica and ISR ids, then the strings. */
+    size_t strs = strsize(cr->role), n_parts = cr->n_under_replicated + cr->n_offline, n_ids = 0;
     for (size_t i = 0; i < cr->n_voters; i++)
         strs += strsize(cr->voters[i]->endpoint);
     for (size_t i = 0; i < cr->n_brokers; i++)
         strs += strsize(cr->brokers[i]->endpoint);
+    for (size_t i = 0; i < n_parts; i++) {
+        const Runnel__ClusterPartition *cp = i < cr->n_under_replicated
+                                                 ? cr->under_replicated[i]
+                                                 : cr->offline[i - cr->n_under_replicated];
+        strs += strsize(cp->topic);
+        n_ids += cp->n_replicas + cp->n_isr;
+    }
     size_t head = align8(sizeof(rn_cluster_status));
     size_t vsz = align8(cr->n_voters * sizeof(rn_cluster_voter));
     size_t bsz = align8(cr->n_brokers * sizeof(rn_cluster_broker));
-    char *blk = calloc(1, head + vsz + bsz + strs);
+    size_t psz = align8(n_parts * sizeof(rn_cluster_partition));
+    size_t isz = align8(n_ids * sizeof(int32_t));
+    char *blk = calloc(1, head + vsz + bsz + psz + isz + strs);
     if (!blk) {
         rn__reply_fini(&r);
         return rn__fail(cl, -ENOMEM, "out of memory");
@@ -626,7 +687,9 @@ int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out)
     rn_cluster_status *st = (rn_cluster_status *)blk;
     rn_cluster_voter *vs = (rn_cluster_voter *)(blk + head);
     rn_cluster_broker *bs = (rn_cluster_broker *)(blk + head + vsz);
-    char *s = blk + head + vsz + bsz;
+    rn_cluster_partition *ps = (rn_cluster_partition *)(blk + head + vsz + bsz);
+    int32_t *ids = (int32_t *)(blk + head + vsz + bsz + psz);
+    char *s = blk + head + vsz + bsz + psz + isz;
     st->node_id = cr->node_id;
     st->role = put_str(&s, cr->role);
     st->leader_id = cr->leader_id;
@@ -652,6 +715,30 @@ int rn_admin_cluster_status(rn_admin *a, rn_cluster_status **out)
     st->voters = vs;
     st->n_brokers = cr->n_brokers;
     st->brokers = bs;
+    for (size_t i = 0; i < n_parts; i++) {
+        const Runnel__ClusterPartition *cp = i < cr->n_under_replicated
+                                                 ? cr->under_replicated[i]
+                                                 : cr->offline[i - cr->n_under_replicated];
+        ps[i].topic = put_str(&s, cp->topic);
+        ps[i].partition = cp->partition;
+        ps[i].leader = cp->leader;
+        ps[i].leader_epoch = cp->leader_epoch;
+        ps[i].n_replicas = cp->n_replicas;
+        ps[i].replicas = ids;
+        for (size_t k = 0; k < cp->n_replicas; k++)
+            *ids++ = cp->replicas[k];
+        ps[i].n_isr = cp->n_isr;
+        ps[i].isr = ids;
+        for (size_t k = 0; k < cp->n_isr; k++)
+            *ids++ = cp->isr[k];
+    }
+    st->partitions = cr->partitions;
+    st->under_replicated_count = cr->under_replicated_count;
+    st->offline_count = cr->offline_count;
+    st->n_under_replicated = cr->n_under_replicated;
+    st->under_replicated = ps;
+    st->n_offline = cr->n_offline;
+    st->offline = ps + cr->n_under_replicated;
     *out = st;
     rn__reply_fini(&r);
     return 0;

@@ -121,6 +121,10 @@ typedef struct rn_partition_desc {
     int64_t high_watermark;
     int64_t log_end_offset;
     int64_t size_bytes;
+    /* A replica move in progress (rn_admin_move_partition): the replicas it
+     * ends with; n_target 0 when none. */
+    size_t n_target;
+    const int32_t *target;
 } rn_partition_desc;
 
 typedef struct rn_topic_desc {
@@ -154,6 +158,16 @@ int rn_admin_list_topics(rn_admin *a, char ***names, size_t *n);
 /* Describe one topic; *out is valid until rn_admin_describe_free. */
 int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out);
 void rn_admin_describe_free(rn_topic_desc *d);
+/* Move a partition's replicas to brokers[0..n) (Kafka's partition
+ * reassignment; the first becomes the preferred leader): the new replicas
+ * catch up as followers and the move completes once all are in sync; until
+ * then rn_partition_desc.target shows it. Returns 0 once the move is
+ * accepted, not finished. Naming the current brokers cancels a move.
+ * Errors: -RN_E_UNKNOWN_TOPIC, -RN_E_INVALID_REQUEST (a broker named twice,
+ * unknown, or fenced), -RN_E_FENCED_LEADER_EPOCH (the partition changed
+ * meanwhile: ask again), connection errors. */
+int rn_admin_move_partition(rn_admin *a, const char *topic, int32_t partition,
+                            const int32_t *brokers, size_t n);
 /* Set and delete topic-level configs (incremental). */
 int rn_admin_alter_configs(rn_admin *a, const char *topic, const char *const *set_keys,
                            const char *const *set_values, size_t n_set,
@@ -189,6 +203,17 @@ typedef struct rn_cluster_broker {
     int64_t last_heartbeat_ms; /* the active controller's view; -1 elsewhere */
 } rn_cluster_broker;
 
+typedef struct rn_cluster_partition {
+    const char *topic;
+    int32_t partition;
+    int32_t leader; /* -1 when none */
+    int32_t leader_epoch;
+    size_t n_replicas;
+    const int32_t *replicas;
+    size_t n_isr;
+    const int32_t *isr;
+} rn_cluster_partition;
+
 typedef struct rn_cluster_status {
     int32_t node_id;   /* the broker that answered */
     const char *role;  /* its quorum role: leader, follower, candidate, ... */
@@ -202,6 +227,15 @@ typedef struct rn_cluster_status {
     const rn_cluster_voter *voters;
     size_t n_brokers;
     const rn_cluster_broker *brokers;
+    /* Partition health from the answering broker's image: under-replicated =
+     * ISR smaller than the replicas; offline = no leader or a fenced one.
+     * The counts are whole; the lists hold the first ones (at most 100). */
+    int64_t partitions;
+    int64_t under_replicated_count, offline_count;
+    size_t n_under_replicated;
+    const rn_cluster_partition *under_replicated;
+    size_t n_offline;
+    const rn_cluster_partition *offline;
 } rn_cluster_status;
 
 /* The metadata quorum as the broker the admin client talks to sees it;

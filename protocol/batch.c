@@ -22,8 +22,10 @@
  *    compacted) and, uncompressed, 7 bytes a record at least -> BATCH_BAD_COUNT
  *  - timestamps >= -1 (-1 is none); base -1 means max -1; max >= base, except
  *    with LogAppendTime, where max is the broker's clock and >= 0 -> BATCH_BAD_TIMESTAMP
- *  - producer_id -1 with epoch -1, sequence -1 and no transaction; or id, epoch
- *    and sequence >= 0 (sequence -1 allowed on a control batch) -> BATCH_BAD_PRODUCER
+ *  - producer_id -1 (epoch and sequence then carry no meaning and are not
+ *    checked, as Kafka's broker does: kafkajs sends epoch 0 and sequence 0)
+ *    and no transaction; or id, epoch and sequence >= 0 (sequence -1 allowed on
+ *    a control batch)                                     -> BATCH_BAD_PRODUCER
  * rn_batch_verify and the iterator add, per record: offset deltas strictly
  * increasing, the last one equal to last_offset_delta (BATCH_BAD_OFFSET_DELTA);
  * lengths >= -1 and within the record, header names not null, no byte left in
@@ -286,11 +288,13 @@ static int check_fields(const rn_batch_header *h)
         return -RN_E_BATCH_BAD_TIMESTAMP;
     }
 
-    /* Producer: all -1 (not idempotent) or all set; a transaction marker
-     * (control batch) carries no sequence. */
+    /* Producer: -1 (not idempotent) or all set; a transaction marker
+     * (control batch) carries no sequence. Without a producer id the epoch and
+     * sequence are ignored, not refused: Kafka's LogValidator checks the
+     * sequence only of a batch that has a producer id, and kafkajs's plain
+     * producer writes epoch 0 and sequence 0 there. */
     if (h->producer_id == -1) {
-        if (h->producer_epoch != -1 || h->base_sequence != -1 ||
-            (attr & RN_BATCH_ATTR_TRANSACTIONAL))
+        if (attr & RN_BATCH_ATTR_TRANSACTIONAL)
             return -RN_E_BATCH_BAD_PRODUCER;
     } else if (h->producer_id < 0 || h->producer_epoch < 0 ||
                (h->base_sequence < 0 && !(control && h->base_sequence == -1))) {

@@ -11,36 +11,56 @@
  *     high-watermark: 17         the metadata log's commit offset
  *     log-end-offset: 17
  *     applied-offset: 17
+ *     clustered: true
+ *     partitions: 12             every partition in the metadata image
+ *     under-replicated: 0        ISR smaller than the replicas
+ *     offline: 3                 no leader, or a fenced one
  *     VOTER  ENDPOINT          MATCH-OFFSET  LAST-FETCH-MS
  *     BROKER ENDPOINT          EPOCH  STATE    LAST-HEARTBEAT-MS
+ *     UNDER-REPLICATED  PARTITION  LEADER  EPOCH  REPLICAS  ISR      (only when some are)
+ *     OFFLINE           PARTITION  LEADER  EPOCH  REPLICAS  ISR      (only when some are)
  *
  * Fetch positions and heartbeat ages are the controller's to know: "-"
- * when asked elsewhere. STATE is "fenced" or "active". -b names the broker
- * to ask (the first of the list that answers).
+ * when asked elsewhere. STATE is "fenced" or "active". The partition tables
+ * list topic names in their first column, at most CLUSTER_LISTED rows each,
+ * then "... and N more". -b names the broker to ask (the first of the list
+ * that answers).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clients/runnel.h"
 #include "tools/cli_common.h"
+#include "tools/cli_move.h"
+
+/* Rows of each partition table; the counts above them are always whole. */
+#define CLUSTER_LISTED 20
 
 static void usage(FILE *f)
 {
-    fputs("usage: runnel cluster status [options]\n"
+    fputs("usage: runnel cluster status|drain [options]\n"
           "\n"
           "The metadata quorum as the broker asked sees it: its role, the active\n"
-          "controller, the epoch, the metadata log's high watermark, the voters and every\n"
-          "registered broker with its epoch and whether it is fenced.\n"
+          "controller, the epoch, the metadata log's high watermark, the voters, every\n"
+          "registered broker with its epoch and whether it is fenced, and the partitions\n"
+          "that are under-replicated (ISR smaller than the replicas) or offline (no\n"
+          "leader, or a fenced one): their counts, and the first 20 of each.\n"
+          "\n"
+          "  drain BROKER   move every replica off BROKER (before removing it): each goes\n"
+          "                 to the live broker with the fewest replicas; the moves complete\n"
+          "                 as the new replicas catch up (runnel topic describe)\n"
           "\n"
           "options:\n" CLI_CONN_HELP "  -h, --help                   this text\n"
           "\n"
           "examples:\n"
           "  runnel cluster status\n"
-          "  runnel -b 127.0.0.1:9701 cluster status\n",
+          "  runnel -b 127.0.0.1:9701 cluster status\n"
+          "  runnel cluster drain 3\n",
           f);
 }
 
@@ -52,6 +72,41 @@ static void num_or_dash(char *buf, size_t len, int64_t v)
         snprintf(buf, len, "%" PRId64, v);
 }
 
+/* "1,2,3", or "-" for none, into buf (truncated with "..." when it does not fit). */
+static void id_list(char *buf, size_t len, const int32_t *ids, size_t n)
+{
+    size_t pos = 0;
+    snprintf(buf, len, "-");
+    for (size_t i = 0; i < n; i++) {
+        int w = snprintf(buf + pos, len - pos, "%s%d", i ? "," : "", ids[i]);
+        if (w < 0 || (size_t)w >= len - pos) {
+            snprintf(buf + (len > 4 ? len - 4 : 0), len > 4 ? 4 : len, "...");
+            return;
+        }
+        pos += (size_t)w;
+    }
+}
+
+static void print_partitions(const char *title, const rn_cluster_partition *ps, size_t n,
+                             int64_t count)
+{
+    if (count <= 0)
+        return;
+    printf("%-24s %-9s %-6s %-6s %-16s %s\n", title, "PARTITION", "LEADER", "EPOCH", "REPLICAS",
+           "ISR");
+    size_t shown = n < CLUSTER_LISTED ? n : CLUSTER_LISTED;
+    for (size_t i = 0; i < shown; i++) {
+        char leader[16], reps[128], isr[128];
+        num_or_dash(leader, sizeof(leader), ps[i].leader);
+        id_list(reps, sizeof(reps), ps[i].replicas, ps[i].n_replicas);
+        id_list(isr, sizeof(isr), ps[i].isr, ps[i].n_isr);
+        printf("%-24s %-9d %-6s %-6d %-16s %s\n", ps[i].topic, ps[i].partition, leader,
+               ps[i].leader_epoch, reps, isr);
+    }
+    if (count > (int64_t)shown)
+        printf("... and %" PRId64 " more\n", count - (int64_t)shown);
+}
+
 static int print_status(const rn_cluster_status *st)
 {
     char ctl[16];
@@ -60,6 +115,8 @@ static int print_status(const rn_cluster_status *st)
            "\nlog-end-offset: %" PRId64 "\napplied-offset: %" PRId64 "\nclustered: %s\n",
            st->node_id, st->role, ctl, st->epoch, st->high_watermark, st->log_end_offset,
            st->applied_offset, st->clustered ? "true" : "false");
+    printf("partitions: %" PRId64 "\nunder-replicated: %" PRId64 "\noffline: %" PRId64 "\n",
+           st->partitions, st->under_replicated_count, st->offline_count);
     if (st->n_voters) {
         printf("%-6s %-24s %-13s %s\n", "VOTER", "ENDPOINT", "MATCH-OFFSET", "LAST-FETCH-MS");
         for (size_t i = 0; i < st->n_voters; i++) {
@@ -77,6 +134,9 @@ static int print_status(const rn_cluster_status *st)
         printf("%-6d %-24s %-6" PRId64 " %-7s %s\n", st->brokers[i].id, st->brokers[i].endpoint,
                st->brokers[i].epoch, st->brokers[i].fenced ? "fenced" : "active", hb);
     }
+    print_partitions("UNDER-REPLICATED", st->under_replicated, st->n_under_replicated,
+                     st->under_replicated_count);
+    print_partitions("OFFLINE", st->offline, st->n_offline, st->offline_count);
     return CLI_OK;
 }
 
@@ -114,15 +174,20 @@ int cli_cluster(int argc, char **argv)
         goto out;
     }
     const char *sub = argv[optind++];
-    if (strcmp(sub, "status") != 0) {
-        status = cli_usage("unknown subcommand '%s' (status)", sub);
+    bool drain = strcmp(sub, "drain") == 0;
+    if (strcmp(sub, "status") != 0 && !drain) {
+        status = cli_usage("unknown subcommand '%s' (status, drain)", sub);
         goto out;
     }
-    if (optind < argc) {
+    if (drain && optind + 1 != argc) {
+        status = cli_usage("'cluster drain' takes one broker id");
+        goto out;
+    }
+    if (!drain && optind < argc) {
         status = cli_usage("'cluster status' takes no arguments ('%s' is extra)", argv[optind]);
         goto out;
     }
-    cli_cmd = "cluster status";
+    cli_cmd = drain ? "cluster drain" : "cluster status";
     status = cli_conn_start(&conn);
     if (status != CLI_OK)
         goto out;
@@ -134,6 +199,10 @@ int cli_cluster(int argc, char **argv)
     int rc = rn_admin_new(&a, conf);
     if (rc < 0) {
         status = cli_fail(rc, "admin client");
+        goto out;
+    }
+    if (drain) {
+        status = cli_drain_broker(a, argv[optind]);
         goto out;
     }
     rn_cluster_status *st;

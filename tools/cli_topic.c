@@ -28,6 +28,7 @@
 #include "protocol/errors.h"
 #include "protocol/topic_name.h"
 #include "tools/cli_common.h"
+#include "tools/cli_move.h"
 
 enum { OPT_IF_NOT_EXISTS = 256, OPT_IF_EXISTS, OPT_DELETE_CONFIG };
 
@@ -96,7 +97,7 @@ static void admin_fail(rn_admin *a, int rc, const char *what, const char *topic)
 
 static void usage(FILE *f)
 {
-    fputs("usage: runnel topic create|list|describe|alter|delete [options] [TOPIC...]\n"
+    fputs("usage: runnel topic create|list|describe|alter|delete|move [options] [TOPIC...]\n"
           "\n"
           "  create TOPIC...    -p PARTITIONS  -r REPLICAS  -c KEY=VALUE (repeatable)\n"
           "                     --if-not-exists: a topic already there is not an error\n"
@@ -108,6 +109,9 @@ static void usage(FILE *f)
           "                     to other partitions), -c KEY=VALUE to set, --delete-config KEY\n"
           "                     to reset to default\n"
           "  delete TOPIC...    --if-exists: a topic not there is not an error\n"
+          "  move TOPIC PARTITION BROKERS\n"
+          "                     move the partition's replicas to BROKERS (2,3,4: the first\n"
+          "                     leads); the new ones catch up, then the old ones leave\n"
           "\n"
           "options:\n" CLI_CONN_HELP "  -h, --help                   this text\n"
           "\n"
@@ -117,7 +121,8 @@ static void usage(FILE *f)
           "  runnel topic describe orders\n"
           "  runnel topic alter orders -c retention.ms=3600000 --delete-config segment.bytes\n"
           "  runnel topic alter orders -p 12\n"
-          "  runnel topic delete orders --if-exists\n",
+          "  runnel topic delete orders --if-exists\n"
+          "  runnel topic move orders 0 2,3,4\n",
           f);
 }
 
@@ -203,6 +208,26 @@ static void print_ids(const int32_t *ids, size_t n)
         printf(i ? ",%" PRId32 : "%" PRId32, ids[i]);
 }
 
+/* The ids of a[0..na) not in b[0..nb), comma-separated ("-" when none).
+ * During a move the replicas hold the target and the leaving ones, so
+ * describe's "adding" is the target's not yet in the ISR and "removing" the
+ * replicas not in the target. */
+static void print_diff(const int32_t *a, size_t na, const int32_t *b, size_t nb)
+{
+    bool any = false;
+    for (size_t i = 0; i < na; i++) {
+        bool in = false;
+        for (size_t j = 0; j < nb; j++)
+            in |= a[i] == b[j];
+        if (!in) {
+            printf(any ? ",%" PRId32 : "%" PRId32, a[i]);
+            any = true;
+        }
+    }
+    if (!any)
+        putchar('-');
+}
+
 /* Configs: the topic's overrides, as kafka-topics prints them; with all,
  * every effective setting, defaults included. */
 static int do_describe(rn_admin *a, char **names, int n, bool all)
@@ -232,15 +257,22 @@ static int do_describe(rn_admin *a, char **names, int n, bool all)
         putchar('\n');
         for (size_t p = 0; p < d->n_partitions; p++) {
             const rn_partition_desc *pd = &d->partitions[p];
-            printf("\tTopic: %s\tPartition: %" PRId32 "\tLeader: %" PRId32
-                   "\tLeaderEpoch: %" PRId32 "\tReplicas: ",
+            printf("\tTopic: %s\tPartition: %" PRId32 "\tLeader: %" PRId32 "\tLeaderEpoch: %" PRId32
+                   "\tReplicas: ",
                    d->name, pd->partition, pd->leader, pd->leader_epoch);
             print_ids(pd->replicas, pd->n_replicas);
             fputs("\tIsr: ", stdout);
             print_ids(pd->isr, pd->n_isr);
             printf("\tLogStartOffset: %" PRId64 "\tHighWatermark: %" PRId64
-                   "\tLogEndOffset: %" PRId64 "\n",
+                   "\tLogEndOffset: %" PRId64,
                    pd->log_start_offset, pd->high_watermark, pd->log_end_offset);
+            if (pd->n_target) { /* a move under way, as kafka-topics shows it */
+                fputs("\tAddingReplicas: ", stdout);
+                print_diff(pd->target, pd->n_target, pd->isr, pd->n_isr);
+                fputs("\tRemovingReplicas: ", stdout);
+                print_diff(pd->replicas, pd->n_replicas, pd->target, pd->n_target);
+            }
+            putchar('\n');
         }
         rn_admin_describe_free(d);
     }
@@ -378,8 +410,14 @@ int cli_topic(int argc, char **argv)
     bool is_list = strcmp(sub, "list") == 0 || strcmp(sub, "ls") == 0;
     bool is_describe = strcmp(sub, "describe") == 0;
     bool is_delete = strcmp(sub, "delete") == 0;
-    if (!is_create && !is_alter && !is_list && !is_describe && !is_delete) {
-        status = cli_usage("unknown subcommand '%s' (create, list, describe, alter, delete)", sub);
+    bool is_move = strcmp(sub, "move") == 0;
+    if (!is_create && !is_alter && !is_list && !is_describe && !is_delete && !is_move) {
+        status =
+            cli_usage("unknown subcommand '%s' (create, list, describe, alter, delete, move)", sub);
+        goto out;
+    }
+    if (is_move && n != 3) {
+        status = cli_usage("'topic move' takes TOPIC PARTITION BROKERS (e.g. orders 0 2,3,4)");
         goto out;
     }
     /* Messages from here name the subcommand; --help hints stay at "topic". */
@@ -426,6 +464,8 @@ int cli_topic(int argc, char **argv)
         status = do_list(a, lng, internal);
     else if (is_describe)
         status = do_describe(a, names, n, all);
+    else if (is_move)
+        status = cli_move_partition(a, names[0], names[1], names[2]);
     else
         status = do_alter(a, names, n, partitions, &cfg, del, n_del);
 out:

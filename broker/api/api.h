@@ -29,6 +29,7 @@ void rn_handle_commit_offsets(rn_request *req);
 void rn_handle_fetch_offsets(rn_request *req);
 void rn_handle_list_groups(rn_request *req);
 void rn_handle_cluster_status(rn_request *req); /* api/cluster.c */
+void rn_handle_reassign_partitions(rn_request *req); /* api/reassign.c */
 void rn_handle_describe_group(rn_request *req);
 void rn_handle_delete_group(rn_request *req);
 void rn_handle_init_producer(rn_request *req);

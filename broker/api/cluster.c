@@ -7,6 +7,10 @@
  * for the controller. Voters' fetch positions and brokers' heartbeat ages
  * are the active controller's to know: elsewhere they are -1. A single node
  * answers clustered = false with itself as leader and only broker.
+ *
+ * Partition health (under-replicated, offline) comes from the image on
+ * reactor 0, where this handler runs (shard.c forwards every unpartitioned
+ * API there), classified by partition_health.c: counts whole, lists bounded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,22 @@
 #include "broker/meta/quorum.h"
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
+#include "broker/partition_health.h"
+
+/* One listed partition; its int32 arrays are the image's (borrowed until the
+ * response is packed, which happens before this handler returns). */
+static void fill_partition(Runnel__ClusterPartition *cp, const rn_health_item *it)
+{
+    runnel__cluster_partition__init(cp);
+    cp->topic = (char *)it->topic->name;
+    cp->partition = it->part->partition;
+    cp->leader = it->part->leader;
+    cp->leader_epoch = it->part->leader_epoch;
+    cp->n_replicas = (size_t)it->part->n_replicas;
+    cp->replicas = (int32_t *)it->part->replicas;
+    cp->n_isr = (size_t)it->part->n_isr;
+    cp->isr = (int32_t *)it->part->isr;
+}
 
 void rn_handle_cluster_status(rn_request *req)
 {
@@ -81,10 +101,45 @@ void rn_handle_cluster_status(rn_request *req)
     }
     r.n_brokers = (size_t)st->n_brokers;
     r.brokers = bp;
+
+    rn_health *hl = malloc(sizeof(*hl));
+    enum { MAXL = RN_HEALTH_MAX_LISTED };
+    Runnel__ClusterPartition *cps = calloc(2 * MAXL, sizeof(*cps));
+    Runnel__ClusterPartition **cpp = calloc(2 * MAXL, sizeof(*cpp));
+    if (!hl || !cps || !cpp) {
+        free(hl);
+        free(cps);
+        free(cpp);
+        free(bs);
+        free(bp);
+        free(st);
+        rn_request_fail(req, -ENOMEM, "out of memory");
+        return;
+    }
+    rn_health_scan_metadata(hl, b->md, b->cfg.node_id, MAXL);
+    r.partitions = hl->n_partitions;
+    r.under_replicated_count = hl->n_under_replicated;
+    r.offline_count = hl->n_offline;
+    for (size_t i = 0; i < hl->n_under_listed; i++) {
+        fill_partition(&cps[i], &hl->under[i]);
+        cpp[i] = &cps[i];
+    }
+    for (size_t i = 0; i < hl->n_offline_listed; i++) {
+        fill_partition(&cps[MAXL + i], &hl->offline[i]);
+        cpp[MAXL + i] = &cps[MAXL + i];
+    }
+    r.n_under_replicated = hl->n_under_listed;
+    r.under_replicated = cpp;
+    r.n_offline = hl->n_offline_listed;
+    r.offline = cpp + MAXL;
+
     Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
     h.body_case = RUNNEL__RESPONSE_HEADER__BODY_CLUSTER_STATUS;
     h.cluster_status = &r;
     rn_request_respond(req, &h, NULL, 0);
+    free(cps);
+    free(cpp);
+    free(hl);
     free(bs);
     free(bp);
     free(st);

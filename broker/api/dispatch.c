@@ -73,6 +73,9 @@ void rn_dispatch(rn_request *req)
     case RUNNEL__API__CLUSTER_STATUS:
         rn_handle_cluster_status(req);
         break;
+    case RUNNEL__API__REASSIGN_PARTITIONS:
+        rn_handle_reassign_partitions(req);
+        break;
     default:
         /* frame.c only lets through APIs it decodes; this is a safety net. */
         rn_request_fail(req, -RN_E_UNKNOWN_API, NULL);

@@ -46,6 +46,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,12 @@
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
 #include "broker/sorted.h"
+#include "protocol/container_of.h"
 #include "protocol/errors.h"
+
+/* How long a cluster broker waits for the voters to register before
+ * creating __offsets (wait_for_brokers). */
+#define OFFSETS_WAIT_MS 10000
 
 /* ---- State ---------------------------------------------------------------------- */
 
@@ -1146,9 +1152,65 @@ static void ensure_offsets_configs(rn_broker *b)
                   RN_OFFSETS_TOPIC, rn_errname(rc), op.msg[0] ? op.msg : err);
 }
 
+typedef struct nap {
+    rn_io_op op;
+    bool fired;
+} nap;
+
+static void nap_done(rn_io_op *op, int res, uint32_t flags)
+{
+    (void)res;
+    (void)flags;
+    RN_CONTAINER_OF(op, nap, op)->fired = true;
+}
+
+static int live_brokers(rn_broker *b)
+{
+    int n = 0;
+    for (unsigned i = 0; i < rn_metadata_broker_count(b->md); i++)
+        n += !rn_metadata_broker_at(b->md, i)->fenced;
+    return n;
+}
+
+/* In a cluster, __offsets gets up to three replicas (Kafka's
+ * offsets.topic.replication.factor) over the brokers live when it is
+ * created: before creating it, wait (bounded, and not past a stop signal)
+ * until as many brokers as there are voters, at most three, have
+ * registered, so a cluster started all at once does not give the group
+ * offsets a single replica for good. */
+static void wait_for_brokers(rn_broker *b)
+{
+    rn_voter voters[RN_MAX_VOTERS];
+    char err[256];
+    int n = b->quorum ? rn_config_parse_voters(b->cfg.quorum_voters, voters, RN_MAX_VOTERS, err,
+                                               sizeof(err))
+                      : 0;
+    int want = n < 3 ? n : 3;
+    uint64_t until = rn_now_ns() + (uint64_t)OFFSETS_WAIT_MS * 1000000ull;
+    while (live_brokers(b) < want && rn_now_ns() < until) {
+        sigset_t pending;
+        if (sigpending(&pending) == 0 &&
+            (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)))
+            return; /* left pending: the reactor's signalfd stops the broker */
+        nap z = {0};
+        struct __kernel_timespec ts;
+        rn_io_timer(b->reactors[0].io, &z.op, nap_done, &ts, 100);
+        while (!z.fired) {
+            int rc = rn_io_run(b->reactors[0].io, 1);
+            if (rc < 0 && rc != -EINTR)
+                return;
+        }
+    }
+    if (live_brokers(b) < want)
+        rn_logfmt(RN_WARN, "creating the offsets topic with fewer brokers than voters",
+                  "live=%d voters=%d", live_brokers(b), n);
+}
+
 int rn_groups_open(rn_groups **out, rn_broker *b, char *err, size_t errlen)
 {
     *out = NULL;
+    if (!rn_metadata_find(b->md, RN_OFFSETS_TOPIC))
+        wait_for_brokers(b);
     if (!rn_metadata_find(b->md, RN_OFFSETS_TOPIC)) {
         sync_op op = {0};
         int rc = rn_metadata_create_internal_topic(b->md, RN_OFFSETS_TOPIC, 1, sync_done, &op, err,

@@ -1,7 +1,8 @@
 /*
  * admin_routes.c — the REST routes behind the console's admin pages (DESIGN §7):
- * brokers, a topic's configs with what is overridden, a group's offset reset and
- * deletion. The routes are listed in admin_routes.h.
+ * brokers, the cluster view (quorum, brokers, partition health), a topic's
+ * configs with what is overridden, a group's offset reset and deletion. The routes are listed in
+ * admin_routes.h.
  *
  * How it fits: like rest.c, each route builds the request a native client would
  * send (Metadata, DescribeTopic, AlterConfigs, DescribeGroup, ListOffsets,
@@ -45,6 +46,7 @@
 #include "broker/meta/metadata.h"
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
+#include "broker/partition_health.h"
 #include "protocol/container_of.h"
 
 #define MAX_RESET_TOPICS     32
@@ -267,6 +269,260 @@ static void delete_group(rn_http_conn *c, const char *group)
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP;
     h.delete_group = &dr;
     admin_send(c, A_DELETE_GROUP, NULL, &h);
+}
+
+/* ---- The cluster view --------------------------------------------------------------------- */
+
+/* GET /cluster: what `runnel cluster status` shows (ClusterStatus: the
+ * quorum, the brokers, partition health) and every topic's partitions with
+ * leader, replicas and ISR (Metadata), each flagged under_replicated and
+ * offline by partition_health.h's rule against the brokers the metadata
+ * image holds fenced (the gateway runs on reactor 0, the image's owner).
+ * Both requests go out at once (the in-process client keeps several in
+ * flight); the answer is written when both are back, or nothing when the
+ * client left (both dropped). At most MAX_CLUSTER_PARTITIONS partitions are
+ * listed ("partitions_listed" says how many; the counts stay whole). */
+
+#define MAX_CLUSTER_PARTITIONS 2000
+
+typedef struct cluster_job {
+    rn_gw_call status_call, md_call; /* RN_CONTAINER_OF finds the job from either */
+    rn_http_conn *c;
+    int pending;
+    json_t *status, *topics;
+    int64_t listed;
+    int err_status, err_code;
+    char err[256];
+} cluster_job;
+
+static json_t *id_array(const int32_t *ids, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_integer(ids[i]));
+    return a;
+}
+
+static json_t *cluster_partition_json(const Runnel__ClusterPartition *p)
+{
+    return json_pack("{s:s,s:i,s:i,s:i,s:o,s:o}", "topic", p->topic, "partition", p->partition,
+                     "leader", p->leader, "leader_epoch", p->leader_epoch, "replicas",
+                     id_array(p->replicas, p->n_replicas), "isr", id_array(p->isr, p->n_isr));
+}
+
+static json_t *cluster_status_json(const Runnel__ClusterStatusResponse *r)
+{
+    json_t *voters = json_array(), *brokers = json_array(), *under = json_array(),
+           *offline = json_array();
+    for (size_t i = 0; voters && i < r->n_voters; i++)
+        json_array_append_new(voters,
+                              json_pack("{s:i,s:s,s:I,s:I}", "id", r->voters[i]->id, "endpoint",
+                                        r->voters[i]->endpoint, "match_offset",
+                                        (json_int_t)r->voters[i]->match_offset, "last_fetch_ms",
+                                        (json_int_t)r->voters[i]->last_fetch_ms));
+    for (size_t i = 0; brokers && i < r->n_brokers; i++) {
+        const Runnel__ClusterBroker *br = r->brokers[i];
+        json_array_append_new(
+            brokers,
+            json_pack("{s:i,s:s,s:I,s:b,s:I,s:b}", "id", br->id, "endpoint", br->endpoint, "epoch",
+                      (json_int_t)br->epoch, "fenced", br->fenced, "last_heartbeat_ms",
+                      (json_int_t)br->last_heartbeat_ms, "controller", br->id == r->leader_id));
+    }
+    for (size_t i = 0; under && i < r->n_under_replicated; i++)
+        json_array_append_new(under, cluster_partition_json(r->under_replicated[i]));
+    for (size_t i = 0; offline && i < r->n_offline; i++)
+        json_array_append_new(offline, cluster_partition_json(r->offline[i]));
+    return json_pack("{s:i,s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:o,s:o}", "node_id",
+                     r->node_id, "role", r->role, "controller_id", r->leader_id, "epoch", r->epoch,
+                     "clustered", r->clustered, "high_watermark", (json_int_t)r->high_watermark,
+                     "log_end_offset", (json_int_t)r->log_end_offset, "applied_offset",
+                     (json_int_t)r->applied_offset, "voters", voters, "brokers", brokers,
+                     "partitions", (json_int_t)r->partitions, "under_replicated_count",
+                     (json_int_t)r->under_replicated_count, "offline_count",
+                     (json_int_t)r->offline_count, "under_replicated", under, "offline", offline);
+}
+
+/* Topics with their partitions, at most MAX_CLUSTER_PARTITIONS of them in
+ * all; flags are added in cluster_finish, once the fenced brokers are known. */
+static json_t *cluster_topics_json(const Runnel__MetadataResponse *m, int64_t *listed)
+{
+    json_t *arr = json_array();
+    *listed = 0;
+    for (size_t t = 0; arr && t < m->n_topics; t++) {
+        const Runnel__TopicMetadata *tm = m->topics[t];
+        if (tm->error_code)
+            continue;
+        json_t *parts = json_array();
+        for (size_t p = 0; parts && p < tm->n_partitions && *listed < MAX_CLUSTER_PARTITIONS; p++) {
+            const Runnel__PartitionMetadata *pm = tm->partitions[p];
+            json_array_append_new(parts,
+                                  json_pack("{s:i,s:i,s:i,s:o,s:o}", "partition", pm->partition,
+                                            "leader", pm->leader, "leader_epoch", pm->leader_epoch,
+                                            "replicas", id_array(pm->replicas, pm->n_replicas),
+                                            "isr", id_array(pm->isr, pm->n_isr)));
+            ++*listed;
+        }
+        json_array_append_new(arr, json_pack("{s:s,s:b,s:i,s:o}", "name", tm->name, "internal",
+                                             tm->is_internal, "partition_count",
+                                             (int)tm->n_partitions, "partitions", parts));
+    }
+    return arr;
+}
+
+/* A JSON array of ids back into ints (at most cap; the rest ignored). */
+static size_t ids_of(json_t *a, int32_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(a) && n < cap; i++)
+        out[n++] = (int32_t)json_integer_value(json_array_get(a, i));
+    return n;
+}
+
+static void cluster_finish(cluster_job *j)
+{
+    rn_http_conn *c = j->c;
+    if (j->err_status) {
+        rn_http_respond_error(c, j->err_status, j->err_code, "%s", j->err);
+        goto out;
+    }
+    if (!j->status || !j->topics) {
+        rn_http_respond_error(c, 500, 50001, "out of memory");
+        goto out;
+    }
+    /* Fenced as the image has it: the rule's other input, from the same
+     * applied state as ClusterStatus's counts (partition_health.h). */
+    const rn_metadata *md = c->gw->b->md;
+    int32_t fenced[RN_MAX_BROKERS];
+    size_t n_fenced = 0;
+    for (unsigned i = 0; md && i < rn_metadata_broker_count(md) && n_fenced < RN_MAX_BROKERS; i++) {
+        const rn_broker_info *bi = rn_metadata_broker_at(md, i);
+        if (bi && bi->fenced)
+            fenced[n_fenced++] = bi->id;
+    }
+    for (size_t t = 0; t < json_array_size(j->topics); t++) {
+        json_t *parts = json_object_get(json_array_get(j->topics, t), "partitions");
+        for (size_t p = 0; p < json_array_size(parts); p++) {
+            json_t *pj = json_array_get(parts, p);
+            int32_t reps[256], isr[256];
+            rn_partition_info pi = {
+                .leader = (int32_t)json_integer_value(json_object_get(pj, "leader")),
+                .replicas = reps,
+                .isr = isr,
+            };
+            pi.n_replicas = (int32_t)ids_of(json_object_get(pj, "replicas"), reps, 256);
+            pi.n_isr = (int32_t)ids_of(json_object_get(pj, "isr"), isr, 256);
+            unsigned bits = rn_partition_health_of(&pi, fenced, n_fenced);
+            json_object_set_new(pj, "under_replicated",
+                                json_boolean(bits & RN_HEALTH_UNDER_REPLICATED));
+            json_object_set_new(pj, "offline", json_boolean(bits & RN_HEALTH_OFFLINE));
+        }
+    }
+    json_object_set(j->status, "topics", j->topics);
+    json_object_set_new(j->status, "partitions_listed", json_integer(j->listed));
+    rn_http_respond_json(c, 200, RN_GW_CT_V2, j->status);
+out:
+    json_decref(j->status);
+    json_decref(j->topics);
+    free(j);
+}
+
+static void cluster_error(cluster_job *j, int err, const char *msg)
+{
+    if (j->err_status)
+        return; /* the first error is the one reported */
+    rn_gw_error_map(err, false, &j->err_status, &j->err_code);
+    snprintf(j->err, sizeof(j->err), "%s", msg && *msg ? msg : rn_strerror(err));
+}
+
+/* One of the two calls is over (answered or dropped). The last one answers
+ * unless the client is gone (a drop), then only frees. */
+static void cluster_done(cluster_job *j, bool dropped)
+{
+    if (dropped)
+        j->c = NULL;
+    if (--j->pending > 0)
+        return;
+    if (!j->c) {
+        json_decref(j->status);
+        json_decref(j->topics);
+        free(j);
+        return;
+    }
+    cluster_finish(j);
+}
+
+static void cluster_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                           unsigned n_slices)
+{
+    bool is_status = hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_CLUSTER_STATUS;
+    cluster_job *j = is_status ? RN_CONTAINER_OF(call, cluster_job, status_call)
+                               : RN_CONTAINER_OF(call, cluster_job, md_call);
+    for (unsigned i = 0; i < n_slices; i++)
+        rn_slice_release(&slices[i]);
+    if (hdr->error_code)
+        cluster_error(j, -(int)hdr->error_code, hdr->error_message);
+    else if (is_status && hdr->cluster_status)
+        j->status = cluster_status_json(hdr->cluster_status);
+    else if (hdr->metadata)
+        j->topics = cluster_topics_json(hdr->metadata, &j->listed);
+    else
+        cluster_error(j, -RN_E_INVALID_REQUEST, "empty answer");
+    cluster_done(j, false);
+}
+
+static void cluster_status_dropped(rn_gw_call *call)
+{
+    cluster_done(RN_CONTAINER_OF(call, cluster_job, status_call), true);
+}
+
+static void cluster_md_dropped(rn_gw_call *call)
+{
+    cluster_done(RN_CONTAINER_OF(call, cluster_job, md_call), true);
+}
+
+static void get_cluster(rn_http_conn *c)
+{
+    cluster_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        rn_http_respond_error(c, 503, 50301, "out of memory");
+        return;
+    }
+    j->c = c;
+    /* One count for this function, so an answer given inside a call below
+     * cannot finish the job before both are sent. */
+    j->pending = 1;
+    char err[256] = "";
+
+    Runnel__ClusterStatusRequest sr = RUNNEL__CLUSTER_STATUS_REQUEST__INIT;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__CLUSTER_STATUS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CLUSTER_STATUS;
+    h.cluster_status = &sr;
+    h.client_id = "runnel-gateway";
+    j->pending++;
+    int rc = rn_gw_client_call(&c->client, &h, NULL, 0, &j->status_call, cluster_answer,
+                               cluster_status_dropped, err, sizeof(err));
+    if (rc < 0) {
+        j->pending--;
+        cluster_error(j, rc, err);
+    }
+
+    Runnel__MetadataRequest mr = RUNNEL__METADATA_REQUEST__INIT;
+    Runnel__RequestHeader mh = RUNNEL__REQUEST_HEADER__INIT;
+    mh.api = RUNNEL__API__METADATA;
+    mh.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
+    mh.metadata = &mr;
+    mh.client_id = "runnel-gateway";
+    if (!j->err_status) {
+        j->pending++;
+        rc = rn_gw_client_call(&c->client, &mh, NULL, 0, &j->md_call, cluster_answer,
+                               cluster_md_dropped, err, sizeof(err));
+        if (rc < 0) {
+            j->pending--;
+            cluster_error(j, rc, err);
+        }
+    }
+    cluster_done(j, false);
 }
 
 /* ---- Group reset -------------------------------------------------------------------------- */
@@ -818,6 +1074,13 @@ bool rn_admin_route(rn_http_conn *c, rn_http_request *req, char **seg, int n)
             alter_config(c, req, seg[1], seg[3], m == HTTP_PUT);
         else
             not_allowed(c, req, "PUT, DELETE");
+        return true;
+    }
+    if (n == 1 && !strcmp(seg[0], "cluster")) {
+        if (m == HTTP_GET)
+            get_cluster(c);
+        else
+            not_allowed(c, req, "GET");
         return true;
     }
     if (n == 3 && !strcmp(seg[0], "groups") && !strcmp(seg[2], "reset")) {

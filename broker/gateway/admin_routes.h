@@ -9,6 +9,11 @@
  * ListOffsets and CommitOffsets, as `runnel group reset`: a preview unless "execute" is true DELETE
  * /groups/{g}                    DeleteGroup   → 204
  *
+ *   GET    /cluster                       ClusterStatus and Metadata →
+ *          {"node_id","role","controller_id","epoch","brokers":[…],"voters":[…],
+ *           "partitions","under_replicated_count","offline_count","under_replicated":[…],
+ *           "offline":[…],"topics":[{"name","partitions":[{…,"under_replicated","offline"}]}]}
+ *
  * The shapes follow Confluent's REST Proxy v3 where it has one (per-config PUT and
  * DELETE) and `runnel group reset` where it does not.
  */

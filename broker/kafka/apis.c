@@ -8,7 +8,11 @@
  *   Metadata     v0–v8  → native Metadata for topics and leaders; brokers:
  *                       this one alone, or in a cluster every registered,
  *                       unfenced broker with a Kafka listener (its
- *                       registration carries it), at that listener's address
+ *                       registration carries it), at that listener's address;
+ *                       with auto.create.topics.enable (off by default) the
+ *                       unknown topics it names are created (native
+ *                       CreateTopics, num.partitions, the default replication
+ *                       factor) and the Metadata asked again, as Kafka does
  *   Produce      v3–v8  → native Produce; each partition's records field is
  *                       cut into its RecordBatch v2 batches, passed as they are
  *   Fetch        v4–v11 → native Fetch (no fetch sessions: session id 0);
@@ -17,7 +21,7 @@
  *   CreateTopics v2–v4  → native CreateTopics (partitions, replication factor,
  *                       configs; manual assignments are INVALID_REQUEST)
  *   DeleteTopics v1–v3  → native DeleteTopics
- *   InitProducerId v0–v2, OffsetsForLeaderEpoch v0–v4, CreatePartitions
+ *   InitProducerId v0–v4, OffsetsForLeaderEpoch v0–v4, CreatePartitions
  *   v0–v2, DescribeConfigs v0–v2, SaslHandshake v0–v1, SaslAuthenticate v0–v2:
  *                       producer.c, epochs.c, admin.c, sasl.c
  *
@@ -65,7 +69,7 @@ static const struct {
     {RN_KAFKA_API_VERSIONS, 0, 3},
     {RN_KAFKA_CREATE_TOPICS, 2, 4},
     {RN_KAFKA_DELETE_TOPICS, 1, 3},
-    {RN_KAFKA_INIT_PRODUCER_ID, 0, 2},
+    {RN_KAFKA_INIT_PRODUCER_ID, 0, 4},
     {RN_KAFKA_OFFSETS_FOR_LEADER_EPOCH, 0, 4},
     {RN_KAFKA_CREATE_PARTITIONS, 0, 2},
     {RN_KAFKA_DESCRIBE_CONFIGS, 0, 2},
@@ -78,7 +82,7 @@ static const struct {
     {RN_KAFKA_HEARTBEAT, 0, 3},
     {RN_KAFKA_LEAVE_GROUP, 0, 3},
     {RN_KAFKA_OFFSET_COMMIT, 0, 7},
-    {RN_KAFKA_OFFSET_FETCH, 0, 5},
+    {RN_KAFKA_OFFSET_FETCH, 0, 7},
     {RN_KAFKA_LIST_GROUPS, 0, 2},
     {RN_KAFKA_DESCRIBE_GROUPS, 0, 4},
     {RN_KAFKA_DELETE_GROUPS, 0, 1},
@@ -117,7 +121,17 @@ typedef struct kctx {
     size_t n_parts;
     int16_t acks;
     bool list_none; /* Metadata asked for no topic at all */
+    /* Metadata: the topics named, and auto-creation (auto.create.topics.enable) */
+    char **names;
+    int32_t n_names;
+    bool may_create;    /* the broker's setting and the request allow it */
+    bool create_ran;    /* the create round ran: there is never a second */
+    int16_t *auto_err;  /* per name: AUTO_NOT_TRIED, or its create's Kafka error */
+    int32_t *create_of; /* the native CreateTopics' topics: indexes into names */
+    size_t n_create;
 } kctx;
+
+#define AUTO_NOT_TRIED INT16_MIN
 
 static void ctx_free(void *p)
 {
@@ -329,7 +343,8 @@ static bool listed(const rn_kafka_broker *brokers, size_t n, int32_t id)
 
 void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v,
                              const rn_kafka_broker *brokers, size_t n_brokers,
-                             const Runnel__MetadataResponse *mr, bool no_topics)
+                             const Runnel__MetadataResponse *mr, bool no_topics,
+                             const int16_t *topic_errors)
 {
     rn_kafka_response_begin(w, correlation_id, false);
     if (v >= 3)
@@ -351,7 +366,8 @@ void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v,
     rn_kwrite_array(w, false, (int32_t)n);
     for (size_t i = 0; i < n; i++) {
         const Runnel__TopicMetadata *t = mr->topics[i];
-        rn_kwrite_i16(w, rn_kafka_error((int)t->error_code));
+        rn_kwrite_i16(w, topic_errors && topic_errors[i] ? topic_errors[i]
+                                                         : rn_kafka_error((int)t->error_code));
         rn_kwrite_str(w, false, t->name);
         if (v >= 1)
             rn_kwrite_i8(w, t->is_internal);
@@ -384,12 +400,48 @@ void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v,
     rn_kafka_response_end(w, 0);
 }
 
+static int metadata_call(rn_kreq *req);
+static bool auto_create(rn_kreq *req, const Runnel__MetadataResponse *mr);
+
+/* The index of name among the topics the request named, or -1. */
+static int32_t name_index(const kctx *x, const char *name)
+{
+    for (int32_t i = 0; name && i < x->n_names; i++)
+        if (strcmp(x->names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* Per topic of mr, the Kafka error to answer instead of its own (0: its
+ * own): a topic this request created that the metadata does not show yet is
+ * LEADER_NOT_AVAILABLE, as Kafka answers it (clients ask again); one whose
+ * create failed answers that failure (INVALID_TOPIC_EXCEPTION, ...). NULL
+ * when nothing was created (or no memory: the native errors then). */
+static const int16_t *auto_errors(kctx *x, const Runnel__MetadataResponse *mr)
+{
+    if (!mr || !x->create_ran || !mr->n_topics)
+        return NULL;
+    int16_t *e = ctx_alloc(x, mr->n_topics * sizeof(*e));
+    for (size_t i = 0; e && i < mr->n_topics; i++) {
+        int32_t k = mr->topics[i]->error_code == RN_E_UNKNOWN_TOPIC
+                        ? name_index(x, mr->topics[i]->name)
+                        : -1;
+        if (k >= 0 && x->auto_err[k] != AUTO_NOT_TRIED)
+            e[i] = x->auto_err[k] ? x->auto_err[k] : RN_KAFKA_LEADER_NOT_AVAILABLE;
+    }
+    return e;
+}
+
 static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                             unsigned n_slices)
 {
     rn_kreq *req = (rn_kreq *)call;
     kctx *x = req->ctx;
     release(slices, n_slices);
+    const Runnel__MetadataResponse *mr =
+        hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata : NULL;
+    if (mr && x->may_create && !x->create_ran && auto_create(req, mr))
+        return; /* answered after the create, by the metadata asked again */
     rn_broker *b = rn_kreq_broker(req);
     /* This broker alone, at its listener's address and bound port ... */
     char self[300], host[256];
@@ -430,15 +482,94 @@ static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sl
         rn_kreq_oom(req);
         goto out;
     }
-    rn_kafka_metadata_write(&o->w, req->h.correlation_id, req->h.api_version, list, n,
-                            hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata
-                                                                                     : NULL,
-                            x->list_none);
+    rn_kafka_metadata_write(&o->w, req->h.correlation_id, req->h.api_version, list, n, mr,
+                            x->list_none, auto_errors(x, mr));
     rn_kreq_answer(req, o);
 out:
     free(st);
     free(kb);
     free(hosts);
+}
+
+/* The create round's answer: each topic's outcome is kept (one that
+ * another client created meanwhile counts as created), then the metadata is
+ * asked again, so the answer shows the new topics with their partitions. */
+static void auto_create_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
+                               unsigned n_slices)
+{
+    rn_kreq *req = (rn_kreq *)call;
+    kctx *x = req->ctx;
+    release(slices, n_slices);
+    Runnel__TopicResult **res = NULL;
+    size_t n_res = 0;
+    if (hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_CREATE_TOPICS) {
+        res = hdr->create_topics->topics;
+        n_res = hdr->create_topics->n_topics;
+    }
+    for (size_t j = 0; j < x->n_create; j++) {
+        int code = j < n_res         ? (int)res[j]->error_code
+                   : hdr->error_code ? (int)hdr->error_code
+                                     : RN_E_UNKNOWN;
+        x->auto_err[x->create_of[j]] =
+            code == 0 || code == RN_E_TOPIC_EXISTS ? RN_KAFKA_NONE : rn_kafka_error(code);
+        rn_logfmt(RN_INFO, "kafka: Metadata auto-creates a topic", "topic=\"%s\" result=%s",
+                  x->names[x->create_of[j]], code ? rn_errname(-code) : "created");
+    }
+    metadata_call(req);
+}
+
+/* Creates the unknown topics of mr that the request named (Kafka's
+ * auto-creation: num.partitions, the default replication factor, no
+ * configs). Returns false when there are none (mr is the answer). */
+static bool auto_create(rn_kreq *req, const Runnel__MetadataResponse *mr)
+{
+    kctx *x = req->ctx;
+    x->create_ran = true;
+    size_t n = 0;
+    Runnel__NewTopic *nts = ctx_alloc(x, mr->n_topics * sizeof(*nts));
+    Runnel__NewTopic **ptrs = ctx_alloc(x, mr->n_topics * sizeof(*ptrs));
+    x->create_of = ctx_alloc(x, mr->n_topics * sizeof(*x->create_of));
+    if (!nts || !ptrs || !x->create_of)
+        return false; /* no memory: answered as it is, nothing created */
+    for (size_t i = 0; i < mr->n_topics; i++) {
+        const Runnel__TopicMetadata *t = mr->topics[i];
+        int32_t k = t->error_code == RN_E_UNKNOWN_TOPIC ? name_index(x, t->name) : -1;
+        if (k < 0 || x->auto_err[k] != AUTO_NOT_TRIED) /* a name asked twice: once */
+            continue;
+        x->auto_err[k] = RN_KAFKA_UNKNOWN_SERVER_ERROR; /* until the answer says */
+        runnel__new_topic__init(&nts[n]);
+        nts[n].name = x->names[k];
+        nts[n].num_partitions = -1;     /* num.partitions */
+        nts[n].replication_factor = -1; /* the broker's default */
+        ptrs[n] = &nts[n];
+        x->create_of[n++] = k;
+    }
+    if (!n)
+        return false;
+    x->n_create = n;
+    Runnel__CreateTopicsRequest cr = RUNNEL__CREATE_TOPICS_REQUEST__INIT;
+    cr.n_topics = n;
+    cr.topics = ptrs;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__CREATE_TOPICS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CREATE_TOPICS;
+    h.create_topics = &cr;
+    call_native(req, 0, &h, NULL, 0, auto_create_answer);
+    return true;
+}
+
+/* The native Metadata for the topics the request named (all when none). */
+static int metadata_call(rn_kreq *req)
+{
+    kctx *x = req->ctx;
+    Runnel__MetadataRequest mr = RUNNEL__METADATA_REQUEST__INIT;
+    mr.n_topics = x->n_names > 0 ? (size_t)x->n_names : 0;
+    mr.topics = x->names;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__METADATA;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
+    h.metadata = &mr;
+    return call_native(req, 0, &h, NULL, 0, metadata_answer);
 }
 
 static int metadata(rn_kreq *req)
@@ -451,15 +582,18 @@ static int metadata(rn_kreq *req)
     /* v0: an empty array means every topic (there is no null). */
     int32_t n = rn_kread_array(rd, false, v >= 1, 2);
     char **names = n > 0 ? ctx_alloc(x, (size_t)n * sizeof(*names)) : NULL;
-    if (n > 0 && !names)
+    x->auto_err = n > 0 ? ctx_alloc(x, (size_t)n * sizeof(*x->auto_err)) : NULL;
+    if (n > 0 && (!names || !x->auto_err))
         return -ENOMEM;
     for (int32_t i = 0; i < n && !rd->err; i++) {
         rn_kstr s = rn_kread_string(rd, false);
         if (!rd->err && !(names[i] = ctx_str(x, s)))
             return -ENOMEM;
+        x->auto_err[i] = AUTO_NOT_TRIED;
     }
-    if (v >= 4)
-        (void)rn_kread_i8(rd); /* allow_auto_topic_creation: the broker's setting decides */
+    /* allow_auto_topic_creation (v4+; before, every Metadata may create):
+     * both it and the broker's auto.create.topics.enable must say yes. */
+    bool allow = v >= 4 ? rn_kread_i8(rd) != 0 : true;
     if (v >= 8) {
         (void)rn_kread_i8(rd); /* include_cluster_authorized_operations */
         (void)rn_kread_i8(rd); /* include_topic_authorized_operations */
@@ -468,14 +602,11 @@ static int metadata(rn_kreq *req)
         return rd->err;
     /* Kafka: null = every topic, [] = none; native: empty = every topic. */
     x->list_none = n == 0 && v >= 1;
-    Runnel__MetadataRequest mr = RUNNEL__METADATA_REQUEST__INIT;
-    mr.n_topics = n > 0 ? (size_t)n : 0;
-    mr.topics = names;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__METADATA;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
-    h.metadata = &mr;
-    return call_native(req, 0, &h, NULL, 0, metadata_answer);
+    x->names = names;
+    x->n_names = n > 0 ? n : 0;
+    rn_broker *b = rn_kreq_broker(req);
+    x->may_create = allow && x->n_names > 0 && b && b->cfg.auto_create_topics;
+    return metadata_call(req);
 }
 
 /* ---- Leaders ---------------------------------------------------------------------------- */

@@ -127,11 +127,14 @@ typedef struct rn_kafka_broker {
  * (no topics); no_topics leaves mr's topics out. A partition whose leader is
  * not among brokers (fenced, or without a Kafka listener) is answered
  * LEADER_NOT_AVAILABLE with leader -1, as Kafka answers for a leader it
- * cannot hand out: clients refresh metadata and retry. */
+ * cannot hand out: clients refresh metadata and retry. topic_errors, when
+ * not NULL, has one Kafka error per topic of mr to answer instead of the
+ * topic's own (0: its own); borrowed. */
 void rn_kafka_api_versions_write(rn_kwriter *w, int32_t correlation_id, int16_t version);
 void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t version,
                              const rn_kafka_broker *brokers, size_t n_brokers,
-                             const Runnel__MetadataResponse *mr, bool no_topics);
+                             const Runnel__MetadataResponse *mr, bool no_topics,
+                             const int16_t *topic_errors);
 
 /* Parse one request body (the frame after its size) and run it with no
  * broker behind: every body parser and answer renderer runs, native calls

@@ -11,7 +11,8 @@
  *   LeaveGroup      v0–v3
  *   OffsetCommit    v0–v7  → rn_groups_classic_commit: the same __offsets
  *                          records native groups commit
- *   OffsetFetch     v0–v5  → the coordinator's offsets table
+ *   OffsetFetch     v0–v7  → the coordinator's offsets table (v6+ flexible;
+ *                          v7's require_stable needs nothing: no transactions)
  *   ListGroups      v0–v2, DescribeGroups v0–v4, DeleteGroups v0–v1
  *                          → rn_groups_list / _describe / _delete: native
  *                          and classic groups alike

@@ -1,9 +1,11 @@
 /*
- * producer.c — Kafka's InitProducerId (API 22, v0–v2; v2 flexible) for
+ * producer.c — Kafka's InitProducerId (API 22, v0–v4; v2+ flexible) for
  * idempotent producers, mapped onto the native InitProducer
  * (broker/api/init_producer.c).
  *
- *   request:  transactional_id (nullable string), transaction_timeout_ms i32
+ *   request:  transactional_id (nullable string), transaction_timeout_ms i32,
+ *             v3+: producer_id i64, producer_epoch i16 (KIP-360: the id and
+ *             epoch the producer has, when it asks again after an error)
  *   response: throttle_time_ms i32, error_code i16, producer_id i64,
  *             producer_epoch i16
  *
@@ -16,8 +18,12 @@
  * first offset, a gap is OUT_OF_ORDER_SEQUENCE_NUMBER (45), an older epoch
  * INVALID_PRODUCER_EPOCH (47).
  *
- * Not here: v3+ (KIP-360: the client asks to bump its own epoch after an
- * error); librdkafka then asks for a fresh id, which this answers. A
+ * v3+ (librdkafka 2.0.2 asks for v4): a producer without a transactional id
+ * gets a fresh producer id and epoch 0 whatever id and epoch it names, as
+ * Kafka's transaction coordinator answers it ("blindly accept the request
+ * and return a new producerId"); the two go together: one -1 without the
+ * other is INVALID_REQUEST (42), as in Kafka's broker. A fresh id resets
+ * the producer's sequences, which is what the epoch bump is for. A
  * transactional_id is refused by the native handler (no transactions):
  * INVALID_REQUEST (42).
  */
@@ -73,10 +79,22 @@ int rn_kafka_init_producer_id(rn_kreq *req)
     bool fx = req->h.flexible;
     rn_kstr tid = rn_kread_str(rd, fx, true);
     (void)rn_kread_i32(rd); /* transaction_timeout_ms: no transactions */
+    bool half = false;
+    if (req->h.api_version >= 3) {
+        int64_t pid = rn_kread_i64(rd);
+        int16_t epoch = rn_kread_i16(rd);
+        half = (pid == -1) != (epoch == -1);
+    }
     if (fx)
         rn_kread_tags(rd);
     if (rd->err)
         return rd->err;
+    if (half) { /* an id without an epoch or the other way round */
+        Runnel__ResponseHeader eh = RUNNEL__RESPONSE_HEADER__INIT;
+        eh.error_code = RN_E_INVALID_REQUEST;
+        init_producer_answer(&req->call, &eh, NULL, 0);
+        return 0;
+    }
     pctx *x = calloc(1, sizeof(*x));
     if (!x)
         return -ENOMEM;

@@ -336,6 +336,36 @@ static int apply_topic(rn_image *img, const md_topic_record *r, rn_image_effect 
     return 0;
 }
 
+/* Give p replicas, ISR and target in one block (invariant 5): room for an
+ * ISR as large as the replicas and a target as large as the replicas, so
+ * ISR changes, elections and a move's completion never allocate. */
+static int set_nodes(rn_partition_info *p, const int32_t *replicas, size_t nr, const int32_t *isr,
+                     size_t ni, const int32_t *target, size_t nt)
+{
+    size_t room = ni > nr ? ni : nr;
+    size_t n = nr + room + (nt > nr ? nt : nr);
+    int32_t *nodes = NULL;
+    if (n) {
+        nodes = malloc(n * sizeof(*nodes));
+        if (!nodes)
+            return -ENOMEM;
+        if (nr)
+            memcpy(nodes, replicas, nr * sizeof(*nodes));
+        if (ni)
+            memcpy(nodes + nr, isr, ni * sizeof(*nodes));
+        if (nt)
+            memcpy(nodes + nr + room, target, nt * sizeof(*nodes));
+    }
+    free((void *)p->replicas);
+    p->n_replicas = (int32_t)nr;
+    p->replicas = nodes;
+    p->n_isr = (int32_t)ni;
+    p->isr = nodes ? nodes + nr : NULL;
+    p->n_target = (int32_t)nt;
+    p->target = nodes ? nodes + nr + room : NULL;
+    return 0;
+}
+
 static int apply_partition(rn_image *img, const md_partition_record *r, int *status)
 {
     topic *t = find_by_id(img, &r->topic_id);
@@ -344,31 +374,19 @@ static int apply_partition(rn_image *img, const md_partition_record *r, int *sta
         return 0;
     }
     /* Bounded by the batch size already; this keeps the int32 counts honest. */
-    if (r->n_replicas > INT32_MAX / 4 || r->n_isr > INT32_MAX / 4) {
+    if (r->n_replicas > INT32_MAX / 4 || r->n_isr > INT32_MAX / 4 ||
+        r->n_target_replicas > r->n_replicas) {
         *status = -RN_E_INVALID_REQUEST;
         return 0;
     }
-    int32_t *nodes = NULL;
-    /* Invariant 5: room for an ISR as large as the replicas. */
-    size_t n = r->n_replicas + (r->n_isr > r->n_replicas ? r->n_isr : r->n_replicas);
-    if (n) {
-        nodes = malloc(n * sizeof(*nodes));
-        if (!nodes)
-            return -ENOMEM;
-        if (r->n_replicas)
-            memcpy(nodes, r->replicas, r->n_replicas * sizeof(*nodes));
-        if (r->n_isr)
-            memcpy(nodes + r->n_replicas, r->isr, r->n_isr * sizeof(*nodes));
-    }
     rn_partition_info *p = &t->parts[r->partition];
-    free((void *)p->replicas);
+    int rc = set_nodes(p, r->replicas, r->n_replicas, r->isr, r->n_isr, r->target_replicas,
+                       r->n_target_replicas);
+    if (rc < 0)
+        return rc;
     p->leader = r->leader;
     p->leader_epoch = r->leader_epoch;
     p->partition_epoch = r->partition_epoch;
-    p->n_replicas = (int32_t)r->n_replicas;
-    p->replicas = nodes;
-    p->n_isr = (int32_t)r->n_isr;
-    p->isr = nodes ? nodes + r->n_replicas : NULL;
     return 0;
 }
 
@@ -450,6 +468,8 @@ static bool broker_live(const rn_image *img, int32_t id)
     return b && !b->info.fenced;
 }
 
+static bool complete_move(const rn_image *img, rn_partition_info *p);
+
 /* A leader's ISR proposal (AlterPartition), or the controller's
  * preferred-leader election (elect). */
 static void apply_change(rn_image *img, const md_change_record *r, rn_image_effect *eff,
@@ -478,17 +498,105 @@ static void apply_change(rn_image *img, const md_change_record *r, rn_image_effe
         *status = -RN_E_INVALID_REQUEST;
         return;
     }
-    int32_t *isr = (int32_t *)p->replicas + p->n_replicas; /* invariant 5 */
+    int32_t *isr = (int32_t *)p->isr; /* invariant 5: room for the replicas */
     memcpy(isr, r->isr, r->n_isr * sizeof(*isr));
-    p->isr = isr;
     p->n_isr = (int32_t)r->n_isr;
     if (r->elect && leader != p->leader) {
         p->leader = leader;
         p->leader_epoch++;
     }
+    complete_move(img, p);
     p->partition_epoch++;
     set_effect(eff, RN_IMAGE_PARTITION_CHANGED, t);
     eff->partition = r->partition;
+}
+
+/* A move whose every target replica is in sync completes (in place,
+ * invariant 5): the replicas become the target, the leaving ones drop out
+ * of the ISR, and a leaving leader hands over to the first live in-sync
+ * target replica (in the target's order). Returns whether it completed. */
+static bool complete_move(const rn_image *img, rn_partition_info *p)
+{
+    if (p->n_target <= 0)
+        return false;
+    for (int32_t i = 0; i < p->n_target; i++)
+        if (!has_node(p->isr, p->n_isr, p->target[i]))
+            return false;
+    int32_t *replicas = (int32_t *)p->replicas, *isr = (int32_t *)p->isr;
+    int32_t n = 0;
+    for (int32_t i = 0; i < p->n_isr; i++)
+        if (has_node(p->target, p->n_target, isr[i]))
+            isr[n++] = isr[i];
+    /* Each list keeps its place in the block; only the counts shrink. */
+    memmove(replicas, p->target, (size_t)p->n_target * sizeof(*replicas));
+    p->n_replicas = p->n_target;
+    p->n_isr = n;
+    p->n_target = 0;
+    if (!has_node(p->replicas, p->n_replicas, p->leader)) {
+        /* In the target's order: its first replica is the preferred one. */
+        int32_t leader = -1;
+        for (int32_t i = 0; i < p->n_replicas; i++)
+            if (has_node(p->isr, p->n_isr, p->replicas[i]) && broker_live(img, p->replicas[i])) {
+                leader = p->replicas[i];
+                break;
+            }
+        p->leader = leader;
+        p->leader_epoch++;
+    }
+    return true;
+}
+
+static int apply_reassign(rn_image *img, const md_reassign_record *r, rn_image_effect *eff,
+                          int *status)
+{
+    topic *t = find_by_id(img, &r->topic_id);
+    if (!t || r->partition < 0 || r->partition >= t->info.n_partitions) {
+        *status = -RN_E_UNKNOWN_TOPIC;
+        return 0;
+    }
+    rn_partition_info *p = &t->parts[r->partition];
+    if (r->partition_epoch != p->partition_epoch) {
+        *status = -RN_E_FENCED_LEADER_EPOCH;
+        return 0;
+    }
+    /* The target: distinct, known brokers, at most RN_MAX_BROKERS. */
+    size_t nt = r->n_target_replicas;
+    bool ok = nt > 0 && nt <= RN_MAX_BROKERS && p->n_replicas > 0;
+    for (size_t i = 0; ok && i < nt; i++)
+        ok = broker_get(img, r->target_replicas[i]) &&
+             !has_node(r->target_replicas, (int32_t)i, r->target_replicas[i]);
+    if (!ok) {
+        *status = -RN_E_INVALID_REQUEST;
+        return 0;
+    }
+    /* Replicas: the target, then the current ones leaving (Kafka's order). */
+    int32_t all[2 * RN_MAX_BROKERS + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < nt; i++)
+        all[n++] = r->target_replicas[i];
+    const int32_t *old = p->replicas;
+    size_t n_old = (size_t)p->n_replicas;
+    if (n_old > RN_MAX_BROKERS) {
+        *status = -RN_E_INVALID_REQUEST;
+        return 0;
+    }
+    for (size_t i = 0; i < n_old; i++)
+        if (!has_node(all, (int32_t)n, old[i]))
+            all[n++] = old[i];
+    int32_t isr[2 * RN_MAX_BROKERS + 1];
+    size_t ni = (size_t)p->n_isr <= sizeof(isr) / sizeof(isr[0]) ? (size_t)p->n_isr : 0;
+    memcpy(isr, p->isr, ni * sizeof(*isr));
+    /* The same set as now: nothing to move (the replicas take the target's
+     * order; a move in progress is cancelled). */
+    bool same = n == nt;
+    int rc = set_nodes(p, all, n, isr, ni, r->target_replicas, same ? 0 : nt);
+    if (rc < 0)
+        return rc;
+    complete_move(img, p);
+    p->partition_epoch++;
+    set_effect(eff, RN_IMAGE_PARTITION_CHANGED, t);
+    eff->partition = r->partition;
+    return 0;
 }
 
 /* id is gone (fenced, or restarted and maybe missing unsynced writes): it
@@ -636,6 +744,8 @@ int rn_image_apply(rn_image *img, const md_record *r, rn_image_effect *eff, int 
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE:
         apply_change(img, r->partition_change, eff, status);
         return 0;
+    case RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_REASSIGN:
+        return apply_reassign(img, r->partition_reassign, eff, status);
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER:
         return apply_broker(img, r->broker, eff, status);
     case RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE:
@@ -746,7 +856,8 @@ bool rn_image_equal(const rn_image *a, const rn_image *b)
                 u->leader_epoch != v->leader_epoch || u->partition_epoch != v->partition_epoch ||
                 u->n_replicas != v->n_replicas || u->n_isr != v->n_isr ||
                 !nodes_equal(u->replicas, v->replicas, u->n_replicas) ||
-                !nodes_equal(u->isr, v->isr, u->n_isr))
+                !nodes_equal(u->isr, v->isr, u->n_isr) || u->n_target != v->n_target ||
+                !nodes_equal(u->target, v->target, u->n_target))
                 return false;
         }
     }

@@ -42,6 +42,8 @@ typedef struct rn_partition_info {
     const int32_t *replicas;
     int32_t n_isr;
     const int32_t *isr;
+    int32_t n_target; /* a replica move in progress: the replicas it ends with; 0 none */
+    const int32_t *target;
 } rn_partition_info;
 
 /* One topic. Pointers are valid until the next record is applied; copy what
@@ -108,7 +110,9 @@ void rn_image_clear(rn_image *img);
  * is the last member, and each partition it led moves to the first other
  * unfenced ISR member (leader epoch + 1), or to no leader (-1) when there is
  * none; a broker unfenced (or registered) becomes the leader of every
- * leaderless partition whose ISR holds it. Unclean election never happens. */
+ * leaderless partition whose ISR holds it. Unclean election never happens.
+ * A replica move (PartitionReassignRecord) completes while applying the ISR
+ * change that puts its last target replica in sync (metadata.proto). */
 int rn_image_apply(rn_image *img, const struct Runnel__Metadata__MetadataRecord *r,
                    rn_image_effect *effect, int *status);
 

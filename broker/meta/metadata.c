@@ -1197,6 +1197,56 @@ int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_
                           (size_t)p->n_isr, true, leader, cb, arg, err, errlen);
 }
 
+int rn_metadata_reassign(rn_metadata *md, const char *topic_name, int32_t partition,
+                         const int32_t *target, size_t n, rn_metadata_cb cb, void *arg, char *err,
+                         size_t errlen)
+{
+    const rn_topic_info *t;
+    int rc = check_target(md, topic_name, &t, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (partition < 0 || partition >= t->n_partitions)
+        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s has no partition %d",
+                       topic_name, partition);
+    if (n < 1 || n > RN_MAX_BROKERS)
+        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
+                       "%s-%d: a move needs 1 to %d target replicas, not %zu", topic_name,
+                       partition, RN_MAX_BROKERS, n);
+    const rn_partition_info *p = &t->partitions[partition];
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < i; j++)
+            if (target[j] == target[i])
+                return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
+                               "%s-%d: broker %d is named twice", topic_name, partition,
+                               target[i]);
+        const rn_broker_info *b = rn_image_broker(md->image, target[i]);
+        bool replica = false;
+        for (int32_t j = 0; j < p->n_replicas; j++)
+            replica |= p->replicas[j] == target[i];
+        /* A new replica must be a live broker; one it has may be down. */
+        if (!b || (!replica && b->fenced))
+            return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "%s-%d: broker %d is %s",
+                           topic_name, partition, target[i], b ? "fenced" : "not registered");
+    }
+    change *c = change_new(CHANGE_ALTER, t->id, cb, arg);
+    if (!c)
+        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
+    encoder e;
+    enc_init(&e);
+    md_reassign_record rr = RUNNEL__METADATA__PARTITION_REASSIGN_RECORD__INIT;
+    rr.topic_id.len = 16;
+    rr.topic_id.data = c->id;
+    rr.partition = partition;
+    rr.partition_epoch = p->partition_epoch;
+    rr.n_target_replicas = n;
+    rr.target_replicas = (int32_t *)target;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_REASSIGN;
+    r.partition_reassign = &rr;
+    rc = enc_add(&e, &r);
+    return submit(md, &e, c, rc, topic_name, err, errlen);
+}
+
 void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf)
 {
     md->default_rf = rf;

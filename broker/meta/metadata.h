@@ -184,6 +184,21 @@ int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_
                              int32_t leader_epoch, int32_t partition_epoch, int32_t leader,
                              rn_metadata_cb cb, void *arg, char *err, size_t errlen);
 
+/* Move a partition's replicas to target[0..n) (Kafka's
+ * AlterPartitionReassignments; metadata.proto's PartitionReassignRecord):
+ * the new replicas catch up as followers and the move completes once all
+ * of target is in the ISR; the first of target becomes the preferred
+ * leader. A target with the same brokers cancels a move in progress (and
+ * sets the replicas' order). Owner's thread. Errors at once:
+ * -RN_E_UNKNOWN_TOPIC (no such topic or partition), -RN_E_INVALID_REQUEST
+ * (no target, more than RN_MAX_BROKERS, a broker named twice, one not
+ * registered, a new replica on a fenced broker). Otherwise 0 and cb later:
+ * 0 once applied, -RN_E_FENCED_LEADER_EPOCH when the partition changed
+ * meanwhile (ask again). */
+int rn_metadata_reassign(rn_metadata *md, const char *topic, int32_t partition,
+                         const int32_t *target, size_t n, rn_metadata_cb cb, void *arg, char *err,
+                         size_t errlen);
+
 /* default.replication.factor for creates that ask for -1 (1 until set). */
 void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf);
 

@@ -592,6 +592,19 @@ static const rn_voter *voter_of(rn_quorum *q, int32_t id)
     return NULL;
 }
 
+/* node's listener refused a connection: no process of it is there. When it
+ * was our leader, campaign now rather than a fetch timeout later (the
+ * survivors all see the refusal, so their pre-votes agree). */
+static void refused(rn_quorum *q, int32_t node)
+{
+    if (node == rn_raft_leader(q->raft) && node != q->cfg.node_id &&
+        rn_raft_role_of(q->raft) == RN_RAFT_FOLLOWER) {
+        rn_logfmt(RN_INFO, "quorum leader unreachable", "leader=%d epoch=%d", node,
+                  rn_raft_epoch(q->raft));
+        rn_raft_leader_unreachable(q->raft);
+    }
+}
+
 /* The link to node: one we dialled, else the last one it spoke on; dial a
  * voter when there is none. -1 when none can be had now. */
 static int link_to(rn_quorum *q, int32_t node, int64_t now)
@@ -621,6 +634,8 @@ static int link_to(rn_quorum *q, int32_t node, int64_t now)
     if (fd < 0)
         return found;
     if (rc < 0 && errno != EINPROGRESS) {
+        if (errno == ECONNREFUSED)
+            refused(q, node);
         close(fd);
         return found;
     }
@@ -1310,6 +1325,8 @@ static void *quorum_main(void *arg)
                 socklen_t sl = sizeof(soerr);
                 getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
                 if (soerr || (re & (POLLERR | POLLHUP))) {
+                    if (soerr == ECONNREFUSED && l->outbound)
+                        refused(q, l->node);
                     link_close(q, i);
                     continue;
                 }

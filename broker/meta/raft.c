@@ -1106,6 +1106,14 @@ int rn_raft_compact(rn_raft *r, int64_t end_offset, const void *data, size_t len
     return 0;
 }
 
+void rn_raft_leader_unreachable(rn_raft *r)
+{
+    if (r->role != RN_RAFT_FOLLOWER)
+        return;
+    r->fetch_deadline = r->now;
+    r->heard_leader_at = -1;
+}
+
 bool rn_raft_has_ready(const rn_raft *r)
 {
     return r->st_dirty || r->snap_install || r->truncate_to >= 0 || r->stable_end < leo(r) ||

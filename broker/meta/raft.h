@@ -265,6 +265,13 @@ int rn_raft_propose(rn_raft *r, const void *data, size_t len, int64_t *offset);
  * caught-up first) so the next election starts at once. -RN_E_NOT_LEADER. */
 int rn_raft_resign(rn_raft *r);
 
+/* The driver saw the leader's process go (its socket refused a connection):
+ * a follower acts as if the fetch timeout had passed now, and stops counting
+ * the leader as alive for pre-votes, so the survivors campaign at once
+ * instead of a fetch timeout later. No effect in other roles. Safety never
+ * depends on timing; the simulator calls it at random. */
+void rn_raft_leader_unreachable(rn_raft *r);
+
 /* The caller has durably stored a snapshot of its state machine covering
  * every entry below end_offset (data copied: the core serves it to followers
  * that fall behind the log start). Entries below end_offset are dropped and

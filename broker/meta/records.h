@@ -16,6 +16,7 @@ typedef Runnel__Metadata__RemoveTopicRecord md_remove_record;
 typedef Runnel__Metadata__ConfigRecord md_config_record;
 typedef Runnel__Metadata__PartitionCountRecord md_count_record;
 typedef Runnel__Metadata__PartitionChangeRecord md_change_record;
+typedef Runnel__Metadata__PartitionReassignRecord md_reassign_record;
 typedef Runnel__Metadata__BrokerRecord md_broker_record;
 typedef Runnel__Metadata__BrokerFenceRecord md_fence_record;
 

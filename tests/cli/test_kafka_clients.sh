@@ -7,9 +7,8 @@
 #     describe_configs (topic and broker, with config sources), a SASL client
 #     told "Unsupported SASL mechanism";
 #   - kafka-python 2.0.2: describe_configs, create_partitions;
-#   - kafkajs 2.2.4 (npm, into tests/kafkajs/node_modules): an idempotent
-#     producer, its admin client; its consumer group when the broker has the
-#     group APIs;
+#   - auto.create.topics.enable: off by default (Metadata creates nothing);
+#     on, Metadata naming an unknown topic creates it with num.partitions;
 #   - tests/cli/kafka_wire.py: a retried batch gets its first offset, a gap
 #     OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch INVALID_PRODUCER_EPOCH;
 #     OffsetsForLeaderEpoch, and KIP-320's current leader epoch in Fetch,
@@ -17,15 +16,15 @@
 #
 #   tests/cli/test_kafka_clients.sh RUNNEL RUNNELD   (meson passes both; prints TAP)
 #
-# A client that is not installed (and cannot be: npm unreachable) is a TAP
-# "# SKIP", not a failure. The broker runs on free 127.0.0.1 ports with data
+# kafkajs has its own test under node's test runner (tests/kafkajs, meson
+# test kafkajs). A client that is not installed is a TAP "# SKIP", not a
+# failure. The broker runs on free 127.0.0.1 ports with data
 # under a mktemp directory (removed at the end), with two reactors, and is
 # stopped by its pid. Every client call runs under `timeout`.
 RUNNEL=${1:?usage: test_kafka_clients.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_kafka_clients.sh RUNNEL RUNNELD}
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" kclients
 HERE=$(cd "$(dirname "$0")" && pwd)
-JSDIR=$(cd "$HERE/../kafkajs" && pwd)
 export PYTHONPATH=$HERE${PYTHONPATH:+:$PYTHONPATH}
 
 # The broker also listens for Kafka clients on $KPORT (kept with
@@ -305,54 +304,61 @@ assert all(b[4] == b[0] for b in bs), bs
 PY
 }
 
-# kafkajs: an idempotent producer (InitProducerId, sequences); the records
-# read back by runnel consume byte for byte.
-test_kafkajs_produce() {
-  r topic create js -p 1 >/dev/null || return 1
-  timeout 60 node "$JSDIR/clients.mjs" "$KPORT" js produce | grep -qx 'produced 50' || return 1
-  seq 0 49 | sed 's/.*/k&=v&/' >"$TMP/js.want"
-  r consume js -o beginning -e -f '%k=%s\n' | cmp - "$TMP/js.want" || return 1
-}
-
-# kafkajs's admin client: CreateTopics with a config, CreatePartitions,
-# DescribeConfigs, Metadata.
-test_kafkajs_admin() {
-  timeout 60 node "$JSDIR/clients.mjs" "$KPORT" jsadm admin | grep -qx 'retention.ms=7200000 partitions=3' ||
-    return 1
-  [ "$(r topic describe jsadm | grep -c 'Partition:')" = 3 ] || return 1
-}
-
-# kafkajs's consumer is a consumer group (FindCoordinator, JoinGroup, …).
-test_kafkajs_consume() {
-  timeout 90 node "$JSDIR/clients.mjs" "$KPORT" js consume | sort >"$TMP/js.got" || return 1
-  sort "$TMP/js.want" | cmp - "$TMP/js.got" || return 1
-}
-
-# Does the broker advertise API key $1 (ApiVersions v0)?
-advertises() {
-  py "$1" <<'PY'
+# Metadata v1 (may create) or v4 with allow_auto_topic_creation ALLOW for
+# one topic: prints "ERROR N" (N partitions in the answer).
+metadata_of() {
+  py "$@" <<'PY'
 import struct, sys
-from kafka_wire import Conn
-r = Conn(sys.argv[1]).call(18, 0)
-n = struct.unpack(">i", r[2:6])[0]
-keys = {struct.unpack(">h", r[6 + 6 * i:8 + 6 * i])[0] for i in range(n)}
-sys.exit(0 if int(sys.argv[2]) in keys else 1)
+from kafka_wire import Conn, s16
+topic, ver, allow = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+body = struct.pack(">i", 1) + s16(topic) + (struct.pack(">b", allow) if ver >= 4 else b"")
+r = Conn(sys.argv[1]).call(3, ver, body)
+at = 4 if ver >= 3 else 0
+n = struct.unpack(">i", r[at:at + 4])[0]
+at += 4
+for _ in range(n):  # node_id, host, port, rack
+    at += 4
+    at += 2 + struct.unpack(">h", r[at:at + 2])[0] + 4
+    k = struct.unpack(">h", r[at:at + 2])[0]
+    at += 2 + (k if k > 0 else 0)
+if ver >= 2:  # cluster_id
+    k = struct.unpack(">h", r[at:at + 2])[0]
+    at += 2 + (k if k > 0 else 0)
+at += 4  # controller_id
+assert struct.unpack(">i", r[at:at + 4])[0] == 1
+at += 4
+err, k = struct.unpack(">hh", r[at:at + 4])
+at += 4 + k + 1  # name, is_internal
+print(err, struct.unpack(">i", r[at:at + 4])[0])
 PY
 }
 
-# kafkajs from npm (pinned in tests/kafkajs/package.json) when the registry
-# answers; no lock file is written.
-kafkajs_why() {
-  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || {
-    echo "node/npm are not installed"
-    return
-  }
-  if [ ! -f "$JSDIR/node_modules/kafkajs/package.json" ]; then
-    (cd "$JSDIR" && timeout 180 npm install --no-package-lock --no-audit --no-fund \
-      --loglevel=error >&2) || {
-      echo "npm install kafkajs failed (registry unreachable?)"
-      return
-    }
+# auto.create.topics.enable is off by default: Metadata for an unknown topic
+# answers UNKNOWN_TOPIC_OR_PARTITION (3) and creates nothing.
+test_no_auto_create() {
+  [ "$(metadata_of noauto 1 1)" = "3 0" ] || return 1
+  expect_status 1 r topic describe noauto || return 1
+}
+
+# With auto.create.topics.enable=true (a restart with it and num.partitions=3),
+# as Kafka: Metadata naming an unknown topic creates it with num.partitions;
+# kcat -P to a new topic works; v4's allow_auto_topic_creation=false and an
+# invalid name (INVALID_TOPIC_EXCEPTION, 17) create nothing.
+test_auto_create() {
+  stop_broker || return 1
+  KEEP_PORTS=1 start_broker --override log.segment.bytes=67108864 \
+    --override auto.create.topics.enable=true --override num.partitions=3 || return 1
+  [ "$(metadata_of auto1 1 1)" = "0 3" ] || { metadata_of auto1 1 1 >&2; return 1; }
+  [ "$(r topic describe auto1 | grep -c 'Partition:')" = 3 ] || return 1
+  [ "$(metadata_of auto2 4 0)" = "3 0" ] || return 1
+  expect_status 1 r topic describe auto2 || return 1
+  [ "$(metadata_of auto3 4 1)" = "0 3" ] || return 1
+  [ "$(metadata_of 'bad name!' 1 1)" = "17 0" ] || { metadata_of 'bad name!' 1 1 >&2; return 1; }
+  if command -v kcat >/dev/null; then
+    seq 1 30 | timeout 60 kcat -b "127.0.0.1:$KPORT" -P -t kcatauto || return 1
+    [ "$(r consume kcatauto -o beginning -e | sort -n | tr '\n' ' ')" = "$(seq 1 30 | tr '\n' ' ')" ] ||
+      return 1
+    [ "$(r topic describe kcatauto | grep -c 'Partition:')" = 3 ] || return 1
   fi
 }
 
@@ -368,10 +374,7 @@ SKIP_WHY=$CK_WHY t "SaslHandshake/SaslAuthenticate: UNSUPPORTED_SASL_MECHANISM, 
 if command -v kcat >/dev/null; then KC_WHY=; else KC_WHY="kcat is not installed"; fi
 SKIP_WHY=$KC_WHY t "kcat -X enable.idempotence=true -z lz4: 1000 records once each" test_kcat_idempotent
 SKIP_WHY=$CK_WHY t "idempotent producer across a broker restart: 200 records once, in order" test_idempotent_restart
-JS_WHY=$(kafkajs_why)
-SKIP_WHY=$JS_WHY t "kafkajs idempotent producer; runnel consume reads it byte for byte" test_kafkajs_produce
-SKIP_WHY=$JS_WHY t "kafkajs admin: createTopics, createPartitions, describeConfigs" test_kafkajs_admin
-if [ -z "$JS_WHY" ] && ! advertises 10; then JS_WHY="the broker has no group APIs (FindCoordinator)"; fi
-SKIP_WHY=$JS_WHY t "kafkajs consumer group reads them back" test_kafkajs_consume
+t "auto.create.topics.enable off (the default): Metadata creates nothing" test_no_auto_create
+t "auto.create.topics.enable=true: Metadata creates with num.partitions, kcat -P, v4 allow=false" test_auto_create
 stop_broker || { echo "not ok $((N + 1)) - clean stop"; exit 1; }
 finish

@@ -2,8 +2,9 @@
 # measure_failover.sh — by hand, for the report (not in the suite): the time
 # from kill -9 of the metadata leader to the moment both survivors name the
 # same new leader (`runnel cluster status`, polled every 20 ms), over ROUNDS
-# kills of three local runneld with the given timing overrides (Kafka's
-# defaults when none: election 1000 ms, fetch 2000 ms). The killed broker is
+# kills of three local runneld with the given timing overrides (runneld's
+# defaults when none: election 500 ms, fetch 1000 ms; a follower whose
+# leader's socket refuses it campaigns at once). The killed broker is
 # restarted and caught up before the next round.
 #
 #   tests/cluster/measure_failover.sh RUNNEL RUNNELD [ROUNDS] [--override K=V …]

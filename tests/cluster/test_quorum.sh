@@ -5,7 +5,9 @@
 # kill -9 of the leader gives a new leader, the metadata survives, and the
 # old one restarts and catches up; a broker silent past
 # broker.session.timeout.ms is fenced, and unfenced when it speaks again; a
-# fourth, broker-only node (an observer) follows the log and forwards.
+# fourth, broker-only node (an observer) follows the log and forwards;
+# cluster status, /metrics and GET /cluster count and list offline and
+# under-replicated partitions, and agree with each other.
 #
 #   tests/cluster/test_quorum.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
 #
@@ -80,7 +82,7 @@ registered_all() { # NODE lists three active brokers
     wc -l)" = 3 ]
 }
 
-echo "1..20"
+echo "1..28"
 # One call for every port: ports picked one at a time may repeat (seen: a
 # controller listener on the port another node's listener had).
 read -r -a PORTS <<<"$(free_ports 12)"
@@ -118,7 +120,13 @@ rm -rf "$TMP/n1"
 
 # 1. Three brokers elect one leader, and all three say so.
 t0=$(now_ms)
-for i in 1 2 3; do start_node "$i"; done
+# Node 3 joins once 1 and 2 have formed the quorum (two of three), as in a
+# rolling start: the first of them creates __offsets meanwhile (check 2b).
+start_node 1
+start_node 2
+formed() { grep -q 'metadata caught up' "$TMP/n1.log" || grep -q 'metadata caught up' "$TMP/n2.log"; }
+wait_for "$WAIT_S" formed
+start_node 3
 if wait_for "$WAIT_S" agree; then
   echo "# first leader: node $LEADER, epoch $EPOCH, $(($(now_ms) - t0)) ms after start"
   ok "three runneld elect one leader that every broker names"
@@ -134,6 +142,19 @@ if wait_for "$WAIT_S" registered_all 1 && wait_for "$WAIT_S" registered_all 2 &&
   ok "cluster status agrees on every broker: controller $LEADER, epoch $EPOCH, 3 active brokers"
 else
   not_ok "cluster status agrees on every broker"
+fi
+
+# 2b. The group offsets topic, created while node 3 was not up yet, waited
+#     for the three voters: three replicas, all in sync.
+offsets_rf3() {
+  rn 1 topic describe __offsets 2>/dev/null >"$TMP/offsets.out" &&
+    grep -qE 'Replicas: [0-9]+,[0-9]+,[0-9]+[[:space:]]+Isr: [0-9]+,[0-9]+,[0-9]+' "$TMP/offsets.out"
+}
+if wait_for "$WAIT_S" offsets_rf3; then
+  ok "__offsets has three replicas, all in sync"
+else
+  not_ok "__offsets has three replicas, all in sync"
+  sed 's/^/# /' "$TMP/offsets.out"
 fi
 
 # 3. A topic created through a follower appears on all three.
@@ -238,10 +259,66 @@ else
   not_ok "node $OLD restarts, catches up and follows the leader"
 fi
 
+# 6b. A healthy cluster: every broker counts the same partitions, none
+#     offline, and agrees with GET /cluster's partition table.
+health_line() { # NODE: "partitions under-replicated offline" as NODE's cluster status says
+  rn "$1" cluster status 2>/dev/null | awk '
+    $1 == "partitions:" { p = $2 } $1 == "under-replicated:" { u = $2 } $1 == "offline:" { o = $2 }
+    END { print p, u, o }'
+}
+wait_for "$WAIT_S" agree
+# The broker to fence: neither the leader nor node $OLD, restarted just now
+# (a broker placement does not count yet would lead none of on-quiet).
+QUIET=$((6 - LEADER - OLD))
+[ "$QUIET" -ge 1 ] && [ "$QUIET" -le 3 ] && [ "$QUIET" != "$LEADER" ] || QUIET=$((LEADER % 3 + 1))
+in_placement() { # QUIET is among the live brokers QUIET's own metadata lists
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$QUIET]}/brokers" |
+    python3 -c 'import json, sys; sys.exit(int(sys.argv[1]) not in [b["node_id"] for b in json.load(sys.stdin)["brokers"]])' "$QUIET" 2>/dev/null
+}
+wait_for "$WAIT_S" in_placement
+expected_health() { # NODE FENCED: "partitions under-replicated offline" from NODE's GET /cluster
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/cluster" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+fenced = int(sys.argv[1])
+ps = [p for t in j["topics"] for p in t["partitions"]]
+assert j["partitions_listed"] == len(ps)
+off = [p for p in ps if p["leader"] in (-1, fenced)]
+under = [p for p in ps if len(p["isr"]) < len(p["replicas"])]
+assert all(p["offline"] == (p in off) and p["under_replicated"] == (p in under) for p in ps)
+assert j["offline_count"] == len(off) and j["under_replicated_count"] == len(under)
+print(len(ps), len(under), len(off))' "$2" 2>/dev/null
+}
+# No broker fenced (-2 is no broker's id): nothing offline; the
+# under-replicated count is whatever the ISRs say (an earlier restart may
+# have left some short until replication catches them up), the same on
+# every broker and as /cluster's table has it.
+healthy_everywhere() {
+  local i h first=
+  for i in 1 2 3; do
+    h=$(health_line "$i")
+    case $h in *" 0") ;; *) return 1 ;; esac
+    [ "$h" = "$(expected_health "$i" -2)" ] || return 1
+    [ -z "$first" ] && first=$h
+    [ "$h" = "$first" ] || return 1
+  done
+  ! rn 1 cluster status | grep -q '^OFFLINE '
+}
+# Placement deals partitions round robin over the live brokers, so QUIET
+# leads a third of these 63 (RF=1): 21 or more go offline below, more than
+# cluster status lists (20), which it then says.
+if rn "$QUIET" topic create on-quiet -p 63 >/dev/null && wait_for "$WAIT_S" all_have_topic on-quiet &&
+  wait_for "$WAIT_S" healthy_everywhere; then
+  ok "healthy: every broker counts the same partitions ($(health_line 1)), none offline"
+else
+  not_ok "healthy: every broker counts the same partitions, none offline ($(health_line 1) / $(health_line 2) / $(health_line 3))"
+fi
+
 # 7. A broker silent past broker.session.timeout.ms (SIGSTOP: alive but
 #    mute) is fenced by the controller; every live broker shows it.
-wait_for "$WAIT_S" agree
-QUIET=$((LEADER % 3 + 1))
+# Active first (fast fencing: a broker killed earlier was fenced as
+# unreachable, and is unfenced once its heartbeats reach the controller).
+wait_for "$WAIT_S" all_see_state "$QUIET" active
 kill -STOP "${PID[$QUIET]}"
 t0=$(now_ms)
 SAVED=${PID[$QUIET]}
@@ -253,20 +330,60 @@ else
   not_ok "broker $QUIET stopped past the session timeout is shown fenced"
 fi
 
+# 7a. The fenced broker's partitions are offline: `cluster status` on the
+#     controller counts them as its GET /cluster partition table (Metadata)
+#     does when read independently here (leader = the fenced broker or -1;
+#     under-replicated = ISR shorter than replicas), there are some (its
+#     share of on-quiet), and the OFFLINE table lists 20 and says how many
+#     more.
+EXPECTED=
+offline_shown() {
+  EXPECTED=$(expected_health "$LEADER" "$QUIET")
+  [ -n "$EXPECTED" ] && [ "${EXPECTED##* }" -gt 0 ] && [ "$(health_line "$LEADER")" = "$EXPECTED" ]
+}
+# The OFFLINE table: 20 rows of on-quiet and others, then "... and N more".
+listed_right() {
+  local off=${EXPECTED##* }
+  rn "$LEADER" cluster status | awk -v off="$off" '
+    $1 == "OFFLINE" { t = 1; next }
+    t && $1 == "on-quiet" { q++ }
+    t && $1 != "..." { rows++ }
+    t && $0 == "... and " (off - 20) " more" { more = 1 }
+    END { exit !(off > 20 && rows == 20 && q > 0 && more) }'
+}
+if wait_for "$WAIT_S" offline_shown && listed_right; then
+  ok "fenced broker $QUIET: cluster status on $LEADER shows its partitions offline as GET /cluster does ($EXPECTED)"
+else
+  not_ok "fenced broker $QUIET: cluster status shows its partitions offline (/cluster: '$EXPECTED', status: '$(health_line "$LEADER")')"
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$LEADER]}/cluster" | python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["topics"]:
+    print("#", t["name"], "leaders", " ".join(str(p["leader"]) for p in t["partitions"]))'
+  rn "$LEADER" cluster status | sed 's/^/# /'
+fi
+
 # 7b. /metrics: the controller says it is active and counts the fenced
-#     broker; another broker says it is not the controller.
+#     broker and the offline partitions; another broker says it is not the
+#     controller.
 metric() { # metric NODE NAME: the value, "" when absent
   timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+role_metric() { # role_metric NODE: the role whose runnel_quorum_role is 1
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/metrics" |
+    awk -F'"' '/^runnel_quorum_role\{/ && $NF ~ / 1$/ { print $2 }'
 }
 OTHER_LIVE=$((QUIET % 3 + 1))
 [ "$OTHER_LIVE" = "$LEADER" ] && OTHER_LIVE=$((OTHER_LIVE % 3 + 1))
 if [ "$(metric "$LEADER" runnel_controller_active)" = 1 ] &&
   [ "$(metric "$LEADER" runnel_brokers_fenced)" = 1 ] &&
   [ "$(metric "$LEADER" runnel_controller_epoch)" = "$EPOCH" ] &&
-  { [ "$OTHER_LIVE" = "$QUIET" ] || [ "$(metric "$OTHER_LIVE" runnel_controller_active)" = 0 ]; }; then
-  ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced"
+  [ "$(metric "$LEADER" runnel_cluster_offline_partitions)" = "${EXPECTED##* }" ] &&
+  [ "$(role_metric "$LEADER")" = leader ] && [ "$(metric "$LEADER" runnel_quorum_voter)" = 1 ] &&
+  { [ "$OTHER_LIVE" = "$QUIET" ] || { [ "$(metric "$OTHER_LIVE" runnel_controller_active)" = 0 ] &&
+    [ "$(role_metric "$OTHER_LIVE")" = follower ]; }; }; then
+  ok "/metrics: the controller is active (role leader), epoch $EPOCH, one broker fenced, ${EXPECTED##* } partitions offline"
 else
-  not_ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced"
+  not_ok "/metrics: the controller is active, epoch $EPOCH, one broker fenced, ${EXPECTED##* } offline (got $(metric "$LEADER" runnel_cluster_offline_partitions), role $(role_metric "$LEADER"))"
 fi
 
 # 8. It comes back (SIGCONT): unfenced on every broker, itself included.
@@ -276,6 +393,19 @@ if wait_for "$WAIT_S" all_see_state "$QUIET" active; then
   ok "broker $QUIET back: unfenced on every broker"
 else
   not_ok "broker $QUIET back: unfenced on every broker"
+fi
+
+# 8b. ... and nothing is offline any more, on any broker.
+none_offline() {
+  local i
+  for i in 1 2 3; do
+    case $(health_line "$i") in *" 0") ;; *) return 1 ;; esac
+  done
+}
+if wait_for "$WAIT_S" none_offline; then
+  ok "broker $QUIET back: no partition offline on any broker"
+else
+  not_ok "broker $QUIET back: no partition offline ($(health_line 1) / $(health_line 2) / $(health_line 3))"
 fi
 
 # 9. A broker-only node (an observer of the quorum) catches up, registers,
@@ -314,6 +444,53 @@ else
   not_ok "a topic with -r 3: three replicas per partition, in sync, leaders spread"
   sed 's/^/# /' "$TMP/plan1"
 fi
+# 9c. Moving replicas (runnel topic move): a move to a broker outside the
+#     ISR stays under way (describe shows the adding and removing replicas)
+#     until the new one catches up, and naming the old replicas (all in
+#     sync) ends it at once; a move to replicas already in sync completes at
+#     once, a leaving leader handing over; bad targets are refused with the
+#     reason.
+row() { # row PARTITION: "replicas isr leader adding removing" of elect-PARTITION on node 1
+  rn 1 topic describe elect 2>/dev/null | awk -v p="$1" -F'\t' '
+    { delete f; for (i = 1; i <= NF; i++) { split($i, kv, ": "); f[kv[1]] = kv[2] } }
+    f["Partition"] == p { print f["Replicas"], f["Isr"], f["Leader"], (f["AddingReplicas"] == "" ? "-" : f["AddingReplicas"]), (f["RemovingReplicas"] == "" ? "-" : f["RemovingReplicas"]); exit }'
+}
+read -r R1 I1 L1 _ _ <<<"$(row 1)"
+OUT=$(printf '1\n2\n3\n4\n' | grep -vxF -f <(echo "$R1" | tr ',' '\n') | head -n 1)
+KEEP=$(echo "$R1" | cut -d, -f2,3)
+moving() { read -r r _ _ a m <<<"$(row 1)"; [ "$a" = "$OUT" ] && [ "$m" = "${R1%%,*}" ]; }
+cancelled() { read -r r _ _ a _ <<<"$(row 1)"; [ "$r" = "$R1" ] && [ "$a" = - ]; }
+if rn 1 topic move elect 1 "$OUT,$KEEP" >"$TMP/move.out" 2>&1 && wait_for "$WAIT_S" moving &&
+  rn 2 topic move elect 1 "$R1" >>"$TMP/move.out" 2>&1 && wait_for "$WAIT_S" cancelled; then
+  ok "elect-1 moving from $R1 to $OUT,$KEEP: under way until $OUT catches up; moved back to $R1 at once"
+else
+  not_ok "elect-1 moving from $R1 to $OUT,$KEEP: under way until $OUT catches up; moved back to $R1 at once"
+  sed 's/^/# /' "$TMP/move.out"
+  echo "# row: $(row 1)"
+fi
+read -r R2 I2 L2 _ _ <<<"$(row 2)"
+X=$(echo "$I2" | tr ',' '\n' | grep -vx "$L2" | sed -n 1p)
+Y=$(echo "$I2" | tr ',' '\n' | grep -vx "$L2" | sed -n 2p)
+done_at_once() { read -r r i l a _ <<<"$(row 2)"; [ "$r" = "$X,$Y" ] && [ "$a" = - ] && [ "$l" = "$X" ]; }
+if [ -n "$Y" ] && rn 3 topic move elect 2 "$X,$Y" >"$TMP/move2.out" 2>&1 &&
+  wait_for "$WAIT_S" done_at_once; then
+  ok "elect-2 moved off its leader $L2 to in-sync $X,$Y: done at once, $X leads"
+else
+  not_ok "elect-2 moved off its leader $L2 to in-sync $X,$Y: done at once, $X leads (ISR $I2)"
+  sed 's/^/# /' "$TMP/move2.out"
+  echo "# row: $(row 2)"
+fi
+bad1=$(rn 1 topic move elect 0 1,1 2>&1)
+bad2=$(rn 1 topic move elect 0 2,9 2>&1)
+bad3=$(rn 1 topic move elect 0 two 2>&1)
+if echo "$bad1" | grep -q 'named twice' && echo "$bad2" | grep -q 'broker 9 is not registered' &&
+  echo "$bad3" | grep -q 'expected broker ids'; then
+  ok "bad moves are refused with the reason (a broker twice, an unknown broker, not a list)"
+else
+  not_ok "bad moves are refused with the reason"
+  printf '# %s\n' "$bad1" "$bad2" "$bad3"
+fi
+
 GONE=$(awk '$2 >= 1 && $2 <= 3 {print $2; exit}' "$TMP/plan1") # a voter (start_node restarts it)
 GONE=${GONE:-1}
 STAY=$((GONE % 3 + 1))
@@ -334,6 +511,47 @@ else
   not_ok "SIGTERM of broker $GONE: fenced first, its leaderships moved to ISR members, exit 0 (exit $st)"
   grep -E 'leav|left' "$TMP/n$GONE.log" | sed 's/^/# /'
   sed 's/^/# /' "$TMP/plan2" 2>/dev/null
+fi
+# 9c. With broker $GONE gone from every ISR, its RF=3 partitions are
+#     under-replicated: cluster status on $STAY counts and lists them as
+#     GET /cluster's partition table does, /metrics says so cluster-wide,
+#     and the per-broker gauge (partitions each leads) sums to the ones
+#     with a leader (a partition whose last ISR member was $GONE has none).
+urp_shown() {
+  EXPECTED=$(expected_health "$STAY" "$GONE")
+  [ -n "$EXPECTED" ] && [ "$(echo "$EXPECTED" | awk '{print $2}')" -ge 1 ] &&
+    [ "$(health_line "$STAY")" = "$EXPECTED" ]
+}
+under_led() { # NODE FENCED: under-replicated partitions with a live leader, from NODE's GET /cluster
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/cluster" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print(sum(1 for t in j["topics"] for p in t["partitions"]
+          if len(p["isr"]) < len(p["replicas"]) and p["leader"] not in (-1, int(sys.argv[1]))))' "$2" 2>/dev/null
+}
+led_sum() {
+  local i sum=0 v
+  for i in 1 2 3 4; do
+    [ -n "${PID[$i]:-}" ] || continue
+    v=$(metric "$i" runnel_under_replicated_partitions)
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+# elect's partitions with $GONE among their replicas (placement decides how many).
+WITH_GONE=$(awk -v g="$GONE" '{ n = split($4, r, ","); for (k = 1; k <= n; k++) if (r[k] == g) c++ } END { print c + 0 }' "$TMP/plan1")
+urp_everywhere() { # every view agrees (each broker's image may trail by a moment)
+  urp_shown &&
+    rn "$STAY" cluster status | awk -v want="$WITH_GONE" '$1 == "UNDER-REPLICATED" { t = 1; next }
+      $1 == "OFFLINE" { t = 0 } t && $1 == "elect" { n++ } END { exit n != want || want == 0 }' &&
+    [ "$(metric "$STAY" runnel_cluster_under_replicated_partitions)" = "$(echo "$EXPECTED" | awk '{print $2}')" ] &&
+    [ "$(led_sum)" = "$(under_led "$STAY" "$GONE")" ]
+}
+if wait_for "$WAIT_S" urp_everywhere; then
+  ok "broker $GONE out of the ISRs: under-replicated partitions ($WITH_GONE of elect) counted and listed alike by cluster status, /cluster and /metrics ($EXPECTED)"
+else
+  not_ok "broker $GONE out of the ISRs: under-replicated partitions (/cluster: '$EXPECTED', status: '$(health_line "$STAY")', led sum $(led_sum) of $(under_led "$STAY" "$GONE"))"
+  rn "$STAY" cluster status | sed 's/^/# /'
 fi
 start_node "$GONE"
 back() { [ "$(broker_state "$STAY" "$GONE")" = active ]; }

@@ -5,7 +5,8 @@
 // browser is ever downloaded), starts a tail and checks that a record produced over REST
 // shows up in the page within 1 s, then pause/resume, the filter, the produce form, the SSE
 // fallback and the sparkline; saves OUT_DIR/console.png; then the admin pages (create,
-// configs and delete of a topic, a group's page with an offset reset, brokers), a paused
+// configs and delete of a topic, a group's page with an offset reset, brokers, the cluster
+// page with partition health), a paused
 // tail's count of new records, the page at 400 px (OUT_DIR/console-400.png), and the stale
 // marking once runneld is stopped (by its PID; OUT_DIR/console-stale.png).
 // Prints TAP. Usage: node console_test.mjs RUNNELD OUT_DIR
@@ -738,6 +739,34 @@ async function main() {
         return text;
     });
 
+    await check('cluster page: controller, broker state, partitions with leader/replicas/ISR, health', async () => {
+        if (process.env.E2E_MOCK) return 'skipped with the mock server (no /cluster)';
+        await page.goto(`${base}/#/cluster`);
+        const brow = page.locator('#brokers tbody tr[data-broker]').first();
+        await brow.waitFor({ timeout: 3000 });
+        const btext = (await brow.locator('td').allTextContents()).join(' | ');
+        if (!/controller/.test(btext) || !/active/.test(btext)) throw new Error(`broker row: ${btext}`);
+        const meta = await page.locator('#b-meta').textContent();
+        if (!/controller \d+ · epoch \d+/.test(meta)) throw new Error(`meta: ${meta}`);
+        const health = await page.locator('#cl-health').textContent();
+        if (!/0 under-replicated/.test(health) || !/0 offline/.test(health))
+            throw new Error(`health: ${health}`);
+        const prow = page.locator(`#cl-parts tbody tr[data-topic="${TOPIC}"][data-partition="1"]`);
+        await prow.waitFor({ timeout: 3000 });
+        const cells = await prow.locator('td').allTextContents();
+        // Topic | P | Leader | Epoch | Replicas | ISR | Status: one broker leads and holds it.
+        if (cells[0] !== TOPIC || cells[1] !== '1' || cells[4] !== cells[2] || cells[5] !== cells[2] || !/ok/.test(cells[6]))
+            throw new Error(`partition row: ${cells.join(' | ')}`);
+        // "problems only" hides every healthy partition.
+        await page.locator('#cl-problems').check();
+        await page
+            .locator(`#cl-parts tbody tr[data-topic="${TOPIC}"]`)
+            .waitFor({ state: 'detached', timeout: 2000 });
+        await page.locator('#cl-problems').uncheck();
+        await page.screenshot({ path: path.join(outDir, 'console-cluster.png') });
+        return `${meta}; ${cells.join(' | ')}`;
+    });
+
     await check('at 400 px: no sideways scroll, the topic list is a drawer', async () => {
         const phone = await ctx.newPage();
         await phone.setViewportSize({ width: 400, height: 800 });
@@ -812,6 +841,21 @@ async function main() {
         });
         if (small[0] > 320 || small[1] > 0)
             throw new Error(`at 320 px: scroll width ${small[0]}, header over by ${small[1]}`);
+        // The cluster page's wide tables scroll inside their cards, not the page.
+        if (!process.env.E2E_MOCK) {
+            await phone.setViewportSize({ width: 400, height: 800 });
+            await phone.goto(`${base}/#/cluster`, { waitUntil: 'domcontentloaded' });
+            await phone
+                .locator(`#cl-parts tbody tr[data-topic="${TOPIC}"]`)
+                .first()
+                .waitFor({ timeout: 3000 });
+            const cw = await phone.evaluate(() => [
+                document.documentElement.scrollWidth,
+                document.getElementById('main').scrollWidth,
+            ]);
+            if (cw[0] > 400 || cw[1] > 400) throw new Error(`cluster page at 400 px: scroll width ${cw}`);
+            await phone.screenshot({ path: path.join(outDir, 'console-cluster-400.png') });
+        }
         await phone.close();
         return `scrollWidth ${m.doc}, drawer ${Math.round(open.right)} px`;
     });

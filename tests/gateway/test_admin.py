@@ -3,7 +3,8 @@
 
     tests/gateway/test_admin.py RUNNELD        (meson passes it; prints TAP)
 
-GET /brokers; GET /topics/{t}/configs with each config marked default or
+GET /brokers; GET /cluster (the quorum, brokers, partition health and every
+topic's partitions with leader, replicas, ISR and flags); GET /topics/{t}/configs with each config marked default or
 overridden (a topic with no override has none: the console's old "8 config
 overrides"); PUT and DELETE of one config; POST /groups/{g}/reset as
 `runnel group reset` (a preview changes nothing, execute commits exactly the
@@ -43,6 +44,62 @@ def test_brokers():
     check(b["leaders"] >= 3 and b["partitions"] >= 3, b)
     st, _, _ = B.request("POST", "/brokers", b"{}")
     check(st == 405, st)
+
+
+def test_cluster():
+    B.create_topic("c3", 3)
+    st, j = B.json("GET", "/cluster")
+    check(st == 200, (st, j))
+    # A single node: itself, leading, the only broker, nothing unhealthy.
+    check(j["node_id"] == 1 and j["controller_id"] == 1 and j["role"] == "leader", j)
+    check(j["clustered"] is False and j["voters"] == [], j)
+    check(len(j["brokers"]) == 1 and j["brokers"][0]["id"] == 1, j)
+    check(j["brokers"][0]["fenced"] is False and j["brokers"][0]["controller"] is True, j)
+    check(j["brokers"][0]["endpoint"] == "127.0.0.1:%d" % B.port, j)
+    check(j["under_replicated_count"] == 0 and j["offline_count"] == 0, j)
+    check(j["under_replicated"] == [] and j["offline"] == [], j)
+    topics = {t["name"]: t for t in j["topics"]}
+    check("c3" in topics and topics["c3"]["internal"] is False, topics.keys())
+    parts = topics["c3"]["partitions"]
+    check([p["partition"] for p in parts] == [0, 1, 2], parts)
+    for p in parts:
+        check(p["leader"] == 1 and p["replicas"] == [1] and p["isr"] == [1], p)
+        check(p["under_replicated"] is False and p["offline"] is False, p)
+    # Counts are of the whole image, and every partition is listed here.
+    n = sum(len(t["partitions"]) for t in j["topics"])
+    check(j["partitions"] == n and j["partitions_listed"] == n, (j["partitions"], n))
+    check(all(t["partition_count"] == len(t["partitions"]) for t in j["topics"]), j["topics"])
+    st, _, _ = B.request("DELETE", "/cluster")
+    check(st == 405, st)
+    # /metrics counts the same partitions; nothing unhealthy, no ISR change,
+    # no follower lag on a single node.
+    st, _, body = B.request("GET", "/metrics")
+    check(st == 200, st)
+    m = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            m[k] = v
+    want = {"runnel_cluster_partitions": str(n), "runnel_cluster_offline_partitions": "0",
+            "runnel_cluster_under_replicated_partitions": "0",
+            "runnel_under_replicated_partitions": "0", "runnel_isr_shrinks_total": "0",
+            "runnel_isr_expands_total": "0"}
+    check(all(m.get(k) == v for k, v in want.items()),
+          {k: m.get(k) for k in want})
+    check(not any(k.startswith("runnel_partition_replica_lag{") for k in m), m.keys())
+
+
+def test_client_leaves_mid_cluster():
+    # Two requests in flight per GET /cluster: a client that closes at once
+    # must leave no job behind (the sanitizer build checks leaks at the stop).
+    for i in range(40):
+        s = socket.create_connection(("127.0.0.1", B.http_port), 5)
+        s.sendall(b"GET /cluster HTTP/1.1\r\nHost: x\r\n\r\n")
+        if i % 2:
+            time.sleep(0.001 * (i % 5))
+        s.close()
+    st, j = B.json("GET", "/cluster")
+    check(st == 200 and j["node_id"] == 1, (st, j))
 
 
 def test_configs_mark_overrides():
@@ -226,6 +283,10 @@ def main():
         B.start()
         tests = [
             ("GET /brokers: the broker, controller, replicas and leaders", test_brokers),
+            ("GET /cluster: quorum, brokers, health counts, partitions with leader/replicas/ISR",
+             test_cluster),
+            ("a client that leaves during GET /cluster leaves nothing behind",
+             test_client_leaves_mid_cluster),
             ("GET /topics/{t}/configs marks overrides; none for a plain topic",
              test_configs_mark_overrides),
             ("PUT/DELETE /topics/{t}/configs/{name}: set and back to default",

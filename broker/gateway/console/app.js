@@ -12,9 +12,13 @@
  *   POST /topics, DELETE /topics/{t}                           create and delete a topic
  *   GET  /topics/{t}/configs, PUT|DELETE …/configs/{name}      configs, overrides marked
  *   POST /groups/{g}/reset, DELETE /groups/{g}                 offset reset (preview, execute)
- *   GET  /brokers                                              the brokers page
+ *   GET  /cluster, /brokers                                    the cluster page: quorum,
+ *                                                              brokers, partition health
+ *                                                              (/brokers alone on a broker
+ *                                                              without /cluster)
  *
- * Pages (the URL's hash): #/topics/{t}, #/groups, #/groups/{g}, #/brokers; "#/" is the
+ * Pages (the URL's hash): #/topics/{t}, #/groups, #/groups/{g}, #/cluster (#/brokers is
+ * the same page); "#/" is the
  * topic list with nothing selected. Below 700 px the topic list is a drawer (☰).
  *
  * Invariants:
@@ -480,7 +484,7 @@
 
     // The page the hash names: {view: 'topic'|'groups'|'group'|'brokers'|'home', name}.
     function parseHash() {
-        const m = /^#\/(topics|groups|brokers)(?:\/(.+))?$/.exec(location.hash);
+        const m = /^#\/(topics|groups|brokers|cluster)(?:\/(.+))?$/.exec(location.hash);
         if (!m) return { view: 'home' };
         let name = null;
         try {
@@ -1082,36 +1086,157 @@
         }
     }
 
-    // ---- brokers -------------------------------------------------------------------------
+    // ---- cluster: quorum, brokers, partition health -------------------------------------
+
+    const cluster = { data: null }; // the last GET /cluster answer
+
+    function fmtAgo(ms) {
+        if (ms === undefined || ms === null || ms < 0) return '–';
+        return ms < 10000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+    }
+
+    // Replica ids, those out of the ISR struck through (as on a topic's page).
+    function replicasHtml(reps, isr) {
+        const inIsr = new Set(isr);
+        return (
+            reps
+                .map((r) =>
+                    inIsr.has(r)
+                        ? esc(r)
+                        : `<span class="isr-out" title="not in the ISR">${esc(r)}</span>`,
+                )
+                .join(',') || '–'
+        );
+    }
+
+    function renderClusterParts() {
+        const d = cluster.data;
+        const tb = $('cl-parts').tBodies[0];
+        if (!d) return;
+        const only = $('cl-problems').checked;
+        const rows = [];
+        for (const t of d.topics || [])
+            for (const p of t.partitions || []) {
+                if (only && !p.offline && !p.under_replicated) continue;
+                rows.push({ t, p });
+            }
+        let html = '';
+        for (const { t, p } of rows) {
+            const st = p.offline
+                ? `<span class="dot err"></span>offline${p.under_replicated ? ', under-replicated' : ''}`
+                : p.under_replicated
+                  ? '<span class="dot warn"></span>under-replicated'
+                  : '<span class="dot ok"></span>ok';
+            const cls = p.offline ? 'bad-row' : p.under_replicated ? 'warn-row' : t.internal ? 'muted-row' : '';
+            html +=
+                `<tr class="${cls}" data-topic="${esc(t.name)}" data-partition="${esc(p.partition)}">` +
+                `<td class="clip" title="${esc(t.name)}">${esc(t.name)}</td><td class="num">${esc(p.partition)}</td>` +
+                `<td class="num">${p.leader >= 0 ? esc(p.leader) : '–'}</td><td class="num">${esc(p.leader_epoch)}</td>` +
+                `<td>${replicasHtml(p.replicas || [], p.isr || [])}</td><td>${(p.isr || []).map(esc).join(',') || '–'}</td>` +
+                `<td>${st}</td></tr>`;
+        }
+        setHtml(
+            tb,
+            html ||
+                `<tr><td colspan="7" class="muted">${only ? 'every partition is fully replicated and led' : 'no partitions'}</td></tr>`,
+        );
+        const more = d.partitions - d.partitions_listed;
+        $('cl-parts-meta').textContent =
+            `${fmtInt(d.partitions)} partition${d.partitions === 1 ? '' : 's'}` +
+            (more > 0 ? ` · first ${fmtInt(d.partitions_listed)} shown` : '');
+    }
+
+    function renderCluster(d, meta) {
+        const racks = new Map();
+        for (const b of (meta && meta.brokers) || []) racks.set(b.node_id, b.rack);
+        const voters = new Set((d.voters || []).map((v) => v.id));
+        const reps = new Map(),
+            leads = new Map();
+        for (const t of d.topics || [])
+            for (const p of t.partitions || []) {
+                leads.set(p.leader, (leads.get(p.leader) || 0) + 1);
+                for (const r of p.replicas || []) reps.set(r, (reps.get(r) || 0) + 1);
+            }
+        let html = '';
+        for (const b of d.brokers || []) {
+            const role = b.id === d.controller_id ? 'controller' : voters.has(b.id) ? 'voter' : 'broker';
+            html +=
+                `<tr class="${b.fenced ? 'bad-row' : ''}" data-broker="${esc(b.id)}"><td class="num">${esc(b.id)}</td><td>${esc(b.endpoint)}</td>` +
+                `<td>${esc(racks.get(b.id) || '–')}</td><td>${role}</td>` +
+                `<td class="num">${fmtInt(reps.get(b.id) || 0)}</td><td class="num">${fmtInt(leads.get(b.id) || 0)}</td>` +
+                `<td class="num">${fmtAgo(b.last_heartbeat_ms)}</td>` +
+                `<td>${b.fenced ? '<span class="dot err"></span>fenced' : '<span class="dot ok"></span>active'}</td></tr>`;
+        }
+        setHtml(
+            $('brokers').tBodies[0],
+            html || '<tr><td colspan="8" class="muted">no broker registered</td></tr>',
+        );
+        const n = (d.brokers || []).length,
+            fenced = (d.brokers || []).filter((b) => b.fenced).length;
+        $('b-meta').textContent =
+            (d.controller_id >= 0 ? `controller ${d.controller_id}` : 'no controller') +
+            ` · epoch ${d.epoch} · ${n} broker${n === 1 ? '' : 's'}` +
+            (fenced ? ` (${fenced} fenced)` : '') +
+            ` · seen from node ${d.node_id} (${d.role})`;
+        const pill = (n, what, bad) =>
+            `<span class="pill" data-state="${n ? bad : 'ok'}">${fmtInt(n)} ${what}</span>`;
+        $('cl-health').innerHTML =
+            pill(d.under_replicated_count, 'under-replicated', 'paused') +
+            pill(d.offline_count, 'offline', 'error');
+        // The quorum: only a cluster has one; match offsets and fetch ages are the
+        // controller's to know ("–" when another broker answered).
+        $('cl-quorum-card').hidden = !d.clustered;
+        $('cl-quorum').textContent = d.clustered
+            ? `· metadata log at ${fmtInt(d.high_watermark)}, applied here ${fmtInt(d.applied_offset)}`
+            : '';
+        let vh = '';
+        for (const v of d.voters || [])
+            vh +=
+                `<tr><td class="num">${esc(v.id)}${v.id === d.controller_id ? ' ★' : ''}</td><td>${esc(v.endpoint)}</td>` +
+                `<td class="num">${v.match_offset >= 0 ? fmtInt(v.match_offset) : '–'}</td><td class="num">${fmtAgo(v.last_fetch_ms)}</td></tr>`;
+        setHtml($('cl-voters').tBodies[0], vh);
+        cluster.data = d;
+        renderClusterParts();
+    }
+
+    // A broker without /cluster (an older one) still has /brokers: the old table.
+    function renderBrokersOnly(d) {
+        const bs = d && Array.isArray(d.brokers) ? d.brokers : [];
+        let html = '';
+        for (const b of bs) {
+            html +=
+                `<tr><td class="num">${esc(b.node_id)}</td><td>${esc(b.host)}:${esc(b.port)}</td><td>${esc(b.rack || '–')}</td>` +
+                `<td>${b.controller ? 'controller' : '–'}</td><td class="num">${fmtInt(b.partitions)}</td><td class="num">${fmtInt(b.leaders)}</td>` +
+                `<td class="num">–</td><td><span class="dot ok"></span>online</td></tr>`;
+        }
+        setHtml(
+            $('brokers').tBodies[0],
+            html || '<tr><td colspan="8" class="muted">no broker in the metadata</td></tr>',
+        );
+        const n = bs.length;
+        $('b-meta').textContent =
+            `${n} broker${n === 1 ? '' : 's'} · ${fmtInt(d.topics)} topic${d.topics === 1 ? '' : 's'}` +
+            (d.cluster_id ? ` · cluster ${d.cluster_id}` : '');
+    }
 
     async function loadBrokers() {
-        const tb = $('brokers').tBodies[0];
-        try {
-            const d = await api('GET', '/brokers');
-            const bs = d && Array.isArray(d.brokers) ? d.brokers : [];
-            let html = '';
-            for (const b of bs) {
-                html +=
-                    `<tr><td class="num">${esc(b.node_id)}</td><td>${esc(b.host)}:${esc(b.port)}</td><td>${esc(b.rack || '–')}</td>` +
-                    `<td>${b.controller ? 'controller' : '–'}</td><td class="num">${fmtInt(b.partitions)}</td><td class="num">${fmtInt(b.leaders)}</td>` +
-                    `<td><span class="dot ok"></span>online</td></tr>`;
-            }
+        const [c, b] = await Promise.allSettled([api('GET', '/cluster'), api('GET', '/brokers')]);
+        if (c.status === 'fulfilled' && c.value) {
+            renderCluster(c.value, b.status === 'fulfilled' ? b.value : null);
+        } else if (b.status === 'fulfilled' && b.value) {
+            renderBrokersOnly(b.value);
+        } else if (
+            c.status === 'rejected' &&
+            c.reason.status === 404 &&
+            b.status === 'rejected' &&
+            b.reason.status === 404
+        ) {
             setHtml(
-                tb,
-                html || '<tr><td colspan="7" class="muted">no broker in the metadata</td></tr>',
+                $('brokers').tBodies[0],
+                '<tr><td colspan="8" class="muted">this broker has no /cluster or /brokers endpoint</td></tr>',
             );
-            const n = bs.length;
-            $('b-meta').textContent =
-                `${n} broker${n === 1 ? '' : 's'} · ${fmtInt(d.topics)} topic${d.topics === 1 ? '' : 's'}` +
-                (d.cluster_id ? ` · cluster ${d.cluster_id}` : '');
-        } catch (e) {
-            if (e.status === 404)
-                setHtml(
-                    tb,
-                    '<tr><td colspan="7" class="muted">this broker has no /brokers endpoint</td></tr>',
-                );
-            /* unreachable: the table keeps its rows, marked stale */
         }
+        /* unreachable: the tables keep their rows, marked stale */
     }
 
     // ---- create, delete, configs -------------------------------------------------------
@@ -1885,6 +2010,7 @@
         $('t-toggle').addEventListener('click', () => tail.toggle());
         $('t-clear').addEventListener('click', () => tail.clear());
         $('t-pretty').addEventListener('change', () => tail.redraw());
+        $('cl-problems').addEventListener('change', renderClusterParts);
         $('t-limit').addEventListener('change', () => tail.redraw());
         let ft = 0;
         $('t-filter').addEventListener('input', () => {

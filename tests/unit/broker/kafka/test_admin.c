@@ -92,6 +92,65 @@ Test(kafka_admin, init_producer_id_v2_flexible)
            "00");
 }
 
+// InitProducerId v3 and v4 (KIP-360; librdkafka 2.0.2 asks for v4) add the producer's own id
+// and epoch: none (-1, -1) or both; with no broker the answer is the native call's error, in
+// v2's flexible layout. An id without an epoch is INVALID_REQUEST (42) without a native call.
+Test(kafka_admin, init_producer_id_v3_v4)
+{
+#define IPID_ANSWER(cid, err)                                                                      \
+    "00000016" cid "00"                                                                            \
+    "00000000" err "ffffffffffffffff"                                                              \
+    "ffff"                                                                                         \
+    "00"
+    golden(HDR("0016", "0003", "00000020") "00"
+                                           "00"
+                                           "0000ea60"
+                                           "ffffffffffffffff"
+                                           "ffff"
+                                           "00",
+           IPID_ANSWER("00000020", "ffff"));
+    golden(HDR("0016", "0004", "00000021") "00"
+                                           "00"
+                                           "0000ea60"
+                                           "0000000000000007"
+                                           "0003"
+                                           "00",
+           IPID_ANSWER("00000021", "ffff"));
+    golden(HDR("0016", "0004", "00000022") "00"
+                                           "00"
+                                           "0000ea60"
+                                           "0000000000000007"
+                                           "ffff"
+                                           "00",
+           IPID_ANSWER("00000022", "002a"));
+    golden(HDR("0016", "0003", "00000023") "00"
+                                           "00"
+                                           "0000ea60"
+                                           "ffffffffffffffff"
+                                           "0000"
+                                           "00",
+           IPID_ANSWER("00000023", "002a"));
+#undef IPID_ANSWER
+}
+
+// Every cut of an InitProducerId v4 body is refused, never read past its end.
+Test(kafka_admin, init_producer_id_v4_cuts_refused)
+{
+    const char *full = HDR("0016", "0004", "00000024") "00"
+                                                       "00"
+                                                       "0000ea60"
+                                                       "0000000000000007"
+                                                       "0003"
+                                                       "00";
+    size_t hdr = 2 * (2 + 2 + 4 + 2 + 4 + 1); /* hex digits up to the header tags */
+    char cut[128];
+    for (size_t n = hdr; n < strlen(full); n += 2) {
+        memcpy(cut, full, n);
+        cut[n] = 0;
+        cr_assert_eq(run(cut), -RN_E_INVALID_REQUEST, "cut at %zu hex digits", n);
+    }
+}
+
 // A transactional id longer than the frame, or a cut body: refused, nothing allocated.
 Test(kafka_admin, init_producer_id_malformed)
 {
@@ -441,7 +500,7 @@ Test(kafka_admin, sasl_malformed)
 // Versions outside the advertised ranges are UNSUPPORTED_VERSION, as for every API.
 Test(kafka_admin, versions_outside_the_table)
 {
-    golden(HDR("0016", "0003", "00000013") "00", "00000006"
+    golden(HDR("0016", "0005", "00000013") "00", "00000006"
                                                  "00000013"
                                                  "0023");
     golden(HDR("0020", "0003", "00000014"), "00000006"

@@ -111,7 +111,7 @@ Test(kafka_codec, api_versions_v3_golden)
                      "00120000000300" /* ApiVersions 0..3 */
                      "00130002000400" /* CreateTopics 2..4 */
                      "00140001000300" /* DeleteTopics 1..3 */
-                     "00160000000200" /* InitProducerId 0..2 */
+                     "00160000000400" /* InitProducerId 0..4 */
                      "00170000000400" /* OffsetsForLeaderEpoch 0..4 */
                      "00250000000200" /* CreatePartitions 0..2 */
                      "00200000000200" /* DescribeConfigs 0..2 */
@@ -123,7 +123,7 @@ Test(kafka_codec, api_versions_v3_golden)
                      "000c0000000300" /* Heartbeat 0..3 */
                      "000d0000000300" /* LeaveGroup 0..3 */
                      "00080000000700" /* OffsetCommit 0..7 */
-                     "00090000000500" /* OffsetFetch 0..5 */
+                     "00090000000700" /* OffsetFetch 0..7 */
                      "00100000000200" /* ListGroups 0..2 */
                      "000f0000000400" /* DescribeGroups 0..4 */
                      "002a0000000100" /* DeleteGroups 0..1 */
@@ -149,7 +149,7 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
                      "001200000003"
                      "001300020004"
                      "001400010003"
-                     "001600000002"
+                     "001600000004"
                      "001700000004"
                      "002500000002"
                      "002000000002"
@@ -161,7 +161,7 @@ Test(kafka_codec, api_versions_unknown_version_gets_v0)
                      "000c00000003"
                      "000d00000003"
                      "000800000007"
-                     "000900000005"
+                     "000900000007"
                      "001000000002"
                      "000f00000004"
                      "002a00000001");
@@ -221,7 +221,7 @@ Test(kafka_codec, metadata_v7_golden)
     rn_kwriter w;
     rn_kwriter_init(&w);
     rn_kafka_broker self = {1, "127.0.0.1", 9092};
-    rn_kafka_metadata_write(&w, 2, 7, &self, 1, &mr, false);
+    rn_kafka_metadata_write(&w, 2, 7, &self, 1, &mr, false, NULL);
     expect_bytes(&w, "00000067"
                      "00000002"
                      "00000000" /* throttle_time_ms */
@@ -284,7 +284,7 @@ Test(kafka_codec, metadata_v1_cluster_golden)
     rn_kafka_broker brokers[] = {{1, "h1", 9092}, {3, "h3", 9094}};
     rn_kwriter w;
     rn_kwriter_init(&w);
-    rn_kafka_metadata_write(&w, 9, 1, brokers, 2, &mr, false);
+    rn_kafka_metadata_write(&w, 9, 1, brokers, 2, &mr, false, NULL);
     expect_bytes(&w, "0000006a"
                      "00000009"
                      "00000002" /* brokers: 2 */

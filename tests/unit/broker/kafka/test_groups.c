@@ -329,6 +329,37 @@ Test(kafka_groups, leave_group_v3_no_members)
     "00000002"                                                                                     \
     "0000000000000001"
 
+/* v6 and v7 are flexible (librdkafka 2.0.2 asks for v7): compact strings and
+ * arrays, tagged fields after each partition, topic and the body; v7 adds
+ * require_stable. */
+#define FETCH_V6                                                                                   \
+    "00090006"                                                                                     \
+    "00000010"                                                                                     \
+    "000163"                                                                                       \
+    "00"                                                                                           \
+    "0267"                                                                                         \
+    "02"                                                                                           \
+    "0274"                                                                                         \
+    "03"                                                                                           \
+    "00000000"                                                                                     \
+    "00000001"                                                                                     \
+    "00"                                                                                           \
+    "00"
+#define FETCH_V7                                                                                   \
+    "00090007"                                                                                     \
+    "00000011"                                                                                     \
+    "000163"                                                                                       \
+    "00"                                                                                           \
+    "0267"                                                                                         \
+    "02"                                                                                           \
+    "0274"                                                                                         \
+    "03"                                                                                           \
+    "00000000"                                                                                     \
+    "00000001"                                                                                     \
+    "00"                                                                                           \
+    "01"                                                                                           \
+    "00"
+
 // OffsetCommit v7 and v2: every partition is answered, in request order.
 Test(kafka_groups, offset_commit_golden)
 {
@@ -379,6 +410,52 @@ Test(kafka_groups, offset_fetch_golden)
                   "00000000"
                   "00000000"
                   "000f");
+}
+
+// OffsetFetch v6 and v7 (flexible; OffsetFetchResponse.json): response header v1, compact
+// arrays and strings, a tag buffer after each partition, each topic and the body; a compact
+// null topic list (v6+) asks for everything committed.
+Test(kafka_groups, offset_fetch_flexible_golden)
+{
+#define FETCH_FLEX_ANSWER(corr)                                                                    \
+    "00000039" corr "00"                                                                           \
+    "00000000"                                                                                     \
+    "02"                                                                                           \
+    "0274"                                                                                         \
+    "03"                                                                                           \
+    "00000000"                                                                                     \
+    "ffffffffffffffff"                                                                             \
+    "ffffffff"                                                                                     \
+    "01"                                                                                           \
+    "000f"                                                                                         \
+    "00"                                                                                           \
+    "00000001"                                                                                     \
+    "ffffffffffffffff"                                                                             \
+    "ffffffff"                                                                                     \
+    "01"                                                                                           \
+    "000f"                                                                                         \
+    "00"                                                                                           \
+    "00"                                                                                           \
+    "000f"                                                                                         \
+    "00"
+    expect_answer(FETCH_V6, FETCH_FLEX_ANSWER("00000010"));
+    expect_answer(FETCH_V7, FETCH_FLEX_ANSWER("00000011"));
+#undef FETCH_FLEX_ANSWER
+    expect_answer("00090007"
+                  "00000012"
+                  "000163"
+                  "00"
+                  "0267"
+                  "00"
+                  "00"
+                  "00",
+                  "0000000d"
+                  "00000012"
+                  "00"
+                  "00000000"
+                  "01"
+                  "000f"
+                  "00");
 }
 
 // OffsetFetch v1 has no null topic list: -1 is malformed.
@@ -457,6 +534,8 @@ Test(kafka_groups, truncated_bodies_refused)
     expect_cuts_refused(COMMIT_V7, 11);
     expect_cuts_refused(COMMIT_V2, 11);
     expect_cuts_refused(FETCH_V5, 11);
+    expect_cuts_refused(FETCH_V6, 12);
+    expect_cuts_refused(FETCH_V7, 12);
     expect_cuts_refused(DESCRIBE_V4, 11);
     expect_cuts_refused(DELETE_V1, 11);
 }
@@ -507,6 +586,23 @@ Test(kafka_groups, hostile_counts_refused)
         "00000001"
         "000174"
         "fffffffe",
+        /* OffsetFetch v7 with 2^32-2 partitions (compact count) and 2^28 topics */
+        "00090007"
+        "00000011"
+        "000163"
+        "00"
+        "0267"
+        "02"
+        "0274"
+        "ffffffff0f"
+        "00000000",
+        "00090006"
+        "00000011"
+        "000163"
+        "00"
+        "0267"
+        "8080808001"
+        "0274",
         /* LeaveGroup v3, DescribeGroups v4, DeleteGroups v1 with huge arrays */
         "000d0003"
         "00000008"

@@ -315,3 +315,112 @@ Test(elections, preferred_leader_returns_once_in_sync)
                  -RN_E_INVALID_REQUEST);
     rn_image_free(img);
 }
+
+static int reassign(rn_image *img, int32_t pe, const int32_t *target, size_t n)
+{
+    Runnel__Metadata__PartitionReassignRecord rr =
+        RUNNEL__METADATA__PARTITION_REASSIGN_RECORD__INIT;
+    rr.topic_id = (ProtobufCBinaryData){16, tid};
+    rr.partition = 0;
+    rr.partition_epoch = pe;
+    rr.n_target_replicas = n;
+    rr.target_replicas = (int32_t *)target;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_REASSIGN;
+    r.partition_reassign = &rr;
+    return apply(img, &r, NULL);
+}
+
+static void list_is(const int32_t *got, int32_t n, const int32_t *want, int32_t wn,
+                    const char *what)
+{
+    cr_assert_eq(n, wn, "%s: %d members, want %d", what, n, wn);
+    for (int32_t i = 0; i < n; i++)
+        cr_assert_eq(got[i], want[i], "%s[%d] = %d, want %d", what, i, got[i], want[i]);
+}
+
+Test(reassign, move_completes_once_the_target_is_in_sync)
+{
+    rn_image *img = cluster3();
+    cr_assert_eq(broker_rec(img, 4, 104, false), 0);
+    const rn_partition_info *p = part(img);
+    int32_t pe = p->partition_epoch, le = p->leader_epoch;
+    /* Drain broker 1 (the leader) onto 4. */
+    int32_t target[3] = {2, 3, 4};
+    cr_assert_eq(reassign(img, pe, target, 3), 0);
+    p = part(img);
+    int32_t all[4] = {2, 3, 4, 1}, isr0[3] = {1, 2, 3};
+    list_is(p->replicas, p->n_replicas, all, 4, "replicas during the move");
+    list_is(p->target, p->n_target, target, 3, "target");
+    list_is(p->isr, p->n_isr, isr0, 3, "isr during the move");
+    cr_assert_eq(p->leader, 1, "the leader stays until the move completes");
+    cr_assert_eq(p->partition_epoch, pe + 1);
+    /* A stale move is refused. */
+    cr_assert_eq(reassign(img, pe, target, 3), -RN_E_FENCED_LEADER_EPOCH);
+    /* 4 catches up: the leader's ISR change completes the move. */
+    int32_t isr4[4] = {1, 2, 3, 4};
+    cr_assert_eq(alter(img, le, p->partition_epoch, isr4, 4, NULL), 0);
+    p = part(img);
+    int32_t isr_after[3] = {2, 3, 4};
+    list_is(p->replicas, p->n_replicas, target, 3, "replicas after");
+    list_is(p->isr, p->n_isr, isr_after, 3, "isr after");
+    cr_assert_eq(p->n_target, 0);
+    cr_assert_eq(p->leader, 2, "the leaving leader hands over to an in-sync target replica");
+    cr_assert_eq(p->leader_epoch, le + 1);
+    /* Elections and ISR changes still work in the shrunk block. */
+    cr_assert_eq(fence(img, 2, true), 0);
+    int32_t isr34[2] = {3, 4};
+    list_is(part(img)->isr, part(img)->n_isr, isr34, 2, "isr after a fence");
+    cr_assert_eq(part(img)->leader, 3);
+    rn_image_free(img);
+}
+
+Test(reassign, already_in_sync_target_completes_at_once_and_same_set_reorders)
+{
+    rn_image *img = cluster3();
+    int32_t shrink[2] = {3, 2};
+    cr_assert_eq(reassign(img, part(img)->partition_epoch, shrink, 2), 0);
+    const rn_partition_info *p = part(img);
+    list_is(p->replicas, p->n_replicas, shrink, 2, "replicas");
+    cr_assert_eq(p->n_target, 0);
+    cr_assert_eq(p->leader, 3, "the first in-sync target replica leads");
+    int32_t order[2] = {2, 3};
+    cr_assert_eq(reassign(img, p->partition_epoch, order, 2), 0);
+    p = part(img);
+    list_is(p->replicas, p->n_replicas, order, 2, "reordered");
+    cr_assert_eq(p->n_target, 0, "the same brokers: nothing to move");
+    cr_assert_eq(rn_placement_preferred(img, p), 2, "the new first replica is preferred");
+    rn_image_free(img);
+}
+
+Test(reassign, refuses_bad_targets)
+{
+    rn_image *img = cluster3();
+    int32_t pe = part(img)->partition_epoch;
+    int32_t unknown[2] = {1, 9}, dup[2] = {2, 2};
+    cr_assert_eq(reassign(img, pe, unknown, 2), -RN_E_INVALID_REQUEST);
+    cr_assert_eq(reassign(img, pe, dup, 2), -RN_E_INVALID_REQUEST);
+    cr_assert_eq(reassign(img, pe, dup, 0), -RN_E_INVALID_REQUEST);
+    cr_assert_eq(part(img)->partition_epoch, pe, "refused moves change nothing");
+    rn_image_free(img);
+}
+
+Test(reassign, snapshot_keeps_a_move_in_progress)
+{
+    rn_image *img = cluster3();
+    cr_assert_eq(broker_rec(img, 4, 104, false), 0);
+    int32_t target[3] = {4, 2, 3};
+    cr_assert_eq(reassign(img, part(img)->partition_epoch, target, 3), 0);
+    char dir[] = "/tmp/rn_move_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(rn_snapshot_write(img, 7, dir), 0);
+    rn_image *back;
+    cr_assert_eq(rn_image_new(&back), 0);
+    int64_t off = -1;
+    char why[256] = "";
+    cr_assert_eq(rn_snapshot_load(back, dir, &off, why, sizeof(why)), 0, "%s", why);
+    cr_assert(rn_image_equal(img, back));
+    nftw(dir, rm, 8, FTW_DEPTH | FTW_PHYS);
+    rn_image_free(back);
+    rn_image_free(img);
+}

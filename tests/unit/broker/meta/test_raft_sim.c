@@ -121,6 +121,7 @@ enum {
     T_COMPACT,
     T_RESIGN,
     T_PHASE,
+    T_UNREACHABLE,
 };
 
 typedef struct tev {
@@ -178,8 +179,8 @@ typedef struct event {
 
 typedef struct stats {
     uint64_t seeds, steps, delivered, lost, cut, dup, crashes, crash_stage[5], restarts, partitions,
-        oneway, heals, resigns, compactions, installs, elections, proposals, commits, truncations,
-        heal_ms_sum, heal_ms_max;
+        oneway, heals, resigns, unreachables, compactions, installs, elections, proposals, commits,
+        truncations, heal_ms_sum, heal_ms_max;
 } stats;
 
 typedef struct sim {
@@ -220,7 +221,7 @@ typedef struct sim {
 
 static const char *KIND[] = {"deliver",   "LOSS",    "CUT",     "DUP",    "CRASH",   "RESTART",
                              "PARTITION", "ONE-WAY", "HEAL",    "role",   "propose", "commit",
-                             "truncate",  "install", "compact", "RESIGN", "phase"};
+                             "truncate",  "install", "compact", "RESIGN", "phase",   "UNREACHABLE"};
 
 static void print_tev(const sim *s, const tev *t)
 {
@@ -785,6 +786,14 @@ static void fault(sim *s)
         }
         break;
     case 7: {
+        if (rnd(s, 2) == 0 && n->up) {
+            /* The driver's "the leader's socket refused me", true or not. */
+            rn_raft_leader_unreachable(n->r);
+            s->st.unreachables++;
+            trace(s, T_UNREACHABLE, n->id, 0, 0, 0, 0, 0);
+            drain(s, n);
+            break;
+        }
         node *l = leader(s);
         if (l && rn_raft_resign(l->r) == 0) {
             s->st.resigns++;
@@ -1058,15 +1067,15 @@ static void print_stats(const char *what, const stats *t, double dt)
             " | partitions %" PRIu64 " symmetric + %" PRIu64 " one-way, heals %" PRIu64
             " | crashes %" PRIu64 " (idle %" PRIu64 ", in state write %" PRIu64
             ", in log write %" PRIu64 ", before send %" PRIu64 ", mid-send %" PRIu64
-            "), restarts %" PRIu64 " | resignations %" PRIu64 ", snapshots taken %" PRIu64
-            ", installed %" PRIu64 " | elections %" PRIu64 ", proposals %" PRIu64
-            ", committed offsets %" PRIu64 ", truncations %" PRIu64
+            "), restarts %" PRIu64 " | resignations %" PRIu64 ", leader-unreachable hints %" PRIu64
+            ", snapshots taken %" PRIu64 ", installed %" PRIu64 " | elections %" PRIu64
+            ", proposals %" PRIu64 ", committed offsets %" PRIu64 ", truncations %" PRIu64
             " | healed to committed: mean %" PRIu64 " ms, max %" PRIu64 " ms\n",
             what, t->seeds, t->steps, dt, t->delivered, t->lost, t->cut, t->dup, t->partitions,
             t->oneway, t->heals, t->crashes, t->crash_stage[0], t->crash_stage[1],
             t->crash_stage[2], t->crash_stage[3], t->crash_stage[4], t->restarts, t->resigns,
-            t->compactions, t->installs, t->elections, t->proposals, t->commits, t->truncations,
-            t->seeds ? t->heal_ms_sum / t->seeds : 0, t->heal_ms_max);
+            t->unreachables, t->compactions, t->installs, t->elections, t->proposals, t->commits,
+            t->truncations, t->seeds ? t->heal_ms_sum / t->seeds : 0, t->heal_ms_max);
 }
 
 static void budget(int voters)
