@@ -425,7 +425,7 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
 /* Append the batches in data[0..len) to fo's log. Returns how many were
  * submitted, or a negative error (what was submitted still completes). */
 static int append_all(rn_replica_fetcher *f, followed *fo, rn_partition *p, const uint8_t *data,
-                      size_t len)
+                      size_t len, int64_t *end)
 {
     rn_log *log = p->log;
     block *blk = calloc(1, sizeof(*blk));
@@ -481,6 +481,7 @@ static int append_all(rn_replica_fetcher *f, followed *fo, rn_partition *p, cons
         next = h.base_offset + h.last_offset_delta + 1;
         pos += size;
     }
+    *end = next;
     if (--blk->pending == 0) {
         free(blk->data);
         free(blk);
@@ -524,12 +525,16 @@ static void fetch_apply(void *arg, rn_partition *p)
         partition_error(f, fo, pr->error_code);
         return;
     }
+    int64_t end = rn_log_end_offset(log);
     if (pr->bytes_len > 0) {
-        int n = append_all(f, fo, p, w->data, pr->bytes_len);
+        int n = append_all(f, fo, p, w->data, pr->bytes_len, &end);
         if (n > 0)
             w->moved++;
     }
     rn_partition_follower_hw(p, pr->high_watermark);
+    /* How far behind the leader's high watermark this copy is, once what
+     * was just submitted lands (/metrics). */
+    rn_metrics_replica_lag(&p->m, pr->high_watermark > end ? pr->high_watermark - end : 0);
 }
 
 static void on_fetch(void *arg, int err, const rn_frame_response *resp, const char *errmsg)

@@ -93,6 +93,7 @@ typedef struct isr_msg {
     int32_t partition, leader_epoch, partition_epoch;
     int32_t isr[RN_REPLICAS_MAX];
     unsigned n_isr;
+    int32_t n_was; /* the ISR's size the proposal replaces (/metrics) */
     int err;
 } isr_msg;
 
@@ -126,6 +127,10 @@ static void isr_done(void *arg, int err, const char *errmsg)
     if (err == 0) {
         /* Committed: the metadata event carrying it reaches the owner
          * through the reconcile step, which ends the proposal. */
+        if ((int32_t)m->n_isr < m->n_was)
+            rn_metrics_isr_shrink(&m->b->reactors[0].metrics);
+        else if ((int32_t)m->n_isr > m->n_was)
+            rn_metrics_isr_expand(&m->b->reactors[0].metrics);
         isr_msg_free(m);
         return;
     }
@@ -139,7 +144,7 @@ static void isr_done(void *arg, int err, const char *errmsg)
 /* Whether the proposal adds a broker that may not join an ISR: one fenced
  * or unknown to metadata (Kafka's KIP-841 rule: a fenced or shutting-down
  * broker's fetches do not bring it back; it joins once it is live). */
-static bool adds_ineligible(rn_broker *b, const isr_msg *m, int32_t *who)
+static bool adds_ineligible(rn_broker *b, isr_msg *m, int32_t *who)
 {
     const rn_topic_info *t = NULL;
     for (unsigned i = 0, n = rn_metadata_topic_count(b->md); i < n && !t; i++) {
@@ -150,6 +155,7 @@ static bool adds_ineligible(rn_broker *b, const isr_msg *m, int32_t *who)
     if (!t || !t->partitions || m->partition >= t->n_partitions)
         return false; /* the controller says UNKNOWN_TOPIC */
     const rn_partition_info *pi = &t->partitions[m->partition];
+    m->n_was = pi->n_isr;
     for (unsigned i = 0; i < m->n_isr; i++) {
         bool member = false;
         for (int32_t k = 0; k < pi->n_isr; k++)
@@ -249,6 +255,7 @@ static void role_apply(rn_broker *b, rn_partition *p, const role_msg *m)
     if (m->leader == self) {
         if (b->fetchers)
             rn_fetchers_follow(b->fetchers, p, -1, NULL);
+        rn_metrics_replica_lag(&p->m, -1); /* not a follower's lag any more */
         if (p->role != RN_ROLE_LEADER || p->leader_epoch != m->leader_epoch ||
             !same_set(p->replicas, p->n_replicas, m->replicas, m->n_replicas)) {
             rn_replica_config cfg = {.lag_time_max_ms = b->cfg.replica_lag_time_max_ms,
@@ -293,6 +300,8 @@ static void role_apply(rn_broker *b, rn_partition *p, const role_msg *m)
     memcpy(p->replicas, m->replicas, m->n_replicas * sizeof(*m->replicas));
     p->n_replicas = m->n_replicas;
     int32_t from = replica && m->leader >= 0 && m->endpoint[0] ? m->leader : -1;
+    if (from < 0)
+        rn_metrics_replica_lag(&p->m, -1);
     if (b->fetchers) {
         rc = rn_fetchers_follow(b->fetchers, p, from, m->endpoint);
         if (rc < 0)

@@ -214,6 +214,17 @@ if wait_for "$WAIT_S" same_copies "$LEADER" "$F" && wait_for "$WAIT_S" isr_is 1,
 else
   not_ok "follower $F restarted, caught up and back in the ISR ($(describe "$LEADER"))"
 fi
+metrics() { # metrics NODE: its /metrics
+  python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode())' \
+    "${HTTP[$1]}" 2>/dev/null
+}
+if metrics "$LEADER" | grep -Eq '^runnel_isr_expands_total [1-9]' &&
+  metrics "$F" | grep -Eq '^runnel_partition_replica_lag\{topic="r",partition="0"\} [0-9]'; then
+  ok "/metrics: the leader counted the ISR expansion, the follower shows its lag"
+else
+  not_ok "/metrics: ISR expansion on the leader, replica lag on the follower ($(metrics "$LEADER" | grep -E 'isr_|replica_lag'))"
+fi
 
 # 3. kill -9 of the leader in the middle of an idempotent acks=all produce.
 OLD=$LEADER
