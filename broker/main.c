@@ -529,6 +529,8 @@ int main(int argc, char **argv)
      * stopped (a stop ends their waits for leaders within 200 ms). */
     rn_fetchers_free(b->fetchers);
     b->fetchers = NULL;
+    /* The gateways' leader links (they read the quorum's broker list). */
+    rn_gateway_forward_stop(b);
     /* The quorum next: its posts to the stopped reactors are dropped, and
      * as leader it resigns so the others elect at once. */
     rn_quorum_free(b->quorum);

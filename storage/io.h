@@ -26,11 +26,33 @@ struct rn_io_op {
     rn_io_cb cb;
     int injected;         /* a fault from the rn_sys injector, delivered instead of res */
     rn_io_op *next_local; /* private to io.c: the list of ops completed without the kernel */
+    rn_io_op *timer_next, **timer_prev; /* private to io.c: timers armed (rn_io_retire) */
 };
 
 /* A new ring of `entries` SQEs. Errors: -ENOMEM, -errno from io_uring_setup
  * (-ENOSYS/-EPERM where io_uring is unavailable). The caller owns *out. */
 int rn_io_new(rn_io **out, unsigned entries);
+
+/* A ring for one thread (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN): the
+ * kernel runs its completion work only when that thread waits in rn_io_run,
+ * in one batch, instead of interrupting it for each one. It starts disabled:
+ * SQEs may be prepared (and buffers registered) on any thread, but nothing is
+ * submitted until the owning thread calls rn_io_enable; other rings' messages
+ * to it are kept (rn_io_msg) and run first in its first rn_io_run. A kernel
+ * before 6.3 gets a plain ring (io.c says why), for which rn_io_enable and
+ * rn_io_retire do nothing. Errors as rn_io_new. */
+int rn_io_new_single(rn_io **out, unsigned entries);
+
+/* Bind a ring from rn_io_new_single to the calling thread and start it.
+ * Returns 0 or -errno from IORING_REGISTER_ENABLE_RINGS. */
+int rn_io_enable(rn_io *io);
+
+/* The owning thread is leaving: cancel what is in flight, wait for the rest
+ * (callbacks run here, cancelled ones with -ECANCELED), and replace the ring by
+ * a plain one that any thread may use afterwards (the shutdown's closes run on
+ * the main thread). Buffers registered on the old ring go with it. Returns 0 or
+ * -errno (the rn_io is then unusable). */
+int rn_io_retire(rn_io *io);
 
 /* Free the ring. Operations still in flight are abandoned: the owner must have
  * drained them (rn_io_inflight() == 0) first. */
@@ -56,6 +78,11 @@ struct io_uring_sqe *rn_io_sqe(rn_io *io, rn_io_op *op, rn_io_cb cb);
 void rn_io_write(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, size_t len,
                  off_t pos);
 void rn_io_fdatasync(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd);
+
+/* Asynchronous fallocate(fd, mode, pos, len) (IORING_OP_FALLOCATE: the kernel
+ * always runs it on an io-wq worker, never on the calling thread). Asks the
+ * rn_sys fault injector first, as rn_io_write does. */
+void rn_io_fallocate(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, int mode, off_t pos, off_t len);
 
 /* A one-shot timer: cb runs with -ETIME after ms, or -ECANCELED when removed
  * with rn_io_timer_cancel. ts is caller storage valid until the callback. */

@@ -37,6 +37,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -166,7 +167,9 @@ void rn_log_config_default(rn_log_config *c)
     c->max_batch_bytes = 1 << 20;
     c->flush = RN_FLUSH_ALWAYS;
     c->flush_interval_ms = 1000;
-    c->preallocate_bytes = 0;
+    /* Blocks allocated ahead of the appends, off the reactor (prealloc_ahead):
+     * writeback then has none to allocate under the inode's lock. */
+    c->preallocate_bytes = 64ull << 20;
     c->min_insync_replicas = 1;
 }
 
@@ -260,7 +263,8 @@ static void seal_rolled(rn_log *log)
     for (unsigned i = 0; i + 1 < log->n_segs; i++) {
         rn_segment *s = log->segs[i];
         if (s->sealed || !s->rolled || s->n_pending || log->broken ||
-            (log->sync_inflight && log->sync_seg == s) || s->seal_sync_inflight)
+            (log->sync_inflight && log->sync_seg == s) || s->seal_sync_inflight ||
+            (log->prealloc_inflight && log->prealloc_seg == s))
             continue;
         if (!s->seal_synced && s->fd >= 0) {
             /* A roll must not stall the reactor on a segment's worth of dirty
@@ -413,6 +417,64 @@ static void maybe_sync(rn_log *log)
 
 /* ---- Appending ------------------------------------------------------------ */
 
+/* Preallocation. ext4 allocates a delayed-allocation file's blocks at
+ * writeback, under the inode's i_data_sem, and reads a block group's bitmap
+ * from the disk when the file grows into a new group; an append (a buffered
+ * write) that needs i_data_sem meanwhile waits for that read, queued behind
+ * the interval fdatasync's second of data (docs/benchmarks.md, "Where the
+ * produce tail came from"). Blocks allocated ahead of the write position
+ * (unwritten extents, read as zeros: the end of data) leave writeback nothing
+ * to allocate. The fallocate runs on an io-wq worker, never on the reactor,
+ * and no append waits for it: one that overtakes it writes to delayed
+ * allocation as before. FALLOC_FL_KEEP_SIZE: the file is already
+ * segment-sized (sparse), and a fallocate completing after a seal cut the
+ * file must not grow it back (seal_rolled and close wait for it anyway). */
+static void prealloc_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_log *log = RN_CONTAINER_OF(op, rn_log, prealloc_op);
+    (void)flags;
+    rn_segment *seg = log->prealloc_seg;
+    log->prealloc_inflight = false;
+    log->prealloc_seg = NULL;
+    if (res == 0) {
+        if (log->prealloc_to > seg->alloc_end)
+            seg->alloc_end = log->prealloc_to;
+    } else if (res == -EOPNOTSUPP || res == -ENOSYS) {
+        log->prealloc_off = true; /* a file system without fallocate */
+    }
+    /* Any other error (ENOSPC) is the append's to report: it only means the
+     * blocks were not reserved ahead. */
+    rn_segment_unref(seg);
+    maybe_sync(log); /* a rolled segment may have waited for this to seal */
+}
+
+static void prealloc_ahead(rn_log *log, rn_segment *seg, size_t len)
+{
+    if (log->prealloc_inflight || log->prealloc_off || seg->fd < 0)
+        return;
+    /* As far ahead as the segment holds already, up to preallocate_bytes:
+     * a busy partition gets whole chunks, while a quiet one (10,000 of them
+     * with a record each) reserves next to nothing. A new chunk is asked
+     * for when half of the last one is used, so it is ready in time. */
+    uint64_t held = seg->end_pos + len;
+    uint64_t ahead = log->cfg.preallocate_bytes < held ? log->cfg.preallocate_bytes : held;
+    if (held + ahead / 2 <= seg->alloc_end)
+        return;
+    uint64_t cap = rn_segment_capacity(seg);
+    uint64_t from = seg->alloc_end > held ? seg->alloc_end : held;
+    uint64_t to = held + ahead;
+    if (to > cap)
+        to = cap;
+    if (from >= to)
+        return;
+    log->prealloc_inflight = true;
+    log->prealloc_seg = seg;
+    log->prealloc_to = to;
+    rn_segment_ref(seg);
+    rn_io_fallocate(log->io, &log->prealloc_op, prealloc_done, seg->fd, FALLOC_FL_KEEP_SIZE,
+                    (off_t)from, (off_t)(to - from));
+}
+
 /* After a failed write, once every write in flight is back: cut the tail
  * back to the last visible batch, dropping segments made after it. */
 static int repair_tail(rn_log *log)
@@ -560,16 +622,8 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
     }
     if (len > rn_segment_capacity(seg))
         return -RN_E_MESSAGE_TOO_LARGE;
-    if (log->cfg.preallocate_bytes && seg->end_pos + len > seg->alloc_end) {
-        uint64_t from = seg->alloc_end > seg->end_pos ? seg->alloc_end : seg->end_pos;
-        uint64_t to = seg->end_pos + len + log->cfg.preallocate_bytes;
-        if (to > rn_segment_capacity(seg))
-            to = rn_segment_capacity(seg);
-        rc = rn_sys_fallocate(seg->fd, 0, (off_t)from, (off_t)(to - from));
-        if (rc < 0 && rc != -EOPNOTSUPP)
-            return rn__log_set_err(log, rc, "segment %020" PRId64 ": fallocate", seg->base_offset);
-        seg->alloc_end = to;
-    }
+    if (log->cfg.preallocate_bytes)
+        prealloc_ahead(log, seg, len);
     pending *p = pending_get(log);
     if (!p)
         return -ENOMEM;
@@ -650,7 +704,7 @@ static int drain(rn_log *log)
         rn_io_timer_cancel(log->io, &log->timer_op, &log->cancel_op, cancel_done);
     }
     while (log->writes.head || log->unsynced.head || log->sync_inflight || log->timer_armed ||
-           log->cancel_inflight || log->n_seal_inflight) {
+           log->cancel_inflight || log->n_seal_inflight || log->prealloc_inflight) {
         int rc = rn_io_run(log->io, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;

@@ -45,7 +45,9 @@ typedef struct rn_log_config {
     uint32_t max_batch_bytes;      /* message.max.bytes, default 1 MiB */
     enum rn_flush_policy flush;    /* log.flush, default always */
     uint32_t flush_interval_ms;    /* for RN_FLUSH_INTERVAL */
-    uint64_t preallocate_bytes;    /* fallocate ahead of the write position; 0 off */
+    uint64_t preallocate_bytes;    /* fallocate ahead of the write position, at most this far
+                                      and no further than the segment holds (storage/log.c
+                                      prealloc_ahead); 0 off. Default 64 MiB */
     int32_t min_insync_replicas;   /* min.insync.replicas, default 1: not storage's own; kept
                                       here because topic-level overrides travel in this
                                       struct (the broker's replication reads it) */

@@ -72,6 +72,14 @@ struct rn_log {
     int64_t sync_target;
     bool sync_deferred; /* submit_sync waited for a rolled segment's fdatasync */
 
+    /* Preallocation ahead of the write position (cfg.preallocate_bytes):
+     * one fallocate at a time through the ring, never waited for by an
+     * append; prealloc_seg is referenced while it runs. */
+    bool prealloc_inflight, prealloc_off;
+    rn_io_op prealloc_op;
+    rn_segment *prealloc_seg;
+    uint64_t prealloc_to;
+
     bool timer_armed, cancel_inflight;
     rn_io_op timer_op, cancel_op;
     struct __kernel_timespec timer_ts;

@@ -62,7 +62,8 @@
  * callbacks of those appends run meanwhile. Returns the log's failure. */
 static int quiesce(rn_log *log)
 {
-    while (log->writes.head || log->unsynced.head || log->sync_inflight || log->n_seal_inflight) {
+    while (log->writes.head || log->unsynced.head || log->sync_inflight || log->n_seal_inflight ||
+           log->prealloc_inflight) {
         int rc = rn_io_run(log->io, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;

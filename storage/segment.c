@@ -388,6 +388,8 @@ int rn_segment_truncate(rn_segment *seg, uint64_t pos, int64_t next_offset)
     if (rc < 0)
         return rc;
     seg->size = seg->end_pos = pos;
+    if (seg->alloc_end > pos)
+        seg->alloc_end = pos; /* the cut freed the blocks preallocated past it */
     seg->next_offset = next_offset;
     /* The largest timestamp may have been cut: recompute from what is left. */
     seg->max_timestamp = -1;

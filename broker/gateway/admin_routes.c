@@ -17,8 +17,11 @@
  *   R_GROUP    DescribeGroup: refused (409) while the group has active members,
  *              whose next commit would undo the reset; remembers what is
  *              committed now, for the preview's "current" column.
- *   R_TOPIC    DescribeTopic of each topic in turn: every partition with its log
- *              start offset and high watermark (the range a new offset is kept in).
+ *   R_TOPIC    DescribeTopic of each topic in turn: its partitions.
+ *   R_RANGE    ListOffsets (earliest and latest) of every partition: the range a
+ *              new offset is kept in. Asked of the leaders (in a cluster the
+ *              client routes each partition to its leader), never read from
+ *              this broker's copy, which on a follower can be behind or empty.
  *   R_TIMES    ListOffsets of every partition (only for "to": "datetime").
  *   R_COMMIT   CommitOffsets as an admin (no member id), only with "execute".
  *
@@ -528,12 +531,12 @@ static void get_cluster(rn_http_conn *c)
 /* ---- Group reset -------------------------------------------------------------------------- */
 
 enum reset_to { TO_EARLIEST, TO_LATEST, TO_OFFSET, TO_DATETIME };
-enum reset_step { R_GROUP, R_TOPIC, R_TIMES, R_COMMIT };
+enum reset_step { R_GROUP, R_TOPIC, R_RANGE, R_TIMES, R_COMMIT };
 
 typedef struct plan_row {
     size_t topic; /* index into job->topics */
     int32_t partition;
-    int64_t first, last; /* log start offset, high watermark */
+    int64_t first, last; /* log start offset, high watermark (the leader's) */
     int64_t current;     /* committed now, -1 none */
     int64_t target;
     bool clamped;
@@ -729,6 +732,35 @@ static void job_step(reset_job *j)
         job_send(j, &h);
         return;
     }
+    case R_RANGE: {
+        /* Two entries per row: earliest (-2) at 2i, latest (-1) at 2i + 1. */
+        size_t n = 2 * j->n_rows;
+        Runnel__ListOffsetsPartition *lp = calloc(n ? n : 1, sizeof(*lp));
+        Runnel__ListOffsetsPartition **lpp = calloc(n ? n : 1, sizeof(*lpp));
+        if (!lp || !lpp) {
+            free(lp);
+            free(lpp);
+            job_error(j, 503, 50301, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            runnel__list_offsets_partition__init(&lp[i]);
+            lp[i].topic = j->topics[j->rows[i / 2].topic];
+            lp[i].partition = j->rows[i / 2].partition;
+            lp[i].timestamp = i % 2 ? -1 : -2;
+            lpp[i] = &lp[i];
+        }
+        Runnel__ListOffsetsRequest lr = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
+        lr.n_partitions = n;
+        lr.partitions = lpp;
+        h.api = RUNNEL__API__LIST_OFFSETS;
+        h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
+        h.list_offsets = &lr;
+        job_send(j, &h); /* the request is encoded (copied) before this returns */
+        free(lp);
+        free(lpp);
+        return;
+    }
     case R_TIMES: {
         Runnel__ListOffsetsPartition *lp = calloc(j->n_rows ? j->n_rows : 1, sizeof(*lp));
         Runnel__ListOffsetsPartition **lpp = calloc(j->n_rows ? j->n_rows : 1, sizeof(*lpp));
@@ -825,8 +857,6 @@ static int topic_answer(reset_job *j, const Runnel__DescribeTopicResponse *d)
         memset(r, 0, sizeof(*r));
         r->topic = j->topic_i;
         r->partition = pd->partition;
-        r->first = pd->log_start_offset < 0 ? 0 : pd->log_start_offset;
-        r->last = pd->high_watermark < r->first ? r->first : pd->high_watermark;
         r->current = current_of(j, j->topics[j->topic_i], pd->partition);
     }
     return 0;
@@ -886,6 +916,35 @@ static void job_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *
         }
         if (++j->topic_i < j->n_topics)
             break;
+        j->step = R_RANGE;
+        break;
+    }
+    case R_RANGE: {
+        if (err) {
+            job_rn_error(j, err, hdr->error_message);
+            return;
+        }
+        const Runnel__ListOffsetsResponse *lr = hdr->list_offsets;
+        if (!lr || lr->n_partitions != 2 * j->n_rows) {
+            job_error(j, 500, 50001, "offsets of %zu partitions asked, %zu answered", j->n_rows,
+                      lr ? lr->n_partitions : 0);
+            return;
+        }
+        for (size_t i = 0; i < j->n_rows; i++) {
+            plan_row *r = &j->rows[i];
+            const Runnel__ListOffsetsPartitionResponse *e = lr->partitions[2 * i];
+            const Runnel__ListOffsetsPartitionResponse *l = lr->partitions[2 * i + 1];
+            uint32_t ec = e->error_code ? e->error_code : l->error_code;
+            if (ec) {
+                char msg[300];
+                snprintf(msg, sizeof(msg), "%s-%d: %s", j->topics[r->topic], r->partition,
+                         rn_strerror(-(int)ec));
+                job_rn_error(j, -(int)ec, msg);
+                return;
+            }
+            r->first = e->offset < 0 ? 0 : e->offset;
+            r->last = l->offset < r->first ? r->first : l->offset;
+        }
         plan_targets(j);
         if (j->to == TO_DATETIME)
             j->step = R_TIMES;

@@ -18,6 +18,14 @@
  *     (io_uring_prep_nop) and do it from there.
  *   - Exactly one of on_answer / drop runs per successful call.
  *
+ * Routing (DESIGN §7/§8), for a client with `route` set: in a cluster, a Produce, Fetch or
+ * ListOffsets naming partitions led by other brokers is split by leader (route.h): the local part
+ * runs here, the others go to their leaders through the forwarder's links (forward.h), and the
+ * caller gets one merged answer, as if this broker had served every partition. Routing is decided
+ * from the metadata image at the call, so a moved leader is followed by the next call. A leader
+ * that cannot be reached answers the call with an error of its own (a -errno, -RN_E_TIMEOUT or
+ * -RN_E_NOT_LEADER with a message naming the broker), which the gateway maps to 503.
+ *
  * Threading: the reactor's thread.
  */
 #ifndef RN_GATEWAY_CLIENT_H
@@ -43,6 +51,7 @@ struct rn_gw_call {
     struct rn_gw_client *client;
     rn_gw_answer_cb on_answer;
     rn_gw_drop_cb drop;
+    struct rn_gw_routed *routed; /* client.c's: the call is split by leader */
 };
 
 typedef struct rn_gw_client {
@@ -53,6 +62,11 @@ typedef struct rn_gw_client {
     uint32_t next_correlation_id;
     char peer[96];
     bool closed;
+    /* Split calls by leader and forward (see "Routing" above): set by the
+     * HTTP gateways after init. Off by default: the Kafka door shares this
+     * client and must answer NOT_LEADER_OR_FOLLOWER, as Kafka clients expect. */
+    bool route;
+    struct rn_gw_routed *lingering; /* client.c's: answered early, local parts still out */
 } rn_gw_client;
 
 /* Set up (no allocation yet). peer names the client in the broker's logs. */
@@ -66,8 +80,9 @@ int rn_gw_client_call(rn_gw_client *cl, Runnel__RequestHeader *hdr, const void *
                       size_t payload_len, rn_gw_call *call, rn_gw_answer_cb on_answer,
                       rn_gw_drop_cb drop, char *err, size_t errlen);
 
-/* Parked long polls of this client answer now with what there is (the
- * reactor is stopping). */
+/* Parked long polls of this client answer now with what there is, and calls
+ * waiting on other brokers answer now with SHUTTING_DOWN (the reactor is
+ * stopping: its inbox takes no more answers). */
 void rn_gw_client_wake(rn_gw_client *cl);
 
 /* Close: the virtual connection goes (parked fetches end), every call in

@@ -773,6 +773,7 @@ cinst *rn__cinst_new(rn_consumers *cs, const char *group, const char *name, enum
     char peer[96];
     snprintf(peer, sizeof(peer), "rest-consumer %s/%s", group, name);
     rn_gw_client_init(&in->client, cs->gw->r, peer);
+    in->client.route = true; /* partitions led elsewhere go to their leaders */
     in->next = cs->list;
     if (cs->list)
         cs->list->prev = in;

@@ -53,4 +53,12 @@ bool rn_gateway_idle(struct rn_reactor *r);
  * Sets r->gw to NULL. NULL-safe. */
 void rn_gateway_free(struct rn_reactor *r);
 
+/* In a cluster the gateways forward requests for partitions led elsewhere
+ * through links owned by threads of their own (forward.h), made on first
+ * use. Stop them: every link is closed and its thread joined. Call once the
+ * reactors have stopped and before the quorum is freed (its broker list
+ * gives the leaders' endpoints). NULL-safe, repeatable. */
+struct rn_broker;
+void rn_gateway_forward_stop(struct rn_broker *b);
+
 #endif

@@ -255,6 +255,7 @@ rn_http_conn *rn_http_conn_new(rn_gateway *gw, int fd)
     c->last_active_ms = c->last_send_ms = rn_now_ms();
     rn_http_reader_init(&c->rd, RN_HTTP_MAX_HEADER_BYTES, gw->max_body);
     rn_gw_client_init(&c->client, gw->r, NULL);
+    c->client.route = true; /* partitions led elsewhere go to their leaders */
     rn_listen_accepted(fd, c->peer, sizeof(c->peer));
     snprintf(c->client.peer, sizeof(c->client.peer), "http %s", c->peer);
     c->next = gw->conns;

@@ -818,6 +818,18 @@ void rn_gw_error_map(int err, bool partition_known, int *status, int *code)
     case RN_E_SHUTTING_DOWN:
     case RN_E_NOT_LEADER:
     case RN_E_TIMEOUT:
+    /* A partition's leader out of reach (forward.h): worth retrying. */
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case EHOSTDOWN:
+    case ENETUNREACH:
+    case EPIPE:
+    case ECANCELED:
+    case EBUSY:
+    case ESHUTDOWN:
         *status = 503;
         *code = 50301;
         return;

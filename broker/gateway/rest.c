@@ -52,6 +52,7 @@
 #include "broker/metrics.h"
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
+#include "protocol/container_of.h"
 
 #if defined(__has_include)
 #if __has_include("broker/gateway/console/assets.h")
@@ -92,7 +93,16 @@ typedef struct rest_call {
     size_t max_bytes; /* rendered records (K_RECORDS) */
     enum rn_gw_format fmt;
     char topic[256];
+    /* K_PARTITIONS, K_PARTITION in a cluster: DescribeTopic's answer (packed)
+     * while the leaders are asked for the offsets (ask_leaders). */
+    uint8_t *desc;
+    size_t desc_len;
+    rn_io_op kick_op;
 } rest_call;
+
+/* Most partitions whose offsets a listing asks of their leaders (two
+ * ListOffsets entries each, within the frame's entry limit). */
+#define RN_REST_MAX_ASK (RN_FRAME_DEFAULT_MAX_ENTRIES / 2)
 
 /* ---- Helpers ---------------------------------------------------------------------------- */
 
@@ -108,9 +118,15 @@ static bool topic_exists(rn_http_conn *c, const char *topic)
     return rn_metadata_find(c->gw->b->md, topic) != NULL;
 }
 
+static void call_free(rest_call *rc)
+{
+    free(rc->desc);
+    free(rc);
+}
+
 static void call_dropped(rn_gw_call *call)
 {
-    free(call);
+    call_free((rest_call *)call);
 }
 
 static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
@@ -123,7 +139,7 @@ static void send_call(rn_http_conn *c, rest_call *rc, Runnel__RequestHeader *h)
     int rc2 = rn_gw_client_call(&c->client, h, NULL, 0, &rc->call, rest_answer, call_dropped, err,
                                 sizeof(err));
     if (rc2 < 0) {
-        free(rc);
+        call_free(rc);
         respond_rn_error(c, rc2, false, err);
     }
 }
@@ -277,6 +293,37 @@ static void answer_describe(rest_call *rc, Runnel__DescribeTopicResponse *d)
     json_decref(j);
 }
 
+static void answer_offsets(rest_call *rc, const Runnel__ListOffsetsResponse *lr)
+{
+    rn_http_conn *c = rc->c;
+    if (!lr || lr->n_partitions != 2) {
+        rn_http_respond_error(c, 500, 50001, "empty answer");
+        return;
+    }
+    uint32_t ec = lr->partitions[0]->error_code ? lr->partitions[0]->error_code
+                                                : lr->partitions[1]->error_code;
+    if (ec == RN_E_UNKNOWN_TOPIC) {
+        if (topic_exists(c, rc->topic))
+            rn_http_respond_error(c, 404, 40402, "partition %d of topic '%s' not found",
+                                  rc->partition, rc->topic);
+        else
+            rn_http_respond_error(c, 404, 40401, "topic '%s' not found", rc->topic);
+        return;
+    }
+    if (ec) {
+        respond_rn_error(c, -(int)ec, true, NULL);
+        return;
+    }
+    json_t *j = json_pack("{s:I,s:I}", "beginning_offset", (json_int_t)lr->partitions[0]->offset,
+                          "end_offset", (json_int_t)lr->partitions[1]->offset);
+    if (!j) {
+        rn_http_respond_error(c, 500, 50001, "out of memory");
+        return;
+    }
+    rn_http_respond_json(c, 200, RN_GW_CT_V2, j);
+    json_decref(j);
+}
+
 static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *slices,
                            unsigned n_slices)
 {
@@ -332,6 +379,112 @@ static void answer_records(rest_call *rc, Runnel__FetchResponse *fr, rn_slice *s
     rn_strbuf_free(&out);
 }
 
+/* ---- A partition's offsets from its leader ------------------------------------------------
+ * DescribeTopic reports each partition's offsets from this broker's copy,
+ * which on a follower can be behind or empty. In a cluster the partition
+ * routes ask ListOffsets (earliest, latest) next, which the client routes to
+ * each leader, and show those. The step is sent from a NOP (client.h: an
+ * answer must not call into the broker); the connection is held meanwhile. */
+
+static void send_call(rn_http_conn *c, rest_call *rc, Runnel__RequestHeader *h);
+
+static void ask_leaders_kicked(rn_io_op *op, int res, uint32_t flags)
+{
+    rest_call *rc = RN_CONTAINER_OF(op, rest_call, kick_op);
+    rn_http_conn *c = rc->c;
+    (void)res;
+    (void)flags;
+    Runnel__DescribeTopicResponse *d =
+        c->dead ? NULL : runnel__describe_topic_response__unpack(NULL, rc->desc_len, rc->desc);
+    size_t n = 0; /* two entries per partition asked about */
+    for (size_t i = 0; d && i < d->n_partitions; i++)
+        n += 2 * (rc->kind == K_PARTITIONS || d->partitions[i]->partition == rc->partition);
+    Runnel__ListOffsetsPartition *lp = calloc(n ? n : 1, sizeof(*lp));
+    Runnel__ListOffsetsPartition **lpp = calloc(n ? n : 1, sizeof(*lpp));
+    if (!d || !lp || !lpp) {
+        if (!c->dead)
+            rn_http_respond_error(c, 503, 50301, "out of memory");
+        call_free(rc);
+    } else {
+        size_t m = 0;
+        for (size_t i = 0; i < d->n_partitions; i++) {
+            int32_t p = d->partitions[i]->partition;
+            if (rc->kind != K_PARTITIONS && p != rc->partition)
+                continue;
+            for (int k = 0; k < 2; k++, m++) {
+                runnel__list_offsets_partition__init(&lp[m]);
+                lp[m].topic = rc->topic;
+                lp[m].partition = p;
+                lp[m].timestamp = k ? -1 : -2;
+                lpp[m] = &lp[m];
+            }
+        }
+        Runnel__ListOffsetsRequest lr = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
+        lr.n_partitions = n;
+        lr.partitions = lpp;
+        Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+        h.api = RUNNEL__API__LIST_OFFSETS;
+        h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
+        h.list_offsets = &lr;
+        send_call(c, rc, &h); /* encoded (copied) before it returns */
+    }
+    free(lp);
+    free(lpp);
+    if (d)
+        runnel__describe_topic_response__free_unpacked(d, NULL);
+    rn_http_conn_unref(c);
+}
+
+/* 0: the leaders are being asked (rc lives on); < 0: answer from d as it is. */
+static int ask_leaders(rest_call *rc, const Runnel__DescribeTopicResponse *d)
+{
+    rc->desc_len = runnel__describe_topic_response__get_packed_size(d);
+    rc->desc = malloc(rc->desc_len ? rc->desc_len : 1);
+    if (!rc->desc)
+        return -ENOMEM;
+    runnel__describe_topic_response__pack(d, rc->desc);
+    struct io_uring_sqe *sqe = rn_io_sqe(rc->c->r->io, &rc->kick_op, ask_leaders_kicked);
+    if (!sqe) {
+        free(rc->desc);
+        rc->desc = NULL;
+        return -EAGAIN;
+    }
+    io_uring_prep_nop(sqe);
+    rn_http_conn_ref(rc->c);
+    return 0;
+}
+
+/* The leaders' offsets into the described partitions, then the answer. A
+ * partition whose leader did not answer shows -1 (unknown), not this
+ * broker's copy. */
+static void answer_leader_offsets(rest_call *rc, const Runnel__ListOffsetsResponse *lr)
+{
+    Runnel__DescribeTopicResponse *d =
+        runnel__describe_topic_response__unpack(NULL, rc->desc_len, rc->desc);
+    if (!d) {
+        rn_http_respond_error(rc->c, 500, 50001, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < d->n_partitions; i++) {
+        Runnel__PartitionDescription *pd = d->partitions[i];
+        pd->log_start_offset = pd->high_watermark = -1;
+        /* The answer lists (earliest, latest) pairs in the order asked. */
+        for (size_t k = 0; lr && k + 1 < lr->n_partitions; k += 2) {
+            const Runnel__ListOffsetsPartitionResponse *e = lr->partitions[k];
+            const Runnel__ListOffsetsPartitionResponse *l = lr->partitions[k + 1];
+            if (e->partition != pd->partition || l->partition != pd->partition)
+                continue;
+            if (!e->error_code && !l->error_code) {
+                pd->log_start_offset = e->offset;
+                pd->high_watermark = l->offset;
+            }
+            break;
+        }
+    }
+    answer_describe(rc, d);
+    runnel__describe_topic_response__free_unpacked(d, NULL);
+}
+
 static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
                         unsigned n_slices)
 {
@@ -382,10 +535,26 @@ static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice 
         json_decref(j);
         break;
     }
-    case K_DESCRIBE_TOPIC:
+    case K_PARTITION_OFFSETS:
+        answer_offsets(rc, hdr->list_offsets);
+        break;
     case K_PARTITIONS:
     case K_PARTITION:
-    case K_PARTITION_OFFSETS:
+        if (rc->desc) {
+            answer_leader_offsets(rc, hdr->list_offsets);
+            break;
+        }
+        /* (Above RN_REST_MAX_ASK partitions the listing keeps the local
+         * values: one ListOffsets has at most RN_FRAME_DEFAULT_MAX_ENTRIES.) */
+        if (hdr->describe_topic && c->gw->b->quorum && hdr->describe_topic->n_partitions &&
+            hdr->describe_topic->n_partitions <= RN_REST_MAX_ASK &&
+            ask_leaders(rc, hdr->describe_topic) == 0) {
+            for (unsigned i = 0; i < n_slices; i++)
+                rn_slice_release(&slices[i]);
+            return; /* rc lives on (ask_leaders_kicked) */
+        }
+        /* fall through */
+    case K_DESCRIBE_TOPIC:
         if (!hdr->describe_topic)
             rn_http_respond_error(c, 500, 50001, "empty answer");
         else
@@ -452,7 +621,7 @@ static void rest_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice 
 out:
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
-    free(rc);
+    call_free(rc);
 }
 
 /* ---- Routes ---------------------------------------------------------------------------------- */
@@ -569,6 +738,33 @@ static void describe(rn_http_conn *c, enum rest_kind kind, const char *topic, in
     h.api = RUNNEL__API__DESCRIBE_TOPIC;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_TOPIC;
     h.describe_topic = &dr;
+    send_call(c, rc, &h);
+}
+
+/* GET …/partitions/{p}/offsets: ListOffsets earliest and latest, which in a
+ * cluster the client asks of the partition's leader (a follower's own copy
+ * can be behind or empty). */
+static void partition_offsets(rn_http_conn *c, const char *topic, int32_t partition)
+{
+    rest_call *rc = call_new(c, K_PARTITION_OFFSETS, topic);
+    if (!rc)
+        return;
+    rc->partition = partition;
+    Runnel__ListOffsetsPartition lp[2];
+    Runnel__ListOffsetsPartition *lpp[2] = {&lp[0], &lp[1]};
+    for (int i = 0; i < 2; i++) {
+        runnel__list_offsets_partition__init(&lp[i]);
+        lp[i].topic = rc->topic;
+        lp[i].partition = partition;
+        lp[i].timestamp = i ? -1 : -2;
+    }
+    Runnel__ListOffsetsRequest lr = RUNNEL__LIST_OFFSETS_REQUEST__INIT;
+    lr.n_partitions = 2;
+    lr.partitions = lpp;
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__LIST_OFFSETS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_LIST_OFFSETS;
+    h.list_offsets = &lr;
     send_call(c, rc, &h);
 }
 
@@ -790,7 +986,7 @@ static void route_topics(rn_http_conn *c, rn_http_request *req, char **seg, int 
         return;
     }
     if (!strcmp(seg[4], "offsets")) {
-        describe(c, K_PARTITION_OFFSETS, topic, p);
+        partition_offsets(c, topic, p);
     } else if (!strcmp(seg[4], "records")) {
         get_records(c, topic, p);
     } else if (!strcmp(seg[4], "events")) {

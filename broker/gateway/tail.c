@@ -22,6 +22,15 @@
  * skipped when rendering. An offset below the log start (retention moved
  * it) jumps to the log start; one above the end stops the tail.
  *
+ * Following the leader: in a cluster the tail's requests go to the
+ * partition's leader as the metadata names it at each request (client.h), and
+ * the tail keeps its own position. An answer that says "try again" (status
+ * 503: not the leader, the leader out of reach, a timeout) does not end the
+ * tail: it asks again from the same position after RN_TAIL_RETRY_PAUSE_MS, so
+ * when the leader moves or comes back the tail goes on from the next offset,
+ * with no gap and no record twice. Only RN_TAIL_RETRY_MS of such answers in a
+ * row end it (with the last one's error).
+ *
  * Life: refs = the owner + a NOP in flight + an answer being handled. The
  * in-flight request lives on the tail's own virtual connection, so
  * rn_tail_free ends it (a parked fetch is cancelled) without waiting.
@@ -53,9 +62,12 @@ struct rn_tail {
     rn_tail_cbs cbs;
     void *arg;
     int refs;
-    bool dead, resolved, announced, inflight, kick_armed;
+    bool dead, resolved, announced, inflight, kick_armed, retry_armed;
     int64_t position;
     rn_io_op kick_op;
+    rn_io_op retry_op, cancel_op;
+    struct __kernel_timespec retry_ts;
+    uint64_t failing_since_ns; /* first of the "try again" answers in a row; 0: none */
 };
 
 static void step(rn_tail *t);
@@ -93,6 +105,48 @@ static void kick(rn_tail *t)
 static void stop_with(rn_tail *t, int status, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+static void retry_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_tail *t = RN_CONTAINER_OF(op, rn_tail, retry_op);
+    (void)res;
+    (void)flags;
+    t->retry_armed = false;
+    if (!t->dead)
+        step(t);
+    unref(t);
+}
+
+static void cancel_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_tail *t = RN_CONTAINER_OF(op, rn_tail, cancel_op);
+    (void)res;
+    (void)flags;
+    unref(t);
+}
+
+/* An answer that says "try again" (status 503): ask again after a pause, for
+ * at most RN_TAIL_RETRY_MS in a row. Returns true when a retry is armed;
+ * false when the caller must stop the tail. */
+static bool retry_later(rn_tail *t, int status, int err)
+{
+    if (status != 503 || err == -RN_E_SHUTTING_DOWN || t->dead)
+        return false;
+    uint64_t now = rn_now_ns();
+    if (!t->failing_since_ns)
+        t->failing_since_ns = now;
+    if (now - t->failing_since_ns > (uint64_t)RN_TAIL_RETRY_MS * 1000000ull)
+        return false;
+    struct io_uring_sqe *sqe = rn_io_sqe(t->r->io, &t->retry_op, retry_done);
+    if (!sqe)
+        return false;
+    t->retry_ts.tv_sec = RN_TAIL_RETRY_PAUSE_MS / 1000;
+    t->retry_ts.tv_nsec = (RN_TAIL_RETRY_PAUSE_MS % 1000) * 1000000ll;
+    io_uring_prep_timeout(sqe, &t->retry_ts, 0, 0);
+    t->retry_armed = true;
+    t->refs++;
+    return true;
+}
+
 static void stop_with(rn_tail *t, int status, int code, const char *fmt, ...)
 {
     char msg[256];
@@ -127,13 +181,18 @@ static void resolved(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sl
         hdr->list_offsets->n_partitions == 0) {
         int err = hdr->error_code ? -(int)hdr->error_code : -RN_E_UNKNOWN;
         rn_gw_error_map(err, false, &status, &code);
-        stop_with(t, status, code, "%s", rn_strerror(err));
+        if (!retry_later(t, status, err))
+            stop_with(t, status, code, "%s",
+                      hdr->error_message && *hdr->error_message ? hdr->error_message
+                                                                : rn_strerror(err));
         goto out;
     }
     Runnel__ListOffsetsResponse *lr = hdr->list_offsets;
     Runnel__ListOffsetsPartitionResponse *p0 = lr->partitions[0];
     if (p0->error_code) {
         rn_gw_error_map(-(int)p0->error_code, true, &status, &code);
+        if (retry_later(t, status, -(int)p0->error_code))
+            goto out;
         stop_with(t, status, code, "%s-%d: %s", t->topic, t->partition,
                   rn_strerror(-(int)p0->error_code));
         goto out;
@@ -143,6 +202,7 @@ static void resolved(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sl
         off = lr->partitions[1]->offset; /* no record that recent: start at the end */
     t->position = off < 0 ? 0 : off;
     t->resolved = true;
+    t->failing_since_ns = 0;
     kick(t);
 out:
     unref(t);
@@ -200,7 +260,10 @@ static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sli
         hdr->fetch->n_partitions == 0) {
         int err = hdr->error_code ? -(int)hdr->error_code : -RN_E_UNKNOWN;
         rn_gw_error_map(err, false, &status, &code);
-        stop_with(t, status, code, "%s", rn_strerror(err));
+        if (!retry_later(t, status, err))
+            stop_with(t, status, code, "%s",
+                      hdr->error_message && *hdr->error_message ? hdr->error_message
+                                                                : rn_strerror(err));
         goto out;
     }
     Runnel__FetchPartitionResponse *fp = hdr->fetch->partitions[0];
@@ -214,6 +277,8 @@ static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sli
     if (fp->error_code) {
         int err = -(int)fp->error_code;
         rn_gw_error_map(err, true, &status, &code);
+        if (retry_later(t, status, err))
+            goto out;
         if (fp->error_code == RN_E_OFFSET_OUT_OF_RANGE)
             stop_with(t, status, code,
                       "offset %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]", t->position,
@@ -222,6 +287,7 @@ static void fetched(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *sli
             stop_with(t, status, code, "%s-%d: %s", t->topic, t->partition, rn_strerror(err));
         goto out;
     }
+    t->failing_since_ns = 0;
     /* One answer per loop turn renders at most RN_TAIL_RENDER_BYTES and looks
      * at RN_TAIL_SCAN_BYTES of records; the rest waits for the next turn. */
     rn_json_budget bud = {.max_bytes = RN_TAIL_RENDER_BYTES,
@@ -332,6 +398,7 @@ int rn_tail_new(rn_tail **out, rn_reactor *r, const char *peer, const rn_tail_op
         return -ENOMEM;
     t->r = r;
     rn_gw_client_init(&t->client, r, peer);
+    t->client.route = true; /* partitions led elsewhere go to their leaders */
     snprintf(t->topic, sizeof(t->topic), "%s", o->topic);
     t->partition = o->partition;
     t->start = o->start;
@@ -365,6 +432,15 @@ void rn_tail_free(rn_tail *t)
         return;
     t->dead = true;
     rn_gw_client_close(&t->client, "tail closed");
+    if (t->retry_armed) {
+        /* The pause ends now (-ECANCELED), so the tail does not outlive its
+         * owner by a pause. */
+        struct io_uring_sqe *sqe = rn_io_sqe(t->r->io, &t->cancel_op, cancel_done);
+        if (sqe) {
+            io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&t->retry_op, 0);
+            t->refs++;
+        }
+    }
     unref(t);
 }
 

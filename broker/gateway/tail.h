@@ -26,11 +26,15 @@ typedef struct rn_tail rn_tail;
 
 enum rn_tail_start { RN_TAIL_BEGINNING, RN_TAIL_END, RN_TAIL_OFFSET, RN_TAIL_TIME };
 
-#define RN_TAIL_MAX_FILTER   256
-#define RN_TAIL_FETCH_BYTES  (256u << 10) /* per fetch answer */
-#define RN_TAIL_WAIT_MS      5000         /* long-poll time of each fetch */
-#define RN_TAIL_RENDER_BYTES (1u << 20)   /* rendered text per fetch answer */
-#define RN_TAIL_SCAN_BYTES   (16u << 20)  /* records looked at per answer (filters) */
+#define RN_TAIL_MAX_FILTER  256
+#define RN_TAIL_FETCH_BYTES (256u << 10) /* per fetch answer */
+#define RN_TAIL_WAIT_MS     5000         /* long-poll time of each fetch */
+/* "Try again" answers (503: the leader moved, is out of reach, a timeout):
+ * asked again after a pause, until this long in a row (tail.c). */
+#define RN_TAIL_RETRY_PAUSE_MS 250
+#define RN_TAIL_RETRY_MS       30000
+#define RN_TAIL_RENDER_BYTES   (1u << 20)  /* rendered text per fetch answer */
+#define RN_TAIL_SCAN_BYTES     (16u << 20) /* records looked at per answer (filters) */
 /* Framing an owner adds per record, at most: SSE's "id: N\nevent: record\ndata: " and "\n\n". */
 #define RN_TAIL_RECORD_OVERHEAD 64
 
@@ -54,7 +58,8 @@ typedef struct rn_tail_cbs {
      * next: where the tail goes on. */
     void (*on_records_end)(void *arg, size_t n, int64_t next);
     /* The tail stopped for good (unknown topic, deleted, storage error, an
-     * offset that is not there): HTTP status, REST code and a message. */
+     * offset that is not there, the leader out of reach for RN_TAIL_RETRY_MS):
+     * HTTP status, REST code and a message. */
     void (*on_error)(void *arg, int status, int code, const char *msg);
     /* May another fetch go out now? */
     bool (*has_room)(void *arg);

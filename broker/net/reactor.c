@@ -16,6 +16,11 @@
  * with -ENOBUFS; the connection waits on `starved` and is re-armed as soon as
  * a buffer comes back.
  *
+ * Each ring is for its reactor's thread alone (storage/io.h rn_io_new_single:
+ * SINGLE_ISSUER | DEFER_TASKRUN on kernels from 6.3): created disabled here,
+ * enabled by the thread that runs it, retired when that thread leaves so
+ * the main thread can close the logs bound to it.
+ *
  * Reactors: reactor 0 runs on the main thread and owns signals, metadata,
  * groups and the HTTP gateway; reactors 1..N-1 run on threads of their own
  * (rn_reactors_run). Each has its own ring, receive buffers, listener
@@ -351,9 +356,15 @@ int rn_reactor_init(rn_reactor *r, rn_broker *b, unsigned index)
         rn_logfmt(RN_ERROR, "cannot make the reactor's inbox", "err=%s", rn_errname(rc));
         return rc;
     }
-    rc = rn_io_new(&r->io, 4096);
+    rc = rn_io_new_single(&r->io, 4096);
     if (rc < 0) {
         rn_logfmt(RN_ERROR, "io_uring unavailable", "err=%s", rn_errname(rc));
+        return rc;
+    }
+    /* Reactor 0 runs on this thread; the others bind their rings to their
+     * own threads as they start (reactor_thread). */
+    if (index == 0 && (rc = rn_io_enable(r->io)) < 0) {
+        rn_logfmt(RN_ERROR, "cannot enable the ring", "err=%s", rn_errname(rc));
         return rc;
     }
     rc = setup_buffers(r);
@@ -501,7 +512,22 @@ static void *reactor_thread(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "reactor-%u", r->index);
     pthread_setname_np(pthread_self(), name);
-    intptr_t rc = rn_reactor_run(r);
+    intptr_t rc = rn_io_enable(r->io);
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "cannot enable the ring", "reactor=%u err=%s", r->index,
+                  rn_errname((int)rc));
+        return (void *)rc;
+    }
+    rc = rn_reactor_run(r);
+    /* The main thread closes this reactor's logs once every reactor has
+     * stopped: hand it a ring it may use. */
+    int rc2 = rn_io_retire(r->io);
+    if (rc2 < 0) {
+        rn_logfmt(RN_ERROR, "cannot retire the ring", "reactor=%u err=%s", r->index,
+                  rn_errname(rc2));
+        if (rc == 0)
+            rc = rc2;
+    }
     return (void *)rc;
 }
 

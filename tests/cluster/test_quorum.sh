@@ -204,18 +204,18 @@ else
 fi
 
 # 3d. A broker that does not lead a partition does not write it: a REST
-#     produce to partition 0 through broker $OTHER's gateway answers 503
-#     (NOT_LEADER) instead of appending to a local copy no one reads, and the
-#     leader still holds the one record above.
+#     produce to partition 0 through broker $OTHER's gateway is forwarded to
+#     the leader (issue 13 item 5) instead of appending to a local copy no
+#     one reads, so the leader holds it right after the record above.
 code=$(timeout 10 curl -s -o "$TMP/rest.out" -w '%{http_code}' -X POST \
   -H 'Content-Type: application/vnd.kafka.json.v2+json' \
-  -d '{"records":[{"value":"lost?"}]}' \
+  -d '{"records":[{"value":"forwarded"}]}' \
   "http://127.0.0.1:${HTTP[$OTHER]}/topics/via-follower/partitions/0")
-if [ "$code" = 503 ] && grep -qi "leader" "$TMP/rest.out" &&
-  [ "$(rn "$LEAD_P" consume via-follower -p 0 -e -f '%s\n' 2>/dev/null)" = routed ]; then
-  ok "a produce through broker $OTHER's gateway to a partition $LEAD_P leads is refused (503, not leader)"
+if [ "$code" = 200 ] && grep -q '"offset":1' "$TMP/rest.out" &&
+  [ "$(rn "$LEAD_P" consume via-follower -p 0 -e -f '%s ' 2>/dev/null)" = 'routed "forwarded" ' ]; then
+  ok "a produce through broker $OTHER's gateway to a partition $LEAD_P leads lands on the leader"
 else
-  not_ok "a produce through broker $OTHER's gateway to a partition $LEAD_P leads is refused (got $code: $(head -c 200 "$TMP/rest.out"))"
+  not_ok "a produce through broker $OTHER's gateway to a partition $LEAD_P leads lands on the leader (got $code: $(head -c 200 "$TMP/rest.out"))"
 fi
 
 # 4. kill -9 of the leader: the other two agree on a new leader within the bound.

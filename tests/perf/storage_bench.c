@@ -42,7 +42,8 @@
  *     sees its acks earlier; the table shows the durable figure.
  *  3. Segments are 256 MiB so the default 512 MiB rolls at least once per phase.
  *     --preallocate-mib sets log.preallocate (fallocate ahead of the write
- *     position) to compare with the default sparse growth.
+ *     position, through the ring; default 64 as the log's) and 0 compares
+ *     with plain sparse growth.
  *  4. Every phase stops by itself: after its bytes, or after --max-seconds
  *     (default 30), whichever comes first. A phase cut short is marked and its
  *     rate is computed on what it did.
@@ -112,7 +113,7 @@ typedef struct bench {
 #define USAGE                                                                                      \
     "usage: storage_bench --dir DIR [--mib N (512)] [--record-size B (1024)]\n"                    \
     "                     [--batch-bytes B (65536)] [--max-seconds S (30)]\n"                      \
-    "                     [--appenders N (8)] [--preallocate-mib N (0)]\n"
+    "                     [--appenders N (8)] [--preallocate-mib N (64)]\n"
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die_usage(const char *fmt, ...)
@@ -570,8 +571,12 @@ static void parse_opts(int argc, char **argv, opts *o)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    *o = (opts){
-        .mib = 512, .record_size = 1024, .batch_bytes = 65536, .max_seconds = 30, .appenders = 8};
+    *o = (opts){.mib = 512,
+                .record_size = 1024,
+                .batch_bytes = 65536,
+                .max_seconds = 30,
+                .appenders = 8,
+                .preallocate_bytes = 64 * MIB}; /* the log's default (rn_log_config_default) */
     int c;
     while ((c = getopt_long(argc, argv, "d:m:r:b:s:a:p:h", longopts, NULL)) != -1) {
         switch (c) {

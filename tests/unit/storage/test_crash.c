@@ -577,6 +577,7 @@ Test(crash, flush_always_acks_follow_completed_syncs)
     rn_log_config cfg;
     th_config(&cfg, 16384, RN_FLUSH_ALWAYS);
     cfg.index_interval_bytes = 256;
+    cfg.preallocate_bytes = 0; /* the write is the only operation in flight */
     memset(&ak, 0, sizeof(ak));
     ak.dir = dir;
     /* Real fdatasyncs: they take time, so writes complete and more appends

@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -155,5 +156,101 @@ Test(io, broken_ring_still_gives_an_sqe_and_completes_the_op)
     cr_assert_eq(broken_res, -EBADF);
     cr_assert_eq(n_in_submit, 0);
     cr_assert_eq(rn_io_inflight(io), 4, "the four queued NOPs never reached the kernel");
+    rn_io_free(io);
+}
+
+/* ---- Rings for one thread (rn_io_new_single) ------------------------------------------ */
+
+static int msg_res = 1, n_msgs;
+
+static void msg_done(rn_io_op *op, int res, uint32_t flags)
+{
+    (void)op;
+    (void)flags;
+    msg_res = res;
+    n_msgs++;
+}
+
+static rn_io *new_single_ring(void)
+{
+    rn_io *io = NULL;
+    int rc = rn_io_new_single(&io, 8);
+    if (rc == -ENOSYS || rc == -EPERM)
+        cr_skip_test("io_uring unavailable: %d", rc);
+    cr_assert_eq(rc, 0);
+    return io;
+}
+
+// A message sent to a ring before its thread enabled it is kept and runs, with res 0, in that
+// ring's first rn_io_run (the kernel refuses MSG_RING to a disabled ring: it came back to the
+// sender as -EBADFD); once enabled, messages go through the kernel.
+Test(io, message_to_a_ring_not_enabled_yet_runs_after_enable)
+{
+    rn_io *from = new_ring(), *to = new_single_ring();
+    rn_io_op op = {0};
+    n_msgs = 0;
+    rn_io_msg(from, to, &op, msg_done);
+    cr_assert_geq(rn_io_run(from, 0), 0);
+    cr_assert_eq(n_msgs, 0, "the message ran on the sender (res %d)", msg_res);
+    cr_assert_eq(rn_io_enable(to), 0);
+    cr_assert_eq(rn_io_run(to, 0), 1);
+    cr_assert_eq(n_msgs, 1);
+    cr_assert_eq(msg_res, 0);
+    /* Enabled: through the kernel now. */
+    rn_io_msg(from, to, &op, msg_done);
+    cr_assert_geq(rn_io_run(from, 0), 0);
+    for (int i = 0; i < 100 && n_msgs < 2; i++)
+        cr_assert_geq(rn_io_run(to, 1), 0);
+    cr_assert_eq(n_msgs, 2);
+    cr_assert_eq(msg_res, 0);
+    rn_io_free(to);
+    rn_io_free(from);
+}
+
+static int timer_res = 1;
+
+static void timer_done(rn_io_op *op, int res, uint32_t flags)
+{
+    (void)op;
+    (void)flags;
+    timer_res = res;
+}
+
+static void *owner_thread(void *arg)
+{
+    rn_io *io = arg;
+    static rn_io_op timer;
+    static struct __kernel_timespec ts;
+    /* No cr_assert off the test's thread: the result goes back to it. */
+    intptr_t rc = rn_io_enable(io);
+    if (rc == 0) {
+        rn_io_timer(io, &timer, timer_done, &ts, 60000);
+        rc = rn_io_run(io, 0);
+    }
+    if (rc >= 0)
+        rc = rn_io_retire(io); /* a minute early: the timer is removed */
+    return (void *)rc;
+}
+
+// When the owning thread retires its ring, armed timers end with -ECANCELED at once and another
+// thread can use the ring afterwards (a SINGLE_ISSUER ring refuses any other thread: -EEXIST);
+// this is how the main thread closes a stopped reactor's logs.
+Test(io, retired_ring_serves_another_thread)
+{
+    rn_io *io = new_single_ring();
+    pthread_t t;
+    void *ret = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, owner_thread, io), 0);
+    cr_assert_eq(pthread_join(t, &ret), 0);
+    cr_assert_eq((intptr_t)ret, 0, "owner thread: %d", (int)(intptr_t)ret);
+    cr_assert_eq(timer_res, -ECANCELED);
+    cr_assert_eq(rn_io_inflight(io), 0);
+    nop_op nop = {0};
+    n_done = 0;
+    last_idx = -1;
+    struct io_uring_sqe *sqe = rn_io_sqe(io, &nop.op, nop_done);
+    io_uring_prep_nop(sqe);
+    cr_assert_eq(rn_io_run(io, 1), 1);
+    cr_assert_eq(n_done, 1);
     rn_io_free(io);
 }

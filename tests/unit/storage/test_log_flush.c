@@ -96,6 +96,7 @@ Test(log_flush, flush_always_high_watermark_waits_for_sync)
     rn_log_config c;
     small_config(&c, RN_FLUSH_ALWAYS);
     c.segment_bytes = 4 << 20;
+    c.preallocate_bytes = 0; /* the write is the only operation in flight */
     rn_log *log = open_log(&c, NULL);
     model m = {0};
     model_add(&m, 3, 1000, 100);
