@@ -63,6 +63,8 @@ struct rn_broker {
     struct rn_quorum *quorum;         /* meta/quorum.h; NULL on a single node (no voters) */
     struct rn_controller *controller; /* meta/controller.h; with the quorum, else NULL */
     struct rn_groups *groups;         /* consumer group coordinator (coord/groups.h) */
+    struct rn_fetchers *fetchers;     /* follower fetcher threads (part/fetchers.h); NULL on a
+                                         single node */
     rn_reactor *reactors;
     unsigned n_reactors;
     /* Shutdown: reactors drained, messages posted and not yet run (atomic). */

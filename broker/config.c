@@ -153,6 +153,19 @@ static const struct setting settings[] = {
      false},
     {"leader.imbalance.check.interval.seconds", NULL, NULL, T_I64,
      CFG(leader_imbalance_check_ms, int64_t), 1, INT32_MAX / 1000, 1000, false},
+    /* Data replication; Kafka's names and defaults. */
+    {"min.insync.replicas", "min.insync.replicas", NULL, T_I32, LOG(min_insync_replicas, int32_t),
+     1, 16, 0, false},
+    {"default.replication.factor", NULL, NULL, T_I32, CFG(default_replication_factor, int32_t), 1,
+     16, 0, false},
+    {"replica.lag.time.max.ms", NULL, NULL, T_I64, CFG(replica_lag_time_max_ms, int64_t), 1,
+     INT32_MAX, 0, false},
+    {"replica.fetch.max.bytes", NULL, NULL, T_U32, CFG(replica_fetch_max_bytes, uint32_t), 1024,
+     INT32_MAX, 0, false},
+    {"replica.fetch.response.max.bytes", NULL, NULL, T_U32,
+     CFG(replica_fetch_response_max_bytes, uint32_t), 1024, INT32_MAX, 0, false},
+    {"replica.fetch.wait.max.ms", NULL, NULL, T_U32, CFG(replica_fetch_wait_max_ms, uint32_t), 0,
+     INT32_MAX, 0, false},
 
     /* Log defaults; the topic names are Kafka's topic-level config names. A
      * segment's positions are u32, hence the 4 GiB - 1 cap. */
@@ -622,6 +635,11 @@ void rn_config_default(rn_config *c)
     c->quorum_fetch_timeout_ms = 1000;
     c->auto_leader_rebalance = true;
     c->leader_imbalance_check_ms = 300000;
+    c->default_replication_factor = 1;
+    c->replica_lag_time_max_ms = 30000;
+    c->replica_fetch_max_bytes = 1u << 20;
+    c->replica_fetch_response_max_bytes = 10u << 20;
+    c->replica_fetch_wait_max_ms = 500;
     rn_log_config_default(&c->log);
 }
 
@@ -647,7 +665,7 @@ int rn_topic_config_set(rn_log_config *lc, const char *key, const char *value, c
         return failf(err, errlen,
                      "unknown topic setting '%.*s%s'; expected one of retention.ms, "
                      "retention.bytes, segment.bytes, segment.ms, max.message.bytes, flush, "
-                     "index.interval.bytes, preallocate.bytes",
+                     "index.interval.bytes, preallocate.bytes, min.insync.replicas",
                      SHOW(key));
     return apply(st, key, value, NULL, lc, err, errlen);
 }

@@ -77,6 +77,20 @@ typedef struct rn_config {
     int64_t quorum_fetch_timeout_ms;      /* controller.quorum.fetch.timeout.ms, 1000 */
     bool auto_leader_rebalance;           /* auto.leader.rebalance.enable, default true */
     int64_t leader_imbalance_check_ms;    /* leader.imbalance.check.interval.seconds (300) */
+    /* Data replication (DESIGN §8), Kafka's names and defaults. */
+    /* min.insync.replicas (acks=all needs this many in the ISR, else
+     * NOT_ENOUGH_REPLICAS; default 1) is log.min_insync_replicas: a topic
+     * may override it like the log.* keys. */
+    int32_t default_replication_factor;        /* default.replication.factor: topics created without
+                                                  one (replication_factor -1); default 1 */
+    int64_t replica_lag_time_max_ms;           /* replica.lag.time.max.ms: an ISR member not caught
+                                                  up for this long is proposed out; default 30000 */
+    uint32_t replica_fetch_max_bytes;          /* replica.fetch.max.bytes: per partition in a
+                                                  follower's fetch; default 1 MiB */
+    uint32_t replica_fetch_response_max_bytes; /* replica.fetch.response.max.bytes: a whole
+                                                  follower fetch answer; default 10 MiB */
+    uint32_t replica_fetch_wait_max_ms;        /* replica.fetch.wait.max.ms: the leader's long
+                                                  poll for a follower; default 500 */
 } rn_config;
 
 /* One voter of controller.quorum.voters. */

@@ -31,6 +31,7 @@
 #include "broker/meta/quorum.h"
 #include "broker/net/listen.h"
 #include "broker/net/reactor.h"
+#include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
 #include "storage/sys.h"
 
@@ -111,6 +112,10 @@ static int open_cluster(rn_broker *b)
         .post_ctx = &b->reactors[0],
     };
     int rc = rn_quorum_new(&b->quorum, &qc, err, sizeof(err));
+    /* The follower fetchers before metadata: the first topics applied
+     * already hand partitions to them (part/roles.c). */
+    if (rc == 0)
+        rc = rn_fetchers_new(&b->fetchers, b);
     if (rc == 0)
         rc = rn_metadata_open_cluster(&b->md, b->reactors[0].io, b->cfg.data_dir, b->cfg.node_id,
                                       b->quorum, rn_partitions_on_metadata, b, err, sizeof(err));
@@ -408,6 +413,9 @@ int main(int argc, char **argv)
     }
 
     rc = rn_producer_ids_open(&b->producer_ids, b->cfg.data_dir);
+    /* In a cluster, ids of this broker's own (part/producer_state.h). */
+    if (rc == 0 && b->cfg.quorum_voters[0])
+        rn_producer_ids_set_node(&b->producer_ids, b->cfg.node_id);
     if (rc < 0) {
         rn_logfmt(RN_ERROR, "producer id allocator failed to load", "dir=%s err=%s",
                   b->cfg.data_dir, rn_errname(rc));
@@ -431,6 +439,9 @@ int main(int argc, char **argv)
     if (rc < 0)
         return 1;
     if (rc == 2) { /* SIGTERM before the quorum formed: nothing is served yet */
+        /* The fetcher threads are not joined: one may wait for work it
+         * handed to a reactor that never runs now. They touch nothing
+         * that goes below, and the process exits. */
         rn_quorum_free(b->quorum);
         rn_metadata_close(b->md);
         rn_controller_free(b->controller); /* after: closing answers its proposals */
@@ -446,6 +457,7 @@ int main(int argc, char **argv)
         return 1;
     }
     check_process_limits(b);
+    rn_metadata_set_default_rf(b->md, (int16_t)b->cfg.default_replication_factor);
     /* Leftovers of deletes a crash cut short, and of topics no longer
      * live, go before anyone can create a topic of the same name. */
     rc = rn_partitions_sweep(b);
@@ -514,9 +526,13 @@ int main(int argc, char **argv)
               rn_log_config_flush_str(&b->cfg.log, flush, sizeof(flush)), n_reactors);
 
     rc = rn_reactors_run(b);
+    /* The fetcher threads first: the reactors they hand work to have
+     * stopped (a stop ends their waits for leaders within 200 ms). */
+    rn_fetchers_free(b->fetchers);
+    b->fetchers = NULL;
     /* The gateways' leader links (they read the quorum's broker list). */
     rn_gateway_forward_stop(b);
-    /* The quorum first: its posts to the stopped reactors are dropped, and
+    /* The quorum next: its posts to the stopped reactors are dropped, and
      * as leader it resigns so the others elect at once. */
     rn_quorum_free(b->quorum);
     b->quorum = NULL;

@@ -170,6 +170,7 @@ void rn_log_config_default(rn_log_config *c)
     /* Blocks allocated ahead of the appends, off the reactor (prealloc_ahead):
      * writeback then has none to allocate under the inode's lock. */
     c->preallocate_bytes = 64ull << 20;
+    c->min_insync_replicas = 1;
 }
 
 int rn_log_config_parse_flush(const char *s, rn_log_config *c)

@@ -48,6 +48,9 @@ typedef struct rn_log_config {
     uint64_t preallocate_bytes;    /* fallocate ahead of the write position, at most this far
                                       and no further than the segment holds (storage/log.c
                                       prealloc_ahead); 0 off. Default 64 MiB */
+    int32_t min_insync_replicas;   /* min.insync.replicas, default 1: not storage's own; kept
+                                      here because topic-level overrides travel in this
+                                      struct (the broker's replication reads it) */
     bool lazy_epochs;              /* open only: after a clean shutdown, read the leader-epoch
                                       checkpoint at its first use, not at open (default
                                       false; the broker sets it: 100k idle partitions

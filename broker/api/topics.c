@@ -185,7 +185,8 @@ void rn_handle_create_topics(rn_request *req)
          * count below 1 is refused by the range check, not silently replaced. */
         int32_t parts = nt->num_partitions == 0 || nt->num_partitions == -1 ? b->cfg.num_partitions
                                                                             : nt->num_partitions;
-        int16_t rf = nt->replication_factor > 0 ? (int16_t)nt->replication_factor : 1;
+        /* 0 and -1: default.replication.factor, which metadata applies. */
+        int16_t rf = nt->replication_factor > 0 ? (int16_t)nt->replication_factor : -1;
         if (nt->replication_factor > INT16_MAX) {
             set_result(st, i, -RN_E_NOT_ENOUGH_REPLICAS, "replication factor out of range");
             continue;
@@ -270,7 +271,7 @@ void rn_handle_delete_topics(rn_request *req)
 
 /* ---- DescribeTopic ------------------------------------------------------------ */
 
-#define N_EFFECTIVE 8
+#define N_EFFECTIVE 9
 
 /* Every topic-level setting with its effective value. */
 static void effective_configs(const rn_log_config *lc, char keys[N_EFFECTIVE][32],
@@ -288,6 +289,7 @@ static void effective_configs(const rn_log_config *lc, char keys[N_EFFECTIVE][32
     KV("flush", "%s", flush);
     KV("index.interval.bytes", "%" PRIu32, lc->index_interval_bytes);
     KV("max.message.bytes", "%" PRIu32, lc->max_batch_bytes);
+    KV("min.insync.replicas", "%" PRId32, lc->min_insync_replicas);
     KV("preallocate.bytes", "%" PRIu64, lc->preallocate_bytes);
     KV("retention.bytes", "%" PRId64, lc->retention_bytes);
     KV("retention.ms", "%" PRId64, lc->retention_ms);

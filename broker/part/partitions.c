@@ -65,7 +65,9 @@
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
 #include "broker/net/reactor.h"
+#include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
+#include "broker/part/roles.h"
 #include "broker/sorted.h"
 #include "protocol/partition_meta.h"
 #include "protocol/topic_name.h"
@@ -115,8 +117,12 @@ rn_partition *rn_partition_lookup(rn_broker *b, const char *topic, int32_t parti
     rn_partition *p = rn_partition_find(b, topic, partition);
     if (!p) {
         rn_topic_state *ts = rn_topic_state_find(b, topic);
-        bool storage = ts && partition >= 0 && partition < ts->n_partitions;
-        *rc = storage ? -RN_E_STORAGE_ERROR : -RN_E_UNKNOWN_TOPIC;
+        bool known = ts && partition >= 0 && partition < ts->n_partitions;
+        rn_partition *q = known ? ts->parts[partition] : NULL;
+        /* No log because this broker holds no replica: another leads it. */
+        *rc = q && q->no_replica && !q->deleting ? -RN_E_NOT_LEADER
+              : known                            ? -RN_E_STORAGE_ERROR
+                                                 : -RN_E_UNKNOWN_TOPIC;
         return NULL;
     }
     *rc = rn_partition_check_epoch(p, current_leader_epoch);
@@ -401,10 +407,10 @@ static int partition_meta_write(const char *dir, const uint8_t id[16])
  * removing anything under the new name. */
 static char *move_aside(const char *dir, int *rc)
 {
-    static unsigned long seq; /* reactor 0's thread only */
+    static unsigned long seq; /* atomic: a partition's owner may open its log (roles.c) */
     char moved[PATH_MAX + 64];
     snprintf(moved, sizeof(moved), "%s%s%lld-%lu", dir, DELETED_MARK, (long long)rn_now_ms(),
-             ++seq);
+             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     *rc = rn_sys_rename(dir, moved);
     if (*rc < 0)
         return NULL;
@@ -648,6 +654,78 @@ int rn_partitions_share(rn_broker *b)
 
 /* ---- Metadata events (reactor 0, or the main thread at start-up) ------------------ */
 
+/* Open (creating) p's log in its directory with lc, claiming the directory
+ * for topic id (design block, 1-3), and rebuild its producer state. On
+ * reactor 0 while it opens a topic's partitions (ts: where the first
+ * failure is noted), or on p's owner (ts NULL) when p becomes a replica
+ * here. Returns 0 or the error (logged; p then stays without a log). */
+static int open_log(rn_broker *b, rn_topic_state *ts, rn_partition *p, const uint8_t id[16],
+                    const rn_log_config *lc)
+{
+    int32_t i = p->id;
+    rn_reactor *r = p->reactor;
+    char dir[PATH_MAX], name[320];
+    if (partition_dir(dir, sizeof(dir), b, p->topic, i) < 0)
+        return -ENAMETOOLONG;
+    snprintf(name, sizeof(name), "%s-%d", p->topic, i);
+    rn_log_open_info info;
+    /* Before listening, a directory without partition.metadata was
+     * written by a runneld that did not write one; after, it can only be
+     * a leftover (design block, 2). */
+    unsigned discarded = 0;
+    int rc = claim_dir(b, dir, name, id, !b->ready, &discarded);
+    __atomic_add_fetch(&b->n_discarded, discarded, __ATOMIC_RELAXED);
+    if (rc == 0)
+        rc = rn_log_open(&p->log, r->io, dir, name, lc, &info);
+    if (rc < 0) {
+        /* The partition stays in the table without a log: requests for it
+         * get STORAGE_ERROR while every other partition keeps serving. */
+        p->log = NULL;
+        rn_logfmt(RN_ERROR, "partition log failed to open", "partition=%s err=%s", name,
+                  rn_errname(rc));
+        if (ts && ts->open_err == 0) {
+            ts->open_err = rc;
+            ts->open_err_partition = i;
+        }
+        /* A topic created now fails whole (api/topics.c deletes it):
+         * the other partitions are not worth opening (the caller
+         * stops), and with EMFILE every one would fail the same way.
+         * Topics found at start-up keep what opens. */
+        return rc;
+    }
+    log_open_line(name, &info);
+    /* Idempotent producers' recent batches, from the last two segments:
+     * bounded work however long the log is. */
+    unsigned n_segs = rn_log_segment_count(p->log);
+    int64_t seg_from = rn_log_segment_base(p->log, n_segs > 1 ? n_segs - 2 : 0);
+    rc = rn_producer_state_rebuild(p->ps, p->log, seg_from);
+    if (rc < 0)
+        rn_logfmt(RN_WARN, "producer state not rebuilt", "partition=%s err=%s", name,
+                  rn_errname(rc));
+    rn_partition_publish(p);
+    return 0;
+}
+
+int rn_partition_open_log(rn_partition *p, const uint8_t id[16], const rn_log_config *lc_in)
+{
+    if (p->log)
+        return 0;
+    rn_log_config lc = *lc_in;
+    lc.lazy_epochs = true;
+    int rc = open_log(p->reactor->b, NULL, p, id, &lc);
+    if (rc == 0)
+        p->no_replica = false;
+    return rc;
+}
+
+static bool holds_replica(const rn_partition_info *pi, int32_t node_id)
+{
+    for (int32_t k = 0; k < pi->n_replicas; k++)
+        if (pi->replicas[k] == node_id)
+            return true;
+    return false;
+}
+
 /* Open (creating) partitions from..t->n_partitions-1 of ts, on reactor 0's
  * thread. A partition whose log fails to open stays without one, its error
  * noted in ts (open_err). Returns 0 or -ENOMEM (ts then holds what was made;
@@ -670,6 +748,7 @@ static int open_partitions(rn_broker *b, rn_topic_state *ts, const rn_topic_info
         if (!p->topic || !p->ps)
             return -ENOMEM;
         p->id = i;
+        memcpy(p->topic_id, t->id, 16);
         /* Opened here, on reactor 0's thread, but bound to the owner's ring:
          * rn_log_open does its I/O synchronously and submits nothing, and the
          * owner sees the partition only once the table change reaches it. */
@@ -684,44 +763,16 @@ static int open_partitions(rn_broker *b, rn_topic_state *ts, const rn_topic_info
             p->role = RN_ROLE_FOLLOWER;
             p->leader_id = t->partitions[i].leader;
         }
-        char dir[PATH_MAX], name[320];
-        if (partition_dir(dir, sizeof(dir), b, t->name, i) < 0)
-            continue;
-        snprintf(name, sizeof(name), "%s-%d", t->name, i);
-        rn_log_open_info info;
-        /* Before listening, a directory without partition.metadata was
-         * written by a runneld that did not write one; after, it can only be
-         * a leftover (design block, 2). */
-        int rc = claim_dir(b, dir, name, t->id, !b->ready, &b->n_discarded);
-        if (rc == 0)
-            rc = rn_log_open(&p->log, r->io, dir, name, &lc, &info);
-        if (rc < 0) {
-            /* The partition stays in the table without a log: requests for it
-             * get STORAGE_ERROR while every other partition keeps serving. */
-            p->log = NULL;
-            rn_logfmt(RN_ERROR, "partition log failed to open", "partition=%s err=%s", name,
-                      rn_errname(rc));
-            if (ts->open_err == 0) {
-                ts->open_err = rc;
-                ts->open_err_partition = i;
-            }
-            /* A topic created now fails whole (api/topics.c deletes it):
-             * the other partitions are not worth opening, and with EMFILE
-             * every one would fail the same way. Topics found at start-up
-             * keep what opens. */
-            if (b->ready)
-                break;
+        /* In a cluster, a broker that holds no replica of the partition
+         * keeps no log of it: no directory, nothing to recover. Requests
+         * for it answer NOT_LEADER (rn_partition_lookup); should it become
+         * a replica, its owner opens the log then (rn_partition_open_log). */
+        if (b->quorum && t->partitions && !holds_replica(&t->partitions[i], b->cfg.node_id)) {
+            p->no_replica = true;
             continue;
         }
-        log_open_line(name, &info);
-        /* Idempotent producers' recent batches, from the last two segments:
-         * bounded work however long the log is. */
-        unsigned n_segs = rn_log_segment_count(p->log);
-        int64_t seg_from = rn_log_segment_base(p->log, n_segs > 1 ? n_segs - 2 : 0);
-        rc = rn_producer_state_rebuild(p->ps, p->log, seg_from);
-        if (rc < 0)
-            rn_logfmt(RN_WARN, "producer state not rebuilt", "partition=%s err=%s", name,
-                      rn_errname(rc));
+        if (open_log(b, ts, p, t->id, &lc) < 0 && b->ready)
+            break; /* a topic created now fails whole (open_log) */
         rn_partition_publish(p);
     }
     return 0;
@@ -775,6 +826,8 @@ static void close_partition(rn_broker *b, rn_partition *p, bool remove)
     /* Parked fetches on it answer now (they re-check and find it gone);
      * parked produces answer that the partition went away. */
     p->deleting = true;
+    if (b->fetchers)
+        rn_fetchers_follow(b->fetchers, p, -1, NULL); /* before p can be freed */
     if (p->storage_err)
         storage_mark(p, 0); /* a deleted partition no longer counts as failing */
     rn_partition_publish(p);
@@ -892,8 +945,18 @@ static void apply_config(rn_reactor *r, rn_topic_state *ts, const rn_log_config 
 {
     for (int32_t i = 0; i < ts->n_partitions; i++) {
         rn_partition *p = ts->parts[i];
-        if (p && p->log && (p->reactor == r || !r->b->shared) && rn_log_set_config(p->log, lc) < 0)
+        if (!p || !p->log || (p->reactor != r && r->b->shared))
+            continue;
+        if (rn_log_set_config(p->log, lc) < 0)
             rn_logfmt(RN_WARN, "config not applied", "topic=%s partition=%d", ts->name, i);
+        /* A leader's min.insync.replicas (topic-level): the high watermark
+         * may move, parked acks=all produces re-check. */
+        if (p->rs) {
+            rn_replica_config rc = {.lag_time_max_ms = r->b->cfg.replica_lag_time_max_ms,
+                                    .min_insync = lc->min_insync_replicas};
+            rn_replica_state_set_config(p->rs, &rc);
+            rn_partition_wake(p);
+        }
     }
 }
 
@@ -928,7 +991,12 @@ void rn_partitions_on_metadata(void *arg, const rn_metadata_event *ev)
     case RN_MD_PARTITIONS_ADDED:
         partitions_added(b, ev->topic);
         break;
+    default:
+        break;
     }
+    /* Then what each partition is here: leader, follower of whom, or
+     * served by no one (part/roles.c; a cluster only). */
+    rn_roles_on_metadata(b, ev);
 }
 
 /* ---- Start-up sweep (design block, 4) ------------------------------------------ */

@@ -50,6 +50,16 @@ struct rn_partition {
     rn_replica_state *rs;
     int32_t leader_id;
     int64_t follower_hw;
+    /* From metadata (part/roles.c): the partition epoch the role was last
+     * set from (the controller fences ISR proposals with it), the replicas,
+     * and the topic's id (ISR proposals name the topic by it). */
+    int32_t partition_epoch;
+    int32_t replicas[RN_REPLICAS_MAX];
+    unsigned n_replicas;
+    uint8_t topic_id[16];
+    /* A cluster broker holding no replica of the partition keeps no log of
+     * it (no directory); requests answer NOT_LEADER. Owner only once shared. */
+    bool no_replica;
     bool deleting;
     unsigned n_inflight; /* appends not yet completed: delete waits for them */
     char *del_dir;       /* delete: where reactor 0 moved the directory */
@@ -97,7 +107,8 @@ rn_topic_state *rn_topic_state_find(rn_broker *b, const char *topic);
  * answer every partitioned API gives (produce, fetch, list offsets, offsets
  * for leader epoch): NULL with *rc -RN_E_STORAGE_ERROR when the metadata has
  * the partition but its log is not open here, -RN_E_UNKNOWN_TOPIC when it
- * has no such partition, and rn_partition_check_epoch's error for a
+ * has no such partition, -RN_E_NOT_LEADER when this broker holds no
+ * replica of it (in a cluster), and rn_partition_check_epoch's error for a
  * current_leader_epoch (-1 not to check) other than the partition's. */
 rn_partition *rn_partition_lookup(rn_broker *b, const char *topic, int32_t partition,
                                   int32_t current_leader_epoch, int *rc);
@@ -140,6 +151,11 @@ int rn_partition_isr_committed(rn_partition *p, const int32_t *isr, unsigned n);
 /* A follower heard the leader's high watermark: its own is that, capped by
  * its log. */
 void rn_partition_follower_hw(rn_partition *p, int64_t leader_hw);
+
+/* p's owner: this broker became a replica of p, which it kept no log of
+ * (p->no_replica): open (creating) the log with lc for topic id. 0 at once
+ * when p has a log. Errors: those of opening (logged; p stays without). */
+int rn_partition_open_log(rn_partition *p, const uint8_t id[16], const rn_log_config *lc);
 
 /* KIP-320: a request's current leader epoch against p's. epoch < 0: not
  * checked. 0, -RN_E_FENCED_LEADER_EPOCH (older), -RN_E_UNKNOWN_LEADER_EPOCH

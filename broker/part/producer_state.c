@@ -251,6 +251,7 @@ int rn_producer_ids_open(rn_producer_ids *ids, const char *dir)
     if (l >= sizeof(ids->dir))
         return -ENAMETOOLONG;
     memcpy(ids->dir, dir, l + 1);
+    ids->node_id = -1;
     uint64_t v;
     int rc = rn_checkpoint_read(dir, IDS_FILE, IDS_MAGIC, &v, sizeof(v));
     if (rc == -ENOENT) {
@@ -264,8 +265,15 @@ int rn_producer_ids_open(rn_producer_ids *ids, const char *dir)
     return 0;
 }
 
+void rn_producer_ids_set_node(rn_producer_ids *ids, int32_t node_id)
+{
+    ids->node_id = node_id;
+}
+
 int rn_producer_ids_next(rn_producer_ids *ids, int64_t *pid)
 {
+    if (ids->node_id >= 0 && ids->next >= (INT64_C(1) << 32))
+        return -EOVERFLOW;
     if (ids->next >= ids->block_end) {
         uint64_t v = htole64((uint64_t)(ids->block_end + IDS_BLOCK));
         int rc = rn_checkpoint_write(ids->dir, IDS_FILE, IDS_MAGIC, &v, sizeof(v));
@@ -273,6 +281,7 @@ int rn_producer_ids_next(rn_producer_ids *ids, int64_t *pid)
             return rc;
         ids->block_end += IDS_BLOCK;
     }
-    *pid = ids->next++;
+    int64_t n = ids->next++;
+    *pid = ids->node_id >= 0 ? (n << 31) | ids->node_id : n;
     return 0;
 }

@@ -74,12 +74,20 @@ unsigned rn_producer_state_count(const rn_producer_state *ps);
 typedef struct rn_producer_ids {
     char dir[4096];
     int64_t next, block_end;
+    int32_t node_id; /* a cluster broker's node.id (ids are its own), -1 on a single node */
 } rn_producer_ids;
 
 /* Load (or start) the allocator in dir. Errors: those of rn_checkpoint_read
  * other than -ENOENT. */
 int rn_producer_ids_open(rn_producer_ids *ids, const char *dir);
-/* Next producer id. Errors: -errno when the next block cannot be persisted. */
+/* In a cluster every broker hands out producer ids (InitProducerId goes to
+ * any of them) and a partition's leader keeps the state of every id that
+ * wrote to it, so two brokers must never hand out the same id: from now
+ * on ids are (n << 31) | node_id for this broker's n = 0, 1, 2, … (2^32 of
+ * them). node_id >= 0 (node.id's range). */
+void rn_producer_ids_set_node(rn_producer_ids *ids, int32_t node_id);
+/* Next producer id. Errors: -errno when the next block cannot be persisted,
+ * -EOVERFLOW when a cluster broker has handed out all of its ids. */
 int rn_producer_ids_next(rn_producer_ids *ids, int64_t *pid);
 
 #endif

@@ -8,10 +8,18 @@
  *      |                                                        |
  *      +--(epoch changed; a batch not at the log end)-----------+
  *   FETCH --(FENCED_LEADER_EPOCH / NOT_LEADER)--> PARKED --(epoch changed)--> TRUNCATE
+ *                                                    \--(cfg.park_retry_ms passed)--/
  *
  * One request is in flight per fetcher at a time: a round sends one request
- * and waits for its answer, so the logs are only touched between rounds or
- * inside the answer's callback, on the caller's thread.
+ * and waits for its answer. A partition is touched only inside work handed
+ * to its owner (run_on: cfg.on_owner, or the caller's thread in tests):
+ * before a round, prepare() reads its role, epoch and log end and decides
+ * what to ask; in the answer's callback, the apply functions cut or append.
+ * The fetcher thread reads only what prepare() left in the followed entry
+ * (the state, the epoch, the offset or epoch to ask) and the names copied at
+ * add; the owner's work runs while the fetcher thread waits for it, so the
+ * two never run at once on an entry, except for the append completions
+ * (inflight, failed), which are atomics.
  *
  * Appending: the answer's bytes for a partition are copied (the peer's
  * buffer dies with the callback) into one block that lives until the last
@@ -41,9 +49,12 @@ typedef struct followed followed;
 /* The bytes of one fetch answer for one partition, until their appends complete. */
 typedef struct block {
     followed *fo;
+    rn_partition *p;
     uint8_t *data;
     unsigned pending;
     int err;
+    void (*idle)(void *ctx); /* copied from the config: told when fo is idle again */
+    void *idle_ctx;
 } block;
 
 typedef struct append_op {
@@ -52,10 +63,18 @@ typedef struct append_op {
 } append_op;
 
 struct followed {
-    rn_partition *p;
+    rn_partition *p; /* compared by the fetcher's thread, read only on the owner */
+    char *topic;     /* copies of p's names, for the fetcher's thread */
+    int32_t id;
     int32_t epoch; /* the p->leader_epoch the state is for; -1: none yet */
     enum fstate st;
-    unsigned inflight; /* appends submitted, not completed */
+    int64_t parked_ms; /* when it parked (mono_ms) */
+    /* Left by prepare() for this round: whether to ask, and what. */
+    bool ready;
+    int32_t ask;       /* TRUNCATE: the epoch to ask the leader about */
+    int64_t leo;       /* FETCH: the log end to fetch from */
+    unsigned inflight; /* appends submitted, not completed (atomic) */
+    int failed;        /* an append failed: truncate again (atomic) */
 };
 
 struct rn_replica_fetcher {
@@ -80,6 +99,7 @@ typedef struct round {
 
 void rn_replica_fetcher_config_default(rn_replica_fetcher_config *c)
 {
+    *c = (rn_replica_fetcher_config){0};
     c->self_id = -1;
     c->max_bytes = 10u << 20;
     c->part_bytes = 1u << 20;
@@ -101,12 +121,18 @@ int rn_replica_fetcher_new(rn_replica_fetcher **out, rn_peer *peer,
     return 0;
 }
 
+static void followed_free(followed *fo)
+{
+    free(fo->topic);
+    free(fo);
+}
+
 void rn_replica_fetcher_free(rn_replica_fetcher *f)
 {
     if (!f)
         return;
     for (unsigned i = 0; i < f->n; i++)
-        free(f->v[i]);
+        followed_free(f->v[i]);
     free(f->v);
     free(f);
 }
@@ -121,6 +147,22 @@ static int find(const rn_replica_fetcher *f, const rn_partition *p)
 
 int rn_replica_fetcher_add(rn_replica_fetcher *f, rn_partition *p)
 {
+    return rn_replica_fetcher_add_named(f, p, p->topic, p->id);
+}
+
+void rn_replica_fetcher_set_peer(rn_replica_fetcher *f, rn_peer *peer)
+{
+    f->peer = peer;
+}
+
+unsigned rn_replica_fetcher_count(const rn_replica_fetcher *f)
+{
+    return f->n;
+}
+
+int rn_replica_fetcher_add_named(rn_replica_fetcher *f, rn_partition *p, const char *topic,
+                                 int32_t partition)
+{
     if (find(f, p) >= 0)
         return -EEXIST;
     if (f->n == f->cap) {
@@ -134,7 +176,13 @@ int rn_replica_fetcher_add(rn_replica_fetcher *f, rn_partition *p)
     followed *fo = calloc(1, sizeof(*fo));
     if (!fo)
         return -ENOMEM;
+    fo->topic = strdup(topic);
+    if (!fo->topic) {
+        free(fo);
+        return -ENOMEM;
+    }
     fo->p = p;
+    fo->id = partition;
     fo->epoch = -1;
     fo->st = TRUNCATE;
     f->v[f->n++] = fo;
@@ -146,9 +194,9 @@ int rn_replica_fetcher_remove(rn_replica_fetcher *f, rn_partition *p)
     int i = find(f, p);
     if (i < 0)
         return -ENOENT;
-    if (f->v[i]->inflight)
+    if (__atomic_load_n(&f->v[i]->inflight, __ATOMIC_ACQUIRE))
         return -EBUSY;
-    free(f->v[i]);
+    followed_free(f->v[i]);
     f->v[i] = f->v[--f->n];
     return 0;
 }
@@ -157,7 +205,7 @@ unsigned rn_replica_fetcher_busy(const rn_replica_fetcher *f)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < f->n; i++)
-        n += f->v[i]->inflight;
+        n += __atomic_load_n(&f->v[i]->inflight, __ATOMIC_ACQUIRE);
     return n;
 }
 
@@ -169,7 +217,7 @@ const char *rn_replica_fetcher_errmsg(const rn_replica_fetcher *f)
 static void say(rn_replica_fetcher *f, const followed *fo, int err, const char *what)
 {
     if (fo)
-        snprintf(f->errmsg, sizeof(f->errmsg), "%s-%d: %s: %s", fo->p->topic, fo->p->id, what,
+        snprintf(f->errmsg, sizeof(f->errmsg), "%s-%d: %s: %s", fo->topic, fo->id, what,
                  rn_strerror(err));
     else
         snprintf(f->errmsg, sizeof(f->errmsg), "%s: %s", what, rn_strerror(err));
@@ -182,13 +230,22 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* fn(arg, p) on fo's owner (cfg.on_owner), or here. */
+static int run_on(rn_replica_fetcher *f, followed *fo, rn_replica_work_fn *fn, void *arg)
+{
+    if (!f->cfg.on_owner) {
+        fn(arg, fo->p);
+        return 0;
+    }
+    return f->cfg.on_owner(f->cfg.owner_ctx, fo->p, fo->topic, fo->id, fn, arg);
+}
+
 /* ---- Truncation ------------------------------------------------------------------------- */
 
 /* The log was cut: the producer state is the log's again (as at open: the
  * last two segments), and the partition publishes its new offsets. */
-static int after_cut(rn_replica_fetcher *f, followed *fo)
+static int after_cut(rn_replica_fetcher *f, followed *fo, rn_partition *p)
 {
-    rn_partition *p = fo->p;
     rn_producer_state *ps = rn_producer_state_new();
     if (!ps)
         return -ENOMEM;
@@ -207,9 +264,9 @@ static int after_cut(rn_replica_fetcher *f, followed *fo)
 }
 
 /* Cut fo's log at offset (nothing when at or past its end). */
-static int cut(rn_replica_fetcher *f, followed *fo, int64_t offset)
+static int cut(rn_replica_fetcher *f, followed *fo, rn_partition *p, int64_t offset)
 {
-    rn_log *log = fo->p->log;
+    rn_log *log = p->log;
     if (offset >= rn_log_end_offset(log))
         return 0;
     int64_t new_end;
@@ -219,8 +276,8 @@ static int cut(rn_replica_fetcher *f, followed *fo, int64_t offset)
         return rc;
     }
     rn_logfmt(RN_INFO, "follower truncated", "partition=%s-%d leader_epoch=%d offset=%lld",
-              fo->p->topic, fo->p->id, (int)fo->epoch, (long long)new_end);
-    rc = after_cut(f, fo);
+              fo->topic, fo->id, (int)fo->epoch, (long long)new_end);
+    rc = after_cut(f, fo, p);
     return rc < 0 ? rc : 1;
 }
 
@@ -228,8 +285,10 @@ static int cut(rn_replica_fetcher *f, followed *fo, int64_t offset)
 static void partition_error(rn_replica_fetcher *f, followed *fo, uint32_t code)
 {
     say(f, fo, -(int)code, "leader answered");
-    if (code == RN_E_FENCED_LEADER_EPOCH || code == RN_E_NOT_LEADER)
+    if (code == RN_E_FENCED_LEADER_EPOCH || code == RN_E_NOT_LEADER) {
         fo->st = PARKED; /* until the controller names the next epoch */
+        fo->parked_ms = mono_ms();
+    }
     /* UNKNOWN_LEADER_EPOCH (the leader is behind the controller) and the
      * rest: the next round asks again. */
 }
@@ -273,6 +332,43 @@ static bool round_answered(round *r, int err, const char *errmsg, const void *bo
     return true;
 }
 
+/* One partition's OffsetsForLeaderEpoch answer, on its owner. */
+typedef struct epochs_work {
+    rn_replica_fetcher *f;
+    followed *fo;
+    const Runnel__OffsetsForLeaderEpochPartitionResponse *pr;
+    int moved;
+} epochs_work;
+
+static void epochs_apply(void *arg, rn_partition *p)
+{
+    epochs_work *w = arg;
+    rn_replica_fetcher *f = w->f;
+    followed *fo = w->fo;
+    const Runnel__OffsetsForLeaderEpochPartitionResponse *pr = w->pr;
+    if (!p || !p->log || fo->epoch != p->leader_epoch || fo->st != TRUNCATE)
+        return; /* gone, or the epoch moved meanwhile: the next round sees it */
+    if (pr->error_code) {
+        partition_error(f, fo, pr->error_code);
+        return;
+    }
+    rn_log *log = p->log;
+    const rn_leader_epochs *own = rn_log_leader_epochs(log);
+    if (!own) {
+        say(f, fo, -RN_E_STORAGE_ERROR, rn_log_errmsg(log));
+        return; /* the next round tries again */
+    }
+    rn_truncation t =
+        rn_truncation_step(own, rn_log_end_offset(log), rn_partition_high_watermark(p),
+                           pr->leader_epoch, pr->end_offset);
+    int rc = cut(f, fo, p, t.offset);
+    if (rc < 0)
+        return; /* errmsg says; the next round tries again */
+    if (t.done)
+        fo->st = FETCH;
+    w->moved++;
+}
+
 static void on_epochs(void *arg, int err, const rn_frame_response *resp, const char *errmsg)
 {
     round *r = arg;
@@ -282,29 +378,9 @@ static void on_epochs(void *arg, int err, const rn_frame_response *resp, const c
     if (!round_answered(r, err, errmsg, er, er ? er->n_partitions : 0, "OffsetsForLeaderEpoch"))
         return;
     for (size_t i = 0; i < r->n_asked; i++) {
-        followed *fo = r->asked[i];
-        const Runnel__OffsetsForLeaderEpochPartitionResponse *pr = er->partitions[i];
-        if (fo->epoch != fo->p->leader_epoch || fo->st != TRUNCATE)
-            continue; /* the epoch moved meanwhile: ask again */
-        if (pr->error_code) {
-            partition_error(f, fo, pr->error_code);
-            continue;
-        }
-        rn_log *log = fo->p->log;
-        const rn_leader_epochs *own = rn_log_leader_epochs(log);
-        if (!own) {
-            say(f, fo, -RN_E_STORAGE_ERROR, rn_log_errmsg(log));
-            continue; /* the next round tries again */
-        }
-        rn_truncation t =
-            rn_truncation_step(own, rn_log_end_offset(log), rn_partition_high_watermark(fo->p),
-                               pr->leader_epoch, pr->end_offset);
-        int rc = cut(f, fo, t.offset);
-        if (rc < 0)
-            continue; /* errmsg says; the next round tries again */
-        if (t.done)
-            fo->st = FETCH;
-        r->moved++;
+        epochs_work w = {.f = f, .fo = r->asked[i], .pr = er->partitions[i]};
+        if (run_on(f, w.fo, epochs_apply, &w) == 0)
+            r->moved += w.moved;
     }
 }
 
@@ -315,35 +391,43 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
     append_op *op = arg;
     block *blk = op->blk;
     followed *fo = blk->fo;
+    rn_partition *p = blk->p;
     (void)last;
     if (err == 0 && base == op->h.base_offset) {
         rn_batch_header h = op->h;
-        if (rn_producer_state_replicated(fo->p->ps, &h) < 0)
+        if (rn_producer_state_replicated(p->ps, &h) < 0)
             blk->err = -ENOMEM;
     } else if (!blk->err) {
         blk->err = err ? err : -RN_E_CORRUPT_BATCH;
     }
-    fo->inflight--;
-    if (--blk->pending == 0) {
-        if (blk->err) {
-            /* The log refused what the leader has: find the common point
-             * again (a failed log stays failed; its owner reopens it). */
-            fo->st = TRUNCATE;
-            rn_logfmt(RN_WARN, "follower append failed", "partition=%s-%d err=%s", fo->p->topic,
-                      fo->p->id, rn_errname(blk->err));
-        }
-        rn_partition_wake(fo->p);
-        free(blk->data);
-        free(blk);
-    }
     free(op);
+    if (--blk->pending > 0) {
+        __atomic_sub_fetch(&fo->inflight, 1, __ATOMIC_ACQ_REL);
+        return;
+    }
+    if (blk->err) {
+        /* The log refused what the leader has: find the common point
+         * again (a failed log stays failed; its owner reopens it). */
+        __atomic_store_n(&fo->failed, 1, __ATOMIC_RELEASE);
+        rn_logfmt(RN_WARN, "follower append failed", "partition=%s-%d err=%s", p->topic, p->id,
+                  rn_errname(blk->err));
+    }
+    rn_partition_wake(p);
+    void (*idle)(void *) = blk->idle;
+    void *idle_ctx = blk->idle_ctx;
+    free(blk->data);
+    free(blk);
+    /* The last touch of fo: once inflight is 0 the fetcher may free it. */
+    if (__atomic_sub_fetch(&fo->inflight, 1, __ATOMIC_ACQ_REL) == 0 && idle)
+        idle(idle_ctx);
 }
 
 /* Append the batches in data[0..len) to fo's log. Returns how many were
  * submitted, or a negative error (what was submitted still completes). */
-static int append_all(rn_replica_fetcher *f, followed *fo, const uint8_t *data, size_t len)
+static int append_all(rn_replica_fetcher *f, followed *fo, rn_partition *p, const uint8_t *data,
+                      size_t len, int64_t *end)
 {
-    rn_log *log = fo->p->log;
+    rn_log *log = p->log;
     block *blk = calloc(1, sizeof(*blk));
     if (blk)
         blk->data = malloc(len);
@@ -353,6 +437,9 @@ static int append_all(rn_replica_fetcher *f, followed *fo, const uint8_t *data, 
     }
     memcpy(blk->data, data, len);
     blk->fo = fo;
+    blk->p = p;
+    blk->idle = f->cfg.idle;
+    blk->idle_ctx = f->cfg.idle_ctx;
     blk->pending = 1; /* held by this loop */
     int n = 0, rc = 0;
     int64_t next = rn_log_end_offset(log);
@@ -369,8 +456,8 @@ static int append_all(rn_replica_fetcher *f, followed *fo, const uint8_t *data, 
         if (h.base_offset != next) {
             rc = -RN_E_CORRUPT_BATCH;
             snprintf(f->errmsg, sizeof(f->errmsg),
-                     "%s-%d: the leader's batch starts at %lld, the log ends at %lld", fo->p->topic,
-                     fo->p->id, (long long)h.base_offset, (long long)next);
+                     "%s-%d: the leader's batch starts at %lld, the log ends at %lld", fo->topic,
+                     fo->id, (long long)h.base_offset, (long long)next);
             fo->st = TRUNCATE;
             break;
         }
@@ -389,16 +476,65 @@ static int append_all(rn_replica_fetcher *f, followed *fo, const uint8_t *data, 
             break;
         }
         blk->pending++;
-        fo->inflight++;
+        __atomic_add_fetch(&fo->inflight, 1, __ATOMIC_ACQ_REL);
         n++;
         next = h.base_offset + h.last_offset_delta + 1;
         pos += size;
     }
+    *end = next;
     if (--blk->pending == 0) {
         free(blk->data);
         free(blk);
     }
     return rc < 0 && n == 0 ? rc : n;
+}
+
+/* One partition's Fetch answer, on its owner. */
+typedef struct fetch_work {
+    rn_replica_fetcher *f;
+    followed *fo;
+    const Runnel__FetchPartitionResponse *pr;
+    const uint8_t *data;
+    int moved;
+} fetch_work;
+
+static void fetch_apply(void *arg, rn_partition *p)
+{
+    fetch_work *w = arg;
+    rn_replica_fetcher *f = w->f;
+    followed *fo = w->fo;
+    const Runnel__FetchPartitionResponse *pr = w->pr;
+    if (!p || !p->log || fo->epoch != p->leader_epoch || fo->st != FETCH)
+        return;
+    rn_log *log = p->log;
+    if (pr->error_code == RN_E_OFFSET_OUT_OF_RANGE) {
+        if (pr->log_start_offset > rn_log_end_offset(log)) {
+            /* Everything we have is below what the leader keeps. */
+            int rc = rn_log_truncate_fully(log, pr->log_start_offset);
+            if (rc < 0)
+                say(f, fo, rc, rn_log_errmsg(log));
+            else if (after_cut(f, fo, p) == 0)
+                w->moved++;
+        } else {
+            fo->st = TRUNCATE; /* ahead of the leader: find where we part */
+            w->moved++;
+        }
+        return;
+    }
+    if (pr->error_code) {
+        partition_error(f, fo, pr->error_code);
+        return;
+    }
+    int64_t end = rn_log_end_offset(log);
+    if (pr->bytes_len > 0) {
+        int n = append_all(f, fo, p, w->data, pr->bytes_len, &end);
+        if (n > 0)
+            w->moved++;
+    }
+    rn_partition_follower_hw(p, pr->high_watermark);
+    /* How far behind the leader's high watermark this copy is, once what
+     * was just submitted lands (/metrics). */
+    rn_metrics_replica_lag(&p->m, pr->high_watermark > end ? pr->high_watermark - end : 0);
 }
 
 static void on_fetch(void *arg, int err, const rn_frame_response *resp, const char *errmsg)
@@ -410,37 +546,11 @@ static void on_fetch(void *arg, int err, const rn_frame_response *resp, const ch
         return;
     size_t off = 0;
     for (size_t i = 0; i < r->n_asked; i++) {
-        followed *fo = r->asked[i];
-        const Runnel__FetchPartitionResponse *pr = fr->partitions[i];
-        const uint8_t *data = resp->payload + off;
-        off += pr->bytes_len; /* frame.c checked the sum is the payload */
-        if (fo->epoch != fo->p->leader_epoch || fo->st != FETCH)
-            continue;
-        rn_log *log = fo->p->log;
-        if (pr->error_code == RN_E_OFFSET_OUT_OF_RANGE) {
-            if (pr->log_start_offset > rn_log_end_offset(log)) {
-                /* Everything we have is below what the leader keeps. */
-                int rc = rn_log_truncate_fully(log, pr->log_start_offset);
-                if (rc < 0)
-                    say(f, fo, rc, rn_log_errmsg(log));
-                else if (after_cut(f, fo) == 0)
-                    r->moved++;
-            } else {
-                fo->st = TRUNCATE; /* ahead of the leader: find where we part */
-                r->moved++;
-            }
-            continue;
-        }
-        if (pr->error_code) {
-            partition_error(f, fo, pr->error_code);
-            continue;
-        }
-        if (pr->bytes_len > 0) {
-            int n = append_all(f, fo, data, pr->bytes_len);
-            if (n > 0)
-                r->moved++;
-        }
-        rn_partition_follower_hw(fo->p, pr->high_watermark);
+        fetch_work w = {.f = f, .fo = r->asked[i], .pr = fr->partitions[i]};
+        w.data = resp->payload + off;
+        off += w.pr->bytes_len; /* frame.c checked the sum is the payload */
+        if (run_on(f, w.fo, fetch_apply, &w) == 0)
+            r->moved += w.moved;
     }
 }
 
@@ -462,7 +572,11 @@ static int exchange(rn_replica_fetcher *f, Runnel__RequestHeader *hdr, rn_peer_c
             rn_peer_cut(f->peer, -ETIMEDOUT, "the leader did not answer in time");
             break; /* the cut ran the callback */
         }
-        rc = rn_peer_poll(f->peer, (int)(left > 1000 ? 1000 : left));
+        if (f->cfg.stop && __atomic_load_n(f->cfg.stop, __ATOMIC_ACQUIRE)) {
+            rn_peer_cut(f->peer, -ECANCELED, "the fetcher is stopping");
+            break;
+        }
+        rc = rn_peer_poll(f->peer, (int)(left > 200 ? 200 : left));
         if (rc < 0 && !r->done) {
             r->err = rc;
             break;
@@ -480,32 +594,14 @@ static int ask_epochs(rn_replica_fetcher *f, int timeout_ms)
     Runnel__OffsetsForLeaderEpochPartition *parts = r.parts, **pp = r.pp;
     for (unsigned i = 0; i < f->n; i++) {
         followed *fo = f->v[i];
-        if (fo->st != TRUNCATE || fo->inflight)
+        if (fo->st != TRUNCATE || !fo->ready)
             continue;
-        const rn_leader_epochs *c = rn_log_leader_epochs(fo->p->log);
-        if (!c) {
-            say(f, fo, -RN_E_STORAGE_ERROR, rn_log_errmsg(fo->p->log));
-            continue;
-        }
-        int32_t ask = rn_truncation_epoch_to_ask(c);
-        if (ask == RN_EPOCH_UNDEFINED) {
-            /* No epochs: an empty log has nothing to cut; one written
-             * before epochs were kept keeps what it knows was committed. */
-            rn_truncation t = rn_truncation_step(c, rn_log_end_offset(fo->p->log),
-                                                 rn_partition_high_watermark(fo->p),
-                                                 RN_EPOCH_UNDEFINED, RN_EPOCH_OFFSET_UNDEFINED);
-            if (cut(f, fo, t.offset) >= 0) {
-                fo->st = FETCH;
-                moved++;
-            }
-            continue;
-        }
         Runnel__OffsetsForLeaderEpochPartition *q = &parts[r.n_asked];
         runnel__offsets_for_leader_epoch_partition__init(q);
-        q->topic = fo->p->topic;
-        q->partition = fo->p->id;
+        q->topic = fo->topic;
+        q->partition = fo->id;
         q->current_leader_epoch = fo->epoch;
-        q->leader_epoch = ask;
+        q->leader_epoch = fo->ask;
         pp[r.n_asked] = q;
         r.asked[r.n_asked++] = fo;
     }
@@ -536,13 +632,13 @@ static int fetch(rn_replica_fetcher *f, int timeout_ms)
     Runnel__FetchPartition *parts = r.parts, **pp = r.pp;
     for (unsigned i = 0; i < f->n; i++) {
         followed *fo = f->v[i];
-        if (fo->st != FETCH || fo->inflight)
+        if (fo->st != FETCH || !fo->ready)
             continue;
         Runnel__FetchPartition *q = &parts[r.n_asked];
         runnel__fetch_partition__init(q);
-        q->topic = fo->p->topic;
-        q->partition = fo->p->id;
-        q->fetch_offset = rn_log_end_offset(fo->p->log);
+        q->topic = fo->topic;
+        q->partition = fo->id;
+        q->fetch_offset = fo->leo;
         q->partition_max_bytes = f->cfg.part_bytes;
         q->current_leader_epoch = fo->epoch;
         pp[r.n_asked] = q;
@@ -567,24 +663,81 @@ out:
     return rc;
 }
 
+/* Before a round, on the owner: whether fo is still followed and at which
+ * epoch, and what to ask its leader (fo->ready, fo->ask, fo->leo). */
+typedef struct prepare_work {
+    rn_replica_fetcher *f;
+    followed *fo;
+    int moved;
+} prepare_work;
+
+static void prepare(void *arg, rn_partition *p)
+{
+    prepare_work *w = arg;
+    rn_replica_fetcher *f = w->f;
+    followed *fo = w->fo;
+    fo->ready = false;
+    if (!p || p->role != RN_ROLE_FOLLOWER || !p->log) {
+        fo->st = PARKED;
+        return;
+    }
+    if (__atomic_exchange_n(&fo->failed, 0, __ATOMIC_ACQ_REL))
+        fo->st = TRUNCATE; /* an append failed (appended) */
+    /* A leader that said NOT_LEADER may only have been behind its own
+     * metadata: ask again after a while, from the truncation step. */
+    if (fo->st == PARKED && f->cfg.park_retry_ms > 0 &&
+        mono_ms() - fo->parked_ms >= f->cfg.park_retry_ms)
+        fo->st = TRUNCATE;
+    if (fo->epoch != p->leader_epoch) {
+        /* A new leader epoch: our tail may be a deposed leader's. */
+        fo->epoch = p->leader_epoch;
+        fo->st = TRUNCATE;
+        w->moved++;
+    }
+    if (fo->st == TRUNCATE) {
+        const rn_leader_epochs *c = rn_log_leader_epochs(p->log);
+        if (!c) {
+            say(f, fo, -RN_E_STORAGE_ERROR, rn_log_errmsg(p->log));
+            return;
+        }
+        fo->ask = rn_truncation_epoch_to_ask(c);
+        if (fo->ask != RN_EPOCH_UNDEFINED) {
+            fo->ready = true;
+            return;
+        }
+        /* No epochs: an empty log has nothing to cut; one written before
+         * epochs were kept keeps what it knows was committed. */
+        rn_truncation t =
+            rn_truncation_step(c, rn_log_end_offset(p->log), rn_partition_high_watermark(p),
+                               RN_EPOCH_UNDEFINED, RN_EPOCH_OFFSET_UNDEFINED);
+        if (cut(f, fo, p, t.offset) < 0)
+            return;
+        fo->st = FETCH;
+        w->moved++;
+    }
+    if (fo->st == FETCH) {
+        fo->leo = rn_log_end_offset(p->log);
+        fo->ready = true;
+    }
+}
+
 int rn_replica_fetcher_run_once(rn_replica_fetcher *f, int timeout_ms)
 {
     int moved = 0;
     bool truncating = false;
     for (unsigned i = 0; i < f->n; i++) {
         followed *fo = f->v[i];
-        rn_partition *p = fo->p;
-        if (p->role != RN_ROLE_FOLLOWER || !p->log) {
-            fo->st = PARKED;
+        fo->ready = false;
+        if (__atomic_load_n(&fo->inflight, __ATOMIC_ACQUIRE))
+            continue; /* its last fetch's appends first */
+        prepare_work w = {.f = f, .fo = fo};
+        int rc = run_on(f, fo, prepare, &w);
+        if (rc < 0) {
+            say(f, fo, rc, "the partition's owner did not run the fetcher's work");
             continue;
         }
-        if (fo->epoch != p->leader_epoch) {
-            /* A new leader epoch: our tail may be a deposed leader's. */
-            fo->epoch = p->leader_epoch;
-            fo->st = TRUNCATE;
-            moved++;
-        }
-        truncating |= fo->st == TRUNCATE && !fo->inflight;
+        moved += w.moved;
+        truncating |= fo->st == TRUNCATE && fo->ready;
     }
     int wait = (int)f->cfg.max_wait_ms + f->cfg.timeout_ms;
     if (timeout_ms >= 0 && timeout_ms < wait)

@@ -305,7 +305,7 @@ test_describe_overrides() {
   head -1 "$TMP/out" | grep -q "${tab}Configs: retention.ms=123456\$" || { head -1 "$TMP/out" >&2; return 1; }
   expect_status 0 r topic describe tuned -a || return 1
   head -1 "$TMP/out" | grep -q "Configs: .*retention.ms=123456.*segment.bytes=" || { head -1 "$TMP/out" >&2; return 1; }
-  [ "$(head -1 "$TMP/out" | sed 's/.*Configs: //' | tr ',' '\n' | wc -l)" = 8 ] || { head -1 "$TMP/out" >&2; return 1; }
+  [ "$(head -1 "$TMP/out" | sed 's/.*Configs: //' | tr ',' '\n' | wc -l)" = 9 ] || { head -1 "$TMP/out" >&2; return 1; }
   expect_status 0 r topic alter tuned --delete-config retention.ms || return 1
   r topic describe tuned | head -1 | grep -q "${tab}Configs: \$" || { echo "override not gone" >&2; return 1; }
   expect_status 2 r topic list -a || return 1
@@ -316,7 +316,7 @@ base = "http://127.0.0.1:%s/topics/" % sys.argv[1]
 plain = json.load(urllib.request.urlopen(base + "plain"))
 tuned = json.load(urllib.request.urlopen(base + "tuned"))
 assert plain["overrides"] == {}, plain["overrides"]
-assert len(plain["configs"]) == 8, plain["configs"]
+assert len(plain["configs"]) == 9, plain["configs"]
 assert tuned["overrides"] == {"segment.ms": "60000"}, tuned["overrides"]
 assert tuned["configs"]["segment.ms"] == "60000", tuned["configs"]
 PY

@@ -248,6 +248,12 @@ static const char *const int_keys[] = {
     "message.max.bytes",
     "log.flush.interval.ms",
     "log.preallocate.bytes",
+    "min.insync.replicas",
+    "default.replication.factor",
+    "replica.lag.time.max.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
 };
 
 // Every numeric key refuses empty, junk-suffixed, signed, blank-padded,
@@ -725,6 +731,7 @@ Test(config, dump_sorted_and_complete)
                           "controller.quorum.fetch.timeout.ms",
                           "controller.quorum.voters",
                           "data.dir",
+                          "default.replication.factor",
                           "fetch.max.wait.ms",
                           "http.allowed.origins",
                           "http.listener",
@@ -743,10 +750,15 @@ Test(config, dump_sorted_and_complete)
                           "max.partitions",
                           "max.partitions.per.topic",
                           "message.max.bytes",
+                          "min.insync.replicas",
                           "node.id",
                           "num.partitions",
                           "process.roles",
                           "reactors",
+                          "replica.fetch.max.bytes",
+                          "replica.fetch.response.max.bytes",
+                          "replica.fetch.wait.max.ms",
+                          "replica.lag.time.max.ms",
                           "socket.request.max.bytes",
                           "socket.send.zerocopy.bytes"};
     size_t n_keys = sizeof(keys) / sizeof(keys[0]);
@@ -850,7 +862,8 @@ Test(config, topic_settings)
     } ok[] = {{"retention.ms", "-1"},          {"retention.bytes", "1000000"},
               {"segment.bytes", "65536"},      {"segment.ms", "60000"},
               {"max.message.bytes", "4096"},   {"flush", "never"},
-              {"index.interval.bytes", "512"}, {"preallocate.bytes", "1048576"}};
+              {"index.interval.bytes", "512"}, {"preallocate.bytes", "1048576"},
+              {"min.insync.replicas", "2"}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         cr_assert(rn_topic_config_known(ok[i].k), "%s", ok[i].k);
         cr_assert_eq(rn_topic_config_set(&lc, ok[i].k, ok[i].v, err, sizeof(err)), 0, "%s: %s",
@@ -864,6 +877,7 @@ Test(config, topic_settings)
     cr_assert_eq(lc.flush, RN_FLUSH_NEVER);
     cr_assert_eq(lc.index_interval_bytes, 512);
     cr_assert_eq(lc.preallocate_bytes, 1048576);
+    cr_assert_eq(lc.min_insync_replicas, 2);
     cr_assert_eq(rn_topic_config_check(&lc, err, sizeof(err)), 0, "%s", err);
 }
 
@@ -911,6 +925,44 @@ Test(config, cluster_defaults)
     cr_assert_eq(c.quorum_fetch_timeout_ms, 1000);
     cr_assert(rn_config_has_role(&c, "broker"));
     cr_assert(rn_config_has_role(&c, "controller"));
+}
+
+// The replication keys (DESIGN §8): Kafka's defaults, set and read back,
+// each bounded on both sides, and -1 refused (none of them means "no limit").
+Test(config, replication_keys)
+{
+    rn_config c = fresh();
+    cr_assert_eq(c.log.min_insync_replicas, 1);
+    cr_assert_eq(c.default_replication_factor, 1);
+    cr_assert_eq(c.replica_lag_time_max_ms, 30000);
+    cr_assert_eq(c.replica_fetch_max_bytes, 1u << 20);
+    cr_assert_eq(c.replica_fetch_response_max_bytes, 10u << 20);
+    cr_assert_eq(c.replica_fetch_wait_max_ms, 500);
+    set_ok(&c, "min.insync.replicas", "2");
+    set_ok(&c, "default.replication.factor", "3");
+    set_ok(&c, "replica.lag.time.max.ms", "10000");
+    set_ok(&c, "replica.fetch.max.bytes", "65536");
+    set_ok(&c, "replica.fetch.response.max.bytes", "1048576");
+    set_ok(&c, "replica.fetch.wait.max.ms", "100");
+    cr_assert_eq(c.log.min_insync_replicas, 2);
+    cr_assert_eq(c.default_replication_factor, 3);
+    cr_assert_eq(c.replica_lag_time_max_ms, 10000);
+    cr_assert_eq(c.replica_fetch_max_bytes, 65536);
+    cr_assert_eq(c.replica_fetch_response_max_bytes, 1048576);
+    cr_assert_eq(c.replica_fetch_wait_max_ms, 100);
+    set_bad(&c, "min.insync.replicas", "0");
+    set_bad(&c, "min.insync.replicas", "17");
+    set_bad(&c, "min.insync.replicas", "-1");
+    set_bad(&c, "default.replication.factor", "0");
+    set_bad(&c, "default.replication.factor", "17");
+    set_bad(&c, "replica.lag.time.max.ms", "0");
+    set_bad(&c, "replica.lag.time.max.ms", "2147483648");
+    set_bad(&c, "replica.fetch.max.bytes", "1023");
+    set_bad(&c, "replica.fetch.response.max.bytes", "1023");
+    set_bad(&c, "replica.fetch.wait.max.ms", "-1");
+    set_bad(&c, "replica.fetch.wait.max.ms", "2147483648");
+    cr_assert_eq(c.log.min_insync_replicas, 2, "a refused value leaves the field as it was");
+    cr_assert_eq(c.replica_fetch_wait_max_ms, 100);
 }
 
 Test(config, cluster_voters_parse)

@@ -179,6 +179,35 @@ Test(producer_state, rebuild_from_log)
     cr_assert_eq(system(cmd), 0);
 }
 
+// In a cluster two brokers with the same allocator state (both fresh) hand
+// out different ids: each broker's are its own (a leader keeps the state of
+// every id; a shared id was OUT_OF_ORDER for a second producer).
+Test(producer_state, cluster_ids_are_the_brokers_own)
+{
+    char d1[] = "/tmp/rn-pid-XXXXXX", d2[] = "/tmp/rn-pid-XXXXXX";
+    cr_assert_not_null(mkdtemp(d1));
+    cr_assert_not_null(mkdtemp(d2));
+    rn_producer_ids a, b;
+    cr_assert_eq(rn_producer_ids_open(&a, d1), 0);
+    cr_assert_eq(rn_producer_ids_open(&b, d2), 0);
+    rn_producer_ids_set_node(&a, 1);
+    rn_producer_ids_set_node(&b, 2);
+    int64_t seen[200];
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(rn_producer_ids_next(&a, &seen[2 * i]), 0);
+        cr_assert_eq(rn_producer_ids_next(&b, &seen[2 * i + 1]), 0);
+    }
+    for (int i = 0; i < 200; i++) {
+        cr_assert_geq(seen[i], 0);
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(seen[i], seen[j], "id %lld twice", (long long)seen[i]);
+    }
+    cr_assert_eq(seen[0] & ((INT64_C(1) << 31) - 1), 1, "node 1's ids carry its node id");
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", d1, d2);
+    cr_assert_eq(system(cmd), 0);
+}
+
 // Producer ids persist in blocks: a restart never hands out an id again.
 Test(producer_state, ids_never_repeat)
 {

@@ -22,6 +22,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ static char root[64];
 
 /* ---- Partitions without a broker ---------------------------------------------------------- */
 
-static rn_partition *part_open(const char *name)
+static rn_partition *part_open_on(const char *name, rn_io *on)
 {
     rn_partition *p = calloc(1, sizeof(*p));
     cr_assert_not_null(p);
@@ -53,8 +54,13 @@ static rn_partition *part_open(const char *name)
     rn_log_config_default(&c);
     c.flush = RN_FLUSH_NEVER; /* durability is not under test; speed on a loaded machine is */
     c.lazy_epochs = true;     /* as the broker opens partitions */
-    cr_assert_eq(rn_log_open(&p->log, io, dir, name, &c, NULL), 0);
+    cr_assert_eq(rn_log_open(&p->log, on, dir, name, &c, NULL), 0);
     return p;
+}
+
+static rn_partition *part_open(const char *name)
+{
+    return part_open_on(name, io);
 }
 
 static void part_close(rn_partition *p)
@@ -654,4 +660,148 @@ Test(replica_fetcher, offset_past_leader_end_not_recorded)
     cr_assert_eq(rn_replica_state_replica_leo(a->rs, 2), 9);
     cr_assert_eq(rn_partition_follower_fetched(a, 3, 9, 1002), -RN_E_NOT_LEADER, "not a replica");
     part_close(a);
+}
+
+/* ---- The fetcher on a thread, the follower's log on its owner's ------------------------------ */
+
+/* A stand-in for a reactor: a thread that runs the follower log's io and
+ * the work the fetcher hands it (cfg.on_owner), as part/fetchers.c does
+ * with rn_reactor_call. */
+typedef struct owork {
+    struct owork *next;
+    rn_replica_work_fn *fn;
+    void *arg;
+    rn_partition *p;
+    bool done;
+} owork;
+
+typedef struct owner {
+    pthread_t th;
+    rn_io *io;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    owork *head;
+    int stop;
+    unsigned works, idles, bad_names;
+} owner;
+
+static void *owner_main(void *a)
+{
+    owner *o = a;
+    while (!__atomic_load_n(&o->stop, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&o->mu);
+        owork *w = o->head;
+        if (w)
+            o->head = w->next;
+        pthread_mutex_unlock(&o->mu);
+        if (w) {
+            w->fn(w->arg, w->p);
+            pthread_mutex_lock(&o->mu);
+            w->done = true;
+            o->works++;
+            pthread_cond_broadcast(&o->cv);
+            pthread_mutex_unlock(&o->mu);
+        }
+        rn_io_run(o->io, 0);
+        if (!w)
+            usleep(100);
+    }
+    return NULL;
+}
+
+static int on_owner(void *ctx, rn_partition *p, const char *topic, int32_t partition,
+                    rn_replica_work_fn *fn, void *arg)
+{
+    owner *o = ctx;
+    if (strcmp(topic, "t") != 0 || partition != 0)
+        o->bad_names++;
+    owork w = {.fn = fn, .arg = arg, .p = p};
+    pthread_mutex_lock(&o->mu);
+    w.next = o->head;
+    o->head = &w;
+    while (!w.done)
+        pthread_cond_wait(&o->cv, &o->mu);
+    pthread_mutex_unlock(&o->mu);
+    return 0;
+}
+
+static void on_idle(void *ctx)
+{
+    owner *o = ctx;
+    __atomic_add_fetch(&o->idles, 1, __ATOMIC_RELAXED);
+}
+
+typedef struct leo_q {
+    int64_t leo, hw;
+} leo_q;
+
+static void read_leo(void *arg, rn_partition *p)
+{
+    leo_q *q = arg;
+    q->leo = rn_log_end_offset(p->log);
+    q->hw = rn_partition_high_watermark(p);
+}
+
+/* The fetcher as part/fetchers.c runs it: on one thread, with the
+ * follower's log, role and producer state touched only on its owner's
+ * thread (which alone runs that log's io), handed over through on_owner
+ * and waited for. It converges byte for byte, the high watermark follows,
+ * and idle says when each fetch's appends completed. */
+Test(replica_fetcher, log_work_on_the_owner_thread)
+{
+    rn_io *io_b;
+    cr_assert_eq(rn_io_new(&io_b, 256), 0);
+    rn_partition *a = part_open("a"), *b = part_open_on("b", io_b);
+    lead(a, 1, 1, 2);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    int32_t seq = 0;
+    produce(a, 40, 7, &seq);
+    owner o = {.io = io_b};
+    pthread_mutex_init(&o.mu, NULL);
+    pthread_cond_init(&o.cv, NULL);
+    cr_assert_eq(pthread_create(&o.th, NULL, owner_main, &o), 0);
+
+    side s;
+    memset(&s, 0, sizeof(s));
+    s.l.serves = a;
+    s.l.now_ms = 1000;
+    cr_assert_eq(rn_peer_new(&s.peer, "127.0.0.1:1", &mem_transport, &s.l), 0);
+    rn_replica_fetcher_config cfg;
+    rn_replica_fetcher_config_default(&cfg);
+    cfg.self_id = 2;
+    cfg.part_bytes = 4096;
+    cfg.on_owner = on_owner;
+    cfg.owner_ctx = &o;
+    cfg.idle = on_idle;
+    cfg.idle_ctx = &o;
+    cr_assert_eq(rn_replica_fetcher_new(&s.f, s.peer, &cfg), 0);
+    cr_assert_eq(rn_replica_fetcher_add(s.f, b), 0);
+    leo_q q = {0};
+    int i;
+    for (i = 0; i < ROUNDS; i++) {
+        int rc = rn_replica_fetcher_run_once(s.f, 5000);
+        cr_assert_geq(rc, 0, "round %d: %s", i, rn_replica_fetcher_errmsg(s.f));
+        for (int k = 0; k < 10000 && rn_replica_fetcher_busy(s.f); k++)
+            usleep(1000);
+        cr_assert_eq(rn_replica_fetcher_busy(s.f), 0, "appends completed on the owner");
+        cr_assert_eq(on_owner(&o, b, "t", 0, read_leo, &q), 0);
+        if (q.leo == 120 && rn_partition_high_watermark(a) == 120 && q.hw == 120)
+            break;
+    }
+    cr_assert_lt(i, ROUNDS, "no convergence: %s", rn_replica_fetcher_errmsg(s.f));
+    __atomic_store_n(&o.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(o.th, NULL);
+    cr_assert_eq(o.bad_names, 0, "the owner is told the partition's names");
+    cr_assert_gt(o.works, 0);
+    cr_assert_gt(__atomic_load_n(&o.idles, __ATOMIC_RELAXED), 0, "idle after appends");
+    assert_identical(a, b);
+    cr_assert_eq(rn_producer_state_count(b->ps), 1, "the producer came with its batches");
+    rn_replica_fetcher_free(s.f);
+    rn_peer_free(s.peer);
+    free(s.l.out);
+    part_close(a);
+    part_close(b);
+    rn_io_free(io_b);
+    pthread_cond_destroy(&o.cv);
+    pthread_mutex_destroy(&o.mu);
 }
