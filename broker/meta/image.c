@@ -491,9 +491,12 @@ static void apply_change(rn_image *img, const md_change_record *r, rn_image_effe
     bool ok = r->n_isr > 0 && r->n_isr <= (size_t)p->n_replicas &&
               has_node(r->isr, (int32_t)r->n_isr, leader) &&
               (!r->elect || broker_live(img, leader));
+    /* KIP-841: a broker joins the ISR only while it is live (a fenced or
+     * shutting-down one could not take over if elected). */
     for (size_t i = 0; ok && i < r->n_isr; i++)
         ok = has_node(p->replicas, p->n_replicas, r->isr[i]) &&
-             !has_node(r->isr, (int32_t)i, r->isr[i]);
+             !has_node(r->isr, (int32_t)i, r->isr[i]) &&
+             (has_node(p->isr, p->n_isr, r->isr[i]) || broker_live(img, r->isr[i]));
     if (!ok) {
         *status = -RN_E_INVALID_REQUEST;
         return;

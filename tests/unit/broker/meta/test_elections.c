@@ -235,6 +235,14 @@ Test(elections, isr_change_needs_current_epochs)
     cr_assert_eq(alter(img, le, pe, stranger, 2, NULL), -RN_E_INVALID_REQUEST);
     cr_assert_eq(alter(img, le, pe, all, 0, NULL), -RN_E_INVALID_REQUEST);
     isr_is(img, all, 3);
+    /* KIP-841: a fenced broker is not added to the ISR. */
+    cr_assert_eq(alter(img, le, part(img)->partition_epoch, shrink, 2, NULL), 0);
+    cr_assert_eq(fence(img, 2, true), 0);
+    pe = part(img)->partition_epoch;
+    cr_assert_eq(alter(img, le, pe, all, 3, NULL), -RN_E_INVALID_REQUEST);
+    cr_assert_eq(fence(img, 2, false), 0);
+    pe = part(img)->partition_epoch;
+    cr_assert_eq(alter(img, le, pe, all, 3, NULL), 0, "live again: it may rejoin");
     /* A deposed leader's late proposal changes nothing. */
     cr_assert_eq(fence(img, 1, true), 0);
     cr_assert_eq(alter(img, le, pe, shrink, 2, NULL), -RN_E_FENCED_LEADER_EPOCH);
