@@ -470,6 +470,21 @@ static bool broker_live(const rn_image *img, int32_t id)
 
 static bool complete_move(const rn_image *img, rn_partition_info *p);
 
+bool rn_image_isr_ok(const rn_image *img, const rn_partition_info *p, const int32_t *isr, size_t n,
+                     bool elect, int32_t leader)
+{
+    /* Non-empty, no duplicates, replicas only, with the leader (the new one
+     * when the change elects: a live broker). */
+    bool ok = n > 0 && n <= (size_t)p->n_replicas && has_node(isr, (int32_t)n, leader) &&
+              (!elect || broker_live(img, leader));
+    /* KIP-841: a broker joins the ISR only while it is live (a fenced or
+     * shutting-down one could not take over if elected). */
+    for (size_t i = 0; ok && i < n; i++)
+        ok = has_node(p->replicas, p->n_replicas, isr[i]) && !has_node(isr, (int32_t)i, isr[i]) &&
+             (has_node(p->isr, p->n_isr, isr[i]) || broker_live(img, isr[i]));
+    return ok;
+}
+
 /* A leader's ISR proposal (AlterPartition), or the controller's
  * preferred-leader election (elect). */
 static void apply_change(rn_image *img, const md_change_record *r, rn_image_effect *eff,
@@ -485,19 +500,8 @@ static void apply_change(rn_image *img, const md_change_record *r, rn_image_effe
         *status = -RN_E_FENCED_LEADER_EPOCH;
         return;
     }
-    /* The ISR: non-empty, no duplicates, replicas only, with the leader
-     * (the new one when the change elects: a live broker). */
     int32_t leader = r->elect ? r->leader : p->leader;
-    bool ok = r->n_isr > 0 && r->n_isr <= (size_t)p->n_replicas &&
-              has_node(r->isr, (int32_t)r->n_isr, leader) &&
-              (!r->elect || broker_live(img, leader));
-    /* KIP-841: a broker joins the ISR only while it is live (a fenced or
-     * shutting-down one could not take over if elected). */
-    for (size_t i = 0; ok && i < r->n_isr; i++)
-        ok = has_node(p->replicas, p->n_replicas, r->isr[i]) &&
-             !has_node(r->isr, (int32_t)i, r->isr[i]) &&
-             (has_node(p->isr, p->n_isr, r->isr[i]) || broker_live(img, r->isr[i]));
-    if (!ok) {
+    if (!rn_image_isr_ok(img, p, r->isr, r->n_isr, r->elect, leader)) {
         *status = -RN_E_INVALID_REQUEST;
         return;
     }

@@ -116,6 +116,14 @@ void rn_image_clear(rn_image *img);
 int rn_image_apply(rn_image *img, const struct Runnel__Metadata__MetadataRecord *r,
                    rn_image_effect *effect, int *status);
 
+/* The one rule for a new ISR of p (a PartitionChangeRecord applies only
+ * when it holds; proposers check it first for a clear error): isr[0..n)
+ * non-empty, distinct replicas of p, holding the leader (when elect, the
+ * new leader, which must be live), and every broker not already in p's ISR
+ * live (KIP-841). */
+bool rn_image_isr_ok(const rn_image *img, const rn_partition_info *p, const int32_t *isr, size_t n,
+                     bool elect, int32_t leader);
+
 /* Look-ups. Valid until the next apply. */
 const rn_topic_info *rn_image_find(const rn_image *img, const char *name);
 const rn_topic_info *rn_image_find_id(const rn_image *img, const uint8_t *id, size_t id_len);

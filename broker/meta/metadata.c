@@ -1141,22 +1141,11 @@ static int propose_change(rn_metadata *md, const uint8_t topic_id[16], int32_t p
     const rn_partition_info *p = &t->partitions[partition];
     if (!elect)
         leader = p->leader;
-    /* The image checks all of this again when the record applies; here it
-     * is checked against what this broker sees, for a clear error now. */
-    bool ok = n_isr > 0 && n_isr <= (size_t)p->n_replicas;
-    bool has_leader = false;
-    for (size_t i = 0; ok && i < n_isr; i++) {
-        bool replica = false, dup = false;
-        for (int32_t j = 0; j < p->n_replicas; j++)
-            replica |= p->replicas[j] == isr[i];
-        for (size_t j = 0; j < i; j++)
-            dup |= isr[j] == isr[i];
-        has_leader |= isr[i] == leader;
-        ok = replica && !dup;
-    }
-    if (!ok || !has_leader)
+    /* The image's rule, checked against what this broker sees for a clear
+     * error now; it is checked again when the record applies. */
+    if (!rn_image_isr_ok(md->image, p, isr, n_isr, elect, leader))
         return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
-                       "%s-%d: an ISR must be distinct replicas with the leader (%d)", t->name,
+                       "%s-%d: an ISR must be distinct live replicas with the leader (%d)", t->name,
                        partition, leader);
     change *c = change_new(CHANGE_ALTER, topic_id, cb, arg);
     if (!c)
