@@ -382,8 +382,37 @@ static int replay_partition(replay *r, int32_t partition)
  * batch, where the broker's recovery would cut. */
 #define MD_DIR_NAME "__cluster_metadata-0"
 
-static void md_walk_batch(const uint8_t *buf, size_t len, const char *topic, int *live,
-                          uint8_t id[16])
+/* A clustered broker's metadata log is the Raft log (broker/meta/quorum.c):
+ * its directory holds a quorum-state file, and each record's value is
+ *   u8 raft kind (0 = data) | u8 envelope kind | i32 origin | u64 token | payload
+ * where an ENV_BATCH payload is a batch of MetadataRecords (what a single
+ * broker appends directly) and an ENV_CONTROL payload is one MetadataRecord.
+ * Leader-change entries and unknown kinds carry no topic: skipped. */
+enum { MD_RAFT_DATA = 0, MD_ENV_BATCH = 1, MD_ENV_CONTROL = 2, MD_ENV_HDR = 1 + 1 + 4 + 8 };
+
+static void md_walk_batch(const uint8_t *buf, size_t len, bool cluster, const char *topic,
+                          int *live, uint8_t id[16]);
+
+static void md_walk_record(const uint8_t *v, size_t vlen, const char *topic, int *live,
+                           uint8_t id[16])
+{
+    Runnel__Metadata__MetadataRecord *m = runnel__metadata__metadata_record__unpack(NULL, vlen, v);
+    if (!m)
+        return;
+    if (m->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC && m->topic->name &&
+        strcmp(m->topic->name, topic) == 0 && m->topic->topic_id.len == 16) {
+        memcpy(id, m->topic->topic_id.data, 16);
+        *live = 1;
+    } else if (m->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_REMOVE_TOPIC &&
+               *live && m->remove_topic->topic_id.len == 16 &&
+               memcmp(m->remove_topic->topic_id.data, id, 16) == 0) {
+        *live = 0;
+    }
+    runnel__metadata__metadata_record__free_unpacked(m, NULL);
+}
+
+static void md_walk_batch(const uint8_t *buf, size_t len, bool cluster, const char *topic,
+                          int *live, uint8_t id[16])
 {
     rn_batch_iter it;
     if (rn_batch_iter_init(&it, buf, len, 0) < 0)
@@ -392,20 +421,18 @@ static void md_walk_batch(const uint8_t *buf, size_t len, const char *topic, int
     while (rn_batch_iter_next(&it, &rec) == 1) {
         if (!rec.value || rec.value_len < 0)
             continue;
-        Runnel__Metadata__MetadataRecord *m =
-            runnel__metadata__metadata_record__unpack(NULL, (size_t)rec.value_len, rec.value);
-        if (!m)
+        const uint8_t *v = rec.value;
+        size_t vlen = (size_t)rec.value_len;
+        if (!cluster) {
+            md_walk_record(v, vlen, topic, live, id);
             continue;
-        if (m->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC && m->topic->name &&
-            strcmp(m->topic->name, topic) == 0 && m->topic->topic_id.len == 16) {
-            memcpy(id, m->topic->topic_id.data, 16);
-            *live = 1;
-        } else if (m->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_REMOVE_TOPIC &&
-                   *live && m->remove_topic->topic_id.len == 16 &&
-                   memcmp(m->remove_topic->topic_id.data, id, 16) == 0) {
-            *live = 0;
         }
-        runnel__metadata__metadata_record__free_unpacked(m, NULL);
+        if (vlen < MD_ENV_HDR || v[0] != MD_RAFT_DATA)
+            continue;
+        if (v[1] == MD_ENV_BATCH)
+            md_walk_batch(v + MD_ENV_HDR, vlen - MD_ENV_HDR, false, topic, live, id);
+        else if (v[1] == MD_ENV_CONTROL)
+            md_walk_record(v + MD_ENV_HDR, vlen - MD_ENV_HDR, topic, live, id);
     }
     rn_batch_iter_fini(&it);
 }
@@ -423,6 +450,9 @@ static int live_topic_id(const char *dir, const char *topic, uint8_t id[16])
     int rc = rn_log_dir_list(mdir, &segs, &n_segs, NULL, NULL);
     if (rc < 0)
         return rc == -ENOTDIR ? -ENOENT : rc;
+    char qpath[4096 + 16];
+    snprintf(qpath, sizeof(qpath), "%s/quorum-state", mdir);
+    bool cluster = access(qpath, F_OK) == 0;
     int live = 0;
     bool stop = false;
     int64_t next = -1;
@@ -456,7 +486,7 @@ static int live_topic_id(const char *dir, const char *topic, uint8_t id[16])
                 stop = true;
                 break;
             }
-            md_walk_batch(b, blen, topic, &live, id);
+            md_walk_batch(b, blen, cluster, topic, &live, id);
             free(b);
             rn_segment_reader_advance(&rd, &h);
         }
