@@ -268,6 +268,7 @@ static const struct {
     {"flush", "log.flush"},
     {"index.interval.bytes", "log.index.interval.bytes"},
     {"max.message.bytes", "message.max.bytes"},
+    {"min.insync.replicas", "min.insync.replicas"}, /* one name at both levels, as Kafka's */
     {"preallocate.bytes", "log.preallocate.bytes"},
     {"retention.bytes", "log.retention.bytes"},
     {"retention.ms", "log.retention.ms"},

@@ -135,6 +135,11 @@ assert topic["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
 # Set by the broker's command line (--override log.segment.bytes=...): static.
 assert topic["segment.bytes"].value == "67108864", topic["segment.bytes"]
 assert broker["log.segment.bytes"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+# min.insync.replicas has one name at both levels: the topic inherits the
+# broker's (--override min.insync.replicas=1), and says so.
+assert topic["min.insync.replicas"].value == "1", topic["min.insync.replicas"]
+assert topic["min.insync.replicas"].source == ConfigSource.STATIC_BROKER_CONFIG.value, \
+    topic["min.insync.replicas"]
 assert broker["node.id"].value == "1" and broker["node.id"].is_read_only
 assert broker["num.partitions"].source == ConfigSource.DEFAULT_CONFIG.value
 try:
@@ -362,7 +367,7 @@ test_auto_create() {
   fi
 }
 
-start_broker --override log.segment.bytes=67108864 || exit 1
+start_broker --override log.segment.bytes=67108864 --override min.insync.replicas=1 || exit 1
 t "InitProducerId + Kafka batches: retry same offset, gap 45, old epoch 47" test_idempotence_wire
 if $PY -c 'import confluent_kafka' 2>/dev/null; then CK_WHY=; else CK_WHY="python3-confluent-kafka is not installed"; fi
 if $PY -c 'import kafka' 2>/dev/null; then KP_WHY=; else KP_WHY="python3-kafka is not installed"; fi
