@@ -339,7 +339,7 @@ sys.stdout.write("".join(l + "\n" for l in lines))' >"$TMP/c.json" || return 1
   expect_status 0 r replay "$DATA" bin -p 0 --from 1 --format raw -D '' || return 1
   same "$TMP/out" "$TMP/bin" || return 1
   expect_status 0 r replay "$DATA" kh --format csv || return 1
-  python3 - "$TMP/out" <<'EOF'
+  python3 - "$TMP/out" <<'EOF' || return 1
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1], newline="")))
 assert rows[0] == ["topic", "partition", "offset", "timestamp", "key", "value", "headers", "encoding"], rows[0]
