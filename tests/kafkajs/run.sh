@@ -1,6 +1,8 @@
 #!/bin/sh
 # run.sh — kafkajs against runneld under node's test runner (meson test
-# `kafkajs`, suite integration):  run.sh RUNNEL RUNNELD
+# `kafkajs`, suite integration):  run.sh RUNNEL RUNNELD [TEST_FILE]
+# (TEST_FILE defaults to kafkajs.test.mjs; meson's kafkajs_cluster passes
+# cluster.test.mjs).
 #
 # Installs kafkajs, pinned in package.json, into tests/kafkajs/node_modules
 # with npm (no lock file is written), then runs `node --test` on
@@ -13,6 +15,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 RUNNEL=${1:?usage: run.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: run.sh RUNNEL RUNNELD}
+TEST_FILE=${3:-kafkajs.test.mjs}
 
 skip() {
     echo "kafkajs: $*: skipping" >&2
@@ -27,4 +30,4 @@ if [ ! -f "$here/node_modules/kafkajs/package.json" ]; then
         --loglevel=error >&2) || skip "npm install kafkajs failed (is the npm registry reachable?)"
 fi
 export RUNNEL RUNNELD
-exec node --test --test-reporter=tap "$here/kafkajs.test.mjs"
+exec node --test --test-reporter=tap "$here/$TEST_FILE"
