@@ -458,6 +458,7 @@ int main(int argc, char **argv)
     }
     check_process_limits(b);
     rn_metadata_set_default_rf(b->md, (int16_t)b->cfg.default_replication_factor);
+    rn_metadata_set_default_min_isr(b->md, b->cfg.log.min_insync_replicas);
     /* Leftovers of deletes a crash cut short, and of topics no longer
      * live, go before anyone can create a topic of the same name. */
     rc = rn_partitions_sweep(b);

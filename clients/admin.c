@@ -343,7 +343,7 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
     size_t ids = 0, strs = strlen(dr->name) + 1;
     for (size_t i = 0; i < np; i++)
         ids += dr->partitions[i]->n_replicas + dr->partitions[i]->n_isr +
-               dr->partitions[i]->n_target_replicas;
+               dr->partitions[i]->n_target_replicas + dr->partitions[i]->n_elr;
     for (size_t i = 0; i < nc; i++)
         strs += strlen(dr->configs[i]->key) + strlen(dr->configs[i]->value) + 2;
     size_t off_parts = align8(sizeof(rn_topic_desc));
@@ -408,6 +408,11 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
         if (pd->n_target_replicas)
             memcpy(idp, pd->target_replicas, pd->n_target_replicas * sizeof(int32_t));
         idp += pd->n_target_replicas;
+        p->n_elr = pd->n_elr;
+        p->elr = idp;
+        if (pd->n_elr)
+            memcpy(idp, pd->elr, pd->n_elr * sizeof(int32_t));
+        idp += pd->n_elr;
         p->log_start_offset = pd->log_start_offset;
         p->high_watermark = pd->high_watermark;
         p->log_end_offset = pd->log_end_offset;

@@ -125,6 +125,10 @@ typedef struct rn_partition_desc {
      * ends with; n_target 0 when none. */
     size_t n_target;
     const int32_t *target;
+    /* Eligible leader replicas (KIP-966): out of the ISR but holding every
+     * record below the high watermark; n_elr 0 when none. */
+    size_t n_elr;
+    const int32_t *elr;
 } rn_partition_desc;
 
 typedef struct rn_topic_desc {

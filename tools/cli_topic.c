@@ -272,6 +272,10 @@ static int do_describe(rn_admin *a, char **names, int n, bool all)
                 fputs("\tRemovingReplicas: ", stdout);
                 print_diff(pd->replicas, pd->n_replicas, pd->target, pd->n_target);
             }
+            if (pd->n_elr) { /* KIP-966, as kafka-topics shows it */
+                fputs("\tElr: ", stdout);
+                print_ids(pd->elr, pd->n_elr);
+            }
             putchar('\n');
         }
         rn_admin_describe_free(d);

@@ -18,12 +18,15 @@
  *  4. Every rn_topic_info handed out points into its topic (sync_info keeps
  *     it so whenever an array moves); a topic's info lives until the record
  *     that removes it.
- *  5. A partition's replicas and ISR share one block with room for as many
- *     ISR members as replicas, so ISR changes (a subset of the replicas)
- *     are made in place and never allocate: an election applies whole.
+ *  5. A partition's replicas, ISR, move target and ELR share one block with
+ *     room for as many ISR and ELR members as replicas, so ISR and ELR
+ *     changes (subsets of the replicas) are made in place and never
+ *     allocate: an election applies whole.
  *  6. Elections are derived while applying broker records (image.h), from
  *     the image alone, so every broker derives the same leaders and ISRs;
  *     a partition's leader is always a member of its ISR or -1.
+ *  7. The ELR and the ISR never share a member, and the ELR holds replicas
+ *     only; it is empty while the ISR holds min_isr members (image.h).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -117,6 +120,7 @@ static topic *topic_new(const char *name, const uint8_t id[16], int32_t n_partit
     for (int32_t i = 0; i < n_partitions; i++) {
         t->parts[i].partition = i;
         t->parts[i].leader = -1;
+        t->parts[i].min_isr = 1;
     }
     sync_info(t);
     return t;
@@ -336,14 +340,16 @@ static int apply_topic(rn_image *img, const md_topic_record *r, rn_image_effect 
     return 0;
 }
 
-/* Give p replicas, ISR and target in one block (invariant 5): room for an
- * ISR as large as the replicas and a target as large as the replicas, so
- * ISR changes, elections and a move's completion never allocate. */
+/* Give p replicas, ISR, target and ELR in one block (invariant 5): room
+ * for an ISR, a target and an ELR each as large as the replicas, so ISR
+ * and ELR changes, elections and a move's completion never allocate. */
 static int set_nodes(rn_partition_info *p, const int32_t *replicas, size_t nr, const int32_t *isr,
-                     size_t ni, const int32_t *target, size_t nt)
+                     size_t ni, const int32_t *target, size_t nt, const int32_t *elr, size_t ne)
 {
     size_t room = ni > nr ? ni : nr;
-    size_t n = nr + room + (nt > nr ? nt : nr);
+    size_t troom = nt > nr ? nt : nr;
+    size_t eroom = ne > nr ? ne : nr;
+    size_t n = nr + room + troom + eroom;
     int32_t *nodes = NULL;
     if (n) {
         nodes = malloc(n * sizeof(*nodes));
@@ -355,6 +361,8 @@ static int set_nodes(rn_partition_info *p, const int32_t *replicas, size_t nr, c
             memcpy(nodes + nr, isr, ni * sizeof(*nodes));
         if (nt)
             memcpy(nodes + nr + room, target, nt * sizeof(*nodes));
+        if (ne)
+            memcpy(nodes + nr + room + troom, elr, ne * sizeof(*nodes));
     }
     free((void *)p->replicas);
     p->n_replicas = (int32_t)nr;
@@ -363,6 +371,8 @@ static int set_nodes(rn_partition_info *p, const int32_t *replicas, size_t nr, c
     p->isr = nodes ? nodes + nr : NULL;
     p->n_target = (int32_t)nt;
     p->target = nodes ? nodes + nr + room : NULL;
+    p->n_elr = (int32_t)ne;
+    p->elr = nodes ? nodes + nr + room + troom : NULL;
     return 0;
 }
 
@@ -374,19 +384,20 @@ static int apply_partition(rn_image *img, const md_partition_record *r, int *sta
         return 0;
     }
     /* Bounded by the batch size already; this keeps the int32 counts honest. */
-    if (r->n_replicas > INT32_MAX / 4 || r->n_isr > INT32_MAX / 4 ||
-        r->n_target_replicas > r->n_replicas) {
+    if (r->n_replicas > INT32_MAX / 8 || r->n_isr > INT32_MAX / 8 ||
+        r->n_target_replicas > r->n_replicas || r->n_elr > r->n_replicas || r->min_isr < 0) {
         *status = -RN_E_INVALID_REQUEST;
         return 0;
     }
     rn_partition_info *p = &t->parts[r->partition];
     int rc = set_nodes(p, r->replicas, r->n_replicas, r->isr, r->n_isr, r->target_replicas,
-                       r->n_target_replicas);
+                       r->n_target_replicas, r->elr, r->n_elr);
     if (rc < 0)
         return rc;
     p->leader = r->leader;
     p->leader_epoch = r->leader_epoch;
     p->partition_epoch = r->partition_epoch;
+    p->min_isr = r->min_isr > 0 ? r->min_isr : 1;
     return 0;
 }
 
@@ -402,6 +413,8 @@ static void apply_remove(rn_image *img, const md_remove_record *r, rn_image_effe
     set_effect(eff, RN_IMAGE_TOPIC_REMOVED, NULL);
 }
 
+static void elr_settle(rn_partition_info *p);
+
 static int apply_config(rn_image *img, const md_config_record *r, rn_image_effect *eff, int *status)
 {
     topic *t = find_by_id(img, &r->topic_id);
@@ -413,6 +426,17 @@ static int apply_config(rn_image *img, const md_config_record *r, rn_image_effec
     int rc = r->remove ? config_del(t, key) : config_put(t, key, r->value ? r->value : "");
     if (rc < 0)
         return rc;
+    /* The topic's own min.insync.replicas decides the ELR from now on (when
+     * it is removed, the next ISR change brings the broker default). */
+    if (rc > 0 && !r->remove && strcmp(key, "min.insync.replicas") == 0) {
+        char *end;
+        long v = strtol(r->value ? r->value : "", &end, 10);
+        if (*end == '\0' && v >= 1 && v <= INT16_MAX)
+            for (int32_t k = 0; k < t->info.n_partitions; k++) {
+                t->parts[k].min_isr = (int32_t)v;
+                elr_settle(&t->parts[k]);
+            }
+    }
     if (rc > 0)
         set_effect(eff, RN_IMAGE_CONFIG_CHANGED, t);
     return 0;
@@ -436,7 +460,7 @@ static int apply_partition_count(rn_image *img, const md_count_record *r, rn_ima
         return -ENOMEM;
     /* The PartitionRecords that follow fill the new ones in. */
     for (int32_t i = old; i < n; i++)
-        parts[i] = (rn_partition_info){.partition = i, .leader = -1};
+        parts[i] = (rn_partition_info){.partition = i, .leader = -1, .min_isr = 1};
     t->parts = parts;
     t->info.n_partitions = n;
     sync_info(t);
@@ -469,6 +493,62 @@ static bool broker_live(const rn_image *img, int32_t id)
 }
 
 static bool complete_move(const rn_image *img, rn_partition_info *p);
+
+/* ---- Eligible leader replicas (KIP-966; invariant 7) ---- */
+
+static void elr_remove(rn_partition_info *p, int32_t id)
+{
+    int32_t *elr = (int32_t *)p->elr, n = 0;
+    for (int32_t i = 0; i < p->n_elr; i++)
+        if (elr[i] != id)
+            elr[n++] = elr[i];
+    p->n_elr = n;
+}
+
+/* id left the ISR: it joins the ELR when the ISR left is below min_isr
+ * (the high watermark stops there, so id holds everything below it). */
+static void elr_on_leave(rn_partition_info *p, int32_t id)
+{
+    if (p->n_isr < p->min_isr && !has_node(p->elr, p->n_elr, id) &&
+        has_node(p->replicas, p->n_replicas, id) && p->n_elr < p->n_replicas)
+        ((int32_t *)p->elr)[p->n_elr++] = id;
+}
+
+/* After any ISR change: ISR members are not eligible (they are better),
+ * and an ISR back at min_isr lets the high watermark move past the ELR. */
+static void elr_settle(rn_partition_info *p)
+{
+    if (p->n_isr >= p->min_isr) {
+        p->n_elr = 0;
+        return;
+    }
+    for (int32_t i = 0; i < p->n_isr; i++)
+        elr_remove(p, p->isr[i]);
+}
+
+/* No ISR member of p is live: elect the first live ELR member. It becomes
+ * the ISR alone; the old ISR's members (gone, but holding everything below
+ * the high watermark) take its place in the ELR. */
+static bool elect_from_elr(const rn_image *img, rn_partition_info *p)
+{
+    int32_t leader = -1;
+    for (int32_t i = 0; i < p->n_elr; i++)
+        if (broker_live(img, p->elr[i])) {
+            leader = p->elr[i];
+            break;
+        }
+    if (leader < 0)
+        return false;
+    elr_remove(p, leader);
+    for (int32_t i = 0; i < p->n_isr; i++)
+        if (!has_node(p->elr, p->n_elr, p->isr[i]) && p->n_elr < p->n_replicas)
+            ((int32_t *)p->elr)[p->n_elr++] = p->isr[i];
+    ((int32_t *)p->isr)[0] = leader;
+    p->n_isr = 1;
+    p->leader = leader;
+    p->leader_epoch++;
+    return true;
+}
 
 bool rn_image_isr_ok(const rn_image *img, const rn_partition_info *p, const int32_t *isr, size_t n,
                      bool elect, int32_t leader)
@@ -505,9 +585,18 @@ static void apply_change(rn_image *img, const md_change_record *r, rn_image_effe
         *status = -RN_E_INVALID_REQUEST;
         return;
     }
+    if (r->min_isr > 0)
+        p->min_isr = r->min_isr;
+    int32_t old[RN_MAX_BROKERS];
+    int32_t n_old = p->n_isr <= RN_MAX_BROKERS ? p->n_isr : RN_MAX_BROKERS;
+    memcpy(old, p->isr, (size_t)n_old * sizeof(*old));
     int32_t *isr = (int32_t *)p->isr; /* invariant 5: room for the replicas */
     memcpy(isr, r->isr, r->n_isr * sizeof(*isr));
     p->n_isr = (int32_t)r->n_isr;
+    for (int32_t i = 0; i < n_old; i++)
+        if (!has_node(p->isr, p->n_isr, old[i]))
+            elr_on_leave(p, old[i]);
+    elr_settle(p);
     if (r->elect && leader != p->leader) {
         p->leader = leader;
         p->leader_epoch++;
@@ -534,6 +623,11 @@ static bool complete_move(const rn_image *img, rn_partition_info *p)
     for (int32_t i = 0; i < p->n_isr; i++)
         if (has_node(p->target, p->n_target, isr[i]))
             isr[n++] = isr[i];
+    int32_t *elr = (int32_t *)p->elr, ne = 0;
+    for (int32_t i = 0; i < p->n_elr; i++)
+        if (has_node(p->target, p->n_target, elr[i]))
+            elr[ne++] = elr[i];
+    p->n_elr = ne;
     /* Each list keeps its place in the block; only the counts shrink. */
     memmove(replicas, p->target, (size_t)p->n_target * sizeof(*replicas));
     p->n_replicas = p->n_target;
@@ -547,8 +641,10 @@ static bool complete_move(const rn_image *img, rn_partition_info *p)
                 leader = p->replicas[i];
                 break;
             }
-        p->leader = leader;
-        p->leader_epoch++;
+        if (leader >= 0 || !elect_from_elr(img, p)) {
+            p->leader = leader;
+            p->leader_epoch++;
+        }
     }
     return true;
 }
@@ -596,7 +692,10 @@ static int apply_reassign(rn_image *img, const md_reassign_record *r, rn_image_e
     /* The same set as now: nothing to move (the replicas take the target's
      * order; a move in progress is cancelled). */
     bool same = n == nt;
-    int rc = set_nodes(p, all, n, isr, ni, r->target_replicas, same ? 0 : nt);
+    int32_t elr[RN_MAX_BROKERS];
+    size_t ne = (size_t)p->n_elr <= RN_MAX_BROKERS ? (size_t)p->n_elr : 0;
+    memcpy(elr, p->elr, ne * sizeof(*elr));
+    int rc = set_nodes(p, all, n, isr, ni, r->target_replicas, same ? 0 : nt, elr, ne);
     if (rc < 0)
         return rc;
     complete_move(img, p);
@@ -607,21 +706,29 @@ static int apply_reassign(rn_image *img, const md_reassign_record *r, rn_image_e
 }
 
 /* id is gone (fenced, or restarted and maybe missing unsynced writes): it
- * leaves every ISR it is not the last member of, and its leaderships move to
- * the first live member left. */
-static void elect_without(rn_image *img, int32_t id)
+ * leaves every ISR it is not the last member of (into the ELR when the ISR
+ * left is below min_isr), and every ELR when it restarted; its leaderships
+ * move to the first live ISR member left, else to the first live ELR
+ * member. */
+static void elect_without(rn_image *img, int32_t id, bool restarted)
 {
     for (unsigned i = 0; i < img->n_topics; i++) {
         topic *t = img->by_name[i];
         for (int32_t k = 0; k < t->info.n_partitions; k++) {
             rn_partition_info *p = &t->parts[k];
             bool changed = false;
+            if (restarted && has_node(p->elr, p->n_elr, id)) {
+                elr_remove(p, id);
+                changed = true;
+            }
             if (p->n_isr > 1 && has_node(p->isr, p->n_isr, id)) {
                 int32_t *isr = (int32_t *)p->isr, n = 0;
                 for (int32_t j = 0; j < p->n_isr; j++)
                     if (isr[j] != id)
                         isr[n++] = isr[j];
                 p->n_isr = n;
+                if (!restarted)
+                    elr_on_leave(p, id);
                 changed = true;
             }
             if (p->leader == id) {
@@ -632,6 +739,8 @@ static void elect_without(rn_image *img, int32_t id)
                         break;
                     }
                 p->leader_epoch++;
+                if (p->leader == -1 && elect_from_elr(img, p) && restarted)
+                    elr_remove(p, id); /* it was the last ISR member: not eligible either */
                 changed = true;
             }
             if (changed)
@@ -640,16 +749,21 @@ static void elect_without(rn_image *img, int32_t id)
     }
 }
 
-/* id is live: it leads every leaderless partition whose ISR holds it. */
+/* id is live: it leads every leaderless partition whose ISR holds it, or
+ * (no ISR member being live, as leaderless says) whose ELR does. */
 static void elect_with(rn_image *img, int32_t id)
 {
     for (unsigned i = 0; i < img->n_topics; i++) {
         topic *t = img->by_name[i];
         for (int32_t k = 0; k < t->info.n_partitions; k++) {
             rn_partition_info *p = &t->parts[k];
-            if (p->leader == -1 && p->n_replicas > 0 && has_node(p->isr, p->n_isr, id)) {
+            if (p->leader != -1 || p->n_replicas <= 0)
+                continue;
+            if (has_node(p->isr, p->n_isr, id)) {
                 p->leader = id;
                 p->leader_epoch++;
+                p->partition_epoch++;
+            } else if (has_node(p->elr, p->n_elr, id) && elect_from_elr(img, p)) {
                 p->partition_epoch++;
             }
         }
@@ -674,6 +788,8 @@ static int apply_broker(rn_image *img, const md_broker_record *r, rn_image_effec
     }
     broker *b = broker_get(img, r->node_id);
     bool restarted = b && b->info.epoch != r->incarnation && !b->info.fenced;
+    /* Fenced or not, a new incarnation may have lost unsynced writes. */
+    bool new_incarnation = b && b->info.epoch != r->incarnation;
     if (!b) {
         if (img->n_brokers == img->cap_brokers) {
             unsigned cap = img->cap_brokers ? img->cap_brokers * 2 : 8;
@@ -702,8 +818,8 @@ static int apply_broker(rn_image *img, const md_broker_record *r, rn_image_effec
     bool was_fenced = b->info.fenced;
     b->info.fenced = r->fenced;
     /* A new incarnation of a live broker: its old self is gone first. */
-    if (restarted || (!was_fenced && r->fenced))
-        elect_without(img, r->node_id);
+    if (restarted || (!was_fenced && r->fenced) || new_incarnation)
+        elect_without(img, r->node_id, new_incarnation);
     if (!r->fenced)
         elect_with(img, r->node_id);
     set_effect(eff, RN_IMAGE_BROKERS_CHANGED, NULL);
@@ -721,7 +837,7 @@ static void apply_fence(rn_image *img, const md_fence_record *r, rn_image_effect
         return;
     b->info.fenced = r->fenced;
     if (r->fenced)
-        elect_without(img, r->node_id);
+        elect_without(img, r->node_id, false);
     else
         elect_with(img, r->node_id);
     set_effect(eff, RN_IMAGE_BROKERS_CHANGED, NULL);
@@ -864,7 +980,8 @@ bool rn_image_equal(const rn_image *a, const rn_image *b)
                 u->n_replicas != v->n_replicas || u->n_isr != v->n_isr ||
                 !nodes_equal(u->replicas, v->replicas, u->n_replicas) ||
                 !nodes_equal(u->isr, v->isr, u->n_isr) || u->n_target != v->n_target ||
-                !nodes_equal(u->target, v->target, u->n_target))
+                !nodes_equal(u->target, v->target, u->n_target) || u->n_elr != v->n_elr ||
+                !nodes_equal(u->elr, v->elr, u->n_elr) || u->min_isr != v->min_isr)
                 return false;
         }
     }

@@ -44,6 +44,9 @@ typedef struct rn_partition_info {
     const int32_t *isr;
     int32_t n_target; /* a replica move in progress: the replicas it ends with; 0 none */
     const int32_t *target;
+    int32_t n_elr; /* eligible leader replicas (KIP-966): out of the ISR, nothing below */
+    const int32_t *elr; /* the high watermark missing; elected when no ISR member is live */
+    int32_t min_isr;    /* min.insync.replicas as last recorded (>= 1) */
 } rn_partition_info;
 
 /* One topic. Pointers are valid until the next record is applied; copy what
@@ -111,6 +114,15 @@ void rn_image_clear(rn_image *img);
  * unfenced ISR member (leader epoch + 1), or to no leader (-1) when there is
  * none; a broker unfenced (or registered) becomes the leader of every
  * leaderless partition whose ISR holds it. Unclean election never happens.
+ * Eligible leader replicas (KIP-966): a replica that leaves the ISR while
+ * the ISR left is below the partition's min_isr joins its ELR (the high
+ * watermark cannot advance while the ISR is that small, so it still holds
+ * every record below it); the ELR empties once the ISR reaches min_isr
+ * again, and loses a replica that rejoins the ISR or restarts (a new
+ * incarnation may have lost unsynced writes: runnel does not yet tell a
+ * clean restart from an unclean one, so every restart counts as unclean).
+ * When no ISR member is live, the first live ELR member is elected: it
+ * becomes the ISR, and the old ISR's members join the ELR.
  * A replica move (PartitionReassignRecord) completes while applying the ISR
  * change that puts its last target replica in sync (metadata.proto). */
 int rn_image_apply(rn_image *img, const struct Runnel__Metadata__MetadataRecord *r,

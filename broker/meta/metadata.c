@@ -118,6 +118,7 @@ struct rn_metadata {
     rn_metadata_limits limits;
     bool limits_set;
     int16_t default_rf; /* default.replication.factor */
+    int32_t default_min_isr; /* min.insync.replicas, the broker's (topics may set their own) */
     int failed;         /* invariant 5: sticky */
     /* Invariant 7: the journal is the metadata quorum's (quorum.h). */
     bool cluster;
@@ -368,6 +369,7 @@ int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t
     md->listener_arg = listener_arg;
     md->snapshot_offset = -1;
     md->default_rf = 1;
+    md->default_min_isr = 1;
     size_t dlen = strlen(data_dir) + 1 + sizeof(MD_LOG_NAME);
     md->dir = malloc(dlen);
     if (!md->dir) {
@@ -474,6 +476,7 @@ int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir,
     md->listener_arg = listener_arg;
     md->snapshot_offset = -1;
     md->default_rf = 1;
+    md->default_min_isr = 1;
     md->cluster = true;
     md->replaying = true;
     size_t dlen = strlen(data_dir) + 1 + sizeof(MD_LOG_NAME);
@@ -687,11 +690,31 @@ static int resolve_rf(const rn_metadata *md, const char *name, int rf, bool inte
     return rf;
 }
 
+/* min.insync.replicas in keys/values (a topic's configs), else the
+ * broker's: what the image records with each partition, for its ELR. */
+static int32_t min_isr_of(const rn_metadata *md, const char *const *keys,
+                          const char *const *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i], "min.insync.replicas") == 0) {
+            char *end;
+            long v = strtol(values[i], &end, 10);
+            if (*end == '\0' && v >= 1 && v <= INT16_MAX)
+                return (int32_t)v;
+        }
+    return md->default_min_isr;
+}
+
+static int32_t topic_min_isr(const rn_metadata *md, const rn_topic_info *t)
+{
+    return min_isr_of(md, t->config_keys, t->config_values, t->n_configs);
+}
+
 /* PartitionRecords for partitions [from, to) of topic id, rf replicas each
  * over live[0..n_live) (placement.h); the first replica leads and all are
  * in sync. */
 static int enc_assign(encoder *e, uint8_t id[16], int32_t from, int32_t to, const int32_t *live,
-                      int n_live, int rf)
+                      int n_live, int rf, int32_t min_isr)
 {
     int rc = 0;
     int32_t replicas[RN_MAX_BROKERS];
@@ -709,6 +732,7 @@ static int enc_assign(encoder *e, uint8_t id[16], int32_t from, int32_t to, cons
         pr.isr = replicas;
         pr.leader = replicas[0];
         pr.leader_epoch = 0;
+        pr.min_isr = min_isr;
         md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
         rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
         rp.partition = &pr;
@@ -984,7 +1008,8 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     free(ptrs);
 
     if (rc == 0)
-        rc = enc_assign(&e, c->id, 0, n_partitions, live, n_live, replication_factor);
+        rc = enc_assign(&e, c->id, 0, n_partitions, live, n_live, replication_factor,
+                        min_isr_of(md, config_keys, config_values, n_configs));
     return submit(md, &e, c, rc, name, err, errlen);
 }
 
@@ -1121,7 +1146,7 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
     r.partition_count = &cr;
     rc = enc_add(&e, &r);
     if (rc == 0)
-        rc = enc_assign(&e, c->id, have, n_partitions, live, n_live, rf);
+        rc = enc_assign(&e, c->id, have, n_partitions, live, n_live, rf, topic_min_isr(md, t));
     return submit(md, &e, c, rc, topic_name, err, errlen);
 }
 
@@ -1162,6 +1187,7 @@ static int propose_change(rn_metadata *md, const uint8_t topic_id[16], int32_t p
     cr.isr = (int32_t *)isr;
     cr.elect = elect;
     cr.leader = elect ? leader : 0;
+    cr.min_isr = topic_min_isr(md, t);
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE;
     r.partition_change = &cr;
@@ -1245,6 +1271,11 @@ int rn_metadata_reassign(rn_metadata *md, const char *topic_name, int32_t partit
 void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf)
 {
     md->default_rf = rf;
+}
+
+void rn_metadata_set_default_min_isr(rn_metadata *md, int32_t n)
+{
+    md->default_min_isr = n >= 1 ? n : 1;
 }
 
 const rn_broker_info *rn_metadata_broker(const rn_metadata *md, int32_t id)

@@ -208,6 +208,10 @@ int rn_metadata_reassign(rn_metadata *md, const char *topic, int32_t partition,
 
 /* default.replication.factor for creates that ask for -1 (1 until set). */
 void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf);
+/* min.insync.replicas of the broker, recorded with each partition this
+ * broker creates or changes when its topic sets none (1 until set): the
+ * image's ELR rule needs it (image.h). */
+void rn_metadata_set_default_min_isr(rn_metadata *md, int32_t n);
 
 /* The cluster's brokers (image.h; none on a single node), sorted by id.
  * Valid until the next change is applied. */

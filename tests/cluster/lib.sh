@@ -8,7 +8,7 @@
 # data in $TMP/nI and its stderr in $TMP/nI.log), removed at exit together
 # with every node still running (SIGKILL by its pid in $PID[I], never by
 # name; a SIGSTOPped one is continued first). Sanitizer reports get exit
-# status 86. Nodes 1-3 are voters; a script may run a node 4.
+# status 86. Nodes 1-3 are voters; a script may run nodes 4 and 5 (brokers only).
 #
 # The script sets PORT[I], HTTP[I], CTL[I] (and KPORT[I] for a Kafka
 # listener) from one free_ports call, then start_node I. TAP lines come from
@@ -50,13 +50,13 @@ not_ok() {
   N=$((N + 1))
   FAILED=$((FAILED + 1))
   echo "not ok $N - $1"
-  for i in 1 2 3 4; do
+  for i in 1 2 3 4 5; do
     [ -f "$TMP/n$i.log" ] && { echo "# --- n$i.log (tail)"; tail -n 15 "$TMP/n$i.log" | sed 's/^/# /'; }
   done
 }
 
 cleanup() {
-  for i in 1 2 3 4; do
+  for i in 1 2 3 4 5; do
     if [ -n "${PID[$i]:-}" ]; then
       kill -CONT "${PID[$i]}" 2>/dev/null
       kill -KILL "${PID[$i]}" 2>/dev/null
@@ -110,8 +110,9 @@ voters() {
   echo "$s"
 }
 
-# start_node I: voter I on its ports (chosen once) and data dir, with a
-# Kafka listener when KPORT[I] is set.
+# start_node I: voter I (1-3; 4 and 5 are brokers only, process.roles=broker)
+# on its ports (chosen once) and data dir, with a Kafka listener when
+# KPORT[I] is set.
 # In a namespace, `ip netns exec` execs runneld, so $! is runneld's own pid.
 start_node() {
   local i=$1
@@ -119,9 +120,11 @@ start_node() {
   [ -n "${KPORT[$i]:-}" ] && kafka=(--kafka "$h:${KPORT[$i]}")
   [ -n "${NS[$i]:-}" ] && pre=(ip netns exec "${NS[$i]}")
   [ -n "${BIND[$i]:-}" ] && adv=(--override "advertised.listener=${HOST[$i]}:${PORT[$i]}")
+  local role=(--override "controller.listener=$h:${CTL[$i]:-0}")
+  [ "$i" -gt 3 ] && role=(--override process.roles=broker)
   "${pre[@]}" "$RUNNELD" --data-dir "$TMP/n$i" --listen "$h:${PORT[$i]}" \
     --http "$h:${HTTP[$i]}" "${kafka[@]}" --node-id "$i" --reactors 1 \
-    --override "controller.listener=$h:${CTL[$i]}" \
+    "${role[@]}" \
     --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" "${adv[@]}" "${NODE_ARGS[@]}" \
     2>>"$TMP/n$i.log" &
   PID[$i]=$!

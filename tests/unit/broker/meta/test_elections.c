@@ -432,3 +432,159 @@ Test(reassign, snapshot_keeps_a_move_in_progress)
     rn_image_free(back);
     rn_image_free(img);
 }
+
+/* ---- Eligible leader replicas (KIP-966) ---- */
+
+/* cluster3() with the partition recorded at min.insync.replicas = min_isr. */
+static rn_image *cluster3_min(int32_t min_isr)
+{
+    rn_image *img;
+    cr_assert_eq(rn_image_new(&img), 0);
+    for (int32_t id = 1; id <= 3; id++)
+        cr_assert_eq(broker_rec(img, id, 100 + id, false), 0);
+    Runnel__Metadata__TopicRecord tr = RUNNEL__METADATA__TOPIC_RECORD__INIT;
+    tr.name = "t";
+    tr.topic_id = (ProtobufCBinaryData){16, tid};
+    tr.partitions = 1;
+    tr.replication_factor = 3;
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC;
+    r.topic = &tr;
+    cr_assert_eq(apply(img, &r, NULL), 0);
+    int32_t reps[3] = {1, 2, 3};
+    Runnel__Metadata__PartitionRecord pr = RUNNEL__METADATA__PARTITION_RECORD__INIT;
+    pr.topic_id = tr.topic_id;
+    pr.n_replicas = pr.n_isr = 3;
+    pr.replicas = pr.isr = reps;
+    pr.leader = 1;
+    pr.min_isr = min_isr;
+    md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
+    rp.partition = &pr;
+    cr_assert_eq(apply(img, &rp, NULL), 0);
+    return img;
+}
+
+static void elr_is(rn_image *img, const int32_t *want, int n)
+{
+    const rn_partition_info *p = part(img);
+    cr_assert_eq(p->n_elr, n, "ELR has %d members, want %d", p->n_elr, n);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(p->elr[i], want[i], "ELR[%d] is %d, want %d", i, p->elr[i], want[i]);
+}
+
+Test(elr, a_replica_leaving_below_min_isr_is_elected_when_no_isr_member_is_live)
+{
+    rn_image *img = cluster3_min(2);
+    cr_assert_eq(part(img)->min_isr, 2);
+    cr_assert_eq(fence(img, 3, true), 0); /* ISR {1,2}: still min_isr, 3 is not eligible */
+    elr_is(img, NULL, 0);
+    cr_assert_eq(fence(img, 2, true), 0); /* ISR {1} < 2: the high watermark stops, 2 is eligible */
+    int32_t one[1] = {1}, two[1] = {2};
+    isr_is(img, one, 1);
+    elr_is(img, two, 1);
+    /* The leader goes too: it stays the last ISR member, nobody live is eligible. */
+    int32_t le = part(img)->leader_epoch;
+    cr_assert_eq(fence(img, 1, true), 0);
+    cr_assert_eq(part(img)->leader, -1);
+    /* 3 comes back: it left while the ISR was at min_isr, so it may miss
+     * acknowledged records: never elected. */
+    cr_assert_eq(fence(img, 3, false), 0);
+    cr_assert_eq(part(img)->leader, -1, "3 is neither in the ISR nor eligible");
+    /* 2 comes back (not restarted): eligible, so it leads; 1 (gone, but
+     * holding everything below the high watermark) takes its ELR place. */
+    cr_assert_eq(fence(img, 2, false), 0);
+    cr_assert_eq(part(img)->leader, 2);
+    cr_assert(part(img)->leader_epoch > le);
+    isr_is(img, two, 1);
+    elr_is(img, one, 1);
+    /* The leader's ISR growing back to min_isr empties the ELR. */
+    int32_t two_three[2] = {2, 3};
+    cr_assert_eq(alter(img, part(img)->leader_epoch, part(img)->partition_epoch, two_three, 2, NULL),
+                 0);
+    elr_is(img, NULL, 0);
+    rn_image_free(img);
+}
+
+Test(elr, without_min_isr_above_one_nothing_is_eligible)
+{
+    rn_image *img = cluster3_min(1);
+    cr_assert_eq(fence(img, 3, true), 0);
+    cr_assert_eq(fence(img, 2, true), 0);
+    elr_is(img, NULL, 0);
+    cr_assert_eq(fence(img, 1, true), 0);
+    cr_assert_eq(fence(img, 2, false), 0);
+    cr_assert_eq(part(img)->leader, -1, "min.insync.replicas=1: 2 may miss acknowledged records");
+    rn_image_free(img);
+}
+
+Test(elr, a_restart_makes_a_replica_ineligible)
+{
+    rn_image *img = cluster3_min(2);
+    cr_assert_eq(fence(img, 3, true), 0);
+    cr_assert_eq(fence(img, 2, true), 0);
+    int32_t two[1] = {2};
+    elr_is(img, two, 1);
+    /* A new incarnation of 2 may have lost unsynced writes. */
+    cr_assert_eq(broker_rec(img, 2, 555, true), 0);
+    elr_is(img, NULL, 0);
+    cr_assert_eq(fence(img, 1, true), 0);
+    cr_assert_eq(fence(img, 2, false), 0);
+    cr_assert_eq(part(img)->leader, -1, "restarted: not eligible any more");
+    rn_image_free(img);
+}
+
+Test(elr, leader_proposals_and_configs_move_the_elr)
+{
+    rn_image *img = cluster3_min(2);
+    /* The leader drops 2 and 3 (lagging): ISR {1} < 2, both eligible. */
+    int32_t one[1] = {1}, all[3] = {1, 2, 3};
+    cr_assert_eq(alter(img, part(img)->leader_epoch, part(img)->partition_epoch, one, 1, NULL), 0);
+    int32_t two_three[2] = {2, 3};
+    elr_is(img, two_three, 2);
+    /* One rejoins: the ISR {1,2} is at min_isr again, the ELR empties. */
+    int32_t one_two[2] = {1, 2};
+    cr_assert_eq(alter(img, part(img)->leader_epoch, part(img)->partition_epoch, one_two, 2, NULL),
+                 0);
+    elr_is(img, NULL, 0);
+    /* min.insync.replicas raised on the topic: the ISR {1,2} is now below
+     * it; a member leaving from here joins the ELR. */
+    Runnel__Metadata__ConfigRecord cr = RUNNEL__METADATA__CONFIG_RECORD__INIT;
+    cr.topic_id = (ProtobufCBinaryData){16, tid};
+    cr.key = "min.insync.replicas";
+    cr.value = "3";
+    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
+    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_CONFIG;
+    r.config = &cr;
+    cr_assert_eq(apply(img, &r, NULL), 0);
+    cr_assert_eq(part(img)->min_isr, 3);
+    cr_assert_eq(alter(img, part(img)->leader_epoch, part(img)->partition_epoch, one, 1, NULL), 0);
+    int32_t two[1] = {2};
+    elr_is(img, two, 1);
+    cr_assert_eq(alter(img, part(img)->leader_epoch, part(img)->partition_epoch, all, 3, NULL), 0);
+    elr_is(img, NULL, 0);
+    rn_image_free(img);
+}
+
+Test(elr, snapshot_keeps_the_elr_and_min_isr)
+{
+    rn_image *img = cluster3_min(2);
+    cr_assert_eq(fence(img, 3, true), 0);
+    cr_assert_eq(fence(img, 2, true), 0);
+    cr_assert_eq(fence(img, 1, true), 0);
+    char dir[] = "/tmp/rn_elr_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(rn_snapshot_write(img, 7, dir), 0);
+    rn_image *back;
+    cr_assert_eq(rn_image_new(&back), 0);
+    int64_t off = -1;
+    char why[256] = "";
+    cr_assert_eq(rn_snapshot_load(back, dir, &off, why, sizeof(why)), 0, "%s", why);
+    cr_assert(rn_image_equal(img, back), "the loaded image differs");
+    /* And it elects the same way after the load. */
+    cr_assert_eq(fence(back, 2, false), 0);
+    cr_assert_eq(part(back)->leader, 2);
+    nftw(dir, rm, 8, FTW_DEPTH | FTW_PHYS);
+    rn_image_free(back);
+    rn_image_free(img);
+}
