@@ -387,6 +387,7 @@ static int apply_partition(rn_image *img, const md_partition_record *r, int *sta
     p->leader = r->leader;
     p->leader_epoch = r->leader_epoch;
     p->partition_epoch = r->partition_epoch;
+    p->throttle = r->n_target_replicas && r->throttle_rate > 0 ? r->throttle_rate : 0;
     return 0;
 }
 
@@ -539,6 +540,7 @@ static bool complete_move(const rn_image *img, rn_partition_info *p)
     p->n_replicas = p->n_target;
     p->n_isr = n;
     p->n_target = 0;
+    p->throttle = 0; /* the throttle ends with the move */
     if (!has_node(p->replicas, p->n_replicas, p->leader)) {
         /* In the target's order: its first replica is the preferred one. */
         int32_t leader = -1;
@@ -599,6 +601,7 @@ static int apply_reassign(rn_image *img, const md_reassign_record *r, rn_image_e
     int rc = set_nodes(p, all, n, isr, ni, r->target_replicas, same ? 0 : nt);
     if (rc < 0)
         return rc;
+    p->throttle = !same && r->throttle_rate > 0 ? r->throttle_rate : 0;
     complete_move(img, p);
     p->partition_epoch++;
     set_effect(eff, RN_IMAGE_PARTITION_CHANGED, t);
@@ -864,7 +867,7 @@ bool rn_image_equal(const rn_image *a, const rn_image *b)
                 u->n_replicas != v->n_replicas || u->n_isr != v->n_isr ||
                 !nodes_equal(u->replicas, v->replicas, u->n_replicas) ||
                 !nodes_equal(u->isr, v->isr, u->n_isr) || u->n_target != v->n_target ||
-                !nodes_equal(u->target, v->target, u->n_target))
+                !nodes_equal(u->target, v->target, u->n_target) || u->throttle != v->throttle)
                 return false;
         }
     }

@@ -44,6 +44,7 @@ typedef struct rn_partition_info {
     const int32_t *isr;
     int32_t n_target; /* a replica move in progress: the replicas it ends with; 0 none */
     const int32_t *target;
+    int64_t throttle; /* a move's catch-up throttle in bytes/s (metadata.proto); 0 none */
 } rn_partition_info;
 
 /* One topic. Pointers are valid until the next record is applied; copy what

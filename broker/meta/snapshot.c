@@ -112,6 +112,7 @@ static int snapshot_walk(const rn_image *img, uint8_t *out, size_t *len, uint32_
             pr.partition_epoch = pi->partition_epoch;
             pr.n_target_replicas = (size_t)pi->n_target;
             pr.target_replicas = (int32_t *)pi->target;
+            pr.throttle_rate = pi->throttle;
             md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
             rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
             rp.partition = &pr;

@@ -37,6 +37,7 @@
 
 #include "broker/logfmt.h"
 #include "broker/part/replica_fetcher.h"
+#include "broker/part/throttle.h"
 #include "broker/part/truncation.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
@@ -73,6 +74,7 @@ struct followed {
     bool ready;
     int32_t ask;       /* TRUNCATE: the epoch to ask the leader about */
     int64_t leo;       /* FETCH: the log end to fetch from */
+    int64_t throttle;  /* FETCH: bytes/s while a move adds it (part/throttle.h); 0 none */
     unsigned inflight; /* appends submitted, not completed (atomic) */
     int failed;        /* an append failed: truncate again (atomic) */
 };
@@ -526,6 +528,8 @@ static void fetch_apply(void *arg, rn_partition *p)
         return;
     }
     int64_t end = rn_log_end_offset(log);
+    if (f->cfg.throttle)
+        rn_throttle_charge(f->cfg.throttle, fo->throttle, pr->bytes_len);
     if (pr->bytes_len > 0) {
         int n = append_all(f, fo, p, w->data, pr->bytes_len, &end);
         if (n > 0)
@@ -634,6 +638,8 @@ static int fetch(rn_replica_fetcher *f, int timeout_ms)
         followed *fo = f->v[i];
         if (fo->st != FETCH || !fo->ready)
             continue;
+        if (f->cfg.throttle && !rn_throttle_allows(f->cfg.throttle, fo->throttle))
+            continue; /* a move's catch-up over its rate: next round */
         Runnel__FetchPartition *q = &parts[r.n_asked];
         runnel__fetch_partition__init(q);
         q->topic = fo->topic;
@@ -717,6 +723,7 @@ static void prepare(void *arg, rn_partition *p)
     }
     if (fo->st == FETCH) {
         fo->leo = rn_log_end_offset(p->log);
+        fo->throttle = rn_throttle_follower_rate(p);
         fo->ready = true;
     }
 }
