@@ -597,7 +597,7 @@ static int apply_reassign(rn_image *img, const md_reassign_record *r, rn_image_e
     memcpy(isr, p->isr, ni * sizeof(*isr));
     /* The same set as now: nothing to move (the replicas take the target's
      * order; a move in progress is cancelled). */
-    bool same = n == nt;
+    bool same = n == nt && n_old == nt; /* not a superset: adding replicas is a move */
     int rc = set_nodes(p, all, n, isr, ni, r->target_replicas, same ? 0 : nt);
     if (rc < 0)
         return rc;

@@ -85,7 +85,15 @@ struct rn_replica_fetcher {
     followed **v;
     unsigned n, cap;
     char errmsg[512];
+    /* This round left a partition out that has bytes to fetch (its last
+     * appends still in flight, or its move's throttle): the leader must not
+     * hold the request for the others' long poll meanwhile. */
+    bool held;
 };
+
+/* The leader's long poll while a partition is held back: long enough not to
+ * spin, short enough that the held one is asked again soon. */
+#define HELD_WAIT_MS 10
 
 /* One request's outcome, filled by its callback. */
 typedef struct round {
@@ -638,8 +646,10 @@ static int fetch(rn_replica_fetcher *f, int timeout_ms)
         followed *fo = f->v[i];
         if (fo->st != FETCH || !fo->ready)
             continue;
-        if (f->cfg.throttle && !rn_throttle_allows(f->cfg.throttle, fo->throttle))
+        if (f->cfg.throttle && !rn_throttle_allows(f->cfg.throttle, fo->throttle)) {
+            f->held = true;
             continue; /* a move's catch-up over its rate: next round */
+        }
         Runnel__FetchPartition *q = &parts[r.n_asked];
         runnel__fetch_partition__init(q);
         q->topic = fo->topic;
@@ -654,7 +664,11 @@ static int fetch(rn_replica_fetcher *f, int timeout_ms)
         goto out;
     Runnel__FetchRequest req = RUNNEL__FETCH_REQUEST__INIT;
     req.replica_id = f->cfg.self_id;
-    req.max_wait_ms = f->cfg.max_wait_ms;
+    /* A partition held back (its appends, its throttle) would otherwise
+     * wait out the others' long poll: with 1 MiB fetches and synced
+     * appends, a catch-up moved one fetch per replica.fetch.wait.max.ms. */
+    req.max_wait_ms = f->held && f->cfg.max_wait_ms > HELD_WAIT_MS ? HELD_WAIT_MS
+                                                                    : f->cfg.max_wait_ms;
     req.min_bytes = 1;
     req.max_bytes = f->cfg.max_bytes;
     req.n_partitions = r.n_asked;
@@ -732,11 +746,14 @@ int rn_replica_fetcher_run_once(rn_replica_fetcher *f, int timeout_ms)
 {
     int moved = 0;
     bool truncating = false;
+    f->held = false;
     for (unsigned i = 0; i < f->n; i++) {
         followed *fo = f->v[i];
         fo->ready = false;
-        if (__atomic_load_n(&fo->inflight, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&fo->inflight, __ATOMIC_ACQUIRE)) {
+            f->held = true;
             continue; /* its last fetch's appends first */
+        }
         prepare_work w = {.f = f, .fo = fo};
         int rc = run_on(f, fo, prepare, &w);
         if (rc < 0) {

@@ -247,7 +247,11 @@ static void role_apply(rn_broker *b, rn_partition *p, const role_msg *m)
     memcpy(p->target, m->target, m->n_target * sizeof(*m->target));
     p->n_target = m->n_target;
     p->move_throttle = m->throttle;
-    p->moving_in = has(m->target, m->n_target, self) && !has(m->isr, m->n_isr, self);
+    bool moving_in = has(m->target, m->n_target, self) && !has(m->isr, m->n_isr, self);
+    if (moving_in != p->moving_in)
+        rn_logfmt(RN_INFO, moving_in ? "replica moving in" : "replica moved in",
+                  "partition=%s-%d throttle=%lld", p->topic, p->id, (long long)m->throttle);
+    p->moving_in = moving_in;
     int rc = 0;
     if (p->no_replica && has(m->replicas, m->n_replicas, self)) {
         /* A replica here now (moved to this broker): its log first. */
