@@ -722,6 +722,7 @@ void rn_partition_stop_replica(rn_partition *p)
 {
     rn_broker *b = p->reactor->b;
     char dir[PATH_MAX];
+    int64_t t0 = rn_now_ms();
     p->no_replica = true;
     p->moving_in = false;
     rn_metrics_replica_lag(&p->m, -1);
@@ -765,8 +766,8 @@ void rn_partition_stop_replica(rn_partition *p)
     rc = remove_dir(moved);
     rn_logfmt(rc < 0 ? RN_WARN : RN_INFO,
               rc < 0 ? "removed replica's directory not deleted" : "removed replica deleted",
-              "partition=%s-%d dir=%s err=%s", p->topic, p->id, moved,
-              rc < 0 ? rn_errname(rc) : "none");
+              "partition=%s-%d dir=%s ms=%lld err=%s", p->topic, p->id, moved,
+              (long long)(rn_now_ms() - t0), rc < 0 ? rn_errname(rc) : "none");
     free(moved);
 }
 

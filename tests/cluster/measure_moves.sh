@@ -8,7 +8,7 @@
 # Three voters. Topic big (RF=1, on broker A) is filled with MIB MiB of 1 KiB
 # records (acks=1); topic lat (RF=2) is moved to A,B so its leader is the
 # one sending the catch-up and its follower the one receiving it. Then:
-#   0. baseline: `bench produce lat` acks=all at 500 records/s, no move;
+#   0. baseline: `bench produce lat` acks=all at 200 records/s, no move;
 #   1. `topic move big 0 A,B` (B catches up unthrottled) with the same bench
 #      running until the move completes;
 #   2. `topic move big 0 A,C --throttle THROTTLE_MIB MiB/s` (C catches up,
@@ -42,9 +42,9 @@ settled() { # settled TOPIC LIST: replicas = ISR = LIST, no move, on every broke
   done
 }
 has_leader() { local r s l a; read -r r s l a <<<"$(row "$1")"; [ -n "$l" ] && [ "$l" != -1 ]; }
-bench_lat() { # bench_lat OUT: acks=all to lat at 500/s until SIGINT (or 300 s)
+bench_lat() { # bench_lat OUT: acks=all to lat at 200/s until SIGINT (or 300 s)
   "$RUNNEL" -b "$ALL" bench produce lat -p 0 --records 150000 --record-size 1024 --acks all \
-    --throughput 500 --time-limit 300 --json >"$1" 2>>"$TMP/bench.err" &
+    --throughput 200 --time-limit 300 --json >"$1" 2>>"$TMP/bench.err" &
   BENCH=$!
 }
 lat_figures() {
@@ -77,10 +77,10 @@ BYTES=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from checker im
 print(sum(len(b) for _, _, b in read_batches(sys.argv[2])))' "$HERE" "$TMP/n$A/big-0")
 echo "big-0 filled: $BYTES bytes of batches in $(($(now_ms) - t0)) ms"
 
-move() { # move LIST NAME [ARGS…]
-  local list=$1 name=$2 ms
-  shift 2
-  bench_lat "$TMP/lat-$name.json"
+move() { # move LIST TAG NAME [ARGS…]
+  local list=$1 tag=$2 name=$3 ms
+  shift 3
+  bench_lat "$TMP/lat-$tag.json"
   t0=$(now_ms)
   rn 1 topic move big 0 "$list" "$@" >/dev/null || { echo "$name: move refused"; return; }
   if wait_for 1800 settled big "$list"; then
@@ -89,13 +89,14 @@ move() { # move LIST NAME [ARGS…]
     wait "$BENCH"
     awk -v b="$BYTES" -v ms="$ms" -v n="$name" 'BEGIN {
       printf "%s: %.1f MiB in sync after %.1f s: %.1f MiB/s\n", n, b / 1048576, ms / 1000, b / 1048576 / (ms / 1000) }'
-    echo "   acks=all on lat meanwhile: $(lat_figures "$TMP/lat-$name.json")"
+    echo "   acks=all on lat meanwhile: $(lat_figures "$TMP/lat-$tag.json")"
   else
     kill -INT "$BENCH"
     wait "$BENCH"
     echo "$name: not in sync in 1800 s ($(row big))"
   fi
 }
-move "$A,$B" "1. unthrottled"
-move "$A,$C" "2. --throttle ${TMIB} MiB/s" --throttle $((TMIB * 1048576))
+move "$A,$B" free "1. unthrottled"
+move "$A,$C" throttled "2. --throttle ${TMIB} MiB/s" --throttle $((TMIB * 1048576))
+grep -h "removed replica" "$TMP"/n*.log | sed 's/^/   /'
 for i in 1 2 3; do stop_node "$i"; done
