@@ -30,6 +30,7 @@
 
 #include "broker/part/partitions.h"
 #include "broker/part/replica_fetcher.h"
+#include "broker/part/throttle.h"
 #include "protocol/batch.h"
 #include "protocol/bytes.h"
 #include "protocol/frame.h"
@@ -804,4 +805,73 @@ Test(replica_fetcher, log_work_on_the_owner_thread)
     rn_io_free(io_b);
     pthread_cond_destroy(&o.cv);
     pthread_mutex_destroy(&o.mu);
+}
+
+/* ---- A move's throttle (part/throttle.h) --------------------------------------------------- */
+
+/* The bucket: no rate is no throttle; the first read goes at once; a read
+ * beyond what is left is a debt that holds the next one back (never more
+ * than a second's worth). */
+Test(replica_fetcher, throttle_bucket)
+{
+    rn_throttle t;
+    memset(&t, 0, sizeof(t));
+    cr_assert(rn_throttle_allows(&t, 0), "rate 0: not throttled");
+    rn_throttle_charge(&t, 0, 1u << 30);
+    cr_assert(rn_throttle_allows(&t, 0));
+    cr_assert(rn_throttle_allows(&t, 10), "the first read goes at once");
+    rn_throttle_charge(&t, 10, 1u << 20);
+    cr_assert_not(rn_throttle_allows(&t, 10), "in debt: held back");
+    cr_assert_geq(t.tokens, -10, "a debt of at most one second's worth");
+}
+
+/* A replica a move is adding fetches within its throttle: a round while
+ * the bucket is empty leaves it out and answers no error, the follower
+ * simply does not move; once it is not throttled any more (in sync, or the
+ * move over) it catches up, byte for byte. */
+Test(replica_fetcher, throttled_replica_held_back_never_an_error)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 1, 1);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    produce(a, 40, -1, NULL);
+    b->moving_in = true;
+    b->move_throttle = 1; /* 1 byte/s: after one fetch, nothing for a second or two */
+    rn_throttle bucket;
+    memset(&bucket, 0, sizeof(bucket));
+    side s;
+    memset(&s, 0, sizeof(s));
+    s.l.serves = a;
+    s.l.now_ms = 1000;
+    cr_assert_eq(rn_peer_new(&s.peer, "127.0.0.1:1", &mem_transport, &s.l), 0);
+    rn_replica_fetcher_config cfg;
+    rn_replica_fetcher_config_default(&cfg);
+    cfg.self_id = 2;
+    cfg.part_bytes = 1024;
+    cfg.throttle = &bucket;
+    cr_assert_eq(rn_replica_fetcher_new(&s.f, s.peer, &cfg), 0);
+    cr_assert_eq(rn_replica_fetcher_add(s.f, b), 0);
+    /* Truncation, then the first fetch (the bucket's first read). */
+    int64_t got = 0;
+    for (int i = 0; i < ROUNDS && got == 0; i++) {
+        cr_assert_geq(rn_replica_fetcher_run_once(s.f, 5000), 0, "%s",
+                      rn_replica_fetcher_errmsg(s.f));
+        while (rn_replica_fetcher_busy(s.f))
+            cr_assert_geq(rn_io_run(io, 1), 0);
+        got = rn_log_end_offset(b->log);
+    }
+    cr_assert_gt(got, 0, "the first fetch goes");
+    cr_assert_lt(got, 120, "one fetch of 1 KiB is not the whole log");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_geq(rn_replica_fetcher_run_once(s.f, 5000), 0, "held back is no error");
+        while (rn_replica_fetcher_busy(s.f))
+            cr_assert_geq(rn_io_run(io, 1), 0);
+    }
+    cr_assert_eq(rn_log_end_offset(b->log), got, "held back while the bucket is in debt");
+    b->moving_in = false; /* in sync, or the move over: no throttle */
+    catch_up(&s, a, b);
+    assert_identical(a, b);
+    side_close(&s);
+    part_close(a);
+    part_close(b);
 }
