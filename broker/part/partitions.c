@@ -729,9 +729,12 @@ void rn_partition_stop_replica(rn_partition *p)
     if (p->storage_err)
         storage_mark(p, 0); /* no longer this broker's partition to fail */
     if (p->log) {
-        /* In-flight appends (a follower fetch's) complete first. */
-        rn_log_abandon(p->log);
+        /* Detached first: the in-flight appends (a follower fetch's, a
+         * produce's from when it led) complete inside the drain, and work
+         * that runs meanwhile finds no log to read or append to. */
+        rn_log *log = p->log;
         p->log = NULL;
+        rn_log_abandon(log);
     }
     __atomic_store_n(&p->pub_size, 0, __ATOMIC_RELAXED);
     /* Parked fetches and produces answer now: they find no replica here. */
