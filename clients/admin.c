@@ -408,6 +408,7 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
         if (pd->n_target_replicas)
             memcpy(idp, pd->target_replicas, pd->n_target_replicas * sizeof(int32_t));
         idp += pd->n_target_replicas;
+        p->throttle = pd->throttle_rate;
         p->log_start_offset = pd->log_start_offset;
         p->high_watermark = pd->high_watermark;
         p->log_end_offset = pd->log_end_offset;

@@ -125,6 +125,7 @@ typedef struct rn_partition_desc {
      * ends with; n_target 0 when none. */
     size_t n_target;
     const int32_t *target;
+    int64_t throttle; /* that move's catch-up throttle in bytes/s; 0 none */
 } rn_partition_desc;
 
 typedef struct rn_topic_desc {

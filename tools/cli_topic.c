@@ -274,6 +274,8 @@ static int do_describe(rn_admin *a, char **names, int n, bool all)
                 print_diff(pd->target, pd->n_target, pd->isr, pd->n_isr);
                 fputs("\tRemovingReplicas: ", stdout);
                 print_diff(pd->replicas, pd->n_replicas, pd->target, pd->n_target);
+                if (pd->throttle > 0)
+                    printf("\tThrottle: %" PRId64, pd->throttle);
             }
             putchar('\n');
         }

@@ -329,6 +329,7 @@ void rn_handle_describe_topic(rn_request *req)
         pd[i].isr = (int32_t *)pi->isr;
         pd[i].n_target_replicas = (size_t)pi->n_target;
         pd[i].target_replicas = (int32_t *)pi->target;
+        pd[i].throttle_rate = pi->throttle;
         rn_partition *p = rn_partition_find(b, t->name, pi->partition);
         if (p) {
             /* Owned by any reactor: what the owner last published. */

@@ -262,6 +262,13 @@ if rn 1 topic move big 0 "$A,$B" --throttle "$THROTTLE" >"$TMP/move-c.out" 2>&1;
   timeout 300 "$RUNNEL" -b "$ALL" bench produce lat -p 0 --records 30000 --record-size 1024 \
     --acks all --throughput 300 --time-limit 120 --json >"$TMP/lat.json" 2>>"$TMP/bench.err" &
   BENCH=$!
+  # Under way for seconds at least (16 MiB at 4 MiB/s): describe shows it.
+  shows_throttle() { rn 1 topic describe big 2>/dev/null | grep -q "AddingReplicas: $B.*Throttle: $THROTTLE"; }
+  if wait_for 10 shows_throttle; then
+    ok "describe shows the move under way with its throttle"
+  else
+    not_ok "describe shows the move under way with its throttle ($(rn 1 topic describe big 2>&1 | tail -1))"
+  fi
   if wait_for 300 settled big 0 "$A,$B"; then
     ms=$(($(now_ms) - t0))
     kill -INT "$BENCH" 2>/dev/null
