@@ -38,6 +38,7 @@
 
 #include "broker/config.h"
 #include "broker/part/producer_state.h"
+#include "broker/part/throttle.h"
 #include "protocol/errors.h"
 #include "protocol/frame.h"
 
@@ -84,6 +85,9 @@ struct rn_broker {
     /* Open client connections, native and HTTP, every reactor (atomic;
      * rn_conn_slot_take): what max.connections bounds. */
     unsigned n_client_conns;
+    /* Replica moves' catch-up throttles (part/throttle.h): what this broker
+     * sends to replicas being added, and what it fetches as one. */
+    rn_throttle leader_throttle, follower_throttle;
 };
 
 #endif

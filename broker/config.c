@@ -166,6 +166,10 @@ static const struct setting settings[] = {
      CFG(replica_fetch_response_max_bytes, uint32_t), 1024, INT32_MAX, 0, false},
     {"replica.fetch.wait.max.ms", NULL, NULL, T_U32, CFG(replica_fetch_wait_max_ms, uint32_t), 0,
      INT32_MAX, 0, false},
+    {"leader.replication.throttled.rate", NULL, NULL, T_I64,
+     CFG(leader_replication_throttled_rate, int64_t), 0, INT64_MAX, 0, false},
+    {"follower.replication.throttled.rate", NULL, NULL, T_I64,
+     CFG(follower_replication_throttled_rate, int64_t), 0, INT64_MAX, 0, false},
 
     /* Log defaults; the topic names are Kafka's topic-level config names. A
      * segment's positions are u32, hence the 4 GiB - 1 cap. */

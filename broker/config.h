@@ -91,6 +91,12 @@ typedef struct rn_config {
                                                   follower fetch answer; default 10 MiB */
     uint32_t replica_fetch_wait_max_ms;        /* replica.fetch.wait.max.ms: the leader's long
                                                   poll for a follower; default 500 */
+    /* Replica moves' catch-up throttles in bytes/s (Kafka's names; 0, the
+     * default: none). They apply only to the replicas a move is adding
+     * that are not in sync yet (part/throttle.h); a move may carry its own
+     * rate (runnel topic move --throttle), which wins over these. */
+    int64_t leader_replication_throttled_rate;   /* what this broker sends them, in all */
+    int64_t follower_replication_throttled_rate; /* what this broker fetches as one, in all */
 } rn_config;
 
 /* One voter of controller.quorum.voters. */

@@ -413,6 +413,7 @@ int rn_admin_describe_topic(rn_admin *a, const char *name, rn_topic_desc **out)
         if (pd->n_elr)
             memcpy(idp, pd->elr, pd->n_elr * sizeof(int32_t));
         idp += pd->n_elr;
+        p->throttle = pd->throttle_rate;
         p->log_start_offset = pd->log_start_offset;
         p->high_watermark = pd->high_watermark;
         p->log_end_offset = pd->log_end_offset;
@@ -435,7 +436,15 @@ void rn_admin_describe_free(rn_topic_desc *d)
 int rn_admin_move_partition(rn_admin *a, const char *topic, int32_t partition,
                             const int32_t *brokers, size_t n)
 {
+    return rn_admin_move_partition_throttled(a, topic, partition, brokers, n, 0);
+}
+
+int rn_admin_move_partition_throttled(rn_admin *a, const char *topic, int32_t partition,
+                                      const int32_t *brokers, size_t n, int64_t throttle)
+{
     rn__client *cl = &a->cl;
+    if (throttle < 0)
+        return rn__fail(cl, -RN_E_INVALID_REQUEST, "move: a throttle is bytes/s, 0 or more");
     if (!topic)
         return rn__fail(cl, -RN_E_INVALID_TOPIC, "move partition: no topic");
     if (n == 0 || !brokers)
@@ -446,6 +455,7 @@ int rn_admin_move_partition(rn_admin *a, const char *topic, int32_t partition,
     m.partition = partition;
     m.n_replicas = n;
     m.replicas = (int32_t *)brokers;
+    m.throttle_rate = throttle;
     Runnel__PartitionReassignment *mp = &m;
     Runnel__ReassignPartitionsRequest req = RUNNEL__REASSIGN_PARTITIONS_REQUEST__INIT;
     req.n_reassignments = 1;

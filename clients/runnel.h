@@ -129,6 +129,7 @@ typedef struct rn_partition_desc {
      * record below the high watermark; n_elr 0 when none. */
     size_t n_elr;
     const int32_t *elr;
+    int64_t throttle; /* that move's catch-up throttle in bytes/s; 0 none */
 } rn_partition_desc;
 
 typedef struct rn_topic_desc {
@@ -171,6 +172,13 @@ void rn_admin_describe_free(rn_topic_desc *d);
  * unknown, or fenced), connection errors. */
 int rn_admin_move_partition(rn_admin *a, const char *topic, int32_t partition,
                             const int32_t *brokers, size_t n);
+/* rn_admin_move_partition with a catch-up throttle (Kafka's
+ * kafka-reassign-partitions --throttle): the replicas being added fetch at
+ * most throttle bytes/s until they are in sync (0: the brokers' configured
+ * leader/follower.replication.throttled.rate). Also -RN_E_INVALID_REQUEST
+ * for a throttle below 0. */
+int rn_admin_move_partition_throttled(rn_admin *a, const char *topic, int32_t partition,
+                                      const int32_t *brokers, size_t n, int64_t throttle);
 /* Set and delete topic-level configs (incremental). */
 int rn_admin_alter_configs(rn_admin *a, const char *topic, const char *const *set_keys,
                            const char *const *set_values, size_t n_set,

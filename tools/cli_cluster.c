@@ -53,14 +53,16 @@ static void usage(FILE *f)
           "\n"
           "  drain BROKER   move every replica off BROKER (before removing it): each goes\n"
           "                 to the live broker with the fewest replicas; the moves complete\n"
-          "                 as the new replicas catch up (runnel topic describe)\n"
+          "                 as the new replicas catch up (runnel topic describe);\n"
+          "                 --throttle BYTES_PER_SEC bounds their catch-up\n"
           "\n"
           "options:\n" CLI_CONN_HELP "  -h, --help                   this text\n"
           "\n"
           "examples:\n"
           "  runnel cluster status\n"
           "  runnel -b 127.0.0.1:9701 cluster status\n"
-          "  runnel cluster drain 3\n",
+          "  runnel cluster drain 3\n"
+          "  runnel cluster drain 3 --throttle 20971520\n",
           f);
 }
 
@@ -145,8 +147,10 @@ int cli_cluster(int argc, char **argv)
     static const struct option longopts[] = {
         CLI_CONN_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
+        {"throttle", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
+    int64_t throttle = 0;
     cli_conn conn;
     cli_conn_init(&conn);
     int status = CLI_USAGE;
@@ -166,6 +170,13 @@ int cli_cluster(int argc, char **argv)
             status = CLI_OK;
             goto out;
         }
+        if (c == 'T') {
+            if (cli_parse_i64(optarg, 1, INT64_MAX, &throttle) < 0) {
+                status = cli_usage("--throttle %s: bytes per second, from 1", optarg);
+                goto out;
+            }
+            continue;
+        }
         status = cli_opt_error(c, argv);
         goto out;
     }
@@ -181,6 +192,10 @@ int cli_cluster(int argc, char **argv)
     }
     if (drain && optind + 1 != argc) {
         status = cli_usage("'cluster drain' takes one broker id");
+        goto out;
+    }
+    if (throttle && !drain) {
+        status = cli_usage("--throttle goes with 'cluster drain'");
         goto out;
     }
     if (!drain && optind < argc) {
@@ -202,7 +217,7 @@ int cli_cluster(int argc, char **argv)
         goto out;
     }
     if (drain) {
-        status = cli_drain_broker(a, argv[optind]);
+        status = cli_drain_broker(a, argv[optind], throttle);
         goto out;
     }
     rn_cluster_status *st;

@@ -54,20 +54,24 @@ static void print_ids(FILE *f, const int32_t *ids, size_t n)
         fprintf(f, i ? ",%" PRId32 : "%" PRId32, ids[i]);
 }
 
-static int move_one(rn_admin *a, const char *topic, int32_t partition, const int32_t *ids, size_t n)
+static int move_one(rn_admin *a, const char *topic, int32_t partition, const int32_t *ids, size_t n,
+                    int64_t throttle)
 {
-    int rc = rn_admin_move_partition(a, topic, partition, ids, n);
+    int rc = rn_admin_move_partition_throttled(a, topic, partition, ids, n, throttle);
     if (rc < 0) {
         const char *m = rn_admin_errmsg(a);
         return m && *m ? cli_error("%s", m) : cli_fail(rc, "move %s-%d", topic, partition);
     }
     printf("moving %s-%" PRId32 " to ", topic, partition);
     print_ids(stdout, ids, n);
+    if (throttle > 0)
+        printf(" (throttled to %" PRId64 " bytes/s)", throttle);
     putchar('\n');
     return CLI_OK;
 }
 
-int cli_move_partition(rn_admin *a, const char *topic, const char *partition, const char *brokers)
+int cli_move_partition(rn_admin *a, const char *topic, const char *partition, const char *brokers,
+                       int64_t throttle)
 {
     int64_t p;
     if (cli_parse_i64(partition, 0, INT32_MAX, &p) < 0)
@@ -76,7 +80,7 @@ int cli_move_partition(rn_admin *a, const char *topic, const char *partition, co
     size_t n;
     if (parse_ids(brokers, ids, MAX_IDS, &n) < 0)
         return cli_usage("'%s': expected broker ids such as 2,3,4 (at most %d)", brokers, MAX_IDS);
-    return move_one(a, topic, (int32_t)p, ids, n);
+    return move_one(a, topic, (int32_t)p, ids, n, throttle);
 }
 
 typedef struct load {
@@ -92,7 +96,7 @@ static bool holds(const rn_partition_desc *pd, int32_t id)
     return false;
 }
 
-int cli_drain_broker(rn_admin *a, const char *broker)
+int cli_drain_broker(rn_admin *a, const char *broker, int64_t throttle)
 {
     int64_t gone;
     if (cli_parse_i64(broker, 0, INT32_MAX, &gone) < 0)
@@ -162,7 +166,7 @@ int cli_drain_broker(rn_admin *a, const char *broker)
             for (size_t i = 0; i < pd->n_replicas; i++)
                 target[i] = pd->replicas[i] == gone ? best->id : pd->replicas[i];
             best->replicas++;
-            status = move_one(a, d->name, (int32_t)p, target, pd->n_replicas);
+            status = move_one(a, d->name, (int32_t)p, target, pd->n_replicas, throttle);
             moves += status == CLI_OK;
         }
     }

@@ -30,7 +30,7 @@
 #include "tools/cli_common.h"
 #include "tools/cli_move.h"
 
-enum { OPT_IF_NOT_EXISTS = 256, OPT_IF_EXISTS, OPT_DELETE_CONFIG };
+enum { OPT_IF_NOT_EXISTS = 256, OPT_IF_EXISTS, OPT_DELETE_CONFIG, OPT_THROTTLE };
 
 /* Key/value pairs from repeated -c k=v, pointing into argv. */
 typedef struct kv_list {
@@ -111,7 +111,9 @@ static void usage(FILE *f)
           "  delete TOPIC...    --if-exists: a topic not there is not an error\n"
           "  move TOPIC PARTITION BROKERS\n"
           "                     move the partition's replicas to BROKERS (2,3,4: the first\n"
-          "                     leads); the new ones catch up, then the old ones leave\n"
+          "                     leads); the new ones catch up, then the old ones leave;\n"
+          "                     --throttle BYTES_PER_SEC bounds their catch-up (Kafka's\n"
+          "                     replication throttle; in-sync replicas are never slowed)\n"
           "\n"
           "options:\n" CLI_CONN_HELP "  -h, --help                   this text\n"
           "\n"
@@ -122,7 +124,8 @@ static void usage(FILE *f)
           "  runnel topic alter orders -c retention.ms=3600000 --delete-config segment.bytes\n"
           "  runnel topic alter orders -p 12\n"
           "  runnel topic delete orders --if-exists\n"
-          "  runnel topic move orders 0 2,3,4\n",
+          "  runnel topic move orders 0 2,3,4\n"
+          "  runnel topic move orders 0 2,3,4 --throttle 20971520\n",
           f);
 }
 
@@ -271,6 +274,8 @@ static int do_describe(rn_admin *a, char **names, int n, bool all)
                 print_diff(pd->target, pd->n_target, pd->isr, pd->n_isr);
                 fputs("\tRemovingReplicas: ", stdout);
                 print_diff(pd->replicas, pd->n_replicas, pd->target, pd->n_target);
+                if (pd->throttle > 0)
+                    printf("\tThrottle: %" PRId64, pd->throttle);
             }
             if (pd->n_elr) { /* KIP-966, as kafka-topics shows it */
                 fputs("\tElr: ", stdout);
@@ -330,6 +335,7 @@ int cli_topic(int argc, char **argv)
         {"long", no_argument, NULL, 'l'},
         {"internal", no_argument, NULL, 'i'},
         {"all", no_argument, NULL, 'a'},
+        {"throttle", required_argument, NULL, OPT_THROTTLE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -338,7 +344,7 @@ int cli_topic(int argc, char **argv)
     kv_list cfg = {0};
     const char **del = NULL;
     size_t n_del = 0;
-    int64_t partitions = -1, replicas = -1;
+    int64_t partitions = -1, replicas = -1, throttle = 0;
     bool if_not_exists = false, if_exists = false, lng = false, have_p = false, have_r = false;
     bool all = false;
     bool internal = false;
@@ -382,6 +388,12 @@ int cli_topic(int argc, char **argv)
             break;
         case OPT_IF_NOT_EXISTS:
             if_not_exists = true;
+            break;
+        case OPT_THROTTLE:
+            if (cli_parse_i64(optarg, 1, INT64_MAX, &throttle) < 0) {
+                status = cli_usage("--throttle %s: bytes per second, from 1", optarg);
+                goto out;
+            }
             break;
         case OPT_IF_EXISTS:
             if_exists = true;
@@ -438,6 +450,10 @@ int cli_topic(int argc, char **argv)
         status = cli_usage("--delete-config goes with 'topic alter'");
         goto out;
     }
+    if (throttle && !is_move) {
+        status = cli_usage("--throttle goes with 'topic move'");
+        goto out;
+    }
     if (all && !is_describe) {
         status = cli_usage("-a goes with 'topic describe'");
         goto out;
@@ -469,7 +485,7 @@ int cli_topic(int argc, char **argv)
     else if (is_describe)
         status = do_describe(a, names, n, all);
     else if (is_move)
-        status = cli_move_partition(a, names[0], names[1], names[2]);
+        status = cli_move_partition(a, names[0], names[1], names[2], throttle);
     else
         status = do_alter(a, names, n, partitions, &cfg, del, n_del);
 out:

@@ -23,6 +23,11 @@
  * on arrival it goes into the leader's follower table, which may move the
  * high watermark (and so wake parked consumers and acks=all produces).
  *
+ * Replica moves' throttle (part/throttle.h): a follower being added by a
+ * move and not in sync yet gets no bytes of that partition while the
+ * leader's bucket is empty (as if there were none: the fetch may park); the
+ * bytes sent to such followers are charged once the answer goes.
+ *
  * A parked fetch's memory lives until both its answer is out and its timer
  * CQE has come back (cancelled or fired).
  */
@@ -118,7 +123,8 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
         rn_request_fail(req, -ENOMEM, "out of memory");
         return true;
     }
-    size_t total = 0;
+    size_t total = 0, throttled = 0;
+    int64_t throttle_rate = 0;
     bool errors = false;
     unsigned n_slices = 0;
     for (size_t i = 0; i < n; i++) {
@@ -158,6 +164,9 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
         }
         if (total >= max_bytes)
             continue;
+        int64_t rate = fr->replica_id >= 0 ? rn_throttle_leader_rate(p, fr->replica_id) : 0;
+        if (rate > 0 && !rn_throttle_allows(&b->leader_throttle, rate))
+            continue; /* throttled: nothing now, never an error */
         uint32_t pmax =
             fp->partition_max_bytes ? fp->partition_max_bytes : DEFAULT_PARTITION_MAX_BYTES;
         size_t limit = pmax < max_bytes - total ? pmax : max_bytes - total;
@@ -175,6 +184,10 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
             continue;
         r->bytes_len = (uint32_t)s.len;
         total += s.len;
+        if (rate > 0) {
+            throttled += s.len;
+            throttle_rate = rate;
+        }
         p->m.bytes_out += s.len;
         p->m.records_out += (uint64_t)(s.next_offset - s.base_offset);
         slices[n_slices++] = s;
@@ -196,6 +209,7 @@ static bool try_fetch(rn_request *req, bool final, size_t *ready)
     h.body_case = RUNNEL__RESPONSE_HEADER__BODY_FETCH;
     h.fetch = &fres;
     rn_request_respond(req, &h, slices, n_slices);
+    rn_throttle_charge(&b->leader_throttle, throttle_rate, throttled);
     free(resp);
     free(ptrs);
     free(slices);

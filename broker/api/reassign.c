@@ -113,8 +113,12 @@ void rn_handle_reassign_partitions(rn_request *req)
         st->ptrs[i] = &st->res[i];
         st->ctx[i] = (move_ctx){st, i};
         char err[256] = "";
+        if (m->throttle_rate < 0) {
+            set_result(st, i, -RN_E_INVALID_REQUEST, "a throttle is bytes/s, 0 or more");
+            continue;
+        }
         int rc = rn_metadata_reassign(b->md, m->topic, m->partition, m->replicas, m->n_replicas,
-                                      moved, &st->ctx[i], err, sizeof(err));
+                                      m->throttle_rate, moved, &st->ctx[i], err, sizeof(err));
         if (rc < 0)
             set_result(st, i, rc, err);
         else

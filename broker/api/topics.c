@@ -331,6 +331,7 @@ void rn_handle_describe_topic(rn_request *req)
         pd[i].target_replicas = (int32_t *)pi->target;
         pd[i].n_elr = (size_t)pi->n_elr;
         pd[i].elr = (int32_t *)pi->elr;
+        pd[i].throttle_rate = pi->throttle;
         rn_partition *p = rn_partition_find(b, t->name, pi->partition);
         if (p) {
             /* Owned by any reactor: what the owner last published. */

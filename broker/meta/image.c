@@ -398,6 +398,7 @@ static int apply_partition(rn_image *img, const md_partition_record *r, int *sta
     p->leader_epoch = r->leader_epoch;
     p->partition_epoch = r->partition_epoch;
     p->min_isr = r->min_isr > 0 ? r->min_isr : 1;
+    p->throttle = r->n_target_replicas && r->throttle_rate > 0 ? r->throttle_rate : 0;
     return 0;
 }
 
@@ -633,6 +634,7 @@ static bool complete_move(const rn_image *img, rn_partition_info *p)
     p->n_replicas = p->n_target;
     p->n_isr = n;
     p->n_target = 0;
+    p->throttle = 0; /* the throttle ends with the move */
     if (!has_node(p->replicas, p->n_replicas, p->leader)) {
         /* In the target's order: its first replica is the preferred one. */
         int32_t leader = -1;
@@ -691,13 +693,14 @@ static int apply_reassign(rn_image *img, const md_reassign_record *r, rn_image_e
     memcpy(isr, p->isr, ni * sizeof(*isr));
     /* The same set as now: nothing to move (the replicas take the target's
      * order; a move in progress is cancelled). */
-    bool same = n == nt;
+    bool same = n == nt && n_old == nt; /* not a superset: adding replicas is a move */
     int32_t elr[RN_MAX_BROKERS];
     size_t ne = (size_t)p->n_elr <= RN_MAX_BROKERS ? (size_t)p->n_elr : 0;
     memcpy(elr, p->elr, ne * sizeof(*elr));
     int rc = set_nodes(p, all, n, isr, ni, r->target_replicas, same ? 0 : nt, elr, ne);
     if (rc < 0)
         return rc;
+    p->throttle = !same && r->throttle_rate > 0 ? r->throttle_rate : 0;
     complete_move(img, p);
     p->partition_epoch++;
     set_effect(eff, RN_IMAGE_PARTITION_CHANGED, t);
@@ -981,7 +984,8 @@ bool rn_image_equal(const rn_image *a, const rn_image *b)
                 !nodes_equal(u->replicas, v->replicas, u->n_replicas) ||
                 !nodes_equal(u->isr, v->isr, u->n_isr) || u->n_target != v->n_target ||
                 !nodes_equal(u->target, v->target, u->n_target) || u->n_elr != v->n_elr ||
-                !nodes_equal(u->elr, v->elr, u->n_elr) || u->min_isr != v->min_isr)
+                !nodes_equal(u->elr, v->elr, u->n_elr) || u->min_isr != v->min_isr ||
+                u->throttle != v->throttle)
                 return false;
         }
     }

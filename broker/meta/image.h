@@ -47,6 +47,7 @@ typedef struct rn_partition_info {
     int32_t n_elr; /* eligible leader replicas (KIP-966): out of the ISR, nothing below */
     const int32_t *elr; /* the high watermark missing; elected when no ISR member is live */
     int32_t min_isr;    /* min.insync.replicas as last recorded (>= 1) */
+    int64_t throttle; /* a move's catch-up throttle in bytes/s (metadata.proto); 0 none */
 } rn_partition_info;
 
 /* One topic. Pointers are valid until the next record is applied; copy what

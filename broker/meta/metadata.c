@@ -1217,8 +1217,8 @@ int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_
 }
 
 int rn_metadata_reassign(rn_metadata *md, const char *topic_name, int32_t partition,
-                         const int32_t *target, size_t n, rn_metadata_cb cb, void *arg, char *err,
-                         size_t errlen)
+                         const int32_t *target, size_t n, int64_t throttle, rn_metadata_cb cb,
+                         void *arg, char *err, size_t errlen)
 {
     const rn_topic_info *t;
     int rc = check_target(md, topic_name, &t, err, errlen);
@@ -1261,6 +1261,7 @@ int rn_metadata_reassign(rn_metadata *md, const char *topic_name, int32_t partit
     rr.partition_epoch = -1;
     rr.n_target_replicas = n;
     rr.target_replicas = (int32_t *)target;
+    rr.throttle_rate = throttle > 0 ? throttle : 0;
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_REASSIGN;
     r.partition_reassign = &rr;

@@ -201,10 +201,12 @@ int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_
  * -RN_E_UNKNOWN_TOPIC (no such topic or partition), -RN_E_INVALID_REQUEST
  * (no target, more than RN_MAX_BROKERS, a broker named twice, one not
  * registered, a new replica on a fenced broker). Otherwise 0 and cb later:
- * 0 once applied (on top of whatever committed meanwhile). */
+ * 0 once applied (on top of whatever committed meanwhile). throttle: the
+ * bytes/s the replicas being added catch up at until the move ends (0: the
+ * brokers' configured rates). */
 int rn_metadata_reassign(rn_metadata *md, const char *topic, int32_t partition,
-                         const int32_t *target, size_t n, rn_metadata_cb cb, void *arg, char *err,
-                         size_t errlen);
+                         const int32_t *target, size_t n, int64_t throttle, rn_metadata_cb cb,
+                         void *arg, char *err, size_t errlen);
 
 /* default.replication.factor for creates that ask for -1 (1 until set). */
 void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf);

@@ -115,6 +115,7 @@ static int snapshot_walk(const rn_image *img, uint8_t *out, size_t *len, uint32_
             pr.n_elr = (size_t)pi->n_elr;
             pr.elr = (int32_t *)pi->elr;
             pr.min_isr = pi->min_isr;
+            pr.throttle_rate = pi->throttle;
             md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
             rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
             rp.partition = &pr;

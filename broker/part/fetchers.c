@@ -188,6 +188,7 @@ static void *thread_main(void *arg)
     cfg.idle_ctx = ft;
     cfg.stop = &ft->stop;
     cfg.park_retry_ms = PARK_RETRY_MS;
+    cfg.throttle = &b->follower_throttle;
     rn_replica_fetcher *f = NULL;
     rn_peer *peer = NULL;
     char have_ep[256] = "", last_err[512] = "";

@@ -718,6 +718,62 @@ int rn_partition_open_log(rn_partition *p, const uint8_t id[16], const rn_log_co
     return rc;
 }
 
+void rn_partition_stop_replica(rn_partition *p)
+{
+    rn_broker *b = p->reactor->b;
+    char dir[PATH_MAX];
+    int64_t t0 = rn_now_ms();
+    p->no_replica = true;
+    p->moving_in = false;
+    rn_metrics_replica_lag(&p->m, -1);
+    if (p->storage_err)
+        storage_mark(p, 0); /* no longer this broker's partition to fail */
+    if (p->log) {
+        /* Detached first: the in-flight appends (a follower fetch's, a
+         * produce's from when it led) complete inside the drain, and work
+         * that runs meanwhile finds no log to read or append to. */
+        rn_log *log = p->log;
+        p->log = NULL;
+        rn_log_abandon(log);
+    }
+    __atomic_store_n(&p->pub_size, 0, __ATOMIC_RELAXED);
+    /* Parked fetches and produces answer now: they find no replica here. */
+    rn_waiters_wake(&p->fetch_waiters, RN_WAKE_CLOSED);
+    rn_waiters_wake(&p->produce_waiters, RN_WAKE_CLOSED);
+    /* A later replica here starts from its own log: no producer state of
+     * this one may answer for it. */
+    rn_producer_state *ps = rn_producer_state_new();
+    if (ps) {
+        rn_producer_state_free(p->ps);
+        p->ps = ps;
+    }
+    if (partition_dir(dir, sizeof(dir), b, p->topic, p->id) < 0)
+        return;
+    int rc;
+    char *moved = move_aside(dir, &rc);
+    if (!moved) {
+        if (rc != -ENOENT)
+            rn_logfmt(RN_WARN, "removed replica's directory not moved aside", "dir=%s err=%s", dir,
+                      rn_errname(rc));
+        return;
+    }
+    rc = rn_sys_fsync_dir(b->cfg.data_dir);
+    if (rc < 0) {
+        /* Unknown what the disk holds: the renamed directory is the start-up
+         * sweep's (design block, 4). */
+        rn_logfmt(RN_ERROR, "data directory sync failed, removed replica kept until restart",
+                  "partition=%s-%d err=%s", p->topic, p->id, rn_errname(rc));
+        free(moved);
+        return;
+    }
+    rc = remove_dir(moved);
+    rn_logfmt(rc < 0 ? RN_WARN : RN_INFO,
+              rc < 0 ? "removed replica's directory not deleted" : "removed replica deleted",
+              "partition=%s-%d dir=%s ms=%lld err=%s", p->topic, p->id, moved,
+              (long long)(rn_now_ms() - t0), rc < 0 ? rn_errname(rc) : "none");
+    free(moved);
+}
+
 static bool holds_replica(const rn_partition_info *pi, int32_t node_id)
 {
     for (int32_t k = 0; k < pi->n_replicas; k++)
@@ -1017,7 +1073,13 @@ static bool live_partition_dir(rn_broker *b, const char *name)
     memcpy(topic, name, tl);
     topic[tl] = 0;
     rn_topic_state *ts = rn_topic_state_find(b, topic);
-    return ts && atol(dash + 1) < ts->n_partitions;
+    if (!ts || atol(dash + 1) >= ts->n_partitions)
+        return false;
+    /* A partition this broker holds no replica of, in the metadata it has
+     * caught up with, is a removed replica whose delete a crash cut short
+     * (rn_partition_stop_replica). */
+    rn_partition *p = ts->parts[atol(dash + 1)];
+    return !p || !p->no_replica;
 }
 
 /* Whether name has the shape of a partition directory: <name>-<n>. */

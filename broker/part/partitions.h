@@ -57,6 +57,14 @@ struct rn_partition {
     int32_t replicas[RN_REPLICAS_MAX];
     unsigned n_replicas;
     uint8_t topic_id[16];
+    /* A replica move under way (part/roles.c; part/throttle.h): its target
+     * replicas (n_target 0: none), its throttle in bytes/s (0: the broker's
+     * rates), and whether this broker is a target replica not in the ISR
+     * yet (its catch-up fetches are the throttled ones). */
+    int32_t target[RN_REPLICAS_MAX];
+    unsigned n_target;
+    int64_t move_throttle;
+    bool moving_in;
     /* A cluster broker holding no replica of the partition keeps no log of
      * it (no directory); requests answer NOT_LEADER. Owner only once shared. */
     bool no_replica;
@@ -152,6 +160,14 @@ int rn_partition_isr_committed(rn_partition *p, const int32_t *isr, unsigned n);
  * its log. */
 void rn_partition_follower_hw(rn_partition *p, int64_t leader_hw);
 
+/* This broker holds no replica of p any more (the committed metadata says
+ * so: a move took it away; part/roles.c): as Kafka's StopReplica with
+ * delete, its log is dropped and its directory deleted crash-safely
+ * (renamed to <dir>.deleted-*, data directory synced, removed; a crash
+ * leaves that name to the start-up sweep). p stays in the table with
+ * no_replica: requests answer NOT_LEADER; a move back opens a new log. On
+ * p's owner, after p was taken off its fetcher (rn_fetchers_follow). */
+void rn_partition_stop_replica(rn_partition *p);
 /* p's owner: this broker became a replica of p, which it kept no log of
  * (p->no_replica): open (creating) the log with lc for topic id. 0 at once
  * when p has a log. Errors: those of opening (logged; p stays without). */

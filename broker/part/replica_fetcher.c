@@ -37,6 +37,7 @@
 
 #include "broker/logfmt.h"
 #include "broker/part/replica_fetcher.h"
+#include "broker/part/throttle.h"
 #include "broker/part/truncation.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
@@ -73,6 +74,7 @@ struct followed {
     bool ready;
     int32_t ask;       /* TRUNCATE: the epoch to ask the leader about */
     int64_t leo;       /* FETCH: the log end to fetch from */
+    int64_t throttle;  /* FETCH: bytes/s while a move adds it (part/throttle.h); 0 none */
     unsigned inflight; /* appends submitted, not completed (atomic) */
     int failed;        /* an append failed: truncate again (atomic) */
 };
@@ -83,7 +85,15 @@ struct rn_replica_fetcher {
     followed **v;
     unsigned n, cap;
     char errmsg[512];
+    /* This round left a partition out that has bytes to fetch (its last
+     * appends still in flight, or its move's throttle): the leader must not
+     * hold the request for the others' long poll meanwhile. */
+    bool held;
 };
+
+/* The leader's long poll while a partition is held back: long enough not to
+ * spin, short enough that the held one is asked again soon. */
+#define HELD_WAIT_MS 10
 
 /* One request's outcome, filled by its callback. */
 typedef struct round {
@@ -526,6 +536,8 @@ static void fetch_apply(void *arg, rn_partition *p)
         return;
     }
     int64_t end = rn_log_end_offset(log);
+    if (f->cfg.throttle)
+        rn_throttle_charge(f->cfg.throttle, fo->throttle, pr->bytes_len);
     if (pr->bytes_len > 0) {
         int n = append_all(f, fo, p, w->data, pr->bytes_len, &end);
         if (n > 0)
@@ -634,6 +646,10 @@ static int fetch(rn_replica_fetcher *f, int timeout_ms)
         followed *fo = f->v[i];
         if (fo->st != FETCH || !fo->ready)
             continue;
+        if (f->cfg.throttle && !rn_throttle_allows(f->cfg.throttle, fo->throttle)) {
+            f->held = true;
+            continue; /* a move's catch-up over its rate: next round */
+        }
         Runnel__FetchPartition *q = &parts[r.n_asked];
         runnel__fetch_partition__init(q);
         q->topic = fo->topic;
@@ -648,7 +664,11 @@ static int fetch(rn_replica_fetcher *f, int timeout_ms)
         goto out;
     Runnel__FetchRequest req = RUNNEL__FETCH_REQUEST__INIT;
     req.replica_id = f->cfg.self_id;
-    req.max_wait_ms = f->cfg.max_wait_ms;
+    /* A partition held back (its appends, its throttle) would otherwise
+     * wait out the others' long poll: with 1 MiB fetches and synced
+     * appends, a catch-up moved one fetch per replica.fetch.wait.max.ms. */
+    req.max_wait_ms = f->held && f->cfg.max_wait_ms > HELD_WAIT_MS ? HELD_WAIT_MS
+                                                                    : f->cfg.max_wait_ms;
     req.min_bytes = 1;
     req.max_bytes = f->cfg.max_bytes;
     req.n_partitions = r.n_asked;
@@ -717,6 +737,7 @@ static void prepare(void *arg, rn_partition *p)
     }
     if (fo->st == FETCH) {
         fo->leo = rn_log_end_offset(p->log);
+        fo->throttle = rn_throttle_follower_rate(p);
         fo->ready = true;
     }
 }
@@ -725,11 +746,14 @@ int rn_replica_fetcher_run_once(rn_replica_fetcher *f, int timeout_ms)
 {
     int moved = 0;
     bool truncating = false;
+    f->held = false;
     for (unsigned i = 0; i < f->n; i++) {
         followed *fo = f->v[i];
         fo->ready = false;
-        if (__atomic_load_n(&fo->inflight, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&fo->inflight, __ATOMIC_ACQUIRE)) {
+            f->held = true;
             continue; /* its last fetch's appends first */
+        }
         prepare_work w = {.f = f, .fo = fo};
         int rc = run_on(f, fo, prepare, &w);
         if (rc < 0) {

@@ -75,6 +75,10 @@ typedef struct rn_replica_fetcher_config {
      * after this long even when its epoch did not change (a leader behind
      * its own metadata); 0: only after an epoch change. */
     int park_retry_ms;
+    /* The follower's bucket for replicas a move is adding (part/throttle.h):
+     * a partition whose rate (rn_throttle_follower_rate, read on its owner)
+     * is not 0 is left out of a fetch while the bucket is empty. NULL: none. */
+    struct rn_throttle *throttle;
 } rn_replica_fetcher_config;
 
 void rn_replica_fetcher_config_default(rn_replica_fetcher_config *c);

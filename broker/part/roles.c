@@ -57,8 +57,9 @@ typedef struct role_msg {
     char *topic;
     int32_t partition;
     int32_t leader, leader_epoch, partition_epoch;
-    int32_t replicas[RN_REPLICAS_MAX], isr[RN_REPLICAS_MAX];
-    unsigned n_replicas, n_isr;
+    int32_t replicas[RN_REPLICAS_MAX], isr[RN_REPLICAS_MAX], target[RN_REPLICAS_MAX];
+    unsigned n_replicas, n_isr, n_target;
+    int64_t throttle; /* a move's catch-up throttle (part/throttle.h) */
     char endpoint[256]; /* the leader's native host:port, "" unknown */
     uint8_t topic_id[16];
     rn_log_config lc; /* the topic's log config: a replica new here opens its log with it */
@@ -243,6 +244,14 @@ static void role_apply(rn_broker *b, rn_partition *p, const role_msg *m)
         (m->leader_epoch == p->leader_epoch && m->partition_epoch < p->partition_epoch))
         return; /* older than what p has: a newer message already came */
     p->partition_epoch = m->partition_epoch;
+    memcpy(p->target, m->target, m->n_target * sizeof(*m->target));
+    p->n_target = m->n_target;
+    p->move_throttle = m->throttle;
+    bool moving_in = has(m->target, m->n_target, self) && !has(m->isr, m->n_isr, self);
+    if (moving_in != p->moving_in)
+        rn_logfmt(RN_INFO, moving_in ? "replica moving in" : "replica moved in",
+                  "partition=%s-%d throttle=%lld", p->topic, p->id, (long long)m->throttle);
+    p->moving_in = moving_in;
     int rc = 0;
     if (p->no_replica && has(m->replicas, m->n_replicas, self)) {
         /* A replica here now (moved to this broker): its log first. */
@@ -308,6 +317,8 @@ static void role_apply(rn_broker *b, rn_partition *p, const role_msg *m)
             rn_logfmt(RN_ERROR, "partition not handed to a fetcher",
                       "partition=%s-%d leader=%d err=%s", p->topic, p->id, from, rn_errname(rc));
     }
+    if (!replica && !p->no_replica)
+        rn_partition_stop_replica(p); /* moved away: its log goes (part/partitions.h) */
 }
 
 static void role_run(void *arg)
@@ -369,6 +380,10 @@ static void reconcile(rn_broker *b, const rn_topic_info *t, int32_t i)
     memcpy(m->replicas, pi->replicas, m->n_replicas * sizeof(*m->replicas));
     m->n_isr = pi->n_isr > RN_REPLICAS_MAX ? RN_REPLICAS_MAX : (unsigned)pi->n_isr;
     memcpy(m->isr, pi->isr, m->n_isr * sizeof(*m->isr));
+    m->n_target = pi->n_target > RN_REPLICAS_MAX ? RN_REPLICAS_MAX : (unsigned)pi->n_target;
+    if (m->n_target)
+        memcpy(m->target, pi->target, m->n_target * sizeof(*m->target));
+    m->throttle = pi->throttle;
     if (pi->leader >= 0 && pi->leader != b->cfg.node_id)
         endpoint_of(b, pi->leader, m->endpoint, sizeof(m->endpoint));
     unsigned owner = rn_partition_owner(b, t->name, i);

@@ -324,6 +324,8 @@ Test(elections, preferred_leader_returns_once_in_sync)
     rn_image_free(img);
 }
 
+static int64_t throttle; /* the next reassign's throttle_rate */
+
 static int reassign(rn_image *img, int32_t pe, const int32_t *target, size_t n)
 {
     Runnel__Metadata__PartitionReassignRecord rr =
@@ -333,6 +335,7 @@ static int reassign(rn_image *img, int32_t pe, const int32_t *target, size_t n)
     rr.partition_epoch = pe;
     rr.n_target_replicas = n;
     rr.target_replicas = (int32_t *)target;
+    rr.throttle_rate = throttle;
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_REASSIGN;
     r.partition_reassign = &rr;
@@ -401,6 +404,35 @@ Test(reassign, already_in_sync_target_completes_at_once_and_same_set_reorders)
     rn_image_free(img);
 }
 
+/* A move that only adds a replica (RF 2 -> 3) is a move like any other:
+ * under way, the new replica shown as adding, until it is in sync (it was
+ * taken for "the same brokers" and finished at once, so no throttle ever
+ * applied to it). Its throttle lives as long as the move. */
+Test(reassign, adding_only_is_a_move_and_its_throttle_ends_with_it)
+{
+    rn_image *img = cluster3();
+    int32_t shrink[2] = {1, 2};
+    cr_assert_eq(reassign(img, part(img)->partition_epoch, shrink, 2), 0);
+    const rn_partition_info *p = part(img);
+    cr_assert_eq(p->n_target, 0);
+    cr_assert_eq(p->throttle, 0);
+    int32_t grow[3] = {1, 2, 3}, isr12[2] = {1, 2};
+    throttle = 20 << 20;
+    cr_assert_eq(reassign(img, p->partition_epoch, grow, 3), 0);
+    throttle = 0;
+    p = part(img);
+    list_is(p->replicas, p->n_replicas, grow, 3, "replicas during the move");
+    list_is(p->target, p->n_target, grow, 3, "target: the move is under way");
+    list_is(p->isr, p->n_isr, isr12, 2, "isr during the move");
+    cr_assert_eq(p->throttle, 20 << 20, "the move's throttle");
+    cr_assert_eq(alter(img, p->leader_epoch, p->partition_epoch, grow, 3, NULL), 0);
+    p = part(img);
+    cr_assert_eq(p->n_target, 0, "3 in sync: done");
+    cr_assert_eq(p->throttle, 0, "the throttle ends with the move");
+    list_is(p->replicas, p->n_replicas, grow, 3, "replicas after");
+    rn_image_free(img);
+}
+
 Test(reassign, refuses_bad_targets)
 {
     rn_image *img = cluster3();
@@ -418,7 +450,10 @@ Test(reassign, snapshot_keeps_a_move_in_progress)
     rn_image *img = cluster3();
     cr_assert_eq(broker_rec(img, 4, 104, false), 0);
     int32_t target[3] = {4, 2, 3};
+    throttle = 12345;
     cr_assert_eq(reassign(img, part(img)->partition_epoch, target, 3), 0);
+    throttle = 0;
+    cr_assert_eq(part(img)->throttle, 12345);
     char dir[] = "/tmp/rn_move_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     cr_assert_eq(rn_snapshot_write(img, 7, dir), 0);
@@ -428,6 +463,7 @@ Test(reassign, snapshot_keeps_a_move_in_progress)
     char why[256] = "";
     cr_assert_eq(rn_snapshot_load(back, dir, &off, why, sizeof(why)), 0, "%s", why);
     cr_assert(rn_image_equal(img, back));
+    cr_assert_eq(part(back)->throttle, 12345, "the snapshot keeps the move's throttle");
     nftw(dir, rm, 8, FTW_DEPTH | FTW_PHYS);
     rn_image_free(back);
     rn_image_free(img);
