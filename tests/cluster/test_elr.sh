@@ -54,6 +54,9 @@ five_active() {
   [ "$(rn 2 cluster status 2>/dev/null | awk '$1=="BROKER"{t=1;next} t && $4=="active"' | wc -l)" = 5 ]
 }
 
+# The roles below are read once: no preferred-leader rebalancing may move
+# the leadership to broker 1 (the move's first replica) under the test.
+NODE_ARGS=(--override auto.leader.rebalance.enable=false)
 read -r -a P < <(free_ports 15)
 for i in 1 2 3 4 5; do
   PORT[$i]=${P[$((i - 1))]}
@@ -67,11 +70,12 @@ for i in 1 2 3 4 5; do start_node "$i"; done
 wait_for "$WAIT_S" five_active
 rn 2 topic create "$T" -p 1 -r 3 -c min.insync.replicas=2 >/dev/null
 moved() { field_is 2 Replicas 1,4,5 && field_is 2 Isr 1,4,5 && [ -z "$(dfield 2 AddingReplicas)" ]; }
-if rn 2 topic move "$T" 0 1,4,5 >/dev/null && wait_for "$WAIT_S" moved &&
+move_it() { rn 2 topic move "$T" 0 1,4,5 >"$TMP/move.out" 2>&1; }
+if wait_for 60 move_it && wait_for "$WAIT_S" moved &&
   L=$(dfield 2 Leader) && [ "$L" -ge 1 ] 2>/dev/null && produce_seq "$L" 1 1000; then
   ok "topic $T: RF=3 on 1,4,5, min.insync.replicas=2, leader $L, 1..1000 acknowledged with acks=all"
 else
-  not_ok "topic $T on 1,4,5 with 1..1000 ($(describe 2))"
+  not_ok "topic $T on 1,4,5 with 1..1000 ($(cat "$TMP/move.out"); $(describe 2))"
   L=${L:-1}
 fi
 case $L in 1) A=4 B=5 ;; 4) A=5 B=1 ;; *) A=1 B=4 ;; esac
@@ -107,7 +111,7 @@ st=$?
 if [ "$st" != 0 ] && field_is "$L" HighWatermark 1500; then
   ok "an acks=all produce with the ISR below min.insync.replicas is not acknowledged: $(head -c 160 "$TMP/nes.err")"
 else
-  not_ok "an acks=all produce with the ISR below min.insync.replicas is not acknowledged (exit $st: $(head -c 200 "$TMP/nes.err"); $(describe 2))"
+  not_ok "an acks=all produce with the ISR below min.insync.replicas is not acknowledged (exit $st: $(head -c 200 "$TMP/nes.err"); leader $L: $(describe "$L"))"
 fi
 
 # 5. L killed -9: no leader; A back (not eligible): still none.
