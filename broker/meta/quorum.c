@@ -420,6 +420,7 @@ struct rn_quorum {
     /* The owner's side (its thread): the journal backend. */
     struct qjournal *qj;
     int64_t catch_up_target; /* atomic: -1 until known */
+    int64_t leader_hw;       /* quorum thread: the hw of the leader's first fetch answer, -1 */
     bool owner_caught_up;    /* atomic: set once rn_quorum_caught_up said yes */
     bool leaving;            /* atomic: rn_quorum_leave was called (controlled shutdown) */
     bool left;               /* atomic: the fence of this broker, asked by leaving, committed */
@@ -1285,6 +1286,9 @@ static void handle_raft(rn_quorum *q, link_t *l, rd *r)
         free(ents);
         return;
     }
+    if (q->leader_hw < 0 && m.type == RN_RAFT_MSG_FETCH_RESP && m.error == 0 && m.hw > 0 &&
+        m.from == m.leader_id)
+        q->leader_hw = m.hw;
     int rc = rn_raft_step(q->raft, &m);
     if (rc < 0 && rc != -ENOMEM)
         rn_logfmt(RN_WARN, "metadata quorum: message refused", "from=%d type=%s err=%s why=\"%s\"",
@@ -1573,10 +1577,14 @@ static void publish_status(rn_quorum *q, int64_t now)
         o->fenced = b->fenced;
         o->last_heartbeat_ms = leader ? now - b->last_hb : -1;
     }
-    /* The catch-up target: what was committed when the leader was first known. */
-    if (__atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE) < 0 && st.leader != RN_RAFT_NONE &&
-        st.hw > 0) {
-        __atomic_store_n(&q->catch_up_target, st.hw, __ATOMIC_RELEASE);
+    /* The catch-up target: what was committed when the leader was first
+     * known: the hw of its first fetch answer (a restart's own hw is only
+     * its snapshot's end), or ours once we lead. */
+    int64_t target = q->leader_hw;
+    if (target < 0 && rn_raft_role_of(q->raft) == RN_RAFT_LEADER && st.hw > 0)
+        target = st.hw;
+    if (__atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE) < 0 && target >= 0) {
+        __atomic_store_n(&q->catch_up_target, target, __ATOMIC_RELEASE);
         post_delivery(q, -1, -1, 0, 0, NULL, 0); /* wakes an owner waiting for it */
     }
     /* An owner waiting in rn_quorum_caught_up's loop wakes now and then to
@@ -1701,6 +1709,7 @@ int rn_quorum_new(rn_quorum **out, const rn_quorum_config *cfg, char *err, size_
     q->listen_fd = q->wake_fd = -1;
     q->last_leader_seen = RN_RAFT_NONE;
     q->catch_up_target = -1;
+    q->leader_hw = -1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     q->incarnation = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
