@@ -7,7 +7,9 @@
 # snapshot (FetchSnapshot), installs it, and then lists and describes the
 # same topics as the others, its partition directories following (topics
 # deleted while it was away are gone from its disk); then every broker
-# restarts and loads its own snapshot.
+# restarts and loads its own snapshot; a damaged newest snapshot falls back
+# to the older one; a paused broker installs a snapshot while it runs, its
+# partitions following.
 #
 #   tests/cluster/test_snapshot.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
 #
@@ -65,7 +67,7 @@ same_view() { # every live broker's view is the same and not empty
   [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$c" ]
 }
 
-echo "1..7"
+echo "1..8"
 read -r -a PORTS <<<"$(free_ports 9)"
 for i in 1 2 3; do
   PORT[$i]=${PORTS[$(((i - 1) * 3 + 0))]}
@@ -222,6 +224,32 @@ if wait_for "$WAIT_S" grep -q "metadata caught up" "$TMP/n2.log" &&
   ok "a damaged newest snapshot is reported and an older one used; the brokers agree"
 else
   not_ok "a damaged newest snapshot is reported and an older one used; the brokers agree"
+fi
+
+# 8. A broker that is running but cut off (SIGSTOP) while topics come and
+#    go past the others' log start installs the snapshot live: its
+#    listeners hear the difference, so the partitions of a topic deleted
+#    meanwhile leave its disk and those of one created meanwhile open.
+wait_for "$WAIT_S" test -d "$TMP/n3/kept-2-0"
+before=$(grep -c "metadata snapshot installed" "$TMP/n3.log")
+seen3=$(field_of 3 log-end-offset)
+kill -STOP "${PID[3]}"
+churn_ok=1
+change delete kept-2 --if-exists || churn_ok=0
+for n in $(seq 1 30); do
+  change create "pause-$n" -p 1 -r 2 --if-not-exists || churn_ok=0
+  change alter "pause-$n" -c retention.ms=$((3600000 + n)) || churn_ok=0
+done
+wait_for "$WAIT_S" moved_past || churn_ok=0
+kill -CONT "${PID[3]}"
+installed_again() { [ "$(grep -c "metadata snapshot installed" "$TMP/n3.log")" -gt "$before" ]; }
+if [ $churn_ok = 1 ] && wait_for "$WAIT_S" installed_again && wait_for "$WAIT_S" same_view &&
+  wait_for "$WAIT_S" eval '! test -d "$TMP/n3/kept-2-0"' && grep -q 'told=yes' "$TMP/n3.log"; then
+  echo "# $(grep 'metadata image from snapshot' "$TMP/n3.log" | tail -n 1 | sed 's/.*msg="metadata image from snapshot" //')"
+  ok "a paused broker behind the log start installs the snapshot live and its disk follows"
+else
+  echo "# churn_ok=$churn_ok $(grep 'metadata image from snapshot' "$TMP/n3.log" | tail -n 1)"
+  not_ok "a paused broker behind the log start installs the snapshot live and its disk follows"
 fi
 
 for i in 1 2 3; do stop_node "$i" || true; done
