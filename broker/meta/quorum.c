@@ -334,8 +334,7 @@ typedef struct link {
     bool dead; /* failed: closed by the next sweep, never used again */
     buf in, out;
     size_t out_pos;
-    buf part;          /* a RAFT frame's body arriving as FRAME_PART chunks */
-    uint64_t part_total;
+    rn_quorum_parts part; /* a RAFT frame's body arriving as FRAME_PART chunks */
 } link_t;
 
 typedef struct ctl_broker {
@@ -596,7 +595,7 @@ static void link_close_now(rn_quorum *q, int i)
     close(l->fd);
     free(l->in.p);
     free(l->out.p);
-    free(l->part.p);
+    rn_quorum_parts_reset(&l->part);
     q->links[i] = q->links[--q->n_links];
 }
 
@@ -1296,36 +1295,69 @@ static void handle_raft(rn_quorum *q, link_t *l, rd *r)
     free(ents);
 }
 
-/* A chunk of a RAFT frame's body (FRAME_PART): appended in order; the
- * whole is stepped when it is complete. Anything out of order or over the
- * bound drops what was gathered (Raft fetches again). */
+void rn_quorum_parts_reset(rn_quorum_parts *pt)
+{
+    free(pt->p);
+    *pt = (rn_quorum_parts){0};
+}
+
+int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len,
+                         const uint8_t **msg, size_t *msg_len)
+{
+    rd r = {body, len, 0, false};
+    uint64_t total = get_n(&r, 8), pos = get_n(&r, 8);
+    size_t n = r.len - r.pos;
+    /* Every length checked before the buffer grows: the whole is bounded,
+     * the chunks come in order, none runs past the whole. */
+    if (r.bad || total == 0 || total > MAX_MESSAGE || pos != pt->len ||
+        (pos > 0 && total != pt->total) || n == 0 || n > total - pos) {
+        rn_quorum_parts_reset(pt);
+        return -EINVAL;
+    }
+    if (pt->len == 0 && pt->p && pt->total) /* the previous whole was handed out */
+        rn_quorum_parts_reset(pt);
+    if (pt->len + n > pt->cap) {
+        size_t cap = pt->cap ? pt->cap : PART_BYTES;
+        while (cap < pt->len + n)
+            cap *= 2;
+        if (cap > total)
+            cap = (size_t)total;
+        uint8_t *p = realloc(pt->p, cap);
+        if (!p) {
+            rn_quorum_parts_reset(pt);
+            return -ENOMEM;
+        }
+        pt->p = p;
+        pt->cap = cap;
+    }
+    memcpy(pt->p + pt->len, r.p + r.pos, n);
+    pt->len += n;
+    pt->total = total;
+    if (pt->len < total)
+        return 0;
+    *msg = pt->p;
+    *msg_len = pt->len;
+    pt->len = 0; /* the next chunk starts a new message; p lives until then */
+    return 1;
+}
+
+/* A chunk of a RAFT frame's body (FRAME_PART): stepped when whole. One out
+ * of order or over the bound drops what was gathered (Raft fetches again). */
 static void handle_part(rn_quorum *q, link_t *l, rd *r)
 {
-    uint64_t total = get_n(r, 8), pos = get_n(r, 8);
-    size_t n = r->len - r->pos;
-    if (r->bad || total == 0 || total > MAX_MESSAGE || pos != l->part.len ||
-        (pos > 0 && total != l->part_total) || n == 0 || n > total - pos) {
-        rn_logfmt(RN_WARN, "metadata quorum: bad message part dropped",
-                  "node=%d total=%" PRIu64 " pos=%" PRIu64 " len=%zu", l->node, total, pos, n);
-        free(l->part.p);
-        l->part = (buf){0};
-        l->part_total = 0;
+    const uint8_t *msg;
+    size_t len;
+    int rc = rn_quorum_parts_feed(&l->part, r->p + r->pos, r->len - r->pos, &msg, &len);
+    if (rc < 0) {
+        rn_logfmt(RN_WARN, "metadata quorum: bad message part dropped", "node=%d err=%s", l->node,
+                  rn_errname(rc));
         return;
     }
-    l->part_total = total;
-    buf_put(&l->part, r->p + r->pos, n);
-    if (l->part.oom) {
-        free(l->part.p);
-        l->part = (buf){0};
-        return;
+    if (rc == 1) {
+        rd whole = {msg, len, 0, false};
+        handle_raft(q, l, &whole);
+        rn_quorum_parts_reset(&l->part);
     }
-    if (l->part.len < total)
-        return;
-    rd whole = {l->part.p, l->part.len, 0, false};
-    handle_raft(q, l, &whole);
-    free(l->part.p);
-    l->part = (buf){0};
-    l->part_total = 0;
 }
 
 static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now)

@@ -148,4 +148,21 @@ int rn_quorum_msg_encode(const struct rn_raft_msg *m, uint8_t **out, size_t *len
 int rn_quorum_msg_decode(const uint8_t *p, size_t len, struct rn_raft_msg *m,
                          struct rn_raft_entry **ents);
 
+/* A message too large for one frame (a snapshot: FetchSnapshot's answer)
+ * goes as PART frames, each u64 total | u64 pos | bytes, back to back on a
+ * link; this gathers them. Feed one PART body (after its kind byte): 0
+ * when more is needed; 1 with *msg (valid until the next feed or reset)
+ * and *msg_len when the whole has come; -EINVAL for a part out of order,
+ * of another total, empty, past the total or a total over 1 GiB (what was
+ * gathered is dropped; the buffer never grows past the total); -ENOMEM.
+ * Exposed for tests. */
+typedef struct rn_quorum_parts {
+    uint8_t *p;
+    size_t len, cap;
+    uint64_t total;
+} rn_quorum_parts;
+int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len,
+                         const uint8_t **msg, size_t *msg_len);
+void rn_quorum_parts_reset(rn_quorum_parts *pt);
+
 #endif
