@@ -135,13 +135,18 @@ change alter kept-1 -c retention.ms=7200000 || churn_ok=0
 change alter churn-40 -p 3 || churn_ok=0
 change create late -p 3 -r 2 --if-not-exists || churn_ok=0
 echo "# churn: 41 creates, 15 deletes, 10 alters, $(($(now_ms) - t0)) ms; broker 3 had applied ${seen3:-?}"
+metric() { # metric NODE NAME: its value in NODE's /metrics
+  timeout 10 curl -s "http://127.0.0.1:${HTTP[$1]}/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
 moved_past() { # both live brokers' metadata logs start past what broker 3 saw
   local a b
   a=$(log_start 1) && b=$(log_start 2) || return 1
   [ "$a" -gt "${seen3:-0}" ] && [ "$b" -gt "${seen3:-0}" ]
 }
-if [ "$st3" = 0 ] && [ $churn_ok = 1 ] && wait_for "$WAIT_S" moved_past; then
-  echo "# metadata log start: node 1 $(log_start 1), node 2 $(log_start 2); snapshot files: $(snapshots_of 1), $(snapshots_of 2)"
+metrics_agree() { [ "$(metric 1 runnel_metadata_log_start_offset)" = "$(log_start 1)" ]; }
+if [ "$st3" = 0 ] && [ $churn_ok = 1 ] && wait_for "$WAIT_S" moved_past &&
+  wait_for "$WAIT_S" metrics_agree; then
+  echo "# metadata log start: node 1 $(log_start 1), node 2 $(log_start 2); snapshot files: $(snapshots_of 1), $(snapshots_of 2); node 1 wrote $(metric 1 runnel_metadata_snapshots_written_total) snapshots, the latest ending at $(metric 1 runnel_metadata_snapshot_end_offset)"
   ok "with broker 3 away the others snapshot and delete their metadata log past what it saw"
 else
   echo "# st3=$st3 churn_ok=$churn_ok log_start: $(log_start 1) $(log_start 2) seen3=${seen3:-?}"
