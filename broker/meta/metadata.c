@@ -530,9 +530,8 @@ static void install_snapshot(void *arg, int64_t end_offset, const uint8_t *data,
     if (tell)
         tell_snapshot(md, old);
     rn_image_free(old);
-    rn_logfmt(RN_INFO, "metadata image from snapshot",
-              "end_offset=%" PRId64 " topics=%u told=%s", end_offset, rn_image_topic_count(img),
-              tell ? "yes" : "no");
+    rn_logfmt(RN_INFO, "metadata image from snapshot", "end_offset=%" PRId64 " topics=%u told=%s",
+              end_offset, rn_image_topic_count(img), tell ? "yes" : "no");
 }
 
 int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,

@@ -110,8 +110,8 @@
 #define RESEND_MS        3000 /* a proposal not seen committed goes to the leader again */
 /* A Raft message larger than this goes as FRAME_PART chunks (a snapshot
  * may be larger than one frame); one reassembled is at most MAX_MESSAGE. */
-#define PART_BYTES  (8u << 20)
-#define MAX_MESSAGE ((size_t)1 << 30)
+#define PART_BYTES             (8u << 20)
+#define MAX_MESSAGE            ((size_t)1 << 30)
 #define DEFAULT_SNAPSHOT_BYTES (20 << 20) /* Kafka's default */
 
 enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3, FRAME_PART = 4 };
@@ -396,7 +396,7 @@ struct rn_quorum {
     int n_brokers;
     waiting *waiting;
     uint64_t rand_state;
-    int64_t applied; /* offset after the last committed entry handed out */
+    int64_t applied;       /* offset after the last committed entry handed out */
     int32_t applied_epoch; /* the epoch of the entry before applied */
 
     /* Snapshots (invariants 4, 5): the image as committed entries make it. */
@@ -1065,8 +1065,9 @@ static int snapshot_install(rn_quorum *q, const rn_raft_snapshot *sn)
         return rc;
     rc = rn_snapshot_decode(img, sn->data, sn->len, &end, &epoch, why, sizeof(why));
     if (rc == 0 && (end != sn->end_offset || epoch != sn->epoch))
-        rc = rn_errf(-RN_E_CORRUPT_FILE, why, sizeof(why), "names %" PRId64 "/%d, not %" PRId64 "/%d",
-                     end, epoch, sn->end_offset, sn->epoch);
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, sizeof(why),
+                     "names %" PRId64 "/%d, not %" PRId64 "/%d", end, epoch, sn->end_offset,
+                     sn->epoch);
     rn_snapshot_id id = {sn->end_offset, sn->epoch};
     if (rc == 0)
         rc = rn_snapshot_save(q->dir, id, sn->data, sn->len);
@@ -1074,8 +1075,8 @@ static int snapshot_install(rn_quorum *q, const rn_raft_snapshot *sn)
         rc = rn_log_truncate_fully(q->log, sn->end_offset);
     if (rc < 0) {
         rn_image_free(img);
-        rn_logfmt(RN_ERROR, "metadata snapshot not installed", "end_offset=%" PRId64 " err=%s why=\"%s\"",
-                  sn->end_offset, rn_errname(rc), why);
+        rn_logfmt(RN_ERROR, "metadata snapshot not installed",
+                  "end_offset=%" PRId64 " err=%s why=\"%s\"", sn->end_offset, rn_errname(rc), why);
         return rc;
     }
     rn_image_free(q->img);
@@ -1301,8 +1302,8 @@ void rn_quorum_parts_reset(rn_quorum_parts *pt)
     *pt = (rn_quorum_parts){0};
 }
 
-int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len,
-                         const uint8_t **msg, size_t *msg_len)
+int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len, const uint8_t **msg,
+                         size_t *msg_len)
 {
     rd r = {body, len, 0, false};
     uint64_t total = get_n(&r, 8), pos = get_n(&r, 8);

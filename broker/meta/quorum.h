@@ -124,8 +124,8 @@ typedef struct rn_quorum_status {
     const char *role; /* rn_raft_role_name */
     int32_t epoch, leader;
     int64_t hw, log_end, applied;
-    int64_t log_start;    /* the metadata log's first offset on disk */
-    int64_t snapshot_end; /* the latest snapshot's end offset, 0 none */
+    int64_t log_start;                              /* the metadata log's first offset on disk */
+    int64_t snapshot_end;                           /* the latest snapshot's end offset, 0 none */
     int64_t snapshots_written, snapshots_installed; /* this process life */
     int n_voters;
     rn_quorum_voter voters[RN_MAX_VOTERS];
@@ -161,8 +161,8 @@ typedef struct rn_quorum_parts {
     size_t len, cap;
     uint64_t total;
 } rn_quorum_parts;
-int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len,
-                         const uint8_t **msg, size_t *msg_len);
+int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len, const uint8_t **msg,
+                         size_t *msg_len);
 void rn_quorum_parts_reset(rn_quorum_parts *pt);
 
 #endif

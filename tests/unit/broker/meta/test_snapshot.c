@@ -437,9 +437,9 @@ Test(snapshot, bad_parts_refused)
     cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, 64, 0, data, 0), &msg, &mlen), -EINVAL);
     /* A total of 0, or over the bound (checked before anything grows). */
     cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, 0, 0, data, 8), &msg, &mlen), -EINVAL);
-    cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, (uint64_t)1 << 40, 0, data, 8), &msg,
-                                      &mlen),
-                 -EINVAL);
+    cr_assert_eq(
+        rn_quorum_parts_feed(&pt, body, part(body, (uint64_t)1 << 40, 0, data, 8), &msg, &mlen),
+        -EINVAL);
     cr_assert_null(pt.p);
     /* Bytes past the total. */
     cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, 8, 0, data, 9), &msg, &mlen), -EINVAL);
@@ -450,8 +450,7 @@ Test(snapshot, bad_parts_refused)
                  -EINVAL);
     cr_assert_null(pt.p, "what was gathered is dropped");
     cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, 64, 0, data, 8), &msg, &mlen), 0);
-    cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, 65, 8, data, 8), &msg, &mlen),
-                 -EINVAL);
+    cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, 65, 8, data, 8), &msg, &mlen), -EINVAL);
     /* Then a good one, whole in two parts, and another after it. */
     cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, 16, 0, data, 8), &msg, &mlen), 0);
     cr_assert_eq(rn_quorum_parts_feed(&pt, body, part(body, 16, 8, data, 8), &msg, &mlen), 1);
