@@ -9,7 +9,8 @@
 # deleted while it was away are gone from its disk); then every broker
 # restarts and loads its own snapshot; a damaged newest snapshot falls back
 # to the older one; a paused broker installs a snapshot while it runs, its
-# partitions following.
+# partitions following; with every snapshot damaged and the log trimmed,
+# runneld refuses to start and says why.
 #
 #   tests/cluster/test_snapshot.sh RUNNEL RUNNELD     (meson passes both; prints TAP)
 #
@@ -67,7 +68,7 @@ same_view() { # every live broker's view is the same and not empty
   [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$c" ]
 }
 
-echo "1..8"
+echo "1..9"
 read -r -a PORTS <<<"$(free_ports 9)"
 for i in 1 2 3; do
   PORT[$i]=${PORTS[$(((i - 1) * 3 + 0))]}
@@ -255,6 +256,31 @@ if [ $churn_ok = 1 ] && wait_for "$WAIT_S" installed_again && wait_for "$WAIT_S"
 else
   echo "# churn_ok=$churn_ok $(grep 'metadata image from snapshot' "$TMP/n3.log" | tail -n 1)"
   not_ok "a paused broker behind the log start installs the snapshot live and its disk follows"
+fi
+
+# 9. With every snapshot damaged and the log no longer starting at 0, the
+#    state below the log start is nowhere: runneld refuses to start and
+#    says why. With the files back it starts and agrees again.
+stop_node 2
+cp -a "$TMP/n2/$MD" "$TMP/md2.bak"
+for f in "$TMP/n2/$MD"/*.checkpoint; do
+  printf 'X' | dd of="$f" bs=1 seek=40 conv=notrunc status=none
+done
+: >"$TMP/n2.log"
+timeout 60 "$RUNNELD" --data-dir "$TMP/n2" --listen "127.0.0.1:${PORT[2]}" \
+  --http "127.0.0.1:${HTTP[2]}" --node-id 2 --reactors 1 \
+  --override "controller.listener=127.0.0.1:${CTL[2]}" \
+  --override "controller.quorum.voters=$(voters)" "${TIMING[@]}" "${NODE_ARGS[@]}" 2>>"$TMP/n2.log"
+st=$?
+rm -rf "${TMP:?}/n2/$MD"
+mv "$TMP/md2.bak" "$TMP/n2/$MD"
+start_node 2
+if [ "$st" = 1 ] && grep -q "no valid snapshot covers" "$TMP/n2.log" &&
+  wait_for "$WAIT_S" grep -q "metadata caught up" "$TMP/n2.log" && wait_for "$WAIT_S" same_view; then
+  echo "# $(grep -m1 -o 'metadata log [^"]*starts at offset [0-9]*' "$TMP/n2.log")"
+  ok "every snapshot damaged and the log trimmed: runneld refuses to start, saying why"
+else
+  not_ok "every snapshot damaged and the log trimmed: runneld refuses to start, saying why (exit $st)"
 fi
 
 for i in 1 2 3; do stop_node "$i" || true; done
