@@ -49,14 +49,14 @@
  *     to an image of its own (the same pure rn_image_apply as the owner's,
  *     so the same state), and every metadata.log.max.record.bytes.between.
  *     snapshots bytes of committed entries, and at a clean stop, writes it
- *     durably as <end>-<epoch>.checkpoint (snapshot.h), hands it to the
- *     core (rn_raft_compact: entries below leave memory, a follower behind
- *     the log start gets the snapshot), rolls the log and deletes the
- *     segments wholly below the PREVIOUS snapshot, whose file is kept: a
- *     damaged latest snapshot falls back to it and the log after it. Older
- *     files go. A snapshot from the leader (FetchSnapshot) is checked before
- *     the core sees it, stored durably, the log emptied to start at its end
- *     (rn_log_truncate_fully), and handed to the owner as one delivery.
+ *     durably as <end>-<epoch>.checkpoint (snapshot.h), rolls the log, and
+ *     hands the PREVIOUS snapshot to the core (rn_raft_compact: entries
+ *     below it leave memory, a follower behind it gets it) and deletes the
+ *     segments wholly below it, whose file is kept: a damaged latest
+ *     snapshot falls back to it and the log after it, and a follower less
+ *     than one snapshot behind catches up from entries. Older files go. A snapshot from the leader
+ * (FetchSnapshot) is checked before the core sees it, stored durably, the log emptied to start at
+ * its end (rn_log_truncate_fully), and handed to the owner as one delivery.
  *  5. At start the newest snapshot that decodes and that the log continues
  *     (log start <= its end) is loaded; one that does not is logged and an
  *     older one tried; with none, the log must start at 0, else the quorum
@@ -404,7 +404,9 @@ struct rn_quorum {
     bool img_failed;        /* an apply ran out of memory: never snapshot it */
     int64_t since_snapshot; /* bytes of entries committed since the latest */
     rn_snapshot_id snap;    /* the latest snapshot file (end_offset 0: none) */
-    int64_t prev_snap_end;  /* the one before it; the log is kept from there */
+    uint8_t *snap_bytes;    /* its bytes: the core's snapshot once the next one is taken */
+    size_t snap_len;
+    int64_t prev_snap_end; /* the one before it; the log is kept from there */
     int64_t n_snapshots, n_installed;
 
     /* Under lock: proposals from the owner, the status copy. */
@@ -1010,7 +1012,7 @@ static void snapshots_prune(rn_quorum *q, int64_t keep_end)
 static void snapshot_take(rn_quorum *q, const char *why)
 {
     int64_t end = q->applied;
-    if (q->img_failed || end <= q->snap.end_offset || end <= rn_raft_log_start(q->raft))
+    if (q->img_failed || end <= q->snap.end_offset)
         return;
     uint8_t *data = NULL;
     size_t len = 0;
@@ -1018,16 +1020,22 @@ static void snapshot_take(rn_quorum *q, const char *why)
     int rc = rn_snapshot_encode(q->img, end, id.epoch, &data, &len);
     if (rc == 0)
         rc = rn_snapshot_save(q->dir, id, data, len);
-    if (rc == 0)
-        rc = rn_raft_compact(q->raft, end, data, len);
-    free(data);
+    /* The core gets the PREVIOUS snapshot, as the disk keeps the log from
+     * it: entries after it stay in memory, so a follower less than one
+     * snapshot behind catches up from entries rather than a snapshot. */
+    if (rc == 0 && q->snap_bytes && q->snap.end_offset > rn_raft_log_start(q->raft))
+        rc = rn_raft_compact(q->raft, q->snap.end_offset, q->snap_bytes, q->snap_len);
     q->since_snapshot = 0;
     if (rc < 0) {
+        free(data);
         rn_logfmt(RN_WARN, "metadata snapshot failed", "end_offset=%" PRId64 " err=%s", end,
                   rn_errname(rc));
         return;
     }
     int64_t prev = q->snap.end_offset;
+    free(q->snap_bytes);
+    q->snap_bytes = data;
+    q->snap_len = len;
     q->snap = id;
     q->prev_snap_end = prev;
     q->n_snapshots++;
@@ -1086,6 +1094,16 @@ static int snapshot_install(rn_quorum *q, const rn_raft_snapshot *sn)
     q->applied = sn->end_offset;
     q->applied_epoch = sn->epoch;
     q->since_snapshot = 0;
+    uint8_t *copy = malloc(sn->len ? sn->len : 1);
+    if (copy) {
+        memcpy(copy, sn->data, sn->len);
+        free(q->snap_bytes);
+        q->snap_bytes = copy;
+        q->snap_len = sn->len;
+    } else {
+        free(q->snap_bytes);
+        q->snap_bytes = NULL; /* the core keeps its own copy; the next compaction waits */
+    }
     q->snap = id;
     q->prev_snap_end = sn->end_offset;
     q->n_installed++;
@@ -1934,7 +1952,8 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
     rc = rn_raft_new(&rc_, &q->raft, rerr, sizeof(rerr));
     if (rc == 0 && snap_data)
         rc = post_snapshot(q, q->snap.end_offset, snap_data, snap_len);
-    free(snap_data);
+    q->snap_bytes = snap_data; /* the core's snapshot once the next one is taken */
+    q->snap_len = snap_len;
     for (int64_t i = 0; i < ld.n; i++)
         free((void *)ld.e[i].data);
     free(ld.e);
@@ -2024,6 +2043,7 @@ void rn_quorum_free(rn_quorum *q)
      * other thread submits any more. */
     rn_raft_free(q->raft);
     rn_image_free(q->img);
+    free(q->snap_bytes);
     if (q->log)
         rn_log_close(q->log);
     if (q->io)
