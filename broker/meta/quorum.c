@@ -20,7 +20,9 @@
  *                      frame's body too large for one frame (a snapshot);
  *                      the chunks of a message follow each other on the
  *                      link, pos = the bytes before; total <= 1 GiB, checked
- *                      before the buffer grows
+ *                      before the buffer grows (8 MiB parts; the environment
+ *                      variable RN_QUORUM_PART_BYTES makes them smaller, for
+ *                      tests that send every snapshot in parts)
  *
  * A link is just a byte stream of frames: a node connects to every other
  * voter (and answers on whichever link a node last spoke from, so a broker
@@ -408,6 +410,7 @@ struct rn_quorum {
     size_t snap_len;
     int64_t prev_snap_end; /* the one before it; the log is kept from there */
     int64_t n_snapshots, n_installed;
+    size_t part_bytes; /* PART_BYTES; RN_QUORUM_PART_BYTES (tests) makes it smaller */
 
     /* Under lock: proposals from the owner, the status copy. */
     pthread_mutex_t lock;
@@ -1217,7 +1220,8 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
     buf b = {0};
     put_u8(&b, FRAME_RAFT);
     encode_msg(&b, m);
-    if (b.oom || b.len <= PART_BYTES) {
+    size_t part = q->part_bytes;
+    if (b.oom || b.len <= part) {
         send_frame(q, m->to, &b, now);
         free(b.p);
         return;
@@ -1231,8 +1235,8 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
         free(b.p);
         return;
     }
-    for (size_t pos = 0; pos < total; pos += PART_BYTES) {
-        size_t n = total - pos < PART_BYTES ? total - pos : PART_BYTES;
+    for (size_t pos = 0; pos < total; pos += part) {
+        size_t n = total - pos < part ? total - pos : part;
         buf c = {0};
         put_u8(&c, FRAME_PART);
         put_u64(&c, total);
@@ -1760,6 +1764,11 @@ int rn_quorum_new(rn_quorum **out, const rn_quorum_config *cfg, char *err, size_
     q->listen_fd = q->wake_fd = -1;
     q->last_leader_seen = RN_RAFT_NONE;
     q->catch_up_target = -1;
+    /* Tests make snapshots travel in parts without making them 8 MiB. */
+    q->part_bytes = PART_BYTES;
+    const char *pb = getenv("RN_QUORUM_PART_BYTES");
+    if (pb && atol(pb) >= 64 && (size_t)atol(pb) < PART_BYTES)
+        q->part_bytes = (size_t)atol(pb);
     q->leader_hw = -1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -25,6 +25,9 @@ RUNNELD=${2:?usage: test_snapshot.sh RUNNEL RUNNELD}
 # A snapshot every few KiB of metadata, and small metadata segments are not
 # needed: each snapshot rolls the metadata log.
 NODE_ARGS=(--override metadata.log.max.record.bytes.between.snapshots=4096)
+# And a FetchSnapshot answer larger than this goes in parts (8 MiB in
+# production): every install here takes the chunked path.
+export RN_QUORUM_PART_BYTES=512
 MD=__cluster_metadata-0
 
 field_of() { # field_of NODE KEY: cluster status KEY on NODE
