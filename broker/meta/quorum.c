@@ -973,8 +973,7 @@ static void img_apply_batch(rn_quorum *q, const uint8_t *batch, size_t len)
 }
 
 /* The controller's broker list from the image (after a snapshot): who is
- * registered, with which incarnation, fenced or not. The registration's
- * offset is not in the image: -1, unknown. */
+ * registered, with which incarnation and broker epoch, fenced or not. */
 static void brokers_from_image(rn_quorum *q)
 {
     for (int i = 0; i < q->n_brokers; i++)
@@ -987,7 +986,7 @@ static void brokers_from_image(rn_quorum *q)
         snprintf(b->endpoint, sizeof(b->endpoint), "%s", bi->endpoint);
         snprintf(b->kafka, sizeof(b->kafka), "%s", bi->kafka ? bi->kafka : "");
         b->incarnation = bi->epoch;
-        b->epoch = -1;
+        b->epoch = bi->registered_at > 0 ? bi->registered_at : -1;
         b->fenced = bi->fenced;
         b->registered = true;
     }
@@ -1184,8 +1183,28 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
     int32_t origin = get_i32(&r);
     uint64_t token = get_n(&r, 8);
     if (kind == ENV_CONTROL) {
-        apply_control(q, e->offset, e->data + ENV_HDR, e->len - ENV_HDR);
-        img_apply_record(q, e->data + ENV_HDR, e->len - ENV_HDR);
+        /* A registration gets its offset (the broker epoch) stamped here, on
+         * every broker alike, so images and snapshots carry it. */
+        const uint8_t *rec = e->data + ENV_HDR;
+        size_t rlen = e->len - ENV_HDR;
+        uint8_t *stamped = NULL;
+        md_record *mr = runnel__metadata__metadata_record__unpack(NULL, rlen, rec);
+        if (mr && mr->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER && mr->broker) {
+            mr->broker->registered_at = e->offset;
+            size_t n = runnel__metadata__metadata_record__get_packed_size(mr);
+            stamped = malloc(n ? n : 1);
+            if (stamped) {
+                runnel__metadata__metadata_record__pack(mr, stamped);
+                rec = stamped;
+                rlen = n;
+            } else {
+                q->img_failed = true; /* this image would not be the others' */
+            }
+        }
+        if (mr)
+            runnel__metadata__metadata_record__free_unpacked(mr, NULL);
+        apply_control(q, e->offset, rec, rlen);
+        img_apply_record(q, rec, rlen);
         /* The image tracks brokers too (elections are derived from these
          * records as they apply): hand it the record as a one-record batch,
          * as every other metadata change travels. */
@@ -1193,8 +1212,7 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         size_t blen = 0;
         rn_batch_builder *bb = NULL;
         if (rn_batch_builder_new(&bb, NULL) == 0 &&
-            rn_batch_builder_add(bb, -1, NULL, 0, e->data + ENV_HDR, e->len - ENV_HDR, NULL, 0) ==
-                0 &&
+            rn_batch_builder_add(bb, -1, NULL, 0, rec, rlen, NULL, 0) == 0 &&
             rn_batch_builder_finish(bb, &batch, &blen) == 0) {
             post_delivery(q, e->offset, -1, 0, 0, batch, blen);
         } else {
@@ -1204,6 +1222,7 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         }
         rn_batch_builder_free(bb);
         free(batch);
+        free(stamped);
         return;
     }
     if (kind == ENV_BATCH)

@@ -142,6 +142,7 @@ static int snapshot_walk(const rn_image *img, uint8_t *out, size_t *len, uint32_
         br.port = colon ? (uint32_t)strtoul(colon + 1, NULL, 10) : 0;
         br.fenced = b->fenced;
         br.incarnation = b->epoch;
+        br.registered_at = b->registered_at;
         br.kafka_endpoint = (char *)b->kafka;
         md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
         r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER;

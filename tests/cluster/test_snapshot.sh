@@ -54,10 +54,15 @@ snapshots_of() { # snapshots_of NODE: its snapshot files
   ls "$TMP/n$1/$MD" 2>/dev/null | grep -cE '^[0-9]{20}-[0-9]{10}\.checkpoint$'
 }
 
-# What a broker says about the cluster's topics, without what moves on its
-# own (offsets): the names, then each topic's partitions, replicas and configs.
+# What a broker says about the cluster, without what moves on its own
+# (offsets, heartbeat ages): its brokers, the topic names, then each topic's
+# partitions, replicas and configs.
 view() {
   local i=$1 t
+  # The brokers as the controller registered them: id, endpoint, broker
+  # epoch (the registration's offset, which snapshots must keep), state.
+  rn "$i" cluster status 2>/dev/null |
+    awk '$1 == "BROKER" { b = 1; next } b && NF >= 4 { print "broker", $1, $2, $3, $4 }' | sort
   rn "$i" topic list -i 2>/dev/null || return 1
   for t in $(rn "$i" topic list -i 2>/dev/null); do
     rn "$i" topic describe "$t" 2>/dev/null |

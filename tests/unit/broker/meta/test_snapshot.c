@@ -86,6 +86,7 @@ static rn_image *sample(int n)
         br.host = "127.0.0.1";
         br.port = (uint32_t)(9700 + b);
         br.incarnation = 100 + b;
+        br.registered_at = 40 + b;
         br.kafka_endpoint = "";
         md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
         r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER;
@@ -123,6 +124,7 @@ Test(snapshot, round_trip)
     cr_assert(rn_image_equal(img, back));
     cr_assert_eq(rn_image_broker_count(back), 2);
     cr_assert_eq(rn_image_broker(back, 2)->epoch, 102);
+    cr_assert_eq(rn_image_broker(back, 2)->registered_at, 42, "the broker epoch is kept");
     /* Encoding is a function of the image: the same bytes again. */
     uint8_t *buf2;
     size_t len2;
