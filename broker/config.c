@@ -149,6 +149,8 @@ static const struct setting settings[] = {
      CFG(quorum_election_timeout_ms, int64_t), 10, INT32_MAX, 0, false},
     {"controller.quorum.fetch.timeout.ms", NULL, NULL, T_I64, CFG(quorum_fetch_timeout_ms, int64_t),
      10, INT32_MAX, 0, false},
+    {"metadata.log.max.record.bytes.between.snapshots", NULL, NULL, T_I64,
+     CFG(metadata_snapshot_bytes, int64_t), 1, INT64_MAX, 0, false},
     {"auto.leader.rebalance.enable", NULL, NULL, T_BOOL, CFG(auto_leader_rebalance, bool), 0, 1, 0,
      false},
     {"leader.imbalance.check.interval.seconds", NULL, NULL, T_I64,
@@ -637,6 +639,7 @@ void rn_config_default(rn_config *c)
     c->broker_heartbeat_interval_ms = 500;
     c->quorum_election_timeout_ms = 500;
     c->quorum_fetch_timeout_ms = 1000;
+    c->metadata_snapshot_bytes = 20 << 20; /* Kafka's */
     c->auto_leader_rebalance = true;
     c->leader_imbalance_check_ms = 300000;
     c->default_replication_factor = 1;

@@ -75,6 +75,8 @@ typedef struct rn_config {
     int64_t broker_heartbeat_interval_ms; /* broker.heartbeat.interval.ms, default 500 */
     int64_t quorum_election_timeout_ms;   /* controller.quorum.election.timeout.ms, 500 */
     int64_t quorum_fetch_timeout_ms;      /* controller.quorum.fetch.timeout.ms, 1000 */
+    int64_t metadata_snapshot_bytes;      /* metadata.log.max.record.bytes.between.snapshots,
+                                             20 MiB */
     bool auto_leader_rebalance;           /* auto.leader.rebalance.enable, default true */
     int64_t leader_imbalance_check_ms;    /* leader.imbalance.check.interval.seconds (300) */
     /* Data replication (DESIGN §8), Kafka's names and defaults. */

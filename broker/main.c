@@ -108,6 +108,7 @@ static int open_cluster(rn_broker *b)
         .heartbeat_interval_ms = b->cfg.broker_heartbeat_interval_ms,
         .election_timeout_ms = b->cfg.quorum_election_timeout_ms,
         .fetch_timeout_ms = b->cfg.quorum_fetch_timeout_ms,
+        .snapshot_bytes = b->cfg.metadata_snapshot_bytes,
         .post = post_reactor0,
         .post_ctx = &b->reactors[0],
     };

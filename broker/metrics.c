@@ -181,6 +181,24 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
                 "# TYPE runnel_brokers_fenced gauge\nrunnel_brokers_fenced %d\n",
                 st->leader == st->node_id && st->leader >= 0, st->epoch, st->hw, st->applied,
                 st->n_brokers, fenced);
+            put(&s,
+                "# HELP runnel_metadata_log_start_offset The metadata log's first offset kept "
+                "(snapshots delete below it).\n"
+                "# TYPE runnel_metadata_log_start_offset gauge\nrunnel_metadata_log_start_offset "
+                "%" PRId64 "\n"
+                "# HELP runnel_metadata_snapshot_end_offset The end offset of this broker's latest "
+                "metadata snapshot (0: none).\n"
+                "# TYPE runnel_metadata_snapshot_end_offset gauge\n"
+                "runnel_metadata_snapshot_end_offset %" PRId64 "\n"
+                "# HELP runnel_metadata_snapshots_written_total Metadata snapshots written by "
+                "this process.\n"
+                "# TYPE runnel_metadata_snapshots_written_total counter\n"
+                "runnel_metadata_snapshots_written_total %" PRId64 "\n"
+                "# HELP runnel_metadata_snapshots_installed_total Metadata snapshots fetched from "
+                "the leader and installed by this process.\n"
+                "# TYPE runnel_metadata_snapshots_installed_total counter\n"
+                "runnel_metadata_snapshots_installed_total %" PRId64 "\n",
+                st->log_start, st->snapshot_end, st->snapshots_written, st->snapshots_installed);
             /* Every role with 0 or 1, so a change of role is a change of
              * value, not a series that vanishes (observer: a broker-only
              * node that replicates the log without voting). */

@@ -201,6 +201,18 @@ int rn_log_flush_sync(rn_log *log);
  * the next call tries again). */
 int rn_log_enforce_retention(rn_log *log, int64_t now_ms);
 
+/* Roll the active segment now unless it is empty (so what it holds can be
+ * deleted once a snapshot covers it). 0, or the error of the roll. */
+int rn_log_roll(rn_log *log);
+
+/* Delete whole segments, oldest first, every batch of which is below offset
+ * (a snapshot covers them: the metadata log); never the active segment, nor
+ * one still being written. The log start offset moves to the first segment
+ * that remains; the directory is fsynced. Returns the number deleted, or a
+ * negative error when the first delete failed (rn_log_errmsg says which).
+ * Owner's thread. */
+int rn_log_delete_below(rn_log *log, int64_t offset);
+
 /* Truncate the log to offset, as a follower does after OffsetsForLeaderEpoch
  * (KIP-101/279): every batch at or above offset goes. An offset inside a
  * batch takes that whole batch (as Kafka's LogSegment.truncateTo): the log

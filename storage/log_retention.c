@@ -119,3 +119,46 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
     }
     return n ? n : rc;
 }
+
+/* ---- Deleting below an offset (a snapshot covers it) ----------------------- */
+
+int rn_log_roll(rn_log *log)
+{
+    if (log->failed)
+        return log->failed;
+    if (log->broken)
+        return log->broken;
+    rn_segment *s = log->segs[log->n_segs - 1];
+    if (s->size == 0)
+        return 0;
+    return rn__log_roll(log, rn_log_clock_ms());
+}
+
+int rn_log_delete_below(rn_log *log, int64_t offset)
+{
+    int n = 0, rc = 0;
+    /* Invariants 1 and 2: the oldest first, never the active segment, only
+     * segments whose every batch is below offset (the next one begins at or
+     * before it). */
+    while (log->n_segs > 1 && log->segs[1]->base_offset <= offset) {
+        rn_segment *s = log->segs[0];
+        if (!s->sealed && !(s->rolled && s->n_pending == 0))
+            break;
+        rc = rn_segment_delete_files(s);
+        if (rc < 0) {
+            rn__log_set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
+            break;
+        }
+        drop_first(log);
+        n++;
+    }
+    if (n > 0) {
+        int r = rn_sys_fsync_dir(log->dir);
+        if (r < 0)
+            return rn__log_set_err(log, r, "delete below: fsync of the directory");
+        r = log->epochs ? rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset) : 0;
+        if (r < 0)
+            rn__log_set_err(log, r, "delete below: leader epochs");
+    }
+    return n ? n : rc;
+}

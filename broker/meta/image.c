@@ -818,6 +818,7 @@ static int apply_broker(rn_image *img, const md_broker_record *r, rn_image_effec
     b->info.endpoint = b->endpoint;
     b->info.kafka = b->kafka;
     b->info.epoch = r->incarnation;
+    b->info.registered_at = r->registered_at;
     bool was_fenced = b->info.fenced;
     b->info.fenced = r->fenced;
     /* A new incarnation of a live broker: its old self is gone first. */
@@ -963,6 +964,7 @@ bool rn_image_equal(const rn_image *a, const rn_image *b)
     for (unsigned i = 0; i < a->n_brokers; i++) {
         const rn_broker_info *x = &a->brokers[i].info, *y = &b->brokers[i].info;
         if (x->id != y->id || x->epoch != y->epoch || x->fenced != y->fenced ||
+            x->registered_at != y->registered_at ||
             strcmp(x->endpoint, y->endpoint) != 0 || strcmp(x->kafka, y->kafka) != 0)
             return false;
     }

@@ -67,9 +67,10 @@ typedef struct rn_topic_info {
  * (none on a single node). */
 typedef struct rn_broker_info {
     int32_t id;
-    const char *endpoint; /* host:port of its native listener */
-    const char *kafka;    /* host:port of its Kafka listener, "" = none */
-    int64_t epoch;        /* its incarnation: a restart is a new one */
+    const char *endpoint;  /* host:port of its native listener */
+    const char *kafka;     /* host:port of its Kafka listener, "" = none */
+    int64_t epoch;         /* its incarnation: a restart is a new one */
+    int64_t registered_at; /* the offset of its registration (broker epoch); 0 unknown */
     bool fenced;
 } rn_broker_info;
 

@@ -43,8 +43,12 @@
  *  7. In a cluster (rn_metadata_open_cluster) the journal is the quorum's:
  *     every committed batch arrives once per process life, in log order,
  *     stamped with its entry's offset (one entry, one offset, so records
- *     are never skipped by offset), and the image starts empty and is
- *     rebuilt from the whole log at every start (no snapshot of its own).
+ *     are never skipped by offset). The quorum writes the snapshots
+ *     (quorum.c invariant 4); here one arrives as a whole new image
+ *     (install_snapshot): the latest on disk at start, or one fetched from
+ *     the leader. Once caught up, the listener hears the difference: every
+ *     topic gone (DELETED, with the old info), every new one (CREATED),
+ *     every kept one's configs and partitions, then BROKERS_CHANGED.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -460,6 +464,78 @@ static void apply_foreign(void *arg, int64_t offset, const uint8_t *batch, size_
     }
 }
 
+/* Tell the listener what replacing old by the current image changed. The
+ * old topics' DELETED come before the image changes (their info is valid
+ * in the call); this runs with md->image already new, old still alive. */
+static void tell_snapshot(rn_metadata *md, const rn_image *old)
+{
+    const rn_image *img = md->image;
+    for (unsigned i = 0; i < rn_image_topic_count(img); i++) {
+        const rn_topic_info *t = rn_image_topic_at(img, i);
+        const rn_topic_info *o = rn_image_find_id(old, t->id, 16);
+        rn_metadata_event ev = {.topic = t, .partition = -1};
+        if (!o || strcmp(o->name, t->name) != 0) {
+            ev.type = RN_MD_TOPIC_CREATED;
+            md->listener(md->listener_arg, &ev);
+            continue;
+        }
+        ev.type = RN_MD_CONFIG_CHANGED;
+        md->listener(md->listener_arg, &ev);
+        if (t->n_partitions > o->n_partitions) {
+            ev.type = RN_MD_PARTITIONS_ADDED;
+            md->listener(md->listener_arg, &ev);
+        }
+    }
+    /* Leaders, ISRs and replicas of every partition may have moved. */
+    rn_metadata_event ev = {.type = RN_MD_BROKERS_CHANGED, .topic = NULL, .partition = -1};
+    md->listener(md->listener_arg, &ev);
+}
+
+/* The quorum's snapshot replaces the image whole (invariant 7). */
+static void install_snapshot(void *arg, int64_t end_offset, const uint8_t *data, size_t len)
+{
+    rn_metadata *md = arg;
+    rn_image *img = NULL;
+    char why[256] = "";
+    int64_t end;
+    int rc = rn_image_new(&img);
+    if (rc == 0)
+        rc = rn_snapshot_decode(img, data, len, &end, NULL, why, sizeof(why));
+    if (rc < 0) {
+        /* The quorum checked it: only memory can fail here. The image is
+         * then behind the log (invariant 5). */
+        if (img)
+            rn_image_free(img);
+        md->failed = rc;
+        rn_logfmt(RN_ERROR, "metadata snapshot not applied", "end_offset=%" PRId64 " error=%s",
+                  end_offset, rn_errname(rc));
+        return;
+    }
+    bool tell = !md->replaying && md->listener;
+    if (tell) {
+        /* Topics the snapshot no longer has (deleted while this broker was
+         * away, or deleted and created again under a new id). */
+        for (unsigned i = 0; i < rn_image_topic_count(md->image); i++) {
+            const rn_topic_info *t = rn_image_topic_at(md->image, i);
+            const rn_topic_info *n = rn_image_find_id(img, t->id, 16);
+            if (n && strcmp(n->name, t->name) == 0)
+                continue;
+            rn_metadata_event ev = {.type = RN_MD_TOPIC_DELETED, .topic = t, .partition = -1};
+            md->listener(md->listener_arg, &ev);
+        }
+    }
+    rn_image *old = md->image;
+    md->image = img;
+    md->applied = end_offset;
+    md->snapshot_offset = end_offset;
+    md->since_snapshot = 0;
+    if (tell)
+        tell_snapshot(md, old);
+    rn_image_free(old);
+    rn_logfmt(RN_INFO, "metadata image from snapshot", "end_offset=%" PRId64 " topics=%u told=%s",
+              end_offset, rn_image_topic_count(img), tell ? "yes" : "no");
+}
+
 int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir, int32_t node_id,
                              struct rn_quorum *q, rn_metadata_listener listener, void *listener_arg,
                              char *err, size_t errlen)
@@ -486,7 +562,7 @@ int rn_metadata_open_cluster(rn_metadata **out, rn_io *io, const char *data_dir,
         return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     }
     snprintf(md->dir, dlen, "%s/%s", data_dir, MD_LOG_NAME);
-    int rc = rn_quorum_journal_new(q, apply_foreign, md, &md->journal);
+    int rc = rn_quorum_journal_new(q, apply_foreign, install_snapshot, md, &md->journal);
     if (rc < 0) {
         free_md(md);
         return rn_errf(rc, err, errlen, "metadata: out of memory");

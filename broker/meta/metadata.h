@@ -84,7 +84,10 @@ int rn_metadata_open(rn_metadata **out, rn_io *io, const char *data_dir, int32_t
 
 /* The same facade over the metadata quorum (broker/meta/quorum.h), before
  * rn_quorum_start: the image starts empty and fills as the quorum's committed
- * batches arrive (posted to the owning thread), whoever proposed them;
+ * batches arrive (posted to the owning thread), whoever proposed them; a
+ * snapshot from the quorum (the latest on disk at start, or the leader's
+ * for a broker behind its log start) replaces it whole, and once caught up
+ * the listener hears the difference (topics deleted, created, changed);
  * changes made here are proposed through the quorum (forwarded to the active
  * controller when this broker does not lead). -ENOMEM. */
 struct rn_quorum;

@@ -16,6 +16,13 @@
  *     kind 3 HEARTBEAT i32 node | i64 incarnation | u16 n | endpoint[n]
  *                      [| u16 k | kafka endpoint[k] [| u8 flags]]  (absent from
  *                      older brokers; flags bit 0: leaving, rn_quorum_leave)
+ *     kind 4 PART      u64 total | u64 pos | bytes: a chunk of one RAFT
+ *                      frame's body too large for one frame (a snapshot);
+ *                      the chunks of a message follow each other on the
+ *                      link, pos = the bytes before; total <= 1 GiB, checked
+ *                      before the buffer grows (8 MiB parts; the environment
+ *                      variable RN_QUORUM_PART_BYTES makes them smaller, for
+ *                      tests that send every snapshot in parts)
  *
  * A link is just a byte stream of frames: a node connects to every other
  * voter (and answers on whichever link a node last spoke from, so a broker
@@ -37,8 +44,25 @@
  *     entries of a ready are appended with flush=always before any message
  *     of that ready is sent (raft.h's loop).
  *  2. Committed entries leave in log order, once each per process life;
- *     a restart re-applies the whole log from offset 0 (no compaction yet),
+ *     a restart hands over the latest valid snapshot first (as one
+ *     delivery that replaces the owner's image), then the entries after it,
  *     so the image is rebuilt the same way every time.
+ *  4. Snapshots (KRaft's): the quorum thread applies every committed entry
+ *     to an image of its own (the same pure rn_image_apply as the owner's,
+ *     so the same state), and every metadata.log.max.record.bytes.between.
+ *     snapshots bytes of committed entries, and at a clean stop, writes it
+ *     durably as <end>-<epoch>.checkpoint (snapshot.h), rolls the log, and
+ *     hands the PREVIOUS snapshot to the core (rn_raft_compact: entries
+ *     below it leave memory, a follower behind it gets it) and deletes the
+ *     segments wholly below it, whose file is kept: a damaged latest
+ *     snapshot falls back to it and the log after it, and a follower less
+ *     than one snapshot behind catches up from entries. Older files go. A snapshot from the leader
+ * (FetchSnapshot) is checked before the core sees it, stored durably, the log emptied to start at
+ * its end (rn_log_truncate_fully), and handed to the owner as one delivery.
+ *  5. At start the newest snapshot that decodes and that the log continues
+ *     (log start <= its end) is loaded; one that does not is logged and an
+ *     older one tried; with none, the log must start at 0, else the quorum
+ *     refuses to start (the state below the log start is nowhere).
  *  3. A proposal is answered once: committed (its callback, from the entry),
  *     or failed (not leader long enough, timed out). A proposal that fails
  *     by timeout and commits later is applied as anyone else's would be.
@@ -67,6 +91,7 @@
 #include "broker/meta/quorum.h"
 #include "broker/meta/raft.h"
 #include "broker/meta/records.h"
+#include "broker/meta/snapshot.h"
 #include "protocol/batch.h"
 #include "protocol/errors.h"
 #include "storage/io.h"
@@ -85,8 +110,13 @@
 #define POLL_MS          10
 #define CONTROL_RETRY_MS 1000
 #define RESEND_MS        3000 /* a proposal not seen committed goes to the leader again */
+/* A Raft message larger than this goes as FRAME_PART chunks (a snapshot
+ * may be larger than one frame); one reassembled is at most MAX_MESSAGE. */
+#define PART_BYTES             (8u << 20)
+#define MAX_MESSAGE            ((size_t)1 << 30)
+#define DEFAULT_SNAPSHOT_BYTES (20 << 20) /* Kafka's default */
 
-enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3 };
+enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3, FRAME_PART = 4 };
 /* A heartbeat's flags (after the Kafka endpoint; absent from older brokers). */
 enum { HB_LEAVING = 1 };
 enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
@@ -306,6 +336,7 @@ typedef struct link {
     bool dead; /* failed: closed by the next sweep, never used again */
     buf in, out;
     size_t out_pos;
+    rn_quorum_parts part; /* a RAFT frame's body arriving as FRAME_PART chunks */
 } link_t;
 
 typedef struct ctl_broker {
@@ -367,7 +398,19 @@ struct rn_quorum {
     int n_brokers;
     waiting *waiting;
     uint64_t rand_state;
-    int64_t applied; /* offset after the last committed entry handed out */
+    int64_t applied;       /* offset after the last committed entry handed out */
+    int32_t applied_epoch; /* the epoch of the entry before applied */
+
+    /* Snapshots (invariants 4, 5): the image as committed entries make it. */
+    rn_image *img;
+    bool img_failed;        /* an apply ran out of memory: never snapshot it */
+    int64_t since_snapshot; /* bytes of entries committed since the latest */
+    rn_snapshot_id snap;    /* the latest snapshot file (end_offset 0: none) */
+    uint8_t *snap_bytes;    /* its bytes: the core's snapshot once the next one is taken */
+    size_t snap_len;
+    int64_t prev_snap_end; /* the one before it; the log is kept from there */
+    int64_t n_snapshots, n_installed;
+    size_t part_bytes; /* PART_BYTES; RN_QUORUM_PART_BYTES (tests) makes it smaller */
 
     /* Under lock: proposals from the owner, the status copy. */
     pthread_mutex_t lock;
@@ -381,6 +424,7 @@ struct rn_quorum {
     /* The owner's side (its thread): the journal backend. */
     struct qjournal *qj;
     int64_t catch_up_target; /* atomic: -1 until known */
+    int64_t leader_hw;       /* quorum thread: the hw of the leader's first fetch answer, -1 */
     bool owner_caught_up;    /* atomic: set once rn_quorum_caught_up said yes */
     bool leaving;            /* atomic: rn_quorum_leave was called (controlled shutdown) */
     bool left;               /* atomic: the fence of this broker, asked by leaving, committed */
@@ -478,10 +522,10 @@ typedef struct loaded {
     int64_t n, cap;
 } loaded;
 
-/* Read the whole log back as entries (data copied). */
-static int log_load(rn_quorum *q, loaded *out)
+/* Read the log back from `from` (>= its start) as entries (data copied). */
+static int log_load(rn_quorum *q, int64_t from, loaded *out)
 {
-    int64_t end = rn_log_end_offset(q->log), next = rn_log_start_offset(q->log);
+    int64_t end = rn_log_end_offset(q->log), next = from;
     while (next < end) {
         rn_slice s;
         int rc = rn_log_read(q->log, next, 1u << 20, end, &s);
@@ -556,6 +600,7 @@ static void link_close_now(rn_quorum *q, int i)
     close(l->fd);
     free(l->in.p);
     free(l->out.p);
+    rn_quorum_parts_reset(&l->part);
     q->links[i] = q->links[--q->n_links];
 }
 
@@ -871,6 +916,7 @@ static void controller_tick(rn_quorum *q, int64_t now)
 
 typedef struct delivery {
     rn_quorum *q;
+    bool snapshot; /* batch is a snapshot covering every entry below offset */
     int64_t offset;
     int32_t origin;
     uint64_t token;
@@ -899,6 +945,201 @@ static void post_delivery(rn_quorum *q, int64_t offset, int32_t origin, uint64_t
         free(d);
 }
 
+/* ---- The quorum's image and its snapshots (invariants 4, 5) ---------------- */
+
+/* Apply one committed record to q->img; an apply out of memory leaves an
+ * image that no longer matches the log: it is never snapshotted. */
+static void img_apply_record(rn_quorum *q, const uint8_t *p, size_t len)
+{
+    md_record *r = runnel__metadata__metadata_record__unpack(NULL, len, p);
+    if (!r)
+        return; /* the owner's apply reports it (and fails) */
+    int status;
+    if (rn_image_apply(q->img, r, NULL, &status) < 0)
+        q->img_failed = true;
+    runnel__metadata__metadata_record__free_unpacked(r, NULL);
+}
+
+static void img_apply_batch(rn_quorum *q, const uint8_t *batch, size_t len)
+{
+    rn_batch_iter it;
+    if (rn_batch_iter_init(&it, batch, len, 0) < 0)
+        return;
+    rn_record rec;
+    while (rn_batch_iter_next(&it, &rec) == 1)
+        if (rec.value && rec.value_len >= 0)
+            img_apply_record(q, rec.value, (size_t)rec.value_len);
+    rn_batch_iter_fini(&it);
+}
+
+/* The controller's broker list from the image (after a snapshot): who is
+ * registered, with which incarnation and broker epoch, fenced or not. */
+static void brokers_from_image(rn_quorum *q)
+{
+    for (int i = 0; i < q->n_brokers; i++)
+        q->brokers[i].registered = false;
+    for (unsigned i = 0; i < rn_image_broker_count(q->img); i++) {
+        const rn_broker_info *bi = rn_image_broker_at(q->img, i);
+        ctl_broker *b = broker_find(q, bi->id, true);
+        if (!b)
+            continue;
+        snprintf(b->endpoint, sizeof(b->endpoint), "%s", bi->endpoint);
+        snprintf(b->kafka, sizeof(b->kafka), "%s", bi->kafka ? bi->kafka : "");
+        b->incarnation = bi->epoch;
+        b->epoch = bi->registered_at > 0 ? bi->registered_at : -1;
+        b->fenced = bi->fenced;
+        b->registered = true;
+    }
+}
+
+static int post_snapshot(rn_quorum *q, int64_t end, const uint8_t *data, size_t len);
+
+/* Remove every snapshot file below keep_end. */
+static void snapshots_prune(rn_quorum *q, int64_t keep_end)
+{
+    rn_snapshot_id *ids;
+    size_t n;
+    if (rn_snapshot_list(q->dir, &ids, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i].end_offset < keep_end && rn_snapshot_remove(q->dir, ids[i]) == 0)
+            rn_logfmt(RN_DEBUG, "metadata snapshot removed", "end_offset=%" PRId64,
+                      ids[i].end_offset);
+    free(ids);
+}
+
+/* Write a snapshot of q->img at q->applied, compact the core, delete the log
+ * below the previous snapshot. A failure is logged and tried again after as
+ * many bytes: the log still holds everything. */
+static void snapshot_take(rn_quorum *q, const char *why)
+{
+    int64_t end = q->applied;
+    if (q->img_failed || end <= q->snap.end_offset)
+        return;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    rn_snapshot_id id = {end, q->applied_epoch};
+    int rc = rn_snapshot_encode(q->img, end, id.epoch, &data, &len);
+    if (rc == 0)
+        rc = rn_snapshot_save(q->dir, id, data, len);
+    /* The core gets the PREVIOUS snapshot, as the disk keeps the log from
+     * it: entries after it stay in memory, so a follower less than one
+     * snapshot behind catches up from entries rather than a snapshot. */
+    if (rc == 0 && q->snap_bytes && q->snap.end_offset > rn_raft_log_start(q->raft))
+        rc = rn_raft_compact(q->raft, q->snap.end_offset, q->snap_bytes, q->snap_len);
+    q->since_snapshot = 0;
+    if (rc < 0) {
+        free(data);
+        rn_logfmt(RN_WARN, "metadata snapshot failed", "end_offset=%" PRId64 " err=%s", end,
+                  rn_errname(rc));
+        return;
+    }
+    int64_t prev = q->snap.end_offset;
+    free(q->snap_bytes);
+    q->snap_bytes = data;
+    q->snap_len = len;
+    q->snap = id;
+    q->prev_snap_end = prev;
+    q->n_snapshots++;
+    /* The log from the previous snapshot on stays, with its file: a latest
+     * snapshot found damaged at start falls back to them. */
+    int deleted = 0;
+    if (prev > 0) {
+        rc = rn_log_roll(q->log);
+        if (rc == 0)
+            deleted = rn_log_delete_below(q->log, prev);
+        if (rc < 0 || deleted < 0)
+            rn_logfmt(RN_WARN, "metadata log not trimmed", "err=%s why=\"%s\"",
+                      rn_errname(rc < 0 ? rc : deleted), rn_log_errmsg(q->log));
+        snapshots_prune(q, prev);
+    } else if (rn_log_roll(q->log) < 0) {
+        rn_logfmt(RN_WARN, "metadata log not rolled", "why=\"%s\"", rn_log_errmsg(q->log));
+    }
+    rn_logfmt(RN_INFO, "metadata snapshot written",
+              "end_offset=%" PRId64 " epoch=%d bytes=%zu why=%s log_start=%" PRId64
+              " segments_deleted=%d",
+              end, id.epoch, len, why, rn_log_start_offset(q->log), deleted > 0 ? deleted : 0);
+}
+
+/* A snapshot from the leader (the core took it): store it, replace the log
+ * and the image, hand it to the owner. An error stops the quorum: the core
+ * already counts it installed. */
+static int snapshot_install(rn_quorum *q, const rn_raft_snapshot *sn)
+{
+    char why[256] = "";
+    rn_image *img;
+    int64_t end;
+    int32_t epoch;
+    int rc = rn_image_new(&img);
+    if (rc < 0)
+        return rc;
+    rc = rn_snapshot_decode(img, sn->data, sn->len, &end, &epoch, why, sizeof(why));
+    if (rc == 0 && (end != sn->end_offset || epoch != sn->epoch))
+        rc = rn_errf(-RN_E_CORRUPT_FILE, why, sizeof(why),
+                     "names %" PRId64 "/%d, not %" PRId64 "/%d", end, epoch, sn->end_offset,
+                     sn->epoch);
+    rn_snapshot_id id = {sn->end_offset, sn->epoch};
+    if (rc == 0)
+        rc = rn_snapshot_save(q->dir, id, sn->data, sn->len);
+    if (rc == 0)
+        rc = rn_log_truncate_fully(q->log, sn->end_offset);
+    if (rc < 0) {
+        rn_image_free(img);
+        rn_logfmt(RN_ERROR, "metadata snapshot not installed",
+                  "end_offset=%" PRId64 " err=%s why=\"%s\"", sn->end_offset, rn_errname(rc), why);
+        return rc;
+    }
+    rn_image_free(q->img);
+    q->img = img;
+    q->img_failed = false;
+    brokers_from_image(q);
+    q->applied = sn->end_offset;
+    q->applied_epoch = sn->epoch;
+    q->since_snapshot = 0;
+    uint8_t *copy = malloc(sn->len ? sn->len : 1);
+    if (copy) {
+        memcpy(copy, sn->data, sn->len);
+        free(q->snap_bytes);
+        q->snap_bytes = copy;
+        q->snap_len = sn->len;
+    } else {
+        free(q->snap_bytes);
+        q->snap_bytes = NULL; /* the core keeps its own copy; the next compaction waits */
+    }
+    q->snap = id;
+    q->prev_snap_end = sn->end_offset;
+    q->n_installed++;
+    snapshots_prune(q, sn->end_offset);
+    rc = post_snapshot(q, sn->end_offset, sn->data, sn->len);
+    if (rc < 0)
+        return rc;
+    rn_logfmt(RN_INFO, "metadata snapshot installed",
+              "end_offset=%" PRId64 " epoch=%d bytes=%zu topics=%u log_start=%" PRId64,
+              sn->end_offset, sn->epoch, sn->len, rn_image_topic_count(img),
+              rn_log_start_offset(q->log));
+    return 0;
+}
+
+/* Whether a FETCH_SNAPSHOT response's bytes are a snapshot we can install:
+ * checked before the core takes it, so a damaged one is dropped (and
+ * fetched again) rather than installed. */
+static bool snapshot_valid(const rn_raft_msg *m, char *why, size_t whylen)
+{
+    rn_image *img;
+    if (rn_image_new(&img) < 0)
+        return false;
+    int64_t end;
+    int32_t epoch;
+    int rc = rn_snapshot_decode(img, m->snapshot_data, m->snapshot_len, &end, &epoch, why, whylen);
+    rn_image_free(img);
+    if (rc == 0 && (end != m->snapshot_end_offset || epoch != m->snapshot_epoch)) {
+        snprintf(why, whylen, "holds %" PRId64 "/%d, named %" PRId64 "/%d", end, epoch,
+                 m->snapshot_end_offset, m->snapshot_epoch);
+        return false;
+    }
+    return rc == 0;
+}
+
 static void waiting_remove(rn_quorum *q, uint64_t token)
 {
     for (waiting **pp = &q->waiting; *pp; pp = &(*pp)->next)
@@ -911,9 +1152,28 @@ static void waiting_remove(rn_quorum *q, uint64_t token)
         }
 }
 
+/* The owner's image must never go on without it: -ENOMEM stops the
+ * quorum (the caller's error path). */
+static int post_snapshot(rn_quorum *q, int64_t end, const uint8_t *data, size_t len)
+{
+    delivery *d = malloc(sizeof(*d) + len);
+    if (!d) {
+        rn_logfmt(RN_ERROR, "out of memory handing over a metadata snapshot", "end_offset=%" PRId64,
+                  end);
+        return -ENOMEM;
+    }
+    *d = (delivery){.q = q, .snapshot = true, .offset = end, .origin = -1, .len = len};
+    memcpy(d->batch, data, len);
+    if (q->cfg.post(q->cfg.post_ctx, deliver_run, d) < 0)
+        free(d);
+    return 0;
+}
+
 static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
 {
     q->applied = e->offset + 1;
+    q->applied_epoch = e->epoch;
+    q->since_snapshot += (int64_t)e->len + 1;
     if (e->kind != RN_RAFT_ENTRY_DATA || e->len < ENV_HDR) {
         post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
         return;
@@ -923,7 +1183,28 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
     int32_t origin = get_i32(&r);
     uint64_t token = get_n(&r, 8);
     if (kind == ENV_CONTROL) {
-        apply_control(q, e->offset, e->data + ENV_HDR, e->len - ENV_HDR);
+        /* A registration gets its offset (the broker epoch) stamped here, on
+         * every broker alike, so images and snapshots carry it. */
+        const uint8_t *rec = e->data + ENV_HDR;
+        size_t rlen = e->len - ENV_HDR;
+        uint8_t *stamped = NULL;
+        md_record *mr = runnel__metadata__metadata_record__unpack(NULL, rlen, rec);
+        if (mr && mr->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER && mr->broker) {
+            mr->broker->registered_at = e->offset;
+            size_t n = runnel__metadata__metadata_record__get_packed_size(mr);
+            stamped = malloc(n ? n : 1);
+            if (stamped) {
+                runnel__metadata__metadata_record__pack(mr, stamped);
+                rec = stamped;
+                rlen = n;
+            } else {
+                q->img_failed = true; /* this image would not be the others' */
+            }
+        }
+        if (mr)
+            runnel__metadata__metadata_record__free_unpacked(mr, NULL);
+        apply_control(q, e->offset, rec, rlen);
+        img_apply_record(q, rec, rlen);
         /* The image tracks brokers too (elections are derived from these
          * records as they apply): hand it the record as a one-record batch,
          * as every other metadata change travels. */
@@ -931,8 +1212,7 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         size_t blen = 0;
         rn_batch_builder *bb = NULL;
         if (rn_batch_builder_new(&bb, NULL) == 0 &&
-            rn_batch_builder_add(bb, -1, NULL, 0, e->data + ENV_HDR, e->len - ENV_HDR, NULL, 0) ==
-                0 &&
+            rn_batch_builder_add(bb, -1, NULL, 0, rec, rlen, NULL, 0) == 0 &&
             rn_batch_builder_finish(bb, &batch, &blen) == 0) {
             post_delivery(q, e->offset, -1, 0, 0, batch, blen);
         } else {
@@ -942,8 +1222,11 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         }
         rn_batch_builder_free(bb);
         free(batch);
+        free(stamped);
         return;
     }
+    if (kind == ENV_BATCH)
+        img_apply_batch(q, e->data + ENV_HDR, e->len - ENV_HDR);
     if (origin == q->cfg.node_id)
         waiting_remove(q, token);
     post_delivery(q, e->offset, origin, token, 0, e->data + ENV_HDR, e->len - ENV_HDR);
@@ -956,7 +1239,31 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
     buf b = {0};
     put_u8(&b, FRAME_RAFT);
     encode_msg(&b, m);
-    send_frame(q, m->to, &b, now);
+    size_t part = q->part_bytes;
+    if (b.oom || b.len <= part) {
+        send_frame(q, m->to, &b, now);
+        free(b.p);
+        return;
+    }
+    /* Too large for one frame (a snapshot): the body in FRAME_PART chunks,
+     * back to back on the link, reassembled there before it is stepped. */
+    size_t total = b.len - 1;
+    if (total > MAX_MESSAGE) {
+        rn_logfmt(RN_ERROR, "metadata quorum: message too large, dropped", "type=%s bytes=%zu",
+                  rn_raft_msg_type_name(m->type), total);
+        free(b.p);
+        return;
+    }
+    for (size_t pos = 0; pos < total; pos += part) {
+        size_t n = total - pos < part ? total - pos : part;
+        buf c = {0};
+        put_u8(&c, FRAME_PART);
+        put_u64(&c, total);
+        put_u64(&c, pos);
+        buf_put(&c, b.p + 1 + pos, n);
+        send_frame(q, m->to, &c, now);
+        free(c.p);
+    }
     free(b.p);
 }
 
@@ -972,7 +1279,7 @@ static int drain_ready(rn_quorum *q, int64_t now)
         if (rdy.state_changed)
             rc = state_write(q, &rdy.state);
         if (rc == 0 && rdy.snapshot)
-            rc = -ENOTSUP; /* nothing compacts the metadata log yet */
+            rc = snapshot_install(q, rdy.snapshot);
         if (rc == 0 && rdy.truncate_to >= 0 && rdy.truncate_to < rn_log_end_offset(q->log)) {
             int64_t new_end;
             rc = rn_log_truncate_to(q->log, rdy.truncate_to, &new_end);
@@ -1001,25 +1308,108 @@ static int propose_entry(rn_quorum *q, const uint8_t *entry, size_t len)
     return rn_raft_propose(q->raft, entry, len, &off);
 }
 
+static void handle_raft(rn_quorum *q, link_t *l, rd *r)
+{
+    rn_raft_msg m;
+    rn_raft_entry *ents;
+    if (decode_msg(r, &m, &ents) < 0 || m.to != q->cfg.node_id) {
+        free(ents);
+        rn_logfmt(RN_WARN, "metadata quorum: bad frame dropped", "node=%d", l->node);
+        return;
+    }
+    l->node = m.from;
+    char why[256] = "";
+    if (m.type == RN_RAFT_MSG_FETCH_SNAPSHOT_RESP && m.snapshot_data &&
+        !snapshot_valid(&m, why, sizeof(why))) {
+        /* Never installed: the core fetches it again after its backoff. */
+        rn_logfmt(RN_WARN, "metadata quorum: damaged snapshot dropped",
+                  "from=%d end_offset=%" PRId64 " why=\"%s\"", m.from, m.snapshot_end_offset, why);
+        free(ents);
+        return;
+    }
+    if (q->leader_hw < 0 && m.type == RN_RAFT_MSG_FETCH_RESP && m.error == 0 && m.hw > 0 &&
+        m.from == m.leader_id)
+        q->leader_hw = m.hw;
+    int rc = rn_raft_step(q->raft, &m);
+    if (rc < 0 && rc != -ENOMEM)
+        rn_logfmt(RN_WARN, "metadata quorum: message refused", "from=%d type=%s err=%s why=\"%s\"",
+                  m.from, rn_raft_msg_type_name(m.type), rn_errname(rc), rn_raft_errmsg(q->raft));
+    free(ents);
+}
+
+void rn_quorum_parts_reset(rn_quorum_parts *pt)
+{
+    free(pt->p);
+    *pt = (rn_quorum_parts){0};
+}
+
+int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len, const uint8_t **msg,
+                         size_t *msg_len)
+{
+    rd r = {body, len, 0, false};
+    uint64_t total = get_n(&r, 8), pos = get_n(&r, 8);
+    size_t n = r.len - r.pos;
+    /* Every length checked before the buffer grows: the whole is bounded,
+     * the chunks come in order, none runs past the whole. */
+    if (r.bad || total == 0 || total > MAX_MESSAGE || pos != pt->len ||
+        (pos > 0 && total != pt->total) || n == 0 || n > total - pos) {
+        rn_quorum_parts_reset(pt);
+        return -EINVAL;
+    }
+    if (pt->len == 0 && pt->p && pt->total) /* the previous whole was handed out */
+        rn_quorum_parts_reset(pt);
+    if (pt->len + n > pt->cap) {
+        size_t cap = pt->cap ? pt->cap : PART_BYTES;
+        while (cap < pt->len + n)
+            cap *= 2;
+        if (cap > total)
+            cap = (size_t)total;
+        uint8_t *p = realloc(pt->p, cap);
+        if (!p) {
+            rn_quorum_parts_reset(pt);
+            return -ENOMEM;
+        }
+        pt->p = p;
+        pt->cap = cap;
+    }
+    memcpy(pt->p + pt->len, r.p + r.pos, n);
+    pt->len += n;
+    pt->total = total;
+    if (pt->len < total)
+        return 0;
+    *msg = pt->p;
+    *msg_len = pt->len;
+    pt->len = 0; /* the next chunk starts a new message; p lives until then */
+    return 1;
+}
+
+/* A chunk of a RAFT frame's body (FRAME_PART): stepped when whole. One out
+ * of order or over the bound drops what was gathered (Raft fetches again). */
+static void handle_part(rn_quorum *q, link_t *l, rd *r)
+{
+    const uint8_t *msg;
+    size_t len;
+    int rc = rn_quorum_parts_feed(&l->part, r->p + r->pos, r->len - r->pos, &msg, &len);
+    if (rc < 0) {
+        rn_logfmt(RN_WARN, "metadata quorum: bad message part dropped", "node=%d err=%s", l->node,
+                  rn_errname(rc));
+        return;
+    }
+    if (rc == 1) {
+        rd whole = {msg, len, 0, false};
+        handle_raft(q, l, &whole);
+        rn_quorum_parts_reset(&l->part);
+    }
+}
+
 static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now)
 {
     rd r = {p, len, 0, false};
     uint8_t kind = get_u8(&r);
     if (kind == FRAME_RAFT) {
-        rn_raft_msg m;
-        rn_raft_entry *ents;
-        if (decode_msg(&r, &m, &ents) < 0 || m.to != q->cfg.node_id) {
-            free(ents);
-            rn_logfmt(RN_WARN, "metadata quorum: bad frame dropped", "node=%d", l->node);
-            return;
-        }
-        l->node = m.from;
-        int rc = rn_raft_step(q->raft, &m);
-        if (rc < 0 && rc != -ENOMEM)
-            rn_logfmt(RN_WARN, "metadata quorum: message refused",
-                      "from=%d type=%s err=%s why=\"%s\"", m.from, rn_raft_msg_type_name(m.type),
-                      rn_errname(rc), rn_raft_errmsg(q->raft));
-        free(ents);
+        handle_raft(q, l, &r);
+    } else if (kind == FRAME_PART) {
+        handle_part(q, l, &r);
     } else if (kind == FRAME_FORWARD) {
         int32_t origin = get_i32(&r);
         uint64_t token = get_n(&r, 8);
@@ -1230,6 +1620,10 @@ static void publish_status(rn_quorum *q, int64_t now)
     st.hw = rn_raft_hw(q->raft);
     st.log_end = rn_raft_log_end(q->raft);
     st.applied = q->applied;
+    st.log_start = rn_log_start_offset(q->log);
+    st.snapshot_end = q->snap.end_offset;
+    st.snapshots_written = q->n_snapshots;
+    st.snapshots_installed = q->n_installed;
     rn_raft_voter_status vs[RN_RAFT_MAX_VOTERS];
     int nvs = rn_raft_voters_status(q->raft, vs);
     st.n_voters = q->cfg.n_voters;
@@ -1257,10 +1651,14 @@ static void publish_status(rn_quorum *q, int64_t now)
         o->fenced = b->fenced;
         o->last_heartbeat_ms = leader ? now - b->last_hb : -1;
     }
-    /* The catch-up target: what was committed when the leader was first known. */
-    if (__atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE) < 0 && st.leader != RN_RAFT_NONE &&
-        st.hw > 0) {
-        __atomic_store_n(&q->catch_up_target, st.hw, __ATOMIC_RELEASE);
+    /* The catch-up target: what was committed when the leader was first
+     * known: the hw of its first fetch answer (a restart's own hw is only
+     * its snapshot's end), or ours once we lead. */
+    int64_t target = q->leader_hw;
+    if (target < 0 && rn_raft_role_of(q->raft) == RN_RAFT_LEADER && st.hw > 0)
+        target = st.hw;
+    if (__atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE) < 0 && target >= 0) {
+        __atomic_store_n(&q->catch_up_target, target, __ATOMIC_RELEASE);
         post_delivery(q, -1, -1, 0, 0, NULL, 0); /* wakes an owner waiting for it */
     }
     /* An owner waiting in rn_quorum_caught_up's loop wakes now and then to
@@ -1285,6 +1683,8 @@ static void *quorum_main(void *arg)
         heartbeat(q, now);
         if (drain_ready(q, now) < 0)
             break;
+        if (q->cfg.snapshot_bytes > 0 && q->since_snapshot >= q->cfg.snapshot_bytes)
+            snapshot_take(q, "bytes");
         if (now - last_status >= 50) {
             publish_status(q, now);
             last_status = now;
@@ -1340,11 +1740,14 @@ static void *quorum_main(void *arg)
             if (re & (POLLIN | POLLERR | POLLHUP)) {
                 int rc = link_read(q, i, now);
                 if (rc == -2)
-                    goto out;
+                    goto failed;
             }
         }
     }
-out:
+    /* A clean stop: the next start loads this and replays nothing. */
+    if (q->since_snapshot > 0)
+        snapshot_take(q, "shutdown");
+failed:
     if (rn_raft_role_of(q->raft) == RN_RAFT_LEADER && rn_raft_resign(q->raft) == 0) {
         /* EndQuorumEpoch goes out so the others elect at once. */
         int64_t now = mono_ms();
@@ -1380,6 +1783,12 @@ int rn_quorum_new(rn_quorum **out, const rn_quorum_config *cfg, char *err, size_
     q->listen_fd = q->wake_fd = -1;
     q->last_leader_seen = RN_RAFT_NONE;
     q->catch_up_target = -1;
+    /* Tests make snapshots travel in parts without making them 8 MiB. */
+    q->part_bytes = PART_BYTES;
+    const char *pb = getenv("RN_QUORUM_PART_BYTES");
+    if (pb && atol(pb) >= 64 && (size_t)atol(pb) < PART_BYTES)
+        q->part_bytes = (size_t)atol(pb);
+    q->leader_hw = -1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     q->incarnation = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
@@ -1417,6 +1826,85 @@ static int bind_listener(rn_quorum *q, char *err, size_t errlen)
     return 0;
 }
 
+/* Invariant 5: the newest snapshot that decodes and that the log continues
+ * goes into q->img (and *data, for the core); none with a log starting at
+ * 0 is a full replay; none otherwise refuses to start. A snapshot past the
+ * log's end (installed, then a crash before the log was emptied) empties
+ * the log to start at its end. */
+static int snapshot_load(rn_quorum *q, uint8_t **data, size_t *len, char *err, size_t errlen)
+{
+    rn_snapshot_id *ids;
+    size_t n;
+    int rc = rn_snapshot_list(q->dir, &ids, &n);
+    if (rc < 0)
+        return rn_errf(rc, err, errlen, "metadata snapshots in %s: %s", q->dir, rn_strerror(rc));
+    int64_t log_start = rn_log_start_offset(q->log);
+    size_t used = n;
+    for (size_t i = 0; i < n && used == n; i++) {
+        char why[256] = "";
+        uint8_t *bytes = NULL;
+        size_t blen = 0;
+        int64_t end = -1;
+        int32_t epoch = -1;
+        rc = rn_snapshot_read(q->dir, ids[i], &bytes, &blen, why, sizeof(why));
+        if (rc == 0)
+            rc = rn_snapshot_decode(q->img, bytes, blen, &end, &epoch, why, sizeof(why));
+        if (rc == 0 && (end != ids[i].end_offset || epoch != ids[i].epoch))
+            rc = rn_errf(-RN_E_CORRUPT_FILE, why, sizeof(why),
+                         "holds %" PRId64 "/%d, not what its name says", end, epoch);
+        if (rc == 0 && end < log_start)
+            rc = rn_errf(-RN_E_CORRUPT_FILE, why, sizeof(why),
+                         "ends at %" PRId64 ", below the log start %" PRId64, end, log_start);
+        if (rc == -ENOMEM) {
+            free(bytes);
+            free(ids);
+            return rn_errf(rc, err, errlen, "metadata snapshot: out of memory");
+        }
+        if (rc < 0) {
+            char qt[300];
+            rn_logfmt(RN_WARN, "metadata snapshot damaged, not used",
+                      "dir=%s end_offset=%" PRId64 " reason=%s", q->dir, ids[i].end_offset,
+                      rn_logfmt_quote(why[0] ? why : rn_strerror(rc), qt, sizeof(qt)));
+            rn_image_clear(q->img);
+            free(bytes);
+            continue;
+        }
+        used = i;
+        *data = bytes;
+        *len = blen;
+    }
+    if (used == n) {
+        free(ids);
+        if (log_start > 0)
+            return rn_errf(-RN_E_CORRUPT_FILE, err, errlen,
+                           "metadata log %s starts at offset %" PRId64
+                           " and no valid snapshot covers what is below it: the metadata "
+                           "cannot be rebuilt here (restore a snapshot file, or empty "
+                           "the directory so this broker fetches the state from the quorum)",
+                           q->dir, log_start);
+        return 0;
+    }
+    q->snap = ids[used];
+    q->prev_snap_end = used + 1 < n ? ids[used + 1].end_offset : log_start;
+    free(ids);
+    q->applied = q->snap.end_offset;
+    q->applied_epoch = q->snap.epoch;
+    brokers_from_image(q);
+    if (q->snap.end_offset > rn_log_end_offset(q->log)) {
+        rc = rn_log_truncate_fully(q->log, q->snap.end_offset);
+        if (rc < 0) {
+            free(*data);
+            *data = NULL;
+            return rn_errf(rc, err, errlen, "metadata log %s: starting it at %" PRId64 ": %s",
+                           q->dir, q->snap.end_offset, rn_strerror(rc));
+        }
+    }
+    rn_logfmt(RN_INFO, "metadata snapshot loaded",
+              "end_offset=%" PRId64 " epoch=%d topics=%u log_start=%" PRId64, q->snap.end_offset,
+              q->snap.epoch, rn_image_topic_count(q->img), rn_log_start_offset(q->log));
+    return 0;
+}
+
 /* On the quorum thread: its ring must be its own (single issuer). */
 static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
 {
@@ -1443,9 +1931,22 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
     if (rc < 0)
         return rn_errf(rc, err, errlen, "metadata quorum: %s/quorum-state: %s", q->dir,
                        rn_strerror(rc));
+    rc = rn_image_new(&q->img);
+    if (rc < 0)
+        return rn_errf(rc, err, errlen, "metadata quorum: out of memory");
+    uint8_t *snap_data = NULL;
+    size_t snap_len = 0;
+    rc = snapshot_load(q, &snap_data, &snap_len, err, errlen);
+    if (rc < 0)
+        return rc;
+    rn_raft_snapshot rsnap = {q->snap.end_offset, q->snap.epoch, snap_data, snap_len};
     loaded ld = {0};
-    rc = log_load(q, &ld);
+    int64_t from = rn_log_start_offset(q->log);
+    if (q->snap.end_offset > from)
+        from = q->snap.end_offset;
+    rc = log_load(q, from, &ld);
     if (rc < 0) {
+        free(snap_data);
         for (int64_t i = 0; i < ld.n; i++)
             free((void *)ld.e[i].data);
         free(ld.e);
@@ -1471,19 +1972,26 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
         .rand_ctx = q,
         .now_ms = mono_ms(),
         .state = &st,
+        .snapshot = snap_data ? &rsnap : NULL,
         .entries = ld.e,
         .n_entries = ld.n,
     };
     char rerr[256] = "";
     rc = rn_raft_new(&rc_, &q->raft, rerr, sizeof(rerr));
+    if (rc == 0 && snap_data)
+        rc = post_snapshot(q, q->snap.end_offset, snap_data, snap_len);
+    q->snap_bytes = snap_data; /* the core's snapshot once the next one is taken */
+    q->snap_len = snap_len;
     for (int64_t i = 0; i < ld.n; i++)
         free((void *)ld.e[i].data);
     free(ld.e);
     if (rc < 0)
         return rn_errf(rc, err, errlen, "metadata quorum: %s", rerr);
     rn_logfmt(RN_INFO, "metadata quorum opened",
-              "node=%d voters=%d epoch=%d voted_for=%d log_end=%" PRId64, q->cfg.node_id,
-              q->cfg.n_voters, st.epoch, st.voted_for, rn_log_end_offset(q->log));
+              "node=%d voters=%d epoch=%d voted_for=%d log_start=%" PRId64 " log_end=%" PRId64
+              " snapshot_end=%" PRId64,
+              q->cfg.node_id, q->cfg.n_voters, st.epoch, st.voted_for, rn_log_start_offset(q->log),
+              rn_log_end_offset(q->log), q->snap.end_offset);
     if (q->listener[0] && (rc = bind_listener(q, err, errlen)) < 0)
         return rc;
     return 0;
@@ -1562,6 +2070,8 @@ void rn_quorum_free(rn_quorum *q)
     /* The thread has ended: its ring and log are closed here, where no
      * other thread submits any more. */
     rn_raft_free(q->raft);
+    rn_image_free(q->img);
+    free(q->snap_bytes);
     if (q->log)
         rn_log_close(q->log);
     if (q->io)
@@ -1605,6 +2115,7 @@ typedef struct pend {
 typedef struct qjournal {
     rn_quorum *q;
     rn_quorum_apply_fn apply;
+    rn_quorum_install_fn install;
     void *apply_arg;
     pend *pending;
     uint64_t next_token;
@@ -1617,6 +2128,14 @@ static void deliver_run(void *arg)
     delivery *d = arg;
     qjournal *j = d->q->qj;
     if (!j) {
+        free(d);
+        return;
+    }
+    if (d->snapshot) {
+        /* Every entry below d->offset: the image is replaced whole. */
+        if (d->offset > j->applied)
+            j->applied = d->offset;
+        j->install(j->apply_arg, d->offset, d->batch, d->len);
         free(d);
         return;
     }
@@ -1759,13 +2278,15 @@ static const rn_journal_backend qj_ops = {
     .errmsg = qj_errmsg,
 };
 
-int rn_quorum_journal_new(rn_quorum *q, rn_quorum_apply_fn apply, void *arg, rn_journal **out)
+int rn_quorum_journal_new(rn_quorum *q, rn_quorum_apply_fn apply, rn_quorum_install_fn install,
+                          void *arg, rn_journal **out)
 {
     qjournal *j = calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
     j->q = q;
     j->apply = apply;
+    j->install = install;
     j->apply_arg = arg;
     int rc = rn_journal_new(out, &qj_ops, j);
     if (rc < 0) {

@@ -23,6 +23,13 @@
  * BrokerRecord, one silent for broker.session.timeout.ms is fenced with a
  * BrokerFenceRecord, and unfenced by the same record when it heartbeats
  * again. Heartbeats themselves are messages, not records (as in Kafka).
+ *
+ * Snapshots (KRaft's): every broker snapshots the state its committed
+ * entries build, every metadata.log.max.record.bytes.between.snapshots and
+ * at a clean stop, into dir/<end>-<epoch>.checkpoint, and deletes the log
+ * below the previous one; a broker whose log is behind the leader's log
+ * start fetches the snapshot (FetchSnapshot) and installs it. See
+ * quorum.c's invariants 4 and 5.
  */
 #ifndef RN_BROKER_META_QUORUM_H
 #define RN_BROKER_META_QUORUM_H
@@ -52,6 +59,9 @@ typedef struct rn_quorum_config {
     const char *kafka_advertised; /* host:port of its Kafka listener; NULL or "" = none */
     int64_t session_timeout_ms, heartbeat_interval_ms;
     int64_t election_timeout_ms, fetch_timeout_ms;
+    /* metadata.log.max.record.bytes.between.snapshots: a snapshot after
+     * this many bytes of committed entries (0: only at a clean stop). */
+    int64_t snapshot_bytes;
     rn_quorum_post_fn post;
     void *post_ctx;
 } rn_quorum_config;
@@ -70,7 +80,14 @@ void rn_quorum_free(rn_quorum *q);
  * submit (a submit's own batch goes to its callback instead); offset is
  * the entry's offset in the metadata log. */
 typedef void (*rn_quorum_apply_fn)(void *arg, int64_t offset, const uint8_t *batch, size_t len);
-int rn_quorum_journal_new(rn_quorum *q, rn_quorum_apply_fn apply, void *arg, rn_journal **out);
+/* install: the state is a snapshot (snapshot.h's bytes, already checked)
+ * covering every entry below end_offset, which replaces the image whole
+ * (at start, the latest on disk; later, one fetched from the leader by a
+ * broker that fell behind its log start). Batches after it follow. */
+typedef void (*rn_quorum_install_fn)(void *arg, int64_t end_offset, const uint8_t *snapshot,
+                                     size_t len);
+int rn_quorum_journal_new(rn_quorum *q, rn_quorum_apply_fn apply, rn_quorum_install_fn install,
+                          void *arg, rn_journal **out);
 
 /* Owner's thread: every entry committed when this broker first knew the
  * leader has been applied (the image is as recent as the cluster's was
@@ -107,6 +124,9 @@ typedef struct rn_quorum_status {
     const char *role; /* rn_raft_role_name */
     int32_t epoch, leader;
     int64_t hw, log_end, applied;
+    int64_t log_start;                              /* the metadata log's first offset on disk */
+    int64_t snapshot_end;                           /* the latest snapshot's end offset, 0 none */
+    int64_t snapshots_written, snapshots_installed; /* this process life */
     int n_voters;
     rn_quorum_voter voters[RN_MAX_VOTERS];
     int n_brokers;
@@ -127,5 +147,22 @@ struct rn_raft_entry;
 int rn_quorum_msg_encode(const struct rn_raft_msg *m, uint8_t **out, size_t *len);
 int rn_quorum_msg_decode(const uint8_t *p, size_t len, struct rn_raft_msg *m,
                          struct rn_raft_entry **ents);
+
+/* A message too large for one frame (a snapshot: FetchSnapshot's answer)
+ * goes as PART frames, each u64 total | u64 pos | bytes, back to back on a
+ * link; this gathers them. Feed one PART body (after its kind byte): 0
+ * when more is needed; 1 with *msg (valid until the next feed or reset)
+ * and *msg_len when the whole has come; -EINVAL for a part out of order,
+ * of another total, empty, past the total or a total over 1 GiB (what was
+ * gathered is dropped; the buffer never grows past the total); -ENOMEM.
+ * Exposed for tests. */
+typedef struct rn_quorum_parts {
+    uint8_t *p;
+    size_t len, cap;
+    uint64_t total;
+} rn_quorum_parts;
+int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len, const uint8_t **msg,
+                         size_t *msg_len);
+void rn_quorum_parts_reset(rn_quorum_parts *pt);
 
 #endif

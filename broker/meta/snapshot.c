@@ -5,11 +5,17 @@
  * File (dir/snapshot), little-endian:
  *
  *    0  magic "RNMDSNP1"
- *    8  u32 version = 1
+ *    8  u32 version = 2
  *   12  u64 offset covered (the image after every record below it)
- *   20  u32 count
- *   24  count × [u32 len | len bytes of a packed MetadataRecord]
+ *   20  i32 epoch of the record before it (the Raft entry's; 0 when none)
+ *   24  u32 count
+ *   28  count × [u32 len | len bytes of a packed MetadataRecord]
  *  end-8 u64 XXH3-64 over every byte before it
+ *
+ * Version 1 (no epoch: count at 20, records at 24) is still read. The same
+ * bytes are a single node's dir/snapshot, a cluster member's
+ * dir/<end offset %020>-<epoch %010>.checkpoint (Kafka's naming) and the
+ * payload of a Raft FetchSnapshot response.
  *
  * Invariants:
  *  1. A snapshot on disk is whole or absent: it is written to snapshot.tmp,
@@ -31,6 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
@@ -43,11 +51,12 @@
 #define SNAPSHOT_NAME        "snapshot"
 #define SNAPSHOT_TMP_NAME    "snapshot.tmp"
 #define SNAPSHOT_MAGIC       "RNMDSNP1"
-#define SNAPSHOT_VERSION     1
-#define SNAPSHOT_HEADER_LEN  24
+#define SNAPSHOT_VERSION     2
+#define SNAPSHOT_HEADER_LEN  28
+#define SNAPSHOT_V1_HEADER   24
 #define SNAPSHOT_TRAILER_LEN 8
 /* A larger file is not ours: refuse it before allocating its size. */
-#define SNAPSHOT_MAX_BYTES ((uint64_t)1 << 32)
+#define SNAPSHOT_MAX_BYTES ((uint64_t)1 << 30) /* as a Raft message (quorum.c) */
 
 /* Write [u32 len | packed r] at p (when p is not NULL); returns the bytes. */
 static size_t put_record(uint8_t *p, const md_record *r)
@@ -137,6 +146,7 @@ static int snapshot_walk(const rn_image *img, uint8_t *out, size_t *len, uint32_
         br.port = colon ? (uint32_t)strtoul(colon + 1, NULL, 10) : 0;
         br.fenced = b->fenced;
         br.incarnation = b->epoch;
+        br.registered_at = b->registered_at;
         br.kafka_endpoint = (char *)b->kafka;
         md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
         r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER;
@@ -151,7 +161,8 @@ static int snapshot_walk(const rn_image *img, uint8_t *out, size_t *len, uint32_
     return 0;
 }
 
-int rn_snapshot_write(const rn_image *img, int64_t offset, const char *dir)
+int rn_snapshot_encode(const rn_image *img, int64_t end_offset, int32_t epoch, uint8_t **out,
+                       size_t *len)
 {
     size_t body;
     uint32_t count;
@@ -164,33 +175,95 @@ int rn_snapshot_write(const rn_image *img, int64_t offset, const char *dir)
         return -ENOMEM;
     memcpy(buf, SNAPSHOT_MAGIC, 8);
     rn_put_le32(buf + 8, SNAPSHOT_VERSION);
-    rn_put_le64(buf + 12, (uint64_t)offset);
-    rn_put_le32(buf + 20, count);
+    rn_put_le64(buf + 12, (uint64_t)end_offset);
+    rn_put_le32(buf + 20, (uint32_t)epoch);
+    rn_put_le32(buf + 24, count);
     size_t body2;
     uint32_t count2;
     rc = snapshot_walk(img, buf + SNAPSHOT_HEADER_LEN, &body2, &count2);
-    if (rc < 0)
-        goto out;
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
     rn_put_le64(buf + total - 8, XXH3_64bits(buf, total - 8));
+    *out = buf;
+    *len = total;
+    return 0;
+}
 
+int rn_snapshot_decode(rn_image *img, const uint8_t *buf, size_t size, int64_t *end_offset,
+                       int32_t *epoch, char *why, size_t whylen)
+{
+    if (size < SNAPSHOT_V1_HEADER + SNAPSHOT_TRAILER_LEN || size > SNAPSHOT_MAX_BYTES)
+        return rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "size %zu out of range", size);
+    if (memcmp(buf, SNAPSHOT_MAGIC, 8) != 0)
+        return rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "bad magic");
+    uint32_t version = rn_get_le32(buf + 8);
+    if (version != 1 && version != SNAPSHOT_VERSION)
+        return rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32, version);
+    size_t hdr = version == 1 ? SNAPSHOT_V1_HEADER : SNAPSHOT_HEADER_LEN;
+    if (size < hdr + SNAPSHOT_TRAILER_LEN)
+        return rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "size %zu out of range", size);
+    if (rn_get_le64(buf + size - 8) != XXH3_64bits(buf, size - 8))
+        return rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "checksum mismatch");
+    uint64_t offset = rn_get_le64(buf + 12);
+    int32_t ep = version == 1 ? 0 : (int32_t)rn_get_le32(buf + 20);
+    uint32_t count = rn_get_le32(buf + hdr - 4);
+    const uint8_t *p = buf + hdr, *end = buf + size - SNAPSHOT_TRAILER_LEN;
+    /* Every record takes at least its 4-byte length. */
+    if (offset > INT64_MAX || ep < 0 || count > (uint64_t)(end - p) / 4)
+        return rn_errf(-RN_E_CORRUPT_FILE, why, whylen,
+                       "offset %" PRIu64 ", epoch %" PRId32 " or count %" PRIu32 " out of range",
+                       offset, ep, count);
+    for (uint32_t i = 0; i < count; i++) {
+        if (end - p < 4 || rn_get_le32(p) > (uint64_t)(end - p - 4))
+            return rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " overruns the file",
+                           i);
+        uint32_t len = rn_get_le32(p);
+        md_record *r = runnel__metadata__metadata_record__unpack(NULL, len, p + 4);
+        if (!r || r->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD__NOT_SET) {
+            if (r)
+                runnel__metadata__metadata_record__free_unpacked(r, NULL);
+            return rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " does not decode",
+                           i);
+        }
+        int status;
+        int rc = rn_image_apply(img, r, NULL, &status);
+        runnel__metadata__metadata_record__free_unpacked(r, NULL);
+        if (rc < 0)
+            return rc;
+        p += 4 + len;
+    }
+    if (p != end)
+        return rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "%zu bytes after the last record",
+                       (size_t)(end - p));
+    *end_offset = (int64_t)offset;
+    if (epoch)
+        *epoch = ep;
+    return 0;
+}
+
+int rn_snapshot_write(const rn_image *img, int64_t offset, const char *dir)
+{
+    uint8_t *buf;
+    size_t total;
+    int rc = rn_snapshot_encode(img, offset, 0, &buf, &total);
+    if (rc < 0)
+        return rc;
     char path[PATH_MAX], tmp[PATH_MAX];
     if (snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_NAME) >= (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/%s", dir, SNAPSHOT_TMP_NAME) >= (int)sizeof(tmp)) {
+        snprintf(tmp, sizeof(tmp), "%s/%s", dir, SNAPSHOT_TMP_NAME) >= (int)sizeof(tmp))
         rc = -ENAMETOOLONG;
-        goto out;
-    }
-    rc = rn_sys_replace_file(tmp, path, dir, buf, total, 0);
-
-out:
+    else
+        rc = rn_sys_replace_file(tmp, path, dir, buf, total, 0);
     free(buf);
     return rc;
 }
 
-int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *why, size_t whylen)
+/* The whole file at path, malloc'd, bounded by SNAPSHOT_MAX_BYTES before
+ * anything is allocated. */
+static int read_file(const char *path, uint8_t **out, size_t *len, char *why, size_t whylen)
 {
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_NAME) >= (int)sizeof(path))
-        return -ENAMETOOLONG;
     int fd = rn_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return fd;
@@ -200,7 +273,7 @@ int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *
     if (rc < 0)
         goto out;
     uint64_t size = (uint64_t)st.st_size;
-    if (size < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN || size > SNAPSHOT_MAX_BYTES) {
+    if (size < SNAPSHOT_V1_HEADER + SNAPSHOT_TRAILER_LEN || size > SNAPSHOT_MAX_BYTES) {
         rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "size %" PRIu64 " out of range", size);
         goto out;
     }
@@ -218,59 +291,114 @@ int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *
         rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "short read");
         goto out;
     }
-    if (memcmp(buf, SNAPSHOT_MAGIC, 8) != 0) {
-        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "bad magic");
-        goto out;
-    }
-    if (rn_get_le32(buf + 8) != SNAPSHOT_VERSION) {
-        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "unknown version %" PRIu32,
-                     rn_get_le32(buf + 8));
-        goto out;
-    }
-    if (rn_get_le64(buf + size - 8) != XXH3_64bits(buf, size - 8)) {
-        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "checksum mismatch");
-        goto out;
-    }
-    uint64_t offset = rn_get_le64(buf + 12);
-    uint32_t count = rn_get_le32(buf + 20);
-    const uint8_t *p = buf + SNAPSHOT_HEADER_LEN, *end = buf + size - SNAPSHOT_TRAILER_LEN;
-    /* Every record takes at least its 4-byte length. */
-    if (offset > INT64_MAX || count > (uint64_t)(end - p) / 4) {
-        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen,
-                     "offset %" PRIu64 " or count %" PRIu32 " out of range", offset, count);
-        goto out;
-    }
-    for (uint32_t i = 0; i < count; i++) {
-        if (end - p < 4 || rn_get_le32(p) > (uint64_t)(end - p - 4)) {
-            rc =
-                rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " overruns the file", i);
-            goto out;
-        }
-        uint32_t len = rn_get_le32(p);
-        md_record *r = runnel__metadata__metadata_record__unpack(NULL, len, p + 4);
-        if (!r || r->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD__NOT_SET) {
-            if (r)
-                runnel__metadata__metadata_record__free_unpacked(r, NULL);
-            rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "record %" PRIu32 " does not decode", i);
-            goto out;
-        }
-        int status;
-        rc = rn_image_apply(img, r, NULL, &status);
-        runnel__metadata__metadata_record__free_unpacked(r, NULL);
-        if (rc < 0)
-            goto out;
-        p += 4 + len;
-    }
-    if (p != end) {
-        rc = rn_errf(-RN_E_CORRUPT_FILE, why, whylen, "%zu bytes after the last record",
-                     (size_t)(end - p));
-        goto out;
-    }
-    *offset_out = (int64_t)offset;
+    *out = buf;
+    *len = size;
+    buf = NULL;
     rc = 0;
-
 out:
     free(buf);
     rn_sys_close(fd);
     return rc;
+}
+
+int rn_snapshot_load(rn_image *img, const char *dir, int64_t *offset_out, char *why, size_t whylen)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_NAME) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    uint8_t *buf;
+    size_t size;
+    int rc = read_file(path, &buf, &size, why, whylen);
+    if (rc < 0)
+        return rc;
+    rc = rn_snapshot_decode(img, buf, size, offset_out, NULL, why, whylen);
+    free(buf);
+    return rc;
+}
+
+/* ---- A cluster member's snapshot files -------------------------------------- */
+
+#define CHECKPOINT_SUFFIX ".checkpoint"
+
+static int id_path(char *path, size_t cap, const char *dir, rn_snapshot_id id, const char *suffix)
+{
+    int n = snprintf(path, cap, "%s/%020" PRId64 "-%010" PRId32 "%s%s", dir, id.end_offset,
+                     id.epoch, CHECKPOINT_SUFFIX, suffix);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int rn_snapshot_save(const char *dir, rn_snapshot_id id, const void *data, size_t len)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (id_path(path, sizeof(path), dir, id, "") < 0 ||
+        id_path(tmp, sizeof(tmp), dir, id, ".part") < 0)
+        return -ENAMETOOLONG;
+    return rn_sys_replace_file(tmp, path, dir, data, len, 0);
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    const rn_snapshot_id *x = a, *y = b;
+    if (x->end_offset != y->end_offset)
+        return x->end_offset > y->end_offset ? -1 : 1;
+    return x->epoch > y->epoch ? -1 : x->epoch < y->epoch;
+}
+
+int rn_snapshot_list(const char *dir, rn_snapshot_id **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    rn_snapshot_id *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long end;
+        int epoch, used = 0;
+        if (strlen(e->d_name) != 20 + 1 + 10 + strlen(CHECKPOINT_SUFFIX) ||
+            sscanf(e->d_name, "%20lld-%10d.checkpoint%n", &end, &epoch, &used) != 2 ||
+            used != (int)strlen(e->d_name) || end < 0 || epoch < 0)
+            continue;
+        if (n == cap) {
+            size_t c2 = cap ? cap * 2 : 8;
+            rn_snapshot_id *nv = realloc(v, c2 * sizeof(*nv));
+            if (!nv) {
+                rc = -ENOMEM;
+                break;
+            }
+            v = nv;
+            cap = c2;
+        }
+        v[n++] = (rn_snapshot_id){.end_offset = end, .epoch = epoch};
+    }
+    closedir(d);
+    if (rc < 0) {
+        free(v);
+        return rc;
+    }
+    if (n)
+        qsort(v, n, sizeof(*v), cmp_desc);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+int rn_snapshot_read(const char *dir, rn_snapshot_id id, uint8_t **data, size_t *len, char *why,
+                     size_t whylen)
+{
+    char path[PATH_MAX];
+    if (id_path(path, sizeof(path), dir, id, "") < 0)
+        return -ENAMETOOLONG;
+    return read_file(path, data, len, why, whylen);
+}
+
+int rn_snapshot_remove(const char *dir, rn_snapshot_id id)
+{
+    char path[PATH_MAX];
+    if (id_path(path, sizeof(path), dir, id, "") < 0)
+        return -ENAMETOOLONG;
+    return rn_sys_unlink(path);
 }

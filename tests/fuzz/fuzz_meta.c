@@ -2,10 +2,13 @@
  * fuzz_meta.c — libFuzzer target for the cluster metadata's parsers: the
  * quorum's wire form of a Raft message (rn_quorum_msg_decode), a run of
  * MetadataRecords applied to an image (rn_image_apply: elections, ISR
- * changes and replica moves are derived while applying, in place), and a
- * snapshot file (rn_snapshot_load).
+ * changes and replica moves are derived while applying, in place), a
+ * snapshot file (rn_snapshot_load), a snapshot's bytes as FetchSnapshot
+ * carries them (rn_snapshot_decode: one that decodes must encode and decode
+ * to an equal image), and a run of PART frames gathered into one Raft
+ * message (rn_quorum_parts_feed, then rn_quorum_msg_decode).
  *
- * The first byte picks the parser. Records come as u16 length-prefixed
+ * The first byte picks the parser (0xF0 and up: the last two). Records come as u16 length-prefixed
  * protobuf; whatever they say, applying must stay in bounds and every
  * partition's lists within their counts. A Raft message that decodes must
  * encode and decode again to the same bytes.
@@ -124,10 +127,74 @@ static void snapshot(const uint8_t *p, size_t n)
     rn_image_free(img);
 }
 
+static void snapshot_bytes(const uint8_t *p, size_t n)
+{
+    rn_image *img, *back;
+    if (rn_image_new(&img) < 0)
+        return;
+    int64_t end;
+    int32_t epoch;
+    char why[256];
+    if (rn_snapshot_decode(img, p, n, &end, &epoch, why, sizeof(why)) == 0) {
+        check(img);
+        uint8_t *out;
+        size_t len;
+        if (rn_snapshot_encode(img, end, epoch, &out, &len) == 0) {
+            int64_t end2;
+            int32_t epoch2;
+            if (rn_image_new(&back) == 0) {
+                if (rn_snapshot_decode(back, out, len, &end2, &epoch2, why, sizeof(why)) != 0 ||
+                    end2 != end || epoch2 != epoch || !rn_image_equal(img, back))
+                    abort(); /* what we write we must read back the same */
+                rn_image_free(back);
+            }
+            free(out);
+        }
+    }
+    rn_image_free(img);
+}
+
+/* u16 length-prefixed PART bodies, fed in order; a whole message decodes
+ * (or not) in bounds. */
+static void parts(const uint8_t *p, size_t n)
+{
+    rn_quorum_parts pt = {0};
+    size_t pos = 0;
+    while (pos + 2 <= n) {
+        size_t len = (size_t)p[pos] | (size_t)p[pos + 1] << 8;
+        pos += 2;
+        if (len > n - pos)
+            break;
+        /* A copy of exactly len bytes, so a read past it is seen. */
+        uint8_t *body = malloc(len ? len : 1);
+        if (!body)
+            break;
+        memcpy(body, p + pos, len);
+        pos += len;
+        const uint8_t *msg;
+        size_t mlen;
+        int rc = rn_quorum_parts_feed(&pt, body, len, &msg, &mlen);
+        free(body);
+        if (rc == 1) {
+            if (mlen > pt.cap)
+                abort();
+            wire(msg, mlen);
+        }
+    }
+    rn_quorum_parts_reset(&pt);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
+    if (data[0] >= 0xF0) {
+        if (data[0] < 0xF8)
+            snapshot_bytes(data + 1, size - 1);
+        else
+            parts(data + 1, size - 1);
+        return 0;
+    }
     switch (data[0] % 3) {
     case 0:
         wire(data + 1, size - 1);

@@ -752,6 +752,7 @@ Test(config, dump_sorted_and_complete)
                           "max.partitions",
                           "max.partitions.per.topic",
                           "message.max.bytes",
+                          "metadata.log.max.record.bytes.between.snapshots",
                           "min.insync.replicas",
                           "node.id",
                           "num.partitions",

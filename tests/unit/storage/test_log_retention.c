@@ -503,3 +503,45 @@ Test(log_retention, retention_during_inflight_append)
     cr_assert_eq(rn_log_close(log), 0);
     model_free(&m);
 }
+
+/* ---- Deleting below an offset (a snapshot covers it: the metadata log) ----------- */
+
+// rn_log_roll rolls a non-empty active segment only; rn_log_delete_below deletes
+// the segments wholly below the offset, never one holding it nor the active one,
+// and the start offset it leaves survives a reopen.
+Test(log_retention, roll_and_delete_below)
+{
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_ALWAYS);
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    append_one(log, model_add(&m, 3, 1, 10)); /* 0..2 */
+    cr_assert_eq(rn_log_roll(log), 0);
+    cr_assert_eq(rn_log_segment_count(log), 2);
+    cr_assert_eq(rn_log_roll(log), 0, "an empty active segment");
+    cr_assert_eq(rn_log_segment_count(log), 2, "an empty active segment rolled");
+    append_one(log, model_add(&m, 3, 2, 10)); /* 3..5 */
+    cr_assert_eq(rn_log_roll(log), 0);
+    append_one(log, model_add(&m, 3, 3, 10)); /* 6..8, active */
+    cr_assert_eq(rn_log_segment_count(log), 3);
+    /* Below 2: the first segment still holds offset 2. */
+    cr_assert_eq(rn_log_delete_below(log, 2), 0);
+    cr_assert_eq(rn_log_start_offset(log), 0);
+    /* Below 4: the first segment (0..2) goes, the one holding 4 stays. */
+    cr_assert_eq(rn_log_delete_below(log, 4), 1);
+    cr_assert_eq(rn_log_start_offset(log), 3);
+    cr_assert(!seg_file_exists(0, ".log"));
+    /* Far past the end: never the active segment. */
+    cr_assert_eq(rn_log_delete_below(log, 1000), 1);
+    cr_assert_eq(rn_log_start_offset(log), 6);
+    cr_assert_eq(rn_log_segment_count(log), 1);
+    cr_assert_eq(rn_log_end_offset(log), 9);
+    cr_assert_eq(rn_log_close(log), 0);
+    log = open_log(&c, NULL);
+    cr_assert_eq(rn_log_start_offset(log), 6);
+    cr_assert_eq(rn_log_end_offset(log), 9);
+    append_one(log, model_add(&m, 1, 4, 10));
+    cr_assert_eq(rn_log_end_offset(log), 10);
+    cr_assert_eq(rn_log_close(log), 0);
+    model_free(&m);
+}
