@@ -28,6 +28,8 @@
 
 #include "clients/runnel.h"
 #include "clients/testing.h"
+#include "fake_broker.h"
+#include "protocol/errors.h"
 #include "harness.h"
 #include "runnel.pb-c.h"
 
@@ -676,4 +678,139 @@ Test(idempotence, in_doubt_not_resent_under_new_id, .timeout = 90)
     free(r.partition);
     proxy_stop(&px);
     rt_broker_stop(&b);
+}
+
+/* ---- Answers out of order (a scripted broker) ------------------------------------------ */
+
+/* The scripted leader of topic "ord" (one partition): the first Produce's
+ * answer is held; the second is answered OUT_OF_ORDER_SEQUENCE at once and
+ * only then the first NOT_LEADER, as a real leader does when it refuses
+ * batch N+1 at once (N is not in its log) while the answer to N's request
+ * still waits for another partition's write. Every later Produce is
+ * appended. */
+typedef struct script {
+    uint16_t port;
+    unsigned produces, init_producers;
+    uint32_t held; /* the first Produce's correlation id */
+    int64_t next_offset;
+} script;
+
+static void answer_produce(int fd, uint32_t cid, uint32_t code, int64_t base)
+{
+    Runnel__ProducePartitionResponse pr = RUNNEL__PRODUCE_PARTITION_RESPONSE__INIT, *prp = &pr;
+    pr.topic = "ord";
+    pr.partition = 0;
+    pr.error_code = code;
+    pr.base_offset = code ? -1 : base;
+    pr.log_append_time = -1;
+    Runnel__ProduceResponse resp = RUNNEL__PRODUCE_RESPONSE__INIT;
+    resp.n_partitions = 1;
+    resp.partitions = &prp;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.correlation_id = cid;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_PRODUCE;
+    h.produce = &resp;
+    fb_send_header(fd, &h);
+}
+
+static int scripted(fb *b, int fd, const Runnel__RequestHeader *h, void *arg)
+{
+    script *sc = arg;
+    fb_lock(b);
+    if (h->body_case == RUNNEL__REQUEST_HEADER__BODY_METADATA) {
+        Runnel__Broker br = RUNNEL__BROKER__INIT, *brp = &br;
+        br.node_id = 1;
+        br.host = "127.0.0.1";
+        br.port = sc->port;
+        Runnel__PartitionMetadata pm = RUNNEL__PARTITION_METADATA__INIT, *pmp = &pm;
+        pm.partition = 0;
+        pm.leader = 1;
+        Runnel__TopicMetadata tm = RUNNEL__TOPIC_METADATA__INIT, *tmp = &tm;
+        tm.name = "ord";
+        tm.n_partitions = 1;
+        tm.partitions = &pmp;
+        Runnel__MetadataResponse mr = RUNNEL__METADATA_RESPONSE__INIT;
+        mr.n_brokers = 1;
+        mr.brokers = &brp;
+        mr.controller_id = 1;
+        mr.n_topics = 1;
+        mr.topics = &tmp;
+        fb_reply_metadata(fd, h->correlation_id, &mr);
+    } else if (h->body_case == RUNNEL__REQUEST_HEADER__BODY_INIT_PRODUCER) {
+        sc->init_producers++;
+        Runnel__InitProducerResponse ip = RUNNEL__INIT_PRODUCER_RESPONSE__INIT;
+        ip.producer_id = 40 + sc->init_producers;
+        Runnel__ResponseHeader r = RUNNEL__RESPONSE_HEADER__INIT;
+        r.correlation_id = h->correlation_id;
+        r.body_case = RUNNEL__RESPONSE_HEADER__BODY_INIT_PRODUCER;
+        r.init_producer = &ip;
+        fb_send_header(fd, &r);
+    } else if (h->body_case == RUNNEL__REQUEST_HEADER__BODY_PRODUCE) {
+        sc->produces++;
+        if (sc->produces == 1) {
+            sc->held = h->correlation_id;
+        } else if (sc->produces == 2) {
+            answer_produce(fd, h->correlation_id, RN_E_OUT_OF_ORDER_SEQUENCE, -1);
+            answer_produce(fd, sc->held, RN_E_NOT_LEADER, -1);
+        } else {
+            answer_produce(fd, h->correlation_id, 0, sc->next_offset++);
+        }
+    } else if (h->body_case == RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS) {
+        fb_reply_api_versions(fd, h->correlation_id, NULL);
+    }
+    fb_unlock(b);
+    return FB_KEEP;
+}
+
+// An OUT_OF_ORDER_SEQUENCE answer that overtakes the answer to the batch
+// before it (still in flight, refused too) is retried like one behind a
+// batch waiting for its retry: both batches are acknowledged, in order,
+// under the first producer id. Before, the producer failed the second batch
+// for good (nothing older was waiting in its queue) and took a new id.
+Test(idempotence, out_of_order_answer_overtaking, .timeout = 30)
+{
+    fb b;
+    script sc = {0};
+    fb_start(&b, scripted, &sc);
+    sc.port = b.port;
+    char servers[32];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", b.port);
+    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "0",
+                            "retry.backoff.ms", "10", "socket.timeout.ms", "10000",
+                            "delivery.timeout.ms", "20000", NULL);
+    reports r = {0};
+    r.n = 2;
+    int64_t off[2] = {-100, -100};
+    int32_t part[2];
+    r.offset = off;
+    r.partition = part;
+    rn_producer *p;
+    cr_assert_eq(rn_producer_new(&p, conf, on_delivery, &r), 0);
+    rn_conf_free(conf);
+    for (uintptr_t i = 0; i < 2; i++) {
+        cr_assert_eq(rn_producer_send(p, "ord", 0, NULL, 0, "v", 1, NULL, 0, 0, (void *)i), 0,
+                     "%s", rn_producer_errmsg(p));
+        /* Out in a request of its own before the next is sent. */
+        int64_t until = rt_now_ms() + 10000;
+        for (;;) {
+            fb_lock(&b);
+            unsigned n = sc.produces;
+            fb_unlock(&b);
+            if (n > i)
+                break;
+            cr_assert(rt_now_ms() < until, "batch %u never sent", (unsigned)i);
+            rn_producer_poll(p, 5);
+        }
+    }
+    cr_assert_eq(rn_producer_flush(p, 15000), 0, "%s", rn_producer_errmsg(p));
+    cr_assert_eq(r.failed, 0, "a batch failed: %s", rn_producer_errmsg(p));
+    cr_assert_eq(off[0], 0);
+    cr_assert_eq(off[1], 1);
+    fb_lock(&b);
+    unsigned inits = sc.init_producers, produces = sc.produces;
+    fb_unlock(&b);
+    cr_assert_eq(inits, 1, "%u producer ids taken", inits);
+    cr_assert_eq(produces, 4, "%u Produce requests", produces);
+    rn_producer_close(p);
+    fb_stop(&b);
 }
