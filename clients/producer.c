@@ -814,7 +814,7 @@ static int send_round(rn_producer *p, int64_t now)
                 continue;
             if (pp->retrying && pp->n_inflight > 0)
                 continue;
-            if (p->idem_bump && !pp->q_head->sent)
+            if (p->idem_bump && p->idem != IDEM_OFF && !pp->q_head->sent)
                 continue; /* waits for the new producer id (idem_reset) */
             rn__conn *c;
             if (rn__md_leader(&p->cl, t->name, pp->partition, &c) < 0) {
