@@ -362,6 +362,8 @@ int rn_conf_set(rn_conf *conf, const char *key, const char *value, char *err, si
             *(bool *)field = false;
         else
             return bad(err, errlen, "%s: \"%s\" is not true or false", k->name, value);
+        if (field == (char *)&conf->idempotence)
+            conf->idempotence_set = true;
         return 0;
     case K_STR:
         return set_string((char **)field, value);

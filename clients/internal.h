@@ -62,6 +62,7 @@ struct rn_conf {
     int queue_max_messages; /* queue.buffering.max.messages */
     int64_t buffer_memory;  /* buffer.memory: bytes of records queued or in flight */
     bool idempotence;       /* enable.idempotence (needs acks=all; off with acks=0/1) */
+    bool idempotence_set;   /* enable.idempotence given: true then refuses acks 0/1 */
     int message_max_bytes;
     /* consumer */
     int fetch_min_bytes;

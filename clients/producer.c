@@ -47,19 +47,32 @@
  *     queued or in flight (n_slots, reserved by the send that opens a batch),
  *     so an answer never needs memory to be reported.
  *
- *  5. Idempotence (enable.idempotence with acks=all): before its first batch
- *     the producer asks any broker for a producer id (InitProducer). Each batch
- *     gets the id, epoch and its partition's next sequence stamped into its
- *     header (CRC recomputed) when it is first sent, never again, so a retry
+ *  5. Idempotence (enable.idempotence with acks=all and max.in.flight <= 5,
+ *     as Kafka's clients require: the leader keeps a producer's last 5
+ *     batches per partition): before its first batch the producer asks any
+ *     broker for a producer id (InitProducer). Each batch gets the id, epoch
+ *     and its partition's next sequence stamped into its header (CRC
+ *     recomputed) before it is first sent, never again once sent, so a retry
  *     carries the same sequence and the leader answers a retry of a batch it
- *     already has with the first offset instead of storing it twice. A batch
- *     that fails for good after it was sent leaves a gap in its partition's
- *     sequences: the producer then takes a new id and restarts sequences at 0
- *     (idem_reset) — unless the leader said it did not append it
- *     (STORAGE_ERROR) and nothing of its partition is in flight: then the
- *     partition's sequences go back to the failed batch's (idem_gap). A
- *     broker without InitProducer (UNKNOWN_API) turns idempotence off and
- *     the producer goes on without it.
+ *     already has with the first offset instead of storing it twice.
+ *  6. A batch sent and not yet answered for good is in doubt (any_in_doubt):
+ *     its bytes may be in the log though the answer was lost. It is retried
+ *     under its id and sequence, in sequence order (a retrying partition has
+ *     one batch in flight, the oldest), until the leader acknowledges it
+ *     (maybe as a duplicate) or it fails for good (delivery.timeout.ms,
+ *     retries, a fatal error) and is reported as failed. An
+ *     OUT_OF_ORDER_SEQUENCE does not end it while it is in doubt or while an
+ *     older batch of its partition is unresolved.
+ *  7. A stamped batch that fails for good leaves a gap in its partition's
+ *     sequences: the producer then needs a new id, sequences from 0
+ *     (idem_reset). It takes it only once no batch is in doubt (Kafka's
+ *     epoch bump after its unresolved sequences are resolved, KIP-360):
+ *     until then batches never sent wait, and those in doubt go on under the
+ *     old id. Exception: the leader said it did not append the batch
+ *     (STORAGE_ERROR), no attempt of it was in doubt and nothing else of its
+ *     partition was sent: the partition's sequences go back to the failed
+ *     batch's (idem_gap). A broker without InitProducer (UNKNOWN_API) turns
+ *     idempotence off and the producer goes on without it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -74,6 +87,10 @@
 /* STORAGE_ERROR is retried for this many retry.backoff.ms after the first of
  * a partition's run of them (batch_failed). */
 #define STORAGE_RETRY_BACKOFFS 3
+/* The most requests in flight per connection idempotence works with: the
+ * leader keeps each producer's last 5 batches per partition
+ * (RN_PRODUCER_BATCHES), so a retry is always among them. */
+#define RN__IDEM_MAX_IN_FLIGHT 5
 #include "protocol/batch.h"
 
 typedef struct ppart ppart;
@@ -93,9 +110,12 @@ typedef struct pbatch {
     int64_t attempts;
     int last_err;
     bool stamped;          /* producer id and sequence written (invariant 5) */
+    bool sent;             /* handed to a connection under its stamp: never stamped again */
+    bool doubt;            /* an attempt ended without a verdict: it may be in the log */
     uint32_t idem_gen;     /* p->idem_gen when stamped */
     int32_t base_sequence; /* the sequence stamped */
     struct pbatch *next;
+    struct pbatch *fnext; /* the next of its partition's batches in flight */
 } pbatch;
 
 struct ppart {
@@ -110,6 +130,7 @@ struct ppart {
     size_t last_n;           /* records in the last batch finished */
     pbatch *q_head, *q_tail; /* finished, not in flight, in seq order */
     int n_inflight;
+    pbatch *flight; /* its batches in flight (fnext), in the order sent */
     bool retrying;
     int64_t storage_since; /* first STORAGE_ERROR of a run of them, 0: none */
     uint64_t next_seq;
@@ -180,6 +201,7 @@ struct rn_producer {
     int16_t epoch;
     int64_t idem_retry_at;
     uint32_t idem_gen; /* bumped by idem_reset: batches stamped before are stale */
+    bool idem_bump;    /* a sent batch failed for good: a new id once none is in doubt */
     uint64_t rng;
     uint64_t n_requests, n_batches;
 };
@@ -255,6 +277,32 @@ static void requeue(ppart *pp, pbatch *b)
     (void)prev;
 }
 
+/* b's answer came: it is no longer in flight. */
+static void landed(ppart *pp, pbatch *b)
+{
+    pp->n_inflight--;
+    for (pbatch **q = &pp->flight; *q; q = &(*q)->fnext)
+        if (*q == b) {
+            *q = b->fnext;
+            break;
+        }
+    b->fnext = NULL;
+}
+
+/* Whether a batch of pp older than b is still unresolved: waiting for its
+ * retry, or in flight (answers to two requests may come in either order:
+ * the leader answers a refused batch at once, an appended one once it is
+ * written). */
+static bool older_unresolved(const ppart *pp, const pbatch *b)
+{
+    if (pp->q_head && pp->q_head->seq < b->seq)
+        return true;
+    for (const pbatch *f = pp->flight; f; f = f->fnext)
+        if (f->seq < b->seq)
+            return true;
+    return false;
+}
+
 static void pick_sticky(rn_producer *p, ptopic *t)
 {
     if (t->n_parts <= 1) {
@@ -316,13 +364,30 @@ static ppart *next_part(const rn_producer *p, part_iter *it)
     return NULL;
 }
 
-/* A sent batch failed for good: its partition's sequences have a gap the
- * leader would refuse. Take a new producer id; batches not yet sent get new
- * sequences from 0 under it. */
-static void idem_reset(rn_producer *p)
+/* Whether a batch is in doubt: sent under the current producer id and not
+ * yet answered for good, in flight or back in its queue for a retry. Such a
+ * batch may be in the log already (the answer was lost), so it must go on
+ * under its own id and sequence until the leader says where it is or its
+ * delivery.timeout.ms fails it: sent again under a new id it would be
+ * stored twice. Sent batches come before unsent ones in a queue (only the
+ * head is ever sent), so the heads tell. */
+static bool any_in_doubt(const rn_producer *p)
 {
-    if (p->idem == IDEM_OFF || p->closing)
+    part_iter it = {0};
+    for (ppart *pp; (pp = next_part(p, &it));)
+        if (pp->n_inflight > 0 || (pp->q_head && pp->q_head->sent))
+            return true;
+    return false;
+}
+
+/* The new producer id idem_reset asked for, once no batch is in doubt (as
+ * Kafka's producer bumps its epoch only when its unresolved sequences are
+ * resolved, KIP-360): batches not yet sent get sequences from 0 under it. */
+static void idem_bump_maybe(rn_producer *p)
+{
+    if (!p->idem_bump || p->idem == IDEM_OFF || any_in_doubt(p))
         return;
+    p->idem_bump = false;
     p->idem = IDEM_NEED;
     p->idem_retry_at = 0;
     p->idem_gen++;
@@ -330,29 +395,62 @@ static void idem_reset(rn_producer *p)
     for (ppart *pp; (pp = next_part(p, &it));) {
         pp->next_sequence = 0;
         for (pbatch *b = pp->q_head; b; b = b->next)
-            b->stamped = false;
+            b->stamped = false; /* none was sent: any_in_doubt said so */
     }
+}
+
+/* A stamped batch failed for good: its partition's sequences have a gap the
+ * leader would refuse, so the producer needs a new id. Until the batches in
+ * doubt are resolved it keeps the old one: they are retried under it, and
+ * batches never sent wait (send_round). */
+static void idem_reset(rn_producer *p)
+{
+    if (p->idem == IDEM_OFF || p->closing)
+        return;
+    p->idem_bump = true;
+    idem_bump_maybe(p);
 }
 
 /* A sent batch b failed for good and the leader said it did not append it
  * (STORAGE_ERROR: the write failed, and the leader forgot its sequence and
- * every later one of this producer). With nothing of its partition in flight,
- * the partition's sequences go back to b's, and queued batches are stamped
- * again from there: no gap, so no new producer id (on a full disk, a new id
- * per failed batch would soon need a write the disk cannot take). Otherwise
- * the gap is real: idem_reset. */
+ * every later one of this producer), and no attempt of it ended in doubt.
+ * With nothing else of its partition sent (in flight or waiting for a
+ * retry), the partition's sequences go back to b's, and queued batches are
+ * stamped again from there: no gap, so no new producer id (on a full disk, a
+ * new id per failed batch would soon need a write the disk cannot take).
+ * Otherwise the gap is real: idem_reset. */
 static void idem_gap(rn_producer *p, pbatch *b, int err)
 {
     ppart *pp = b->pp;
     if (!b->stamped || b->idem_gen != p->idem_gen)
         return; /* never stamped, or under an id given up already */
-    if (err != -RN_E_STORAGE_ERROR || pp->n_inflight > 0) {
+    if (err != -RN_E_STORAGE_ERROR || b->doubt || pp->n_inflight > 0 ||
+        (pp->q_head && pp->q_head->sent)) {
         idem_reset(p);
         return;
     }
     pp->next_sequence = b->base_sequence;
     for (pbatch *q = pp->q_head; q; q = q->next)
         q->stamped = false;
+}
+
+/* Answers by which the leader refused a batch before appending it: an
+ * attempt that ends with one leaves no doubt. Any other end (a lost
+ * connection, a timeout, NOT_LEADER from a leader that may have appended it
+ * before it stepped down) may have left the batch in the log. */
+static bool refused_before_append(int err)
+{
+    switch (err) {
+    case -RN_E_OUT_OF_ORDER_SEQUENCE:
+    case -RN_E_UNKNOWN_TOPIC:
+    case -RN_E_STORAGE_ERROR:
+    case -RN_E_NOT_ENOUGH_REPLICAS:
+    case -RN_E_FENCED_LEADER_EPOCH:
+    case -RN_E_UNKNOWN_LEADER_EPOCH:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void init_producer_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
@@ -519,7 +617,7 @@ static ppart *part_get(rn_producer *p, ptopic *t, int32_t partition)
 static void batch_done(rn_producer *p, pbatch *b, int64_t base_offset)
 {
     ppart *pp = b->pp;
-    pp->n_inflight--;
+    landed(pp, b);
     pp->storage_since = 0;
     /* Leave retry mode once nothing older than this batch waits. */
     if (!pp->q_head || pp->q_head->seq > b->seq)
@@ -532,7 +630,7 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
     ppart *pp = b->pp;
     const rn_conf *conf = p->cl.conf;
     int64_t now = rn__now_ms();
-    pp->n_inflight--;
+    landed(pp, b);
     b->attempts++;
     b->last_err = err;
     if (rn__needs_metadata(err))
@@ -548,19 +646,23 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
             pp->storage_since = now;
         retry = now - pp->storage_since < STORAGE_RETRY_BACKOFFS * conf->retry_backoff_ms;
     }
-    if (b->stamped && b->idem_gen != p->idem_gen) {
-        /* Stamped under a producer id given up since (idem_reset): its
-         * sequence means nothing to the leader now; it gets a new one. */
-        b->stamped = false;
-        retry |= err == -RN_E_OUT_OF_ORDER_SEQUENCE;
-    } else if (err == -RN_E_OUT_OF_ORDER_SEQUENCE && b->stamped && pp->q_head &&
-               pp->q_head->seq < b->seq) {
+    if (err == -RN_E_OUT_OF_ORDER_SEQUENCE && b->stamped && older_unresolved(pp, b)) {
         /* Behind an earlier batch of its partition that failed and waits for
-         * its retry: the leader never appended that one and forgot its
-         * sequence, so this one is ahead until the retry fills the gap.
-         * Kafka's producer retries it too. */
+         * its retry, or whose (error) answer is still on its way: the leader
+         * never appended that one and forgot its sequence, so this one is
+         * ahead until the retry fills the gap. Kafka's producer retries it
+         * too. */
+        retry = true;
+    } else if (err == -RN_E_OUT_OF_ORDER_SEQUENCE && b->doubt) {
+        /* In doubt (an earlier attempt's answer was lost): the gap is
+         * before it, left by a batch that failed for good or one of an
+         * older connection the leader has not read yet. It is retried
+         * under its id and sequence until the leader places it or its
+         * delivery.timeout.ms ends it; never sent under a new id. */
         retry = true;
     }
+    if (b->sent && !refused_before_append(err))
+        b->doubt = true;
     if (!p->closing && retry && b->attempts <= conf->retries &&
         now + conf->retry_backoff_ms < b->deadline) {
         b->retry_at = now + conf->retry_backoff_ms;
@@ -676,6 +778,11 @@ static int send_draft(rn_producer *p, draft *d)
             if (!pp->q_head)
                 pp->q_tail = NULL;
             d->b[i]->next = NULL;
+            d->b[i]->sent = d->b[i]->stamped;
+            pbatch **q = &pp->flight;
+            while (*q)
+                q = &(*q)->fnext;
+            *q = d->b[i];
             pp->n_inflight++;
         }
         p->n_requests++;
@@ -707,6 +814,8 @@ static int send_round(rn_producer *p, int64_t now)
                 continue;
             if (pp->retrying && pp->n_inflight > 0)
                 continue;
+            if (p->idem_bump && p->idem != IDEM_OFF && !pp->q_head->sent)
+                continue; /* waits for the new producer id (idem_reset) */
             rn__conn *c;
             if (rn__md_leader(&p->cl, t->name, pp->partition, &c) < 0) {
                 p->need_md = true;
@@ -774,6 +883,7 @@ static void pump(rn_producer *p)
             fail_batch(p, b, -RN_E_TIMEOUT);
         }
     }
+    idem_bump_maybe(p);
     if (p->idem == IDEM_NEED && now >= p->idem_retry_at) {
         bool queued = false;
         it = (part_iter){0};
@@ -851,6 +961,14 @@ static int run_reports(rn_producer *p)
 int rn_producer_new(rn_producer **out, const rn_conf *conf, rn_delivery_cb cb, void *cb_arg)
 {
     *out = NULL;
+    /* Kafka's clients refuse enable.idempotence=true with acks other than
+     * all, or with more than 5 requests in flight (the leader remembers a
+     * producer's last 5 batches per partition: a retry older than that would
+     * be refused, or without acks=all lost with the leader); left at its
+     * default, idempotence is simply off then. */
+    if (conf->idempotence_set && conf->idempotence &&
+        (conf->acks != -1 || conf->max_in_flight > RN__IDEM_MAX_IN_FLIGHT))
+        return -RN_E_INVALID_CONFIG;
     rn_producer *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
@@ -867,7 +985,9 @@ int rn_producer_new(rn_producer **out, const rn_conf *conf, rn_delivery_cb cb, v
     p->bopts.producer_epoch = -1;
     p->bopts.base_sequence = -1;
     /* Batches are built without producer fields; stamp() fills them at first send. */
-    p->idem = conf->idempotence && conf->acks == -1 ? IDEM_NEED : IDEM_OFF;
+    p->idem = conf->idempotence && conf->acks == -1 && conf->max_in_flight <= RN__IDEM_MAX_IN_FLIGHT
+                  ? IDEM_NEED
+                  : IDEM_OFF;
     p->rng = (uint64_t)rn__wall_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
     if (!p->rng)
         p->rng = 1;

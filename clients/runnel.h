@@ -67,6 +67,12 @@ rn_conf *rn_conf_dup(const rn_conf *conf);
  *   delivery.timeout.ms        120000
  *   max.in.flight              5 requests per connection
  *   partitioner                default (hash of key; sticky when keyless) | roundrobin
+ *   enable.idempotence         true: a producer id and per-partition sequences, so a
+ *                              retry is never stored twice. As in Kafka's clients it
+ *                              needs acks=all and max.in.flight <= 5 (the leader keeps
+ *                              a producer's last 5 batches): left at its default it is
+ *                              off otherwise; set true with acks 0/1 or max.in.flight
+ *                              over 5, rn_producer_new refuses the configuration
  *   -- consumer --
  *   fetch.min.bytes            1
  *   fetch.max.wait.ms          500
@@ -308,7 +314,9 @@ typedef struct rn_producer rn_producer;
 typedef void (*rn_delivery_cb)(void *cb_arg, int err, const char *topic, int32_t partition,
                                int64_t offset, void *opaque);
 
-/* cb may be NULL. Takes a copy of conf. Errors: -ENOMEM, -RN_E_INVALID_CONFIG. */
+/* cb may be NULL. Takes a copy of conf. Errors: -ENOMEM, -RN_E_INVALID_CONFIG (a bad
+ * compression.level; enable.idempotence set true with acks other than all or with
+ * max.in.flight over 5). */
 int rn_producer_new(rn_producer **out, const rn_conf *conf, rn_delivery_cb cb, void *cb_arg);
 
 /* Queue one record. partition -1 = choose by key (or sticky when keyless).

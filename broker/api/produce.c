@@ -22,7 +22,9 @@
  * high watermark does not cover when its append completes parks on the
  * partition's produce_waiters queue (part/waiters.h, Kafka's DelayedProduce)
  * until an append or a replica moves it, the request's timeout_ms passes
- * (REQUEST_TIMED_OUT, the data kept, as Kafka) or the partition closes. On
+ * (REQUEST_TIMED_OUT, the data kept, as Kafka) or the partition closes; a
+ * retry of it (an idempotent duplicate) waits the same way, answered with the
+ * first copy's offset once the high watermark covers that copy. On
  * one node the high watermark is the flushed offset with flush=always, which
  * the log moves before it completes the append, else the log end: so today
  * nothing parks and acks=-1 answers as acks=1; with replication the high
@@ -315,6 +317,22 @@ void rn_handle_produce(rn_request *req)
             if (v == RN_PRODUCER_DUPLICATE) {
                 r->base_offset = dup;
                 r->log_start_offset = rn_log_start_offset(p->log);
+                /* acks=all: the first copy is safe only once the high
+                 * watermark covers it, and a retry of a batch whose first
+                 * answer timed out (parked, REQUEST_TIMED_OUT) must not be
+                 * told otherwise: it waits as the first did (Kafka's
+                 * DelayedProduce waits for a duplicate's original too). */
+                int64_t dup_last = dup + bh.last_offset_delta;
+                if (st->acks == -1 && rn_partition_high_watermark(p) <= dup_last) {
+                    if (!rn_partition_isr_enough(p)) {
+                        set_error(st, i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND, NULL);
+                        continue;
+                    }
+                    part->need_hw = dup_last + 1;
+                    uint32_t t = pr->timeout_ms;
+                    rn_waiter_park(&p->produce_waiters, &part->wt, t > 0 ? rn_now_ms() + t : -1);
+                    st->pending++;
+                }
                 continue;
             }
             part->idempotent = true;

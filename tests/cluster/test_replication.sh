@@ -307,6 +307,37 @@ else
   not_ok "records 1..20100 once each ($(wc -l <"$TMP/got") lines)"
 fi
 
+# 5. A retry is not told a batch is safe before the ISR holds it: with both
+# followers stopped (two of three voters: no one is fenced, the ISR stays
+# 1,2,3), an acks=all record parks until its request times out, and the
+# idempotent producer's retry of it (the same producer id and sequence, a
+# duplicate to the leader) waits the same way instead of getting the first
+# copy's offset at once; so the record is never acknowledged and the
+# producer fails it at its delivery timeout. Resumed, the followers take it:
+# once in every copy.
+wait_for "$WAIT_S" isr_is 1,2,3
+wait_for "$WAIT_S" leader_is_live
+OLD=$LEADER
+FOLLOWERS=()
+for i in 1 2 3; do [ "$i" != "$OLD" ] && FOLLOWERS+=("$i"); done
+for i in "${FOLLOWERS[@]}"; do kill -STOP "${PID[$i]}"; done
+echo 96000 | timeout 60 "$RUNNEL" -b "127.0.0.1:${PORT[$OLD]}" -X socket.timeout.ms=700 \
+  -X retry.backoff.ms=50 -X delivery.timeout.ms=4000 produce "$T" -p 0 2>"$TMP/dup.log"
+st=$?
+for i in "${FOLLOWERS[@]}"; do kill -CONT "${PID[$i]}"; done
+if [ "$st" != 0 ]; then
+  ok "followers stopped: acks=all retries of a parked record are not acknowledged ($(grep -c . "$TMP/dup.log") lines of errors)"
+else
+  not_ok "followers stopped: acks=all retries of a parked record are not acknowledged (exit $st: $(tail -n 2 "$TMP/dup.log" | tr '\n' ' '))"
+fi
+MIN=20101
+once96() { [ "$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read().count(b"96000"))' "$TMP/c$OLD")" = 1 ]; }
+if wait_for "$WAIT_S" same_copies 1 2 3 && once96; then
+  ok "resumed, the followers took it: record 96000 once in three identical copies"
+else
+  not_ok "record 96000 once in three identical copies"
+fi
+
 for i in 1 2 3; do
   if stop_node "$i"; then ok "node $i stops cleanly on SIGTERM"; else not_ok "node $i stops cleanly on SIGTERM"; fi
 done

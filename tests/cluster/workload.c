@@ -304,7 +304,10 @@ static int run_load(const opts *o)
         snprintf(pr->name, sizeof(pr->name), "%sp%d", o->prefix, i);
         rn_conf *c = conf_for(o);
         set(c, "acks", o->acks);
-        set(c, "enable.idempotence", "true");
+        /* Idempotence needs acks=all (librunnel refuses it set true otherwise,
+         * as Kafka's clients do): acks=1 runs without it. */
+        set(c, "enable.idempotence",
+            strcmp(o->acks, "all") == 0 || strcmp(o->acks, "-1") == 0 ? "true" : "false");
         set(c, "linger.ms", "2");
         snprintf(buf, sizeof(buf), "%d", o->delivery_ms);
         set(c, "delivery.timeout.ms", buf);

@@ -172,3 +172,33 @@ Test(conf, error_names)
     cr_assert_str_eq(rn_err_str(-RN_E_OFFSET_OUT_OF_RANGE), "offset out of range");
     cr_assert_not_null(rn_err_str(-99999));
 }
+
+// enable.idempotence as Kafka's clients have it: left at its default it is
+// simply off with acks 0/1 or more than 5 requests in flight; set true with
+// them, rn_producer_new refuses the configuration (before, acks=1 turned it
+// off silently, and max.in.flight over 5 kept it on though the leader
+// remembers only a producer's last 5 batches).
+Test(conf, idempotence_needs_acks_all)
+{
+    rn_producer *p = NULL;
+    rn_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err));
+    cr_assert_eq(rn_conf_set(conf, "acks", "1", err, sizeof(err)), 0);
+    cr_assert_eq(rn_producer_new(&p, conf, NULL, NULL), 0, "default idempotence with acks=1");
+    rn_producer_close(p);
+    cr_assert_eq(rn_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)), 0);
+    cr_assert_eq(rn_producer_new(&p, conf, NULL, NULL), -RN_E_INVALID_CONFIG);
+    cr_assert_null(p);
+    cr_assert_eq(rn_conf_set(conf, "acks", "0", err, sizeof(err)), 0);
+    cr_assert_eq(rn_producer_new(&p, conf, NULL, NULL), -RN_E_INVALID_CONFIG);
+    cr_assert_eq(rn_conf_set(conf, "acks", "all", err, sizeof(err)), 0);
+    cr_assert_eq(rn_conf_set(conf, "max.in.flight", "6", err, sizeof(err)), 0);
+    cr_assert_eq(rn_producer_new(&p, conf, NULL, NULL), -RN_E_INVALID_CONFIG);
+    cr_assert_eq(rn_conf_set(conf, "max.in.flight", "5", err, sizeof(err)), 0);
+    cr_assert_eq(rn_producer_new(&p, conf, NULL, NULL), 0);
+    rn_producer_close(p);
+    /* Explicitly off: any acks. */
+    cr_assert_eq(rn_conf_set(conf, "enable.idempotence", "false", err, sizeof(err)), 0);
+    cr_assert_eq(rn_conf_set(conf, "acks", "1", err, sizeof(err)), 0);
+    cr_assert_eq(rn_producer_new(&p, conf, NULL, NULL), 0);
+    rn_producer_close(p);
+}

@@ -27,6 +27,9 @@
 #include <unistd.h>
 
 #include "clients/runnel.h"
+#include "clients/testing.h"
+#include "fake_broker.h"
+#include "protocol/errors.h"
 #include "harness.h"
 #include "runnel.pb-c.h"
 
@@ -55,12 +58,15 @@ typedef struct proxy {
     volatile int stop;
     bool armed;        /* drop the next answer and cut everything */
     bool arm_at_start; /* the very first answer is dropped too */
+    bool no_cuts;      /* never arm a cut (the test mutes instead) */
+    volatile int mute; /* while set, answers are read and dropped, links kept */
     plink links[MAX_LINKS];
     int n;
     /* Statistics, read by the test while the proxy runs. */
     _Atomic unsigned cuts;         /* rounds that closed at least one connection */
     _Atomic uint64_t lost_answers; /* requests the broker got whose answer was dropped */
     _Atomic uint64_t md_rewritten; /* Metadata answers pointed at the proxy */
+    _Atomic uint64_t muted;        /* answers dropped while muted */
 } proxy;
 
 static uint32_t be32(const uint8_t *p)
@@ -151,6 +157,11 @@ static bool forward_frames(proxy *px, fbuf *b, int fd, bool down, uint64_t *coun
             break;
         if (down && px->armed)
             return false;
+        if (down && px->mute) {
+            px->muted++;
+            off += flen;
+            continue;
+        }
         uint8_t *nf = NULL;
         size_t nlen = 0;
         bool ok;
@@ -220,7 +231,7 @@ static void *proxy_main(void *arg)
         }
         int64_t wait = next_cut - rt_now_ms();
         poll(pfd, (nfds_t)n, px->armed || wait < 0 ? 50 : (int)(wait > 50 ? 50 : wait));
-        if (!px->armed && rt_now_ms() >= next_cut)
+        if (!px->armed && !px->no_cuts && rt_now_ms() >= next_cut)
             px->armed = true;
         /* Links first (their pollfd indexes are still valid), newest last. */
         for (int i = px->n - 1; i >= 0; i--) {
@@ -294,6 +305,25 @@ static void proxy_start_armed(proxy *px, uint16_t target, bool armed)
 static void proxy_start(proxy *px, uint16_t target)
 {
     proxy_start_armed(px, target, false);
+}
+
+/* A proxy that never cuts on its own: the test mutes it (px->mute). */
+static void proxy_start_quiet(proxy *px, uint16_t target)
+{
+    memset(px, 0, sizeof(*px));
+    px->no_cuts = true;
+    px->target = target;
+    px->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(px->lfd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(bind(px->lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    socklen_t len = sizeof(a);
+    cr_assert(getsockname(px->lfd, (struct sockaddr *)&a, &len) == 0);
+    px->port = ntohs(a.sin_port);
+    cr_assert(listen(px->lfd, 64) == 0);
+    cr_assert_eq(pthread_create(&px->th, NULL, proxy_main, px), 0);
 }
 
 static void proxy_stop(proxy *px)
@@ -526,4 +556,261 @@ Test(idempotence, first_metadata_answer_lost, .timeout = 30)
     rn_producer_close(p);
     proxy_stop(&px);
     rt_broker_stop(&b);
+}
+
+// Batches in doubt are never sent under a new producer id. The proxy lets
+// requests reach the broker but drops every answer (muted) while record A
+// (partition 0) is retried until delivery.timeout.ms fails it for good,
+// which leaves a gap in partition 0's sequences; meanwhile batches of
+// partition 1, sent after it, were appended by the broker and their answers
+// lost (in doubt). Before, A's failure made the producer take a new id at
+// once: the batches in doubt went out again under it with new sequences and
+// were stored twice. Now they are retried under their own id and sequence
+// until the broker answers them (as duplicates of what it has), and only
+// then does the producer take a new id, for the batches never sent. Every
+// acknowledged record is in the log once, at the offset reported; none is
+// in it twice.
+Test(idempotence, in_doubt_not_resent_under_new_id, .timeout = 90)
+{
+    enum { N = 48, PARTS = 2, A = 2, P1_FIRST = 3, P1_LAST = 38 };
+    rt_broker b;
+    rt_broker_start(&b);
+    rt_create_topic(&b, "doubt", PARTS);
+    proxy px;
+    proxy_start_quiet(&px, b.port);
+    char servers[32];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", px.port);
+    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "1",
+                            "retry.backoff.ms", "50", "reconnect.backoff.ms", "20",
+                            "socket.timeout.ms", "1000", "delivery.timeout.ms", "4000",
+                            "enable.idempotence", "true", "acks", "all", NULL);
+    reports r = {0};
+    r.n = N;
+    r.offset = malloc(N * sizeof(*r.offset));
+    r.partition = calloc(N, sizeof(*r.partition));
+    cr_assert(r.offset && r.partition);
+    for (size_t i = 0; i < N; i++)
+        r.offset[i] = -100;
+    rn_producer *p;
+    cr_assert_eq(rn_producer_new(&p, conf, on_delivery, &r), 0);
+    rn_conf_free(conf);
+    char v[32];
+    int len;
+#define SEND(i, part)                                                                              \
+    do {                                                                                           \
+        len = snprintf(v, sizeof(v), "d%d", (int)(i));                                             \
+        cr_assert_eq(rn_producer_send(p, "doubt", (part), NULL, 0, v, (size_t)len, NULL, 0, 0,     \
+                                      (void *)(uintptr_t)(i)),                                     \
+                     0, "send %d: %s", (int)(i), rn_producer_errmsg(p));                           \
+    } while (0)
+    /* Metadata and the producer id first, answered. */
+    SEND(0, 0);
+    SEND(1, 1);
+    cr_assert_eq(rn_producer_flush(p, 20000), 0, "%s", rn_producer_errmsg(p));
+    cr_assert_eq(r.failed, 0);
+    int64_t pid0 = rn__producer_id(p);
+    cr_assert_geq(pid0, 0, "idempotence is off");
+
+    px.mute = 1;
+    SEND(A, 0);
+    /* A is in the log and its answers lost, two or three times over: its
+     * connection times out after socket.timeout.ms, and it is retried. */
+    int64_t until = rt_now_ms() + 2500;
+    while (rt_now_ms() < until)
+        rn_producer_poll(p, 20);
+    /* Partition 1's batches go out (appended, answers lost): in doubt. */
+    for (int i = P1_FIRST; i <= P1_LAST; i++) {
+        SEND(i, 1);
+        if (i % 4 == 2) {
+            rn_producer_poll(p, 0);
+            rt_sleep_ms(15);
+        }
+    }
+    /* And partition 0's, queued behind A (never sent before A ends). */
+    for (int i = P1_LAST + 1; i < N; i++)
+        SEND(i, 0);
+    int64_t deadline = rt_now_ms() + 30000;
+    while (r.offset[A] == -100) {
+        cr_assert(rt_now_ms() < deadline, "A was never reported");
+        rn_producer_poll(p, 20);
+    }
+    cr_assert_eq(r.offset[A], -1, "A was acknowledged through a muted proxy");
+    px.mute = 0;
+    cr_assert_eq(rn_producer_flush(p, 30000), 0, "%s", rn_producer_errmsg(p));
+    cr_assert_eq(r.done, N);
+    int64_t pid1 = rn__producer_id(p);
+    rn_producer_close(p);
+#undef SEND
+
+    logview lv;
+    read_log(&b, "doubt", PARTS, 4 * N, "d", &lv);
+    size_t *where = calloc(N, sizeof(*where));
+    for (int32_t pa = 0; pa < PARTS; pa++)
+        for (size_t o = 0; o < lv.cap; o++)
+            if (lv.by_offset[pa][o] >= 0) {
+                int64_t x = lv.by_offset[pa][o];
+                cr_assert(x >= 0 && x < N);
+                where[x]++;
+            }
+    size_t acked_after_doubt = 0;
+    for (size_t i = 0; i < N; i++) {
+        cr_assert_leq(where[i], 1, "record d%zu is in the log %zu times", i, where[i]);
+        if (r.offset[i] >= 0) {
+            cr_assert_eq(where[i], 1, "acknowledged record d%zu is not in the log", i);
+            cr_assert_eq(lv.by_offset[r.partition[i]][r.offset[i]], (int64_t)i,
+                         "record d%zu reported at %d/%lld", i, r.partition[i],
+                         (long long)r.offset[i]);
+            if (i >= P1_FIRST && i <= P1_LAST)
+                acked_after_doubt++;
+        }
+    }
+    fprintf(stderr,
+            "idempotence: %zu answers dropped while muted; record A failed for good (in the log "
+            "%zu time); %zu of partition 1's %d records acknowledged, %zu failed in all; producer "
+            "id %lld then %lld; %zu records in the log, none twice\n",
+            (size_t)px.muted, where[A], acked_after_doubt, P1_LAST - P1_FIRST + 1, r.failed,
+            (long long)pid0, (long long)pid1, lv.total);
+    cr_assert_neq(pid1, pid0, "no new producer id after A's gap: the test proved nothing");
+    cr_assert_geq(px.muted, 3, "hardly an answer dropped: the test proved nothing");
+    logview_free(&lv);
+    free(where);
+    free(r.offset);
+    free(r.partition);
+    proxy_stop(&px);
+    rt_broker_stop(&b);
+}
+
+/* ---- Answers out of order (a scripted broker) ------------------------------------------ */
+
+/* The scripted leader of topic "ord" (one partition): the first Produce's
+ * answer is held; the second is answered OUT_OF_ORDER_SEQUENCE at once and
+ * only then the first NOT_LEADER, as a real leader does when it refuses
+ * batch N+1 at once (N is not in its log) while the answer to N's request
+ * still waits for another partition's write. Every later Produce is
+ * appended. */
+typedef struct script {
+    uint16_t port;
+    unsigned produces, init_producers;
+    uint32_t held; /* the first Produce's correlation id */
+    int64_t next_offset;
+} script;
+
+static void answer_produce(int fd, uint32_t cid, uint32_t code, int64_t base)
+{
+    Runnel__ProducePartitionResponse pr = RUNNEL__PRODUCE_PARTITION_RESPONSE__INIT, *prp = &pr;
+    pr.topic = "ord";
+    pr.partition = 0;
+    pr.error_code = code;
+    pr.base_offset = code ? -1 : base;
+    pr.log_append_time = -1;
+    Runnel__ProduceResponse resp = RUNNEL__PRODUCE_RESPONSE__INIT;
+    resp.n_partitions = 1;
+    resp.partitions = &prp;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.correlation_id = cid;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_PRODUCE;
+    h.produce = &resp;
+    fb_send_header(fd, &h);
+}
+
+static int scripted(fb *b, int fd, const Runnel__RequestHeader *h, void *arg)
+{
+    script *sc = arg;
+    fb_lock(b);
+    if (h->body_case == RUNNEL__REQUEST_HEADER__BODY_METADATA) {
+        Runnel__Broker br = RUNNEL__BROKER__INIT, *brp = &br;
+        br.node_id = 1;
+        br.host = "127.0.0.1";
+        br.port = sc->port;
+        Runnel__PartitionMetadata pm = RUNNEL__PARTITION_METADATA__INIT, *pmp = &pm;
+        pm.partition = 0;
+        pm.leader = 1;
+        Runnel__TopicMetadata tm = RUNNEL__TOPIC_METADATA__INIT, *tmp = &tm;
+        tm.name = "ord";
+        tm.n_partitions = 1;
+        tm.partitions = &pmp;
+        Runnel__MetadataResponse mr = RUNNEL__METADATA_RESPONSE__INIT;
+        mr.n_brokers = 1;
+        mr.brokers = &brp;
+        mr.controller_id = 1;
+        mr.n_topics = 1;
+        mr.topics = &tmp;
+        fb_reply_metadata(fd, h->correlation_id, &mr);
+    } else if (h->body_case == RUNNEL__REQUEST_HEADER__BODY_INIT_PRODUCER) {
+        sc->init_producers++;
+        Runnel__InitProducerResponse ip = RUNNEL__INIT_PRODUCER_RESPONSE__INIT;
+        ip.producer_id = 40 + sc->init_producers;
+        Runnel__ResponseHeader r = RUNNEL__RESPONSE_HEADER__INIT;
+        r.correlation_id = h->correlation_id;
+        r.body_case = RUNNEL__RESPONSE_HEADER__BODY_INIT_PRODUCER;
+        r.init_producer = &ip;
+        fb_send_header(fd, &r);
+    } else if (h->body_case == RUNNEL__REQUEST_HEADER__BODY_PRODUCE) {
+        sc->produces++;
+        if (sc->produces == 1) {
+            sc->held = h->correlation_id;
+        } else if (sc->produces == 2) {
+            answer_produce(fd, h->correlation_id, RN_E_OUT_OF_ORDER_SEQUENCE, -1);
+            answer_produce(fd, sc->held, RN_E_NOT_LEADER, -1);
+        } else {
+            answer_produce(fd, h->correlation_id, 0, sc->next_offset++);
+        }
+    } else if (h->body_case == RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS) {
+        fb_reply_api_versions(fd, h->correlation_id, NULL);
+    }
+    fb_unlock(b);
+    return FB_KEEP;
+}
+
+// An OUT_OF_ORDER_SEQUENCE answer that overtakes the answer to the batch
+// before it (still in flight, refused too) is retried like one behind a
+// batch waiting for its retry: both batches are acknowledged, in order,
+// under the first producer id. Before, the producer failed the second batch
+// for good (nothing older was waiting in its queue) and took a new id.
+Test(idempotence, out_of_order_answer_overtaking, .timeout = 30)
+{
+    fb b;
+    script sc = {0};
+    fb_start(&b, scripted, &sc);
+    sc.port = b.port;
+    char servers[32];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", b.port);
+    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "0",
+                            "retry.backoff.ms", "10", "socket.timeout.ms", "10000",
+                            "delivery.timeout.ms", "20000", NULL);
+    reports r = {0};
+    r.n = 2;
+    int64_t off[2] = {-100, -100};
+    int32_t part[2];
+    r.offset = off;
+    r.partition = part;
+    rn_producer *p;
+    cr_assert_eq(rn_producer_new(&p, conf, on_delivery, &r), 0);
+    rn_conf_free(conf);
+    for (uintptr_t i = 0; i < 2; i++) {
+        cr_assert_eq(rn_producer_send(p, "ord", 0, NULL, 0, "v", 1, NULL, 0, 0, (void *)i), 0,
+                     "%s", rn_producer_errmsg(p));
+        /* Out in a request of its own before the next is sent. */
+        int64_t until = rt_now_ms() + 10000;
+        for (;;) {
+            fb_lock(&b);
+            unsigned n = sc.produces;
+            fb_unlock(&b);
+            if (n > i)
+                break;
+            cr_assert(rt_now_ms() < until, "batch %u never sent", (unsigned)i);
+            rn_producer_poll(p, 5);
+        }
+    }
+    cr_assert_eq(rn_producer_flush(p, 15000), 0, "%s", rn_producer_errmsg(p));
+    cr_assert_eq(r.failed, 0, "a batch failed: %s", rn_producer_errmsg(p));
+    cr_assert_eq(off[0], 0);
+    cr_assert_eq(off[1], 1);
+    fb_lock(&b);
+    unsigned inits = sc.init_producers, produces = sc.produces;
+    fb_unlock(&b);
+    cr_assert_eq(inits, 1, "%u producer ids taken", inits);
+    cr_assert_eq(produces, 4, "%u Produce requests", produces);
+    rn_producer_close(p);
+    fb_stop(&b);
 }
