@@ -22,7 +22,9 @@
  * high watermark does not cover when its append completes parks on the
  * partition's produce_waiters queue (part/waiters.h, Kafka's DelayedProduce)
  * until an append or a replica moves it, the request's timeout_ms passes
- * (REQUEST_TIMED_OUT, the data kept, as Kafka) or the partition closes. On
+ * (REQUEST_TIMED_OUT, the data kept, as Kafka) or the partition closes; an
+ * idempotent retry of a batch the log already holds (a duplicate) waits the
+ * same way for the offsets its first attempt got. On
  * one node the high watermark is the flushed offset with flush=always, which
  * the log moves before it completes the append, else the log end: so today
  * nothing parks and acks=-1 answers as acks=1; with replication the high
@@ -315,6 +317,20 @@ void rn_handle_produce(rn_request *req)
             if (v == RN_PRODUCER_DUPLICATE) {
                 r->base_offset = dup;
                 r->log_start_offset = rn_log_start_offset(p->log);
+                /* acks=all: the retry is answered when the high watermark
+                 * covers the batch, as its first attempt would have been
+                 * (Kafka's DelayedProduce waits on a duplicate's offsets
+                 * too). Answered at once, a leader cut from its followers
+                 * acknowledged every retry of what only it held, and the
+                 * next leader never had them (fault suite, leader-isolated:
+                 * 50 acknowledged records lost). */
+                int64_t last = dup + bh.last_offset_delta;
+                if (st->acks == -1 && rn_partition_high_watermark(p) <= last) {
+                    part->need_hw = last + 1;
+                    uint32_t t = pr->timeout_ms;
+                    rn_waiter_park(&p->produce_waiters, &part->wt, t > 0 ? rn_now_ms() + t : -1);
+                    st->pending++;
+                }
                 continue;
             }
             part->idempotent = true;
