@@ -12,8 +12,10 @@
  * hand), and M members of one group read with manual commits, committing
  * their positions and reading the committed offset back every
  * --commit-ms. It stops after --records records or --seconds seconds,
- * whichever comes first, then waits (bounded) for the last delivery reports
- * and lets the readers catch up for --tail-ms.
+ * whichever comes first (or once --stop-file exists: a scenario whose faults
+ * take longer than it can tell beforehand ends the load when they are done),
+ * then waits (bounded) for the last delivery reports and lets the readers
+ * catch up for --tail-ms.
  *
  * final: after the faults have healed, one fresh consumer reads every
  * partition from the beginning to the high watermark it listed first
@@ -40,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runnel.h"
 
@@ -105,7 +108,7 @@ static void die(const char *fmt, ...)
 }
 
 typedef struct opts {
-    const char *brokers, *topic, *history, *group, *prefix, *acks;
+    const char *brokers, *topic, *history, *group, *prefix, *acks, *stop_file;
     int producers, consumers, members;
     long records, rate;
     int seconds, commit_ms, tail_ms, delivery_ms;
@@ -350,8 +353,15 @@ static int run_load(const opts *o)
     int64_t next_commit = t0 + o->commit_ms;
     long sent = 0;
     unsigned turn = 0;
-    /* Sending: paced at --rate, bounded by --records and --seconds. */
+    int64_t next_stat = t0;
+    /* Sending: paced at --rate, bounded by --records and --seconds (and
+     * --stop-file, looked at ten times a second). */
     while (mono_ms() < stop && sent < o->records) {
+        if (o->stop_file && mono_ms() >= next_stat) {
+            if (access(o->stop_file, F_OK) == 0)
+                break;
+            next_stat = mono_ms() + 100;
+        }
         int64_t due = (mono_ms() - t0) * o->rate / 1000 + 1;
         for (int i = 0; i < o->producers && sent < o->records && sent < due; i++) {
             prod *pr = &prods[i];
@@ -497,6 +507,7 @@ static void usage(FILE *f)
           "  --tail-ms MS      reading after the last send (load; 2000)\n"
           "  --delivery-ms MS  delivery.timeout.ms, also the bound of the last flush (20000)\n"
           "  --prefix P        prefix of process names, unique in one history (\"\")\n"
+          "  --stop-file F     stop sending once F exists (load)\n"
           "exit: 0 ok, 1 error, 2 usage, 3 final read incomplete\n",
           f);
 }
@@ -530,6 +541,7 @@ int main(int argc, char **argv)
                                        {"tail-ms", 1, 0, 'T'},
                                        {"delivery-ms", 1, 0, 'd'},
                                        {"prefix", 1, 0, 'x'},
+                                       {"stop-file", 1, 0, 'S'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     if (argc < 2 || (strcmp(argv[1], "load") && strcmp(argv[1], "final"))) {
@@ -585,6 +597,9 @@ int main(int argc, char **argv)
             break;
         case 'x':
             o.prefix = optarg;
+            break;
+        case 'S':
+            o.stop_file = optarg;
             break;
         case 'h':
             usage(stdout);
