@@ -111,7 +111,7 @@ typedef struct opts {
     const char *brokers, *topic, *history, *group, *prefix, *acks, *stop_file;
     int producers, consumers, members;
     long records, rate;
-    int seconds, commit_ms, tail_ms, delivery_ms;
+    int seconds, commit_ms, tail_ms, delivery_ms, flush_ms;
 } opts;
 
 static rn_conf *conf_for(const opts *o)
@@ -405,8 +405,12 @@ static int run_load(const opts *o)
     /* The last delivery reports, bounded by delivery.timeout.ms (close
      * flushes, and reports what it could not deliver as errors). */
     for (int i = 0; i < o->producers; i++) {
-        rn_producer_flush(prods[i].p, o->delivery_ms);
-        rn_producer_close(prods[i].p);
+        rn_producer_flush(prods[i].p, o->flush_ms >= 0 ? o->flush_ms : o->delivery_ms);
+        /* With --flush-ms, a producer still waiting is left as it is (close
+         * would wait delivery.timeout.ms again): its sends stay invoked
+         * without an outcome, which the checker takes as indeterminate. */
+        if (o->flush_ms < 0 || prods[i].outstanding == 0)
+            rn_producer_close(prods[i].p);
         if (prods[i].outstanding > 0)
             fprintf(stderr, "rn-workload: %s: %ld records never reported\n", prods[i].name,
                     prods[i].outstanding);
@@ -508,6 +512,8 @@ static void usage(FILE *f)
           "  --delivery-ms MS  delivery.timeout.ms, also the bound of the last flush (20000)\n"
           "  --prefix P        prefix of process names, unique in one history (\"\")\n"
           "  --stop-file F     stop sending once F exists (load)\n"
+          "  --flush-ms MS     bound of the last flush (load; --delivery-ms): what is\n"
+          "                    still unanswered then is reported as indeterminate\n"
           "exit: 0 ok, 1 error, 2 usage, 3 final read incomplete\n",
           f);
 }
@@ -525,7 +531,8 @@ int main(int argc, char **argv)
               .seconds = 20,
               .commit_ms = 500,
               .tail_ms = 2000,
-              .delivery_ms = 20000};
+              .delivery_ms = 20000,
+              .flush_ms = -1};
     static const struct option lo[] = {{"brokers", 1, 0, 'b'},
                                        {"topic", 1, 0, 't'},
                                        {"history", 1, 0, 'H'},
@@ -542,6 +549,7 @@ int main(int argc, char **argv)
                                        {"delivery-ms", 1, 0, 'd'},
                                        {"prefix", 1, 0, 'x'},
                                        {"stop-file", 1, 0, 'S'},
+                                       {"flush-ms", 1, 0, 'F'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     if (argc < 2 || (strcmp(argv[1], "load") && strcmp(argv[1], "final"))) {
@@ -600,6 +608,9 @@ int main(int argc, char **argv)
             break;
         case 'S':
             o.stop_file = optarg;
+            break;
+        case 'F':
+            o.flush_ms = atoi(optarg);
             break;
         case 'h':
             usage(stdout);
