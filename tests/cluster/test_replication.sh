@@ -7,7 +7,9 @@
 # of an idempotent acks=all produce elects a new leader from the ISR and the
 # producer finishes on it with no acknowledged record lost and none
 # duplicated; a deposed leader's tail that no follower fetched (acks=1,
-# followers stopped) is truncated to the new leader's log when it returns.
+# followers stopped) is truncated to the new leader's log when it returns;
+# with both followers stopped, neither an idempotent acks=all batch nor its
+# retries (duplicates of what the leader holds) are acknowledged.
 #
 #   tests/cluster/test_replication.sh RUNNEL RUNNELD   (meson passes both; prints TAP)
 #
@@ -305,6 +307,32 @@ if exactly "$OLD" 20100; then
   ok "records 1..20100 (and 80000) once each, read through the returned broker"
 else
   not_ok "records 1..20100 once each ($(wc -l <"$TMP/got") lines)"
+fi
+
+# 4. acks=all and an idempotent retry: with both followers stopped
+# (SIGSTOP: no fetch, and no quorum to shrink the ISR) the high watermark
+# cannot cover a new batch; the producer's retries of it (socket.timeout.ms
+# 1 s) are duplicates of what the leader holds, and must wait for the high
+# watermark as the first attempt does. Answered at once, a leader cut from
+# its followers acknowledged records the next leader never had (the fault
+# suite's leader-isolated scenario: 50 acknowledged records lost).
+wait_for "$WAIT_S" isr_is 1,2,3 && wait_for "$WAIT_S" leader_is_live
+L=$LEADER
+STOPPED=()
+for i in 1 2 3; do [ "$i" = "$L" ] || { kill -STOP "${PID[$i]}"; STOPPED+=("$i"); }; done
+echo 70001 | timeout 60 "$RUNNEL" -b "127.0.0.1:${PORT[$L]}" -X socket.timeout.ms=1000 \
+  -X delivery.timeout.ms=6000 produce "$T" -p 0 >/dev/null 2>"$TMP/dup.log"
+st=$?
+for i in "${STOPPED[@]}"; do kill -CONT "${PID[$i]}"; done
+if [ "$st" != 0 ]; then
+  ok "followers stopped: an idempotent acks=all produce and its retries are not acknowledged"
+else
+  not_ok "followers stopped: an idempotent acks=all produce and its retries are not acknowledged (acknowledged)"
+fi
+if wait_for "$WAIT_S" isr_is 1,2,3 && wait_for "$WAIT_S" leader_is_live && produce_seq 70002 70002; then
+  ok "followers back: acks=all produces go on"
+else
+  not_ok "followers back: acks=all produces go on ($(describe 1))"
 fi
 
 for i in 1 2 3; do
