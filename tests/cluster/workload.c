@@ -404,8 +404,11 @@ static int run_load(const opts *o)
     }
     /* The last delivery reports, bounded by delivery.timeout.ms (close
      * flushes, and reports what it could not deliver as errors). */
+    /* --flush-ms bounds the flush of all of them together. */
+    int64_t flush_end = mono_ms() + (o->flush_ms >= 0 ? o->flush_ms : 0);
     for (int i = 0; i < o->producers; i++) {
-        rn_producer_flush(prods[i].p, o->flush_ms >= 0 ? o->flush_ms : o->delivery_ms);
+        int64_t left = flush_end - mono_ms();
+        rn_producer_flush(prods[i].p, o->flush_ms < 0 ? o->delivery_ms : left > 0 ? (int)left : 0);
         /* With --flush-ms, a producer still waiting is left as it is (close
          * would wait delivery.timeout.ms again): its sends stay invoked
          * without an outcome, which the checker takes as indeterminate. */
