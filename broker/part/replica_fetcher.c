@@ -19,7 +19,11 @@
  * (the state, the epoch, the offset or epoch to ask) and the names copied at
  * add; the owner's work runs while the fetcher thread waits for it, so the
  * two never run at once on an entry, except for the append completions
- * (inflight, failed), which are atomics.
+ * (inflight, failed), which are atomics. A partition whose last appends
+ * are still in flight sits a round out, and that round asks the others
+ * with max_wait_ms 0: parked in the leader's long poll, the request would
+ * hold back the skipped partition's next fetch offset (what moves the
+ * leader's high watermark) for replica.fetch.wait.max.ms.
  *
  * Appending: the answer's bytes for a partition are copied (the peer's
  * buffer dies with the callback) into one block that lives until the last
@@ -623,7 +627,12 @@ out:
     return rc < 0 ? rc : moved;
 }
 
-static int fetch(rn_replica_fetcher *f, int timeout_ms)
+/* no_wait: some partition sat this round out (its appends in flight), so
+ * the leader must not park the request for the others: that partition's
+ * next fetch offset, which moves the leader's high watermark, would wait
+ * for the long poll of partitions with nothing new (acks=all answered every
+ * replica.fetch.wait.max.ms; found by the fault suite's double-failover). */
+static int fetch(rn_replica_fetcher *f, int timeout_ms, bool no_wait)
 {
     round r;
     int rc = round_open(&r, f, sizeof(Runnel__FetchPartition));
@@ -648,7 +657,7 @@ static int fetch(rn_replica_fetcher *f, int timeout_ms)
         goto out;
     Runnel__FetchRequest req = RUNNEL__FETCH_REQUEST__INIT;
     req.replica_id = f->cfg.self_id;
-    req.max_wait_ms = f->cfg.max_wait_ms;
+    req.max_wait_ms = no_wait ? 0 : f->cfg.max_wait_ms;
     req.min_bytes = 1;
     req.max_bytes = f->cfg.max_bytes;
     req.n_partitions = r.n_asked;
@@ -724,12 +733,14 @@ static void prepare(void *arg, rn_partition *p)
 int rn_replica_fetcher_run_once(rn_replica_fetcher *f, int timeout_ms)
 {
     int moved = 0;
-    bool truncating = false;
+    bool truncating = false, skipped = false;
     for (unsigned i = 0; i < f->n; i++) {
         followed *fo = f->v[i];
         fo->ready = false;
-        if (__atomic_load_n(&fo->inflight, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&fo->inflight, __ATOMIC_ACQUIRE)) {
+            skipped = true;
             continue; /* its last fetch's appends first */
+        }
         prepare_work w = {.f = f, .fo = fo};
         int rc = run_on(f, fo, prepare, &w);
         if (rc < 0) {
@@ -742,6 +753,6 @@ int rn_replica_fetcher_run_once(rn_replica_fetcher *f, int timeout_ms)
     int wait = (int)f->cfg.max_wait_ms + f->cfg.timeout_ms;
     if (timeout_ms >= 0 && timeout_ms < wait)
         wait = timeout_ms;
-    int rc = truncating ? ask_epochs(f, wait) : fetch(f, wait);
+    int rc = truncating ? ask_epochs(f, wait) : fetch(f, wait, skipped);
     return rc < 0 ? rc : moved + rc;
 }

@@ -18,7 +18,8 @@
  * leader change, a deposed leader's divergent tail is truncated (multi-round
  * KIP-101/279 over the real OffsetsForLeaderEpoch answer) and the replicas
  * end identical; stale and future epochs are fenced; producer state follows
- * the leader's.
+ * the leader's; a partition whose appends are in flight does not hold the
+ * others' fetch in the leader's long poll.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -167,6 +168,9 @@ static void assert_identical(rn_partition *a, rn_partition *b)
 
 typedef struct mlink {
     rn_partition *serves;
+    rn_partition *serves2; /* another partition of the topic (NULL: none) */
+    uint32_t last_max_wait; /* of the last Fetch */
+    unsigned last_n_parts;
     bool cut;
     uint8_t in[1 << 16];
     size_t in_len;
@@ -198,11 +202,21 @@ static void respond(mlink *l, Runnel__ResponseHeader *h, const void *payload, si
     free(frame);
 }
 
+/* The partition l serves under that name, or NULL. */
+static rn_partition *served(mlink *l, const char *topic, int32_t partition)
+{
+    rn_partition *ps[2] = {l->serves, l->serves2};
+    for (int i = 0; i < 2; i++)
+        if (ps[i] && strcmp(topic, ps[i]->topic) == 0 && partition == ps[i]->id)
+            return ps[i];
+    return NULL;
+}
+
 static uint32_t leader_checks(mlink *l, int32_t replica_id, int32_t epoch, const char *topic,
                               int32_t partition)
 {
-    rn_partition *p = l->serves;
-    if (strcmp(topic, p->topic) != 0 || partition != p->id)
+    rn_partition *p = served(l, topic, partition);
+    if (!p)
         return RN_E_UNKNOWN_TOPIC;
     int rc = rn_partition_check_epoch(p, epoch);
     if (rc == 0)
@@ -218,8 +232,9 @@ static uint32_t leader_checks(mlink *l, int32_t replica_id, int32_t epoch, const
 static void serve_fetch(mlink *l, Runnel__RequestHeader *hdr)
 {
     Runnel__FetchRequest *fr = hdr->fetch;
-    rn_partition *p = l->serves;
     size_t n = fr->n_partitions;
+    l->last_max_wait = fr->max_wait_ms;
+    l->last_n_parts = (unsigned)n;
     Runnel__FetchPartitionResponse *resp = calloc(n, sizeof(*resp));
     Runnel__FetchPartitionResponse **ptrs = calloc(n, sizeof(*ptrs));
     uint8_t *payload = NULL;
@@ -235,6 +250,7 @@ static void serve_fetch(mlink *l, Runnel__RequestHeader *hdr)
             leader_checks(l, fr->replica_id, fp->current_leader_epoch, fp->topic, fp->partition);
         if (r->error_code)
             continue;
+        rn_partition *p = served(l, fp->topic, fp->partition);
         /* As api/fetch.c: the follower's offset into the table first. */
         cr_assert_eq(rn_partition_follower_fetched(p, fr->replica_id, fp->fetch_offset, l->now_ms),
                      0);
@@ -288,7 +304,8 @@ static void serve_epochs(mlink *l, Runnel__RequestHeader *hdr)
         r->end_offset = -1;
         r->error_code = leader_checks(l, -1, ep->current_leader_epoch, ep->topic, ep->partition);
         if (!r->error_code)
-            cr_assert_eq(rn_log_end_offset_for_epoch(l->serves->log, ep->leader_epoch,
+            cr_assert_eq(rn_log_end_offset_for_epoch(served(l, ep->topic, ep->partition)->log,
+                                                     ep->leader_epoch,
                                                      &r->leader_epoch, &r->end_offset),
                          0);
     }
@@ -804,4 +821,50 @@ Test(replica_fetcher, log_work_on_the_owner_thread)
     rn_io_free(io_b);
     pthread_cond_destroy(&o.cv);
     pthread_mutex_destroy(&o.mu);
+}
+
+/* A partition whose appends are still in flight sits a round out; the
+ * others of the same leader are asked without a long poll (max_wait_ms 0),
+ * else its next fetch offset, which moves the leader's high watermark,
+ * waits behind their replica.fetch.wait.max.ms (acks=all answered every
+ * 500 ms: the fault suite's double-failover, once data-0 and __offsets-0
+ * had one leader). */
+Test(replica_fetcher, partition_in_flight_no_long_poll_for_the_others)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b"), *d = part_open("d"),
+                 *c = part_open("c");
+    d->id = c->id = 1; /* partition 1 of the topic: d leads, c follows */
+    lead(a, 1, 1, 2);
+    lead(d, 1, 1, 2);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    cr_assert_eq(rn_partition_become_follower(c, 1, 1), 0);
+    produce(a, 5, -1, NULL);
+    side s;
+    side_open(&s, 2, a, b);
+    s.l.serves2 = d;
+    cr_assert_eq(rn_replica_fetcher_add(s.f, c), 0);
+    /* Truncation first (a new epoch), then a Fetch of both with the long poll. */
+    for (int i = 0; i < ROUNDS && s.l.last_n_parts == 0; i++) {
+        cr_assert_geq(rn_replica_fetcher_run_once(s.f, 5000), 0, "%s",
+                      rn_replica_fetcher_errmsg(s.f));
+        if (s.l.last_n_parts == 0)
+            while (rn_replica_fetcher_busy(s.f))
+                cr_assert_geq(rn_io_run(io, 1), 0);
+    }
+    cr_assert_eq(s.l.last_n_parts, 2);
+    cr_assert_eq(s.l.last_max_wait, 500, "nothing in flight: the long poll");
+    cr_assert_gt(rn_replica_fetcher_busy(s.f), 0, "b's appends are in flight");
+    /* Its appends not yet complete (io not run): b sits out, c is asked alone. */
+    cr_assert_geq(rn_replica_fetcher_run_once(s.f, 5000), 0);
+    cr_assert_eq(s.l.last_n_parts, 1);
+    cr_assert_eq(s.l.last_max_wait, 0, "b in flight: c asked without a long poll");
+    while (rn_replica_fetcher_busy(s.f))
+        cr_assert_geq(rn_io_run(io, 1), 0);
+    catch_up(&s, a, b);
+    assert_identical(a, b);
+    side_close(&s);
+    part_close(a);
+    part_close(b);
+    part_close(c);
+    part_close(d);
 }
