@@ -64,7 +64,20 @@ typedef struct produce_part {
     int32_t base_sequence;
     rn_waiter wt;    /* acks=-1: parked on p->produce_waiters */
     int64_t need_hw; /* acks=-1: the high watermark that covers the batch */
+    int32_t epoch;   /* the leader epoch the batch was written in */
 } produce_part;
+
+/* pp's partition is still led here in the epoch pp's batch was written in:
+ * only then does its high watermark passing need_hw cover that batch. A
+ * broker that became a follower meanwhile (its append completing after
+ * the change, or its leadership back in a later epoch) may have cut the
+ * batch and hold other records at those offsets: the fault suite's mixed
+ * scenario saw a follower answer OK for batches it had just truncated,
+ * once its high watermark from the new leader passed their offsets. */
+static bool still_leads(const produce_part *pp)
+{
+    return rn_partition_check_leader(pp->p) == 0 && pp->p->leader_epoch == pp->epoch;
+}
 
 struct produce_state {
     rn_request *req;
@@ -144,7 +157,11 @@ static void acks_woken(rn_waiter *wt, rn_wake_why why)
 {
     produce_part *pp = RN_CONTAINER_OF(wt, produce_part, wt);
     produce_state *st = pp->st;
-    if (why == RN_WAKE_MOVED) {
+    if (why == RN_WAKE_MOVED && !still_leads(pp)) {
+        set_error(st, pp->i, -RN_E_NOT_LEADER,
+                  "this broker stopped leading the partition while the batch waited for acks=all");
+        rn_waiter_leave(wt);
+    } else if (why == RN_WAKE_MOVED) {
         if (rn_partition_high_watermark(pp->p) < pp->need_hw) {
             if (rn_partition_isr_enough(pp->p))
                 return; /* stays parked */
@@ -201,6 +218,10 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
              * meanwhile: the batch is not safe, and will not be until the
              * controller grows the ISR (Kafka answers the same). */
             set_error(st, pp->i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND, NULL);
+        } else if (st->acks == -1 && p->log && !p->deleting && !still_leads(pp)) {
+            /* The append completed after this broker stopped leading. */
+            set_error(st, pp->i, -RN_E_NOT_LEADER,
+                      "this broker stopped leading the partition while the batch was written");
         } else if (st->acks == -1 && p->log && !p->deleting &&
                    rn_partition_high_watermark(p) <= last) {
             /* acks=all and the high watermark is short of the batch: wait. */
@@ -304,6 +325,7 @@ void rn_handle_produce(rn_request *req)
         part->i = i;
         part->len = len;
         rn_waiter_init(&part->wt, acks_woken);
+        part->epoch = p->leader_epoch;
         /* Idempotent producer: a retry of a batch already in the log gets its
          * first offset back instead of a second copy; a gap is refused. */
         if (bh.producer_id >= 0) {
@@ -321,7 +343,11 @@ void rn_handle_produce(rn_request *req)
                  * watermark covers it, and a retry of a batch whose first
                  * answer timed out (parked, REQUEST_TIMED_OUT) must not be
                  * told otherwise: it waits as the first did (Kafka's
-                 * DelayedProduce waits for a duplicate's original too). */
+                 * DelayedProduce waits for a duplicate's original too).
+                 * Answered at once, a leader cut from its followers
+                 * acknowledged every retry of what only it held, and the
+                 * next leader never had them (fault suite, leader-isolated:
+                 * 50 acknowledged records lost). */
                 int64_t dup_last = dup + bh.last_offset_delta;
                 if (st->acks == -1 && rn_partition_high_watermark(p) <= dup_last) {
                     if (!rn_partition_isr_enough(p)) {

@@ -19,7 +19,12 @@
  * (the state, the epoch, the offset or epoch to ask) and the names copied at
  * add; the owner's work runs while the fetcher thread waits for it, so the
  * two never run at once on an entry, except for the append completions
- * (inflight, failed), which are atomics.
+ * (inflight, failed), which are atomics. A partition whose last appends
+ * are still in flight sits a round out, and that round asks the others
+ * with max_wait_ms of HELD_WAIT_MS at most: parked in the leader's long poll
+ * (replica.fetch.wait.max.ms), the request would
+ * hold back the skipped partition's next fetch offset (what moves the
+ * leader's high watermark) for replica.fetch.wait.max.ms.
  *
  * Appending: the answer's bytes for a partition are copied (the peer's
  * buffer dies with the callback) into one block that lives until the last
@@ -635,6 +640,12 @@ out:
     return rc < 0 ? rc : moved;
 }
 
+/* f->held: some partition sat this round out (its appends in flight, or
+ * its throttle), so the leader must not park the request for the others
+ * for long: that partition's next fetch offset, which moves the leader's
+ * high watermark, would wait for the long poll of partitions with nothing
+ * new (acks=all answered every replica.fetch.wait.max.ms; found by the
+ * fault suite's double-failover and by a throttled move's catch-up). */
 static int fetch(rn_replica_fetcher *f, int timeout_ms)
 {
     round r;

@@ -12,8 +12,10 @@
  * hand), and M members of one group read with manual commits, committing
  * their positions and reading the committed offset back every
  * --commit-ms. It stops after --records records or --seconds seconds,
- * whichever comes first, then waits (bounded) for the last delivery reports
- * and lets the readers catch up for --tail-ms.
+ * whichever comes first (or once --stop-file exists: a scenario whose faults
+ * take longer than it can tell beforehand ends the load when they are done),
+ * then waits (bounded) for the last delivery reports and lets the readers
+ * catch up for --tail-ms.
  *
  * final: after the faults have healed, one fresh consumer reads every
  * partition from the beginning to the high watermark it listed first
@@ -40,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runnel.h"
 
@@ -105,10 +108,10 @@ static void die(const char *fmt, ...)
 }
 
 typedef struct opts {
-    const char *brokers, *topic, *history, *group, *prefix, *acks;
+    const char *brokers, *topic, *history, *group, *prefix, *acks, *stop_file;
     int producers, consumers, members;
     long records, rate;
-    int seconds, commit_ms, tail_ms, delivery_ms;
+    int seconds, commit_ms, tail_ms, delivery_ms, flush_ms;
 } opts;
 
 static rn_conf *conf_for(const opts *o)
@@ -353,8 +356,15 @@ static int run_load(const opts *o)
     int64_t next_commit = t0 + o->commit_ms;
     long sent = 0;
     unsigned turn = 0;
-    /* Sending: paced at --rate, bounded by --records and --seconds. */
+    int64_t next_stat = t0;
+    /* Sending: paced at --rate, bounded by --records and --seconds (and
+     * --stop-file, looked at ten times a second). */
     while (mono_ms() < stop && sent < o->records) {
+        if (o->stop_file && mono_ms() >= next_stat) {
+            if (access(o->stop_file, F_OK) == 0)
+                break;
+            next_stat = mono_ms() + 100;
+        }
         int64_t due = (mono_ms() - t0) * o->rate / 1000 + 1;
         for (int i = 0; i < o->producers && sent < o->records && sent < due; i++) {
             prod *pr = &prods[i];
@@ -397,9 +407,16 @@ static int run_load(const opts *o)
     }
     /* The last delivery reports, bounded by delivery.timeout.ms (close
      * flushes, and reports what it could not deliver as errors). */
+    /* --flush-ms bounds the flush of all of them together. */
+    int64_t flush_end = mono_ms() + (o->flush_ms >= 0 ? o->flush_ms : 0);
     for (int i = 0; i < o->producers; i++) {
-        rn_producer_flush(prods[i].p, o->delivery_ms);
-        rn_producer_close(prods[i].p);
+        int64_t left = flush_end - mono_ms();
+        rn_producer_flush(prods[i].p, o->flush_ms < 0 ? o->delivery_ms : left > 0 ? (int)left : 0);
+        /* With --flush-ms, a producer still waiting is left as it is (close
+         * would wait delivery.timeout.ms again): its sends stay invoked
+         * without an outcome, which the checker takes as indeterminate. */
+        if (o->flush_ms < 0 || prods[i].outstanding == 0)
+            rn_producer_close(prods[i].p);
         if (prods[i].outstanding > 0)
             fprintf(stderr, "rn-workload: %s: %ld records never reported\n", prods[i].name,
                     prods[i].outstanding);
@@ -500,6 +517,9 @@ static void usage(FILE *f)
           "  --tail-ms MS      reading after the last send (load; 2000)\n"
           "  --delivery-ms MS  delivery.timeout.ms, also the bound of the last flush (20000)\n"
           "  --prefix P        prefix of process names, unique in one history (\"\")\n"
+          "  --stop-file F     stop sending once F exists (load)\n"
+          "  --flush-ms MS     bound of the last flush (load; --delivery-ms): what is\n"
+          "                    still unanswered then is reported as indeterminate\n"
           "exit: 0 ok, 1 error, 2 usage, 3 final read incomplete\n",
           f);
 }
@@ -517,7 +537,8 @@ int main(int argc, char **argv)
               .seconds = 20,
               .commit_ms = 500,
               .tail_ms = 2000,
-              .delivery_ms = 20000};
+              .delivery_ms = 20000,
+              .flush_ms = -1};
     static const struct option lo[] = {{"brokers", 1, 0, 'b'},
                                        {"topic", 1, 0, 't'},
                                        {"history", 1, 0, 'H'},
@@ -533,6 +554,8 @@ int main(int argc, char **argv)
                                        {"tail-ms", 1, 0, 'T'},
                                        {"delivery-ms", 1, 0, 'd'},
                                        {"prefix", 1, 0, 'x'},
+                                       {"stop-file", 1, 0, 'S'},
+                                       {"flush-ms", 1, 0, 'F'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     if (argc < 2 || (strcmp(argv[1], "load") && strcmp(argv[1], "final"))) {
@@ -588,6 +611,12 @@ int main(int argc, char **argv)
             break;
         case 'x':
             o.prefix = optarg;
+            break;
+        case 'S':
+            o.stop_file = optarg;
+            break;
+        case 'F':
+            o.flush_ms = atoi(optarg);
             break;
         case 'h':
             usage(stdout);

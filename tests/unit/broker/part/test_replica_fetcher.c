@@ -18,7 +18,8 @@
  * leader change, a deposed leader's divergent tail is truncated (multi-round
  * KIP-101/279 over the real OffsetsForLeaderEpoch answer) and the replicas
  * end identical; stale and future epochs are fenced; producer state follows
- * the leader's.
+ * the leader's; a partition whose appends are in flight does not hold the
+ * others' fetch in the leader's long poll.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -168,6 +169,9 @@ static void assert_identical(rn_partition *a, rn_partition *b)
 
 typedef struct mlink {
     rn_partition *serves;
+    rn_partition *serves2; /* another partition of the topic (NULL: none) */
+    uint32_t last_max_wait; /* of the last Fetch */
+    unsigned last_n_parts;
     bool cut;
     uint8_t in[1 << 16];
     size_t in_len;
@@ -200,11 +204,21 @@ static void respond(mlink *l, Runnel__ResponseHeader *h, const void *payload, si
     free(frame);
 }
 
+/* The partition l serves under that name, or NULL. */
+static rn_partition *served(mlink *l, const char *topic, int32_t partition)
+{
+    rn_partition *ps[2] = {l->serves, l->serves2};
+    for (int i = 0; i < 2; i++)
+        if (ps[i] && strcmp(topic, ps[i]->topic) == 0 && partition == ps[i]->id)
+            return ps[i];
+    return NULL;
+}
+
 static uint32_t leader_checks(mlink *l, int32_t replica_id, int32_t epoch, const char *topic,
                               int32_t partition)
 {
-    rn_partition *p = l->serves;
-    if (strcmp(topic, p->topic) != 0 || partition != p->id)
+    rn_partition *p = served(l, topic, partition);
+    if (!p)
         return RN_E_UNKNOWN_TOPIC;
     int rc = rn_partition_check_epoch(p, epoch);
     if (rc == 0)
@@ -220,11 +234,11 @@ static uint32_t leader_checks(mlink *l, int32_t replica_id, int32_t epoch, const
 static void serve_fetch(mlink *l, Runnel__RequestHeader *hdr)
 {
     Runnel__FetchRequest *fr = hdr->fetch;
-    rn_partition *p = l->serves;
     size_t n = fr->n_partitions;
+    l->last_max_wait = fr->max_wait_ms;
+    l->last_n_parts = (unsigned)n;
     Runnel__FetchPartitionResponse *resp = calloc(n, sizeof(*resp));
     Runnel__FetchPartitionResponse **ptrs = calloc(n, sizeof(*ptrs));
-    l->last_max_wait = fr->max_wait_ms;
     uint8_t *payload = NULL;
     size_t payload_len = 0;
     for (size_t i = 0; i < n; i++) {
@@ -238,6 +252,7 @@ static void serve_fetch(mlink *l, Runnel__RequestHeader *hdr)
             leader_checks(l, fr->replica_id, fp->current_leader_epoch, fp->topic, fp->partition);
         if (r->error_code)
             continue;
+        rn_partition *p = served(l, fp->topic, fp->partition);
         /* As api/fetch.c: the follower's offset into the table first. */
         cr_assert_eq(rn_partition_follower_fetched(p, fr->replica_id, fp->fetch_offset, l->now_ms),
                      0);
@@ -291,7 +306,8 @@ static void serve_epochs(mlink *l, Runnel__RequestHeader *hdr)
         r->end_offset = -1;
         r->error_code = leader_checks(l, -1, ep->current_leader_epoch, ep->topic, ep->partition);
         if (!r->error_code)
-            cr_assert_eq(rn_log_end_offset_for_epoch(l->serves->log, ep->leader_epoch,
+            cr_assert_eq(rn_log_end_offset_for_epoch(served(l, ep->topic, ep->partition)->log,
+                                                     ep->leader_epoch,
                                                      &r->leader_epoch, &r->end_offset),
                          0);
     }
