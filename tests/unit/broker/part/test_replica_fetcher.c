@@ -179,7 +179,6 @@ typedef struct mlink {
     size_t out_len, out_cap;
     int64_t now_ms;
     unsigned fenced, unknown, epoch_asks;
-    uint32_t last_max_wait; /* the last Fetch's long poll */
 } mlink;
 
 static void out_put(mlink *l, const void *b, size_t n)
