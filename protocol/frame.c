@@ -742,7 +742,10 @@ static int check_request(const Runnel__RequestHeader *h, uint32_t payload_len,
             return r;
         break;
     case RUNNEL__API__FIND_COORDINATOR:
-        if ((r = check_group_id("FIND_COORDINATOR", h->find_coordinator->group_id, errbuf,
+        /* "" is allowed: the coordinator of the groups' first partition
+         * (ListGroups asks it so). */
+        if (h->find_coordinator->group_id && h->find_coordinator->group_id[0] &&
+            (r = check_group_id("FIND_COORDINATOR", h->find_coordinator->group_id, errbuf,
                                 errlen)) < 0)
             return r;
         break;
