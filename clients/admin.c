@@ -612,6 +612,20 @@ static size_t strsize(const char *s)
     return (s ? strlen(s) : 0) + 1;
 }
 
+int rn_admin_find_coordinator(rn_admin *a, const char *group, int32_t *node_id, char *host,
+                              size_t len, uint16_t *port)
+{
+    rn__client *cl = &a->cl;
+    rn__coord_forget(cl);
+    int rc = rn__coord_find(cl, group, cl->conf->socket_timeout_ms);
+    if (rc < 0)
+        return rc;
+    *node_id = cl->coord.any ? -1 : cl->coord.node_id;
+    snprintf(host, len, "%s", cl->coord.any ? "" : cl->coord.host);
+    *port = cl->coord.any ? 0 : cl->coord.port;
+    return 0;
+}
+
 /* Copy s (NULL as "") to *p and move *p past it. */
 static const char *put_str(char **p, const char *s)
 {
