@@ -783,50 +783,6 @@ int rn_groups_classic_commit(rn_groups *g, const char *group_id, const char *mem
 
 /* Write the offsets of an allowed commit (the part native and classic
  * commits share). */
-/* A commit or delete between "durable here" and "replicated": the env's
- * replicated hook decides when the caller hears of it. */
-typedef struct repl_wait {
-    rn_groups *g;
-    rn_groups_cb cb;
-    void *arg;
-} repl_wait;
-
-static void repl_done(void *arg, int err)
-{
-    repl_wait *w = arg;
-    rn_groups_cb cb = w->cb;
-    void *cb_arg = w->arg;
-    free(w);
-    cb(cb_arg, err);
-}
-
-static void durable_done(void *arg, int err)
-{
-    repl_wait *w = arg;
-    if (err < 0 || !w->g->env.replicated) {
-        repl_done(w, err);
-        return;
-    }
-    w->g->env.replicated(w->g->env.arg, repl_done, w);
-}
-
-/* The callback to hand rn_offsets_*: through the replicated hook when the
- * env has one (*w set: free it if the write does not start). */
-static int repl_wrap(rn_groups *g, rn_groups_cb *cb, void **arg, repl_wait **w)
-{
-    *w = NULL;
-    if (!g->env.replicated)
-        return 0;
-    repl_wait *x = malloc(sizeof(*x));
-    if (!x)
-        return -ENOMEM;
-    *x = (repl_wait){g, *cb, *arg};
-    *cb = durable_done;
-    *arg = x;
-    *w = x;
-    return 0;
-}
-
 static int write_commit(rn_groups *g, const char *group_id, rn_group_commit *c, size_t n,
                         int64_t now_ms, rn_groups_cb cb, void *arg, char *err, size_t errlen)
 {
@@ -848,13 +804,8 @@ static int write_commit(rn_groups *g, const char *group_id, rn_group_commit *c, 
         w[k++] = (rn_offset_commit){c[i].topic, c[i].partition, c[i].offset, c[i].metadata};
     }
     int rc = 1;
-    repl_wait *rw = NULL;
-    if (k && (rc = repl_wrap(g, &cb, &arg, &rw)) == 0)
+    if (k)
         rc = rn_offsets_commit(g->offsets, log, leader_epoch, group_id, w, k, now_ms, cb, arg);
-    else if (!k)
-        rc = 1;
-    if (rc != 0)
-        free(rw);
     free(w);
     if (rc < 0)
         return rn_errf(rc, err, errlen, "commit to %s: %s", RN_OFFSETS_TOPIC, rn_strerror(rc));
@@ -880,12 +831,7 @@ int rn_groups_delete(rn_groups *g, const char *group_id, rn_groups_cb cb, void *
     rn_log *log = g->env.offsets_log(g->env.arg, &leader_epoch);
     if (!log)
         return -RN_E_STORAGE_ERROR;
-    repl_wait *rw;
-    int rc = repl_wrap(g, &cb, &arg, &rw);
-    if (rc == 0)
-        rc = rn_offsets_delete_group(g->offsets, log, leader_epoch, group_id, rn_now_ms(), cb, arg);
-    if (rc != 0)
-        free(rw);
+    int rc = rn_offsets_delete_group(g->offsets, log, leader_epoch, group_id, rn_now_ms(), cb, arg);
     if (rc == 0)
         rn_logfmt(RN_INFO, "group deleted", "group=%s offsets=%zu", group_id, n);
     return rc;
@@ -1088,6 +1034,8 @@ int rn_groups_new(rn_groups **out, const rn_groups_env *env)
         free(g);
         return rc;
     }
+    /* A cluster: a commit is applied and acknowledged once replicated. */
+    rn_offsets_set_hold(g->offsets, g->env.replicated, g->env.arg);
     *out = g;
     return 0;
 }
@@ -1127,6 +1075,7 @@ static int drop_state(rn_groups *g, const char *why)
     g->classic = nc;
     rn_offsets_free(g->offsets);
     g->offsets = no;
+    rn_offsets_set_hold(g->offsets, g->env.replicated, g->env.arg);
     for (size_t i = 0; i < g->n; i++)
         group_free(g->groups[i]);
     g->n = 0;
