@@ -108,16 +108,13 @@ vcall(rn__client *cl, Runnel__RequestHeader *h, int api, rn__reply *r, const cha
     char what[300];
     vsnprintf(what, sizeof(what), fmt, ap);
     /* Group APIs go to the group's coordinator (coordinator.c), the rest to any broker. */
-    const char *group = h->body_case == RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_GROUP
-                            ? h->describe_group->group_id
-                        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP
-                            ? h->delete_group->group_id
-                        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS
-                            ? h->commit_offsets->group_id
-                        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS
-                            ? h->fetch_offsets->group_id
-                        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_LIST_GROUPS ? ""
-                                                                                     : NULL;
+    const char *group =
+        h->body_case == RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_GROUP   ? h->describe_group->group_id
+        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP   ? h->delete_group->group_id
+        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS ? h->commit_offsets->group_id
+        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS  ? h->fetch_offsets->group_id
+        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_LIST_GROUPS    ? ""
+                                                                      : NULL;
     int rc = group ? rn__coord_call(cl, group, h, api, cl->conf->socket_timeout_ms, r)
                    : rn__client_call_any(cl, h, api, cl->conf->socket_timeout_ms, r);
     if (rc < 0) {

@@ -110,9 +110,9 @@ int rn__coord_call(rn__client *cl, const char *group, Runnel__RequestHeader *h, 
     for (;;) {
         int64_t left = deadline - rn__now_ms();
         if (left <= 0)
-            return rc == -RN_E_TIMEOUT ? rn__fail(cl, rc, "group %s: coordinator: timed out",
-                                                  group ? group : "")
-                                       : rc;
+            return rc == -RN_E_TIMEOUT
+                       ? rn__fail(cl, rc, "group %s: coordinator: timed out", group ? group : "")
+                       : rc;
         rc = rn__coord_find(cl, group, (int)left);
         if (rc == 0) {
             rn__conn *c = rn__coord_conn(cl);

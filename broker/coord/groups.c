@@ -1111,27 +1111,27 @@ int rn_groups_gate(rn_groups *g, const char *group_id, char *err, size_t errlen)
         char msg[256] = "";
         int rc = rn_groups_load_offsets(g, msg, sizeof(msg));
         if (rc < 0) {
-            rn_logfmt(RN_ERROR, "committed offsets not loaded", "topic=%s epoch=%d err=%s msg=\"%s\"",
-                      RN_OFFSETS_TOPIC, v.leader_epoch, rn_errname(rc), msg);
+            rn_logfmt(RN_ERROR, "committed offsets not loaded",
+                      "topic=%s epoch=%d err=%s msg=\"%s\"", RN_OFFSETS_TOPIC, v.leader_epoch,
+                      rn_errname(rc), msg);
             drop_state(g, "load_failed");
-            return rn_errf(-RN_E_COORDINATOR_LOAD_IN_PROGRESS, err, errlen,
-                           "loading %s failed: %s", RN_OFFSETS_TOPIC, msg);
+            return rn_errf(-RN_E_COORDINATOR_LOAD_IN_PROGRESS, err, errlen, "loading %s failed: %s",
+                           RN_OFFSETS_TOPIC, msg);
         }
         g->loaded_epoch = v.leader_epoch;
         rn_offsets_stats st;
         rn_offsets_get_stats(g->offsets, &st);
         rn_logfmt(RN_INFO, "group coordinator loaded",
                   "epoch=%d groups=%zu records=%" PRIu64 " ms=%.1f", v.leader_epoch,
-                  rn_offsets_group_count(g->offsets), st.records,
-                  (double)(rn_now_ns() - t0) / 1e6);
+                  rn_offsets_group_count(g->offsets), st.records, (double)(rn_now_ns() - t0) / 1e6);
         return 0;
     }
     int rc = rn_coord_error(a);
     if (rc == 0)
         return 0;
     if (a == RN_COORD_ELSEWHERE)
-        return rn_errf(rc, err, errlen, "broker %d coordinates group %s (it leads %s)",
-                       v.leader_id, group_id ? group_id : "", RN_OFFSETS_TOPIC);
+        return rn_errf(rc, err, errlen, "broker %d coordinates group %s (it leads %s)", v.leader_id,
+                       group_id ? group_id : "", RN_OFFSETS_TOPIC);
     if (a == RN_COORD_LOADING)
         return rn_errf(rc, err, errlen, "this broker is taking over %s; ask again",
                        RN_OFFSETS_TOPIC);
@@ -1266,7 +1266,8 @@ static void broker_offsets_replicated(void *arg, void (*cb)(void *, int), void *
         cb(cb_arg, -ENOMEM);
         return;
     }
-    *c = (commit_repl){.p = p, .epoch = p->leader_epoch, .target = target, .cb = cb, .cb_arg = cb_arg};
+    *c = (commit_repl){
+        .p = p, .epoch = p->leader_epoch, .target = target, .cb = cb, .cb_arg = cb_arg};
     rn_waiter_init(&c->wt, commit_repl_check);
     rn_waiter_park(&p->produce_waiters, &c->wt, rn_now_ms() + COMMIT_REPLICATION_MS);
 }

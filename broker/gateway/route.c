@@ -366,8 +366,8 @@ static void check_answer(rn_gw_route *rt, size_t k)
     if (rt->whole) {
         /* A group answer goes to the caller as it is (its body = 9 + api). */
         if ((int)a->body_case != rt->api + 9)
-            fail_fmt(rt, k, -RN_E_INVALID_REQUEST, "malformed answer from %s: not the answer of API %d",
-                     who, rt->api);
+            fail_fmt(rt, k, -RN_E_INVALID_REQUEST,
+                     "malformed answer from %s: not the answer of API %d", who, rt->api);
         return;
     }
     if (a->body_case != body_case_of(rt->api)) {

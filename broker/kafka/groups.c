@@ -342,8 +342,8 @@ static void advertised(rn_kreq *req, int32_t *node_id, char *host, size_t len)
  * listener, from the metadata; -1 while __offsets has no leader (or it has
  * no Kafka listener), or the leader is this broker still loading. Nothing is
  * changed on a single node (this broker, as advertised). */
-static int coordinator_of(rn_kreq *req, const rn_kstr *key, int32_t *node, char *host,
-                          size_t len, int32_t *port)
+static int coordinator_of(rn_kreq *req, const rn_kstr *key, int32_t *node, char *host, size_t len,
+                          int32_t *port)
 {
     rn_broker *b = rn_kreq_broker(req);
     if (!b || !b->quorum)
@@ -420,8 +420,8 @@ static int find_coordinator(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bo
     int32_t port = rn_kreq_port(req);
     /* A cluster: the leader of the group's __offsets partition (the first
      * key's group for v4's batch: one partition of __offsets holds them all). */
-    if (!err && coordinator_of(req, n_keys > 0 ? &keys[0] : NULL, &node, host, sizeof(host),
-                               &port) < 0)
+    if (!err &&
+        coordinator_of(req, n_keys > 0 ? &keys[0] : NULL, &node, host, sizeof(host), &port) < 0)
         err = RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
     rn_kout *o = begin(req, 1);
     if (!o)

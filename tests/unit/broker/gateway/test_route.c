@@ -591,7 +591,8 @@ Test(route, group_api_goes_whole_to_the_coordinator)
     cr_assert_eq(rn_gw_route_take_packed(&rt, 0, b, len, NULL, 0), 0);
     free(b);
     cr_assert_eq(rt.parts[0].err, -RN_E_INVALID_REQUEST);
-    cr_assert(strstr(rt.parts[0].errmsg, "malformed answer from broker 2"), "%s", rt.parts[0].errmsg);
+    cr_assert(strstr(rt.parts[0].errmsg, "malformed answer from broker 2"), "%s",
+              rt.parts[0].errmsg);
     rn_gw_route_fini(&rt);
 
     /* No leader now: served here (which answers COORDINATOR_NOT_AVAILABLE). */
