@@ -64,6 +64,7 @@
 #include "broker/broker.h"
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
+#include "broker/meta/quorum.h"
 #include "broker/net/reactor.h"
 #include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
@@ -1172,10 +1173,35 @@ static void storage_mark(rn_partition *p, int err)
     __atomic_store_n(&p->storage_err, err, __ATOMIC_RELAXED); /* /metrics reads it */
 }
 
+/* A failed fdatasync (Kafka's log directory failure): what the log's files
+ * hold is unknown and the log refuses appends for good, so a leader here
+ * would keep its partitions unwritable. In a cluster the broker leaves as a
+ * controlled shutdown does (rn_quorum_leave): the controller fences it, its
+ * leaderships move to in-sync replicas and it leaves every ISR; it stays up,
+ * fenced, answering NOT_LEADER, until an operator replaces the disk and
+ * restarts it. Once per broker; says why. */
+static void log_dir_failed(rn_partition *p)
+{
+    rn_broker *b = p->reactor->b;
+    if (__atomic_exchange_n(&b->log_dir_failed, 1, __ATOMIC_ACQ_REL))
+        return;
+    char q[600];
+    rn_logfmt(RN_ERROR,
+              b->quorum ? "log directory failed: leaving the cluster (fenced by the controller, "
+                          "leaderships move to in-sync replicas)"
+                        : "log directory failed: the partition refuses writes",
+              "partition=%s-%d err=%s detail=%s", p->topic, p->id, rn_errname(-RN_E_LOG_FAILED),
+              rn_logfmt_quote(p->log ? rn_log_errmsg(p->log) : "", q, sizeof(q)));
+    if (b->quorum)
+        rn_quorum_leave(b->quorum);
+}
+
 void rn_partition_storage_failed(rn_partition *p, int err, size_t need)
 {
     if (!is_storage_error(err))
         return;
+    if (err == -RN_E_LOG_FAILED)
+        log_dir_failed(p);
     rn_broker *b = p->reactor->b;
     __atomic_add_fetch(&b->storage_errors_total, 1, __ATOMIC_RELAXED);
     if (need > p->storage_need)
@@ -1281,6 +1307,8 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
                     rn_logfmt(RN_WARN, "retention failed", "topic=%s partition=%d err=%s", ts->name,
                               i, rn_errname(n));
             }
+            if (rn_log_failure(p->log) < 0)
+                log_dir_failed(p); /* a follower's append, or no produce since */
             if (p->rs)
                 rn_replica_state_tick(p->rs, now_ms); /* ISR shrink proposals */
             rn_waiters_expire(&p->produce_waiters, now_ms);
