@@ -216,6 +216,17 @@ int rn_partition_become_leader(rn_partition *p, int32_t self_id, int32_t leader_
     /* What p let consumers see so far is where the ISR's minimum starts:
      * it never moves back (a follower's last heard, a single node's own). */
     int64_t hw = hw_rule(p);
+    /* But a partition given its first role since this broker opened it
+     * knows no high watermark: its log's own flushed end (the single-node
+     * rule, RN_ROLE_LOCAL) is everything it held when it stopped, records
+     * no follower may have had. Taken as the floor, a leader restarted
+     * after all brokers went down acknowledged retried batches and showed
+     * consumers records that the next leader, without them, then replaced
+     * (power-loss, --seed 1401: 12 acknowledged records lost). Start from
+     * the log start: the ISR's fetches raise it (Kafka restarts from its
+     * high-watermark checkpoint, at most a little behind). */
+    if (p->role == RN_ROLE_LOCAL && n_replicas > 1)
+        hw = rn_log_start_offset(p->log);
     int64_t leo = rn_log_high_watermark(p->log);
     if (hw > leo)
         hw = leo;
@@ -243,7 +254,11 @@ int rn_partition_become_follower(rn_partition *p, int32_t leader_epoch, int32_t 
     if (leader_epoch < p->leader_epoch)
         return -RN_E_FENCED_LEADER_EPOCH;
     if (p->role != RN_ROLE_FOLLOWER)
-        p->follower_hw = p->log ? hw_rule(p) : 0;
+        /* First role since open: no high watermark known (see
+         * rn_partition_become_leader) until the leader says one. */
+        p->follower_hw = !p->log ? 0
+                         : p->role == RN_ROLE_LOCAL ? rn_log_start_offset(p->log)
+                                                    : hw_rule(p);
     rn_replica_state_free(p->rs);
     p->rs = NULL;
     p->role = RN_ROLE_FOLLOWER;
