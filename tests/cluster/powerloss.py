@@ -175,7 +175,7 @@ def rewind(journal, dirs, mode, rng, verbose):
                     spans = touched.setdefault(s, [])
                     spans.append((a, b))
             for s in sorted(touched):
-                what = mode if mode != "random" else rng.choice(("keep", "zero", "garble"))
+                what = {"drop": "zero", "keep": "keep"}.get(mode) or rng.choice(("keep", "zero", "garble"))
                 if what == "keep":
                     kept += 1
                     continue
