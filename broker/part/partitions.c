@@ -1190,23 +1190,30 @@ static void storage_mark(rn_partition *p, int err)
 
 /* A failed fdatasync (Kafka's log directory failure): what the log's files
  * hold is unknown and the log refuses appends for good, so a leader here
- * would keep its partitions unwritable. In a cluster the broker leaves as a
+ * would keep its partitions unwritable. A full disk under the leader of a
+ * replicated partition is the same for its writers: the in-sync replicas
+ * elsewhere could take them. In a cluster the broker then leaves as a
  * controlled shutdown does (rn_quorum_leave): the controller fences it, its
- * leaderships move to in-sync replicas and it leaves every ISR; it stays up,
- * fenced, answering NOT_LEADER, until an operator replaces the disk and
- * restarts it. Once per broker; says why. */
-static void log_dir_failed(rn_partition *p)
+ * leaderships move to in-sync replicas and it leaves every ISR; it stays
+ * up, fenced, answering NOT_LEADER, until an operator fixes the disk and
+ * restarts it (as Kafka's broker after a log directory goes offline). On a
+ * single node a full disk keeps its old rule: refuse, and resume once
+ * there is room. Once per broker; says why. */
+static void log_dir_failed(rn_partition *p, int err)
 {
     rn_broker *b = p->reactor->b;
     if (__atomic_exchange_n(&b->log_dir_failed, 1, __ATOMIC_ACQ_REL))
         return;
     char q[600];
-    rn_logfmt(RN_ERROR,
-              b->quorum ? "log directory failed: leaving the cluster (fenced by the controller, "
-                          "leaderships move to in-sync replicas)"
-                        : "log directory failed: the partition refuses writes",
-              "partition=%s-%d err=%s detail=%s", p->topic, p->id, rn_errname(-RN_E_LOG_FAILED),
-              rn_logfmt_quote(p->log ? rn_log_errmsg(p->log) : "", q, sizeof(q)));
+    const char *what =
+        err == -ENOSPC
+            ? "disk full under a replicated partition's leader: leaving the cluster (fenced by "
+              "the controller, leaderships move to in-sync replicas)"
+        : b->quorum ? "log directory failed: leaving the cluster (fenced by the controller, "
+                      "leaderships move to in-sync replicas)"
+                    : "log directory failed: the partition refuses writes";
+    rn_logfmt(RN_ERROR, what, "partition=%s-%d err=%s detail=%s", p->topic, p->id,
+              rn_errname(err), rn_logfmt_quote(p->log ? rn_log_errmsg(p->log) : "", q, sizeof(q)));
     if (b->quorum)
         rn_quorum_leave(b->quorum);
 }
@@ -1215,8 +1222,9 @@ void rn_partition_storage_failed(rn_partition *p, int err, size_t need)
 {
     if (!is_storage_error(err))
         return;
-    if (err == -RN_E_LOG_FAILED)
-        log_dir_failed(p);
+    if (err == -RN_E_LOG_FAILED ||
+        (err == -ENOSPC && p->reactor->b->quorum && p->role == RN_ROLE_LEADER && p->n_replicas > 1))
+        log_dir_failed(p, err);
     rn_broker *b = p->reactor->b;
     __atomic_add_fetch(&b->storage_errors_total, 1, __ATOMIC_RELAXED);
     if (need > p->storage_need)
@@ -1323,7 +1331,7 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
                               i, rn_errname(n));
             }
             if (rn_log_failure(p->log) < 0)
-                log_dir_failed(p); /* a follower's append, or no produce since */
+                log_dir_failed(p, -RN_E_LOG_FAILED); /* a follower's append, or no produce since */
             if (p->rs)
                 rn_replica_state_tick(p->rs, now_ms); /* ISR shrink proposals */
             rn_waiters_expire(&p->produce_waiters, now_ms);
