@@ -254,7 +254,7 @@ void rn_crash_rename(const char *from, const char *to)
         snprintf(side, sizeof(side), "%s/%d.%llu", side_dir, (int)self_pid,
                  (unsigned long long)__atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED));
         if (link(to, side) < 0)
-            snprintf(side, sizeof(side), "-");
+            snprintf(side, sizeof(side), "!"); /* replaced, not kept: cannot be undone */
     }
     jline("R %s %lu %lu %s\t%s", side, (unsigned long)dir_ino_of(from),
           (unsigned long)dir_ino_of(to), from, to);

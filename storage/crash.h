@@ -33,8 +33,9 @@
  *   T ino len                  truncated / extended to len
  *   B id ino                   an fdatasync of ino begins (ino 0: a syncfs)
  *   S id rc                    it completed with rc (0: durable)
- *   R side from_dir_ino to_dir_ino from NUL to   a rename (side: the link
- *                              to the replaced file, "-" when none)
+ *   R side from_dir_ino to_dir_ino from TAB to   a rename (side: the link
+ *                              to the replaced file, "-" when none, "!" when
+ *                              it could not be linked: PATH on another fs)
  *   U ino                      unlinked
  */
 #ifndef RN_CRASH_H

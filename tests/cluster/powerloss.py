@@ -25,11 +25,11 @@ tests/unit/storage/helpers.h):
   - a rename no later sync of the target's directory covered is undone: the
     file goes back to its old name and the file it replaced comes back.
 
-Metadata other than names (sizes, truncations, unlinks) is taken as durable
-at once: lenient there, strict about data, as the unit crash layer is. A
-write still in flight when a sync of its file began counts as covered by it
-(the log syncs only what its completed writes hold; the unit crash tests
-check that order strictly).
+Metadata other than file names (sizes, truncations, unlinks, new
+directories) is taken as durable at once: lenient there, strict about data,
+as the unit crash layer is. A write still in flight when a sync of its file
+began counts as covered by it (the log syncs only what its completed writes
+hold; the unit crash tests check that order strictly).
 
 Prints one summary line and, with -v, what it did to each file. The journal
 and JOURNAL.d are left for the caller to remove (a restarted broker must
@@ -137,8 +137,8 @@ def rewind(journal, dirs, mode, rng, verbose):
 
     undone = 0
     for r in reversed(m.renames):
-        if r["durable"] or not mine(r["to"]):
-            continue
+        if r["durable"] or not mine(r["to"]) or r["side"] == "!":
+            continue  # "!": the replaced file was not kept (journal on another fs)
         if not os.path.lexists(r["to"]) or os.path.lexists(r["from"]):
             continue
         os.rename(r["to"], r["from"])
