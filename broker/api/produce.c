@@ -315,25 +315,6 @@ void rn_handle_produce(rn_request *req)
             if (v == RN_PRODUCER_DUPLICATE) {
                 r->base_offset = dup;
                 r->log_start_offset = rn_log_start_offset(p->log);
-                /* acks=all: the first copy may be in this log only (a leader
-                 * restarted with a tail its followers never had, or one whose
-                 * answer was lost before the ISR had it). Answered at once,
-                 * the retry was acknowledged and a later leader without it
-                 * put other records at its offsets (power-loss, --seed 1400:
-                 * 5 acknowledged records lost). It waits for the high
-                 * watermark as the first copy did. */
-                int64_t last = dup + bh.last_offset_delta;
-                if (st->acks == -1 && rn_partition_high_watermark(p) <= last) {
-                    if (!rn_partition_isr_enough(p)) {
-                        set_error(st, i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND, NULL);
-                        continue;
-                    }
-                    part->need_hw = last + 1;
-                    st->pending++;
-                    uint32_t t = pr->timeout_ms;
-                    rn_waiter_park(&p->produce_waiters, &part->wt,
-                                   t > 0 ? rn_now_ms() + t : -1);
-                }
                 continue;
             }
             part->idempotent = true;
