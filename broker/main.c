@@ -388,8 +388,8 @@ int main(int argc, char **argv)
     }
     if (crash_what[0]) {
         char q[2 * PATH_MAX + 8];
-        rn_logfmt(RN_WARN, "TEST FACILITY ON: not for production",
-                  "what=%s", rn_logfmt_quote(crash_what, q, sizeof(q)));
+        rn_logfmt(RN_WARN, "TEST FACILITY ON: not for production", "what=%s",
+                  rn_logfmt_quote(crash_what, q, sizeof(q)));
     }
     rc = mkdirs(b->cfg.data_dir);
     if (rc < 0) {

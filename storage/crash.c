@@ -35,7 +35,7 @@ enum { FAULT_NONE, FAULT_FDATASYNC, FAULT_PWRITE };
 static struct {
     int call;
     int err;
-    char path[256]; /* substring of the file's path; "" = any */
+    char path[256];      /* substring of the file's path; "" = any */
     char when[PATH_MAX]; /* the fault is on while this file exists; "" = always */
     long after;
     long seen; /* atomic: matching calls so far while on */

@@ -219,8 +219,9 @@ int rn_index_file_append(rn_index_file *ix, const void *entry)
     int rc = grow(ix, end);
     if (rc < 0)
         return rc;
+    /* A store the kernel writes back when it likes: journaled as a write. */
     if (__builtin_expect(rn_crash_active, 0))
-        rn_crash_store(ix->path, end - ix->entry_size, end); /* a store the kernel writes back when it likes */
+        rn_crash_store(ix->path, end - ix->entry_size, end);
     memcpy(ix->map + end - ix->entry_size, entry, ix->entry_size);
     ix->n++;
     return 0;

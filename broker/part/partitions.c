@@ -256,7 +256,7 @@ int rn_partition_become_follower(rn_partition *p, int32_t leader_epoch, int32_t 
     if (p->role != RN_ROLE_FOLLOWER)
         /* First role since open: no high watermark known (see
          * rn_partition_become_leader) until the leader says one. */
-        p->follower_hw = !p->log ? 0
+        p->follower_hw = !p->log                    ? 0
                          : p->role == RN_ROLE_LOCAL ? rn_log_start_offset(p->log)
                                                     : hw_rule(p);
     rn_replica_state_free(p->rs);
@@ -1212,8 +1212,8 @@ static void log_dir_failed(rn_partition *p, int err)
         : b->quorum ? "log directory failed: leaving the cluster (fenced by the controller, "
                       "leaderships move to in-sync replicas)"
                     : "log directory failed: the partition refuses writes";
-    rn_logfmt(RN_ERROR, what, "partition=%s-%d err=%s detail=%s", p->topic, p->id,
-              rn_errname(err), rn_logfmt_quote(p->log ? rn_log_errmsg(p->log) : "", q, sizeof(q)));
+    rn_logfmt(RN_ERROR, what, "partition=%s-%d err=%s detail=%s", p->topic, p->id, rn_errname(err),
+              rn_logfmt_quote(p->log ? rn_log_errmsg(p->log) : "", q, sizeof(q)));
     if (b->quorum)
         rn_quorum_leave(b->quorum);
 }
