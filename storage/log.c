@@ -871,6 +871,11 @@ int64_t rn_log_end_offset(const rn_log *log)
     return log->leo;
 }
 
+int rn_log_failure(const rn_log *log)
+{
+    return log->failed;
+}
+
 int64_t rn_log_flushed_offset(const rn_log *log)
 {
     return log->flushed;

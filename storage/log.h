@@ -169,6 +169,9 @@ int64_t rn_log_offset_for_time(rn_log *log, int64_t ts);
 int64_t rn_log_start_offset(const rn_log *log);   /* first offset still kept */
 int64_t rn_log_end_offset(const rn_log *log);     /* leo: after the last written batch */
 int64_t rn_log_flushed_offset(const rn_log *log); /* after the last fdatasync'd batch */
+/* -RN_E_LOG_FAILED once an fdatasync failed (for good: what the file holds
+ * is unknown, DESIGN §4), else 0. */
+int rn_log_failure(const rn_log *log);
 /* What consumers may read: flushed offset with flush=always (so a crash can
  * never take back what a consumer saw), else the log end offset. */
 int64_t rn_log_high_watermark(const rn_log *log);

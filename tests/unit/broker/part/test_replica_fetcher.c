@@ -489,6 +489,37 @@ Test(replica_fetcher, follower_converges_and_hw_follows)
     part_close(b);
 }
 
+/* A broker restarted (all of them, say, after a power loss) opens its
+ * partitions with no role: the log's own high watermark is everything it
+ * held, records no follower may have had. Made leader, it must not take
+ * that as the floor of its high watermark (it acknowledged retried batches
+ * and showed consumers records a later leader without them replaced:
+ * tests/cluster/run power-loss, seed 1401); made follower, it must not
+ * show it before its leader says one. Both wait for the ISR. */
+Test(replica_fetcher, restarted_replica_knows_no_high_watermark)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b"), *c = part_open("c");
+    int32_t seq = 0;
+    produce(a, 10, -1, &seq); /* written before the "restart": role LOCAL */
+    produce(c, 4, -1, &seq);
+    cr_assert_eq(rn_partition_high_watermark(a), 30, "a single node's own rule while LOCAL");
+    lead(a, 1, 1, 2);
+    cr_assert_eq(rn_partition_high_watermark(a), 0, "no follower has fetched since the restart");
+    cr_assert_eq(rn_partition_become_follower(c, 1, 1), 0);
+    cr_assert_eq(rn_partition_high_watermark(c), 0, "the leader has said nothing yet");
+    part_close(c);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    side s;
+    side_open(&s, 2, a, b);
+    catch_up(&s, a, b);
+    assert_identical(a, b);
+    cr_assert_eq(rn_partition_high_watermark(a), 30);
+    cr_assert_eq(rn_partition_high_watermark(b), 30);
+    side_close(&s);
+    part_close(a);
+    part_close(b);
+}
+
 /* Cut the link: the follower's rounds fail, the leader keeps appending but
  * its high watermark stays (the ISR still holds the follower); healed, the
  * follower catches up and the high watermark moves to the end. */
