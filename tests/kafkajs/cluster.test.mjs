@@ -8,17 +8,32 @@
 //     leader; its retries were answered from the replicated producer state);
 //   - a consumer reading the same partition from the beginning while the new
 //     leader is killed -9 too (the first one back): every record once, in
-//     offset order.
+//     offset order;
+//   - a group of two member processes (member.mjs, bootstrapped at all three)
+//     on an RF=3 topic of 4 partitions: one member killed -9, then the
+//     group's coordinator (the leader of its __offsets partition, `runnel
+//     group coordinator`) killed -9; the survivor takes every partition and
+//     reads every record (a few twice after a rebalance, none lost), its
+//     commits never go back, and the group ends with lag 0;
+//   - consume by time (fetchTopicOffsetsByTimestamp: ListOffsets with a
+//     timestamp) at the new leader after a kill -9 of the old one;
+//   - an idempotent producer through a restart of the leader (SIGTERM, exit
+//     0, started again on its ports and data): every record once, in order.
 // Every wait is bounded; every process started here is stopped by its pid.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Cluster } from './cluster.mjs';
 import { waitFor } from './broker.mjs';
 
 const { Kafka, logLevel } = createRequire(import.meta.url)('kafkajs');
 
 const cluster = new Cluster('jsc');
+const here = path.dirname(fileURLToPath(import.meta.url));
+const children = new Set();
 
 function client() {
   return new Kafka({
@@ -36,6 +51,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const c of children) c.kill('SIGKILL');
   try {
     await cluster.stop();
   } finally {
@@ -115,4 +131,155 @@ test('consumer: the leader killed -9 while it reads, every record once, in offse
   await cluster.revive(leader);
   await cluster.inSync('jsfail', 0, '1,2,3');
   await waitFor('three active brokers', async () => (await cluster.active()) === 3, 60000);
+});
+
+// A member process (member.mjs) bootstrapped at all three brokers, and what
+// it printed so far.
+function member(topic, group, delayMs) {
+  const child = spawn(process.execPath, [path.join(here, 'member.mjs'), cluster.bootstrap.join(','), topic, group,
+    String(delayMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const m = { child, assigned: null, records: [], commits: [], crash: null, stderr: '' };
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const o = JSON.parse(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      if (o.assigned) m.assigned = o.assigned;
+      else if (o.crash) m.crash = o.crash;
+      else if ('c' in o) m.commits.push(o);
+      else m.records.push(o);
+    }
+  });
+  child.stderr.on('data', (d) => { m.stderr += d; });
+  m.exit = new Promise((resolve) => child.on('exit', (code, sig) => {
+    children.delete(child);
+    resolve(sig || code);
+  }));
+  return m;
+}
+
+test('group of two: a member killed -9, then the coordinator killed -9; the survivor reads every record', async () => {
+  const GN = 3000;
+  await cluster.runnel('topic', 'create', 'jsgrp', '-p', '4', '-r', '3', '-c', 'min.insync.replicas=2');
+  for (let part = 0; part < 4; part++) await cluster.inSync('jsgrp', part, '1,2,3');
+  const p = client().producer();
+  await p.connect();
+  try {
+    for (let i = 0; i < GN; i += 500) {
+      const messages = [];
+      for (let j = i; j < i + 500; j++) messages.push({ value: `g${j}`, partition: j % 4 });
+      await p.send({ topic: 'jsgrp', messages, acks: -1 });
+    }
+  } finally {
+    await p.disconnect();
+  }
+  const a = member('jsgrp', 'jsgrp-g', 5);
+  const b = member('jsgrp', 'jsgrp-g', 5);
+  const state = () => JSON.stringify({ a: [a.assigned, a.records.length, a.crash, a.stderr.slice(-300)],
+    b: [b.assigned, b.records.length, b.crash, b.stderr.slice(-300)] });
+  const distinct = () => new Set([...a.records, ...b.records].map((r) => r.v)).size;
+  let coord = 0;
+  let left = 0;
+  try {
+    await waitFor(`two members splitting 4 partitions ${state()}`, () => {
+      if (!a.assigned || !b.assigned) return false;
+      const all = [...a.assigned, ...b.assigned].sort();
+      return all.length === 4 && all.every((x, i) => x === i) && distinct() >= GN / 6;
+    }, 90000);
+    b.child.kill('SIGKILL');
+    await b.exit;
+    await waitFor(`A given all 4 partitions ${state()}`, () => a.assigned && a.assigned.length === 4, 90000);
+    const out = String(await cluster.runnel('group', 'coordinator', 'jsgrp-g'));
+    coord = Number(out.trim().split(/\s+/)[1]);
+    assert.ok(coord >= 1 && coord <= 3, out);
+    left = GN - distinct();
+    await cluster.kill9(coord);
+    await waitFor(`every record read ${state()}\n${cluster.tail()}`, () => distinct() >= GN, 180000);
+    a.child.kill('SIGTERM');
+    assert.equal(await a.exit, 0, state());
+  } finally {
+    for (const m of [a, b]) m.child.kill('SIGKILL');
+  }
+  const all = [...a.records, ...b.records];
+  const want = new Set(Array.from({ length: GN }, (_, i) => `g${i}`));
+  assert.deepEqual(new Set(all.map((r) => r.v)), want);
+  const dups = all.length - GN;
+  assert.ok(dups < GN / 2, `${dups} records read twice`);
+  for (const m of [a, b]) {
+    const last = new Map();
+    for (const c of m.commits) {
+      assert.ok(!last.has(c.c) || Number(c.o) >= last.get(c.c), `partition ${c.c} commit went back to ${c.o}`);
+      last.set(c.c, Number(c.o));
+    }
+  }
+  // The group as the cluster sees it: every partition committed to its end.
+  const desc = String(await cluster.runnel('group', 'describe', 'jsgrp-g'));
+  const lags = desc.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === 'jsgrp').map((f) => f[5]);
+  assert.deepEqual(lags, ['0', '0', '0', '0'], desc);
+  console.log(`# coordinator ${coord} killed with ${left} records left; ${dups} read twice`);
+  await cluster.revive(coord);
+  for (let part = 0; part < 4; part++) await cluster.inSync('jsgrp', part, '1,2,3');
+});
+
+test('consume by time at the new leader after a kill -9 of the old one', async () => {
+  const TN = 1000;
+  const base = Date.now() - 3600000;
+  await cluster.runnel('topic', 'create', 'jstime', '-p', '1', '-r', '3', '-c', 'min.insync.replicas=2');
+  await cluster.inSync('jstime', 0, '1,2,3');
+  const p = client().producer();
+  await p.connect();
+  try {
+    const messages = Array.from({ length: TN }, (_, i) => ({ value: `t${i}`, timestamp: String(base + 10 * i) }));
+    await p.send({ topic: 'jstime', messages, acks: -1 });
+  } finally {
+    await p.disconnect();
+  }
+  const leader = await cluster.leaderOf('jstime');
+  await cluster.kill9(leader);
+  await cluster.leaderOf('jstime', 0, leader);
+  const adm = client().admin();
+  await adm.connect();
+  try {
+    const at = async (ts) => (await adm.fetchTopicOffsetsByTimestamp('jstime', ts))[0].offset;
+    assert.equal(await at(base), '0');
+    assert.equal(await at(base + 10 * 250), '250');
+    assert.equal(await at(base + 10 * 250 + 5), '251');
+    // After every record: kafkajs turns Kafka's -1 into the high watermark.
+    assert.ok(['-1', String(TN)].includes(await at(base + 10 * TN + 1000)));
+  } finally {
+    await adm.disconnect();
+  }
+  await cluster.revive(leader);
+  await cluster.inSync('jstime', 0, '1,2,3');
+});
+
+test('idempotent producer through a restart of the leader (SIGTERM, started again): every record once, in order', async () => {
+  await cluster.runnel('topic', 'create', 'jsrestart', '-p', '1', '-r', '3', '-c', 'min.insync.replicas=2');
+  await cluster.inSync('jsrestart', 0, '1,2,3');
+  const leader = await cluster.leaderOf('jsrestart');
+  const p = client().producer({ idempotent: true, maxInFlightRequests: 1 });
+  await p.connect();
+  let restarted = null;
+  try {
+    for (let i = 0; i < N; i += BATCH) {
+      if (i === BATCH * 30) {
+        restarted = (async () => {
+          await cluster.nodes[leader - 1].stop(); // exit status 0 required
+          await cluster.revive(leader);
+        })();
+      }
+      const messages = want.slice(i, i + BATCH).map((value) => ({ value, partition: 0 }));
+      const [res] = await p.send({ topic: 'jsrestart', messages, acks: -1 });
+      assert.equal(res.errorCode, 0);
+    }
+    await restarted;
+  } finally {
+    await p.disconnect();
+  }
+  const got = String(await cluster.runnel('consume', 'jsrestart', '-p', '0', '-e', '-f', '%s\n'));
+  assert.deepEqual(got.split('\n').filter(Boolean), want, cluster.tail());
+  await cluster.inSync('jsrestart', 0, '1,2,3');
 });

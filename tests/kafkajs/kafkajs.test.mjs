@@ -189,7 +189,7 @@ function member(topic, group) {
   const child = spawn(process.execPath, [path.join(here, 'member.mjs'), broker.bootstrap, topic, group],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
-  const m = { child, assigned: null, joins: 0, records: [], crash: null, stderr: '' };
+  const m = { child, assigned: null, joins: 0, records: [], commits: [], crash: null, stderr: '' };
   let buf = '';
   child.stdout.on('data', (d) => {
     buf += d;
@@ -201,6 +201,7 @@ function member(topic, group) {
         m.assigned = o.assigned;
         m.joins++;
       } else if (o.crash) m.crash = o.crash;
+      else if ('c' in o) m.commits.push(o);
       else m.records.push(o);
     }
   });
