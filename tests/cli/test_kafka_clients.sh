@@ -7,6 +7,7 @@
 #     describe_configs (topic and broker, with config sources), a SASL client
 #     told "Unsupported SASL mechanism";
 #   - kafka-python 2.0.2: describe_configs, create_partitions;
+#   - both: consume by time (offsets_for_times, ListOffsets with a timestamp);
 #   - auto.create.topics.enable: off by default (Metadata creates nothing);
 #     on, Metadata naming an unknown topic creates it with num.partitions;
 #   - tests/cli/kafka_wire.py: a retried batch gets its first offset, a gap
@@ -382,6 +383,50 @@ test_auto_create() {
   fi
 }
 
+# Consume by time (ListOffsets with a timestamp) with python3-confluent-kafka
+# and python3-kafka: 300 records with the timestamps given (base + 10 ms per
+# record); offsets_for_times answers the first offset at or after the time
+# asked, and none (-1 / None) for a time after every record; each client
+# then reads from the offset it was given.
+test_offsets_for_times() {
+  r topic create kbt -p 1 >/dev/null || return 1
+  py kbt <<'PY' || return 1
+import sys, time
+from confluent_kafka import Producer, Consumer, TopicPartition
+import kafka
+port, topic = sys.argv[1], sys.argv[2]
+bs = "127.0.0.1:" + port
+base = int(time.time() * 1000) - 3600000
+p = Producer({"bootstrap.servers": bs, "acks": "all", "linger.ms": 5})
+for i in range(300):
+    p.produce(topic, ("t%d" % i).encode(), partition=0, timestamp=base + 10 * i)
+assert p.flush(30) == 0
+asks = {base: 0, base + 2500: 250, base + 2505: 251, base + 10000: -1}
+c = Consumer({"bootstrap.servers": bs, "group.id": "kbt-c", "enable.auto.commit": False})
+for t, want in asks.items():
+    [r] = c.offsets_for_times([TopicPartition(topic, 0, t)], timeout=30)
+    assert r.error is None and r.offset == want, ("confluent", t - base, r.offset, want)
+[r] = c.offsets_for_times([TopicPartition(topic, 0, base + 2500)], timeout=30)
+c.assign([r])
+m = c.consume(num_messages=1, timeout=30)[0]
+assert (m.offset(), m.value(), m.timestamp()[1]) == (250, b"t250", base + 2500), (m.offset(), m.value(), m.timestamp())
+c.close()
+k = kafka.KafkaConsumer(bootstrap_servers=bs, enable_auto_commit=False)
+tp = kafka.TopicPartition(topic, 0)
+for t, want in asks.items():
+    r = k.offsets_for_times({tp: t})[tp]
+    got = r.offset if r is not None else -1
+    assert got == want, ("kafka-python", t - base, got, want)
+    if r is not None:
+        assert r.timestamp == base + 10 * want, ("kafka-python timestamp", r.timestamp - base, want)
+k.assign([tp])
+k.seek(tp, k.offsets_for_times({tp: base + 2505})[tp].offset)
+recs = k.poll(timeout_ms=10000, max_records=1)[tp]
+assert (recs[0].offset, recs[0].value) == (251, b"t251"), recs[0]
+k.close()
+PY
+}
+
 start_broker --override log.segment.bytes=67108864 || exit 1
 t "InitProducerId + Kafka batches: retry same offset, gap 45, old epoch 47" test_idempotence_wire
 if $PY -c 'import confluent_kafka' 2>/dev/null; then CK_WHY=; else CK_WHY="python3-confluent-kafka is not installed"; fi
@@ -398,5 +443,7 @@ t "auto.create.topics.enable off (the default): Metadata creates nothing" test_n
 t "auto.create.topics.enable=true: Metadata creates with num.partitions, kcat -P, v4 allow=false" test_auto_create
 SKIP_WHY=$CK_WHY t "describe_configs: a topic inheriting the broker's min.insync.replicas says so" \
   test_min_insync_synonym
+SKIP_WHY=$CK_WHY$KP_WHY t "offsets_for_times (confluent-kafka, kafka-python): first offset at or after, none after all" \
+  test_offsets_for_times
 stop_broker || { echo "not ok $((N + 1)) - clean stop"; exit 1; }
 finish

@@ -10,6 +10,8 @@
 #   - kafka-python's KafkaConsumer with a group_id: DescribeGroups shows the
 #     member and its decoded assignment, commit() lands in __offsets where
 #     `runnel group describe` reads it, delete_consumer_groups removes it;
+#   - kafka-python and confluent-kafka (tests/cluster/kafka_member.py): two
+#     members, one killed -9 mid-run, the survivor reads every record;
 #   - a group is classic or native: a native `runnel consume -G` member and a
 #     kcat member cannot share a group id (INCONSISTENT_GROUP_PROTOCOL).
 #
@@ -23,6 +25,7 @@
 RUNNEL=${1:?usage: test_kafka_groups.sh RUNNEL RUNNELD}
 RUNNELD=${2:?usage: test_kafka_groups.sh RUNNEL RUNNELD}
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" kgroups
+HERE=$(cd "$(dirname "$0")" && pwd)
 KCAT=$(command -v kcat || true)
 HAVE_PYKAFKA=0
 $PY -c 'import kafka' 2>/dev/null && HAVE_PYKAFKA=1
@@ -127,6 +130,8 @@ t_skip() {
     echo "kcat is not installed (tools/dev installs it)"
   elif [[ ${NEEDS:-} == *py* ]] && [ "$HAVE_PYKAFKA" = 0 ]; then
     echo "python3-kafka is not installed (tools/dev installs it)"
+  elif [[ ${NEEDS:-} == *pyno* ]]; then
+    echo "python3-confluent-kafka is not installed (tools/dev installs it)"
   fi
 }
 t_done() { stop_clients; }
@@ -295,11 +300,58 @@ PY
   wait "$joiner" || { echo "raw joiner failed" >&2; return 1; }
 }
 
+# kafka-python and python3-confluent-kafka (tests/cluster/kafka_member.py):
+# two members of one group on a 4-partition topic, committing as they read;
+# one is killed -9 mid-run; the survivor is given every partition and reads
+# every record (a few twice after the rebalance, none lost), its commits
+# never go back, and the group ends at lag 0.
+py_group_killed() { # LIB GROUP TOPIC
+  local lib=$1 g=$2 tp=$3 a b i n
+  r topic create "$tp" -p 4 >/dev/null || return 1
+  seq 1 2000 | sed 's/.*/k&:g&/' | k -P -t "$tp" -K: || return 1
+  $PY "$HERE/../cluster/kafka_member.py" "$lib" "127.0.0.1:$KPORT" "$tp" "$g" >"$TMP/$g.a" 2>"$TMP/$g.a.err" &
+  a=$!
+  CLIENT_PIDS+=($a)
+  $PY "$HERE/../cluster/kafka_member.py" "$lib" "127.0.0.1:$KPORT" "$tp" "$g" >"$TMP/$g.b" 2>"$TMP/$g.b.err" &
+  b=$!
+  CLIENT_PIDS+=($b)
+  last() { awk '$1 == "A" { x = $2 } END { print x }' "$1"; }
+  for i in $(seq 1 240); do
+    [ -n "$(last "$TMP/$g.a")" ] && [ "$(last "$TMP/$g.a")" != - ] && [ -n "$(last "$TMP/$g.b")" ] &&
+      [ "$(last "$TMP/$g.b")" != - ] && [ "$(cat "$TMP/$g.a" "$TMP/$g.b" | grep -c '^R ')" -ge 300 ] && break
+    sleep 0.25
+  done
+  kill -KILL "$b"
+  wait "$b" 2>/dev/null
+  for i in $(seq 1 480); do
+    [ "$(last "$TMP/$g.a")" = 0,1,2,3 ] &&
+      [ "$(cat "$TMP/$g.a" "$TMP/$g.b" | awk '$1 == "R" { print $4 }' | sort -u | wc -l)" -ge 2000 ] && break
+    sleep 0.25
+  done
+  kill -TERM "$a"
+  wait "$a" || { echo "survivor exit $?: $(tail -c 300 "$TMP/$g.a.err")" >&2; return 1; }
+  [ "$(last "$TMP/$g.a")" = 0,1,2,3 ] || { echo "survivor holds $(last "$TMP/$g.a")" >&2; return 1; }
+  n=$(cat "$TMP/$g.a" "$TMP/$g.b" | awk '$1 == "R" { print $4 }' | sort -u | comm -3 - <(seq 1 2000 | sed 's/^/g/' | sort) | wc -l)
+  [ "$n" = 0 ] || { echo "$n records missing or extra" >&2; return 1; }
+  [ "$(cat "$TMP/$g.a" "$TMP/$g.b" | grep -c '^R ')" -lt 3000 ] || { echo "too many read twice" >&2; return 1; }
+  for i in a b; do
+    [ -z "$(awk '$1 == "C" { if (($2 in m) && $3 < m[$2]) print; m[$2] = $3 }' "$TMP/$g.$i")" ] ||
+      { echo "a commit went back" >&2; return 1; }
+  done
+  [ "$(r group describe "$g" 2>/dev/null | awk -v t="$tp" '$2 == t && $6 == 0' | wc -l)" = 4 ] ||
+    { r group describe "$g" >&2; return 1; }
+}
+test_kafka_python_killed() { py_group_killed kafka-python gpk gpk; }
+test_confluent_killed() { py_group_killed confluent gck gck; }
+
 start_broker || exit 1
 echo "TAP version 13"
 NEEDS=kcat t "two kcat -G members: each record once, offsets resume" test_two_members
 NEEDS=kcat t "a killed member is evicted after its session timeout" test_member_killed
 NEEDS=py t "kafka-python group consumer, commit, describe, delete" test_kafka_python
 NEEDS=kcat t "a group is classic or native" test_classic_or_native
+NEEDS=kcat,py t "kafka-python: two members, one killed -9, the survivor reads all" test_kafka_python_killed
+if $PY -c 'import confluent_kafka' 2>/dev/null; then CK=; else CK=no; fi
+NEEDS=kcat,py$CK t "confluent-kafka: two members, one killed -9, the survivor reads all" test_confluent_killed
 t "clean stop with a JoinGroup waiting" test_stop
 finish
