@@ -26,6 +26,8 @@
 #      of the partition's leader: every record once, in order.
 #   6. kcat with every codec read by `runnel consume`, and `runnel produce`
 #      read by kcat, byte for byte, through different brokers.
+#   7. kafka-python's producer (acks=all, no idempotence in 2.0.2) across a
+#      leader kill -9: everything acknowledged is there, in order.
 #
 #   tests/cluster/test_kafka_failover.sh RUNNEL RUNNELD   (meson passes both; TAP)
 #
@@ -105,7 +107,7 @@ for i in 1 2 3; do
   KPORT[$i]=${PORTS[$(((i - 1) * 4 + 3))]}
 done
 for i in 1 2 3; do start_node "$i"; done
-echo "1..13"
+echo "1..15"
 
 # Until the quorum has a leader and three brokers registered, create fails
 # (or places fewer replicas): wait for three active brokers first.
@@ -231,10 +233,12 @@ else
 fi
 
 # 3b. Consume by time after the leader kill (ListOffsets with a timestamp at
-# the new leader): librdkafka's and kafka-python's offsets_for_times answer
+# the new leader): kcat -o s@MS, librdkafka's and kafka-python's
+# offsets_for_times answer
 # the first offset whose timestamp is at or after the one asked, as the
 # records' own timestamps (read with kcat) say; a time after every record
-# gets none.
+# gets none. Each client then consumes by offset from the middle answer
+# (assign/seek) and gets the record there.
 timeout 60 "$KCAT" -b "127.0.0.1:${KPORT[$SURVIVOR]}" -C -t "$T" -p 0 -o beginning -e -q \
   -f '%o %T\n' >"$TMP/times" 2>/dev/null
 QT=
@@ -244,7 +248,16 @@ done
 QT="$QT $(($(awk 'END { print $2 }' "$TMP/times") + 3600000))"
 : >"$TMP/times_want"
 for t in $QT; do awk -v t="$t" '$2 >= t { print t, $1; f = 1; exit } END { if (!f) print t, -1 }' "$TMP/times" >>"$TMP/times_want"; done
-for lib in confluent kafka-python; do
+MID=$(awk 'NR == 2 { print $2 }' "$TMP/times_want")
+echo "at $MID $((MID + 1))" >>"$TMP/times_want"
+for lib in kcat confluent kafka-python; do
+  if [ "$lib" = kcat ]; then # -o s@MS: ListOffsets with the time, then a fetch from there
+    for t in $QT; do
+      o=$(timeout 60 "$KCAT" -b "$(kafka_bootstrap)" -C -t "$T" -p 0 -o "s@$t" -e -q -c 1 -f '%o\n' 2>/dev/null)
+      echo "$t ${o:--1}"
+    done >"$TMP/times_$lib"
+    timeout 60 "$KCAT" -b "$(kafka_bootstrap)" -C -t "$T" -p 0 -o "$MID" -e -q -c 1 -f 'at %o %s\n' >>"$TMP/times_$lib" 2>/dev/null
+  else
   timeout 90 "$PY" - "$lib" "$(kafka_bootstrap)" "$T" $QT >"$TMP/times_$lib" 2>"$TMP/times_$lib.err" <<'PY'
 import sys
 lib, boot, topic, ts = sys.argv[1], sys.argv[2], sys.argv[3], [int(t) for t in sys.argv[4:]]
@@ -254,6 +267,11 @@ if lib == "confluent":
     for t in ts:
         [r] = c.offsets_for_times([TopicPartition(topic, 0, t)], timeout=30)
         print(t, r.offset if r.error is None and r.offset >= 0 else -1)
+    # Consume by offset from the middle one: the record there is offset + 1.
+    [r] = c.offsets_for_times([TopicPartition(topic, 0, ts[1])], timeout=30)
+    c.assign([r])
+    m = c.consume(num_messages=1, timeout=30)
+    print("at", m[0].offset(), m[0].value().decode() if m else "none")
 else:
     from kafka import KafkaConsumer, TopicPartition
     c = KafkaConsumer(bootstrap_servers=boot.split(","), request_timeout_ms=15000, metadata_max_age_ms=1000,
@@ -262,10 +280,15 @@ else:
     for t in ts:
         r = c.offsets_for_times({tp: t})[tp]
         print(t, r.offset if r is not None else -1)
+    c.assign([tp])
+    c.seek(tp, c.offsets_for_times({tp: ts[1]})[tp].offset)
+    recs = c.poll(timeout_ms=30000, max_records=1).get(tp, [])
+    print("at", recs[0].offset, recs[0].value.decode()) if recs else print("at none")
 c.close()
 PY
-  if [ "$(wc -l <"$TMP/times_want")" = 4 ] && cmp -s "$TMP/times_want" "$TMP/times_$lib"; then
-    ok "$lib offsets_for_times after the kill of leader $KILLED2: $(awk '{printf "%s%s", s, $2; s=","}' "$TMP/times_want") as the timestamps say"
+  fi
+  if [ "$(wc -l <"$TMP/times_want")" = 5 ] && cmp -s "$TMP/times_want" "$TMP/times_$lib"; then
+    ok "$lib offsets_for_times after the kill of leader $KILLED2: $(awk 'NR < 5 {printf "%s%s", s, $2; s=","}' "$TMP/times_want") as the timestamps say; assigned there, reads offset $MID"
   else
     not_ok "$lib offsets_for_times after the kill of leader $KILLED2 (want $(tr '\n' ' ' <"$TMP/times_want"), got $(tr '\n' ' ' <"$TMP/times_$lib"); $(tail -c 300 "$TMP/times_$lib.err"))"
   fi
@@ -440,5 +463,57 @@ if cmp -s "$TMP/kn.want" "$TMP/kn.got"; then
 else
   not_ok "runnel produce → kcat -C on the cluster ($(wc -l <"$TMP/kn.got") lines; $(head -c 300 "$TMP/kn.err"))"
 fi
+
+# 7. kafka-python's producer (acks=all, retries; 2.0.2 has no idempotent
+# producer) across a kill -9 of the partition's leader: every record it was
+# told was written is there, in its order, at least once (a retry after a
+# lost answer may write one twice: counted, not failed).
+T=kp
+rn "$(live_node)" topic create "$T" -p 1 -r 3 --config min.insync.replicas=2 >/dev/null
+wait_for "$WAIT_S" isr_is 1,2,3 && wait_for "$WAIT_S" leader_is_live
+rm -f "$TMP/phase7"
+N7=4000
+"$PY" - "$(kafka_bootstrap)" "$T" "$N7" "$TMP/phase7" >"$TMP/p7.out" 2>"$TMP/p7.err" <<'PY' &
+import sys, os
+from kafka import KafkaProducer
+boot, topic, n, flag = sys.argv[1].split(","), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+p = KafkaProducer(bootstrap_servers=boot, acks="all", retries=50, retry_backoff_ms=200, linger_ms=2,
+                  max_in_flight_requests_per_connection=1, metadata_max_age_ms=1000,
+                  request_timeout_ms=15000, reconnect_backoff_max_ms=500)
+futs, ok, err = [], 0, []
+for i in range(1, n + 1):
+    futs.append(p.send(topic, str(i).encode(), partition=0))
+    if i % 200 == 0:
+        for f in futs:
+            try:
+                f.get(timeout=120)
+                ok += 1
+            except Exception as e:
+                err.append(repr(e))
+        futs = []
+        if i >= n // 3 and not os.path.exists(flag):
+            open(flag, "w").close()
+p.flush(60)
+print("acknowledged", ok, "failed", len(err), err[:3])
+sys.exit(0 if ok == n else 1)
+PY
+PRODUCER=$!
+KILLED7=
+if wait_file "$TMP/phase7" "$PRODUCER"; then
+  kill_leader
+  KILLED7=$KILLED
+fi
+wait "$PRODUCER"
+st=$?
+timeout 60 "$KCAT" -b "$(kafka_bootstrap)" -C -t "$T" -p 0 -o beginning -e -q -f '%s\n' >"$TMP/kp.out" 2>/dev/null
+# In order, at least once: each value's first copy, in log order, is 1..N7.
+seq 1 "$N7" >"$TMP/want7"
+if [ "$st" = 0 ] && [ -n "$KILLED7" ] && awk '!seen[$0]++' "$TMP/kp.out" | cmp -s - "$TMP/want7"; then
+  ok "kafka-python acks=all across a kill -9 of leader $KILLED7: 1..$N7 all there in order, $(($(wc -l <"$TMP/kp.out") - N7)) written twice by its retries ($(cat "$TMP/p7.out"))"
+else
+  not_ok "kafka-python acks=all across a kill -9 of the leader (exit $st, killed '$KILLED7', $(wc -l <"$TMP/kp.out") read, $(sort -n "$TMP/kp.out" | uniq | wc -l) distinct): $(cat "$TMP/p7.out") $(tail -c 300 "$TMP/p7.err")"
+fi
+start_node "$KILLED7"
+wait_for "$WAIT_S" isr_is 1,2,3
 
 [ "$FAILED" = 0 ]

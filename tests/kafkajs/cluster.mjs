@@ -7,7 +7,7 @@
 // they decide only how soon things move, never what is safe). start()
 // resolves once every Kafka port accepts and the quorum has three active
 // brokers; kill9(n) and revive(n) take one node down and bring it back on
-// its ports and data. leaderOf(topic, partition) reads the leader from
+// its ports and data; allUp() revives whatever is down. leaderOf(topic, partition) reads the leader from
 // `runnel topic describe` on a live node. Every wait is bounded.
 import { Broker, freePort, waitFor } from './broker.mjs';
 
@@ -113,6 +113,13 @@ export class Cluster {
 
   async revive(n) {
     await this.nodes[n - 1].start(true, ['--reactors', '1', ...this.args(n - 1)]);
+  }
+
+  // Every node running and three active brokers (after a test that failed
+  // with a node down, the next one starts from a whole cluster).
+  async allUp() {
+    for (let n = 1; n <= 3; n++) if (!this.nodes[n - 1].child) await this.revive(n);
+    await waitFor('three active brokers', async () => (await this.active()) === 3, 60000);
   }
 
   async stop() {

@@ -16,7 +16,8 @@
 //     reads every record (a few twice after a rebalance, none lost), its
 //     commits never go back, and the group ends with lag 0;
 //   - consume by time (fetchTopicOffsetsByTimestamp: ListOffsets with a
-//     timestamp) at the new leader after a kill -9 of the old one;
+//     timestamp), then by offset (seek), at the new leader after a kill -9
+//     of the old one;
 //   - an idempotent producer through a restart of the leader (SIGTERM, exit
 //     0, started again on its ports and data): every record once, in order.
 // Every wait is bounded; every process started here is stopped by its pid.
@@ -96,6 +97,12 @@ test('consumer: the leader killed -9 while it reads, every record once, in offse
   const got = [];
   const offsets = new Set();
   let killed = null;
+  // kafkajs emits COMMIT_OFFSETS once the coordinator has answered a commit.
+  let committed = -1;
+  let firstDup = null;
+  c.on(c.events.COMMIT_OFFSETS, (e) => {
+    for (const t of e.payload.topics) for (const q of t.partitions) committed = Math.max(committed, Number(q.offset));
+  });
   try {
     await c.subscribe({ topic: 'jsfail', fromBeginning: true });
     await new Promise((resolve, reject) => {
@@ -103,6 +110,7 @@ test('consumer: the leader killed -9 while it reads, every record once, in offse
       c.run({
         eachMessage: async ({ message }) => {
           got.push({ o: Number(message.offset), v: String(message.value) });
+          if (offsets.has(Number(message.offset)) && !firstDup) firstDup = { o: Number(message.offset), committed };
           offsets.add(Number(message.offset));
           if (offsets.size === N / 2 && !killed) killed = cluster.kill9(leader);
           if (offsets.size >= N) {
@@ -117,10 +125,18 @@ test('consumer: the leader killed -9 while it reads, every record once, in offse
     await c.disconnect();
   }
   // The group's commits may make a record come twice after a rebalance, never skip one;
-  // each offset's value is the one produced there. A group that forgot its committed
-  // offset (read from 0 again) shows as half the partition read twice.
+  // each offset's value is the one produced there. Records read but whose commit was
+  // not yet answered when the coordinator died come again (how many depends on how far
+  // the reading ran ahead of the commits); re-reading starts at or after the last
+  // commit the coordinator acknowledged, or the committed offset went back. A group
+  // that forgot its committed offset (read from 0 again) reads half the partition twice.
   const dups = got.length - offsets.size;
-  assert.ok(dups < N / 10, `${dups} records read twice: the committed offset went back\n${cluster.tail()}`);
+  if (firstDup) {
+    assert.ok(firstDup.o >= firstDup.committed,
+      `re-read from ${firstDup.o}, below the acknowledged commit ${firstDup.committed}\n${cluster.tail()}`);
+  }
+  assert.ok(dups < N / 2, `${dups} records read twice: the committed offset went back\n${cluster.tail()}`);
+  console.log(`# ${dups} records read twice after the kill (re-read from ${firstDup ? firstDup.o : '-'}, acknowledged commit ${firstDup ? firstDup.committed : '-'})`);
   const byOffset = new Map();
   for (const r of got) {
     if (byOffset.has(r.o)) assert.equal(byOffset.get(r.o), r.v);
@@ -162,6 +178,7 @@ function member(topic, group, delayMs) {
 }
 
 test('group of two: a member killed -9, then the coordinator killed -9; the survivor reads every record', async () => {
+  await cluster.allUp();
   const GN = 3000;
   await cluster.runnel('topic', 'create', 'jsgrp', '-p', '4', '-r', '3', '-c', 'min.insync.replicas=2');
   for (let part = 0; part < 4; part++) await cluster.inSync('jsgrp', part, '1,2,3');
@@ -224,7 +241,8 @@ test('group of two: a member killed -9, then the coordinator killed -9; the surv
   for (let part = 0; part < 4; part++) await cluster.inSync('jsgrp', part, '1,2,3');
 });
 
-test('consume by time at the new leader after a kill -9 of the old one', async () => {
+test('consume by time, then by offset (seek), at the new leader after a kill -9 of the old one', async () => {
+  await cluster.allUp();
   const TN = 1000;
   const base = Date.now() - 3600000;
   await cluster.runnel('topic', 'create', 'jstime', '-p', '1', '-r', '3', '-c', 'min.insync.replicas=2');
@@ -240,6 +258,18 @@ test('consume by time at the new leader after a kill -9 of the old one', async (
   const leader = await cluster.leaderOf('jstime');
   await cluster.kill9(leader);
   await cluster.leaderOf('jstime', 0, leader);
+  // A new leader's high watermark may trail its log until the followers fetch
+  // in its epoch; meanwhile runnel answers a time query -1 (nothing below the
+  // high watermark), which kafkajs turns into the (old) high watermark, where
+  // Kafka answers OFFSET_NOT_AVAILABLE (78) and the client retries. Reported;
+  // until then, the question is asked once the high watermark has caught up.
+  await waitFor('the new leader\'s high watermark at the log end', async () => {
+    try {
+      return String(await cluster.runnel('consume', 'jstime', '-p', '0', '-e', '-f', '%s\n')).split('\n').filter(Boolean).length === TN;
+    } catch {
+      return false;
+    }
+  }, 60000);
   const adm = client().admin();
   await adm.connect();
   try {
@@ -252,11 +282,36 @@ test('consume by time at the new leader after a kill -9 of the old one', async (
   } finally {
     await adm.disconnect();
   }
+  // Consume by offset at the new leader: seek to 600, read 600..699.
+  const c = client().consumer({ groupId: 'jstime-g', maxWaitTimeInMs: 200 });
+  await c.connect();
+  try {
+    await c.subscribe({ topic: 'jstime', fromBeginning: false });
+    const got = [];
+    const run = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out with ${got.length} records\n${cluster.tail()}`)), 60000);
+      c.run({
+        eachMessage: async ({ message }) => {
+          got.push(`${message.offset}:${message.value}:${message.timestamp}`);
+          if (got.length >= 100) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      }).catch(reject);
+    });
+    c.seek({ topic: 'jstime', partition: 0, offset: '600' });
+    await run;
+    assert.deepEqual(got.slice(0, 100), Array.from({ length: 100 }, (_, i) => `${600 + i}:t${600 + i}:${base + 10 * (600 + i)}`));
+  } finally {
+    await c.disconnect();
+  }
   await cluster.revive(leader);
   await cluster.inSync('jstime', 0, '1,2,3');
 });
 
 test('idempotent producer through a restart of the leader (SIGTERM, started again): every record once, in order', async () => {
+  await cluster.allUp();
   await cluster.runnel('topic', 'create', 'jsrestart', '-p', '1', '-r', '3', '-c', 'min.insync.replicas=2');
   await cluster.inSync('jsrestart', 0, '1,2,3');
   const leader = await cluster.leaderOf('jsrestart');
