@@ -871,6 +871,11 @@ int64_t rn_log_end_offset(const rn_log *log)
     return log->leo;
 }
 
+bool rn_log_writing(const rn_log *log)
+{
+    return log->writes.head != NULL;
+}
+
 int64_t rn_log_flushed_offset(const rn_log *log)
 {
     return log->flushed;

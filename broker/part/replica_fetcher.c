@@ -689,6 +689,7 @@ typedef struct prepare_work {
     rn_replica_fetcher *f;
     followed *fo;
     int moved;
+    bool held; /* its log is still writing another fetcher's appends */
 } prepare_work;
 
 static void prepare(void *arg, rn_partition *p)
@@ -713,6 +714,17 @@ static void prepare(void *arg, rn_partition *p)
         fo->epoch = p->leader_epoch;
         fo->st = TRUNCATE;
         w->moved++;
+    }
+    if (rn_log_writing(p->log)) {
+        /* Appends from the old leader's fetcher (part/fetchers.c gives the
+         * partition to the new leader's at once) are still landing: the
+         * log end they will move is not where we stand yet. Truncating
+         * now would cut at the end without them and keep the deposed
+         * leader's tail they bring; fetching would give the new leader a
+         * log end holding that tail as if it were its history. Next round.
+         * (Our own appends in flight are held by run_once already.) */
+        w->held = true;
+        return;
     }
     if (fo->st == TRUNCATE) {
         const rn_leader_epochs *c = rn_log_leader_epochs(p->log);
@@ -761,6 +773,7 @@ int rn_replica_fetcher_run_once(rn_replica_fetcher *f, int timeout_ms)
             continue;
         }
         moved += w.moved;
+        f->held |= w.held;
         truncating |= fo->st == TRUNCATE && fo->ready;
     }
     int wait = (int)f->cfg.max_wait_ms + f->cfg.timeout_ms;
