@@ -75,8 +75,9 @@ struct followed {
     int32_t ask;       /* TRUNCATE: the epoch to ask the leader about */
     int64_t leo;       /* FETCH: the log end to fetch from */
     int64_t throttle;  /* FETCH: bytes/s while a move adds it (part/throttle.h); 0 none */
-    unsigned inflight; /* appends submitted, not completed (atomic) */
-    int failed;        /* an append failed: truncate again (atomic) */
+    int32_t held_epoch; /* the last epoch it was held for another's appends (logged once) */
+    unsigned inflight;  /* appends submitted, not completed (atomic) */
+    int failed;         /* an append failed: truncate again (atomic) */
 };
 
 struct rn_replica_fetcher {
@@ -194,6 +195,7 @@ int rn_replica_fetcher_add_named(rn_replica_fetcher *f, rn_partition *p, const c
     fo->p = p;
     fo->id = partition;
     fo->epoch = -1;
+    fo->held_epoch = -1;
     fo->st = TRUNCATE;
     f->v[f->n++] = fo;
     return 0;
@@ -723,6 +725,12 @@ static void prepare(void *arg, rn_partition *p)
          * leader's tail they bring; fetching would give the new leader a
          * log end holding that tail as if it were its history. Next round.
          * (Our own appends in flight are held by run_once already.) */
+        if (fo->held_epoch != fo->epoch) {
+            fo->held_epoch = fo->epoch;
+            rn_logfmt(RN_INFO, "follower waits for appends in flight",
+                      "partition=%s-%d leader_epoch=%d log_end=%lld", fo->topic, fo->id,
+                      (int)fo->epoch, (long long)rn_log_end_offset(p->log));
+        }
         w->held = true;
         return;
     }
