@@ -72,9 +72,9 @@ struct followed {
     int64_t parked_ms; /* when it parked (mono_ms) */
     /* Left by prepare() for this round: whether to ask, and what. */
     bool ready;
-    int32_t ask;       /* TRUNCATE: the epoch to ask the leader about */
-    int64_t leo;       /* FETCH: the log end to fetch from */
-    int64_t throttle;  /* FETCH: bytes/s while a move adds it (part/throttle.h); 0 none */
+    int32_t ask;        /* TRUNCATE: the epoch to ask the leader about */
+    int64_t leo;        /* FETCH: the log end to fetch from */
+    int64_t throttle;   /* FETCH: bytes/s while a move adds it (part/throttle.h); 0 none */
     int32_t held_epoch; /* the last epoch it was held for another's appends (logged once) */
     unsigned inflight;  /* appends submitted, not completed (atomic) */
     int failed;         /* an append failed: truncate again (atomic) */

@@ -950,8 +950,8 @@ Test(replica_fetcher, old_leaders_appends_in_flight_at_leader_change)
     rn_io *io_b;
     cr_assert_eq(rn_io_new(&io_b, 256), 0);
     rn_partition *a = part_open("a"), *b = part_open_on("b", io_b), *c = part_open("c");
-    cr_assert_eq(
-        rn_partition_become_leader(a, 1, 1, three, 3, ab_isr, 2, &cfg, on_propose, NULL), 0);
+    cr_assert_eq(rn_partition_become_leader(a, 1, 1, three, 3, ab_isr, 2, &cfg, on_propose, NULL),
+                 0);
     cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
     cr_assert_eq(rn_partition_become_follower(c, 1, 1), 0);
     side ab, ac;
@@ -967,8 +967,8 @@ Test(replica_fetcher, old_leaders_appends_in_flight_at_leader_change)
     cr_assert_gt(rn_replica_fetcher_busy(ab.f), 0, "the tail's appends are in flight");
     cr_assert_eq(rn_log_end_offset(b->log), 15);
 
-    cr_assert_eq(
-        rn_partition_become_leader(c, 3, 2, three, 3, cb_isr, 2, &cfg, on_propose, NULL), 0);
+    cr_assert_eq(rn_partition_become_leader(c, 3, 2, three, 3, cb_isr, 2, &cfg, on_propose, NULL),
+                 0);
     produce(c, 6, -1, NULL); /* c's epoch 2, 15..32: batch boundaries on b's */
     cr_assert_eq(rn_partition_become_follower(b, 2, 3), 0);
     side cb;
