@@ -365,6 +365,8 @@ static void epochs_apply(void *arg, rn_partition *p)
         return;
     }
     rn_log *log = p->log;
+    if (rn_log_writing(log))
+        return; /* another fetcher's appends landed meanwhile (see prepare): ask again */
     const rn_leader_epochs *own = rn_log_leader_epochs(log);
     if (!own) {
         say(f, fo, -RN_E_STORAGE_ERROR, rn_log_errmsg(log));
@@ -519,6 +521,11 @@ static void fetch_apply(void *arg, rn_partition *p)
     if (!p || !p->log || fo->epoch != p->leader_epoch || fo->st != FETCH)
         return;
     rn_log *log = p->log;
+    /* Our own appends were complete when the round began (run_once), so
+     * these are another fetcher's (see prepare): their batches would move
+     * the offsets ours get. Fetch again from the log end they leave. */
+    if (rn_log_writing(log))
+        return;
     if (pr->error_code == RN_E_OFFSET_OUT_OF_RANGE) {
         if (pr->log_start_offset > rn_log_end_offset(log)) {
             /* Everything we have is below what the leader keeps. */
