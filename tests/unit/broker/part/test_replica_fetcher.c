@@ -966,6 +966,7 @@ Test(replica_fetcher, old_leaders_appends_in_flight_at_leader_change)
     cr_assert_geq(rn_replica_fetcher_run_once(ab.f, 5000), 0);
     cr_assert_gt(rn_replica_fetcher_busy(ab.f), 0, "the tail's appends are in flight");
     cr_assert_eq(rn_log_end_offset(b->log), 15);
+    cr_assert(rn_log_writing(b->log), "the log end will still move");
 
     cr_assert_eq(rn_partition_become_leader(c, 3, 2, three, 3, cb_isr, 2, &cfg, on_propose, NULL),
                  0);
@@ -979,6 +980,7 @@ Test(replica_fetcher, old_leaders_appends_in_flight_at_leader_change)
     while (rn_replica_fetcher_busy(ab.f))
         cr_assert_geq(rn_io_run(io_b, 1), 0);
     cr_assert_eq(rn_log_end_offset(b->log), 27, "a's tail landed");
+    cr_assert_not(rn_log_writing(b->log));
     catch_up_on(&cb, c, b, io_b);
     assert_identical(c, b);
     cr_assert_eq(rn_partition_high_watermark(c), 33);
