@@ -60,8 +60,9 @@ typedef struct produce_part {
     bool idempotent; /* recorded in the producer state as in flight */
     int64_t producer_id;
     int32_t base_sequence;
-    rn_waiter wt;    /* acks=-1: parked on p->produce_waiters */
-    int64_t need_hw; /* acks=-1: the high watermark that covers the batch */
+    rn_waiter wt;         /* acks=-1: parked on p->produce_waiters */
+    int64_t need_hw;      /* acks=-1: the high watermark that covers the batch */
+    int32_t leader_epoch; /* acks=-1: the epoch p led in when it appended */
 } produce_part;
 
 struct produce_state {
@@ -143,13 +144,17 @@ static void acks_woken(rn_waiter *wt, rn_wake_why why)
     produce_part *pp = RN_CONTAINER_OF(wt, produce_part, wt);
     produce_state *st = pp->st;
     if (why == RN_WAKE_MOVED) {
-        if (rn_partition_high_watermark(pp->p) < pp->need_hw) {
-            if (rn_partition_isr_enough(pp->p))
-                return; /* stays parked */
-            set_error(st, pp->i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        int rc = rn_partition_acks_all(pp->p, pp->leader_epoch, pp->need_hw);
+        if (rc == 0)
+            return; /* stays parked */
+        if (rc == -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND)
+            set_error(st, pp->i, rc,
                       "the in-sync replicas fell below min.insync.replicas while the batch "
                       "waited for acks=all");
-        }
+        else if (rc < 0)
+            set_error(st, pp->i, rc,
+                      "this broker stopped leading the partition while the batch waited for "
+                      "acks=all");
         rn_waiter_leave(wt);
     } else if (why == RN_WAKE_TIMEOUT) {
         set_error(st, pp->i, -RN_E_TIMEOUT,
@@ -193,20 +198,28 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
         p->m.records_in += (uint64_t)(last - base + 1);
         p->m.batches_in++;
         rn_partition_wake(p);
-        if (st->acks == -1 && p->log && !p->deleting && rn_partition_high_watermark(p) <= last &&
-            !rn_partition_isr_enough(p)) {
-            /* Appended, but the ISR shrank below min.insync.replicas
-             * meanwhile: the batch is not safe, and will not be until the
-             * controller grows the ISR (Kafka answers the same). */
-            set_error(st, pp->i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND, NULL);
-        } else if (st->acks == -1 && p->log && !p->deleting &&
-                   rn_partition_high_watermark(p) <= last) {
-            /* acks=all and the high watermark is short of the batch: wait. */
+        /* acks=all: only the leader that appended, still leading in that
+         * epoch, may answer, once its high watermark covers the batch. An
+         * append that completes after the partition stopped leading here
+         * (its replica moved away and its log was abandoned, which runs
+         * the completions; or it follows now) is not safe: the new leader
+         * may never have had it (issue 13: acknowledged records lost at a
+         * replica move). Appended, but the ISR shrank below
+         * min.insync.replicas meanwhile: not safe until the controller
+         * grows the ISR (Kafka answers the same). */
+        int rc = st->acks == -1 ? rn_partition_acks_all(p, pp->leader_epoch, last + 1) : 1;
+        if (rc == 0) {
+            /* The high watermark is short of the batch: wait. */
             pp->need_hw = last + 1;
             uint32_t t = st->req->fr.hdr->produce->timeout_ms;
             rn_waiter_park(&p->produce_waiters, &pp->wt, t > 0 ? rn_now_ms() + t : -1);
             return;
         }
+        if (rc < 0)
+            set_error(st, pp->i, rc,
+                      rc == -RN_E_NOT_LEADER ? "this broker stopped leading the partition before "
+                                               "the batch's append completed"
+                                             : NULL);
     }
     if (--st->pending == 0)
         finish(st);
@@ -321,6 +334,7 @@ void rn_handle_produce(rn_request *req)
             part->producer_id = bh.producer_id;
             part->base_sequence = bh.base_sequence;
         }
+        part->leader_epoch = p->leader_epoch;
         int rc = rn_log_append(p->log, batch, len, p->leader_epoch, appended, part);
         if (rc < 0) {
             if (part->idempotent)

@@ -992,3 +992,52 @@ Test(replica_fetcher, old_leaders_appends_in_flight_at_leader_change)
     part_close(c);
     rn_io_free(io_b);
 }
+
+/* acks=all after the append (api/produce.c): only the leader that appended,
+ * still leading in that epoch with its log, answers, once its high
+ * watermark covers the batch. Before, a produce append that completed after
+ * the replica moved away (its log abandoned, which runs the completions)
+ * was answered success without a look at the high watermark, and one that
+ * completed after the leader became a follower could be answered by the
+ * new leader's high watermark over other records (issue 13: acknowledged
+ * records lost at a replica move; tests/cluster/test_move_churn.sh). */
+Test(replica_fetcher, acks_all_only_by_the_leader_that_appended)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 1, 2);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    produce(a, 3, -1, NULL);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), 0, "the follower has not fetched: wait");
+    cr_assert_eq(rn_partition_follower_fetched(a, 2, 6, 1000), 0);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 6), 1);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), 0);
+    cr_assert_eq(rn_partition_follower_fetched(a, 2, 9, 1001), 0);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), 1);
+    cr_assert_eq(rn_partition_acks_all(a, 0, 9), -RN_E_NOT_LEADER, "appended in an older epoch");
+
+    static const int32_t only_a[] = {1};
+    cr_assert_eq(rn_partition_isr_committed(a, only_a, 1), 0);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 12), -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), 1, "covered before the ISR shrank");
+
+    /* Deposed: a follower's high watermark (the new leader's) covers
+     * offsets that hold the new leader's records, not this batch. */
+    cr_assert_eq(rn_partition_become_follower(a, 2, 2), 0);
+    rn_partition_follower_hw(a, 9);
+    cr_assert_eq(rn_partition_high_watermark(a), 9);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), -RN_E_NOT_LEADER);
+    /* Leading again in a later epoch: the offsets may hold other records. */
+    lead(a, 1, 3, 1);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), -RN_E_NOT_LEADER);
+    cr_assert_eq(rn_partition_acks_all(a, 3, 9), 1);
+    /* The replica moved away: the log is detached before it is abandoned. */
+    rn_log *log = a->log;
+    a->log = NULL;
+    cr_assert_eq(rn_partition_acks_all(a, 3, 9), -RN_E_NOT_LEADER);
+    a->log = log;
+    a->deleting = true;
+    cr_assert_eq(rn_partition_acks_all(a, 3, 9), -RN_E_UNKNOWN_TOPIC);
+    a->deleting = false;
+    part_close(a);
+    part_close(b);
+}
