@@ -328,6 +328,22 @@ void rn_handle_produce(rn_request *req)
             if (v == RN_PRODUCER_DUPLICATE) {
                 r->base_offset = dup;
                 r->log_start_offset = rn_log_start_offset(p->log);
+                if (st->acks == -1) {
+                    /* The first copy may not be committed yet (its answer
+                     * was lost, or is still parked): the retry's answer
+                     * waits for the same high watermark (Kafka's too). */
+                    int64_t need = dup + bh.last_offset_delta + 1;
+                    int arc = rn_partition_acks_all(p, p->leader_epoch, need);
+                    if (arc < 0) {
+                        set_error(st, i, arc, NULL);
+                    } else if (arc == 0) {
+                        part->need_hw = need;
+                        part->leader_epoch = p->leader_epoch;
+                        rn_waiter_park(&p->produce_waiters, &part->wt,
+                                       pr->timeout_ms > 0 ? rn_now_ms() + pr->timeout_ms : -1);
+                        st->pending++;
+                    }
+                }
                 continue;
             }
             part->idempotent = true;
