@@ -6,17 +6,18 @@
 # broker that has none, so the replica that stays switches leaders every
 # time while it is appending what the old leader sent.
 #
-# The bug it found: the staying follower's new fetcher truncated (KIP-101)
-# while the old leader's fetcher still had appends in flight on the same
-# log; their tail landed after the cut and the new leader counted the
-# follower's fetch offset over records it did not have (acknowledged
-# records lost, two records at one offset). The checks: every move settles,
-# the checker finds nothing lost or duplicated and no offset with two
-# records, and the copies are byte-identical below the high watermark. The
-# brokers' logs are counted for the signs (figures, never asserted): the
-# leader's "fetch read failed ... OFFSET_OUT_OF_RANGE" (a follower ahead of
-# its new leader) and "follower waits for appends in flight" (the window
-# the fix closes).
+# The bug it found (every run before the fix, 5-31 records lost): the old
+# leader, told it is no replica any more, abandons its log, which completes
+# the produce appends in flight, and produce.c answered those acks=all
+# success without the high watermark: records the new leader never had,
+# acknowledged at offsets from its epoch start on (two records at one
+# offset). The checks: every move settles, the checker finds nothing lost
+# or duplicated and no offset with two records, and the copies are
+# byte-identical below the high watermark. The brokers' logs are counted
+# for signs of a related race (figures, never asserted): the leader's
+# "fetch read failed ... OFFSET_OUT_OF_RANGE" (a follower ahead of its new
+# leader) and "follower waits for appends in flight" (a follower holding
+# its truncation until another fetcher's appends have landed).
 #
 #   tests/cluster/test_move_churn.sh RUNNEL RUNNELD WORKLOAD [MOVES]   (prints TAP)
 #
