@@ -6,7 +6,7 @@
 # broker that has none, so the replica that stays switches leaders every
 # time while it is appending what the old leader sent.
 #
-# The bug it found (every run before the fix, 5-31 records lost): the old
+# The bug it found (3 runs in 4 before the fix, 2-31 records lost): the old
 # leader, told it is no replica any more, abandons its log, which completes
 # the produce appends in flight, and produce.c answered those acks=all
 # success without the high watermark: records the new leader never had,
