@@ -876,6 +876,11 @@ int rn_log_failure(const rn_log *log)
     return log->failed;
 }
 
+bool rn_log_writing(const rn_log *log)
+{
+    return log->writes.head != NULL;
+}
+
 int64_t rn_log_flushed_offset(const rn_log *log)
 {
     return log->flushed;

@@ -323,6 +323,24 @@ bool rn_partition_isr_enough(const rn_partition *p)
     return !p->rs || rn_replica_state_isr_enough(p->rs);
 }
 
+int rn_partition_acks_all(const rn_partition *p, int32_t leader_epoch, int64_t need_hw)
+{
+    if (p->deleting)
+        return -RN_E_UNKNOWN_TOPIC;
+    /* Checked before the high watermark: a partition whose replica moved
+     * away has no log (its in-flight appends complete while it is
+     * abandoned), and a follower's high watermark says nothing of this
+     * leader's batch. */
+    if (!p->log || rn_partition_check_leader(p) < 0 ||
+        (p->role == RN_ROLE_LEADER && p->leader_epoch != leader_epoch))
+        return -RN_E_NOT_LEADER;
+    if (rn_partition_high_watermark(p) >= need_hw)
+        return 1;
+    if (!rn_partition_isr_enough(p))
+        return -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+    return 0;
+}
+
 int rn_partition_check_min_isr(const rn_partition *p)
 {
     return rn_partition_isr_enough(p) ? 0 : -RN_E_NOT_ENOUGH_REPLICAS;
