@@ -29,6 +29,7 @@
 #include "clients/runnel.h"
 #include "clients/testing.h"
 #include "fake_broker.h"
+#include "protocol/batch.h"
 #include "protocol/errors.h"
 #include "harness.h"
 #include "runnel.pb-c.h"
@@ -811,6 +812,128 @@ Test(idempotence, out_of_order_answer_overtaking, .timeout = 30)
     fb_unlock(&b);
     cr_assert_eq(inits, 1, "%u producer ids taken", inits);
     cr_assert_eq(produces, 4, "%u Produce requests", produces);
+    rn_producer_close(p);
+    fb_stop(&b);
+}
+
+/* ---- A full disk behind a pipelined batch (a scripted broker) -------------------------- */
+
+/* The scripted leader of "ord" keeps sequences per producer id as a real one
+ * does: a batch at the next sequence is appended, any other refused with
+ * OUT_OF_ORDER_SEQUENCE; a batch of more than 100 bytes of payload (batch A)
+ * meets a full disk, STORAGE_ERROR, every time. A's first answer is held
+ * until the second Produce (batch B, small, the next sequence) arrives; then
+ * A is answered STORAGE_ERROR and B OUT_OF_ORDER_SEQUENCE, as runneld does
+ * with two batches pipelined when the first write fails. */
+typedef struct seq_script {
+    script sc; /* metadata, producer ids; sc.produces, sc.held */
+    int64_t pid;
+    int32_t expected;
+    unsigned storage_errors, out_of_order;
+} seq_script;
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int sequencing(fb *b, int fd, const Runnel__RequestHeader *h, void *arg)
+{
+    seq_script *ss = arg;
+    if (h->body_case != RUNNEL__REQUEST_HEADER__BODY_PRODUCE)
+        return scripted(b, fd, h, &ss->sc);
+    fb_lock(b);
+    fb__check(b->payload_len >= RN_BATCH_OFF_RECORDS_COUNT + 4, "a Produce without a batch");
+    int64_t pid = (int64_t)get_be(b->payload + RN_BATCH_OFF_PRODUCER_ID, 8);
+    int32_t seq = (int32_t)get_be(b->payload + RN_BATCH_OFF_BASE_SEQUENCE, 4);
+    int32_t n = (int32_t)get_be(b->payload + RN_BATCH_OFF_RECORDS_COUNT, 4);
+    if (pid != ss->pid) {
+        ss->pid = pid;
+        ss->expected = 0;
+    }
+    ss->sc.produces++;
+    if (ss->sc.produces == 1) {
+        ss->sc.held = h->correlation_id;
+    } else {
+        if (ss->sc.produces == 2) {
+            answer_produce(fd, ss->sc.held, RN_E_STORAGE_ERROR, -1);
+            ss->storage_errors++;
+        }
+        if (b->payload_len > 100) {
+            answer_produce(fd, h->correlation_id, RN_E_STORAGE_ERROR, -1);
+            ss->storage_errors++;
+        } else if (seq != ss->expected) {
+            answer_produce(fd, h->correlation_id, RN_E_OUT_OF_ORDER_SEQUENCE, -1);
+            ss->out_of_order++;
+        } else {
+            answer_produce(fd, h->correlation_id, 0, ss->sc.next_offset);
+            ss->sc.next_offset += n;
+            ss->expected += n;
+        }
+    }
+    fb_unlock(b);
+    return FB_KEEP;
+}
+
+// A batch refused with STORAGE_ERROR until it fails for good, and the batch
+// pipelined behind it, refused with OUT_OF_ORDER_SEQUENCE meanwhile: the
+// second batch is in no log (every attempt of it was refused), so it takes
+// the failed batch's sequence and is appended under the same producer id
+// (Kafka's producer moves in-flight sequences back the same way). Before,
+// having been sent, it kept its sequence under a new id pending forever and
+// failed with OUT_OF_ORDER_SEQUENCE (clients_disk_full failed 3 runs in 8).
+Test(idempotence, refused_batch_behind_storage_error_is_resequenced, .timeout = 30)
+{
+    fb b;
+    seq_script ss = {.pid = -1};
+    fb_start(&b, sequencing, &ss);
+    ss.sc.port = b.port;
+    char servers[32];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", b.port);
+    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "0",
+                            "retry.backoff.ms", "10", "socket.timeout.ms", "10000",
+                            "delivery.timeout.ms", "20000", NULL);
+    reports r = {0};
+    r.n = 2;
+    int64_t off[2] = {-100, -100};
+    int32_t part[2];
+    r.offset = off;
+    r.partition = part;
+    rn_producer *p;
+    cr_assert_eq(rn_producer_new(&p, conf, on_delivery, &r), 0);
+    rn_conf_free(conf);
+    char big[200];
+    memset(big, 'a', sizeof(big));
+    for (uintptr_t i = 0; i < 2; i++) {
+        cr_assert_eq(rn_producer_send(p, "ord", 0, NULL, 0, big, i == 0 ? sizeof(big) : 1, NULL,
+                                      0, 0, (void *)i),
+                     0, "%s", rn_producer_errmsg(p));
+        /* Out in a request of its own before the next is sent. */
+        int64_t until = rt_now_ms() + 10000;
+        for (;;) {
+            fb_lock(&b);
+            unsigned n = ss.sc.produces;
+            fb_unlock(&b);
+            if (n > i)
+                break;
+            cr_assert(rt_now_ms() < until, "batch %u never sent", (unsigned)i);
+            rn_producer_poll(p, 5);
+        }
+    }
+    rn_producer_flush(p, 15000);
+    cr_assert_eq(r.done, 2, "%zu of 2 records reported: %s", r.done, rn_producer_errmsg(p));
+    fb_lock(&b);
+    unsigned inits = ss.sc.init_producers, storage = ss.storage_errors, ooo = ss.out_of_order;
+    fb_unlock(&b);
+    fprintf(stderr, "storage errors %u, out of order %u, producer ids %u\n", storage, ooo, inits);
+    cr_assert_eq(off[0], -1, "the batch on the full disk was acknowledged");
+    cr_assert_eq(off[1], 0, "the batch behind it: %lld (%s)", (long long)off[1],
+                 rn_producer_errmsg(p));
+    cr_assert_eq(r.failed, 1);
+    cr_assert_eq(inits, 1, "%u producer ids taken", inits);
     rn_producer_close(p);
     fb_stop(&b);
 }
