@@ -937,3 +937,80 @@ Test(idempotence, refused_batch_behind_storage_error_is_resequenced, .timeout = 
     rn_producer_close(p);
     fb_stop(&b);
 }
+
+/* ---- Appended, but the ISR shrank (a scripted broker) ---------------------------------- */
+
+/* The scripted leader of "ord" appends the first batch at offset 0 but
+ * answers NOT_ENOUGH_REPLICAS_AFTER_APPEND (the ISR fell below
+ * min.insync.replicas before it was replicated); a retry (same producer id
+ * and sequence) is a duplicate, answered with the first offset, as a leader
+ * answers once the ISR is back. */
+typedef struct append_script {
+    script sc;
+    int64_t pid;
+    int32_t seq;
+} append_script;
+
+static int after_append(fb *b, int fd, const Runnel__RequestHeader *h, void *arg)
+{
+    append_script *as = arg;
+    if (h->body_case != RUNNEL__REQUEST_HEADER__BODY_PRODUCE)
+        return scripted(b, fd, h, &as->sc);
+    fb_lock(b);
+    fb__check(b->payload_len >= RN_BATCH_OFF_RECORDS_COUNT + 4, "a Produce without a batch");
+    int64_t pid = (int64_t)get_be(b->payload + RN_BATCH_OFF_PRODUCER_ID, 8);
+    int32_t seq = (int32_t)get_be(b->payload + RN_BATCH_OFF_BASE_SEQUENCE, 4);
+    as->sc.produces++;
+    if (as->sc.produces == 1) {
+        as->pid = pid;
+        as->seq = seq;
+        answer_produce(fd, h->correlation_id, RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1);
+    } else if (pid == as->pid && seq == as->seq) {
+        answer_produce(fd, h->correlation_id, 0, 0);
+    } else {
+        /* A new id or sequence: the record would be stored twice. */
+        answer_produce(fd, h->correlation_id, 0, 1);
+    }
+    fb_unlock(b);
+    return FB_KEEP;
+}
+
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND is retried (Kafka's clients treat it as
+// retriable), under the same producer id and sequence (the batch is in the
+// log): the leader answers the retry as a duplicate at the first offset.
+// Before, the producer failed the batch for good (tests/cluster/run --seed
+// 1412 --scenario last-replica: the workload's records then came twice).
+Test(idempotence, not_enough_replicas_after_append_is_retried, .timeout = 30)
+{
+    fb b;
+    append_script as = {.pid = -1};
+    fb_start(&b, after_append, &as);
+    as.sc.port = b.port;
+    char servers[32];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%u", b.port);
+    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "0",
+                            "retry.backoff.ms", "10", "socket.timeout.ms", "10000",
+                            "delivery.timeout.ms", "20000", NULL);
+    reports r = {0};
+    r.n = 1;
+    int64_t off = -100;
+    int32_t part;
+    r.offset = &off;
+    r.partition = &part;
+    rn_producer *p;
+    cr_assert_eq(rn_producer_new(&p, conf, on_delivery, &r), 0);
+    rn_conf_free(conf);
+    cr_assert_eq(rn_producer_send(p, "ord", 0, NULL, 0, "v", 1, NULL, 0, 0, (void *)0), 0, "%s",
+                 rn_producer_errmsg(p));
+    rn_producer_flush(p, 15000);
+    cr_assert_eq(r.done, 1, "not reported: %s", rn_producer_errmsg(p));
+    cr_assert_eq(r.failed, 0, "failed: %s", rn_producer_errmsg(p));
+    cr_assert_eq(off, 0, "acknowledged at %lld, not as the duplicate at 0", (long long)off);
+    fb_lock(&b);
+    unsigned inits = as.sc.init_producers, produces = as.sc.produces;
+    fb_unlock(&b);
+    cr_assert_eq(produces, 2, "%u Produce requests", produces);
+    cr_assert_eq(inits, 1, "%u producer ids taken", inits);
+    rn_producer_close(p);
+    fb_stop(&b);
+}
