@@ -338,6 +338,7 @@ static void proxy_stop(proxy *px)
 
 typedef struct reports {
     size_t n, done, failed;
+    int last_err; /* of the last record failed */
     int64_t *offset;
     int32_t *partition;
 } reports;
@@ -353,8 +354,10 @@ static void on_delivery(void *arg, int err, const char *topic, int32_t partition
     r->offset[i] = err ? -1 : offset;
     r->partition[i] = partition;
     r->done++;
-    if (err)
+    if (err) {
         r->failed++;
+        r->last_err = err;
+    }
 }
 
 /* Send n records "<prefix><i>" through the proxy, keyless over the topic's
@@ -458,7 +461,7 @@ static void logview_free(logview *lv)
 // value at one offset only, the one the producer reported; and the proxy
 // dropped answers of requests the broker had received (the retries happened);
 // the same stream without idempotence does store duplicates.
-Test(idempotence, cut_connections_no_duplicates, .timeout = 60)
+Test(idempotence, cut_connections_no_duplicates, .timeout = 180)
 {
     enum { N = 30000, PARTS = 3 };
     rt_broker b;
@@ -474,7 +477,8 @@ Test(idempotence, cut_connections_no_duplicates, .timeout = 60)
     int64_t took = rt_now_ms() - t0;
     unsigned cuts = px.cuts;
     uint64_t lost = px.lost_answers, md = px.md_rewritten;
-    cr_assert_eq(r.failed, 0, "%zu records failed", r.failed);
+    cr_assert_eq(r.failed, 0, "%zu records failed, the last with %s", r.failed,
+                 rn_err_name(r.last_err));
 
     logview lv;
     read_log(&b, "idem", PARTS, 2 * N, "i", &lv);
@@ -821,12 +825,13 @@ Test(idempotence, out_of_order_answer_overtaking, .timeout = 30)
 /* The scripted leader of "ord" keeps sequences per producer id as a real one
  * does: a batch at the next sequence is appended, any other refused with
  * OUT_OF_ORDER_SEQUENCE; a batch of more than 100 bytes of payload (batch A)
- * meets a full disk, STORAGE_ERROR, every time. A's first answer is held
- * until the second Produce (batch B, small, the next sequence) arrives; then
- * A is answered STORAGE_ERROR and B OUT_OF_ORDER_SEQUENCE, as runneld does
- * with two batches pipelined when the first write fails. */
+ * meets a full disk, STORAGE_ERROR (or a_err), every time. A's first answer
+ * is held until the second Produce (batch B, small, the next sequence)
+ * arrives; then A is answered STORAGE_ERROR and B OUT_OF_ORDER_SEQUENCE, as
+ * runneld does with two batches pipelined when the first write fails. */
 typedef struct seq_script {
     script sc; /* metadata, producer ids; sc.produces, sc.held */
+    uint32_t a_err; /* 0: STORAGE_ERROR */
     int64_t pid;
     int32_t expected;
     unsigned storage_errors, out_of_order;
@@ -859,11 +864,11 @@ static int sequencing(fb *b, int fd, const Runnel__RequestHeader *h, void *arg)
         ss->sc.held = h->correlation_id;
     } else {
         if (ss->sc.produces == 2) {
-            answer_produce(fd, ss->sc.held, RN_E_STORAGE_ERROR, -1);
+            answer_produce(fd, ss->sc.held, ss->a_err ? ss->a_err : RN_E_STORAGE_ERROR, -1);
             ss->storage_errors++;
         }
         if (b->payload_len > 100) {
-            answer_produce(fd, h->correlation_id, RN_E_STORAGE_ERROR, -1);
+            answer_produce(fd, h->correlation_id, ss->a_err ? ss->a_err : RN_E_STORAGE_ERROR, -1);
             ss->storage_errors++;
         } else if (seq != ss->expected) {
             answer_produce(fd, h->correlation_id, RN_E_OUT_OF_ORDER_SEQUENCE, -1);
@@ -885,10 +890,10 @@ static int sequencing(fb *b, int fd, const Runnel__RequestHeader *h, void *arg)
 // (Kafka's producer moves in-flight sequences back the same way). Before,
 // having been sent, it kept its sequence under a new id pending forever and
 // failed with OUT_OF_ORDER_SEQUENCE (clients_disk_full failed 3 runs in 8).
-Test(idempotence, refused_batch_behind_storage_error_is_resequenced, .timeout = 30)
+static void refused_behind(uint32_t a_err, unsigned want_inits)
 {
     fb b;
-    seq_script ss = {.pid = -1};
+    seq_script ss = {.pid = -1, .a_err = a_err};
     fb_start(&b, sequencing, &ss);
     ss.sc.port = b.port;
     char servers[32];
@@ -928,14 +933,30 @@ Test(idempotence, refused_batch_behind_storage_error_is_resequenced, .timeout = 
     fb_lock(&b);
     unsigned inits = ss.sc.init_producers, storage = ss.storage_errors, ooo = ss.out_of_order;
     fb_unlock(&b);
-    fprintf(stderr, "storage errors %u, out of order %u, producer ids %u\n", storage, ooo, inits);
+    fprintf(stderr, "A refused %u times, B out of order %u times, producer ids %u\n", storage, ooo,
+            inits);
     cr_assert_eq(off[0], -1, "the batch on the full disk was acknowledged");
     cr_assert_eq(off[1], 0, "the batch behind it: %lld (%s)", (long long)off[1],
                  rn_producer_errmsg(p));
     cr_assert_eq(r.failed, 1);
-    cr_assert_eq(inits, 1, "%u producer ids taken", inits);
+    cr_assert_eq(inits, want_inits, "%u producer ids taken", inits);
     rn_producer_close(p);
     fb_stop(&b);
+}
+
+Test(idempotence, refused_batch_behind_storage_error_is_resequenced, .timeout = 30)
+{
+    refused_behind(RN_E_STORAGE_ERROR, 1);
+}
+
+// The same with a batch refused for good by an error that leaves a real gap
+// (MESSAGE_TOO_LARGE: the producer needs a new id, idem_reset): the batch
+// behind it, refused OUT_OF_ORDER_SEQUENCE, is in no log; it waits for the
+// new id and is appended under it. Before, it failed with
+// OUT_OF_ORDER_SEQUENCE (nothing older was unresolved, it was not in doubt).
+Test(idempotence, refused_batch_behind_a_gap_waits_for_the_new_id, .timeout = 30)
+{
+    refused_behind(RN_E_MESSAGE_TOO_LARGE, 2);
 }
 
 /* ---- Appended, but the ISR shrank (a scripted broker) ---------------------------------- */
