@@ -74,8 +74,9 @@
  *     the old id. Exception: the leader said it did not append the batch
  *     (STORAGE_ERROR), no attempt of it was in doubt and nothing else of its
  *     partition is: the partition's sequences go back to the failed batch's,
- *     for queued batches sent and refused too (idem_gap). A broker without InitProducer (UNKNOWN_API) turns
- *     idempotence off and the producer goes on without it.
+ *     for queued batches sent and refused too (idem_gap). A broker without
+ *     InitProducer (UNKNOWN_API) turns idempotence off and the producer goes
+ *     on without it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -113,7 +114,7 @@ typedef struct pbatch {
     int64_t attempts;
     int last_err;
     bool stamped;          /* producer id and sequence written (invariant 5) */
-    bool sent;             /* handed to a connection under its stamp: restamped only if never in doubt */
+    bool sent;             /* handed to a connection under its stamp */
     bool doubt;            /* an attempt ended without a verdict: it may be in the log */
     uint32_t idem_gen;     /* p->idem_gen when stamped */
     int32_t base_sequence; /* the sequence stamped */

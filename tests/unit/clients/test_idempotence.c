@@ -830,7 +830,7 @@ Test(idempotence, out_of_order_answer_overtaking, .timeout = 30)
  * arrives; then A is answered STORAGE_ERROR and B OUT_OF_ORDER_SEQUENCE, as
  * runneld does with two batches pipelined when the first write fails. */
 typedef struct seq_script {
-    script sc; /* metadata, producer ids; sc.produces, sc.held */
+    script sc;      /* metadata, producer ids; sc.produces, sc.held */
     uint32_t a_err; /* 0: STORAGE_ERROR */
     int64_t pid;
     int32_t expected;
@@ -898,9 +898,9 @@ static void refused_behind(uint32_t a_err, unsigned want_inits)
     ss.sc.port = b.port;
     char servers[32];
     snprintf(servers, sizeof(servers), "127.0.0.1:%u", b.port);
-    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "0",
-                            "retry.backoff.ms", "10", "socket.timeout.ms", "10000",
-                            "delivery.timeout.ms", "20000", NULL);
+    rn_conf *conf =
+        rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "0", "retry.backoff.ms", "10",
+                "socket.timeout.ms", "10000", "delivery.timeout.ms", "20000", NULL);
     reports r = {0};
     r.n = 2;
     int64_t off[2] = {-100, -100};
@@ -913,8 +913,8 @@ static void refused_behind(uint32_t a_err, unsigned want_inits)
     char big[200];
     memset(big, 'a', sizeof(big));
     for (uintptr_t i = 0; i < 2; i++) {
-        cr_assert_eq(rn_producer_send(p, "ord", 0, NULL, 0, big, i == 0 ? sizeof(big) : 1, NULL,
-                                      0, 0, (void *)i),
+        cr_assert_eq(rn_producer_send(p, "ord", 0, NULL, 0, big, i == 0 ? sizeof(big) : 1, NULL, 0,
+                                      0, (void *)i),
                      0, "%s", rn_producer_errmsg(p));
         /* Out in a request of its own before the next is sent. */
         int64_t until = rt_now_ms() + 10000;
@@ -1009,9 +1009,9 @@ Test(idempotence, not_enough_replicas_after_append_is_retried, .timeout = 30)
     as.sc.port = b.port;
     char servers[32];
     snprintf(servers, sizeof(servers), "127.0.0.1:%u", b.port);
-    rn_conf *conf = rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "0",
-                            "retry.backoff.ms", "10", "socket.timeout.ms", "10000",
-                            "delivery.timeout.ms", "20000", NULL);
+    rn_conf *conf =
+        rt_conf(NULL, "bootstrap.servers", servers, "linger.ms", "0", "retry.backoff.ms", "10",
+                "socket.timeout.ms", "10000", "delivery.timeout.ms", "20000", NULL);
     reports r = {0};
     r.n = 1;
     int64_t off = -100;
