@@ -33,6 +33,7 @@
 #include "broker/net/reactor.h"
 #include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
+#include "storage/crash.h"
 #include "storage/sys.h"
 
 #ifndef RUNNEL_VERSION
@@ -379,7 +380,19 @@ int main(int argc, char **argv)
                                   .max_message = b->cfg.socket_request_max_bytes};
 
     raise_nofile();
-    int rc = mkdirs(b->cfg.data_dir);
+    /* Test facilities (storage/crash.h), off unless the environment asks. */
+    char crash_what[2 * PATH_MAX];
+    int rc = rn_crash_init_from_env(crash_what, sizeof(crash_what), err, sizeof(err));
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "bad test facility setting", "detail=%s", err);
+        return 1;
+    }
+    if (crash_what[0]) {
+        char q[2 * PATH_MAX + 8];
+        rn_logfmt(RN_WARN, "TEST FACILITY ON: not for production", "what=%s",
+                  rn_logfmt_quote(crash_what, q, sizeof(q)));
+    }
+    rc = mkdirs(b->cfg.data_dir);
     if (rc < 0) {
         rn_logfmt(RN_ERROR, "cannot create data directory", "dir=%s err=%s", b->cfg.data_dir,
                   rn_errname(rc));

@@ -107,7 +107,16 @@ vcall(rn__client *cl, Runnel__RequestHeader *h, int api, rn__reply *r, const cha
 {
     char what[300];
     vsnprintf(what, sizeof(what), fmt, ap);
-    int rc = rn__client_call_any(cl, h, api, cl->conf->socket_timeout_ms, r);
+    /* Group APIs go to the group's coordinator (coordinator.c), the rest to any broker. */
+    const char *group =
+        h->body_case == RUNNEL__REQUEST_HEADER__BODY_DESCRIBE_GROUP   ? h->describe_group->group_id
+        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_DELETE_GROUP   ? h->delete_group->group_id
+        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS ? h->commit_offsets->group_id
+        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS  ? h->fetch_offsets->group_id
+        : h->body_case == RUNNEL__REQUEST_HEADER__BODY_LIST_GROUPS    ? ""
+                                                                      : NULL;
+    int rc = group ? rn__coord_call(cl, group, h, api, cl->conf->socket_timeout_ms, r)
+                   : rn__client_call_any(cl, h, api, cl->conf->socket_timeout_ms, r);
     if (rc < 0) {
         char m[sizeof(cl->errmsg)];
         snprintf(m, sizeof(m), "%s", cl->errmsg);
@@ -607,13 +616,26 @@ int rn_admin_list_offset(rn_admin *a, const char *topic, int32_t partition, int6
 
 /* ---- Consumer groups --------------------------------------------------------------------- */
 
-/* Group APIs go to any broker: the coordinator of every group is the broker
- * that leads __offsets (a single node today), and it answers on any of its
- * connections. */
+/* Group APIs go to the group's coordinator, the broker that leads the
+ * group's partition of __offsets (vcall finds it through coordinator.c). */
 
 static size_t strsize(const char *s)
 {
     return (s ? strlen(s) : 0) + 1;
+}
+
+int rn_admin_find_coordinator(rn_admin *a, const char *group, int32_t *node_id, char *host,
+                              size_t len, uint16_t *port)
+{
+    rn__client *cl = &a->cl;
+    rn__coord_forget(cl);
+    int rc = rn__coord_find(cl, group, cl->conf->socket_timeout_ms);
+    if (rc < 0)
+        return rc;
+    *node_id = cl->coord.any ? -1 : cl->coord.node_id;
+    snprintf(host, len, "%s", cl->coord.any ? "" : cl->coord.host);
+    *port = cl->coord.any ? 0 : cl->coord.port;
+    return 0;
 }
 
 /* Copy s (NULL as "") to *p and move *p past it. */

@@ -466,6 +466,9 @@ bool rn__retriable(int err)
     case -RN_E_FENCED_LEADER_EPOCH:
     case -RN_E_UNKNOWN_LEADER_EPOCH:
     case -RN_E_SHUTTING_DOWN:
+    case -RN_E_NOT_COORDINATOR:
+    case -RN_E_COORDINATOR_NOT_AVAILABLE:
+    case -RN_E_COORDINATOR_LOAD_IN_PROGRESS:
         return true;
     default:
         return false;

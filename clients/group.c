@@ -27,8 +27,14 @@
  * commit before the heartbeat that gives a partition up, the committed
  * offset before the first fetch) and asynchronous otherwise (heartbeats,
  * auto-commits): poll never sleeps past the next heartbeat or commit. The
- * coordinator is the broker that leads __offsets: a single node today, so
- * group requests go to any connection.
+ * coordinator is the broker that leads the group's partition of __offsets
+ * (coordinator.c finds it); NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+ * LOAD_IN_PROGRESS or a lost connection to it make the next request find it
+ * again. Synchronous requests retry within their timeout; heartbeats and
+ * auto-commits go out again at their next turn. The member keeps its
+ * positions and what it committed meanwhile: a committed offset is never
+ * replaced by auto.offset.reset because a coordinator was away (a
+ * FetchOffsets that fails leaves the partition waiting, it is asked again).
  *
  * The membership rules themselves (epochs, fencing, the heartbeat interval,
  * what to revoke and assign) are protocol/group_member.c, shared with the
@@ -60,13 +66,13 @@ static void remove_part(rn_consumer *c, size_t i)
 }
 
 /* A request to the coordinator, synchronous, with the header's error turned
- * into a negative code and errmsg. The coordinator of every group is the
- * broker that leads __offsets, today the single node: any connection does. */
+ * into a negative code and errmsg (coordinator.c finds the coordinator and
+ * follows it while it moves, within timeout_ms). */
 static int coord_call(rn_consumer *c, Runnel__RequestHeader *h, int api, int timeout_ms,
                       const char *what, rn__reply *r)
 {
     rn__client *cl = &c->cl;
-    int rc = rn__client_call_any(cl, h, api, timeout_ms, r);
+    int rc = rn__coord_call(cl, cl->conf->group_id, h, api, timeout_ms, r);
     if (rc < 0) {
         char m[sizeof(cl->errmsg)];
         snprintf(m, sizeof(m), "%s", cl->errmsg);
@@ -80,6 +86,18 @@ static int coord_call(rn_consumer *c, Runnel__RequestHeader *h, int api, int tim
         rn__reply_fini(r);
     }
     return rc;
+}
+
+/* The coordinator's connection for a request sent without waiting
+ * (heartbeat, auto-commit): found first when unknown, which waits at most
+ * socket.timeout.ms; NULL when it cannot be found now (the request goes out
+ * at its next turn). */
+static rn__conn *coord_conn(rn_consumer *c)
+{
+    rn__client *cl = &c->cl;
+    if (rn__coord_find(cl, cl->conf->group_id, cl->conf->socket_timeout_ms) < 0)
+        return NULL;
+    return rn__coord_conn(cl);
 }
 
 /* ---- Committing ---- */
@@ -199,6 +217,8 @@ static void commit_cb(void *arg, rn__conn *conn, int err, rn_frame_response *res
         g->commit_inflight = false;
     if (!err && resp->hdr->error_code)
         err = -(int)resp->hdr->error_code;
+    if (rn__coord_retriable(err))
+        rn__coord_forget(&c->cl);
     if (err) {
         /* Not fatal: the next interval commits again, and a fenced member
          * hears it from its heartbeat too. */
@@ -269,7 +289,7 @@ static void commit_async(rn_consumer *c)
     Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_COMMIT_OFFSETS;
     h.commit_offsets = &req;
-    rn__conn *conn = rn__client_conn_any(&c->cl);
+    rn__conn *conn = coord_conn(c);
     if (conn && rn__conn_send(conn, &h, NULL, 0, RUNNEL__API__COMMIT_OFFSETS,
                               c->cl.conf->socket_timeout_ms, false, commit_cb, x) == 0) {
         x = NULL;
@@ -407,6 +427,8 @@ static void hb_cb(void *arg, rn__conn *conn, int err, rn_frame_response *resp)
         err = -(int)resp->hdr->error_code;
         m = resp->hdr->error_message ? resp->hdr->error_message : "";
     }
+    if (rn__coord_retriable(err))
+        rn__coord_forget(&c->cl); /* the next heartbeat finds the coordinator again */
     int rc = rn_member_step(&g->m, gen, rn__now_ms(), err, err ? NULL : resp->hdr->group_heartbeat);
     if (rc != RN_MEMBER_RETRY)
         return; /* taken, fenced (the next pump gives everything up), stale or out of memory */
@@ -445,7 +467,7 @@ static void send_heartbeat(rn_consumer *c, int64_t now)
     x->gen = rn_member_gen(&g->m);
     /* An answer later than the session is worthless: we are out by then. */
     int timeout = min64(conf->socket_timeout_ms, conf->session_timeout_ms);
-    rn__conn *conn = rn__client_conn_any(&c->cl);
+    rn__conn *conn = coord_conn(c);
     if (conn && rn__conn_send(conn, &h, NULL, 0, RUNNEL__API__GROUP_HEARTBEAT, timeout, false,
                               hb_cb, x) == 0) {
         x = NULL;

@@ -199,6 +199,16 @@ struct rn__client {
     rn__metadata md;
     uint32_t next_cid;
     uint64_t n_callbacks; /* request callbacks run so far */
+    /* The group coordinator last found (coordinator.c): the leader of the
+     * group's __offsets partition. any: the broker has no FindCoordinator
+     * (older than clusters), so any connection is the coordinator. */
+    struct {
+        bool known, any;
+        char group[256];
+        char host[256];
+        uint16_t port;
+        int32_t node_id;
+    } coord;
     rn_frame_limits lim;
     char errmsg[512];
 };
@@ -265,6 +275,30 @@ int rn__client_call_any(rn__client *cl, Runnel__RequestHeader *h, int api, int t
 
 /* Set cl->errmsg (printf). Returns err, for `return rn__fail(...)`. */
 __attribute__((format(printf, 3, 4))) int rn__fail(rn__client *cl, int err, const char *fmt, ...);
+
+/* ---- Group coordinator (coordinator.c) ------------------------------------------------- */
+
+/* Find the coordinator of group (FindCoordinator through any broker) unless
+ * it is known for group already. Errors: -RN_E_COORDINATOR_NOT_AVAILABLE
+ * (no leader of its __offsets partition now), the transport errors of
+ * rn__client_call_any; cl->errmsg says which. */
+int rn__coord_find(rn__client *cl, const char *group, int timeout_ms);
+/* The connection to the coordinator found last (NULL: none known, or out
+ * of memory). */
+rn__conn *rn__coord_conn(rn__client *cl);
+/* Forget the coordinator: the next group request finds it again. */
+void rn__coord_forget(rn__client *cl);
+/* err says the coordinator moved or cannot be reached (NOT_COORDINATOR,
+ * COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS, a transport
+ * error, a timeout, a broker shutting down): find it again and retry. */
+bool rn__coord_retriable(int err);
+/* A synchronous group request to group's coordinator: find it, send, and
+ * on an rn__coord_retriable failure forget it and start over (after
+ * retry.backoff.ms) until timeout_ms is spent. 0 with out holding the
+ * answer (its header's error is the caller's, never a coordinator one), or
+ * the last error with cl->errmsg set. */
+int rn__coord_call(rn__client *cl, const char *group, Runnel__RequestHeader *h, int api,
+                   int timeout_ms, rn__reply *out);
 
 /* ---- Metadata (metadata.c) ----------------------------------------------------------- */
 

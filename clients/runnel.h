@@ -301,6 +301,14 @@ void rn_admin_group_free(rn_group_desc *d);
 int rn_admin_commit_offsets(rn_admin *a, const char *group, const char *const *topics,
                             const int32_t *partitions, const int64_t *offsets, size_t n);
 
+/* The coordinator of a group as the first reachable bootstrap broker
+ * answers FindCoordinator (the leader of the group's __offsets partition):
+ * its node id, and its native listener in host (len bytes) and *port.
+ * Errors: -RN_E_COORDINATOR_NOT_AVAILABLE (no leader now, or the leader
+ * still loading), transport errors. Asks every time (nothing cached). */
+int rn_admin_find_coordinator(rn_admin *a, const char *group, int32_t *node_id, char *host,
+                              size_t len, uint16_t *port);
+
 /* Delete a group's committed offsets (it must have no active member).
  * Errors: -RN_E_UNKNOWN_GROUP, -RN_E_GROUP_NOT_EMPTY. */
 int rn_admin_delete_group(rn_admin *a, const char *group);

@@ -110,6 +110,7 @@ static const rn_frame_api apis[] = {
     {RUNNEL__API__OFFSETS_FOR_LEADER_EPOCH, "OFFSETS_FOR_LEADER_EPOCH", 0, 0},
     {RUNNEL__API__CLUSTER_STATUS, "CLUSTER_STATUS", 0, 0},
     {RUNNEL__API__REASSIGN_PARTITIONS, "REASSIGN_PARTITIONS", 0, 0},
+    {RUNNEL__API__FIND_COORDINATOR, "FIND_COORDINATOR", 0, 0},
 };
 
 _Static_assert(BODY_FIELD(RUNNEL__API__API_VERSIONS) == RUNNEL__REQUEST_HEADER__BODY_API_VERSIONS,
@@ -738,6 +739,14 @@ static int check_request(const Runnel__RequestHeader *h, uint32_t payload_len,
         break;
     case RUNNEL__API__DELETE_GROUP:
         if ((r = check_group_id("DELETE_GROUP", h->delete_group->group_id, errbuf, errlen)) < 0)
+            return r;
+        break;
+    case RUNNEL__API__FIND_COORDINATOR:
+        /* "" is allowed: the coordinator of the groups' first partition
+         * (ListGroups asks it so). */
+        if (h->find_coordinator->group_id && h->find_coordinator->group_id[0] &&
+            (r = check_group_id("FIND_COORDINATOR", h->find_coordinator->group_id, errbuf,
+                                errlen)) < 0)
             return r;
         break;
     default:

@@ -33,6 +33,7 @@
 #include <xxhash.h>
 
 #include "protocol/errors.h"
+#include "storage/crash.h"
 #include "storage/index_file.h"
 #include "storage/sys.h"
 
@@ -218,6 +219,9 @@ int rn_index_file_append(rn_index_file *ix, const void *entry)
     int rc = grow(ix, end);
     if (rc < 0)
         return rc;
+    /* A store the kernel writes back when it likes: journaled as a write. */
+    if (__builtin_expect(rn_crash_active, 0))
+        rn_crash_store(ix->path, end - ix->entry_size, end);
     memcpy(ix->map + end - ix->entry_size, entry, ix->entry_size);
     ix->n++;
     return 0;
@@ -253,8 +257,11 @@ void rn_index_file_trim(rn_index_file *ix, uint32_t n)
     size_t to = RN_INDEX_HEADER_LEN + (size_t)ix->n * ix->entry_size;
     if (to > ix->file_len)
         to = ix->file_len;
-    if (from < to)
+    if (from < to) {
+        if (__builtin_expect(rn_crash_active, 0))
+            rn_crash_store(ix->path, from, to);
         memset(ix->map + from, 0, to - from);
+    }
     ix->n = n;
 }
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "protocol/container_of.h"
+#include "storage/crash.h"
 #include "storage/io.h"
 #include "storage/sys.h"
 
@@ -270,6 +271,7 @@ struct io_uring_sqe *rn_io_sqe(rn_io *io, rn_io_op *op, rn_io_cb cb)
     struct io_uring_sqe *sqe = get_sqe(io, &err);
     op->cb = cb;
     op->injected = 0;
+    op->crash_id = 0;
     op->timer_next = NULL;
     op->timer_prev = NULL;
     io->inflight++;
@@ -295,6 +297,8 @@ void rn_io_write(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd, const void *buf, 
 {
     struct io_uring_sqe *sqe = rn_io_sqe(io, op, cb);
     int fault = rn_sys_inject(RN_SYS_PWRITE);
+    if (fault == 0 && __builtin_expect(rn_crash_active, 0))
+        fault = rn_crash_write(fd, pos, len);
     if (fault < 0)
         prep_injected(sqe, op, fault);
     else
@@ -305,6 +309,8 @@ void rn_io_fdatasync(rn_io *io, rn_io_op *op, rn_io_cb cb, int fd)
 {
     struct io_uring_sqe *sqe = rn_io_sqe(io, op, cb);
     int fault = rn_sys_inject(RN_SYS_FDATASYNC);
+    if (fault == 0 && __builtin_expect(rn_crash_active, 0))
+        fault = rn_crash_sync_begin(fd, false, &op->crash_id);
     if (fault < 0)
         prep_injected(sqe, op, fault);
     else
@@ -393,6 +399,11 @@ static int dispatch(rn_io *io, rn_io_op *op, int res, uint32_t flags)
     }
     if (op->injected < 0)
         res = op->injected;
+    if (__builtin_expect(rn_crash_active, 0) && op->crash_id) {
+        /* Journaled before the callback, which may acknowledge what it made durable. */
+        rn_crash_synced(op->crash_id, res);
+        op->crash_id = 0;
+    }
     op->cb(op, res, flags);
     return 1;
 }

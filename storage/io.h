@@ -24,7 +24,8 @@ typedef void (*rn_io_cb)(rn_io_op *op, int res, uint32_t flags);
 
 struct rn_io_op {
     rn_io_cb cb;
-    int injected;         /* a fault from the rn_sys injector, delivered instead of res */
+    int injected;      /* a fault from the rn_sys injector, delivered instead of res */
+    uint64_t crash_id; /* private to io.c: a journaled fdatasync's id (storage/crash.h), 0 none */
     rn_io_op *next_local; /* private to io.c: the list of ops completed without the kernel */
     rn_io_op *timer_next, **timer_prev; /* private to io.c: timers armed (rn_io_retire) */
 };

@@ -871,6 +871,16 @@ int64_t rn_log_end_offset(const rn_log *log)
     return log->leo;
 }
 
+int rn_log_failure(const rn_log *log)
+{
+    return log->failed;
+}
+
+bool rn_log_writing(const rn_log *log)
+{
+    return log->writes.head != NULL;
+}
+
 int64_t rn_log_flushed_offset(const rn_log *log)
 {
     return log->flushed;

@@ -169,6 +169,14 @@ int64_t rn_log_offset_for_time(rn_log *log, int64_t ts);
 int64_t rn_log_start_offset(const rn_log *log);   /* first offset still kept */
 int64_t rn_log_end_offset(const rn_log *log);     /* leo: after the last written batch */
 int64_t rn_log_flushed_offset(const rn_log *log); /* after the last fdatasync'd batch */
+/* -RN_E_LOG_FAILED once an fdatasync failed (for good: what the file holds
+ * is unknown, DESIGN §4), else 0. */
+int rn_log_failure(const rn_log *log);
+/* Appends are being written: the log end offset will still move without
+ * another append (their batches are not in it yet). Someone who reads the
+ * log end to decide where the log stands (a follower's truncation or fetch
+ * offset) waits until this is false. */
+bool rn_log_writing(const rn_log *log);
 /* What consumers may read: flushed offset with flush=always (so a crash can
  * never take back what a consumer saw), else the log end offset. */
 int64_t rn_log_high_watermark(const rn_log *log);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/crash.h"
 #include "storage/sys.h"
 
 static int real_open(const char *path, int flags, mode_t mode)
@@ -149,7 +150,15 @@ int rn_sys_inject(enum rn_sys_call call)
 int rn_sys_open(const char *path, int flags, mode_t mode)
 {
     int rc = rn_sys_inject(RN_SYS_OPEN);
-    return rc < 0 ? rc : rn_sys.open(path, flags, mode);
+    if (rc < 0)
+        return rc;
+    if (__builtin_expect(rn_crash_active, 0)) {
+        bool existed = !(flags & O_CREAT) || access(path, F_OK) == 0;
+        int fd = rn_sys.open(path, flags, mode);
+        rn_crash_opened(fd, path, flags, existed);
+        return fd;
+    }
+    return rn_sys.open(path, flags, mode);
 }
 
 int rn_sys_close(int fd)
@@ -169,6 +178,8 @@ int rn_sys_pwrite_all(int fd, const void *buf, size_t len, off_t pos)
     const char *p = buf;
     while (len > 0) {
         int rc = rn_sys_inject(RN_SYS_PWRITE);
+        if (rc == 0 && __builtin_expect(rn_crash_active, 0))
+            rc = rn_crash_write(fd, pos, len);
         if (rc < 0)
             return rc;
         ssize_t n = rn_sys.pwrite(fd, p, len, pos);
@@ -208,13 +219,29 @@ ssize_t rn_sys_pread_all(int fd, void *buf, size_t len, off_t pos)
 int rn_sys_fdatasync(int fd)
 {
     int rc = rn_sys_inject(RN_SYS_FDATASYNC);
-    return rc < 0 ? rc : rn_sys.fdatasync(fd);
+    if (rc < 0)
+        return rc;
+    if (__builtin_expect(rn_crash_active, 0)) {
+        uint64_t id;
+        rc = rn_crash_sync_begin(fd, false, &id);
+        if (rc < 0)
+            return rc;
+        rc = rn_sys.fdatasync(fd);
+        rn_crash_synced(id, rc);
+        return rc;
+    }
+    return rn_sys.fdatasync(fd);
 }
 
 int rn_sys_ftruncate(int fd, off_t len)
 {
     int rc = rn_sys_inject(RN_SYS_FTRUNCATE);
-    return rc < 0 ? rc : rn_sys.ftruncate(fd, len);
+    if (rc < 0)
+        return rc;
+    rc = rn_sys.ftruncate(fd, len);
+    if (rc == 0 && __builtin_expect(rn_crash_active, 0))
+        rn_crash_truncated(fd, len);
+    return rc;
 }
 
 int rn_sys_fallocate(int fd, int mode, off_t pos, off_t len)
@@ -226,13 +253,21 @@ int rn_sys_fallocate(int fd, int mode, off_t pos, off_t len)
 int rn_sys_rename(const char *from, const char *to)
 {
     int rc = rn_sys_inject(RN_SYS_RENAME);
-    return rc < 0 ? rc : rn_sys.rename(from, to);
+    if (rc < 0)
+        return rc;
+    if (__builtin_expect(rn_crash_active, 0))
+        rn_crash_rename(from, to);
+    return rn_sys.rename(from, to);
 }
 
 int rn_sys_unlink(const char *path)
 {
     int rc = rn_sys_inject(RN_SYS_UNLINK);
-    return rc < 0 ? rc : rn_sys.unlink(path);
+    if (rc < 0)
+        return rc;
+    if (__builtin_expect(rn_crash_active, 0))
+        rn_crash_unlink(path);
+    return rn_sys.unlink(path);
 }
 
 int rn_sys_mmap(void **out, size_t len, int prot, int flags, int fd, off_t off)
@@ -339,8 +374,14 @@ static int syncfs_dir(const char *dir)
     if (fd < 0)
         return fd;
     int rc = rn_sys_inject(RN_SYS_SYNCFS);
-    if (rc == 0)
+    uint64_t id = 0;
+    if (rc == 0 && __builtin_expect(rn_crash_active, 0))
+        rc = rn_crash_sync_begin(fd, true, &id);
+    if (rc == 0) {
         rc = rn_sys.syncfs(fd);
+        if (id)
+            rn_crash_synced(id, rc);
+    }
     int rc2 = rn_sys_close(fd);
     return rc < 0 ? rc : rc2;
 }

@@ -8,6 +8,8 @@
  * computes lag; this file only lays it out.
  *
  *   group list      one group id a line, sorted (-l: GROUP STATE MEMBERS)
+ *   group coordinator  GROUP NODE HOST:PORT: the group's coordinator (the
+ *                   leader of its __offsets partition) as the -b broker says
  *   group describe  kafka-consumer-groups --describe, column for column:
  *     GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
  *     one row per partition of every topic the group reads or has committed,
@@ -50,12 +52,15 @@ enum reset_kind { R_NONE, R_EARLIEST, R_LATEST, R_OFFSET, R_DATETIME };
 
 static void usage(FILE *f)
 {
-    fputs("usage: runnel group list|describe|reset|delete [options] [GROUP...]\n"
+    fputs("usage: runnel group list|describe|reset|delete|coordinator [options] [GROUP...]\n"
           "\n"
           "Consumer groups: who reads what, how far behind, and where they start.\n"
           "\n"
           "subcommands:\n"
           "  list               group ids, one a line (-l: with state and member count)\n"
+          "  coordinator GROUP... the broker that coordinates each (the leader of its\n"
+          "                     __offsets partition), as the -b broker answers: GROUP NODE\n"
+          "                     HOST:PORT\n"
           "  describe GROUP...  per partition: committed offset, log end offset, lag and\n"
           "                     owner, as kafka-consumer-groups --describe prints them:\n"
           "                     GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG\n"
@@ -624,7 +629,8 @@ int cli_group(int argc, char **argv)
     bool is_describe = !strcmp(sub, "describe");
     bool is_reset = !strcmp(sub, "reset");
     bool is_delete = !strcmp(sub, "delete");
-    if (!is_list && !is_describe && !is_reset && !is_delete) {
+    bool is_coord = !strcmp(sub, "coordinator");
+    if (!is_list && !is_describe && !is_reset && !is_delete && !is_coord) {
         status = cli_usage("unknown subcommand '%s' (list, describe, reset, delete)", sub);
         goto out;
     }
@@ -678,6 +684,23 @@ int cli_group(int argc, char **argv)
                 status = CLI_ERROR;
     } else if (is_reset) {
         status = do_reset(a, names[0], topics, n_topics, kind, reset_v, execute);
+    } else if (is_coord) {
+        /* As the broker named by -b (the first reachable) answers it. */
+        status = CLI_OK;
+        for (int i = 0; i < n; i++) {
+            int32_t node;
+            char host[256];
+            uint16_t port;
+            int rc = rn_admin_find_coordinator(a, names[i], &node, host, sizeof(host), &port);
+            if (rc < 0) {
+                char what[300];
+                snprintf(what, sizeof(what), "group %s", names[i]);
+                admin_fail(a, rc, what);
+                status = CLI_ERROR;
+                continue;
+            }
+            printf("%s\t%d\t%s:%u\n", names[i], node, host, port);
+        }
     } else {
         status = CLI_OK;
         for (int i = 0; i < n; i++) {

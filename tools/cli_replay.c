@@ -47,6 +47,8 @@
 #include "protocol/errors.h"
 #include "metadata.pb-c.h"
 #include "protocol/partition_meta.h"
+#include "broker/meta/image.h"
+#include "broker/meta/snapshot.h"
 #include "storage/log_dir.h"
 #include "tools/cli_common.h"
 
@@ -374,12 +376,15 @@ static int replay_partition(replay *r, int32_t partition)
 
 /* A name reused after a delete must not hand the old topic's files to
  * replay: a crash can leave them until the broker's next start. The
- * metadata log (DATA_DIR/__cluster_metadata-0, never trimmed) says which
- * topic id the name has now; a partition directory whose partition.metadata
- * names another id is skipped. Records are walked in order, as the broker
- * applies them: a TopicRecord gives the name its id, a RemoveTopicRecord of
- * that id takes it away. The walk stops at the first incomplete or bad
- * batch, where the broker's recovery would cut. */
+ * metadata log (DATA_DIR/__cluster_metadata-0) says which topic id the
+ * name has now; a partition directory whose partition.metadata names
+ * another id is skipped. Records are walked in order, as the broker applies
+ * them: a TopicRecord gives the name its id, a RemoveTopicRecord of that id
+ * takes it away. The walk stops at the first incomplete or bad batch, where
+ * the broker's recovery would cut. A single broker never trims that log; a
+ * clustered one deletes it below its snapshots (<end>-<epoch>.checkpoint):
+ * the walk then starts from the newest snapshot that loads (the image it
+ * holds says whether the name is live), at the snapshot's end offset. */
 #define MD_DIR_NAME "__cluster_metadata-0"
 
 /* A clustered broker's metadata log is the Raft log (broker/meta/quorum.c):
@@ -437,6 +442,56 @@ static void md_walk_batch(const uint8_t *buf, size_t len, bool cluster, const ch
     rn_batch_iter_fini(&it);
 }
 
+/* A clustered broker's newest snapshot that loads: *live and id as its
+ * image has topic, *from its end offset (the log walk starts there). 0
+ * with *from 0 when there is no snapshot; -RN_E_CORRUPT_FILE when there
+ * are some and none loads. */
+static int snapshot_start(const char *mdir, const char *topic, int *live, uint8_t id[16],
+                          int64_t *from)
+{
+    rn_snapshot_id *ids = NULL;
+    size_t n = 0;
+    *from = 0;
+    int rc = rn_snapshot_list(mdir, &ids, &n);
+    if (rc < 0 || n == 0) {
+        free(ids);
+        return rc;
+    }
+    rc = -RN_E_CORRUPT_FILE;
+    for (size_t i = 0; i < n && rc < 0; i++) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        char why[256] = "";
+        rn_image *img = NULL;
+        int64_t end = 0;
+        int r = rn_snapshot_read(mdir, ids[i], &data, &len, why, sizeof(why));
+        if (r == 0)
+            r = rn_image_new(&img);
+        if (r == 0)
+            r = rn_snapshot_decode(img, data, len, &end, NULL, why, sizeof(why));
+        if (r == 0) {
+            const rn_topic_info *t = rn_image_find(img, topic);
+            *live = t != NULL;
+            if (t)
+                memcpy(id, t->id, 16);
+            *from = end;
+            rc = 0;
+        } else if (r == -ENOMEM) {
+            rc = r;
+        } else {
+            fprintf(stderr, "runnel: replay: metadata snapshot %020" PRId64 "-%010" PRId32
+                            " skipped: %s\n",
+                    ids[i].end_offset, ids[i].epoch, why[0] ? why : rn_errname(r));
+        }
+        rn_image_free(img);
+        free(data);
+        if (r == -ENOMEM)
+            break;
+    }
+    free(ids);
+    return rc;
+}
+
 /* 1 with *id set (the topic is live), 0 (the log has no live topic of that
  * name), -ENOENT (no metadata log: a copied partition directory, read as it
  * is), or another -errno. */
@@ -455,8 +510,20 @@ static int live_topic_id(const char *dir, const char *topic, uint8_t id[16])
     bool cluster = access(qpath, F_OK) == 0;
     int live = 0;
     bool stop = false;
-    int64_t next = -1;
+    int64_t next = -1, from = 0;
+    if (cluster) {
+        rc = snapshot_start(mdir, topic, &live, id, &from);
+        if (rc == 0 && from == 0 && n_segs > 0 && segs[0] > 0)
+            rc = -RN_E_CORRUPT_FILE; /* the log starts past 0 and no snapshot covers it */
+        if (rc < 0) {
+            free(segs);
+            return rc;
+        }
+    }
     for (unsigned i = 0; i < n_segs && !stop && rc == 0; i++) {
+        /* Segments wholly below the snapshot: their records are in it. */
+        if (i + 1 < n_segs && segs[i + 1] <= from)
+            continue;
         rn_segment_reader rd;
         rc = rn_segment_reader_open(&rd, mdir, segs[i]);
         if (rc == -ENOENT) { /* removed since the listing */
@@ -486,7 +553,8 @@ static int live_topic_id(const char *dir, const char *topic, uint8_t id[16])
                 stop = true;
                 break;
             }
-            md_walk_batch(b, blen, cluster, topic, &live, id);
+            if (h.base_offset >= from)
+                md_walk_batch(b, blen, cluster, topic, &live, id);
             free(b);
             rn_segment_reader_advance(&rd, &h);
         }

@@ -32,6 +32,7 @@ void rn_handle_cluster_status(rn_request *req); /* api/cluster.c */
 void rn_handle_reassign_partitions(rn_request *req); /* api/reassign.c */
 void rn_handle_describe_group(rn_request *req);
 void rn_handle_delete_group(rn_request *req);
+void rn_handle_find_coordinator(rn_request *req);
 void rn_handle_init_producer(rn_request *req);
 
 /* The answers of a request answered partition by partition (api/answers.c):

@@ -67,6 +67,9 @@ void rn_dispatch(rn_request *req)
     case RUNNEL__API__DELETE_GROUP:
         rn_handle_delete_group(req);
         break;
+    case RUNNEL__API__FIND_COORDINATOR:
+        rn_handle_find_coordinator(req);
+        break;
     case RUNNEL__API__INIT_PRODUCER:
         rn_handle_init_producer(req);
         break;

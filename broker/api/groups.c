@@ -26,6 +26,7 @@
 #include "broker/api/api.h"
 #include "broker/broker.h"
 #include "broker/coord/groups.h"
+#include "broker/meta/metadata.h"
 #include "broker/net/conn.h"
 #include "broker/net/reactor.h"
 #include "broker/part/partitions.h"
@@ -99,12 +100,79 @@ static Runnel__TopicPartitions **tps_build(arena *a, const rn_assign_tp *v, size
     return ptrs;
 }
 
-static bool coordinator_ready(rn_request *req)
+/* Every group API first: this broker must coordinate group_id now (the
+ * leader of its __offsets partition, its groups loaded); else the answer is
+ * NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS,
+ * never something from local state (coord/coordinator.h). */
+static bool coordinator_ready(rn_request *req, const char *group_id)
 {
-    if (req->conn->r->b->groups)
+    char err[300];
+    int rc = rn_groups_gate(req->conn->r->b->groups, group_id, err, sizeof(err));
+    if (rc == 0)
         return true;
-    rn_request_fail(req, -RN_E_STORAGE_ERROR, "the group coordinator is not available");
+    rn_request_fail(req, rc, err);
     return false;
+}
+
+/* ---- FindCoordinator ------------------------------------------------------------------------ */
+
+void rn_handle_find_coordinator(rn_request *req)
+{
+    rn_broker *b = req->conn->r->b;
+    const char *group = req->fr.hdr->find_coordinator->group_id;
+    int32_t node = -1;
+    char endpoint[256] = "";
+    int32_t part = 0;
+    if (!b->quorum) {
+        /* A single node leads everything: itself, as Metadata says. */
+        node = b->cfg.node_id;
+        snprintf(endpoint, sizeof(endpoint), "%s",
+                 b->cfg.advertised_listener[0] ? b->cfg.advertised_listener : b->cfg.listen);
+    } else {
+        const rn_topic_info *t = rn_metadata_find(b->md, RN_OFFSETS_TOPIC);
+        part = t ? rn_coord_partition(group, t->n_partitions) : -1;
+        if (t && t->partitions && part >= 0) {
+            node = t->partitions[part].leader;
+            const rn_broker_info *bi = node >= 0 ? rn_metadata_broker(b->md, node) : NULL;
+            if (bi && bi->endpoint && !bi->fenced)
+                snprintf(endpoint, sizeof(endpoint), "%s", bi->endpoint);
+            else
+                node = -1;
+        }
+    }
+    char err[300];
+    if (node < 0) {
+        snprintf(err, sizeof(err), "%s-%d has no leader", RN_OFFSETS_TOPIC, part);
+        rn_request_fail(req, -RN_E_COORDINATOR_NOT_AVAILABLE, err);
+        return;
+    }
+    /* The leader is this broker: answer only once it has loaded the groups. */
+    if (node == b->cfg.node_id) {
+        int rc = rn_groups_gate(b->groups, group, err, sizeof(err));
+        if (rc < 0) {
+            rn_request_fail(req, -RN_E_COORDINATOR_NOT_AVAILABLE, err);
+            return;
+        }
+    }
+    Runnel__FindCoordinatorResponse r = RUNNEL__FIND_COORDINATOR_RESPONSE__INIT;
+    r.node_id = node;
+    r.partition = part;
+    char host[256] = "";
+    unsigned port = 0;
+    if (endpoint[0]) {
+        char *colon = strrchr(endpoint, ':');
+        if (colon) {
+            *colon = 0;
+            snprintf(host, sizeof(host), "%s", endpoint);
+            port = (unsigned)strtoul(colon + 1, NULL, 10);
+        }
+    }
+    r.host = host;
+    r.port = port;
+    Runnel__ResponseHeader h = RUNNEL__RESPONSE_HEADER__INIT;
+    h.body_case = RUNNEL__RESPONSE_HEADER__BODY_FIND_COORDINATOR;
+    h.find_coordinator = &r;
+    rn_request_respond(req, &h, NULL, 0);
 }
 
 /* ---- GroupHeartbeat ---------------------------------------------------------------------- */
@@ -113,7 +181,7 @@ void rn_handle_group_heartbeat(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__GroupHeartbeatRequest *q = req->fr.hdr->group_heartbeat;
-    if (!coordinator_ready(req))
+    if (!coordinator_ready(req, q->group_id))
         return;
     arena a = {0};
     size_t n_owned = 0;
@@ -234,7 +302,7 @@ void rn_handle_commit_offsets(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__CommitOffsetsRequest *q = req->fr.hdr->commit_offsets;
-    if (!coordinator_ready(req))
+    if (!coordinator_ready(req, q->group_id))
         return;
     commit_state *st = calloc(1, sizeof(*st));
     if (st)
@@ -282,7 +350,7 @@ void rn_handle_fetch_offsets(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__FetchOffsetsRequest *q = req->fr.hdr->fetch_offsets;
-    if (!coordinator_ready(req))
+    if (!coordinator_ready(req, q->group_id))
         return;
     const rn_offsets *o = rn_groups_offsets(b->groups);
     if (!o) {
@@ -342,7 +410,7 @@ void rn_handle_fetch_offsets(rn_request *req)
 void rn_handle_list_groups(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
-    if (!coordinator_ready(req))
+    if (!coordinator_ready(req, NULL))
         return;
     rn_group_info *v;
     size_t n;
@@ -411,7 +479,7 @@ void rn_handle_describe_group(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     Runnel__DescribeGroupRequest *q = req->fr.hdr->describe_group;
-    if (!coordinator_ready(req))
+    if (!coordinator_ready(req, q->group_id))
         return;
     rn_group_info info;
     int rc = rn_groups_describe(b->groups, q->group_id, &info);
@@ -526,10 +594,8 @@ void rn_handle_delete_group(rn_request *req)
 {
     rn_broker *b = req->conn->r->b;
     const char *group = req->fr.hdr->delete_group->group_id;
-    if (!b->groups) {
-        rn_request_fail(req, -RN_E_STORAGE_ERROR, "the group coordinator is not running");
+    if (!coordinator_ready(req, group))
         return;
-    }
     int rc = rn_groups_delete(b->groups, group, group_deleted, req);
     if (rc < 0)
         rn_request_fail(req, rc, NULL);

@@ -62,22 +62,10 @@ typedef struct produce_part {
     bool idempotent; /* recorded in the producer state as in flight */
     int64_t producer_id;
     int32_t base_sequence;
-    rn_waiter wt;    /* acks=-1: parked on p->produce_waiters */
-    int64_t need_hw; /* acks=-1: the high watermark that covers the batch */
-    int32_t epoch;   /* the leader epoch the batch was written in */
+    rn_waiter wt;         /* acks=-1: parked on p->produce_waiters */
+    int64_t need_hw;      /* acks=-1: the high watermark that covers the batch */
+    int32_t leader_epoch; /* acks=-1: the epoch p led in when it appended */
 } produce_part;
-
-/* pp's partition is still led here in the epoch pp's batch was written in:
- * only then does its high watermark passing need_hw cover that batch. A
- * broker that became a follower meanwhile (its append completing after
- * the change, or its leadership back in a later epoch) may have cut the
- * batch and hold other records at those offsets: the fault suite's mixed
- * scenario saw a follower answer OK for batches it had just truncated,
- * once its high watermark from the new leader passed their offsets. */
-static bool still_leads(const produce_part *pp)
-{
-    return rn_partition_check_leader(pp->p) == 0 && pp->p->leader_epoch == pp->epoch;
-}
 
 struct produce_state {
     rn_request *req;
@@ -157,18 +145,18 @@ static void acks_woken(rn_waiter *wt, rn_wake_why why)
 {
     produce_part *pp = RN_CONTAINER_OF(wt, produce_part, wt);
     produce_state *st = pp->st;
-    if (why == RN_WAKE_MOVED && !still_leads(pp)) {
-        set_error(st, pp->i, -RN_E_NOT_LEADER,
-                  "this broker stopped leading the partition while the batch waited for acks=all");
-        rn_waiter_leave(wt);
-    } else if (why == RN_WAKE_MOVED) {
-        if (rn_partition_high_watermark(pp->p) < pp->need_hw) {
-            if (rn_partition_isr_enough(pp->p))
-                return; /* stays parked */
-            set_error(st, pp->i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    if (why == RN_WAKE_MOVED) {
+        int rc = rn_partition_acks_all(pp->p, pp->leader_epoch, pp->need_hw);
+        if (rc == 0)
+            return; /* stays parked */
+        if (rc == -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND)
+            set_error(st, pp->i, rc,
                       "the in-sync replicas fell below min.insync.replicas while the batch "
                       "waited for acks=all");
-        }
+        else if (rc < 0)
+            set_error(st, pp->i, rc,
+                      "this broker stopped leading the partition while the batch waited for "
+                      "acks=all");
         rn_waiter_leave(wt);
     } else if (why == RN_WAKE_TIMEOUT) {
         set_error(st, pp->i, -RN_E_TIMEOUT,
@@ -212,24 +200,28 @@ static void appended(void *arg, int err, int64_t base, int64_t last)
         p->m.records_in += (uint64_t)(last - base + 1);
         p->m.batches_in++;
         rn_partition_wake(p);
-        if (st->acks == -1 && p->log && !p->deleting && rn_partition_high_watermark(p) <= last &&
-            !rn_partition_isr_enough(p)) {
-            /* Appended, but the ISR shrank below min.insync.replicas
-             * meanwhile: the batch is not safe, and will not be until the
-             * controller grows the ISR (Kafka answers the same). */
-            set_error(st, pp->i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND, NULL);
-        } else if (st->acks == -1 && p->log && !p->deleting && !still_leads(pp)) {
-            /* The append completed after this broker stopped leading. */
-            set_error(st, pp->i, -RN_E_NOT_LEADER,
-                      "this broker stopped leading the partition while the batch was written");
-        } else if (st->acks == -1 && p->log && !p->deleting &&
-                   rn_partition_high_watermark(p) <= last) {
-            /* acks=all and the high watermark is short of the batch: wait. */
+        /* acks=all: only the leader that appended, still leading in that
+         * epoch, may answer, once its high watermark covers the batch. An
+         * append that completes after the partition stopped leading here
+         * (its replica moved away and its log was abandoned, which runs
+         * the completions; or it follows now) is not safe: the new leader
+         * may never have had it (issue 13: acknowledged records lost at a
+         * replica move). Appended, but the ISR shrank below
+         * min.insync.replicas meanwhile: not safe until the controller
+         * grows the ISR (Kafka answers the same). */
+        int rc = st->acks == -1 ? rn_partition_acks_all(p, pp->leader_epoch, last + 1) : 1;
+        if (rc == 0) {
+            /* The high watermark is short of the batch: wait. */
             pp->need_hw = last + 1;
             uint32_t t = st->req->fr.hdr->produce->timeout_ms;
             rn_waiter_park(&p->produce_waiters, &pp->wt, t > 0 ? rn_now_ms() + t : -1);
             return;
         }
+        if (rc < 0)
+            set_error(st, pp->i, rc,
+                      rc == -RN_E_NOT_LEADER ? "this broker stopped leading the partition before "
+                                               "the batch's append completed"
+                                             : NULL);
     }
     if (--st->pending == 0)
         finish(st);
@@ -325,7 +317,6 @@ void rn_handle_produce(rn_request *req)
         part->i = i;
         part->len = len;
         rn_waiter_init(&part->wt, acks_woken);
-        part->epoch = p->leader_epoch;
         /* Idempotent producer: a retry of a batch already in the log gets its
          * first offset back instead of a second copy; a gap is refused. */
         if (bh.producer_id >= 0) {
@@ -339,25 +330,21 @@ void rn_handle_produce(rn_request *req)
             if (v == RN_PRODUCER_DUPLICATE) {
                 r->base_offset = dup;
                 r->log_start_offset = rn_log_start_offset(p->log);
-                /* acks=all: the first copy is safe only once the high
-                 * watermark covers it, and a retry of a batch whose first
-                 * answer timed out (parked, REQUEST_TIMED_OUT) must not be
-                 * told otherwise: it waits as the first did (Kafka's
-                 * DelayedProduce waits for a duplicate's original too).
-                 * Answered at once, a leader cut from its followers
-                 * acknowledged every retry of what only it held, and the
-                 * next leader never had them (fault suite, leader-isolated:
-                 * 50 acknowledged records lost). */
-                int64_t dup_last = dup + bh.last_offset_delta;
-                if (st->acks == -1 && rn_partition_high_watermark(p) <= dup_last) {
-                    if (!rn_partition_isr_enough(p)) {
-                        set_error(st, i, -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND, NULL);
-                        continue;
+                if (st->acks == -1) {
+                    /* The first copy may not be committed yet (its answer
+                     * was lost, or is still parked): the retry's answer
+                     * waits for the same high watermark (Kafka's too). */
+                    int64_t need = dup + bh.last_offset_delta + 1;
+                    int arc = rn_partition_acks_all(p, p->leader_epoch, need);
+                    if (arc < 0) {
+                        set_error(st, i, arc, NULL);
+                    } else if (arc == 0) {
+                        part->need_hw = need;
+                        part->leader_epoch = p->leader_epoch;
+                        rn_waiter_park(&p->produce_waiters, &part->wt,
+                                       pr->timeout_ms > 0 ? rn_now_ms() + pr->timeout_ms : -1);
+                        st->pending++;
                     }
-                    part->need_hw = dup_last + 1;
-                    uint32_t t = pr->timeout_ms;
-                    rn_waiter_park(&p->produce_waiters, &part->wt, t > 0 ? rn_now_ms() + t : -1);
-                    st->pending++;
                 }
                 continue;
             }
@@ -365,6 +352,7 @@ void rn_handle_produce(rn_request *req)
             part->producer_id = bh.producer_id;
             part->base_sequence = bh.base_sequence;
         }
+        part->leader_epoch = p->leader_epoch;
         int rc = rn_log_append(p->log, batch, len, p->leader_epoch, appended, part);
         if (rc < 0) {
             if (part->idempotent)

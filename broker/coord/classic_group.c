@@ -339,6 +339,23 @@ static void deliver(rn_classic *cg)
     }
 }
 
+void rn_classic_fail_all(rn_classic *cg, int err)
+{
+    if (!cg)
+        return;
+    for (size_t gi = 0; gi < cg->n; gi++) {
+        cgroup *g = cg->groups[gi];
+        for (size_t i = 0; i < g->n_members; i++) {
+            cmember *m = g->members[i];
+            if (m->join_w)
+                answer_error(cg, m->join_w, err, m->id);
+            if (m->sync_w)
+                answer_error(cg, m->sync_w, err, m->id);
+        }
+    }
+    deliver(cg);
+}
+
 void rn_classic_cancel(rn_classic_waiter *w)
 {
     if (!w || w->state_ == W_IDLE)

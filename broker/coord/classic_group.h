@@ -124,6 +124,11 @@ int rn_classic_new(rn_classic **out, const rn_classic_env *env);
 /* Free everything; waiters still linked are dropped without a callback. NULL is fine. */
 void rn_classic_free(rn_classic *cg);
 
+/* Answer every JoinGroup and SyncGroup still waiting with err (the
+ * coordinator is giving the groups up: -RN_E_NOT_COORDINATOR); callbacks
+ * run before this returns. Members stay (rn_classic_free drops them). */
+void rn_classic_fail_all(rn_classic *cg, int err);
+
 /* JoinGroup at now_ms; w->cb fires once (maybe before this returns). */
 void rn_classic_join(rn_classic *cg, const rn_classic_join_req *j, int64_t now_ms,
                      rn_classic_waiter *w);

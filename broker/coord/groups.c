@@ -106,6 +106,7 @@ struct rn_groups {
     char **names; /* interned topic names, sorted */
     size_t n_names, cap_names;
     rn_classic *classic; /* the classic (Kafka client-side) groups */
+    int32_t loaded_epoch; /* cluster: the __offsets leader epoch the state is for, -1 none */
 };
 
 static bool group_id_ok(const char *id)
@@ -695,6 +696,10 @@ void rn_groups_tick(rn_groups *g, int64_t now_ms)
 {
     if (!g)
         return;
+    /* Drops the groups once this broker stops leading __offsets. */
+    char err[160];
+    if (rn_groups_gate(g, NULL, err, sizeof(err)) < 0)
+        return;
     rn_classic_tick(g->classic, now_ms);
     for (size_t gi = g->n; gi-- > 0;) {
         group *grp = g->groups[gi];
@@ -1016,6 +1021,7 @@ int rn_groups_new(rn_groups **out, const rn_groups_env *env)
         return -ENOMEM;
     g->env = *env;
     g->offsets_ok = true;
+    g->loaded_epoch = -1;
     rn_classic_env cenv = {native_active, g};
     int rc = rn_classic_new(&g->classic, &cenv);
     if (rc < 0) {
@@ -1028,6 +1034,8 @@ int rn_groups_new(rn_groups **out, const rn_groups_env *env)
         free(g);
         return rc;
     }
+    /* A cluster: a commit is applied and acknowledged once replicated. */
+    rn_offsets_set_hold(g->offsets, g->env.replicated, g->env.arg);
     *out = g;
     return 0;
 }
@@ -1043,6 +1051,96 @@ int rn_groups_load_offsets(rn_groups *g, char *err, size_t errlen)
     int rc = rn_offsets_load(g->offsets, log, err, errlen);
     g->offsets_ok = rc == 0;
     return rc;
+}
+
+/* ---- Coordinator gate (coord/coordinator.h) ------------------------------------------- */
+
+/* Forget every group and committed offset held (no commit may be in
+ * flight): classic joins and syncs waiting are answered NOT_COORDINATOR, so
+ * their clients look for the new coordinator at once. */
+static int drop_state(rn_groups *g, const char *why)
+{
+    size_t n_groups = g->n, n_offsets = rn_offsets_group_count(g->offsets);
+    rn_classic_fail_all(g->classic, -RN_E_NOT_COORDINATOR);
+    rn_classic *nc;
+    rn_offsets *no;
+    rn_classic_env cenv = {native_active, g};
+    if (rn_classic_new(&nc, &cenv) < 0)
+        return -ENOMEM;
+    if (rn_offsets_new(&no) < 0) {
+        rn_classic_free(nc);
+        return -ENOMEM;
+    }
+    rn_classic_free(g->classic);
+    g->classic = nc;
+    rn_offsets_free(g->offsets);
+    g->offsets = no;
+    rn_offsets_set_hold(g->offsets, g->env.replicated, g->env.arg);
+    for (size_t i = 0; i < g->n; i++)
+        group_free(g->groups[i]);
+    g->n = 0;
+    if (g->loaded_epoch >= 0)
+        rn_logfmt(RN_INFO, "group coordinator state dropped",
+                  "why=%s loaded_epoch=%d groups=%zu offset_groups=%zu", why, g->loaded_epoch,
+                  n_groups, n_offsets);
+    g->loaded_epoch = -1;
+    g->offsets_ok = true;
+    return 0;
+}
+
+int rn_groups_gate(rn_groups *g, const char *group_id, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (!g)
+        return rn_errf(-RN_E_COORDINATOR_NOT_AVAILABLE, err, errlen,
+                       "the group coordinator is not running yet");
+    if (!g->env.view)
+        return 0;
+    rn_coord_view v;
+    g->env.view(g->env.arg, group_id, &v);
+    v.loaded_epoch = g->loaded_epoch;
+    v.pending = rn_offsets_pending(g->offsets);
+    bool drop;
+    rn_coord_action a = rn_coord_decide(&v, &drop);
+    if ((drop || a == RN_COORD_LOAD) &&
+        drop_state(g, a == RN_COORD_LOAD ? "new_leadership" : "not_leader") < 0)
+        return rn_errf(-ENOMEM, err, errlen, "out of memory");
+    if (a == RN_COORD_LOAD) {
+        uint64_t t0 = rn_now_ns();
+        char msg[256] = "";
+        int rc = rn_groups_load_offsets(g, msg, sizeof(msg));
+        if (rc < 0) {
+            rn_logfmt(RN_ERROR, "committed offsets not loaded",
+                      "topic=%s epoch=%d err=%s msg=\"%s\"", RN_OFFSETS_TOPIC, v.leader_epoch,
+                      rn_errname(rc), msg);
+            drop_state(g, "load_failed");
+            return rn_errf(-RN_E_COORDINATOR_LOAD_IN_PROGRESS, err, errlen, "loading %s failed: %s",
+                           RN_OFFSETS_TOPIC, msg);
+        }
+        g->loaded_epoch = v.leader_epoch;
+        rn_offsets_stats st;
+        rn_offsets_get_stats(g->offsets, &st);
+        rn_logfmt(RN_INFO, "group coordinator loaded",
+                  "epoch=%d groups=%zu records=%" PRIu64 " ms=%.1f", v.leader_epoch,
+                  rn_offsets_group_count(g->offsets), st.records, (double)(rn_now_ns() - t0) / 1e6);
+        return 0;
+    }
+    int rc = rn_coord_error(a);
+    if (rc == 0)
+        return 0;
+    if (a == RN_COORD_ELSEWHERE)
+        return rn_errf(rc, err, errlen, "broker %d coordinates group %s (it leads %s)", v.leader_id,
+                       group_id ? group_id : "", RN_OFFSETS_TOPIC);
+    if (a == RN_COORD_LOADING)
+        return rn_errf(rc, err, errlen, "this broker is taking over %s; ask again",
+                       RN_OFFSETS_TOPIC);
+    return rn_errf(rc, err, errlen, "%s has no leader", RN_OFFSETS_TOPIC);
+}
+
+int32_t rn_groups_loaded_epoch(const rn_groups *g)
+{
+    return g ? g->loaded_epoch : -1;
 }
 
 void rn_groups_free(rn_groups *g)
@@ -1088,6 +1186,90 @@ static rn_log *broker_offsets_log(void *arg, int32_t *leader_epoch)
         return NULL;
     *leader_epoch = p->leader_epoch;
     return p->log;
+}
+
+static void broker_coord_view(void *arg, const char *group_id, rn_coord_view *v)
+{
+    rn_broker *b = arg;
+    *v = (rn_coord_view){.single_node = !b->quorum,
+                         .self_id = b->cfg.node_id,
+                         .leader_id = -1,
+                         .leader_epoch = -1,
+                         .loaded_epoch = -1};
+    const rn_topic_info *t = rn_metadata_find(b->md, RN_OFFSETS_TOPIC);
+    int32_t part = t ? rn_coord_partition(group_id ? group_id : "", t->n_partitions) : -1;
+    if (!t || !t->partitions || part < 0)
+        return;
+    /* One coordinator state per broker, for partition 0: __offsets has one
+     * partition (a topic of more would need one state per partition led). */
+    if (part != 0)
+        return;
+    const rn_partition_info *pi = &t->partitions[part];
+    v->have_partition = true;
+    v->leader_id = pi->leader;
+    v->leader_epoch = pi->leader_epoch;
+    rn_partition *p = rn_partition_find(b, RN_OFFSETS_TOPIC, part);
+    v->leading = p && p->log && p->role == RN_ROLE_LEADER && p->leader_epoch == pi->leader_epoch;
+}
+
+/* Commit replication: the commit's records are durable in the leader's log;
+ * it is acknowledged once the high watermark covers the log end seen now
+ * (which is at or past its last record), as acks=all (DESIGN §8). */
+#define COMMIT_REPLICATION_MS 10000
+
+typedef struct commit_repl {
+    rn_waiter wt;
+    rn_partition *p;
+    int32_t epoch;
+    int64_t target;
+    void (*cb)(void *, int);
+    void *cb_arg;
+} commit_repl;
+
+static void commit_repl_check(rn_waiter *w, rn_wake_why why)
+{
+    commit_repl *c = RN_CONTAINER_OF(w, commit_repl, wt);
+    int err = 1;
+    if (why == RN_WAKE_CLOSED)
+        err = -RN_E_NOT_COORDINATOR;
+    else if (c->p->role != RN_ROLE_LEADER || c->p->leader_epoch != c->epoch)
+        err = -RN_E_NOT_COORDINATOR; /* it may or may not survive: the client commits again */
+    else if (rn_partition_high_watermark(c->p) >= c->target)
+        err = 0;
+    else if (why == RN_WAKE_TIMEOUT)
+        err = -RN_E_TIMEOUT;
+    if (err > 0)
+        return; /* still parked */
+    rn_waiter_leave(&c->wt);
+    void (*cb)(void *, int) = c->cb;
+    void *cb_arg = c->cb_arg;
+    free(c);
+    cb(cb_arg, err);
+}
+
+static void broker_offsets_replicated(void *arg, void (*cb)(void *, int), void *cb_arg)
+{
+    rn_partition *p = rn_partition_find(arg, RN_OFFSETS_TOPIC, 0);
+    if (!p || !p->log || p->role != RN_ROLE_LEADER) {
+        /* A single node (RN_ROLE_LOCAL) is its own high watermark. */
+        cb(cb_arg, p && p->log && p->role == RN_ROLE_LOCAL ? 0 : -RN_E_NOT_COORDINATOR);
+        return;
+    }
+    rn_partition_wake(p); /* followers waiting in a long poll fetch the commit now */
+    int64_t target = rn_log_end_offset(p->log);
+    if (rn_partition_high_watermark(p) >= target) {
+        cb(cb_arg, 0);
+        return;
+    }
+    commit_repl *c = calloc(1, sizeof(*c));
+    if (!c) {
+        cb(cb_arg, -ENOMEM);
+        return;
+    }
+    *c = (commit_repl){
+        .p = p, .epoch = p->leader_epoch, .target = target, .cb = cb, .cb_arg = cb_arg};
+    rn_waiter_init(&c->wt, commit_repl_check);
+    rn_waiter_park(&p->produce_waiters, &c->wt, rn_now_ms() + COMMIT_REPLICATION_MS);
 }
 
 typedef struct sync_op {
@@ -1229,9 +1411,18 @@ int rn_groups_open(rn_groups **out, rn_broker *b, char *err, size_t errlen)
     }
     ensure_offsets_configs(b);
 
-    rn_groups_env env = {broker_topic_partitions, broker_offsets_log, b};
+    int rc;
+    rn_groups_env env = {broker_topic_partitions, broker_offsets_log, b, NULL, NULL};
+    if (b->quorum) {
+        /* A cluster: this broker coordinates only while it leads __offsets,
+         * and loads the groups when it starts to (rn_groups_gate). */
+        env.view = broker_coord_view;
+        env.replicated = broker_offsets_replicated;
+        rc = rn_groups_new(out, &env);
+        return rc < 0 ? rn_errf(rc, err, errlen, "out of memory") : 0;
+    }
     rn_groups *g;
-    int rc = rn_groups_new(&g, &env);
+    rc = rn_groups_new(&g, &env);
     if (rc < 0)
         return rn_errf(rc, err, errlen, "out of memory");
     uint64_t t0 = rn_now_ns();

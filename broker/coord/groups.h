@@ -32,6 +32,16 @@
  * The state is in memory: after a restart members get UNKNOWN_MEMBER and
  * join again; committed offsets survive (they are in the log).
  *
+ * In a cluster this broker coordinates a group only while it leads the
+ * group's partition of __offsets (coord/coordinator.h): every group API and
+ * the tick first pass rn_groups_gate, which loads the groups' offsets from
+ * the log when a leadership starts, drops everything when it ends (members
+ * must rejoin the new coordinator; classic joins and syncs waiting are
+ * answered NOT_COORDINATOR), and otherwise answers NOT_COORDINATOR,
+ * COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS. A commit is
+ * acknowledged only once the partition's high watermark covers it (the env's
+ * replicated hook), so a failover never forgets an acknowledged commit.
+ *
  * Threading: one coordinator, owned by reactor 0 (which owns __offsets);
  * every call from that thread. Callbacks run from rn_io_run, never inside
  * the call that started them. Pointers returned by look-ups are valid until
@@ -46,6 +56,7 @@
 #include <stdint.h>
 
 #include "broker/coord/assignor.h"
+#include "broker/coord/coordinator.h"
 #include "broker/coord/offsets.h"
 #include "storage/log.h"
 
@@ -66,6 +77,16 @@ typedef struct rn_groups_env {
      * not open (commits then fail with STORAGE_ERROR). */
     rn_log *(*offsets_log)(void *arg, int32_t *leader_epoch);
     void *arg;
+    /* Optional (NULL: a single node that leads everything). What the
+     * metadata and the partition say of group_id's partition of __offsets
+     * (NULL group_id: partition 0); loaded_epoch and pending are filled by
+     * the caller. */
+    void (*view)(void *arg, const char *group_id, rn_coord_view *v);
+    /* Optional (NULL: answer at once). Called once a commit's records are
+     * durable here: cb(cb_arg, 0) once the partition's high watermark covers
+     * them, or an error (-RN_E_NOT_COORDINATOR when the leadership was lost
+     * meanwhile, -RN_E_TIMEOUT); cb may run before this returns. */
+    void (*replicated)(void *arg, void (*cb)(void *cb_arg, int err), void *cb_arg);
 } rn_groups_env;
 
 /* A coordinator with an empty offsets table and the given environment
@@ -89,6 +110,19 @@ void rn_groups_free(rn_groups *g);
  * Errors: -ENOMEM, errors of rn_metadata_create_internal_topic and
  * rn_io_run; err gets a message. */
 int rn_groups_open(rn_groups **out, struct rn_broker *b, char *err, size_t errlen);
+
+/* The coordinator check every group API makes first (coord/coordinator.h):
+ * 0 when this broker coordinates group_id now (NULL: partition 0, for the
+ * tick and ListGroups) — loading the groups and offsets from the log first
+ * when a leadership has just started — else -RN_E_NOT_COORDINATOR,
+ * -RN_E_COORDINATOR_NOT_AVAILABLE, -RN_E_COORDINATOR_LOAD_IN_PROGRESS, or
+ * the load's error (-RN_E_COORDINATOR_LOAD_IN_PROGRESS after it is logged).
+ * Drops the held state when this broker no longer leads. err gets a message.
+ * Always 0 without an env view (a single node). */
+int rn_groups_gate(rn_groups *g, const char *group_id, char *err, size_t errlen);
+
+/* The leader epoch the held state was loaded for, -1 when none (tests, status). */
+int32_t rn_groups_loaded_epoch(const rn_groups *g);
 
 /* Drain commits in flight and free (before the partition logs close). */
 void rn_groups_close(rn_groups *g);

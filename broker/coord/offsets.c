@@ -19,7 +19,10 @@
  *      its log offset is above the one that set the entry, so completions in
  *      any order and re-reading a batch leave the table as a replay would.
  *   2. The table holds only what is durable (with flush=always, the log's
- *      callback fires after the fdatasync).
+ *      callback fires after the fdatasync) and, with a hold set (a cluster),
+ *      only what the hold said is replicated: a write is applied once its
+ *      last batch is durable and the hold answers 0, never before, so
+ *      FetchOffsets never shows a commit a failover could take back.
  *   3. Groups and their entries are kept sorted (group id; topic, partition),
  *      so listings are deterministic and look-ups are binary searches.
  *   4. A group with no entry left is removed from the table.
@@ -58,6 +61,8 @@ struct rn_offsets {
     size_t n, cap;
     unsigned pending;
     rn_offsets_stats stats;
+    rn_offsets_hold_fn hold; /* NULL: apply once durable */
+    void *hold_arg;
 };
 
 /* ---- Codec ------------------------------------------------------------------- */
@@ -412,6 +417,7 @@ typedef struct write_batch {
     write_op *op;
     uint8_t *buf;
     size_t len;
+    bool done; /* durable in the log */
 } write_batch;
 
 struct write_op {
@@ -432,28 +438,51 @@ static void write_op_free(write_op *w)
     free(w);
 }
 
+/* The write is over (held writes: once the hold said so): apply what was
+ * written unless the hold refused it, and tell the caller. */
+static void write_end(void *arg, int err)
+{
+    write_op *w = arg;
+    if (err < 0 && w->err == 0)
+        w->err = err;
+    for (size_t i = 0; i < w->n && err == 0; i++) {
+        if (!w->b[i].done)
+            continue;
+        /* The log stamped base_offset into the bytes: apply them as a replay would. */
+        int rc = apply_batch(w->o, w->b[i].buf, w->b[i].len);
+        if (rc < 0 && w->err == 0)
+            w->err = rc;
+    }
+    w->o->pending--;
+    rn_offsets_cb cb = w->cb;
+    void *cb_arg = w->arg;
+    int rc = w->err;
+    write_op_free(w);
+    cb(cb_arg, rc);
+}
+
 static void batch_done(void *arg, int err, int64_t base, int64_t last)
 {
     write_batch *wb = arg;
     write_op *w = wb->op;
     (void)base;
     (void)last;
-    if (err == 0) {
-        /* The log stamped base_offset into the bytes: apply them as a replay would. */
-        int rc = apply_batch(w->o, wb->buf, wb->len);
-        if (rc < 0 && w->err == 0)
-            w->err = rc;
-    } else if (w->err == 0) {
+    wb->done = err == 0;
+    if (err < 0 && w->err == 0)
         w->err = err;
+    if (--w->pending > 0)
+        return;
+    if (w->err == 0 && w->o->hold) {
+        w->o->hold(w->o->hold_arg, write_end, w); /* applied once replicated */
+        return;
     }
-    if (--w->pending == 0) {
-        w->o->pending--;
-        rn_offsets_cb cb = w->cb;
-        void *cb_arg = w->arg;
-        int rc = w->err;
-        write_op_free(w);
-        cb(cb_arg, rc);
-    }
+    write_end(w, 0);
+}
+
+void rn_offsets_set_hold(rn_offsets *o, rn_offsets_hold_fn fn, void *arg)
+{
+    o->hold = fn;
+    o->hold_arg = arg;
 }
 
 static int add_batch(write_op *w, rn_batch_builder *bb)

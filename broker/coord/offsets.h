@@ -127,6 +127,15 @@ const rn_offset_entry *rn_offsets_entries(const rn_offsets *o, const char *group
 size_t rn_offsets_group_count(const rn_offsets *o);
 const char *rn_offsets_group_at(const rn_offsets *o, size_t i); /* NULL past the end */
 
+/* Hold every write, once durable, until fn says: fn(arg, resume, ctx) must
+ * call resume(ctx, 0) once the write may be applied and acknowledged (in a
+ * cluster: the partition's high watermark covers it), or resume(ctx, err)
+ * to fail it (the table is then left as it was; the records stay in the
+ * log, which a later load replays). resume may run inside fn. The write
+ * counts in rn_offsets_pending until resume. fn NULL: no hold. */
+typedef void (*rn_offsets_hold_fn)(void *arg, void (*resume)(void *ctx, int err), void *ctx);
+void rn_offsets_set_hold(rn_offsets *o, rn_offsets_hold_fn fn, void *arg);
+
 /* Commits and deletes whose callbacks have not run yet. */
 unsigned rn_offsets_pending(const rn_offsets *o);
 

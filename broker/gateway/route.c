@@ -25,14 +25,23 @@
 #include <string.h>
 
 #include "broker/gateway/route.h"
+#include "broker/coord/offsets.h"
 #include "protocol/errors.h"
 
 /* ---- Per-API accessors ---------------------------------------------------------------------- */
 
+/* The group APIs: sent whole to the group's coordinator. */
+static bool whole_api(int api)
+{
+    return api == RUNNEL__API__GROUP_HEARTBEAT || api == RUNNEL__API__COMMIT_OFFSETS ||
+           api == RUNNEL__API__FETCH_OFFSETS || api == RUNNEL__API__LIST_GROUPS ||
+           api == RUNNEL__API__DESCRIBE_GROUP || api == RUNNEL__API__DELETE_GROUP;
+}
+
 bool rn_gw_route_api(int api)
 {
     return api == RUNNEL__API__PRODUCE || api == RUNNEL__API__FETCH ||
-           api == RUNNEL__API__LIST_OFFSETS;
+           api == RUNNEL__API__LIST_OFFSETS || whole_api(api);
 }
 
 /* The request's partition count, or -1 without the API's body. */
@@ -131,6 +140,19 @@ int rn_gw_route_plan(rn_gw_route *rt, const Runnel__RequestHeader *h, rn_gw_lead
 {
     memset(rt, 0, sizeof(*rt));
     rt->api = h->api;
+    if (whole_api(h->api)) {
+        /* One part: the coordinator, the leader of __offsets-0 (the topic's
+         * only partition, so every group's); with no leader now, served
+         * here, which answers COORDINATOR_NOT_AVAILABLE. */
+        rt->whole = true;
+        rt->parts = calloc(1, sizeof(*rt->parts));
+        if (!rt->parts || !(rt->parts[0].idx = calloc(1, sizeof(size_t))))
+            return -ENOMEM;
+        int32_t l = leader(arg, RN_OFFSETS_TOPIC, 0);
+        rt->parts[0].leader = l == RN_GW_ROUTE_NONE ? RN_GW_ROUTE_LOCAL : l;
+        rt->n_parts = 1;
+        return 0;
+    }
     long n = req_count(h);
     if (n < 0)
         return -RN_E_INVALID_REQUEST;
@@ -202,6 +224,8 @@ int rn_gw_route_sub(const rn_gw_route *rt, size_t k, const Runnel__RequestHeader
 {
     const rn_gw_route_part *pt = &rt->parts[k];
     Runnel__RequestHeader sub = *h;
+    if (rt->whole)
+        return fn(arg, &sub, payload, payload_len);
     size_t n = pt->n;
     void **ptrs = calloc(n ? n : 1, sizeof(void *));
     size_t *pos = NULL;
@@ -337,6 +361,13 @@ static void check_answer(rn_gw_route *rt, size_t k)
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", a->error_message ? a->error_message : "");
         rn_gw_route_fail(rt, k, -(int)a->error_code, msg);
+        return;
+    }
+    if (rt->whole) {
+        /* A group answer goes to the caller as it is (its body = 9 + api). */
+        if ((int)a->body_case != rt->api + 9)
+            fail_fmt(rt, k, -RN_E_INVALID_REQUEST,
+                     "malformed answer from %s: not the answer of API %d", who, rt->api);
         return;
     }
     if (a->body_case != body_case_of(rt->api)) {
@@ -524,6 +555,10 @@ int rn_gw_route_merge(rn_gw_route *rt, Runnel__ResponseHeader **out, rn_slice **
         rt->out.error_code =
             rt->parts[f].err < 0 ? (uint32_t)-rt->parts[f].err : (uint32_t)RN_E_TIMEOUT;
         rt->out.error_message = rt->parts[f].errmsg ? rt->parts[f].errmsg : "";
+        return 0;
+    }
+    if (rt->whole) { /* the coordinator's answer, whole (valid until fini) */
+        *out = rt->parts[0].hdr;
         return 0;
     }
     size_t n = rt->n_req ? rt->n_req : 1;

@@ -11,8 +11,13 @@
  * takes each part's answer or failure, and merges them into one answer in the
  * request's own partition order, as if one broker had served all of them.
  *
- * Only per-partition APIs are routed (rn_gw_route_api): Produce, Fetch,
- * ListOffsets. Everything else is served where it is asked.
+ * Per-partition APIs are split (rn_gw_route_api): Produce, Fetch,
+ * ListOffsets. The group APIs (GroupHeartbeat, CommitOffsets, FetchOffsets,
+ * ListGroups, DescribeGroup, DeleteGroup) go whole to the group coordinator,
+ * the leader of __offsets-0 (leader(arg, "__offsets", 0)), and its answer
+ * comes back as it is ("whole" routes: one part, no merge), since every
+ * other broker answers them NOT_COORDINATOR. Everything else is served
+ * where it is asked.
  *
  * Rules the merge keeps:
  *   1. The merged answer lists the request's partitions, in its order, once
@@ -67,6 +72,7 @@ typedef struct rn_gw_route_part {
 
 typedef struct rn_gw_route {
     int api;
+    bool whole;         /* a group API: one part, the coordinator's answer as it is */
     size_t n_req;       /* partitions in the request */
     char **topics;      /* per request partition (owned copies) */
     int32_t *partition; /* per request partition */

@@ -93,6 +93,12 @@ int16_t rn_kafka_error(int rn_code)
         return RN_KAFKA_MEMBER_ID_REQUIRED;
     case RN_E_INVALID_SESSION_TIMEOUT:
         return RN_KAFKA_INVALID_SESSION_TIMEOUT;
+    case RN_E_NOT_COORDINATOR:
+        return RN_KAFKA_NOT_COORDINATOR;
+    case RN_E_COORDINATOR_NOT_AVAILABLE:
+        return RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
+    case RN_E_COORDINATOR_LOAD_IN_PROGRESS:
+        return RN_KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
     default:
         break;
     }

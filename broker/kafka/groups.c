@@ -41,6 +41,8 @@
 #include "broker/coord/classic_group.h"
 #include "broker/coord/groups.h"
 #include "broker/kafka/groups.h"
+#include "broker/kafka/kafka.h"
+#include "broker/meta/metadata.h"
 #include "broker/logfmt.h"
 #include "protocol/errors.h"
 
@@ -170,6 +172,19 @@ static rn_groups *coordinator(rn_kreq *req)
 {
     rn_broker *b = rn_kreq_broker(req);
     return b ? b->groups : NULL;
+}
+
+/* This broker must coordinate group now (the leader of its __offsets
+ * partition, groups loaded: coord/coordinator.h); 0, or the error every
+ * group API answers instead: NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+ * COORDINATOR_LOAD_IN_PROGRESS (no broker behind: SHUTTING_DOWN). */
+static int gate(rn_kreq *req, const char *group)
+{
+    rn_groups *g = coordinator(req);
+    if (!g)
+        return -RN_E_SHUTTING_DOWN;
+    char err[300];
+    return rn_groups_gate(g, group, err, sizeof(err));
 }
 
 /* The classic (JoinGroup) side of the coordinator, NULL without one. */
@@ -323,6 +338,41 @@ static void advertised(rn_kreq *req, int32_t *node_id, char *host, size_t len)
     *node_id = b ? b->cfg.node_id : 1;
 }
 
+/* The coordinator of key's group in a cluster: its node id and Kafka
+ * listener, from the metadata; -1 while __offsets has no leader (or it has
+ * no Kafka listener), or the leader is this broker still loading. Nothing is
+ * changed on a single node (this broker, as advertised). */
+static int coordinator_of(rn_kreq *req, const rn_kstr *key, int32_t *node, char *host, size_t len,
+                          int32_t *port)
+{
+    rn_broker *b = rn_kreq_broker(req);
+    if (!b || !b->quorum)
+        return 0;
+    char group[RN_GROUP_ID_MAX + 1] = "";
+    if (key && key->data && key->len > 0)
+        snprintf(group, sizeof(group), "%.*s", (int)key->len, (const char *)key->data);
+    const rn_topic_info *t = rn_metadata_find(b->md, RN_OFFSETS_TOPIC);
+    int32_t part = t ? rn_coord_partition(group, t->n_partitions) : -1;
+    if (!t || !t->partitions || part < 0)
+        return -1;
+    int32_t leader = t->partitions[part].leader;
+    const rn_broker_info *bi = leader >= 0 ? rn_metadata_broker(b->md, leader) : NULL;
+    char hp[300];
+    uint16_t p16;
+    if (!bi || bi->fenced || !bi->kafka || !bi->kafka[0] ||
+        rn_kafka_advertised(bi->kafka, hp, sizeof(hp)) < 0 ||
+        rn_config_parse_hostport(hp, host, len, &p16) < 0)
+        return -1;
+    if (leader == b->cfg.node_id && b->groups) {
+        char err[300];
+        if (rn_groups_gate(b->groups, group, err, sizeof(err)) < 0)
+            return -1;
+    }
+    *node = leader;
+    *port = p16;
+    return 0;
+}
+
 static void coordinator_fields(rn_kwriter *w, bool flex, int16_t v, int16_t err, int32_t node,
                                const char *host, int32_t port)
 {
@@ -368,6 +418,11 @@ static int find_coordinator(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bo
     char host[256];
     advertised(req, &node, host, sizeof(host));
     int32_t port = rn_kreq_port(req);
+    /* A cluster: the leader of the group's __offsets partition (the first
+     * key's group for v4's batch: one partition of __offsets holds them all). */
+    if (!err &&
+        coordinator_of(req, n_keys > 0 ? &keys[0] : NULL, &node, host, sizeof(host), &port) < 0)
+        err = RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
     rn_kout *o = begin(req, 1);
     if (!o)
         return 0;
@@ -436,12 +491,13 @@ static void waiter_answer(rn_classic_waiter *wt, const rn_classic_answer *a)
 /* A JoinGroup or SyncGroup waits for the rebalance (waiter_answer answers):
  * the classic coordinator to call; or, without one, NULL and the request
  * answered at once (COORDINATOR_NOT_AVAILABLE). */
-static rn_classic *waiting_on(gctx *x, const char *member_id)
+static rn_classic *waiting_on(gctx *x, const char *group, const char *member_id)
 {
     x->w.cb = waiter_answer;
-    rn_classic *cg = classic_coordinator(x->req);
+    int rc = gate(x->req, group);
+    rn_classic *cg = rc == 0 ? classic_coordinator(x->req) : NULL;
     if (!cg) {
-        rn_classic_answer a = {.err = -RN_E_SHUTTING_DOWN,
+        rn_classic_answer a = {.err = rc < 0 ? rc : -RN_E_SHUTTING_DOWN,
                                .generation = -1,
                                .leader_id = "",
                                .member_id = member_id ? member_id : ""};
@@ -490,7 +546,7 @@ static int join_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool fle
     j.require_member_id = v >= 4;
     if (strcmp(j.protocol_type, "consumer") == 0 && np > 0)
         j.n_topics = read_subscription(x, p[0].meta, p[0].meta_len, &j.topics);
-    rn_classic *cg = waiting_on(x, j.member_id);
+    rn_classic *cg = waiting_on(x, j.group_id, j.member_id);
     if (cg)
         rn_classic_join(cg, &j, rn_now_ms(), &x->w);
     return 0;
@@ -537,7 +593,7 @@ static int sync_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool fle
             return -ENOMEM;
     if (read_end(rd, flex) < 0)
         return rd->err;
-    rn_classic *cg = waiting_on(x, member);
+    rn_classic *cg = waiting_on(x, group, member);
     if (!cg)
         return 0;
     rn_classic_group_info gi;
@@ -576,9 +632,11 @@ static int heartbeat(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool flex
         return rd->err;
     if (!group || !member)
         return -ENOMEM;
-    rn_classic *cg = classic_coordinator(req);
-    int rc =
-        cg ? rn_classic_heartbeat(cg, group, member, generation, rn_now_ms()) : -RN_E_SHUTTING_DOWN;
+    int rc = gate(req, group);
+    rn_classic *cg = rc == 0 ? classic_coordinator(req) : NULL;
+    if (rc == 0)
+        rc = cg ? rn_classic_heartbeat(cg, group, member, generation, rn_now_ms())
+                : -RN_E_SHUTTING_DOWN;
     answer_code(req, 1, code_of(rc));
     return 0;
 }
@@ -618,12 +676,15 @@ static int leave_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool fl
         return rd->err;
     if (!group)
         return -ENOMEM;
-    rn_classic *cg = classic_coordinator(req);
+    int grc = gate(req, group);
+    rn_classic *cg = grc == 0 ? classic_coordinator(req) : NULL;
     int16_t *codes = galloc(x, (size_t)n * sizeof(*codes));
     if (!codes)
         return -ENOMEM;
     for (int32_t i = 0; i < n; i++) {
-        int rc = cg ? rn_classic_leave(cg, group, members[i], rn_now_ms()) : -RN_E_SHUTTING_DOWN;
+        int rc = grc < 0 ? grc
+                 : cg    ? rn_classic_leave(cg, group, members[i], rn_now_ms())
+                         : -RN_E_SHUTTING_DOWN;
         codes[i] = code_of(rc);
     }
     if (v <= 2) {
@@ -635,7 +696,7 @@ static int leave_group(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool fl
         return 0;
     rn_kwriter *w = &o->w;
     /* The request as a whole (v3 may name no member at all). */
-    rn_kwrite_i16(w, cg ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE);
+    rn_kwrite_i16(w, cg ? 0 : code_of(grc < 0 ? grc : -RN_E_SHUTTING_DOWN));
     rn_kwrite_array(w, flex, n);
     for (int32_t i = 0; i < n; i++) {
         rn_kwrite_str(w, flex, members[i]);
@@ -755,8 +816,9 @@ static int offset_commit(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool 
     x->n_commits = total;
 
     rn_groups *g = coordinator(req);
-    if (!g) {
-        commit_answer(req, -RN_E_SHUTTING_DOWN);
+    int grc = g ? gate(req, group) : -RN_E_SHUTTING_DOWN;
+    if (grc < 0) {
+        commit_answer(req, grc);
         return 0;
     }
     op *p = calloc(1, sizeof(*p));
@@ -832,8 +894,9 @@ static int offset_fetch(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool f
         return rd->err;
 
     rn_groups *g = coordinator(req);
-    const rn_offsets *offs = g ? rn_groups_offsets(g) : NULL;
-    int16_t top = offs ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
+    int grc = gate(req, group);
+    const rn_offsets *offs = g && grc == 0 ? rn_groups_offsets(g) : NULL;
+    int16_t top = grc < 0 ? code_of(grc) : offs ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
     rn_kout *o = begin(req, 3);
     if (!o)
         return 0;
@@ -898,7 +961,13 @@ int rn_kafka_list_groups(rn_kreq *req)
     rn_groups *g = coordinator(req);
     rn_group_info *gi = NULL;
     size_t n = 0;
-    int rc = g ? rn_groups_list(g, &gi, &n) : -RN_E_SHUTTING_DOWN;
+    /* As Kafka: each broker lists the groups it coordinates (clients ask
+     * every broker); one that coordinates none lists none. */
+    int rc = gate(req, NULL);
+    if (rc == -RN_E_NOT_COORDINATOR || rc == -RN_E_COORDINATOR_NOT_AVAILABLE)
+        rc = 0;
+    else if (rc == 0)
+        rc = g ? rn_groups_list(g, &gi, &n) : -RN_E_SHUTTING_DOWN;
     rn_kout *o = begin(req, 1);
     if (!o) {
         free(gi);
@@ -929,9 +998,13 @@ int rn_kafka_list_groups(rn_kreq *req)
 static void describe_one(rn_kwriter *w, bool flex, int16_t v, rn_groups *g, const char *id)
 {
     rn_group_info info;
-    int rc = g ? rn_groups_describe(g, id, &info) : -RN_E_SHUTTING_DOWN;
+    char gerr[300];
+    int grc = g ? rn_groups_gate(g, id, gerr, sizeof(gerr)) : -RN_E_SHUTTING_DOWN;
+    int rc = grc < 0 ? grc : rn_groups_describe(g, id, &info);
     /* Kafka: an unknown group is described as Dead, without an error. */
-    int16_t code = rc == -RN_E_UNKNOWN_GROUP || rc == 0 ? 0 : RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
+    int16_t code = rc == -RN_E_UNKNOWN_GROUP || rc == 0 ? 0
+                   : grc < 0                            ? code_of(grc)
+                                                        : RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
     const char *state = rc == 0 ? info.state : "Dead";
     const char *ptype = rc == 0 && info.classic     ? info.protocol_type
                         : rc == 0 && info.n_members ? "consumer"
@@ -1054,8 +1127,9 @@ static int delete_groups(rn_kreq *req, gctx *x, rn_kreader *rd, int16_t v, bool 
     p->pending = 1; /* this function's own, dropped at the end */
     rn_groups *g = coordinator(req);
     for (size_t i = 0; i < x->n_names; i++) {
-        if (!g) {
-            p->errs[i] = RN_KAFKA_COORDINATOR_NOT_AVAILABLE;
+        int grc = g ? gate(req, x->names[i]) : -RN_E_SHUTTING_DOWN;
+        if (grc < 0) {
+            p->errs[i] = code_of(grc);
             continue;
         }
         delete_one *d = malloc(sizeof(*d));

@@ -64,6 +64,7 @@
 #include "broker/broker.h"
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
+#include "broker/meta/quorum.h"
 #include "broker/net/reactor.h"
 #include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
@@ -215,6 +216,17 @@ int rn_partition_become_leader(rn_partition *p, int32_t self_id, int32_t leader_
     /* What p let consumers see so far is where the ISR's minimum starts:
      * it never moves back (a follower's last heard, a single node's own). */
     int64_t hw = hw_rule(p);
+    /* But a partition given its first role since this broker opened it
+     * knows no high watermark: its log's own flushed end (the single-node
+     * rule, RN_ROLE_LOCAL) is everything it held when it stopped, records
+     * no follower may have had. Taken as the floor, a leader restarted
+     * after all brokers went down acknowledged retried batches and showed
+     * consumers records that the next leader, without them, then replaced
+     * (power-loss, --seed 1401: 12 acknowledged records lost). Start from
+     * the log start: the ISR's fetches raise it (Kafka restarts from its
+     * high-watermark checkpoint, at most a little behind). */
+    if (p->role == RN_ROLE_LOCAL && n_replicas > 1)
+        hw = rn_log_start_offset(p->log);
     int64_t leo = rn_log_high_watermark(p->log);
     if (hw > leo)
         hw = leo;
@@ -242,7 +254,11 @@ int rn_partition_become_follower(rn_partition *p, int32_t leader_epoch, int32_t 
     if (leader_epoch < p->leader_epoch)
         return -RN_E_FENCED_LEADER_EPOCH;
     if (p->role != RN_ROLE_FOLLOWER)
-        p->follower_hw = p->log ? hw_rule(p) : 0;
+        /* First role since open: no high watermark known (see
+         * rn_partition_become_leader) until the leader says one. */
+        p->follower_hw = !p->log                    ? 0
+                         : p->role == RN_ROLE_LOCAL ? rn_log_start_offset(p->log)
+                                                    : hw_rule(p);
     rn_replica_state_free(p->rs);
     p->rs = NULL;
     p->role = RN_ROLE_FOLLOWER;
@@ -305,6 +321,24 @@ int rn_partition_check_replica(const rn_partition *p, int32_t replica_id)
 bool rn_partition_isr_enough(const rn_partition *p)
 {
     return !p->rs || rn_replica_state_isr_enough(p->rs);
+}
+
+int rn_partition_acks_all(const rn_partition *p, int32_t leader_epoch, int64_t need_hw)
+{
+    if (p->deleting)
+        return -RN_E_UNKNOWN_TOPIC;
+    /* Checked before the high watermark: a partition whose replica moved
+     * away has no log (its in-flight appends complete while it is
+     * abandoned), and a follower's high watermark says nothing of this
+     * leader's batch. */
+    if (!p->log || rn_partition_check_leader(p) < 0 ||
+        (p->role == RN_ROLE_LEADER && p->leader_epoch != leader_epoch))
+        return -RN_E_NOT_LEADER;
+    if (rn_partition_high_watermark(p) >= need_hw)
+        return 1;
+    if (!rn_partition_isr_enough(p))
+        return -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+    return 0;
 }
 
 int rn_partition_check_min_isr(const rn_partition *p)
@@ -1234,10 +1268,43 @@ static void storage_mark(rn_partition *p, int err)
     __atomic_store_n(&p->storage_err, err, __ATOMIC_RELAXED); /* /metrics reads it */
 }
 
+/* A failed fdatasync (Kafka's log directory failure): what the log's files
+ * hold is unknown and the log refuses appends for good, so a leader here
+ * would keep its partitions unwritable. A full disk under the leader of a
+ * replicated partition is the same for its writers: the in-sync replicas
+ * elsewhere could take them. In a cluster the broker then leaves as a
+ * controlled shutdown does (rn_quorum_leave): the controller fences it, its
+ * leaderships move to in-sync replicas and it leaves every ISR; it stays
+ * up, fenced, answering NOT_LEADER, until an operator fixes the disk and
+ * restarts it (as Kafka's broker after a log directory goes offline). On a
+ * single node a full disk keeps its old rule: refuse, and resume once
+ * there is room. Once per broker; says why. */
+static void log_dir_failed(rn_partition *p, int err)
+{
+    rn_broker *b = p->reactor->b;
+    if (__atomic_exchange_n(&b->log_dir_failed, 1, __ATOMIC_ACQ_REL))
+        return;
+    char q[600];
+    const char *what =
+        err == -ENOSPC
+            ? "disk full under a replicated partition's leader: leaving the cluster (fenced by "
+              "the controller, leaderships move to in-sync replicas)"
+        : b->quorum ? "log directory failed: leaving the cluster (fenced by the controller, "
+                      "leaderships move to in-sync replicas)"
+                    : "log directory failed: the partition refuses writes";
+    rn_logfmt(RN_ERROR, what, "partition=%s-%d err=%s detail=%s", p->topic, p->id, rn_errname(err),
+              rn_logfmt_quote(p->log ? rn_log_errmsg(p->log) : "", q, sizeof(q)));
+    if (b->quorum)
+        rn_quorum_leave(b->quorum);
+}
+
 void rn_partition_storage_failed(rn_partition *p, int err, size_t need)
 {
     if (!is_storage_error(err))
         return;
+    if (err == -RN_E_LOG_FAILED ||
+        (err == -ENOSPC && p->reactor->b->quorum && p->role == RN_ROLE_LEADER && p->n_replicas > 1))
+        log_dir_failed(p, err);
     rn_broker *b = p->reactor->b;
     __atomic_add_fetch(&b->storage_errors_total, 1, __ATOMIC_RELAXED);
     if (need > p->storage_need)
@@ -1343,6 +1410,8 @@ void rn_partitions_tick(rn_reactor *r, int64_t now_ms, bool retention)
                     rn_logfmt(RN_WARN, "retention failed", "topic=%s partition=%d err=%s", ts->name,
                               i, rn_errname(n));
             }
+            if (rn_log_failure(p->log) < 0)
+                log_dir_failed(p, -RN_E_LOG_FAILED); /* a follower's append, or no produce since */
             if (p->rs)
                 rn_replica_state_tick(p->rs, now_ms); /* ISR shrink proposals */
             rn_waiters_expire(&p->produce_waiters, now_ms);

@@ -188,6 +188,17 @@ int rn_partition_check_replica(const rn_partition *p, int32_t replica_id);
 int rn_partition_check_min_isr(const rn_partition *p);
 /* Whether the ISR still holds min.insync.replicas (true when not replicated). */
 bool rn_partition_isr_enough(const rn_partition *p);
+/* acks=all, after the append: may a batch appended while p led in
+ * leader_epoch, ending before need_hw, be acknowledged? 1 yes (the high
+ * watermark covers it), 0 not yet (wait for it to move). Errors, the batch
+ * is not safe and never will be here: -RN_E_UNKNOWN_TOPIC (p is being
+ * deleted), -RN_E_NOT_LEADER (p no longer leads in leader_epoch: it
+ * follows, its replica moved away and its log went, or it leads again in a
+ * later epoch, whose log may hold other records at those offsets; a
+ * follower's high watermark is the new leader's, over the new leader's
+ * records), -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND (the ISR fell below
+ * min.insync.replicas). Owner's thread. */
+int rn_partition_acks_all(const rn_partition *p, int32_t leader_epoch, int64_t need_hw);
 /* A follower's fetch from fetch_offset arrived at now_ms (api/fetch.c, before
  * it reads): recorded in the leader's follower table; when the high
  * watermark moves, parked fetches and produces are woken (call it where no

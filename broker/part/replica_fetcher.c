@@ -77,11 +77,12 @@ struct followed {
     int64_t parked_ms; /* when it parked (mono_ms) */
     /* Left by prepare() for this round: whether to ask, and what. */
     bool ready;
-    int32_t ask;       /* TRUNCATE: the epoch to ask the leader about */
-    int64_t leo;       /* FETCH: the log end to fetch from */
-    int64_t throttle;  /* FETCH: bytes/s while a move adds it (part/throttle.h); 0 none */
-    unsigned inflight; /* appends submitted, not completed (atomic) */
-    int failed;        /* an append failed: truncate again (atomic) */
+    int32_t ask;        /* TRUNCATE: the epoch to ask the leader about */
+    int64_t leo;        /* FETCH: the log end to fetch from */
+    int64_t throttle;   /* FETCH: bytes/s while a move adds it (part/throttle.h); 0 none */
+    int32_t held_epoch; /* the last epoch it was held for another's appends (logged once) */
+    unsigned inflight;  /* appends submitted, not completed (atomic) */
+    int failed;         /* an append failed: truncate again (atomic) */
 };
 
 struct rn_replica_fetcher {
@@ -199,6 +200,7 @@ int rn_replica_fetcher_add_named(rn_replica_fetcher *f, rn_partition *p, const c
     fo->p = p;
     fo->id = partition;
     fo->epoch = -1;
+    fo->held_epoch = -1;
     fo->st = TRUNCATE;
     f->v[f->n++] = fo;
     return 0;
@@ -368,6 +370,8 @@ static void epochs_apply(void *arg, rn_partition *p)
         return;
     }
     rn_log *log = p->log;
+    if (rn_log_writing(log))
+        return; /* another fetcher's appends landed meanwhile (see prepare): ask again */
     const rn_leader_epochs *own = rn_log_leader_epochs(log);
     if (!own) {
         say(f, fo, -RN_E_STORAGE_ERROR, rn_log_errmsg(log));
@@ -522,6 +526,11 @@ static void fetch_apply(void *arg, rn_partition *p)
     if (!p || !p->log || fo->epoch != p->leader_epoch || fo->st != FETCH)
         return;
     rn_log *log = p->log;
+    /* Our own appends were complete when the round began (run_once), so
+     * these are another fetcher's (see prepare): their batches would move
+     * the offsets ours get. Fetch again from the log end they leave. */
+    if (rn_log_writing(log))
+        return;
     if (pr->error_code == RN_E_OFFSET_OUT_OF_RANGE) {
         if (pr->log_start_offset > rn_log_end_offset(log)) {
             /* Everything we have is below what the leader keeps. */
@@ -700,6 +709,7 @@ typedef struct prepare_work {
     rn_replica_fetcher *f;
     followed *fo;
     int moved;
+    bool held; /* its log is still writing another fetcher's appends */
 } prepare_work;
 
 static void prepare(void *arg, rn_partition *p)
@@ -724,6 +734,23 @@ static void prepare(void *arg, rn_partition *p)
         fo->epoch = p->leader_epoch;
         fo->st = TRUNCATE;
         w->moved++;
+    }
+    if (rn_log_writing(p->log)) {
+        /* Appends from the old leader's fetcher (part/fetchers.c gives the
+         * partition to the new leader's at once) are still landing: the
+         * log end they will move is not where we stand yet. Truncating
+         * now would cut at the end without them and keep the deposed
+         * leader's tail they bring; fetching would give the new leader a
+         * log end holding that tail as if it were its history. Next round.
+         * (Our own appends in flight are held by run_once already.) */
+        if (fo->held_epoch != fo->epoch) {
+            fo->held_epoch = fo->epoch;
+            rn_logfmt(RN_INFO, "follower waits for appends in flight",
+                      "partition=%s-%d leader_epoch=%d log_end=%lld", fo->topic, fo->id,
+                      (int)fo->epoch, (long long)rn_log_end_offset(p->log));
+        }
+        w->held = true;
+        return;
     }
     if (fo->st == TRUNCATE) {
         const rn_leader_epochs *c = rn_log_leader_epochs(p->log);
@@ -772,6 +799,7 @@ int rn_replica_fetcher_run_once(rn_replica_fetcher *f, int timeout_ms)
             continue;
         }
         moved += w.moved;
+        f->held |= w.held;
         truncating |= fo->st == TRUNCATE && fo->ready;
     }
     int wait = (int)f->cfg.max_wait_ms + f->cfg.timeout_ms;

@@ -65,7 +65,8 @@ cleanup() {
   done
   local h
   for h in "${CLEANUP_HOOKS[@]}"; do "$h"; done
-  rm -rf "$TMP"
+  # RUNNEL_CLUSTER_KEEP=1 keeps the logs, histories and data for a post-mortem.
+  if [ -n "${RUNNEL_CLUSTER_KEEP:-}" ]; then echo "# kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 

@@ -444,7 +444,7 @@ static rn_log *no_log(void *arg, int32_t *epoch)
 // both kinds show in the group listing.
 Test(classic_group, native_and_classic_exclude_each_other)
 {
-    rn_groups_env env = {four_partitions, no_log, NULL};
+    rn_groups_env env = {four_partitions, no_log, NULL, NULL, NULL};
     rn_groups *g;
     cr_assert_eq(rn_groups_new(&g, &env), 0);
     rn_classic *c = rn_groups_classic(g);

@@ -74,7 +74,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void new_coordinator(void)
 {
-    rn_groups_env env = {fake_partitions, fake_log, NULL};
+    rn_groups_env env = {fake_partitions, fake_log, NULL, NULL, NULL};
     cr_assert_eq(rn_groups_new(&g, &env), 0);
 }
 
@@ -582,4 +582,104 @@ Test(groups, offsets_survive_restart)
     cr_assert_eq(committed("g", "t", 0), 6);
     cr_assert_eq(committed("g", "t", 2), 8);
     cr_assert_str_eq(state("g"), "Empty");
+}
+
+/* ---- Coordinator gate (coord/coordinator.h) ------------------------------------------------ */
+
+/* What the fake metadata says of __offsets-0; this broker is 1. */
+static int32_t fv_leader = 1, fv_epoch = 3;
+static bool fv_leading = true;
+static rn_groups_cb held_cb; /* the replicated hook's parked commit */
+static void *held_arg;
+
+static void fake_view(void *arg, const char *group_id, rn_coord_view *v)
+{
+    (void)arg;
+    (void)group_id;
+    *v = (rn_coord_view){.have_partition = true,
+                         .self_id = 1,
+                         .leader_id = fv_leader,
+                         .leader_epoch = fv_epoch,
+                         .leading = fv_leading,
+                         .loaded_epoch = -1};
+}
+
+static void fake_replicated(void *arg, void (*cb)(void *, int), void *cb_arg)
+{
+    (void)arg;
+    held_cb = cb;
+    held_arg = cb_arg;
+}
+
+// The coordinator serves only while it leads __offsets: a new leadership loads from the log,
+// a lost one drops everything, and a commit is acknowledged only once it is replicated.
+Test(groups, gate_follows_leadership)
+{
+    rn_groups_free(g);
+    rn_groups_env env = {fake_partitions, fake_log, NULL, fake_view, fake_replicated};
+    cr_assert_eq(rn_groups_new(&g, &env), 0);
+    fv_leader = 1, fv_epoch = 3, fv_leading = true;
+    set_topic("t", 2);
+    char err[256];
+    cr_assert_eq(rn_groups_gate(g, "g", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rn_groups_loaded_epoch(g), 3);
+
+    /* A commit: durable here, acknowledged only when the hook says replicated. */
+    held_cb = NULL;
+    done d = {0};
+    rn_group_commit c[] = {{"t", 1, 7, NULL, 0}};
+    cr_assert_eq(rn_groups_commit(g, "g", "", 0, c, 1, 1, on_done, &d, err, sizeof(err)), 0, "%s",
+                 err);
+    while (!held_cb) {
+        cr_assert(!d.fired, "acknowledged before it was replicated");
+        cr_assert_geq(rn_io_run(io, 1), 0);
+    }
+    cr_assert(!d.fired);
+    cr_assert_eq(committed("g", "t", 1), -1, "served before it was replicated");
+    held_cb(held_arg, 0);
+    cr_assert(d.fired);
+    cr_assert_eq(d.err, 0);
+    cr_assert_eq(committed("g", "t", 1), 7);
+    /* One the hook refuses (the leadership was lost meanwhile): never applied. */
+    held_cb = NULL;
+    d = (done){0};
+    c[0].offset = 9;
+    cr_assert_eq(rn_groups_commit(g, "g", "", 0, c, 1, 1, on_done, &d, err, sizeof(err)), 0);
+    while (!held_cb)
+        cr_assert_geq(rn_io_run(io, 1), 0);
+    held_cb(held_arg, -RN_E_NOT_COORDINATOR);
+    cr_assert(d.fired);
+    cr_assert_eq(d.err, -RN_E_NOT_COORDINATOR);
+    cr_assert_eq(committed("g", "t", 1), 7);
+
+    /* A member joins, then broker 2 takes over: NOT_COORDINATOR, everything dropped. */
+    const char *subs[] = {"t"};
+    rn_group_heartbeat hb = {.group_id = "g", .member_epoch = 0, .topics = subs, .n_topics = 1};
+    rn_group_heartbeat_result res;
+    cr_assert_eq(rn_groups_heartbeat(g, &hb, 1, &res, err, sizeof(err)), 0, "%s", err);
+    free(res.assignment);
+    fv_leader = 2, fv_epoch = 4, fv_leading = false;
+    cr_assert_eq(rn_groups_gate(g, "g", err, sizeof(err)), -RN_E_NOT_COORDINATOR);
+    cr_assert(strstr(err, "broker 2"), "%s", err);
+    cr_assert_eq(rn_groups_loaded_epoch(g), -1);
+    cr_assert_eq(committed("g", "t", 1), -1, "nothing is served from local state");
+
+    /* Back to broker 1 at a newer epoch, the role not applied yet: loading. */
+    fv_leader = 1, fv_epoch = 5, fv_leading = false;
+    cr_assert_eq(rn_groups_gate(g, "g", err, sizeof(err)), -RN_E_COORDINATOR_LOAD_IN_PROGRESS);
+    /* Leading: the committed offsets come back from the log, which is the truth
+     * on a load (the refused 9 is in this one; a replica whose leader lacked it
+     * would have truncated it away); the member must rejoin. */
+    fv_leading = true;
+    cr_assert_eq(rn_groups_gate(g, "g", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rn_groups_loaded_epoch(g), 5);
+    cr_assert_eq(committed("g", "t", 1), 9);
+    rn_group_info info;
+    cr_assert_eq(rn_groups_describe(g, "g", &info), 0);
+    cr_assert_eq(info.n_members, 0);
+
+    /* No leader: COORDINATOR_NOT_AVAILABLE. */
+    fv_leader = -1;
+    cr_assert_eq(rn_groups_gate(g, "g", err, sizeof(err)), -RN_E_COORDINATOR_NOT_AVAILABLE);
+    fv_leader = 1, fv_epoch = 3, fv_leading = true;
 }

@@ -500,3 +500,103 @@ Test(route, fetch_merge_with_a_part_still_out)
     cr_assert_arr_eq(sl[0].data, "abc", 3);
     rn_gw_route_fini(&rt);
 }
+
+/* Group APIs go whole to the coordinator: leader(arg, "__offsets", 0). */
+static int32_t offsets_led_by_2(void *arg, const char *topic, int32_t p)
+{
+    (void)arg;
+    return strcmp(topic, "__offsets") == 0 && p == 0 ? 2 : RN_GW_ROUTE_LOCAL;
+}
+
+static int32_t offsets_here(void *arg, const char *topic, int32_t p)
+{
+    (void)arg;
+    (void)topic;
+    (void)p;
+    return RN_GW_ROUTE_NONE;
+}
+
+/* Sub-requests handed to the sender are the request itself. */
+static int same_request(void *arg, Runnel__RequestHeader *sub, const void *payload, size_t len)
+{
+    (void)payload;
+    cr_assert_eq(len, 0);
+    cr_assert_str_eq(sub->fetch_offsets->group_id, (const char *)arg);
+    return 0;
+}
+
+// A group API is one part, sent whole to the __offsets leader; its answer comes back as it is.
+Test(route, group_api_goes_whole_to_the_coordinator)
+{
+    cr_assert(rn_gw_route_api(RUNNEL__API__FETCH_OFFSETS));
+    cr_assert(rn_gw_route_api(RUNNEL__API__GROUP_HEARTBEAT));
+    Runnel__FetchOffsetsRequest fo = RUNNEL__FETCH_OFFSETS_REQUEST__INIT;
+    fo.group_id = "g";
+    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
+    h.api = RUNNEL__API__FETCH_OFFSETS;
+    h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH_OFFSETS;
+    h.fetch_offsets = &fo;
+    rn_gw_route rt;
+    cr_assert_eq(rn_gw_route_plan(&rt, &h, offsets_led_by_2, NULL), 0);
+    cr_assert(rt.whole);
+    cr_assert_eq(rt.n_parts, 1);
+    cr_assert_eq(rt.parts[0].leader, 2);
+    cr_assert_not(rn_gw_route_all_local(&rt));
+    cr_assert_eq(rn_gw_route_sub(&rt, 0, &h, NULL, 0, same_request, "g"), 0);
+    /* The coordinator's answer: one committed offset. */
+    Runnel__OffsetCommit oc = RUNNEL__OFFSET_COMMIT__INIT, *ocp = &oc;
+    oc.topic = "t";
+    oc.partition = 3;
+    oc.offset = 42;
+    Runnel__FetchOffsetsResponse fr = RUNNEL__FETCH_OFFSETS_RESPONSE__INIT;
+    fr.n_offsets = 1;
+    fr.offsets = &ocp;
+    Runnel__ResponseHeader a = RUNNEL__RESPONSE_HEADER__INIT;
+    a.body_case = RUNNEL__RESPONSE_HEADER__BODY_FETCH_OFFSETS;
+    a.fetch_offsets = &fr;
+    size_t len = runnel__response_header__get_packed_size(&a);
+    uint8_t *b = malloc(len);
+    runnel__response_header__pack(&a, b);
+    cr_assert_eq(rn_gw_route_take_packed(&rt, 0, b, len, NULL, 0), 0);
+    free(b);
+    Runnel__ResponseHeader *out;
+    rn_slice *sl;
+    unsigned nsl;
+    cr_assert_eq(rn_gw_route_merge(&rt, &out, &sl, &nsl), 0);
+    cr_assert_eq(out->error_code, 0);
+    cr_assert_eq(out->fetch_offsets->n_offsets, 1);
+    cr_assert_eq(out->fetch_offsets->offsets[0]->offset, 42);
+    cr_assert_eq(nsl, 0);
+    rn_gw_route_fini(&rt);
+
+    /* NOT_COORDINATOR from it (it moved): the caller gets it whole. */
+    cr_assert_eq(rn_gw_route_plan(&rt, &h, offsets_led_by_2, NULL), 0);
+    Runnel__ResponseHeader e = RUNNEL__RESPONSE_HEADER__INIT;
+    e.error_code = RN_E_NOT_COORDINATOR;
+    e.error_message = "broker 3 coordinates group g";
+    len = runnel__response_header__get_packed_size(&e);
+    b = malloc(len);
+    runnel__response_header__pack(&e, b);
+    cr_assert_eq(rn_gw_route_take_packed(&rt, 0, b, len, NULL, 0), 0);
+    free(b);
+    cr_assert_eq(rn_gw_route_merge(&rt, &out, &sl, &nsl), 0);
+    cr_assert_eq(out->error_code, RN_E_NOT_COORDINATOR);
+    cr_assert_str_eq(out->error_message, "broker 3 coordinates group g");
+    rn_gw_route_fini(&rt);
+
+    /* Another API's body: the part fails, naming the broker. */
+    cr_assert_eq(rn_gw_route_plan(&rt, &h, offsets_led_by_2, NULL), 0);
+    int32_t ps[] = {0};
+    b = lo_answer("t", ps, 1, &len);
+    cr_assert_eq(rn_gw_route_take_packed(&rt, 0, b, len, NULL, 0), 0);
+    free(b);
+    cr_assert_eq(rt.parts[0].err, -RN_E_INVALID_REQUEST);
+    cr_assert(strstr(rt.parts[0].errmsg, "malformed answer from broker 2"), "%s",
+              rt.parts[0].errmsg);
+    rn_gw_route_fini(&rt);
+
+    /* No leader now: served here (which answers COORDINATOR_NOT_AVAILABLE). */
+    cr_assert_eq(rn_gw_route_plan(&rt, &h, offsets_here, NULL), 0);
+    cr_assert(rn_gw_route_all_local(&rt));
+    rn_gw_route_fini(&rt);
+}

@@ -428,16 +428,16 @@ static void side_close(side *s)
     free(s->l.out);
 }
 
-/* Rounds (and the follower log's appends) until follower ends where leader
- * does and a last round has told the leader so. */
-static void catch_up(side *s, rn_partition *leader, rn_partition *follower)
+/* Rounds (and the follower log's appends, run on its io) until follower
+ * ends where leader does and a last round has told the leader so. */
+static void catch_up_on(side *s, rn_partition *leader, rn_partition *follower, rn_io *fio)
 {
     int i;
     for (i = 0; i < ROUNDS; i++) {
         int rc = rn_replica_fetcher_run_once(s->f, 5000);
         cr_assert_geq(rc, 0, "round %d: %s", i, rn_replica_fetcher_errmsg(s->f));
         while (rn_replica_fetcher_busy(s->f))
-            cr_assert_geq(rn_io_run(io, 1), 0);
+            cr_assert_geq(rn_io_run(fio, 1), 0);
         if (rn_log_end_offset(follower->log) == rn_log_end_offset(leader->log) &&
             rn_partition_high_watermark(leader) == rn_log_end_offset(leader->log))
             break;
@@ -445,6 +445,11 @@ static void catch_up(side *s, rn_partition *leader, rn_partition *follower)
     cr_assert_lt(i, ROUNDS, "no convergence: %s", rn_replica_fetcher_errmsg(s->f));
     /* One more round carries the leader's high watermark to the follower. */
     cr_assert_geq(rn_replica_fetcher_run_once(s->f, 5000), 0);
+}
+
+static void catch_up(side *s, rn_partition *leader, rn_partition *follower)
+{
+    catch_up_on(s, leader, follower, io);
 }
 
 static void setup(void)
@@ -484,6 +489,37 @@ Test(replica_fetcher, follower_converges_and_hw_follows)
     cr_assert_eq(rn_partition_high_watermark(a), 120);
     cr_assert_eq(rn_partition_high_watermark(b), 120);
     cr_assert_eq(rn_producer_state_count(b->ps), 1, "the producer came with its batches");
+    side_close(&s);
+    part_close(a);
+    part_close(b);
+}
+
+/* A broker restarted (all of them, say, after a power loss) opens its
+ * partitions with no role: the log's own high watermark is everything it
+ * held, records no follower may have had. Made leader, it must not take
+ * that as the floor of its high watermark (it acknowledged retried batches
+ * and showed consumers records a later leader without them replaced:
+ * tests/cluster/run power-loss, seed 1401); made follower, it must not
+ * show it before its leader says one. Both wait for the ISR. */
+Test(replica_fetcher, restarted_replica_knows_no_high_watermark)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b"), *c = part_open("c");
+    int32_t seq = 0;
+    produce(a, 10, -1, &seq); /* written before the "restart": role LOCAL */
+    produce(c, 4, -1, &seq);
+    cr_assert_eq(rn_partition_high_watermark(a), 30, "a single node's own rule while LOCAL");
+    lead(a, 1, 1, 2);
+    cr_assert_eq(rn_partition_high_watermark(a), 0, "no follower has fetched since the restart");
+    cr_assert_eq(rn_partition_become_follower(c, 1, 1), 0);
+    cr_assert_eq(rn_partition_high_watermark(c), 0, "the leader has said nothing yet");
+    part_close(c);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    side s;
+    side_open(&s, 2, a, b);
+    catch_up(&s, a, b);
+    assert_identical(a, b);
+    cr_assert_eq(rn_partition_high_watermark(a), 30);
+    cr_assert_eq(rn_partition_high_watermark(b), 30);
     side_close(&s);
     part_close(a);
     part_close(b);
@@ -939,4 +975,115 @@ Test(replica_fetcher, held_partition_shortens_the_long_poll)
     part_close(a);
     part_close(b);
     part_close(c);
+}
+
+/* A leader change while the follower's appends from its old leader are
+ * still in flight (issue 13's drain: part/fetchers.c hands the partition
+ * to the new leader's fetcher at once, while the old one's last fetch is
+ * still being written). a leads epoch 1; b fetches a's tail, whose appends
+ * are submitted but not complete when c (which never got that tail) leads
+ * epoch 2 and writes past it. b's first round with c must not truncate or
+ * fetch over a log end that the old appends are still moving: before the
+ * fix it cut at its completed end (nothing to cut), the tail then landed,
+ * and b fetched c's batches on top of a's records (the leader counting
+ * that fetch offset toward its high watermark): acknowledged records of c
+ * that b never had, two histories at one offset. */
+Test(replica_fetcher, old_leaders_appends_in_flight_at_leader_change)
+{
+    static const int32_t three[] = {1, 2, 3}, ab_isr[] = {1, 2}, cb_isr[] = {2, 3};
+    rn_replica_config cfg = {.lag_time_max_ms = 30000, .min_insync = 2};
+    /* b's io apart: the others' synchronous appends must not complete b's. */
+    rn_io *io_b;
+    cr_assert_eq(rn_io_new(&io_b, 256), 0);
+    rn_partition *a = part_open("a"), *b = part_open_on("b", io_b), *c = part_open("c");
+    cr_assert_eq(rn_partition_become_leader(a, 1, 1, three, 3, ab_isr, 2, &cfg, on_propose, NULL),
+                 0);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    cr_assert_eq(rn_partition_become_follower(c, 1, 1), 0);
+    side ab, ac;
+    side_open(&ab, 2, a, b);
+    side_open(&ac, 3, a, c);
+    produce(a, 5, -1, NULL);
+    catch_up_on(&ab, a, b, io_b);
+    catch_up(&ac, a, c);
+    cr_assert_eq(rn_log_end_offset(c->log), 15);
+
+    produce(a, 4, -1, NULL); /* a's tail, 15..26: b gets it, c never does */
+    cr_assert_geq(rn_replica_fetcher_run_once(ab.f, 5000), 0);
+    cr_assert_gt(rn_replica_fetcher_busy(ab.f), 0, "the tail's appends are in flight");
+    cr_assert_eq(rn_log_end_offset(b->log), 15);
+    cr_assert(rn_log_writing(b->log), "the log end will still move");
+
+    cr_assert_eq(rn_partition_become_leader(c, 3, 2, three, 3, cb_isr, 2, &cfg, on_propose, NULL),
+                 0);
+    produce(c, 6, -1, NULL); /* c's epoch 2, 15..32: batch boundaries on b's */
+    cr_assert_eq(rn_partition_become_follower(b, 2, 3), 0);
+    side cb;
+    side_open(&cb, 2, c, b);
+    /* The new leader's fetcher runs before the old fetcher's appends land. */
+    cr_assert_geq(rn_replica_fetcher_run_once(cb.f, 5000), 0, "%s",
+                  rn_replica_fetcher_errmsg(cb.f));
+    while (rn_replica_fetcher_busy(ab.f))
+        cr_assert_geq(rn_io_run(io_b, 1), 0);
+    cr_assert_eq(rn_log_end_offset(b->log), 27, "a's tail landed");
+    cr_assert_not(rn_log_writing(b->log));
+    catch_up_on(&cb, c, b, io_b);
+    assert_identical(c, b);
+    cr_assert_eq(rn_partition_high_watermark(c), 33);
+    side_close(&ab);
+    side_close(&ac);
+    side_close(&cb);
+    part_close(a);
+    part_close(b);
+    part_close(c);
+    rn_io_free(io_b);
+}
+
+/* acks=all after the append (api/produce.c): only the leader that appended,
+ * still leading in that epoch with its log, answers, once its high
+ * watermark covers the batch. Before, a produce append that completed after
+ * the replica moved away (its log abandoned, which runs the completions)
+ * was answered success without a look at the high watermark, and one that
+ * completed after the leader became a follower could be answered by the
+ * new leader's high watermark over other records (issue 13: acknowledged
+ * records lost at a replica move; tests/cluster/test_move_churn.sh). */
+Test(replica_fetcher, acks_all_only_by_the_leader_that_appended)
+{
+    rn_partition *a = part_open("a"), *b = part_open("b");
+    lead(a, 1, 1, 2);
+    cr_assert_eq(rn_partition_become_follower(b, 1, 1), 0);
+    produce(a, 3, -1, NULL);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), 0, "the follower has not fetched: wait");
+    cr_assert_eq(rn_partition_follower_fetched(a, 2, 6, 1000), 0);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 6), 1);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), 0);
+    cr_assert_eq(rn_partition_follower_fetched(a, 2, 9, 1001), 0);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), 1);
+    cr_assert_eq(rn_partition_acks_all(a, 0, 9), -RN_E_NOT_LEADER, "appended in an older epoch");
+
+    static const int32_t only_a[] = {1};
+    cr_assert_eq(rn_partition_isr_committed(a, only_a, 1), 0);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 12), -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), 1, "covered before the ISR shrank");
+
+    /* Deposed: a follower's high watermark (the new leader's) covers
+     * offsets that hold the new leader's records, not this batch. */
+    cr_assert_eq(rn_partition_become_follower(a, 2, 2), 0);
+    rn_partition_follower_hw(a, 9);
+    cr_assert_eq(rn_partition_high_watermark(a), 9);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), -RN_E_NOT_LEADER);
+    /* Leading again in a later epoch: the offsets may hold other records. */
+    lead(a, 1, 3, 1);
+    cr_assert_eq(rn_partition_acks_all(a, 1, 9), -RN_E_NOT_LEADER);
+    cr_assert_eq(rn_partition_acks_all(a, 3, 9), 1);
+    /* The replica moved away: the log is detached before it is abandoned. */
+    rn_log *log = a->log;
+    a->log = NULL;
+    cr_assert_eq(rn_partition_acks_all(a, 3, 9), -RN_E_NOT_LEADER);
+    a->log = log;
+    a->deleting = true;
+    cr_assert_eq(rn_partition_acks_all(a, 3, 9), -RN_E_UNKNOWN_TOPIC);
+    a->deleting = false;
+    part_close(a);
+    part_close(b);
 }
