@@ -458,6 +458,11 @@ bool rn__retriable(int err)
     case -RN_E_UNKNOWN_TOPIC:
     case -RN_E_STORAGE_ERROR:
     case -RN_E_NOT_ENOUGH_REPLICAS:
+    /* Appended, but the ISR shrank before it was replicated: retriable as in
+     * Kafka's clients. The idempotent producer retries it under the same
+     * sequence (it is in doubt), so the leader answers a duplicate, not a
+     * second copy. */
+    case -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
     case -RN_E_FENCED_LEADER_EPOCH:
     case -RN_E_UNKNOWN_LEADER_EPOCH:
     case -RN_E_SHUTTING_DOWN:

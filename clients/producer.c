@@ -55,8 +55,10 @@
  *     recomputed) before it is first sent, never again once sent, so a retry
  *     carries the same sequence and the leader answers a retry of a batch it
  *     already has with the first offset instead of storing it twice.
- *  6. A batch sent and not yet answered for good is in doubt (any_in_doubt):
- *     its bytes may be in the log though the answer was lost. It is retried
+ *  6. A batch in flight, or one an attempt of which ended without a verdict
+ *     (lost connection, timeout; not an answer by which the leader refused
+ *     it, refused_before_append), is in doubt (any_in_doubt): its bytes may
+ *     be in the log though the answer was lost. It is retried
  *     under its id and sequence, in sequence order (a retrying partition has
  *     one batch in flight, the oldest), until the leader acknowledges it
  *     (maybe as a duplicate) or it fails for good (delivery.timeout.ms,
@@ -67,12 +69,14 @@
  *     sequences: the producer then needs a new id, sequences from 0
  *     (idem_reset). It takes it only once no batch is in doubt (Kafka's
  *     epoch bump after its unresolved sequences are resolved, KIP-360):
- *     until then batches never sent wait, and those in doubt go on under the
- *     old id. Exception: the leader said it did not append the batch
+ *     until then batches not in doubt wait (or, refused with
+ *     OUT_OF_ORDER_SEQUENCE, go back to wait), and those in doubt go on under
+ *     the old id. Exception: the leader said it did not append the batch
  *     (STORAGE_ERROR), no attempt of it was in doubt and nothing else of its
- *     partition was sent: the partition's sequences go back to the failed
- *     batch's (idem_gap). A broker without InitProducer (UNKNOWN_API) turns
- *     idempotence off and the producer goes on without it.
+ *     partition is: the partition's sequences go back to the failed batch's,
+ *     for queued batches sent and refused too (idem_gap). A broker without
+ *     InitProducer (UNKNOWN_API) turns idempotence off and the producer goes
+ *     on without it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -110,7 +114,7 @@ typedef struct pbatch {
     int64_t attempts;
     int last_err;
     bool stamped;          /* producer id and sequence written (invariant 5) */
-    bool sent;             /* handed to a connection under its stamp: never stamped again */
+    bool sent;             /* handed to a connection under its stamp */
     bool doubt;            /* an attempt ended without a verdict: it may be in the log */
     uint32_t idem_gen;     /* p->idem_gen when stamped */
     int32_t base_sequence; /* the sequence stamped */
@@ -364,18 +368,30 @@ static ppart *next_part(const rn_producer *p, part_iter *it)
     return NULL;
 }
 
-/* Whether a batch is in doubt: sent under the current producer id and not
- * yet answered for good, in flight or back in its queue for a retry. Such a
- * batch may be in the log already (the answer was lost), so it must go on
- * under its own id and sequence until the leader says where it is or its
- * delivery.timeout.ms fails it: sent again under a new id it would be
- * stored twice. Sent batches come before unsent ones in a queue (only the
- * head is ever sent), so the heads tell. */
+/* Whether a batch of pp waiting in its queue is in doubt: an attempt of it
+ * ended without a verdict (b->doubt), so it may be in the log already. A
+ * batch sent whose every attempt the leader refused (refused_before_append)
+ * is not: it is in no log, and may take a new sequence or id like one never
+ * sent (Kafka's producer re-sequences such batches too). Sent batches come
+ * before unsent ones in a queue (only the head is ever sent). */
+static bool queued_in_doubt(const ppart *pp)
+{
+    for (const pbatch *b = pp->q_head; b && b->sent; b = b->next)
+        if (b->doubt)
+            return true;
+    return false;
+}
+
+/* Whether a batch is in doubt: in flight (no answer yet), or back in its
+ * queue after an attempt without a verdict. Such a batch may be in the log
+ * already (the answer was lost), so it must go on under its own id and
+ * sequence until the leader says where it is or its delivery.timeout.ms
+ * fails it: sent again under a new id it would be stored twice. */
 static bool any_in_doubt(const rn_producer *p)
 {
     part_iter it = {0};
     for (ppart *pp; (pp = next_part(p, &it));)
-        if (pp->n_inflight > 0 || (pp->q_head && pp->q_head->sent))
+        if (pp->n_inflight > 0 || queued_in_doubt(pp))
             return true;
     return false;
 }
@@ -395,7 +411,7 @@ static void idem_bump_maybe(rn_producer *p)
     for (ppart *pp; (pp = next_part(p, &it));) {
         pp->next_sequence = 0;
         for (pbatch *b = pp->q_head; b; b = b->next)
-            b->stamped = false; /* none was sent: any_in_doubt said so */
+            b->stamped = false; /* none in doubt: any_in_doubt said so */
     }
 }
 
@@ -414,18 +430,20 @@ static void idem_reset(rn_producer *p)
 /* A sent batch b failed for good and the leader said it did not append it
  * (STORAGE_ERROR: the write failed, and the leader forgot its sequence and
  * every later one of this producer), and no attempt of it ended in doubt.
- * With nothing else of its partition sent (in flight or waiting for a
- * retry), the partition's sequences go back to b's, and queued batches are
- * stamped again from there: no gap, so no new producer id (on a full disk, a
- * new id per failed batch would soon need a write the disk cannot take).
- * Otherwise the gap is real: idem_reset. */
+ * With nothing else of its partition in doubt (in flight, or waiting for a
+ * retry after an attempt without a verdict), the partition's sequences go
+ * back to b's, and queued batches are stamped again from there, those sent
+ * and refused too (the batches pipelined behind b, answered
+ * OUT_OF_ORDER_SEQUENCE: Kafka's producer moves their sequences back the
+ * same way, adjustSequencesDueToFailedBatch): no gap, so no new producer id
+ * (on a full disk, a new id per failed batch would soon need a write the
+ * disk cannot take). Otherwise the gap is real: idem_reset. */
 static void idem_gap(rn_producer *p, pbatch *b, int err)
 {
     ppart *pp = b->pp;
     if (!b->stamped || b->idem_gen != p->idem_gen)
         return; /* never stamped, or under an id given up already */
-    if (err != -RN_E_STORAGE_ERROR || b->doubt || pp->n_inflight > 0 ||
-        (pp->q_head && pp->q_head->sent)) {
+    if (err != -RN_E_STORAGE_ERROR || b->doubt || pp->n_inflight > 0 || queued_in_doubt(pp)) {
         idem_reset(p);
         return;
     }
@@ -653,6 +671,13 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
          * ahead until the retry fills the gap. Kafka's producer retries it
          * too. */
         retry = true;
+    } else if (err == -RN_E_OUT_OF_ORDER_SEQUENCE && b->stamped && b->idem_gen == p->idem_gen &&
+               p->idem_bump && !b->doubt) {
+        /* Behind a gap a batch that failed for good left (idem_reset): the
+         * leader refused it, so it is in no log; it waits for the new
+         * producer id and is stamped again under it (Kafka's producer
+         * retries every OUT_OF_ORDER_SEQUENCE and bumps its epoch). */
+        retry = true;
     } else if (err == -RN_E_OUT_OF_ORDER_SEQUENCE && b->doubt) {
         /* In doubt (an earlier attempt's answer was lost): the gap is
          * before it, left by a batch that failed for good or one of an
@@ -814,7 +839,7 @@ static int send_round(rn_producer *p, int64_t now)
                 continue;
             if (pp->retrying && pp->n_inflight > 0)
                 continue;
-            if (p->idem_bump && p->idem != IDEM_OFF && !pp->q_head->sent)
+            if (p->idem_bump && p->idem != IDEM_OFF && !queued_in_doubt(pp))
                 continue; /* waits for the new producer id (idem_reset) */
             rn__conn *c;
             if (rn__md_leader(&p->cl, t->name, pp->partition, &c) < 0) {

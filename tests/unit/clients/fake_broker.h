@@ -51,6 +51,10 @@ struct fb {
     rn_frame_decoder dec[FB_MAX_CONNS];
     pthread_mutex_t mu;
     unsigned accepts, requests; /* under mu */
+    /* The payload of the request the handler is called with (a Produce's
+     * batches): valid during that call only. */
+    const uint8_t *payload;
+    uint32_t payload_len;
 };
 
 /* On the broker's thread a failed check cannot end the test the Criterion
@@ -149,7 +153,11 @@ static inline void fb__read(fb *b, int i)
         fb_lock(b);
         b->requests++;
         fb_unlock(b);
+        b->payload = f.payload;
+        b->payload_len = f.payload_len;
         int what = b->fn(b, b->fds[i], h, b->arg);
+        b->payload = NULL;
+        b->payload_len = 0;
         runnel__request_header__free_unpacked(h, NULL);
         if (what == FB_CLOSE) {
             fb__close(b, i);
