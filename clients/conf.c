@@ -463,6 +463,8 @@ bool rn__retriable(int err)
      * sequence (it is in doubt), so the leader answers a duplicate, not a
      * second copy. */
     case -RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    /* A new leader's high watermark still short of its epoch (KIP-207). */
+    case -RN_E_OFFSET_NOT_AVAILABLE:
     case -RN_E_FENCED_LEADER_EPOCH:
     case -RN_E_UNKNOWN_LEADER_EPOCH:
     case -RN_E_SHUTTING_DOWN:

@@ -14,6 +14,11 @@
  * Every answer carries the leader epoch of its offset (Kafka's ListOffsets
  * v4+), from the leader-epoch cache. A current_leader_epoch that is not the
  * partition's is FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH (KIP-320).
+ * A new leader whose high watermark has not yet reached its epoch's start
+ * answers latest and by-time OFFSET_NOT_AVAILABLE (retriable; Kafka's
+ * KIP-207): its high watermark is still the one it had as a follower, so
+ * "latest" could go back and a time could find no record (a client then
+ * takes the stale end: kafkajs was seen reading from 0 after a failover).
  */
 #include <stdlib.h>
 
@@ -94,6 +99,10 @@ void rn_handle_list_offsets(rn_request *req)
             p = NULL; /* led by another broker: NOT_LEADER, as Fetch and Produce */
         if (!p) {
             r->error_code = (uint32_t)-rc;
+            continue;
+        }
+        if (lp->timestamp != -2 && !rn_partition_hw_settled(p)) {
+            r->error_code = (uint32_t)RN_E_OFFSET_NOT_AVAILABLE;
             continue;
         }
         int64_t hw = rn_partition_high_watermark(p);

@@ -40,6 +40,8 @@ int16_t rn_kafka_error(int rn_code)
         return RN_KAFKA_NOT_ENOUGH_REPLICAS;
     case RN_E_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
         return RN_KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+    case RN_E_OFFSET_NOT_AVAILABLE:
+        return RN_KAFKA_OFFSET_NOT_AVAILABLE;
     case RN_E_TOPIC_EXISTS:
         return RN_KAFKA_TOPIC_ALREADY_EXISTS;
     case RN_E_INVALID_TOPIC:

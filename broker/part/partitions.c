@@ -180,6 +180,11 @@ int64_t rn_partition_high_watermark(const rn_partition *p)
     return __atomic_load_n(&p->pub_hw, __ATOMIC_RELAXED);
 }
 
+bool rn_partition_hw_settled(const rn_partition *p)
+{
+    return !p->rs || rn_replica_state_hw_settled(p->rs);
+}
+
 void rn_partition_wake(rn_partition *p)
 {
     if (p->rs && p->log)

@@ -128,6 +128,10 @@ unsigned rn_partition_owner(const rn_broker *b, const char *topic, int32_t parti
  * reader (Fetch, ListOffsets, describe, lag, metrics, gateway) goes through
  * this or rn_partition_offsets, never the log's own offsets. */
 int64_t rn_partition_high_watermark(const rn_partition *p);
+/* Offsets answered from the high watermark are current (owner only): false
+ * while a new leader's high watermark is still short of its epoch's start
+ * (rn_replica_state_hw_settled; ListOffsets answers OFFSET_NOT_AVAILABLE). */
+bool rn_partition_hw_settled(const rn_partition *p);
 
 /* ---- Replication (DESIGN §8): the calls the controller makes, and the checks
  * the APIs make. Owner only. ---- */

@@ -248,6 +248,11 @@ bool rn_replica_state_set_config(rn_replica_state *rs, const rn_replica_config *
     return update_hw(rs);
 }
 
+bool rn_replica_state_hw_settled(const rn_replica_state *rs)
+{
+    return rs->hw >= rs->epoch_start;
+}
+
 int64_t rn_replica_state_hw(const rn_replica_state *rs)
 {
     return rs->hw;

@@ -95,6 +95,13 @@ int rn_replica_state_set_isr(rn_replica_state *rs, const int32_t *isr, unsigned 
  * may propose again. */
 void rn_replica_state_proposal_failed(rn_replica_state *rs);
 
+/* The high watermark has reached the start of this leader epoch: until
+ * then it is the old one this leader knew as a follower (possibly behind
+ * what the last leader had committed), so offsets answered from it (the
+ * latest, or one found by time) may be stale: Kafka answers
+ * OFFSET_NOT_AVAILABLE meanwhile (KIP-207). */
+bool rn_replica_state_hw_settled(const rn_replica_state *rs);
+
 /* Change the limits (AlterConfigs). Returns true when the high watermark
  * advanced (min_insync went down). */
 bool rn_replica_state_set_config(rn_replica_state *rs, const rn_replica_config *cfg);

@@ -216,3 +216,29 @@ Test(replica_state, refuses_bad_input)
     cr_assert(rn_replica_state_in_isr(ok, 3), "a refused ISR changes nothing");
     rn_replica_state_free(ok);
 }
+
+/* KIP-207: a new leader's high watermark is the one it had as a follower
+ * until its followers fetch past its epoch's start; offsets answered from it
+ * meanwhile could be stale (ListOffsets answers OFFSET_NOT_AVAILABLE). */
+Test(replica_state, hw_settles_at_the_epoch_start)
+{
+    rn_replica_config cfg = {.lag_time_max_ms = 10000, .min_insync = 1};
+    rn_replica_state *rs;
+    /* Led from offset 100 on (its log end), known high watermark 60. */
+    cr_assert_eq(rn_replica_state_new(&rs, 1, 5, all3, 3, all3, 3, 100, 60, 100, 1000, &cfg, NULL,
+                                      NULL),
+                 0);
+    cr_assert_not(rn_replica_state_hw_settled(rs), "hw 60 is short of the epoch start 100");
+    rn_replica_state_on_fetch(rs, 2, 100, 100, 1001);
+    cr_assert_not(rn_replica_state_hw_settled(rs), "follower 3 not heard from yet");
+    rn_replica_state_on_fetch(rs, 3, 100, 100, 1002);
+    cr_assert_eq(rn_replica_state_hw(rs), 100);
+    cr_assert(rn_replica_state_hw_settled(rs));
+    rn_replica_state_free(rs);
+    /* A leader whose known high watermark is its log end is settled at once. */
+    cr_assert_eq(rn_replica_state_new(&rs, 1, 6, all3, 3, all3, 3, 100, 100, 100, 1000, &cfg, NULL,
+                                      NULL),
+                 0);
+    cr_assert(rn_replica_state_hw_settled(rs));
+    rn_replica_state_free(rs);
+}
