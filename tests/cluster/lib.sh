@@ -103,6 +103,38 @@ field() { # field NODE KEY: a key of `cluster status` on NODE ("" when it does n
   rn "$1" cluster status 2>/dev/null | awk -v k="$2:" '$1 == k { print $2 }'
 }
 
+# The partition of topic $T that a script follows (partition 0 unless it
+# has more): describe NODE prints its line of `topic describe` as NODE sees
+# it, dfield NODE NAME one "Name: value" of that line, isr_is LIST holds
+# when every live node shows exactly that ISR (sorted, comma-separated),
+# leader_is_live [NOT] when every live node names the same live leader (not
+# NOT) and sets LEADER. A script may define its own after sourcing this.
+describe() {
+  rn "$1" topic describe "$T" 2>/dev/null | awk '$1 == "Topic:" && $3 == "Partition:"'
+}
+dfield() {
+  describe "$1" | tr '\t' '\n' | awk -v k="$2:" '$1 == k { print $2 }'
+}
+isr_is() {
+  local i got
+  for i in 1 2 3; do
+    [ -n "${PID[$i]:-}" ] || continue
+    got=$(dfield "$i" Isr | tr ',' '\n' | sort -n | paste -sd, -)
+    [ "$got" = "$1" ] || return 1
+  done
+}
+leader_is_live() {
+  local i l f=
+  for i in 1 2 3; do
+    [ -n "${PID[$i]:-}" ] || continue
+    l=$(dfield "$i" Leader)
+    [ -n "$l" ] && [ "$l" != "-1" ] && [ "$l" != "${1:-x}" ] && [ -n "${PID[$l]:-}" ] || return 1
+    [ -z "$f" ] && f=$l
+    [ "$l" = "$f" ] || return 1
+  done
+  LEADER=$f
+}
+
 voters() {
   local i s=
   for i in 1 2 3; do

@@ -27,10 +27,6 @@ read -r PORT[1] PORT[2] PORT[3] HTTP[1] HTTP[2] HTTP[3] CTL[1] CTL[2] CTL[3] POR
 ALL="127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]},127.0.0.1:${PORT[3]}"
 for i in 1 2 3; do start_node "$i"; done
 
-dfield() { # dfield NODE NAME
-  rn "$1" topic describe "$T" 2>/dev/null | awk '$1 == "Topic:" && $3 == "Partition:"' |
-    tr '\t' '\n' | awk -v k="$2:" '$1 == k { print $2 }'
-}
 isr3() { [ "$(dfield "$1" Isr | tr ',' '\n' | sort -n | paste -sd, -)" = 1,2,3 ]; }
 created() { rn 1 topic create "$T" -p 1 -r 3 >/dev/null 2>&1 || rn 1 topic describe "$T" >/dev/null 2>&1; }
 wait_for 120 created || { echo "topic not created"; exit 1; }

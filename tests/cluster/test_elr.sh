@@ -36,12 +36,6 @@ RUNNELD=${2:?usage: test_elr.sh RUNNEL RUNNELD}
 
 T=e
 
-describe() { # describe NODE: the partition line of $T as NODE sees it
-  rn "$1" topic describe "$T" 2>/dev/null | awk '$1 == "Topic:" && $3 == "Partition:"'
-}
-dfield() { # dfield NODE NAME: one "Name: value" of describe's partition line
-  describe "$1" | tr '\t' '\n' | awk -v k="$2:" '$1 == k { print $2 }'
-}
 # field_is NODE NAME VALUE: NODE's describe says NAME: VALUE ("" = absent)
 field_is() {
   [ "$(dfield "$1" "$2" | tr ',' '\n' | sort -n | paste -sd, -)" = "$3" ]

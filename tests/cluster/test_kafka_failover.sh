@@ -53,31 +53,6 @@ done
 T=kf
 N_RECORDS=20000
 
-describe() { # describe NODE: the partition line of $T as NODE sees it
-  rn "$1" topic describe "$T" 2>/dev/null | awk '$1 == "Topic:" && $3 == "Partition:"'
-}
-dfield() { # dfield NODE NAME: one "Name: value" of describe's partition line
-  describe "$1" | tr '\t' '\n' | awk -v k="$2:" '$1 == k { print $2 }'
-}
-isr_is() { # every live node shows exactly this ISR (sorted, comma-separated)
-  local i got
-  for i in 1 2 3; do
-    [ -n "${PID[$i]:-}" ] || continue
-    got=$(dfield "$i" Isr | tr ',' '\n' | sort -n | paste -sd, -)
-    [ "$got" = "$1" ] || return 1
-  done
-}
-leader_is_live() { # every live node names the same live leader, not $1
-  local i l f=
-  for i in 1 2 3; do
-    [ -n "${PID[$i]:-}" ] || continue
-    l=$(dfield "$i" Leader)
-    [ -n "$l" ] && [ "$l" != "-1" ] && [ "$l" != "${1:-x}" ] && [ -n "${PID[$l]:-}" ] || return 1
-    [ -z "$f" ] && f=$l
-    [ "$l" = "$f" ] || return 1
-  done
-  LEADER=$f
-}
 kill_leader() {
   KILLED=$LEADER
   kill -KILL "${PID[$KILLED]}"
