@@ -416,6 +416,13 @@ static void apply_remove(rn_image *img, const md_remove_record *r, rn_image_effe
 
 static void elr_settle(rn_partition_info *p);
 
+int32_t rn_image_min_isr_value(const char *value)
+{
+    char *end;
+    long v = strtol(value ? value : "", &end, 10);
+    return value && *value && *end == '\0' && v >= 1 && v <= INT16_MAX ? (int32_t)v : 0;
+}
+
 static int apply_config(rn_image *img, const md_config_record *r, rn_image_effect *eff, int *status)
 {
     topic *t = find_by_id(img, &r->topic_id);
@@ -429,15 +436,13 @@ static int apply_config(rn_image *img, const md_config_record *r, rn_image_effec
         return rc;
     /* The topic's own min.insync.replicas decides the ELR from now on (when
      * it is removed, the next ISR change brings the broker default). */
-    if (rc > 0 && !r->remove && strcmp(key, "min.insync.replicas") == 0) {
-        char *end;
-        long v = strtol(r->value ? r->value : "", &end, 10);
-        if (*end == '\0' && v >= 1 && v <= INT16_MAX)
-            for (int32_t k = 0; k < t->info.n_partitions; k++) {
-                t->parts[k].min_isr = (int32_t)v;
-                elr_settle(&t->parts[k]);
-            }
-    }
+    int32_t v;
+    if (rc > 0 && !r->remove && strcmp(key, "min.insync.replicas") == 0 &&
+        (v = rn_image_min_isr_value(r->value)) > 0)
+        for (int32_t k = 0; k < t->info.n_partitions; k++) {
+            t->parts[k].min_isr = v;
+            elr_settle(&t->parts[k]);
+        }
     if (rc > 0)
         set_effect(eff, RN_IMAGE_CONFIG_CHANGED, t);
     return 0;

@@ -138,6 +138,11 @@ int rn_image_apply(rn_image *img, const struct Runnel__Metadata__MetadataRecord 
 bool rn_image_isr_ok(const rn_image *img, const rn_partition_info *p, const int32_t *isr, size_t n,
                      bool elect, int32_t leader);
 
+/* A min.insync.replicas config value as the image reads it: 1..INT16_MAX,
+ * else 0 (not a value it records). One reading for the image's ELR rule and
+ * for the proposers that record the value with each partition. */
+int32_t rn_image_min_isr_value(const char *value);
+
 /* Look-ups. Valid until the next apply. */
 const rn_topic_info *rn_image_find(const rn_image *img, const char *name);
 const rn_topic_info *rn_image_find_id(const rn_image *img, const uint8_t *id, size_t id_len);

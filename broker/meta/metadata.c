@@ -772,12 +772,8 @@ static int32_t min_isr_of(const rn_metadata *md, const char *const *keys,
                           const char *const *values, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(keys[i], "min.insync.replicas") == 0) {
-            char *end;
-            long v = strtol(values[i], &end, 10);
-            if (*end == '\0' && v >= 1 && v <= INT16_MAX)
-                return (int32_t)v;
-        }
+        if (strcmp(keys[i], "min.insync.replicas") == 0 && rn_image_min_isr_value(values[i]) > 0)
+            return rn_image_min_isr_value(values[i]);
     return md->default_min_isr;
 }
 
