@@ -4,7 +4,7 @@
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" NAME
 #
-# It makes a mktemp directory /tmp/rn-NAME-XXXXXX ($TMP; node I keeps its
+# It makes a mktemp directory ${TMPDIR:-/tmp}/rn-NAME-XXXXXX ($TMP; node I keeps its
 # data in $TMP/nI and its stderr in $TMP/nI.log), removed at exit together
 # with every node still running (SIGKILL by its pid in $PID[I], never by
 # name; a SIGSTOPped one is continued first). Sanitizer reports get exit
@@ -27,7 +27,7 @@ set -u
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86
-TMP=$(mktemp -d "/tmp/rn-${1:?lib.sh needs a name}-XXXXXX")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rn-${1:?lib.sh needs a name}-XXXXXX")
 WAIT_S=${RUNNEL_CLUSTER_WAIT_S:-60}
 # Short timeouts keep the tests quick; the bounds above are generous for a
 # loaded machine. Safety never depends on them, only how soon things move.
