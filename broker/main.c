@@ -33,6 +33,7 @@
 #include "broker/net/reactor.h"
 #include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
+#include "broker/part/plant.h"
 #include "storage/crash.h"
 #include "storage/sys.h"
 
@@ -391,6 +392,18 @@ int main(int argc, char **argv)
         char q[2 * PATH_MAX + 8];
         rn_logfmt(RN_WARN, "TEST FACILITY ON: not for production", "what=%s",
                   rn_logfmt_quote(crash_what, q, sizeof(q)));
+    }
+    /* Planted replication bugs (part/plant.h), for the fault suite alone. */
+    char plant_what[256];
+    rc = rn_plant_init_from_env(plant_what, sizeof(plant_what), err, sizeof(err));
+    if (rc < 0) {
+        rn_logfmt(RN_ERROR, "bad test facility setting", "detail=%s", err);
+        return 1;
+    }
+    if (plant_what[0]) {
+        char q[2 * sizeof(plant_what) + 8];
+        rn_logfmt(RN_WARN, "PLANTED BUG: this broker loses acknowledged data on purpose",
+                  "plant=%s", rn_logfmt_quote(plant_what, q, sizeof(q)));
     }
     rc = mkdirs(b->cfg.data_dir);
     if (rc < 0) {

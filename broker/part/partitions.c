@@ -68,6 +68,7 @@
 #include "broker/net/reactor.h"
 #include "broker/part/fetchers.h"
 #include "broker/part/partitions.h"
+#include "broker/part/plant.h"
 #include "broker/part/roles.h"
 #include "broker/sorted.h"
 #include "protocol/partition_meta.h"
@@ -339,6 +340,10 @@ int rn_partition_acks_all(const rn_partition *p, int32_t leader_epoch, int64_t n
     if (!p->log || rn_partition_check_leader(p) < 0 ||
         (p->role == RN_ROLE_LEADER && p->leader_epoch != leader_epoch))
         return -RN_E_NOT_LEADER;
+    /* PLANTED BUG, off unless RUNNEL_PLANT=acks-early (part/plant.h): the
+     * batch is acknowledged as acks=1 would, before the ISR has it. */
+    if (__builtin_expect(rn_plant_acks_early, 0))
+        return 1;
     if (rn_partition_high_watermark(p) >= need_hw)
         return 1;
     if (!rn_partition_isr_enough(p))
