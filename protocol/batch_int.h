@@ -3,10 +3,11 @@
  * readers, the size limits, and the calls between batch.c and batch_stream.c.
  * Not for use outside protocol/batch*.c; the API is protocol/batch.h.
  *
- *   batch.c         the header check, the in-place iterator, verification
- *                   and rn_batch_validate (produce), and the builder.
- *   batch_stream.c  the streaming window (rn_batch_stream) and, over it, the
- *                   walk rn_batch_validate makes of a compressed batch.
+ *   batch.c          the header check, the in-place iterator, verification
+ *                    and rn_batch_validate (produce).
+ *   batch_builder.c  the builder: records encoded into a new batch.
+ *   batch_stream.c   the streaming window (rn_batch_stream) and, over it, the
+ *                    walk rn_batch_validate makes of a compressed batch.
  *
  * Both decode records by the one set of rules in batch.c (next_record, reached
  * from batch_stream.c through rn__batch_next_record), so the in-place and the
@@ -30,6 +31,8 @@
 /* The smallest record header: name_len and value_len, one byte each. */
 #define MIN_HEADER_LEN           2
 #define DEFAULT_MAX_UNCOMPRESSED ((size_t)64 << 20)
+/* A whole batch stays within what batch_length and message.max.bytes can say. */
+#define MAX_BATCH_SIZE ((size_t)INT32_MAX)
 
 /* ---- Zigzag varints (reading) ---------------------------------------------- */
 
