@@ -11,7 +11,9 @@
  *   conn.c      rn__conn (non-blocking socket, send buffer, frame decoder,
  *               pipelined requests matched by correlation id) and the poll loop
  *   metadata.c  brokers, topics, partitions and leaders; refresh on demand
- *   admin.c     rn_admin_*      producer.c  rn_producer_*
+ *   admin.c     rn_admin_*
+ *   producer.c  rn_producer_* (with producer_idem.c, idempotence: see
+ *               producer_int.h)
  *   consumer.c  rn_consumer_* (with fetcher.c, decode.c and group.c: see
  *               consumer_int.h; group membership follows the shared state
  *               machine protocol/group_member.h)

@@ -57,8 +57,8 @@
  *     already has with the first offset instead of storing it twice.
  *  6. A batch in flight, or one an attempt of which ended without a verdict
  *     (lost connection, timeout; not an answer by which the leader refused
- *     it, refused_before_append), is in doubt (any_in_doubt): its bytes may
- *     be in the log though the answer was lost. It is retried
+ *     it, rn__producer_refused_before_append), is in doubt (any_in_doubt):
+ *     its bytes may be in the log though the answer was lost. It is retried
  *     under its id and sequence, in sequence order (a retrying partition has
  *     one batch in flight, the oldest), until the leader acknowledges it
  *     (maybe as a duplicate) or it fails for good (delivery.timeout.ms,
@@ -67,16 +67,20 @@
  *     older batch of its partition is unresolved.
  *  7. A stamped batch that fails for good leaves a gap in its partition's
  *     sequences: the producer then needs a new id, sequences from 0
- *     (idem_reset). It takes it only once no batch is in doubt (Kafka's
- *     epoch bump after its unresolved sequences are resolved, KIP-360):
+ *     (rn__producer_idem_reset). It takes it only once no batch is in doubt
+ *     (Kafka's epoch bump after its unresolved sequences are resolved, KIP-360):
  *     until then batches not in doubt wait (or, refused with
  *     OUT_OF_ORDER_SEQUENCE, go back to wait), and those in doubt go on under
  *     the old id. Exception: the leader said it did not append the batch
  *     (STORAGE_ERROR), no attempt of it was in doubt and nothing else of its
  *     partition is: the partition's sequences go back to the failed batch's,
- *     for queued batches sent and refused too (idem_gap). A broker without
- *     InitProducer (UNKNOWN_API) turns idempotence off and the producer goes
- *     on without it.
+ *     for queued batches sent and refused too (rn__producer_idem_gap). A
+ *     broker without InitProducer (UNKNOWN_API) turns idempotence off and the
+ *     producer goes on without it.
+ *
+ * Idempotence (invariants 5 to 7: the producer id, the sequences, the batches
+ * in doubt) is in producer_idem.c; the state the two files share is in
+ * producer_int.h.
  */
 #include <errno.h>
 #include <limits.h>
@@ -86,6 +90,7 @@
 #include <unistd.h>
 
 #include "clients/internal.h"
+#include "clients/producer_int.h"
 #include "clients/testing.h"
 
 /* STORAGE_ERROR is retried for this many retry.backoff.ms after the first of
@@ -97,85 +102,8 @@
 #define RN__IDEM_MAX_IN_FLIGHT 5
 #include "protocol/batch.h"
 
-typedef struct ppart ppart;
-typedef struct ptopic ptopic;
-
-typedef struct pbatch {
-    ppart *pp;
-    uint8_t *buf;   /* recycled into pp's builder when the batch ends */
-    size_t buf_cap; /* buf's capacity (rn_batch_builder_finish_reusable) */
-    size_t len;
-    int32_t n;
-    void **opaques;
-    uint64_t seq;
-    size_t mem;       /* its records' share of queued_bytes (invariant 4) */
-    int64_t deadline; /* delivery.timeout.ms after its first record was queued */
-    int64_t retry_at;
-    int64_t attempts;
-    int last_err;
-    bool stamped;          /* producer id and sequence written (invariant 5) */
-    bool sent;             /* handed to a connection under its stamp */
-    bool doubt;            /* an attempt ended without a verdict: it may be in the log */
-    uint32_t idem_gen;     /* p->idem_gen when stamped */
-    int32_t base_sequence; /* the sequence stamped */
-    struct pbatch *next;
-    struct pbatch *fnext; /* the next of its partition's batches in flight */
-} pbatch;
-
-struct ppart {
-    ptopic *t;
-    int32_t partition;
-    rn_batch_builder *b; /* the open batch */
-    size_t open_bytes;   /* its records' share of queued_bytes (invariant 4) */
-    void **opaques;
-    int32_t n_open;
-    size_t cap_open;
-    int64_t open_first;
-    size_t last_n;           /* records in the last batch finished */
-    pbatch *q_head, *q_tail; /* finished, not in flight, in seq order */
-    int n_inflight;
-    pbatch *flight; /* its batches in flight (fnext), in the order sent */
-    bool retrying;
-    int64_t storage_since; /* first STORAGE_ERROR of a run of them, 0: none */
-    uint64_t next_seq;
-    int32_t next_sequence; /* idempotence: the next batch's base_sequence */
-};
-
-struct ptopic {
-    char *name;
-    int32_t n_parts;
-    ppart **parts; /* created on first use */
-    /* The metadata's partition count, as of metadata generation md_gen (the
-     * cache entry cannot change without a new generation). */
-    int32_t md_parts;
-    uint64_t md_gen;
-    int32_t sticky;
-    uint32_t rr;
-    /* The largest batch, and so record, the topic takes: message.max.bytes
-     * when set, else the topic's max.message.bytes from the metadata. */
-    size_t max_batch;
-};
-
 /* A broker that does not say its topics' limit has the 1 MiB default. */
 #define DEFAULT_MAX_BATCH ((size_t)1 << 20)
-
-/* The outcome of a batch's records (or of an open batch's, when it could not
- * be built or the producer closed): one entry per batch, not per record, so
- * a 100-byte record does not pay for writing and reading back a report of
- * its own. */
-typedef struct preport {
-    int err;
-    ppart *pp;
-    int64_t base_offset; /* record i got base_offset + i; -1: unknown */
-    int32_t n;
-    void **opaques; /* owned: n of them, freed once delivered */
-    size_t mem;     /* the records' share of queued_bytes (invariant 4) */
-} preport;
-
-struct rn_producer;
-
-/* Idempotence: OFF, or NEED an id → WAIT for InitProducer → READY. */
-enum idem_state { IDEM_OFF, IDEM_NEED, IDEM_WAIT, IDEM_READY };
 
 /* One Produce request in flight. */
 typedef struct preq {
@@ -183,32 +111,6 @@ typedef struct preq {
     size_t n;
     pbatch *batches[];
 } preq;
-
-struct rn_producer {
-    rn__client cl;
-    rn_delivery_cb cb;
-    void *cb_arg;
-    rn_batch_builder_opts bopts;
-    ptopic **topics;
-    size_t n_topics;
-    ptopic *last; /* the topic of the last send, checked first */
-    preport *reports;
-    size_t n_reports, cap_reports;
-    size_t n_slots; /* report entries owed: open and finished batches, undelivered reports */
-    size_t outstanding;
-    size_t queued_bytes; /* invariant 4 */
-    bool flushing, closing, in_callbacks;
-    bool need_md;
-    int64_t md_retry_at;
-    enum idem_state idem;
-    int64_t pid;
-    int16_t epoch;
-    int64_t idem_retry_at;
-    uint32_t idem_gen; /* bumped by idem_reset: batches stamped before are stale */
-    bool idem_bump;    /* a sent batch failed for good: a new id once none is in doubt */
-    uint64_t rng;
-    uint64_t n_requests, n_batches;
-};
 
 /* ---- Small helpers ---------------------------------------------------------------- */
 
@@ -319,43 +221,7 @@ static void pick_sticky(rn_producer *p, ptopic *t)
     t->sticky = s;
 }
 
-/* ---- Idempotence ---------------------------------------------------------------------- */
-
-static void put_be(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-/* Write the producer id, epoch and the partition's next sequence into b's
- * header and recompute the CRC, which covers them. Once per batch. */
-static void stamp(rn_producer *p, pbatch *b)
-{
-    ppart *pp = b->pp;
-    uint8_t *h = b->buf;
-    put_be(h + RN_BATCH_OFF_PRODUCER_ID, (uint64_t)p->pid, 8);
-    put_be(h + RN_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)p->epoch, 2);
-    put_be(h + RN_BATCH_OFF_BASE_SEQUENCE, (uint32_t)pp->next_sequence, 4);
-    put_be(h + RN_BATCH_OFF_CRC, rn_crc32c(h + RN_BATCH_CRC_START, b->len - RN_BATCH_CRC_START), 4);
-    b->idem_gen = p->idem_gen;
-    b->base_sequence = pp->next_sequence;
-    /* Sequences wrap to 0 after INT32_MAX, as Kafka's do. */
-    pp->next_sequence = (int32_t)(((int64_t)pp->next_sequence + b->n) % ((int64_t)INT32_MAX + 1));
-    b->stamped = true;
-}
-
-/* Every partition p keeps state for, topic by topic: with part_iter it = {0},
- * `for (ppart *pp; (pp = next_part(p, &it));)`, it.t the partition's topic.
- * Topics and partitions added meanwhile are visited too. */
-typedef struct part_iter {
-    size_t ti;
-    int32_t pi;
-    ptopic *t;
-} part_iter;
-
-static ppart *next_part(const rn_producer *p, part_iter *it)
+ppart *rn__producer_next_part(const rn_producer *p, part_iter *it)
 {
     for (; it->ti < p->n_topics; it->ti++, it->pi = 0) {
         it->t = p->topics[it->ti];
@@ -366,148 +232,6 @@ static ppart *next_part(const rn_producer *p, part_iter *it)
         }
     }
     return NULL;
-}
-
-/* Whether a batch of pp waiting in its queue is in doubt: an attempt of it
- * ended without a verdict (b->doubt), so it may be in the log already. A
- * batch sent whose every attempt the leader refused (refused_before_append)
- * is not: it is in no log, and may take a new sequence or id like one never
- * sent (Kafka's producer re-sequences such batches too). Sent batches come
- * before unsent ones in a queue (only the head is ever sent). */
-static bool queued_in_doubt(const ppart *pp)
-{
-    for (const pbatch *b = pp->q_head; b && b->sent; b = b->next)
-        if (b->doubt)
-            return true;
-    return false;
-}
-
-/* Whether a batch is in doubt: in flight (no answer yet), or back in its
- * queue after an attempt without a verdict. Such a batch may be in the log
- * already (the answer was lost), so it must go on under its own id and
- * sequence until the leader says where it is or its delivery.timeout.ms
- * fails it: sent again under a new id it would be stored twice. */
-static bool any_in_doubt(const rn_producer *p)
-{
-    part_iter it = {0};
-    for (ppart *pp; (pp = next_part(p, &it));)
-        if (pp->n_inflight > 0 || queued_in_doubt(pp))
-            return true;
-    return false;
-}
-
-/* The new producer id idem_reset asked for, once no batch is in doubt (as
- * Kafka's producer bumps its epoch only when its unresolved sequences are
- * resolved, KIP-360): batches not yet sent get sequences from 0 under it. */
-static void idem_bump_maybe(rn_producer *p)
-{
-    if (!p->idem_bump || p->idem == IDEM_OFF || any_in_doubt(p))
-        return;
-    p->idem_bump = false;
-    p->idem = IDEM_NEED;
-    p->idem_retry_at = 0;
-    p->idem_gen++;
-    part_iter it = {0};
-    for (ppart *pp; (pp = next_part(p, &it));) {
-        pp->next_sequence = 0;
-        for (pbatch *b = pp->q_head; b; b = b->next)
-            b->stamped = false; /* none in doubt: any_in_doubt said so */
-    }
-}
-
-/* A stamped batch failed for good: its partition's sequences have a gap the
- * leader would refuse, so the producer needs a new id. Until the batches in
- * doubt are resolved it keeps the old one: they are retried under it, and
- * batches never sent wait (send_round). */
-static void idem_reset(rn_producer *p)
-{
-    if (p->idem == IDEM_OFF || p->closing)
-        return;
-    p->idem_bump = true;
-    idem_bump_maybe(p);
-}
-
-/* A sent batch b failed for good and the leader said it did not append it
- * (STORAGE_ERROR: the write failed, and the leader forgot its sequence and
- * every later one of this producer), and no attempt of it ended in doubt.
- * With nothing else of its partition in doubt (in flight, or waiting for a
- * retry after an attempt without a verdict), the partition's sequences go
- * back to b's, and queued batches are stamped again from there, those sent
- * and refused too (the batches pipelined behind b, answered
- * OUT_OF_ORDER_SEQUENCE: Kafka's producer moves their sequences back the
- * same way, adjustSequencesDueToFailedBatch): no gap, so no new producer id
- * (on a full disk, a new id per failed batch would soon need a write the
- * disk cannot take). Otherwise the gap is real: idem_reset. */
-static void idem_gap(rn_producer *p, pbatch *b, int err)
-{
-    ppart *pp = b->pp;
-    if (!b->stamped || b->idem_gen != p->idem_gen)
-        return; /* never stamped, or under an id given up already */
-    if (err != -RN_E_STORAGE_ERROR || b->doubt || pp->n_inflight > 0 || queued_in_doubt(pp)) {
-        idem_reset(p);
-        return;
-    }
-    pp->next_sequence = b->base_sequence;
-    for (pbatch *q = pp->q_head; q; q = q->next)
-        q->stamped = false;
-}
-
-/* Answers by which the leader refused a batch before appending it: an
- * attempt that ends with one leaves no doubt. Any other end (a lost
- * connection, a timeout, NOT_LEADER from a leader that may have appended it
- * before it stepped down) may have left the batch in the log. */
-static bool refused_before_append(int err)
-{
-    switch (err) {
-    case -RN_E_OUT_OF_ORDER_SEQUENCE:
-    case -RN_E_UNKNOWN_TOPIC:
-    case -RN_E_STORAGE_ERROR:
-    case -RN_E_NOT_ENOUGH_REPLICAS:
-    case -RN_E_FENCED_LEADER_EPOCH:
-    case -RN_E_UNKNOWN_LEADER_EPOCH:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static void init_producer_cb(void *arg, rn__conn *c, int err, rn_frame_response *resp)
-{
-    rn_producer *p = arg;
-    if (!err && resp->hdr->error_code)
-        err = -(int)resp->hdr->error_code;
-    if (!err) {
-        p->pid = resp->hdr->init_producer->producer_id;
-        p->epoch = (int16_t)resp->hdr->init_producer->producer_epoch;
-        p->idem = p->pid >= 0 ? IDEM_READY : IDEM_OFF;
-        return;
-    }
-    if (rn__retriable(err)) {
-        p->idem = IDEM_NEED;
-        p->idem_retry_at = rn__now_ms() + p->cl.conf->retry_backoff_ms;
-        if (rn__needs_metadata(err))
-            p->need_md = true;
-        return;
-    }
-    /* A broker that does not know InitProducer, or refuses it: go on without. */
-    rn__fail(&p->cl, err, "idempotence off: InitProducer to %s:%u failed: %s", c->host, c->port,
-             rn_strerror(err));
-    p->idem = IDEM_OFF;
-}
-
-static void init_producer(rn_producer *p, int64_t now)
-{
-    Runnel__InitProducerRequest req = RUNNEL__INIT_PRODUCER_REQUEST__INIT;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_INIT_PRODUCER;
-    h.init_producer = &req;
-    rn__conn *c = rn__client_conn_any(&p->cl);
-    if (c && rn__conn_send(c, &h, NULL, 0, RUNNEL__API__INIT_PRODUCER,
-                           p->cl.conf->socket_timeout_ms, false, init_producer_cb, p) == 0) {
-        p->idem = IDEM_WAIT;
-        return;
-    }
-    p->idem_retry_at = now + p->cl.conf->retry_backoff_ms;
 }
 
 /* ---- Open batches --------------------------------------------------------------------- */
@@ -673,7 +397,7 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
         retry = true;
     } else if (err == -RN_E_OUT_OF_ORDER_SEQUENCE && b->stamped && b->idem_gen == p->idem_gen &&
                p->idem_bump && !b->doubt) {
-        /* Behind a gap a batch that failed for good left (idem_reset): the
+        /* Behind a gap a batch that failed for good left (rn__producer_idem_reset): the
          * leader refused it, so it is in no log; it waits for the new
          * producer id and is stamped again under it (Kafka's producer
          * retries every OUT_OF_ORDER_SEQUENCE and bumps its epoch). */
@@ -686,7 +410,7 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
          * delivery.timeout.ms ends it; never sent under a new id. */
         retry = true;
     }
-    if (b->sent && !refused_before_append(err))
+    if (b->sent && !rn__producer_refused_before_append(err))
         b->doubt = true;
     if (!p->closing && retry && b->attempts <= conf->retries &&
         now + conf->retry_backoff_ms < b->deadline) {
@@ -697,7 +421,7 @@ static void batch_failed(rn_producer *p, pbatch *b, int err, const char *msg)
     }
     rn__fail(&p->cl, err, "delivery to %s-%d failed after %lld attempt%s: %s", pp->t->name,
              pp->partition, (long long)b->attempts, b->attempts == 1 ? "" : "s", msg);
-    idem_gap(p, b, err);
+    rn__producer_idem_gap(p, b, err);
     fail_batch(p, b, err);
 }
 
@@ -839,8 +563,8 @@ static int send_round(rn_producer *p, int64_t now)
                 continue;
             if (pp->retrying && pp->n_inflight > 0)
                 continue;
-            if (p->idem_bump && p->idem != IDEM_OFF && !queued_in_doubt(pp))
-                continue; /* waits for the new producer id (idem_reset) */
+            if (p->idem_bump && p->idem != IDEM_OFF && !rn__producer_queued_in_doubt(pp))
+                continue; /* waits for the new producer id (rn__producer_idem_reset) */
             rn__conn *c;
             if (rn__md_leader(&p->cl, t->name, pp->partition, &c) < 0) {
                 p->need_md = true;
@@ -870,7 +594,7 @@ static int send_round(rn_producer *p, int64_t now)
                 d->cap = cap;
             }
             if (p->idem == IDEM_READY && !pp->q_head->stamped)
-                stamp(p, pp->q_head);
+                rn__producer_stamp(p, pp->q_head);
             d->b[d->n++] = pp->q_head;
         }
     }
@@ -889,7 +613,7 @@ static void pump(rn_producer *p)
     const rn_conf *conf = p->cl.conf;
     int64_t now = rn__now_ms();
     part_iter it = {0};
-    for (ppart *pp; (pp = next_part(p, &it));) {
+    for (ppart *pp; (pp = rn__producer_next_part(p, &it));) {
         if (pp->n_open && (p->flushing || p->closing || now - pp->open_first >= conf->linger_ms))
             close_open(p, pp);
         /* Expire waiting batches (in flight ones end by their request's timeout). */
@@ -904,18 +628,18 @@ static void pump(rn_producer *p)
                      b->last_err ? ", last error: " : "",
                      b->last_err ? rn_errname(b->last_err) : "");
             if (b->stamped && b->idem_gen == p->idem_gen)
-                idem_reset(p);
+                rn__producer_idem_reset(p);
             fail_batch(p, b, -RN_E_TIMEOUT);
         }
     }
-    idem_bump_maybe(p);
+    rn__producer_idem_bump_maybe(p);
     if (p->idem == IDEM_NEED && now >= p->idem_retry_at) {
         bool queued = false;
         it = (part_iter){0};
-        for (ppart *pp; !queued && (pp = next_part(p, &it));)
+        for (ppart *pp; !queued && (pp = rn__producer_next_part(p, &it));)
             queued = pp->q_head || pp->n_open;
         if (queued)
-            init_producer(p, now);
+            rn__producer_init_producer(p, now);
     }
     /* Each round puts at most one batch per partition in a request; go on while
      * connections take more (bounded by max.in.flight). */
@@ -938,7 +662,7 @@ static int64_t next_timer(rn_producer *p)
     int64_t now = rn__now_ms();
     int64_t t = INT64_MAX;
     part_iter it = {0};
-    for (ppart *pp; (pp = next_part(p, &it));) {
+    for (ppart *pp; (pp = rn__producer_next_part(p, &it));) {
         if (pp->n_open)
             t = min64(t, p->flushing ? 0 : pp->open_first + conf->linger_ms);
         if (pp->q_head) {
@@ -1009,7 +733,7 @@ int rn_producer_new(rn_producer **out, const rn_conf *conf, rn_delivery_cb cb, v
     p->bopts.producer_id = -1;
     p->bopts.producer_epoch = -1;
     p->bopts.base_sequence = -1;
-    /* Batches are built without producer fields; stamp() fills them at first send. */
+    /* Batches are built without producer fields; rn__producer_stamp() fills them at first send. */
     p->idem = conf->idempotence && conf->acks == -1 && conf->max_in_flight <= RN__IDEM_MAX_IN_FLIGHT
                   ? IDEM_NEED
                   : IDEM_OFF;
@@ -1210,7 +934,7 @@ int rn_producer_close(rn_producer *p)
     p->closing = true;
     /* Whatever is still here is reported as closed, in flight or not. */
     part_iter it = {0};
-    for (ppart *pp; (pp = next_part(p, &it));) {
+    for (ppart *pp; (pp = rn__producer_next_part(p, &it));) {
         if (pp->n_open)
             fail_open(p, pp, -RN_E_CLOSED);
         while (pp->q_head) {

@@ -39,6 +39,11 @@
  * older runneld checked only the header) can poison a partition for every
  * reader; with it, what the log holds decodes.
  *
+ * The streaming window (rn_batch_stream) and rn_batch_validate's streamed walk
+ * of a compressed batch are in batch_stream.c, the builder (encoding) in
+ * batch_builder.c; what the files share (varint readers, limits, the calls
+ * between them) is in batch_int.h.
+ *
  * Invariants kept here:
  *  1. Nothing reads a byte before checking it lies inside the buffer: every
  *     length is compared with the bytes left before it is used, and a record's
@@ -47,15 +52,12 @@
  *     so recovery costs one CRC pass per batch. rn_batch_validate (produce)
  *     adds one pass over the records, with no allocation when uncompressed
  *     and, compressed, a bounded window (never the whole section: see
- *     "Validation of a compressed batch, streamed").
+ *     "Validation of a compressed batch, streamed" in batch_stream.c).
  *  3. Decompression never allocates an output buffer larger than max_uncompressed
  *     (+1 byte in the streaming case): a frame's declared content size is checked
  *     before malloc, and the window a codec may allocate is capped to match
  *     (protocol/codec.c keeps these bounds for all four codecs).
- *  4. The builder writes records straight into one buffer that grows
- *     geometrically, with the header's 61 bytes reserved in front; finishing an
- *     uncompressed batch hands that buffer over without copying it.
- *  5. The CRC covers bytes 21..end, so rn_batch_stamp never re-hashes.
+ *  4. The CRC covers bytes 21..end, so rn_batch_stamp never re-hashes.
  */
 #include <endian.h>
 #include <errno.h>
@@ -67,100 +69,17 @@
 #include <string.h>
 
 #include <isa-l/crc.h>
-#include <zstd.h>
-#include <zstd_errors.h>
 
 #include "protocol/bytes.h"
 #include "protocol/batch.h"
+#include "protocol/batch_int.h"
 #include "protocol/codec.h"
 #include "protocol/errors.h"
 
 /* The smallest batch_length: a header and nothing else. */
 #define MIN_BATCH_LENGTH (RN_BATCH_HEADER_LEN - RN_BATCH_LOG_OVERHEAD)
-/* The smallest record body: attributes and five one-byte varints. */
-#define MIN_RECORD_BODY 6
-/* The smallest record: its length varint and the body. */
-#define MIN_RECORD_LEN (1 + MIN_RECORD_BODY)
-/* The smallest record header: name_len and value_len, one byte each. */
-#define MIN_HEADER_LEN           2
-#define DEFAULT_MAX_UNCOMPRESSED ((size_t)64 << 20)
-/* A whole batch stays within what batch_length and message.max.bytes can say. */
-#define MAX_BATCH_SIZE  ((size_t)INT32_MAX)
-#define BUILDER_MIN_CAP 4096
 /* ISA-L takes an int length: hash larger buffers in pieces. */
 #define CRC_CHUNK ((size_t)1 << 30)
-
-/* ---- Big-endian fields ------------------------------------------------- */
-
-/* ---- Zigzag varints ---------------------------------------------------- */
-
-static inline uint32_t zigzag32(int32_t v)
-{
-    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
-}
-
-static inline uint64_t zigzag64(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-}
-
-static inline size_t uvarint_size(uint64_t v)
-{
-    return v ? (size_t)(64 - __builtin_clzll(v) + 6) / 7 : 1;
-}
-
-static inline uint8_t *put_uvarint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* Read a zigzag varint of at most 5 bytes from [*pp, end). A sixth byte, bits
- * beyond 32 in the fifth, or running into end are -RN_E_BATCH_BAD_VARINT. */
-static inline int get_varint(const uint8_t **pp, const uint8_t *end, int32_t *out)
-{
-    const uint8_t *p = *pp;
-    uint32_t v = 0;
-    for (int i = 0; i < 5; i++) {
-        if (p >= end)
-            return -RN_E_BATCH_BAD_VARINT;
-        uint8_t b = *p++;
-        if (i == 4 && b > 0x0f)
-            return -RN_E_BATCH_BAD_VARINT;
-        v |= (uint32_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *out = (int32_t)((v >> 1) ^ -(v & 1));
-            *pp = p;
-            return 0;
-        }
-    }
-    return -RN_E_BATCH_BAD_VARINT; /* not reached: the fifth byte has no continuation bit */
-}
-
-/* The same for a varlong of at most 10 bytes. */
-static inline int get_varlong(const uint8_t **pp, const uint8_t *end, int64_t *out)
-{
-    const uint8_t *p = *pp;
-    uint64_t v = 0;
-    for (int i = 0; i < 10; i++) {
-        if (p >= end)
-            return -RN_E_BATCH_BAD_VARINT;
-        uint8_t b = *p++;
-        if (i == 9 && b > 0x01)
-            return -RN_E_BATCH_BAD_VARINT;
-        v |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *out = (int64_t)((v >> 1) ^ -(v & 1));
-            *pp = p;
-            return 0;
-        }
-    }
-    return -RN_E_BATCH_BAD_VARINT;
-}
 
 /* Read a nullable byte string (varint length, -1 = null) from [*pp, end). */
 static inline int get_bytes(const uint8_t **pp, const uint8_t *end, const uint8_t **data,
@@ -216,25 +135,6 @@ static void decode_header(const uint8_t *p, rn_batch_header *h)
     h->producer_epoch = (int16_t)rn_get_be16(p + RN_BATCH_OFF_PRODUCER_EPOCH);
     h->base_sequence = (int32_t)rn_get_be32(p + RN_BATCH_OFF_BASE_SEQUENCE);
     h->records_count = (int32_t)rn_get_be32(p + RN_BATCH_OFF_RECORDS_COUNT);
-}
-
-/* Everything but the CRC goes in; the CRC is computed over the result. */
-static void encode_header(uint8_t *p, const rn_batch_header *h)
-{
-    rn_put_be64(p + RN_BATCH_OFF_BASE_OFFSET, (uint64_t)h->base_offset);
-    rn_put_be32(p + RN_BATCH_OFF_LENGTH, (uint32_t)h->batch_length);
-    rn_put_be32(p + RN_BATCH_OFF_LEADER_EPOCH, (uint32_t)h->partition_leader_epoch);
-    p[RN_BATCH_OFF_MAGIC] = (uint8_t)h->magic;
-    rn_put_be16(p + RN_BATCH_OFF_ATTRIBUTES, (uint16_t)h->attributes);
-    rn_put_be32(p + RN_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)h->last_offset_delta);
-    rn_put_be64(p + RN_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)h->base_timestamp);
-    rn_put_be64(p + RN_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)h->max_timestamp);
-    rn_put_be64(p + RN_BATCH_OFF_PRODUCER_ID, (uint64_t)h->producer_id);
-    rn_put_be16(p + RN_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)h->producer_epoch);
-    rn_put_be32(p + RN_BATCH_OFF_BASE_SEQUENCE, (uint32_t)h->base_sequence);
-    rn_put_be32(p + RN_BATCH_OFF_RECORDS_COUNT, (uint32_t)h->records_count);
-    size_t size = rn_batch_size(h);
-    rn_put_be32(p + RN_BATCH_OFF_CRC, rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START));
 }
 
 int rn_batch_peek(const void *buf, size_t len, size_t max_len, rn_batch_header *h)
@@ -398,8 +298,7 @@ int rn_record_header_next(const uint8_t **pos, const uint8_t *end, rn_record_hea
 
 /* Say why a record is malformed: err may be NULL (the iterator's hot path,
  * where only the code matters), so the message costs nothing unless asked. */
-__attribute__((format(printf, 4, 5))) static int bad(int rc, char *err, size_t errlen,
-                                                     const char *fmt, ...)
+int rn__batch_bad(int rc, char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -412,9 +311,9 @@ __attribute__((format(printf, 4, 5))) static int bad(int rc, char *err, size_t e
 
 /* Say why get_bytes refused the field at start (kept out of line: only
  * malformed records get here). */
-static __attribute__((noinline)) int explain_field(int rc, const uint8_t *start, const uint8_t *end,
-                                                   const char *what, int32_t hdr, char *err,
-                                                   size_t errlen)
+__attribute__((noinline)) int rn__batch_explain_field(int rc, const uint8_t *start,
+                                                      const uint8_t *end, const char *what,
+                                                      int32_t hdr, char *err, size_t errlen)
 {
     char name[48];
     if (hdr >= 0)
@@ -423,12 +322,12 @@ static __attribute__((noinline)) int explain_field(int rc, const uint8_t *start,
         snprintf(name, sizeof(name), "%s", what);
     int32_t n;
     if (rc == -RN_E_BATCH_BAD_VARINT || get_varint(&start, end, &n))
-        return bad(rc, err, errlen, "%s length varint malformed or cut off by the record's end",
-                   name);
-    return bad(rc, err, errlen,
-               n < -1 ? "%s length %" PRId32 " is negative (only -1, null, is allowed)"
-                      : "%s of %" PRId32 " bytes runs past the record's end",
-               name, n);
+        return rn__batch_bad(rc, err, errlen,
+                             "%s length varint malformed or cut off by the record's end", name);
+    return rn__batch_bad(rc, err, errlen,
+                         n < -1 ? "%s length %" PRId32 " is negative (only -1, null, is allowed)"
+                                : "%s of %" PRId32 " bytes runs past the record's end",
+                         name, n);
 }
 
 /* A nullable byte string of a record (key, value, a header's name or value),
@@ -443,7 +342,7 @@ static inline __attribute__((always_inline)) int get_field(const uint8_t **pp, c
     int rc = get_bytes(pp, end, data, len);
     if (__builtin_expect(rc == 0, 1) || !err)
         return rc;
-    return explain_field(rc, start, end, what, hdr, err, errlen);
+    return rn__batch_explain_field(rc, start, end, what, hdr, err, errlen);
 }
 
 /* Decode the record at it->pos into rec (rn_batch_iter_next's work), and when
@@ -453,81 +352,86 @@ static inline __attribute__((always_inline)) int next_record(rn_batch_iter *it, 
 {
     if (it->left <= 0)
         return it->pos == it->end ? 0
-                                  : bad(-RN_E_BATCH_TRAILING_BYTES, err, errlen,
-                                        "%td bytes after the last of %" PRId32 " records",
-                                        it->end - it->pos, it->h.records_count);
+                                  : rn__batch_bad(-RN_E_BATCH_TRAILING_BYTES, err, errlen,
+                                                  "%td bytes after the last of %" PRId32 " records",
+                                                  it->end - it->pos, it->h.records_count);
     const uint8_t *p = it->pos, *end = it->end;
     if (p >= end) /* fewer records than records_count */
-        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
-                   "missing: the records end here but records_count is %" PRId32,
-                   it->h.records_count);
+        return rn__batch_bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                             "missing: the records end here but records_count is %" PRId32,
+                             it->h.records_count);
 
     int32_t len;
     int rc = get_varint(&p, end, &len);
     if (rc)
-        return bad(rc, err, errlen, "length varint malformed or cut off");
+        return rn__batch_bad(rc, err, errlen, "length varint malformed or cut off");
     if (len < MIN_RECORD_BODY || len > end - p)
-        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
-                   len < MIN_RECORD_BODY ? "length %" PRId32 " is below the %d-byte minimum"
-                                         : "length %" PRId32 " runs past the end of the records",
-                   len, MIN_RECORD_BODY);
+        return rn__batch_bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                             len < MIN_RECORD_BODY
+                                 ? "length %" PRId32 " is below the %d-byte minimum"
+                                 : "length %" PRId32 " runs past the end of the records",
+                             len, MIN_RECORD_BODY);
     /* From here on every field is read inside the record's own bytes. */
     const uint8_t *rend = p + len;
     int8_t attributes = (int8_t)*p++;
     int64_t ts_delta;
     int32_t offset_delta;
     if ((rc = get_varlong(&p, rend, &ts_delta)))
-        return bad(rc, err, errlen, "timestamp_delta varint malformed or cut off");
+        return rn__batch_bad(rc, err, errlen, "timestamp_delta varint malformed or cut off");
     if ((rc = get_varint(&p, rend, &offset_delta)))
-        return bad(rc, err, errlen, "offset_delta varint malformed or cut off");
+        return rn__batch_bad(rc, err, errlen, "offset_delta varint malformed or cut off");
     if (offset_delta <= it->prev_delta)
-        return bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
-                   "offset_delta %" PRId32 " does not follow %" PRId32 " (deltas must increase)",
-                   offset_delta, it->prev_delta);
+        return rn__batch_bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
+                             "offset_delta %" PRId32 " does not follow %" PRId32
+                             " (deltas must increase)",
+                             offset_delta, it->prev_delta);
     if (offset_delta > it->h.last_offset_delta)
-        return bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
-                   "offset_delta %" PRId32 " is past last_offset_delta %" PRId32, offset_delta,
-                   it->h.last_offset_delta);
+        return rn__batch_bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
+                             "offset_delta %" PRId32 " is past last_offset_delta %" PRId32,
+                             offset_delta, it->h.last_offset_delta);
     if (it->left == 1 && offset_delta != it->h.last_offset_delta)
-        return bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
-                   "the last record's offset_delta %" PRId32 " is not last_offset_delta %" PRId32,
-                   offset_delta, it->h.last_offset_delta);
+        return rn__batch_bad(-RN_E_BATCH_BAD_OFFSET_DELTA, err, errlen,
+                             "the last record's offset_delta %" PRId32
+                             " is not last_offset_delta %" PRId32,
+                             offset_delta, it->h.last_offset_delta);
 
     /* Set by get_field on success; initialised for GCC, which cannot see
-     * that once next_record is inlined into the streaming validation. */
+     * that once next_record is inlined into rn__batch_next_record, the
+     * streaming validation's entry (batch_stream.c). */
     const uint8_t *key = NULL, *value = NULL;
     int32_t key_len = 0, value_len = 0, n_headers;
     if ((rc = get_field(&p, rend, &key, &key_len, "key", -1, err, errlen)) ||
         (rc = get_field(&p, rend, &value, &value_len, "value", -1, err, errlen)))
         return rc;
     if ((rc = get_varint(&p, rend, &n_headers)))
-        return bad(rc, err, errlen, "header count varint malformed or cut off");
+        return rn__batch_bad(rc, err, errlen, "header count varint malformed or cut off");
     if (n_headers < 0 || n_headers > (rend - p) / MIN_HEADER_LEN)
-        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
-                   n_headers < 0 ? "header count %" PRId32 " is negative"
-                                 : "header count %" PRId32 " cannot fit in the record",
-                   n_headers);
+        return rn__batch_bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                             n_headers < 0 ? "header count %" PRId32 " is negative"
+                                           : "header count %" PRId32 " cannot fit in the record",
+                             n_headers);
     const uint8_t *headers = p;
     for (int32_t i = 0; i < n_headers; i++) {
         rn_record_header hdr = {0};
         if ((rc = get_field(&p, rend, &hdr.name, &hdr.name_len, "name", i, err, errlen)))
             return rc;
         if (hdr.name_len < 0) /* Kafka: a header key is never null */
-            return bad(-RN_E_BATCH_BAD_RECORD, err, errlen, "header %" PRId32 " name is null", i);
+            return rn__batch_bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                                 "header %" PRId32 " name is null", i);
         if ((rc = get_field(&p, rend, &hdr.value, &hdr.value_len, "value", i, err, errlen)))
             return rc;
     }
     if (p != rend)
-        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
-                   "%td bytes left inside the record after its headers", rend - p);
+        return rn__batch_bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                             "%td bytes left inside the record after its headers", rend - p);
 
     int64_t timestamp;
     if (it->h.attributes & RN_BATCH_ATTR_LOG_APPEND_TIME)
         timestamp = it->h.max_timestamp;
     else if (__builtin_add_overflow(it->h.base_timestamp, ts_delta, &timestamp))
-        return bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
-                   "timestamp_delta %" PRId64 " overflows base_timestamp %" PRId64, ts_delta,
-                   it->h.base_timestamp);
+        return rn__batch_bad(-RN_E_BATCH_BAD_RECORD, err, errlen,
+                             "timestamp_delta %" PRId64 " overflows base_timestamp %" PRId64,
+                             ts_delta, it->h.base_timestamp);
 
     /* base_offset is the leader's stamp; wrap rather than overflow on junk. */
     rec->offset = (int64_t)((uint64_t)it->h.base_offset + (uint64_t)offset_delta);
@@ -550,6 +454,13 @@ static inline __attribute__((always_inline)) int next_record(rn_batch_iter *it, 
 int rn_batch_iter_next(rn_batch_iter *it, rn_record *rec)
 {
     return next_record(it, rec, NULL, 0);
+}
+
+/* next_record for batch_stream.c's walk of a compressed batch, which wants the
+ * reasons; the iterator above keeps its own copy inlined. */
+int rn__batch_next_record(rn_batch_iter *it, rn_record *rec, char *err, size_t errlen)
+{
+    return next_record(it, rec, err, errlen);
 }
 
 void rn_batch_iter_fini(rn_batch_iter *it)
@@ -584,73 +495,48 @@ static int explain_header(int rc, const uint8_t *p, size_t len, size_t max_len, 
                           size_t errlen)
 {
     if (len < RN_BATCH_HEADER_LEN)
-        return bad(rc, err, errlen, "%zu bytes are shorter than the %d-byte batch header", len,
-                   RN_BATCH_HEADER_LEN);
+        return rn__batch_bad(rc, err, errlen, "%zu bytes are shorter than the %d-byte batch header",
+                             len, RN_BATCH_HEADER_LEN);
     rn_batch_header h;
     decode_header(p, &h);
     size_t size = rn_batch_size(&h);
     switch (-rc) {
     case RN_E_BATCH_BAD_MAGIC:
-        return bad(rc, err, errlen, "magic %d, not %d", h.magic, RN_BATCH_MAGIC);
+        return rn__batch_bad(rc, err, errlen, "magic %d, not %d", h.magic, RN_BATCH_MAGIC);
     case RN_E_BATCH_BAD_LENGTH:
-        return bad(rc, err, errlen, "batch_length %" PRId32 " is below the header's %d bytes",
-                   h.batch_length, MIN_BATCH_LENGTH);
+        return rn__batch_bad(rc, err, errlen,
+                             "batch_length %" PRId32 " is below the header's %d bytes",
+                             h.batch_length, MIN_BATCH_LENGTH);
     case RN_E_MESSAGE_TOO_LARGE:
-        return bad(rc, err, errlen, "a batch of %zu bytes is larger than max.message.bytes (%zu)",
-                   size, max_len);
+        return rn__batch_bad(rc, err, errlen,
+                             "a batch of %zu bytes is larger than max.message.bytes (%zu)", size,
+                             max_len);
     case RN_E_BATCH_TRUNCATED:
-        return bad(rc, err, errlen, "batch_length says %zu bytes but only %zu came", size, len);
+        return rn__batch_bad(rc, err, errlen, "batch_length says %zu bytes but only %zu came", size,
+                             len);
     case RN_E_BATCH_BAD_CRC:
-        return bad(rc, err, errlen, "header CRC-32C 0x%08" PRIx32 ", the bytes give 0x%08" PRIx32,
-                   h.crc, rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START));
+        return rn__batch_bad(rc, err, errlen,
+                             "header CRC-32C 0x%08" PRIx32 ", the bytes give 0x%08" PRIx32, h.crc,
+                             rn_crc32c(p + RN_BATCH_CRC_START, size - RN_BATCH_CRC_START));
     case RN_E_BATCH_BAD_ATTRIBUTES:
-        return bad(rc, err, errlen, "attributes 0x%04" PRIx16 " (codec %d)", (uint16_t)h.attributes,
-                   h.attributes & RN_BATCH_CODEC_MASK);
+        return rn__batch_bad(rc, err, errlen, "attributes 0x%04" PRIx16 " (codec %d)",
+                             (uint16_t)h.attributes, h.attributes & RN_BATCH_CODEC_MASK);
     case RN_E_BATCH_BAD_COUNT:
-        return bad(rc, err, errlen,
-                   "records_count %" PRId32 " with last_offset_delta %" PRId32 " in %zu bytes",
-                   h.records_count, h.last_offset_delta, size);
+        return rn__batch_bad(rc, err, errlen,
+                             "records_count %" PRId32 " with last_offset_delta %" PRId32
+                             " in %zu bytes",
+                             h.records_count, h.last_offset_delta, size);
     case RN_E_BATCH_BAD_TIMESTAMP:
-        return bad(rc, err, errlen, "base_timestamp %" PRId64 ", max_timestamp %" PRId64,
-                   h.base_timestamp, h.max_timestamp);
+        return rn__batch_bad(rc, err, errlen, "base_timestamp %" PRId64 ", max_timestamp %" PRId64,
+                             h.base_timestamp, h.max_timestamp);
     case RN_E_BATCH_BAD_PRODUCER:
-        return bad(rc, err, errlen,
-                   "producer_id %" PRId64 ", producer_epoch %d, base_sequence %" PRId32,
-                   h.producer_id, h.producer_epoch, h.base_sequence);
+        return rn__batch_bad(rc, err, errlen,
+                             "producer_id %" PRId64 ", producer_epoch %d, base_sequence %" PRId32,
+                             h.producer_id, h.producer_epoch, h.base_sequence);
     default:
-        return bad(rc, err, errlen, "%s", rn_strerror(rc));
+        return rn__batch_bad(rc, err, errlen, "%s", rn_strerror(rc));
     }
 }
-
-/* The timestamp rules (CreateTime): none at all (base -1, every delta 0),
- * or every record's within [0, max_timestamp] and the latest equal to it,
- * since the time index takes max_timestamp on trust. LogAppendTime records
- * read the broker's clock, whatever their deltas say. */
-typedef struct ts_rules {
-    bool create_time, has_ts;
-    int64_t max_timestamp, latest;
-} ts_rules;
-
-/* Apply the rules to one record's timestamp: 0, or -RN_E_BATCH_BAD_TIMESTAMP
- * with the reason in why. */
-static int check_timestamp(ts_rules *t, int64_t ts, char *why, size_t whylen)
-{
-    if (!t->create_time)
-        return 0;
-    if (!t->has_ts && ts != -1)
-        return bad(-RN_E_BATCH_BAD_TIMESTAMP, why, whylen,
-                   "timestamp %" PRId64 " in a batch without timestamps (base_timestamp -1)", ts);
-    if (t->has_ts && (ts < 0 || ts > t->max_timestamp))
-        return bad(-RN_E_BATCH_BAD_TIMESTAMP, why, whylen,
-                   "timestamp %" PRId64 " is outside [0, max_timestamp %" PRId64 "]", ts,
-                   t->max_timestamp);
-    if (ts > t->latest)
-        t->latest = ts;
-    return 0;
-}
-
-static int validate_compressed(const uint8_t *p, const rn_batch_header *h, size_t max_out,
-                               ts_rules *tr, int32_t *n_ok, char *why, size_t whylen, bool *whole);
 
 int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_uncompressed,
                       rn_batch_header *h, char *err, size_t errlen)
@@ -664,875 +550,52 @@ int rn_batch_validate(const void *buf, size_t len, size_t max_len, size_t max_un
         return explain_header(rc, p, len, max_len ? max_len : MAX_BATCH_SIZE, err, errlen);
     size_t size = rn_batch_size(&hh);
     if (size != len)
-        return bad(-RN_E_BATCH_BAD_LENGTH, err, errlen,
-                   "batch_length says %zu bytes but %zu were sent for it", size, len);
+        return rn__batch_bad(-RN_E_BATCH_BAD_LENGTH, err, errlen,
+                             "batch_length says %zu bytes but %zu were sent for it", size, len);
     if (max_uncompressed == 0)
         max_uncompressed = DEFAULT_MAX_UNCOMPRESSED;
 
-    ts_rules tr = {.create_time = !(hh.attributes & RN_BATCH_ATTR_LOG_APPEND_TIME),
-                   .has_ts = hh.base_timestamp != -1,
-                   .max_timestamp = hh.max_timestamp,
-                   .latest = -1};
+    rn__batch_ts_rules tr = {.create_time = !(hh.attributes & RN_BATCH_ATTR_LOG_APPEND_TIME),
+                             .has_ts = hh.base_timestamp != -1,
+                             .max_timestamp = hh.max_timestamp,
+                             .latest = -1};
     int32_t i = 0;
     char why[192] = "";
     bool whole = false; /* why is the whole reason, not one record's */
     if ((hh.attributes & RN_BATCH_CODEC_MASK) != RN_BATCH_CODEC_NONE) {
         /* Streamed through a small window, never decompressed whole. */
-        rc = validate_compressed(p, &hh, max_uncompressed, &tr, &i, why, sizeof(why), &whole);
+        rc = rn__batch_validate_compressed(p, &hh, max_uncompressed, &tr, &i, why, sizeof(why),
+                                           &whole);
     } else {
         /* In place: the records are the batch's own bytes, nothing allocated. */
         rn_batch_iter it;
         iter_start(&it, p, &hh, max_uncompressed, NULL, 0);
         rn_record rec = {0};
         while ((rc = next_record(&it, &rec, err ? why : NULL, sizeof(why))) == 1) {
-            if ((rc = check_timestamp(&tr, rec.timestamp, why, sizeof(why))))
+            if ((rc = rn__batch_check_timestamp(&tr, rec.timestamp, why, sizeof(why))))
                 break;
             i++;
         }
         rn_batch_iter_fini(&it);
     }
     if (rc == -ENOMEM)
-        return bad(rc, err, errlen, "%s",
-                   whole ? "out of memory decompressing the records" : "out of memory");
+        return rn__batch_bad(rc, err, errlen, "%s",
+                             whole ? "out of memory decompressing the records" : "out of memory");
     if (rc < 0) {
         if (whole)
-            return bad(rc, err, errlen, "%s", why);
+            return rn__batch_bad(rc, err, errlen, "%s", why);
         if (i >= hh.records_count) /* past the last record: about the section, not a record */
-            return bad(rc, err, errlen, "records: %s", why);
-        return bad(rc, err, errlen, "record %" PRId32 " of %" PRId32 " (counted from 0): %s", i,
-                   hh.records_count, why);
+            return rn__batch_bad(rc, err, errlen, "records: %s", why);
+        return rn__batch_bad(rc, err, errlen,
+                             "record %" PRId32 " of %" PRId32 " (counted from 0): %s", i,
+                             hh.records_count, why);
     }
     if (tr.create_time && tr.has_ts && tr.latest != hh.max_timestamp)
-        return bad(-RN_E_BATCH_BAD_TIMESTAMP, err, errlen,
-                   "max_timestamp %" PRId64 " but the latest record's timestamp is %" PRId64,
-                   hh.max_timestamp, tr.latest);
+        return rn__batch_bad(-RN_E_BATCH_BAD_TIMESTAMP, err, errlen,
+                             "max_timestamp %" PRId64
+                             " but the latest record's timestamp is %" PRId64,
+                             hh.max_timestamp, tr.latest);
     if (h)
         *h = hh;
     return 0;
-}
-
-/* ---- Building ------------------------------------------------------------ */
-
-struct rn_batch_builder {
-    rn_batch_builder_opts opts;
-    rn_codec_writer *cw; /* kept across batches when compressing */
-    uint8_t *buf;        /* header space + records; NULL until the first record */
-    size_t len;          /* bytes used, the reserved header included */
-    size_t cap;
-    size_t hint;    /* size of the last finished batch: where the next buffer starts */
-    uint8_t *spare; /* a finished batch's buffer given back (rn_batch_builder_recycle) */
-    size_t spare_cap;
-    int32_t count;
-    int64_t base_timestamp, max_timestamp;
-};
-
-static bool producer_fields_valid(int64_t id, int16_t epoch, int32_t seq)
-{
-    if (id == -1)
-        return epoch == -1 && seq == -1;
-    return id >= 0 && epoch >= 0 && seq >= 0;
-}
-
-int rn_batch_builder_new(rn_batch_builder **out, const rn_batch_builder_opts *opts)
-{
-    rn_batch_builder_opts o = {
-        .codec = RN_BATCH_CODEC_NONE,
-        .zstd_level = 0,
-        .producer_id = -1,
-        .producer_epoch = -1,
-        .base_sequence = -1,
-    };
-    if (opts)
-        o = *opts;
-    if (o.codec < RN_BATCH_CODEC_NONE || o.codec > RN_BATCH_CODEC_ZSTD)
-        return -EINVAL;
-    if (o.zstd_level < ZSTD_minCLevel() || o.zstd_level > ZSTD_maxCLevel())
-        return -EINVAL;
-    if (!producer_fields_valid(o.producer_id, o.producer_epoch, o.base_sequence))
-        return -EINVAL;
-    rn_batch_builder *b = calloc(1, sizeof(*b));
-    if (!b)
-        return -ENOMEM;
-    b->opts = o;
-    if (o.codec != RN_BATCH_CODEC_NONE) {
-        int rc = rn_codec_writer_new(&b->cw, o.codec, o.zstd_level);
-        if (rc) {
-            free(b);
-            return rc;
-        }
-    }
-    rn_batch_builder_reset(b);
-    *out = b;
-    return 0;
-}
-
-void rn_batch_builder_free(rn_batch_builder *b)
-{
-    if (!b)
-        return;
-    rn_codec_writer_free(b->cw);
-    free(b->buf);
-    free(b->spare);
-    free(b);
-}
-
-void rn_batch_builder_reset(rn_batch_builder *b)
-{
-    b->len = RN_BATCH_HEADER_LEN;
-    b->count = 0;
-    b->base_timestamp = -1;
-    b->max_timestamp = -1;
-}
-
-int32_t rn_batch_builder_count(const rn_batch_builder *b)
-{
-    return b->count;
-}
-
-size_t rn_batch_builder_size(const rn_batch_builder *b)
-{
-    return b->len;
-}
-
-static int builder_reserve(rn_batch_builder *b, size_t need)
-{
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap;
-    if (cap == 0) {
-        cap = b->hint > BUILDER_MIN_CAP ? b->hint : BUILDER_MIN_CAP;
-        if (!b->buf && b->spare && b->spare_cap >= need) {
-            /* A recycled batch buffer: no allocation for this batch. */
-            b->buf = b->spare;
-            b->cap = b->spare_cap;
-            b->spare = NULL;
-            b->spare_cap = 0;
-            return 0;
-        }
-    }
-    while (cap < need)
-        cap *= 2;
-    uint8_t *nb = realloc(b->buf, cap);
-    if (!nb)
-        return -ENOMEM;
-    b->buf = nb;
-    b->cap = cap;
-    return 0;
-}
-
-/* Encoded size of a byte string; data NULL is null (-1). */
-static inline uint64_t bytes_size(const void *data, uint64_t len)
-{
-    return data ? uvarint_size(zigzag32((int32_t)len)) + len : 1;
-}
-
-static inline uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
-{
-    if (!data)
-        return put_uvarint(p, zigzag32(-1));
-    p = put_uvarint(p, zigzag32((int32_t)len));
-    if (len)
-        memcpy(p, data, len);
-    return p + len;
-}
-
-/* A header's value is null when value is NULL or value_len is -1. */
-static inline const void *header_value(const rn_record_header *h)
-{
-    return h->value_len < 0 ? NULL : h->value;
-}
-
-/* A header's name is never null; NULL with length 0 is the empty name. */
-static inline const void *header_name(const rn_record_header *h)
-{
-    return h->name ? (const void *)h->name : (const void *)"";
-}
-
-int rn_batch_builder_add(rn_batch_builder *b, int64_t timestamp, const void *key, size_t key_len,
-                         const void *value, size_t value_len, const rn_record_header *headers,
-                         size_t n_headers)
-{
-    if (b->count == INT32_MAX)
-        return -EINVAL;
-    /* -1 is "no timestamp", and a batch either has timestamps or has none. */
-    if (timestamp < -1 || (b->count > 0 && (timestamp == -1) != (b->base_timestamp == -1)))
-        return -EINVAL;
-    if ((key && key_len > INT32_MAX) || (value && value_len > INT32_MAX) || n_headers > INT32_MAX ||
-        (n_headers > 0 && !headers))
-        return -EINVAL;
-
-    int64_t base = b->count > 0 ? b->base_timestamp : timestamp;
-    int64_t ts_delta = timestamp - base; /* both >= 0, or both -1 */
-    int32_t offset_delta = b->count;
-
-    /* Size first, so nothing is written unless it all fits. Each term is below
-     * 2^33, so the 64-bit sum cannot wrap before it passes INT32_MAX. */
-    uint64_t body = 1 + uvarint_size(zigzag64(ts_delta)) + uvarint_size(zigzag32(offset_delta)) +
-                    bytes_size(key, key_len) + bytes_size(value, value_len) +
-                    uvarint_size(zigzag32((int32_t)n_headers));
-    for (size_t i = 0; i < n_headers; i++) {
-        const rn_record_header *h = &headers[i];
-        if (h->name_len < 0 || (!h->name && h->name_len > 0) || h->value_len < -1)
-            return -EINVAL;
-        const void *hv = header_value(h);
-        body += bytes_size(header_name(h), (uint64_t)h->name_len) +
-                bytes_size(hv, hv ? (uint64_t)h->value_len : 0);
-        if (body > INT32_MAX)
-            return -RN_E_MESSAGE_TOO_LARGE;
-    }
-    if (body > INT32_MAX)
-        return -RN_E_MESSAGE_TOO_LARGE;
-    size_t rec_len = uvarint_size(zigzag32((int32_t)body)) + (size_t)body;
-    if (rec_len > MAX_BATCH_SIZE - b->len)
-        return -RN_E_MESSAGE_TOO_LARGE;
-    int rc = builder_reserve(b, b->len + rec_len);
-    if (rc)
-        return rc;
-
-    uint8_t *p = b->buf + b->len;
-    p = put_uvarint(p, zigzag32((int32_t)body));
-    *p++ = 0; /* record attributes: unused in v2 */
-    p = put_uvarint(p, zigzag64(ts_delta));
-    p = put_uvarint(p, zigzag32(offset_delta));
-    p = put_bytes(p, key, key_len);
-    p = put_bytes(p, value, value_len);
-    p = put_uvarint(p, zigzag32((int32_t)n_headers));
-    for (size_t i = 0; i < n_headers; i++) {
-        const rn_record_header *h = &headers[i];
-        const void *hv = header_value(h);
-        p = put_bytes(p, header_name(h), (size_t)h->name_len);
-        p = put_bytes(p, hv, hv ? (size_t)h->value_len : 0);
-    }
-    b->len += rec_len;
-
-    if (b->count == 0) {
-        b->base_timestamp = timestamp;
-        b->max_timestamp = timestamp;
-    } else if (timestamp > b->max_timestamp) {
-        b->max_timestamp = timestamp;
-    }
-    b->count++;
-    return 0;
-}
-
-/* Finish into a buffer the caller takes, its capacity in *out_cap; shrink:
- * give back the slack of geometric growth first. */
-static int builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len, size_t *out_cap,
-                          bool shrink)
-{
-    if (b->count == 0)
-        return -EINVAL;
-    uint8_t *batch;
-    size_t size, batch_cap;
-    if (b->opts.codec != RN_BATCH_CODEC_NONE) {
-        size_t n = b->len - RN_BATCH_HEADER_LEN;
-        size_t cap = RN_BATCH_HEADER_LEN + rn_codec_compress_bound(b->cw, n);
-        if (cap > MAX_BATCH_SIZE)
-            cap = MAX_BATCH_SIZE;
-        if (b->spare && b->spare_cap >= cap) {
-            batch = b->spare; /* recycled: no allocation */
-            cap = b->spare_cap;
-            b->spare = NULL;
-            b->spare_cap = 0;
-        } else {
-            batch = malloc(cap);
-            if (!batch)
-                return -ENOMEM;
-        }
-        size_t z;
-        int rc =
-            rn_codec_writer_compress(b->cw, b->buf + RN_BATCH_HEADER_LEN, n,
-                                     batch + RN_BATCH_HEADER_LEN, cap - RN_BATCH_HEADER_LEN, &z);
-        if (rc) {
-            rn_batch_builder_recycle(b, batch, cap);
-            return rc;
-        }
-        size = RN_BATCH_HEADER_LEN + z;
-        batch_cap = cap;
-    } else {
-        /* Hand the record buffer over as it is; the next batch starts a new one
-         * (or a recycled one). */
-        batch = b->buf;
-        size = b->len;
-        batch_cap = b->cap;
-        b->buf = NULL;
-        b->cap = 0;
-    }
-    if (shrink) {
-        /* Give back the slack of geometric growth (in place for glibc). */
-        uint8_t *shrunk = realloc(batch, size);
-        if (shrunk)
-            batch = shrunk;
-        batch_cap = size;
-    }
-
-    rn_batch_header h = {
-        .base_offset = 0,
-        .batch_length = (int32_t)(size - RN_BATCH_LOG_OVERHEAD),
-        .partition_leader_epoch = -1,
-        .magic = RN_BATCH_MAGIC,
-        .attributes = (int16_t)b->opts.codec,
-        .last_offset_delta = b->count - 1,
-        .base_timestamp = b->base_timestamp,
-        .max_timestamp = b->max_timestamp,
-        .producer_id = b->opts.producer_id,
-        .producer_epoch = b->opts.producer_epoch,
-        .base_sequence = b->opts.base_sequence,
-        .records_count = b->count,
-    };
-    encode_header(batch, &h);
-    b->hint = b->len;
-    rn_batch_builder_reset(b);
-    *out = batch;
-    *out_len = size;
-    if (out_cap)
-        *out_cap = batch_cap;
-    return 0;
-}
-
-int rn_batch_builder_finish(rn_batch_builder *b, uint8_t **out, size_t *out_len)
-{
-    return builder_finish(b, out, out_len, NULL, true);
-}
-
-int rn_batch_builder_finish_reusable(rn_batch_builder *b, uint8_t **out, size_t *out_len,
-                                     size_t *out_cap)
-{
-    return builder_finish(b, out, out_len, out_cap, false);
-}
-
-void rn_batch_builder_recycle(rn_batch_builder *b, uint8_t *buf, size_t cap)
-{
-    if (!buf)
-        return;
-    /* One spare is enough for a builder that finishes one batch at a time;
-     * keep the larger, which fits the most batches. */
-    if (b->spare && b->spare_cap >= cap) {
-        free(buf);
-        return;
-    }
-    free(b->spare);
-    b->spare = buf;
-    b->spare_cap = cap;
-}
-
-/* ---- Streaming iteration -------------------------------------------------
- *
- * rn_batch_iter decompresses a batch whole before the first record; a
- * reader that renders records (the HTTP gateways) cannot afford that: a
- * 10 KB batch can hold 64 MiB. rn_batch_stream decompresses into a window
- * that holds the record being decoded and a little more, so memory is the
- * largest record looked at (bounded by max_record) plus the codec's own state,
- * and the caller can stop after any record. Records below `from` are passed
- * over by their length without being buffered whole or decoded.
- *
- * Each returned record is decoded by rn_batch_iter_next over exactly its own
- * bytes in the window, so the two iterators apply the same rules. */
-
-/* Room added to the window beyond the record it must hold: each
- * decompression call fills at least this much. */
-#define STREAM_CHUNK ((size_t)64 << 10)
-/* Enough of a record to read its attributes, timestamp and offset delta. */
-#define RECORD_PEEK (1 + 10 + 5)
-
-/* Set s up over the batch at p whose header h passed rn_batch_check: the
- * window is the batch itself when uncompressed; compressed, only the codec's
- * reader is made (its frame header checked, err says why it was refused). */
-static int stream_open(rn_batch_stream *s, const uint8_t *p, const rn_batch_header *h,
-                       size_t max_uncompressed, size_t max_record, char *err, size_t errlen)
-{
-    memset(s, 0, sizeof(*s));
-    s->it.h = *h;
-    s->it.left = h->records_count;
-    s->it.prev_delta = -1;
-    s->max_record = max_record ? max_record : DEFAULT_MAX_UNCOMPRESSED;
-    s->max_out = max_uncompressed ? max_uncompressed : DEFAULT_MAX_UNCOMPRESSED;
-    const uint8_t *rec = p + RN_BATCH_HEADER_LEN;
-    size_t rec_len = rn_batch_size(h) - RN_BATCH_HEADER_LEN;
-    int codec = h->attributes & RN_BATCH_CODEC_MASK;
-    if (codec == RN_BATCH_CODEC_NONE) {
-        /* Uncompressed: the window is the batch itself, never written. */
-        s->win = (uint8_t *)rec;
-        s->tail = rec_len;
-        s->frame_done = true;
-        return 0;
-    }
-    /* The frame's header (and a declared size within the bound) is checked
-     * before anything is decompressed or any window allocated. */
-    return rn_codec_reader_new(&s->dec, codec, rec, rec_len, s->max_out, err, errlen);
-}
-
-int rn_batch_stream_init(rn_batch_stream *s, const void *buf, size_t len, size_t max_uncompressed,
-                         size_t max_record)
-{
-    memset(s, 0, sizeof(*s));
-    rn_batch_header h;
-    int rc = rn_batch_check(buf, len, 0, &h);
-    if (rc)
-        return rc;
-    rc = stream_open(s, buf, &h, max_uncompressed, max_record, NULL, 0);
-    if (rc || !s->dec)
-        return rc;
-    /* records_count against the bytes the frame can hold (what check_fields
-     * does for an uncompressed batch): a count that cannot fit is an error
-     * here, before anything is decompressed or allocated. */
-    uint64_t n = rn_codec_reader_declared(s->dec);
-    uint64_t room = n == RN_CODEC_SIZE_UNKNOWN ? s->max_out : n;
-    if ((uint64_t)h.records_count * MIN_RECORD_LEN > room) {
-        rn_codec_reader_free(s->dec);
-        s->dec = NULL;
-        return -RN_E_BATCH_BAD_COUNT;
-    }
-    return 0;
-}
-
-/* Make at least need bytes available at win + head, unless the frame ends
- * first (the caller checks what it got). Moves the window's contents. */
-static int stream_fill(rn_batch_stream *s, size_t need)
-{
-    while (s->tail - s->head < need && !s->frame_done) {
-        size_t have = s->tail - s->head;
-        if (s->head > 0 && (s->cap - s->tail < STREAM_CHUNK || s->cap - s->head < need)) {
-            memmove(s->win, s->win + s->head, have);
-            s->head = 0;
-            s->tail = have;
-        }
-        if (s->cap - s->tail < STREAM_CHUNK / 2 || s->cap < need) {
-            size_t cap = need + STREAM_CHUNK;
-            if (cap < s->cap * 2)
-                cap = s->cap * 2;
-            if (cap > s->max_record + RECORD_PEEK + STREAM_CHUNK)
-                cap = s->max_record + RECORD_PEEK + STREAM_CHUNK;
-            if (cap < need)
-                return -RN_E_MESSAGE_TOO_LARGE; /* callers bound need first */
-            if (cap > s->cap) {
-                uint8_t *nw = realloc(s->owned_win, cap);
-                if (!nw)
-                    return -ENOMEM;
-                s->owned_win = s->win = nw;
-                s->cap = cap;
-            }
-        }
-        /* The reader makes progress on every call and stops one byte past
-         * max_out (BAD_COMPRESSION), so this loop ends. */
-        size_t got;
-        bool done = false;
-        int rc = rn_codec_reader_read(s->dec, s->win + s->tail, s->cap - s->tail, &got, &done);
-        if (rc)
-            return rc;
-        s->tail += got;
-        s->out_total += got;
-        s->frame_done = done;
-    }
-    return 0;
-}
-
-/* Drop n bytes from the front, decompressing through them if needed. */
-static int stream_discard(rn_batch_stream *s, size_t n)
-{
-    while (n > 0) {
-        if (s->head == s->tail) {
-            int rc = stream_fill(s, n < STREAM_CHUNK ? n : STREAM_CHUNK);
-            if (rc)
-                return rc;
-            if (s->head == s->tail)
-                return -RN_E_BATCH_BAD_RECORD; /* the record runs past the end */
-        }
-        size_t take = s->tail - s->head < n ? s->tail - s->head : n;
-        s->head += take;
-        n -= take;
-    }
-    return 0;
-}
-
-int rn_batch_stream_next(rn_batch_stream *s, int64_t from, rn_record *rec)
-{
-    for (;;) {
-        int rc;
-        if (s->it.left <= 0) {
-            if ((rc = stream_fill(s, 1)))
-                return rc;
-            return s->head == s->tail ? 0 : -RN_E_BATCH_TRAILING_BYTES;
-        }
-        if ((rc = stream_fill(s, 5)))
-            return rc;
-        if (s->head == s->tail)
-            return -RN_E_BATCH_BAD_RECORD; /* fewer records than records_count */
-        const uint8_t *p = s->win + s->head;
-        int32_t len;
-        if ((rc = get_varint(&p, s->win + s->tail, &len)))
-            return rc;
-        size_t vlen = (size_t)(p - (s->win + s->head));
-        if (len < MIN_RECORD_BODY)
-            return -RN_E_BATCH_BAD_RECORD;
-        /* Peek at the offset delta to decide, before buffering the record. */
-        size_t peek = (size_t)len < RECORD_PEEK ? (size_t)len : RECORD_PEEK;
-        if ((rc = stream_fill(s, vlen + peek)))
-            return rc;
-        if (s->tail - s->head < vlen + peek)
-            return -RN_E_BATCH_BAD_RECORD;
-        const uint8_t *q = s->win + s->head + vlen + 1, *qend = s->win + s->head + vlen + peek;
-        int64_t ts_delta;
-        int32_t delta;
-        if ((rc = get_varlong(&q, qend, &ts_delta)) || (rc = get_varint(&q, qend, &delta)))
-            return rc;
-        if (delta <= s->it.prev_delta || delta > s->it.h.last_offset_delta ||
-            (s->it.left == 1 && delta != s->it.h.last_offset_delta))
-            return -RN_E_BATCH_BAD_OFFSET_DELTA;
-        int64_t offset = (int64_t)((uint64_t)s->it.h.base_offset + (uint64_t)delta);
-        if (offset < from) {
-            if ((rc = stream_discard(s, vlen + (size_t)len)))
-                return rc;
-            s->it.left--;
-            s->it.prev_delta = delta;
-            continue;
-        }
-        if ((size_t)len > s->max_record) {
-            rec->offset = offset;
-            return -RN_E_MESSAGE_TOO_LARGE;
-        }
-        if ((rc = stream_fill(s, vlen + (size_t)len)))
-            return rc;
-        if (s->tail - s->head < vlen + (size_t)len)
-            return -RN_E_BATCH_BAD_RECORD;
-        s->it.pos = s->win + s->head;
-        s->it.end = s->it.pos + vlen + (size_t)len;
-        rc = rn_batch_iter_next(&s->it, rec);
-        if (rc != 1)
-            return rc < 0 ? rc : -RN_E_BATCH_BAD_RECORD;
-        s->head += vlen + (size_t)len;
-        s->consumed += vlen + (size_t)len;
-        return 1;
-    }
-}
-
-size_t rn_batch_stream_consumed(const rn_batch_stream *s)
-{
-    return s->consumed;
-}
-
-void rn_batch_stream_fini(rn_batch_stream *s)
-{
-    rn_codec_reader_free(s->dec);
-    free(s->owned_win);
-    memset(s, 0, sizeof(*s));
-}
-
-/* ---- Validation of a compressed batch, streamed ---------------------------
- *
- * rn_batch_validate used to decompress a compressed batch whole before
- * walking it: up to max_uncompressed (64 MiB on produce) per batch, for a
- * 10 KB bomb. It now streams the records section through rn_batch_stream's
- * window instead, so a validation holds at most VALIDATE_RECORD_MAX +
- * STREAM_CHUNK bytes of records plus the codec's own state, whatever the
- * batch expands to, and refuses the same batches with the same words:
- *
- *  - a record that fits the window is decoded by next_record over its own
- *    bytes, exactly as the in-place walk does;
- *  - a longer one (walk_large) is read field by field as it streams past,
- *    its key, value and header bytes passed over by their lengths, with
- *    next_record's rules and reasons;
- *  - the old walk only began once the whole section had decompressed, so a
- *    fault of the compression (corrupt frame, more than the bound, a size
- *    that lies) outranked any record's. Here, once a record is found wrong,
- *    the rest of the frame is still read through (into the same window,
- *    discarded) and a compression fault found there is the one reported. */
-
-/* Longest record held whole in the window while validating; longer ones are
- * walked as they stream past (walk_large). */
-#define VALIDATE_RECORD_MAX ((size_t)256 << 10)
-/* The window allocated for it up front (it grows to VALIDATE_RECORD_MAX +
- * RECORD_PEEK + STREAM_CHUNK only for a record that needs it). */
-#define VALIDATE_WINDOW ((size_t)256 << 10)
-
-/* Read the rest of the frame through the window, keeping nothing: what is
- * left to check for compression faults once a record error is known. */
-static int stream_drain(rn_batch_stream *s)
-{
-    while (!s->frame_done) {
-        s->head = s->tail;
-        int rc = stream_fill(s, 1);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* The next n <= 10 bytes of a record with rem bytes left (fewer when rem is
- * smaller) at [*p, *end). 1 when the records end first (the record runs past
- * them), else 0 or the reader's error. */
-static int large_peek(rn_batch_stream *s, size_t rem, size_t n, const uint8_t **p,
-                      const uint8_t **end)
-{
-    if (n > rem)
-        n = rem;
-    int rc = stream_fill(s, n);
-    if (rc)
-        return rc;
-    if (s->tail - s->head < n)
-        return 1;
-    *p = s->win + s->head;
-    *end = *p + n;
-    return 0;
-}
-
-/* Pass over n bytes of a record with *rem left: 1 when the records end
- * first, else 0 or the reader's error. */
-static int large_skip(rn_batch_stream *s, size_t *rem, size_t n)
-{
-    int rc = stream_discard(s, n);
-    if (rc == -RN_E_BATCH_BAD_RECORD)
-        return 1;
-    if (rc)
-        return rc;
-    *rem -= n;
-    return 0;
-}
-
-/* One nullable byte string of a large record (next_record's get_field):
- * its length read, its bytes passed over. 0, 1 (the records end first), the
- * reader's error, or the field's error with the reason in why (*field_err). */
-static int large_field(rn_batch_stream *s, size_t *rem, const char *what, int32_t hdr, int32_t *len,
-                       bool *field_err, char *why, size_t whylen)
-{
-    const uint8_t *start, *end;
-    int rc = large_peek(s, *rem, 5, &start, &end);
-    if (rc)
-        return rc;
-    const uint8_t *q = start;
-    int32_t n;
-    rc = get_varint(&q, end, &n);
-    size_t vl = (size_t)(q - start);
-    if (rc == 0 && (n < -1 || (size_t)(n < 0 ? 0 : n) > *rem - vl))
-        rc = -RN_E_BATCH_BAD_RECORD;
-    if (rc) {
-        *field_err = true;
-        return explain_field(rc, start, end, what, hdr, why, whylen);
-    }
-    *len = n;
-    return large_skip(s, rem, vl + (size_t)(n < 0 ? 0 : n));
-}
-
-/* A record of len bytes after a vlen-byte length varint, longer than the
- * window: next_record's rules, read as the bytes stream past. */
-static int walk_large(rn_batch_stream *s, size_t vlen, int32_t len, rn_record *rec, char *why,
-                      size_t whylen)
-{
-    rn_batch_iter *it = &s->it;
-    size_t rem = (size_t)len;
-    const uint8_t *p, *end, *q;
-    bool field_err = false;
-    int rc = stream_discard(s, vlen); /* the varint is in the window already */
-    if (rc)
-        return rc;
-    if ((rc = large_peek(s, rem, 1, &p, &end)))
-        goto out;
-    int8_t attributes = (int8_t)*p;
-    large_skip(s, &rem, 1); /* in the window: cannot fail */
-
-    int64_t ts_delta;
-    int32_t offset_delta;
-    if ((rc = large_peek(s, rem, 10, &p, &end)))
-        goto out;
-    q = p;
-    if ((rc = get_varlong(&q, end, &ts_delta))) {
-        field_err = true;
-        rc = bad(rc, why, whylen, "timestamp_delta varint malformed or cut off");
-        goto out;
-    }
-    large_skip(s, &rem, (size_t)(q - p));
-    if ((rc = large_peek(s, rem, 5, &p, &end)))
-        goto out;
-    q = p;
-    if ((rc = get_varint(&q, end, &offset_delta))) {
-        field_err = true;
-        rc = bad(rc, why, whylen, "offset_delta varint malformed or cut off");
-        goto out;
-    }
-    large_skip(s, &rem, (size_t)(q - p));
-    field_err = true; /* the checks below say why themselves */
-    if (offset_delta <= it->prev_delta) {
-        rc = bad(-RN_E_BATCH_BAD_OFFSET_DELTA, why, whylen,
-                 "offset_delta %" PRId32 " does not follow %" PRId32 " (deltas must increase)",
-                 offset_delta, it->prev_delta);
-        goto out;
-    }
-    if (offset_delta > it->h.last_offset_delta) {
-        rc = bad(-RN_E_BATCH_BAD_OFFSET_DELTA, why, whylen,
-                 "offset_delta %" PRId32 " is past last_offset_delta %" PRId32, offset_delta,
-                 it->h.last_offset_delta);
-        goto out;
-    }
-    if (it->left == 1 && offset_delta != it->h.last_offset_delta) {
-        rc = bad(-RN_E_BATCH_BAD_OFFSET_DELTA, why, whylen,
-                 "the last record's offset_delta %" PRId32 " is not last_offset_delta %" PRId32,
-                 offset_delta, it->h.last_offset_delta);
-        goto out;
-    }
-    field_err = false;
-
-    int32_t key_len, value_len, n_headers;
-    if ((rc = large_field(s, &rem, "key", -1, &key_len, &field_err, why, whylen)) ||
-        (rc = large_field(s, &rem, "value", -1, &value_len, &field_err, why, whylen)))
-        goto out;
-    if ((rc = large_peek(s, rem, 5, &p, &end)))
-        goto out;
-    q = p;
-    if ((rc = get_varint(&q, end, &n_headers))) {
-        field_err = true;
-        rc = bad(rc, why, whylen, "header count varint malformed or cut off");
-        goto out;
-    }
-    large_skip(s, &rem, (size_t)(q - p));
-    if (n_headers < 0 || (size_t)n_headers > rem / MIN_HEADER_LEN) {
-        field_err = true;
-        rc = bad(-RN_E_BATCH_BAD_RECORD, why, whylen,
-                 n_headers < 0 ? "header count %" PRId32 " is negative"
-                               : "header count %" PRId32 " cannot fit in the record",
-                 n_headers);
-        goto out;
-    }
-    for (int32_t i = 0; i < n_headers; i++) {
-        int32_t name_len, hv_len;
-        if ((rc = large_field(s, &rem, "name", i, &name_len, &field_err, why, whylen)))
-            goto out;
-        if (name_len < 0) { /* Kafka: a header key is never null */
-            field_err = true;
-            rc = bad(-RN_E_BATCH_BAD_RECORD, why, whylen, "header %" PRId32 " name is null", i);
-            goto out;
-        }
-        if ((rc = large_field(s, &rem, "value", i, &hv_len, &field_err, why, whylen)))
-            goto out;
-    }
-    if (rem != 0) {
-        field_err = true;
-        rc = bad(-RN_E_BATCH_BAD_RECORD, why, whylen,
-                 "%td bytes left inside the record after its headers", (ptrdiff_t)rem);
-        goto out;
-    }
-
-    int64_t timestamp;
-    if (it->h.attributes & RN_BATCH_ATTR_LOG_APPEND_TIME) {
-        timestamp = it->h.max_timestamp;
-    } else if (__builtin_add_overflow(it->h.base_timestamp, ts_delta, &timestamp)) {
-        /* next_record checks this once the record's bytes are all there. */
-        return bad(-RN_E_BATCH_BAD_RECORD, why, whylen,
-                   "timestamp_delta %" PRId64 " overflows base_timestamp %" PRId64, ts_delta,
-                   it->h.base_timestamp);
-    }
-    memset(rec, 0, sizeof(*rec)); /* key, value and headers were passed over */
-    rec->offset = (int64_t)((uint64_t)it->h.base_offset + (uint64_t)offset_delta);
-    rec->timestamp = timestamp;
-    rec->offset_delta = offset_delta;
-    rec->attributes = attributes;
-    rec->key_len = key_len;
-    rec->value_len = value_len;
-    rec->n_headers = n_headers;
-    it->left--;
-    it->prev_delta = offset_delta;
-    return 1;
-out:
-    /* next_record checks that the record lies within the records before
-     * reading a field: a wrong field counts only if the rest is there. */
-    if (field_err && rc < 0) {
-        int frc = large_skip(s, &rem, rem);
-        if (frc < 0)
-            return frc;
-        if (frc == 0)
-            return rc;
-    } else if (rc <= 0) {
-        return rc; /* the reader's error */
-    }
-    return bad(-RN_E_BATCH_BAD_RECORD, why, whylen,
-               "length %" PRId32 " runs past the end of the records", len);
-}
-
-/* The next record of a compressed batch being validated: 1 with rec, 0 at
- * the end (nothing after the last record), or an error with the reason in
- * why (next_record's words). */
-static int validate_next(rn_batch_stream *s, rn_record *rec, char *why, size_t whylen)
-{
-    int rc;
-    if (s->it.left <= 0) {
-        if ((rc = stream_fill(s, 1)))
-            return rc;
-        if (s->head == s->tail)
-            return 0;
-        size_t at = s->out_total - (s->tail - s->head); /* where the trailing bytes start */
-        if ((rc = stream_drain(s)))
-            return rc;
-        return bad(-RN_E_BATCH_TRAILING_BYTES, why, whylen,
-                   "%zu bytes after the last of %" PRId32 " records", s->out_total - at,
-                   s->it.h.records_count);
-    }
-    if ((rc = stream_fill(s, 5)))
-        return rc;
-    if (s->head == s->tail) /* fewer records than records_count */
-        return bad(-RN_E_BATCH_BAD_RECORD, why, whylen,
-                   "missing: the records end here but records_count is %" PRId32,
-                   s->it.h.records_count);
-    const uint8_t *p = s->win + s->head;
-    int32_t len;
-    if ((rc = get_varint(&p, s->win + s->tail, &len)))
-        return bad(rc, why, whylen, "length varint malformed or cut off");
-    size_t vlen = (size_t)(p - (s->win + s->head));
-    if (len < MIN_RECORD_BODY)
-        return bad(-RN_E_BATCH_BAD_RECORD, why, whylen,
-                   "length %" PRId32 " is below the %d-byte minimum", len, MIN_RECORD_BODY);
-    if ((size_t)len > s->max_record)
-        return walk_large(s, vlen, len, rec, why, whylen);
-    if ((rc = stream_fill(s, vlen + (size_t)len)))
-        return rc;
-    if (s->tail - s->head < vlen + (size_t)len)
-        return bad(-RN_E_BATCH_BAD_RECORD, why, whylen,
-                   "length %" PRId32 " runs past the end of the records", len);
-    s->it.pos = s->win + s->head;
-    s->it.end = s->it.pos + vlen + (size_t)len;
-    rc = next_record(&s->it, rec, why, whylen);
-    s->head += vlen + (size_t)len;
-    return rc;
-}
-
-/* rn_batch_validate's walk of a compressed batch (see the banner above).
- * *n_ok counts the records that passed; *whole says why holds the whole
- * reason (a fault of the compression) rather than one record's. */
-static int validate_compressed(const uint8_t *p, const rn_batch_header *h, size_t max_out,
-                               ts_rules *tr, int32_t *n_ok, char *why, size_t whylen, bool *whole)
-{
-    rn_batch_stream s;
-    int rc = stream_open(&s, p, h, max_out, VALIDATE_RECORD_MAX, why, whylen);
-    if (rc) {
-        *whole = true;
-        return rc;
-    }
-    /* The window at its working size from the start: each decompression call
-     * then fills up to VALIDATE_WINDOW bytes, which keeps the per-call cost
-     * (zlib copies its 32 KiB history after every call) near the one-shot's. */
-    s.owned_win = s.win = malloc(VALIDATE_WINDOW);
-    if (!s.win) {
-        rn_batch_stream_fini(&s);
-        *whole = true;
-        return -ENOMEM;
-    }
-    s.cap = VALIDATE_WINDOW;
-    rn_record rec;
-    while ((rc = validate_next(&s, &rec, why, whylen)) == 1) {
-        if ((rc = check_timestamp(tr, rec.timestamp, why, whylen)))
-            break;
-        (*n_ok)++;
-    }
-    if (rc < 0 && rc != -RN_E_BATCH_BAD_COMPRESSION && rc != -ENOMEM) {
-        /* A record is wrong: a fault further on in the frame still comes
-         * first, as when the section was decompressed before the walk. */
-        int drc = stream_drain(&s);
-        if (drc < 0)
-            rc = drc;
-    }
-    if (rc == -RN_E_BATCH_BAD_COMPRESSION || rc == -ENOMEM) {
-        *whole = true;
-        if (rc == -RN_E_BATCH_BAD_COMPRESSION)
-            snprintf(why, whylen, "%s", rn_codec_reader_why(s.dec));
-    }
-    rn_batch_stream_fini(&s);
-    return rc;
 }

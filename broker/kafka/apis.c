@@ -12,7 +12,8 @@
  *                       with auto.create.topics.enable (off by default) the
  *                       unknown topics it names are created (native
  *                       CreateTopics, num.partitions, the default replication
- *                       factor) and the Metadata asked again, as Kafka does
+ *                       factor) and the Metadata asked again, as Kafka does:
+ *                       metadata.c
  *   Produce      v3–v8  → native Produce; each partition's records field is
  *                       cut into its RecordBatch v2 batches, passed as they are
  *   Fetch        v4–v11 → native Fetch (no fetch sessions: session id 0);
@@ -39,24 +40,23 @@
  *
  * Every request parses its whole body before anything runs, with the reader's
  * bounds checks (codec.c); the strings the native request needs are copied
- * into the request's own allocations (ctx), freed with it.
+ * into the request's own allocations (ctx), freed with it. The ctx and
+ * rn__kafka_call_native are shared with metadata.c through apis_int.h.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/config.h"
+#include "broker/kafka/apis_int.h"
 #include "broker/kafka/conn.h"
 #include "broker/kafka/groups.h"
 #include "broker/kafka/kafka.h"
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
-#include "broker/meta/quorum.h"
 #include "protocol/batch.h"
 
 #define RN_KAFKA_INVALID_REQUIRED_ACKS 21
-#define NO_AUTH_OPS                    INT32_MIN /* authorized operations not asked for */
 
 /* The API versions this listener answers (what ApiVersions advertises). */
 static const struct {
@@ -99,40 +99,6 @@ static bool version_ok(int16_t key, int16_t v)
 
 /* ---- The request's own memory ------------------------------------------------------ */
 
-/* What one request keeps while its native call runs: the strings and arrays
- * the native header points at, and what the answer needs from the request. */
-typedef struct kpart {
-    int32_t partition;
-    int16_t error;   /* set before the call: this partition was not sent */
-    size_t first, n; /* native entries (Produce: one per batch) */
-} kpart;
-
-typedef struct ktopic {
-    char *name;
-    size_t first, n; /* kparts */
-} ktopic;
-
-typedef struct kctx {
-    void **allocs;
-    size_t n_allocs, cap_allocs;
-    ktopic *topics;
-    size_t n_topics;
-    kpart *parts;
-    size_t n_parts;
-    int16_t acks;
-    bool list_none; /* Metadata asked for no topic at all */
-    /* Metadata: the topics named, and auto-creation (auto.create.topics.enable) */
-    char **names;
-    int32_t n_names;
-    bool may_create;    /* the broker's setting and the request allow it */
-    bool create_ran;    /* the create round ran: there is never a second */
-    int16_t *auto_err;  /* per name: AUTO_NOT_TRIED, or its create's Kafka error */
-    int32_t *create_of; /* the native CreateTopics' topics: indexes into names */
-    size_t n_create;
-} kctx;
-
-#define AUTO_NOT_TRIED INT16_MIN
-
 static void ctx_free(void *p)
 {
     kctx *x = p;
@@ -144,7 +110,7 @@ static void ctx_free(void *p)
     free(x);
 }
 
-static void *ctx_alloc(kctx *x, size_t n)
+void *rn__kafka_ctx_alloc(kctx *x, size_t n)
 {
     if (x->n_allocs == x->cap_allocs) {
         size_t cap = x->cap_allocs ? x->cap_allocs * 2 : 16;
@@ -160,16 +126,16 @@ static void *ctx_alloc(kctx *x, size_t n)
     return p;
 }
 
-static char *ctx_str(kctx *x, rn_kstr s)
+char *rn__kafka_ctx_str(kctx *x, rn_kstr s)
 {
     size_t n = s.len > 0 ? (size_t)s.len : 0;
-    char *p = ctx_alloc(x, n + 1);
+    char *p = rn__kafka_ctx_alloc(x, n + 1);
     if (p && n)
         memcpy(p, s.data, n);
     return p;
 }
 
-static kctx *ctx_new(rn_kreq *req)
+kctx *rn__kafka_ctx_new(rn_kreq *req)
 {
     kctx *x = calloc(1, sizeof(*x));
     if (x) {
@@ -182,8 +148,8 @@ static kctx *ctx_new(rn_kreq *req)
 /* Room for nt topics and n_parts partitions (what the answer lists back). */
 static bool ctx_tables(kctx *x, size_t nt, size_t n_parts)
 {
-    x->topics = ctx_alloc(x, nt * sizeof(*x->topics));
-    x->parts = ctx_alloc(x, n_parts * sizeof(*x->parts));
+    x->topics = rn__kafka_ctx_alloc(x, nt * sizeof(*x->topics));
+    x->parts = rn__kafka_ctx_alloc(x, n_parts * sizeof(*x->parts));
     return x->topics && x->parts;
 }
 
@@ -192,7 +158,7 @@ static bool ctx_tables(kctx *x, size_t nt, size_t n_parts)
 static ktopic *read_topic(kctx *x, rn_kreader *rd)
 {
     ktopic *kt = &x->topics[x->n_topics++];
-    kt->name = ctx_str(x, rn_kread_string(rd, false));
+    kt->name = rn__kafka_ctx_str(x, rn_kread_string(rd, false));
     kt->first = x->n_parts;
     return kt->name ? kt : NULL;
 }
@@ -219,7 +185,7 @@ static int count_parts(rn_kreader *rd, int32_t nt, size_t per, size_t *n_parts)
 /* ---- Answers --------------------------------------------------------------------- */
 
 /* The native answer's slices, for the answers that copy what they need. */
-static void release(rn_slice *slices, unsigned n_slices)
+void rn__kafka_release(rn_slice *slices, unsigned n_slices)
 {
     for (unsigned i = 0; i < n_slices; i++)
         rn_slice_release(&slices[i]);
@@ -260,8 +226,8 @@ static void answer_unsupported(rn_kreq *req)
 /* Run h in-process; answer is called with the native answer, or at once
  * with the error when the call cannot start (rc < 0 is such an error
  * found before the call: it is not made). */
-static int call_native(rn_kreq *req, int rc, Runnel__RequestHeader *h, const void *payload,
-                       size_t len, rn_gw_answer_cb answer)
+int rn__kafka_call_native(rn_kreq *req, int rc, Runnel__RequestHeader *h, const void *payload,
+                          size_t len, rn_gw_answer_cb answer)
 {
     if (rc >= 0)
         rc = rn_kreq_call(req, h, payload, len, answer);
@@ -316,299 +282,6 @@ static int api_versions(rn_kreq *req)
     return 0;
 }
 
-/* ---- Metadata ------------------------------------------------------------------------- */
-
-int rn_kafka_advertised(const char *hostport, char *out, size_t len)
-{
-    char host[256];
-    uint16_t port;
-    if (len)
-        out[0] = 0;
-    if (rn_config_parse_hostport(hostport, host, sizeof(host), &port) < 0)
-        return -EINVAL;
-    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0 ||
-        strcmp(host, "::") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    snprintf(out, len, "%s:%u", host, port);
-    return 0;
-}
-
-static bool listed(const rn_kafka_broker *brokers, size_t n, int32_t id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (brokers[i].node_id == id)
-            return true;
-    return false;
-}
-
-void rn_kafka_metadata_write(rn_kwriter *w, int32_t correlation_id, int16_t v,
-                             const rn_kafka_broker *brokers, size_t n_brokers,
-                             const Runnel__MetadataResponse *mr, bool no_topics,
-                             const int16_t *topic_errors)
-{
-    rn_kafka_response_begin(w, correlation_id, false);
-    if (v >= 3)
-        rn_kwrite_i32(w, 0); /* throttle_time_ms */
-    rn_kwrite_array(w, false, (int32_t)n_brokers);
-    for (size_t i = 0; i < n_brokers; i++) {
-        rn_kwrite_i32(w, brokers[i].node_id);
-        rn_kwrite_str(w, false, brokers[i].host);
-        rn_kwrite_i32(w, brokers[i].port);
-        if (v >= 1)
-            rn_kwrite_str(w, false, NULL); /* rack */
-    }
-    if (v >= 2)
-        rn_kwrite_str(w, false,
-                      mr && mr->cluster_id && *mr->cluster_id ? mr->cluster_id : "runnel");
-    if (v >= 1)
-        rn_kwrite_i32(w, mr ? mr->controller_id : n_brokers ? brokers[0].node_id : -1);
-    size_t n = mr && !no_topics ? mr->n_topics : 0;
-    rn_kwrite_array(w, false, (int32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        const Runnel__TopicMetadata *t = mr->topics[i];
-        rn_kwrite_i16(w, topic_errors && topic_errors[i] ? topic_errors[i]
-                                                         : rn_kafka_error((int)t->error_code));
-        rn_kwrite_str(w, false, t->name);
-        if (v >= 1)
-            rn_kwrite_i8(w, t->is_internal);
-        rn_kwrite_array(w, false, (int32_t)t->n_partitions);
-        for (size_t j = 0; j < t->n_partitions; j++) {
-            const Runnel__PartitionMetadata *p = t->partitions[j];
-            /* A leader clients cannot be sent to (fenced, or no Kafka
-             * listener): what Kafka answers, so they ask again later. */
-            bool away = !p->error_code && !listed(brokers, n_brokers, p->leader);
-            rn_kwrite_i16(w, away ? RN_KAFKA_LEADER_NOT_AVAILABLE
-                                  : rn_kafka_error((int)p->error_code));
-            rn_kwrite_i32(w, p->partition);
-            rn_kwrite_i32(w, away ? -1 : p->leader);
-            if (v >= 7)
-                rn_kwrite_i32(w, p->leader_epoch);
-            rn_kwrite_array(w, false, (int32_t)p->n_replicas);
-            for (size_t k = 0; k < p->n_replicas; k++)
-                rn_kwrite_i32(w, p->replicas[k]);
-            rn_kwrite_array(w, false, (int32_t)p->n_isr);
-            for (size_t k = 0; k < p->n_isr; k++)
-                rn_kwrite_i32(w, p->isr[k]);
-            if (v >= 5)
-                rn_kwrite_array(w, false, 0); /* offline replicas */
-        }
-        if (v >= 8)
-            rn_kwrite_i32(w, NO_AUTH_OPS);
-    }
-    if (v >= 8)
-        rn_kwrite_i32(w, NO_AUTH_OPS); /* cluster_authorized_operations */
-    rn_kafka_response_end(w, 0);
-}
-
-static int metadata_call(rn_kreq *req);
-static bool auto_create(rn_kreq *req, const Runnel__MetadataResponse *mr);
-
-/* The index of name among the topics the request named, or -1. */
-static int32_t name_index(const kctx *x, const char *name)
-{
-    for (int32_t i = 0; name && i < x->n_names; i++)
-        if (strcmp(x->names[i], name) == 0)
-            return i;
-    return -1;
-}
-
-/* Per topic of mr, the Kafka error to answer instead of its own (0: its
- * own): a topic this request created that the metadata does not show yet is
- * LEADER_NOT_AVAILABLE, as Kafka answers it (clients ask again); one whose
- * create failed answers that failure (INVALID_TOPIC_EXCEPTION, ...). NULL
- * when nothing was created (or no memory: the native errors then). */
-static const int16_t *auto_errors(kctx *x, const Runnel__MetadataResponse *mr)
-{
-    if (!mr || !x->create_ran || !mr->n_topics)
-        return NULL;
-    int16_t *e = ctx_alloc(x, mr->n_topics * sizeof(*e));
-    for (size_t i = 0; e && i < mr->n_topics; i++) {
-        int32_t k = mr->topics[i]->error_code == RN_E_UNKNOWN_TOPIC
-                        ? name_index(x, mr->topics[i]->name)
-                        : -1;
-        if (k >= 0 && x->auto_err[k] != AUTO_NOT_TRIED)
-            e[i] = x->auto_err[k] ? x->auto_err[k] : RN_KAFKA_LEADER_NOT_AVAILABLE;
-    }
-    return e;
-}
-
-static void metadata_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
-                            unsigned n_slices)
-{
-    rn_kreq *req = (rn_kreq *)call;
-    kctx *x = req->ctx;
-    release(slices, n_slices);
-    const Runnel__MetadataResponse *mr =
-        hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_METADATA ? hdr->metadata : NULL;
-    if (mr && x->may_create && !x->create_ran && auto_create(req, mr))
-        return; /* answered after the create, by the metadata asked again */
-    rn_broker *b = rn_kreq_broker(req);
-    /* This broker alone, at its listener's address and bound port ... */
-    char self[300], host[256];
-    uint16_t port;
-    if (!b || rn_kafka_advertised(b->cfg.kafka, self, sizeof(self)) < 0 ||
-        rn_config_parse_hostport(self, host, sizeof(host), &port) < 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    rn_kafka_broker one = {b ? b->cfg.node_id : 1, host, rn_kreq_port(req)};
-    const rn_kafka_broker *list = &one;
-    size_t n = 1;
-    /* ... or, in a cluster, every registered broker that is not fenced and
-     * has a Kafka listener (its registration says where), so a client
-     * reaches each partition's leader. None yet (the quorum catching up):
-     * this one alone, the client asks again. */
-    enum { MAXB = sizeof(((rn_quorum_status *)0)->brokers) / sizeof(rn_quorum_broker) };
-    rn_quorum_status *st = b && b->quorum ? malloc(sizeof(*st)) : NULL;
-    rn_kafka_broker *kb = st ? calloc(MAXB, sizeof(*kb)) : NULL;
-    char(*hosts)[256] = st ? calloc(MAXB, sizeof(*hosts)) : NULL;
-    if (st && kb && hosts) {
-        rn_quorum_status_get(b->quorum, st);
-        size_t k = 0;
-        for (int i = 0; i < st->n_brokers && k < MAXB; i++) {
-            const rn_quorum_broker *qb = &st->brokers[i];
-            if (qb->fenced || !qb->kafka[0] ||
-                rn_config_parse_hostport(qb->kafka, hosts[k], sizeof(hosts[k]), &kb[k].port) < 0)
-                continue;
-            kb[k].node_id = qb->id;
-            kb[k].host = hosts[k];
-            k++;
-        }
-        if (k) {
-            list = kb;
-            n = k;
-        }
-    }
-    rn_kout *o = rn_kout_new();
-    if (!o) {
-        rn_kreq_oom(req);
-        goto out;
-    }
-    rn_kafka_metadata_write(&o->w, req->h.correlation_id, req->h.api_version, list, n, mr,
-                            x->list_none, auto_errors(x, mr));
-    rn_kreq_answer(req, o);
-out:
-    free(st);
-    free(kb);
-    free(hosts);
-}
-
-/* The create round's answer: each topic's outcome is kept (one that
- * another client created meanwhile counts as created), then the metadata is
- * asked again, so the answer shows the new topics with their partitions. */
-static void auto_create_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice *slices,
-                               unsigned n_slices)
-{
-    rn_kreq *req = (rn_kreq *)call;
-    kctx *x = req->ctx;
-    release(slices, n_slices);
-    Runnel__TopicResult **res = NULL;
-    size_t n_res = 0;
-    if (hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_CREATE_TOPICS) {
-        res = hdr->create_topics->topics;
-        n_res = hdr->create_topics->n_topics;
-    }
-    for (size_t j = 0; j < x->n_create; j++) {
-        int code = j < n_res         ? (int)res[j]->error_code
-                   : hdr->error_code ? (int)hdr->error_code
-                                     : RN_E_UNKNOWN;
-        x->auto_err[x->create_of[j]] =
-            code == 0 || code == RN_E_TOPIC_EXISTS ? RN_KAFKA_NONE : rn_kafka_error(code);
-        rn_logfmt(RN_INFO, "kafka: Metadata auto-creates a topic", "topic=\"%s\" result=%s",
-                  x->names[x->create_of[j]], code ? rn_errname(-code) : "created");
-    }
-    metadata_call(req);
-}
-
-/* Creates the unknown topics of mr that the request named (Kafka's
- * auto-creation: num.partitions, the default replication factor, no
- * configs). Returns false when there are none (mr is the answer). */
-static bool auto_create(rn_kreq *req, const Runnel__MetadataResponse *mr)
-{
-    kctx *x = req->ctx;
-    x->create_ran = true;
-    size_t n = 0;
-    Runnel__NewTopic *nts = ctx_alloc(x, mr->n_topics * sizeof(*nts));
-    Runnel__NewTopic **ptrs = ctx_alloc(x, mr->n_topics * sizeof(*ptrs));
-    x->create_of = ctx_alloc(x, mr->n_topics * sizeof(*x->create_of));
-    if (!nts || !ptrs || !x->create_of)
-        return false; /* no memory: answered as it is, nothing created */
-    for (size_t i = 0; i < mr->n_topics; i++) {
-        const Runnel__TopicMetadata *t = mr->topics[i];
-        int32_t k = t->error_code == RN_E_UNKNOWN_TOPIC ? name_index(x, t->name) : -1;
-        if (k < 0 || x->auto_err[k] != AUTO_NOT_TRIED) /* a name asked twice: once */
-            continue;
-        x->auto_err[k] = RN_KAFKA_UNKNOWN_SERVER_ERROR; /* until the answer says */
-        runnel__new_topic__init(&nts[n]);
-        nts[n].name = x->names[k];
-        nts[n].num_partitions = -1;     /* num.partitions */
-        nts[n].replication_factor = -1; /* the broker's default */
-        ptrs[n] = &nts[n];
-        x->create_of[n++] = k;
-    }
-    if (!n)
-        return false;
-    x->n_create = n;
-    Runnel__CreateTopicsRequest cr = RUNNEL__CREATE_TOPICS_REQUEST__INIT;
-    cr.n_topics = n;
-    cr.topics = ptrs;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__CREATE_TOPICS;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_CREATE_TOPICS;
-    h.create_topics = &cr;
-    call_native(req, 0, &h, NULL, 0, auto_create_answer);
-    return true;
-}
-
-/* The native Metadata for the topics the request named (all when none). */
-static int metadata_call(rn_kreq *req)
-{
-    kctx *x = req->ctx;
-    Runnel__MetadataRequest mr = RUNNEL__METADATA_REQUEST__INIT;
-    mr.n_topics = x->n_names > 0 ? (size_t)x->n_names : 0;
-    mr.topics = x->names;
-    Runnel__RequestHeader h = RUNNEL__REQUEST_HEADER__INIT;
-    h.api = RUNNEL__API__METADATA;
-    h.body_case = RUNNEL__REQUEST_HEADER__BODY_METADATA;
-    h.metadata = &mr;
-    return call_native(req, 0, &h, NULL, 0, metadata_answer);
-}
-
-static int metadata(rn_kreq *req)
-{
-    rn_kreader *rd = &req->body;
-    int16_t v = req->h.api_version;
-    kctx *x = ctx_new(req);
-    if (!x)
-        return -ENOMEM;
-    /* v0: an empty array means every topic (there is no null). */
-    int32_t n = rn_kread_array(rd, false, v >= 1, 2);
-    char **names = n > 0 ? ctx_alloc(x, (size_t)n * sizeof(*names)) : NULL;
-    x->auto_err = n > 0 ? ctx_alloc(x, (size_t)n * sizeof(*x->auto_err)) : NULL;
-    if (n > 0 && (!names || !x->auto_err))
-        return -ENOMEM;
-    for (int32_t i = 0; i < n && !rd->err; i++) {
-        rn_kstr s = rn_kread_string(rd, false);
-        if (!rd->err && !(names[i] = ctx_str(x, s)))
-            return -ENOMEM;
-        x->auto_err[i] = AUTO_NOT_TRIED;
-    }
-    /* allow_auto_topic_creation (v4+; before, every Metadata may create):
-     * both it and the broker's auto.create.topics.enable must say yes. */
-    bool allow = v >= 4 ? rn_kread_i8(rd) != 0 : true;
-    if (v >= 8) {
-        (void)rn_kread_i8(rd); /* include_cluster_authorized_operations */
-        (void)rn_kread_i8(rd); /* include_topic_authorized_operations */
-    }
-    if (rd->err)
-        return rd->err;
-    /* Kafka: null = every topic, [] = none; native: empty = every topic. */
-    x->list_none = n == 0 && v >= 1;
-    x->names = names;
-    x->n_names = n > 0 ? n : 0;
-    rn_broker *b = rn_kreq_broker(req);
-    x->may_create = allow && x->n_names > 0 && b && b->cfg.auto_create_topics;
-    return metadata_call(req);
-}
-
 /* ---- Leaders ---------------------------------------------------------------------------- */
 
 /* Whether the metadata names another broker as the partition's leader.
@@ -636,7 +309,7 @@ static void produce_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sli
 {
     rn_kreq *req = (rn_kreq *)call;
     kctx *x = req->ctx;
-    release(slices, n_slices);
+    rn__kafka_release(slices, n_slices);
     if (x->acks == 0) {
         rn_kreq_answer(req, NULL); /* acks=0: no answer at all */
         return;
@@ -697,7 +370,7 @@ static void produce_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_sli
 static int produce(rn_kreq *req)
 {
     rn_kreader *rd = &req->body;
-    kctx *x = ctx_new(req);
+    kctx *x = rn__kafka_ctx_new(req);
     if (!x)
         return -ENOMEM;
     (void)rn_kread_string(rd, true); /* transactional_id: transactions are not supported */
@@ -732,9 +405,9 @@ static int produce(rn_kreq *req)
     if (rd->err)
         return rd->err;
     rd->pos = mark;
-    Runnel__ProducePartition *pp = ctx_alloc(x, n_batches * sizeof(*pp));
-    Runnel__ProducePartition **ptrs = ctx_alloc(x, n_batches * sizeof(*ptrs));
-    uint8_t *payload = ctx_alloc(x, payload_len);
+    Runnel__ProducePartition *pp = rn__kafka_ctx_alloc(x, n_batches * sizeof(*pp));
+    Runnel__ProducePartition **ptrs = rn__kafka_ctx_alloc(x, n_batches * sizeof(*ptrs));
+    uint8_t *payload = rn__kafka_ctx_alloc(x, payload_len);
     if (!ctx_tables(x, (size_t)nt, n_parts) || !pp || !ptrs || !payload)
         return -ENOMEM;
     size_t nb = 0, plen = 0;
@@ -851,14 +524,14 @@ static void fetch_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slice
     int16_t v = req->h.api_version;
     rn_kout *o = begin(req, false);
     if (!o) {
-        release(slices, n_slices);
+        rn__kafka_release(slices, n_slices);
         return;
     }
     /* The answer holds the references until it is sent. */
     if (n_slices) {
         o->slices = malloc(n_slices * sizeof(*slices));
         if (!o->slices) {
-            release(slices, n_slices);
+            rn__kafka_release(slices, n_slices);
             o->w.oom = true;
             finish(req, o);
             return;
@@ -920,7 +593,7 @@ static int fetch(rn_kreq *req)
 {
     rn_kreader *rd = &req->body;
     int16_t v = req->h.api_version;
-    kctx *x = ctx_new(req);
+    kctx *x = rn__kafka_ctx_new(req);
     if (!x)
         return -ENOMEM;
     (void)rn_kread_i32(rd); /* replica_id: a consumer's, whatever it says */
@@ -939,8 +612,8 @@ static int fetch(rn_kreq *req)
     int rc = count_parts(rd, nt, per, &n_parts);
     if (rc < 0)
         return rc;
-    Runnel__FetchPartition *fp = ctx_alloc(x, n_parts * sizeof(*fp));
-    Runnel__FetchPartition **ptrs = ctx_alloc(x, n_parts * sizeof(*ptrs));
+    Runnel__FetchPartition *fp = rn__kafka_ctx_alloc(x, n_parts * sizeof(*fp));
+    Runnel__FetchPartition **ptrs = rn__kafka_ctx_alloc(x, n_parts * sizeof(*ptrs));
     if (!ctx_tables(x, (size_t)nt, n_parts) || !fp || !ptrs)
         return -ENOMEM;
     for (int32_t t = 0; t < nt; t++) {
@@ -988,7 +661,7 @@ static int fetch(rn_kreq *req)
     h.api = RUNNEL__API__FETCH;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_FETCH;
     h.fetch = &fr;
-    return call_native(req, 0, &h, NULL, 0, fetch_answer);
+    return rn__kafka_call_native(req, 0, &h, NULL, 0, fetch_answer);
 }
 
 /* ---- ListOffsets -------------------------------------------------------------------------- */
@@ -998,7 +671,7 @@ static void list_offsets_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, r
 {
     rn_kreq *req = (rn_kreq *)call;
     kctx *x = req->ctx;
-    release(slices, n_slices);
+    rn__kafka_release(slices, n_slices);
     int16_t v = req->h.api_version;
     Runnel__ListOffsetsResponse *lr =
         hdr->body_case == RUNNEL__RESPONSE_HEADER__BODY_LIST_OFFSETS ? hdr->list_offsets : NULL;
@@ -1038,7 +711,7 @@ static int list_offsets(rn_kreq *req)
 {
     rn_kreader *rd = &req->body;
     int16_t v = req->h.api_version;
-    kctx *x = ctx_new(req);
+    kctx *x = rn__kafka_ctx_new(req);
     if (!x)
         return -ENOMEM;
     (void)rn_kread_i32(rd); /* replica_id */
@@ -1050,9 +723,9 @@ static int list_offsets(rn_kreq *req)
     int rc = count_parts(rd, nt, per, &n_parts);
     if (rc < 0)
         return rc;
-    Runnel__ListOffsetsPartition *lp = ctx_alloc(x, n_parts * sizeof(*lp));
-    Runnel__LeaderEpochQuery *eq = ctx_alloc(x, n_parts * sizeof(*eq));
-    Runnel__ListOffsetsPartition **ptrs = ctx_alloc(x, n_parts * sizeof(*ptrs));
+    Runnel__ListOffsetsPartition *lp = rn__kafka_ctx_alloc(x, n_parts * sizeof(*lp));
+    Runnel__LeaderEpochQuery *eq = rn__kafka_ctx_alloc(x, n_parts * sizeof(*eq));
+    Runnel__ListOffsetsPartition **ptrs = rn__kafka_ctx_alloc(x, n_parts * sizeof(*ptrs));
     if (!ctx_tables(x, (size_t)nt, n_parts) || !lp || !eq || !ptrs)
         return -ENOMEM;
     bool bad_ts = false;
@@ -1091,7 +764,8 @@ static int list_offsets(rn_kreq *req)
     h.list_offsets = &lr;
     /* A timestamp below -2 (Kafka's -3 max-timestamp, KIP-734) is not
      * supported: the whole request is answered INVALID_REQUEST. */
-    return call_native(req, bad_ts ? -RN_E_INVALID_REQUEST : 0, &h, NULL, 0, list_offsets_answer);
+    return rn__kafka_call_native(req, bad_ts ? -RN_E_INVALID_REQUEST : 0, &h, NULL, 0,
+                                 list_offsets_answer);
 }
 
 /* ---- CreateTopics, DeleteTopics ---------------------------------------------------------- */
@@ -1103,7 +777,7 @@ static void topics_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
 {
     rn_kreq *req = (rn_kreq *)call;
     kctx *x = req->ctx;
-    release(slices, n_slices);
+    rn__kafka_release(slices, n_slices);
     bool create = req->h.api_key == RN_KAFKA_CREATE_TOPICS;
     Runnel__TopicResult **res = NULL;
     size_t n_res = 0;
@@ -1141,14 +815,14 @@ static void topics_answer(rn_gw_call *call, Runnel__ResponseHeader *hdr, rn_slic
 static int create_topics(rn_kreq *req)
 {
     rn_kreader *rd = &req->body;
-    kctx *x = ctx_new(req);
+    kctx *x = rn__kafka_ctx_new(req);
     if (!x)
         return -ENOMEM;
     int32_t nt = rn_kread_array(rd, false, false, 2 + 4 + 2 + 4 + 4);
     if (rd->err)
         return rd->err;
-    Runnel__NewTopic *nts = ctx_alloc(x, (size_t)nt * sizeof(*nts));
-    Runnel__NewTopic **ptrs = ctx_alloc(x, (size_t)nt * sizeof(*ptrs));
+    Runnel__NewTopic *nts = rn__kafka_ctx_alloc(x, (size_t)nt * sizeof(*nts));
+    Runnel__NewTopic **ptrs = rn__kafka_ctx_alloc(x, (size_t)nt * sizeof(*ptrs));
     /* parts: one per topic, for its own error */
     if (!ctx_tables(x, (size_t)nt, (size_t)nt) || !nts || !ptrs)
         return -ENOMEM;
@@ -1172,15 +846,15 @@ static int create_topics(rn_kreq *req)
         int32_t nc = rn_kread_array(rd, false, false, 4);
         if (rd->err)
             return rd->err;
-        Runnel__NewTopic__ConfigsEntry *ce = ctx_alloc(x, (size_t)nc * sizeof(*ce));
-        Runnel__NewTopic__ConfigsEntry **cp = ctx_alloc(x, (size_t)nc * sizeof(*cp));
+        Runnel__NewTopic__ConfigsEntry *ce = rn__kafka_ctx_alloc(x, (size_t)nc * sizeof(*ce));
+        Runnel__NewTopic__ConfigsEntry **cp = rn__kafka_ctx_alloc(x, (size_t)nc * sizeof(*cp));
         if (!ce || !cp)
             return -ENOMEM;
         for (int32_t c = 0; c < nc && !rd->err; c++) {
             runnel__new_topic__configs_entry__init(&ce[c]);
             cp[c] = &ce[c];
-            ce[c].key = ctx_str(x, rn_kread_string(rd, false));
-            ce[c].value = ctx_str(x, rn_kread_string(rd, true));
+            ce[c].key = rn__kafka_ctx_str(x, rn_kread_string(rd, false));
+            ce[c].value = rn__kafka_ctx_str(x, rn_kread_string(rd, true));
             if (!ce[c].key || !ce[c].value)
                 return -ENOMEM;
         }
@@ -1194,7 +868,7 @@ static int create_topics(rn_kreq *req)
     /* The native answer lists its topics in request order, which
      * topics_answer relies on: a topic refused here (manual assignments)
      * fails the whole request below rather than leave a gap. */
-    Runnel__NewTopic **send = ctx_alloc(x, (size_t)nt * sizeof(*send));
+    Runnel__NewTopic **send = rn__kafka_ctx_alloc(x, (size_t)nt * sizeof(*send));
     if (!send)
         return -ENOMEM;
     size_t n_send = 0;
@@ -1220,19 +894,19 @@ static int create_topics(rn_kreq *req)
         topics_answer(&req->call, &eh, NULL, 0);
         return 0;
     }
-    return call_native(req, 0, &h, NULL, 0, topics_answer);
+    return rn__kafka_call_native(req, 0, &h, NULL, 0, topics_answer);
 }
 
 static int delete_topics(rn_kreq *req)
 {
     rn_kreader *rd = &req->body;
-    kctx *x = ctx_new(req);
+    kctx *x = rn__kafka_ctx_new(req);
     if (!x)
         return -ENOMEM;
     int32_t nt = rn_kread_array(rd, false, false, 2);
     if (rd->err)
         return rd->err;
-    char **names = ctx_alloc(x, (size_t)nt * sizeof(*names));
+    char **names = rn__kafka_ctx_alloc(x, (size_t)nt * sizeof(*names));
     if (!ctx_tables(x, (size_t)nt, (size_t)nt) || !names)
         return -ENOMEM;
     for (int32_t t = 0; t < nt; t++) {
@@ -1252,7 +926,7 @@ static int delete_topics(rn_kreq *req)
     h.api = RUNNEL__API__DELETE_TOPICS;
     h.body_case = RUNNEL__REQUEST_HEADER__BODY_DELETE_TOPICS;
     h.delete_topics = &dr;
-    return call_native(req, 0, &h, NULL, 0, topics_answer);
+    return rn__kafka_call_native(req, 0, &h, NULL, 0, topics_answer);
 }
 
 /* ---- Dispatch ------------------------------------------------------------------------------ */
@@ -1270,7 +944,7 @@ int rn_kafka_dispatch(rn_kreq *req)
     }
     switch (key) {
     case RN_KAFKA_METADATA:
-        return metadata(req);
+        return rn__kafka_metadata(req);
     case RN_KAFKA_PRODUCE:
         return produce(req);
     case RN_KAFKA_FETCH:
