@@ -177,6 +177,11 @@ int rn_log_failure(const rn_log *log);
  * log end to decide where the log stands (a follower's truncation or fetch
  * offset) waits until this is false. */
 bool rn_log_writing(const rn_log *log);
+
+/* Rolled segments whose seal (an fdatasync through the ring, then the seal
+ * itself on the offload worker) has not completed. Retention does not delete
+ * such a segment until then; its next pass does. */
+unsigned rn_log_sealing(const rn_log *log);
 /* What consumers may read: flushed offset with flush=always (so a crash can
  * never take back what a consumer saw), else the log end offset. */
 int64_t rn_log_high_watermark(const rn_log *log);

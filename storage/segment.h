@@ -18,6 +18,7 @@
 #include "protocol/batch.h"
 #include "storage/index_file.h"
 #include "storage/log.h"
+#include "storage/offload.h"
 
 struct rn_segment {
     int refs; /* the log's own reference + readers' */
@@ -39,8 +40,10 @@ struct rn_segment {
     bool index_fresh;   /* an index file was missing or corrupt at open */
     unsigned n_pending; /* appends written to this segment, not yet visible */
     rn_io_op seal_op;   /* the asynchronous fdatasync that precedes a roll's seal */
+    rn_offload_job seal_job; /* the seal itself, on the offload worker */
     rn_log *seal_log;
     bool seal_sync_inflight, seal_synced;
+    bool seal_inflight; /* the worker seals it: sealed, fd and indexes are its */
     bool sealed;
     bool rolled;  /* no longer the active segment; sealed once n_pending == 0 */
     bool deleted; /* files unlinked; freed when refs drops to 0 */
