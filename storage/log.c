@@ -381,14 +381,16 @@ static void submit_sync(rn_log *log)
      * fdatasync (seal_rolled) has not completed holds batches this one would
      * acknowledge: wait for it (seal_sync_done calls maybe_sync again). */
     for (unsigned i = 0; i + 1 < log->n_segs && log->segs[i] != seg; i++) {
-        if (!log->segs[i]->seal_synced && !log->segs[i]->sealed) {
+        if ((!log->segs[i]->seal_synced && !log->segs[i]->sealed) ||
+            log->segs[i]->dir_sync_inflight) {
             log->sync_deferred = true;
             return;
         }
     }
-    if (seg->seal_inflight) {
+    if (seg->seal_inflight || seg->dir_sync_inflight) {
         /* The newest batch is in a rolled segment the worker is sealing (its
-         * descriptor is the worker's now); the seal syncs it: wait for that. */
+         * descriptor is the worker's now; the seal syncs it), or in one whose
+         * name is not yet durable: wait for the worker. */
         log->sync_deferred = true;
         return;
     }
@@ -595,10 +597,41 @@ static void write_done(rn_io_op *op, int res, uint32_t flags)
     advance(log);
 }
 
+/* On the offload worker: make a rolled-in segment's name durable. */
+static int dir_sync_job(void *arg)
+{
+    rn_segment *seg = arg;
+    return rn_sys_fsync_dir_lazy(seg->seal_log->dir);
+}
+
+static void dir_sync_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_segment *seg = RN_CONTAINER_OF(op, rn_segment, dir_job.op);
+    rn_log *log = seg->seal_log;
+    (void)flags;
+    seg->dir_sync_inflight = false;
+    log->n_seal_inflight--;
+    if (res < 0 && !log->failed && !seg->deleted) {
+        /* As a failed fdatasync: what the directory holds is unknown. */
+        rn__log_set_err(log, res, "segment %020" PRId64 ": fsync of the directory",
+                        seg->base_offset);
+        log->failed = -RN_E_LOG_FAILED;
+    }
+    rn_segment_unref(seg);
+    maybe_sync(log);
+    if (log->sync_deferred && !log->failed) {
+        log->sync_deferred = false;
+        submit_sync(log);
+    }
+}
+
 int rn__log_roll(rn_log *log, int64_t now)
 {
     rn_segment *old = active(log), *seg;
-    int rc = rn_segment_create(&seg, log->dir, log->next_assign, &log->cfg, now);
+    /* The fsync of the directory that makes the new names durable waits for
+     * the disk like any sync: it runs on the offload worker, and no batch in
+     * the segment counts as flushed until it is done (submit_sync). */
+    int rc = rn_segment_create_unsynced(&seg, log->dir, log->next_assign, &log->cfg, now);
     if (rc < 0)
         return rn__log_set_err(log, rc, "segment %020" PRId64 ": create", log->next_assign);
     rc = rn__log_push_segment(log, seg);
@@ -607,6 +640,11 @@ int rn__log_roll(rn_log *log, int64_t now)
         rn_segment_unref(seg);
         return rn__log_set_err(log, rc, "roll");
     }
+    seg->dir_sync_inflight = true;
+    seg->seal_log = log;
+    log->n_seal_inflight++;
+    rn_segment_ref(seg);
+    rn_offload(log->io, &seg->dir_job, dir_sync_job, seg, dir_sync_done);
     old->rolled = true;
     seal_rolled(log);
     return 0;

@@ -178,9 +178,10 @@ int rn_log_failure(const rn_log *log);
  * offset) waits until this is false. */
 bool rn_log_writing(const rn_log *log);
 
-/* Rolled segments whose seal (an fdatasync through the ring, then the seal
- * itself on the offload worker) has not completed. Retention does not delete
- * such a segment until then; its next pass does. */
+/* Roll work not yet completed: rolled segments whose seal (an fdatasync
+ * through the ring, then the seal itself on the offload worker) is out, and
+ * new segments whose name the directory's fsync has not yet made durable.
+ * Retention does not delete a segment being sealed; its next pass does. */
 unsigned rn_log_sealing(const rn_log *log);
 /* What consumers may read: flushed offset with flush=always (so a crash can
  * never take back what a consumer saw), else the log end offset. */

@@ -44,6 +44,8 @@ struct rn_segment {
     rn_log *seal_log;
     bool seal_sync_inflight, seal_synced;
     bool seal_inflight; /* the worker seals it: sealed, fd and indexes are its */
+    rn_offload_job dir_job; /* a roll's fsync of the directory naming it */
+    bool dir_sync_inflight; /* until then no batch in it counts as durable */
     bool sealed;
     bool rolled;  /* no longer the active segment; sealed once n_pending == 0 */
     bool deleted; /* files unlinked; freed when refs drops to 0 */
@@ -60,6 +62,11 @@ static inline uint64_t rn_segment_capacity(const rn_segment *seg)
  * segment_bytes (sparse) and mapped, fresh indexes. Errors: -errno. */
 int rn_segment_create(rn_segment **out, const char *dir, int64_t base_offset,
                       const rn_log_config *cfg, int64_t now_ms);
+/* The same without the fsync of dir that makes the new names durable: the
+ * caller does it before anything in the segment is acknowledged as durable
+ * (a roll: storage/log.c, on the offload worker). */
+int rn_segment_create_unsynced(rn_segment **out, const char *dir, int64_t base_offset,
+                               const rn_log_config *cfg, int64_t now_ms);
 
 /* Open an existing segment. `active`: it will take appends (the .log is sized
  * up to segment_bytes). Descriptors stay open either way: the caller then
