@@ -183,6 +183,16 @@ struct io_uring *rn_io_ring(rn_io *io)
     return &io->ring;
 }
 
+void rn__io_outside_begin(rn_io *io)
+{
+    io->inflight++;
+}
+
+void rn__io_outside_end(rn_io *io)
+{
+    io->inflight--;
+}
+
 unsigned rn_io_inflight(const rn_io *io)
 {
     return io->inflight;

@@ -109,4 +109,11 @@ unsigned rn_io_inflight(const rn_io *io);
  * Messages are not counted in rn_io_inflight of either ring. */
 void rn_io_msg(rn_io *from, rn_io *to, rn_io_op *op, rn_io_cb cb);
 
+/* An operation of this ring's owner that runs elsewhere and completes as a
+ * message (storage/offload.h): counted in rn_io_inflight from _begin to _end,
+ * both called on the owner's thread, so drains and rn_io_retire wait for it
+ * as for a CQE. */
+void rn__io_outside_begin(rn_io *io);
+void rn__io_outside_end(rn_io *io);
+
 #endif

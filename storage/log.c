@@ -55,6 +55,7 @@
 #include "storage/log.h"
 #include "storage/log_dir.h"
 #include "storage/log_impl.h"
+#include "storage/offload.h"
 #include "storage/segment.h"
 #include "storage/sys.h"
 
@@ -258,11 +259,41 @@ static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
     }
 }
 
+/* On the offload worker: the seal's ftruncates, fdatasyncs and closes. */
+static int seal_job(void *arg)
+{
+    return rn_segment_seal(arg);
+}
+
+/* Back on the reactor: the segment is sealed, or the seal failed. */
+static void seal_job_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_segment *s = RN_CONTAINER_OF(op, rn_segment, seal_job.op);
+    rn_log *log = s->seal_log;
+    (void)flags;
+    s->seal_inflight = false;
+    log->n_seal_inflight--;
+    if (res < 0 && !log->failed && !s->deleted) {
+        /* The seal's fdatasync failed: what the segment holds is unknown. */
+        rn__log_set_err(log, res, "segment %020" PRId64 ": seal", s->base_offset);
+        log->failed = -RN_E_LOG_FAILED;
+    }
+    rn_segment_unref(s);
+    /* As seal_sync_done: a group commit may wait for this seal, or, if it
+     * failed, appends for a sync that will never come. */
+    maybe_sync(log);
+    if (log->sync_deferred && !log->failed) {
+        log->sync_deferred = false;
+        submit_sync(log);
+    }
+}
+
 static void seal_rolled(rn_log *log)
 {
     for (unsigned i = 0; i + 1 < log->n_segs; i++) {
         rn_segment *s = log->segs[i];
-        if (s->sealed || !s->rolled || s->n_pending || log->broken ||
+        /* seal_inflight first: while the worker seals, s->sealed is its. */
+        if (s->seal_inflight || s->sealed || !s->rolled || s->n_pending || log->broken ||
             (log->sync_inflight && log->sync_seg == s) || s->seal_sync_inflight ||
             (log->prealloc_inflight && log->prealloc_seg == s))
             continue;
@@ -286,12 +317,15 @@ static void seal_rolled(rn_log *log)
                             s->base_offset);
             continue;
         }
-        rc = rn_segment_seal(s);
-        if (rc < 0 && !log->failed) {
-            /* The seal's fdatasync failed: what the segment holds is unknown. */
-            rn__log_set_err(log, rc, "segment %020" PRId64 ": seal", s->base_offset);
-            log->failed = -RN_E_LOG_FAILED;
-        }
+        /* The seal's own syncs (indexes, the cut .log) are small but each
+         * waits for the disk, behind whatever writeback it holds: off the
+         * reactor (storage/offload.h). Until seal_job_done nothing here
+         * touches s's seal state, descriptors or files (seal_inflight). */
+        s->seal_inflight = true;
+        s->seal_log = log;
+        log->n_seal_inflight++;
+        rn_segment_ref(s);
+        rn_offload(log->io, &s->seal_job, seal_job, s, seal_job_done);
     }
 }
 
@@ -347,10 +381,18 @@ static void submit_sync(rn_log *log)
      * fdatasync (seal_rolled) has not completed holds batches this one would
      * acknowledge: wait for it (seal_sync_done calls maybe_sync again). */
     for (unsigned i = 0; i + 1 < log->n_segs && log->segs[i] != seg; i++) {
-        if (!log->segs[i]->sealed && !log->segs[i]->seal_synced) {
+        if ((!log->segs[i]->seal_synced && !log->segs[i]->sealed) ||
+            log->segs[i]->dir_sync_inflight) {
             log->sync_deferred = true;
             return;
         }
+    }
+    if (seg->seal_inflight || seg->dir_sync_inflight) {
+        /* The newest batch is in a rolled segment the worker is sealing (its
+         * descriptor is the worker's now; the seal syncs it), or in one whose
+         * name is not yet durable: wait for the worker. */
+        log->sync_deferred = true;
+        return;
     }
     log->sync_deferred = false;
     if (seg->fd < 0) {
@@ -555,10 +597,41 @@ static void write_done(rn_io_op *op, int res, uint32_t flags)
     advance(log);
 }
 
+/* On the offload worker: make a rolled-in segment's name durable. */
+static int dir_sync_job(void *arg)
+{
+    rn_segment *seg = arg;
+    return rn_sys_fsync_dir_lazy(seg->seal_log->dir);
+}
+
+static void dir_sync_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_segment *seg = RN_CONTAINER_OF(op, rn_segment, dir_job.op);
+    rn_log *log = seg->seal_log;
+    (void)flags;
+    seg->dir_sync_inflight = false;
+    log->n_seal_inflight--;
+    if (res < 0 && !log->failed && !seg->deleted) {
+        /* As a failed fdatasync: what the directory holds is unknown. */
+        rn__log_set_err(log, res, "segment %020" PRId64 ": fsync of the directory",
+                        seg->base_offset);
+        log->failed = -RN_E_LOG_FAILED;
+    }
+    rn_segment_unref(seg);
+    maybe_sync(log);
+    if (log->sync_deferred && !log->failed) {
+        log->sync_deferred = false;
+        submit_sync(log);
+    }
+}
+
 int rn__log_roll(rn_log *log, int64_t now)
 {
     rn_segment *old = active(log), *seg;
-    int rc = rn_segment_create(&seg, log->dir, log->next_assign, &log->cfg, now);
+    /* The fsync of the directory that makes the new names durable waits for
+     * the disk like any sync: it runs on the offload worker, and no batch in
+     * the segment counts as flushed until it is done (submit_sync). */
+    int rc = rn_segment_create_unsynced(&seg, log->dir, log->next_assign, &log->cfg, now);
     if (rc < 0)
         return rn__log_set_err(log, rc, "segment %020" PRId64 ": create", log->next_assign);
     rc = rn__log_push_segment(log, seg);
@@ -567,6 +640,11 @@ int rn__log_roll(rn_log *log, int64_t now)
         rn_segment_unref(seg);
         return rn__log_set_err(log, rc, "roll");
     }
+    seg->dir_sync_inflight = true;
+    seg->seal_log = log;
+    log->n_seal_inflight++;
+    rn_segment_ref(seg);
+    rn_offload(log->io, &seg->dir_job, dir_sync_job, seg, dir_sync_done);
     old->rolled = true;
     seal_rolled(log);
     return 0;
@@ -879,6 +957,11 @@ int rn_log_failure(const rn_log *log)
 bool rn_log_writing(const rn_log *log)
 {
     return log->writes.head != NULL;
+}
+
+unsigned rn_log_sealing(const rn_log *log)
+{
+    return log->n_seal_inflight;
 }
 
 int64_t rn_log_flushed_offset(const rn_log *log)

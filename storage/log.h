@@ -177,6 +177,12 @@ int rn_log_failure(const rn_log *log);
  * log end to decide where the log stands (a follower's truncation or fetch
  * offset) waits until this is false. */
 bool rn_log_writing(const rn_log *log);
+
+/* Roll work not yet completed: rolled segments whose seal (an fdatasync
+ * through the ring, then the seal itself on the offload worker) is out, and
+ * new segments whose name the directory's fsync has not yet made durable.
+ * Retention does not delete a segment being sealed; its next pass does. */
+unsigned rn_log_sealing(const rn_log *log);
 /* What consumers may read: flushed offset with flush=always (so a crash can
  * never take back what a consumer saw), else the log end offset. */
 int64_t rn_log_high_watermark(const rn_log *log);

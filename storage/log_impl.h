@@ -63,7 +63,8 @@ struct rn_log {
     queue writes;   /* submitted, not yet visible, in offset order */
     queue unsynced; /* visible, waiting for fdatasync (flush=always) */
     uint64_t unsynced_bytes;
-    unsigned n_seal_inflight; /* rolled segments being synced before their seal */
+    unsigned n_seal_inflight; /* roll work out: syncs and seals of rolled segments, fsyncs of the
+                                directory for new ones (storage/offload.h) */
     pending *free_list;
 
     bool sync_inflight;

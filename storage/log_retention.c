@@ -90,6 +90,8 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
                 break; /* set_err said why; the next pass tries again */
             continue;  /* s is now the rolled one, with nothing pending */
         }
+        if (s->seal_inflight)
+            break; /* the offload worker is sealing it (its files are in use) */
         if (!s->sealed && !(s->rolled && s->n_pending == 0))
             break; /* still being written: never delete under a write (a rolled
                       segment whose seal waits for its fdatasync may go: the
@@ -142,7 +144,7 @@ int rn_log_delete_below(rn_log *log, int64_t offset)
      * before it). */
     while (log->n_segs > 1 && log->segs[1]->base_offset <= offset) {
         rn_segment *s = log->segs[0];
-        if (!s->sealed && !(s->rolled && s->n_pending == 0))
+        if (s->seal_inflight || (!s->sealed && !(s->rolled && s->n_pending == 0)))
             break;
         rc = rn_segment_delete_files(s);
         if (rc < 0) {

@@ -124,8 +124,8 @@ static int map_log(rn_segment *seg, size_t len)
     return rn_sys_mmap((void **)&seg->map, len, PROT_READ, MAP_SHARED, seg->fd, 0);
 }
 
-int rn_segment_create(rn_segment **out, const char *dir, int64_t base_offset,
-                      const rn_log_config *cfg, int64_t now_ms)
+static int create(rn_segment **out, const char *dir, int64_t base_offset,
+                  const rn_log_config *cfg, int64_t now_ms, bool sync_dir)
 {
     rn_segment *seg = segment_alloc(dir, base_offset, cfg);
     if (!seg)
@@ -150,7 +150,7 @@ int rn_segment_create(rn_segment **out, const char *dir, int64_t base_offset,
         goto fail_after_open;
     /* The new names must survive a crash before anything in them is acked
      * (inside a deferred-durability window nothing is acked before its end). */
-    rc = rn_sys_fsync_dir_lazy(dir);
+    rc = sync_dir ? rn_sys_fsync_dir_lazy(dir) : 0;
     if (rc < 0)
         goto fail_after_open;
     seg->created_ms = seg->last_append_ms = now_ms;
@@ -167,6 +167,19 @@ fail_after_open:
 fail:
     segment_free(seg);
     return rc;
+}
+
+
+int rn_segment_create(rn_segment **out, const char *dir, int64_t base_offset,
+                      const rn_log_config *cfg, int64_t now_ms)
+{
+    return create(out, dir, base_offset, cfg, now_ms, true);
+}
+
+int rn_segment_create_unsynced(rn_segment **out, const char *dir, int64_t base_offset,
+                               const rn_log_config *cfg, int64_t now_ms)
+{
+    return create(out, dir, base_offset, cfg, now_ms, false);
 }
 
 int rn_segment_open(rn_segment **out, const char *dir, int64_t base_offset,

@@ -18,6 +18,7 @@
 #include "protocol/batch.h"
 #include "storage/index_file.h"
 #include "storage/log.h"
+#include "storage/offload.h"
 
 struct rn_segment {
     int refs; /* the log's own reference + readers' */
@@ -39,8 +40,12 @@ struct rn_segment {
     bool index_fresh;   /* an index file was missing or corrupt at open */
     unsigned n_pending; /* appends written to this segment, not yet visible */
     rn_io_op seal_op;   /* the asynchronous fdatasync that precedes a roll's seal */
+    rn_offload_job seal_job; /* the seal itself, on the offload worker */
     rn_log *seal_log;
     bool seal_sync_inflight, seal_synced;
+    bool seal_inflight; /* the worker seals it: sealed, fd and indexes are its */
+    rn_offload_job dir_job; /* a roll's fsync of the directory naming it */
+    bool dir_sync_inflight; /* until then no batch in it counts as durable */
     bool sealed;
     bool rolled;  /* no longer the active segment; sealed once n_pending == 0 */
     bool deleted; /* files unlinked; freed when refs drops to 0 */
@@ -57,6 +62,11 @@ static inline uint64_t rn_segment_capacity(const rn_segment *seg)
  * segment_bytes (sparse) and mapped, fresh indexes. Errors: -errno. */
 int rn_segment_create(rn_segment **out, const char *dir, int64_t base_offset,
                       const rn_log_config *cfg, int64_t now_ms);
+/* The same without the fsync of dir that makes the new names durable: the
+ * caller does it before anything in the segment is acknowledged as durable
+ * (a roll: storage/log.c, on the offload worker). */
+int rn_segment_create_unsynced(rn_segment **out, const char *dir, int64_t base_offset,
+                               const rn_log_config *cfg, int64_t now_ms);
 
 /* Open an existing segment. `active`: it will take appends (the .log is sized
  * up to segment_bytes). Descriptors stay open either way: the caller then

@@ -375,6 +375,7 @@ static inline void th_config(rn_log_config *c, uint64_t segment_bytes, enum rn_f
 
 #ifdef TH_CRASH_LAYER
 #include <dlfcn.h>
+#include <pthread.h>
 #include <liburing.h>
 
 #define TH_SECTOR 512
@@ -400,7 +401,12 @@ static struct {
     struct io_uring *ring; /* the ring whose completions are followed */
     unsigned cq_seen;      /* CQ ring position looked at so far */
     unsigned n_syncs;      /* fdatasyncs of regular files that completed */
+    pthread_t owner;       /* the thread that runs the test's ring */
 } th_crash;
+
+/* The log seals rolled segments on the offload worker (storage/offload.h),
+ * so the hooks below run on two threads: one lock around the model. */
+static pthread_mutex_t th_crash_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 static inline th_image *th__crash_find(dev_t dev, ino_t ino, bool add)
 {
@@ -504,7 +510,7 @@ static inline void th_crash_note_sync(int fd)
         th__crash_commit(&snap);
 }
 
-static int th__crash_fdatasync(int fd)
+static int th__crash_fdatasync_unlocked(int fd)
 {
     /* Snapshot first: the kernel persists at least what the page cache holds
      * when the call starts; it is durable once the call returns 0. */
@@ -518,7 +524,7 @@ static int th__crash_fdatasync(int fd)
     return rc;
 }
 
-static int th__crash_ftruncate(int fd, off_t len)
+static int th__crash_ftruncate_unlocked(int fd, off_t len)
 {
     struct stat st;
     if (fstat(fd, &st) == 0) {
@@ -533,7 +539,7 @@ static int th__crash_ftruncate(int fd, off_t len)
     return th_crash.saved.ftruncate(fd, len);
 }
 
-static int th__crash_open(const char *path, int flags, mode_t mode)
+static int th__crash_open_unlocked(const char *path, int flags, mode_t mode)
 {
     int fd = th_crash.saved.open(path, flags, mode);
     struct stat st;
@@ -542,7 +548,7 @@ static int th__crash_open(const char *path, int flags, mode_t mode)
     return fd;
 }
 
-static int th__crash_unlink(const char *path)
+static int th__crash_unlink_unlocked(const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0)
@@ -550,13 +556,27 @@ static int th__crash_unlink(const char *path)
     return th_crash.saved.unlink(path);
 }
 
-static int th__crash_rename(const char *from, const char *to)
+static int th__crash_rename_unlocked(const char *from, const char *to)
 {
     struct stat st;
     if (stat(to, &st) == 0)
         th__crash_forget(st.st_dev, st.st_ino);
     return th_crash.saved.rename(from, to);
 }
+
+#define TH_CRASH_LOCKED(name, params, args)                                                      \
+    static int name params                                                                     \
+    {                                                                                          \
+        pthread_mutex_lock(&th_crash_mu);                                                      \
+        int r_ = name##_unlocked args;                                                         \
+        pthread_mutex_unlock(&th_crash_mu);                                                    \
+        return r_;                                                                             \
+    }
+TH_CRASH_LOCKED(th__crash_fdatasync, (int fd), (fd))
+TH_CRASH_LOCKED(th__crash_ftruncate, (int fd, off_t len), (fd, len))
+TH_CRASH_LOCKED(th__crash_open, (const char *path, int flags, mode_t mode), (path, flags, mode))
+TH_CRASH_LOCKED(th__crash_unlink, (const char *path), (path))
+TH_CRASH_LOCKED(th__crash_rename, (const char *from, const char *to), (from, to))
 
 /* Start recording: what the files in dir (if it exists) hold now is on disk,
  * and from here on every fdatasync marks what is durable. fake_sync: skip
@@ -585,6 +605,7 @@ static inline void th_crash_begin(const char *dir, bool fake_sync)
     rn_sys.rename = th__crash_rename;
     th_crash.n_syncs = 0;
     th_crash.ring = NULL;
+    th_crash.owner = pthread_self();
     th_crash.active = true;
 }
 
@@ -618,7 +639,7 @@ enum th_crash_mode {
  * mode. The log may keep running in src afterwards (it must not be trusted:
  * what it does after the crash never happened for dst). Returns the number
  * of sectors changed. */
-static inline unsigned th_crash_capture(const char *src, const char *dst, enum th_crash_mode mode,
+static inline unsigned th_crash_capture_unlocked(const char *src, const char *dst, enum th_crash_mode mode,
                                         uint64_t seed)
 {
     cr_assert(mkdir(dst, 0755) == 0 || errno == EEXIST, "mkdir %s", dst);
@@ -662,6 +683,15 @@ static inline unsigned th_crash_capture(const char *src, const char *dst, enum t
     return changed;
 }
 
+static inline unsigned th_crash_capture(const char *src, const char *dst, enum th_crash_mode mode,
+                                        uint64_t seed)
+{
+    pthread_mutex_lock(&th_crash_mu);
+    unsigned r = th_crash_capture_unlocked(src, dst, mode, seed);
+    pthread_mutex_unlock(&th_crash_mu);
+    return r;
+}
+
 /* The crash in place: as th_crash_capture into dir itself. Call with the log
  * abandoned or closed. */
 static inline unsigned th_crash_apply(const char *dir, enum th_crash_mode mode, uint64_t seed)
@@ -673,7 +703,7 @@ static inline unsigned th_crash_apply(const char *dir, enum th_crash_mode mode, 
  * durable image of the segment file in dir that holds it, i.e. covered by
  * an fdatasync that has completed by now (reaped or not)? Fails the test
  * when no segment file holds the batch at all. */
-static inline bool th_crash_durable(const char *dir, const void *batch, size_t len, int64_t base)
+static inline bool th_crash_durable_unlocked(const char *dir, const void *batch, size_t len, int64_t base)
 {
     int64_t bases[1024];
     unsigned n = th_list_segments(dir, bases, 1024);
@@ -697,7 +727,27 @@ static inline bool th_crash_durable(const char *dir, const void *batch, size_t l
 
 /* The asynchronous fdatasyncs: look at the SQEs about to go to the kernel
  * (and at the completions posted since the last look). */
+static inline bool th_crash_durable(const char *dir, const void *batch, size_t len, int64_t base)
+{
+    pthread_mutex_lock(&th_crash_mu);
+    bool r = th_crash_durable_unlocked(dir, batch, len, base);
+    pthread_mutex_unlock(&th_crash_mu);
+    return r;
+}
+
+static inline void th__crash_scan_sq_unlocked(struct io_uring *ring);
 static inline void th__crash_scan_sq(struct io_uring *ring)
+{
+    /* The model follows the test's own ring; the offload worker's ring only
+     * carries its replies (MSG_RING), never an fdatasync. */
+    if (th_crash.active && !pthread_equal(pthread_self(), th_crash.owner))
+        return;
+    pthread_mutex_lock(&th_crash_mu);
+    th__crash_scan_sq_unlocked(ring);
+    pthread_mutex_unlock(&th_crash_mu);
+}
+
+static inline void th__crash_scan_sq_unlocked(struct io_uring *ring)
 {
     if (!th_crash.active)
         return;

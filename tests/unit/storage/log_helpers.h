@@ -411,6 +411,16 @@ static inline int submit(rn_log *log, tbatch *t)
     return rc;
 }
 
+/* Seals run on the offload worker (storage/offload.h): let them finish, so
+ * rolled segments are sealed, and deletable, as when seals blocked. */
+static inline void settle_seals(rn_log *log)
+{
+    while (rn_log_sealing(log)) {
+        int rc = rn_io_run(io, 1);
+        cr_assert(rc >= 0 || rc == -EINTR, "rn_io_run: %s", rn_strerror(rc));
+    }
+}
+
 /* Run io until `target` callbacks have run; fails (rather than hangs) when
  * nothing is in flight that could bring them. */
 static inline void run_until_acked(int target)
@@ -438,6 +448,7 @@ static inline void append_model(rn_log *log, model *m, int from, int window)
     }
     run_until_acked(target);
     cr_assert_str_empty(acks.bad, "%s", acks.bad);
+    settle_seals(log);
 }
 
 /* One synchronous append, checking the offset it got. */
@@ -447,6 +458,7 @@ static inline void append_one(rn_log *log, tbatch *t)
     int rc = rn_log_append_sync(log, t->buf, t->len, t->epoch, &base);
     cr_assert_eq(rc, 0, "append: %s (%s)", rn_strerror(rc), rn_log_errmsg(log));
     cr_assert_eq(base, t->base);
+    settle_seals(log);
 }
 
 /* A varied workload: 1..7 records per batch, 20..420-byte values,
