@@ -120,7 +120,7 @@ typedef struct rn_kafka_broker {
     uint16_t port;
 } rn_kafka_broker;
 
-/* The sans-I/O renderers (apis.c), for the listener and for golden-byte
+/* The sans-I/O renderers (apis.c, metadata.c), for the listener and for golden-byte
  * tests: a whole response frame into w. ApiVersions at a version above 3 is
  * the v0 answer with UNSUPPORTED_VERSION. Metadata: the brokers listed
  * (brokers[0]'s node_id is the controller when mr is NULL); mr may be NULL

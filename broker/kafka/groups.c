@@ -326,7 +326,7 @@ static size_t read_assignment(gctx *x, const uint8_t *p, size_t len, const rn_as
 
 /* ---- FindCoordinator ------------------------------------------------------------------- */
 
-/* The address clients are told, as Metadata tells it (apis.c): a wildcard or
+/* The address clients are told, as Metadata tells it (metadata.c): a wildcard or
  * a name is advertised as 127.0.0.1. */
 static void advertised(rn_kreq *req, int32_t *node_id, char *host, size_t len)
 {
