@@ -8,21 +8,7 @@
  *        │            ─▶ drain readies: state file, log, send, committed out
  *        └── poll(listener, links, wake eventfd; 10 ms) ◀── frames in: step
  *
- * Wire (the controller listener; one framing for every link, both ways):
- *
- *     u32 length of what follows | u8 kind | body          (little-endian)
- *     kind 1 RAFT      an rn_raft_msg, field by field (encode_msg below)
- *     kind 2 FORWARD   i32 origin | u64 token | batch bytes  (to the leader)
- *     kind 3 HEARTBEAT i32 node | i64 incarnation | u16 n | endpoint[n]
- *                      [| u16 k | kafka endpoint[k] [| u8 flags]]  (absent from
- *                      older brokers; flags bit 0: leaving, rn_quorum_leave)
- *     kind 4 PART      u64 total | u64 pos | bytes: a chunk of one RAFT
- *                      frame's body too large for one frame (a snapshot);
- *                      the chunks of a message follow each other on the
- *                      link, pos = the bytes before; total <= 1 GiB, checked
- *                      before the buffer grows (8 MiB parts; the environment
- *                      variable RN_QUORUM_PART_BYTES makes them smaller, for
- *                      tests that send every snapshot in parts)
+ * Wire: quorum_wire.c's top comment. The files of the quorum: quorum_int.h.
  *
  * A link is just a byte stream of frames: a node connects to every other
  * voter (and answers on whichever link a node last spoke from, so a broker
@@ -89,6 +75,7 @@
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
 #include "broker/meta/quorum.h"
+#include "broker/meta/quorum_int.h"
 #include "broker/meta/raft.h"
 #include "broker/meta/records.h"
 #include "broker/meta/snapshot.h"
@@ -110,10 +97,6 @@
 #define POLL_MS          10
 #define CONTROL_RETRY_MS 1000
 #define RESEND_MS        3000 /* a proposal not seen committed goes to the leader again */
-/* A Raft message larger than this goes as FRAME_PART chunks (a snapshot
- * may be larger than one frame); one reassembled is at most MAX_MESSAGE. */
-#define PART_BYTES             (8u << 20)
-#define MAX_MESSAGE            ((size_t)1 << 30)
 #define DEFAULT_SNAPSHOT_BYTES (20 << 20) /* Kafka's default */
 
 enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3, FRAME_PART = 4 };
@@ -121,210 +104,6 @@ enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3, FRAME_PART = 4 };
 enum { HB_LEAVING = 1 };
 enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
 #define ENV_HDR 13 /* u8 kind, i32 origin, u64 token */
-
-/* ---- Byte buffers ------------------------------------------------------------ */
-
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom;
-} buf;
-
-static void buf_put(buf *b, const void *d, size_t n)
-{
-    if (b->oom || n == 0) /* n == 0 may come with d == NULL */
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, d, n);
-    b->len += n;
-}
-
-static void put_u8(buf *b, uint8_t v)
-{
-    buf_put(b, &v, 1);
-}
-static void put_u16(buf *b, uint16_t v)
-{
-    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-    buf_put(b, x, 2);
-}
-static void put_u32(buf *b, uint32_t v)
-{
-    uint8_t x[4];
-    for (int i = 0; i < 4; i++)
-        x[i] = (uint8_t)(v >> (8 * i));
-    buf_put(b, x, 4);
-}
-static void put_u64(buf *b, uint64_t v)
-{
-    uint8_t x[8];
-    for (int i = 0; i < 8; i++)
-        x[i] = (uint8_t)(v >> (8 * i));
-    buf_put(b, x, 8);
-}
-
-/* A bounds-checked reader: a read past the end sets bad and yields zeros. */
-typedef struct rd {
-    const uint8_t *p;
-    size_t len, pos;
-    bool bad;
-} rd;
-
-static const uint8_t *take(rd *r, size_t n)
-{
-    if (r->bad || r->len - r->pos < n) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->pos;
-    r->pos += n;
-    return p;
-}
-static uint64_t get_n(rd *r, int n)
-{
-    const uint8_t *p = take(r, (size_t)n);
-    uint64_t v = 0;
-    for (int i = 0; p && i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-#define get_u8(r)  ((uint8_t)get_n(r, 1))
-#define get_i16(r) ((int16_t)get_n(r, 2))
-#define get_u16(r) ((uint16_t)get_n(r, 2))
-#define get_i32(r) ((int32_t)get_n(r, 4))
-#define get_u32(r) ((uint32_t)get_n(r, 4))
-#define get_i64(r) ((int64_t)get_n(r, 8))
-
-/* ---- Raft messages on the wire --------------------------------------------- */
-
-static void encode_msg(buf *b, const rn_raft_msg *m)
-{
-    put_u8(b, m->type);
-    put_u16(b, (uint16_t)m->error);
-    put_u32(b, (uint32_t)m->from);
-    put_u32(b, (uint32_t)m->to);
-    put_u32(b, (uint32_t)m->epoch);
-    put_u32(b, (uint32_t)m->leader_id);
-    put_u8(b, m->pre_vote);
-    put_u8(b, m->granted);
-    put_u32(b, (uint32_t)m->candidate_epoch);
-    put_u64(b, (uint64_t)m->last_offset);
-    put_u32(b, (uint32_t)m->last_epoch);
-    put_u64(b, (uint64_t)m->fetch_offset);
-    put_u32(b, (uint32_t)m->last_fetched_epoch);
-    put_u64(b, (uint64_t)m->hw);
-    put_u64(b, (uint64_t)m->log_start);
-    put_u32(b, (uint32_t)m->diverging_epoch);
-    put_u64(b, (uint64_t)m->diverging_end_offset);
-    put_u64(b, (uint64_t)m->snapshot_end_offset);
-    put_u32(b, (uint32_t)m->snapshot_epoch);
-    put_u32(b, (uint32_t)m->n_preferred);
-    for (int i = 0; i < m->n_preferred; i++)
-        put_u32(b, (uint32_t)m->preferred[i]);
-    put_u32(b, (uint32_t)m->n_entries);
-    for (int i = 0; i < m->n_entries; i++) {
-        const rn_raft_entry *e = &m->entries[i];
-        put_u64(b, (uint64_t)e->offset);
-        put_u32(b, (uint32_t)e->epoch);
-        put_u8(b, e->kind);
-        put_u32(b, e->len);
-        buf_put(b, e->data, e->len);
-    }
-    put_u32(b, (uint32_t)m->snapshot_len);
-    buf_put(b, m->snapshot_data, m->snapshot_len);
-}
-
-/* Decode into m; entries into *ents (malloc'd, caller frees; data points
- * into the frame). -EINVAL for a frame that does not parse. */
-static int decode_msg(rd *r, rn_raft_msg *m, rn_raft_entry **ents)
-{
-    memset(m, 0, sizeof(*m));
-    *ents = NULL;
-    m->type = get_u8(r);
-    m->error = get_i16(r);
-    m->from = get_i32(r);
-    m->to = get_i32(r);
-    m->epoch = get_i32(r);
-    m->leader_id = get_i32(r);
-    m->pre_vote = get_u8(r) != 0;
-    m->granted = get_u8(r) != 0;
-    m->candidate_epoch = get_i32(r);
-    m->last_offset = get_i64(r);
-    m->last_epoch = get_i32(r);
-    m->fetch_offset = get_i64(r);
-    m->last_fetched_epoch = get_i32(r);
-    m->hw = get_i64(r);
-    m->log_start = get_i64(r);
-    m->diverging_epoch = get_i32(r);
-    m->diverging_end_offset = get_i64(r);
-    m->snapshot_end_offset = get_i64(r);
-    m->snapshot_epoch = get_i32(r);
-    uint32_t np = get_u32(r);
-    if (r->bad || np > RN_RAFT_MAX_VOTERS)
-        return -EINVAL;
-    m->n_preferred = (int)np;
-    for (uint32_t i = 0; i < np; i++)
-        m->preferred[i] = get_i32(r);
-    uint32_t ne = get_u32(r);
-    /* Each entry takes at least 17 bytes: bound the count by what is left
-     * before allocating for it. */
-    if (r->bad || ne > (r->len - r->pos) / 17)
-        return -EINVAL;
-    if (ne) {
-        *ents = calloc(ne, sizeof(**ents));
-        if (!*ents)
-            return -ENOMEM;
-    }
-    for (uint32_t i = 0; i < ne; i++) {
-        rn_raft_entry *e = &(*ents)[i];
-        e->offset = get_i64(r);
-        e->epoch = get_i32(r);
-        e->kind = get_u8(r);
-        e->len = get_u32(r);
-        e->data = take(r, e->len);
-    }
-    m->entries = *ents;
-    m->n_entries = (int)ne;
-    uint32_t sl = get_u32(r);
-    m->snapshot_data = take(r, sl);
-    m->snapshot_len = sl;
-    if (r->bad || r->pos != r->len) {
-        free(*ents);
-        *ents = NULL;
-        return -EINVAL;
-    }
-    return 0;
-}
-
-int rn_quorum_msg_encode(const rn_raft_msg *m, uint8_t **out, size_t *len)
-{
-    buf b = {0};
-    encode_msg(&b, m);
-    if (b.oom) {
-        free(b.p);
-        return -ENOMEM;
-    }
-    *out = b.p;
-    *len = b.len;
-    return 0;
-}
-
-int rn_quorum_msg_decode(const uint8_t *p, size_t len, rn_raft_msg *m, rn_raft_entry **ents)
-{
-    rd r = {p, len, 0, false};
-    return decode_msg(&r, m, ents);
-}
 
 /* ---- State ----------------------------------------------------------------- */
 
@@ -1238,7 +1017,7 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
 {
     buf b = {0};
     put_u8(&b, FRAME_RAFT);
-    encode_msg(&b, m);
+    rn__quorum_msg_put(&b, m);
     size_t part = q->part_bytes;
     if (b.oom || b.len <= part) {
         send_frame(q, m->to, &b, now);
@@ -1312,7 +1091,7 @@ static void handle_raft(rn_quorum *q, link_t *l, rd *r)
 {
     rn_raft_msg m;
     rn_raft_entry *ents;
-    if (decode_msg(r, &m, &ents) < 0 || m.to != q->cfg.node_id) {
+    if (rn__quorum_msg_get(r, &m, &ents) < 0 || m.to != q->cfg.node_id) {
         free(ents);
         rn_logfmt(RN_WARN, "metadata quorum: bad frame dropped", "node=%d", l->node);
         return;
@@ -1335,52 +1114,6 @@ static void handle_raft(rn_quorum *q, link_t *l, rd *r)
         rn_logfmt(RN_WARN, "metadata quorum: message refused", "from=%d type=%s err=%s why=\"%s\"",
                   m.from, rn_raft_msg_type_name(m.type), rn_errname(rc), rn_raft_errmsg(q->raft));
     free(ents);
-}
-
-void rn_quorum_parts_reset(rn_quorum_parts *pt)
-{
-    free(pt->p);
-    *pt = (rn_quorum_parts){0};
-}
-
-int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len, const uint8_t **msg,
-                         size_t *msg_len)
-{
-    rd r = {body, len, 0, false};
-    uint64_t total = get_n(&r, 8), pos = get_n(&r, 8);
-    size_t n = r.len - r.pos;
-    /* Every length checked before the buffer grows: the whole is bounded,
-     * the chunks come in order, none runs past the whole. */
-    if (r.bad || total == 0 || total > MAX_MESSAGE || pos != pt->len ||
-        (pos > 0 && total != pt->total) || n == 0 || n > total - pos) {
-        rn_quorum_parts_reset(pt);
-        return -EINVAL;
-    }
-    if (pt->len == 0 && pt->p && pt->total) /* the previous whole was handed out */
-        rn_quorum_parts_reset(pt);
-    if (pt->len + n > pt->cap) {
-        size_t cap = pt->cap ? pt->cap : PART_BYTES;
-        while (cap < pt->len + n)
-            cap *= 2;
-        if (cap > total)
-            cap = (size_t)total;
-        uint8_t *p = realloc(pt->p, cap);
-        if (!p) {
-            rn_quorum_parts_reset(pt);
-            return -ENOMEM;
-        }
-        pt->p = p;
-        pt->cap = cap;
-    }
-    memcpy(pt->p + pt->len, r.p + r.pos, n);
-    pt->len += n;
-    pt->total = total;
-    if (pt->len < total)
-        return 0;
-    *msg = pt->p;
-    *msg_len = pt->len;
-    pt->len = 0; /* the next chunk starts a new message; p lives until then */
-    return 1;
 }
 
 /* A chunk of a RAFT frame's body (FRAME_PART): stepped when whole. One out
