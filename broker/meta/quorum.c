@@ -10,11 +10,7 @@
  *
  * Wire: quorum_wire.c's top comment. The files of the quorum: quorum_int.h.
  *
- * A link is just a byte stream of frames: a node connects to every other
- * voter (and answers on whichever link a node last spoke from, so a broker
- * that is no voter gets its answers), frames are never answered by
- * position, and a lost link loses messages, which Raft retries. Frames are
- * bounded (RN_QUORUM_MAX_FRAME) before anything is allocated for them.
+ * Links: quorum_links.c.
  *
  * Entries (Raft's opaque bytes) carry an envelope: u8 kind | i32 origin |
  * u64 token | payload. ENV_BATCH's payload is a journal batch (the metadata
@@ -85,138 +81,14 @@
 #include "storage/log.h"
 #include "storage/sys.h"
 
-/* A frame holds at most FETCH_ENTRIES entries of at most 12 MiB (the log's
- * max batch) each. */
-#define RN_QUORUM_MAX_FRAME (128u << 20)
-#define FETCH_ENTRIES       8
-/* One change's batch, as the local journal allows (journal.c). */
-#define MAX_CHANGE_BYTES ((size_t)8 << 20)
-#define MAX_LINKS        64
-#define LINK_MAX_OUT     (256u << 20) /* a link this far behind is cut */
-#define RECONNECT_MS     100
+/* A frame holds at most FETCH_ENTRIES entries (of at most 12 MiB, the log's
+ * max batch, each): RN_QUORUM_MAX_FRAME, quorum_links.c. */
+#define FETCH_ENTRIES 8
 #define POLL_MS          10
 #define CONTROL_RETRY_MS 1000
 #define RESEND_MS        3000 /* a proposal not seen committed goes to the leader again */
 #define DEFAULT_SNAPSHOT_BYTES (20 << 20) /* Kafka's default */
 
-enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3, FRAME_PART = 4 };
-/* A heartbeat's flags (after the Kafka endpoint; absent from older brokers). */
-enum { HB_LEAVING = 1 };
-enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
-#define ENV_HDR 13 /* u8 kind, i32 origin, u64 token */
-
-/* ---- State ----------------------------------------------------------------- */
-
-typedef struct link {
-    int fd;
-    int32_t node;  /* the node at the other end, -1 until it speaks (inbound) */
-    bool outbound; /* we dialled it (voters[node]) */
-    bool connecting;
-    bool dead; /* failed: closed by the next sweep, never used again */
-    buf in, out;
-    size_t out_pos;
-    rn_quorum_parts part; /* a RAFT frame's body arriving as FRAME_PART chunks */
-} link_t;
-
-typedef struct ctl_broker {
-    int32_t id;
-    char endpoint[256];
-    char kafka[256]; /* its Kafka listener, "" = none */
-    int64_t incarnation;
-    int64_t epoch;
-    bool fenced;
-    bool registered;
-    int64_t last_hb;   /* leader's clock */
-    int64_t last_prop; /* when the leader last proposed a record for it */
-} ctl_broker;
-
-typedef struct proposal {
-    struct proposal *next;
-    uint64_t token;
-    int64_t at;     /* when it was handed to the quorum thread */
-    uint8_t *entry; /* envelope + batch */
-    size_t len;
-} proposal;
-
-/* One of this broker's proposals until it is seen committed: sent again
- * to each new leader (invariant 3). */
-typedef struct waiting {
-    struct waiting *next;
-    uint64_t token;
-    int64_t deadline;
-    int32_t sent_to, sent_epoch; /* -1: not sent yet */
-    int64_t sent_at;
-    uint8_t *entry; /* envelope + batch */
-    size_t len;
-} waiting;
-
-struct rn_quorum {
-    rn_quorum_config cfg;
-    rn_voter voters[RN_MAX_VOTERS];
-    char listener[256], dir[4096], advertised[256], kafka_advertised[256];
-    int64_t incarnation;
-
-    pthread_t thread;
-    bool started;
-    atomic_bool stop;
-    int wake_fd;
-
-    /* Owned by the quorum thread. */
-    rn_io *io;
-    rn_log *log;
-    rn_raft *raft;
-    int listen_fd;
-    link_t links[MAX_LINKS];
-    int n_links;
-    int64_t next_connect[RN_MAX_VOTERS];
-    int64_t last_hb_sent;
-    int32_t last_leader_seen;
-    rn_raft_role last_role;
-    int32_t last_epoch_seen;
-    ctl_broker brokers[64];
-    int n_brokers;
-    waiting *waiting;
-    uint64_t rand_state;
-    int64_t applied;       /* offset after the last committed entry handed out */
-    int32_t applied_epoch; /* the epoch of the entry before applied */
-
-    /* Snapshots (invariants 4, 5): the image as committed entries make it. */
-    rn_image *img;
-    bool img_failed;        /* an apply ran out of memory: never snapshot it */
-    int64_t since_snapshot; /* bytes of entries committed since the latest */
-    rn_snapshot_id snap;    /* the latest snapshot file (end_offset 0: none) */
-    uint8_t *snap_bytes;    /* its bytes: the core's snapshot once the next one is taken */
-    size_t snap_len;
-    int64_t prev_snap_end; /* the one before it; the log is kept from there */
-    int64_t n_snapshots, n_installed;
-    size_t part_bytes; /* PART_BYTES; RN_QUORUM_PART_BYTES (tests) makes it smaller */
-
-    /* Under lock: proposals from the owner, the status copy. */
-    pthread_mutex_t lock;
-    pthread_cond_t started_cond;
-    bool start_done;
-    int start_rc;
-    char start_err[512];
-    proposal *props, *props_tail;
-    rn_quorum_status status;
-
-    /* The owner's side (its thread): the journal backend. */
-    struct qjournal *qj;
-    int64_t catch_up_target; /* atomic: -1 until known */
-    int64_t leader_hw;       /* quorum thread: the hw of the leader's first fetch answer, -1 */
-    bool owner_caught_up;    /* atomic: set once rn_quorum_caught_up said yes */
-    bool leaving;            /* atomic: rn_quorum_leave was called (controlled shutdown) */
-    bool left;               /* atomic: the fence of this broker, asked by leaving, committed */
-    bool leave_said;         /* quorum thread: a heartbeat has said "leaving" */
-    unsigned n_publish;
-};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t q_rand(void *ctx)
 {
@@ -370,149 +242,6 @@ static int log_load(rn_quorum *q, int64_t from, loaded *out)
     return 0;
 }
 
-/* ---- Links ------------------------------------------------------------------ */
-
-/* Close now: only where no index into links is held (the sweep, the end). */
-static void link_close_now(rn_quorum *q, int i)
-{
-    link_t *l = &q->links[i];
-    close(l->fd);
-    free(l->in.p);
-    free(l->out.p);
-    rn_quorum_parts_reset(&l->part);
-    q->links[i] = q->links[--q->n_links];
-}
-
-/* A failed link is only marked: links are found by index while frames are
- * handled, and closing moves the last one into the hole. The loop sweeps
- * the dead ones before it polls again. */
-static void link_close(rn_quorum *q, int i)
-{
-    q->links[i].dead = true;
-}
-
-static void links_sweep(rn_quorum *q)
-{
-    for (int i = q->n_links - 1; i >= 0; i--)
-        if (q->links[i].dead)
-            link_close_now(q, i);
-}
-
-static int link_add(rn_quorum *q, int fd, int32_t node, bool outbound, bool connecting)
-{
-    if (q->n_links == MAX_LINKS) {
-        close(fd);
-        return -EMFILE;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    q->links[q->n_links++] =
-        (link_t){.fd = fd, .node = node, .outbound = outbound, .connecting = connecting};
-    return q->n_links - 1;
-}
-
-static const rn_voter *voter_of(rn_quorum *q, int32_t id)
-{
-    for (int i = 0; i < q->cfg.n_voters; i++)
-        if (q->voters[i].id == id)
-            return &q->voters[i];
-    return NULL;
-}
-
-/* node's listener refused a connection: no process of it is there. When it
- * was our leader, campaign now rather than a fetch timeout later (the
- * survivors all see the refusal, so their pre-votes agree). */
-static void refused(rn_quorum *q, int32_t node)
-{
-    if (node == rn_raft_leader(q->raft) && node != q->cfg.node_id &&
-        rn_raft_role_of(q->raft) == RN_RAFT_FOLLOWER) {
-        rn_logfmt(RN_INFO, "quorum leader unreachable", "leader=%d epoch=%d", node,
-                  rn_raft_epoch(q->raft));
-        rn_raft_leader_unreachable(q->raft);
-    }
-}
-
-/* The link to node: one we dialled, else the last one it spoke on; dial a
- * voter when there is none. -1 when none can be had now. */
-static int link_to(rn_quorum *q, int32_t node, int64_t now)
-{
-    int found = -1;
-    for (int i = 0; i < q->n_links; i++)
-        if (q->links[i].node == node && !q->links[i].dead) {
-            if (q->links[i].outbound)
-                return i;
-            found = i;
-        }
-    const rn_voter *v = voter_of(q, node);
-    if (!v)
-        return found;
-    int vi = (int)(v - q->voters);
-    if (now < q->next_connect[vi])
-        return found;
-    q->next_connect[vi] = now + RECONNECT_MS;
-    char port[8];
-    snprintf(port, sizeof(port), "%u", v->port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(v->host, port, &hints, &ai) != 0)
-        return found;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int rc = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (fd < 0)
-        return found;
-    if (rc < 0 && errno != EINPROGRESS) {
-        if (errno == ECONNREFUSED)
-            refused(q, node);
-        close(fd);
-        return found;
-    }
-    return link_add(q, fd, node, true, rc < 0);
-}
-
-/* Write what the link holds; -1 when the link failed (closed). */
-static int link_flush(rn_quorum *q, int i)
-{
-    link_t *l = &q->links[i];
-    if (l->connecting || l->dead)
-        return 0;
-    while (l->out_pos < l->out.len) {
-        ssize_t n = send(l->fd, l->out.p + l->out_pos, l->out.len - l->out_pos,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return 0;
-            link_close(q, i);
-            return -1;
-        }
-        l->out_pos += (size_t)n;
-    }
-    l->out.len = l->out_pos = 0;
-    return 0;
-}
-
-static void send_frame(rn_quorum *q, int32_t node, const buf *body, int64_t now)
-{
-    if (body->oom || body->len + 4 > RN_QUORUM_MAX_FRAME)
-        return; /* dropped: Raft retries */
-    int i = link_to(q, node, now);
-    if (i < 0)
-        return;
-    link_t *l = &q->links[i];
-    if (l->out.len - l->out_pos > LINK_MAX_OUT) {
-        link_close(q, i);
-        return;
-    }
-    put_u32(&l->out, (uint32_t)body->len);
-    buf_put(&l->out, body->p, body->len);
-    if (l->out.oom) {
-        link_close(q, i);
-        return;
-    }
-    link_flush(q, i);
-}
-
 /* ---- Controller: brokers (records applied here, decisions as leader) --------- */
 
 static ctl_broker *broker_find(rn_quorum *q, int32_t id, bool add)
@@ -636,15 +365,6 @@ static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const 
     }
 }
 
-/* Whether a link to node is open (connected, in either direction). */
-static bool has_link(const rn_quorum *q, int32_t node)
-{
-    for (int i = 0; i < q->n_links; i++)
-        if (q->links[i].node == node && !q->links[i].dead && !q->links[i].connecting)
-            return true;
-    return false;
-}
-
 static void controller_tick(rn_quorum *q, int64_t now)
 {
     rn_raft_role role = rn_raft_role_of(q->raft);
@@ -675,7 +395,7 @@ static void controller_tick(rn_quorum *q, int64_t now)
          * once, so its leaderships move in about a second instead of a
          * whole session (DESIGN §8's failover bound). */
         int64_t silent = now - b->last_hb;
-        bool gone = silent > 2 * q->cfg.heartbeat_interval_ms && !has_link(q, b->id);
+        bool gone = silent > 2 * q->cfg.heartbeat_interval_ms && !rn__quorum_has_link(q, b->id);
         if (silent <= q->cfg.session_timeout_ms && !gone)
             continue;
         md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
@@ -1020,7 +740,7 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
     rn__quorum_msg_put(&b, m);
     size_t part = q->part_bytes;
     if (b.oom || b.len <= part) {
-        send_frame(q, m->to, &b, now);
+        rn__quorum_send_frame(q, m->to, &b, now);
         free(b.p);
         return;
     }
@@ -1040,7 +760,7 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
         put_u64(&c, total);
         put_u64(&c, pos);
         buf_put(&c, b.p + 1 + pos, n);
-        send_frame(q, m->to, &c, now);
+        rn__quorum_send_frame(q, m->to, &c, now);
         free(c.p);
     }
     free(b.p);
@@ -1049,7 +769,7 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
 /* Invariant 1: state, then log, then messages, then commits. A failure of
  * the disk stops the node: a vote or fetch position it cannot make
  * durable must never be reported. */
-static int drain_ready(rn_quorum *q, int64_t now)
+int rn__quorum_drain_ready(rn_quorum *q, int64_t now)
 {
     while (rn_raft_has_ready(q->raft)) {
         rn_raft_ready rdy;
@@ -1135,7 +855,7 @@ static void handle_part(rn_quorum *q, link_t *l, rd *r)
     }
 }
 
-static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now)
+void rn__quorum_handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now)
 {
     rd r = {p, len, 0, false};
     uint8_t kind = get_u8(&r);
@@ -1191,54 +911,6 @@ static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, 
         l->node = node;
         on_heartbeat(q, node, inc, endpoint, kafka, leaving, now);
     }
-}
-
-/* Read what the link has; frames out of it. -1 when it closed. */
-static int link_read(rn_quorum *q, int i, int64_t now)
-{
-    link_t *l = &q->links[i];
-    uint8_t tmp[65536];
-    for (;;) {
-        ssize_t n = recv(l->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            break;
-        if (n <= 0) {
-            link_close(q, i);
-            return -1;
-        }
-        buf_put(&l->in, tmp, (size_t)n);
-        if (l->in.oom) {
-            link_close(q, i);
-            return -1;
-        }
-        if ((size_t)n < sizeof(tmp))
-            break;
-    }
-    size_t pos = 0;
-    while (l->in.len - pos >= 4) {
-        rd r = {l->in.p + pos, 4, 0, false};
-        uint32_t flen = get_u32(&r);
-        if (flen == 0 || flen > RN_QUORUM_MAX_FRAME) {
-            rn_logfmt(RN_WARN, "metadata quorum: oversized frame, link cut", "len=%u", flen);
-            link_close(q, i);
-            return -1;
-        }
-        if (l->in.len - pos - 4 < flen)
-            break;
-        handle_frame(q, l, l->in.p + pos + 4, flen, now);
-        pos += 4 + flen;
-        if (drain_ready(q, now) < 0)
-            return -2;
-        if (l->dead) /* a send on it failed meanwhile */
-            return -1;
-    }
-    if (pos) {
-        memmove(l->in.p, l->in.p + pos, l->in.len - pos);
-        l->in.len -= pos;
-    }
-    return 0;
 }
 
 /* ---- The thread ------------------------------------------------------------- */
@@ -1302,7 +974,7 @@ static void take_proposals(rn_quorum *q, int64_t now)
             put_u32(&b, (uint32_t)q->cfg.node_id);
             put_u64(&b, w->token);
             buf_put(&b, w->entry + ENV_HDR, w->len - ENV_HDR);
-            send_frame(q, leader, &b, now);
+            rn__quorum_send_frame(q, leader, &b, now);
             free(b.p);
         } else {
             continue; /* named leader of this epoch but not leading yet */
@@ -1339,7 +1011,7 @@ static void heartbeat(rn_quorum *q, int64_t now)
     put_u16(&b, (uint16_t)k);
     buf_put(&b, q->kafka_advertised, k);
     put_u8(&b, leaving ? HB_LEAVING : 0);
-    send_frame(q, leader, &b, now);
+    rn__quorum_send_frame(q, leader, &b, now);
     free(b.p);
 }
 
@@ -1414,7 +1086,7 @@ static void *quorum_main(void *arg)
         take_proposals(q, now);
         controller_tick(q, now);
         heartbeat(q, now);
-        if (drain_ready(q, now) < 0)
+        if (rn__quorum_drain_ready(q, now) < 0)
             break;
         if (q->cfg.snapshot_bytes > 0 && q->since_snapshot >= q->cfg.snapshot_bytes)
             snapshot_take(q, "bytes");
@@ -1422,7 +1094,7 @@ static void *quorum_main(void *arg)
             publish_status(q, now);
             last_status = now;
         }
-        links_sweep(q);
+        rn__quorum_links_sweep(q);
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = q->wake_fd, .events = POLLIN};
         if (q->listen_fd >= 0)
@@ -1448,7 +1120,7 @@ static void *quorum_main(void *arg)
         if (q->listen_fd >= 0 && (pfd[1].revents & POLLIN)) {
             int fd = accept4(q->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd >= 0)
-                link_add(q, fd, -1, false, false);
+                rn__quorum_link_add(q, fd, -1, false, false);
         }
         /* Links from the end: closing one moves the last into its place. */
         for (int i = nl - 1; i >= 0; i--) {
@@ -1462,16 +1134,16 @@ static void *quorum_main(void *arg)
                 getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
                 if (soerr || (re & (POLLERR | POLLHUP))) {
                     if (soerr == ECONNREFUSED && l->outbound)
-                        refused(q, l->node);
-                    link_close(q, i);
+                        rn__quorum_refused(q, l->node);
+                    rn__quorum_link_close(q, i);
                     continue;
                 }
                 l->connecting = false;
             }
-            if ((re & POLLOUT) && link_flush(q, i) < 0)
+            if ((re & POLLOUT) && rn__quorum_link_flush(q, i) < 0)
                 continue;
             if (re & (POLLIN | POLLERR | POLLHUP)) {
-                int rc = link_read(q, i, now);
+                int rc = rn__quorum_link_read(q, i, now);
                 if (rc == -2)
                     goto failed;
             }
@@ -1484,9 +1156,9 @@ failed:
     if (rn_raft_role_of(q->raft) == RN_RAFT_LEADER && rn_raft_resign(q->raft) == 0) {
         /* EndQuorumEpoch goes out so the others elect at once. */
         int64_t now = mono_ms();
-        drain_ready(q, now);
+        rn__quorum_drain_ready(q, now);
         for (int i = q->n_links - 1; i >= 0; i--)
-            link_flush(q, i);
+            rn__quorum_link_flush(q, i);
     }
     return NULL;
 }
@@ -1528,34 +1200,6 @@ int rn_quorum_new(rn_quorum **out, const rn_quorum_config *cfg, char *err, size_
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->started_cond, NULL);
     *out = q;
-    return 0;
-}
-
-static int bind_listener(rn_quorum *q, char *err, size_t errlen)
-{
-    char host[256];
-    uint16_t port;
-    if (rn_config_parse_hostport(q->listener, host, sizeof(host), &port) < 0)
-        return rn_errf(-EINVAL, err, errlen, "controller.listener %s: not host:port", q->listener);
-    char ports[8];
-    snprintf(ports, sizeof(ports), "%u", port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-    if (getaddrinfo(host, ports, &hints, &ai) != 0)
-        return rn_errf(-EINVAL, err, errlen, "controller.listener %s: cannot resolve", q->listener);
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1, rc = 0;
-    if (fd < 0)
-        rc = -errno;
-    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-             bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0)
-        rc = -errno;
-    freeaddrinfo(ai);
-    if (rc < 0) {
-        if (fd >= 0)
-            close(fd);
-        return rn_errf(rc, err, errlen, "controller.listener %s: %s", q->listener, rn_strerror(rc));
-    }
-    q->listen_fd = fd;
     return 0;
 }
 
@@ -1725,7 +1369,7 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
               " snapshot_end=%" PRId64,
               q->cfg.node_id, q->cfg.n_voters, st.epoch, st.voted_for, rn_log_start_offset(q->log),
               rn_log_end_offset(q->log), q->snap.end_offset);
-    if (q->listener[0] && (rc = bind_listener(q, err, errlen)) < 0)
+    if (q->listener[0] && (rc = rn__quorum_bind_listener(q, err, errlen)) < 0)
         return rc;
     return 0;
 }
@@ -1795,7 +1439,7 @@ void rn_quorum_free(rn_quorum *q)
     if (q->qj)
         qj_detach(q->qj); /* the journal outlives the quorum (closed with the metadata) */
     while (q->n_links)
-        link_close_now(q, q->n_links - 1);
+        rn__quorum_link_close_now(q, q->n_links - 1);
     if (q->listen_fd >= 0)
         close(q->listen_fd);
     if (q->wake_fd >= 0)

@@ -10,6 +10,8 @@
  *     quorum_wire.c       Raft messages to and from bytes; FRAME_PART
  *                         reassembly (the frames themselves: quorum_wire.c's
  *                         top comment)
+ *     quorum_links.c      the controller listener and the links to peers:
+ *                         dial, accept, write, read frames out of the stream
  *
  * The byte buffer and the bounds-checked reader below are static inline:
  * every file gets its own copy under the short names quorum.c always used.
@@ -17,14 +19,30 @@
 #ifndef RN_BROKER_META_QUORUM_INT_H
 #define RN_BROKER_META_QUORUM_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker/meta/quorum.h"
 #include "broker/meta/raft.h"
+#include "broker/meta/snapshot.h"
+#include "storage/io.h"
+#include "storage/log.h"
+
+/* One change's batch, as the local journal allows (journal.c). */
+#define MAX_CHANGE_BYTES ((size_t)8 << 20)
+#define MAX_LINKS        64
+
+enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3, FRAME_PART = 4 };
+/* A heartbeat's flags (after the Kafka endpoint; absent from older brokers). */
+enum { HB_LEAVING = 1 };
+enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
+#define ENV_HDR 13 /* u8 kind, i32 origin, u64 token */
 
 /* A Raft message larger than this goes as FRAME_PART chunks (a snapshot
  * may be larger than one frame); one reassembled is at most MAX_MESSAGE. */
@@ -122,5 +140,152 @@ void rn__quorum_msg_put(buf *b, const rn_raft_msg *m);
 /* Decode into m; entries into *ents (malloc'd, caller frees; data points
  * into the frame). -EINVAL for a frame that does not parse, -ENOMEM. */
 int rn__quorum_msg_get(rd *r, rn_raft_msg *m, rn_raft_entry **ents);
+
+/* ---- State (the quorum thread's unless a field says otherwise) ------------------ */
+
+typedef struct link {
+    int fd;
+    int32_t node;  /* the node at the other end, -1 until it speaks (inbound) */
+    bool outbound; /* we dialled it (voters[node]) */
+    bool connecting;
+    bool dead; /* failed: closed by the next sweep, never used again */
+    buf in, out;
+    size_t out_pos;
+    rn_quorum_parts part; /* a RAFT frame's body arriving as FRAME_PART chunks */
+} link_t;
+
+typedef struct ctl_broker {
+    int32_t id;
+    char endpoint[256];
+    char kafka[256]; /* its Kafka listener, "" = none */
+    int64_t incarnation;
+    int64_t epoch;
+    bool fenced;
+    bool registered;
+    int64_t last_hb;   /* leader's clock */
+    int64_t last_prop; /* when the leader last proposed a record for it */
+} ctl_broker;
+
+typedef struct proposal {
+    struct proposal *next;
+    uint64_t token;
+    int64_t at;     /* when it was handed to the quorum thread */
+    uint8_t *entry; /* envelope + batch */
+    size_t len;
+} proposal;
+
+/* One of this broker's proposals until it is seen committed: sent again
+ * to each new leader (invariant 3). */
+typedef struct waiting {
+    struct waiting *next;
+    uint64_t token;
+    int64_t deadline;
+    int32_t sent_to, sent_epoch; /* -1: not sent yet */
+    int64_t sent_at;
+    uint8_t *entry; /* envelope + batch */
+    size_t len;
+} waiting;
+
+struct rn_quorum {
+    rn_quorum_config cfg;
+    rn_voter voters[RN_MAX_VOTERS];
+    char listener[256], dir[4096], advertised[256], kafka_advertised[256];
+    int64_t incarnation;
+
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    int wake_fd;
+
+    /* Owned by the quorum thread. */
+    rn_io *io;
+    rn_log *log;
+    rn_raft *raft;
+    int listen_fd;
+    link_t links[MAX_LINKS];
+    int n_links;
+    int64_t next_connect[RN_MAX_VOTERS];
+    int64_t last_hb_sent;
+    int32_t last_leader_seen;
+    rn_raft_role last_role;
+    int32_t last_epoch_seen;
+    ctl_broker brokers[64];
+    int n_brokers;
+    waiting *waiting;
+    uint64_t rand_state;
+    int64_t applied;       /* offset after the last committed entry handed out */
+    int32_t applied_epoch; /* the epoch of the entry before applied */
+
+    /* Snapshots (invariants 4, 5): the image as committed entries make it. */
+    rn_image *img;
+    bool img_failed;        /* an apply ran out of memory: never snapshot it */
+    int64_t since_snapshot; /* bytes of entries committed since the latest */
+    rn_snapshot_id snap;    /* the latest snapshot file (end_offset 0: none) */
+    uint8_t *snap_bytes;    /* its bytes: the core's snapshot once the next one is taken */
+    size_t snap_len;
+    int64_t prev_snap_end; /* the one before it; the log is kept from there */
+    int64_t n_snapshots, n_installed;
+    size_t part_bytes; /* PART_BYTES; RN_QUORUM_PART_BYTES (tests) makes it smaller */
+
+    /* Under lock: proposals from the owner, the status copy. */
+    pthread_mutex_t lock;
+    pthread_cond_t started_cond;
+    bool start_done;
+    int start_rc;
+    char start_err[512];
+    proposal *props, *props_tail;
+    rn_quorum_status status;
+
+    /* The owner's side (its thread): the journal backend. */
+    struct qjournal *qj;
+    int64_t catch_up_target; /* atomic: -1 until known */
+    int64_t leader_hw;       /* quorum thread: the hw of the leader's first fetch answer, -1 */
+    bool owner_caught_up;    /* atomic: set once rn_quorum_caught_up said yes */
+    bool leaving;            /* atomic: rn_quorum_leave was called (controlled shutdown) */
+    bool left;               /* atomic: the fence of this broker, asked by leaving, committed */
+    bool leave_said;         /* quorum thread: a heartbeat has said "leaving" */
+    unsigned n_publish;
+};
+
+static inline int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Links (quorum_links.c) --------------------------------------------------- */
+
+/* Bind and listen on controller.listener into q->listen_fd; the error in err. */
+int rn__quorum_bind_listener(rn_quorum *q, char *err, size_t errlen);
+/* Take fd (closed on failure) as link; its index, or -EMFILE. */
+int rn__quorum_link_add(rn_quorum *q, int fd, int32_t node, bool outbound, bool connecting);
+/* Mark link i failed; rn__quorum_links_sweep closes it. */
+void rn__quorum_link_close(rn_quorum *q, int i);
+/* Close link i now: only where no index into links is held. */
+void rn__quorum_link_close_now(rn_quorum *q, int i);
+/* Close every link marked failed. */
+void rn__quorum_links_sweep(rn_quorum *q);
+/* Write what link i holds; -1 when the link failed. */
+int rn__quorum_link_flush(rn_quorum *q, int i);
+/* Read what link i has and handle its frames (rn__quorum_handle_frame, then
+ * rn__quorum_drain_ready after each); -1 when it closed, -2 when the disk
+ * failed (the quorum stops). */
+int rn__quorum_link_read(rn_quorum *q, int i, int64_t now);
+/* Send body (borrowed) as one frame to node, dialling a voter if need be;
+ * dropped when it cannot go now (Raft retries). */
+void rn__quorum_send_frame(rn_quorum *q, int32_t node, const buf *body, int64_t now);
+/* Whether a link to node is open (connected, in either direction). */
+bool rn__quorum_has_link(const rn_quorum *q, int32_t node);
+/* node's listener refused a connection (see quorum_links.c). */
+void rn__quorum_refused(rn_quorum *q, int32_t node);
+
+/* ---- The driver (quorum.c) ------------------------------------------------------ */
+
+/* One frame's body (borrowed) from link l. */
+void rn__quorum_handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now);
+/* Invariant 1: state, then log, then messages, then commits; < 0 when the
+ * disk failed (the quorum stops). */
+int rn__quorum_drain_ready(rn_quorum *q, int64_t now);
 
 #endif
