@@ -12,6 +12,8 @@
  *                         top comment)
  *     quorum_links.c      the controller listener and the links to peers:
  *                         dial, accept, write, read frames out of the stream
+ *     quorum_store.c      the quorum-state file; entries in and out of the
+ *                         metadata log
  *
  * The byte buffer and the bounds-checked reader below are static inline:
  * every file gets its own copy under the short names quorum.c always used.
@@ -279,6 +281,23 @@ void rn__quorum_send_frame(rn_quorum *q, int32_t node, const buf *body, int64_t 
 bool rn__quorum_has_link(const rn_quorum *q, int32_t node);
 /* node's listener refused a connection (see quorum_links.c). */
 void rn__quorum_refused(rn_quorum *q, int32_t node);
+/* ---- The state file and the log (quorum_store.c) ------------------------------ */
+
+/* Replace the quorum-state file durably with s. 0 or negative. */
+int rn__quorum_state_write(rn_quorum *q, const rn_raft_quorum_state *s);
+/* 0 and *s (epoch 0, nobody, when there is no file), or -RN_E_CORRUPT_FILE,
+ * or -errno. */
+int rn__quorum_state_read(rn_quorum *q, rn_raft_quorum_state *s);
+/* Append e durably at its offset; -EIO when the log's offset is not e's. */
+int rn__quorum_log_append(rn_quorum *q, const rn_raft_entry *e);
+
+/* Entries read back from the log (their data malloc'd, the caller frees). */
+typedef struct loaded {
+    rn_raft_entry *e;
+    int64_t n, cap;
+} loaded;
+/* Read the log back from `from` (>= its start) into *out (appended to). */
+int rn__quorum_log_load(rn_quorum *q, int64_t from, loaded *out);
 
 /* ---- The driver (quorum.c) ------------------------------------------------------ */
 
