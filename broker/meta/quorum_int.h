@@ -14,6 +14,8 @@
  *                         dial, accept, write, read frames out of the stream
  *     quorum_store.c      the quorum-state file; entries in and out of the
  *                         metadata log
+ *     quorum_brokers.c    the controller's brokers: registration,
+ *                         heartbeats, fencing
  *
  * The byte buffer and the bounds-checked reader below are static inline:
  * every file gets its own copy under the short names quorum.c always used.
@@ -298,6 +300,20 @@ typedef struct loaded {
 } loaded;
 /* Read the log back from `from` (>= its start) into *out (appended to). */
 int rn__quorum_log_load(rn_quorum *q, int64_t from, loaded *out);
+/* ---- The controller's brokers (quorum_brokers.c) ------------------------------- */
+
+/* Apply one committed control record (borrowed) at offset to the list. */
+void rn__quorum_apply_control(rn_quorum *q, int64_t offset, const uint8_t *p, size_t len);
+/* A heartbeat from node (or from this broker, when it leads); as leader,
+ * propose what it calls for. */
+void rn__quorum_on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const char *endpoint,
+                             const char *kafka, bool leaving, int64_t now);
+/* Each loop: log leadership changes; as leader, fence the silent. */
+void rn__quorum_controller_tick(rn_quorum *q, int64_t now);
+/* Heartbeat the leader when it is time (or at once, when leaving). */
+void rn__quorum_heartbeat(rn_quorum *q, int64_t now);
+/* The list from q->img (after a snapshot is loaded or installed). */
+void rn__quorum_brokers_from_image(rn_quorum *q);
 
 /* ---- The driver (quorum.c) ------------------------------------------------------ */
 
