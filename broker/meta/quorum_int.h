@@ -16,6 +16,8 @@
  *                         metadata log
  *     quorum_brokers.c    the controller's brokers: registration,
  *                         heartbeats, fencing
+ *     quorum_snapshots.c  the quorum's image; snapshots taken, checked,
+ *                         installed and loaded
  *
  * The byte buffer and the bounds-checked reader below are static inline:
  * every file gets its own copy under the short names quorum.c always used.
@@ -314,6 +316,25 @@ void rn__quorum_controller_tick(rn_quorum *q, int64_t now);
 void rn__quorum_heartbeat(rn_quorum *q, int64_t now);
 /* The list from q->img (after a snapshot is loaded or installed). */
 void rn__quorum_brokers_from_image(rn_quorum *q);
+/* ---- The image and its snapshots (quorum_snapshots.c) -------------------------- */
+
+/* Apply one committed record (borrowed) to q->img; out of memory marks the
+ * image failed (never snapshotted). */
+void rn__quorum_img_apply_record(rn_quorum *q, const uint8_t *p, size_t len);
+/* The same for every record of a committed batch (borrowed). */
+void rn__quorum_img_apply_batch(rn_quorum *q, const uint8_t *batch, size_t len);
+/* Snapshot q->img at q->applied, compact, trim the log; failures logged. */
+void rn__quorum_snapshot_take(rn_quorum *q, const char *why);
+/* Install a snapshot the core took (borrowed); < 0 stops the quorum. */
+int rn__quorum_snapshot_install(rn_quorum *q, const rn_raft_snapshot *sn);
+/* Whether a FETCH_SNAPSHOT response holds a snapshot we can install; why not
+ * in why. */
+bool rn__quorum_snapshot_valid(const rn_raft_msg *m, char *why, size_t whylen);
+/* At start: the newest usable snapshot into q->img and *data (malloc'd,
+ * NULL for none); the error in err. */
+int rn__quorum_snapshot_load(rn_quorum *q, uint8_t **data, size_t *len, char *err, size_t errlen);
+/* Hand a snapshot (data copied) to the owner as one delivery; -ENOMEM. */
+int rn__quorum_post_snapshot(rn_quorum *q, int64_t end, const uint8_t *data, size_t len);
 
 /* ---- The driver (quorum.c) ------------------------------------------------------ */
 
