@@ -1,5 +1,10 @@
 /*
- * quorum.c — the metadata quorum between processes (see quorum.h).
+ * quorum.c — the metadata quorum between processes (see quorum.h): the
+ * driver. The quorum thread's loop, the readies it drains, the frames it
+ * steps, the proposals it sends on, its status, and start and stop; the
+ * rest of the quorum is in the files quorum_int.h lists (the wire, the
+ * links, the state file and log, the controller's brokers, the snapshots,
+ * the journal backend).
  *
  * The quorum thread's loop:
  *
@@ -8,9 +13,7 @@
  *        │            ─▶ drain readies: state file, log, send, committed out
  *        └── poll(listener, links, wake eventfd; 10 ms) ◀── frames in: step
  *
- * Wire: quorum_wire.c's top comment. The files of the quorum: quorum_int.h.
- *
- * Links: quorum_links.c.
+ * Wire: quorum_wire.c's top comment. Links: quorum_links.c.
  *
  * Entries (Raft's opaque bytes) carry an envelope: u8 kind | i32 origin |
  * u64 token | payload. ENV_BATCH's payload is a journal batch (the metadata
@@ -48,13 +51,8 @@
  *     or failed (not leader long enough, timed out). A proposal that fails
  *     by timeout and commits later is applied as anyone else's would be.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -101,37 +99,6 @@ static uint64_t q_rand(void *ctx)
 
 /* ---- Committed entries out (invariant 2) ------------------------------------- */
 
-typedef struct delivery {
-    rn_quorum *q;
-    bool snapshot; /* batch is a snapshot covering every entry below offset */
-    int64_t offset;
-    int32_t origin;
-    uint64_t token;
-    int err; /* < 0: the proposal `token` failed (no batch) */
-    size_t len;
-    uint8_t batch[]; /* len bytes; len 0: only progress */
-} delivery;
-
-static void deliver_run(void *arg);
-static void qj_detach(struct qjournal *j);
-
-static void post_delivery(rn_quorum *q, int64_t offset, int32_t origin, uint64_t token, int err,
-                          const uint8_t *batch, size_t len)
-{
-    delivery *d = malloc(sizeof(*d) + len);
-    if (!d) {
-        rn_logfmt(RN_ERROR, "out of memory handing over a metadata entry", "offset=%" PRId64,
-                  offset);
-        return;
-    }
-    *d = (delivery){
-        .q = q, .offset = offset, .origin = origin, .token = token, .err = err, .len = len};
-    if (len)
-        memcpy(d->batch, batch, len);
-    if (q->cfg.post(q->cfg.post_ctx, deliver_run, d) < 0)
-        free(d);
-}
-
 static void waiting_remove(rn_quorum *q, uint64_t token)
 {
     for (waiting **pp = &q->waiting; *pp; pp = &(*pp)->next)
@@ -144,30 +111,13 @@ static void waiting_remove(rn_quorum *q, uint64_t token)
         }
 }
 
-/* The owner's image must never go on without it: -ENOMEM stops the
- * quorum (the caller's error path). */
-int rn__quorum_post_snapshot(rn_quorum *q, int64_t end, const uint8_t *data, size_t len)
-{
-    delivery *d = malloc(sizeof(*d) + len);
-    if (!d) {
-        rn_logfmt(RN_ERROR, "out of memory handing over a metadata snapshot", "end_offset=%" PRId64,
-                  end);
-        return -ENOMEM;
-    }
-    *d = (delivery){.q = q, .snapshot = true, .offset = end, .origin = -1, .len = len};
-    memcpy(d->batch, data, len);
-    if (q->cfg.post(q->cfg.post_ctx, deliver_run, d) < 0)
-        free(d);
-    return 0;
-}
-
 static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
 {
     q->applied = e->offset + 1;
     q->applied_epoch = e->epoch;
     q->since_snapshot += (int64_t)e->len + 1;
     if (e->kind != RN_RAFT_ENTRY_DATA || e->len < ENV_HDR) {
-        post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+        rn__quorum_post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
         return;
     }
     rd r = {e->data, e->len, 0, false};
@@ -206,11 +156,11 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         if (rn_batch_builder_new(&bb, NULL) == 0 &&
             rn_batch_builder_add(bb, -1, NULL, 0, rec, rlen, NULL, 0) == 0 &&
             rn_batch_builder_finish(bb, &batch, &blen) == 0) {
-            post_delivery(q, e->offset, -1, 0, 0, batch, blen);
+            rn__quorum_post_delivery(q, e->offset, -1, 0, 0, batch, blen);
         } else {
             rn_logfmt(RN_ERROR, "out of memory handing over a metadata entry", "offset=%" PRId64,
                       e->offset);
-            post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+            rn__quorum_post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
         }
         rn_batch_builder_free(bb);
         free(batch);
@@ -221,7 +171,7 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         rn__quorum_img_apply_batch(q, e->data + ENV_HDR, e->len - ENV_HDR);
     if (origin == q->cfg.node_id)
         waiting_remove(q, token);
-    post_delivery(q, e->offset, origin, token, 0, e->data + ENV_HDR, e->len - ENV_HDR);
+    rn__quorum_post_delivery(q, e->offset, origin, token, 0, e->data + ENV_HDR, e->len - ENV_HDR);
 }
 
 /* ---- Readies ------------------------------------------------------------------ */
@@ -426,7 +376,7 @@ static void take_proposals(rn_quorum *q, int64_t now)
         proposal *next = p->next;
         waiting *w = malloc(sizeof(*w));
         if (!w) {
-            post_delivery(q, -1, q->cfg.node_id, p->token, -ENOMEM, NULL, 0);
+            rn__quorum_post_delivery(q, -1, q->cfg.node_id, p->token, -ENOMEM, NULL, 0);
             free(p->entry);
         } else {
             *w = (waiting){.token = p->token,
@@ -447,7 +397,7 @@ static void take_proposals(rn_quorum *q, int64_t now)
         waiting *w = *pp;
         if (now > w->deadline) {
             *pp = w->next;
-            post_delivery(q, -1, q->cfg.node_id, w->token, -ETIMEDOUT, NULL, 0);
+            rn__quorum_post_delivery(q, -1, q->cfg.node_id, w->token, -ETIMEDOUT, NULL, 0);
             free(w->entry);
             free(w);
             continue;
@@ -527,12 +477,12 @@ static void publish_status(rn_quorum *q, int64_t now)
         target = st.hw;
     if (__atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE) < 0 && target >= 0) {
         __atomic_store_n(&q->catch_up_target, target, __ATOMIC_RELEASE);
-        post_delivery(q, -1, -1, 0, 0, NULL, 0); /* wakes an owner waiting for it */
+        rn__quorum_post_delivery(q, -1, -1, 0, 0, NULL, 0); /* wakes an owner waiting for it */
     }
     /* An owner waiting in rn_quorum_caught_up's loop wakes now and then to
      * see its signals. */
     if (!__atomic_load_n(&q->owner_caught_up, __ATOMIC_ACQUIRE) && ++q->n_publish % 4 == 0)
-        post_delivery(q, -1, -1, 0, 0, NULL, 0);
+        rn__quorum_post_delivery(q, -1, -1, 0, 0, NULL, 0);
     pthread_mutex_lock(&q->lock);
     q->status = st;
     pthread_mutex_unlock(&q->lock);
@@ -821,7 +771,8 @@ void rn_quorum_free(rn_quorum *q)
         pthread_join(q->thread, NULL);
     }
     if (q->qj)
-        qj_detach(q->qj); /* the journal outlives the quorum (closed with the metadata) */
+        /* The journal outlives the quorum (closed with the metadata). */
+        rn__quorum_journal_detach(q->qj);
     while (q->n_links)
         rn__quorum_link_close_now(q, q->n_links - 1);
     if (q->listen_fd >= 0)
@@ -861,208 +812,4 @@ void rn_quorum_status_get(rn_quorum *q, rn_quorum_status *st)
     pthread_mutex_unlock(&q->lock);
     if (!st->role)
         st->role = "starting";
-}
-
-/* ---- The journal backend (the owner's thread) -------------------------------- */
-
-typedef struct pend {
-    struct pend *next;
-    uint64_t token;
-    void *batch; /* the journal's, alive until done: stamped with its offset */
-    void (*done)(void *arg, int err, int64_t base_offset);
-    void *arg;
-} pend;
-
-typedef struct qjournal {
-    rn_quorum *q;
-    rn_quorum_apply_fn apply;
-    rn_quorum_install_fn install;
-    void *apply_arg;
-    pend *pending;
-    uint64_t next_token;
-    int64_t applied; /* offset after the last entry delivered here */
-    char err[256];
-} qjournal;
-
-static void deliver_run(void *arg)
-{
-    delivery *d = arg;
-    qjournal *j = d->q->qj;
-    if (!j) {
-        free(d);
-        return;
-    }
-    if (d->snapshot) {
-        /* Every entry below d->offset: the image is replaced whole. */
-        if (d->offset > j->applied)
-            j->applied = d->offset;
-        j->install(j->apply_arg, d->offset, d->batch, d->len);
-        free(d);
-        return;
-    }
-    if (d->offset >= 0 && d->offset + 1 > j->applied)
-        j->applied = d->offset + 1;
-    pend *p = NULL;
-    if (d->origin == d->q->cfg.node_id)
-        for (pend **pp = &j->pending; *pp; pp = &(*pp)->next)
-            if ((*pp)->token == d->token) {
-                p = *pp;
-                *pp = p->next;
-                break;
-            }
-    if (d->err < 0 || (p && d->len == 0)) {
-        if (p) {
-            snprintf(j->err, sizeof(j->err), "%s",
-                     d->err == -ETIMEDOUT ? "not committed in time (the controller changed?)"
-                                          : "no active controller");
-            p->done(p->arg, d->err, -1);
-            free(p);
-        }
-    } else if (d->len) {
-        /* Offsets are the metadata log's: one entry, one offset. */
-        rn_batch_stamp(d->batch, d->offset, 0);
-        if (p) {
-            rn_batch_stamp(p->batch, d->offset, 0);
-            /* The batch as committed: stamped with its entry's offset. */
-            p->done(p->arg, 0, d->offset);
-            free(p);
-        } else {
-            j->apply(j->apply_arg, d->offset, d->batch, d->len);
-        }
-    }
-    free(d);
-}
-
-static int qj_append(void *be, void *batch, size_t len,
-                     void (*done)(void *arg, int err, int64_t base_offset), void *arg)
-{
-    qjournal *j = be;
-    rn_quorum *q = j->q;
-    if (!q)
-        return -ESHUTDOWN;
-    if (len > MAX_CHANGE_BYTES) {
-        snprintf(j->err, sizeof(j->err), "a change of %zu bytes (at most %zu)", len,
-                 MAX_CHANGE_BYTES);
-        return -RN_E_MESSAGE_TOO_LARGE;
-    }
-    pend *p = malloc(sizeof(*p));
-    proposal *pr = malloc(sizeof(*pr));
-    uint8_t *e = malloc(ENV_HDR + len);
-    if (!p || !pr || !e) {
-        free(p);
-        free(pr);
-        free(e);
-        return -ENOMEM;
-    }
-    uint64_t token = ++j->next_token;
-    buf h = {.p = e, .cap = ENV_HDR + len};
-    put_u8(&h, ENV_BATCH);
-    put_u32(&h, (uint32_t)q->cfg.node_id);
-    put_u64(&h, token);
-    memcpy(e + ENV_HDR, batch, len);
-    *p = (pend){j->pending, token, batch, done, arg};
-    j->pending = p;
-    *pr = (proposal){NULL, token, mono_ms(), e, ENV_HDR + len};
-    pthread_mutex_lock(&q->lock);
-    if (q->props_tail)
-        q->props_tail->next = pr;
-    else
-        q->props = pr;
-    q->props_tail = pr;
-    pthread_mutex_unlock(&q->lock);
-    uint64_t one = 1;
-    if (q->wake_fd >= 0 && write(q->wake_fd, &one, sizeof(one)) < 0) {
-        /* the thread polls every POLL_MS anyway */
-    }
-    return 0;
-}
-
-static int qj_read(void *be, int64_t offset, size_t max_bytes, int64_t max_offset, rn_slice *out)
-{
-    (void)be, (void)offset, (void)max_bytes, (void)max_offset;
-    memset(out, 0, sizeof(*out));
-    return 0; /* committed batches come by delivery, never by replay */
-}
-
-static int64_t qj_start(void *be)
-{
-    (void)be;
-    return 0;
-}
-
-static int64_t qj_end(void *be)
-{
-    (void)be;
-    return 0; /* rn_journal_replay has nothing to read */
-}
-
-static int qj_flush(void *be)
-{
-    (void)be;
-    return 0;
-}
-
-static void qj_detach(qjournal *j)
-{
-    j->q = NULL;
-}
-
-static int qj_close(void *be)
-{
-    qjournal *j = be;
-    snprintf(j->err, sizeof(j->err), "the broker is stopping");
-    while (j->pending) {
-        pend *p = j->pending;
-        j->pending = p->next;
-        p->done(p->arg, -ESHUTDOWN, -1);
-        free(p);
-    }
-    /* Deliveries still queued find no journal (deliver_run). */
-    if (j->q)
-        j->q->qj = NULL;
-    free(j);
-    return 0;
-}
-
-static const char *qj_errmsg(void *be)
-{
-    return ((qjournal *)be)->err;
-}
-
-static const rn_journal_backend qj_ops = {
-    .append = qj_append,
-    .read = qj_read,
-    .start_offset = qj_start,
-    .end_offset = qj_end,
-    .flush = qj_flush,
-    .close = qj_close,
-    .errmsg = qj_errmsg,
-};
-
-int rn_quorum_journal_new(rn_quorum *q, rn_quorum_apply_fn apply, rn_quorum_install_fn install,
-                          void *arg, rn_journal **out)
-{
-    qjournal *j = calloc(1, sizeof(*j));
-    if (!j)
-        return -ENOMEM;
-    j->q = q;
-    j->apply = apply;
-    j->install = install;
-    j->apply_arg = arg;
-    int rc = rn_journal_new(out, &qj_ops, j);
-    if (rc < 0) {
-        free(j);
-        return rc;
-    }
-    q->qj = j;
-    return 0;
-}
-
-bool rn_quorum_caught_up(rn_quorum *q)
-{
-    int64_t t = __atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE);
-    bool yes = t >= 0 && q->qj && q->qj->applied >= t;
-    if (yes)
-        __atomic_store_n(&q->owner_caught_up, true, __ATOMIC_RELEASE);
-    return yes;
 }

@@ -18,6 +18,8 @@
  *                         heartbeats, fencing
  *     quorum_snapshots.c  the quorum's image; snapshots taken, checked,
  *                         installed and loaded
+ *     quorum_journal.c    committed entries out to the owner's thread; the
+ *                         journal backend the owner proposes through
  *
  * The byte buffer and the bounds-checked reader below are static inline:
  * every file gets its own copy under the short names quorum.c always used.
@@ -333,6 +335,18 @@ bool rn__quorum_snapshot_valid(const rn_raft_msg *m, char *why, size_t whylen);
 /* At start: the newest usable snapshot into q->img and *data (malloc'd,
  * NULL for none); the error in err. */
 int rn__quorum_snapshot_load(rn_quorum *q, uint8_t **data, size_t *len, char *err, size_t errlen);
+
+/* ---- Committed entries out, the journal backend (quorum_journal.c) ------------- */
+
+/* Hand a committed entry's batch (copied; NULL/0 for progress only), or a
+ * proposal's failure (err < 0), to the owner's thread. Logged and dropped
+ * when out of memory. */
+void rn__quorum_post_delivery(rn_quorum *q, int64_t offset, int32_t origin, uint64_t token, int err,
+                              const uint8_t *batch, size_t len);
+/* Owner's thread, at rn_quorum_free: the journal (closed later, with the
+ * metadata) forgets the quorum. */
+void rn__quorum_journal_detach(struct qjournal *j);
+
 /* Hand a snapshot (data copied) to the owner as one delivery; -ENOMEM. */
 int rn__quorum_post_snapshot(rn_quorum *q, int64_t end, const uint8_t *data, size_t len);
 
