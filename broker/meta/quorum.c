@@ -1,5 +1,10 @@
 /*
- * quorum.c — the metadata quorum between processes (see quorum.h).
+ * quorum.c — the metadata quorum between processes (see quorum.h): the
+ * driver. The quorum thread's loop, the readies it drains, the frames it
+ * steps, the proposals it sends on, its status, and start and stop; the
+ * rest of the quorum is in the files quorum_int.h lists (the wire, the
+ * links, the state file and log, the controller's brokers, the snapshots,
+ * the journal backend).
  *
  * The quorum thread's loop:
  *
@@ -8,27 +13,7 @@
  *        │            ─▶ drain readies: state file, log, send, committed out
  *        └── poll(listener, links, wake eventfd; 10 ms) ◀── frames in: step
  *
- * Wire (the controller listener; one framing for every link, both ways):
- *
- *     u32 length of what follows | u8 kind | body          (little-endian)
- *     kind 1 RAFT      an rn_raft_msg, field by field (encode_msg below)
- *     kind 2 FORWARD   i32 origin | u64 token | batch bytes  (to the leader)
- *     kind 3 HEARTBEAT i32 node | i64 incarnation | u16 n | endpoint[n]
- *                      [| u16 k | kafka endpoint[k] [| u8 flags]]  (absent from
- *                      older brokers; flags bit 0: leaving, rn_quorum_leave)
- *     kind 4 PART      u64 total | u64 pos | bytes: a chunk of one RAFT
- *                      frame's body too large for one frame (a snapshot);
- *                      the chunks of a message follow each other on the
- *                      link, pos = the bytes before; total <= 1 GiB, checked
- *                      before the buffer grows (8 MiB parts; the environment
- *                      variable RN_QUORUM_PART_BYTES makes them smaller, for
- *                      tests that send every snapshot in parts)
- *
- * A link is just a byte stream of frames: a node connects to every other
- * voter (and answers on whichever link a node last spoke from, so a broker
- * that is no voter gets its answers), frames are never answered by
- * position, and a lost link loses messages, which Raft retries. Frames are
- * bounded (RN_QUORUM_MAX_FRAME) before anything is allocated for them.
+ * Wire: quorum_wire.c's top comment. Links: quorum_links.c.
  *
  * Entries (Raft's opaque bytes) carry an envelope: u8 kind | i32 origin |
  * u64 token | payload. ENV_BATCH's payload is a journal batch (the metadata
@@ -36,8 +21,7 @@
  * controller writes itself (broker registration, fencing), applied here and
  * handed to the facade as a one-record batch (the image derives elections
  * from them).
- * On disk each entry is one record batch of one record whose value is
- * u8 raft kind | entry bytes, at the entry's offset, its epoch stamped.
+ * On disk: quorum_store.c.
  *
  * Invariants:
  *  1. The quorum state is durable (tmp, fsync, rename, fsync dir) and the
@@ -67,13 +51,8 @@
  *     or failed (not leader long enough, timed out). A proposal that fails
  *     by timeout and commits later is applied as anyone else's would be.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -89,6 +68,7 @@
 #include "broker/logfmt.h"
 #include "broker/meta/metadata.h"
 #include "broker/meta/quorum.h"
+#include "broker/meta/quorum_int.h"
 #include "broker/meta/raft.h"
 #include "broker/meta/records.h"
 #include "broker/meta/snapshot.h"
@@ -98,346 +78,13 @@
 #include "storage/log.h"
 #include "storage/sys.h"
 
-/* A frame holds at most FETCH_ENTRIES entries of at most 12 MiB (the log's
- * max batch) each. */
-#define RN_QUORUM_MAX_FRAME (128u << 20)
-#define FETCH_ENTRIES       8
-/* One change's batch, as the local journal allows (journal.c). */
-#define MAX_CHANGE_BYTES ((size_t)8 << 20)
-#define MAX_LINKS        64
-#define LINK_MAX_OUT     (256u << 20) /* a link this far behind is cut */
-#define RECONNECT_MS     100
+/* A frame holds at most FETCH_ENTRIES entries (of at most 12 MiB, the log's
+ * max batch, each): RN_QUORUM_MAX_FRAME, quorum_links.c. */
+#define FETCH_ENTRIES 8
 #define POLL_MS          10
-#define CONTROL_RETRY_MS 1000
 #define RESEND_MS        3000 /* a proposal not seen committed goes to the leader again */
-/* A Raft message larger than this goes as FRAME_PART chunks (a snapshot
- * may be larger than one frame); one reassembled is at most MAX_MESSAGE. */
-#define PART_BYTES             (8u << 20)
-#define MAX_MESSAGE            ((size_t)1 << 30)
 #define DEFAULT_SNAPSHOT_BYTES (20 << 20) /* Kafka's default */
 
-enum { FRAME_RAFT = 1, FRAME_FORWARD = 2, FRAME_HEARTBEAT = 3, FRAME_PART = 4 };
-/* A heartbeat's flags (after the Kafka endpoint; absent from older brokers). */
-enum { HB_LEAVING = 1 };
-enum { ENV_BATCH = 1, ENV_CONTROL = 2 };
-#define ENV_HDR 13 /* u8 kind, i32 origin, u64 token */
-
-/* ---- Byte buffers ------------------------------------------------------------ */
-
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom;
-} buf;
-
-static void buf_put(buf *b, const void *d, size_t n)
-{
-    if (b->oom || n == 0) /* n == 0 may come with d == NULL */
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, d, n);
-    b->len += n;
-}
-
-static void put_u8(buf *b, uint8_t v)
-{
-    buf_put(b, &v, 1);
-}
-static void put_u16(buf *b, uint16_t v)
-{
-    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-    buf_put(b, x, 2);
-}
-static void put_u32(buf *b, uint32_t v)
-{
-    uint8_t x[4];
-    for (int i = 0; i < 4; i++)
-        x[i] = (uint8_t)(v >> (8 * i));
-    buf_put(b, x, 4);
-}
-static void put_u64(buf *b, uint64_t v)
-{
-    uint8_t x[8];
-    for (int i = 0; i < 8; i++)
-        x[i] = (uint8_t)(v >> (8 * i));
-    buf_put(b, x, 8);
-}
-
-/* A bounds-checked reader: a read past the end sets bad and yields zeros. */
-typedef struct rd {
-    const uint8_t *p;
-    size_t len, pos;
-    bool bad;
-} rd;
-
-static const uint8_t *take(rd *r, size_t n)
-{
-    if (r->bad || r->len - r->pos < n) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->pos;
-    r->pos += n;
-    return p;
-}
-static uint64_t get_n(rd *r, int n)
-{
-    const uint8_t *p = take(r, (size_t)n);
-    uint64_t v = 0;
-    for (int i = 0; p && i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-#define get_u8(r)  ((uint8_t)get_n(r, 1))
-#define get_i16(r) ((int16_t)get_n(r, 2))
-#define get_u16(r) ((uint16_t)get_n(r, 2))
-#define get_i32(r) ((int32_t)get_n(r, 4))
-#define get_u32(r) ((uint32_t)get_n(r, 4))
-#define get_i64(r) ((int64_t)get_n(r, 8))
-
-/* ---- Raft messages on the wire --------------------------------------------- */
-
-static void encode_msg(buf *b, const rn_raft_msg *m)
-{
-    put_u8(b, m->type);
-    put_u16(b, (uint16_t)m->error);
-    put_u32(b, (uint32_t)m->from);
-    put_u32(b, (uint32_t)m->to);
-    put_u32(b, (uint32_t)m->epoch);
-    put_u32(b, (uint32_t)m->leader_id);
-    put_u8(b, m->pre_vote);
-    put_u8(b, m->granted);
-    put_u32(b, (uint32_t)m->candidate_epoch);
-    put_u64(b, (uint64_t)m->last_offset);
-    put_u32(b, (uint32_t)m->last_epoch);
-    put_u64(b, (uint64_t)m->fetch_offset);
-    put_u32(b, (uint32_t)m->last_fetched_epoch);
-    put_u64(b, (uint64_t)m->hw);
-    put_u64(b, (uint64_t)m->log_start);
-    put_u32(b, (uint32_t)m->diverging_epoch);
-    put_u64(b, (uint64_t)m->diverging_end_offset);
-    put_u64(b, (uint64_t)m->snapshot_end_offset);
-    put_u32(b, (uint32_t)m->snapshot_epoch);
-    put_u32(b, (uint32_t)m->n_preferred);
-    for (int i = 0; i < m->n_preferred; i++)
-        put_u32(b, (uint32_t)m->preferred[i]);
-    put_u32(b, (uint32_t)m->n_entries);
-    for (int i = 0; i < m->n_entries; i++) {
-        const rn_raft_entry *e = &m->entries[i];
-        put_u64(b, (uint64_t)e->offset);
-        put_u32(b, (uint32_t)e->epoch);
-        put_u8(b, e->kind);
-        put_u32(b, e->len);
-        buf_put(b, e->data, e->len);
-    }
-    put_u32(b, (uint32_t)m->snapshot_len);
-    buf_put(b, m->snapshot_data, m->snapshot_len);
-}
-
-/* Decode into m; entries into *ents (malloc'd, caller frees; data points
- * into the frame). -EINVAL for a frame that does not parse. */
-static int decode_msg(rd *r, rn_raft_msg *m, rn_raft_entry **ents)
-{
-    memset(m, 0, sizeof(*m));
-    *ents = NULL;
-    m->type = get_u8(r);
-    m->error = get_i16(r);
-    m->from = get_i32(r);
-    m->to = get_i32(r);
-    m->epoch = get_i32(r);
-    m->leader_id = get_i32(r);
-    m->pre_vote = get_u8(r) != 0;
-    m->granted = get_u8(r) != 0;
-    m->candidate_epoch = get_i32(r);
-    m->last_offset = get_i64(r);
-    m->last_epoch = get_i32(r);
-    m->fetch_offset = get_i64(r);
-    m->last_fetched_epoch = get_i32(r);
-    m->hw = get_i64(r);
-    m->log_start = get_i64(r);
-    m->diverging_epoch = get_i32(r);
-    m->diverging_end_offset = get_i64(r);
-    m->snapshot_end_offset = get_i64(r);
-    m->snapshot_epoch = get_i32(r);
-    uint32_t np = get_u32(r);
-    if (r->bad || np > RN_RAFT_MAX_VOTERS)
-        return -EINVAL;
-    m->n_preferred = (int)np;
-    for (uint32_t i = 0; i < np; i++)
-        m->preferred[i] = get_i32(r);
-    uint32_t ne = get_u32(r);
-    /* Each entry takes at least 17 bytes: bound the count by what is left
-     * before allocating for it. */
-    if (r->bad || ne > (r->len - r->pos) / 17)
-        return -EINVAL;
-    if (ne) {
-        *ents = calloc(ne, sizeof(**ents));
-        if (!*ents)
-            return -ENOMEM;
-    }
-    for (uint32_t i = 0; i < ne; i++) {
-        rn_raft_entry *e = &(*ents)[i];
-        e->offset = get_i64(r);
-        e->epoch = get_i32(r);
-        e->kind = get_u8(r);
-        e->len = get_u32(r);
-        e->data = take(r, e->len);
-    }
-    m->entries = *ents;
-    m->n_entries = (int)ne;
-    uint32_t sl = get_u32(r);
-    m->snapshot_data = take(r, sl);
-    m->snapshot_len = sl;
-    if (r->bad || r->pos != r->len) {
-        free(*ents);
-        *ents = NULL;
-        return -EINVAL;
-    }
-    return 0;
-}
-
-int rn_quorum_msg_encode(const rn_raft_msg *m, uint8_t **out, size_t *len)
-{
-    buf b = {0};
-    encode_msg(&b, m);
-    if (b.oom) {
-        free(b.p);
-        return -ENOMEM;
-    }
-    *out = b.p;
-    *len = b.len;
-    return 0;
-}
-
-int rn_quorum_msg_decode(const uint8_t *p, size_t len, rn_raft_msg *m, rn_raft_entry **ents)
-{
-    rd r = {p, len, 0, false};
-    return decode_msg(&r, m, ents);
-}
-
-/* ---- State ----------------------------------------------------------------- */
-
-typedef struct link {
-    int fd;
-    int32_t node;  /* the node at the other end, -1 until it speaks (inbound) */
-    bool outbound; /* we dialled it (voters[node]) */
-    bool connecting;
-    bool dead; /* failed: closed by the next sweep, never used again */
-    buf in, out;
-    size_t out_pos;
-    rn_quorum_parts part; /* a RAFT frame's body arriving as FRAME_PART chunks */
-} link_t;
-
-typedef struct ctl_broker {
-    int32_t id;
-    char endpoint[256];
-    char kafka[256]; /* its Kafka listener, "" = none */
-    int64_t incarnation;
-    int64_t epoch;
-    bool fenced;
-    bool registered;
-    int64_t last_hb;   /* leader's clock */
-    int64_t last_prop; /* when the leader last proposed a record for it */
-} ctl_broker;
-
-typedef struct proposal {
-    struct proposal *next;
-    uint64_t token;
-    int64_t at;     /* when it was handed to the quorum thread */
-    uint8_t *entry; /* envelope + batch */
-    size_t len;
-} proposal;
-
-/* One of this broker's proposals until it is seen committed: sent again
- * to each new leader (invariant 3). */
-typedef struct waiting {
-    struct waiting *next;
-    uint64_t token;
-    int64_t deadline;
-    int32_t sent_to, sent_epoch; /* -1: not sent yet */
-    int64_t sent_at;
-    uint8_t *entry; /* envelope + batch */
-    size_t len;
-} waiting;
-
-struct rn_quorum {
-    rn_quorum_config cfg;
-    rn_voter voters[RN_MAX_VOTERS];
-    char listener[256], dir[4096], advertised[256], kafka_advertised[256];
-    int64_t incarnation;
-
-    pthread_t thread;
-    bool started;
-    atomic_bool stop;
-    int wake_fd;
-
-    /* Owned by the quorum thread. */
-    rn_io *io;
-    rn_log *log;
-    rn_raft *raft;
-    int listen_fd;
-    link_t links[MAX_LINKS];
-    int n_links;
-    int64_t next_connect[RN_MAX_VOTERS];
-    int64_t last_hb_sent;
-    int32_t last_leader_seen;
-    rn_raft_role last_role;
-    int32_t last_epoch_seen;
-    ctl_broker brokers[64];
-    int n_brokers;
-    waiting *waiting;
-    uint64_t rand_state;
-    int64_t applied;       /* offset after the last committed entry handed out */
-    int32_t applied_epoch; /* the epoch of the entry before applied */
-
-    /* Snapshots (invariants 4, 5): the image as committed entries make it. */
-    rn_image *img;
-    bool img_failed;        /* an apply ran out of memory: never snapshot it */
-    int64_t since_snapshot; /* bytes of entries committed since the latest */
-    rn_snapshot_id snap;    /* the latest snapshot file (end_offset 0: none) */
-    uint8_t *snap_bytes;    /* its bytes: the core's snapshot once the next one is taken */
-    size_t snap_len;
-    int64_t prev_snap_end; /* the one before it; the log is kept from there */
-    int64_t n_snapshots, n_installed;
-    size_t part_bytes; /* PART_BYTES; RN_QUORUM_PART_BYTES (tests) makes it smaller */
-
-    /* Under lock: proposals from the owner, the status copy. */
-    pthread_mutex_t lock;
-    pthread_cond_t started_cond;
-    bool start_done;
-    int start_rc;
-    char start_err[512];
-    proposal *props, *props_tail;
-    rn_quorum_status status;
-
-    /* The owner's side (its thread): the journal backend. */
-    struct qjournal *qj;
-    int64_t catch_up_target; /* atomic: -1 until known */
-    int64_t leader_hw;       /* quorum thread: the hw of the leader's first fetch answer, -1 */
-    bool owner_caught_up;    /* atomic: set once rn_quorum_caught_up said yes */
-    bool leaving;            /* atomic: rn_quorum_leave was called (controlled shutdown) */
-    bool left;               /* atomic: the fence of this broker, asked by leaving, committed */
-    bool leave_said;         /* quorum thread: a heartbeat has said "leaving" */
-    unsigned n_publish;
-};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t q_rand(void *ctx)
 {
@@ -450,695 +97,7 @@ static uint64_t q_rand(void *ctx)
     return x;
 }
 
-/* ---- The quorum-state file (invariant 1) ----------------------------------- */
-
-static int state_write(rn_quorum *q, const rn_raft_quorum_state *s)
-{
-    char path[4200], tmp[4210], text[96];
-    if (snprintf(path, sizeof(path), "%s/quorum-state", q->dir) >= (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    int n = snprintf(text, sizeof(text), "epoch=%d voted_for=%d leader=%d\n", s->epoch,
-                     s->voted_for, s->leader_id);
-    return rn_sys_replace_file(tmp, path, q->dir, text, (size_t)n, 0);
-}
-
-/* 0 and *s (epoch 0, nobody, when there is no file), or -RN_E_CORRUPT_FILE. */
-static int state_read(rn_quorum *q, rn_raft_quorum_state *s)
-{
-    char path[4200], text[128] = "";
-    snprintf(path, sizeof(path), "%s/quorum-state", q->dir);
-    *s = (rn_raft_quorum_state){0, RN_RAFT_NONE, RN_RAFT_NONE};
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return errno == ENOENT ? 0 : -errno;
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
-    text[n] = 0;
-    if (sscanf(text, "epoch=%d voted_for=%d leader=%d", &s->epoch, &s->voted_for, &s->leader_id) !=
-            3 ||
-        s->epoch < 0)
-        return -RN_E_CORRUPT_FILE;
-    return 0;
-}
-
-/* ---- The log ------------------------------------------------------------------ */
-
-static int log_append_entry(rn_quorum *q, const rn_raft_entry *e)
-{
-    buf v = {0};
-    put_u8(&v, e->kind);
-    buf_put(&v, e->data, e->len);
-    if (v.oom)
-        return -ENOMEM;
-    rn_batch_builder *b;
-    int rc = rn_batch_builder_new(&b, NULL);
-    if (rc < 0) {
-        free(v.p);
-        return rc;
-    }
-    /* No timestamp: the entry's bytes alone decide the batch's, so every
-     * voter's copy of the metadata log is byte-identical (a local clock
-     * made each voter's batches, and their CRCs, differ). */
-    rc = rn_batch_builder_add(b, -1, NULL, 0, v.p, v.len, NULL, 0);
-    uint8_t *batch = NULL;
-    size_t len = 0;
-    if (rc == 0)
-        rc = rn_batch_builder_finish(b, &batch, &len);
-    rn_batch_builder_free(b);
-    free(v.p);
-    if (rc < 0)
-        return rc;
-    int64_t base;
-    rc = rn_log_append_sync(q->log, batch, len, e->epoch, &base);
-    free(batch);
-    if (rc == 0 && base != e->offset)
-        rc = -EIO; /* the log and the core disagree: never go on */
-    return rc;
-}
-
-typedef struct loaded {
-    rn_raft_entry *e;
-    int64_t n, cap;
-} loaded;
-
-/* Read the log back from `from` (>= its start) as entries (data copied). */
-static int log_load(rn_quorum *q, int64_t from, loaded *out)
-{
-    int64_t end = rn_log_end_offset(q->log), next = from;
-    while (next < end) {
-        rn_slice s;
-        int rc = rn_log_read(q->log, next, 1u << 20, end, &s);
-        if (rc < 0)
-            return rc;
-        if (s.len == 0) {
-            rn_slice_release(&s);
-            break;
-        }
-        size_t pos = 0;
-        while (pos < s.len) {
-            rn_batch_header h;
-            rc = rn_batch_peek(s.data + pos, s.len - pos, 0, &h);
-            if (rc == 0 && rn_batch_size(&h) > s.len - pos)
-                rc = -RN_E_BATCH_TRUNCATED;
-            rn_batch_iter it;
-            if (rc == 0)
-                rc = rn_batch_iter_init(&it, s.data + pos, rn_batch_size(&h), 0);
-            if (rc < 0) {
-                rn_slice_release(&s);
-                return -RN_E_CORRUPT_FILE;
-            }
-            rn_record rec;
-            while ((rc = rn_batch_iter_next(&it, &rec)) == 1) {
-                if (rec.offset < next)
-                    continue;
-                if (rec.value_len < 1 || rec.offset != next) {
-                    rc = -RN_E_CORRUPT_FILE;
-                    break;
-                }
-                if (out->n == out->cap) {
-                    int64_t cap = out->cap ? out->cap * 2 : 64;
-                    rn_raft_entry *ne = realloc(out->e, (size_t)cap * sizeof(*ne));
-                    if (!ne) {
-                        rc = -ENOMEM;
-                        break;
-                    }
-                    out->e = ne;
-                    out->cap = cap;
-                }
-                uint8_t *d = malloc((size_t)rec.value_len);
-                if (!d) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                memcpy(d, rec.value + 1, (size_t)rec.value_len - 1);
-                out->e[out->n++] = (rn_raft_entry){.offset = rec.offset,
-                                                   .epoch = h.partition_leader_epoch,
-                                                   .kind = rec.value[0],
-                                                   .len = (uint32_t)rec.value_len - 1,
-                                                   .data = d};
-                next = rec.offset + 1;
-            }
-            rn_batch_iter_fini(&it);
-            if (rc < 0) {
-                rn_slice_release(&s);
-                return rc == -ENOMEM ? rc : -RN_E_CORRUPT_FILE;
-            }
-            pos += rn_batch_size(&h);
-        }
-        rn_slice_release(&s);
-    }
-    return 0;
-}
-
-/* ---- Links ------------------------------------------------------------------ */
-
-/* Close now: only where no index into links is held (the sweep, the end). */
-static void link_close_now(rn_quorum *q, int i)
-{
-    link_t *l = &q->links[i];
-    close(l->fd);
-    free(l->in.p);
-    free(l->out.p);
-    rn_quorum_parts_reset(&l->part);
-    q->links[i] = q->links[--q->n_links];
-}
-
-/* A failed link is only marked: links are found by index while frames are
- * handled, and closing moves the last one into the hole. The loop sweeps
- * the dead ones before it polls again. */
-static void link_close(rn_quorum *q, int i)
-{
-    q->links[i].dead = true;
-}
-
-static void links_sweep(rn_quorum *q)
-{
-    for (int i = q->n_links - 1; i >= 0; i--)
-        if (q->links[i].dead)
-            link_close_now(q, i);
-}
-
-static int link_add(rn_quorum *q, int fd, int32_t node, bool outbound, bool connecting)
-{
-    if (q->n_links == MAX_LINKS) {
-        close(fd);
-        return -EMFILE;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    q->links[q->n_links++] =
-        (link_t){.fd = fd, .node = node, .outbound = outbound, .connecting = connecting};
-    return q->n_links - 1;
-}
-
-static const rn_voter *voter_of(rn_quorum *q, int32_t id)
-{
-    for (int i = 0; i < q->cfg.n_voters; i++)
-        if (q->voters[i].id == id)
-            return &q->voters[i];
-    return NULL;
-}
-
-/* node's listener refused a connection: no process of it is there. When it
- * was our leader, campaign now rather than a fetch timeout later (the
- * survivors all see the refusal, so their pre-votes agree). */
-static void refused(rn_quorum *q, int32_t node)
-{
-    if (node == rn_raft_leader(q->raft) && node != q->cfg.node_id &&
-        rn_raft_role_of(q->raft) == RN_RAFT_FOLLOWER) {
-        rn_logfmt(RN_INFO, "quorum leader unreachable", "leader=%d epoch=%d", node,
-                  rn_raft_epoch(q->raft));
-        rn_raft_leader_unreachable(q->raft);
-    }
-}
-
-/* The link to node: one we dialled, else the last one it spoke on; dial a
- * voter when there is none. -1 when none can be had now. */
-static int link_to(rn_quorum *q, int32_t node, int64_t now)
-{
-    int found = -1;
-    for (int i = 0; i < q->n_links; i++)
-        if (q->links[i].node == node && !q->links[i].dead) {
-            if (q->links[i].outbound)
-                return i;
-            found = i;
-        }
-    const rn_voter *v = voter_of(q, node);
-    if (!v)
-        return found;
-    int vi = (int)(v - q->voters);
-    if (now < q->next_connect[vi])
-        return found;
-    q->next_connect[vi] = now + RECONNECT_MS;
-    char port[8];
-    snprintf(port, sizeof(port), "%u", v->port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(v->host, port, &hints, &ai) != 0)
-        return found;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int rc = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (fd < 0)
-        return found;
-    if (rc < 0 && errno != EINPROGRESS) {
-        if (errno == ECONNREFUSED)
-            refused(q, node);
-        close(fd);
-        return found;
-    }
-    return link_add(q, fd, node, true, rc < 0);
-}
-
-/* Write what the link holds; -1 when the link failed (closed). */
-static int link_flush(rn_quorum *q, int i)
-{
-    link_t *l = &q->links[i];
-    if (l->connecting || l->dead)
-        return 0;
-    while (l->out_pos < l->out.len) {
-        ssize_t n = send(l->fd, l->out.p + l->out_pos, l->out.len - l->out_pos,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return 0;
-            link_close(q, i);
-            return -1;
-        }
-        l->out_pos += (size_t)n;
-    }
-    l->out.len = l->out_pos = 0;
-    return 0;
-}
-
-static void send_frame(rn_quorum *q, int32_t node, const buf *body, int64_t now)
-{
-    if (body->oom || body->len + 4 > RN_QUORUM_MAX_FRAME)
-        return; /* dropped: Raft retries */
-    int i = link_to(q, node, now);
-    if (i < 0)
-        return;
-    link_t *l = &q->links[i];
-    if (l->out.len - l->out_pos > LINK_MAX_OUT) {
-        link_close(q, i);
-        return;
-    }
-    put_u32(&l->out, (uint32_t)body->len);
-    buf_put(&l->out, body->p, body->len);
-    if (l->out.oom) {
-        link_close(q, i);
-        return;
-    }
-    link_flush(q, i);
-}
-
-/* ---- Controller: brokers (records applied here, decisions as leader) --------- */
-
-static ctl_broker *broker_find(rn_quorum *q, int32_t id, bool add)
-{
-    for (int i = 0; i < q->n_brokers; i++)
-        if (q->brokers[i].id == id)
-            return &q->brokers[i];
-    if (!add || q->n_brokers == (int)(sizeof(q->brokers) / sizeof(q->brokers[0])))
-        return NULL;
-    ctl_broker *b = &q->brokers[q->n_brokers++];
-    *b = (ctl_broker){.id = id, .last_hb = mono_ms()};
-    return b;
-}
-
-static void apply_control(rn_quorum *q, int64_t offset, const uint8_t *p, size_t len)
-{
-    md_record *r = runnel__metadata__metadata_record__unpack(NULL, len, p);
-    if (!r) {
-        rn_logfmt(RN_WARN, "metadata control record does not decode", "offset=%" PRId64, offset);
-        return;
-    }
-    if (r->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER && r->broker) {
-        ctl_broker *b = broker_find(q, r->broker->node_id, true);
-        if (b) {
-            snprintf(b->endpoint, sizeof(b->endpoint), "%s:%u", r->broker->host, r->broker->port);
-            snprintf(b->kafka, sizeof(b->kafka), "%s",
-                     r->broker->kafka_endpoint ? r->broker->kafka_endpoint : "");
-            b->incarnation = r->broker->incarnation;
-            b->epoch = offset;
-            b->fenced = r->broker->fenced;
-            b->registered = true;
-            rn_logfmt(RN_INFO, "broker registered", "node=%d endpoint=%s epoch=%" PRId64, b->id,
-                      b->endpoint, offset);
-        }
-    } else if (r->record_case == RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE &&
-               r->broker_fence) {
-        ctl_broker *b = broker_find(q, r->broker_fence->node_id, false);
-        if (b && b->fenced != r->broker_fence->fenced) {
-            b->fenced = r->broker_fence->fenced;
-            rn_logfmt(RN_INFO, b->fenced ? "broker fenced" : "broker unfenced",
-                      "node=%d offset=%" PRId64, b->id, offset);
-        }
-        if (b && b->id == q->cfg.node_id && b->fenced &&
-            __atomic_load_n(&q->leaving, __ATOMIC_ACQUIRE))
-            __atomic_store_n(&q->left, true, __ATOMIC_RELEASE);
-    }
-    runnel__metadata__metadata_record__free_unpacked(r, NULL);
-}
-
-/* Leader only: propose one control record (invariant: only the leader
- * writes them, so brokers agree on what the log says). */
-static void propose_control(rn_quorum *q, const md_record *r)
-{
-    size_t n = runnel__metadata__metadata_record__get_packed_size(r);
-    uint8_t *e = malloc(ENV_HDR + n);
-    if (!e)
-        return;
-    e[0] = ENV_CONTROL;
-    memset(e + 1, 0, ENV_HDR - 1);
-    runnel__metadata__metadata_record__pack(r, e + ENV_HDR);
-    int64_t off;
-    int rc = rn_raft_propose(q->raft, e, ENV_HDR + n, &off);
-    free(e);
-    if (rc < 0)
-        rn_logfmt(RN_WARN, "controller record not proposed", "err=%s", rn_errname(rc));
-}
-
-static void on_heartbeat(rn_quorum *q, int32_t node, int64_t incarnation, const char *endpoint,
-                         const char *kafka, bool leaving, int64_t now)
-{
-    ctl_broker *b = broker_find(q, node, true);
-    if (!b)
-        return;
-    b->last_hb = now;
-    if (rn_raft_role_of(q->raft) != RN_RAFT_LEADER || now - b->last_prop < CONTROL_RETRY_MS)
-        return;
-    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    if (leaving) {
-        /* Controlled shutdown (Kafka's): fence it now, so its leaderships
-         * move while it still answers, instead of after a session of
-         * silence; and never unfence it while it says it is leaving. */
-        if (!b->registered || b->fenced || b->incarnation != incarnation)
-            return;
-        Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
-        fr.node_id = node;
-        fr.fenced = true;
-        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
-        r.broker_fence = &fr;
-        b->last_prop = now;
-        rn_logfmt(RN_INFO, "broker leaving: fencing it", "node=%d", node);
-        propose_control(q, &r);
-        return;
-    }
-    if (!b->registered || b->incarnation != incarnation || strcmp(b->endpoint, endpoint) != 0 ||
-        strcmp(b->kafka, kafka) != 0) {
-        Runnel__Metadata__BrokerRecord br = RUNNEL__METADATA__BROKER_RECORD__INIT;
-        char host[256];
-        const char *colon = strrchr(endpoint, ':');
-        if (!colon || (size_t)(colon - endpoint) >= sizeof(host))
-            return;
-        memcpy(host, endpoint, (size_t)(colon - endpoint));
-        host[colon - endpoint] = 0;
-        br.node_id = node;
-        br.host = host;
-        br.port = (uint32_t)atoi(colon + 1);
-        br.incarnation = incarnation;
-        br.kafka_endpoint = (char *)kafka;
-        br.fenced = false;
-        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER;
-        r.broker = &br;
-        b->last_prop = now;
-        propose_control(q, &r);
-    } else if (b->fenced) {
-        Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
-        fr.node_id = node;
-        fr.fenced = false;
-        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
-        r.broker_fence = &fr;
-        b->last_prop = now;
-        propose_control(q, &r);
-    }
-}
-
-/* Whether a link to node is open (connected, in either direction). */
-static bool has_link(const rn_quorum *q, int32_t node)
-{
-    for (int i = 0; i < q->n_links; i++)
-        if (q->links[i].node == node && !q->links[i].dead && !q->links[i].connecting)
-            return true;
-    return false;
-}
-
-static void controller_tick(rn_quorum *q, int64_t now)
-{
-    rn_raft_role role = rn_raft_role_of(q->raft);
-    if (role == RN_RAFT_LEADER &&
-        (q->last_role != RN_RAFT_LEADER || q->last_epoch_seen != rn_raft_epoch(q->raft))) {
-        /* A new controller gives every broker a whole session to find it. */
-        for (int i = 0; i < q->n_brokers; i++)
-            q->brokers[i].last_hb = now;
-        rn_logfmt(RN_INFO, "active controller", "node=%d epoch=%d", q->cfg.node_id,
-                  rn_raft_epoch(q->raft));
-    }
-    if (rn_raft_leader(q->raft) != q->last_leader_seen && rn_raft_leader(q->raft) != RN_RAFT_NONE)
-        rn_logfmt(RN_INFO, "quorum leader", "leader=%d epoch=%d role=%s", rn_raft_leader(q->raft),
-                  rn_raft_epoch(q->raft), rn_raft_role_name(role));
-    q->last_role = role;
-    q->last_epoch_seen = rn_raft_epoch(q->raft);
-    q->last_leader_seen = rn_raft_leader(q->raft);
-    if (role != RN_RAFT_LEADER)
-        return;
-    for (int i = 0; i < q->n_brokers; i++) {
-        ctl_broker *b = &q->brokers[i];
-        if (!b->registered || b->fenced || now - b->last_prop < CONTROL_RETRY_MS ||
-            b->id == q->cfg.node_id)
-            continue;
-        /* A broker is fenced after a session of silence (a hung process, a
-         * network cut that drops packets), or after two missed heartbeats
-         * once no link to it is open: a killed process's sockets close at
-         * once, so its leaderships move in about a second instead of a
-         * whole session (DESIGN §8's failover bound). */
-        int64_t silent = now - b->last_hb;
-        bool gone = silent > 2 * q->cfg.heartbeat_interval_ms && !has_link(q, b->id);
-        if (silent <= q->cfg.session_timeout_ms && !gone)
-            continue;
-        md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-        Runnel__Metadata__BrokerFenceRecord fr = RUNNEL__METADATA__BROKER_FENCE_RECORD__INIT;
-        fr.node_id = b->id;
-        fr.fenced = true;
-        r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_BROKER_FENCE;
-        r.broker_fence = &fr;
-        b->last_prop = now;
-        rn_logfmt(RN_INFO, gone ? "broker unreachable" : "broker session expired",
-                  "node=%d silent_ms=%" PRId64, b->id, silent);
-        propose_control(q, &r);
-    }
-}
-
 /* ---- Committed entries out (invariant 2) ------------------------------------- */
-
-typedef struct delivery {
-    rn_quorum *q;
-    bool snapshot; /* batch is a snapshot covering every entry below offset */
-    int64_t offset;
-    int32_t origin;
-    uint64_t token;
-    int err; /* < 0: the proposal `token` failed (no batch) */
-    size_t len;
-    uint8_t batch[]; /* len bytes; len 0: only progress */
-} delivery;
-
-static void deliver_run(void *arg);
-static void qj_detach(struct qjournal *j);
-
-static void post_delivery(rn_quorum *q, int64_t offset, int32_t origin, uint64_t token, int err,
-                          const uint8_t *batch, size_t len)
-{
-    delivery *d = malloc(sizeof(*d) + len);
-    if (!d) {
-        rn_logfmt(RN_ERROR, "out of memory handing over a metadata entry", "offset=%" PRId64,
-                  offset);
-        return;
-    }
-    *d = (delivery){
-        .q = q, .offset = offset, .origin = origin, .token = token, .err = err, .len = len};
-    if (len)
-        memcpy(d->batch, batch, len);
-    if (q->cfg.post(q->cfg.post_ctx, deliver_run, d) < 0)
-        free(d);
-}
-
-/* ---- The quorum's image and its snapshots (invariants 4, 5) ---------------- */
-
-/* Apply one committed record to q->img; an apply out of memory leaves an
- * image that no longer matches the log: it is never snapshotted. */
-static void img_apply_record(rn_quorum *q, const uint8_t *p, size_t len)
-{
-    md_record *r = runnel__metadata__metadata_record__unpack(NULL, len, p);
-    if (!r)
-        return; /* the owner's apply reports it (and fails) */
-    int status;
-    if (rn_image_apply(q->img, r, NULL, &status) < 0)
-        q->img_failed = true;
-    runnel__metadata__metadata_record__free_unpacked(r, NULL);
-}
-
-static void img_apply_batch(rn_quorum *q, const uint8_t *batch, size_t len)
-{
-    rn_batch_iter it;
-    if (rn_batch_iter_init(&it, batch, len, 0) < 0)
-        return;
-    rn_record rec;
-    while (rn_batch_iter_next(&it, &rec) == 1)
-        if (rec.value && rec.value_len >= 0)
-            img_apply_record(q, rec.value, (size_t)rec.value_len);
-    rn_batch_iter_fini(&it);
-}
-
-/* The controller's broker list from the image (after a snapshot): who is
- * registered, with which incarnation and broker epoch, fenced or not. */
-static void brokers_from_image(rn_quorum *q)
-{
-    for (int i = 0; i < q->n_brokers; i++)
-        q->brokers[i].registered = false;
-    for (unsigned i = 0; i < rn_image_broker_count(q->img); i++) {
-        const rn_broker_info *bi = rn_image_broker_at(q->img, i);
-        ctl_broker *b = broker_find(q, bi->id, true);
-        if (!b)
-            continue;
-        snprintf(b->endpoint, sizeof(b->endpoint), "%s", bi->endpoint);
-        snprintf(b->kafka, sizeof(b->kafka), "%s", bi->kafka ? bi->kafka : "");
-        b->incarnation = bi->epoch;
-        b->epoch = bi->registered_at > 0 ? bi->registered_at : -1;
-        b->fenced = bi->fenced;
-        b->registered = true;
-    }
-}
-
-static int post_snapshot(rn_quorum *q, int64_t end, const uint8_t *data, size_t len);
-
-/* Remove every snapshot file below keep_end. */
-static void snapshots_prune(rn_quorum *q, int64_t keep_end)
-{
-    rn_snapshot_id *ids;
-    size_t n;
-    if (rn_snapshot_list(q->dir, &ids, &n) < 0)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (ids[i].end_offset < keep_end && rn_snapshot_remove(q->dir, ids[i]) == 0)
-            rn_logfmt(RN_DEBUG, "metadata snapshot removed", "end_offset=%" PRId64,
-                      ids[i].end_offset);
-    free(ids);
-}
-
-/* Write a snapshot of q->img at q->applied, compact the core, delete the log
- * below the previous snapshot. A failure is logged and tried again after as
- * many bytes: the log still holds everything. */
-static void snapshot_take(rn_quorum *q, const char *why)
-{
-    int64_t end = q->applied;
-    if (q->img_failed || end <= q->snap.end_offset)
-        return;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    rn_snapshot_id id = {end, q->applied_epoch};
-    int rc = rn_snapshot_encode(q->img, end, id.epoch, &data, &len);
-    if (rc == 0)
-        rc = rn_snapshot_save(q->dir, id, data, len);
-    /* The core gets the PREVIOUS snapshot, as the disk keeps the log from
-     * it: entries after it stay in memory, so a follower less than one
-     * snapshot behind catches up from entries rather than a snapshot. */
-    if (rc == 0 && q->snap_bytes && q->snap.end_offset > rn_raft_log_start(q->raft))
-        rc = rn_raft_compact(q->raft, q->snap.end_offset, q->snap_bytes, q->snap_len);
-    q->since_snapshot = 0;
-    if (rc < 0) {
-        free(data);
-        rn_logfmt(RN_WARN, "metadata snapshot failed", "end_offset=%" PRId64 " err=%s", end,
-                  rn_errname(rc));
-        return;
-    }
-    int64_t prev = q->snap.end_offset;
-    free(q->snap_bytes);
-    q->snap_bytes = data;
-    q->snap_len = len;
-    q->snap = id;
-    q->prev_snap_end = prev;
-    q->n_snapshots++;
-    /* The log from the previous snapshot on stays, with its file: a latest
-     * snapshot found damaged at start falls back to them. */
-    int deleted = 0;
-    if (prev > 0) {
-        rc = rn_log_roll(q->log);
-        if (rc == 0)
-            deleted = rn_log_delete_below(q->log, prev);
-        if (rc < 0 || deleted < 0)
-            rn_logfmt(RN_WARN, "metadata log not trimmed", "err=%s why=\"%s\"",
-                      rn_errname(rc < 0 ? rc : deleted), rn_log_errmsg(q->log));
-        snapshots_prune(q, prev);
-    } else if (rn_log_roll(q->log) < 0) {
-        rn_logfmt(RN_WARN, "metadata log not rolled", "why=\"%s\"", rn_log_errmsg(q->log));
-    }
-    rn_logfmt(RN_INFO, "metadata snapshot written",
-              "end_offset=%" PRId64 " epoch=%d bytes=%zu why=%s log_start=%" PRId64
-              " segments_deleted=%d",
-              end, id.epoch, len, why, rn_log_start_offset(q->log), deleted > 0 ? deleted : 0);
-}
-
-/* A snapshot from the leader (the core took it): store it, replace the log
- * and the image, hand it to the owner. An error stops the quorum: the core
- * already counts it installed. */
-static int snapshot_install(rn_quorum *q, const rn_raft_snapshot *sn)
-{
-    char why[256] = "";
-    rn_image *img;
-    int64_t end;
-    int32_t epoch;
-    int rc = rn_image_new(&img);
-    if (rc < 0)
-        return rc;
-    rc = rn_snapshot_decode(img, sn->data, sn->len, &end, &epoch, why, sizeof(why));
-    if (rc == 0 && (end != sn->end_offset || epoch != sn->epoch))
-        rc = rn_errf(-RN_E_CORRUPT_FILE, why, sizeof(why),
-                     "names %" PRId64 "/%d, not %" PRId64 "/%d", end, epoch, sn->end_offset,
-                     sn->epoch);
-    rn_snapshot_id id = {sn->end_offset, sn->epoch};
-    if (rc == 0)
-        rc = rn_snapshot_save(q->dir, id, sn->data, sn->len);
-    if (rc == 0)
-        rc = rn_log_truncate_fully(q->log, sn->end_offset);
-    if (rc < 0) {
-        rn_image_free(img);
-        rn_logfmt(RN_ERROR, "metadata snapshot not installed",
-                  "end_offset=%" PRId64 " err=%s why=\"%s\"", sn->end_offset, rn_errname(rc), why);
-        return rc;
-    }
-    rn_image_free(q->img);
-    q->img = img;
-    q->img_failed = false;
-    brokers_from_image(q);
-    q->applied = sn->end_offset;
-    q->applied_epoch = sn->epoch;
-    q->since_snapshot = 0;
-    uint8_t *copy = malloc(sn->len ? sn->len : 1);
-    if (copy) {
-        memcpy(copy, sn->data, sn->len);
-        free(q->snap_bytes);
-        q->snap_bytes = copy;
-        q->snap_len = sn->len;
-    } else {
-        free(q->snap_bytes);
-        q->snap_bytes = NULL; /* the core keeps its own copy; the next compaction waits */
-    }
-    q->snap = id;
-    q->prev_snap_end = sn->end_offset;
-    q->n_installed++;
-    snapshots_prune(q, sn->end_offset);
-    rc = post_snapshot(q, sn->end_offset, sn->data, sn->len);
-    if (rc < 0)
-        return rc;
-    rn_logfmt(RN_INFO, "metadata snapshot installed",
-              "end_offset=%" PRId64 " epoch=%d bytes=%zu topics=%u log_start=%" PRId64,
-              sn->end_offset, sn->epoch, sn->len, rn_image_topic_count(img),
-              rn_log_start_offset(q->log));
-    return 0;
-}
-
-/* Whether a FETCH_SNAPSHOT response's bytes are a snapshot we can install:
- * checked before the core takes it, so a damaged one is dropped (and
- * fetched again) rather than installed. */
-static bool snapshot_valid(const rn_raft_msg *m, char *why, size_t whylen)
-{
-    rn_image *img;
-    if (rn_image_new(&img) < 0)
-        return false;
-    int64_t end;
-    int32_t epoch;
-    int rc = rn_snapshot_decode(img, m->snapshot_data, m->snapshot_len, &end, &epoch, why, whylen);
-    rn_image_free(img);
-    if (rc == 0 && (end != m->snapshot_end_offset || epoch != m->snapshot_epoch)) {
-        snprintf(why, whylen, "holds %" PRId64 "/%d, named %" PRId64 "/%d", end, epoch,
-                 m->snapshot_end_offset, m->snapshot_epoch);
-        return false;
-    }
-    return rc == 0;
-}
 
 static void waiting_remove(rn_quorum *q, uint64_t token)
 {
@@ -1152,30 +111,13 @@ static void waiting_remove(rn_quorum *q, uint64_t token)
         }
 }
 
-/* The owner's image must never go on without it: -ENOMEM stops the
- * quorum (the caller's error path). */
-static int post_snapshot(rn_quorum *q, int64_t end, const uint8_t *data, size_t len)
-{
-    delivery *d = malloc(sizeof(*d) + len);
-    if (!d) {
-        rn_logfmt(RN_ERROR, "out of memory handing over a metadata snapshot", "end_offset=%" PRId64,
-                  end);
-        return -ENOMEM;
-    }
-    *d = (delivery){.q = q, .snapshot = true, .offset = end, .origin = -1, .len = len};
-    memcpy(d->batch, data, len);
-    if (q->cfg.post(q->cfg.post_ctx, deliver_run, d) < 0)
-        free(d);
-    return 0;
-}
-
 static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
 {
     q->applied = e->offset + 1;
     q->applied_epoch = e->epoch;
     q->since_snapshot += (int64_t)e->len + 1;
     if (e->kind != RN_RAFT_ENTRY_DATA || e->len < ENV_HDR) {
-        post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+        rn__quorum_post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
         return;
     }
     rd r = {e->data, e->len, 0, false};
@@ -1203,8 +145,8 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         }
         if (mr)
             runnel__metadata__metadata_record__free_unpacked(mr, NULL);
-        apply_control(q, e->offset, rec, rlen);
-        img_apply_record(q, rec, rlen);
+        rn__quorum_apply_control(q, e->offset, rec, rlen);
+        rn__quorum_img_apply_record(q, rec, rlen);
         /* The image tracks brokers too (elections are derived from these
          * records as they apply): hand it the record as a one-record batch,
          * as every other metadata change travels. */
@@ -1214,11 +156,11 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         if (rn_batch_builder_new(&bb, NULL) == 0 &&
             rn_batch_builder_add(bb, -1, NULL, 0, rec, rlen, NULL, 0) == 0 &&
             rn_batch_builder_finish(bb, &batch, &blen) == 0) {
-            post_delivery(q, e->offset, -1, 0, 0, batch, blen);
+            rn__quorum_post_delivery(q, e->offset, -1, 0, 0, batch, blen);
         } else {
             rn_logfmt(RN_ERROR, "out of memory handing over a metadata entry", "offset=%" PRId64,
                       e->offset);
-            post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
+            rn__quorum_post_delivery(q, e->offset, -1, 0, 0, NULL, 0);
         }
         rn_batch_builder_free(bb);
         free(batch);
@@ -1226,10 +168,10 @@ static void committed_entry(rn_quorum *q, const rn_raft_entry *e)
         return;
     }
     if (kind == ENV_BATCH)
-        img_apply_batch(q, e->data + ENV_HDR, e->len - ENV_HDR);
+        rn__quorum_img_apply_batch(q, e->data + ENV_HDR, e->len - ENV_HDR);
     if (origin == q->cfg.node_id)
         waiting_remove(q, token);
-    post_delivery(q, e->offset, origin, token, 0, e->data + ENV_HDR, e->len - ENV_HDR);
+    rn__quorum_post_delivery(q, e->offset, origin, token, 0, e->data + ENV_HDR, e->len - ENV_HDR);
 }
 
 /* ---- Readies ------------------------------------------------------------------ */
@@ -1238,10 +180,10 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
 {
     buf b = {0};
     put_u8(&b, FRAME_RAFT);
-    encode_msg(&b, m);
+    rn__quorum_msg_put(&b, m);
     size_t part = q->part_bytes;
     if (b.oom || b.len <= part) {
-        send_frame(q, m->to, &b, now);
+        rn__quorum_send_frame(q, m->to, &b, now);
         free(b.p);
         return;
     }
@@ -1261,7 +203,7 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
         put_u64(&c, total);
         put_u64(&c, pos);
         buf_put(&c, b.p + 1 + pos, n);
-        send_frame(q, m->to, &c, now);
+        rn__quorum_send_frame(q, m->to, &c, now);
         free(c.p);
     }
     free(b.p);
@@ -1270,22 +212,22 @@ static void send_msg(rn_quorum *q, const rn_raft_msg *m, int64_t now)
 /* Invariant 1: state, then log, then messages, then commits. A failure of
  * the disk stops the node: a vote or fetch position it cannot make
  * durable must never be reported. */
-static int drain_ready(rn_quorum *q, int64_t now)
+int rn__quorum_drain_ready(rn_quorum *q, int64_t now)
 {
     while (rn_raft_has_ready(q->raft)) {
         rn_raft_ready rdy;
         rn_raft_ready_get(q->raft, &rdy);
         int rc = 0;
         if (rdy.state_changed)
-            rc = state_write(q, &rdy.state);
+            rc = rn__quorum_state_write(q, &rdy.state);
         if (rc == 0 && rdy.snapshot)
-            rc = snapshot_install(q, rdy.snapshot);
+            rc = rn__quorum_snapshot_install(q, rdy.snapshot);
         if (rc == 0 && rdy.truncate_to >= 0 && rdy.truncate_to < rn_log_end_offset(q->log)) {
             int64_t new_end;
             rc = rn_log_truncate_to(q->log, rdy.truncate_to, &new_end);
         }
         for (int64_t i = 0; rc == 0 && i < rdy.n_entries; i++)
-            rc = log_append_entry(q, &rdy.entries[i]);
+            rc = rn__quorum_log_append(q, &rdy.entries[i]);
         if (rc < 0) {
             rn_logfmt(RN_ERROR, "metadata quorum: disk failed, the quorum stops here", "err=%s",
                       rn_errname(rc));
@@ -1312,7 +254,7 @@ static void handle_raft(rn_quorum *q, link_t *l, rd *r)
 {
     rn_raft_msg m;
     rn_raft_entry *ents;
-    if (decode_msg(r, &m, &ents) < 0 || m.to != q->cfg.node_id) {
+    if (rn__quorum_msg_get(r, &m, &ents) < 0 || m.to != q->cfg.node_id) {
         free(ents);
         rn_logfmt(RN_WARN, "metadata quorum: bad frame dropped", "node=%d", l->node);
         return;
@@ -1320,7 +262,7 @@ static void handle_raft(rn_quorum *q, link_t *l, rd *r)
     l->node = m.from;
     char why[256] = "";
     if (m.type == RN_RAFT_MSG_FETCH_SNAPSHOT_RESP && m.snapshot_data &&
-        !snapshot_valid(&m, why, sizeof(why))) {
+        !rn__quorum_snapshot_valid(&m, why, sizeof(why))) {
         /* Never installed: the core fetches it again after its backoff. */
         rn_logfmt(RN_WARN, "metadata quorum: damaged snapshot dropped",
                   "from=%d end_offset=%" PRId64 " why=\"%s\"", m.from, m.snapshot_end_offset, why);
@@ -1335,52 +277,6 @@ static void handle_raft(rn_quorum *q, link_t *l, rd *r)
         rn_logfmt(RN_WARN, "metadata quorum: message refused", "from=%d type=%s err=%s why=\"%s\"",
                   m.from, rn_raft_msg_type_name(m.type), rn_errname(rc), rn_raft_errmsg(q->raft));
     free(ents);
-}
-
-void rn_quorum_parts_reset(rn_quorum_parts *pt)
-{
-    free(pt->p);
-    *pt = (rn_quorum_parts){0};
-}
-
-int rn_quorum_parts_feed(rn_quorum_parts *pt, const uint8_t *body, size_t len, const uint8_t **msg,
-                         size_t *msg_len)
-{
-    rd r = {body, len, 0, false};
-    uint64_t total = get_n(&r, 8), pos = get_n(&r, 8);
-    size_t n = r.len - r.pos;
-    /* Every length checked before the buffer grows: the whole is bounded,
-     * the chunks come in order, none runs past the whole. */
-    if (r.bad || total == 0 || total > MAX_MESSAGE || pos != pt->len ||
-        (pos > 0 && total != pt->total) || n == 0 || n > total - pos) {
-        rn_quorum_parts_reset(pt);
-        return -EINVAL;
-    }
-    if (pt->len == 0 && pt->p && pt->total) /* the previous whole was handed out */
-        rn_quorum_parts_reset(pt);
-    if (pt->len + n > pt->cap) {
-        size_t cap = pt->cap ? pt->cap : PART_BYTES;
-        while (cap < pt->len + n)
-            cap *= 2;
-        if (cap > total)
-            cap = (size_t)total;
-        uint8_t *p = realloc(pt->p, cap);
-        if (!p) {
-            rn_quorum_parts_reset(pt);
-            return -ENOMEM;
-        }
-        pt->p = p;
-        pt->cap = cap;
-    }
-    memcpy(pt->p + pt->len, r.p + r.pos, n);
-    pt->len += n;
-    pt->total = total;
-    if (pt->len < total)
-        return 0;
-    *msg = pt->p;
-    *msg_len = pt->len;
-    pt->len = 0; /* the next chunk starts a new message; p lives until then */
-    return 1;
 }
 
 /* A chunk of a RAFT frame's body (FRAME_PART): stepped when whole. One out
@@ -1402,7 +298,7 @@ static void handle_part(rn_quorum *q, link_t *l, rd *r)
     }
 }
 
-static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now)
+void rn__quorum_handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, int64_t now)
 {
     rd r = {p, len, 0, false};
     uint8_t kind = get_u8(&r);
@@ -1456,56 +352,8 @@ static void handle_frame(rn_quorum *q, link_t *l, const uint8_t *p, size_t len, 
             leaving = flags & HB_LEAVING;
         }
         l->node = node;
-        on_heartbeat(q, node, inc, endpoint, kafka, leaving, now);
+        rn__quorum_on_heartbeat(q, node, inc, endpoint, kafka, leaving, now);
     }
-}
-
-/* Read what the link has; frames out of it. -1 when it closed. */
-static int link_read(rn_quorum *q, int i, int64_t now)
-{
-    link_t *l = &q->links[i];
-    uint8_t tmp[65536];
-    for (;;) {
-        ssize_t n = recv(l->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            break;
-        if (n <= 0) {
-            link_close(q, i);
-            return -1;
-        }
-        buf_put(&l->in, tmp, (size_t)n);
-        if (l->in.oom) {
-            link_close(q, i);
-            return -1;
-        }
-        if ((size_t)n < sizeof(tmp))
-            break;
-    }
-    size_t pos = 0;
-    while (l->in.len - pos >= 4) {
-        rd r = {l->in.p + pos, 4, 0, false};
-        uint32_t flen = get_u32(&r);
-        if (flen == 0 || flen > RN_QUORUM_MAX_FRAME) {
-            rn_logfmt(RN_WARN, "metadata quorum: oversized frame, link cut", "len=%u", flen);
-            link_close(q, i);
-            return -1;
-        }
-        if (l->in.len - pos - 4 < flen)
-            break;
-        handle_frame(q, l, l->in.p + pos + 4, flen, now);
-        pos += 4 + flen;
-        if (drain_ready(q, now) < 0)
-            return -2;
-        if (l->dead) /* a send on it failed meanwhile */
-            return -1;
-    }
-    if (pos) {
-        memmove(l->in.p, l->in.p + pos, l->in.len - pos);
-        l->in.len -= pos;
-    }
-    return 0;
 }
 
 /* ---- The thread ------------------------------------------------------------- */
@@ -1528,7 +376,7 @@ static void take_proposals(rn_quorum *q, int64_t now)
         proposal *next = p->next;
         waiting *w = malloc(sizeof(*w));
         if (!w) {
-            post_delivery(q, -1, q->cfg.node_id, p->token, -ENOMEM, NULL, 0);
+            rn__quorum_post_delivery(q, -1, q->cfg.node_id, p->token, -ENOMEM, NULL, 0);
             free(p->entry);
         } else {
             *w = (waiting){.token = p->token,
@@ -1549,7 +397,7 @@ static void take_proposals(rn_quorum *q, int64_t now)
         waiting *w = *pp;
         if (now > w->deadline) {
             *pp = w->next;
-            post_delivery(q, -1, q->cfg.node_id, w->token, -ETIMEDOUT, NULL, 0);
+            rn__quorum_post_delivery(q, -1, q->cfg.node_id, w->token, -ETIMEDOUT, NULL, 0);
             free(w->entry);
             free(w);
             continue;
@@ -1569,7 +417,7 @@ static void take_proposals(rn_quorum *q, int64_t now)
             put_u32(&b, (uint32_t)q->cfg.node_id);
             put_u64(&b, w->token);
             buf_put(&b, w->entry + ENV_HDR, w->len - ENV_HDR);
-            send_frame(q, leader, &b, now);
+            rn__quorum_send_frame(q, leader, &b, now);
             free(b.p);
         } else {
             continue; /* named leader of this epoch but not leading yet */
@@ -1578,36 +426,6 @@ static void take_proposals(rn_quorum *q, int64_t now)
         w->sent_epoch = epoch;
         w->sent_at = now;
     }
-}
-
-static void heartbeat(rn_quorum *q, int64_t now)
-{
-    int32_t leader = rn_raft_leader(q->raft);
-    bool leaving = __atomic_load_n(&q->leaving, __ATOMIC_ACQUIRE);
-    /* Leaving: say so at once, and again until the fence commits. */
-    int64_t every = leaving ? CONTROL_RETRY_MS : q->cfg.heartbeat_interval_ms;
-    if (leader == RN_RAFT_NONE || (now - q->last_hb_sent < every && !(leaving && !q->leave_said)))
-        return;
-    q->leave_said = leaving;
-    q->last_hb_sent = now;
-    if (leader == q->cfg.node_id) {
-        on_heartbeat(q, q->cfg.node_id, q->incarnation, q->advertised, q->kafka_advertised, leaving,
-                     now);
-        return;
-    }
-    buf b = {0};
-    size_t n = strlen(q->advertised);
-    put_u8(&b, FRAME_HEARTBEAT);
-    put_u32(&b, (uint32_t)q->cfg.node_id);
-    put_u64(&b, (uint64_t)q->incarnation);
-    put_u16(&b, (uint16_t)n);
-    buf_put(&b, q->advertised, n);
-    size_t k = strlen(q->kafka_advertised);
-    put_u16(&b, (uint16_t)k);
-    buf_put(&b, q->kafka_advertised, k);
-    put_u8(&b, leaving ? HB_LEAVING : 0);
-    send_frame(q, leader, &b, now);
-    free(b.p);
 }
 
 static void publish_status(rn_quorum *q, int64_t now)
@@ -1659,12 +477,12 @@ static void publish_status(rn_quorum *q, int64_t now)
         target = st.hw;
     if (__atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE) < 0 && target >= 0) {
         __atomic_store_n(&q->catch_up_target, target, __ATOMIC_RELEASE);
-        post_delivery(q, -1, -1, 0, 0, NULL, 0); /* wakes an owner waiting for it */
+        rn__quorum_post_delivery(q, -1, -1, 0, 0, NULL, 0); /* wakes an owner waiting for it */
     }
     /* An owner waiting in rn_quorum_caught_up's loop wakes now and then to
      * see its signals. */
     if (!__atomic_load_n(&q->owner_caught_up, __ATOMIC_ACQUIRE) && ++q->n_publish % 4 == 0)
-        post_delivery(q, -1, -1, 0, 0, NULL, 0);
+        rn__quorum_post_delivery(q, -1, -1, 0, 0, NULL, 0);
     pthread_mutex_lock(&q->lock);
     q->status = st;
     pthread_mutex_unlock(&q->lock);
@@ -1679,17 +497,17 @@ static void *quorum_main(void *arg)
         int64_t now = mono_ms();
         rn_raft_tick(q->raft, now);
         take_proposals(q, now);
-        controller_tick(q, now);
-        heartbeat(q, now);
-        if (drain_ready(q, now) < 0)
+        rn__quorum_controller_tick(q, now);
+        rn__quorum_heartbeat(q, now);
+        if (rn__quorum_drain_ready(q, now) < 0)
             break;
         if (q->cfg.snapshot_bytes > 0 && q->since_snapshot >= q->cfg.snapshot_bytes)
-            snapshot_take(q, "bytes");
+            rn__quorum_snapshot_take(q, "bytes");
         if (now - last_status >= 50) {
             publish_status(q, now);
             last_status = now;
         }
-        links_sweep(q);
+        rn__quorum_links_sweep(q);
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = q->wake_fd, .events = POLLIN};
         if (q->listen_fd >= 0)
@@ -1715,7 +533,7 @@ static void *quorum_main(void *arg)
         if (q->listen_fd >= 0 && (pfd[1].revents & POLLIN)) {
             int fd = accept4(q->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd >= 0)
-                link_add(q, fd, -1, false, false);
+                rn__quorum_link_add(q, fd, -1, false, false);
         }
         /* Links from the end: closing one moves the last into its place. */
         for (int i = nl - 1; i >= 0; i--) {
@@ -1729,16 +547,16 @@ static void *quorum_main(void *arg)
                 getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
                 if (soerr || (re & (POLLERR | POLLHUP))) {
                     if (soerr == ECONNREFUSED && l->outbound)
-                        refused(q, l->node);
-                    link_close(q, i);
+                        rn__quorum_refused(q, l->node);
+                    rn__quorum_link_close(q, i);
                     continue;
                 }
                 l->connecting = false;
             }
-            if ((re & POLLOUT) && link_flush(q, i) < 0)
+            if ((re & POLLOUT) && rn__quorum_link_flush(q, i) < 0)
                 continue;
             if (re & (POLLIN | POLLERR | POLLHUP)) {
-                int rc = link_read(q, i, now);
+                int rc = rn__quorum_link_read(q, i, now);
                 if (rc == -2)
                     goto failed;
             }
@@ -1746,14 +564,14 @@ static void *quorum_main(void *arg)
     }
     /* A clean stop: the next start loads this and replays nothing. */
     if (q->since_snapshot > 0)
-        snapshot_take(q, "shutdown");
+        rn__quorum_snapshot_take(q, "shutdown");
 failed:
     if (rn_raft_role_of(q->raft) == RN_RAFT_LEADER && rn_raft_resign(q->raft) == 0) {
         /* EndQuorumEpoch goes out so the others elect at once. */
         int64_t now = mono_ms();
-        drain_ready(q, now);
+        rn__quorum_drain_ready(q, now);
         for (int i = q->n_links - 1; i >= 0; i--)
-            link_flush(q, i);
+            rn__quorum_link_flush(q, i);
     }
     return NULL;
 }
@@ -1798,113 +616,6 @@ int rn_quorum_new(rn_quorum **out, const rn_quorum_config *cfg, char *err, size_
     return 0;
 }
 
-static int bind_listener(rn_quorum *q, char *err, size_t errlen)
-{
-    char host[256];
-    uint16_t port;
-    if (rn_config_parse_hostport(q->listener, host, sizeof(host), &port) < 0)
-        return rn_errf(-EINVAL, err, errlen, "controller.listener %s: not host:port", q->listener);
-    char ports[8];
-    snprintf(ports, sizeof(ports), "%u", port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-    if (getaddrinfo(host, ports, &hints, &ai) != 0)
-        return rn_errf(-EINVAL, err, errlen, "controller.listener %s: cannot resolve", q->listener);
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1, rc = 0;
-    if (fd < 0)
-        rc = -errno;
-    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-             bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0)
-        rc = -errno;
-    freeaddrinfo(ai);
-    if (rc < 0) {
-        if (fd >= 0)
-            close(fd);
-        return rn_errf(rc, err, errlen, "controller.listener %s: %s", q->listener, rn_strerror(rc));
-    }
-    q->listen_fd = fd;
-    return 0;
-}
-
-/* Invariant 5: the newest snapshot that decodes and that the log continues
- * goes into q->img (and *data, for the core); none with a log starting at
- * 0 is a full replay; none otherwise refuses to start. A snapshot past the
- * log's end (installed, then a crash before the log was emptied) empties
- * the log to start at its end. */
-static int snapshot_load(rn_quorum *q, uint8_t **data, size_t *len, char *err, size_t errlen)
-{
-    rn_snapshot_id *ids;
-    size_t n;
-    int rc = rn_snapshot_list(q->dir, &ids, &n);
-    if (rc < 0)
-        return rn_errf(rc, err, errlen, "metadata snapshots in %s: %s", q->dir, rn_strerror(rc));
-    int64_t log_start = rn_log_start_offset(q->log);
-    size_t used = n;
-    for (size_t i = 0; i < n && used == n; i++) {
-        char why[256] = "";
-        uint8_t *bytes = NULL;
-        size_t blen = 0;
-        int64_t end = -1;
-        int32_t epoch = -1;
-        rc = rn_snapshot_read(q->dir, ids[i], &bytes, &blen, why, sizeof(why));
-        if (rc == 0)
-            rc = rn_snapshot_decode(q->img, bytes, blen, &end, &epoch, why, sizeof(why));
-        if (rc == 0 && (end != ids[i].end_offset || epoch != ids[i].epoch))
-            rc = rn_errf(-RN_E_CORRUPT_FILE, why, sizeof(why),
-                         "holds %" PRId64 "/%d, not what its name says", end, epoch);
-        if (rc == 0 && end < log_start)
-            rc = rn_errf(-RN_E_CORRUPT_FILE, why, sizeof(why),
-                         "ends at %" PRId64 ", below the log start %" PRId64, end, log_start);
-        if (rc == -ENOMEM) {
-            free(bytes);
-            free(ids);
-            return rn_errf(rc, err, errlen, "metadata snapshot: out of memory");
-        }
-        if (rc < 0) {
-            char qt[300];
-            rn_logfmt(RN_WARN, "metadata snapshot damaged, not used",
-                      "dir=%s end_offset=%" PRId64 " reason=%s", q->dir, ids[i].end_offset,
-                      rn_logfmt_quote(why[0] ? why : rn_strerror(rc), qt, sizeof(qt)));
-            rn_image_clear(q->img);
-            free(bytes);
-            continue;
-        }
-        used = i;
-        *data = bytes;
-        *len = blen;
-    }
-    if (used == n) {
-        free(ids);
-        if (log_start > 0)
-            return rn_errf(-RN_E_CORRUPT_FILE, err, errlen,
-                           "metadata log %s starts at offset %" PRId64
-                           " and no valid snapshot covers what is below it: the metadata "
-                           "cannot be rebuilt here (restore a snapshot file, or empty "
-                           "the directory so this broker fetches the state from the quorum)",
-                           q->dir, log_start);
-        return 0;
-    }
-    q->snap = ids[used];
-    q->prev_snap_end = used + 1 < n ? ids[used + 1].end_offset : log_start;
-    free(ids);
-    q->applied = q->snap.end_offset;
-    q->applied_epoch = q->snap.epoch;
-    brokers_from_image(q);
-    if (q->snap.end_offset > rn_log_end_offset(q->log)) {
-        rc = rn_log_truncate_fully(q->log, q->snap.end_offset);
-        if (rc < 0) {
-            free(*data);
-            *data = NULL;
-            return rn_errf(rc, err, errlen, "metadata log %s: starting it at %" PRId64 ": %s",
-                           q->dir, q->snap.end_offset, rn_strerror(rc));
-        }
-    }
-    rn_logfmt(RN_INFO, "metadata snapshot loaded",
-              "end_offset=%" PRId64 " epoch=%d topics=%u log_start=%" PRId64, q->snap.end_offset,
-              q->snap.epoch, rn_image_topic_count(q->img), rn_log_start_offset(q->log));
-    return 0;
-}
-
 /* On the quorum thread: its ring must be its own (single issuer). */
 static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
 {
@@ -1927,7 +638,7 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
     if (rc < 0)
         return rn_errf(rc, err, errlen, "metadata log %s: open: %s", q->dir, rn_strerror(rc));
     rn_raft_quorum_state st;
-    rc = state_read(q, &st);
+    rc = rn__quorum_state_read(q, &st);
     if (rc < 0)
         return rn_errf(rc, err, errlen, "metadata quorum: %s/quorum-state: %s", q->dir,
                        rn_strerror(rc));
@@ -1936,7 +647,7 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
         return rn_errf(rc, err, errlen, "metadata quorum: out of memory");
     uint8_t *snap_data = NULL;
     size_t snap_len = 0;
-    rc = snapshot_load(q, &snap_data, &snap_len, err, errlen);
+    rc = rn__quorum_snapshot_load(q, &snap_data, &snap_len, err, errlen);
     if (rc < 0)
         return rc;
     rn_raft_snapshot rsnap = {q->snap.end_offset, q->snap.epoch, snap_data, snap_len};
@@ -1944,7 +655,7 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
     int64_t from = rn_log_start_offset(q->log);
     if (q->snap.end_offset > from)
         from = q->snap.end_offset;
-    rc = log_load(q, from, &ld);
+    rc = rn__quorum_log_load(q, from, &ld);
     if (rc < 0) {
         free(snap_data);
         for (int64_t i = 0; i < ld.n; i++)
@@ -1979,7 +690,7 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
     char rerr[256] = "";
     rc = rn_raft_new(&rc_, &q->raft, rerr, sizeof(rerr));
     if (rc == 0 && snap_data)
-        rc = post_snapshot(q, q->snap.end_offset, snap_data, snap_len);
+        rc = rn__quorum_post_snapshot(q, q->snap.end_offset, snap_data, snap_len);
     q->snap_bytes = snap_data; /* the core's snapshot once the next one is taken */
     q->snap_len = snap_len;
     for (int64_t i = 0; i < ld.n; i++)
@@ -1992,7 +703,7 @@ static int open_on_thread(rn_quorum *q, char *err, size_t errlen)
               " snapshot_end=%" PRId64,
               q->cfg.node_id, q->cfg.n_voters, st.epoch, st.voted_for, rn_log_start_offset(q->log),
               rn_log_end_offset(q->log), q->snap.end_offset);
-    if (q->listener[0] && (rc = bind_listener(q, err, errlen)) < 0)
+    if (q->listener[0] && (rc = rn__quorum_bind_listener(q, err, errlen)) < 0)
         return rc;
     return 0;
 }
@@ -2060,9 +771,10 @@ void rn_quorum_free(rn_quorum *q)
         pthread_join(q->thread, NULL);
     }
     if (q->qj)
-        qj_detach(q->qj); /* the journal outlives the quorum (closed with the metadata) */
+        /* The journal outlives the quorum (closed with the metadata). */
+        rn__quorum_journal_detach(q->qj);
     while (q->n_links)
-        link_close_now(q, q->n_links - 1);
+        rn__quorum_link_close_now(q, q->n_links - 1);
     if (q->listen_fd >= 0)
         close(q->listen_fd);
     if (q->wake_fd >= 0)
@@ -2100,208 +812,4 @@ void rn_quorum_status_get(rn_quorum *q, rn_quorum_status *st)
     pthread_mutex_unlock(&q->lock);
     if (!st->role)
         st->role = "starting";
-}
-
-/* ---- The journal backend (the owner's thread) -------------------------------- */
-
-typedef struct pend {
-    struct pend *next;
-    uint64_t token;
-    void *batch; /* the journal's, alive until done: stamped with its offset */
-    void (*done)(void *arg, int err, int64_t base_offset);
-    void *arg;
-} pend;
-
-typedef struct qjournal {
-    rn_quorum *q;
-    rn_quorum_apply_fn apply;
-    rn_quorum_install_fn install;
-    void *apply_arg;
-    pend *pending;
-    uint64_t next_token;
-    int64_t applied; /* offset after the last entry delivered here */
-    char err[256];
-} qjournal;
-
-static void deliver_run(void *arg)
-{
-    delivery *d = arg;
-    qjournal *j = d->q->qj;
-    if (!j) {
-        free(d);
-        return;
-    }
-    if (d->snapshot) {
-        /* Every entry below d->offset: the image is replaced whole. */
-        if (d->offset > j->applied)
-            j->applied = d->offset;
-        j->install(j->apply_arg, d->offset, d->batch, d->len);
-        free(d);
-        return;
-    }
-    if (d->offset >= 0 && d->offset + 1 > j->applied)
-        j->applied = d->offset + 1;
-    pend *p = NULL;
-    if (d->origin == d->q->cfg.node_id)
-        for (pend **pp = &j->pending; *pp; pp = &(*pp)->next)
-            if ((*pp)->token == d->token) {
-                p = *pp;
-                *pp = p->next;
-                break;
-            }
-    if (d->err < 0 || (p && d->len == 0)) {
-        if (p) {
-            snprintf(j->err, sizeof(j->err), "%s",
-                     d->err == -ETIMEDOUT ? "not committed in time (the controller changed?)"
-                                          : "no active controller");
-            p->done(p->arg, d->err, -1);
-            free(p);
-        }
-    } else if (d->len) {
-        /* Offsets are the metadata log's: one entry, one offset. */
-        rn_batch_stamp(d->batch, d->offset, 0);
-        if (p) {
-            rn_batch_stamp(p->batch, d->offset, 0);
-            /* The batch as committed: stamped with its entry's offset. */
-            p->done(p->arg, 0, d->offset);
-            free(p);
-        } else {
-            j->apply(j->apply_arg, d->offset, d->batch, d->len);
-        }
-    }
-    free(d);
-}
-
-static int qj_append(void *be, void *batch, size_t len,
-                     void (*done)(void *arg, int err, int64_t base_offset), void *arg)
-{
-    qjournal *j = be;
-    rn_quorum *q = j->q;
-    if (!q)
-        return -ESHUTDOWN;
-    if (len > MAX_CHANGE_BYTES) {
-        snprintf(j->err, sizeof(j->err), "a change of %zu bytes (at most %zu)", len,
-                 MAX_CHANGE_BYTES);
-        return -RN_E_MESSAGE_TOO_LARGE;
-    }
-    pend *p = malloc(sizeof(*p));
-    proposal *pr = malloc(sizeof(*pr));
-    uint8_t *e = malloc(ENV_HDR + len);
-    if (!p || !pr || !e) {
-        free(p);
-        free(pr);
-        free(e);
-        return -ENOMEM;
-    }
-    uint64_t token = ++j->next_token;
-    buf h = {.p = e, .cap = ENV_HDR + len};
-    put_u8(&h, ENV_BATCH);
-    put_u32(&h, (uint32_t)q->cfg.node_id);
-    put_u64(&h, token);
-    memcpy(e + ENV_HDR, batch, len);
-    *p = (pend){j->pending, token, batch, done, arg};
-    j->pending = p;
-    *pr = (proposal){NULL, token, mono_ms(), e, ENV_HDR + len};
-    pthread_mutex_lock(&q->lock);
-    if (q->props_tail)
-        q->props_tail->next = pr;
-    else
-        q->props = pr;
-    q->props_tail = pr;
-    pthread_mutex_unlock(&q->lock);
-    uint64_t one = 1;
-    if (q->wake_fd >= 0 && write(q->wake_fd, &one, sizeof(one)) < 0) {
-        /* the thread polls every POLL_MS anyway */
-    }
-    return 0;
-}
-
-static int qj_read(void *be, int64_t offset, size_t max_bytes, int64_t max_offset, rn_slice *out)
-{
-    (void)be, (void)offset, (void)max_bytes, (void)max_offset;
-    memset(out, 0, sizeof(*out));
-    return 0; /* committed batches come by delivery, never by replay */
-}
-
-static int64_t qj_start(void *be)
-{
-    (void)be;
-    return 0;
-}
-
-static int64_t qj_end(void *be)
-{
-    (void)be;
-    return 0; /* rn_journal_replay has nothing to read */
-}
-
-static int qj_flush(void *be)
-{
-    (void)be;
-    return 0;
-}
-
-static void qj_detach(qjournal *j)
-{
-    j->q = NULL;
-}
-
-static int qj_close(void *be)
-{
-    qjournal *j = be;
-    snprintf(j->err, sizeof(j->err), "the broker is stopping");
-    while (j->pending) {
-        pend *p = j->pending;
-        j->pending = p->next;
-        p->done(p->arg, -ESHUTDOWN, -1);
-        free(p);
-    }
-    /* Deliveries still queued find no journal (deliver_run). */
-    if (j->q)
-        j->q->qj = NULL;
-    free(j);
-    return 0;
-}
-
-static const char *qj_errmsg(void *be)
-{
-    return ((qjournal *)be)->err;
-}
-
-static const rn_journal_backend qj_ops = {
-    .append = qj_append,
-    .read = qj_read,
-    .start_offset = qj_start,
-    .end_offset = qj_end,
-    .flush = qj_flush,
-    .close = qj_close,
-    .errmsg = qj_errmsg,
-};
-
-int rn_quorum_journal_new(rn_quorum *q, rn_quorum_apply_fn apply, rn_quorum_install_fn install,
-                          void *arg, rn_journal **out)
-{
-    qjournal *j = calloc(1, sizeof(*j));
-    if (!j)
-        return -ENOMEM;
-    j->q = q;
-    j->apply = apply;
-    j->install = install;
-    j->apply_arg = arg;
-    int rc = rn_journal_new(out, &qj_ops, j);
-    if (rc < 0) {
-        free(j);
-        return rc;
-    }
-    q->qj = j;
-    return 0;
-}
-
-bool rn_quorum_caught_up(rn_quorum *q)
-{
-    int64_t t = __atomic_load_n(&q->catch_up_target, __ATOMIC_ACQUIRE);
-    bool yes = t >= 0 && q->qj && q->qj->applied >= t;
-    if (yes)
-        __atomic_store_n(&q->owner_caught_up, true, __ATOMIC_RELEASE);
-    return yes;
 }

@@ -1,6 +1,7 @@
 /*
  * quorum.h — the metadata quorum between runneld processes (DESIGN §8): the
- * Raft core (raft.h) driven over TCP, on disk and on a clock (quorum.c).
+ * Raft core (raft.h) driven over TCP, on disk and on a clock (quorum.c, with
+ * the files quorum_int.h lists).
  *
  * One thread per broker runs it ("the quorum thread"): it owns the Raft core,
  * the metadata log __cluster_metadata-0 (an ordinary rn_log on a ring of its
@@ -137,7 +138,7 @@ typedef struct rn_quorum_status {
 void rn_quorum_status_get(rn_quorum *q, rn_quorum_status *st);
 
 /* The wire form of one Raft message (a RAFT frame's body after its kind
- * byte; quorum.c's header). Exposed for tests. Encode: 0 and *out (malloc'd)
+ * byte; quorum_wire.c's header). Exposed for tests. Encode: 0 and *out (malloc'd)
  * or -ENOMEM. Decode: 0 with m's pointers into p and *ents (malloc'd, the
  * caller frees) holding the entries; -EINVAL for bytes that are not exactly
  * one message (short, trailing bytes, counts past what the bytes can hold,
