@@ -7,7 +7,7 @@
  *
  * How it fits: every group API (native api/groups.c, Kafka kafka/groups.c,
  * the gateway's consumer instances through the native ones) and the
- * coordinator's tick call rn_groups_gate (coord/groups.c), which gathers an
+ * coordinator's tick call rn_groups_gate (coord/offsets_topic.c), which gathers an
  * rn_coord_view and acts on rn_coord_decide's answer: serve from the state
  * it holds, (re)load that state from the __offsets log first, drop it, or
  * answer NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE /

@@ -1,6 +1,6 @@
 /*
  * controller.h — the active controller's own decisions beyond the quorum's
- * (registration and fencing live in quorum.c, elections on fencing in the
+ * (registration and fencing live in quorum_brokers.c, elections on fencing in the
  * image's apply): preferred-leader rebalancing (Kafka's
  * auto.leader.rebalance.enable), so leadership returns to each partition's
  * preferred replica once it is back in sync after a failover or a rolling

@@ -56,7 +56,7 @@
 #define SNAPSHOT_V1_HEADER   24
 #define SNAPSHOT_TRAILER_LEN 8
 /* A larger file is not ours: refuse it before allocating its size. */
-#define SNAPSHOT_MAX_BYTES ((uint64_t)1 << 30) /* as a Raft message (quorum.c) */
+#define SNAPSHOT_MAX_BYTES ((uint64_t)1 << 30) /* as a Raft message (quorum_int.h) */
 
 /* Write [u32 len | packed r] at p (when p is not NULL); returns the bytes. */
 static size_t put_record(uint8_t *p, const md_record *r)

@@ -40,7 +40,7 @@ int rn_snapshot_decode(rn_image *img, const uint8_t *buf, size_t size, int64_t *
                        int32_t *epoch, char *why, size_t whylen);
 
 /* A cluster member keeps its snapshots as dir/<end>-<epoch>.checkpoint
- * (Kafka's naming; quorum.c writes and prunes them). */
+ * (Kafka's naming; quorum_snapshots.c writes and prunes them). */
 typedef struct rn_snapshot_id {
     int64_t end_offset;
     int32_t epoch;

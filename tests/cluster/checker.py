@@ -55,7 +55,7 @@ and compares the raw bytes of every batch whose last offset is below the high
 watermark (--hw, else the smallest log end among the replicas). --mask-timestamps
 leaves out each batch's CRC and its two timestamps (bytes 17-20 and 27-42): the
 metadata log's voters each build their own batch of an entry with their own clock
-(broker/meta/quorum.c, log_append_entry), so only the rest of the batch can agree there.
+(broker/meta/quorum_store.c, rn__quorum_log_append), so only the rest of the batch can agree there.
 
 Exit status: 0 clean, 1 at least one anomaly, 2 usage or unreadable input.
 """
