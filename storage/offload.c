@@ -7,8 +7,8 @@
  * memory was left to hold it) comes back to the worker as a negative result
  * of that message: the job goes on a retry list and is sent again a
  * millisecond later, so a job's callback runs once, whatever happens. The
- * refusal may come asynchronously, so the worker never sleeps for long while
- * replies are out: it looks at its ring every 100 ms.
+ * refusal may come asynchronously, so for a second after it sends the worker
+ * looks at its ring every 100 ms; idle, it sleeps until the next job.
  *
  * After fork() the child has no worker (only the calling thread is copied):
  * the first job in a new process starts one of its own (Criterion runs each
@@ -31,6 +31,7 @@ static pid_t started_in;            /* under lock: the process the worker runs i
 static bool running;                /* under lock */
 static rn_io *wio;                  /* the worker's ring: only the worker uses it */
 static rn_offload_job *retry;       /* the worker's: replies to send again */
+static int replies_out;             /* the worker's: looks left for late refusals */
 
 /* On the job's ring (res 0: delivered), or on the worker (res < 0: refused). */
 static void delivered(rn_io_op *op, int res, uint32_t flags)
@@ -59,7 +60,9 @@ static void *worker(void *unused)
     (void)unused;
     for (;;) {
         pthread_mutex_lock(&lock);
-        if (!head && !retry) {
+        if (!head && !retry && !replies_out) {
+            pthread_cond_wait(&more, &lock);
+        } else if (!head && !retry) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += 100 * 1000000L;
@@ -86,8 +89,14 @@ static void *worker(void *unused)
             next = j->next;
             rn_io_msg(wio, j->to, &j->op, delivered);
         }
-        /* Submit the replies; take back any refused (onto retry). */
+        /* Submit the replies; take back any refused (onto retry). A refusal
+         * may still come after this: keep looking for a while after each
+         * send, then sleep until the next job. */
         rn_io_run(wio, 0);
+        if (jobs || again)
+            replies_out = 10; /* looks, 100 ms apart: a second */
+        else if (replies_out)
+            replies_out--;
     }
     return NULL;
 }
