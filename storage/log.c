@@ -62,6 +62,9 @@
 #define CLEAN_MARKER "clean-shutdown"
 /* Most bytes of acknowledged-pending appends one fdatasync waits to gather. */
 #define GROUP_COMMIT_BYTES (8u << 20)
+/* Visible bytes not yet under writeback that start it (start_writeback). */
+#define WRITEBACK_BYTES (32u << 20)
+#define PAGE_BYTES      4096u
 #define CLEAN_MAGIC        "RNCLEAN1"
 /* Smallest segment retention.bytes makes the active segment roll at (needs_roll). */
 #define RETENTION_ROLL_MIN (1u << 20)
@@ -295,7 +298,8 @@ static void seal_rolled(rn_log *log)
         /* seal_inflight first: while the worker seals, s->sealed is its. */
         if (s->seal_inflight || s->sealed || !s->rolled || s->n_pending || log->broken ||
             (log->sync_inflight && log->sync_seg == s) || s->seal_sync_inflight ||
-            (log->prealloc_inflight && log->prealloc_seg == s))
+            (log->prealloc_inflight && log->prealloc_seg == s) ||
+            (log->wb_inflight && log->wb_seg == s))
             continue;
         if (!s->seal_synced && s->fd >= 0) {
             /* A roll must not stall the reactor on a segment's worth of dirty
@@ -425,6 +429,67 @@ static void cancel_done(rn_io_op *op, int res, uint32_t flags)
     (void)res;
     (void)flags;
     log->cancel_inflight = false;
+}
+
+/* ---- Early writeback -------------------------------------------------------
+ *
+ * Under flush=interval the page cache holds everything appended since the
+ * last fdatasync, and that fdatasync writes it in one burst: ~0.5 GB at half
+ * of peak. While it runs, appends to the file wait for its locks (the inode's
+ * i_rwsem in ext4_buffered_write_iter, 6-21 ms at a time, while the fsync's
+ * worker spent 66-72 ms in ext4_do_writepages) and the p99 at half of peak
+ * was 100-300 ms where flush=never gave 3-6 ms (docs/benchmarks.md, third
+ * round). So every WRITEBACK_BYTES of visible data in the active segment the
+ * log starts writeback of it (sync_file_range SYNC_FILE_RANGE_WRITE through
+ * the ring, one in flight, never waited for): the disk gets a steady stream
+ * and the interval's fdatasync finds at most a few tens of MB left. The range
+ * ends at a page boundary below the tail, so writeback never takes the page
+ * the next append writes into. 32 MiB, not 1 MiB: the first round measured a
+ * MiB at a time as contention all the time. Durability is unchanged: this
+ * only starts writes, the fdatasync still decides what is on disk and reports
+ * a failed writeback. Not under flush=always (its group commit syncs at once)
+ * nor flush=never (no flush to smooth; the kernel writes back on its own). */
+
+static void start_writeback(rn_log *log);
+
+static void writeback_done(rn_io_op *op, int res, uint32_t flags)
+{
+    rn_log *log = RN_CONTAINER_OF(op, rn_log, wb_op);
+    (void)res; /* the next fdatasync reports a failed writeback */
+    (void)flags;
+    log->wb_inflight = false;
+    log->wb_pos = log->wb_end;
+    /* A rolled segment's seal may have waited for this (seal_rolled). */
+    maybe_sync(log);
+    start_writeback(log);
+}
+
+static void start_writeback(rn_log *log)
+{
+    rn_segment *seg = log->visible_seg;
+    if (log->wb_inflight || log->failed || log->cfg.flush != RN_FLUSH_INTERVAL || !seg ||
+        seg->fd < 0 || seg->seal_inflight || seg->rolled)
+        return;
+    if (seg != log->wb_seg) {
+        /* A new segment (a rolled one is synced before its seal). wb_seg
+         * stays referenced until the next one or free_log, so the comparison
+         * never meets a freed segment's address reused. */
+        if (log->wb_seg)
+            rn_segment_unref(log->wb_seg);
+        rn_segment_ref(seg);
+        log->wb_seg = seg;
+        log->wb_pos = 0;
+    }
+    uint64_t end = seg->size / PAGE_BYTES * PAGE_BYTES;
+    if (log->wb_pos > end)
+        log->wb_pos = end;
+    if (end < log->wb_pos + WRITEBACK_BYTES)
+        return;
+    log->wb_inflight = true;
+    log->wb_end = end;
+    struct io_uring_sqe *sqe = rn_io_sqe(log->io, &log->wb_op, writeback_done);
+    io_uring_prep_sync_file_range(sqe, seg->fd, (unsigned)(end - log->wb_pos), log->wb_pos,
+                                  SYNC_FILE_RANGE_WRITE);
 }
 
 /* What the flush policy asks for now. */
@@ -572,6 +637,7 @@ static void advance(rn_log *log)
     if (log->broken && !log->writes.head)
         repair_tail(log);
     maybe_sync(log);
+    start_writeback(log);
 }
 
 static void write_done(rn_io_op *op, int res, uint32_t flags)
@@ -782,7 +848,8 @@ static int drain(rn_log *log)
         rn_io_timer_cancel(log->io, &log->timer_op, &log->cancel_op, cancel_done);
     }
     while (log->writes.head || log->unsynced.head || log->sync_inflight || log->timer_armed ||
-           log->cancel_inflight || log->n_seal_inflight || log->prealloc_inflight) {
+           log->cancel_inflight || log->n_seal_inflight || log->prealloc_inflight ||
+           log->wb_inflight) {
         int rc = rn_io_run(log->io, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;
@@ -1129,6 +1196,8 @@ int rn__log_list_segments(rn_log *log, int64_t **out, unsigned *n_out)
 
 static void free_log(rn_log *log)
 {
+    if (log->wb_seg)
+        rn_segment_unref(log->wb_seg);
     for (unsigned i = 0; i < log->n_segs; i++)
         rn_segment_unref(log->segs[i]);
     pending *p;

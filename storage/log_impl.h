@@ -76,6 +76,12 @@ struct rn_log {
     /* Preallocation ahead of the write position (cfg.preallocate_bytes):
      * one fallocate at a time through the ring, never waited for by an
      * append; prealloc_seg is referenced while it runs. */
+    /* Early writeback (log.c, start_writeback): one sync_file_range in
+     * flight over [wb_pos, wb_end) of wb_seg (referenced). */
+    bool wb_inflight;
+    rn_io_op wb_op;
+    rn_segment *wb_seg;
+    uint64_t wb_pos, wb_end;
     bool prealloc_inflight, prealloc_off;
     rn_io_op prealloc_op;
     rn_segment *prealloc_seg;

@@ -63,7 +63,7 @@
 static int quiesce(rn_log *log)
 {
     while (log->writes.head || log->unsynced.head || log->sync_inflight || log->n_seal_inflight ||
-           log->prealloc_inflight) {
+           log->prealloc_inflight || log->wb_inflight) {
         int rc = rn_io_run(log->io, 1);
         if (rc < 0 && rc != -EINTR)
             return rc;
