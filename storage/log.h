@@ -180,8 +180,7 @@ bool rn_log_writing(const rn_log *log);
 
 /* Roll work not yet completed: rolled segments whose seal (an fdatasync
  * through the ring, then the seal itself on the offload worker) is out, and
- * new segments whose name the directory's fsync has not yet made durable.
- * Retention does not delete a segment being sealed; its next pass does. */
+ * new segments whose name the directory's fsync has not yet made durable. */
 unsigned rn_log_sealing(const rn_log *log);
 /* What consumers may read: flushed offset with flush=always (so a crash can
  * never take back what a consumer saw), else the log end offset. */

@@ -90,12 +90,13 @@ int rn_log_enforce_retention(rn_log *log, int64_t now_ms)
                 break; /* set_err said why; the next pass tries again */
             continue;  /* s is now the rolled one, with nothing pending */
         }
-        if (s->seal_inflight)
-            break; /* the offload worker is sealing it (its files are in use) */
-        if (!s->sealed && !(s->rolled && s->n_pending == 0))
+        /* rolled first: while the offload worker seals s, s->sealed is its */
+        if (!(s->rolled && s->n_pending == 0) && !s->sealed)
             break; /* still being written: never delete under a write (a rolled
-                      segment whose seal waits for its fdatasync may go: the
-                      sync holds a reference and the data is no longer wanted) */
+                      segment whose seal is in flight, its fdatasync through
+                      the ring or the seal on the offload worker, may go: each
+                      holds a reference, a deleted segment's failed seal is
+                      ignored, and the data is no longer wanted) */
         if (!retention_wants(log, s, total, now_ms))
             break;
         rc = rn_segment_delete_files(s);
@@ -144,8 +145,8 @@ int rn_log_delete_below(rn_log *log, int64_t offset)
      * before it). */
     while (log->n_segs > 1 && log->segs[1]->base_offset <= offset) {
         rn_segment *s = log->segs[0];
-        if (s->seal_inflight || (!s->sealed && !(s->rolled && s->n_pending == 0)))
-            break;
+        if (!(s->rolled && s->n_pending == 0) && !s->sealed)
+            break; /* still being written (a seal in flight may go, as above) */
         rc = rn_segment_delete_files(s);
         if (rc < 0) {
             rn__log_set_err(log, rc, "segment %020" PRId64 ": delete", s->base_offset);
