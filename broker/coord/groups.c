@@ -718,7 +718,7 @@ int rn_groups_commit(rn_groups *g, const char *group_id, const char *member_id,
                      int32_t member_epoch, rn_group_commit *c, size_t n, int64_t now_ms,
                      rn_groups_cb cb, void *arg, char *err, size_t errlen)
 {
-    group *grp;
+    group *grp = NULL; /* set by commit_group; NULL keeps -O2 from guessing */
     int rc = commit_group(g, group_id, &grp, err, errlen);
     if (rc < 0)
         return rc;
@@ -748,7 +748,7 @@ int rn_groups_classic_commit(rn_groups *g, const char *group_id, const char *mem
                              int32_t generation, rn_group_commit *c, size_t n, int64_t now_ms,
                              rn_groups_cb cb, void *arg, char *err, size_t errlen)
 {
-    group *grp;
+    group *grp = NULL;
     int rc = commit_group(g, group_id, &grp, err, errlen);
     if (rc < 0)
         return rc;
