@@ -236,7 +236,20 @@ static void submit_sync(rn_log *log);
 /* Seal rolled segments that nothing writes or syncs any more. */
 static void seal_rolled(rn_log *log);
 
-/* The rolled segment's data is on disk: the seal itself is now quick. */
+/* A roll's work came back (a rolled segment's sync or seal, a new one's
+ * directory fsync): a group commit may have waited for it (submit_sync sets
+ * sync_deferred), or, if it failed, appends wait for a sync that will never
+ * come (maybe_sync fails them). */
+static void roll_work_done(rn_log *log)
+{
+    maybe_sync(log);
+    if (log->sync_deferred && !log->failed) {
+        log->sync_deferred = false;
+        submit_sync(log);
+    }
+}
+
+/* The rolled segment's data is on disk: its seal follows (seal_rolled). */
 static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
 {
     rn_segment *s = RN_CONTAINER_OF(op, rn_segment, seal_op);
@@ -254,12 +267,7 @@ static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
     /* Not just seal_rolled: a group commit may be waiting for this segment
      * to be on disk (submit_sync), or, if this failed, appends for a sync
      * that will never come. */
-    maybe_sync(log);
-    if (log->sync_deferred && !log->failed) {
-        /* A sync asked for outside maybe_sync (a switch to flush=always). */
-        log->sync_deferred = false;
-        submit_sync(log);
-    }
+    roll_work_done(log);
 }
 
 /* On the offload worker: the seal's ftruncates, fdatasyncs and closes. */
@@ -282,13 +290,7 @@ static void seal_job_done(rn_io_op *op, int res, uint32_t flags)
         log->failed = -RN_E_LOG_FAILED;
     }
     rn_segment_unref(s);
-    /* As seal_sync_done: a group commit may wait for this seal, or, if it
-     * failed, appends for a sync that will never come. */
-    maybe_sync(log);
-    if (log->sync_deferred && !log->failed) {
-        log->sync_deferred = false;
-        submit_sync(log);
-    }
+    roll_work_done(log);
 }
 
 static void seal_rolled(rn_log *log)
@@ -684,11 +686,7 @@ static void dir_sync_done(rn_io_op *op, int res, uint32_t flags)
         log->failed = -RN_E_LOG_FAILED;
     }
     rn_segment_unref(seg);
-    maybe_sync(log);
-    if (log->sync_deferred && !log->failed) {
-        log->sync_deferred = false;
-        submit_sync(log);
-    }
+    roll_work_done(log);
 }
 
 int rn__log_roll(rn_log *log, int64_t now)
