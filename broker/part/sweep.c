@@ -2,7 +2,8 @@
  * sweep.c — the partition table's sweeps and the storage errors they keep:
  * at start-up, over the data directory for leftover partition directories;
  * at every tick, over the partitions a reactor owns (roll, retention, the
- * parked produces' timeouts, ISR shrinks, storage-error marks). The table
+ * parked produces' timeouts, ISR shrinks, storage-error marks), and once
+ * more when the reactor stops (its parked produces answer). The table
  * itself is partitions.c's; what the files share: partitions_int.h.
  *
  * Start-up sweep: item 4 of partitions.c's design block (whose directory);
