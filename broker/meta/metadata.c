@@ -10,7 +10,11 @@
  *   metadata.c  this file: validation of each change against the image plus
  *               the changes in flight, encoding it as records, submitting
  *               it to the journal, and on commit applying the batch to the
- *               image, telling the listener, calling the caller back.
+ *               image, telling the listener, calling the caller back;
+ *   partition_changes.c
+ *               the partition-level changes (an ISR change, a leader
+ *               election, a replica move), validated and submitted the same
+ *               way; what the two files share: metadata_int.h.
  *
  * Life of a change:
  *
@@ -64,6 +68,7 @@
 #include "broker/meta/image.h"
 #include "broker/meta/journal.h"
 #include "broker/meta/metadata.h"
+#include "broker/meta/metadata_int.h"
 #include "broker/meta/placement.h"
 #include "broker/meta/quorum.h"
 #include "broker/meta/snapshot.h"
@@ -77,21 +82,6 @@
 #define SNAPSHOT_EVERY 1000
 #define MAX_PARTITIONS RN_IMAGE_MAX_PARTITIONS
 
-enum change_kind { CHANGE_CREATE, CHANGE_DELETE, CHANGE_ALTER, CHANGE_GROW };
-
-/* One change between its mutator and its callback. */
-typedef struct change {
-    rn_metadata *md;
-    enum change_kind kind;
-    char *name;           /* CREATE: the name it takes */
-    int32_t n_partitions; /* CREATE, GROW: partitions it adds (for the caps) */
-    int32_t target;       /* GROW: the topic's new partition count */
-    uint8_t id[16];       /* the topic it creates, deletes or alters */
-    rn_metadata_cb cb;
-    void *arg;
-    struct change *prev, *next;
-} change;
-
 /* Listener events of one batch, sent once the whole batch is applied. */
 typedef struct event {
     enum rn_metadata_event_type type;
@@ -104,33 +94,6 @@ typedef struct event_q {
     event *ev; /* room for one per record: no allocation while applying */
     size_t n;
 } event_q;
-
-struct rn_metadata {
-    rn_io *io;
-    rn_journal *journal;
-    char *dir; /* data-dir/__cluster_metadata-0 */
-    int32_t node_id;
-    rn_metadata_listener listener;
-    void *listener_arg;
-
-    rn_image *image;
-
-    int64_t applied;         /* offset after the last applied record */
-    int64_t snapshot_offset; /* offset the snapshot on disk covers; -1 none */
-    uint64_t since_snapshot; /* records applied since it */
-    change *pending_head, *pending_tail;
-    rn_metadata_limits limits;
-    bool limits_set;
-    int16_t default_rf; /* default.replication.factor */
-    int32_t default_min_isr; /* min.insync.replicas, the broker's (topics may set their own) */
-    int failed;         /* invariant 5: sticky */
-    /* Invariant 7: the journal is the metadata quorum's (quorum.h). */
-    bool cluster;
-    /* Cluster, until rn_metadata_caught_up: the log is replayed from its
-     * start, and the listener hears only the state it ends in. */
-    bool replaying;
-    char errmsg[512];
-};
 
 /* ---- Apply (invariants 1, 2) ------------------------------------------------- */
 
@@ -613,7 +576,8 @@ static void change_free(change *c)
 }
 
 /* A change of kind to topic id (NULL: filled in later), for cb. */
-static change *change_new(enum change_kind kind, const uint8_t *id, rn_metadata_cb cb, void *arg)
+change *rn__metadata_change_new(enum change_kind kind, const uint8_t *id, rn_metadata_cb cb,
+                                void *arg)
 {
     change *c = calloc(1, sizeof(*c));
     if (!c)
@@ -680,17 +644,7 @@ static const rn_topic_info *live_topic(const rn_metadata *md, const char *name)
     return t && !pending_delete(md, t->id) ? t : NULL;
 }
 
-/* Packs one change's records for rn_journal_submit: values in one growing
- * buffer, their ends in a second array (pointers are made at submit, once
- * the buffer no longer moves). */
-typedef struct encoder {
-    uint8_t *buf;
-    size_t len, cap;
-    size_t *ends;
-    size_t n, cap_ends;
-} encoder;
-
-static void enc_init(encoder *e)
+void rn__metadata_enc_init(encoder *e)
 {
     memset(e, 0, sizeof(*e));
 }
@@ -701,7 +655,7 @@ static void enc_fini(encoder *e)
     free(e->ends);
 }
 
-static int enc_add(encoder *e, const md_record *r)
+int rn__metadata_enc_add(encoder *e, const md_record *r)
 {
     size_t len = protobuf_c_message_get_packed_size(&r->base);
     if (e->len + len > e->cap) {
@@ -777,7 +731,7 @@ static int32_t min_isr_of(const rn_metadata *md, const char *const *keys,
     return md->default_min_isr;
 }
 
-static int32_t topic_min_isr(const rn_metadata *md, const rn_topic_info *t)
+int32_t rn__metadata_topic_min_isr(const rn_metadata *md, const rn_topic_info *t)
 {
     return min_isr_of(md, t->config_keys, t->config_values, t->n_configs);
 }
@@ -808,7 +762,7 @@ static int enc_assign(encoder *e, uint8_t id[16], int32_t from, int32_t to, cons
         md_record rp = RUNNEL__METADATA__METADATA_RECORD__INIT;
         rp.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION;
         rp.partition = &pr;
-        rc = enc_add(e, &rp);
+        rc = rn__metadata_enc_add(e, &rp);
     }
     return rc;
 }
@@ -855,8 +809,8 @@ static void committed(void *arg, int err, int64_t base_offset, const uint8_t *ba
 
 /* Submit the encoder's records as one change, unless encoding them failed
  * (enc_rc < 0). Takes ownership of c (freed on error) and finishes e. */
-static int submit(rn_metadata *md, encoder *e, change *c, int enc_rc, const char *topic_name,
-                  char *err, size_t errlen)
+int rn__metadata_submit(rn_metadata *md, encoder *e, change *c, int enc_rc, const char *topic_name,
+                        char *err, size_t errlen)
 {
     if (enc_rc < 0) {
         enc_fini(e);
@@ -891,7 +845,7 @@ static int submit(rn_metadata *md, encoder *e, change *c, int enc_rc, const char
     return 0;
 }
 
-static int check_failed(const rn_metadata *md, char *err, size_t errlen)
+int rn__metadata_check_failed(const rn_metadata *md, char *err, size_t errlen)
 {
     if (md->failed)
         return rn_errf(md->failed, err, errlen,
@@ -941,10 +895,10 @@ static int check_configs(rn_log_config *scratch, const char *topic_name, const c
 
 /* The topic a delete, alter or grow names: the image usable, the topic
  * live (invariant 3). */
-static int check_target(const rn_metadata *md, const char *name, const rn_topic_info **t, char *err,
-                        size_t errlen)
+int rn__metadata_check_target(const rn_metadata *md, const char *name, const rn_topic_info **t,
+                              char *err, size_t errlen)
 {
-    int rc = check_failed(md, err, errlen);
+    int rc = rn__metadata_check_failed(md, err, errlen);
     if (rc < 0)
         return rc;
     *t = live_topic(md, name);
@@ -1001,7 +955,7 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
                         const char *const *config_values, size_t n_configs, bool internal,
                         rn_metadata_cb cb, void *arg, char *err, size_t errlen)
 {
-    int rc = check_failed(md, err, errlen);
+    int rc = rn__metadata_check_failed(md, err, errlen);
     if (rc < 0)
         return rc;
     /* Internal topics (__offsets, …) are created by the broker itself: the
@@ -1036,7 +990,7 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     if (rc < 0)
         return rc;
 
-    change *c = change_new(CHANGE_CREATE, NULL, cb, arg);
+    change *c = rn__metadata_change_new(CHANGE_CREATE, NULL, cb, arg);
     if (!c || !(c->name = strdup(name))) {
         free(c);
         return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
@@ -1051,7 +1005,7 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     encoder e;
     md_config_entry *entries = calloc(n_configs ? n_configs : 1, sizeof(*entries));
     md_config_entry **ptrs = calloc(n_configs ? n_configs : 1, sizeof(*ptrs));
-    enc_init(&e);
+    rn__metadata_enc_init(&e);
     if (!entries || !ptrs) {
         free(entries);
         free(ptrs);
@@ -1075,14 +1029,14 @@ static int create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_TOPIC;
     r.topic = &tr;
-    rc = enc_add(&e, &r);
+    rc = rn__metadata_enc_add(&e, &r);
     free(entries);
     free(ptrs);
 
     if (rc == 0)
         rc = enc_assign(&e, c->id, 0, n_partitions, live, n_live, replication_factor,
                         min_isr_of(md, config_keys, config_values, n_configs));
-    return submit(md, &e, c, rc, name, err, errlen);
+    return rn__metadata_submit(md, &e, c, rc, name, err, errlen);
 }
 
 int rn_metadata_create_topic(rn_metadata *md, const char *name, int32_t n_partitions,
@@ -1104,14 +1058,14 @@ int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb c
                              char *err, size_t errlen)
 {
     const rn_topic_info *t;
-    int rc = check_target(md, name, &t, err, errlen);
+    int rc = rn__metadata_check_target(md, name, &t, err, errlen);
     if (rc < 0)
         return rc;
-    change *c = change_new(CHANGE_DELETE, t->id, cb, arg);
+    change *c = rn__metadata_change_new(CHANGE_DELETE, t->id, cb, arg);
     if (!c)
         return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     encoder e;
-    enc_init(&e);
+    rn__metadata_enc_init(&e);
     md_remove_record rr = RUNNEL__METADATA__REMOVE_TOPIC_RECORD__INIT;
     rr.topic_id.len = 16;
     rr.topic_id.data = c->id;
@@ -1119,8 +1073,8 @@ int rn_metadata_delete_topic(rn_metadata *md, const char *name, rn_metadata_cb c
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_REMOVE_TOPIC;
     r.remove_topic = &rr;
-    rc = enc_add(&e, &r);
-    return submit(md, &e, c, rc, name, err, errlen);
+    rc = rn__metadata_enc_add(&e, &r);
+    return rn__metadata_submit(md, &e, c, rc, name, err, errlen);
 }
 
 int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const char *const *set_keys,
@@ -1129,7 +1083,7 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
                               void *arg, char *err, size_t errlen)
 {
     const rn_topic_info *t;
-    int rc = check_target(md, topic_name, &t, err, errlen);
+    int rc = rn__metadata_check_target(md, topic_name, &t, err, errlen);
     if (rc < 0)
         return rc;
     if (n_set + n_delete == 0)
@@ -1150,11 +1104,11 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
                            topic_name, k);
     }
 
-    change *c = change_new(CHANGE_ALTER, t->id, cb, arg);
+    change *c = rn__metadata_change_new(CHANGE_ALTER, t->id, cb, arg);
     if (!c)
         return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     encoder e;
-    enc_init(&e);
+    rn__metadata_enc_init(&e);
     for (size_t i = 0; i < n_set + n_delete && rc == 0; i++) {
         md_config_record cr = RUNNEL__METADATA__CONFIG_RECORD__INIT;
         cr.topic_id.len = 16;
@@ -1165,16 +1119,16 @@ int rn_metadata_alter_configs(rn_metadata *md, const char *topic_name, const cha
         md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
         r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_CONFIG;
         r.config = &cr;
-        rc = enc_add(&e, &r);
+        rc = rn__metadata_enc_add(&e, &r);
     }
-    return submit(md, &e, c, rc, topic_name, err, errlen);
+    return rn__metadata_submit(md, &e, c, rc, topic_name, err, errlen);
 }
 
 int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t n_partitions,
                                rn_metadata_cb cb, void *arg, char *err, size_t errlen)
 {
     const rn_topic_info *t;
-    int rc = check_target(md, topic_name, &t, err, errlen);
+    int rc = rn__metadata_check_target(md, topic_name, &t, err, errlen);
     if (rc < 0)
         return rc;
     /* Invariant 3: a grow in flight counts as done. */
@@ -1202,13 +1156,13 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
                        "topic %s: replication factor %d is larger than the %d available broker%s",
                        topic_name, rf, n_live, n_live == 1 ? "" : "s");
 
-    change *c = change_new(CHANGE_GROW, t->id, cb, arg);
+    change *c = rn__metadata_change_new(CHANGE_GROW, t->id, cb, arg);
     if (!c)
         return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
     c->n_partitions = n_partitions - have;
     c->target = n_partitions;
     encoder e;
-    enc_init(&e);
+    rn__metadata_enc_init(&e);
     md_count_record cr = RUNNEL__METADATA__PARTITION_COUNT_RECORD__INIT;
     cr.topic_id.len = 16;
     cr.topic_id.data = c->id;
@@ -1216,129 +1170,11 @@ int rn_metadata_add_partitions(rn_metadata *md, const char *topic_name, int32_t 
     md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
     r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_COUNT;
     r.partition_count = &cr;
-    rc = enc_add(&e, &r);
+    rc = rn__metadata_enc_add(&e, &r);
     if (rc == 0)
-        rc = enc_assign(&e, c->id, have, n_partitions, live, n_live, rf, topic_min_isr(md, t));
-    return submit(md, &e, c, rc, topic_name, err, errlen);
-}
-
-/* Propose a PartitionChangeRecord: isr[0..n_isr) and, when elect, leader. */
-static int propose_change(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
-                          int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
-                          size_t n_isr, bool elect, int32_t leader, rn_metadata_cb cb, void *arg,
-                          char *err, size_t errlen)
-{
-    int rc = check_failed(md, err, errlen);
-    if (rc < 0)
-        return rc;
-    const rn_topic_info *t = rn_image_find_id(md->image, topic_id, 16);
-    if (!t || partition < 0 || partition >= t->n_partitions)
-        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "partition %d of an unknown topic",
-                       partition);
-    const rn_partition_info *p = &t->partitions[partition];
-    if (!elect)
-        leader = p->leader;
-    /* The image's rule, checked against what this broker sees for a clear
-     * error now; it is checked again when the record applies. */
-    if (!rn_image_isr_ok(md->image, p, isr, n_isr, elect, leader))
-        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
-                       "%s-%d: an ISR must be distinct live replicas with the leader (%d)", t->name,
-                       partition, leader);
-    change *c = change_new(CHANGE_ALTER, topic_id, cb, arg);
-    if (!c)
-        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
-    encoder e;
-    enc_init(&e);
-    md_change_record cr = RUNNEL__METADATA__PARTITION_CHANGE_RECORD__INIT;
-    cr.topic_id.len = 16;
-    cr.topic_id.data = c->id;
-    cr.partition = partition;
-    cr.leader_epoch = leader_epoch;
-    cr.partition_epoch = partition_epoch;
-    cr.n_isr = n_isr;
-    cr.isr = (int32_t *)isr;
-    cr.elect = elect;
-    cr.leader = elect ? leader : 0;
-    cr.min_isr = topic_min_isr(md, t);
-    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_CHANGE;
-    r.partition_change = &cr;
-    rc = enc_add(&e, &r);
-    return submit(md, &e, c, rc, t->name, err, errlen);
-}
-
-int rn_metadata_alter_isr(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
-                          int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
-                          size_t n_isr, rn_metadata_cb cb, void *arg, char *err, size_t errlen)
-{
-    return propose_change(md, topic_id, partition, leader_epoch, partition_epoch, isr, n_isr, false,
-                          -1, cb, arg, err, errlen);
-}
-
-int rn_metadata_elect_leader(rn_metadata *md, const uint8_t topic_id[16], int32_t partition,
-                             int32_t leader_epoch, int32_t partition_epoch, int32_t leader,
-                             rn_metadata_cb cb, void *arg, char *err, size_t errlen)
-{
-    const rn_topic_info *t = rn_image_find_id(md->image, topic_id, 16);
-    if (!t || partition < 0 || partition >= t->n_partitions)
-        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "partition %d of an unknown topic",
-                       partition);
-    const rn_partition_info *p = &t->partitions[partition];
-    return propose_change(md, topic_id, partition, leader_epoch, partition_epoch, p->isr,
-                          (size_t)p->n_isr, true, leader, cb, arg, err, errlen);
-}
-
-int rn_metadata_reassign(rn_metadata *md, const char *topic_name, int32_t partition,
-                         const int32_t *target, size_t n, int64_t throttle, rn_metadata_cb cb,
-                         void *arg, char *err, size_t errlen)
-{
-    const rn_topic_info *t;
-    int rc = check_target(md, topic_name, &t, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (partition < 0 || partition >= t->n_partitions)
-        return rn_errf(-RN_E_UNKNOWN_TOPIC, err, errlen, "topic %s has no partition %d", topic_name,
-                       partition);
-    if (n < 1 || n > RN_MAX_BROKERS)
-        return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
-                       "%s-%d: a move needs 1 to %d target replicas, not %zu", topic_name,
-                       partition, RN_MAX_BROKERS, n);
-    const rn_partition_info *p = &t->partitions[partition];
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < i; j++)
-            if (target[j] == target[i])
-                return rn_errf(-RN_E_INVALID_REQUEST, err, errlen,
-                               "%s-%d: broker %d is named twice", topic_name, partition, target[i]);
-        const rn_broker_info *b = rn_image_broker(md->image, target[i]);
-        bool replica = false;
-        for (int32_t j = 0; j < p->n_replicas; j++)
-            replica |= p->replicas[j] == target[i];
-        /* A new replica must be a live broker; one it has may be down. */
-        if (!b || (!replica && b->fenced))
-            return rn_errf(-RN_E_INVALID_REQUEST, err, errlen, "%s-%d: broker %d is %s", topic_name,
-                           partition, target[i], b ? "fenced" : "not registered");
-    }
-    change *c = change_new(CHANGE_ALTER, t->id, cb, arg);
-    if (!c)
-        return rn_errf(-ENOMEM, err, errlen, "metadata: out of memory");
-    encoder e;
-    enc_init(&e);
-    md_reassign_record rr = RUNNEL__METADATA__PARTITION_REASSIGN_RECORD__INIT;
-    rr.topic_id.len = 16;
-    rr.topic_id.data = c->id;
-    rr.partition = partition;
-    /* Absolute: it applies on top of whatever committed meanwhile (an ISR
-     * change, a move decided on another broker), as Kafka's controller
-     * applies a reassignment to the partition as it finds it. */
-    rr.partition_epoch = -1;
-    rr.n_target_replicas = n;
-    rr.target_replicas = (int32_t *)target;
-    rr.throttle_rate = throttle > 0 ? throttle : 0;
-    md_record r = RUNNEL__METADATA__METADATA_RECORD__INIT;
-    r.record_case = RUNNEL__METADATA__METADATA_RECORD__RECORD_PARTITION_REASSIGN;
-    r.partition_reassign = &rr;
-    rc = enc_add(&e, &r);
-    return submit(md, &e, c, rc, topic_name, err, errlen);
+        rc = enc_assign(&e, c->id, have, n_partitions, live, n_live, rf,
+                        rn__metadata_topic_min_isr(md, t));
+    return rn__metadata_submit(md, &e, c, rc, topic_name, err, errlen);
 }
 
 void rn_metadata_set_default_rf(rn_metadata *md, int16_t rf)
