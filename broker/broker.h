@@ -81,7 +81,7 @@ struct rn_broker {
      * partitions that cannot write now, and those of them out of space. */
     uint64_t storage_errors_total;
     int parts_storage_error, parts_disk_full;
-    int log_dir_failed;   /* atomic: a log failed an fdatasync; the broker left (partitions.c) */
+    int log_dir_failed;   /* atomic: a log failed an fdatasync; the broker left (part/sweep.c) */
     unsigned n_discarded; /* leftover directories discarded while opening (start-up) */
     /* Open client connections, native and HTTP, every reactor (atomic;
      * rn_conn_slot_take): what max.connections bounds. */

@@ -3,7 +3,7 @@
  *
  * Start-up order matters for durability: the data directory is locked (one
  * broker per directory), the metadata log is replayed and every partition log
- * recovered (broker/part/partitions.c opens them from the metadata listener) — all
+ * recovered (broker/part/part_events.c opens them from the metadata listener) — all
  * before the listener opens, so no client ever sees a half-recovered log.
  * SIGTERM/SIGINT: stop accepting, finish requests in flight, then close every
  * log (flush, seal, clean-shutdown marker) and exit 0.

@@ -3,7 +3,7 @@
  *
  * Changes go through the metadata log (broker/meta/metadata.c): the handler asks
  * for the change, and answers when the record is durable and applied, at
- * which point the partition table (broker/part/partitions.c) has already opened
+ * which point the partition table (broker/part/part_events.c) has already opened
  * or removed the logs. A request naming several topics answers once all of
  * them are done, with a result per topic.
  */

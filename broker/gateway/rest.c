@@ -1055,7 +1055,7 @@ void rn_rest_dispatch(rn_http_conn *c, rn_http_request *req)
         else if (!gw->b->ready)
             rn_http_respond_error(c, 503, 50301, "storage recovery is not done");
         else if (__atomic_load_n(&gw->b->parts_storage_error, __ATOMIC_RELAXED) > 0) {
-            /* Appends fail somewhere (partitions.c marks and clears): not
+            /* Appends fail somewhere (part/sweep.c marks and clears): not
              * ready to take writes, though reads still work. */
             int full = __atomic_load_n(&gw->b->parts_disk_full, __ATOMIC_RELAXED);
             int bad = __atomic_load_n(&gw->b->parts_storage_error, __ATOMIC_RELAXED);

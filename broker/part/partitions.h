@@ -2,7 +2,9 @@
  * part/partitions.h — partitions: the topic → partition-log table each reactor keeps, and
  * what a partition's owner does with its log (open, roll, retention, storage errors).
  *
- * Implemented by part/partitions.c. A partition belongs to one reactor (rn_partition_owner)
+ * Implemented by part/partitions.c (the table, the acks rule, a partition's own calls),
+ * part/part_events.c (the metadata events) and part/sweep.c (the sweeps and the storage
+ * errors they keep). A partition belongs to one reactor (rn_partition_owner)
  * and only that reactor's thread touches its log; other reactors read what the owner
  * published (rn_partition_offsets, rn_partition_size).
  */
