@@ -1,7 +1,8 @@
 /*
  * log_impl.h — the partition log's state, internal to storage/: shared by
  * log.c (append, roll, read), log_flush.c (the flush policy and a roll's
- * work), log_retention.c (retention) and log_truncate.c (truncation).
+ * work), log_open.c (open and close), log_retention.c (retention) and
+ * log_truncate.c (truncation).
  * Nothing outside storage/ includes it. Same thread rules as log.h: the
  * owning reactor only.
  */
@@ -167,7 +168,7 @@ static inline rn_segment *active(const rn_log *log)
     return log->segs[log->n_segs - 1];
 }
 
-/* Read a checkpoint a lazy open left unread (log.c); 0 or the error, the
+/* Read a checkpoint a lazy open left unread (log_open.c); 0 or the error, the
  * cache still unread then. */
 int rn__log_epochs_load(rn_log *log);
 /* Set the log's error message ("<name>: <what>: <error>") and return rc. */
