@@ -1,7 +1,18 @@
 /*
- * log.c — the partition log: append, read, flush, roll, open/close. Retention
- * (deleting old segments, moving the log start offset) is log_retention.c,
- * truncation log_truncate.c; all three share the state in storage/log_impl.h.
+ * log.c — the partition log's append path: rn_log_append and its write
+ * completions (the life and invariants below, which the other log_*.c files
+ * keep too), the roll (rn__log_roll starts the old segment's seal and the new
+ * one's directory fsync), reads (rn_log_read, rn_log_walk_headers,
+ * rn_log_offset_for_time), the config and the accessors of log.h. The rest
+ * of the partition log, sharing the state in storage/log_impl.h:
+ *   log_flush.c     the flush policy (group commit, interval timer, early
+ *                   writeback, preallocation) and the work a roll leaves
+ *                   behind (a rolled segment's sync and seal, the new one's
+ *                   directory fsync);
+ *   log_open.c      open and close, the clean-shutdown marker, the segments
+ *                   and leader-epoch checkpoint an open recovers;
+ *   log_retention.c retention (deleting old segments, moving the log start);
+ *   log_truncate.c  truncation.
  *
  * Life of an append (all on the owning reactor's thread):
  *
@@ -35,9 +46,7 @@
  *     segment (rolling it first) and, with retention.bytes, rolls it at
  *     half the limit, so a full disk can be relieved by retention alone.
  */
-#include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,24 +57,13 @@
 #include <unistd.h>
 
 #include "protocol/batch.h"
-#include "protocol/container_of.h"
 #include "protocol/errors.h"
-#include "storage/checkpoint.h"
 #include "storage/leader_epoch.h"
 #include "storage/log.h"
-#include "storage/log_dir.h"
 #include "storage/log_impl.h"
 #include "storage/offload.h"
 #include "storage/segment.h"
-#include "storage/sys.h"
 
-#define CLEAN_MARKER "clean-shutdown"
-/* Most bytes of acknowledged-pending appends one fdatasync waits to gather. */
-#define GROUP_COMMIT_BYTES (8u << 20)
-/* Visible bytes not yet under writeback that start it (start_writeback). */
-#define WRITEBACK_BYTES (32u << 20)
-#define PAGE_BYTES      4096u
-#define CLEAN_MAGIC        "RNCLEAN1"
 /* Smallest segment retention.bytes makes the active segment roll at (needs_roll). */
 #define RETENTION_ROLL_MIN (1u << 20)
 
@@ -89,61 +87,6 @@ int rn__log_set_err(rn_log *log, int rc, const char *fmt, ...)
     va_end(ap);
     snprintf(log->errmsg, sizeof(log->errmsg), "%s: %s: %s", log->name, what, rn_strerror(rc));
     return rc;
-}
-
-static void q_push(queue *q, pending *p)
-{
-    p->next = NULL;
-    if (q->tail)
-        q->tail->next = p;
-    else
-        q->head = p;
-    q->tail = p;
-}
-
-static pending *q_pop(queue *q)
-{
-    pending *p = q->head;
-    if (p) {
-        q->head = p->next;
-        if (!q->head)
-            q->tail = NULL;
-    }
-    return p;
-}
-
-static pending *pending_get(rn_log *log)
-{
-    pending *p = log->free_list;
-    if (p)
-        log->free_list = p->next;
-    else
-        p = malloc(sizeof(*p));
-    if (p)
-        memset(p, 0, sizeof(*p));
-    return p;
-}
-
-static void pending_put(rn_log *log, pending *p)
-{
-    p->next = log->free_list;
-    log->free_list = p;
-}
-
-/* Hand the result to the caller and recycle the entry. The entry is off every
- * queue first: the callback may append again. */
-static void complete(rn_log *log, pending *p, int err)
-{
-    rn_log_append_cb cb = p->cb;
-    void *arg = p->arg;
-    int64_t base = p->base_offset, last = p->last_offset;
-    pending_put(log, p);
-    cb(arg, err, err ? -1 : base, err ? -1 : last);
-}
-
-static rn_segment *active(const rn_log *log)
-{
-    return log->segs[log->n_segs - 1];
 }
 
 int rn__log_push_segment(rn_log *log, rn_segment *seg)
@@ -171,7 +114,7 @@ void rn_log_config_default(rn_log_config *c)
     c->max_batch_bytes = 1 << 20;
     c->flush = RN_FLUSH_ALWAYS;
     c->flush_interval_ms = 1000;
-    /* Blocks allocated ahead of the appends, off the reactor (prealloc_ahead):
+    /* Blocks allocated ahead of the appends, off the reactor (rn__log_prealloc_ahead):
      * writeback then has none to allocate under the inode's lock. */
     c->preallocate_bytes = 64ull << 20;
     c->min_insync_replicas = 1;
@@ -216,7 +159,7 @@ const char *rn_log_config_flush_str(const rn_log_config *c, char *buf, size_t le
     return buf;
 }
 
-static int check_config(const rn_log_config *c)
+int rn__log_check_config(const rn_log_config *c)
 {
     if (c->segment_bytes < 4096 || c->segment_bytes > UINT32_MAX || c->index_interval_bytes == 0 ||
         c->max_batch_bytes < RN_BATCH_HEADER_LEN ||
@@ -227,362 +170,7 @@ static int check_config(const rn_log_config *c)
     return 0;
 }
 
-/* ---- Flushing ------------------------------------------------------------- */
-
-static void advance(rn_log *log);
-static void maybe_sync(rn_log *log);
-static void submit_sync(rn_log *log);
-
-/* Seal rolled segments that nothing writes or syncs any more. */
-static void seal_rolled(rn_log *log);
-
-/* A roll's work came back (a rolled segment's sync or seal, a new one's
- * directory fsync): a group commit may have waited for it (submit_sync sets
- * sync_deferred), or, if it failed, appends wait for a sync that will never
- * come (maybe_sync fails them). */
-static void roll_work_done(rn_log *log)
-{
-    maybe_sync(log);
-    if (log->sync_deferred && !log->failed) {
-        log->sync_deferred = false;
-        submit_sync(log);
-    }
-}
-
-/* The rolled segment's data is on disk: its seal follows (seal_rolled). */
-static void seal_sync_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_segment *s = RN_CONTAINER_OF(op, rn_segment, seal_op);
-    rn_log *log = s->seal_log;
-    (void)flags;
-    s->seal_sync_inflight = false;
-    log->n_seal_inflight--;
-    if (res < 0 && !log->failed) {
-        rn__log_set_err(log, res, "segment %020" PRId64 ": fdatasync before seal", s->base_offset);
-        log->failed = -RN_E_LOG_FAILED;
-    }
-    if (res == 0)
-        s->seal_synced = true;
-    rn_segment_unref(s);
-    /* Not just seal_rolled: a group commit may be waiting for this segment
-     * to be on disk (submit_sync), or, if this failed, appends for a sync
-     * that will never come. */
-    roll_work_done(log);
-}
-
-/* On the offload worker: the seal's ftruncates, fdatasyncs and closes. */
-static int seal_job(void *arg)
-{
-    return rn_segment_seal(arg);
-}
-
-/* Back on the reactor: the segment is sealed, or the seal failed. */
-static void seal_job_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_segment *s = RN_CONTAINER_OF(op, rn_segment, seal_job.op);
-    rn_log *log = s->seal_log;
-    (void)flags;
-    s->seal_inflight = false;
-    log->n_seal_inflight--;
-    if (res < 0 && !log->failed && !s->deleted) {
-        /* The seal's fdatasync failed: what the segment holds is unknown. */
-        rn__log_set_err(log, res, "segment %020" PRId64 ": seal", s->base_offset);
-        log->failed = -RN_E_LOG_FAILED;
-    }
-    rn_segment_unref(s);
-    roll_work_done(log);
-}
-
-static void seal_rolled(rn_log *log)
-{
-    for (unsigned i = 0; i + 1 < log->n_segs; i++) {
-        rn_segment *s = log->segs[i];
-        /* seal_inflight first: while the worker seals, s->sealed is its. */
-        if (s->seal_inflight || s->sealed || !s->rolled || s->n_pending || log->broken ||
-            (log->sync_inflight && log->sync_seg == s) || s->seal_sync_inflight ||
-            (log->prealloc_inflight && log->prealloc_seg == s) ||
-            (log->wb_inflight && log->wb_seg == s))
-            continue;
-        if (!s->seal_synced && s->fd >= 0) {
-            /* A roll must not stall the reactor on a segment's worth of dirty
-             * pages (flush=never): sync through the ring, seal when it is done. */
-            s->seal_sync_inflight = true;
-            s->seal_log = log;
-            log->n_seal_inflight++;
-            rn_segment_ref(s);
-            rn_io_fdatasync(log->io, &s->seal_op, seal_sync_done, s->fd);
-            continue;
-        }
-        /* A sealed segment is trusted by recovery, epochs included: the
-         * checkpoint must hold its epochs first. If it cannot be written,
-         * the segment stays unsealed (recovery verifies it) and the next
-         * pass tries again. */
-        int rc = log->epochs ? rn_leader_epochs_flush(log->epochs) : 0; /* unread: unchanged */
-        if (rc < 0) {
-            rn__log_set_err(log, rc, "segment %020" PRId64 ": leader-epoch checkpoint before seal",
-                            s->base_offset);
-            continue;
-        }
-        /* The seal's own syncs (indexes, the cut .log) are small but each
-         * waits for the disk, behind whatever writeback it holds: off the
-         * reactor (storage/offload.h). Until seal_job_done nothing here
-         * touches s's seal state, descriptors or files (seal_inflight). */
-        s->seal_inflight = true;
-        s->seal_log = log;
-        log->n_seal_inflight++;
-        rn_segment_ref(s);
-        rn_offload(log->io, &s->seal_job, seal_job, s, seal_job_done);
-    }
-}
-
-/* Acknowledge the appends that the flushed offset now covers. */
-static void ack_synced(rn_log *log)
-{
-    while (log->unsynced.head && log->unsynced.head->last_offset < log->flushed) {
-        log->unsynced_bytes -= log->unsynced.head->len;
-        complete(log, q_pop(&log->unsynced), 0);
-    }
-}
-
-/* Fail every append still waiting for a sync (after the log failed). */
-static void fail_unsynced(rn_log *log, int err)
-{
-    pending *p;
-    log->unsynced_bytes = 0;
-    while ((p = q_pop(&log->unsynced)))
-        complete(log, p, err);
-}
-
-static void sync_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_log *log = RN_CONTAINER_OF(op, rn_log, sync_op);
-    (void)flags;
-    rn_segment *seg = log->sync_seg;
-    log->sync_inflight = false;
-    log->sync_seg = NULL;
-    if (res < 0 && !log->failed) {
-        rn__log_set_err(log, res, "segment %020" PRId64 ": fdatasync", seg->base_offset);
-        log->failed = -RN_E_LOG_FAILED;
-    }
-    rn_segment_unref(seg);
-    if (log->failed) {
-        fail_unsynced(log, log->failed);
-        return;
-    }
-    if (log->sync_target > log->flushed)
-        log->flushed = log->sync_target;
-    ack_synced(log);
-    maybe_sync(log);
-}
-
-/* Start an fdatasync of the segment holding the newest visible batch when
- * there is something to make durable and none runs: the group commit. */
-static void submit_sync(rn_log *log)
-{
-    rn_segment *seg = log->visible_seg;
-    if (log->sync_inflight || log->failed || !seg || log->leo <= log->flushed)
-        return;
-    /* Invariant 2: the sync covers batches in seg and in the segments before
-     * it, so those must be on disk already. A rolled segment whose own
-     * fdatasync (seal_rolled) has not completed holds batches this one would
-     * acknowledge: wait for it (seal_sync_done calls maybe_sync again). */
-    for (unsigned i = 0; i + 1 < log->n_segs && log->segs[i] != seg; i++) {
-        if ((!log->segs[i]->seal_synced && !log->segs[i]->sealed) ||
-            log->segs[i]->dir_sync_inflight) {
-            log->sync_deferred = true;
-            return;
-        }
-    }
-    if (seg->seal_inflight || seg->dir_sync_inflight) {
-        /* The newest batch is in a rolled segment the worker is sealing (its
-         * descriptor is the worker's now; the seal syncs it), or in one whose
-         * name is not yet durable: wait for the worker. */
-        log->sync_deferred = true;
-        return;
-    }
-    log->sync_deferred = false;
-    if (seg->fd < 0) {
-        /* Sealed already, which synced it and every segment before it. */
-        log->flushed = log->leo;
-        ack_synced(log);
-        return;
-    }
-    log->sync_inflight = true;
-    log->sync_seg = seg;
-    rn_segment_ref(seg);
-    log->sync_target = log->leo;
-    rn_io_fdatasync(log->io, &log->sync_op, sync_done, seg->fd);
-}
-
-static void timer_fired(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_log *log = RN_CONTAINER_OF(op, rn_log, timer_op);
-    (void)flags;
-    log->timer_armed = false;
-    if (res == -ECANCELED)
-        return;
-    submit_sync(log);
-    maybe_sync(log);
-}
-
-static void cancel_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_log *log = RN_CONTAINER_OF(op, rn_log, cancel_op);
-    (void)res;
-    (void)flags;
-    log->cancel_inflight = false;
-}
-
-/* ---- Early writeback -------------------------------------------------------
- *
- * Under flush=interval the page cache holds everything appended since the
- * last fdatasync, and that fdatasync writes it in one burst: ~0.5 GB at half
- * of peak. While it runs, appends to the file wait for its locks (the inode's
- * i_rwsem in ext4_buffered_write_iter, 6-21 ms at a time, while the fsync's
- * worker spent 66-72 ms in ext4_do_writepages) and the p99 at half of peak
- * was 100-300 ms where flush=never gave 3-6 ms (docs/benchmarks.md, third
- * round). So every WRITEBACK_BYTES of visible data in the active segment the
- * log starts writeback of it (sync_file_range SYNC_FILE_RANGE_WRITE through
- * the ring, one in flight, never waited for): the disk gets a steady stream
- * and the interval's fdatasync finds at most a few tens of MB left. The range
- * ends at a page boundary below the tail, so writeback never takes the page
- * the next append writes into. 32 MiB, not 1 MiB: the first round measured a
- * MiB at a time as contention all the time. Durability is unchanged: this
- * only starts writes, the fdatasync still decides what is on disk and reports
- * a failed writeback. Not under flush=always (its group commit syncs at once)
- * nor flush=never (no flush to smooth; the kernel writes back on its own). */
-
-static void start_writeback(rn_log *log);
-
-static void writeback_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_log *log = RN_CONTAINER_OF(op, rn_log, wb_op);
-    (void)res; /* the next fdatasync reports a failed writeback */
-    (void)flags;
-    log->wb_inflight = false;
-    log->wb_pos = log->wb_end;
-    /* A rolled segment's seal may have waited for this (seal_rolled). */
-    maybe_sync(log);
-    start_writeback(log);
-}
-
-static void start_writeback(rn_log *log)
-{
-    rn_segment *seg = log->visible_seg;
-    if (log->wb_inflight || log->failed || log->cfg.flush != RN_FLUSH_INTERVAL || !seg ||
-        seg->fd < 0 || seg->seal_inflight || seg->rolled)
-        return;
-    if (seg != log->wb_seg) {
-        /* A new segment (a rolled one is synced before its seal). wb_seg
-         * stays referenced until the next one or free_log, so the comparison
-         * never meets a freed segment's address reused. */
-        if (log->wb_seg)
-            rn_segment_unref(log->wb_seg);
-        rn_segment_ref(seg);
-        log->wb_seg = seg;
-        log->wb_pos = 0;
-    }
-    uint64_t end = seg->size / PAGE_BYTES * PAGE_BYTES;
-    if (log->wb_pos > end)
-        log->wb_pos = end;
-    if (end < log->wb_pos + WRITEBACK_BYTES)
-        return;
-    log->wb_inflight = true;
-    log->wb_end = end;
-    struct io_uring_sqe *sqe = rn_io_sqe(log->io, &log->wb_op, writeback_done);
-    io_uring_prep_sync_file_range(sqe, seg->fd, (unsigned)(end - log->wb_pos), log->wb_pos,
-                                  SYNC_FILE_RANGE_WRITE);
-}
-
-/* What the flush policy asks for now. */
-static void maybe_sync(rn_log *log)
-{
-    if (!log->failed)
-        seal_rolled(log);
-    if (log->failed) {
-        /* No sync will come to acknowledge the waiting appends (a seal's
-         * fdatasync may just have failed): fail them now, or they wait forever. */
-        if (!log->sync_inflight)
-            fail_unsynced(log, log->failed);
-        return;
-    }
-    /* Appends waiting for a sync get one whatever the policy is now: they came
-     * under flush=always, and a policy change does not take that promise back. */
-    /* Group commit: while writes are still in flight their completions come
-     * in microseconds (page cache), so wait for them and let one fdatasync
-     * cover them all; a steady stream of writes cannot starve the sync past
-     * GROUP_COMMIT_BYTES. */
-    if (log->unsynced.head && (!log->writes.head || log->unsynced_bytes >= GROUP_COMMIT_BYTES))
-        submit_sync(log);
-    /* Only for what no sync in flight covers: re-arming for a sync that is about
-     * to complete would wake up an interval later with nothing to do. */
-    int64_t covered = log->sync_inflight ? log->sync_target : log->flushed;
-    if (log->cfg.flush == RN_FLUSH_INTERVAL && !log->timer_armed && log->leo > covered) {
-        log->timer_armed = true;
-        rn_io_timer(log->io, &log->timer_op, timer_fired, &log->timer_ts,
-                    log->cfg.flush_interval_ms);
-    }
-}
-
 /* ---- Appending ------------------------------------------------------------ */
-
-/* Preallocation. ext4 allocates a delayed-allocation file's blocks at
- * writeback, under the inode's i_data_sem, and reads a block group's bitmap
- * from the disk when the file grows into a new group; an append (a buffered
- * write) that needs i_data_sem meanwhile waits for that read, queued behind
- * the interval fdatasync's second of data (docs/benchmarks.md, "Where the
- * produce tail came from"). Blocks allocated ahead of the write position
- * (unwritten extents, read as zeros: the end of data) leave writeback nothing
- * to allocate. The fallocate runs on an io-wq worker, never on the reactor,
- * and no append waits for it: one that overtakes it writes to delayed
- * allocation as before. FALLOC_FL_KEEP_SIZE: the file is already
- * segment-sized (sparse), and a fallocate completing after a seal cut the
- * file must not grow it back (seal_rolled and close wait for it anyway). */
-static void prealloc_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_log *log = RN_CONTAINER_OF(op, rn_log, prealloc_op);
-    (void)flags;
-    rn_segment *seg = log->prealloc_seg;
-    log->prealloc_inflight = false;
-    log->prealloc_seg = NULL;
-    if (res == 0) {
-        if (log->prealloc_to > seg->alloc_end)
-            seg->alloc_end = log->prealloc_to;
-    } else if (res == -EOPNOTSUPP || res == -ENOSYS) {
-        log->prealloc_off = true; /* a file system without fallocate */
-    }
-    /* Any other error (ENOSPC) is the append's to report: it only means the
-     * blocks were not reserved ahead. */
-    rn_segment_unref(seg);
-    maybe_sync(log); /* a rolled segment may have waited for this to seal */
-}
-
-static void prealloc_ahead(rn_log *log, rn_segment *seg, size_t len)
-{
-    if (log->prealloc_inflight || log->prealloc_off || seg->fd < 0)
-        return;
-    /* As far ahead as the segment holds already, up to preallocate_bytes:
-     * a busy partition gets whole chunks, while a quiet one (10,000 of them
-     * with a record each) reserves next to nothing. A new chunk is asked
-     * for when half of the last one is used, so it is ready in time. */
-    uint64_t held = seg->end_pos + len;
-    uint64_t ahead = log->cfg.preallocate_bytes < held ? log->cfg.preallocate_bytes : held;
-    if (held + ahead / 2 <= seg->alloc_end)
-        return;
-    uint64_t cap = rn_segment_capacity(seg);
-    uint64_t from = seg->alloc_end > held ? seg->alloc_end : held;
-    uint64_t to = held + ahead;
-    if (to > cap)
-        to = cap;
-    if (from >= to)
-        return;
-    log->prealloc_inflight = true;
-    log->prealloc_seg = seg;
-    log->prealloc_to = to;
-    rn_segment_ref(seg);
-    rn_io_fallocate(log->io, &log->prealloc_op, prealloc_done, seg->fd, FALLOC_FL_KEEP_SIZE,
-                    (off_t)from, (off_t)(to - from));
-}
 
 /* After a failed write, once every write in flight is back: cut the tail
  * back to the last visible batch, dropping segments made after it. */
@@ -638,8 +226,8 @@ static void advance(rn_log *log)
     }
     if (log->broken && !log->writes.head)
         repair_tail(log);
-    maybe_sync(log);
-    start_writeback(log);
+    rn__log_maybe_sync(log);
+    rn__log_start_writeback(log);
 }
 
 static void write_done(rn_io_op *op, int res, uint32_t flags)
@@ -665,30 +253,6 @@ static void write_done(rn_io_op *op, int res, uint32_t flags)
     advance(log);
 }
 
-/* On the offload worker: make a rolled-in segment's name durable. */
-static int dir_sync_job(void *arg)
-{
-    rn_segment *seg = arg;
-    return rn_sys_fsync_dir_lazy(seg->seal_log->dir);
-}
-
-static void dir_sync_done(rn_io_op *op, int res, uint32_t flags)
-{
-    rn_segment *seg = RN_CONTAINER_OF(op, rn_segment, dir_job.op);
-    rn_log *log = seg->seal_log;
-    (void)flags;
-    seg->dir_sync_inflight = false;
-    log->n_seal_inflight--;
-    if (res < 0 && !log->failed && !seg->deleted) {
-        /* As a failed fdatasync: what the directory holds is unknown. */
-        rn__log_set_err(log, res, "segment %020" PRId64 ": fsync of the directory",
-                        seg->base_offset);
-        log->failed = -RN_E_LOG_FAILED;
-    }
-    rn_segment_unref(seg);
-    roll_work_done(log);
-}
-
 int rn__log_roll(rn_log *log, int64_t now)
 {
     rn_segment *old = active(log), *seg;
@@ -708,9 +272,9 @@ int rn__log_roll(rn_log *log, int64_t now)
     seg->seal_log = log;
     log->n_seal_inflight++;
     rn_segment_ref(seg);
-    rn_offload(log->io, &seg->dir_job, dir_sync_job, seg, dir_sync_done);
+    rn_offload(log->io, &seg->dir_job, rn__log_dir_sync_job, seg, rn__log_dir_sync_done);
     old->rolled = true;
-    seal_rolled(log);
+    rn__log_seal_rolled(log);
     return 0;
 }
 
@@ -765,7 +329,7 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
     if (len > rn_segment_capacity(seg))
         return -RN_E_MESSAGE_TOO_LARGE;
     if (log->cfg.preallocate_bytes)
-        prealloc_ahead(log, seg, len);
+        rn__log_prealloc_ahead(log, seg, len);
     pending *p = pending_get(log);
     if (!p)
         return -ENOMEM;
@@ -775,7 +339,7 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
     }
     if (leader_epoch >= 0 && leader_epoch != rn_leader_epochs_latest(log->epochs)) {
         /* A new epoch (a leader change): in memory now, on disk before the
-         * segment holding it is sealed (see "Leader epochs" below). */
+         * segment holding it is sealed (see "Leader epochs" in log_open.c). */
         rc = rn_leader_epochs_assign(log->epochs, leader_epoch, log->next_assign);
         if (rc < 0) {
             pending_put(log, p);
@@ -836,51 +400,6 @@ int rn_log_append_sync(rn_log *log, void *batch, size_t len, int32_t leader_epoc
     if (w.err == 0 && base_offset)
         *base_offset = w.base;
     return w.err;
-}
-
-/* Run io until no append, sync or timer of this log is in flight. */
-static int drain(rn_log *log)
-{
-    if (log->timer_armed && !log->cancel_inflight) {
-        log->cancel_inflight = true;
-        rn_io_timer_cancel(log->io, &log->timer_op, &log->cancel_op, cancel_done);
-    }
-    while (log->writes.head || log->unsynced.head || log->sync_inflight || log->timer_armed ||
-           log->cancel_inflight || log->n_seal_inflight || log->prealloc_inflight ||
-           log->wb_inflight) {
-        int rc = rn_io_run(log->io, 1);
-        if (rc < 0 && rc != -EINTR)
-            return rc;
-        if (log->timer_armed && !log->cancel_inflight) {
-            log->cancel_inflight = true;
-            rn_io_timer_cancel(log->io, &log->timer_op, &log->cancel_op, cancel_done);
-        }
-    }
-    return 0;
-}
-
-int rn_log_flush_sync(rn_log *log)
-{
-    /* Rolled segments are synced through the ring (seal_rolled): what they
-     * hold is durable only once those syncs are done too. */
-    while (log->writes.head || log->unsynced.head || log->sync_inflight || log->n_seal_inflight) {
-        int rc = rn_io_run(log->io, 1);
-        if (rc < 0 && rc != -EINTR)
-            return rc;
-    }
-    if (log->failed)
-        return log->failed;
-    rn_segment *seg = active(log);
-    if (seg->fd >= 0 && log->leo > log->flushed) {
-        int rc = rn_sys_fdatasync_lazy(seg->fd);
-        if (rc < 0) {
-            rn__log_set_err(log, rc, "segment %020" PRId64 ": fdatasync", seg->base_offset);
-            log->failed = -RN_E_LOG_FAILED;
-            return rc;
-        }
-    }
-    log->flushed = log->leo;
-    return 0;
 }
 
 /* ---- Reading -------------------------------------------------------------- */
@@ -1122,17 +641,6 @@ const char *rn_log_name(const rn_log *log)
     return log->name;
 }
 
-int rn_log_set_config(rn_log *log, const rn_log_config *cfg)
-{
-    if (check_config(cfg) < 0)
-        return -EINVAL;
-    log->cfg = *cfg;
-    if (log->cfg.flush == RN_FLUSH_ALWAYS && log->leo > log->flushed && !log->unsynced.head)
-        submit_sync(log); /* a switch to always makes what is visible durable now */
-    maybe_sync(log);
-    return 0;
-}
-
 /* ---- Rolling ------------------------------------------------------------------ */
 
 int rn_log_maybe_roll(rn_log *log, int64_t now_ms)
@@ -1145,408 +653,4 @@ int rn_log_maybe_roll(rn_log *log, int64_t now_ms)
     if (seg->end_pos == 0 || log->cfg.roll_ms <= 0 || now_ms - seg->created_ms < log->cfg.roll_ms)
         return 0;
     return rn__log_roll(log, now_ms);
-}
-
-/* ---- Opening and closing ----------------------------------------------------- */
-
-/* The clean-shutdown marker's payload, little-endian on disk:
- * i64 log end offset | i64 log start offset | u32 segment count | u32 zero. */
-typedef struct clean_marker {
-    int64_t leo;
-    int64_t start_offset;
-    uint32_t n_segments;
-    uint32_t pad;
-} clean_marker;
-
-static void marker_to_disk(clean_marker *m)
-{
-    m->leo = (int64_t)htole64((uint64_t)m->leo);
-    m->start_offset = (int64_t)htole64((uint64_t)m->start_offset);
-    m->n_segments = htole32(m->n_segments);
-    m->pad = 0;
-}
-
-static void marker_from_disk(clean_marker *m)
-{
-    m->leo = (int64_t)le64toh((uint64_t)m->leo);
-    m->start_offset = (int64_t)le64toh((uint64_t)m->start_offset);
-    m->n_segments = le32toh(m->n_segments);
-}
-
-/* rn_log_dir_list's other names: a .tmp left by a write a crash cut short
- * (a checkpoint's, a copy-on-truncate's) goes. */
-static void remove_tmp(void *arg, const char *name)
-{
-    const rn_log *log = arg;
-    size_t l = strlen(name);
-    if (l > 4 && strcmp(name + l - 4, ".tmp") == 0) {
-        char p[4096];
-        snprintf(p, sizeof(p), "%s/%s", log->dir, name);
-        rn_sys_unlink(p);
-    }
-}
-
-int rn__log_list_segments(rn_log *log, int64_t **out, unsigned *n_out)
-{
-    int rc = rn_log_dir_list(log->dir, out, n_out, remove_tmp, log);
-    return rc < 0 ? rn__log_set_err(log, rc, "listing segments") : 0;
-}
-
-static void free_log(rn_log *log)
-{
-    if (log->wb_seg)
-        rn_segment_unref(log->wb_seg);
-    for (unsigned i = 0; i < log->n_segs; i++)
-        rn_segment_unref(log->segs[i]);
-    pending *p;
-    while ((p = log->free_list)) {
-        log->free_list = p->next;
-        free(p);
-    }
-    rn_leader_epochs_free(log->epochs);
-    free(log->segs);
-    free(log->dir);
-    free(log->name);
-    free(log);
-}
-
-/* Delete segment files from index i on (they follow a cut or a gap). */
-/* Delete the files of segments bases[from, n), which follow a cut or a gap
- * and have not been opened. Left on disk they would come back at the next
- * open and, once appends after the cut reach their base offset, be served as
- * if they continued the new data. Each .log goes last, so a failure leaves a
- * segment the next open drops again; the directory is synced before anything
- * is appended where they were. */
-static int drop_after(rn_log *log, const int64_t *bases, unsigned from, unsigned n,
-                      rn_log_open_info *info)
-{
-    static const char *const exts[] = {".tix", ".idx", ".log"};
-    for (unsigned j = from; j < n; j++) {
-        for (size_t e = 0; e < 3; e++) {
-            char p[4096];
-            int rc = rn_segment_path(p, sizeof(p), log->dir, bases[j], exts[e]);
-            if (rc == 0)
-                rc = rn_sys_unlink(p);
-            if (rc < 0 && rc != -ENOENT)
-                return rn__log_set_err(log, rc, "segment %020" PRId64 ": deleting after a cut",
-                                       bases[j]);
-        }
-        info->n_segments_dropped++;
-    }
-    int rc = rn_sys_fsync_dir_lazy(log->dir);
-    return rc < 0 ? rn__log_set_err(log, rc, "fsync of the directory after a cut") : 0;
-}
-
-static int open_segments(rn_log *log, const int64_t *bases, unsigned n, bool clean,
-                         rn_log_open_info *info)
-{
-    uint32_t max_batch = log->cfg.max_batch_bytes;
-    for (unsigned i = 0; i < n; i++) {
-        bool last = i + 1 == n;
-        rn_segment *seg;
-        int rc = rn_segment_open(&seg, log->dir, bases[i], &log->cfg, last);
-        if (rc < 0)
-            return rn__log_set_err(log, rc, "segment %020" PRId64 ": open", bases[i]);
-        seg->rolled = !last;
-        rc = rn__log_push_segment(log, seg);
-        if (rc < 0) {
-            rn_segment_unref(seg);
-            return rn__log_set_err(log, rc, "open");
-        }
-        bool rebuilt = false, verify = !clean && last;
-        int64_t file_end;
-        if (!verify) {
-            rc = rn_segment_find_end(seg, max_batch, &rebuilt);
-            /* A sealed segment's file is exactly its data: seal_rolled cuts it
-             * to size once its fdatasync is done. One that is longer was never
-             * sealed, so that sync may not have completed before the crash (a
-             * roll syncs through the ring, and several can be pending): it is
-             * verified like the tail, not trusted. Nor is one whose batches
-             * filled it exactly: its sparse file (segment.bytes long) is then
-             * as long as its data, as if sealed, while its fdatasync may
-             * never have run. A sealed segment that large is rare (a roll
-             * comes when the next batch does not fit) and only costs a
-             * verification after a crash. */
-            struct stat st;
-            verify = rc == 0 && !clean && !last && rn_sys_fstat(seg->fd, &st) == 0 &&
-                     ((uint64_t)st.st_size > seg->size || seg->size >= log->cfg.segment_bytes);
-        }
-        if (verify) {
-            uint64_t dropped = 0;
-            bool r2 = false;
-            rc = rn_segment_recover_tail(seg, max_batch, &info->bytes_scanned, &dropped, &r2);
-            rebuilt |= r2;
-            info->n_scanned++;
-            info->bytes_dropped += dropped;
-            if (dropped > 0 && info->truncated_at < 0)
-                info->truncated_at = seg->next_offset;
-        }
-        file_end = seg->next_offset;
-        if (rc < 0)
-            return rn__log_set_err(log, rc, "segment %020" PRId64 ": recovery", bases[i]);
-        info->n_index_rebuilt += rebuilt;
-        if (verify && !last && !log->epochs_dropped) {
-            /* A rolled segment that was never sealed: its epochs may be
-             * missing from the checkpoint, and once sealed below it would be
-             * trusted. Without the file the epochs are rebuilt from every
-             * batch header (open_epochs), also after a crash from here on. */
-            char p[4096];
-            snprintf(p, sizeof(p), "%s/%s", log->dir, RN_LEADER_EPOCH_FILE);
-            rc = rn_sys_unlink(p);
-            if (rc == 0)
-                rc = rn_sys_fsync_dir_lazy(log->dir);
-            if (rc < 0 && rc != -ENOENT)
-                return rn__log_set_err(log, rc, "removing %s", RN_LEADER_EPOCH_FILE);
-            log->epochs_dropped = true;
-        }
-        if (!last) {
-            rc = rn_segment_seal(seg);
-            if (rc < 0)
-                return rn__log_set_err(log, rc, "segment %020" PRId64 ": seal", bases[i]);
-            if (file_end != bases[i + 1]) {
-                /* A cut or a gap: what follows cannot be served in order. */
-                if (info->truncated_at < 0)
-                    info->truncated_at = file_end;
-                rc = drop_after(log, bases, i + 1, n, info);
-                if (rc < 0)
-                    return rc;
-                /* The segment we stopped at must take appends again. */
-                rn_segment_unref(log->segs[--log->n_segs]);
-                rc = rn_segment_open(&seg, log->dir, bases[i], &log->cfg, true);
-                if (rc == 0)
-                    rc = rn_segment_find_end(seg, max_batch, &rebuilt);
-                if (rc == 0)
-                    rc = rn__log_push_segment(log, seg);
-                if (rc < 0)
-                    return rn__log_set_err(log, rc, "segment %020" PRId64 ": reopen", bases[i]);
-                break;
-            }
-        }
-    }
-    return 0;
-}
-
-/* ---- Leader epochs ------------------------------------------------------------
- *
- * Kafka writes its leader-epoch checkpoint (synced) at every new epoch,
- * before the batch. runnel keeps the cache in memory (held) and writes the
- * file when it matters, so an append never waits for it and flush=never
- * stays free of syncs:
- *
- *  1. Before a segment is sealed (seal_rolled), and at close before the
- *     clean marker: a segment recovery trusts (sealed, or every segment
- *     after a clean close) has its epochs in the file.
- *  2. After a crash, the segments recovery verifies are the last one and
- *     rolled ones never sealed. The last one's epochs are re-derived from
- *     its batch headers at open (entries from its base on dropped, then one
- *     assign per batch). If a rolled unsealed segment is verified, open
- *     removes the file before sealing it and rebuilds the file from every
- *     batch header: a crash in between finds no file and rebuilds again.
- *  3. A truncation writes the file after the cut; a crash in between leaves
- *     entries past the log end, which open drops. Retention trims memory;
- *     a file behind it has entries below the log start, which open clamps.
- */
-
-static int assign_cb(void *arg, const rn_batch_header *h)
-{
-    int rc = rn_leader_epochs_assign(arg, h->partition_leader_epoch, h->base_offset);
-    return rc < 0 ? rc : 0;
-}
-
-/* Load the leader-epoch checkpoint and make it agree with the recovered log
- * (rules above). A missing file for a log that holds batches, or a corrupt
- * one, is rebuilt from the batch headers (a header-only pass: pread,
- * nothing mapped) and the open info says so. */
-static int open_epochs(rn_log *log, rn_log_open_info *info)
-{
-    int rc = rn_leader_epochs_open(&log->epochs, log->dir);
-    if (rc < 0 && rc != -RN_E_CORRUPT_FILE)
-        return rn__log_set_err(log, rc, "leader-epoch checkpoint");
-    rn_leader_epochs_hold(log->epochs, true);
-    bool rebuild = rc == -RN_E_CORRUPT_FILE || log->epochs_dropped ||
-                   (rc == 1 && log->leo > log->start_offset);
-    int64_t from = log->start_offset;
-    if (rebuild) {
-        rn_leader_epochs_clear(log->epochs);
-        info->epochs_rebuilt = true;
-    } else if (!info->clean) {
-        from = active(log)->base_offset; /* rule 2: what recovery verified */
-        rn_leader_epochs_truncate_from_end(log->epochs, from);
-    } else {
-        from = log->leo; /* nothing to walk */
-    }
-    if (from < log->leo) {
-        rc = rn_log_walk_headers(log, from, assign_cb, log->epochs);
-        if (rc < 0)
-            return rn__log_set_err(log, rc, "rebuilding the leader epochs");
-    }
-    rn_leader_epochs_truncate_from_end(log->epochs, log->leo);
-    rn_leader_epochs_truncate_from_start(log->epochs, log->start_offset);
-    /* A rebuild writes even an empty cache: the file then says "no epochs"
-     * and the next open does not walk again. */
-    rc = rebuild ? rn_leader_epochs_write(log->epochs) : rn_leader_epochs_flush(log->epochs);
-    return rc < 0 ? rn__log_set_err(log, rc, "writing the leader-epoch checkpoint") : 0;
-}
-
-/* The cache, read now if a lazy open left it unread: as open_epochs does
- * after a clean shutdown (the log has only grown by appends without an
- * epoch since, or been cut, and the clamps to its ends cover both). */
-int rn__log_epochs_load(rn_log *log)
-{
-    if (log->epochs)
-        return 0;
-    rn_log_open_info info = {.clean = true, .truncated_at = -1};
-    int rc = open_epochs(log, &info);
-    if (rc < 0) {
-        rn_leader_epochs_free(log->epochs);
-        log->epochs = NULL;
-    }
-    return rc;
-}
-
-int rn_log_open(rn_log **out, rn_io *io, const char *dir, const char *name,
-                const rn_log_config *cfg, rn_log_open_info *info_out)
-{
-    rn_log_open_info info = {.truncated_at = -1};
-    if (check_config(cfg) < 0)
-        return -EINVAL;
-    rn_log *log = calloc(1, sizeof(*log));
-    if (!log)
-        return -ENOMEM;
-    log->io = io;
-    log->cfg = *cfg;
-    log->dir = strdup(dir);
-    log->name = strdup(name ? name : dir);
-    int64_t *bases = NULL;
-    unsigned n = 0;
-    int rc;
-    if (!log->dir || !log->name) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    rc = rn_sys_mkdir(dir, 0755);
-    if (rc < 0) {
-        rn__log_set_err(log, rc, "mkdir %s", dir);
-        goto fail;
-    }
-    rc = rn__log_finish_truncate_fully(log);
-    if (rc < 0)
-        goto fail;
-    rc = rn__log_list_segments(log, &bases, &n);
-    if (rc < 0)
-        goto fail;
-
-    clean_marker m;
-    info.clean = n > 0 && rn_checkpoint_read(dir, CLEAN_MARKER, CLEAN_MAGIC, &m, sizeof(m)) == 0;
-    if (info.clean) {
-        marker_from_disk(&m);
-        info.clean = m.n_segments == n;
-    }
-    rc = open_segments(log, bases, n, info.clean, &info);
-    if (rc < 0)
-        goto fail;
-    if (info.clean && (log->n_segs == 0 || active(log)->next_offset != m.leo)) {
-        /* The marker disagrees with the files: trust neither, verify the tail. */
-        info.clean = false;
-        if (log->n_segs > 0) {
-            uint64_t dropped = 0;
-            bool rebuilt;
-            rc = rn_segment_recover_tail(active(log), cfg->max_batch_bytes, &info.bytes_scanned,
-                                         &dropped, &rebuilt);
-            info.n_scanned++;
-            info.bytes_dropped += dropped;
-            info.n_index_rebuilt += rebuilt;
-            if (dropped > 0)
-                info.truncated_at = active(log)->next_offset;
-            if (rc < 0) {
-                rn__log_set_err(log, rc, "recovery");
-                goto fail;
-            }
-        }
-    }
-    if (log->n_segs == 0) {
-        rn_segment *seg;
-        rc = rn_segment_create(&seg, dir, 0, cfg, rn_log_clock_ms());
-        if (rc == 0)
-            rc = rn__log_push_segment(log, seg);
-        if (rc < 0) {
-            rn__log_set_err(log, rc, "creating the first segment");
-            goto fail;
-        }
-    }
-    /* What recovery kept is on disk before anyone is told it exists. */
-    rn_segment *act = active(log);
-    rc = rn_sys_fdatasync_lazy(act->fd);
-    if (rc == 0)
-        rc = rn_checkpoint_remove(dir, CLEAN_MARKER);
-    if (rc < 0) {
-        rn__log_set_err(log, rc, "sync after open");
-        goto fail;
-    }
-    log->start_offset = log->segs[0]->base_offset;
-    log->leo = log->next_assign = log->flushed = act->next_offset;
-    log->visible_seg = act;
-    /* After a clean shutdown the checkpoint agrees with the log as it is:
-     * with lazy_epochs it waits for its first use (epochs_load). */
-    bool lazy = cfg->lazy_epochs && (info.clean || n == 0) && !log->epochs_dropped;
-    rc = lazy ? 0 : open_epochs(log, &info);
-    if (rc < 0)
-        goto fail;
-    if (n == 0)
-        info.clean = true; /* a new log: nothing to recover */
-    info.n_segments = log->n_segs;
-    free(bases);
-    if (info_out)
-        *info_out = info;
-    *out = log;
-    return 0;
-
-fail:
-    free(bases);
-    if (info_out)
-        *info_out = info;
-    free_log(log);
-    return rc;
-}
-
-int rn_log_close(rn_log *log)
-{
-    int rc = drain(log);
-    if (rc == 0 && log->failed)
-        rc = log->failed;
-    if (rc == 0)
-        rc = rn_log_flush_sync(log);
-    if (rc == 0)
-        rc = log->epochs ? rn_leader_epochs_flush(log->epochs)
-                         : 0; /* before any seal or the marker */
-    for (unsigned i = 0; i < log->n_segs; i++) {
-        int r = rn_segment_seal(log->segs[i]);
-        if (rc == 0)
-            rc = r;
-    }
-    if (rc == 0) {
-        clean_marker m = {
-            .leo = log->leo, .start_offset = log->start_offset, .n_segments = log->n_segs};
-        marker_to_disk(&m);
-        rc = rn_checkpoint_write(log->dir, CLEAN_MARKER, CLEAN_MAGIC, &m, sizeof(m));
-    }
-    free_log(log);
-    return rc;
-}
-
-void rn_log_abandon(rn_log *log)
-{
-    drain(log);
-    free_log(log);
-}
-
-int rn_log_open_info_str(const rn_log_open_info *i, char *buf, size_t len)
-{
-    return snprintf(buf, len,
-                    "clean=%s segments=%u scanned_segments=%u scanned_bytes=%" PRIu64
-                    " dropped_bytes=%" PRIu64 " truncated_at=%" PRId64
-                    " dropped_segments=%u rebuilt_indexes=%u%s",
-                    i->clean ? "true" : "false", i->n_segments, i->n_scanned, i->bytes_scanned,
-                    i->bytes_dropped, i->truncated_at, i->n_segments_dropped, i->n_index_rebuilt,
-                    i->epochs_rebuilt ? " rebuilt_leader_epochs=true" : "");
 }
