@@ -46,8 +46,8 @@ typedef struct rn_log_config {
     enum rn_flush_policy flush;    /* log.flush, default always */
     uint32_t flush_interval_ms;    /* for RN_FLUSH_INTERVAL */
     uint64_t preallocate_bytes;    /* fallocate ahead of the write position, at most this far
-                                      and no further than the segment holds (storage/log.c
-                                      prealloc_ahead); 0 off. Default 64 MiB */
+                                      and no further than the segment holds (storage/log_flush.c
+                                      rn__log_prealloc_ahead); 0 off. Default 64 MiB */
     int32_t min_insync_replicas;   /* min.insync.replicas, default 1: not storage's own; kept
                                       here because topic-level overrides travel in this
                                       struct (the broker's replication reads it) */
@@ -241,7 +241,7 @@ int rn_log_delete_below(rn_log *log, int64_t offset);
  * io, so their callbacks run inside this call), and the cut is on disk
  * before it returns; a crash at any point recovers to the old log or the
  * truncated one, never a mix (the order of the steps is at the top of the
- * truncation code in log.c). Readers holding slices keep their bytes: a
+ * truncation code in log_truncate.c). Readers holding slices keep their bytes: a
  * segment a reader holds is replaced by a copy of its kept bytes rather than
  * cut under the reader's mapping.
  *

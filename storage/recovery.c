@@ -19,7 +19,7 @@
  * and no file records how far that went, so, as Kafka recovers whole segments
  * after its recovery point, the segments recovery looks at are verified
  * whole: the last ones, and any older one that was never sealed (its file is
- * longer than its data, see open_segments in log.c). Startup after a crash
+ * longer than its data, see open_segments in log_open.c). Startup after a crash
  * thus reads the segments written since the last completed seal. A sealed
  * .log (cut to its size) implies its data and both indexes were synced
  * first (rn_segment_seal syncs the indexes, then cuts the .log), so only the

@@ -436,7 +436,7 @@ int rn_segment_seal(rn_segment *seg)
         (void)rn_time_index_append_seal(&seg->tix, seg->max_timestamp, seg->max_ts_rel);
     /* Indexes first, the .log last: a .log cut to its size then means the
      * whole segment is on disk — its data (synced before the seal, see
-     * seal_rolled in log.c, and again below) and both indexes — so recovery
+     * rn__log_seal_rolled in log_flush.c, and again below) and both indexes — so recovery
      * after a crash can trust a sealed segment and verify only what is not.
      * That order needs real syncs for a rolled segment. The active one is
      * sealed only by a clean close, where the syncs may wait for the end of

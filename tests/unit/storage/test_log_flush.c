@@ -1,6 +1,6 @@
 /*
  * test_log_flush.c — the partition log's flush policies and its callbacks'
- * contract (storage/log.c): group commit under flush=always (fdatasyncs
+ * contract (storage/log_flush.c): group commit under flush=always (fdatasyncs
  * counted), the high watermark waiting for the sync, the interval timer,
  * flush=never, callbacks never inside an append, appends from a callback, and
  * a failed seal failing the appends that wait on it. Fixture: log_helpers.h.
