@@ -35,6 +35,7 @@
 #include "broker/part/partitions.h"
 #include "broker/part/plant.h"
 #include "storage/crash.h"
+#include "storage/offload.h"
 #include "storage/sys.h"
 
 #ifndef RUNNEL_VERSION
@@ -457,6 +458,9 @@ int main(int argc, char **argv)
         if (rn_reactor_init(&b->reactors[i], b, i) < 0)
             return 1;
     rn_self = &b->reactors[0]; /* the main thread becomes reactor 0 */
+    if (!rn_offload_start())
+        rn_logfmt(RN_WARN, "offload worker not started: seals and deletes run on the reactors",
+                  NULL);
 
     uint64_t t0 = rn_now_ns();
     /* Every partition log's open syncs at the end, in one syncfs (storage/

@@ -76,10 +76,16 @@ static void *worker(void *unused)
         head = tail = NULL;
         pthread_mutex_unlock(&lock);
 
+        bool sent = false;
         for (rn_offload_job *j = jobs, *next; j; j = next) {
             next = j->next;
-            j->res = j->fn(j->arg);
-            rn_io_msg(wio, j->to, &j->op, delivered);
+            rn_io *to = j->to; /* a detached job's fn may free j */
+            int res = j->fn(j->arg);
+            if (!to)
+                continue;
+            j->res = res;
+            rn_io_msg(wio, to, &j->op, delivered);
+            sent = true;
         }
         rn_offload_job *again = retry;
         retry = NULL;
@@ -93,7 +99,7 @@ static void *worker(void *unused)
          * may still come after this: keep looking for a while after each
          * send, then sleep until the next job. */
         rn_io_run(wio, 0);
-        if (jobs || again)
+        if (sent || again)
             replies_out = 10; /* looks, 100 ms apart: a second */
         else if (replies_out)
             replies_out--;
@@ -141,6 +147,44 @@ static bool started(void)
     return true;
 }
 
+bool rn_offload_start(void)
+{
+    pthread_mutex_lock(&lock);
+    bool ok = started();
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+/* Queue a job on a started worker; false when none can run. */
+static bool enqueue(rn_offload_job *job)
+{
+    pthread_mutex_lock(&lock);
+    if (!started()) {
+        pthread_mutex_unlock(&lock);
+        return false;
+    }
+    if (tail)
+        tail->next = job;
+    else
+        head = job;
+    tail = job;
+    pthread_cond_signal(&more);
+    pthread_mutex_unlock(&lock);
+    return true;
+}
+
+void rn_offload_detached(rn_offload_job *job, rn_offload_fn fn, void *arg)
+{
+    job->fn = fn;
+    job->arg = arg;
+    job->to = NULL;
+    job->cb = NULL;
+    job->res = 0;
+    job->next = NULL;
+    if (!enqueue(job))
+        (void)fn(arg); /* no worker: here, as before there was one */
+}
+
 void rn_offload(rn_io *io, rn_offload_job *job, rn_offload_fn fn, void *arg, rn_io_cb cb)
 {
     job->fn = fn;
@@ -150,18 +194,8 @@ void rn_offload(rn_io *io, rn_offload_job *job, rn_offload_fn fn, void *arg, rn_
     job->res = 0;
     job->next = NULL;
     rn__io_outside_begin(io);
-    pthread_mutex_lock(&lock);
-    if (started()) {
-        if (tail)
-            tail->next = job;
-        else
-            head = job;
-        tail = job;
-        pthread_cond_signal(&more);
-        pthread_mutex_unlock(&lock);
+    if (enqueue(job))
         return;
-    }
-    pthread_mutex_unlock(&lock);
     /* No worker: block here, as before there was one, but still answer
      * through the ring so the caller's bookkeeping order holds. */
     job->res = fn(arg);

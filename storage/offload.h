@@ -13,6 +13,8 @@
  * from rn_io_run, as a CQE would (an IORING_OP_MSG_RING from the worker's own
  * ring, storage/io.h's rn_io_msg).
  *
+ * Detached jobs (rn_offload_detached) are the same, without the answer.
+ *
  * One worker for the process, started on first use; jobs run one at a time
  * in the order submitted. A job must not touch state its owner's thread may
  * touch while it runs: the owner promises to leave it alone until the
@@ -20,6 +22,8 @@
  */
 #ifndef RN_OFFLOAD_H
 #define RN_OFFLOAD_H
+
+#include <stdbool.h>
 
 #include "storage/io.h"
 
@@ -41,5 +45,19 @@ typedef struct rn_offload_job {
  * io, which must stay open until cb has run. If the worker cannot be started
  * fn runs here, and cb still only from rn_io_run. Never fails. */
 void rn_offload(rn_io *io, rn_offload_job *job, rn_offload_fn fn, void *arg, rn_io_cb cb);
+
+/* Start the worker now rather than at the first job, so the process holds
+ * its thread and ring (one descriptor) from the start: runneld's descriptor
+ * budget is counted once, not changed by the first roll or delete. False
+ * when it cannot run (jobs then run on the caller). */
+bool rn_offload_start(void);
+
+/* Run fn(arg) on the worker and answer no one: for work whose end nobody
+ * waits for, such as freeing an unlinked segment (its last close gives the
+ * file's blocks back, 0.24 s a GiB here with `discard`: rn_segment_unref).
+ * fn may free the job's memory. It holds no rn_io, so a drain does not wait
+ * for it; what fn touches must not be freed by anyone else. If the worker
+ * cannot be started fn runs here, at once. Never fails. */
+void rn_offload_detached(rn_offload_job *job, rn_offload_fn fn, void *arg);
 
 #endif

@@ -48,7 +48,8 @@ struct rn_segment {
     bool dir_sync_inflight; /* until then no batch in it counts as durable */
     bool sealed;
     bool rolled;  /* no longer the active segment; sealed once n_pending == 0 */
-    bool deleted; /* files unlinked; freed when refs drops to 0 */
+    bool deleted; /* files unlinked; freed when refs drops to 0, on the worker */
+    rn_offload_job free_job; /* that free (rn_segment_unref) */
     char *path;   /* dir/<20 digits> without extension */
 };
 
