@@ -111,6 +111,48 @@ int rn_partition_open_log(rn_partition *p, const uint8_t id[16], const rn_log_co
     return rc;
 }
 
+static void remove_dir_now(const char *path)
+{
+    int rc = rn__partitions_remove_dir(path);
+    if (rc < 0)
+        rn_logfmt(RN_WARN, "partition directory not removed", "dir=%s err=%s", path,
+                  rn_errname(rc));
+}
+
+/* A deleted partition's directory, removed on the offload worker. Each
+ * unlink of a segment nothing holds gives its blocks back (0.24 s a GiB with
+ * `discard` here, docs/benchmarks.md, fourth round): on the owner's reactor a
+ * deleted topic or a removed replica of a few GiB held every partition on it
+ * for seconds. Only a
+ * directory moved aside goes there: no topic can be made under its name, so
+ * nothing waits for it to go, and a crash before it is gone leaves a name the
+ * next start removes (design block, 4). */
+typedef struct remove_job {
+    rn_offload_job job;
+    char path[];
+} remove_job;
+
+static int remove_job_run(void *arg)
+{
+    remove_job *r = arg;
+    remove_dir_now(r->path);
+    free(r);
+    return 0;
+}
+
+static void remove_dir_later(const char *path)
+{
+    size_t n = strlen(path) + 1;
+    remove_job *r = malloc(sizeof(*r) + n);
+    if (!r) {
+        remove_dir_now(path);
+        return;
+    }
+    memcpy(r->path, path, n);
+    rn_offload_detached(&r->job, remove_job_run, r);
+}
+
+
 void rn_partition_stop_replica(rn_partition *p)
 {
     rn_broker *b = p->reactor->b;
@@ -159,11 +201,10 @@ void rn_partition_stop_replica(rn_partition *p)
         free(moved);
         return;
     }
-    rc = rn__partitions_remove_dir(moved);
-    rn_logfmt(rc < 0 ? RN_WARN : RN_INFO,
-              rc < 0 ? "removed replica's directory not deleted" : "removed replica deleted",
-              "partition=%s-%d dir=%s ms=%lld err=%s", p->topic, p->id, moved,
-              (long long)(rn_now_ms() - t0), rc < 0 ? rn_errname(rc) : "none");
+    /* Its files go on the offload worker, as a deleted topic's do. */
+    rn_logfmt(RN_INFO, "removed replica deleted", "partition=%s-%d dir=%s ms=%lld", p->topic,
+              p->id, moved, (long long)(rn_now_ms() - t0));
+    remove_dir_later(moved);
     free(moved);
 }
 
@@ -267,46 +308,6 @@ oom:
         }
         rn__partitions_free_topic(ts);
     }
-}
-
-static void remove_dir_now(const char *path)
-{
-    int rc = rn__partitions_remove_dir(path);
-    if (rc < 0)
-        rn_logfmt(RN_WARN, "partition directory not removed", "dir=%s err=%s", path,
-                  rn_errname(rc));
-}
-
-/* A deleted partition's directory, removed on the offload worker. Each
- * unlink of a segment nothing holds gives its blocks back (0.24 s a GiB with
- * `discard` here, docs/benchmarks.md, fourth round): on the owner's reactor a
- * deleted topic of a few GiB held every partition on it for seconds. Only a
- * directory moved aside goes there: no topic can be made under its name, so
- * nothing waits for it to go, and a crash before it is gone leaves a name the
- * next start removes (design block, 4). */
-typedef struct remove_job {
-    rn_offload_job job;
-    char path[];
-} remove_job;
-
-static int remove_job_run(void *arg)
-{
-    remove_job *r = arg;
-    remove_dir_now(r->path);
-    free(r);
-    return 0;
-}
-
-static void remove_dir_later(const char *path)
-{
-    size_t n = strlen(path) + 1;
-    remove_job *r = malloc(sizeof(*r) + n);
-    if (!r) {
-        remove_dir_now(path);
-        return;
-    }
-    memcpy(r->path, path, n);
-    rn_offload_detached(&r->job, remove_job_run, r);
 }
 
 /* On the partition's owner. */
