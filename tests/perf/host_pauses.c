@@ -25,11 +25,11 @@
  * time.monotonic() reads the same clock, so a caller matches pauses to rows.
  * Exit 2 on bad arguments, 1 when no thread could start.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +42,8 @@
 
 static double g_seconds = 3600, g_over_s = 0.003;
 static long g_user_hz;
-static bool g_fifo = true;
+/* Cleared by any thread refused SCHED_FIFO; read after every join. */
+static atomic_bool g_fifo = true;
 static pthread_mutex_t g_out = PTHREAD_MUTEX_INITIALIZER;
 
 static double mono_s(void)
@@ -85,7 +86,7 @@ static void *watch(void *arg)
         return NULL; /* an offline CPU: nothing to watch there */
     struct sched_param sp = {.sched_priority = 50};
     if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) != 0)
-        g_fifo = false;
+        atomic_store(&g_fifo, false);
     double start = mono_s(), prev = start, read_at = start, steal = steal_ms(cpu);
     const struct timespec tick = {0, 1000000};
     while (prev - start < g_seconds) {
@@ -180,9 +181,10 @@ int main(int argc, char **argv)
     for (long i = 0; i < n; i++)
         if (started[i])
             pthread_join(tids[i], NULL);
-    if (!g_fifo)
+    bool fifo = atomic_load(&g_fifo);
+    if (!fifo)
         fprintf(stderr, "host_pauses: SCHED_FIFO not permitted: pauses include time other "
                         "threads of the same priority ran\n");
-    printf("{\"end\":true,\"seconds\":%.0f,\"fifo\":%s}\n", g_seconds, g_fifo ? "true" : "false");
+    printf("{\"end\":true,\"seconds\":%.0f,\"fifo\":%s}\n", g_seconds, fifo ? "true" : "false");
     return 0;
 }
