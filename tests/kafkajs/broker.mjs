@@ -20,13 +20,16 @@ if (!RUNNELD || !RUNNEL) throw new Error('RUNNELD and RUNNEL must name the binar
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // waitFor(what, fn, ms): polls fn (sync or async) every 50 ms until it returns
-// a truthy value, which it resolves with; rejects naming `what` after ms.
+// a truthy value, which it resolves with; rejects naming `what` after ms (a
+// function is called then, so the message holds the state at the time out).
 export async function waitFor(what, fn, ms = 30000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`);
+    }
     await sleep(50);
   }
 }
