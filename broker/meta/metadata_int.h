@@ -3,9 +3,11 @@
  * nothing else includes (metadata.h is the API):
  *
  *     metadata.c           the facade: apply, snapshots, open, replay and
- *                          close, the changes in flight, the topic-level
- *                          mutators (create, delete, alter configs, add
- *                          partitions), look-ups
+ *                          close, the changes in flight (their life, the
+ *                          encoder, submit and commit), look-ups
+ *     topic_changes.c      the topic-level mutators (create, delete, alter
+ *                          configs, add partitions), their checks, the
+ *                          partition caps
  *     partition_changes.c  the partition-level mutators: an ISR change, a
  *                          leader election, a replica move
  *
@@ -85,6 +87,9 @@ typedef struct encoder {
  * out of memory. The caller owns it until rn__metadata_submit. */
 change *rn__metadata_change_new(enum change_kind kind, const uint8_t *id, rn_metadata_cb cb,
                                 void *arg);
+/* Free c and the name it holds; for a mutator that gives up on a change
+ * before rn__metadata_submit takes it (which frees its own). */
+void rn__metadata_change_free(change *c);
 void rn__metadata_enc_init(encoder *e);
 /* Append r's packed bytes to e. 0 or -ENOMEM. */
 int rn__metadata_enc_add(encoder *e, const md_record *r);
@@ -94,6 +99,9 @@ int rn__metadata_submit(rn_metadata *md, encoder *e, change *c, int enc_rc, cons
                         char *err, size_t errlen);
 /* The sticky failure (invariant 5) as an error, err set; else 0. */
 int rn__metadata_check_failed(const rn_metadata *md, char *err, size_t errlen);
+
+/* ---- Topics (topic_changes.c) ----------------------------------------------------- */
+
 /* The live topic a change names into *t: 0, or the error with err set. */
 int rn__metadata_check_target(const rn_metadata *md, const char *name, const rn_topic_info **t,
                               char *err, size_t errlen);

@@ -1,7 +1,7 @@
 /*
  * partition_changes.c — the metadata's partition-level mutators: an ISR
  * change (the leader's proposal), a leader election, a replica move
- * (reassignment). Each validates against the image, as metadata.c's
+ * (reassignment). Each validates against the image, as topic_changes.c's
  * topic-level mutators do, and submits one record (PartitionChangeRecord,
  * PartitionReassignRecord) as one change through the same path
  * (metadata_int.h); the image applies it and checks it again when it

@@ -1,7 +1,8 @@
 /*
  * records.h — short names for the metadata log's records
  * (protocol/metadata.proto), shared by the parts of broker/meta/ that read or
- * write them (image.c, snapshot.c, metadata.c, partition_changes.c). Internal to broker/meta/.
+ * write them (image.c, snapshot.c, metadata.c, topic_changes.c, partition_changes.c). Internal to
+ * broker/meta/.
  */
 #ifndef RN_BROKER_META_RECORDS_H
 #define RN_BROKER_META_RECORDS_H
