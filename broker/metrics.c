@@ -140,6 +140,19 @@ int rn_metrics_render(rn_broker *b, char **out, size_t *len)
     put(&s,
         "# TYPE runnel_protocol_errors_total counter\nrunnel_protocol_errors_total %" PRIu64 "\n",
         m->protocol_errors);
+    put(&s,
+        "# HELP runnel_frame_buffers_total Buffers for frames that span receives: reused "
+        "(warm), allocated, freed for want of room in the pool.\n"
+        "# TYPE runnel_frame_buffers_total counter\n"
+        "runnel_frame_buffers_total{outcome=\"reused\"} %" PRIu64 "\n"
+        "runnel_frame_buffers_total{outcome=\"allocated\"} %" PRIu64 "\n"
+        "runnel_frame_buffers_total{outcome=\"freed\"} %" PRIu64 "\n",
+        m->frame_pool.hits, m->frame_pool.misses, m->frame_pool.dropped);
+    put(&s,
+        "# HELP runnel_frame_buffers_idle_bytes Frame buffers kept for reuse.\n"
+        "# TYPE runnel_frame_buffers_idle_bytes gauge\n"
+        "runnel_frame_buffers_idle_bytes %" PRIu64 "\n",
+        m->frame_pool.idle_bytes);
 
     put(&s,
         "# HELP runnel_storage_errors_total Appends that failed for a storage reason (disk "

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/net/bufpool.h"
+
 #define RN_METRICS_N_API     16
 #define RN_METRICS_N_BUCKETS 16
 
@@ -40,6 +42,7 @@ typedef struct rn_metrics {
     uint64_t bytes_received, bytes_sent;
     uint64_t protocol_errors;
     uint64_t isr_shrinks, isr_expands; /* rn_metrics_isr_shrink / _expand */
+    rn_bufpool_stats frame_pool;       /* the reactor's frame buffers (net/bufpool.h) */
 } rn_metrics;
 
 /* Upper bounds of the latency buckets, in microseconds (the last is +Inf). */

@@ -177,9 +177,24 @@ int rn_frame_decoder_init(rn_frame_decoder *d, const rn_frame_limits *lim)
     return 0;
 }
 
+void rn_frame_decoder_set_bufs(rn_frame_decoder *d, const rn_frame_bufs *b)
+{
+    d->bufs = b;
+}
+
+static void body_put(rn_frame_decoder *d)
+{
+    if (!d->body)
+        return;
+    if (d->bufs)
+        d->bufs->put(d->bufs->ctx, d->body);
+    else
+        free(d->body);
+}
+
 void rn_frame_decoder_fini(rn_frame_decoder *d)
 {
-    free(d->body);
+    body_put(d);
     d->body = NULL;
     d->body_returned = false;
     d->prefix_len = d->frame_len = d->body_len = 0;
@@ -237,7 +252,7 @@ static void frame_at(rn_frame *out, const uint8_t *p, uint32_t frame_len)
  * field (4 bytes at hl) is the first thing in it. */
 static int start_body(rn_frame_decoder *d, uint32_t frame_len, const uint8_t *hl)
 {
-    d->body = malloc(frame_len);
+    d->body = d->bufs ? d->bufs->get(d->bufs->ctx, frame_len) : malloc(frame_len);
     if (!d->body)
         return dec_fail(d, -ENOMEM, "cannot allocate %" PRIu32 " bytes for a frame", frame_len);
     memcpy(d->body, hl, 4);
@@ -258,7 +273,7 @@ int rn_frame_decoder_feed(rn_frame_decoder *d, const void *buf, size_t len, size
         return d->err;
     /* The frame returned last lives until this call. */
     if (d->body_returned) {
-        free(d->body);
+        body_put(d);
         d->body = NULL;
         d->body_returned = false;
         d->frame_len = d->body_len = 0;

@@ -75,8 +75,18 @@ typedef struct rn_frame {
 
 /* ---- Stream decoder ------------------------------------------------------ */
 
+/* Where a decoder gets the buffer of a frame that spans feeds: get(ctx, len)
+ * returns len bytes or NULL, put(ctx, p) takes one back. The broker's reactors
+ * hand out warm buffers from a pool (broker/net/bufpool.h). */
+typedef struct rn_frame_bufs {
+    void *(*get)(void *ctx, size_t len);
+    void (*put)(void *ctx, void *p);
+    void *ctx;
+} rn_frame_bufs;
+
 /* Caller-allocated; fields are private. */
 typedef struct rn_frame_decoder {
+    const rn_frame_bufs *bufs; /* NULL: malloc and free */
     uint32_t max_request, max_header;
     uint8_t prefix[RN_FRAME_PREFIX_LEN]; /* a prefix split across feeds */
     uint32_t prefix_len;
@@ -90,6 +100,10 @@ typedef struct rn_frame_decoder {
 /* Prepare d. lim may be NULL (defaults); only max_request and max_header are
  * used. Cannot fail (returns 0) and allocates nothing. */
 int rn_frame_decoder_init(rn_frame_decoder *d, const rn_frame_limits *lim);
+
+/* Take frame buffers from b (borrowed; it must outlive d) instead of malloc.
+ * Call right after init, before the first feed. */
+void rn_frame_decoder_set_bufs(rn_frame_decoder *d, const rn_frame_bufs *b);
 
 /* Free what d holds. Invalidates frames that point into d. Safe to call twice. */
 void rn_frame_decoder_fini(rn_frame_decoder *d);
@@ -118,7 +132,8 @@ int rn_frame_decoder_feed(rn_frame_decoder *d, const void *buf, size_t len, size
 /* Take ownership of the allocation behind the frame last returned, when that
  * frame spanned feeds; NULL when it pointed into the caller's buffer (then there
  * is nothing to take: copy what must outlive the buffer). The frame's slices stay
- * valid until the caller free()s the pointer. For handlers that keep a Produce
+ * valid until the caller frees the pointer: with the put of the decoder's rn_frame_bufs
+ * (rn_frame_decoder_set_bufs), or free() when it has none. For handlers that keep a Produce
  * payload past the call (an asynchronous write) without copying it. */
 void *rn_frame_decoder_steal(rn_frame_decoder *d);
 

@@ -123,7 +123,7 @@ static void req_free(rn_kreq *q)
     if (q->ctx_free)
         q->ctx_free(q->ctx);
     rn_kout_free(q->out);
-    free(q->frame);
+    rn_bufpool_put(q->pool, q->frame);
     free(q);
 }
 
@@ -275,7 +275,8 @@ static int on_frame(rn_kconn *c, const uint8_t *body, size_t body_len)
     rn_kreq *q = calloc(1, sizeof(*q));
     if (!q)
         return -ENOMEM;
-    q->frame = malloc(body_len ? body_len : 1);
+    q->pool = c->r->frames;
+    q->frame = rn_bufpool_get(q->pool, body_len ? body_len : 1);
     if (!q->frame) {
         free(q);
         return -ENOMEM;
@@ -659,7 +660,7 @@ static int dry_run(const void *body, size_t len, size_t *answer_len, rn_kwriter 
     rn_kreq *q = calloc(1, sizeof(*q));
     if (!q)
         return -ENOMEM;
-    q->frame = malloc(len ? len : 1);
+    q->frame = rn_bufpool_get(NULL, len ? len : 1);
     if (!q->frame) {
         free(q);
         return -ENOMEM;

@@ -16,6 +16,7 @@
 #include "broker/broker.h"
 #include "broker/gateway/client.h"
 #include "broker/kafka/codec.h"
+#include "broker/net/bufpool.h"
 #include "broker/net/conn.h"
 
 typedef struct rn_kconn rn_kconn;
@@ -42,6 +43,7 @@ typedef struct rn_kreq {
     rn_kconn *c;
     rn_kafka_header h;
     uint8_t *frame; /* the request's body (owned): h.client_id points in */
+    rn_bufpool *pool; /* where frame came from and goes back (NULL: none) */
     size_t frame_len;
     rn_kreader body; /* at the API's body */
     bool done;       /* answered (out may be NULL: no answer, acks=0) */

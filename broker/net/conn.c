@@ -377,7 +377,7 @@ void rn_request_free(rn_request *req)
     c->n_reqs--;
     if (!req->sub) /* a sub-request's header is borrowed (broker/net/shard.c) */
         rn_frame_request_fini(&req->fr);
-    free(req->owned);
+    rn_bufpool_put(c->r->frames, req->owned);
     if (req->rbuf >= 0)
         rn_reactor_buf_unref(c->r, req->rbuf);
     free(req);
@@ -519,7 +519,7 @@ int rn_request_local(rn_conn *c, const Runnel__RequestHeader *hdr, const void *p
     }
     /* One allocation holds the whole frame, so the payload outlives the
      * caller's buffer and stays put while appends write from it. */
-    uint8_t *buf = malloc(hl + payload_len + 1);
+    uint8_t *buf = rn_bufpool_get(c->r->frames, hl + payload_len + 1);
     if (!buf) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -527,7 +527,7 @@ int rn_request_local(rn_conn *c, const Runnel__RequestHeader *hdr, const void *p
     size_t got;
     int rc = rn_frame_encode(&hdr->base, payload_len, buf, hl, &got);
     if (rc < 0) {
-        free(buf);
+        rn_bufpool_put(c->r->frames, buf);
         snprintf(err, errlen, "cannot encode the request: %s", rn_strerror(rc));
         return rc;
     }
@@ -540,13 +540,13 @@ int rn_request_local(rn_conn *c, const Runnel__RequestHeader *hdr, const void *p
                   .payload_len = (uint32_t)payload_len};
     rn_request *req = calloc(1, sizeof(*req));
     if (!req) {
-        free(buf);
+        rn_bufpool_put(c->r->frames, buf);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     rc = rn_frame_request_decode(&req->fr, &f, &b->limits, err, errlen);
     if (rc < 0) {
-        free(buf);
+        rn_bufpool_put(c->r->frames, buf);
         free(req);
         return rc;
     }

@@ -40,7 +40,7 @@ struct rn_request {
     uint32_t correlation_id;
     uint64_t start_ns;
     int rbuf;    /* receive-ring buffer id held by the payload, or -1 */
-    void *owned; /* decoder allocation holding the frame, or NULL */
+    void *owned; /* the frame's buffer from the reactor's pool (net/bufpool.h), or NULL */
     int pending; /* asynchronous parts still running (produce appends) */
     void *state; /* per-API state (produce results, parked fetch) */
     void *fan;   /* handed to other reactors (broker/net/shard.c), or NULL */

@@ -23,11 +23,15 @@
 #include <unistd.h>
 
 #include "broker/logfmt.h"
+#include "broker/net/bufpool.h"
 #include "broker/net/peer.h"
 #include "protocol/errors.h"
 
 #define CONNECT_TIMEOUT_MS 5000
 #define RECV_CHUNK         (64 * 1024)
+/* One answer is decoded at a time, so the pool holds about one buffer of each
+ * size the answers come in. */
+#define FRAMES_IDLE_MAX (16u << 20)
 
 typedef struct waiter {
     struct waiter *next;
@@ -46,6 +50,8 @@ struct rn_peer {
     uint32_t next_cid;
     rn_frame_decoder dec;
     rn_frame_limits lim;
+    rn_bufpool *frames; /* answers that span receives, kept warm (net/bufpool.h) */
+    rn_frame_bufs bufs;
     waiter *waiting, *waiting_tail;
     unsigned n_waiting;
     uint64_t n_connects;
@@ -143,6 +149,12 @@ const rn_peer_transport rn_peer_tcp = {
 
 /* ---- Peer --------------------------------------------------------------------------------- */
 
+static void decoder_start(rn_peer *p)
+{
+    rn_frame_decoder_init(&p->dec, &p->lim);
+    rn_frame_decoder_set_bufs(&p->dec, &p->bufs);
+}
+
 int rn_peer_new(rn_peer **out, const char *hostport, const rn_peer_transport *t, void *ctx)
 {
     const char *colon = hostport ? strrchr(hostport, ':') : NULL;
@@ -153,10 +165,14 @@ int rn_peer_new(rn_peer **out, const char *hostport, const rn_peer_transport *t,
     if (!p)
         return -ENOMEM;
     p->rbuf = malloc(RECV_CHUNK);
-    if (!p->rbuf) {
+    p->frames = rn_bufpool_new(FRAMES_IDLE_MAX, NULL);
+    if (!p->rbuf || !p->frames) {
+        free(p->rbuf);
+        rn_bufpool_free(p->frames);
         free(p);
         return -ENOMEM;
     }
+    p->bufs = rn_bufpool_frame_bufs(p->frames);
     memcpy(p->host, hostport, (size_t)(colon - hostport));
     snprintf(p->port, sizeof(p->port), "%s", colon + 1);
     snprintf(p->name, sizeof(p->name), "%s", hostport);
@@ -169,7 +185,7 @@ int rn_peer_new(rn_peer **out, const char *hostport, const rn_peer_transport *t,
     p->lim.max_header = 64u << 20;
     p->lim.max_entries = 1000000;
     p->lim.max_decode_mem = 256u << 20;
-    rn_frame_decoder_init(&p->dec, &p->lim);
+    decoder_start(p);
     *out = p;
     return 0;
 }
@@ -198,7 +214,7 @@ static void link_failed(rn_peer *p, int err, const char *why)
         p->fd = -1;
     }
     rn_frame_decoder_fini(&p->dec);
-    rn_frame_decoder_init(&p->dec, &p->lim);
+    decoder_start(p);
     char msg[sizeof(p->err)];
     memcpy(msg, p->err, sizeof(msg));
     end_all(p, err, msg);
@@ -221,6 +237,7 @@ void rn_peer_free(rn_peer *p)
     snprintf(msg, sizeof(msg), "peer %s: closed before the answer came", p->name);
     end_all(p, -ECANCELED, msg);
     rn_frame_decoder_fini(&p->dec);
+    rn_bufpool_free(p->frames);
     free(p->rbuf);
     free(p);
 }

@@ -11,9 +11,11 @@
 
 #include "broker/broker.h"
 #include "broker/metrics.h"
+#include "broker/net/bufpool.h"
 #include "broker/net/inbox.h"
 #include "broker/net/listen.h"
 #include "broker/part/partitions.h"
+#include "protocol/frame.h"
 #include "storage/io.h"
 
 /* ---- Reactors talking (net/shard.c) ---------------------------------------------- */
@@ -54,6 +56,9 @@ struct rn_reactor {
     unsigned n_bufs, buf_len;
     uint16_t bgid;
     int *buf_refs;
+    /* Buffers of frames that span receives, kept warm (net/bufpool.h). */
+    rn_bufpool *frames;
+    rn_frame_bufs frame_bufs; /* the pool as decoders take it */
     rn_conn *conns;
     unsigned n_conns;
     unsigned n_live;  /* socket conns not yet freed (closed ones wait for their ops) */

@@ -240,6 +240,66 @@ Test(frame_stream, whole_frame_is_not_copied)
     free(all);
 }
 
+/* rn_frame_bufs that count, so a test sees every buffer come back. */
+typedef struct counting_bufs {
+    unsigned gets, puts;
+    size_t last_len;
+} counting_bufs;
+
+static void *cb_get(void *ctx, size_t len)
+{
+    counting_bufs *cb = ctx;
+    cb->gets++;
+    cb->last_len = len;
+    return malloc(len);
+}
+
+static void cb_put(void *ctx, void *p)
+{
+    counting_bufs *cb = ctx;
+    cb->puts++;
+    free(p);
+}
+
+// With the caller's buffers set, every gathered frame is taken from them and
+// goes back to them: after the next feed, by the caller once stolen, or at fini.
+Test(frame_stream, gathered_frames_use_the_callers_buffers)
+{
+    seen expect;
+    size_t len;
+    uint8_t *all = make_stream(&len, &expect);
+    counting_bufs cb = {0};
+    rn_frame_bufs bufs = {cb_get, cb_put, &cb};
+    rn_frame_decoder d;
+    rn_frame_decoder_init(&d, NULL);
+    rn_frame_decoder_set_bufs(&d, &bufs);
+    seen got = {0};
+    unsigned frames = 0;
+    void *stolen = NULL;
+    /* One byte at a time: every frame spans feeds. */
+    for (size_t i = 0; i < len; i++) {
+        size_t used;
+        rn_frame f;
+        int rc = rn_frame_decoder_feed(&d, all + i, 1, &used, &f);
+        cr_assert_geq(rc, 0);
+        if (rc == 1) {
+            cr_assert_eq(cb.last_len, 4 + (size_t)f.header_len + f.payload_len);
+            seen_add(&got, &f);
+            if (frames++ == 0)
+                stolen = rn_frame_decoder_steal(&d);
+        }
+    }
+    cr_assert_eq(got.n, expect.n);
+    cr_expect_eq(cb.gets, expect.n);
+    cr_expect_eq(cb.puts, expect.n - 2); /* not the stolen one, nor the last */
+    cb_put(&cb, stolen);
+    rn_frame_decoder_fini(&d);
+    cr_expect_eq(cb.puts, cb.gets);
+    seen_free(&got);
+    seen_free(&expect);
+    free(all);
+}
+
 // The rest of a big frame can be received straight into the decoder's
 // buffer (space/commit): the frame is whole and byte-exact, committing more
 // than was asked fails, and nothing is offered between frames.
