@@ -311,8 +311,22 @@ int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn
     int rc = rn_batch_check(batch, len, log->cfg.max_batch_bytes, &h);
     if (rc < 0)
         return rc;
+    return rn_log_append_checked(log, batch, len, &h, leader_epoch, cb, arg);
+}
+
+int rn_log_append_checked(rn_log *log, void *batch, size_t len, const rn_batch_header *hp,
+                          int32_t leader_epoch, rn_log_append_cb cb, void *arg)
+{
+    if (log->failed)
+        return log->failed;
+    if (log->broken)
+        return log->broken;
+    rn_batch_header h = *hp;
+    int rc;
     if (rn_batch_size(&h) != len)
         return -RN_E_BATCH_BAD_LENGTH; /* exactly one batch per append */
+    if (log->cfg.max_batch_bytes && len > log->cfg.max_batch_bytes)
+        return -RN_E_MESSAGE_TOO_LARGE;
     int64_t count = (int64_t)h.last_offset_delta + 1;
     int64_t now = rn_log_clock_ms();
 

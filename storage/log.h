@@ -124,6 +124,15 @@ typedef void (*rn_log_append_cb)(void *arg, int err, int64_t base_offset, int64_
 int rn_log_append(rn_log *log, void *batch, size_t len, int32_t leader_epoch, rn_log_append_cb cb,
                   void *arg);
 
+/* rn_log_append for a batch its caller has already checked: h is what
+ * rn_batch_check or rn_batch_validate returned for these len bytes, which the
+ * caller has not changed since. The log trusts the CRC and the fields, so a
+ * produced batch is summed once, not twice; it still refuses a len other
+ * than the batch's size (-RN_E_BATCH_BAD_LENGTH) or above max.message.bytes
+ * (-RN_E_MESSAGE_TOO_LARGE). Otherwise the same contract and errors. */
+int rn_log_append_checked(rn_log *log, void *batch, size_t len, const rn_batch_header *h,
+                          int32_t leader_epoch, rn_log_append_cb cb, void *arg);
+
 /* rn_log_append and run io until it completes. For tools and tests. */
 int rn_log_append_sync(rn_log *log, void *batch, size_t len, int32_t leader_epoch,
                        int64_t *base_offset);

@@ -3,9 +3,10 @@
  *
  * The payload holds the batches back to back in the order of the header's
  * partitions list (protocol/frame.c checked that the lengths add up). Each
- * batch is appended in place: the log checks its header and CRC-32C, stamps
- * base offset and leader epoch into the bytes (the CRC does not cover them)
- * and writes them from the receive buffer the request holds. The request
+ * batch is appended in place: the log stamps base offset and leader epoch
+ * into the bytes (the CRC does not cover them) and writes them from the
+ * receive buffer the request holds. It trusts the check below for the header
+ * and CRC-32C (rn_log_append_checked), so each byte is summed once. The request
  * answers once every append has completed: with log.flush=always that is
  * after the shared fdatasync, so an acknowledgement means the data is on disk.
  *
@@ -353,7 +354,8 @@ void rn_handle_produce(rn_request *req)
             part->base_sequence = bh.base_sequence;
         }
         part->leader_epoch = p->leader_epoch;
-        int rc = rn_log_append(p->log, batch, len, p->leader_epoch, appended, part);
+        /* validate summed the batch; the log need not sum it again. */
+        int rc = rn_log_append_checked(p->log, batch, len, &bh, p->leader_epoch, appended, part);
         if (rc < 0) {
             if (part->idempotent)
                 rn_producer_state_failed(p->ps, part->producer_id, part->base_sequence);

@@ -66,6 +66,44 @@ Test(log_config, bad_batches_rejected_without_consuming_offsets)
     model_free(&junk);
 }
 
+// A batch its caller checked is appended without a second CRC pass, reads
+// back like any other, and still cannot claim a length other than its own or
+// one above max_batch_bytes.
+Test(log_config, checked_append_trusts_the_callers_check)
+{
+    rn_log_config c;
+    small_config(&c, RN_FLUSH_ALWAYS);
+    c.max_batch_bytes = 8192;
+    rn_log *log = open_log(&c, NULL);
+    model m = {0};
+    tbatch *a = model_add(&m, 3, 1000, 50);
+    rn_batch_header h;
+    cr_assert_eq(rn_batch_check(a->buf, a->len, c.max_batch_bytes, &h), 0);
+    acks_reset(log, 0, true);
+    /* Refused: a length that is not the checked batch's, and (with a header
+     * that claims so) one above the log's max_batch_bytes. */
+    cr_assert_eq(rn_log_append_checked(log, a->buf, a->len - 1, &h, 1, on_ack, a),
+                 -RN_E_BATCH_BAD_LENGTH);
+    rn_batch_header big = h;
+    big.batch_length = 9000 - 12;
+    cr_assert_eq(rn_log_append_checked(log, a->buf, 9000, &big, 1, on_ack, a),
+                 -RN_E_MESSAGE_TOO_LARGE);
+    for (int i = 0; i < 4; i++)
+        rn_io_run(io, 0);
+    cr_assert_eq(acks.n_acks, 0, "a refused append ran its callback");
+    cr_assert_eq(rn_log_end_offset(log), 0);
+    /* Accepted, and the same as rn_log_append's. */
+    cr_assert_eq(rn_log_append_checked(log, a->buf, a->len, &h, a->epoch, on_ack, a), 0);
+    run_until_acked(1);
+    cr_assert_str_empty(acks.bad, "%s", acks.bad);
+    settle_seals(log);
+    append_one(log, model_add(&m, 2, 2000, 50));
+    cr_assert_eq(rn_log_end_offset(log), 5);
+    check_all_reads(log, &m, 0);
+    cr_assert_eq(rn_log_close(log), 0);
+    model_free(&m);
+}
+
 /* ---- Configuration ------------------------------------------------------------------ */
 
 // set_config refuses bad values and keeps the old ones; good values take effect.
